@@ -1,0 +1,1 @@
+"""Shared infrastructure: settings, database, unit of work, outbox, errors, clock, ids, logging."""

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-change-me", "password"})
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/shoptalk.db"
+
+
+class DatabaseSettings(BaseModel):
+    url: str = DEFAULT_SQLITE_URL
+    echo: bool = False
+    pool_size: int = 10
+
+
+class RedisSettings(BaseModel):
+    url: str | None = None
+
+
+class SecuritySettings(BaseModel):
+    secret_key: SecretStr = SecretStr("dev-secret-change-me")
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    session_ttl_seconds: int = 8 * 3600
+
+
+class LocaleSettings(BaseModel):
+    default_locale: str = "en"
+    supported_locales: list[str] = Field(default_factory=lambda: ["en", "zh"])
+    default_currency: str = "EUR"
+    default_country: str = "DE"
+
+
+class LimitSettings(BaseModel):
+    max_body_bytes: int = 1_000_000
+    max_message_chars: int = 4_000
+    reservation_ttl_seconds: int = 15 * 60
+
+
+class Settings(BaseSettings):
+    """One settings object for the whole process; env prefix SHOPTALK_, nested with __."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPTALK_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("./var")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    locale: LocaleSettings = Field(default_factory=LocaleSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "development":
+            return self
+        secret = self.security.secret_key.get_secret_value()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise ValueError(
+                "SHOPTALK_SECURITY__SECRET_KEY is a placeholder or shorter than 16 characters; "
+                "set a real secret outside development"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from kit.db import Database
+from kit.outbox import DEAD, DELIVERED, SUPERSEDED, DeliveryError, OutboxEvent, OutboxWorker, enqueue
+
+
+async def test_delivered_once_and_coalesced(db: Database) -> None:
+    delivered: list[dict[str, object]] = []
+
+    async def handler(event: OutboxEvent) -> None:
+        delivered.append(event.payload)
+
+    async with db.unit_of_work() as session:
+        for qty in (5, 4, 3):
+            await enqueue(session, topic="stock.push", payload={"sku": "A", "qty": qty},
+                          idempotency_key=f"A-{qty}", coalesce_key="A")
+        await enqueue(session, topic="stock.push", payload={"sku": "B", "qty": 1}, idempotency_key="B-1",
+                      coalesce_key="B")
+    worker = OutboxWorker(db.sessions, {"stock.push": handler})
+    assert await worker.run_once() == 4
+    assert await worker.run_once() == 0
+    assert delivered == [{"sku": "A", "qty": 3}, {"sku": "B", "qty": 1}]
+    async with db.sessions() as session:
+        rows = (await session.execute(OutboxEvent.__table__.select())).all()
+        statuses = {r.idempotency_key: r.status for r in rows}
+    assert statuses == {"A-5": SUPERSEDED, "A-4": SUPERSEDED, "A-3": DELIVERED, "B-1": DELIVERED}
+
+
+async def test_failures_retry_then_dead_letter(db: Database) -> None:
+    calls = 0
+
+    async def failing(event: OutboxEvent) -> None:
+        nonlocal calls
+        calls += 1
+        raise DeliveryError("peer down", retry_after=0)
+
+    async with db.unit_of_work() as session:
+        await enqueue(session, topic="t", payload={}, idempotency_key="k", max_attempts=3)
+    worker = OutboxWorker(db.sessions, {"t": failing})
+    for _ in range(5):
+        await worker.run_once()
+    async with db.sessions() as session:
+        row = (await session.execute(OutboxEvent.__table__.select())).one()
+    assert calls == 3
+    assert row.status == DEAD
+    assert "peer down" in row.last_error
