@@ -25,5 +25,5 @@ def table_packages() -> dict[str, str]:
     owners: dict[str, str] = {}
     for mapper in Base.registry.mappers:
         table = mapper.local_table
-        owners[str(table.name)] = mapper.class_.__module__.split(".", 1)[0]
+        owners[str(getattr(table, "name", ""))] = mapper.class_.__module__.split(".", 1)[0]
     return owners

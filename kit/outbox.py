@@ -109,7 +109,7 @@ class OutboxWorker:
             )
             query = (select(OutboxEvent).where(due, OutboxEvent.topic.in_(list(self.handlers)))
                      .order_by(OutboxEvent.id).limit(self.batch_size))
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.scalars(query)).all())
             lease = now + timedelta(seconds=self.lease_seconds)

@@ -1,0 +1,106 @@
+"""The FastAPI app factory."""
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import PROBLEM_JSON, install_error_handlers
+from api.routers import ROUTER_MODULES
+from kit.db import Database
+from kit.settings import Settings, get_settings
+
+LifecycleHook = Callable[[FastAPI], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """Refuses bodies over the limit with 413 problem+json, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = json.dumps({"type": "https://shoptalk.dev/problems/payload_too_large",
+                           "title": "Payload too large", "status": 413, "code": "payload_too_large",
+                           "detail": f"The request body is larger than {self.max_bytes} bytes.",
+                           "instance": scope.get("path", "")}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _hooks(modules: list[ModuleType], name: str) -> list[LifecycleHook]:
+    return [getattr(m, name) for m in modules if callable(getattr(m, name, None))]
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    modules = [importlib.import_module(name) for name in ROUTER_MODULES]
+    owns_database = database is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.database = database or Database(settings.database.url, echo=settings.database.echo,
+                                                  pool_size=settings.database.pool_size)
+        # Routers may define on_startup(app) / on_shutdown(app) for what they own (models, pollers).
+        for hook in _hooks(modules, "on_startup"):
+            await hook(app)
+        try:
+            yield
+        finally:
+            for hook in reversed(_hooks(modules, "on_shutdown")):
+                await hook(app)
+            if owns_database:
+                await app.state.database.dispose()
+
+    app = FastAPI(title="ShopTalk", version="0.1.0", lifespan=lifespan,
+                  description="Conversational commerce and support. Errors are RFC 9457 problem+json.")
+    app.state.settings = settings
+    if database is not None:
+        app.state.database = database
+    install_error_handlers(app)
+    for module in modules:
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
+    return app
+
+
+def app_factory() -> Any:
+    """Entry point for `uvicorn --factory api.app:app_factory`."""
+    return create_app()

@@ -1,0 +1,61 @@
+"""One place that turns every error into RFC 9457 problem+json."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kit.errors import ShopTalkError
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(status: int, code: str, title: str, detail: str, instance: str,
+                     **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"https://shoptalk.dev/problems/{code}", "title": title,
+                            "status": status, "detail": detail, "code": code, "instance": instance}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")),
+             "type": str(err.get("type", ""))} for err in exc.errors()]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ShopTalkError)
+    async def _domain(request: Request, exc: ShopTalkError) -> JSONResponse:
+        headers = {}
+        if exc.status == 429 and "retry_after" in exc.extra:
+            headers["Retry-After"] = str(int(exc.extra["retry_after"]))
+        response = JSONResponse(exc.to_problem(request.url.path), status_code=exc.status,
+                                media_type=PROBLEM_JSON, headers=headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem_response(400, "malformed_json", "Malformed JSON",
+                                    "The request body is not valid JSON.", request.url.path)
+        return problem_response(422, "validation_error", "Invalid request",
+                                "The request does not match the expected schema.", request.url.path,
+                                errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, f"http_{exc.status_code}")
+        return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal_error", "Internal error",
+                                "Something went wrong on our side; nothing was saved.", request.url.path)

@@ -1,0 +1,10 @@
+"""Routers included by the app factory: one module per audience or domain, each exposing `router`.
+
+To add yours, append its module name here (one line, keep the list sorted by when it was added).
+"""
+ROUTER_MODULES: list[str] = [
+    "api.routers.health",
+    "api.routers.catalog",
+    "api.routers.stock",
+    "api.routers.orders",
+]

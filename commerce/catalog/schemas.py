@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                       pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120,
+                                        pattern=r"^[a-z0-9][a-z0-9-]*$")]
+CurrencyCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=3, max_length=3)]
+CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=2, max_length=2)]
+
+
+class CategoryIn(BaseModel):
+    slug: Slug
+    name: dict[str, str] = Field(min_length=1)
+    hs_chapter: str | None = Field(default=None, pattern=r"^\d{2}$")
+
+
+class CategoryOut(CategoryIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+
+
+class VariantIn(BaseModel):
+    sku: Sku
+    attributes: dict[str, str] = Field(default_factory=dict)
+    price: Decimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=6)
+    weight_grams: int | None = Field(default=None, gt=0)
+
+
+class VariantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    sku: str
+    attributes: dict[str, str]
+    price: Decimal
+    currency: str
+    available: int | None = None
+
+
+class ProductIn(BaseModel):
+    slug: Slug
+    category: Slug
+    title: dict[str, str] = Field(min_length=1)
+    description: dict[str, str] = Field(default_factory=dict)
+    brand: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    image_url: str | None = Field(default=None, max_length=500)
+    base_price: Decimal = Field(gt=0, max_digits=18, decimal_places=6)
+    currency: CurrencyCode
+    weight_grams: int = Field(default=500, gt=0)
+    sellable_countries: list[CountryCode] = Field(default_factory=list)
+    variants: list[VariantIn] = Field(min_length=1)
+
+
+class ProductOut(BaseModel):
+    id: int
+    slug: str
+    category: str
+    title: dict[str, str]
+    description: dict[str, str]
+    brand: str | None
+    tags: list[str]
+    image_url: str | None
+    base_price: Decimal
+    currency: str
+    weight_grams: int
+    sellable_countries: list[str]
+    variants: list[VariantOut]
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    next_cursor: str | None

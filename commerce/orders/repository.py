@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from commerce.channels.models import SalesChannel
+from commerce.orders.models import Order
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _with_children(self) -> Select[Order]:
+        return select(Order).options(selectinload(Order.lines), selectinload(Order.history))
+
+    async def by_id(self, order_id: int, *, for_update: bool = False) -> Order | None:
+        query = self._with_children().where(Order.id == order_id)
+        if for_update:
+            query = query.with_for_update()
+        order: Order | None = await self.session.scalar(query.execution_options(populate_existing=True))
+        return order
+
+    async def by_number(self, number: str) -> Order | None:
+        return await self.session.scalar(self._with_children().where(Order.number == number))
+
+    async def by_external(self, channel_id: int, external_id: str) -> Order | None:
+        return await self.session.scalar(
+            self._with_children().where(Order.channel_id == channel_id, Order.external_id == external_id)
+            .execution_options(populate_existing=True))
+
+    async def for_shopper(self, shopper_id: int, limit: int) -> Sequence[Order]:
+        return (await self.session.scalars(
+            self._with_children().where(Order.shopper_id == shopper_id)
+            .order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))).all()
+
+    async def page(self, *, status: str | None, after_id: int, limit: int) -> Sequence[Order]:
+        query = self._with_children().where(Order.id > after_id).order_by(Order.id).limit(limit)
+        if status:
+            query = query.where(Order.status == status)
+        return (await self.session.scalars(query)).all()
+
+    async def channel_by_code(self, code: str) -> SalesChannel | None:
+        return await self.session.scalar(select(SalesChannel).where(SalesChannel.code == code))

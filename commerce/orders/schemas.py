@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from commerce.catalog.schemas import CountryCode, CurrencyCode, Sku
+
+STATUSES = ("pending_payment", "paid", "packed", "shipped", "delivered", "cancelled", "return_requested",
+            "refunded")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending_payment": frozenset({"paid", "cancelled"}),
+    "paid": frozenset({"packed", "cancelled", "refunded"}),
+    "packed": frozenset({"shipped", "cancelled"}),
+    "shipped": frozenset({"delivered", "return_requested"}),
+    "delivered": frozenset({"return_requested"}),
+    "return_requested": frozenset({"refunded", "delivered"}),
+    "cancelled": frozenset(),
+    "refunded": frozenset(),
+}
+
+
+class OrderLineIn(BaseModel):
+    sku: Sku
+    quantity: int = Field(gt=0, le=10_000)
+    unit_price: Decimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=6)
+
+
+class OrderIn(BaseModel):
+    channel: str = Field(min_length=1, max_length=40)
+    external_id: str = Field(min_length=1, max_length=120)
+    currency: CurrencyCode
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=200)
+    shopper_id: int | None = None
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    postcode: str | None = Field(default=None, max_length=20)
+    country: CountryCode | None = None
+    shipping: Decimal = Field(default=Decimal(0), ge=0)
+    duties: Decimal = Field(default=Decimal(0), ge=0)
+    taxes: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class TransitionIn(BaseModel):
+    status: str
+    note: str | None = Field(default=None, max_length=500)
+    carrier: str | None = Field(default=None, max_length=60)
+    tracking_number: str | None = Field(default=None, max_length=80)
+
+
+class OrderLineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    sku: str
+    title: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+
+
+class StatusChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    from_status: str | None
+    to_status: str
+    note: str | None
+    changed_at: datetime
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    number: str
+    channel_id: int
+    external_id: str
+    shopper_id: int | None
+    country: str | None
+    currency: str
+    subtotal: Decimal
+    shipping: Decimal
+    duties: Decimal
+    taxes: Decimal
+    total: Decimal
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    created_at: datetime
+    lines: list[OrderLineOut]
+    history: list[StatusChangeOut]

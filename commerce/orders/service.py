@@ -1,0 +1,157 @@
+"""Order rules: idempotent creation per (channel, external id), legal status changes, stock follows."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.catalog.service import get_variants, localized, variant_price
+from commerce.inventory.service import commit_reservation, reserve_stock, return_to_stock
+from commerce.money import require_currency
+from commerce.orders.errors import (
+    ChannelNotFound,
+    CurrencyMismatch,
+    EmptyOrder,
+    IllegalTransition,
+    OrderNotFound,
+    UnknownStatus,
+)
+from commerce.orders.models import Order, OrderLine, OrderStatusChange
+from commerce.orders.repository import OrderRepository
+from commerce.orders.schemas import STATUSES, TRANSITIONS, OrderIn
+from kit.clock import utcnow
+from kit.errors import InvalidInput
+from kit.ids import new_uuid
+
+NUMBER_BASE = 10000
+SHIPPED_OR_LATER = frozenset({"shipped", "delivered", "return_requested", "refunded"})
+
+
+async def create_order(session: AsyncSession, *, data: OrderIn, number: str | None = None,
+                       reserve: bool = True) -> tuple[Order, bool]:
+    """Create an order in pending_payment, reserving its stock; (order, created).
+
+    Idempotent on (channel, external id): a repeated delivery returns the first order and reserves nothing.
+    Either every line is reserved and the order exists, or nothing changed.
+    """
+    repo = OrderRepository(session)
+    channel = await repo.channel_by_code(data.channel)
+    if channel is None:
+        raise ChannelNotFound(f"No sales channel {data.channel!r}.")
+    existing = await repo.by_external(channel.id, data.external_id)
+    if existing is not None:
+        return existing, False
+    if not data.lines:
+        raise EmptyOrder("An order needs at least one line.")
+    currency = require_currency(data.currency)
+    variants = await get_variants(session, skus=[line.sku for line in data.lines])
+    now = utcnow()
+    try:
+        async with session.begin_nested():
+            order = Order(number=number or f"tmp-{new_uuid()}", channel_id=channel.id,
+                          external_id=data.external_id, shopper_id=data.shopper_id, email=data.email,
+                          postcode=data.postcode, country=data.country, currency=currency,
+                          subtotal=Decimal(0), shipping=data.shipping, duties=data.duties, taxes=data.taxes,
+                          total=Decimal(0), status="pending_payment", created_at=now, updated_at=now)
+            session.add(order)
+            await session.flush()
+            if number is None:
+                order.number = str(NUMBER_BASE + order.id)
+            subtotal = Decimal(0)
+            for line in data.lines:
+                variant = variants[line.sku]
+                product = variant.product
+                if line.unit_price is None and product.currency != currency:
+                    raise CurrencyMismatch(
+                        f"{line.sku} is priced in {product.currency}; give unit_price in {currency}.")
+                unit_price = line.unit_price if line.unit_price is not None else variant_price(variant, product)
+                reservation_id = None
+                if reserve:
+                    reservation = await reserve_stock(session, sku=line.sku, quantity=line.quantity,
+                                                      reference=f"order:{data.channel}:{data.external_id}")
+                    reservation_id = reservation.id
+                line_total = unit_price * line.quantity
+                subtotal += line_total
+                session.add(OrderLine(order_id=order.id, sku=line.sku, title=localized(product.title, "en"),
+                                      quantity=line.quantity, unit_price=unit_price, line_total=line_total,
+                                      reservation_id=reservation_id))
+            order.subtotal = subtotal
+            order.total = subtotal + data.shipping + data.duties + data.taxes
+            session.add(OrderStatusChange(order_id=order.id, from_status=None, to_status="pending_payment",
+                                          note=None, changed_at=now))
+            await session.flush()
+    except IntegrityError:
+        # A concurrent delivery of the same (channel, external id) won the race; return its order.
+        existing = await repo.by_external(channel.id, data.external_id)
+        if existing is None:
+            raise
+        return existing, False
+    return await get_order(session, order_id=order.id), True
+
+
+async def get_order(session: AsyncSession, *, order_id: int) -> Order:
+    order = await OrderRepository(session).by_id(order_id)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    return order
+
+
+async def get_order_by_number(session: AsyncSession, *, number: str) -> Order:
+    order = await OrderRepository(session).by_number(number.strip().lstrip("#"))
+    if order is None:
+        raise OrderNotFound(f"No order {number}.")
+    return order
+
+
+async def orders_for_shopper(session: AsyncSession, *, shopper_id: int, limit: int = 10) -> list[Order]:
+    return list(await OrderRepository(session).for_shopper(shopper_id, limit))
+
+
+async def list_orders(session: AsyncSession, *, status: str | None = None, after_id: int = 0,
+                      limit: int = 50) -> list[Order]:
+    if status is not None and status not in STATUSES:
+        raise UnknownStatus(f"{status!r} is not an order status.")
+    return list(await OrderRepository(session).page(status=status, after_id=after_id, limit=limit))
+
+
+async def _restock(session: AsyncSession, order: Order) -> None:
+    for line in order.lines:
+        if line.reservation_id is not None:
+            await return_to_stock(session, reservation_id=line.reservation_id)
+
+
+async def transition_order(session: AsyncSession, *, order_id: int, to_status: str, note: str | None = None,
+                           carrier: str | None = None, tracking_number: str | None = None) -> Order:
+    """Move an order to a new status if the lifecycle allows it; stock follows.
+
+    paid commits the reservations; cancelled gives the units back (released, or restocked if already paid).
+    """
+    if to_status not in STATUSES:
+        raise UnknownStatus(f"{to_status!r} is not an order status; expected one of {', '.join(STATUSES)}.")
+    order = await OrderRepository(session).by_id(order_id, for_update=True)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    if to_status not in TRANSITIONS[order.status]:
+        allowed = ", ".join(sorted(TRANSITIONS[order.status])) or "none"
+        raise IllegalTransition(f"An order that is {order.status} cannot become {to_status} (allowed: {allowed}).",
+                                current_status=order.status)
+    if to_status == "shipped" and not ((carrier or order.carrier) and (tracking_number or order.tracking_number)):
+        raise InvalidInput("Shipping needs a carrier and a tracking number.", code="tracking_required")
+    if to_status == "paid":
+        for line in order.lines:
+            if line.reservation_id is not None:
+                await commit_reservation(session, reservation_id=line.reservation_id)
+    elif to_status == "cancelled":
+        await _restock(session, order)
+    now = utcnow()
+    session.add(OrderStatusChange(order_id=order.id, from_status=order.status, to_status=to_status, note=note,
+                                  changed_at=now))
+    order.status = to_status
+    order.updated_at = now
+    if carrier:
+        order.carrier = carrier
+    if tracking_number:
+        order.tracking_number = tracking_number
+    await session.flush()
+    return await get_order(session, order_id=order.id)
