@@ -27,7 +27,7 @@ class InventoryRepository:
         rows = await self.session.execute(
             select(StockLevel, Location).join(Location, Location.id == StockLevel.location_id)
             .where(StockLevel.sku.in_(list(skus))).order_by(StockLevel.sku, Location.id))
-        return [(level, location) for level, location in rows.tuples()]
+        return [(level, location) for level, location in rows]
 
     async def try_reserve(self, sku: str, location_id: int, quantity: int, now: datetime) -> bool:
         # One conditional statement: the database re-checks availability under the row lock.
@@ -78,4 +78,4 @@ class InventoryRepository:
                  .where(StockLevel.sku.in_(list(skus))).group_by(StockLevel.sku))
         if location_ids is not None:
             query = query.where(StockLevel.location_id.in_(list(location_ids)))
-        return {sku: int(total or 0) for sku, total in (await self.session.execute(query)).tuples()}
+        return {sku: int(total or 0) for sku, total in (await self.session.execute(query))}

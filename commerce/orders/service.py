@@ -49,7 +49,7 @@ async def create_order(session: AsyncSession, *, data: OrderIn, number: str | No
     now = utcnow()
     try:
         async with session.begin_nested():
-            order = Order(number=number or f"tmp-{new_uuid()}", channel_id=channel.id,
+            order = Order(number=number or f"t{new_uuid()[:18]}", channel_id=channel.id,
                           external_id=data.external_id, shopper_id=data.shopper_id, email=data.email,
                           postcode=data.postcode, country=data.country, currency=currency,
                           subtotal=Decimal(0), shipping=data.shipping, duties=data.duties, taxes=data.taxes,

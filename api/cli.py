@@ -1,0 +1,105 @@
+"""The `shoptalk` command line."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+
+import typer
+import uvicorn
+
+from kit.db import Database
+from kit.logging import configure_logging
+from kit.settings import get_settings
+
+app = typer.Typer(help="ShopTalk: conversational commerce and support.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo shop.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+app.add_typer(token_app, name="token")
+
+# Sub-command groups contributed by the packages: (name, module exposing a Typer `app`).
+SUBCOMMANDS = [("nlu", "api.cli_nlu"), ("recommend", "api.cli_recommend"), ("rates", "api.cli_rates"),
+               ("rasa", "api.cli_rasa")]
+for _name, _module in SUBCOMMANDS:
+    if importlib.util.find_spec(_module) is not None:
+        app.add_typer(importlib.import_module(_module).app, name=_name)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve the API, the web chat and the consoles."""
+    configure_logging()
+    uvicorn.run("api.app:app_factory", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (alembic upgrade heads)."""
+    from api.migrate import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> None:
+        database = Database(settings.database.url)
+        try:
+            await upgrade(database.engine)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is up to date")
+
+
+@app.command()
+def worker() -> None:
+    """Deliver the outbox (messages, stock pushes) and run periodic jobs."""
+    from api.worker import run_worker
+
+    configure_logging()
+    asyncio.run(run_worker(get_settings()))
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the demo shop (catalog, stock, channels, shoppers, orders, FAQ); does nothing if loaded."""
+    from api.demo.loader import load_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = get_settings()
+
+    async def run() -> str:
+        database = Database(settings.database.url)
+        try:
+            async with database.unit_of_work() as session:
+                return await load_demo(session)
+        finally:
+            await database.dispose()
+
+    typer.echo(asyncio.run(run()))
+
+
+@token_app.command("create")
+def token_create(name: str = typer.Option(..., help="Who or what uses the token."),
+                 role: str = typer.Option("merchant", help="admin, merchant or agent")) -> None:
+    """Create an API token and print it once (only its hash is stored)."""
+    from api.auth import create_token
+
+    settings = get_settings()
+
+    async def run() -> str:
+        database = Database(settings.database.url)
+        try:
+            async with database.unit_of_work() as session:
+                return await create_token(session, name=name, role=role)
+        finally:
+            await database.dispose()
+
+    typer.echo(asyncio.run(run()))
+
+
+def main() -> None:
+    app()

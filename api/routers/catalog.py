@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from api.auth import MerchantDep
+from api.deps import SessionDep
+from commerce.catalog import service as catalog
+from commerce.catalog.schemas import CategoryIn, CategoryOut, ProductIn, ProductOut, ProductPage
+from commerce.inventory import service as inventory
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+
+@router.get("/products", response_model=ProductPage)
+async def list_products(session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                        cursor: str | None = None, category: str | None = None) -> ProductPage:
+    """The catalog, paged: pass `next_cursor` back as `cursor` for the next page."""
+    products, next_cursor = await catalog.list_products(session, limit=limit, cursor=cursor, category=category)
+    available = await inventory.available_stock(session, skus=[v.sku for p in products for v in p.variants])
+    return ProductPage(items=[catalog.product_out(p, available) for p in products], next_cursor=next_cursor)
+
+
+@router.get("/products/{product_id}", response_model=ProductOut)
+async def get_product(product_id: int, session: SessionDep) -> ProductOut:
+    product = await catalog.get_product(session, product_id=product_id)
+    available = await inventory.available_stock(session, skus=[v.sku for v in product.variants])
+    return catalog.product_out(product, available)
+
+
+@router.post("/products", response_model=ProductOut, status_code=status.HTTP_201_CREATED)
+async def create_product(data: ProductIn, session: SessionDep, _: MerchantDep) -> ProductOut:
+    product = await catalog.create_product(session, data=data)
+    return catalog.product_out(product, {})
+
+
+@router.get("/categories", response_model=list[CategoryOut])
+async def list_categories(session: SessionDep) -> list[CategoryOut]:
+    return [CategoryOut.model_validate(c) for c in await catalog.categories(session)]
+
+
+@router.post("/categories", response_model=CategoryOut, status_code=status.HTTP_201_CREATED)
+async def create_category(data: CategoryIn, session: SessionDep, _: MerchantDep) -> CategoryOut:
+    return CategoryOut.model_validate(await catalog.create_category(session, data=data))
