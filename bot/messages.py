@@ -1,0 +1,55 @@
+"""The channel-neutral message shapes that flow between channels and the conversation engine."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+ChannelName = Literal["telegram", "webchat", "rest"]
+InboundKind = Literal["text", "callback", "unsupported", "edited", "command"]
+
+
+class InboundMessage(BaseModel):
+    """What a channel hands the engine after verifying, de-duplicating and normalising an update."""
+
+    channel: ChannelName
+    sender_id: str = Field(description="The shopper's id on that channel (Telegram user id, web chat session).")
+    message_id: str = Field(description="The channel's id of this message; (channel, message_id) is unique.")
+    kind: InboundKind = "text"
+    text: str | None = None
+    payload: str | None = Field(default=None, description="Button or callback payload, e.g. 'cart:add:KET-1'.")
+    locale_hint: str | None = Field(default=None, description="Language the channel reports, e.g. 'zh-hans'.")
+    sender_name: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    received_at: datetime | None = None
+
+
+class Button(BaseModel):
+    title: str
+    payload: str | None = None
+    url: str | None = None
+
+
+class ProductCard(BaseModel):
+    sku: str
+    product_id: int
+    title: str
+    subtitle: str | None = None
+    price_text: str | None = None
+    image_url: str | None = None
+    buttons: list[Button] = Field(default_factory=list)
+
+
+class OutboundMessage(BaseModel):
+    """One reply: text plus optional buttons and product cards; channels render what they can."""
+
+    channel: ChannelName
+    recipient_id: str
+    text: str
+    buttons: list[Button] = Field(default_factory=list)
+    cards: list[ProductCard] = Field(default_factory=list)
+    custom: dict[str, Any] | None = None
+    conversation_id: int | None = None
+    message_id: int | None = Field(default=None, description="Our stored message id (idempotency for sending).")
+    author: Literal["bot", "agent", "system"] = "bot"
