@@ -1,0 +1,1 @@
+"""Conversations: one per (channel, shopper id on that channel), with every message and its NLU result."""
