@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from kit.db import Database
+
 CATALOG = Path(__file__).resolve().parents[2] / "api" / "demo" / "catalog.json"
 
 LEGAL_TRANSITIONS: dict[str, set[str]] = {
@@ -137,3 +139,32 @@ def test_orders_refer_to_real_things(demo: dict[str, Any]) -> None:
 def test_some_shoppers_buy_again(demo: dict[str, Any]) -> None:
     orders_per_shopper = Counter(o["shopper"] for o in demo["orders"])
     assert sum(1 for n in orders_per_shopper.values() if n >= 2) >= 5
+
+
+def test_order_lines_in_another_currency_carry_their_price(demo: dict[str, Any]) -> None:
+    currency_by_sku = {v["sku"]: p["currency"] for p in demo["products"] for v in p["variants"]}
+    for o in demo["orders"]:
+        for line in o["lines"]:
+            if currency_by_sku[line["sku"]] != o["currency"]:
+                assert Decimal(line["unit_price"]) > 0, (o["number"], line["sku"])
+            else:
+                assert "unit_price" not in line, (o["number"], line["sku"])
+
+
+@pytest.mark.slow  # loads 316 variants and 30 orders: about 10 s per backend
+async def test_demo_shop_loads_through_the_services(db: Database, demo: dict[str, Any]) -> None:
+    from api.demo.loader import load_demo
+    from commerce.inventory import service as inventory
+    from commerce.orders import service as orders
+
+    async with db.unit_of_work() as session:
+        assert (await load_demo(session)).startswith("demo shop loaded")
+    async with db.unit_of_work() as session:
+        assert await load_demo(session) == "demo shop already loaded"
+        for spec in demo["orders"]:
+            order = await orders.get_order_by_number(session, number=spec["number"])
+            assert order.status == spec["status_path"][-1]
+            assert order.currency == spec["currency"]
+            assert order.total > 0
+        # The cleanser is sold out in both warehouses.
+        assert (await inventory.available_stock(session, skus=["CLN-BMB-120"])) == {"CLN-BMB-120": 0}
