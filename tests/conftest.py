@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 from api.migrate import upgrade
-from api.models_registry import load_all_models
-from kit.db import Base, Database
+from kit.db import Database
 
 PG_URL = os.environ.get("SHOPTALK_TEST_POSTGRES_URL")
 T = TypeVar("T")
@@ -77,10 +76,13 @@ def postgres_url() -> Iterator[str]:
 
 
 async def _truncate_all(database: Database) -> None:
-    load_all_models()
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with database.engine.begin() as conn:
-        await conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        tables = (await conn.exec_driver_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).scalars().all()
+        if tables:
+            names = ", ".join(f'"{name}"' for name in tables)
+            await conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture(params=BACKENDS)
