@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.conversations.models import Conversation, ConversationMessage, VerificationAttempt
+
+
+class ConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_sender(self, channel: str, sender_id: str) -> Conversation | None:
+        return await self.session.scalar(select(Conversation).where(Conversation.channel == channel,
+                                                                    Conversation.sender_id == sender_id))
+
+    async def by_id(self, conversation_id: int) -> Conversation | None:
+        return await self.session.get(Conversation, conversation_id)
+
+    async def inbound_by_external(self, channel: str, external_id: str) -> ConversationMessage | None:
+        return await self.session.scalar(select(ConversationMessage).where(
+            ConversationMessage.channel == channel, ConversationMessage.external_id == external_id))
+
+    async def replies_to(self, message_id: int) -> Sequence[ConversationMessage]:
+        return (await self.session.scalars(select(ConversationMessage).where(
+            ConversationMessage.in_reply_to == message_id, ConversationMessage.direction == "out")
+            .order_by(ConversationMessage.id))).all()
+
+    async def last_messages(self, conversation_id: int, limit: int) -> Sequence[ConversationMessage]:
+        rows = (await self.session.scalars(select(ConversationMessage)
+                                           .where(ConversationMessage.conversation_id == conversation_id)
+                                           .order_by(ConversationMessage.id.desc()).limit(limit))).all()
+        return list(reversed(rows))
+
+    async def failed_verifications_since(self, conversation_id: int, since: datetime) -> int:
+        return int(await self.session.scalar(select(func.count(VerificationAttempt.id)).where(
+            VerificationAttempt.conversation_id == conversation_id, VerificationAttempt.succeeded.is_(False),
+            VerificationAttempt.created_at >= since)) or 0)

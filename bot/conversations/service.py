@@ -1,0 +1,164 @@
+"""Conversation rules: one conversation per channel identity, messages stored raw with their NLU result."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.conversations.models import Conversation, ConversationMessage, VerificationAttempt
+from bot.conversations.repository import ConversationRepository
+from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
+from kit.clock import utcnow
+from kit.errors import InvalidInput, NotFound
+
+MODES = ("bot", "human")
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
+    title = "Conversation not found"
+
+
+class StoredMessage(BaseModel):
+    """One message of a conversation as a chat window shows it."""
+
+    id: int
+    conversation_id: int
+    direction: Literal["in", "out"]
+    author: str
+    kind: str
+    text: str | None
+    payload: str | None = None
+    buttons: list[Button] = Field(default_factory=list)
+    cards: list[ProductCard] = Field(default_factory=list)
+    custom: dict[str, Any] | None = None
+    created_at: datetime
+
+
+async def get_or_create_conversation(session: AsyncSession, *, channel: str, sender_id: str) -> Conversation:
+    """The conversation of this channel identity, created on first contact."""
+    repo = ConversationRepository(session)
+    conversation = await repo.by_sender(channel, sender_id)
+    if conversation is not None:
+        return conversation
+    now = utcnow()
+    try:
+        async with session.begin_nested():
+            conversation = Conversation(channel=channel, sender_id=sender_id, mode="bot", cart=[], last_products=[],
+                                        verified_orders=[], created_at=now, updated_at=now)
+            session.add(conversation)
+            await session.flush()
+    except IntegrityError:
+        # Two first messages raced; the other one created it.
+        found = await repo.by_sender(channel, sender_id)
+        assert found is not None
+        return found
+    return conversation
+
+
+async def get_conversation(session: AsyncSession, *, conversation_id: int) -> Conversation:
+    conversation = await ConversationRepository(session).by_id(conversation_id)
+    if conversation is None:
+        raise ConversationNotFound(f"No conversation {conversation_id}.")
+    return conversation
+
+
+async def find_inbound(session: AsyncSession, *, channel: str, external_id: str) -> ConversationMessage | None:
+    return await ConversationRepository(session).inbound_by_external(channel, external_id)
+
+
+async def record_inbound(session: AsyncSession, *, conversation: Conversation, inbound: InboundMessage,
+                         nlu: dict[str, Any] | None = None) -> ConversationMessage | None:
+    """Store the shopper's message raw; None when (channel, message_id) was stored before."""
+    message = ConversationMessage(
+        conversation_id=conversation.id, direction="in", channel=inbound.channel, external_id=inbound.message_id,
+        kind=inbound.kind, author="shopper", text=inbound.text, payload=inbound.payload, nlu=nlu,
+        content={"metadata": inbound.metadata} if inbound.metadata else None,
+        created_at=inbound.received_at or utcnow())
+    try:
+        async with session.begin_nested():
+            session.add(message)
+            await session.flush()
+    except IntegrityError:
+        return None
+    return message
+
+
+async def record_outbound(session: AsyncSession, *, conversation: Conversation, reply: OutboundMessage,
+                          in_reply_to: int | None, nlu: dict[str, Any] | None = None) -> OutboundMessage:
+    """Store one reply and return it with conversation_id and message_id set."""
+    content = {"buttons": [b.model_dump(mode="json") for b in reply.buttons],
+               "cards": [c.model_dump(mode="json") for c in reply.cards],
+               "custom": reply.custom}
+    message = ConversationMessage(conversation_id=conversation.id, direction="out", channel=conversation.channel,
+                                  kind="text", author=reply.author, text=reply.text, nlu=nlu, content=content,
+                                  in_reply_to=in_reply_to, created_at=utcnow())
+    session.add(message)
+    await session.flush()
+    return reply.model_copy(update={"conversation_id": conversation.id, "message_id": message.id})
+
+
+def outbound_of(conversation: Conversation, message: ConversationMessage) -> OutboundMessage:
+    content = message.content or {}
+    return OutboundMessage(channel=conversation.channel,  # type: ignore[arg-type]
+                           recipient_id=conversation.sender_id, text=message.text or "",
+                           buttons=[Button.model_validate(b) for b in content.get("buttons") or []],
+                           cards=[ProductCard.model_validate(c) for c in content.get("cards") or []],
+                           custom=content.get("custom"), conversation_id=conversation.id, message_id=message.id,
+                           author=message.author)  # type: ignore[arg-type]
+
+
+async def stored_replies(session: AsyncSession, *, conversation: Conversation,
+                         inbound_id: int) -> list[OutboundMessage]:
+    rows = await ConversationRepository(session).replies_to(inbound_id)
+    return [outbound_of(conversation, row) for row in rows]
+
+
+def stored_message(message: ConversationMessage) -> StoredMessage:
+    content = message.content or {}
+    return StoredMessage(
+        id=message.id, conversation_id=message.conversation_id,
+        direction="in" if message.direction == "in" else "out", author=message.author, kind=message.kind,
+        text=message.text, payload=message.payload,
+        buttons=[Button.model_validate(b) for b in content.get("buttons") or []],
+        cards=[ProductCard.model_validate(c) for c in content.get("cards") or []],
+        custom=content.get("custom"), created_at=message.created_at)
+
+
+async def conversation_history(session: AsyncSession, *, channel: str, sender_id: str,
+                               limit: int = 50) -> list[StoredMessage]:
+    """The last `limit` messages of this channel identity's conversation, oldest first (empty if none)."""
+    if limit < 1 or limit > 500:
+        raise InvalidInput("limit must be between 1 and 500.", code="invalid_limit")
+    repo = ConversationRepository(session)
+    conversation = await repo.by_sender(channel, sender_id)
+    if conversation is None:
+        return []
+    return [stored_message(m) for m in await repo.last_messages(conversation.id, limit)]
+
+
+async def set_mode(session: AsyncSession, *, conversation_id: int, mode: str,
+                   queue: str | None = None) -> Conversation:
+    """Switch between the bot answering and a human agent answering."""
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", code="invalid_mode")
+    conversation = await get_conversation(session, conversation_id=conversation_id)
+    conversation.mode = mode
+    conversation.queue = queue if mode == "human" else None
+    conversation.pending = None
+    conversation.updated_at = utcnow()
+    await session.flush()
+    return conversation
+
+
+async def failed_verifications(session: AsyncSession, *, conversation_id: int, window_seconds: int) -> int:
+    since = utcnow() - timedelta(seconds=window_seconds)
+    return await ConversationRepository(session).failed_verifications_since(conversation_id, since)
+
+
+async def record_verification(session: AsyncSession, *, conversation_id: int, succeeded: bool) -> None:
+    session.add(VerificationAttempt(conversation_id=conversation_id, succeeded=succeeded, created_at=utcnow()))
+    await session.flush()
