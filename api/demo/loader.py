@@ -13,17 +13,12 @@ from commerce.catalog import service as catalog
 from commerce.catalog.schemas import CategoryIn, ProductIn, VariantIn
 from commerce.channels import service as channels
 from commerce.inventory import service as inventory
-from commerce.money import quantize
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from commerce.shoppers import service as shoppers
 from kit.clock import utcnow
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
-# Rates (per euro) at which the back-dated demo orders were priced; live prices use commerce.cross_border.
-HISTORIC_DEMO_RATES = {"EUR": Decimal("1"), "USD": Decimal("1.08"), "GBP": Decimal("0.85"),
-                       "CAD": Decimal("1.50"), "AUD": Decimal("1.65"), "JPY": Decimal("162"),
-                       "SGD": Decimal("1.45"), "CNY": Decimal("7.80")}
 
 
 def demo_data() -> dict[str, Any]:
@@ -54,11 +49,6 @@ async def load_catalog(session: AsyncSession, data: dict[str, Any]) -> None:
                 await inventory.set_stock(session, sku=v["sku"], location=location_code, on_hand=int(quantity))
 
 
-def historic_price(price: Decimal, currency: str, order_currency: str) -> Decimal:
-    rate = HISTORIC_DEMO_RATES[order_currency] / HISTORIC_DEMO_RATES[currency]
-    return quantize(price * rate, order_currency)
-
-
 async def load_people_and_orders(session: AsyncSession, data: dict[str, Any]) -> None:
     shopper_ids: dict[str, int] = {}
     for person in data["shoppers"]:
@@ -72,8 +62,6 @@ async def load_people_and_orders(session: AsyncSession, data: dict[str, Any]) ->
             await shoppers.link_identity(session, shopper_id=shopper.id, kind=identity["kind"],
                                          external_id=identity["external_id"])
         shopper_ids[person["key"]] = shopper.id
-    prices = {v["sku"]: (Decimal(v.get("price") or p["base_price"]), p["currency"])
-              for p in data["products"] for v in p["variants"]}
     now = utcnow()
     for spec in sorted(data["orders"], key=lambda o: o["number"]):
         order, _ = await orders.create_order(session, number=spec["number"], data=OrderIn(
@@ -81,7 +69,7 @@ async def load_people_and_orders(session: AsyncSession, data: dict[str, Any]) ->
             shopper_id=shopper_ids.get(spec.get("shopper", "")), email=spec.get("email"),
             postcode=spec.get("postcode"), country=spec.get("country"),
             lines=[OrderLineIn(sku=line["sku"], quantity=line["quantity"],
-                               unit_price=historic_price(*prices[line["sku"]], spec["currency"]))
+                               unit_price=Decimal(line["unit_price"]) if line.get("unit_price") else None)
                    for line in spec["lines"]]))
         for status in spec["status_path"][1:]:
             shipping = status == "shipped"
