@@ -1,0 +1,254 @@
+"""Pydantic shapes: editable rule rows (in/out) and the landed-cost quote."""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Collector = Literal["shop", "carrier"]
+
+
+class _Sourced(BaseModel):
+    source_title: str = Field(min_length=1, max_length=300)
+    source_url: str = Field(max_length=500)
+    notes: str = ""
+
+
+class ImportRuleIn(_Sourced):
+    region: str = Field(min_length=2, max_length=8)
+    name: str = Field(min_length=1, max_length=160)
+    currency: str
+    effective_from: date
+    effective_to: date | None = None
+    low_value_max: Decimal | None = Field(default=None, ge=0)
+    threshold_basis: Literal["goods", "goods_shipping"] = "goods"
+    personal_use_value_percent: Decimal = Field(default=Decimal(100), gt=0, le=100)
+    low_value_duty: Literal["none", "normal", "flat_per_item"] = "none"
+    flat_duty_amount: Decimal | None = Field(default=None, ge=0)
+    low_value_tax: Literal["none", "normal"] = "normal"
+    low_value_tax_multiplier: Decimal = Field(default=Decimal(1), ge=0, le=1)
+    low_value_collector: Collector = "carrier"
+    high_value_collector: Collector = "carrier"
+    scheme: str | None = None
+    duty_basis: Literal["goods", "goods_shipping"] = "goods_shipping"
+    clearance_fee: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class ImportRuleOut(ImportRuleIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+
+
+class TaxRateIn(_Sourced):
+    country: str = Field(min_length=2, max_length=2)
+    region: str = Field(min_length=2, max_length=8)
+    tax_name: str = Field(min_length=1, max_length=60)
+    rate: Decimal = Field(ge=0, le=100)
+    effective_from: date
+    effective_to: date | None = None
+
+
+class TaxRateOut(TaxRateIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+
+
+class DutyRateIn(_Sourced):
+    region: str = Field(min_length=2, max_length=8)
+    hs_chapter: str | None = Field(default=None, pattern=r"^\d{2}$")
+    origin: str | None = Field(default=None, min_length=2, max_length=2)
+    rate: Decimal = Field(ge=0, le=1000)
+    effective_from: date
+    effective_to: date | None = None
+
+
+class DutyRateOut(DutyRateIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+
+
+class ShippingServiceIn(BaseModel):
+    service: str = Field(min_length=1, max_length=20)
+    name: str = Field(min_length=1, max_length=120)
+    currency: str
+    base_price: Decimal = Field(ge=0)
+    price_per_kg: Decimal = Field(default=Decimal(0), ge=0)
+    free_over: Decimal | None = Field(default=None, ge=0)
+    insurance_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    min_days: int = Field(ge=0, le=120)
+    max_days: int = Field(ge=0, le=120)
+    max_weight_grams: int = Field(default=30000, gt=0)
+
+
+class ShippingServiceOut(ShippingServiceIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+
+
+class ShippingZoneIn(BaseModel):
+    code: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=120)
+    countries: list[str] = Field(default_factory=list)
+    warehouse: str | None = None
+    origin_country: str | None = Field(default=None, min_length=2, max_length=2)
+    served: bool = True
+    notes: str = ""
+    services: list[ShippingServiceIn] = Field(default_factory=list)
+
+
+class ShippingZoneOut(ShippingZoneIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    services: list[ShippingServiceOut] = Field(default_factory=list)  # type: ignore[assignment]
+
+
+class ReturnPolicyIn(BaseModel):
+    scope: str = Field(min_length=1, max_length=8)
+    window_days: int = Field(ge=0, le=3650)
+    conditions: list[str] = Field(default_factory=list)
+    legal_basis: str = Field(min_length=1, max_length=300)
+    source_url: str = ""
+    refunds_outbound_shipping: bool = False
+    duties_refundable: bool = True
+    return_shipping_paid_by: Literal["shopper", "shop"] = "shopper"
+    restocking_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    notes: str = ""
+
+
+class ReturnPolicyOut(ReturnPolicyIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+
+
+class ExchangeRateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    base: str
+    currency: str
+    rate: Decimal
+    as_of: date
+    source: str
+
+
+class CrossBorderSettings(BaseModel):
+    fx_markup_percent: Decimal = Field(default=Decimal(0), ge=0, le=50)
+    max_rate_age_days: int = Field(default=4, ge=0, le=365)
+    fx_base: str = "EUR"
+
+
+# The quote
+
+class QuoteLineIn(BaseModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0, le=10_000)
+
+
+class QuoteItem(BaseModel):
+    sku: str
+    title: str
+    quantity: int
+    hs_chapter: str | None
+    unit_price: Decimal
+    line_total: Decimal
+    currency: str
+    weight_grams: int
+
+
+class QuoteCharge(BaseModel):
+    """One line of the landed cost: what it is, how much, and who collects it."""
+
+    kind: Literal["goods", "shipping", "insurance", "duty", "import_tax", "fees"]
+    label: str
+    amount: Decimal
+    currency: str
+    collected_by: Literal["shop_at_checkout", "carrier_on_delivery"]
+    rate_percent: Decimal | None = None
+    basis: Decimal | None = None
+    note: str | None = None
+
+
+class RateUsed(BaseModel):
+    from_currency: str
+    to_currency: str
+    rate: Decimal
+    as_of: date
+    age_days: int
+    markup_percent: Decimal
+
+
+class DeliveryEstimate(BaseModel):
+    service: str
+    service_name: str
+    min_days: int
+    max_days: int
+    earliest: date
+    latest: date
+    ships_from: str | None
+
+
+class Source(BaseModel):
+    title: str
+    url: str
+    notes: str = ""
+
+
+class Quote(BaseModel):
+    """A landed-cost quote. `total` is the sum of `charges`, each already rounded to the currency's minor unit."""
+
+    destination: str
+    destination_name: str
+    currency: str
+    items: list[QuoteItem]
+    charges: list[QuoteCharge]
+    total: Decimal
+    pay_at_checkout: Decimal
+    pay_on_delivery: Decimal
+    incoterm: Literal["DDP", "DAP"]
+    customs: str
+    who_collects: str
+    scheme: str | None
+    delivery: DeliveryEstimate
+    rates: list[RateUsed]
+    oldest_rate_age_days: int
+    sources: list[Source]
+    quoted_on: date
+
+
+class ShippingOption(BaseModel):
+    service: str
+    name: str
+    price: Decimal
+    currency: str
+    insurance: Decimal
+    min_days: int
+    max_days: int
+    earliest: date
+    latest: date
+    ships_from: str | None
+
+
+class ReturnPolicyView(BaseModel):
+    """The return policy a shopper in `country` gets."""
+
+    country: str
+    scope: str
+    window_days: int
+    conditions: list[str]
+    legal_basis: str
+    source_url: str
+    refunds_outbound_shipping: bool
+    duties_refundable: bool
+    return_shipping_paid_by: str
+    restocking_fee_percent: Decimal
+
+
+class Refund(BaseModel):
+    currency: str
+    goods: Decimal
+    shipping: Decimal
+    duties: Decimal
+    taxes: Decimal
+    restocking_fee: Decimal
+    return_shipping_deducted: Decimal
+    total: Decimal
