@@ -1,0 +1,210 @@
+"""Training a versioned NLU model and saving/loading it as an artifact folder `nlu-<version>/`."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nlu.classifier import OUT_OF_SCOPE_INTENT, ClassifierConfig, IntentClassifier
+from nlu.embedder import Embedder
+from nlu.errors import NluModelInvalid, NluModelMissing, TrainingDataError
+from nlu.language import detect_language
+from nlu.training_data import TrainingData
+
+ARTIFACT_PREFIX = "nlu-"
+ARTIFACT_FORMAT = 1
+OOS_LABELS = frozenset({OUT_OF_SCOPE_INTENT})
+
+
+@dataclass
+class NluModel:
+    version: str
+    classifier: IntentClassifier
+    entity_data: TrainingData
+    metrics: dict[str, Any] = field(default_factory=dict)
+    trained_at: str = ""
+    data_fingerprint: str = ""
+
+    @property
+    def intents(self) -> list[str]:
+        return list(self.classifier.labels)
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "format": ARTIFACT_FORMAT, "version": self.version, "trained_at": self.trained_at,
+            "data_fingerprint": self.data_fingerprint, "intents": self.intents,
+            "temperature": self.classifier.temperature, "threshold": self.classifier.threshold,
+            "margin": self.classifier.margin, "embedding_dim": Embedder.dim, "metrics": self.metrics,
+        }
+
+    # ---------- persistence ----------
+    def save(self, models_dir: Path) -> Path:
+        """Write the artifact atomically (temp folder then rename); returns its folder."""
+        models_dir.mkdir(parents=True, exist_ok=True)
+        target = models_dir / f"{ARTIFACT_PREFIX}{self.version}"
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=models_dir))
+        try:
+            with (staging / "classifier.pkl").open("wb") as handle:
+                pickle.dump(self.classifier.state(), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            entity_payload = {
+                "synonyms": self.entity_data.synonyms, "regexes": self.entity_data.regexes,
+                "lookups": self.entity_data.lookups,
+                "vocabulary": {k: sorted(v) for k, v in self.entity_data.entity_vocabulary().items()},
+            }
+            (staging / "entities.json").write_text(json.dumps(entity_payload, ensure_ascii=False, indent=1),
+                                                   encoding="utf-8")
+            (staging / "meta.json").write_text(json.dumps(self.meta(), ensure_ascii=False, indent=1),
+                                               encoding="utf-8")
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    @classmethod
+    def load(cls, folder: Path) -> NluModel:
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != ARTIFACT_FORMAT:
+                raise NluModelInvalid(f"{folder}: artifact format {meta.get('format')!r} is not {ARTIFACT_FORMAT}")
+            with (folder / "classifier.pkl").open("rb") as handle:
+                state = pickle.load(handle)  # noqa: S301 - our own artifact under data_dir
+            entities = json.loads((folder / "entities.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, pickle.UnpicklingError, EOFError, KeyError) as error:
+            raise NluModelInvalid(f"{folder}: cannot read NLU model artifact ({error})") from error
+        entity_data = TrainingData(synonyms=dict(entities["synonyms"]), regexes=dict(entities["regexes"]),
+                                   lookups=dict(entities["lookups"]))
+        for name, surfaces in entities.get("vocabulary", {}).items():
+            entity_data.lookups.setdefault(name, []).extend(surfaces)
+        return cls(version=str(meta["version"]), classifier=IntentClassifier.from_state(state),
+                   entity_data=entity_data, metrics=dict(meta.get("metrics", {})),
+                   trained_at=str(meta.get("trained_at", "")), data_fingerprint=str(meta.get("data_fingerprint", "")))
+
+
+def artifact_folders(models_dir: Path) -> list[Path]:
+    """Artifact folders, newest version last (versions start with a UTC timestamp)."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(p for p in models_dir.iterdir()
+                  if p.is_dir() and p.name.startswith(ARTIFACT_PREFIX) and (p / "meta.json").exists())
+
+
+def load_model(models_dir: Path, *, version: str | None = None) -> NluModel:
+    """The artifact of `version`, or the newest one that loads."""
+    if version is not None:
+        folder = models_dir / f"{ARTIFACT_PREFIX}{version}"
+        if not folder.is_dir():
+            raise NluModelMissing(f"no NLU model version {version!r} under {models_dir}")
+        return NluModel.load(folder)
+    last_error: NluModelInvalid | None = None
+    for folder in reversed(artifact_folders(models_dir)):
+        try:
+            return NluModel.load(folder)
+        except NluModelInvalid as error:
+            last_error = error
+    if last_error is not None:
+        raise last_error
+    raise NluModelMissing(f"no NLU model under {models_dir}; run `shoptalk nlu train`")
+
+
+def _stratified_split(labels: list[str], *, share: float, seed: int) -> tuple[list[int], list[int]]:
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(label, []).append(index)
+    train: list[int] = []
+    validation: list[int] = []
+    for indices in by_label.values():
+        shuffled = list(rng.permutation(indices))
+        take = int(round(len(shuffled) * share)) if len(shuffled) >= 5 else 0
+        validation.extend(int(i) for i in shuffled[:take])
+        train.extend(int(i) for i in shuffled[take:])
+    return sorted(train), sorted(validation)
+
+
+def new_version(fingerprint: str) -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + fingerprint[:8]
+
+
+def train_model(
+    data: TrainingData,
+    *,
+    embedder: Embedder,
+    config: ClassifierConfig | None = None,
+    validation_share: float = 0.2,
+    seed: int = 0,
+    margin: float = 0.1,
+    embeddings: npt.NDArray[np.float32] | None = None,
+) -> NluModel:
+    """Fit on a stratified split, calibrate and choose the out-of-scope threshold on the held-out
+    part, then refit on all examples keeping those choices."""
+    started = time.perf_counter()
+    examples = data.examples
+    counts = Counter(example.intent for example in examples)
+    if len(counts) < 2:
+        raise TrainingDataError(f"need examples of at least two intents, found {len(counts)}",
+                                source=", ".join(data.sources) or "<training data>")
+    texts = [example.text for example in examples]
+    labels = [example.intent for example in examples]
+    vectors = embedder.encode(texts) if embeddings is None else embeddings
+    config = config or ClassifierConfig()
+    train_idx, val_idx = _stratified_split(labels, share=validation_share, seed=seed)
+    metrics: dict[str, Any] = {"examples": len(texts), "intents": len(counts)}
+    temperature, threshold = 1.0, 0.0
+    if val_idx:
+        probe = IntentClassifier(config=config, margin=margin)
+        probe.fit(vectors[train_idx], [texts[i] for i in train_idx], [labels[i] for i in train_idx])
+        val_texts = [texts[i] for i in val_idx]
+        val_labels = [labels[i] for i in val_idx]
+        scores = probe.decision_scores(vectors[val_idx], val_texts)
+        temperature = probe.calibrate_temperature(scores, val_labels)
+        probs = probe.predict_proba(vectors[val_idx], val_texts)
+        if any(label in OOS_LABELS for label in val_labels):
+            threshold = probe.choose_threshold(probs, val_labels, oos_labels=OOS_LABELS)
+        else:
+            # No out-of-scope examples: reject only what is less sure than nearly all right answers.
+            predicted = [probe.labels[i] for i in probs.argmax(axis=1)]
+            right = probs.max(axis=1)[[p == t for p, t in zip(predicted, val_labels, strict=True)]]
+            threshold = float(np.quantile(right, 0.02)) if len(right) else 0.0
+        metrics["validation"] = _validation_metrics(probe, probs, val_texts, val_labels, threshold)
+    classifier = IntentClassifier(config=config, margin=margin)
+    classifier.fit(vectors, texts, labels)
+    classifier.temperature = temperature
+    classifier.threshold = threshold
+    fingerprint = data.fingerprint()
+    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    return NluModel(version=new_version(fingerprint), classifier=classifier, entity_data=data, metrics=metrics,
+                    trained_at=datetime.now(UTC).isoformat(), data_fingerprint=fingerprint)
+
+
+def _validation_metrics(classifier: IntentClassifier, probs: npt.NDArray[np.float64], texts: list[str],
+                        labels: list[str], threshold: float) -> dict[str, Any]:
+    predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
+    confidence = probs.max(axis=1)
+    rejected = [p in OOS_LABELS or c < threshold for p, c in zip(predicted, confidence, strict=True)]
+    in_scope = [i for i, label in enumerate(labels) if label not in OOS_LABELS]
+    oos = [i for i, label in enumerate(labels) if label in OOS_LABELS]
+    by_language: dict[str, list[bool]] = {}
+    for i in in_scope:
+        by_language.setdefault(detect_language(texts[i]), []).append(predicted[i] == labels[i] and not rejected[i])
+    return {
+        "examples": len(labels),
+        "in_scope_accuracy": round(float(np.mean([predicted[i] == labels[i] and not rejected[i]
+                                                  for i in in_scope])), 4) if in_scope else None,
+        "oos_recall": round(float(np.mean([rejected[i] for i in oos])), 4) if oos else None,
+        "accuracy_by_language": {k: round(float(np.mean(v)), 4) for k, v in sorted(by_language.items())},
+    }
