@@ -167,6 +167,23 @@ def test_country_and_currency_synonyms_cover_key_forms() -> None:
     assert currencies["美金"] == currencies["US$"] == "USD"
 
 
+@pytest.mark.parametrize(("entity", "name"), [("colour", "colours.yml"), ("category", "categories.yml")])
+def test_colour_and_category_values_are_canonical(entity: str, name: str) -> None:
+    items = load(LOOKUPS / name)["nlu"]
+    canonical = {item["synonym"] for item in items if "synonym" in item}
+    surfaces = {s.casefold() for item in items if "synonym" in item for s in block_lines(item)}
+    canonical |= {s for item in items if "lookup" in item for s in block_lines(item) if s.casefold() not in surfaces}
+    odd = [
+        (path.name, example)
+        for path in ALL_FILES
+        for lines in intent_examples(path).values()
+        for example in lines
+        for _, found, value in entity_annotations(example)
+        if found == entity and value not in canonical
+    ]
+    assert not odd
+
+
 @pytest.mark.parametrize("name", ["colours.yml", "sizes.yml", "categories.yml"])
 def test_other_lookups_load(name: str) -> None:
     data = load(LOOKUPS / name)
