@@ -125,7 +125,8 @@ def test_no_duplicate_examples_within_or_across_intents(path: Path) -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_held_out_examples_never_appear_in_training(lang: str) -> None:
-    trained = {normalised(e) for lines in intent_examples(TRAIN[lang]).values() for e in lines}
+    # Against both languages: the classifier may be trained on the two files together.
+    trained = {normalised(e) for path in TRAIN.values() for lines in intent_examples(path).values() for e in lines}
     leaked = [e for lines in intent_examples(HELD_OUT[lang]).values() for e in lines if normalised(e) in trained]
     assert not leaked
 
