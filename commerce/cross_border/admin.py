@@ -148,6 +148,9 @@ async def update_zone(session: AsyncSession, *, zone_id: int, data: ShippingZone
     for key, value in values.items():
         if key != "services":
             setattr(zone, key, value)
+    # Delete the old services first: the unit of work would insert the new ones before deleting.
+    zone.services = []
+    await session.flush()
     zone.services = [ShippingService(**s) for s in values["services"]]
     await _flush(session)
     session.expire(zone)

@@ -207,9 +207,10 @@ async def _import_charges(pricing: _Pricing, *, rule: ImportRule, tax: ImportTax
                           insurance: Decimal, target: str, country_label: str) -> tuple[list[QuoteCharge], str, str]:
     """Duty, import tax and fee lines for a consignment entering `rule.region`, with who collects them."""
     transport = shipping + insurance
-    counted = goods * rule.personal_use_value_percent / HUNDRED
-    if rule.threshold_basis == "goods_shipping":
-        counted += transport
+    # Customs value of the goods: Japan values goods bought for personal use at 60% of the retail price.
+    valued_share = rule.personal_use_value_percent / HUNDRED
+    customs_goods = goods * valued_share
+    counted = customs_goods + transport if rule.threshold_basis == "goods_shipping" else customs_goods
     value_in_rule_currency = await pricing.mid(counted, target, rule.currency)
     low_value = rule.low_value_max is not None and value_in_rule_currency <= rule.low_value_max
     collector = rule.low_value_collector if low_value else rule.high_value_collector
@@ -227,14 +228,15 @@ async def _import_charges(pricing: _Pricing, *, rule: ImportRule, tax: ImportTax
         duty = quantize(await pricing.mid(flat, rule.currency, target), target)
         duty_note = f"Flat {rule.flat_duty_amount} {rule.currency} per tariff item x {tariff_items}."
     else:
-        extra_share = transport / goods if rule.duty_basis == "goods_shipping" and goods > 0 else Decimal(0)
+        extra_share = (transport / customs_goods if rule.duty_basis == "goods_shipping" and customs_goods > 0
+                       else Decimal(0))
         raw = Decimal(0)
         shown: set[Decimal] = set()
         for item in items:
             row = _duty_rate(duty_rates, item.hs_chapter, origin)
             rate = row.rate if row else Decimal(0)
             shown.add(rate)
-            raw += item.line_total * (1 + extra_share) * rate / HUNDRED
+            raw += item.line_total * valued_share * (1 + extra_share) * rate / HUNDRED
         duty = quantize(raw, target)
         duty_rate_shown = shown.pop() if len(shown) == 1 else None
         duty_note = "Estimated from the duty rate of each product's HS chapter."
@@ -245,7 +247,7 @@ async def _import_charges(pricing: _Pricing, *, rule: ImportRule, tax: ImportTax
         tax_base = Decimal(0)
     else:
         multiplier = rule.low_value_tax_multiplier if low_value else Decimal(1)
-        tax_base = goods + transport + duty
+        tax_base = customs_goods + transport + duty
         import_tax = quantize(tax_base * tax.rate / HUNDRED * multiplier, target)
     effective_tax_rate = tax.rate * multiplier
 
