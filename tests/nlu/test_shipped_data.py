@@ -168,6 +168,23 @@ def test_country_and_currency_synonyms_cover_key_forms() -> None:
     assert currencies["美金"] == currencies["US$"] == "USD"
 
 
+def test_synonyms_are_consistent_across_all_files() -> None:
+    # Rasa applies synonyms globally (whatever the entity), so one surface form must mean one value.
+    meanings: dict[str, set[str]] = {}
+    for path in LOOKUPS.glob("*.yml"):
+        for item in load(path)["nlu"]:
+            if "synonym" in item:
+                for surface in block_lines(item):
+                    meanings.setdefault(surface.casefold(), set()).add(item["synonym"])
+    for path in ALL_FILES:
+        for lines in intent_examples(path).values():
+            for example in lines:
+                for text, _, value in entity_annotations(example):
+                    if text != value:
+                        meanings.setdefault(text.casefold(), set()).add(value)
+    assert not {surface: values for surface, values in meanings.items() if len(values) > 1}
+
+
 @pytest.mark.parametrize(("entity", "name"), [("colour", "colours.yml"), ("category", "categories.yml")])
 def test_colour_and_category_values_are_canonical(entity: str, name: str) -> None:
     items = load(LOOKUPS / name)["nlu"]
