@@ -1,0 +1,151 @@
+"""The process's live FAQ index: follows the change log so an edit answers within a second everywhere."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.db import Database
+from knowledge_base import repository
+from knowledge_base.index import DIM, HybridIndex, IndexedEntry, Retrieval, Weights, texts_to_embed
+from knowledge_base.models import FaqEntry
+from nlu.embedder import Embedder, get_embedder
+
+log = logging.getLogger(__name__)
+# A PostgreSQL sequence hands out ids before commit; a missing id may still appear this long.
+GAP_WAIT_SECONDS = 10.0
+LOAD_BATCH = 2_000
+
+
+def _indexed(entry: FaqEntry) -> IndexedEntry:
+    return IndexedEntry(entry_id=entry.id, group_key=entry.group_key, language=entry.language,
+                        questions=tuple(entry.questions), answer=entry.answer, version=entry.version,
+                        countries=frozenset(entry.countries), channels=frozenset(entry.channels))
+
+
+class LiveFaqIndex:
+    """HybridIndex kept in step with the database by polling `kb_changes` (and before each answer)."""
+
+    def __init__(self, database: Database, *, embedder: Embedder | None = None, poll_interval: float = 0.2,
+                 weights: Weights | None = None) -> None:
+        self.database = database
+        self.embedder = embedder or get_embedder()
+        self.poll_interval = poll_interval
+        self.index = HybridIndex(weights)
+        self.cursor = 0
+        self._gaps: dict[int, float] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.loaded = False
+
+    async def start(self) -> None:
+        await self.reload()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def reload(self) -> None:
+        """Rebuild from the database (at start); later changes arrive through `sync`."""
+        async with self._lock:
+            index = HybridIndex(self.index.weights)
+            async with self.database.sessions() as session:
+                # Read the cursor first: a change committed during the load is applied again, harmlessly.
+                cursor = await repository.latest_change(session)
+                after = 0
+                while True:
+                    batch = await repository.published_entries(session, after_id=after, batch=LOAD_BATCH)
+                    if not batch:
+                        break
+                    await self._upsert(index, batch)
+                    after = batch[-1].id
+            self.index, self.cursor, self._gaps, self.loaded = index, cursor, {}, True
+
+    async def _upsert(self, index: HybridIndex, entries: Sequence[FaqEntry]) -> None:
+        missing = [e for e in entries if e.vectors is None or e.vectors_version != e.version]
+        fresh: dict[int, npt.NDArray[np.float32]] = {}
+        if missing:
+            texts = [texts_to_embed(e.questions, e.answer) for e in missing]
+            rows = await self.embedder.embed_many([t for group in texts for t in group])
+            start = 0
+            for entry, group in zip(missing, texts, strict=True):
+                fresh[entry.id] = rows[start:start + len(group)]
+                start += len(group)
+        for entry in entries:
+            if entry.id in fresh:
+                vectors = fresh[entry.id]
+            else:
+                assert entry.vectors is not None
+                vectors = np.frombuffer(entry.vectors, dtype=np.float32).reshape(-1, DIM)
+            index.upsert(_indexed(entry), vectors)
+
+    async def sync(self, session: AsyncSession | None = None) -> int:
+        """Apply every change committed since the last sync; returns how many entries changed."""
+        async with self._lock:
+            if session is not None:
+                return await self._sync(session)
+            async with self.database.sessions() as own:
+                return await self._sync(own)
+
+    async def _sync(self, session: AsyncSession) -> int:
+        now = time.monotonic()
+        self._gaps = {gap: seen for gap, seen in self._gaps.items() if now - seen < GAP_WAIT_SECONDS}
+        changes = await repository.changes_after(session, self.cursor, self._gaps)
+        if not changes:
+            return 0
+        newest = max(change for change, _entry in changes)
+        known = {change for change, _entry in changes}
+        for missing in range(self.cursor + 1, newest):
+            if missing not in known:
+                self._gaps.setdefault(missing, now)
+        for change in known:
+            self._gaps.pop(change, None)
+        self.cursor = max(self.cursor, newest)
+        entry_ids = {entry for _change, entry in changes}
+        entries = {e.id: e for e in await repository.entries_by_id(session, entry_ids)}
+        live = [e for e in entries.values() if e.status == "published" and e.deleted_at is None]
+        live_ids = {e.id for e in live}
+        for entry_id in entry_ids - live_ids:
+            self.index.remove(entry_id)
+        await self._upsert(self.index, [e for e in live if self.index.version_of(e.id) != e.version])
+        return len(entry_ids)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
+                log.exception("FAQ index poll failed")
+
+    async def search(self, question: str, *, language: str, country: str | None = None,
+                     channel: str | None = None, embedding: npt.NDArray[np.float32] | None = None,
+                     k: int = 5, session: AsyncSession | None = None) -> Retrieval:
+        """Top-k matches; with a session the index first catches up and every match is checked live."""
+        if session is not None:
+            await self.sync(session)
+        if embedding is None:
+            embedding = await self.embedder.embed(question)
+        result = self.index.search(question, embedding, language=language, country=country, channel=channel,
+                                   k=k + 2)
+        if session is not None:
+            # The database decides: an entry deleted or unpublished a moment ago is never served.
+            current = await repository.live_versions(session, [m.entry_id for m in result.matches])
+            kept = [m for m in result.matches if current.get(m.entry_id) == m.version]
+        else:
+            kept = list(result.matches)
+        kept = kept[:k]
+        return Retrieval(decision=self.index.decide(kept), matches=kept)

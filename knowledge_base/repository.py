@@ -1,0 +1,121 @@
+"""Every FAQ query."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Text, cast, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from knowledge_base.models import FaqChange, FaqEntry, FaqEntryVersion, FaqQuestionKey
+
+
+async def get_entry(session: AsyncSession, entry_id: int) -> FaqEntry | None:
+    return await session.scalar(select(FaqEntry).where(FaqEntry.id == entry_id, FaqEntry.deleted_at.is_(None)))
+
+
+async def find_translation(session: AsyncSession, group_key: str, language: str) -> FaqEntry | None:
+    return await session.scalar(select(FaqEntry).where(FaqEntry.group_key == group_key,
+                                                       FaqEntry.language == language,
+                                                       FaqEntry.deleted_at.is_(None)))
+
+
+async def group_members(session: AsyncSession, group_keys: Iterable[str]) -> Sequence[FaqEntry]:
+    keys = list(set(group_keys))
+    if not keys:
+        return []
+    rows = await session.scalars(select(FaqEntry).where(FaqEntry.group_key.in_(keys), FaqEntry.deleted_at.is_(None))
+                                 .order_by(FaqEntry.language))
+    return rows.all()
+
+
+async def list_entries(session: AsyncSession, *, language: str | None, status: str | None, tag: str | None,
+                       text: str | None, limit: int, offset: int) -> tuple[int, Sequence[FaqEntry]]:
+    query = select(FaqEntry).where(FaqEntry.deleted_at.is_(None))
+    if language:
+        query = query.where(FaqEntry.language == language)
+    if status:
+        query = query.where(FaqEntry.status == status)
+    if text:
+        needle = text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(FaqEntry.search_text.like(f"%{needle}%", escape="\\"))
+    if tag:
+        # Tags are stored lower-cased as a JSON list; the quoted tag matches one whole element.
+        query = query.where(cast(FaqEntry.tags, Text).like(f'%"{tag.lower()}"%'))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(query.order_by(FaqEntry.group_key, FaqEntry.language).limit(limit).offset(offset))
+    return int(total), rows.all()
+
+
+async def all_live_entries(session: AsyncSession) -> Sequence[FaqEntry]:
+    rows = await session.scalars(select(FaqEntry).where(FaqEntry.deleted_at.is_(None))
+                                 .order_by(FaqEntry.group_key, FaqEntry.language))
+    return rows.all()
+
+
+async def versions(session: AsyncSession, entry_id: int) -> Sequence[FaqEntryVersion]:
+    rows = await session.scalars(select(FaqEntryVersion).where(FaqEntryVersion.entry_id == entry_id)
+                                 .order_by(FaqEntryVersion.version.desc()))
+    return rows.all()
+
+
+async def version(session: AsyncSession, entry_id: int, number: int) -> FaqEntryVersion | None:
+    return await session.scalar(select(FaqEntryVersion).where(FaqEntryVersion.entry_id == entry_id,
+                                                              FaqEntryVersion.version == number))
+
+
+async def taken_question_keys(session: AsyncSession, language: str, keys: Sequence[str],
+                              *, except_entry: int | None) -> dict[str, int]:
+    if not keys:
+        return {}
+    query = select(FaqQuestionKey.question_key, FaqQuestionKey.entry_id).where(
+        FaqQuestionKey.language == language, FaqQuestionKey.question_key.in_(list(keys)))
+    if except_entry is not None:
+        query = query.where(FaqQuestionKey.entry_id != except_entry)
+    return {str(row[0]): int(row[1]) for row in (await session.execute(query)).all()}
+
+
+async def replace_question_keys(session: AsyncSession, entry_id: int, language: str, keys: Sequence[str]) -> None:
+    await session.execute(delete(FaqQuestionKey).where(FaqQuestionKey.entry_id == entry_id))
+    await session.flush()
+    session.add_all(FaqQuestionKey(entry_id=entry_id, language=language, question_key=k) for k in keys)
+
+
+async def record_change(session: AsyncSession, entry_id: int, at: datetime) -> None:
+    session.add(FaqChange(entry_id=entry_id, created_at=at))
+
+
+async def latest_change(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.max(FaqChange.id))) or 0)
+
+
+async def changes_after(session: AsyncSession, after: int, also: Iterable[int] = ()) -> list[tuple[int, int]]:
+    """(change id, entry id) newer than `after`, plus the listed ids (gaps a slow writer may still fill)."""
+    extra = list(also)
+    condition = FaqChange.id > after if not extra else or_(FaqChange.id > after, FaqChange.id.in_(extra))
+    rows = await session.execute(select(FaqChange.id, FaqChange.entry_id).where(condition).order_by(FaqChange.id))
+    return [(int(a), int(b)) for a, b in rows.all()]
+
+
+async def entries_by_id(session: AsyncSession, ids: Iterable[int]) -> Sequence[FaqEntry]:
+    wanted = list(set(ids))
+    if not wanted:
+        return []
+    return (await session.scalars(select(FaqEntry).where(FaqEntry.id.in_(wanted)))).all()
+
+
+async def published_entries(session: AsyncSession, *, after_id: int, batch: int) -> Sequence[FaqEntry]:
+    rows = await session.scalars(select(FaqEntry).where(FaqEntry.status == "published",
+                                                        FaqEntry.deleted_at.is_(None), FaqEntry.id > after_id)
+                                 .order_by(FaqEntry.id).limit(batch))
+    return rows.all()
+
+
+async def live_versions(session: AsyncSession, ids: Iterable[int]) -> dict[int, int]:
+    """entry id -> version, for the listed entries that are published and not deleted right now."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(FaqEntry.id, FaqEntry.version).where(
+        FaqEntry.id.in_(wanted), FaqEntry.status == "published", FaqEntry.deleted_at.is_(None)))
+    return {int(a): int(b) for a, b in rows.all()}
