@@ -7,4 +7,6 @@ ROUTER_MODULES: list[str] = [
     "api.routers.catalog",
     "api.routers.stock",
     "api.routers.orders",
+    "api.routers.faq",
+    "api.routers.merchant_faq_page",
 ]
