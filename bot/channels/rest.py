@@ -1,0 +1,62 @@
+"""The Rasa-compatible REST channel: `{"sender", "message", "metadata"?}` in, Rasa's reply list out."""
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from bot.messages import InboundMessage, OutboundMessage
+from kit.clock import utcnow
+
+MAX_ID_CHARS = 200
+# Rasa clients send a pressed button's payload as the message: "/cart" or "cart:add:KET-1".
+PAYLOAD_PATTERN = re.compile(r"^/[A-Za-z_]+$|^/?[a-z_]+(:[A-Za-z0-9_.\-]+)+$")
+
+
+class RestMessageIn(BaseModel):
+    sender: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="The shopper's id in your system.")
+    message: str = Field(max_length=100_000, description="What the shopper wrote, or a button payload.")
+    metadata: dict[str, Any] | None = None
+
+
+class RestButton(BaseModel):
+    title: str
+    payload: str | None = None
+    url: str | None = None
+
+
+class RestReply(BaseModel):
+    recipient_id: str
+    text: str
+    buttons: list[RestButton] | None = None
+    custom: dict[str, Any] | None = None
+    message_id: int | None = Field(default=None, description="Our stored id of this reply.")
+
+
+def to_inbound(body: RestMessageIn, *, max_chars: int) -> InboundMessage:
+    metadata = dict(body.metadata or {})
+    given = metadata.get("message_id")
+    message_id = str(given)[:MAX_ID_CHARS] if given not in (None, "") else uuid.uuid4().hex
+    text = body.message
+    if len(text) > max_chars:
+        metadata["truncated_from"] = len(text)
+        text = text[:max_chars]
+    locale = metadata.get("locale")
+    stripped = text.strip()
+    is_payload = bool(metadata.get("payload")) or bool(PAYLOAD_PATTERN.match(stripped))
+    kind = ("command" if stripped.startswith("/") else "callback") if is_payload else "text"
+    return InboundMessage(channel="rest", sender_id=body.sender, message_id=message_id, kind=kind,
+                          text=text, payload=stripped if is_payload else None,
+                          locale_hint=str(locale) if isinstance(locale, str) else None,
+                          metadata={k: v for k, v in metadata.items() if k != "message_id"}, received_at=utcnow())
+
+
+def to_rasa(reply: OutboundMessage) -> RestReply:
+    buttons = [RestButton(title=b.title, payload=b.payload, url=b.url) for b in reply.buttons] or None
+    custom: dict[str, Any] = dict(reply.custom or {})
+    if reply.cards:
+        custom["cards"] = [card.model_dump(mode="json") for card in reply.cards]
+    return RestReply(recipient_id=reply.recipient_id, text=reply.text, buttons=buttons, custom=custom or None,
+                     message_id=reply.message_id)

@@ -1,0 +1,359 @@
+"""Telegram through aiogram 3: updates -> InboundMessage, OutboundMessage -> Bot API calls.
+
+Rendering is HTML (parse_mode HTML) with every piece of dynamic text escaped; long texts are split at
+Telegram's 4096-character limit; button payloads longer than callback_data's 64 bytes travel as a short
+token stored server-side. The bot token only ever appears inside aiogram's own request URLs, and the
+aiogram loggers carry a redacting filter so those never reach a log line.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    TelegramObject,
+    Update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.channels import repository
+from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
+from kit.clock import utcnow
+from kit.db import Database
+from kit.logging import RedactingFilter, redact
+from kit.outbox import DeliveryError, OutboxEvent
+
+log = logging.getLogger(__name__)
+
+TEXT_LIMIT = 4096
+CALLBACK_DATA_LIMIT = 64
+TOKEN_PREFIX = "~"  # callback_data starting with this is a server-side token, never a raw payload
+COMMANDS = ("start", "help", "cart", "orders")
+AIOGRAM_LOGGERS = ("aiogram", "aiogram.dispatcher", "aiogram.event", "aiogram.middlewares", "aiogram.webhook",
+                   "aiogram.scene", "aiohttp.client", "aiohttp.access", "aiohttp.internal")
+
+InboundHandler = Callable[[InboundMessage], Awaitable[object]]
+
+
+# kit.logging's pattern needs a word boundary before the digits, which "/bot123:..." in a Bot API URL lacks.
+_TOKEN_IN_URL = re.compile(r"(?<![0-9])[0-9]{6,12}:[A-Za-z0-9_-]{30,}")
+
+
+def redact_tokens(text: str) -> str:
+    return redact(_TOKEN_IN_URL.sub("[redacted]", text))
+
+
+class _TracebackRedactingFilter(RedactingFilter):
+    """Scrubs Bot API URLs (they hold the token) from messages and tracebacks alike."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_tokens(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_tokens(record.exc_text)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Put the redacting filter on every logger that may see a Bot API URL (idempotent)."""
+    for name in AIOGRAM_LOGGERS + (__name__,):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _TracebackRedactingFilter) for f in logger.filters):
+            logger.addFilter(_TracebackRedactingFilter())
+
+
+# ---- rendering -------------------------------------------------------------------------------------
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split into pieces of at most `limit` UTF-16 units (Telegram's measure), preferring line/word breaks."""
+    if _utf16_len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    rest = text
+    while rest:
+        if _utf16_len(rest) <= limit:
+            pieces.append(rest)
+            break
+        # Largest prefix that fits, counted in UTF-16 units (emoji take two).
+        size, used = 0, 0
+        for char in rest:
+            width = 2 if ord(char) > 0xFFFF else 1
+            if used + width > limit:
+                break
+            used += width
+            size += 1
+        window = rest[:size]
+        cut = max(window.rfind("\n"), window.rfind(" "))
+        if cut < size // 2:  # no natural break in the second half: cut hard rather than make tiny pieces
+            cut = size
+        else:
+            cut += 1
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return pieces
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def callback_token(payload: str) -> str:
+    digest = hashlib.sha256(payload.encode("utf-8")).digest()[:12]
+    return base64.urlsafe_b64encode(digest).decode("ascii")
+
+
+def needs_token(payload: str) -> bool:
+    return len(payload.encode("utf-8")) > CALLBACK_DATA_LIMIT or payload.startswith(TOKEN_PREFIX)
+
+
+def callback_data_for(payload: str) -> str:
+    """The callback_data Telegram carries for a payload: itself, or a 17-byte token when too long."""
+    return TOKEN_PREFIX + callback_token(payload) if needs_token(payload) else payload
+
+
+@dataclass(frozen=True)
+class RenderedPart:
+    html_text: str
+    buttons: list[list[InlineKeyboardButton]]
+
+    @property
+    def keyboard(self) -> InlineKeyboardMarkup | None:
+        return InlineKeyboardMarkup(inline_keyboard=self.buttons) if self.buttons else None
+
+
+def _button_rows(buttons: list[Button], per_row: int = 2) -> list[list[InlineKeyboardButton]]:
+    keys: list[InlineKeyboardButton] = []
+    for button in buttons:
+        title = button.title[:64] or "·"
+        if button.url:
+            keys.append(InlineKeyboardButton(text=title, url=button.url))
+        else:
+            keys.append(InlineKeyboardButton(text=title, callback_data=callback_data_for(button.payload or title)))
+    return [keys[i:i + per_row] for i in range(0, len(keys), per_row)]
+
+
+def _card_text(card: ProductCard) -> str:
+    lines = [f"<b>{escape(card.title)}</b>"]
+    if card.subtitle:
+        lines.append(escape(card.subtitle))
+    if card.price_text:
+        lines.append(escape(card.price_text))
+    return "\n".join(lines)[:TEXT_LIMIT]
+
+
+def render(message: OutboundMessage) -> list[RenderedPart]:
+    """The Telegram messages one reply becomes: its text (split), then one message per product card."""
+    parts = [RenderedPart(escape(piece), []) for piece in split_text(message.text or "…")]
+    parts[-1] = RenderedPart(parts[-1].html_text, _button_rows(message.buttons))
+    for card in message.cards:
+        parts.append(RenderedPart(_card_text(card), _button_rows(card.buttons, per_row=1)))
+    return parts
+
+
+def long_payloads(message: OutboundMessage) -> list[str]:
+    buttons = list(message.buttons) + [b for card in message.cards for b in card.buttons]
+    return [p for b in buttons if not b.url and (p := b.payload or b.title) and needs_token(p)]
+
+
+# ---- inbound -----------------------------------------------------------------------------------------
+
+def _command(text: str) -> tuple[str, str] | None:
+    if not text.startswith("/"):
+        return None
+    head, _, args = text.partition(" ")
+    name = head[1:].split("@", 1)[0].lower()
+    return (name, args.strip()) if name else None
+
+
+def _base(update: Update, message: Message) -> dict[str, Any]:
+    user = message.from_user
+    return {"channel": "telegram", "sender_id": str(message.chat.id), "message_id": f"u{update.update_id}",
+            "locale_hint": user.language_code if user else None,
+            "sender_name": user.full_name if user else None, "received_at": utcnow()}
+
+
+def inbound_from_message(update: Update, message: Message, *, edited: bool = False) -> InboundMessage:
+    fields = _base(update, message)
+    metadata: dict[str, Any] = {"chat_type": message.chat.type, "telegram_message_id": message.message_id}
+    if edited:
+        return InboundMessage(**fields, kind="edited", text=message.text or message.caption, metadata=metadata)
+    if message.text is None:
+        metadata["content_type"] = str(message.content_type)
+        if message.caption:
+            metadata["caption"] = message.caption
+        return InboundMessage(**fields, kind="unsupported", metadata=metadata)
+    command = _command(message.text)
+    if command is not None:
+        metadata.update(command=command[0], args=command[1])
+        return InboundMessage(**fields, kind="command", text=message.text, payload=f"/{command[0]}",
+                              metadata=metadata)
+    return InboundMessage(**fields, kind="text", text=message.text, metadata=metadata)
+
+
+async def resolve_callback_data(session: AsyncSession, data: str | None) -> str | None:
+    """The payload behind a button press; None when the data is unknown (stale or forged token)."""
+    if not data:
+        return None
+    if data.startswith(TOKEN_PREFIX):
+        return await repository.callback_payload(session, token=data[len(TOKEN_PREFIX):])
+    return data
+
+
+def inbound_from_callback(update: Update, query: CallbackQuery, payload: str | None) -> InboundMessage:
+    user = query.from_user
+    chat_id = query.message.chat.id if query.message is not None else user.id
+    metadata: dict[str, Any] = {"callback_data": query.data}
+    if payload is None:
+        metadata["unknown_callback"] = True
+    return InboundMessage(channel="telegram", sender_id=str(chat_id), message_id=f"u{update.update_id}",
+                          kind="callback", payload=payload if payload is not None else (query.data or ""),
+                          locale_hint=user.language_code, sender_name=user.full_name, metadata=metadata,
+                          received_at=utcnow())
+
+
+class SeenUpdates:
+    """Recently seen update_ids: a cheap first line; the engine's (channel, message_id) check is the durable one."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[int, None] = OrderedDict()
+
+    def first_time(self, update_id: int) -> bool:
+        if update_id in self._seen:
+            return False
+        self._seen[update_id] = None
+        if len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        return True
+
+
+class TelegramChannel:
+    """One bot: an aiogram Dispatcher feeding the engine, and the sender used by the outbox handler."""
+
+    def __init__(self, *, token: str, database: Database, handle: InboundHandler,
+                 api: TelegramAPIServer | None = None) -> None:
+        install_log_redaction()
+        self.database = database
+        self.handle = handle
+        self.bot = Bot(token=token, session=AiohttpSession(api=api or PRODUCTION),
+                       default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+        self.seen = SeenUpdates()
+        self.dispatcher = Dispatcher()
+        self.dispatcher.update.outer_middleware(self._dedupe)
+        self.dispatcher.include_router(self._router())
+
+    async def _dedupe(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                      event: TelegramObject, data: dict[str, Any]) -> Any:
+        if isinstance(event, Update) and not self.seen.first_time(event.update_id):
+            log.info("telegram update %s seen before; ignored", event.update_id)
+            return None
+        return await handler(event, data)
+
+    def _router(self) -> Router:
+        router = Router(name="shoptalk")
+
+        @router.message()
+        async def on_message(message: Message, event_update: Update) -> None:
+            await self.handle(inbound_from_message(event_update, message))
+
+        @router.edited_message()
+        async def on_edited(message: Message, event_update: Update) -> None:
+            await self.handle(inbound_from_message(event_update, message, edited=True))
+
+        @router.callback_query()
+        async def on_callback(query: CallbackQuery, event_update: Update) -> None:
+            # Answer first: Telegram shows a spinner on the button until the query is answered.
+            try:
+                await query.answer()
+            except (TelegramBadRequest, TelegramNotFound):  # a query older than Telegram's window
+                log.info("callback query %s too old to answer", query.id)
+            async with self.database.unit_of_work() as session:
+                payload = await resolve_callback_data(session, query.data)
+            await self.handle(inbound_from_callback(event_update, query, payload))
+
+        return router
+
+    async def feed(self, update: Update) -> None:
+        await self.dispatcher.feed_update(self.bot, update)
+
+    async def start_polling(self) -> None:
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        await self.dispatcher.start_polling(self.bot, handle_signals=False, close_bot_session=False,
+                                            polling_timeout=10, allowed_updates=["message", "edited_message",
+                                                                                 "callback_query"])
+
+    async def stop_polling(self) -> None:
+        if self.dispatcher._running_lock.locked():  # stop_polling raises when not polling
+            await self.dispatcher.stop_polling()
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+    # ---- sending (the send.telegram outbox handler) ----
+
+    async def send(self, event: OutboxEvent, *, progress: dict[str, int]) -> None:
+        """Send one stored reply. Parts already sent by an earlier attempt of this process are skipped."""
+        message = OutboundMessage.model_validate(event.payload)
+        try:
+            chat_id = int(message.recipient_id)
+        except ValueError as exc:
+            raise DeliveryError(f"not a Telegram chat id: {message.recipient_id!r}", permanent=True) from exc
+        tokens = long_payloads(message)
+        if tokens:
+            async with self.database.unit_of_work() as session:
+                for payload in tokens:
+                    await repository.save_callback_token(session, token=callback_token(payload), payload=payload)
+        parts = render(message)
+        done = progress.get(event.idempotency_key, 0)
+        for index, part in enumerate(parts[done:], start=done):
+            try:
+                await self.bot.send_message(chat_id=chat_id, text=part.html_text, reply_markup=part.keyboard,
+                                            link_preview_options=LinkPreviewOptions(is_disabled=True))
+            except TelegramRetryAfter as exc:
+                raise DeliveryError(f"telegram rate limit: retry after {exc.retry_after}s",
+                                    retry_after=float(exc.retry_after)) from exc
+            except TelegramForbiddenError as exc:  # "bot was blocked by the user": retrying cannot help
+                raise DeliveryError(f"telegram refused: {exc.message}", permanent=True) from exc
+            except TelegramUnauthorizedError as exc:
+                raise DeliveryError("telegram rejected the bot token", permanent=True) from exc
+            except TelegramBadRequest as exc:
+                if "chat not found" in exc.message.lower():
+                    raise DeliveryError(f"telegram refused: {exc.message}", permanent=True) from exc
+                # Rendering should never be refused; if it is, fall back to plain text rather than lose it.
+                log.warning("telegram refused HTML (%s); sending as plain text", exc.message)
+                await self.bot.send_message(chat_id=chat_id, text=html.unescape(part.html_text)[:TEXT_LIMIT],
+                                            parse_mode=None, reply_markup=part.keyboard)
+            progress[event.idempotency_key] = index + 1
+        progress.pop(event.idempotency_key, None)

@@ -1,0 +1,168 @@
+"""The web chat channel: socket frames <-> InboundMessage / OutboundMessage, and live delivery to sockets.
+
+Delivery goes to every socket of a session connected to this process; with Redis configured, through
+pub/sub so a reply written by any process reaches sockets held by any other. A session that is not
+connected loses nothing: its messages are stored and restored from history when the widget reconnects.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from bot.messages import InboundMessage, OutboundMessage
+from kit.clock import utcnow
+
+log = logging.getLogger(__name__)
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+REDIS_PREFIX = "shoptalk:webchat:"
+
+Frame = dict[str, Any]
+SendFrame = Callable[[Frame], Awaitable[None]]
+
+
+class ClientFrame(BaseModel):
+    """What the widget sends: a typed message or a pressed button, each with the widget's own id."""
+
+    type: Literal["message", "button"]
+    id: str = Field(min_length=1, max_length=64, pattern=CLIENT_ID.pattern)
+    text: str | None = Field(default=None, max_length=100_000)
+    payload: str | None = Field(default=None, max_length=1_000)
+    locale: str | None = Field(default=None, max_length=16)
+
+
+class BadFrame(Exception):
+    """A frame the widget should not have sent; answered with an error frame, never a crash."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def valid_session_id(session_id: str) -> bool:
+    return bool(SESSION_ID.match(session_id))
+
+
+def parse_client_frame(raw: str) -> ClientFrame:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise BadFrame("malformed_json", "The frame is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise BadFrame("invalid_frame", "A frame is a JSON object.")
+    try:
+        frame = ClientFrame.model_validate(data)
+    except ValidationError as exc:
+        raise BadFrame("invalid_frame", "The frame does not match the expected shape.") from exc
+    if frame.type == "message" and not (frame.text or "").strip():
+        raise BadFrame("empty_message", "A message needs some text.")
+    if frame.type == "button" and not frame.payload:
+        raise BadFrame("invalid_frame", "A button frame needs a payload.")
+    return frame
+
+
+def to_inbound(session_id: str, frame: ClientFrame, *, max_chars: int) -> InboundMessage:
+    metadata: dict[str, Any] = {"client_message_id": frame.id}
+    text = frame.text
+    if text is not None and len(text) > max_chars:
+        metadata["truncated_from"] = len(text)
+        text = text[:max_chars]
+    # Scoped by session: (channel, message_id) is unique across every shopper of the channel.
+    message_id = f"{session_id}:{frame.id}"
+    if frame.type == "button":
+        payload = frame.payload or ""
+        return InboundMessage(channel="webchat", sender_id=session_id, message_id=message_id,
+                              kind="command" if payload.startswith("/") else "callback", payload=payload, text=text,
+                              locale_hint=frame.locale, metadata=metadata, received_at=utcnow())
+    return InboundMessage(channel="webchat", sender_id=session_id, message_id=message_id, kind="text", text=text,
+                          locale_hint=frame.locale, metadata=metadata, received_at=utcnow())
+
+
+def reply_frame(message: OutboundMessage) -> Frame:
+    return {"type": "reply", "message": message.model_dump(mode="json")}
+
+
+class WebchatHub:
+    """Sockets of this process by session id, plus the Redis fan-out across processes when configured."""
+
+    def __init__(self, redis_url: str | None = None) -> None:
+        self.redis_url = redis_url
+        self._sockets: dict[str, set[SendFrame]] = {}
+        self._redis: Any = None
+
+    def attach(self, session_id: str, send: SendFrame) -> None:
+        self._sockets.setdefault(session_id, set()).add(send)
+
+    def detach(self, session_id: str, send: SendFrame) -> None:
+        sockets = self._sockets.get(session_id)
+        if sockets is not None:
+            sockets.discard(send)
+            if not sockets:
+                del self._sockets[session_id]
+
+    def connected(self, session_id: str) -> int:
+        return len(self._sockets.get(session_id, ()))
+
+    async def push_local(self, session_id: str, frame: Frame) -> int:
+        delivered = 0
+        for send in list(self._sockets.get(session_id, ())):
+            try:
+                await send(frame)
+                delivered += 1
+            except Exception:  # a socket closing mid-send; the widget restores from history
+                log.info("web chat socket of a session closed during a push")
+                self.detach(session_id, send)
+        return delivered
+
+    def _client(self) -> Any:
+        if self._redis is None:
+            import redis.asyncio as redis_asyncio
+
+            self._redis = redis_asyncio.from_url(self.redis_url or "", decode_responses=True)
+        return self._redis
+
+    async def publish(self, session_id: str, frame: Frame) -> None:
+        """Push to the session's sockets wherever they are connected."""
+        if self.redis_url:
+            await self._client().publish(REDIS_PREFIX + session_id, json.dumps(frame))
+        else:
+            await self.push_local(session_id, frame)
+
+    async def run_subscriber(self, ready: asyncio.Event | None = None) -> None:
+        """Relay frames published by any process to this process's sockets (runs until cancelled)."""
+        if not self.redis_url:
+            return
+        while True:
+            pubsub = self._client().pubsub()
+            try:
+                await pubsub.psubscribe(REDIS_PREFIX + "*")
+                if ready is not None:
+                    ready.set()
+                async for item in pubsub.listen():
+                    if item.get("type") != "pmessage":
+                        continue
+                    session_id = str(item["channel"])[len(REDIS_PREFIX):]
+                    if session_id in self._sockets:
+                        await self.push_local(session_id, json.loads(item["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis restarting: reconnect after a pause; history covers the gap
+                log.warning("web chat Redis subscription lost; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None

@@ -1,0 +1,320 @@
+"""A Telegram Bot API double on 127.0.0.1 speaking the real protocol ({"ok": ..., "result": ...}).
+
+It implements what ShopTalk uses: getMe, getUpdates (long polling), sendMessage (with Telegram's HTML
+parsing rules and limits), answerCallbackQuery, editMessageText, setWebhook, deleteWebhook. Tests play
+the shopper through `user_sends`, `user_presses`, ... and read what the bot sent from `sent`.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+
+from aiohttp import web
+
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span",
+                "tg-spoiler", "blockquote", "tg-emoji"}
+TEXT_LIMIT = 4096
+CALLBACK_DATA_LIMIT = 64
+
+
+class EntityError(ValueError):
+    pass
+
+
+class _TelegramHTML(HTMLParser):
+    """Telegram's HTML mode: a small tag set, everything else must be escaped."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ALLOWED_TAGS:
+            raise EntityError(f'Unsupported start tag "{tag}"')
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            raise EntityError(f'Unexpected end tag "{tag}"')
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse_html(text: str) -> str:
+    """The plain text Telegram would show, or EntityError like Telegram's 'can't parse entities'."""
+    parser = _TelegramHTML()
+    parser.feed(text)
+    parser.close()
+    if parser.open:
+        raise EntityError(f'Can\'t find end tag corresponding to start tag "{parser.open[-1]}"')
+    return "".join(parser.text)
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass
+class SentMessage:
+    message_id: int
+    chat_id: int
+    text: str  # as the shopper sees it
+    raw: str  # as the bot sent it
+    parse_mode: str | None
+    reply_markup: dict[str, Any] | None
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        rows = (self.reply_markup or {}).get("inline_keyboard") or []
+        return [button for row in rows for button in row]
+
+    def button(self, contains: str) -> dict[str, Any]:
+        for button in self.buttons:
+            if contains.lower() in str(button.get("text", "")).lower():
+                return button
+        raise AssertionError(f"no button with {contains!r} in {[b.get('text') for b in self.buttons]}")
+
+
+@dataclass
+class TelegramDouble:
+    token: str
+    bot_id: int = 777000111
+    username: str = "shoptalk_test_bot"
+    host: str = "127.0.0.1"
+    port: int = 0
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[SentMessage] = field(default_factory=list)
+    answered_callbacks: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    blocked_chats: set[int] = field(default_factory=set)
+    # One entry per coming sendMessage call: a retry_after to answer 429 with, or 0 to let it through.
+    rate_limit_next: list[int] = field(default_factory=list)
+    webhook: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self._update_ids = itertools.count(10_000)
+        self._message_ids = itertools.count(1)
+        self._callback_ids = itertools.count(5_000)
+        self._new_update = asyncio.Condition()
+        self._sent_event = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+
+    # ---- server ----
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> TelegramDouble:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self
+
+    async def stop(self) -> None:
+        async with self._new_update:
+            self._new_update.notify_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            data: dict[str, Any] = await request.json()
+            return data
+        form = await request.post()
+        params: dict[str, Any] = {}
+        for key, value in form.items():
+            params[key] = value if isinstance(value, str) else "<file>"
+        return params
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"].lower()
+        self.calls.append(method)
+        params = await self._params(request)
+        handler = {"getme": self._get_me, "getupdates": self._get_updates, "sendmessage": self._send_message,
+                   "answercallbackquery": self._answer_callback, "editmessagetext": self._edit_message_text,
+                   "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook}.get(method)
+        if handler is None:
+            return _error(404, "Not Found")
+        return await handler(params)
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {"id": self.bot_id, "is_bot": True, "first_name": "ShopTalk", "username": self.username,
+                "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
+
+    async def _get_me(self, params: dict[str, Any]) -> web.Response:
+        return _ok(self._bot_user())
+
+    async def _get_updates(self, params: dict[str, Any]) -> web.Response:
+        if self.webhook is not None:
+            return _error(409, "Conflict: can't use getUpdates method while webhook is active; "
+                               "use deleteWebhook to delete the webhook first")
+        offset = int(params.get("offset") or 0)
+        timeout = min(float(params.get("timeout") or 0), 2.0)
+        # A request with an offset confirms every update below it, as on Telegram.
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        async with self._new_update:
+            while not self.updates and time.monotonic() < deadline:
+                try:
+                    await asyncio.wait_for(self._new_update.wait(), timeout=deadline - time.monotonic())
+                except TimeoutError:
+                    break
+        return _ok(list(self.updates[:100]))
+
+    def _markup(self, params: dict[str, Any]) -> dict[str, Any] | None | web.Response:
+        raw = params.get("reply_markup")
+        if raw in (None, ""):
+            return None
+        markup: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
+        for row in markup.get("inline_keyboard") or []:
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(str(data).encode("utf-8")) <= CALLBACK_DATA_LIMIT:
+                    return _error(400, "Bad Request: BUTTON_DATA_INVALID")
+        return markup
+
+    def _render(self, params: dict[str, Any]) -> str | web.Response:
+        raw = str(params.get("text") or "")
+        text = raw
+        if params.get("parse_mode") == "HTML":
+            try:
+                text = parse_html(raw)
+            except EntityError as exc:
+                return _error(400, f"Bad Request: can't parse entities: {exc}")
+        if not text.strip():
+            return _error(400, "Bad Request: message text is empty")
+        if utf16_len(text) > TEXT_LIMIT:
+            return _error(400, "Bad Request: message is too long")
+        return text
+
+    async def _send_message(self, params: dict[str, Any]) -> web.Response:
+        chat_id = int(params["chat_id"])
+        retry_after = self.rate_limit_next.pop(0) if self.rate_limit_next else 0
+        if retry_after:
+            return _error(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+        if chat_id in self.blocked_chats:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        text = self._render(params)
+        if isinstance(text, web.Response):
+            return text
+        markup = self._markup(params)
+        if isinstance(markup, web.Response):
+            return markup
+        message = SentMessage(next(self._message_ids), chat_id, text, str(params.get("text")),
+                              params.get("parse_mode"), markup)
+        async with self._sent_event:
+            self.sent.append(message)
+            self._sent_event.notify_all()
+        return _ok(self._message_json(message))
+
+    def _message_json(self, message: SentMessage) -> dict[str, Any]:
+        result: dict[str, Any] = {"message_id": message.message_id, "from": self._bot_user(),
+                                  "chat": {"id": message.chat_id, "type": "private", "first_name": "Shopper"},
+                                  "date": int(time.time()), "text": message.text}
+        if message.reply_markup:
+            result["reply_markup"] = message.reply_markup
+        return result
+
+    async def _answer_callback(self, params: dict[str, Any]) -> web.Response:
+        self.answered_callbacks.append(params)
+        return _ok(True)
+
+    async def _edit_message_text(self, params: dict[str, Any]) -> web.Response:
+        for message in self.sent:
+            if message.message_id == int(params.get("message_id") or 0) and message.chat_id == int(params["chat_id"]):
+                text = self._render(params)
+                if isinstance(text, web.Response):
+                    return text
+                message.text, message.raw = text, str(params.get("text"))
+                return _ok(self._message_json(message))
+        return _error(400, "Bad Request: message to edit not found")
+
+    async def _set_webhook(self, params: dict[str, Any]) -> web.Response:
+        self.webhook = {"url": params.get("url"), "secret_token": params.get("secret_token")}
+        return _ok(True)
+
+    async def _delete_webhook(self, params: dict[str, Any]) -> web.Response:
+        self.webhook = None
+        return _ok(True)
+
+    # ---- the shopper's side ----
+
+    async def push_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        async with self._new_update:
+            self.updates.append(update)
+            self._new_update.notify_all()
+        return update
+
+    def _user(self, chat_id: int, language: str) -> dict[str, Any]:
+        return {"id": chat_id, "is_bot": False, "first_name": "Shopper", "last_name": str(chat_id),
+                "language_code": language}
+
+    def message_update(self, chat_id: int, *, language: str = "en", **content: Any) -> dict[str, Any]:
+        message = {"message_id": next(self._message_ids), "from": self._user(chat_id, language),
+                   "chat": {"id": chat_id, "type": "private", "first_name": "Shopper"},
+                   "date": int(time.time()), **content}
+        return {"update_id": next(self._update_ids), "message": message}
+
+    async def user_sends(self, chat_id: int, text: str, *, language: str = "en") -> dict[str, Any]:
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split(" ")[0])}]
+        return await self.push_update(self.message_update(chat_id, language=language, **content))
+
+    async def user_sends_sticker(self, chat_id: int, *, language: str = "en") -> dict[str, Any]:
+        sticker = {"file_id": "CAACAgIAAxkBAAE", "file_unique_id": "AgADAQAD", "type": "regular",
+                   "width": 512, "height": 512, "is_animated": False, "is_video": False, "emoji": "😀"}
+        return await self.push_update(self.message_update(chat_id, language=language, sticker=sticker))
+
+    async def user_presses(self, chat_id: int, message: SentMessage, callback_data: str, *,
+                           language: str = "en") -> dict[str, Any]:
+        query = {"id": str(next(self._callback_ids)), "from": self._user(chat_id, language),
+                 "chat_instance": f"ci{chat_id}", "data": callback_data,
+                 "message": self._message_json(message)}
+        return await self.push_update({"update_id": next(self._update_ids), "callback_query": query})
+
+    async def wait_for_sent(self, chat_id: int, count: int, *, timeout: float = 20.0) -> list[SentMessage]:
+        """Wait until the chat has received at least `count` messages in total; return them all."""
+        deadline = time.monotonic() + timeout
+        async with self._sent_event:
+            while len(self.to(chat_id)) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    got = [m.text[:80] for m in self.to(chat_id)]
+                    raise AssertionError(f"chat {chat_id} got {len(got)} messages, wanted {count}: {got}")
+                try:
+                    await asyncio.wait_for(self._sent_event.wait(), timeout=remaining)
+                except TimeoutError:
+                    pass
+        return self.to(chat_id)
+
+    def to(self, chat_id: int) -> list[SentMessage]:
+        return [m for m in self.sent if m.chat_id == chat_id]
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(status: int, description: str, *, retry_after: int | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return web.json_response(body, status=status)
