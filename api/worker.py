@@ -21,7 +21,7 @@ from kit.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WORKER_MODULES: list[str] = ["api.worker"]
+WORKER_MODULES: list[str] = ["api.worker", "api.channel_worker"]
 
 
 @dataclass(frozen=True)
