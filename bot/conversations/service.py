@@ -103,12 +103,12 @@ async def record_outbound(session: AsyncSession, *, conversation: Conversation, 
 
 def outbound_of(conversation: Conversation, message: ConversationMessage) -> OutboundMessage:
     content = message.content or {}
-    return OutboundMessage(channel=conversation.channel,  # type: ignore[arg-type]
+    return OutboundMessage(channel=conversation.channel,
                            recipient_id=conversation.sender_id, text=message.text or "",
                            buttons=[Button.model_validate(b) for b in content.get("buttons") or []],
                            cards=[ProductCard.model_validate(c) for c in content.get("cards") or []],
                            custom=content.get("custom"), conversation_id=conversation.id, message_id=message.id,
-                           author=message.author)  # type: ignore[arg-type]
+                           author=message.author)
 
 
 async def stored_replies(session: AsyncSession, *, conversation: Conversation,

@@ -1,0 +1,102 @@
+"""Process-wide things the engine needs: settings, the NLU, the FAQ knowledge base, limits."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.conversations import service as conversations
+from bot.policy import PolicyThresholds
+from bot.understanding import MessageParser
+from commerce.search.index import Encoder
+from kit.db import Database
+from kit.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FaqDecision = Literal["answer", "suggest", "none"]
+
+
+@dataclass(frozen=True)
+class FaqMatch:
+    question: str
+    answer: str
+    score: float
+    entry_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FaqResult:
+    decision: FaqDecision
+    matches: list[FaqMatch] = field(default_factory=list)
+
+
+class FaqSource(Protocol):
+    """The knowledge base as the bot sees it: the best answers for a question, with a decision."""
+
+    async def answer(self, session: AsyncSession, *, text: str, embedding: npt.NDArray[np.float32] | None,
+                     language: str, country: str | None, channel: str | None) -> FaqResult: ...
+
+
+@dataclass(frozen=True)
+class VerificationLimiter:
+    """Wrong order-ownership proofs allowed per conversation in a sliding window (stored in the database)."""
+
+    max_failures: int = 5
+    window_seconds: int = 15 * 60
+
+    async def blocked(self, session: AsyncSession, *, conversation_id: int) -> bool:
+        failures = await conversations.failed_verifications(session, conversation_id=conversation_id,
+                                                            window_seconds=self.window_seconds)
+        return failures >= self.max_failures
+
+    async def record(self, session: AsyncSession, *, conversation_id: int, succeeded: bool) -> None:
+        await conversations.record_verification(session, conversation_id=conversation_id, succeeded=succeeded)
+
+
+@dataclass
+class BotDeps:
+    settings: Settings
+    nlu: MessageParser
+    knowledge: FaqSource | None = None
+    rate_limiter: VerificationLimiter = field(default_factory=VerificationLimiter)
+    policy: PolicyThresholds = field(default_factory=PolicyThresholds)
+    # Embeds product texts for semantic search (same space as the NLU's message embedding).
+    encoder: Encoder | None = None
+    page_size: int = 5
+
+
+def _encoder_of(nlu: Any) -> Encoder | None:
+    embedder = getattr(nlu, "embedder", None)
+    encode = getattr(embedder, "encode", None)
+    if encode is None:
+        return None
+
+    def encoder(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return np.asarray(encode(list(texts)), dtype=np.float32)
+    return encoder
+
+
+async def build_bot_deps(settings: Settings, database: Database) -> BotDeps:
+    """Load the NLU model (training it from the shipped data the first time) and the FAQ index, once."""
+    from nlu.service import get_nlu_service
+
+    nlu = get_nlu_service()
+    await asyncio.to_thread(nlu.ensure_model)
+    knowledge = await _knowledge_source(database)
+    return BotDeps(settings=settings, nlu=nlu, knowledge=knowledge, encoder=_encoder_of(nlu))
+
+
+async def _knowledge_source(database: Database) -> FaqSource | None:
+    # The knowledge base's service API is wired here once it exists; without it the FAQ skill says so.
+    try:
+        from bot.skills.faq import knowledge_base_source
+    except ImportError:  # pragma: no cover - only while the knowledge base package is incomplete
+        return None
+    return await knowledge_base_source(database)

@@ -1,0 +1,139 @@
+"""The turn a skill works on: the conversation, the parsed message, and helpers to reply in the shopper's locale."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from babel import Locale
+from babel.numbers import get_territory_currencies
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.conversations.models import Conversation
+from bot.deps import BotDeps
+from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
+from bot.templates import render
+from bot.understanding import ParsedMessage
+from commerce import cross_border
+from commerce.catalog.models import Product, Variant
+from commerce.catalog.service import localized, variant_price
+from commerce.money import format_money
+from kit.errors import ShopTalkError
+
+
+@dataclass
+class Turn:
+    session: AsyncSession
+    deps: BotDeps
+    conversation: Conversation
+    inbound: InboundMessage
+    parsed: ParsedMessage | None
+    locale: str
+    shopper_id: int | None
+    replies: list[OutboundMessage] = field(default_factory=list)
+    handed_off: bool = False
+
+    # ---------- replying ----------
+    def t(self, key: str, **values: Any) -> str:
+        return render(self.locale, key, **values)
+
+    def button(self, key: str, payload: str, **values: Any) -> Button:
+        return Button(title=self.t(key, **values), payload=payload)
+
+    def button_text(self, title: str, payload: str) -> Button:
+        return Button(title=title, payload=payload)
+
+    def say_text(self, text: str, *, buttons: list[Button] | None = None, cards: list[ProductCard] | None = None,
+                 custom: dict[str, Any] | None = None) -> OutboundMessage:
+        reply = OutboundMessage(channel=self.inbound.channel, recipient_id=self.inbound.sender_id, text=text,
+                                buttons=buttons or [], cards=cards or [], custom=custom,
+                                conversation_id=self.conversation.id)
+        self.replies.append(reply)
+        return reply
+
+    def say(self, key: str, *, buttons: list[Button] | None = None, cards: list[ProductCard] | None = None,
+            custom: dict[str, Any] | None = None, **values: Any) -> OutboundMessage:
+        return self.say_text(self.t(key, **values), buttons=buttons, cards=cards, custom=custom)
+
+    def ask(self, *, intent: str, slot: str, key: str, data: dict[str, Any] | None = None,
+            buttons: list[Button] | None = None, **values: Any) -> None:
+        """Ask a question and remember it, so the next message is read as its answer."""
+        self.conversation.pending = {"intent": intent, "slot": slot, "data": data or {}}
+        self.say(key, buttons=buttons, **values)
+
+    # ---------- what the message says ----------
+    def entity(self, name: str) -> Any | None:
+        if self.parsed is None:
+            return None
+        values = self.parsed.entity_values(name)
+        return values[0] if values else None
+
+    @property
+    def text(self) -> str:
+        return (self.parsed.text if self.parsed is not None else self.inbound.text) or ""
+
+    # ---------- shopper context ----------
+    @property
+    def country(self) -> str:
+        """Destination for prices and stock: what the shopper told us, else the shop's default."""
+        return self.conversation.country or self.deps.settings.locale.default_country
+
+    @property
+    def currency(self) -> str:
+        if self.conversation.currency:
+            return self.conversation.currency
+        if self.conversation.country:
+            currencies = get_territory_currencies(self.conversation.country)
+            if currencies:
+                return str(currencies[0])
+        return self.deps.settings.locale.default_currency
+
+    def country_name(self, code: str) -> str:
+        babel_locale = "zh_Hans" if self.locale == "zh" else "en"
+        return str(Locale.parse(babel_locale).territories.get(code.upper(), code.upper()))
+
+    def money(self, amount: Decimal, currency: str) -> str:
+        return format_money(amount, currency, self.locale)
+
+    async def in_shopper_currency(self, amount: Decimal, currency: str) -> tuple[Decimal, str]:
+        """The amount in the shopper's currency when a rate is known, else unchanged."""
+        target = self.currency
+        if target == currency:
+            return amount, currency
+        converted = await convert_amount(self.session, amount, currency, target)
+        return (converted, target) if converted is not None else (amount, currency)
+
+    async def price_text(self, amount: Decimal, currency: str) -> str:
+        value, shown = await self.in_shopper_currency(amount, currency)
+        return self.money(value, shown)
+
+    # ---------- products ----------
+    def title(self, product: Product) -> str:
+        return localized(product.title, self.locale)
+
+    async def card(self, product: Product, variant: Variant) -> ProductCard:
+        options = ", ".join(f"{v}" for v in variant.attributes.values())
+        return ProductCard(
+            sku=variant.sku, product_id=product.id, title=self.title(product),
+            subtitle=" / ".join(p for p in (product.brand, options) if p) or None,
+            price_text=await self.price_text(variant_price(variant, product), product.currency),
+            image_url=product.image_url,
+            buttons=[self.button("button.details", f"product:details:{product.id}"),
+                     self.button("button.add_to_cart", f"cart:add:{variant.sku}"),
+                     self.button("button.more_like_this", f"more_like:{product.id}")])
+
+
+async def convert_amount(session: AsyncSession, amount: Decimal, from_currency: str,
+                         to_currency: str) -> Decimal | None:
+    """Exchange at the shop's rates (with its markup); None when no fresh rate is known."""
+    if from_currency == to_currency:
+        return amount
+    try:
+        # A savepoint: a failed lookup must not poison the shopper's transaction on PostgreSQL.
+        async with session.begin_nested():
+            conversion = await cross_border.convert(session, amount=amount, from_currency=from_currency,
+                                          to_currency=to_currency)
+        return conversion.amount
+    except (ShopTalkError, DBAPIError):
+        return None

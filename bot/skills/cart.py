@@ -1,0 +1,304 @@
+"""Cart (stored on the conversation) and checkout: reserve stock, create the order in pending_payment."""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from bot.skills.base import Turn, convert_amount
+from commerce import cross_border
+from commerce.catalog.errors import UnknownSku
+from commerce.catalog.models import Product, Variant
+from commerce.catalog.service import get_product, get_variant, is_sellable_to, variant_price
+from commerce.channels import service as sales_channels
+from commerce.inventory.errors import InsufficientStock
+from commerce.inventory.service import available_stock
+from commerce.money import quantize
+from commerce.orders.schemas import OrderIn, OrderLineIn
+from commerce.orders.service import create_order
+from commerce.search.service import SearchFilters, search_products
+from kit.errors import NotFound, ShopTalkError
+
+MAX_QUANTITY = 99
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
+# Which sales channel an order placed in a chat belongs to.
+SALES_CHANNEL_OF = {"telegram": ("telegram",), "webchat": ("webchat", "web"), "rest": ("web", "webchat")}
+
+
+def cart_lines(turn: Turn) -> list[dict[str, Any]]:
+    return [dict(line) for line in turn.conversation.cart or []]
+
+
+def _quantity(turn: Turn) -> int:
+    value = turn.entity("quantity")
+    try:
+        return max(1, min(MAX_QUANTITY, int(value))) if value is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+async def add(turn: Turn, sku: str, quantity: int = 1) -> None:
+    """Put `quantity` of `sku` in the cart if that many are in stock and it can go to the shopper's country."""
+    try:
+        variant = await get_variant(turn.session, sku=sku)
+    except UnknownSku:
+        turn.say("product_gone")
+        return
+    product = variant.product
+    if not (product.active and variant.active):
+        turn.say("product_gone")
+        return
+    if not is_sellable_to(product, turn.country):
+        turn.say("not_sellable_there", country=turn.country_name(turn.country))
+        return
+    lines = cart_lines(turn)
+    line = next((x for x in lines if x["sku"] == sku), None)
+    wanted = min(MAX_QUANTITY, (line["quantity"] if line else 0) + quantity)
+    available = (await available_stock(turn.session, skus=[sku]))[sku]
+    if available < wanted:
+        turn.say("cart_no_stock", available=available, title=turn.title(product))
+        return
+    if line is None:
+        lines.append({"sku": sku, "quantity": wanted})
+    else:
+        line["quantity"] = wanted
+    turn.conversation.cart = lines
+    turn.say("cart_added", quantity=quantity, title=turn.title(product),
+             buttons=[turn.button("button.view_cart", "cart:view"), turn.button("button.checkout", "checkout:start")])
+
+
+async def add_from_text(turn: Turn) -> None:
+    """ "add two of the kettle to my cart": a product named in the message, else the one just shown."""
+    quantity = _quantity(turn)
+    named = turn.entity("product")
+    colour, size = turn.entity("colour"), turn.entity("size")
+    if named:
+        result = await search_products(turn.session, query=str(named), country=turn.country, limit=1,
+                                       filters=SearchFilters(colour=colour, size=size))
+        if result.hits:
+            await add(turn, result.hits[0].sku, quantity)
+            return
+    shown = list(turn.conversation.last_products or [])
+    if len(shown) == 1:
+        picked = await _pick_variant(turn, shown[0], colour=colour, size=size)
+        if picked is not None:
+            await add(turn, picked[1].sku, quantity)
+            return
+    if shown:
+        cards = []
+        for product_id in shown[:5]:
+            picked = await _pick_variant(turn, product_id, colour=colour, size=size)
+            if picked is not None:
+                cards.append(await turn.card(*picked))
+        if cards:
+            turn.say("cart_which", cards=cards)
+            return
+    turn.say("search_ask")
+
+
+async def _pick_variant(turn: Turn, product_id: int, *, colour: str | None,
+                        size: str | None) -> tuple[Product, Variant] | None:
+    try:
+        product = await get_product(turn.session, product_id=product_id)
+    except NotFound:
+        return None
+    stock = await available_stock(turn.session, skus=[v.sku for v in product.variants])
+    for variant in product.variants:
+        attributes = {k: str(v).lower() for k, v in variant.attributes.items()}
+        if colour and colour.lower() not in attributes.get("colour", colour.lower()):
+            continue
+        if size and size.lower() != attributes.get("size", size.lower()):
+            continue
+        if variant.active and stock.get(variant.sku, 0) > 0:
+            return product, variant
+    return None
+
+
+async def remove(turn: Turn, sku: str) -> None:
+    lines = cart_lines(turn)
+    kept = [x for x in lines if x["sku"] != sku]
+    if len(kept) == len(lines):
+        turn.say("cart_not_in", sku=sku)
+        return
+    turn.conversation.cart = kept
+    title = sku
+    try:
+        title = turn.title((await get_variant(turn.session, sku=sku)).product)
+    except UnknownSku:
+        pass
+    turn.say("cart_removed", title=title, buttons=[turn.button("button.view_cart", "cart:view")])
+
+
+async def set_quantity(turn: Turn, sku: str, quantity: int) -> None:
+    if quantity <= 0:
+        await remove(turn, sku)
+        return
+    lines = cart_lines(turn)
+    line = next((x for x in lines if x["sku"] == sku), None)
+    if line is None:
+        turn.say("cart_not_in", sku=sku)
+        return
+    variant = await get_variant(turn.session, sku=sku)
+    quantity = min(MAX_QUANTITY, quantity)
+    available = (await available_stock(turn.session, skus=[sku]))[sku]
+    if available < quantity:
+        turn.say("cart_no_stock", available=available, title=turn.title(variant.product))
+        return
+    line["quantity"] = quantity
+    turn.conversation.cart = lines
+    turn.say("cart_updated", title=turn.title(variant.product), quantity=quantity,
+             buttons=[turn.button("button.view_cart", "cart:view")])
+
+
+async def view(turn: Turn) -> None:
+    lines = cart_lines(turn)
+    if not lines:
+        turn.say("cart_empty", buttons=[turn.button("button.search", "menu:search")])
+        return
+    texts, subtotal, currency = [], Decimal(0), turn.currency
+    buttons = []
+    for line in lines:
+        try:
+            variant = await get_variant(turn.session, sku=line["sku"])
+        except UnknownSku:
+            continue
+        amount, shown = await turn.in_shopper_currency(variant_price(variant, variant.product) * line["quantity"],
+                                                       variant.product.currency)
+        currency = shown
+        subtotal += amount
+        texts.append(turn.t("cart_line", quantity=line["quantity"], title=turn.title(variant.product),
+                            sku=line["sku"], amount=turn.money(amount, shown)))
+        buttons.append(turn.button("button.remove", f"cart:remove:{line['sku']}", sku=line["sku"]))
+    buttons.append(turn.button("button.checkout", "checkout:start"))
+    turn.say("cart_view", lines="\n".join(texts), subtotal=turn.money(subtotal, currency), buttons=buttons)
+
+
+# ---------------------------------------------------------------- checkout
+
+async def checkout(turn: Turn) -> None:
+    """Ask for what is missing (country, e-mail, postcode), then reserve stock and create the order."""
+    conversation = turn.conversation
+    if not conversation.cart:
+        turn.say("checkout_empty", buttons=[turn.button("button.search", "menu:search")])
+        return
+    if turn.entity("country"):
+        conversation.country = str(turn.entity("country")).upper()
+    if turn.entity("email") and EMAIL.match(str(turn.entity("email"))):
+        conversation.email = str(turn.entity("email"))
+    if not conversation.country:
+        turn.ask(intent="checkout", slot="country", key="ask_country")
+        return
+    if not conversation.email:
+        turn.ask(intent="checkout", slot="email", key="ask_email")
+        return
+    if not conversation.postcode:
+        turn.ask(intent="checkout", slot="postcode", key="ask_postcode")
+        return
+    await place_order(turn)
+
+
+async def fill_checkout_slot(turn: Turn, slot: str) -> bool:
+    """Read the answer to a checkout question; False (and the question asked again) when it isn't one."""
+    text = turn.text.strip()
+    conversation = turn.conversation
+    if slot == "country":
+        country = turn.entity("country")
+        if not country:
+            turn.ask(intent="checkout", slot="country", key="bad_country")
+            return False
+        conversation.country = str(country).upper()
+    elif slot == "email":
+        email = turn.entity("email") or text
+        if not EMAIL.match(str(email)):
+            turn.ask(intent="checkout", slot="email", key="bad_email")
+            return False
+        conversation.email = str(email)
+    elif slot == "postcode":
+        if not POSTCODE.match(text):
+            turn.ask(intent="checkout", slot="postcode", key="bad_postcode")
+            return False
+        conversation.postcode = text.upper()
+    conversation.pending = None
+    await checkout(turn)
+    return True
+
+
+async def _sales_channel(turn: Turn) -> str:
+    candidates = SALES_CHANNEL_OF.get(turn.inbound.channel, ("web",))
+    for code in candidates:
+        try:
+            await sales_channels.get_channel(turn.session, code=code)
+            return code
+        except NotFound:
+            continue
+    return candidates[0]
+
+
+async def _convertible(turn: Turn, variants: list[tuple[Variant, Product, int]], currency: str) -> bool:
+    for _, product, _ in variants:
+        if await convert_amount(turn.session, Decimal(1), product.currency, currency) is None:
+            return False
+    return True
+
+
+async def place_order(turn: Turn) -> None:
+    conversation = turn.conversation
+    assert conversation.country is not None
+    lines = cart_lines(turn)
+    country = conversation.country
+    currency = turn.currency
+    variants: list[tuple[Variant, Product, int]] = []
+    for line in lines:
+        variant = await get_variant(turn.session, sku=line["sku"])
+        if not is_sellable_to(variant.product, country):
+            turn.say("checkout_not_sellable", title=turn.title(variant.product), country=turn.country_name(country))
+            return
+        variants.append((variant, variant.product, int(line["quantity"])))
+    if not await _convertible(turn, variants, currency):
+        currency = variants[0][1].currency  # no fresh rate: charge in the catalogue's currency
+        if not await _convertible(turn, variants, currency):
+            turn.say("apology", code="no_exchange_rate")
+            return
+    order_lines = []
+    for variant, product, quantity in variants:
+        converted = await convert_amount(turn.session, variant_price(variant, product), product.currency, currency)
+        assert converted is not None
+        order_lines.append((variant.sku, quantity, quantize(converted, currency)))
+    shipping = duties = taxes = Decimal(0)
+    quote = None
+    try:
+        async with turn.session.begin_nested():
+            quote = await cross_border.quote(turn.session, destination=country, currency=currency,
+                                             lines=[{"sku": s, "quantity": q} for s, q, _ in order_lines])
+    except (cross_border.NotSellableToDestination, cross_border.DestinationNotServed):
+        turn.say("not_shipped", country=turn.country_name(country))
+        return
+    except ShopTalkError:
+        quote = None  # no landed-cost rules for this destination: the order carries goods only
+    if quote is not None:
+        for charge in quote.charges:
+            if charge.kind in ("shipping", "insurance", "fees"):
+                shipping += charge.amount
+            elif charge.kind == "duty":
+                duties += charge.amount
+            elif charge.kind == "import_tax":
+                taxes += charge.amount
+    channel = await _sales_channel(turn)
+    data = OrderIn(channel=channel, external_id=f"chat:{conversation.id}:{turn.inbound.message_id}"[:120],
+                   currency=currency, shopper_id=turn.shopper_id, email=conversation.email,
+                   postcode=conversation.postcode, country=country, shipping=shipping, duties=duties, taxes=taxes,
+                   lines=[OrderLineIn(sku=s, quantity=q, unit_price=p) for s, q, p in order_lines])
+    try:
+        order, _ = await create_order(turn.session, data=data)
+    except InsufficientStock as error:
+        turn.say("checkout_no_stock", sku=error.extra.get("sku", ""), available=error.extra.get("available", 0),
+                 buttons=[turn.button("button.view_cart", "cart:view")])
+        return
+    conversation.cart = []
+    number = order.number
+    conversation.verified_orders = [*(conversation.verified_orders or []), number]
+    turn.say("order_created", number=number, goods=turn.money(order.subtotal, order.currency),
+             shipping=turn.money(order.shipping, order.currency), duties=turn.money(order.duties, order.currency),
+             taxes=turn.money(order.taxes, order.currency), total=turn.money(order.total, order.currency),
+             custom={"order_number": number, "total": str(order.total), "currency": order.currency})

@@ -1,0 +1,156 @@
+"""Delivered prices (goods, shipping, duty, VAT, who collects, delivery days), shipping times, returns rules."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from bot.skills.base import Turn
+from commerce import cross_border
+from commerce.catalog.errors import UnknownSku
+from commerce.catalog.service import get_product
+from commerce.inventory.service import available_stock
+from commerce.search.service import search_products
+from kit.errors import NotFound, ShopTalkError
+
+TYPICAL_PARCEL_GRAMS = 500
+TYPICAL_VALUE = Decimal(50)
+
+
+def _take_destination(turn: Turn) -> str | None:
+    """The country named in the message becomes the delivery country; the currency named becomes the display one."""
+    country = turn.entity("country")
+    if country:
+        turn.conversation.country = str(country).upper()
+    currency = turn.entity("currency")
+    if currency:
+        turn.conversation.currency = str(currency).upper()
+    return turn.conversation.country
+
+
+async def _lines_in_context(turn: Turn) -> tuple[list[dict[str, int | str]], str | None]:
+    """What "this" is: a product named in the message, else the last product shown, else the cart."""
+    named = turn.entity("product")
+    if named:
+        result = await search_products(turn.session, query=str(named), limit=1)
+        if result.hits:
+            product = await get_product(turn.session, product_id=result.hits[0].product_id)
+            return [{"sku": result.hits[0].sku, "quantity": 1}], turn.title(product)
+    for product_id in (turn.conversation.last_products or [])[:1]:
+        try:
+            product = await get_product(turn.session, product_id=product_id)
+        except NotFound:
+            break
+        stock = await available_stock(turn.session, skus=[v.sku for v in product.variants])
+        sku = next((v.sku for v in product.variants if stock.get(v.sku, 0) > 0), product.variants[0].sku)
+        return [{"sku": sku, "quantity": 1}], turn.title(product)
+    cart: list[dict[str, int | str]] = [{"sku": str(x["sku"]), "quantity": int(x["quantity"])}
+                                        for x in turn.conversation.cart or []]
+    return cart, None
+
+
+async def answer(turn: Turn, intent: str) -> bool:
+    """Answer a shipping / customs / currency / returns question; False when the FAQ should answer instead."""
+    had_country = turn.entity("country") is not None
+    country = _take_destination(turn)
+    if intent == "return_refund":
+        return await returns(turn, country or turn.country)
+    lines, title = await _lines_in_context(turn)
+    if intent == "currency_payment" and not lines:
+        if turn.entity("currency"):
+            turn.say("currency_set", currency=turn.conversation.currency)
+            return True
+        return False
+    if intent == "shipping_info" and not lines:
+        if country is None:
+            turn.ask(intent=intent, slot="country", key="ask_quote_country")
+            return True
+        return await shipping_times(turn, country)
+    if not lines:
+        return False
+    if country is None and not had_country:
+        turn.ask(intent=intent, slot="country", key="ask_quote_country")
+        return True
+    await quote(turn, lines, title, country or turn.country)
+    return True
+
+
+async def continue_with_country(turn: Turn, intent: str) -> bool:
+    if not turn.entity("country"):
+        turn.ask(intent=intent, slot="country", key="bad_country")
+        return True
+    turn.conversation.pending = None
+    return await answer(turn, intent)
+
+
+async def quote(turn: Turn, lines: list[dict[str, int | str]], title: str | None, country: str) -> None:
+    name = turn.country_name(country)
+    try:
+        async with turn.session.begin_nested():
+            landed = await cross_border.quote(turn.session, lines=lines, destination=country, currency=turn.currency)
+    except cross_border.DestinationNotServed:
+        turn.say("not_shipped", country=name)
+        return
+    except (cross_border.NotSellableToDestination, cross_border.ProductUnavailable):
+        turn.say("not_sellable_there", country=name)
+        return
+    except UnknownSku:
+        turn.say("product_gone")
+        return
+    except cross_border.UnknownCountry:
+        turn.say("bad_country")
+        return
+    except ShopTalkError:
+        turn.say("quote_unavailable", country=name)
+        return
+    sums = {"goods": Decimal(0), "shipping": Decimal(0), "duty": Decimal(0), "import_tax": Decimal(0)}
+    for charge in landed.charges:
+        key = charge.kind if charge.kind in sums else "shipping"
+        sums[key] += charge.amount
+    currency = landed.currency
+    collector = "quote_collect_carrier" if landed.pay_on_delivery > 0 else "quote_collect_seller"
+    product_part = (f" ({title})" if turn.locale != "zh" else f"（{title}）") if title else ""
+    turn.say("quote", country=name, product_part=product_part, goods=turn.money(sums["goods"], currency),
+             shipping=turn.money(sums["shipping"], currency), duties=turn.money(sums["duty"], currency),
+             taxes=turn.money(sums["import_tax"], currency), total=turn.money(landed.total, currency),
+             collector=turn.t(collector), days_min=landed.delivery.min_days, days_max=landed.delivery.max_days,
+             custom={"quote": landed.model_dump(mode="json", include={"destination", "currency", "total",
+                                                                       "pay_at_checkout", "pay_on_delivery",
+                                                                       "incoterm", "who_collects"})})
+
+
+async def shipping_times(turn: Turn, country: str) -> bool:
+    name = turn.country_name(country)
+    try:
+        async with turn.session.begin_nested():
+            options = await cross_border.shipping_options(turn.session, destination=country,
+                                                          weight_grams=TYPICAL_PARCEL_GRAMS, value=TYPICAL_VALUE,
+                                                          currency=turn.currency)
+    except cross_border.DestinationNotServed:
+        turn.say("not_shipped", country=name)
+        return True
+    except cross_border.UnknownCountry:
+        turn.say("bad_country")
+        return True
+    except ShopTalkError:
+        turn.say("quote_unavailable", country=name)
+        return True
+    if not options:
+        turn.say("not_shipped", country=name)
+        return True
+    cheapest = min(options, key=lambda o: o.price)
+    turn.say("shipping_times", country=name, days_min=min(o.min_days for o in options),
+             days_max=max(o.max_days for o in options), shipping=turn.money(cheapest.price, cheapest.currency))
+    return True
+
+
+async def returns(turn: Turn, country: str) -> bool:
+    try:
+        async with turn.session.begin_nested():
+            policy = await cross_border.return_policy(turn.session, country=country)
+    except ShopTalkError:
+        return False
+    conditions = " ".join(c.rstrip(".") + "." for c in policy.conditions)
+    turn.say("returns_rules", country=turn.country_name(country), days=policy.window_days,
+             conditions=f"{conditions} " if conditions else "",
+             payer=turn.t(f"payer.{policy.return_shipping_paid_by}"),
+             duties=turn.t("word.yes" if policy.duties_refundable else "word.no"))
+    return True

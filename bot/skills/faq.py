@@ -1,0 +1,50 @@
+"""FAQ answers from the knowledge base: answer, "did you mean" buttons, or none."""
+from __future__ import annotations
+
+from bot.deps import FaqResult, FaqSource
+from bot.skills.base import Turn
+from bot.understanding import usable_embedding
+from kit.db import Database
+
+SUGGESTIONS = 3
+
+
+async def knowledge_base_source(database: Database) -> FaqSource | None:
+    """The knowledge base adapter; None until the knowledge base exposes its service API."""
+    return None
+
+
+async def lookup(turn: Turn) -> FaqResult | None:
+    source = turn.deps.knowledge
+    if source is None or not turn.text.strip():
+        return None
+    return await source.answer(turn.session, text=turn.text, embedding=usable_embedding(turn.parsed),
+                               language=turn.locale, country=turn.conversation.country, channel=turn.inbound.channel)
+
+
+async def answer(turn: Turn, *, result: FaqResult | None = None) -> bool:
+    """Reply from the knowledge base; False when it has nothing (the caller decides what to say then)."""
+    result = result or await lookup(turn)
+    if result is None or result.decision == "none" or not result.matches:
+        return False
+    if result.decision == "answer":
+        turn.say_text(result.matches[0].answer, custom={"faq_entry_id": result.matches[0].entry_id})
+        return True
+    buttons = [turn.button_text(m.question, f"faq:entry:{m.entry_id}" if m.entry_id is not None else m.question)
+               for m in result.matches[:SUGGESTIONS]]
+    turn.conversation.pending = {"intent": "faq", "slot": "suggestion",
+                                 "data": {"answers": {str(m.entry_id): m.answer for m in result.matches[:SUGGESTIONS]}}}
+    turn.say("faq_did_you_mean", buttons=buttons)
+    return True
+
+
+def show_suggested(turn: Turn, entry_id: str) -> bool:
+    """The shopper picked one of the "did you mean" questions."""
+    pending = turn.conversation.pending or {}
+    answers = (pending.get("data") or {}).get("answers") or {}
+    text = answers.get(entry_id)
+    if not text:
+        return False
+    turn.conversation.pending = None
+    turn.say_text(str(text), custom={"faq_entry_id": entry_id})
+    return True

@@ -1,0 +1,150 @@
+"""Product search: free text plus filters from entities, results as paged product cards."""
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bot.skills.base import Turn, convert_amount
+from bot.understanding import usable_embedding
+from commerce.catalog.errors import ProductNotFound
+from commerce.catalog.service import get_product, localized, variant_price
+from commerce.inventory.service import available_stock
+from commerce.search.service import SearchFilters, search_products
+
+MAX_HITS = 50
+_UPPER = re.compile(r"(under|below|less than|cheaper than|max|up to|at most|within|以下|以内|不超过|低于|之内)",
+                    re.IGNORECASE)
+_LOWER = re.compile(r"(over|above|more than|at least|min|from|以上|超过|高于|起)", re.IGNORECASE)
+# Entities that become filters are cut out of the text before ranking.
+_FILTER_ENTITIES = frozenset({"money", "colour", "size", "quantity", "country", "currency", "category"})
+
+
+def price_bounds(text: str, money: list[dict[str, Any]]) -> tuple[Decimal | None, Decimal | None, str | None]:
+    """(min, max, currency) from money entities and words like "under" / "以下"."""
+    amounts: list[tuple[Decimal, str | None, int]] = []
+    for item in money:
+        try:
+            amounts.append((Decimal(str(item["value"]["amount"])), item["value"].get("currency"), item["start"]))
+        except (KeyError, TypeError, InvalidOperation):
+            continue
+    if not amounts:
+        return None, None, None
+    currency = next((c for _, c, _ in amounts if c), None)
+    if len(amounts) >= 2:
+        low, high = sorted(a for a, _, _ in amounts[:2])
+        return low, high, currency
+    amount, _, start = amounts[0]
+    before = text[max(0, start - 16):start]
+    after = text[start:start + 24]
+    if _LOWER.search(before) or re.search(r"(以上|起)", after):
+        return amount, None, currency
+    return None, amount, currency
+
+
+def _query_and_filters(turn: Turn) -> tuple[str, dict[str, Any]]:
+    text = turn.text
+    entities = [e.to_rasa() for e in turn.parsed.entities] if turn.parsed is not None else []
+    spans = sorted((e["start"], e["end"]) for e in entities if e["entity"] in _FILTER_ENTITIES)
+    query, cursor = [], 0
+    for start, end in spans:
+        if start >= cursor:
+            query.append(text[cursor:start])
+            cursor = end
+    query.append(text[cursor:])
+    low, high, currency = price_bounds(text, [e for e in entities if e["entity"] == "money"])
+    filters: dict[str, Any] = {
+        "category": turn.entity("category"), "colour": turn.entity("colour"), "size": turn.entity("size"),
+        "price_min": str(low) if low is not None else None, "price_max": str(high) if high is not None else None,
+        "currency": currency or (turn.currency if low is not None or high is not None else None),
+    }
+    return " ".join(" ".join(query).split()), filters
+
+
+def _filters(data: dict[str, Any]) -> SearchFilters:
+    return SearchFilters(category=data.get("category"), colour=data.get("colour"), size=data.get("size"),
+                         price_min=Decimal(data["price_min"]) if data.get("price_min") else None,
+                         price_max=Decimal(data["price_max"]) if data.get("price_max") else None,
+                         currency=data.get("currency"))
+
+
+async def search(turn: Turn) -> None:
+    """Search with the message's words and entities, show page 1."""
+    query, filters = _query_and_filters(turn)
+    if not query and not any(filters.values()):
+        turn.ask(intent="product_search", slot="query", key="search_ask")
+        return
+
+    async def convert(amount: Decimal, source: str, target: str) -> Decimal | None:
+        return await convert_amount(turn.session, amount, source, target)
+
+    result = await search_products(turn.session, query=query, embedding=usable_embedding(turn.parsed),
+                                   filters=_filters(filters), country=turn.country, limit=MAX_HITS,
+                                   encoder=turn.deps.encoder, convert=convert)
+    turn.conversation.last_search = {"query": query, "filters": filters,
+                                     "hits": [[h.product_id, h.sku] for h in result.hits]}
+    if not result.hits:
+        turn.conversation.last_products = []
+        turn.say("search_none", for_query=_for_query(turn, query), country=turn.country_name(turn.country))
+        return
+    await show_page(turn, page=1)
+
+
+def _for_query(turn: Turn, query: str) -> str:
+    if not query:
+        return ""
+    return f" for “{query}”" if turn.locale != "zh" else f"“{query}”"
+
+
+async def show_page(turn: Turn, *, page: int) -> None:
+    """One page of the last search's results as product cards (payload search:page:N)."""
+    last = turn.conversation.last_search or {}
+    hits: list[list[Any]] = list(last.get("hits") or [])
+    size = turn.deps.page_size
+    start = (page - 1) * size
+    if page < 1 or start >= len(hits):
+        turn.say("search_no_more" if hits else "search_ask")
+        return
+    stock = await available_stock(turn.session, skus=[sku for _, sku in hits[start:start + size]])
+    cards = []
+    for product_id, sku in hits[start:start + size]:
+        if stock.get(sku, 0) <= 0:
+            continue  # sold out since the search ran
+        try:
+            product = await get_product(turn.session, product_id=int(product_id))
+        except ProductNotFound:
+            continue
+        variant = next((v for v in product.variants if v.sku == sku), None)
+        if variant is not None:
+            cards.append(await turn.card(product, variant))
+    turn.conversation.last_products = [c.product_id for c in cards]
+    buttons = []
+    if start + size < len(hits):
+        buttons.append(turn.button("search_results_more", f"search:page:{page + 1}"))
+    turn.say("search_results", cards=cards, buttons=buttons, for_query=_for_query(turn, str(last.get("query") or "")),
+             first=start + 1, last=min(start + size, len(hits)), total=len(hits))
+
+
+async def details(turn: Turn, product_id: int) -> None:
+    """A product's description, price and the options in stock, with an add-to-cart button per option."""
+    try:
+        product = await get_product(turn.session, product_id=product_id)
+    except ProductNotFound:
+        turn.say("product_gone")
+        return
+    stock = await available_stock(turn.session, skus=[v.sku for v in product.variants])
+    in_stock = [v for v in product.variants if v.active and stock.get(v.sku, 0) > 0]
+    if not product.active or not in_stock:
+        turn.say("product_gone")
+        return
+    options = ", ".join(" ".join(v.attributes.values()) or v.sku for v in in_stock)
+    description = localized(product.description, turn.locale)
+    price = await turn.price_text(variant_price(in_stock[0], product), product.currency)
+    buttons = [turn.button("button.add_to_cart", f"cart:add:{v.sku}") for v in in_stock[:6]]
+    if len(in_stock) > 1:
+        buttons = [type(b)(title=f"{b.title}: {' '.join(v.attributes.values()) or v.sku}", payload=b.payload)
+                   for b, v in zip(buttons, in_stock, strict=False)]
+    buttons.append(turn.button("button.more_like_this", f"more_like:{product.id}"))
+    turn.conversation.last_products = [product.id]
+    turn.say("product_details", buttons=buttons, cards=[await turn.card(product, in_stock[0])],
+             title=turn.title(product), description=description[:400], price=price, options=options)

@@ -1,0 +1,103 @@
+"""Search -> add to cart -> checkout -> order, in English and Chinese, driven through handle_inbound."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from commerce.inventory import service as inventory
+from commerce.orders import service as orders
+from kit.db import Database
+from kit.outbox import OutboxEvent
+from tests.bot.conftest import Say, payloads, texts
+
+
+async def test_search_add_to_cart_and_checkout_in_english(say: Say, shop: Database) -> None:
+    found = await say("I am looking for a kettle")
+    assert [c.sku for r in found.replies for c in r.cards] == ["KET-1"]  # the sold-out travel kettle is hidden
+    assert "cart:add:KET-1" in payloads(found)
+    assert found.replies[0].cards[0].price_text == "€49.90"
+
+    added = await say(kind="callback", payload="cart:add:KET-1")
+    assert "Added 1 x Electric Kettle 1.7 L" in texts(added)
+
+    asked = await say("checkout")
+    assert "Which country" in texts(asked)
+    assert "e-mail" in texts(await say("Germany"))
+    assert "postcode" in texts(await say("anna@example.com"))
+    placed = await say("10115")
+    assert "Order #" in texts(placed)
+    assert "awaiting payment" in texts(placed)
+    number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
+
+    async with shop.unit_of_work() as session:
+        order = await orders.get_order_by_number(session, number=number)
+        assert order.status == "pending_payment"
+        assert order.currency == "EUR"
+        assert order.country == "DE"
+        assert order.email == "anna@example.com"
+        assert [(line.sku, line.quantity, line.reservation_id is not None) for line in order.lines] == [
+            ("KET-1", 1, True)]
+        assert order.total == order.subtotal + order.shipping + order.duties + order.taxes
+        assert order.shipping > 0
+        assert (await inventory.available_stock(session, skus=["KET-1"]))["KET-1"] == 9
+    cart = await say("show my cart")
+    assert "Your cart is empty" in texts(cart)
+
+
+async def test_search_add_to_cart_and_checkout_in_chinese(say: Say, shop: Database) -> None:
+    found = await say("有水壶吗", sender="zh-1")
+    assert "KET-1" in [c.sku for r in found.replies for c in r.cards]
+    assert "为您找到" in texts(found)
+    assert found.replies[0].cards[0].title == "电热水壶 1.7升"
+
+    added = await say(kind="callback", payload="cart:add:KET-1", sender="zh-1")
+    assert "已将 1 件 电热水壶 1.7升 加入购物车" in texts(added)  # a button press keeps the language
+    assert "哪个国家" in texts(await say("结账", sender="zh-1"))
+    assert "邮箱" in texts(await say("德国", sender="zh-1"))
+    assert "邮政编码" in texts(await say("li.wei@example.com", sender="zh-1"))
+    placed = await say("10115", sender="zh-1")
+    assert "已提交" in texts(placed)
+    number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
+    async with shop.unit_of_work() as session:
+        order = await orders.get_order_by_number(session, number=number)
+        assert order.status == "pending_payment"
+        assert order.country == "DE"
+        assert (await inventory.available_stock(session, skus=["KET-1"]))["KET-1"] == 9
+
+
+async def test_checkout_in_the_shoppers_currency(say: Say, shop: Database) -> None:
+    await say("I'm looking for a teapot", sender="us-1")
+    await say(kind="callback", payload="cart:add:POT-1", sender="us-1")
+    await say("checkout", sender="us-1")
+    await say("United States", sender="us-1")
+    await say("sam@example.com", sender="us-1")
+    placed = await say("94110", sender="us-1")
+    number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
+    async with shop.unit_of_work() as session:
+        order = await orders.get_order_by_number(session, number=number)
+    assert order.currency == "USD"
+    assert order.lines[0].unit_price != Decimal("24.00")  # converted from EUR at the shop's rate
+    assert "$" in texts(placed)
+
+
+async def test_filters_from_entities_and_paging(say: Say, shop: Database) -> None:
+    red = await say("do you have a red hoodie in large?")
+    assert [c.sku for r in red.replies for c in r.cards] == ["HOOD-RED-L"]
+    everything = await say("I'm looking for tea things")
+    skus = [c.sku for r in everything.replies for c in r.cards]
+    assert "POT-1" in skus
+    assert "KET-1" in skus
+    cheap = await say("kettle under 30 euros")
+    assert [c.sku for r in cheap.replies for c in r.cards] == []
+    assert "couldn't find" in texts(cheap)
+
+
+async def test_replies_are_queued_in_the_outbox(say: Say, shop: Database) -> None:
+    result = await say("hello")
+    async with shop.unit_of_work() as session:
+        events = list((await session.scalars(select(OutboxEvent))).all())
+    assert [e.idempotency_key for e in events] == [f"msg:{r.message_id}" for r in result.replies]
+    assert all(e.topic == "send.telegram" for e in events)
+    assert events[0].payload["text"] == result.replies[0].text
+    assert events[0].payload["conversation_id"] == result.conversation_id
