@@ -9,4 +9,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.orders",
     "api.routers.faq",
     "api.routers.merchant_faq_page",
+    "api.routers.quotes", "api.routers.cross_border_admin",
 ]
