@@ -10,4 +10,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.faq",
     "api.routers.merchant_faq_page",
     "api.routers.quotes", "api.routers.cross_border_admin",
+    "api.routers.channels",
 ]
