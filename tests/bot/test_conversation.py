@@ -1,0 +1,181 @@
+"""Order status ownership and rate limits, slot filling, duplicates, human mode, bad input, history."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import BotDeps, FaqResult, conversation_history, set_mode
+from commerce.orders import service as orders
+from commerce.orders.schemas import OrderIn, OrderLineIn
+from commerce.shoppers import service as shoppers
+from kit.db import Database
+from kit.errors import Unavailable
+from kit.outbox import OutboxEvent
+from kit.settings import Settings
+from tests.bot.conftest import Say, TinyParser, payloads, texts
+
+NOT_MATCHED = "I couldn't find an order with those details"
+
+
+async def place_anna_order(shop: Database) -> str:
+    """Order of the shopper behind Telegram user 100001, shipped with a tracking number."""
+    async with shop.unit_of_work() as session:
+        anna = await shoppers.shopper_for_identity(session, kind="telegram", external_id="100001", name="Anna")
+        order, _ = await orders.create_order(session, data=OrderIn(
+            channel="web", external_id="web-1", currency="EUR", shopper_id=anna.id, email="anna@example.com",
+            postcode="10115", country="DE", lines=[OrderLineIn(sku="KET-1", quantity=1)]))
+        for status in ("paid", "packed", "shipped"):
+            await orders.transition_order(session, order_id=order.id, to_status=status, carrier="DHL",
+                                          tracking_number="JD0146000062")
+        return order.number
+
+
+async def test_owner_sees_status_history_and_tracking(say: Say, shop: Database) -> None:
+    number = await place_anna_order(shop)
+    asked = await say("where is my order?", sender="100001")
+    assert f"order:status:{number}" in payloads(asked)  # the shopper's own orders are offered
+    shown = await say(f"#{number}", sender="100001")
+    reply = texts(shown)
+    assert f"Order #{number}: shipped" in reply
+    assert "awaiting payment" in reply and "paid" in reply  # the history
+    assert "DHL" in reply and "JD0146000062" in reply
+
+
+async def test_strangers_prove_ownership_and_learn_nothing_from_a_wrong_guess(say: Say, shop: Database) -> None:
+    number = await place_anna_order(shop)
+    assert "order number" in texts(await say("where is my order?", sender="stranger"))
+    asked = await say(f"#{number}", sender="stranger")
+    assert "e-mail address or the postcode" in texts(asked)
+    wrong_email = texts(await say("mallory@example.com", sender="stranger"))
+    assert "DHL" not in wrong_email
+
+    await say("where is my order #99999?", sender="stranger")  # no such order: the same questions
+    unknown_number = texts(await say("anna@example.com", sender="stranger"))
+    assert wrong_email == unknown_number == NOT_MATCHED + ". Please check the order number and the e-mail address " \
+                                                          "or postcode."
+
+    await say(f"where is order #{number}", sender="stranger")
+    proven = texts(await say("10115", sender="stranger"))
+    assert f"Order #{number}: shipped" in proven
+    # Proven once, the order shows without asking again.
+    assert "DHL" in texts(await say(f"#{number}", sender="stranger", kind="callback",
+                                    payload=f"order:status:{number}"))
+
+
+async def test_wrong_proofs_are_rate_limited(say: Say, shop: Database) -> None:
+    number = await place_anna_order(shop)
+    for attempt in range(5):
+        await say(f"where is my order #{number}?", sender="guesser")
+        assert NOT_MATCHED in texts(await say(f"guess{attempt}@example.com", sender="guesser"))
+    blocked = texts(await say(f"where is my order #{number}?", sender="guesser"))
+    assert "Too many attempts" in blocked
+    # Even the right answer waits out the window, and other conversations are not affected.
+    assert "DHL" in texts(await say(f"#{number}", sender="100001"))
+
+
+async def test_chinese_order_status_asks_for_the_number(say: Say, shop: Database) -> None:
+    number = await place_anna_order(shop)
+    assert "订单号" in texts(await say("我的订单到哪了", sender="zh-2"))
+    assert "邮箱地址或邮政编码" in texts(await say(number, sender="zh-2"))
+    assert "已发货" in texts(await say("anna@example.com", sender="zh-2"))
+
+
+async def test_shipping_cost_asks_for_the_country_then_answers(say: Say) -> None:
+    asked = await say("what does shipping cost?", sender="s1")
+    assert "Which country" in texts(asked)
+    answered = texts(await say("Germany", sender="s1"))
+    assert "Delivery to Germany takes" in answered
+    brazil = texts(await say("how long does shipping to Brazil take?", sender="s1"))
+    assert "don't deliver to Brazil" in brazil or "Delivery to Brazil" in brazil
+
+
+async def test_delivered_price_with_customs(say: Say) -> None:
+    await say("I am looking for a kettle", sender="q1")
+    quote = texts(await say("how much is this delivered to Germany in euros, will I pay customs?", sender="q1"))
+    assert "Delivered to Germany (Electric Kettle 1.7 L)" in quote
+    for part in ("Goods:", "Shipping:", "Duties:", "VAT / taxes:", "Total:", "Delivery in"):
+        assert part in quote
+
+
+async def test_a_new_question_replaces_the_one_in_flight(say: Say) -> None:
+    await say("where is my order?", sender="s2")
+    switched = await say("I want to talk to a human", sender="s2")
+    assert "passing you to a member of our team" in texts(switched)
+
+
+async def test_duplicate_message_is_not_processed_twice(say: Say, shop: Database) -> None:
+    first = await say("I am looking for a kettle", message_id="tg-42")
+    again = await say("I am looking for a kettle", message_id="tg-42")
+    assert again.duplicate and not first.duplicate
+    assert [r.message_id for r in again.replies] == [r.message_id for r in first.replies]
+    assert [r.text for r in again.replies] == [r.text for r in first.replies]
+    async with shop.unit_of_work() as session:
+        assert await session.scalar(select(func.count(OutboxEvent.id))) == len(first.replies)
+
+
+async def test_no_bot_reply_while_a_person_handles_the_conversation(say: Say, shop: Database) -> None:
+    handed = await say("I want to talk to a human", sender="h1")
+    assert "passing you" in texts(handed)
+    quiet = await say("hello? anyone?", sender="h1")
+    assert quiet.replies == []
+    async with shop.unit_of_work() as session:
+        history = await conversation_history(session, channel="telegram", sender_id="h1")
+        assert [m.text for m in history if m.direction == "in"] == ["I want to talk to a human", "hello? anyone?"]
+        await set_mode(session, conversation_id=handed.conversation_id, mode="bot")
+    assert texts(await say("hello", sender="h1"))
+
+
+async def test_bad_input_gets_a_polite_reply(say: Say, shop: Database) -> None:
+    assert "only read text" in texts(await say(kind="unsupported"))
+    assert "edited a message" in texts(await say("changed text", kind="edited"))
+    assert "button has expired" in texts(await say(kind="callback", payload="nonsense:42"))
+    assert "button has expired" in texts(await say(kind="callback", payload="search:page:abc"))
+    assert "button has expired" in texts(await say(kind="callback", payload=None))
+    assert "no longer available" in texts(await say(kind="callback", payload="cart:add:NO-SUCH-SKU"))
+    assert "didn't get any text" in texts(await say("   "))
+    long = await say("kettle " * 1500 + "x" * 1000)
+    assert "long message" in texts(long)
+    html = "<script>alert(1)</script> **bold** [link](javascript:alert(1))"
+    await say(html, sender="html")
+    async with shop.unit_of_work() as session:
+        history = await conversation_history(session, channel="telegram", sender_id="html")
+        assert history[0].text == html  # stored raw; the channels escape when rendering
+        long_history = await conversation_history(session, channel="telegram", sender_id="5001")
+        assert any(m.text and len(m.text) > 10_000 for m in long_history)
+
+
+class BrokenKnowledgeBase:
+    async def answer(self, *_: object, **__: object) -> FaqResult:
+        raise Unavailable("The FAQ index is rebuilding.", code="faq_rebuilding")
+
+
+async def test_a_failing_skill_gets_an_apology_and_the_conversation_goes_on(say: Say,
+                                                                           tiny_parser: TinyParser) -> None:
+    deps = BotDeps(settings=Settings(), nlu=tiny_parser, knowledge=BrokenKnowledgeBase())
+    await say(kind="callback", payload="cart:add:KET-1", sender="f1", deps=deps)
+    sorry = await say("what is your company's phone number", sender="f1", deps=deps)
+    assert "something went wrong on my side (faq_rebuilding)" in texts(sorry)
+    assert "KET-1" in texts(await say("show my cart", sender="f1", deps=deps))
+
+
+async def test_language_follows_the_shopper_and_falls_back_to_the_channel_hint(say: Say) -> None:
+    assert "您好" in texts(await say("你好", sender="l1"))
+    assert "您的购物车是空的" in texts(await say(kind="callback", payload="cart:view", sender="l1"))
+    assert "Hi" in texts(await say("hello", sender="l1"))
+    assert "购物车" in texts(await say(kind="callback", payload="cart:view", sender="l2", locale_hint="zh-hans"))
+
+
+@pytest.mark.parametrize("payload", ["cart:set:KET-1:3", "cart:remove:KET-1"])
+async def test_cart_changes(say: Say, payload: str) -> None:
+    await say(kind="callback", payload="cart:add:KET-1", sender="c1")
+    changed = texts(await say(kind="callback", payload=payload, sender="c1"))
+    view = texts(await say("show my cart", sender="c1"))
+    if payload.startswith("cart:set"):
+        assert "quantity is now 3" in changed
+        assert "3 x Electric Kettle" in view
+        assert str(Decimal("49.90") * 3) in view.replace("€", "")
+    else:
+        assert "Removed" in changed
+        assert "empty" in view
