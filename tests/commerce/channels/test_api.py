@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.auth import create_token
+from kit.db import Database
+from kit.settings import Settings
+from tests.commerce.channels.conftest import drain, make_stocked_shop, worker_for
+from tests.commerce.channels.doubles import ShopifyDouble, WebhookDouble
+
+ORDER = {"external_id": "W-100", "currency": "EUR", "email": "ann@example.com", "country": "DE",
+         "lines": [{"sku": "KET-1", "quantity": 2, "unit_price": "49.90"}]}
+
+
+@pytest.fixture
+async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
+    app = create_app(settings, database=db)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+            yield http
+
+
+async def _merchant(db: Database) -> dict[str, str]:
+    async with db.unit_of_work() as session:
+        return {"Authorization": f"Bearer {await create_token(session, name='m', role='merchant')}"}
+
+
+def _signed(webhook: WebhookDouble, body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-ShopTalk-Signature": webhook.sign(body)}
+
+
+async def test_inbound_order_webhook_is_verified_and_taken_once(
+        db: Database, client: httpx.AsyncClient, shopify: ShopifyDouble, webhook: WebhookDouble) -> None:
+    await make_stocked_shop(db, shopify, webhook)
+    body = json.dumps(ORDER).encode()
+    unsigned = await client.post("/api/v1/channels/site/orders", content=body,
+                                 headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401
+    assert unsigned.json()["code"] == "invalid_signature"
+    forged = await client.post("/api/v1/channels/site/orders", content=body,
+                               headers={"Content-Type": "application/json",
+                                        "X-ShopTalk-Signature": "sha256=" + "0" * 64})
+    assert forged.status_code == 401
+    first = await client.post("/api/v1/channels/site/orders", content=body, headers=_signed(webhook, body))
+    assert first.status_code == 201, first.text
+    again = await client.post("/api/v1/channels/site/orders", content=body, headers=_signed(webhook, body))
+    assert again.status_code == 200
+    assert again.json()["order_number"] == first.json()["order_number"]
+    assert again.json()["created"] is False
+    too_many = json.dumps({**ORDER, "external_id": "W-101",
+                           "lines": [{"sku": "KET-1", "quantity": 99, "unit_price": "49.90"}]}).encode()
+    refused = await client.post("/api/v1/channels/site/orders", content=too_many, headers=_signed(webhook, too_many))
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "insufficient_stock"
+    bad = b'{"external_id": "W-102", "currency": "EUR", "lines": []}'
+    invalid = await client.post("/api/v1/channels/site/orders", content=bad, headers=_signed(webhook, bad))
+    assert invalid.status_code == 422
+    assert invalid.json()["code"] == "invalid_channel_order"
+    unknown = await client.post("/api/v1/channels/nope/orders", content=body, headers=_signed(webhook, body))
+    assert unknown.status_code == 404
+    status = (await client.get("/api/v1/channels/site", headers=await _merchant(db))).json()
+    assert (status["orders_imported"], status["orders_rejected"]) == (1, 1)
+
+
+async def test_merchant_sees_lag_pending_dead_letters_and_drift(
+        db: Database, client: httpx.AsyncClient, shopify: ShopifyDouble, webhook: WebhookDouble) -> None:
+    await make_stocked_shop(db, shopify, webhook)
+    merchant = await _merchant(db)
+    assert (await client.get("/api/v1/channels")).status_code == 401
+    listed = (await client.get("/api/v1/channels", headers=merchant)).json()
+    site = next(c for c in listed if c["code"] == "site")
+    assert site["pending"] == 3
+    assert site["config"]["secret"] == "********"
+    assert site["last_sync_at"] is None
+    webhook.fail_next(100, status=410)
+    app_sync = client._transport.app.state.stock_sync  # type: ignore[attr-defined]
+    await drain(worker_for(db, app_sync), lambda: shopify.quantity("KET-1") == 8)
+    await drain(worker_for(db, app_sync), lambda: True)
+    dead = (await client.get("/api/v1/channels/site/dead-letters", headers=merchant)).json()
+    assert sorted(d["sku"] for d in dead) == ["KET-1", "KET-2", "MUG-1"]
+    webhook.fail_next(0)
+    retried = await client.post("/api/v1/channels/site/dead-letters/retry", headers=merchant,
+                                json={"event_ids": [dead[0]["event_id"]]})
+    assert retried.json() == {"retried": 1}
+    await drain(worker_for(db, app_sync), lambda: webhook.quantity(dead[0]["sku"]) is not None)
+    shopify.available[shopify.items["MUG-1"]] = 7
+    report = (await client.post("/api/v1/channels/mkt/reconcile", headers=merchant)).json()
+    assert report["drift"] == [{"sku": "MUG-1", "ours": 1, "theirs": 7}]
+    mkt = (await client.get("/api/v1/channels/mkt", headers=merchant)).json()
+    assert mkt["last_reconciliation"]["drifted"] == 1
+    assert mkt["pending"] == 1
+    assert mkt["lag_seconds"] >= 0
+    no_connector = await client.post("/api/v1/channels/chatbot/reconcile", headers=merchant)
+    assert no_connector.status_code == 422
+    assert no_connector.json()["code"] == "channel_has_no_connector"
+    page = await client.get("/merchant/channels")
+    assert page.status_code == 200
+    assert "Merchant token" in page.text
+    script = await client.get("/merchant/channels/channels.js")
+    assert "sessionStorage" in script.text
+    assert "innerHTML" not in script.text
+
+
+async def test_merchant_creates_a_channel_and_changes_its_allocation(
+        db: Database, client: httpx.AsyncClient, shopify: ShopifyDouble, webhook: WebhookDouble) -> None:
+    await make_stocked_shop(db, shopify, webhook)
+    merchant = await _merchant(db)
+    created = await client.post("/api/v1/channels", headers=merchant, json={
+        "code": "outlet", "name": "Outlet", "kind": "web", "sync_mode": "push", "connector": "webhook",
+        "allocation": "share", "allocation_value": 30, "config": {"base_url": webhook.base_url, "secret": "x" * 20}})
+    assert created.status_code == 201, created.text
+    assert created.json()["config"]["secret"] == "********"
+    missing = await client.post("/api/v1/channels", headers=merchant, json={
+        "code": "broken", "name": "B", "kind": "web", "connector": "shopify", "config": {}})
+    assert missing.status_code == 422
+    assert missing.json()["code"] == "invalid_channel_config"
+    duplicate = await client.post("/api/v1/channels", headers=merchant, json={"code": "outlet", "name": "O",
+                                                                             "kind": "web"})
+    assert duplicate.status_code == 409
+    changed = await client.put("/api/v1/channels/outlet/allocation", headers=merchant,
+                               json={"allocation": "buffer", "allocation_value": 3, "safety_stock": 1})
+    assert (changed.json()["allocation"], changed.json()["allocation_value"], changed.json()["safety_stock"]) == \
+        ("buffer", 3, 1)
