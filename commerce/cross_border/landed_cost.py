@@ -188,8 +188,10 @@ async def quote(session: AsyncSession, *, lines: Sequence[QuoteLineIn | dict[str
         sources.append(_source(rule.source_title, rule.source_url, rule.notes))
         sources.append(_source(dest_tax.source_title, dest_tax.source_url, dest_tax.notes))
 
-    total = sum((c.amount for c in charges), Decimal(0))
-    on_delivery = sum((c.amount for c in charges if c.collected_by == CARRIER), Decimal(0))
+    for charge in charges:
+        charge.amount = quantize(charge.amount, target)  # zeros too, so every amount shows the minor unit
+    total = sum((c.amount for c in charges), quantize(Decimal(0), target))
+    on_delivery = sum((c.amount for c in charges if c.collected_by == CARRIER), quantize(Decimal(0), target))
     rates = list(pricing.used.values())
     return Quote(
         destination=country, destination_name=name, currency=target, items=items, charges=charges, total=total,

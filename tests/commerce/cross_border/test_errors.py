@@ -88,7 +88,7 @@ async def test_no_rule_for_destination_is_an_error_not_a_guess(shop: Database) -
     async with shop.unit_of_work() as session:
         await create_zone(session, data=ShippingZoneIn(
             code="korea", name="Korea", countries=["KR"], warehouse="SZX", origin_country="CN",
-            services=[ShippingServiceIn(service="standard", name="Standard", currency="USD", base_price=8,  # type: ignore[arg-type]
+            services=[ShippingServiceIn(service="standard", name="Standard", currency="USD", base_price=8,
                                         min_days=3, max_days=6)]))
     assert (await _fails(shop, NoImportRule, destination="KR")).code == "no_import_rule"
 
