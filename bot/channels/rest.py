@@ -1,7 +1,6 @@
 """The Rasa-compatible REST channel: `{"sender", "message", "metadata"?}` in, Rasa's reply list out."""
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -11,8 +10,6 @@ from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 
 MAX_ID_CHARS = 200
-# Rasa clients send a pressed button's payload as the message: "/cart" or "cart:add:KET-1".
-PAYLOAD_PATTERN = re.compile(r"^/[A-Za-z_]+$|^/?[a-z_]+(:[A-Za-z0-9_.\-]+)+$")
 
 
 class RestMessageIn(BaseModel):
@@ -44,11 +41,12 @@ def to_inbound(body: RestMessageIn, *, max_chars: int) -> InboundMessage:
         metadata["truncated_from"] = len(text)
         text = text[:max_chars]
     locale = metadata.get("locale")
-    stripped = text.strip()
-    is_payload = bool(metadata.get("payload")) or bool(PAYLOAD_PATTERN.match(stripped))
-    kind = ("command" if stripped.startswith("/") else "callback") if is_payload else "text"
-    return InboundMessage(channel="rest", sender_id=body.sender, message_id=message_id, kind=kind,
-                          text=text, payload=stripped if is_payload else None,
+    # Rasa clients send a pressed button's payload as the message; the engine recognises its own payloads
+    # in text, and a client may also say so explicitly with metadata {"payload": true}.
+    is_payload = bool(metadata.get("payload"))
+    return InboundMessage(channel="rest", sender_id=body.sender, message_id=message_id,
+                          kind="callback" if is_payload else "text", text=text,
+                          payload=text.strip() if is_payload else None,
                           locale_hint=str(locale) if isinstance(locale, str) else None,
                           metadata={k: v for k, v in metadata.items() if k != "message_id"}, received_at=utcnow())
 

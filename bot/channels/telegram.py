@@ -53,6 +53,8 @@ TEXT_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64
 TOKEN_PREFIX = "~"  # callback_data starting with this is a server-side token, never a raw payload
 COMMANDS = ("start", "help", "cart", "orders")
+# Commands that are simply a menu button under another name; the rest go to the engine as commands.
+COMMAND_PAYLOADS = {"orders": "menu:order"}
 AIOGRAM_LOGGERS = ("aiogram", "aiogram.dispatcher", "aiogram.event", "aiogram.middlewares", "aiogram.webhook",
                    "aiogram.scene", "aiohttp.client", "aiohttp.access", "aiohttp.internal")
 
@@ -217,8 +219,10 @@ def inbound_from_message(update: Update, message: Message, *, edited: bool = Fal
     command = _command(message.text)
     if command is not None:
         metadata.update(command=command[0], args=command[1])
-        return InboundMessage(**fields, kind="command", text=message.text, payload=f"/{command[0]}",
-                              metadata=metadata)
+        if command[0] in COMMAND_PAYLOADS:
+            return InboundMessage(**fields, kind="callback", text=message.text,
+                                  payload=COMMAND_PAYLOADS[command[0]], metadata=metadata)
+        return InboundMessage(**fields, kind="command", text=message.text, metadata=metadata)
     return InboundMessage(**fields, kind="text", text=message.text, metadata=metadata)
 
 

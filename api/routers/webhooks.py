@@ -1,0 +1,142 @@
+"""Channel webhooks: Telegram (secret-checked) and the Rasa-compatible REST channel.
+
+on_startup builds what the chat channels share in this process (app.state.channels): the engine's
+dependencies, the web chat hub, the Telegram bot (polling for the demo), and the delivery loop that
+sends channel replies from the outbox.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram.types import Update
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import ValidationError
+
+from api.channel_worker import (
+    DeliveryLoop,
+    channel_handlers,
+    start_delivery_loop,
+    stop_task,
+    telegram_api_server,
+    telegram_mode,
+)
+from bot.channels.rest import RestMessageIn, RestReply, to_inbound, to_rasa
+from bot.channels.runtime import ChannelRuntime
+from bot.channels.telegram import TelegramChannel
+from bot.channels.webchat import WebchatHub
+from kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from kit.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["channels"])
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@dataclass
+class Channels:
+    runtime: ChannelRuntime
+    hub: WebchatHub
+    telegram: TelegramChannel | None
+    delivery: DeliveryLoop
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def channels_of(request: Request) -> Channels:
+    channels: Channels = request.app.state.channels
+    return channels
+
+
+async def on_startup(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    database = app.state.database
+    runtime = ChannelRuntime(settings=settings, database=database)
+    hub = WebchatHub(settings.redis.url)
+    token = settings.security.telegram_bot_token
+    telegram = None
+    if token is not None:
+        api = getattr(app.state, "telegram_api_server", None) or telegram_api_server()
+        telegram = TelegramChannel(token=token.get_secret_value(), database=database, handle=runtime.handle, api=api)
+    delivery, delivery_task = start_delivery_loop(database, channel_handlers(telegram=telegram, hub=hub),
+                                                  runtime.outbox_wakeup)
+    channels = Channels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery, tasks=[delivery_task])
+    if settings.redis.url:
+        channels.tasks.append(asyncio.create_task(hub.run_subscriber(), name="webchat-redis"))
+    if telegram is not None and telegram_mode(settings) == "polling":
+        channels.tasks.append(asyncio.create_task(telegram.start_polling(), name="telegram-polling"))
+    app.state.channels = channels
+    if settings.environment != "test":  # tests build the engine on first use; a served app is warm at once
+        await runtime.deps()
+
+
+async def on_shutdown(app: FastAPI) -> None:
+    channels: Channels | None = getattr(app.state, "channels", None)
+    if channels is None:
+        return
+    channels.delivery.stop.set()
+    if channels.telegram is not None:
+        with contextlib.suppress(Exception):
+            await channels.telegram.stop_polling()
+    for task in reversed(channels.tasks):
+        await stop_task(task)
+    if channels.telegram is not None:
+        await channels.telegram.close()
+    await channels.hub.close()
+
+
+# ---- Telegram ----------------------------------------------------------------------------------------
+
+def _check_secret(request: Request, settings: Settings) -> None:
+    expected = settings.security.telegram_webhook_secret
+    if expected is None:
+        raise NotFound("The Telegram webhook is not enabled on this shop.", code="telegram_webhook_disabled")
+    given = request.headers.get(SECRET_HEADER)
+    if given is None:
+        raise Unauthorized(f"The {SECRET_HEADER} header is missing.", code="telegram_secret_missing")
+    if not hmac.compare_digest(given.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
+        raise Forbidden(f"The {SECRET_HEADER} header does not match.", code="telegram_secret_invalid")
+
+
+@router.post("/webhooks/telegram", summary="Telegram Bot API webhook (secret-token checked)",
+             responses={400: {"description": "Not a Telegram update"}, 401: {"description": "No secret token"},
+                        403: {"description": "Wrong secret token"}, 413: {"description": "Too large"}})
+async def telegram_webhook(request: Request) -> dict[str, bool]:
+    settings: Settings = request.app.state.settings
+    _check_secret(request, settings)
+    telegram = channels_of(request).telegram
+    if telegram is None:
+        raise NotFound("No Telegram bot token is configured.", code="telegram_webhook_disabled")
+    try:
+        data: Any = json.loads(await request.body())
+    except ValueError as exc:
+        raise InvalidInput("The request body is not valid JSON.", code="malformed_json", status=400) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        raise InvalidInput("The body is not a Telegram update.", code="invalid_update", status=400)
+    try:
+        update = Update.model_validate(data, context={"bot": telegram.bot})
+    except ValidationError as exc:
+        raise InvalidInput("The body is not a Telegram update.", code="invalid_update", status=400) from exc
+    await telegram.feed(update)
+    return {"ok": True}
+
+
+# ---- Rasa-compatible REST ------------------------------------------------------------------------------
+
+@router.get("/webhooks/rest/", summary="Rasa REST channel health")
+async def rest_status() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.post("/webhooks/rest/webhook", response_model=list[RestReply], response_model_exclude_none=True,
+             summary="Rasa-compatible REST channel: one message in, the bot's replies out")
+async def rest_webhook(body: RestMessageIn, request: Request) -> list[RestReply]:
+    settings: Settings = request.app.state.settings
+    inbound = to_inbound(body, max_chars=settings.limits.max_message_chars)
+    result = await channels_of(request).runtime.handle(inbound, delivered_inline=True)
+    return [to_rasa(reply) for reply in result.replies]

@@ -1,0 +1,49 @@
+"""What every channel shares in one process: the engine's dependencies and the unit of work per inbound event."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bot import BotDeps, HandleResult, build_bot_deps, conversation_history, handle_inbound
+from bot.channels import repository
+from bot.messages import ChannelName, InboundMessage
+from kit.db import Database
+from kit.settings import Settings
+
+
+def reply_key(message_id: int | None) -> str:
+    return f"msg:{message_id}"
+
+
+class ChannelRuntime:
+    """Builds the engine's dependencies once (lazily, so importing the app costs nothing) and runs inbound events."""
+
+    def __init__(self, *, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self._deps: BotDeps | None = None
+        self._lock = asyncio.Lock()
+        self.outbox_wakeup = asyncio.Event()
+
+    async def deps(self) -> BotDeps:
+        if self._deps is None:
+            async with self._lock:
+                if self._deps is None:
+                    self._deps = await build_bot_deps(self.settings, self.database)
+        return self._deps
+
+    async def handle(self, inbound: InboundMessage, *, delivered_inline: bool = False) -> HandleResult:
+        """One unit of work per inbound event; `delivered_inline` when the caller hands the replies over itself."""
+        deps = await self.deps()
+        async with self.database.unit_of_work() as session:
+            result = await handle_inbound(session, inbound, deps=deps)
+            if delivered_inline:
+                await repository.mark_replies_delivered(
+                    session, idempotency_keys=[reply_key(r.message_id) for r in result.replies])
+        if not delivered_inline and result.replies:
+            self.outbox_wakeup.set()
+        return result
+
+    async def history(self, *, channel: ChannelName, sender_id: str, limit: int = 50) -> list[Any]:
+        async with self.database.unit_of_work() as session:
+            return list(await conversation_history(session, channel=channel, sender_id=sender_id, limit=limit))
