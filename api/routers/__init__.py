@@ -11,4 +11,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.merchant_faq_page",
     "api.routers.quotes", "api.routers.cross_border_admin",
     "api.routers.channels",
+    "api.routers.webhooks", "api.routers.webchat",
 ]
