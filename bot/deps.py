@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.conversations import service as conversations
 from bot.policy import PolicyThresholds
 from bot.understanding import MessageParser
+from commerce.catalog import service as catalog
 from commerce.search.index import Encoder
 from kit.db import Database
 from kit.settings import Settings
@@ -89,14 +90,24 @@ async def build_bot_deps(settings: Settings, database: Database) -> BotDeps:
 
     nlu = get_nlu_service()
     await asyncio.to_thread(nlu.ensure_model)
+    async with database.unit_of_work() as session:
+        await teach_catalog_words(nlu, session)
     knowledge = await _knowledge_source(database)
     return BotDeps(settings=settings, nlu=nlu, knowledge=knowledge, encoder=_encoder_of(nlu))
 
 
-async def _knowledge_source(database: Database) -> FaqSource | None:
-    # The knowledge base's service API is wired here once it exists; without it the FAQ skill says so.
-    try:
-        from bot.skills.faq import knowledge_base_source
-    except ImportError:  # pragma: no cover - only while the knowledge base package is incomplete
-        return None
+async def teach_catalog_words(nlu: Any, session: AsyncSession) -> None:
+    """Let the entity extractor recognise this shop's category names and product tags."""
+    set_lookup = getattr(nlu, "set_lookup", None)
+    if set_lookup is None:
+        return
+    categories = await catalog.categories(session)
+    set_lookup("category", {name: c.slug for c in categories for name in [c.slug, *c.name.values()] if name})
+    products = await catalog.all_products(session)
+    set_lookup("product", {tag: tag for p in products for tag in p.tags if 2 < len(tag) <= 40})
+
+
+async def _knowledge_source(database: Database) -> FaqSource:
+    from bot.skills.faq import knowledge_base_source
+
     return await knowledge_base_source(database)

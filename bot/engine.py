@@ -78,6 +78,10 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
         turn.replies = []
         turn.say("apology", code=code)
     conversation.locale = turn.locale
+    shown = [card.sku for reply in turn.replies for card in reply.cards]
+    if shown:
+        # "Add it to my cart" later means the option on the card, not just the product.
+        conversation.last_search = {**(conversation.last_search or {}), "shown": shown}
     replies = []
     for reply in turn.replies:
         saved = await conversations.record_outbound(session, conversation=conversation, reply=reply,

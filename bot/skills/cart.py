@@ -104,7 +104,8 @@ async def _pick_variant(turn: Turn, product_id: int, *, colour: str | None,
     except NotFound:
         return None
     stock = await available_stock(turn.session, skus=[v.sku for v in product.variants])
-    for variant in product.variants:
+    shown = set((turn.conversation.last_search or {}).get("shown") or [])
+    for variant in sorted(product.variants, key=lambda v: v.sku not in shown):
         attributes = {k: str(v).lower() for k, v in variant.attributes.items()}
         if colour and colour.lower() not in attributes.get("colour", colour.lower()):
             continue

@@ -1,17 +1,41 @@
 """FAQ answers from the knowledge base: answer, "did you mean" buttons, or none."""
 from __future__ import annotations
 
-from bot.deps import FaqResult, FaqSource
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import knowledge_base
+from bot.deps import FaqMatch, FaqResult, FaqSource
 from bot.skills.base import Turn
 from bot.understanding import usable_embedding
 from kit.db import Database
+from knowledge_base import LiveFaqIndex
 
 SUGGESTIONS = 3
 
 
-async def knowledge_base_source(database: Database) -> FaqSource | None:
-    """The knowledge base adapter; None until the knowledge base exposes its service API."""
-    return None
+@dataclass
+class KnowledgeBaseFaq:
+    """The merchant's FAQ (knowledge_base's live index) as the bot's FaqSource."""
+
+    index: LiveFaqIndex
+
+    async def answer(self, session: AsyncSession, *, text: str, embedding: npt.NDArray[np.float32] | None,
+                     language: str, country: str | None, channel: str | None) -> FaqResult:
+        retrieval = await knowledge_base.answer(self.index, question=text, language=language, country=country,
+                                                channel=channel, embedding=embedding, session=session,
+                                                k=SUGGESTIONS)
+        return FaqResult(decision=retrieval.decision,
+                         matches=[FaqMatch(question=m.question, answer=m.answer, score=m.score, entry_id=m.entry_id)
+                                  for m in retrieval.matches])
+
+
+async def knowledge_base_source(database: Database) -> FaqSource:
+    """The process's live FAQ index (loaded once, then following the merchant's edits)."""
+    return KnowledgeBaseFaq(await knowledge_base.open_index(database))
 
 
 async def lookup(turn: Turn) -> FaqResult | None:
