@@ -161,8 +161,34 @@ async def exchange_rate(session: AsyncSession, *, from_currency: str, to_currenc
         if len(legs) == 2:
             (rate_from, date_from), (rate_to, date_to) = legs
             return rate_to / rate_from, min(date_from, date_to)
+    bridged = await _bridge(repo, source, target, today)
+    if bridged is not None:
+        return bridged
     raise NoExchangeRate(f"We have no exchange rate from {source} to {target}.", from_currency=source,
                          to_currency=target)
+
+
+async def _bridge(repo: CrossBorderRepository, source: str, target: str, today: date) -> tuple[Decimal, date] | None:
+    """Chain rates across bases (EUR->USD from the ECB, USD->KWD from a CSV): the shortest path wins."""
+    edges: dict[str, list[tuple[str, Decimal, date]]] = {}
+    for row in await repo.latest_rates(on=today):
+        edges.setdefault(row.base, []).append((row.currency, row.rate, row.as_of))
+        edges.setdefault(row.currency, []).append((row.base, 1 / row.rate, row.as_of))
+    frontier: list[tuple[str, Decimal, date]] = [(source, Decimal(1), today)]
+    seen = {source}
+    while frontier:
+        following: list[tuple[str, Decimal, date]] = []
+        for code, rate, as_of in frontier:
+            for neighbour, step, step_date in edges.get(code, []):
+                if neighbour in seen:
+                    continue
+                reached = (neighbour, rate * step, min(as_of, step_date))
+                if neighbour == target:
+                    return reached[1], reached[2]
+                seen.add(neighbour)
+                following.append(reached)
+        frontier = following
+    return None
 
 
 async def convert(session: AsyncSession, *, amount: Decimal, from_currency: str, to_currency: str,

@@ -51,6 +51,15 @@ class CrossBorderRepository:
                                        ExchangeRate.as_of <= on)
             .order_by(ExchangeRate.as_of.desc()).limit(1))
 
+    async def latest_rates(self, *, on: date) -> list[ExchangeRate]:
+        """The newest rate at or before `on` of every (base, currency) pair."""
+        rows = (await self.session.scalars(
+            select(ExchangeRate).where(ExchangeRate.as_of <= on).order_by(ExchangeRate.as_of.desc()))).all()
+        newest: dict[tuple[str, str], ExchangeRate] = {}
+        for row in rows:
+            newest.setdefault((row.base, row.currency), row)
+        return list(newest.values())
+
     async def rate_bases(self) -> list[str]:
         return list((await self.session.scalars(select(ExchangeRate.base).distinct().order_by(ExchangeRate.base)))
                     .all())
