@@ -7,10 +7,9 @@ from typing import Any
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.cross_border.fx import import_demo_rates
+from commerce.cross_border.fx import DEMO_SOURCE, import_demo_rates
 from commerce.cross_border.models import (
     DutyRate,
-    ExchangeRate,
     ImportRule,
     ImportTaxRate,
     ReturnPolicy,
@@ -57,8 +56,9 @@ async def load_cross_border_defaults(session: AsyncSession, *, demo_rates: bool 
     """Load the shipped import rules, tax and duty rates, shipping zones and return policies.
 
     Each table is filled only while it is empty, so a merchant's edits survive a second call. With
-    `demo_rates`, when no exchange rate is stored yet, the shipped demo ECB file is imported stamped with
-    today's date (demo rates would otherwise be refused as stale after `max_rate_age_days`).
+    `demo_rates`, when the shop has no exchange rates or only demo ones, the shipped demo ECB file is
+    imported stamped with today's date (demo rates would otherwise be refused as stale after
+    `max_rate_age_days`); call it on every demo load. Rates imported for real are never overwritten.
     Returns how many rows were added per table.
     """
     repo = CrossBorderRepository(session)
@@ -81,6 +81,7 @@ async def load_cross_border_defaults(session: AsyncSession, *, demo_rates: bool 
             added["shipping_zones"] += 1
     await session.flush()
     added["exchange_rates"] = 0
-    if demo_rates and not await repo.has_rows(ExchangeRate):
+    # Only a shop that has nothing but demo rates gets them re-stamped: real rates are never masked.
+    if demo_rates and await repo.rate_sources() <= {DEMO_SOURCE}:
         added["exchange_rates"] = await import_demo_rates(session)
     return added

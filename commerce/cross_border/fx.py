@@ -17,6 +17,7 @@ from commerce.money import quantize, require_currency
 from kit.clock import utcnow
 
 DEMO_RATES_FILE = Path(__file__).with_name("data") / "demo_rates_ecb.xml"
+DEMO_SOURCE = "demo-ecb"
 ECB_NS = "{http://www.ecb.int/vocabulary/2002-08-01/eurofxref}"
 DEFAULT_SETTINGS = {"fx_markup_percent": "0", "max_rate_age_days": "4", "fx_base": "EUR"}
 
@@ -130,7 +131,7 @@ async def import_rates(session: AsyncSession, *, content: str | bytes, as_of: da
 async def import_demo_rates(session: AsyncSession, *, as_of: date | None = None) -> int:
     """Import the shipped demo ECB file stamped with `as_of` (default: today), so demo prices never go stale."""
     return await import_rates(session, content=DEMO_RATES_FILE.read_bytes(), as_of=as_of or utcnow().date(),
-                              source="demo-ecb")
+                              source=DEMO_SOURCE)
 
 
 async def settings(session: AsyncSession) -> dict[str, str]:

@@ -60,6 +60,9 @@ class CrossBorderRepository:
             newest.setdefault((row.base, row.currency), row)
         return list(newest.values())
 
+    async def rate_sources(self) -> set[str]:
+        return set((await self.session.scalars(select(ExchangeRate.source).distinct())).all())
+
     async def rate_bases(self) -> list[str]:
         return list((await self.session.scalars(select(ExchangeRate.base).distinct().order_by(ExchangeRate.base)))
                     .all())
