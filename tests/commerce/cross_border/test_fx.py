@@ -134,3 +134,15 @@ async def test_demo_rates_are_stamped_with_the_load_day(db: Database) -> None:
         assert fresh.age == 0
         with pytest.raises(StaleExchangeRate):
             await convert(session, amount=D("1"), from_currency="EUR", to_currency="GBP", on=ON + timedelta(days=5))
+
+
+@pytest.mark.parametrize(("amount", "currency", "locale", "shown"), [
+    ("1234.5", "EUR", "de_DE", "1.234,50\xa0€"),
+    ("1234.5", "JPY", "ja_JP", "￥1,235"),
+    ("1234.5678", "KWD", "en", "KWD1,234.568"),
+    ("1234.5", "GBP", "en_GB", "£1,234.50"),
+])
+def test_money_is_formatted_per_locale(amount: str, currency: str, locale: str, shown: str) -> None:
+    from commerce.money import format_money
+
+    assert format_money(D(amount), currency, locale) == shown
