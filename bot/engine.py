@@ -50,6 +50,9 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     """
     conversation = await conversations.get_or_create_conversation(session, channel=inbound.channel,
                                                                   sender_id=inbound.sender_id)
+    if session.get_bind().dialect.name == "postgresql":
+        # One message of a conversation at a time: the cart and the question in flight are not lost.
+        await session.refresh(conversation, with_for_update=True)
     seen = await conversations.find_inbound(session, channel=inbound.channel, external_id=inbound.message_id)
     if seen is not None:
         return await _duplicate(session, conversation, seen)
@@ -75,6 +78,8 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
         # The savepoint undid the skill's changes; reload what the conversation really holds.
         await session.refresh(conversation)
         await session.refresh(stored)
+        if turn.parsed is not None:
+            stored.nlu = _nlu_record(turn.parsed, policy="error", error=code)
         turn.replies = []
         turn.say("apology", code=code)
     conversation.locale = turn.locale

@@ -1,6 +1,7 @@
 """Order status ownership and rate limits, slot filling, duplicates, human mode, bad input, history."""
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -231,3 +232,17 @@ async def test_chinese_quote_and_not_shipped(say: Say) -> None:
     assert "寄到德国" in quote
     assert "合计" in quote
     assert "我们目前不配送到巴西" in texts(await say("寄到巴西运费多少", sender="zq"))
+
+
+async def test_concurrent_messages_of_one_conversation_lose_nothing(say: Say) -> None:
+    await asyncio.gather(*(say(kind="callback", payload="cart:add:KET-1", sender="cc") for _ in range(5)))
+    assert "5 x Electric Kettle" in texts(await say("show my cart", sender="cc"))
+
+
+async def test_the_same_message_delivered_concurrently_is_answered_once(say: Say, shop: Database) -> None:
+    results = await asyncio.gather(*(say("hello", sender="dd", message_id="tg-dup") for _ in range(3)))
+    assert sorted(r.duplicate for r in results) == [False, True, True]
+    first = next(r for r in results if not r.duplicate)
+    assert all([m.message_id for m in r.replies] == [m.message_id for m in first.replies] for r in results)
+    async with shop.unit_of_work() as session:
+        assert await session.scalar(select(func.count(OutboxEvent.id))) == len(first.replies)
