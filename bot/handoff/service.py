@@ -127,7 +127,6 @@ async def sign_in(session: AsyncSession, *, email: str, password: str, ttl_secon
     now = utcnow()
     session.add(AgentSession(token_hash=_token_hash(token), agent_id=agent.id, created_at=now,
                              expires_at=now + timedelta(seconds=ttl_seconds)))
-    agent.last_seen_at = now
     await session.flush()
     return agent, token
 

@@ -1,0 +1,228 @@
+"""Real time for the agent console: Server-Sent Events at /api/v1/agent/events.
+
+Events are small JSON hints ({"type": "inbox"} or {"type": "conversation", "conversation_id"}); the console
+refetches what changed. Agent actions are published through Redis pub/sub when settings.redis.url is set
+(every API process relays them to its own consoles) and in-process otherwise. Shopper messages are found by
+each process's own watcher, which polls the database for new messages every 250 ms, opens inbox threads
+for conversations the engine handed to a person, round-robins waiting conversations and records CSAT
+answers, so consoles on every process see them within a second without any change to the engine.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import StreamingResponse
+
+from bot.handoff import service as handoff
+from bot.handoff.repository import HandoffRepository
+from kit.db import Database
+from kit.errors import ShopTalkError
+from kit.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["agent console"])
+
+REDIS_CHANNEL = "shoptalk:agent-events"
+WATCH_SECONDS = 0.25
+HEARTBEAT_SECONDS = 15.0
+Event = dict[str, Any]
+
+
+class AgentEvents:
+    """Console subscribers of this process by shop, plus the Redis fan-out across processes when configured."""
+
+    def __init__(self, redis_url: str | None = None) -> None:
+        self.redis_url = redis_url
+        self._queues: dict[int, set[asyncio.Queue[Event]]] = {}
+        self._redis: Any = None
+
+    def subscribe(self, shop_id: int) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+        self._queues.setdefault(shop_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, shop_id: int, queue: asyncio.Queue[Event]) -> None:
+        queues = self._queues.get(shop_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._queues[shop_id]
+
+    def subscribers(self, shop_id: int) -> int:
+        return len(self._queues.get(shop_id, ()))
+
+    def push_local(self, shop_id: int, event: Event) -> None:
+        for queue in list(self._queues.get(shop_id, ())):
+            with contextlib.suppress(asyncio.QueueFull):  # a stalled console refetches on reconnect
+                queue.put_nowait(event)
+
+    def _client(self) -> Any:
+        if self._redis is None:
+            import redis.asyncio as redis_asyncio
+
+            self._redis = redis_asyncio.from_url(self.redis_url or "", decode_responses=True)
+        return self._redis
+
+    async def publish(self, shop_id: int, event: Event) -> None:
+        """Tell every console of the shop, on whichever process it is connected."""
+        if self.redis_url:
+            try:
+                await self._client().publish(REDIS_CHANNEL, json.dumps({"shop_id": shop_id, "event": event}))
+                return
+            except Exception:  # Redis down: at least this process's consoles hear it; the watcher covers the rest
+                log.warning("agent events: Redis publish failed; delivering locally", exc_info=True)
+        self.push_local(shop_id, event)
+
+    async def run_subscriber(self, ready: asyncio.Event | None = None) -> None:
+        """Relay events published by any process to this process's consoles (runs until cancelled)."""
+        if not self.redis_url:
+            if ready is not None:
+                ready.set()
+            return
+        while True:
+            pubsub = self._client().pubsub()
+            try:
+                await pubsub.subscribe(REDIS_CHANNEL)
+                if ready is not None:
+                    ready.set()
+                async for item in pubsub.listen():
+                    if item.get("type") != "message":
+                        continue
+                    data = json.loads(item["data"])
+                    self.push_local(int(data["shop_id"]), data["event"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis restarting: reconnect; consoles refetch on the next event
+                log.warning("agent events: Redis subscription lost; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+
+class InboxWatcher:
+    """Polls the database for what the engine did (new messages, handoffs) and tells this process's consoles."""
+
+    def __init__(self, database: Database, events: AgentEvents) -> None:
+        self.database = database
+        self.events = events
+        self.last_message_id: int | None = None
+
+    async def run_once(self) -> None:
+        async with self.database.unit_of_work() as session:
+            repo = HandoffRepository(session)
+            if self.last_message_id is None:
+                self.last_message_id = await repo.newest_message_id()
+            opened = await handoff.sync_escalations(session)
+            fresh = list(await repo.messages_after(self.last_message_id))
+            changed: set[int] = set(opened)
+            for message in fresh:
+                self.last_message_id = max(self.last_message_id, message.id)
+                changed.add(message.conversation_id)
+                score = handoff.csat_score_of(message)
+                if score is not None:
+                    await handoff.record_csat(session, conversation_id=message.conversation_id, score=score)
+            assigned = await handoff.auto_assign(session)
+        shop = handoff.DEFAULT_SHOP_ID
+        if opened or fresh:
+            self.events.push_local(shop, {"type": "inbox"})
+        for conversation_id in sorted(changed):
+            self.events.push_local(shop, {"type": "conversation", "conversation_id": conversation_id})
+        for conversation_id, agent_id in assigned:
+            # Other processes' watchers do not see an assignment, so it travels like an agent action.
+            await self.events.publish(shop, {"type": "conversation", "conversation_id": conversation_id,
+                                             "assignee_id": agent_id})
+        if assigned:
+            await self.events.publish(shop, {"type": "inbox"})
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not end the console's real time
+                log.exception("agent inbox watcher failed; retrying")
+            await asyncio.sleep(WATCH_SECONDS)
+
+
+def events_of(app: FastAPI) -> AgentEvents:
+    events: AgentEvents | None = getattr(app.state, "agent_events", None)
+    if events is None:
+        settings: Settings = app.state.settings
+        events = AgentEvents(settings.redis.url)
+        app.state.agent_events = events
+    return events
+
+
+async def on_startup(app: FastAPI) -> None:
+    events = events_of(app)
+    ready = asyncio.Event()
+    tasks = [asyncio.create_task(events.run_subscriber(ready), name="agent-events-redis"),
+             asyncio.create_task(InboxWatcher(app.state.database, events).run(), name="agent-inbox-watcher")]
+    app.state.agent_realtime_tasks = tasks
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ready.wait(), timeout=2.0)
+
+
+async def on_shutdown(app: FastAPI) -> None:
+    for task in getattr(app.state, "agent_realtime_tasks", []):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    events: AgentEvents | None = getattr(app.state, "agent_events", None)
+    if events is not None:
+        await events.close()
+
+
+def _frame(event: Event) -> str:
+    return f"data: {json.dumps(event)}\n\n"
+
+
+@router.get("/api/v1/agent/events", summary="Server-Sent Events for the agent console (session cookie)",
+            response_class=StreamingResponse)
+async def agent_events(request: Request) -> StreamingResponse:
+    from api.routers.agent import SESSION_COOKIE
+
+    database: Database = request.app.state.database
+    token = request.cookies.get(SESSION_COOKIE)
+    async with database.unit_of_work() as session:
+        agent = await handoff.agent_for_session(session, token=token)
+        await handoff.check_in(session, agent_id=agent.id)
+    shop_id, agent_id = agent.shop_id, agent.id
+    events = events_of(request.app)
+
+    async def stream() -> AsyncIterator[str]:
+        queue = events.subscribe(shop_id)
+        try:
+            yield _frame({"type": "hello", "agent_id": agent_id})
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    try:
+                        async with database.unit_of_work() as session:
+                            await handoff.agent_for_session(session, token=token)
+                            await handoff.check_in(session, agent_id=agent_id)
+                    except ShopTalkError as error:
+                        yield _frame({"type": "signed_out", "code": error.code})
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                yield _frame(event)
+        finally:
+            events.unsubscribe(shop_id, queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,200 @@
+"""The agent console API over HTTP: sessions, CSRF, shop isolation, problem+json for bad input."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from api.app import create_app
+from api.auth import create_token
+from api.routers.agent import SESSION_COOKIE
+from api.routers.agent_realtime import AgentEvents, InboxWatcher
+from bot.handoff.models import HandoffThread
+from kit.clock import clock, utcnow
+from kit.db import Database
+from kit.settings import Settings
+from nlu.training_data import parse_training_data
+from tests.bot.handoff.conftest import PASSWORD, make_agent, shopper_says
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(environment="test", data_dir=tmp_path, security={"secret_key": "test-secret-key-0123456789"})
+
+
+@pytest.fixture
+async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, database=db)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+            yield http
+
+
+async def sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    response = await client.post("/api/v1/agent/session", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    return {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+async def test_console_page_and_sign_in(client: httpx.AsyncClient, db: Database) -> None:
+    page = await client.get("/agent")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    await make_agent(db, "ana@shop.test")
+    wrong = await client.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": "nope"})
+    assert wrong.status_code == 401
+    assert wrong.json()["code"] == "wrong_credentials"
+    assert "nope" not in wrong.text
+    anonymous = await client.get("/api/v1/agent/inbox")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == "agent_not_signed_in"
+    headers = await sign_in(client, "ana@shop.test")
+    me = await client.get("/api/v1/agent/session")
+    assert me.json()["agent"]["name"] == "Ana"
+    assert me.json()["csrf_token"] == headers["X-CSRF-Token"]
+    assert (await client.get("/api/v1/agent/inbox?view=mine")).json() == []
+    bad_view = await client.get("/api/v1/agent/inbox?view=everything")
+    assert bad_view.status_code == 422
+
+
+async def test_state_changes_need_the_csrf_token(client: httpx.AsyncClient, db: Database) -> None:
+    await make_agent(db, "ana@shop.test")
+    conversation_id = await shopper_says(db, "a person please", human=True)
+    headers = await sign_in(client, "ana@shop.test")
+    take = f"/api/v1/agent/conversations/{conversation_id}/take"
+    missing = await client.post(take)
+    assert missing.status_code == 403
+    assert missing.json()["code"] == "csrf_rejected"
+    forged = await client.post(take, headers={"X-CSRF-Token": "0" * 64})
+    assert forged.status_code == 403
+    assert forged.json()["code"] == "csrf_rejected"
+    async with db.unit_of_work() as session:
+        assert (await session.scalar(select(HandoffThread.assignee_id))) is None
+    taken = await client.post(take, headers=headers)
+    assert taken.status_code == 200
+    assert taken.json()["status"] == "open"
+    sent = await client.post(f"/api/v1/agent/conversations/{conversation_id}/replies", headers=headers,
+                             json={"text": "Hello, Ana here."})
+    assert sent.status_code == 201
+    view = (await client.get(f"/api/v1/agent/conversations/{conversation_id}")).json()
+    assert view["messages"][-1]["text"] == "Hello, Ana here."
+    assert view["messages"][-1]["agent_name"] == "Ana"
+    resolved = await client.post(f"/api/v1/agent/conversations/{conversation_id}/resolve", headers=headers)
+    assert resolved.status_code == 200
+    again = await client.post(f"/api/v1/agent/conversations/{conversation_id}/resolve", headers=headers)
+    assert again.status_code == 409
+    assert again.json()["code"] == "conversation_resolved"
+    assert again.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_expired_session_and_sign_out(client: httpx.AsyncClient, db: Database,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    await make_agent(db, "ana@shop.test")
+    headers = await sign_in(client, "ana@shop.test")
+    out = await client.delete("/api/v1/agent/session", headers=headers)
+    assert out.status_code == 204
+    client.cookies.clear()
+    assert (await client.get("/api/v1/agent/inbox")).json()["code"] == "agent_not_signed_in"
+    await sign_in(client, "ana@shop.test")
+    later = utcnow() + timedelta(hours=9)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    expired = await client.get("/api/v1/agent/inbox")
+    assert expired.status_code == 401
+    assert expired.json()["code"] == "agent_session_expired"
+
+
+async def test_agent_of_another_shop_gets_not_found(client: httpx.AsyncClient, db: Database) -> None:
+    await make_agent(db, "eve@other.test", shop_id=2)
+    conversation_id = await shopper_says(db, "a person please", human=True)
+    headers = await sign_in(client, "eve@other.test")
+    for response in (await client.get(f"/api/v1/agent/conversations/{conversation_id}"),
+                     await client.post(f"/api/v1/agent/conversations/{conversation_id}/take", headers=headers)):
+        assert response.status_code == 404
+        assert response.json()["code"] == "conversation_not_found"
+        assert "a person please" not in response.text
+
+
+async def test_race_over_http_one_agent_wins(client: httpx.AsyncClient, db: Database, settings: Settings) -> None:
+    await make_agent(db, "ana@shop.test")
+    await make_agent(db, "bo@shop.test")
+    conversation_id = await shopper_says(db, "a person please", human=True)
+    app = create_app(settings, database=db)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as other:
+        ana, bo = await sign_in(client, "ana@shop.test"), await sign_in(other, "bo@shop.test")
+        url = f"/api/v1/agent/conversations/{conversation_id}/take"
+        results = await asyncio.gather(client.post(url, headers=ana), other.post(url, headers=bo))
+    assert sorted(r.status_code for r in results) == [200, 409]
+    assert [r.json()["code"] for r in results if r.status_code == 409] == ["conversation_taken"]
+
+
+async def test_correction_is_written_as_rasa_yaml_and_counted(client: httpx.AsyncClient, db: Database,
+                                                              settings: Settings) -> None:
+    await make_agent(db, "ana@shop.test")
+    conversation_id = await shopper_says(db, "my [parcel] never came", human=True)
+    headers = await sign_in(client, "ana@shop.test")
+    view = (await client.get(f"/api/v1/agent/conversations/{conversation_id}")).json()
+    message_id = view["messages"][0]["id"]
+    bad = await client.post(f"/api/v1/agent/messages/{message_id}/intent", headers=headers, json={"intent": "Bad!"})
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "invalid_intent"
+    fixed = await client.post(f"/api/v1/agent/messages/{message_id}/intent", headers=headers,
+                              json={"intent": "order_status"})
+    assert fixed.json()["predicted_intent"] == "human_handoff"
+    path = settings.data_dir / "nlu" / "corrections.yml"
+    data = parse_training_data(path.read_text(encoding="utf-8"), source=str(path))
+    assert [(e.intent, e.text) for e in data.examples] == [("order_status", "my (parcel) never came")]
+    draft = await client.post("/api/v1/agent/faq-drafts", headers=headers,
+                              json={"question": "Do you ship to Norway?", "answer": "Yes, in 5-7 days."})
+    assert draft.status_code == 201, draft.text
+    async with db.unit_of_work() as session:
+        token = await create_token(session, name="merchant", role="merchant")
+    counts = (await client.get("/api/v1/merchant/learning", headers={"Authorization": f"Bearer {token}"})).json()
+    assert (counts["corrections"], counts["faq_drafts"], counts["faq_drafts_published"]) == (1, 1, 0)
+    assert counts["corrections_by_intent"] == {"order_status": 1}
+
+
+async def test_watcher_opens_threads_and_events_cross_processes_through_redis(db: Database) -> None:
+    redis_url = "redis://127.0.0.1:6379/0"
+    process_a, process_b = AgentEvents(redis_url), AgentEvents(redis_url)
+    ready = asyncio.Event()
+    relay = asyncio.create_task(process_b.run_subscriber(ready))
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=5)
+        console_on_b = process_b.subscribe(1)
+        await process_a.publish(1, {"type": "inbox"})
+        assert await asyncio.wait_for(console_on_b.get(), timeout=1.0) == {"type": "inbox"}
+        console_on_a = process_a.subscribe(1)
+        watcher = InboxWatcher(db, process_a)
+        await watcher.run_once()
+        conversation_id = await shopper_says(db, "a person please", human=True)
+        await watcher.run_once()
+        events = [console_on_a.get_nowait() for _ in range(console_on_a.qsize())]
+        assert {"type": "conversation", "conversation_id": conversation_id} in events
+        async with db.unit_of_work() as session:
+            thread = await session.get(HandoffThread, conversation_id)
+            assert thread is not None
+            assert thread.status == "open"
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await process_a.close()
+        await process_b.close()
+
+
+async def test_session_cookie_is_not_readable_by_scripts(client: httpx.AsyncClient, db: Database) -> None:
+    await make_agent(db, "ana@shop.test")
+    response = await client.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": PASSWORD})
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert "HttpOnly" in cookie
+    assert response.json()["csrf_token"] not in cookie
