@@ -12,4 +12,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.quotes", "api.routers.cross_border_admin",
     "api.routers.channels",
     "api.routers.webhooks", "api.routers.webchat",
+    "api.routers.agent", "api.routers.agent_realtime", "api.routers.merchant_learning",
 ]
