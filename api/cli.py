@@ -21,7 +21,7 @@ app.add_typer(token_app, name="token")
 
 # Sub-command groups contributed by the packages: (name, module exposing a Typer `app`).
 SUBCOMMANDS = [("nlu", "api.cli_nlu"), ("recommend", "api.cli_recommend"), ("rates", "api.cli_rates"),
-               ("rasa", "api.cli_rasa")]
+               ("rasa", "api.cli_rasa"), ("agent", "api.cli_agent")]
 for _name, _module in SUBCOMMANDS:
     if importlib.util.find_spec(_module) is not None:
         app.add_typer(importlib.import_module(_module).app, name=_name)
