@@ -4,7 +4,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.channels.models import ChannelOrderRejection, ChannelReconciliation, ChannelSyncState, SalesChannel
@@ -46,10 +47,23 @@ class ChannelRepository:
             query = query.with_for_update()
         state = await self.session.scalar(query)
         if state is None:
-            state = ChannelSyncState(channel_id=channel_id, orders_imported=0)
-            self.session.add(state)
-            await self.session.flush()
+            try:
+                async with self.session.begin_nested():
+                    state = ChannelSyncState(channel_id=channel_id, orders_imported=0)
+                    self.session.add(state)
+            except IntegrityError:  # another transaction created it first
+                state = await self.session.scalar(query)
+                assert state is not None
         return state
+
+    async def count_imported(self, channel_id: int) -> None:
+        result = await self.session.execute(
+            update(ChannelSyncState).where(ChannelSyncState.channel_id == channel_id)
+            .values(orders_imported=ChannelSyncState.orders_imported + 1).execution_options(synchronize_session=False))
+        if not result.rowcount:  # type: ignore[attr-defined]  # a channel made before stock sync existed has no state row yet
+            state = await self.sync_state(channel_id)
+            state.orders_imported += 1
+            await self.session.flush()
 
     async def rejection(self, channel_id: int, external_id: str) -> ChannelOrderRejection | None:
         return await self.session.scalar(select(ChannelOrderRejection).where(

@@ -9,6 +9,7 @@ channel receives for a SKU is the one the core holds once stock is quiet.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,7 +38,7 @@ from kit.clock import as_utc, utcnow
 from kit.db import Database
 from kit.errors import ShopTalkError
 from kit.ids import new_uuid
-from kit.outbox import DeliveryError, OutboxEvent, enqueue, retry_dead
+from kit.outbox import PENDING, DeliveryError, OutboxEvent, enqueue, retry_dead
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,24 @@ PUSH_REREADS = 3
 DEFAULT_PULL_EVERY = 60.0
 DEFAULT_RECONCILE_EVERY = 900.0
 MAX_DRIFT_SHOWN = 100
+CHANNEL_CACHE_SECONDS = 2.0
 
 
 async def on_stock_changed(session: AsyncSession, skus: list[str]) -> None:
     """Stock listener: queue a push of these SKUs to every push channel, in the caller's transaction."""
     codes = await ChannelRepository(session).push_channel_codes()
-    for code in codes:
-        for sku in dict.fromkeys(skus):
-            await queue_push(session, channel_code=code, sku=sku)
+    if codes:
+        session.add_all([push_event(channel_code=code, sku=sku) for code in codes for sku in dict.fromkeys(skus)])
+        await session.flush()  # one multi-row INSERT for all channels
+
+
+def push_event(*, channel_code: str, sku: str) -> OutboxEvent:
+    """An outbox row as kit.outbox.enqueue writes it; built here so one change's rows go in one INSERT."""
+    now = utcnow()
+    return OutboxEvent(topic=PUSH_TOPIC, payload={"channel": channel_code, "sku": sku},
+                       idempotency_key=f"push:{channel_code}:{sku}:{new_uuid()}",
+                       coalesce_key=push_key(channel_code, sku), status=PENDING, attempts=0,
+                       max_attempts=PUSH_MAX_ATTEMPTS, next_attempt_at=now, created_at=now)
 
 
 async def queue_push(session: AsyncSession, *, channel_code: str, sku: str) -> None:
@@ -80,7 +91,6 @@ async def import_channel_order(session: AsyncSession, *, channel_code: str, orde
     An order the core cannot take (not enough stock, unknown SKU...) is recorded for the merchant and returned
     as a rejection; nothing else changes. A later delivery of the same order tries again.
     """
-    channel = await get_channel(session, code=channel_code)
     repo = ChannelRepository(session)
     data = OrderIn(channel=channel_code, external_id=order.external_id, currency=order.currency,
                    lines=[OrderLineIn(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
@@ -91,6 +101,7 @@ async def import_channel_order(session: AsyncSession, *, channel_code: str, orde
     except ShopTalkError as exc:
         if exc.status >= 500:
             raise
+        channel = await get_channel(session, code=channel_code)
         existing = await repo.rejection(channel.id, order.external_id)
         if existing is None:
             try:
@@ -104,12 +115,8 @@ async def import_channel_order(session: AsyncSession, *, channel_code: str, orde
         await session.flush()
         return ImportResult(None, False, exc)
     if created:
-        await repo.forget_rejection(channel.id, order.external_id)
-        state = await repo.sync_state(channel.id)
-        await session.execute(update(ChannelSyncState).where(ChannelSyncState.channel_id == channel.id)
-                              .values(orders_imported=ChannelSyncState.orders_imported + 1)
-                              .execution_options(synchronize_session=False))
-        await session.refresh(state)
+        await repo.forget_rejection(created_order.channel_id, order.external_id)
+        await repo.count_imported(created_order.channel_id)
     return ImportResult(created_order, created, None)
 
 
@@ -174,16 +181,27 @@ class StockSync:
         self.database = database
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=timeout)
+        self._channels: dict[str, tuple[float, SalesChannel]] = {}
 
     async def aclose(self) -> None:
         if self._own_http:
             await self.http.aclose()
 
+    async def _channel(self, session: AsyncSession, code: str) -> SalesChannel | None:
+        # Channel settings change rarely; a short cache saves a query on every push.
+        cached = self._channels.get(code)
+        if cached is not None and time.monotonic() - cached[0] < CHANNEL_CACHE_SECONDS:
+            return cached[1]
+        channel = await ChannelRepository(session).by_code(code)
+        if channel is not None:
+            self._channels[code] = (time.monotonic(), channel)
+        return channel
+
     async def push(self, event: OutboxEvent) -> None:
         """Outbox handler for channel.stock_push: bring one channel's SKU to the core's current quantity."""
         code, sku = str(event.payload.get("channel", "")), str(event.payload.get("sku", ""))
         async with self.database.sessions() as session:
-            channel = await ChannelRepository(session).by_code(code)
+            channel = await self._channel(session, code)
             if channel is None or channel.connector == "none" or channel.sync_mode == "direct":
                 return  # the channel went away or no longer takes pushes
             quantity = await pushed_quantity(session, channel, sku)
