@@ -33,6 +33,12 @@ class Interactions:
     country: IntArray  # index into `countries`, -1 when unknown
     countries: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Empty lists arrive as float arrays; indices must stay integers.
+        for name in ("basket", "item", "customer", "country"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64))
+        object.__setattr__(self, "day", np.asarray(self.day, dtype=np.float64))
+
     @property
     def n_baskets(self) -> int:
         return int(self.basket.max()) + 1 if self.basket.size else 0
@@ -47,6 +53,24 @@ class Interactions:
         matrix = sp.csr_matrix((data, (self.basket, self.item)), shape=(self.n_baskets, self.n_items))
         matrix.data[:] = 1.0
         return matrix
+
+    def histories(self) -> dict[int, History]:
+        """Each known customer's own purchases."""
+        known = np.flatnonzero(self.customer >= 0)
+        order = known[np.argsort(self.customer[known], kind="stable")]
+        result: dict[int, History] = {}
+        if order.size == 0:
+            return result
+        bounds = np.flatnonzero(np.diff(self.customer[order])) + 1
+        for chunk in np.split(order, bounds):
+            result[int(self.customer[chunk[0]])] = History(item=self.item[chunk], day=self.day[chunk],
+                                                           basket=self.basket[chunk])
+        return result
+
+    def subset(self, rows: npt.NDArray[np.bool_]) -> Interactions:
+        return Interactions(n_items=self.n_items, basket=self.basket[rows], item=self.item[rows],
+                            customer=self.customer[rows], day=self.day[rows], country=self.country[rows],
+                            countries=self.countries)
 
     def customer_item_matrix(self, *, half_life_days: float | None = None) -> Any:
         """Customers x items: number of baskets holding the item, optionally time-decayed."""
@@ -79,6 +103,11 @@ class History:
     item: IntArray = field(default_factory=lambda: _EMPTY_INT)
     day: FloatArray = field(default_factory=lambda: _EMPTY_FLOAT)
     basket: IntArray = field(default_factory=lambda: _EMPTY_INT)
+
+    def __post_init__(self) -> None:
+        for name in ("item", "basket"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64))
+        object.__setattr__(self, "day", np.asarray(self.day, dtype=np.float64))
 
     def decayed_counts(self, n_items: int, *, now: float, half_life_days: float) -> FloatArray:
         """Per item: sum over the baskets that held it of 2^(-age / half-life)."""
@@ -428,8 +457,9 @@ def _rp3beta(customers: Any, alpha: float, beta: float) -> FloatArray:
         customer_to_item.data **= alpha
         item_to_customer.data **= alpha
     walk = np.asarray((item_to_customer @ customer_to_item).todense(), dtype=np.float64)
-    popularity = np.asarray(customers.sum(axis=0)).ravel()
-    return walk / np.power(np.maximum(popularity, 1.0), beta)[None, :]
+    popularity = np.asarray(customers.sum(axis=0), dtype=np.float64).ravel()
+    result: FloatArray = walk / np.power(np.maximum(popularity, 1.0), beta)[None, :]
+    return result
 
 
 def _ease(customers: Any, l2: float) -> FloatArray:
@@ -485,3 +515,277 @@ def _strongest_anchor(similarity: Any, anchors: list[int], item: int) -> int | N
     return int(anchors[best]) if column[best] > 0 else None
 
 
+
+
+@dataclass(frozen=True)
+class NextBasket:
+    """A held-out basket used to teach the ranker: who bought what, when and where."""
+
+    customer: int
+    items: IntArray
+    day: float
+    country: str | None
+
+
+def carve_last_baskets(interactions: Interactions) -> tuple[Interactions, list[NextBasket]]:
+    """Hold out each customer's last basket (customers with at least two); the rest stays to learn from."""
+    known = np.flatnonzero(interactions.customer >= 0)
+    if known.size == 0:
+        return interactions, []
+    first_row = _first_row_of_basket(interactions.basket)
+    baskets = np.unique(interactions.basket[known])
+    owners = interactions.customer[first_row[baskets]]
+    days = interactions.day[first_row[baskets]]
+    order = np.lexsort((baskets, days, owners))
+    baskets, owners, days = baskets[order], owners[order], days[order]
+    is_last = np.append(owners[1:] != owners[:-1], True)
+    has_earlier = np.insert(owners[1:] == owners[:-1], 0, False)
+    chosen = baskets[is_last & has_earlier]
+    held = np.isin(interactions.basket, chosen)
+    held_rows = np.flatnonzero(held)
+    held_rows = held_rows[np.argsort(interactions.basket[held_rows], kind="stable")]
+    bounds = np.flatnonzero(np.diff(interactions.basket[held_rows])) + 1
+    labels = [_next_basket(interactions, chunk, interactions.countries)
+              for chunk in np.split(held_rows, bounds) if chunk.size]
+    return interactions.subset(~held), labels
+
+
+def _next_basket(interactions: Interactions, rows: IntArray, countries: tuple[str, ...]) -> NextBasket:
+    code = int(interactions.country[rows[0]])
+    return NextBasket(customer=int(interactions.customer[rows[0]]),
+                      items=np.unique(interactions.item[rows]), day=float(interactions.day[rows[0]]),
+                      country=countries[code] if 0 <= code < len(countries) else None)
+
+
+FEATURES = (
+    "buy_again", "bought_times", "bought_share", "days_since_item", "customer_baskets", "days_since_last",
+    "item_to_item", "item_to_item_norm", "item_to_item_rank", "bought_with", "bought_with_norm",
+    "popularity", "popularity_country", "item_customers", "item_repeat_rate", "cart_size",
+    "baskets_ago", "customer_interval", "item_interval", "sold_last_week", "sold_last_month",
+    "sold_year_ago", "customer_basket_size",
+)
+WEEK = 7.0
+
+
+class Ranker:
+    """Learned blend: candidates from every model, ranked by gradient-boosted trees on the models'
+    scores and the shopper's own purchase pattern. Taught on each customer's last basket (half of
+    them with part of that basket in the cart, so it learns the cart question too)."""
+
+    def __init__(self, *, buy_again: BuyAgain, item_to_item: ItemToItem, bought_with: FrequentlyBoughtWith,
+                 popularity: Popularity, content: ContentBased | None = None, cold_start_weight: float = 0.05,
+                 candidates_per_model: int = 50, cart_share: float = 0.5, min_examples: int = 30,
+                 max_rows: int = 300_000, trees: int = 150, seed: int = 11) -> None:
+        self.buy_again = buy_again
+        self.item_to_item = item_to_item
+        self.bought_with = bought_with
+        self.popularity = popularity
+        self.content = content
+        self.cold_start_weight = cold_start_weight
+        self.candidates_per_model = candidates_per_model
+        self.cart_share = cart_share
+        self.min_examples = min_examples
+        self.max_rows = max_rows
+        self.trees = trees
+        self.seed = seed
+        self.classifier: Any = None
+        self.n_items = 0
+        self.last_day = 0.0
+        self.item_customers: FloatArray = _EMPTY_FLOAT
+        self.item_repeat_rate: FloatArray = _EMPTY_FLOAT
+        self.first_day = 0.0
+        self.weekly_sales: FloatArray = np.zeros((0, 1))  # items x weeks: baskets sold before the week
+        self.fallback = Blender(self.models, {"buy_again": 1.0, "item_to_item": 0.3, "bought_with": 0.5,
+                                              "popularity": 0.05, "similar_product": cold_start_weight})
+
+    @property
+    def models(self) -> list[Model]:
+        models: list[Model] = [self.buy_again, self.item_to_item, self.bought_with, self.popularity]
+        return models + ([self.content] if self.content is not None else [])
+
+    def _fit_models(self, interactions: Interactions) -> None:
+        for model in self.models:
+            model.fit(interactions)
+        self.n_items = interactions.n_items
+        self.last_day = interactions.last_day
+        counts = interactions.customer_item_matrix()
+        if counts.shape[0]:
+            per_item = counts.tocsc()
+            buyers = np.diff(per_item.indptr).astype(np.float64)
+            repeaters = np.asarray((per_item >= 2).sum(axis=0), dtype=np.float64).ravel()
+        else:
+            buyers = repeaters = np.zeros(self.n_items)
+        self.item_customers = np.log1p(buyers)
+        self.first_day = float(interactions.day.min()) if interactions.day.size else 0.0
+        _, rows = np.unique(np.stack([interactions.basket, interactions.item]), axis=1, return_index=True)
+        weeks = ((interactions.day[rows] - self.first_day) // WEEK).astype(np.int64)
+        n_weeks = int(weeks.max()) + 1 if weeks.size else 1
+        weekly = np.zeros((self.n_items, n_weeks + 1))
+        np.add.at(weekly, (interactions.item[rows], weeks + 1), 1.0)
+        self.weekly_sales = np.cumsum(weekly, axis=1)
+        self.item_repeat_rate = (repeaters + 0.1) / (buyers + 1.0)
+
+    def fit(self, interactions: Interactions) -> None:
+        learn_from, labels = carve_last_baskets(interactions)
+        self.classifier = None
+        if len(labels) >= self.min_examples:
+            self._fit_models(learn_from)
+            self.classifier = self._fit_classifier(learn_from, labels)
+        self._fit_models(interactions)
+
+    def _fit_classifier(self, interactions: Interactions, labels: list[NextBasket]) -> Any:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        rng = np.random.default_rng(self.seed)
+        histories = interactions.histories()
+        blocks, answers = [], []
+        for label in labels:
+            wanted = label.items[label.items < self.n_items]
+            cart: tuple[int, ...] = ()
+            if wanted.size >= 2 and rng.random() < self.cart_share:
+                shuffled = rng.permutation(wanted)
+                size = int(rng.integers(1, wanted.size))
+                cart, wanted = tuple(int(i) for i in shuffled[:size]), shuffled[size:]
+            context = Context(history=histories.get(label.customer, History()), cart=cart,
+                              country=label.country, now=label.day)
+            candidates, features, _ = self.features(context)
+            blocks.append(features)
+            answers.append(np.isin(candidates, wanted))
+        x, y = np.concatenate(blocks), np.concatenate(answers)
+        if not y.any() or y.all():
+            return None
+        if x.shape[0] > self.max_rows:
+            # Keep every positive; sample the negatives.
+            negatives = np.flatnonzero(~y)
+            keep_negatives = rng.choice(negatives, size=max(self.max_rows - int(y.sum()), 1), replace=False)
+            rows = np.sort(np.concatenate([np.flatnonzero(y), keep_negatives]))
+            x, y = x[rows], y[rows]
+        classifier = HistGradientBoostingClassifier(max_iter=self.trees, learning_rate=0.1, max_leaf_nodes=31,
+                                                    min_samples_leaf=40, early_stopping=False,
+                                                    random_state=self.seed)
+        classifier.fit(x, y)
+        return classifier
+
+    def features(self, context: Context) -> tuple[IntArray, FloatArray, dict[str, FloatArray]]:
+        """Candidate items, their feature rows and each model's scores over all items."""
+        n = self.n_items
+        now = _now(context, self.last_day)
+        scores = {model.name: model.score(context) for model in self.models}
+        history = context.history
+        keep = (history.item >= 0) & (history.item < n)
+        h_item, h_day, h_basket = history.item[keep], history.day[keep], history.basket[keep]
+        pool = [np.unique(h_item)]
+        for name in ("item_to_item", "bought_with", "popularity"):
+            pool.append(top_items(scores[name], self.candidates_per_model))
+        candidates = np.unique(np.concatenate(pool)).astype(np.int64)
+        if context.cart:
+            candidates = candidates[~np.isin(candidates, np.array(context.cart, dtype=np.int64))]
+        bought_times = np.zeros(n)
+        last_bought = np.full(n, -np.inf)
+        if h_item.size:
+            pairs, first = np.unique(np.stack([h_basket, h_item]), axis=1, return_index=True)
+            np.add.at(bought_times, pairs[1], 1.0)
+            np.maximum.at(last_bought, h_item, h_day)
+        customer_baskets = float(np.unique(h_basket).size)
+        days_since_last = now - float(h_day.max()) if h_day.size else 3650.0
+        i2i = scores["item_to_item"]
+        i2i_top = float(i2i.max()) if i2i.size else 0.0
+        i2i_rank = np.full(n, 1000.0)
+        ranked = top_items(i2i, 1000)
+        i2i_rank[ranked] = np.arange(ranked.size)
+        fbt = scores["bought_with"]
+        fbt_top = float(fbt.max()) if fbt.size else 0.0
+        country_pop = self.popularity.by_country.get(context.country or "", self.popularity.overall)
+        c = candidates
+        basket_days = np.unique(h_day) if h_day.size else h_day
+        customer_interval = float(np.diff(basket_days).mean()) if basket_days.size > 1 else 365.0
+        baskets_ago = np.full(c.size, 100.0)
+        item_interval = np.full(c.size, 365.0)
+        if h_item.size:
+            baskets, row_basket = np.unique(h_basket, return_inverse=True)
+            basket_day = np.full(baskets.size, -np.inf)
+            np.maximum.at(basket_day, row_basket, h_day)
+            # 0 for the latest basket, 1 for the one before, ...
+            age_rank = np.empty(baskets.size)
+            age_rank[np.lexsort((-baskets, -basket_day))] = np.arange(baskets.size)
+            item_age = np.full(n, 100.0)
+            np.minimum.at(item_age, h_item, age_rank[row_basket])
+            baskets_ago = item_age[c]
+            first_bought = np.full(n, np.inf)
+            np.minimum.at(first_bought, h_item, h_day)
+            times = bought_times[c]
+            span = np.where(times > 1, last_bought[c] - first_bought[c], 0.0)
+            item_interval = np.where(times > 1, span / np.maximum(times - 1, 1), 365.0)
+        sold = self._sales_between(c, now - WEEK, now), self._sales_between(c, now - 4 * WEEK, now), \
+            self._sales_between(c, now - 365 - 2 * WEEK, now - 365 + 2 * WEEK)
+        basket_size = h_item.size / max(customer_baskets, 1.0)
+        columns = [
+            scores["buy_again"][c], bought_times[c],
+            bought_times[c] / max(customer_baskets, 1.0),
+            np.where(np.isfinite(last_bought[c]), now - last_bought[c], 3650.0),
+            np.full(c.size, customer_baskets), np.full(c.size, days_since_last),
+            i2i[c], i2i[c] / i2i_top if i2i_top > 0 else i2i[c], i2i_rank[c],
+            fbt[c], fbt[c] / fbt_top if fbt_top > 0 else fbt[c],
+            self.popularity.overall[c] if self.popularity.overall.size else np.zeros(c.size),
+            country_pop[c] if country_pop.size else np.zeros(c.size),
+            self.item_customers[c], self.item_repeat_rate[c], np.full(c.size, float(len(context.cart))),
+            baskets_ago, np.full(c.size, customer_interval), item_interval, *sold,
+            np.full(c.size, basket_size),
+        ]
+        return candidates, np.stack(columns, axis=1).astype(np.float64), scores
+
+    def _sales_between(self, items: IntArray, start: float, end: float) -> FloatArray:
+        edges = self.weekly_sales.shape[1] - 1
+        first = int(np.clip((start - self.first_day) // WEEK, 0, edges))
+        last = int(np.clip((end - self.first_day) // WEEK, 0, edges))
+        if last <= first or items.size == 0:
+            return np.zeros(items.size)
+        sold: FloatArray = self.weekly_sales[items, last] - self.weekly_sales[items, first]
+        return sold
+
+    def score(self, context: Context) -> FloatArray:
+        if self.classifier is None:
+            return self.fallback.score(context)
+        candidates, features, scores = self.features(context)
+        result = np.zeros(self.n_items)
+        if candidates.size:
+            # Tiny floor keeps every candidate ranked above items nobody suggested.
+            result[candidates] = self.classifier.predict_proba(features)[:, 1] + 1e-9
+        content = scores.get("similar_product")
+        if content is not None and content.size == result.size:
+            result += self.cold_start_weight * content
+        return result
+
+    def recommend(self, context: Context, *, limit: int,
+                  exclude: npt.NDArray[np.bool_] | None = None) -> list[Scored]:
+        """The best `limit` items, each with the model and the context item that explain it."""
+        if self.n_items == 0 or limit <= 0:
+            return []
+        total = self.score(context)
+        if exclude is not None:
+            total = np.where(exclude[: total.size], 0.0, total)
+        for item in context.cart:
+            if 0 <= item < total.size:
+                total[item] = 0.0
+        result = []
+        for item in top_items(total, limit).tolist():
+            name, anchor = self.explain(context, item)
+            result.append(Scored(item, float(total[item]), name, anchor))
+        return result
+
+    def explain(self, context: Context, item: int) -> tuple[str, int | None]:
+        """Which model the shopper would recognise as the reason, most personal first."""
+        if item in set(context.history.item.tolist()):
+            return self.buy_again.name, item
+        if context.anchors(self.n_items):
+            anchor = self.bought_with.anchor(context, item)
+            if anchor is not None:
+                return self.bought_with.name, anchor
+        anchor = self.item_to_item.anchor(context, item)
+        if anchor is not None:
+            return self.item_to_item.name, anchor
+        if self.content is not None and self.content.eligible.size > item and self.content.eligible[item]:
+            anchor = self.content.anchor(context, item)
+            if anchor is not None:
+                return self.content.name, anchor
+        return self.popularity.name, None

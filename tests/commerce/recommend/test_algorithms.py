@@ -1,0 +1,168 @@
+"""The recommendation models on small hand-made baskets, with the rankings a merchant would expect."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from commerce.recommend.algorithms import (
+    Blender,
+    BuyAgain,
+    ContentBased,
+    Context,
+    FrequentlyBoughtWith,
+    History,
+    Interactions,
+    ItemToItem,
+    Popularity,
+    Ranker,
+    carve_last_baskets,
+    top_items,
+)
+
+KETTLE, TEAPOT, CUPS, TOASTER, BREAD_BIN, NEW_MUG = range(6)
+
+
+def baskets(rows: list[tuple[int, list[int], float, str]], n_items: int = 6) -> Interactions:
+    """(customer, items, day, country) per basket."""
+    basket, item, customer, day, country = [], [], [], [], []
+    countries: dict[str, int] = {}
+    for b, (who, items, when, where) in enumerate(rows):
+        for i in items:
+            basket.append(b)
+            item.append(i)
+            customer.append(who)
+            day.append(when)
+            country.append(countries.setdefault(where, len(countries)))
+    return Interactions(n_items=n_items, basket=np.array(basket), item=np.array(item),
+                        customer=np.array(customer), day=np.array(day, dtype=float),
+                        country=np.array(country), countries=tuple(countries))
+
+
+SHOP = baskets([
+    (0, [KETTLE, TEAPOT], 1, "DE"), (1, [KETTLE, TEAPOT, CUPS], 2, "DE"), (2, [KETTLE, TEAPOT], 3, "DE"),
+    (3, [TEAPOT, CUPS], 4, "DE"), (4, [TOASTER, BREAD_BIN], 5, "FR"), (5, [TOASTER, BREAD_BIN], 6, "FR"),
+    (6, [TOASTER], 7, "FR"), (7, [TOASTER, CUPS], 8, "FR"),
+])
+
+
+def ranking(scores: np.ndarray, limit: int = 6) -> list[int]:
+    return top_items(scores, limit).tolist()
+
+
+def history(*rows: tuple[int, float, int]) -> History:
+    """(item, day, basket) per line."""
+    return History(item=np.array([r[0] for r in rows]), day=np.array([r[1] for r in rows], dtype=float),
+                   basket=np.array([r[2] for r in rows]))
+
+
+def test_buy_again_ranks_what_the_shopper_buys_most_and_lately_first() -> None:
+    model = BuyAgain(half_life_days=30)
+    model.fit(SHOP)
+    mine = history((CUPS, 100, 0), (CUPS, 130, 1), (CUPS, 160, 2), (TEAPOT, 10, 3), (TOASTER, 159, 2))
+    assert ranking(model.score(Context(history=mine, now=160))) == [CUPS, TOASTER, TEAPOT]
+
+
+def test_buy_again_has_nothing_for_a_new_shopper() -> None:
+    model = BuyAgain()
+    model.fit(SHOP)
+    assert ranking(model.score(Context())) == []
+
+
+def test_bought_with_follows_the_cart() -> None:
+    model = FrequentlyBoughtWith(min_together=1)
+    model.fit(SHOP)
+    assert ranking(model.score(Context(cart=(KETTLE,))))[0] == TEAPOT
+    assert ranking(model.score(Context(cart=(TOASTER,))))[0] == BREAD_BIN
+    assert model.anchor(Context(cart=(TOASTER, KETTLE)), TEAPOT) == KETTLE
+    assert ranking(model.score(Context())) == []
+
+
+@pytest.mark.parametrize("method", ["cosine", "rp3beta", "ease"])
+def test_item_to_item_suggests_what_similar_shoppers_bought(method: str) -> None:
+    model = ItemToItem(method=method, l2=1.0)
+    model.fit(SHOP)
+    top = ranking(model.score(Context(viewing=TOASTER)))
+    assert top[0] == BREAD_BIN
+    assert KETTLE not in top[:2]
+    assert model.anchor(Context(viewing=TOASTER), BREAD_BIN) == TOASTER
+
+
+def test_popularity_is_per_country_with_a_global_fallback() -> None:
+    model = Popularity(half_life_days=None, country_min_baskets=1, global_share=0.0)
+    model.fit(SHOP)
+    assert ranking(model.score(Context(country="DE")))[0] == TEAPOT
+    assert ranking(model.score(Context(country="FR")))[0] == TOASTER
+    assert set(ranking(model.score(Context(country="JP")))[:2]) == {TEAPOT, TOASTER}
+
+
+def test_content_based_covers_new_products_with_no_sales() -> None:
+    vectors = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1], [0, 0.2, 1], [0.95, 0, 0.05]])
+    model = ContentBased(vectors)
+    model.fit(SHOP)
+    scores = model.score(Context(viewing=KETTLE))
+    assert ranking(scores) == [NEW_MUG]  # the only unsold product, and it reads like the kettle
+    assert model.anchor(Context(viewing=KETTLE), NEW_MUG) == KETTLE
+
+
+def test_blender_excludes_the_cart_and_says_which_model_chose() -> None:
+    blender = Blender([FrequentlyBoughtWith(min_together=1), Popularity()],
+                      {"bought_with": 1.0, "popularity": 0.1})
+    blender.fit(SHOP)
+    picks = blender.recommend(Context(cart=(KETTLE,), country="DE"), limit=3)
+    assert [p.item for p in picks][0] == TEAPOT
+    assert KETTLE not in [p.item for p in picks]
+    assert picks[0].model == "bought_with"
+    assert picks[0].anchor == KETTLE
+
+
+def _ranker() -> Ranker:
+    return Ranker(buy_again=BuyAgain(), item_to_item=ItemToItem(method="ease", l2=1.0),
+                  bought_with=FrequentlyBoughtWith(min_together=1), popularity=Popularity(),
+                  min_examples=20, trees=20)
+
+
+def test_ranker_without_enough_returning_shoppers_uses_the_fixed_blend() -> None:
+    ranker = _ranker()
+    ranker.fit(SHOP)
+    assert ranker.classifier is None
+    picks = ranker.recommend(Context(cart=(TOASTER,), country="FR"), limit=2)
+    assert picks[0].item == BREAD_BIN
+    assert ranker.explain(Context(cart=(TOASTER,)), BREAD_BIN) == ("bought_with", TOASTER)
+
+
+def test_ranker_learns_that_regulars_rebuy_their_items() -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for customer in range(60):
+        favourite = customer % 4  # each regular keeps buying one item, plus something at random
+        for visit in range(4):
+            rows.append((customer, [favourite, int(rng.integers(4, 8))], float(visit * 10 + customer % 7), "DE"))
+    shop = baskets(rows, n_items=8)
+    ranker = _ranker()
+    ranker.fit(shop)
+    assert ranker.classifier is not None
+    regular = history((2, 1.0, 0), (5, 1.0, 0), (2, 11.0, 1), (6, 11.0, 1), (2, 21.0, 2), (4, 21.0, 2))
+    picks = ranker.recommend(Context(history=regular, country="DE", now=30.0), limit=3)
+    assert picks[0].item == 2
+    assert ranker.explain(Context(history=regular), 2) == ("buy_again", 2)
+
+
+def test_carving_holds_out_each_returning_customers_last_basket() -> None:
+    learn_from, labels = carve_last_baskets(SHOP)
+    assert labels == []  # everybody bought once
+    shop = baskets([(0, [KETTLE], 1, "DE"), (0, [TEAPOT, CUPS], 5, "DE"), (1, [TOASTER], 2, "FR")])
+    learn_from, labels = carve_last_baskets(shop)
+    assert [(label.customer, label.items.tolist(), label.country) for label in labels] == [(0, [TEAPOT, CUPS], "DE")]
+    assert sorted(learn_from.item.tolist()) == [KETTLE, TOASTER]
+
+
+@pytest.mark.parametrize("n_items", [0, 1])
+def test_empty_and_one_product_shops_give_sensible_results(n_items: int) -> None:
+    rows = [(0, [0], 1.0, "DE"), (0, [0], 2.0, "DE")] if n_items else []
+    shop = baskets(rows, n_items=n_items)
+    ranker = _ranker()
+    ranker.fit(shop)
+    for context in (Context(), Context(cart=(0,) if n_items else ()), Context(history=history((0, 1.0, 0)))):
+        picks = ranker.recommend(context, limit=5)
+        assert len(picks) <= n_items
+        assert all(p.item not in context.cart for p in picks)
