@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -45,25 +45,33 @@ class _Pricing:
     on: date
     used: dict[tuple[str, str], RateUsed] = field(default_factory=dict)
 
-    def _remember(self, conversion: Conversion) -> None:
-        if conversion.from_currency != conversion.to_currency:
-            self.used[(conversion.from_currency, conversion.to_currency)] = RateUsed(
-                from_currency=conversion.from_currency, to_currency=conversion.to_currency, rate=conversion.rate,
-                as_of=conversion.as_of, age_days=conversion.age, markup_percent=conversion.markup_percent)
+    rates: dict[tuple[str, str, bool], Conversion] = field(default_factory=dict)
+
+    async def _rate(self, source: str, target: str, *, markup: bool) -> Conversion:
+        key = (source, target, markup)
+        if key not in self.rates:
+            # One lookup per currency pair and quote: convert() checks freshness and applies the markup.
+            unit = await convert(self.session, amount=Decimal(1), from_currency=source, to_currency=target,
+                                 on=self.on)
+            if not markup and unit.markup_percent:
+                mid, _ = await exchange_rate(self.session, from_currency=source, to_currency=target, on=self.on)
+                unit = replace(unit, amount=mid, rate=mid, markup_percent=Decimal(0))
+            self.rates[key] = unit
+            if markup and source != target:
+                self.used[(source, target)] = RateUsed(
+                    from_currency=source, to_currency=target, rate=unit.rate, as_of=unit.as_of, age_days=unit.age,
+                    markup_percent=unit.markup_percent)
+        return self.rates[key]
 
     async def price(self, amount: Decimal, source: str, target: str) -> Decimal:
         """A shop price in the shopper's currency (the merchant's markup applies)."""
-        conversion = await convert(self.session, amount=amount, from_currency=source, to_currency=target, on=self.on)
-        self._remember(conversion)
-        return conversion.amount
+        return amount * (await self._rate(source, target, markup=True)).rate
 
     async def mid(self, amount: Decimal, source: str, target: str) -> Decimal:
         """Thresholds and official charges: the mid rate, no markup (but never a stale rate)."""
         if source == target:
             return amount
-        await convert(self.session, amount=Decimal(1), from_currency=source, to_currency=target, on=self.on)
-        rate, _ = await exchange_rate(self.session, from_currency=source, to_currency=target, on=self.on)
-        return amount * rate
+        return amount * (await self._rate(source, target, markup=False)).rate
 
 
 def _normalise_lines(lines: Sequence[QuoteLineIn | dict[str, Any]]) -> dict[str, int]:
