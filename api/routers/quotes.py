@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field, model_validator
 
 from api.deps import SessionDep
 from commerce import cross_border
+from commerce.catalog.service import get_variant, variant_price
 from commerce.cross_border.schemas import Quote, QuoteLineIn, ReturnPolicyView, ShippingOption
+from commerce.money import quantize
 
 router = APIRouter(prefix="/api/v1", tags=["cross-border"])
 
@@ -52,6 +54,29 @@ async def list_shipping_options(session: SessionDep, destination: str,
     """Delivery services, prices and times for a parcel of that weight and value."""
     return await cross_border.shipping_options(session, destination=destination, weight_grams=weight_grams,
                                                value=value, currency=currency)
+
+
+class PriceOut(BaseModel):
+    sku: str
+    price: Decimal
+    currency: str
+    shop_price: Decimal
+    shop_currency: str
+    rate: Decimal
+    rate_as_of: str
+    rate_age_days: int
+
+
+@router.get("/prices/{sku}", response_model=PriceOut)
+async def get_price(sku: str, currency: str, session: SessionDep) -> PriceOut:
+    """A product's price in the shopper's currency, with the rate used and its age (duties and taxes excluded)."""
+    variant = await get_variant(session, sku=sku)
+    shop_price = variant_price(variant, variant.product)
+    conversion = await cross_border.convert(session, amount=shop_price, from_currency=variant.product.currency,
+                                            to_currency=currency)
+    return PriceOut(sku=sku, price=quantize(conversion.amount, conversion.to_currency),
+                    currency=conversion.to_currency, shop_price=shop_price, shop_currency=variant.product.currency,
+                    rate=conversion.rate, rate_as_of=conversion.as_of.isoformat(), rate_age_days=conversion.age)
 
 
 @router.get("/returns/{country}", response_model=ReturnPolicyView)

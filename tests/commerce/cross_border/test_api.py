@@ -100,6 +100,9 @@ async def test_shipping_options_and_returns(client: httpx.AsyncClient, merchant:
     assert [(o["service"], o["price"]) for o in options.json()] == [("standard", "6.40"), ("express", "15.90")]
     zero = await client.get("/api/v1/shipping-options", params={"destination": "DE", "weight_grams": 0, "value": "1"})
     assert zero.json()["code"] == "invalid_weight"
+    price = await client.get("/api/v1/prices/TEE-1", params={"currency": "jpy"})
+    assert (price.json()["price"], price.json()["currency"], price.json()["rate_age_days"]) == ("6400", "JPY", 0)
+    assert (await client.get("/api/v1/prices/TEE-1", params={"currency": "XX"})).json()["code"] == "unknown_currency"
     returns = await client.get("/api/v1/returns/DE")
     assert returns.json()["window_days"] == 14
     assert (await client.get("/api/v1/returns/US")).json()["window_days"] == 30

@@ -286,6 +286,14 @@ async def test_new_zealand_under_and_over_1000(shop: Database) -> None:
     assert over.incoterm == "DAP"
 
 
+async def test_hong_kong_express_is_insured_and_nothing_is_due(shop: Database) -> None:
+    q = await ask(shop, "HK", "HKD", ("TEE-1", 1), service="express")
+    # 360.00 HKD; express 22 + 9 USD = 31 USD x 7.2 = 223.20 HKD; insurance 1% = 3.60
+    assert amounts(q) == {"goods": D("360.00"), "shipping": D("223.20"), "insurance": D("3.60"), "duty": 0,
+                          "import_tax": 0, "fees": 0}
+    assert q.total == D("586.80")
+
+
 async def test_hong_kong_nothing_due(shop: Database) -> None:
     q = await ask(shop, "HK", "HKD", ("JKT-1", 1))
     assert amounts(q)["duty"] == 0
