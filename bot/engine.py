@@ -14,7 +14,7 @@ from bot.conversations.models import Conversation, ConversationMessage
 from bot.conversations.repository import ConversationRepository
 from bot.deps import BotDeps
 from bot.messages import Button, InboundMessage, OutboundMessage
-from bot.policy import Decision, decide
+from bot.policy import HANDOFF_INTENTS, Decision, decide
 from bot.skills import cart, cross_border, faq, order_status, recommend, search
 from bot.skills.base import Turn
 from bot.templates import DEFAULT_LOCALE, supported_locale
@@ -122,10 +122,9 @@ async def _shopper(session: AsyncSession, conversation: Conversation, inbound: I
 def _locale(conversation: Conversation, inbound: InboundMessage, parsed: ParsedMessage | None,
             deps: BotDeps) -> str:
     """The NLU's detected language when the text has words; else what we knew; else the channel's hint."""
-    if parsed is not None and has_letters(_without_entities(parsed)):
-        detected = supported_locale(parsed.language)
-        if detected:
-            return detected
+    detected = supported_locale(parsed.language) if parsed is not None and has_letters(parsed.text) else None
+    if detected and (has_letters(_without_entities(parsed)) or not conversation.locale):  # type: ignore[arg-type]
+        return detected
     return (conversation.locale or supported_locale(inbound.locale_hint)
             or supported_locale(deps.settings.locale.default_locale) or DEFAULT_LOCALE)
 
@@ -184,11 +183,10 @@ async def _respond(turn: Turn, stored: ConversationMessage) -> None:
         return
     misunderstood = await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored.id)
     decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=misunderstood)
-    if decision.action in ("clarify", "confirm") and decision.intent in UNSURE_INTENTS and parsed.entity_values(
-            "product"):
+    unclear = decision.action in ("clarify", "handoff") and decision.intent not in HANDOFF_INTENTS
+    if parsed.entity_values("product") and (unclear or (decision.action == "confirm"
+                                                        and decision.intent in UNSURE_INTENTS)):
         # A product name in an unclear message is most likely a search ("red hoodie in large?").
-        decision = Decision("confirm", "product_search", decision.confidence)
-    elif decision.action == "handoff" and decision.intent in UNSURE_INTENTS and parsed.entity_values("product"):
         decision = Decision("confirm", "product_search", decision.confidence)
     stored.nlu = _nlu_record(parsed, policy=decision.action, truncated=truncated)
     if decision.action == "handoff":

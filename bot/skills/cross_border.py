@@ -1,6 +1,7 @@
 """Delivered prices (goods, shipping, duty, VAT, who collects, delivery days), shipping times, returns rules."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from bot.skills.base import Turn
@@ -11,6 +12,7 @@ from commerce.inventory.service import available_stock
 from commerce.search.service import search_products
 from kit.errors import NotFound, ShopTalkError
 
+REFERS_TO_THIS = re.compile(r"\b(this|it|these|that|them|those)\b|这个|这款|这件|它|这些|那个", re.IGNORECASE)
 TYPICAL_PARCEL_GRAMS = 500
 TYPICAL_VALUE = Decimal(50)
 
@@ -54,6 +56,8 @@ async def answer(turn: Turn, intent: str) -> bool:
     if intent == "return_refund":
         return await returns(turn, country or turn.country)
     lines, title = await _lines_in_context(turn)
+    if intent == "shipping_info" and not (turn.entity("product") or REFERS_TO_THIS.search(turn.text)):
+        lines = []  # "do you ship to Japan?" asks about delivery, not about the product shown last
     if intent == "currency_payment" and not lines:
         if turn.entity("currency"):
             turn.say("currency_set", currency=turn.conversation.currency)

@@ -10,12 +10,12 @@ from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.service import get_product, localized, variant_price
 from commerce.inventory.service import available_stock
-from commerce.search.service import SearchFilters, search_products
+from commerce.search.service import SearchFilters, query_words, search_products
 
 MAX_HITS = 50
-_UPPER = re.compile(r"(under|below|less than|cheaper than|max|up to|at most|within|以下|以内|不超过|低于|之内)",
+_UPPER = re.compile(r"\b(under|below|less than|cheaper than|max|up to|at most|within)\b|以下|以内|不超过|低于|之内",
                     re.IGNORECASE)
-_LOWER = re.compile(r"(over|above|more than|at least|min|from|以上|超过|高于|起)", re.IGNORECASE)
+_LOWER = re.compile(r"\b(over|above|more than|at least|min|from)\b|以上|超过|高于", re.IGNORECASE)
 # Entities that become filters are cut out of the text before ranking.
 _FILTER_ENTITIES = frozenset({"money", "colour", "size", "quantity", "country", "currency", "category"})
 
@@ -52,6 +52,7 @@ def _query_and_filters(turn: Turn) -> tuple[str, dict[str, Any]]:
             query.append(text[cursor:start])
             cursor = end
     query.append(text[cursor:])
+    query = [_LOWER.sub(" ", _UPPER.sub(" ", part)) for part in query]
     low, high, currency = price_bounds(text, [e for e in entities if e["entity"] == "money"])
     filters: dict[str, Any] = {
         "category": turn.entity("category"), "colour": turn.entity("colour"), "size": turn.entity("size"),
@@ -75,8 +76,13 @@ async def search(turn: Turn) -> None:
         turn.ask(intent="product_search", slot="query", key="search_ask")
         return
 
+    rates: dict[tuple[str, str], Decimal | None] = {}
+
     async def convert(amount: Decimal, source: str, target: str) -> Decimal | None:
-        return await convert_amount(turn.session, amount, source, target)
+        if (source, target) not in rates:  # one rate lookup per currency pair, not per product
+            rates[source, target] = await convert_amount(turn.session, Decimal(1), source, target)
+        rate = rates[source, target]
+        return None if rate is None else amount * rate
 
     result = await search_products(turn.session, query=query, embedding=usable_embedding(turn.parsed),
                                    filters=_filters(filters), country=turn.country, limit=MAX_HITS,
@@ -91,6 +97,7 @@ async def search(turn: Turn) -> None:
 
 
 def _for_query(turn: Turn, query: str) -> str:
+    query = query_words(query)
     if not query:
         return ""
     return f" for “{query}”" if turn.locale != "zh" else f"“{query}”"

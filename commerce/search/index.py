@@ -20,17 +20,19 @@ a an the and or of for to in on with without do does did you your have has any s
 our us it its this that these those show find looking look want need get got can could would please pls
 something anything thing things under below over above less more than between cheap cheaper from at by
 about like what which who how much many recommend suggest buy sell selling there here one ones
+size sizes sized colour colours color colors euro euros dollar dollars price priced cost costs
 """.split())
-CJK_STOPWORDS = frozenset("我的你们有吗呢吧啊想要找买个一些请给看下以上以内的是在和")
+CJK_STOPWORDS = frozenset("我的你们有吗呢吧啊想要找买个一些请给看下以上以内的是在和码号色元")
 
 
 def _stem(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
+    """Plural to singular, the same way for queries and products ("hoodies", "hoodie" -> "hoody")."""
     if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("ie"):
+        word = word[:-2] + "y"
     return word
 
 
@@ -41,7 +43,8 @@ def tokens(text: str, *, drop_stopwords: bool = False) -> list[str]:
     for run in _CJK.findall(lowered):
         chars = [c for c in run if not (drop_stopwords and c in CJK_STOPWORDS)] if len(run) > 1 else list(run)
         out.extend(chars)
-        out.extend(run[i:i + 2] for i in range(len(run) - 1))
+        out.extend(run[i:i + 2] for i in range(len(run) - 1)
+                   if not (drop_stopwords and (run[i] in CJK_STOPWORDS or run[i + 1] in CJK_STOPWORDS)))
     return out
 
 

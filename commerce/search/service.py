@@ -11,7 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.catalog.models import Product, Variant
 from commerce.catalog.service import all_products, is_sellable_to, variant_price
 from commerce.inventory.service import available_stock
-from commerce.search.index import Encoder, Vector, bm25_scores, product_vectors, tokens
+from commerce.search.index import (
+    CJK_STOPWORDS,
+    STOPWORDS,
+    Encoder,
+    Vector,
+    bm25_scores,
+    product_vectors,
+    tokens,
+)
 from kit.errors import InvalidInput
 
 # Converts an amount between currencies; None when no rate is known.
@@ -47,6 +55,19 @@ class ProductHit:
 class SearchResult:
     hits: list[ProductHit] = field(default_factory=list)
     total: int = 0
+
+
+def query_words(text: str) -> str:
+    """The words of a query that carry meaning, for showing back to the shopper ("有水壶吗" -> "水壶")."""
+    kept = []
+    for word in text.split():
+        bare = word.strip(".,!?;:'\"()[]“”‘’，。！？：；（）")
+        if not bare or bare.lower() in STOPWORDS:
+            continue
+        bare = bare.strip("".join(CJK_STOPWORDS))
+        if bare:
+            kept.append(bare)
+    return " ".join(kept)
 
 
 def product_text(product: Product) -> str:
@@ -163,4 +184,5 @@ async def similar_products(session: AsyncSession, *, product_id: int, country: s
     return result.hits
 
 
-__all__ = ["PriceConverter", "ProductHit", "SearchFilters", "SearchResult", "search_products", "similar_products"]
+__all__ = ["PriceConverter", "ProductHit", "SearchFilters", "SearchResult", "query_words", "search_products",
+           "similar_products"]
