@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -121,6 +122,42 @@ def load_model(models_dir: Path, *, version: str | None = None) -> NluModel:
     raise NluModelMissing(f"no NLU model under {models_dir}; run `shoptalk nlu train`")
 
 
+class EmbeddingCache:
+    """Embeddings of training texts kept beside the artifacts, so retraining embeds only new texts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def _read(self) -> dict[str, npt.NDArray[np.float32]]:
+        if not self.path.exists():
+            return {}
+        try:
+            with np.load(self.path, allow_pickle=False) as stored:
+                keys, rows = stored["keys"], stored["rows"]
+        except (OSError, ValueError, KeyError):
+            return {}
+        if rows.ndim != 2 or rows.shape[1] != Embedder.dim:
+            return {}
+        return {str(key): rows[i] for i, key in enumerate(keys)}
+
+    def encode(self, texts: list[str], embedder: Embedder) -> npt.NDArray[np.float32]:
+        known = self._read()
+        keys = [self._key(text) for text in texts]
+        missing = sorted({key: text for key, text in zip(keys, texts, strict=True) if key not in known}.items())
+        if missing:
+            fresh = embedder.encode([text for _, text in missing])
+            known.update({key: fresh[i] for i, (key, _) in enumerate(missing)})
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            staging = self.path.with_suffix(".tmp.npz")
+            np.savez(staging, keys=np.array(list(known)), rows=np.stack(list(known.values())).astype(np.float32))
+            os.replace(staging, self.path)
+        return np.stack([known[key] for key in keys]).astype(np.float32)
+
+
 def _stratified_split(labels: list[str], *, share: float, seed: int) -> tuple[list[int], list[int]]:
     rng = np.random.default_rng(seed)
     by_label: dict[str, list[int]] = {}
@@ -149,6 +186,7 @@ def train_model(
     seed: int = 0,
     margin: float = 0.1,
     embeddings: npt.NDArray[np.float32] | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> NluModel:
     """Fit on a stratified split, calibrate and choose the out-of-scope threshold on the held-out
     part, then refit on all examples keeping those choices."""
@@ -160,7 +198,12 @@ def train_model(
                                 source=", ".join(data.sources) or "<training data>")
     texts = [example.text for example in examples]
     labels = [example.intent for example in examples]
-    vectors = embedder.encode(texts) if embeddings is None else embeddings
+    if embeddings is not None:
+        vectors = embeddings
+    elif cache is not None:
+        vectors = cache.encode(texts, embedder)
+    else:
+        vectors = embedder.encode(texts)
     config = config or ClassifierConfig()
     train_idx, val_idx = _stratified_split(labels, share=validation_share, seed=seed)
     metrics: dict[str, Any] = {"examples": len(texts), "intents": len(counts)}

@@ -17,7 +17,7 @@ from nlu.embedder import MAX_MODEL_CHARS, Embedder, get_embedder
 from nlu.entities import Entity, EntityExtractor
 from nlu.errors import NluModelMissing
 from nlu.language import detect_language
-from nlu.model import NluModel, load_model, train_model
+from nlu.model import EmbeddingCache, NluModel, load_model, train_model
 from nlu.training_data import TrainingData, load_training_data
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -135,7 +135,8 @@ class NluService:
         Raises TrainingDataError (file, line, problem) without touching the active model."""
         if data is None:
             data = load_training_data(list(data_paths) if data_paths is not None else self.data_paths)
-        model = train_model(data, embedder=self.embedder, config=self.config)
+        cache = EmbeddingCache(self.models_dir / "embedding-cache.npz")
+        model = train_model(data, embedder=self.embedder, config=self.config, cache=cache)
         path = model.save(self.models_dir)
         if activate:
             self._activate(model)
