@@ -572,10 +572,12 @@ class Ranker:
     scores and the shopper's own purchase pattern. Taught on each customer's last basket (half of
     them with part of that basket in the cart, so it learns the cart question too)."""
 
+    name = "blend"
+
     def __init__(self, *, buy_again: BuyAgain, item_to_item: ItemToItem, bought_with: FrequentlyBoughtWith,
                  popularity: Popularity, content: ContentBased | None = None, cold_start_weight: float = 0.05,
                  candidates_per_model: int = 50, cart_share: float = 0.5, min_examples: int = 30,
-                 max_rows: int = 300_000, trees: int = 150, seed: int = 11) -> None:
+                 max_rows: int = 300_000, trees: int = 150, label_rounds: int = 1, seed: int = 11) -> None:
         self.buy_again = buy_again
         self.item_to_item = item_to_item
         self.bought_with = bought_with
@@ -587,6 +589,7 @@ class Ranker:
         self.min_examples = min_examples
         self.max_rows = max_rows
         self.trees = trees
+        self.label_rounds = label_rounds  # how many last baskets per customer to learn from
         self.seed = seed
         self.classifier: Any = None
         self.n_items = 0
@@ -626,19 +629,25 @@ class Ranker:
         self.item_repeat_rate = (repeaters + 0.1) / (buyers + 1.0)
 
     def fit(self, interactions: Interactions) -> None:
-        learn_from, labels = carve_last_baskets(interactions)
         self.classifier = None
-        if len(labels) >= self.min_examples:
+        rng = np.random.default_rng(self.seed)
+        blocks: list[FloatArray] = []
+        answers: list[npt.NDArray[np.bool_]] = []
+        remaining = interactions
+        for _ in range(self.label_rounds):
+            learn_from, labels = carve_last_baskets(remaining)
+            if len(labels) < self.min_examples:
+                break
             self._fit_models(learn_from)
-            self.classifier = self._fit_classifier(learn_from, labels)
+            self._examples(learn_from, labels, rng, blocks, answers)
+            remaining = learn_from
+        if blocks:
+            self.classifier = self._fit_classifier(np.concatenate(blocks), np.concatenate(answers), rng)
         self._fit_models(interactions)
 
-    def _fit_classifier(self, interactions: Interactions, labels: list[NextBasket]) -> Any:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        rng = np.random.default_rng(self.seed)
+    def _examples(self, interactions: Interactions, labels: list[NextBasket], rng: np.random.Generator,
+                  blocks: list[FloatArray], answers: list[npt.NDArray[np.bool_]]) -> None:
         histories = interactions.histories()
-        blocks, answers = [], []
         for label in labels:
             wanted = label.items[label.items < self.n_items]
             cart: tuple[int, ...] = ()
@@ -651,7 +660,10 @@ class Ranker:
             candidates, features, _ = self.features(context)
             blocks.append(features)
             answers.append(np.isin(candidates, wanted))
-        x, y = np.concatenate(blocks), np.concatenate(answers)
+
+    def _fit_classifier(self, x: FloatArray, y: npt.NDArray[np.bool_], rng: np.random.Generator) -> Any:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
         if not y.any() or y.all():
             return None
         if x.shape[0] > self.max_rows:
@@ -772,6 +784,9 @@ class Ranker:
             name, anchor = self.explain(context, item)
             result.append(Scored(item, float(total[item]), name, anchor))
         return result
+
+    def anchor(self, context: Context, item: int) -> int | None:
+        return self.explain(context, item)[1]
 
     def explain(self, context: Context, item: int) -> tuple[str, int | None]:
         """Which model the shopper would recognise as the reason, most personal first."""

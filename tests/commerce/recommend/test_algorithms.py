@@ -46,7 +46,7 @@ SHOP = baskets([
 
 
 def ranking(scores: np.ndarray, limit: int = 6) -> list[int]:
-    return top_items(scores, limit).tolist()
+    return [int(i) for i in top_items(scores, limit)]
 
 
 def history(*rows: tuple[int, float, int]) -> History:
