@@ -132,7 +132,7 @@ def _patterns() -> dict[str, re.Pattern[str]]:
     prefix = _alternation(k for k in _MONEY_PREFIX) + "|" + "|".join(CURRENCY_CODES)
     suffix = _alternation(_MONEY_SUFFIX) + "|" + "|".join(CURRENCY_CODES)
     return {
-        "email": re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+        "email": re.compile(r"(?<![A-Za-z0-9_.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
         "order_hash": re.compile(r"(?<![\w#])#\s?(\d{3,12})(?!\d)"),
         "order_word": re.compile(
             r"(?:\border|订单)\s*(?:number|no\.?|num|id|编号|号码|号)?\s*(?:is|:|：|#)?\s*#?(\d{3,12})(?![\d.,])",
@@ -142,7 +142,7 @@ def _patterns() -> dict[str, re.Pattern[str]]:
         "money_suffix": re.compile(
             rf"(?<![\d.,])(?P<amt>{_AMOUNT})\s?(?P<cur>{suffix})(?![A-Za-z])", re.IGNORECASE
         ),
-        "phone": re.compile(r"(?<![\w+])(?:\+|00)?\d[\d \-().]{5,18}\d(?!\w)"),
+        "phone": re.compile(r"(?<![A-Za-z0-9_+])(?:\+|00)?\d[\d \-().]{5,18}\d(?!\w)"),
         "phone_context": re.compile(r"(?:phone|tel|call|mobile|cell|whatsapp|电话|手机|联系)", re.IGNORECASE),
         "size_prefixed": re.compile(
             r"(?:\bsize|\bsz|尺码|尺寸|码数)\s*[:：]?\s*(?P<v>(?:EU|US|UK)\s?\d{1,2}(?:\.5)?|\d{1,2}(?:\.5)?"
@@ -152,7 +152,7 @@ def _patterns() -> dict[str, re.Pattern[str]]:
         "size_system": re.compile(r"(?<![A-Za-z])(?:EU|US|UK)\s?\d{1,2}(?:\.5)?(?!\d)"),
         "size_waist": re.compile(r"(?<![A-Za-z])W\d{2}\s?L\d{2}(?!\d)"),
         "size_cn": re.compile(r"(\d{2}(?:\.5)?)码"),
-        "quantity_digits": re.compile(r"(?<![\w#$€£¥.,:/-])(\d{1,3})(?![\d.,:/%]|\s?(?:%|码|元|块))"),
+        "quantity_digits": re.compile(r"(?<![A-Za-z0-9_#$€£¥.,:/-])(\d{1,3})(?![\d.,:/%]|\s?(?:%|码|元|块))"),
         "quantity_cn": re.compile(
             r"(\d{1,3}|[一二两三四五六七八九十]{1,2})\s*(?:件|个|双|条|只|台|份|瓶|盒|套|包|本|张|支|顶|副)"
         ),
@@ -314,6 +314,12 @@ class EntityExtractor:
             table = tables.setdefault(name, {})
             for surface in surfaces:
                 table.setdefault(surface.lower(), synonyms.get(surface.lower(), surface))
+        # A synonym's surface form counts as an entity wherever its canonical value does.
+        for table in tables.values():
+            values = {value.lower() for value in table.values()} | set(table)
+            for surface, canonical in synonyms.items():
+                if canonical.lower() in values:
+                    table.setdefault(surface, canonical)
         regexes = []
         for name, patterns in training.regexes.items():
             for pattern in patterns:
@@ -364,8 +370,11 @@ class EntityExtractor:
                             gazetteer.exact_case[surface.upper()] = canonical.upper()
                         elif name == "country" and len(surface) == 2 and surface.upper() in _AMBIGUOUS_COUNTRY_CODES:
                             gazetteer.exact_case[surface.upper()] = canonical
-                        else:
+                        elif source is self._runtime_tables:
                             gazetteer.entries[surface] = canonical
+                        else:
+                            # Built-in canonical values (red for 红色) win over raw training annotations.
+                            gazetteer.entries.setdefault(surface, canonical)
             self._gazetteers = gazetteers
 
     # ---------- extraction ----------
