@@ -21,7 +21,7 @@ from kit.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WORKER_MODULES: list[str] = ["api.worker", "api.channel_worker", "api.stock_sync_worker"]
+WORKER_MODULES: list[str] = ["api.worker", "api.channel_worker", "api.stock_sync_worker", "api.recommend_worker"]
 
 
 @dataclass(frozen=True)
