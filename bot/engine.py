@@ -355,20 +355,27 @@ async def _on_command(turn: Turn, text: str) -> bool:
 async def _on_payload(turn: Turn, payload: str) -> None:
     """Buttons: search:page:N, product:details:ID, more_like:ID, cart:add:SKU[:QTY], cart:remove:SKU,
     cart:set:SKU:QTY, cart:view, checkout:start, order:status:NUMBER, faq:entry:ID, feedback:yes|no,
-    handoff:request, menu:search|order|cart|help."""
+    handoff:request, menu:search|order|cart|help. A ":rec:<impression id>" suffix counts a recommendation's
+    click or add-to-cart."""
     head, _, rest = payload.partition(":")
+    rest, _, tracked = rest.partition(":rec:")
     try:
+        impression_id = int(tracked) if tracked else None
         if head == "search" and rest.startswith("page:"):
             await search.show_page(turn, page=int(rest.removeprefix("page:")))
         elif head == "product" and rest.startswith("details:"):
             await search.details(turn, int(rest.removeprefix("details:")))
+            if impression_id is not None:
+                await recommend.count_outcome(turn, impression_id, "click")
         elif head == "more_like" and rest:
             await recommend.more_like(turn, int(rest))
         elif head == "cart" and rest == "view":
             await cart.view(turn)
         elif head == "cart" and rest.startswith("add:"):
             sku, _, quantity = rest.removeprefix("add:").partition(":")
-            await cart.add(turn, sku, int(quantity) if quantity else 1)
+            if await cart.add(turn, sku, int(quantity) if quantity else 1, impression_id=impression_id) and \
+                    impression_id is not None:
+                await recommend.count_outcome(turn, impression_id, "add_to_cart")
         elif head == "cart" and rest.startswith("remove:"):
             await cart.remove(turn, rest.removeprefix("remove:"))
         elif head == "cart" and rest.startswith("set:"):

@@ -112,15 +112,19 @@ class Turn:
     def title(self, product: Product) -> str:
         return localized(product.title, self.locale)
 
-    async def card(self, product: Product, variant: Variant) -> ProductCard:
+    async def card(self, product: Product, variant: Variant, *, subtitle: str | None = None,
+                   impression_id: int | None = None) -> ProductCard:
+        """A product card; a recommendation's buttons carry its impression so clicks and sales are counted."""
         options = ", ".join(f"{v}" for v in variant.attributes.values())
+        tracked = f":rec:{impression_id}" if impression_id is not None else ""
         return ProductCard(
             sku=variant.sku, product_id=product.id, title=self.title(product),
-            subtitle=" / ".join(p for p in (product.brand, options) if p) or None,
+            subtitle=subtitle or " / ".join(p for p in (product.brand, options) if p) or None,
             price_text=await self.price_text(variant_price(variant, product), product.currency),
             image_url=product.image_url,
-            buttons=[self.button("button.details", f"product:details:{product.id}"),
-                     self.button("button.add_to_cart", f"cart:add:{variant.sku}"),
+            buttons=[self.button("button.details", f"product:details:{product.id}{tracked}"),
+                     self.button("button.add_to_cart", f"cart:add:{variant.sku}:1{tracked}"
+                                 if tracked else f"cart:add:{variant.sku}"),
                      self.button("button.more_like_this", f"more_like:{product.id}")])
 
 

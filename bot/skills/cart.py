@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.skills.base import Turn, convert_amount
+from bot.skills.recommend import count_outcome
 from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.models import Product, Variant
@@ -38,34 +39,38 @@ def _quantity(turn: Turn) -> int:
         return 1
 
 
-async def add(turn: Turn, sku: str, quantity: int = 1) -> None:
+async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | None = None) -> bool:
     """Put `quantity` of `sku` in the cart if that many are in stock and it can go to the shopper's country."""
     try:
         variant = await get_variant(turn.session, sku=sku)
     except UnknownSku:
         turn.say("product_gone")
-        return
+        return False
     product = variant.product
     if not (product.active and variant.active):
         turn.say("product_gone")
-        return
+        return False
     if not is_sellable_to(product, turn.country):
         turn.say("not_sellable_there", country=turn.country_name(turn.country))
-        return
+        return False
     lines = cart_lines(turn)
     line = next((x for x in lines if x["sku"] == sku), None)
     wanted = min(MAX_QUANTITY, (line["quantity"] if line else 0) + quantity)
     available = (await available_stock(turn.session, skus=[sku]))[sku]
     if available < wanted:
         turn.say("cart_no_stock", available=available, title=turn.title(product))
-        return
+        return False
     if line is None:
-        lines.append({"sku": sku, "quantity": wanted})
+        line = {"sku": sku, "quantity": wanted}
+        lines.append(line)
     else:
         line["quantity"] = wanted
+    if impression_id is not None:
+        line["impression"] = impression_id  # a purchase later counts for the recommendation
     turn.conversation.cart = lines
     turn.say("cart_added", quantity=quantity, title=turn.title(product),
              buttons=[turn.button("button.view_cart", "cart:view"), turn.button("button.checkout", "checkout:start")])
+    return True
 
 
 async def add_from_text(turn: Turn) -> None:
@@ -296,6 +301,9 @@ async def place_order(turn: Turn) -> None:
         turn.say("checkout_no_stock", sku=error.extra.get("sku", ""), available=error.extra.get("available", 0),
                  buttons=[turn.button("button.view_cart", "cart:view")])
         return
+    for line in lines:
+        if line.get("impression") is not None:
+            await count_outcome(turn, int(line["impression"]), "purchase", order_id=order.id)
     conversation.cart = []
     number = order.number
     conversation.verified_orders = [*(conversation.verified_orders or []), number]

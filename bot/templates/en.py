@@ -54,6 +54,12 @@ TEMPLATES: dict[str, str] = {
     "more_like_this_none": "I found nothing similar in stock right now.",
     # recommendations
     "recommendations": "You might like these:",
+    "reason.buy_again": "You bought this before",
+    "reason.bought_with": "Often bought with {anchor}",
+    "reason.item_to_item": "Shoppers who bought {anchor} also bought this",
+    "reason.similar_product": "New, and similar to {anchor}",
+    "reason.popularity": "Popular in {country}",
+    "reason.new_in_shop": "New in the shop",
     "recommendations_none": "I have no suggestions in stock right now.",
     # cart
     "cart_added": "Added {quantity} x {title} to your cart.",

@@ -70,8 +70,8 @@ def tiny_parser() -> TinyParser:
 
 
 @pytest.fixture
-def bot_deps(tiny_parser: TinyParser) -> BotDeps:
-    return BotDeps(settings=Settings(), nlu=tiny_parser)
+def bot_deps(tiny_parser: TinyParser, tmp_path: Path) -> BotDeps:
+    return BotDeps(settings=Settings(data_dir=tmp_path), nlu=tiny_parser)
 
 
 async def make_bot_shop(session: AsyncSession) -> None:

@@ -11,6 +11,7 @@ from bot import BotDeps, FaqResult, conversation_history, set_mode
 from bot.policy import PolicyThresholds
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
+from commerce.recommend import service as recommendations
 from commerce.shoppers import service as shoppers
 from kit.db import Database
 from kit.errors import Unavailable
@@ -211,12 +212,23 @@ async def test_product_details_more_like_this_and_paging(say: Say, tiny_parser: 
     assert "Similar products" in texts(similar) or "nothing similar" in texts(similar)
 
 
-async def test_recommendations_are_in_stock(say: Say) -> None:
+async def test_recommendations_are_in_stock_and_their_outcomes_counted(say: Say, shop: Database) -> None:
     result = await say("recommend something", sender="rec")
-    skus = [c.sku for r in result.replies for c in r.cards]
-    assert skus
-    assert "KET-TRAVEL" not in skus
-    assert "HOOD-BLK-L" not in skus
+    cards = [c for r in result.replies for c in r.cards]
+    assert cards
+    assert "KET-TRAVEL" not in [c.sku for c in cards]
+    assert "HOOD-BLK-L" not in [c.sku for c in cards]
+    assert all(c.subtitle for c in cards)  # the reason, e.g. "New in the shop"
+    add = next(b.payload for b in cards[0].buttons if b.payload and b.payload.startswith("cart:add:"))
+    assert ":rec:" in add
+    assert "Added 1 x" in texts(await say(kind="callback", payload=add, sender="rec"))
+    for answer in ("checkout", "Germany", "rec@example.com", "10115"):
+        placed = await say(answer, sender="rec")
+    assert "Order #" in texts(placed)
+    async with shop.unit_of_work() as session:
+        counted = await recommendations.performance(session)
+    assert sum(m.impressions for m in counted) == len(cards)
+    assert sum(m.purchases for m in counted) == 1
 
 
 async def test_add_to_cart_by_words_after_a_search(say: Say) -> None:
