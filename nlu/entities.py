@@ -316,9 +316,9 @@ class EntityExtractor:
                 table.setdefault(surface.lower(), synonyms.get(surface.lower(), surface))
         # A synonym's surface form counts as an entity wherever its canonical value does.
         for table in tables.values():
-            values = {value.lower() for value in table.values()} | set(table)
+            known = {value.lower() for value in table.values()} | set(table)
             for surface, canonical in synonyms.items():
-                if canonical.lower() in values:
+                if canonical.lower() in known:
                     table.setdefault(surface, canonical)
         regexes = []
         for name, patterns in training.regexes.items():

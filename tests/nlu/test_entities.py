@@ -73,7 +73,9 @@ def test_shop_words_sizes_colours_quantities(extractor: EntityExtractor) -> None
 
 
 def test_countries_and_currencies_in_english_chinese_and_codes(extractor: EntityExtractor) -> None:
-    assert found(extractor, "do you ship to Germany or the UK?") == [("country", "DE", "Germany"), ("country", "GB", "UK")]
+    assert found(extractor, "do you ship to Germany or the UK?") == [
+        ("country", "DE", "Germany"), ("country", "GB", "UK"),
+    ]
     assert found(extractor, "寄到美国和日本要多久") == [("country", "US", "美国"), ("country", "JP", "日本")]
     assert found(extractor, "shipping to FR, show prices in euros") == [
         ("country", "FR", "FR"), ("currency", "EUR", "euros"),

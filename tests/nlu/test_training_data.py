@@ -31,10 +31,12 @@ def test_tiny_shop_data_reads_intents_entities_synonyms_regexes_lookups() -> Non
 
 
 def test_chinese_annotation_offsets() -> None:
-    data = parse_training_data('version: "3.1"\nnlu:\n- intent: a\n  examples: |\n    - 有没有[红色](colour)的[连衣裙](product)\n')
+    content = 'version: "3.1"\nnlu:\n- intent: a\n  examples: |\n    - 有没有[红色](colour)的[连衣裙](product)\n'
+    data = parse_training_data(content)
     (example,) = data.examples
     assert example.text == "有没有红色的连衣裙"
-    assert [(example.text[a.start:a.end], a.entity) for a in example.entities] == [("红色", "colour"), ("连衣裙", "product")]
+    spans = [(example.text[a.start:a.end], a.entity) for a in example.entities]
+    assert spans == [("红色", "colour"), ("连衣裙", "product")]
 
 
 def test_old_style_synonym_and_list_examples() -> None:
