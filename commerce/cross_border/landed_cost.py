@@ -272,14 +272,14 @@ async def _import_charges(pricing: _Pricing, *, rule: ImportRule, tax: ImportTax
         who = (f"Nothing to pay on delivery: the parcel is within the {threshold} limit for {country_label}."
                if low_value and threshold else "No duty or import tax is due.")
         collected_by = SHOP
-    elif collected_by == SHOP:
-        who = (f"The shop collects {tax.tax_name}" + (" and duty" if duty else "") +
-               f" at checkout ({rule.scheme or 'low-value scheme'}, parcels up to {threshold}); "
-               "nothing to pay on delivery.")
     else:
-        why = f"above the {threshold} limit" if threshold and not low_value else "on every parcel"
-        who = (f"You pay duty and {tax.tax_name} to the carrier on delivery ({why}); "
-               "the amounts shown are our estimate.")
+        owed_names = " and ".join(n for n, a in (("duty", duty), (tax.tax_name, import_tax)) if a)
+        if collected_by == SHOP:
+            who = (f"The shop collects {owed_names} at checkout ({rule.scheme or 'low-value scheme'}, parcels up "
+                   f"to {threshold}); nothing to pay on delivery.")
+        else:
+            why = f"above the {threshold} limit" if threshold and not low_value else "on every parcel"
+            who = f"You pay {owed_names} to the carrier on delivery ({why}); the amounts shown are our estimate."
 
     tax_label = f"Import {tax.tax_name} {effective_tax_rate.normalize():f}%"
     charges = [

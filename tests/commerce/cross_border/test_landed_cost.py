@@ -141,6 +141,7 @@ async def test_uk_under_135_point_of_sale_vat(shop: Database) -> None:
     q = await ask(shop, "GB", "GBP", ("TEE-1", 1))
     # 40 EUR = 32.00 GBP; shipping 12.40 EUR = 9.92 GBP; VAT 20% of 41.92
     assert amounts(q) == {"goods": D("32.00"), "shipping": D("9.92"), "duty": 0, "import_tax": D("8.38"), "fees": 0}
+    assert q.who_collects.startswith("The shop collects VAT at checkout")
     assert q.incoterm == "DDP"
     assert q.total == D("50.30")
 
@@ -161,6 +162,7 @@ async def test_us_after_de_minimis_suspension_duty_on_every_parcel(shop: Databas
     q = await ask(shop, "US", "USD", ("TEE-1", 1))
     # duty 16% of the FOB value 50.00; shipping 9.50 + 5.00 USD
     assert amounts(q) == {"goods": D("50.00"), "shipping": D("14.50"), "duty": D("8.00"), "import_tax": 0, "fees": 0}
+    assert q.who_collects.startswith("You pay duty to the carrier on delivery (on every parcel)")
     assert q.incoterm == "DAP"
     assert q.pay_on_delivery == D("8.00")
     assert q.total == D("72.50")
