@@ -1,7 +1,8 @@
 """Worker contributions of stock sync: the channel push handler and the pull/reconcile scheduler.
 
 Listed in api.worker.WORKER_MODULES. `python -m api.stock_sync_worker --lease-seconds 5` runs the same worker
-(every module's handlers and jobs) with a shorter outbox lease, for tests and benchmarks that kill workers.
+(every module's handlers and jobs) with a shorter outbox lease (for tests and benchmarks that kill workers) and,
+optionally, several delivery loops in one process.
 """
 from __future__ import annotations
 
@@ -36,16 +37,18 @@ def periodic_jobs(settings: Settings, database: Database) -> list[PeriodicJob]:
     return [PeriodicJob("channel_pull_and_reconcile", SCHEDULER_TICK_SECONDS, _sync(database).run_due)]
 
 
-async def _run(settings: Settings, *, lease_seconds: float, batch_size: int) -> None:
+async def _run(settings: Settings, *, lease_seconds: float, batch_size: int, concurrency: int) -> None:
     from api.worker import _every
 
     database = Database(settings.database.url, pool_size=settings.database.pool_size)
     handlers, jobs = collect(settings, database)
-    worker = OutboxWorker(database.sessions, handlers, lease_seconds=lease_seconds, batch_size=batch_size,
-                          worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    # Several delivery loops in one process overlap their waits on the channels and the database.
+    workers = [OutboxWorker(database.sessions, handlers, lease_seconds=lease_seconds, batch_size=batch_size,
+                            worker_id=f"{socket.gethostname()}:{os.getpid()}:{n}") for n in range(concurrency)]
     stop = asyncio.Event()
     try:
-        await asyncio.gather(worker.run_forever(stop=stop, idle_sleep=0.05), *(_every(job, stop) for job in jobs))
+        await asyncio.gather(*(worker.run_forever(stop=stop, idle_sleep=0.05) for worker in workers),
+                             *(_every(job, stop) for job in jobs))
     finally:
         for sync in list(_syncs.values()):
             await sync.aclose()
@@ -56,9 +59,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="ShopTalk worker with a chosen outbox lease.")
     parser.add_argument("--lease-seconds", type=float, default=60.0)
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=1, help="delivery loops in this process")
     args = parser.parse_args()
     configure_logging()
-    asyncio.run(_run(get_settings(), lease_seconds=args.lease_seconds, batch_size=args.batch_size))
+    asyncio.run(_run(get_settings(), lease_seconds=args.lease_seconds, batch_size=args.batch_size,
+                     concurrency=args.concurrency))
 
 
 if __name__ == "__main__":

@@ -206,10 +206,11 @@ def summary(phase: Phase, doubles: dict[str, _Served], settle_end: float) -> dic
     }
 
 
-def start_worker(url: str, lease: float, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(url: str, lease: float, concurrency: int, batch: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SHOPTALK_DATABASE__URL": url, "HF_HUB_OFFLINE": "1"}
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "api.stock_sync_worker", "--lease-seconds", str(lease)],
+        return subprocess.Popen([sys.executable, "-m", "api.stock_sync_worker", "--lease-seconds", str(lease),
+                                 "--concurrency", str(concurrency), "--batch-size", str(batch)],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -257,6 +258,7 @@ async def oversold(database: Database, skus: list[str], stock: int, phases: list
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    sys.setswitchinterval(0.0005)  # the doubles' threads answer promptly next to 20 order streams
     name = f"bench_stock_sync_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     await _admin(args.postgres, f'CREATE DATABASE "{name}"')
     url = args.postgres.rsplit("/", 1)[0] + "/" + name
@@ -272,7 +274,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await setup(database, skus, args.stock, doubles)
         logs = Path(args.log_dir)
         logs.mkdir(parents=True, exist_ok=True)
-        workers = [start_worker(url, args.lease_seconds, logs / f"stock-sync-worker-{i}.log")
+        workers = [start_worker(url, args.lease_seconds, args.worker_concurrency, args.batch_size,
+                                logs / f"stock-sync-worker-{i}.log")
                    for i in range(args.workers)]
         # The workers are ready once a probe change has reached every channel.
         async with database.unit_of_work() as session:
@@ -290,7 +293,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         result = {
             "benchmark": "stock_sync", "backend": "postgresql", "skus": args.skus, "channels": len(CHANNELS),
             "streams": args.streams, "workers": args.workers, "duration_s": args.duration,
-            "lease_seconds": args.lease_seconds, "worker_startup_s": round(startup, 1),
+            "lease_seconds": args.lease_seconds, "worker_concurrency": args.worker_concurrency,
+            "batch_size": args.batch_size, "load_average_1m": os.getloadavg()[0], "worker_startup_s": round(startup, 1),
             "oversold_units": await oversold(database, skus, args.stock, [probe, first, second]),
             "phase_all_workers": {**summary(first, doubles, first_end), "settle_s": round(settle_first, 2)},
             "phase_after_killing_one_worker": {**summary(second, doubles, final_end),
@@ -323,6 +327,8 @@ if __name__ == "__main__":
     parser.add_argument("--stock", type=int, default=20, help="units per SKU at the start")
     parser.add_argument("--restock", type=int, default=10, help="units added when a SKU sells out")
     parser.add_argument("--lease-seconds", type=float, default=10.0)
+    parser.add_argument("--worker-concurrency", type=int, default=1, help="delivery loops per worker process")
+    parser.add_argument("--batch-size", type=int, default=50, help="outbox rows a worker claims at once")
     parser.add_argument("--settle-timeout", type=float, default=60.0)
     parser.add_argument("--log-dir", default=str(ROOT / "var" / "bench"))
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

@@ -20,8 +20,13 @@
     }));
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      if (response.status === 401) { sessionStorage.removeItem(KEY); show(); }
-      throw new Error(body.detail || body.title || ("HTTP " + response.status));
+      const detail = body.detail || body.title || ("HTTP " + response.status);
+      if (response.status === 401) {
+        sessionStorage.removeItem(KEY);
+        show();
+        throw new Error("Enter a merchant token (" + detail + ")");
+      }
+      throw new Error(detail);
     }
     return body;
   }
@@ -79,7 +84,7 @@
         if (selected === ch.code) detail(ch);
       }
       $("updated").textContent = "Updated " + new Date().toLocaleTimeString();
-      say("", false);
+      if ($("status").className === "error") say("", false);
     } catch (err) {
       say(err.message, true);
     }
