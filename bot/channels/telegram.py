@@ -314,9 +314,10 @@ class TelegramChannel:
 
     async def start_polling(self) -> None:
         await self.bot.delete_webhook(drop_pending_updates=False)
+        # One update at a time, in order: a shopper's second message must not overtake the first.
         await self.dispatcher.start_polling(self.bot, handle_signals=False, close_bot_session=False,
-                                            polling_timeout=10, allowed_updates=["message", "edited_message",
-                                                                                 "callback_query"])
+                                            handle_as_tasks=False, polling_timeout=10,
+                                            allowed_updates=["message", "edited_message", "callback_query"])
 
     async def stop_polling(self) -> None:
         if self.dispatcher._running_lock.locked():  # stop_polling raises when not polling

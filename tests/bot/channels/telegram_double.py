@@ -305,6 +305,42 @@ class TelegramDouble:
                     pass
         return self.to(chat_id)
 
+    async def wait_for_text(self, chat_id: int, contains: str, *, after: int = 0,
+                            timeout: float = 30.0) -> SentMessage:
+        """The first message to the chat, from index `after` on, whose text contains `contains`."""
+        deadline = time.monotonic() + timeout
+        async with self._sent_event:
+            while True:
+                for message in self.to(chat_id)[after:]:
+                    if contains.lower() in message.text.lower():
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    got = [m.text[:100] for m in self.to(chat_id)[after:]]
+                    raise AssertionError(f"chat {chat_id} never got {contains!r}; got {got}")
+                try:
+                    await asyncio.wait_for(self._sent_event.wait(), timeout=remaining)
+                except TimeoutError:
+                    pass
+
+    async def wait_for_button(self, chat_id: int, title: str, *, after: int = 0,
+                              timeout: float = 30.0) -> SentMessage:
+        """The first message to the chat, from index `after` on, carrying a button titled like `title`."""
+        deadline = time.monotonic() + timeout
+        async with self._sent_event:
+            while True:
+                for message in self.to(chat_id)[after:]:
+                    if any(title.lower() in str(b.get("text", "")).lower() for b in message.buttons):
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    got = [(m.text[:60], [b.get("text") for b in m.buttons]) for m in self.to(chat_id)[after:]]
+                    raise AssertionError(f"chat {chat_id} never got a {title!r} button; got {got}")
+                try:
+                    await asyncio.wait_for(self._sent_event.wait(), timeout=remaining)
+                except TimeoutError:
+                    pass
+
     def to(self, chat_id: int) -> list[SentMessage]:
         return [m for m in self.sent if m.chat_id == chat_id]
 
