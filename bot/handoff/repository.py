@@ -171,11 +171,13 @@ class HandoffRepository:
             ConversationMessage.conversation_id == conversation_id, ConversationMessage.direction == "in")
             .order_by(ConversationMessage.id.desc()).limit(1))
 
-    async def last_message_ids(self, conversation_ids: Sequence[int]) -> dict[int, ConversationMessage]:
+    async def last_shopper_messages(self, conversation_ids: Sequence[int]) -> dict[int, ConversationMessage]:
         if not conversation_ids:
             return {}
+        # The shopper's latest words are what an agent triages by, not the bot's "a person is coming".
         newest = (select(func.max(ConversationMessage.id))
-                  .where(ConversationMessage.conversation_id.in_(conversation_ids))
+                  .where(ConversationMessage.conversation_id.in_(conversation_ids),
+                         ConversationMessage.direction == "in")
                   .group_by(ConversationMessage.conversation_id))
         rows = (await self.session.scalars(select(ConversationMessage).where(ConversationMessage.id.in_(newest)))).all()
         return {row.conversation_id: row for row in rows}

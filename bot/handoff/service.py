@@ -422,7 +422,7 @@ async def inbox(session: AsyncSession, *, agent: Agent, view: str) -> list[Inbox
         if agent.shop_id != DEFAULT_SHOP_ID:
             return []
         rows = await repo.bot_conversations()
-        last = await repo.last_message_ids([c.id for c in rows])
+        last = await repo.last_shopper_messages([c.id for c in rows])
         return [InboxItem(conversation_id=c.id, channel=c.channel, sender_id=c.sender_id, mode=c.mode, status="bot",
                           reason=None, assignee_id=None, last_text=_preview(last.get(c.id)),
                           last_author=last[c.id].author if c.id in last else None, opened_at=None,
@@ -430,7 +430,7 @@ async def inbox(session: AsyncSession, *, agent: Agent, view: str) -> list[Inbox
     status = "resolved" if view == "resolved" else "open"
     pairs = await repo.threads(shop_id=agent.shop_id, status=status,
                                assignee_id=agent.id if view == "mine" else None, unassigned=view == "unassigned")
-    last = await repo.last_message_ids([c.id for _, c in pairs])
+    last = await repo.last_shopper_messages([c.id for _, c in pairs])
     return [InboxItem(conversation_id=c.id, channel=c.channel, sender_id=c.sender_id, mode=c.mode, status=t.status,
                       reason=t.reason, assignee_id=t.assignee_id, assignee_name=names.get(t.assignee_id or 0),
                       has_draft=t.draft_text is not None, last_text=_preview(last.get(c.id)),
