@@ -156,3 +156,24 @@ async def test_click_through_and_conversion_per_model(shop: Database, settings: 
         rows = await recommendations.performance(session)
     assert [(r.model, r.impressions, r.clicks, r.purchases, r.click_through, r.conversion) for r in rows] == [
         ("bought_with", 2, 1, 1, 0.5, 0.5)]
+
+
+async def test_stock_counts_only_at_the_warehouse_that_ships_to_the_shopper(shop: Database,
+                                                                           settings: Settings) -> None:
+    from decimal import Decimal
+
+    from commerce.cross_border.admin import create_zone
+    from commerce.cross_border.schemas import ShippingServiceIn, ShippingZoneIn
+
+    standard = ShippingServiceIn(service="standard", name="Standard", currency="EUR", base_price=Decimal("5"),
+                                 min_days=2, max_days=5)
+    async with shop.unit_of_work() as session:
+        await create_zone(session, data=ShippingZoneIn(code="eu", name="EU", countries=["DE"], warehouse="RTM",
+                                                       services=[standard]))
+        await create_zone(session, data=ShippingZoneIn(code="cn", name="China", countries=["CN"],
+                                                       warehouse="SZX", services=[standard]))
+    german = {p.sku for p in await _recommend(shop, settings, country="DE", limit=10)}
+    chinese = {p.sku for p in await _recommend(shop, settings, country="CN", limit=10)}
+    assert "MUG-1" not in german  # its only stock is in Shenzhen
+    assert "KET-1" in german
+    assert chinese == {"MUG-1"}
