@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -23,6 +24,7 @@ from commerce.channels.schemas import ChannelOrderIn
 from kit.outbox import DeliveryError
 
 SIGNATURE_HEADER = "X-ShopTalk-Signature"
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 SHOPIFY_API_VERSION = "2024-01"
 SHOPIFY_IDS_PER_REQUEST = 50  # inventory_levels.json takes at most 50 inventory_item_ids
 
@@ -228,7 +230,7 @@ class ShopifyConnector:
                            Decimal(0))
             return ChannelOrderIn.model_validate({
                 "external_id": str(raw["id"]), "currency": raw.get("currency"), "lines": lines,
-                "email": raw.get("email") or None, "country": address.get("country_code"),
+                "email": _email(raw.get("email")), "country": address.get("country_code"),
                 "postcode": address.get("zip"), "shipping": shipping})
         except (KeyError, TypeError, InvalidOperation, ValidationError):
             return None
@@ -247,6 +249,12 @@ class ShopifyConnector:
                 if sku is not None and isinstance(level.get("available"), int):
                     found[sku] = level["available"]
         return found
+
+
+def _email(value: Any) -> str | None:
+    # A shop may hold a malformed address; the order is still taken, without it.
+    text = str(value or "").strip()
+    return text if EMAIL.fullmatch(text) else None
 
 
 CONNECTORS: dict[str, type[WebhookConnector] | type[ShopifyConnector]] = {

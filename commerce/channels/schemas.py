@@ -45,7 +45,7 @@ class ChannelOrderIn(BaseModel):
     external_id: str = Field(min_length=1, max_length=120)
     currency: CurrencyCode
     lines: list[ChannelOrderLineIn] = Field(min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=254)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     country: CountryCode | None = None
     postcode: str | None = Field(default=None, max_length=20)
     shipping: Decimal = Field(default=Decimal(0), ge=0, max_digits=18, decimal_places=6)

@@ -63,6 +63,11 @@ async def test_inbound_order_webhook_is_verified_and_taken_once(
     invalid = await client.post("/api/v1/channels/site/orders", content=bad, headers=_signed(webhook, bad))
     assert invalid.status_code == 422
     assert invalid.json()["code"] == "invalid_channel_order"
+    bad_email = json.dumps({**ORDER, "external_id": "W-103", "email": "not an address"}).encode()
+    refused_email = await client.post("/api/v1/channels/site/orders", content=bad_email,
+                                      headers=_signed(webhook, bad_email))
+    assert refused_email.status_code == 422
+    assert refused_email.json()["code"] == "invalid_channel_order"
     unknown = await client.post("/api/v1/channels/nope/orders", content=body, headers=_signed(webhook, body))
     assert unknown.status_code == 404
     status = (await client.get("/api/v1/channels/site", headers=await _merchant(db))).json()

@@ -187,7 +187,7 @@ async def test_shopify_orders_are_pulled_once_with_paging(
         db: Database, shopify: ShopifyDouble, webhook: WebhookDouble, stock_sync: StockSync) -> None:
     await make_stocked_shop(db, shopify, webhook)
     for n in range(5):
-        shopify.add_order([("KET-1", 1, "49.90")], email=f"buyer{n}@example.com")
+        shopify.add_order([("KET-1", 1, "49.90")], email=f"buyer{n}@example.com" if n else "broken address")
     shopify.add_order([("KET-2", 1, "29.90")], cancelled=True)
     shopify.add_order([("MUG-1", 9, "9.90")])  # more than we have: rejected, recorded
     first = await stock_sync.pull_orders(code="mkt", limit=2)
