@@ -131,16 +131,19 @@ async def order_stream(database: Database, stream: int, skus: list[str], hot: li
         async with database.unit_of_work() as session:
             result = await import_channel_order(session, channel_code=code, order=order)
             available = (await inventory.available_stock(session, skus=[sku]))[sku]
+            # Taken just before the commit: no worker can read the new value earlier, so lags are never short.
+            at = time.time()
         if result.rejection is None:
             phase.accepted += 1
-            phase.changes.append(Change(time.time(), sku, available))
+            phase.changes.append(Change(at, sku, available))
             continue
         phase.rejected += 1
         async with database.unit_of_work() as session:  # sold out: the merchant restocks
             await inventory.adjust_stock(session, sku=sku, location="RTM", delta=restock)
             available = (await inventory.available_stock(session, skus=[sku]))[sku]
+            at = time.time()
         phase.restocked[sku] = phase.restocked.get(sku, 0) + restock
-        phase.changes.append(Change(time.time(), sku, available))
+        phase.changes.append(Change(at, sku, available))
 
 
 def push_lags(phase: Phase, doubles: dict[str, _Served]) -> tuple[list[float], int]:
