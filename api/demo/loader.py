@@ -9,14 +9,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.cli_agent import DEMO_PASSWORD, load_demo_agents
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import CategoryIn, ProductIn, VariantIn
 from commerce.channels import service as channels
+from commerce.cross_border import load_cross_border_defaults
 from commerce.inventory import service as inventory
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from commerce.shoppers import service as shoppers
 from kit.clock import utcnow
+from knowledge_base import load_demo_faq
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 
@@ -86,11 +89,17 @@ async def load_people_and_orders(session: AsyncSession, data: dict[str, Any]) ->
 
 
 async def load_demo(session: AsyncSession) -> str:
-    """Load the whole demo shop once; a second call changes nothing."""
+    """Load the whole demo shop once; a second call only refreshes the demo exchange rates."""
+    # Every load: cross-border rules fill only empty tables, and demo rates are re-stamped to today so
+    # quotes keep working (they are refused once stale).
+    await load_cross_border_defaults(session)
     if await catalog.categories(session):
-        return "demo shop already loaded"
+        return "demo shop already loaded (demo exchange rates refreshed)"
     data = demo_data()
     await load_catalog(session, data)
     await load_people_and_orders(session, data)
-    return (f"demo shop loaded: {len(data['products'])} products, {len(data['orders'])} orders. "
-            "Create a merchant token with: shoptalk token create --name me --role merchant")
+    faq = await load_demo_faq(session)
+    agents = await load_demo_agents(session)
+    return (f"demo shop loaded: {len(data['products'])} products, {len(data['orders'])} orders, "
+            f"{faq.created} FAQ entries, agents {', '.join(agents)} (password: {DEMO_PASSWORD}). "
+            "Create a merchant API token with: shoptalk token create --name me --role merchant")

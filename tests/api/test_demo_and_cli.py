@@ -21,7 +21,7 @@ async def test_demo_shop_loads_once_with_orders_in_every_status(db: Database) ->
         message = await load_demo(session)
     assert message.startswith("demo shop loaded")
     async with db.unit_of_work() as session:
-        assert await load_demo(session) == "demo shop already loaded"
+        assert (await load_demo(session)).startswith("demo shop already loaded")
     async with db.sessions() as session:
         products = await catalog.all_products(session)
         all_orders = await orders.list_orders(session, limit=200)

@@ -160,7 +160,7 @@ async def test_demo_shop_loads_through_the_services(db: Database, demo: dict[str
     async with db.unit_of_work() as session:
         assert (await load_demo(session)).startswith("demo shop loaded")
     async with db.unit_of_work() as session:
-        assert await load_demo(session) == "demo shop already loaded"
+        assert (await load_demo(session)).startswith("demo shop already loaded")
         for spec in demo["orders"]:
             order = await orders.get_order_by_number(session, number=spec["number"])
             assert order.status == spec["status_path"][-1]
