@@ -69,6 +69,8 @@ class Embedder:
         self.batch_wait_s = batch_wait_ms / 1000.0
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
+        # Forward passes run by the micro-batcher (observability: requests / batches = sharing).
+        self.micro_batches = 0
         self._minilm: Any = None
         self._use: Any = None
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _MicroBatcher] = (
@@ -216,6 +218,7 @@ class _MicroBatcher:
                 batch.append(request)
                 size += len(request.texts)
             texts = [t for request in batch for t in request.texts]
+            self.embedder.micro_batches += 1
             try:
                 rows = await asyncio.to_thread(self.embedder.encode, texts)
             except Exception as error:  # noqa: BLE001 - handed to every waiting caller
