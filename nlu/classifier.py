@@ -100,16 +100,22 @@ class IntentClassifier:
             self._lexical = lexical
 
     # ---------- inference ----------
+    def score_parts(self, embeddings: npt.NDArray[np.float32],
+                    texts: Sequence[str]) -> tuple[FloatArray, FloatArray | None]:
+        """Embedding-model scores and character n-gram scores (None without TF-IDF), unweighted."""
+        with single_threaded_blas():
+            dense = _two_column(np.asarray(self._model.decision_function(np.asarray(embeddings, np.float64))))
+            lexical = None
+            if self._lexical is not None and self._tfidf is not None:
+                lexical = _two_column(np.asarray(
+                    self._lexical.decision_function(self._tfidf.transform([t[:1000] for t in texts]))
+                ))
+        return dense, lexical
+
     def decision_scores(self, embeddings: npt.NDArray[np.float32], texts: Sequence[str]) -> FloatArray:
         """Embedding-model scores plus weighted character n-gram model scores (before temperature)."""
-        with single_threaded_blas():
-            scores = _two_column(np.asarray(self._model.decision_function(np.asarray(embeddings, np.float64))))
-            if self._lexical is not None and self._tfidf is not None:
-                lexical_features = self._tfidf.transform([t[:1000] for t in texts])
-                scores = scores + self.config.tfidf_weight * _two_column(
-                    np.asarray(self._lexical.decision_function(lexical_features))
-                )
-        return scores
+        dense, lexical = self.score_parts(embeddings, texts)
+        return dense if lexical is None else dense + self.config.tfidf_weight * lexical
 
     def predict_proba(self, embeddings: npt.NDArray[np.float32], texts: Sequence[str]) -> FloatArray:
         return _softmax(self.decision_scores(embeddings, texts) / self.temperature)

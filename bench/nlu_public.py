@@ -1,0 +1,325 @@
+"""NLU benchmark: banking77, clinc150 (Larson threshold), massive en/zh, the shipped shop model, speed.
+
+Prints one JSON object. Protocols: ../shared/benchmarks/README.md. Embeddings of the public sets are
+cached under var/cache/nlu_bench (the encoders are frozen), so reruns only pay for classifiers.
+
+    python bench/nlu_public.py [--data ../shared/benchmarks] [--massive-test-en PATH --massive-test-zh PATH]
+                               [--only banking77,clinc150,massive,shop,speed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from nlu.classifier import ClassifierConfig, IntentClassifier  # noqa: E402
+from nlu.embedder import get_embedder  # noqa: E402
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "benchmarks"
+CACHE_DIR = REPO_ROOT / "var" / "cache" / "nlu_bench"
+SHOP_TESTS = [REPO_ROOT / "bench" / "data" / f"nlu_shop_test_{language}.yml" for language in ("en", "zh")]
+# Weights of the character n-gram model tried on validation/dev data (0 = embeddings only).
+LEXICAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
+
+Split = tuple[list[str], list[str]]
+Matrix = npt.NDArray[np.float32]
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_banking77(root: Path) -> dict[str, Split]:
+    out: dict[str, Split] = {}
+    for split in ("train", "test"):
+        with (root / "banking77" / f"{split}.csv").open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        out[split] = ([r["text"] for r in rows], [r["category"] for r in rows])
+    return out
+
+
+def load_clinc150(root: Path) -> dict[str, Split]:
+    raw = json.loads((root / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
+    return {key: ([t for t, _ in value], [label for _, label in value]) for key, value in raw.items()}
+
+
+def load_jsonl(path: Path) -> Split:
+    texts: list[str] = []
+    labels: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(row["intent"])
+    return texts, labels
+
+
+def load_massive(root: Path, locale: str) -> dict[str, Split]:
+    return {split: load_jsonl(root / "massive" / f"{locale}.{split}.jsonl") for split in ("train", "dev")}
+
+
+def cached_embeddings(texts: list[str]) -> Matrix:
+    """Embedder rows for texts, cached under var/cache so iterations skip the forward pass."""
+    digest = hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:20]
+    path = CACHE_DIR / f"emb-{digest}-{len(texts)}.npy"
+    if path.exists():
+        rows: Matrix = np.load(path)
+        return rows
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    rows = get_embedder().encode(texts)
+    np.save(path, rows)
+    return rows
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _accuracy(predicted: list[str], truth: list[str]) -> float:
+    return round(100.0 * float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])), 2)
+
+
+def _fit(texts: list[str], labels: list[str], config: ClassifierConfig) -> tuple[IntentClassifier, float]:
+    started = time.perf_counter()
+    classifier = IntentClassifier(config=config)
+    classifier.fit(cached_embeddings(texts), texts, labels)
+    return classifier, time.perf_counter() - started
+
+
+def _predict(classifier: IntentClassifier, parts: tuple[npt.NDArray[np.float64], Any], weight: float) -> list[str]:
+    dense, lexical = parts
+    scores = dense if lexical is None or weight == 0 else dense + weight * lexical
+    return [classifier.labels[i] for i in scores.argmax(axis=1)]
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def bench_banking77(root: Path, config: ClassifierConfig) -> dict[str, Any]:
+    data = load_banking77(root)
+    classifier, seconds = _fit(*data["train"], config)
+    test_texts, test_labels = data["test"]
+    parts = classifier.score_parts(cached_embeddings(test_texts), test_texts)
+    # No validation split in banking77: the n-gram weight is the one chosen on clinc150/massive dev data.
+    return {
+        "protocol": "train on train.csv, accuracy on test.csv; features MiniLM+USE embeddings + char n-gram SVM",
+        "accuracy": _accuracy(_predict(classifier, parts, config.tfidf_weight), test_labels),
+        "accuracy_embeddings_only": _accuracy(_predict(classifier, parts, 0.0), test_labels),
+        "lexical_weight": config.tfidf_weight,
+        "fit_seconds": round(seconds, 1),
+        "target": 93.7,
+    }
+
+
+def _larson(classifier: IntentClassifier, probs: npt.NDArray[np.float64], labels: list[str]) -> float:
+    return classifier.choose_threshold(probs, labels, oos_labels=frozenset({"oos"}))
+
+
+def bench_clinc150(root: Path, config: ClassifierConfig) -> dict[str, Any]:
+    data = load_clinc150(root)
+    classifier, seconds = _fit(*data["train"], config)
+    val_texts = data["val"][0] + data["oos_val"][0]
+    val_labels = data["val"][1] + ["oos"] * len(data["oos_val"][0])
+    val_parts = classifier.score_parts(cached_embeddings(val_texts), val_texts)
+    test_texts = data["test"][0] + data["oos_test"][0]
+    test_labels = data["test"][1] + ["oos"] * len(data["oos_test"][0])
+    test_parts = classifier.score_parts(cached_embeddings(test_texts), test_texts)
+    in_val = len(data["val"][0])
+    in_test = len(data["test"][0])
+    choices = []
+    for weight in LEXICAL_WEIGHTS:
+        dense, lexical = val_parts
+        if weight and lexical is None:
+            continue
+        scores = dense if weight == 0 or lexical is None else dense + weight * lexical
+        classifier.temperature = 1.0
+        classifier.calibrate_temperature(scores[:in_val], val_labels[:in_val])
+        probs = _softmax(scores / classifier.temperature)
+        threshold = _larson(classifier, probs, val_labels)
+        val_acc = _larson_accuracy(classifier, probs, val_labels, threshold)
+        choices.append((val_acc, weight, classifier.temperature, threshold))
+    val_acc, weight, temperature, threshold = max(choices)
+    dense, lexical = test_parts
+    scores = dense if weight == 0 or lexical is None else dense + weight * lexical
+    probs = _softmax(scores / temperature)
+    predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
+    rejected = probs.max(axis=1) < threshold
+    in_scope_correct = [(not rejected[i]) and predicted[i] == test_labels[i] for i in range(in_test)]
+    oos_rejected = [bool(rejected[i]) for i in range(in_test, len(test_labels))]
+    return {
+        "protocol": "train on train (no oos_train), temperature, n-gram weight and threshold chosen on "
+                    "val+oos_val by Larson's rule, reported on test+oos_test",
+        "in_scope_accuracy": round(100.0 * float(np.mean(in_scope_correct)), 2),
+        "oos_recall": round(100.0 * float(np.mean(oos_rejected)), 2),
+        "in_scope_accuracy_no_rejection": _accuracy(predicted[:in_test], test_labels[:in_test]),
+        "threshold": round(threshold, 4), "temperature": round(temperature, 3), "lexical_weight": weight,
+        "validation_accuracy_151_classes": round(100.0 * val_acc, 2),
+        "fit_seconds": round(seconds, 1),
+        "target": {"in_scope_accuracy": 96.2, "oos_recall": 60.0},
+    }
+
+
+def _softmax(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    out: npt.NDArray[np.float64] = exp / exp.sum(axis=1, keepdims=True)
+    return out
+
+
+def _larson_accuracy(classifier: IntentClassifier, probs: npt.NDArray[np.float64], labels: list[str],
+                     threshold: float) -> float:
+    predicted = np.array([classifier.labels[i] for i in probs.argmax(axis=1)])
+    rejected = probs.max(axis=1) < threshold
+    truth = np.array(labels)
+    correct = np.where(truth == "oos", rejected, (~rejected) & (predicted == truth))
+    return float(correct.mean())
+
+
+def bench_massive(root: Path, config: ClassifierConfig, tests: dict[str, Path | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {"protocol": "per language: train on train, n-gram weight chosen on dev; "
+                                       "test reported only when its file is given"}
+    models: dict[str, tuple[IntentClassifier, float]] = {}
+    for locale in ("en-US", "zh-CN"):
+        data = load_massive(root, locale)
+        classifier, seconds = _fit(*data["train"], config)
+        dev_texts, dev_labels = data["dev"]
+        dev_parts = classifier.score_parts(cached_embeddings(dev_texts), dev_texts)
+        by_weight = {w: _accuracy(_predict(classifier, dev_parts, w), dev_labels) for w in LEXICAL_WEIGHTS
+                     if w == 0 or dev_parts[1] is not None}
+        weight = max(by_weight, key=lambda w: (by_weight[w], -w))
+        models[locale] = (classifier, weight)
+        result: dict[str, Any] = {"dev_accuracy": by_weight[weight], "dev_accuracy_by_lexical_weight": by_weight,
+                                  "lexical_weight": weight, "fit_seconds": round(seconds, 1)}
+        test_path = tests.get(locale)
+        if test_path is not None:
+            test_texts, test_labels = load_jsonl(test_path)
+            parts = classifier.score_parts(cached_embeddings(test_texts), test_texts)
+            result["test_accuracy"] = _accuracy(_predict(classifier, parts, weight), test_labels)
+            result["test_file"] = str(test_path)
+        out[locale] = result
+    english, _ = models["en-US"]
+    zh_dev = load_massive(root, "zh-CN")["dev"]
+    zero_parts = english.score_parts(cached_embeddings(zh_dev[0]), zh_dev[0])
+    out["zero_shot_en_to_zh_dev_accuracy"] = _accuracy(_predict(english, zero_parts, 0.0), zh_dev[1])
+    key = "test_accuracy" if "test_accuracy" in out["zh-CN"] and "test_accuracy" in out["en-US"] else "dev_accuracy"
+    out["gap_en_minus_zh"] = round(out["en-US"][key] - out["zh-CN"][key], 2)
+    out["gap_measured_on"] = key
+    out["target"] = {"en-US": 89.5, "zh-CN": 87.0, "gap": 2.5}
+    return out
+
+
+def bench_shop(models_dir: Path) -> dict[str, Any]:
+    from nlu.evaluation import evaluate
+    from nlu.service import NluService
+    from nlu.training_data import load_training_data
+
+    service = NluService(models_dir=models_dir)
+    started = time.perf_counter()
+    report = service.train()
+    wall = time.perf_counter() - started
+    out: dict[str, Any] = {
+        "train_seconds_including_embedding": round(wall, 1),
+        "train_examples": report.examples, "intents": len(report.intents),
+        "validation": report.metrics.get("validation"), "model_version": report.version,
+        "target_train_seconds": 60,
+    }
+    started = time.perf_counter()
+    service.train()
+    out["retrain_seconds_with_embedding_cache"] = round(time.perf_counter() - started, 1)
+    for path in SHOP_TESTS:
+        if path.exists():
+            result = evaluate(service, load_training_data([path]))
+            result.pop("mistakes", None)
+            out[path.stem] = result
+    return out
+
+
+async def _speed(models_dir: Path) -> dict[str, Any]:
+    from nlu.service import NluService
+
+    service = NluService(models_dir=models_dir)
+    service.ensure_model()
+    texts = [f"where is my order #{10000 + i}, it was {i} days ago" if i % 3 == 0 else
+             f"do you have red hoodies in size {i % 5 + 38}" if i % 3 == 1 else
+             f"我的订单{20000 + i}什么时候到" for i in range(600)]
+    for text in texts[:10]:
+        await service.parse(text)
+    single: list[float] = []
+    for text in texts[:300]:
+        started = time.perf_counter()
+        await service.parse(text)
+        single.append((time.perf_counter() - started) * 1000)
+    single.sort()
+    queue = list(texts) * 2
+
+    async def caller() -> int:
+        done = 0
+        while queue:
+            await service.parse(queue.pop())
+            done += 1
+        return done
+
+    batches_before = service.embedder.micro_batches
+    started = time.perf_counter()
+    done = sum(await asyncio.gather(*(caller() for _ in range(64))))
+    elapsed = time.perf_counter() - started
+    return {
+        "single_parse_ms": {"p50": round(statistics.median(single), 2),
+                            "p99": round(single[int(len(single) * 0.99) - 1], 2), "n": len(single)},
+        "concurrent_64_callers": {"parses": done, "seconds": round(elapsed, 2),
+                                  "parses_per_second": round(done / elapsed, 1),
+                                  "forward_passes": service.embedder.micro_batches - batches_before},
+        "cpu_load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "target": {"p99_ms": 25, "parses_per_second": 300},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--massive-test-en", type=Path, default=None, help="en-US test jsonl (id,text,intent)")
+    parser.add_argument("--massive-test-zh", type=Path, default=None, help="zh-CN test jsonl (id,text,intent)")
+    parser.add_argument("--only", default="banking77,clinc150,massive,shop,speed")
+    parser.add_argument("--lexical-weight", type=float, default=ClassifierConfig().tfidf_weight)
+    args = parser.parse_args()
+    wanted = {name.strip() for name in args.only.split(",") if name.strip()}
+    config = dataclasses.replace(ClassifierConfig(), tfidf_weight=args.lexical_weight)
+    started = time.perf_counter()
+    result: dict[str, Any] = {"embedder": "all-MiniLM-L6-v2 + USE multilingual v3 (896-d, frozen)",
+                              "classifier": dataclasses.asdict(config)}
+    get_embedder().load()
+    if "banking77" in wanted:
+        result["banking77"] = bench_banking77(args.data, config)
+    if "clinc150" in wanted:
+        result["clinc150"] = bench_clinc150(args.data, config)
+    if "massive" in wanted:
+        result["massive"] = bench_massive(args.data, config,
+                                          {"en-US": args.massive_test_en, "zh-CN": args.massive_test_zh})
+    with tempfile.TemporaryDirectory(prefix="nlu-bench-") as scratch:
+        models_dir = Path(scratch)
+        if "shop" in wanted:
+            result["shop"] = bench_shop(models_dir)
+        if "speed" in wanted:
+            result["speed"] = asyncio.run(_speed(models_dir))
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
