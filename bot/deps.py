@@ -16,6 +16,7 @@ from bot.policy import PolicyThresholds
 from bot.understanding import MessageParser
 from commerce.catalog import service as catalog
 from commerce.search.index import Encoder
+from commerce.search.service import warm_product_vectors
 from kit.db import Database
 from kit.settings import Settings
 
@@ -90,10 +91,13 @@ async def build_bot_deps(settings: Settings, database: Database) -> BotDeps:
 
     nlu = get_nlu_service()
     await asyncio.to_thread(nlu.ensure_model)
+    encoder = _encoder_of(nlu)
     async with database.unit_of_work() as session:
         await teach_catalog_words(nlu, session)
+        if encoder is not None:
+            await warm_product_vectors(session, encoder=encoder)
     knowledge = await _knowledge_source(database)
-    return BotDeps(settings=settings, nlu=nlu, knowledge=knowledge, encoder=_encoder_of(nlu))
+    return BotDeps(settings=settings, nlu=nlu, knowledge=knowledge, encoder=encoder)
 
 
 async def teach_catalog_words(nlu: Any, session: AsyncSession) -> None:

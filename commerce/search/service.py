@@ -1,6 +1,7 @@
 """Product search: free text plus filters, only products sellable to the shopper's country and in stock."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -118,11 +119,13 @@ async def _variant_matches(variant: Variant, product: Product, filters: SearchFi
     return not (filters.price_max is not None and price > filters.price_max)
 
 
-def _dense_scores(products: list[Product], embedding: Vector | None, encoder: Encoder | None) -> list[float]:
+async def _dense_scores(products: list[Product], embedding: Vector | None,
+                       encoder: Encoder | None) -> list[float]:
     if embedding is None or encoder is None or embedding.size == 0 or not products:
         return [0.0] * len(products)
     keys = [(p.id, p.updated_at.isoformat()) for p in products]
-    rows = product_vectors.vectors(keys, [embedding_text(p) for p in products], encoder)
+    # New products are encoded off the event loop; known ones come from the cache.
+    rows = await asyncio.to_thread(product_vectors.vectors, keys, [embedding_text(p) for p in products], encoder)
     if rows.shape[1] != embedding.shape[-1]:
         return [0.0] * len(products)
     return [float(x) for x in rows @ np.asarray(embedding, dtype=np.float32)]
@@ -153,7 +156,7 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
                 break
     query_tokens = tokens(query, drop_stopwords=True)
     lexical = bm25_scores(query_tokens, [tokens(product_text(p)) for p, _ in chosen])
-    dense = _dense_scores([p for p, _ in chosen], embedding, encoder) if query_tokens else [0.0] * len(chosen)
+    dense = await _dense_scores([p for p, _ in chosen], embedding, encoder) if query_tokens else [0.0] * len(chosen)
     has_dense = any(dense)
     hits: list[ProductHit] = []
     for (product, sku), lex, cos in zip(chosen, lexical, dense, strict=True):
@@ -175,8 +178,8 @@ async def similar_products(session: AsyncSession, *, product_id: int, country: s
         return []
     embedding = None
     if encoder is not None:
-        embedding = product_vectors.vectors([(source.id, source.updated_at.isoformat())],
-                                            [embedding_text(source)], encoder)[0]
+        embedding = (await asyncio.to_thread(product_vectors.vectors, [(source.id, source.updated_at.isoformat())],
+                                             [embedding_text(source)], encoder))[0]
     query = " ".join([*source.title.values(), *source.tags, source.category.slug.replace("-", " ")])
     result = await search_products(session, query=query, embedding=embedding, country=country, limit=limit,
                                    filters=SearchFilters(exclude_product_ids=frozenset({product_id})),
@@ -184,5 +187,13 @@ async def similar_products(session: AsyncSession, *, product_id: int, country: s
     return result.hits
 
 
+async def warm_product_vectors(session: AsyncSession, *, encoder: Encoder) -> int:
+    """Encode every active product now (at start-up) so the first search does not wait; returns how many."""
+    products = await all_products(session)
+    keys = [(p.id, p.updated_at.isoformat()) for p in products]
+    await asyncio.to_thread(product_vectors.vectors, keys, [embedding_text(p) for p in products], encoder)
+    return len(products)
+
+
 __all__ = ["PriceConverter", "ProductHit", "SearchFilters", "SearchResult", "query_words", "search_products",
-           "similar_products"]
+           "similar_products", "warm_product_vectors"]
