@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import faiss
 import numpy as np
@@ -24,19 +24,21 @@ Vector = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class Weights:
-    """Fusion weights and calibration, chosen on a dev split (see bench/kb_retrieval.py)."""
+    """Fusion weights and calibration: the dev-split fit of `python bench/kb_retrieval.py --fit` (StackFAQ)."""
 
     # English to English: MiniLM's share of the dense cosine (the rest is USE); other pairs use USE only.
     english_share: float = 1.0
-    document: float = 0.3  # cosine to the question+answer text, added to the best phrasing cosine
-    lexical_question: float = 0.1  # saturated BM25 over the phrasings
-    lexical_answer: float = 0.6  # saturated BM25 over the answer
+    document: float = 0.15  # cosine to the question+answer text, added to the best phrasing cosine
+    lexical_question: float = 0.0  # saturated BM25 over the phrasings
+    lexical_answer: float = 0.3  # saturated BM25 over the answer
     saturation: float = 64.0  # bm25 / (bm25 + saturation)
-    # calibrated score = sigmoid(slope * (fused - midpoint))
-    slope: float = 12.0
-    midpoint: float = 0.62
+    # calibrated score = sigmoid(slope * (fused - midpoint)): English pairs (MiniLM) and the rest (USE)
+    slope: float = 15.646
+    midpoint: float = 0.7489
+    multilingual_slope: float = 9.171
+    multilingual_midpoint: float = 0.7823
     answer_at: float = 0.7
-    suggest_at: float = 0.35
+    suggest_at: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,15 @@ def multilingual_query(embedding: Vector) -> Vector:
     norm = float(np.linalg.norm(use)) or 1.0
     out[MINILM_DIM:] = use / norm
     return out
+
+
+class Scored(NamedTuple):
+    score: float  # calibrated
+    fused: float
+    dense: float
+    lexical: float
+    entry_id: int
+    best_row: int
 
 
 class Bm25Field:
@@ -220,12 +231,12 @@ class HybridIndex:
         return np.vstack([self.faiss.reconstruct(int(key)) for key in keys]).astype(np.float32)
 
     def score_entries(self, query_text: str, embedding: Vector, *, language: str, country: str | None,
-                      channel: str | None) -> list[tuple[float, float, float, int, int]]:
-        """(fused, dense, lexical, entry_id, best phrasing row) for every candidate entry."""
+                      channel: str | None) -> list[Scored]:
+        """Every candidate entry with its fused and calibrated score."""
         w = self.weights
         embedding = np.asarray(embedding, dtype=np.float32).reshape(-1)
         multilingual = multilingual_query(embedding)
-        english = embedding[:MINILM_DIM] / (float(np.linalg.norm(embedding[:MINILM_DIM])) or 1.0)
+        english_query = embedding[:MINILM_DIM] / (float(np.linalg.norm(embedding[:MINILM_DIM])) or 1.0)
         k = self.candidates * 2
         candidates = self._dense_candidates(embedding, k) | self._dense_candidates(multilingual, k)
         terms = tokens(query_text)
@@ -233,7 +244,7 @@ class HybridIndex:
         lexical_a = self.lexical_answers.scores(terms)
         for field_scores in (lexical_q, lexical_a):
             candidates.update(sorted(field_scores, key=field_scores.__getitem__, reverse=True)[: self.candidates])
-        out: list[tuple[float, float, float, int, int]] = []
+        out: list[Scored] = []
         for entry_id in candidates:
             stored = self.entries.get(entry_id)
             if stored is None or not stored.entry.applies_to(country, channel):
@@ -241,8 +252,9 @@ class HybridIndex:
             rows = self._rows(entry_id, stored.rows)
             # Rows are [MiniLM, USE] / sqrt(2); each half's dot with a unit half is its cosine / sqrt(2).
             use_sims = (rows @ multilingual) * ROOT2
-            if stored.entry.language == language == "en":
-                minilm_sims = (rows[:, :MINILM_DIM] @ english) * ROOT2
+            english = stored.entry.language == language == "en"
+            if english:
+                minilm_sims = (rows[:, :MINILM_DIM] @ english_query) * ROOT2
                 sims = w.english_share * minilm_sims + (1.0 - w.english_share) * use_sims
             else:
                 # MiniLM knows little Chinese: compare in the multilingual (USE) space only.
@@ -255,12 +267,14 @@ class HybridIndex:
             lexical = (w.lexical_question * lq / (lq + w.saturation)
                        + w.lexical_answer * la / (la + w.saturation))
             fused = dense + w.document * document + lexical
-            out.append((fused, dense, lexical, entry_id, best_row))
+            out.append(Scored(self.calibrate(fused, english=english), fused, dense, lexical, entry_id, best_row))
         return out
 
-    def calibrate(self, fused: float) -> float:
+    def calibrate(self, fused: float, *, english: bool) -> float:
+        """Fused score -> estimated probability that this match is right (fitted on dev data)."""
         w = self.weights
-        return 1.0 / (1.0 + math.exp(-w.slope * (fused - w.midpoint)))
+        slope, midpoint = ((w.slope, w.midpoint) if english else (w.multilingual_slope, w.multilingual_midpoint))
+        return 1.0 / (1.0 + math.exp(-slope * (fused - midpoint)))
 
     def search(self, query_text: str, embedding: Vector, *, language: str, country: str | None = None,
                channel: str | None = None, k: int = 5) -> Retrieval:
@@ -269,7 +283,7 @@ class HybridIndex:
         scored.sort(reverse=True)
         matches: list[Match] = []
         seen_groups: set[str] = set()
-        for fused, dense, lexical, entry_id, best_row in scored:
+        for score, _fused, dense, lexical, entry_id, best_row in scored:
             stored = self.entries[entry_id]
             group = stored.entry.group_key
             if group in seen_groups:
@@ -278,7 +292,7 @@ class HybridIndex:
             served = self._in_language(group, language, country, channel) or stored.entry
             question = stored.entry.questions[best_row] if served is stored.entry else served.questions[0]
             matches.append(Match(entry_id=served.entry_id, group_key=group, language=served.language,
-                                 question=question, answer=served.answer, score=round(self.calibrate(fused), 4),
+                                 question=question, answer=served.answer, score=round(score, 4),
                                  version=served.version, dense=round(dense, 4), lexical=round(lexical, 4)))
             if len(matches) >= k:
                 break
