@@ -13,6 +13,7 @@ from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.conversations.repository import ConversationRepository
 from bot.deps import BotDeps
+from bot.handoff import engine_hooks
 from bot.messages import Button, InboundMessage, OutboundMessage
 from bot.policy import HANDOFF_INTENTS, Decision, decide
 from bot.skills import cart, cross_border, faq, order_status, recommend, search
@@ -70,7 +71,9 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
                 locale=_locale(conversation, inbound, None, deps), shopper_id=shopper_id)
     try:
         async with session.begin_nested():
-            await _respond(turn, stored)
+            if not await engine_hooks.answer_instead(turn, stored):
+                await _respond(turn, stored)
+                await engine_hooks.after_bot(turn, stored)
             await session.flush()
     except (ShopTalkError, ValidationError) as error:
         code = error.code if isinstance(error, ShopTalkError) else "invalid_input"
