@@ -46,6 +46,13 @@ def train(
 ) -> None:
     """Train from Rasa NLU YAML, save the versioned artifact and print its validation figures."""
     service = _service(models_dir)
+    if data is None:
+        from kit.settings import get_settings
+        from nlu.service import DEFAULT_DATA_DIR
+
+        # Agents' intent corrections from the console (bot.handoff) join the shipped data.
+        corrections = Path(get_settings().data_dir) / "nlu" / "corrections.yml"
+        data = [DEFAULT_DATA_DIR, corrections] if corrections.is_file() else None
     try:
         report = service.train(data_paths=data)
     except ShopTalkError as error:
