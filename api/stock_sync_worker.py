@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import socket
+import weakref
 
 from api.worker import PeriodicJob, collect
 from commerce.channels.repository import PUSH_TOPIC
@@ -20,13 +21,15 @@ from kit.outbox import Handler, OutboxWorker
 from kit.settings import Settings, get_settings
 
 SCHEDULER_TICK_SECONDS = 5.0
-_syncs: dict[int, StockSync] = {}
+_syncs: weakref.WeakKeyDictionary[Database, StockSync] = weakref.WeakKeyDictionary()
 
 
 def _sync(database: Database) -> StockSync:
     # One StockSync (and HTTP connection pool) per database per process.
     register_stock_listener()
-    return _syncs.setdefault(id(database), StockSync(database))
+    if database not in _syncs:
+        _syncs[database] = StockSync(database)
+    return _syncs[database]
 
 
 def outbox_handlers(settings: Settings, database: Database) -> dict[str, Handler]:

@@ -246,3 +246,18 @@ async def test_channel_config_is_checked_and_secrets_are_masked(db: Database) ->
         status = await channel_status(session, channel=channel)
     assert status.config["secret"] == "********"
     assert "s3cret-value" not in status.model_dump_json()
+
+
+async def test_worker_schedule_pulls_and_reconciles_once_per_interval(
+        db: Database, shopify: ShopifyDouble, webhook: WebhookDouble) -> None:
+    from api.stock_sync_worker import outbox_handlers, periodic_jobs
+    from kit.settings import Settings
+
+    await make_stocked_shop(db, shopify, webhook)
+    shopify.add_order([("KET-1", 3, "49.90")])
+    assert "channel.stock_push" in outbox_handlers(Settings(), db)
+    job = next(j for j in periodic_jobs(Settings(), db) if j.name == "channel_pull_and_reconcile")
+    assert await job.run() == {"pulled": 1, "reconciled": 1}  # only mkt pulls; site is push-only
+    shopify.add_order([("KET-1", 1, "49.90")])
+    assert await job.run() == {"pulled": 0, "reconciled": 0}  # not due again yet
+    assert await _available(db, "KET-1") == 7
