@@ -14,6 +14,7 @@ import csv
 import gzip
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -221,10 +222,15 @@ def cart_only(model: Model) -> Scorer:
     return lambda context: model.score(Context(cart=context.cart))
 
 
-def fitted(model: Model, train: Interactions) -> tuple[Model, float]:
-    started = time.perf_counter()
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def fitted(model: Model, train: Interactions) -> tuple[Model, float, float]:
+    """The model fitted, with wall-clock and CPU seconds (the machine is shared, so both are shown)."""
+    started, cpu = time.perf_counter(), time.process_time()
     model.fit(train)
-    return model, round(time.perf_counter() - started, 3)
+    return model, round(time.perf_counter() - started, 3), round(time.process_time() - cpu, 3)
 
 
 def chosen_ranker(params: dict[str, Any]) -> Ranker:
@@ -250,6 +256,7 @@ def tune(rows: Rows, train_mask: np.ndarray[Any, Any]) -> tuple[dict[str, Any], 
 
     def pick(family: str, options: dict[str, Model], *, new_only: bool) -> str:
         results = {}
+        progress(f"validation: {family}")
         for label, model in options.items():
             model.fit(split.train)
             results[label] = evaluate(split, model.score, new_only=new_only)["ndcg@10"]
@@ -261,8 +268,15 @@ def tune(rows: Rows, train_mask: np.ndarray[Any, Any]) -> tuple[dict[str, Any], 
     popularity = pick("popularity_half_life",
                       {str(h): Popularity(half_life_days=h) for h in (14.0, 30.0, 90.0)}, new_only=True)
     method = pick("item_method", {m: item_model(m, 60.0) for m in ("cosine", "rp3beta", "ease")}, new_only=True)
-    half_life = pick("item_half_life", {str(h): item_model(method, h) for h in (30.0, 60.0, 180.0)},
-                     new_only=True)
+    # The half-life only weighs the shopper's history at request time: one fitted model serves all three.
+    fitted_items = item_model(method, 60.0)
+    fitted_items.fit(split.train)
+    results = {}
+    for half in (30.0, 60.0, 180.0):
+        fitted_items.half_life_days = half
+        results[str(half)] = evaluate(split, fitted_items.score, new_only=True)["ndcg@10"]
+    trials["item_half_life"] = {"metric": "validation ndcg@10 (new items)", **results}
+    half_life = max(results, key=lambda label: results[label])
     params = {"buy_again_half_life": float(buy_again), "popularity_half_life": float(popularity),
               "item_method": method, "item_half_life": float(half_life), "label_rounds": 2}
     return params, trials
@@ -317,17 +331,21 @@ def run(args: argparse.Namespace) -> None:
         "bought_with": FrequentlyBoughtWith(),
     }
     for key, model in singles.items():
-        fit_model, seconds = fitted(model, split.train)
-        report["models"][key] = {"train_seconds": seconds,
+        progress(f"test: {key}")
+        fit_model, seconds, cpu_seconds = fitted(model, split.train)
+        report["models"][key] = {"train_seconds": seconds, "train_cpu_seconds": cpu_seconds,
                                  "all": evaluate(split, fit_model.score),
                                  "new_only": evaluate(split, fit_model.score, new_only=True)}
+    progress("test: blend")
     ranker = chosen_ranker(params)
-    _, blend_seconds = fitted(ranker, split.train)
+    _, blend_seconds, blend_cpu_seconds = fitted(ranker, split.train)
     report["models"]["blend"] = {
         "what": "gradient-boosted ranker over candidates from buy-again, item-to-item, bought-with and "
                 "popularity per country, with the shopper's purchase pattern as features",
-        "train_seconds": blend_seconds, "all": evaluate(split, ranker.score),
+        "train_seconds": blend_seconds, "train_cpu_seconds": blend_cpu_seconds,
+        "all": evaluate(split, ranker.score),
         "new_only": evaluate(split, ranker.score, new_only=True)}
+    progress("cart task")
     report["cart_task"] = {
         "what": "hide one item of each test basket (>= 2 known items), predict it from the rest; HitRate@10",
         "item_knn_cosine": cart_task(split, cart_only(singles["item_knn_cosine"])),
@@ -339,7 +357,8 @@ def run(args: argparse.Namespace) -> None:
     report["targets"] = targets
     report["targets_met"] = {f"{part} {metric}": blend[part][metric] >= value
                              for part, metrics in targets.items() for metric, value in metrics.items()}
-    report["training_under_a_minute"] = blend_seconds < 60
+    report["training_under_a_minute"] = {"wall_clock": blend_seconds < 60, "cpu": blend_cpu_seconds < 60,
+                                         "load_average_at_end": round(os.getloadavg()[0], 1)}
     print(json.dumps(report, indent=1))
 
 
