@@ -1,0 +1,216 @@
+"""A conversation as Rasa sees it: a list of Rasa events, and what they add up to (slots, loop, states)."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.rasa.domain import REQUESTED_SLOT, Domain
+
+LISTEN = "action_listen"
+SESSION_START = "action_session_start"
+# Rasa event names that change the dialogue; everything else is kept but changes nothing here.
+_RESETTING = ("restart", "session_started")
+
+State = dict[str, Any]
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A Rasa event in its JSON form, stamped now."""
+    return {"event": kind, "timestamp": time.time(), **fields}
+
+
+def action_event(name: str, *, policy: str | None = None, confidence: float = 1.0) -> dict[str, Any]:
+    return event("action", name=name, policy=policy, confidence=confidence, action_text=None, hide_rule_turn=False)
+
+
+def slot_event(name: str, value: Any) -> dict[str, Any]:
+    return event("slot", name=name, value=value)
+
+
+def applied_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events still in force after restarts, rewinds (UserUtteranceReverted) and undos (ActionReverted)."""
+    applied: list[dict[str, Any]] = []
+    for item in events:
+        kind = item.get("event")
+        if kind in _RESETTING:
+            applied = []
+        elif kind == "rewind":
+            while applied and applied[-1].get("event") != "user":
+                applied.pop()
+            if applied:
+                applied.pop()
+        elif kind == "undo":
+            while applied and not (applied[-1].get("event") == "action" and applied[-1].get("name") != LISTEN):
+                applied.pop()
+            if applied:
+                applied.pop()
+        else:
+            applied.append(item)
+    return applied
+
+
+@dataclass
+class Tracker:
+    sender_id: str
+    domain: Domain
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    # ---------- what the events add up to ----------
+    def _replay(self) -> dict[str, Any]:
+        slots = {name: slot.initial_value for name, slot in self.domain.slots.items()}
+        loop: str | None = None
+        rejected = False
+        latest: dict[str, Any] = {}
+        prev_action: str | None = None
+        followup: str | None = None
+        paused = False
+        for item in applied_events(self.events):
+            kind = item.get("event")
+            if kind == "slot":
+                slots[str(item.get("name"))] = item.get("value")
+            elif kind == "reset_slots":
+                slots = {name: slot.initial_value for name, slot in self.domain.slots.items()}
+            elif kind in ("active_loop", "form"):
+                loop = item.get("name")
+                rejected = False
+            elif kind == "action_execution_rejected":
+                rejected = True
+            elif kind == "user":
+                latest = item
+                rejected = False
+            elif kind == "action":
+                prev_action = item.get("name")
+                if followup == prev_action:
+                    followup = None
+            elif kind == "followup":
+                followup = item.get("name")
+            elif kind == "pause":
+                paused = True
+            elif kind == "resume":
+                paused = False
+        return {"slots": slots, "loop": loop, "rejected": rejected, "latest": latest, "prev_action": prev_action,
+                "followup": followup, "paused": paused}
+
+    @property
+    def slots(self) -> dict[str, Any]:
+        return dict(self._replay()["slots"])
+
+    def get_slot(self, name: str) -> Any:
+        return self._replay()["slots"].get(name)
+
+    @property
+    def active_loop(self) -> str | None:
+        loop = self._replay()["loop"]
+        return str(loop) if loop else None
+
+    @property
+    def loop_rejected(self) -> bool:
+        return bool(self._replay()["rejected"])
+
+    @property
+    def latest_message(self) -> dict[str, Any]:
+        return dict(self._replay()["latest"])
+
+    @property
+    def latest_action_name(self) -> str | None:
+        name = self._replay()["prev_action"]
+        return str(name) if name else None
+
+    @property
+    def followup_action(self) -> str | None:
+        name = self._replay()["followup"]
+        return str(name) if name else None
+
+    @property
+    def latest_intent(self) -> str | None:
+        intent = (self.latest_message.get("parse_data") or {}).get("intent") or {}
+        name = intent.get("name")
+        return str(name) if name else None
+
+    def latest_entities(self) -> list[dict[str, Any]]:
+        return list((self.latest_message.get("parse_data") or {}).get("entities") or [])
+
+    def events_since_last_user(self) -> list[dict[str, Any]]:
+        applied = applied_events(self.events)
+        for index in range(len(applied) - 1, -1, -1):
+            if applied[index].get("event") == "user":
+                return applied[index + 1:]
+        return applied
+
+    # ---------- the dialogue states the policies see ----------
+    def _state(self, slots: dict[str, Any], loop: str | None, latest: dict[str, Any], prev: str | None) -> State:
+        state: State = {}
+        if prev is not None:
+            state["prev_action"] = prev
+        if prev == LISTEN and latest:
+            parse = latest.get("parse_data") or {}
+            intent = (parse.get("intent") or {}).get("name")
+            if intent:
+                state["intent"] = str(intent)
+            used = self.domain.intent_properties.get(str(intent), {})
+            names = {str(e.get("entity")) for e in parse.get("entities") or [] if e.get("entity")}
+            if used.get("use_entities") is not None and isinstance(used.get("use_entities"), list):
+                names &= set(used["use_entities"])
+            if used.get("use_entities") is False or used.get("use_entities") == []:
+                names = set()
+            names -= set(used.get("ignore_entities") or [])
+            if names:
+                state["entities"] = frozenset(names)
+        state["active_loop"] = loop
+        for name, slot in self.domain.slots.items():
+            if name == REQUESTED_SLOT:
+                continue
+            feature = slot.feature(slots.get(name))
+            if feature is not None and feature is not False or (slot.type == "bool" and feature is False):
+                state[f"slot:{name}"] = feature
+        return state
+
+    def past_states(self) -> list[State]:
+        """The state before each action of the conversation, and the current one last."""
+        slots = {name: slot.initial_value for name, slot in self.domain.slots.items()}
+        loop: str | None = None
+        latest: dict[str, Any] = {}
+        prev: str | None = None
+        states: list[State] = []
+        for item in applied_events(self.events):
+            kind = item.get("event")
+            if kind == "slot":
+                slots[str(item.get("name"))] = item.get("value")
+            elif kind == "reset_slots":
+                slots = {name: slot.initial_value for name, slot in self.domain.slots.items()}
+            elif kind in ("active_loop", "form"):
+                loop = item.get("name")
+            elif kind == "user":
+                latest = item
+            elif kind == "action":
+                name = str(item.get("name"))
+                if name == SESSION_START:
+                    continue
+                if prev is not None or name != LISTEN:
+                    states.append(self._state(slots, loop, latest, prev))
+                prev = name
+        states.append(self._state(slots, loop, latest, prev))
+        return states
+
+    # ---------- Rasa's tracker JSON ----------
+    def to_rasa(self) -> dict[str, Any]:
+        replay = self._replay()
+        latest = replay["latest"]
+        return {
+            "sender_id": self.sender_id,
+            "slots": replay["slots"],
+            "latest_message": {"text": latest.get("text"), **(latest.get("parse_data") or {}),
+                               "message_id": latest.get("message_id"), "metadata": latest.get("metadata") or {}}
+            if latest else {"intent": {}, "entities": [], "text": None},
+            "latest_event_time": self.events[-1].get("timestamp") if self.events else None,
+            "followup_action": replay["followup"],
+            "paused": replay["paused"],
+            "events": copy.deepcopy(self.events),
+            "latest_input_channel": latest.get("input_channel"),
+            "active_loop": {"name": replay["loop"], "is_interrupted": False, "rejected": replay["rejected"],
+                            "trigger_message": {}} if replay["loop"] else {},
+            "latest_action": {"action_name": replay["prev_action"]} if replay["prev_action"] else {},
+            "latest_action_name": replay["prev_action"],
+        }
