@@ -830,6 +830,7 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
 def _safe_error(error: str | None) -> str:
     # Only the peer's refusal reason; never anything that could carry a token or URL.
     text = (error or "delivery failed").splitlines()[0][:200]
+    text = re.sub(r"^[A-Za-z_.]*Error: ", "", text)  # the outbox prefixes the exception class
     return re.sub(r"\d{6,}:[A-Za-z0-9_-]{20,}", "[token]", text)
 
 

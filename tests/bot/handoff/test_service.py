@@ -376,3 +376,40 @@ async def test_offline_hours_tell_when_the_team_is_back(db: Database, monkeypatc
     assert notice.opens_at is not None
     assert (notice.opens_at.weekday(), notice.opens_at.hour) == (0, 9)
     assert "Mon 09:00" in notice.render("en")
+
+
+async def test_reply_to_a_shopper_who_blocked_the_bot_is_marked_failed(db: Database) -> None:
+    from aiogram.client.telegram import TelegramAPIServer
+
+    from api.channel_worker import channel_handlers
+    from bot.channels.telegram import TelegramChannel
+    from bot.messages import InboundMessage
+    from kit.outbox import OutboxWorker
+    from tests.bot.channels.conftest import BOT_TOKEN
+    from tests.bot.channels.telegram_double import TelegramDouble
+
+    async def only_sends(inbound: InboundMessage) -> None:
+        raise AssertionError("no inbound expected")
+
+    ana = await make_agent(db, "ana@shop.test")
+    conversation_id = await shopper_says(db, "a person", channel="telegram", sender="4343", human=True)
+    double = await TelegramDouble(token=BOT_TOKEN).start()
+    telegram = TelegramChannel(token=BOT_TOKEN, database=db, handle=only_sends,
+                               api=TelegramAPIServer.from_base(double.base_url))
+    try:
+        double.blocked_chats.add(4343)
+        async with db.unit_of_work() as session:
+            agent = await load_agent(session, ana)
+            await handoff.take(session, agent=agent, conversation_id=conversation_id)
+            await handoff.reply(session, agent=agent, conversation_id=conversation_id, text="Still there?")
+        await OutboxWorker(db.sessions, channel_handlers(telegram=telegram, hub=None)).run_once()
+    finally:
+        await telegram.close()
+        await double.stop()
+    async with db.unit_of_work() as session:
+        view = await handoff.conversation_view(session, agent=await load_agent(session, ana),
+                                               conversation_id=conversation_id)
+    failed = view.messages[-1]
+    assert (failed.text, failed.delivery) == ("Still there?", "failed")
+    assert failed.delivery_error == "telegram refused: Forbidden: bot was blocked by the user"
+    assert BOT_TOKEN.split(":")[1] not in (failed.delivery_error or "")
