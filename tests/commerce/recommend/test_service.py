@@ -177,3 +177,16 @@ async def test_stock_counts_only_at_the_warehouse_that_ships_to_the_shopper(shop
     assert "MUG-1" not in german  # its only stock is in Shenzhen
     assert "KET-1" in german
     assert chinese == {"MUG-1"}
+
+
+async def test_a_new_product_with_no_sales_is_suggested_next_to_a_similar_one(shop: Database,
+                                                                             settings: Settings) -> None:
+    async with shop.unit_of_work() as session:
+        await make_product(session, slug="kettle-descaler", title="Kettle descaler", skus={"DES-1": {"RTM": 4}})
+    picks = await _recommend(shop, settings, country="DE", viewing_sku="KET-1", limit=10)
+    new = {p.sku: p for p in picks}
+    assert "DES-1" in new
+    assert new["DES-1"].model == "similar_product"
+    assert new["DES-1"].reason == "New, and similar to the Kettle"
+    skus = [p.sku for p in picks]
+    assert skus.index("DES-1") < skus.index("MUG-1")  # the mug was never sold either, but reads less alike
