@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,21 @@ class Chat:
     async def say(self, text: str) -> list[str]:
         replies = await self.assistant.handle_message(self.tracker, text, channel=self.channel)
         return [str(r.get("text", "")) for r in replies]
+
+
+@pytest.fixture(scope="session")
+def action_server_url() -> Iterator[str]:
+    """A real rasa-sdk action server with the sample project's actions (skips if rasa-sdk cannot be installed)."""
+    from tests.bot.rasa.action_server import ensure_rasa_sdk, running_action_server
+
+    python = ensure_rasa_sdk()
+    if isinstance(python, str):
+        pytest.skip(python)
+    with running_action_server(python, SAMPLE) as url:
+        yield url
+
+
+@pytest.fixture
+def served_project(action_server_url: str, monkeypatch: pytest.MonkeyPatch) -> RasaProject:
+    monkeypatch.setenv("CAKE_SHOP_ACTIONS_URL", action_server_url)
+    return load_project(read_project_folder(SAMPLE))
