@@ -91,9 +91,12 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
         # "Add it to my cart" later means the option on the card, not just the product.
         conversation.last_search = {**(conversation.last_search or {}), "shown": shown}
     replies = []
+    # Each reply records what it answered: the inbound's intent and the policy's action.
+    because = {"intent": ((stored.nlu or {}).get("intent") or {}).get("name"),
+               "policy": (stored.nlu or {}).get("policy"), "payload": (stored.nlu or {}).get("payload")}
     for reply in turn.replies:
         saved = await conversations.record_outbound(session, conversation=conversation, reply=reply,
-                                                    in_reply_to=stored.id)
+                                                    in_reply_to=stored.id, nlu=because)
         await enqueue(session, topic=f"send.{inbound.channel}", payload=saved.model_dump(mode="json"),
                       idempotency_key=f"msg:{saved.message_id}")
         replies.append(saved)

@@ -12,6 +12,7 @@ from commerce.inventory.service import available_stock
 from commerce.search.service import search_products
 from kit.errors import NotFound, ShopTalkError
 
+MENTIONS_CART = re.compile(r"\b(cart|basket|order)\b|购物车|订单", re.IGNORECASE)
 REFERS_TO_THIS = re.compile(r"\b(this|it|these|that|them|those)\b|这个|这款|这件|它|这些|那个", re.IGNORECASE)
 TYPICAL_PARCEL_GRAMS = 500
 TYPICAL_VALUE = Decimal(50)
@@ -28,14 +29,20 @@ def _take_destination(turn: Turn) -> str | None:
     return turn.conversation.country
 
 
-async def _lines_in_context(turn: Turn) -> tuple[list[dict[str, int | str]], str | None]:
-    """What "this" is: a product named in the message, else the last product shown, else the cart."""
+async def _lines_in_context(turn: Turn, *, implicit: bool) -> tuple[list[dict[str, int | str]], str | None]:
+    """What the question is about: a product named in it, "this" (the last product shown), or "my cart"."""
     named = turn.entity("product")
     if named:
         result = await search_products(turn.session, query=str(named), limit=1)
         if result.hits:
             product = await get_product(turn.session, product_id=result.hits[0].product_id)
             return [{"sku": result.hits[0].sku, "quantity": 1}], turn.title(product)
+    cart: list[dict[str, int | str]] = [{"sku": str(x["sku"]), "quantity": int(x["quantity"])}
+                                        for x in turn.conversation.cart or []]
+    if MENTIONS_CART.search(turn.text) and cart:
+        return cart, None
+    if not (implicit or REFERS_TO_THIS.search(turn.text)):
+        return [], None  # "do you ship to Japan?" is about delivery, not about the product shown last
     for product_id in (turn.conversation.last_products or [])[:1]:
         try:
             product = await get_product(turn.session, product_id=product_id)
@@ -44,8 +51,6 @@ async def _lines_in_context(turn: Turn) -> tuple[list[dict[str, int | str]], str
         stock = await available_stock(turn.session, skus=[v.sku for v in product.variants])
         sku = next((v.sku for v in product.variants if stock.get(v.sku, 0) > 0), product.variants[0].sku)
         return [{"sku": sku, "quantity": 1}], turn.title(product)
-    cart: list[dict[str, int | str]] = [{"sku": str(x["sku"]), "quantity": int(x["quantity"])}
-                                        for x in turn.conversation.cart or []]
     return cart, None
 
 
@@ -55,9 +60,8 @@ async def answer(turn: Turn, intent: str) -> bool:
     country = _take_destination(turn)
     if intent == "return_refund":
         return await returns(turn, country or turn.country)
-    lines, title = await _lines_in_context(turn)
-    if intent == "shipping_info" and not (turn.entity("product") or REFERS_TO_THIS.search(turn.text)):
-        lines = []  # "do you ship to Japan?" asks about delivery, not about the product shown last
+    # A customs question right after seeing a product is about that product, even without "this".
+    lines, title = await _lines_in_context(turn, implicit=intent == "customs_duties")
     if intent == "currency_payment" and not lines:
         if turn.entity("currency"):
             turn.say("currency_set", currency=turn.conversation.currency)
