@@ -64,7 +64,9 @@ class Embedder:
         self, *, threads: int | None = None, max_batch: int = 64, batch_wait_ms: float = 2.0
     ) -> None:
         cores = os.cpu_count() or 1
-        self.threads = max(1, min(threads or 2, cores, 2))
+        # One thread by default: on a shared 2-core box OpenMP spin-waiting made one encode 10x slower.
+        wanted = threads or int(os.environ.get("SHOPTALK_NLU_THREADS", "1") or 1)
+        self.threads = max(1, min(wanted, cores, 2))
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_ms / 1000.0
         self._load_lock = threading.Lock()
@@ -89,7 +91,7 @@ class Embedder:
                 import torch
                 from sentence_transformers import SentenceTransformer
 
-                if torch.get_num_threads() > self.threads:
+                if torch.get_num_threads() != self.threads:
                     torch.set_num_threads(self.threads)
                 model = SentenceTransformer(minilm_model_dir(), device="cpu")
                 model.eval()
@@ -113,15 +115,30 @@ class Embedder:
         self.load()
         batch = [_model_text(t) for t in texts]
         with self._run_lock:
-            import torch
-
-            with torch.inference_mode():
-                minilm = self._minilm.encode(
-                    batch, batch_size=64, convert_to_numpy=True, show_progress_bar=False,
-                    normalize_embeddings=False,
-                )
+            minilm = self._minilm_forward(batch)
             use = self._use.encode(batch)
         return _normalise_rows(minilm), _normalise_rows(use)
+
+    def _minilm_forward(self, batch: list[str]) -> FloatMatrix:
+        """Mean-pooled MiniLM token states (what SentenceTransformer.encode computes, minus its overhead)."""
+        import torch
+
+        model = self._minilm
+        tokenizer = model.tokenizer
+        transformer = model[0].auto_model
+        max_length = int(getattr(model, "max_seq_length", 256) or 256)
+        order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
+        out = np.zeros((len(batch), MINILM_DIM), dtype=np.float32)
+        with torch.inference_mode():
+            for offset in range(0, len(order), 32):
+                chunk = order[offset:offset + 32]
+                tokens = tokenizer([batch[i] for i in chunk], padding=True, truncation=True, max_length=max_length,
+                                   return_tensors="pt")
+                states = transformer(**tokens).last_hidden_state
+                mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
+                pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                out[chunk] = pooled.numpy()
+        return out
 
     def encode(self, texts: Sequence[str]) -> FloatMatrix:
         """float32 (n, 896), unit rows: [MiniLM, USE] each scaled by 1/sqrt(2)."""
