@@ -101,7 +101,7 @@ async def _handle_frame(channels: Channels, settings: Settings, session_id: str,
     except BadFrame as exc:
         await send({"type": "error", "code": exc.code, "detail": exc.detail})
         return
-    inbound = to_inbound(session_id, frame, max_chars=settings.limits.max_message_chars)
+    inbound = to_inbound(session_id, frame)
     try:
         result = await channels.runtime.handle(inbound, delivered_inline=True)
     except ShopTalkError as exc:

@@ -136,7 +136,6 @@ async def rest_status() -> dict[str, str]:
 @router.post("/webhooks/rest/webhook", response_model=list[RestReply], response_model_exclude_none=True,
              summary="Rasa-compatible REST channel: one message in, the bot's replies out")
 async def rest_webhook(body: RestMessageIn, request: Request) -> list[RestReply]:
-    settings: Settings = request.app.state.settings
-    inbound = to_inbound(body, max_chars=settings.limits.max_message_chars)
+    inbound = to_inbound(body)
     result = await channels_of(request).runtime.handle(inbound, delivered_inline=True)
     return [to_rasa(reply) for reply in result.replies]

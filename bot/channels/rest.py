@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot.channels import command_payload
 from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 
@@ -32,21 +33,17 @@ class RestReply(BaseModel):
     message_id: int | None = Field(default=None, description="Our stored id of this reply.")
 
 
-def to_inbound(body: RestMessageIn, *, max_chars: int) -> InboundMessage:
+def to_inbound(body: RestMessageIn) -> InboundMessage:
     metadata = dict(body.metadata or {})
     given = metadata.get("message_id")
     message_id = str(given)[:MAX_ID_CHARS] if given not in (None, "") else uuid.uuid4().hex
-    text = body.message
-    if len(text) > max_chars:
-        metadata["truncated_from"] = len(text)
-        text = text[:max_chars]
+    text = body.message  # the engine reads the first max_message_chars and tells the shopper so
     locale = metadata.get("locale")
     # Rasa clients send a pressed button's payload as the message; the engine recognises its own payloads
     # in text, and a client may also say so explicitly with metadata {"payload": true}.
-    is_payload = bool(metadata.get("payload"))
+    payload = text.strip() if metadata.get("payload") else command_payload(text)
     return InboundMessage(channel="rest", sender_id=body.sender, message_id=message_id,
-                          kind="callback" if is_payload else "text", text=text,
-                          payload=text.strip() if is_payload else None,
+                          kind="callback" if payload else "text", text=text, payload=payload,
                           locale_hint=str(locale) if isinstance(locale, str) else None,
                           metadata={k: v for k, v in metadata.items() if k != "message_id"}, received_at=utcnow())
 

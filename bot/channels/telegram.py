@@ -40,7 +40,7 @@ from aiogram.types import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels import repository
+from bot.channels import command_payload, repository
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
 from kit.clock import utcnow
 from kit.db import Database
@@ -53,8 +53,6 @@ TEXT_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64
 TOKEN_PREFIX = "~"  # callback_data starting with this is a server-side token, never a raw payload
 COMMANDS = ("start", "help", "cart", "orders")
-# Commands that are simply a menu button under another name; the rest go to the engine as commands.
-COMMAND_PAYLOADS = {"orders": "menu:order"}
 AIOGRAM_LOGGERS = ("aiogram", "aiogram.dispatcher", "aiogram.event", "aiogram.middlewares", "aiogram.webhook",
                    "aiogram.scene", "aiohttp.client", "aiohttp.access", "aiohttp.internal")
 
@@ -219,9 +217,9 @@ def inbound_from_message(update: Update, message: Message, *, edited: bool = Fal
     command = _command(message.text)
     if command is not None:
         metadata.update(command=command[0], args=command[1])
-        if command[0] in COMMAND_PAYLOADS:
-            return InboundMessage(**fields, kind="callback", text=message.text,
-                                  payload=COMMAND_PAYLOADS[command[0]], metadata=metadata)
+        payload = command_payload(message.text)
+        if payload is not None:
+            return InboundMessage(**fields, kind="callback", text=message.text, payload=payload, metadata=metadata)
         return InboundMessage(**fields, kind="command", text=message.text, metadata=metadata)
     return InboundMessage(**fields, kind="text", text=message.text, metadata=metadata)
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from bot.channels import command_payload
 from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 
@@ -70,12 +71,9 @@ def parse_client_frame(raw: str) -> ClientFrame:
     return frame
 
 
-def to_inbound(session_id: str, frame: ClientFrame, *, max_chars: int) -> InboundMessage:
+def to_inbound(session_id: str, frame: ClientFrame) -> InboundMessage:
     metadata: dict[str, Any] = {"client_message_id": frame.id}
-    text = frame.text
-    if text is not None and len(text) > max_chars:
-        metadata["truncated_from"] = len(text)
-        text = text[:max_chars]
+    text = frame.text  # the engine reads the first max_message_chars and tells the shopper so
     # Scoped by session: (channel, message_id) is unique across every shopper of the channel.
     message_id = f"{session_id}:{frame.id}"
     if frame.type == "button":
@@ -83,7 +81,9 @@ def to_inbound(session_id: str, frame: ClientFrame, *, max_chars: int) -> Inboun
         return InboundMessage(channel="webchat", sender_id=session_id, message_id=message_id,
                               kind="command" if payload.startswith("/") else "callback", payload=payload, text=text,
                               locale_hint=frame.locale, metadata=metadata, received_at=utcnow())
-    return InboundMessage(channel="webchat", sender_id=session_id, message_id=message_id, kind="text", text=text,
+    command = command_payload(text)
+    return InboundMessage(channel="webchat", sender_id=session_id, message_id=message_id,
+                          kind="callback" if command else "text", text=text, payload=command,
                           locale_hint=frame.locale, metadata=metadata, received_at=utcnow())
 
 

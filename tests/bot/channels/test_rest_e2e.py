@@ -1,0 +1,87 @@
+"""The Rasa-compatible REST channel against the served demo shop, the way a Rasa client uses it."""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.bot.channels.served_shop import ServedShop, served_shop
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedShop]:
+    with served_shop(tmp_path_factory.mktemp("rest")) as served:
+        yield served
+
+
+class RasaClient:
+    def __init__(self, http: httpx.AsyncClient, sender: str) -> None:
+        self.http = http
+        self.sender = sender
+
+    async def send(self, message: str, *, expect: str) -> list[dict[str, Any]]:
+        body = {"sender": self.sender, "message": message, "metadata": {"message_id": uuid.uuid4().hex}}
+        response = await self.http.post("/webhooks/rest/webhook", json=body)
+        assert response.status_code == 200, response.text
+        replies: list[dict[str, Any]] = response.json()
+        assert all(r["recipient_id"] == self.sender for r in replies)
+        assert any(expect in r["text"] for r in replies), [r["text"] for r in replies]
+        return replies
+
+
+def _payload(replies: list[dict[str, Any]], title: str) -> str:
+    for reply in replies:
+        for button in reply.get("buttons") or []:
+            if title in button["title"]:
+                return str(button["payload"])
+        for card in (reply.get("custom") or {}).get("cards") or []:
+            for button in card["buttons"]:
+                if title in button["title"]:
+                    return str(button["payload"])
+    raise AssertionError(f"no {title!r} button")
+
+
+@pytest.mark.parametrize(("language", "lines"), [
+    ("en", {"search": ("I am looking for an electric kettle", "Here is what I found"), "add": "Add to cart",
+            "added": "Added 1", "checkout": "Checkout", "country": ("Germany", "e-mail"),
+            "email": ("rest.buyer@example.com", "postcode"), "placed": "is placed", "which": "Which order",
+            "status": "awaiting payment"}),
+    ("zh", {"search": ("有电水壶吗", "为您找到"), "add": "加入购物车", "added": "加入购物车", "checkout": "去结算",
+            "country": ("德国", "邮箱"), "email": ("rest.zh@example.com", "邮政编码"), "placed": "已提交",
+            "which": "哪个订单", "status": "待付款"}),
+])
+async def test_purchase_and_order_status_over_rest(shop: ServedShop, language: str, lines: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(base_url=shop.base_url, timeout=60) as http:
+        assert (await http.get("/webhooks/rest/")).json() == {"status": "ok"}
+        shopper = RasaClient(http, f"rest-{language}-{uuid.uuid4().hex[:8]}")
+        found = await shopper.send(*lines["search"][:1], expect=lines["search"][1])
+        cards = [c for r in found for c in (r.get("custom") or {}).get("cards", [])]
+        assert cards
+        assert all({"sku", "title", "price_text", "buttons"} <= set(c) for c in cards)
+        added = await shopper.send(_payload(found, lines["add"]), expect=lines["added"])
+        asked = await shopper.send(_payload(added, lines["checkout"]), expect="")
+        assert asked
+        await shopper.send(lines["country"][0], expect=lines["country"][1])
+        await shopper.send(lines["email"][0], expect=lines["email"][1])
+        placed = await shopper.send("10115", expect=lines["placed"])
+        number = re.search(r"#([A-Za-z0-9-]+)", " ".join(r["text"] for r in placed))
+        assert number is not None
+        which = await shopper.send("/orders", expect=lines["which"])
+        await shopper.send(_payload(which, f"#{number.group(1)}"), expect=lines["status"])
+
+
+async def test_rest_refuses_bad_input_cleanly(shop: ServedShop) -> None:
+    async with httpx.AsyncClient(base_url=shop.base_url, timeout=60) as http:
+        response = await http.post("/webhooks/rest/webhook", content=b"not json",
+                                   headers={"content-type": "application/json"})
+        assert response.status_code == 400
+        assert response.json()["code"] == "malformed_json"
+        long = await http.post("/webhooks/rest/webhook", json={"sender": "long-1", "message": "kettle " * 1500})
+        assert long.status_code == 200
+        assert any("long message" in r["text"] for r in long.json())
