@@ -105,22 +105,23 @@ CURRENCY_WORDS: dict[str, str] = {
 }
 _MONEY_PREFIX = {
     "us$": "USD", "usd$": "USD", "hk$": "HKD", "c$": "CAD", "ca$": "CAD", "a$": "AUD", "au$": "AUD",
-    "nz$": "NZD", "s$": "SGD", "nt$": "TWD", "$": "USD", "€": "EUR", "£": "GBP", "¥": "¥", "￥": "¥",
+    "nz$": "NZD", "s$": "SGD", "jp¥": "JPY", "cn¥": "CNY", "nt$": "TWD", "$": "USD", "€": "EUR", "£": "GBP",
+    "¥": "¥", "￥": "¥",
     "rmb": "CNY", "₩": "KRW", "₹": "INR", "₽": "RUB", "r$": "BRL", "chf": "CHF", "fr.": "CHF",
 }
 _MONEY_SUFFIX = {
     **CURRENCY_WORDS,
-    "$": "USD", "€": "EUR", "£": "GBP", "¥": "¥", "￥": "¥", "元": "CNY", "块": "CNY", "块钱": "CNY",
+    "$": "USD", "€": "EUR", "£": "GBP", "¥": "¥", "￥": "¥", "円": "JPY", "欧": "EUR", "元": "CNY", "块": "CNY",
+    "块钱": "CNY",
     "rmb": "CNY", "usd": "USD", "eur": "EUR", "gbp": "GBP", "cny": "CNY", "jpy": "JPY", "hkd": "HKD",
     "eur.": "EUR",
 }
 NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-                "ten": 10, "eleven": 11, "twelve": 12, "a dozen": 12, "a couple of": 2, "a pair of": 2,
+                "ten": 10, "eleven": 11, "twelve": 12, "a dozen": 12, "a couple of": 2, "a pair": 2,
                 "a few": 3}
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 
 _AMOUNT = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:[.,]\d{1,2})?)"
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _alternation(keys: Iterable[str]) -> str:
@@ -152,9 +153,12 @@ def _patterns() -> dict[str, re.Pattern[str]]:
         "size_system": re.compile(r"(?<![A-Za-z])(?:EU|US|UK)\s?\d{1,2}(?:\.5)?(?!\d)"),
         "size_waist": re.compile(r"(?<![A-Za-z])W\d{2}\s?L\d{2}(?!\d)"),
         "size_cn": re.compile(r"(\d{2}(?:\.5)?)码"),
-        "quantity_digits": re.compile(r"(?<![A-Za-z0-9_#$€£¥.,:/-])(\d{1,3})(?![\d.,:/%]|\s?(?:%|码|元|块))"),
+        "quantity_digits": re.compile(
+            r"(?<![A-Za-z0-9_#$€£¥.,:/-])(\d{1,3})(?![\d.,:/%A-Za-z]|\s?(?:%|码|元|块|岁|年|月|日|天|号|点|"
+            r"years?\b|yrs?\b|months?\b|weeks?\b|days?\b|hours?\b|minutes?\b|mins?\b|am\b|pm\b))"
+        ),
         "quantity_cn": re.compile(
-            r"(\d{1,3}|[一二两三四五六七八九十]{1,2})\s*(?:件|个|双|条|只|台|份|瓶|盒|套|包|本|张|支|顶|副)"
+            r"(?<![这那哪])((\d{1,3}|[一二两三四五六七八九十]{1,2})\s*(?:件|个|双|条|只|台|份|瓶|盒|套|包|本|张|支|顶|副))"
         ),
         "quantity_words": re.compile(
             r"\b(?:(?:add|buy|take|want|need|order|get|put)\s(?=one\b))?(" + _alternation(NUMBER_WORDS) + r"|one)\b",
@@ -243,7 +247,7 @@ class _Table:
         starts.sort(key=lambda item: item[0])
         covered = 0
         for index, lengths in starts:
-            if index < covered:
+            if index < covered or (index > 0 and haystack[index - 1] in "'’"):
                 continue
             hit = self._match_at(haystack, index, lengths)
             if hit is not None:
@@ -267,6 +271,15 @@ class _Gazetteer:
             self._tables = (_Table(self.entries, self.plural), _Table(self.exact_case, False))
         folded, exact = self._tables
         return [*folded.find(text.lower()), *exact.find(text)]
+
+
+def _is_code(surface: str) -> bool:
+    return 2 <= len(surface) <= 3 and surface.isascii() and surface.isalpha() and surface.isupper()
+
+
+def _table_key(value: str) -> str:
+    """Lookup key: lower-cased, except capital codes (ALL, TOP, RE) which only match as written."""
+    return value if _is_code(value) else value.lower()
 
 
 def _country_tables() -> tuple[dict[str, str], dict[str, str]]:
@@ -307,7 +320,7 @@ class EntityExtractor:
         for name, values in training.lookups.items():
             table = tables.setdefault(name, {})
             for value in values:
-                table[value.lower()] = synonyms.get(value.lower(), value)
+                table[_table_key(value)] = synonyms.get(value.lower(), value)
         for name, surfaces in training.entity_vocabulary().items():
             if name in PATTERN_ENTITIES:
                 continue
@@ -316,9 +329,10 @@ class EntityExtractor:
                 table.setdefault(surface.lower(), synonyms.get(surface.lower(), surface))
         # A synonym's surface form counts as an entity wherever its canonical value does.
         for table in tables.values():
-            known = {value.lower() for value in table.values()} | set(table)
+            known = {value.lower() for value in table.values()} | {key.lower() for key in table}
             for surface, canonical in synonyms.items():
-                if canonical.lower() in known:
+                # Short codes ("re", "it") only come from lookups, written in capitals.
+                if canonical.lower() in known and not (len(surface) <= 3 and surface.isascii()):
                     table.setdefault(surface, canonical)
         regexes = []
         for name, patterns in training.regexes.items():
@@ -366,7 +380,11 @@ class EntityExtractor:
                 for name, table in source.items():
                     gazetteer = gazetteers.setdefault(name, _Gazetteer(name))
                     for surface, canonical in table.items():
-                        if name == "size" and len(surface) == 1:
+                        if _is_code(surface):
+                            gazetteer.exact_case[surface] = canonical
+                        elif len(surface) == 1 and not surface.isascii() and name != "size":
+                            continue  # 块, 鞋 alone are parts of other words (凉鞋); with an amount 块 is money
+                        elif name == "size" and len(surface) == 1:
                             gazetteer.exact_case[surface.upper()] = canonical.upper()
                         elif name == "country" and len(surface) == 2 and surface.upper() in _AMBIGUOUS_COUNTRY_CODES:
                             gazetteer.exact_case[surface.upper()] = canonical
@@ -445,9 +463,11 @@ class EntityExtractor:
             if 0 < number < 1000:
                 found.append(Entity("quantity", number, match.start(1), match.end(1), match.group(1), confidence=0.8))
         for match in patterns["quantity_cn"].finditer(text):
-            cn_number = _cn_number(match.group(1))
+            cn_number = _cn_number(match.group(2))
             if cn_number:
-                found.append(Entity("quantity", cn_number, match.start(1), match.end(1), match.group(1),
+                # As the shop's annotations have it: "两个" with its measure word, "4" without.
+                group = 2 if match.group(2).isdigit() else 1
+                found.append(Entity("quantity", cn_number, match.start(group), match.end(group), match.group(group),
                                     confidence=0.9))
         for match in patterns["quantity_words"].finditer(text):
             word = match.group(1).lower()
@@ -465,8 +485,8 @@ def _currency_of(raw: str, text: str) -> str:
     if code == "RMB":
         return "CNY"
     if code == "¥":
-        # The yen sign is also the yuan sign; Chinese text means yuan.
-        return "CNY" if _HAN.search(text) else "JPY"
+        # The shop's convention: a bare ¥ is the yuan; the yen is written JP¥, 円 or 日元.
+        return "CNY"
     return code
 
 

@@ -45,7 +45,9 @@ def test_order_numbers_emails_phones(extractor: EntityExtractor, text: str, expe
         ("around 20 pounds", "20", "GBP", "20 pounds"),
         ("100元以内", "100", "CNY", "100元"),
         ("预算¥300", "300", "CNY", "¥300"),
-        ("less than ¥3000", "3000", "JPY", "¥3000"),
+        ("less than ¥3000", "3000", "CNY", "¥3000"),
+        ("about JP¥3000", "3000", "JPY", "JP¥3000"),
+        ("50欧以内", "50", "EUR", "50欧"),
         ("RMB 200 is fine", "200", "CNY", "RMB 200"),
         ("pay 30 EUR", "30", "EUR", "30 EUR"),
         ("50美元", "50", "USD", "50美元"),
@@ -66,7 +68,7 @@ def test_shop_words_sizes_colours_quantities(extractor: EntityExtractor) -> None
     ]
     assert found(extractor, "add a couple of grey ones") == [("quantity", 2, "a couple of"), ("colour", "grey", "grey")]
     assert found(extractor, "我要两件红色的卫衣，XL") == [
-        ("quantity", 2, "两"), ("colour", "red", "红色"), ("product", "卫衣", "卫衣"), ("size", "XL", "XL"),
+        ("quantity", 2, "两件"), ("colour", "red", "红色"), ("product", "卫衣", "卫衣"), ("size", "XL", "XL"),
     ]
     # "I'm" is not a size M and "this one" is no quantity.
     assert found(extractor, "I'm sure this one is nice") == []
