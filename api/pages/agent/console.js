@@ -60,7 +60,7 @@
     $("console").hidden = false;
     $("me").textContent = state.me.name + " (" + state.me.role + ")";
     $("available").checked = state.me.available;
-    await Promise.all([loadInbox(), loadAgents(), loadCanned()]);
+    await Promise.all([loadInbox(), loadAgents(), loadCanned(), loadTeam()]);
     startEvents();
   }
 
@@ -107,7 +107,7 @@
   let inboxTimer = null;
   let conversationTimer = null;
   function scheduleInbox() {
-    if (!inboxTimer) inboxTimer = setTimeout(() => { inboxTimer = null; act(loadInbox); }, 50);
+    if (!inboxTimer) inboxTimer = setTimeout(() => { inboxTimer = null; act(loadInbox); act(loadTeam); }, 50);
   }
   function scheduleConversation() {
     if (!conversationTimer) conversationTimer = setTimeout(() => { conversationTimer = null; act(loadConversation); }, 50);
@@ -139,6 +139,17 @@
     $("transfer-to").replaceChildren(el("option", { value: "" }, "Transfer to..."),
       ...state.agents.filter((a) => a.id !== state.me.id).map((a) =>
         el("option", { value: String(a.id) }, a.name + (a.online ? "" : " (offline)"))));
+  }
+
+  async function loadTeam() {
+    const [agents, csat] = await Promise.all([api("GET", "/agents"), api("GET", "/csat")]);
+    const ratings = new Map(csat.map((c) => [c.agent_id, c]));
+    $("team").replaceChildren(...agents.map((a) => {
+      const r = ratings.get(a.id);
+      const score = r && r.average !== null ? "CSAT " + r.average.toFixed(1) + " (" + r.answered + ")" : "no CSAT yet";
+      return el("li", { dataset: { agentId: String(a.id) } },
+        a.name + (a.online ? " - online" : " - offline") + ", " + a.open + "/" + a.capacity + " open, " + score);
+    }));
   }
 
   async function loadCanned() {

@@ -198,3 +198,14 @@ async def test_session_cookie_is_not_readable_by_scripts(client: httpx.AsyncClie
     assert cookie.startswith(f"{SESSION_COOKIE}=")
     assert "HttpOnly" in cookie
     assert response.json()["csrf_token"] not in cookie
+
+
+async def test_repeated_wrong_passwords_are_throttled(client: httpx.AsyncClient, db: Database) -> None:
+    await make_agent(db, "ana@shop.test")
+    for _ in range(10):
+        wrong = await client.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": "guess"})
+        assert wrong.status_code == 401
+    blocked = await client.post("/api/v1/agent/session", json={"email": "ANA@shop.test", "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert blocked.json()["code"] == "too_many_sign_ins"
+    assert int(blocked.headers["retry-after"]) > 0
