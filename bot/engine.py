@@ -16,6 +16,7 @@ from bot.deps import BotDeps
 from bot.handoff import engine_hooks
 from bot.messages import Button, InboundMessage, OutboundMessage
 from bot.policy import HANDOFF_INTENTS, Decision, decide
+from bot.rasa import engine_hook as rasa_hook
 from bot.skills import cart, cross_border, faq, order_status, recommend, search
 from bot.skills.base import Turn
 from bot.templates import DEFAULT_LOCALE, supported_locale
@@ -72,7 +73,8 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     try:
         async with session.begin_nested():
             if not await engine_hooks.answer_instead(turn, stored):
-                await _respond(turn, stored)
+                if not await rasa_hook.answer(turn, stored):  # an imported Rasa assistant answers instead
+                    await _respond(turn, stored)
                 await engine_hooks.after_bot(turn, stored)
             await session.flush()
     except (ShopTalkError, ValidationError) as error:
@@ -311,6 +313,10 @@ async def _continue_pending(turn: Turn, pending: dict[str, Any]) -> bool:
         return True
     if intent == "order_status" and slot == "order_proof":
         answer = turn.text.strip()
+        named = turn.entity("order_number")
+        if named and str(named).lstrip("#") != str(data.get("number", "")):
+            await order_status.with_number(turn, str(named).lstrip("#"))  # asking about another order now
+            return True
         if turn.entity("email") or "@" in answer or (order_status.POSTCODE.match(answer) and
                                                       any(c.isdigit() for c in answer)):
             await order_status.with_proof(turn, str(data.get("number", "")))
