@@ -1,0 +1,58 @@
+"""Where the conversation engine hands a message to the imported Rasa assistant, when one is active."""
+from __future__ import annotations
+
+from typing import Any
+
+from bot.conversations.models import ConversationMessage
+from bot.messages import Button
+from bot.rasa.service import active_assistant, models_dir_of, respond
+from bot.skills.base import Turn
+
+
+async def answer(turn: Turn, stored: ConversationMessage) -> bool:
+    """True when an imported assistant answered (its replies are on the turn); False: ShopTalk's bot answers."""
+    inbound = turn.inbound
+    if inbound.kind in ("unsupported", "edited"):
+        return False
+    assistant = await active_assistant(turn.session, models_dir=models_dir_of(turn.deps.settings.data_dir))
+    if assistant is None:
+        return False
+    text = inbound.payload if inbound.kind == "callback" and inbound.payload else (inbound.text or "")
+    text = text[: turn.deps.settings.limits.max_message_chars]
+
+    def hand_over() -> None:
+        from bot.engine import handoff
+
+        handoff(turn, "human_handoff")
+
+    replies = await respond(turn.session, assistant=assistant, conversation_id=turn.conversation.id,
+                            sender_id=inbound.sender_id, text=text, channel=inbound.channel,
+                            message_id=inbound.message_id, metadata=inbound.metadata,
+                            extra={"conversation": turn.conversation, "handoff": hand_over})
+    stored.nlu = {**(await _latest_parse(turn)), "policy": "rasa"}
+    for reply in replies:
+        turn.say_text(str(reply.get("text") or ""), buttons=_buttons(reply.get("buttons")),
+                      custom=_custom(reply))
+    return True
+
+
+async def _latest_parse(turn: Turn) -> dict[str, Any]:
+    from bot.rasa.repository import RasaRepository
+
+    for row in reversed(await RasaRepository(turn.session).events(turn.conversation.id)):
+        if row.event.get("event") == "user":
+            return dict(row.event.get("parse_data") or {})
+    return {}
+
+
+def _buttons(raw: Any) -> list[Button]:
+    out = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and item.get("title"):
+            out.append(Button(title=str(item["title"]), payload=item.get("payload"), url=item.get("url")))
+    return out
+
+
+def _custom(reply: dict[str, Any]) -> dict[str, Any] | None:
+    extra = {k: reply[k] for k in ("image", "custom", "attachment", "elements", "quick_replies") if reply.get(k)}
+    return extra or None

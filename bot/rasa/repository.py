@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.rasa.models import RasaAssistant, RasaTrackerEvent
+from kit.clock import utcnow
+
+
+class RasaRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active(self) -> RasaAssistant | None:
+        return await self.session.scalar(select(RasaAssistant).where(RasaAssistant.active.is_(True))
+                                         .order_by(RasaAssistant.id.desc()).limit(1))
+
+    async def active_id(self) -> int | None:
+        return await self.session.scalar(select(RasaAssistant.id).where(RasaAssistant.active.is_(True))
+                                         .order_by(RasaAssistant.id.desc()).limit(1))
+
+    async def by_id(self, assistant_id: int) -> RasaAssistant | None:
+        return await self.session.get(RasaAssistant, assistant_id)
+
+    async def add_active(self, assistant: RasaAssistant) -> RasaAssistant:
+        await self.session.execute(update(RasaAssistant).where(RasaAssistant.active.is_(True)).values(active=False))
+        assistant.active = True
+        self.session.add(assistant)
+        await self.session.flush()
+        return assistant
+
+    async def deactivate_all(self) -> None:
+        await self.session.execute(update(RasaAssistant).where(RasaAssistant.active.is_(True)).values(active=False))
+
+    async def events(self, conversation_id: int) -> Sequence[RasaTrackerEvent]:
+        return (await self.session.scalars(select(RasaTrackerEvent)
+                                           .where(RasaTrackerEvent.conversation_id == conversation_id)
+                                           .order_by(RasaTrackerEvent.position))).all()
+
+    async def append(self, conversation_id: int, start: int, events: list[dict[str, Any]]) -> None:
+        now = utcnow()
+        self.session.add_all([RasaTrackerEvent(conversation_id=conversation_id, position=start + i, event=item,
+                                               created_at=now) for i, item in enumerate(events)])
+        await self.session.flush()

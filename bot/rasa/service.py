@@ -1,0 +1,138 @@
+"""Importing Rasa projects, serving the active one, and the tracker store."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.rasa.assistant import ActionContext, Assistant
+from bot.rasa.domain import Domain
+from bot.rasa.errors import RasaAssistantMissing, RasaProjectInvalid
+from bot.rasa.models import RasaAssistant
+from bot.rasa.project import RasaProject, load_project
+from bot.rasa.repository import RasaRepository
+from bot.rasa.skills import SHOPTALK_ACTIONS
+from bot.rasa.tracker import Tracker
+from kit.clock import utcnow
+from nlu.embedder import Embedder
+from nlu.errors import NluModelInvalid, NluModelMissing, TrainingDataError
+from nlu.service import NluService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    assistant_id: int
+    name: str
+    nlu_version: str | None
+    summary: dict[str, Any]
+
+
+def models_dir_of(data_dir: Path) -> Path:
+    return Path(data_dir) / "models" / "rasa"
+
+
+def train_project_nlu(project: RasaProject, *, models_dir: Path, embedder: Embedder | None = None) -> str | None:
+    """Train ShopTalk's NLU on the project's nlu data (retrieval sub-intents included); its version."""
+    if len(project.nlu.intents) < 2:
+        return None
+    service = NluService(models_dir=models_dir, data_paths=[], embedder=embedder,
+                         default_language=project.language)
+    try:
+        return service.train(data=project.nlu).version
+    except TrainingDataError as error:
+        raise RasaProjectInvalid([{"file": error.source, "line": error.line, "problem": error.problem}]) from error
+
+
+async def import_project(session: AsyncSession, *, files: dict[str, str], models_dir: Path,
+                         embedder: Embedder | None = None) -> ImportReport:
+    """Validate the project, train its NLU and make it the active assistant.
+
+    A project that does not load raises RasaProjectInvalid (file, line, problem) and changes nothing: the
+    assistant serving before keeps serving."""
+    project = load_project(files)
+    version = await asyncio.to_thread(train_project_nlu, project, models_dir=models_dir, embedder=embedder)
+    row = RasaAssistant(name=project.assistant_id or "assistant", files=dict(files), summary=project.summary(),
+                        nlu_version=version, created_at=utcnow())
+    await RasaRepository(session).add_active(row)
+    return ImportReport(assistant_id=row.id, name=row.name, nlu_version=version, summary=row.summary)
+
+
+async def deactivate(session: AsyncSession) -> None:
+    """ShopTalk's own bot answers again."""
+    await RasaRepository(session).deactivate_all()
+
+
+_cache: dict[int, Assistant] = {}
+_cache_lock = threading.Lock()
+
+
+def _build(row: RasaAssistant, models_dir: Path, embedder: Embedder | None) -> Assistant:
+    project = load_project(dict(row.files))
+    parser: NluService | None = None
+    if row.nlu_version:
+        parser = NluService(models_dir=models_dir, data_paths=[], embedder=embedder, default_language=project.language)
+        try:
+            parser.load(version=row.nlu_version)
+        except (NluModelMissing, NluModelInvalid):
+            log.warning("NLU model %s of assistant %s is missing; retraining", row.nlu_version, row.id)
+            parser.train(data=project.nlu)
+    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS)
+
+
+async def active_assistant(session: AsyncSession, *, models_dir: Path,
+                           embedder: Embedder | None = None) -> Assistant | None:
+    """The active imported assistant (built once per process), or None when ShopTalk's own bot answers."""
+    repo = RasaRepository(session)
+    assistant_id = await repo.active_id()
+    if assistant_id is None:
+        return None
+    cached = _cache.get(assistant_id)
+    if cached is not None:
+        return cached
+    row = await repo.by_id(assistant_id)
+    assert row is not None
+    built = await asyncio.to_thread(_build, row, models_dir, embedder)
+    with _cache_lock:
+        _cache.setdefault(assistant_id, built)
+    return _cache[assistant_id]
+
+
+async def load_tracker(session: AsyncSession, *, conversation_id: int, sender_id: str, domain: Domain) -> Tracker:
+    rows = await RasaRepository(session).events(conversation_id)
+    return Tracker(sender_id, domain, [dict(row.event) for row in rows])
+
+
+async def respond(session: AsyncSession, *, assistant: Assistant, conversation_id: int, sender_id: str, text: str,
+                  channel: str, message_id: str | None = None, metadata: dict[str, Any] | None = None,
+                  extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run one message through the assistant, storing the new Rasa events; the bot's messages."""
+    tracker = await load_tracker(session, conversation_id=conversation_id, sender_id=sender_id,
+                                 domain=assistant.domain)
+    start = len(tracker.events)
+    context = ActionContext(tracker=tracker, session=session, conversation_id=conversation_id, channel=channel,
+                            extra=extra or {})
+    replies = await assistant.handle_message(tracker, text, channel=channel, message_id=message_id,
+                                             metadata=metadata, context=context)
+    await RasaRepository(session).append(conversation_id, start, tracker.events[start:])
+    return replies
+
+
+async def export_tracker(session: AsyncSession, *, conversation_id: int, models_dir: Path) -> dict[str, Any]:
+    """Rasa's tracker JSON of a conversation (events from the tracker store)."""
+    from bot.conversations.service import get_conversation
+
+    conversation = await get_conversation(session, conversation_id=conversation_id)
+    assistant = await active_assistant(session, models_dir=models_dir)
+    domain = assistant.domain if assistant is not None else Domain()
+    tracker = await load_tracker(session, conversation_id=conversation_id, sender_id=conversation.sender_id,
+                                 domain=domain)
+    if not tracker.events and assistant is None:
+        raise RasaAssistantMissing(f"conversation {conversation_id} has no Rasa events")
+    return tracker.to_rasa()

@@ -1,0 +1,52 @@
+"""ShopTalk's commerce skills offered to an imported assistant as Rasa custom actions."""
+from __future__ import annotations
+
+from typing import Any
+
+from bot.rasa.assistant import ActionContext, ShopTalkAction
+from bot.rasa.tracker import event, slot_event
+from commerce.orders.errors import OrderNotFound
+from commerce.orders.service import get_order_by_number
+
+
+def _say(text: str, **data: Any) -> dict[str, Any]:
+    return event("bot", text=text, data={"buttons": data.get("buttons")}, metadata={"utter_action": None})
+
+
+async def order_status(context: ActionContext) -> list[dict[str, Any]]:
+    """The status of the order in slot/entity `order_number`, only when it is the shopper's own."""
+    tracker = context.tracker
+    number = tracker.get_slot("order_number") or next(
+        (e.get("value") for e in tracker.latest_entities() if e.get("entity") == "order_number"), None)
+    if not number:
+        return [_say("Which order number should I look up?")]
+    number = str(number).strip().lstrip("#")
+    if context.session is None:
+        return [_say("I can't look up orders here.")]
+    conversation = context.extra.get("conversation")
+    try:
+        order = await get_order_by_number(context.session, number=number)
+    except OrderNotFound:
+        return [_say(f"I couldn't find order {number}."), slot_event("order_number", None)]
+    owner = getattr(conversation, "shopper_id", None)
+    verified = number in (getattr(conversation, "verified_orders", None) or [])
+    if owner is None or (order.shopper_id != owner and not verified):
+        # Same rule as ShopTalk's own bot: an order's status goes only to its owner.
+        return [_say(f"I can't confirm order {number} belongs to you. A person from our team can help.",
+                     buttons=[{"title": "Talk to a person", "payload": "/shoptalk_handoff"}])]
+    return [_say(f"Order {order.number} is {order.status.replace('_', ' ')}.")]
+
+
+async def handoff(context: ActionContext) -> list[dict[str, Any]]:
+    """Hand the conversation to the agent inbox; the bot goes quiet until an agent gives it back."""
+    hand_over = context.extra.get("handoff")
+    if callable(hand_over):
+        hand_over()
+        return []
+    return [_say("A person from our team will reply here soon.")]
+
+
+SHOPTALK_ACTIONS: dict[str, ShopTalkAction] = {
+    "action_shoptalk_order_status": order_status,
+    "action_shoptalk_handoff": handoff,
+}
