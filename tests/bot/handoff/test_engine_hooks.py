@@ -108,3 +108,22 @@ async def test_offline_hours_say_when_the_team_is_back(say: Say, shop: Database,
     monkeypatch.setattr(clock, "now", lambda: sunday_night)
     result = await say(kind="callback", payload="handoff:request", sender="o1")
     assert "We open again Mon 09:00 (Europe/Berlin)" in texts(result)
+
+
+async def test_questions_about_an_expensive_order_go_to_a_person(say: Say, shop: Database) -> None:
+    from decimal import Decimal
+
+    from commerce.orders import service as orders
+    from commerce.orders.schemas import OrderIn, OrderLineIn
+
+    async with shop.unit_of_work() as session:
+        order, _ = await orders.create_order(session, data=OrderIn(
+            channel="web", external_id="web-big", currency="EUR", email="big@example.com", country="DE",
+            lines=[OrderLineIn(sku="KET-1", quantity=5)]))
+        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(order_value_above=Decimal("100")))
+    result = await say(f"where is my order #{order.number}?", sender="v1")
+    assert "member of our team" in texts(result)
+    async with shop.unit_of_work() as session:
+        thread = await session.get(HandoffThread, result.conversation_id)
+        assert thread is not None
+        assert thread.reason == "order_value"
