@@ -33,7 +33,7 @@ async def shopper_says(db: Database, text: str, *, channel: str = "webchat", sen
     """A stored shopper message (as the engine stores it); optionally the conversation is handed to a person."""
     async with db.unit_of_work() as session:
         conversation = await conversations.get_or_create_conversation(session, channel=channel, sender_id=sender)
-        inbound = InboundMessage(channel=channel, sender_id=sender,  # type: ignore[arg-type]
+        inbound = InboundMessage(channel=channel, sender_id=sender,
                                  message_id=message_id or f"{sender}:{text}:{payload}", text=text,
                                  payload=payload, kind="callback" if payload else "text")
         await conversations.record_inbound(session, conversation=conversation, inbound=inbound,
