@@ -117,12 +117,25 @@ class Assistant:
         return data
 
     def _with_roles(self, text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Roles and groups the way the training data used them: by the word before the entity."""
+        """Only the domain's entities, valued as the project's data values them, with roles and groups the way
+        the training data used them (by the word before the entity)."""
         cues = _role_cues(self.project)
+        vocabulary = _vocabulary(self.project)
+        known = set(self.domain.entities)
         out = []
         for entity in entities:
             entity = dict(entity)
+            if entity.get("entity") not in known:
+                continue  # ShopTalk's built-in extractors know entities this assistant never asked for
             start = entity.get("start")
+            end = entity.get("end")
+            if isinstance(start, int) and isinstance(end, int):
+                surface = text[start:end].lower()
+                values = vocabulary.get(str(entity["entity"]), {})
+                if surface in values:
+                    entity["value"] = values[surface]
+                elif surface in self.project.nlu.synonyms:
+                    entity["value"] = self.project.nlu.synonyms[surface]
             if isinstance(start, int) and entity.get("entity") in cues:
                 before = text[:start].lower().split()
                 cue = cues[str(entity["entity"])].get(before[-1] if before else "")
@@ -554,6 +567,23 @@ def _intent_allowed(mapping: dict[str, Any], intent: str | None) -> bool:
 
 
 _cue_cache: dict[int, dict[str, dict[str, tuple[str | None, str | None]]]] = {}
+_vocabulary_cache: dict[int, dict[str, dict[str, str]]] = {}
+
+
+def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:
+    """Surface form -> value of every entity in the project's data (annotations, synonyms, lookups)."""
+    cached = _vocabulary_cache.get(id(project))
+    if cached is not None:
+        return cached
+    vocabulary: dict[str, dict[str, str]] = {}
+    for name, values in project.nlu.lookups.items():
+        for value in values:
+            vocabulary.setdefault(name, {})[value.lower()] = project.nlu.synonyms.get(value.lower(), value)
+    for example in project.nlu.examples:
+        for annotation in example.entities:
+            vocabulary.setdefault(annotation.entity, {})[annotation.text.lower()] = annotation.value
+    _vocabulary_cache[id(project)] = vocabulary
+    return vocabulary
 
 
 def _role_cues(project: RasaProject) -> dict[str, dict[str, tuple[str | None, str | None]]]:

@@ -74,7 +74,7 @@ def test_unknown_action_in_a_story(project_copy: Path) -> None:
 def test_slot_mapped_to_unknown_entity(project_copy: Path) -> None:
     _edit(project_copy / "domain.yml", "        entity: flavour\n", "        entity: taste\n")
     problems = _problems(project_copy)
-    assert any(p["file"] == "domain.yml" and p["line"] == 40
+    assert any(p["file"] == "domain.yml" and p["line"] == 41
                and "entity 'taste'" in str(p["problem"]) for p in problems), problems
 
 
