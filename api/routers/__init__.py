@@ -13,4 +13,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.channels",
     "api.routers.webhooks", "api.routers.webchat",
     "api.routers.agent", "api.routers.agent_realtime", "api.routers.merchant_learning",
+    "api.routers.rasa",
 ]
