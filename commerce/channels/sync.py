@@ -206,9 +206,10 @@ class StockSync:
                 return  # the channel went away or no longer takes pushes
             quantity = await pushed_quantity(session, channel, sku)
         connector = connector_for(channel, self.http)
-        for attempt in range(PUSH_REREADS):
+        for _ in range(PUSH_REREADS):
+            # A key per request: a retry carries the quantity current then, and must not be dropped as a repeat.
             await connector.push_stock(StockPush(sku=sku, quantity=quantity,
-                                                 idempotency_key=f"{event.idempotency_key}:{attempt}"))
+                                                 idempotency_key=f"{event.idempotency_key}:{new_uuid()[:12]}"))
             async with self.database.sessions() as session:
                 latest = await pushed_quantity(session, channel, sku)
             if latest == quantity:

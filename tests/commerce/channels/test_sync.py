@@ -86,6 +86,7 @@ async def test_a_stale_push_that_lands_after_a_newer_one_is_corrected(
     await drain(worker_for(db, stock_sync), lambda: raced and shopify.quantity("KET-2") == 2)
     await drain(worker_for(db, stock_sync), lambda: True)
     assert [r.quantity for r in webhook.pushes_for("KET-2")] == [5, 4, 6, 4]
+    assert len(set(webhook.idempotency_keys)) == len(webhook.idempotency_keys)
     assert webhook.quantity("KET-2") == await _available(db, "KET-2") == 4
 
 
