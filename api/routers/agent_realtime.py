@@ -3,9 +3,9 @@
 Events are small JSON hints ({"type": "inbox"} or {"type": "conversation", "conversation_id"}); the console
 refetches what changed. Agent actions are published through Redis pub/sub when settings.redis.url is set
 (every API process relays them to its own consoles) and in-process otherwise. Shopper messages are found by
-each process's own watcher, which polls the database for new messages every 250 ms, opens inbox threads
-for conversations the engine handed to a person, round-robins waiting conversations and records CSAT
-answers, so consoles on every process see them within a second without any change to the engine.
+each process's own watcher (while a console is connected to it), which polls the database for new messages
+every 250 ms, opens inbox threads for conversations handed to a person and round-robins waiting
+conversations, so consoles on every process see them within a second.
 """
 from __future__ import annotations
 
@@ -56,6 +56,9 @@ class AgentEvents:
 
     def subscribers(self, shop_id: int) -> int:
         return len(self._queues.get(shop_id, ()))
+
+    def subscribers_anywhere(self) -> bool:
+        return any(self._queues.values())
 
     def push_local(self, shop_id: int, event: Event) -> None:
         for queue in list(self._queues.get(shop_id, ())):
@@ -130,9 +133,6 @@ class InboxWatcher:
             for message in fresh:
                 self.last_message_id = max(self.last_message_id, message.id)
                 changed.add(message.conversation_id)
-                score = handoff.csat_score_of(message)
-                if score is not None:
-                    await handoff.record_csat(session, conversation_id=message.conversation_id, score=score)
             assigned = await handoff.auto_assign(session)
         shop = handoff.DEFAULT_SHOP_ID
         if opened or fresh:
@@ -148,6 +148,11 @@ class InboxWatcher:
 
     async def run(self) -> None:
         while True:
+            if not self.events.subscribers_anywhere():
+                # No console on this process: nothing to show, and no online agent to assign to from here.
+                self.last_message_id = None
+                await asyncio.sleep(WATCH_SECONDS)
+                continue
             try:
                 await self.run_once()
             except asyncio.CancelledError:
