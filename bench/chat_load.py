@@ -1,0 +1,253 @@
+"""Chat load through the Rasa-compatible REST channel: messages/s and reply latency under concurrent shoppers.
+
+    python bench/chat_load.py [--backend sqlite|postgres|both] [--duration 60] [--concurrency 50]
+                              [--warmup 10] [--benchmarks ../shared/benchmarks]
+                              [--postgres-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+
+For each backend: a fresh database (migrated, demo shop loaded), the API started as a subprocess with
+uvicorn (one process), then `concurrency` shoppers each send a message, wait for the replies, and send
+the next, for `duration` seconds after a warm-up. Messages mix shopping turns (search, cart, menu
+buttons, commands; English and Chinese) with real customer-support utterances from Bitext (order
+tracking, delivery, refunds, payment), seed 7. Every shopper starts a new conversation every 8 messages.
+Before the clock starts, one shopper sends 30 messages one at a time (lazy indexes get built; their
+median is reported as the single-shopper latency), then the concurrent load runs `warmup` seconds
+unmeasured.
+Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHOPPING_TURNS = [
+    "hello", "I am looking for an electric kettle", "show me hoodies", "/cart", "cart:view", "menu:search",
+    "do you have running shoes?", "what do you recommend for tea lovers?", "/help", "thanks",
+    "你好", "有电水壶吗", "我的购物车", "推荐一些礼物", "谢谢",
+]
+BITEXT_INTENTS = {"track_order", "delivery_options", "delivery_period", "check_refund_policy",
+                  "check_payment_methods", "check_invoice"}
+TARGET = {"messages_per_s": 150.0, "p99_ms": 250.0}
+
+
+def load_utterances(benchmarks: Path, *, limit: int = 400, seed: int = 7) -> list[str]:
+    path = benchmarks / "bitext_customer_support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = [row["instruction"] for row in csv.DictReader(handle) if row["intent"] in BITEXT_INTENTS]
+    random.Random(seed).shuffle(rows)
+    return rows[:limit]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def prepare_database(url: str) -> None:
+    from api.demo.loader import load_demo
+    from api.migrate import upgrade
+    from commerce.cross_border import load_cross_border_defaults
+    from kit.db import Database
+
+    database = Database(url)
+    try:
+        await upgrade(database.engine)
+        async with database.unit_of_work() as session:
+            await load_demo(session)
+            await load_cross_border_defaults(session)
+    finally:
+        await database.dispose()
+
+
+async def postgres_admin(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def start_server(database_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update({"SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_ENVIRONMENT": "development",
+                "SHOPTALK_DATABASE__POOL_SIZE": "20", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}")
+            try:
+                if (await http.get("/webhooks/rest/")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError("the server did not become ready")
+
+
+async def shopper(http: httpx.AsyncClient, index: int, messages: list[str], *, warmup_until: float,
+                  deadline: float, latencies: list[float], counters: dict[str, int]) -> None:
+    rng = random.Random(index)
+    sent = 0
+    sender = f"bench-{index}-{uuid.uuid4().hex[:8]}"
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            return
+        if sent and sent % 8 == 0:
+            sender = f"bench-{index}-{uuid.uuid4().hex[:8]}"
+        text = rng.choice(messages)
+        body = {"sender": sender, "message": text, "metadata": {"message_id": uuid.uuid4().hex}}
+        started = time.monotonic()
+        try:
+            response = await http.post("/webhooks/rest/webhook", json=body)
+            ok = response.status_code == 200
+            replies = response.json() if ok else []
+        except (httpx.HTTPError, ValueError):
+            ok, replies = False, []
+        finished = time.monotonic()
+        elapsed = finished - started
+        sent += 1
+        # Counted when the reply arrives inside the measured window (throughput = completions / window).
+        if warmup_until <= finished <= deadline:
+            counters["messages"] += 1
+            if not ok:
+                counters["errors"] += 1
+            elif not replies:
+                counters["no_reply"] += 1
+            latencies.append(elapsed)
+
+
+async def warm_up(base_url: str, messages: list[str]) -> list[float]:
+    """One shopper, one message at a time, through every kind of turn: builds lazy indexes, gives a baseline."""
+    latencies = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=600) as http:
+        for text in list(dict.fromkeys(messages))[:len(SHOPPING_TURNS) + 15]:
+            started = time.monotonic()
+            await http.post("/webhooks/rest/webhook", json={"sender": "bench-warmup", "message": text})
+            latencies.append(time.monotonic() - started)
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+async def run_backend(name: str, database_url: str, args: argparse.Namespace, messages: list[str],
+                      workdir: Path) -> dict[str, Any]:
+    await prepare_database(database_url)
+    port = free_port()
+    process = start_server(database_url, port, workdir / f"server-{name}.log")
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        started = time.monotonic()
+        await wait_ready(base_url, process)
+        startup_s = time.monotonic() - started
+        sequential = await warm_up(base_url, messages)
+        latencies: list[float] = []
+        counters = {"messages": 0, "errors": 0, "no_reply": 0}
+        limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+        async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+            begin = time.monotonic()
+            warmup_until = begin + args.warmup
+            deadline = warmup_until + args.duration
+            await asyncio.gather(*(shopper(http, i, messages, warmup_until=warmup_until, deadline=deadline,
+                                           latencies=latencies, counters=counters)
+                                   for i in range(args.concurrency)))
+            measured = deadline - warmup_until
+        return {
+            "messages": counters["messages"], "errors": counters["errors"],
+            "without_reply": counters["no_reply"],
+            "messages_per_s": round(counters["messages"] / measured, 1),
+            "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+            "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+            "server_startup_s": round(startup_s, 1),
+            "single_shopper_p50_ms": round(percentile(sequential, 50) * 1000, 1),
+            "first_message_ms": round(sequential[0] * 1000, 1),
+            "meets_target": (counters["messages"] / measured >= TARGET["messages_per_s"]
+                             and percentile(latencies, 99) * 1000 <= TARGET["p99_ms"]),
+        }
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per backend")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
+    parser.add_argument("--concurrency", type=int, default=50, help="shoppers talking at once")
+    parser.add_argument("--benchmarks", type=Path, default=ROOT.parent / "shared" / "benchmarks")
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "SHOPTALK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+
+    utterances = load_utterances(args.benchmarks)
+    messages = SHOPPING_TURNS * 4 + utterances  # about 1 in 7 is a real support question
+    result: dict[str, Any] = {
+        "benchmark": "chat_load", "channel": "rest", "concurrency": args.concurrency,
+        "duration_s": args.duration, "warmup_s": args.warmup, "api_processes": 1,
+        "message_mix": {"shopping_turns": len(SHOPPING_TURNS), "bitext_utterances": len(utterances),
+                        "bitext_intents": sorted(BITEXT_INTENTS), "seed": 7},
+        "target": TARGET, "cpu_count": os.cpu_count(), "backends": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="chat-load-") as tmp:
+        workdir = Path(tmp)
+        if args.backend in ("sqlite", "both"):
+            url = f"sqlite+aiosqlite:///{workdir / 'shop.db'}"
+            result["backends"]["sqlite"] = await run_backend("sqlite", url, args, messages, workdir)
+        if args.backend in ("postgres", "both"):
+            name = f"shoptalk_bench_{os.getpid()}"
+            await postgres_admin(args.postgres_url, f'CREATE DATABASE "{name}"')
+            try:
+                url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
+                result["backends"]["postgres"] = await run_backend("postgres", url, args, messages, workdir)
+            finally:
+                await postgres_admin(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
