@@ -48,18 +48,28 @@ class FaqSource(Protocol):
 
 @dataclass(frozen=True)
 class VerificationLimiter:
-    """Wrong order-ownership proofs allowed per conversation in a sliding window (stored in the database)."""
+    """Wrong order-ownership proofs allowed in a sliding window (stored in the database): per conversation,
+    and per order number across all conversations (new chat sessions do not buy new guesses)."""
 
     max_failures: int = 5
+    max_failures_per_order: int = 10
     window_seconds: int = 15 * 60
 
-    async def blocked(self, session: AsyncSession, *, conversation_id: int) -> bool:
+    async def blocked(self, session: AsyncSession, *, conversation_id: int, order_number: str | None = None) -> bool:
         failures = await conversations.failed_verifications(session, conversation_id=conversation_id,
                                                             window_seconds=self.window_seconds)
-        return failures >= self.max_failures
+        if failures >= self.max_failures:
+            return True
+        if order_number is None:
+            return False
+        guesses = await conversations.failed_verifications_of_order(session, order_number=order_number,
+                                                                    window_seconds=self.window_seconds)
+        return guesses >= self.max_failures_per_order
 
-    async def record(self, session: AsyncSession, *, conversation_id: int, succeeded: bool) -> None:
-        await conversations.record_verification(session, conversation_id=conversation_id, succeeded=succeeded)
+    async def record(self, session: AsyncSession, *, conversation_id: int, succeeded: bool,
+                     order_number: str | None = None) -> None:
+        await conversations.record_verification(session, conversation_id=conversation_id, succeeded=succeeded,
+                                                order_number=order_number)
 
 
 @dataclass

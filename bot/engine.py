@@ -186,8 +186,12 @@ async def _respond(turn: Turn, stored: ConversationMessage) -> None:
     turn.locale = _locale(turn.conversation, inbound, parsed, turn.deps)
     if truncated:
         turn.say("too_long", limit=limit)
-    if turn.conversation.pending and await _continue_pending(turn, turn.conversation.pending):
-        stored.nlu = _nlu_record(parsed, policy="slot", truncated=truncated)
+    pending = turn.conversation.pending
+    if pending and await _continue_pending(turn, pending):
+        # An answer to the bot's question ("#10023") means the question's intent, whatever the classifier said.
+        stored.nlu = _nlu_record(parsed, policy="slot", truncated=truncated, nlu_intent=parsed.to_rasa()["intent"],
+                                 slot=pending.get("slot"))
+        stored.nlu["intent"] = {"name": str(pending.get("intent")), "confidence": 1.0}
         return
     misunderstood = await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored.id)
     decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=misunderstood)
@@ -313,13 +317,13 @@ async def _continue_pending(turn: Turn, pending: dict[str, Any]) -> bool:
         return True
     if intent == "order_status" and slot == "order_proof":
         answer = turn.text.strip()
-        named = turn.entity("order_number")
-        if named and str(named).lstrip("#") != str(data.get("number", "")):
-            await order_status.with_number(turn, str(named).lstrip("#"))  # asking about another order now
-            return True
         if turn.entity("email") or "@" in answer or (order_status.POSTCODE.match(answer) and
                                                       any(c.isdigit() for c in answer)):
             await order_status.with_proof(turn, str(data.get("number", "")))
+            return True
+        named = turn.entity("order_number")
+        if named and str(named).lstrip("#") != str(data.get("number", "")):
+            await order_status.with_number(turn, str(named).lstrip("#"))  # asking about another order now
             return True
         if confident_other:
             return False

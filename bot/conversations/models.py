@@ -68,5 +68,7 @@ class VerificationAttempt(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"))
+    # The order number tried, so guesses spread over many chat sessions are limited too.
+    order_number: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
     succeeded: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -35,6 +35,11 @@ class ConversationRepository:
                                            .order_by(ConversationMessage.id.desc()).limit(limit))).all()
         return list(reversed(rows))
 
+    async def failed_verifications_of_order_since(self, order_number: str, since: datetime) -> int:
+        return int(await self.session.scalar(select(func.count(VerificationAttempt.id)).where(
+            VerificationAttempt.order_number == order_number, VerificationAttempt.succeeded.is_(False),
+            VerificationAttempt.created_at >= since)) or 0)
+
     async def failed_verifications_since(self, conversation_id: int, since: datetime) -> int:
         return int(await self.session.scalar(select(func.count(VerificationAttempt.id)).where(
             VerificationAttempt.conversation_id == conversation_id, VerificationAttempt.succeeded.is_(False),

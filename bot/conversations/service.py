@@ -159,6 +159,13 @@ async def failed_verifications(session: AsyncSession, *, conversation_id: int, w
     return await ConversationRepository(session).failed_verifications_since(conversation_id, since)
 
 
-async def record_verification(session: AsyncSession, *, conversation_id: int, succeeded: bool) -> None:
-    session.add(VerificationAttempt(conversation_id=conversation_id, succeeded=succeeded, created_at=utcnow()))
+async def failed_verifications_of_order(session: AsyncSession, *, order_number: str, window_seconds: int) -> int:
+    since = utcnow() - timedelta(seconds=window_seconds)
+    return await ConversationRepository(session).failed_verifications_of_order_since(order_number[:40], since)
+
+
+async def record_verification(session: AsyncSession, *, conversation_id: int, succeeded: bool,
+                              order_number: str | None = None) -> None:
+    session.add(VerificationAttempt(conversation_id=conversation_id, succeeded=succeeded,
+                                    order_number=order_number[:40] if order_number else None, created_at=utcnow()))
     await session.flush()

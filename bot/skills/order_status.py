@@ -50,15 +50,15 @@ def _owned(turn: Turn, order: Order | None) -> bool:
 
 
 async def with_number(turn: Turn, number: str) -> None:
-    limiter = turn.deps.rate_limiter
-    if await limiter.blocked(turn.session, conversation_id=turn.conversation.id):
-        turn.conversation.pending = None
-        turn.say("order_rate_limited", minutes=limiter.window_seconds // 60)
-        return
     order = await _find(turn, number)
     if order is not None and _owned(turn, order):
         turn.conversation.pending = None
         show(turn, order)
+        return
+    limiter = turn.deps.rate_limiter
+    if await limiter.blocked(turn.session, conversation_id=turn.conversation.id, order_number=number):
+        turn.conversation.pending = None
+        turn.say("order_rate_limited", minutes=limiter.window_seconds // 60)
         return
     # Unknown and someone else's numbers get the same question: existence is never revealed.
     turn.ask(intent="order_status", slot="order_proof", key="ask_order_proof", data={"number": number},
@@ -70,13 +70,13 @@ async def with_proof(turn: Turn, number: str) -> None:
     limiter = turn.deps.rate_limiter
     conversation_id = turn.conversation.id
     turn.conversation.pending = None
-    if await limiter.blocked(turn.session, conversation_id=conversation_id):
+    if await limiter.blocked(turn.session, conversation_id=conversation_id, order_number=number):
         turn.say("order_rate_limited", minutes=limiter.window_seconds // 60)
         return
     proof = str(turn.entity("email") or turn.text).strip()
     order = await _find(turn, number)
     matched = order is not None and _proves(order, proof)
-    await limiter.record(turn.session, conversation_id=conversation_id, succeeded=matched)
+    await limiter.record(turn.session, conversation_id=conversation_id, succeeded=matched, order_number=number)
     if not matched or order is None:
         turn.say("order_not_matched")
         return

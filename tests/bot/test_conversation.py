@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
 from bot import BotDeps, FaqResult, conversation_history, set_mode
+from bot.conversations.models import ConversationMessage
 from bot.policy import PolicyThresholds
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from commerce.recommend import service as recommendations
 from commerce.shoppers import service as shoppers
+from kit.clock import clock
 from kit.db import Database
 from kit.errors import Unavailable
 from kit.outbox import OutboxEvent
@@ -76,8 +79,23 @@ async def test_wrong_proofs_are_rate_limited(say: Say, shop: Database) -> None:
         assert NOT_MATCHED in texts(await say(f"guess{attempt}@example.com", sender="guesser"))
     blocked = texts(await say(f"where is my order #{number}?", sender="guesser"))
     assert "Too many attempts" in blocked
-    # Even the right answer waits out the window, and other conversations are not affected.
+    # The owner's own chat is not affected.
     assert "DHL" in texts(await say(f"#{number}", sender="100001"))
+
+
+async def test_guesses_spread_over_many_chats_are_limited_per_order(say: Say, shop: Database,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    number = await place_anna_order(shop)
+    for attempt in range(10):
+        sender = f"session-{attempt // 2}"  # a new web chat session every two guesses
+        await say(f"where is my order #{number}?", sender=sender)
+        assert NOT_MATCHED in texts(await say(f"guess{attempt}@example.com", sender=sender))
+    assert "Too many attempts" in texts(await say(f"where is my order #{number}?", sender="session-new"))
+    assert "e-mail address or the postcode" in texts(await say("where is my order #99999?", sender="session-new"))
+    later = clock.now() + timedelta(minutes=16)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    await say(f"where is my order #{number}?", sender="session-new")
+    assert "Order #" in texts(await say("anna@example.com", sender="session-new"))
 
 
 async def test_chinese_order_status_asks_for_the_number(say: Say, shop: Database) -> None:
@@ -258,3 +276,21 @@ async def test_the_same_message_delivered_concurrently_is_answered_once(say: Say
     assert all([m.message_id for m in r.replies] == [m.message_id for m in first.replies] for r in results)
     async with shop.unit_of_work() as session:
         assert await session.scalar(select(func.count(OutboxEvent.id))) == len(first.replies)
+
+
+async def test_messages_are_stored_with_their_nlu_result(say: Say, shop: Database) -> None:
+    await say("where is my order?", sender="n1")
+    await say("#10023", sender="n1")
+    async with shop.unit_of_work() as session:
+        rows = list((await session.scalars(select(ConversationMessage).order_by(ConversationMessage.id))).all())
+    asked, answer = [m for m in rows if m.direction == "in"]
+    assert asked.nlu is not None
+    assert asked.nlu["intent"]["name"] == "order_status"
+    assert asked.nlu["language"] == "en"
+    assert asked.nlu["policy"] == "answer"
+    assert answer.nlu is not None
+    assert answer.nlu["policy"] == "slot"
+    assert answer.nlu["intent"]["name"] == "order_status"  # the question's intent
+    assert {"entity": "order_number", "value": "10023"}.items() <= answer.nlu["entities"][0].items()
+    replies = [m for m in rows if m.direction == "out"]
+    assert all(m.nlu and m.nlu["intent"] == "order_status" for m in replies)
