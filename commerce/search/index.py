@@ -6,6 +6,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -92,3 +93,21 @@ class VectorCache:
 
 
 product_vectors = VectorCache()
+
+
+@dataclass(frozen=True)
+class IndexedProduct:
+    """What search knows of one product, in every language it has (plain data: no ORM objects)."""
+
+    product_id: int
+    version: str
+    titles: list[str]
+    tags: list[str]
+    brand: str
+    category: list[str]
+    attributes: list[str]
+    descriptions: list[str]
+
+
+def embedding_text(product: IndexedProduct) -> str:
+    return ". ".join([*product.titles, ", ".join(product.tags)])
