@@ -175,6 +175,9 @@ async def view(turn: Turn) -> None:
         subtotal += amount
         texts.append(turn.t("cart_line", quantity=line["quantity"], title=turn.title(variant.product),
                             sku=line["sku"], amount=turn.money(amount, shown)))
+        quantity = int(line["quantity"])
+        buttons.append(turn.button("button.more", f"cart:set:{line['sku']}:{quantity + 1}", sku=line["sku"]))
+        buttons.append(turn.button("button.less", f"cart:set:{line['sku']}:{quantity - 1}", sku=line["sku"]))
         buttons.append(turn.button("button.remove", f"cart:remove:{line['sku']}", sku=line["sku"]))
     buttons.append(turn.button("button.checkout", "checkout:start"))
     turn.say("cart_view", lines="\n".join(texts), subtotal=turn.money(subtotal, currency), buttons=buttons)

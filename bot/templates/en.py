@@ -73,6 +73,8 @@ TEMPLATES: dict[str, str] = {
     "cart_not_in": "{sku} is not in your cart.",
     "button.checkout": "Checkout",
     "button.remove": "Remove {sku}",
+    "button.more": "+1 {sku}",
+    "button.less": "-1 {sku}",
     "button.view_cart": "View cart",
     # checkout
     "ask_country": "Which country should we deliver to?",

@@ -60,6 +60,8 @@ TEMPLATES: dict[str, str] = {
     "cart_not_in": "购物车里没有 {sku}。",
     "button.checkout": "去结算",
     "button.remove": "移除 {sku}",
+    "button.more": "+1 {sku}",
+    "button.less": "-1 {sku}",
     "button.view_cart": "查看购物车",
     "ask_country": "请问寄到哪个国家？",
     "ask_email": "订单确认邮件发送到哪个邮箱？",
