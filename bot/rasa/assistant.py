@@ -461,10 +461,12 @@ class Assistant:
                 return False
             self._ask_two_stage(tracker, "action_default_ask_rephrase")
             return False
-        # The shopper confirmed or rephrased into something we understand: carry on with that.
-        tracker.events.append(event("active_loop", name=None))
-        tracker.events.append(action_event(LISTEN, policy=policy))
-        return False
+        # Confirmed or rephrased into something understood: forget the fallback exchange, as Rasa does, and
+        # carry on as if the shopper had said this in the first place.
+        latest = tracker.latest_message
+        tracker.events.extend([event("rewind"), event("rewind"), event("active_loop", name=None),
+                               action_event(LISTEN, policy=policy), {**latest, "timestamp": time.time()}])
+        return True
 
     def _ask_two_stage(self, tracker: Tracker, name: str) -> None:
         if name == "action_default_ask_rephrase":

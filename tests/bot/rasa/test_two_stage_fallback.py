@@ -1,0 +1,51 @@
+"""Rasa's two-stage fallback: ask whether the best guess was meant, then go on as if it had been said."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.rasa.assistant import Assistant
+from bot.rasa.project import load_project, read_project_folder
+from tests.bot.rasa.conftest import Chat
+
+
+class UnsureParser:
+    """Our NLU's parse shape with fixed, low confidences for one phrase (the real model's figures vary)."""
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        if text == "feelin fine-ish":
+            ranking = [{"name": "mood_great", "confidence": 0.2}, {"name": "mood_unhappy", "confidence": 0.18}]
+        else:
+            ranking = [{"name": "deny", "confidence": 0.99}]
+        return {"text": text, "intent": ranking[0], "intent_ranking": ranking, "entities": []}
+
+
+@pytest.fixture
+def two_stage(project_copy: Path) -> Assistant:
+    rules = project_copy / "data" / "rules.yml"
+    text = rules.read_text(encoding="utf-8").replace(
+        "  - intent: nlu_fallback\n  - action: utter_please_rephrase\n",
+        "  - intent: nlu_fallback\n  - action: action_two_stage_fallback\n"
+        "  - active_loop: action_two_stage_fallback\n")
+    rules.write_text(text, encoding="utf-8")
+    return Assistant(load_project(read_project_folder(project_copy)), parser=UnsureParser())
+
+
+async def test_affirmed_guess_is_answered(two_stage: Assistant) -> None:
+    chat = Chat(two_stage)
+    replies = await chat.assistant.handle_message(chat.tracker, "feelin fine-ish")
+    assert replies[0]["text"] == "Did you mean 'mood_great'?"
+    assert replies[0]["buttons"][0] == {"title": "Yes", "payload": "/mood_great"}
+    assert await chat.say("/mood_great") == ["Great, carry on!"]
+    assert chat.tracker.active_loop is None
+
+
+async def test_denied_then_still_unclear_ends_in_the_default_fallback(two_stage: Assistant) -> None:
+    chat = Chat(two_stage)
+    await chat.say("feelin fine-ish")
+    assert await chat.say("no") == ["Can you rephrase that?"]
+    assert await chat.say("feelin fine-ish") == ["Sorry, I didn't get that. Can you rephrase?"]
+    assert chat.tracker.active_loop is None
+    assert await chat.say("/greet") == ["Hey! How are you?"]
