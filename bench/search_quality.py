@@ -90,6 +90,7 @@ def recall_at(ranked: list[str], relevance: dict[str, int], k: int = 20) -> floa
     return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
 
 
+WEIGHTS = search_index.Weights()
 Ranker = Callable[[str, Matrix, str], list[int]]
 
 
@@ -116,7 +117,7 @@ def baseline_ranker(docs: list[search_index.IndexedProduct], vectors: Matrix) ->
 
 
 def index_ranker(docs: list[search_index.IndexedProduct], vectors: Matrix) -> Ranker:
-    built = search_index.ProductIndex()
+    built = search_index.ProductIndex(WEIGHTS)
     built.upsert(docs, vectors)
 
     def rank(query: str, embedding: Matrix, mode: str) -> list[int]:
@@ -216,10 +217,13 @@ def main() -> None:
     parser.add_argument("--ranking", choices=("index", "baseline"), default="index")
     parser.add_argument("--sizes", default="10000,100000", help="synthetic catalog sizes for latency ('' = skip)")
     parser.add_argument("--latency-queries", type=int, default=386)
+    parser.add_argument("--weights", default="{}", help='JSON overrides of index.Weights, e.g. {"dense": 0.5}')
     args = parser.parse_args()
+    global WEIGHTS
+    WEIGHTS = search_index.Weights(**json.loads(args.weights))
     embedder = get_embedder()
     result, query_vectors, queries = quality(args, embedder)
-    report: dict[str, Any] = {"ranking": args.ranking, "quality": result}
+    report: dict[str, Any] = {"ranking": args.ranking, "weights": vars(WEIGHTS), "quality": result}
     if args.sizes and args.ranking == "index":
         report["latency"] = latency(args, embedder, query_vectors, queries)
     print(json.dumps(report, ensure_ascii=False))
