@@ -32,7 +32,7 @@ def import_command(path: Annotated[Path, typer.Argument(help="The Rasa project f
         -> None:
     """Validate the project, train its NLU and make it the assistant that answers shoppers."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from bot.rasa.project import read_project_folder
+    from bot.rasa.project import load_project, read_project_folder
     from bot.rasa.service import import_project, models_dir_of
     from kit.db import Database
     from kit.settings import get_settings
@@ -40,7 +40,6 @@ def import_command(path: Annotated[Path, typer.Argument(help="The Rasa project f
     settings = get_settings()
 
     async def run() -> dict[str, Any]:
-        files = read_project_folder(path)
         database = Database(settings.database.url)
         try:
             async with database.unit_of_work() as session:
@@ -51,6 +50,8 @@ def import_command(path: Annotated[Path, typer.Argument(help="The Rasa project f
             await database.dispose()
 
     try:
+        files = read_project_folder(path)
+        load_project(files)  # refuse a bad project before touching the database or training anything
         _echo(asyncio.run(run()))
     except RasaProjectInvalid as error:
         raise _report_invalid(error) from error

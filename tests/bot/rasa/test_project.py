@@ -124,3 +124,17 @@ def test_missing_files(tmp_path: Path) -> None:
     files = {p["file"] for p in load_problems}
     assert {"config.yml", "domain.yml"} <= files
     assert problems
+
+
+def test_cli_import_lists_every_problem_and_imports_nothing(project_copy: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    _edit(project_copy / "data" / "stories.yml", "  - action: utter_happy\n", "  - action: utter_hapy\n")
+    _edit(project_copy / "domain.yml", "        entity: flavour\n", "        entity: taste\n")
+    result = CliRunner().invoke(app, ["rasa", "import", str(project_copy)])
+    assert result.exit_code == 2
+    assert "data/stories.yml:7: story 'happy path': unknown action 'utter_hapy'" in result.output
+    assert "domain.yml:41: slot 'cake_flavour' is mapped to entity 'taste'" in result.output
+    assert "nothing was imported" in result.output

@@ -72,3 +72,20 @@ def test_rasa_test_command_reports_each_story_and_fails_on_a_divergence(action_s
     assert good.returncode == 0, good.stdout + good.stderr
     assert "6 stories: 6 passed, 0 failed" in good.stdout
     assert "faq/opening_hours" in good.stdout  # the per-intent NLU table
+
+
+@pytest.mark.slow
+def test_rasa_import_command_trains_and_activates(tmp_path: Path) -> None:
+    import json
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SHOPTALK_DATA_DIR": str(tmp_path / "var"),
+           "SHOPTALK_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"}
+    migrate = subprocess.run([str(Path(sys.executable).parent / "shoptalk"), "migrate"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
+    assert migrate.returncode == 0, migrate.stderr
+    result = _shoptalk("import", str(SAMPLE), env=env)
+    assert result.returncode == 0, result.stderr
+    imported = json.loads(result.stdout)
+    assert imported["name"] == "cake-shop"
+    assert imported["nlu_version"]
+    assert (tmp_path / "var" / "models" / "rasa" / f"nlu-{imported['nlu_version']}").is_dir()
