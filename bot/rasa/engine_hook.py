@@ -31,7 +31,8 @@ async def answer(turn: Turn, stored: ConversationMessage) -> bool:
                             extra={"conversation": turn.conversation, "handoff": hand_over})
     stored.nlu = {**(await _latest_parse(turn)), "policy": "rasa"}
     for reply in replies:
-        turn.say_text(str(reply.get("text") or ""), buttons=_buttons(reply.get("buttons")),
+        # An image-only response still shows something on channels that need text (Telegram).
+        turn.say_text(str(reply.get("text") or reply.get("image") or ""), buttons=_buttons(reply.get("buttons")),
                       custom=_custom(reply))
     return True
 
