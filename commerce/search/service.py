@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import threading
+import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from decimal import Decimal
 
-import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product, Variant
@@ -16,20 +19,25 @@ from commerce.search.index import (
     CJK_STOPWORDS,
     STOPWORDS,
     Encoder,
+    IndexedProduct,
+    ProductIndex,
     Vector,
-    bm25_scores,
     product_vectors,
-    tokens,
+    search_tokens,
 )
-from kit.errors import InvalidInput
+from commerce.search.models import SearchLogEntry, SearchRule, SearchSynonym
+from commerce.search.repository import SearchRepository
+from kit.clock import utcnow
+from kit.errors import InvalidInput, NotFound
 
 # Converts an amount between currencies; None when no rate is known.
 PriceConverter = Callable[[Decimal, str, str], Awaitable[Decimal | None]]
 MAX_LIMIT = 50
-# Below this cosine a product with no shared word is not shown as a match.
-MIN_DENSE = 0.35
-DENSE_WEIGHT = 0.6
-LEXICAL_SATURATION = 3.0
+# Longer queries are cut here (a pasted paragraph still searches on its start).
+MAX_QUERY_CHARS = 200
+BOOST = 0.25
+BURY = 1.0
+RULE_KINDS = ("boost", "bury", "pin")
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,17 @@ class ProductHit:
 class SearchResult:
     hits: list[ProductHit] = field(default_factory=list)
     total: int = 0
+    search_id: int | None = None  # the search log row, when the search was recorded
+
+
+def normalise_query(text: str) -> str:
+    """Lower case, NFKC (full-width to half-width), single spaces, at most MAX_QUERY_CHARS."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(folded.split())[:MAX_QUERY_CHARS]
+
+
+def query_language(text: str) -> str:
+    return "zh" if re.search(r"[\u3400-\u9fff]", text) else "en"
 
 
 def query_words(text: str) -> str:
@@ -119,55 +138,153 @@ async def _variant_matches(variant: Variant, product: Product, filters: SearchFi
     return not (filters.price_max is not None and price > filters.price_max)
 
 
-async def _dense_scores(products: list[Product], embedding: Vector | None,
-                       encoder: Encoder | None) -> list[float]:
-    if embedding is None or encoder is None or embedding.size == 0 or not products:
-        return [0.0] * len(products)
-    keys = [(p.id, p.updated_at.isoformat()) for p in products]
-    # New products are encoded off the event loop; known ones come from the cache.
-    rows = await asyncio.to_thread(product_vectors.vectors, keys, [embedding_text(p) for p in products], encoder)
-    if rows.shape[1] != embedding.shape[-1]:
-        return [0.0] * len(products)
-    return [float(x) for x in rows @ np.asarray(embedding, dtype=np.float32)]
+def indexed(product: Product) -> IndexedProduct:
+    return IndexedProduct(
+        product_id=product.id, version=product.updated_at.isoformat(), titles=list(product.title.values()),
+        tags=list(product.tags), brand=product.brand or "",
+        category=[product.category.slug.replace("-", " "), *product.category.name.values()],
+        attributes=[str(value) for v in product.variants for value in v.attributes.values()],
+        descriptions=list(product.description.values()))
+
+
+# One index per process, brought up to date with the catalog on every search (only changed products).
+product_index = ProductIndex()
+_index_lock = threading.Lock()
+
+
+def _sync_index(products: list[Product], encoder: Encoder | None) -> None:
+    with _index_lock:
+        stale = []
+        for product in products:
+            current = product_index.version_of(product.id)
+            version = product.updated_at.isoformat()
+            if current == f"{version}|v" or (current == f"{version}|n" and encoder is None):
+                continue
+            stale.append(product)
+        known = {p.id for p in products}
+        product_index.remove([i for i in product_index.product_ids() if i not in known])
+        if not stale:
+            return
+        mark = "v" if encoder is not None else "n"
+        documents = [replace(d, version=f"{d.version}|{mark}") for d in map(indexed, stale)]
+        vectors = None
+        if encoder is not None:
+            vectors = product_vectors.vectors([(p.id, p.updated_at.isoformat()) for p in stale],
+                                              [embedding_text(p) for p in stale], encoder)
+        product_index.upsert(documents, vectors)
+
+
+@dataclass(frozen=True)
+class Controls:
+    version: int
+    synonyms: list[list[str]]
+    rules: list[tuple[str, int, str | None, int]]  # kind, product id, normalised query or None, position
+
+
+_controls = Controls(version=-1, synonyms=[], rules=[])
+
+
+async def _current_controls(session: AsyncSession) -> Controls:
+    """The merchant's controls; one small read per search, a reload only when the version moved."""
+    global _controls
+    repository = SearchRepository(session)
+    version = await repository.settings_version()
+    if version != _controls.version:
+        _controls = Controls(version=version, synonyms=[list(s.terms) for s in await repository.synonyms()],
+                             rules=[(r.kind, r.product_id, r.query, r.position) for r in await repository.rules()])
+    return _controls
+
+
+def _mentions(query: str, term: str) -> bool:
+    if re.search(r"[\u3400-\u9fff]", term):
+        return term in query
+    return re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", query) is not None
+
+
+def synonym_terms(query: str, synonyms: list[list[str]]) -> list[str]:
+    """Index terms of every synonym of a word or phrase the query mentions."""
+    normal = normalise_query(query)
+    extra: list[str] = []
+    for group in synonyms:
+        words = [normalise_query(t) for t in group]
+        if any(_mentions(normal, w) for w in words if w):
+            for word in words:
+                if not _mentions(normal, word):
+                    extra.extend(search_tokens(word, query=True))
+    return extra
+
+
+def _apply_rules(hits: list[ProductHit], chosen: dict[int, str], controls: Controls, query: str) -> list[ProductHit]:
+    normal = normalise_query(query)
+    adjust: dict[int, float] = {}
+    pins: list[tuple[int, int]] = []
+    for kind, product_id, rule_query, position in controls.rules:
+        if rule_query is not None and rule_query != normal:
+            continue
+        if kind == "boost":
+            adjust[product_id] = adjust.get(product_id, 0.0) + BOOST
+        elif kind == "bury":
+            adjust[product_id] = adjust.get(product_id, 0.0) - BURY
+        elif kind == "pin" and rule_query is not None and product_id in chosen:
+            pins.append((position, product_id))
+    if adjust:
+        hits = [ProductHit(product_id=h.product_id, sku=h.sku, score=round(h.score + adjust.get(h.product_id, 0.0), 6),
+                           lexical=h.lexical, dense=h.dense) for h in hits]
+        hits.sort(key=lambda h: (-h.score, h.product_id))
+    for position, product_id in sorted(pins):
+        found = next((h for h in hits if h.product_id == product_id), None)
+        hit = found or ProductHit(product_id=product_id, sku=chosen[product_id], score=0.0, lexical=0.0, dense=0.0)
+        hits = [h for h in hits if h.product_id != product_id]
+        hits.insert(max(0, position - 1), hit)
+    return hits
 
 
 async def search_products(session: AsyncSession, *, query: str, embedding: Vector | None = None,
                           filters: SearchFilters | None = None, country: str | None = None, limit: int = 5,
                           offset: int = 0, encoder: Encoder | None = None,
-                          convert: PriceConverter | None = None) -> SearchResult:
+                          convert: PriceConverter | None = None, channel: str | None = None,
+                          language: str | None = None) -> SearchResult:
     """Products matching the text and filters, best first, sellable to `country` and in stock.
 
-    Ranking fuses BM25 over the product's text in every language with the cosine between the message's
-    embedding (reused, not recomputed) and the product's vector from `encoder`. An empty query lists every
-    product that passes the filters.
+    Ranking fuses BM25 (jieba words and bigrams, typo-tolerant, merchant synonyms) over the product's text
+    in every language with the cosine between the message's embedding (reused, not recomputed) and the
+    product's multilingual vector from `encoder`; then the merchant's boosts, buries and pins. An empty
+    query lists every product that passes the filters; a query with no searchable word (only emoji or
+    punctuation) finds nothing. With `channel`, the search is recorded for the merchant's report.
     """
     if limit < 1 or limit > MAX_LIMIT or offset < 0:
         raise InvalidInput(f"limit must be 1..{MAX_LIMIT} and offset not negative.", code="invalid_page")
+    query = query[: MAX_QUERY_CHARS * 4]
     filters = filters or SearchFilters()
-    products = [p for p in await all_products(session)
+    catalog = await all_products(session)
+    products = [p for p in catalog
                 if is_sellable_to(p, country) and p.id not in filters.exclude_product_ids
                 and (not filters.category or _category_matches(p, filters.category))]
     stock = await available_stock(session, skus=[v.sku for p in products for v in p.variants])
-    chosen: list[tuple[Product, str]] = []
+    chosen: dict[int, str] = {}
     for product in products:
         for variant in product.variants:
             if stock.get(variant.sku, 0) > 0 and await _variant_matches(variant, product, filters, convert):
-                chosen.append((product, variant.sku))
+                chosen[product.id] = variant.sku
                 break
-    query_tokens = tokens(query, drop_stopwords=True)
-    lexical = bm25_scores(query_tokens, [tokens(product_text(p)) for p, _ in chosen])
-    dense = await _dense_scores([p for p, _ in chosen], embedding, encoder) if query_tokens else [0.0] * len(chosen)
-    has_dense = any(dense)
-    hits: list[ProductHit] = []
-    for (product, sku), lex, cos in zip(chosen, lexical, dense, strict=True):
-        if query_tokens and lex <= 0 and (not has_dense or cos < MIN_DENSE):
-            continue
-        saturated = lex / (lex + LEXICAL_SATURATION)
-        score = DENSE_WEIGHT * cos + (1 - DENSE_WEIGHT) * saturated if has_dense else saturated
-        hits.append(ProductHit(product_id=product.id, sku=sku, score=round(score, 6), lexical=round(lex, 6),
-                               dense=round(cos, 6)))
-    hits.sort(key=lambda h: (-h.score, h.product_id))
-    return SearchResult(hits=hits[offset:offset + limit], total=len(hits))
+    controls = await _current_controls(session)
+    if catalog:
+        await asyncio.to_thread(_sync_index, catalog, encoder)
+    extra = synonym_terms(query, controls.synonyms)
+    if query.strip() and not (search_tokens(query, query=True) or extra):
+        hits: list[ProductHit] = []  # only emoji or punctuation: nothing to match, an empty state
+    else:
+        ranked = product_index.rank(query, embedding=embedding if encoder is not None else None, mode="hybrid",
+                                    limit=len(chosen) or 1, allowed=set(chosen), extra_terms=extra)
+        hits = [ProductHit(product_id=r.product_id, sku=chosen[r.product_id], score=r.score, lexical=r.lexical,
+                           dense=r.dense) for r in ranked]
+        if query.strip():
+            hits = _apply_rules(hits, chosen, controls, query)
+    result = SearchResult(hits=hits[offset:offset + limit], total=len(hits))
+    if channel is not None and query.strip():
+        result.search_id = await record_search(session, query=query, language=language or query_language(query),
+                                               channel=channel, result_count=len(hits))
+    return result
 
 
 async def similar_products(session: AsyncSession, *, product_id: int, country: str | None = None, limit: int = 5,
@@ -195,5 +312,123 @@ async def warm_product_vectors(session: AsyncSession, *, encoder: Encoder) -> in
     return len(products)
 
 
-__all__ = ["PriceConverter", "ProductHit", "SearchFilters", "SearchResult", "query_words", "search_products",
-           "similar_products", "warm_product_vectors"]
+# ---------- search log and the merchant's report ----------
+
+async def record_search(session: AsyncSession, *, query: str, language: str, channel: str, result_count: int) -> int:
+    """Log one shopper search; returns its id (pass it to `mark_search_used` when a result is opened)."""
+    entry = SearchLogEntry(query=query[:MAX_QUERY_CHARS], normalised=normalise_query(query) or "-",
+                           language=(language or "en")[:8], channel=(channel or "unknown")[:32],
+                           result_count=result_count, clicked=False, created_at=utcnow())
+    session.add(entry)
+    await session.flush()
+    return entry.id
+
+
+async def mark_search_used(session: AsyncSession, *, search_id: int) -> None:
+    """The shopper opened or added a result: the search was not abandoned."""
+    entry = await session.get(SearchLogEntry, search_id)
+    if entry is None:
+        raise NotFound(f"No search {search_id}.", code="search_not_found")
+    entry.clicked = True
+    await session.flush()
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    query: str
+    language: str
+    searches: int
+    results: int
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    zero_results: list[ReportRow]
+    abandoned: list[ReportRow]
+    days: int
+
+
+async def search_report(session: AsyncSession, *, days: int = 30, limit: int = 50) -> SearchReport:
+    """Queries that found nothing, and queries whose results nobody opened, most frequent first."""
+    if not 1 <= days <= 366 or not 1 <= limit <= 500:
+        raise InvalidInput("days must be 1..366 and limit 1..500.", code="invalid_report_range")
+    since = utcnow() - timedelta(days=days)
+    repository = SearchRepository(session)
+    rows = {zero: [ReportRow(query=q, language=lang, searches=n, results=r)
+                   for q, lang, n, r in await repository.report(since=since, zero=zero, limit=limit)]
+            for zero in (True, False)}
+    return SearchReport(zero_results=rows[True], abandoned=rows[False], days=days)
+
+
+# ---------- merchant controls (each change bumps the settings version: live on the next search) ----------
+
+def _clean_terms(terms: list[str]) -> list[str]:
+    cleaned = []
+    for term in terms:
+        normal = normalise_query(term)
+        if normal and normal not in cleaned:
+            cleaned.append(normal)
+    if len(cleaned) < 2 or any(len(t) > 80 for t in cleaned) or len(cleaned) > 20:
+        raise InvalidInput("A synonym group needs 2 to 20 different words or phrases of at most 80 characters.",
+                           code="invalid_synonyms")
+    return cleaned
+
+
+async def list_synonyms(session: AsyncSession) -> list[SearchSynonym]:
+    return list(await SearchRepository(session).synonyms())
+
+
+async def add_synonyms(session: AsyncSession, *, terms: list[str]) -> SearchSynonym:
+    row = SearchSynonym(terms=_clean_terms(terms), created_at=utcnow())
+    session.add(row)
+    await session.flush()
+    await SearchRepository(session).bump_version()
+    return row
+
+
+async def delete_synonyms(session: AsyncSession, *, synonym_id: int) -> None:
+    row = await session.get(SearchSynonym, synonym_id)
+    if row is None:
+        raise NotFound(f"No synonym group {synonym_id}.", code="synonyms_not_found")
+    await session.delete(row)
+    await session.flush()
+    await SearchRepository(session).bump_version()
+
+
+async def list_rules(session: AsyncSession) -> list[SearchRule]:
+    return list(await SearchRepository(session).rules())
+
+
+async def add_rule(session: AsyncSession, *, kind: str, product_slug: str, query: str | None = None,
+                   position: int = 1) -> SearchRule:
+    """Boost or bury a product (for one query or everywhere), or pin it at `position` for one query."""
+    if kind not in RULE_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(RULE_KINDS)}.", code="invalid_rule_kind")
+    normal = normalise_query(query) if query is not None else None
+    if kind == "pin" and not normal:
+        raise InvalidInput("A pinned result needs the query it is pinned for.", code="pin_needs_query")
+    if not 1 <= position <= MAX_LIMIT:
+        raise InvalidInput(f"position must be 1..{MAX_LIMIT}.", code="invalid_position")
+    product = next((p for p in await all_products(session) if p.slug == product_slug), None)
+    if product is None:
+        raise NotFound(f"No active product {product_slug!r}.", code="product_not_found")
+    row = SearchRule(kind=kind, product_id=product.id, query=normal or None, position=position, created_at=utcnow())
+    session.add(row)
+    await session.flush()
+    await SearchRepository(session).bump_version()
+    return row
+
+
+async def delete_rule(session: AsyncSession, *, rule_id: int) -> None:
+    row = await session.get(SearchRule, rule_id)
+    if row is None:
+        raise NotFound(f"No search rule {rule_id}.", code="rule_not_found")
+    await session.delete(row)
+    await session.flush()
+    await SearchRepository(session).bump_version()
+
+
+__all__ = ["PriceConverter", "ProductHit", "ReportRow", "SearchFilters", "SearchReport", "SearchResult", "add_rule",
+           "add_synonyms", "delete_rule", "delete_synonyms", "list_rules", "list_synonyms", "mark_search_used",
+           "query_words", "record_search", "search_products", "search_report", "similar_products",
+           "warm_product_vectors"]

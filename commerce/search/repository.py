@@ -1,0 +1,44 @@
+"""Queries of product search: merchant controls, their version, and the search log."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.search.models import SearchLogEntry, SearchRule, SearchSettingsVersion, SearchSynonym
+
+
+class SearchRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def settings_version(self) -> int:
+        return int(await self.session.scalar(select(SearchSettingsVersion.version)
+                                             .where(SearchSettingsVersion.id == 1)) or 0)
+
+    async def bump_version(self) -> None:
+        changed = await self.session.execute(update(SearchSettingsVersion).where(SearchSettingsVersion.id == 1)
+                                             .values(version=SearchSettingsVersion.version + 1))
+        if not getattr(changed, "rowcount", 0):
+            self.session.add(SearchSettingsVersion(id=1, version=1))
+        await self.session.flush()
+
+    async def synonyms(self) -> Sequence[SearchSynonym]:
+        return (await self.session.scalars(select(SearchSynonym).order_by(SearchSynonym.id))).all()
+
+    async def rules(self) -> Sequence[SearchRule]:
+        return (await self.session.scalars(select(SearchRule).order_by(SearchRule.id))).all()
+
+    async def report(self, *, since: datetime, zero: bool, limit: int) -> list[tuple[str, str, int, int]]:
+        """(normalised query, language, searches, last result count) for zero-result or abandoned searches."""
+        wanted = (SearchLogEntry.result_count == 0) if zero else and_(SearchLogEntry.result_count > 0,
+                                                                        SearchLogEntry.clicked.is_(False))
+        searches = func.count(SearchLogEntry.id)
+        rows = await self.session.execute(
+            select(SearchLogEntry.normalised, SearchLogEntry.language, searches, func.max(SearchLogEntry.result_count))
+            .where(SearchLogEntry.created_at >= since, wanted)
+            .group_by(SearchLogEntry.normalised, SearchLogEntry.language)
+            .order_by(searches.desc(), SearchLogEntry.normalised).limit(limit))
+        return [(str(q), str(lang), int(n), int(r or 0)) for q, lang, n, r in rows.all()]
