@@ -14,4 +14,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.webhooks", "api.routers.webchat",
     "api.routers.agent", "api.routers.agent_realtime", "api.routers.merchant_learning",
     "api.routers.rasa",
+    "api.routers.merchant_search",
 ]
