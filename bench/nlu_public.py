@@ -134,12 +134,15 @@ def _larson(classifier: IntentClassifier, probs: npt.NDArray[np.float64], labels
 def bench_clinc150(root: Path, config: ClassifierConfig) -> dict[str, Any]:
     data = load_clinc150(root)
     classifier, seconds = _fit(*data["train"], config)
+    # Per-split caches, so the in-scope and OOS splits are embedded once each.
+    val_rows = np.concatenate([cached_embeddings(data["val"][0]), cached_embeddings(data["oos_val"][0])])
+    test_rows = np.concatenate([cached_embeddings(data["test"][0]), cached_embeddings(data["oos_test"][0])])
     val_texts = data["val"][0] + data["oos_val"][0]
     val_labels = data["val"][1] + ["oos"] * len(data["oos_val"][0])
-    val_parts = classifier.score_parts(cached_embeddings(val_texts), val_texts)
+    val_parts = classifier.score_parts(val_rows, val_texts)
     test_texts = data["test"][0] + data["oos_test"][0]
     test_labels = data["test"][1] + ["oos"] * len(data["oos_test"][0])
-    test_parts = classifier.score_parts(cached_embeddings(test_texts), test_texts)
+    test_parts = classifier.score_parts(test_rows, test_texts)
     in_val = len(data["val"][0])
     in_test = len(data["test"][0])
     choices = []
@@ -157,8 +160,8 @@ def bench_clinc150(root: Path, config: ClassifierConfig) -> dict[str, Any]:
     val_acc, weight, temperature, threshold = max(choices)
     # Second rejection signal: cosine to the nearest training utterance, thresholds chosen jointly on val.
     train_rows = cached_embeddings(data["train"][0])
-    val_sim = _nearest_similarity(cached_embeddings(val_texts), train_rows)
-    test_sim = _nearest_similarity(cached_embeddings(test_texts), train_rows)
+    val_sim = _nearest_similarity(val_rows, train_rows)
+    test_sim = _nearest_similarity(test_rows, train_rows)
     dense, lexical = val_parts
     val_scores = dense if weight == 0 or lexical is None else dense + weight * lexical
     val_probs = _softmax(val_scores / temperature)
