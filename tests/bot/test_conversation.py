@@ -296,3 +296,9 @@ async def test_messages_are_stored_with_their_nlu_result(say: Say, shop: Databas
     assert {"entity": "order_number", "value": "10023"}.items() <= answer.nlu["entities"][0].items()
     replies = [m for m in rows if m.direction == "out"]
     assert all(m.nlu and m.nlu["intent"] == "order_status" for m in replies)
+
+
+async def test_commands(say: Say) -> None:
+    assert "Hi" in texts(await say("/start", kind="command", sender="cmd"))
+    assert "I can: search products" in texts(await say("/help", kind="command", sender="cmd"))
+    assert "passing you" in texts(await say("/agent", kind="command", sender="cmd"))
