@@ -145,7 +145,10 @@ def parse_steps(raw: Any, *, file: str, problems: Problems, what: str) -> list[S
             steps.append(_slot_step(item["slot_was_set"], file, line, problems))
         elif "or" in item:
             options: list[UserStep | SlotStep] = []
-            for option in item["or"] or []:
+            if not isinstance(item["or"], list):
+                problems.add(file, line, f"{what}: 'or' must be a list of intents or slot_was_set")
+                continue
+            for option in item["or"]:
                 if isinstance(option, dict) and ("intent" in option or "user" in option):
                     options.append(_user_step(option, file, line, problems))
                 elif isinstance(option, dict) and "slot_was_set" in option:
