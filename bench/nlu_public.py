@@ -4,7 +4,7 @@ Prints one JSON object. Protocols: ../shared/benchmarks/README.md. Embeddings of
 cached under var/cache/nlu_bench (the encoders are frozen), so reruns only pay for classifiers.
 
     python bench/nlu_public.py [--data ../shared/benchmarks] [--massive-test-en PATH --massive-test-zh PATH]
-                               [--only banking77,clinc150,massive,shop,speed]
+                               [--only banking77,clinc150,clinc150_oos_class,massive,shop,speed]
 """
 
 from __future__ import annotations
@@ -225,6 +225,37 @@ def _larson_two_signals(classifier: IntentClassifier, probs: npt.NDArray[np.floa
     return best
 
 
+def bench_clinc150_oos_class(root: Path, config: ClassifierConfig) -> dict[str, Any]:
+    """The "oos as a class" method: oos_train joins training as class `oos`, plus Larson's threshold."""
+    data = load_clinc150(root)
+    texts = data["train"][0] + data["oos_train"][0]
+    labels = data["train"][1] + ["oos"] * len(data["oos_train"][0])
+    started = time.perf_counter()
+    classifier = IntentClassifier(config=config)
+    classifier.fit(np.concatenate([cached_embeddings(data["train"][0]), cached_embeddings(data["oos_train"][0])]),
+                   texts, labels)
+    seconds = time.perf_counter() - started
+    val_rows = np.concatenate([cached_embeddings(data["val"][0]), cached_embeddings(data["oos_val"][0])])
+    val_texts = data["val"][0] + data["oos_val"][0]
+    val_labels = data["val"][1] + ["oos"] * len(data["oos_val"][0])
+    classifier.calibrate_temperature(classifier.decision_scores(val_rows, val_texts), data["val"][1])
+    threshold = classifier.choose_threshold(classifier.predict_proba(val_rows, val_texts), val_labels,
+                                            oos_labels=frozenset({"oos"}))
+    test_rows = np.concatenate([cached_embeddings(data["test"][0]), cached_embeddings(data["oos_test"][0])])
+    test_texts = data["test"][0] + data["oos_test"][0]
+    probs = classifier.predict_proba(test_rows, test_texts)
+    predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
+    rejected = [p == "oos" or c < threshold for p, c in zip(predicted, probs.max(axis=1), strict=True)]
+    in_test = len(data["test"][0])
+    return {
+        "protocol": "train on train + oos_train (oos as a class), threshold by Larson's rule on val+oos_val",
+        "in_scope_accuracy": round(100.0 * float(np.mean([not rejected[i] and predicted[i] == data["test"][1][i]
+                                                          for i in range(in_test)])), 2),
+        "oos_recall": round(100.0 * float(np.mean(rejected[in_test:])), 2),
+        "threshold": round(threshold, 4), "fit_seconds": round(seconds, 1),
+    }
+
+
 def _softmax(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     shifted = scores - scores.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
@@ -348,7 +379,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--massive-test-en", type=Path, default=None, help="en-US test jsonl (id,text,intent)")
     parser.add_argument("--massive-test-zh", type=Path, default=None, help="zh-CN test jsonl (id,text,intent)")
-    parser.add_argument("--only", default="banking77,clinc150,massive,shop,speed")
+    parser.add_argument("--only", default="banking77,clinc150,clinc150_oos_class,massive,shop,speed")
     parser.add_argument("--massive-locales", default="en-US,zh-CN", help="comma list; the gap needs both")
     parser.add_argument("--lexical-weight", type=float, default=ClassifierConfig().tfidf_weight)
     args = parser.parse_args()
@@ -362,6 +393,8 @@ def main() -> None:
         result["banking77"] = bench_banking77(args.data, config)
     if "clinc150" in wanted:
         result["clinc150"] = bench_clinc150(args.data, config)
+    if "clinc150_oos_class" in wanted:
+        result["clinc150_oos_class"] = bench_clinc150_oos_class(args.data, config)
     if "massive" in wanted:
         result["massive"] = bench_massive(args.data, config,
                                           {"en-US": args.massive_test_en, "zh-CN": args.massive_test_zh},
