@@ -101,6 +101,7 @@ class NluService:
         self._model: NluModel | None = None
         self._extractor = EntityExtractor()
         self._swap_lock = threading.Lock()
+        self._ensure_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
@@ -151,15 +152,16 @@ class NluService:
         """The active model; loads the newest artifact, or trains one from the shipped data if none exists."""
         if self._model is not None:
             return self._model
-        with self._swap_lock:
+        # One loader at a time: concurrent first parses must not train the model twice.
+        with self._ensure_lock:
             if self._model is not None:
                 return self._model
-        try:
-            return self.load()
-        except NluModelMissing:
-            self.train()
-            assert self._model is not None
-            return self._model
+            try:
+                return self.load()
+            except NluModelMissing:
+                self.train()
+                assert self._model is not None
+                return self._model
 
     # ---------- runtime lookup tables ----------
     def set_lookup(self, entity: str, values: Iterable[str] | Mapping[str, str]) -> None:
