@@ -24,6 +24,11 @@ class ChannelRuntime:
         self._deps: BotDeps | None = None
         self._lock = asyncio.Lock()
         self.outbox_wakeup = asyncio.Event()
+        # SQLite has one writer and the engine's unit of work holds it throughout: queue here, in order,
+        # rather than in SQLite's busy handler (which polls, is unfair, and gives up after its timeout).
+        # On PostgreSQL the bound keeps inbound work within the connection pool.
+        slots = 1 if database.engine.dialect.name == "sqlite" else max(1, settings.database.pool_size)
+        self._units_of_work = asyncio.Semaphore(slots)
 
     async def deps(self) -> BotDeps:
         if self._deps is None:
@@ -35,7 +40,7 @@ class ChannelRuntime:
     async def handle(self, inbound: InboundMessage, *, delivered_inline: bool = False) -> HandleResult:
         """One unit of work per inbound event; `delivered_inline` when the caller hands the replies over itself."""
         deps = await self.deps()
-        async with self.database.unit_of_work() as session:
+        async with self._units_of_work, self.database.unit_of_work() as session:
             result = await handle_inbound(session, inbound, deps=deps)
             if delivered_inline:
                 await repository.mark_replies_delivered(
@@ -45,5 +50,5 @@ class ChannelRuntime:
         return result
 
     async def history(self, *, channel: ChannelName, sender_id: str, limit: int = 50) -> list[Any]:
-        async with self.database.unit_of_work() as session:
+        async with self._units_of_work, self.database.unit_of_work() as session:
             return list(await conversation_history(session, channel=channel, sender_id=sender_id, limit=limit))

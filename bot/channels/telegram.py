@@ -246,19 +246,19 @@ def inbound_from_callback(update: Update, query: CallbackQuery, payload: str | N
 
 
 class SeenUpdates:
-    """Recently seen update_ids: a cheap first line; the engine's (channel, message_id) check is the durable one."""
+    """Recently handled update_ids: a cheap first line; the engine's (channel, message_id) check is the durable one."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self.capacity = capacity
         self._seen: OrderedDict[int, None] = OrderedDict()
 
-    def first_time(self, update_id: int) -> bool:
-        if update_id in self._seen:
-            return False
+    def __contains__(self, update_id: int) -> bool:
+        return update_id in self._seen
+
+    def remember(self, update_id: int) -> None:
         self._seen[update_id] = None
         if len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
-        return True
 
 
 class TelegramChannel:
@@ -278,10 +278,15 @@ class TelegramChannel:
 
     async def _dedupe(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
                       event: TelegramObject, data: dict[str, Any]) -> Any:
-        if isinstance(event, Update) and not self.seen.first_time(event.update_id):
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        if event.update_id in self.seen:
             log.info("telegram update %s seen before; ignored", event.update_id)
             return None
-        return await handler(event, data)
+        result = await handler(event, data)
+        # Only once handled: an update whose handling failed must stay welcome when Telegram sends it again.
+        self.seen.remember(event.update_id)
+        return result
 
     def _router(self) -> Router:
         router = Router(name="shoptalk")
