@@ -294,7 +294,9 @@ class ProductIndex:
             return [(term, 1.0)]
         if not term.isascii() or len(term) < 4 or term.isdigit():
             return []
-        limit = 2 if len(term) >= 8 else 1
+        if len(term) < 5:
+            return self._split(term)
+        limit = 2 if len(term) >= 9 else 1
         candidates: set[str] = set(self._deletes.get(term, ()))
         for deleted in _deletes(term):
             candidates |= self._deletes.get(deleted, set())
@@ -303,8 +305,9 @@ class ProductIndex:
                     candidates |= self._deletes.get(twice, set())
         found = [(c, self.weights.fuzzy) for c in sorted(candidates)
                  if self._postings.get(c) and _edit_distance(term, c, limit) <= limit]
-        if found:
-            return found
+        return found or self._split(term)
+
+    def _split(self, term: str) -> list[tuple[str, float]]:
         for cut in range(2, len(term) - 1):
             left, right = _stem(term[:cut]), _stem(term[cut:])
             if self._postings.get(term[:cut]) and self._postings.get(right):
@@ -328,13 +331,25 @@ class ProductIndex:
                     wanted[known] += 1
                     weight[known] = max(weight.get(known, 0.0), w)
             scores: dict[int, float] = {}
+            # Single Chinese characters only count where they cover half the query's characters (or a word
+            # matched too): otherwise "飞行汽车" would find anything with 车 or 行.
+            chars = {t for t in wanted if len(t) == 1 and _CJK.fullmatch(t)}
+            char_hits: Counter[int] = Counter()
+            word_rows: set[int] = set()
             for term, times in wanted.items():
                 posting = self._postings.get(term) or {}
                 df = len(posting)
                 idf = math.log(1 + (n - df + 0.5) / (df + 0.5)) * weight[term] * times
                 for row, tf in posting.items():
+                    if term in chars:
+                        char_hits[row] += 1
+                    else:
+                        word_rows.add(row)
                     scores[row] = scores.get(row, 0.0) + idf * tf * (k1 + 1) / (
                         tf + k1 * (1 - b + b * self._lengths[row] / average))
+            if chars:
+                scores = {row: score for row, score in scores.items()
+                          if row in word_rows or 2 * char_hits[row] >= len(chars)}
             return scores
 
     def dense(self, embedding: Vector) -> Vector:

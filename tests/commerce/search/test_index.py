@@ -1,0 +1,77 @@
+"""The in-memory product index: typo tolerance, Chinese words, incremental updates, odd queries."""
+from __future__ import annotations
+
+import numpy as np
+
+from commerce.search.index import IndexedProduct, ProductIndex, search_tokens
+
+
+def product(product_id: int, title_en: str, title_zh: str = "", tags: tuple[str, ...] = (),
+            version: str = "1") -> IndexedProduct:
+    return IndexedProduct(product_id=product_id, version=version, titles=[t for t in (title_en, title_zh) if t],
+                          tags=list(tags), brand="", category=[], attributes=[], descriptions=[])
+
+
+def shop() -> ProductIndex:
+    index = ProductIndex()
+    index.upsert([
+        product(1, "20,000 mAh USB-C Power Bank", "快充移动电源", ("power bank", "battery")),
+        product(2, "Active Noise Cancelling Wireless Earbuds", "主动降噪真无线蓝牙耳机", ("earbuds", "headphones")),
+        product(3, "Heavyweight Organic Cotton Hoodie", "重磅有机棉连帽卫衣", ("hoodie", "t-shirt")),
+        product(4, "Gooseneck Electric Kettle", "温控手冲细口电热水壶", ("kettle",)),
+    ])
+    return index
+
+
+def ids(index: ProductIndex, query: str) -> list[int]:
+    return [r.product_id for r in index.rank(query, mode="lexical")]
+
+
+def test_misspelt_and_run_together_words_still_find_the_product() -> None:
+    index = shop()
+    assert ids(index, "headphnes")[:1] == [2]
+    assert ids(index, "electirc kettle")[:1] == [4]
+    assert ids(index, "powerbank")[:1] == [1]
+    assert ids(index, "tshirt")[:1] == [3]
+
+
+def test_chinese_queries_match_segmented_words() -> None:
+    index = shop()
+    assert ids(index, "我想买降噪耳机")[:1] == [2]
+    assert ids(index, "电热水壶")[:1] == [4]
+    assert "电热水壶" in search_tokens("温控手冲细口电热水壶")
+
+
+def test_changed_and_removed_products_are_updated_in_place() -> None:
+    index = shop()
+    index.upsert([product(4, "Stovetop Kettle Whistling", version="2")])
+    assert index.version_of(4) == "2"
+    assert ids(index, "gooseneck") == []
+    assert ids(index, "whistling") == [4]
+    index.remove([4])
+    assert ids(index, "kettle") == []
+    assert len(index) == 3
+
+
+def test_odd_queries_give_results_or_nothing_never_an_error() -> None:
+    index = shop()
+    for query in ["😀🎉", "x" * 500, "'; DROP TABLE products; --", "<script>alert(1)</script>", "", "   ", "%_*"]:
+        ranked = index.rank(query, embedding=np.zeros(896, np.float32))
+        assert isinstance(ranked, list)
+    assert ids(index, "😀🎉") == [1, 2, 3, 4]  # no words at all: the index lists everything, the service decides
+
+
+def test_dense_only_candidates_come_from_vectors_across_languages() -> None:
+    index = ProductIndex()
+    vectors = np.eye(4, 896, k=384, dtype=np.float32)  # multilingual part only, one axis per product
+    index.upsert([product(i + 1, f"item {i}") for i in range(4)], vectors)
+    query = vectors[2]
+    ranked = index.rank("無關的詞", embedding=query, mode="dense")
+    assert [r.product_id for r in ranked] == [3]
+
+
+def test_a_single_product_catalog() -> None:
+    index = ProductIndex()
+    index.upsert([product(9, "Bamboo Steamer", "竹蒸笼")])
+    assert ids(index, "steamer") == [9]
+    assert ids(index, "kettle") == []
