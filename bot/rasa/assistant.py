@@ -66,6 +66,8 @@ class Assistant:
         self.shoptalk_actions = shoptalk_actions or {}
         self.seed = seed
         self._domain_json = self.domain.to_rasa()
+        self._role_cues = _role_cues(project)
+        self._vocabulary = _vocabulary(project)
 
     # ---------------------------------------------------------------- NLU
     async def parse(self, text: str) -> dict[str, Any]:
@@ -119,8 +121,8 @@ class Assistant:
     def _with_roles(self, text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Only the domain's entities, valued as the project's data values them, with roles and groups the way
         the training data used them (by the word before the entity)."""
-        cues = _role_cues(self.project)
-        vocabulary = _vocabulary(self.project)
+        cues = self._role_cues
+        vocabulary = self._vocabulary
         known = set(self.domain.entities)
         out = []
         for entity in entities:
@@ -568,15 +570,10 @@ def _intent_allowed(mapping: dict[str, Any], intent: str | None) -> bool:
     return not (unwanted is not None and intent in (unwanted if isinstance(unwanted, list) else [unwanted]))
 
 
-_cue_cache: dict[int, dict[str, dict[str, tuple[str | None, str | None]]]] = {}
-_vocabulary_cache: dict[int, dict[str, dict[str, str]]] = {}
 
 
 def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:
     """Surface form -> value of every entity in the project's data (annotations, synonyms, lookups)."""
-    cached = _vocabulary_cache.get(id(project))
-    if cached is not None:
-        return cached
     vocabulary: dict[str, dict[str, str]] = {}
     for name, values in project.nlu.lookups.items():
         for value in values:
@@ -584,14 +581,10 @@ def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:
     for example in project.nlu.examples:
         for annotation in example.entities:
             vocabulary.setdefault(annotation.entity, {})[annotation.text.lower()] = annotation.value
-    _vocabulary_cache[id(project)] = vocabulary
     return vocabulary
 
 
 def _role_cues(project: RasaProject) -> dict[str, dict[str, tuple[str | None, str | None]]]:
-    cached = _cue_cache.get(id(project))
-    if cached is not None:
-        return cached
     cues: dict[str, dict[str, tuple[str | None, str | None]]] = {}
     for example in project.nlu.examples:
         for annotation in example.entities:
@@ -599,5 +592,4 @@ def _role_cues(project: RasaProject) -> dict[str, dict[str, tuple[str | None, st
                 before = example.text[:annotation.start].lower().split()
                 cues.setdefault(annotation.entity, {})[before[-1] if before else ""] = (annotation.role,
                                                                                        annotation.group)
-    _cue_cache[id(project)] = cues
     return cues

@@ -18,9 +18,12 @@ class RasaRepository:
         return await self.session.scalar(select(RasaAssistant).where(RasaAssistant.active.is_(True))
                                          .order_by(RasaAssistant.id.desc()).limit(1))
 
-    async def active_id(self) -> int | None:
-        return await self.session.scalar(select(RasaAssistant.id).where(RasaAssistant.active.is_(True))
-                                         .order_by(RasaAssistant.id.desc()).limit(1))
+    async def active_key(self) -> tuple[int, str] | None:
+        """(id, created_at) of the active assistant: small enough to ask on every message."""
+        row = (await self.session.execute(select(RasaAssistant.id, RasaAssistant.created_at)
+                                          .where(RasaAssistant.active.is_(True))
+                                          .order_by(RasaAssistant.id.desc()).limit(1))).first()
+        return (int(row[0]), row[1].isoformat()) if row is not None else None
 
     async def by_id(self, assistant_id: int) -> RasaAssistant | None:
         return await self.session.get(RasaAssistant, assistant_id)

@@ -69,7 +69,7 @@ async def deactivate(session: AsyncSession) -> None:
     await RasaRepository(session).deactivate_all()
 
 
-_cache: dict[int, Assistant] = {}
+_cache: dict[tuple[int, str], Assistant] = {}
 _cache_lock = threading.Lock()
 
 
@@ -90,18 +90,20 @@ async def active_assistant(session: AsyncSession, *, models_dir: Path,
                            embedder: Embedder | None = None) -> Assistant | None:
     """The active imported assistant (built once per process), or None when ShopTalk's own bot answers."""
     repo = RasaRepository(session)
-    assistant_id = await repo.active_id()
-    if assistant_id is None:
+    key = await repo.active_key()
+    if key is None:
         return None
-    cached = _cache.get(assistant_id)
+    cached = _cache.get(key)
     if cached is not None:
         return cached
-    row = await repo.by_id(assistant_id)
+    row = await repo.by_id(key[0])
     assert row is not None
     built = await asyncio.to_thread(_build, row, models_dir, embedder)
     with _cache_lock:
-        _cache.setdefault(assistant_id, built)
-    return _cache[assistant_id]
+        for stale in [known for known in _cache if known != key]:
+            del _cache[stale]  # an older import no longer answers anyone
+        _cache.setdefault(key, built)
+    return _cache[key]
 
 
 async def load_tracker(session: AsyncSession, *, conversation_id: int, sender_id: str, domain: Domain) -> Tracker:
