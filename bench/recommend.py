@@ -278,12 +278,12 @@ def tune(rows: Rows, train_mask: np.ndarray[Any, Any]) -> tuple[dict[str, Any], 
     trials["item_half_life"] = {"metric": "validation ndcg@10 (new items)", **results}
     half_life = max(results, key=lambda label: results[label])
     params = {"buy_again_half_life": float(buy_again), "popularity_half_life": float(popularity),
-              "item_method": method, "item_half_life": float(half_life), "label_rounds": 2}
+              "item_method": method, "item_half_life": float(half_life), "label_rounds": 1}
     return params, trials
 
 
 DEFAULT_PARAMS: dict[str, Any] = {"buy_again_half_life": 120.0, "popularity_half_life": 30.0,
-                                  "item_method": "ease", "item_half_life": 60.0, "label_rounds": 2}
+                                  "item_method": "ease", "item_half_life": 60.0, "label_rounds": 1}
 
 
 def latency(values: list[float]) -> dict[str, float]:

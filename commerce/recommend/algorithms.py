@@ -577,7 +577,7 @@ class Ranker:
     def __init__(self, *, buy_again: BuyAgain, item_to_item: ItemToItem, bought_with: FrequentlyBoughtWith,
                  popularity: Popularity, content: ContentBased | None = None, cold_start_weight: float = 0.05,
                  candidates_per_model: int = 50, cart_share: float = 0.5, min_examples: int = 30,
-                 max_rows: int = 300_000, trees: int = 150, label_rounds: int = 1, seed: int = 11) -> None:
+                 max_rows: int = 150_000, trees: int = 100, label_rounds: int = 1, seed: int = 11) -> None:
         self.buy_again = buy_again
         self.item_to_item = item_to_item
         self.bought_with = bought_with
