@@ -376,24 +376,31 @@ class ProductIndex:
             cosines = self.dense(np.asarray(embedding)) if use_dense and embedding is not None else None
             if cosines is not None and not cosines.any():
                 cosines = None
-            candidates = set(lexical)
+            rows = len(self._ids)
+            id_of = np.asarray(self._ids, np.int64)
+            usable = np.zeros(rows, bool)
+            live = list(self._row_of.values()) if allowed is None else [
+                self._row_of[i] for i in allowed if i in self._row_of]
+            usable[live] = True
+            lex = np.zeros(rows, np.float64)
+            if lexical:
+                lex[list(lexical)] = list(lexical.values())
+            saturated = lex / (lex + w.lexical_saturation)
+            candidates = lex > 0
             if cosines is not None:
-                candidates |= {int(r) for r in np.flatnonzero(cosines >= w.min_dense)}
-            ranked = []
-            for row in candidates:
-                product_id = self._ids[row]
-                if product_id not in self._row_of or self._row_of[product_id] != row:
-                    continue
-                if allowed is not None and product_id not in allowed:
-                    continue
-                lex = lexical.get(row, 0.0)
-                cos = float(cosines[row]) if cosines is not None else 0.0
-                saturated = lex / (lex + w.lexical_saturation)
-                score = w.dense * cos + (1 - w.dense) * saturated if cosines is not None else saturated
-                ranked.append(RankedProduct(product_id=product_id, score=round(score, 6), lexical=round(lex, 6),
-                                            dense=round(cos, 6)))
-        ranked.sort(key=lambda r: (-r.score, r.product_id))
-        return ranked[:limit]
+                cos = np.asarray(cosines[:rows], np.float64)
+                candidates |= cos >= w.min_dense
+                scores = w.dense * cos + (1 - w.dense) * saturated
+            else:
+                cos = np.zeros(rows, np.float64)
+                scores = saturated
+            # Vectorised: only the best `limit` candidates become objects (100k products stay fast).
+            found = np.flatnonzero(candidates & usable)
+            if len(found) > limit:
+                found = found[np.argpartition(-scores[found], limit - 1)[:limit]]
+            found = found[np.lexsort((id_of[found], -np.round(scores[found], 6)))]
+            return [RankedProduct(product_id=int(id_of[r]), score=round(float(scores[r]), 6),
+                                  lexical=round(float(lex[r]), 6), dense=round(float(cos[r]), 6)) for r in found]
 
 
 MINILM_DIM = 384
