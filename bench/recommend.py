@@ -283,7 +283,7 @@ def tune(rows: Rows, train_mask: np.ndarray[Any, Any]) -> tuple[dict[str, Any], 
 
 
 DEFAULT_PARAMS: dict[str, Any] = {"buy_again_half_life": 120.0, "popularity_half_life": 30.0,
-                                  "item_method": "ease", "item_half_life": 60.0, "label_rounds": 1}
+                                  "item_method": "ease", "item_half_life": 30.0, "label_rounds": 1}
 
 
 def latency(values: list[float]) -> dict[str, float]:

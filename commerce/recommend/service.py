@@ -50,7 +50,7 @@ IN_MEMORY_TTL = timedelta(minutes=10)
 # Chosen on the validation split of bench/recommend.py (never on its test baskets).
 TUNED: dict[str, Any] = {
     "buy_again_half_life": 120.0, "item_method": "ease", "item_neighbours": 200, "ease_l2": 200.0,
-    "item_half_life": 60.0, "popularity_half_life": 30.0,
+    "item_half_life": 30.0, "popularity_half_life": 30.0,
 }
 # Turns text into vectors (the search encoder); without one, TF-IDF over the product text is used.
 Encoder = Callable[[list[str]], Any]
