@@ -64,8 +64,14 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor.close()
 
 
+WRITE_OPTION = "shoptalk_write"
+
+
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A unit of work takes the write lock at BEGIN, so concurrent writers queue instead of failing on
+    # lock upgrade; plain sessions only read and never wait for a writer (WAL).
+    mode = "IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
@@ -84,8 +90,12 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction per inbound event: commit when the block succeeds, roll back otherwise."""
+    """One transaction per inbound event: commit when the block succeeds, roll back otherwise.
+
+    Write through a unit of work; sessions opened with `sessions()` directly are for reading.
+    """
     async with sessions() as session:
+        await session.connection(execution_options={WRITE_OPTION: True})
         try:
             yield session
             await session.commit()

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kit.clock import utcnow
-from kit.db import Base, UTCDateTime
+from kit.db import Base, UTCDateTime, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class OutboxWorker:
 
     async def claim(self) -> list[ClaimedEvent]:
         now = utcnow()
-        async with self.sessions() as session, session.begin():
+        async with unit_of_work(self.sessions) as session:
             due = or_(
                 (OutboxEvent.status == PENDING) & (OutboxEvent.next_attempt_at <= now),
                 (OutboxEvent.status == DELIVERING) & (OutboxEvent.locked_until <= now),
@@ -120,7 +120,7 @@ class OutboxWorker:
 
     async def deliver(self, claimed: ClaimedEvent) -> None:
         # Three short transactions: the peer is called with no database lock held.
-        async with self.sessions() as session, session.begin():
+        async with unit_of_work(self.sessions) as session:
             event = await session.get(OutboxEvent, claimed.id)
             if event is None or event.status != DELIVERING:
                 return
@@ -142,7 +142,7 @@ class OutboxWorker:
             await self.handlers[event.topic](event)
         except Exception as exc:  # every handler failure is recorded, none is lost
             error = exc
-        async with self.sessions() as session, session.begin():
+        async with unit_of_work(self.sessions) as session:
             row = await session.get(OutboxEvent, claimed.id)
             if row is None or row.status != DELIVERING:
                 return

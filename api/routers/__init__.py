@@ -15,4 +15,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.agent", "api.routers.agent_realtime", "api.routers.merchant_learning",
     "api.routers.rasa",
     "api.routers.merchant_search",
+    "api.routers.nlu",
 ]
