@@ -1,6 +1,7 @@
 """Queries of product search: merchant controls, their version, and the search log."""
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,10 +20,12 @@ class SearchRepository:
                                              .where(SearchSettingsVersion.id == 1)) or 0)
 
     async def bump_version(self) -> None:
+        # A random stamp, not a counter: two databases in one process (tests, tenants) never share a version.
+        stamp = secrets.randbits(31) or 1
         changed = await self.session.execute(update(SearchSettingsVersion).where(SearchSettingsVersion.id == 1)
-                                             .values(version=SearchSettingsVersion.version + 1))
+                                             .values(version=stamp))
         if not getattr(changed, "rowcount", 0):
-            self.session.add(SearchSettingsVersion(id=1, version=1))
+            self.session.add(SearchSettingsVersion(id=1, version=stamp))
         await self.session.flush()
 
     async def synonyms(self) -> Sequence[SearchSynonym]:
