@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.skills.base import Turn, convert_amount
 from bot.skills.recommend import count_outcome
+from bot.skills.search import note_search_used
 from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.models import Product, Variant
@@ -68,6 +69,7 @@ async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | N
     if impression_id is not None:
         line["impression"] = impression_id  # a purchase later counts for the recommendation
     turn.conversation.cart = lines
+    await note_search_used(turn)
     turn.say("cart_added", quantity=quantity, title=turn.title(product),
              buttons=[turn.button("button.view_cart", "cart:view"), turn.button("button.checkout", "checkout:start")])
     return True

@@ -10,7 +10,7 @@ from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.service import get_product, localized, variant_price
 from commerce.inventory.service import available_stock
-from commerce.search.service import SearchFilters, query_words, search_products
+from commerce.search.service import SearchFilters, mark_search_used, query_words, search_products
 
 MAX_HITS = 50
 _UPPER = re.compile(r"\b(under|below|less than|cheaper than|max|up to|at most|within)\b|以下|以内|不超过|低于|之内",
@@ -86,8 +86,9 @@ async def search(turn: Turn) -> None:
 
     result = await search_products(turn.session, query=query, embedding=usable_embedding(turn.parsed),
                                    filters=_filters(filters), country=turn.country, limit=MAX_HITS,
-                                   encoder=turn.deps.encoder, convert=convert)
-    turn.conversation.last_search = {"query": query, "filters": filters,
+                                   encoder=turn.deps.encoder, convert=convert, channel=turn.inbound.channel,
+                                   language=turn.locale)
+    turn.conversation.last_search = {"query": query, "filters": filters, "search_id": result.search_id,
                                      "hits": [[h.product_id, h.sku] for h in result.hits]}
     if not result.hits:
         turn.conversation.last_products = []
@@ -132,6 +133,14 @@ async def show_page(turn: Turn, *, page: int) -> None:
              first=start + 1, last=min(start + size, len(hits)), total=len(hits))
 
 
+async def note_search_used(turn: Turn) -> None:
+    """The shopper acted on the last search's results, so the merchant's report does not count it abandoned."""
+    last = turn.conversation.last_search or {}
+    if last.get("search_id") and not last.get("used"):
+        await mark_search_used(turn.session, search_id=int(last["search_id"]))
+        turn.conversation.last_search = {**last, "used": True}
+
+
 async def details(turn: Turn, product_id: int) -> None:
     """A product's description, price and the options in stock, with an add-to-cart button per option."""
     try:
@@ -144,6 +153,7 @@ async def details(turn: Turn, product_id: int) -> None:
     if not product.active or not in_stock:
         turn.say("product_gone")
         return
+    await note_search_used(turn)
     options = ", ".join(" ".join(v.attributes.values()) or v.sku for v in in_stock)
     description = localized(product.description, turn.locale)
     price = await turn.price_text(variant_price(in_stock[0], product), product.currency)

@@ -101,3 +101,17 @@ async def test_replies_are_queued_in_the_outbox(say: Say, shop: Database) -> Non
     assert all(e.topic == "send.telegram" for e in events)
     assert events[0].payload["text"] == result.replies[0].text
     assert events[0].payload["conversation_id"] == result.conversation_id
+
+
+async def test_shopper_searches_feed_the_merchants_search_report(say: Say, shop: Database) -> None:
+    from commerce.search.service import search_report
+
+    await say("I am looking for a kettle", sender="report-1")
+    await say(kind="callback", payload="cart:add:KET-1", sender="report-1")
+    await say("do you sell unicorn saddles", sender="report-2")
+    await say("I am looking for a kettle", sender="report-3")
+    async with shop.sessions() as session:
+        report = await search_report(session)
+    # Two identical searches: the one whose result went into the cart is used, the other abandoned.
+    assert [(row.query, row.searches) for row in report.abandoned] == [("i am looking for a kettle", 1)]
+    assert [(row.query, row.results) for row in report.zero_results] == [("do you sell unicorn saddles", 0)]
