@@ -94,8 +94,9 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
 
     Write through a unit of work; sessions opened with `sessions()` directly are for reading.
     """
-    async with sessions() as session:
-        await session.connection(execution_options={WRITE_OPTION: True})
+    engine: AsyncEngine = sessions.kw["bind"]
+    # Lazily, like any session: the write lock is taken at the first statement, not on entering the block.
+    async with sessions(bind=engine.execution_options(**{WRITE_OPTION: True})) as session:
         try:
             yield session
             await session.commit()
