@@ -48,21 +48,19 @@ def create(email: str = typer.Option(..., help="Sign-in email"),
 
 async def load_demo_agents(session: AsyncSession) -> list[str]:
     """The demo's agent and supervisor (password DEMO_PASSWORD) and two canned responses; skips what exists."""
-    from bot.handoff.repository import HandoffRepository
-
-    repo = HandoffRepository(session)
     created = []
     supervisor = None
     for email, name, role in DEMO_AGENTS:
-        agent = await repo.agent_by_email(email)
+        agent = await handoff.agent_by_email(session, email=email)
         if agent is None:
             agent = await handoff.create_agent(session, email=email, name=name, role=role, password=DEMO_PASSWORD)
             created.append(email)
         if role == "supervisor":
             supervisor = agent
     if supervisor is not None:
+        existing = {c.shortcut for c in await handoff.canned_responses(session, shop_id=supervisor.shop_id)}
         for shortcut, body in (("hello", "Hi {name}, this is {agent_name} from the shop team. How can I help?"),
                                ("order", "Hi {name}, I'm looking at order {order_number} for you now.")):
-            if await repo.canned_by_shortcut(supervisor.shop_id, shortcut) is None:
+            if shortcut not in existing:
                 await handoff.create_canned(session, agent=supervisor, shortcut=shortcut, body=body)
     return created

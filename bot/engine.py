@@ -15,7 +15,7 @@ from bot.conversations.repository import ConversationRepository
 from bot.deps import BotDeps
 from bot.handoff import engine_hooks
 from bot.messages import Button, InboundMessage, OutboundMessage
-from bot.policy import HANDOFF_INTENTS, Decision, decide
+from bot.policy import HANDOFF_INTENTS, Decision, decide, shop_triggers
 from bot.rasa import engine_hook as rasa_hook
 from bot.skills import cart, cross_border, faq, order_status, recommend, search
 from bot.skills.base import Turn
@@ -194,7 +194,8 @@ async def _respond(turn: Turn, stored: ConversationMessage) -> None:
         stored.nlu["intent"] = {"name": str(pending.get("intent")), "confidence": 1.0}
         return
     misunderstood = await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored.id)
-    decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=misunderstood)
+    decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=misunderstood,
+                      triggers=await shop_triggers(turn.session))  # the shop's switches and thresholds
     unclear = decision.action in ("clarify", "handoff") and decision.intent not in HANDOFF_INTENTS
     if parsed.entity_values("product") and (unclear or (decision.action == "confirm"
                                                         and decision.intent in UNSURE_INTENTS)):

@@ -5,8 +5,10 @@ the session's CSRF token, which every state-changing request must echo in the X-
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -378,12 +380,33 @@ async def canned(who: Reader, request: Request) -> list[CannedOut]:
 
 
 @router.post("/api/v1/agent/canned", response_model=CannedOut, status_code=201,
-             summary="Add a canned response; variables {name}, {order_number}, {agent_name}")
+             summary="Add a canned response (supervisor); variables {name}, {order_number}, {agent_name}")
 async def add_canned(body: CannedIn, who: Writer, request: Request) -> CannedOut:
     async with _database(request).unit_of_work() as session:
         item = await handoff.create_canned(session, agent=await _agent(session, who), shortcut=body.shortcut,
                                            body=body.body)
-        return CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
+        out = CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
+    await events_of(request.app).publish(who.shop_id, {"type": "settings"})
+    return out
+
+
+@router.put("/api/v1/agent/canned/{canned_id}", response_model=CannedOut,
+            summary="Change a canned response's shortcut or text (supervisor)")
+async def edit_canned(canned_id: int, body: CannedIn, who: Writer, request: Request) -> CannedOut:
+    async with _database(request).unit_of_work() as session:
+        item = await handoff.update_canned(session, agent=await _agent(session, who), canned_id=canned_id,
+                                           shortcut=body.shortcut, body=body.body)
+        out = CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
+    await events_of(request.app).publish(who.shop_id, {"type": "settings"})
+    return out
+
+
+@router.delete("/api/v1/agent/canned/{canned_id}", status_code=204, summary="Delete a canned response (supervisor)")
+async def remove_canned(canned_id: int, who: Writer, request: Request) -> Response:
+    async with _database(request).unit_of_work() as session:
+        await handoff.delete_canned(session, agent=await _agent(session, who), canned_id=canned_id)
+    await events_of(request.app).publish(who.shop_id, {"type": "settings"})
+    return Response(status_code=204)
 
 
 # ------------------------------------------------------------------------------------------ learning
@@ -452,9 +475,25 @@ async def rules(who: Reader, request: Request) -> handoff.EscalationRules:
 
 
 @router.put("/api/v1/agent/rules", response_model=handoff.EscalationRules,
-            summary="Change the escalation triggers, mixed replies, auto-assignment and opening hours")
+            summary="Change the escalation triggers, mixed replies, auto-assignment and opening hours (supervisor)")
 async def save_rules(body: handoff.EscalationRules, who: Writer, request: Request) -> handoff.EscalationRules:
     if who.role != "supervisor":
         raise NotSupervisor("Only a supervisor can change the escalation rules.")
     async with _database(request).unit_of_work() as session:
-        return await handoff.save_rules(session, shop_id=who.shop_id, rules=body)
+        saved = await handoff.save_rules(session, shop_id=who.shop_id, rules=body)
+    await events_of(request.app).publish(who.shop_id, {"type": "settings"})
+    return saved
+
+
+@router.get("/api/v1/agent/intents", response_model=list[str],
+            summary="Intent names the shop's NLU knows (suggestions for per-intent rules and corrections)")
+async def intents(who: Reader) -> list[str]:
+    return list(await asyncio.to_thread(_known_intents))  # read once per process, off the event loop
+
+
+@cache
+def _known_intents() -> tuple[str, ...]:
+    from nlu.service import DEFAULT_DATA_DIR
+    from nlu.training_data import load_training_data
+
+    return tuple(load_training_data([DEFAULT_DATA_DIR]).intents)

@@ -1,6 +1,7 @@
 """Real time for the agent console: Server-Sent Events at /api/v1/agent/events.
 
-Events are small JSON hints ({"type": "inbox"} or {"type": "conversation", "conversation_id"}); the console
+Events are small JSON hints ({"type": "inbox"}, {"type": "conversation", "conversation_id"}, or
+{"type": "settings"} when a supervisor changed the escalation rules or canned responses); the console
 refetches what changed. Agent actions are published through Redis pub/sub when settings.redis.url is set
 (every API process relays them to its own consoles) and in-process otherwise. Shopper messages are found by
 each process's own watcher (while a console is connected to it), which polls the database for new messages
@@ -20,7 +21,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from bot.handoff import service as handoff
-from bot.handoff.repository import HandoffRepository
 from kit.db import Database
 from kit.errors import ShopTalkError
 from kit.settings import Settings
@@ -124,11 +124,10 @@ class InboxWatcher:
 
     async def run_once(self) -> None:
         async with self.database.unit_of_work() as session:
-            repo = HandoffRepository(session)
             if self.last_message_id is None:
-                self.last_message_id = await repo.newest_message_id()
+                self.last_message_id = await handoff.newest_message_id(session)
             opened = await handoff.sync_escalations(session)
-            fresh = list(await repo.messages_after(self.last_message_id))
+            fresh = await handoff.messages_after(session, after_id=self.last_message_id)
             changed: set[int] = set(opened)
             for message in fresh:
                 self.last_message_id = max(self.last_message_id, message.id)

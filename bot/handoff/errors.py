@@ -33,6 +33,11 @@ class AgentNotFound(NotFound):
     title = "Agent not found"
 
 
+class CannedNotFound(NotFound):
+    code = "canned_response_not_found"
+    title = "Canned response not found"
+
+
 class ThreadNotFound(NotFound):
     code = "conversation_not_found"
     title = "Conversation not found"

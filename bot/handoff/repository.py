@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversations.models import Conversation, ConversationMessage
@@ -258,6 +258,20 @@ class HandoffRepository:
                                            .order_by(FaqDraftFromAgent.id.desc()))).all()
 
     # ---- rules ----
-    async def rules(self, shop_id: int) -> ShopHandoffRules | None:
-        return await self.session.get(ShopHandoffRules, shop_id)
+    async def rules(self, shop_id: int, *, fresh: bool = False) -> ShopHandoffRules | None:
+        return await self.session.get(ShopHandoffRules, shop_id, populate_existing=fresh)
+
+    async def rules_stamp(self, shop_id: int) -> datetime | None:
+        """When the shop's rules last changed (one primary-key read; None when it saved none)."""
+        stamp: datetime | None = await self.session.scalar(
+            select(ShopHandoffRules.updated_at).where(ShopHandoffRules.shop_id == shop_id))
+        return stamp
+
+    async def canned_item(self, canned_id: int) -> CannedResponse | None:
+        return await self.session.get(CannedResponse, canned_id)
+
+    async def delete_canned(self, canned_id: int) -> bool:
+        result = await self.session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id)
+                                            .execution_options(synchronize_session="fetch"))
+        return _rowcount(result) == 1
 

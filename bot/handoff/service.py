@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from time import monotonic
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +31,7 @@ from bot.handoff.errors import (
     AlreadyResolved,
     AlreadyTaken,
     BadAgentInput,
+    CannedNotFound,
     CsrfRejected,
     NoDraft,
     NotInHumanMode,
@@ -54,6 +58,8 @@ from bot.handoff.repository import HandoffRepository
 from bot.messages import Button, OutboundMessage
 from kit.clock import as_utc, utcnow
 from kit.outbox import DEAD, DELIVERED, SUPERSEDED, enqueue
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SHOP_ID = 1  # conversations carry no shop yet: the demo is one shop
 ROLES = ("agent", "supervisor")
@@ -175,6 +181,11 @@ async def set_available(session: AsyncSession, *, agent: Agent, available: bool)
     return agent
 
 
+async def agent_by_email(session: AsyncSession, *, email: str) -> Agent | None:
+    """The account with this sign-in email (any case), or None."""
+    return await HandoffRepository(session).agent_by_email(email.strip())
+
+
 async def list_agents(session: AsyncSession, *, shop_id: int) -> list[AgentCard]:
     repo = HandoffRepository(session)
     load = await repo.open_load(shop_id)
@@ -196,6 +207,8 @@ class AgentCard(BaseModel):
 # ---------------------------------------------------------------------------------------- escalation rules
 
 class OpeningHours(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     always_open: bool = True
     timezone: str = "Europe/Berlin"
     days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday")
@@ -218,6 +231,15 @@ class OpeningHours(BaseModel):
             raise ValueError("days are 0 (Monday) to 6 (Sunday)")
         return sorted(set(value))
 
+    @model_validator(mode="after")
+    def _a_real_window(self) -> OpeningHours:
+        if not self.always_open:
+            if not self.days:
+                raise ValueError("pick at least one opening day (or always open)")
+            if self.opens >= self.closes:
+                raise ValueError("the team must open before it closes (opens < closes, same day)")
+        return self
+
     def is_open(self, when: datetime) -> bool:
         if self.always_open:
             return True
@@ -237,20 +259,58 @@ class OpeningHours(BaseModel):
         return None
 
 
-class EscalationRules(BaseModel):
-    """What sends a shopper to a person, per shop; every trigger can be turned off."""
+DEFAULT_LOW_CONFIDENCE = 0.35  # the bot's own line (PolicyThresholds.confirm_at) when the shop sets none
+MAX_INTENT_CHOICES = 200
 
-    on_request: bool = True
+
+class EscalationRules(BaseModel):
+    """What sends a shopper to a person, per shop; every trigger can be turned off.
+
+    The engine's own triggers (a request, the complaint intent, not understanding N messages in a row) read
+    `on_request`, `on_complaint`, `low_confidence_in_a_row` and `low_confidence_below` through
+    `bot.policy.shop_triggers`; the rest are applied after the bot's turn (`engine_hooks.after_bot`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    on_request: bool = Field(default=True, description="the shopper asks for a person (words, /human, menu)")
     low_confidence_in_a_row: int = Field(default=2, ge=0, le=10, description="0 turns it off")
-    low_confidence_below: float = Field(default=0.35, ge=0, le=1)
+    low_confidence_below: float | None = Field(default=None, ge=0, le=1,
+                                               description="None: the bot's own line (0.35 by default)")
     on_complaint: bool = True
     on_negative_wording: bool = True
-    order_value_above: Decimal | None = Field(default=None, ge=0)
+    order_value_above: Decimal | None = Field(default=None, ge=0, le=Decimal("1e12"))
+    order_value_currency: str = Field(default="EUR", description="ISO 4217; order totals are converted to it")
     unhelpful_in_a_row: int = Field(default=2, ge=0, le=10, description="'did this help? no' answers; 0 = off")
     mixed_reply_default: MixedReply = "answer_and_offer"
     mixed_reply_by_intent: dict[str, MixedReply] = Field(default_factory=dict)
     auto_assign: bool = True
     opening_hours: OpeningHours = Field(default_factory=OpeningHours)
+
+    @field_validator("order_value_currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        from commerce.money import known_currencies
+
+        code = value.strip().upper()
+        if code not in known_currencies():
+            raise ValueError(f"{value!r} is not an ISO 4217 currency")
+        return code
+
+    @field_validator("mixed_reply_by_intent")
+    @classmethod
+    def _intent_names(cls, value: dict[str, MixedReply]) -> dict[str, MixedReply]:
+        if len(value) > MAX_INTENT_CHOICES:
+            raise ValueError(f"at most {MAX_INTENT_CHOICES} intents")
+        bad = sorted(name for name in value if not INTENT_NAME.match(name))
+        if bad:
+            raise ValueError(f"not intent names (lowercase letters, digits, '_'): {', '.join(bad[:5])}")
+        return value
+
+    @property
+    def offers_a_person(self) -> bool:
+        """True when some middle-confidence answer carries a "Talk to a person" button."""
+        choices = {self.mixed_reply_default, *self.mixed_reply_by_intent.values()}
+        return "answer_and_offer" in choices
 
 
 NEGATIVE_WORDS = ("terrible", "awful", "worst", "scam", "useless", "ridiculous", "disgusting", "furious",
@@ -277,7 +337,10 @@ class EscalationSignals:
     low_confidence_before: int = 0  # consecutive earlier messages below the threshold
     unhelpful_before: int = 0  # consecutive earlier "did this help? no" answers, counting this one
     asked_for_person: bool = False
-    order_value: Decimal | None = None  # value of the order the message is about, in the shop's currency
+    # Value of the order the message is about, converted to the rules' `order_value_currency`
+    # (`order_value_in`); `order_value_unknown` when it could not be converted (no fresh rate).
+    order_value: Decimal | None = None
+    order_value_unknown: bool = False
 
 
 def should_escalate(rules: EscalationRules, signals: EscalationSignals) -> str | None:
@@ -288,10 +351,12 @@ def should_escalate(rules: EscalationRules, signals: EscalationSignals) -> str |
         return "complaint"
     if rules.on_negative_wording and strongly_negative(signals.text):
         return "negative_wording"
-    if (rules.order_value_above is not None and signals.order_value is not None
-            and signals.order_value > rules.order_value_above):
-        return "order_value"
-    if (rules.low_confidence_in_a_row and signals.confidence < rules.low_confidence_below
+    if rules.order_value_above is not None and (
+            signals.order_value_unknown
+            or (signals.order_value is not None and signals.order_value > rules.order_value_above)):
+        return "order_value"  # an order we cannot value goes to a person: the safer side
+    below = DEFAULT_LOW_CONFIDENCE if rules.low_confidence_below is None else rules.low_confidence_below
+    if (rules.low_confidence_in_a_row and signals.confidence < below
             and signals.low_confidence_before + 1 >= rules.low_confidence_in_a_row):
         return "low_confidence"
     if rules.unhelpful_in_a_row and signals.unhelpful_before >= rules.unhelpful_in_a_row:
@@ -299,14 +364,79 @@ def should_escalate(rules: EscalationRules, signals: EscalationSignals) -> str |
     return None
 
 
+async def order_value_in(session: AsyncSession, *, amount: Decimal, currency: str, target: str) -> Decimal | None:
+    """An order's value in the threshold's currency, through commerce's cross-border `convert` at the
+    mid-market rate (the shop's shopper-facing FX markup taken out); None when no fresh rate is known
+    (logged; the caller escalates)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from commerce.cross_border import convert
+    from kit.errors import ShopTalkError
+
+    if currency.upper() == target.upper():
+        return amount
+    try:
+        # A savepoint: a failed rate lookup must not poison the shopper's transaction on PostgreSQL.
+        async with session.begin_nested():
+            conversion = await convert(session, amount=amount, from_currency=currency, to_currency=target)
+    except (ShopTalkError, DBAPIError) as error:
+        code = error.code if isinstance(error, ShopTalkError) else "database_error"
+        log.warning("order value %s %s cannot be compared with the %s threshold (%s); escalating", amount,
+                    currency, target, code)
+        return None
+    return conversion.amount / (1 + conversion.markup_percent / 100)
+
+
 def mixed_reply_for(rules: EscalationRules, intent: str) -> MixedReply:
     """For a middle-confidence answer: answer and offer a person, or keep the bot's draft for an agent."""
     return rules.mixed_reply_by_intent.get(intent, rules.mixed_reply_default)
 
 
+# Rules per shop, cached per database engine (weakly: a disposed engine takes its entries with it). A cached
+# copy is trusted for RULES_RECHECK_SECONDS; after that one primary-key read of `updated_at` tells whether it
+# moved (another process saved), and only then is the row parsed again. A save in this process makes every
+# read check the stamp for a while (the save may not be committed yet, or may roll back).
+RULES_RECHECK_SECONDS = 1.0
+_UNSETTLED_SECONDS = 10.0
+
+
+@dataclass
+class _CachedRules:
+    stamp: datetime | None
+    rules: EscalationRules
+    trusted_until: float
+
+
+_rules_cache: weakref.WeakKeyDictionary[Any, dict[int, _CachedRules]] = weakref.WeakKeyDictionary()
+_rules_unsettled: weakref.WeakKeyDictionary[Any, dict[int, float]] = weakref.WeakKeyDictionary()
+
+
 async def rules_of(session: AsyncSession, *, shop_id: int = DEFAULT_SHOP_ID) -> EscalationRules:
-    row = await HandoffRepository(session).rules(shop_id)
-    return EscalationRules.model_validate(row.rules) if row is not None else EscalationRules()
+    """The shop's escalation rules (defaults when it saved none); cheap to call on every message."""
+    bind = session.get_bind()
+    per_shop = _rules_cache.setdefault(bind, {})
+    cached = per_shop.get(shop_id)
+    now = monotonic()
+    if cached is not None and now < cached.trusted_until:
+        return cached.rules
+    repo = HandoffRepository(session)
+    stamp = await repo.rules_stamp(shop_id)
+    if cached is None or cached.stamp is None or stamp is None or as_utc(cached.stamp) != as_utc(stamp):
+        row = await repo.rules(shop_id, fresh=True)  # never the identity map's older copy
+        rules = EscalationRules.model_validate(row.rules) if row is not None else EscalationRules()
+        stamp = row.updated_at if row is not None else None
+    else:
+        rules = cached.rules
+    unsettled = _rules_unsettled.get(bind, {}).get(shop_id, 0.0) > now
+    per_shop[shop_id] = _CachedRules(stamp=stamp, rules=rules,
+                                     trusted_until=now if unsettled else now + RULES_RECHECK_SECONDS)
+    return rules
+
+
+def forget_cached_rules() -> None:
+    """Drop every cached copy (tests, or after restoring a database under a running process)."""
+    _rules_cache.clear()
+    _rules_unsettled.clear()
 
 
 async def save_rules(session: AsyncSession, *, shop_id: int, rules: EscalationRules) -> EscalationRules:
@@ -319,6 +449,9 @@ async def save_rules(session: AsyncSession, *, shop_id: int, rules: EscalationRu
         row.rules = data
         row.updated_at = utcnow()
     await session.flush()
+    bind = session.get_bind()
+    _rules_cache.get(bind, {}).pop(shop_id, None)
+    _rules_unsettled.setdefault(bind, {})[shop_id] = monotonic() + _UNSETTLED_SECONDS
     return rules
 
 
@@ -393,6 +526,16 @@ async def sync_escalations(session: AsyncSession) -> list[int]:
                            shop_id=thread.shop_id if thread else DEFAULT_SHOP_ID)
         opened.append(conversation.id)
     return opened
+
+
+async def newest_message_id(session: AsyncSession) -> int:
+    """The id of the newest stored message of any conversation (0 when none): where a watcher starts."""
+    return await HandoffRepository(session).newest_message_id()
+
+
+async def messages_after(session: AsyncSession, *, after_id: int, limit: int = 500) -> list[ConversationMessage]:
+    """Messages stored after `after_id`, oldest first (what a watcher has not seen yet)."""
+    return list(await HandoffRepository(session).messages_after(after_id, limit))
 
 
 class InboxItem(BaseModel):
@@ -684,7 +827,12 @@ async def add_note(session: AsyncSession, *, agent: Agent, conversation_id: int,
     return note
 
 
-async def create_canned(session: AsyncSession, *, agent: Agent, shortcut: str, body: str) -> CannedResponse:
+def _require_supervisor(agent: Agent, what: str) -> None:
+    if agent.role != "supervisor":
+        raise NotSupervisor(f"Only a supervisor can {what}.")
+
+
+def _canned_fields(shortcut: str, body: str) -> tuple[str, str]:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", shortcut):
         raise BadAgentInput("A shortcut is 1-40 lowercase letters, digits, '-' or '_'.", code="invalid_shortcut")
     text = _clean_text(body, limit=MAX_REPLY_CHARS, what="canned_response")
@@ -692,13 +840,57 @@ async def create_canned(session: AsyncSession, *, agent: Agent, shortcut: str, b
     if unknown:
         raise BadAgentInput(f"Unknown variables: {', '.join(sorted(unknown))}; use {', '.join(CANNED_VARIABLES)}.",
                             code="unknown_variable")
+    return shortcut, text
+
+
+async def create_canned(session: AsyncSession, *, agent: Agent, shortcut: str, body: str) -> CannedResponse:
+    """A new canned response for the agent's shop (supervisors only; agents use them)."""
+    _require_supervisor(agent, "add canned responses")
+    shortcut, text = _canned_fields(shortcut, body)
     repo = HandoffRepository(session)
     if await repo.canned_by_shortcut(agent.shop_id, shortcut) is not None:
         raise BadAgentInput(f"The shortcut {shortcut!r} exists.", code="shortcut_exists", status=409)
     canned = CannedResponse(shop_id=agent.shop_id, shortcut=shortcut, body=text, created_at=utcnow())
-    session.add(canned)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(canned)
+            await session.flush()
+    except IntegrityError as exc:  # the same shortcut saved by a colleague at the same moment
+        raise BadAgentInput(f"The shortcut {shortcut!r} exists.", code="shortcut_exists", status=409) from exc
     return canned
+
+
+async def _canned_of_shop(session: AsyncSession, agent: Agent, canned_id: int) -> CannedResponse:
+    canned = await HandoffRepository(session).canned_item(canned_id)
+    if canned is None or canned.shop_id != agent.shop_id:
+        raise CannedNotFound(f"No canned response {canned_id}.")  # never confirm another shop's data
+    return canned
+
+
+async def update_canned(session: AsyncSession, *, agent: Agent, canned_id: int, shortcut: str,
+                        body: str) -> CannedResponse:
+    """Change a canned response's shortcut or text (supervisors only)."""
+    _require_supervisor(agent, "edit canned responses")
+    canned = await _canned_of_shop(session, agent, canned_id)
+    shortcut, text = _canned_fields(shortcut, body)
+    other = await HandoffRepository(session).canned_by_shortcut(agent.shop_id, shortcut)
+    if other is not None and other.id != canned.id:
+        raise BadAgentInput(f"The shortcut {shortcut!r} exists.", code="shortcut_exists", status=409)
+    canned.shortcut, canned.body = shortcut, text
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise BadAgentInput(f"The shortcut {shortcut!r} exists.", code="shortcut_exists", status=409) from exc
+    return canned
+
+
+async def delete_canned(session: AsyncSession, *, agent: Agent, canned_id: int) -> None:
+    """Remove a canned response (supervisors only); a second delete is CannedNotFound."""
+    _require_supervisor(agent, "delete canned responses")
+    canned = await _canned_of_shop(session, agent, canned_id)
+    if not await HandoffRepository(session).delete_canned(canned.id):
+        raise CannedNotFound(f"No canned response {canned_id}.")
 
 
 async def canned_responses(session: AsyncSession, *, shop_id: int) -> list[CannedResponse]:

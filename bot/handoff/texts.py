@@ -11,16 +11,12 @@ TEXTS: dict[str, dict[str, str]] = {
                   "the expected wait is about {minutes} min.",
         "offline": "Our team is away right now. We open again {opens_at} ({timezone}) and will answer you here "
                    "then.",
-        "offer_person": "Would you rather talk to a person?",
-        "talk_to_person": "Talk to a person",
     },
     "zh": {
         "csat_question": "感谢您的咨询。请为本次服务打分（1 = 很差，5 = 很好）",
         "csat_thanks": "感谢您的评分！",
         "queued": "客服人员马上为您服务。您目前排在第 {position} 位，预计等待约 {minutes} 分钟。",
         "offline": "客服现在不在线。我们将于 {opens_at}（{timezone}）上班，届时会在这里回复您。",
-        "offer_person": "需要转接人工客服吗？",
-        "talk_to_person": "转人工客服",
     },
 }
 

@@ -30,6 +30,13 @@ TEMPLATES: dict[str, str] = {
                "conversation so far is saved.",
     "handoff_complaint": "I'm sorry to hear that. I'm passing you to a member of our team; they'll reply here "
                          "as soon as they can.",
+    # the shop's escalation rules (bot/handoff): a person offered, or requests switched off
+    "offer_person": "Would you rather talk to a person?",
+    "handoff_unavailable": "I can't put you through to a person here, but I can help with products, orders "
+                           "and your cart.",
+    "complaint_no_person": "I'm sorry to hear that. Let me see what I can do.",
+    "feedback_sorry_no_person": "Sorry about that. Could you say it differently, or search the shop?",
+    "faq_none_no_person": "I don't have an answer to that yet. Could you say it differently?",
     # bad input
     "unsupported": "Sorry, I can only read text messages. Please type your question.",
     "edited": "I saw you edited a message. I only act on new messages, so please send the corrected text "

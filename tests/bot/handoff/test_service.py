@@ -326,14 +326,16 @@ async def test_bot_draft_waits_for_an_agent_who_sends_or_edits_it(db: Database) 
 
 async def test_notes_and_canned_responses(db: Database) -> None:
     ana = await make_agent(db, "ana@shop.test")
+    sue = await make_agent(db, "sue@shop.test", role="supervisor")
     conversation_id = await shopper_says(db, "person", human=True)
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
+        supervisor = await load_agent(session, sue)
         await handoff.add_note(session, agent=agent, conversation_id=conversation_id, body="VIP, be kind")
-        canned = await handoff.create_canned(session, agent=agent, shortcut="hello",
+        canned = await handoff.create_canned(session, agent=supervisor, shortcut="hello",
                                              body="Hi {name}, about order {order_number}: ")
         with pytest.raises(ShopTalkError) as caught:
-            await handoff.create_canned(session, agent=agent, shortcut="bad", body="Hi {first_name}")
+            await handoff.create_canned(session, agent=supervisor, shortcut="bad", body="Hi {first_name}")
         assert caught.value.code == "unknown_variable"
         view = await handoff.conversation_view(session, agent=agent, conversation_id=conversation_id)
         assert [n.body for n in view.notes] == ["VIP, be kind"]
