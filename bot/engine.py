@@ -43,13 +43,38 @@ class HandleResult:
     duplicate: bool = False
 
 
-async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps: BotDeps) -> HandleResult:
+def text_to_parse(inbound: InboundMessage, *, deps: BotDeps) -> str | None:
+    """The text the engine will hand to the NLU for this message (truncated), or None when it reads no text:
+    a button, a known command, an empty, edited or unsupported message."""
+    if inbound.kind in ("unsupported", "edited", "callback"):
+        return None
+    text = (inbound.text or "").strip()
+    if not text or PAYLOAD.match(text):
+        return None
+    if text.startswith("/") and _command(text) in COMMANDS:
+        return None
+    return text[:deps.settings.limits.max_message_chars]
+
+
+async def understand(inbound: InboundMessage, *, deps: BotDeps) -> ParsedMessage | None:
+    """Parse the message's text, if the engine will need it. Call it before opening the transaction:
+    the NLU is the slow part of a turn and must not hold a database connection or SQLite's write lock."""
+    text = text_to_parse(inbound, deps=deps)
+    return await deps.nlu.parse(text) if text is not None else None
+
+
+async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps: BotDeps,
+                         parsed: ParsedMessage | None = None) -> HandleResult:
     """Store the message with its NLU result, answer it, store the replies and queue them for sending.
 
     Runs in the caller's transaction (the channel commits). A (channel, message_id) seen before is not
     processed again: the replies stored the first time come back with `duplicate=True`. While a person
-    handles the conversation (mode "human") the bot stores the message and replies nothing.
+    handles the conversation (mode "human") the bot stores the message and replies nothing. `parsed` is
+    `understand(inbound)` when the caller ran the NLU before opening the transaction; otherwise the text
+    is parsed here, still before the first statement.
     """
+    if parsed is None:
+        parsed = await understand(inbound, deps=deps)
     conversation = await conversations.get_or_create_conversation(session, channel=inbound.channel,
                                                                   sender_id=inbound.sender_id)
     if session.get_bind().dialect.name == "postgresql":
@@ -66,10 +91,12 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     shopper_id = await _shopper(session, conversation, inbound)
     conversation.updated_at = utcnow()
     if conversation.mode == "human":
+        if parsed is not None:  # the agent sees what the shopper asked for
+            stored.nlu = _nlu_record(parsed, policy="human")
         await session.flush()
         return HandleResult(conversation_id=conversation.id)
     turn = Turn(session=session, deps=deps, conversation=conversation, inbound=inbound, parsed=None,
-                locale=_locale(conversation, inbound, None, deps), shopper_id=shopper_id)
+                locale=_locale(conversation, inbound, None, deps), shopper_id=shopper_id, preparsed=parsed)
     try:
         async with session.begin_nested():
             if not await engine_hooks.answer_instead(turn, stored):
@@ -181,7 +208,7 @@ async def _respond(turn: Turn, stored: ConversationMessage) -> None:
         return
     limit = turn.deps.settings.limits.max_message_chars
     truncated = len(text) > limit
-    parsed = await turn.deps.nlu.parse(text[:limit])
+    parsed = turn.preparsed if turn.preparsed is not None else await turn.deps.nlu.parse(text[:limit])
     turn.parsed = parsed
     turn.locale = _locale(turn.conversation, inbound, parsed, turn.deps)
     if truncated:
@@ -354,8 +381,15 @@ async def _continue_pending(turn: Turn, pending: dict[str, Any]) -> bool:
     return False
 
 
+COMMANDS = frozenset({"start", "help", "cart", "human", "agent"})
+
+
+def _command(text: str) -> str:
+    return text.split()[0].lstrip("/").split("@")[0].lower() if text.strip() else ""
+
+
 async def _on_command(turn: Turn, text: str) -> bool:
-    command = text.split()[0].lstrip("/").split("@")[0].lower() if text else ""
+    command = _command(text)
     if command == "start":
         _small_talk(turn, "greet")
     elif command == "help":

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot import BotDeps, HandleResult, build_bot_deps, conversation_history, handle_inbound
+from bot import BotDeps, HandleResult, build_bot_deps, conversation_history, handle_inbound, understand
 from bot.channels import repository
 from bot.messages import ChannelName, InboundMessage
 from kit.db import Database
@@ -40,8 +40,11 @@ class ChannelRuntime:
     async def handle(self, inbound: InboundMessage, *, delivered_inline: bool = False) -> HandleResult:
         """One unit of work per inbound event; `delivered_inline` when the caller hands the replies over itself."""
         deps = await self.deps()
+        # The NLU runs first, outside the transaction: concurrent messages share its micro-batches and
+        # no connection (no SQLite write lock) is held while the encoder works.
+        parsed = await understand(inbound, deps=deps)
         async with self._units_of_work, self.database.unit_of_work() as session:
-            result = await handle_inbound(session, inbound, deps=deps)
+            result = await handle_inbound(session, inbound, deps=deps, parsed=parsed)
             if delivered_inline:
                 await repository.mark_replies_delivered(
                     session, idempotency_keys=[reply_key(r.message_id) for r in result.replies])

@@ -33,6 +33,7 @@ class Turn:
     shopper_id: int | None
     replies: list[OutboundMessage] = field(default_factory=list)
     handed_off: bool = False
+    preparsed: ParsedMessage | None = None  # the NLU's parse, run before the transaction opened
 
     # ---------- replying ----------
     def t(self, key: str, **values: Any) -> str:
