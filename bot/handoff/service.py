@@ -392,9 +392,9 @@ def mixed_reply_for(rules: EscalationRules, intent: str) -> MixedReply:
     return rules.mixed_reply_by_intent.get(intent, rules.mixed_reply_default)
 
 
-# Rules per shop, cached per database engine (weakly: a disposed engine takes its entries with it). A cached
-# copy is trusted for RULES_RECHECK_SECONDS; after that one primary-key read of `updated_at` tells whether it
-# moved (another process saved), and only then is the row parsed again. A save in this process makes every
+# Rules per shop, cached per database (keyed weakly by the engine's pool: a disposed engine takes its entries).
+# A cached copy is trusted for RULES_RECHECK_SECONDS; after that one primary-key read of `updated_at` tells
+# whether it moved (another process saved), and only then is the row parsed again. A save in this process makes every
 # read check the stamp for a while (the save may not be committed yet, or may roll back).
 RULES_RECHECK_SECONDS = 1.0
 _UNSETTLED_SECONDS = 10.0
@@ -411,9 +411,15 @@ _rules_cache: weakref.WeakKeyDictionary[Any, dict[int, _CachedRules]] = weakref.
 _rules_unsettled: weakref.WeakKeyDictionary[Any, dict[int, float]] = weakref.WeakKeyDictionary()
 
 
+def _cache_key(session: AsyncSession) -> Any:
+    # The engine's connection pool: shared by the engine's option copies (every unit of work makes one),
+    # and gone (with its cache entries) when the engine is disposed.
+    return session.get_bind().engine.pool
+
+
 async def rules_of(session: AsyncSession, *, shop_id: int = DEFAULT_SHOP_ID) -> EscalationRules:
     """The shop's escalation rules (defaults when it saved none); cheap to call on every message."""
-    bind = session.get_bind()
+    bind = _cache_key(session)
     per_shop = _rules_cache.setdefault(bind, {})
     cached = per_shop.get(shop_id)
     now = monotonic()
@@ -449,7 +455,7 @@ async def save_rules(session: AsyncSession, *, shop_id: int, rules: EscalationRu
         row.rules = data
         row.updated_at = utcnow()
     await session.flush()
-    bind = session.get_bind()
+    bind = _cache_key(session)
     _rules_cache.get(bind, {}).pop(shop_id, None)
     _rules_unsettled.setdefault(bind, {})[shop_id] = monotonic() + _UNSETTLED_SECONDS
     return rules
