@@ -4,7 +4,8 @@
   const $ = (id) => document.getElementById(id);
   const API = "/api/v1/agent";
   const state = { me: null, csrf: null, view: "unassigned", current: null, conversation: null, agents: [],
-                  canned: [], events: null, poll: null };
+                  canned: [], events: null, poll: null, rules: null, intents: [] };
+  const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -37,8 +38,15 @@
     if (response.status === 204) return null;
     const data = await response.json().catch(() => ({}));
     if (response.status === 401 && path !== "/session") { showLogin(data.detail); throw new Error(data.code); }
-    if (!response.ok) { const error = new Error(data.detail || "Request failed"); error.code = data.code; throw error; }
+    if (!response.ok) { const error = new Error(describe(data)); error.code = data.code; throw error; }
     return data;
+  }
+
+  function describe(problem) {
+    // A validation problem lists each wrong field; say which ones, not just "invalid request".
+    const fields = (problem.errors || []).map((e) =>
+      e.loc.filter((part) => part !== "body").join(".") + ": " + e.msg.replace(/^Value error, /, ""));
+    return fields.length ? fields.join("\n") : (problem.detail || "Request failed");
   }
 
   async function act(fn) {
@@ -60,7 +68,9 @@
     $("console").hidden = false;
     $("me").textContent = state.me.name + " (" + state.me.role + ")";
     $("available").checked = state.me.available;
-    await Promise.all([loadInbox(), loadAgents(), loadCanned(), loadTeam()]);
+    $("settings").hidden = true;
+    $("console").querySelector("main").hidden = false;
+    await Promise.all([loadInbox(), loadAgents(), loadCanned(), loadTeam(), loadRules(), loadIntents()]);
     startEvents();
   }
 
@@ -95,6 +105,7 @@
       const event = JSON.parse(message.data);
       if (event.type === "signed_out") { showLogin("Your session has ended; sign in again."); return; }
       if (event.type === "inbox" || event.type === "conversation") scheduleInbox();
+      if (event.type === "settings") { act(loadCanned); if ($("settings").hidden) act(loadRules); }
       if (event.type === "conversation" && event.conversation_id === state.current) scheduleConversation();
     };
   }
@@ -156,7 +167,171 @@
     state.canned = await api("GET", "/canned");
     $("canned").replaceChildren(el("option", { value: "" }, "Canned response..."),
       ...state.canned.map((c) => el("option", { value: String(c.id) }, "/" + c.shortcut)));
+    renderCannedList();
   }
+
+  // ---- rules and canned responses (supervisors edit; agents read) ----
+  const supervisor = () => state.me && state.me.role === "supervisor";
+
+  $("open-settings").addEventListener("click", () => act(async () => {
+    const opening = $("settings").hidden;
+    $("settings").hidden = !opening;
+    $("console").querySelector("main").hidden = opening;
+    if (opening) await Promise.all([loadRules(), loadCanned()]);
+  }));
+  $("settings-close").addEventListener("click", () => {
+    $("settings").hidden = true;
+    $("console").querySelector("main").hidden = false;
+  });
+
+  async function loadIntents() {
+    state.intents = await api("GET", "/intents");
+    $("intent-names").replaceChildren(...state.intents.map((name) => el("option", { value: name })));
+  }
+
+  async function loadRules() {
+    state.rules = await api("GET", "/rules");
+    renderRules(state.rules);
+  }
+
+  function mixedRow(intent, choice) {
+    const select = el("select", { className: "mixed-choice", "aria-label": "Choice" },
+      el("option", { value: "answer_and_offer" }, "Answer and offer a person"),
+      el("option", { value: "draft_for_agent" }, "Draft for an agent"));
+    select.value = choice;
+    const input = el("input", { className: "mixed-intent", list: "intent-names", value: intent,
+                                "aria-label": "Intent", size: "24" });
+    const row = el("tr", {}, el("td", {}, input), el("td", {}, select));
+    row.append(el("td", {}, el("button", { type: "button", className: "mixed-remove",
+                                          onclick: () => row.remove() }, "Remove")));
+    return row;
+  }
+
+  function renderRules(rules) {
+    const edit = supervisor();
+    $("settings-mode").textContent = edit ? "" : "Read only: only a supervisor can change these.";
+    $("rules-fields").disabled = !edit;
+    $("rules-save").hidden = !edit;
+    $("mixed-add").hidden = !edit;
+    $("rules-error").textContent = "";
+    $("rule-on-request").checked = rules.on_request;
+    $("rule-on-complaint").checked = rules.on_complaint;
+    $("rule-on-negative").checked = rules.on_negative_wording;
+    $("rule-low-count").value = String(rules.low_confidence_in_a_row);
+    $("rule-low-below").value = rules.low_confidence_below === null ? "" : String(rules.low_confidence_below);
+    $("rule-unhelpful").value = String(rules.unhelpful_in_a_row);
+    $("rule-order-value").value = rules.order_value_above === null ? "" : String(rules.order_value_above);
+    $("rule-order-currency").value = rules.order_value_currency;
+    $("rule-mixed-default").value = rules.mixed_reply_default;
+    $("mixed-rows").replaceChildren(...Object.entries(rules.mixed_reply_by_intent).map(([i, c]) => mixedRow(i, c)));
+    $("rule-auto-assign").checked = rules.auto_assign;
+    const hours = rules.opening_hours;
+    $("rule-always-open").checked = hours.always_open;
+    $("rule-timezone").value = hours.timezone;
+    $("rule-days").replaceChildren(...DAYS.map((name, day) => {
+      const box = el("input", { type: "checkbox", value: String(day), className: "rule-day" });
+      box.checked = hours.days.includes(day);
+      return el("label", {}, box, " " + name);
+    }));
+    $("rule-opens").value = hours.opens.slice(0, 5);
+    $("rule-closes").value = hours.closes.slice(0, 5);
+  }
+
+  function numberOrNull(id) {
+    const raw = $(id).value.trim();
+    return raw === "" ? null : Number(raw);
+  }
+
+  function collectRules() {
+    const mixed = {};
+    $("mixed-rows").querySelectorAll("tr").forEach((row) => {
+      const intent = row.querySelector(".mixed-intent").value.trim();
+      if (intent) mixed[intent] = row.querySelector(".mixed-choice").value;
+    });
+    return {
+      on_request: $("rule-on-request").checked,
+      on_complaint: $("rule-on-complaint").checked,
+      on_negative_wording: $("rule-on-negative").checked,
+      low_confidence_in_a_row: numberOrNull("rule-low-count"),
+      low_confidence_below: numberOrNull("rule-low-below"),
+      unhelpful_in_a_row: numberOrNull("rule-unhelpful"),
+      order_value_above: $("rule-order-value").value.trim() || null,
+      order_value_currency: $("rule-order-currency").value.trim(),
+      mixed_reply_default: $("rule-mixed-default").value,
+      mixed_reply_by_intent: mixed,
+      auto_assign: $("rule-auto-assign").checked,
+      opening_hours: {
+        always_open: $("rule-always-open").checked,
+        timezone: $("rule-timezone").value.trim(),
+        days: [...document.querySelectorAll("#rule-days .rule-day")].filter((b) => b.checked).map((b) => Number(b.value)),
+        opens: $("rule-opens").value,
+        closes: $("rule-closes").value,
+      },
+    };
+  }
+
+  $("mixed-add").addEventListener("click", () => {
+    const row = mixedRow("", "draft_for_agent");
+    $("mixed-rows").append(row);
+    row.querySelector(".mixed-intent").focus();
+  });
+
+  $("rules-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(async () => {
+      try {
+        state.rules = await api("PUT", "/rules", collectRules());
+      } catch (error) {
+        $("rules-error").textContent = error.message;
+        return;
+      }
+      renderRules(state.rules);
+      $("rules-error").textContent = "Saved.";
+    });
+  });
+
+  function renderCannedList() {
+    const edit = supervisor();
+    $("canned-form").hidden = !edit;
+    $("canned-list").replaceChildren(...state.canned.map((c) => {
+      const item = el("li", { dataset: { cannedId: String(c.id) } },
+        el("span", { className: "shortcut" }, "/" + c.shortcut), el("span", { className: "body" }, c.body));
+      if (edit) {
+        item.append(" ", el("button", { type: "button", className: "canned-edit", onclick: () => cannedEditForm(item, c) }, "Edit"),
+          " ", el("button", { type: "button", className: "canned-delete", onclick: () => act(async () => {
+            await api("DELETE", "/canned/" + c.id);
+            await loadCanned();
+          }) }, "Delete"));
+      }
+      return item;
+    }));
+  }
+
+  function cannedEditForm(item, canned) {
+    const shortcut = el("input", { value: canned.shortcut, className: "canned-edit-shortcut", maxlength: "40",
+                                   "aria-label": "Shortcut" });
+    const body = el("textarea", { className: "canned-edit-body", rows: "2", "aria-label": "Text" });
+    body.value = canned.body;
+    item.replaceChildren(el("form", { onsubmit: (event) => {
+      event.preventDefault();
+      act(async () => {
+        await api("PUT", "/canned/" + canned.id, { shortcut: shortcut.value.trim(), body: body.value });
+        await loadCanned();
+      });
+    } }, shortcut, body, el("button", { type: "submit", className: "canned-save" }, "Save"),
+       el("button", { type: "button", onclick: renderCannedList }, "Cancel")));
+    body.focus();
+  }
+
+  $("canned-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(async () => {
+      await api("POST", "/canned", { shortcut: $("canned-shortcut").value.trim(), body: $("canned-body").value });
+      $("canned-shortcut").value = "";
+      $("canned-body").value = "";
+      await loadCanned();
+    });
+  });
 
   // ---- conversation ----
   async function loadConversation() {

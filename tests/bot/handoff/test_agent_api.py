@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from api.app import create_app
 from api.auth import create_token
 from api.routers.agent import SESSION_COOKIE
 from api.routers.agent_realtime import AgentEvents, InboxWatcher
+from bot.handoff import service as handoff
 from bot.handoff.models import HandoffThread
 from kit.clock import clock, utcnow
 from kit.db import Database
@@ -209,3 +211,107 @@ async def test_repeated_wrong_passwords_are_throttled(client: httpx.AsyncClient,
     assert blocked.status_code == 429
     assert blocked.json()["code"] == "too_many_sign_ins"
     assert int(blocked.headers["retry-after"]) > 0
+
+
+async def test_supervisor_edits_the_rules_agents_only_read_them(client: httpx.AsyncClient, db: Database) -> None:
+    await make_agent(db, "ana@shop.test")
+    await make_agent(db, "sue@shop.test", role="supervisor")
+    ana = await sign_in(client, "ana@shop.test")
+    rules = (await client.get("/api/v1/agent/rules")).json()
+    assert (rules["on_request"], rules["order_value_currency"], rules["low_confidence_below"]) == (True, "EUR", None)
+    refused = await client.put("/api/v1/agent/rules", json={**rules, "on_request": False}, headers=ana)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "supervisor_only"
+
+    sue = await sign_in(client, "sue@shop.test")
+    no_csrf = await client.put("/api/v1/agent/rules", json={**rules, "on_request": False})
+    assert no_csrf.json()["code"] == "csrf_rejected"
+    changed = {**rules, "on_request": False, "low_confidence_in_a_row": 3, "low_confidence_below": 0.5,
+               "order_value_above": "300", "order_value_currency": "usd",
+               "mixed_reply_by_intent": {"return_refund": "draft_for_agent"},
+               "opening_hours": {**rules["opening_hours"], "always_open": False, "days": [5, 0, 0],
+                                 "opens": "08:30", "closes": "17:00"}}
+    saved = await client.put("/api/v1/agent/rules", json=changed, headers=sue)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["order_value_currency"] == "USD"
+    assert saved.json()["opening_hours"]["days"] == [0, 5]
+    async with db.unit_of_work() as session:
+        stored = await handoff.rules_of(session)
+    assert (stored.on_request, stored.low_confidence_in_a_row, stored.order_value_above) == (False, 3, Decimal(300))
+    assert stored.mixed_reply_by_intent == {"return_refund": "draft_for_agent"}
+    await sign_in(client, "ana@shop.test")
+    assert (await client.get("/api/v1/agent/rules")).json()["on_request"] is False  # agents see the change
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"order_value_currency": "EURO"}, "order_value_currency"),
+    ({"low_confidence_in_a_row": -1}, "low_confidence_in_a_row"),
+    ({"low_confidence_below": 2}, "low_confidence_below"),
+    ({"order_value_above": "-5"}, "order_value_above"),
+    ({"mixed_reply_by_intent": {"Bad Intent": "draft_for_agent"}}, "mixed_reply_by_intent"),
+    ({"mixed_reply_by_intent": {"faq": "maybe"}}, "mixed_reply_by_intent"),
+    ({"opening_hours": {"always_open": False, "timezone": "Mars/Olympus", "days": [0], "opens": "09:00",
+                        "closes": "17:00"}}, "opening_hours"),
+    ({"opening_hours": {"always_open": False, "timezone": "Europe/Berlin", "days": [0], "opens": "18:00",
+                        "closes": "09:00"}}, "opening_hours"),
+    ({"on_requets": False}, "on_requets"),
+])
+async def test_bad_rules_are_refused_with_the_field(client: httpx.AsyncClient, db: Database,
+                                                    change: dict[str, object], field: str) -> None:
+    await make_agent(db, "sue@shop.test", role="supervisor")
+    sue = await sign_in(client, "sue@shop.test")
+    response = await client.put("/api/v1/agent/rules", json=change, headers=sue)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert any(field in error["loc"] for error in problem["errors"])
+    async with db.unit_of_work() as session:
+        assert await handoff.rules_of(session) == handoff.EscalationRules()  # nothing half-saved
+
+
+async def test_canned_responses_are_the_supervisors_to_edit(client: httpx.AsyncClient, db: Database) -> None:
+    await make_agent(db, "ana@shop.test")
+    await make_agent(db, "sue@shop.test", role="supervisor")
+    await make_agent(db, "otto@other.test", role="supervisor", shop_id=2)
+    sue = await sign_in(client, "sue@shop.test")
+    created = await client.post("/api/v1/agent/canned", json={"shortcut": "hi", "body": "Hi {name}!"}, headers=sue)
+    assert created.status_code == 201, created.text
+    canned_id = created.json()["id"]
+    taken = await client.post("/api/v1/agent/canned", json={"shortcut": "hi", "body": "Hello"}, headers=sue)
+    assert (taken.status_code, taken.json()["code"]) == (409, "shortcut_exists")
+    bad = await client.put(f"/api/v1/agent/canned/{canned_id}", json={"shortcut": "hi", "body": "Hi {first}"},
+                           headers=sue)
+    assert (bad.status_code, bad.json()["code"]) == (422, "unknown_variable")
+    edited = await client.put(f"/api/v1/agent/canned/{canned_id}",
+                              json={"shortcut": "hello", "body": "Hello {name}, {agent_name} here."}, headers=sue)
+    assert edited.json() == {"id": canned_id, "shortcut": "hello", "body": "Hello {name}, {agent_name} here."}
+
+    ana = await sign_in(client, "ana@shop.test")
+    assert [c["shortcut"] for c in (await client.get("/api/v1/agent/canned")).json()] == ["hello"]
+    for method, path, body in (("POST", "/api/v1/agent/canned", {"shortcut": "x", "body": "y"}),
+                               ("PUT", f"/api/v1/agent/canned/{canned_id}", {"shortcut": "x", "body": "y"}),
+                               ("DELETE", f"/api/v1/agent/canned/{canned_id}", None)):
+        refused = await client.request(method, path, json=body, headers=ana)
+        assert (refused.status_code, refused.json()["code"]) == (403, "supervisor_only")
+
+    otto = await sign_in(client, "otto@other.test")
+    for method in ("PUT", "DELETE"):
+        hidden = await client.request(method, f"/api/v1/agent/canned/{canned_id}",
+                                      json={"shortcut": "x", "body": "y"} if method == "PUT" else None, headers=otto)
+        assert (hidden.status_code, hidden.json()["code"]) == (404, "canned_response_not_found")
+    assert (await client.get("/api/v1/agent/canned")).json() == []
+
+    sue = await sign_in(client, "sue@shop.test")
+    assert (await client.delete(f"/api/v1/agent/canned/{canned_id}", headers=sue)).status_code == 204
+    again = await client.delete(f"/api/v1/agent/canned/{canned_id}", headers=sue)
+    assert (again.status_code, again.json()["code"]) == (404, "canned_response_not_found")
+    assert (await client.get("/api/v1/agent/canned")).json() == []
+
+
+async def test_intent_names_for_the_rules_editor(client: httpx.AsyncClient, db: Database) -> None:
+    assert (await client.get("/api/v1/agent/intents")).status_code == 401
+    await make_agent(db, "ana@shop.test")
+    await sign_in(client, "ana@shop.test")
+    names = (await client.get("/api/v1/agent/intents")).json()
+    assert {"human_handoff", "complaint", "order_status", "return_refund"} <= set(names)
+    assert names == sorted(names)

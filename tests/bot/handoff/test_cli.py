@@ -43,3 +43,13 @@ async def test_demo_agents_load_once_and_can_sign_in(db: Database) -> None:
                                          ttl_seconds=60)
         assert agent.role == "agent"
         assert [c.shortcut for c in await handoff.canned_responses(session, shop_id=1)] == ["hello", "order"]
+
+
+def test_demo_agents_go_through_the_handoff_service_api() -> None:
+    import inspect
+
+    import api.cli_agent
+
+    source = inspect.getsource(api.cli_agent)
+    assert "bot.handoff.repository" not in source
+    assert "HandoffRepository" not in source
