@@ -12,12 +12,24 @@ from kit.errors import ShopTalkError
 SHOWN = 5
 
 
+async def _viewing_sku(turn: Turn) -> str | None:
+    """The product in view: the one whose details were shown last (a single product), as a SKU."""
+    shown = turn.conversation.last_products or []
+    if len(shown) != 1:
+        return None
+    try:
+        product = await get_product(turn.session, product_id=int(shown[0]))
+    except (ProductNotFound, ValueError):
+        return None
+    return next((v.sku for v in product.variants if v.active), None)
+
+
 async def recommend(turn: Turn) -> None:
-    """In-stock products for this shopper, each with the reason in the shopper's language."""
+    """In-stock products for this shopper (history, cart, product in view, country), each with the reason in
+    the shopper's language; what is shown is recorded per channel so clicks and sales can be counted."""
     cart = [str(line["sku"]) for line in turn.conversation.cart or []]
-    viewing = ((turn.conversation.last_search or {}).get("shown") or [None])[0] if not cart else None
     picked = await recommendations.recommend(turn.session, shopper_id=turn.shopper_id, country=turn.country,
-                                             cart_skus=cart, viewing_sku=viewing, limit=SHOWN,
+                                             cart_skus=cart, viewing_sku=await _viewing_sku(turn), limit=SHOWN,
                                              settings=turn.deps.settings)
     if not picked:
         turn.say("recommendations_none")
@@ -40,13 +52,16 @@ async def recommend(turn: Turn) -> None:
 
 
 async def count_outcome(turn: Turn, impression_id: int, kind: str, *, order_id: int | None = None) -> None:
-    """A click, add-to-cart or purchase on a recommendation shown earlier (unknown impressions are ignored)."""
-    try:
-        async with turn.session.begin_nested():
-            await recommendations.record_outcome(turn.session, impression_id=impression_id, kind=kind,
-                                                 order_id=order_id)
-    except ShopTalkError:
-        return
+    """A click, add-to-cart or purchase on a recommendation shown earlier (unknown impressions are ignored).
+    Adding a recommended product straight from its card is a click too."""
+    kinds = ["click", kind] if kind == "add_to_cart" else [kind]
+    for each in kinds:
+        try:
+            async with turn.session.begin_nested():
+                await recommendations.record_outcome(turn.session, impression_id=impression_id, kind=each,
+                                                     order_id=order_id)
+        except ShopTalkError:
+            return
 
 
 async def more_like(turn: Turn, product_id: int) -> None:

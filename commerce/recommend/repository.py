@@ -60,17 +60,25 @@ class RecommendRepository:
 
     async def counts_by_model(self, since: datetime | None) -> dict[str, dict[str, int]]:
         """Per model: impressions, and impressions that led to each outcome kind."""
-        shown = select(RecommendationImpression.model, func.count(RecommendationImpression.id))
-        done = (select(RecommendationImpression.model, RecommendationOutcome.kind,
-                       func.count(func.distinct(RecommendationOutcome.impression_id)))
-                .join(RecommendationOutcome, RecommendationOutcome.impression_id == RecommendationImpression.id))
+        return {model: row for (model, _), row in (await self.counts(since, per_channel=False)).items()}
+
+    async def counts(self, since: datetime | None, *, per_channel: bool) -> dict[tuple[str, str], dict[str, int]]:
+        """Per (model, channel) - channel "" unless `per_channel` - impressions, and impressions that led to
+        each outcome kind."""
+        impression = RecommendationImpression
+        keys = (impression.model, impression.channel) if per_channel else (impression.model,)
+        shown = select(*keys, func.count(impression.id))
+        outcome = RecommendationOutcome
+        done = (select(*keys, outcome.kind, func.count(func.distinct(outcome.impression_id)))
+                .join(outcome, outcome.impression_id == impression.id))
         if since is not None:
-            shown = shown.where(RecommendationImpression.shown_at >= since)
-            done = done.where(RecommendationImpression.shown_at >= since)
-        counts: dict[str, dict[str, int]] = {}
-        for model, total in await self.session.execute(shown.group_by(RecommendationImpression.model)):
-            counts.setdefault(model, {})["impressions"] = int(total)
-        for model, kind, total in await self.session.execute(
-                done.group_by(RecommendationImpression.model, RecommendationOutcome.kind)):
-            counts.setdefault(model, {})[kind] = int(total)
+            shown = shown.where(impression.shown_at >= since)
+            done = done.where(impression.shown_at >= since)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for row in await self.session.execute(shown.group_by(*keys)):
+            key = (str(row[0]), str(row[1]) if per_channel else "")
+            counts.setdefault(key, {})["impressions"] = int(row[-1])
+        for row in await self.session.execute(done.group_by(*keys, outcome.kind)):
+            key = (str(row[0]), str(row[1]) if per_channel else "")
+            counts.setdefault(key, {})[str(row[-2])] = int(row[-1])
         return counts

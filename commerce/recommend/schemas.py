@@ -19,12 +19,14 @@ class Recommendation(BaseModel):
 
 
 class ModelPerformance(BaseModel):
-    model: str
+    model: str  # "all" in a per-channel total
     impressions: int
     clicks: int
     purchases: int
     click_through: float  # clicks / impressions
     conversion: float  # purchases / impressions
+    added_to_cart: int = 0
+    channel: str | None = None  # set when split per channel
 
 
 class TrainingReport(BaseModel):

@@ -337,15 +337,32 @@ async def record_outcome(session: AsyncSession, *, impression_id: int, kind: str
     return True
 
 
-async def performance(session: AsyncSession, *, since: datetime | None = None) -> list[ModelPerformance]:
-    """Click-through and conversion per model, most shown first."""
-    counts = await RecommendRepository(session).counts_by_model(since)
-    result = []
-    for model, row in counts.items():
-        shown = row.get("impressions", 0)
-        clicks, purchases = row.get("click", 0), row.get("purchase", 0)
-        result.append(ModelPerformance(
-            model=model, impressions=shown, clicks=clicks, purchases=purchases,
-            click_through=round(clicks / shown, 4) if shown else 0.0,
-            conversion=round(purchases / shown, 4) if shown else 0.0))
-    return sorted(result, key=lambda p: (-p.impressions, p.model))
+def _performance(model: str, channel: str | None, row: dict[str, int]) -> ModelPerformance:
+    shown = row.get("impressions", 0)
+    clicks, purchases = row.get("click", 0), row.get("purchase", 0)
+    return ModelPerformance(model=model, channel=channel, impressions=shown, clicks=clicks, purchases=purchases,
+                            added_to_cart=row.get("add_to_cart", 0),
+                            click_through=round(clicks / shown, 4) if shown else 0.0,
+                            conversion=round(purchases / shown, 4) if shown else 0.0)
+
+
+async def performance(session: AsyncSession, *, since: datetime | None = None,
+                      per_channel: bool = False) -> list[ModelPerformance]:
+    """Click-through and conversion per model (and per channel with `per_channel`), most shown first.
+
+    A click is a product card opened or added to the cart from a recommendation; a conversion is an order
+    holding it (counted once per impression)."""
+    counts = await RecommendRepository(session).counts(since, per_channel=per_channel)
+    result = [_performance(model, channel if per_channel else None, row) for (model, channel), row in counts.items()]
+    return sorted(result, key=lambda p: (-p.impressions, p.model, p.channel or ""))
+
+
+async def channel_performance(session: AsyncSession, *, since: datetime | None = None) -> list[ModelPerformance]:
+    """Click-through and conversion per channel over every model (model "all"), most shown first."""
+    totals: dict[str, dict[str, int]] = {}
+    for (_, channel), row in (await RecommendRepository(session).counts(since, per_channel=True)).items():
+        total = totals.setdefault(channel, {})
+        for kind, value in row.items():
+            total[kind] = total.get(kind, 0) + value
+    result = [_performance("all", channel, row) for channel, row in totals.items()]
+    return sorted(result, key=lambda p: (-p.impressions, p.channel or ""))

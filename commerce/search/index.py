@@ -211,6 +211,15 @@ class ProductIndex:
         self._multilingual: Vector = np.zeros((0, 0), np.float32)
         self._free: list[int] = []
         self._total_length = 0
+        self._cached_arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None = None
+
+    def _arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Product id per row and the rows in use, rebuilt only after a change (not per query)."""
+        if self._cached_arrays is None:
+            live = np.zeros(len(self._ids), bool)
+            live[list(self._row_of.values())] = True
+            self._cached_arrays = (np.asarray(self._ids, np.int64), live)
+        return self._cached_arrays
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -238,6 +247,7 @@ class ProductIndex:
         """Add or replace products; `vectors` rows (same order) are their embeddings, if any."""
         prepared = [(p, Counter(self.document_terms(p))) for p in products]
         with self._lock:
+            self._cached_arrays = None
             self.remove([p.product_id for p in products])
             for i, (product, counts) in enumerate(prepared):
                 row = self._free.pop() if self._free else len(self._ids)
@@ -273,6 +283,7 @@ class ProductIndex:
 
     def remove(self, product_ids: Sequence[int]) -> None:
         with self._lock:
+            self._cached_arrays = None
             for product_id in product_ids:
                 row = self._row_of.pop(product_id, None)
                 if row is None:
@@ -365,23 +376,33 @@ class ProductIndex:
     def rank(self, query: str, *, embedding: Vector | None = None, mode: str = "hybrid", limit: int = 50,
              allowed: set[int] | None = None, extra_terms: Sequence[str] = ()) -> list[RankedProduct]:
         """Best products for the query (all products, unranked order by id, when the query has no words)."""
+        return self.rank_window(query, embedding=embedding, mode=mode, limit=limit, allowed=allowed,
+                                extra_terms=extra_terms)[0]
+
+    def rank_window(self, query: str, *, embedding: Vector | None = None, mode: str = "hybrid", limit: int = 50,
+                    allowed: set[int] | None = None, extra_terms: Sequence[str] = ()
+                    ) -> tuple[list[RankedProduct], int]:
+        """The best `limit` products and how many products match in all. The order of the first N never
+        depends on `limit`, so a caller can widen the window and only look at the new tail."""
         w = self.weights
         has_words = bool(search_tokens(query, query=True) or extra_terms)
         with self._lock:
             if not has_words:
                 ids = sorted(i for i in self._row_of if allowed is None or i in allowed)
-                return [RankedProduct(product_id=i, score=0.0, lexical=0.0, dense=0.0) for i in ids[:limit]]
+                return [RankedProduct(product_id=i, score=0.0, lexical=0.0, dense=0.0) for i in ids[:limit]], \
+                    len(ids)
             lexical = self.lexical(query, extra_terms=extra_terms) if mode != "dense" else {}
             use_dense = mode != "lexical" and embedding is not None and np.asarray(embedding).size > 0
             cosines = self.dense(np.asarray(embedding)) if use_dense and embedding is not None else None
             if cosines is not None and not cosines.any():
                 cosines = None
             rows = len(self._ids)
-            id_of = np.asarray(self._ids, np.int64)
-            usable = np.zeros(rows, bool)
-            live = list(self._row_of.values()) if allowed is None else [
-                self._row_of[i] for i in allowed if i in self._row_of]
-            usable[live] = True
+            id_of, live_rows = self._arrays()
+            if allowed is None:
+                usable = live_rows
+            else:
+                usable = np.zeros(rows, bool)
+                usable[[self._row_of[i] for i in allowed if i in self._row_of]] = True
             lex = np.zeros(rows, np.float64)
             if lexical:
                 lex[list(lexical)] = list(lexical.values())
@@ -396,11 +417,13 @@ class ProductIndex:
                 scores = saturated
             # Vectorised: only the best `limit` candidates become objects (100k products stay fast).
             found = np.flatnonzero(candidates & usable)
+            matching = int(found.size)
             if len(found) > limit:
                 found = found[np.argpartition(-scores[found], limit - 1)[:limit]]
             found = found[np.lexsort((id_of[found], -np.round(scores[found], 6)))]
             return [RankedProduct(product_id=int(id_of[r]), score=round(float(scores[r]), 6),
-                                  lexical=round(float(lex[r]), 6), dense=round(float(cos[r]), 6)) for r in found]
+                                  lexical=round(float(lex[r]), 6), dense=round(float(cos[r]), 6)) for r in found], \
+                matching
 
 
 MINILM_DIM = 384

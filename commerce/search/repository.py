@@ -1,4 +1,5 @@
-"""Queries of product search: merchant controls, their version, and the search log."""
+"""Queries of product search: merchant controls, their version, the search log, and the catalog reads that keep
+the process's index warm (a cheap signature per search, changed products only when it moves)."""
 from __future__ import annotations
 
 import secrets
@@ -7,7 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
+from commerce.catalog.models import Product
 from commerce.search.models import SearchLogEntry, SearchRule, SearchSettingsVersion, SearchSynonym
 
 
@@ -27,6 +30,28 @@ class SearchRepository:
         if not getattr(changed, "rowcount", 0):
             self.session.add(SearchSettingsVersion(id=1, version=stamp))
         await self.session.flush()
+
+    async def catalog_signature(self) -> tuple[int, int, str]:
+        """(active products, highest id, latest updated_at): moves whenever a product is added, changed or retired."""
+        count, top, latest = (await self.session.execute(
+            select(func.count(Product.id), func.max(Product.id), func.max(Product.updated_at))
+            .where(Product.active.is_(True)))).one()
+        return int(count or 0), int(top or 0), latest.isoformat() if latest is not None else ""
+
+    async def active_versions(self) -> dict[int, str]:
+        """Every active product's id and updated_at (two columns, no JSON): what the index must hold."""
+        rows = await self.session.execute(select(Product.id, Product.updated_at).where(Product.active.is_(True)))
+        return {int(i): when.isoformat() for i, when in rows.all()}
+
+    async def products(self, ids: Sequence[int]) -> list[Product]:
+        """Active products by id with variants and category, in chunks (bound-parameter limits)."""
+        found: list[Product] = []
+        wanted = list(ids)
+        for start in range(0, len(wanted), 500):
+            found.extend((await self.session.scalars(
+                select(Product).where(Product.id.in_(wanted[start:start + 500]), Product.active.is_(True))
+                .options(selectinload(Product.variants), selectinload(Product.category)))).all())
+        return found
 
     async def synonyms(self) -> Sequence[SearchSynonym]:
         return (await self.session.scalars(select(SearchSynonym).order_by(SearchSynonym.id))).all()

@@ -12,8 +12,8 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.catalog.models import Product, Variant
-from commerce.catalog.service import all_products, is_sellable_to, variant_price
+from commerce.catalog.models import Product
+from commerce.catalog.service import all_products, variant_price
 from commerce.inventory.service import available_stock
 from commerce.search.index import (
     CJK_STOPWORDS,
@@ -21,6 +21,7 @@ from commerce.search.index import (
     Encoder,
     IndexedProduct,
     ProductIndex,
+    RankedProduct,
     Vector,
     product_vectors,
     search_tokens,
@@ -103,20 +104,50 @@ def embedding_text(product: Product) -> str:
     return ". ".join([*product.title.values(), ", ".join(product.tags)])
 
 
-def _category_matches(product: Product, wanted: str) -> bool:
-    needle = wanted.strip().lower()
-    names = [product.category.slug, *product.category.name.values()]
-    return any(needle in name.lower() or name.lower() in needle for name in names if name)
+@dataclass(frozen=True)
+class VariantFacts:
+    sku: str
+    attributes: dict[str, str]
+    price: Decimal
+    active: bool
 
 
-def _attribute(variant: Variant, name: str) -> str:
+@dataclass(frozen=True)
+class ProductFacts:
+    """What filtering needs of a product, kept in memory next to the index (no ORM objects)."""
+
+    product_id: int
+    slug: str
+    category_names: tuple[str, ...]  # slug and names in every locale
+    sellable_countries: frozenset[str]  # empty: everywhere
+    currency: str
+    variants: tuple[VariantFacts, ...]
+
+    def sellable_to(self, country: str | None) -> bool:
+        return not self.sellable_countries or country is None or country.upper() in self.sellable_countries
+
+    def in_category(self, wanted: str) -> bool:
+        needle = wanted.strip().lower()
+        return any(needle in name.lower() or name.lower() in needle for name in self.category_names if name)
+
+
+def facts_of(product: Product) -> ProductFacts:
+    return ProductFacts(
+        product_id=product.id, slug=product.slug,
+        category_names=(product.category.slug, *product.category.name.values()),
+        sellable_countries=frozenset(c.upper() for c in product.sellable_countries), currency=product.currency,
+        variants=tuple(VariantFacts(sku=v.sku, attributes={k: str(x) for k, x in v.attributes.items()},
+                                    price=variant_price(v, product), active=v.active) for v in product.variants))
+
+
+def _attribute(variant: VariantFacts, name: str) -> str:
     for key in (name, "color" if name == "colour" else name):
         if key in variant.attributes:
             return str(variant.attributes[key]).lower()
     return ""
 
 
-async def _variant_matches(variant: Variant, product: Product, filters: SearchFilters,
+async def _variant_matches(variant: VariantFacts, product: ProductFacts, filters: SearchFilters,
                            convert: PriceConverter | None) -> bool:
     if not variant.active:
         return False
@@ -126,7 +157,7 @@ async def _variant_matches(variant: Variant, product: Product, filters: SearchFi
         return False
     if filters.price_min is None and filters.price_max is None:
         return True
-    price = variant_price(variant, product)
+    price = variant.price
     wanted_currency = (filters.currency or product.currency).upper()
     if wanted_currency != product.currency:
         converted = await convert(price, product.currency, wanted_currency) if convert else None
@@ -147,31 +178,63 @@ def indexed(product: Product) -> IndexedProduct:
         descriptions=list(product.description.values()))
 
 
-# One index per process, brought up to date with the catalog on every search (only changed products).
-product_index = ProductIndex()
-_index_lock = threading.Lock()
+class WarmCatalog:
+    """The process's search index and product facts, kept in step with the catalog without reloading it.
 
+    Every search reads a one-row signature (active count, highest id, latest updated_at, per database);
+    only when it moved (or vectors are wanted and some products have none yet) are the active products'
+    ids and updated_at compared with the index, and just the changed products loaded and re-indexed.
+    """
 
-def _sync_index(products: list[Product], encoder: Encoder | None) -> None:
-    with _index_lock:
-        stale = []
-        for product in products:
-            current = product_index.version_of(product.id)
-            version = product.updated_at.isoformat()
-            if current == f"{version}|v" or (current == f"{version}|n" and encoder is None):
-                continue
-            stale.append(product)
-        known = {p.id for p in products}
-        product_index.remove([i for i in product_index.product_ids() if i not in known])
-        if not stale:
+    def __init__(self) -> None:
+        self.index = ProductIndex()
+        self.facts: dict[int, ProductFacts] = {}
+        self.without_vectors: set[int] = set()
+        self.signature: tuple[object, ...] | None = None
+        self._lock = threading.Lock()
+
+    async def refresh(self, session: AsyncSession, encoder: Encoder | None) -> None:
+        repository = SearchRepository(session)
+        signature = (str(getattr(session.bind, "url", "")), *await repository.catalog_signature())
+        if signature == self.signature and (encoder is None or not self.without_vectors):
             return
-        mark = "v" if encoder is not None else "n"
-        documents = [replace(d, version=f"{d.version}|{mark}") for d in map(indexed, stale)]
-        vectors = None
-        if encoder is not None:
-            vectors = product_vectors.vectors([(p.id, p.updated_at.isoformat()) for p in stale],
-                                              [embedding_text(p) for p in stale], encoder)
-        product_index.upsert(documents, vectors)
+        versions = await repository.active_versions()
+        stale = [i for i, version in versions.items() if self._stale(i, version, encoder)]
+        gone = [i for i in self.index.product_ids() if i not in versions]
+        products = await repository.products(stale) if stale else []
+        await asyncio.to_thread(self._apply, products, gone, encoder)
+        self.signature = signature
+
+    def _stale(self, product_id: int, version: str, encoder: Encoder | None) -> bool:
+        current = self.index.version_of(product_id)
+        return current != f"{version}|v" and not (current == f"{version}|n" and encoder is None)
+
+    def _apply(self, products: list[Product], gone: list[int], encoder: Encoder | None) -> None:
+        with self._lock:
+            self.index.remove(gone)
+            for product_id in gone:
+                self.facts.pop(product_id, None)
+                self.without_vectors.discard(product_id)
+            if not products:
+                return
+            mark = "v" if encoder is not None else "n"
+            documents = [replace(d, version=f"{d.version}|{mark}") for d in map(indexed, products)]
+            vectors = None
+            if encoder is not None:
+                vectors = product_vectors.vectors([(p.id, p.updated_at.isoformat()) for p in products],
+                                                  [embedding_text(p) for p in products], encoder)
+            self.index.upsert(documents, vectors)
+            for product in products:
+                self.facts[product.id] = facts_of(product)
+                if encoder is None:
+                    self.without_vectors.add(product.id)
+                else:
+                    self.without_vectors.discard(product.id)
+
+
+# One per process: searches keep it warm (only changed products are read from the database).
+warm = WarmCatalog()
+product_index = warm.index
 
 
 @dataclass(frozen=True)
@@ -214,7 +277,10 @@ def synonym_terms(query: str, synonyms: list[list[str]]) -> list[str]:
     return extra
 
 
-def _apply_rules(hits: list[ProductHit], chosen: dict[int, str], controls: Controls, query: str) -> list[ProductHit]:
+def _apply_rules(hits: list[ProductHit], extra: dict[int, ProductHit], controls: Controls,
+                 query: str) -> list[ProductHit]:
+    """Boosts and buries move scores; pins put a product at its position. `extra` holds boosted or pinned
+    products found outside the ranked window (already checked for filters and stock)."""
     normal = normalise_query(query)
     adjust: dict[int, float] = {}
     pins: list[tuple[int, int]] = []
@@ -225,18 +291,42 @@ def _apply_rules(hits: list[ProductHit], chosen: dict[int, str], controls: Contr
             adjust[product_id] = adjust.get(product_id, 0.0) + BOOST
         elif kind == "bury":
             adjust[product_id] = adjust.get(product_id, 0.0) - BURY
-        elif kind == "pin" and rule_query is not None and product_id in chosen:
+        elif kind == "pin" and rule_query is not None:
             pins.append((position, product_id))
+    listed = {h.product_id for h in hits}
+    hits = hits + [h for i, h in extra.items() if i not in listed and i in adjust and adjust[i] > 0]
     if adjust:
         hits = [ProductHit(product_id=h.product_id, sku=h.sku, score=round(h.score + adjust.get(h.product_id, 0.0), 6),
                            lexical=h.lexical, dense=h.dense) for h in hits]
         hits.sort(key=lambda h: (-h.score, h.product_id))
     for position, product_id in sorted(pins):
-        found = next((h for h in hits if h.product_id == product_id), None)
-        hit = found or ProductHit(product_id=product_id, sku=chosen[product_id], score=0.0, lexical=0.0, dense=0.0)
+        found = next((h for h in hits if h.product_id == product_id), None) or extra.get(product_id)
+        if found is None:
+            continue  # pinned product out of stock, not sellable there or filtered out
         hits = [h for h in hits if h.product_id != product_id]
-        hits.insert(max(0, position - 1), hit)
+        hits.insert(max(0, position - 1), found)
     return hits
+
+
+def _rule_targets(controls: Controls, query: str) -> tuple[set[int], set[int], int]:
+    """(boosted products, pinned products, how many products are buried) for this query."""
+    normal = normalise_query(query)
+    boosted: set[int] = set()
+    pinned: set[int] = set()
+    buried = 0
+    for kind, product_id, rule_query, _ in controls.rules:
+        if rule_query is not None and rule_query != normal:
+            continue
+        if kind == "bury":
+            buried += 1
+        elif kind == "boost":
+            boosted.add(product_id)
+        elif kind == "pin" and rule_query is not None:
+            pinned.add(product_id)
+    return boosted, pinned, buried
+
+
+WINDOW = 64  # products ranked per round; the window doubles until enough pass filters and stock
 
 
 async def search_products(session: AsyncSession, *, query: str, embedding: Vector | None = None,
@@ -251,48 +341,93 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
     product's multilingual vector from `encoder`; then the merchant's boosts, buries and pins. An empty
     query lists every product that passes the filters; a query with no searchable word (only emoji or
     punctuation) finds nothing. With `channel`, the search is recorded for the merchant's report.
+
+    The catalog is not read per search: the warm index answers, filters use the facts kept beside it, and
+    stock is read only for the ranked products looked at, best first, until the page is full. `total` is
+    exact when every match was looked at, otherwise the checked hits plus the matches not yet checked.
     """
     if limit < 1 or limit > MAX_LIMIT or offset < 0:
         raise InvalidInput(f"limit must be 1..{MAX_LIMIT} and offset not negative.", code="invalid_page")
     query = query[: MAX_QUERY_CHARS * 4]
     filters = filters or SearchFilters()
-    catalog = await all_products(session)
-    products = [p for p in catalog
-                if is_sellable_to(p, country) and p.id not in filters.exclude_product_ids
-                and (not filters.category or _category_matches(p, filters.category))]
-    stock = await available_stock(session, skus=[v.sku for p in products for v in p.variants])
-    chosen: dict[int, str] = {}
-    for product in products:
-        for variant in product.variants:
-            if stock.get(variant.sku, 0) > 0 and await _variant_matches(variant, product, filters, convert):
-                chosen[product.id] = variant.sku
-                break
+    await warm.refresh(session, encoder)
     controls = await _current_controls(session)
-    if catalog:
-        await asyncio.to_thread(_sync_index, catalog, encoder)
     extra = synonym_terms(query, controls.synonyms)
-    if query.strip() and not (search_tokens(query, query=True) or extra):
-        hits: list[ProductHit] = []  # only emoji or punctuation: nothing to match, an empty state
-    else:
-        ranked = product_index.rank(query, embedding=embedding if encoder is not None else None, mode="hybrid",
-                                    limit=len(chosen) or 1, allowed=set(chosen), extra_terms=extra)
-        hits = [ProductHit(product_id=r.product_id, sku=chosen[r.product_id], score=r.score, lexical=r.lexical,
-                           dense=r.dense) for r in ranked]
-        if query.strip():
-            hits = _apply_rules(hits, chosen, controls, query)
-    result = SearchResult(hits=hits[offset:offset + limit], total=len(hits))
+    has_words = bool(search_tokens(query, query=True) or extra)
+    if query.strip() and not has_words:
+        return await _finish(session, SearchResult(), query=query, channel=channel, language=language)
+
+    async def passing(ranked: list[RankedProduct]) -> list[ProductHit]:
+        """The ranked products that pass every filter, with their best variant in stock (one stock read)."""
+        shortlisted: list[tuple[RankedProduct, ProductFacts]] = []
+        for r in ranked:
+            facts = warm.facts.get(r.product_id)
+            if facts is None or not facts.sellable_to(country) or r.product_id in filters.exclude_product_ids:
+                continue
+            if filters.category and not facts.in_category(filters.category):
+                continue
+            shortlisted.append((r, facts))
+        if not shortlisted:
+            return []
+        stock = await available_stock(session, skus=[v.sku for _, f in shortlisted for v in f.variants])
+        out = []
+        for r, facts in shortlisted:
+            for variant in facts.variants:
+                if stock.get(variant.sku, 0) > 0 and await _variant_matches(variant, facts, filters, convert):
+                    out.append(ProductHit(product_id=r.product_id, sku=variant.sku, score=r.score,
+                                          lexical=r.lexical, dense=r.dense))
+                    break
+        return out
+
+    rank_embedding = embedding if encoder is not None else None
+    boosted, pinned, buried = _rule_targets(controls, query) if query.strip() else (set(), set(), 0)
+    needed = offset + limit + buried
+    hits: list[ProductHit] = []
+    looked = 0
+    window = max(WINDOW, 2 * needed)
+    while True:
+        ranked, matching = await asyncio.to_thread(
+            warm.index.rank_window, query, embedding=rank_embedding, mode="hybrid", limit=window, extra_terms=extra)
+        seen = {h.product_id for h in hits}
+        hits.extend(h for h in await passing(ranked[looked:]) if h.product_id not in seen)
+        looked = len(ranked)
+        if len(hits) >= needed or looked >= matching:
+            break
+        window *= 4
+    total = len(hits) + (matching - looked)
+    if query.strip():
+        extra_hits: dict[int, ProductHit] = {}
+        missing = (boosted | pinned) - {h.product_id for h in hits}
+        if missing:
+            # Outside the window: a boosted product must still match the query; a pinned one need not.
+            ranked_rules, _ = warm.index.rank_window(query, embedding=rank_embedding, mode="hybrid",
+                                                      limit=len(missing), allowed=missing, extra_terms=extra)
+            scored = {r.product_id: r for r in ranked_rules}
+            outside = [scored.get(i) or RankedProduct(product_id=i, score=0.0, lexical=0.0, dense=0.0)
+                       for i in sorted(missing) if i in scored or i in pinned]
+            extra_hits = {h.product_id: h for h in await passing(outside)}
+        before = len(hits)
+        hits = _apply_rules(hits, extra_hits, controls, query)
+        total += len(hits) - before
+    result = SearchResult(hits=hits[offset:offset + limit], total=total)
+    return await _finish(session, result, query=query, channel=channel, language=language)
+
+
+async def _finish(session: AsyncSession, result: SearchResult, *, query: str, channel: str | None,
+                  language: str | None) -> SearchResult:
     if channel is not None and query.strip():
         result.search_id = await record_search(session, query=query, language=language or query_language(query),
-                                               channel=channel, result_count=len(hits))
+                                               channel=channel, result_count=result.total)
     return result
 
 
 async def similar_products(session: AsyncSession, *, product_id: int, country: str | None = None, limit: int = 5,
                            encoder: Encoder | None = None) -> list[ProductHit]:
     """"More like this": products closest to one product, in stock and sellable to `country`."""
-    source = next((p for p in await all_products(session) if p.id == product_id), None)
-    if source is None:
+    found = await SearchRepository(session).products([product_id])
+    if not found:
         return []
+    source = found[0]
     embedding = None
     if encoder is not None:
         embedding = (await asyncio.to_thread(product_vectors.vectors, [(source.id, source.updated_at.isoformat())],
@@ -305,11 +440,9 @@ async def similar_products(session: AsyncSession, *, product_id: int, country: s
 
 
 async def warm_product_vectors(session: AsyncSession, *, encoder: Encoder) -> int:
-    """Encode every active product now (at start-up) so the first search does not wait; returns how many."""
-    products = await all_products(session)
-    keys = [(p.id, p.updated_at.isoformat()) for p in products]
-    await asyncio.to_thread(product_vectors.vectors, keys, [embedding_text(p) for p in products], encoder)
-    return len(products)
+    """Index and encode every active product now (at start-up) so the first search does not wait."""
+    await warm.refresh(session, encoder)
+    return len(warm.index)
 
 
 # ---------- search log and the merchant's report ----------

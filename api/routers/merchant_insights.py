@@ -1,0 +1,68 @@
+"""Merchant insights: how recommendations sell - click-through and conversion per model and per channel.
+
+JSON at /api/v1/insights/recommendations (merchant token) and the page /merchant/insights (static HTML + JS
+that writes every value with textContent, under a CSP without inline script).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from api.auth import MerchantDep
+from api.deps import SessionDep
+from commerce.recommend import service as recommendations
+from commerce.recommend.schemas import ModelPerformance
+from kit.clock import utcnow
+from kit.errors import NotFound
+
+router = APIRouter(tags=["insights"])
+PAGE_DIR = Path(__file__).resolve().parent.parent / "pages" / "insights"
+ASSETS = {"insights.js": "text/javascript; charset=utf-8", "insights.css": "text/css; charset=utf-8"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+class RecommendationInsights(BaseModel):
+    days: int
+    impressions: int  # over every model and channel
+    clicks: int
+    purchases: int
+    per_model: list[ModelPerformance]
+    per_channel: list[ModelPerformance]  # model "all"
+    per_model_and_channel: list[ModelPerformance]
+
+
+@router.get("/api/v1/insights/recommendations", response_model=RecommendationInsights)
+async def recommendation_insights(_: MerchantDep, session: SessionDep,
+                                  days: Annotated[int, Query(ge=1, le=366)] = 30) -> RecommendationInsights:
+    """Shown, clicked (card opened or added to the cart) and bought recommendations over the last `days`."""
+    since = utcnow() - timedelta(days=days)
+    per_model = await recommendations.performance(session, since=since)
+    return RecommendationInsights(
+        days=days, impressions=sum(p.impressions for p in per_model), clicks=sum(p.clicks for p in per_model),
+        purchases=sum(p.purchases for p in per_model), per_model=per_model,
+        per_channel=await recommendations.channel_performance(session, since=since),
+        per_model_and_channel=await recommendations.performance(session, since=since, per_channel=True))
+
+
+@router.get("/merchant/insights", include_in_schema=False)
+async def insights_page() -> FileResponse:
+    return FileResponse(PAGE_DIR / "index.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+
+@router.get("/merchant/insights/{asset}", include_in_schema=False)
+async def insights_asset(asset: str) -> FileResponse:
+    media_type = ASSETS.get(asset)
+    if media_type is None:
+        raise NotFound(f"No page asset {asset!r}.")
+    return FileResponse(PAGE_DIR / asset, media_type=media_type, headers=SECURITY_HEADERS)
