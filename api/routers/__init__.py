@@ -16,4 +16,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.rasa",
     "api.routers.merchant_search",
     "api.routers.nlu",
+    "api.routers.merchant_insights",
 ]
