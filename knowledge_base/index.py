@@ -1,9 +1,17 @@
-"""In-memory hybrid FAQ index: faiss (ids per entry row, no rebuilds) fused with BM25."""
+"""In-memory hybrid FAQ index: faiss (ids per entry row, no rebuilds) fused with BM25.
+
+Rows stored per entry (faiss id = entry id * SLOTS + slot): one per phrasing (slots 0..61), the mean of
+the answer's paragraph embeddings (slot 62) and the question+answer text (slot 63). Small indexes keep
+exact float32 rows in `IndexIDMap2(IndexFlatIP)`; from `ann_from_rows` rows on, the rows move once into
+an `IndexIVFScalarQuantizer` (8-bit codes, inverted lists with a hashtable direct map), which adds,
+replaces and removes ids in place like the flat one. Scoring is numpy over the candidates' rows only.
+"""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import faiss
@@ -14,29 +22,49 @@ from knowledge_base.text import tokens
 
 MINILM_DIM = 384
 DIM = 896
-# faiss id = entry_id * SLOTS + row; the last slot is the question+answer row.
+# faiss id = entry_id * SLOTS + row; the last two slots are the answer and the question+answer rows.
 SLOTS = 64
 ROOT2 = np.float32(math.sqrt(2.0))
+ANSWER_SLOT = SLOTS - 2
 DOC_SLOT = SLOTS - 1
+MAX_PHRASINGS = SLOTS - 2
+MAX_PARAGRAPHS = 16
+EXTRA_ROWS = 2  # stored per entry after the phrasings: answer (paragraph mean), question+answer
 Decision = Literal["answer", "suggest", "none"]
 Vector = npt.NDArray[np.float32]
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
 @dataclass(frozen=True)
 class Weights:
-    """Fusion weights and calibration: the dev-split fit of `python bench/kb_retrieval.py --fit` (StackFAQ)."""
+    """Fusion weights and calibration.
+
+    Fusion: chosen on the StackFAQ dev split (30 % of the queries, seed 13) by
+    `python bench/kb_retrieval.py --fit` (lowest dev softmax cross-entropy of the fused scores).
+    Calibration and the answer/suggest thresholds: fitted by the same command on the demo FAQ's dev
+    paraphrases (bench/data/kb_dev_*.json), never on the held-out files.
+    """
 
     # English to English: MiniLM's share of the dense cosine (the rest is USE); other pairs use USE only.
     english_share: float = 1.0
-    document: float = 0.15  # cosine to the question+answer text, added to the best phrasing cosine
-    lexical_question: float = 0.0  # saturated BM25 over the phrasings
-    lexical_answer: float = 0.3  # saturated BM25 over the answer
-    saturation: float = 64.0  # bm25 / (bm25 + saturation)
-    # calibrated score = sigmoid(slope * (fused - midpoint)): English pairs (MiniLM) and the rest (USE)
+    document: float = 0.1  # cosine to the question+answer row, added to the best phrasing cosine
+    answer: float = 0.3  # mean cosine to the answer's paragraphs
+    lexical: float = 0.5  # saturated BM25 over phrasings + answer
+    k1: float = 0.9
+    b: float = 0.75
+    saturation: float = 32.0  # bm25 / (bm25 + saturation)
+    # The same three weights for every other pair (USE cosines; Chinese and cross-lingual questions),
+    # chosen on the demo FAQ's dev paraphrases (StackFAQ is English only).
+    multilingual_document: float = 0.1
+    multilingual_answer: float = 0.3
+    multilingual_lexical: float = 0.4
+    # calibrated score = sigmoid(slope * (fused - midpoint) + margin_slope * (fused - next group's fused))
     slope: float = 15.646
     midpoint: float = 0.7489
     multilingual_slope: float = 9.171
     multilingual_midpoint: float = 0.7823
+    margin_slope: float = 0.0
+    margin_cap: float = 0.3  # margins above this count as this (a lone match has margin 1)
     answer_at: float = 0.7
     suggest_at: float = 0.3
 
@@ -85,9 +113,30 @@ def document_text(questions: tuple[str, ...] | list[str], answer: str) -> str:
     return f"{questions[0]}\n{answer}"
 
 
+def answer_paragraphs(answer: str) -> list[str]:
+    """The answer split at blank lines (at most MAX_PARAGRAPHS; the rest joins the last one)."""
+    parts = [p.strip() for p in _PARAGRAPH_BREAK.split(answer) if p.strip()] or [answer]
+    if len(parts) > MAX_PARAGRAPHS:
+        parts = [*parts[: MAX_PARAGRAPHS - 1], "\n\n".join(parts[MAX_PARAGRAPHS - 1:])]
+    return parts
+
+
 def texts_to_embed(questions: tuple[str, ...] | list[str], answer: str) -> list[str]:
-    """Rows stored per entry: every phrasing, then the question+answer text."""
-    return [*questions, document_text(questions, answer)]
+    """Texts embedded per entry: every phrasing, each answer paragraph, then the question+answer text."""
+    return [*questions[:MAX_PHRASINGS], *answer_paragraphs(answer), document_text(questions, answer)]
+
+
+def fold_rows(rows: Vector, questions: int) -> Vector:
+    """Embeddings of `texts_to_embed` -> stored rows: phrasings, paragraph mean, question+answer."""
+    questions = min(questions, MAX_PHRASINGS)
+    if rows.ndim != 2 or rows.shape[1] != DIM or rows.shape[0] < questions + 2:
+        raise ValueError(f"expected at least {questions + 2} rows of {DIM}, got {rows.shape}")
+    answer = rows[questions:-1].mean(axis=0, keepdims=True)
+    return np.ascontiguousarray(np.vstack([rows[:questions], answer, rows[-1:]]), dtype=np.float32)
+
+
+def stored_rows(questions: int) -> int:
+    return min(questions, MAX_PHRASINGS) + EXTRA_ROWS
 
 
 def multilingual_query(embedding: Vector) -> Vector:
@@ -109,68 +158,155 @@ class Scored(NamedTuple):
 
 
 class Bm25Field:
-    """Okapi BM25 with documents added and removed in place."""
+    """Okapi BM25 with documents added and removed in place; a query reads numpy postings of its terms only."""
 
     def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
         self.k1, self.b = k1, b
         self.postings: dict[str, dict[int, int]] = {}
         self.lengths: dict[int, int] = {}
+        self.terms_of: dict[int, tuple[str, ...]] = {}
         self.total_length = 0
+        # term -> (doc ids, term frequencies, doc lengths): rebuilt on the next query after a change
+        self._arrays: dict[str, tuple[npt.NDArray[np.int64], Vector, Vector]] = {}
 
     def add(self, doc: int, terms: list[str]) -> None:
         self.remove(doc)
         counts = Counter(terms)
         for term, tf in counts.items():
             self.postings.setdefault(term, {})[doc] = tf
+            self._arrays.pop(term, None)
         self.lengths[doc] = len(terms)
+        self.terms_of[doc] = tuple(counts)
         self.total_length += len(terms)
 
-    def remove(self, doc: int, terms: list[str] | None = None) -> None:
+    def remove(self, doc: int) -> None:
         length = self.lengths.pop(doc, None)
         if length is None:
             return
         self.total_length -= length
-        for term in set(terms) if terms is not None else list(self.postings):
+        for term in self.terms_of.pop(doc, ()):
             docs = self.postings.get(term)
-            if docs is not None and docs.pop(doc, None) is not None and not docs:
-                del self.postings[term]
+            if docs is not None and docs.pop(doc, None) is not None:
+                self._arrays.pop(term, None)
+                if not docs:
+                    del self.postings[term]
 
-    def scores(self, query: list[str]) -> dict[int, float]:
-        n = len(self.lengths)
-        if n == 0:
-            return {}
-        average = self.total_length / n or 1.0
-        out: dict[int, float] = {}
-        for term in set(query):
+    def _posting(self, term: str) -> tuple[npt.NDArray[np.int64], Vector, Vector] | None:
+        arrays = self._arrays.get(term)
+        if arrays is None:
             docs = self.postings.get(term)
             if not docs:
+                return None
+            ids = np.fromiter(docs.keys(), np.int64, len(docs))
+            tfs = np.fromiter(docs.values(), np.float32, len(docs))
+            lengths = np.fromiter((self.lengths[d] for d in docs), np.float32, len(docs))
+            arrays = self._arrays[term] = (ids, tfs, lengths)
+        return arrays
+
+    def scores(self, query: list[str]) -> tuple[npt.NDArray[np.int64], Vector]:
+        """(sorted doc ids, their BM25 scores) for the docs holding at least one query term."""
+        n = len(self.lengths)
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        if n == 0:
+            return empty
+        average = self.total_length / n or 1.0
+        ids: list[npt.NDArray[np.int64]] = []
+        parts: list[Vector] = []
+        for term in set(query):
+            posting = self._posting(term)
+            if posting is None:
                 continue
+            docs, tfs, lengths = posting
             idf = math.log(1.0 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
-            for doc, tf in docs.items():
-                norm = tf + self.k1 * (1 - self.b + self.b * self.lengths[doc] / average)
-                out[doc] = out.get(doc, 0.0) + idf * tf * (self.k1 + 1) / norm
-        return out
+            norm = tfs + self.k1 * (1.0 - self.b + self.b * lengths / average)
+            ids.append(docs)
+            parts.append((idf * (self.k1 + 1.0)) * tfs / norm)
+        if not ids:
+            return empty
+        if len(ids) == 1:
+            order = np.argsort(ids[0])
+            return ids[0][order], parts[0][order].astype(np.float32)
+        unique, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+        return unique, np.bincount(inverse, weights=np.concatenate(parts)).astype(np.float32)
+
+    def as_dict(self, query: list[str]) -> dict[int, float]:
+        docs, values = self.scores(query)
+        return {int(d): float(v) for d, v in zip(docs, values, strict=True)}
 
 
 @dataclass
 class _Stored:
     entry: IndexedEntry
-    rows: int
-    question_terms: list[str] = field(default_factory=list)
-    answer_terms: list[str] = field(default_factory=list)
+    rows: int  # phrasings stored
+    ids: npt.NDArray[np.int64]  # faiss ids: phrasings, answer, question+answer
+    english: bool
+    scoped: bool  # has countries or channels
+
+
+class VectorRows:
+    """faiss rows by id: exact flat storage, moved once to IVF + 8-bit codes when it grows large."""
+
+    def __init__(self, *, ann_from_rows: int = 30_000, nlist: int = 256, nprobe: int = 24,
+                 train_rows: int = 16_384) -> None:
+        self.ann_from_rows, self.nlist, self.nprobe, self.train_rows = ann_from_rows, nlist, nprobe, train_rows
+        self.index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+        self.approximate = False
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, rows: Vector, ids: npt.NDArray[np.int64]) -> None:
+        self.index.add_with_ids(np.ascontiguousarray(rows, dtype=np.float32), ids)
+        if not self.approximate and self.ntotal >= self.ann_from_rows:
+            self._to_ivf()
+
+    def remove(self, ids: npt.NDArray[np.int64]) -> None:
+        self.index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
+
+    def reconstruct(self, ids: npt.NDArray[np.int64]) -> Vector:
+        out: Vector = self.index.reconstruct_batch(ids)
+        return out
+
+    def search(self, queries: Vector, k: int) -> npt.NDArray[np.int64]:
+        if self.ntotal == 0:
+            return np.zeros((len(queries), 0), np.int64)
+        _scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, self.ntotal))
+        found: npt.NDArray[np.int64] = ids
+        return found
+
+    def _to_ivf(self) -> None:
+        """One-off move of every row into IVF-SQ8 (trained on a sample); later changes are in place."""
+        flat = self.index
+        ids = faiss.vector_to_array(flat.id_map).astype(np.int64)
+        rows = flat.index.reconstruct_n(0, flat.ntotal)
+        sample = rows[np.random.default_rng(0).permutation(len(rows))[: self.train_rows]]
+        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, self.nlist,
+                                            faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(sample)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        ivf.nprobe = self.nprobe
+        ivf.add_with_ids(rows, ids)
+        self.index, self.approximate = ivf, True
+
+    def memory_bytes(self) -> int:
+        """Vector storage: codes (4 bytes a dimension flat, 1 in IVF-SQ8) plus the id and its map entry."""
+        per_row = (DIM if self.approximate else DIM * 4) + 8 + 16
+        centroids = self.nlist * DIM * 4 if self.approximate else 0
+        return self.ntotal * per_row + centroids
 
 
 class HybridIndex:
-    """Dense rows in faiss IndexIDMap2(IndexFlatIP) + BM25 over phrasings and answers."""
+    """Dense rows in faiss (see VectorRows) + BM25 over each entry's phrasings and answer."""
 
-    def __init__(self, weights: Weights | None = None, *, candidates: int = 100) -> None:
+    def __init__(self, weights: Weights | None = None, *, candidates: int = 100,
+                 ann_from_rows: int = 30_000) -> None:
         self.weights = weights or Weights()
         self.candidates = candidates
-        self.faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+        self.vectors = VectorRows(ann_from_rows=ann_from_rows)
         self.entries: dict[int, _Stored] = {}
         self.groups: dict[str, set[int]] = {}
-        self.lexical_questions = Bm25Field()
-        self.lexical_answers = Bm25Field()
+        self.lexical = Bm25Field(self.weights.k1, self.weights.b)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -183,31 +319,26 @@ class HybridIndex:
         return None if stored is None else stored.entry.version
 
     def upsert(self, entry: IndexedEntry, vectors: Vector) -> None:
-        """Add or replace an entry; `vectors` has one row per phrasing plus the question+answer row."""
-        questions = entry.questions[: SLOTS - 1]
-        if vectors.shape != (len(entry.questions) + 1, DIM):
-            raise ValueError(f"expected {(len(entry.questions) + 1, DIM)} vectors, got {vectors.shape}")
+        """Add or replace an entry; `vectors` = `fold_rows(...)`: phrasings, answer row, question+answer row."""
+        questions = entry.questions[:MAX_PHRASINGS]
+        if vectors.shape != (stored_rows(len(entry.questions)), DIM):
+            raise ValueError(f"expected {(stored_rows(len(entry.questions)), DIM)} vectors, got {vectors.shape}")
         self.remove(entry.entry_id)
         base = entry.entry_id * SLOTS
-        ids = np.array([base + i for i in range(len(questions))] + [base + DOC_SLOT], dtype=np.int64)
-        rows = np.ascontiguousarray(np.vstack([vectors[: len(questions)], vectors[-1:]]), dtype=np.float32)
-        self.faiss.add_with_ids(rows, ids)
-        question_terms = tokens(" ".join(questions))
-        answer_terms = tokens(entry.answer)
-        self.lexical_questions.add(entry.entry_id, question_terms)
-        self.lexical_answers.add(entry.entry_id, answer_terms)
-        self.entries[entry.entry_id] = _Stored(entry, len(questions), question_terms, answer_terms)
+        ids = np.array([base + i for i in range(len(questions))] + [base + ANSWER_SLOT, base + DOC_SLOT],
+                       dtype=np.int64)
+        self.vectors.add(vectors, ids)
+        self.lexical.add(entry.entry_id, tokens(" ".join(questions) + "\n" + entry.answer))
+        self.entries[entry.entry_id] = _Stored(entry, len(questions), ids, entry.language == "en",
+                                               bool(entry.countries or entry.channels))
         self.groups.setdefault(entry.group_key, set()).add(entry.entry_id)
 
     def remove(self, entry_id: int) -> None:
         stored = self.entries.pop(entry_id, None)
         if stored is None:
             return
-        base = entry_id * SLOTS
-        ids = np.array([base + i for i in range(stored.rows)] + [base + DOC_SLOT], dtype=np.int64)
-        self.faiss.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
-        self.lexical_questions.remove(entry_id, stored.question_terms)
-        self.lexical_answers.remove(entry_id, stored.answer_terms)
+        self.vectors.remove(stored.ids)
+        self.lexical.remove(entry_id)
         group = self.groups.get(stored.entry.group_key)
         if group is not None:
             group.discard(entry_id)
@@ -215,87 +346,122 @@ class HybridIndex:
                 del self.groups[stored.entry.group_key]
 
     def memory_bytes(self) -> int:
-        """Vector storage only (the dominant part): 4 bytes per dimension per row plus the id."""
-        return int(self.faiss.ntotal) * (DIM * 4 + 8)
+        return self.vectors.memory_bytes()
 
     # ---------- search ----------
-    def _dense_candidates(self, query: Vector, k: int) -> set[int]:
-        if self.faiss.ntotal == 0:
-            return set()
-        _scores, ids = self.faiss.search(query.reshape(1, -1), min(k, int(self.faiss.ntotal)))
-        return {int(i) // SLOTS for i in ids[0] if i >= 0}
+    def _candidates(self, queries: Vector, lexical_ids: npt.NDArray[np.int64], lexical: Vector) -> set[int]:
+        found = self.vectors.search(queries, self.candidates * 2)
+        out = {int(i) // SLOTS for i in found.reshape(-1) if i >= 0}
+        if len(lexical_ids) > self.candidates:
+            top = np.argpartition(-lexical, self.candidates)[: self.candidates]
+            out.update(int(i) for i in lexical_ids[top])
+        else:
+            out.update(int(i) for i in lexical_ids)
+        return out
 
-    def _rows(self, entry_id: int, rows: int) -> Vector:
-        base = entry_id * SLOTS
-        keys = [base + i for i in range(rows)] + [base + DOC_SLOT]
-        return np.vstack([self.faiss.reconstruct(int(key)) for key in keys]).astype(np.float32)
-
-    def score_entries(self, query_text: str, embedding: Vector, *, language: str, country: str | None,
-                      channel: str | None) -> list[Scored]:
-        """Every candidate entry with its fused and calibrated score."""
+    def score_arrays(self, query_text: str, embedding: Vector, *, language: str, country: str | None,
+                     channel: str | None) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]]:
+        """Every candidate entry (that applies) with its score parts, as arrays aligned on `entry_id`."""
         w = self.weights
         embedding = np.asarray(embedding, dtype=np.float32).reshape(-1)
         multilingual = multilingual_query(embedding)
         english_query = embedding[:MINILM_DIM] / (float(np.linalg.norm(embedding[:MINILM_DIM])) or 1.0)
-        k = self.candidates * 2
-        candidates = self._dense_candidates(embedding, k) | self._dense_candidates(multilingual, k)
-        terms = tokens(query_text)
-        lexical_q = self.lexical_questions.scores(terms)
-        lexical_a = self.lexical_answers.scores(terms)
-        for field_scores in (lexical_q, lexical_a):
-            candidates.update(sorted(field_scores, key=field_scores.__getitem__, reverse=True)[: self.candidates])
-        out: list[Scored] = []
-        for entry_id in candidates:
-            stored = self.entries.get(entry_id)
-            if stored is None or not stored.entry.applies_to(country, channel):
-                continue
-            rows = self._rows(entry_id, stored.rows)
-            # Rows are [MiniLM, USE] / sqrt(2); each half's dot with a unit half is its cosine / sqrt(2).
-            use_sims = (rows @ multilingual) * ROOT2
-            english = stored.entry.language == language == "en"
-            if english:
-                minilm_sims = (rows[:, :MINILM_DIM] @ english_query) * ROOT2
-                sims = w.english_share * minilm_sims + (1.0 - w.english_share) * use_sims
-            else:
-                # MiniLM knows little Chinese: compare in the multilingual (USE) space only.
-                sims = use_sims
-            best_row = int(np.argmax(sims[:-1]))
-            dense = float(sims[best_row])
-            document = float(sims[-1])
-            lq = lexical_q.get(entry_id, 0.0)
-            la = lexical_a.get(entry_id, 0.0)
-            lexical = (w.lexical_question * lq / (lq + w.saturation)
-                       + w.lexical_answer * la / (la + w.saturation))
-            fused = dense + w.document * document + lexical
-            out.append(Scored(self.calibrate(fused, english=english), fused, dense, lexical, entry_id, best_row))
+        lexical_ids, lexical_scores = self.lexical.scores(tokens(query_text))
+        candidates = self._candidates(np.vstack([embedding, multilingual]), lexical_ids, lexical_scores)
+        stored = [s for s in (self.entries.get(c) for c in candidates)
+                  if s is not None and (not s.scoped or s.entry.applies_to(country, channel))]
+        if not stored:
+            empty_f = np.zeros(0, np.float64)
+            return {"entry_id": np.zeros(0, np.int64), "best_row": np.zeros(0, np.int64), "fused": empty_f,
+                    "score": empty_f, "dense": empty_f, "lexical": empty_f, "english": np.zeros(0, np.int64)}
+        counts = np.array([s.rows + EXTRA_ROWS for s in stored], np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rows = self.vectors.reconstruct(np.concatenate([s.ids for s in stored]))
+        # Rows are [MiniLM, USE] / sqrt(2); each half's dot with a unit half is its cosine / sqrt(2).
+        sims = (rows @ multilingual) * ROOT2
+        english = np.array([s.english for s in stored]) & (language == "en")
+        if english.any() and w.english_share > 0:
+            minilm = (rows[:, :MINILM_DIM] @ english_query) * ROOT2
+            row_english = np.repeat(english, counts)
+            sims = np.where(row_english, w.english_share * minilm + (1.0 - w.english_share) * sims, sims)
+        sims = sims.astype(np.float64)
+        phrasing = np.ones(len(sims), bool)
+        phrasing[starts + counts - 1] = False
+        phrasing[starts + counts - 2] = False
+        masked = np.where(phrasing, sims, -np.inf)
+        dense = np.maximum.reduceat(masked, starts)
+        segment = np.repeat(np.arange(len(stored)), counts)
+        hits = np.flatnonzero(masked == dense[segment])
+        _first, first = np.unique(segment[hits], return_index=True)
+        best_row = hits[first] - starts
+        answer = sims[starts + counts - 2]
+        document = sims[starts + counts - 1]
+        entry_ids = np.array([s.entry.entry_id for s in stored], np.int64)
+        lexical = np.zeros(len(stored), np.float64)
+        if len(lexical_ids):
+            at = np.minimum(np.searchsorted(lexical_ids, entry_ids), len(lexical_ids) - 1)
+            found = lexical_ids[at] == entry_ids
+            bm25 = lexical_scores[at].astype(np.float64)
+            lexical = np.where(found, bm25 / (bm25 + w.saturation), 0.0)
+        fused = (dense + np.where(english, w.document, w.multilingual_document) * document
+                 + np.where(english, w.answer, w.multilingual_answer) * answer
+                 + np.where(english, w.lexical, w.multilingual_lexical) * lexical)
+        score = self.calibrate_many(fused, english)
+        return {"entry_id": entry_ids, "best_row": best_row.astype(np.int64), "fused": fused, "score": score,
+                "dense": dense, "lexical": lexical, "english": english.astype(np.int64)}
+
+    def score_entries(self, query_text: str, embedding: Vector, *, language: str, country: str | None,
+                      channel: str | None) -> list[Scored]:
+        """Every candidate entry with its fused and calibrated score (no margin term: that needs groups)."""
+        a = self.score_arrays(query_text, embedding, language=language, country=country, channel=channel)
+        return [Scored(float(s), float(f), float(d), float(x), int(e), int(b)) for s, f, d, x, e, b in
+                zip(a["score"], a["fused"], a["dense"], a["lexical"], a["entry_id"], a["best_row"], strict=True)]
+
+    def calibrate_many(self, fused: npt.NDArray[np.float64], english: npt.NDArray[np.bool_],
+                       margin: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
+        """Fused score (and margin over the next group) -> estimated probability that the match is right."""
+        w = self.weights
+        slope = np.where(english, w.slope, w.multilingual_slope)
+        midpoint = np.where(english, w.midpoint, w.multilingual_midpoint)
+        z = slope * (fused - midpoint)
+        if margin is not None:
+            z = z + w.margin_slope * np.minimum(margin, w.margin_cap)
+        out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z))
         return out
 
-    def calibrate(self, fused: float, *, english: bool) -> float:
-        """Fused score -> estimated probability that this match is right (fitted on dev data)."""
-        w = self.weights
-        slope, midpoint = ((w.slope, w.midpoint) if english else (w.multilingual_slope, w.multilingual_midpoint))
-        return 1.0 / (1.0 + math.exp(-slope * (fused - midpoint)))
+    def calibrate(self, fused: float, *, english: bool, margin: float = 0.0) -> float:
+        value = self.calibrate_many(np.array([fused]), np.array([english]), np.array([margin]))
+        return float(value[0])
 
     def search(self, query_text: str, embedding: Vector, *, language: str, country: str | None = None,
                channel: str | None = None, k: int = 5) -> Retrieval:
         """Top-k groups (one match per translation group, in the shopper's language when it exists)."""
-        scored = self.score_entries(query_text, embedding, language=language, country=country, channel=channel)
-        scored.sort(reverse=True)
-        matches: list[Match] = []
+        a = self.score_arrays(query_text, embedding, language=language, country=country, channel=channel)
+        order = np.argsort(-a["fused"], kind="stable")
+        picked: list[int] = []
         seen_groups: set[str] = set()
-        for score, _fused, dense, lexical, entry_id, best_row in scored:
-            stored = self.entries[entry_id]
-            group = stored.entry.group_key
+        for position in order:
+            group = self.entries[int(a["entry_id"][position])].entry.group_key
             if group in seen_groups:
                 continue
             seen_groups.add(group)
+            picked.append(int(position))
+            if len(picked) > k:  # one more than shown: the margin of the k-th
+                break
+        fused = a["fused"][picked]
+        margin = np.append(fused[:-1] - fused[1:], 1.0) if picked else fused  # alone: nothing competes
+        scores = self.calibrate_many(fused, a["english"][picked].astype(bool), margin)
+        matches: list[Match] = []
+        for rank, position in enumerate(picked[:k]):
+            stored = self.entries[int(a["entry_id"][position])]
+            group = stored.entry.group_key
             served = self._in_language(group, language, country, channel) or stored.entry
+            best_row = int(a["best_row"][position])
             question = stored.entry.questions[best_row] if served is stored.entry else served.questions[0]
             matches.append(Match(entry_id=served.entry_id, group_key=group, language=served.language,
-                                 question=question, answer=served.answer, score=round(score, 4),
-                                 version=served.version, dense=round(dense, 4), lexical=round(lexical, 4)))
-            if len(matches) >= k:
-                break
+                                 question=question, answer=served.answer, score=round(float(scores[rank]), 4),
+                                 version=served.version, dense=round(float(a["dense"][position]), 4),
+                                 lexical=round(float(a["lexical"][position]), 4)))
         return Retrieval(decision=self.decide(matches), matches=matches)
 
     def _in_language(self, group: str, language: str, country: str | None,

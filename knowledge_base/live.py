@@ -13,7 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import Database
 from knowledge_base import repository
-from knowledge_base.index import DIM, HybridIndex, IndexedEntry, Retrieval, Weights, texts_to_embed
+from knowledge_base.index import (
+    DIM,
+    HybridIndex,
+    IndexedEntry,
+    Retrieval,
+    Weights,
+    fold_rows,
+    stored_rows,
+    texts_to_embed,
+)
 from knowledge_base.models import FaqEntry
 from nlu.embedder import Embedder, get_embedder
 
@@ -73,14 +82,15 @@ class LiveFaqIndex:
             self.index, self.cursor, self._gaps, self.loaded = index, cursor, {}, True
 
     async def _upsert(self, index: HybridIndex, entries: Sequence[FaqEntry]) -> None:
-        missing = [e for e in entries if e.vectors is None or e.vectors_version != e.version]
+        missing = [e for e in entries if e.vectors is None or e.vectors_version != e.version
+                   or len(e.vectors) != stored_rows(len(e.questions)) * DIM * 4]  # older row layout
         fresh: dict[int, npt.NDArray[np.float32]] = {}
         if missing:
             texts = [texts_to_embed(e.questions, e.answer) for e in missing]
             rows = await self.embedder.embed_many([t for group in texts for t in group])
             start = 0
             for entry, group in zip(missing, texts, strict=True):
-                fresh[entry.id] = rows[start:start + len(group)]
+                fresh[entry.id] = fold_rows(rows[start:start + len(group)], len(entry.questions))
                 start += len(group)
         for entry in entries:
             if entry.id in fresh:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +20,7 @@ from knowledge_base.errors import (
     FaqVersionConflict,
     InvalidFaqEntry,
 )
-from knowledge_base.index import DIM, texts_to_embed
+from knowledge_base.index import DIM, fold_rows, stored_rows, texts_to_embed
 from knowledge_base.models import FaqEntry, FaqEntryVersion
 from knowledge_base.schemas import FaqEntryIn, FaqEntryPatch, ImportReport, TranslationIn
 from knowledge_base.text import (
@@ -85,8 +84,8 @@ async def _embed_published(entries: Sequence[FaqEntry], embedder: Embedder | Non
     rows = await (embedder or get_embedder()).embed_many([t for group in texts for t in group])
     start = 0
     for entry, group in zip(todo, texts, strict=True):
-        block = np.ascontiguousarray(rows[start:start + len(group)], dtype=np.float32)
-        assert block.shape == (len(group), DIM)
+        block = fold_rows(rows[start:start + len(group)], len(entry.questions))
+        assert block.shape == (stored_rows(len(entry.questions)), DIM)
         entry.vectors = block.tobytes()
         entry.vectors_version = entry.version
         start += len(group)

@@ -1,0 +1,146 @@
+"""HybridIndex on its own: BM25 postings, row layout, flat -> IVF move, in-place add/replace/remove."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from knowledge_base.index import (
+    DIM,
+    MINILM_DIM,
+    Bm25Field,
+    HybridIndex,
+    IndexedEntry,
+    answer_paragraphs,
+    fold_rows,
+    stored_rows,
+    texts_to_embed,
+)
+
+
+def _unit_halves(rng: np.random.Generator, n: int) -> np.ndarray:
+    rows = rng.normal(size=(n, DIM)).astype(np.float32)
+    rows[:, :MINILM_DIM] /= np.linalg.norm(rows[:, :MINILM_DIM], axis=1, keepdims=True)
+    rows[:, MINILM_DIM:] /= np.linalg.norm(rows[:, MINILM_DIM:], axis=1, keepdims=True)
+    return rows / np.float32(math.sqrt(2.0))
+
+
+def _entry(entry_id: int, question: str, answer: str = "An answer.", **extra: object) -> IndexedEntry:
+    return IndexedEntry(entry_id=entry_id, group_key=f"g{entry_id}", language="en", questions=(question,),
+                        answer=answer, **extra)  # type: ignore[arg-type]
+
+
+def _reference_bm25(docs: dict[int, list[str]], query: list[str], k1: float, b: float) -> dict[int, float]:
+    n = len(docs)
+    average = sum(len(t) for t in docs.values()) / n
+    out: dict[int, float] = {}
+    for term in set(query):
+        holding = [d for d, terms in docs.items() if term in terms]
+        if not holding:
+            continue
+        idf = math.log(1 + (n - len(holding) + 0.5) / (len(holding) + 0.5))
+        for d in holding:
+            tf = Counter(docs[d])[term]
+            out[d] = out.get(d, 0.0) + idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(docs[d]) / average))
+    return out
+
+
+def test_bm25_postings_match_the_formula_through_adds_replacements_and_removals() -> None:
+    rng = np.random.default_rng(3)
+    vocabulary = [f"w{i}" for i in range(30)]
+    field = Bm25Field(k1=0.9, b=0.75)
+    docs: dict[int, list[str]] = {}
+    for step in range(300):
+        doc = int(rng.integers(60))
+        if step % 7 == 3 and doc in docs:
+            field.remove(doc)
+            docs.pop(doc)
+        else:
+            terms = list(rng.choice(vocabulary, size=int(rng.integers(1, 12))))
+            field.add(doc, terms)
+            docs[doc] = terms
+        if step % 25 == 0:
+            query = list(rng.choice(vocabulary, size=4))
+            expected = _reference_bm25(docs, query, 0.9, 0.75)
+            got = field.as_dict(query)
+            assert got.keys() == expected.keys()
+            for key, value in expected.items():
+                assert got[key] == pytest.approx(value, rel=1e-5)
+    assert field.as_dict(["unknown"]) == {}
+
+
+def test_answer_paragraphs_become_one_mean_row() -> None:
+    answer = "First part.\n\nSecond part.\n \nThird."
+    assert answer_paragraphs(answer) == ["First part.", "Second part.", "Third."]
+    assert len(answer_paragraphs("\n\n".join(f"p{i}" for i in range(40)))) == 16
+    texts = texts_to_embed(["Q1?", "Q2?"], answer)
+    assert texts[:2] == ["Q1?", "Q2?"] and texts[2:5] == ["First part.", "Second part.", "Third."]
+    rows = _unit_halves(np.random.default_rng(1), len(texts))
+    folded = fold_rows(rows, 2)
+    assert folded.shape == (stored_rows(2), DIM)
+    np.testing.assert_allclose(folded[2], rows[2:5].mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(folded[3], rows[-1])
+    with pytest.raises(ValueError):
+        fold_rows(rows[:3], 2)
+
+
+def test_wrong_vector_count_is_refused() -> None:
+    index = HybridIndex()
+    with pytest.raises(ValueError, match="expected"):
+        index.upsert(_entry(1, "Hello?"), _unit_halves(np.random.default_rng(0), 2))
+
+
+def test_the_store_moves_to_ivf_once_large_and_still_adds_replaces_and_removes_in_place() -> None:
+    rng = np.random.default_rng(11)
+    index = HybridIndex(ann_from_rows=900)
+    vectors: dict[int, np.ndarray] = {}
+    for entry_id in range(1, 401):
+        vectors[entry_id] = _unit_halves(rng, 3)
+        index.upsert(_entry(entry_id, f"question number {entry_id} about topic{entry_id % 17}"), vectors[entry_id])
+    assert index.vectors.approximate  # 1,200 rows >= 900
+    assert index.vectors.ntotal == 1200
+
+    def top(entry_id: int, rows: np.ndarray) -> int:
+        result = index.search(f"question number {entry_id}", rows[0], language="en", k=3)
+        return result.matches[0].entry_id
+
+    for entry_id in (1, 57, 250, 400):
+        assert top(entry_id, vectors[entry_id]) == entry_id
+    # Replace entry 57 with new vectors: its new vector finds it, its old rows are gone.
+    old = vectors[57]
+    vectors[57] = _unit_halves(rng, 3)
+    index.upsert(_entry(57, "question number 57 about topic6"), vectors[57])
+    assert index.vectors.ntotal == 1200
+    assert top(57, vectors[57]) == 57
+    stale = index.search("zzz", old[0], language="en", k=400).matches
+    assert all(m.dense < 0.5 for m in stale if m.entry_id == 57)  # the old rows are gone
+    # Remove: never served again, even for its own vector and words.
+    index.remove(250)
+    assert 250 not in index
+    result = index.search("question number 250 about topic12", vectors[250][0], language="en", k=10)
+    assert all(m.entry_id != 250 for m in result.matches)
+    assert index.vectors.ntotal == 1197
+    # Entries added after the move are found too.
+    vectors[999] = _unit_halves(rng, 3)
+    index.upsert(_entry(999, "a brand new question"), vectors[999])
+    assert top(999, vectors[999]) == 999
+    assert index.memory_bytes() < index.vectors.ntotal * DIM * 4  # 8-bit codes
+
+
+def test_scores_are_calibrated_and_filters_apply() -> None:
+    rng = np.random.default_rng(5)
+    index = HybridIndex()
+    rows = {i: _unit_halves(rng, 3) for i in (1, 2)}
+    index.upsert(_entry(1, "Import VAT in the UK", countries=frozenset({"GB"})), rows[1])
+    index.upsert(_entry(2, "Import VAT in Germany"), rows[2])
+    british = index.search("import VAT UK", rows[1][0], language="en", country="GB", k=2)
+    assert british.matches[0].entry_id == 1
+    assert 0.0 < british.matches[0].score < 1.0
+    assert british.matches[0].score > british.matches[1].score
+    german = index.search("import VAT UK", rows[1][0], language="en", country="DE", k=2)
+    assert [m.entry_id for m in german.matches] == [2]
+    assert index.search("nothing", rows[1][0], language="en", country="DE", channel="web", k=2).matches
+    empty = HybridIndex().search("anything", rows[1][0], language="en")
+    assert (empty.decision, empty.matches) == ("none", [])
