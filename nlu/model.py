@@ -47,6 +47,7 @@ class NluModel:
             "format": ARTIFACT_FORMAT, "version": self.version, "trained_at": self.trained_at,
             "data_fingerprint": self.data_fingerprint, "intents": self.intents,
             "temperature": self.classifier.temperature, "threshold": self.classifier.threshold,
+            "thresholds_by_language": self.classifier.thresholds,
             "margin": self.classifier.margin, "embedding_dim": Embedder.dim, "metrics": self.metrics,
         }
 
@@ -129,8 +130,9 @@ class EmbeddingCache:
         self.path = path
 
     @staticmethod
-    def _key(text: str) -> str:
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+    def _key(text: str, encoder_id: str = "") -> str:
+        # Keyed by the encoder too: float32 and int8 MiniLM rows must never mix in one training set.
+        return hashlib.sha1(f"{encoder_id}\0{text}".encode()).hexdigest()
 
     def _read(self) -> dict[str, npt.NDArray[np.float32]]:
         if not self.path.exists():
@@ -146,7 +148,8 @@ class EmbeddingCache:
 
     def encode(self, texts: list[str], embedder: Embedder) -> npt.NDArray[np.float32]:
         known = self._read()
-        keys = [self._key(text) for text in texts]
+        encoder_id = str(getattr(embedder, "encoder_id", ""))
+        keys = [self._key(text, encoder_id) for text in texts]
         missing = sorted({key: text for key, text in zip(keys, texts, strict=True) if key not in known}.items())
         if missing:
             fresh = embedder.encode([text for _, text in missing])
@@ -208,6 +211,7 @@ def train_model(
     train_idx, val_idx = _stratified_split(labels, share=validation_share, seed=seed)
     metrics: dict[str, Any] = {"examples": len(texts), "intents": len(counts)}
     temperature, threshold = 1.0, 0.0
+    thresholds: dict[str, float] = {}
     if val_idx:
         probe = IntentClassifier(config=config, margin=margin)
         probe.fit(vectors[train_idx], [texts[i] for i in train_idx], [labels[i] for i in train_idx])
@@ -216,18 +220,24 @@ def train_model(
         scores = probe.decision_scores(vectors[val_idx], val_texts)
         temperature = probe.calibrate_temperature(scores, val_labels)
         probs = probe.predict_proba(vectors[val_idx], val_texts)
+        val_languages = [detect_language(text) for text in val_texts]
         if any(label in OOS_LABELS for label in val_labels):
             threshold = probe.choose_threshold(probs, val_labels, oos_labels=OOS_LABELS)
+            # Chinese confidences run lower than English ones: one shared threshold let half the
+            # Chinese out-of-scope messages through, so each language with enough rows gets its own.
+            thresholds = probe.choose_language_thresholds(probs, val_labels, val_languages, oos_labels=OOS_LABELS)
         else:
             # No out-of-scope examples: reject only what is less sure than nearly all right answers.
             predicted = [probe.labels[i] for i in probs.argmax(axis=1)]
             right = probs.max(axis=1)[[p == t for p, t in zip(predicted, val_labels, strict=True)]]
             threshold = float(np.quantile(right, 0.02)) if len(right) else 0.0
-        metrics["validation"] = _validation_metrics(probe, probs, val_texts, val_labels, threshold)
+        probe.threshold, probe.thresholds = threshold, thresholds
+        metrics["validation"] = _validation_metrics(probe, probs, val_texts, val_labels, val_languages)
     classifier = IntentClassifier(config=config, margin=margin)
     classifier.fit(vectors, texts, labels)
     classifier.temperature = temperature
     classifier.threshold = threshold
+    classifier.thresholds = dict(thresholds)
     fingerprint = data.fingerprint()
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     return NluModel(version=new_version(fingerprint), classifier=classifier, entity_data=data, metrics=metrics,
@@ -235,19 +245,26 @@ def train_model(
 
 
 def _validation_metrics(classifier: IntentClassifier, probs: npt.NDArray[np.float64], texts: list[str],
-                        labels: list[str], threshold: float) -> dict[str, Any]:
+                        labels: list[str], languages: list[str]) -> dict[str, Any]:
     predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
     confidence = probs.max(axis=1)
-    rejected = [p in OOS_LABELS or c < threshold for p, c in zip(predicted, confidence, strict=True)]
+    rejected = [p in OOS_LABELS or c < classifier.threshold_for(lang)
+                for p, c, lang in zip(predicted, confidence, languages, strict=True)]
     in_scope = [i for i, label in enumerate(labels) if label not in OOS_LABELS]
     oos = [i for i, label in enumerate(labels) if label in OOS_LABELS]
     by_language: dict[str, list[bool]] = {}
     for i in in_scope:
-        by_language.setdefault(detect_language(texts[i]), []).append(predicted[i] == labels[i] and not rejected[i])
+        by_language.setdefault(languages[i], []).append(predicted[i] == labels[i] and not rejected[i])
+    oos_by_language: dict[str, list[bool]] = {}
+    for i in oos:
+        oos_by_language.setdefault(languages[i], []).append(rejected[i])
     return {
         "examples": len(labels),
         "in_scope_accuracy": round(float(np.mean([predicted[i] == labels[i] and not rejected[i]
                                                   for i in in_scope])), 4) if in_scope else None,
         "oos_recall": round(float(np.mean([rejected[i] for i in oos])), 4) if oos else None,
         "accuracy_by_language": {k: round(float(np.mean(v)), 4) for k, v in sorted(by_language.items())},
+        "oos_recall_by_language": {k: round(float(np.mean(v)), 4) for k, v in sorted(oos_by_language.items())},
+        "threshold": round(classifier.threshold, 4),
+        "thresholds_by_language": {k: round(v, 4) for k, v in sorted(classifier.thresholds.items())},
     }

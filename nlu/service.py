@@ -221,9 +221,9 @@ class NluService:
             intent, confidence, out_of_scope, ambiguous = FALLBACK_INTENT, 0.0, True, False
         elif top.name == OUT_OF_SCOPE_INTENT:
             intent, confidence, out_of_scope = top.name, top.confidence, True
-        elif top.confidence < classifier.threshold:
-            intent, confidence, out_of_scope = FALLBACK_INTENT, classifier.threshold, True
-            ranking = [IntentScore(FALLBACK_INTENT, classifier.threshold), *ranking[: RANKING_SIZE - 1]]
+        elif top.confidence < (threshold := classifier.threshold_for(language)):
+            intent, confidence, out_of_scope = FALLBACK_INTENT, threshold, True
+            ranking = [IntentScore(FALLBACK_INTENT, threshold), *ranking[: RANKING_SIZE - 1]]
         else:
             intent, confidence, out_of_scope = top.name, top.confidence, False
         entities = tuple(self._extractor.extract(text, language=language))
