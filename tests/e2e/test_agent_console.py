@@ -217,3 +217,74 @@ async def test_two_agents_racing_for_one_conversation(browser: Any, shop: Served
     await loser.wait_for_selector("#flash:not([hidden])")
     assert "already took" in await loser.inner_text("#flash")
     await shot(loser, "race-lost")
+
+
+async def test_supervisor_switches_off_handing_off_on_request_and_back(browser: Any, shop: ServedShop) -> None:
+    await prepare_agents(shop)
+    database = Database(shop.database_url)
+    try:
+        async with database.unit_of_work() as session:
+            await handoff.create_agent(session, email="sue@shop.test", name="Sue", role="supervisor",
+                                       password=PASSWORD)
+    finally:
+        await database.dispose()
+    sue = await sign_in(browser, shop, "sue@shop.test")
+    await sue.click("#open-settings")
+    await sue.wait_for_selector("#settings[data-loaded='true']:not([hidden])")
+    assert await sue.is_checked("#rule-on-request")
+    await sue.uncheck("#rule-on-request")
+    await sue.click("#rules-save")
+    await sue.locator("#rules-error", has_text="Saved.").wait_for(timeout=10_000)
+    await shot(sue, "rules-editor")
+
+    shopper = await (await browser.new_context()).new_page()
+    await shopper.goto(shop.base_url + "/")
+    await shopper.wait_for_selector("#status[data-state='online']", timeout=30_000)
+    await shopper.fill("#text", "I want to talk to a real person")
+    await shopper.click("#send")
+    await shopper.locator("#log li.msg.theirs", has_text="can't put you through to a person").wait_for(timeout=30_000)
+    assert await shopper.locator("#log li.msg.theirs", has_text="member of our team").count() == 0
+    await sue.click("#settings-close")
+    await sue.click("#views button[data-view='unassigned']")
+    await asyncio.sleep(1.0)
+    assert await sue.locator("#inbox li", has_text="talk to a real person").count() == 0
+
+    await sue.click("#open-settings")
+    await sue.wait_for_selector("#settings[data-loaded='true']:not([hidden])")
+    assert not await sue.is_checked("#rule-on-request")  # as saved
+    await sue.check("#rule-on-request")
+    await sue.click("#rules-save")
+    await sue.locator("#rules-error", has_text="Saved.").wait_for(timeout=10_000)
+    await shopper.fill("#text", "I want to talk to a real person")
+    await shopper.click("#send")
+    await shopper.locator("#log li.msg.theirs", has_text="passing you to a member of our team").wait_for(
+        timeout=30_000)
+    await sue.click("#settings-close")
+    await open_conversation(sue, "unassigned", "talk to a real person")
+
+    # Canned responses: the supervisor adds, edits and deletes; a plain agent only reads them.
+    await sue.click("#open-settings")
+    await sue.wait_for_selector("#settings[data-loaded='true']:not([hidden])")
+    await sue.fill("#canned-shortcut", "thanks")
+    await sue.fill("#canned-body", "Thanks {name}, happy to help.")
+    await sue.click("#canned-add")
+    added = sue.locator("#canned-list li", has_text="/thanks")
+    await added.wait_for(timeout=10_000)
+    await added.locator(".canned-edit").click()
+    await sue.fill("#canned-list .canned-edit-body", "Thanks {name}, {agent_name} is glad to help.")
+    await sue.click("#canned-list .canned-save")
+    await sue.locator("#canned-list li", has_text="is glad to help").wait_for(timeout=10_000)
+
+    ana = await sign_in(browser, shop, "ana@shop.test")
+    await ana.click("#open-settings")
+    await ana.wait_for_selector("#settings[data-loaded='true']:not([hidden])")
+    assert "Read only" in await ana.inner_text("#settings-mode")
+    assert await ana.is_disabled("#rule-on-request")
+    assert not await ana.is_visible("#rules-save")
+    assert not await ana.is_visible("#canned-form")
+    await ana.locator("#canned-list li", has_text="is glad to help").wait_for(timeout=10_000)
+    assert await ana.locator("#canned-list .canned-delete").count() == 0
+    await shot(ana, "rules-read-only")
+
+    await sue.locator("#canned-list li", has_text="/thanks").locator(".canned-delete").click()
+    await sue.locator("#canned-list li", has_text="/thanks").wait_for(state="detached", timeout=10_000)

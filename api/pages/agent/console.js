@@ -177,7 +177,10 @@
     const opening = $("settings").hidden;
     $("settings").hidden = !opening;
     $("console").querySelector("main").hidden = opening;
-    if (opening) await Promise.all([loadRules(), loadCanned()]);
+    if (!opening) return;
+    $("settings").dataset.loaded = "false";  // the form shows the server's rules, not what was left in it
+    await Promise.all([loadRules(), loadCanned()]);
+    $("settings").dataset.loaded = "true";
   }));
   $("settings-close").addEventListener("click", () => {
     $("settings").hidden = true;
