@@ -64,25 +64,21 @@ async def understand(inbound: InboundMessage, *, deps: BotDeps) -> ParsedMessage
 
 
 async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps: BotDeps,
-                         parsed: ParsedMessage | None = None) -> HandleResult:
+                         parsed: ParsedMessage | None = None, delivered_inline: bool = False) -> HandleResult:
     """Store the message with its NLU result, answer it, store the replies and queue them for sending.
 
     Runs in the caller's transaction (the channel commits). A (channel, message_id) seen before is not
     processed again: the replies stored the first time come back with `duplicate=True`. While a person
     handles the conversation (mode "human") the bot stores the message and replies nothing. `parsed` is
     `understand(inbound)` when the caller ran the NLU before opening the transaction; otherwise the text
-    is parsed here, still before the first statement.
+    is parsed here, still before the first statement. `delivered_inline`: the channel hands the replies over
+    in its own response (REST, a connected web chat), so their outbox events are stored as delivered.
     """
     if parsed is None:
         parsed = await understand(inbound, deps=deps)
+    # One message of a conversation at a time: the cart and the question in flight are not lost.
     conversation = await conversations.get_or_create_conversation(session, channel=inbound.channel,
-                                                                  sender_id=inbound.sender_id)
-    if session.get_bind().dialect.name == "postgresql":
-        # One message of a conversation at a time: the cart and the question in flight are not lost.
-        await session.refresh(conversation, with_for_update=True)
-    seen = await conversations.find_inbound(session, channel=inbound.channel, external_id=inbound.message_id)
-    if seen is not None:
-        return await _duplicate(session, conversation, seen)
+                                                                  sender_id=inbound.sender_id, lock=True)
     stored = await conversations.record_inbound(session, conversation=conversation, inbound=inbound)
     if stored is None:
         seen = await conversations.find_inbound(session, channel=inbound.channel, external_id=inbound.message_id)
@@ -127,7 +123,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
         saved = await conversations.record_outbound(session, conversation=conversation, reply=reply,
                                                     in_reply_to=stored.id, nlu=because)
         await enqueue(session, topic=f"send.{inbound.channel}", payload=saved.model_dump(mode="json"),
-                      idempotency_key=f"msg:{saved.message_id}")
+                      idempotency_key=f"msg:{saved.message_id}", delivered=delivered_inline, flush=False)
         replies.append(saved)
     await session.flush()
     return HandleResult(conversation_id=conversation.id, replies=replies)
@@ -220,9 +216,12 @@ async def _respond(turn: Turn, stored: ConversationMessage) -> None:
                                  slot=pending.get("slot"))
         stored.nlu["intent"] = {"name": str(pending.get("intent")), "confidence": 1.0}
         return
-    misunderstood = await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored.id)
-    decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=misunderstood,
-                      triggers=await shop_triggers(turn.session))  # the shop's switches and thresholds
+    triggers = await shop_triggers(turn.session)  # the shop's switches and thresholds
+    decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=0, triggers=triggers)
+    if decision.action == "clarify":  # only an unclear message asks how many came before it
+        misunderstood = await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored.id)
+        decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=misunderstood,
+                          triggers=triggers)
     unclear = decision.action in ("clarify", "handoff") and decision.intent not in HANDOFF_INTENTS
     if parsed.entity_values("product") and (unclear or (decision.action == "confirm"
                                                         and decision.intent in UNSURE_INTENTS)):

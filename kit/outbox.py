@@ -50,14 +50,20 @@ class OutboxEvent(Base):
 
 async def enqueue(session: AsyncSession, *, topic: str, payload: dict[str, Any], idempotency_key: str,
                   coalesce_key: str | None = None, max_attempts: int = 8,
-                  delay_seconds: float = 0.0) -> OutboxEvent:
-    """Add a side effect to the caller's transaction; delivered after commit by a worker."""
+                  delay_seconds: float = 0.0, delivered: bool = False, flush: bool = True) -> OutboxEvent:
+    """Add a side effect to the caller's transaction; delivered after commit by a worker.
+
+    `delivered`: the caller hands it over itself in this same request (a synchronous channel); the event is
+    kept as the record of what was sent, already delivered. `flush=False` leaves the INSERT to the caller's
+    next flush (several events then go in one round trip)."""
     now = utcnow()
     event = OutboxEvent(topic=topic, payload=payload, idempotency_key=idempotency_key,
-                        coalesce_key=coalesce_key, status=PENDING, attempts=0, max_attempts=max_attempts,
-                        next_attempt_at=now + timedelta(seconds=delay_seconds), created_at=now)
+                        coalesce_key=coalesce_key, status=DELIVERED if delivered else PENDING, attempts=0,
+                        max_attempts=max_attempts, next_attempt_at=now + timedelta(seconds=delay_seconds),
+                        created_at=now, delivered_at=now if delivered else None)
     session.add(event)
-    await session.flush()
+    if flush:
+        await session.flush()
     return event
 
 

@@ -5,14 +5,9 @@ import asyncio
 from typing import Any
 
 from bot import BotDeps, HandleResult, build_bot_deps, conversation_history, handle_inbound, understand
-from bot.channels import repository
 from bot.messages import ChannelName, InboundMessage
 from kit.db import Database
 from kit.settings import Settings
-
-
-def reply_key(message_id: int | None) -> str:
-    return f"msg:{message_id}"
 
 
 class ChannelRuntime:
@@ -44,10 +39,8 @@ class ChannelRuntime:
         # no connection (no SQLite write lock) is held while the encoder works.
         parsed = await understand(inbound, deps=deps)
         async with self._units_of_work, self.database.unit_of_work() as session:
-            result = await handle_inbound(session, inbound, deps=deps, parsed=parsed)
-            if delivered_inline:
-                await repository.mark_replies_delivered(
-                    session, idempotency_keys=[reply_key(r.message_id) for r in result.replies])
+            result = await handle_inbound(session, inbound, deps=deps, parsed=parsed,
+                                          delivered_inline=delivered_inline)
         if not delivered_inline and result.replies:
             self.outbox_wakeup.set()
         return result

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversations.models import Conversation, ConversationMessage, VerificationAttempt
@@ -13,9 +16,22 @@ class ConversationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def by_sender(self, channel: str, sender_id: str) -> Conversation | None:
-        return await self.session.scalar(select(Conversation).where(Conversation.channel == channel,
-                                                                    Conversation.sender_id == sender_id))
+    async def by_sender(self, channel: str, sender_id: str, *, lock: bool = False) -> Conversation | None:
+        """`lock`: row-lock it for this transaction (PostgreSQL; SQLite's unit of work holds the write lock)."""
+        query = select(Conversation).where(Conversation.channel == channel, Conversation.sender_id == sender_id)
+        if lock and self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return await self.session.scalar(query)
+
+    async def insert_inbound(self, values: dict[str, Any]) -> int | None:
+        """Insert an inbound message in one statement; None when (channel, external_id) is already stored."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = (insert(ConversationMessage).values(**values)
+                     .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+                     .returning(ConversationMessage.id))
+        new_id = await self.session.scalar(statement)
+        return None if new_id is None else int(new_id)
 
     async def by_id(self, conversation_id: int) -> Conversation | None:
         return await self.session.get(Conversation, conversation_id)

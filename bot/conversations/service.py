@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from bot.conversations.models import Conversation, ConversationMessage, VerificationAttempt
 from bot.conversations.repository import ConversationRepository
@@ -38,10 +39,14 @@ class StoredMessage(BaseModel):
     created_at: datetime
 
 
-async def get_or_create_conversation(session: AsyncSession, *, channel: str, sender_id: str) -> Conversation:
-    """The conversation of this channel identity, created on first contact."""
+async def get_or_create_conversation(session: AsyncSession, *, channel: str, sender_id: str,
+                                     lock: bool = False) -> Conversation:
+    """The conversation of this channel identity, created on first contact.
+
+    `lock`: hold it for this transaction, so one message of a conversation is handled at a time (the cart and
+    the question in flight are not lost): a row lock on PostgreSQL, SQLite's write lock there."""
     repo = ConversationRepository(session)
-    conversation = await repo.by_sender(channel, sender_id)
+    conversation = await repo.by_sender(channel, sender_id, lock=lock)
     if conversation is not None:
         return conversation
     now = utcnow()
@@ -53,7 +58,7 @@ async def get_or_create_conversation(session: AsyncSession, *, channel: str, sen
             await session.flush()
     except IntegrityError:
         # Two first messages raced; the other one created it.
-        found = await repo.by_sender(channel, sender_id)
+        found = await repo.by_sender(channel, sender_id, lock=lock)
         assert found is not None
         return found
     return conversation
@@ -72,18 +77,22 @@ async def find_inbound(session: AsyncSession, *, channel: str, external_id: str)
 
 async def record_inbound(session: AsyncSession, *, conversation: Conversation, inbound: InboundMessage,
                          nlu: dict[str, Any] | None = None) -> ConversationMessage | None:
-    """Store the shopper's message raw; None when (channel, message_id) was stored before."""
-    message = ConversationMessage(
-        conversation_id=conversation.id, direction="in", channel=inbound.channel, external_id=inbound.message_id,
-        kind=inbound.kind, author="shopper", text=inbound.text, payload=inbound.payload, nlu=nlu,
-        content={"metadata": inbound.metadata} if inbound.metadata else None,
-        created_at=inbound.received_at or utcnow())
-    try:
-        async with session.begin_nested():
-            session.add(message)
-            await session.flush()
-    except IntegrityError:
+    """Store the shopper's message raw; None when (channel, message_id) was stored before.
+
+    One `INSERT ... ON CONFLICT DO NOTHING RETURNING id` (no savepoint, no prior lookup): this runs for every
+    message, and a duplicate delivery is simply the insert that returned nothing."""
+    values: dict[str, Any] = {
+        "conversation_id": conversation.id, "direction": "in", "channel": inbound.channel,
+        "external_id": inbound.message_id, "kind": inbound.kind, "author": "shopper", "text": inbound.text,
+        "payload": inbound.payload, "nlu": nlu,
+        "content": {"metadata": inbound.metadata} if inbound.metadata else None,
+        "created_at": inbound.received_at or utcnow()}
+    new_id = await ConversationRepository(session).insert_inbound(values)
+    if new_id is None:
         return None
+    message = ConversationMessage(id=new_id, **values)
+    make_transient_to_detached(message)  # the row exists: later changes (its NLU record) are UPDATEs
+    session.add(message)
     return message
 
 

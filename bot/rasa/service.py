@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,12 +63,14 @@ async def import_project(session: AsyncSession, *, files: dict[str, str], models
     row = RasaAssistant(name=project.assistant_id or "assistant", files=dict(files), summary=project.summary(),
                         nlu_version=version, created_at=utcnow())
     await RasaRepository(session).add_active(row)
+    _forget_active_key(session)
     return ImportReport(assistant_id=row.id, name=row.name, nlu_version=version, summary=row.summary)
 
 
 async def deactivate(session: AsyncSession) -> None:
     """ShopTalk's own bot answers again."""
     await RasaRepository(session).deactivate_all()
+    _forget_active_key(session)
 
 
 _cache: dict[tuple[int, str], Assistant] = {}
@@ -86,11 +90,33 @@ def _build(row: RasaAssistant, models_dir: Path, embedder: Embedder | None) -> A
     return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS)
 
 
+# Which assistant is active, per database (keyed weakly by the engine's pool), trusted for ACTIVE_KEY_SECONDS:
+# the engine asks on every message, an import or a deactivation is seen by every process within that time
+# (at once in the process that made it).
+ACTIVE_KEY_SECONDS = 1.0
+_active_keys: weakref.WeakKeyDictionary[Any, tuple[float, tuple[int, str] | None]] = weakref.WeakKeyDictionary()
+
+
+def _forget_active_key(session: AsyncSession) -> None:
+    _active_keys.pop(session.get_bind().engine.pool, None)
+
+
+async def _active_key(session: AsyncSession) -> tuple[int, str] | None:
+    pool = session.get_bind().engine.pool
+    cached = _active_keys.get(pool)
+    now = time.monotonic()
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    key = await RasaRepository(session).active_key()
+    _active_keys[pool] = (now + ACTIVE_KEY_SECONDS, key)
+    return key
+
+
 async def active_assistant(session: AsyncSession, *, models_dir: Path,
                            embedder: Embedder | None = None) -> Assistant | None:
     """The active imported assistant (built once per process), or None when ShopTalk's own bot answers."""
     repo = RasaRepository(session)
-    key = await repo.active_key()
+    key = await _active_key(session)
     if key is None:
         return None
     cached = _cache.get(key)
