@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -429,7 +429,7 @@ async def rules_of(session: AsyncSession, *, shop_id: int = DEFAULT_SHOP_ID) -> 
     stamp = await repo.rules_stamp(shop_id)
     if cached is None or cached.stamp is None or stamp is None or as_utc(cached.stamp) != as_utc(stamp):
         row = await repo.rules(shop_id, fresh=True)  # never the identity map's older copy
-        rules = EscalationRules.model_validate(row.rules) if row is not None else EscalationRules()
+        rules = _stored_rules(row.rules, shop_id) if row is not None else EscalationRules()
         stamp = row.updated_at if row is not None else None
     else:
         rules = cached.rules
@@ -437,6 +437,17 @@ async def rules_of(session: AsyncSession, *, shop_id: int = DEFAULT_SHOP_ID) -> 
     per_shop[shop_id] = _CachedRules(stamp=stamp, rules=rules,
                                      trusted_until=now if unsettled else now + RULES_RECHECK_SECONDS)
     return rules
+
+
+def _stored_rules(data: dict[str, Any], shop_id: int) -> EscalationRules:
+    try:
+        return EscalationRules.model_validate(data)
+    except ValidationError as error:
+        # Saved before a rule was tightened (or edited by hand): every trigger on, the safer side, and say so
+        # rather than failing every shopper message.
+        log.error("shop %s: stored escalation rules are invalid (%s problems); using the defaults until a "
+                  "supervisor saves them again", shop_id, error.error_count())
+        return EscalationRules()
 
 
 def forget_cached_rules() -> None:

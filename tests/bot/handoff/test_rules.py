@@ -287,3 +287,33 @@ async def test_a_save_in_this_process_is_seen_at_once_and_a_rolled_back_one_neve
         await save_then_fail()
     async with db.unit_of_work() as session:
         assert (await handoff.rules_of(session)).on_complaint is False
+
+
+async def test_without_requests_no_reply_offers_a_person_that_never_comes(say: Say, shop: Database) -> None:
+    await save(shop, on_complaint=False)
+    kept = await say("I want to file a complaint about my order", sender="w1")
+    assert REQUEST in payloads(kept)  # the shop still hands off on request: the FAQ's "no answer" offers one
+    await save(shop, on_complaint=False, on_request=False)
+    result = await say("I want to file a complaint about my order", sender="w2")
+    assert render("en", "faq_none_no_person") in texts(result)
+    assert render("en", "faq_none") not in texts(result)
+    assert REQUEST not in payloads(result)
+    sorry = await say(kind="callback", payload="feedback:no", sender="w3")
+    assert texts(sorry) == render("en", "feedback_sorry_no_person")
+    assert REQUEST not in payloads(sorry)
+    # Repeated "did this help? no" is its own trigger, still on.
+    assert "member of our team" in texts(await say(kind="callback", payload="feedback:no", sender="w3"))
+
+
+async def test_stored_rules_that_no_longer_validate_fall_back_to_the_defaults(
+        db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    from bot.handoff.models import ShopHandoffRules
+    from kit.clock import utcnow
+
+    async with db.unit_of_work() as session:
+        session.add(ShopHandoffRules(shop_id=1, updated_at=utcnow(), rules={
+            "on_request": False, "opening_hours": {"always_open": False, "days": [], "timezone": "Europe/Berlin"}}))
+    with caplog.at_level(logging.ERROR, logger="bot.handoff.service"):
+        async with db.unit_of_work() as session:
+            assert await handoff.rules_of(session) == handoff.EscalationRules()
+    assert "stored escalation rules are invalid" in caplog.text
