@@ -1,10 +1,12 @@
 """Human agents: escalation rules, the agent inbox, race-free assignment, agent replies, CSAT and learning.
 
-Service API (bot.handoff.service): accounts (`create_agent`, `sign_in`, `agent_for_session`, `csrf_token`),
-inbox (`open_handoff`, `sync_escalations`, `inbox`, `take`, `assign`, `auto_assign`, `hand_back`, `resolve`),
-replies (`reply`, `hold_draft`, `send_draft`), `add_note`, canned responses, `record_csat`, escalation
-(`should_escalate`, `mixed_reply_for`, `queue_notice`, `rules_of`), learning (`correct_intent`,
-`write_corrections`, `save_faq_draft`, `learning_counts`).
+Service API (bot.handoff.service): accounts (`create_agent`, `agent_by_email`, `sign_in`, `agent_for_session`,
+`csrf_token`), inbox (`open_handoff`, `sync_escalations`, `inbox`, `take`, `assign`, `auto_assign`, `hand_back`,
+`resolve`, `newest_message_id`, `messages_after`), replies (`reply`, `hold_draft`, `send_draft`), `add_note`,
+canned responses (`canned_responses`; supervisors: `create_canned`, `update_canned`, `delete_canned`),
+`record_csat`, escalation (`rules_of` - cached per process, `save_rules`, `should_escalate`, `order_value_in`,
+`mixed_reply_for`, `queue_notice`), learning (`correct_intent`, `write_corrections`, `save_faq_draft`,
+`learning_counts`). The engine's own triggers read the rules through `bot.policy.shop_triggers`.
 """
 from __future__ import annotations
 
