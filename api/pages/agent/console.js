@@ -105,7 +105,8 @@
       const event = JSON.parse(message.data);
       if (event.type === "signed_out") { showLogin("Your session has ended; sign in again."); return; }
       if (event.type === "inbox" || event.type === "conversation") scheduleInbox();
-      if (event.type === "settings") { act(loadCanned); if ($("settings").hidden) act(loadRules); }
+      // A read-only view follows at once; a supervisor's open form is not overwritten under their hands.
+      if (event.type === "settings") { act(loadCanned); if ($("settings").hidden || !supervisor()) act(loadRules); }
       if (event.type === "conversation" && event.conversation_id === state.current) scheduleConversation();
     };
   }
