@@ -31,16 +31,22 @@ class SearchRepository:
             self.session.add(SearchSettingsVersion(id=1, version=stamp))
         await self.session.flush()
 
-    async def catalog_signature(self) -> tuple[int, int, str]:
+    async def catalog_signature(self) -> tuple[int, int, datetime | None]:
         """(active products, highest id, latest updated_at): moves whenever a product is added, changed or retired."""
         count, top, latest = (await self.session.execute(
             select(func.count(Product.id), func.max(Product.id), func.max(Product.updated_at))
             .where(Product.active.is_(True)))).one()
-        return int(count or 0), int(top or 0), latest.isoformat() if latest is not None else ""
+        return int(count or 0), int(top or 0), latest
 
     async def active_versions(self) -> dict[int, str]:
         """Every active product's id and updated_at (two columns, no JSON): what the index must hold."""
         rows = await self.session.execute(select(Product.id, Product.updated_at).where(Product.active.is_(True)))
+        return {int(i): when.isoformat() for i, when in rows.all()}
+
+    async def versions_since(self, since: datetime) -> dict[int, str]:
+        """Active products changed at or after `since` (id and updated_at)."""
+        rows = await self.session.execute(select(Product.id, Product.updated_at)
+                                          .where(Product.active.is_(True), Product.updated_at >= since))
         return {int(i): when.isoformat() for i, when in rows.all()}
 
     async def products(self, ids: Sequence[int]) -> list[Product]:

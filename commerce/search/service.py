@@ -7,7 +7,7 @@ import threading
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -181,29 +181,46 @@ def indexed(product: Product) -> IndexedProduct:
 class WarmCatalog:
     """The process's search index and product facts, kept in step with the catalog without reloading it.
 
-    Every search reads a one-row signature (active count, highest id, latest updated_at, per database);
-    only when it moved (or vectors are wanted and some products have none yet) are the active products'
-    ids and updated_at compared with the index, and just the changed products loaded and re-indexed.
+    Every search reads a one-row signature (active count, highest id, latest updated_at, per database).
+    When it moved, the products changed since the last latest updated_at are read (ids and times, then just
+    the stale ones in full) and re-indexed; only when the count still disagrees (a product retired), the
+    time went backwards, or vectors are wanted for products indexed without, are all active ids compared.
     """
 
     def __init__(self) -> None:
         self.index = ProductIndex()
         self.facts: dict[int, ProductFacts] = {}
         self.without_vectors: set[int] = set()
-        self.signature: tuple[object, ...] | None = None
+        self.signature: tuple[str, int, int, datetime | None] | None = None
         self._lock = threading.Lock()
 
     async def refresh(self, session: AsyncSession, encoder: Encoder | None) -> None:
         repository = SearchRepository(session)
-        signature = (str(getattr(session.bind, "url", "")), *await repository.catalog_signature())
+        database = str(getattr(session.bind, "url", ""))
+        count, top, latest = await repository.catalog_signature()
+        signature = (database, count, top, latest)
         if signature == self.signature and (encoder is None or not self.without_vectors):
             return
+        previous = self.signature
+        since = previous[3] if previous is not None and previous[0] == database else None
+        if (since is not None and latest is not None and latest >= since
+                and not (encoder is not None and self.without_vectors)):
+            # Only what changed since the last look; the full id list only if products were retired.
+            versions = await repository.versions_since(since)
+            await self._sync(repository, versions, [], encoder)
+            if len(self.index) == count:
+                self.signature = signature
+                return
         versions = await repository.active_versions()
-        stale = [i for i, version in versions.items() if self._stale(i, version, encoder)]
-        gone = [i for i in self.index.product_ids() if i not in versions]
-        products = await repository.products(stale) if stale else []
-        await asyncio.to_thread(self._apply, products, gone, encoder)
+        await self._sync(repository, versions, [i for i in self.index.product_ids() if i not in versions], encoder)
         self.signature = signature
+
+    async def _sync(self, repository: SearchRepository, versions: dict[int, str], gone: list[int],
+                    encoder: Encoder | None) -> None:
+        stale = [i for i, version in versions.items() if self._stale(i, version, encoder)]
+        products = await repository.products(stale) if stale else []
+        if products or gone:
+            await asyncio.to_thread(self._apply, products, gone, encoder)
 
     def _stale(self, product_id: int, version: str, encoder: Encoder | None) -> bool:
         current = self.index.version_of(product_id)

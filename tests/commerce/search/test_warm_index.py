@@ -1,0 +1,103 @@
+"""The warm search index: no catalog read per search, only changed products re-read, paging over stock."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, update
+
+from api.demo.loader import demo_data, load_catalog
+from commerce.catalog import service as catalog
+from commerce.catalog.models import Product
+from commerce.catalog.schemas import ProductIn, VariantIn
+from commerce.inventory import service as inventory
+from commerce.search import service as search
+from kit.clock import utcnow
+from kit.db import Database
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()).lower())
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+
+
+async def ids(db: Database, query: str, **kwargs: Any) -> tuple[list[int], int]:
+    async with db.sessions() as session:
+        result = await search.search_products(session, query=query, **kwargs)
+    return [h.product_id for h in result.hits], result.total
+
+
+async def test_a_warm_search_reads_no_product_rows(db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await load_catalog(session, demo_data())
+    await ids(db, "kettle")  # warms the index
+    with statements(db) as seen:
+        found, _ = await ids(db, "electric kettle", limit=10)
+    assert found
+    reads_products = [s for s in seen if "from products" in s]
+    # Only the signature (count, max id, max updated_at); never titles, descriptions or variants.
+    assert len(reads_products) == 1 and "count(" in reads_products[0], reads_products
+    assert not any("from variants" in s for s in seen)
+    assert any("stock_levels" in s for s in seen)
+
+
+async def test_new_changed_and_retired_products_reach_the_next_search(db: Database) -> None:
+    data = demo_data()
+    async with db.unit_of_work() as session:
+        await load_catalog(session, data)
+    assert (await ids(db, "hoverboard"))[0] == []
+    async with db.unit_of_work() as session:
+        created = await catalog.create_product(session, data=ProductIn(
+            slug="self-balancing-hoverboard", category=data["products"][0]["category"],
+            title={"en": "Self-balancing Hoverboard"}, description={"en": "Two wheels."}, tags=["hoverboard"],
+            base_price=Decimal("199"), currency="EUR", variants=[VariantIn(sku="HOVER-1")]))
+        await inventory.set_stock(session, sku="HOVER-1", location=data["locations"][0]["code"], on_hand=2)
+    with statements(db) as seen:
+        assert (await ids(db, "hoverboard"))[0] == [created.id]
+    # Only the new product was loaded in full (one chunk), not the catalog.
+    assert sum(1 for s in seen if s.startswith("select products.id, products.slug")) == 1
+
+    async with db.unit_of_work() as session:
+        await session.execute(update(Product).where(Product.id == created.id).values(
+            title={"en": "Self-balancing Scooter"}, updated_at=utcnow() + timedelta(seconds=1)))
+    assert (await ids(db, "hoverboard scooter"))[0] == [created.id]
+    assert (await ids(db, "self-balancing hoverboard"))[0] == [created.id]  # the tag still says hoverboard
+    assert (await ids(db, "scooter"))[0] == [created.id]
+
+    async with db.unit_of_work() as session:
+        await session.execute(update(Product).where(Product.id == created.id).values(active=False))
+    assert (await ids(db, "scooter")) == ([], 0)
+
+
+async def test_pages_follow_one_ranking_and_sold_out_products_never_show(db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await load_catalog(session, demo_data())
+    everything, total = await ids(db, "", limit=50)
+    assert total >= len(everything) > 20
+    pages: list[int] = []
+    for offset in range(0, 30, 7):
+        page, _ = await ids(db, "", limit=7, offset=offset)
+        pages.extend(page)
+    assert pages == everything[:len(pages)]
+    # Sell out the first product: it leaves every page, and the count follows.
+    async with db.sessions() as session:
+        first = await catalog.get_product(session, product_id=everything[0])
+    async with db.unit_of_work() as session:
+        for variant in first.variants:
+            for level in await inventory.stock_levels(session, skus=[variant.sku]):
+                await inventory.set_stock(session, sku=variant.sku, location=level.location, on_hand=0)
+    after, after_total = await ids(db, "", limit=50)
+    assert everything[0] not in after
+    assert after_total == total - 1
