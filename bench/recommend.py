@@ -239,7 +239,7 @@ def chosen_ranker(params: dict[str, Any]) -> Ranker:
         item_to_item=item_model(params["item_method"], params["item_half_life"]),
         bought_with=FrequentlyBoughtWith(),
         popularity=Popularity(half_life_days=params["popularity_half_life"]),
-        label_rounds=params["label_rounds"])
+        label_rounds=params["label_rounds"], max_rows=params["ranker_max_rows"])
 
 
 def item_model(method: str, half_life: float | None) -> ItemToItem:
@@ -278,12 +278,22 @@ def tune(rows: Rows, train_mask: np.ndarray[Any, Any]) -> tuple[dict[str, Any], 
     trials["item_half_life"] = {"metric": "validation ndcg@10 (new items)", **results}
     half_life = max(results, key=lambda label: results[label])
     params = {"buy_again_half_life": float(buy_again), "popularity_half_life": float(popularity),
-              "item_method": method, "item_half_life": float(half_life), "label_rounds": 1}
+              "item_method": method, "item_half_life": float(half_life),
+              "label_rounds": RANKER_CHOICE["label_rounds"], "ranker_max_rows": RANKER_CHOICE["ranker_max_rows"]}
     return params, trials
 
 
+# The ranker's training set and features, chosen on the same validation split (training data only),
+# validation Recall@10 / NDCG@10 of the blend:
+#   features before the buy-again timing ones: 1 label round, 150k rows 0.1925 / 0.2995; 2 rounds 150k
+#   0.1908 / 0.2990; 3 rounds 150k 0.1916 / 0.3008; 2 rounds 300k 0.1926 / 0.3006
+#   + item next-basket rate, shopper repeat share, due ratio, recent baskets, trend: 1 round 150k
+#   0.1921 / 0.2989; 2 rounds 300k 0.1951 / 0.3023  <- chosen
+#   + user-kNN ("shoppers like you") score and candidates: 2 rounds 300k 0.1921 / 0.3008 (dropped); all rows,
+#   3-seed bagging, per-shopper relative features, 200 trees at 0.05: within +-0.003 (not worth the time).
+RANKER_CHOICE: dict[str, Any] = {"label_rounds": 2, "ranker_max_rows": 300_000}
 DEFAULT_PARAMS: dict[str, Any] = {"buy_again_half_life": 120.0, "popularity_half_life": 30.0,
-                                  "item_method": "ease", "item_half_life": 30.0, "label_rounds": 1}
+                                  "item_method": "ease", "item_half_life": 30.0, **RANKER_CHOICE}
 
 
 def latency(values: list[float]) -> dict[str, float]:
@@ -314,7 +324,8 @@ def run(args: argparse.Namespace) -> None:
         "dataset": "UCI Online Retail", "rows_kept": int(rows.invoice.size),
         "train_baskets": split.train.n_baskets, "items": split.train.n_items,
         "test_customers": len(split.targets), "load_seconds": load_seconds,
-        "tuning": ("none (stored defaults)" if args.no_tune else
+        "tuning": ("stored defaults (chosen earlier on the validation split below, never on test baskets)"
+                   if args.no_tune else
                    "every knob chosen on a validation split carved from the training data (each customer's "
                    "second-to-last invoice held out); the ranker also learns only from training baskets "
                    "(each customer's last training baskets); test baskets are never used to choose or learn"),

@@ -550,6 +550,32 @@ def carve_last_baskets(interactions: Interactions) -> tuple[Interactions, list[N
     return interactions.subset(~held), labels
 
 
+def _next_basket_rate(interactions: Interactions, *, prior_weight: float = 5.0) -> FloatArray:
+    """Per item: how often a shopper who bought it bought it again in their very next basket (smoothed)."""
+    n = interactions.n_items
+    known = interactions.customer >= 0
+    if not known.any():
+        return np.zeros(n)
+    pairs = np.unique(np.stack([interactions.basket[known], interactions.item[known]]), axis=1)
+    first_row = _first_row_of_basket(interactions.basket)
+    baskets = np.unique(pairs[0])
+    owners = interactions.customer[first_row[baskets]]
+    days = interactions.day[first_row[baskets]]
+    order = np.lexsort((baskets, days, owners))
+    ordered, ordered_owners = baskets[order], owners[order]
+    next_of = np.full(int(interactions.basket.max()) + 1, -1, dtype=np.int64)
+    same = ordered_owners[1:] == ordered_owners[:-1]
+    next_of[ordered[:-1][same]] = ordered[1:][same]
+    following = next_of[pairs[0]]
+    has_next = following >= 0
+    keys = pairs[0] * n + pairs[1]
+    again = np.isin(following[has_next] * n + pairs[1][has_next], keys)
+    tries = np.bincount(pairs[1][has_next], minlength=n).astype(np.float64)
+    hits = np.bincount(pairs[1][has_next][again], minlength=n).astype(np.float64)
+    prior = hits.sum() / tries.sum() if tries.sum() else 0.0
+    return (hits + prior_weight * prior) / (tries + prior_weight)
+
+
 def _next_basket(interactions: Interactions, rows: IntArray, countries: tuple[str, ...]) -> NextBasket:
     code = int(interactions.country[rows[0]])
     return NextBasket(customer=int(interactions.customer[rows[0]]),
@@ -563,13 +589,17 @@ FEATURES = (
     "popularity", "popularity_country", "item_customers", "item_repeat_rate", "cart_size",
     "baskets_ago", "customer_interval", "item_interval", "sold_last_week", "sold_last_month",
     "sold_year_ago", "customer_basket_size",
+    # Buy-again timing and habits: is the item due, does it come back, does this shopper repeat?
+    "item_next_rate", "customer_repeat_share", "due_ratio", "bought_recently", "item_trend",
 )
 WEEK = 7.0
 
 
 class Ranker:
     """Learned blend: candidates from every model, ranked by gradient-boosted trees on the models'
-    scores and the shopper's own purchase pattern. Taught on each customer's last basket (half of
+    scores and the shopper's own purchase pattern (buy-again timing: days since the item, the item's
+    own interval and how due it is, how often it comes back in the next basket, how much this shopper
+    repeats). Taught on each customer's last two baskets, each predicted from what came before (half of
     them with part of that basket in the cart, so it learns the cart question too)."""
 
     name = "blend"
@@ -577,7 +607,7 @@ class Ranker:
     def __init__(self, *, buy_again: BuyAgain, item_to_item: ItemToItem, bought_with: FrequentlyBoughtWith,
                  popularity: Popularity, content: ContentBased | None = None, cold_start_weight: float = 0.05,
                  candidates_per_model: int = 50, cart_share: float = 0.5, min_examples: int = 30,
-                 max_rows: int = 150_000, trees: int = 100, label_rounds: int = 1, seed: int = 11) -> None:
+                 max_rows: int = 300_000, trees: int = 100, label_rounds: int = 2, seed: int = 11) -> None:
         self.buy_again = buy_again
         self.item_to_item = item_to_item
         self.bought_with = bought_with
@@ -596,6 +626,7 @@ class Ranker:
         self.last_day = 0.0
         self.item_customers: FloatArray = _EMPTY_FLOAT
         self.item_repeat_rate: FloatArray = _EMPTY_FLOAT
+        self.item_next_rate: FloatArray = _EMPTY_FLOAT  # P(item again in the same shopper's next basket)
         self.first_day = 0.0
         self.weekly_sales: FloatArray = np.zeros((0, 1))  # items x weeks: baskets sold before the week
         self.fallback = Blender(self.models, {"buy_again": 1.0, "item_to_item": 0.3, "bought_with": 0.5,
@@ -627,6 +658,7 @@ class Ranker:
         np.add.at(weekly, (interactions.item[rows], weeks + 1), 1.0)
         self.weekly_sales = np.cumsum(weekly, axis=1)
         self.item_repeat_rate = (repeaters + 0.1) / (buyers + 1.0)
+        self.item_next_rate = _next_basket_rate(interactions)
 
     def fit(self, interactions: Interactions) -> None:
         self.classifier = None
@@ -713,6 +745,9 @@ class Ranker:
         customer_interval = float(np.diff(basket_days).mean()) if basket_days.size > 1 else 365.0
         baskets_ago = np.full(c.size, 100.0)
         item_interval = np.full(c.size, 365.0)
+        bought_recently = np.zeros(c.size)
+        repeat_share = np.nan  # unknown until the shopper has a second basket
+        due_ratio = np.full(c.size, np.nan)
         if h_item.size:
             baskets, row_basket = np.unique(h_basket, return_inverse=True)
             basket_day = np.full(baskets.size, -np.inf)
@@ -728,6 +763,19 @@ class Ranker:
             times = bought_times[c]
             span = np.where(times > 1, last_bought[c] - first_bought[c], 0.0)
             item_interval = np.where(times > 1, span / np.maximum(times - 1, 1), 365.0)
+            # Baskets the item was in among the shopper's last three.
+            recent = np.zeros(n)
+            pairs_recent = np.unique(np.stack([h_basket, h_item]), axis=1)
+            pair_age = age_rank[np.searchsorted(baskets, pairs_recent[0])]
+            np.add.at(recent, pairs_recent[1][pair_age < 3], 1.0)
+            bought_recently = recent[c]
+            # Share of the lines of later baskets that were repeats of something bought before.
+            pair_day = basket_day[np.searchsorted(baskets, pairs_recent[0])]
+            later = pair_day > float(basket_day.min())
+            if later.any():
+                repeat_share = float(np.mean(pair_day[later] > first_bought[pairs_recent[1][later]]))
+            since = now - last_bought[c]
+            due_ratio = np.where(times > 1, since / np.maximum(item_interval, 1.0), np.nan)
         sold = self._sales_between(c, now - WEEK, now), self._sales_between(c, now - 4 * WEEK, now), \
             self._sales_between(c, now - 365 - 2 * WEEK, now - 365 + 2 * WEEK)
         basket_size = h_item.size / max(customer_baskets, 1.0)
@@ -743,6 +791,8 @@ class Ranker:
             self.item_customers[c], self.item_repeat_rate[c], np.full(c.size, float(len(context.cart))),
             baskets_ago, np.full(c.size, customer_interval), item_interval, *sold,
             np.full(c.size, basket_size),
+            self.item_next_rate[c], np.full(c.size, repeat_share), due_ratio, bought_recently,
+            sold[1] / (self._sales_between(c, now - 365.0, now) / 13.0 + 1.0),
         ]
         return candidates, np.stack(columns, axis=1).astype(np.float64), scores
 
