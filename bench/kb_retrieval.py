@@ -239,7 +239,7 @@ def demo_runs(embedder: Embedder, items: list[dict[str, Any]], indexes: dict[str
         out.append({"item": item, "rank": rank if expected else None, "decision": result.decision,
                     "score": result.matches[0].score if result.matches else 0.0,
                     "fused": float(fused[0]) if len(fused) else 0.0,
-                    "margin": float(fused[0] - fused[1]) if len(fused) > 1 else 1.0,
+                    "margin": float(fused[0] - fused[1]) if len(fused) > 1 else index.weights.lone_margin,
                     "english": top_english, "right": expected is not None and rank == 1})
     return out
 
@@ -305,12 +305,29 @@ def fit_decision(embedder: Embedder, paths: list[Path], *, precision: float = 0.
     items = _paraphrases(paths)
     # 0. Fusion weights of non-English pairs (USE): best dev MRR, then P@1, over the in-scope questions.
     in_scope = [item for item in items if item["expected"]]
+    base = demo_indexes(embedder)
+    parts = []
+    for item, row in zip(in_scope, embed(embedder, [item["question"] for item in in_scope]), strict=True):
+        index = base[item.get("faq_language")]
+        arrays = index.score_arrays(item["question"], row, language=item["language"], country=None, channel=None)
+        groups = np.array([index.entries[int(e)].entry.group_key for e in arrays["entry_id"]])
+        parts.append((arrays, groups, item["expected"]))
     grid: list[tuple[tuple[float, float], Weights]] = []
     for document, answer, lexical in itertools.product([0.0, 0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3],
                                                        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]):
         trial = replace(Weights(), multilingual_document=document, multilingual_answer=answer,
                         multilingual_lexical=lexical)
-        ranks = [r["rank"] for r in demo_runs(embedder, in_scope, demo_indexes(embedder, trial))]
+        ranks = []
+        for arrays, groups, expected in parts:
+            english = arrays["english"].astype(bool)
+            fused = (arrays["dense"] + np.where(english, trial.document, document) * arrays["document"]
+                     + np.where(english, trial.answer, answer) * arrays["answer"]
+                     + np.where(english, trial.lexical, lexical) * arrays["lexical"])
+            best = dict.fromkeys(groups, -np.inf)
+            for group, value in zip(groups, fused, strict=True):
+                best[group] = max(best[group], float(value))
+            right = best.get(expected, -np.inf)
+            ranks.append(1 + sum(v > right for v in best.values()) if right > -np.inf else 10_000)
         score = metrics(ranks)
         grid.append(((score["mrr"], score["p_at_1"]), trial))
     (best_fusion, fusion) = max(grid, key=lambda g: g[0])
@@ -327,7 +344,8 @@ def fit_decision(embedder: Embedder, paths: list[Path], *, precision: float = 0.
     margin = np.array([s[1] for s in samples])
     english = np.array([s[2] for s in samples], dtype=float)
     labels = np.array([s[3] for s in samples])
-    x = np.column_stack([fused * english, english, fused * (1 - english), 1 - english, np.minimum(margin, 0.3)])
+    capped = np.minimum(margin, Weights().margin_cap)
+    x = np.column_stack([fused * english, english, fused * (1 - english), 1 - english, capped])
     model = LogisticRegression(C=100.0, fit_intercept=False, max_iter=5000).fit(x, labels)
     se, be, sm, bm, slope_margin = (float(c) for c in model.coef_[0])
     weights = replace(fusion, slope=round(se, 3), midpoint=round(-be / se, 4), multilingual_slope=round(sm, 3),

@@ -57,16 +57,17 @@ class Weights:
     # chosen on the demo FAQ's dev paraphrases (StackFAQ is English only).
     multilingual_document: float = 0.1
     multilingual_answer: float = 0.3
-    multilingual_lexical: float = 0.4
+    multilingual_lexical: float = 0.5
     # calibrated score = sigmoid(slope * (fused - midpoint) + margin_slope * (fused - next group's fused))
-    slope: float = 15.646
-    midpoint: float = 0.7489
-    multilingual_slope: float = 9.171
-    multilingual_midpoint: float = 0.7823
-    margin_slope: float = 0.0
-    margin_cap: float = 0.3  # margins above this count as this (a lone match has margin 1)
-    answer_at: float = 0.7
-    suggest_at: float = 0.3
+    slope: float = 3.654
+    midpoint: float = 1.3474
+    multilingual_slope: float = 2.533
+    multilingual_midpoint: float = 1.5185
+    margin_slope: float = 12.012
+    margin_cap: float = 0.3  # margins above this count as this
+    lone_margin: float = 0.15  # a match with no other group to compare (tiny FAQ): half the cap, no evidence
+    answer_at: float = 0.48  # lowest threshold with dev answer precision >= 0.95
+    suggest_at: float = 0.11
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,8 @@ class HybridIndex:
         if not stored:
             empty_f = np.zeros(0, np.float64)
             return {"entry_id": np.zeros(0, np.int64), "best_row": np.zeros(0, np.int64), "fused": empty_f,
-                    "score": empty_f, "dense": empty_f, "lexical": empty_f, "english": np.zeros(0, np.int64)}
+                    "score": empty_f, "dense": empty_f, "document": empty_f, "answer": empty_f, "lexical": empty_f,
+                    "english": np.zeros(0, np.int64)}
         counts = np.array([s.rows + EXTRA_ROWS for s in stored], np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rows = self.vectors.reconstruct(np.concatenate([s.ids for s in stored]))
@@ -408,7 +410,8 @@ class HybridIndex:
                  + np.where(english, w.lexical, w.multilingual_lexical) * lexical)
         score = self.calibrate_many(fused, english)
         return {"entry_id": entry_ids, "best_row": best_row.astype(np.int64), "fused": fused, "score": score,
-                "dense": dense, "lexical": lexical, "english": english.astype(np.int64)}
+                "dense": dense, "document": document, "answer": answer, "lexical": lexical,
+                "english": english.astype(np.int64)}
 
     def score_entries(self, query_text: str, embedding: Vector, *, language: str, country: str | None,
                       channel: str | None) -> list[Scored]:
@@ -449,7 +452,7 @@ class HybridIndex:
             if len(picked) > k:  # one more than shown: the margin of the k-th
                 break
         fused = a["fused"][picked]
-        margin = np.append(fused[:-1] - fused[1:], 1.0) if picked else fused  # alone: nothing competes
+        margin = np.append(fused[:-1] - fused[1:], self.weights.lone_margin) if picked else fused
         scores = self.calibrate_many(fused, a["english"][picked].astype(bool), margin)
         matches: list[Match] = []
         for rank, position in enumerate(picked[:k]):

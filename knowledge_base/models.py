@@ -30,7 +30,7 @@ class FaqEntry(Base):
     status: Mapped[str] = mapped_column(String(12))  # draft, published
     version: Mapped[int] = mapped_column(Integer)
     search_text: Mapped[str] = mapped_column(Text)  # lower-cased questions + answer for list search
-    # float32 rows (questions..., question+answer) of `vectors_version`; other processes reuse them.
+    # float32 rows (phrasings..., answer paragraph mean, question+answer) of `vectors_version` (index.fold_rows).
     vectors: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     vectors_version: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

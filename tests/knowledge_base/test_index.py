@@ -76,13 +76,14 @@ def test_answer_paragraphs_become_one_mean_row() -> None:
     assert answer_paragraphs(answer) == ["First part.", "Second part.", "Third."]
     assert len(answer_paragraphs("\n\n".join(f"p{i}" for i in range(40)))) == 16
     texts = texts_to_embed(["Q1?", "Q2?"], answer)
-    assert texts[:2] == ["Q1?", "Q2?"] and texts[2:5] == ["First part.", "Second part.", "Third."]
+    assert texts[:2] == ["Q1?", "Q2?"]
+    assert texts[2:5] == ["First part.", "Second part.", "Third."]
     rows = _unit_halves(np.random.default_rng(1), len(texts))
     folded = fold_rows(rows, 2)
     assert folded.shape == (stored_rows(2), DIM)
     np.testing.assert_allclose(folded[2], rows[2:5].mean(axis=0), rtol=1e-6)
     np.testing.assert_array_equal(folded[3], rows[-1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="expected at least"):
         fold_rows(rows[:3], 2)
 
 

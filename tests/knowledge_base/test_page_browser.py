@@ -152,7 +152,8 @@ async def test_merchant_creates_publishes_tries_and_restores_in_chromium(page: A
     assert await link.get_attribute("href") == "https://shop.test/delivery"
     assert await link.text_content() == "delivery"
     decision = await page.text_content("#try-decision") or ""
-    assert decision.startswith("Decision: ") and decision.split(": ")[1] in {"answer", "suggest"}
+    assert decision.startswith("Decision: ")
+    assert decision.split(": ")[1] in {"answer", "suggest"}
 
     # Markup typed into the answer: the preview shows it as text, the save is refused with a clear error.
     await page.fill("#entry-answer", MARKUP)
