@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nlu.classifier import OUT_OF_SCOPE_INTENT, ClassifierConfig, IntentClassifier
+from nlu.classifier import OUT_OF_SCOPE_INTENT, ClassifierConfig, IntentClassifier, _softmax
 from nlu.embedder import Embedder
 from nlu.errors import NluModelInvalid, NluModelMissing, TrainingDataError
 from nlu.language import detect_language
@@ -161,19 +162,53 @@ class EmbeddingCache:
         return np.stack([known[key] for key in keys]).astype(np.float32)
 
 
-def _stratified_split(labels: list[str], *, share: float, seed: int) -> tuple[list[int], list[int]]:
+def _stratified_folds(labels: list[str], *, folds: int, seed: int) -> npt.NDArray[np.int64]:
+    """Fold number of each example (stratified by label); -1 for labels too rare to leave out."""
     rng = np.random.default_rng(seed)
     by_label: dict[str, list[int]] = {}
     for index, label in enumerate(labels):
         by_label.setdefault(label, []).append(index)
-    train: list[int] = []
-    validation: list[int] = []
-    for indices in by_label.values():
-        shuffled = list(rng.permutation(indices))
-        take = int(round(len(shuffled) * share)) if len(shuffled) >= 5 else 0
-        validation.extend(int(i) for i in shuffled[:take])
-        train.extend(int(i) for i in shuffled[take:])
-    return sorted(train), sorted(validation)
+    assignment = np.full(len(labels), -1, dtype=np.int64)
+    offset = 0
+    for label in sorted(by_label):
+        indices = by_label[label]
+        if len(indices) < max(5, folds):
+            continue
+        for position, index in enumerate(rng.permutation(indices)):
+            assignment[int(index)] = (position + offset) % folds
+        offset += len(indices)
+    return assignment
+
+
+def _out_of_fold_scores(vectors: npt.NDArray[np.float32], texts: list[str], labels: list[str],
+                        assignment: npt.NDArray[np.int64], *, folds: int, config: ClassifierConfig,
+                        margin: float) -> tuple[IntentClassifier, npt.NDArray[np.float64], list[int]]:
+    """Scores of every foldable example from a model that never saw it (columns: sorted labels)."""
+    names = sorted(set(labels))
+    column = {name: i for i, name in enumerate(names)}
+    scores = np.zeros((len(labels), len(names)), dtype=np.float64)
+    held = [i for i in range(len(labels)) if assignment[i] >= 0]
+
+    def run(fold: int) -> tuple[list[int], list[str], npt.NDArray[np.float64]]:
+        train = [i for i in range(len(labels)) if assignment[i] != fold]
+        val = [i for i in range(len(labels)) if assignment[i] == fold]
+        if not val:
+            return val, [], np.zeros((0, len(names)))
+        probe = IntentClassifier(config=config, margin=margin)
+        probe.fit(vectors[train], [texts[i] for i in train], [labels[i] for i in train])
+        return val, probe.labels, probe.decision_scores(vectors[val], [texts[i] for i in val])
+
+    # Two folds at a time: the fits spend most of their time in BLAS/liblinear, outside the GIL.
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="nlu-fold") as pool:
+        for val, fold_labels, fold_scores in pool.map(run, range(folds)):
+            if not val:
+                continue
+            # A label missing from this fold's training part keeps a score far below the others.
+            scores[np.ix_(val, range(len(names)))] = fold_scores.min() - 10.0
+            for j, name in enumerate(fold_labels):
+                scores[val, column[name]] = fold_scores[:, j]
+    reference = IntentClassifier(config=config, margin=margin, labels=names)
+    return reference, scores[held], held
 
 
 def new_version(fingerprint: str) -> str:
@@ -191,8 +226,8 @@ def train_model(
     embeddings: npt.NDArray[np.float32] | None = None,
     cache: EmbeddingCache | None = None,
 ) -> NluModel:
-    """Fit on a stratified split, calibrate and choose the out-of-scope threshold on the held-out
-    part, then refit on all examples keeping those choices."""
+    """Calibrate and choose the out-of-scope thresholds on out-of-fold scores (stratified k-fold,
+    k = 1 / validation_share), then fit on all examples keeping those choices."""
     started = time.perf_counter()
     examples = data.examples
     counts = Counter(example.intent for example in examples)
@@ -208,18 +243,19 @@ def train_model(
     else:
         vectors = embedder.encode(texts)
     config = config or ClassifierConfig()
-    train_idx, val_idx = _stratified_split(labels, share=validation_share, seed=seed)
-    metrics: dict[str, Any] = {"examples": len(texts), "intents": len(counts)}
+    folds = max(2, int(round(1.0 / validation_share)))
+    assignment = _stratified_folds(labels, folds=folds, seed=seed)
+    metrics: dict[str, Any] = {"examples": len(texts), "intents": len(counts), "validation_folds": folds}
     temperature, threshold = 1.0, 0.0
     thresholds: dict[str, float] = {}
-    if val_idx:
-        probe = IntentClassifier(config=config, margin=margin)
-        probe.fit(vectors[train_idx], [texts[i] for i in train_idx], [labels[i] for i in train_idx])
-        val_texts = [texts[i] for i in val_idx]
-        val_labels = [labels[i] for i in val_idx]
-        scores = probe.decision_scores(vectors[val_idx], val_texts)
+    if (assignment >= 0).any():
+        # Every example is validation data once: k models each trained without one fold.
+        probe, scores, held = _out_of_fold_scores(vectors, texts, labels, assignment, folds=folds, config=config,
+                                                  margin=margin)
+        val_texts = [texts[i] for i in held]
+        val_labels = [labels[i] for i in held]
         temperature = probe.calibrate_temperature(scores, val_labels)
-        probs = probe.predict_proba(vectors[val_idx], val_texts)
+        probs = _softmax(scores / temperature)
         val_languages = [detect_language(text) for text in val_texts]
         if any(label in OOS_LABELS for label in val_labels):
             threshold = probe.choose_threshold(probs, val_labels, oos_labels=OOS_LABELS)
