@@ -27,21 +27,17 @@ log = logging.getLogger(__name__)
 TELEGRAM_TOPIC = "send.telegram"
 WEBCHAT_TOPIC = "send.webchat"
 REST_TOPIC = "send.rest"
-# Not (yet) in kit.settings: a self-hosted Bot API server, and polling vs webhook for the demo.
-TELEGRAM_API_BASE_ENV = "SHOPTALK_TELEGRAM_API_BASE"
-TELEGRAM_MODE_ENV = "SHOPTALK_TELEGRAM_MODE"
 
 
-def telegram_api_server() -> TelegramAPIServer | None:
-    base = os.environ.get(TELEGRAM_API_BASE_ENV)
+def telegram_api_server(settings: Settings) -> TelegramAPIServer | None:
+    base = settings.telegram.api_base
     return TelegramAPIServer.from_base(base) if base else None
 
 
 def telegram_mode(settings: Settings) -> str:
     """polling (the demo) unless a webhook secret is configured or the mode is set explicitly."""
-    explicit = os.environ.get(TELEGRAM_MODE_ENV, "").strip().lower()
-    if explicit in ("polling", "webhook", "off"):
-        return explicit
+    if settings.telegram.mode != "auto":
+        return settings.telegram.mode
     return "webhook" if settings.security.telegram_webhook_secret else "polling"
 
 
@@ -84,7 +80,7 @@ def outbox_handlers(settings: Settings, database: Database) -> dict[str, Handler
     """For the worker process. Web chat only with Redis: without it, only the API process can reach sockets."""
     token = settings.security.telegram_bot_token
     telegram = (TelegramChannel(token=token.get_secret_value(), database=database, handle=_not_receiving,
-                                api=telegram_api_server()) if token else None)
+                                api=telegram_api_server(settings)) if token else None)
     hub = WebchatHub(settings.redis.url) if settings.redis.url else None
     return channel_handlers(telegram=telegram, hub=hub)
 

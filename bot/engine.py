@@ -85,8 +85,8 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
         assert seen is not None
         return await _duplicate(session, conversation, seen)
     shopper_id = await _shopper(session, conversation, inbound)
-    conversation.updated_at = utcnow()
     if conversation.mode == "human":
+        conversation.updated_at = utcnow()
         if parsed is not None:  # the agent sees what the shopper asked for
             stored.nlu = _nlu_record(parsed, policy="human")
         await session.flush()
@@ -99,6 +99,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
                 if not await rasa_hook.answer(turn, stored):  # an imported Rasa assistant answers instead
                     await _respond(turn, stored)
                 await engine_hooks.after_bot(turn, stored)
+            _keep_turn_state(turn)  # in the savepoint's flush: one UPDATE of the conversation, not two
             await session.flush()
     except (ShopTalkError, ValidationError) as error:
         code = error.code if isinstance(error, ShopTalkError) else "invalid_input"
@@ -110,11 +111,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
             stored.nlu = _nlu_record(turn.parsed, policy="error", error=code)
         turn.replies = []
         turn.say("apology", code=code)
-    conversation.locale = turn.locale
-    shown = [card.sku for reply in turn.replies for card in reply.cards]
-    if shown:
-        # "Add it to my cart" later means the option on the card, not just the product.
-        conversation.last_search = {**(conversation.last_search or {}), "shown": shown}
+        _keep_turn_state(turn)
     replies = []
     # Each reply records what it answered: the inbound's intent and the policy's action.
     because = {"intent": ((stored.nlu or {}).get("intent") or {}).get("name"),
@@ -127,6 +124,18 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
         replies.append(saved)
     await session.flush()
     return HandleResult(conversation_id=conversation.id, replies=replies)
+
+
+def _keep_turn_state(turn: Turn) -> None:
+    """What the conversation remembers of this turn: its language and the products on its cards."""
+    conversation = turn.conversation
+    conversation.updated_at = utcnow()
+    if conversation.locale != turn.locale:
+        conversation.locale = turn.locale
+    shown = [card.sku for reply in turn.replies for card in reply.cards]
+    if shown:
+        # "Add it to my cart" later means the option on the card, not just the product.
+        conversation.last_search = {**(conversation.last_search or {}), "shown": shown}
 
 
 async def _duplicate(session: AsyncSession, conversation: Conversation, seen: ConversationMessage) -> HandleResult:

@@ -4,7 +4,8 @@ import logging
 import re
 
 _SECRET_PATTERNS = [
-    re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"),  # Telegram bot tokens
+    # Telegram bot tokens, also inside a Bot API URL (".../bot123456:AAE.../sendMessage": no word boundary there)
+    re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}"),
     re.compile(r"\bst_[A-Za-z0-9_-]{20,}\b"),  # ShopTalk API tokens
     re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"),
     re.compile(r"(?i)(x-telegram-bot-api-secret-token:\s*)\S+"),

@@ -28,6 +28,19 @@ class SecuritySettings(BaseModel):
     session_ttl_seconds: int = 8 * 3600
 
 
+class TelegramSettings(BaseModel):
+    """How the Telegram channel runs (the bot token and webhook secret are in `security`).
+
+    mode: auto = webhook when a webhook secret is set, else polling; or polling / webhook / off.
+    api_base: another Bot API server (a self-hosted one, or the tests' loopback double).
+    webhook_url: the public URL of `POST /webhooks/telegram`; in webhook mode the app registers it with
+    setWebhook (and the secret) at start."""
+
+    mode: Literal["auto", "polling", "webhook", "off"] = "auto"
+    api_base: str | None = None
+    webhook_url: str | None = None
+
+
 class LocaleSettings(BaseModel):
     default_locale: str = "en"
     supported_locales: list[str] = Field(default_factory=lambda: ["en", "zh"])
@@ -54,6 +67,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     locale: LocaleSettings = Field(default_factory=LocaleSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @model_validator(mode="after")

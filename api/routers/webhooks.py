@@ -61,18 +61,36 @@ async def on_startup(app: FastAPI) -> None:
     token = settings.security.telegram_bot_token
     telegram = None
     if token is not None:
-        api = getattr(app.state, "telegram_api_server", None) or telegram_api_server()
+        api = getattr(app.state, "telegram_api_server", None) or telegram_api_server(settings)
         telegram = TelegramChannel(token=token.get_secret_value(), database=database, handle=runtime.handle, api=api)
     delivery, delivery_task = start_delivery_loop(database, channel_handlers(telegram=telegram, hub=hub),
                                                   runtime.outbox_wakeup)
     channels = Channels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery, tasks=[delivery_task])
     if settings.redis.url:
         channels.tasks.append(asyncio.create_task(hub.run_subscriber(), name="webchat-redis"))
-    if telegram is not None and telegram_mode(settings) == "polling":
+    mode = telegram_mode(settings) if telegram is not None else "off"
+    if telegram is not None and mode == "polling":
         channels.tasks.append(asyncio.create_task(telegram.start_polling(), name="telegram-polling"))
+    if telegram is not None and mode == "webhook" and settings.telegram.webhook_url:
+        await _register_webhook(telegram, settings)
     app.state.channels = channels
     if settings.environment != "test":  # tests build the engine on first use; a served app is warm at once
         await runtime.deps()
+
+
+async def _register_webhook(telegram: TelegramChannel, settings: Settings) -> None:
+    """Tell Telegram where to deliver updates, with the secret it must send back. A failure is logged and
+    the app still starts: updates wait at Telegram (24 h) until the webhook is registered."""
+    url = str(settings.telegram.webhook_url)
+    secret = settings.security.telegram_webhook_secret
+    if secret is None:
+        log.error("telegram webhook not registered: SHOPTALK_SECURITY__TELEGRAM_WEBHOOK_SECRET is not set")
+        return
+    try:
+        await telegram.register_webhook(url=url, secret=secret.get_secret_value())
+        log.info("telegram webhook registered at %s", url)
+    except Exception as error:  # noqa: BLE001 - the peer's reason is logged, the shop keeps serving
+        log.error("telegram webhook registration at %s failed: %s", url, error)
 
 
 async def on_shutdown(app: FastAPI) -> None:

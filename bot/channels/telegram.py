@@ -315,6 +315,11 @@ class TelegramChannel:
     async def feed(self, update: Update) -> None:
         await self.dispatcher.feed_update(self.bot, update)
 
+    async def register_webhook(self, *, url: str, secret: str) -> None:
+        """setWebhook: Telegram posts updates to `url` with `secret` in X-Telegram-Bot-Api-Secret-Token."""
+        await self.bot.set_webhook(url=url, secret_token=secret, drop_pending_updates=False,
+                                   allowed_updates=["message", "edited_message", "callback_query"])
+
     async def start_polling(self) -> None:
         await self.bot.delete_webhook(drop_pending_updates=False)
         # One update at a time, in order: a shopper's second message must not overtake the first.

@@ -6,9 +6,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, event, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from commerce.cross_border.models import (
     CrossBorderSetting,
@@ -29,6 +29,13 @@ Dated = ImportRule | ImportTaxRate | DutyRate
 def _in_force(model: type[ImportRule] | type[ImportTaxRate] | type[DutyRate], on: date) -> Any:
     return and_(model.effective_from <= on, or_(model.effective_to.is_(None), model.effective_to > on))
 
+
+_SETTINGS_KEY = "cross_border.settings"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_settings(session: Session, _transaction: Any) -> None:
+    session.info.pop(_SETTINGS_KEY, None)  # a copy lives at most one transaction
 
 class CrossBorderRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -76,9 +83,15 @@ class CrossBorderRepository:
 
     # settings
     async def settings(self) -> dict[str, str]:
-        return {row.key: row.value for row in (await self.session.scalars(select(CrossBorderSetting))).all()}
+        """Read once per session (one quote asks several times); `set_setting` forgets the copy."""
+        cached = self.session.info.get(_SETTINGS_KEY)
+        if cached is None:
+            cached = {row.key: row.value for row in (await self.session.scalars(select(CrossBorderSetting))).all()}
+            self.session.info[_SETTINGS_KEY] = cached
+        return dict(cached)
 
     async def set_setting(self, key: str, value: str) -> None:
+        self.session.info.pop(_SETTINGS_KEY, None)
         row = await self.session.get(CrossBorderSetting, key)
         if row is None:
             self.session.add(CrossBorderSetting(key=key, value=value))

@@ -44,3 +44,12 @@ async def test_failures_retry_then_dead_letter(db: Database) -> None:
     assert calls == 3
     assert row.status == DEAD
     assert "peer down" in row.last_error
+
+
+def test_bot_tokens_are_redacted_also_inside_bot_api_urls() -> None:
+    from kit.logging import redact
+
+    token = "123456789:AAE" + "x" * 32
+    assert token not in redact(f"POST https://api.telegram.org/bot{token}/sendMessage failed")
+    assert token not in redact(f"token={token}")
+    assert redact("order 20231234:ok") == "order 20231234:ok"  # not a token: nothing hidden

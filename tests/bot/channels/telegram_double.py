@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -247,7 +248,12 @@ class TelegramDouble:
         return _error(400, "Bad Request: message to edit not found")
 
     async def _set_webhook(self, params: dict[str, Any]) -> web.Response:
-        self.webhook = {"url": params.get("url"), "secret_token": params.get("secret_token")}
+        url, secret = str(params.get("url") or ""), params.get("secret_token")
+        if url and not url.startswith("https://"):
+            return _error(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            return _error(400, "Bad Request: secret token contains unallowed characters")
+        self.webhook = {"url": url, "secret_token": secret} if url else None
         return _ok(True)
 
     async def _delete_webhook(self, params: dict[str, Any]) -> web.Response:

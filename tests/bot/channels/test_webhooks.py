@@ -156,3 +156,30 @@ async def test_rest_replies_in_rasa_shape_and_dedupes_by_message_id(client: http
         statuses = set((await session.scalars(select(OutboxEvent.status).where(
             OutboxEvent.topic == "send.rest"))).all())
     assert statuses == {DELIVERED}  # handed over in the HTTP response itself
+
+
+async def _started_app(db: Database, settings: Settings, telegram_double: TelegramDouble) -> None:
+    app = create_app(settings, database=db)
+    app.state.telegram_api_server = TelegramAPIServer.from_base(telegram_double.base_url)
+    async with app.router.lifespan_context(app):
+        pass
+
+
+async def test_webhook_mode_registers_the_webhook_with_its_secret(db: Database, settings: Settings,
+                                                                  telegram_double: TelegramDouble) -> None:
+    url = "https://shop.example/webhooks/telegram"
+    configured = settings.model_copy(update={"telegram": settings.telegram.model_copy(
+        update={"mode": "webhook", "webhook_url": url})})
+    await _started_app(db, configured, telegram_double)
+    assert telegram_double.webhook == {"url": url, "secret_token": SECRET}
+
+
+async def test_a_refused_webhook_registration_is_logged_without_the_token_and_the_app_starts(
+        db: Database, settings: Settings, telegram_double: TelegramDouble, caplog: pytest.LogCaptureFixture) -> None:
+    configured = settings.model_copy(update={"telegram": settings.telegram.model_copy(
+        update={"mode": "webhook", "webhook_url": "http://not-https.example/hook"})})
+    with caplog.at_level("ERROR", logger="api.routers.webhooks"):
+        await _started_app(db, configured, telegram_double)
+    assert telegram_double.webhook is None
+    assert any("HTTPS URL must be provided" in r.getMessage() for r in caplog.records)
+    assert BOT_TOKEN not in caplog.text
