@@ -352,9 +352,9 @@ def fit_decision(embedder: Embedder, paths: list[Path], *, precision: float = 0.
                       multilingual_midpoint=round(-bm / sm, 4), margin_slope=round(slope_margin, 3))
     # Thresholds on the dev questions as asked (no left-out copies), scored with the new calibration.
     scored = demo_runs(embedder, items, demo_indexes(embedder, weights))
-    grid = [round(t, 2) for t in np.arange(0.3, 0.96, 0.01)]
-    answer_at = grid[-1]
-    for threshold in grid:
+    thresholds = [round(float(t), 2) for t in np.arange(0.3, 0.96, 0.01)]
+    answer_at = thresholds[-1]
+    for threshold in thresholds:
         answered = [r for r in scored if r["score"] >= threshold]
         if answered and sum(r["right"] for r in answered) / len(answered) >= precision:
             answer_at = threshold
@@ -400,7 +400,7 @@ def synthetic_index(size: int, seed: int = 7) -> tuple[HybridIndex, int, float]:
     before = rss_bytes()
     started = time.perf_counter()
     index = build(base, base_vectors)
-    words = " ".join(q for e in base if e.language == "en" for q in e.questions).split()
+    words = np.array(" ".join(q for e in base if e.language == "en" for q in e.questions).split())
     for n in range(len(base), size):
         source = int(rng.integers(len(base)))
         entry = base[source]

@@ -9,10 +9,11 @@ replaces and removes ids in place like the flat one. Scoring is numpy over the c
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import faiss
 import numpy as np
@@ -33,6 +34,10 @@ EXTRA_ROWS = 2  # stored per entry after the phrasings: answer (paragraph mean),
 Decision = Literal["answer", "suggest", "none"]
 Vector = npt.NDArray[np.float32]
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# Each call touches a few hundred rows: OpenMP threads cost more than they bring (on a busy 2-core box an
+# IVF add took ~57 ms with the default threads, well under 1 ms with one). faiss is only used here.
+faiss.omp_set_num_threads(int(os.environ.get("SHOPTALK_FAISS_THREADS", "1")))
+_FAISS: Any = faiss
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ class Bm25Field:
             idf = math.log(1.0 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
             norm = tfs + self.k1 * (1.0 - self.b + self.b * lengths / average)
             ids.append(docs)
-            parts.append((idf * (self.k1 + 1.0)) * tfs / norm)
+            parts.append(((idf * (self.k1 + 1.0)) * tfs / norm).astype(np.float32))
         if not ids:
             return empty
         if len(ids) == 1:
@@ -250,7 +255,7 @@ class VectorRows:
     def __init__(self, *, ann_from_rows: int = 30_000, nlist: int = 256, nprobe: int = 24,
                  train_rows: int = 16_384) -> None:
         self.ann_from_rows, self.nlist, self.nprobe, self.train_rows = ann_from_rows, nlist, nprobe, train_rows
-        self.index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+        self.index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))  # SWIG objects: typed loosely
         self.approximate = False
 
     @property
@@ -282,10 +287,10 @@ class VectorRows:
         ids = faiss.vector_to_array(flat.id_map).astype(np.int64)
         rows = flat.index.reconstruct_n(0, flat.ntotal)
         sample = rows[np.random.default_rng(0).permutation(len(rows))[: self.train_rows]]
-        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, self.nlist,
-                                            faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        ivf: Any = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, self.nlist,
+                                                 faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         ivf.train(sample)
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        ivf.set_direct_map_type(_FAISS.DirectMap.Hashtable)  # removals and reconstruct by id
         ivf.nprobe = self.nprobe
         ivf.add_with_ids(rows, ids)
         self.index, self.approximate = ivf, True
@@ -361,7 +366,7 @@ class HybridIndex:
         return out
 
     def score_arrays(self, query_text: str, embedding: Vector, *, language: str, country: str | None,
-                     channel: str | None) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]]:
+                     channel: str | None) -> dict[str, npt.NDArray[Any]]:
         """Every candidate entry (that applies) with its score parts, as arrays aligned on `entry_id`."""
         w = self.weights
         embedding = np.asarray(embedding, dtype=np.float32).reshape(-1)
