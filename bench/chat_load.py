@@ -1,17 +1,16 @@
 """Chat load through the Rasa-compatible REST channel: messages/s and reply latency under concurrent shoppers.
 
     python bench/chat_load.py [--backend sqlite|postgres|both] [--duration 60] [--concurrency 50]
-                              [--warmup 10] [--benchmarks ../shared/benchmarks]
+                              [--warmup 10] [--workers 1] [--benchmarks ../shared/benchmarks]
                               [--postgres-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
-For each backend: a fresh database (migrated, demo shop loaded), the API started as a subprocess with
-uvicorn (one process), then `concurrency` shoppers each send a message, wait for the replies, and send
-the next, for `duration` seconds after a warm-up. Messages mix shopping turns (search, cart, menu
-buttons, commands; English and Chinese) with real customer-support utterances from Bitext (order
-tracking, delivery, refunds, payment), seed 7. Every shopper starts a new conversation every 8 messages.
-Before the clock starts, one shopper sends 30 messages one at a time (lazy indexes get built; their
-median is reported as the single-shopper latency), then the concurrent load runs `warmup` seconds
-unmeasured.
+For each backend: a fresh database (migrated, demo shop loaded), the API started as a subprocess with uvicorn
+(`--workers` processes on PostgreSQL, one on SQLite), then `concurrency` shoppers each send a message, wait
+for the replies, and send the next, for `duration` seconds after a warm-up. Messages mix shopping turns
+(search, cart, menu buttons, commands; English and Chinese) with real customer-support utterances from Bitext
+(order tracking, delivery, refunds, payment), seed 7. Every shopper starts a new conversation every 8
+messages. Before the clock starts, one shopper sends 30 messages one at a time (lazy indexes get built; their
+median is reported as the single-shopper latency), then the concurrent load runs `warmup` seconds unmeasured.
 Prints one JSON object.
 """
 from __future__ import annotations
@@ -92,14 +91,14 @@ async def postgres_admin(admin_url: str, sql: str) -> None:
         await conn.close()
 
 
-def start_server(database_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(database_url: str, port: int, log_path: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update({"SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_ENVIRONMENT": "development",
                 "SHOPTALK_DATABASE__POOL_SIZE": "20", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning", "--no-access-log"],
+             "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -174,7 +173,8 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
                       workdir: Path) -> dict[str, Any]:
     await prepare_database(database_url)
     port = free_port()
-    process = start_server(database_url, port, workdir / f"server-{name}.log")
+    workers = args.workers if name == "postgres" else 1
+    process = start_server(database_url, port, workdir / f"server-{name}.log", workers)
     base_url = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()
@@ -193,6 +193,7 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
                                    for i in range(args.concurrency)))
             measured = deadline - warmup_until
         return {
+            "api_processes": workers,
             "messages": counters["messages"], "errors": counters["errors"],
             "without_reply": counters["no_reply"],
             "messages_per_s": round(counters["messages"] / measured, 1),
@@ -219,6 +220,8 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per backend")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
     parser.add_argument("--concurrency", type=int, default=50, help="shoppers talking at once")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="API processes on PostgreSQL (SQLite has one writer: always 1)")
     parser.add_argument("--benchmarks", type=Path, default=ROOT.parent / "shared" / "benchmarks")
     parser.add_argument("--postgres-url", default=os.environ.get(
         "SHOPTALK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))
@@ -228,7 +231,7 @@ async def main() -> None:
     messages = SHOPPING_TURNS * 4 + utterances  # about 1 in 7 is a real support question
     result: dict[str, Any] = {
         "benchmark": "chat_load", "channel": "rest", "concurrency": args.concurrency,
-        "duration_s": args.duration, "warmup_s": args.warmup, "api_processes": 1,
+        "duration_s": args.duration, "warmup_s": args.warmup,
         "message_mix": {"shopping_turns": len(SHOPPING_TURNS), "bitext_utterances": len(utterances),
                         "bitext_intents": sorted(BITEXT_INTENTS), "seed": 7},
         "target": TARGET, "cpu_count": os.cpu_count(), "backends": {},
