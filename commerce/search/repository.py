@@ -44,9 +44,9 @@ class SearchRepository:
         return {int(i): when.isoformat() for i, when in rows.all()}
 
     async def versions_since(self, since: datetime) -> dict[int, str]:
-        """Active products changed at or after `since` (id and updated_at)."""
+        """Active products changed after `since` (id and updated_at)."""
         rows = await self.session.execute(select(Product.id, Product.updated_at)
-                                          .where(Product.active.is_(True), Product.updated_at >= since))
+                                          .where(Product.active.is_(True), Product.updated_at > since))
         return {int(i): when.isoformat() for i, when in rows.all()}
 
     async def products(self, ids: Sequence[int]) -> list[Product]:
