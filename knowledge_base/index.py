@@ -385,10 +385,11 @@ class HybridIndex:
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rows = self.vectors.reconstruct(np.concatenate([s.ids for s in stored]))
         # Rows are [MiniLM, USE] / sqrt(2); each half's dot with a unit half is its cosine / sqrt(2).
-        sims = (rows @ multilingual) * ROOT2
+        # einsum, not `@`: numpy's BLAS spreads a gemv over its threads, which cost ~3x the CPU here.
+        sims = np.einsum("ij,j->i", rows, multilingual) * ROOT2
         english = np.array([s.english for s in stored]) & (language == "en")
         if english.any() and w.english_share > 0:
-            minilm = (rows[:, :MINILM_DIM] @ english_query) * ROOT2
+            minilm = np.einsum("ij,j->i", rows[:, :MINILM_DIM], english_query) * ROOT2
             row_english = np.repeat(english, counts)
             sims = np.where(row_english, w.english_share * minilm + (1.0 - w.english_share) * sims, sims)
         sims = sims.astype(np.float64)
