@@ -55,7 +55,9 @@ async def test_json_per_model_and_channel(client: httpx.AsyncClient, db: Databas
     assert (await client.get("/api/v1/insights/recommendations", headers=agent)).json()["code"] == "wrong_role"
     merchant = await token_for(db, "merchant")
     empty = (await client.get("/api/v1/insights/recommendations", headers=merchant)).json()
-    assert empty["impressions"] == 0 and empty["per_model"] == [] and empty["per_channel"] == []
+    assert empty["impressions"] == 0
+    assert empty["per_model"] == []
+    assert empty["per_channel"] == []
 
     await record(db)
     data = (await client.get("/api/v1/insights/recommendations", headers=merchant, params={"days": 7})).json()
@@ -78,7 +80,8 @@ async def test_page_is_static_with_a_strict_policy(client: httpx.AsyncClient) ->
     assert page.status_code == 200
     assert "script-src 'self'" in page.headers["content-security-policy"]
     script = (await client.get("/merchant/insights/insights.js")).text
-    assert "textContent" in script and "innerHTML" not in script
+    assert "textContent" in script
+    assert "innerHTML" not in script
     assert (await client.get("/merchant/insights/other.js")).status_code == 404
 
 
@@ -103,7 +106,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, Database]]:
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        assert thread.is_alive(), "the API stopped"
+        assert time.monotonic() < deadline, "the API did not start"
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}", token, Database(url)

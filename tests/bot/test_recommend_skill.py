@@ -62,7 +62,8 @@ async def test_history_view_and_outcomes_per_channel(say: Say, shop: Database) -
     assert webchat.impressions == len(web)
     # Added from the card: a click and an add-to-cart; then bought.
     assert (webchat.clicks, webchat.added_to_cart, webchat.purchases) == (1, 1, 1)
-    assert webchat.click_through == round(1 / len(web), 4) and webchat.conversion == round(1 / len(web), 4)
+    assert webchat.click_through == round(1 / len(web), 4)
+    assert webchat.conversion == round(1 / len(web), 4)
     assert {(p.model, p.channel) for p in both} >= {("buy_again", "telegram")}
     assert sum(p.impressions for p in per_model) == len(first) + len(viewing) + len(web)
     assert next(p for p in per_model if p.model == "buy_again").clicks == 1
@@ -77,4 +78,5 @@ async def test_cart_items_are_anchors_and_never_suggested(say: Say, shop: Databa
 
 async def test_a_shopper_with_nothing_to_go_on_still_gets_an_answer(say: Say, shop: Database) -> None:
     result = await say("有什么推荐的吗", sender="new-zh")
-    assert result.replies and all(r.text for r in result.replies)
+    assert result.replies
+    assert all(r.text for r in result.replies)

@@ -48,7 +48,8 @@ async def test_a_warm_search_reads_no_product_rows(db: Database) -> None:
     assert found
     reads_products = [s for s in seen if "from products" in s]
     # Only the signature (count, max id, max updated_at); never titles, descriptions or variants.
-    assert len(reads_products) == 1 and "count(" in reads_products[0], reads_products
+    assert len(reads_products) == 1, reads_products
+    assert "count(" in reads_products[0]
     assert not any("from variants" in s for s in seen)
     assert any("stock_levels" in s for s in seen)
 
