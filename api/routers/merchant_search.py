@@ -133,10 +133,12 @@ async def try_search(_: MerchantDep, session: SessionDep, q: Annotated[str, Quer
     """The merchant's own test search (lexical + synonyms + rules; not recorded in the shopper report)."""
     result = await search.search_products(session, query=q, country=country.upper() if country else None,
                                           limit=limit)
-    products = {p.id: p for p in await all_products(session)}
+    products = await search.hit_products(session, product_ids=[h.product_id for h in result.hits])
     hits = []
     for hit in result.hits:
-        product = products[hit.product_id]
+        product = products.get(hit.product_id)
+        if product is None:
+            continue  # retired since the search ran
         hits.append(HitOut(product=product.slug, title=product.title.get("en") or next(iter(product.title.values())),
                            sku=hit.sku, score=hit.score))
     return SearchOut(total=result.total, hits=hits)

@@ -456,6 +456,11 @@ async def similar_products(session: AsyncSession, *, product_id: int, country: s
     return result.hits
 
 
+async def hit_products(session: AsyncSession, *, product_ids: list[int]) -> dict[int, Product]:
+    """The rows of a page of hits (with variants and category), not the catalog."""
+    return {p.id: p for p in await SearchRepository(session).products(product_ids)}
+
+
 async def warm_product_vectors(session: AsyncSession, *, encoder: Encoder) -> int:
     """Index and encode every active product now (at start-up) so the first search does not wait."""
     await warm.refresh(session, encoder)
@@ -579,6 +584,6 @@ async def delete_rule(session: AsyncSession, *, rule_id: int) -> None:
 
 
 __all__ = ["PriceConverter", "ProductHit", "ReportRow", "SearchFilters", "SearchReport", "SearchResult", "add_rule",
-           "add_synonyms", "delete_rule", "delete_synonyms", "list_rules", "list_synonyms", "mark_search_used",
-           "query_words", "record_search", "search_products", "search_report", "similar_products",
+           "add_synonyms", "delete_rule", "delete_synonyms", "hit_products", "list_rules", "list_synonyms",
+           "mark_search_used", "query_words", "record_search", "search_products", "search_report", "similar_products",
            "warm_product_vectors"]
