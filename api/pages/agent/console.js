@@ -4,7 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const API = "/api/v1/agent";
   const state = { me: null, csrf: null, view: "unassigned", current: null, conversation: null, agents: [],
-                  canned: [], events: null, poll: null, rules: null, intents: [] };
+                  canned: [], cannedEditing: null, events: null, poll: null, rules: null, intents: [] };
   const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
   function el(tag, props, ...children) {
@@ -297,7 +297,12 @@
   function renderCannedList() {
     const edit = supervisor();
     $("canned-form").hidden = !edit;
+    // A live refresh (another supervisor saved something) must not throw away an edit in progress.
+    const open = state.cannedEditing === null ? null
+      : $("canned-list").querySelector('li[data-canned-id="' + state.cannedEditing + '"]');
+    if (open === null || !state.canned.some((c) => c.id === state.cannedEditing)) state.cannedEditing = null;
     $("canned-list").replaceChildren(...state.canned.map((c) => {
+      if (edit && open !== null && c.id === state.cannedEditing) return open;
       const item = el("li", { dataset: { cannedId: String(c.id) } },
         el("span", { className: "shortcut" }, "/" + c.shortcut), el("span", { className: "body" }, c.body));
       if (edit) {
@@ -316,14 +321,16 @@
                                    "aria-label": "Shortcut" });
     const body = el("textarea", { className: "canned-edit-body", rows: "2", "aria-label": "Text" });
     body.value = canned.body;
+    state.cannedEditing = canned.id;
     item.replaceChildren(el("form", { onsubmit: (event) => {
       event.preventDefault();
       act(async () => {
         await api("PUT", "/canned/" + canned.id, { shortcut: shortcut.value.trim(), body: body.value });
+        state.cannedEditing = null;
         await loadCanned();
       });
     } }, shortcut, body, el("button", { type: "submit", className: "canned-save" }, "Save"),
-       el("button", { type: "button", onclick: renderCannedList }, "Cancel")));
+       el("button", { type: "button", onclick: () => { state.cannedEditing = null; renderCannedList(); } }, "Cancel")));
     body.focus();
   }
 
