@@ -396,14 +396,14 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def synthetic_index(size: int, seed: int = 7) -> tuple[HybridIndex, int, float]:
+def synthetic_index(size: int, seed: int = 7, **options: Any) -> tuple[HybridIndex, int, float]:
     """Demo FAQ + synthetic entries: recombined demo phrasings (BM25) with jittered real vectors."""
     rng = np.random.default_rng(seed)
     base = demo_entries(None)
     base_vectors = entry_vectors(get_embedder(), base)
     before = rss_bytes()
     started = time.perf_counter()
-    index = build(base, base_vectors)
+    index = build(base, base_vectors, **options)
     words = np.array(" ".join(q for e in base if e.language == "en" for q in e.questions).split())
     for n in range(len(base), size):
         source = int(rng.integers(len(base)))
@@ -456,6 +456,39 @@ def latency(sizes: list[int], embedder: Embedder) -> dict[str, Any]:
         }
         del index
     return out
+
+
+def ann_agreement(size: int, embedder: Embedder) -> dict[str, Any]:
+    """How far IVF-SQ8 moves results at `size` entries: the same synthetic index searched exact (flat), then
+    after the one-off move to IVF-SQ8, with the held-out questions."""
+    from knowledge_base.index import multilingual_query
+
+    texts = [q["question"] for language in ("en", "zh")
+             for q in json.loads((ROOT / f"bench/data/kb_heldout_{language}.json").read_text())["questions"]]
+    rows = embedder.encode(texts)
+    index, _grown, _seconds = synthetic_index(size, ann_from_rows=10**12)
+
+    def language(text: str) -> str:
+        return "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+
+    def dense(row: np.ndarray, k: int) -> set[int]:
+        return {int(i) for i in index.vectors.search(np.vstack([row, multilingual_query(row)]), k).ravel()}
+
+    def top5() -> list[list[int]]:
+        return [[m.entry_id for m in index.search(t, r, language=language(t), k=5).matches]
+                for t, r in zip(texts, rows, strict=True)]
+
+    exact_rows = [dense(row, 10) for row in rows]
+    exact = top5()
+    index.vectors._to_ivf()
+    found = [dense(row, index.candidates * 2) for row in rows]
+    approximate = top5()
+    return {"entries": size, "queries": len(texts),
+            "exact_top10_rows_in_ivf_candidates": round(float(np.mean(
+                [len(e & f) / len(e) for e, f in zip(exact_rows, found, strict=True)])), 4),
+            "same_top1": round(float(np.mean([a[:1] == b[:1] for a, b in zip(exact, approximate, strict=True)])), 4),
+            "top5_overlap": round(float(np.mean([len(set(a) & set(b)) / max(1, len(a))
+                                                 for a, b in zip(exact, approximate, strict=True)])), 4)}
 
 
 async def _postgres_admin(url: str, sql: str) -> None:
@@ -526,6 +559,8 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=None)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--fit", action="store_true", help="re-run the dev-split grid search and calibration")
+    parser.add_argument("--ann-check", type=int, default=0, metavar="ENTRIES",
+                        help="also compare exact and IVF-SQ8 results on a synthetic index of this many entries")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -543,6 +578,8 @@ def main() -> None:
             report["publish_to_answer"].append(asyncio.run(publish_to_answer(args.postgres_url, args.rounds, embedder)))
     if "latency" not in skip:
         report["latency"] = latency([int(s) for s in args.sizes.split(",") if s], embedder)
+    if args.ann_check:
+        report["ann_agreement"] = ann_agreement(args.ann_check, embedder)
     print(json.dumps(report, ensure_ascii=False))
 
 
