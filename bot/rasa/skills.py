@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.policy import shop_triggers
 from bot.rasa.assistant import ActionContext, ShopTalkAction
 from bot.rasa.tracker import event, slot_event
+from bot.templates import render
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.service import get_order_by_number
 
@@ -38,7 +40,13 @@ async def order_status(context: ActionContext) -> list[dict[str, Any]]:
 
 
 async def handoff(context: ActionContext) -> list[dict[str, Any]]:
-    """Hand the conversation to the agent inbox; the bot goes quiet until an agent gives it back."""
+    """Hand the conversation to the agent inbox; the bot goes quiet until an agent gives it back.
+
+    The shop's rules hold for an imported assistant too: with "the shopper asks for a person" switched off
+    in the agent console, the action says so instead of queueing the conversation."""
+    if context.session is not None:
+        if not (await shop_triggers(context.session)).on_request:
+            return [_say(render("en", "handoff_unavailable"))]
     hand_over = context.extra.get("handoff")
     if callable(hand_over):
         hand_over()

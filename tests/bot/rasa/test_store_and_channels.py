@@ -56,6 +56,23 @@ async def test_handoff_action_puts_the_conversation_in_the_agent_inbox(db: Datab
         assert conversation.mode == "human"
 
 
+async def test_handoff_action_follows_the_shops_switch_for_requests(db: Database, bot_deps: BotDeps) -> None:
+    from bot.conversations.repository import ConversationRepository
+    from bot.handoff import service as handoff
+
+    await _activate_sample(db)
+    async with db.unit_of_work() as session:
+        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(on_request=False))
+    replies = await _send(db, bot_deps, "/human", 1)
+    assert replies == ["I can't put you through to a person here, but I can help with products, orders "
+                       "and your cart."]
+    async with db.unit_of_work() as session:
+        conversation = await ConversationRepository(session).by_sender("rest", "anna")
+        assert conversation is not None
+        assert conversation.mode == "bot"  # nobody was queued: the bot keeps answering
+    assert await _send(db, bot_deps, "/greet", 2) == ["Welcome to the cake shop! How are you today?"]
+
+
 async def test_without_an_active_assistant_shoptalk_answers(db: Database, bot_deps: BotDeps) -> None:
     replies = await _send(db, bot_deps, "hello", 1)
     assert replies
