@@ -6,30 +6,21 @@ that writes every value with textContent, under a CSP without inline script).
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
+from api.page_files import add_page_routes
 from commerce.recommend import service as recommendations
 from commerce.recommend.schemas import ModelPerformance
 from kit.clock import utcnow
-from kit.errors import NotFound
 
 router = APIRouter(tags=["insights"])
-PAGE_DIR = Path(__file__).resolve().parent.parent / "pages" / "insights"
-ASSETS = {"insights.js": "text/javascript; charset=utf-8", "insights.css": "text/css; charset=utf-8"}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+add_page_routes(router, url="/merchant/insights", folder="insights",
+                assets={"insights.js": "text/javascript; charset=utf-8", "insights.css": "text/css; charset=utf-8"})
 
 
 class RecommendationInsights(BaseModel):
@@ -54,15 +45,3 @@ async def recommendation_insights(_: MerchantDep, session: SessionDep,
         per_channel=await recommendations.channel_performance(session, since=since),
         per_model_and_channel=await recommendations.performance(session, since=since, per_channel=True))
 
-
-@router.get("/merchant/insights", include_in_schema=False)
-async def insights_page() -> FileResponse:
-    return FileResponse(PAGE_DIR / "index.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
-
-
-@router.get("/merchant/insights/{asset}", include_in_schema=False)
-async def insights_asset(asset: str) -> FileResponse:
-    media_type = ASSETS.get(asset)
-    if media_type is None:
-        raise NotFound(f"No page asset {asset!r}.")
-    return FileResponse(PAGE_DIR / asset, media_type=media_type, headers=SECURITY_HEADERS)

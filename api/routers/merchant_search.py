@@ -4,29 +4,20 @@ REST under /api/v1/search (merchant token) and the page /merchant/search (static
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
+from api.page_files import add_page_routes
 from commerce.catalog.service import all_products
 from commerce.search import service as search
-from kit.errors import NotFound
 
 router = APIRouter(tags=["search"])
-PAGE_DIR = Path(__file__).resolve().parent.parent / "pages" / "search"
-ASSETS = {"search.js": "text/javascript; charset=utf-8", "search.css": "text/css; charset=utf-8"}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+add_page_routes(router, url="/merchant/search", folder="search",
+                assets={"search.js": "text/javascript; charset=utf-8", "search.css": "text/css; charset=utf-8"})
 
 
 class SynonymsIn(BaseModel):
@@ -142,16 +133,3 @@ async def try_search(_: MerchantDep, session: SessionDep, q: Annotated[str, Quer
         hits.append(HitOut(product=product.slug, title=product.title.get("en") or next(iter(product.title.values())),
                            sku=hit.sku, score=hit.score))
     return SearchOut(total=result.total, hits=hits)
-
-
-@router.get("/merchant/search", include_in_schema=False)
-async def search_page() -> FileResponse:
-    return FileResponse(PAGE_DIR / "index.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
-
-
-@router.get("/merchant/search/{asset}", include_in_schema=False)
-async def search_asset(asset: str) -> FileResponse:
-    media_type = ASSETS.get(asset)
-    if media_type is None:
-        raise NotFound(f"No page asset {asset!r}.")
-    return FileResponse(PAGE_DIR / asset, media_type=media_type, headers=SECURITY_HEADERS)
