@@ -17,9 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product, Variant
 from commerce.catalog.service import all_products, is_sellable_to, localized
-from commerce.cross_border.errors import DestinationNotServed
-from commerce.cross_border.shipping import zone_for
-from commerce.inventory.service import available_stock, locations
+from commerce.inventory.availability import available_for_country
 from commerce.recommend.algorithms import (
     BuyAgain,
     ContentBased,
@@ -214,18 +212,6 @@ def _history(lines: Sequence[PurchaseLine], index: dict[str, int]) -> History:
                    basket=np.array([orders[line.order_id] for line in kept], dtype=np.int64))
 
 
-async def _stock_where_shopper_is(session: AsyncSession, skus: list[str], country: str | None) -> dict[str, int]:
-    location_ids: list[int] | None = None
-    if country:
-        try:
-            zone = await zone_for(session, country=country)
-        except (DestinationNotServed, InvalidInput):
-            zone = None
-        if zone is not None and zone.warehouse:
-            location_ids = [loc.id for loc in await locations(session) if loc.code == zone.warehouse]
-    return await available_stock(session, skus=skus, location_ids=location_ids)
-
-
 def _reason(model: str, anchor: Product | None, *, anchor_is_cart: bool, country: str | None,
             bought_times: int) -> str:
     title = localized(anchor.title, "en") if anchor is not None else None
@@ -268,7 +254,7 @@ async def recommend(session: AsyncSession, *, shopper_id: int | None = None, cou
                          if sku in products}
     candidates = [model.skus[i] for i in ranked.tolist() if model.skus[i] in products]
     fill = [sku for sku in reversed(list(products)) if sku not in set(candidates)]
-    stock = await _stock_where_shopper_is(session, [*candidates, *fill], country)
+    stock = await available_for_country(session, skus=[*candidates, *fill], country=country)
     bought = {sku: len({line.order_id for line in lines if line.sku == sku}) for sku in {ln.sku for ln in lines}}
     in_cart = set(cart_skus)
 

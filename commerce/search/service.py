@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product
 from commerce.catalog.service import all_products, variant_price
-from commerce.inventory.service import available_stock
+from commerce.inventory.availability import available_for_country
 from commerce.search.index import (
     CJK_STOPWORDS,
     STOPWORDS,
@@ -386,7 +386,9 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
             shortlisted.append((r, facts))
         if not shortlisted:
             return []
-        stock = await available_stock(session, skus=[v.sku for _, f in shortlisted for v in f.variants])
+        # Only the warehouse that ships to the shopper's country counts (issue 6).
+        stock = await available_for_country(session, skus=[v.sku for _, f in shortlisted for v in f.variants],
+                                            country=country)
         out = []
         for r, facts in shortlisted:
             for variant in facts.variants:

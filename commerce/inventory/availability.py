@@ -1,0 +1,62 @@
+"""Stock a shopper can actually get: only the warehouse that ships to the shopper's country counts.
+
+Search and recommendations both ask "is this SKU in stock for this shopper?". Units in a warehouse whose
+shipping zone does not cover the shopper's country cannot be sent to them, so they do not count.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from commerce.cross_border.errors import DestinationNotServed
+from commerce.cross_border.shipping import zone_for
+from commerce.inventory.models import Location, StockLevel
+from kit.errors import InvalidInput
+
+_WAREHOUSE_KEY = "inventory.shipping_warehouse"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_warehouses(session: Session, _transaction: Any) -> None:
+    session.info.pop(_WAREHOUSE_KEY, None)  # a copy lives at most one transaction
+
+
+async def shipping_warehouse(session: AsyncSession, *, country: str | None) -> str | None:
+    """The inventory location code that ships to `country`, or None when every location counts.
+
+    None means: no country given, a country no shipping zone serves (or not a country at all: the
+    shopper hears "we can't ship there" at checkout, not an empty shop), or a zone with no warehouse set.
+    Read once per transaction per country (a search checks stock several times)."""
+    if not country or not country.strip():
+        return None
+    code = country.strip().upper()
+    cache: dict[str, str | None] = session.info.setdefault(_WAREHOUSE_KEY, {})
+    if code not in cache:
+        try:
+            zone = await zone_for(session, country=code)
+        except (DestinationNotServed, InvalidInput):
+            cache[code] = None
+        else:
+            cache[code] = zone.warehouse or None
+    return cache[code]
+
+
+async def available_for_country(session: AsyncSession, *, skus: Sequence[str],
+                                country: str | None) -> dict[str, int]:
+    """Units that can still be sold per SKU (on hand minus reserved) to a shopper in `country`: only
+    the warehouse that ships there counts (every location when `shipping_warehouse` is None).
+    Unknown or unstocked SKUs get 0; one query for all SKUs."""
+    wanted = list(dict.fromkeys(skus))
+    if not wanted:
+        return {}
+    warehouse = await shipping_warehouse(session, country=country)
+    query = (select(StockLevel.sku, func.sum(StockLevel.on_hand - StockLevel.reserved))
+             .where(StockLevel.sku.in_(wanted)).group_by(StockLevel.sku))
+    if warehouse is not None:
+        query = query.join(Location, Location.id == StockLevel.location_id).where(Location.code == warehouse)
+    found = {sku: int(total or 0) for sku, total in await session.execute(query)}
+    return {sku: max(0, found.get(sku, 0)) for sku in wanted}
