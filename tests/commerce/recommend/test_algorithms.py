@@ -166,3 +166,30 @@ def test_empty_and_one_product_shops_give_sensible_results(n_items: int) -> None
         picks = ranker.recommend(context, limit=5)
         assert len(picks) <= n_items
         assert all(p.item not in context.cart for p in picks)
+
+
+def test_ease_from_a_cholesky_factor_matches_the_plain_inverse() -> None:
+    import scipy.sparse as sp
+
+    from commerce.recommend.algorithms import _ease
+
+    rng = np.random.default_rng(3)
+    customers = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(np.float64))
+    gram = (customers.T @ customers).toarray() + 5.0 * np.eye(12)
+    inverse = np.linalg.inv(gram)
+    expected = -inverse / np.diag(inverse)[None, :]
+    np.testing.assert_allclose(_ease(customers, 5.0), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_negative_sampling_keeps_every_positive_and_caps_the_negatives() -> None:
+    from commerce.recommend.algorithms import _sample_negatives
+
+    rng = np.random.default_rng(0)
+    bought = np.zeros(100, dtype=bool)
+    bought[[3, 50]] = True
+    kept = _sample_negatives(bought, 10.0, rng)
+    assert set(kept.tolist()) >= {3, 50}
+    assert kept.size == 22  # 2 positives + 10 negatives each
+    assert np.all(np.diff(kept) > 0)  # original order
+    assert _sample_negatives(np.zeros(100, dtype=bool), 10.0, rng).size == 10  # none bought: as for one
+    assert _sample_negatives(np.array([True, False]), 10.0, rng).tolist() == [0, 1]  # fewer than the cap
