@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nlu._encoder_pool import EncoderPool
+
 MINILM_DIM = 384
 USE_DIM = 512
 # Models see at most this many characters; MiniLM truncates at 256 word pieces anyway.
@@ -34,6 +36,8 @@ _HALF = np.float32(1.0 / np.sqrt(2.0))
 # MiniLM through ONNX Runtime with int8 weights: ~2.5x less CPU per message than torch, cosine 0.99 to the
 # float32 vectors, the same banking77 accuracy (93.80 with LR on both). "onnx" gives the float32 vectors.
 DEFAULT_BACKEND = "onnx"
+# Encoder processes when SHOPTALK_NLU_PROCESSES is not set.
+DEFAULT_PROCESSES = 0
 # Batches at least this large are split over the worker threads by `encode`.
 _PARALLEL_MIN = 256
 # Batches up to this size run their USE pass on a helper thread beside the MiniLM pass.
@@ -66,6 +70,22 @@ def minilm_model_dir() -> str:
 BACKENDS = ("onnx", "onnx-int8", "torch")
 
 
+def default_processes() -> int:
+    """`SHOPTALK_NLU_PROCESSES`: encoder processes of the micro-batcher (0 = threads in this process).
+
+    Default 0: the measurements are in bench/nlu_public.py (`speed` with `--processes`)."""
+    configured = os.environ.get("SHOPTALK_NLU_PROCESSES", "").strip()
+    if not configured:
+        return DEFAULT_PROCESSES
+    try:
+        value = int(configured)
+    except ValueError:
+        raise ValueError(f"SHOPTALK_NLU_PROCESSES={configured!r}: expected a whole number (0 = in-process)") from None
+    if value < 0:
+        raise ValueError(f"SHOPTALK_NLU_PROCESSES={configured!r}: expected 0 or more")
+    return min(value, 4)
+
+
 def default_backend() -> str:
     """`SHOPTALK_NLU_BACKEND` if set, else ONNX Runtime when installed, else torch."""
     configured = os.environ.get("SHOPTALK_NLU_BACKEND", "").strip().lower()
@@ -93,7 +113,7 @@ class Embedder:
 
     def __init__(
         self, *, threads: int | None = None, workers: int | None = None, max_batch: int = 64,
-        batch_wait_ms: float = 2.0, backend: str | None = None,
+        batch_wait_ms: float = 2.0, backend: str | None = None, processes: int | None = None,
     ) -> None:
         cores = os.cpu_count() or 1
         # One thread per pass: on a shared 2-core box OpenMP spin-waiting made one encode 10x slower.
@@ -105,6 +125,11 @@ class Embedder:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown embedder backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
         self.max_batch = max_batch
+        # Encoder processes for the micro-batcher (0: passes run on threads of this process).
+        self.processes = default_processes() if processes is None else max(0, min(processes, 4))
+        if self.processes:
+            self.workers = self.processes
+        self._process_pool: EncoderPool | None = None
         self.batch_wait_s = batch_wait_ms / 1000.0
         self._load_lock = threading.Lock()
         # Forward passes run by the micro-batcher (observability: requests / batches = sharing).
@@ -115,6 +140,30 @@ class Embedder:
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _MicroBatcher] = (
             weakref.WeakKeyDictionary()
         )
+
+    def encoder_pool(self) -> EncoderPool | None:
+        """The encoder processes of the micro-batcher (created, not started, on first call), or None
+        when this embedder runs its passes in-process."""
+        if not self.processes:
+            return None
+        if self._process_pool is None:
+            with self._load_lock:
+                if self._process_pool is None:
+                    # Inside a worker a small batch runs USE on a helper thread beside MiniLM, as here.
+                    self._process_pool = EncoderPool(self.processes, backend=self.backend, threads=self.threads,
+                                                     helper_threads=2)
+        return self._process_pool
+
+    def start_processes(self) -> list[int]:
+        """Spawn the encoder processes and load their models now (app start); their pids."""
+        pool = self.encoder_pool()
+        return pool.start() if pool is not None else []
+
+    def close(self) -> None:
+        """Stop the encoder processes (the in-process models stay loaded)."""
+        pool, self._process_pool = self._process_pool, None
+        if pool is not None:
+            pool.close()
 
     @property
     def encoder_id(self) -> str:
@@ -346,8 +395,12 @@ class _MicroBatcher:
 
     async def _encode(self, batch: list[_Request]) -> None:
         texts = [t for request in batch for t in request.texts]
+        pool = self.embedder.encoder_pool()
         try:
-            rows = await asyncio.to_thread(self.embedder.encode, texts)
+            if pool is not None:
+                rows = await pool.encode(texts)
+            else:
+                rows = await asyncio.to_thread(self.embedder.encode, texts)
         except Exception as error:  # noqa: BLE001 - handed to every waiting caller
             for request in batch:
                 if not request.future.done():

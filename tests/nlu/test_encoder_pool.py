@@ -1,0 +1,98 @@
+"""Encoder processes (SHOPTALK_NLU_PROCESSES): the same vectors as in-process, crashes restarted, never a hang."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from nlu._encoder_pool import EncoderPool, EncoderUnavailable
+from nlu.embedder import Embedder, default_processes, get_embedder
+
+TEXTS = ["where is my order #12345?", "我的订单什么时候到", "", "x" * 3000, "🙂🙂", "SAVE10 für 3 Stück?"]
+# A guard against a hang, not a speed check: an answer normally takes well under a second.
+HANG_GUARD_S = 240.0
+
+
+@pytest.fixture
+def pooled() -> Iterator[Embedder]:
+    embedder = Embedder(processes=1, backend=get_embedder().backend)
+    try:
+        yield embedder
+    finally:
+        embedder.close()
+
+
+def test_processes_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPTALK_NLU_PROCESSES", "two")
+    with pytest.raises(ValueError, match="SHOPTALK_NLU_PROCESSES"):
+        default_processes()
+    monkeypatch.setenv("SHOPTALK_NLU_PROCESSES", "-1")
+    with pytest.raises(ValueError, match="0 or more"):
+        default_processes()
+    monkeypatch.setenv("SHOPTALK_NLU_PROCESSES", "2")
+    assert Embedder().processes == 2
+    assert Embedder().workers == 2
+    monkeypatch.setenv("SHOPTALK_NLU_PROCESSES", "0")
+    assert Embedder().encoder_pool() is None
+
+
+def test_a_pool_needs_a_process() -> None:
+    with pytest.raises(ValueError, match="at least one process"):
+        EncoderPool(0, backend="onnx")
+
+
+@pytest.mark.slow
+async def test_pooled_rows_equal_in_process_rows(pooled: Embedder) -> None:
+    rows = await asyncio.wait_for(pooled.embed_many(TEXTS), HANG_GUARD_S)
+    single = await asyncio.wait_for(asyncio.gather(*(pooled.embed(t) for t in TEXTS)), HANG_GUARD_S)
+    reference = get_embedder().encode(TEXTS)
+    assert rows.shape == (len(TEXTS), Embedder.dim)
+    assert np.abs(rows - reference).max() < 1e-5
+    assert np.abs(np.stack(single) - reference).max() < 1e-5
+    pool = pooled.encoder_pool()
+    assert pool is not None
+    assert len(pool.pids()) == 1
+    assert os.getpid() not in pool.pids()
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_is_replaced_and_its_request_retried(pooled: Embedder) -> None:
+    pool = pooled.encoder_pool()
+    assert pool is not None
+    (victim,) = await asyncio.to_thread(pool.start)
+    texts = [f"do you ship order {i} to Germany in size XL?" for i in range(600)]
+    pending = asyncio.ensure_future(pool.encode(texts))
+    await asyncio.sleep(0.2)  # the request is with the worker (600 texts take over a second)
+    os.kill(victim, signal.SIGKILL)
+    rows = await asyncio.wait_for(pending, HANG_GUARD_S)
+    assert pool.restarts == 1
+    assert victim not in pool.pids()
+    assert np.abs(rows[:3] - get_embedder().encode(texts[:3])).max() < 1e-5
+    # The new worker keeps serving.
+    again = await asyncio.wait_for(pooled.embed("where is my parcel"), HANG_GUARD_S)
+    assert np.abs(again - get_embedder().encode(["where is my parcel"])[0]).max() < 1e-5
+
+
+@pytest.mark.slow
+async def test_workers_that_cannot_start_fail_the_request_cleanly() -> None:
+    pool = EncoderPool(1, backend="no-such-backend")
+    try:
+        with pytest.raises(EncoderUnavailable, match="died twice"):
+            await asyncio.wait_for(pool.encode(["hello"]), HANG_GUARD_S)
+        assert pool.restarts == 2
+    finally:
+        pool.close()
+
+
+@pytest.mark.slow
+def test_sync_encode_through_the_pool(pooled: Embedder) -> None:
+    pool = pooled.encoder_pool()
+    assert pool is not None
+    rows = pool.encode_sync(TEXTS)
+    assert np.abs(rows - get_embedder().encode(TEXTS)).max() < 1e-5
+    assert pool.worker_cpu_seconds > 0.0
