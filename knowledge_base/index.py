@@ -8,6 +8,7 @@ replaces and removes ids in place like the flat one. Scoring is numpy over the c
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import re
@@ -44,35 +45,44 @@ _FAISS: Any = faiss
 class Weights:
     """Fusion weights and calibration.
 
-    Fusion: chosen on the StackFAQ dev split (30 % of the queries, seed 13) by
-    `python bench/kb_retrieval.py --fit` (lowest dev softmax cross-entropy of the fused scores).
-    Calibration and the answer/suggest thresholds: fitted by the same command on the demo FAQ's dev
-    paraphrases (bench/data/kb_dev_*.json), never on the held-out files.
+    English fusion (document, answer, lexical, k1, b, saturation): chosen on the StackFAQ dev split (30 % of
+    the queries, seed 13) by `python bench/kb_retrieval.py --fit` (lowest dev softmax cross-entropy).
+    The multilingual fusion, both phrasing means, the translation agreement, the calibration and the
+    answer/suggest thresholds: fitted by the same command on the demo FAQ's dev paraphrases
+    (bench/data/kb_dev_*.json; best dev MRR, then P@1), never on the held-out files.
     """
 
     # English to English: MiniLM's share of the dense cosine (the rest is USE); other pairs use USE only.
     english_share: float = 1.0
-    document: float = 0.1  # cosine to the question+answer row, added to the best phrasing cosine
+    document: float = 0.1  # cosine to the question+answer row, added to the phrasing cosine
     answer: float = 0.3  # mean cosine to the answer's paragraphs
-    lexical: float = 0.5  # saturated BM25 over phrasings + answer
-    k1: float = 0.9
+    lexical: float = 0.7  # saturated BM25 over phrasings + answer
+    k1: float = 0.6
     b: float = 0.75
-    saturation: float = 32.0  # bm25 / (bm25 + saturation)
-    # The same three weights for every other pair (USE cosines; Chinese and cross-lingual questions),
+    saturation: float = 64.0  # bm25 / (bm25 + saturation)
+    # phrasing cosine = (1 - phrasing_mean) * best phrasing + phrasing_mean * mean over the phrasings
+    # (demo dev paraphrases: StackFAQ entries have one phrasing, so it cannot choose this)
+    phrasing_mean: float = 0.25
+    # The same weights for every other pair (USE cosines; Chinese and cross-lingual questions),
     # chosen on the demo FAQ's dev paraphrases (StackFAQ is English only).
-    multilingual_document: float = 0.1
-    multilingual_answer: float = 0.3
+    multilingual_document: float = 0.0
+    multilingual_answer: float = 0.1
     multilingual_lexical: float = 0.5
+    multilingual_saturation: float = 16.0
+    multilingual_phrasing_mean: float = 0.4
+    # A translation group's score: its best entry's fused score less this share of the gap to its next
+    # translation (translations that agree are more evidence); a group with one applicable entry: its score.
+    translation_agreement: float = 0.5
     # calibrated score = sigmoid(slope * (fused - midpoint) + margin_slope * (fused - next group's fused))
-    slope: float = 3.654
-    midpoint: float = 1.3474
-    multilingual_slope: float = 2.533
-    multilingual_midpoint: float = 1.5185
-    margin_slope: float = 12.012
+    slope: float = 8.137
+    midpoint: float = 0.8223
+    multilingual_slope: float = 5.396
+    multilingual_midpoint: float = 0.9024
+    margin_slope: float = 15.762
     margin_cap: float = 0.3  # margins above this count as this
     lone_margin: float = 0.15  # a match with no other group to compare (tiny FAQ): half the cap, no evidence
-    answer_at: float = 0.48  # lowest threshold with dev answer precision >= 0.95
-    suggest_at: float = 0.11
+    answer_at: float = 0.44  # lowest threshold with dev answer precision >= 0.95
+    suggest_at: float = 0.08
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,27 @@ def multilingual_query(embedding: Vector) -> Vector:
     use = embedding[MINILM_DIM:]
     norm = float(np.linalg.norm(use)) or 1.0
     out[MINILM_DIM:] = use / norm
+    return out
+
+
+def group_scores(fused: npt.NDArray[np.float64], group: npt.NDArray[np.int64],
+                 agreement: float) -> npt.NDArray[np.float64]:
+    """Per entry, its group's score: the group's best fused score less `agreement` x (best - next best)."""
+    if len(fused) == 0:
+        return fused
+    order = np.lexsort((-fused, group))  # by group, best first
+    in_order = group[order]
+    lead = np.ones(len(order), bool)
+    lead[1:] = in_order[1:] != in_order[:-1]
+    best = np.zeros(int(group.max()) + 1)
+    best[in_order[lead]] = fused[order[lead]]
+    out: npt.NDArray[np.float64] = best[group]
+    if agreement:
+        runner = np.flatnonzero(~lead)
+        runner = runner[lead[runner - 1]]  # the second entry of each group that has one
+        gap = np.zeros_like(best)
+        gap[in_order[runner]] = best[in_order[runner]] - fused[order[runner]]
+        out = out - agreement * gap[group]
     return out
 
 
@@ -249,26 +280,64 @@ class _Stored:
     scoped: bool  # has countries or channels
 
 
+class IvfBuild:
+    """A move to IVF-SQ8 under way: a snapshot of the flat rows, and the changes made since (replayed at the end)."""
+
+    def __init__(self, ids: npt.NDArray[np.int64], rows: Vector, *, nlist: int, nprobe: int, train_rows: int) -> None:
+        self.ids, self.rows = ids, rows
+        self.nlist, self.nprobe, self.train_rows = nlist, nprobe, train_rows
+        self.journal: list[tuple[Vector | None, npt.NDArray[np.int64]]] = []  # (rows, ids) adds; (None, ids) removals
+
+    def build(self) -> Any:
+        """Train and fill the IVF index from the snapshot; touches no shared state (runs on a worker thread)."""
+        sample = self.rows[np.random.default_rng(0).permutation(len(self.rows))[: self.train_rows]]
+        nlist = max(1, min(self.nlist, len(sample) // 39))  # faiss wants ~39 training rows per list
+        ivf: Any = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, nlist,
+                                                 faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(sample)
+        ivf.set_direct_map_type(_FAISS.DirectMap.Hashtable)  # removals and reconstruct by id
+        ivf.nprobe = min(self.nprobe, nlist)
+        ivf.add_with_ids(self.rows, self.ids)
+        return ivf
+
+
 class VectorRows:
-    """faiss rows by id: exact flat storage, moved once to IVF + 8-bit codes when it grows large."""
+    """faiss rows by id: exact flat storage, moved once to IVF + 8-bit codes when it grows large.
+
+    With `build_inline` (scripts, tests) the move happens inside the `add` that crosses `ann_from_rows`;
+    without it (a serving process) that `add` only sets `ivf_due`, and the owner runs `begin_ivf` (snapshot,
+    on the event loop), `IvfBuild.build` (on a worker thread) and `finish_ivf` (replays the changes made
+    meanwhile and swaps the index in one assignment). Exact search serves until the swap.
+    """
 
     def __init__(self, *, ann_from_rows: int = 30_000, nlist: int = 256, nprobe: int = 24,
-                 train_rows: int = 16_384) -> None:
+                 train_rows: int = 16_384, build_inline: bool = True) -> None:
         self.ann_from_rows, self.nlist, self.nprobe, self.train_rows = ann_from_rows, nlist, nprobe, train_rows
+        self.build_inline = build_inline
         self.index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))  # SWIG objects: typed loosely
         self.approximate = False
+        self.building: IvfBuild | None = None
 
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
+    @property
+    def ivf_due(self) -> bool:
+        return not self.approximate and self.building is None and self.ntotal >= self.ann_from_rows
+
     def add(self, rows: Vector, ids: npt.NDArray[np.int64]) -> None:
-        self.index.add_with_ids(np.ascontiguousarray(rows, dtype=np.float32), ids)
-        if not self.approximate and self.ntotal >= self.ann_from_rows:
-            self._to_ivf()
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        self.index.add_with_ids(rows, ids)
+        if self.building is not None:
+            self.building.journal.append((rows.copy(), ids.copy()))
+        if self.build_inline and self.ivf_due:
+            self.to_ivf()
 
     def remove(self, ids: npt.NDArray[np.int64]) -> None:
         self.index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
+        if self.building is not None:
+            self.building.journal.append((None, ids.copy()))
 
     def reconstruct(self, ids: npt.NDArray[np.int64]) -> Vector:
         out: Vector = self.index.reconstruct_batch(ids)
@@ -281,19 +350,33 @@ class VectorRows:
         found: npt.NDArray[np.int64] = ids
         return found
 
-    def _to_ivf(self) -> None:
-        """One-off move of every row into IVF-SQ8 (trained on a sample); later changes are in place."""
+    def begin_ivf(self) -> IvfBuild:
+        """Snapshot the flat rows (a copy: the flat index keeps changing and serving) and start the journal."""
+        if self.approximate or self.building is not None:
+            raise RuntimeError("the move to IVF has already started")
         flat = self.index
         ids = faiss.vector_to_array(flat.id_map).astype(np.int64)
-        rows = flat.index.reconstruct_n(0, flat.ntotal)
-        sample = rows[np.random.default_rng(0).permutation(len(rows))[: self.train_rows]]
-        ivf: Any = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, self.nlist,
-                                                 faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
-        ivf.train(sample)
-        ivf.set_direct_map_type(_FAISS.DirectMap.Hashtable)  # removals and reconstruct by id
-        ivf.nprobe = self.nprobe
-        ivf.add_with_ids(rows, ids)
-        self.index, self.approximate = ivf, True
+        rows: Vector = flat.index.reconstruct_n(0, flat.ntotal)
+        self.building = IvfBuild(ids, rows, nlist=self.nlist, nprobe=self.nprobe, train_rows=self.train_rows)
+        return self.building
+
+    def finish_ivf(self, build: IvfBuild, ivf: Any) -> None:
+        """Replay the changes made during the build onto `ivf`, then serve from it."""
+        if build is not self.building:
+            raise RuntimeError("this IVF build is not the one under way")
+        for rows, ids in build.journal:
+            ivf.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
+            if rows is not None:
+                ivf.add_with_ids(rows, ids)
+        self.index, self.approximate, self.building = ivf, True, None
+
+    def abandon_ivf(self) -> None:
+        self.building = None
+
+    def to_ivf(self) -> None:
+        """The whole move at once (blocks the caller for the build: seconds at 30,000 rows)."""
+        build = self.begin_ivf()
+        self.finish_ivf(build, build.build())
 
     def memory_bytes(self) -> int:
         """Vector storage: codes (4 bytes a dimension flat, 1 in IVF-SQ8) plus the id and its map entry."""
@@ -306,10 +389,10 @@ class HybridIndex:
     """Dense rows in faiss (see VectorRows) + BM25 over each entry's phrasings and answer."""
 
     def __init__(self, weights: Weights | None = None, *, candidates: int = 100,
-                 ann_from_rows: int = 30_000) -> None:
+                 ann_from_rows: int = 30_000, build_inline: bool = True) -> None:
         self.weights = weights or Weights()
         self.candidates = candidates
-        self.vectors = VectorRows(ann_from_rows=ann_from_rows)
+        self.vectors = VectorRows(ann_from_rows=ann_from_rows, build_inline=build_inline)
         self.entries: dict[int, _Stored] = {}
         self.groups: dict[str, set[int]] = {}
         self.lexical = Bm25Field(self.weights.k1, self.weights.b)
@@ -354,8 +437,20 @@ class HybridIndex:
     def memory_bytes(self) -> int:
         return self.vectors.memory_bytes()
 
+    async def move_to_ivf(self) -> None:
+        """The one-off move to IVF-SQ8 without blocking the event loop: the build runs on a worker thread
+        (faiss releases the GIL) while exact search serves and edits go on; the index swaps when done."""
+        build = self.vectors.begin_ivf()
+        try:
+            ivf = await asyncio.to_thread(build.build)
+        except BaseException:
+            self.vectors.abandon_ivf()
+            raise
+        self.vectors.finish_ivf(build, ivf)
+
     # ---------- search ----------
     def _candidates(self, queries: Vector, lexical_ids: npt.NDArray[np.int64], lexical: Vector) -> set[int]:
+        """Entries near the query (faiss rows, best BM25) and every translation of their groups."""
         found = self.vectors.search(queries, self.candidates * 2)
         out = {int(i) // SLOTS for i in found.reshape(-1) if i >= 0}
         if len(lexical_ids) > self.candidates:
@@ -363,24 +458,50 @@ class HybridIndex:
             out.update(int(i) for i in lexical_ids[top])
         else:
             out.update(int(i) for i in lexical_ids)
+        for entry_id in list(out):  # a group's score reads all its translations
+            stored = self.entries.get(entry_id)
+            if stored is not None:
+                out.update(self.groups.get(stored.entry.group_key, ()))
         return out
 
     def score_arrays(self, query_text: str, embedding: Vector, *, language: str, country: str | None,
                      channel: str | None) -> dict[str, npt.NDArray[Any]]:
-        """Every candidate entry (that applies) with its score parts, as arrays aligned on `entry_id`."""
-        w = self.weights
+        """Every candidate entry (that applies) with its score parts, as arrays aligned on `entry_id`.
+
+        `dense` / `dense_mean`: best / mean phrasing cosine; `bm25`: raw BM25; `fused`: the entry's score;
+        `group_fused`: its translation group's score (see Weights.translation_agreement); `group`: group index.
+        """
         embedding = np.asarray(embedding, dtype=np.float32).reshape(-1)
         multilingual = multilingual_query(embedding)
-        english_query = embedding[:MINILM_DIM] / (float(np.linalg.norm(embedding[:MINILM_DIM])) or 1.0)
         lexical_ids, lexical_scores = self.lexical.scores(tokens(query_text))
         candidates = self._candidates(np.vstack([embedding, multilingual]), lexical_ids, lexical_scores)
-        stored = [s for s in (self.entries.get(c) for c in candidates)
+        stored = [s for s in (self.entries.get(c) for c in sorted(candidates))
                   if s is not None and (not s.scoped or s.entry.applies_to(country, channel))]
         if not stored:
             empty_f = np.zeros(0, np.float64)
-            return {"entry_id": np.zeros(0, np.int64), "best_row": np.zeros(0, np.int64), "fused": empty_f,
-                    "score": empty_f, "dense": empty_f, "document": empty_f, "answer": empty_f, "lexical": empty_f,
-                    "english": np.zeros(0, np.int64)}
+            empty_i = np.zeros(0, np.int64)
+            return {"entry_id": empty_i, "best_row": empty_i, "fused": empty_f, "group_fused": empty_f,
+                    "group": empty_i, "score": empty_f, "dense": empty_f, "dense_mean": empty_f,
+                    "document": empty_f, "answer": empty_f, "lexical": empty_f, "bm25": empty_f, "english": empty_i}
+        parts = self._dense_parts(stored, embedding, multilingual, language)
+        entry_ids = np.array([s.entry.entry_id for s in stored], np.int64)
+        bm25 = np.zeros(len(stored), np.float64)
+        if len(lexical_ids):
+            at = np.minimum(np.searchsorted(lexical_ids, entry_ids), len(lexical_ids) - 1)
+            bm25 = np.where(lexical_ids[at] == entry_ids, lexical_scores[at].astype(np.float64), 0.0)
+        english = parts["english"].astype(bool)
+        fused, lexical = self.fuse(parts["dense"], parts["dense_mean"], parts["document"], parts["answer"], bm25,
+                                   english)
+        group = np.unique([s.entry.group_key for s in stored], return_inverse=True)[1].astype(np.int64)
+        group_fused = group_scores(fused, group, self.weights.translation_agreement)
+        score = self.calibrate_many(group_fused, english)
+        return {**parts, "entry_id": entry_ids, "fused": fused, "group_fused": group_fused, "group": group,
+                "score": score, "lexical": lexical, "bm25": bm25}
+
+    def _dense_parts(self, stored: list[_Stored], embedding: Vector, multilingual: Vector,
+                     language: str) -> dict[str, npt.NDArray[Any]]:
+        """Cosines of the candidates' rows: best and mean phrasing, answer row, question+answer row."""
+        w = self.weights
         counts = np.array([s.rows + EXTRA_ROWS for s in stored], np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rows = self.vectors.reconstruct(np.concatenate([s.ids for s in stored]))
@@ -389,6 +510,7 @@ class HybridIndex:
         sims = np.einsum("ij,j->i", rows, multilingual) * ROOT2
         english = np.array([s.english for s in stored]) & (language == "en")
         if english.any() and w.english_share > 0:
+            english_query = embedding[:MINILM_DIM] / (float(np.linalg.norm(embedding[:MINILM_DIM])) or 1.0)
             minilm = np.einsum("ij,j->i", rows[:, :MINILM_DIM], english_query) * ROOT2
             row_english = np.repeat(english, counts)
             sims = np.where(row_english, w.english_share * minilm + (1.0 - w.english_share) * sims, sims)
@@ -398,26 +520,28 @@ class HybridIndex:
         phrasing[starts + counts - 2] = False
         masked = np.where(phrasing, sims, -np.inf)
         dense = np.maximum.reduceat(masked, starts)
+        dense_mean = np.add.reduceat(np.where(phrasing, sims, 0.0), starts) / (counts - EXTRA_ROWS)
         segment = np.repeat(np.arange(len(stored)), counts)
         hits = np.flatnonzero(masked == dense[segment])
         _first, first = np.unique(segment[hits], return_index=True)
         best_row = hits[first] - starts
-        answer = sims[starts + counts - 2]
-        document = sims[starts + counts - 1]
-        entry_ids = np.array([s.entry.entry_id for s in stored], np.int64)
-        lexical = np.zeros(len(stored), np.float64)
-        if len(lexical_ids):
-            at = np.minimum(np.searchsorted(lexical_ids, entry_ids), len(lexical_ids) - 1)
-            found = lexical_ids[at] == entry_ids
-            bm25 = lexical_scores[at].astype(np.float64)
-            lexical = np.where(found, bm25 / (bm25 + w.saturation), 0.0)
-        fused = (dense + np.where(english, w.document, w.multilingual_document) * document
+        return {"dense": dense, "dense_mean": dense_mean, "answer": sims[starts + counts - 2],
+                "document": sims[starts + counts - 1], "best_row": best_row.astype(np.int64),
+                "english": english.astype(np.int64)}
+
+    def fuse(self, dense: npt.NDArray[np.float64], dense_mean: npt.NDArray[np.float64],
+             document: npt.NDArray[np.float64], answer: npt.NDArray[np.float64], bm25: npt.NDArray[np.float64],
+             english: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(fused score, saturated BM25) per entry: English pairs with the English weights, others multilingual."""
+        w = self.weights
+        saturation = np.where(english, w.saturation, w.multilingual_saturation)
+        lexical = bm25 / (bm25 + saturation)
+        mean_share = np.where(english, w.phrasing_mean, w.multilingual_phrasing_mean)
+        fused = ((1.0 - mean_share) * dense + mean_share * dense_mean
+                 + np.where(english, w.document, w.multilingual_document) * document
                  + np.where(english, w.answer, w.multilingual_answer) * answer
                  + np.where(english, w.lexical, w.multilingual_lexical) * lexical)
-        score = self.calibrate_many(fused, english)
-        return {"entry_id": entry_ids, "best_row": best_row.astype(np.int64), "fused": fused, "score": score,
-                "dense": dense, "document": document, "answer": answer, "lexical": lexical,
-                "english": english.astype(np.int64)}
+        return fused, lexical
 
     def score_entries(self, query_text: str, embedding: Vector, *, language: str, country: str | None,
                       channel: str | None) -> list[Scored]:
@@ -446,28 +570,29 @@ class HybridIndex:
                channel: str | None = None, k: int = 5) -> Retrieval:
         """Top-k groups (one match per translation group, in the shopper's language when it exists)."""
         a = self.score_arrays(query_text, embedding, language=language, country=country, channel=channel)
-        order = np.argsort(-a["fused"], kind="stable")
+        # Groups by their score; within a group its best entry first (that one is picked).
+        order = np.lexsort((-a["fused"], -a["group_fused"]))
         picked: list[int] = []
-        seen_groups: set[str] = set()
+        seen_groups: set[int] = set()
         for position in order:
-            group = self.entries[int(a["entry_id"][position])].entry.group_key
+            group = int(a["group"][position])
             if group in seen_groups:
                 continue
             seen_groups.add(group)
             picked.append(int(position))
             if len(picked) > k:  # one more than shown: the margin of the k-th
                 break
-        fused = a["fused"][picked]
+        fused = a["group_fused"][picked]
         margin = np.append(fused[:-1] - fused[1:], self.weights.lone_margin) if picked else fused
         scores = self.calibrate_many(fused, a["english"][picked].astype(bool), margin)
         matches: list[Match] = []
         for rank, position in enumerate(picked[:k]):
             stored = self.entries[int(a["entry_id"][position])]
-            group = stored.entry.group_key
-            served = self._in_language(group, language, country, channel) or stored.entry
+            group_key = stored.entry.group_key
+            served = self._in_language(group_key, language, country, channel) or stored.entry
             best_row = int(a["best_row"][position])
             question = stored.entry.questions[best_row] if served is stored.entry else served.questions[0]
-            matches.append(Match(entry_id=served.entry_id, group_key=group, language=served.language,
+            matches.append(Match(entry_id=served.entry_id, group_key=group_key, language=served.language,
                                  question=question, answer=served.answer, score=round(float(scores[rank]), 4),
                                  version=served.version, dense=round(float(a["dense"][position]), 4),
                                  lexical=round(float(a["lexical"][position]), 4)))

@@ -38,20 +38,28 @@ def _indexed(entry: FaqEntry) -> IndexedEntry:
                         countries=frozenset(entry.countries), channels=frozenset(entry.channels))
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("FAQ index move to IVF failed; exact search goes on", exc_info=task.exception())
+
+
 class LiveFaqIndex:
     """HybridIndex kept in step with the database by polling `kb_changes` (and before each answer)."""
 
     def __init__(self, database: Database, *, embedder: Embedder | None = None, poll_interval: float = 0.2,
-                 weights: Weights | None = None) -> None:
+                 weights: Weights | None = None, ann_from_rows: int = 30_000) -> None:
         self.database = database
+        self.ann_from_rows = ann_from_rows
         self.embedder = embedder or get_embedder()
         self.poll_interval = poll_interval
-        self.index = HybridIndex(weights)
+        self.index = HybridIndex(weights, ann_from_rows=ann_from_rows, build_inline=False)
         self.cursor = 0
         self._gaps: dict[int, float] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._ivf_task: asyncio.Task[None] | None = None
         self.loaded = False
+        self.vectors_saved = 0  # re-embedded entries (older row layout) whose vectors this process stored
 
     async def start(self) -> None:
         await self.reload()
@@ -59,16 +67,18 @@ class LiveFaqIndex:
             self._task = asyncio.get_running_loop().create_task(self._poll())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._ivf_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._ivf_task = None
 
     async def reload(self) -> None:
         """Rebuild from the database (at start); later changes arrive through `sync`."""
         async with self._lock:
-            index = HybridIndex(self.index.weights)
+            index = HybridIndex(self.index.weights, ann_from_rows=self.ann_from_rows, build_inline=False)
+            reembedded: list[tuple[int, int, bytes]] = []
             async with self.database.sessions() as session:
                 # Read the cursor first: a change committed during the load is applied again, harmlessly.
                 cursor = await repository.latest_change(session)
@@ -77,11 +87,21 @@ class LiveFaqIndex:
                     batch = await repository.published_entries(session, after_id=after, batch=LOAD_BATCH)
                     if not batch:
                         break
-                    await self._upsert(index, batch)
+                    await self._upsert(index, batch, reembedded)
+                    if reembedded:
+                        # Stored once, so the next start reads them instead of embedding again. In a unit of
+                        # work of its own, per batch (`sync` never stores: it may run inside a caller's
+                        # transaction, where a second writer would wait on it).
+                        await self._store_vectors(reembedded)
+                        reembedded.clear()
+                    if index.vectors.ivf_due:
+                        # Not serving yet (the old index does): build here, on a worker thread.
+                        await index.move_to_ivf()
                     after = batch[-1].id
             self.index, self.cursor, self._gaps, self.loaded = index, cursor, {}, True
 
-    async def _upsert(self, index: HybridIndex, entries: Sequence[FaqEntry]) -> None:
+    async def _upsert(self, index: HybridIndex, entries: Sequence[FaqEntry],
+                      reembedded: list[tuple[int, int, bytes]] | None = None) -> None:
         missing = [e for e in entries if e.vectors is None or e.vectors_version != e.version
                    or len(e.vectors) != stored_rows(len(e.questions)) * DIM * 4]  # older row layout
         fresh: dict[int, npt.NDArray[np.float32]] = {}
@@ -92,6 +112,8 @@ class LiveFaqIndex:
             for entry, group in zip(missing, texts, strict=True):
                 fresh[entry.id] = fold_rows(rows[start:start + len(group)], len(entry.questions))
                 start += len(group)
+            if reembedded is not None:
+                reembedded.extend((e.id, e.version, fresh[e.id].tobytes()) for e in missing)
         for entry in entries:
             if entry.id in fresh:
                 vectors = fresh[entry.id]
@@ -99,6 +121,22 @@ class LiveFaqIndex:
                 assert entry.vectors is not None
                 vectors = np.frombuffer(entry.vectors, dtype=np.float32).reshape(-1, DIM)
             index.upsert(_indexed(entry), vectors)
+
+    async def _store_vectors(self, rows: list[tuple[int, int, bytes]]) -> None:
+        """Save vectors re-embedded here (an older row layout or none stored), so no process embeds them again."""
+        try:
+            async with self.database.unit_of_work() as session:
+                self.vectors_saved += await repository.store_vectors(session, rows)
+        except Exception:  # noqa: BLE001 - the index still serves them; the next start tries again
+            log.warning("could not store %d re-embedded FAQ vector blocks", len(rows), exc_info=True)
+
+    def _start_ivf_move(self) -> None:
+        """Move the serving index to IVF on a worker thread once it is large; exact search serves meanwhile."""
+        previous = self._ivf_task
+        failed = previous is not None and previous.done() and (previous.cancelled() or previous.exception())
+        if self.index.vectors.ivf_due and not failed and (previous is None or previous.done()):
+            self._ivf_task = asyncio.get_running_loop().create_task(self.index.move_to_ivf())
+            self._ivf_task.add_done_callback(_log_failure)
 
     async def sync(self, session: AsyncSession | None = None) -> int:
         """Apply every change committed since the last sync; returns how many entries changed."""
@@ -129,6 +167,7 @@ class LiveFaqIndex:
         for entry_id in entry_ids - live_ids:
             self.index.remove(entry_id)
         await self._upsert(self.index, [e for e in live if self.index.version_of(e.id) != e.version])
+        self._start_ivf_move()
         return len(entry_ids)
 
     async def _poll(self) -> None:

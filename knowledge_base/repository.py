@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, cast, delete, func, or_, select
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge_base.models import FaqChange, FaqEntry, FaqEntryVersion, FaqQuestionKey
@@ -119,3 +119,13 @@ async def live_versions(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
     rows = await session.execute(select(FaqEntry.id, FaqEntry.version).where(
         FaqEntry.id.in_(wanted), FaqEntry.status == "published", FaqEntry.deleted_at.is_(None)))
     return {int(a): int(b) for a, b in rows.all()}
+
+
+async def store_vectors(session: AsyncSession, rows: Iterable[tuple[int, int, bytes]]) -> int:
+    """Save re-embedded vectors, (entry id, version, bytes) each, where the entry is still at that version."""
+    stored = 0
+    for entry_id, version, vectors in rows:
+        result = await session.execute(update(FaqEntry).where(FaqEntry.id == entry_id, FaqEntry.version == version)
+                                       .values(vectors=vectors, vectors_version=version))
+        stored += int(getattr(result, "rowcount", 0) or 0)
+    return stored

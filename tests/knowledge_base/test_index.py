@@ -1,6 +1,7 @@
 """HybridIndex on its own: BM25 postings, row layout, flat -> IVF move, in-place add/replace/remove."""
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 
@@ -145,3 +146,53 @@ def test_scores_are_calibrated_and_filters_apply() -> None:
     assert index.search("nothing", rows[1][0], language="en", country="DE", channel="web", k=2).matches
     empty = HybridIndex().search("anything", rows[1][0], language="en")
     assert (empty.decision, empty.matches) == ("none", [])
+
+
+async def test_the_move_to_ivf_runs_on_a_thread_while_queries_are_answered_and_edits_are_kept() -> None:
+    rng = np.random.default_rng(17)
+    index = HybridIndex(ann_from_rows=6_000, build_inline=False)
+    vectors = {entry_id: _unit_halves(rng, 3) for entry_id in range(1, 2_001)}
+    for entry_id, rows in vectors.items():
+        index.upsert(_entry(entry_id, f"question number {entry_id}"), rows)
+    assert index.vectors.ivf_due  # 6,000 rows, still exact: the add did not build
+    assert not index.vectors.approximate
+
+    def top(entry_id: int) -> int:
+        return index.search(f"question number {entry_id}", vectors[entry_id][0], language="en", k=3).matches[0].entry_id
+
+    move = asyncio.create_task(index.move_to_ivf())
+    await asyncio.sleep(0)  # the task snapshots the rows and hands the build to a worker thread
+    assert index.vectors.building is not None
+    answered = 0
+    while not move.done():
+        # The event loop is free: exact search answers, and edits go on (journalled for the new index).
+        assert not index.vectors.approximate
+        probe = 8 + answered % 1_990
+        assert top(probe) == probe
+        if answered == 0:
+            vectors[5] = _unit_halves(rng, 3)
+            index.upsert(_entry(5, "question number 5 replaced"), vectors[5])
+            index.remove(7)
+            vectors[5_001] = _unit_halves(rng, 3)
+            index.upsert(_entry(5_001, "question number 5001"), vectors[5_001])
+        answered += 1
+        await asyncio.sleep(0)
+    await move
+    assert answered >= 1
+    assert index.vectors.approximate
+    assert index.vectors.building is None
+    assert index.vectors.ntotal == 6_000  # 2,000 + 1 added - 1 removed entries, 3 rows each
+    assert top(5) == 5  # the replacement made during the build
+    assert top(5_001) == 5_001  # the entry added during the build
+    assert 7 not in index
+    assert all(m.entry_id != 7 for m in index.search("question number 7", vectors[7][0], language="en", k=10).matches)
+
+
+def test_a_failed_or_repeated_move_to_ivf_is_refused_clearly() -> None:
+    rows = HybridIndex(ann_from_rows=10**9).vectors
+    build = rows.begin_ivf()
+    with pytest.raises(RuntimeError, match="already started"):
+        rows.begin_ivf()
+    rows.abandon_ivf()
+    with pytest.raises(RuntimeError, match="not the one"):
+        rows.finish_ivf(build, None)

@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import update
 
 import knowledge_base as kb
 from kit.db import Database
+from knowledge_base.index import DIM
 from knowledge_base.live import LiveFaqIndex
+from knowledge_base.models import FaqEntry
 from knowledge_base.schemas import FaqEntryIn
+from nlu.embedder import FloatMatrix
 from tests.knowledge_base.conftest import RememberingEmbedder
 
 QUESTION = "Can I pay with Alipay?"
@@ -72,5 +79,79 @@ async def test_an_answer_with_a_session_sees_an_edit_immediately(db: Database, e
                                      embedding=embedder.encode([QUESTION])[0])
         assert result.matches == []
         assert result.decision == "none"
+    finally:
+        await bot.stop()
+
+
+class CountingEmbedder(RememberingEmbedder):
+    """Counts the texts each process embeds (the real rows, remembered)."""
+
+    def __init__(self, real: RememberingEmbedder) -> None:
+        super().__init__(real.real)
+        self.rows = real.rows
+        self.texts = 0
+
+    def encode(self, texts: Sequence[str]) -> FloatMatrix:
+        self.texts += len(texts)
+        return super().encode(texts)
+
+
+async def test_vectors_of_an_older_row_layout_are_embedded_once_then_stored(
+        db: Database, embedder: RememberingEmbedder) -> None:
+    async with db.unit_of_work() as session:
+        entry = await kb.create_entry(session, embedder=embedder, author="ana", data=FaqEntryIn(
+            language="en", questions=[QUESTION, "Do you take Alipay?"], status="published",
+            answer="Yes, Alipay and WeChat Pay are accepted."))
+        entry_id, version, current = entry.id, entry.version, entry.vectors
+    assert current is not None
+    # An older layout: the phrasings and the question+answer row, no answer-paragraph row.
+    old = np.frombuffer(current, dtype=np.float32).reshape(-1, DIM)[[0, 1, 3]].tobytes()
+    async with db.unit_of_work() as session:
+        await session.execute(update(FaqEntry).where(FaqEntry.id == entry_id).values(vectors=old))
+
+    first = LiveFaqIndex(db, embedder=CountingEmbedder(embedder), poll_interval=60)
+    await first.reload()
+    assert first.embedder.texts > 0  # type: ignore[attr-defined]  # re-embedded for the new layout ...
+    assert first.vectors_saved == 1  # ... and stored
+    async with db.sessions() as session:
+        stored = await session.get(FaqEntry, entry_id)
+        assert stored is not None
+        assert stored.version == version  # not a new version: no history entry, no change for the others
+        assert stored.vectors == current  # the same rows the service stores
+    second = LiveFaqIndex(db, embedder=CountingEmbedder(embedder), poll_interval=60)
+    await second.reload()
+    assert second.embedder.texts == 0  # type: ignore[attr-defined]  # the next start reads them
+    assert second.vectors_saved == 0
+    assert entry_id in second.index
+
+
+async def test_the_serving_index_moves_to_ivf_on_a_thread_and_answers_meanwhile(
+        db: Database, embedder: RememberingEmbedder) -> None:
+    questions = ["Can I pay with Alipay?", "Do you ship to Norway?", "How long do refunds take?"]
+    bot = LiveFaqIndex(db, embedder=embedder, poll_interval=60, ann_from_rows=9)  # 3 rows an entry
+    await bot.start()
+    try:
+        ids = []
+        for question in questions:
+            async with db.unit_of_work() as session:
+                entry = await kb.create_entry(session, embedder=embedder, author="ana", data=FaqEntryIn(
+                    language="en", questions=[question], status="published", answer=f"About: {question}"))
+                ids.append(entry.id)
+        await bot.sync()  # the third entry reaches 9 rows: the move starts on a worker thread
+        move = bot._ivf_task
+        assert move is not None
+        assert not bot.index.vectors.approximate
+        answered = 0
+        while not move.done():
+            result = await bot.search(questions[0], language="en", embedding=embedder.encode(questions[0:1])[0])
+            assert result.matches[0].entry_id == ids[0]
+            answered += 1
+            await asyncio.sleep(0)
+        await move
+        assert answered >= 1
+        assert bot.index.vectors.approximate
+        for question, entry_id in zip(questions, ids, strict=True):
+            result = await bot.search(question, language="en", embedding=embedder.encode([question])[0])
+            assert result.matches[0].entry_id == entry_id
     finally:
         await bot.stop()

@@ -100,7 +100,7 @@ async def page(served: Served) -> AsyncIterator[Any]:
             errors: list[str] = []
             tab.on("pageerror", lambda error: errors.append(str(error)))
             tab.on("dialog", lambda dialog: errors.append("dialog: " + dialog.message))
-            tab.errors = errors
+            tab.errors = errors  # type: ignore[attr-defined]  # read by the tests
             yield tab
         finally:
             await browser.close()
