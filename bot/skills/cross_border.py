@@ -5,6 +5,7 @@ import re
 from decimal import Decimal
 
 from bot.skills.base import Turn
+from bot.templates import render
 from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.service import get_product
@@ -153,12 +154,14 @@ async def shipping_times(turn: Turn, country: str) -> bool:
 async def returns(turn: Turn, country: str) -> bool:
     try:
         async with turn.session.begin_nested():
-            policy = await cross_border.return_policy(turn.session, country=country)
+            policy = await cross_border.return_policy(turn.session, country=country, locale=turn.locale)
     except ShopTalkError:
         return False
-    conditions = " ".join(c.rstrip(".") + "." for c in policy.conditions)
+    # Each sentence ends as its own language does (an untranslated policy quotes English for a Chinese shopper).
+    sentences = [*policy.conditions, *([policy.notes] if policy.notes else [])]
+    conditions = "".join(render(policy.locale, "returns_sentence", text=s.rstrip(" .。")) for s in sentences)
     turn.say("returns_rules", country=turn.country_name(country), days=policy.window_days,
-             conditions=f"{conditions} " if conditions else "",
+             conditions=conditions,
              payer=turn.t(f"payer.{policy.return_shipping_paid_by}"),
              duties=turn.t("word.yes" if policy.duties_refundable else "word.no"))
     return True

@@ -129,6 +129,7 @@ TEMPLATES: dict[str, str] = {
                       "typical parcel.",
     "returns_rules": "Returns from {country}: you have {days} days after delivery to return items. {conditions}"
                      "Return shipping is paid by {payer}. Duties refunded: {duties}.",
+    "returns_sentence": "{text}. ",
     "payer.shopper": "you",
     "payer.shop": "us",
     "word.yes": "yes",

@@ -105,6 +105,7 @@ TEMPLATES: dict[str, str] = {
     "shipping_times": "寄到{country}需要 {days_min}-{days_max} 天，普通包裹运费 {shipping}。",
     "returns_rules": "从{country}退货：收货后 {days} 天内可退货。{conditions}"
                      "退货运费由{payer}承担。关税可退：{duties}。",
+    "returns_sentence": "{text}。",
     "payer.shopper": "您",
     "payer.shop": "我们",
     "word.yes": "是",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -155,3 +156,5 @@ class ReturnPolicy(Base):
     return_shipping_paid_by: Mapped[str] = mapped_column(String(10), default="shopper")  # shopper | shop
     restocking_fee_percent: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
     notes: Mapped[str] = mapped_column(Text, default="")
+    # conditions and notes (above: English, the fallback) in other languages: {"zh": {"conditions": [...], "notes": ""}}
+    translations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")

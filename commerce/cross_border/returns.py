@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cross_border.errors import RowNotFound
 from commerce.cross_border.geography import require_country
+from commerce.cross_border.models import ReturnPolicy
 from commerce.cross_border.repository import CrossBorderRepository
 from commerce.cross_border.schemas import Refund, ReturnPolicyView
 from commerce.money import quantize, require_currency
@@ -15,11 +16,27 @@ from kit.clock import utcnow
 from kit.errors import InvalidInput
 
 
-async def return_policy(session: AsyncSession, *, country: str) -> ReturnPolicyView:
+def _texts(policy: ReturnPolicy, locale: str | None) -> tuple[str, list[str], str]:
+    """(locale, conditions, notes): the translation for `locale` ('zh-CN' finds 'zh'), else English."""
+    translations = policy.translations or {}
+    if locale:
+        wanted = locale.strip().lower().replace("_", "-")
+        language = wanted.split("-", 1)[0]
+        keys = [wanted, language] + sorted(k for k in translations if k.split("-", 1)[0] == language)
+        for key in keys:
+            text = translations.get(key)
+            if text and text.get("conditions") is not None:
+                return key, list(text["conditions"]), str(text.get("notes") or "")
+    return "en", list(policy.conditions), policy.notes
+
+
+async def return_policy(session: AsyncSession, *, country: str, locale: str | None = None) -> ReturnPolicyView:
     """The return window, conditions and refund rules for a shopper in `country`.
 
     The most specific policy wins: the country itself, then its region (EU: 14-day withdrawal right), then
-    the shop's default ('*'). Raises UnknownCountry.
+    the shop's default ('*'). Conditions and notes come in `locale` when the policy has that translation
+    (its language alone also matches), in English otherwise; `locale` in the view says which. Raises
+    UnknownCountry.
     """
     code = require_country(country)
     repo = CrossBorderRepository(session)
@@ -28,9 +45,10 @@ async def return_policy(session: AsyncSession, *, country: str) -> ReturnPolicyV
     policy = await repo.return_policy(scopes)
     if policy is None:
         raise RowNotFound("The shop has no return policy set up.", code="no_return_policy")
+    text_locale, conditions, notes = _texts(policy, locale)
     return ReturnPolicyView(
-        country=code, scope=policy.scope, window_days=policy.window_days, conditions=list(policy.conditions),
-        legal_basis=policy.legal_basis, source_url=policy.source_url,
+        country=code, scope=policy.scope, locale=text_locale, window_days=policy.window_days,
+        conditions=conditions, notes=notes, legal_basis=policy.legal_basis, source_url=policy.source_url,
         refunds_outbound_shipping=policy.refunds_outbound_shipping, duties_refundable=policy.duties_refundable,
         return_shipping_paid_by=policy.return_shipping_paid_by, restocking_fee_percent=policy.restocking_fee_percent)
 

@@ -3,11 +3,36 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 Collector = Literal["shop", "carrier"]
+
+
+def _lower_dashed(value: object) -> object:
+    return value.strip().lower().replace("_", "-") if isinstance(value, str) else value
+
+
+def _not_english(locale: str) -> str:
+    if locale.split("-", 1)[0] == "en":
+        raise ValueError("English is the policy's own conditions and notes, not a translation")
+    return locale
+
+
+# A BCP 47 language tag, lower case ('zh', 'zh-hant', 'pt-br'); English is the policy's own text.
+LocaleCode = Annotated[str, BeforeValidator(_lower_dashed),
+                       StringConstraints(pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"), AfterValidator(_not_english)]
+Condition = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
 class _Sourced(BaseModel):
@@ -104,10 +129,17 @@ class ShippingZoneOut(ShippingZoneIn):
     services: list[ShippingServiceOut] = Field(default_factory=list)  # type: ignore[assignment]
 
 
+class ReturnPolicyText(BaseModel):
+    """A return policy's conditions and notes in one language other than English."""
+
+    conditions: list[Condition] = Field(default_factory=list)
+    notes: str = Field(default="", max_length=2000)
+
+
 class ReturnPolicyIn(BaseModel):
     scope: str = Field(min_length=1, max_length=8)
     window_days: int = Field(ge=0, le=3650)
-    conditions: list[str] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)  # English: the text for every other locale
     legal_basis: str = Field(min_length=1, max_length=300)
     source_url: str = ""
     refunds_outbound_shipping: bool = False
@@ -115,6 +147,21 @@ class ReturnPolicyIn(BaseModel):
     return_shipping_paid_by: Literal["shopper", "shop"] = "shopper"
     restocking_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
     notes: str = ""
+    translations: dict[LocaleCode, ReturnPolicyText] = Field(default_factory=dict)
+
+    @field_validator("translations")
+    @classmethod
+    def _same_conditions(cls, value: dict[str, ReturnPolicyText],
+                         info: ValidationInfo) -> dict[str, ReturnPolicyText]:
+        # A translation states the same conditions: a missing or extra one would change the policy.
+        english = info.data.get("conditions")
+        for locale, text in value.items():
+            if english is not None and len(text.conditions) != len(english):
+                raise ValueError(f"translations.{locale}.conditions has {len(text.conditions)} conditions, "
+                                 f"conditions (English) has {len(english)}: translate each one")
+            if text.notes and not info.data.get("notes"):
+                raise ValueError(f"translations.{locale}.notes is set but notes (English) is empty")
+        return value
 
 
 class ReturnPolicyOut(ReturnPolicyIn):
@@ -233,8 +280,10 @@ class ReturnPolicyView(BaseModel):
 
     country: str
     scope: str
+    locale: str  # the language of conditions and notes: the one asked for, or 'en' when it has no translation
     window_days: int
     conditions: list[str]
+    notes: str
     legal_basis: str
     source_url: str
     refunds_outbound_shipping: bool

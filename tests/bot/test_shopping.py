@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from commerce.cross_border.models import ReturnPolicy
 from commerce.inventory import service as inventory
 from commerce.orders import service as orders
 from kit.db import Database
@@ -115,3 +116,21 @@ async def test_shopper_searches_feed_the_merchants_search_report(say: Say, shop:
     # Two identical searches: the one whose result went into the cart is used, the other abandoned.
     assert [(row.query, row.searches) for row in report.abandoned] == [("i am looking for a kettle", 1)]
     assert [(row.query, row.results) for row in report.zero_results] == [("do you sell unicorn saddles", 0)]
+
+
+async def test_returns_rules_in_the_shoppers_language(say: Say, shop: Database) -> None:
+    chinese = texts(await say("我在德国，怎么退货？", sender="zh-returns"))
+    assert "从德国退货：收货后 14 天内可退货。" in chinese
+    assert "自收到商品之日起 14 天内，您可以撤回本次购买合同，无需说明任何理由。请在通知我们撤回之日起" in chinese
+    assert "运费仅按标准配送的价格退还" in chinese  # the notes, translated too
+    assert "Withdraw" not in chinese
+    english = texts(await say("How do I return an item to you from Germany?", sender="en-returns"))
+    assert "Withdraw within 14 days of receiving the goods, without giving a reason. Send the goods" in english
+
+
+async def test_untranslated_return_policy_is_quoted_in_english(say: Say, shop: Database) -> None:
+    async with shop.unit_of_work() as session:
+        await session.execute(update(ReturnPolicy).where(ReturnPolicy.scope == "EU").values(translations={}))
+    chinese = texts(await say("我在德国，怎么退货？", sender="zh-returns"))
+    assert "从德国退货：收货后 14 天内可退货。Withdraw within 14 days of receiving the goods, without giving a " \
+           "reason. Send the goods" in chinese
