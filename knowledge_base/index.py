@@ -32,6 +32,7 @@ DOC_SLOT = SLOTS - 1
 MAX_PHRASINGS = SLOTS - 2
 MAX_PARAGRAPHS = 16
 EXTRA_ROWS = 2  # stored per entry after the phrasings: answer (paragraph mean), question+answer
+COPY_CHUNK_ROWS = 2_048  # rows copied per event-loop turn when a serving index moves to IVF (~7 MB)
 Decision = Literal["answer", "suggest", "none"]
 Vector = npt.NDArray[np.float32]
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -281,23 +282,28 @@ class _Stored:
 
 
 class IvfBuild:
-    """A move to IVF-SQ8 under way: a snapshot of the flat rows, and the changes made since (replayed at the end)."""
+    """A move to IVF-SQ8 under way: a copy of the flat rows taken in chunks, and the changes made since it began
+    (replayed onto the new index at the end)."""
 
-    def __init__(self, ids: npt.NDArray[np.int64], rows: Vector, *, nlist: int, nprobe: int, train_rows: int) -> None:
-        self.ids, self.rows = ids, rows
+    def __init__(self, ids: npt.NDArray[np.int64], *, nlist: int, nprobe: int, train_rows: int) -> None:
+        self.ids = ids
+        self.rows: Vector = np.empty((len(ids), DIM), np.float32)
+        self.copied = np.zeros(len(ids), bool)
         self.nlist, self.nprobe, self.train_rows = nlist, nprobe, train_rows
         self.journal: list[tuple[Vector | None, npt.NDArray[np.int64]]] = []  # (rows, ids) adds; (None, ids) removals
+        self.removed: set[int] = set()
 
     def build(self) -> Any:
-        """Train and fill the IVF index from the snapshot; touches no shared state (runs on a worker thread)."""
-        sample = self.rows[np.random.default_rng(0).permutation(len(self.rows))[: self.train_rows]]
+        """Train and fill the IVF index from the copy; touches no shared state (runs on a worker thread)."""
+        rows, ids = self.rows[self.copied], self.ids[self.copied]
+        sample = rows[np.random.default_rng(0).permutation(len(rows))[: self.train_rows]]
         nlist = max(1, min(self.nlist, len(sample) // 39))  # faiss wants ~39 training rows per list
         ivf: Any = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, nlist,
                                                  faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         ivf.train(sample)
         ivf.set_direct_map_type(_FAISS.DirectMap.Hashtable)  # removals and reconstruct by id
         ivf.nprobe = min(self.nprobe, nlist)
-        ivf.add_with_ids(self.rows, self.ids)
+        ivf.add_with_ids(rows, ids)
         return ivf
 
 
@@ -305,9 +311,10 @@ class VectorRows:
     """faiss rows by id: exact flat storage, moved once to IVF + 8-bit codes when it grows large.
 
     With `build_inline` (scripts, tests) the move happens inside the `add` that crosses `ann_from_rows`;
-    without it (a serving process) that `add` only sets `ivf_due`, and the owner runs `begin_ivf` (snapshot,
-    on the event loop), `IvfBuild.build` (on a worker thread) and `finish_ivf` (replays the changes made
-    meanwhile and swaps the index in one assignment). Exact search serves until the swap.
+    without it (a serving process) that `add` only sets `ivf_due`, and the owner runs `HybridIndex.move_to_ivf`:
+    `begin_ivf`, `copy_rows` in chunks (on the event loop), `IvfBuild.build` (on a worker thread) and
+    `finish_ivf` (replays the changes made meanwhile, swaps the index in one assignment). Exact search
+    serves until the swap.
     """
 
     def __init__(self, *, ann_from_rows: int = 30_000, nlist: int = 256, nprobe: int = 24,
@@ -338,6 +345,7 @@ class VectorRows:
         self.index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
         if self.building is not None:
             self.building.journal.append((None, ids.copy()))
+            self.building.removed.update(int(i) for i in ids)
 
     def reconstruct(self, ids: npt.NDArray[np.int64]) -> Vector:
         out: Vector = self.index.reconstruct_batch(ids)
@@ -351,14 +359,22 @@ class VectorRows:
         return found
 
     def begin_ivf(self) -> IvfBuild:
-        """Snapshot the flat rows (a copy: the flat index keeps changing and serving) and start the journal."""
+        """Start a move: note the ids now stored and journal every change from here on."""
         if self.approximate or self.building is not None:
             raise RuntimeError("the move to IVF has already started")
-        flat = self.index
-        ids = faiss.vector_to_array(flat.id_map).astype(np.int64)
-        rows: Vector = flat.index.reconstruct_n(0, flat.ntotal)
-        self.building = IvfBuild(ids, rows, nlist=self.nlist, nprobe=self.nprobe, train_rows=self.train_rows)
+        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        self.building = IvfBuild(ids, nlist=self.nlist, nprobe=self.nprobe, train_rows=self.train_rows)
         return self.building
+
+    def copy_rows(self, build: IvfBuild, start: int, stop: int) -> None:
+        """Copy rows [start, stop) of the ids noted at the start (those removed since are skipped: the flat
+        index keeps changing and serving between chunks; the journal carries the changes)."""
+        ids = build.ids[start:stop]
+        keep = ~np.isin(ids, np.fromiter(build.removed, np.int64, len(build.removed))) if build.removed else \
+            np.ones(len(ids), bool)
+        if keep.any():
+            build.rows[start:stop][keep] = self.index.reconstruct_batch(np.ascontiguousarray(ids[keep]))
+        build.copied[start:stop] = keep
 
     def finish_ivf(self, build: IvfBuild, ivf: Any) -> None:
         """Replay the changes made during the build onto `ivf`, then serve from it."""
@@ -376,6 +392,7 @@ class VectorRows:
     def to_ivf(self) -> None:
         """The whole move at once (blocks the caller for the build: seconds at 30,000 rows)."""
         build = self.begin_ivf()
+        self.copy_rows(build, 0, len(build.ids))
         self.finish_ivf(build, build.build())
 
     def memory_bytes(self) -> int:
@@ -442,6 +459,9 @@ class HybridIndex:
         (faiss releases the GIL) while exact search serves and edits go on; the index swaps when done."""
         build = self.vectors.begin_ivf()
         try:
+            for start in range(0, len(build.ids), COPY_CHUNK_ROWS):  # the copy in chunks, between other work
+                self.vectors.copy_rows(build, start, start + COPY_CHUNK_ROWS)
+                await asyncio.sleep(0)
             ivf = await asyncio.to_thread(build.build)
         except BaseException:
             self.vectors.abandon_ivf()
