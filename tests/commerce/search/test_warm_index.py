@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import event, update
 
 from api.demo.loader import demo_data, load_catalog
@@ -39,19 +40,82 @@ async def ids(db: Database, query: str, **kwargs: Any) -> tuple[list[int], int]:
     return [h.product_id for h in result.hits], result.total
 
 
-async def test_a_warm_search_reads_no_product_rows(db: Database) -> None:
+class FakeClock:
+    """Seconds that move only when the test says so (the signature's time to live, without sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Iterator[FakeClock]:
+    fake = FakeClock()
+    before = search.warm.clock
+    search.warm.clock = fake
+    try:
+        yield fake
+    finally:
+        search.warm.clock = before
+
+
+async def test_a_warm_search_reads_no_product_rows(db: Database, clock: FakeClock) -> None:
     async with db.unit_of_work() as session:
         await load_catalog(session, demo_data())
     await ids(db, "kettle")  # warms the index
     with statements(db) as seen:
         found, _ = await ids(db, "electric kettle", limit=10)
     assert found
+    # Within the signature's time to live and with no product written since: no products query at all.
+    assert not [s for s in seen if "from products" in s]
+    assert not any("from variants" in s for s in seen)
+    assert any("stock_levels" in s for s in seen)
+
+    clock.now += search.SIGNATURE_TTL
+    with statements(db) as seen:
+        assert (await ids(db, "electric kettle", limit=10))[0] == found
     reads_products = [s for s in seen if "from products" in s]
-    # Only the signature (count, max id, max updated_at); never titles, descriptions or variants.
+    # Then only the signature (count, max id, max updated_at); never titles, descriptions or variants.
     assert len(reads_products) == 1, reads_products
     assert "count(" in reads_products[0]
     assert not any("from variants" in s for s in seen)
-    assert any("stock_levels" in s for s in seen)
+
+
+async def _retire_behind_our_back(db: Database, product_id: int) -> None:
+    """As another process would: straight through the driver, unseen by this process's SQLAlchemy events."""
+    def write(connection: Any) -> None:
+        driver = connection.connection.dbapi_connection
+        cursor = driver.cursor()
+        cursor.execute(f"UPDATE products SET active = false WHERE id = {int(product_id)}")
+        cursor.close()
+        driver.commit()
+
+    async with db.engine.connect() as connection:
+        await connection.run_sync(write)
+
+
+async def test_product_writes_are_seen_at_once_here_and_within_the_ttl_from_elsewhere(
+        db: Database, clock: FakeClock) -> None:
+    data = demo_data()
+    async with db.unit_of_work() as session:
+        await load_catalog(session, data)
+    kettles, _ = await ids(db, "kettle", limit=50)
+    assert kettles
+    # A write in this process (ORM or a Core UPDATE) reaches the very next search, whatever the clock says.
+    async with db.unit_of_work() as session:
+        await session.execute(update(Product).where(Product.id == kettles[0]).values(active=False))
+    assert kettles[0] not in (await ids(db, "kettle", limit=50))[0]
+    async with db.unit_of_work() as session:
+        await session.execute(update(Product).where(Product.id == kettles[0]).values(
+            active=True, updated_at=utcnow() + timedelta(seconds=1)))
+    assert kettles[0] in (await ids(db, "kettle", limit=50))[0]
+    # Another process's write: searches may show the old catalog until the signature's time to live ends.
+    await _retire_behind_our_back(db, kettles[0])
+    assert kettles[0] in (await ids(db, "kettle", limit=50))[0]
+    clock.now += search.SIGNATURE_TTL
+    assert kettles[0] not in (await ids(db, "kettle", limit=50))[0]
 
 
 async def test_new_changed_and_retired_products_reach_the_next_search(db: Database) -> None:
