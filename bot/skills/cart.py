@@ -1,7 +1,11 @@
-"""Cart (stored on the conversation) and checkout: reserve stock, create the order in pending_payment."""
+"""Cart (stored on the conversation) and checkout: the order summary to confirm, then reserve stock and create the
+order in pending_payment."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +29,7 @@ MAX_QUANTITY = 99
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 # Which sales channel an order placed in a chat belongs to.
+DIGEST_CHARS = 16  # "checkout:place:<digest>" stays well within Telegram's 64 bytes of callback data
 SALES_CHANNEL_OF = {"telegram": ("telegram",), "webchat": ("webchat", "web"), "rest": ("web", "webchat")}
 
 
@@ -188,7 +193,7 @@ async def view(turn: Turn) -> None:
 # ---------------------------------------------------------------- checkout
 
 async def checkout(turn: Turn) -> None:
-    """Ask for what is missing (country, e-mail, postcode), then reserve stock and create the order."""
+    """Ask for what is missing (country, e-mail, postcode), then show the order summary to confirm."""
     conversation = turn.conversation
     if not conversation.cart:
         turn.say("checkout_empty", buttons=[turn.button("button.search", "menu:search")])
@@ -206,7 +211,35 @@ async def checkout(turn: Turn) -> None:
     if not conversation.postcode:
         turn.ask(intent="checkout", slot="postcode", key="ask_postcode")
         return
-    await place_order(turn)
+    prepared = await _prepare(turn)
+    if prepared is not None:
+        _show_summary(turn, prepared)
+
+
+async def confirm(turn: Turn, digest: str | None) -> None:
+    """"Place order" (its button carries the summary's digest) or a clear yes to the summary (digest None: the
+    one asked about). Places the order only when the summary is still what the shopper saw; otherwise shows
+    the new one."""
+    pending = turn.conversation.pending or {}
+    asked = (pending.get("data") or {}).get("digest") if pending.get("slot") == "confirm" else None
+    seen = digest or asked
+    if not turn.conversation.cart:
+        turn.conversation.pending = None
+        turn.say("checkout_empty", buttons=[turn.button("button.search", "menu:search")])
+        return
+    if not (turn.conversation.country and turn.conversation.email and turn.conversation.postcode):
+        await checkout(turn)
+        return
+    prepared = await _prepare(turn)
+    if prepared is None:
+        turn.conversation.pending = None
+        return
+    if seen != prepared.digest:
+        turn.say("checkout_changed")
+        _show_summary(turn, prepared)
+        return
+    turn.conversation.pending = None
+    await _place(turn, prepared)
 
 
 async def fill_checkout_slot(turn: Turn, slot: str) -> bool:
@@ -230,6 +263,8 @@ async def fill_checkout_slot(turn: Turn, slot: str) -> bool:
             turn.ask(intent="checkout", slot="postcode", key="bad_postcode")
             return False
         conversation.postcode = text.upper()
+    elif slot == "confirm":
+        return await _confirm_by_text(turn)
     conversation.pending = None
     await checkout(turn)
     return True
@@ -253,53 +288,120 @@ async def _convertible(turn: Turn, variants: list[tuple[Variant, Product, int]],
     return True
 
 
-async def place_order(turn: Turn) -> None:
+@dataclass(frozen=True)
+class PreparedOrder:
+    """What "Place order" would create now; `digest` changes with anything the summary shows."""
+
+    currency: str
+    lines: list[tuple[str, str, int, Decimal]]  # sku, title, quantity, unit price in `currency`
+    shipping: Decimal
+    duties: Decimal
+    taxes: Decimal
+    digest: str
+
+    @property
+    def goods(self) -> Decimal:
+        return sum((price * quantity for _, _, quantity, price in self.lines), Decimal(0))
+
+    @property
+    def total(self) -> Decimal:
+        return self.goods + self.shipping + self.duties + self.taxes
+
+
+async def _prepare(turn: Turn) -> PreparedOrder | None:
+    """Price the cart for the delivery country in the shopper's currency (landed cost); None after saying why
+    it can't be ordered."""
     conversation = turn.conversation
     assert conversation.country is not None
-    lines = cart_lines(turn)
     country = conversation.country
     currency = turn.currency
     variants: list[tuple[Variant, Product, int]] = []
-    for line in lines:
-        variant = await get_variant(turn.session, sku=line["sku"])
+    for line in cart_lines(turn):
+        try:
+            variant = await get_variant(turn.session, sku=line["sku"])
+        except UnknownSku:
+            turn.say("product_gone")
+            return None
         if not is_sellable_to(variant.product, country):
             turn.say("checkout_not_sellable", title=turn.title(variant.product), country=turn.country_name(country))
-            return
+            return None
         variants.append((variant, variant.product, int(line["quantity"])))
     if not await _convertible(turn, variants, currency):
         currency = variants[0][1].currency  # no fresh rate: charge in the catalogue's currency
         if not await _convertible(turn, variants, currency):
             turn.say("apology", code="no_exchange_rate")
-            return
+            return None
     order_lines = []
     for variant, product, quantity in variants:
         converted = await convert_amount(turn.session, variant_price(variant, product), product.currency, currency)
         assert converted is not None
-        order_lines.append((variant.sku, quantity, quantize(converted, currency)))
+        order_lines.append((variant.sku, turn.title(product), quantity, quantize(converted, currency)))
     shipping = duties = taxes = Decimal(0)
-    quote = None
     try:
         async with turn.session.begin_nested():
             quote = await cross_border.quote(turn.session, destination=country, currency=currency,
-                                             lines=[{"sku": s, "quantity": q} for s, q, _ in order_lines])
+                                             lines=[{"sku": s, "quantity": q} for s, _, q, _ in order_lines])
     except (cross_border.NotSellableToDestination, cross_border.DestinationNotServed):
         turn.say("not_shipped", country=turn.country_name(country))
-        return
+        return None
     except ShopTalkError:
         quote = None  # no landed-cost rules for this destination: the order carries goods only
-    if quote is not None:
-        for charge in quote.charges:
-            if charge.kind in ("shipping", "insurance", "fees"):
-                shipping += charge.amount
-            elif charge.kind == "duty":
-                duties += charge.amount
-            elif charge.kind == "import_tax":
-                taxes += charge.amount
+    for charge in quote.charges if quote is not None else []:
+        if charge.kind in ("shipping", "insurance", "fees"):
+            shipping += charge.amount
+        elif charge.kind == "duty":
+            duties += charge.amount
+        elif charge.kind == "import_tax":
+            taxes += charge.amount
+    shown = {"to": [country, conversation.postcode, conversation.email], "currency": currency,
+             "lines": [[s, q, str(p)] for s, _, q, p in order_lines],
+             "charges": [str(shipping), str(duties), str(taxes)]}
+    digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:DIGEST_CHARS]
+    return PreparedOrder(currency=currency, lines=order_lines, shipping=shipping, duties=duties, taxes=taxes,
+                         digest=digest)
+
+
+def _show_summary(turn: Turn, prepared: PreparedOrder) -> None:
+    conversation, currency = turn.conversation, prepared.currency
+    lines = "\n".join(turn.t("cart_line", quantity=q, title=title, sku=sku, amount=turn.money(p * q, currency))
+                      for sku, title, q, p in prepared.lines)
+    assert conversation.country is not None
+    turn.ask(intent="checkout", slot="confirm", key="checkout_summary", data={"digest": prepared.digest},
+             buttons=[turn.button("button.place_order", f"checkout:place:{prepared.digest}"),
+                      turn.button("button.change_cart", "cart:view")],
+             lines=lines, goods=turn.money(prepared.goods, currency), shipping=turn.money(prepared.shipping, currency),
+             duties=turn.money(prepared.duties, currency), taxes=turn.money(prepared.taxes, currency),
+             total=turn.money(prepared.total, currency), country=turn.country_name(conversation.country),
+             postcode=conversation.postcode, email=conversation.email)
+
+
+async def _confirm_by_text(turn: Turn) -> bool:
+    """A typed answer to the summary: a clear yes (or "place the order") confirms; anything else asks again."""
+    parsed = turn.parsed
+    clear = parsed is not None and parsed.intent in ("affirm", "checkout") and \
+        parsed.confidence >= turn.deps.policy.answer_at
+    if clear:
+        await confirm(turn, None)
+        return True
+    pending = turn.conversation.pending or {}
+    digest = str((pending.get("data") or {}).get("digest", ""))
+    turn.ask(intent="checkout", slot="confirm", key="checkout_confirm_ask", data={"digest": digest},
+             buttons=[turn.button("button.place_order", f"checkout:place:{digest}"),
+                      turn.button("button.change_cart", "cart:view")])
+    return False
+
+
+async def _place(turn: Turn, prepared: PreparedOrder) -> None:
+    """Reserve the stock and create the order in pending_payment, exactly as summarised."""
+    conversation = turn.conversation
+    assert conversation.country is not None
+    lines = cart_lines(turn)
     channel = await _sales_channel(turn)
     data = OrderIn(channel=channel, external_id=f"chat:{conversation.id}:{turn.inbound.message_id}"[:120],
-                   currency=currency, shopper_id=turn.shopper_id, email=conversation.email,
-                   postcode=conversation.postcode, country=country, shipping=shipping, duties=duties, taxes=taxes,
-                   lines=[OrderLineIn(sku=s, quantity=q, unit_price=p) for s, q, p in order_lines])
+                   currency=prepared.currency, shopper_id=turn.shopper_id, email=conversation.email,
+                   postcode=conversation.postcode, country=conversation.country, shipping=prepared.shipping,
+                   duties=prepared.duties, taxes=prepared.taxes,
+                   lines=[OrderLineIn(sku=s, quantity=q, unit_price=p) for s, _, q, p in prepared.lines])
     try:
         order, _ = await create_order(turn.session, data=data)
     except InsufficientStock as error:

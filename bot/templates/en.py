@@ -90,6 +90,15 @@ TEMPLATES: dict[str, str] = {
     "bad_email": "That doesn't look like an e-mail address. Please type it like name@example.com.",
     "bad_postcode": "That doesn't look like a postcode. Please type the postcode of the delivery address.",
     "bad_country": "I don't know that country. Please type its name, e.g. \"Germany\".",
+    "checkout_summary": "Please check your order before I place it:\n{lines}\nGoods: {goods}\nShipping: {shipping}\n"
+                        "Duties: {duties}\nTaxes: {taxes}\nTotal: {total}\nDelivery to {country}, postcode "
+                        "{postcode}; confirmation to {email}.\nPress \"Place order\" (or reply yes) to reserve the "
+                        "items.",
+    "checkout_changed": "Your cart or its prices changed since that summary, so I haven't placed the order. Here is "
+                        "the new one:",
+    "checkout_confirm_ask": "Shall I place the order? Press \"Place order\", or \"Change cart\" to change it.",
+    "button.place_order": "Place order",
+    "button.change_cart": "Change cart",
     "order_created": "Order #{number} is placed and your items are reserved.\nGoods: {goods}\nShipping: "
                      "{shipping}\nDuties: {duties}\nTaxes: {taxes}\nTotal: {total}\nStatus: awaiting payment.",
     "checkout_empty": "Your cart is empty, so there is nothing to check out yet.",

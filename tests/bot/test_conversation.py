@@ -243,7 +243,7 @@ async def test_recommendations_are_in_stock_and_their_outcomes_counted(say: Say,
     add = next(b.payload for b in cards[0].buttons if b.payload and b.payload.startswith("cart:add:"))
     assert ":rec:" in add
     assert "Added 1 x" in texts(await say(kind="callback", payload=add, sender="rec"))
-    for answer in ("checkout", "Germany", "rec@example.com", "10115"):
+    for answer in ("checkout", "Germany", "rec@example.com", "10115", "yes"):
         placed = await say(answer, sender="rec")
     assert "Order #" in texts(placed)
     async with shop.unit_of_work() as session:

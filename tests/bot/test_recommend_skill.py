@@ -18,7 +18,7 @@ def button(card: object, prefix: str) -> str:
 
 async def buy(say: Say, shop: Database, sender: str, payload: str, email: str, *, pay: bool = False) -> None:
     assert "Added 1 x" in texts(await say(kind="callback", payload=payload, sender=sender))
-    for answer in ("checkout", "Germany", email, "10115"):
+    for answer in ("checkout", "Germany", email, "10115", "yes"):
         placed = await say(answer, sender=sender)
     assert "Order #" in texts(placed)
     if pay:  # only orders that were paid for count as purchases to learn from

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select, update
 
+from commerce.catalog import service as catalog
 from commerce.cross_border.models import ReturnPolicy
 from commerce.inventory import service as inventory
 from commerce.orders import service as orders
@@ -26,7 +28,16 @@ async def test_search_add_to_cart_and_checkout_in_english(say: Say, shop: Databa
     assert "Which country" in texts(asked)
     assert "e-mail" in texts(await say("Germany"))
     assert "postcode" in texts(await say("anna@example.com"))
-    placed = await say("10115")
+    summary = await say("10115")
+    assert "Please check your order" in texts(summary)
+    assert "- 1 x Electric Kettle 1.7 L (KET-1): €49.90\nGoods: €49.90\nShipping: €" in texts(summary)
+    assert "Delivery to Germany, postcode 10115; confirmation to anna@example.com." in texts(summary)
+    assert [b.title for b in summary.replies[-1].buttons] == ["Place order", "Change cart"]
+    assert payloads(summary)[1] == "cart:view"
+    assert len(payloads(summary)[0].encode()) <= 64
+    async with shop.unit_of_work() as session:  # nothing reserved before the shopper confirms
+        assert (await inventory.available_stock(session, skus=["KET-1"]))["KET-1"] == 10
+    placed = await say("yes")
     assert "Order #" in texts(placed)
     assert "awaiting payment" in texts(placed)
     number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
@@ -57,7 +68,11 @@ async def test_search_add_to_cart_and_checkout_in_chinese(say: Say, shop: Databa
     assert "哪个国家" in texts(await say("结账", sender="zh-1"))
     assert "邮箱" in texts(await say("德国", sender="zh-1"))
     assert "邮政编码" in texts(await say("li.wei@example.com", sender="zh-1"))
-    placed = await say("10115", sender="zh-1")
+    summary = await say("10115", sender="zh-1")
+    assert "下单前请核对您的订单" in texts(summary)
+    assert "寄往德国，邮政编码 10115" in texts(summary)
+    assert [b.title for b in summary.replies[-1].buttons] == ["下单", "修改购物车"]
+    placed = await say("确认", sender="zh-1")
     assert "已提交" in texts(placed)
     number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
     async with shop.unit_of_work() as session:
@@ -73,7 +88,9 @@ async def test_checkout_in_the_shoppers_currency(say: Say, shop: Database) -> No
     await say("checkout", sender="us-1")
     await say("United States", sender="us-1")
     await say("sam@example.com", sender="us-1")
-    placed = await say("94110", sender="us-1")
+    summary = await say("94110", sender="us-1")
+    assert "Total: $" in texts(summary)
+    placed = await say("yes", sender="us-1")
     number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
     async with shop.unit_of_work() as session:
         order = await orders.get_order_by_number(session, number=number)
@@ -134,3 +151,59 @@ async def test_untranslated_return_policy_is_quoted_in_english(say: Say, shop: D
     chinese = texts(await say("我在德国，怎么退货？", sender="zh-returns"))
     assert "从德国退货：收货后 14 天内可退货。Withdraw within 14 days of receiving the goods, without giving a " \
            "reason. Send the goods" in chinese
+
+
+async def _to_summary(say: Say, sender: str) -> str:
+    await say(kind="callback", payload="cart:add:KET-1", sender=sender)
+    for answer in ("checkout", "Germany", "confirm@example.com"):
+        await say(answer, sender=sender)
+    return texts(await say("10115", sender=sender))
+
+
+async def _reserved(shop: Database, sku: str) -> int:
+    async with shop.unit_of_work() as session:
+        return (await inventory.available_stock(session, skus=[sku]))[sku]
+
+
+async def test_cart_changed_after_the_summary_shows_the_new_one(say: Say, shop: Database) -> None:
+    assert "Total: €" in await _to_summary(say, "stale-cart")
+    await say(kind="callback", payload="cart:add:POT-1", sender="stale-cart")
+    stale = await say("yes", sender="stale-cart")
+    assert "changed since that summary, so I haven't placed the order" in texts(stale)
+    assert "Glass Teapot (POT-1)" in texts(stale)
+    assert not any(r.custom and "order_number" in r.custom for r in stale.replies)
+    assert await _reserved(shop, "KET-1") == 10
+    placed = await say("yes", sender="stale-cart")
+    assert "is placed" in texts(placed)
+    assert await _reserved(shop, "KET-1") == 9
+    assert "is placed" not in texts(await say("yes", sender="stale-cart"))  # a repeated yes orders nothing
+    assert await _reserved(shop, "KET-1") == 9
+
+
+async def test_price_changed_after_the_summary_shows_the_new_one(say: Say, shop: Database) -> None:
+    assert "€49.90" in await _to_summary(say, "stale-price")
+    async with shop.unit_of_work() as session:
+        (await catalog.get_variant(session, sku="KET-1")).product.base_price = Decimal("54.90")  # the merchant's edit
+    stale = texts(await say("好的", sender="stale-price"))  # the answer's language is the reply's
+    assert "购物车或价格有了变化，因此尚未下单" in stale
+    assert "€54.90" in stale
+    assert await _reserved(shop, "KET-1") == 10
+
+
+async def test_anything_but_a_clear_yes_does_not_place_the_order(say: Say, shop: Database) -> None:
+    await _to_summary(say, "unsure")
+    assert "Shall I place the order?" in texts(await say("hmm", sender="unsure"))
+    assert "No problem" in texts(await say("no", sender="unsure"))
+    assert await _reserved(shop, "KET-1") == 10
+    assert "Your cart:" in texts(await say(kind="callback", payload="cart:view", sender="unsure"))  # "Change cart"
+
+
+@pytest.mark.xfail(strict=True, reason="bot/engine.py (helper H5) does not route checkout:place:<digest> to "
+                                       "bot.skills.cart.confirm yet; see the H4 report")
+async def test_place_order_button_places_the_order_it_summarised(say: Say, shop: Database) -> None:
+    await _to_summary(say, "button")
+    summary = await say("10115", sender="button")
+    place = payloads(summary)[0]
+    assert place.startswith("checkout:place:")
+    placed = await say(kind="callback", payload=place, sender="button")
+    assert "is placed" in texts(placed)

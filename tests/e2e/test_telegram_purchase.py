@@ -83,6 +83,11 @@ async def _order(database: Database, number: str) -> tuple[str, str | None]:
         return order.status, order.email
 
 
+async def _orders(database: Database) -> int:
+    async with database.sessions() as session:
+        return len(await orders.list_orders(session))
+
+
 def _placed_number(message: SentMessage) -> str:
     match = re.search(r"#([A-Za-z0-9-]+)", message.text)
     assert match is not None
@@ -99,10 +104,16 @@ async def test_purchase_and_order_status_in_english(shop: Shop, caplog: pytest.L
     assert "Kettle" in card.text
     assert "€" in card.text
     added = await anna.presses("Add to cart", on=card, expect="Added 1")
+    orders_before = await _orders(shop.database)
     await anna.presses("Checkout", on=added, expect="Which country")
     await anna.says("Germany", expect="e-mail")
     await anna.says("anna@example.com", expect="postcode")
-    placed = await anna.says("10115", expect="is placed")
+    summary = await anna.says("10115", expect="Please check your order")
+    assert summary.button("Place order")["callback_data"].startswith("checkout:place:")
+    assert len(summary.button("Place order")["callback_data"].encode()) <= 64
+    assert summary.button("Change cart")["callback_data"] == "cart:view"
+    assert await _orders(shop.database) == orders_before  # nothing ordered before the shopper confirms
+    placed = await anna.says("yes", expect="is placed")
     number = _placed_number(placed)
     assert await _order(shop.database, number) == ("pending_payment", "anna@example.com")
 
@@ -123,7 +134,9 @@ async def test_purchase_and_order_status_in_chinese(shop: Shop) -> None:
     await li.presses("去结算", on=added, expect="哪个国家")
     await li.says("德国", expect="邮箱")
     await li.says("li.wei@example.com", expect="邮政编码")
-    placed = await li.says("10115", expect="已提交")
+    summary = await li.says("10115", expect="下单前请核对您的订单")
+    assert "合计：€" in summary.text
+    placed = await li.says("确认", expect="已提交")
     number = _placed_number(placed)
     assert (await _order(shop.database, number))[0] == "pending_payment"
     which = await li.says("/orders", expect="哪个订单")

@@ -50,10 +50,12 @@ def _payload(replies: list[dict[str, Any]], title: str) -> str:
 @pytest.mark.parametrize(("language", "lines"), [
     ("en", {"search": ("I am looking for an electric kettle", "Here is what I found"), "add": "Add to cart",
             "added": "Added 1", "checkout": "Checkout", "country": ("Germany", "e-mail"),
-            "email": ("rest.buyer@example.com", "postcode"), "placed": "is placed", "which": "Which order",
+            "email": ("rest.buyer@example.com", "postcode"), "summary": "Please check your order",
+            "confirm": "yes", "placed": "is placed", "which": "Which order",
             "status": "awaiting payment"}),
     ("zh", {"search": ("有电水壶吗", "为您找到"), "add": "加入购物车", "added": "加入购物车", "checkout": "去结算",
-            "country": ("德国", "邮箱"), "email": ("rest.zh@example.com", "邮政编码"), "placed": "已提交",
+            "country": ("德国", "邮箱"), "email": ("rest.zh@example.com", "邮政编码"), "summary": "下单前请核对",
+            "confirm": "确认", "placed": "已提交",
             "which": "哪个订单", "status": "待付款"}),
 ])
 async def test_purchase_and_order_status_over_rest(shop: ServedShop, language: str, lines: dict[str, Any]) -> None:
@@ -69,7 +71,8 @@ async def test_purchase_and_order_status_over_rest(shop: ServedShop, language: s
         assert asked
         await shopper.send(lines["country"][0], expect=lines["country"][1])
         await shopper.send(lines["email"][0], expect=lines["email"][1])
-        placed = await shopper.send("10115", expect=lines["placed"])
+        await shopper.send("10115", expect=lines["summary"])
+        placed = await shopper.send(lines["confirm"], expect=lines["placed"])
         number = re.search(r"#([A-Za-z0-9-]+)", " ".join(r["text"] for r in placed))
         assert number is not None
         which = await shopper.send("/orders", expect=lines["which"])
