@@ -14,11 +14,14 @@ text (its workers are killed and replaced), so a caller never waits forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import sys
 import threading
 import time
-from collections.abc import Sequence
+import types
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -30,6 +33,20 @@ FloatMatrix = npt.NDArray[np.float32]
 
 # The embedder of a worker process (set by `_init_worker`).
 _worker_embedder: Any = None
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Spawned workers re-run the parent's ``__main__`` script unless it is hidden while they start
+    (a script without ``if __name__ == "__main__"`` would start the server again in each worker);
+    they need nothing from it. Workers start inside ``submit`` (ProcessPoolExecutor spawns on demand)."""
+    real = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if real is not None:
+            sys.modules["__main__"] = real
 
 
 class EncoderUnavailable(RuntimeError):
@@ -94,7 +111,8 @@ class EncoderPool:
         seen: set[int] = set()
         # A worker that loads its models first takes every waiting call; each round waits for it.
         for _ in range(20):
-            futures = [executor.submit(_worker_pid) for _ in range(self.processes)]
+            with self._lock, _main_module_hidden():
+                futures = [executor.submit(_worker_pid) for _ in range(self.processes)]
             seen.update(future.result(timeout=max(self.timeout_s, 300.0)) for future in futures)
             if len(seen) >= self.processes:
                 break
@@ -126,11 +144,13 @@ class EncoderPool:
     def _submit(self, texts: list[str]) -> tuple[ProcessPoolExecutor, Future[tuple[FloatMatrix, float]]]:
         executor = self._current()
         try:
-            return executor, executor.submit(_encode_in_worker, texts)
+            with self._lock, _main_module_hidden():
+                return executor, executor.submit(_encode_in_worker, texts)
         except BrokenProcessPool:
             self._replace(executor, kill=False)
             executor = self._current()
-            return executor, executor.submit(_encode_in_worker, texts)
+            with self._lock, _main_module_hidden():
+                return executor, executor.submit(_encode_in_worker, texts)
 
     def _timeout(self, batch: list[str]) -> float:
         return self.timeout_s + 0.05 * len(batch)

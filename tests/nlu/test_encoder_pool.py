@@ -98,3 +98,26 @@ def test_sync_encode_through_the_pool(pooled: Embedder) -> None:
     rows = pool.encode_sync(TEXTS)
     assert np.abs(rows - get_embedder().encode(TEXTS)).max() < 1e-5
     assert pool.worker_cpu_seconds > 0.0
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_can_use_encoder_processes(tmp_path: pytest.TempPathFactory) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(str(tmp_path)) / "unguarded.py"
+    # Spawned workers must not re-run this script (it would start workers from inside a worker).
+    script.write_text(
+        "import asyncio, os\n"
+        "from nlu.embedder import Embedder\n"
+        "embedder = Embedder(processes=1)\n"
+        "rows = asyncio.run(embedder.embed_many(['where is my order', 'hello', 'bye', 'thanks', 'ok']))\n"
+        "print('rows', rows.shape[0], embedder.encoder_pool().restarts)\n"
+        "embedder.close()\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True,
+                          timeout=HANG_GUARD_S, env={**os.environ, "PYTHONPATH": str(root)}, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["rows", "5", "0"]
