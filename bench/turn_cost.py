@@ -10,7 +10,8 @@ messages of chat_load's mix (seed 7, a new conversation every 8 messages), one a
 unmeasured ones. Turns run one after another, so the process CPU time between two points is this turn's work
 (including aiosqlite's thread); the HTTP layer, the load generator and PostgreSQL's own server CPU are not in it.
 Per message it reports CPU ms split into:
-- nlu: `bot.understand` (the parse; nlu/ is helper H3's),
+- nlu: `bot.understand` (the parse) in this process; CPU of child processes (the NLU's encoder workers, if
+  it runs them) over the measured turns is reported apart,
 - db_driver: between SQLAlchemy's before/after cursor execute (the DBAPI adapter and driver: asyncpg's protocol,
   aiosqlite's thread and SQLite itself),
 - engine: the rest (engine, skills, SQLAlchemy ORM/Core compilation, pydantic),
@@ -61,6 +62,28 @@ class StatementMeter:
     def after(self, *_args: Any) -> None:
         if self._started:
             self.driver_cpu += time.process_time() - self._started.pop()
+
+
+def children_cpu_seconds() -> float:
+    """CPU of this process's live descendants (the NLU's encoder workers, when it runs them), from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    mine: set[int] = set()
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - mine
+        mine |= frontier
+    return sum(times[pid] for pid in mine)
 
 
 def mix(benchmarks: Path) -> list[str]:
@@ -123,6 +146,7 @@ async def run_backend(url: str, args: argparse.Namespace, messages: list[str]) -
     totals = {"cpu": 0.0, "nlu": 0.0, "driver": 0.0, "wall": 0.0, "statements": 0, "without_reply": 0}
     kinds: Counter[str] = Counter()
     profile = cProfile.Profile(time.process_time) if args.profile else None
+    children_before = children_cpu_seconds()
     try:
         started = time.monotonic()
         await runtime.deps()
@@ -134,6 +158,8 @@ async def run_backend(url: str, args: argparse.Namespace, messages: list[str]) -
             inbound = to_inbound(RestMessageIn(sender=sender, message=text,
                                                metadata={"message_id": uuid.uuid4().hex}))
             measured = index >= args.warmup
+            if index == args.warmup:
+                children_before = children_cpu_seconds()
             if measured and profile is not None:
                 profile.enable()
             statements, driver, kinds_before = meter.count, meter.driver_cpu, meter.kinds.copy()
@@ -153,6 +179,7 @@ async def run_backend(url: str, args: argparse.Namespace, messages: list[str]) -
                 totals["statements"] += count
                 kinds.update(meter.kinds - kinds_before)
                 per_label[label_of(text, _PARSED.get(inbound.message_id))].append((cpu - nlu_cpu, count))
+        children_ms = (children_cpu_seconds() - children_before) * 1000
     finally:
         await database.dispose()
     n = args.turns
@@ -161,6 +188,8 @@ async def run_backend(url: str, args: argparse.Namespace, messages: list[str]) -
         "turns": n, "without_reply": totals["without_reply"], "deps_startup_s": round(startup_s, 1),
         "cpu_ms_per_msg": round(totals["cpu"] * 1000 / n, 2),
         "nlu_cpu_ms_per_msg": round(totals["nlu"] * 1000 / n, 2),
+        # Not in cpu_ms_per_msg: the NLU's encoder worker processes (and any other child), over the same turns.
+        "child_processes_cpu_ms_per_msg": round(children_ms / n, 2),
         "db_driver_cpu_ms_per_msg": round(totals["driver"] * 1000 / n, 2),
         "engine_cpu_ms_per_msg": round(engine_ms, 2),
         "non_nlu_cpu_ms_per_msg": round((totals["cpu"] - totals["nlu"]) * 1000 / n, 2),

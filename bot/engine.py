@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from bot.understanding import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ParsedMessag
 from commerce.shoppers.service import IDENTITY_KINDS, shopper_for_identity
 from kit.clock import utcnow
 from kit.errors import ShopTalkError
-from kit.outbox import enqueue
+from kit.outbox import NewEvent, enqueue_many
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,62 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     """
     if parsed is None:
         parsed = await understand(inbound, deps=deps)
+    # A transaction this call begins is its own to undo (the channel's unit of work): the skills then run
+    # without a savepoint, and the rare failed turn is rolled back whole and stored again with an apology.
+    owns_transaction = not session.in_transaction()
+    received = await _receive(session, inbound, parsed)
+    if isinstance(received, HandleResult):
+        return received
+    conversation, stored, shopper_id = received
+    turn = Turn(session=session, deps=deps, conversation=conversation, inbound=inbound, parsed=None,
+                locale=_locale(conversation, inbound, None, deps), shopper_id=shopper_id, preparsed=parsed)
+    try:
+        async with nullcontext() if owns_transaction else session.begin_nested():
+            if not await engine_hooks.answer_instead(turn, stored):
+                if not await rasa_hook.answer(turn, stored):  # an imported Rasa assistant answers instead
+                    await _respond(turn, stored)
+                await engine_hooks.after_bot(turn, stored)
+            _keep_turn_state(turn)  # one flush: one UPDATE of the conversation, not two
+            await session.flush()
+    except (ShopTalkError, ValidationError) as error:
+        code = error.code if isinstance(error, ShopTalkError) else "invalid_input"
+        log.warning("skill failed in conversation %s: %s", conversation.id, code)
+        if owns_transaction:
+            # Undo everything the turn wrote, then store the message again (what the conversation really holds).
+            await session.rollback()
+            for inserted in (conversation, stored):  # rows that may no longer exist (ids may come back)
+                if inserted in session:
+                    session.expunge(inserted)
+            received = await _receive(session, inbound, parsed)
+            if isinstance(received, HandleResult):
+                return received
+            conversation, stored, turn.shopper_id = received
+            turn.conversation = conversation
+        else:
+            # The savepoint undid the skill's changes; reload what the conversation really holds.
+            await session.refresh(conversation)
+            await session.refresh(stored)
+        if turn.parsed is not None:
+            stored.nlu = _nlu_record(turn.parsed, policy="error", error=code)
+        turn.replies = []
+        turn.say("apology", code=code)
+        _keep_turn_state(turn)
+    # Each reply records what it answered: the inbound's intent and the policy's action.
+    because = {"intent": ((stored.nlu or {}).get("intent") or {}).get("name"),
+               "policy": (stored.nlu or {}).get("policy"), "payload": (stored.nlu or {}).get("payload")}
+    await session.flush()  # the turn's state (conversation, the inbound's NLU record) before the replies
+    replies = await conversations.record_outbound_many(session, conversation=conversation, replies=turn.replies,
+                                                       in_reply_to=stored.id, nlu=because)
+    await enqueue_many(session, [NewEvent(topic=f"send.{inbound.channel}", payload=saved.model_dump(mode="json"),
+                                          idempotency_key=f"msg:{saved.message_id}") for saved in replies],
+                       delivered=delivered_inline)
+    return HandleResult(conversation_id=conversation.id, replies=replies)
+
+
+async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: ParsedMessage | None
+                   ) -> tuple[Conversation, ConversationMessage, int | None] | HandleResult:
+    """Lock the conversation and store the message; a HandleResult when the bot has nothing more to do
+    (a repeat delivery, or a person handles the conversation)."""
     # One message of a conversation at a time: the cart and the question in flight are not lost.
     conversation = await conversations.get_or_create_conversation(session, channel=inbound.channel,
                                                                   sender_id=inbound.sender_id, lock=True)
@@ -91,39 +148,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
             stored.nlu = _nlu_record(parsed, policy="human")
         await session.flush()
         return HandleResult(conversation_id=conversation.id)
-    turn = Turn(session=session, deps=deps, conversation=conversation, inbound=inbound, parsed=None,
-                locale=_locale(conversation, inbound, None, deps), shopper_id=shopper_id, preparsed=parsed)
-    try:
-        async with session.begin_nested():
-            if not await engine_hooks.answer_instead(turn, stored):
-                if not await rasa_hook.answer(turn, stored):  # an imported Rasa assistant answers instead
-                    await _respond(turn, stored)
-                await engine_hooks.after_bot(turn, stored)
-            _keep_turn_state(turn)  # in the savepoint's flush: one UPDATE of the conversation, not two
-            await session.flush()
-    except (ShopTalkError, ValidationError) as error:
-        code = error.code if isinstance(error, ShopTalkError) else "invalid_input"
-        log.warning("skill failed in conversation %s: %s", conversation.id, code)
-        # The savepoint undid the skill's changes; reload what the conversation really holds.
-        await session.refresh(conversation)
-        await session.refresh(stored)
-        if turn.parsed is not None:
-            stored.nlu = _nlu_record(turn.parsed, policy="error", error=code)
-        turn.replies = []
-        turn.say("apology", code=code)
-        _keep_turn_state(turn)
-    replies = []
-    # Each reply records what it answered: the inbound's intent and the policy's action.
-    because = {"intent": ((stored.nlu or {}).get("intent") or {}).get("name"),
-               "policy": (stored.nlu or {}).get("policy"), "payload": (stored.nlu or {}).get("payload")}
-    for reply in turn.replies:
-        saved = await conversations.record_outbound(session, conversation=conversation, reply=reply,
-                                                    in_reply_to=stored.id, nlu=because)
-        await enqueue(session, topic=f"send.{inbound.channel}", payload=saved.model_dump(mode="json"),
-                      idempotency_key=f"msg:{saved.message_id}", delivered=delivered_inline, flush=False)
-        replies.append(saved)
-    await session.flush()
-    return HandleResult(conversation_id=conversation.id, replies=replies)
+    return conversation, stored, shopper_id
 
 
 def _keep_turn_state(turn: Turn) -> None:

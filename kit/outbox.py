@@ -6,9 +6,9 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy import JSON, Index, Integer, String, Table, Text, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,6 +65,34 @@ async def enqueue(session: AsyncSession, *, topic: str, payload: dict[str, Any],
     if flush:
         await session.flush()
     return event
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One side effect for `enqueue_many`."""
+
+    topic: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    coalesce_key: str | None = None
+    max_attempts: int = 8
+
+
+_INSERT_EVENTS = insert(cast(Table, OutboxEvent.__table__))
+
+
+async def enqueue_many(session: AsyncSession, events: list[NewEvent], *, delivered: bool = False) -> None:
+    """Add several side effects to the caller's transaction in one statement (Core: no ORM objects).
+
+    Same rules as `enqueue`, due at once; `delivered` as there."""
+    if not events:
+        return
+    now = utcnow()
+    rows = [{"topic": e.topic, "payload": e.payload, "idempotency_key": e.idempotency_key,
+             "coalesce_key": e.coalesce_key, "status": DELIVERED if delivered else PENDING, "attempts": 0,
+             "max_attempts": e.max_attempts, "next_attempt_at": now, "locked_until": None, "last_error": None,
+             "created_at": now, "delivered_at": now if delivered else None} for e in events]
+    await session.execute(_INSERT_EVENTS, rows)
 
 
 Handler = Callable[[OutboxEvent], Awaitable[None]]

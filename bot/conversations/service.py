@@ -5,7 +5,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -50,17 +49,22 @@ async def get_or_create_conversation(session: AsyncSession, *, channel: str, sen
     if conversation is not None:
         return conversation
     now = utcnow()
-    try:
-        async with session.begin_nested():
-            conversation = Conversation(channel=channel, sender_id=sender_id, mode="bot", cart=[], last_products=[],
-                                        verified_orders=[], created_at=now, updated_at=now)
-            session.add(conversation)
-            await session.flush()
-    except IntegrityError:
-        # Two first messages raced; the other one created it.
+    values: dict[str, Any] = {
+        "channel": channel, "sender_id": sender_id, "shopper_id": None, "locale": None, "country": None,
+        "currency": None, "email": None, "postcode": None, "mode": "bot", "queue": None, "cart": [],
+        "last_products": [], "last_search": None, "pending": None, "verified_orders": [], "created_at": now,
+        "updated_at": now}
+    # One `INSERT ... ON CONFLICT DO NOTHING RETURNING id`, no savepoint: the new row is this transaction's
+    # until it commits (so it is held as a lock would hold it).
+    new_id = await repo.insert_conversation(values)
+    if new_id is None:
+        # Two first messages raced; the other one created it (the insert waited for it to commit).
         found = await repo.by_sender(channel, sender_id, lock=lock)
         assert found is not None
         return found
+    conversation = Conversation(id=new_id, **values)
+    make_transient_to_detached(conversation)  # the row exists: later changes are UPDATEs
+    session.add(conversation)
     return conversation
 
 
@@ -99,15 +103,25 @@ async def record_inbound(session: AsyncSession, *, conversation: Conversation, i
 async def record_outbound(session: AsyncSession, *, conversation: Conversation, reply: OutboundMessage,
                           in_reply_to: int | None, nlu: dict[str, Any] | None = None) -> OutboundMessage:
     """Store one reply and return it with conversation_id and message_id set."""
-    content = {"buttons": [b.model_dump(mode="json") for b in reply.buttons],
-               "cards": [c.model_dump(mode="json") for c in reply.cards],
-               "custom": reply.custom}
-    message = ConversationMessage(conversation_id=conversation.id, direction="out", channel=conversation.channel,
-                                  kind="text", author=reply.author, text=reply.text, nlu=nlu, content=content,
-                                  in_reply_to=in_reply_to, created_at=utcnow())
-    session.add(message)
-    await session.flush()
-    return reply.model_copy(update={"conversation_id": conversation.id, "message_id": message.id})
+    saved = await record_outbound_many(session, conversation=conversation, replies=[reply],
+                                       in_reply_to=in_reply_to, nlu=nlu)
+    return saved[0]
+
+
+async def record_outbound_many(session: AsyncSession, *, conversation: Conversation,
+                               replies: list[OutboundMessage], in_reply_to: int | None,
+                               nlu: dict[str, Any] | None = None) -> list[OutboundMessage]:
+    """Store replies in one statement; they come back, in order, with conversation_id and message_id set."""
+    now = utcnow()
+    rows = [{"conversation_id": conversation.id, "direction": "out", "channel": conversation.channel,
+             "external_id": None, "kind": "text", "author": reply.author, "text": reply.text, "payload": None,
+             "nlu": nlu, "content": {"buttons": [b.model_dump(mode="json") for b in reply.buttons],
+                                     "cards": [c.model_dump(mode="json") for c in reply.cards],
+                                     "custom": reply.custom},
+             "in_reply_to": in_reply_to, "created_at": now} for reply in replies]
+    ids = await ConversationRepository(session).insert_outbound(rows)
+    return [reply.model_copy(update={"conversation_id": conversation.id, "message_id": message_id})
+            for reply, message_id in zip(replies, ids, strict=True)]
 
 
 def outbound_of(conversation: Conversation, message: ConversationMessage) -> OutboundMessage:

@@ -1,7 +1,17 @@
 from __future__ import annotations
 
 from kit.db import Database
-from kit.outbox import DEAD, DELIVERED, SUPERSEDED, DeliveryError, OutboxEvent, OutboxWorker, enqueue
+from kit.outbox import (
+    DEAD,
+    DELIVERED,
+    SUPERSEDED,
+    DeliveryError,
+    NewEvent,
+    OutboxEvent,
+    OutboxWorker,
+    enqueue,
+    enqueue_many,
+)
 
 
 async def test_delivered_once_and_coalesced(db: Database) -> None:
@@ -53,3 +63,25 @@ def test_bot_tokens_are_redacted_also_inside_bot_api_urls() -> None:
     assert token not in redact(f"POST https://api.telegram.org/bot{token}/sendMessage failed")
     assert token not in redact(f"token={token}")
     assert redact("order 20231234:ok") == "order 20231234:ok"  # not a token: nothing hidden
+
+
+async def test_enqueue_many_writes_every_event_in_one_go_and_delivered_ones_are_not_sent(db: Database) -> None:
+    delivered: list[dict[str, object]] = []
+
+    async def handler(event: OutboxEvent) -> None:
+        delivered.append(event.payload)
+
+    async with db.unit_of_work() as session:
+        await enqueue_many(session, [NewEvent(topic="send.rest", payload={"n": n}, idempotency_key=f"msg:{n}")
+                                     for n in (1, 2)], delivered=True)
+        await enqueue_many(session, [NewEvent(topic="send.telegram", payload={"n": n}, idempotency_key=f"msg:{n}")
+                                     for n in (3, 4)])
+        await enqueue_many(session, [])
+    worker = OutboxWorker(db.sessions, {"send.rest": handler, "send.telegram": handler})
+    assert await worker.run_once() == 2
+    assert delivered == [{"n": 3}, {"n": 4}]
+    async with db.sessions() as session:
+        rows = (await session.execute(OutboxEvent.__table__.select().order_by(OutboxEvent.id))).all()
+    assert [(r.idempotency_key, r.status) for r in rows] == [("msg:1", DELIVERED), ("msg:2", DELIVERED),
+                                                            ("msg:3", DELIVERED), ("msg:4", DELIVERED)]
+    assert all(r.delivered_at is not None and r.attempts == (0 if r.topic == "send.rest" else 1) for r in rows)

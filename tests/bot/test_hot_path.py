@@ -1,0 +1,79 @@
+"""The engine's hot path: a failed skill's writes are undone whether or not the engine owns the transaction."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import BotDeps, FaqResult, HandleResult, InboundMessage, handle_inbound
+from bot.conversations.models import ConversationMessage
+from kit.db import Database
+from kit.errors import Unavailable
+from kit.outbox import OutboxEvent, enqueue
+from kit.settings import Settings
+from tests.bot.conftest import TinyParser, texts
+
+QUESTION = "what is your company's phone number"  # goes to the knowledge base
+
+
+class WritesThenFails:
+    """A knowledge base that writes in the shopper's transaction and then fails."""
+
+    async def answer(self, session: AsyncSession, **_: object) -> FaqResult:
+        await enqueue(session, topic="kb.half_done", payload={}, idempotency_key=f"half:{id(session)}")
+        raise Unavailable("The FAQ index is rebuilding.", code="faq_rebuilding")
+
+
+async def _events(db: Database, topic: str) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(select(func.count(OutboxEvent.id)).where(OutboxEvent.topic == topic)) or 0)
+
+
+async def _inbound_nlu(db: Database, message_id: str) -> list[dict[str, object] | None]:
+    async with db.sessions() as session:
+        return [m.nlu for m in (await session.scalars(select(ConversationMessage).where(
+            ConversationMessage.external_id == message_id))).all()]
+
+
+@pytest.mark.parametrize("caller_writes_first", [False, True])
+async def test_a_failed_skill_leaves_no_write_behind_and_the_turn_is_stored_once(
+        shop: Database, tiny_parser: TinyParser, caller_writes_first: bool) -> None:
+    deps = BotDeps(settings=Settings(), nlu=tiny_parser, knowledge=WritesThenFails())
+    inbound = InboundMessage(channel="telegram", sender_id="hp1", message_id="hp-1", text=QUESTION)
+    async with shop.unit_of_work() as session:
+        if caller_writes_first:  # the caller's own transaction: the engine must not roll it back
+            await enqueue(session, topic="caller.own", payload={}, idempotency_key="caller-1")
+        result: HandleResult = await handle_inbound(session, inbound, deps=deps)
+    assert "something went wrong on my side (faq_rebuilding)" in texts(result)
+    assert await _events(shop, "kb.half_done") == 0
+    assert await _events(shop, "caller.own") == (1 if caller_writes_first else 0)
+    assert await _events(shop, "send.telegram") == len(result.replies) == 1
+    [nlu] = await _inbound_nlu(shop, "hp-1")
+    assert nlu is not None
+    assert nlu["policy"] == "error"
+    assert nlu["error"] == "faq_rebuilding"
+    async with shop.unit_of_work() as session:  # the same delivery again: the stored apology, nothing new
+        again = await handle_inbound(session, inbound, deps=deps)
+    assert again.duplicate
+    assert [r.message_id for r in again.replies] == [r.message_id for r in result.replies]
+
+
+async def test_several_replies_are_stored_in_order_with_one_outbox_event_each(
+        shop: Database, bot_deps: BotDeps) -> None:
+    inbound = InboundMessage(channel="rest", sender_id="hp2", message_id="hp-2", text="I need a kettle")
+    async with shop.unit_of_work() as session:
+        result = await handle_inbound(session, inbound, deps=bot_deps, delivered_inline=True)
+    assert len(result.replies) >= 2  # the results and their cards, or results plus "did this help?"
+    ids = [r.message_id for r in result.replies]
+    assert all(i is not None for i in ids)
+    assert ids == sorted(ids)
+    async with shop.sessions() as session:
+        stored = {m.id: m for m in (await session.scalars(select(ConversationMessage).where(
+            ConversationMessage.direction == "out", ConversationMessage.conversation_id == result.conversation_id)
+        )).all()}
+        events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "send.rest")
+                                        .order_by(OutboxEvent.id))).all()
+    assert [stored[i].text for i in ids if i is not None] == [r.text for r in result.replies]
+    assert [e.idempotency_key for e in events] == [f"msg:{i}" for i in ids]
+    assert [e.payload["text"] for e in events] == [r.text for r in result.replies]
+    assert all(e.status == "delivered" for e in events)
