@@ -1,9 +1,11 @@
 """Telegram through aiogram 3: updates -> InboundMessage, OutboundMessage -> Bot API calls.
 
 Rendering is HTML (parse_mode HTML) with every piece of dynamic text escaped; long texts are split at
-Telegram's 4096-character limit; button payloads longer than callback_data's 64 bytes travel as a short
-token stored server-side. The bot token only ever appears inside aiogram's own request URLs, and the
-aiogram loggers carry a redacting filter so those never reach a log line.
+Telegram's 4096-character limit; a product card with an image URL goes as a photo (sendPhoto, caption cut to
+1024 characters, its buttons attached), and as text when there is no image or Telegram refuses the photo;
+button payloads longer than callback_data's 64 bytes travel as a short token stored server-side. The bot
+token only ever appears inside aiogram's own request URLs, and the aiogram loggers carry a redacting filter
+so those never reach a log line.
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ from kit.outbox import DeliveryError, OutboxEvent
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+PHOTO_URL = re.compile(r"^https?://[^\s]{1,2040}$")
+REFUSED_PHOTOS_KEPT = 1_000  # image URLs Telegram refused lately: sent as text without asking again
 CALLBACK_DATA_LIMIT = 64
 TOKEN_PREFIX = "~"  # callback_data starting with this is a server-side token, never a raw payload
 COMMANDS = ("start", "help", "cart", "orders")
@@ -145,8 +150,9 @@ def callback_data_for(payload: str) -> str:
 
 @dataclass(frozen=True)
 class RenderedPart:
-    html_text: str
+    html_text: str  # a photo's caption when photo_url is set, and the text sent if the photo is refused
     buttons: list[list[InlineKeyboardButton]]
+    photo_url: str | None = None
 
     @property
     def keyboard(self) -> InlineKeyboardMarkup | None:
@@ -164,21 +170,44 @@ def _button_rows(buttons: list[Button], per_row: int = 2) -> list[list[InlineKey
     return [keys[i:i + per_row] for i in range(0, len(keys), per_row)]
 
 
-def _card_text(card: ProductCard) -> str:
-    lines = [f"<b>{escape(card.title)}</b>"]
-    if card.subtitle:
-        lines.append(escape(card.subtitle))
-    if card.price_text:
-        lines.append(escape(card.price_text))
-    return "\n".join(lines)[:TEXT_LIMIT]
+def _clip(text: str, units: int) -> str:
+    """`text` cut to at most `units` UTF-16 units, an ellipsis marking the cut."""
+    if _utf16_len(text) <= units:
+        return text
+    kept, used = [], 0
+    for char in text:
+        width = 2 if ord(char) > 0xFFFF else 1
+        if used + width > units - 1:
+            break
+        kept.append(char)
+        used += width
+    return "".join(kept) + "…"
+
+
+def _card_text(card: ProductCard, limit: int = TEXT_LIMIT) -> str:
+    """Title (bold), subtitle, price; the plain text fits in `limit` (the price is kept whole, the title and
+    subtitle are cut), so a caption never exceeds Telegram's limit however long the product's texts are."""
+    price = _clip(card.price_text or "", limit // 4)
+    room = limit - _utf16_len(price) - 2
+    title = _clip(card.title, max(1, room // 2 if card.subtitle else room))
+    subtitle = _clip(card.subtitle or "", max(0, room - _utf16_len(title)))
+    lines = [f"<b>{escape(title)}</b>"] + [escape(x) for x in (subtitle, price) if x]
+    return "\n".join(lines)
+
+
+def _photo_url(card: ProductCard) -> str | None:
+    url = (card.image_url or "").strip()
+    return url if PHOTO_URL.match(url) else None  # Telegram fetches only http(s) URLs
 
 
 def render(message: OutboundMessage) -> list[RenderedPart]:
-    """The Telegram messages one reply becomes: its text (split), then one message per product card."""
+    """The Telegram messages one reply becomes: its text (split), then one message (or photo) per product card."""
     parts = [RenderedPart(escape(piece), []) for piece in split_text(message.text or "…")]
     parts[-1] = RenderedPart(parts[-1].html_text, _button_rows(message.buttons))
     for card in message.cards:
-        parts.append(RenderedPart(_card_text(card), _button_rows(card.buttons, per_row=1)))
+        photo = _photo_url(card)
+        parts.append(RenderedPart(_card_text(card, CAPTION_LIMIT if photo else TEXT_LIMIT),
+                                  _button_rows(card.buttons, per_row=1), photo))
     return parts
 
 
@@ -272,6 +301,7 @@ class TelegramChannel:
         self.bot = Bot(token=token, session=AiohttpSession(api=api or PRODUCTION),
                        default=DefaultBotProperties(parse_mode=ParseMode.HTML))
         self.seen = SeenUpdates()
+        self.refused_photos: OrderedDict[str, None] = OrderedDict()
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(self._dedupe)
         self.dispatcher.include_router(self._router())
@@ -351,22 +381,47 @@ class TelegramChannel:
         parts = render(message)
         done = progress.get(event.idempotency_key, 0)
         for index, part in enumerate(parts[done:], start=done):
-            try:
-                await self.bot.send_message(chat_id=chat_id, text=part.html_text, reply_markup=part.keyboard,
-                                            link_preview_options=LinkPreviewOptions(is_disabled=True))
-            except TelegramRetryAfter as exc:
-                raise DeliveryError(f"telegram rate limit: retry after {exc.retry_after}s",
-                                    retry_after=float(exc.retry_after)) from exc
-            except TelegramForbiddenError as exc:  # "bot was blocked by the user": retrying cannot help
-                raise DeliveryError(f"telegram refused: {exc.message}", permanent=True) from exc
-            except TelegramUnauthorizedError as exc:
-                raise DeliveryError("telegram rejected the bot token", permanent=True) from exc
-            except TelegramBadRequest as exc:
-                if "chat not found" in exc.message.lower():
-                    raise DeliveryError(f"telegram refused: {exc.message}", permanent=True) from exc
-                # Rendering should never be refused; if it is, fall back to plain text rather than lose it.
-                log.warning("telegram refused HTML (%s); sending as plain text", exc.message)
-                await self.bot.send_message(chat_id=chat_id, text=html.unescape(part.html_text)[:TEXT_LIMIT],
-                                            parse_mode=None, reply_markup=part.keyboard)
+            await self._send_part(chat_id, part)
             progress[event.idempotency_key] = index + 1
         progress.pop(event.idempotency_key, None)
+
+    async def _send_part(self, chat_id: int, part: RenderedPart) -> None:
+        if part.photo_url and part.photo_url not in self.refused_photos:
+            try:
+                await self._delivering(self.bot.send_photo(chat_id=chat_id, photo=part.photo_url,
+                                                           caption=part.html_text, reply_markup=part.keyboard))
+                return
+            except TelegramBadRequest as exc:
+                # "wrong file identifier/HTTP URL specified", "failed to get HTTP URL content", ...: the card
+                # still reaches the shopper, as text; the URL is not tried again for a while.
+                log.info("telegram refused the photo (%s); sending the card as text", exc.message)
+                self.refused_photos[part.photo_url] = None
+                if len(self.refused_photos) > REFUSED_PHOTOS_KEPT:
+                    self.refused_photos.popitem(last=False)
+        try:
+            await self._delivering(self.bot.send_message(chat_id=chat_id, text=part.html_text,
+                                                         reply_markup=part.keyboard,
+                                                         link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        except TelegramBadRequest as exc:
+            # Rendering should never be refused; if it is, fall back to plain text rather than lose it.
+            log.warning("telegram refused HTML (%s); sending as plain text", exc.message)
+            await self._delivering(self.bot.send_message(chat_id=chat_id,
+                                                         text=html.unescape(part.html_text)[:TEXT_LIMIT],
+                                                         parse_mode=None, reply_markup=part.keyboard))
+
+    @staticmethod
+    async def _delivering(call: Awaitable[Any]) -> Any:
+        """A Bot API call with Telegram's refusals mapped to the outbox's retry rules; other 400s propagate."""
+        try:
+            return await call
+        except TelegramRetryAfter as exc:
+            raise DeliveryError(f"telegram rate limit: retry after {exc.retry_after}s",
+                                retry_after=float(exc.retry_after)) from exc
+        except TelegramForbiddenError as exc:  # "bot was blocked by the user": retrying cannot help
+            raise DeliveryError(f"telegram refused: {exc.message}", permanent=True) from exc
+        except TelegramUnauthorizedError as exc:
+            raise DeliveryError("telegram rejected the bot token", permanent=True) from exc
+        except TelegramBadRequest as exc:
+            if "chat not found" in exc.message.lower():
+                raise DeliveryError(f"telegram refused: {exc.message}", permanent=True) from exc
+            raise

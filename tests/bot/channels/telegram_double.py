@@ -1,12 +1,15 @@
 """A Telegram Bot API double on 127.0.0.1 speaking the real protocol ({"ok": ..., "result": ...}).
 
 It implements what ShopTalk uses: getMe, getUpdates (long polling), sendMessage (with Telegram's HTML
-parsing rules and limits), answerCallbackQuery, editMessageText, setWebhook, deleteWebhook. Tests play
+parsing rules and limits), sendPhoto (an uploaded file, a file_id it issued, or an http(s) URL it downloads
+as Telegram does - only from 127.0.0.1/localhost, the double has no internet - with the 1024-character
+caption limit), answerCallbackQuery, editMessageText, setWebhook, deleteWebhook. Tests play
 the shopper through `user_sends`, `user_presses`, ... and read what the bot sent from `sent`.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import re
@@ -15,12 +18,17 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span",
                 "tg-spoiler", "blockquote", "tg-emoji"}
 TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
+PHOTO_URL_MAX_BYTES = 5 * 1024 * 1024  # Telegram downloads photos given by URL up to 5 MB
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 class EntityError(ValueError):
@@ -71,6 +79,8 @@ class SentMessage:
     raw: str  # as the bot sent it
     parse_mode: str | None
     reply_markup: dict[str, Any] | None
+    photo: str | None = None  # a photo message: the file_id Telegram gave it (text is then the caption)
+    photo_source: str | None = None  # what the bot sent as `photo`: a URL, a file_id or "<file>"
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -99,6 +109,8 @@ class TelegramDouble:
     # One entry per coming sendMessage call: a retry_after to answer 429 with, or 0 to let it through.
     rate_limit_next: list[int] = field(default_factory=list)
     webhook: dict[str, Any] | None = None
+    # What sendPhoto downloaded, per URL (bytes), as Telegram's servers would have.
+    fetched_photos: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(10_000)
@@ -107,6 +119,7 @@ class TelegramDouble:
         self._new_update = asyncio.Condition()
         self._sent_event = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self._file_ids: set[str] = set()
 
     # ---- server ----
 
@@ -140,6 +153,10 @@ class TelegramDouble:
         params: dict[str, Any] = {}
         for key, value in form.items():
             params[key] = value if isinstance(value, str) else "<file>"
+        # attach://name: the file travels as its own multipart field, as aiogram sends an InputFile
+        for key, value in list(params.items()):
+            if isinstance(value, str) and value.startswith("attach://"):
+                params[key] = "<file>" if value.removeprefix("attach://") in params else ""
         return params
 
     async def _dispatch(self, request: web.Request) -> web.Response:
@@ -149,6 +166,7 @@ class TelegramDouble:
         self.calls.append(method)
         params = await self._params(request)
         handler = {"getme": self._get_me, "getupdates": self._get_updates, "sendmessage": self._send_message,
+                   "sendphoto": self._send_photo,
                    "answercallbackquery": self._answer_callback, "editmessagetext": self._edit_message_text,
                    "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook}.get(method)
         if handler is None:
@@ -205,6 +223,76 @@ class TelegramDouble:
             return _error(400, "Bad Request: message is too long")
         return text
 
+    def _caption(self, params: dict[str, Any]) -> str | web.Response:
+        raw = str(params.get("caption") or "")
+        caption = raw
+        if params.get("parse_mode") == "HTML":
+            try:
+                caption = parse_html(raw)
+            except EntityError as exc:
+                return _error(400, f"Bad Request: can't parse entities: {exc}")
+        if utf16_len(caption) > CAPTION_LIMIT:
+            return _error(400, "Bad Request: message caption is too long")
+        return caption
+
+    async def _fetch_photo(self, url: str) -> web.Response | None:
+        """Download a photo given by URL as Telegram's servers do; an error response when Telegram would refuse."""
+        try:
+            target = URL(url)
+        except ValueError:
+            return _error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if target.scheme not in ("http", "https") or not target.host:
+            return _error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if target.host not in LOOPBACK_HOSTS:
+            return _error(400, "Bad Request: failed to get HTTP URL content")
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
+                    http.get(target) as response:
+                body = await response.content.read(PHOTO_URL_MAX_BYTES + 1)
+                content_type = response.content_type
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError):
+            return _error(400, "Bad Request: failed to get HTTP URL content")
+        if status != 200 or len(body) > PHOTO_URL_MAX_BYTES:
+            return _error(400, "Bad Request: failed to get HTTP URL content")
+        if not content_type.startswith("image/"):
+            return _error(400, "Bad Request: wrong type of the web page content")
+        self.fetched_photos[url] = len(body)
+        return None
+
+    async def _send_photo(self, params: dict[str, Any]) -> web.Response:
+        chat_id = int(params["chat_id"])
+        retry_after = self.rate_limit_next.pop(0) if self.rate_limit_next else 0
+        if retry_after:
+            return _error(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+        if chat_id in self.blocked_chats:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        photo = str(params.get("photo") or "")
+        if not photo:
+            return _error(400, "Bad Request: there is no photo in the request")
+        if photo != "<file>" and photo not in self._file_ids:
+            if not re.match(r"^https?://", photo):
+                return _error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            refused = await self._fetch_photo(photo)
+            if refused is not None:
+                return refused
+        caption = self._caption(params)
+        if isinstance(caption, web.Response):
+            return caption
+        markup = self._markup(params)
+        if isinstance(markup, web.Response):
+            return markup
+        message_id = next(self._message_ids)
+        file_id = photo if photo in self._file_ids else \
+            "AgAC" + hashlib.sha256(f"{photo}:{message_id}".encode()).hexdigest()[:40]
+        self._file_ids.add(file_id)
+        message = SentMessage(message_id, chat_id, caption, str(params.get("caption") or ""),
+                              params.get("parse_mode"), markup, photo=file_id, photo_source=photo)
+        async with self._sent_event:
+            self.sent.append(message)
+            self._sent_event.notify_all()
+        return _ok(self._message_json(message))
+
     async def _send_message(self, params: dict[str, Any]) -> web.Response:
         chat_id = int(params["chat_id"])
         retry_after = self.rate_limit_next.pop(0) if self.rate_limit_next else 0
@@ -228,7 +316,14 @@ class TelegramDouble:
     def _message_json(self, message: SentMessage) -> dict[str, Any]:
         result: dict[str, Any] = {"message_id": message.message_id, "from": self._bot_user(),
                                   "chat": {"id": message.chat_id, "type": "private", "first_name": "Shopper"},
-                                  "date": int(time.time()), "text": message.text}
+                                  "date": int(time.time())}
+        if message.photo is None:
+            result["text"] = message.text
+        else:
+            result["photo"] = [{"file_id": message.photo, "file_unique_id": message.photo[-16:], "width": 320,
+                                "height": 320}]
+            if message.text:
+                result["caption"] = message.text
         if message.reply_markup:
             result["reply_markup"] = message.reply_markup
         return result
@@ -240,6 +335,8 @@ class TelegramDouble:
     async def _edit_message_text(self, params: dict[str, Any]) -> web.Response:
         for message in self.sent:
             if message.message_id == int(params.get("message_id") or 0) and message.chat_id == int(params["chat_id"]):
+                if message.photo is not None:
+                    return _error(400, "Bad Request: there is no text in the message to edit")
                 text = self._render(params)
                 if isinstance(text, web.Response):
                     return text
