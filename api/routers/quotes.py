@@ -80,6 +80,9 @@ async def get_price(sku: str, currency: str, session: SessionDep) -> PriceOut:
 
 
 @router.get("/returns/{country}", response_model=ReturnPolicyView)
-async def get_return_policy(country: str, session: SessionDep) -> ReturnPolicyView:
-    """The return window and refund rules a shopper in `country` gets."""
-    return await cross_border.return_policy(session, country=country)
+async def get_return_policy(
+    country: str, session: SessionDep,
+    locale: Annotated[str | None, Query(max_length=35, description="e.g. zh-CN; English when untranslated")] = None,
+) -> ReturnPolicyView:
+    """The return window and refund rules a shopper in `country` gets, conditions in `locale` when translated."""
+    return await cross_border.return_policy(session, country=country, locale=locale)
