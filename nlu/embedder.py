@@ -37,9 +37,11 @@ _HALF = np.float32(1.0 / np.sqrt(2.0))
 # float32 vectors, the same banking77 accuracy (93.80 with LR on both). "onnx" gives the float32 vectors.
 DEFAULT_BACKEND = "onnx"
 # Encoder processes when SHOPTALK_NLU_PROCESSES is not set: one per core (at most 2) on a multi-core
-# machine. Measured with 64 callers on the shared 2-core box, each pair of runs at the same load:
-# 88 vs 45 and 116 vs 82.5 parses/s (processes vs in-process threads), the serving process's CPU per
-# parse 0.46 ms instead of 5.1 ms; the cost is ~340 MB RSS and a ~10 s start per encoder process.
+# machine. Measured with 64 callers on the shared 2-core box (bench/nlu_public.py --only speed), runs
+# back to back: at load 1.7-2.7, 255 and 293 parses/s with 2 processes vs 248.5 in-process; at load
+# 7-9, 88 vs 45 and 116 vs 82.5. CPU per parse 4.7 ms (processes) vs 5.05 ms, of which the serving
+# process (event loop, GIL) keeps 0.46 ms instead of all of it. Cost: ~330 MB RSS per encoder process,
+# 2.5-10 s to start them (loaded box).
 DEFAULT_PROCESSES = min(os.cpu_count() or 1, 2) if (os.cpu_count() or 1) >= 2 else 0
 # Batches at least this large are split over the worker threads by `encode`.
 _PARALLEL_MIN = 256
