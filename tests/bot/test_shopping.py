@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select, update
 
 from commerce.catalog import service as catalog
@@ -198,12 +197,13 @@ async def test_anything_but_a_clear_yes_does_not_place_the_order(say: Say, shop:
     assert "Your cart:" in texts(await say(kind="callback", payload="cart:view", sender="unsure"))  # "Change cart"
 
 
-@pytest.mark.xfail(strict=True, reason="bot/engine.py (helper H5) does not route checkout:place:<digest> to "
-                                       "bot.skills.cart.confirm yet; see the H4 report")
 async def test_place_order_button_places_the_order_it_summarised(say: Say, shop: Database) -> None:
     await _to_summary(say, "button")
     summary = await say("10115", sender="button")
     place = payloads(summary)[0]
     assert place.startswith("checkout:place:")
+    forged = await say(kind="callback", payload="checkout:place:0123456789abcdef", sender="button")
+    assert "is placed" not in texts(forged)
+    assert payloads(forged)[0] == place  # the summary again, with the real digest
     placed = await say(kind="callback", payload=place, sender="button")
     assert "is placed" in texts(placed)
