@@ -21,6 +21,7 @@ from bot.messages import InboundMessage, OutboundMessage
 from kit.db import Database
 from kit.outbox import Handler, OutboxEvent, OutboxWorker
 from kit.settings import Settings
+from kit.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,5 @@ def start_delivery_loop(database: Database, handlers: dict[str, Handler],
 
 
 async def stop_task(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    await cancel_and_wait(task)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import Database
+from kit.tasks import cancel_and_wait
 from knowledge_base import repository
 from knowledge_base.index import (
     DIM,
@@ -68,10 +68,7 @@ class LiveFaqIndex:
 
     async def stop(self) -> None:
         for task in (self._task, self._ivf_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
         self._task = self._ivf_task = None
 
     async def reload(self) -> None:

@@ -24,6 +24,7 @@ from bot.handoff import service as handoff
 from kit.db import Database
 from kit.errors import ShopTalkError
 from kit.settings import Settings
+from kit.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["agent console"])
@@ -182,9 +183,7 @@ async def on_startup(app: FastAPI) -> None:
 
 async def on_shutdown(app: FastAPI) -> None:
     for task in getattr(app.state, "agent_realtime_tasks", []):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await cancel_and_wait(task)
     events: AgentEvents | None = getattr(app.state, "agent_events", None)
     if events is not None:
         await events.close()
