@@ -34,6 +34,9 @@ class Turn:
     replies: list[OutboundMessage] = field(default_factory=list)
     handed_off: bool = False
     preparsed: ParsedMessage | None = None  # the NLU's parse, run before the transaction opened
+    # Exchange rates (markup included) looked up in this turn, None when no fresh rate is known. Kept for
+    # the turn only: rates change, so the next message looks them up again.
+    rates: dict[tuple[str, str], Decimal | None] = field(default_factory=dict)
 
     # ---------- replying ----------
     def t(self, key: str, **values: Any) -> str:
@@ -97,12 +100,28 @@ class Turn:
     def money(self, amount: Decimal, currency: str) -> str:
         return format_money(amount, currency, self.locale)
 
+    async def rate(self, source: str, target: str) -> Decimal | None:
+        """The rate (with the shop's markup) from `source` to `target`, None when no fresh rate is known;
+        looked up once per currency pair in this turn, so a page of cards costs one lookup, not one per card."""
+        if source == target:
+            return Decimal(1)
+        if (source, target) not in self.rates:
+            self.rates[source, target] = await convert_amount(self.session, Decimal(1), source, target)
+        return self.rates[source, target]
+
+    async def convert(self, amount: Decimal, source: str, target: str) -> Decimal | None:
+        """`amount` exchanged at this turn's rate (what `convert_amount` gives), None when no fresh rate is known."""
+        if source == target:
+            return amount
+        rate = await self.rate(source, target)
+        return None if rate is None else amount * rate
+
     async def in_shopper_currency(self, amount: Decimal, currency: str) -> tuple[Decimal, str]:
         """The amount in the shopper's currency when a rate is known, else unchanged."""
         target = self.currency
         if target == currency:
             return amount, currency
-        converted = await convert_amount(self.session, amount, currency, target)
+        converted = await self.convert(amount, currency, target)
         return (converted, target) if converted is not None else (amount, currency)
 
     async def price_text(self, amount: Decimal, currency: str) -> str:

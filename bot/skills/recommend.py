@@ -4,7 +4,7 @@ from __future__ import annotations
 from bot.skills.base import Turn
 from bot.templates import DEFAULT_LOCALE, LOCALES
 from commerce.catalog.errors import ProductNotFound
-from commerce.catalog.service import get_product
+from commerce.catalog.service import get_product, get_products
 from commerce.recommend import service as recommendations
 from commerce.search.service import similar_products
 from kit.errors import ShopTalkError
@@ -36,11 +36,11 @@ async def recommend(turn: Turn) -> None:
         return
     impressions = await recommendations.record_impressions(turn.session, recommendations=picked,
                                                            shopper_id=turn.shopper_id, channel=turn.inbound.channel)
+    products = await get_products(turn.session, product_ids=[item.product_id for item in picked])
     cards = []
     for item, impression_id in zip(picked, impressions, strict=True):
-        try:
-            product = await get_product(turn.session, product_id=item.product_id)
-        except ProductNotFound:
+        product = products.get(item.product_id)
+        if product is None:
             continue
         variant = next(v for v in product.variants if v.sku == item.sku)
         key = f"reason.{item.reason_code}"
@@ -67,11 +67,11 @@ async def count_outcome(turn: Turn, impression_id: int, kind: str, *, order_id: 
 async def more_like(turn: Turn, product_id: int) -> None:
     hits = await similar_products(turn.session, product_id=product_id, country=turn.country, limit=SHOWN,
                                   encoder=turn.deps.encoder)
+    products = await get_products(turn.session, product_ids=[hit.product_id for hit in hits])
     cards = []
     for hit in hits:
-        try:
-            product = await get_product(turn.session, product_id=hit.product_id)
-        except ProductNotFound:
+        product = products.get(hit.product_id)
+        if product is None:
             continue
         variant = next(v for v in product.variants if v.sku == hit.sku)
         cards.append(await turn.card(product, variant))

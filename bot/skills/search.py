@@ -5,10 +5,10 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.skills.base import Turn, convert_amount
+from bot.skills.base import Turn
 from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
-from commerce.catalog.service import get_product, localized, variant_price
+from commerce.catalog.service import get_product, get_products, localized, variant_price
 from commerce.inventory.service import available_stock
 from commerce.search.service import SearchFilters, mark_search_used, query_words, search_products
 
@@ -76,17 +76,9 @@ async def search(turn: Turn) -> None:
         turn.ask(intent="product_search", slot="query", key="search_ask")
         return
 
-    rates: dict[tuple[str, str], Decimal | None] = {}
-
-    async def convert(amount: Decimal, source: str, target: str) -> Decimal | None:
-        if (source, target) not in rates:  # one rate lookup per currency pair, not per product
-            rates[source, target] = await convert_amount(turn.session, Decimal(1), source, target)
-        rate = rates[source, target]
-        return None if rate is None else amount * rate
-
     result = await search_products(turn.session, query=query, embedding=usable_embedding(turn.parsed),
                                    filters=_filters(filters), country=turn.country, limit=MAX_HITS,
-                                   encoder=turn.deps.encoder, convert=convert, channel=turn.inbound.channel,
+                                   encoder=turn.deps.encoder, convert=turn.convert, channel=turn.inbound.channel,
                                    language=turn.locale)
     turn.conversation.last_search = {"query": query, "filters": filters, "search_id": result.search_id,
                                      "hits": [[h.product_id, h.sku] for h in result.hits]}
@@ -113,15 +105,16 @@ async def show_page(turn: Turn, *, page: int) -> None:
     if page < 1 or start >= len(hits):
         turn.say("search_no_more" if hits else "search_ask")
         return
-    stock = await available_stock(turn.session, skus=[sku for _, sku in hits[start:start + size]])
+    shown = hits[start:start + size]
+    stock = await available_stock(turn.session, skus=[sku for _, sku in shown])
+    # Hits sold out since the search ran are left out.
+    in_stock = [(int(product_id), sku) for product_id, sku in shown if stock.get(sku, 0) > 0]
+    products = await get_products(turn.session, product_ids=[product_id for product_id, _ in in_stock])
     cards = []
-    for product_id, sku in hits[start:start + size]:
-        if stock.get(sku, 0) <= 0:
-            continue  # sold out since the search ran
-        try:
-            product = await get_product(turn.session, product_id=int(product_id))
-        except ProductNotFound:
-            continue
+    for product_id, sku in in_stock:
+        product = products.get(product_id)
+        if product is None:
+            continue  # deleted since the search ran
         variant = next((v for v in product.variants if v.sku == sku), None)
         if variant is not None:
             cards.append(await turn.card(product, variant))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,6 +90,12 @@ async def get_product(session: AsyncSession, *, product_id: int) -> Product:
     return product
 
 
+async def get_products(session: AsyncSession, *, product_ids: Sequence[int]) -> dict[int, Product]:
+    """The products among `product_ids` that exist, by id, loaded as `get_product` loads one (variants and
+    category) but in a fixed number of statements: what a page of product cards needs."""
+    return {p.id: p for p in await CatalogRepository(session).products_by_ids(product_ids)}
+
+
 async def get_variant(session: AsyncSession, *, sku: str) -> Variant:
     """The variant with its product and category loaded, or UnknownSku."""
     variant = await CatalogRepository(session).variant_by_sku(sku)
@@ -151,5 +158,5 @@ async def list_products(session: AsyncSession, *, limit: int = 50, cursor: str |
 
 
 __all__ = ["ProductPage", "UnknownSku", "all_products", "categories", "create_category", "create_product",
-           "get_product", "get_variant", "get_variants", "is_sellable_to", "list_products", "localized",
+           "get_product", "get_products", "get_variant", "get_variants", "is_sellable_to", "list_products", "localized",
            "product_out", "variant_price"]

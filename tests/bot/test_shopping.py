@@ -207,3 +207,42 @@ async def test_place_order_button_places_the_order_it_summarised(say: Say, shop:
     assert payloads(forged)[0] == place  # the summary again, with the real digest
     placed = await say(kind="callback", payload=place, sender="button")
     assert "is placed" in texts(placed)
+
+
+async def test_a_page_of_cards_in_another_currency_reads_the_rate_once(say: Say, shop: Database) -> None:
+    """Each card's price is what the shop's rate gives (as when each card converted on its own), but the
+    turn looks the EUR->USD rate up once and the products up in one batch, not once per card."""
+    from sqlalchemy import event
+
+    from bot.conversations.models import Conversation
+    from commerce import cross_border
+    from commerce.money import format_money
+
+    await say("hello", sender="us-2")
+    async with shop.unit_of_work() as session:
+        await session.execute(update(Conversation).where(Conversation.sender_id == "us-2")
+                              .values(country="US", currency="USD"))
+        await inventory.set_stock(session, sku="KET-1", location="SZX", on_hand=4)  # so two cards ship to the US
+    statements: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(shop.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        found = await say("I'm looking for tea things", sender="us-2")
+    finally:
+        event.remove(shop.engine.sync_engine, "before_cursor_execute", note)
+    cards = [c for r in found.replies for c in r.cards]
+    assert len(cards) >= 2
+    async with shop.sessions() as session:
+        for card in cards:
+            variant = await catalog.get_variant(session, sku=card.sku)
+            price = catalog.variant_price(variant, variant.product)
+            conversion = await cross_border.convert(session, amount=price, from_currency="EUR", to_currency="USD")
+            assert card.price_text == format_money(conversion.amount, "USD", "en")
+            assert card.price_text.startswith("$")
+    lookups = [s for s in statements if "DISTINCT fx_rates.base" in s]  # each rate lookup lists the bases once
+    assert len(lookups) == 1
+    assert sum(s.upper().startswith("SAVEPOINT") for s in statements) <= 1
+    assert not any("WHERE products.id = " in s for s in statements)  # not one read per card
