@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import update
 
 import knowledge_base as kb
 from kit.db import Database
-from knowledge_base.index import DIM
+from knowledge_base.index import DIM, IvfBuild
 from knowledge_base.live import LiveFaqIndex
 from knowledge_base.models import FaqEntry
 from knowledge_base.schemas import FaqEntryIn
@@ -126,7 +129,17 @@ async def test_vectors_of_an_older_row_layout_are_embedded_once_then_stored(
 
 
 async def test_the_serving_index_moves_to_ivf_on_a_thread_and_answers_meanwhile(
-        db: Database, embedder: RememberingEmbedder) -> None:
+        db: Database, embedder: RememberingEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The build (on its worker thread) waits until the exact index has answered once: without the gate a
+    # nine-row build can finish before the test looks, and "answers meanwhile" would go unchecked.
+    released = threading.Event()
+    build = IvfBuild.build
+
+    def gated_build(self: IvfBuild) -> Any:
+        assert released.wait(timeout=30), "the test never released the IVF build"
+        return build(self)
+
+    monkeypatch.setattr(IvfBuild, "build", gated_build)
     questions = ["Can I pay with Alipay?", "Do you ship to Norway?", "How long do refunds take?"]
     bot = LiveFaqIndex(db, embedder=embedder, poll_interval=60, ann_from_rows=9)  # 3 rows an entry
     await bot.start()
@@ -146,7 +159,8 @@ async def test_the_serving_index_moves_to_ivf_on_a_thread_and_answers_meanwhile(
             result = await bot.search(questions[0], language="en", embedding=embedder.encode(questions[0:1])[0])
             assert result.matches[0].entry_id == ids[0]
             answered += 1
-            await asyncio.sleep(0)
+            released.set()
+            await asyncio.sleep(0.01)
         await move
         assert answered >= 1
         assert bot.index.vectors.approximate
