@@ -14,14 +14,21 @@
   }
 
   async function call(path, options) {
+    const used = token();
     const response = await fetch(path, Object.assign({}, options, {
-      headers: Object.assign({ "Authorization": "Bearer " + token(), "Content-Type": "application/json" },
+      headers: Object.assign({ "Authorization": "Bearer " + used, "Content-Type": "application/json" },
         (options || {}).headers || {}),
     }));
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       const detail = body.detail || body.title || ("HTTP " + response.status);
       if (response.status === 401) {
+        if (token() !== used) {
+          // Refused with a token the merchant has since replaced: it must not log the new one out.
+          const stale = new Error("Enter a merchant token (" + detail + ")");
+          stale.stale = true;
+          throw stale;
+        }
         sessionStorage.removeItem(KEY);
         show();
         throw new Error("Enter a merchant token (" + detail + ")");
@@ -86,7 +93,7 @@
       $("updated").textContent = "Updated " + new Date().toLocaleTimeString();
       if ($("status").className === "error") say("", false);
     } catch (err) {
-      say(err.message, true);
+      if (!err.stale) say(err.message, true);
     }
   }
 

@@ -73,7 +73,8 @@ async def test_merchant_sees_channels_and_reconciles_one(
     await page.wait_for_selector("text=Enter a merchant token")
     await page.fill("#token", "st_wrong_token_000000000000000000")
     await page.click("#login button[type=submit]")
-    await page.wait_for_selector("text=Enter a merchant token")  # a rejected token is forgotten
+    await page.wait_for_selector("#status.error >> text=Enter a merchant token")  # refused ...
+    assert await page.evaluate("sessionStorage.getItem('shoptalk.merchantToken')") is None  # ... and forgotten
     await page.fill("#token", token)
     await page.click("#login button[type=submit]")
     await page.wait_for_selector("#channels tbody tr >> text=Web shop (site)")
