@@ -167,17 +167,9 @@ class EncoderPool:
             executor, future = self._submit(batch)
             try:
                 answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout=self._timeout(batch))
-            except BrokenProcessPool as error:
-                self._replace(executor, kill=False)
-                if attempt == 2:
-                    raise EncoderUnavailable(f"encoder process died twice while encoding {len(batch)} texts") \
-                        from error
+            except (BrokenProcessPool, TimeoutError) as error:
+                self._after_failure(executor, batch, error, last_attempt=attempt == 2)
                 continue
-            except TimeoutError as error:
-                self._replace(executor, kill=True)
-                raise EncoderUnavailable(
-                    f"encoder process gave no answer for {len(batch)} texts in {self._timeout(batch):.0f} s; "
-                    "workers restarted") from error
             return self._accept(answer)
         raise AssertionError("unreachable")
 
@@ -188,16 +180,22 @@ class EncoderPool:
             executor, future = self._submit(batch)
             try:
                 answer = future.result(timeout=self._timeout(batch))
-            except BrokenProcessPool as error:
-                self._replace(executor, kill=False)
-                if attempt == 2:
-                    raise EncoderUnavailable(f"encoder process died twice while encoding {len(batch)} texts") \
-                        from error
+            except (BrokenProcessPool, TimeoutError) as error:
+                self._after_failure(executor, batch, error, last_attempt=attempt == 2)
                 continue
-            except TimeoutError as error:
-                self._replace(executor, kill=True)
-                raise EncoderUnavailable(
-                    f"encoder process gave no answer for {len(batch)} texts in {self._timeout(batch):.0f} s; "
-                    "workers restarted") from error
             return self._accept(answer)
         raise AssertionError("unreachable")
+
+    def _after_failure(self, executor: ProcessPoolExecutor, batch: list[str], error: Exception, *,
+                       last_attempt: bool) -> None:
+        """A pass failed: replace the workers, then raise EncoderUnavailable unless the pass may run once more.
+
+        A dead worker (BrokenProcessPool) gets one retry; a worker that gave no answer is killed, not retried."""
+        if isinstance(error, TimeoutError):
+            self._replace(executor, kill=True)
+            raise EncoderUnavailable(
+                f"encoder process gave no answer for {len(batch)} texts in {self._timeout(batch):.0f} s; "
+                "workers restarted") from error
+        self._replace(executor, kill=False)
+        if last_attempt:
+            raise EncoderUnavailable(f"encoder process died twice while encoding {len(batch)} texts") from error
