@@ -209,14 +209,21 @@ class TelegramDouble:
                     return _error(400, "Bad Request: BUTTON_DATA_INVALID")
         return markup
 
+    @staticmethod
+    def _parsed(params: dict[str, Any], field: str) -> str | web.Response:
+        """The text of `field` as Telegram shows it (HTML parsed when parse_mode says so), or its 400."""
+        raw = str(params.get(field) or "")
+        if params.get("parse_mode") != "HTML":
+            return raw
+        try:
+            return parse_html(raw)
+        except EntityError as exc:
+            return _error(400, f"Bad Request: can't parse entities: {exc}")
+
     def _render(self, params: dict[str, Any]) -> str | web.Response:
-        raw = str(params.get("text") or "")
-        text = raw
-        if params.get("parse_mode") == "HTML":
-            try:
-                text = parse_html(raw)
-            except EntityError as exc:
-                return _error(400, f"Bad Request: can't parse entities: {exc}")
+        text = self._parsed(params, "text")
+        if isinstance(text, web.Response):
+            return text
         if not text.strip():
             return _error(400, "Bad Request: message text is empty")
         if utf16_len(text) > TEXT_LIMIT:
@@ -224,13 +231,9 @@ class TelegramDouble:
         return text
 
     def _caption(self, params: dict[str, Any]) -> str | web.Response:
-        raw = str(params.get("caption") or "")
-        caption = raw
-        if params.get("parse_mode") == "HTML":
-            try:
-                caption = parse_html(raw)
-            except EntityError as exc:
-                return _error(400, f"Bad Request: can't parse entities: {exc}")
+        caption = self._parsed(params, "caption")
+        if isinstance(caption, web.Response):
+            return caption
         if utf16_len(caption) > CAPTION_LIMIT:
             return _error(400, "Bad Request: message caption is too long")
         return caption

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from api.channel_worker import TELEGRAM_TOPIC, channel_handlers
 from bot.channels.telegram import CAPTION_LIMIT, TelegramChannel, render
-from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
+from bot.messages import Button, OutboundMessage, ProductCard
 from kit.db import Database
 from kit.outbox import DELIVERED, OutboxEvent, OutboxWorker, enqueue
 from tests.bot.channels.conftest import BOT_TOKEN
@@ -46,20 +46,6 @@ async def images() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"  # type: ignore[attr-defined]
     finally:
         await runner.cleanup()
-
-
-async def _only_sends(inbound: InboundMessage) -> None:
-    raise AssertionError("no inbound expected")
-
-
-@pytest.fixture
-async def channel(db: Database, telegram_double: TelegramDouble) -> AsyncIterator[TelegramChannel]:
-    telegram = TelegramChannel(token=BOT_TOKEN, database=db, handle=_only_sends,
-                               api=TelegramAPIServer.from_base(telegram_double.base_url))
-    try:
-        yield telegram
-    finally:
-        await telegram.close()
 
 
 def _card(title: str, image_url: str | None, *, subtitle: str | None = None) -> ProductCard:

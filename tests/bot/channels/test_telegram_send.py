@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from aiogram.client.telegram import TelegramAPIServer
 
 from api.channel_worker import TELEGRAM_TOPIC, channel_handlers
 from bot.channels.telegram import TelegramChannel, install_log_redaction, resolve_callback_data
-from bot.messages import Button, InboundMessage, OutboundMessage
+from bot.messages import Button, OutboundMessage
 from kit.clock import utcnow
 from kit.db import Database
 from kit.outbox import DEAD, DELIVERED, PENDING, OutboxEvent, OutboxWorker, enqueue
@@ -18,20 +16,6 @@ from tests.bot.channels.conftest import BOT_TOKEN
 from tests.bot.channels.telegram_double import TelegramDouble
 
 CHAT = 4242
-
-
-async def _only_sends(inbound: InboundMessage) -> None:
-    raise AssertionError("no inbound expected")
-
-
-@pytest.fixture
-async def channel(db: Database, telegram_double: TelegramDouble) -> AsyncIterator[TelegramChannel]:
-    telegram = TelegramChannel(token=BOT_TOKEN, database=db, handle=_only_sends,
-                               api=TelegramAPIServer.from_base(telegram_double.base_url))
-    try:
-        yield telegram
-    finally:
-        await telegram.close()
 
 
 async def _enqueue(db: Database, reply: OutboundMessage, key: str = "msg:1") -> int:
