@@ -1,16 +1,20 @@
 """A small shop with the shipped cross-border rules and round exchange rates, so examples are exact."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.app import create_app
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import CategoryIn, ProductIn, VariantIn
 from commerce.cross_border import import_rates, load_cross_border_defaults
 from kit.db import Database
+from kit.settings import Settings
 
 # A Friday after the EU's flat EUR 3 duty started (1 July 2026) and after the US de minimis ended.
 ON = date(2026, 11, 27)
@@ -53,3 +57,14 @@ async def shop(db: Database) -> Database:
     async with db.unit_of_work() as session:
         await make_cross_border_shop(session)
     return db
+
+
+@pytest.fixture
+async def client(shop: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's API over the demo-like shop, in process (lifespan run)."""
+    settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
+    app = create_app(settings, database=shop)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+            yield http

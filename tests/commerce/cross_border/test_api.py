@@ -1,28 +1,15 @@
 """HTTP: quotes for shoppers, rules and rates for merchants, problem+json for bad input."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from api.app import create_app
 from api.auth import create_token
 from kit.clock import utcnow
 from kit.db import Database
-from kit.settings import Settings
 from tests.commerce.cross_border.conftest import rates_csv
-
-
-@pytest.fixture
-async def client(shop: Database) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
-    app = create_app(settings, database=shop)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
 
 
 @pytest.fixture

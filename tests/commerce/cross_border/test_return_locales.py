@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,10 @@ from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from api.app import create_app
 from api.auth import create_token
 from api.migrate import alembic_config, upgrade
 from commerce.cross_border import return_policy
 from kit.db import Database
-from kit.settings import Settings
 
 PG_URL = os.environ.get("SHOPTALK_TEST_POSTGRES_URL")
 
@@ -52,16 +50,12 @@ async def test_a_locale_without_translation_gets_english(shop: Database) -> None
 
 
 @pytest.fixture
-async def client(shop: Database) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
-    app = create_app(settings, database=shop)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            async with shop.unit_of_work() as session:
-                token = await create_token(session, name="merchant", role="merchant")
-            http.headers["Authorization"] = f"Bearer {token}"
-            yield http
+async def client(client: httpx.AsyncClient, shop: Database) -> httpx.AsyncClient:
+    """The shop's API client (conftest), signed in as a merchant."""
+    async with shop.unit_of_work() as session:
+        token = await create_token(session, name="merchant", role="merchant")
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
 
 
 async def _policy(client: httpx.AsyncClient, scope: str) -> dict[str, Any]:
