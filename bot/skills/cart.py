@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot.skills.base import Turn, convert_amount
+from bot.skills.base import Turn
 from bot.skills.recommend import count_outcome
 from bot.skills.search import note_search_used
 from commerce import cross_border
@@ -283,7 +283,7 @@ async def _sales_channel(turn: Turn) -> str:
 
 async def _convertible(turn: Turn, variants: list[tuple[Variant, Product, int]], currency: str) -> bool:
     for _, product, _ in variants:
-        if await convert_amount(turn.session, Decimal(1), product.currency, currency) is None:
+        if await turn.rate(product.currency, currency) is None:
             return False
     return True
 
@@ -333,7 +333,7 @@ async def _prepare(turn: Turn) -> PreparedOrder | None:
             return None
     order_lines = []
     for variant, product, quantity in variants:
-        converted = await convert_amount(turn.session, variant_price(variant, product), product.currency, currency)
+        converted = await turn.convert(variant_price(variant, product), product.currency, currency)
         assert converted is not None
         order_lines.append((variant.sku, turn.title(product), quantity, quantize(converted, currency)))
     shipping = duties = taxes = Decimal(0)
