@@ -11,7 +11,9 @@ for the replies, and send the next, for `duration` seconds after a warm-up. Mess
 (order tracking, delivery, refunds, payment), seed 7. Every shopper starts a new conversation every 8
 messages. Before the clock starts, one shopper sends 30 messages one at a time (lazy indexes get built; their
 median is reported as the single-shopper latency), then the concurrent load runs `warmup` seconds unmeasured.
-Prints one JSON object.
+`cpu_ms_per_message` splits the measured window's CPU (from /proc) between the API's processes (with their NLU
+encoder workers), PostgreSQL's server processes, this load generator and anything else on the machine ("other":
+on a quiet box, near zero). Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -36,6 +38,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from proc_cpu import descendants, machine_busy_seconds, processes  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SHOPPING_TURNS = [
@@ -161,6 +167,28 @@ async def warm_up(base_url: str, messages: list[str]) -> list[float]:
     return latencies
 
 
+class CpuSplit:
+    """CPU seconds over the measured window by who spent them: the API (its processes and their encoder
+    workers), PostgreSQL's server processes, this load generator, and whatever else ran on the machine."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        table = processes()
+        server = descendants(table, self.server_pid) | {self.server_pid}
+        return {"api": sum(table[pid].seconds for pid in server if pid in table),
+                "postgres": sum(row.seconds for row in table.values() if row.name in ("postgres", "postmaster")),
+                "load_generator": time.process_time(), "machine": machine_busy_seconds()}
+
+    def per_message_ms(self, messages: int) -> dict[str, float]:
+        end = self._read()
+        spent = {key: end[key] - self.start[key] for key in end}
+        spent["other"] = spent.pop("machine") - spent["api"] - spent["postgres"] - spent["load_generator"]
+        return {key: round(value * 1000 / max(messages, 1), 2) for key, value in spent.items()}
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -188,9 +216,13 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
             begin = time.monotonic()
             warmup_until = begin + args.warmup
             deadline = warmup_until + args.duration
-            await asyncio.gather(*(shopper(http, i, messages, warmup_until=warmup_until, deadline=deadline,
-                                           latencies=latencies, counters=counters)
-                                   for i in range(args.concurrency)))
+            load = [asyncio.ensure_future(shopper(http, i, messages, warmup_until=warmup_until, deadline=deadline,
+                                                  latencies=latencies, counters=counters))
+                    for i in range(args.concurrency)]
+            await asyncio.sleep(max(0.0, warmup_until - time.monotonic()))
+            cpu = CpuSplit(process.pid)
+            await asyncio.gather(*load)
+            cpu_ms = cpu.per_message_ms(counters["messages"])
             measured = deadline - warmup_until
         return {
             "api_processes": workers,
@@ -200,6 +232,7 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
             "p50_ms": round(percentile(latencies, 50) * 1000, 1),
             "p99_ms": round(percentile(latencies, 99) * 1000, 1),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+            "cpu_ms_per_message": cpu_ms,
             "server_startup_s": round(startup_s, 1),
             "single_shopper_p50_ms": round(percentile(sequential, 50) * 1000, 1),
             "first_message_ms": round(sequential[0] * 1000, 1),

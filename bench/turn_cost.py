@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from chat_load import SHOPPING_TURNS, load_utterances, postgres_admin, prepare_database  # noqa: E402
+from proc_cpu import descendants, processes  # noqa: E402
 
 
 class StatementMeter:
@@ -66,24 +67,8 @@ class StatementMeter:
 
 def children_cpu_seconds() -> float:
     """CPU of this process's live descendants (the NLU's encoder workers, when it runs them), from /proc."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    mine: set[int] = set()
-    frontier = {os.getpid()}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - mine
-        mine |= frontier
-    return sum(times[pid] for pid in mine)
+    table = processes()
+    return sum(table[pid].seconds for pid in descendants(table, os.getpid()))
 
 
 def mix(benchmarks: Path) -> list[str]:
