@@ -112,6 +112,14 @@ async def get_variants(session: AsyncSession, *, skus: list[str]) -> dict[str, V
     return found
 
 
+async def find_variants(session: AsyncSession, *, skus: Sequence[str]) -> dict[str, Variant]:
+    """The variants among `skus` that exist, by SKU, each with its product and category loaded (unknown SKUs
+    are left out, not refused: for callers that filter lists, such as recommendations)."""
+    if not skus:
+        return {}
+    return {v.sku: v for v in await CatalogRepository(session).variants_by_skus(list(dict.fromkeys(skus)))}
+
+
 async def all_products(session: AsyncSession) -> list[Product]:
     return list(await CatalogRepository(session).all_products())
 

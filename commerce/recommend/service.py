@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product, Variant
-from commerce.catalog.service import all_products, is_sellable_to, localized
+from commerce.catalog.service import all_products, find_variants, is_sellable_to, localized
 from commerce.inventory.availability import available_for_country
 from commerce.recommend.algorithms import (
     BuyAgain,
@@ -229,70 +229,91 @@ def _reason(model: str, anchor: Product | None, *, anchor_is_cart: bool, country
     return "New in the shop"
 
 
+# Ranked SKUs read per look-up (variants, products, stock): the first look-up usually fills a page of picks after
+# the stock, country and one-per-product filters; each further one reads four times more, so even a ranking that
+# is mostly unavailable costs a few queries, never the whole catalog.
+FIRST_LOOKUP = 40
+
+
+@dataclass(frozen=True)
+class _Pick:
+    sku: str
+    variant: Variant
+    model: str
+    anchor_sku: str | None
+
+
 async def recommend(session: AsyncSession, *, shopper_id: int | None = None, country: str | None = None,
                     cart_skus: Sequence[str] = (), viewing_sku: str | None = None, limit: int = 5,
                     settings: Settings | None = None) -> list[Recommendation]:
     """Products to suggest now: in stock where the shopper is, sellable to their country, not in the cart,
-    one variant per product, best first, each with a one-line reason. Never fails on an empty shop."""
+    one variant per product, best first, each with a one-line reason. Never fails on an empty shop.
+    Reads only the best-ranked part of the catalog it needs (see FIRST_LOOKUP)."""
     if limit < 1 or limit > MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}.", code="invalid_limit")
     country = country.upper() if country else None
     model = await current_model(session, settings=settings)
-    products: dict[str, tuple[Product, Variant]] = {
-        variant.sku: (product, variant) for product in await all_products(session)
-        for variant in product.variants}
     repo = RecommendRepository(session)
     lines = await repo.shopper_lines(shopper_id) if shopper_id is not None else []
     history = _history(lines, model.index)
     cart = tuple(model.index[sku] for sku in dict.fromkeys(cart_skus) if sku in model.index)
     viewing = model.index.get(viewing_sku) if viewing_sku else None
     context = Context(history=history, cart=cart, viewing=viewing, country=country, now=day_of(utcnow()))
-
     scores = model.ranker.score(context) if model.skus else np.zeros(0)
-    ranked = top_items(scores, scores.size)
-    excluded_products = {products[sku][0].id for sku in [*cart_skus, *([viewing_sku] if viewing_sku else [])]
-                         if sku in products}
-    candidates = [model.skus[i] for i in ranked.tolist() if model.skus[i] in products]
-    fill = [sku for sku in reversed(list(products)) if sku not in set(candidates)]
-    stock = await available_for_country(session, skus=[*candidates, *fill], country=country)
-    bought = {sku: len({line.order_id for line in lines if line.sku == sku}) for sku in {ln.sku for ln in lines}}
     in_cart = set(cart_skus)
-
-    def allowed(sku: str) -> bool:
-        product, variant = products[sku]
-        return (sku not in in_cart and variant.active and stock.get(sku, 0) > 0
-                and is_sellable_to(product, country) and product.id not in excluded_products)
-
-    picked: list[Recommendation] = []
+    excluded_products = {v.product_id for v in (await find_variants(
+        session, skus=[*in_cart, *([viewing_sku] if viewing_sku else [])])).values()}
     shown_products: set[int] = set()
-    for sku in candidates:
-        product = products[sku][0]
-        if product.id in shown_products or not allowed(sku):
+
+    async def available(skus: list[str], stop: int) -> list[Variant]:
+        """The variants of `skus` a shopper here may be offered, in order, one per product, at most `stop`."""
+        found = await find_variants(session, skus=[sku for sku in skus if sku not in in_cart])
+        stock = await available_for_country(session, skus=list(found), country=country)
+        kept: list[Variant] = []
+        for sku in skus:
+            variant = found.get(sku)
+            if (variant is None or not variant.active or stock.get(sku, 0) <= 0
+                    or not is_sellable_to(variant.product, country)
+                    or variant.product_id in excluded_products or variant.product_id in shown_products):
+                continue
+            kept.append(variant)
+            shown_products.add(variant.product_id)
+            if len(kept) == stop:
+                break
+        return kept
+
+    ranked = [model.skus[i] for i in top_items(scores, scores.size).tolist()]
+    picks: list[_Pick] = []
+    start, size = 0, FIRST_LOOKUP
+    while start < len(ranked) and len(picks) < limit:
+        for variant in await available(ranked[start:start + size], limit - len(picks)):
+            name, anchor_item = model.ranker.explain(context, model.index[variant.sku])
+            anchor_sku = model.skus[anchor_item] if anchor_item is not None and name != "buy_again" else None
+            picks.append(_Pick(variant.sku, variant, name, anchor_sku))
+        start, size = start + size, size * 4
+    if len(picks) < limit:
+        # A new shop has no sales to learn from (and products added since training are unknown to the model):
+        # the newest products in stock still make a sensible list.
+        scored = set(ranked)
+        newest = [v.sku for p in reversed(await all_products(session)) for v in p.variants if v.sku not in scored]
+        picks += [_Pick(v.sku, v, "new_in_shop", None) for v in await available(newest, limit - len(picks))]
+    anchors = await find_variants(session, skus=[p.anchor_sku for p in picks if p.anchor_sku])
+    bought = {sku: len({line.order_id for line in lines if line.sku == sku}) for sku in {ln.sku for ln in lines}}
+    out = []
+    for pick in picks:
+        product = pick.variant.product
+        if pick.model == "new_in_shop":
+            out.append(Recommendation(sku=pick.sku, product_id=product.id, score=0.0, model="new_in_shop",
+                                      reason="New in the shop", reason_code="new_in_shop"))
             continue
-        item = model.index[sku]
-        name, anchor_item = model.ranker.explain(context, item)
-        anchor_sku = model.skus[anchor_item] if anchor_item is not None and name != "buy_again" else None
-        anchor = products[anchor_sku][0] if anchor_sku in products else None
-        reason = _reason(name, anchor, anchor_is_cart=anchor_sku in in_cart, country=country,
-                         bought_times=bought.get(sku, 0))
-        picked.append(Recommendation(
-            sku=sku, product_id=product.id, score=round(float(scores[item]), 6), model=name, reason=reason,
-            reason_code=name, anchor_sku=anchor_sku,
+        anchor = anchors[pick.anchor_sku].product if pick.anchor_sku in anchors else None
+        reason = _reason(pick.model, anchor, anchor_is_cart=pick.anchor_sku in in_cart, country=country,
+                         bought_times=bought.get(pick.sku, 0))
+        out.append(Recommendation(
+            sku=pick.sku, product_id=product.id, score=round(float(scores[model.index[pick.sku]]), 6),
+            model=pick.model, reason=reason, reason_code=pick.model, anchor_sku=pick.anchor_sku,
             anchor_title=localized(anchor.title, "en") if anchor is not None else None))
-        shown_products.add(product.id)
-        if len(picked) == limit:
-            return picked
-    # A new shop has no sales to learn from: its newest products in stock still make a sensible list.
-    for sku in fill:
-        product = products[sku][0]
-        if product.id in shown_products or not allowed(sku):
-            continue
-        picked.append(Recommendation(sku=sku, product_id=product.id, score=0.0, model="new_in_shop",
-                                     reason="New in the shop", reason_code="new_in_shop"))
-        shown_products.add(product.id)
-        if len(picked) == limit:
-            break
-    return picked
+    return out
 
 
 async def record_impressions(session: AsyncSession, *, recommendations: Sequence[Recommendation],
