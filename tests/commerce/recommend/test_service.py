@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from commerce.catalog.service import find_variants
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from commerce.recommend import service as recommendations
@@ -190,3 +191,28 @@ async def test_a_new_product_with_no_sales_is_suggested_next_to_a_similar_one(sh
     assert new["DES-1"].reason == "New, and similar to the Kettle"
     skus = [p.sku for p in picks]
     assert skus.index("DES-1") < skus.index("MUG-1")  # the mug was never sold either, but reads less alike
+
+
+async def test_only_the_best_ranked_part_of_the_catalog_is_read(shop: Database, settings: Settings,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event
+
+    from commerce.catalog.models import Product
+
+    loaded: set[int] = set()
+
+    def count(product: Product, _context: object) -> None:
+        loaded.add(product.id)
+
+    whole = await _recommend(shop, settings, country="DE", cart_skus=["KET-1"], limit=5)
+    monkeypatch.setattr(recommendations, "FIRST_LOOKUP", 1)
+    event.listen(Product, "load", count)
+    try:
+        best = await _recommend(shop, settings, country="DE", cart_skus=["KET-1"], limit=1)
+    finally:
+        event.remove(Product, "load", count)
+    assert [(p.sku, p.reason) for p in best] == [(p.sku, p.reason) for p in whole[:1]]
+    async with shop.sessions() as session:
+        kettle = (await find_variants(session, skus=["KET-1"]))["KET-1"].product_id
+    # The cart's kettle (left out, and the reason's anchor) and the one product shown: nothing else was read.
+    assert loaded == {kettle, best[0].product_id}
