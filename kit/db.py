@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Numeric, event
+from sqlalchemy import DateTime, Insert, MetaData, Numeric, Table, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -74,14 +77,48 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+_INSERT_IF_NEW: dict[tuple[str, str, tuple[str, ...]], Insert] = {}
+
+
+def insert_if_new(dialect: str, table: Table, keys: Sequence[str]) -> Insert:
+    """`INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING id` for the session's dialect: one statement that
+    returns the new row's id, or no row when one with the same keys exists (also when a concurrent transaction
+    inserted it: PostgreSQL waits for that one to end). Built once per (dialect, table, keys): a statement made
+    per call costs a cache-key walk."""
+    key = (dialect, table.name, tuple(keys))
+    statement = _INSERT_IF_NEW.get(key)
+    if statement is None:
+        base = postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+        statement = _INSERT_IF_NEW[key] = base.on_conflict_do_nothing(index_elements=list(keys)).returning(
+            table.c.id)
+    return statement
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2,
-                               pool_pre_ping=True)
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2,
+                                 pool_recycle=RECYCLE_SECONDS)
+    event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
+    return engine
+
+
+# Pooled PostgreSQL connections are replaced after this long, so one the server or a proxy dropped silently
+# (no FIN seen) does not stay in the pool for ever.
+RECYCLE_SECONDS = 1800
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """A pooled connection whose socket was closed (a server restart, an idle-session timeout, a terminated
+    backend) is swapped for a fresh one at checkout. This replaces `pool_pre_ping`, which costs three round
+    trips per checkout with asyncpg (BEGIN, a ping, ROLLBACK): asyncpg notices the closed socket on its own,
+    so looking costs nothing. The pool retries the checkout with a new connection on DisconnectionError."""
+    driver = getattr(dbapi_connection, "_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("pooled connection was closed by the server")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
