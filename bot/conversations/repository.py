@@ -4,25 +4,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversations.models import Conversation, ConversationMessage, VerificationAttempt
+from kit.db import insert_if_new
 
 _MESSAGES = cast(Table, ConversationMessage.__table__)
 _CONVERSATIONS = cast(Table, Conversation.__table__)
-# Built once per dialect: a statement object made per message costs a cache-key walk over its literal values.
-_INSERT_IF_NEW: dict[str, Insert] = {}
-_CREATE_IF_NEW: dict[str, Insert] = {}
 # Core, not the ORM's unit of work: several replies go in one round trip, ids back in parameter order.
 _INSERT_OUTBOUND = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
-
-
-def _on_conflict_do_nothing(dialect: str, table: Table, keys: list[str]) -> Insert:
-    statement = postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    return statement.on_conflict_do_nothing(index_elements=keys).returning(table.c.id)
 
 
 class ConversationRepository:
@@ -38,21 +29,13 @@ class ConversationRepository:
 
     async def insert_inbound(self, values: dict[str, Any]) -> int | None:
         """Insert an inbound message in one statement; None when (channel, external_id) is already stored."""
-        dialect = self.session.get_bind().dialect.name
-        statement = _INSERT_IF_NEW.get(dialect)
-        if statement is None:
-            statement = _INSERT_IF_NEW[dialect] = _on_conflict_do_nothing(dialect, _MESSAGES,
-                                                                          ["channel", "external_id"])
+        statement = insert_if_new(self.session.get_bind().dialect.name, _MESSAGES, ("channel", "external_id"))
         new_id = await self.session.scalar(statement, values)
         return None if new_id is None else int(new_id)
 
     async def insert_conversation(self, values: dict[str, Any]) -> int | None:
         """Insert a conversation in one statement; None when this (channel, sender_id) has one already."""
-        dialect = self.session.get_bind().dialect.name
-        statement = _CREATE_IF_NEW.get(dialect)
-        if statement is None:
-            statement = _CREATE_IF_NEW[dialect] = _on_conflict_do_nothing(dialect, _CONVERSATIONS,
-                                                                          ["channel", "sender_id"])
+        statement = insert_if_new(self.session.get_bind().dialect.name, _CONVERSATIONS, ("channel", "sender_id"))
         new_id = await self.session.scalar(statement, values)
         return None if new_id is None else int(new_id)
 

@@ -1,15 +1,18 @@
 """Shoppers and their identities on each channel, so an order is only ever shown to its owner."""
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from typing import cast
+
+from sqlalchemy import Select, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.shoppers.models import Shopper, ShopperIdentity
 from kit.clock import utcnow
+from kit.db import insert_if_new
 from kit.errors import InvalidInput, NotFound
 
 IDENTITY_KINDS = ("telegram", "webchat", "rest", "email", "marketplace")
+_IDENTITIES = cast(Table, ShopperIdentity.__table__)
 
 
 class ShopperNotFound(NotFound):
@@ -17,33 +20,34 @@ class ShopperNotFound(NotFound):
     title = "Shopper not found"
 
 
+def _by_identity(kind: str, external_id: str) -> Select[Shopper]:
+    return select(Shopper).join(ShopperIdentity, ShopperIdentity.shopper_id == Shopper.id).where(
+        ShopperIdentity.kind == kind, ShopperIdentity.external_id == external_id)
+
+
 async def shopper_for_identity(session: AsyncSession, *, kind: str, external_id: str,
                                name: str | None = None, locale: str | None = None) -> Shopper:
-    """The shopper behind a channel identity, created on first contact."""
+    """The shopper behind a channel identity, created on first contact (one statement for a known identity,
+    three for a new one, no savepoint: this runs on every new conversation)."""
     if kind not in IDENTITY_KINDS:
         raise InvalidInput(f"Unknown identity kind {kind!r}.", code="unknown_identity_kind")
-    identity = await session.scalar(select(ShopperIdentity).where(ShopperIdentity.kind == kind,
-                                                                 ShopperIdentity.external_id == external_id))
-    if identity is not None:
-        shopper = await session.get(Shopper, identity.shopper_id)
-        assert shopper is not None
-        return shopper
+    known = await session.scalar(_by_identity(kind, external_id))
+    if known is not None:
+        return known
     now = utcnow()
-    try:
-        async with session.begin_nested():
-            shopper = Shopper(name=name, locale=locale, created_at=now)
-            session.add(shopper)
-            await session.flush()
-            session.add(ShopperIdentity(shopper_id=shopper.id, kind=kind, external_id=external_id, created_at=now))
-            await session.flush()
-    except IntegrityError:
-        # Two first messages raced; the other one created the shopper.
-        identity = await session.scalar(select(ShopperIdentity).where(
-            ShopperIdentity.kind == kind, ShopperIdentity.external_id == external_id))
-        assert identity is not None
-        found = await session.get(Shopper, identity.shopper_id)
-        assert found is not None
-        return found
+    shopper = Shopper(name=name, locale=locale, created_at=now)
+    session.add(shopper)
+    await session.flush()
+    linked = await session.scalar(
+        insert_if_new(session.get_bind().dialect.name, _IDENTITIES, ("kind", "external_id")),
+        {"shopper_id": shopper.id, "kind": kind, "external_id": external_id, "created_at": now})
+    if linked is None:
+        # Two first messages raced and the other one linked the identity first: its shopper is the one.
+        await session.delete(shopper)
+        await session.flush()
+        winner = await session.scalar(_by_identity(kind, external_id))
+        assert winner is not None
+        return winner
     return shopper
 
 
