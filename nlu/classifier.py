@@ -6,7 +6,9 @@ validation data with Larson's rule) is out of scope, as is one whose top intent 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +24,24 @@ FloatArray = npt.NDArray[np.float64]
 @dataclass(frozen=True)
 class ClassifierConfig:
     c: float = 10.0
+    # Weight of the logistic regression's scores on the embeddings.
     embedding_weight: float = 1.0
     # 0 disables the TF-IDF block.
     tfidf_weight: float = 2.0
+    # TfidfVectorizer analyzer: "char_wb" (n-grams inside word boundaries) or "char" (across them).
+    analyzer: str = "char_wb"
     ngram_range: tuple[int, int] = (1, 4)
     max_features: int = 200_000
     lexical_c: float = 1.0
     max_iter: int = 300
     solver: str = "lbfgs"
+    # One-hidden-layer MLPs on the embeddings (0 hidden units: none); their mean logits join the
+    # embedding-side scores with `mlp_weight`. Seeds 0..mlp_seeds-1, trained one after the other.
+    mlp_hidden: int = 0
+    mlp_seeds: int = 1
+    mlp_epochs: int = 40
+    mlp_batch: int = 64
+    mlp_weight: float = 1.0
 
 
 _controller: Any = None
@@ -57,6 +69,86 @@ def _softmax(scores: FloatArray) -> FloatArray:
     exp = np.exp(shifted)
     out: FloatArray = exp / exp.sum(axis=1, keepdims=True)
     return out
+
+
+# One MLP's (w1, b1, w2, b2) as float64 arrays: logits = gelu(rows * MLP_INPUT_SCALE @ w1 + b1) @ w2 + b2.
+MlpWeights = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+# Embedding rows have unit length (two halves of norm 1/sqrt(2)): a larger input scale suits the first layer.
+MLP_INPUT_SCALE = float(np.sqrt(2.0) * 4.0)
+_torch_lock = threading.Lock()
+_torch_users = [0, 0]  # [fits running, torch threads before the first of them]
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Small MLP fits run faster on one torch thread; folds fitted concurrently share the setting."""
+    import torch
+
+    with _torch_lock:
+        if _torch_users[0] == 0:
+            _torch_users[1] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _torch_users[0] += 1
+    try:
+        yield
+    finally:
+        with _torch_lock:
+            _torch_users[0] -= 1
+            if _torch_users[0] == 0:
+                torch.set_num_threads(_torch_users[1])
+
+
+def _gelu(x: FloatArray) -> FloatArray:
+    out: FloatArray = 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+    return out
+
+
+def mlp_logits(weights: MlpWeights, rows: FloatArray) -> FloatArray:
+    w1, b1, w2, b2 = weights
+    out: FloatArray = _gelu((rows * MLP_INPUT_SCALE) @ w1 + b1) @ w2 + b2
+    return out
+
+
+def train_mlp(rows: FloatArray, targets: npt.NDArray[np.int64], classes: int, *, hidden: int, epochs: int,
+              batch: int, seed: int) -> MlpWeights:
+    """One hidden layer (tanh-GELU), dropout 0.1 on the inputs and 0.4 on the hidden units, label
+    smoothing 0.1, AdamW with a one-cycle schedule. Every random draw comes from a generator seeded
+    with `seed`, so concurrent fits stay reproducible."""
+    import torch
+
+    with _one_torch_thread():
+        generator = torch.Generator().manual_seed(seed)
+
+        def uniform(*shape: int, bound: float) -> torch.Tensor:
+            return ((torch.rand(*shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound).float()
+
+        def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+            return x * (torch.rand(x.shape, generator=generator) >= p) / (1.0 - p)
+
+        dim = rows.shape[1]
+        params = [uniform(dim, hidden, bound=dim ** -0.5), uniform(hidden, bound=dim ** -0.5),
+                  uniform(hidden, classes, bound=hidden ** -0.5), uniform(classes, bound=hidden ** -0.5)]
+        for param in params:
+            param.requires_grad_(True)
+        w1, b1, w2, b2 = params
+        inputs = torch.tensor(rows * MLP_INPUT_SCALE, dtype=torch.float32)
+        labels = torch.tensor(targets, dtype=torch.int64)
+        steps = max(1, epochs * ((len(labels) + batch - 1) // batch))
+        optimiser = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 2e-3, total_steps=steps)
+        for _ in range(epochs):
+            order = torch.randperm(len(labels), generator=generator)
+            for start in range(0, len(labels), batch):
+                chosen = order[start:start + batch]
+                hidden_units = torch.nn.functional.gelu(dropout(inputs[chosen], 0.1) @ w1 + b1, approximate="tanh")
+                logits = dropout(hidden_units, 0.4) @ w2 + b2
+                loss = torch.nn.functional.cross_entropy(logits, labels[chosen], label_smoothing=0.1)
+                optimiser.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimiser.step()
+                schedule.step()
+        return (w1.detach().double().numpy(), b1.detach().double().numpy(),
+                w2.detach().double().numpy(), b2.detach().double().numpy())
 
 
 class _Scorer:
@@ -137,6 +229,7 @@ class IntentClassifier:
     _model: Any = None
     _tfidf: Any = None
     _lexical: Any = None
+    _mlps: list[MlpWeights] = field(default_factory=list)
     _scorer: _Scorer | None = None
 
     # ---------- training ----------
@@ -150,13 +243,21 @@ class IntentClassifier:
         self._model = dense
         self._scorer = None
         self.labels = [str(label) for label in dense.classes_]
+        self._mlps = []
+        if self.config.mlp_hidden > 0:
+            index = {label: i for i, label in enumerate(self.labels)}
+            mlp_targets = np.array([index[str(label)] for label in targets], dtype=np.int64)
+            rows = np.asarray(embeddings, dtype=np.float64)
+            self._mlps = [train_mlp(rows, mlp_targets, len(self.labels), hidden=self.config.mlp_hidden,
+                                    epochs=self.config.mlp_epochs, batch=self.config.mlp_batch, seed=seed)
+                          for seed in range(self.config.mlp_seeds)]
         self._tfidf = None
         self._lexical = None
         if self.config.tfidf_weight > 0:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
             tfidf = TfidfVectorizer(
-                analyzer="char_wb", ngram_range=self.config.ngram_range, lowercase=True, sublinear_tf=True,
+                analyzer=self.config.analyzer, ngram_range=self.config.ngram_range, lowercase=True, sublinear_tf=True,
                 min_df=1, max_features=self.config.max_features, dtype=np.float64,
             )
             lexical_features = tfidf.fit_transform([t[:1000] for t in texts])
@@ -172,7 +273,8 @@ class IntentClassifier:
     # ---------- inference ----------
     def score_parts(self, embeddings: npt.NDArray[np.float32],
                     texts: Sequence[str]) -> tuple[FloatArray, FloatArray | None]:
-        """Embedding-model scores and character n-gram scores (None without TF-IDF), unweighted.
+        """Embedding-side scores (`embedding_weight` x logistic regression + `mlp_weight` x the MLPs' mean
+        logits) and character n-gram scores (None without TF-IDF, not yet weighted).
 
         Computed from the fitted coefficients directly (``_Scorer``): the same numbers as sklearn's
         ``decision_function``/``transform`` without their per-call validation, which cost ~2 ms of
@@ -180,7 +282,8 @@ class IntentClassifier:
         scorer = self._scorer
         if scorer is None:
             scorer = self._scorer = _Scorer.from_models(self._model, self._tfidf, self._lexical)
-        dense = _two_column(scorer.dense(np.asarray(embeddings, np.float64)))
+        rows = np.asarray(embeddings, np.float64)
+        dense = self._embedding_scores(_two_column(scorer.dense(rows)), rows)
         lexical = None
         if scorer.has_lexical:
             lexical = _two_column(scorer.lexical([t[:1000] for t in texts]))
@@ -189,14 +292,22 @@ class IntentClassifier:
     def score_parts_sklearn(self, embeddings: npt.NDArray[np.float32],
                             texts: Sequence[str]) -> tuple[FloatArray, FloatArray | None]:
         """``score_parts`` through sklearn's own API (the reference the fast path is tested against)."""
+        rows = np.asarray(embeddings, np.float64)
         with single_threaded_blas():
-            dense = _two_column(np.asarray(self._model.decision_function(np.asarray(embeddings, np.float64))))
+            dense = self._embedding_scores(_two_column(np.asarray(self._model.decision_function(rows))), rows)
             lexical = None
             if self._lexical is not None and self._tfidf is not None:
                 lexical = _two_column(np.asarray(
                     self._lexical.decision_function(self._tfidf.transform([t[:1000] for t in texts]))
                 ))
         return dense, lexical
+
+    def _embedding_scores(self, linear: FloatArray, rows: FloatArray) -> FloatArray:
+        if not self._mlps:
+            return linear if self.config.embedding_weight == 1.0 else self.config.embedding_weight * linear
+        mlp = sum(mlp_logits(weights, rows) for weights in self._mlps) / len(self._mlps)
+        out: FloatArray = self.config.embedding_weight * linear + self.config.mlp_weight * mlp
+        return out
 
     def decision_scores(self, embeddings: npt.NDArray[np.float32], texts: Sequence[str]) -> FloatArray:
         """Embedding-model scores plus weighted character n-gram model scores (before temperature)."""
@@ -290,7 +401,7 @@ class IntentClassifier:
             "config": self.config, "labels": self.labels, "temperature": self.temperature,
             "threshold": self.threshold, "thresholds": dict(self.thresholds), "margin": self.margin,
             "model": self._model, "tfidf": self._tfidf,
-            "lexical": self._lexical,
+            "lexical": self._lexical, "mlps": list(self._mlps),
         }
 
     @classmethod
@@ -302,4 +413,5 @@ class IntentClassifier:
         classifier._model = state["model"]
         classifier._tfidf = state["tfidf"]
         classifier._lexical = state.get("lexical")
+        classifier._mlps = list(state.get("mlps", []))
         return classifier
