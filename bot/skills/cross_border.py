@@ -92,9 +92,10 @@ async def continue_with_country(turn: Turn, intent: str) -> bool:
 
 async def quote(turn: Turn, lines: list[dict[str, int | str]], title: str | None, country: str) -> None:
     name = turn.country_name(country)
+    # No savepoint around these read-only look-ups: a refusal (ShopTalkError) is raised in Python and leaves the
+    # transaction as it was; a database error is not caught here and fails the turn as a whole.
     try:
-        async with turn.session.begin_nested():
-            landed = await cross_border.quote(turn.session, lines=lines, destination=country, currency=turn.currency)
+        landed = await cross_border.quote(turn.session, lines=lines, destination=country, currency=turn.currency)
     except cross_border.DestinationNotServed:
         turn.say("not_shipped", country=name)
         return
@@ -128,11 +129,10 @@ async def quote(turn: Turn, lines: list[dict[str, int | str]], title: str | None
 
 async def shipping_times(turn: Turn, country: str) -> bool:
     name = turn.country_name(country)
-    try:
-        async with turn.session.begin_nested():
-            options = await cross_border.shipping_options(turn.session, destination=country,
-                                                          weight_grams=TYPICAL_PARCEL_GRAMS, value=TYPICAL_VALUE,
-                                                          currency=turn.currency)
+    try:  # read-only: no savepoint (see quote)
+        options = await cross_border.shipping_options(turn.session, destination=country,
+                                                      weight_grams=TYPICAL_PARCEL_GRAMS, value=TYPICAL_VALUE,
+                                                      currency=turn.currency)
     except cross_border.DestinationNotServed:
         turn.say("not_shipped", country=name)
         return True
@@ -152,9 +152,8 @@ async def shipping_times(turn: Turn, country: str) -> bool:
 
 
 async def returns(turn: Turn, country: str) -> bool:
-    try:
-        async with turn.session.begin_nested():
-            policy = await cross_border.return_policy(turn.session, country=country, locale=turn.locale)
+    try:  # read-only: no savepoint (see quote)
+        policy = await cross_border.return_policy(turn.session, country=country, locale=turn.locale)
     except ShopTalkError:
         return False
     # Each sentence ends as its own language does (an untranslated policy quotes English for a Chinese shopper).
