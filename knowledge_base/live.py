@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from kit.db import Database
 from kit.tasks import cancel_and_wait
@@ -30,6 +32,24 @@ log = logging.getLogger(__name__)
 # A PostgreSQL sequence hands out ids before commit; a missing id may still appear this long.
 GAP_WAIT_SECONDS = 10.0
 LOAD_BATCH = 2_000
+
+
+class _LocalCommits:
+    """How many transactions of this process committed FAQ changes: an index that has not seen the latest
+    catches up before answering (read-your-writes in a process); other processes' changes arrive by polling."""
+
+    count = 0
+
+
+@event.listens_for(Session, "after_commit")
+def _count_local_commit(session: Session) -> None:
+    if session.info.pop(repository.CHANGED, False):
+        _LocalCommits.count += 1
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_change(session: Session) -> None:
+    session.info.pop(repository.CHANGED, None)
 
 
 def _indexed(entry: FaqEntry) -> IndexedEntry:
@@ -55,6 +75,9 @@ class LiveFaqIndex:
         self.index = HybridIndex(weights, ann_from_rows=ann_from_rows, build_inline=False)
         self.cursor = 0
         self._gaps: dict[int, float] = {}
+        # When the last sync began and how many local commits it had seen (see `_behind`).
+        self._synced_at = -float("inf")
+        self._synced_commits = -1
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._ivf_task: asyncio.Task[None] | None = None
@@ -143,10 +166,18 @@ class LiveFaqIndex:
             async with self.database.sessions() as own:
                 return await self._sync(own)
 
+    def _behind(self) -> bool:
+        """Whether an answer must catch up first: this process committed a change the index has not seen,
+        or no sync (the poller's or an answer's) began within the poll interval."""
+        return (self._synced_commits != _LocalCommits.count
+                or time.monotonic() - self._synced_at >= self.poll_interval)
+
     async def _sync(self, session: AsyncSession) -> int:
         now = time.monotonic()
+        commits = _LocalCommits.count
         self._gaps = {gap: seen for gap, seen in self._gaps.items() if now - seen < GAP_WAIT_SECONDS}
         changes = await repository.changes_after(session, self.cursor, self._gaps)
+        self._synced_at, self._synced_commits = now, commits
         if not changes:
             return 0
         newest = max(change for change, _entry in changes)
@@ -180,8 +211,10 @@ class LiveFaqIndex:
     async def search(self, question: str, *, language: str, country: str | None = None,
                      channel: str | None = None, embedding: npt.NDArray[np.float32] | None = None,
                      k: int = 5, session: AsyncSession | None = None) -> Retrieval:
-        """Top-k matches; with a session the index first catches up and every match is checked live."""
-        if session is not None:
+        """Top-k matches; with a session every match is checked live (a deleted or unpublished entry is never
+        served), and the index first catches up when it may be behind (`_behind`): so an edit answers at once
+        in the process that made it and within the poll interval in every other."""
+        if session is not None and self._behind():
             await self.sync(session)
         if embedding is None:
             embedding = await self.embedder.embed(question)

@@ -81,8 +81,13 @@ async def replace_question_keys(session: AsyncSession, entry_id: int, language: 
     session.add_all(FaqQuestionKey(entry_id=entry_id, language=language, question_key=k) for k in keys)
 
 
+# Set in a session's info when its transaction logged a change (knowledge_base.live counts such commits).
+CHANGED = "knowledge_base.changed"
+
+
 async def record_change(session: AsyncSession, entry_id: int, at: datetime) -> None:
     session.add(FaqChange(entry_id=entry_id, created_at=at))
+    session.info[CHANGED] = True
 
 
 async def latest_change(session: AsyncSession) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 import knowledge_base as kb
 from kit.db import Database
@@ -83,6 +83,41 @@ async def test_an_answer_with_a_session_sees_an_edit_immediately(db: Database, e
         assert result.matches == []
         assert result.decision == "none"
     finally:
+        await bot.stop()
+
+
+async def test_an_answer_reads_the_change_log_only_when_the_index_may_be_behind(
+        db: Database, embedder: RememberingEmbedder) -> None:
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "kb_changes" in statement:
+            reads.append(statement)
+
+    bot = LiveFaqIndex(db, embedder=embedder, poll_interval=60)  # no poll in this test's time
+    await bot.start()
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+
+    async def ask() -> list[int]:
+        async with db.sessions() as session:
+            result = await bot.search(QUESTION, language="en", session=session,
+                                      embedding=embedder.encode([QUESTION])[0])
+        return [m.entry_id for m in result.matches]
+
+    try:
+        assert await ask() == [] and len(reads) == 1  # never synced since the load: catch up
+        assert await ask() == [] and len(reads) == 1  # just synced: no read
+        async with db.unit_of_work() as session:  # a change committed in this process
+            entry = await kb.create_entry(session, embedder=embedder, author="ana", data=FaqEntryIn(
+                language="en", questions=[QUESTION], status="published", answer="Yes, Alipay works."))
+        reads.clear()
+        assert await ask() == [entry.id]  # answered at once
+        assert len(reads) == 1
+        bot.poll_interval = 0.0  # as if the last sync were older than the poll interval
+        await ask()
+        assert len(reads) == 2
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
         await bot.stop()
 
 
