@@ -1,4 +1,4 @@
-"""Recommendation models over item indices: numpy and scipy only, no database.
+"""Recommendation models over item indices: numpy and scipy (LightGBM for the learned blend), no database.
 
 Every model has the same shape: `fit(interactions)` learns from past baskets, `score(context)` gives
 one score per item (0 = no opinion) and `anchor(context, item)` names the item in the context that
@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.linalg import lapack
+from scipy.special import expit
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -623,18 +624,19 @@ WEEK = 7.0
 
 
 class Ranker:
-    """Learned blend: candidates from every model, ranked by gradient-boosted trees on the models'
-    scores and the shopper's own purchase pattern (buy-again timing: days since the item, the item's
-    own interval and how due it is, how often it comes back in the next basket, how much this shopper
-    repeats). Taught on each customer's last two baskets, each predicted from what came before (half of
-    them with part of that basket in the cart, so it learns the cart question too)."""
+    """Learned blend: candidates from every model, ranked by gradient-boosted trees (LightGBM lambdarank,
+    one query per next basket) on the models' scores and the shopper's own purchase pattern (buy-again
+    timing: days since the item, the item's own interval and how due it is, how often it comes back in the
+    next basket, how much this shopper repeats). Taught on each customer's last three baskets, each
+    predicted from what came before (half of them with part of that basket in the cart, so it learns the
+    cart question too)."""
 
     name = "blend"
 
     def __init__(self, *, buy_again: BuyAgain, item_to_item: ItemToItem, bought_with: FrequentlyBoughtWith,
                  popularity: Popularity, content: ContentBased | None = None, cold_start_weight: float = 0.05,
                  candidates_per_model: int = 50, cart_share: float = 0.5, min_examples: int = 30,
-                 max_rows: int = 300_000, trees: int = 100, label_rounds: int = 2,
+                 max_rows: int = 300_000, trees: int = 100, label_rounds: int = 3,
                  negatives_per_positive: float | None = 10.0, seed: int = 11) -> None:
         self.buy_again = buy_again
         self.item_to_item = item_to_item
@@ -705,7 +707,7 @@ class Ranker:
             self._examples(learn_from, labels, rng, blocks, answers)
             remaining = learn_from
         if blocks:
-            self.classifier = self._fit_classifier(np.concatenate(blocks), np.concatenate(answers), rng)
+            self.classifier = self._fit_ranking(blocks, answers, rng)
         self._fit_models(interactions)
 
     def _examples(self, interactions: Interactions, labels: list[NextBasket], rng: np.random.Generator,
@@ -728,22 +730,26 @@ class Ranker:
             blocks.append(features)
             answers.append(bought)
 
-    def _fit_classifier(self, x: FloatArray, y: npt.NDArray[np.bool_], rng: np.random.Generator) -> Any:
-        from sklearn.ensemble import HistGradientBoostingClassifier
+    def _fit_ranking(self, blocks: list[FloatArray], answers: list[npt.NDArray[np.bool_]],
+                     rng: np.random.Generator) -> Any:
+        """LightGBM lambdarank: each example's candidates form one query, the bought ones rank first."""
+        import lightgbm
 
+        x, y = np.concatenate(blocks), np.concatenate(answers)
         if not y.any() or y.all():
             return None
+        query = np.repeat(np.arange(len(blocks)), [block.shape[0] for block in blocks])
         if x.shape[0] > self.max_rows:
             # Keep every positive; sample the negatives.
             negatives = np.flatnonzero(~y)
             keep_negatives = rng.choice(negatives, size=max(self.max_rows - int(y.sum()), 1), replace=False)
             rows = np.sort(np.concatenate([np.flatnonzero(y), keep_negatives]))
-            x, y = x[rows], y[rows]
-        classifier = HistGradientBoostingClassifier(max_iter=self.trees, learning_rate=0.1, max_leaf_nodes=31,
-                                                    min_samples_leaf=40, early_stopping=False,
-                                                    random_state=self.seed)
-        classifier.fit(x, y)
-        return classifier
+            x, y, query = x[rows], y[rows], query[rows]
+        sizes = np.bincount(query)
+        data = lightgbm.Dataset(x, label=y.astype(np.int64), group=sizes[sizes > 0])
+        params = {"objective": "lambdarank", "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 40,
+                  "num_threads": 1, "seed": self.seed, "verbosity": -1}
+        return lightgbm.train(params, data, num_boost_round=self.trees)
 
     def features(self, context: Context) -> tuple[IntArray, FloatArray, dict[str, FloatArray]]:
         """Candidate items, their feature rows and each model's scores over all items."""
@@ -846,8 +852,9 @@ class Ranker:
         candidates, features, scores = self.features(context)
         result = np.zeros(self.n_items)
         if candidates.size:
-            # Tiny floor keeps every candidate ranked above items nobody suggested.
-            result[candidates] = self.classifier.predict_proba(features)[:, 1] + 1e-9
+            # Ranking scores squashed into (0, 1); the tiny floor keeps every candidate above items nobody
+            # suggested.
+            result[candidates] = expit(self.classifier.predict(features)) + 1e-9
         content = scores.get("similar_product")
         if content is not None and content.size == result.size:
             result += self.cold_start_weight * content

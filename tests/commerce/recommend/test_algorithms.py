@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from commerce.recommend.algorithms import (
+    FEATURES,
     Blender,
     BuyAgain,
     ContentBased,
@@ -130,16 +131,19 @@ def test_ranker_without_enough_returning_shoppers_uses_the_fixed_blend() -> None
     assert ranker.explain(Context(cart=(TOASTER,)), BREAD_BIN) == ("bought_with", TOASTER)
 
 
-def test_ranker_learns_that_regulars_rebuy_their_items() -> None:
+def _regulars_shop() -> Interactions:
     rng = np.random.default_rng(3)
     rows = []
     for customer in range(60):
         favourite = customer % 4  # each regular keeps buying one item, plus something at random
         for visit in range(4):
             rows.append((customer, [favourite, int(rng.integers(4, 8))], float(visit * 10 + customer % 7), "DE"))
-    shop = baskets(rows, n_items=8)
+    return baskets(rows, n_items=8)
+
+
+def test_ranker_learns_that_regulars_rebuy_their_items() -> None:
     ranker = _ranker()
-    ranker.fit(shop)
+    ranker.fit(_regulars_shop())
     assert ranker.classifier is not None
     regular = history((2, 1.0, 0), (5, 1.0, 0), (2, 11.0, 1), (6, 11.0, 1), (2, 21.0, 2), (4, 21.0, 2))
     picks = ranker.recommend(Context(history=regular, country="DE", now=30.0), limit=3)
@@ -193,3 +197,19 @@ def test_negative_sampling_keeps_every_positive_and_caps_the_negatives() -> None
     assert np.all(np.diff(kept) > 0)  # original order
     assert _sample_negatives(np.zeros(100, dtype=bool), 10.0, rng).size == 10  # none bought: as for one
     assert _sample_negatives(np.array([True, False]), 10.0, rng).tolist() == [0, 1]  # fewer than the cap
+
+
+@pytest.mark.parametrize("max_rows", [300_000, 40])
+def test_ranker_is_a_lambdarank_over_queries_and_scores_only_candidates(max_rows: int) -> None:
+    ranker = Ranker(buy_again=BuyAgain(), item_to_item=ItemToItem(method="ease", l2=1.0),
+                    bought_with=FrequentlyBoughtWith(min_together=1), popularity=Popularity(),
+                    min_examples=20, trees=20, max_rows=max_rows, candidates_per_model=2)
+    ranker.fit(_regulars_shop())  # with 40 rows, sampling empties some queries: their sizes must stay aligned
+    assert ranker.classifier is not None
+    assert ranker.classifier.params["objective"] == "lambdarank"
+    context = Context(history=history((1, 1.0, 0), (1, 11.0, 1)), country="DE", now=20.0)
+    candidates, features, _ = ranker.features(context)
+    scores = ranker.score(context)
+    assert features.shape == (candidates.size, len(FEATURES))
+    assert np.all((scores[candidates] > 0) & (scores[candidates] < 1 + 1e-6))
+    assert np.all(np.delete(scores, candidates) == 0)
