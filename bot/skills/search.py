@@ -8,9 +8,9 @@ from typing import Any
 from bot.skills.base import Turn
 from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
-from commerce.catalog.service import get_product, get_products, localized, variant_price
+from commerce.catalog.service import get_product, localized, variant_price
 from commerce.inventory.service import available_stock
-from commerce.search.service import SearchFilters, mark_search_used, query_words, search_products
+from commerce.search.service import SearchFilters, hit_variants, mark_search_used, query_words, search_products
 
 MAX_HITS = 50
 _UPPER = re.compile(r"\b(under|below|less than|cheaper than|max|up to|at most|within)\b|以下|以内|不超过|低于|之内",
@@ -86,7 +86,7 @@ async def search(turn: Turn) -> None:
         turn.conversation.last_products = []
         turn.say("search_none", for_query=_for_query(turn, query), country=turn.country_name(turn.country))
         return
-    await show_page(turn, page=1)
+    await show_page(turn, page=1, stock_checked=True)
 
 
 def _for_query(turn: Turn, query: str) -> str:
@@ -96,8 +96,11 @@ def _for_query(turn: Turn, query: str) -> str:
     return f" for “{query}”" if turn.locale != "zh" else f"“{query}”"
 
 
-async def show_page(turn: Turn, *, page: int) -> None:
-    """One page of the last search's results as product cards (payload search:page:N)."""
+async def show_page(turn: Turn, *, page: int, stock_checked: bool = False) -> None:
+    """One page of the last search's results as product cards (payload search:page:N).
+
+    `stock_checked`: the search that found these hits ran in this transaction and only returned variants in
+    stock at the shopper's warehouse (so in stock overall), so stock is not read again for page 1."""
     last = turn.conversation.last_search or {}
     hits: list[list[Any]] = list(last.get("hits") or [])
     size = turn.deps.page_size
@@ -105,19 +108,17 @@ async def show_page(turn: Turn, *, page: int) -> None:
     if page < 1 or start >= len(hits):
         turn.say("search_no_more" if hits else "search_ask")
         return
-    shown = hits[start:start + size]
-    stock = await available_stock(turn.session, skus=[sku for _, sku in shown])
-    # Hits sold out since the search ran are left out.
-    in_stock = [(int(product_id), sku) for product_id, sku in shown if stock.get(sku, 0) > 0]
-    products = await get_products(turn.session, product_ids=[product_id for product_id, _ in in_stock])
+    shown = [(int(product_id), str(sku)) for product_id, sku in hits[start:start + size]]
+    if not stock_checked:
+        stock = await available_stock(turn.session, skus=[sku for _, sku in shown])
+        # Hits sold out since the search ran are left out.
+        shown = [(product_id, sku) for product_id, sku in shown if stock.get(sku, 0) > 0]
+    variants = await hit_variants(turn.session, skus=[sku for _, sku in shown])
     cards = []
-    for product_id, sku in in_stock:
-        product = products.get(product_id)
-        if product is None:
-            continue  # deleted since the search ran
-        variant = next((v for v in product.variants if v.sku == sku), None)
-        if variant is not None:
-            cards.append(await turn.card(product, variant))
+    for product_id, sku in shown:
+        variant = variants.get(sku)
+        if variant is not None and variant.product_id == product_id:  # else deleted since the search ran
+            cards.append(await turn.card(variant.product, variant))
     turn.conversation.last_products = [c.product_id for c in cards]
     buttons = []
     if start + size < len(hits):
