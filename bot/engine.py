@@ -438,9 +438,9 @@ async def _on_command(turn: Turn, text: str) -> bool:
 
 async def _on_payload(turn: Turn, payload: str) -> None:
     """Buttons: search:page:N, product:details:ID, more_like:ID, cart:add:SKU[:QTY], cart:remove:SKU,
-    cart:set:SKU:QTY, cart:view, checkout:start, checkout:place:DIGEST, order:status:NUMBER, faq:entry:ID,
-    feedback:yes|no, handoff:request, menu:search|order|cart|help. A ":rec:<impression id>" suffix counts a
-    recommendation's click or add-to-cart."""
+    cart:set:SKU:QTY, cart:view, checkout:start, checkout:place:DIGEST, checkout:ship:SERVICE,
+    order:status:NUMBER, faq:entry:ID, feedback:yes|no, handoff:request, menu:search|order|cart|help.
+    A ":rec:<impression id>" suffix counts a recommendation's click or add-to-cart."""
     head, _, rest = payload.partition(":")
     rest, _, tracked = rest.partition(":rec:")
     try:
@@ -469,6 +469,8 @@ async def _on_payload(turn: Turn, payload: str) -> None:
             await cart.checkout(turn)
         elif head == "checkout" and rest.startswith("place:"):
             await cart.confirm(turn, rest.removeprefix("place:"))
+        elif head == "checkout" and rest.startswith("ship:"):
+            await cart.choose_service(turn, rest.removeprefix("ship:"))
         elif head == "order" and rest.startswith("status:"):
             await order_status.with_number(turn, rest.removeprefix("status:"))
         elif head == "faq" and rest.startswith("entry:"):

@@ -25,6 +25,8 @@ class Conversation(Base):
     currency: Mapped[str | None] = mapped_column(String(3), default=None)
     email: Mapped[str | None] = mapped_column(String(254), default=None)
     postcode: Mapped[str | None] = mapped_column(String(20), default=None)
+    # The delivery service chosen at checkout (a shipping zone's service code); None: the zone's default.
+    shipping_service: Mapped[str | None] = mapped_column(String(40), default=None)
     mode: Mapped[str] = mapped_column(String(10), default="bot")  # bot | human
     queue: Mapped[str | None] = mapped_column(String(40), default=None)  # agent queue while mode is human
     cart: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{"sku", "quantity"}]

@@ -12,11 +12,13 @@ from typing import Any
 from bot.skills.base import Turn
 from bot.skills.recommend import count_outcome
 from bot.skills.search import note_search_used
+from bot.templates import DEFAULT_LOCALE, LOCALES
 from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.models import Product, Variant
 from commerce.catalog.service import get_product, get_variant, is_sellable_to, variant_price
 from commerce.channels import service as sales_channels
+from commerce.cross_border.schemas import DeliveryEstimate
 from commerce.inventory.errors import InsufficientStock
 from commerce.inventory.service import available_stock
 from commerce.money import quantize
@@ -30,6 +32,7 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 # Which sales channel an order placed in a chat belongs to.
 DIGEST_CHARS = 16  # "checkout:place:<digest>" stays well within Telegram's 64 bytes of callback data
+SERVICE_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")  # "checkout:ship:<service>" (a shipping zone's service code)
 SALES_CHANNEL_OF = {"telegram": ("telegram",), "webchat": ("webchat", "web"), "rest": ("web", "webchat")}
 
 
@@ -242,6 +245,14 @@ async def confirm(turn: Turn, digest: str | None) -> None:
     await _place(turn, prepared)
 
 
+async def choose_service(turn: Turn, service: str) -> None:
+    """The shopper picked a delivery service on the summary ("checkout:ship:<code>"): show the summary with it.
+    A code the destination does not offer (or a forged one) gets the destination's default service."""
+    if SERVICE_CODE.match(service):
+        turn.conversation.shipping_service = service
+    await checkout(turn)
+
+
 async def fill_checkout_slot(turn: Turn, slot: str) -> bool:
     """Read the answer to a checkout question; False (and the question asked again) when it isn't one."""
     text = turn.text.strip()
@@ -298,6 +309,8 @@ class PreparedOrder:
     duties: Decimal
     taxes: Decimal
     digest: str
+    delivery: DeliveryEstimate | None = None  # the chosen service; None: no landed-cost quote
+    options: tuple[cross_border.ShippingOption, ...] = ()  # every service to the destination, priced
 
     @property
     def goods(self) -> Decimal:
@@ -337,15 +350,28 @@ async def _prepare(turn: Turn) -> PreparedOrder | None:
         assert converted is not None
         order_lines.append((variant.sku, turn.title(product), quantity, quantize(converted, currency)))
     shipping = duties = taxes = Decimal(0)
-    try:
-        async with turn.session.begin_nested():
+    quote_lines = [{"sku": s, "quantity": q} for s, _, q, _ in order_lines]
+    try:  # read-only look-ups: no savepoint (a refusal is raised in Python and changes nothing)
+        try:
             quote = await cross_border.quote(turn.session, destination=country, currency=currency,
-                                             lines=[{"sku": s, "quantity": q} for s, _, q, _ in order_lines])
+                                             lines=quote_lines, service=conversation.shipping_service)
+        except cross_border.ServiceNotOffered:
+            conversation.shipping_service = None  # not offered to this destination (any more): its default
+            quote = await cross_border.quote(turn.session, destination=country, currency=currency, lines=quote_lines)
     except (cross_border.NotSellableToDestination, cross_border.DestinationNotServed):
         turn.say("not_shipped", country=turn.country_name(country))
         return None
     except ShopTalkError:
         quote = None  # no landed-cost rules for this destination: the order carries goods only
+    options: list[cross_border.ShippingOption] = []
+    if quote is not None:
+        try:
+            options = await cross_border.shipping_options(
+                turn.session, destination=country, currency=currency,
+                weight_grams=sum(item.weight_grams * item.quantity for item in quote.items),
+                value=sum((item.line_total for item in quote.items), Decimal(0)))
+        except ShopTalkError:
+            options = []  # the summary still shows the chosen service; the shopper just cannot switch
     for charge in quote.charges if quote is not None else []:
         if charge.kind in ("shipping", "insurance", "fees"):
             shipping += charge.amount
@@ -353,12 +379,19 @@ async def _prepare(turn: Turn) -> PreparedOrder | None:
             duties += charge.amount
         elif charge.kind == "import_tax":
             taxes += charge.amount
+    delivery = quote.delivery if quote is not None else None
     shown = {"to": [country, conversation.postcode, conversation.email], "currency": currency,
              "lines": [[s, q, str(p)] for s, _, q, p in order_lines],
-             "charges": [str(shipping), str(duties), str(taxes)]}
+             "charges": [str(shipping), str(duties), str(taxes)], "service": delivery.service if delivery else None}
     digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:DIGEST_CHARS]
     return PreparedOrder(currency=currency, lines=order_lines, shipping=shipping, duties=duties, taxes=taxes,
-                         digest=digest)
+                         digest=digest, delivery=delivery, options=tuple(options))
+
+
+def _service_name(turn: Turn, service: str, name: str) -> str:
+    """The shop's name for a delivery service; in another language, the shipped services' translation."""
+    key = f"service.{service}"
+    return turn.t(key) if turn.locale != DEFAULT_LOCALE and key in LOCALES.get(turn.locale, {}) else name
 
 
 def _show_summary(turn: Turn, prepared: PreparedOrder) -> None:
@@ -366,9 +399,17 @@ def _show_summary(turn: Turn, prepared: PreparedOrder) -> None:
     lines = "\n".join(turn.t("cart_line", quantity=q, title=title, sku=sku, amount=turn.money(p * q, currency))
                       for sku, title, q, p in prepared.lines)
     assert conversation.country is not None
+    delivery = prepared.delivery
+    # The other delivery services, each with its shipping price: pressing one shows the summary with it.
+    switch = [turn.button("button.ship_with", f"checkout:ship:{option.service}",
+                          service=_service_name(turn, option.service, option.name), days_min=option.min_days,
+                          days_max=option.max_days, price=turn.money(option.price, option.currency))
+              for option in prepared.options if delivery is None or option.service != delivery.service]
     turn.ask(intent="checkout", slot="confirm", key="checkout_summary", data={"digest": prepared.digest},
-             buttons=[turn.button("button.place_order", f"checkout:place:{prepared.digest}"),
+             buttons=[turn.button("button.place_order", f"checkout:place:{prepared.digest}"), *switch,
                       turn.button("button.change_cart", "cart:view")],
+             service=_service_name(turn, delivery.service, delivery.service_name) if delivery else "-",
+             days_min=delivery.min_days if delivery else "-", days_max=delivery.max_days if delivery else "-",
              lines=lines, goods=turn.money(prepared.goods, currency), shipping=turn.money(prepared.shipping, currency),
              duties=turn.money(prepared.duties, currency), taxes=turn.money(prepared.taxes, currency),
              total=turn.money(prepared.total, currency), country=turn.country_name(conversation.country),
@@ -400,6 +441,7 @@ async def _place(turn: Turn, prepared: PreparedOrder) -> None:
     data = OrderIn(channel=channel, external_id=f"chat:{conversation.id}:{turn.inbound.message_id}"[:120],
                    currency=prepared.currency, shopper_id=turn.shopper_id, email=conversation.email,
                    postcode=conversation.postcode, country=conversation.country, shipping=prepared.shipping,
+                   shipping_service=prepared.delivery.service if prepared.delivery else None,
                    duties=prepared.duties, taxes=prepared.taxes,
                    lines=[OrderLineIn(sku=s, quantity=q, unit_price=p) for s, _, q, p in prepared.lines])
     try:

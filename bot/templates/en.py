@@ -90,7 +90,8 @@ TEMPLATES: dict[str, str] = {
     "bad_email": "That doesn't look like an e-mail address. Please type it like name@example.com.",
     "bad_postcode": "That doesn't look like a postcode. Please type the postcode of the delivery address.",
     "bad_country": "I don't know that country. Please type its name, e.g. \"Germany\".",
-    "checkout_summary": "Please check your order before I place it:\n{lines}\nGoods: {goods}\nShipping: {shipping}\n"
+    "checkout_summary": "Please check your order before I place it:\n{lines}\nGoods: {goods}\nShipping ({service}, "
+                        "{days_min}-{days_max} working days): {shipping}\n"
                         "Duties: {duties}\nTaxes: {taxes}\nTotal: {total}\nDelivery to {country}, postcode "
                         "{postcode}; confirmation to {email}.\nPress \"Place order\" (or reply yes) to reserve the "
                         "items.",
@@ -99,6 +100,10 @@ TEMPLATES: dict[str, str] = {
     "checkout_confirm_ask": "Shall I place the order? Press \"Place order\", or \"Change cart\" to change it.",
     "button.place_order": "Place order",
     "button.change_cart": "Change cart",
+    "button.ship_with": "{service}, {days_min}-{days_max} days: {price}",
+    # The shipped delivery services' names; shoppers in English see the name the shop gave each service.
+    "service.standard": "Standard (tracked parcel)",
+    "service.express": "Express (insured courier)",
     "order_created": "Order #{number} is placed and your items are reserved.\nGoods: {goods}\nShipping: "
                      "{shipping}\nDuties: {duties}\nTaxes: {taxes}\nTotal: {total}\nStatus: awaiting payment.",
     "checkout_empty": "Your cart is empty, so there is nothing to check out yet.",

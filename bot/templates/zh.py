@@ -74,7 +74,8 @@ TEMPLATES: dict[str, str] = {
     "bad_email": "这看起来不是邮箱地址，请按 name@example.com 的格式输入。",
     "bad_postcode": "这看起来不是邮政编码，请输入收货地址的邮政编码。",
     "bad_country": "我不认识这个国家，请输入国家名称，例如“德国”。",
-    "checkout_summary": "下单前请核对您的订单：\n{lines}\n商品：{goods}\n运费：{shipping}\n关税：{duties}\n"
+    "checkout_summary": "下单前请核对您的订单：\n{lines}\n商品：{goods}\n"
+                        "运费（{service}，{days_min}-{days_max} 个工作日）：{shipping}\n关税：{duties}\n"
                         "税费：{taxes}\n"
                         "合计：{total}\n寄往{country}，邮政编码 {postcode}；确认邮件发送至 {email}。\n"
                         "点击“下单”（或回复“确认”）即为您预留商品。",
@@ -82,6 +83,10 @@ TEMPLATES: dict[str, str] = {
     "checkout_confirm_ask": "要下单吗？请点击“下单”，或点击“修改购物车”进行修改。",
     "button.place_order": "下单",
     "button.change_cart": "修改购物车",
+    "button.ship_with": "{service}，{days_min}-{days_max} 天：{price}",
+    # The shipped delivery services' names (a service the shop added itself shows the name it was given).
+    "service.standard": "标准（可追踪包裹）",
+    "service.express": "特快（保价快递）",
     "order_created": "订单 #{number} 已提交，商品已为您预留。\n商品：{goods}\n运费：{shipping}\n关税：{duties}\n"
                      "税费：{taxes}\n合计：{total}\n状态：待付款。",
     "checkout_empty": "您的购物车是空的，暂时无法结算。",

@@ -24,6 +24,8 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     subtotal: Mapped[Decimal] = mapped_column(money_column_type())
     shipping: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
+    # The delivery service the shopper chose (a shipping zone's service code: standard, express...); None = not said.
+    shipping_service: Mapped[str | None] = mapped_column(String(40), default=None)
     duties: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
     taxes: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
     total: Mapped[Decimal] = mapped_column(money_column_type())

@@ -37,6 +37,7 @@ class OrderIn(BaseModel):
     postcode: str | None = Field(default=None, max_length=20)
     country: CountryCode | None = None
     shipping: Decimal = Field(default=Decimal(0), ge=0)
+    shipping_service: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
     duties: Decimal = Field(default=Decimal(0), ge=0)
     taxes: Decimal = Field(default=Decimal(0), ge=0)
 
@@ -76,6 +77,7 @@ class OrderOut(BaseModel):
     currency: str
     subtotal: Decimal
     shipping: Decimal
+    shipping_service: str | None = None
     duties: Decimal
     taxes: Decimal
     total: Decimal

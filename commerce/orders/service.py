@@ -52,7 +52,8 @@ async def create_order(session: AsyncSession, *, data: OrderIn, number: str | No
             order = Order(number=number or f"t{new_uuid()[:18]}", channel_id=channel.id,
                           external_id=data.external_id, shopper_id=data.shopper_id, email=data.email,
                           postcode=data.postcode, country=data.country, currency=currency,
-                          subtotal=Decimal(0), shipping=data.shipping, duties=data.duties, taxes=data.taxes,
+                          subtotal=Decimal(0), shipping=data.shipping, shipping_service=data.shipping_service,
+                          duties=data.duties, taxes=data.taxes,
                           total=Decimal(0), status="pending_payment", created_at=now, updated_at=now)
             session.add(order)
             await session.flush()

@@ -29,10 +29,13 @@ async def test_search_add_to_cart_and_checkout_in_english(say: Say, shop: Databa
     assert "postcode" in texts(await say("anna@example.com"))
     summary = await say("10115")
     assert "Please check your order" in texts(summary)
-    assert "- 1 x Electric Kettle 1.7 L (KET-1): €49.90\nGoods: €49.90\nShipping: €" in texts(summary)
+    assert "- 1 x Electric Kettle 1.7 L (KET-1): €49.90\nGoods: €49.90\n" \
+           "Shipping (Standard (tracked parcel), 2-5 working days): €" in texts(summary)
     assert "Delivery to Germany, postcode 10115; confirmation to anna@example.com." in texts(summary)
-    assert [b.title for b in summary.replies[-1].buttons] == ["Place order", "Change cart"]
-    assert payloads(summary)[1] == "cart:view"
+    titles = [b.title for b in summary.replies[-1].buttons]
+    assert titles[0] == "Place order" and titles[-1] == "Change cart"
+    assert titles[1].startswith("Express (insured courier), 1-2 days: €")  # Germany's other delivery service
+    assert payloads(summary)[1:] == ["checkout:ship:express", "cart:view"]
     assert len(payloads(summary)[0].encode()) <= 64
     async with shop.unit_of_work() as session:  # nothing reserved before the shopper confirms
         assert (await inventory.available_stock(session, skus=["KET-1"]))["KET-1"] == 10
@@ -70,7 +73,8 @@ async def test_search_add_to_cart_and_checkout_in_chinese(say: Say, shop: Databa
     summary = await say("10115", sender="zh-1")
     assert "下单前请核对您的订单" in texts(summary)
     assert "寄往德国，邮政编码 10115" in texts(summary)
-    assert [b.title for b in summary.replies[-1].buttons] == ["下单", "修改购物车"]
+    titles = [b.title for b in summary.replies[-1].buttons]
+    assert titles[0] == "下单" and titles[-1] == "修改购物车" and titles[1].startswith("特快（保价快递），1-2 天：€")
     placed = await say("确认", sender="zh-1")
     assert "已提交" in texts(placed)
     number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
@@ -246,3 +250,36 @@ async def test_a_page_of_cards_in_another_currency_reads_the_rate_once(say: Say,
     assert len(lookups) == 1
     assert sum(s.upper().startswith("SAVEPOINT") for s in statements) <= 1
     assert not any("WHERE products.id = " in s for s in statements)  # not one read per card
+
+
+async def test_the_shopper_picks_the_delivery_service_and_the_order_records_it(say: Say, shop: Database) -> None:
+    await say(kind="callback", payload="cart:add:KET-1", sender="express")
+    for answer in ("checkout", "Germany", "confirm@example.com"):
+        await say(answer, sender="express")
+    first = await say("10115", sender="express")
+    assert "Shipping (Standard (tracked parcel), 2-5 working days): €" in texts(first)
+    switch = [p for p in payloads(first) if p.startswith("checkout:ship:")]
+    assert switch == ["checkout:ship:express"]  # Germany's other service, with its price on the button
+    assert any("Express (insured courier), 1-2 days: €" in b.title for r in first.replies for b in r.buttons)
+    faster = await say(kind="callback", payload="checkout:ship:express", sender="express")
+    assert "Shipping (Express (insured courier), 1-2 working days): €" in texts(faster)
+    assert "checkout:ship:standard" in payloads(faster)
+    forged = await say(kind="callback", payload="checkout:ship:teleport", sender="express")
+    assert "Shipping (Standard (tracked parcel), 2-5 working days)" in texts(forged)  # not offered: the default
+    await say(kind="callback", payload="checkout:ship:express", sender="express")
+    placed = await say("yes", sender="express")
+    number = next(r.custom["order_number"] for r in placed.replies if r.custom and "order_number" in r.custom)
+    async with shop.sessions() as session:
+        order = await orders.get_order_by_number(session, number=number)
+    assert order.shipping_service == "express"
+    shown = texts(faster).split("Shipping (Express (insured courier), 1-2 working days): ", 1)[1].split("\n", 1)[0]
+    assert shown == f"€{order.shipping:.2f}"  # charged what the summary said
+
+
+async def test_delivery_services_are_named_in_the_shoppers_language(say: Say, shop: Database) -> None:
+    await say(kind="callback", payload="cart:add:KET-1", sender="zh-ship")
+    for answer in ("结账", "德国", "confirm@example.com"):
+        await say(answer, sender="zh-ship")
+    summary = await say("10115", sender="zh-ship")
+    assert "运费（标准（可追踪包裹），2-5 个工作日）" in texts(summary)
+    assert any(b.title.startswith("特快（保价快递），1-2 天：") for r in summary.replies for b in r.buttons)
