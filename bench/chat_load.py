@@ -1,12 +1,16 @@
 """Chat load through the Rasa-compatible REST channel: messages/s and reply latency under concurrent shoppers.
 
-    python bench/chat_load.py [--backend sqlite|postgres|both] [--duration 60] [--concurrency 50]
+    python bench/chat_load.py [--backend sqlite|postgres|both] [--duration 60] [--concurrency 50] [--rate 0]
                               [--warmup 10] [--workers 1] [--benchmarks ../shared/benchmarks]
                               [--postgres-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
 For each backend: a fresh database (migrated, demo shop loaded), the API started as a subprocess with uvicorn
 (`--workers` processes on PostgreSQL, one on SQLite), then `concurrency` shoppers each send a message, wait
-for the replies, and send the next, for `duration` seconds after a warm-up. Messages mix shopping turns
+for the replies, and send the next, for `duration` seconds after a warm-up. With no pause between messages
+(the default) 50 shoppers keep 50 messages in flight, so by Little's law the mean latency is 50 / throughput:
+p99 <= 250 ms then needs well over 200 messages/s. `--rate 150`: each shopper's messages fall due as a Poisson
+process (mean gap concurrency/rate s; a message due before the previous replies came is sent when they come),
+so together they offer about 150 messages/s: the latency at that load. Messages mix shopping turns
 (search, cart, menu buttons, commands; English and Chinese) with real customer-support utterances from Bitext
 (order tracking, delivery, refunds, payment), seed 7. Every shopper starts a new conversation every 8
 messages. Before the clock starts, one shopper sends 30 messages one at a time (lazy indexes get built; their
@@ -124,11 +128,17 @@ async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: f
 
 
 async def shopper(http: httpx.AsyncClient, index: int, messages: list[str], *, warmup_until: float,
-                  deadline: float, latencies: list[float], counters: dict[str, int]) -> None:
+                  deadline: float, latencies: list[float], counters: dict[str, int], think_s: float = 0.0) -> None:
+    """One shopper: send, wait for the replies, send the next. `think_s` > 0: messages are due at the times of a
+    Poisson process with that mean gap (sent when due, or when the previous replies arrive if later); 0: at once."""
     rng = random.Random(index)
     sent = 0
     sender = f"bench-{index}-{uuid.uuid4().hex[:8]}"
+    due = time.monotonic()
     while True:
+        if think_s > 0:
+            due += rng.expovariate(1.0 / think_s)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
         now = time.monotonic()
         if now >= deadline:
             return
@@ -213,11 +223,13 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
         counters = {"messages": 0, "errors": 0, "no_reply": 0}
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
         async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+            # --rate R: each shopper's messages fall due at Poisson times, together about R messages/s.
+            think_s = args.concurrency / args.rate if args.rate else 0.0
             begin = time.monotonic()
             warmup_until = begin + args.warmup
             deadline = warmup_until + args.duration
             load = [asyncio.ensure_future(shopper(http, i, messages, warmup_until=warmup_until, deadline=deadline,
-                                                  latencies=latencies, counters=counters))
+                                                  latencies=latencies, counters=counters, think_s=think_s))
                     for i in range(args.concurrency)]
             await asyncio.sleep(max(0.0, warmup_until - time.monotonic()))
             cpu = CpuSplit(process.pid)
@@ -226,6 +238,7 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
             measured = deadline - warmup_until
         return {
             "api_processes": workers,
+            "offered_rate": args.rate or "as fast as replies come",
             "messages": counters["messages"], "errors": counters["errors"],
             "without_reply": counters["no_reply"],
             "messages_per_s": round(counters["messages"] / measured, 1),
@@ -253,6 +266,9 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per backend")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
     parser.add_argument("--concurrency", type=int, default=50, help="shoppers talking at once")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="messages/s the shoppers offer together (Poisson, mean gap concurrency/rate s per "
+                             "shopper); 0: each sends as soon as its replies arrive")
     parser.add_argument("--workers", type=int, default=1,
                         help="API processes on PostgreSQL (SQLite has one writer: always 1)")
     parser.add_argument("--benchmarks", type=Path, default=ROOT.parent / "shared" / "benchmarks")
