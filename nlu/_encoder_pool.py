@@ -201,6 +201,7 @@ class _Worker:
         self.busy = 0  # texts sent and not answered
         self.users = 0  # calls in progress that may touch the socket
         self.dead = False
+        self.closing = False  # close() asked it to end: its end is no crash
         # Event loops watching the socket (loop.add_reader from their first request on, until the worker
         # is gone), with their threads. The socket is closed once no call uses it and no loop watches it.
         self.loops: dict[asyncio.AbstractEventLoop, int] = {}
@@ -291,6 +292,13 @@ class EncoderPool:
             waiter.finish(None, type(error)(*error.args))  # one exception object per caller
         self._close_if_unused(worker)
 
+    def _ended(self, worker: _Worker, how: str) -> None:
+        """The worker's socket or process ended: a crash, unless close() asked for it."""
+        if worker.closing:
+            self._retire(worker, EncoderUnavailable("the encoder pool was closed"), restart=False)
+        else:
+            self._retire(worker, _Lost(f"encoder process {worker.pid} {how}"), restart=True)
+
     def _close_if_unused(self, worker: _Worker) -> None:
         """Close a dead worker's socket once no call uses it and no running loop watches it. Loops of
         this thread (or closed ones) stop watching here; the others do when they see the socket end."""
@@ -316,6 +324,7 @@ class EncoderPool:
         with self._lock:
             workers, self._workers = self._workers, []  # a request from now on starts new workers
         for worker in workers:
+            worker.closing = True
             with contextlib.suppress(OSError):
                 worker.sock.shutdown(socket.SHUT_WR)  # the worker ends after its last answer
         for worker in workers:
@@ -399,10 +408,10 @@ class EncoderPool:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:
-                self._retire(worker, _Lost(f"encoder process {worker.pid}: {error}"), restart=True)
+                self._ended(worker, str(error))
                 return
             if n == 0:
-                self._retire(worker, _Lost(f"encoder process {worker.pid} died"), restart=True)
+                self._ended(worker, "died")
                 return
             if worker.body is not None:
                 worker.body_got += n
@@ -507,7 +516,7 @@ class EncoderPool:
                 with worker.read_lock:
                     self._read_answers(worker)
                 if worker.process.sentinel in ready:  # ended, even if its socket did not
-                    self._retire(worker, _Lost(f"encoder process {worker.pid} died"), restart=True)
+                    self._ended(worker, "died")
 
     # ---------- encoding ----------
     def _timeout(self, batch: list[str]) -> float:

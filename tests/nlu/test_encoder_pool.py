@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -121,3 +123,138 @@ def test_a_script_without_a_main_guard_can_use_encoder_processes(tmp_path: pytes
                           timeout=HANG_GUARD_S, env={**os.environ, "PYTHONPATH": str(root)}, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["rows", "5", "0"]
+
+
+@pytest.fixture
+def pool() -> Iterator[EncoderPool]:
+    started = EncoderPool(1, backend=get_embedder().backend, helper_threads=2)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def _same_rows(rows: np.ndarray, texts: list[str]) -> bool:
+    return bool(np.abs(rows - get_embedder().encode(texts)).max() < 1e-5)
+
+
+@pytest.mark.slow
+async def test_a_silent_worker_is_killed_its_request_fails_and_the_others_on_it_run_again(pool: EncoderPool) -> None:
+    (victim,) = await asyncio.to_thread(pool.start)
+    os.kill(victim, signal.SIGSTOP)  # alive, never answers
+    pool.timeout_s = 1.0
+    late = asyncio.ensure_future(pool.encode(["where is my order"]))
+    await asyncio.sleep(0)  # sent with a 1 s deadline
+    pool.timeout_s = HANG_GUARD_S
+    queued = asyncio.ensure_future(pool.encode(["do you ship to Germany"]))  # behind it on the same worker
+    with pytest.raises(EncoderUnavailable, match="no answer"):
+        await asyncio.wait_for(late, HANG_GUARD_S)
+    rows = await asyncio.wait_for(queued, HANG_GUARD_S)  # retried on the new worker
+    assert _same_rows(rows, ["do you ship to Germany"])
+    assert pool.restarts == 1
+    assert victim not in pool.pids()
+
+
+@pytest.mark.slow
+def test_a_silent_worker_fails_a_blocking_request_too(pool: EncoderPool) -> None:
+    (victim,) = pool.start()
+    os.kill(victim, signal.SIGSTOP)
+    pool.timeout_s = 1.0
+    with pytest.raises(EncoderUnavailable, match="no answer"):
+        pool.encode_sync(["where is my order"])
+    assert pool.restarts == 1
+    assert victim not in pool.pids()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_under_a_blocking_request_is_replaced_and_the_request_retried(pool: EncoderPool) -> None:
+    (victim,) = pool.start()
+    texts = [f"do you ship order {i} to Germany in size XL?" for i in range(600)]
+    killer = threading.Timer(0.2, os.kill, (victim, signal.SIGKILL))
+    killer.start()
+    rows = pool.encode_sync(texts)
+    killer.join()
+    assert pool.restarts == 1
+    assert rows.shape == (600, Embedder.dim)
+    assert _same_rows(rows[:3], texts[:3])
+
+
+@pytest.mark.slow
+async def test_an_idle_worker_that_died_is_replaced_before_the_request_goes_out(pool: EncoderPool) -> None:
+    (victim,) = await asyncio.to_thread(pool.start)
+    os.kill(victim, signal.SIGKILL)
+    await asyncio.sleep(0.5)
+    rows = await asyncio.wait_for(pool.encode(["hello"]), HANG_GUARD_S)
+    assert _same_rows(rows, ["hello"])
+    assert pool.restarts == 1
+    assert victim not in pool.pids()
+
+
+@pytest.mark.slow
+async def test_an_error_in_a_worker_reaches_its_caller_and_the_worker_keeps_serving(pool: EncoderPool) -> None:
+    with pytest.raises(TypeError):
+        await asyncio.wait_for(pool.encode([None]), HANG_GUARD_S)  # type: ignore[list-item]
+    rows = await asyncio.wait_for(pool.encode(["where is my parcel"]), HANG_GUARD_S)
+    assert _same_rows(rows, ["where is my parcel"])
+    assert pool.restarts == 0
+
+
+@pytest.mark.slow
+async def test_a_cancelled_request_does_not_shift_the_answers(pool: EncoderPool) -> None:
+    await asyncio.to_thread(pool.start)
+    big = asyncio.ensure_future(pool.encode([f"order {i} to Germany in size XL?" for i in range(300)]))
+    await asyncio.sleep(0.1)
+    big.cancel()
+    small = await asyncio.wait_for(pool.encode(["where is my parcel", "hello"]), HANG_GUARD_S)
+    assert small.shape == (2, Embedder.dim)
+    assert _same_rows(small, ["where is my parcel", "hello"])
+    assert pool.restarts == 0
+
+
+@pytest.mark.slow
+def test_event_loops_in_several_threads_and_blocking_callers_share_the_workers() -> None:
+    shared = EncoderPool(2, backend=get_embedder().backend, helper_threads=2)
+    texts = [f"do you have red hoodies in size {i}" for i in range(40)]
+
+    async def many(offset: int) -> list[np.ndarray]:
+        return list(await asyncio.gather(*(shared.encode(texts[i:i + 3]) for i in range(offset, 30, 2))))
+
+    try:
+        shared.start()
+        with ThreadPoolExecutor(4) as threads:
+            loops = [threads.submit(asyncio.run, many(offset)) for offset in (0, 1)]
+            blocking = [threads.submit(shared.encode_sync, texts[i:i + 5]) for i in range(0, 40, 10)]
+            for offset, done in zip((0, 1), loops, strict=True):
+                for i, rows in zip(range(offset, 30, 2), done.result(timeout=HANG_GUARD_S), strict=True):
+                    assert _same_rows(rows, texts[i:i + 3])
+            for i, answer in zip(range(0, 40, 10), blocking, strict=True):
+                assert _same_rows(answer.result(timeout=HANG_GUARD_S), texts[i:i + 5])
+        assert shared.restarts == 0
+    finally:
+        shared.close()
+
+
+@pytest.mark.slow
+async def test_close_lets_a_request_in_flight_finish_and_a_later_request_starts_new_workers(pool: EncoderPool) -> None:
+    (first,) = await asyncio.to_thread(pool.start)
+    texts = [f"where is order {i}" for i in range(40)]
+    pending = asyncio.ensure_future(pool.encode(texts))
+    await asyncio.sleep(0.05)
+    await asyncio.to_thread(pool.close)
+    assert _same_rows(await asyncio.wait_for(pending, HANG_GUARD_S), texts)
+    assert pool.pids() == []
+    rows = await asyncio.wait_for(pool.encode(["hello"]), HANG_GUARD_S)
+    assert _same_rows(rows, ["hello"])
+    assert first not in pool.pids()
+    assert pool.restarts == 0
+
+
+@pytest.mark.slow
+def test_start_reports_workers_that_cannot_load_their_models() -> None:
+    broken = EncoderPool(1, backend="no-such-backend")
+    try:
+        with pytest.raises(EncoderUnavailable, match="could not load"):
+            broken.start()
+        assert broken.pids() == []
+    finally:
+        broken.close()
