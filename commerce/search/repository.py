@@ -18,10 +18,6 @@ class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def settings_version(self) -> int:
-        return int(await self.session.scalar(select(SearchSettingsVersion.version)
-                                             .where(SearchSettingsVersion.id == 1)) or 0)
-
     async def bump_version(self) -> None:
         # A random stamp, not a counter: two databases in one process (tests, tenants) never share a version.
         stamp = secrets.randbits(31) or 1
@@ -31,12 +27,15 @@ class SearchRepository:
             self.session.add(SearchSettingsVersion(id=1, version=stamp))
         await self.session.flush()
 
-    async def catalog_signature(self) -> tuple[int, int, datetime | None]:
-        """(active products, highest id, latest updated_at): moves whenever a product is added, changed or retired."""
-        count, top, latest = (await self.session.execute(
-            select(func.count(Product.id), func.max(Product.id), func.max(Product.updated_at))
+    async def catalog_signature(self) -> tuple[int, int, datetime | None, int]:
+        """(active products, highest id, latest updated_at, merchant controls version) in one statement: the
+        first three move whenever a product is added, changed or retired, the last on every control change."""
+        controls = (select(SearchSettingsVersion.version).where(SearchSettingsVersion.id == 1)
+                    .scalar_subquery())
+        count, top, latest, version = (await self.session.execute(
+            select(func.count(Product.id), func.max(Product.id), func.max(Product.updated_at), controls)
             .where(Product.active.is_(True)))).one()
-        return int(count or 0), int(top or 0), latest
+        return int(count or 0), int(top or 0), latest, int(version or 0)
 
     async def active_versions(self) -> dict[int, str]:
         """Every active product's id and updated_at (two columns, no JSON): what the index must hold."""

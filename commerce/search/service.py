@@ -183,17 +183,19 @@ def indexed(product: Product) -> IndexedProduct:
         descriptions=list(product.description.values()))
 
 
-# How long a catalog signature is trusted before the next search reads it again. Product writes made in
-# this process are seen at once (see _note_catalog_writes); other processes' within this time.
+# How long a catalog signature (with the merchant controls' version) is trusted before the next search reads it
+# again. Product and control writes made in this process are seen at once (see _note_watched_writes); other
+# processes' within this time.
 SIGNATURE_TTL = 0.5
 
 
 class WarmCatalog:
     """The process's search index and product facts, kept in step with the catalog without reloading it.
 
-    A search reads a one-row signature (active count, highest id, latest updated_at, per database) unless
-    one was read less than SIGNATURE_TTL ago and no statement of this process has written products or
-    variants since (that query scans the products table: ~30 ms CPU at 100k products on SQLite).
+    A search reads a one-row signature (active count, highest id, latest updated_at, per database; the same
+    statement reads the merchant controls' version) unless one was read less than SIGNATURE_TTL ago and no
+    statement of this process has written products, variants or the controls' version since (that query scans
+    the products table: ~30 ms CPU at 100k products on SQLite).
     When it moved, the products changed since the last latest updated_at are read (ids and times, then just
     the stale ones in full) and re-indexed; only when the count still disagrees (a product retired), the
     time went backwards, or vectors are wanted for products indexed without, are all active ids compared.
@@ -205,12 +207,13 @@ class WarmCatalog:
         self.without_vectors: set[int] = set()
         self.signature: tuple[str, int, int, datetime | None] | None = None
         self.clock = clock
+        self.controls_version = 0  # search_settings_version, read with `signature`
         self.checked_at = -math.inf  # when `signature` was read (clock seconds)
-        self.generation = 0  # moves on every product write seen in this process
+        self.generation = 0  # moves on every product or control write seen in this process
         self._lock = threading.Lock()
 
     def recheck(self) -> None:
-        """Products changed: the next search reads the signature again."""
+        """Products or merchant controls changed: the next search reads the signature again."""
         self.generation += 1
         self.checked_at = -math.inf
 
@@ -222,7 +225,7 @@ class WarmCatalog:
                 and (encoder is None or not self.without_vectors)):
             return
         generation, checked_at = self.generation, self.clock()
-        count, top, latest = await repository.catalog_signature()
+        count, top, latest, self.controls_version = await repository.catalog_signature()
         signature = (database, count, top, latest)
         await self._follow(repository, database, signature, encoder)
         if self.generation == generation and self.signature == signature:
@@ -284,17 +287,18 @@ class WarmCatalog:
 # One per process: searches keep it warm (only changed products are read from the database).
 warm = WarmCatalog()
 
-# A statement that writes the products or variants table (ORM flush, Core or raw SQL), by its first words.
-_CATALOG_WRITE = re.compile(
-    r'^\s*(?:insert\s+(?:or\s+\w+\s+)?into|update|delete\s+from)\s+"?(?:products|variants)"?[\s(]'
-    r'|^\s*truncate\b[^;]*\b"?(?:products|variants)"?\b', re.IGNORECASE)
+# A statement that writes the products, variants or controls' version table (ORM flush, Core or raw SQL), by its
+# first words.
+_WATCHED_WRITE = re.compile(
+    r'^\s*(?:insert\s+(?:or\s+\w+\s+)?into|update|delete\s+from)\s+"?(?:products|variants|search_settings_version)"?'
+    r'[\s(]|^\s*truncate\b[^;]*\b"?(?:products|variants|search_settings_version)"?\b', re.IGNORECASE)
 _WROTE_CATALOG = "search.wrote_catalog"
 
 
 @event.listens_for(Engine, "after_cursor_execute")
-def _note_catalog_writes(conn: Connection, _cursor: Any, statement: str, _parameters: Any, _context: Any,
+def _note_watched_writes(conn: Connection, _cursor: Any, statement: str, _parameters: Any, _context: Any,
                          _executemany: bool) -> None:
-    if _CATALOG_WRITE.match(statement[:300]):
+    if _WATCHED_WRITE.match(statement[:300]):
         conn.info[_WROTE_CATALOG] = True
         warm.recheck()  # now, and again at commit (a search may read the old signature in between)
 
@@ -322,10 +326,11 @@ _controls = Controls(version=-1, synonyms=[], rules=[])
 
 
 async def _current_controls(session: AsyncSession) -> Controls:
-    """The merchant's controls; one small read per search, a reload only when the version moved."""
+    """The merchant's controls at the version read with the catalog signature (`warm.refresh` first); they are
+    read again only when that version moved."""
     global _controls
     repository = SearchRepository(session)
-    version = await repository.settings_version()
+    version = warm.controls_version
     if version != _controls.version:
         _controls = Controls(version=version, synonyms=[list(s.terms) for s in await repository.synonyms()],
                              rules=[(r.kind, r.product_id, r.query, r.position) for r in await repository.rules()])

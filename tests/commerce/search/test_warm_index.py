@@ -16,6 +16,7 @@ from commerce.catalog.models import Product
 from commerce.catalog.schemas import ProductIn, VariantIn
 from commerce.inventory import service as inventory
 from commerce.search import service as search
+from commerce.search.models import SearchSynonym
 from kit.clock import utcnow
 from kit.db import Database
 
@@ -83,17 +84,21 @@ async def test_a_warm_search_reads_no_product_rows(db: Database, clock: FakeCloc
     assert not any("from variants" in s for s in seen)
 
 
-async def _retire_behind_our_back(db: Database, product_id: int) -> None:
+async def _behind_our_back(db: Database, sql: str) -> None:
     """As another process would: straight through the driver, unseen by this process's SQLAlchemy events."""
     def write(connection: Any) -> None:
         driver = connection.connection.dbapi_connection
         cursor = driver.cursor()
-        cursor.execute(f"UPDATE products SET active = false WHERE id = {int(product_id)}")
+        cursor.execute(sql)
         cursor.close()
         driver.commit()
 
     async with db.engine.connect() as connection:
         await connection.run_sync(write)
+
+
+async def _retire_behind_our_back(db: Database, product_id: int) -> None:
+    await _behind_our_back(db, f"UPDATE products SET active = false WHERE id = {int(product_id)}")
 
 
 async def test_product_writes_are_seen_at_once_here_and_within_the_ttl_from_elsewhere(
@@ -116,6 +121,32 @@ async def test_product_writes_are_seen_at_once_here_and_within_the_ttl_from_else
     assert kettles[0] in (await ids(db, "kettle", limit=50))[0]
     clock.now += search.SIGNATURE_TTL
     assert kettles[0] not in (await ids(db, "kettle", limit=50))[0]
+
+
+async def test_merchant_controls_are_read_with_the_signature_and_seen_like_product_writes(
+        db: Database, clock: FakeClock) -> None:
+    async with db.unit_of_work() as session:
+        await load_catalog(session, demo_data())
+    kettles, _ = await ids(db, "kettle", limit=50)
+    assert kettles
+    assert (await ids(db, "zoris", limit=50))[0] == []
+    # A control changed in this process reaches the very next search, whatever the clock says.
+    async with db.unit_of_work() as session:
+        await search.add_synonyms(session, terms=["zoris", "kettle"])
+    with statements(db) as seen:
+        assert (await ids(db, "zoris", limit=50))[0] == kettles
+    [signature] = [s for s in seen if "search_settings_version" in s]
+    assert "count(products.id)" in signature  # the version comes with the signature, not in a statement of its own
+    with statements(db) as seen:  # within the time to live: neither is read
+        assert (await ids(db, "zoris", limit=50))[0] == kettles
+    assert not [s for s in seen if "search_settings_version" in s or "from products" in s]
+    # Another process's change: seen within the signature's time to live, as its product writes are.
+    async with db.unit_of_work() as session:
+        session.add(SearchSynonym(terms=["yoyo", "kettle"], created_at=utcnow()))
+    await _behind_our_back(db, "UPDATE search_settings_version SET version = version + 1 WHERE id = 1")
+    assert (await ids(db, "yoyo", limit=50))[0] == []
+    clock.now += search.SIGNATURE_TTL
+    assert (await ids(db, "yoyo", limit=50))[0] == kettles
 
 
 async def test_new_changed_and_retired_products_reach_the_next_search(db: Database) -> None:
