@@ -303,10 +303,9 @@ class IntentClassifier:
         return dense, lexical
 
     def _embedding_scores(self, linear: FloatArray, rows: FloatArray) -> FloatArray:
-        if not self._mlps:
-            return linear if self.config.embedding_weight == 1.0 else self.config.embedding_weight * linear
-        mlp = sum(mlp_logits(weights, rows) for weights in self._mlps) / len(self._mlps)
-        out: FloatArray = self.config.embedding_weight * linear + self.config.mlp_weight * mlp
+        out: FloatArray = self.config.embedding_weight * linear  # x 1.0 (the default) is exact
+        if self._mlps:
+            out = out + self.config.mlp_weight * sum(mlp_logits(w, rows) for w in self._mlps) / len(self._mlps)
         return out
 
     def decision_scores(self, embeddings: npt.NDArray[np.float32], texts: Sequence[str]) -> FloatArray:
