@@ -152,14 +152,17 @@ def _attribute(variant: VariantFacts, name: str) -> str:
     return ""
 
 
-async def _variant_matches(variant: VariantFacts, product: ProductFacts, filters: SearchFilters,
-                           convert: PriceConverter | None) -> bool:
+def _variant_fits(variant: VariantFacts, filters: SearchFilters) -> bool:
+    """Active, and the colour and size asked for (the checks that need no stock and no rate)."""
     if not variant.active:
         return False
     if filters.colour and filters.colour.lower() not in _attribute(variant, "colour"):
         return False
-    if filters.size and filters.size.lower() != _attribute(variant, "size"):
-        return False
+    return not (filters.size and filters.size.lower() != _attribute(variant, "size"))
+
+
+async def _price_matches(variant: VariantFacts, product: ProductFacts, filters: SearchFilters,
+                         convert: PriceConverter | None) -> bool:
     if filters.price_min is None and filters.price_max is None:
         return True
     price = variant.price
@@ -437,24 +440,27 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
         return await _finish(session, SearchResult(), query=query, channel=channel, language=language)
 
     async def passing(ranked: list[RankedProduct]) -> list[ProductHit]:
-        """The ranked products that pass every filter, with their best variant in stock (one stock read)."""
-        shortlisted: list[tuple[RankedProduct, ProductFacts]] = []
+        """The ranked products that pass every filter, with their best variant in stock (one stock read, only for
+        the variants that are active and of the colour and size asked for)."""
+        shortlisted: list[tuple[RankedProduct, ProductFacts, list[VariantFacts]]] = []
         for r in ranked:
             facts = warm.facts.get(r.product_id)
             if facts is None or not facts.sellable_to(country) or r.product_id in filters.exclude_product_ids:
                 continue
             if filters.category and not facts.in_category(filters.category):
                 continue
-            shortlisted.append((r, facts))
+            fitting = [v for v in facts.variants if _variant_fits(v, filters)]
+            if fitting:
+                shortlisted.append((r, facts, fitting))
         if not shortlisted:
             return []
         # Only the warehouse that ships to the shopper's country counts (issue 6).
-        stock = await available_for_country(session, skus=[v.sku for _, f in shortlisted for v in f.variants],
+        stock = await available_for_country(session, skus=[v.sku for _, _, fitting in shortlisted for v in fitting],
                                             country=country)
         out = []
-        for r, facts in shortlisted:
-            for variant in facts.variants:
-                if stock.get(variant.sku, 0) > 0 and await _variant_matches(variant, facts, filters, convert):
+        for r, facts, fitting in shortlisted:
+            for variant in fitting:
+                if stock.get(variant.sku, 0) > 0 and await _price_matches(variant, facts, filters, convert):
                     out.append(ProductHit(product_id=r.product_id, sku=variant.sku, score=r.score,
                                           lexical=r.lexical, dense=r.dense))
                     break

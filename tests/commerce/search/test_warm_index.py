@@ -197,3 +197,31 @@ async def test_pages_follow_one_ranking_and_sold_out_products_never_show(db: Dat
     after, after_total = await ids(db, "", limit=50)
     assert everything[0] not in after
     assert after_total == total - 1
+
+
+async def test_a_filtered_search_reads_stock_only_for_the_variants_of_that_colour_and_size(db: Database) -> None:
+    data = demo_data()
+    async with db.unit_of_work() as session:
+        await load_catalog(session, data)
+    attributes = {v["sku"]: v.get("attributes", {}) for p in data["products"] for v in p["variants"]}
+    wanted = search.SearchFilters(colour="black", size="L")
+    await ids(db, "hoodie", filters=wanted)  # warms the index
+    asked: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "stock_levels" in statement:
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            asked.extend(v for v in values if isinstance(v, str) and v in attributes)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        async with db.sessions() as session:
+            result = await search.search_products(session, query="hoodie", filters=wanted, limit=50)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert result.hits
+    assert "HOOD-HW-BLK-L" in [h.sku for h in result.hits]
+    assert asked
+    for sku in [*asked, *(h.sku for h in result.hits)]:
+        assert attributes[sku]["colour"] == "black", sku
+        assert attributes[sku]["size"] == "L", sku
