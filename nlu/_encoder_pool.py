@@ -5,15 +5,18 @@ has threads and an event loop), each with its own single-threaded ``Embedder`` a
 the pool. A request is a pickled list of texts, sent from the caller's thread to the least busy worker
 (workers whose models are loaded first); the answer is a small header and the float32 rows, read from
 the socket straight into a numpy array. An event loop reads the answers itself (``loop.add_reader`` on
-the worker's socket while it has a request there); a blocking caller reads in its own thread. A worker
-answers its requests in the order they were sent, so answers need no ids. No executor, manager or
-feeder threads: one round trip costs the serving process a send, a wake-up and two reads. The pool
-starts on first use (or ``start()``), so tests and scripts that never parse concurrently pay nothing.
+the worker's socket from its first request there on); a blocking caller reads in its own thread. A
+worker reads, encodes and answers one request at a time, in the order they were sent, so answers need
+no ids; a sender that finds the socket full reads answers while it waits for room (the worker takes no
+request while its answer is not taken). No executor, manager or feeder threads: one round trip costs
+the serving process a send, a wake-up and one read. The pool starts on first use (or ``start()``), so
+tests and scripts that never parse concurrently pay nothing.
 
 A worker that dies (killed, out of memory, a crash in native code, models that cannot load) is seen
 as the end of its socket: every request in flight on it fails, the worker is replaced (``restarts``)
 and each failed request is retried once. A request that still fails raises ``EncoderUnavailable``,
-and so does one that gets no answer within ``timeout_s`` plus 50 ms per text (its worker is killed
+and so does one that gets no answer within ``timeout_s`` plus 50 ms per text (looked at every half
+second; its worker is killed
 and replaced; the other requests on that worker are retried), so a caller never waits forever. An
 exception raised by ``Embedder.encode`` in a worker is raised to its caller; the worker keeps serving.
 """
@@ -27,7 +30,6 @@ import ctypes
 import multiprocessing
 import multiprocessing.connection
 import pickle
-import queue
 import select
 import socket
 import struct
@@ -52,8 +54,8 @@ _ANSWER = struct.Struct("<IIIQd")
 _ROWS, _ERROR = 1, 2
 # One read takes up to this much: whole answers of up to ~18 rows.
 _INBOX_BYTES = 64 * 1024
-# A worker's request thread takes requests off its socket at once; one that cannot take any for this
-# long is wedged (killed, its requests retried).
+# A worker that takes no request for this long while its answers are being read is wedged (killed, its
+# requests retried).
 _SEND_TIMEOUT_S = 5.0
 # How long close() lets the workers finish the requests they have before killing them.
 _CLOSE_WAIT_S = 5.0
@@ -99,17 +101,11 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytearray | None:
     return data
 
 
-def _take_requests(sock: socket.socket, requests: queue.SimpleQueue[list[str] | None]) -> None:
-    """Request thread: moves requests from the socket to the queue at once (the pool's send never waits
-    for an encode to finish); None at the socket's end (the pool closed or its process ended)."""
-    try:
-        while (head := _recv_exactly(sock, _REQUEST.size)) is not None:
-            payload = _recv_exactly(sock, _REQUEST.unpack(head)[0])
-            if payload is None:
-                break
-            requests.put(pickle.loads(payload))
-    finally:
-        requests.put(None)
+def _next_request(sock: socket.socket) -> list[str] | None:
+    """The next request's texts, or None at the socket's end (the pool closed or its process ended)."""
+    head = _recv_exactly(sock, _REQUEST.size)
+    payload = None if head is None else _recv_exactly(sock, _REQUEST.unpack(head)[0])
+    return None if payload is None else list(pickle.loads(payload))
 
 
 def _answer(sock: socket.socket, kind: int, body: memoryview, shape: tuple[int, int], cpu: float) -> None:
@@ -141,9 +137,7 @@ def _serve(sock: socket.socket, loaded: ctypes.c_bool, backend: str, threads: in
         traceback.print_exc()
         raise SystemExit(1) from None
     loaded.value = True
-    requests: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
-    threading.Thread(target=_take_requests, args=(sock, requests), name="encoder-requests", daemon=True).start()
-    while (texts := requests.get()) is not None:
+    while (texts := _next_request(sock)) is not None:
         started = time.process_time()
         try:
             rows = np.ascontiguousarray(embedder.encode(texts), dtype=np.float32)
@@ -374,7 +368,7 @@ class EncoderPool:
                 waiter.finish(None, _Lost(f"encoder process {worker.pid} died"))
                 return worker, waiter
             try:
-                self._send_all(worker.sock, message)
+                self._send_all(worker, message)
             except OSError as error:
                 failure = error
             else:
@@ -385,17 +379,28 @@ class EncoderPool:
         self._retire(worker, _Lost(f"encoder process {worker.pid} took no request: {failure}"), restart=True)
         return worker, waiter
 
-    @staticmethod
-    def _send_all(sock: socket.socket, message: memoryview) -> None:
+    def _send_all(self, worker: _Worker, message: memoryview) -> None:
         deadline = 0.0
         while message:
             try:
-                message = message[sock.send(message, socket.MSG_DONTWAIT):]
+                message = message[worker.sock.send(message, socket.MSG_DONTWAIT):]
+                continue
             except BlockingIOError:
-                deadline = deadline or time.monotonic() + _SEND_TIMEOUT_S
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([], [sock], [], remaining)[1]:
-                    raise TimeoutError(f"no room for a request in {_SEND_TIMEOUT_S:.0f} s") from None
+                pass
+            # The socket is full: the worker reads no more requests until its answers are taken, so
+            # read them here while waiting for room.
+            deadline = deadline or time.monotonic() + _SEND_TIMEOUT_S
+            remaining = max(0.0, deadline - time.monotonic())
+            readable, writable, _ = select.select([worker.sock], [worker.sock], [], remaining)
+            if not readable and not writable:
+                raise TimeoutError(f"no room for a request in {_SEND_TIMEOUT_S:.0f} s")
+            if readable and worker.read_lock.acquire(blocking=False):
+                try:
+                    self._read_answers(worker)
+                finally:
+                    worker.read_lock.release()
+            if worker.dead:
+                raise ConnectionError("the encoder process ended")
 
     # ---------- reading answers ----------
     def _read_answers(self, worker: _Worker) -> None:

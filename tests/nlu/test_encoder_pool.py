@@ -258,3 +258,18 @@ def test_start_reports_workers_that_cannot_load_their_models() -> None:
         assert broken.pids() == []
     finally:
         broken.close()
+
+
+@pytest.mark.slow
+async def test_a_request_larger_than_the_socket_while_a_large_answer_waits(pool: EncoderPool) -> None:
+    # The worker blocks sending a 2 MB answer; the next request does not fit in the socket: the sender
+    # must read that answer while it waits for room, or both sides wait (and the worker is killed).
+    await asyncio.to_thread(pool.start)
+    many = [f"order {i} to Germany" for i in range(600)]
+    first = asyncio.ensure_future(pool.encode(many))
+    await asyncio.sleep(0)  # sent
+    long = [f"{i} " + "where is my order, it was sent to Germany " * 24 for i in range(400)]  # ~400 KB
+    rows = await asyncio.wait_for(pool.encode(long), HANG_GUARD_S)
+    assert _same_rows(rows[:2], long[:2])
+    assert _same_rows((await first)[:2], many[:2])
+    assert pool.restarts == 0
