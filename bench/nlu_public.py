@@ -8,6 +8,10 @@ cached under var/cache/nlu_bench (the encoders are frozen), so reruns only pay f
                                        massive_ensemble,shop,speed]
                                [--processes N]
 
+The default run leaves out `clinc150_finetuned` (a MiniLM fine-tune of about 33 minutes on this 2-core machine,
+over the 20-minute budget for the whole benchmark; the served classifier meets the clinc150 target without it):
+name it in `--only` to run it.
+
 `speed` runs with SHOPTALK_NLU_PROCESSES encoder processes (the default: one per core, at most 2), or
 `--processes N` (0 = passes on threads of the benchmark process); its CPU figures add the encoder
 processes' CPU (from /proc) to this process's.
@@ -700,8 +704,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--massive-test-en", type=Path, default=None, help="en-US test jsonl (id,text,intent)")
     parser.add_argument("--massive-test-zh", type=Path, default=None, help="zh-CN test jsonl (id,text,intent)")
-    parser.add_argument("--only", default="banking77,clinc150,clinc150_finetuned,clinc150_oos_class,massive,"
-                                          "massive_ensemble,shop,speed")
+    parser.add_argument("--only", default="banking77,clinc150,clinc150_oos_class,massive,massive_ensemble,shop,speed")
     parser.add_argument("--massive-locales", default="en-US,zh-CN", help="comma list; the gap needs both")
     parser.add_argument("--processes", type=int, default=None,
                         help="speed: encoder processes (default: SHOPTALK_NLU_PROCESSES, else in-process)")
