@@ -326,7 +326,7 @@ class EncoderPool:
             if worker.process.exitcode is None:
                 worker.process.kill()
                 worker.process.join(_CLOSE_WAIT_S)
-            self._retire(worker, EncoderUnavailable("the encoder pool was closed"), restart=False)
+            self._ended(worker, "was closed")
 
     def pids(self) -> list[int]:
         """Pids of the running workers (empty before the first use)."""
