@@ -40,8 +40,9 @@ DEFAULT_BACKEND = "onnx"
 # machine. Measured with 64 callers on the shared 2-core box (bench/nlu_public.py --only speed), runs
 # back to back: at load 1.7-2.7, 255 and 293 parses/s with 2 processes vs 248.5 in-process; at load
 # 7-9, 88 vs 45 and 116 vs 82.5. CPU per parse 4.7 ms (processes) vs 5.05 ms, of which the serving
-# process (event loop, GIL) keeps 0.46 ms instead of all of it. Cost: ~330 MB RSS per encoder process,
-# 2.5-10 s to start them (loaded box).
+# process (event loop, GIL) kept 0.46 ms instead of all of it with a ProcessPoolExecutor, 0.27-0.28 ms with
+# the socket-pair pool (bench/encoder_pool.py). Cost: ~330 MB RSS per encoder process, 2.5-10 s to start
+# them (loaded box).
 DEFAULT_PROCESSES = min(os.cpu_count() or 1, 2) if (os.cpu_count() or 1) >= 2 else 0
 # Batches at least this large are split over the worker threads by `encode`.
 _PARALLEL_MIN = 256
