@@ -623,13 +623,25 @@ FEATURES = (
 WEEK = 7.0
 
 
+class Bagged:
+    """LightGBM rankers averaged: the mean of their raw scores."""
+
+    def __init__(self, boosters: Sequence[Any]) -> None:
+        self.boosters = list(boosters)
+
+    def predict(self, features: FloatArray) -> FloatArray:
+        return np.asarray(np.mean([booster.predict(features) for booster in self.boosters], axis=0),
+                          dtype=np.float64)
+
+
 class Ranker:
     """Learned blend: candidates from every model, ranked by gradient-boosted trees (LightGBM lambdarank,
     one query per next basket) on the models' scores and the shopper's own purchase pattern (buy-again
     timing: days since the item, the item's own interval and how due it is, how often it comes back in the
     next basket, how much this shopper repeats). Taught on each customer's last three baskets, each
     predicted from what came before (half of them with part of that basket in the cart, so it learns the
-    cart question too)."""
+    cart question too). Five rankers, each on its own random negatives of those examples, are averaged:
+    steadier than one sampling (validation Recall@10 0.1973 vs 0.1952, seed means; see bench/recommend.py)."""
 
     name = "blend"
 
@@ -637,7 +649,7 @@ class Ranker:
                  popularity: Popularity, content: ContentBased | None = None, cold_start_weight: float = 0.05,
                  candidates_per_model: int = 50, cart_share: float = 0.5, min_examples: int = 30,
                  max_rows: int = 300_000, trees: int = 100, label_rounds: int = 3,
-                 negatives_per_positive: float | None = 10.0, seed: int = 11) -> None:
+                 negatives_per_positive: float | None = 10.0, bags: int = 5, seed: int = 11) -> None:
         self.buy_again = buy_again
         self.item_to_item = item_to_item
         self.bought_with = bought_with
@@ -653,8 +665,10 @@ class Ranker:
         # Negatives kept per positive in each example (random, at least this many when none is bought);
         # None keeps every candidate. Fewer rows make the trees ~2x cheaper at the same validation score.
         self.negatives_per_positive = negatives_per_positive
+        # Rankers averaged, each on its own random negatives of the same examples (features are built once).
+        self.bags = bags
         self.seed = seed
-        self.classifier: Any = None
+        self.classifier: Bagged | None = None
         self.n_items = 0
         self.last_day = 0.0
         self.item_customers: FloatArray = _EMPTY_FLOAT
@@ -696,8 +710,8 @@ class Ranker:
     def fit(self, interactions: Interactions) -> None:
         self.classifier = None
         rng = np.random.default_rng(self.seed)
-        blocks: list[FloatArray] = []
-        answers: list[npt.NDArray[np.bool_]] = []
+        blocks: list[list[FloatArray]] = [[] for _ in range(max(self.bags, 1))]
+        answers: list[list[npt.NDArray[np.bool_]]] = [[] for _ in blocks]
         remaining = interactions
         for _ in range(self.label_rounds):
             learn_from, labels = carve_last_baskets(remaining)
@@ -706,12 +720,14 @@ class Ranker:
             self._fit_models(learn_from)
             self._examples(learn_from, labels, rng, blocks, answers)
             remaining = learn_from
-        if blocks:
-            self.classifier = self._fit_ranking(blocks, answers, rng)
+        boosters = [self._fit_ranking(bag_blocks, bag_answers, rng, seed=self.seed + bag)
+                    for bag, (bag_blocks, bag_answers) in enumerate(zip(blocks, answers, strict=True)) if bag_blocks]
+        fitted = [booster for booster in boosters if booster is not None]
+        self.classifier = Bagged(fitted) if fitted else None
         self._fit_models(interactions)
 
     def _examples(self, interactions: Interactions, labels: list[NextBasket], rng: np.random.Generator,
-                  blocks: list[FloatArray], answers: list[npt.NDArray[np.bool_]]) -> None:
+                  blocks: list[list[FloatArray]], answers: list[list[npt.NDArray[np.bool_]]]) -> None:
         histories = interactions.histories()
         for label in labels:
             wanted = label.items[label.items < self.n_items]
@@ -724,14 +740,14 @@ class Ranker:
                               country=label.country, now=label.day)
             candidates, features, _ = self.features(context)
             bought = np.isin(candidates, wanted)
-            if self.negatives_per_positive is not None:
-                keep = _sample_negatives(bought, self.negatives_per_positive, rng)
-                features, bought = features[keep], bought[keep]
-            blocks.append(features)
-            answers.append(bought)
+            for bag_blocks, bag_answers in zip(blocks, answers, strict=True):
+                keep = np.arange(bought.size) if self.negatives_per_positive is None else \
+                    _sample_negatives(bought, self.negatives_per_positive, rng)
+                bag_blocks.append(features[keep])
+                bag_answers.append(bought[keep])
 
     def _fit_ranking(self, blocks: list[FloatArray], answers: list[npt.NDArray[np.bool_]],
-                     rng: np.random.Generator) -> Any:
+                     rng: np.random.Generator, *, seed: int) -> Any:
         """LightGBM lambdarank: each example's candidates form one query, the bought ones rank first."""
         import lightgbm
 
@@ -748,7 +764,7 @@ class Ranker:
         sizes = np.bincount(query)
         data = lightgbm.Dataset(x, label=y.astype(np.int64), group=sizes[sizes > 0])
         params = {"objective": "lambdarank", "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 40,
-                  "num_threads": 1, "seed": self.seed, "verbosity": -1}
+                  "num_threads": 1, "seed": seed, "verbosity": -1}
         return lightgbm.train(params, data, num_boost_round=self.trees)
 
     def features(self, context: Context) -> tuple[IntArray, FloatArray, dict[str, FloatArray]]:

@@ -206,10 +206,31 @@ def test_ranker_is_a_lambdarank_over_queries_and_scores_only_candidates(max_rows
                     min_examples=20, trees=20, max_rows=max_rows, candidates_per_model=2)
     ranker.fit(_regulars_shop())  # with 40 rows, sampling empties some queries: their sizes must stay aligned
     assert ranker.classifier is not None
-    assert ranker.classifier.params["objective"] == "lambdarank"
+    assert ranker.classifier.boosters[0].params["objective"] == "lambdarank"
     context = Context(history=history((1, 1.0, 0), (1, 11.0, 1)), country="DE", now=20.0)
     candidates, features, _ = ranker.features(context)
     scores = ranker.score(context)
     assert features.shape == (candidates.size, len(FEATURES))
     assert np.all((scores[candidates] > 0) & (scores[candidates] < 1 + 1e-6))
     assert np.all(np.delete(scores, candidates) == 0)
+
+
+def test_bagged_ranker_averages_rankers_trained_on_different_negatives() -> None:
+    shop = _regulars_shop()
+    single = Ranker(buy_again=BuyAgain(), item_to_item=ItemToItem(method="ease", l2=1.0),
+                    bought_with=FrequentlyBoughtWith(min_together=1), popularity=Popularity(),
+                    min_examples=20, trees=20, negatives_per_positive=1.0, bags=1)
+    bagged = Ranker(buy_again=BuyAgain(), item_to_item=ItemToItem(method="ease", l2=1.0),
+                    bought_with=FrequentlyBoughtWith(min_together=1), popularity=Popularity(),
+                    min_examples=20, trees=20, negatives_per_positive=1.0, bags=3)
+    single.fit(shop)
+    bagged.fit(shop)
+    assert single.classifier is not None
+    assert bagged.classifier is not None
+    assert len(single.classifier.boosters) == 1
+    assert len(bagged.classifier.boosters) == 3
+    context = Context(history=history((1, 1.0, 0), (5, 1.0, 0), (1, 11.0, 1)), country="DE", now=20.0)
+    _, features, _ = bagged.features(context)
+    raw = [booster.predict(features) for booster in bagged.classifier.boosters]
+    assert not np.allclose(raw[0], raw[1])  # the bags saw different negatives
+    np.testing.assert_allclose(bagged.classifier.predict(features), np.mean(raw, axis=0))
