@@ -33,7 +33,8 @@ async def test_search_add_to_cart_and_checkout_in_english(say: Say, shop: Databa
            "Shipping (Standard (tracked parcel), 2-5 working days): €" in texts(summary)
     assert "Delivery to Germany, postcode 10115; confirmation to anna@example.com." in texts(summary)
     titles = [b.title for b in summary.replies[-1].buttons]
-    assert titles[0] == "Place order" and titles[-1] == "Change cart"
+    assert titles[0] == "Place order"
+    assert titles[-1] == "Change cart"
     assert titles[1].startswith("Express (insured courier), 1-2 days: €")  # Germany's other delivery service
     assert payloads(summary)[1:] == ["checkout:ship:express", "cart:view"]
     assert len(payloads(summary)[0].encode()) <= 64
@@ -74,7 +75,9 @@ async def test_search_add_to_cart_and_checkout_in_chinese(say: Say, shop: Databa
     assert "下单前请核对您的订单" in texts(summary)
     assert "寄往德国，邮政编码 10115" in texts(summary)
     titles = [b.title for b in summary.replies[-1].buttons]
-    assert titles[0] == "下单" and titles[-1] == "修改购物车" and titles[1].startswith("特快（保价快递），1-2 天：€")
+    assert titles[0] == "下单"
+    assert titles[-1] == "修改购物车"
+    assert titles[1].startswith("特快（保价快递），1-2 天：€")
     placed = await say("确认", sender="zh-1")
     assert "已提交" in texts(placed)
     number = placed.replies[-1].custom["order_number"]  # type: ignore[index]

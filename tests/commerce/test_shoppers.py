@@ -23,7 +23,7 @@ async def test_first_contact_creates_the_shopper_and_later_contacts_find_it(db: 
     async with db.unit_of_work() as session:
         again = await shopper_for_identity(session, kind="telegram", external_id="42", name="Other")
         other_channel = await shopper_for_identity(session, kind="webchat", external_id="42")
-    assert again.id == first.id and again.name == "Ann" and again.locale == "en"
+    assert (again.id, again.name, again.locale) == (first.id, "Ann", "en")
     assert other_channel.id != first.id
     assert await _count(db) == (2, 2)
 

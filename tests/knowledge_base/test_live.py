@@ -105,8 +105,10 @@ async def test_an_answer_reads_the_change_log_only_when_the_index_may_be_behind(
         return [m.entry_id for m in result.matches]
 
     try:
-        assert await ask() == [] and len(reads) == 1  # never synced since the load: catch up
-        assert await ask() == [] and len(reads) == 1  # just synced: no read
+        assert await ask() == []
+        assert len(reads) == 1  # never synced since the load: catch up
+        assert await ask() == []
+        assert len(reads) == 1  # just synced: no read
         async with db.unit_of_work() as session:  # a change committed in this process
             entry = await kb.create_entry(session, embedder=embedder, author="ana", data=FaqEntryIn(
                 language="en", questions=[QUESTION], status="published", answer="Yes, Alipay works."))
