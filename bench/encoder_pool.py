@@ -34,24 +34,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from proc_cpu import cpu_seconds  # noqa: E402
 
 TEXTS = [f"where is my order #{10000 + i}, it was {i} days ago" if i % 3 == 0 else
          f"do you have red hoodies in size {i % 5 + 38}" if i % 3 == 1 else
          f"我的订单{20000 + i}什么时候到" for i in range(600)]
 # (callers, texts per request, requests)
 PHASES = ((64, 1, 1000), (64, 8, 300), (64, 32, 100), (2, 1, 400), (2, 8, 200))
-
-
-def _workers_cpu_seconds(pids: list[int]) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 async def _phase(pool: Any, callers: int, batch: int, requests: int) -> dict[str, Any]:
@@ -74,11 +65,11 @@ async def _phase(pool: Any, callers: int, batch: int, requests: int) -> dict[str
     latencies.clear()
     left[0] = requests
     pids = pool.pids()
-    wall, usage, workers = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF), _workers_cpu_seconds(pids)
+    wall, usage, workers = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF), cpu_seconds(pids)
     await asyncio.gather(*(caller(k) for k in range(callers)))
     wall = time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_SELF)
-    workers = _workers_cpu_seconds(pids) - workers
+    workers = cpu_seconds(pids) - workers
     user, system = after.ru_utime - usage.ru_utime, after.ru_stime - usage.ru_stime
     switches = after.ru_nvcsw + after.ru_nivcsw - usage.ru_nvcsw - usage.ru_nivcsw
     latencies.sort()

@@ -39,7 +39,10 @@ import numpy.typing as npt
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from proc_cpu import cpu_seconds  # noqa: E402
 
 from nlu.classifier import ClassifierConfig, IntentClassifier  # noqa: E402
 from nlu.embedder import get_embedder  # noqa: E402
@@ -605,19 +608,6 @@ def bench_shop(models_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _process_cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of other processes (the encoder workers), from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def _process_rss_mb(pids: list[int]) -> list[float]:
     out = []
     for pid in pids:
@@ -649,10 +639,10 @@ async def _speed(models_dir: Path, processes: int | None) -> dict[str, Any]:
     single_cpu: list[float] = []
     for text in texts[:300]:
         started = time.perf_counter()
-        cpu_started = time.process_time() + _process_cpu_seconds(pids)
+        cpu_started = time.process_time() + cpu_seconds(pids)
         await service.parse(text)
         single.append((time.perf_counter() - started) * 1000)
-        single_cpu.append((time.process_time() + _process_cpu_seconds(pids) - cpu_started) * 1000)
+        single_cpu.append((time.process_time() + cpu_seconds(pids) - cpu_started) * 1000)
     single.sort()
     queue = list(texts) * 2
 
@@ -666,14 +656,14 @@ async def _speed(models_dir: Path, processes: int | None) -> dict[str, Any]:
     batches_before = service.embedder.micro_batches
     started = time.perf_counter()
     cpu_started = time.process_time()
-    workers_started = _process_cpu_seconds(pids)
+    workers_started = cpu_seconds(pids)
     done = sum(await asyncio.gather(*(caller() for _ in range(64))))
     pool = embedder.encoder_pool()
     if pool is not None and pool.restarts:
         raise RuntimeError(f"encoder processes restarted {pool.restarts} times during the speed run")
     elapsed = time.perf_counter() - started
     main_cpu_ms = (time.process_time() - cpu_started) * 1000 / done
-    worker_cpu_ms = (_process_cpu_seconds(pids) - workers_started) * 1000 / done
+    worker_cpu_ms = (cpu_seconds(pids) - workers_started) * 1000 / done
     cpu_ms = main_cpu_ms + worker_cpu_ms
     return {
         "single_parse_ms": {"p50": round(statistics.median(single), 2),

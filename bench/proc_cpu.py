@@ -33,6 +33,12 @@ def processes() -> dict[int, ProcessCpu]:
     return found
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds so far of the live processes among `pids` (e.g. NLU encoder workers)."""
+    table = processes()
+    return sum(table[pid].seconds for pid in pids if pid in table)
+
+
 def descendants(table: dict[int, ProcessCpu], root: int) -> set[int]:
     """The processes below `root` (not `root` itself)."""
     mine: set[int] = set()

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 
+from bot import HandleResult
 from commerce.catalog import service as catalog
 from commerce.cross_border.models import ReturnPolicy
 from commerce.inventory import service as inventory
@@ -159,11 +160,17 @@ async def test_untranslated_return_policy_is_quoted_in_english(say: Say, shop: D
            "reason. Send the goods" in chinese
 
 
-async def _to_summary(say: Say, sender: str) -> str:
+async def _summary(say: Say, sender: str, answers: tuple[str, ...] = ("checkout", "Germany", "confirm@example.com",
+                                                                     "10115")) -> HandleResult:
+    """A kettle in the cart, then checkout's questions answered: the order summary."""
     await say(kind="callback", payload="cart:add:KET-1", sender=sender)
-    for answer in ("checkout", "Germany", "confirm@example.com"):
+    for answer in answers[:-1]:
         await say(answer, sender=sender)
-    return texts(await say("10115", sender=sender))
+    return await say(answers[-1], sender=sender)
+
+
+async def _to_summary(say: Say, sender: str) -> str:
+    return texts(await _summary(say, sender))
 
 
 async def _reserved(shop: Database, sku: str) -> int:
@@ -256,10 +263,7 @@ async def test_a_page_of_cards_in_another_currency_reads_the_rate_once(say: Say,
 
 
 async def test_the_shopper_picks_the_delivery_service_and_the_order_records_it(say: Say, shop: Database) -> None:
-    await say(kind="callback", payload="cart:add:KET-1", sender="express")
-    for answer in ("checkout", "Germany", "confirm@example.com"):
-        await say(answer, sender="express")
-    first = await say("10115", sender="express")
+    first = await _summary(say, "express")
     assert "Shipping (Standard (tracked parcel), 2-5 working days): €" in texts(first)
     switch = [p for p in payloads(first) if p.startswith("checkout:ship:")]
     assert switch == ["checkout:ship:express"]  # Germany's other service, with its price on the button
@@ -280,9 +284,6 @@ async def test_the_shopper_picks_the_delivery_service_and_the_order_records_it(s
 
 
 async def test_delivery_services_are_named_in_the_shoppers_language(say: Say, shop: Database) -> None:
-    await say(kind="callback", payload="cart:add:KET-1", sender="zh-ship")
-    for answer in ("结账", "德国", "confirm@example.com"):
-        await say(answer, sender="zh-ship")
-    summary = await say("10115", sender="zh-ship")
+    summary = await _summary(say, "zh-ship", ("结账", "德国", "confirm@example.com", "10115"))
     assert "运费（标准（可追踪包裹），2-5 个工作日）" in texts(summary)
     assert any(b.title.startswith("特快（保价快递），1-2 天：") for r in summary.replies for b in r.buttons)
