@@ -16,9 +16,9 @@ A worker that dies (killed, out of memory, a crash in native code, models that c
 as the end of its socket: every request in flight on it fails, the worker is replaced (``restarts``)
 and each failed request is retried once. A request that still fails raises ``EncoderUnavailable``,
 and so does one that gets no answer within ``timeout_s`` plus 50 ms per text (looked at every half
-second; its worker is killed
-and replaced; the other requests on that worker are retried), so a caller never waits forever. An
-exception raised by ``Embedder.encode`` in a worker is raised to its caller; the worker keeps serving.
+second; its worker is killed and replaced; the other requests on that worker are retried), so a caller
+never waits forever. An exception raised by ``Embedder.encode`` in a worker is raised to its caller; the
+worker keeps serving.
 """
 
 from __future__ import annotations
