@@ -9,6 +9,7 @@ from api.app import create_app
 from api.auth import create_token
 from kit.db import Database
 from kit.settings import Settings
+from tests.http import app_client
 
 
 @pytest.fixture
@@ -19,11 +20,8 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, database=db)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
+    async with app_client(create_app(settings, database=db)) as http:
+        yield http
 
 
 async def token_for(db: Database, role: str) -> dict[str, str]:

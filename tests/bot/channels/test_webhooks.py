@@ -18,6 +18,7 @@ from kit.outbox import DELIVERED, OutboxEvent
 from kit.settings import Settings
 from tests.bot.channels.conftest import BOT_TOKEN
 from tests.bot.channels.telegram_double import TelegramDouble
+from tests.http import app_client
 
 SECRET = "webhook-secret-0123456789"
 CHAT = 5150
@@ -36,10 +37,8 @@ async def client(db: Database, settings: Settings,
                  telegram_double: TelegramDouble) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, database=db)
     app.state.telegram_api_server = TelegramAPIServer.from_base(telegram_double.base_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
+    async with app_client(app) as http:
+        yield http
 
 
 async def _post_update(client: httpx.AsyncClient, update: dict[str, Any], secret: str | None = SECRET,

@@ -22,6 +22,7 @@ from kit.db import Database
 from kit.settings import Settings
 from nlu.training_data import parse_training_data
 from tests.bot.handoff.conftest import PASSWORD, make_agent, shopper_says
+from tests.http import app_client
 
 
 @pytest.fixture
@@ -31,11 +32,8 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, database=db)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
+    async with app_client(create_app(settings, database=db)) as http:
+        yield http
 
 
 async def sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:

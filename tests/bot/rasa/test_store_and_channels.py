@@ -16,6 +16,7 @@ from kit.clock import utcnow
 from kit.db import Database
 from kit.settings import Settings
 from tests.bot.rasa.conftest import SAMPLE
+from tests.http import app_client
 
 
 async def _activate_sample(db: Database) -> int:
@@ -84,11 +85,9 @@ async def api(db: Database, bot_deps: BotDeps, tmp_path: object) -> AsyncIterato
     settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
                         data_dir=bot_deps.settings.data_dir)
     app = create_app(settings, database=db)
-    async with app.router.lifespan_context(app):
+    async with app_client(app) as http:
         app.state.channels.runtime._deps = bot_deps  # the small trained NLU instead of the real one
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
+        yield http
 
 
 async def _headers(db: Database, role: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from kit.db import Database
 from kit.settings import Settings
 from tests.commerce.channels.conftest import drain, make_stocked_shop, worker_for
 from tests.commerce.channels.doubles import ShopifyDouble, WebhookDouble
+from tests.http import app_client
 
 ORDER = {"external_id": "W-100", "currency": "EUR", "email": "ann@example.com", "country": "DE",
          "lines": [{"sku": "KET-1", "quantity": 2, "unit_price": "49.90"}]}
@@ -20,11 +21,8 @@ ORDER = {"external_id": "W-100", "currency": "EUR", "email": "ann@example.com", 
 @pytest.fixture
 async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
-    app = create_app(settings, database=db)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
+    async with app_client(create_app(settings, database=db)) as http:
+        yield http
 
 
 async def _merchant(db: Database) -> dict[str, str]:

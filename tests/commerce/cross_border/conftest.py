@@ -15,6 +15,7 @@ from commerce.catalog.schemas import CategoryIn, ProductIn, VariantIn
 from commerce.cross_border import import_rates, load_cross_border_defaults
 from kit.db import Database
 from kit.settings import Settings
+from tests.http import app_client
 
 # A Friday after the EU's flat EUR 3 duty started (1 July 2026) and after the US de minimis ended.
 ON = date(2026, 11, 27)
@@ -63,8 +64,5 @@ async def shop(db: Database) -> Database:
 async def client(shop: Database) -> AsyncIterator[httpx.AsyncClient]:
     """The app's API over the demo-like shop, in process (lifespan run)."""
     settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
-    app = create_app(settings, database=shop)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
+    async with app_client(create_app(settings, database=shop)) as http:
+        yield http
