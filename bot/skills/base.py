@@ -106,11 +106,18 @@ class Turn:
         if source == target:
             return Decimal(1)
         if (source, target) not in self.rates:
-            self.rates[source, target] = await convert_amount(self.session, Decimal(1), source, target)
+            try:
+                # A savepoint: a failed lookup must not poison the shopper's transaction on PostgreSQL.
+                async with self.session.begin_nested():
+                    conversion = await cross_border.convert(self.session, amount=Decimal(1), from_currency=source,
+                                                            to_currency=target)
+                self.rates[source, target] = conversion.amount
+            except (ShopTalkError, DBAPIError):
+                self.rates[source, target] = None
         return self.rates[source, target]
 
     async def convert(self, amount: Decimal, source: str, target: str) -> Decimal | None:
-        """`amount` exchanged at this turn's rate (what `convert_amount` gives), None when no fresh rate is known."""
+        """`amount` exchanged at this turn's rate, None when no fresh rate is known."""
         if source == target:
             return amount
         rate = await self.rate(source, target)
@@ -146,18 +153,3 @@ class Turn:
                      self.button("button.add_to_cart", f"cart:add:{variant.sku}:1{tracked}"
                                  if tracked else f"cart:add:{variant.sku}"),
                      self.button("button.more_like_this", f"more_like:{product.id}")])
-
-
-async def convert_amount(session: AsyncSession, amount: Decimal, from_currency: str,
-                         to_currency: str) -> Decimal | None:
-    """Exchange at the shop's rates (with its markup); None when no fresh rate is known."""
-    if from_currency == to_currency:
-        return amount
-    try:
-        # A savepoint: a failed lookup must not poison the shopper's transaction on PostgreSQL.
-        async with session.begin_nested():
-            conversion = await cross_border.convert(session, amount=amount, from_currency=from_currency,
-                                          to_currency=to_currency)
-        return conversion.amount
-    except (ShopTalkError, DBAPIError):
-        return None
