@@ -8,9 +8,9 @@ from typing import Any
 from bot.skills.base import Turn
 from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
-from commerce.catalog.service import get_product, localized, variant_price
+from commerce.catalog.service import find_variants, get_product, localized, variant_price
 from commerce.inventory.service import available_stock
-from commerce.search.service import SearchFilters, hit_variants, mark_search_used, query_words, search_products
+from commerce.search.service import SearchFilters, mark_search_used, query_words, search_products
 
 MAX_HITS = 50
 _UPPER = re.compile(r"\b(under|below|less than|cheaper than|max|up to|at most|within)\b|以下|以内|不超过|低于|之内",
@@ -113,7 +113,7 @@ async def show_page(turn: Turn, *, page: int, stock_checked: bool = False) -> No
         stock = await available_stock(turn.session, skus=[sku for _, sku in shown])
         # Hits sold out since the search ran are left out.
         shown = [(product_id, sku) for product_id, sku in shown if stock.get(sku, 0) > 0]
-    variants = await hit_variants(turn.session, skus=[sku for _, sku in shown])
+    variants = await find_variants(turn.session, skus=[sku for _, sku in shown])
     cards = []
     for product_id, sku in shown:
         variant = variants.get(sku)

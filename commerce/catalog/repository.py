@@ -64,6 +64,12 @@ class CatalogRepository:
             select(Variant).where(Variant.sku.in_(list(skus)))
             .options(selectinload(Variant.product).selectinload(Product.category)))).all()
 
+    async def variants_with_products(self, skus: Sequence[str]) -> Sequence[Variant]:
+        """Variants by SKU, each with its product joined in (not the product's other variants nor its category):
+        one statement."""
+        return (await self.session.scalars(select(Variant).where(Variant.sku.in_(list(skus)))
+                                           .options(joinedload(Variant.product)))).all()
+
     async def sku_exists(self, skus: Sequence[str]) -> set[str]:
         return set((await self.session.scalars(select(Variant.sku).where(Variant.sku.in_(list(skus))))).all())
 

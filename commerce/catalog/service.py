@@ -113,11 +113,12 @@ async def get_variants(session: AsyncSession, *, skus: list[str]) -> dict[str, V
 
 
 async def find_variants(session: AsyncSession, *, skus: Sequence[str]) -> dict[str, Variant]:
-    """The variants among `skus` that exist, by SKU, each with its product and category loaded (unknown SKUs
-    are left out, not refused: for callers that filter lists, such as recommendations)."""
+    """The variants among `skus` that exist, by SKU, each with its product loaded (not its category nor its other
+    variants), in one statement: what product cards and recommendation filters read. Unknown SKUs are left out,
+    not refused (for callers that filter lists)."""
     if not skus:
         return {}
-    return {v.sku: v for v in await CatalogRepository(session).variants_by_skus(list(dict.fromkeys(skus)))}
+    return {v.sku: v for v in await CatalogRepository(session).variants_with_products(list(dict.fromkeys(skus)))}
 
 
 async def all_products(session: AsyncSession) -> list[Product]:

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
-from commerce.catalog.models import Product, Variant
+from commerce.catalog.models import Product
 from commerce.search.models import SearchLogEntry, SearchRule, SearchSettingsVersion, SearchSynonym
 
 
@@ -57,12 +57,6 @@ class SearchRepository:
                 select(Product).where(Product.id.in_(wanted[start:start + 500]), Product.active.is_(True))
                 .options(selectinload(Product.variants), selectinload(Product.category)))).all())
         return found
-
-    async def variants_with_products(self, skus: Sequence[str]) -> Sequence[Variant]:
-        """Variants by SKU, each with its product joined in (not the product's other variants nor its category):
-        the rows of a page of product cards in one statement."""
-        return (await self.session.scalars(select(Variant).where(Variant.sku.in_(list(skus)))
-                                           .options(joinedload(Variant.product)))).all()
 
     async def synonyms(self) -> Sequence[SearchSynonym]:
         return (await self.session.scalars(select(SearchSynonym).order_by(SearchSynonym.id))).all()

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.catalog.models import Product, Variant
+from commerce.catalog.models import Product
 from commerce.catalog.service import all_products, variant_price
 from commerce.inventory.availability import available_for_country
 from commerce.search.index import (
@@ -531,14 +531,6 @@ async def hit_products(session: AsyncSession, *, product_ids: list[int]) -> dict
     return {p.id: p for p in await SearchRepository(session).products(product_ids)}
 
 
-async def hit_variants(session: AsyncSession, *, skus: Sequence[str]) -> dict[str, Variant]:
-    """The variants of a page of hits by SKU, each with its product loaded (one statement): what their cards show.
-    Unknown SKUs are left out."""
-    if not skus:
-        return {}
-    return {v.sku: v for v in await SearchRepository(session).variants_with_products(list(dict.fromkeys(skus)))}
-
-
 async def warm_product_vectors(session: AsyncSession, *, encoder: Encoder) -> int:
     """Index and encode every active product now (at start-up) so the first search does not wait."""
     await warm.refresh(session, encoder)
@@ -662,6 +654,6 @@ async def delete_rule(session: AsyncSession, *, rule_id: int) -> None:
 
 
 __all__ = ["PriceConverter", "ProductHit", "ReportRow", "SearchFilters", "SearchReport", "SearchResult", "add_rule",
-           "add_synonyms", "delete_rule", "delete_synonyms", "hit_products", "hit_variants", "list_rules",
+           "add_synonyms", "delete_rule", "delete_synonyms", "hit_products", "list_rules",
            "list_synonyms", "mark_search_used", "query_words", "record_search", "search_products", "search_report",
            "similar_products", "warm_product_vectors"]
