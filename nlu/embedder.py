@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -338,12 +339,23 @@ class Embedder:
 class _Request:
     texts: list[str]
     future: asyncio.Future[FloatMatrix]
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class _MicroBatcher:
     """Collects requests arriving while forward passes run; runs them as batches in threads, up to
-    ``embedder.workers`` batches at once (each pass is single-threaded, so two use both cores)."""
+    ``embedder.workers`` batches at once (each pass is single-threaded, so two use both cores).
+
+    With no pass running, what waits goes at once (a lone message is not delayed). While a pass runs,
+    another starts beside it only when ``SPREAD_TEXTS`` texts wait or the oldest has waited
+    ``SPREAD_WAIT_S``; otherwise the waiting texts ride the next pass. A pass of one text costs about
+    twice the CPU per text of a pass of 32 (MiniLM 3.8 vs 2.7 ms, USE 2.2 vs 0.65), so under a chat
+    load that keeps a pass running, spreading every message at once spent the box's CPU on small
+    passes."""
+
+    SPREAD_TEXTS: ClassVar[int] = 8
+    SPREAD_WAIT_S: ClassVar[float] = 0.02
 
     embedder: Embedder
     _queue: list[_Request] = field(default_factory=list)
@@ -374,12 +386,26 @@ class _MicroBatcher:
             size += len(request.texts)
         return batch
 
+    def _hold_for(self) -> float | None:
+        """None: start a pass now; otherwise how long to wait (for a pass to finish, more texts, or
+        the oldest request's spread deadline) before looking again."""
+        if not self._queue:
+            return 30.0
+        busy = len(self._running)
+        if busy >= self.embedder.workers:
+            return 30.0
+        if not busy or sum(len(request.texts) for request in self._queue) >= self.SPREAD_TEXTS:
+            return None
+        waited = time.monotonic() - self._queue[0].queued_at
+        return None if waited >= self.SPREAD_WAIT_S else self.SPREAD_WAIT_S - waited
+
     async def _run(self) -> None:
         while True:
-            if not self._queue or len(self._running) >= self.embedder.workers:
+            hold = self._hold_for()
+            if hold is not None:
                 self._wakeup.clear()
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=30.0)
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=hold)
                 except TimeoutError:
                     if not self._queue and not self._running:
                         return

@@ -104,3 +104,26 @@ async def test_concurrent_passes_run_on_both_workers() -> None:
     # 64 waiting texts and two idle workers: split in (at least) two passes, not one pass of 64.
     assert embedder.micro_batches - before >= 2
     assert np.allclose(np.stack(rows), embedder.encode(texts), atol=1e-5)
+
+
+async def test_a_second_pass_waits_for_enough_texts_or_the_spread_deadline() -> None:
+    from nlu.embedder import _MicroBatcher, _Request
+
+    loop = asyncio.get_running_loop()
+    batcher = _MicroBatcher(Embedder(workers=2, processes=0))
+    batcher._queue.append(_Request(["where is my parcel"], loop.create_future()))
+    assert batcher._hold_for() is None  # nothing running: a lone message goes at once
+    running = loop.create_task(asyncio.sleep(10))
+    batcher._running.add(running)
+    try:
+        hold = batcher._hold_for()  # a pass runs: one text waits for it (or for the deadline)
+        assert hold is not None
+        assert 0 < hold <= _MicroBatcher.SPREAD_WAIT_S
+        batcher._queue[0].queued_at -= _MicroBatcher.SPREAD_WAIT_S
+        assert batcher._hold_for() is None  # waited long enough: the free worker takes it
+        batcher._queue[0].queued_at += _MicroBatcher.SPREAD_WAIT_S
+        batcher._queue.append(_Request([f"text {i}" for i in range(_MicroBatcher.SPREAD_TEXTS)],
+                                       loop.create_future()))
+        assert batcher._hold_for() is None  # enough texts for a pass of their own
+    finally:
+        running.cancel()
