@@ -27,17 +27,29 @@ class KeepAliveClient:
         body = json.dumps(payload, separators=(",", ":")).encode()
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
-        try:
-            status, raw = await asyncio.wait_for(self._exchange(head + body), self.timeout)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            await self.close()
-            raise HttpError(f"{type(exc).__name__}: {exc}") from exc
+        # A connection the server closed while idle (uvicorn's keep-alive timeout is 5 s, longer than some
+        # Poisson gaps) is opened again; the one request that met a close in flight is sent once more (the
+        # REST channel ignores a message_id it has seen, so a repeat cannot double a turn).
+        for attempt in (1, 2):
+            reused = self._writer is not None
+            try:
+                status, raw = await asyncio.wait_for(self._exchange(head + body), self.timeout)
+                break
+            except asyncio.IncompleteReadError as exc:
+                await self.close()
+                if not (reused and attempt == 1 and not exc.partial):
+                    raise HttpError(f"connection closed: {exc}") from exc
+            except (TimeoutError, OSError, asyncio.LimitOverrunError, ValueError) as exc:
+                await self.close()
+                raise HttpError(f"{type(exc).__name__}: {exc}") from exc
         try:
             return status, (json.loads(raw) if raw else None)
         except ValueError as exc:
             raise HttpError(f"not JSON: {raw[:80]!r}") from exc
 
     async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self._reader is not None and self._reader.at_eof():
+            await self.close()  # the server closed it while it was idle
         if self._writer is None or self._writer.is_closing():
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         assert self._reader is not None
