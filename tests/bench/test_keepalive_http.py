@@ -44,38 +44,36 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[int]]]:
         await server.wait_closed()
 
 
-async def test_content_length_and_chunked_bodies_on_one_connection(serve: Callable[[Handler], Awaitable[int]]) -> None:
-    connections = 0
+def echo(answers: tuple[bool, ...], connections: list[int]) -> Handler:
+    """Answers `len(answers)` requests on each connection (chunked where True), then closes it; counts
+    connections in `connections`."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        for chunked in (False, True):
+        connections.append(1)
+        for chunked in answers:
             writer.write(json_answer(await read_request(reader), chunked=chunked))
             await writer.drain()
         writer.close()
 
-    client = KeepAliveClient("127.0.0.1", await serve(handler))
+    return handler
+
+
+async def test_content_length_and_chunked_bodies_on_one_connection(serve: Callable[[Handler], Awaitable[int]]) -> None:
+    connections: list[int] = []
+    client = KeepAliveClient("127.0.0.1", await serve(echo((False, True), connections)))
     assert await client.post_json("/x", {"n": 1}) == (200, [{"echo": {"n": 1}}])
     assert await client.post_json("/x", {"n": 2}) == (200, [{"echo": {"n": 2}}])
-    assert connections == 1
+    assert len(connections) == 1
     await client.close()
 
 
 async def test_a_connection_the_server_closed_is_opened_again(serve: Callable[[Handler], Awaitable[int]]) -> None:
-    connections = 0
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        writer.write(json_answer(await read_request(reader)))
-        await writer.drain()
-        writer.close()  # one request per connection, like an idle keep-alive timeout
-
-    client = KeepAliveClient("127.0.0.1", await serve(handler))
+    connections: list[int] = []
+    # One request per connection, then the server closes it, like an idle keep-alive timeout.
+    client = KeepAliveClient("127.0.0.1", await serve(echo((False,), connections)))
     for n in range(3):
         assert await client.post_json("/x", {"n": n}) == (200, [{"echo": {"n": n}}])
-    assert connections == 3
+    assert len(connections) == 3
     await client.close()
 
 
