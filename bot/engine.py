@@ -73,7 +73,8 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     handles the conversation (mode "human") the bot stores the message and replies nothing. `parsed` is
     `understand(inbound)` when the caller ran the NLU before opening the transaction; otherwise the text
     is parsed here, still before the first statement. `delivered_inline`: the channel hands the replies over
-    in its own response (REST, a connected web chat), so their outbox events are stored as delivered.
+    in its own response (REST, a connected web chat), so they get no outbox event (nothing is left to send;
+    the stored messages are the record of what was said).
     """
     if parsed is None:
         parsed = await understand(inbound, deps=deps)
@@ -123,9 +124,9 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     await session.flush()  # the turn's state (conversation, the inbound's NLU record) before the replies
     replies = await conversations.record_outbound_many(session, conversation=conversation, replies=turn.replies,
                                                        in_reply_to=stored.id, nlu=because)
-    await enqueue_many(session, [NewEvent(topic=f"send.{inbound.channel}", payload=saved.model_dump(mode="json"),
-                                          idempotency_key=f"msg:{saved.message_id}") for saved in replies],
-                       delivered=delivered_inline)
+    if not delivered_inline:  # handed over in the channel's own response: the stored reply is the record
+        await enqueue_many(session, [NewEvent(topic=f"send.{inbound.channel}", payload=saved.model_dump(mode="json"),
+                                              idempotency_key=f"msg:{saved.message_id}") for saved in replies])
     return HandleResult(conversation_id=conversation.id, replies=replies)
 
 

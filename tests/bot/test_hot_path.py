@@ -62,7 +62,7 @@ async def test_several_replies_are_stored_in_order_with_one_outbox_event_each(
         shop: Database, bot_deps: BotDeps) -> None:
     inbound = InboundMessage(channel="rest", sender_id="hp2", message_id="hp-2", text="I need a kettle")
     async with shop.unit_of_work() as session:
-        result = await handle_inbound(session, inbound, deps=bot_deps, delivered_inline=True)
+        result = await handle_inbound(session, inbound, deps=bot_deps)
     assert len(result.replies) >= 2  # the results and their cards, or results plus "did this help?"
     ids = [r.message_id for r in result.replies]
     assert all(i is not None for i in ids)
@@ -76,4 +76,18 @@ async def test_several_replies_are_stored_in_order_with_one_outbox_event_each(
     assert [stored[i].text for i in ids if i is not None] == [r.text for r in result.replies]
     assert [e.idempotency_key for e in events] == [f"msg:{i}" for i in ids]
     assert [e.payload["text"] for e in events] == [r.text for r in result.replies]
-    assert all(e.status == "delivered" for e in events)
+    assert all(e.status == "pending" for e in events)  # the delivery worker sends them
+
+
+async def test_replies_handed_over_inline_are_stored_without_outbox_events(shop: Database, bot_deps: BotDeps) -> None:
+    inbound = InboundMessage(channel="rest", sender_id="hp3", message_id="hp-3", text="I need a kettle")
+    async with shop.unit_of_work() as session:
+        result = await handle_inbound(session, inbound, deps=bot_deps, delivered_inline=True)
+    assert len(result.replies) >= 2
+    async with shop.sessions() as session:
+        stored = (await session.scalars(select(ConversationMessage.text).where(
+            ConversationMessage.direction == "out", ConversationMessage.conversation_id == result.conversation_id)
+            .order_by(ConversationMessage.id))).all()
+        events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "send.rest"))).all()
+    assert list(stored) == [r.text for r in result.replies]  # the stored replies are the record of what was said
+    assert events == []  # nothing left for the delivery worker to send
