@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversations import service as conversations
@@ -81,7 +82,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     # A transaction this call begins is its own to undo (the channel's unit of work): the skills then run
     # without a savepoint, and the rare failed turn is rolled back whole and stored again with an apology.
     owns_transaction = not session.in_transaction()
-    received = await _receive(session, inbound, parsed)
+    received = await _receive(session, inbound, parsed, deferred=owns_transaction)
     if isinstance(received, HandleResult):
         return received
     conversation, stored, shopper_id = received
@@ -93,18 +94,26 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
                 if not await rasa_hook.answer(turn, stored):  # an imported Rasa assistant answers instead
                     await _respond(turn, stored)
                 await engine_hooks.after_bot(turn, stored)
-            _keep_turn_state(turn)  # one flush: one UPDATE of the conversation, not two
+            _keep_turn_state(turn)  # one flush: the conversation's UPDATE and the inbound's INSERT with its record
             await session.flush()
+    except IntegrityError:
+        if not owns_transaction:
+            raise
+        # The same message delivered twice at once: the other delivery stored it first (PostgreSQL's row lock
+        # serialised the two, but the repeat check ran on the snapshot taken before the wait).
+        await _undo(session, conversation, stored)
+        log.info("%s message %s was stored by a concurrent delivery", inbound.channel, inbound.message_id)
+        again = await _receive(session, inbound, parsed, deferred=True)
+        if not isinstance(again, HandleResult):
+            raise
+        return again
     except (ShopTalkError, ValidationError) as error:
         code = error.code if isinstance(error, ShopTalkError) else "invalid_input"
         log.warning("skill failed in conversation %s: %s", conversation.id, code)
         if owns_transaction:
             # Undo everything the turn wrote, then store the message again (what the conversation really holds).
-            await session.rollback()
-            for inserted in (conversation, stored):  # rows that may no longer exist (ids may come back)
-                if inserted in session:
-                    session.expunge(inserted)
-            received = await _receive(session, inbound, parsed)
+            await _undo(session, conversation, stored)
+            received = await _receive(session, inbound, parsed, deferred=True)
             if isinstance(received, HandleResult):
                 return received
             conversation, stored, turn.shopper_id = received
@@ -121,7 +130,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     # Each reply records what it answered: the inbound's intent and the policy's action.
     because = {"intent": ((stored.nlu or {}).get("intent") or {}).get("name"),
                "policy": (stored.nlu or {}).get("policy"), "payload": (stored.nlu or {}).get("payload")}
-    await session.flush()  # the turn's state (conversation, the inbound's NLU record) before the replies
+    await session.flush()  # the turn's state (conversation, the inbound with its NLU record) before the replies
     replies = await conversations.record_outbound_many(session, conversation=conversation, replies=turn.replies,
                                                        in_reply_to=stored.id, nlu=because)
     if not delivered_inline:  # handed over in the channel's own response: the stored reply is the record
@@ -130,14 +139,32 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     return HandleResult(conversation_id=conversation.id, replies=replies)
 
 
-async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: ParsedMessage | None
+async def _undo(session: AsyncSession, conversation: Conversation, stored: ConversationMessage) -> None:
+    """Roll the channel's transaction back; forget rows that may no longer exist (ids may come back)."""
+    await session.rollback()
+    for inserted in (conversation, stored):
+        if inserted in session:
+            session.expunge(inserted)
+
+
+async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: ParsedMessage | None, *, deferred: bool
                    ) -> tuple[Conversation, ConversationMessage, int | None] | HandleResult:
-    """Lock the conversation and store the message; a HandleResult when the bot has nothing more to do
-    (a repeat delivery, or a person handles the conversation)."""
+    """Lock the conversation and take the message in; a HandleResult when the bot has nothing more to do
+    (a repeat delivery, or a person handles the conversation).
+
+    `deferred` (the caller owns the transaction and can undo it whole): the message is written by the turn's
+    flush with its NLU record, one INSERT; a repeat is found by the conversation's read. Otherwise (inside the
+    caller's transaction) it is stored at once by `INSERT ... ON CONFLICT DO NOTHING`, so a savepoint around the
+    skills can roll back to it."""
     # One message of a conversation at a time: the cart and the question in flight are not lost.
-    conversation = await conversations.get_or_create_conversation(session, channel=inbound.channel,
-                                                                  sender_id=inbound.sender_id, lock=True)
-    stored = await conversations.record_inbound(session, conversation=conversation, inbound=inbound)
+    if deferred:
+        conversation, seen_id = await conversations.lock_for_inbound(session, inbound=inbound)
+        stored = None if seen_id is not None else conversations.add_inbound(session, conversation=conversation,
+                                                                              inbound=inbound)
+    else:
+        conversation = await conversations.get_or_create_conversation(session, channel=inbound.channel,
+                                                                      sender_id=inbound.sender_id, lock=True)
+        stored = await conversations.record_inbound(session, conversation=conversation, inbound=inbound)
     if stored is None:
         seen = await conversations.find_inbound(session, channel=inbound.channel, external_id=inbound.message_id)
         assert seen is not None
@@ -254,7 +281,7 @@ async def _respond(turn: Turn, stored: ConversationMessage) -> None:
     triggers = await shop_triggers(turn.session)  # the shop's switches and thresholds
     decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=0, triggers=triggers)
     if decision.action == "clarify":  # only an unclear message asks how many came before it
-        misunderstood = await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored.id)
+        misunderstood = await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored)
         decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=misunderstood,
                           triggers=triggers)
     unclear = decision.action in ("clarify", "handoff") and decision.intent not in HANDOFF_INTENTS
@@ -302,10 +329,10 @@ def handoff(turn: Turn, intent: str) -> None:
         turn.say("handoff_complaint" if intent == "complaint" else "handoff")
 
 
-async def _misunderstood_in_a_row(session: AsyncSession, conversation_id: int, current_id: int) -> int:
+async def _misunderstood_in_a_row(session: AsyncSession, conversation_id: int, current: ConversationMessage) -> int:
     count = 0
     for message in reversed(await ConversationRepository(session).last_messages(conversation_id, 12)):
-        if message.direction != "in" or message.id == current_id:
+        if message.direction != "in" or message is current:  # the current one may be written already, or not
             continue
         if (message.nlu or {}).get("policy") != "clarify":
             break

@@ -27,6 +27,20 @@ class ConversationRepository:
             query = query.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(query)
 
+    async def by_sender_with_seen(self, channel: str, sender_id: str,
+                                  external_id: str) -> tuple[Conversation | None, int | None]:
+        """The conversation, row-locked on PostgreSQL as `by_sender(lock=True)`, and the id of the message stored
+        under (channel, external_id) if there is one, in one statement."""
+        seen = select(_MESSAGES.c.id).where(_MESSAGES.c.channel == channel,
+                                            _MESSAGES.c.external_id == external_id).scalar_subquery()
+        query = select(Conversation, seen).where(Conversation.channel == channel, Conversation.sender_id == sender_id)
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=Conversation).execution_options(populate_existing=True)
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None, None
+        return row[0], None if row[1] is None else int(row[1])
+
     async def insert_inbound(self, values: dict[str, Any]) -> int | None:
         """Insert an inbound message in one statement; None when (channel, external_id) is already stored."""
         statement = insert_if_new(self.session.get_bind().dialect.name, _MESSAGES, ("channel", "external_id"))

@@ -48,6 +48,26 @@ async def get_or_create_conversation(session: AsyncSession, *, channel: str, sen
     conversation = await repo.by_sender(channel, sender_id, lock=lock)
     if conversation is not None:
         return conversation
+    return await _create_conversation(repo, channel=channel, sender_id=sender_id, lock=lock)
+
+
+async def lock_for_inbound(session: AsyncSession, *, inbound: InboundMessage) -> tuple[Conversation, int | None]:
+    """The inbound's conversation, held for this transaction as `get_or_create_conversation(lock=True)` holds it,
+    and the id of a message stored before under the same (channel, message_id): a repeat delivery (else None).
+
+    One statement for a known conversation (the repeat check rides along); two more on first contact."""
+    repo = ConversationRepository(session)
+    conversation, seen = await repo.by_sender_with_seen(inbound.channel, inbound.sender_id, inbound.message_id)
+    if conversation is not None:
+        return conversation, seen
+    conversation = await _create_conversation(repo, channel=inbound.channel, sender_id=inbound.sender_id, lock=True)
+    earlier = await repo.inbound_by_external(inbound.channel, inbound.message_id)  # another sender's, perhaps
+    return conversation, earlier.id if earlier is not None else None
+
+
+async def _create_conversation(repo: ConversationRepository, *, channel: str, sender_id: str,
+                               lock: bool) -> Conversation:
+    session = repo.session
     now = utcnow()
     values: dict[str, Any] = {
         "channel": channel, "sender_id": sender_id, "shopper_id": None, "locale": None, "country": None,
@@ -83,14 +103,9 @@ async def record_inbound(session: AsyncSession, *, conversation: Conversation, i
                          nlu: dict[str, Any] | None = None) -> ConversationMessage | None:
     """Store the shopper's message raw; None when (channel, message_id) was stored before.
 
-    One `INSERT ... ON CONFLICT DO NOTHING RETURNING id` (no savepoint, no prior lookup): this runs for every
-    message, and a duplicate delivery is simply the insert that returned nothing."""
-    values: dict[str, Any] = {
-        "conversation_id": conversation.id, "direction": "in", "channel": inbound.channel,
-        "external_id": inbound.message_id, "kind": inbound.kind, "author": "shopper", "text": inbound.text,
-        "payload": inbound.payload, "nlu": nlu,
-        "content": {"metadata": inbound.metadata} if inbound.metadata else None,
-        "created_at": inbound.received_at or utcnow()}
+    One `INSERT ... ON CONFLICT DO NOTHING RETURNING id` (no savepoint, no prior lookup): a duplicate delivery
+    is simply the insert that returned nothing."""
+    values = _inbound_values(conversation, inbound, nlu)
     new_id = await ConversationRepository(session).insert_inbound(values)
     if new_id is None:
         return None
@@ -98,6 +113,24 @@ async def record_inbound(session: AsyncSession, *, conversation: Conversation, i
     make_transient_to_detached(message)  # the row exists: later changes (its NLU record) are UPDATEs
     session.add(message)
     return message
+
+
+def add_inbound(session: AsyncSession, *, conversation: Conversation, inbound: InboundMessage) -> ConversationMessage:
+    """The shopper's message as a new row of this transaction, written by the session's next flush: the turn
+    sets its NLU record first, so the message costs one INSERT, not an INSERT and an UPDATE. The caller has
+    checked for a repeat delivery (`lock_for_inbound`); a repeat stored meanwhile fails that INSERT with the
+    (channel, external_id) unique constraint's IntegrityError."""
+    message = ConversationMessage(**_inbound_values(conversation, inbound, None))
+    session.add(message)
+    return message
+
+
+def _inbound_values(conversation: Conversation, inbound: InboundMessage, nlu: dict[str, Any] | None) -> dict[str, Any]:
+    return {"conversation_id": conversation.id, "direction": "in", "channel": inbound.channel,
+            "external_id": inbound.message_id, "kind": inbound.kind, "author": "shopper", "text": inbound.text,
+            "payload": inbound.payload, "nlu": nlu,
+            "content": {"metadata": inbound.metadata} if inbound.metadata else None,
+            "created_at": inbound.received_at or utcnow()}
 
 
 async def record_outbound(session: AsyncSession, *, conversation: Conversation, reply: OutboundMessage,

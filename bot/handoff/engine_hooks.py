@@ -84,6 +84,8 @@ async def after_bot(turn: Turn, stored: ConversationMessage) -> None:
     if nlu.get("policy") == "confirm" and turn.replies and not declined:
         if handoff.mixed_reply_for(rules, intent) == "draft_for_agent":
             draft = "\n\n".join(r.text for r in turn.replies if r.text and r.text != turn.t("did_this_help"))
+            if stored.id is None:
+                await session.flush()  # the draft refers to the message: write it now
             await handoff.hold_draft(session, conversation_id=turn.conversation.id, text=draft,
                                      for_message_id=stored.id)
             turn.replies = []
@@ -154,8 +156,10 @@ async def _unhelpful_in_a_row(turn: Turn, stored: ConversationMessage) -> int:
     """'Did this help? no' answers in a row, this message included."""
     if (stored.payload or stored.text or "").strip() != UNHELPFUL:
         return 0
-    count = 0
+    count = 1  # this one: the engine writes it at the turn's end, so the read below may not hold it
     for message in reversed(await HandoffRepository(turn.session).messages(turn.conversation.id, limit=40)):
+        if message is stored:
+            continue
         value = (message.payload or message.text or "").strip() if message.direction == "in" else ""
         if value == UNHELPFUL:
             count += 1

@@ -1,8 +1,11 @@
 """The engine's hot path: a failed skill's writes are undone whether or not the engine owns the transaction."""
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import BotDeps, FaqResult, HandleResult, InboundMessage, handle_inbound
@@ -91,3 +94,53 @@ async def test_replies_handed_over_inline_are_stored_without_outbox_events(shop:
         events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "send.rest"))).all()
     assert list(stored) == [r.text for r in result.replies]  # the stored replies are the record of what was said
     assert events == []  # nothing left for the delivery worker to send
+
+
+async def test_a_turn_writes_the_inbound_once_with_its_nlu_record(shop: Database, bot_deps: BotDeps) -> None:
+    async def send(message_id: str, text: str) -> HandleResult:
+        inbound = InboundMessage(channel="rest", sender_id="hp4", message_id=message_id, text=text)
+        async with shop.unit_of_work() as session:
+            return await handle_inbound(session, inbound, deps=bot_deps, delivered_inline=True)
+
+    await send("hp-4a", "hello")
+    seen: list[str] = []
+    listen = event.listens_for(shop.engine.sync_engine, "before_cursor_execute")
+    record = listen(lambda _c, _cur, statement, *_a: seen.append(" ".join(statement.split())[:40].upper()))
+    try:
+        result = await send("hp-4b", "thanks")
+    finally:
+        event.remove(shop.engine.sync_engine, "before_cursor_execute", record)
+    assert result.replies
+    writes = [s for s in seen if not s.startswith(("SELECT", "BEGIN", "COMMIT"))]
+    # The conversation's UPDATE, the inbound's INSERT (with its record), the replies' INSERT; no UPDATE of it.
+    assert sum(s.startswith("INSERT INTO BOT_MESSAGES") for s in writes) == 2
+    assert not any(s.startswith("UPDATE BOT_MESSAGES") for s in writes)
+    [nlu] = await _inbound_nlu(shop, "hp-4b")
+    assert nlu is not None
+    assert nlu["intent"]["name"] == "thanks"  # type: ignore[index]
+    assert nlu["policy"] == "answer"
+
+
+async def test_a_repeat_delivered_while_the_first_is_handled_is_answered_once(
+        shop: Database, bot_deps: BotDeps, caplog: pytest.LogCaptureFixture) -> None:
+    async def send(message_id: str) -> HandleResult:
+        inbound = InboundMessage(channel="telegram", sender_id="hp5", message_id=message_id, text="hello")
+        async with shop.unit_of_work() as session:
+            return await handle_inbound(session, inbound, deps=bot_deps)
+
+    await send("hp-5a")  # the conversation exists: its row lock serialises the three deliveries below
+    postgres = shop.engine.dialect.name == "postgresql"
+    async with shop.engine.connect() as holder:
+        if postgres:  # hold the row, so all three read "not seen yet" before they wait for it
+            await holder.execute(text("SELECT id FROM bot_conversations WHERE sender_id = 'hp5' FOR UPDATE"))
+        with caplog.at_level(logging.INFO, logger="bot.engine"):
+            deliveries = [asyncio.create_task(send("hp-5b")) for _ in range(3)]
+            await asyncio.sleep(0.5 if postgres else 0)
+            await holder.rollback()
+            results = await asyncio.gather(*deliveries)
+    assert sorted(r.duplicate for r in results) == [False, True, True]
+    first = next(r for r in results if not r.duplicate)
+    assert all([m.message_id for m in r.replies] == [m.message_id for m in first.replies] for r in results)
+    assert len(await _inbound_nlu(shop, "hp-5b")) == 1
+    if postgres:  # the two repeats were caught by the inbound's unique constraint and answered as repeats
+        assert sum("stored by a concurrent delivery" in r.getMessage() for r in caplog.records) == 2
