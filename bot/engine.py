@@ -104,8 +104,8 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
         await _undo(session, conversation, stored)
         log.info("%s message %s was stored by a concurrent delivery", inbound.channel, inbound.message_id)
         again = await _receive(session, inbound, parsed, deferred=True)
-        if not isinstance(again, HandleResult):
-            raise
+        if not isinstance(again, HandleResult) or not again.duplicate:
+            raise  # another constraint than the repeat's: the channel's unit of work rolls back
         return again
     except (ShopTalkError, ValidationError) as error:
         code = error.code if isinstance(error, ShopTalkError) else "invalid_input"

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Select, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversations.models import Conversation, ConversationMessage, VerificationAttempt
@@ -22,24 +22,27 @@ class ConversationRepository:
 
     async def by_sender(self, channel: str, sender_id: str, *, lock: bool = False) -> Conversation | None:
         """`lock`: row-lock it for this transaction (PostgreSQL; SQLite's unit of work holds the write lock)."""
-        query = select(Conversation).where(Conversation.channel == channel, Conversation.sender_id == sender_id)
-        if lock and self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update().execution_options(populate_existing=True)
-        return await self.session.scalar(query)
+        found: Conversation | None = await self.session.scalar(self._of_sender(select(Conversation), channel,
+                                                                              sender_id, lock=lock))
+        return found
 
     async def by_sender_with_seen(self, channel: str, sender_id: str,
                                   external_id: str) -> tuple[Conversation | None, int | None]:
-        """The conversation, row-locked on PostgreSQL as `by_sender(lock=True)`, and the id of the message stored
-        under (channel, external_id) if there is one, in one statement."""
+        """The conversation, locked as `by_sender(lock=True)` locks it, and the id of the message stored under
+        (channel, external_id) if there is one, in one statement."""
         seen = select(_MESSAGES.c.id).where(_MESSAGES.c.channel == channel,
                                             _MESSAGES.c.external_id == external_id).scalar_subquery()
-        query = select(Conversation, seen).where(Conversation.channel == channel, Conversation.sender_id == sender_id)
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=Conversation).execution_options(populate_existing=True)
-        row = (await self.session.execute(query)).first()
+        row = (await self.session.execute(self._of_sender(select(Conversation, seen), channel, sender_id,
+                                                          lock=True))).first()
         if row is None:
             return None, None
         return row[0], None if row[1] is None else int(row[1])
+
+    def _of_sender(self, query: Select[Any], channel: str, sender_id: str, *, lock: bool) -> Select[Any]:
+        query = query.where(Conversation.channel == channel, Conversation.sender_id == sender_id)
+        if lock and self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=Conversation).execution_options(populate_existing=True)
+        return query
 
     async def insert_inbound(self, values: dict[str, Any]) -> int | None:
         """Insert an inbound message in one statement; None when (channel, external_id) is already stored."""
