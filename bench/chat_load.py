@@ -63,6 +63,8 @@ TARGET = {"messages_per_s": 150.0, "p99_ms": 250.0}
 def load_utterances(benchmarks: Path, *, limit: int = 400, seed: int = 7) -> list[str]:
     path = benchmarks / "bitext_customer_support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
     if not path.exists():
+        # Only the shopping turns then: a different mix, not comparable with runs that had the utterances.
+        print(f"warning: {path} not found, so no Bitext utterances; pass --benchmarks", file=sys.stderr)
         return []
     with path.open(encoding="utf-8", newline="") as handle:
         rows = [row["instruction"] for row in csv.DictReader(handle) if row["intent"] in BITEXT_INTENTS]

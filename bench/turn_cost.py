@@ -71,8 +71,10 @@ def children_cpu_seconds() -> float:
     return sum(table[pid].seconds for pid in descendants(table, os.getpid()))
 
 
-def mix(benchmarks: Path) -> list[str]:
-    return SHOPPING_TURNS * 4 + load_utterances(benchmarks)
+def mix(benchmarks: Path) -> tuple[list[str], int]:
+    """chat_load's messages, and how many Bitext utterances are among them (none when `benchmarks` is wrong)."""
+    utterances = load_utterances(benchmarks)
+    return SHOPPING_TURNS * 4 + utterances, len(utterances)
 
 
 def label_of(text: str, parsed: Any) -> str:
@@ -232,9 +234,11 @@ async def main() -> None:
         "SHOPTALK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
     _prime_understand()
-    messages = mix(args.benchmarks)
+    messages, utterances = mix(args.benchmarks)
     result: dict[str, Any] = {"benchmark": "turn_cost", "channel": "rest (in-process, ChannelRuntime.handle)",
-                              "message_mix": "bench/chat_load.py, seed 7", "cpu_count": os.cpu_count(),
+                              "message_mix": {"source": "bench/chat_load.py, seed 7",
+                                              "shopping_turns": len(SHOPPING_TURNS), "bitext_utterances": utterances},
+                              "cpu_count": os.cpu_count(),
                               "loadavg_1m_at_start": round(os.getloadavg()[0], 2), "backends": {}}
     with tempfile.TemporaryDirectory(prefix="turn-cost-") as tmp:
         if args.backend in ("sqlite", "both"):
