@@ -14,7 +14,7 @@ from kit.db import Database
 from kit.errors import Unavailable
 from kit.outbox import OutboxEvent, enqueue
 from kit.settings import Settings
-from tests.bot.conftest import TinyParser, texts
+from tests.bot.conftest import Say, TinyParser, texts
 
 QUESTION = "what is your company's phone number"  # goes to the knowledge base
 
@@ -96,18 +96,13 @@ async def test_replies_handed_over_inline_are_stored_without_outbox_events(shop:
     assert events == []  # nothing left for the delivery worker to send
 
 
-async def test_a_turn_writes_the_inbound_once_with_its_nlu_record(shop: Database, bot_deps: BotDeps) -> None:
-    async def send(message_id: str, text: str) -> HandleResult:
-        inbound = InboundMessage(channel="rest", sender_id="hp4", message_id=message_id, text=text)
-        async with shop.unit_of_work() as session:
-            return await handle_inbound(session, inbound, deps=bot_deps, delivered_inline=True)
-
-    await send("hp-4a", "hello")
+async def test_a_turn_writes_the_inbound_once_with_its_nlu_record(shop: Database, say: Say) -> None:
+    await say("hello", sender="hp4", channel="rest", message_id="hp-4a")
     seen: list[str] = []
     listen = event.listens_for(shop.engine.sync_engine, "before_cursor_execute")
     record = listen(lambda _c, _cur, statement, *_a: seen.append(" ".join(statement.split())[:40].upper()))
     try:
-        result = await send("hp-4b", "thanks")
+        result = await say("thanks", sender="hp4", channel="rest", message_id="hp-4b")
     finally:
         event.remove(shop.engine.sync_engine, "before_cursor_execute", record)
     assert result.replies
@@ -122,19 +117,15 @@ async def test_a_turn_writes_the_inbound_once_with_its_nlu_record(shop: Database
 
 
 async def test_a_repeat_delivered_while_the_first_is_handled_is_answered_once(
-        shop: Database, bot_deps: BotDeps, caplog: pytest.LogCaptureFixture) -> None:
-    async def send(message_id: str) -> HandleResult:
-        inbound = InboundMessage(channel="telegram", sender_id="hp5", message_id=message_id, text="hello")
-        async with shop.unit_of_work() as session:
-            return await handle_inbound(session, inbound, deps=bot_deps)
-
-    await send("hp-5a")  # the conversation exists: its row lock serialises the three deliveries below
+        shop: Database, say: Say, caplog: pytest.LogCaptureFixture) -> None:
+    # The conversation exists: its row lock serialises the three deliveries below.
+    await say("hello", sender="hp5", message_id="hp-5a")
     postgres = shop.engine.dialect.name == "postgresql"
     async with shop.engine.connect() as holder:
         if postgres:  # hold the row, so all three read "not seen yet" before they wait for it
             await holder.execute(text("SELECT id FROM bot_conversations WHERE sender_id = 'hp5' FOR UPDATE"))
         with caplog.at_level(logging.INFO, logger="bot.engine"):
-            deliveries = [asyncio.create_task(send("hp-5b")) for _ in range(3)]
+            deliveries = [asyncio.create_task(say("hello", sender="hp5", message_id="hp-5b")) for _ in range(3)]
             await asyncio.sleep(0.5 if postgres else 0)
             await holder.rollback()
             results = await asyncio.gather(*deliveries)
