@@ -72,6 +72,13 @@ def load_utterances(benchmarks: Path, *, limit: int = 400, seed: int = 7) -> lis
     return rows[:limit]
 
 
+def message_mix(benchmarks: Path) -> tuple[list[str], int]:
+    """The load's messages (60 shopping turns + 400 Bitext: about 6 in 7 are support questions), and how many
+    of them are Bitext utterances (none when `benchmarks` is wrong)."""
+    utterances = load_utterances(benchmarks)
+    return SHOPPING_TURNS * 4 + utterances, len(utterances)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -280,12 +287,11 @@ async def main() -> None:
         "SHOPTALK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
 
-    utterances = load_utterances(args.benchmarks)
-    messages = SHOPPING_TURNS * 4 + utterances  # 60 shopping turns + 400 Bitext: about 6 in 7 are support questions
+    messages, utterances = message_mix(args.benchmarks)
     result: dict[str, Any] = {
         "benchmark": "chat_load", "channel": "rest", "concurrency": args.concurrency,
         "duration_s": args.duration, "warmup_s": args.warmup,
-        "message_mix": {"shopping_turns": len(SHOPPING_TURNS), "bitext_utterances": len(utterances),
+        "message_mix": {"shopping_turns": len(SHOPPING_TURNS), "bitext_utterances": utterances,
                         "bitext_intents": sorted(BITEXT_INTENTS), "seed": 7},
         "target": TARGET, "cpu_count": os.cpu_count(), "backends": {},
     }

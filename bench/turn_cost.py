@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from chat_load import SHOPPING_TURNS, load_utterances, postgres_admin, prepare_database  # noqa: E402
+from chat_load import SHOPPING_TURNS, message_mix, postgres_admin, prepare_database  # noqa: E402
 from proc_cpu import descendants, processes  # noqa: E402
 
 
@@ -69,12 +69,6 @@ def children_cpu_seconds() -> float:
     """CPU of this process's live descendants (the NLU's encoder workers, when it runs them), from /proc."""
     table = processes()
     return sum(table[pid].seconds for pid in descendants(table, os.getpid()))
-
-
-def mix(benchmarks: Path) -> tuple[list[str], int]:
-    """chat_load's messages, and how many Bitext utterances are among them (none when `benchmarks` is wrong)."""
-    utterances = load_utterances(benchmarks)
-    return SHOPPING_TURNS * 4 + utterances, len(utterances)
 
 
 def label_of(text: str, parsed: Any) -> str:
@@ -234,7 +228,7 @@ async def main() -> None:
         "SHOPTALK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
     _prime_understand()
-    messages, utterances = mix(args.benchmarks)
+    messages, utterances = message_mix(args.benchmarks)
     result: dict[str, Any] = {"benchmark": "turn_cost", "channel": "rest (in-process, ChannelRuntime.handle)",
                               "message_mix": {"source": "bench/chat_load.py, seed 7",
                                               "shopping_turns": len(SHOPPING_TURNS), "bitext_utterances": utterances},
