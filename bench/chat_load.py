@@ -15,9 +15,9 @@ so together they offer about 150 messages/s: the latency at that load. Messages 
 (order tracking, delivery, refunds, payment), seed 7. Every shopper starts a new conversation every 8
 messages. Before the clock starts, one shopper sends 30 messages one at a time (lazy indexes get built; their
 median is reported as the single-shopper latency), then the concurrent load runs `warmup` seconds unmeasured.
-`cpu_ms_per_message` splits the measured window's CPU (from /proc) between the API's processes (with their NLU
-encoder workers), PostgreSQL's server processes, this load generator and anything else on the machine ("other":
-on a quiet box, near zero). Prints one JSON object.
+`cpu_ms_per_message` splits the measured window's CPU (from /proc) between the API's serving processes, their NLU
+encoder workers (`nlu_encoders`), PostgreSQL's server processes, this load generator and anything else on the
+machine ("other": on a quiet box, near zero). Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from keepalive_http import HttpError, KeepAliveClient  # noqa: E402
 from proc_cpu import descendants, machine_busy_seconds, processes  # noqa: E402
+
+from nlu._encoder_pool import WORKER_PROCESS_NAME  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -188,8 +190,8 @@ async def warm_up(base_url: str, messages: list[str]) -> list[float]:
 
 
 class CpuSplit:
-    """CPU seconds over the measured window by who spent them: the API (its processes and their encoder
-    workers), PostgreSQL's server processes, this load generator, and whatever else ran on the machine."""
+    """CPU seconds over the measured window by who spent them: the API's serving processes, their NLU encoder
+    workers, PostgreSQL's server processes, this load generator, and whatever else ran on the machine."""
 
     def __init__(self, server_pid: int) -> None:
         self.server_pid = server_pid
@@ -198,14 +200,16 @@ class CpuSplit:
     def _read(self) -> dict[str, float]:
         table = processes()
         server = descendants(table, self.server_pid) | {self.server_pid}
-        return {"api": sum(table[pid].seconds for pid in server if pid in table),
+        encoders = {pid for pid in server if table[pid].name == WORKER_PROCESS_NAME}
+        return {"api": sum(table[pid].seconds for pid in server - encoders),
+                "nlu_encoders": sum(table[pid].seconds for pid in encoders),
                 "postgres": sum(row.seconds for row in table.values() if row.name in ("postgres", "postmaster")),
                 "load_generator": time.process_time(), "machine": machine_busy_seconds()}
 
     def per_message_ms(self, messages: int) -> dict[str, float]:
         end = self._read()
         spent = {key: end[key] - self.start[key] for key in end}
-        spent["other"] = spent.pop("machine") - spent["api"] - spent["postgres"] - spent["load_generator"]
+        spent["other"] = spent.pop("machine") - sum(spent.values())
         return {key: round(value * 1000 / max(messages, 1), 2) for key, value in spent.items()}
 
 

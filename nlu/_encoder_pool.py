@@ -57,6 +57,8 @@ _INBOX_BYTES = 64 * 1024
 # A worker that takes no request for this long while its answers are being read is wedged (killed, its
 # requests retried).
 _SEND_TIMEOUT_S = 5.0
+# What ps, top and /proc/<pid>/stat call an encoder worker (15 characters at most).
+WORKER_PROCESS_NAME = "shoptalk-nlu"
 # How long close() lets the workers finish the requests they have before killing them.
 _CLOSE_WAIT_S = 5.0
 # A blocking reader looks at its request this often when another thread may have read its answer.
@@ -88,6 +90,13 @@ class _Lost(Exception):
 
 
 # ---------- the worker process ----------
+def _name_process(name: str) -> None:
+    """Show the worker as ``name`` in ps, top and /proc/<pid>/stat (Linux; elsewhere nothing happens)."""
+    with contextlib.suppress(OSError):
+        with open("/proc/self/comm", "w", encoding="ascii") as comm:
+            comm.write(name[:15])
+
+
 def _recv_exactly(sock: socket.socket, size: int) -> bytearray | None:
     """``size`` bytes from a blocking socket, or None at its end."""
     data = bytearray(size)
@@ -127,6 +136,7 @@ def _pickled_error(error: Exception) -> bytes:
 
 def _serve(sock: socket.socket, loaded: ctypes.c_bool, backend: str, threads: int, helper_threads: int) -> None:
     """A worker process: load the models, then answer requests in order until the pool's socket ends."""
+    _name_process(WORKER_PROCESS_NAME)
     # Imported here: the module is imported by the serving process too, which must not load models.
     from nlu.embedder import Embedder
 
