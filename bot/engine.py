@@ -159,17 +159,19 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
     # One message of a conversation at a time: the cart and the question in flight are not lost.
     if deferred:
         conversation, seen_id = await conversations.lock_for_inbound(session, inbound=inbound)
+        # The shopper before the message is added: a new shopper's flush would write it before its NLU record.
+        shopper_id = None if seen_id is not None else await _shopper(session, conversation, inbound)
         stored = None if seen_id is not None else conversations.add_inbound(session, conversation=conversation,
                                                                               inbound=inbound)
     else:
         conversation = await conversations.get_or_create_conversation(session, channel=inbound.channel,
                                                                       sender_id=inbound.sender_id, lock=True)
         stored = await conversations.record_inbound(session, conversation=conversation, inbound=inbound)
+        shopper_id = None if stored is None else await _shopper(session, conversation, inbound)
     if stored is None:
         seen = await conversations.find_inbound(session, channel=inbound.channel, external_id=inbound.message_id)
         assert seen is not None
         return await _duplicate(session, conversation, seen)
-    shopper_id = await _shopper(session, conversation, inbound)
     if conversation.mode == "human":
         conversation.updated_at = utcnow()
         if parsed is not None:  # the agent sees what the shopper asked for

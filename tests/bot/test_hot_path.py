@@ -96,8 +96,11 @@ async def test_replies_handed_over_inline_are_stored_without_outbox_events(shop:
     assert events == []  # nothing left for the delivery worker to send
 
 
-async def test_a_turn_writes_the_inbound_once_with_its_nlu_record(shop: Database, say: Say) -> None:
-    await say("hello", sender="hp4", channel="rest", message_id="hp-4a")
+@pytest.mark.parametrize("first_contact", [False, True], ids=["known", "first-contact"])
+async def test_a_turn_writes_the_inbound_once_with_its_nlu_record(shop: Database, say: Say,
+                                                                  first_contact: bool) -> None:
+    if not first_contact:  # else the turn below creates the conversation and the REST sender's shopper
+        await say("hello", sender="hp4", channel="rest", message_id="hp-4a")
     seen: list[str] = []
     listen = event.listens_for(shop.engine.sync_engine, "before_cursor_execute")
     record = listen(lambda _c, _cur, statement, *_a: seen.append(" ".join(statement.split())[:40].upper()))
@@ -108,6 +111,7 @@ async def test_a_turn_writes_the_inbound_once_with_its_nlu_record(shop: Database
     assert result.replies
     writes = [s for s in seen if not s.startswith(("SELECT", "BEGIN", "COMMIT"))]
     # The conversation's UPDATE, the inbound's INSERT (with its record), the replies' INSERT; no UPDATE of it.
+    assert any(s.startswith("INSERT INTO SHOPPERS") for s in writes) == first_contact
     assert sum(s.startswith("INSERT INTO BOT_MESSAGES") for s in writes) == 2
     assert not any(s.startswith("UPDATE BOT_MESSAGES") for s in writes)
     [nlu] = await _inbound_nlu(shop, "hp-4b")
