@@ -56,15 +56,9 @@ class VerificationLimiter:
     window_seconds: int = 15 * 60
 
     async def blocked(self, session: AsyncSession, *, conversation_id: int, order_number: str | None = None) -> bool:
-        failures = await conversations.failed_verifications(session, conversation_id=conversation_id,
-                                                            window_seconds=self.window_seconds)
-        if failures >= self.max_failures:
-            return True
-        if order_number is None:
-            return False
-        guesses = await conversations.failed_verifications_of_order(session, order_number=order_number,
-                                                                    window_seconds=self.window_seconds)
-        return guesses >= self.max_failures_per_order
+        failures, guesses = await conversations.failed_verifications(
+            session, conversation_id=conversation_id, order_number=order_number, window_seconds=self.window_seconds)
+        return failures >= self.max_failures or guesses >= self.max_failures_per_order
 
     async def record(self, session: AsyncSession, *, conversation_id: int, succeeded: bool,
                      order_number: str | None = None) -> None:

@@ -4,10 +4,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import Text, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge_base.models import FaqChange, FaqEntry, FaqEntryVersion, FaqQuestionKey
+
+# The live index's reads on chat turns, built once (SQLAlchemy reuses their cache key and compiled form).
+_CHANGES_AFTER = select(FaqChange.id, FaqChange.entry_id).where(FaqChange.id > bindparam("after")) \
+    .order_by(FaqChange.id)
+_LIVE_VERSIONS = select(FaqEntry.id, FaqEntry.version).where(
+    FaqEntry.id.in_(bindparam("ids", expanding=True)), FaqEntry.status == "published", FaqEntry.deleted_at.is_(None))
 
 
 async def get_entry(session: AsyncSession, entry_id: int) -> FaqEntry | None:
@@ -97,8 +103,11 @@ async def latest_change(session: AsyncSession) -> int:
 async def changes_after(session: AsyncSession, after: int, also: Iterable[int] = ()) -> list[tuple[int, int]]:
     """(change id, entry id) newer than `after`, plus the listed ids (gaps a slow writer may still fill)."""
     extra = list(also)
-    condition = FaqChange.id > after if not extra else or_(FaqChange.id > after, FaqChange.id.in_(extra))
-    rows = await session.execute(select(FaqChange.id, FaqChange.entry_id).where(condition).order_by(FaqChange.id))
+    if extra:
+        rows = await session.execute(select(FaqChange.id, FaqChange.entry_id).where(
+            or_(FaqChange.id > after, FaqChange.id.in_(extra))).order_by(FaqChange.id))
+    else:
+        rows = await session.execute(_CHANGES_AFTER, {"after": after})
     return [(int(a), int(b)) for a, b in rows.all()]
 
 
@@ -121,8 +130,7 @@ async def live_versions(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
     wanted = list(set(ids))
     if not wanted:
         return {}
-    rows = await session.execute(select(FaqEntry.id, FaqEntry.version).where(
-        FaqEntry.id.in_(wanted), FaqEntry.status == "published", FaqEntry.deleted_at.is_(None)))
+    rows = await session.execute(_LIVE_VERSIONS, {"ids": wanted})
     return {int(a): int(b) for a, b in rows.all()}
 
 

@@ -210,14 +210,13 @@ async def set_mode(session: AsyncSession, *, conversation_id: int, mode: str,
     return conversation
 
 
-async def failed_verifications(session: AsyncSession, *, conversation_id: int, window_seconds: int) -> int:
+async def failed_verifications(session: AsyncSession, *, conversation_id: int, window_seconds: int,
+                               order_number: str | None = None) -> tuple[int, int]:
+    """Wrong ownership proofs in the last `window_seconds`: by this conversation, and for `order_number` by
+    anyone (0 without one)."""
     since = utcnow() - timedelta(seconds=window_seconds)
-    return await ConversationRepository(session).failed_verifications_since(conversation_id, since)
-
-
-async def failed_verifications_of_order(session: AsyncSession, *, order_number: str, window_seconds: int) -> int:
-    since = utcnow() - timedelta(seconds=window_seconds)
-    return await ConversationRepository(session).failed_verifications_of_order_since(order_number[:40], since)
+    return await ConversationRepository(session).failed_verifications_since(
+        since, conversation_id, None if order_number is None else order_number[:40])
 
 
 async def record_verification(session: AsyncSession, *, conversation_id: int, succeeded: bool,

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversations.models import Conversation, ConversationMessage
@@ -27,6 +27,13 @@ from kit.outbox import OutboxEvent
 def _rowcount(result: Any) -> int:
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
+
+
+# Reads of chat turns, built once (SQLAlchemy reuses their cache key and compiled form).
+_RULES_STAMP = select(ShopHandoffRules.updated_at).where(ShopHandoffRules.shop_id == bindparam("shop_id"))
+_UNASSIGNED_QUEUE = select(HandoffThread).where(
+    HandoffThread.shop_id == bindparam("shop_id"), HandoffThread.status == "open", HandoffThread.assignee_id.is_(None),
+).order_by(HandoffThread.opened_at, HandoffThread.conversation_id)
 
 
 class HandoffRepository:
@@ -126,10 +133,7 @@ class HandoffRepository:
             .order_by(Conversation.updated_at.desc()).limit(limit))).all()
 
     async def unassigned_queue(self, shop_id: int) -> Sequence[HandoffThread]:
-        return (await self.session.scalars(
-            select(HandoffThread).where(HandoffThread.shop_id == shop_id, HandoffThread.status == "open",
-                                        HandoffThread.assignee_id.is_(None))
-            .order_by(HandoffThread.opened_at, HandoffThread.conversation_id))).all()
+        return (await self.session.scalars(_UNASSIGNED_QUEUE, {"shop_id": shop_id})).all()
 
     async def open_load(self, shop_id: int) -> dict[int, int]:
         rows = (await self.session.execute(
@@ -263,8 +267,7 @@ class HandoffRepository:
 
     async def rules_stamp(self, shop_id: int) -> datetime | None:
         """When the shop's rules last changed (one primary-key read; None when it saved none)."""
-        stamp: datetime | None = await self.session.scalar(
-            select(ShopHandoffRules.updated_at).where(ShopHandoffRules.shop_id == shop_id))
+        stamp: datetime | None = await self.session.scalar(_RULES_STAMP, {"shop_id": shop_id})
         return stamp
 
     async def canned_item(self, canned_id: int) -> CannedResponse | None:

@@ -9,6 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.rasa.models import RasaAssistant, RasaTrackerEvent
 from kit.clock import utcnow
 
+# Asked on every message the Rasa stories may answer: built once (SQLAlchemy reuses its compiled form).
+_ACTIVE_KEY = select(RasaAssistant.id, RasaAssistant.created_at).where(RasaAssistant.active.is_(True)) \
+    .order_by(RasaAssistant.id.desc()).limit(1)
+
 
 class RasaRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -20,9 +24,7 @@ class RasaRepository:
 
     async def active_key(self) -> tuple[int, str] | None:
         """(id, created_at) of the active assistant: small enough to ask on every message."""
-        row = (await self.session.execute(select(RasaAssistant.id, RasaAssistant.created_at)
-                                          .where(RasaAssistant.active.is_(True))
-                                          .order_by(RasaAssistant.id.desc()).limit(1))).first()
+        row = (await self.session.execute(_ACTIVE_KEY)).first()
         return (int(row[0]), row[1].isoformat()) if row is not None else None
 
     async def by_id(self, assistant_id: int) -> RasaAssistant | None:

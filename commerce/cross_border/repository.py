@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, event, or_, select
+from sqlalchemy import Date, and_, bindparam, event, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, selectinload
 
@@ -26,8 +26,24 @@ Row = TypeVar("Row", bound=Base)
 Dated = ImportRule | ImportTaxRate | DutyRate
 
 
-def _in_force(model: type[ImportRule] | type[ImportTaxRate] | type[DutyRate], on: date) -> Any:
+def _in_force(model: type[ImportRule] | type[ImportTaxRate] | type[DutyRate], on: Any) -> Any:
     return and_(model.effective_from <= on, or_(model.effective_to.is_(None), model.effective_to > on))
+
+
+# Reads that chat turns run (prices, taxes, shipping, returns), built once with bound parameters: SQLAlchemy
+# reuses their cache key and compiled form instead of building and hashing a new statement per call.
+_ON = bindparam("on", type_=Date)
+_LATEST_RATE = select(ExchangeRate).where(
+    ExchangeRate.base == bindparam("base"), ExchangeRate.currency == bindparam("currency"), ExchangeRate.as_of <= _ON,
+).order_by(ExchangeRate.as_of.desc()).limit(1)
+_IMPORT_RULE = select(ImportRule).where(ImportRule.region == bindparam("region"), _in_force(ImportRule, _ON)) \
+    .order_by(ImportRule.effective_from.desc()).limit(1)
+_TAX_RATE = select(ImportTaxRate).where(ImportTaxRate.country == bindparam("country"), _in_force(ImportTaxRate, _ON)) \
+    .order_by(ImportTaxRate.effective_from.desc()).limit(1)
+_DUTY_RATES = select(DutyRate).where(DutyRate.region == bindparam("region"), _in_force(DutyRate, _ON)) \
+    .order_by(DutyRate.effective_from)
+_ZONES = select(ShippingZone).options(selectinload(ShippingZone.services)).order_by(ShippingZone.id)
+_RETURN_POLICIES = select(ReturnPolicy).where(ReturnPolicy.scope.in_(bindparam("scopes", expanding=True)))
 
 
 _SETTINGS_KEY = "cross_border.settings"
@@ -53,10 +69,7 @@ class CrossBorderRepository:
             row.rate, row.source, row.imported_at = rate, source, imported_at
 
     async def latest_rate(self, *, base: str, currency: str, on: date) -> ExchangeRate | None:
-        return await self.session.scalar(
-            select(ExchangeRate).where(ExchangeRate.base == base, ExchangeRate.currency == currency,
-                                       ExchangeRate.as_of <= on)
-            .order_by(ExchangeRate.as_of.desc()).limit(1))
+        return await self.session.scalar(_LATEST_RATE, {"base": base, "currency": currency, "on": on})
 
     async def latest_rates(self, *, on: date) -> list[ExchangeRate]:
         """The newest rate at or before `on` of every (base, currency) pair."""
@@ -100,31 +113,23 @@ class CrossBorderRepository:
 
     # rules in force
     async def import_rule(self, *, region: str, on: date) -> ImportRule | None:
-        return await self.session.scalar(
-            select(ImportRule).where(ImportRule.region == region, _in_force(ImportRule, on))
-            .order_by(ImportRule.effective_from.desc()).limit(1))
+        return await self.session.scalar(_IMPORT_RULE, {"region": region, "on": on})
 
     async def tax_rate(self, *, country: str, on: date) -> ImportTaxRate | None:
-        return await self.session.scalar(
-            select(ImportTaxRate).where(ImportTaxRate.country == country, _in_force(ImportTaxRate, on))
-            .order_by(ImportTaxRate.effective_from.desc()).limit(1))
+        return await self.session.scalar(_TAX_RATE, {"country": country, "on": on})
 
     async def duty_rates(self, *, region: str, on: date) -> Sequence[DutyRate]:
-        return (await self.session.scalars(
-            select(DutyRate).where(DutyRate.region == region, _in_force(DutyRate, on))
-            .order_by(DutyRate.effective_from))).all()
+        return (await self.session.scalars(_DUTY_RATES, {"region": region, "on": on})).all()
 
     async def zones(self) -> Sequence[ShippingZone]:
-        return (await self.session.scalars(
-            select(ShippingZone).options(selectinload(ShippingZone.services)).order_by(ShippingZone.id))).all()
+        return (await self.session.scalars(_ZONES)).all()
 
     async def zone(self, zone_id: int) -> ShippingZone | None:
         return await self.session.scalar(
             select(ShippingZone).where(ShippingZone.id == zone_id).options(selectinload(ShippingZone.services)))
 
     async def return_policy(self, scopes: Sequence[str]) -> ReturnPolicy | None:
-        rows = {p.scope: p for p in (await self.session.scalars(
-            select(ReturnPolicy).where(ReturnPolicy.scope.in_(list(scopes))))).all()}
+        rows = {p.scope: p for p in (await self.session.scalars(_RETURN_POLICIES, {"scopes": list(scopes)})).all()}
         return next((rows[s] for s in scopes if s in rows), None)
 
     # generic rows for the merchant's editing

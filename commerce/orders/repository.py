@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -10,12 +10,22 @@ from commerce.channels.models import SalesChannel
 from commerce.orders.models import Order
 
 
+def _order_with_children() -> Select[Order]:
+    return select(Order).options(selectinload(Order.lines), selectinload(Order.history))
+
+
+# The chat's order lookups, built once (SQLAlchemy reuses their cache key and compiled form).
+_BY_NUMBER = _order_with_children().where(Order.number == bindparam("number"))
+_FOR_SHOPPER = (_order_with_children().where(Order.shopper_id == bindparam("shopper_id"))
+                .order_by(Order.created_at.desc(), Order.id.desc()).limit(bindparam("limit", type_=Integer)))
+
+
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     def _with_children(self) -> Select[Order]:
-        return select(Order).options(selectinload(Order.lines), selectinload(Order.history))
+        return _order_with_children()
 
     async def by_id(self, order_id: int, *, for_update: bool = False) -> Order | None:
         query = self._with_children().where(Order.id == order_id)
@@ -25,7 +35,7 @@ class OrderRepository:
         return order
 
     async def by_number(self, number: str) -> Order | None:
-        return await self.session.scalar(self._with_children().where(Order.number == number))
+        return await self.session.scalar(_BY_NUMBER, {"number": number})
 
     async def by_external(self, channel_id: int, external_id: str) -> Order | None:
         return await self.session.scalar(
@@ -33,9 +43,7 @@ class OrderRepository:
             .execution_options(populate_existing=True))
 
     async def for_shopper(self, shopper_id: int, limit: int) -> Sequence[Order]:
-        return (await self.session.scalars(
-            self._with_children().where(Order.shopper_id == shopper_id)
-            .order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))).all()
+        return (await self.session.scalars(_FOR_SHOPPER, {"shopper_id": shopper_id, "limit": limit})).all()
 
     async def page(self, *, status: str | None, after_id: int, limit: int) -> Sequence[Order]:
         query = self._with_children().where(Order.id > after_id).order_by(Order.id).limit(limit)
