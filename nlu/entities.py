@@ -200,6 +200,26 @@ def _is_word_char(char: str) -> bool:
     return char.isascii() and char.isalnum()
 
 
+# Where a surface can end: after a non-word character, or at a word's end; a plural's stem ends before its
+# "s" / "es" (_Table._match_at checks what follows).
+_ANY_END = re.compile(r"[^A-Za-z0-9]|[A-Za-z0-9](?![A-Za-z0-9])")
+
+
+@lru_cache(maxsize=64)
+def _ends(haystack: str) -> frozenset[int]:
+    """The positions of `haystack` where a surface may end. Every gazetteer scans the same message (as written
+    and lower-cased), so they share this."""
+    ends = set()
+    for match in _ANY_END.finditer(haystack):
+        end = match.end()
+        ends.add(end)
+        if haystack[end - 1] == "s":
+            ends.add(end - 1)
+            if haystack[end - 2:end - 1] == "e":
+                ends.add(end - 2)
+    return frozenset(ends)
+
+
 @dataclass
 class _Table:
     """Surfaces of one case mode, indexed for longest-match scanning from candidate start positions."""
@@ -215,11 +235,11 @@ class _Table:
         self.other_lengths = sorted({len(k) for k in self.entries if not _is_word_char(k[0])}, reverse=True)
         self.other_first = frozenset(k[0] for k in self.entries if not _is_word_char(k[0]))
 
-    def _match_at(self, haystack: str, index: int, lengths: list[int]) -> tuple[int, str] | None:
+    def _match_at(self, haystack: str, index: int, lengths: list[int], ends: frozenset[int]) -> tuple[int, str] | None:
         size = len(haystack)
         for length in lengths:
             end = index + length
-            if end > size:
+            if end not in ends:  # no surface can end there (or it is past the end): no slice, no lookup
                 continue
             value = self.entries.get(haystack[index:end])
             if value is None:
@@ -246,10 +266,11 @@ class _Table:
             starts.extend((i, self.other_lengths) for i, c in enumerate(haystack) if c in self.other_first)
         starts.sort(key=lambda item: item[0])
         covered = 0
+        ends = _ends(haystack) if starts else frozenset()
         for index, lengths in starts:
             if index < covered or (index > 0 and haystack[index - 1] in "'’"):
                 continue
-            hit = self._match_at(haystack, index, lengths)
+            hit = self._match_at(haystack, index, lengths, ends)
             if hit is not None:
                 found.append((index, hit[0], hit[1]))
                 covered = hit[0]
