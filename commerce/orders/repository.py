@@ -24,11 +24,8 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _with_children(self) -> Select[Order]:
-        return _order_with_children()
-
     async def by_id(self, order_id: int, *, for_update: bool = False) -> Order | None:
-        query = self._with_children().where(Order.id == order_id)
+        query = _order_with_children().where(Order.id == order_id)
         if for_update:
             query = query.with_for_update()
         order: Order | None = await self.session.scalar(query.execution_options(populate_existing=True))
@@ -39,14 +36,14 @@ class OrderRepository:
 
     async def by_external(self, channel_id: int, external_id: str) -> Order | None:
         return await self.session.scalar(
-            self._with_children().where(Order.channel_id == channel_id, Order.external_id == external_id)
+            _order_with_children().where(Order.channel_id == channel_id, Order.external_id == external_id)
             .execution_options(populate_existing=True))
 
     async def for_shopper(self, shopper_id: int, limit: int) -> Sequence[Order]:
         return (await self.session.scalars(_FOR_SHOPPER, {"shopper_id": shopper_id, "limit": limit})).all()
 
     async def page(self, *, status: str | None, after_id: int, limit: int) -> Sequence[Order]:
-        query = self._with_children().where(Order.id > after_id).order_by(Order.id).limit(limit)
+        query = _order_with_children().where(Order.id > after_id).order_by(Order.id).limit(limit)
         if status:
             query = query.where(Order.status == status)
         return (await self.session.scalars(query)).all()
