@@ -17,7 +17,8 @@ messages. Before the clock starts, one shopper sends 30 messages one at a time (
 median is reported as the single-shopper latency), then the concurrent load runs `warmup` seconds unmeasured.
 `cpu_ms_per_message` splits the measured window's CPU (from /proc) between the API's serving processes, their NLU
 encoder workers (`nlu_encoders`), PostgreSQL's server processes, this load generator and anything else on the
-machine ("other": on a quiet box, near zero). Prints one JSON object.
+machine ("other": on a quiet box, near zero); `cores_busy` is the same split as cores kept busy (the serving
+process runs one event loop: near 1.0 it is the bottleneck). Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -206,11 +207,12 @@ class CpuSplit:
                 "postgres": sum(row.seconds for row in table.values() if row.name in ("postgres", "postmaster")),
                 "load_generator": time.process_time(), "machine": machine_busy_seconds()}
 
-    def per_message_ms(self, messages: int) -> dict[str, float]:
+    def spent(self) -> dict[str, float]:
+        """CPU seconds since the start, by who spent them."""
         end = self._read()
         spent = {key: end[key] - self.start[key] for key in end}
         spent["other"] = spent.pop("machine") - sum(spent.values())
-        return {key: round(value * 1000 / max(messages, 1), 2) for key, value in spent.items()}
+        return spent
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -248,7 +250,7 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
         await asyncio.sleep(max(0.0, warmup_until - time.monotonic()))
         cpu = CpuSplit(process.pid)
         await asyncio.gather(*load)
-        cpu_ms = cpu.per_message_ms(counters["messages"])
+        spent = cpu.spent()
         measured = deadline - warmup_until
         await asyncio.gather(*(http.close() for http in clients))
         return {
@@ -260,7 +262,10 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
             "p50_ms": round(percentile(latencies, 50) * 1000, 1),
             "p99_ms": round(percentile(latencies, 99) * 1000, 1),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
-            "cpu_ms_per_message": cpu_ms,
+            "cpu_ms_per_message": {key: round(value * 1000 / max(counters["messages"], 1), 2)
+                                   for key, value in spent.items()},
+            # Cores kept busy: the serving process runs one event loop, so near 1.0 it is the bottleneck.
+            "cores_busy": {key: round(value / measured, 2) for key, value in spent.items()},
             "server_startup_s": round(startup_s, 1),
             "single_shopper_p50_ms": round(percentile(sequential, 50) * 1000, 1),
             "first_message_ms": round(sequential[0] * 1000, 1),
