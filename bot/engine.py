@@ -159,10 +159,12 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
     # One message of a conversation at a time: the cart and the question in flight are not lost.
     if deferred:
         conversation, seen_id = await conversations.lock_for_inbound(session, inbound=inbound)
-        # The shopper before the message is added: a new shopper's flush would write it before its NLU record.
-        shopper_id = None if seen_id is not None else await _shopper(session, conversation, inbound)
-        stored = None if seen_id is not None else conversations.add_inbound(session, conversation=conversation,
-                                                                              inbound=inbound)
+        stored: ConversationMessage | None = None
+        shopper_id: int | None = None
+        if seen_id is None:
+            # The shopper before the message is added: a new shopper's flush would write it before its NLU record.
+            shopper_id = await _shopper(session, conversation, inbound)
+            stored = conversations.add_inbound(session, conversation=conversation, inbound=inbound)
     else:
         conversation = await conversations.get_or_create_conversation(session, channel=inbound.channel,
                                                                       sender_id=inbound.sender_id, lock=True)

@@ -110,8 +110,8 @@ async def test_a_turn_writes_the_inbound_once_with_its_nlu_record(shop: Database
         event.remove(shop.engine.sync_engine, "before_cursor_execute", record)
     assert result.replies
     writes = [s for s in seen if not s.startswith(("SELECT", "BEGIN", "COMMIT"))]
-    # The conversation's UPDATE, the inbound's INSERT (with its record), the replies' INSERT; no UPDATE of it.
     assert any(s.startswith("INSERT INTO SHOPPERS") for s in writes) == first_contact
+    # The conversation's UPDATE, the inbound's INSERT (with its record), the replies' INSERT; no UPDATE of it.
     assert sum(s.startswith("INSERT INTO BOT_MESSAGES") for s in writes) == 2
     assert not any(s.startswith("UPDATE BOT_MESSAGES") for s in writes)
     [nlu] = await _inbound_nlu(shop, "hp-4b")
