@@ -344,8 +344,9 @@ class _Request:
 
 @dataclass
 class _MicroBatcher:
-    """Collects requests arriving while forward passes run; runs them as batches in threads, up to
-    ``embedder.workers`` batches at once (each pass is single-threaded, so two use both cores).
+    """Collects requests arriving while forward passes run; runs them as batches in the encoder processes
+    (threads of this process when there are none), up to ``embedder.workers`` batches at once (each pass is
+    single-threaded, so two use both cores).
 
     With no pass running, what waits goes at once (a lone message is not delayed). While a pass runs,
     another starts beside it only when ``SPREAD_TEXTS`` texts wait or the oldest has waited
@@ -428,11 +429,13 @@ class _MicroBatcher:
     async def _encode(self, batch: list[_Request]) -> None:
         texts = [t for request in batch for t in request.texts]
         pool = self.embedder.encoder_pool()
-        # A quiet moment (this pass alone, nothing waiting, a few texts): in-process threads answer
-        # sooner than a round trip to an encoder process (MiniLM and USE side by side, no pickling).
-        quiet = len(texts) <= _SPLIT_MAX and len(self._running) <= 1 and not self._queue
+        # With encoder processes every pass goes to them, also a lone message's. Running "quiet" passes on
+        # this process's threads saved a lone message ~1 ms (no round trip), but the serving process cannot
+        # tell a quiet moment from a busy one whose messages arrive one at a time (SQLite's single writer
+        # spaces them out): there the in-process passes took the event loop's GIL and core, 74 -> 89-102
+        # messages/s when they stopped (bench/chat_load.py --backend sqlite).
         try:
-            if pool is not None and not quiet:
+            if pool is not None:
                 rows = await pool.encode(texts)
             else:
                 rows = await asyncio.to_thread(self.embedder.encode, texts)
