@@ -273,3 +273,15 @@ async def test_a_request_larger_than_the_socket_while_a_large_answer_waits(pool:
     assert _same_rows(rows[:2], long[:2])
     assert _same_rows((await first)[:2], many[:2])
     assert pool.restarts == 0
+
+
+@pytest.mark.slow
+async def test_a_lone_message_is_encoded_in_the_pool_not_in_the_serving_process(pooled: Embedder) -> None:
+    # In-process passes for lone messages took the serving process's GIL and core under a load whose messages
+    # arrive one at a time (SQLite's single writer), so with a pool every pass goes there.
+    vector = await asyncio.wait_for(pooled.embed("where is my order?"), HANG_GUARD_S)
+    pool = pooled.encoder_pool()
+    assert pool is not None
+    assert len(pool.pids()) == 1
+    assert not pooled.loaded  # this process never loaded the models
+    assert np.abs(vector - get_embedder().encode(["where is my order?"])[0]).max() < 1e-5
