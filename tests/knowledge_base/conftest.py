@@ -15,7 +15,9 @@ class RememberingEmbedder(Embedder):
     """The real process embedder, remembering rows per text so tests embed the demo FAQ only once."""
 
     def __init__(self, real: Embedder) -> None:
-        super().__init__()
+        # In-process passes: every pass, the micro-batcher's too, then goes through `encode` below (encoder
+        # processes would run the real encoder and skip it).
+        super().__init__(processes=0)
         self.real = real
         self.rows: dict[str, np.ndarray] = {}
 
