@@ -70,8 +70,8 @@ def _owned(turn: Turn, order: Order | None) -> bool:
 
 
 def _say_wait(turn: Turn, seconds: int) -> None:
-    wait = (turn.t("wait.seconds", count=seconds) if seconds < 60
-            else turn.t("wait.minutes", count=-(-seconds // 60)))
+    wait = (turn.t("wait.seconds", count=seconds) if seconds <= 90
+            else turn.t("wait.minutes", count=-(-seconds // 60)))  # rounded up: never "1 minutes"
     turn.say("order_rate_limited", wait=wait)
 
 
