@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from starlette.requests import HTTPConnection
 
 from kit.errors import RateLimited
 from kit.ratelimit import Backoff, RateLimiter, RetryAfter
@@ -37,9 +38,10 @@ def _limits(app: FastAPI) -> RateLimitSettings:
     return settings.rate_limits
 
 
-def client_ip(request: Request) -> str:
-    # uvicorn runs with proxy_headers: behind a trusted proxy this is the forwarded client address.
-    return request.client.host if request.client is not None else "unknown"
+def client_ip(connection: HTTPConnection) -> str:
+    """The caller's address (a request or a web socket); behind a trusted proxy, the forwarded one (uvicorn
+    runs with proxy_headers)."""
+    return connection.client.host if connection.client is not None else "unknown"
 
 
 def mark_client(request: Request, client_id: str) -> None:

@@ -68,8 +68,8 @@ class RateLimitSettings(BaseModel):
     sign_in_backoff_cap_seconds: float = 60.0  # the longest an attacker can keep the owner out
     sign_in_window_seconds: float = 900.0
     rest_client: str = "20/second;600/minute"  # per credential (token id / HMAC client), else per IP
-    rest_sender: str = "5/second"  # per shopper (sender id)
-    webchat_session: str = "5/second;120/minute"
+    rest_sender: str = "10/second;120/minute"  # per shopper (sender id); a scripted client answers at ~5-10/s
+    webchat_session: str = "10/second;120/minute"
     webchat_ip: str = "20/second;600/minute"
 
     @model_validator(mode="after")
