@@ -1,19 +1,22 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import get_database
 from api.models import ApiToken
-from kit.clock import utcnow
+from api.throttle import mark_client
+from kit.clock import as_utc, utcnow
 from kit.db import Database
-from kit.errors import Forbidden, InvalidInput, Unauthorized
+from kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from kit.ids import new_token
 
 ROLES = ("admin", "merchant", "agent")
@@ -23,14 +26,74 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(session: AsyncSession, *, name: str, role: str) -> str:
-    """Create an API token; the plain token is returned once and only its hash is stored."""
+LAST_USED_EVERY = timedelta(minutes=1)
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30d', '12h', '2w', '90m', '45s' -> a timedelta (for token expiry)."""
+    match = _DURATION.match(text.lower())
+    if match is None or int(match.group(1)) == 0:
+        raise InvalidInput(f"{text!r} is not a duration like 30d, 12h, 2w or 90m.", code="invalid_duration")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+async def issue_token(session: AsyncSession, *, name: str, role: str,
+                      expires_in: timedelta | None = None) -> tuple[ApiToken, str]:
+    """Create an API token: the row and the plain token, which is shown once (only its hash is stored)."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; expected one of {', '.join(ROLES)}", code="unknown_role")
     token = new_token("st")
-    session.add(ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=utcnow()))
+    now = utcnow()
+    row = ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=now,
+                   expires_at=now + expires_in if expires_in is not None else None)
+    session.add(row)
     await session.flush()
-    return token
+    return row, token
+
+
+async def create_token(session: AsyncSession, *, name: str, role: str, expires_in: timedelta | None = None) -> str:
+    """Create an API token; the plain token is returned once and only its hash is stored."""
+    return (await issue_token(session, name=name, role=role, expires_in=expires_in))[1]
+
+
+async def list_tokens(session: AsyncSession) -> Sequence[ApiToken]:
+    """Every token, newest first (revoked and expired ones too)."""
+    return (await session.scalars(select(ApiToken).order_by(ApiToken.id.desc()))).all()
+
+
+async def revoke_token(session: AsyncSession, *, token_id: int) -> ApiToken:
+    """Revoke a token at once (its next request gets 401); revoking it again keeps the first revocation time."""
+    row = await session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"No API token {token_id}.", code="token_not_found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+    return row
+
+
+def token_status(row: ApiToken, *, now: datetime | None = None) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and as_utc(row.expires_at) <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
+def may_grant(granter_role: str, role: str) -> bool:
+    """A caller may hand out its own role or, as admin (the top role), any role."""
+    return granter_role == "admin" or granter_role == role
+
+
+_FIND_TOKEN = select(ApiToken).where(ApiToken.token_hash == bindparam("token_hash"))
+# Conditional, so several processes seeing the same stale time write it once.
+_TOUCH_TOKEN = (update(ApiToken)
+                .where(ApiToken.id == bindparam("token_id"),
+                       or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < bindparam("stale_before")))
+                .values(last_used_at=bindparam("now"))
+                .execution_options(synchronize_session=False))
 
 
 @dataclass(frozen=True)
@@ -46,10 +109,17 @@ async def authenticate(request: Request, database: Annotated[Database, Depends(g
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'.", code="missing_token")
     async with database.sessions() as session:
-        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()),
-                                                         ApiToken.revoked_at.is_(None)))
-    if row is None:
+        row = await session.scalar(_FIND_TOKEN, {"token_hash": hash_token(token.strip())})
+    now = utcnow()
+    if row is None or row.revoked_at is not None:
         raise Unauthorized("The API token is unknown or revoked.", code="invalid_token")
+    if token_status(row, now=now) == "expired":
+        raise Unauthorized("The API token has expired; ask an admin for a new one.", code="token_expired")
+    if row.last_used_at is None or as_utc(row.last_used_at) <= now - LAST_USED_EVERY:
+        async with database.unit_of_work() as session:
+            await session.execute(_TOUCH_TOKEN, {"token_id": row.id, "stale_before": now - LAST_USED_EVERY,
+                                                 "now": now})
+    mark_client(request, f"token:{row.id}")
     return Principal(token_id=row.id, name=row.name, role=row.role)
 
 

@@ -19,3 +19,6 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # None: never expires
+    # Written at most once a minute per token (not on every request): "last used" is accurate to a minute.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -4,6 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,6 +55,33 @@ class LimitSettings(BaseModel):
     reservation_ttl_seconds: int = 15 * 60
 
 
+class RateLimitSettings(BaseModel):
+    """Throttles (`kit.ratelimit`), in the limits package's notation ('20/second;600/minute': every part applies).
+
+    Shared across processes through Redis when `redis.url` is set; otherwise counted per process."""
+
+    enabled: bool = True
+    key_prefix: str = "shoptalk:rl"  # Redis keys; shops sharing one Redis need different prefixes
+    sign_in_client_failures: str = "10/15 minutes"  # wrong passwords per (IP, e-mail), then 429 for that client
+    sign_in_free_failures: int = 5  # per e-mail from any client, before the back-off starts
+    sign_in_backoff_base_seconds: float = 1.0
+    sign_in_backoff_cap_seconds: float = 60.0  # the longest an attacker can keep the owner out
+    sign_in_window_seconds: float = 900.0
+    rest_client: str = "20/second;600/minute"  # per credential (token id / HMAC client), else per IP
+    rest_sender: str = "10/second;120/minute"  # per shopper (sender id); a scripted client answers at ~5-10/s
+    webchat_session: str = "10/second;120/minute"
+    webchat_ip: str = "20/second;600/minute"
+
+    @model_validator(mode="after")
+    def _parse_limits(self) -> RateLimitSettings:
+        for name in ("sign_in_client_failures", "rest_client", "rest_sender", "webchat_session", "webchat_ip"):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError as error:
+                raise ValueError(f"rate_limits.{name}: {error}") from error
+        return self
+
+
 class Settings(BaseSettings):
     """One settings object for the whole process; env prefix SHOPTALK_, nested with __."""
 
@@ -69,6 +97,7 @@ class Settings(BaseSettings):
     locale: LocaleSettings = Field(default_factory=LocaleSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

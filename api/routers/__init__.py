@@ -19,4 +19,5 @@ ROUTER_MODULES: list[str] = [
     "api.routers.merchant_search",
     "api.routers.nlu",
     "api.routers.merchant_insights",
+    "api.routers.tokens",
 ]

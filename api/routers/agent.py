@@ -6,8 +6,6 @@ the session's CSRF token, which every state-changing request must echo in the X-
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,11 +16,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.routers.agent_realtime import events_of
+from api.throttle import SignInThrottle, client_ip
 from bot.handoff import service as handoff
 from bot.handoff.errors import NotSupervisor, WrongCredentials
 from bot.handoff.models import Agent
 from kit.db import Database
-from kit.errors import NotFound, RateLimited
+from kit.errors import NotFound
 from kit.settings import Settings
 
 router = APIRouter(tags=["agent console"])
@@ -136,58 +135,24 @@ def _agent_out(agent: Agent) -> AgentOut:
                     available=agent.available)
 
 
-class SignInThrottle:
-    """Failed sign-ins per email in a sliding window (per process); more are refused before argon2 runs."""
-
-    def __init__(self, max_failures: int = 10, window_seconds: float = 900.0) -> None:
-        self.max_failures = max_failures
-        self.window_seconds = window_seconds
-        self._failures: dict[str, deque[float]] = {}
-
-    def check(self, email: str) -> None:
-        recent = self._recent(email)
-        if len(recent) >= self.max_failures:
-            retry_after = max(1, int(recent[0] + self.window_seconds - time.monotonic()))
-            raise RateLimited("Too many failed sign-ins for this account; try again later.",
-                              code="too_many_sign_ins", retry_after=retry_after)
-
-    def failed(self, email: str) -> None:
-        self._recent(email).append(time.monotonic())
-
-    def _recent(self, email: str) -> deque[float]:
-        key = email.strip().lower()
-        recent = self._failures.setdefault(key, deque())
-        while recent and recent[0] < time.monotonic() - self.window_seconds:
-            recent.popleft()
-        if len(self._failures) > 10_000:  # bounded memory under a spray of made-up emails
-            self._failures = {key: recent}
-        return recent
-
-
-def _throttle(request: Request) -> SignInThrottle:
-    throttle: SignInThrottle | None = getattr(request.app.state, "agent_sign_in_throttle", None)
-    if throttle is None:
-        throttle = SignInThrottle()
-        request.app.state.agent_sign_in_throttle = throttle
-    return throttle
-
-
 @router.post("/api/v1/agent/session", response_model=SessionOut, summary="Sign in to the agent console",
              responses={401: {"description": "Wrong email or password"},
-                        429: {"description": "Too many failed sign-ins"}})
+                        429: {"description": "Too many failed sign-ins (Retry-After says for how long)"}})
 async def sign_in(body: SignInBody, request: Request, response: Response) -> SessionOut:
     settings = _settings(request)
     ttl = settings.security.session_ttl_seconds
-    throttle = _throttle(request)
-    throttle.check(body.email)
+    throttle = SignInThrottle(request.app)
+    ip = client_ip(request)
+    await throttle.check(email=body.email, ip=ip)
     try:
         async with _database(request).unit_of_work() as session:
             agent, token = await handoff.sign_in(session, email=body.email, password=body.password,
                                                  ttl_seconds=ttl)
             out = _agent_out(agent)
     except WrongCredentials:
-        throttle.failed(body.email)
+        await throttle.failed(email=body.email, ip=ip)
         raise
+    await throttle.succeeded(email=body.email, ip=ip)
     response.set_cookie(SESSION_COOKIE, token, max_age=ttl, httponly=True, samesite="strict", path="/",
                         secure=settings.environment == "production")
     return SessionOut(agent=out, csrf_token=handoff.csrf_token(session_token=token, secret=_secret(request)))

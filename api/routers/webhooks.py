@@ -12,10 +12,10 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from aiogram.types import Update
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import ValidationError
 
 from api.channel_worker import (
@@ -26,6 +26,7 @@ from api.channel_worker import (
     telegram_api_server,
     telegram_mode,
 )
+from api.throttle import throttle_rest_client
 from bot.channels.rest import RestMessageIn, RestReply, to_inbound, to_rasa
 from bot.channels.runtime import ChannelRuntime
 from bot.channels.telegram import TelegramChannel
@@ -153,7 +154,8 @@ async def rest_status() -> dict[str, str]:
 
 @router.post("/webhooks/rest/webhook", response_model=list[RestReply], response_model_exclude_none=True,
              summary="Rasa-compatible REST channel: one message in, the bot's replies out")
-async def rest_webhook(body: RestMessageIn, request: Request) -> list[RestReply]:
+async def rest_webhook(body: RestMessageIn, request: Request,
+                       _throttled: Annotated[None, Depends(throttle_rest_client)]) -> list[RestReply]:
     inbound = to_inbound(body)
     result = await channels_of(request).runtime.handle(inbound, delivered_inline=True)
     return [to_rasa(reply) for reply in result.replies]
