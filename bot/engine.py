@@ -69,8 +69,9 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
                          parsed: ParsedMessage | None = None, delivered_inline: bool = False) -> HandleResult:
     """Store the message with its NLU result, answer it, store the replies and queue them for sending.
 
-    Runs in the caller's transaction (the channel commits). A (channel, message_id) seen before is not
-    processed again: the replies stored the first time come back with `duplicate=True`. While a person
+    Runs in the caller's transaction (the channel commits). A message_id this conversation sent before is not
+    processed again (another sender's message with the same id is a new one): the replies stored the first time
+    come back with `duplicate=True`. While a person
     handles the conversation (mode "human") the bot stores the message and replies nothing. `parsed` is
     `understand(inbound)` when the caller ran the NLU before opening the transaction; otherwise the text
     is parsed here, still before the first statement. `delivered_inline`: the channel hands the replies over
@@ -171,7 +172,8 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
         stored = await conversations.record_inbound(session, conversation=conversation, inbound=inbound)
         shopper_id = None if stored is None else await _shopper(session, conversation, inbound)
     if stored is None:
-        seen = await conversations.find_inbound(session, channel=inbound.channel, external_id=inbound.message_id)
+        seen = await conversations.find_inbound(session, conversation_id=conversation.id,
+                                                external_id=inbound.message_id)
         assert seen is not None
         return await _duplicate(session, conversation, seen)
     if conversation.mode == "human":
@@ -196,10 +198,9 @@ def _keep_turn_state(turn: Turn) -> None:
 
 
 async def _duplicate(session: AsyncSession, conversation: Conversation, seen: ConversationMessage) -> HandleResult:
-    owner = conversation if seen.conversation_id == conversation.id else \
-        await conversations.get_conversation(session, conversation_id=seen.conversation_id)
-    replies = await conversations.stored_replies(session, conversation=owner, inbound_id=seen.id)
-    return HandleResult(conversation_id=owner.id, replies=replies, duplicate=True)
+    # `seen` is this conversation's own message (repeats are per conversation): its replies are this sender's.
+    replies = await conversations.stored_replies(session, conversation=conversation, inbound_id=seen.id)
+    return HandleResult(conversation_id=conversation.id, replies=replies, duplicate=True)
 
 
 async def _shopper(session: AsyncSession, conversation: Conversation, inbound: InboundMessage) -> int | None:

@@ -74,7 +74,7 @@ def parse_client_frame(raw: str) -> ClientFrame:
 def to_inbound(session_id: str, frame: ClientFrame) -> InboundMessage:
     metadata: dict[str, Any] = {"client_message_id": frame.id}
     text = frame.text  # the engine reads the first max_message_chars and tells the shopper so
-    # Scoped by session: (channel, message_id) is unique across every shopper of the channel.
+    # Scoped by session, so the widget's own ids never meet another session's.
     message_id = f"{session_id}:{frame.id}"
     if frame.type == "button":
         payload = frame.payload or ""

@@ -43,7 +43,8 @@ class ConversationMessage(Base):
 
     __tablename__ = "bot_messages"
     __table_args__ = (
-        UniqueConstraint("channel", "external_id"),
+        # Per conversation: another sender reusing a message id is a new message, never a repeat of this one.
+        UniqueConstraint("conversation_id", "external_id"),
         Index("ix_bot_messages_conversation_id_id", "conversation_id", "id"),
     )
 

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 
 from bot import BotDeps, FaqResult, conversation_history, set_mode
 from bot.conversations.models import ConversationMessage
+from bot.engine import handle_inbound
+from bot.messages import InboundMessage
 from bot.policy import PolicyThresholds
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
@@ -137,6 +139,36 @@ async def test_duplicate_message_is_not_processed_twice(say: Say, shop: Database
     assert [r.text for r in again.replies] == [r.text for r in first.replies]
     async with shop.unit_of_work() as session:
         assert await session.scalar(select(func.count(OutboxEvent.id))) == len(first.replies)
+
+
+@pytest.mark.parametrize("caller_in_transaction", [False, True], ids=["own-transaction", "savepoint"])
+async def test_another_sender_reusing_a_message_id_gets_its_own_reply(say: Say, shop: Database, bot_deps: BotDeps,
+                                                                      caller_in_transaction: bool) -> None:
+    number = await place_anna_order(shop)
+    await say(f"where is my order #{number}?", sender="victim", channel="rest")
+    victim = await say("10115", sender="victim", channel="rest", message_id="m42")  # the postcode: proven
+    assert "JD0146000062" in texts(victim)
+    if caller_in_transaction:  # the engine stores the inbound with INSERT ... ON CONFLICT inside the caller's
+        inbound = InboundMessage(channel="rest", sender_id="attacker", message_id="m42", kind="text", text="hello")
+        async with shop.unit_of_work() as session:
+            await session.execute(select(1))
+            attacker = await handle_inbound(session, inbound, deps=bot_deps)
+    else:
+        attacker = await say("hello", sender="attacker", channel="rest", message_id="m42")
+    assert not attacker.duplicate
+    assert attacker.conversation_id != victim.conversation_id
+    assert attacker.replies
+    assert all(r.recipient_id == "attacker" for r in attacker.replies)
+    assert "JD0146000062" not in texts(attacker)
+    assert number not in texts(attacker)
+    # The victim resending m42 is still a repeat: its own stored replies come back, nothing is processed again.
+    again = await say("10115", sender="victim", channel="rest", message_id="m42")
+    assert again.duplicate
+    assert [r.message_id for r in again.replies] == [r.message_id for r in victim.replies]
+    async with shop.unit_of_work() as session:
+        stored = (await session.scalars(select(ConversationMessage.conversation_id).where(
+            ConversationMessage.external_id == "m42"))).all()
+    assert sorted(stored) == sorted([victim.conversation_id, attacker.conversation_id])
 
 
 async def test_no_bot_reply_while_a_person_handles_the_conversation(say: Say, shop: Database) -> None:
