@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -16,7 +17,8 @@ from kit.db import Database
 from kit.errors import Forbidden, InvalidInput, Unauthorized
 from kit.ids import new_token
 
-ROLES = ("admin", "merchant", "agent")
+ROLES = ("admin", "merchant", "agent", "channel")  # channel: a server posting to the REST chat channel
+CHANNEL_TOKEN_CACHE_SECONDS = 5.0  # a revoked channel token stops passing within this long
 
 
 def hash_token(token: str) -> str:
@@ -65,3 +67,30 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
 MerchantDep = Annotated[Principal, Depends(require_role("merchant"))]
 AgentDep = Annotated[Principal, Depends(require_role("agent", "merchant"))]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+
+
+# Verified channel tokens by (database, token hash): a chat turn then costs no token lookup (the REST channel's
+# hot path); only passing tokens are kept, so the cache holds at most the shop's own channel tokens.
+_channel_tokens: dict[tuple[int, str], tuple[float, Principal]] = {}
+
+
+async def verify_channel_token(database: Database, token: str) -> Principal:
+    """The principal of an API token allowed to post to a chat channel (role `channel` or `admin`);
+    Unauthorized when unknown or revoked, Forbidden for another role."""
+    key = (id(database), hash_token(token.strip()))
+    cached = _channel_tokens.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    async with database.sessions() as session:
+        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == key[1],
+                                                         ApiToken.revoked_at.is_(None)))
+    if row is None:
+        raise Unauthorized("The API token is unknown or revoked.", code="rest_token_invalid")
+    if row.role not in ("channel", "admin"):
+        raise Forbidden("This API token's role may not post to chat channels; create one with role 'channel'.",
+                        code="rest_token_wrong_role")
+    principal = Principal(token_id=row.id, name=row.name, role=row.role)
+    if len(_channel_tokens) >= 1_000:
+        _channel_tokens.clear()
+    _channel_tokens[key] = (time.monotonic() + CHANNEL_TOKEN_CACHE_SECONDS, principal)
+    return principal
