@@ -39,7 +39,7 @@ from bot.channels.rest import (
 )
 from bot.channels.runtime import ChannelRuntime
 from bot.channels.telegram import TelegramChannel
-from bot.channels.webchat import WebchatHub
+from bot.channels.webchat import WebchatHub, WebchatSessions
 from kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from kit.settings import Settings
 
@@ -55,6 +55,7 @@ class Channels:
     hub: WebchatHub
     telegram: TelegramChannel | None
     delivery: DeliveryLoop
+    sessions: WebchatSessions
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -75,7 +76,9 @@ async def on_startup(app: FastAPI) -> None:
         telegram = TelegramChannel(token=token.get_secret_value(), database=database, handle=runtime.handle, api=api)
     delivery, delivery_task = start_delivery_loop(database, channel_handlers(telegram=telegram, hub=hub),
                                                   runtime.outbox_wakeup)
-    channels = Channels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery, tasks=[delivery_task])
+    channels = Channels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery,
+                        sessions=WebchatSessions(settings.security.secret_key.get_secret_value()),
+                        tasks=[delivery_task])
     if settings.redis.url:
         channels.tasks.append(asyncio.create_task(hub.run_subscriber(), name="webchat-redis"))
     mode = telegram_mode(settings) if telegram is not None else "off"
