@@ -87,6 +87,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     if isinstance(received, HandleResult):
         return received
     conversation, stored, shopper_id = received
+    unstamped = conversations.unstamped_verified_orders(conversation)  # proofs older than this turn stay expired
     turn = Turn(session=session, deps=deps, conversation=conversation, inbound=inbound, parsed=None,
                 locale=_locale(conversation, inbound, None, deps), shopper_id=shopper_id, preparsed=parsed)
     try:
@@ -95,7 +96,8 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
                 if not await rasa_hook.answer(turn, stored):  # an imported Rasa assistant answers instead
                     await _respond(turn, stored)
                 await engine_hooks.after_bot(turn, stored)
-            _keep_turn_state(turn)  # one flush: the conversation's UPDATE and the inbound's INSERT with its record
+            # One flush: the conversation's UPDATE and the inbound's INSERT with its record.
+            _keep_turn_state(turn, unstamped)
             await session.flush()
     except IntegrityError:
         if not owns_transaction:
@@ -127,7 +129,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
             stored.nlu = _nlu_record(turn.parsed, policy="error", error=code)
         turn.replies = []
         turn.say("apology", code=code)
-        _keep_turn_state(turn)
+        _keep_turn_state(turn, unstamped)
     # Each reply records what it answered: the inbound's intent and the policy's action.
     because = {"intent": ((stored.nlu or {}).get("intent") or {}).get("name"),
                "policy": (stored.nlu or {}).get("policy"), "payload": (stored.nlu or {}).get("payload")}
@@ -185,10 +187,12 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
     return conversation, stored, shopper_id
 
 
-def _keep_turn_state(turn: Turn) -> None:
-    """What the conversation remembers of this turn: its language and the products on its cards."""
+def _keep_turn_state(turn: Turn, unstamped: frozenset[str]) -> None:
+    """What the conversation remembers of this turn: its language, the products on its cards, and when the
+    orders proven in it were proven."""
     conversation = turn.conversation
     conversation.updated_at = utcnow()
+    conversations.stamp_verified_orders(conversation, before=unstamped, now=conversation.updated_at)
     if conversation.locale != turn.locale:
         conversation.locale = turn.locale
     shown = [card.sku for reply in turn.replies for card in reply.cards]

@@ -33,7 +33,9 @@ class Conversation(Base):
     last_products: Mapped[list[int]] = mapped_column(JSON, default=list)  # product ids last shown
     last_search: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     pending: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # question in flight
-    verified_orders: Mapped[list[str]] = mapped_column(JSON, default=list)  # order numbers proven owned
+    # Orders proven owned (e-mail or postcode), [{"number", "at": ISO time}]; a bare number (written before proofs
+    # carried their time) counts as proven long ago: expired. Read through service.verified_order.
+    verified_orders: Mapped[list[dict[str, str] | str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -214,6 +214,43 @@ async def set_mode(session: AsyncSession, *, conversation_id: int, mode: str,
     return conversation
 
 
+def verified_order(conversation: Conversation, number: str, *, now: datetime, ttl_seconds: int) -> bool:
+    """Whether this conversation proved `number` owned less than `ttl_seconds` before `now`. A proof is bound
+    to when it was made, so whoever speaks as this sender later has to prove it again."""
+    for entry in conversation.verified_orders or []:
+        if isinstance(entry, dict) and entry.get("number") == number:
+            try:
+                proven = datetime.fromisoformat(str(entry.get("at")))
+            except ValueError:
+                continue
+            if proven.tzinfo is not None and timedelta(0) <= now - proven < timedelta(seconds=ttl_seconds):
+                return True
+    return False
+
+
+def remember_verified_order(conversation: Conversation, number: str, *, now: datetime) -> None:
+    """Record that this conversation proved `number` owned at `now` (replacing an earlier proof of it)."""
+    kept = [entry for entry in conversation.verified_orders or []
+            if not (entry == number or isinstance(entry, dict) and entry.get("number") == number)]
+    conversation.verified_orders = [*kept, {"number": number, "at": now.isoformat()}]
+
+
+def unstamped_verified_orders(conversation: Conversation) -> frozenset[str]:
+    """The bare numbers among the conversation's proofs (see `stamp_verified_orders`)."""
+    return frozenset(entry for entry in conversation.verified_orders or [] if isinstance(entry, str))
+
+
+def stamp_verified_orders(conversation: Conversation, *, before: frozenset[str], now: datetime) -> None:
+    """Stamp with `now` the bare numbers a turn added (code that appends a number instead of calling
+    `remember_verified_order`, e.g. an order placed in the chat); bare numbers in `before` stay expired."""
+    entries = conversation.verified_orders or []
+    if not any(isinstance(entry, str) and entry not in before for entry in entries):
+        return
+    conversation.verified_orders = [
+        {"number": entry, "at": now.isoformat()} if isinstance(entry, str) and entry not in before else entry
+        for entry in entries]
+
+
 async def failed_verifications(session: AsyncSession, *, conversation_id: int, window_seconds: int,
                                order_number: str | None = None) -> tuple[int, int]:
     """Wrong ownership proofs in the last `window_seconds`: by this conversation, and for `order_number` by

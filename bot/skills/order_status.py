@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import re
 
+from bot.conversations.service import remember_verified_order, verified_order
 from bot.skills.base import Turn
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.service import get_order_by_number, orders_for_shopper
+from kit.clock import utcnow
 
 ORDER_NUMBER = re.compile(r"#?\s*(\d{3,12})")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
@@ -46,7 +48,8 @@ def _owned(turn: Turn, order: Order | None) -> bool:
         return False
     if turn.shopper_id is not None and order.shopper_id == turn.shopper_id:
         return True
-    return order.number in (turn.conversation.verified_orders or [])
+    return verified_order(turn.conversation, order.number, now=utcnow(),
+                          ttl_seconds=turn.deps.settings.security.verified_order_ttl_seconds)
 
 
 async def with_number(turn: Turn, number: str) -> None:
@@ -80,7 +83,7 @@ async def with_proof(turn: Turn, number: str) -> None:
     if not matched or order is None:
         turn.say("order_not_matched")
         return
-    turn.conversation.verified_orders = [*(turn.conversation.verified_orders or []), order.number]
+    remember_verified_order(turn.conversation, order.number, now=utcnow())
     show(turn, order)
 
 

@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import BotDeps, FaqResult, conversation_history, set_mode
-from bot.conversations.models import ConversationMessage
+from bot.conversations.models import Conversation, ConversationMessage
+from bot.conversations.service import (
+    get_conversation,
+    remember_verified_order,
+    stamp_verified_orders,
+    unstamped_verified_orders,
+    verified_order,
+)
 from bot.engine import handle_inbound
 from bot.messages import InboundMessage
 from bot.policy import PolicyThresholds
@@ -72,6 +79,54 @@ async def test_strangers_prove_ownership_and_learn_nothing_from_a_wrong_guess(sa
     # Proven once, the order shows without asking again.
     assert "DHL" in texts(await say(f"#{number}", sender="stranger", kind="callback",
                                     payload=f"order:status:{number}"))
+
+
+async def test_a_proof_expires_and_must_be_given_again(say: Say, shop: Database,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    number = await place_anna_order(shop)
+    await say(f"where is order #{number}", sender="prover")
+    assert "JD0146000062" in texts(await say("10115", sender="prover"))
+    status = {"kind": "callback", "payload": f"order:status:{number}"}
+    proven_at = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: proven_at + timedelta(hours=23))
+    assert "JD0146000062" in texts(await say(f"#{number}", sender="prover", **status))  # still proven
+    monkeypatch.setattr(clock, "now", lambda: proven_at + timedelta(hours=24, seconds=1))
+    expired = texts(await say(f"#{number}", sender="prover", **status))
+    assert "JD0146000062" not in expired
+    assert "e-mail address or the postcode" in expired
+    assert "JD0146000062" in texts(await say("10115", sender="prover"))  # proven again, for another day
+
+
+async def test_a_bare_order_number_stored_before_proofs_had_a_time_is_expired(say: Say, shop: Database) -> None:
+    number = await place_anna_order(shop)
+    first = await say("hello", sender="legacy")
+    async with shop.unit_of_work() as session:
+        conversation = await get_conversation(session, conversation_id=first.conversation_id)
+        conversation.verified_orders = [number]  # what an old release stored
+    asked = texts(await say(f"#{number}", sender="legacy", kind="callback", payload=f"order:status:{number}"))
+    assert "JD0146000062" not in asked
+    assert "e-mail address or the postcode" in asked
+    await say("hello again", sender="legacy")  # a later turn does not give the bare number a fresh time
+    async with shop.unit_of_work() as session:
+        conversation = await get_conversation(session, conversation_id=first.conversation_id)
+        assert conversation.verified_orders == [number]
+
+
+def test_proofs_record_when_they_were_made() -> None:
+    now = clock.now()
+    conversation = Conversation(verified_orders=["10001"])
+    remember_verified_order(conversation, "10002", now=now)
+    assert verified_order(conversation, "10002", now=now, ttl_seconds=60)
+    assert not verified_order(conversation, "10002", now=now + timedelta(seconds=60), ttl_seconds=60)
+    assert not verified_order(conversation, "10001", now=now, ttl_seconds=60)  # bare: proven at no known time
+    before = unstamped_verified_orders(conversation)
+    conversation.verified_orders = [*conversation.verified_orders, "10003"]  # appended the old way this turn
+    stamp_verified_orders(conversation, before=before, now=now)
+    assert verified_order(conversation, "10003", now=now, ttl_seconds=60)
+    assert not verified_order(conversation, "10001", now=now, ttl_seconds=60)
+    remember_verified_order(conversation, "10001", now=now)
+    assert [e if isinstance(e, str) else e["number"] for e in conversation.verified_orders] == [
+        "10002", "10003", "10001"]
 
 
 async def test_wrong_proofs_are_rate_limited(say: Say, shop: Database) -> None:
