@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -17,6 +19,7 @@ from bot.understanding import MessageParser
 from commerce.catalog import service as catalog
 from commerce.search.index import Encoder
 from commerce.search.service import warm_product_vectors
+from kit.clock import utcnow
 from kit.db import Database
 from kit.settings import Settings
 
@@ -47,18 +50,48 @@ class FaqSource(Protocol):
 
 
 @dataclass(frozen=True)
+class ProofWaits:
+    """Seconds before another ownership proof is heard: this conversation's own, and the order's."""
+
+    by_conversation: int
+    for_order: int
+
+
+def _backoff(failures: int, free: int, base_seconds: int, cap_seconds: int) -> int:
+    return 0 if failures < free else min(cap_seconds, base_seconds * 2 ** min(failures - free, 20))
+
+
+@dataclass(frozen=True)
 class VerificationLimiter:
-    """Wrong order-ownership proofs allowed in a sliding window (stored in the database): per conversation,
-    and per order number across all conversations (new chat sessions do not buy new guesses)."""
+    """Exponential back-off after wrong order-ownership proofs (counted in the database), never a lock.
 
-    max_failures: int = 5
-    max_failures_per_order: int = 10
-    window_seconds: int = 15 * 60
+    Per conversation (the client): after 3 failures in the window each attempt waits 30 s x 2^(failures-3), at
+    most 15 minutes. Per order named (the target, across conversations, so new chat sessions do not buy new
+    guesses): after 10 failures a wait that doubles up to 60 s, which never holds back a correct e-mail."""
 
-    async def blocked(self, session: AsyncSession, *, conversation_id: int, order_number: str | None = None) -> bool:
-        failures, guesses = await conversations.failed_verifications(
+    free_failures: int = 3
+    base_wait_seconds: int = 30
+    max_wait_seconds: int = 15 * 60
+    free_failures_per_order: int = 10
+    order_base_wait_seconds: int = 15
+    max_order_wait_seconds: int = 60
+    window_seconds: int = 60 * 60
+
+    async def waits(self, session: AsyncSession, *, conversation_id: int,
+                    order_number: str | None = None) -> ProofWaits:
+        failed = await conversations.failed_verifications(
             session, conversation_id=conversation_id, order_number=order_number, window_seconds=self.window_seconds)
-        return failures >= self.max_failures or guesses >= self.max_failures_per_order
+        now = utcnow()
+
+        def left(last: datetime | None, wait: int) -> int:
+            return 0 if last is None or wait == 0 else max(0, math.ceil((last - now).total_seconds()) + wait)
+
+        return ProofWaits(
+            by_conversation=left(failed.last_by_conversation, _backoff(
+                failed.by_conversation, self.free_failures, self.base_wait_seconds, self.max_wait_seconds)),
+            for_order=left(failed.last_for_order, _backoff(
+                failed.for_order, self.free_failures_per_order, self.order_base_wait_seconds,
+                self.max_order_wait_seconds)))
 
     async def record(self, session: AsyncSession, *, conversation_id: int, succeeded: bool,
                      order_number: str | None = None) -> None:

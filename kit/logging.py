@@ -10,6 +10,9 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"),
     re.compile(r"(?i)(x-telegram-bot-api-secret-token:\s*)\S+"),
     re.compile(r"(?i)(password[=:]\s*)\S+"),
+    re.compile(r"(?i)(x-shoptalk-signature:\s*)\S+"),  # the REST channel's HMAC signature header
+    re.compile(r"([?&]session=)[^&\s\"']+"),  # web chat session tokens in socket URLs (uvicorn's access log)
+    re.compile(r"(://[^:/@\s]*:)[^@\s/]+(?=@)"),  # the password in a database or Redis URL
 ]
 
 

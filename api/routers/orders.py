@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
@@ -27,6 +27,13 @@ async def list_orders(session: SessionDep, _: MerchantDep, order_status: Annotat
         alias="status")] = None, after_id: int = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OrderOut]:
     return [OrderOut.model_validate(o) for o in await orders.list_orders(session, status=order_status,
                                                                         after_id=after_id, limit=limit)]
+
+
+@router.get("/by-ref/{public_ref}", response_model=OrderOut)
+async def get_order_by_public_ref(public_ref: Annotated[str, Path(max_length=40)], session: SessionDep,
+                                  _: MerchantDep) -> OrderOut:
+    """The order a shopper quotes by its public reference (any case, with or without dashes)."""
+    return OrderOut.model_validate(await orders.get_order_by_public_ref(session, public_ref=public_ref))
 
 
 @router.get("/{order_id}", response_model=OrderOut)

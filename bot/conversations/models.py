@@ -66,14 +66,14 @@ class ConversationMessage(Base):
 
 
 class VerificationAttempt(Base):
-    """An attempt to prove ownership of an order; failures are rate-limited per conversation."""
+    """An attempt to prove ownership of an order; failures back off per conversation and per order named."""
 
     __tablename__ = "bot_verification_attempts"
     __table_args__ = (Index("ix_bot_verification_conv_time", "conversation_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"))
-    # The order number tried, so guesses spread over many chat sessions are limited too.
+    # The order number or public reference tried, so guesses spread over many chat sessions are limited too.
     order_number: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
     succeeded: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Select, Table, bindparam, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,11 +35,24 @@ _BY_SENDER = {(seen, lock): _of_sender(select(Conversation, _SEEN) if seen else 
 _FAILED_SINCE = VerificationAttempt.succeeded.is_(False) & (VerificationAttempt.created_at >= bindparam("since"))
 _OF_CONVERSATION = VerificationAttempt.conversation_id == bindparam("conversation_id")
 _OF_ORDER = VerificationAttempt.order_number == bindparam("order_number")
+# Counts and the time of the latest failure (the back-off runs from it), for the client and the target at once.
 _FAILED_VERIFICATIONS = {
-    False: select(func.count(VerificationAttempt.id)).where(_FAILED_SINCE, _OF_CONVERSATION),
-    True: select(func.count(case((_OF_CONVERSATION, 1))), func.count(case((_OF_ORDER, 1))))
+    False: select(func.count(VerificationAttempt.id), func.max(VerificationAttempt.created_at))
+    .where(_FAILED_SINCE, _OF_CONVERSATION),
+    True: select(func.count(case((_OF_CONVERSATION, 1))), func.count(case((_OF_ORDER, 1))),
+                 func.max(case((_OF_CONVERSATION, VerificationAttempt.created_at))),
+                 func.max(case((_OF_ORDER, VerificationAttempt.created_at))))
     .where(_FAILED_SINCE, _OF_CONVERSATION | _OF_ORDER),
 }
+
+
+class FailedProofs(NamedTuple):
+    """Wrong ownership proofs in the window: by the conversation (the client) and for the order (the target)."""
+
+    by_conversation: int
+    for_order: int
+    last_by_conversation: datetime | None
+    last_for_order: datetime | None
 
 
 class ConversationRepository:
@@ -103,12 +116,13 @@ class ConversationRepository:
         return list(reversed(rows))
 
     async def failed_verifications_since(self, since: datetime, conversation_id: int,
-                                         order_number: str | None = None) -> tuple[int, int]:
-        """Failed ownership proofs since `since`: of this conversation, and of `order_number` from any
-        conversation (0 without one), in one statement."""
+                                         order_number: str | None = None) -> FailedProofs:
+        """Failed ownership proofs since `since`, with the latest one's time: of this conversation, and of
+        `order_number` from any conversation (0 without one), in one statement."""
         values: dict[str, Any] = {"since": since, "conversation_id": conversation_id}
         if order_number is None:
-            return int(await self.session.scalar(_FAILED_VERIFICATIONS[False], values) or 0), 0
+            count, last = (await self.session.execute(_FAILED_VERIFICATIONS[False], values)).one()
+            return FailedProofs(int(count or 0), 0, last, None)
         row = (await self.session.execute(_FAILED_VERIFICATIONS[True],
                                           {**values, "order_number": order_number})).one()
-        return int(row[0] or 0), int(row[1] or 0)
+        return FailedProofs(int(row[0] or 0), int(row[1] or 0), row[2], row[3])

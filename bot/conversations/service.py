@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from bot.conversations.models import Conversation, ConversationMessage, VerificationAttempt
-from bot.conversations.repository import ConversationRepository
+from bot.conversations.repository import ConversationRepository, FailedProofs
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
 from kit.clock import utcnow
 from kit.errors import InvalidInput, NotFound
@@ -252,9 +252,9 @@ def stamp_verified_orders(conversation: Conversation, *, before: frozenset[str],
 
 
 async def failed_verifications(session: AsyncSession, *, conversation_id: int, window_seconds: int,
-                               order_number: str | None = None) -> tuple[int, int]:
-    """Wrong ownership proofs in the last `window_seconds`: by this conversation, and for `order_number` by
-    anyone (0 without one)."""
+                               order_number: str | None = None) -> FailedProofs:
+    """Wrong ownership proofs in the last `window_seconds`, with the latest one's time: by this conversation,
+    and for `order_number` (an order number or public reference, as named) by anyone (0 without one)."""
     since = utcnow() - timedelta(seconds=window_seconds)
     return await ConversationRepository(session).failed_verifications_since(
         since, conversation_id, None if order_number is None else order_number[:40])

@@ -456,7 +456,8 @@ async def _place(turn: Turn, prepared: PreparedOrder) -> None:
     conversation.cart = []
     number = order.number
     conversation.verified_orders = [*(conversation.verified_orders or []), number]
-    turn.say("order_created", number=number, goods=turn.money(order.subtotal, order.currency),
+    turn.say("order_created", number=number, ref=order.public_ref, goods=turn.money(order.subtotal, order.currency),
              shipping=turn.money(order.shipping, order.currency), duties=turn.money(order.duties, order.currency),
              taxes=turn.money(order.taxes, order.currency), total=turn.money(order.total, order.currency),
-             custom={"order_number": number, "total": str(order.total), "currency": order.currency})
+             custom={"order_number": number, "order_ref": order.public_ref, "total": str(order.total),
+                     "currency": order.currency})

@@ -1,4 +1,8 @@
-"""Order status, only for the order's owner; wrong proofs are rate-limited and reveal nothing."""
+"""Order status, only for the order's owner; wrong proofs back off and reveal nothing.
+
+An order is named by its sequential number (proof: the order's e-mail; a postcode alone is not enough, anyone
+can name the next number) or by its unguessable public reference (proof: the e-mail or the postcode).
+"""
 from __future__ import annotations
 
 import re
@@ -7,7 +11,8 @@ from bot.conversations.service import remember_verified_order, verified_order
 from bot.skills.base import Turn
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.models import Order
-from commerce.orders.service import get_order_by_number, orders_for_shopper
+from commerce.orders.refs import parse_public_ref, public_ref_in
+from commerce.orders.service import get_order_by_number, get_order_by_public_ref, orders_for_shopper
 from kit.clock import utcnow
 
 ORDER_NUMBER = re.compile(r"#?\s*(\d{3,12})")
@@ -15,6 +20,10 @@ POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 
 
 def order_number_in(turn: Turn) -> str | None:
+    """The order the message names: its public reference (canonical ST-XXXXX-XXXXX) or its number."""
+    ref = public_ref_in(turn.text)
+    if ref:
+        return ref
     named = turn.entity("order_number")
     if named:
         return str(named).lstrip("#").strip()
@@ -31,14 +40,25 @@ async def start(turn: Turn) -> None:
     own = await orders_for_shopper(turn.session, shopper_id=turn.shopper_id, limit=5) if turn.shopper_id else []
     if own:
         turn.ask(intent="order_status", slot="order_number", key="ask_order_number_or_pick",
-                 buttons=[turn.button_text(f"#{o.number}", f"order:status:{o.number}") for o in own])
+                 buttons=[turn.button_text(f"#{o.number} · {o.public_ref}", f"order:status:{o.public_ref}")
+                          for o in own])
         return
     turn.ask(intent="order_status", slot="order_number", key="ask_order_number")
 
 
+def _named(named: str) -> tuple[str, bool]:
+    """(the order as named, canonical; whether it is a public reference): digits are an order number."""
+    bare = named.strip().lstrip("#").strip()
+    ref = None if bare.isdigit() else parse_public_ref(bare)
+    return (ref, True) if ref else (bare, False)
+
+
 async def _find(turn: Turn, number: str) -> Order | None:
+    named, by_ref = _named(number)
     try:
-        return await get_order_by_number(turn.session, number=number)
+        if by_ref:
+            return await get_order_by_public_ref(turn.session, public_ref=named)
+        return await get_order_by_number(turn.session, number=named)
     except OrderNotFound:
         return None
 
@@ -52,34 +72,57 @@ def _owned(turn: Turn, order: Order | None) -> bool:
                           ttl_seconds=turn.deps.settings.security.verified_order_ttl_seconds)
 
 
+def _say_wait(turn: Turn, seconds: int) -> None:
+    wait = (turn.t("wait.seconds", count=seconds) if seconds <= 90
+            else turn.t("wait.minutes", count=-(-seconds // 60)))  # rounded up: never "1 minutes"
+    turn.say("order_rate_limited", wait=wait)
+
+
+def _ask_proof(turn: Turn, named: str, by_ref: bool, key: str = "ask_order_proof") -> None:
+    turn.ask(intent="order_status", slot="order_proof", key="ask_order_proof_ref" if by_ref else key,
+             data={"number": named}, number=named)
+
+
 async def with_number(turn: Turn, number: str) -> None:
-    order = await _find(turn, number)
+    named, by_ref = _named(number)
+    order = await _find(turn, named)
     if order is not None and _owned(turn, order):
         turn.conversation.pending = None
         show(turn, order)
         return
-    limiter = turn.deps.rate_limiter
-    if await limiter.blocked(turn.session, conversation_id=turn.conversation.id, order_number=number):
+    waits = await turn.deps.rate_limiter.waits(turn.session, conversation_id=turn.conversation.id)
+    if waits.by_conversation:
         turn.conversation.pending = None
-        turn.say("order_rate_limited", minutes=limiter.window_seconds // 60)
+        _say_wait(turn, waits.by_conversation)
         return
-    # Unknown and someone else's numbers get the same question: existence is never revealed.
-    turn.ask(intent="order_status", slot="order_proof", key="ask_order_proof", data={"number": number},
-             number=number)
+    # Unknown and someone else's orders get the same question: existence is never revealed.
+    _ask_proof(turn, named, by_ref)
 
 
 async def with_proof(turn: Turn, number: str) -> None:
-    """The shopper typed an e-mail or postcode for `number`: show the order if it matches, else the same refusal."""
+    """The shopper typed an e-mail or postcode for the order named: show it if it proves ownership, else the same
+    refusal. Only this conversation's failures hold back an e-mail; the order's own count (guesses from any
+    conversation) holds back postcodes only, so nobody can lock the owner out."""
     limiter = turn.deps.rate_limiter
     conversation_id = turn.conversation.id
+    named, by_ref = _named(number)
     turn.conversation.pending = None
-    if await limiter.blocked(turn.session, conversation_id=conversation_id, order_number=number):
-        turn.say("order_rate_limited", minutes=limiter.window_seconds // 60)
+    waits = await limiter.waits(turn.session, conversation_id=conversation_id, order_number=named)
+    if waits.by_conversation:
+        _say_wait(turn, waits.by_conversation)
         return
     proof = str(turn.entity("email") or turn.text).strip()
-    order = await _find(turn, number)
-    matched = order is not None and _proves(order, proof)
-    await limiter.record(turn.session, conversation_id=conversation_id, succeeded=matched, order_number=number)
+    by_email = "@" in proof
+    if not by_email and not by_ref:
+        # Not checked, so not counted: a postcode proves nothing with a number anyone can name.
+        _ask_proof(turn, named, by_ref, key="order_proof_needs_email")
+        return
+    if not by_email and waits.for_order:
+        _say_wait(turn, waits.for_order)
+        return
+    order = await _find(turn, named)
+    matched = order is not None and _proves(order, proof, by_ref=by_ref)
+    await limiter.record(turn.session, conversation_id=conversation_id, succeeded=matched, order_number=named)
     if not matched or order is None:
         turn.say("order_not_matched")
         return
@@ -91,12 +134,14 @@ def _squash(value: str) -> str:
     return re.sub(r"[\s-]", "", value).upper()
 
 
-def _proves(order: Order, proof: str) -> bool:
+def _proves(order: Order, proof: str, *, by_ref: bool) -> bool:
     if not proof:
         return False
     if "@" in proof:
         return (order.email or "").strip().lower() == proof.lower()
-    return bool(order.postcode) and bool(POSTCODE.match(proof)) and _squash(order.postcode or "") == _squash(proof)
+    # The reference is the second factor that makes a postcode enough.
+    return (by_ref and bool(order.postcode) and bool(POSTCODE.match(proof))
+            and _squash(order.postcode or "") == _squash(proof))
 
 
 def show(turn: Turn, order: Order) -> None:
@@ -106,6 +151,7 @@ def show(turn: Turn, order: Order) -> None:
     tracking = ""
     if order.carrier or order.tracking_number:
         tracking = turn.t("order_tracking", carrier=order.carrier or "-", tracking=order.tracking_number or "-")
-    turn.say("order_status", number=order.number, status=turn.t(f"status.{order.status}"), history=history,
-             tracking=tracking, custom={"order_number": order.number, "status": order.status,
-                                        "carrier": order.carrier, "tracking_number": order.tracking_number})
+    turn.say("order_status", number=order.number, ref=order.public_ref, status=turn.t(f"status.{order.status}"),
+             history=history, tracking=tracking,
+             custom={"order_number": order.number, "order_ref": order.public_ref, "status": order.status,
+                     "carrier": order.carrier, "tracking_number": order.tracking_number})

@@ -104,22 +104,28 @@ TEMPLATES: dict[str, str] = {
     # The shipped delivery services' names; shoppers in English see the name the shop gave each service.
     "service.standard": "Standard (tracked parcel)",
     "service.express": "Express (insured courier)",
-    "order_created": "Order #{number} is placed and your items are reserved.\nGoods: {goods}\nShipping: "
+    "order_created": "Order #{number} is placed and your items are reserved.\nOrder reference: {ref} (keep it: "
+                     "with it, your postcode is enough to look the order up).\nGoods: {goods}\nShipping: "
                      "{shipping}\nDuties: {duties}\nTaxes: {taxes}\nTotal: {total}\nStatus: awaiting payment.",
     "checkout_empty": "Your cart is empty, so there is nothing to check out yet.",
     "checkout_no_stock": "Sorry, {sku} just sold out (only {available} left). I left your cart as it was; "
                          "please change it and try again.",
     "checkout_not_sellable": "Sorry, {title} can't be delivered to {country}. Please remove it and try again.",
     # order status
-    "ask_order_number": "What is your order number? It looks like #10023.",
-    "ask_order_number_or_pick": "Which order? Type its number or pick one:",
-    "ask_order_proof": "To protect your privacy, please type the e-mail address or the postcode used for "
-                       "order #{number}.",
-    "order_not_matched": "I couldn't find an order with those details. Please check the order number and the "
-                         "e-mail address or postcode.",
-    "order_rate_limited": "Too many attempts. Please wait {minutes} minutes before trying again, or ask to talk "
-                          "to a person.",
-    "order_status": "Order #{number}: {status}.\n{history}{tracking}",
+    "ask_order_number": "What is your order number or order reference? It looks like #10023 or ST-7K3MQ-9XPAB.",
+    "ask_order_number_or_pick": "Which order? Type its number or reference, or pick one:",
+    "ask_order_proof": "To protect your privacy, please type the e-mail address used for order #{number}.",
+    "ask_order_proof_ref": "To protect your privacy, please type the e-mail address or the postcode used for "
+                           "order {number}.",
+    "order_proof_needs_email": "A postcode alone is not enough with an order number. Please type the e-mail address "
+                               "used for order #{number}, or ask with the order reference from your confirmation "
+                               "(like ST-7K3MQ-9XPAB): with it, the postcode is enough.",
+    "order_not_matched": "I couldn't find an order with those details. Please check the order number or reference "
+                         "and the e-mail address or postcode.",
+    "order_rate_limited": "Too many attempts. Please wait {wait} before trying again, or ask to talk to a person.",
+    "wait.seconds": "{count} seconds",
+    "wait.minutes": "{count} minutes",
+    "order_status": "Order #{number}: {status}.\nReference: {ref}\n{history}{tracking}",
     "order_history_line": "- {when}: {status}",
     "order_tracking": "\nCarrier: {carrier}, tracking number {tracking}",
     "status.pending_payment": "awaiting payment",

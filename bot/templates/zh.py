@@ -87,17 +87,23 @@ TEMPLATES: dict[str, str] = {
     # The shipped delivery services' names (a service the shop added itself shows the name it was given).
     "service.standard": "标准（可追踪包裹）",
     "service.express": "特快（保价快递）",
-    "order_created": "订单 #{number} 已提交，商品已为您预留。\n商品：{goods}\n运费：{shipping}\n关税：{duties}\n"
+    "order_created": "订单 #{number} 已提交，商品已为您预留。\n"
+                     "订单参考号：{ref}（请保存：凭它和邮政编码即可查询订单）。\n商品：{goods}\n运费：{shipping}\n关税：{duties}\n"
                      "税费：{taxes}\n合计：{total}\n状态：待付款。",
     "checkout_empty": "您的购物车是空的，暂时无法结算。",
     "checkout_no_stock": "抱歉，{sku} 刚刚售罄（只剩 {available} 件）。购物车保持不变，请修改后重试。",
     "checkout_not_sellable": "抱歉，{title} 无法寄到{country}。请移除后重试。",
-    "ask_order_number": "请问您的订单号是多少？格式如 #10023。",
-    "ask_order_number_or_pick": "是哪个订单？请输入订单号或选择：",
-    "ask_order_proof": "为保护您的隐私，请输入订单 #{number} 使用的邮箱地址或邮政编码。",
-    "order_not_matched": "没有找到与这些信息匹配的订单。请核对订单号以及邮箱或邮政编码。",
-    "order_rate_limited": "尝试次数过多，请 {minutes} 分钟后再试，或联系人工客服。",
-    "order_status": "订单 #{number}：{status}。\n{history}{tracking}",
+    "ask_order_number": "请问您的订单号或订单参考号是多少？格式如 #10023 或 ST-7K3MQ-9XPAB。",
+    "ask_order_number_or_pick": "是哪个订单？请输入订单号或参考号，或选择：",
+    "ask_order_proof": "为保护您的隐私，请输入订单 #{number} 使用的邮箱地址。",
+    "ask_order_proof_ref": "为保护您的隐私，请输入订单 {number} 使用的邮箱地址或邮政编码。",
+    "order_proof_needs_email": "仅凭邮政编码无法通过订单号验证。请输入订单 #{number} 使用的邮箱地址，"
+                               "或使用确认信息中的订单参考号（如 ST-7K3MQ-9XPAB）查询：凭参考号，邮政编码即可。",
+    "order_not_matched": "没有找到与这些信息匹配的订单。请核对订单号或参考号，以及邮箱或邮政编码。",
+    "order_rate_limited": "尝试次数过多，请 {wait}后再试，或联系人工客服。",
+    "wait.seconds": "{count} 秒",
+    "wait.minutes": "{count} 分钟",
+    "order_status": "订单 #{number}：{status}。\n参考号：{ref}\n{history}{tracking}",
     "order_history_line": "- {when}：{status}",
     "order_tracking": "\n承运商：{carrier}，运单号 {tracking}",
     "status.pending_payment": "待付款",

@@ -6,6 +6,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from commerce.orders.refs import new_public_ref
 from kit.db import Base, UTCDateTime, money_column_type
 
 
@@ -15,6 +16,8 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
+    # Unguessable ST-XXXXX-XXXXX shown to the shopper (numbers are sequential); see commerce/orders/refs.py.
+    public_ref: Mapped[str] = mapped_column(String(16), unique=True, default=new_public_ref)
     channel_id: Mapped[int] = mapped_column(ForeignKey("sales_channels.id"), index=True)
     external_id: Mapped[str] = mapped_column(String(120))
     shopper_id: Mapped[int | None] = mapped_column(ForeignKey("shoppers.id"), default=None, index=True)

@@ -16,6 +16,7 @@ def _order_with_children() -> Select[Order]:
 
 # The chat's order lookups, built once (SQLAlchemy reuses their cache key and compiled form).
 _BY_NUMBER = _order_with_children().where(Order.number == bindparam("number"))
+_BY_PUBLIC_REF = _order_with_children().where(Order.public_ref == bindparam("public_ref"))
 _FOR_SHOPPER = (_order_with_children().where(Order.shopper_id == bindparam("shopper_id"))
                 .order_by(Order.created_at.desc(), Order.id.desc()).limit(bindparam("limit", type_=Integer)))
 
@@ -33,6 +34,9 @@ class OrderRepository:
 
     async def by_number(self, number: str) -> Order | None:
         return await self.session.scalar(_BY_NUMBER, {"number": number})
+
+    async def by_public_ref(self, public_ref: str) -> Order | None:
+        return await self.session.scalar(_BY_PUBLIC_REF, {"public_ref": public_ref})
 
     async def by_external(self, channel_id: int, external_id: str) -> Order | None:
         return await self.session.scalar(

@@ -70,6 +70,7 @@ class OrderOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     number: str
+    public_ref: str = Field(description="Unguessable reference shown to the shopper, e.g. ST-7K3MQ-9XPAB")
     channel_id: int
     external_id: str
     shopper_id: int | None

@@ -18,6 +18,7 @@ from commerce.orders.errors import (
     UnknownStatus,
 )
 from commerce.orders.models import Order, OrderLine, OrderStatusChange
+from commerce.orders.refs import new_public_ref, parse_public_ref
 from commerce.orders.repository import OrderRepository
 from commerce.orders.schemas import STATUSES, TRANSITIONS, OrderIn
 from kit.clock import utcnow
@@ -49,9 +50,9 @@ async def create_order(session: AsyncSession, *, data: OrderIn, number: str | No
     now = utcnow()
     try:
         async with session.begin_nested():
-            order = Order(number=number or f"t{new_uuid()[:18]}", channel_id=channel.id,
-                          external_id=data.external_id, shopper_id=data.shopper_id, email=data.email,
-                          postcode=data.postcode, country=data.country, currency=currency,
+            order = Order(number=number or f"t{new_uuid()[:18]}", public_ref=new_public_ref(),
+                          channel_id=channel.id, external_id=data.external_id, shopper_id=data.shopper_id,
+                          email=data.email, postcode=data.postcode, country=data.country, currency=currency,
                           subtotal=Decimal(0), shipping=data.shipping, shipping_service=data.shipping_service,
                           duties=data.duties, taxes=data.taxes,
                           total=Decimal(0), status="pending_payment", created_at=now, updated_at=now)
@@ -102,6 +103,16 @@ async def get_order_by_number(session: AsyncSession, *, number: str) -> Order:
     order = await OrderRepository(session).by_number(number.strip().lstrip("#"))
     if order is None:
         raise OrderNotFound(f"No order {number}.")
+    return order
+
+
+async def get_order_by_public_ref(session: AsyncSession, *, public_ref: str) -> Order:
+    """The order with this public reference, typed in any accepted form (case, dashes, O/I/L); OrderNotFound
+    for anything else."""
+    canonical = parse_public_ref(public_ref)
+    order = await OrderRepository(session).by_public_ref(canonical) if canonical else None
+    if order is None:
+        raise OrderNotFound(f"No order {public_ref[:40]!r}.")
     return order
 
 

@@ -103,6 +103,13 @@ async def test_order_lifecycle_over_http(client: httpx.AsyncClient, db: Database
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
     order_id = first.json()["id"]
+    ref = first.json()["public_ref"]
+    typed = ref.lower().replace("-", " ")  # as a shopper might read it out
+    by_ref = await client.get(f"/api/v1/orders/by-ref/{typed}", headers=merchant)
+    assert (by_ref.status_code, by_ref.json()["id"], by_ref.json()["public_ref"]) == (200, order_id, ref)
+    assert_problem(await client.get("/api/v1/orders/by-ref/ST-00000-00000", headers=merchant), 404,
+                   "order_not_found")
+    assert_problem(await client.get(f"/api/v1/orders/by-ref/{ref}"), 401, "missing_token")
     assert_problem(await client.post(f"/api/v1/orders/{order_id}/transitions", json={"status": "delivered"},
                                      headers=merchant), 409, "illegal_status_transition")
     assert_problem(await client.post(f"/api/v1/orders/{order_id}/transitions", json={"status": "lost"},

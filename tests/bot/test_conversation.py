@@ -36,6 +36,11 @@ NOT_MATCHED = "I couldn't find an order with those details"
 
 async def place_anna_order(shop: Database) -> str:
     """Order of the shopper behind Telegram user 100001, shipped with a tracking number."""
+    return (await place_anna_order_with_ref(shop))[0]
+
+
+async def place_anna_order_with_ref(shop: Database) -> tuple[str, str]:
+    """(number, public reference) of Anna's shipped order."""
     async with shop.unit_of_work() as session:
         anna = await shoppers.shopper_for_identity(session, kind="telegram", external_id="100001", name="Anna")
         order, _ = await orders.create_order(session, data=OrderIn(
@@ -44,37 +49,45 @@ async def place_anna_order(shop: Database) -> str:
         for status in ("paid", "packed", "shipped"):
             await orders.transition_order(session, order_id=order.id, to_status=status, carrier="DHL",
                                           tracking_number="JD0146000062")
-        return order.number
+        return order.number, order.public_ref
+
+
+def _later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    later = clock.now() + timedelta(seconds=seconds)
+    monkeypatch.setattr(clock, "now", lambda: later)
 
 
 async def test_owner_sees_status_history_and_tracking(say: Say, shop: Database) -> None:
-    number = await place_anna_order(shop)
+    number, ref = await place_anna_order_with_ref(shop)
     asked = await say("where is my order?", sender="100001")
-    assert f"order:status:{number}" in payloads(asked)  # the shopper's own orders are offered
+    assert f"order:status:{ref}" in payloads(asked)  # the shopper's own orders are offered by reference
+    assert f"#{number} · {ref}" in [b.title for r in asked.replies for b in r.buttons]
     shown = await say(f"#{number}", sender="100001")
     reply = texts(shown)
     assert f"Order #{number}: shipped" in reply
+    assert f"Reference: {ref}" in reply
     assert "awaiting payment" in reply
     assert "paid" in reply
     assert "DHL" in reply
     assert "JD0146000062" in reply
+    assert "DHL" in texts(await say(kind="callback", payload=f"order:status:{ref}", sender="100001"))
 
 
 async def test_strangers_prove_ownership_and_learn_nothing_from_a_wrong_guess(say: Say, shop: Database) -> None:
     number = await place_anna_order(shop)
     assert "order number" in texts(await say("where is my order?", sender="stranger"))
     asked = await say(f"#{number}", sender="stranger")
-    assert "e-mail address or the postcode" in texts(asked)
+    assert "e-mail address used for order" in texts(asked)
     wrong_email = texts(await say("mallory@example.com", sender="stranger"))
     assert "DHL" not in wrong_email
 
     await say("where is my order #99999?", sender="stranger")  # no such order: the same questions
     unknown_number = texts(await say("anna@example.com", sender="stranger"))
-    assert wrong_email == unknown_number == NOT_MATCHED + ". Please check the order number and the e-mail address " \
-                                                          "or postcode."
+    assert wrong_email == unknown_number == NOT_MATCHED + ". Please check the order number or reference and the " \
+                                                          "e-mail address or postcode."
 
     await say(f"where is order #{number}", sender="stranger")
-    proven = texts(await say("10115", sender="stranger"))
+    proven = texts(await say("anna@example.com", sender="stranger"))
     assert f"Order #{number}: shipped" in proven
     # Proven once, the order shows without asking again.
     assert "DHL" in texts(await say(f"#{number}", sender="stranger", kind="callback",
@@ -85,7 +98,7 @@ async def test_a_proof_expires_and_must_be_given_again(say: Say, shop: Database,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     number = await place_anna_order(shop)
     await say(f"where is order #{number}", sender="prover")
-    assert "JD0146000062" in texts(await say("10115", sender="prover"))
+    assert "JD0146000062" in texts(await say("anna@example.com", sender="prover"))
     status = {"kind": "callback", "payload": f"order:status:{number}"}
     proven_at = clock.now()
     monkeypatch.setattr(clock, "now", lambda: proven_at + timedelta(hours=23))
@@ -93,8 +106,8 @@ async def test_a_proof_expires_and_must_be_given_again(say: Say, shop: Database,
     monkeypatch.setattr(clock, "now", lambda: proven_at + timedelta(hours=24, seconds=1))
     expired = texts(await say(f"#{number}", sender="prover", **status))
     assert "JD0146000062" not in expired
-    assert "e-mail address or the postcode" in expired
-    assert "JD0146000062" in texts(await say("10115", sender="prover"))  # proven again, for another day
+    assert f"e-mail address used for order #{number}" in expired
+    assert "JD0146000062" in texts(await say("anna@example.com", sender="prover"))  # proven again, for a day
 
 
 async def test_a_bare_order_number_stored_before_proofs_had_a_time_is_expired(say: Say, shop: Database) -> None:
@@ -105,7 +118,7 @@ async def test_a_bare_order_number_stored_before_proofs_had_a_time_is_expired(sa
         conversation.verified_orders = [number]  # what an old release stored
     asked = texts(await say(f"#{number}", sender="legacy", kind="callback", payload=f"order:status:{number}"))
     assert "JD0146000062" not in asked
-    assert "e-mail address or the postcode" in asked
+    assert f"e-mail address used for order #{number}" in asked
     await say("hello again", sender="legacy")  # a later turn does not give the bare number a fresh time
     async with shop.unit_of_work() as session:
         conversation = await get_conversation(session, conversation_id=first.conversation_id)
@@ -129,37 +142,111 @@ def test_proofs_record_when_they_were_made() -> None:
         "10002", "10003", "10001"]
 
 
-async def test_wrong_proofs_are_rate_limited(say: Say, shop: Database) -> None:
+async def test_a_postcode_alone_does_not_prove_an_order_number(say: Say, shop: Database) -> None:
     number = await place_anna_order(shop)
-    for attempt in range(5):
+    await say(f"where is my order #{number}?", sender="neighbour")
+    refused = texts(await say("10115", sender="neighbour"))  # Anna's right postcode
+    assert "DHL" not in refused
+    assert "A postcode alone is not enough with an order number" in refused
+    assert f"e-mail address used for order #{number}" in refused
+    await say("where is my order #99999?", sender="neighbour")  # an unknown number gets the same answer
+    assert texts(await say("10115", sender="neighbour")) == refused.replace(number, "99999")
+    chinese = texts(await say(f"我的订单 #{number} 到哪了", sender="neighbour-zh"))
+    assert "邮箱地址" in chinese
+    assert "仅凭邮政编码无法通过订单号验证" in texts(await say("10115", sender="neighbour-zh"))
+
+
+async def test_a_postcode_with_the_public_reference_proves_the_order(say: Say, shop: Database) -> None:
+    number, ref = await place_anna_order_with_ref(shop)
+    asked = texts(await say(f"where is my order {ref.lower()}?", sender="anna-at-work"))
+    assert f"e-mail address or the postcode used for order {ref}" in asked
+    assert NOT_MATCHED in texts(await say("20095", sender="anna-at-work"))  # a wrong postcode
+    await say("where is my order?", sender="anna-at-work")
+    assert "postcode used for order" in texts(await say(ref.lower().replace("-", " "), sender="anna-at-work"))
+    shown = texts(await say("10115", sender="anna-at-work"))
+    assert f"Order #{number}: shipped" in shown
+    assert "DHL" in shown
+    # An unknown reference is asked for its proof the same way and refused the same way.
+    unknown = "ST-00000-00001"
+    assert f"postcode used for order {unknown}" in texts(await say(f"where is my order {unknown}", sender="x-ref"))
+    assert NOT_MATCHED in texts(await say("10115", sender="x-ref"))
+
+
+async def test_wrong_proofs_back_off_exponentially_in_one_conversation(say: Say, shop: Database,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    number = await place_anna_order(shop)
+    for attempt in range(3):  # three free mistakes
         await say(f"where is my order #{number}?", sender="guesser")
         assert NOT_MATCHED in texts(await say(f"guess{attempt}@example.com", sender="guesser"))
-    blocked = texts(await say(f"where is my order #{number}?", sender="guesser"))
-    assert "Too many attempts" in blocked
-    # The owner's own chat is not affected.
+    waits = []
+    for attempt in range(3, 8):
+        blocked = texts(await say(f"where is my order #{number}?", sender="guesser"))
+        assert "Too many attempts" in blocked
+        waits.append(blocked.split("wait ")[1].split(" before")[0])
+        _later(monkeypatch, {"30 seconds": 30, "60 seconds": 60, "2 minutes": 120, "4 minutes": 240,
+                             "8 minutes": 480}[waits[-1]] + 1)
+        await say(f"where is my order #{number}?", sender="guesser")
+        assert NOT_MATCHED in texts(await say(f"guess{attempt}@example.com", sender="guesser"))
+    assert waits == ["30 seconds", "60 seconds", "2 minutes", "4 minutes", "8 minutes"]
+    capped = texts(await say(f"where is my order #{number}?", sender="guesser"))
+    assert "wait 15 minutes" in capped  # 30 s x 2^5 = 16 min, capped
+    # The wait is this conversation's: the owner's chat, and a correct e-mail from another chat, are not held.
     assert "DHL" in texts(await say(f"#{number}", sender="100001"))
+    await say(f"where is my order #{number}?", sender="anna-elsewhere")
+    assert "DHL" in texts(await say("anna@example.com", sender="anna-elsewhere"))
 
 
-async def test_guesses_spread_over_many_chats_are_limited_per_order(say: Say, shop: Database,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_chinese_wait_is_said_in_chinese(say: Say, shop: Database) -> None:
     number = await place_anna_order(shop)
-    for attempt in range(10):
-        sender = f"session-{attempt // 2}"  # a new web chat session every two guesses
+    for attempt in range(3):
+        await say(f"我的订单 #{number} 到哪了", sender="zh-guesser")
+        await say(f"guess{attempt}@example.com", sender="zh-guesser")
+    assert "请 30 秒后再试" in texts(await say(f"我的订单 #{number} 到哪了", sender="zh-guesser"))
+
+
+async def test_guesses_from_many_chats_never_lock_the_owner_out(say: Say, shop: Database,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    number, ref = await place_anna_order_with_ref(shop)
+    for attempt in range(12):  # a fresh chat session for every guess
+        sender = f"session-{attempt}"
         await say(f"where is my order #{number}?", sender=sender)
         assert NOT_MATCHED in texts(await say(f"guess{attempt}@example.com", sender=sender))
-    assert "Too many attempts" in texts(await say(f"where is my order #{number}?", sender="session-new"))
-    assert "e-mail address or the postcode" in texts(await say("where is my order #99999?", sender="session-new"))
-    later = clock.now() + timedelta(minutes=16)
-    monkeypatch.setattr(clock, "now", lambda: later)
-    await say(f"where is my order #{number}?", sender="session-new")
-    assert "Order #" in texts(await say("anna@example.com", sender="session-new"))
+    # The owner, from a new conversation, with the right e-mail: the order at once.
+    await say(f"where is my order #{number}?", sender="anna-new-phone")
+    assert f"Order #{number}: shipped" in texts(await say("anna@example.com", sender="anna-new-phone"))
+    # Postcode guesses with the reference also spread over fresh chats: after 10 the order's wait applies to
+    # postcodes (at most a minute), never to the right e-mail.
+    for attempt in range(10):
+        sender = f"ref-session-{attempt}"
+        await say(f"where is my order {ref}?", sender=sender)
+        assert NOT_MATCHED in texts(await say(f"{20000 + attempt}", sender=sender))
+    await say(f"where is my order {ref}?", sender="ref-new")
+    held = texts(await say("10115", sender="ref-new"))
+    assert "Too many attempts. Please wait 15 seconds" in held  # 15 s x 2^(10-10), not counted as a guess
+    await say(f"where is my order {ref}?", sender="ref-owner")
+    assert "DHL" in texts(await say("anna@example.com", sender="ref-owner"))
+    _later(monkeypatch, 16)
+    await say(f"where is my order {ref}?", sender="ref-new")
+    assert "DHL" in texts(await say("10115", sender="ref-new"))
+
+
+async def test_the_orders_wait_is_capped_at_a_minute(say: Say, shop: Database) -> None:
+    _, ref = await place_anna_order_with_ref(shop)
+    for attempt in range(16):
+        sender = f"s-{attempt}"
+        await say(f"where is my order {ref}?", sender=sender)
+        await say(f"guess{attempt}@example.com", sender=sender)
+    await say(f"where is my order {ref}?", sender="late")
+    assert "Please wait 60 seconds" in texts(await say("10115", sender="late"))
 
 
 async def test_chinese_order_status_asks_for_the_number(say: Say, shop: Database) -> None:
     number = await place_anna_order(shop)
     assert "订单号" in texts(await say("我的订单到哪了", sender="zh-2"))
-    assert "邮箱地址或邮政编码" in texts(await say(number, sender="zh-2"))
-    assert "已发货" in texts(await say("anna@example.com", sender="zh-2"))
+    assert "使用的邮箱地址。" in texts(await say(number, sender="zh-2"))
+    shown = texts(await say("anna@example.com", sender="zh-2"))
+    assert "已发货" in shown
+    assert "参考号：ST-" in shown
 
 
 async def test_shipping_cost_asks_for_the_country_then_answers(say: Say) -> None:
@@ -201,7 +288,7 @@ async def test_another_sender_reusing_a_message_id_gets_its_own_reply(say: Say, 
                                                                       caller_in_transaction: bool) -> None:
     number = await place_anna_order(shop)
     await say(f"where is my order #{number}?", sender="victim", channel="rest")
-    victim = await say("10115", sender="victim", channel="rest", message_id="m42")  # the postcode: proven
+    victim = await say("anna@example.com", sender="victim", channel="rest", message_id="m42")  # proven
     assert "JD0146000062" in texts(victim)
     if caller_in_transaction:  # the engine stores the inbound with INSERT ... ON CONFLICT inside the caller's
         inbound = InboundMessage(channel="rest", sender_id="attacker", message_id="m42", kind="text", text="hello")
@@ -217,7 +304,7 @@ async def test_another_sender_reusing_a_message_id_gets_its_own_reply(say: Say, 
     assert "JD0146000062" not in texts(attacker)
     assert number not in texts(attacker)
     # The victim resending m42 is still a repeat: its own stored replies come back, nothing is processed again.
-    again = await say("10115", sender="victim", channel="rest", message_id="m42")
+    again = await say("anna@example.com", sender="victim", channel="rest", message_id="m42")
     assert again.duplicate
     assert [r.message_id for r in again.replies] == [r.message_id for r in victim.replies]
     async with shop.unit_of_work() as session:

@@ -31,8 +31,10 @@ def shop(demo: Database) -> Database:
 
 async def test_demo_shopper_tracks_her_order(say_demo: Say) -> None:
     asked = await say_demo("where is my order?", sender="100001")
-    assert "order:status:10001" in [b.payload for r in asked.replies for b in r.buttons]
-    shown = texts(await say_demo(kind="callback", payload="order:status:10001", sender="100001"))
+    offered = {b.title: b.payload for r in asked.replies for b in r.buttons}
+    title = next(t for t in offered if t.startswith("#10001 · ST-"))
+    assert offered[title] == f"order:status:{title.split(' · ')[1]}"  # the button carries the public reference
+    shown = texts(await say_demo(kind="callback", payload=offered[title], sender="100001"))
     assert "Order #10001: delivered" in shown
     assert "DHL" in shown
 
