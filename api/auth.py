@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,8 @@ from kit.db import Database
 from kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from kit.ids import new_token
 
-ROLES = ("admin", "merchant", "agent")
+ROLES = ("admin", "merchant", "agent", "channel")  # channel: a server posting to the REST chat channel
+CHANNEL_TOKEN_CACHE_SECONDS = 5.0  # a revoked channel token stops passing within this long
 
 
 def hash_token(token: str) -> str:
@@ -115,12 +117,17 @@ async def authenticate(request: Request, database: Annotated[Database, Depends(g
         raise Unauthorized("The API token is unknown or revoked.", code="invalid_token")
     if token_status(row, now=now) == "expired":
         raise Unauthorized("The API token has expired; ask an admin for a new one.", code="token_expired")
+    await _touch(database, row, now)
+    mark_client(request, f"token:{row.id}")
+    return Principal(token_id=row.id, name=row.name, role=row.role)
+
+
+async def _touch(database: Database, row: ApiToken, now: datetime) -> None:
+    """Record the token's use, at most once a minute (not a write on every request)."""
     if row.last_used_at is None or as_utc(row.last_used_at) <= now - LAST_USED_EVERY:
         async with database.unit_of_work() as session:
             await session.execute(_TOUCH_TOKEN, {"token_id": row.id, "stale_before": now - LAST_USED_EVERY,
                                                  "now": now})
-    mark_client(request, f"token:{row.id}")
-    return Principal(token_id=row.id, name=row.name, role=row.role)
 
 
 def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
@@ -135,3 +142,33 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
 MerchantDep = Annotated[Principal, Depends(require_role("merchant"))]
 AgentDep = Annotated[Principal, Depends(require_role("agent", "merchant"))]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+
+
+# Verified channel tokens by (database, token hash): a chat turn then costs no token lookup (the REST channel's
+# hot path); only passing tokens are kept, so the cache holds at most the shop's own channel tokens.
+_channel_tokens: dict[tuple[int, str], tuple[float, Principal]] = {}
+
+
+async def verify_channel_token(database: Database, token: str) -> Principal:
+    """The principal of an API token allowed to post to a chat channel (role `channel` or `admin`);
+    Unauthorized when unknown or revoked, Forbidden for another role."""
+    key = (id(database), hash_token(token.strip()))
+    cached = _channel_tokens.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    async with database.sessions() as session:
+        row = await session.scalar(_FIND_TOKEN, {"token_hash": key[1]})
+    now = utcnow()
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("The API token is unknown or revoked.", code="rest_token_invalid")
+    if token_status(row, now=now) == "expired":
+        raise Unauthorized("The API token has expired; ask an admin for a new one.", code="token_expired")
+    if row.role not in ("channel", "admin"):
+        raise Forbidden("This API token's role may not post to chat channels; create one with role 'channel'.",
+                        code="rest_token_wrong_role")
+    await _touch(database, row, now)
+    principal = Principal(token_id=row.id, name=row.name, role=row.role)
+    if len(_channel_tokens) >= 1_000:
+        _channel_tokens.clear()
+    _channel_tokens[key] = (time.monotonic() + CHANNEL_TOKEN_CACHE_SECONDS, principal)
+    return principal

@@ -18,7 +18,9 @@ median is reported as the single-shopper latency), then the concurrent load runs
 `cpu_ms_per_message` splits the measured window's CPU (from /proc) between the API's serving processes, their NLU
 encoder workers (`nlu_encoders`), PostgreSQL's server processes, this load generator and anything else on the
 machine ("other": on a quiet box, near zero); `cores_busy` is the same split as cores kept busy (the serving
-process runs one event loop: near 1.0 it is the bottleneck). Prints one JSON object.
+process runs one event loop: near 1.0 it is the bottleneck). Requests are signed (X-ShopTalk-Signature,
+HMAC-SHA256 with a secret made for the run): the REST channel's check costs the server a hash, no database read.
+Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import csv
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import statistics
@@ -49,9 +52,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 from keepalive_http import HttpError, KeepAliveClient  # noqa: E402
 from proc_cpu import descendants, machine_busy_seconds, processes  # noqa: E402
 
+from bot.channels.rest import sign  # noqa: E402
 from nlu._encoder_pool import WORKER_PROCESS_NAME  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REST_SECRET = secrets.token_hex(32)  # the served shop's REST channel secret for this run
+
+
+def signed(body: bytes) -> dict[str, str]:
+    """The REST channel's signature header for `body` (docs/channels.md)."""
+    return {"X-ShopTalk-Signature": sign(REST_SECRET, body, int(time.time()))}
 
 SHOPPING_TURNS = [
     "hello", "I am looking for an electric kettle", "show me hoodies", "/cart", "cart:view", "menu:search",
@@ -118,7 +128,8 @@ async def postgres_admin(admin_url: str, sql: str) -> None:
 def start_server(database_url: str, port: int, log_path: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update({"SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_ENVIRONMENT": "development",
-                "SHOPTALK_DATABASE__POOL_SIZE": "20", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+                "SHOPTALK_DATABASE__POOL_SIZE": "20", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
+                "SHOPTALK_SECURITY__REST_CHANNEL_SECRET": REST_SECRET})
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1",
@@ -162,7 +173,7 @@ async def shopper(http: KeepAliveClient, index: int, messages: list[str], *, war
         body = {"sender": sender, "message": text, "metadata": {"message_id": uuid.uuid4().hex}}
         started = time.monotonic()
         try:
-            status, replies = await http.post_json("/webhooks/rest/webhook", body)
+            status, replies = await http.post_json("/webhooks/rest/webhook", body, signed)
             ok = status == 200
         except HttpError:
             ok, replies = False, []
@@ -185,7 +196,11 @@ async def warm_up(base_url: str, messages: list[str]) -> list[float]:
     async with httpx.AsyncClient(base_url=base_url, timeout=600) as http:
         for text in list(dict.fromkeys(messages))[:len(SHOPPING_TURNS) + 15]:
             started = time.monotonic()
-            await http.post("/webhooks/rest/webhook", json={"sender": "bench-warmup", "message": text})
+            raw = json.dumps({"sender": "bench-warmup", "message": text}).encode()
+            answer = await http.post("/webhooks/rest/webhook", content=raw,
+                                     headers={"content-type": "application/json", **signed(raw)})
+            if answer.status_code != 200:  # a refused credential would make the whole run measure 401s
+                raise RuntimeError(f"the REST channel answered {answer.status_code}: {answer.text[:200]}")
             latencies.append(time.monotonic() - started)
     return latencies
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 
@@ -22,11 +23,14 @@ class KeepAliveClient:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def post_json(self, path: str, payload: Any) -> tuple[int, Any]:
-        """POST `payload` as JSON; the status and the decoded JSON body (None when the body is empty)."""
+    async def post_json(self, path: str, payload: Any,
+                        headers_for: Callable[[bytes], dict[str, str]] | None = None) -> tuple[int, Any]:
+        """POST `payload` as JSON; the status and the decoded JSON body (None when the body is empty).
+        `headers_for(body)`: extra headers made from the exact bytes sent (a request signature)."""
         body = json.dumps(payload, separators=(",", ":")).encode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers_for(body) if headers_for else {}).items())
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+                f"{extra}Content-Length: {len(body)}\r\n\r\n").encode()
         # A connection the server closed while idle (uvicorn's keep-alive timeout is 5 s, longer than some
         # Poisson gaps) is opened again; the one request that met a close in flight is sent once more (the
         # REST channel ignores a message_id it has seen, so a repeat cannot double a turn).

@@ -9,6 +9,8 @@ For each backend: a fresh database (migrated, demo shop loaded, as bench/chat_lo
 messages of chat_load's mix (seed 7, a new conversation every 8 messages), one at a time after `warmup`
 unmeasured ones. Turns run one after another, so the process CPU time between two points is this turn's work
 (including aiosqlite's thread); the HTTP layer, the load generator and PostgreSQL's own server CPU are not in it.
+Each measured turn includes the REST channel's credential check as chat_load's signed requests cost it (the
+X-ShopTalk-Signature HMAC over the body; no statement), counted in `engine`.
 Per message it reports CPU ms split into:
 - nlu: `bot.understand` (the parse) in this process; CPU of child processes (the NLU's encoder workers, if
   it runs them) over the measured turns is reported apart,
@@ -107,10 +109,13 @@ def profile_summary(profile: cProfile.Profile, turns: int, top: int = 25) -> dic
     }
 
 
+_SECRET = "turn-cost-rest-channel-secret"
+
+
 async def run_backend(url: str, args: argparse.Namespace, messages: list[str]) -> dict[str, Any]:
     from sqlalchemy import event
 
-    from bot.channels.rest import RestMessageIn, to_inbound
+    from bot.channels.rest import RestMessageIn, check_signature, sign, to_inbound
     from bot.channels.runtime import ChannelRuntime
     from kit.db import Database
     from kit.settings import get_settings
@@ -136,8 +141,9 @@ async def run_backend(url: str, args: argparse.Namespace, messages: list[str]) -
             if index % 8 == 0:
                 sender = f"cost-{uuid.uuid4().hex[:10]}"
             text = rng.choice(messages)
-            inbound = to_inbound(RestMessageIn(sender=sender, message=text,
-                                               metadata={"message_id": uuid.uuid4().hex}))
+            raw = json.dumps({"sender": sender, "message": text, "metadata": {"message_id": uuid.uuid4().hex}},
+                             separators=(",", ":")).encode()
+            signature = sign(_SECRET, raw, int(time.time()))
             measured = index >= args.warmup
             if index == args.warmup:
                 children_before = children_cpu_seconds()
@@ -145,6 +151,9 @@ async def run_backend(url: str, args: argparse.Namespace, messages: list[str]) -
                 profile.enable()
             statements, driver, kinds_before = meter.count, meter.driver_cpu, meter.kinds.copy()
             wall, cpu = time.perf_counter(), time.process_time()
+            # What the REST route does before the engine: check the signature, parse the body.
+            check_signature(_SECRET, signature, raw, now=time.time(), tolerance_seconds=300)
+            inbound = to_inbound(RestMessageIn.model_validate_json(raw))
             nlu_cpu = await _timed_understand(runtime, inbound)
             result = await runtime.handle(inbound, delivered_inline=True)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

@@ -69,8 +69,9 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
                          parsed: ParsedMessage | None = None, delivered_inline: bool = False) -> HandleResult:
     """Store the message with its NLU result, answer it, store the replies and queue them for sending.
 
-    Runs in the caller's transaction (the channel commits). A (channel, message_id) seen before is not
-    processed again: the replies stored the first time come back with `duplicate=True`. While a person
+    Runs in the caller's transaction (the channel commits). A message_id this conversation sent before is not
+    processed again (another sender's message with the same id is a new one): the replies stored the first time
+    come back with `duplicate=True`. While a person
     handles the conversation (mode "human") the bot stores the message and replies nothing. `parsed` is
     `understand(inbound)` when the caller ran the NLU before opening the transaction; otherwise the text
     is parsed here, still before the first statement. `delivered_inline`: the channel hands the replies over
@@ -86,6 +87,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     if isinstance(received, HandleResult):
         return received
     conversation, stored, shopper_id = received
+    unstamped = conversations.unstamped_verified_orders(conversation)  # proofs older than this turn stay expired
     turn = Turn(session=session, deps=deps, conversation=conversation, inbound=inbound, parsed=None,
                 locale=_locale(conversation, inbound, None, deps), shopper_id=shopper_id, preparsed=parsed)
     try:
@@ -94,7 +96,8 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
                 if not await rasa_hook.answer(turn, stored):  # an imported Rasa assistant answers instead
                     await _respond(turn, stored)
                 await engine_hooks.after_bot(turn, stored)
-            _keep_turn_state(turn)  # one flush: the conversation's UPDATE and the inbound's INSERT with its record
+            # One flush: the conversation's UPDATE and the inbound's INSERT with its record.
+            _keep_turn_state(turn, unstamped)
             await session.flush()
     except IntegrityError:
         if not owns_transaction:
@@ -126,7 +129,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
             stored.nlu = _nlu_record(turn.parsed, policy="error", error=code)
         turn.replies = []
         turn.say("apology", code=code)
-        _keep_turn_state(turn)
+        _keep_turn_state(turn, unstamped)
     # Each reply records what it answered: the inbound's intent and the policy's action.
     because = {"intent": ((stored.nlu or {}).get("intent") or {}).get("name"),
                "policy": (stored.nlu or {}).get("policy"), "payload": (stored.nlu or {}).get("payload")}
@@ -171,7 +174,8 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
         stored = await conversations.record_inbound(session, conversation=conversation, inbound=inbound)
         shopper_id = None if stored is None else await _shopper(session, conversation, inbound)
     if stored is None:
-        seen = await conversations.find_inbound(session, channel=inbound.channel, external_id=inbound.message_id)
+        seen = await conversations.find_inbound(session, conversation_id=conversation.id,
+                                                external_id=inbound.message_id)
         assert seen is not None
         return await _duplicate(session, conversation, seen)
     if conversation.mode == "human":
@@ -183,10 +187,12 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
     return conversation, stored, shopper_id
 
 
-def _keep_turn_state(turn: Turn) -> None:
-    """What the conversation remembers of this turn: its language and the products on its cards."""
+def _keep_turn_state(turn: Turn, unstamped: frozenset[str]) -> None:
+    """What the conversation remembers of this turn: its language, the products on its cards, and when the
+    orders proven in it were proven."""
     conversation = turn.conversation
     conversation.updated_at = utcnow()
+    conversations.stamp_verified_orders(conversation, before=unstamped, now=conversation.updated_at)
     if conversation.locale != turn.locale:
         conversation.locale = turn.locale
     shown = [card.sku for reply in turn.replies for card in reply.cards]
@@ -196,10 +202,9 @@ def _keep_turn_state(turn: Turn) -> None:
 
 
 async def _duplicate(session: AsyncSession, conversation: Conversation, seen: ConversationMessage) -> HandleResult:
-    owner = conversation if seen.conversation_id == conversation.id else \
-        await conversations.get_conversation(session, conversation_id=seen.conversation_id)
-    replies = await conversations.stored_replies(session, conversation=owner, inbound_id=seen.id)
-    return HandleResult(conversation_id=owner.id, replies=replies, duplicate=True)
+    # `seen` is this conversation's own message (repeats are per conversation): its replies are this sender's.
+    replies = await conversations.stored_replies(session, conversation=conversation, inbound_id=seen.id)
+    return HandleResult(conversation_id=conversation.id, replies=replies, duplicate=True)
 
 
 async def _shopper(session: AsyncSession, conversation: Conversation, inbound: InboundMessage) -> int | None:

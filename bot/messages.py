@@ -15,7 +15,7 @@ class InboundMessage(BaseModel):
 
     channel: ChannelName
     sender_id: str = Field(description="The shopper's id on that channel (Telegram user id, web chat session).")
-    message_id: str = Field(description="The channel's id of this message; (channel, message_id) is unique.")
+    message_id: str = Field(description="The channel's id of this message; unique within its conversation.")
     kind: InboundKind = "text"
     text: str | None = None
     payload: str | None = Field(default=None, description="Button or callback payload, e.g. 'cart:add:KET-1'.")

@@ -27,6 +27,10 @@ class SecuritySettings(BaseModel):
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     session_ttl_seconds: int = 8 * 3600
+    # Signs REST channel requests (X-ShopTalk-Signature, HMAC-SHA256); unset: only channel tokens are accepted.
+    rest_channel_secret: SecretStr | None = None
+    # An order proven owned in a chat (e-mail or postcode) must be proven again after this long.
+    verified_order_ttl_seconds: int = Field(default=24 * 3600, ge=60)
 
 
 class TelegramSettings(BaseModel):
@@ -40,6 +44,17 @@ class TelegramSettings(BaseModel):
     mode: Literal["auto", "polling", "webhook", "off"] = "auto"
     api_base: str | None = None
     webhook_url: str | None = None
+
+
+class RestChannelSettings(BaseModel):
+    """Who may post to the Rasa-compatible REST channel (`POST /webhooks/rest/webhook`).
+
+    auth: token = each request carries a `channel` (or admin) API token, or an X-ShopTalk-Signature made with
+    `security.rest_channel_secret`; open = anyone may speak as any sender: development only, never the default.
+    signature_tolerance_seconds: how far a signature's timestamp may be from now (replays outside it fail)."""
+
+    auth: Literal["token", "open"] = "token"
+    signature_tolerance_seconds: int = Field(default=300, ge=1)
 
 
 class LocaleSettings(BaseModel):
@@ -98,6 +113,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    rest_channel: RestChannelSettings = Field(default_factory=RestChannelSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -109,6 +125,20 @@ class Settings(BaseSettings):
                 "SHOPTALK_SECURITY__SECRET_KEY is a placeholder or shorter than 16 characters; "
                 "set a real secret outside development"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_open_rest_channel(self) -> Settings:
+        # An open REST channel lets any client speak as any shopper and see their verified orders.
+        if self.rest_channel.auth == "open" and self.environment != "development":
+            raise ValueError(
+                "SHOPTALK_REST_CHANNEL__AUTH=open lets anyone post to the REST channel as any sender; it is allowed "
+                "only with SHOPTALK_ENVIRONMENT=development. Use auth=token with a 'channel' API token or "
+                "SHOPTALK_SECURITY__REST_CHANNEL_SECRET (signed requests)"
+            )
+        secret = self.security.rest_channel_secret
+        if secret is not None and self.environment != "development" and len(secret.get_secret_value()) < 16:
+            raise ValueError("SHOPTALK_SECURITY__REST_CHANNEL_SECRET is shorter than 16 characters")
         return self
 
 

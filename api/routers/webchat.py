@@ -1,5 +1,7 @@
-"""The web chat: the page at `/` and its WebSocket at `/ws/chat?session=<id>`.
+"""The web chat: the page at `/` and its WebSocket at `/ws/chat?session=<token>`.
 
+The server mints sessions: a connection without a token, or with one this server did not sign, gets a new
+session and first of all {"type": "session", "token"}, which the widget keeps and sends on every reconnect.
 Frames (JSON): the widget sends {"type": "message"|"button", "id", "text"?, "payload"?, "locale"?};
 the server answers {"type": "history", "messages"} on connect (and after a resent duplicate; the widget
 redraws from it), {"type": "ack", "id", "duplicate"} once a
@@ -16,7 +18,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.routers.webhooks import Channels
-from bot.channels.webchat import BadFrame, Frame, parse_client_frame, reply_frame, to_inbound, valid_session_id
+from bot.channels.webchat import BadFrame, Frame, parse_client_frame, reply_frame, to_inbound
 from kit.errors import ShopTalkError
 from kit.settings import Settings
 
@@ -32,7 +34,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 HISTORY_LIMIT = 50
-CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN = 1013
 
 
@@ -68,12 +69,12 @@ async def history_frame(channels: Channels, session_id: str) -> Frame:
 
 @router.websocket("/ws/chat")
 async def webchat_socket(websocket: WebSocket) -> None:
-    session_id = websocket.query_params.get("session", "")
-    if not valid_session_id(session_id):
-        await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="invalid session id")
-        return
     channels: Channels = websocket.app.state.channels
     settings: Settings = websocket.app.state.settings
+    session_id = channels.sessions.session_of(websocket.query_params.get("session", ""))
+    minted: str | None = None
+    if session_id is None:  # no token, or one this server did not sign: a new session, never the named one
+        session_id, minted = channels.sessions.mint()
     await websocket.accept()
 
     async def send(frame: Frame) -> None:
@@ -81,6 +82,8 @@ async def webchat_socket(websocket: WebSocket) -> None:
 
     channels.hub.attach(session_id, send)
     try:
+        if minted is not None:
+            await send({"type": "session", "token": minted})
         await send(await history_frame(channels, session_id))
         while True:
             raw = await websocket.receive_text()

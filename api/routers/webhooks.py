@@ -1,4 +1,4 @@
-"""Channel webhooks: Telegram (secret-checked) and the Rasa-compatible REST channel.
+"""Channel webhooks: Telegram (secret-checked) and the Rasa-compatible REST channel (channel token or signature).
 
 on_startup builds what the chat channels share in this process (app.state.channels): the engine's
 dependencies, the web chat hub, the Telegram bot (polling for the demo), and the delivery loop that
@@ -11,13 +11,15 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiogram.types import Update
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import ValidationError
 
+from api.auth import verify_channel_token
 from api.channel_worker import (
     DeliveryLoop,
     channel_handlers,
@@ -26,11 +28,19 @@ from api.channel_worker import (
     telegram_api_server,
     telegram_mode,
 )
-from api.throttle import throttle_rest_client
-from bot.channels.rest import RestMessageIn, RestReply, to_inbound, to_rasa
+from api.throttle import mark_client, throttle_rest_client
+from bot.channels.rest import (
+    SIGNATURE_HEADER,
+    RestMessageIn,
+    RestReply,
+    SignatureError,
+    check_signature,
+    to_inbound,
+    to_rasa,
+)
 from bot.channels.runtime import ChannelRuntime
 from bot.channels.telegram import TelegramChannel
-from bot.channels.webchat import WebchatHub
+from bot.channels.webchat import WebchatHub, WebchatSessions
 from kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from kit.settings import Settings
 
@@ -46,6 +56,7 @@ class Channels:
     hub: WebchatHub
     telegram: TelegramChannel | None
     delivery: DeliveryLoop
+    sessions: WebchatSessions
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -66,7 +77,9 @@ async def on_startup(app: FastAPI) -> None:
         telegram = TelegramChannel(token=token.get_secret_value(), database=database, handle=runtime.handle, api=api)
     delivery, delivery_task = start_delivery_loop(database, channel_handlers(telegram=telegram, hub=hub),
                                                   runtime.outbox_wakeup)
-    channels = Channels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery, tasks=[delivery_task])
+    channels = Channels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery,
+                        sessions=WebchatSessions(settings.security.secret_key.get_secret_value()),
+                        tasks=[delivery_task])
     if settings.redis.url:
         channels.tasks.append(asyncio.create_task(hub.run_subscriber(), name="webchat-redis"))
     mode = telegram_mode(settings) if telegram is not None else "off"
@@ -152,9 +165,55 @@ async def rest_status() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@dataclass(frozen=True)
+class RestClient:
+    """Who posted to the REST channel: a channel API token (by name), a signed request, or anyone (open mode)."""
+
+    via: Literal["token", "signature", "open"]
+    name: str | None = None
+
+
+async def require_rest_client(request: Request) -> RestClient:
+    """The REST channel's credential check, before anything of the message reaches the engine: a bearer API
+    token with role `channel` (or admin), or an X-ShopTalk-Signature over the raw body; open mode only in
+    development (the settings refuse it elsewhere)."""
+    settings: Settings = request.app.state.settings
+    if settings.rest_channel.auth == "open":
+        return RestClient(via="open")
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Send the channel token as 'Authorization: Bearer <token>'.", code="rest_token_invalid")
+        principal = await verify_channel_token(request.app.state.database, token)
+        mark_client(request, f"token:{principal.token_id}")  # throttled per credential, not per address
+        return RestClient(via="token", name=principal.name)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if signature is None:
+        raise Unauthorized(f"The REST channel needs 'Authorization: Bearer <channel token>' or a {SIGNATURE_HEADER} "
+                           "header (see docs/channels.md).", code="rest_auth_missing")
+    secret = settings.security.rest_channel_secret
+    if secret is None:
+        raise Unauthorized("Signed requests are not enabled on this shop (no REST channel secret is set).",
+                           code="rest_signature_disabled")
+    try:
+        check_signature(secret.get_secret_value(), signature, await request.body(), now=time.time(),
+                        tolerance_seconds=settings.rest_channel.signature_tolerance_seconds)
+    except SignatureError as exc:
+        raise Unauthorized(exc.detail, code=exc.code) from exc
+    mark_client(request, "signature")  # one shop secret: every signed request is the shop's own server
+    return RestClient(via="signature")
+
+
+RestClientDep = Annotated[RestClient, Depends(require_rest_client)]
+
+
 @router.post("/webhooks/rest/webhook", response_model=list[RestReply], response_model_exclude_none=True,
-             summary="Rasa-compatible REST channel: one message in, the bot's replies out")
-async def rest_webhook(body: RestMessageIn, request: Request,
+             summary="Rasa-compatible REST channel: one message in, the bot's replies out",
+             responses={401: {"description": "No channel credential, or an unknown token or a wrong signature"},
+                        403: {"description": "The API token's role may not post to chat channels"},
+                        429: {"description": "Too many messages from this client or for this sender"}})
+async def rest_webhook(body: RestMessageIn, request: Request, client: RestClientDep,
                        _throttled: Annotated[None, Depends(throttle_rest_client)]) -> list[RestReply]:
     inbound = to_inbound(body)
     result = await channels_of(request).runtime.handle(inbound, delivered_inline=True)

@@ -1,6 +1,8 @@
 """The Rasa-compatible REST channel: `{"sender", "message", "metadata"?}` in, Rasa's reply list out."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from typing import Any
 
@@ -11,6 +13,47 @@ from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 
 MAX_ID_CHARS = 200
+SIGNATURE_HEADER = "X-ShopTalk-Signature"
+
+
+class SignatureError(Exception):
+    """Why a signature header was refused: `code` is the problem code the client sees."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The X-ShopTalk-Signature value for `body` sent at `timestamp` (unix seconds): Stripe's scheme,
+    `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`."""
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def check_signature(secret: str, header: str, body: bytes, *, now: float, tolerance_seconds: int) -> None:
+    """Accept `header` if one of its v1 signatures is `body`'s at its timestamp and that timestamp is within
+    `tolerance_seconds` of `now` (so a captured request cannot be replayed later); else SignatureError."""
+    timestamp: int | None = None
+    given: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit() and len(value) <= 12:
+            timestamp = int(value)
+        elif key == "v1" and value:
+            given.append(value.strip())
+    if timestamp is None or not given:
+        raise SignatureError("rest_signature_malformed",
+                             f"{SIGNATURE_HEADER} must be 't=<unix seconds>,v1=<hex HMAC-SHA256>'.")
+    if abs(now - timestamp) > tolerance_seconds:
+        raise SignatureError("rest_signature_expired",
+                             f"The signature's timestamp is more than {tolerance_seconds} s away from now.")
+    expected = sign(secret, body, timestamp).partition(",v1=")[2].encode()
+    # Each candidate compared in constant time, all of them: the time taken tells nothing about a near miss.
+    matches = [hmac.compare_digest(expected, candidate.encode()) for candidate in given]
+    if not any(matches):
+        raise SignatureError("rest_signature_invalid", "The signature does not match the request body.")
 
 
 class RestMessageIn(BaseModel):

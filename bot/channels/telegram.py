@@ -275,7 +275,7 @@ def inbound_from_callback(update: Update, query: CallbackQuery, payload: str | N
 
 
 class SeenUpdates:
-    """Recently handled update_ids: a cheap first line; the engine's (channel, message_id) check is the durable one."""
+    """Recently handled update_ids: a cheap first line; the engine's message_id check is the durable one."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self.capacity = capacity

@@ -1,16 +1,25 @@
 """The web chat channel: socket frames <-> InboundMessage / OutboundMessage, and live delivery to sockets.
 
-Delivery goes to every socket of a session connected to this process; with Redis configured, through
-pub/sub so a reply written by any process reaches sockets held by any other. A session that is not
-connected loses nothing: its messages are stored and restored from history when the widget reconnects.
+Sessions are minted by the server: a random 128-bit id and its HMAC-SHA256 signature, `<id>.<signature>`
+(`WebchatSessions`); the widget keeps the token and sends it back, and a token the server did not sign gets a
+new session, so a session id seen elsewhere (a log, the demo data, another shopper) cannot be spoken for.
+The conversation's sender_id is the bare id.
+
+Delivery goes to every socket of a session connected to this process; with Redis configured, through pub/sub
+so a reply written by any process reaches sockets held by any other. A session that is not connected loses nothing:
+its messages are stored and restored from history when the widget reconnects.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -22,7 +31,7 @@ from kit.clock import utcnow
 
 log = logging.getLogger(__name__)
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+SESSION_TOKEN = re.compile(r"^([0-9a-f]{32})\.([A-Za-z0-9_-]{43})$")  # <128-bit id, hex>.<HMAC-SHA256, base64url>
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REDIS_PREFIX = "shoptalk:webchat:"
 
@@ -49,8 +58,30 @@ class BadFrame(Exception):
         self.detail = detail
 
 
-def valid_session_id(session_id: str) -> bool:
-    return bool(SESSION_ID.match(session_id))
+class WebchatSessions:
+    """Mints and checks web chat session tokens with a key derived from the shop's secret for this one purpose
+    (a token is worth nothing as any other credential, and rotating the secret ends every session)."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._key = hmac.new(secret_key.encode(), b"shoptalk webchat-session v1", hashlib.sha256).digest()
+
+    def _signature(self, session_id: str) -> str:
+        digest = hmac.new(self._key, session_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def mint(self) -> tuple[str, str]:
+        """A new session: its id (the conversation's sender_id) and the token the widget keeps."""
+        session_id = secrets.token_hex(16)
+        return session_id, f"{session_id}.{self._signature(session_id)}"
+
+    def session_of(self, token: str) -> str | None:
+        """The session id of a token this server signed; None for anything else (a bare id, a forged or
+        foreign signature, the old widget's self-chosen ids)."""
+        match = SESSION_TOKEN.match(token)
+        if match is None:
+            return None
+        session_id, signature = match.groups()
+        return session_id if hmac.compare_digest(signature, self._signature(session_id)) else None
 
 
 def parse_client_frame(raw: str) -> ClientFrame:
@@ -74,7 +105,7 @@ def parse_client_frame(raw: str) -> ClientFrame:
 def to_inbound(session_id: str, frame: ClientFrame) -> InboundMessage:
     metadata: dict[str, Any] = {"client_message_id": frame.id}
     text = frame.text  # the engine reads the first max_message_chars and tells the shopper so
-    # Scoped by session: (channel, message_id) is unique across every shopper of the channel.
+    # Scoped by session, so the widget's own ids never meet another session's.
     message_id = f"{session_id}:{frame.id}"
     if frame.type == "button":
         payload = frame.payload or ""

@@ -33,7 +33,9 @@ class Conversation(Base):
     last_products: Mapped[list[int]] = mapped_column(JSON, default=list)  # product ids last shown
     last_search: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     pending: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # question in flight
-    verified_orders: Mapped[list[str]] = mapped_column(JSON, default=list)  # order numbers proven owned
+    # Orders proven owned (e-mail or postcode), [{"number", "at": ISO time}]; a bare number (written before proofs
+    # carried their time) counts as proven long ago: expired. Read through service.verified_order.
+    verified_orders: Mapped[list[dict[str, str] | str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -43,7 +45,8 @@ class ConversationMessage(Base):
 
     __tablename__ = "bot_messages"
     __table_args__ = (
-        UniqueConstraint("channel", "external_id"),
+        # Per conversation: another sender reusing a message id is a new message, never a repeat of this one.
+        UniqueConstraint("conversation_id", "external_id"),
         Index("ix_bot_messages_conversation_id_id", "conversation_id", "id"),
     )
 

@@ -18,8 +18,10 @@ _INSERT_OUTBOUND = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter
 # Statements every turn runs are built once, with bound parameters: SQLAlchemy then reuses their cache key
 # and compiled form instead of building and hashing a new statement per call (0.62 -> 0.35 ms of CPU for the
 # conversation's read on PostgreSQL).
-_SEEN = select(_MESSAGES.c.id).where(_MESSAGES.c.channel == bindparam("channel"),
-                                     _MESSAGES.c.external_id == bindparam("external_id")).scalar_subquery()
+# A repeat is a repeat only within the conversation being read: another sender's message id is not this one's.
+_SEEN = select(_MESSAGES.c.id).where(_MESSAGES.c.conversation_id == Conversation.id,
+                                     _MESSAGES.c.external_id == bindparam("external_id")
+                                     ).correlate(Conversation).scalar_subquery()
 
 
 def _of_sender(query: Select[Any], *, lock: bool) -> Select[Any]:
@@ -65,8 +67,8 @@ class ConversationRepository:
 
     async def by_sender_with_seen(self, channel: str, sender_id: str,
                                   external_id: str) -> tuple[Conversation | None, int | None]:
-        """The conversation, locked as `by_sender(lock=True)` locks it, and the id of the message stored under
-        (channel, external_id) if there is one, in one statement."""
+        """The conversation, locked as `by_sender(lock=True)` locks it, and the id of its message stored under
+        `external_id` if there is one, in one statement."""
         row = (await self.session.execute(_BY_SENDER[True, self._locks(True)], {
             "channel": channel, "sender_id": sender_id, "external_id": external_id})).first()
         if row is None:
@@ -77,8 +79,8 @@ class ConversationRepository:
         return lock and self.session.get_bind().dialect.name == "postgresql"
 
     async def insert_inbound(self, values: dict[str, Any]) -> int | None:
-        """Insert an inbound message in one statement; None when (channel, external_id) is already stored."""
-        statement = insert_if_new(self.session.get_bind().dialect.name, _MESSAGES, ("channel", "external_id"))
+        """Insert an inbound message in one statement; None when (conversation_id, external_id) is already stored."""
+        statement = insert_if_new(self.session.get_bind().dialect.name, _MESSAGES, ("conversation_id", "external_id"))
         new_id = await self.session.scalar(statement, values)
         return None if new_id is None else int(new_id)
 
@@ -98,9 +100,9 @@ class ConversationRepository:
     async def by_id(self, conversation_id: int) -> Conversation | None:
         return await self.session.get(Conversation, conversation_id)
 
-    async def inbound_by_external(self, channel: str, external_id: str) -> ConversationMessage | None:
+    async def inbound_by_external(self, conversation_id: int, external_id: str) -> ConversationMessage | None:
         return await self.session.scalar(select(ConversationMessage).where(
-            ConversationMessage.channel == channel, ConversationMessage.external_id == external_id))
+            ConversationMessage.conversation_id == conversation_id, ConversationMessage.external_id == external_id))
 
     async def replies_to(self, message_id: int) -> Sequence[ConversationMessage]:
         return (await self.session.scalars(select(ConversationMessage).where(

@@ -53,7 +53,8 @@ async def get_or_create_conversation(session: AsyncSession, *, channel: str, sen
 
 async def lock_for_inbound(session: AsyncSession, *, inbound: InboundMessage) -> tuple[Conversation, int | None]:
     """The inbound's conversation, held for this transaction as `get_or_create_conversation(lock=True)` holds it,
-    and the id of a message stored before under the same (channel, message_id): a repeat delivery (else None).
+    and the id of its message stored before under the same message_id: a repeat delivery (else None). A repeat
+    is a repeat only within one conversation: another sender's message with the same id is a new message.
 
     One statement for a known conversation (the repeat check rides along); two more on first contact."""
     repo = ConversationRepository(session)
@@ -61,7 +62,8 @@ async def lock_for_inbound(session: AsyncSession, *, inbound: InboundMessage) ->
     if conversation is not None:
         return conversation, seen
     conversation = await _create_conversation(repo, channel=inbound.channel, sender_id=inbound.sender_id, lock=True)
-    earlier = await repo.inbound_by_external(inbound.channel, inbound.message_id)  # another sender's, perhaps
+    # Two first messages raced and the other created the conversation: it may have stored this one too.
+    earlier = await repo.inbound_by_external(conversation.id, inbound.message_id)
     return conversation, earlier.id if earlier is not None else None
 
 
@@ -95,13 +97,15 @@ async def get_conversation(session: AsyncSession, *, conversation_id: int) -> Co
     return conversation
 
 
-async def find_inbound(session: AsyncSession, *, channel: str, external_id: str) -> ConversationMessage | None:
-    return await ConversationRepository(session).inbound_by_external(channel, external_id)
+async def find_inbound(session: AsyncSession, *, conversation_id: int,
+                       external_id: str) -> ConversationMessage | None:
+    """The conversation's inbound message stored under `external_id` (the channel's message id), if any."""
+    return await ConversationRepository(session).inbound_by_external(conversation_id, external_id)
 
 
 async def record_inbound(session: AsyncSession, *, conversation: Conversation, inbound: InboundMessage,
                          nlu: dict[str, Any] | None = None) -> ConversationMessage | None:
-    """Store the shopper's message raw; None when (channel, message_id) was stored before.
+    """Store the shopper's message raw; None when this conversation stored its message_id before.
 
     One `INSERT ... ON CONFLICT DO NOTHING RETURNING id` (no savepoint, no prior lookup): a duplicate delivery
     is simply the insert that returned nothing."""
@@ -119,7 +123,7 @@ def add_inbound(session: AsyncSession, *, conversation: Conversation, inbound: I
     """The shopper's message as a new row of this transaction, written by the session's next flush: the turn
     sets its NLU record first, so the message costs one INSERT, not an INSERT and an UPDATE. The caller has
     checked for a repeat delivery (`lock_for_inbound`); a repeat stored meanwhile fails that INSERT with the
-    (channel, external_id) unique constraint's IntegrityError."""
+    (conversation_id, external_id) unique constraint's IntegrityError."""
     message = ConversationMessage(**_inbound_values(conversation, inbound, None))
     session.add(message)
     return message
@@ -208,6 +212,43 @@ async def set_mode(session: AsyncSession, *, conversation_id: int, mode: str,
     conversation.updated_at = utcnow()
     await session.flush()
     return conversation
+
+
+def verified_order(conversation: Conversation, number: str, *, now: datetime, ttl_seconds: int) -> bool:
+    """Whether this conversation proved `number` owned less than `ttl_seconds` before `now`. A proof is bound
+    to when it was made, so whoever speaks as this sender later has to prove it again."""
+    for entry in conversation.verified_orders or []:
+        if isinstance(entry, dict) and entry.get("number") == number:
+            try:
+                proven = datetime.fromisoformat(str(entry.get("at")))
+            except ValueError:
+                continue
+            if proven.tzinfo is not None and timedelta(0) <= now - proven < timedelta(seconds=ttl_seconds):
+                return True
+    return False
+
+
+def remember_verified_order(conversation: Conversation, number: str, *, now: datetime) -> None:
+    """Record that this conversation proved `number` owned at `now` (replacing an earlier proof of it)."""
+    kept = [entry for entry in conversation.verified_orders or []
+            if not (entry == number or isinstance(entry, dict) and entry.get("number") == number)]
+    conversation.verified_orders = [*kept, {"number": number, "at": now.isoformat()}]
+
+
+def unstamped_verified_orders(conversation: Conversation) -> frozenset[str]:
+    """The bare numbers among the conversation's proofs (see `stamp_verified_orders`)."""
+    return frozenset(entry for entry in conversation.verified_orders or [] if isinstance(entry, str))
+
+
+def stamp_verified_orders(conversation: Conversation, *, before: frozenset[str], now: datetime) -> None:
+    """Stamp with `now` the bare numbers a turn added (code that appends a number instead of calling
+    `remember_verified_order`, e.g. an order placed in the chat); bare numbers in `before` stay expired."""
+    entries = conversation.verified_orders or []
+    if not any(isinstance(entry, str) and entry not in before for entry in entries):
+        return
+    conversation.verified_orders = [
+        {"number": entry, "at": now.isoformat()} if isinstance(entry, str) and entry not in before else entry
+        for entry in entries]
 
 
 async def failed_verifications(session: AsyncSession, *, conversation_id: int, window_seconds: int,

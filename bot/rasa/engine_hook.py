@@ -25,10 +25,12 @@ async def answer(turn: Turn, stored: ConversationMessage) -> bool:
 
         handoff(turn, "human_handoff")
 
+    ttl_seconds = turn.deps.settings.security.verified_order_ttl_seconds  # the order status action's proofs
     replies = await respond(turn.session, assistant=assistant, conversation_id=turn.conversation.id,
                             sender_id=inbound.sender_id, text=text, channel=inbound.channel,
                             message_id=inbound.message_id, metadata=inbound.metadata,
-                            extra={"conversation": turn.conversation, "handoff": hand_over})
+                            extra={"conversation": turn.conversation, "handoff": hand_over,
+                                   "verified_order_ttl_seconds": ttl_seconds})
     stored.nlu = {**(await _latest_parse(turn)), "policy": "rasa"}
     for reply in replies:
         # An image-only response still shows something on channels that need text (Telegram).

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.conversations.models import Conversation
+from bot.conversations.service import verified_order
 from bot.policy import shop_triggers
 from bot.rasa.assistant import ActionContext, ShopTalkAction
 from bot.rasa.tracker import event, slot_event
 from bot.templates import render
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.service import get_order_by_number
+from kit.clock import utcnow
 
 
 def _say(text: str, **data: Any) -> dict[str, Any]:
@@ -31,7 +34,9 @@ async def order_status(context: ActionContext) -> list[dict[str, Any]]:
     except OrderNotFound:
         return [_say(f"I couldn't find order {number}."), slot_event("order_number", None)]
     owner = getattr(conversation, "shopper_id", None)
-    verified = number in (getattr(conversation, "verified_orders", None) or [])
+    ttl_seconds = int(context.extra.get("verified_order_ttl_seconds", 24 * 3600))
+    verified = isinstance(conversation, Conversation) and verified_order(conversation, number, now=utcnow(),
+                                                                         ttl_seconds=ttl_seconds)
     if owner is None or (order.shopper_id != owner and not verified):
         # Same rule as ShopTalk's own bot: an order's status goes only to its owner.
         return [_say(f"I can't confirm order {number} belongs to you. A person from our team can help.",

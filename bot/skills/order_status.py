@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 
+from bot.conversations.service import remember_verified_order, verified_order
 from bot.skills.base import Turn
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.refs import parse_public_ref, public_ref_in
 from commerce.orders.service import get_order_by_number, get_order_by_public_ref, orders_for_shopper
+from kit.clock import utcnow
 
 ORDER_NUMBER = re.compile(r"#?\s*(\d{3,12})")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
@@ -66,7 +68,8 @@ def _owned(turn: Turn, order: Order | None) -> bool:
         return False
     if turn.shopper_id is not None and order.shopper_id == turn.shopper_id:
         return True
-    return order.number in (turn.conversation.verified_orders or [])
+    return verified_order(turn.conversation, order.number, now=utcnow(),
+                          ttl_seconds=turn.deps.settings.security.verified_order_ttl_seconds)
 
 
 def _say_wait(turn: Turn, seconds: int) -> None:
@@ -123,7 +126,7 @@ async def with_proof(turn: Turn, number: str) -> None:
     if not matched or order is None:
         turn.say("order_not_matched")
         return
-    turn.conversation.verified_orders = [*(turn.conversation.verified_orders or []), order.number]
+    remember_verified_order(turn.conversation, order.number, now=utcnow())
     show(turn, order)
 
 

@@ -9,7 +9,16 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import BotDeps, FaqResult, conversation_history, set_mode
-from bot.conversations.models import ConversationMessage
+from bot.conversations.models import Conversation, ConversationMessage
+from bot.conversations.service import (
+    get_conversation,
+    remember_verified_order,
+    stamp_verified_orders,
+    unstamped_verified_orders,
+    verified_order,
+)
+from bot.engine import handle_inbound
+from bot.messages import InboundMessage
 from bot.policy import PolicyThresholds
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
@@ -83,6 +92,54 @@ async def test_strangers_prove_ownership_and_learn_nothing_from_a_wrong_guess(sa
     # Proven once, the order shows without asking again.
     assert "DHL" in texts(await say(f"#{number}", sender="stranger", kind="callback",
                                     payload=f"order:status:{number}"))
+
+
+async def test_a_proof_expires_and_must_be_given_again(say: Say, shop: Database,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    number = await place_anna_order(shop)
+    await say(f"where is order #{number}", sender="prover")
+    assert "JD0146000062" in texts(await say("anna@example.com", sender="prover"))
+    status = {"kind": "callback", "payload": f"order:status:{number}"}
+    proven_at = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: proven_at + timedelta(hours=23))
+    assert "JD0146000062" in texts(await say(f"#{number}", sender="prover", **status))  # still proven
+    monkeypatch.setattr(clock, "now", lambda: proven_at + timedelta(hours=24, seconds=1))
+    expired = texts(await say(f"#{number}", sender="prover", **status))
+    assert "JD0146000062" not in expired
+    assert f"e-mail address used for order #{number}" in expired
+    assert "JD0146000062" in texts(await say("anna@example.com", sender="prover"))  # proven again, for a day
+
+
+async def test_a_bare_order_number_stored_before_proofs_had_a_time_is_expired(say: Say, shop: Database) -> None:
+    number = await place_anna_order(shop)
+    first = await say("hello", sender="legacy")
+    async with shop.unit_of_work() as session:
+        conversation = await get_conversation(session, conversation_id=first.conversation_id)
+        conversation.verified_orders = [number]  # what an old release stored
+    asked = texts(await say(f"#{number}", sender="legacy", kind="callback", payload=f"order:status:{number}"))
+    assert "JD0146000062" not in asked
+    assert f"e-mail address used for order #{number}" in asked
+    await say("hello again", sender="legacy")  # a later turn does not give the bare number a fresh time
+    async with shop.unit_of_work() as session:
+        conversation = await get_conversation(session, conversation_id=first.conversation_id)
+        assert conversation.verified_orders == [number]
+
+
+def test_proofs_record_when_they_were_made() -> None:
+    now = clock.now()
+    conversation = Conversation(verified_orders=["10001"])
+    remember_verified_order(conversation, "10002", now=now)
+    assert verified_order(conversation, "10002", now=now, ttl_seconds=60)
+    assert not verified_order(conversation, "10002", now=now + timedelta(seconds=60), ttl_seconds=60)
+    assert not verified_order(conversation, "10001", now=now, ttl_seconds=60)  # bare: proven at no known time
+    before = unstamped_verified_orders(conversation)
+    conversation.verified_orders = [*conversation.verified_orders, "10003"]  # appended the old way this turn
+    stamp_verified_orders(conversation, before=before, now=now)
+    assert verified_order(conversation, "10003", now=now, ttl_seconds=60)
+    assert not verified_order(conversation, "10001", now=now, ttl_seconds=60)
+    remember_verified_order(conversation, "10001", now=now)
+    assert [e if isinstance(e, str) else e["number"] for e in conversation.verified_orders] == [
+        "10002", "10003", "10001"]
 
 
 async def test_a_postcode_alone_does_not_prove_an_order_number(say: Say, shop: Database) -> None:
@@ -224,6 +281,36 @@ async def test_duplicate_message_is_not_processed_twice(say: Say, shop: Database
     assert [r.text for r in again.replies] == [r.text for r in first.replies]
     async with shop.unit_of_work() as session:
         assert await session.scalar(select(func.count(OutboxEvent.id))) == len(first.replies)
+
+
+@pytest.mark.parametrize("caller_in_transaction", [False, True], ids=["own-transaction", "savepoint"])
+async def test_another_sender_reusing_a_message_id_gets_its_own_reply(say: Say, shop: Database, bot_deps: BotDeps,
+                                                                      caller_in_transaction: bool) -> None:
+    number = await place_anna_order(shop)
+    await say(f"where is my order #{number}?", sender="victim", channel="rest")
+    victim = await say("anna@example.com", sender="victim", channel="rest", message_id="m42")  # proven
+    assert "JD0146000062" in texts(victim)
+    if caller_in_transaction:  # the engine stores the inbound with INSERT ... ON CONFLICT inside the caller's
+        inbound = InboundMessage(channel="rest", sender_id="attacker", message_id="m42", kind="text", text="hello")
+        async with shop.unit_of_work() as session:
+            await session.execute(select(1))
+            attacker = await handle_inbound(session, inbound, deps=bot_deps)
+    else:
+        attacker = await say("hello", sender="attacker", channel="rest", message_id="m42")
+    assert not attacker.duplicate
+    assert attacker.conversation_id != victim.conversation_id
+    assert attacker.replies
+    assert all(r.recipient_id == "attacker" for r in attacker.replies)
+    assert "JD0146000062" not in texts(attacker)
+    assert number not in texts(attacker)
+    # The victim resending m42 is still a repeat: its own stored replies come back, nothing is processed again.
+    again = await say("anna@example.com", sender="victim", channel="rest", message_id="m42")
+    assert again.duplicate
+    assert [r.message_id for r in again.replies] == [r.message_id for r in victim.replies]
+    async with shop.unit_of_work() as session:
+        stored = (await session.scalars(select(ConversationMessage.conversation_id).where(
+            ConversationMessage.external_id == "m42"))).all()
+    assert sorted(stored) == sorted([victim.conversation_id, attacker.conversation_id])
 
 
 async def test_no_bot_reply_while_a_person_handles_the_conversation(say: Say, shop: Database) -> None:

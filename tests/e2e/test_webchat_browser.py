@@ -2,6 +2,7 @@
 lost or doubled messages, English and Chinese, and text that is never taken for markup."""
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -77,6 +78,32 @@ async def test_shopping_with_cards_and_history_across_reloads(page: Page) -> Non
     await page.locator("#log .msg.theirs .buttons button", has_text="Checkout").last.click()
     await expect(page.locator("#log .msg.theirs .bubble", has_text="Which country")).to_have_count(
         1, timeout=30_000)
+
+
+async def test_the_server_gives_the_session_and_a_known_id_is_not_enough(page: Page, browser: Browser,
+                                                                          shop: ServedShop) -> None:
+    await say(page, "/cart")
+    await expect(page.locator("#log .msg.theirs .bubble", has_text="cart is empty")).to_have_count(1, timeout=30_000)
+    session_id = await page.evaluate("() => window.shoptalkChat.sessionId")
+    token = await page.evaluate("() => JSON.parse(localStorage.getItem('shoptalk.webchat.session-token'))")
+    assert re.fullmatch(r"[0-9a-f]{32}", session_id)
+    assert token.startswith(session_id + ".")  # the id and the server's signature
+    # Another browser that learned the id (an old widget's self-chosen id, or a forged signature) gets its own.
+    context = await browser.new_context()
+    await context.add_init_script(f"""
+        localStorage.setItem('shoptalk.webchat.session', JSON.stringify('{session_id}'));
+        localStorage.setItem('shoptalk.webchat.session-token', JSON.stringify('{session_id}.{"A" * 43}'));""")
+    intruder = await context.new_page()
+    try:
+        await intruder.goto(shop.base_url + "/")
+        await expect(intruder.locator("#status")).to_have_attribute("data-state", "online", timeout=30_000)
+        await intruder.wait_for_function(
+            f"() => window.shoptalkChat.sessionId && window.shoptalkChat.sessionId !== '{session_id}'",
+            timeout=30_000)
+        await intruder.wait_for_timeout(500)
+        await expect(intruder.locator("#log .msg")).to_have_count(0)
+    finally:
+        await context.close()
 
 
 async def test_reconnect_resends_without_losing_or_doubling(page: Page) -> None:

@@ -1,7 +1,8 @@
 // ShopTalk web chat widget. All text from the server or the shopper goes through textContent, never innerHTML.
 (function () {
   "use strict";
-  var SESSION_KEY = "shoptalk.webchat.session";
+  var SESSION_KEY = "shoptalk.webchat.session-token";  // minted and signed by the server
+  var OLD_SESSION_KEY = "shoptalk.webchat.session";  // the id earlier widgets chose themselves: no longer accepted
   var PENDING_KEY = "shoptalk.webchat.pending";
   var LOCALE_KEY = "shoptalk.webchat.locale";
   var UI = {
@@ -22,11 +23,9 @@
   }
   function save(key, value) { try { window.localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode */ } }
 
-  var sessionId = load(SESSION_KEY, null);
-  if (typeof sessionId !== "string" || !/^[A-Za-z0-9_-]{8,64}$/.test(sessionId)) {
-    sessionId = randomId();
-    save(SESSION_KEY, sessionId);
-  }
+  var sessionToken = load(SESSION_KEY, null);  // "<id>.<signature>"; none yet: the server sends one
+  if (typeof sessionToken !== "string" || !/^[0-9a-f]{32}\.[A-Za-z0-9_-]{43}$/.test(sessionToken)) { sessionToken = null; }
+  try { window.localStorage.removeItem(OLD_SESSION_KEY); } catch (e) { /* private mode */ }
   var pending = load(PENDING_KEY, []);  // frames sent but not yet acknowledged, in order
   if (!Array.isArray(pending)) { pending = []; }
   var locale = load(LOCALE_KEY, (navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en");
@@ -138,7 +137,11 @@
   }
 
   function onFrame(frame) {
-    if (frame.type === "history") {
+    if (frame.type === "session" && typeof frame.token === "string") {
+      // A new session (first visit, or the kept token was refused): keep it for every reconnect.
+      sessionToken = frame.token;
+      save(SESSION_KEY, sessionToken);
+    } else if (frame.type === "history") {
       // The stored history is the truth: redraw from it, then what is still unacknowledged.
       log.textContent = "";
       rendered = {};
@@ -159,7 +162,8 @@
   function connect() {
     setStatus(socket ? "reconnecting" : "connecting");
     var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    var ws = new WebSocket(scheme + "//" + window.location.host + "/ws/chat?session=" + encodeURIComponent(sessionId));
+    var query = sessionToken ? "?session=" + encodeURIComponent(sessionToken) : "";
+    var ws = new WebSocket(scheme + "//" + window.location.host + "/ws/chat" + query);
     socket = ws;
     ws.onopen = function () { retryDelay = 500; setStatus("online"); };
     ws.onmessage = function (event) {
@@ -184,8 +188,11 @@
   });
   localeSelect.addEventListener("change", function () { locale = localeSelect.value; save(LOCALE_KEY, locale); applyLocale(); });
 
-  window.shoptalkChat = { sessionId: sessionId, pendingCount: function () { return pending.length; },
+  window.shoptalkChat = { pendingCount: function () { return pending.length; },
                           reconnect: function () { if (socket) { socket.close(); } } };
+  // The session's id (the part before the signature), once the server has given one.
+  Object.defineProperty(window.shoptalkChat, "sessionId", {
+    get: function () { return sessionToken ? sessionToken.split(".")[0] : null; } });
   applyLocale();
   connect();
 })();

@@ -1,7 +1,9 @@
 """The Rasa-compatible REST channel against the served demo shop, the way a Rasa client uses it."""
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -9,14 +11,22 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.channels.rest import sign
 from tests.bot.channels.served_shop import ServedShop, served_shop
 
 pytestmark = pytest.mark.slow
+REST_SECRET = "rest-e2e-secret-0123456789"
+
+
+def signed(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The body as sent and its headers, signed as docs/channels.md tells a client to sign."""
+    raw = json.dumps(body).encode()
+    return raw, {"content-type": "application/json", "X-ShopTalk-Signature": sign(REST_SECRET, raw, int(time.time()))}
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedShop]:
-    with served_shop(tmp_path_factory.mktemp("rest")) as served:
+    with served_shop(tmp_path_factory.mktemp("rest"), security={"rest_channel_secret": REST_SECRET}) as served:
         yield served
 
 
@@ -27,7 +37,8 @@ class RasaClient:
 
     async def send(self, message: str, *, expect: str) -> list[dict[str, Any]]:
         body = {"sender": self.sender, "message": message, "metadata": {"message_id": uuid.uuid4().hex}}
-        response = await self.http.post("/webhooks/rest/webhook", json=body)
+        raw, headers = signed(body)
+        response = await self.http.post("/webhooks/rest/webhook", content=raw, headers=headers)
         assert response.status_code == 200, response.text
         replies: list[dict[str, Any]] = response.json()
         assert all(r["recipient_id"] == self.sender for r in replies)
@@ -81,10 +92,15 @@ async def test_purchase_and_order_status_over_rest(shop: ServedShop, language: s
 
 async def test_rest_refuses_bad_input_cleanly(shop: ServedShop) -> None:
     async with httpx.AsyncClient(base_url=shop.base_url, timeout=60) as http:
-        response = await http.post("/webhooks/rest/webhook", content=b"not json",
-                                   headers={"content-type": "application/json"})
+        unsigned = await http.post("/webhooks/rest/webhook", json={"sender": "long-1", "message": "hi"})
+        assert unsigned.status_code == 401
+        assert unsigned.json()["code"] == "rest_auth_missing"
+        signature = sign(REST_SECRET, b"not json", int(time.time()))
+        response = await http.post("/webhooks/rest/webhook", content=b"not json", headers={
+            "content-type": "application/json", "X-ShopTalk-Signature": signature})
         assert response.status_code == 400
         assert response.json()["code"] == "malformed_json"
-        long = await http.post("/webhooks/rest/webhook", json={"sender": "long-1", "message": "kettle " * 1500})
+        raw, headers = signed({"sender": "long-1", "message": "kettle " * 1500})
+        long = await http.post("/webhooks/rest/webhook", content=raw, headers=headers)
         assert long.status_code == 200
         assert any("long message" in r["text"] for r in long.json())

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from aiogram.client.telegram import TelegramAPIServer
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from api.app import create_app
+from api.auth import create_token
 from bot import conversation_history
+from bot.channels.rest import sign
 from kit.db import Database
 from kit.outbox import OutboxEvent
 from kit.settings import Settings
@@ -21,14 +24,17 @@ from tests.bot.channels.telegram_double import TelegramDouble
 from tests.http import app_client
 
 SECRET = "webhook-secret-0123456789"
+REST_SECRET = "rest-channel-secret-0123456789"
 CHAT = 5150
+REST = "/webhooks/rest/webhook"
 
 
 @pytest.fixture
 def settings() -> Settings:
     return Settings(environment="test", security={"secret_key": "test-secret-key-0123456789",
                                                   "telegram_bot_token": BOT_TOKEN,
-                                                  "telegram_webhook_secret": SECRET},
+                                                  "telegram_webhook_secret": SECRET,
+                                                  "rest_channel_secret": REST_SECRET},
                     limits={"max_body_bytes": 64_000})
 
 
@@ -131,29 +137,136 @@ async def test_rest_status(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_rest_bad_input_is_a_clean_problem(client: httpx.AsyncClient) -> None:
-    _problem(await client.post("/webhooks/rest/webhook", content=b"{oops",
-                               headers={"content-type": "application/json"}), 400, "malformed_json")
-    _problem(await client.post("/webhooks/rest/webhook", json={"message": "hi"}), 422, "validation_error")
-    _problem(await client.post("/webhooks/rest/webhook", json={"sender": "a", "message": "y" * 70_000}),
+async def _token(db: Database, role: str) -> dict[str, str]:
+    async with db.unit_of_work() as session:
+        return {"Authorization": f"Bearer {await create_token(session, name=f'{role} client', role=role)}"}
+
+
+@pytest.fixture
+async def channel(db: Database) -> dict[str, str]:
+    """Headers of a REST client holding a `channel` API token."""
+    return await _token(db, "channel")
+
+
+def _signed(body: bytes, *, secret: str = REST_SECRET, at: float | None = None) -> dict[str, str]:
+    return {"content-type": "application/json",
+            "X-ShopTalk-Signature": sign(secret, body, int(time.time() if at is None else at))}
+
+
+async def test_rest_bad_input_is_a_clean_problem(client: httpx.AsyncClient, channel: dict[str, str]) -> None:
+    _problem(await client.post(REST, content=b"{oops", headers={"content-type": "application/json", **channel}),
+             400, "malformed_json")
+    _problem(await client.post(REST, json={"message": "hi"}, headers=channel), 422, "validation_error")
+    _problem(await client.post(REST, json={"sender": "a", "message": "y" * 70_000}, headers=channel),
              413, "payload_too_large")
 
 
 async def test_rest_replies_in_rasa_shape_and_dedupes_by_message_id(client: httpx.AsyncClient,
-                                                                    db: Database) -> None:
+                                                                    db: Database, channel: dict[str, str]) -> None:
     body = {"sender": "rest-shopper-1", "message": "/cart", "metadata": {"message_id": "m-1"}}
-    first = await client.post("/webhooks/rest/webhook", json=body)
+    first = await client.post(REST, json=body, headers=channel)
     assert first.status_code == 200
     replies = first.json()
     assert replies
     assert all(r["recipient_id"] == "rest-shopper-1" and r["text"] for r in replies)
     assert all(set(b) >= {"title", "payload"} for r in replies for b in r.get("buttons", []))
-    again = await client.post("/webhooks/rest/webhook", json=body)
+    again = await client.post(REST, json=body, headers=channel)
     assert again.json() == replies  # the stored replies, not a second answer
     assert len([m for m in await _history(db, "rest-shopper-1", "rest") if m.direction == "in"]) == 1
     async with db.unit_of_work() as session:
         events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "send.rest"))).all()
     assert events == []  # handed over in the HTTP response itself: nothing for the delivery worker to send
+
+
+async def test_a_message_id_reused_by_another_sender_is_not_a_repeat(client: httpx.AsyncClient, db: Database,
+                                                                     channel: dict[str, str]) -> None:
+    victim = await client.post(REST, headers=channel, json={
+        "sender": "victim", "message": "/cart", "metadata": {"message_id": "m42"}})
+    attacker = await client.post(REST, headers=channel, json={
+        "sender": "attacker", "message": "hello", "metadata": {"message_id": "m42"}})
+    assert victim.status_code == attacker.status_code == 200
+    assert attacker.json()
+    assert all(r["recipient_id"] == "attacker" for r in attacker.json())  # its own fresh reply
+    victim_ids = {r["message_id"] for r in victim.json()}
+    assert not victim_ids & {r["message_id"] for r in attacker.json()}
+    [said] = [m for m in await _history(db, "attacker", "rest") if m.direction == "in"]
+    assert said.text == "hello"
+    again = await client.post(REST, headers=channel, json={
+        "sender": "victim", "message": "/cart", "metadata": {"message_id": "m42"}})
+    assert again.json() == victim.json()  # the victim's own repeat still gets its stored replies
+
+
+@pytest.mark.parametrize(("role", "status", "code"), [
+    (None, 401, "rest_auth_missing"),
+    ("unknown", 401, "rest_token_invalid"),
+    ("agent", 403, "rest_token_wrong_role"),
+    ("merchant", 403, "rest_token_wrong_role"),
+])
+async def test_rest_without_a_channel_credential_is_refused_and_not_processed(
+        client: httpx.AsyncClient, db: Database, role: str | None, status: int, code: str) -> None:
+    headers = {} if role is None else \
+        {"Authorization": "Bearer st_not-a-real-token"} if role == "unknown" else await _token(db, role)
+    response = await client.post(REST, json={"sender": "victim", "message": "where is my order?"}, headers=headers)
+    _problem(response, status, code)
+    assert await _history(db, "victim", "rest") == []
+
+
+@pytest.mark.parametrize("role", ["channel", "admin"])
+async def test_rest_with_a_channel_or_admin_token_is_answered(client: httpx.AsyncClient, db: Database,
+                                                              role: str) -> None:
+    response = await client.post(REST, json={"sender": f"by-{role}", "message": "/cart"},
+                                 headers=await _token(db, role))
+    assert response.status_code == 200, response.text
+    assert response.json()[0]["recipient_id"] == f"by-{role}"
+
+
+async def test_a_revoked_channel_token_is_refused(client: httpx.AsyncClient, db: Database) -> None:
+    headers = await _token(db, "channel")
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE api_tokens SET revoked_at = CURRENT_TIMESTAMP"))
+    _problem(await client.post(REST, json={"sender": "s", "message": "/cart"}, headers=headers),
+             401, "rest_token_invalid")
+
+
+async def test_rest_signed_requests(client: httpx.AsyncClient, db: Database) -> None:
+    body = json.dumps({"sender": "signed-1", "message": "/cart"}).encode()
+    answered = await client.post(REST, content=body, headers=_signed(body))
+    assert answered.status_code == 200, answered.text
+    assert answered.json()[0]["recipient_id"] == "signed-1"
+
+    changed = body.replace(b"signed-1", b"signed-2")
+    _problem(await client.post(REST, content=changed, headers=_signed(body)), 401, "rest_signature_invalid")
+    old = _signed(body, at=time.time() - 301)  # a captured request replayed later
+    _problem(await client.post(REST, content=body, headers=old), 401, "rest_signature_expired")
+    _problem(await client.post(REST, content=body, headers=_signed(body, secret="another-secret-0123456789")),
+             401, "rest_signature_invalid")
+    _problem(await client.post(REST, content=body, headers={"content-type": "application/json",
+                                                             "X-ShopTalk-Signature": "v1=abc"}),
+             401, "rest_signature_malformed")
+    assert await _history(db, "signed-2", "rest") == []
+    assert len([m for m in await _history(db, "signed-1", "rest") if m.direction == "in"]) == 1
+
+
+async def test_signed_requests_are_refused_when_no_secret_is_set(db: Database, settings: Settings) -> None:
+    unsigned = settings.model_copy(update={"security": settings.security.model_copy(
+        update={"rest_channel_secret": None})})
+    body = json.dumps({"sender": "signed-3", "message": "/cart"}).encode()
+    async with app_client(create_app(unsigned, database=db)) as http:
+        _problem(await http.post(REST, content=body, headers=_signed(body)), 401, "rest_signature_disabled")
+
+
+async def test_an_open_rest_channel_works_in_development_only(db: Database) -> None:
+    open_settings = Settings(environment="development", security={"secret_key": "test-secret-key-0123456789"},
+                             rest_channel={"auth": "open"})
+    async with app_client(create_app(open_settings, database=db)) as http:
+        response = await http.post(REST, json={"sender": "dev-1", "message": "/cart"})
+        assert response.status_code == 200, response.text
+        assert response.json()[0]["recipient_id"] == "dev-1"
+    for environment in ("test", "production"):
+        with pytest.raises(ValueError, match="allowed only with SHOPTALK_ENVIRONMENT=development"):
+            Settings(environment=environment, security={"secret_key": "test-secret-key-0123456789"},
+                     rest_channel={"auth": "open"})
+    assert Settings(environment="development").rest_channel.auth == "token"  # never open unless set
 
 
 async def _started_app(db: Database, settings: Settings, telegram_double: TelegramDouble) -> None:

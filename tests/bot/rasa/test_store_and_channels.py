@@ -98,11 +98,12 @@ async def _headers(db: Database, role: str) -> dict[str, str]:
 
 async def test_rest_channel_and_tracker_export(db: Database, api: httpx.AsyncClient) -> None:
     await _activate_sample(db)
-    first = await api.post("/webhooks/rest/webhook", json={"sender": "bob", "message": "/greet"})
+    channel = await _headers(db, "channel")
+    first = await api.post("/webhooks/rest/webhook", json={"sender": "bob", "message": "/greet"}, headers=channel)
     assert first.status_code == 200
     assert first.json()[0]["text"] == "Welcome to the cake shop! How are you today?"
     assert first.json()[0]["buttons"][0] == {"title": "Order a cake", "payload": "/order_cake"}
-    await api.post("/webhooks/rest/webhook", json={"sender": "bob", "message": "/order_cake"})
+    await api.post("/webhooks/rest/webhook", json={"sender": "bob", "message": "/order_cake"}, headers=channel)
     async with db.unit_of_work() as session:
         from bot.conversations.repository import ConversationRepository
 
@@ -137,7 +138,8 @@ async def test_import_api_refuses_a_bad_project_and_the_old_one_keeps_serving(db
     assert "utter_hapy" in problem["problems"][0]["problem"]
     active = await api.get("/api/v1/rasa/assistant", headers=merchant)
     assert active.json()["name"] == "cake-shop"
-    reply = await api.post("/webhooks/rest/webhook", json={"sender": "cy", "message": "/mood_great"})
+    reply = await api.post("/webhooks/rest/webhook", json={"sender": "cy", "message": "/mood_great"},
+                           headers=await _headers(db, "channel"))
     assert reply.json()[0]["text"] == "Great, carry on!"
     assert (await api.delete("/api/v1/rasa/assistant", headers=merchant)).status_code == 204
     assert (await api.get("/api/v1/rasa/assistant", headers=merchant)).status_code == 404

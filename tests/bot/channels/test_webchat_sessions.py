@@ -1,0 +1,123 @@
+"""Web chat sessions are minted and signed by the server: a session id seen elsewhere cannot be spoken for."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from api.app import create_app
+from bot import BotDeps
+from bot.channels.webchat import WebchatSessions
+from kit.db import Database
+from kit.settings import Settings
+from tests.bot.channels.served_shop import free_port
+
+SECRET_KEY = "test-secret-key-0123456789"
+DEMO_SESSION = "wc-7f3a9c21e04b"  # the demo shop's web chat identity (api/demo/catalog.json, shopper Lucas)
+
+
+@pytest.fixture
+async def chat(db: Database, bot_deps: BotDeps) -> AsyncIterator[str]:
+    """The app served on a loopback port in this event loop (its database is the test's); the socket's URL."""
+    settings = Settings(environment="test", security={"secret_key": SECRET_KEY}, data_dir=bot_deps.settings.data_dir)
+    app = create_app(settings, database=db)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
+                                           lifespan="on", ws="websockets"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "the app did not start"
+        await asyncio.sleep(0.05)
+    app.state.channels.runtime._deps = bot_deps  # the small trained NLU instead of the real one
+    try:
+        yield f"ws://127.0.0.1:{server.config.port}/ws/chat"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _frame(socket: ClientConnection) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), 30))
+    return frame
+
+
+async def _open(url: str, token: str | None = None) -> tuple[ClientConnection, str | None, dict[str, Any]]:
+    """Connect (with `token` if given): the socket, the new session's token if the server minted one, and
+    the history frame."""
+    socket = await websockets.connect(url if token is None else f"{url}?session={token}")
+    first = await _frame(socket)
+    minted = None
+    if first["type"] == "session":
+        minted = first["token"]
+        first = await _frame(socket)
+    assert first["type"] == "history"
+    return socket, minted, first
+
+
+async def _say(socket: ClientConnection, text: str, frame_id: str) -> list[dict[str, Any]]:
+    await socket.send(json.dumps({"type": "message", "id": frame_id, "text": text}))
+    frames = [await _frame(socket)]
+    while frames[-1]["type"] != "reply":
+        frames.append(await _frame(socket))
+    return frames
+
+
+def _texts(history: dict[str, Any]) -> list[str]:
+    return [m["text"] for m in history["messages"]]
+
+
+async def test_a_fresh_connection_gets_a_signed_session_and_keeps_it_on_reconnect(chat: str) -> None:
+    socket, token, history = await _open(chat)
+    assert token is not None
+    session_id, _, signature = token.partition(".")
+    assert len(session_id) == 32  # 128 random bits, then the server's signature
+    assert signature
+    assert history["messages"] == []
+    frames = await _say(socket, "/cart my secret cart", "w1")
+    assert frames[0] == {"type": "ack", "id": "w1", "duplicate": False}
+    await socket.close()
+
+    again, minted, restored = await _open(chat, token)
+    assert minted is None  # the same session, no new token
+    assert restored["session"] == session_id
+    assert "/cart my secret cart" in _texts(restored)
+    await again.close()
+
+
+async def test_a_forged_or_bare_session_never_sees_another_sessions_history(chat: str) -> None:
+    victim, token, _ = await _open(chat)
+    assert token is not None
+    await _say(victim, "/cart the victim's words", "v1")
+    await victim.close()
+    session_id, _, signature = token.partition(".")
+    other_key = WebchatSessions("another-shops-secret-key-0123").mint()[1].partition(".")[2]
+    forged = [
+        session_id,  # the bare id, as an old widget sent it
+        f"{session_id}.{'A' * len(signature)}",  # the right id, a wrong signature
+        f"{session_id}.{other_key}",  # a signature from another key
+        f"{session_id}.{signature[:-1]}",  # a truncated one
+        DEMO_SESSION,  # a well-known id from the demo data
+    ]
+    for attempt in forged:
+        socket, minted, history = await _open(chat, attempt)
+        assert minted is not None, attempt  # refused: a new session instead
+        assert minted.partition(".")[0] != session_id
+        assert history["session"] != session_id
+        assert "/cart the victim's words" not in _texts(history)
+        await socket.close()
+
+
+def test_tokens_are_checked_with_the_shops_key() -> None:
+    shop, other = WebchatSessions(SECRET_KEY), WebchatSessions("another-shops-secret-key-0123")
+    session_id, token = shop.mint()
+    assert shop.session_of(token) == session_id
+    assert other.session_of(token) is None
+    assert shop.session_of(session_id) is None
+    assert shop.session_of(DEMO_SESSION) is None
+    assert shop.session_of(token + "x") is None
+    assert shop.mint()[0] != session_id
