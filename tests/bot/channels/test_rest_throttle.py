@@ -11,12 +11,13 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.auth import create_token
 from api.throttle import close_limiter
 from bot import BotDeps, conversation_history
 from kit.db import Database
 from kit.settings import Settings
 
-ClientFrom = Callable[[str], httpx.AsyncClient]
+ClientFrom = Callable[..., httpx.AsyncClient]
 
 
 @asynccontextmanager
@@ -24,9 +25,10 @@ async def served(app: FastAPI, bot_deps: BotDeps) -> AsyncIterator[ClientFrom]:
     """The app with its lifespan run and HTTP clients from any IP address."""
     opened: list[httpx.AsyncClient] = []
 
-    def client_from(ip: str) -> httpx.AsyncClient:
+    def client_from(ip: str, token: str | None = None) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 50_000))
-        opened.append(httpx.AsyncClient(transport=transport, base_url="http://shop.test"))
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        opened.append(httpx.AsyncClient(transport=transport, base_url="http://shop.test", headers=headers))
         return opened[-1]
 
     async with app.router.lifespan_context(app):
@@ -39,12 +41,21 @@ async def served(app: FastAPI, bot_deps: BotDeps) -> AsyncIterator[ClientFrom]:
             await close_limiter(app)
 
 
+# Per-minute limits: a burst is over them however slowly the test machine runs.
+LIMITS = {"rest_client": "100/second;5/minute", "rest_sender": "3/minute"}
+
+
+@pytest.fixture
+async def tokens(db: Database) -> list[str]:
+    """Two REST clients of the shop (two servers posting to the channel), each with its channel token."""
+    async with db.unit_of_work() as session:
+        return [await create_token(session, name=f"storefront-{n}", role="channel") for n in range(2)]
+
+
 @pytest.fixture
 async def client_from(db: Database, bot_deps: BotDeps) -> AsyncIterator[ClientFrom]:
-    # Per-minute limits: a burst is over them however slowly the test machine runs.
     settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
-                        data_dir=bot_deps.settings.data_dir,
-                        rate_limits={"rest_client": "100/second;5/minute", "rest_sender": "3/minute"})
+                        data_dir=bot_deps.settings.data_dir, rate_limits=LIMITS)
     async with served(create_app(settings, database=db), bot_deps) as client_from:
         yield client_from
 
@@ -66,8 +77,9 @@ def _too_many(response: httpx.Response, code: str) -> None:
     assert 1 <= int(response.headers["retry-after"]) <= 60
 
 
-async def test_a_burst_from_one_sender_gets_429_and_others_go_on(client_from: ClientFrom, db: Database) -> None:
-    shop_front = client_from("198.51.100.7")
+async def test_a_burst_from_one_sender_gets_429_and_others_go_on(client_from: ClientFrom, db: Database,
+                                                                  tokens: list[str]) -> None:
+    shop_front = client_from("198.51.100.7", tokens[0])
     for n in range(3):
         answered = await _say(shop_front, "shopper-1", f"/cart {n}")
         assert answered.status_code == 200, answered.text
@@ -80,11 +92,31 @@ async def test_a_burst_from_one_sender_gets_429_and_others_go_on(client_from: Cl
     assert other_shopper.status_code == 200, other_shopper.text
 
 
-async def test_a_client_over_its_limit_gets_429_and_other_clients_go_on(client_from: ClientFrom,
-                                                                        db: Database) -> None:
-    greedy, other = client_from("198.51.100.7"), client_from("203.0.113.20")
+async def test_a_client_over_its_limit_gets_429_and_other_clients_go_on(client_from: ClientFrom, db: Database,
+                                                                        tokens: list[str]) -> None:
+    # The same address: clients are told apart by their credential, not by where they connect from.
+    greedy, other = client_from("198.51.100.7", tokens[0]), client_from("198.51.100.7", tokens[1])
     for n in range(5):
         assert (await _say(greedy, f"shopper-{n}", "/cart")).status_code == 200
     _too_many(await _say(greedy, "shopper-new", "/cart"), "too_many_requests")
     assert await _inbound_texts(db, "shopper-new") == []
     assert (await _say(other, "shopper-new", "/cart")).status_code == 200
+
+
+async def test_an_unauthenticated_flood_is_refused_before_it_is_counted_or_stored(client_from: ClientFrom,
+                                                                                  db: Database) -> None:
+    anyone = client_from("198.51.100.9")
+    for _ in range(8):
+        assert (await _say(anyone, "victim", "/cart")).status_code == 401
+    assert await _inbound_texts(db, "victim") == []
+
+
+async def test_an_open_channel_in_development_counts_clients_by_address(db: Database, bot_deps: BotDeps) -> None:
+    settings = Settings(environment="development", rest_channel={"auth": "open"},
+                        data_dir=bot_deps.settings.data_dir, rate_limits=LIMITS)
+    async with served(create_app(settings, database=db), bot_deps) as client_from:
+        greedy, other = client_from("198.51.100.7"), client_from("203.0.113.20")
+        for n in range(5):
+            assert (await _say(greedy, f"shopper-{n}", "/cart")).status_code == 200
+        _too_many(await _say(greedy, "shopper-new", "/cart"), "too_many_requests")
+        assert (await _say(other, "shopper-new", "/cart")).status_code == 200
