@@ -93,7 +93,7 @@ async def test_merchant_sees_channels_and_reconciles_one(
     await market_row.locator("button", has_text="Reconcile now").click()
     await page.wait_for_selector("text=Reconciled mkt: 3 of 3 SKUs drifted.")
     await page.wait_for_selector("#channels tbody tr >> text=3 of 3")
-    await page.wait_for_selector("#reconcile-summary >> text=3 drifted, 3 repairs queued")
+    await page.wait_for_selector("#reconcile-summary >> text=3 drifted, 3 repaired")
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "merchant-channels.png"), full_page=True)
     await page.close()
