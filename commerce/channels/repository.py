@@ -5,9 +5,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from commerce.channels.models import ChannelOrderRejection, ChannelReconciliation, ChannelSyncState, SalesChannel
 from kit.outbox import DEAD, DELIVERED, DELIVERING, PENDING, SUPERSEDED, OutboxEvent
