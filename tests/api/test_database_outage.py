@@ -138,3 +138,29 @@ async def test_ready_names_the_dependency_that_is_down(db: Database) -> None:
         assert ready.json()["checks"]["database"] == "ok"
         assert ready.json()["checks"]["redis"] != "ok"
         assert (await http.get("/health/live")).status_code == 200
+
+
+async def test_a_write_whose_commit_fails_is_never_answered_as_done(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from api.auth import create_token
+    from tests.http import app_client
+
+    async with db.unit_of_work() as session:
+        token = await create_token(session, name="m", role="merchant")
+    merchant = {"Authorization": f"Bearer {token}"}
+    settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
+    real_commit = AsyncSession.commit
+
+    async def commit_meets_a_cut(self: AsyncSession) -> None:
+        raise DBAPIError("COMMIT", {}, ConnectionResetError("reset"), connection_invalidated=True)
+
+    async with app_client(create_app(settings, database=db)) as http:
+        monkeypatch.setattr(AsyncSession, "commit", commit_meets_a_cut)
+        created = await http.post("/api/v1/channels", headers=merchant,
+                                  json={"code": "outlet", "name": "Outlet", "kind": "web"})
+        monkeypatch.setattr(AsyncSession, "commit", real_commit)
+        _unavailable(created)
+        assert (await http.get("/api/v1/channels/outlet", headers=merchant)).status_code == 404
