@@ -47,10 +47,11 @@ from bot.conversations.models import ConversationMessage  # noqa: E402
 from commerce.catalog import service as catalog  # noqa: E402
 from commerce.catalog.schemas import ProductIn, VariantIn  # noqa: E402
 from commerce.channels import service as channels  # noqa: E402
-from commerce.channels.repository import ChannelRepository  # noqa: E402
+from commerce.channels.repository import PUSH_TOPIC, ChannelRepository  # noqa: E402
 from commerce.inventory import service as inventory  # noqa: E402
 from commerce.inventory.errors import InsufficientStock  # noqa: E402
 from kit.db import Database  # noqa: E402
+from kit.outbox import SUPERSEDED, OutboxEvent  # noqa: E402
 from tests.api.db_proxy import CuttableProxy  # noqa: E402
 from tests.commerce.channels.doubles import WebhookDouble  # noqa: E402
 from tests.factories import make_shop  # noqa: E402
@@ -254,10 +255,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         worker.start()
         timings: dict[str, float] = {"api_first_start_s": round(await wait_ready(base_url, api), 2)}
 
-        chat, stock, stop, give_up_at = Chat(), Stock(), asyncio.Event(), []
+        chat, stock, stop = Chat(), Stock(), asyncio.Event()
+        give_up_at: list[float] = []  # set when the load stops: a message still unacknowledged then is counted
         load = [asyncio.create_task(shopper(i, base_url, token, chat, stop, give_up_at))
                 for i in range(args.shoppers)]
-        load.append(asyncio.create_task(stock_moves(database, skus, stock, stop)))
+        # Half the SKUs keep moving; the other half move once as the channel goes down and then stay quiet, so
+        # their pushes run out of tries (dead-lettered after about 2 minutes) and only reconciliation repairs them.
+        busy, quiet = skus[: len(skus) // 2], skus[len(skus) // 2:]
+        load.append(asyncio.create_task(stock_moves(database, busy, stock, stop)))
         began = time.monotonic()
 
         async def at(seconds: float) -> None:
@@ -265,9 +270,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         step = args.step
         webhook.fail_next(10**9, status=503)  # the sales channel goes down for the whole outage
+        async with database.unit_of_work() as session:
+            for sku in quiet:
+                await inventory.reserve_stock(session, sku=sku, quantity=1)
         channel_back_at = began + args.channel_outage
 
+        alert_before_recovery: dict[str, Any] = {}
+
         async def channel_recovers() -> None:
+            await at(args.channel_outage - 1)
+            # What the merchant sees just before the channel answers again.
+            async with httpx.AsyncClient(base_url=base_url, timeout=10,
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
+                try:
+                    alert_before_recovery["alert"] = (await http.get(f"/api/v1/channels/{CHANNEL}")).json()["alert"]
+                except (httpx.HTTPError, KeyError, ValueError) as exc:
+                    alert_before_recovery["error"] = repr(exc)
             await at(args.channel_outage)
             webhook.fail_next(0)
 
@@ -322,6 +340,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 .group_by(ConversationMessage.in_reply_to))).all())
             levels = await inventory.stock_levels(session, skus=skus)
             dead, _, _ = await ChannelRepository(session).unsettled_dead_summary(CHANNEL)
+            # Dead-lettered during the outage, then made good by a reconciliation (superseded after every try).
+            settled_dead = await session.scalar(select(func.count()).select_from(OutboxEvent).where(
+                OutboxEvent.topic == PUSH_TOPIC, OutboxEvent.coalesce_key.like(f"{CHANNEL}:%"),
+                OutboxEvent.status == SUPERSEDED, OutboxEvent.attempts >= OutboxEvent.max_attempts))
             all_dead = await ChannelRepository(session).push_counts(CHANNEL)
         lost = sum(1 for mid, (_, count) in chat.acked.items()
                    if mid not in inbound or (count > 0 and replies.get(inbound[mid], 0) == 0))
@@ -330,6 +352,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         oversold = sum(max(0, level.reserved - level.on_hand) for level in levels)
         return {
             "backend": "postgresql", "quick": args.quick, "shoppers": args.shoppers, "skus": args.skus,
+            "quiet_skus": len(quiet),
             "channel_outage_s": args.channel_outage, "reconcile_every_s": args.reconcile_every,
             "load_s": round(load_s, 1),
             "messages_lost": lost, "duplicate_replies": duplicates, "channels_wrong": int(bool(wrong)),
@@ -339,7 +362,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "stock": {"reservations": stock.reserved, "releases": stock.released, "refused": stock.refused,
                       "restocks": stock.restocked, "errors": stock.errors},
             "channel": {"pushes_received": len(webhook.received), "requests": webhook.requests,
-                        "dead_lettered_total": all_dead.get("dead", 0), "dead_not_made_good": dead,
+                        "dead_lettered_then_made_good": settled_dead, "dead_at_end": all_dead.get("dead", 0),
+                        "dead_not_made_good": dead, "alert_before_recovery": alert_before_recovery,
                         "alert_at_end": status.get("alert"),
                         "last_reconciliation": {k: status["last_reconciliation"][k]
                                                 for k in ("drifted", "repaired", "error")}

@@ -203,8 +203,12 @@ def database_unavailable_cause(exc: BaseException, *, from_database: bool = Fals
             return reason
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return "connection lost"
-        current = current.orig if isinstance(current, DBAPIError) and current.orig is not current else \
-            current.__cause__
+        if isinstance(current, DBAPIError) and current.orig is not None and current.orig is not current:
+            current = current.orig
+        else:
+            # An error raised while handling the outage (a rollback hook meeting the dead connection) is the
+            # outage too: follow the chain Python prints, the implicit context included.
+            current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return None
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import uvicorn
 import websockets
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError, ProgrammingError
 
 from api.app import create_app
 from bot import conversation_history
@@ -113,6 +113,13 @@ def test_only_outages_count_as_the_database_being_unavailable() -> None:
     assert database_unavailable_cause(refused) is None  # not raised by the driver: a channel or Redis call
     assert database_unavailable_cause(DatabaseUnavailable("down")) == "down"
     assert database_unavailable_cause(ProgrammingError("SELECT nope", {}, Exception("syntax error"))) is None
+    lost = DBAPIError("UPDATE", {}, ConnectionResetError("reset"), connection_invalidated=True)
+    # A rollback hook meeting the dead connection raises its own error while the first one is handled.
+    during = PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+    during.__context__ = lost
+    assert database_unavailable_cause(during) == "connection lost"
+    during.__suppress_context__ = True  # "raise ... from None": the outage is not its cause
+    assert database_unavailable_cause(during) is None
 
 
 def _closed_port() -> int:
