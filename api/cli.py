@@ -29,9 +29,20 @@ for _name, _module in SUBCOMMANDS:
         app.add_typer(importlib.import_module(_module).app, name=_name)
 
 
+def _require_database(url: str) -> None:
+    """Stop with one readable line on stderr and exit code 1 when the database cannot be reached (no traceback)."""
+    from kit.db import probe_database
+
+    problem = asyncio.run(probe_database(url))
+    if problem is not None:
+        typer.echo(f"shoptalk: {problem}", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the API, the web chat and the consoles."""
+    _require_database(get_settings().database.url)
     configure_logging()
     uvicorn.run("api.app:app_factory", factory=True, host=host, port=port, workers=workers,
                 log_level="info", proxy_headers=True)
@@ -44,6 +55,7 @@ def migrate() -> None:
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _require_database(settings.database.url)
 
     async def run() -> None:
         database = Database(settings.database.url)
@@ -61,8 +73,10 @@ def worker() -> None:
     """Deliver the outbox (messages, stock pushes) and run periodic jobs."""
     from api.worker import run_worker
 
+    settings = get_settings()
+    _require_database(settings.database.url)
     configure_logging()
-    asyncio.run(run_worker(get_settings()))
+    asyncio.run(run_worker(settings))
 
 
 @demo_app.command("load")

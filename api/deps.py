@@ -26,6 +26,8 @@ async def get_session(database: Annotated[Database, Depends(get_database)]) -> A
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the unit of work commits before the response is sent, so a commit that fails (the database
+# went away) answers 503 instead of a success the client already holds for a write that was never saved.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kit.db import RETRY_AFTER_SECONDS, DatabaseUnavailable, database_unavailable_cause
 from kit.errors import ShopTalkError
 
 log = logging.getLogger(__name__)
@@ -59,3 +60,28 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "internal_error", "Internal error",
                                 "Something went wrong on our side; nothing was saved.", request.url.path)
+
+    _install_database_unavailable(app)
+
+
+def _install_database_unavailable(app: FastAPI) -> None:
+    """503 database_unavailable with Retry-After for every route whose database cannot be reached; never 500."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        cause = database_unavailable_cause(exc)
+        if cause is None:  # a database error that is not an outage stays an internal error
+            log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+            return problem_response(500, "internal_error", "Internal error",
+                                    "Something went wrong on our side; nothing was saved.", request.url.path)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, cause)
+        detail = exc.detail if isinstance(exc, DatabaseUnavailable) else \
+            f"The database cannot be reached now ({cause}); try again shortly."
+        response = problem_response(503, "database_unavailable", "Database unavailable", detail, request.url.path,
+                                    retry_after=RETRY_AFTER_SECONDS)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    for kind in (DatabaseUnavailable, DBAPIError, PoolTimeout, OSError):
+        app.add_exception_handler(kind, _database)

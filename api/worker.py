@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from commerce.inventory.service import release_expired_reservations
-from kit.db import Database
+from kit.db import Database, database_unavailable_cause
 from kit.outbox import Handler, OutboxWorker
 from kit.settings import Settings
 
@@ -59,8 +59,12 @@ async def _every(job: PeriodicJob, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await job.run()
-        except Exception:  # a failing job is logged and retried next round
-            log.exception("periodic job %s failed", job.name)
+        except Exception as exc:  # a failing job is logged and retried next round
+            cause = database_unavailable_cause(exc)
+            if cause is not None:  # an outage is one line per round, not a traceback
+                log.warning("periodic job %s skipped: database unavailable (%s)", job.name, cause)
+            else:
+                log.exception("periodic job %s failed", job.name)
         try:
             await asyncio.wait_for(stop.wait(), timeout=job.every_seconds)
         except TimeoutError:

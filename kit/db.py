@@ -1,22 +1,25 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Insert, MetaData, Numeric, Table, event
+from sqlalchemy import DateTime, Insert, MetaData, Numeric, Table, event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from kit.clock import as_utc
+from kit.errors import ShopTalkError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -125,6 +128,117 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+class DatabaseUnavailable(ShopTalkError):
+    """The database cannot be reached now (refused, dropped, shut down, no free connection); retry later."""
+
+    code = "database_unavailable"
+    status = 503
+    title = "Database unavailable"
+
+
+# Seconds a client is told to wait before retrying when the database is unavailable.
+RETRY_AFTER_SECONDS = 5
+# PostgreSQL SQLSTATEs of an unreachable server: connection exceptions (08), shutdown or starting (57P),
+# too many connections (53300).
+_UNREACHABLE_SQLSTATES = ("08", "57P", "53300")
+_SQLITE_UNREACHABLE = ("unable to open database file", "disk i/o error", "database is locked")
+_DRIVER_MODULES = ("sqlalchemy.", "asyncpg", "aiosqlite", "sqlite3")
+
+
+def safe_url(url: str) -> str:
+    """The database URL fit for a log line or an error message: password masked, no driver name."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as a placeholder, never raw
+        return "<unparsable database URL>"
+    return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVER_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _unreachable_reason(exc: BaseException) -> str | None:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionError | EOFError):
+        return "connection lost"
+    if isinstance(exc, TimeoutError):
+        return "connection timed out"
+    if isinstance(exc, OSError):
+        return (exc.strerror or str(exc) or type(exc).__name__).lower()
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and type(exc).__module__.startswith("asyncpg") and \
+            sqlstate.startswith(_UNREACHABLE_SQLSTATES):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if type(exc).__module__.startswith("asyncpg") and "connection is closed" in str(exc):
+        return "connection lost"
+    if type(exc).__module__ == "sqlite3" and str(exc).lower().startswith(_SQLITE_UNREACHABLE):
+        return str(exc)
+    return None
+
+
+def database_unavailable_cause(exc: BaseException, *, from_database: bool = False) -> str | None:
+    """A short reason when `exc` means the database cannot be reached now, else None (any other error).
+
+    A bare OSError counts only when raised inside the database driver (or `from_database`: the caller knows it
+    was only talking to the database), so a failed call to a channel or Redis is not taken for the database."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc.detail
+    if isinstance(exc, PoolTimeout):
+        return "no free database connection (pool timeout)"
+    if isinstance(exc, OSError) and not (from_database or _raised_in_driver(exc)):
+        return None
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        reason = _unreachable_reason(current)
+        if reason is not None:
+            return reason
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return "connection lost"
+        if isinstance(current, DBAPIError) and current.orig is not None and current.orig is not current:
+            current = current.orig
+        else:
+            # An error raised while handling the outage (a rollback hook meeting the dead connection) is the
+            # outage too: follow the chain Python prints, the implicit context included.
+            current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return None
+
+
+def _root_message(exc: BaseException) -> str:
+    # The driver's own words, without SQLAlchemy's wrapping and background links.
+    while True:
+        inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc.__cause__
+        if inner is None or inner is exc:
+            break
+        exc = inner
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+async def probe_database(url: str, *, timeout: float = 15.0) -> str | None:
+    """None when the database answers a SELECT 1; otherwise one line naming it (password masked) and the cause."""
+    engine = make_engine(url, pool_size=1)
+    cause: str | None = None
+    try:
+        async with asyncio.timeout(timeout), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        cause = f"no answer within {timeout:g} s"
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the one line the operator reads
+        cause = database_unavailable_cause(exc, from_database=True) or _root_message(exc)
+    finally:
+        await engine.dispose()
+    return None if cause is None else f"cannot reach the database at {safe_url(url)}: {cause}"
+
+
 @asynccontextmanager
 async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One transaction per inbound event: commit when the block succeeds, roll back otherwise.
@@ -137,8 +251,17 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
         try:
             yield session
             await session.commit()
-        except BaseException:
-            await session.rollback()
+        except BaseException as exc:
+            cause = database_unavailable_cause(exc) if isinstance(exc, Exception) else None
+            try:
+                await session.rollback()
+            except Exception:  # the connection is gone: the caller hears about the first failure
+                if cause is None:
+                    raise
+            if cause is not None and not isinstance(exc, DatabaseUnavailable):
+                # Every caller (HTTP, chat sockets, workers) sees one typed error: 503, "try again".
+                raise DatabaseUnavailable(f"The database cannot be reached now ({cause}); try again shortly.",
+                                          retry_after=RETRY_AFTER_SECONDS) from exc
             raise
 
 

@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from commerce.channels.models import ChannelOrderRejection, ChannelReconciliation, ChannelSyncState, SalesChannel
-from kit.outbox import DEAD, DELIVERED, DELIVERING, PENDING, OutboxEvent
+from kit.outbox import DEAD, DELIVERED, DELIVERING, PENDING, SUPERSEDED, OutboxEvent
 
 PUSH_TOPIC = "channel.stock_push"
 PUSH_MODES = ("push", "push_pull")
@@ -107,3 +108,39 @@ class ChannelRepository:
         return (await self.session.scalars(
             select(OutboxEvent).where(self._pushes(channel_code), OutboxEvent.status == DEAD)
             .order_by(OutboxEvent.id).limit(limit))).all()
+
+    def _unsettled_dead(self, channel_code: str) -> Any:
+        # A dead push is made good by a later delivered push of the same channel and SKU.
+        later = aliased(OutboxEvent)
+        made_good = select(later.id).where(later.topic == OutboxEvent.topic,
+                                           later.coalesce_key == OutboxEvent.coalesce_key,
+                                           later.id > OutboxEvent.id, later.status == DELIVERED).exists()
+        return self._pushes(channel_code) & (OutboxEvent.status == DEAD) & ~made_good
+
+    async def unsettled_dead_skus(self, channel_code: str) -> list[str]:
+        """SKUs whose push to the channel was dead-lettered and not made good since."""
+        keys = (await self.session.scalars(
+            select(OutboxEvent.coalesce_key).where(self._unsettled_dead(channel_code)).distinct())).all()
+        prefix = push_key(channel_code, "")
+        return sorted(k[len(prefix):] for k in keys if k is not None)
+
+    async def unsettled_dead_summary(self, channel_code: str) -> tuple[int, str | None, datetime | None]:
+        """(count, newest last error, oldest created_at) of the channel's dead pushes not made good."""
+        unsettled = self._unsettled_dead(channel_code)
+        count, since = (await self.session.execute(
+            select(func.count(), func.min(OutboxEvent.created_at)).where(unsettled))).one()
+        if not count:
+            return 0, None, None
+        last_error = await self.session.scalar(
+            select(OutboxEvent.last_error).where(unsettled).order_by(OutboxEvent.id.desc()).limit(1))
+        return int(count), last_error, since
+
+    async def settle_dead_pushes(self, channel_code: str, skus: Sequence[str]) -> int:
+        """Mark dead pushes of these SKUs superseded: the channel was found (or made) right since."""
+        if not skus:
+            return 0
+        result = await self.session.execute(
+            update(OutboxEvent).where(OutboxEvent.topic == PUSH_TOPIC, OutboxEvent.status == DEAD,
+                                      OutboxEvent.coalesce_key.in_([push_key(channel_code, s) for s in skus]))
+            .values(status=SUPERSEDED).execution_options(synchronize_session=False))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

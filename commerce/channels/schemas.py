@@ -83,6 +83,17 @@ class DeadLetterOut(BaseModel):
     created_at: datetime
 
 
+class ChannelAlertOut(BaseModel):
+    """Why a channel may show wrong stock now; absent when nothing is known to be wrong."""
+
+    dead_pushes: int  # dead-lettered pushes not made good by a later push or a reconciliation
+    dead_last_error: str | None
+    dead_since: datetime | None
+    unrepaired_drift: int  # SKUs the last reconciliation found wrong and could not repair
+    reconciliation_error: str | None
+    reconciled_at: datetime | None
+
+
 class ChannelStatusOut(BaseModel):
     code: str
     name: str
@@ -103,6 +114,7 @@ class ChannelStatusOut(BaseModel):
     orders_imported: int
     orders_rejected: int
     last_reconciliation: ReconciliationOut | None
+    alert: ChannelAlertOut | None = None
 
 
 class PullOut(BaseModel):

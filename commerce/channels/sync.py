@@ -18,10 +18,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.channels.connectors import StockPush, connector_for
+from commerce.channels.connectors import Connector, StockPush, connector_for
 from commerce.channels.models import ChannelOrderRejection, ChannelReconciliation, ChannelSyncState, SalesChannel
 from commerce.channels.repository import PULL_MODES, PUSH_TOPIC, ChannelRepository, push_key
 from commerce.channels.schemas import (
+    ChannelAlertOut,
     ChannelOrderIn,
     ChannelStatusOut,
     DeadLetterOut,
@@ -144,7 +145,21 @@ async def channel_status(session: AsyncSession, *, channel: SalesChannel) -> Cha
         lag_seconds=round((now - as_utc(oldest)).total_seconds(), 3) if oldest is not None else 0.0,
         pending=counts.get("pending", 0) + counts.get("delivering", 0), dead=counts.get("dead", 0),
         orders_imported=state.orders_imported, orders_rejected=await repo.rejection_count(channel.id),
-        last_reconciliation=_reconciliation_out(channel.code, reconciliation) if reconciliation else None)
+        last_reconciliation=_reconciliation_out(channel.code, reconciliation) if reconciliation else None,
+        alert=await _alert(repo, channel.code, reconciliation))
+
+
+async def _alert(repo: ChannelRepository, code: str, last: ChannelReconciliation | None) -> ChannelAlertOut | None:
+    """What may be wrong on the channel now: dead pushes not made good, drift or an error left by the last check."""
+    dead, dead_error, dead_since = await repo.unsettled_dead_summary(code)
+    unrepaired = last.drifted - last.repaired if last is not None else 0
+    failed = last.error if last is not None else None
+    if not dead and not unrepaired and not failed:
+        return None
+    return ChannelAlertOut(dead_pushes=dead, dead_last_error=dead_error,
+                           dead_since=as_utc(dead_since) if dead_since is not None else None,
+                           unrepaired_drift=unrepaired, reconciliation_error=failed,
+                           reconciled_at=as_utc(last.finished_at) if last is not None and last.finished_at else None)
 
 
 def _reconciliation_out(code: str, row: ChannelReconciliation) -> ReconciliationOut:
@@ -254,34 +269,69 @@ class StockSync:
         return PullOut(channel=code, imported=imported, duplicates=duplicates, rejected=rejected, cursor=cursor)
 
     async def reconcile(self, *, code: str, repair: bool = True) -> ReconciliationOut:
-        """Compare what the channel shows with what it should show; queue pushes for every SKU that drifted."""
+        """Compare what the channel shows with what it should show and, with repair, push the current quantity of
+        every SKU that drifted (or whose push was dead-lettered) at once.
+
+        A repair the channel refuses is queued on the outbox instead (it retries with backoff). Dead-lettered
+        pushes of SKUs found or made right are marked superseded: they no longer raise the channel's alert.
+        """
         started = utcnow()
         async with self.database.sessions() as session:
             channel = await get_channel(session, code=code)
+            dead_skus = await ChannelRepository(session).unsettled_dead_skus(code)
         connector = connector_for(channel, self.http)
         error: str | None = None
-        drift: list[DriftOut] = []
         theirs: dict[str, int] = {}
+        skus: list[str] = []
         try:
             theirs = await connector.fetch_stock(None)
+            # A dead-lettered SKU the channel does not list is checked too: its push may never have landed.
+            skus = sorted(set(theirs) | set(dead_skus))
         except DeliveryError as exc:
             error = str(exc)[:2000]
+        async with self.database.sessions() as session:
+            ours = await available_stock(session, skus=skus) if skus else {}
+        drift = [DriftOut(sku=sku, ours=shown_quantity(channel, ours[sku]), theirs=theirs.get(sku)) for sku in skus
+                 if theirs.get(sku) != shown_quantity(channel, ours[sku])]
+        repaired: list[str] = []
+        queued: list[str] = []
+        for item in drift if repair else []:
+            # After one refusal the channel is likely down: the rest go to the outbox without waiting on it.
+            if queued or not await self._repair(channel, connector, item.sku):
+                queued.append(item.sku)
+            else:
+                repaired.append(item.sku)
+        drifted = {d.sku for d in drift}
+        right_now = [sku for sku in skus if sku not in drifted] + repaired
         async with self.database.unit_of_work() as session:
-            ours = await available_stock(session, skus=sorted(theirs)) if theirs else {}
-            for sku in sorted(theirs):
-                expected = shown_quantity(channel, ours[sku])
-                if theirs[sku] != expected:
-                    drift.append(DriftOut(sku=sku, ours=expected, theirs=theirs[sku]))
-                    if repair:
-                        await queue_push(session, channel_code=code, sku=sku)
+            repo = ChannelRepository(session)
+            for sku in queued:
+                await queue_push(session, channel_code=code, sku=sku)
+            await repo.settle_dead_pushes(code, right_now)
             row = ChannelReconciliation(channel_id=channel.id, started_at=started, finished_at=utcnow(),
-                                        checked=len(theirs), drifted=len(drift), repaired=len(drift) if repair else 0,
+                                        checked=len(skus), drifted=len(drift), repaired=len(repaired),
                                         drift=[d.model_dump() for d in drift[:MAX_DRIFT_SHOWN]], error=error)
             session.add(row)
-            state = await ChannelRepository(session).sync_state(channel.id, for_update=True)
+            state = await repo.sync_state(channel.id, for_update=True)
             state.last_reconciled_at = utcnow()
             await session.flush()
             return _reconciliation_out(code, row)
+
+    async def _repair(self, channel: SalesChannel, connector: Connector, sku: str) -> bool:
+        """Push the SKU's current quantity until the channel holds the value the core still has; False if refused."""
+        for _ in range(PUSH_REREADS):
+            async with self.database.sessions() as session:
+                quantity = await pushed_quantity(session, channel, sku)
+            try:
+                await connector.push_stock(StockPush(sku=sku, quantity=quantity,
+                                                     idempotency_key=f"reconcile:{channel.code}:{sku}:{new_uuid()}"))
+            except DeliveryError as exc:
+                log.warning("channel %s refused the repair of %s: %s", channel.code, sku, exc)
+                return False
+            async with self.database.sessions() as session:
+                if await pushed_quantity(session, channel, sku) == quantity:
+                    return True
+        return False
 
     async def _claim(self, channel_id: int, *, pull: bool, every: float) -> bool:
         """Take this round for one channel, so several workers do not pull or reconcile it at once."""
@@ -298,7 +348,7 @@ class StockSync:
             return bool(result.rowcount)
 
     async def run_due(self) -> dict[str, int]:
-        """One scheduler tick: pull the pull channels and reconcile the connected ones whose time has come."""
+        """One scheduler tick: pull the pull channels and reconcile every connected channel whose time has come."""
         async with self.database.sessions() as session:
             channels = list(await ChannelRepository(session).with_connector(("push", "pull", "push_pull")))
         done = {"pulled": 0, "reconciled": 0}
@@ -309,8 +359,8 @@ class StockSync:
                 if channel.sync_mode in PULL_MODES and await self._claim(channel.id, pull=True, every=pull_every):
                     await self.pull_orders(code=channel.code)
                     done["pulled"] += 1
-                if channel.sync_mode in PULL_MODES and await self._claim(channel.id, pull=False,
-                                                                         every=reconcile_every):
+                # Push channels too: a dead-lettered push is made good by the next reconciliation.
+                if await self._claim(channel.id, pull=False, every=reconcile_every):
                     await self.reconcile(code=channel.code)
                     done["reconciled"] += 1
             except (DeliveryError, ShopTalkError) as exc:

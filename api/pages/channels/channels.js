@@ -55,6 +55,19 @@
     return text;
   }
 
+  // One line saying why the channel may show wrong stock now; "" when nothing is known to be wrong.
+  function alertText(a) {
+    if (!a) return "";
+    const parts = [];
+    if (a.dead_pushes > 0) {
+      parts.push(a.dead_pushes + " failed push(es) not made good since " + when(a.dead_since)
+        + (a.dead_last_error ? " (" + a.dead_last_error + ")" : ""));
+    }
+    if (a.unrepaired_drift > 0) parts.push(a.unrepaired_drift + " SKU(s) still wrong at the last check");
+    if (a.reconciliation_error) parts.push("last check failed: " + a.reconciliation_error);
+    return parts.join("; ");
+  }
+
   async function load() {
     try {
       const list = await call(API);
@@ -62,7 +75,7 @@
       body.replaceChildren();
       for (const ch of list) {
         const row = document.createElement("tr");
-        if (ch.dead > 0 || (ch.last_reconciliation && ch.last_reconciliation.drifted > 0)) row.className = "warn";
+        if (ch.alert) row.className = "warn";
         cell(row, ch.name + " (" + ch.code + ")");
         cell(row, ch.sync_mode + " · " + ch.connector);
         cell(row, allocation(ch));
@@ -73,6 +86,7 @@
         cell(row, ch.orders_imported + " / " + ch.orders_rejected, "num");
         cell(row, ch.last_reconciliation ? ch.last_reconciliation.drifted + " of " + ch.last_reconciliation.checked
           : "not checked", "num");
+        cell(row, ch.alert ? alertText(ch.alert) : "OK", ch.alert ? "alert" : "");
         const actions = cell(row, "");
         actions.textContent = "";
         const open = document.createElement("button");
@@ -100,10 +114,12 @@
   async function detail(ch) {
     $("detail").hidden = false;
     $("detail-title").textContent = ch.name + " (" + ch.code + ")";
+    $("detail-alert").textContent = ch.alert ? "Alert: " + alertText(ch.alert) : "";
+    $("detail-alert").hidden = !ch.alert;
     const rec = ch.last_reconciliation;
     $("reconcile-summary").textContent = rec
       ? "Checked " + rec.checked + " SKUs at " + when(rec.finished_at) + ": " + rec.drifted + " drifted, "
-        + rec.repaired + " repairs queued." + (rec.error ? " Error: " + rec.error : "")
+        + rec.repaired + " repaired." + (rec.error ? " Error: " + rec.error : "")
       : "No reconciliation yet.";
     const driftBody = document.querySelector("#drift tbody");
     driftBody.replaceChildren();

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -97,8 +98,9 @@ async def test_merchant_sees_lag_pending_dead_letters_and_drift(
     report = (await client.post("/api/v1/channels/mkt/reconcile", headers=merchant)).json()
     assert report["drift"] == [{"sku": "MUG-1", "ours": 1, "theirs": 7}]
     mkt = (await client.get("/api/v1/channels/mkt", headers=merchant)).json()
-    assert mkt["last_reconciliation"]["drifted"] == 1
-    assert mkt["pending"] == 1
+    assert mkt["last_reconciliation"]["drifted"] == mkt["last_reconciliation"]["repaired"] == 1
+    assert shopify.quantity("MUG-1") == 1  # repaired by the reconciliation itself
+    assert mkt["pending"] == 0
     assert mkt["lag_seconds"] >= 0
     no_connector = await client.post("/api/v1/channels/chatbot/reconcile", headers=merchant)
     assert no_connector.status_code == 422
@@ -131,3 +133,49 @@ async def test_merchant_creates_a_channel_and_changes_its_allocation(
                                json={"allocation": "buffer", "allocation_value": 3, "safety_stock": 1})
     assert (changed.json()["allocation"], changed.json()["allocation_value"], changed.json()["safety_stock"]) == \
         ("buffer", 3, 1)
+
+
+async def test_a_dead_lettered_push_channel_is_made_good_by_the_scheduled_reconciliation(
+        db: Database, client: httpx.AsyncClient, shopify: ShopifyDouble, webhook: WebhookDouble,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.stock_sync_worker import periodic_jobs
+    from commerce.inventory import service as inventory
+    from kit import clock as clock_module
+
+    await make_stocked_shop(db, shopify, webhook)
+    merchant = await _merchant(db)
+    app_sync = client._transport.app.state.stock_sync  # type: ignore[attr-defined]
+    await drain(worker_for(db, app_sync), lambda: webhook.quantity("KET-1") == 10)
+    job = next(j for j in periodic_jobs(Settings(), db) if j.name == "channel_pull_and_reconcile")
+    assert await job.run() == {"pulled": 1, "reconciled": 2}  # all in step: no alert anywhere
+    assert all(c["alert"] is None for c in (await client.get("/api/v1/channels", headers=merchant)).json())
+    shift = timedelta(0)
+    real_now = clock_module.clock.now
+    monkeypatch.setattr(clock_module.clock, "now", lambda: real_now() + shift)
+    webhook.fail_next(10_000, status=503)  # the web shop is down for longer than the 8 tries take
+    async with db.unit_of_work() as session:
+        await inventory.reserve_stock(session, sku="KET-1", quantity=3)
+    worker = worker_for(db, app_sync)
+    for _ in range(20):
+        await worker.run_once()
+        shift += timedelta(seconds=400)  # past every backoff delay
+    site = (await client.get("/api/v1/channels/site", headers=merchant)).json()
+    assert (site["dead"], site["pending"]) == (1, 0)
+    assert webhook.quantity("KET-1") == 10  # wrong: the shop sells 3 units it no longer has
+    assert site["alert"]["dead_pushes"] == 1
+    assert "503" in site["alert"]["dead_last_error"]
+    assert site["alert"]["dead_since"] is not None
+    # The channel is still down at the next reconciliation: the alert stays and names the failure.
+    assert (await job.run())["reconciled"] == 2
+    site = (await client.get("/api/v1/channels/site", headers=merchant)).json()
+    assert site["alert"]["dead_pushes"] == 1
+    assert "503" in site["alert"]["reconciliation_error"]
+    webhook.fail_next(0)  # the web shop answers again
+    shift += timedelta(seconds=900)  # one reconcile interval later
+    assert (await job.run())["reconciled"] == 2
+    assert webhook.quantity("KET-1") == 7
+    site = (await client.get("/api/v1/channels/site", headers=merchant)).json()
+    assert site["alert"] is None
+    assert site["last_reconciliation"]["drift"] == [{"sku": "KET-1", "ours": 7, "theirs": 10}]
+    assert site["last_reconciliation"]["repaired"] == 1
+    assert (await client.get("/api/v1/channels/site/dead-letters", headers=merchant)).json() == []

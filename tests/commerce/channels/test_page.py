@@ -93,7 +93,47 @@ async def test_merchant_sees_channels_and_reconciles_one(
     await market_row.locator("button", has_text="Reconcile now").click()
     await page.wait_for_selector("text=Reconciled mkt: 3 of 3 SKUs drifted.")
     await page.wait_for_selector("#channels tbody tr >> text=3 of 3")
-    await page.wait_for_selector("#reconcile-summary >> text=3 drifted, 3 repairs queued")
+    await page.wait_for_selector("#reconcile-summary >> text=3 drifted, 3 repaired")
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "merchant-channels.png"), full_page=True)
+    await page.close()
+
+
+async def test_merchant_sees_a_channel_alert_until_a_reconciliation_makes_it_good(
+        db: Database, shopify: ShopifyDouble, webhook: WebhookDouble, browser: Any, served: str) -> None:
+    from commerce.channels.sync import StockSync
+    from tests.commerce.channels.conftest import drain, worker_for
+
+    await make_stocked_shop(db, shopify, webhook)
+    async with db.unit_of_work() as session:
+        token = await create_token(session, name="merchant", role="merchant")
+    webhook.fail_next(100, status=410)  # the web shop refuses every push: dead-lettered at once
+    stock_sync = StockSync(db, timeout=5.0)
+    try:
+        await drain(worker_for(db, stock_sync), lambda: shopify.quantity("KET-1") == 8)
+        await drain(worker_for(db, stock_sync), lambda: True)
+    finally:
+        await stock_sync.aclose()
+    webhook.fail_next(0)
+    page = await browser.new_page()
+    await page.goto(f"{served}/merchant/channels")
+    await page.fill("#token", token)
+    await page.click("#login button[type=submit]")
+    site_row = page.locator("#channels tbody tr", has_text="Web shop (site)")
+    await site_row.wait_for()
+    alert = await site_row.locator("td.alert").inner_text()
+    assert "3 failed push(es) not made good" in alert
+    assert "410" in alert
+    assert await site_row.get_attribute("class") == "warn"
+    market_row = page.locator("#channels tbody tr", has_text="Marketplace (mkt)")
+    assert await market_row.locator("td").nth(9).inner_text() == "OK"
+    await site_row.locator("button", has_text="Details").click()
+    await page.wait_for_selector("#detail-alert >> text=Alert: 3 failed push(es)")
+    await site_row.locator("button", has_text="Reconcile now").click()
+    await page.wait_for_selector("text=Reconciled site: 3 of 3 SKUs drifted.")
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('#channels tbody tr')].some("
+        "r => r.textContent.includes('Web shop (site)') && r.children[9].textContent === 'OK')")
+    assert await page.locator("#detail-alert").is_hidden()
+    assert (webhook.quantity("KET-1"), webhook.quantity("KET-2"), webhook.quantity("MUG-1")) == (10, 5, 3)
     await page.close()

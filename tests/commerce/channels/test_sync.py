@@ -258,7 +258,7 @@ async def test_worker_schedule_pulls_and_reconciles_once_per_interval(
     shopify.add_order([("KET-1", 3, "49.90")])
     assert "channel.stock_push" in outbox_handlers(Settings(), db)
     job = next(j for j in periodic_jobs(Settings(), db) if j.name == "channel_pull_and_reconcile")
-    assert await job.run() == {"pulled": 1, "reconciled": 1}  # only mkt pulls; site is push-only
+    assert await job.run() == {"pulled": 1, "reconciled": 2}  # only mkt pulls; both are reconciled
     shopify.add_order([("KET-1", 1, "49.90")])
     assert await job.run() == {"pulled": 0, "reconciled": 0}  # not due again yet
     assert await _available(db, "KET-1") == 7
