@@ -78,7 +78,9 @@ async def throttle_rest_client(request: Request) -> None:
     if not limits.enabled:
         return
     limiter = limiter_of(request.app)
-    decision = await limiter.hit(limits.rest_client, "rest.client", client_of(request))
+    client = client_of(request)
+    limit = limits.rest_address if client.startswith("ip:") else limits.rest_client
+    decision = await limiter.hit(limit, "rest.client", client)
     if isinstance(decision, RetryAfter):
         raise _refuse(decision, "Too many messages from this client; slow down.", "too_many_requests")
     sender = await _sender(request)

@@ -82,14 +82,16 @@ class RateLimitSettings(BaseModel):
     sign_in_backoff_base_seconds: float = 1.0
     sign_in_backoff_cap_seconds: float = 60.0  # the longest an attacker can keep the owner out
     sign_in_window_seconds: float = 900.0
-    rest_client: str = "20/second;600/minute"  # per credential (token id / HMAC client), else per IP
+    # A REST client is the shop's own server speaking for all its shoppers: a busy shop's whole chat load
+    rest_client: str = "200/second;6000/minute"  # per credential (channel token id, or signed requests)
+    rest_address: str = "20/second;600/minute"  # per IP where no credential names the client (open development mode)
     rest_sender: str = "10/second;120/minute"  # per shopper (sender id); a scripted client answers at ~5-10/s
     webchat_session: str = "10/second;120/minute"
     webchat_ip: str = "20/second;600/minute"
 
     @model_validator(mode="after")
     def _parse_limits(self) -> RateLimitSettings:
-        for name in ("sign_in_client_failures", "rest_client", "rest_sender", "webchat_session", "webchat_ip"):
+        for name in ("sign_in_client_failures", "rest_client", "rest_address", "rest_sender", "webchat_session", "webchat_ip"):
             try:
                 parse_many(getattr(self, name))
             except ValueError as error:

@@ -42,7 +42,7 @@ async def served(app: FastAPI, bot_deps: BotDeps) -> AsyncIterator[ClientFrom]:
 
 
 # Per-minute limits: a burst is over them however slowly the test machine runs.
-LIMITS = {"rest_client": "100/second;5/minute", "rest_sender": "3/minute"}
+LIMITS = {"rest_client": "100/second;5/minute", "rest_address": "100/second;5/minute", "rest_sender": "3/minute"}
 
 
 @pytest.fixture
