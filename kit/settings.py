@@ -91,7 +91,8 @@ class RateLimitSettings(BaseModel):
 
     @model_validator(mode="after")
     def _parse_limits(self) -> RateLimitSettings:
-        for name in ("sign_in_client_failures", "rest_client", "rest_address", "rest_sender", "webchat_session", "webchat_ip"):
+        for name in ("sign_in_client_failures", "rest_client", "rest_address", "rest_sender", "webchat_session",
+                     "webchat_ip"):
             try:
                 parse_many(getattr(self, name))
             except ValueError as error:
