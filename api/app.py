@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PROBLEM_JSON, install_error_handlers
 from api.routers import ROUTER_MODULES
+from api.throttle import close_limiter
 from kit.db import Database
 from kit.settings import Settings, get_settings
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         finally:
             for hook in reversed(_hooks(modules, "on_shutdown")):
                 await hook(app)
+            await close_limiter(app)
             if owns_database:
                 await app.state.database.dispose()
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.routers.webhooks import Channels
+from api.throttle import client_ip, webchat_frame_allowed
 from bot.channels.webchat import BadFrame, Frame, parse_client_frame, reply_frame, to_inbound
 from kit.errors import ShopTalkError
 from kit.settings import Settings
@@ -87,14 +88,14 @@ async def webchat_socket(websocket: WebSocket) -> None:
         await send(await history_frame(channels, session_id))
         while True:
             raw = await websocket.receive_text()
-            await _handle_frame(channels, settings, session_id, raw, send)
+            await _handle_frame(websocket, channels, settings, session_id, raw, send)
     except WebSocketDisconnect:
         pass
     finally:
         channels.hub.detach(session_id, send)
 
 
-async def _handle_frame(channels: Channels, settings: Settings, session_id: str, raw: str,
+async def _handle_frame(websocket: WebSocket, channels: Channels, settings: Settings, session_id: str, raw: str,
                         send: Any) -> None:
     if len(raw) > settings.limits.max_body_bytes:
         await send({"type": "error", "code": "payload_too_large", "detail": "The frame is too large."})
@@ -103,6 +104,11 @@ async def _handle_frame(channels: Channels, settings: Settings, session_id: str,
         frame = parse_client_frame(raw)
     except BadFrame as exc:
         await send({"type": "error", "code": exc.code, "detail": exc.detail})
+        return
+    wait = await webchat_frame_allowed(websocket.app, session=session_id, ip=client_ip(websocket))
+    if wait is not None:  # nothing stored: the widget shows the message as not sent and the shopper can resend
+        await send({"type": "error", "id": frame.id, "code": "too_many_messages",
+                    "detail": "Too many messages; please wait a moment.", "retry_after": wait.seconds})
         return
     inbound = to_inbound(session_id, frame)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -22,11 +23,11 @@ SECRET_KEY = "test-secret-key-0123456789"
 DEMO_SESSION = "wc-7f3a9c21e04b"  # the demo shop's web chat identity (api/demo/catalog.json, shopper Lucas)
 
 
-@pytest.fixture
-async def chat(db: Database, bot_deps: BotDeps) -> AsyncIterator[str]:
+@asynccontextmanager
+async def _served(db: Database, bot_deps: BotDeps, **settings: Any) -> AsyncIterator[str]:
     """The app served on a loopback port in this event loop (its database is the test's); the socket's URL."""
-    settings = Settings(environment="test", security={"secret_key": SECRET_KEY}, data_dir=bot_deps.settings.data_dir)
-    app = create_app(settings, database=db)
+    app = create_app(Settings(environment="test", security={"secret_key": SECRET_KEY},
+                              data_dir=bot_deps.settings.data_dir, **settings), database=db)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
                                            lifespan="on", ws="websockets"))
     serving = asyncio.create_task(server.serve())
@@ -39,6 +40,12 @@ async def chat(db: Database, bot_deps: BotDeps) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await serving
+
+
+@pytest.fixture
+async def chat(db: Database, bot_deps: BotDeps) -> AsyncIterator[str]:
+    async with _served(db, bot_deps) as url:
+        yield url
 
 
 async def _frame(socket: ClientConnection) -> dict[str, Any]:
@@ -121,3 +128,23 @@ def test_tokens_are_checked_with_the_shops_key() -> None:
     assert shop.session_of(DEMO_SESSION) is None
     assert shop.session_of(token + "x") is None
     assert shop.mint()[0] != session_id
+
+
+async def test_a_session_over_its_message_limit_gets_an_error_frame_and_nothing_is_stored(
+        db: Database, bot_deps: BotDeps) -> None:
+    async with _served(db, bot_deps, rate_limits={"webchat_session": "100/second;3/minute"}) as url:
+        socket, token, _ = await _open(url)
+        for n in range(3):
+            assert (await _say(socket, f"/cart {n}", f"m{n}"))[-1]["type"] == "reply"
+        await socket.send(json.dumps({"type": "message", "id": "m3", "text": "/cart flood"}))
+        refused = await _frame(socket)
+        assert (refused["type"], refused["code"], refused["id"]) == ("error", "too_many_messages", "m3")
+        assert 1 <= refused["retry_after"] <= 60
+        await socket.close()
+        other, _, _ = await _open(url)  # another shopper's session is not held back
+        assert (await _say(other, "/cart", "o1"))[-1]["type"] == "reply"
+        await other.close()
+        again, minted, history = await _open(url, token)
+        assert minted is None
+        assert [t for t in _texts(history) if t.startswith("/cart")] == ["/cart 0", "/cart 1", "/cart 2"]
+        await again.close()
