@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import importlib
 import importlib.util
 import logging
 from datetime import datetime
+from typing import Any
 
 import typer
 import uvicorn
+import uvicorn.config
 
 from kit.clock import as_utc
 from kit.db import Database
@@ -45,7 +48,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     _require_database(get_settings().database.url)
     configure_logging()
     uvicorn.run("api.app:app_factory", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True)
+                log_level="info", proxy_headers=True, log_config=uvicorn_log_config())
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's own logging, with secrets redacted: its access log prints every URL, and a web chat socket's URL
+    carries the session token (applied in each worker process too)."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": "kit.logging.RedactingFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    return config
 
 
 @app.command()

@@ -31,9 +31,19 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
+        if cleaned == message:
+            return True
+        # Redact the format and its arguments apart first: formatters such as uvicorn's access log read the
+        # arguments themselves; only if a secret spans them is the record collapsed into its cleaned message.
+        if isinstance(record.args, tuple) and isinstance(record.msg, str):
+            msg, args = record.msg, record.args
+            record.msg = redact(msg)
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+            if record.getMessage() == cleaned:
+                return True
+            record.msg, record.args = msg, args
+        record.msg = cleaned
+        record.args = None
         return True
 
 

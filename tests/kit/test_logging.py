@@ -36,3 +36,22 @@ def test_the_filter_rewrites_a_record_built_from_arguments() -> None:
         "127.0.0.1", "WebSocket", "/ws/chat?session=tok.sig"), None)
     assert RedactingFilter().filter(record)
     assert "tok.sig" not in record.getMessage()
+
+
+def test_uvicorns_access_log_hides_a_web_chat_session_token(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging.config
+
+    from api.cli import uvicorn_log_config
+
+    logging.config.dictConfig(uvicorn_log_config())
+    try:
+        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
+                                                 "/ws/chat?session=abcdef0123.s1gnature", "1.1", 101)
+        logging.getLogger("uvicorn.error").info("connection open for /ws/chat?session=abcdef0123.s1gnature")
+    finally:
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).handlers.clear()
+    printed = capsys.readouterr()
+    assert "/ws/chat?session=[redacted]" in printed.out
+    assert "s1gnature" not in printed.out + printed.err
+    assert "connection open" in printed.err
