@@ -425,7 +425,7 @@ async def _continue_pending(turn: Turn, pending: dict[str, Any]) -> bool:
             return True
         if confident_other:
             return False
-        turn.ask(intent=intent, slot=slot, key="ask_order_proof", data=data, number=data.get("number", ""))
+        order_status.ask_proof_again(turn, str(data.get("number", "")))
         return True
     if intent == "checkout":
         answer = turn.text.strip()

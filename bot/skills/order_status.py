@@ -78,6 +78,12 @@ def _say_wait(turn: Turn, seconds: int) -> None:
     turn.say("order_rate_limited", wait=wait)
 
 
+def ask_proof_again(turn: Turn, number: str) -> None:
+    """The proof question once more, for an order named by number (e-mail) or by reference (e-mail or postcode)."""
+    named, by_ref = _named(number)
+    _ask_proof(turn, named, by_ref)
+
+
 def _ask_proof(turn: Turn, named: str, by_ref: bool, key: str = "ask_order_proof") -> None:
     turn.ask(intent="order_status", slot="order_proof", key="ask_order_proof_ref" if by_ref else key,
              data={"number": named}, number=named)

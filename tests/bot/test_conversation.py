@@ -160,6 +160,8 @@ async def test_a_postcode_with_the_public_reference_proves_the_order(say: Say, s
     number, ref = await place_anna_order_with_ref(shop)
     asked = texts(await say(f"where is my order {ref.lower()}?", sender="anna-at-work"))
     assert f"e-mail address or the postcode used for order {ref}" in asked
+    # Something that is no proof gets the same question again: by reference, the postcode still counts.
+    assert f"postcode used for order {ref}" in texts(await say("hmm", sender="anna-at-work"))
     assert NOT_MATCHED in texts(await say("20095", sender="anna-at-work"))  # a wrong postcode
     await say("where is my order?", sender="anna-at-work")
     assert "postcode used for order" in texts(await say(ref.lower().replace("-", " "), sender="anna-at-work"))
