@@ -11,7 +11,6 @@ from bot.handoff import texts
 from bot.handoff.repository import HandoffRepository
 from bot.messages import Button
 from bot.skills.base import Turn
-from kit.errors import NotFound
 
 ORDER_INTENTS = frozenset({"order_status", "cancel_order", "return_refund"})
 UNHELPFUL = "feedback:no"
@@ -171,17 +170,15 @@ async def _unhelpful_in_a_row(turn: Turn, stored: ConversationMessage) -> int:
 async def _order_value(turn: Turn, rules: handoff.EscalationRules) -> tuple[Decimal | None, bool]:
     """The value of the order the message names, in the threshold's currency; (None, True) when it cannot be
     converted (no fresh rate: the safer side is a person); (None, False) when no order or no threshold."""
-    from bot.skills.order_status import order_number_in
-    from commerce.orders.service import get_order_by_number
+    from bot.skills.order_status import find_named_order, order_number_in
 
     if rules.order_value_above is None:
         return None, False
     number = order_number_in(turn) if turn.parsed is not None else None
     if not number:
         return None, False
-    try:
-        order = await get_order_by_number(turn.session, number=number)
-    except NotFound:
+    order = await find_named_order(turn, number)  # by number or by public reference
+    if order is None:
         return None, False
     value = await handoff.order_value_in(turn.session, amount=order.total, currency=order.currency,
                                          target=rules.order_value_currency)

@@ -53,7 +53,8 @@ def _named(named: str) -> tuple[str, bool]:
     return (ref, True) if ref else (bare, False)
 
 
-async def _find(turn: Turn, number: str) -> Order | None:
+async def find_named_order(turn: Turn, number: str) -> Order | None:
+    """The order a shopper named, by number or by public reference; None when there is none."""
     named, by_ref = _named(number)
     try:
         if by_ref:
@@ -91,7 +92,7 @@ def _ask_proof(turn: Turn, named: str, by_ref: bool, key: str = "ask_order_proof
 
 async def with_number(turn: Turn, number: str) -> None:
     named, by_ref = _named(number)
-    order = await _find(turn, named)
+    order = await find_named_order(turn, named)
     if order is not None and _owned(turn, order):
         turn.conversation.pending = None
         show(turn, order)
@@ -126,7 +127,7 @@ async def with_proof(turn: Turn, number: str) -> None:
     if not by_email and waits.for_order:
         _say_wait(turn, waits.for_order)
         return
-    order = await _find(turn, named)
+    order = await find_named_order(turn, named)
     matched = order is not None and _proves(order, proof, by_ref=by_ref)
     await limiter.record(turn.session, conversation_id=conversation_id, succeeded=matched, order_number=named)
     if not matched or order is None:

@@ -123,7 +123,11 @@ async def test_questions_about_an_expensive_order_go_to_a_person(say: Say, shop:
         await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(order_value_above=Decimal("100")))
     result = await say(f"where is my order #{order.number}?", sender="v1")
     assert "member of our team" in texts(result)
+    # Named by its public reference, the same order is just as expensive.
+    by_ref = await say(f"where is my order {order.public_ref}?", sender="v2")
+    assert "member of our team" in texts(by_ref)
     async with shop.unit_of_work() as session:
-        thread = await session.get(HandoffThread, result.conversation_id)
-        assert thread is not None
-        assert thread.reason == "order_value"
+        for conversation_id in (result.conversation_id, by_ref.conversation_id):
+            thread = await session.get(HandoffThread, conversation_id)
+            assert thread is not None
+            assert thread.reason == "order_value"
