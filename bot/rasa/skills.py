@@ -10,7 +10,9 @@ from bot.rasa.assistant import ActionContext, ShopTalkAction
 from bot.rasa.tracker import event, slot_event
 from bot.templates import render
 from commerce.orders.errors import OrderNotFound
-from commerce.orders.service import get_order_by_number
+from commerce.orders.models import Order
+from commerce.orders.refs import parse_public_ref
+from commerce.orders.service import get_order_by_number, get_order_by_public_ref
 from kit.clock import utcnow
 
 
@@ -29,18 +31,22 @@ async def order_status(context: ActionContext) -> list[dict[str, Any]]:
     if context.session is None:
         return [_say("I can't look up orders here.")]
     conversation = context.extra.get("conversation")
+    ref = None if number.isdigit() else parse_public_ref(number)
     try:
-        order = await get_order_by_number(context.session, number=number)
+        order: Order | None = (await get_order_by_public_ref(context.session, public_ref=ref) if ref
+                               else await get_order_by_number(context.session, number=number))
     except OrderNotFound:
-        return [_say(f"I couldn't find order {number}."), slot_event("order_number", None)]
+        order = None
     owner = getattr(conversation, "shopper_id", None)
     ttl_seconds = int(context.extra.get("verified_order_ttl_seconds", 24 * 3600))
-    verified = isinstance(conversation, Conversation) and verified_order(conversation, number, now=utcnow(),
-                                                                         ttl_seconds=ttl_seconds)
-    if owner is None or (order.shopper_id != owner and not verified):
-        # Same rule as ShopTalk's own bot: an order's status goes only to its owner.
+    verified = (order is not None and isinstance(conversation, Conversation)
+                and verified_order(conversation, order.number, now=utcnow(), ttl_seconds=ttl_seconds))
+    if order is None or owner is None or (order.shopper_id != owner and not verified):
+        # Same rule as ShopTalk's own bot: an order's status goes only to its owner, and an unknown order gets
+        # the same answer as someone else's (existence is never revealed).
         return [_say(f"I can't confirm order {number} belongs to you. A person from our team can help.",
-                     buttons=[{"title": "Talk to a person", "payload": "/shoptalk_handoff"}])]
+                     buttons=[{"title": "Talk to a person", "payload": "/shoptalk_handoff"}]),
+                slot_event("order_number", None)]
     return [_say(f"Order {order.number} is {order.status.replace('_', ' ')}.")]
 
 

@@ -38,5 +38,10 @@ async def test_order_status_only_for_the_orders_owner(shop: Database, bot_deps: 
     assert await _telegram(shop, bot_deps, "100001", ask, 1) == [f"Order {number} is shipped."]
     stranger = await _telegram(shop, bot_deps, "200002", ask, 1)
     assert stranger == [f"I can't confirm order {number} belongs to you. A person from our team can help."]
-    assert await _telegram(shop, bot_deps, "100001", '/ask_order_status{"order_number": "999999"}', 2) == [
-        "I couldn't find order 999999."]
+    async with shop.unit_of_work() as session:
+        ref = (await orders.get_order_by_number(session, number=number)).public_ref
+    by_ref = "/ask_order_status" + json.dumps({"order_number": ref.lower()})
+    assert await _telegram(shop, bot_deps, "100001", by_ref, 3) == [f"Order {number} is shipped."]
+    # An unknown order gets the stranger's answer: whether an order exists is never revealed.
+    assert await _telegram(shop, bot_deps, "200002", '/ask_order_status{"order_number": "999999"}', 2) == [
+        "I can't confirm order 999999 belongs to you. A person from our team can help."]
