@@ -113,7 +113,8 @@ def demo_load() -> None:
 
 @token_app.command("create")
 def token_create(name: str = typer.Option(..., help="Who or what uses the token."),
-                 role: str = typer.Option("merchant", help="admin, merchant or agent"),
+                 role: str = typer.Option("merchant", help="admin, merchant, agent or channel (a server that posts "
+                                                           "to the REST chat channel)"),
                  expires_in: str | None = typer.Option(None, "--expires-in",
                                                        help="e.g. 30d, 12h, 2w; default: never expires")) -> None:
     """Create an API token and print it once (only its hash is stored)."""
