@@ -26,6 +26,8 @@ async def get_session(database: Annotated[Database, Depends(get_database)]) -> A
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit runs before the response is sent, so a commit that fails (a unique violation
+# surfacing only then) reaches the error handlers (409) instead of following a 200 the client already has.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]

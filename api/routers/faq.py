@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+from sqlalchemy.exc import IntegrityError
 
 import knowledge_base as kb
 from api.auth import MerchantDep, Principal
@@ -81,7 +82,13 @@ async def update_entry(entry_id: PathId, patch: FaqEntryPatch, session: SessionD
 
 @router.delete("/entries/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_entry(entry_id: PathId, session: SessionDep, principal: MerchantDep) -> Response:
-    await kb.delete_entry(session, entry_id=entry_id, author=_author(principal))
+    try:
+        async with session.begin_nested():
+            await kb.delete_entry(session, entry_id=entry_id, author=_author(principal))
+    except IntegrityError:
+        # A concurrent DELETE of the same entry won (its version row took ours): it is gone, 404 like any later one.
+        await kb.get_entry(session, entry_id=entry_id)
+        raise
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import hypothesis
+import numpy as np
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase
@@ -21,7 +22,6 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-import numpy as np
 from api.auth import ROLES, create_token
 from bot import BotDeps
 from kit.db import Database
@@ -107,7 +107,7 @@ def generate(operation: Any, *, examples: int, mode: GenerationMode, seed: int =
 
     try:
         collect()
-    except hypothesis.errors.Unsatisfiable:  # nothing to make invalid (e.g. negative cases of an operation without inputs)
+    except hypothesis.errors.Unsatisfiable:  # nothing to make invalid (negative cases of an operation without inputs)
         pass
     return cases
 
