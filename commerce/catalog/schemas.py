@@ -13,8 +13,11 @@ Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 # categories.slug is String(80), products.slug String(120)
 CategorySlug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80,
                                                 pattern=r"^[a-z0-9][a-z0-9-]*$")]
-CurrencyCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=3, max_length=3)]
-CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=2, max_length=2)]
+# ASCII letters only: upper-casing other letters can lengthen them ('ß' -> 'SS') past the column.
+CurrencyCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=3, max_length=3,
+                                                pattern=r"^[A-Za-z]{3}$")]
+CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=2, max_length=2,
+                                               pattern=r"^[A-Za-z]{2}$")]
 
 
 class CategoryIn(BaseModel):

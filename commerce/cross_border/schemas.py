@@ -36,10 +36,21 @@ LocaleCode = Annotated[str, BeforeValidator(_lower_dashed),
                        StringConstraints(pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"), AfterValidator(_not_english)]
 Condition = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 # Codes are trimmed before their length is checked: the admin service stores them trimmed.
-Region = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=8)]
-Scope = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8)]
-Code3 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=3)]
-Code2 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2)]
+# and upper-cased, which can lengthen a letter ('ß' -> 'SS'): the column's length is checked after that too.
+def _upper_within(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        value = value.upper()
+        if len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters once upper-cased")
+        return value
+
+    return AfterValidator(check)
+
+
+Region = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=8), _upper_within(8)]
+Scope = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8), _upper_within(8)]
+Code3 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$")]
+Code2 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")]
 
 
 class _Sourced(BaseModel):
@@ -71,6 +82,8 @@ class ImportRuleIn(_Sourced):
 class ImportRuleOut(ImportRuleIn):
     model_config = ConfigDict(from_attributes=True)
     id: int
+    # A row saved before over-precise input was refused may hold 0 here (1e-7 rounded): it must still list.
+    personal_use_value_percent: PlainDecimal
 
 
 class TaxRateIn(_Sourced):
