@@ -109,7 +109,9 @@ class RefuseNul:
             messages.append(message)
             more = message["type"] == "http.request" and bool(message.get("more_body"))
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        if _body_has_nul(body):
+        form = dict(scope.get("headers") or []).get(b"content-type", b"").startswith(
+            b"application/x-www-form-urlencoded")
+        if _body_has_nul(body) or (form and b"\x00" in unquote_to_bytes(body)):
             await _refuse_nul(scope, send, "the request body")
             return
         replay = iter(messages)

@@ -61,12 +61,13 @@ async def merchant(shop: Database) -> dict[str, str]:
     ("POST", "/api/v1/stock/adjustments", b'{"sku": "KET-1", "location": "RTM\\u0000", "delta": 1}'),
     ("POST", "/api/v1/cross-border/duty-rates", b'{"\\u0000": 1}'),
     ("POST", "/api/v1/cross-border/rates/import", b"date,base,currency,rate\n2026-01-01,EUR,USD\x00,1.1\n"),
+    ("POST", "/api/v1/categories", b"slug=a%00b"),
 ])
 async def test_nul_anywhere_is_refused_before_any_route_runs(chat_client: httpx.AsyncClient, method: str, url: str,
                                                              body: bytes | None, merchant: dict[str, str]) -> None:
     for headers in ({}, merchant):  # without a token too: the refusal comes before authentication
-        response = await chat_client.request(method, url, content=body, headers=headers | (
-            {"Content-Type": "application/json"} if body and body.startswith(b"{") else {}))
+        kind = "application/json" if body and body.startswith(b"{") else "application/x-www-form-urlencoded"
+        response = await chat_client.request(method, url, content=body, headers=headers | {"Content-Type": kind})
         assert_problem(response, 422, "invalid_characters")
 
 
