@@ -115,6 +115,15 @@ def generate(operation: Any, *, examples: int, mode: GenerationMode, seed: int =
     return cases
 
 
+def aim_at_rows(cases: list[Any]) -> None:
+    """Every other case asks for a small id instead of a random one: the demo shop has rows there, so updates and
+    deletes of real rows get fuzzed too (a random id is almost always a 404)."""
+    for index, case in enumerate(cases[::2]):
+        for name, value in case.path_parameters.items():
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
+                case.path_parameters[name] = 1 + index % 12
+
+
 def _kind(error: BaseException) -> str:
     name = type(error).__name__
     return {"ServerError": "server_error", "JsonSchemaError": "schema_violation",
@@ -151,6 +160,7 @@ async def fuzz(http: httpx.AsyncClient, app: FastAPI, *, headers: dict[str, dict
     for operation in ops:
         label = f"{operation.method.upper()} {operation.path}"
         cases = [c for mode in modes for c in generate(operation, examples=examples, mode=mode, seed=seed)]
+        aim_at_rows(cases)
         for role, role_header in headers.items():
             report = reports[role]
             report.operations += 1
