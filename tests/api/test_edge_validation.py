@@ -60,6 +60,9 @@ async def merchant(shop: Database) -> dict[str, str]:
     ("POST", "/api/v1/stock/reservations", b'{"sku": "KET-1", "quantity": 1, "reference": "r\\u0000"}'),
     ("POST", "/api/v1/stock/adjustments", b'{"sku": "KET-1", "location": "RTM\\u0000", "delta": 1}'),
     ("POST", "/api/v1/cross-border/duty-rates", b'{"\\u0000": 1}'),
+    ("POST", "/api/v1/cross-border/tax-rates", b'{"country": "DE", "region": "EU", "tax_name": "V\\u0000T"}'),
+    ("GET", "/api/v1/merchant/faq/entries?q=ship%00", None),
+    ("POST", "/api/v1/merchant/faq/entries", b'{"language": "en", "questions": ["Q\\u0000?"], "answer": "A"}'),
     ("POST", "/api/v1/cross-border/rates/import", b"date,base,currency,rate\n2026-01-01,EUR,USD\x00,1.1\n"),
     ("POST", "/api/v1/categories", b"slug=a%00b"),
 ])
