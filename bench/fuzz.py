@@ -55,7 +55,7 @@ async def run_backend(url: str, *, examples: int, roles: list[str], seed: int, d
         started = time.perf_counter()
         async with app_client(app) as http:
             fuzzing.use_cheap_bot(app)
-            headers = {role: h for role, h in (await fuzzing.role_headers(database)).items() if role in roles}
+            headers = {role: h for role, h in (await fuzzing.role_headers(database, http)).items() if role in roles}
             reports = await fuzzing.fuzz(http, app, headers=headers, examples=examples, seed=seed)
         elapsed = time.perf_counter() - started
     finally:
@@ -69,7 +69,8 @@ async def run_backend(url: str, *, examples: int, roles: list[str], seed: int, d
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=100, help="cases per operation and generation mode")
-    parser.add_argument("--roles", default=",".join(("anonymous", *ROLES)))
+    parser.add_argument("--roles", default=",".join(("anonymous", *ROLES, "console")),
+                        help="console = the demo supervisor's agent console session (cookie + CSRF token)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--postgres", default=None, help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-sqlite", action="store_true")

@@ -24,6 +24,8 @@ from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.auth import ROLES, create_token
+from api.cli_agent import DEMO_PASSWORD
+from api.routers.agent import CSRF_HEADER, SESSION_COOKIE
 from bot import BotDeps
 from kit.db import Database
 from nlu.classifier import FALLBACK_INTENT
@@ -34,8 +36,9 @@ from nlu.service import ParseResult
 EXPENSIVE = frozenset({
     "POST /model/train", "POST /model/parse", "GET /model/nlu", "POST /api/v1/rasa/import",
 })
-# Never-ending responses (server-sent events) and pages that are not JSON APIs.
-STREAMS = frozenset({"GET /api/v1/agent/events"})
+# Never-ending responses (server-sent events), and signing out, which would end the console session mid-run.
+STREAMS = frozenset({"GET /api/v1/agent/events", "DELETE /api/v1/agent/session"})
+DEMO_SUPERVISOR = "supervisor@demo.shoptalk.dev"
 
 
 class FallbackParser:
@@ -53,13 +56,21 @@ def use_cheap_bot(app: FastAPI) -> None:
     runtime._deps = BotDeps(settings=app.state.settings, nlu=FallbackParser())
 
 
-async def role_headers(database: Database) -> dict[str, dict[str, str]]:
-    """No token, and a fresh token of each role."""
+async def role_headers(database: Database, http: httpx.AsyncClient | None = None) -> dict[str, dict[str, str]]:
+    """No token, a fresh token of each role, and (with `http`, on the demo shop) the demo supervisor's console
+    session: its cookie and CSRF token, which the agent console's routes take instead of a token."""
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     async with database.unit_of_work() as session:
         for role in ROLES:
             headers[role] = {"Authorization": "Bearer " + await create_token(session, name=f"fuzz {role}",
                                                                             role=role)}
+    if http is not None:
+        signed_in = await http.post("/api/v1/agent/session", json={"email": DEMO_SUPERVISOR,
+                                                                    "password": DEMO_PASSWORD})
+        assert signed_in.status_code == 200, signed_in.text
+        http.cookies.clear()  # sent only with the console's requests, below
+        headers["console"] = {"Cookie": f"{SESSION_COOKIE}={signed_in.cookies[SESSION_COOKIE]}",
+                              CSRF_HEADER: signed_in.json()["csrf_token"]}
     return headers
 
 
@@ -147,6 +158,7 @@ async def send(http: httpx.AsyncClient, case: Any, headers: dict[str, str]) -> t
     elif "files" in kwargs:
         request["files"] = kwargs["files"]
     response = await http.request(**request)
+    http.cookies.clear()  # a cookie one case set (a generated sign-in) must not reach the next role's requests
     shown = f"{kwargs['method']} {response.request.url} {str(kwargs.get('json', kwargs.get('data', '')))[:300]}"
     return response, shown
 

@@ -1,5 +1,6 @@
-"""Schemathesis over the whole OpenAPI on the demo shop, with no token and with a token of each role:
-no answer is a 5xx and every documented answer matches its schema. `bench/fuzz.py` runs the same for longer."""
+"""Schemathesis over the whole OpenAPI on the demo shop, with no token, a token of each role and the demo
+supervisor's console session: no answer is a 5xx and every documented answer matches its schema.
+`bench/fuzz.py` runs the same for longer."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from tests.api import fuzzing
 from tests.http import app_client
 
 # Cases per operation and generation mode (positive, negative), each sent with every role's headers: about
-# 108 operations x 2 x 3 x 4 = 2,600 requests per backend, ~40 s on PostgreSQL on the CI's 2 cores.
+# 107 operations x 2 x 3 x 5 = 3,200 requests per backend, ~40 s on PostgreSQL on the CI's 2 cores.
 EXAMPLES = 3
 
 
@@ -27,8 +28,8 @@ async def test_no_input_makes_a_server_error_or_breaks_the_schema(db: Database, 
     app = create_app(settings.model_copy(update={"data_dir": tmp_path}), database=db)
     async with app_client(app) as http:
         fuzzing.use_cheap_bot(app)
-        reports = await fuzzing.fuzz(http, app, headers=await fuzzing.role_headers(db), examples=EXAMPLES)
-    assert set(reports) == {"anonymous", "admin", "merchant", "agent"}
+        reports = await fuzzing.fuzz(http, app, headers=await fuzzing.role_headers(db, http), examples=EXAMPLES)
+    assert set(reports) == {"anonymous", "admin", "merchant", "agent", "console"}
     assert all(r.operations > 100 and r.requests > 300 for r in reports.values())
     failures = {role: r.as_json() for role, r in reports.items() if r.failures}
     assert not failures, json.dumps(failures, indent=1)
