@@ -16,7 +16,7 @@ from tests.api import fuzzing
 from tests.http import app_client
 
 # Cases per operation and generation mode (positive, negative), each sent with every role's headers: about
-# 107 operations x 2 x 3 x 5 = 3,200 requests per backend, ~40 s on PostgreSQL on the CI's 2 cores.
+# 107 operations x 2 x 3 x 5 = 3,200 requests per backend, about a minute per backend on 2 cores.
 EXAMPLES = 3
 
 
