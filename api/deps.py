@@ -26,8 +26,9 @@ async def get_session(database: Annotated[Database, Depends(get_database)]) -> A
         yield session
 
 
-# scope="function": the unit of work commits before the response is sent, so a commit that fails (the database
-# went away) answers 503 instead of a success the client already holds for a write that was never saved.
+# scope="function": the unit of work commits before the response is sent, so a commit that fails reaches the
+# error handlers (503 when the database went away, 409 for a unique violation surfacing only then) instead of
+# following a success the client already holds for a write that was never saved.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kit.db import RETRY_AFTER_SECONDS, DatabaseUnavailable, database_unavailable_cause
@@ -29,7 +30,29 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
              "type": str(err.get("type", ""))} for err in exc.errors()]
 
 
+async def integrity_conflict(request: Request, exc: Exception) -> JSONResponse:
+    """A unique or foreign-key constraint refused the write (two requests raced, or the row already exists):
+    409 `already_exists`, also when it surfaces at the request's commit (api.deps.get_session)."""
+    reason = str(getattr(exc, "orig", exc))
+    log.info("integrity conflict on %s %s: %s", request.method, request.url.path, reason)
+    if _is_unique_violation(exc, reason):
+        return problem_response(409, "already_exists", "Already exists",
+                                "Something with the same unique value already exists (or was just created by "
+                                "another request); nothing was saved.", request.url.path)
+    return problem_response(409, "integrity_conflict", "Conflict",
+                            "This conflicts with related data (changed or removed by another request); nothing was "
+                            "saved.", request.url.path)
+
+
+def _is_unique_violation(exc: Exception, reason: str) -> bool:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
+        getattr(getattr(exc, "orig", None), "__cause__", None), "sqlstate", None)
+    return sqlstate == "23505" or "UNIQUE constraint failed" in reason or "duplicate key value" in reason
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(IntegrityError, integrity_conflict)
+
     @app.exception_handler(ShopTalkError)
     async def _domain(request: Request, exc: ShopTalkError) -> JSONResponse:
         headers = {}

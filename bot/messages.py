@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 ChannelName = Literal["telegram", "webchat", "rest"]
 InboundKind = Literal["text", "callback", "unsupported", "edited", "command"]
@@ -23,6 +23,23 @@ class InboundMessage(BaseModel):
     sender_name: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     received_at: datetime | None = None
+
+    @field_validator("sender_id", "message_id", "text", "payload", "locale_hint", "sender_name", "metadata",
+                     mode="before")
+    @classmethod
+    def _without_nul(cls, value: Any) -> Any:
+        # NUL is stripped, not refused: it carries nothing a shopper meant, and PostgreSQL refuses it in text.
+        return _strip_nul(value)
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
 
 
 class Button(BaseModel):

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.params import PathId
 from api.routers.agent_realtime import events_of
 from api.throttle import SignInThrottle, client_ip
 from bot.handoff import service as handoff
@@ -22,6 +23,7 @@ from bot.handoff.errors import NotSupervisor, WrongCredentials
 from bot.handoff.models import Agent
 from kit.db import Database
 from kit.errors import NotFound
+from kit.fields import RowId
 from kit.settings import Settings
 
 router = APIRouter(tags=["agent console"])
@@ -205,7 +207,7 @@ async def inbox(who: Reader, request: Request,
 
 @router.get("/api/v1/agent/conversations/{conversation_id}", response_model=handoff.ConversationView,
             summary="History with intents, the bot's draft, notes and the shopper panel")
-async def conversation(conversation_id: int, who: Reader, request: Request) -> handoff.ConversationView:
+async def conversation(conversation_id: PathId, who: Reader, request: Request) -> handoff.ConversationView:
     async with _database(request).unit_of_work() as session:
         return await handoff.conversation_view(session, agent=await _agent(session, who),
                                                conversation_id=conversation_id)
@@ -219,7 +221,7 @@ class ThreadOut(BaseModel):
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/take", response_model=ThreadOut,
              summary="Take the conversation (the bot goes silent); 409 when another agent has it")
-async def take(conversation_id: int, who: Writer, request: Request) -> ThreadOut:
+async def take(conversation_id: PathId, who: Writer, request: Request) -> ThreadOut:
     async with _database(request).unit_of_work() as session:
         thread = await handoff.take(session, agent=await _agent(session, who), conversation_id=conversation_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
@@ -228,12 +230,12 @@ async def take(conversation_id: int, who: Writer, request: Request) -> ThreadOut
 
 
 class AssignBody(BaseModel):
-    agent_id: int
+    agent_id: RowId
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/assign", response_model=ThreadOut,
              summary="Assign (supervisor) or transfer (owner) to another agent")
-async def assign(conversation_id: int, body: AssignBody, who: Writer, request: Request) -> ThreadOut:
+async def assign(conversation_id: PathId, body: AssignBody, who: Writer, request: Request) -> ThreadOut:
     async with _database(request).unit_of_work() as session:
         thread = await handoff.assign(session, by=await _agent(session, who), conversation_id=conversation_id,
                                       agent_id=body.agent_id)
@@ -244,7 +246,7 @@ async def assign(conversation_id: int, body: AssignBody, who: Writer, request: R
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/hand-back", response_model=ThreadOut,
              summary="Give the conversation back to the bot")
-async def hand_back(conversation_id: int, who: Writer, request: Request) -> ThreadOut:
+async def hand_back(conversation_id: PathId, who: Writer, request: Request) -> ThreadOut:
     async with _database(request).unit_of_work() as session:
         thread = await handoff.hand_back(session, agent=await _agent(session, who), conversation_id=conversation_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
@@ -258,7 +260,7 @@ class ResolveBody(BaseModel):
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/resolve", response_model=ThreadOut,
              summary="Resolve (asks the shopper for a 1-5 rating); 409 when already resolved")
-async def resolve(conversation_id: int, who: Writer, request: Request, body: ResolveBody | None = None) -> ThreadOut:
+async def resolve(conversation_id: PathId, who: Writer, request: Request, body: ResolveBody | None = None) -> ThreadOut:
     async with _database(request).unit_of_work() as session:
         thread = await handoff.resolve(session, agent=await _agent(session, who), conversation_id=conversation_id,
                                        ask_csat=body.ask_csat if body else True)
@@ -281,7 +283,7 @@ class SentOut(BaseModel):
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/replies", response_model=SentOut, status_code=201,
              summary="Send a reply to the shopper on their own channel (through the outbox)")
-async def reply(conversation_id: int, body: ReplyBody, who: Writer, request: Request) -> SentOut:
+async def reply(conversation_id: PathId, body: ReplyBody, who: Writer, request: Request) -> SentOut:
     async with _database(request).unit_of_work() as session:
         message_id = await handoff.reply(session, agent=await _agent(session, who), conversation_id=conversation_id,
                                          text=body.text)
@@ -292,7 +294,7 @@ async def reply(conversation_id: int, body: ReplyBody, who: Writer, request: Req
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/draft/send", response_model=SentOut, status_code=201,
              summary="Send the bot's draft as is (no text) or edited")
-async def send_draft(conversation_id: int, body: DraftBody, who: Writer, request: Request) -> SentOut:
+async def send_draft(conversation_id: PathId, body: DraftBody, who: Writer, request: Request) -> SentOut:
     async with _database(request).unit_of_work() as session:
         message_id = await handoff.send_draft(session, agent=await _agent(session, who),
                                               conversation_id=conversation_id, text=body.text)
@@ -315,7 +317,7 @@ class NoteBody(BaseModel):
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/notes", response_model=handoff.NoteView,
              status_code=201, summary="A private note (never sent to the shopper)")
-async def add_note(conversation_id: int, body: NoteBody, who: Writer, request: Request) -> handoff.NoteView:
+async def add_note(conversation_id: PathId, body: NoteBody, who: Writer, request: Request) -> handoff.NoteView:
     async with _database(request).unit_of_work() as session:
         agent = await _agent(session, who)
         note = await handoff.add_note(session, agent=agent, conversation_id=conversation_id, body=body.body)
@@ -357,7 +359,7 @@ async def add_canned(body: CannedIn, who: Writer, request: Request) -> CannedOut
 
 @router.put("/api/v1/agent/canned/{canned_id}", response_model=CannedOut,
             summary="Change a canned response's shortcut or text (supervisor)")
-async def edit_canned(canned_id: int, body: CannedIn, who: Writer, request: Request) -> CannedOut:
+async def edit_canned(canned_id: PathId, body: CannedIn, who: Writer, request: Request) -> CannedOut:
     async with _database(request).unit_of_work() as session:
         item = await handoff.update_canned(session, agent=await _agent(session, who), canned_id=canned_id,
                                            shortcut=body.shortcut, body=body.body)
@@ -367,7 +369,7 @@ async def edit_canned(canned_id: int, body: CannedIn, who: Writer, request: Requ
 
 
 @router.delete("/api/v1/agent/canned/{canned_id}", status_code=204, summary="Delete a canned response (supervisor)")
-async def remove_canned(canned_id: int, who: Writer, request: Request) -> Response:
+async def remove_canned(canned_id: PathId, who: Writer, request: Request) -> Response:
     async with _database(request).unit_of_work() as session:
         await handoff.delete_canned(session, agent=await _agent(session, who), canned_id=canned_id)
     await events_of(request.app).publish(who.shop_id, {"type": "settings"})
@@ -389,7 +391,7 @@ class CorrectionOut(BaseModel):
 
 @router.post("/api/v1/agent/messages/{message_id}/intent", response_model=CorrectionOut,
              summary="Correct the intent of a shopper message (training example for the next `nlu train`)")
-async def correct_intent(message_id: int, body: CorrectionBody, who: Writer, request: Request) -> CorrectionOut:
+async def correct_intent(message_id: PathId, body: CorrectionBody, who: Writer, request: Request) -> CorrectionOut:
     database = _database(request)
     async with database.unit_of_work() as session:
         item = await handoff.correct_intent(session, agent=await _agent(session, who), message_id=message_id,

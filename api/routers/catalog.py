@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
+from api.params import PathId
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import CategoryIn, CategoryOut, ProductIn, ProductOut, ProductPage
 from commerce.inventory import service as inventory
@@ -23,7 +24,7 @@ async def list_products(session: SessionDep, limit: Annotated[int, Query(ge=1, l
 
 
 @router.get("/products/{product_id}", response_model=ProductOut)
-async def get_product(product_id: int, session: SessionDep) -> ProductOut:
+async def get_product(product_id: PathId, session: SessionDep) -> ProductOut:
     product = await catalog.get_product(session, product_id=product_id)
     available = await inventory.available_stock(session, skus=[v.sku for v in product.variants])
     return catalog.product_out(product, available)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
+from api.params import PathId
 from commerce.cross_border import admin, import_rates, load_cross_border_defaults
 from commerce.cross_border.models import DutyRate, ImportRule, ImportTaxRate, ReturnPolicy
 from commerce.cross_border.schemas import (
@@ -26,6 +26,7 @@ from commerce.cross_border.schemas import (
     TaxRateIn,
     TaxRateOut,
 )
+from kit.fields import PlainDecimal
 
 router = APIRouter(prefix="/api/v1/cross-border", tags=["cross-border admin"])
 
@@ -43,12 +44,12 @@ async def create_import_rule(data: ImportRuleIn, session: SessionDep, _: Merchan
 
 
 @router.put("/import-rules/{row_id}", response_model=ImportRuleOut)
-async def update_import_rule(row_id: int, data: ImportRuleIn, session: SessionDep, _: MerchantDep) -> ImportRuleOut:
+async def update_import_rule(row_id: PathId, data: ImportRuleIn, session: SessionDep, _: MerchantDep) -> ImportRuleOut:
     return ImportRuleOut.model_validate(await admin.update_row(session, model=ImportRule, row_id=row_id, data=data))
 
 
 @router.delete("/import-rules/{row_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_import_rule(row_id: int, session: SessionDep, _: MerchantDep) -> None:
+async def delete_import_rule(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
     await admin.delete_row(session, model=ImportRule, row_id=row_id)
 
 
@@ -65,12 +66,12 @@ async def create_tax_rate(data: TaxRateIn, session: SessionDep, _: MerchantDep) 
 
 
 @router.put("/tax-rates/{row_id}", response_model=TaxRateOut)
-async def update_tax_rate(row_id: int, data: TaxRateIn, session: SessionDep, _: MerchantDep) -> TaxRateOut:
+async def update_tax_rate(row_id: PathId, data: TaxRateIn, session: SessionDep, _: MerchantDep) -> TaxRateOut:
     return TaxRateOut.model_validate(await admin.update_row(session, model=ImportTaxRate, row_id=row_id, data=data))
 
 
 @router.delete("/tax-rates/{row_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_tax_rate(row_id: int, session: SessionDep, _: MerchantDep) -> None:
+async def delete_tax_rate(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
     await admin.delete_row(session, model=ImportTaxRate, row_id=row_id)
 
 
@@ -87,12 +88,12 @@ async def create_duty_rate(data: DutyRateIn, session: SessionDep, _: MerchantDep
 
 
 @router.put("/duty-rates/{row_id}", response_model=DutyRateOut)
-async def update_duty_rate(row_id: int, data: DutyRateIn, session: SessionDep, _: MerchantDep) -> DutyRateOut:
+async def update_duty_rate(row_id: PathId, data: DutyRateIn, session: SessionDep, _: MerchantDep) -> DutyRateOut:
     return DutyRateOut.model_validate(await admin.update_row(session, model=DutyRate, row_id=row_id, data=data))
 
 
 @router.delete("/duty-rates/{row_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_duty_rate(row_id: int, session: SessionDep, _: MerchantDep) -> None:
+async def delete_duty_rate(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
     await admin.delete_row(session, model=DutyRate, row_id=row_id)
 
 
@@ -109,14 +110,14 @@ async def create_return_policy(data: ReturnPolicyIn, session: SessionDep, _: Mer
 
 
 @router.put("/return-policies/{row_id}", response_model=ReturnPolicyOut)
-async def update_return_policy(row_id: int, data: ReturnPolicyIn, session: SessionDep,
+async def update_return_policy(row_id: PathId, data: ReturnPolicyIn, session: SessionDep,
                                _: MerchantDep) -> ReturnPolicyOut:
     return ReturnPolicyOut.model_validate(await admin.update_row(session, model=ReturnPolicy, row_id=row_id,
                                                                  data=data))
 
 
 @router.delete("/return-policies/{row_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_return_policy(row_id: int, session: SessionDep, _: MerchantDep) -> None:
+async def delete_return_policy(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
     await admin.delete_row(session, model=ReturnPolicy, row_id=row_id)
 
 
@@ -133,13 +134,13 @@ async def create_shipping_zone(data: ShippingZoneIn, session: SessionDep, _: Mer
 
 
 @router.put("/shipping-zones/{zone_id}", response_model=ShippingZoneOut)
-async def update_shipping_zone(zone_id: int, data: ShippingZoneIn, session: SessionDep,
+async def update_shipping_zone(zone_id: PathId, data: ShippingZoneIn, session: SessionDep,
                                _: MerchantDep) -> ShippingZoneOut:
     return ShippingZoneOut.model_validate(await admin.update_zone(session, zone_id=zone_id, data=data))
 
 
 @router.delete("/shipping-zones/{zone_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_shipping_zone(zone_id: int, session: SessionDep, _: MerchantDep) -> None:
+async def delete_shipping_zone(zone_id: PathId, session: SessionDep, _: MerchantDep) -> None:
     await admin.delete_zone(session, zone_id=zone_id)
 
 
@@ -148,7 +149,7 @@ async def delete_shipping_zone(zone_id: int, session: SessionDep, _: MerchantDep
 class RateIn(BaseModel):
     base: str = Field(min_length=3, max_length=3)
     currency: str = Field(min_length=3, max_length=3)
-    rate: Decimal = Field(gt=0, max_digits=24, decimal_places=10)
+    rate: PlainDecimal = Field(gt=0, max_digits=24, decimal_places=10)
     as_of: date
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+from sqlalchemy.exc import IntegrityError
 
 import knowledge_base as kb
 from api.auth import MerchantDep, Principal
 from api.deps import SessionDep
+from api.params import Offset, PathId
 from kit.errors import InvalidInput, Unavailable
 from knowledge_base.models import FaqEntry
 from knowledge_base.schemas import (
@@ -53,7 +55,7 @@ async def list_entries(session: SessionDep, _: MerchantDep, language: str | None
                        status_: Annotated[Literal["draft", "published"] | None, Query(alias="status")] = None,
                        tag: str | None = None, q: Annotated[str | None, Query(max_length=200)] = None,
                        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                       offset: Annotated[int, Query(ge=0)] = 0) -> FaqEntryPage:
+                       offset: Offset = 0) -> FaqEntryPage:
     """Entries (not deleted), optionally by language, status, tag or a text search."""
     total, entries = await kb.list_entries(session, language=language, status=status_, tag=tag, text=q,
                                            limit=limit, offset=offset)
@@ -67,25 +69,31 @@ async def create_entry(data: FaqEntryIn, session: SessionDep, principal: Merchan
 
 
 @router.get("/entries/{entry_id}", response_model=FaqEntryOut)
-async def get_entry(entry_id: int, session: SessionDep, _: MerchantDep) -> FaqEntryOut:
+async def get_entry(entry_id: PathId, session: SessionDep, _: MerchantDep) -> FaqEntryOut:
     return (await _out(session, [await kb.get_entry(session, entry_id=entry_id)]))[0]
 
 
 @router.patch("/entries/{entry_id}", response_model=FaqEntryOut)
-async def update_entry(entry_id: int, patch: FaqEntryPatch, session: SessionDep,
+async def update_entry(entry_id: PathId, patch: FaqEntryPatch, session: SessionDep,
                        principal: MerchantDep) -> FaqEntryOut:
     entry = await kb.update_entry(session, entry_id=entry_id, patch=patch, author=_author(principal))
     return (await _out(session, [entry]))[0]
 
 
 @router.delete("/entries/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_entry(entry_id: int, session: SessionDep, principal: MerchantDep) -> Response:
-    await kb.delete_entry(session, entry_id=entry_id, author=_author(principal))
+async def delete_entry(entry_id: PathId, session: SessionDep, principal: MerchantDep) -> Response:
+    try:
+        async with session.begin_nested():
+            await kb.delete_entry(session, entry_id=entry_id, author=_author(principal))
+    except IntegrityError:
+        # A concurrent DELETE of the same entry won (its version row took ours): it is gone, 404 like any later one.
+        await kb.get_entry(session, entry_id=entry_id)
+        raise
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/entries/{entry_id}/publish", response_model=FaqEntryOut)
-async def publish_entry(entry_id: int, session: SessionDep, principal: MerchantDep,
+async def publish_entry(entry_id: PathId, session: SessionDep, principal: MerchantDep,
                         change: StatusChange | None = None) -> FaqEntryOut:
     entry = await kb.set_status(session, entry_id=entry_id, status="published", author=_author(principal),
                                 expected_version=change.expected_version if change else None)
@@ -93,7 +101,7 @@ async def publish_entry(entry_id: int, session: SessionDep, principal: MerchantD
 
 
 @router.post("/entries/{entry_id}/unpublish", response_model=FaqEntryOut)
-async def unpublish_entry(entry_id: int, session: SessionDep, principal: MerchantDep,
+async def unpublish_entry(entry_id: PathId, session: SessionDep, principal: MerchantDep,
                           change: StatusChange | None = None) -> FaqEntryOut:
     entry = await kb.set_status(session, entry_id=entry_id, status="draft", author=_author(principal),
                                 expected_version=change.expected_version if change else None)
@@ -101,19 +109,20 @@ async def unpublish_entry(entry_id: int, session: SessionDep, principal: Merchan
 
 
 @router.post("/entries/{entry_id}/translations", response_model=FaqEntryOut, status_code=status.HTTP_201_CREATED)
-async def translate_entry(entry_id: int, data: TranslationIn, session: SessionDep,
+async def translate_entry(entry_id: PathId, data: TranslationIn, session: SessionDep,
                           principal: MerchantDep) -> FaqEntryOut:
     entry = await kb.translate_entry(session, entry_id=entry_id, data=data, author=_author(principal))
     return (await _out(session, [entry]))[0]
 
 
 @router.get("/entries/{entry_id}/versions", response_model=list[FaqVersionOut])
-async def entry_history(entry_id: int, session: SessionDep, _: MerchantDep) -> list[FaqVersionOut]:
+async def entry_history(entry_id: PathId, session: SessionDep, _: MerchantDep) -> list[FaqVersionOut]:
     return [FaqVersionOut.model_validate(v) for v in await kb.entry_history(session, entry_id=entry_id)]
 
 
 @router.post("/entries/{entry_id}/versions/{version}/restore", response_model=FaqEntryOut)
-async def restore_version(entry_id: int, version: int, session: SessionDep, principal: MerchantDep) -> FaqEntryOut:
+async def restore_version(entry_id: PathId, version: PathId, session: SessionDep,
+                          principal: MerchantDep) -> FaqEntryOut:
     entry = await kb.restore_version(session, entry_id=entry_id, version=version, author=_author(principal))
     return (await _out(session, [entry]))[0]
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api.auth import MerchantDep
 from api.deps import SessionDep
 from api.page_files import add_page_routes
+from api.params import PathId
 from commerce.catalog.service import all_products
 from commerce.search import service as search
 
@@ -85,7 +86,7 @@ async def add_synonyms(body: SynonymsIn, _: MerchantDep, session: SessionDep) ->
 
 
 @router.delete("/api/v1/search/synonyms/{synonym_id}", status_code=204)
-async def delete_synonyms(synonym_id: int, _: MerchantDep, session: SessionDep) -> None:
+async def delete_synonyms(synonym_id: PathId, _: MerchantDep, session: SessionDep) -> None:
     await search.delete_synonyms(session, synonym_id=synonym_id)
 
 
@@ -104,7 +105,7 @@ async def add_rule(body: RuleIn, _: MerchantDep, session: SessionDep) -> RuleOut
 
 
 @router.delete("/api/v1/search/rules/{rule_id}", status_code=204)
-async def delete_rule(rule_id: int, _: MerchantDep, session: SessionDep) -> None:
+async def delete_rule(rule_id: PathId, _: MerchantDep, session: SessionDep) -> None:
     await search.delete_rule(session, rule_id=rule_id)
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
+from api.params import AfterId, PathId
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderOut, TransitionIn
 
@@ -23,8 +24,9 @@ async def create_order(data: OrderIn, session: SessionDep, response: Response, _
 
 
 @router.get("", response_model=list[OrderOut])
-async def list_orders(session: SessionDep, _: MerchantDep, order_status: Annotated[str | None, Query(
-        alias="status")] = None, after_id: int = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OrderOut]:
+async def list_orders(session: SessionDep, _: MerchantDep,
+                      order_status: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+                      after_id: AfterId = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OrderOut]:
     return [OrderOut.model_validate(o) for o in await orders.list_orders(session, status=order_status,
                                                                         after_id=after_id, limit=limit)]
 
@@ -37,12 +39,12 @@ async def get_order_by_public_ref(public_ref: Annotated[str, Path(max_length=40)
 
 
 @router.get("/{order_id}", response_model=OrderOut)
-async def get_order(order_id: int, session: SessionDep, _: MerchantDep) -> OrderOut:
+async def get_order(order_id: PathId, session: SessionDep, _: MerchantDep) -> OrderOut:
     return OrderOut.model_validate(await orders.get_order(session, order_id=order_id))
 
 
 @router.post("/{order_id}/transitions", response_model=OrderOut)
-async def transition(order_id: int, data: TransitionIn, session: SessionDep, _: MerchantDep) -> OrderOut:
+async def transition(order_id: PathId, data: TransitionIn, session: SessionDep, _: MerchantDep) -> OrderOut:
     """Move the order along its lifecycle (e.g. mark it paid, shipped with carrier and tracking)."""
     order = await orders.transition_order(session, order_id=order_id, to_status=data.status, note=data.note,
                                           carrier=data.carrier, tracking_number=data.tracking_number)

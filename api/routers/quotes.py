@@ -12,6 +12,7 @@ from commerce import cross_border
 from commerce.catalog.service import get_variant, variant_price
 from commerce.cross_border.schemas import Quote, QuoteLineIn, ReturnPolicyView, ShippingOption
 from commerce.money import quantize
+from kit.fields import PlainDecimal
 
 router = APIRouter(prefix="/api/v1", tags=["cross-border"])
 
@@ -58,11 +59,11 @@ async def list_shipping_options(session: SessionDep, destination: str,
 
 class PriceOut(BaseModel):
     sku: str
-    price: Decimal
+    price: PlainDecimal
     currency: str
-    shop_price: Decimal
+    shop_price: PlainDecimal
     shop_currency: str
-    rate: Decimal
+    rate: PlainDecimal
     rate_as_of: str
     rate_age_days: int
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import AgentDep, MerchantDep
 from api.deps import SessionDep, SettingsDep
+from api.params import PathId
 from bot.rasa import service
 from bot.rasa.errors import RasaAssistantMissing, RasaProjectInvalid
 from bot.rasa.project import MAX_PROJECT_BYTES
@@ -58,7 +59,7 @@ async def deactivate_rasa_assistant(session: SessionDep, _: MerchantDep) -> None
 
 
 @router.get("/conversations/{conversation_id}/tracker")
-async def conversation_tracker(conversation_id: int, session: SessionDep, settings: SettingsDep,
+async def conversation_tracker(conversation_id: PathId, session: SessionDep, settings: SettingsDep,
                                _: AgentDep) -> dict[str, Any]:
     """Rasa's tracker JSON of a conversation (events from ShopTalk's tracker store), as Rasa's HTTP API gives it."""
     return await service.export_tracker(session, conversation_id=conversation_id,

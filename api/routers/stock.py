@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
+from api.params import PathId
 from commerce.catalog import service as catalog
 from commerce.inventory import service as inventory
 from commerce.inventory.schemas import ReservationOut, ReserveIn, StockAdjustIn, StockLevelOut, StockSetIn
@@ -42,10 +43,10 @@ async def reserve(data: ReserveIn, session: SessionDep, _: MerchantDep) -> Reser
 
 
 @router.post("/reservations/{reservation_id}/release", response_model=ReservationOut)
-async def release(reservation_id: int, session: SessionDep, _: MerchantDep) -> ReservationOut:
+async def release(reservation_id: PathId, session: SessionDep, _: MerchantDep) -> ReservationOut:
     return ReservationOut.model_validate(await inventory.release_reservation(session, reservation_id=reservation_id))
 
 
 @router.post("/reservations/{reservation_id}/commit", response_model=ReservationOut)
-async def commit(reservation_id: int, session: SessionDep, _: MerchantDep) -> ReservationOut:
+async def commit(reservation_id: PathId, session: SessionDep, _: MerchantDep) -> ReservationOut:
     return ReservationOut.model_validate(await inventory.commit_reservation(session, reservation_id=reservation_id))

@@ -212,8 +212,9 @@ class OpeningHours(BaseModel):
     always_open: bool = True
     timezone: str = "Europe/Berlin"
     days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday")
-    opens: time = time(9, 0)
-    closes: time = time(18, 0)
+    # Wall-clock times in `timezone`, without an offset: RFC 3339 "partial-time", not "time" (which needs one).
+    opens: time = Field(default=time(9, 0), json_schema_extra={"format": "partial-time"})
+    closes: time = Field(default=time(18, 0), json_schema_extra={"format": "partial-time"})
 
     @field_validator("timezone")
     @classmethod

@@ -50,6 +50,9 @@ def _quantity(turn: Turn) -> int:
 
 async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | None = None) -> bool:
     """Put `quantity` of `sku` in the cart if that many are in stock and it can go to the shopper's country."""
+    if not 1 <= quantity <= MAX_QUANTITY:  # a crafted button payload (cart:add:SKU:-1) must not lower the cart
+        turn.say("cart_bad_quantity", most=MAX_QUANTITY, buttons=[turn.button("button.view_cart", "cart:view")])
+        return False
     try:
         variant = await get_variant(turn.session, sku=sku)
     except UnknownSku:
@@ -147,7 +150,10 @@ async def remove(turn: Turn, sku: str) -> None:
 
 
 async def set_quantity(turn: Turn, sku: str, quantity: int) -> None:
-    if quantity <= 0:
+    if quantity < 0 or quantity > MAX_QUANTITY:  # 0 is the "less" button on a single item: it removes the line
+        turn.say("cart_bad_quantity", most=MAX_QUANTITY, buttons=[turn.button("button.view_cart", "cart:view")])
+        return
+    if quantity == 0:
         await remove(turn, sku)
         return
     lines = cart_lines(turn)

@@ -78,6 +78,7 @@ TEMPLATES: dict[str, str] = {
     "cart_which": "Which product should I add? Here are the ones I showed you:",
     "cart_no_stock": "Sorry, only {available} of {title} in stock.",
     "cart_not_in": "{sku} is not in your cart.",
+    "cart_bad_quantity": "I can add between 1 and {most} of one product at a time.",
     "button.checkout": "Checkout",
     "button.remove": "Remove {sku}",
     "button.more": "+1 {sku}",

@@ -63,6 +63,7 @@ TEMPLATES: dict[str, str] = {
     "cart_which": "要加入哪个商品？这是刚才为您展示的商品：",
     "cart_no_stock": "抱歉，{title} 只剩 {available} 件。",
     "cart_not_in": "购物车里没有 {sku}。",
+    "cart_bad_quantity": "每件商品一次可加入 1 到 {most} 件。",
     "button.checkout": "去结算",
     "button.remove": "移除 {sku}",
     "button.more": "+1 {sku}",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from commerce.catalog.schemas import CountryCode, CurrencyCode, Sku
+from kit.fields import PlainDecimal
 
 SyncMode = Literal["push", "pull", "push_pull", "direct"]
 ConnectorName = Literal["none", "webhook", "shopify"]
@@ -36,7 +37,7 @@ class AllocationIn(BaseModel):
 class ChannelOrderLineIn(BaseModel):
     sku: Sku
     quantity: int = Field(gt=0, le=10_000)
-    unit_price: Decimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=6)
+    unit_price: PlainDecimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=6)
 
 
 class ChannelOrderIn(BaseModel):
@@ -48,7 +49,7 @@ class ChannelOrderIn(BaseModel):
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     country: CountryCode | None = None
     postcode: str | None = Field(default=None, max_length=20)
-    shipping: Decimal = Field(default=Decimal(0), ge=0, max_digits=18, decimal_places=6)
+    shipping: PlainDecimal = Field(default=Decimal(0), ge=0, max_digits=18, decimal_places=6)
 
 
 class ChannelOrderOut(BaseModel):

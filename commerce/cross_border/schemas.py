@@ -16,6 +16,8 @@ from pydantic import (
     field_validator,
 )
 
+from kit.fields import MAX_ID, Money, PlainDecimal
+
 Collector = Literal["shop", "carrier"]
 
 
@@ -33,6 +35,22 @@ def _not_english(locale: str) -> str:
 LocaleCode = Annotated[str, BeforeValidator(_lower_dashed),
                        StringConstraints(pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"), AfterValidator(_not_english)]
 Condition = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+# Codes are trimmed before their length is checked: the admin service stores them trimmed.
+# and upper-cased, which can lengthen a letter ('ß' -> 'SS'): the column's length is checked after that too.
+def _upper_within(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        value = value.upper()
+        if len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters once upper-cased")
+        return value
+
+    return AfterValidator(check)
+
+
+Region = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=8), _upper_within(8)]
+Scope = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8), _upper_within(8)]
+Code3 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$")]
+Code2 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")]
 
 
 class _Sourced(BaseModel):
@@ -42,35 +60,37 @@ class _Sourced(BaseModel):
 
 
 class ImportRuleIn(_Sourced):
-    region: str = Field(min_length=2, max_length=8)
+    region: Region
     name: str = Field(min_length=1, max_length=160)
-    currency: str
+    currency: Code3
     effective_from: date
     effective_to: date | None = None
-    low_value_max: Decimal | None = Field(default=None, ge=0)
+    low_value_max: Money | None = Field(default=None, ge=0)
     threshold_basis: Literal["goods", "goods_shipping"] = "goods"
-    personal_use_value_percent: Decimal = Field(default=Decimal(100), gt=0, le=100)
+    personal_use_value_percent: Money = Field(default=Decimal(100), gt=0, le=100)
     low_value_duty: Literal["none", "normal", "flat_per_item"] = "none"
-    flat_duty_amount: Decimal | None = Field(default=None, ge=0)
+    flat_duty_amount: Money | None = Field(default=None, ge=0)
     low_value_tax: Literal["none", "normal"] = "normal"
-    low_value_tax_multiplier: Decimal = Field(default=Decimal(1), ge=0, le=1)
+    low_value_tax_multiplier: Money = Field(default=Decimal(1), ge=0, le=1)
     low_value_collector: Collector = "carrier"
     high_value_collector: Collector = "carrier"
-    scheme: str | None = None
+    scheme: str | None = Field(default=None, max_length=80)
     duty_basis: Literal["goods", "goods_shipping"] = "goods_shipping"
-    clearance_fee: Decimal = Field(default=Decimal(0), ge=0)
+    clearance_fee: Money = Field(default=Decimal(0), ge=0)
 
 
 class ImportRuleOut(ImportRuleIn):
     model_config = ConfigDict(from_attributes=True)
     id: int
+    # A row saved before over-precise input was refused may hold 0 here (1e-7 rounded): it must still list.
+    personal_use_value_percent: PlainDecimal
 
 
 class TaxRateIn(_Sourced):
-    country: str = Field(min_length=2, max_length=2)
-    region: str = Field(min_length=2, max_length=8)
+    country: Code2
+    region: Region
     tax_name: str = Field(min_length=1, max_length=60)
-    rate: Decimal = Field(ge=0, le=100)
+    rate: Money = Field(ge=0, le=100)
     effective_from: date
     effective_to: date | None = None
 
@@ -81,10 +101,10 @@ class TaxRateOut(TaxRateIn):
 
 
 class DutyRateIn(_Sourced):
-    region: str = Field(min_length=2, max_length=8)
+    region: Region
     hs_chapter: str | None = Field(default=None, pattern=r"^\d{2}$")
-    origin: str | None = Field(default=None, min_length=2, max_length=2)
-    rate: Decimal = Field(ge=0, le=1000)
+    origin: Code2 | None = None
+    rate: Money = Field(ge=0, le=1000)
     effective_from: date
     effective_to: date | None = None
 
@@ -97,14 +117,14 @@ class DutyRateOut(DutyRateIn):
 class ShippingServiceIn(BaseModel):
     service: str = Field(min_length=1, max_length=20)
     name: str = Field(min_length=1, max_length=120)
-    currency: str
-    base_price: Decimal = Field(ge=0)
-    price_per_kg: Decimal = Field(default=Decimal(0), ge=0)
-    free_over: Decimal | None = Field(default=None, ge=0)
-    insurance_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    currency: Code3
+    base_price: Money = Field(ge=0)
+    price_per_kg: Money = Field(default=Decimal(0), ge=0)
+    free_over: Money | None = Field(default=None, ge=0)
+    insurance_percent: Money = Field(default=Decimal(0), ge=0, le=100)
     min_days: int = Field(ge=0, le=120)
     max_days: int = Field(ge=0, le=120)
-    max_weight_grams: int = Field(default=30000, gt=0)
+    max_weight_grams: int = Field(default=30000, gt=0, le=MAX_ID)
 
 
 class ShippingServiceOut(ShippingServiceIn):
@@ -115,9 +135,9 @@ class ShippingServiceOut(ShippingServiceIn):
 class ShippingZoneIn(BaseModel):
     code: str = Field(min_length=1, max_length=40)
     name: str = Field(min_length=1, max_length=120)
-    countries: list[str] = Field(default_factory=list)
-    warehouse: str | None = None
-    origin_country: str | None = Field(default=None, min_length=2, max_length=2)
+    countries: list[Code2] = Field(default_factory=list, max_length=300)
+    warehouse: str | None = Field(default=None, min_length=1, max_length=40)
+    origin_country: Code2 | None = None
     served: bool = True
     notes: str = ""
     services: list[ShippingServiceIn] = Field(default_factory=list)
@@ -137,15 +157,15 @@ class ReturnPolicyText(BaseModel):
 
 
 class ReturnPolicyIn(BaseModel):
-    scope: str = Field(min_length=1, max_length=8)
+    scope: Scope
     window_days: int = Field(ge=0, le=3650)
     conditions: list[Condition] = Field(default_factory=list)  # English: the text for every other locale
     legal_basis: str = Field(min_length=1, max_length=300)
-    source_url: str = ""
+    source_url: str = Field(default="", max_length=500)
     refunds_outbound_shipping: bool = False
     duties_refundable: bool = True
     return_shipping_paid_by: Literal["shopper", "shop"] = "shopper"
-    restocking_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    restocking_fee_percent: Money = Field(default=Decimal(0), ge=0, le=100)
     notes: str = ""
     translations: dict[LocaleCode, ReturnPolicyText] = Field(default_factory=dict)
 
@@ -173,15 +193,15 @@ class ExchangeRateOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     base: str
     currency: str
-    rate: Decimal
+    rate: PlainDecimal
     as_of: date
     source: str
 
 
 class CrossBorderSettings(BaseModel):
-    fx_markup_percent: Decimal = Field(default=Decimal(0), ge=0, le=50)
+    fx_markup_percent: Money = Field(default=Decimal(0), ge=0, le=50)
     max_rate_age_days: int = Field(default=4, ge=0, le=365)
-    fx_base: str = "EUR"
+    fx_base: Code3 = "EUR"
 
 
 # The quote
@@ -196,8 +216,8 @@ class QuoteItem(BaseModel):
     title: str
     quantity: int
     hs_chapter: str | None
-    unit_price: Decimal
-    line_total: Decimal
+    unit_price: PlainDecimal
+    line_total: PlainDecimal
     currency: str
     weight_grams: int
 
@@ -207,21 +227,21 @@ class QuoteCharge(BaseModel):
 
     kind: Literal["goods", "shipping", "insurance", "duty", "import_tax", "fees"]
     label: str
-    amount: Decimal
+    amount: PlainDecimal
     currency: str
     collected_by: Literal["shop_at_checkout", "carrier_on_delivery"]
-    rate_percent: Decimal | None = None
-    basis: Decimal | None = None
+    rate_percent: PlainDecimal | None = None
+    basis: PlainDecimal | None = None
     note: str | None = None
 
 
 class RateUsed(BaseModel):
     from_currency: str
     to_currency: str
-    rate: Decimal
+    rate: PlainDecimal
     as_of: date
     age_days: int
-    markup_percent: Decimal
+    markup_percent: PlainDecimal
 
 
 class DeliveryEstimate(BaseModel):
@@ -248,9 +268,9 @@ class Quote(BaseModel):
     currency: str
     items: list[QuoteItem]
     charges: list[QuoteCharge]
-    total: Decimal
-    pay_at_checkout: Decimal
-    pay_on_delivery: Decimal
+    total: PlainDecimal
+    pay_at_checkout: PlainDecimal
+    pay_on_delivery: PlainDecimal
     incoterm: Literal["DDP", "DAP"]
     customs: str
     who_collects: str
@@ -265,9 +285,9 @@ class Quote(BaseModel):
 class ShippingOption(BaseModel):
     service: str
     name: str
-    price: Decimal
+    price: PlainDecimal
     currency: str
-    insurance: Decimal
+    insurance: PlainDecimal
     min_days: int
     max_days: int
     earliest: date
@@ -289,15 +309,15 @@ class ReturnPolicyView(BaseModel):
     refunds_outbound_shipping: bool
     duties_refundable: bool
     return_shipping_paid_by: str
-    restocking_fee_percent: Decimal
+    restocking_fee_percent: PlainDecimal
 
 
 class Refund(BaseModel):
     currency: str
-    goods: Decimal
-    shipping: Decimal
-    duties: Decimal
-    taxes: Decimal
-    restocking_fee: Decimal
-    return_shipping_deducted: Decimal
-    total: Decimal
+    goods: PlainDecimal
+    shipping: PlainDecimal
+    duties: PlainDecimal
+    taxes: PlainDecimal
+    restocking_fee: PlainDecimal
+    return_shipping_deducted: PlainDecimal
+    total: PlainDecimal

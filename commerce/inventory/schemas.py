@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from commerce.catalog.schemas import Sku
 
+MAX_UNITS = 1_000_000_000  # stock counts are INTEGER columns; no shop holds a billion of one SKU in one place
+
 
 class StockLevelOut(BaseModel):
     sku: str
@@ -18,20 +20,21 @@ class StockLevelOut(BaseModel):
 class StockAdjustIn(BaseModel):
     sku: Sku
     location: str = Field(min_length=1, max_length=40)
-    delta: int = Field(description="Units added (positive) or removed (negative); never zero.")
+    delta: int = Field(ge=-MAX_UNITS, le=MAX_UNITS,
+                       description="Units added (positive) or removed (negative); never zero.")
     reason: str | None = Field(default=None, max_length=200)
 
 
 class StockSetIn(BaseModel):
     sku: Sku
     location: str = Field(min_length=1, max_length=40)
-    on_hand: int = Field(ge=0)
+    on_hand: int = Field(ge=0, le=MAX_UNITS)
 
 
 class ReserveIn(BaseModel):
     sku: Sku
     quantity: int = Field(gt=0, le=10_000)
-    location: str | None = None
+    location: str | None = Field(default=None, min_length=1, max_length=40)
     reference: str | None = Field(default=None, max_length=120)
     ttl_seconds: int | None = Field(default=None, gt=0, le=30 * 24 * 3600)
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from commerce.catalog.schemas import CountryCode, CurrencyCode, Sku
+from kit.fields import Money, PlainDecimal, RowId
 
 STATUSES = ("pending_payment", "paid", "packed", "shipped", "delivered", "cancelled", "return_requested",
             "refunded")
@@ -24,7 +25,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 class OrderLineIn(BaseModel):
     sku: Sku
     quantity: int = Field(gt=0, le=10_000)
-    unit_price: Decimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=6)
+    unit_price: PlainDecimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=6)
 
 
 class OrderIn(BaseModel):
@@ -32,18 +33,18 @@ class OrderIn(BaseModel):
     external_id: str = Field(min_length=1, max_length=120)
     currency: CurrencyCode
     lines: list[OrderLineIn] = Field(min_length=1, max_length=200)
-    shopper_id: int | None = None
+    shopper_id: RowId | None = None
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     postcode: str | None = Field(default=None, max_length=20)
     country: CountryCode | None = None
-    shipping: Decimal = Field(default=Decimal(0), ge=0)
+    shipping: Money = Field(default=Decimal(0), ge=0)
     shipping_service: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
-    duties: Decimal = Field(default=Decimal(0), ge=0)
-    taxes: Decimal = Field(default=Decimal(0), ge=0)
+    duties: Money = Field(default=Decimal(0), ge=0)
+    taxes: Money = Field(default=Decimal(0), ge=0)
 
 
 class TransitionIn(BaseModel):
-    status: str
+    status: str = Field(min_length=1, max_length=20)
     note: str | None = Field(default=None, max_length=500)
     carrier: str | None = Field(default=None, max_length=60)
     tracking_number: str | None = Field(default=None, max_length=80)
@@ -54,8 +55,8 @@ class OrderLineOut(BaseModel):
     sku: str
     title: str
     quantity: int
-    unit_price: Decimal
-    line_total: Decimal
+    unit_price: PlainDecimal
+    line_total: PlainDecimal
 
 
 class StatusChangeOut(BaseModel):
@@ -76,12 +77,12 @@ class OrderOut(BaseModel):
     shopper_id: int | None
     country: str | None
     currency: str
-    subtotal: Decimal
-    shipping: Decimal
+    subtotal: PlainDecimal
+    shipping: PlainDecimal
     shipping_service: str | None = None
-    duties: Decimal
-    taxes: Decimal
-    total: Decimal
+    duties: PlainDecimal
+    taxes: PlainDecimal
+    total: PlainDecimal
     status: str
     carrier: str | None
     tracking_number: str | None
