@@ -42,6 +42,7 @@ async def chat_client(shop: Database, settings: Settings) -> AsyncIterator[httpx
     app = create_app(settings, database=shop)
     async with app_client(app) as http:
         use_cheap_bot(app)
+        http.headers.update(await token_for(shop, "channel"))  # the shop's server posting to the REST channel
         yield http
 
 
