@@ -87,7 +87,6 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     if isinstance(received, HandleResult):
         return received
     conversation, stored, shopper_id = received
-    unstamped = conversations.unstamped_verified_orders(conversation)  # proofs older than this turn stay expired
     turn = Turn(session=session, deps=deps, conversation=conversation, inbound=inbound, parsed=None,
                 locale=_locale(conversation, inbound, None, deps), shopper_id=shopper_id, preparsed=parsed)
     try:
@@ -97,7 +96,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
                     await _respond(turn, stored)
                 await engine_hooks.after_bot(turn, stored)
             # One flush: the conversation's UPDATE and the inbound's INSERT with its record.
-            _keep_turn_state(turn, unstamped)
+            _keep_turn_state(turn)
             await session.flush()
     except IntegrityError:
         if not owns_transaction:
@@ -129,7 +128,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
             stored.nlu = _nlu_record(turn.parsed, policy="error", error=code)
         turn.replies = []
         turn.say("apology", code=code)
-        _keep_turn_state(turn, unstamped)
+        _keep_turn_state(turn)
     # Each reply records what it answered: the inbound's intent and the policy's action.
     because = {"intent": ((stored.nlu or {}).get("intent") or {}).get("name"),
                "policy": (stored.nlu or {}).get("policy"), "payload": (stored.nlu or {}).get("payload")}
@@ -187,12 +186,10 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
     return conversation, stored, shopper_id
 
 
-def _keep_turn_state(turn: Turn, unstamped: frozenset[str]) -> None:
-    """What the conversation remembers of this turn: its language, the products on its cards, and when the
-    orders proven in it were proven."""
+def _keep_turn_state(turn: Turn) -> None:
+    """What the conversation remembers of this turn: its language and the products on its cards."""
     conversation = turn.conversation
     conversation.updated_at = utcnow()
-    conversations.stamp_verified_orders(conversation, before=unstamped, now=conversation.updated_at)
     if conversation.locale != turn.locale:
         conversation.locale = turn.locale
     shown = [card.sku for reply in turn.replies for card in reply.cards]

@@ -235,22 +235,6 @@ def remember_verified_order(conversation: Conversation, number: str, *, now: dat
     conversation.verified_orders = [*kept, {"number": number, "at": now.isoformat()}]
 
 
-def unstamped_verified_orders(conversation: Conversation) -> frozenset[str]:
-    """The bare numbers among the conversation's proofs (see `stamp_verified_orders`)."""
-    return frozenset(entry for entry in conversation.verified_orders or [] if isinstance(entry, str))
-
-
-def stamp_verified_orders(conversation: Conversation, *, before: frozenset[str], now: datetime) -> None:
-    """Stamp with `now` the bare numbers a turn added (code that appends a number instead of calling
-    `remember_verified_order`, e.g. an order placed in the chat); bare numbers in `before` stay expired."""
-    entries = conversation.verified_orders or []
-    if not any(isinstance(entry, str) and entry not in before for entry in entries):
-        return
-    conversation.verified_orders = [
-        {"number": entry, "at": now.isoformat()} if isinstance(entry, str) and entry not in before else entry
-        for entry in entries]
-
-
 async def failed_verifications(session: AsyncSession, *, conversation_id: int, window_seconds: int,
                                order_number: str | None = None) -> FailedProofs:
     """Wrong ownership proofs in the last `window_seconds`, with the latest one's time: by this conversation,

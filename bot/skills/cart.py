@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from bot.conversations.service import remember_verified_order
 from bot.skills.base import Turn
 from bot.skills.recommend import count_outcome
 from bot.skills.search import note_search_used
@@ -25,6 +26,7 @@ from commerce.money import quantize
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from commerce.orders.service import create_order
 from commerce.search.service import SearchFilters, search_products
+from kit.clock import utcnow
 from kit.errors import NotFound, ShopTalkError
 
 MAX_QUANTITY = 99
@@ -461,7 +463,7 @@ async def _place(turn: Turn, prepared: PreparedOrder) -> None:
             await count_outcome(turn, int(line["impression"]), "purchase", order_id=order.id)
     conversation.cart = []
     number = order.number
-    conversation.verified_orders = [*(conversation.verified_orders or []), number]
+    remember_verified_order(conversation, number, now=utcnow())  # the shopper who placed it may ask about it
     turn.say("order_created", number=number, ref=order.public_ref, goods=turn.money(order.subtotal, order.currency),
              shipping=turn.money(order.shipping, order.currency), duties=turn.money(order.duties, order.currency),
              taxes=turn.money(order.taxes, order.currency), total=turn.money(order.total, order.currency),

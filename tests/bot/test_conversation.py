@@ -13,8 +13,6 @@ from bot.conversations.models import Conversation, ConversationMessage
 from bot.conversations.service import (
     get_conversation,
     remember_verified_order,
-    stamp_verified_orders,
-    unstamped_verified_orders,
     verified_order,
 )
 from bot.engine import handle_inbound
@@ -132,14 +130,9 @@ def test_proofs_record_when_they_were_made() -> None:
     assert verified_order(conversation, "10002", now=now, ttl_seconds=60)
     assert not verified_order(conversation, "10002", now=now + timedelta(seconds=60), ttl_seconds=60)
     assert not verified_order(conversation, "10001", now=now, ttl_seconds=60)  # bare: proven at no known time
-    before = unstamped_verified_orders(conversation)
-    conversation.verified_orders = [*conversation.verified_orders, "10003"]  # appended the old way this turn
-    stamp_verified_orders(conversation, before=before, now=now)
-    assert verified_order(conversation, "10003", now=now, ttl_seconds=60)
-    assert not verified_order(conversation, "10001", now=now, ttl_seconds=60)
     remember_verified_order(conversation, "10001", now=now)
-    assert [e if isinstance(e, str) else e["number"] for e in conversation.verified_orders] == [
-        "10002", "10003", "10001"]
+    assert verified_order(conversation, "10001", now=now, ttl_seconds=60)
+    assert [e if isinstance(e, str) else e["number"] for e in conversation.verified_orders] == ["10002", "10001"]
 
 
 async def test_a_postcode_alone_does_not_prove_an_order_number(say: Say, shop: Database) -> None:
