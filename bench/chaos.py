@@ -36,9 +36,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx  # noqa: E402
+from scratch_db import postgres_admin  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 import commerce.channels  # noqa: E402,F401  # registers the stock listener: our stock changes queue pushes
@@ -59,16 +61,6 @@ from tests.factories import make_shop  # noqa: E402
 CHANNEL = "chaos-web"
 MESSAGES = ["/cart", "/orders", "/start", "/help", "/cart", "/orders"]
 RETRY_PAUSE = 0.3
-
-
-async def admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def prepare(url: str, skus: list[str], stock: int, webhook: WebhookDouble, reconcile_every: float) -> None:
@@ -232,7 +224,7 @@ async def wrong_skus(database: Database, skus: list[str], webhook: WebhookDouble
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     name = f"shoptalk_chaos_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    await admin(args.postgres, f'CREATE DATABASE "{name}"')
+    await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
     url = args.postgres.rsplit("/", 1)[0] + "/" + name
     skus = [f"CH-{n:04d}" for n in range(args.skus)]
     webhook = WebhookDouble()
@@ -379,7 +371,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         webhook.stop()
         await database.dispose()
         if not args.keep:
-            await admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from keepalive_http import HttpError, KeepAliveClient  # noqa: E402
 from proc_cpu import descendants, machine_busy_seconds, processes  # noqa: E402
+from scratch_db import postgres_admin  # noqa: E402
 
 from bot.channels.rest import sign  # noqa: E402
 from nlu._encoder_pool import WORKER_PROCESS_NAME  # noqa: E402
@@ -113,16 +114,6 @@ async def prepare_database(url: str) -> None:
             await load_cross_border_defaults(session)
     finally:
         await database.dispose()
-
-
-async def postgres_admin(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def start_server(database_url: str, port: int, log_path: Path, workers: int = 1) -> subprocess.Popen[bytes]:

@@ -22,6 +22,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scratch_db import postgres_admin  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from api.auth import ROLES  # noqa: E402
@@ -31,16 +34,6 @@ from kit.db import Database  # noqa: E402
 from kit.settings import Settings  # noqa: E402
 from tests.api import fuzzing  # noqa: E402
 from tests.http import app_client  # noqa: E402
-
-
-async def _admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def run_backend(url: str, *, examples: int, roles: list[str], seed: int, data_dir: str) -> dict[str, Any]:
@@ -86,13 +79,13 @@ async def main() -> None:
                                                   roles=roles, seed=args.seed, data_dir=f"{tmp}/data-sqlite")
         if args.postgres:
             name = f"shoptalk_fuzz_{uuid.uuid4().hex[:8]}"
-            await _admin(args.postgres, f'CREATE DATABASE "{name}"')
+            await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
             try:
                 results["postgres"] = await run_backend(args.postgres.rsplit("/", 1)[0] + "/" + name,
                                                         examples=args.examples, roles=roles, seed=args.seed,
                                                         data_dir=f"{tmp}/data-postgres")
             finally:
-                await _admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(json.dumps(results))
 
 

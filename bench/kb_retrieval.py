@@ -59,7 +59,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from scratch_db import postgres_admin  # noqa: E402
 
 from knowledge_base.index import HybridIndex, IndexedEntry, Weights, fold_rows, texts_to_embed  # noqa: E402
 from nlu.embedder import Embedder, get_embedder  # noqa: E402
@@ -586,16 +589,6 @@ async def ivf_move(size: int, embedder: Embedder) -> dict[str, Any]:
             "longest_event_loop_gap_ms": round(longest_gap * 1000, 1)}
 
 
-async def _postgres_admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 async def publish_to_answer(url: str | None, rounds: int, embedder: Embedder) -> dict[str, Any]:
     """Seconds from a publish's commit until another index instance (another process) answers with it."""
     import knowledge_base as kb
@@ -608,7 +601,7 @@ async def publish_to_answer(url: str | None, rounds: int, embedder: Embedder) ->
     scratch = f"kb_bench_{os.getpid()}"
     if url:
         # A scratch database next to the given one, dropped afterwards: the given one is never touched.
-        await _postgres_admin(url, f'CREATE DATABASE "{scratch}"')
+        await postgres_admin(url, f'CREATE DATABASE "{scratch}"')
     database = Database(url.rsplit("/", 1)[0] + "/" + scratch if url else f"sqlite+aiosqlite:///{folder}/kb.db")
     await upgrade(database.engine)
     bot = LiveFaqIndex(database, embedder=embedder, poll_interval=0.2)
@@ -635,7 +628,7 @@ async def publish_to_answer(url: str | None, rounds: int, embedder: Embedder) ->
         await bot.stop()
         await database.dispose()
         if url:
-            await _postgres_admin(url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+            await postgres_admin(url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
     return {"backend": "postgresql" if url else "sqlite", "rounds": rounds, "poll_interval_s": 0.2,
             "publish_p50_s": round(statistics.median(seconds), 3), "publish_max_s": round(max(seconds), 3),
             "delete_p50_s": round(statistics.median(delete_seconds), 3),

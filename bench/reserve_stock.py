@@ -19,6 +19,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scratch_db import postgres_admin  # noqa: E402
 
 from api.migrate import upgrade  # noqa: E402
 from commerce.inventory import service as inventory  # noqa: E402
@@ -28,16 +31,6 @@ from tests.factories import make_product, make_shop  # noqa: E402
 
 SKUS = 20
 UNITS_PER_SKU = 400
-
-
-async def _admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def run_backend(url: str, *, clients: int, seconds: float) -> dict[str, Any]:
@@ -97,12 +90,12 @@ async def main() -> None:
                                               seconds=args.seconds)
     if args.postgres:
         name = f"shoptalk_bench_{uuid.uuid4().hex[:8]}"
-        await _admin(args.postgres, f'CREATE DATABASE "{name}"')
+        await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
         try:
             results["postgres"] = await run_backend(args.postgres.rsplit("/", 1)[0] + "/" + name,
                                                     clients=args.clients, seconds=args.seconds)
         finally:
-            await _admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(json.dumps(results))
 
 

@@ -29,7 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from scratch_db import postgres_admin  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from api.migrate import upgrade  # noqa: E402
@@ -47,16 +49,6 @@ from tests.factories import make_shop  # noqa: E402
 
 # (code, allocation, allocation_value) of the three push channels
 CHANNELS = [("shop", "shared", 0), ("mkt", "buffer", 2), ("social", "share", 50)]
-
-
-async def _admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @dataclass
@@ -263,7 +255,7 @@ async def oversold(database: Database, skus: list[str], stock: int, phases: list
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     sys.setswitchinterval(0.0005)  # the doubles' threads answer promptly next to 20 order streams
     name = f"bench_stock_sync_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    await _admin(args.postgres, f'CREATE DATABASE "{name}"')
+    await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
     url = args.postgres.rsplit("/", 1)[0] + "/" + name
     doubles: dict[str, _Served] = {"shop": WebhookDouble(), "mkt": ShopifyDouble(), "social": WebhookDouble()}
     workers: list[subprocess.Popen[bytes]] = []
@@ -316,7 +308,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for double in doubles.values():
             double.stop()
         await database.dispose()
-        await _admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -44,8 +44,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from chat_load import SHOPPING_TURNS, message_mix, postgres_admin, prepare_database  # noqa: E402
+from chat_load import SHOPPING_TURNS, message_mix, prepare_database  # noqa: E402
 from proc_cpu import descendants, processes  # noqa: E402
+from scratch_db import postgres_admin  # noqa: E402
 
 
 class StatementMeter:
