@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,11 +21,11 @@ from kit.db import Database
 from kit.ratelimit import RetryAfter
 from kit.settings import Settings
 from tests.bot.handoff.conftest import PASSWORD, make_agent
+from tests.http import ClientFrom, clients_from_addresses
 
 REDIS_URL = os.environ.get("SHOPTALK_TEST_REDIS_URL")
 STORES = ["memory"] + (["redis"] if REDIS_URL else [])
 SIGN_IN = "/api/v1/agent/session"
-ClientFrom = Callable[[str], httpx.AsyncClient]
 
 
 def _settings(tmp_path: Path, store: str, **rate_limits: Any) -> Settings:
@@ -38,19 +38,10 @@ def _settings(tmp_path: Path, store: str, **rate_limits: Any) -> Settings:
 @asynccontextmanager
 async def served(app: FastAPI) -> AsyncIterator[ClientFrom]:
     """The app with its lifespan run and HTTP clients from any IP address."""
-    opened: list[httpx.AsyncClient] = []
-
-    def client_from(ip: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 50_000))
-        opened.append(httpx.AsyncClient(transport=transport, base_url="http://shop.test"))
-        return opened[-1]
-
-    async with app.router.lifespan_context(app):
+    async with clients_from_addresses(app) as client_from:
         try:
             yield client_from
         finally:
-            for client in opened:
-                await client.aclose()
             await close_limiter(app)
 
 

@@ -2,7 +2,7 @@
 problem+json with Retry-After and nothing stored; other senders and clients go on."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,28 +16,17 @@ from api.throttle import close_limiter
 from bot import BotDeps, conversation_history
 from kit.db import Database
 from kit.settings import Settings
-
-ClientFrom = Callable[..., httpx.AsyncClient]
+from tests.http import ClientFrom, clients_from_addresses
 
 
 @asynccontextmanager
 async def served(app: FastAPI, bot_deps: BotDeps) -> AsyncIterator[ClientFrom]:
     """The app with its lifespan run and HTTP clients from any IP address."""
-    opened: list[httpx.AsyncClient] = []
-
-    def client_from(ip: str, token: str | None = None) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 50_000))
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        opened.append(httpx.AsyncClient(transport=transport, base_url="http://shop.test", headers=headers))
-        return opened[-1]
-
-    async with app.router.lifespan_context(app):
+    async with clients_from_addresses(app) as client_from:
         app.state.channels.runtime._deps = bot_deps  # the small trained NLU instead of the real one
         try:
             yield client_from
         finally:
-            for client in opened:
-                await client.aclose()
             await close_limiter(app)
 
 
