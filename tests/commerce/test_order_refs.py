@@ -2,12 +2,9 @@
 orders that existed before the column did."""
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -23,7 +20,6 @@ from commerce.orders.schemas import OrderIn, OrderLineIn
 from kit.db import Database
 from tests.factories import make_product, make_shop
 
-PG_URL = os.environ.get("SHOPTALK_TEST_POSTGRES_URL")
 SHAPE = re.compile(rf"ST-[{ALPHABET}]{{5}}-[{ALPHABET}]{{5}}")
 
 
@@ -134,23 +130,5 @@ async def _check_backfill(url: str) -> None:
 
 
 @pytest.mark.slow
-async def test_migration_backfills_existing_orders_on_sqlite(tmp_path: Path) -> None:
-    await _check_backfill(f"sqlite+aiosqlite:///{tmp_path / 'migrate.db'}")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(PG_URL is None, reason="SHOPTALK_TEST_POSTGRES_URL is not set")
-async def test_migration_backfills_existing_orders_on_postgres() -> None:
-    import asyncpg
-
-    assert PG_URL is not None
-    name = f"shoptalk_migrate_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            await _check_backfill(PG_URL.rsplit("/", 1)[0] + "/" + name)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+async def test_migration_backfills_existing_orders(unmigrated_url: str) -> None:
+    await _check_backfill(unmigrated_url)

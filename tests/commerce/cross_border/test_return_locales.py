@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,8 +15,6 @@ from api.auth import create_token
 from api.migrate import alembic_config, upgrade
 from commerce.cross_border import return_policy
 from kit.db import Database
-
-PG_URL = os.environ.get("SHOPTALK_TEST_POSTGRES_URL")
 
 
 async def test_chinese_shopper_in_germany_gets_chinese_conditions(shop: Database) -> None:
@@ -153,23 +148,5 @@ async def _check_migration(url: str) -> None:
 
 
 @pytest.mark.slow
-async def test_migration_upgrades_and_downgrades_on_sqlite(tmp_path: Path) -> None:
-    await _check_migration(f"sqlite+aiosqlite:///{tmp_path / 'migrate.db'}")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(PG_URL is None, reason="SHOPTALK_TEST_POSTGRES_URL is not set")
-async def test_migration_upgrades_and_downgrades_on_postgres() -> None:
-    import asyncpg
-
-    assert PG_URL is not None
-    name = f"shoptalk_migrate_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            await _check_migration(PG_URL.rsplit("/", 1)[0] + "/" + name)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+async def test_migration_upgrades_and_downgrades(unmigrated_url: str) -> None:
+    await _check_migration(unmigrated_url)
