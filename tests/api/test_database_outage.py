@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -17,6 +16,7 @@ import websockets
 from sqlalchemy.exc import DBAPIError, PendingRollbackError, ProgrammingError
 
 from api.app import create_app
+from api.auth import create_token
 from bot import conversation_history
 from kit.db import Database, DatabaseUnavailable, database_unavailable_cause
 from kit.settings import Settings
@@ -24,9 +24,10 @@ from tests.api.db_proxy import CuttableProxy
 
 
 @pytest.fixture
-def rest_headers() -> dict[str, str]:
-    """Headers every REST webhook call sends (the channel's bearer token goes here once it asks for one)."""
-    return {}
+async def rest_headers(db: Database) -> dict[str, str]:
+    """Headers every REST webhook call sends: the shop's channel token."""
+    async with db.unit_of_work() as session:
+        return {"Authorization": f"Bearer {await create_token(session, name='outage', role='channel')}"}
 
 
 @pytest.fixture
@@ -68,10 +69,12 @@ def _unavailable(response: httpx.Response) -> None:
 
 async def test_a_database_outage_answers_503_and_recovers_without_a_restart(
         db: Database, proxy: CuttableProxy, served: str, rest_headers: dict[str, str]) -> None:
-    session = uuid.uuid4().hex
     message = {"sender": "outage-shopper", "message": "/cart", "metadata": {"message_id": "out-1"}}
     async with httpx.AsyncClient(base_url=f"http://{served}", timeout=30) as http, \
-            websockets.connect(f"ws://{served}/ws/chat?session={session}") as socket_:
+            websockets.connect(f"ws://{served}/ws/chat") as socket_:
+        minted = json.loads(await socket_.recv())
+        assert minted["type"] == "session"  # the server mints the web chat session
+        session = minted["token"].partition(".")[0]
         assert json.loads(await socket_.recv())["type"] == "history"
         # Not a catalog read before the cut: a request's unit of work commits after its response is sent, and
         # that commit would meet the cut.
