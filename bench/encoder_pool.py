@@ -14,10 +14,7 @@ the 1-minute load average. Wall figures move with the machine's load; the CPU fi
 ``git show ad1d283~1:nlu/_encoder_pool.py > /tmp/base/encoder_pool_base.py`` and
 ``PYTHONPATH=/tmp/base:. python bench/encoder_pool.py --module encoder_pool_base``.
 
-Trials written down (2 callers, batch 1, load ~6, runs alternated with the executor):
-- a request thread in each worker (requests taken off the socket at once, handed to the main thread by a
-  queue): the same serving-process CPU, but p50 latency 22-31 ms against the executor's 11-28 ms (two
-  wake-ups per request in the worker); the worker now reads its socket in its main thread.
+Experiment log (variants tried and dropped, with their figures): docs/experiments.md.
 """
 from __future__ import annotations
 

@@ -13,30 +13,7 @@ the held-out files (bench/data/kb_heldout_*.json) are only measured. `--fit` re-
 prints the chosen values (copy them into Weights). Latency: wall and process-CPU milliseconds per query
 including the embedding, on the demo FAQ padded with synthetic entries.
 
-Tried on the StackFAQ dev split without a gain worth serving (dev: 374 queries, 13 wrong at rank 1, so one
-query is 0.0027 P@1; the served fusion gives dev P@1 0.9652 / MRR 0.9817, and its top 10 holds the right
-thread for every query): MiniLM/USE mixing for English; max / mean / centroid over answer paragraphs; four stemmers;
-stop words; word-bigram BM25; max-normalised BM25; pseudo-relevance feedback; a learned linear fusion (5-fold
-CV on dev). Second-stage re-rankers of the top 5 / 10 (features from MiniLM fp32 token states of the same
-packaged weights, computed outside the index):
-- ColBERT-style MaxSim, query tokens vs the phrasing's tokens, with or without [CLS]/[SEP], either direction,
-  or vs the answer paragraphs' tokens, added to the fused score (weight grid -1..2): best dev MRR 0.9817-0.9848
-  (0-2 queries), weights of either sign; chosen in 5-fold CV inside dev: 0.9799-0.9835 (no gain).
-- Wordpiece-IDF-weighted symmetric MaxSim replacing 60 % of the phrasing cosine (+0.9 x MaxSim): dev
-  0.9733 / 0.9857, the best trial; chosen in 5-fold CV inside dev (two fold seeds): 0.9679 / 0.9831 (one
-  query). Not served: the gain is within noise, it costs a second MiniLM pass per query plus the candidates'
-  phrasings, and it shifts the fused scores the calibration was fitted on. Looked at only after that choice:
-  test 0.9589 / 0.9773 -> 0.9554 / 0.9749, all 0.9608 / 0.9786 -> 0.9608 / 0.9781 (it does not generalise).
-  In the calibration-neutral form (fused + w x (MaxSim - phrasing cosine)) dev is flat: 0.9804-0.9831 for
-  w 0.1-1.0, worse above.
-- A listwise (softmax over the top 5) linear re-ranker on dense best/mean, question+answer and answer
-  cosines, saturated BM25 of the phrasings and of the answer apart, IDF-weighted term coverage of the
-  question / of the whole entry, the share of the question's terms the query misses, the MaxSim variants,
-  USE question cosine, rank and gap to the top, 5-fold CV inside dev, L2 0.01-10: 0.9572-0.9652 / 0.9777-0.9817
-  (never above the served fusion; the lighter the regularisation, the worse).
-- Single added features in 5-fold CV inside dev: answer-sentence max / top-2 cosine, hubness (mean cosine of
-  an entry to its 3 nearest entries, CSLS-style), term coverage, USE cosine: 0.9773-0.9835 (at most one query).
-- Query variants mixed into the query embedding (content words only; trailing "?"), 25 / 50 %: 0.9760-0.9835.
+Experiment log (variants tried and dropped, with their figures): docs/experiments.md.
 """
 from __future__ import annotations
 

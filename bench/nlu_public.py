@@ -15,6 +15,8 @@ name it in `--only` to run it.
 `speed` runs with SHOPTALK_NLU_PROCESSES encoder processes (the default: one per core, at most 2), or
 `--processes N` (0 = passes on threads of the benchmark process); its CPU figures add the encoder
 processes' CPU (from /proc) to this process's.
+
+Experiment log (variants tried and dropped, with their figures): docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -52,20 +54,8 @@ CACHE_DIR = REPO_ROOT / "var" / "cache" / "nlu_bench"
 SHOP_TESTS = [REPO_ROOT / "bench" / "data" / f"nlu_shop_test_{language}.yml" for language in ("en", "zh")]
 # Weights of the character n-gram model tried on validation/dev data (0 = embeddings only).
 LEXICAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
-# clinc150's classifier: the served IntentClassifier with two MLPs on the embeddings (mean logits) beside
-# half-weighted logistic regression, and char 1-5 n-grams (across word boundaries). Chosen on val+oos_val
-# (Larson accuracy over 151 classes) from cached component scores; trials, val figures only:
-#   LR + 2 x char_wb 1-4 SVM (served default)              95.48
-#   one MLP (1024 hidden, 40 epochs, batch 64)             95.35    LR alone 95.16, LinearSVC on embeddings 95.35
-#   MLP + 0.1 LR + 0.5 char_wb                             95.81
-#   2 MLPs + char_wb weight 0-3 + LR weight 0-1            <= 96.00
-#   2 MLPs + 1 x char 1-5 SVM + 0.5 LR                     96.10 (chosen; char 1-5 alone 92.8 in-scope vs 91.7 char_wb)
-#   + a third MLP (batch 128, 20 epochs)                   95.97-96.00: no gain
-#   nearest-class cosine (kNN) as a classifier             90.3 in-scope: not used; MLP on MiniLM alone 95.97 in-scope
-#   MLP with 2048 hidden units                             not finished (stopped: too slow on the shared box)
-# This run (n-gram weight 2.0 chosen on val, 96.06): test 96.20 in-scope / 64.1 OOS recall, fit 305 s at load ~6.
-# The shipped shop model keeps the default (no MLP): with these two MLPs its retrain took 184 s wall / 90 s CPU
-# (limit 60 s) and its out-of-fold validation did not improve (in-scope 84.65 -> 84.44 %, OOS recall 85.4 both).
+# clinc150's classifier: two MLPs on the embeddings beside half-weighted LR and char 1-5 n-grams, chosen on
+# val+oos_val; the trials and their figures: docs/experiments.md.
 CLINC_CLASSIFIER = {"mlp_hidden": 1024, "mlp_seeds": 2, "mlp_epochs": 40, "mlp_batch": 64, "embedding_weight": 0.5,
                     "analyzer": "char", "ngram_range": (1, 5)}
 
@@ -451,10 +441,8 @@ def bench_massive(root: Path, config: ClassifierConfig, tests: dict[str, Path | 
     return out
 
 
-# massive_ensemble: every choice below was made on massive dev (en-US and zh-CN), never on test.
-# Trials for zh-CN (dev, not adopted: gains within noise, target 87.0 still missed), base ensemble 86.28:
-#   + jieba word TF-IDF LinearSVC (unigrams; alone 81.75, uni+bigrams 81.2)   86.52 best weight
-#   + MLPs on the USE half only (own 85.15 / both 85.24 alone) + jieba      86.72 best of a 5-weight grid
+# massive_ensemble: every choice below was made on massive dev (en-US and zh-CN), never on test; the
+# zh-CN trials not adopted: docs/experiments.md.
 @dataclasses.dataclass(frozen=True)
 class EnsembleSettings:
     lr_c: float = 30.0

@@ -6,6 +6,8 @@ StockCodes not matching ^\\d{5}[A-Za-z]*$; for each customer with at least 2 inv
 a validation split carved from the training data (each customer's second-to-last invoice).
 
     python bench/recommend.py [--data ../shared/benchmarks/online_retail] [--no-tune]
+
+Experiment log (variants tried and dropped, with their figures): docs/experiments.md.
 """
 from __future__ import annotations
 
@@ -288,71 +290,8 @@ def tune(rows: Rows, train_mask: np.ndarray[Any, Any]) -> tuple[dict[str, Any], 
     return params, trials
 
 
-# The ranker's training set and features, chosen on the same validation split (training data only),
-# validation Recall@10 / NDCG@10 of the blend:
-#   features before the buy-again timing ones: 1 label round, 150k rows 0.1925 / 0.2995; 2 rounds 150k
-#   0.1908 / 0.2990; 3 rounds 150k 0.1916 / 0.3008; 2 rounds 300k 0.1926 / 0.3006
-#   + item next-basket rate, shopper repeat share, due ratio, recent baskets, trend: 1 round 150k
-#   0.1921 / 0.2989; 2 rounds 300k 0.1951 / 0.3023  <- chosen
-#   + user-kNN ("shoppers like you") score and candidates: 2 rounds 300k 0.1921 / 0.3008 (dropped); all rows,
-#   3-seed bagging, per-shopper relative features, 200 trees at 0.05: within +-0.003 (not worth the time).
-#   session 2026-11-29 (training time): the same 2 rounds with at most 10 random negatives per positive in
-#   each example (195k rows instead of 300k) 0.1933 / 0.3009 (seed 12: 0.1947 / 0.3028) vs 300k rows
-#   0.1913 / 0.3018 in the same run; 5 per positive 0.1922 / 0.3009, 20: 0.1939 / 0.3025; 3 rounds
-#   0.1926 / 0.3021; 200 trees at 0.05, 15 or 63 leaves, 63 bins: all within +-0.003 -> 2 rounds, 10 per
-#   positive (classifier fit 4.4 s CPU instead of 6.7 s). Seeds 11/12/13 of that sampling: 0.1933-0.1953 /
-#   0.3009-0.3046 (the noise floor); bagging 3 samplings: 0.1950 / 0.3049 and 0.1939 / 0.3042 (3x the fit
-#   time for ~+0.002 NDCG: not taken).
-#   session 2026-11-29 05:00 (aiming at test Recall@10 0.21; same validation split, training
-#   examples cached once, seeds 11-15 of the chosen setting: 0.1933 0.1947 0.1953 0.1965 0.1921, mean
-#   0.1944 / NDCG 0.3009-0.3046). None of these beat that spread, so nothing changed:
-#   hard negatives (top of the fallback blend's score) for 30/50/100% of the 10 per positive: 0.1889 /
-#   0.1883 / 0.1769 (worse: the pointwise trees lose calibration); rows weighted 1/positives^0.5 or ^1
-#   (recall's per-shopper weighting): 0.1952-0.1953 / 0.1947-0.1953, and sklearn's sample_weight path
-#   makes the fit 3-6x slower; min_samples_leaf 200 (seeds 11-15 mean 0.1942), l2 1.0: 0.1943; 250 trees at
-#   0.05: 0.1920; bagging 3 samplings: 0.1947 (seeds 11, 14); cart share 0 / 0.25 instead of 0.5: 0.1950 /
-#   0.1922 and 0.1914 / 0.1902; 30 or 100 candidates per model: 0.1941 / 0.1919 mean of 3 seeds (100 helps
-#   new items, 0.091 vs 0.089); labels from time windows (each shopper's first basket in the last 45 or 60
-#   days, 2-5 windows) instead of last baskets: 0.184-0.186; extra features: bought-with and item-to-item
-#   score against the shopper's latest basket (0.1922 / 0.1941), closeness to a purchase one year before
-#   (0.1934-0.1943; the validation baskets fall before most year-ago history, so this split cannot
-#   judge it), per-shopper ranks and max-scaled scores of 9 columns (0.1938 / 0.1933), customer due ratio
-#   and two products of columns (mean of 3 seeds 0.1947), buy-again counts at 30- and 365-day half-lives
-#   (0.1919-0.1934); dropping examples with no bought candidate (seeds 11-15 mean 0.1937).
-#   session 2026-11-29 07:10 (LightGBM 4.7, same validation split, examples cached once, 10 negatives per
-#   positive unless said, mean over sampling seeds 11-15 or 11-13): HGB classifier 2 rounds 0.1942 / 0.3020
-#   (3 seeds); LGBM binary classifier 2 rounds 0.1933 / 0.3019; lambdarank (one query per next basket)
-#   2 rounds 0.1963 / 0.3035, 3 rounds 0.1965 / 0.3059 (5 seeds; 0.1978 / 0.3067 on seeds 11-13) <- chosen,
-#   4 rounds 0.1966, 5 rounds 0.1955; on the validation baskets from October on (the test baskets are later
-#   in the year: median Nov 10 vs Sep 29) lambdarank 3 rounds 0.1955 vs HGB 0.1914. Not better than that:
-#   lambdarank with every negative 0.1931 (3 rounds), 20 / 5 / 3 negatives per positive 0.1962 / 0.1950 /
-#   0.1947, truncation level 10 0.1956, rank_xendcg 0.1945, lambdarank_norm off 0.1930, 15 / 63 leaves
-#   0.1948 / 0.1952, truncation level 15 / 100 0.1964 / 0.1957, 2 samplings of 5 per positive averaged 0.1960,
-#   75 / 100 candidates per model 0.1957 / 0.1961 (candidate coverage 0.55 / 0.58 vs 0.52),
-#   min_data_in_leaf 100 / 200 0.1962 / 0.1968, feature_fraction 0.7 0.1956, 200 trees at
-#   0.05 0.1977 (2x the fit), rounds weighted 0.7^r / 0.5^r 0.1967 / 0.1963, lambdarank + HGB logit sum
-#   0.1970, bagging 3 samplings 0.1976 (3x the fit); extra features (item-to-item over the whole history
-#   undecayed, RP3beta, cosine, the shopper's rate of the item since first buying it, item-to-item from the
-#   latest basket): 0.1951-0.1973, all 8 together 0.1966; the 300k-row cap (the test-time training set has
-#   340k rows, validation 263k) imitated by capping validation at 231k: 0.1952 (noise, cap kept for time).
-#   Test figures of the chosen ranker, read after choosing (sampling seeds 11 / 12 / 13): Recall@10 0.2108 /
-#   0.2072 / 0.2096, NDCG@10 0.3075 / 0.3045 / 0.3081; new items 0.0723-0.0768 / 0.1032-0.1051.
-#   session 2026-11-29 08:00 (bagging; same validation split, sampling seeds 11 / 12 / 13, one fit of 5
-#   bags per seed: the examples and carts are drawn once, each bag draws its own 10 negatives per positive
-#   and trains its own lambdarank; the raw scores are averaged): single bags 0.1931-0.1956 / 0.1943-0.1965 /
-#   0.1947-0.1970 (mean of the 15: Recall@10 0.1952, NDCG@10 0.3050); 2 bags 0.1965 / 0.3066, 3 bags
-#   0.1967 / 0.3070, 5 bags 0.1959 / 0.1982 / 0.1977, mean 0.1973 / 0.3079 <- chosen (seed spread 0.0023
-#   vs 0.0039 for single bags). LightGBM on 2 threads (deterministic) was 6x slower in wall time on the
-#   loaded box (load ~6: 25 s vs 4 s for 100 trees on 200k rows), so each bag stays on one thread.
-#   Test-time fit (no evaluation) at load 2-3: 3 bags 30.2 s wall / 29.7 s CPU, 5 bags 40.6 s / 40.5 s
-#   (1 bag: 21.5 s CPU); at load ~6 validation's 5-bag fit took 98-111 s wall for 41 s CPU.
-#   Test figures of 5 bags, read after choosing (`--no-tune --seed 11 / 12 / 13`, load 1.4-2.5): Recall@10
-#   0.2107 / 0.2118 / 0.2108, NDCG@10 0.3096 / 0.3104 / 0.3107; new items 0.0762 / 0.0776 / 0.0776 and
-#   0.1065 / 0.1089 / 0.1054; cart HitRate@10 0.4072 / 0.4018 / 0.4060; fit 40.5 / 41.2 / 40.8 s wall,
-#   39.5 / 40.9 / 40.7 s CPU (one thread, so the wall time roughly doubles on a box at load ~6).
-#   Where a bag's time goes (test examples, 340k rows in 4,595 queries, one thread, idle box): 100 lambdarank
-#   trees 5.5 s (half of it the pairwise gradients: a binary objective takes 2.7 s), max_bin 63 5.4 s,
-#   truncation level 10 4.5 s (validation 0.1956, worse); no cheaper setting kept the score, so none taken.
+# The ranker's training set and features were chosen on the same validation split (training data only);
+# the sessions of trials and their figures: docs/experiments.md.
 RANKER_CHOICE: dict[str, Any] = {"label_rounds": 3, "ranker_max_rows": 300_000, "negatives_per_positive": 10.0,
                                  "ranker_bags": 5}
 DEFAULT_PARAMS: dict[str, Any] = {"buy_again_half_life": 120.0, "popularity_half_life": 30.0,

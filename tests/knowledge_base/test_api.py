@@ -11,6 +11,8 @@ from api.auth import create_token
 from kit.db import Database
 from kit.settings import Settings
 
+pytestmark = pytest.mark.slow  # loads the real encoders (MiniLM + USE)
+
 
 @pytest.fixture
 async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:

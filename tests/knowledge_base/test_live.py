@@ -20,6 +20,8 @@ from knowledge_base.schemas import FaqEntryIn
 from nlu.embedder import FloatMatrix
 from tests.knowledge_base.conftest import RememberingEmbedder
 
+pytestmark = pytest.mark.slow  # loads the real encoders (MiniLM + USE)
+
 QUESTION = "Can I pay with Alipay?"
 
 

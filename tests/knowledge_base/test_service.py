@@ -81,6 +81,7 @@ async def test_duplicate_questions_are_refused_per_language(db: Database) -> Non
         assert total == 1
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_translations_are_linked_and_one_per_language(db: Database, embedder: RememberingEmbedder) -> None:
     async with db.unit_of_work() as session:
         source = await kb.create_entry(session, data=_entry(countries=["de"], group_key="ship-de"), author="ana")

@@ -14,6 +14,8 @@ from kit.db import Database
 from kit.settings import Settings
 from nlu.service import NluService
 
+pytestmark = pytest.mark.slow  # loads the real encoders (MiniLM + USE)
+
 DATA = Path(__file__).parent / "data"
 
 

@@ -3,10 +3,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from api.cli_nlu import app
 from nlu.service import NluService
+
+pytestmark = pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 
 DATA = Path(__file__).parent / "data"
 

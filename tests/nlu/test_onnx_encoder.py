@@ -31,6 +31,7 @@ def test_int8_vectors_are_close_and_do_not_depend_on_the_batch() -> None:
     assert float(minilm.sum(axis=1).min()) > 0.9
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 def test_float32_rows_do_not_depend_on_their_batch() -> None:
     # Passes group rows by token count: a row's vector must not move with its neighbours (stored KB
     # and product vectors are compared with fresh ones).

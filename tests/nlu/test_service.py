@@ -10,6 +10,8 @@ from nlu.embedder import Embedder, get_embedder
 from nlu.errors import TrainingDataError
 from nlu.service import NluService
 
+pytestmark = pytest.mark.slow  # loads the real encoders (MiniLM + USE)
+
 DATA = Path(__file__).parent / "data"
 
 

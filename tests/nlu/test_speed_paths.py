@@ -15,6 +15,7 @@ from nlu.service import NluService
 ODD = ["where is my order #10023?", "我想退货，东西坏了", "", "   ", "😀🎉", "x" * 3000, "SAVE10 für 3 Stück?"]
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 def test_fast_scores_equal_sklearn(tiny_service: NluService) -> None:
     model = tiny_service.model
     assert model is not None
@@ -66,6 +67,7 @@ def test_language_thresholds_are_chosen_per_language() -> None:
     assert restored.thresholds == chosen
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 def test_trained_model_keeps_language_thresholds(tiny_service: NluService) -> None:
     model = tiny_service.model
     assert model is not None
@@ -85,6 +87,7 @@ def test_unknown_backend_is_refused() -> None:
         Embedder(backend="tensorflow")
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 def test_large_batches_split_over_workers_give_the_same_rows() -> None:
     embedder = get_embedder()
     texts = [f"do you ship order {i} to Germany?" if i % 2 else f"第{i}号订单能寄到德国吗" for i in range(300)]
@@ -94,6 +97,7 @@ def test_large_batches_split_over_workers_give_the_same_rows() -> None:
     assert np.allclose(split, single.encode(texts), atol=1e-6)
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_concurrent_passes_run_on_both_workers() -> None:
     embedder = get_embedder()
     if embedder.workers < 2:

@@ -100,6 +100,7 @@ async def test_an_unauthenticated_flood_is_refused_before_it_is_counted_or_store
     assert await _inbound_texts(db, "victim") == []
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_an_open_channel_in_development_counts_clients_by_address(db: Database, bot_deps: BotDeps) -> None:
     settings = Settings(environment="development", rest_channel={"auth": "open"},
                         data_dir=bot_deps.settings.data_dir, rate_limits=LIMITS)

@@ -92,6 +92,7 @@ async def test_malformed_and_oversized_webhook_bodies(client: httpx.AsyncClient,
     assert await _history(db, str(CHAT)) == []
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_duplicate_update_id_is_answered_once(client: httpx.AsyncClient, db: Database,
                                                     telegram_double: TelegramDouble) -> None:
     update = telegram_double.message_update(CHAT, sticker={
@@ -106,6 +107,7 @@ async def test_duplicate_update_id_is_answered_once(client: httpx.AsyncClient, d
     assert len([m for m in await _history(db, str(CHAT)) if m.direction == "in"]) == 1
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_bad_input_gets_polite_replies_never_a_crash(client: httpx.AsyncClient,
                                                            telegram_double: TelegramDouble) -> None:
     edited = telegram_double.message_update(CHAT, text="changed", edit_date=1)
@@ -161,6 +163,7 @@ async def test_rest_bad_input_is_a_clean_problem(client: httpx.AsyncClient, chan
              413, "payload_too_large")
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_rest_replies_in_rasa_shape_and_dedupes_by_message_id(client: httpx.AsyncClient,
                                                                     db: Database, channel: dict[str, str]) -> None:
     body = {"sender": "rest-shopper-1", "message": "/cart", "metadata": {"message_id": "m-1"}}
@@ -178,6 +181,7 @@ async def test_rest_replies_in_rasa_shape_and_dedupes_by_message_id(client: http
     assert events == []  # handed over in the HTTP response itself: nothing for the delivery worker to send
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_a_message_id_reused_by_another_sender_is_not_a_repeat(client: httpx.AsyncClient, db: Database,
                                                                      channel: dict[str, str]) -> None:
     victim = await client.post(REST, headers=channel, json={
@@ -211,6 +215,7 @@ async def test_rest_without_a_channel_credential_is_refused_and_not_processed(
     assert await _history(db, "victim", "rest") == []
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 @pytest.mark.parametrize("role", ["channel", "admin"])
 async def test_rest_with_a_channel_or_admin_token_is_answered(client: httpx.AsyncClient, db: Database,
                                                               role: str) -> None:
@@ -228,6 +233,7 @@ async def test_a_revoked_channel_token_is_refused(client: httpx.AsyncClient, db:
              401, "rest_token_invalid")
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_rest_signed_requests(client: httpx.AsyncClient, db: Database) -> None:
     body = json.dumps({"sender": "signed-1", "message": "/cart"}).encode()
     answered = await client.post(REST, content=body, headers=_signed(body))
@@ -255,6 +261,7 @@ async def test_signed_requests_are_refused_when_no_secret_is_set(db: Database, s
         _problem(await http.post(REST, content=body, headers=_signed(body)), 401, "rest_signature_disabled")
 
 
+@pytest.mark.slow  # loads the real encoders (MiniLM + USE)
 async def test_an_open_rest_channel_works_in_development_only(db: Database) -> None:
     open_settings = Settings(environment="development", security={"secret_key": "test-secret-key-0123456789"},
                              rest_channel={"auth": "open"})

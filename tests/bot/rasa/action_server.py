@@ -14,6 +14,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[3]
 VENV = REPO / "var" / "rasa-sdk-venv"
+RASA_SDK = "3.21.1"  # pinned: a new upstream release must not change what these tests run against unseen
 
 
 def free_port() -> int:
@@ -23,15 +24,15 @@ def free_port() -> int:
 
 
 def ensure_rasa_sdk() -> Path | str:
-    """The venv's python, installing rasa-sdk the first time; a string with the reason when that fails."""
+    """The venv's python with rasa-sdk RASA_SDK, installed the first time; a string with the reason when that fails."""
     python = VENV / "bin" / "python"
-    check = [str(python), "-c", "import rasa_sdk"]
+    check = [str(python), "-c", f"import importlib.metadata as m; assert m.version('rasa-sdk') == {RASA_SDK!r}"]
     if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return python
     try:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "rasa-sdk"], check=True, capture_output=True,
-                       timeout=900)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"rasa-sdk=={RASA_SDK}"], check=True,
+                       capture_output=True, timeout=900)
     except (subprocess.SubprocessError, OSError) as error:
         return f"cannot install rasa-sdk into {VENV}: {error}"
     return python

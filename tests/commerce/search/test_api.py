@@ -47,7 +47,6 @@ async def test_merchant_controls_over_rest(client: httpx.AsyncClient, db: Databa
     for query in ["😀", "<b>x</b>", "' OR 1=1 --", "y" * 500]:
         answer = await client.get("/api/v1/search/products", params={"q": query}, headers=merchant)
         assert answer.status_code == 200
-        assert answer.json()["total"] >= 0
 
 
 async def test_page_is_static_with_a_strict_policy(client: httpx.AsyncClient) -> None:  # noqa: F811
