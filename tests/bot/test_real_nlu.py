@@ -68,7 +68,8 @@ async def test_real_nlu_slot_filling_and_faq(say: Say, real_deps: BotDeps) -> No
     assert "Which country" in texts(await say("how much does shipping cost?", sender="r3", deps=real_deps))
     assert "Delivery to Germany" in texts(await say("Germany", sender="r3", deps=real_deps))
     assert "order number" in texts(await say("where is my order?", sender="r3", deps=real_deps))
-    assert "e-mail address or the postcode" in texts(await say("#10023", sender="r3", deps=real_deps))
+    # named by its sequential number, only the order's e-mail proves it (a postcode needs the public reference)
+    assert "e-mail address used for order #10023" in texts(await say("#10023", sender="r3", deps=real_deps))
     methods = texts(await say("What payment methods do you accept?", sender="r4", deps=real_deps))
     assert "PayPal" in methods
     wrapping = texts(await say("有礼品包装吗？", sender="r5", deps=real_deps))
