@@ -22,7 +22,9 @@ def problem_response(status: int, code: str, title: str, detail: str, instance: 
     body: dict[str, Any] = {"type": f"https://shoptalk.dev/problems/{code}", "title": title,
                             "status": status, "detail": detail, "code": code, "instance": instance}
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    # A problem that says when to retry says it in the header too, where clients and proxies look for it.
+    headers = {"Retry-After": str(int(extra["retry_after"]))} if "retry_after" in extra else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -101,10 +103,8 @@ def _install_database_unavailable(app: FastAPI) -> None:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, cause)
         detail = exc.detail if isinstance(exc, DatabaseUnavailable) else \
             f"The database cannot be reached now ({cause}); try again shortly."
-        response = problem_response(503, "database_unavailable", "Database unavailable", detail, request.url.path,
-                                    retry_after=RETRY_AFTER_SECONDS)
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return problem_response(503, "database_unavailable", "Database unavailable", detail, request.url.path,
+                                retry_after=RETRY_AFTER_SECONDS)
 
     for kind in (DatabaseUnavailable, DBAPIError, PoolTimeout, OSError):
         app.add_exception_handler(kind, _database)

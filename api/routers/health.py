@@ -68,10 +68,8 @@ async def ready(request: Request, database: DatabaseDep, settings: SettingsDep) 
     first = next(iter(failures))
     # Names the dependency and the cause, never its address: this route answers anyone.
     detail = "; ".join(f"{name}: {reason}" for name, reason in failures.items())
-    response = problem_response(503, f"{first}_unavailable", "Not ready", detail, request.url.path,
-                                checks=checks, retry_after=RETRY_AFTER_SECONDS)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    return problem_response(503, f"{first}_unavailable", "Not ready", detail, request.url.path,
+                            checks=checks, retry_after=RETRY_AFTER_SECONDS)
 
 
 @router.get("/health", responses={503: {"description": "a dependency is down (problem+json)"}})
