@@ -110,16 +110,22 @@ async def authenticate(request: Request, database: Annotated[Database, Depends(g
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'.", code="missing_token")
-    async with database.sessions() as session:
-        row = await session.scalar(_FIND_TOKEN, {"token_hash": hash_token(token.strip())})
     now = utcnow()
-    if row is None or row.revoked_at is not None:
-        raise Unauthorized("The API token is unknown or revoked.", code="invalid_token")
-    if token_status(row, now=now) == "expired":
-        raise Unauthorized("The API token has expired; ask an admin for a new one.", code="token_expired")
+    row = await _usable_token(database, hash_token(token.strip()), now=now, invalid_code="invalid_token")
     await _touch(database, row, now)
     mark_client(request, f"token:{row.id}")
     return Principal(token_id=row.id, name=row.name, role=row.role)
+
+
+async def _usable_token(database: Database, token_hash: str, *, now: datetime, invalid_code: str) -> ApiToken:
+    """The token's row when it is known, not revoked and not expired; Unauthorized otherwise."""
+    async with database.sessions() as session:
+        row = await session.scalar(_FIND_TOKEN, {"token_hash": token_hash})
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("The API token is unknown or revoked.", code=invalid_code)
+    if token_status(row, now=now) == "expired":
+        raise Unauthorized("The API token has expired; ask an admin for a new one.", code="token_expired")
+    return row
 
 
 async def _touch(database: Database, row: ApiToken, now: datetime) -> None:
@@ -156,13 +162,8 @@ async def verify_channel_token(database: Database, token: str) -> Principal:
     cached = _channel_tokens.get(key)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    async with database.sessions() as session:
-        row = await session.scalar(_FIND_TOKEN, {"token_hash": key[1]})
     now = utcnow()
-    if row is None or row.revoked_at is not None:
-        raise Unauthorized("The API token is unknown or revoked.", code="rest_token_invalid")
-    if token_status(row, now=now) == "expired":
-        raise Unauthorized("The API token has expired; ask an admin for a new one.", code="token_expired")
+    row = await _usable_token(database, key[1], now=now, invalid_code="rest_token_invalid")
     if row.role not in ("channel", "admin"):
         raise Forbidden("This API token's role may not post to chat channels; create one with role 'channel'.",
                         code="rest_token_wrong_role")
