@@ -3,22 +3,20 @@ orders that existed before the column did."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from api.migrate import alembic_config, upgrade
+from api.migrate import upgrade
 from commerce.orders import service as orders
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.refs import ALPHABET, new_public_ref, parse_public_ref, public_ref_in
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from kit.db import Database
 from tests.factories import make_product, make_shop
+from tests.migrating import migrate_to
 
 SHAPE = re.compile(rf"ST-[{ALPHABET}]{{5}}-[{ALPHABET}]{{5}}")
 
@@ -79,24 +77,6 @@ async def test_every_new_order_gets_its_own_reference(db: Database) -> None:
             await orders.get_order_by_public_ref(session, public_ref="ST-00000-00000")
 
 
-# The migration on a database of its own (a downgrade must not touch the shared test database).
-
-Migrate = Callable[[Connection], None]
-
-
-async def _run(database: Database, action: Migrate) -> None:
-    async with database.engine.begin() as connection:
-        await connection.run_sync(action)
-
-
-def _alembic(url: str, verb: str, target: str) -> Migrate:
-    def run(connection: Connection) -> None:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = connection
-        getattr(command, verb)(cfg, target)
-    return run
-
-
 async def _check_backfill(url: str) -> None:
     database = Database(url)
     try:
@@ -105,11 +85,11 @@ async def _check_backfill(url: str) -> None:
             await make_shop(session)
             await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 50}}, price="59.90")
             numbers = [(await orders.create_order(session, data=_order(f"w-{i}")))[0].number for i in range(12)]
-        await _run(database, _alembic(url, "downgrade", "commerce_0502"))  # orders as they were before refs
+        await migrate_to(database, url, "downgrade", "commerce_0502")  # orders as they were before refs
         async with database.engine.begin() as connection:
             columns = [c["name"] for c in await connection.run_sync(lambda sync: inspect(sync).get_columns("orders"))]
         assert "public_ref" not in columns
-        await _run(database, _alembic(url, "upgrade", "heads"))
+        await migrate_to(database, url, "upgrade", "heads")
         async with database.engine.begin() as connection:
             rows = (await connection.execute(text("SELECT number, public_ref FROM orders"))).all()
             assert sorted(number for number, _ in rows) == sorted(numbers)

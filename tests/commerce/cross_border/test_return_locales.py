@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from alembic import command
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
 
 from api.auth import create_token
-from api.migrate import alembic_config, upgrade
+from api.migrate import upgrade
 from commerce.cross_border import return_policy
 from kit.db import Database
+from tests.migrating import migrate_to
 
 
 async def test_chinese_shopper_in_germany_gets_chinese_conditions(shop: Database) -> None:
@@ -96,24 +94,6 @@ async def test_bad_translations_are_refused_naming_the_field(
     assert (await _policy(client, "*"))["translations"] == policy["translations"]
 
 
-# The migration on a database of its own (a downgrade must not touch the shared test database).
-
-Migrate = Callable[[Connection], None]
-
-
-async def _run(database: Database, action: Migrate) -> None:
-    async with database.engine.begin() as connection:
-        await connection.run_sync(action)
-
-
-def _alembic(url: str, verb: str, target: str) -> Migrate:
-    def run(connection: Connection) -> None:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = connection
-        getattr(command, verb)(cfg, target)
-    return run
-
-
 SHIPPED_STAR = ["Return unused goods in their original packaging within 30 days of delivery.",
                 "Return shipping is paid by the shopper unless the item is faulty or wrong.",
                 "Duties and taxes paid to the carrier on delivery are not refunded by us; customs may refund them "
@@ -124,7 +104,7 @@ async def _check_migration(url: str) -> None:
     database = Database(url)
     try:
         await upgrade(database.engine)
-        await _run(database, _alembic(url, "downgrade", "commerce_0401"))
+        await migrate_to(database, url, "downgrade", "commerce_0401")
         async with database.engine.begin() as connection:
             columns = [c["name"] for c in await connection.run_sync(
                 lambda sync: inspect(sync).get_columns("return_policies"))]
@@ -135,14 +115,14 @@ async def _check_migration(url: str) -> None:
                           "false, false, 'shopper', 0, '')")
             await connection.execute(insert, {"scope": "*", "conditions": json.dumps(SHIPPED_STAR)})
             await connection.execute(insert, {"scope": "US", "conditions": json.dumps(["Edited by the shop."])})
-        await _run(database, _alembic(url, "upgrade", "heads"))
+        await migrate_to(database, url, "upgrade", "heads")
         async with database.sessions() as session:
             star = await return_policy(session, country="JP", locale="zh")
             edited = await return_policy(session, country="US", locale="zh")
         assert (star.locale, star.conditions[1]) == ("zh", "退货运费由顾客承担，商品有缺陷或发错货的除外。")
         assert (edited.locale, edited.conditions) == ("en", ["Edited by the shop."])
-        await _run(database, _alembic(url, "downgrade", "commerce_0401"))
-        await _run(database, _alembic(url, "upgrade", "heads"))
+        await migrate_to(database, url, "downgrade", "commerce_0401")
+        await migrate_to(database, url, "upgrade", "heads")
     finally:
         await database.dispose()
 
