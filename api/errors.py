@@ -80,13 +80,15 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, f"http_{exc.status_code}")
         return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "internal_error", "Internal error",
-                                "Something went wrong on our side; nothing was saved.", request.url.path)
-
+    app.add_exception_handler(Exception, internal_error)
     _install_database_unavailable(app)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unexpected: logged with its traceback, answered 500 without one."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "internal_error", "Internal error",
+                            "Something went wrong on our side; nothing was saved.", request.url.path)
 
 
 def _install_database_unavailable(app: FastAPI) -> None:
@@ -97,9 +99,7 @@ def _install_database_unavailable(app: FastAPI) -> None:
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         cause = database_unavailable_cause(exc)
         if cause is None:  # a database error that is not an outage stays an internal error
-            log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-            return problem_response(500, "internal_error", "Internal error",
-                                    "Something went wrong on our side; nothing was saved.", request.url.path)
+            return await internal_error(request, exc)
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, cause)
         detail = exc.detail if isinstance(exc, DatabaseUnavailable) else \
             f"The database cannot be reached now ({cause}); try again shortly."
