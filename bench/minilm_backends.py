@@ -155,33 +155,10 @@ def compare(reference: npt.NDArray[np.float32], rows: npt.NDArray[np.float32]) -
             "mean_cosine": float(cosines.mean())}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--backends", default="hand,st-onnx")
-    parser.add_argument("--st-python", default=sys.executable, help="interpreter with sentence-transformers[onnx]")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--child", choices=("hand", "st-onnx", "st-torch"), help=argparse.SUPPRESS)
-    parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--onnx-dir", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--texts", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--export-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.export_only:
-        print(json.dumps({"st_onnx_export_s": round(export_st_onnx(args.model_dir, args.onnx_dir), 2)}))
-        return
-    if args.child:
-        print(json.dumps(child(args.child, args.model_dir, args.onnx_dir, args.texts, args.out)))
-        return
-
-    sys.path.insert(0, str(REPO_ROOT))
+def measure(args: argparse.Namespace, model_dir: Path, backends: list[str], work: Path) -> dict[str, Any]:
+    """Run the children (printing their lines) in ``work``; the summary."""
     from nlu._minilm_onnx import ensure_onnx_file
-    from nlu.embedder import minilm_model_dir
 
-    model_dir = Path(minilm_model_dir())
-    backends = args.backends.split(",")
-    work = Path(tempfile.mkdtemp(prefix="minilm-backends-"))
     texts_file = work / "texts.json"
     texts_file.write_text(json.dumps(benchmark_sentences(args.data), ensure_ascii=False), encoding="utf-8")
     onnx_dir = work / "st-onnx"
@@ -218,6 +195,38 @@ def main() -> None:
             figures[key] = {name: statistics.median(r[key][name] for r in results)
                             for name in ("median_ms", "p99_ms", "texts_per_s", "cpu_ms_per_text")}
         summary[backend] = figures
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", default="hand,st-onnx")
+    parser.add_argument("--st-python", default=sys.executable, help="interpreter with sentence-transformers[onnx]")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--child", choices=("hand", "st-onnx", "st-torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--onnx-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--texts", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--export-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.export_only:
+        print(json.dumps({"st_onnx_export_s": round(export_st_onnx(args.model_dir, args.onnx_dir), 2)}))
+        return
+    if args.child:
+        print(json.dumps(child(args.child, args.model_dir, args.onnx_dir, args.texts, args.out)))
+        return
+
+    backends = args.backends.split(",")
+    if "hand" not in backends or not set(backends) <= {"hand", "st-onnx", "st-torch"}:
+        parser.error("--backends: a comma list of hand (needed: the vectors are compared with it), st-onnx, st-torch")
+    sys.path.insert(0, str(REPO_ROOT))
+    from nlu.embedder import minilm_model_dir
+
+    model_dir = Path(minilm_model_dir())
+    with tempfile.TemporaryDirectory(prefix="minilm-backends-") as tmp:
+        summary = measure(args, model_dir, backends, Path(tmp))
     print(json.dumps({"summary": summary}))
 
 
