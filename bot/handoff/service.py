@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import i18n
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
-from bot.handoff import texts
 from bot.handoff.errors import (
     AgentExists,
     AgentNotFound,
@@ -475,7 +475,7 @@ async def save_rules(session: AsyncSession, *, shop_id: int, rules: EscalationRu
 
 @dataclass(frozen=True)
 class QueueNotice:
-    """What to tell a shopper who waits for a person (the channel renders it with `texts`)."""
+    """What to tell a shopper who waits for a person (rendered from the reply catalogs)."""
 
     open_now: bool
     position: int | None = None
@@ -484,10 +484,12 @@ class QueueNotice:
     timezone: str | None = None
 
     def render(self, locale: str | None) -> str:
+        language = i18n.supported_locale(locale) or i18n.DEFAULT_LOCALE
         if self.open_now:
-            return texts.text(locale, "queued", position=self.position or 1, minutes=self.expected_wait_minutes or 1)
-        opens = self.opens_at.strftime("%a %H:%M") if self.opens_at else "-"
-        return texts.text(locale, "offline", opens_at=opens, timezone=self.timezone or "")
+            minutes = self.expected_wait_minutes or 1
+            return i18n.t(language, "queued", n=minutes, position=self.position or 1, minutes=minutes)
+        opens = i18n.format_weekday_time(language, self.opens_at) if self.opens_at else "-"
+        return i18n.t(language, "offline", opens_at=opens, timezone=self.timezone or "")
 
 
 async def queue_notice(session: AsyncSession, *, conversation_id: int,
@@ -731,7 +733,7 @@ async def resolve(session: AsyncSession, *, agent: Agent, conversation_id: int, 
                                asked_at=now))
         buttons = [Button(title=str(n), payload=f"csat:{n}") for n in range(1, 6)]
         await _send(session, conversation=conversation, agent_id=agent.id, source="csat", author="system",
-                    text=texts.text(conversation.locale, "csat_question"), buttons=buttons)
+                    text=i18n.t(conversation.locale, "csat_question"), buttons=buttons)
     await session.refresh(thread)
     return thread
 
