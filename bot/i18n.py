@@ -10,6 +10,7 @@ import gettext
 from datetime import date, datetime
 from functools import cache
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from io import BytesIO
 from string import Formatter
 from typing import Any
@@ -37,7 +38,7 @@ class _Missing(gettext.NullTranslations):
         raise KeyError(msgid1)
 
 
-def catalog_path(language: str) -> Any:
+def catalog_path(language: str) -> Traversable:
     return files("bot") / "locales" / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
