@@ -1,4 +1,4 @@
-"""The bot: conversation engine, policy, skills and reply templates (channels live in bot/channels).
+"""The bot: conversation engine, policy, skills and reply catalogs (channels live in bot/channels).
 
 Service API for the channels and the API:
 - `understand(inbound, *, deps)`: the NLU parse the engine needs (run it before opening the transaction)

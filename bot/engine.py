@@ -16,12 +16,12 @@ from bot.conversations.models import Conversation, ConversationMessage
 from bot.conversations.repository import ConversationRepository
 from bot.deps import BotDeps
 from bot.handoff import engine_hooks
+from bot.i18n import DEFAULT_LOCALE, supported_locale
 from bot.messages import Button, InboundMessage, OutboundMessage
 from bot.policy import HANDOFF_INTENTS, Decision, decide, shop_triggers
 from bot.rasa import engine_hook as rasa_hook
 from bot.skills import cart, cross_border, faq, order_status, recommend, search
 from bot.skills.base import Turn
-from bot.templates import DEFAULT_LOCALE, supported_locale
 from bot.understanding import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ParsedMessage, has_letters
 from commerce.shoppers.service import IDENTITY_KINDS, shopper_for_identity
 from kit.clock import utcnow
@@ -276,7 +276,7 @@ async def _respond(turn: Turn, stored: ConversationMessage) -> None:
     turn.parsed = parsed
     turn.locale = _locale(turn.conversation, inbound, parsed, turn.deps)
     if truncated:
-        turn.say("too_long", limit=limit)
+        turn.say("too_long", n=limit, limit=limit)
     pending = turn.conversation.pending
     if pending and await _continue_pending(turn, pending):
         # An answer to the bot's question ("#10023") means the question's intent, whatever the classifier said.
@@ -377,7 +377,7 @@ async def route_intent(turn: Turn, intent: str) -> None:
 def _small_talk(turn: Turn, intent: str) -> None:
     if intent == "greet":
         name = turn.inbound.sender_name
-        name_part = (f"，{name}" if turn.locale == "zh" else f", {name}") if name else ""
+        name_part = turn.t("greet.name_part", name=name) if name else ""
         turn.say("greet", name_part=name_part, buttons=_menu(turn))
     elif intent == "help":
         turn.say("help", buttons=_menu(turn))

@@ -5,8 +5,9 @@
 hand back, resolve, queue notice; `delivery` agent messages through the outbox and their delivery state;
 `replies` agent replies; `drafts` the bot's held drafts; `notes` private notes; `canned` canned responses;
 `csat` ratings; `views` one conversation in the console; `learning` intent corrections (Rasa YAML) and FAQ drafts.
-Shared: `models`, `errors`, `texts`. `engine_hooks` is where the engine asks the handoff; the names it calls are
-exported here. The engine's own triggers read the rules through `bot.policy.shop_triggers`.
+Shared: `models`, `errors` (reply texts are in the catalogs, `bot.i18n`). `engine_hooks` is where the engine
+asks the handoff; the names it calls are exported here. The engine's own triggers read the rules through
+`bot.policy.shop_triggers`.
 """
 from __future__ import annotations
 

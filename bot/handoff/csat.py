@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import i18n
 from bot.conversations.models import Conversation, ConversationMessage
-from bot.handoff import texts
 from bot.handoff._rows import rowcount
 from bot.handoff.delivery import send
 from bot.handoff.errors import BadAgentInput
@@ -62,7 +62,7 @@ async def ask_rating(session: AsyncSession, *, conversation: Conversation, shop_
     session.add(CsatSurvey(shop_id=shop_id, conversation_id=conversation.id, agent_id=rated_agent_id, asked_at=now))
     buttons = [Button(title=str(n), payload=f"csat:{n}") for n in range(1, 6)]
     await send(session, conversation=conversation, agent_id=sent_by, source="csat", author="system",
-               text=texts.text(conversation.locale, "csat_question"), buttons=buttons)
+               text=i18n.t(conversation.locale, "csat_question"), buttons=buttons)
 
 
 async def record_csat(session: AsyncSession, *, conversation_id: int, score: int) -> bool:

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from bot import handoff
 from bot.conversations.models import ConversationMessage
-from bot.handoff import texts
 from bot.messages import Button
 from bot.skills.base import Turn
 
@@ -27,7 +26,7 @@ async def answer_instead(turn: Turn, stored: ConversationMessage) -> bool:
     if score is not None:
         stored.nlu = {"payload": stored.payload or stored.text, "policy": "csat"}
         if await handoff.record_csat(turn.session, conversation_id=turn.conversation.id, score=score):
-            turn.say_text(texts.text(turn.locale, "csat_thanks"))
+            turn.say("csat_thanks")
         return True
     value = (stored.payload or stored.text or "").strip()
     asks = value == REQUEST or (value.startswith("/") and _command(value) in PERSON_COMMANDS)

@@ -11,9 +11,9 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import i18n
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
-from bot.handoff import texts
 from bot.handoff._rows import rowcount
 from bot.handoff.agents import ONLINE_SECONDS, AgentRepository
 from bot.handoff.csat import ask_rating
@@ -54,7 +54,7 @@ class InboxItem(BaseModel):
 
 @dataclass(frozen=True)
 class QueueNotice:
-    """What to tell a shopper who waits for a person (the channel renders it with `texts`)."""
+    """What to tell a shopper who waits for a person (rendered from the reply catalogs)."""
 
     open_now: bool
     position: int | None = None
@@ -63,10 +63,12 @@ class QueueNotice:
     timezone: str | None = None
 
     def render(self, locale: str | None) -> str:
+        language = i18n.supported_locale(locale) or i18n.DEFAULT_LOCALE
         if self.open_now:
-            return texts.text(locale, "queued", position=self.position or 1, minutes=self.expected_wait_minutes or 1)
-        opens = self.opens_at.strftime("%a %H:%M") if self.opens_at else "-"
-        return texts.text(locale, "offline", opens_at=opens, timezone=self.timezone or "")
+            minutes = self.expected_wait_minutes or 1
+            return i18n.t(language, "queued", n=minutes, position=self.position or 1, minutes=minutes)
+        opens = i18n.format_weekday_time(language, self.opens_at) if self.opens_at else "-"
+        return i18n.t(language, "offline", opens_at=opens, timezone=self.timezone or "")
 
 
 # Reads of chat turns, built once (SQLAlchemy reuses their cache key and compiled form).

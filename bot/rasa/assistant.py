@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot import i18n
 from bot.rasa.action_server import ActionServerClient
 from bot.rasa.domain import REQUESTED_SLOT
 from bot.rasa.errors import ActionRejected, ActionServerFailed
@@ -23,8 +24,6 @@ FALLBACK_INTENT = "nlu_fallback"
 TWO_STAGE = "action_two_stage_fallback"
 _SHORTCUT = re.compile(r"^/(?P<intent>[^{@\s]+)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?\s*$", re.S)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-ACTION_FAILED_TEXT = "Sorry, I couldn't do that just now. Please try again in a moment."
-DEFAULT_FALLBACK_TEXT = "Sorry, I didn't get that. Can you rephrase?"
 
 
 class Parser(Protocol):
@@ -43,6 +42,11 @@ class ActionContext:
 
 
 ShopTalkAction = Callable[[ActionContext], Awaitable[list[dict[str, Any]]]]
+
+
+def _own(key: str) -> dict[str, Any]:
+    """ShopTalk's reply where the project has no response of its own (English, as Rasa's defaults are)."""
+    return {"text": i18n.t("en", key)}
 
 
 def bot_event(message: dict[str, Any], *, utter_action: str | None = None) -> dict[str, Any]:
@@ -311,7 +315,7 @@ class Assistant:
             await self.run_action(SESSION_START, tracker, context, policy=policy)
             return False
         if name == "action_default_fallback":
-            message = self.render("utter_default", tracker, channel=context.channel) or {"text": DEFAULT_FALLBACK_TEXT}
+            message = self.render("utter_default", tracker, channel=context.channel) or _own("rasa.fallback")
             tracker.events.append(bot_event(message, utter_action="utter_default"))
             tracker.events.append(event("rewind"))
             return False
@@ -348,7 +352,7 @@ class Assistant:
         except ActionServerFailed as error:
             log.warning("rasa custom action failed: %s", error.detail)
             message = self.render("utter_action_failed", tracker, channel=context.channel) or \
-                {"text": ACTION_FAILED_TEXT}
+                _own("rasa.action_failed")
             return [bot_event(message, utter_action="utter_action_failed")], []
 
     def _apply(self, tracker: Tracker, events: list[dict[str, Any]], responses: list[dict[str, Any]],
@@ -458,7 +462,7 @@ class Assistant:
                                    for e in tracker.events[-30:] if e.get("event") == "bot")
             if rephrased_before and not asked:
                 tracker.events.append(event("active_loop", name=None))
-                message = self.render("utter_default", tracker) or {"text": DEFAULT_FALLBACK_TEXT}
+                message = self.render("utter_default", tracker) or _own("rasa.fallback")
                 tracker.events.append(bot_event(message, utter_action="utter_default"))
                 return False
             self._ask_two_stage(tracker, "action_default_ask_rephrase")
@@ -472,7 +476,7 @@ class Assistant:
 
     def _ask_two_stage(self, tracker: Tracker, name: str) -> None:
         if name == "action_default_ask_rephrase":
-            message = self.render("utter_ask_rephrase", tracker) or {"text": "Can you rephrase that?"}
+            message = self.render("utter_ask_rephrase", tracker) or _own("rasa.ask_rephrase")
             tracker.events.append(bot_event(message, utter_action="utter_ask_rephrase"))
             return
         ranking = ((tracker.latest_message.get("parse_data") or {}).get("intent_ranking") or [])

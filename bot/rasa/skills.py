@@ -3,17 +3,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import i18n
 from bot.conversations.models import Conversation
 from bot.conversations.service import verified_order
 from bot.policy import shop_triggers
 from bot.rasa.assistant import ActionContext, ShopTalkAction
 from bot.rasa.tracker import event, slot_event
-from bot.templates import render
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.refs import parse_public_ref
 from commerce.orders.service import get_order_by_number, get_order_by_public_ref
 from kit.clock import utcnow
+
+
+def _english(key: str, **values: Any) -> str:
+    """ShopTalk's own words inside an imported assistant, in English (the project's responses are its own)."""
+    return i18n.t("en", key, **values)
 
 
 def _say(text: str, **data: Any) -> dict[str, Any]:
@@ -26,10 +31,10 @@ async def order_status(context: ActionContext) -> list[dict[str, Any]]:
     number = tracker.get_slot("order_number") or next(
         (e.get("value") for e in tracker.latest_entities() if e.get("entity") == "order_number"), None)
     if not number:
-        return [_say("Which order number should I look up?")]
+        return [_say(_english("rasa.ask_order_number"))]
     number = str(number).strip().lstrip("#")
     if context.session is None:
-        return [_say("I can't look up orders here.")]
+        return [_say(_english("rasa.no_order_lookup"))]
     conversation = context.extra.get("conversation")
     ref = None if number.isdigit() else parse_public_ref(number)
     try:
@@ -44,10 +49,10 @@ async def order_status(context: ActionContext) -> list[dict[str, Any]]:
     if order is None or owner is None or (order.shopper_id != owner and not verified):
         # Same rule as ShopTalk's own bot: an order's status goes only to its owner, and an unknown order gets
         # the same answer as someone else's (existence is never revealed).
-        return [_say(f"I can't confirm order {number} belongs to you. A person from our team can help.",
-                     buttons=[{"title": "Talk to a person", "payload": "/shoptalk_handoff"}]),
+        return [_say(_english("rasa.order_not_confirmed", number=number),
+                     buttons=[{"title": _english("button.human"), "payload": "/shoptalk_handoff"}]),
                 slot_event("order_number", None)]
-    return [_say(f"Order {order.number} is {order.status.replace('_', ' ')}.")]
+    return [_say(_english("rasa.order_status", number=order.number, status=order.status.replace("_", " ")))]
 
 
 async def handoff(context: ActionContext) -> list[dict[str, Any]]:
@@ -57,12 +62,12 @@ async def handoff(context: ActionContext) -> list[dict[str, Any]]:
     in the agent console, the action says so instead of queueing the conversation."""
     if context.session is not None:
         if not (await shop_triggers(context.session)).on_request:
-            return [_say(render("en", "handoff_unavailable"))]
+            return [_say(_english("handoff_unavailable"))]
     hand_over = context.extra.get("handoff")
     if callable(hand_over):
         hand_over()
         return []
-    return [_say("A person from our team will reply here soon.")]
+    return [_say(_english("rasa.handoff_queued"))]
 
 
 SHOPTALK_ACTIONS: dict[str, ShopTalkAction] = {

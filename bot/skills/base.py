@@ -5,15 +5,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from babel import Locale
 from babel.numbers import get_territory_currencies
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import i18n
 from bot.conversations.models import Conversation
 from bot.deps import BotDeps
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
-from bot.templates import render
 from bot.understanding import ParsedMessage
 from commerce import cross_border
 from commerce.catalog.models import Product, Variant
@@ -40,7 +39,8 @@ class Turn:
 
     # ---------- replying ----------
     def t(self, key: str, **values: Any) -> str:
-        return render(self.locale, key, **values)
+        """The catalog text `key` in the shopper's language (`n=` picks a plural form)."""
+        return i18n.t(self.locale, key, **values)
 
     def button(self, key: str, payload: str, **values: Any) -> Button:
         return Button(title=self.t(key, **values), payload=payload)
@@ -94,8 +94,7 @@ class Turn:
         return self.deps.settings.locale.default_currency
 
     def country_name(self, code: str) -> str:
-        babel_locale = "zh_Hans" if self.locale == "zh" else "en"
-        return str(Locale.parse(babel_locale).territories.get(code.upper(), code.upper()))
+        return i18n.country_name(self.locale, code)
 
     def money(self, amount: Decimal, currency: str) -> str:
         return format_money(amount, currency, self.locale)

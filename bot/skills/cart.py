@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from bot import i18n
 from bot.conversations.service import remember_verified_order
 from bot.skills.base import Turn
 from bot.skills.recommend import count_outcome
 from bot.skills.search import note_search_used
-from bot.templates import DEFAULT_LOCALE, LOCALES
 from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.models import Product, Variant
@@ -72,7 +72,7 @@ async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | N
     wanted = min(MAX_QUANTITY, (line["quantity"] if line else 0) + quantity)
     available = (await available_stock(turn.session, skus=[sku]))[sku]
     if available < wanted:
-        turn.say("cart_no_stock", available=available, title=turn.title(product))
+        turn.say("cart_no_stock", n=available, available=available, title=turn.title(product))
         return False
     if line is None:
         line = {"sku": sku, "quantity": wanted}
@@ -83,7 +83,7 @@ async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | N
         line["impression"] = impression_id  # a purchase later counts for the recommendation
     turn.conversation.cart = lines
     await note_search_used(turn)
-    turn.say("cart_added", quantity=quantity, title=turn.title(product),
+    turn.say("cart_added", n=quantity, quantity=quantity, title=turn.title(product),
              buttons=[turn.button("button.view_cart", "cart:view"), turn.button("button.checkout", "checkout:start")])
     return True
 
@@ -167,7 +167,7 @@ async def set_quantity(turn: Turn, sku: str, quantity: int) -> None:
     quantity = min(MAX_QUANTITY, quantity)
     available = (await available_stock(turn.session, skus=[sku]))[sku]
     if available < quantity:
-        turn.say("cart_no_stock", available=available, title=turn.title(variant.product))
+        turn.say("cart_no_stock", n=available, available=available, title=turn.title(variant.product))
         return
     line["quantity"] = quantity
     turn.conversation.cart = lines
@@ -399,7 +399,7 @@ async def _prepare(turn: Turn) -> PreparedOrder | None:
 def _service_name(turn: Turn, service: str, name: str) -> str:
     """The shop's name for a delivery service; in another language, the shipped services' translation."""
     key = f"service.{service}"
-    return turn.t(key) if turn.locale != DEFAULT_LOCALE and key in LOCALES.get(turn.locale, {}) else name
+    return turn.t(key) if turn.locale != i18n.DEFAULT_LOCALE and i18n.has_text(turn.locale, key) else name
 
 
 def _show_summary(turn: Turn, prepared: PreparedOrder) -> None:
@@ -455,7 +455,8 @@ async def _place(turn: Turn, prepared: PreparedOrder) -> None:
     try:
         order, _ = await create_order(turn.session, data=data)
     except InsufficientStock as error:
-        turn.say("checkout_no_stock", sku=error.extra.get("sku", ""), available=error.extra.get("available", 0),
+        available = int(error.extra.get("available", 0))
+        turn.say("checkout_no_stock", n=available, sku=error.extra.get("sku", ""), available=available,
                  buttons=[turn.button("button.view_cart", "cart:view")])
         return
     for line in lines:

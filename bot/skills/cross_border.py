@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from bot import i18n
 from bot.skills.base import Turn
-from bot.templates import render
 from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.service import get_product
@@ -117,7 +117,7 @@ async def quote(turn: Turn, lines: list[dict[str, int | str]], title: str | None
         sums[key] += charge.amount
     currency = landed.currency
     collector = "quote_collect_carrier" if landed.pay_on_delivery > 0 else "quote_collect_seller"
-    product_part = (f" ({title})" if turn.locale != "zh" else f"（{title}）") if title else ""
+    product_part = turn.t("quote.product_part", title=title) if title else ""
     turn.say("quote", country=name, product_part=product_part, goods=turn.money(sums["goods"], currency),
              shipping=turn.money(sums["shipping"], currency), duties=turn.money(sums["duty"], currency),
              taxes=turn.money(sums["import_tax"], currency), total=turn.money(landed.total, currency),
@@ -158,8 +158,8 @@ async def returns(turn: Turn, country: str) -> bool:
         return False
     # Each sentence ends as its own language does (an untranslated policy quotes English for a Chinese shopper).
     sentences = [*policy.conditions, *([policy.notes] if policy.notes else [])]
-    conditions = "".join(render(policy.locale, "returns_sentence", text=s.rstrip(" .。")) for s in sentences)
-    turn.say("returns_rules", country=turn.country_name(country), days=policy.window_days,
+    conditions = "".join(i18n.t(policy.locale, "returns_sentence", text=s.rstrip(" .。")) for s in sentences)
+    turn.say("returns_rules", n=policy.window_days, country=turn.country_name(country), days=policy.window_days,
              conditions=conditions,
              payer=turn.t(f"payer.{policy.return_shipping_paid_by}"),
              duties=turn.t("word.yes" if policy.duties_refundable else "word.no"))

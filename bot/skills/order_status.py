@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from bot import i18n
 from bot.conversations.service import remember_verified_order, verified_order
 from bot.skills.base import Turn
 from commerce.orders.errors import OrderNotFound
@@ -74,8 +75,9 @@ def _owned(turn: Turn, order: Order | None) -> bool:
 
 
 def _say_wait(turn: Turn, seconds: int) -> None:
-    wait = (turn.t("wait.seconds", count=seconds) if seconds <= 90
-            else turn.t("wait.minutes", count=-(-seconds // 60)))  # rounded up: never "1 minutes"
+    minutes = -(-seconds // 60)  # rounded up
+    wait = (turn.t("wait.seconds", n=seconds, count=seconds) if seconds <= 90
+            else turn.t("wait.minutes", n=minutes, count=minutes))
     turn.say("order_rate_limited", wait=wait)
 
 
@@ -152,7 +154,7 @@ def _proves(order: Order, proof: str, *, by_ref: bool) -> bool:
 
 
 def show(turn: Turn, order: Order) -> None:
-    history = "\n".join(turn.t("order_history_line", when=change.changed_at.strftime("%Y-%m-%d"),
+    history = "\n".join(turn.t("order_history_line", when=i18n.format_day(turn.locale, change.changed_at),
                                status=turn.t(f"status.{change.to_status}"))
                         for change in order.history)
     tracking = ""

@@ -1,8 +1,8 @@
 """Recommendations (commerce.recommend: history, bought together with the cart, popular) and "more like this"."""
 from __future__ import annotations
 
+from bot import i18n
 from bot.skills.base import Turn
-from bot.templates import DEFAULT_LOCALE, LOCALES
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.service import get_product, get_products
 from commerce.recommend import service as recommendations
@@ -45,7 +45,7 @@ async def recommend(turn: Turn) -> None:
         variant = next(v for v in product.variants if v.sku == item.sku)
         key = f"reason.{item.reason_code}"
         reason = turn.t(key, anchor=item.anchor_title or "", country=turn.country_name(turn.country)) \
-            if key in LOCALES[DEFAULT_LOCALE] else item.reason
+            if i18n.has_text(i18n.DEFAULT_LOCALE, key) else item.reason
         cards.append(await turn.card(product, variant, subtitle=reason, impression_id=impression_id))
     turn.conversation.last_products = [c.product_id for c in cards]
     turn.say("recommendations", cards=cards)

@@ -93,7 +93,7 @@ def _for_query(turn: Turn, query: str) -> str:
     query = query_words(query)
     if not query:
         return ""
-    return f" for “{query}”" if turn.locale != "zh" else f"“{query}”"
+    return turn.t("search.for_query", query=query)
 
 
 async def show_page(turn: Turn, *, page: int, stock_checked: bool = False) -> None:

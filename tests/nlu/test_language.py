@@ -17,6 +17,12 @@ from nlu.language import detect_language
         ("😀🎉", "en"),
         ("12345", "en"),
         ("こんにちは", "ja"),
+        ("¿Dónde está mi pedido?", "es"),
+        ("quiero comprar el hervidor negro", "es"),
+        ("Hola, busco una tetera", "es"),
+        ("hola", "en"),  # English shoppers greet like this too
+        ("ship to ES please", "en"),  # a country code is not a Spanish word
+        ("a café latte mug", "en"),
     ],
 )
 def test_language_from_script(text: str, language: str) -> None:

@@ -12,10 +12,9 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import event
 
-from bot import BotDeps, handoff
+from bot import BotDeps, handoff, i18n
 from bot.handoff.models import HandoffThread
 from bot.policy import PolicyThresholds, ShopTriggers, decide, shop_triggers
-from bot.templates import render
 from kit.db import Database
 from kit.settings import Settings
 from tests.bot.conftest import Say, TinyParser, payloads, texts
@@ -67,12 +66,12 @@ async def thread_of(db: Database, conversation_id: int) -> HandoffThread | None:
 async def test_a_shop_can_switch_off_handing_off_on_request(say: Say, shop: Database) -> None:
     await save(shop, on_request=False)
     asked = await say("I want to talk to a real person", sender="r1")
-    assert render("en", "handoff_unavailable") in texts(asked)
+    assert i18n.t("en", "handoff_unavailable") in texts(asked)
     assert "member of our team" not in texts(asked)
     assert REQUEST not in payloads(asked)  # no "Talk to a person" button that leads nowhere
     for pressed in (await say(kind="callback", payload=REQUEST, sender="r1"),
                     await say("/human", kind="command", sender="r1")):
-        assert texts(pressed) == render("en", "handoff_unavailable")
+        assert texts(pressed) == i18n.t("en", "handoff_unavailable")
         assert REQUEST not in payloads(pressed)
     assert await thread_of(shop, asked.conversation_id) is None
     assert (await say("show my cart", sender="r1")).replies != []  # the bot is still answering
@@ -88,11 +87,11 @@ async def test_a_shop_can_switch_off_handing_off_on_request(say: Say, shop: Data
 async def test_a_shop_can_switch_off_handing_off_complaints(say: Say, shop: Database) -> None:
     await save(shop, on_complaint=False)
     result = await say("I want to file a complaint about my order", sender="c1")
-    assert texts(result).startswith(render("en", "complaint_no_person"))
+    assert texts(result).startswith(i18n.t("en", "complaint_no_person"))
     assert await thread_of(shop, result.conversation_id) is None
     await save(shop)
     handed = await say("I want to file a complaint about my order", sender="c2")
-    assert render("en", "handoff_complaint") in texts(handed)
+    assert i18n.t("en", "handoff_complaint") in texts(handed)
 
 
 async def test_not_understood_in_a_row_is_the_shops_count(say: Say, shop: Database) -> None:
@@ -151,7 +150,7 @@ async def test_mixed_reply_is_chosen_per_intent(say: Say, shop: Database, unsure
 async def test_an_offer_the_shop_never_makes_is_declined(say: Say, shop: Database) -> None:
     await save(shop, mixed_reply_default="draft_for_agent", on_request=False)
     forged = await say(kind="callback", payload=OFFER, sender="f1")
-    assert texts(forged) == render("en", "handoff_unavailable")
+    assert texts(forged) == i18n.t("en", "handoff_unavailable")
     assert await thread_of(shop, forged.conversation_id) is None
 
 
@@ -295,11 +294,11 @@ async def test_without_requests_no_reply_offers_a_person_that_never_comes(say: S
     assert REQUEST in payloads(kept)  # the shop still hands off on request: the FAQ's "no answer" offers one
     await save(shop, on_complaint=False, on_request=False)
     result = await say("I want to file a complaint about my order", sender="w2")
-    assert render("en", "faq_none_no_person") in texts(result)
-    assert render("en", "faq_none") not in texts(result)
+    assert i18n.t("en", "faq_none_no_person") in texts(result)
+    assert i18n.t("en", "faq_none") not in texts(result)
     assert REQUEST not in payloads(result)
     sorry = await say(kind="callback", payload="feedback:no", sender="w3")
-    assert texts(sorry) == render("en", "feedback_sorry_no_person")
+    assert texts(sorry) == i18n.t("en", "feedback_sorry_no_person")
     assert REQUEST not in payloads(sorry)
     # Repeated "did this help? no" is its own trigger, still on.
     assert "member of our team" in texts(await say(kind="callback", payload="feedback:no", sender="w3"))

@@ -1,4 +1,4 @@
-"""Policy thresholds and the reply templates of both locales."""
+"""Policy thresholds."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +9,6 @@ import numpy.typing as npt
 import pytest
 
 from bot.policy import PolicyThresholds, decide
-from bot.templates import LOCALES, placeholders, render, supported_locale
 
 
 @dataclass
@@ -42,19 +41,3 @@ def test_policy_by_confidence(intent: str, confidence: float, before: int, actio
     decision = decide(Parsed(intent, confidence), thresholds=PolicyThresholds(), misunderstood_before=before)
     assert decision.action == action
 
-
-def test_every_template_exists_in_both_locales_with_the_same_placeholders() -> None:
-    english, chinese = LOCALES["en"], LOCALES["zh"]
-    assert set(english) == set(chinese)
-    for key, template in english.items():
-        assert placeholders(template) == placeholders(chinese[key]), key
-
-
-def test_locale_names_from_channels() -> None:
-    assert supported_locale("zh-hans") == "zh"
-    assert supported_locale("zh_CN") == "zh"
-    assert supported_locale("en-GB") == "en"
-    assert supported_locale("de") is None
-    assert supported_locale(None) is None
-    assert render("de", "thanks") == "You're welcome!"
-    assert render("zh", "thanks") == "不客气！"

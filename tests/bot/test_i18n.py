@@ -1,0 +1,134 @@
+"""The reply catalogs: complete in every language, plural forms, and a Spanish shopper answered in Spanish."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel.messages.plurals import get_plural
+
+from bot import i18n
+from bot.conversations.models import Conversation
+from bot.handoff.inbox import QueueNotice
+from kit.db import Database
+from tests.bot.conftest import Say, texts
+from tests.bot.test_conversation import place_anna_order_with_ref
+
+LOCALES_DIR = Path(i18n.__file__).parent / "locales"
+
+
+def _forms(message: object) -> tuple[str, ...]:
+    string = message.string  # type: ignore[attr-defined]
+    return tuple(string) if isinstance(string, (tuple, list)) else (string,)
+
+
+def test_every_language_listed_has_a_catalog_and_every_catalog_is_listed() -> None:
+    assert sorted(path.name for path in LOCALES_DIR.iterdir() if path.is_dir()) == sorted(i18n.LANGUAGES)
+    for language in i18n.LANGUAGES:
+        catalog = i18n.read_catalog(language)
+        assert str(catalog.locale) == language
+        # The header's plural rule is babel's for the language: a wrong Plural-Forms would pick wrong forms.
+        assert catalog.plural_forms == get_plural(language).plural_forms, language
+
+
+@pytest.mark.parametrize("language", [code for code in i18n.LANGUAGES if code != i18n.DEFAULT_LOCALE])
+def test_every_catalog_has_every_key_with_the_same_placeholders_as_english(language: str) -> None:
+    english = {m.id if isinstance(m.id, str) else m.id[0]: m for m in i18n.read_catalog("en") if m.id}
+    catalog = i18n.read_catalog(language)
+    other = {m.id if isinstance(m.id, str) else m.id[0]: m for m in catalog if m.id}
+    assert set(other) == set(english), set(other) ^ set(english)
+    for key, source in english.items():
+        message = other[key]
+        assert not message.fuzzy, key
+        assert message.pluralizable == source.pluralizable, key
+        forms = _forms(message)
+        assert len(forms) == (catalog.num_plurals if message.pluralizable else 1), key
+        wanted = set().union(*(i18n.placeholders(form) for form in _forms(source)))
+        for form in forms:
+            assert form, key
+            assert i18n.placeholders(form) == wanted, (key, form)
+            form.format(**dict.fromkeys(wanted, "x"))  # no stray braces
+
+
+def test_plural_forms_follow_the_count() -> None:
+    assert i18n.t("en", "wait.seconds", n=1, count=1) == "1 second"
+    assert i18n.t("en", "wait.seconds", n=30, count=30) == "30 seconds"
+    assert i18n.t("es", "wait.minutes", n=1, count=1) == "1 minuto"
+    assert i18n.t("es", "wait.minutes", n=4, count=4) == "4 minutos"
+    assert i18n.t("zh", "wait.minutes", n=1, count=1) == i18n.t("zh", "wait.minutes", n=4, count=1) == "1 分钟"
+    with pytest.raises(TypeError):
+        i18n.t("en", "wait.seconds", count=2)  # a plural entry needs its count
+    with pytest.raises(KeyError):
+        i18n.t("es", "no.such.key")
+
+
+def test_locale_names_from_channels() -> None:
+    assert i18n.supported_locale("zh-hans") == "zh"
+    assert i18n.supported_locale("zh_CN") == "zh"
+    assert i18n.supported_locale("en-GB") == "en"
+    assert i18n.supported_locale("es-419") == "es"
+    assert i18n.supported_locale("de") is None
+    assert i18n.supported_locale(None) is None
+    assert i18n.t("de", "thanks") == "You're welcome!"
+    assert i18n.t("zh", "thanks") == "不客气！"
+    assert i18n.t("es", "thanks") == "¡De nada!"
+
+
+def test_a_key_missing_from_a_catalog_falls_back_to_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    read = i18n.read_catalog
+
+    def without_thanks(language: str):  # type: ignore[no-untyped-def]
+        catalog = read(language)
+        if language == "es":
+            catalog.delete("thanks")
+        return catalog
+
+    monkeypatch.setattr(i18n, "read_catalog", without_thanks)
+    i18n._translations.cache_clear()
+    try:
+        assert i18n.t("es", "thanks") == "You're welcome!"
+        assert not i18n.has_text("es", "thanks")
+        assert i18n.t("es", "goodbye") == "Hasta pronto, aquí estoy cuando me necesites."
+    finally:
+        monkeypatch.undo()
+        i18n._translations.cache_clear()
+
+
+def test_opening_time_is_written_the_shoppers_way() -> None:
+    monday = datetime(2026, 12, 7, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    notice = QueueNotice(open_now=False, opens_at=monday, timezone="Europe/Berlin")
+    assert "We open again Mon 09:00 (Europe/Berlin)" in notice.render("en")
+    # Before the catalogs the Chinese text carried an English "Mon 09:00".
+    assert "我们将于 周一09:00（Europe/Berlin）上班" in notice.render("zh")
+    assert "Volvemos a abrir el lun, 9:00 (Europe/Berlin)" in notice.render("es")
+    queued = QueueNotice(open_now=True, position=2, expected_wait_minutes=1)
+    assert "la espera estimada es de 1 minuto." in queued.render("es")
+
+
+async def test_a_spanish_shopper_is_answered_in_spanish(say: Say, shop: Database) -> None:
+    # The words say Spanish (nlu language detection): the reply and its menu are Spanish.
+    unclear = await say("¿Dónde está mi pedido?", sender="es-words")
+    assert texts(unclear).startswith("Perdona, no estoy seguro de haberte entendido.")
+    assert "Buscar productos" in [b.title for r in unclear.replies for b in r.buttons]
+    async with shop.sessions() as session:
+        conversation = (await session.execute(
+            Conversation.__table__.select().where(Conversation.sender_id == "es-words"))).one()
+        assert conversation.locale == "es"
+
+    # A button press has no words: the channel's language (Telegram's language_code "es-ES") decides.
+    one = await say(kind="callback", payload="cart:add:KET-1", sender="es-buttons", locale_hint="es-ES")
+    assert "He añadido 1 unidad de Electric Kettle 1.7 L a tu carrito." in texts(one)
+    two = await say(kind="callback", payload="cart:add:KET-1:2", sender="es-buttons")
+    assert "He añadido 2 unidades de Electric Kettle 1.7 L a tu carrito." in texts(two)
+    cart = await say(kind="callback", payload="cart:view", sender="es-buttons")
+    assert texts(cart) == "Tu carrito:\n- 3 x Electric Kettle 1.7 L (KET-1): 149,70\xa0€\nSubtotal: 149,70\xa0€"
+
+
+async def test_a_spanish_shopper_reads_order_dates_in_spanish(say: Say, shop: Database) -> None:
+    number, ref = await place_anna_order_with_ref(shop)
+    shown = texts(await say(kind="callback", payload=f"order:status:{ref}", sender="100001", locale_hint="es"))
+    assert shown.startswith(f"Pedido #{number}: enviado.\nReferencia: {ref}\n")
+    assert re.search(r"^- \d{1,2} [a-z]{3} \d{4}: pagado$", shown, re.M), shown
+    assert "Transportista: DHL, número de seguimiento JD0146000062" in shown
