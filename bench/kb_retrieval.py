@@ -134,7 +134,8 @@ def stackfaq(folder: Path, embedder: Embedder, fit: bool) -> dict[str, Any]:
 def _feature_matrices(entries: list[IndexedEntry], vectors: list[np.ndarray], queries: list[tuple[str, int]],
                       query_rows: np.ndarray, bm25: list[tuple[float, float]]) -> dict[str, np.ndarray]:
     """Per query and FAQ: the terms HybridIndex fuses (one phrasing per StackFAQ thread), for a fast grid."""
-    from knowledge_base.index import MINILM_DIM, Bm25Field
+    from kit.text import Bm25
+    from knowledge_base.index import MINILM_DIM
     from knowledge_base.text import tokens
 
     def unit(matrix: np.ndarray) -> np.ndarray:
@@ -150,7 +151,7 @@ def _feature_matrices(entries: list[IndexedEntry], vectors: list[np.ndarray], qu
         features[f"{name}_answer"] = q @ (stacked[:, 1, part] * np.sqrt(2.0)).T
         features[f"{name}_document"] = q @ unit(stacked[:, 2, part]).T
     for k1, b in bm25:
-        field = Bm25Field(k1, b)
+        field = Bm25(k1, b)
         for column, entry in enumerate(entries):
             field.add(column, tokens(" ".join(entry.questions) + "\n" + entry.answer))
         matrix = np.zeros((len(queries), len(entries)), np.float32)
