@@ -19,13 +19,10 @@ incremental update time); and `search_products` end to end over such a catalog i
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import os
 import random
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,30 +32,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from _common import ROOT, cached_embeddings, percentile
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from commerce.search import index as search_index
+from kit.text import Bm25
+from nlu.embedder import Embedder, get_embedder
 
-from commerce.search import index as search_index  # noqa: E402
-from kit.text import Bm25  # noqa: E402
-from nlu.embedder import Embedder, get_embedder  # noqa: E402
-
-CACHE = ROOT / "var" / "cache"
 Matrix = npt.NDArray[np.float32]
 MODES = ("lexical", "dense", "hybrid")
 
 
 def embed(embedder: Embedder, texts: list[str]) -> Matrix:
-    """Real embeddings, cached on disk by the texts' hash so reruns skip the forward passes."""
-    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
-    path = CACHE / f"search_bench_{key}.npy"
-    if path.exists():
-        cached: Matrix = np.load(path)
-        return cached
-    rows = embedder.encode(texts)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, rows)
+    rows: Matrix = cached_embeddings(embedder.encode, texts, "search_bench")
     return rows
 
 
@@ -223,9 +208,8 @@ def latency(args: argparse.Namespace, embedder: Embedder, query_vectors: Matrix,
         started = time.perf_counter()
         index.upsert(changed, mix[:10])
         update = (time.perf_counter() - started) * 1000
-        timings.sort()
-        out[str(size)] = {"queries": len(timings), "p50_ms": round(timings[len(timings) // 2], 2),
-                          "p99_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
+        out[str(size)] = {"queries": len(timings), "p50_ms": round(percentile(timings, 0.5), 2),
+                          "p99_ms": round(percentile(timings, 0.99), 2),
                           "build_s": round(build, 2), "update_10_products_ms": round(update, 2)}
     return out
 
@@ -301,17 +285,14 @@ async def _end_to_end(size: int, docs: list[search_index.IndexedProduct], mix: M
     cpu.clear()
     for i in range(1, n_queries + 1):
         timings.append(await one(i))
-    cpu.sort()
     async with database.unit_of_work() as session:
         await session.execute(update(Product).where(Product.id == 1).values(updated_at=datetime.now(UTC)))
     changed = await one(1)
     await database.dispose()
     path.unlink(missing_ok=True)
-    timings.sort()
-    return {"queries": len(timings), "p50_ms": round(timings[len(timings) // 2], 2),
-            "p99_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
-            "cpu_p50_ms": round(cpu[len(cpu) // 2], 2),
-            "cpu_p99_ms": round(cpu[min(len(cpu) - 1, int(len(cpu) * 0.99))], 2),
+    return {"queries": len(timings), "p50_ms": round(percentile(timings, 0.5), 2),
+            "p99_ms": round(percentile(timings, 0.99), 2),
+            "cpu_p50_ms": round(percentile(cpu, 0.5), 2), "cpu_p99_ms": round(percentile(cpu, 0.99), 2),
             "first_search_cold_ms": round(cold, 1), "search_after_one_product_changed_ms": round(changed, 1),
             "load_catalog_s": round(load_s, 1)}
 
