@@ -15,6 +15,7 @@ including the embedding, on the demo FAQ padded with synthetic entries.
 
 Experiment log (variants tried and dropped, with their figures): docs/experiments.md.
 """
+# Over 500 lines: one script per benchmark, so its sections share the FAQ loaders and index builders.
 from __future__ import annotations
 
 import argparse

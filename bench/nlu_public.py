@@ -18,6 +18,7 @@ processes' CPU (from /proc) to this process's.
 
 Experiment log (variants tried and dropped, with their figures): docs/experiments.md.
 """
+# Over 500 lines: one script per benchmark, so its sections share the data loaders and cached embeddings.
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ exact float32 rows in `IndexIDMap2(IndexFlatIP)`; from `ann_from_rows` rows on, 
 an `IndexIVFScalarQuantizer` (8-bit codes, inverted lists with a hashtable direct map), which adds,
 replaces and removes ids in place like the flat one. Scoring is numpy over the candidates' rows only.
 """
+# Over 500 lines: the vector rows, their move to IVF and the fused scoring share one id layout (entry x SLOTS).
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Product search: free text plus filters, only products sellable to the shopper's country and in stock."""
+# Over 500 lines: the warm catalog, its rules and search_products share the cached facts and their lock.
 from __future__ import annotations
 
 import asyncio
