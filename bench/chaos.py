@@ -34,29 +34,24 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import httpx
+from _common import ROOT, scratch_postgres
+from sqlalchemy import func, select
 
-import httpx  # noqa: E402
-from scratch_db import postgres_admin  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
-
-import commerce.channels  # noqa: E402,F401  # registers the stock listener: our stock changes queue pushes
-from api.migrate import upgrade  # noqa: E402
-from bot.conversations.models import ConversationMessage  # noqa: E402
-from commerce.catalog import service as catalog  # noqa: E402
-from commerce.catalog.schemas import ProductIn, VariantIn  # noqa: E402
-from commerce.channels import service as channels  # noqa: E402
-from commerce.channels.repository import PUSH_TOPIC, ChannelRepository  # noqa: E402
-from commerce.inventory import service as inventory  # noqa: E402
-from commerce.inventory.errors import InsufficientStock  # noqa: E402
-from kit.db import Database  # noqa: E402
-from kit.outbox import SUPERSEDED, OutboxEvent  # noqa: E402
-from tests.api.db_proxy import CuttableProxy  # noqa: E402
-from tests.commerce.channels.doubles import WebhookDouble  # noqa: E402
-from tests.factories import make_shop  # noqa: E402
+import commerce.channels  # noqa: F401  # registers the stock listener: our stock changes queue pushes
+from api.migrate import upgrade
+from bot.conversations.models import ConversationMessage
+from commerce.catalog import service as catalog
+from commerce.catalog.schemas import ProductIn, VariantIn
+from commerce.channels import service as channels
+from commerce.channels.repository import PUSH_TOPIC, ChannelRepository
+from commerce.inventory import service as inventory
+from commerce.inventory.errors import InsufficientStock
+from kit.db import Database
+from kit.outbox import SUPERSEDED, OutboxEvent
+from tests.api.db_proxy import CuttableProxy
+from tests.commerce.channels.doubles import WebhookDouble
+from tests.factories import make_shop
 
 CHANNEL = "chaos-web"
 MESSAGES = ["/cart", "/orders", "/start", "/help", "/cart", "/orders"]
@@ -223,9 +218,11 @@ async def wrong_skus(database: Database, skus: list[str], webhook: WebhookDouble
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    name = f"shoptalk_chaos_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
-    url = args.postgres.rsplit("/", 1)[0] + "/" + name
+    async with scratch_postgres(args.postgres, "shoptalk_chaos", keep=args.keep) as url:
+        return await _run(args, url)
+
+
+async def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     skus = [f"CH-{n:04d}" for n in range(args.skus)]
     webhook = WebhookDouble()
     webhook.start()
@@ -370,8 +367,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         proxy.stop()
         webhook.stop()
         await database.dispose()
-        if not args.keep:
-            await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -44,19 +44,13 @@ from typing import Any
 
 import httpx
 import uvloop
+from _common import ROOT, percentile, scratch_postgres
+from keepalive_http import HttpError, KeepAliveClient
+from proc_cpu import descendants, machine_busy_seconds, processes
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bot.channels.rest import sign
+from nlu._encoder_pool import WORKER_PROCESS_NAME
 
-from keepalive_http import HttpError, KeepAliveClient  # noqa: E402
-from proc_cpu import descendants, machine_busy_seconds, processes  # noqa: E402
-from scratch_db import postgres_admin  # noqa: E402
-
-from bot.channels.rest import sign  # noqa: E402
-from nlu._encoder_pool import WORKER_PROCESS_NAME  # noqa: E402
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REST_SECRET = secrets.token_hex(32)  # the served shop's REST channel secret for this run
 
 
@@ -223,14 +217,6 @@ class CpuSplit:
         return spent
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[rank]
-
-
 async def run_backend(name: str, database_url: str, args: argparse.Namespace, messages: list[str],
                       workdir: Path) -> dict[str, Any]:
     await prepare_database(database_url)
@@ -267,18 +253,18 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
             "messages": counters["messages"], "errors": counters["errors"],
             "without_reply": counters["no_reply"],
             "messages_per_s": round(counters["messages"] / measured, 1),
-            "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-            "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+            "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
             "cpu_ms_per_message": {key: round(value * 1000 / max(counters["messages"], 1), 2)
                                    for key, value in spent.items()},
             # Cores kept busy: the serving process runs one event loop, so near 1.0 it is the bottleneck.
             "cores_busy": {key: round(value / measured, 2) for key, value in spent.items()},
             "server_startup_s": round(startup_s, 1),
-            "single_shopper_p50_ms": round(percentile(sequential, 50) * 1000, 1),
+            "single_shopper_p50_ms": round(percentile(sequential, 0.5) * 1000, 1),
             "first_message_ms": round(sequential[0] * 1000, 1),
             "meets_target": (counters["messages"] / measured >= TARGET["messages_per_s"]
-                             and percentile(latencies, 99) * 1000 <= TARGET["p99_ms"]),
+                             and percentile(latencies, 0.99) * 1000 <= TARGET["p99_ms"]),
         }
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -318,13 +304,8 @@ async def main() -> None:
             url = f"sqlite+aiosqlite:///{workdir / 'shop.db'}"
             result["backends"]["sqlite"] = await run_backend("sqlite", url, args, messages, workdir)
         if args.backend in ("postgres", "both"):
-            name = f"shoptalk_bench_{os.getpid()}"
-            await postgres_admin(args.postgres_url, f'CREATE DATABASE "{name}"')
-            try:
-                url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
+            async with scratch_postgres(args.postgres_url, "shoptalk_bench") as url:
                 result["backends"]["postgres"] = await run_backend("postgres", url, args, messages, workdir)
-            finally:
-                await postgres_admin(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(json.dumps(result, indent=2))
 
 

@@ -24,16 +24,11 @@ import importlib
 import json
 import os
 import resource
-import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from proc_cpu import cpu_seconds  # noqa: E402
+from _common import percentile
+from proc_cpu import cpu_seconds
 
 TEXTS = [f"where is my order #{10000 + i}, it was {i} days ago" if i % 3 == 0 else
          f"do you have red hoodies in size {i % 5 + 38}" if i % 3 == 1 else
@@ -69,15 +64,14 @@ async def _phase(pool: Any, callers: int, batch: int, requests: int) -> dict[str
     workers = cpu_seconds(pids) - workers
     user, system = after.ru_utime - usage.ru_utime, after.ru_stime - usage.ru_stime
     switches = after.ru_nvcsw + after.ru_nivcsw - usage.ru_nvcsw - usage.ru_nivcsw
-    latencies.sort()
     return {"callers": callers, "batch": batch, "requests": requests, "seconds": round(wall, 2),
             "requests_per_s": round(requests / wall, 1),
             "serving_cpu_us_per_request": round((user + system) * 1e6 / requests, 1),
             "serving_user_us": round(user * 1e6 / requests, 1), "serving_system_us": round(system * 1e6 / requests, 1),
             "context_switches_per_request": round(switches / requests, 2),
             "worker_cpu_ms_per_request": round(workers * 1e3 / requests, 2),
-            "latency_ms_p50": round(statistics.median(latencies), 1),
-            "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+            "latency_ms_p50": round(percentile(latencies, 0.5), 1),
+            "latency_ms_p99": round(percentile(latencies, 0.99), 1),
             "restarts": pool.restarts, "load_1min": round(os.getloadavg()[0], 2)}
 
 

@@ -13,27 +13,20 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import scratch_postgres
 
-from scratch_db import postgres_admin  # noqa: E402
-
-from api.app import create_app  # noqa: E402
-from api.auth import ROLES  # noqa: E402
-from api.demo.loader import load_demo  # noqa: E402
-from api.migrate import upgrade  # noqa: E402
-from kit.db import Database  # noqa: E402
-from kit.settings import Settings  # noqa: E402
-from tests.api import fuzzing  # noqa: E402
-from tests.http import app_client  # noqa: E402
+from api.app import create_app
+from api.auth import ROLES
+from api.demo.loader import load_demo
+from api.migrate import upgrade
+from kit.db import Database
+from kit.settings import Settings
+from tests.api import fuzzing
+from tests.http import app_client
 
 
 async def run_backend(url: str, *, examples: int, roles: list[str], seed: int, data_dir: str) -> dict[str, Any]:
@@ -78,14 +71,9 @@ async def main() -> None:
             results["sqlite"] = await run_backend(f"sqlite+aiosqlite:///{tmp}/fuzz.db", examples=args.examples,
                                                   roles=roles, seed=args.seed, data_dir=f"{tmp}/data-sqlite")
         if args.postgres:
-            name = f"shoptalk_fuzz_{uuid.uuid4().hex[:8]}"
-            await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
-            try:
-                results["postgres"] = await run_backend(args.postgres.rsplit("/", 1)[0] + "/" + name,
-                                                        examples=args.examples, roles=roles, seed=args.seed,
+            async with scratch_postgres(args.postgres, "shoptalk_fuzz") as url:
+                results["postgres"] = await run_backend(url, examples=args.examples, roles=roles, seed=args.seed,
                                                         data_dir=f"{tmp}/data-postgres")
-            finally:
-                await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(json.dumps(results))
 
 

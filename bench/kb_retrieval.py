@@ -15,17 +15,15 @@ including the embedding, on the demo FAQ padded with synthetic entries.
 
 Experiment log (variants tried and dropped, with their figures): docs/experiments.md.
 """
+# Over 500 lines: one script per benchmark, so its sections share the FAQ loaders and index builders.
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import itertools
 import json
 import os
 import random
-import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -33,30 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import ROOT, cached_embeddings, percentile, scratch_postgres
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from scratch_db import postgres_admin  # noqa: E402
-
-from knowledge_base.index import HybridIndex, IndexedEntry, Weights, fold_rows, texts_to_embed  # noqa: E402
-from nlu.embedder import Embedder, get_embedder  # noqa: E402
-
-CACHE = ROOT / "var" / "cache"
+from knowledge_base.index import HybridIndex, IndexedEntry, Weights, fold_rows, texts_to_embed
+from nlu.embedder import Embedder, get_embedder
 
 
 def embed(embedder: Embedder, texts: list[str]) -> np.ndarray:
-    """Real embeddings, cached on disk by the texts' hash so reruns skip the forward passes."""
-    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
-    path = CACHE / f"kb_bench_{key}.npy"
-    if path.exists():
-        cached: np.ndarray = np.load(path)
-        return cached
-    rows = embedder.encode(texts)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, rows)
+    rows: np.ndarray = cached_embeddings(embedder.encode, texts, "kb_bench")
     return rows
 
 
@@ -134,7 +116,8 @@ def stackfaq(folder: Path, embedder: Embedder, fit: bool) -> dict[str, Any]:
 def _feature_matrices(entries: list[IndexedEntry], vectors: list[np.ndarray], queries: list[tuple[str, int]],
                       query_rows: np.ndarray, bm25: list[tuple[float, float]]) -> dict[str, np.ndarray]:
     """Per query and FAQ: the terms HybridIndex fuses (one phrasing per StackFAQ thread), for a fast grid."""
-    from knowledge_base.index import MINILM_DIM, Bm25Field
+    from kit.text import Bm25
+    from knowledge_base.index import MINILM_DIM
     from knowledge_base.text import tokens
 
     def unit(matrix: np.ndarray) -> np.ndarray:
@@ -150,7 +133,7 @@ def _feature_matrices(entries: list[IndexedEntry], vectors: list[np.ndarray], qu
         features[f"{name}_answer"] = q @ (stacked[:, 1, part] * np.sqrt(2.0)).T
         features[f"{name}_document"] = q @ unit(stacked[:, 2, part]).T
     for k1, b in bm25:
-        field = Bm25Field(k1, b)
+        field = Bm25(k1, b)
         for column, entry in enumerate(entries):
             field.add(column, tokens(" ".join(entry.questions) + "\n" + entry.answer))
         matrix = np.zeros((len(queries), len(entries)), np.float32)
@@ -478,19 +461,17 @@ def latency(sizes: list[int], embedder: Embedder) -> dict[str, Any]:
             searches.append((end - middle) * 1000)
             cpu_totals.append((cpu_end - cpu_start) * 1000)
             cpu_searches.append((cpu_end - cpu_middle) * 1000)
-        for series in (totals, searches, cpu_totals, cpu_searches):
-            series.sort()
-        p99 = int(len(totals) * 0.99) - 1
         rows = index.vectors.ntotal
         out[str(size)] = {
             "queries": len(totals),
-            "p50_ms": round(statistics.median(totals), 2), "p99_ms": round(totals[p99], 2),
-            "search_only_p50_ms": round(statistics.median(searches), 2), "search_only_p99_ms": round(searches[p99], 2),
+            "p50_ms": round(percentile(totals, 0.5), 2), "p99_ms": round(percentile(totals, 0.99), 2),
+            "search_only_p50_ms": round(percentile(searches, 0.5), 2),
+            "search_only_p99_ms": round(percentile(searches, 0.99), 2),
             # CPU time of the process (the embedder runs USE on a helper thread): what the query costs, less the
             # waiting for a core that wall time includes on a shared machine.
-            "cpu_p50_ms": round(statistics.median(cpu_totals), 2), "cpu_p99_ms": round(cpu_totals[p99], 2),
-            "search_only_cpu_p50_ms": round(statistics.median(cpu_searches), 2),
-            "search_only_cpu_p99_ms": round(cpu_searches[p99], 2),
+            "cpu_p50_ms": round(percentile(cpu_totals, 0.5), 2), "cpu_p99_ms": round(percentile(cpu_totals, 0.99), 2),
+            "search_only_cpu_p50_ms": round(percentile(cpu_searches, 0.5), 2),
+            "search_only_cpu_p99_ms": round(percentile(cpu_searches, 0.99), 2),
             "vector_rows": rows, "vector_store": "ivf-sq8" if index.vectors.approximate else "flat",
             "vector_bytes_per_entry": round(index.memory_bytes() / len(index)),
             "build_seconds": round(build_seconds, 1),
@@ -556,30 +537,32 @@ async def ivf_move(size: int, embedder: Embedder) -> dict[str, Any]:
         now = time.perf_counter()
         longest_gap, last = max(longest_gap, now - last), now
     await move
-    searches.sort()
     return {"entries": size, "rows": index.vectors.ntotal, "approximate_after": index.vectors.approximate,
             "move_wall_s": round(time.perf_counter() - started, 2),
             "move_process_cpu_s": round(time.process_time() - cpu_started, 2),
             "first_copy_chunk_ms": round(snapshot * 1000, 1), "queries_answered_during_move": len(searches),
-            "search_p50_ms": round(statistics.median(searches), 2) if searches else None,
-            "search_max_ms": round(searches[-1], 2) if searches else None,
+            "search_p50_ms": round(percentile(searches, 0.5), 2) if searches else None,
+            "search_max_ms": round(max(searches), 2) if searches else None,
             "longest_event_loop_gap_ms": round(longest_gap * 1000, 1)}
 
 
 async def publish_to_answer(url: str | None, rounds: int, embedder: Embedder) -> dict[str, Any]:
-    """Seconds from a publish's commit until another index instance (another process) answers with it."""
+    """Seconds from a publish's commit until another index instance (another process) answers with it: on SQLite,
+    or with `url` on a scratch PostgreSQL database next to it (the given one is never touched)."""
+    if not url:
+        return await _publish_to_answer(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/kb.db", rounds, embedder)
+    async with scratch_postgres(url, "kb_bench") as scratch:
+        return await _publish_to_answer(scratch, rounds, embedder)
+
+
+async def _publish_to_answer(url: str, rounds: int, embedder: Embedder) -> dict[str, Any]:
     import knowledge_base as kb
     from api.migrate import upgrade
     from kit.db import Database
     from knowledge_base.live import LiveFaqIndex
     from knowledge_base.schemas import FaqEntryIn
 
-    folder = tempfile.mkdtemp()
-    scratch = f"kb_bench_{os.getpid()}"
-    if url:
-        # A scratch database next to the given one, dropped afterwards: the given one is never touched.
-        await postgres_admin(url, f'CREATE DATABASE "{scratch}"')
-    database = Database(url.rsplit("/", 1)[0] + "/" + scratch if url else f"sqlite+aiosqlite:///{folder}/kb.db")
+    database = Database(url)
     await upgrade(database.engine)
     bot = LiveFaqIndex(database, embedder=embedder, poll_interval=0.2)
     await bot.start()
@@ -604,11 +587,9 @@ async def publish_to_answer(url: str | None, rounds: int, embedder: Embedder) ->
     finally:
         await bot.stop()
         await database.dispose()
-        if url:
-            await postgres_admin(url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
-    return {"backend": "postgresql" if url else "sqlite", "rounds": rounds, "poll_interval_s": 0.2,
-            "publish_p50_s": round(statistics.median(seconds), 3), "publish_max_s": round(max(seconds), 3),
-            "delete_p50_s": round(statistics.median(delete_seconds), 3),
+    return {"backend": "sqlite" if url.startswith("sqlite") else "postgresql", "rounds": rounds, "poll_interval_s": 0.2,
+            "publish_p50_s": round(percentile(seconds, 0.5), 3), "publish_max_s": round(max(seconds), 3),
+            "delete_p50_s": round(percentile(delete_seconds, 0.5), 3),
             "delete_max_s": round(max(delete_seconds), 3),
             "note": "answers given with the unit of work's session sync first and check the database, so 0 s"}
 

@@ -18,6 +18,7 @@ processes' CPU (from /proc) to this process's.
 
 Experiment log (variants tried and dropped, with their figures): docs/experiments.md.
 """
+# Over 500 lines: one script per benchmark, so its sections share the data loaders and cached embeddings.
 
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ import hashlib
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,20 +38,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from _common import ROOT, percentile
+from proc_cpu import cpu_seconds
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from nlu.classifier import ClassifierConfig, IntentClassifier
+from nlu.embedder import get_embedder
 
-from proc_cpu import cpu_seconds  # noqa: E402
-
-from nlu.classifier import ClassifierConfig, IntentClassifier  # noqa: E402
-from nlu.embedder import get_embedder  # noqa: E402
-
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "benchmarks"
-CACHE_DIR = REPO_ROOT / "var" / "cache" / "nlu_bench"
-SHOP_TESTS = [REPO_ROOT / "bench" / "data" / f"nlu_shop_test_{language}.yml" for language in ("en", "zh")]
+DEFAULT_DATA = ROOT.parent / "shared" / "benchmarks"
+CACHE_DIR = ROOT / "var" / "cache" / "nlu_bench"
+SHOP_TESTS = [ROOT / "bench" / "data" / f"nlu_shop_test_{language}.yml" for language in ("en", "zh")]
 # Weights of the character n-gram model tried on validation/dev data (0 = embeddings only).
 LEXICAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
 # clinc150's classifier: two MLPs on the embeddings beside half-weighted LR and char 1-5 n-grams, chosen on
@@ -654,8 +649,8 @@ async def _speed(models_dir: Path, processes: int | None) -> dict[str, Any]:
     worker_cpu_ms = (cpu_seconds(pids) - workers_started) * 1000 / done
     cpu_ms = main_cpu_ms + worker_cpu_ms
     return {
-        "single_parse_ms": {"p50": round(statistics.median(single), 2),
-                            "p99": round(single[int(len(single) * 0.99) - 1], 2), "n": len(single),
+        "single_parse_ms": {"p50": round(percentile(single, 0.5), 2),
+                            "p99": round(percentile(single, 0.99), 2), "n": len(single),
                             "cpu_ms_median": round(statistics.median(single_cpu), 2)},
         "concurrent_64_callers": {"parses": done, "seconds": round(elapsed, 2),
                                   "parses_per_second": round(done / elapsed, 1),

@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import ROOT, percentile
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from commerce.recommend.algorithms import (  # noqa: E402
+from commerce.recommend.algorithms import (
     BuyAgain,
     Context,
     FrequentlyBoughtWith,
@@ -196,7 +194,7 @@ def evaluate(split: Split, scorer: Scorer, *, new_only: bool = False) -> dict[st
         recalls.append(hits / len(targets))
         ndcgs.append(ndcg(ranked, targets))
     return {"recall@10": round(float(np.mean(recalls)), 4), "ndcg@10": round(float(np.mean(ndcgs)), 4),
-            "customers": len(recalls), "latency_ms_p50": round(1000 * float(np.median(latencies)), 3)}
+            "customers": len(recalls), "latency_ms_p50": round(1000 * percentile(latencies, 0.5), 3)}
 
 
 def cart_task(split: Split, scorer: Scorer, *, seed: int = 11) -> dict[str, float]:
@@ -216,7 +214,7 @@ def cart_task(split: Split, scorer: Scorer, *, seed: int = 11) -> dict[str, floa
         latencies.append(time.perf_counter() - started)
         hits.append(1.0 if hidden in ranked.tolist() else 0.0)
     return {"hit_rate@10": round(float(np.mean(hits)), 4), "baskets": len(hits),
-            "latency_ms_p50": round(1000 * float(np.median(latencies)), 3)}
+            "latency_ms_p50": round(1000 * percentile(latencies, 0.5), 3)}
 
 
 def cart_only(model: Model) -> Scorer:
@@ -299,7 +297,7 @@ DEFAULT_PARAMS: dict[str, Any] = {"buy_again_half_life": 120.0, "popularity_half
 
 
 def latency(values: list[float]) -> dict[str, float]:
-    return {"p50": round(float(np.percentile(values, 50)), 3), "p95": round(float(np.percentile(values, 95)), 3)}
+    return {"p50": round(percentile(values, 0.5), 3), "p95": round(percentile(values, 0.95), 3)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,25 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
-import sys
 import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import percentile, scratch_postgres
 
-from scratch_db import postgres_admin  # noqa: E402
-
-from api.migrate import upgrade  # noqa: E402
-from commerce.inventory import service as inventory  # noqa: E402
-from commerce.inventory.errors import InsufficientStock  # noqa: E402
-from kit.db import Database  # noqa: E402
-from tests.factories import make_product, make_shop  # noqa: E402
+from api.migrate import upgrade
+from commerce.inventory import service as inventory
+from commerce.inventory.errors import InsufficientStock
+from kit.db import Database
+from tests.factories import make_product, make_shop
 
 SKUS = 20
 UNITS_PER_SKU = 400
@@ -68,12 +60,10 @@ async def run_backend(url: str, *, clients: int, seconds: float) -> dict[str, An
     await database.dispose()
     oversold = sum(max(0, lvl.reserved - lvl.on_hand) for lvl in levels)
     recorded = sum(lvl.reserved for lvl in levels)
-    latencies.sort()
     return {
         "clients": clients, "seconds": round(elapsed, 2), "reservations": reserved_units, "refused": refused,
         "reservations_per_s": round(reserved_units / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "p50_ms": round(percentile(latencies, 0.5), 2), "p99_ms": round(percentile(latencies, 0.99), 2),
         "oversold_units": oversold, "lost_reservations": reserved_units - recorded,
     }
 
@@ -89,13 +79,8 @@ async def main() -> None:
         results["sqlite"] = await run_backend(f"sqlite+aiosqlite:///{tmp}/bench.db", clients=args.clients,
                                               seconds=args.seconds)
     if args.postgres:
-        name = f"shoptalk_bench_{uuid.uuid4().hex[:8]}"
-        await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
-        try:
-            results["postgres"] = await run_backend(args.postgres.rsplit("/", 1)[0] + "/" + name,
-                                                    clients=args.clients, seconds=args.seconds)
-        finally:
-            await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        async with scratch_postgres(args.postgres, "shoptalk_bench") as url:
+            results["postgres"] = await run_backend(url, clients=args.clients, seconds=args.seconds)
     print(json.dumps(results))
 
 

@@ -21,31 +21,26 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import ROOT, percentile, scratch_postgres
+from sqlalchemy import func, select
 
-from scratch_db import postgres_admin  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
-
-from api.migrate import upgrade  # noqa: E402
-from commerce.catalog import service as catalog  # noqa: E402
-from commerce.catalog.schemas import ProductIn, VariantIn  # noqa: E402
-from commerce.channels import service as channels  # noqa: E402
-from commerce.channels.allocation import channel_quantity  # noqa: E402
-from commerce.channels.schemas import ChannelOrderIn, ChannelOrderLineIn  # noqa: E402
-from commerce.channels.sync import import_channel_order  # noqa: E402
-from commerce.inventory import service as inventory  # noqa: E402
-from commerce.orders.models import OrderLine  # noqa: E402
-from kit.db import Database  # noqa: E402
-from tests.commerce.channels.doubles import ShopifyDouble, WebhookDouble, _Served  # noqa: E402
-from tests.factories import make_shop  # noqa: E402
+from api.migrate import upgrade
+from commerce.catalog import service as catalog
+from commerce.catalog.schemas import ProductIn, VariantIn
+from commerce.channels import service as channels
+from commerce.channels.allocation import channel_quantity
+from commerce.channels.schemas import ChannelOrderIn, ChannelOrderLineIn
+from commerce.channels.sync import import_channel_order
+from commerce.inventory import service as inventory
+from commerce.orders.models import OrderLine
+from kit.db import Database
+from tests.commerce.channels.doubles import ShopifyDouble, WebhookDouble, _Served
+from tests.factories import make_shop
 
 # (code, allocation, allocation_value) of the three push channels
 CHANNELS = [("shop", "shared", 0), ("mkt", "buffer", 2), ("social", "share", 50)]
@@ -169,11 +164,8 @@ def push_lags(phase: Phase, doubles: dict[str, _Served]) -> tuple[list[float], i
     return lags, missing
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+def lag_ms(values: list[float], q: float) -> float | None:
+    return round(percentile(values, q) * 1000, 1) if values else None
 
 
 def pushes_received(doubles: dict[str, _Served], start: float, end: float) -> int:
@@ -192,8 +184,8 @@ def summary(phase: Phase, doubles: dict[str, _Served], settle_end: float) -> dic
         "seconds": round(elapsed, 1), "orders_accepted": phase.accepted, "orders_rejected_sold_out": phase.rejected,
         "orders_per_s": round(phase.accepted / elapsed, 1) if elapsed else None,
         "stock_changes": len(phase.changes),
-        "push_lag_ms_p50": percentile(lags, 0.5), "push_lag_ms_p99": percentile(lags, 0.99),
-        "push_lag_ms_max": percentile(lags, 1.0),
+        "push_lag_ms_p50": lag_ms(lags, 0.5), "push_lag_ms_p99": lag_ms(lags, 0.99),
+        "push_lag_ms_max": lag_ms(lags, 1.0),
         "changes_never_seen_by_a_channel": missing,
         "pushes_received": pushes,
         "pushes_per_stock_change_per_channel": round(pushes / (len(phase.changes) * len(CHANNELS)), 3)
@@ -254,9 +246,11 @@ async def oversold(database: Database, skus: list[str], stock: int, phases: list
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     sys.setswitchinterval(0.0005)  # the doubles' threads answer promptly next to 20 order streams
-    name = f"bench_stock_sync_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
-    url = args.postgres.rsplit("/", 1)[0] + "/" + name
+    async with scratch_postgres(args.postgres, "bench_stock_sync") as url:
+        return await _run(args, url)
+
+
+async def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     doubles: dict[str, _Served] = {"shop": WebhookDouble(), "mkt": ShopifyDouble(), "social": WebhookDouble()}
     workers: list[subprocess.Popen[bytes]] = []
     database = Database(url, pool_size=args.streams + 5)
@@ -308,7 +302,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for double in doubles.values():
             double.stop()
         await database.dispose()
-        await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -10,17 +10,14 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import percentile
 
-from kit.ratelimit import RateLimiter  # noqa: E402
-from kit.settings import RateLimitSettings  # noqa: E402
+from kit.ratelimit import RateLimiter
+from kit.settings import RateLimitSettings
 
 
 async def measure(redis_url: str | None, messages: int, senders: int) -> dict[str, Any]:
@@ -37,10 +34,9 @@ async def measure(redis_url: str | None, messages: int, senders: int) -> dict[st
     finally:
         await limiter.close()
     cpu_ms = (time.process_time() - cpu_before) * 1000 / messages
-    latencies.sort()
     return {"store": "redis" if redis_url else "memory", "messages": messages,
             "median_ms": round(statistics.median(latencies), 3),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99)], 3), "cpu_ms_per_message": round(cpu_ms, 3)}
+            "p99_ms": round(percentile(latencies, 0.99), 3), "cpu_ms_per_message": round(cpu_ms, 3)}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

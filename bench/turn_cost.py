@@ -31,7 +31,6 @@ import os
 import pstats
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -39,14 +38,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from chat_load import SHOPPING_TURNS, message_mix, prepare_database  # noqa: E402
-from proc_cpu import descendants, processes  # noqa: E402
-from scratch_db import postgres_admin  # noqa: E402
+from _common import ROOT, scratch_postgres
+from chat_load import SHOPPING_TURNS, message_mix, prepare_database
+from proc_cpu import descendants, processes
 
 
 class StatementMeter:
@@ -249,13 +243,8 @@ async def main() -> None:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'shop.db'}"
             result["backends"]["sqlite"] = await run_backend(url, args, messages)
         if args.backend in ("postgres", "both"):
-            name = f"shoptalk_cost_{os.getpid()}"
-            await postgres_admin(args.postgres_url, f'CREATE DATABASE "{name}"')
-            try:
-                url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
+            async with scratch_postgres(args.postgres_url, "shoptalk_cost") as url:
                 result["backends"]["postgres"] = await run_backend(url, args, messages)
-            finally:
-                await postgres_admin(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     result["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=2))
 

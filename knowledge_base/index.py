@@ -6,13 +6,13 @@ exact float32 rows in `IndexIDMap2(IndexFlatIP)`; from `ann_from_rows` rows on, 
 an `IndexIVFScalarQuantizer` (8-bit codes, inverted lists with a hashtable direct map), which adds,
 replaces and removes ids in place like the flat one. Scoring is numpy over the candidates' rows only.
 """
+# Over 500 lines: the vector rows, their move to IVF and the fused scoring share one id layout (entry x SLOTS).
 from __future__ import annotations
 
 import asyncio
 import math
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -20,6 +20,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from kit.text import Bm25
 from knowledge_base.text import tokens
 
 MINILM_DIM = 384
@@ -195,83 +196,6 @@ class Scored(NamedTuple):
     best_row: int
 
 
-class Bm25Field:
-    """Okapi BM25 with documents added and removed in place; a query reads numpy postings of its terms only."""
-
-    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
-        self.k1, self.b = k1, b
-        self.postings: dict[str, dict[int, int]] = {}
-        self.lengths: dict[int, int] = {}
-        self.terms_of: dict[int, tuple[str, ...]] = {}
-        self.total_length = 0
-        # term -> (doc ids, term frequencies, doc lengths): rebuilt on the next query after a change
-        self._arrays: dict[str, tuple[npt.NDArray[np.int64], Vector, Vector]] = {}
-
-    def add(self, doc: int, terms: list[str]) -> None:
-        self.remove(doc)
-        counts = Counter(terms)
-        for term, tf in counts.items():
-            self.postings.setdefault(term, {})[doc] = tf
-            self._arrays.pop(term, None)
-        self.lengths[doc] = len(terms)
-        self.terms_of[doc] = tuple(counts)
-        self.total_length += len(terms)
-
-    def remove(self, doc: int) -> None:
-        length = self.lengths.pop(doc, None)
-        if length is None:
-            return
-        self.total_length -= length
-        for term in self.terms_of.pop(doc, ()):
-            docs = self.postings.get(term)
-            if docs is not None and docs.pop(doc, None) is not None:
-                self._arrays.pop(term, None)
-                if not docs:
-                    del self.postings[term]
-
-    def _posting(self, term: str) -> tuple[npt.NDArray[np.int64], Vector, Vector] | None:
-        arrays = self._arrays.get(term)
-        if arrays is None:
-            docs = self.postings.get(term)
-            if not docs:
-                return None
-            ids = np.fromiter(docs.keys(), np.int64, len(docs))
-            tfs = np.fromiter(docs.values(), np.float32, len(docs))
-            lengths = np.fromiter((self.lengths[d] for d in docs), np.float32, len(docs))
-            arrays = self._arrays[term] = (ids, tfs, lengths)
-        return arrays
-
-    def scores(self, query: list[str]) -> tuple[npt.NDArray[np.int64], Vector]:
-        """(sorted doc ids, their BM25 scores) for the docs holding at least one query term."""
-        n = len(self.lengths)
-        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-        if n == 0:
-            return empty
-        average = self.total_length / n or 1.0
-        ids: list[npt.NDArray[np.int64]] = []
-        parts: list[Vector] = []
-        for term in set(query):
-            posting = self._posting(term)
-            if posting is None:
-                continue
-            docs, tfs, lengths = posting
-            idf = math.log(1.0 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
-            norm = tfs + self.k1 * (1.0 - self.b + self.b * lengths / average)
-            ids.append(docs)
-            parts.append(((idf * (self.k1 + 1.0)) * tfs / norm).astype(np.float32))
-        if not ids:
-            return empty
-        if len(ids) == 1:
-            order = np.argsort(ids[0])
-            return ids[0][order], parts[0][order].astype(np.float32)
-        unique, inverse = np.unique(np.concatenate(ids), return_inverse=True)
-        return unique, np.bincount(inverse, weights=np.concatenate(parts)).astype(np.float32)
-
-    def as_dict(self, query: list[str]) -> dict[int, float]:
-        docs, values = self.scores(query)
-        return {int(d): float(v) for d, v in zip(docs, values, strict=True)}
-
-
 @dataclass
 class _Stored:
     entry: IndexedEntry
@@ -412,7 +336,7 @@ class HybridIndex:
         self.vectors = VectorRows(ann_from_rows=ann_from_rows, build_inline=build_inline)
         self.entries: dict[int, _Stored] = {}
         self.groups: dict[str, set[int]] = {}
-        self.lexical = Bm25Field(self.weights.k1, self.weights.b)
+        self.lexical = Bm25(self.weights.k1, self.weights.b)
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import re
-import unicodedata
-from functools import cache
 
+from kit.text import Tokenizer, fold, suffix_stem
 from knowledge_base.errors import InvalidFaqEntry
 
 MAX_QUESTION_CHARS = 500
@@ -12,8 +11,6 @@ MAX_ANSWER_CHARS = 5_000
 MAX_QUESTIONS = 20
 LANGUAGES = ("en", "zh")
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
 _LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
 _BARE_URL_SCHEME = re.compile(r"\b(javascript|data|vbscript)\s*:", re.IGNORECASE)
@@ -31,46 +28,14 @@ _ZH_STOPWORDS = frozenset(
 )
 
 
+# BM25 terms: stemmed English words and jieba search-mode words of Chinese, stop words dropped everywhere.
+tokens = Tokenizer(words=re.compile(r"[a-z0-9]+(?:'[a-z]+)?"), stem=suffix_stem, stopwords=_EN_STOPWORDS,
+                   cjk_stopwords=_ZH_STOPWORDS, normalise=fold, stop_in_documents=True, segment="text")
+
+
 def question_key(text: str) -> str:
     """What makes two questions the same: case, width, spacing and end punctuation ignored."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(folded.split()).strip(_TRAILING)[:MAX_QUESTION_CHARS]
-
-
-def has_cjk(text: str) -> bool:
-    return _CJK.search(text) is not None
-
-
-@cache
-def _jieba() -> object:
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
-def _stem(word: str) -> str:
-    # Light English stemming so "returns"/"returned"/"returning" meet "return".
-    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + keep
-    return word
-
-
-def tokens(text: str) -> list[str]:
-    """BM25 terms: stemmed English words, jieba search-mode words for Chinese."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    out = [_stem(w) for w in _LATIN_WORD.findall(text) if w not in _EN_STOPWORDS]
-    if has_cjk(text):
-        jieba = _jieba()
-        for word in jieba.lcut_for_search(text):  # type: ignore[attr-defined]
-            word = word.strip()
-            if word and has_cjk(word) and word not in _ZH_STOPWORDS:
-                out.append(word)
-    return out
+    return " ".join(fold(text).split()).strip(_TRAILING)[:MAX_QUESTION_CHARS]
 
 
 def clean_questions(questions: list[str]) -> list[str]:

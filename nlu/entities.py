@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+from kit.text import EMAIL_IN_TEXT
 from nlu.training_data import TrainingData
 
 PATTERN_EXTRACTOR = "RegexEntityExtractor"
@@ -133,7 +134,7 @@ def _patterns() -> dict[str, re.Pattern[str]]:
     prefix = _alternation(k for k in _MONEY_PREFIX) + "|" + "|".join(CURRENCY_CODES)
     suffix = _alternation(_MONEY_SUFFIX) + "|" + "|".join(CURRENCY_CODES)
     return {
-        "email": re.compile(r"(?<![A-Za-z0-9_.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+        "email": EMAIL_IN_TEXT,
         "order_hash": re.compile(r"(?<![\w#])#\s?(\d{3,12})(?!\d)"),
         "order_word": re.compile(
             r"(?:\border|订单)\s*(?:number|no\.?|num|id|编号|号码|号)?\s*(?:is|:|：|#)?\s*#?(\d{3,12})(?![\d.,])",

@@ -28,9 +28,9 @@ from commerce.orders.service import create_order
 from commerce.search.service import SearchFilters, search_products
 from kit.clock import utcnow
 from kit.errors import NotFound, ShopTalkError
+from kit.text import is_email_address
 
 MAX_QUANTITY = 99
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 # Which sales channel an order placed in a chat belongs to.
 DIGEST_CHARS = 16  # "checkout:place:<digest>" stays well within Telegram's 64 bytes of callback data
@@ -211,7 +211,7 @@ async def checkout(turn: Turn) -> None:
         return
     if turn.entity("country"):
         conversation.country = str(turn.entity("country")).upper()
-    if turn.entity("email") and EMAIL.match(str(turn.entity("email"))):
+    if turn.entity("email") and is_email_address(str(turn.entity("email"))):
         conversation.email = str(turn.entity("email"))
     if not conversation.country:
         turn.ask(intent="checkout", slot="country", key="ask_country")
@@ -273,7 +273,7 @@ async def fill_checkout_slot(turn: Turn, slot: str) -> bool:
         conversation.country = str(country).upper()
     elif slot == "email":
         email = turn.entity("email") or text
-        if not EMAIL.match(str(email)):
+        if not is_email_address(str(email)):
             turn.ask(intent="checkout", slot="email", key="bad_email")
             return False
         conversation.email = str(email)

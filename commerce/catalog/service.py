@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,8 +34,14 @@ def variant_price(variant: Variant, product: Product) -> Decimal:
     return variant.price if variant.price is not None else product.base_price
 
 
+def sellable_to(sellable_countries: Collection[str], country: str | None) -> bool:
+    """The one country rule of products: no list = everywhere, no country known = allowed, else listed. Codes are
+    stored upper-case (`ProductIn` makes them so)."""
+    return not sellable_countries or country is None or country.upper() in sellable_countries
+
+
 def is_sellable_to(product: Product, country: str | None) -> bool:
-    return not product.sellable_countries or country is None or country.upper() in product.sellable_countries
+    return sellable_to(product.sellable_countries, country)
 
 
 async def create_category(session: AsyncSession, *, data: CategoryIn) -> Category:
@@ -168,4 +174,4 @@ async def list_products(session: AsyncSession, *, limit: int = 50, cursor: str |
 
 __all__ = ["ProductPage", "UnknownSku", "all_products", "categories", "create_category", "create_product",
            "get_product", "get_products", "get_variant", "get_variants", "is_sellable_to", "list_products", "localized",
-           "product_out", "variant_price"]
+           "product_out", "sellable_to", "variant_price"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -22,9 +21,9 @@ from commerce.channels.errors import InvalidChannelConfig, NoConnector
 from commerce.channels.models import SalesChannel
 from commerce.channels.schemas import ChannelOrderIn
 from kit.outbox import DeliveryError
+from kit.text import is_email_address
 
 SIGNATURE_HEADER = "X-ShopTalk-Signature"
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 SHOPIFY_API_VERSION = "2024-01"
 SHOPIFY_IDS_PER_REQUEST = 50  # inventory_levels.json takes at most 50 inventory_item_ids
 
@@ -254,7 +253,7 @@ class ShopifyConnector:
 def _email(value: Any) -> str | None:
     # A shop may hold a malformed address; the order is still taken, without it.
     text = str(value or "").strip()
-    return text if EMAIL.fullmatch(text) else None
+    return text if is_email_address(text) else None
 
 
 CONNECTORS: dict[str, type[WebhookConnector] | type[ShopifyConnector]] = {

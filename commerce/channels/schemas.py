@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from commerce.catalog.schemas import CountryCode, CurrencyCode, Sku
 from kit.fields import PlainDecimal
+from kit.text import EMAIL_ADDRESS_PATTERN
 
 SyncMode = Literal["push", "pull", "push_pull", "direct"]
 ConnectorName = Literal["none", "webhook", "shopify"]
@@ -46,7 +47,7 @@ class ChannelOrderIn(BaseModel):
     external_id: str = Field(min_length=1, max_length=120)
     currency: CurrencyCode
     lines: list[ChannelOrderLineIn] = Field(min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL_ADDRESS_PATTERN)
     country: CountryCode | None = None
     postcode: str | None = Field(default=None, max_length=20)
     shipping: PlainDecimal = Field(default=Decimal(0), ge=0, max_digits=18, decimal_places=6)

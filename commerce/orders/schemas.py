@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from commerce.catalog.schemas import CountryCode, CurrencyCode, Sku
 from kit.fields import Money, PlainDecimal, RowId
+from kit.text import EMAIL_ADDRESS_PATTERN
 
 STATUSES = ("pending_payment", "paid", "packed", "shipped", "delivered", "cancelled", "return_requested",
             "refunded")
@@ -34,7 +35,7 @@ class OrderIn(BaseModel):
     currency: CurrencyCode
     lines: list[OrderLineIn] = Field(min_length=1, max_length=200)
     shopper_id: RowId | None = None
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL_ADDRESS_PATTERN)
     postcode: str | None = Field(default=None, max_length=20)
     country: CountryCode | None = None
     shipping: Money = Field(default=Decimal(0), ge=0)

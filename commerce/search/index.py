@@ -1,7 +1,6 @@
 """Ranking pieces of product search: tokens, BM25 and cached product vectors."""
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections import Counter
@@ -11,11 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from kit.text import CJK_RUN, Bm25, Ids, Scores, Tokenizer, plural_stem, sum_scores
+
 Vector = npt.NDArray[np.float32]
 Encoder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
-_LATIN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 STOPWORDS = frozenset("""
 a an the and or of for to in on with without do does did you your have has any some is are was be i me my we
 our us it its this that these those show find looking look want need get got can could would please pls
@@ -24,53 +23,10 @@ about like what which who how much many recommend suggest buy sell selling there
 size sizes sized colour colours color colors euro euros dollar dollars price priced cost costs
 """.split())
 CJK_STOPWORDS = frozenset("我的你们有吗呢吧啊想要找买个一些请给看下以上以内的是在和码号色元")
-
-
-def _stem(word: str) -> str:
-    """Plural to singular, the same way for queries and products ("hoodies", "hoodie" -> "hoody")."""
-    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
-        word = word[:-2]
-    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    if len(word) > 3 and word.endswith("ie"):
-        word = word[:-2] + "y"
-    return word
-
-
-def tokens(text: str, *, drop_stopwords: bool = False) -> list[str]:
-    """Stemmed Latin words plus CJK unigrams and bigrams (no segmenter needed)."""
-    lowered = text.lower()
-    out = [_stem(w) for w in _LATIN.findall(lowered) if not (drop_stopwords and w in STOPWORDS)]
-    for run in _CJK.findall(lowered):
-        chars = [c for c in run if not (drop_stopwords and c in CJK_STOPWORDS)] if len(run) > 1 else list(run)
-        out.extend(chars)
-        out.extend(run[i:i + 2] for i in range(len(run) - 1)
-                   if not (drop_stopwords and (run[i] in CJK_STOPWORDS or run[i + 1] in CJK_STOPWORDS)))
-    return out
-
-
-def bm25_scores(query: list[str], documents: list[list[str]], *, k1: float = 1.2, b: float = 0.75) -> list[float]:
-    """Okapi BM25 of each document for the query; documents are small (one product each)."""
-    if not documents or not query:
-        return [0.0] * len(documents)
-    n = len(documents)
-    average = sum(len(d) for d in documents) / n or 1.0
-    frequency: Counter[str] = Counter()
-    for document in documents:
-        frequency.update(set(document))
-    scores = []
-    wanted = Counter(query)
-    for document in documents:
-        counts = Counter(document)
-        score = 0.0
-        for term, times in wanted.items():
-            tf = counts.get(term, 0)
-            if not tf:
-                continue
-            idf = math.log(1 + (n - frequency[term] + 0.5) / (frequency[term] + 0.5))
-            score += times * idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(document) / average))
-        scores.append(score)
-    return scores
+# Index and query terms: plural-stemmed Latin words (hyphenated ones also split and joined), CJK characters and
+# bigrams, jieba words of 3+ characters; stop words are dropped from queries only.
+search_tokens = Tokenizer(words=re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*"), stem=plural_stem, stopwords=STOPWORDS,
+                          cjk_stopwords=CJK_STOPWORDS, compounds=True, cjk_grams=True, segment="runs")
 
 
 class VectorCache:
@@ -111,46 +67,6 @@ class IndexedProduct:
 
 def embedding_text(product: IndexedProduct) -> str:
     return ". ".join([*product.titles, ", ".join(product.tags)])
-
-
-def _jieba() -> object:
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
-_segmenter: object | None = None
-_segmenter_lock = threading.Lock()
-
-
-def chinese_words(run: str) -> list[str]:
-    """jieba's search-mode words of one CJK run (longer words on top of the bigrams)."""
-    global _segmenter
-    if _segmenter is None:
-        with _segmenter_lock:
-            if _segmenter is None:
-                _segmenter = _jieba()
-    words: list[str] = _segmenter.lcut_for_search(run)  # type: ignore[attr-defined]
-    return [w for w in words if len(w) > 2]
-
-
-def search_tokens(text: str, *, query: bool = False) -> list[str]:
-    """Index/query terms: `tokens` plus jieba words and the parts and joined form of hyphenated words."""
-    out = tokens(text, drop_stopwords=query)
-    lowered = text.lower()
-    for word in _LATIN.findall(lowered):
-        if "-" in word or "'" in word:
-            parts = [p for p in re.split(r"[-']", word) if p]
-            out.extend(_stem(p) for p in parts if not (query and p in STOPWORDS))
-            out.append(_stem("".join(parts)))
-    for run in _CJK.findall(lowered):
-        if len(run) > 2:
-            out.extend(w for w in chinese_words(run) if not (query and all(c in CJK_STOPWORDS for c in w)))
-    return out
 
 
 def _deletes(word: str) -> set[str]:
@@ -204,13 +120,10 @@ class ProductIndex:
         self._row_of: dict[int, int] = {}
         self._ids: list[int] = []
         self._versions: list[str] = []
-        self._lengths: list[int] = []
-        self._terms_of: list[Counter[str]] = []
-        self._postings: dict[str, dict[int, int]] = {}
+        self._bm25 = Bm25(k1=1.2, b=0.75, dtype=np.float64)  # documents are rows
         self._deletes: dict[str, set[str]] = {}
         self._multilingual: Vector = np.zeros((0, 0), np.float32)
         self._free: list[int] = []
-        self._total_length = 0
         self._cached_arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None = None
 
     def _arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
@@ -245,28 +158,20 @@ class ProductIndex:
 
     def upsert(self, products: Sequence[IndexedProduct], vectors: Vector | None = None) -> None:
         """Add or replace products; `vectors` rows (same order) are their embeddings, if any."""
-        prepared = [(p, Counter(self.document_terms(p))) for p in products]
+        prepared = [(p, self.document_terms(p)) for p in products]
         with self._lock:
             self._cached_arrays = None
             self.remove([p.product_id for p in products])
-            for i, (product, counts) in enumerate(prepared):
+            for i, (product, terms) in enumerate(prepared):
                 row = self._free.pop() if self._free else len(self._ids)
                 if row == len(self._ids):
                     self._ids.append(product.product_id)
                     self._versions.append(product.version)
-                    self._lengths.append(0)
-                    self._terms_of.append(Counter())
                 self._ids[row] = product.product_id
                 self._versions[row] = product.version
-                self._lengths[row] = sum(counts.values())
-                self._terms_of[row] = counts
-                self._total_length += self._lengths[row]
                 self._row_of[product.product_id] = row
-                for term, times in counts.items():
-                    posting = self._postings.setdefault(term, {})
-                    if not posting:
-                        self._add_term(term)
-                    posting[row] = times
+                for term in self._bm25.add(row, terms):
+                    self._add_term(term)
                 if vectors is not None:
                     self._set_vector(row, _multilingual(np.asarray(vectors[i], np.float32)))
 
@@ -288,20 +193,15 @@ class ProductIndex:
                 row = self._row_of.pop(product_id, None)
                 if row is None:
                     continue
-                for term in self._terms_of[row]:
-                    posting = self._postings.get(term)
-                    if posting is not None:
-                        posting.pop(row, None)
-                self._total_length -= self._lengths[row]
-                self._terms_of[row] = Counter()
-                self._lengths[row] = 0
+                self._bm25.remove(row)
                 if self._multilingual.shape[0] > row:
                     self._multilingual[row] = 0
                 self._free.append(row)
 
     def expand(self, term: str) -> list[tuple[str, float]]:
         """The term itself when known, else typo corrections or a two-word split, with their weights."""
-        if self._postings.get(term):
+        known = self._bm25.postings
+        if term in known:
             return [(term, 1.0)]
         if not term.isascii() or len(term) < 4 or term.isdigit():
             return []
@@ -315,53 +215,46 @@ class ProductIndex:
                 for twice in _deletes(deleted):
                     candidates |= self._deletes.get(twice, set())
         found = [(c, self.weights.fuzzy) for c in sorted(candidates)
-                 if self._postings.get(c) and _edit_distance(term, c, limit) <= limit]
+                 if c in known and _edit_distance(term, c, limit) <= limit]
         return found or self._split(term)
 
     def _split(self, term: str) -> list[tuple[str, float]]:
+        known = self._bm25.postings
         for cut in range(2, len(term) - 1):
-            left, right = _stem(term[:cut]), _stem(term[cut:])
-            if self._postings.get(term[:cut]) and self._postings.get(right):
+            left, right = plural_stem(term[:cut]), plural_stem(term[cut:])
+            if term[:cut] in known and right in known:
                 return [(term[:cut], self.weights.fuzzy), (right, self.weights.fuzzy)]
-            if self._postings.get(left) and self._postings.get(right):
+            if left in known and right in known:
                 return [(left, self.weights.fuzzy), (right, self.weights.fuzzy)]
         return []
 
-    def lexical(self, query: str, *, extra_terms: Sequence[str] = ()) -> dict[int, float]:
-        """BM25 per row over the query's terms (typo-corrected), rows without a term left out."""
-        k1, b = 1.2, 0.75
+    def lexical(self, query: str, *, extra_terms: Sequence[str] = ()) -> tuple[Ids, Scores]:
+        """(sorted rows, BM25) over the query's terms (typo-corrected), rows without a term left out. A term counts
+        as often as the query has it, a corrected one less."""
         with self._lock:
-            n = len(self._row_of)
-            if not n:
-                return {}
-            average = self._total_length / n or 1.0
             wanted: Counter[str] = Counter()
             weight: dict[str, float] = {}
             for term in [*search_tokens(query, query=True), *extra_terms]:
                 for known, w in self.expand(term):
                     wanted[known] += 1
                     weight[known] = max(weight.get(known, 0.0), w)
-            scores: dict[int, float] = {}
+            parts = {term: self._bm25.term_scores(term, weight[term] * times) for term, times in wanted.items()}
+            rows, scores = sum_scores(list(parts.values()))
             # Single Chinese characters only count where they cover half the query's characters (or a word
             # matched too): otherwise "飞行汽车" would find anything with 车 or 行.
-            chars = {t for t in wanted if len(t) == 1 and _CJK.fullmatch(t)}
-            char_hits: Counter[int] = Counter()
-            word_rows: set[int] = set()
-            for term, times in wanted.items():
-                posting = self._postings.get(term) or {}
-                df = len(posting)
-                idf = math.log(1 + (n - df + 0.5) / (df + 0.5)) * weight[term] * times
-                for row, tf in posting.items():
+            chars = [t for t in wanted if len(t) == 1 and CJK_RUN.fullmatch(t)]
+            if chars and len(rows):
+                char_hits = np.zeros(len(rows), np.int64)
+                word_hit = np.zeros(len(rows), bool)
+                for term, (hit, _scores) in parts.items():
+                    where = np.searchsorted(rows, hit)
                     if term in chars:
-                        char_hits[row] += 1
+                        char_hits[where] += 1
                     else:
-                        word_rows.add(row)
-                    scores[row] = scores.get(row, 0.0) + idf * tf * (k1 + 1) / (
-                        tf + k1 * (1 - b + b * self._lengths[row] / average))
-            if chars:
-                scores = {row: score for row, score in scores.items()
-                          if row in word_rows or 2 * char_hits[row] >= len(chars)}
-            return scores
+                        word_hit[where] = True
+                keep = word_hit | (2 * char_hits >= len(chars))
+                rows, scores = rows[keep], scores[keep]
+            return rows, scores
 
     def dense(self, embedding: Vector) -> Vector:
         """Cosine of every row's multilingual vector with the query's (896-d or 512-d) embedding."""
@@ -391,7 +284,7 @@ class ProductIndex:
                 ids = sorted(i for i in self._row_of if allowed is None or i in allowed)
                 return [RankedProduct(product_id=i, score=0.0, lexical=0.0, dense=0.0) for i in ids[:limit]], \
                     len(ids)
-            lexical = self.lexical(query, extra_terms=extra_terms) if mode != "dense" else {}
+            lexical_rows, lexical_scores = self.lexical(query, extra_terms=extra_terms) if mode != "dense" else _NO_ROWS
             use_dense = mode != "lexical" and embedding is not None and np.asarray(embedding).size > 0
             cosines = self.dense(np.asarray(embedding)) if use_dense and embedding is not None else None
             if cosines is not None and not cosines.any():
@@ -404,8 +297,7 @@ class ProductIndex:
                 usable = np.zeros(rows, bool)
                 usable[[self._row_of[i] for i in allowed if i in self._row_of]] = True
             lex = np.zeros(rows, np.float64)
-            if lexical:
-                lex[list(lexical)] = list(lexical.values())
+            lex[lexical_rows] = lexical_scores
             saturated = lex / (lex + w.lexical_saturation)
             candidates = lex > 0
             if cosines is not None:
@@ -427,6 +319,7 @@ class ProductIndex:
 
 
 MINILM_DIM = 384
+_NO_ROWS = (np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 
 def _multilingual(rows: Vector) -> Vector:

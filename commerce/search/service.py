@@ -1,4 +1,5 @@
 """Product search: free text plus filters, only products sellable to the shopper's country and in stock."""
+# Over 500 lines: the warm catalog, its rules and search_products share the cached facts and their lock.
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product
-from commerce.catalog.service import all_products, variant_price
+from commerce.catalog.service import all_products, sellable_to, variant_price
 from commerce.inventory.availability import available_for_country
 from commerce.search.index import (
     CJK_STOPWORDS,
@@ -129,7 +130,7 @@ class ProductFacts:
     variants: tuple[VariantFacts, ...]
 
     def sellable_to(self, country: str | None) -> bool:
-        return not self.sellable_countries or country is None or country.upper() in self.sellable_countries
+        return sellable_to(self.sellable_countries, country)
 
     def in_category(self, wanted: str) -> bool:
         needle = wanted.strip().lower()
@@ -140,7 +141,7 @@ def facts_of(product: Product) -> ProductFacts:
     return ProductFacts(
         product_id=product.id, slug=product.slug,
         category_names=(product.category.slug, *product.category.name.values()),
-        sellable_countries=frozenset(c.upper() for c in product.sellable_countries), currency=product.currency,
+        sellable_countries=frozenset(product.sellable_countries), currency=product.currency,
         variants=tuple(VariantFacts(sku=v.sku, attributes={k: str(x) for k, x in v.attributes.items()},
                                     price=variant_price(v, product), active=v.active) for v in product.variants))
 

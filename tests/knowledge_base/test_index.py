@@ -1,9 +1,8 @@
-"""HybridIndex on its own: BM25 postings, row layout, flat -> IVF move, in-place add/replace/remove."""
+"""HybridIndex on its own: row layout, flat -> IVF move, in-place add/replace/remove."""
 from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from knowledge_base.index import (
     DIM,
     MINILM_DIM,
-    Bm25Field,
     HybridIndex,
     IndexedEntry,
     answer_paragraphs,
@@ -31,45 +29,6 @@ def _unit_halves(rng: np.random.Generator, n: int) -> np.ndarray:
 def _entry(entry_id: int, question: str, answer: str = "An answer.", **extra: object) -> IndexedEntry:
     return IndexedEntry(entry_id=entry_id, group_key=f"g{entry_id}", language="en", questions=(question,),
                         answer=answer, **extra)  # type: ignore[arg-type]
-
-
-def _reference_bm25(docs: dict[int, list[str]], query: list[str], k1: float, b: float) -> dict[int, float]:
-    n = len(docs)
-    average = sum(len(t) for t in docs.values()) / n
-    out: dict[int, float] = {}
-    for term in set(query):
-        holding = [d for d, terms in docs.items() if term in terms]
-        if not holding:
-            continue
-        idf = math.log(1 + (n - len(holding) + 0.5) / (len(holding) + 0.5))
-        for d in holding:
-            tf = Counter(docs[d])[term]
-            out[d] = out.get(d, 0.0) + idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(docs[d]) / average))
-    return out
-
-
-def test_bm25_postings_match_the_formula_through_adds_replacements_and_removals() -> None:
-    rng = np.random.default_rng(3)
-    vocabulary = [f"w{i}" for i in range(30)]
-    field = Bm25Field(k1=0.9, b=0.75)
-    docs: dict[int, list[str]] = {}
-    for step in range(300):
-        doc = int(rng.integers(60))
-        if step % 7 == 3 and doc in docs:
-            field.remove(doc)
-            docs.pop(doc)
-        else:
-            terms = list(rng.choice(vocabulary, size=int(rng.integers(1, 12))))
-            field.add(doc, terms)
-            docs[doc] = terms
-        if step % 25 == 0:
-            query = list(rng.choice(vocabulary, size=4))
-            expected = _reference_bm25(docs, query, 0.9, 0.75)
-            got = field.as_dict(query)
-            assert got.keys() == expected.keys()
-            for key, value in expected.items():
-                assert got[key] == pytest.approx(value, rel=1e-5)
-    assert field.as_dict(["unknown"]) == {}
 
 
 def test_answer_paragraphs_become_one_mean_row() -> None:

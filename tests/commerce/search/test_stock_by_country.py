@@ -56,3 +56,19 @@ async def test_available_for_country_counts_the_shipping_warehouse_only(db: Data
         assert await available_for_country(session, skus=["MUG-1", "JUG-1"], country=None) == {
             "MUG-1": 3, "JUG-1": 2}
         assert await available_for_country(session, skus=[], country="DE") == {}
+
+
+async def test_search_and_the_catalog_share_one_country_rule(db: Database) -> None:
+    from commerce.catalog.service import get_product, is_sellable_to
+
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        made = await make_product(session, slug="clay-pot", title="Clay pot", skus={"POT-1": {"RTM": 3}},
+                                  sellable_countries=["fr"])  # stored upper-case
+        await make_product(session, slug="clay-cup", title="Clay cup", skus={"CUP-1": {"RTM": 3}})
+    async with db.sessions() as session:
+        pot = await get_product(session, product_id=made.id)
+    for country, sold in (("FR", True), ("fr", True), (None, True), ("DE", False)):
+        assert is_sellable_to(pot, country) is sold
+        assert ("POT-1" in await _found(db, "clay", country)) is sold
+        assert "CUP-1" in await _found(db, "clay", country)  # no list: sold everywhere
