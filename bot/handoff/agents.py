@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -18,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.handoff.errors import AgentExists, BadAgentInput, CsrfRejected, NotSignedIn, SessionExpired, WrongCredentials
 from bot.handoff.models import DEFAULT_SHOP_ID, Agent, AgentSession, HandoffThread
 from kit.clock import as_utc, utcnow
+from kit.text import is_email_address
 
 ROLES = ("agent", "supervisor")
 ONLINE_SECONDS = 45  # an agent whose console has not checked in for this long is offline
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # OWASP's argon2id minimum; a login costs ~20 ms on this hardware.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 _DUMMY_HASH = _hasher.hash("not-a-password-anyone-has")
@@ -80,7 +79,7 @@ async def create_agent(session: AsyncSession, *, email: str, name: str, role: st
                        shop_id: int = DEFAULT_SHOP_ID, capacity: int = 3) -> Agent:
     """Create a console account; the password is stored as an argon2id hash only."""
     email = email.strip()
-    if not EMAIL.match(email):
+    if not is_email_address(email):
         raise BadAgentInput(f"{email!r} is not an email address.", code="invalid_email")
     if role not in ROLES:
         raise BadAgentInput(f"role must be one of {', '.join(ROLES)}.", code="unknown_role")
