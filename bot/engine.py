@@ -250,13 +250,8 @@ async def _respond(turn: Turn, stored: ConversationMessage, triggers: ShopTrigge
     """Read the message, decide what to do with it (`bot.policy`) and do it; the decision is returned (and, for a
     hand-off or a draft, recorded on the message's NLU record with its reason)."""
     inbound = turn.inbound
-    payload = inbound.payload if inbound.kind == "callback" else None
     text = (inbound.text or "").strip()
-    if payload is None and REGISTRY.payload_text.match(text):
-        payload = text  # a button pressed on a channel that sends payloads back as text (Rasa REST)
-    if payload is not None:
-        stored.nlu = {"payload": payload}
-    act = _without_nlu(turn, payload, text)
+    act = _without_nlu(turn, stored, text)
     if act is not None:  # not a message to classify: only the triggers over the whole message apply
         decision = await _escalate(turn, stored, ANSWER, intent="", triggers=triggers)
         if decision.action == "handoff":
@@ -328,7 +323,7 @@ async def _rasa(turn: Turn, stored: ConversationMessage, triggers: ShopTriggers)
 ANSWER = Decision("answer", "", 1.0)  # a message the bot answers without the classifier (a button, a command)
 
 
-def _without_nlu(turn: Turn, payload: str | None, text: str) -> Answer | None:
+def _without_nlu(turn: Turn, stored: ConversationMessage, text: str) -> Answer | None:
     """What answers a message that is not text to classify (a button, a known command, an empty, edited or
     unsupported message); None for text to classify."""
     inbound = turn.inbound
@@ -336,6 +331,11 @@ def _without_nlu(turn: Turn, payload: str | None, text: str) -> Answer | None:
         return _say(turn, "unsupported")
     if inbound.kind == "edited":
         return _say(turn, "edited")
+    payload = inbound.payload if inbound.kind == "callback" else None
+    if payload is None and REGISTRY.payload_text.match(text):
+        payload = text  # a button pressed on a channel that sends payloads back as text (Rasa REST)
+    if payload is not None:
+        stored.nlu = {"payload": payload}
     if inbound.kind == "callback" and not payload:
         return _say(turn, "unknown_button", buttons=turn.menu())
     if payload is not None:
