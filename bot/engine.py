@@ -415,11 +415,11 @@ def _answer_to_question(turn: Turn, pending: dict[str, Any]) -> Answer | None:
 async def _on_payload(turn: Turn, payload: str) -> None:
     """A button: the skill that registered its payload (`bot.skills.registry`) answers it."""
     found = REGISTRY.for_payload(payload)
-    try:
-        if found is not None:
-            handler, press = found
+    if found is not None:
+        handler, press = found
+        try:
             await handler(turn, press)
             return
-    except ValueError:
-        pass  # a number that is not one
+        except ValueError:  # a number in the payload that is not one
+            pass
     turn.say("unknown_button", buttons=turn.menu())

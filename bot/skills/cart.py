@@ -1,5 +1,7 @@
 """Cart (stored on the conversation) and checkout: the order summary to confirm, then reserve stock and create the
-order in pending_payment."""
+order in pending_payment.
+
+Over 500 lines on purpose: checkout's summary, its digest and placing the order share the cart's pricing helpers."""
 from __future__ import annotations
 
 import hashlib
