@@ -2,26 +2,28 @@
 from __future__ import annotations
 
 import logging
-import re
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.commands import parse_command
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.conversations.repository import ConversationRepository
 from bot.deps import BotDeps
 from bot.handoff import engine_hooks
 from bot.i18n import DEFAULT_LOCALE, supported_locale
-from bot.messages import Button, InboundMessage, OutboundMessage
-from bot.policy import HANDOFF_INTENTS, Decision, decide, shop_triggers
+from bot.messages import InboundMessage, OutboundMessage
+from bot.policy import Decision, ShopTriggers, counts_misunderstood, decide, escalate, shop_triggers
 from bot.rasa import engine_hook as rasa_hook
-from bot.skills import cart, cross_border, faq, order_status, recommend, search
-from bot.skills.base import Turn
+from bot.skills import faq
+from bot.skills.base import Answer, Question, Turn
+from bot.skills.person import ASKED, hand_off
+from bot.skills.registry import REGISTRY
 from bot.understanding import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ParsedMessage, has_letters
 from commerce.shoppers.service import IDENTITY_KINDS, shopper_for_identity
 from kit.clock import utcnow
@@ -30,12 +32,8 @@ from kit.outbox import NewEvent, enqueue_many
 
 log = logging.getLogger(__name__)
 
-PAYLOAD = re.compile(r"^(search|product|more_like|cart|checkout|order|faq|feedback|handoff|menu):[^\s]*$")
-BORDER_INTENTS = frozenset({"shipping_info", "customs_duties", "currency_payment", "return_refund"})
 # Intents that never take over a question in flight ("yes", "no", noise).
 WEAK_INTENTS = frozenset({FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, "affirm", "deny", "thanks", "greet"})
-HANDOFF_QUEUE = "support"
-UNSURE_INTENTS = frozenset({FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, "faq"})
 
 
 @dataclass
@@ -51,9 +49,10 @@ def text_to_parse(inbound: InboundMessage, *, deps: BotDeps) -> str | None:
     if inbound.kind in ("unsupported", "edited", "callback"):
         return None
     text = (inbound.text or "").strip()
-    if not text or PAYLOAD.match(text):
+    if not text or REGISTRY.payload_text.match(text):
         return None
-    if text.startswith("/") and _command(text) in COMMANDS:
+    command = parse_command(text)
+    if command is not None and REGISTRY.for_command(command.name) is not None:
         return None
     return text[:deps.settings.limits.max_message_chars]
 
@@ -92,9 +91,11 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     try:
         async with nullcontext() if owns_transaction else session.begin_nested():
             if not await engine_hooks.answer_instead(turn, stored):
-                if not await rasa_hook.answer(turn, stored):  # an imported Rasa assistant answers instead
-                    await _respond(turn, stored)
-                await engine_hooks.after_bot(turn, stored)
+                triggers = await shop_triggers(session)  # the shop's escalation rules (cached per process)
+                decision = await _rasa(turn, stored, triggers)  # an imported Rasa assistant answers instead
+                if decision is None:
+                    decision = await _respond(turn, stored, triggers)
+                await engine_hooks.finish(turn, stored, decision, triggers)
             # One flush: the conversation's UPDATE and the inbound's INSERT with its record.
             _keep_turn_state(turn)
             await session.flush()
@@ -245,31 +246,19 @@ def _nlu_record(parsed: ParsedMessage, **extra: Any) -> dict[str, Any]:
     return record
 
 
-async def _respond(turn: Turn, stored: ConversationMessage) -> None:
+async def _respond(turn: Turn, stored: ConversationMessage, triggers: ShopTriggers) -> Decision:
+    """Read the message, decide what to do with it (`bot.policy`) and do it; the decision is returned (and, for a
+    hand-off or a draft, recorded on the message's NLU record with its reason)."""
     inbound = turn.inbound
-    if inbound.kind == "unsupported":
-        turn.say("unsupported")
-        return
-    if inbound.kind == "edited":
-        turn.say("edited")
-        return
-    payload = inbound.payload if inbound.kind == "callback" else None
     text = (inbound.text or "").strip()
-    if payload is None and PAYLOAD.match(text):
-        payload = text  # a button pressed on a channel that sends payloads back as text (Rasa REST)
-    if inbound.kind == "callback" and not payload:
-        turn.say("unknown_button", buttons=_menu(turn))
-        return
-    if payload is not None:
-        stored.nlu = {"payload": payload}
-        await _on_payload(turn, payload)
-        return
-    if inbound.kind == "command" or text.startswith("/"):
-        if await _on_command(turn, text):
-            return
-    if not text:
-        turn.say("empty", buttons=_menu(turn))
-        return
+    act = _without_nlu(turn, stored, text)
+    if act is not None:  # not a message to classify: only the triggers over the whole message apply
+        decision = await _escalate(turn, stored, ANSWER, intent="", triggers=triggers)
+        if decision.action == "handoff":
+            _hand_off(turn, decision, stored)
+        else:
+            await act()
+        return decision
     limit = turn.deps.settings.limits.max_message_chars
     truncated = len(text) > limit
     parsed = turn.preparsed if turn.preparsed is not None else await turn.deps.nlu.parse(text[:limit])
@@ -278,61 +267,112 @@ async def _respond(turn: Turn, stored: ConversationMessage) -> None:
     if truncated:
         turn.say("too_long", n=limit, limit=limit)
     pending = turn.conversation.pending
-    if pending and await _continue_pending(turn, pending):
+    answer = _answer_to_question(turn, pending) if pending else None
+    if answer is not None and pending is not None:
         # An answer to the bot's question ("#10023") means the question's intent, whatever the classifier said.
+        intent = str(pending.get("intent"))
         stored.nlu = _nlu_record(parsed, policy="slot", truncated=truncated, nlu_intent=parsed.to_rasa()["intent"],
                                  slot=pending.get("slot"))
-        stored.nlu["intent"] = {"name": str(pending.get("intent")), "confidence": 1.0}
-        return
-    triggers = await shop_triggers(turn.session)  # the shop's switches and thresholds
-    decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=0, triggers=triggers)
-    if decision.action == "clarify":  # only an unclear message asks how many came before it
-        misunderstood = await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored)
-        decision = decide(parsed, thresholds=turn.deps.policy, misunderstood_before=misunderstood,
-                          triggers=triggers)
-    unclear = decision.action in ("clarify", "handoff") and decision.intent not in HANDOFF_INTENTS
-    if parsed.entity_values("product") and (unclear or (decision.action == "confirm"
-                                                        and decision.intent in UNSURE_INTENTS)):
-        # A product name in an unclear message is most likely a search ("red hoodie in large?").
-        decision = Decision("confirm", "product_search", decision.confidence)
-    stored.nlu = _nlu_record(parsed, policy=decision.action, truncated=truncated)
+        stored.nlu["intent"] = {"name": intent, "confidence": 1.0}
+        decision = await _escalate(turn, stored, Decision("answer", intent, 1.0), intent=intent, triggers=triggers)
+        if decision.action == "handoff":
+            _hand_off(turn, decision, stored)
+        else:
+            await answer()
+        return decision
+    thresholds = turn.deps.policy
+    misunderstood = (await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored)
+                     if counts_misunderstood(parsed, thresholds=thresholds, triggers=triggers) else 0)
+    signals = replace(await engine_hooks.signals(turn, stored, intent=parsed.intent, triggers=triggers),
+                      names_a_product=bool(parsed.entity_values("product")))
+    decision = decide(parsed, thresholds=thresholds, misunderstood_before=misunderstood, triggers=triggers,
+                      signals=signals)
+    stored.nlu = _nlu_record(parsed, policy=decision.action, truncated=truncated,
+                             **({"reason": decision.reason} if decision.reason else {}))
     if decision.action == "handoff":
-        handoff(turn, decision.intent)
-        return
-    if decision.action == "clarify":
+        _hand_off(turn, decision, None)
+    elif decision.action == "clarify":
         if await faq.answer(turn):
             _ask_feedback(turn)
-            return
-        turn.say("not_understood", buttons=_menu(turn))
-        return
-    asked_before = turn.conversation.pending
-    await route_intent(turn, decision.intent)
-    if decision.action == "confirm" and not turn.handed_off and turn.conversation.pending == asked_before:
-        _ask_feedback(turn)
+        else:
+            turn.say("not_understood", buttons=turn.menu())
+    else:
+        asked_before = turn.conversation.pending
+        await route_intent(turn, decision.intent)
+        if decision.action == "confirm" and not turn.handed_off and turn.conversation.pending == asked_before:
+            _ask_feedback(turn)
+    return decision
 
 
-def _menu(turn: Turn) -> list[Button]:
-    return [turn.button("button.search", "menu:search"), turn.button("button.order_status", "menu:order"),
-            turn.button("button.cart", "cart:view"), turn.button("button.human", "handoff:request")]
+async def _rasa(turn: Turn, stored: ConversationMessage, triggers: ShopTriggers) -> Decision | None:
+    """The answer of an imported Rasa assistant, when one is active (None: ShopTalk's skills answer). Its reading of
+    the message is known only once it answered: the shop's triggers then replace its answer with a hand-off."""
+    intent = await rasa_hook.answer(turn, stored)
+    if intent is None:
+        return None
+    if turn.handed_off:  # the assistant's own hand-off action
+        turn.handoff_reason = intent or ASKED
+        return Decision("handoff", intent, 1.0, reason=turn.handoff_reason)
+    decision = await _escalate(turn, stored, Decision("answer", intent, 1.0), intent=intent, triggers=triggers)
+    if decision.action == "handoff":
+        turn.replies = []  # a person answers instead
+        _hand_off(turn, decision, stored)
+    return decision
+
+
+ANSWER = Decision("answer", "", 1.0)  # a message the bot answers without the classifier (a button, a command)
+
+
+def _without_nlu(turn: Turn, stored: ConversationMessage, text: str) -> Answer | None:
+    """What answers a message that is not text to classify (a button, a known command, an empty, edited or
+    unsupported message); None for text to classify."""
+    inbound = turn.inbound
+    if inbound.kind == "unsupported":
+        return _say(turn, "unsupported")
+    if inbound.kind == "edited":
+        return _say(turn, "edited")
+    payload = inbound.payload if inbound.kind == "callback" else None
+    if payload is None and REGISTRY.payload_text.match(text):
+        payload = text  # a button pressed on a channel that sends payloads back as text (Rasa REST)
+    if payload is not None:
+        stored.nlu = {"payload": payload}
+    if inbound.kind == "callback" and not payload:
+        return _say(turn, "unknown_button", buttons=turn.menu())
+    if payload is not None:
+        return lambda: _on_payload(turn, payload)
+    command = parse_command(text) if inbound.kind == "command" or text.startswith("/") else None
+    handler = REGISTRY.for_command(command.name) if command is not None else None
+    if handler is not None:
+        return lambda: handler(turn)
+    if not text:
+        return _say(turn, "empty", buttons=turn.menu())
+    return None
+
+
+def _say(turn: Turn, key: str, **values: Any) -> Answer:
+    async def say() -> None:
+        turn.say(key, **values)
+    return say
+
+
+async def _escalate(turn: Turn, stored: ConversationMessage, decision: Decision, *, intent: str,
+                    triggers: ShopTriggers) -> Decision:
+    """The shop's triggers over the whole message, for a message the bot reads without classifying it."""
+    signals = await engine_hooks.signals(turn, stored, intent=intent, triggers=triggers)
+    return escalate(decision, intent=intent, triggers=triggers, signals=signals)
+
+
+def _hand_off(turn: Turn, decision: Decision, stored: ConversationMessage | None) -> None:
+    """Carry out the policy's hand-off; `stored`: record its reason on the message's NLU record too."""
+    reason = decision.reason or decision.intent or ASKED
+    if stored is not None:
+        stored.nlu = {**(stored.nlu or {}), "policy": "handoff", "reason": reason}
+    hand_off(turn, intent=decision.intent, reason=reason)
 
 
 def _ask_feedback(turn: Turn) -> None:
     turn.say("did_this_help", buttons=[turn.button("button.yes", "feedback:yes"),
                                        turn.button("button.no", "feedback:no")])
-
-
-def handoff(turn: Turn, intent: str) -> None:
-    """Hand the conversation to a person: the bot goes quiet until an agent gives it back."""
-    conversation = turn.conversation
-    conversation.mode = "human"
-    conversation.queue = HANDOFF_QUEUE
-    conversation.pending = None
-    turn.handed_off = True
-    number = order_status.order_number_in(turn) if turn.parsed is not None else None
-    if intent == "cancel_order" and number:
-        turn.say("cancel_order_handoff", number=number)
-    else:
-        turn.say("handoff_complaint" if intent == "complaint" else "handoff")
 
 
 async def _misunderstood_in_a_row(session: AsyncSession, conversation_id: int, current: ConversationMessage) -> int:
@@ -347,183 +387,39 @@ async def _misunderstood_in_a_row(session: AsyncSession, conversation_id: int, c
 
 
 async def route_intent(turn: Turn, intent: str) -> None:
+    """Answer the intent with the skill that owns it (`bot.skills.registry`)."""
     turn.conversation.pending = None
-    if intent in ("greet", "goodbye", "thanks", "help", "affirm", "deny"):
-        _small_talk(turn, intent)
-    elif intent == "product_search":
-        await search.search(turn)
-    elif intent == "recommend":
-        await recommend.recommend(turn)
-    elif intent == "add_to_cart":
-        await cart.add_from_text(turn)
-    elif intent == "view_cart":
-        await cart.view(turn)
-    elif intent == "checkout":
-        await cart.checkout(turn)
-    elif intent == "order_status":
-        await order_status.start(turn)
-    elif intent in ("cancel_order", "human_handoff", "complaint"):
-        handoff(turn, intent)
-    elif intent in BORDER_INTENTS:
-        if not await cross_border.answer(turn, intent) and not await faq.answer(turn):
-            turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
-    elif intent == OUT_OF_SCOPE_INTENT:
-        if not await faq.answer(turn):
-            turn.say("out_of_scope", buttons=_menu(turn))
-    elif not await faq.answer(turn):
-        turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+    await REGISTRY.for_intent(intent)(turn, intent)
 
 
-def _small_talk(turn: Turn, intent: str) -> None:
-    if intent == "greet":
-        name = turn.inbound.sender_name
-        name_part = turn.t("greet.name_part", name=name) if name else ""
-        turn.say("greet", name_part=name_part, buttons=_menu(turn))
-    elif intent == "help":
-        turn.say("help", buttons=_menu(turn))
-    elif intent == "affirm":
-        turn.say("affirm_nothing", buttons=_menu(turn))
-    elif intent == "deny":
-        turn.say("deny_nothing")
-    else:
-        turn.say(intent)
-
-
-async def _continue_pending(turn: Turn, pending: dict[str, Any]) -> bool:
-    """Read the message as the answer to the question in flight; False when it is something else."""
+def _answer_to_question(turn: Turn, pending: dict[str, Any]) -> Answer | None:
+    """What answers the question in flight when the message is its answer; None when it is something else."""
     intent, slot = str(pending.get("intent")), str(pending.get("slot"))
-    data = pending.get("data") or {}
     parsed = turn.parsed
     assert parsed is not None
+    if parsed.intent == "deny" and parsed.confidence >= turn.deps.policy.answer_at:
+        async def never_mind() -> None:
+            turn.conversation.pending = None
+            turn.say("deny_nothing")
+        return never_mind
+    reader = REGISTRY.for_answer(intent, slot)
+    if reader is None:
+        turn.conversation.pending = None  # a question no skill reads any more
+        return None
     confident_other = (parsed.intent not in WEAK_INTENTS and parsed.intent != intent
                        and parsed.confidence >= turn.deps.policy.answer_at)
-    if parsed.intent == "deny" and parsed.confidence >= turn.deps.policy.answer_at:
-        turn.conversation.pending = None
-        turn.say("deny_nothing")
-        return True
-    if intent == "order_status" and slot == "order_number":
-        number = order_status.order_number_in(turn)
-        if number:
-            await order_status.with_number(turn, number)
-            return True
-        if confident_other:
-            return False
-        turn.ask(intent=intent, slot=slot, key="ask_order_number")
-        return True
-    if intent == "order_status" and slot == "order_proof":
-        answer = turn.text.strip()
-        if turn.entity("email") or "@" in answer or (order_status.POSTCODE.match(answer) and
-                                                      any(c.isdigit() for c in answer)):
-            await order_status.with_proof(turn, str(data.get("number", "")))
-            return True
-        named = turn.entity("order_number")
-        if named and str(named).lstrip("#") != str(data.get("number", "")):
-            await order_status.with_number(turn, str(named).lstrip("#"))  # asking about another order now
-            return True
-        if confident_other:
-            return False
-        order_status.ask_proof_again(turn, str(data.get("number", "")))
-        return True
-    if intent == "checkout":
-        answer = turn.text.strip()
-        looks_like = {"country": turn.entity("country") is not None,
-                      "email": turn.entity("email") is not None or "@" in answer,
-                      "postcode": bool(cart.POSTCODE.match(answer)) and any(c.isdigit() for c in answer)}
-        if looks_like.get(slot) or not confident_other:
-            await cart.fill_checkout_slot(turn, slot)
-            return True
-        return False
-    if slot == "country" and intent in BORDER_INTENTS:
-        if turn.entity("country") or not confident_other:
-            await cross_border.continue_with_country(turn, intent)
-            return True
-        return False
-    if intent == "product_search" and slot == "query":
-        if confident_other and parsed.intent != "product_search":
-            return False
-        turn.conversation.pending = None
-        await search.search(turn)
-        return True
-    turn.conversation.pending = None
-    return False
-
-
-COMMANDS = frozenset({"start", "help", "cart", "human", "agent"})
-
-
-def _command(text: str) -> str:
-    return text.split()[0].lstrip("/").split("@")[0].lower() if text.strip() else ""
-
-
-async def _on_command(turn: Turn, text: str) -> bool:
-    command = _command(text)
-    if command == "start":
-        _small_talk(turn, "greet")
-    elif command == "help":
-        _small_talk(turn, "help")
-    elif command == "cart":
-        await cart.view(turn)
-    elif command in ("human", "agent"):
-        handoff(turn, "human_handoff")
-    else:
-        return False
-    return True
+    return reader(turn, Question(intent=intent, slot=slot, data=pending.get("data") or {},
+                                 confident_other=confident_other))
 
 
 async def _on_payload(turn: Turn, payload: str) -> None:
-    """Buttons: search:page:N, product:details:ID, more_like:ID, cart:add:SKU[:QTY], cart:remove:SKU,
-    cart:set:SKU:QTY, cart:view, checkout:start, checkout:place:DIGEST, checkout:ship:SERVICE,
-    order:status:NUMBER, faq:entry:ID, feedback:yes|no, handoff:request, menu:search|order|cart|help.
-    A ":rec:<impression id>" suffix counts a recommendation's click or add-to-cart."""
-    head, _, rest = payload.partition(":")
-    rest, _, tracked = rest.partition(":rec:")
-    try:
-        impression_id = int(tracked) if tracked else None
-        if head == "search" and rest.startswith("page:"):
-            await search.show_page(turn, page=int(rest.removeprefix("page:")))
-        elif head == "product" and rest.startswith("details:"):
-            await search.details(turn, int(rest.removeprefix("details:")))
-            if impression_id is not None:
-                await recommend.count_outcome(turn, impression_id, "click")
-        elif head == "more_like" and rest:
-            await recommend.more_like(turn, int(rest))
-        elif head == "cart" and rest == "view":
-            await cart.view(turn)
-        elif head == "cart" and rest.startswith("add:"):
-            sku, _, quantity = rest.removeprefix("add:").partition(":")
-            if await cart.add(turn, sku, int(quantity) if quantity else 1, impression_id=impression_id) and \
-                    impression_id is not None:
-                await recommend.count_outcome(turn, impression_id, "add_to_cart")
-        elif head == "cart" and rest.startswith("remove:"):
-            await cart.remove(turn, rest.removeprefix("remove:"))
-        elif head == "cart" and rest.startswith("set:"):
-            sku, _, quantity = rest.removeprefix("set:").rpartition(":")
-            await cart.set_quantity(turn, sku, int(quantity))
-        elif head == "checkout" and rest == "start":
-            await cart.checkout(turn)
-        elif head == "checkout" and rest.startswith("place:"):
-            await cart.confirm(turn, rest.removeprefix("place:"))
-        elif head == "checkout" and rest.startswith("ship:"):
-            await cart.choose_service(turn, rest.removeprefix("ship:"))
-        elif head == "order" and rest.startswith("status:"):
-            await order_status.with_number(turn, rest.removeprefix("status:"))
-        elif head == "faq" and rest.startswith("entry:"):
-            if not faq.show_suggested(turn, rest.removeprefix("entry:")):
-                turn.say("unknown_button", buttons=_menu(turn))
-        elif head == "feedback" and rest == "yes":
-            turn.say("feedback_thanks")
-        elif head == "feedback" and rest == "no":
-            turn.say("feedback_sorry", buttons=[turn.button("button.human", "handoff:request"),
-                                                turn.button("button.search", "menu:search")])
-        elif head == "handoff" and rest == "request":
-            handoff(turn, "human_handoff")
-        elif head == "menu" and rest == "search":
-            turn.ask(intent="product_search", slot="query", key="search_ask")
-        elif head == "menu" and rest == "order":
-            await order_status.start(turn)
-        elif head == "menu" and rest == "help":
-            _small_talk(turn, "help")
-        else:
-            turn.say("unknown_button", buttons=_menu(turn))
-    except ValueError:
-        turn.say("unknown_button", buttons=_menu(turn))
+    """A button: the skill that registered its payload (`bot.skills.registry`) answers it."""
+    found = REGISTRY.for_payload(payload)
+    if found is not None:
+        handler, press = found
+        try:
+            await handler(turn, press)
+            return
+        except ValueError:  # a number in the payload that is not one
+            pass
+    turn.say("unknown_button", buttons=turn.menu())

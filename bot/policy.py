@@ -1,12 +1,19 @@
-"""Policy by confidence: answer, answer and ask "did this help?", or hand the shopper to a person.
+"""The policy: one typed decision per message (`Decision`), made here and carried out by the engine.
 
-The engine's own handoff triggers (the shopper asks for a person, the complaint intent, N messages in a row not
-understood) are the shop's to switch off and tune: `shop_triggers(session)` reads them from the shop's
-escalation rules (`bot.handoff.rules.rules_of`, cached per process) and `decide(..., triggers=)` applies them.
+`decide` routes a parsed message by confidence (answer, answer and ask "did this help?", clarify) and applies the
+shop's escalation rules (`ShopTriggers`, read from `bot.handoff.rules.rules_of` by `shop_triggers`, cached per
+process): a request for a person, the complaint intent, N unclear messages in a row, then the triggers over the
+whole message (`escalate`: negative wording, an expensive order, "did this help? no" in a row) and the shop's mixed
+reply for an unsure answer (held as a draft for an agent). A message that is not classified (a button, a command,
+the answer to the bot's question) gets only `escalate`. The engine gathers the `Signals` that need the database
+before deciding, and only when the rules use them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 from bot.understanding import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ParsedMessage
@@ -14,13 +21,20 @@ from bot.understanding import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ParsedMessag
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-Action = Literal["answer", "confirm", "clarify", "handoff"]
+    from bot.handoff.rules import EscalationRules
+
+# answer; confirm = answer and ask "did this help?"; clarify = say it was not understood (or a FAQ guess);
+# handoff = a person takes over; draft_for_agent = the answer is held for an agent instead of sent.
+Action = Literal["answer", "confirm", "clarify", "handoff", "draft_for_agent"]
 # Intents that go to a person whatever the confidence (a request and a complaint only while the shop's
 # trigger for them is on; a cancellation always: it needs a person to stop the parcel).
 HANDOFF_INTENTS = frozenset({"human_handoff", "complaint", "cancel_order"})
 # What the bot does instead when the shop switched the trigger off: a request gets what the bot can do,
 # a complaint the knowledge base (returns, damaged parcels...).
 INSTEAD_OF_HANDOFF = {"human_handoff": "help", "complaint": "faq"}
+DECLINED = {"human_handoff": "request_declined", "complaint": "complaint_declined"}  # the reason then
+# A product named in an unclear message, or in an unsure guess of these, is most likely a search.
+UNSURE_INTENTS = frozenset({FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, "faq"})
 
 
 @dataclass(frozen=True)
@@ -32,12 +46,18 @@ class PolicyThresholds:
 
 @dataclass(frozen=True)
 class ShopTriggers:
-    """The shop's say in the engine's own handoff triggers."""
+    """The shop's escalation rules as the policy reads them (`bot.handoff.rules.EscalationRules`)."""
 
     on_request: bool = True  # "I want a person" (the human_handoff intent) hands off
     on_complaint: bool = True  # the complaint intent hands off
     low_confidence_in_a_row: int = 2  # unclear messages in a row before a person takes over; 0 = never
     low_confidence_below: float | None = None  # a message below this is unclear; None = thresholds.confirm_at
+    on_negative_wording: bool = True
+    order_value_above: Decimal | None = None  # an order worth more (in order_value_currency) goes to a person
+    order_value_currency: str = "EUR"
+    unhelpful_in_a_row: int = 2  # "did this help? no" answers in a row before a person takes over; 0 = never
+    mixed_reply_default: str = "answer_and_offer"  # for an unsure answer: answer_and_offer | draft_for_agent
+    mixed_reply_by_intent: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def hands_off(self, intent: str) -> bool:
         if intent == "human_handoff":
@@ -46,46 +66,118 @@ class ShopTriggers:
             return self.on_complaint
         return True
 
+    def mixed_reply_for(self, intent: str) -> str:
+        return self.mixed_reply_by_intent.get(intent, self.mixed_reply_default)
+
 
 async def shop_triggers(session: AsyncSession, *, shop_id: int | None = None) -> ShopTriggers:
     """The triggers from the shop's escalation rules (cached per process: no query on most messages)."""
     from bot.handoff import DEFAULT_SHOP_ID, rules_of
 
-    rules = await rules_of(session, shop_id=DEFAULT_SHOP_ID if shop_id is None else shop_id)
+    return triggers_of(await rules_of(session, shop_id=DEFAULT_SHOP_ID if shop_id is None else shop_id))
+
+
+def triggers_of(rules: EscalationRules) -> ShopTriggers:
+    """The policy's reading of a shop's escalation rules."""
     return ShopTriggers(on_request=rules.on_request, on_complaint=rules.on_complaint,
                         low_confidence_in_a_row=rules.low_confidence_in_a_row,
-                        low_confidence_below=rules.low_confidence_below)
+                        low_confidence_below=rules.low_confidence_below,
+                        on_negative_wording=rules.on_negative_wording, order_value_above=rules.order_value_above,
+                        order_value_currency=rules.order_value_currency,
+                        unhelpful_in_a_row=rules.unhelpful_in_a_row, mixed_reply_default=rules.mixed_reply_default,
+                        mixed_reply_by_intent=MappingProxyType(dict(rules.mixed_reply_by_intent)))
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the engine knows about the message besides its parse (gathered only when the rules use it)."""
+
+    names_a_product: bool = False  # the parse found a product name (then an unclear message is a search)
+    negative_wording: bool = False  # strongly negative wording (`bot.handoff.rules.strongly_negative`)
+    unhelpful_in_a_row: int = 0  # "did this help? no" answers in a row, this message included
+    order_value: Decimal | None = None  # the named order's value in the rules' currency
+    order_value_unknown: bool = False  # an order is named but its value cannot be converted (no fresh rate)
 
 
 @dataclass(frozen=True)
 class Decision:
+    """What the engine does with the message, and why (`reason`: the inbox thread's reason for a hand-off,
+    recorded on the message's NLU record; why the bot answers instead of a person; or None)."""
+
     action: Action
-    intent: str
+    intent: str  # the intent the bot answers (or hands off for)
     confidence: float
+    reason: str | None = None
 
 
-def decide(parsed: ParsedMessage, *, thresholds: PolicyThresholds, misunderstood_before: int,
-           triggers: ShopTriggers | None = None) -> Decision:
+def unclear_line(thresholds: PolicyThresholds, triggers: ShopTriggers | None) -> tuple[float, int]:
+    """Below which confidence a message is unclear, and how many unclear ones in a row go to a person."""
+    if triggers is None:
+        return thresholds.confirm_at, thresholds.misunderstandings_before_handoff
+    below = thresholds.confirm_at if triggers.low_confidence_below is None else triggers.low_confidence_below
+    return below, triggers.low_confidence_in_a_row
+
+
+def counts_misunderstood(parsed: ParsedMessage, *, thresholds: PolicyThresholds,
+                         triggers: ShopTriggers | None) -> bool:
+    """Whether `decide` needs the number of unclear messages before this one (a database read)."""
+    below, in_a_row = unclear_line(thresholds, triggers)
+    return in_a_row > 1 and (parsed.intent == FALLBACK_INTENT or float(parsed.confidence) < below)
+
+
+def decide(parsed: ParsedMessage, *, thresholds: PolicyThresholds, misunderstood_before: int = 0,
+           triggers: ShopTriggers | None = None, signals: Signals | None = None) -> Decision:
     """What to do with a parsed message, given how many messages in a row were not understood before it.
 
-    Without `triggers` the process defaults apply (every trigger on, `misunderstandings_before_handoff`)."""
+    Without `triggers` the process defaults apply (every trigger on, `misunderstandings_before_handoff`);
+    without `signals` the triggers over the whole message are not checked."""
+    decision = _route(parsed, thresholds, misunderstood_before, triggers,
+                      names_a_product=signals is not None and signals.names_a_product)
+    if decision.action == "handoff" or triggers is None or signals is None:
+        return decision
+    return escalate(decision, intent=parsed.intent, triggers=triggers, signals=signals)
+
+
+def escalate(decision: Decision, *, intent: str, triggers: ShopTriggers, signals: Signals) -> Decision:
+    """The shop's triggers over the whole message (negative wording, order value, "did this help? no" in a row),
+    then its mixed reply for an unsure answer of `intent` (the classifier's): answer and offer a person
+    (the decision stays "confirm") or hold the answer as a draft for an agent."""
+    reason = None
+    if triggers.on_negative_wording and signals.negative_wording:
+        reason = "negative_wording"
+    elif triggers.order_value_above is not None and (
+            signals.order_value_unknown
+            or (signals.order_value is not None and signals.order_value > triggers.order_value_above)):
+        reason = "order_value"  # an order we cannot value goes to a person: the safer side
+    elif triggers.unhelpful_in_a_row and signals.unhelpful_in_a_row >= triggers.unhelpful_in_a_row:
+        reason = "not_helpful"
+    if reason is not None:
+        return replace(decision, action="handoff", reason=reason)
+    if decision.action == "confirm" and triggers.mixed_reply_for(intent) == "draft_for_agent":
+        return replace(decision, action="draft_for_agent", reason="draft_for_agent")
+    return decision
+
+
+def _route(parsed: ParsedMessage, thresholds: PolicyThresholds, misunderstood_before: int,
+           triggers: ShopTriggers | None, *, names_a_product: bool) -> Decision:
     intent, confidence = parsed.intent, float(parsed.confidence)
-    unclear_below = thresholds.confirm_at
-    in_a_row = thresholds.misunderstandings_before_handoff
-    if triggers is not None:
-        in_a_row = triggers.low_confidence_in_a_row
-        if triggers.low_confidence_below is not None:
-            unclear_below = triggers.low_confidence_below
+    unclear_below, in_a_row = unclear_line(thresholds, triggers)
     if intent in HANDOFF_INTENTS and confidence >= unclear_below:
         if triggers is not None and not triggers.hands_off(intent):
-            return Decision("answer", INSTEAD_OF_HANDOFF[intent], confidence)
-        return Decision("handoff", intent, confidence)
+            return Decision("answer", INSTEAD_OF_HANDOFF[intent], confidence, reason=DECLINED[intent])
+        return Decision("handoff", intent, confidence, reason=intent)
     if intent == OUT_OF_SCOPE_INTENT and confidence >= unclear_below:
         return Decision("answer", intent, confidence)
     if intent == FALLBACK_INTENT or confidence < unclear_below:
         if in_a_row and misunderstood_before + 1 >= in_a_row:
-            return Decision("handoff", intent, confidence)
-        return Decision("clarify", intent, confidence)
-    if confidence >= thresholds.answer_at:
+            decision = Decision("handoff", intent, confidence, reason=intent)
+        else:
+            decision = Decision("clarify", intent, confidence)
+    elif confidence >= thresholds.answer_at:
         return Decision("answer", intent, confidence)
-    return Decision("confirm", intent, confidence)
+    else:
+        decision = Decision("confirm", intent, confidence)
+    unclear = decision.action in ("clarify", "handoff") and intent not in HANDOFF_INTENTS
+    if names_a_product and (unclear or decision.intent in UNSURE_INTENTS):
+        return Decision("confirm", "product_search", confidence)
+    return decision

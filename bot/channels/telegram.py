@@ -42,7 +42,8 @@ from aiogram.types import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels import command_payload, repository
+from bot.channels import COMMAND_PAYLOADS, repository
+from bot.commands import parse_command
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
 from kit.clock import utcnow
 from kit.db import Database
@@ -218,14 +219,6 @@ def long_payloads(message: OutboundMessage) -> list[str]:
 
 # ---- inbound -----------------------------------------------------------------------------------------
 
-def _command(text: str) -> tuple[str, str] | None:
-    if not text.startswith("/"):
-        return None
-    head, _, args = text.partition(" ")
-    name = head[1:].split("@", 1)[0].lower()
-    return (name, args.strip()) if name else None
-
-
 def _base(update: Update, message: Message) -> dict[str, Any]:
     user = message.from_user
     return {"channel": "telegram", "sender_id": str(message.chat.id), "message_id": f"u{update.update_id}",
@@ -243,10 +236,10 @@ def inbound_from_message(update: Update, message: Message, *, edited: bool = Fal
         if message.caption:
             metadata["caption"] = message.caption
         return InboundMessage(**fields, kind="unsupported", metadata=metadata)
-    command = _command(message.text)
+    command = parse_command(message.text)
     if command is not None:
-        metadata.update(command=command[0], args=command[1])
-        payload = command_payload(message.text)
+        metadata.update(command=command.name, args=command.args)
+        payload = COMMAND_PAYLOADS.get(command.name)
         if payload is not None:
             return InboundMessage(**fields, kind="callback", text=message.text, payload=payload, metadata=metadata)
         return InboundMessage(**fields, kind="command", text=message.text, metadata=metadata)

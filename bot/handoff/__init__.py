@@ -1,7 +1,7 @@
 """Human agents: one module per console feature, each with its schemas, queries and rules.
 
 `agents` accounts, sign-in, console sessions, CSRF, availability; `hours` opening hours; `rules` escalation rules
-(cached per process), `should_escalate`, mixed replies; `inbox` threads, inbox views, take / assign / round-robin,
+(cached per process), negative wording, order value; `inbox` threads, inbox views, take / assign / round-robin,
 hand back, resolve, queue notice; `delivery` agent messages through the outbox and their delivery state;
 `replies` agent replies; `drafts` the bot's held drafts; `notes` private notes; `canned` canned responses;
 `csat` ratings; `views` one conversation in the console; `learning` intent corrections (Rasa YAML) and FAQ drafts.
@@ -31,14 +31,10 @@ from bot.handoff.inbox import QueueNotice, open_handoff, queue_notice
 from bot.handoff.models import DEFAULT_SHOP_ID
 from bot.handoff.rules import (
     EscalationRules,
-    EscalationSignals,
-    mixed_reply_for,
     order_value_in,
     rules_of,
-    should_escalate,
 )
 
-__all__ = ["DEFAULT_SHOP_ID", "EscalationRules", "EscalationSignals", "QueueNotice", "agents", "canned", "csat",
-           "csat_score_of", "delivery", "drafts", "hold_draft", "hours", "inbox", "learning", "mixed_reply_for",
-           "notes", "open_handoff", "order_value_in", "queue_notice", "record_csat", "replies", "rules", "rules_of",
-           "should_escalate", "views"]
+__all__ = ["DEFAULT_SHOP_ID", "EscalationRules", "QueueNotice", "agents", "canned", "csat", "csat_score_of",
+           "delivery", "drafts", "hold_draft", "hours", "inbox", "learning", "notes", "open_handoff", "order_value_in",
+           "queue_notice", "record_csat", "replies", "rules", "rules_of", "views"]

@@ -1,20 +1,27 @@
 """Where the conversation engine asks the handoff: before the bot answers (a CSAT rating, a pressed "Talk to a
-person" offer, a request for a person the shop switched off) and after (per-shop escalation triggers, the queue
-notice, mixed replies: the answer with a "Talk to a person" button, or held as a draft for an agent)."""
+person" offer, a request for a person the shop switched off), for the signals of the shop's escalation rules
+(`bot.policy` decides with them), and after the bot's turn (`finish`: the inbox thread and queue notice of a
+hand-off, mixed replies: the answer with a "Talk to a person" button, or held as a draft for an agent)."""
 from __future__ import annotations
 
 from decimal import Decimal
 
 from bot import handoff
+from bot.commands import parse_command
 from bot.conversations.models import ConversationMessage
-from bot.messages import Button
+from bot.policy import Decision, ShopTriggers, Signals
 from bot.skills.base import Turn
+from bot.skills.order_status import find_named_order, order_number_in
+from bot.skills.person import hand_off
 
 ORDER_INTENTS = frozenset({"order_status", "cancel_order", "return_refund"})
 UNHELPFUL = "feedback:no"
 REQUEST = "handoff:request"  # the menu's "Talk to a person" (the shopper asks: the shop's `on_request`)
 OFFER = "handoff:offer"  # the button of a mixed reply "answer and offer a person" (the shop offered)
 PERSON_COMMANDS = frozenset({"human", "agent"})
+OFFER_ACCEPTED = "offer_accepted"
+# Said first when the policy answered instead of handing off (the shop switched that trigger off).
+DECLINED_NOTICE = {"request_declined": "handoff_unavailable", "complaint_declined": "complaint_no_person"}
 # A declined request, a complaint the bot keeps: these replies lose their "talk to a person" wording.
 WITHOUT_PERSON = {"feedback_sorry": "feedback_sorry_no_person", "faq_none": "faq_none_no_person"}
 
@@ -29,83 +36,72 @@ async def answer_instead(turn: Turn, stored: ConversationMessage) -> bool:
             turn.say("csat_thanks")
         return True
     value = (stored.payload or stored.text or "").strip()
-    asks = value == REQUEST or (value.startswith("/") and _command(value) in PERSON_COMMANDS)
+    command = parse_command(value)
+    asks = value == REQUEST or (command is not None and command.name in PERSON_COMMANDS)
     if value != OFFER and not asks:
         return False
     rules = await handoff.rules_of(turn.session)
     if rules.on_request or (value == OFFER and rules.offers_a_person):
         if value != OFFER:
             return False  # the engine hands off as before
-        stored.nlu = {"payload": value, "policy": "handoff"}
-        _hand_over(turn, complaint=False)
-        await _queue(turn, reason="offer_accepted")
+        stored.nlu = {"payload": value, "policy": "handoff", "reason": OFFER_ACCEPTED}
+        hand_off(turn, intent="human_handoff", reason=OFFER_ACCEPTED)
+        await _queue(turn, reason=OFFER_ACCEPTED)
         return True
     stored.nlu = {"payload": value, "policy": "handoff_declined"}
     _decline(turn)
     return True
 
 
-async def after_bot(turn: Turn, stored: ConversationMessage) -> None:
-    """Apply the shop's escalation rules and mixed-reply choice to the bot's turn; tell a waiting shopper
-    their place in the queue (or the opening hours)."""
-    session = turn.session
-    rules = await handoff.rules_of(session)
-    nlu = stored.nlu or {}
-    intent = str((nlu.get("intent") or {}).get("name") or "") if isinstance(nlu.get("intent"), dict) else ""
-    confidence = float((nlu.get("intent") or {}).get("confidence") or 0.0) if intent else 0.0
-    reason: str | None = (intent or "asked_for_person") if turn.handed_off else None
-    if not turn.handed_off:
-        order_value, unknown = await _order_value(turn, rules) if intent in ORDER_INTENTS else (None, False)
-        signals = handoff.EscalationSignals(
-            text=stored.text or "", intent=intent, confidence=confidence if intent else 1.0,
-            unhelpful_before=await _unhelpful_in_a_row(turn, stored), order_value=order_value,
-            order_value_unknown=unknown)
-        # The engine's own policy (bot.policy.decide with the shop's triggers) already handled requests,
-        # complaints and low confidence.
-        reason = handoff.should_escalate(
-            rules.model_copy(update={"on_request": False, "on_complaint": False, "low_confidence_in_a_row": 0}),
-            signals)
-        if reason is not None:
-            _hand_over(turn, complaint=reason == "negative_wording" or intent == "complaint")
+async def signals(turn: Turn, stored: ConversationMessage, *, intent: str, triggers: ShopTriggers) -> Signals:
+    """What the policy needs besides the parse for the shop's triggers over the whole message, read only when the
+    rules use it: negative wording, "did this help? no" in a row, the value of an order the message names
+    (`intent`: what the bot reads the message as; only order intents name an order)."""
+    text = stored.text or ""
+    order_value, unknown = await _order_value(turn, triggers) if intent in ORDER_INTENTS else (None, False)
+    return Signals(negative_wording=triggers.on_negative_wording and handoff.rules.strongly_negative(text),
+                   unhelpful_in_a_row=await _unhelpful_in_a_row(turn, stored) if triggers.unhelpful_in_a_row else 0,
+                   order_value=order_value, order_value_unknown=unknown)
+
+
+async def finish(turn: Turn, stored: ConversationMessage, decision: Decision, triggers: ShopTriggers) -> None:
+    """After the bot's turn: open the inbox thread of a hand-off and tell the shopper their place in the queue (or
+    the opening hours); else say a request for a person was declined, drop "Talk to a person" buttons the shop does
+    not honour, and give an unsure answer the shop's mixed reply (a "Talk to a person" button, or held as a draft)."""
     if turn.handed_off:
-        await _queue(turn, reason=reason or intent or "handoff")
+        await _queue(turn, reason=turn.handoff_reason or decision.reason or "handoff")
         return
-    declined = nlu.get("policy") in ("answer", "confirm") and (
-        (intent == "human_handoff" and not rules.on_request) or (intent == "complaint" and not rules.on_complaint))
+    declined = decision.reason in DECLINED_NOTICE
     if declined:
         # The shop switched this trigger off and the policy answered instead: say so first.
-        turn.say("handoff_unavailable" if intent == "human_handoff" else "complaint_no_person")
+        turn.say(DECLINED_NOTICE[str(decision.reason)])
         turn.replies.insert(0, turn.replies.pop())
-    if not rules.on_request:
+    if not triggers.on_request:
         _without_person_buttons(turn)
-    if nlu.get("policy") == "confirm" and turn.replies and not declined:
-        if handoff.mixed_reply_for(rules, intent) == "draft_for_agent":
-            draft = "\n\n".join(r.text for r in turn.replies if r.text and r.text != turn.t("did_this_help"))
-            if stored.id is None:
-                await session.flush()  # the draft refers to the message: write it now
-            await handoff.hold_draft(session, conversation_id=turn.conversation.id, text=draft,
-                                     for_message_id=stored.id)
-            turn.replies = []
-            turn.handed_off = True
-            notice = await handoff.queue_notice(session, conversation_id=turn.conversation.id)
-            turn.say_text(notice.render(turn.locale))
-        else:
-            _offer_person(turn)
+    if not turn.replies or declined:
+        return
+    if decision.action == "draft_for_agent":
+        await _hold_as_draft(turn, stored)
+    elif decision.action == "confirm":
+        _offer_person(turn)
 
 
-def _command(text: str) -> str:
-    return text.split()[0].lstrip("/").split("@")[0].lower() if text.strip() else ""
-
-
-def _menu(turn: Turn) -> list[Button]:
-    """What the bot can do, without a person."""
-    return [turn.button("button.search", "menu:search"), turn.button("button.order_status", "menu:order"),
-            turn.button("button.cart", "cart:view")]
+async def _hold_as_draft(turn: Turn, stored: ConversationMessage) -> None:
+    """The answer waits as a draft for an agent; the shopper hears their place in the queue."""
+    session = turn.session
+    draft = "\n\n".join(r.text for r in turn.replies if r.text and r.text != turn.t("did_this_help"))
+    if stored.id is None:
+        await session.flush()  # the draft refers to the message: write it now
+    await handoff.hold_draft(session, conversation_id=turn.conversation.id, text=draft, for_message_id=stored.id)
+    turn.replies = []
+    turn.handed_off = True
+    notice = await handoff.queue_notice(session, conversation_id=turn.conversation.id)
+    turn.say_text(notice.render(turn.locale))
 
 
 def _decline(turn: Turn) -> None:
     turn.replies = []
-    turn.say("handoff_unavailable", buttons=_menu(turn))
+    turn.say("handoff_unavailable", buttons=turn.menu(person=False))
 
 
 def _without_person_buttons(turn: Turn) -> None:
@@ -131,17 +127,6 @@ def _offer_person(turn: Turn) -> None:
     turn.say("offer_person", buttons=[button])
 
 
-def _hand_over(turn: Turn, *, complaint: bool) -> None:
-    """The same as the engine's handoff: the bot goes quiet until an agent gives it back."""
-    conversation = turn.conversation
-    conversation.mode = "human"
-    conversation.queue = "support"
-    conversation.pending = None
-    turn.handed_off = True
-    turn.replies = []
-    turn.say("handoff_complaint" if complaint else "handoff")
-
-
 async def _queue(turn: Turn, *, reason: str) -> None:
     """Open the inbox thread and tell the shopper their place in the queue (or the opening hours)."""
     await handoff.open_handoff(turn.session, conversation_id=turn.conversation.id, reason=reason)
@@ -165,12 +150,10 @@ async def _unhelpful_in_a_row(turn: Turn, stored: ConversationMessage) -> int:
     return count
 
 
-async def _order_value(turn: Turn, rules: handoff.EscalationRules) -> tuple[Decimal | None, bool]:
+async def _order_value(turn: Turn, triggers: ShopTriggers) -> tuple[Decimal | None, bool]:
     """The value of the order the message names, in the threshold's currency; (None, True) when it cannot be
     converted (no fresh rate: the safer side is a person); (None, False) when no order or no threshold."""
-    from bot.skills.order_status import find_named_order, order_number_in
-
-    if rules.order_value_above is None:
+    if triggers.order_value_above is None:
         return None, False
     number = order_number_in(turn) if turn.parsed is not None else None
     if not number:
@@ -179,5 +162,5 @@ async def _order_value(turn: Turn, rules: handoff.EscalationRules) -> tuple[Deci
     if order is None:
         return None, False
     value = await handoff.order_value_in(turn.session, amount=order.total, currency=order.currency,
-                                         target=rules.order_value_currency)
+                                         target=triggers.order_value_currency)
     return value, value is None

@@ -30,9 +30,8 @@ MixedReply = Literal["answer_and_offer", "draft_for_agent"]
 class EscalationRules(BaseModel):
     """What sends a shopper to a person, per shop; every trigger can be turned off.
 
-    The engine's own triggers (a request, the complaint intent, not understanding N messages in a row) read
-    `on_request`, `on_complaint`, `low_confidence_in_a_row` and `low_confidence_below` through
-    `bot.policy.shop_triggers`; the rest are applied after the bot's turn (`engine_hooks.after_bot`)."""
+    The policy reads them (`bot.policy.shop_triggers` / `triggers_of`) and makes the one decision per message
+    (`bot.policy.decide`); the engine gathers the signals that need the database only when a rule uses them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -77,22 +76,6 @@ class EscalationRules(BaseModel):
         return "answer_and_offer" in choices
 
 
-@dataclass(frozen=True)
-class EscalationSignals:
-    """What the engine knows about the current message and the turns before it."""
-
-    text: str
-    intent: str
-    confidence: float
-    low_confidence_before: int = 0  # consecutive earlier messages below the threshold
-    unhelpful_before: int = 0  # consecutive earlier "did this help? no" answers, counting this one
-    asked_for_person: bool = False
-    # Value of the order the message is about, converted to the rules' `order_value_currency`
-    # (`order_value_in`); `order_value_unknown` when it could not be converted (no fresh rate).
-    order_value: Decimal | None = None
-    order_value_unknown: bool = False
-
-
 # Reads of chat turns, built once (SQLAlchemy reuses their cache key and compiled form).
 _RULES_STAMP = select(ShopHandoffRules.updated_at).where(ShopHandoffRules.shop_id == bindparam("shop_id"))
 
@@ -124,27 +107,6 @@ def strongly_negative(message: str) -> bool:
     return len(letters) >= 8 and sum(c.isupper() for c in letters) / len(letters) > 0.8 and "!!" in message
 
 
-def should_escalate(rules: EscalationRules, signals: EscalationSignals) -> str | None:
-    """The trigger that sends this shopper to a person (its name), or None when the bot keeps answering."""
-    if rules.on_request and (signals.asked_for_person or signals.intent == "human_handoff"):
-        return "asked_for_person"
-    if rules.on_complaint and signals.intent == "complaint":
-        return "complaint"
-    if rules.on_negative_wording and strongly_negative(signals.text):
-        return "negative_wording"
-    if rules.order_value_above is not None and (
-            signals.order_value_unknown
-            or (signals.order_value is not None and signals.order_value > rules.order_value_above)):
-        return "order_value"  # an order we cannot value goes to a person: the safer side
-    below = DEFAULT_LOW_CONFIDENCE if rules.low_confidence_below is None else rules.low_confidence_below
-    if (rules.low_confidence_in_a_row and signals.confidence < below
-            and signals.low_confidence_before + 1 >= rules.low_confidence_in_a_row):
-        return "low_confidence"
-    if rules.unhelpful_in_a_row and signals.unhelpful_before >= rules.unhelpful_in_a_row:
-        return "not_helpful"
-    return None
-
-
 async def order_value_in(session: AsyncSession, *, amount: Decimal, currency: str, target: str) -> Decimal | None:
     """An order's value in the threshold's currency, through commerce's cross-border `convert` at the
     mid-market rate (the shop's shopper-facing FX markup taken out); None when no fresh rate is known
@@ -166,11 +128,6 @@ async def order_value_in(session: AsyncSession, *, amount: Decimal, currency: st
                     currency, target, code)
         return None
     return conversion.amount / (1 + conversion.markup_percent / 100)
-
-
-def mixed_reply_for(rules: EscalationRules, intent: str) -> MixedReply:
-    """For a middle-confidence answer: answer and offer a person, or keep the bot's draft for an agent."""
-    return rules.mixed_reply_by_intent.get(intent, rules.mixed_reply_default)
 
 
 # Rules per shop, cached per database (keyed weakly by the engine's pool: a disposed engine takes its entries).

@@ -7,23 +7,23 @@ from bot.conversations.models import ConversationMessage
 from bot.messages import Button
 from bot.rasa.service import active_assistant, models_dir_of, respond
 from bot.skills.base import Turn
+from bot.skills.person import ASKED, hand_off
 
 
-async def answer(turn: Turn, stored: ConversationMessage) -> bool:
-    """True when an imported assistant answered (its replies are on the turn); False: ShopTalk's bot answers."""
+async def answer(turn: Turn, stored: ConversationMessage) -> str | None:
+    """The intent the imported assistant read ("" for none) when it answered (its replies are on the turn);
+    None: ShopTalk's bot answers."""
     inbound = turn.inbound
     if inbound.kind in ("unsupported", "edited"):
-        return False
+        return None
     assistant = await active_assistant(turn.session, models_dir=models_dir_of(turn.deps.settings.data_dir))
     if assistant is None:
-        return False
+        return None
     text = inbound.payload if inbound.kind == "callback" and inbound.payload else (inbound.text or "")
     text = text[: turn.deps.settings.limits.max_message_chars]
 
     def hand_over() -> None:
-        from bot.engine import handoff
-
-        handoff(turn, "human_handoff")
+        hand_off(turn, intent="human_handoff", reason=ASKED)
 
     ttl_seconds = turn.deps.settings.security.verified_order_ttl_seconds  # the order status action's proofs
     replies = await respond(turn.session, assistant=assistant, conversation_id=turn.conversation.id,
@@ -31,12 +31,14 @@ async def answer(turn: Turn, stored: ConversationMessage) -> bool:
                             message_id=inbound.message_id, metadata=inbound.metadata,
                             extra={"conversation": turn.conversation, "handoff": hand_over,
                                    "verified_order_ttl_seconds": ttl_seconds})
-    stored.nlu = {**(await _latest_parse(turn)), "policy": "rasa"}
+    parse = await _latest_parse(turn)
+    stored.nlu = {**parse, "policy": "rasa"}
     for reply in replies:
         # An image-only response still shows something on channels that need text (Telegram).
         turn.say_text(str(reply.get("text") or reply.get("image") or ""), buttons=_buttons(reply.get("buttons")),
                       custom=_custom(reply))
-    return True
+    intent = parse.get("intent")
+    return str(intent.get("name") or "") if isinstance(intent, dict) else ""
 
 
 async def _latest_parse(turn: Turn) -> dict[str, Any]:

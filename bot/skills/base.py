@@ -1,9 +1,11 @@
-"""The turn a skill works on: the conversation, the parsed message, and helpers to reply in the shopper's locale."""
+"""The turn a skill works on (the conversation, the parsed message, helpers to reply in the shopper's locale) and
+`Skill`, with which a skill module declares what it answers (`bot.skills.registry` collects them)."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from babel.numbers import get_territory_currencies
 from sqlalchemy.exc import DBAPIError
@@ -32,6 +34,7 @@ class Turn:
     shopper_id: int | None
     replies: list[OutboundMessage] = field(default_factory=list)
     handed_off: bool = False
+    handoff_reason: str | None = None  # why, for the agent inbox (set with handed_off by `person.hand_off`)
     preparsed: ParsedMessage | None = None  # the NLU's parse, run before the transaction opened
     # Exchange rates (markup included) looked up in this turn, None when no fresh rate is known. Kept for
     # the turn only: rates change, so the next message looks them up again.
@@ -59,6 +62,12 @@ class Turn:
     def say(self, key: str, *, buttons: list[Button] | None = None, cards: list[ProductCard] | None = None,
             custom: dict[str, Any] | None = None, **values: Any) -> OutboundMessage:
         return self.say_text(self.t(key, **values), buttons=buttons, cards=cards, custom=custom)
+
+    def menu(self, *, person: bool = True) -> list[Button]:
+        """What the bot can do, with "Talk to a person" unless `person` is False."""
+        buttons = [self.button("button.search", "menu:search"), self.button("button.order_status", "menu:order"),
+                   self.button("button.cart", "cart:view")]
+        return [*buttons, self.button("button.human", "handoff:request")] if person else buttons
 
     def ask(self, *, intent: str, slot: str, key: str, data: dict[str, Any] | None = None,
             buttons: list[Button] | None = None, **values: Any) -> None:
@@ -152,3 +161,62 @@ class Turn:
                      self.button("button.add_to_cart", f"cart:add:{variant.sku}:1{tracked}"
                                  if tracked else f"cart:add:{variant.sku}"),
                      self.button("button.more_like_this", f"more_like:{product.id}")])
+
+
+@dataclass(frozen=True)
+class Press:
+    """A button pressed: what its payload carries after the prefix the handler registered."""
+
+    arg: str
+    impression_id: int | None = None  # a recommendation's ":rec:<impression id>" suffix
+
+
+@dataclass(frozen=True)
+class Question:
+    """The bot's question in flight (`Turn.ask`) that the message may answer."""
+
+    intent: str
+    slot: str
+    data: dict[str, Any]
+    confident_other: bool  # the classifier is sure the message means another (not a weak) intent
+
+
+Answer = Callable[[], Awaitable[Any]]  # what answering the question does, once the policy let the bot answer
+IntentHandler = Callable[[Turn, str], Awaitable[Any]]
+ButtonHandler = Callable[[Turn, Press], Awaitable[Any]]
+CommandHandler = Callable[[Turn], Awaitable[Any]]
+AnswerReader = Callable[[Turn, Question], Answer | None]  # None: the message is not an answer to the question
+_F = TypeVar("_F")
+
+
+class Skill:
+    """What one skill answers, declared next to its handlers (aiogram's one Router per feature is the model):
+    the intents the policy routes to it, the button payloads (a payload ending in ":" is a prefix: the handler
+    gets the rest), the slash commands, and the questions in flight it reads answers to (slot None: any slot)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.intents: dict[str, IntentHandler] = {}
+        self.payloads: dict[str, ButtonHandler] = {}
+        self.commands: dict[str, CommandHandler] = {}
+        self.answers: dict[tuple[str, str | None], AnswerReader] = {}
+
+    def intent(self, *names: str) -> Callable[[_F], _F]:
+        return self._register(self.intents, names)
+
+    def payload(self, *payloads: str) -> Callable[[_F], _F]:
+        return self._register(self.payloads, payloads)
+
+    def command(self, *names: str) -> Callable[[_F], _F]:
+        return self._register(self.commands, names)
+
+    def answer(self, *intents: str, slot: str | None = None) -> Callable[[_F], _F]:
+        return self._register(self.answers, [(intent, slot) for intent in intents])
+
+    @staticmethod
+    def _register(table: dict[Any, Any], keys: Any) -> Callable[[_F], _F]:
+        def register(handler: _F) -> _F:
+            for key in keys:
+                table[key] = handler
+            return handler
+        return register

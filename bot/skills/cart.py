@@ -1,5 +1,7 @@
 """Cart (stored on the conversation) and checkout: the order summary to confirm, then reserve stock and create the
-order in pending_payment."""
+order in pending_payment.
+
+Over 500 lines on purpose: checkout's summary, its digest and placing the order share the cart's pricing helpers."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +13,7 @@ from typing import Any
 
 from bot import i18n
 from bot.conversations.service import remember_verified_order
-from bot.skills.base import Turn
+from bot.skills.base import Answer, Press, Question, Skill, Turn
 from bot.skills.recommend import count_outcome
 from bot.skills.search import note_search_used
 from commerce import cross_border
@@ -470,3 +472,66 @@ async def _place(turn: Turn, prepared: PreparedOrder) -> None:
              taxes=turn.money(order.taxes, order.currency), total=turn.money(order.total, order.currency),
              custom={"order_number": number, "order_ref": order.public_ref, "total": str(order.total),
                      "currency": order.currency})
+
+
+skill = Skill("cart")
+
+
+@skill.intent("add_to_cart", "view_cart", "checkout")
+async def for_intent(turn: Turn, intent: str) -> None:
+    await {"add_to_cart": add_from_text, "view_cart": view, "checkout": checkout}[intent](turn)
+
+
+@skill.command("cart")
+async def cart_command(turn: Turn) -> None:
+    await view(turn)
+
+
+@skill.payload("cart:view")
+async def view_button(turn: Turn, press: Press) -> None:
+    await view(turn)
+
+
+@skill.payload("cart:add:")
+async def add_button(turn: Turn, press: Press) -> None:
+    sku, _, quantity = press.arg.partition(":")
+    if await add(turn, sku, int(quantity) if quantity else 1, impression_id=press.impression_id) and \
+            press.impression_id is not None:
+        await count_outcome(turn, press.impression_id, "add_to_cart")
+
+
+@skill.payload("cart:remove:")
+async def remove_button(turn: Turn, press: Press) -> None:
+    await remove(turn, press.arg)
+
+
+@skill.payload("cart:set:")
+async def set_button(turn: Turn, press: Press) -> None:
+    sku, _, quantity = press.arg.rpartition(":")
+    await set_quantity(turn, sku, int(quantity))
+
+
+@skill.payload("checkout:start")
+async def checkout_button(turn: Turn, press: Press) -> None:
+    await checkout(turn)
+
+
+@skill.payload("checkout:place:")
+async def place_button(turn: Turn, press: Press) -> None:
+    await confirm(turn, press.arg)
+
+
+@skill.payload("checkout:ship:")
+async def service_button(turn: Turn, press: Press) -> None:
+    await choose_service(turn, press.arg)
+
+
+@skill.answer("checkout")
+def read_checkout_answer(turn: Turn, question: Question) -> Answer | None:
+    answer = turn.text.strip()
+    looks_like = {"country": turn.entity("country") is not None,
+                  "email": turn.entity("email") is not None or "@" in answer,
+                  "postcode": bool(POSTCODE.match(answer)) and any(c.isdigit() for c in answer)}
+    if looks_like.get(question.slot) or not question.confident_other:
+        return lambda: fill_checkout_slot(turn, question.slot)
+    return None

@@ -5,7 +5,8 @@ import re
 from decimal import Decimal
 
 from bot import i18n
-from bot.skills.base import Turn
+from bot.skills import faq
+from bot.skills.base import Answer, Question, Skill, Turn
 from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.service import get_product
@@ -164,3 +165,20 @@ async def returns(turn: Turn, country: str) -> bool:
              payer=turn.t(f"payer.{policy.return_shipping_paid_by}"),
              duties=turn.t("word.yes" if policy.duties_refundable else "word.no"))
     return True
+
+
+INTENTS = ("shipping_info", "customs_duties", "currency_payment", "return_refund")
+skill = Skill("cross_border")
+
+
+@skill.intent(*INTENTS)
+async def for_intent(turn: Turn, intent: str) -> None:
+    if not await answer(turn, intent) and not await faq.answer(turn):
+        turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+
+
+@skill.answer(*INTENTS, slot="country")
+def read_country(turn: Turn, question: Question) -> Answer | None:
+    if turn.entity("country") or not question.confident_other:
+        return lambda: continue_with_country(turn, question.intent)
+    return None

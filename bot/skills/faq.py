@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import knowledge_base
 from bot.deps import FaqMatch, FaqResult, FaqSource
-from bot.skills.base import Turn
+from bot.skills.base import Press, Skill, Turn
 from bot.understanding import usable_embedding
 from kit.db import Database
 from knowledge_base import LiveFaqIndex
@@ -72,3 +72,25 @@ def show_suggested(turn: Turn, entry_id: str) -> bool:
     turn.conversation.pending = None
     turn.say_text(str(text), custom={"faq_entry_id": entry_id})
     return True
+
+
+skill = Skill("faq")
+
+
+@skill.intent("faq")
+async def otherwise(turn: Turn, intent: str) -> None:
+    """Any intent no skill claims: the knowledge base, else "I don't know" with a person to ask."""
+    if not await answer(turn):
+        turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+
+
+@skill.intent("out_of_scope")
+async def out_of_scope(turn: Turn, intent: str) -> None:
+    if not await answer(turn):
+        turn.say("out_of_scope", buttons=turn.menu())
+
+
+@skill.payload("faq:entry:")
+async def suggestion_button(turn: Turn, press: Press) -> None:
+    if not show_suggested(turn, press.arg):
+        turn.say("unknown_button", buttons=turn.menu())

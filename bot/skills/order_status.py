@@ -9,7 +9,7 @@ import re
 
 from bot import i18n
 from bot.conversations.service import remember_verified_order, verified_order
-from bot.skills.base import Turn
+from bot.skills.base import Answer, Press, Question, Skill, Turn
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.refs import parse_public_ref, public_ref_in
@@ -164,3 +164,50 @@ def show(turn: Turn, order: Order) -> None:
              history=history, tracking=tracking,
              custom={"order_number": order.number, "order_ref": order.public_ref, "status": order.status,
                      "carrier": order.carrier, "tracking_number": order.tracking_number})
+
+
+skill = Skill("order_status")
+
+
+@skill.intent("order_status")
+async def for_intent(turn: Turn, intent: str) -> None:
+    await start(turn)
+
+
+@skill.payload("menu:order")
+async def menu_button(turn: Turn, press: Press) -> None:
+    await start(turn)
+
+
+@skill.payload("order:status:")
+async def pick_button(turn: Turn, press: Press) -> None:
+    await with_number(turn, press.arg)
+
+
+@skill.answer("order_status", slot="order_number")
+def read_number(turn: Turn, question: Question) -> Answer | None:
+    number = order_number_in(turn)
+    if number:
+        return lambda: with_number(turn, number)
+    if question.confident_other:
+        return None
+
+    async def ask_again() -> None:
+        turn.ask(intent=question.intent, slot=question.slot, key="ask_order_number")
+    return ask_again
+
+
+@skill.answer("order_status", slot="order_proof")
+def read_proof(turn: Turn, question: Question) -> Answer | None:
+    answer, number = turn.text.strip(), str(question.data.get("number", ""))
+    if turn.entity("email") or "@" in answer or (POSTCODE.match(answer) and any(c.isdigit() for c in answer)):
+        return lambda: with_proof(turn, number)
+    named = turn.entity("order_number")
+    if named and str(named).lstrip("#") != number:
+        return lambda: with_number(turn, str(named).lstrip("#"))  # asking about another order now
+    if question.confident_other:
+        return None
+
+    async def ask_again() -> None:
+        ask_proof_again(turn, number)
+    return ask_again

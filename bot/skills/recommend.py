@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bot import i18n
-from bot.skills.base import Turn
+from bot.skills.base import Press, Skill, Turn
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.service import get_product, get_products
 from commerce.recommend import service as recommendations
@@ -80,3 +80,16 @@ async def more_like(turn: Turn, product_id: int) -> None:
         return
     turn.conversation.last_products = [c.product_id for c in cards]
     turn.say("more_like_this", cards=cards)
+
+
+skill = Skill("recommend")
+
+
+@skill.intent("recommend")
+async def for_intent(turn: Turn, intent: str) -> None:
+    await recommend(turn)
+
+
+@skill.payload("more_like:")
+async def more_like_button(turn: Turn, press: Press) -> None:
+    await more_like(turn, int(press.arg))

@@ -5,7 +5,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.skills.base import Turn
+from bot.skills.base import Answer, Press, Question, Skill, Turn
+from bot.skills.recommend import count_outcome
 from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.service import find_variants, get_product, localized, variant_price
@@ -159,3 +160,39 @@ async def details(turn: Turn, product_id: int) -> None:
     turn.conversation.last_products = [product.id]
     turn.say("product_details", buttons=buttons, cards=[await turn.card(product, in_stock[0])],
              title=turn.title(product), description=description[:400], price=price, options=options)
+
+
+skill = Skill("search")
+
+
+@skill.intent("product_search")
+async def for_intent(turn: Turn, intent: str) -> None:
+    await search(turn)
+
+
+@skill.payload("menu:search")
+async def ask_query(turn: Turn, press: Press) -> None:
+    turn.ask(intent="product_search", slot="query", key="search_ask")
+
+
+@skill.payload("search:page:")
+async def page_button(turn: Turn, press: Press) -> None:
+    await show_page(turn, page=int(press.arg))
+
+
+@skill.payload("product:details:")
+async def details_button(turn: Turn, press: Press) -> None:
+    await details(turn, int(press.arg))
+    if press.impression_id is not None:
+        await count_outcome(turn, press.impression_id, "click")
+
+
+@skill.answer("product_search", slot="query")
+def read_query(turn: Turn, question: Question) -> Answer | None:
+    if question.confident_other:
+        return None
+
+    async def run() -> None:
+        turn.conversation.pending = None
+        await search(turn)
+    return run

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bot.policy import PolicyThresholds, decide
+from bot import handoff
+from bot.policy import Decision, PolicyThresholds, Signals, decide, triggers_of
 
 
 @dataclass
@@ -41,3 +43,34 @@ def test_policy_by_confidence(intent: str, confidence: float, before: int, actio
     decision = decide(Parsed(intent, confidence), thresholds=PolicyThresholds(), misunderstood_before=before)
     assert decision.action == action
 
+
+def test_escalation_triggers_are_configurable() -> None:
+    """The shop's escalation rules, read by the policy (the one place that decides): each trigger hands off with
+    its reason, and a shop that switched every trigger off keeps the bot answering."""
+    rules = handoff.rules.EscalationRules(order_value_above=Decimal("500"))
+
+    def decision(text: str, intent: str, confidence: float, *, rules: handoff.rules.EscalationRules = rules,
+                 before: int = 0, **signals: Any) -> Decision:
+        parsed = Parsed(intent, confidence, text=text)
+        return decide(parsed, thresholds=PolicyThresholds(), misunderstood_before=before, triggers=triggers_of(rules),
+                      signals=Signals(negative_wording=handoff.rules.strongly_negative(text), **signals))
+
+    asked = decision("talk to a human", "human_handoff", 0.9)
+    assert (asked.action, asked.reason) == ("handoff", "human_handoff")
+    assert decision("this is broken", "complaint", 0.8).reason == "complaint"
+    assert decision("this shop is a SCAM", "other", 0.8).reason == "negative_wording"
+    assert decision("你们就是骗子", "other", 0.8).reason == "negative_wording"
+    assert decision("order A1", "order_status", 0.9, order_value=Decimal("800.00")).reason == "order_value"
+    assert decision("order A1", "order_status", 0.9, order_value=Decimal("400.00")).action == "answer"
+    assert decision("order A1", "order_status", 0.9, order_value_unknown=True).reason == "order_value"
+    assert decision("hmm", "x", 0.2, before=0).action == "clarify"
+    assert decision("hmm", "x", 0.2, before=1).action == "handoff"
+    assert decision("no", "deny", 0.9, unhelpful_in_a_row=2).reason == "not_helpful"
+    quiet = handoff.rules.EscalationRules(on_request=False, on_complaint=False, on_negative_wording=False,
+                                          low_confidence_in_a_row=0, unhelpful_in_a_row=0)
+    assert decision("SCAM!! talk to a human", "human_handoff", 0.1, rules=quiet, before=5,
+                    unhelpful_in_a_row=5).action == "clarify"
+    assert decision("talk to a human", "human_handoff", 0.9, rules=quiet).reason == "request_declined"
+    mixed = handoff.rules.EscalationRules(mixed_reply_by_intent={"return_refund": "draft_for_agent"})
+    assert decision("can I return it", "return_refund", 0.5, rules=mixed).action == "draft_for_agent"
+    assert decision("shipping to Peru?", "shipping_info", 0.5, rules=mixed).action == "confirm"

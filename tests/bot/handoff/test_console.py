@@ -3,7 +3,6 @@ responses, CSAT, escalation triggers, opening hours, delivery state."""
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -289,27 +288,6 @@ async def test_notes_and_canned_responses(db: Database) -> None:
         assert all(m.text != "VIP, be kind" for m in view.messages)
         assert handoff.canned.fill_canned(canned.body, {"name": "Lin", "order_number": None}) == \
             "Hi Lin, about order {order_number}:"
-
-
-def test_escalation_triggers_are_configurable() -> None:
-    rules = handoff.rules.EscalationRules(order_value_above=Decimal("500"))
-    signal = handoff.rules.EscalationSignals
-    assert handoff.rules.should_escalate(rules, signal("talk to a human", "human_handoff", 0.9)) == "asked_for_person"
-    assert handoff.rules.should_escalate(rules, signal("this is broken", "complaint", 0.8)) == "complaint"
-    assert handoff.rules.should_escalate(rules, signal("this shop is a SCAM", "other", 0.8)) == "negative_wording"
-    assert handoff.rules.should_escalate(rules, signal("你们就是骗子", "other", 0.8)) == "negative_wording"
-    assert handoff.rules.should_escalate(rules, signal("order A1", "order_status", 0.9,
-                                                       order_value=Decimal("800.00"))) == "order_value"
-    assert handoff.rules.should_escalate(rules, signal("hmm", "x", 0.2, low_confidence_before=0)) is None
-    assert handoff.rules.should_escalate(rules, signal("hmm", "x", 0.2, low_confidence_before=1)) == "low_confidence"
-    assert handoff.rules.should_escalate(rules, signal("no", "deny", 0.9, unhelpful_before=2)) == "not_helpful"
-    quiet = handoff.rules.EscalationRules(on_request=False, on_complaint=False, on_negative_wording=False,
-                                          low_confidence_in_a_row=0, unhelpful_in_a_row=0)
-    assert handoff.rules.should_escalate(quiet, signal("SCAM!! talk to a human", "human_handoff", 0.1,
-                                                       low_confidence_before=5, unhelpful_before=5)) is None
-    mixed = handoff.rules.EscalationRules(mixed_reply_by_intent={"return_refund": "draft_for_agent"})
-    assert handoff.rules.mixed_reply_for(mixed, "return_refund") == "draft_for_agent"
-    assert handoff.rules.mixed_reply_for(mixed, "shipping_info") == "answer_and_offer"
 
 
 async def test_offline_hours_tell_when_the_team_is_back(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
