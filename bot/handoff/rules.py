@@ -22,7 +22,6 @@ from kit.clock import as_utc, utcnow
 log = logging.getLogger(__name__)
 
 INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,79}$")
-DEFAULT_LOW_CONFIDENCE = 0.35  # the bot's own line (PolicyThresholds.confirm_at) when the shop sets none
 MAX_INTENT_CHOICES = 200
 MixedReply = Literal["answer_and_offer", "draft_for_agent"]
 
