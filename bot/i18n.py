@@ -21,7 +21,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-LANGUAGES = ("en", "zh", "es")  # the reply languages; each has a catalog in bot/locales
+LANGUAGES = ("en", "zh", "es", "ja")  # the reply languages; each has a catalog in bot/locales
 DEFAULT_LOCALE = "en"
 DOMAIN = "shoptalk"
 # The babel locale of a reply language when its bare code is not the one to format with.

@@ -1,4 +1,5 @@
-"""The reply catalogs: complete in every language, plural forms, and a Spanish shopper answered in Spanish."""
+"""The reply catalogs: complete in every language, plural forms, and Spanish and Japanese shoppers answered in their
+language."""
 from __future__ import annotations
 
 import re
@@ -58,6 +59,8 @@ def test_plural_forms_follow_the_count() -> None:
     assert i18n.t("es", "wait.minutes", n=1, count=1) == "1 minuto"
     assert i18n.t("es", "wait.minutes", n=4, count=4) == "4 minutos"
     assert i18n.t("zh", "wait.minutes", n=1, count=1) == i18n.t("zh", "wait.minutes", n=4, count=1) == "1 分钟"
+    assert i18n.t("ja", "wait.minutes", n=1, count=1) == "1分"
+    assert i18n.t("ja", "wait.minutes", n=4, count=4) == "4分"
     with pytest.raises(TypeError):
         i18n.t("en", "wait.seconds", count=2)  # a plural entry needs its count
     with pytest.raises(KeyError):
@@ -69,11 +72,13 @@ def test_locale_names_from_channels() -> None:
     assert i18n.supported_locale("zh_CN") == "zh"
     assert i18n.supported_locale("en-GB") == "en"
     assert i18n.supported_locale("es-419") == "es"
+    assert i18n.supported_locale("ja-JP") == "ja"
     assert i18n.supported_locale("de") is None
     assert i18n.supported_locale(None) is None
     assert i18n.t("de", "thanks") == "You're welcome!"
     assert i18n.t("zh", "thanks") == "不客气！"
     assert i18n.t("es", "thanks") == "¡De nada!"
+    assert i18n.t("ja", "thanks") == "どういたしまして！"
 
 
 def test_a_key_missing_from_a_catalog_falls_back_to_english(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,8 +108,11 @@ def test_opening_time_is_written_the_shoppers_way() -> None:
     # Before the catalogs the Chinese text carried an English "Mon 09:00".
     assert "我们将于 周一09:00（Europe/Berlin）上班" in notice.render("zh")
     assert "Volvemos a abrir el lun, 9:00 (Europe/Berlin)" in notice.render("es")
+    # babel writes the Japanese weekday after the time ("9:00 (月)"): the catalog puts the zone before it.
+    assert "Europe/Berlin時間の9:00 (月)に対応を再開" in notice.render("ja")
     queued = QueueNotice(open_now=True, position=2, expected_wait_minutes=1)
     assert "la espera estimada es de 1 minuto." in queued.render("es")
+    assert "現在2番目にお並びいただいており、待ち時間は約1分の見込みです。" in queued.render("ja")
 
 
 async def test_a_spanish_shopper_is_answered_in_spanish(say: Say, shop: Database) -> None:
@@ -132,3 +140,40 @@ async def test_a_spanish_shopper_reads_order_dates_in_spanish(say: Say, shop: Da
     assert shown.startswith(f"Pedido #{number}: enviado.\nReferencia: {ref}\n")
     assert re.search(r"^- \d{1,2} [a-z]{3} \d{4}: pagado$", shown, re.M), shown
     assert "Transportista: DHL, número de seguimiento JD0146000062" in shown
+
+
+async def test_a_japanese_shopper_is_answered_in_japanese(say: Say, shop: Database) -> None:
+    # Kana in the words say Japanese (nlu language detection): the reply and its menu are Japanese.
+    unclear = await say("注文はどこですか？", sender="ja-words")
+    assert texts(unclear).startswith("申し訳ありません、うまく理解できませんでした。")
+    assert "商品を探す" in [b.title for r in unclear.replies for b in r.buttons]
+    async with shop.sessions() as session:
+        conversation = (await session.execute(
+            Conversation.__table__.select().where(Conversation.sender_id == "ja-words"))).one()
+        assert conversation.locale == "ja"
+
+    # A button press has no words: the channel's language ("ja-JP") decides. One plural form for every count.
+    one = await say(kind="callback", payload="cart:add:KET-1", sender="ja-buttons", locale_hint="ja-JP")
+    assert "Electric Kettle 1.7 Lを1点カートに追加しました。" in texts(one)
+    two = await say(kind="callback", payload="cart:add:KET-1:2", sender="ja-buttons")
+    assert "Electric Kettle 1.7 Lを2点カートに追加しました。" in texts(two)
+    cart = await say(kind="callback", payload="cart:view", sender="ja-buttons")
+    assert texts(cart) == "カートの中身：\n- 3 x Electric Kettle 1.7 L（KET-1）：€149.70\n小計：€149.70"
+
+    # Delivered to Japan the prices turn into yen, written babel's way for ja (the full-width sign, no decimals).
+    await say(kind="callback", payload="checkout:start", sender="ja-buttons")
+    await say("日本", sender="ja-buttons")
+    await say("hanako@example.com", sender="ja-buttons")
+    summary = texts(await say("100-0001", sender="ja-buttons"))
+    assert summary.startswith("ご注文を確定する前に、内容をご確認ください：\n- 3 x Electric Kettle 1.7 L（KET-1）：￥")
+    assert "送料（通常配送（追跡可能な小包）、" in summary
+    assert re.search(r"^合計：￥\d{1,3}(,\d{3})*$", summary, re.M), summary
+    assert "お届け先：日本、郵便番号 100-0001／確認メールの送信先：hanako@example.com" in summary
+
+
+async def test_a_japanese_shopper_reads_order_dates_in_japanese(say: Say, shop: Database) -> None:
+    number, ref = await place_anna_order_with_ref(shop)
+    shown = texts(await say(kind="callback", payload=f"order:status:{ref}", sender="100001", locale_hint="ja"))
+    assert shown.startswith(f"ご注文 #{number}：発送済み\n参照番号：{ref}\n")
+    assert re.search(r"^- \d{4}/\d{2}/\d{2}：お支払い済み$", shown, re.M), shown
+    assert "配送業者：DHL、追跡番号 JD0146000062" in shown
