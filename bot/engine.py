@@ -223,6 +223,8 @@ def _locale(conversation: Conversation, inbound: InboundMessage, parsed: ParsedM
             deps: BotDeps) -> str:
     """The NLU's detected language when the text has words; else what we knew; else the channel's hint."""
     detected = supported_locale(parsed.language) if parsed is not None and has_letters(parsed.text) else None
+    if detected == "zh" and conversation.locale == "ja":
+        detected = "ja"  # kanji alone (韓国, 米国) is Japanese too: it does not move a Japanese conversation to Chinese
     if detected and (has_letters(_without_entities(parsed)) or not conversation.locale):  # type: ignore[arg-type]
         return detected
     return (conversation.locale or supported_locale(inbound.locale_hint)

@@ -59,7 +59,6 @@ class RestChannelSettings(BaseModel):
 
 class LocaleSettings(BaseModel):
     default_locale: str = "en"
-    supported_locales: list[str] = Field(default_factory=lambda: ["en", "zh"])
     default_currency: str = "EUR"
     default_country: str = "DE"
 

@@ -304,12 +304,17 @@ def _table_key(value: str) -> str:
     return value if _is_code(value) else value.lower()
 
 
+# Country names are recognised as babel writes them in these languages: the reply languages (bot.i18n.LANGUAGES;
+# a test keeps the two together, nlu cannot import bot).
+COUNTRY_NAME_LANGUAGES = ("en", "zh", "es", "ja")
+
+
 def _country_tables() -> tuple[dict[str, str], dict[str, str]]:
     from babel import Locale
 
     names: dict[str, str] = {}
     codes: dict[str, str] = {}
-    for locale in ("en", "zh"):
+    for locale in COUNTRY_NAME_LANGUAGES:
         for code, name in Locale(locale).territories.items():
             if len(code) == 2 and code.isalpha() and code not in ("ZZ", "EU", "UN", "EZ", "QO"):
                 names[name.lower()] = code

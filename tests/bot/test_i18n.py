@@ -14,6 +14,7 @@ from bot import i18n
 from bot.conversations.models import Conversation
 from bot.handoff.inbox import QueueNotice
 from kit.db import Database
+from nlu.entities import COUNTRY_NAME_LANGUAGES
 from tests.bot.conftest import Say, texts
 from tests.bot.test_conversation import place_anna_order_with_ref
 
@@ -27,6 +28,8 @@ def _forms(message: object) -> tuple[str, ...]:
 
 def test_every_language_listed_has_a_catalog_and_every_catalog_is_listed() -> None:
     assert sorted(path.name for path in LOCALES_DIR.iterdir() if path.is_dir()) == sorted(i18n.LANGUAGES)
+    # A shopper of every reply language can name a country in it (nlu cannot import the list from bot).
+    assert set(i18n.LANGUAGES) <= set(COUNTRY_NAME_LANGUAGES)
     for language in i18n.LANGUAGES:
         catalog = i18n.read_catalog(language)
         assert str(catalog.locale) == language
@@ -177,3 +180,21 @@ async def test_a_japanese_shopper_reads_order_dates_in_japanese(say: Say, shop: 
     assert shown.startswith(f"ご注文 #{number}：発送済み\n参照番号：{ref}\n")
     assert re.search(r"^- \d{4}/\d{2}/\d{2}：お支払い済み$", shown, re.M), shown
     assert "配送業者：DHL、追跡番号 JD0146000062" in shown
+
+
+async def test_a_japanese_shopper_names_countries_in_katakana_and_kanji(say: Say, shop: Database) -> None:
+    """Katakana country names are recognised, and a kanji-only answer (韓国) does not turn the reply Chinese."""
+    await say(kind="callback", payload="cart:add:KET-1", sender="ja-countries", locale_hint="ja-JP")
+    assert texts(await say(kind="callback", payload="checkout:start", sender="ja-countries")) == \
+        "お届け先の国はどちらですか？"
+    assert texts(await say("ドイツ", sender="ja-countries")) == \
+        "ご注文確認メールの送信先メールアドレスを教えてください。"
+    await say(kind="callback", payload="cart:add:KET-1", sender="ja-korea", locale_hint="ja-JP")
+    await say(kind="callback", payload="checkout:start", sender="ja-korea")
+    korea = texts(await say("韓国", sender="ja-korea"))
+    assert korea == "ご注文確認メールの送信先メールアドレスを教えてください。", korea
+    async with shop.sessions() as session:
+        conversation = (await session.execute(
+            Conversation.__table__.select().where(Conversation.sender_id == "ja-korea"))).one()
+        assert (conversation.locale, conversation.country) == ("ja", "KR")
+
