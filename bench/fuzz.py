@@ -29,7 +29,7 @@ from scratch_db import postgres_admin  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.auth import ROLES  # noqa: E402
 from api.demo.loader import load_demo  # noqa: E402
-from api.migrate import upgrade  # noqa: E402
+from api.migrations import upgrade  # noqa: E402
 from kit.db import Database  # noqa: E402
 from kit.settings import Settings  # noqa: E402
 from tests.api import fuzzing  # noqa: E402

@@ -569,7 +569,7 @@ async def ivf_move(size: int, embedder: Embedder) -> dict[str, Any]:
 async def publish_to_answer(url: str | None, rounds: int, embedder: Embedder) -> dict[str, Any]:
     """Seconds from a publish's commit until another index instance (another process) answers with it."""
     import knowledge_base as kb
-    from api.migrate import upgrade
+    from api.migrations import upgrade
     from kit.db import Database
     from knowledge_base.live import LiveFaqIndex
     from knowledge_base.schemas import FaqEntryIn

@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from scratch_db import postgres_admin  # noqa: E402
 
-from api.migrate import upgrade  # noqa: E402
+from api.migrations import upgrade  # noqa: E402
+from commerce.channels import register_stock_listener  # noqa: E402
 from commerce.inventory import service as inventory  # noqa: E402
 from commerce.inventory.errors import InsufficientStock  # noqa: E402
 from kit.db import Database  # noqa: E402
@@ -79,6 +80,7 @@ async def run_backend(url: str, *, clients: int, seconds: float) -> dict[str, An
 
 
 async def main() -> None:
+    register_stock_listener()  # as in the API: every stock change asks whether a channel wants a push
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)

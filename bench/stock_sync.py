@@ -5,7 +5,7 @@
 
 Three channels on 127.0.0.1 doubles (generic webhook shared pool, Shopify Admin API with 2 held back, generic
 webhook with a 50% share); order streams import channel orders (idempotent, reserving stock) for `duration`
-seconds while real worker processes (`python -m api.stock_sync_worker`) push; then one worker is killed -9 and
+seconds while real worker processes (`python -m api.workers`) push; then one worker is killed -9 and
 the same load runs again. Push lag is measured from a stock change's commit to the first moment the channel double
 holds that value (or a newer one). Prints one JSON object.
 """
@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from scratch_db import postgres_admin  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from api.migrate import upgrade  # noqa: E402
+from api.migrations import upgrade  # noqa: E402
 from commerce.catalog import service as catalog  # noqa: E402
 from commerce.catalog.schemas import ProductIn, VariantIn  # noqa: E402
+from commerce.channels import register_stock_listener  # noqa: E402
 from commerce.channels import service as channels  # noqa: E402
 from commerce.channels.allocation import channel_quantity  # noqa: E402
 from commerce.channels.schemas import ChannelOrderIn, ChannelOrderLineIn  # noqa: E402
@@ -204,7 +205,7 @@ def summary(phase: Phase, doubles: dict[str, _Served], settle_end: float) -> dic
 def start_worker(url: str, lease: float, concurrency: int, batch: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SHOPTALK_DATABASE__URL": url, "HF_HUB_OFFLINE": "1"}
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "api.stock_sync_worker", "--lease-seconds", str(lease),
+        return subprocess.Popen([sys.executable, "-m", "api.workers", "--lease-seconds", str(lease),
                                  "--concurrency", str(concurrency), "--batch-size", str(batch)],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -254,6 +255,7 @@ async def oversold(database: Database, skus: list[str], stock: int, phases: list
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     sys.setswitchinterval(0.0005)  # the doubles' threads answer promptly next to 20 order streams
+    register_stock_listener()  # our stock changes queue pushes
     name = f"bench_stock_sync_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
     url = args.postgres.rsplit("/", 1)[0] + "/" + name

@@ -13,7 +13,7 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import create_token
-from api.migrate import upgrade
+from api.migrations import upgrade
 from commerce.recommend import service as recommendations
 from commerce.recommend.schemas import Recommendation
 from kit.db import Database

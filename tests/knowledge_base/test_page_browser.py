@@ -17,7 +17,7 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import create_token
-from api.migrate import upgrade
+from api.migrations import upgrade
 from kit.clock import utcnow
 from kit.db import Database
 from kit.settings import Settings

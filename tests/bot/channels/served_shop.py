@@ -16,7 +16,7 @@ import uvicorn
 
 from api.app import create_app
 from api.demo.loader import load_demo
-from api.migrate import upgrade
+from api.migrations import upgrade
 from commerce.cross_border import load_cross_border_defaults
 from kit.db import Database
 from kit.settings import Settings

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from api.channel_worker import WEBCHAT_TOPIC, channel_handlers
+from api.workers.channels import WEBCHAT_TOPIC, channel_handlers
 from bot.channels.webchat import BadFrame, Frame, WebchatHub, parse_client_frame, to_inbound
 from bot.messages import OutboundMessage
 from kit.clock import utcnow

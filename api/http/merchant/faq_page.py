@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.page_files import add_page_routes
+from api.pages import add_page_routes
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 add_page_routes(router, url="/merchant/faq", folder="faq",

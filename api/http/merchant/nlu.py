@@ -53,7 +53,8 @@ def _service_for(settings: Settings) -> NluService:
                       default_language=settings.locale.default_locale)
 
 
-async def on_startup(app: FastAPI) -> None:
+async def load_model(app: FastAPI) -> None:
+    """The app's NLU service, with the newest saved model loaded when there is one."""
     service = _service_for(app.state.settings)
     app.state.nlu = service
     try:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
-from api.page_files import add_page_routes
+from api.pages import add_page_routes
 from commerce.recommend import service as recommendations
 from commerce.recommend.schemas import ModelPerformance
 from kit.clock import utcnow

@@ -1,33 +1,21 @@
 """Channel webhooks: Telegram (secret-checked) and the Rasa-compatible REST channel (channel token or signature).
 
-on_startup builds what the chat channels share in this process (app.state.channels): the engine's
-dependencies, the web chat hub, the Telegram bot (polling for the demo), and the delivery loop that
-sends channel replies from the outbox.
+Both hand messages to the chat runtime the app's lifespan built (api.chat_runtime).
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import json
-import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from aiogram.types import Update
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from api.auth import verify_channel_token
-from api.channel_worker import (
-    DeliveryLoop,
-    channel_handlers,
-    start_delivery_loop,
-    stop_task,
-    telegram_api_server,
-    telegram_mode,
-)
+from api.chat_runtime import channels_of
 from api.throttle import mark_client, throttle_rest_client
 from bot.channels.rest import (
     SIGNATURE_HEADER,
@@ -38,88 +26,12 @@ from bot.channels.rest import (
     to_inbound,
     to_rasa,
 )
-from bot.channels.runtime import ChannelRuntime
-from bot.channels.telegram import TelegramChannel
-from bot.channels.webchat import WebchatHub, WebchatSessions
 from kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from kit.settings import Settings
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-@dataclass
-class Channels:
-    runtime: ChannelRuntime
-    hub: WebchatHub
-    telegram: TelegramChannel | None
-    delivery: DeliveryLoop
-    sessions: WebchatSessions
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-
-def channels_of(request: Request) -> Channels:
-    channels: Channels = request.app.state.channels
-    return channels
-
-
-async def on_startup(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    database = app.state.database
-    runtime = ChannelRuntime(settings=settings, database=database)
-    hub = WebchatHub(settings.redis.url)
-    token = settings.security.telegram_bot_token
-    telegram = None
-    if token is not None:
-        api = getattr(app.state, "telegram_api_server", None) or telegram_api_server(settings)
-        telegram = TelegramChannel(token=token.get_secret_value(), database=database, handle=runtime.handle, api=api)
-    delivery, delivery_task = start_delivery_loop(database, channel_handlers(telegram=telegram, hub=hub),
-                                                  runtime.outbox_wakeup)
-    channels = Channels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery,
-                        sessions=WebchatSessions(settings.security.secret_key.get_secret_value()),
-                        tasks=[delivery_task])
-    if settings.redis.url:
-        channels.tasks.append(asyncio.create_task(hub.run_subscriber(), name="webchat-redis"))
-    mode = telegram_mode(settings) if telegram is not None else "off"
-    if telegram is not None and mode == "polling":
-        channels.tasks.append(asyncio.create_task(telegram.start_polling(), name="telegram-polling"))
-    if telegram is not None and mode == "webhook" and settings.telegram.webhook_url:
-        await _register_webhook(telegram, settings)
-    app.state.channels = channels
-    if settings.environment != "test":  # tests build the engine on first use; a served app is warm at once
-        await runtime.deps()
-
-
-async def _register_webhook(telegram: TelegramChannel, settings: Settings) -> None:
-    """Tell Telegram where to deliver updates, with the secret it must send back. A failure is logged and
-    the app still starts: updates wait at Telegram (24 h) until the webhook is registered."""
-    url = str(settings.telegram.webhook_url)
-    secret = settings.security.telegram_webhook_secret
-    if secret is None:
-        log.error("telegram webhook not registered: SHOPTALK_SECURITY__TELEGRAM_WEBHOOK_SECRET is not set")
-        return
-    try:
-        await telegram.register_webhook(url=url, secret=secret.get_secret_value())
-        log.info("telegram webhook registered at %s", url)
-    except Exception as error:  # noqa: BLE001 - the peer's reason is logged, the shop keeps serving
-        log.error("telegram webhook registration at %s failed: %s", url, error)
-
-
-async def on_shutdown(app: FastAPI) -> None:
-    channels: Channels | None = getattr(app.state, "channels", None)
-    if channels is None:
-        return
-    channels.delivery.stop.set()
-    if channels.telegram is not None:
-        with contextlib.suppress(Exception):
-            await channels.telegram.stop_polling()
-    for task in reversed(channels.tasks):
-        await stop_task(task)
-    if channels.telegram is not None:
-        await channels.telegram.close()
-    await channels.hub.close()
 
 
 # ---- Telegram ----------------------------------------------------------------------------------------

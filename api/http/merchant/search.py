@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
-from api.page_files import add_page_routes
+from api.pages import add_page_routes
 from api.params import PathId
 from commerce.catalog.service import all_products
 from commerce.search import service as search

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 
 import knowledge_base as kb
@@ -29,14 +29,6 @@ from knowledge_base.schemas import (
 from knowledge_base.transfer import parse_csv, parse_json, to_csv, to_json
 
 router = APIRouter(prefix="/api/v1/merchant/faq", tags=["faq"])
-
-
-async def on_startup(app: FastAPI) -> None:
-    app.state.faq_index = await kb.open_index(app.state.database)
-
-
-async def on_shutdown(app: FastAPI) -> None:
-    await kb.close_index(app.state.database)
 
 
 def _author(principal: Principal) -> str:

@@ -12,11 +12,12 @@ from pydantic import BaseModel
 
 from api.auth import MerchantDep
 from api.deps import SessionDep, SettingsDep
+from api.pages import PAGES_DIR
 from bot.handoff import service as handoff
 from kit.errors import NotFound
 
 router = APIRouter(tags=["merchant"])
-PAGE_DIR = Path(__file__).resolve().parent.parent / "pages" / "learning"
+PAGE_DIR = PAGES_DIR / "learning"
 ASSETS = {"learning.js": "text/javascript; charset=utf-8"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "

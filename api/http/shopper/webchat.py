@@ -11,13 +11,13 @@ frame is stored, {"type": "reply", "message"} per reply (carrying its stored mes
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse
 
-from api.routers.webhooks import Channels
+from api.chat_runtime import ChatChannels, channels_of
+from api.pages import PAGES_DIR
 from api.throttle import client_ip, webchat_frame_allowed
 from bot.channels.webchat import BadFrame, Frame, parse_client_frame, reply_frame, to_inbound
 from kit.errors import ShopTalkError
@@ -26,7 +26,7 @@ from kit.settings import Settings
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["web chat"])
 
-PAGES = Path(__file__).resolve().parent.parent / "pages" / "webchat"
+PAGES = PAGES_DIR / "webchat"
 STATIC = {"widget.js": "text/javascript; charset=utf-8", "widget.css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' https: data:; connect-src 'self' ws: wss:; "
@@ -63,14 +63,14 @@ def history_entry(item: Any) -> Frame:
     return entry
 
 
-async def history_frame(channels: Channels, session_id: str) -> Frame:
+async def history_frame(channels: ChatChannels, session_id: str) -> Frame:
     history = await channels.runtime.history(channel="webchat", sender_id=session_id, limit=HISTORY_LIMIT)
     return {"type": "history", "session": session_id, "messages": [history_entry(item) for item in history]}
 
 
 @router.websocket("/ws/chat")
 async def webchat_socket(websocket: WebSocket) -> None:
-    channels: Channels = websocket.app.state.channels
+    channels = channels_of(websocket)
     settings: Settings = websocket.app.state.settings
     session_id = channels.sessions.session_of(websocket.query_params.get("session", ""))
     minted: str | None = None
@@ -95,7 +95,7 @@ async def webchat_socket(websocket: WebSocket) -> None:
         channels.hub.detach(session_id, send)
 
 
-async def _handle_frame(websocket: WebSocket, channels: Channels, settings: Settings, session_id: str, raw: str,
+async def _handle_frame(websocket: WebSocket, channels: ChatChannels, settings: Settings, session_id: str, raw: str,
                         send: Any) -> None:
     if len(raw) > settings.limits.max_body_bytes:
         await send({"type": "error", "code": "payload_too_large", "detail": "The frame is too large."})

@@ -2,20 +2,21 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from functools import cache
+from pathlib import Path
 
 from kit.db import Base
 
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("kit", "commerce", "nlu", "knowledge_base", "bot", "api")
 
 
 def load_all_models() -> None:
+    """Imports every `models.py` of our packages, and `kit.outbox`; found on disk, so no other module is imported."""
+    importlib.import_module("kit.outbox")
     for package in PACKAGES:
-        root = importlib.import_module(package)
-        for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
-            if info.name.rsplit(".", 1)[-1] in ("models",) or info.name.endswith(".outbox"):
-                importlib.import_module(info.name)
+        for path in sorted((ROOT / package).rglob("models.py")):
+            importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
 
 
 @cache

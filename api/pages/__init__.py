@@ -1,4 +1,5 @@
-"""Serving the merchant pages: a static index.html plus its named assets, under a strict CSP.
+"""The web pages (one folder each: index.html and its assets) and how the merchant pages are served: a static
+index.html plus its named assets, under a strict CSP.
 
 No inline script or style can run on these pages, so stored text with markup could never execute.
 """
@@ -12,7 +13,7 @@ from fastapi.responses import FileResponse
 
 from kit.errors import NotFound
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent
 STRICT_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                                "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",

@@ -15,8 +15,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.http.agent.realtime import events_of
+from api.pages import PAGES_DIR
 from api.params import PathId
-from api.routers.agent_realtime import events_of
 from api.throttle import SignInThrottle, client_ip
 from bot.handoff import service as handoff
 from bot.handoff.errors import NotSupervisor, WrongCredentials
@@ -30,7 +31,7 @@ router = APIRouter(tags=["agent console"])
 
 SESSION_COOKIE = "shoptalk_agent"
 CSRF_HEADER = "X-CSRF-Token"
-PAGES = Path(__file__).resolve().parent.parent / "pages" / "agent"
+PAGES = PAGES_DIR / "agent"
 STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; style-src 'self'; "

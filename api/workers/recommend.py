@@ -1,12 +1,12 @@
 """Worker contribution of recommendations: retrain from the orders on a schedule.
 
-Listed in api.worker.WORKER_MODULES.
+Gathered by api.workers.process.collect.
 """
 from __future__ import annotations
 
 import logging
 
-from api.worker import PeriodicJob
+from api.workers.jobs import PeriodicJob
 from commerce.recommend.service import train
 from kit.db import Database
 from kit.settings import Settings

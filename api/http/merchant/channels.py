@@ -1,16 +1,16 @@
 """Sales channels: the merchant's sync view and controls, the inbound order webhook, the /merchant/channels page."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Header, Request, status
+from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 
 from api.auth import MerchantDep
 from api.deps import DatabaseDep, SessionDep
 from api.errors import PROBLEM_JSON
+from api.pages import PAGES_DIR
 from commerce.channels import service as channels
 from commerce.channels import sync
 from commerce.channels.connectors import SIGNATURE_HEADER, signature_matches
@@ -31,19 +31,8 @@ from kit.errors import InvalidInput
 from kit.outbox import DeliveryError
 
 router = APIRouter(tags=["channels"])
-PAGES = Path(__file__).resolve().parent.parent / "pages" / "channels"
+PAGES = PAGES_DIR / "channels"
 PREFIX = "/api/v1/channels"
-
-
-async def on_startup(app: FastAPI) -> None:
-    sync.register_stock_listener()
-    app.state.stock_sync = sync.StockSync(app.state.database)
-
-
-async def on_shutdown(app: FastAPI) -> None:
-    stock_sync: sync.StockSync | None = getattr(app.state, "stock_sync", None)
-    if stock_sync is not None:
-        await stock_sync.aclose()
 
 
 def _stock_sync(request: Request) -> sync.StockSync:

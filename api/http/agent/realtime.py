@@ -171,7 +171,7 @@ def events_of(app: FastAPI) -> AgentEvents:
     return events
 
 
-async def on_startup(app: FastAPI) -> None:
+async def start(app: FastAPI) -> None:
     events = events_of(app)
     ready = asyncio.Event()
     tasks = [asyncio.create_task(events.run_subscriber(ready), name="agent-events-redis"),
@@ -181,7 +181,7 @@ async def on_startup(app: FastAPI) -> None:
         await asyncio.wait_for(ready.wait(), timeout=2.0)
 
 
-async def on_shutdown(app: FastAPI) -> None:
+async def stop(app: FastAPI) -> None:
     for task in getattr(app.state, "agent_realtime_tasks", []):
         await cancel_and_wait(task)
     events: AgentEvents | None = getattr(app.state, "agent_events", None)
@@ -196,7 +196,7 @@ def _frame(event: Event) -> str:
 @router.get("/api/v1/agent/events", summary="Server-Sent Events for the agent console (session cookie)",
             response_class=StreamingResponse)
 async def agent_events(request: Request) -> StreamingResponse:
-    from api.routers.agent import SESSION_COOKIE
+    from api.http.agent.console import SESSION_COOKIE
 
     database: Database = request.app.state.database
     token = request.cookies.get(SESSION_COOKIE)

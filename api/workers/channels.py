@@ -1,17 +1,12 @@
 """Outbox delivery for the chat channels (topics send.telegram, send.webchat, send.rest).
 
-The worker process picks these up through WORKER_MODULES. The API process also runs a small delivery
-loop of its own (started by api.routers.webhooks), so `shoptalk serve` alone answers shoppers and
-pushes replies to the web chat sockets it holds.
+The worker process gathers `outbox_handlers` (api.workers.process.collect). The API process also runs a small
+delivery loop of its own over `channel_handlers` (api.chat_runtime), so `shoptalk serve` alone answers shoppers
+and pushes replies to the web chat sockets it holds.
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import socket
-from dataclasses import dataclass, field
 
 from aiogram.client.telegram import TelegramAPIServer
 
@@ -19,9 +14,8 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebchatHub, reply_frame
 from bot.messages import InboundMessage, OutboundMessage
 from kit.db import Database
-from kit.outbox import Handler, OutboxEvent, OutboxWorker
+from kit.outbox import Handler, OutboxEvent
 from kit.settings import Settings
-from kit.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -84,37 +78,3 @@ def outbox_handlers(settings: Settings, database: Database) -> dict[str, Handler
                                 api=telegram_api_server(settings)) if token else None)
     hub = WebchatHub(settings.redis.url) if settings.redis.url else None
     return channel_handlers(telegram=telegram, hub=hub)
-
-
-@dataclass
-class DeliveryLoop:
-    """The API process's own outbox delivery for channel topics, woken right after an inbound commit."""
-
-    worker: OutboxWorker
-    wakeup: asyncio.Event
-    idle_seconds: float = 0.5
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self) -> None:
-        while not self.stop.is_set():
-            self.wakeup.clear()
-            try:
-                done = await self.worker.run_once()
-            except Exception:  # a database hiccup must not end delivery
-                log.exception("channel delivery loop: claim failed")
-                done = 0
-            if done == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=self.idle_seconds)
-
-
-def start_delivery_loop(database: Database, handlers: dict[str, Handler],
-                        wakeup: asyncio.Event) -> tuple[DeliveryLoop, asyncio.Task[None]]:
-    worker = OutboxWorker(database.sessions, handlers, worker_id=f"api:{socket.gethostname()}:{os.getpid()}")
-    loop = DeliveryLoop(worker, wakeup)
-    return loop, asyncio.create_task(loop.run(), name="channel-delivery")
-
-
-async def stop_task(task: asyncio.Task[None] | None) -> None:
-    await cancel_and_wait(task)
-

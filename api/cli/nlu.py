@@ -12,7 +12,7 @@ from kit.errors import ShopTalkError
 
 app = typer.Typer(help="NLU model: train | evaluate | parse.", no_args_is_help=True)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TESTS = [REPO_ROOT / "bench" / "data" / "nlu_shop_test_en.yml",
                  REPO_ROOT / "bench" / "data" / "nlu_shop_test_zh.yml"]
 
