@@ -26,99 +26,51 @@ from commerce.cross_border.schemas import (
     TaxRateIn,
     TaxRateOut,
 )
+from kit.db import Base
 from kit.fields import PlainDecimal
 
 router = APIRouter(prefix="/api/v1/cross-border", tags=["cross-border admin"])
+RuleIn = ImportRuleIn | TaxRateIn | DutyRateIn | ReturnPolicyIn
 
 
-# Import rules (per destination: thresholds, who collects, effective dates, cited source)
+def add_row_routes(router: APIRouter, *, path: str, singular: str, plural: str, model: type[Base],
+                   schema_in: type[BaseModel], schema_out: type[BaseModel]) -> None:
+    """GET and POST `path`, PUT and DELETE `path`/{row_id} for one rule table (merchant token), named
+    list_<plural>, create_<singular>, update_<singular> and delete_<singular> (their OpenAPI operation ids)."""
 
-@router.get("/import-rules", response_model=list[ImportRuleOut])
-async def list_import_rules(session: SessionDep, _: MerchantDep) -> list[ImportRuleOut]:
-    return [ImportRuleOut.model_validate(r) for r in await admin.list_rows(session, model=ImportRule)]
+    async def list_rows(session: SessionDep, _: MerchantDep) -> list[BaseModel]:
+        return [schema_out.model_validate(r) for r in await admin.list_rows(session, model=model)]
 
+    async def create_row(data: RuleIn, session: SessionDep, _: MerchantDep) -> BaseModel:
+        return schema_out.model_validate(await admin.create_row(session, model=model, data=data))
 
-@router.post("/import-rules", response_model=ImportRuleOut, status_code=status.HTTP_201_CREATED)
-async def create_import_rule(data: ImportRuleIn, session: SessionDep, _: MerchantDep) -> ImportRuleOut:
-    return ImportRuleOut.model_validate(await admin.create_row(session, model=ImportRule, data=data))
+    async def update_row(row_id: PathId, data: RuleIn, session: SessionDep, _: MerchantDep) -> BaseModel:
+        return schema_out.model_validate(await admin.update_row(session, model=model, row_id=row_id, data=data))
 
+    async def delete_row(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
+        await admin.delete_row(session, model=model, row_id=row_id)
 
-@router.put("/import-rules/{row_id}", response_model=ImportRuleOut)
-async def update_import_rule(row_id: PathId, data: ImportRuleIn, session: SessionDep, _: MerchantDep) -> ImportRuleOut:
-    return ImportRuleOut.model_validate(await admin.update_row(session, model=ImportRule, row_id=row_id, data=data))
-
-
-@router.delete("/import-rules/{row_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_import_rule(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
-    await admin.delete_row(session, model=ImportRule, row_id=row_id)
-
-
-# Import tax rates (VAT/GST per country)
-
-@router.get("/tax-rates", response_model=list[TaxRateOut])
-async def list_tax_rates(session: SessionDep, _: MerchantDep) -> list[TaxRateOut]:
-    return [TaxRateOut.model_validate(r) for r in await admin.list_rows(session, model=ImportTaxRate)]
-
-
-@router.post("/tax-rates", response_model=TaxRateOut, status_code=status.HTTP_201_CREATED)
-async def create_tax_rate(data: TaxRateIn, session: SessionDep, _: MerchantDep) -> TaxRateOut:
-    return TaxRateOut.model_validate(await admin.create_row(session, model=ImportTaxRate, data=data))
+    create_row.__annotations__["data"] = update_row.__annotations__["data"] = schema_in  # the body FastAPI reads
+    router.add_api_route(path, list_rows, methods=["GET"], response_model=list[schema_out],  # type: ignore[valid-type]
+                         name=f"list_{plural}")
+    router.add_api_route(path, create_row, methods=["POST"], response_model=schema_out,
+                         status_code=status.HTTP_201_CREATED, name=f"create_{singular}")
+    router.add_api_route(path + "/{row_id}", update_row, methods=["PUT"], response_model=schema_out,
+                         name=f"update_{singular}")
+    router.add_api_route(path + "/{row_id}", delete_row, methods=["DELETE"], status_code=status.HTTP_204_NO_CONTENT,
+                         response_class=Response, name=f"delete_{singular}")
 
 
-@router.put("/tax-rates/{row_id}", response_model=TaxRateOut)
-async def update_tax_rate(row_id: PathId, data: TaxRateIn, session: SessionDep, _: MerchantDep) -> TaxRateOut:
-    return TaxRateOut.model_validate(await admin.update_row(session, model=ImportTaxRate, row_id=row_id, data=data))
-
-
-@router.delete("/tax-rates/{row_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_tax_rate(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
-    await admin.delete_row(session, model=ImportTaxRate, row_id=row_id)
-
-
-# Duty rates (per destination and HS chapter)
-
-@router.get("/duty-rates", response_model=list[DutyRateOut])
-async def list_duty_rates(session: SessionDep, _: MerchantDep) -> list[DutyRateOut]:
-    return [DutyRateOut.model_validate(r) for r in await admin.list_rows(session, model=DutyRate)]
-
-
-@router.post("/duty-rates", response_model=DutyRateOut, status_code=status.HTTP_201_CREATED)
-async def create_duty_rate(data: DutyRateIn, session: SessionDep, _: MerchantDep) -> DutyRateOut:
-    return DutyRateOut.model_validate(await admin.create_row(session, model=DutyRate, data=data))
-
-
-@router.put("/duty-rates/{row_id}", response_model=DutyRateOut)
-async def update_duty_rate(row_id: PathId, data: DutyRateIn, session: SessionDep, _: MerchantDep) -> DutyRateOut:
-    return DutyRateOut.model_validate(await admin.update_row(session, model=DutyRate, row_id=row_id, data=data))
-
-
-@router.delete("/duty-rates/{row_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_duty_rate(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
-    await admin.delete_row(session, model=DutyRate, row_id=row_id)
-
-
-# Return policies (per country, region or '*')
-
-@router.get("/return-policies", response_model=list[ReturnPolicyOut])
-async def list_return_policies(session: SessionDep, _: MerchantDep) -> list[ReturnPolicyOut]:
-    return [ReturnPolicyOut.model_validate(r) for r in await admin.list_rows(session, model=ReturnPolicy)]
-
-
-@router.post("/return-policies", response_model=ReturnPolicyOut, status_code=status.HTTP_201_CREATED)
-async def create_return_policy(data: ReturnPolicyIn, session: SessionDep, _: MerchantDep) -> ReturnPolicyOut:
-    return ReturnPolicyOut.model_validate(await admin.create_row(session, model=ReturnPolicy, data=data))
-
-
-@router.put("/return-policies/{row_id}", response_model=ReturnPolicyOut)
-async def update_return_policy(row_id: PathId, data: ReturnPolicyIn, session: SessionDep,
-                               _: MerchantDep) -> ReturnPolicyOut:
-    return ReturnPolicyOut.model_validate(await admin.update_row(session, model=ReturnPolicy, row_id=row_id,
-                                                                 data=data))
-
-
-@router.delete("/return-policies/{row_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_return_policy(row_id: PathId, session: SessionDep, _: MerchantDep) -> None:
-    await admin.delete_row(session, model=ReturnPolicy, row_id=row_id)
+# Import rules (per destination: thresholds, who collects, effective dates, cited source), import tax rates (VAT/GST
+# per country), duty rates (per destination and HS chapter), return policies (per country, region or '*').
+add_row_routes(router, path="/import-rules", singular="import_rule", plural="import_rules", model=ImportRule,
+               schema_in=ImportRuleIn, schema_out=ImportRuleOut)
+add_row_routes(router, path="/tax-rates", singular="tax_rate", plural="tax_rates", model=ImportTaxRate,
+               schema_in=TaxRateIn, schema_out=TaxRateOut)
+add_row_routes(router, path="/duty-rates", singular="duty_rate", plural="duty_rates", model=DutyRate,
+               schema_in=DutyRateIn, schema_out=DutyRateOut)
+add_row_routes(router, path="/return-policies", singular="return_policy", plural="return_policies", model=ReturnPolicy,
+               schema_in=ReturnPolicyIn, schema_out=ReturnPolicyOut)
 
 
 # Shipping zones with their services
