@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from bot.handoff import service as handoff
 from kit.db import Database
 from kit.errors import ShopTalkError
+from kit.pubsub import RedisPubSub
 from kit.settings import Settings
 from kit.tasks import cancel_and_wait
 
@@ -41,7 +42,7 @@ class AgentEvents:
     def __init__(self, redis_url: str | None = None) -> None:
         self.redis_url = redis_url
         self._queues: dict[int, set[asyncio.Queue[Event]]] = {}
-        self._redis: Any = None
+        self.pubsub = RedisPubSub(redis_url, name="agent events") if redis_url else None
 
     def subscribe(self, shop_id: int) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
@@ -66,53 +67,33 @@ class AgentEvents:
             with contextlib.suppress(asyncio.QueueFull):  # a stalled console refetches on reconnect
                 queue.put_nowait(event)
 
-    def _client(self) -> Any:
-        if self._redis is None:
-            import redis.asyncio as redis_asyncio
-
-            self._redis = redis_asyncio.from_url(self.redis_url or "", decode_responses=True)
-        return self._redis
-
     async def publish(self, shop_id: int, event: Event) -> None:
         """Tell every console of the shop, on whichever process it is connected."""
-        if self.redis_url:
+        if self.pubsub is not None:
             try:
-                await self._client().publish(REDIS_CHANNEL, json.dumps({"shop_id": shop_id, "event": event}))
+                await self.pubsub.publish(REDIS_CHANNEL, json.dumps({"shop_id": shop_id, "event": event}))
                 return
             except Exception:  # Redis down: at least this process's consoles hear it; the watcher covers the rest
                 log.warning("agent events: Redis publish failed; delivering locally", exc_info=True)
         self.push_local(shop_id, event)
 
     async def run_subscriber(self, ready: asyncio.Event | None = None) -> None:
-        """Relay events published by any process to this process's consoles (runs until cancelled)."""
-        if not self.redis_url:
+        """Relay events published by any process to this process's consoles (runs until cancelled; a lost Redis
+        connection is made again, and consoles refetch on the next event)."""
+        if self.pubsub is None:
             if ready is not None:
                 ready.set()
             return
-        while True:
-            pubsub = self._client().pubsub()
-            try:
-                await pubsub.subscribe(REDIS_CHANNEL)
-                if ready is not None:
-                    ready.set()
-                async for item in pubsub.listen():
-                    if item.get("type") != "message":
-                        continue
-                    data = json.loads(item["data"])
-                    self.push_local(int(data["shop_id"]), data["event"])
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis restarting: reconnect; consoles refetch on the next event
-                log.warning("agent events: Redis subscription lost; reconnecting", exc_info=True)
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+
+        async def relay(channel: str, data: str) -> None:
+            message = json.loads(data)
+            self.push_local(int(message["shop_id"]), message["event"])
+
+        await self.pubsub.listen(relay, channels=[REDIS_CHANNEL], ready=ready)
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        if self.pubsub is not None:
+            await self.pubsub.close()
 
 
 class InboxWatcher:
