@@ -2,7 +2,7 @@
 
 The engine's own handoff triggers (the shopper asks for a person, the complaint intent, N messages in a row not
 understood) are the shop's to switch off and tune: `shop_triggers(session)` reads them from the shop's
-escalation rules (`bot.handoff.service.rules_of`, cached per process) and `decide(..., triggers=)` applies them.
+escalation rules (`bot.handoff.rules.rules_of`, cached per process) and `decide(..., triggers=)` applies them.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class ShopTriggers:
 
 async def shop_triggers(session: AsyncSession, *, shop_id: int | None = None) -> ShopTriggers:
     """The triggers from the shop's escalation rules (cached per process: no query on most messages)."""
-    from bot.handoff.service import DEFAULT_SHOP_ID, rules_of
+    from bot.handoff import DEFAULT_SHOP_ID, rules_of
 
     rules = await rules_of(session, shop_id=DEFAULT_SHOP_ID if shop_id is None else shop_id)
     return ShopTriggers(on_request=rules.on_request, on_complaint=rules.on_complaint,

@@ -1,5 +1,8 @@
 """Encoder processes: MiniLM + USE forward passes outside the serving process's GIL.
 
+(Over 500 lines on purpose: the wire format, the worker loop and the pool's death/retry/timeout rules are one
+protocol, each part written against the others.)
+
 One ``EncoderPool`` holds ``processes`` worker processes (spawned, not forked: the serving process
 has threads and an event loop), each with its own single-threaded ``Embedder`` and one socket pair to
 the pool. A request is a pickled list of texts, sent from the caller's thread to the least busy worker

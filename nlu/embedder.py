@@ -206,15 +206,15 @@ class Embedder:
                 use.encode(["warm up"])
                 self._use = use
 
-    def _load_torch(self) -> Any:
+    def _load_torch(self) -> tuple[Any, Any]:
+        """The packaged MiniLM's tokenizer and transformer (torch), what the ONNX file is exported from."""
         import torch
-        from sentence_transformers import SentenceTransformer
+        from transformers import AutoModel, AutoTokenizer
 
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
-        model = SentenceTransformer(minilm_model_dir(), device="cpu")
-        model.eval()
-        return model
+        folder = minilm_model_dir()
+        return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
 
     @property
     def loaded(self) -> bool:
@@ -245,22 +245,21 @@ class Embedder:
         return self._pool
 
     def _minilm_forward(self, batch: list[str]) -> FloatMatrix:
-        """Mean-pooled MiniLM token states (what SentenceTransformer.encode computes, minus its overhead)."""
+        """Mean-pooled MiniLM token states (what SentenceTransformer.encode computes before normalising)."""
         if self.backend != "torch":
             rows: FloatMatrix = self._minilm.forward(batch)
             return rows
         import torch
 
-        model = self._minilm
-        tokenizer = model.tokenizer
-        transformer = model[0].auto_model
-        max_length = int(getattr(model, "max_seq_length", 256) or 256)
+        from nlu._minilm_onnx import MAX_TOKENS
+
+        tokenizer, transformer = self._minilm
         order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
         out = np.zeros((len(batch), MINILM_DIM), dtype=np.float32)
         with torch.inference_mode():
             for offset in range(0, len(order), 32):
                 chunk = order[offset:offset + 32]
-                tokens = tokenizer([batch[i] for i in chunk], padding=True, truncation=True, max_length=max_length,
+                tokens = tokenizer([batch[i] for i in chunk], padding=True, truncation=True, max_length=MAX_TOKENS,
                                    return_tensors="pt")
                 states = transformer(**tokens).last_hidden_state
                 mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)

@@ -5,7 +5,7 @@ import asyncio
 
 import typer
 
-from bot.handoff import service as handoff
+from bot import handoff
 from kit.db import Database
 from kit.errors import ShopTalkError
 from kit.settings import get_settings
@@ -27,8 +27,8 @@ def create(email: str = typer.Option(..., help="Sign-in email"),
         database = Database(settings.database.url)
         try:
             async with database.unit_of_work() as session:
-                agent = await handoff.create_agent(session, email=email, name=name, role=role, password=password,
-                                                   capacity=capacity)
+                agent = await handoff.agents.create_agent(session, email=email, name=name, role=role, password=password,
+                                                          capacity=capacity)
                 return agent.id
         finally:
             await database.dispose()

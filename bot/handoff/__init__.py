@@ -1,27 +1,43 @@
-"""Human agents: escalation rules, the agent inbox, race-free assignment, agent replies, CSAT and learning.
+"""Human agents: one module per console feature, each with its schemas, queries and rules.
 
-Service API (bot.handoff.service): accounts (`create_agent`, `agent_by_email`, `sign_in`, `agent_for_session`,
-`csrf_token`), inbox (`open_handoff`, `sync_escalations`, `inbox`, `take`, `assign`, `auto_assign`, `hand_back`,
-`resolve`, `newest_message_id`, `messages_after`), replies (`reply`, `hold_draft`, `send_draft`), `add_note`,
-canned responses (`canned_responses`; supervisors: `create_canned`, `update_canned`, `delete_canned`),
-`record_csat`, escalation (`rules_of` - cached per process, `save_rules`, `should_escalate`, `order_value_in`,
-`mixed_reply_for`, `queue_notice`), learning (`correct_intent`, `write_corrections`, `save_faq_draft`,
-`learning_counts`). The engine's own triggers read the rules through `bot.policy.shop_triggers`.
+`agents` accounts, sign-in, console sessions, CSRF, availability; `hours` opening hours; `rules` escalation rules
+(cached per process), `should_escalate`, mixed replies; `inbox` threads, inbox views, take / assign / round-robin,
+hand back, resolve, queue notice; `delivery` agent messages through the outbox and their delivery state;
+`replies` agent replies; `drafts` the bot's held drafts; `notes` private notes; `canned` canned responses;
+`csat` ratings; `views` one conversation in the console; `learning` intent corrections (Rasa YAML) and FAQ drafts.
+Shared: `models`, `errors`, `texts`. `engine_hooks` is where the engine asks the handoff; the names it calls are
+exported here. The engine's own triggers read the rules through `bot.policy.shop_triggers`.
 """
 from __future__ import annotations
 
-from bot.handoff.service import (
-    DEFAULT_SHOP_ID,
+from bot.handoff import (
+    agents,
+    canned,
+    csat,
+    delivery,
+    drafts,
+    hours,
+    inbox,
+    learning,
+    notes,
+    replies,
+    rules,
+    views,
+)
+from bot.handoff.csat import csat_score_of, record_csat
+from bot.handoff.drafts import hold_draft
+from bot.handoff.inbox import QueueNotice, open_handoff, queue_notice
+from bot.handoff.models import DEFAULT_SHOP_ID
+from bot.handoff.rules import (
     EscalationRules,
     EscalationSignals,
-    QueueNotice,
     mixed_reply_for,
-    open_handoff,
-    queue_notice,
-    record_csat,
+    order_value_in,
     rules_of,
     should_escalate,
 )
 
-__all__ = ["DEFAULT_SHOP_ID", "EscalationRules", "EscalationSignals", "QueueNotice", "mixed_reply_for",
-           "open_handoff", "queue_notice", "record_csat", "rules_of", "should_escalate"]
+__all__ = ["DEFAULT_SHOP_ID", "EscalationRules", "EscalationSignals", "QueueNotice", "agents", "canned", "csat",
+           "csat_score_of", "delivery", "drafts", "hold_draft", "hours", "inbox", "learning", "mixed_reply_for",
+           "notes", "open_handoff", "order_value_in", "queue_notice", "record_csat", "replies", "rules", "rules_of",
+           "should_escalate", "views"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from bot import handoff
 from bot.conversations.models import ConversationMessage
-from bot.handoff import service as handoff
 from bot.handoff import texts
-from bot.handoff.repository import HandoffRepository
 from bot.messages import Button
 from bot.skills.base import Turn
 
@@ -156,7 +155,7 @@ async def _unhelpful_in_a_row(turn: Turn, stored: ConversationMessage) -> int:
     if (stored.payload or stored.text or "").strip() != UNHELPFUL:
         return 0
     count = 1  # this one: the engine writes it at the turn's end, so the read below may not hold it
-    for message in reversed(await HandoffRepository(turn.session).messages(turn.conversation.id, limit=40)):
+    for message in reversed(await handoff.views.ViewRepository(turn.session).messages(turn.conversation.id, limit=40)):
         if message is stored:
             continue
         value = (message.payload or message.text or "").strip() if message.direction == "in" else ""

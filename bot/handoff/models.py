@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kit.db import Base, UTCDateTime
 
+DEFAULT_SHOP_ID = 1  # conversations carry no shop yet: the demo is one shop
+
 
 class Agent(Base):
     """A person who answers shoppers in the console; sees only their own shop."""
@@ -16,7 +18,7 @@ class Agent(Base):
     __tablename__ = "handoff_agents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    shop_id: Mapped[int] = mapped_column(Integer, default=1, index=True)
+    shop_id: Mapped[int] = mapped_column(Integer, default=DEFAULT_SHOP_ID, index=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(20))  # agent | supervisor
@@ -50,7 +52,7 @@ class HandoffThread(Base):
 
     conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"),
                                                  primary_key=True)
-    shop_id: Mapped[int] = mapped_column(Integer, default=1)
+    shop_id: Mapped[int] = mapped_column(Integer, default=DEFAULT_SHOP_ID)
     status: Mapped[str] = mapped_column(String(10))  # open | resolved
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_agents.id", ondelete="SET NULL"),
                                                     default=None, index=True)
@@ -84,7 +86,7 @@ class CannedResponse(Base):
     __table_args__ = (UniqueConstraint("shop_id", "shortcut"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    shop_id: Mapped[int] = mapped_column(Integer, default=1)
+    shop_id: Mapped[int] = mapped_column(Integer, default=DEFAULT_SHOP_ID)
     shortcut: Mapped[str] = mapped_column(String(40))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -110,7 +112,7 @@ class CsatSurvey(Base):
     __table_args__ = (Index("ix_handoff_csat_conversation", "conversation_id", "asked_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    shop_id: Mapped[int] = mapped_column(Integer, default=1)
+    shop_id: Mapped[int] = mapped_column(Integer, default=DEFAULT_SHOP_ID)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_agents.id", ondelete="SET NULL"), index=True)
     score: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -124,7 +126,7 @@ class IntentCorrection(Base):
     __tablename__ = "handoff_intent_corrections"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    shop_id: Mapped[int] = mapped_column(Integer, default=1)
+    shop_id: Mapped[int] = mapped_column(Integer, default=DEFAULT_SHOP_ID)
     message_id: Mapped[int] = mapped_column(ForeignKey("bot_messages.id", ondelete="CASCADE"), unique=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_agents.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text)
@@ -139,7 +141,7 @@ class FaqDraftFromAgent(Base):
     __tablename__ = "handoff_faq_drafts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    shop_id: Mapped[int] = mapped_column(Integer, default=1)
+    shop_id: Mapped[int] = mapped_column(Integer, default=DEFAULT_SHOP_ID)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_agents.id", ondelete="SET NULL"))
     faq_entry_id: Mapped[int] = mapped_column(Integer)
     question: Mapped[str] = mapped_column(Text)

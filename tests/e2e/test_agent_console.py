@@ -15,8 +15,7 @@ import pytest
 from aiogram.client.telegram import TelegramAPIServer
 
 from api.app import create_app
-from bot import BotDeps
-from bot.handoff import service as handoff
+from bot import BotDeps, handoff
 from kit.db import Database
 from kit.settings import Settings
 from tests.bot.channels.conftest import BOT_TOKEN
@@ -84,10 +83,10 @@ async def prepare_agents(shop: ServedShop) -> None:
     try:
         async with database.unit_of_work() as session:
             for email in ("ana@shop.test", "bo@shop.test"):
-                await handoff.create_agent(session, email=email, name=email.split("@")[0].title(), role="agent",
-                                           password=PASSWORD)
+                await handoff.agents.create_agent(session, email=email, name=email.split("@")[0].title(), role="agent",
+                                                  password=PASSWORD)
             # Agents take conversations themselves here (round-robin is covered by the service tests).
-            await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(auto_assign=False))
+            await handoff.rules.save_rules(session, shop_id=1, rules=handoff.rules.EscalationRules(auto_assign=False))
     finally:
         await database.dispose()
 
@@ -210,8 +209,8 @@ async def test_supervisor_switches_off_handing_off_on_request_and_back(browser: 
     database = Database(shop.database_url)
     try:
         async with database.unit_of_work() as session:
-            await handoff.create_agent(session, email="sue@shop.test", name="Sue", role="supervisor",
-                                       password=PASSWORD)
+            await handoff.agents.create_agent(session, email="sue@shop.test", name="Sue", role="supervisor",
+                                              password=PASSWORD)
     finally:
         await database.dispose()
     sue = await sign_in(browser, shop, "sue@shop.test")

@@ -19,7 +19,7 @@ from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
 from api.params import PathId
 from api.throttle import SignInThrottle, client_ip
-from bot.handoff import service as handoff
+from bot import handoff
 from bot.handoff.errors import NotSupervisor, WrongCredentials
 from bot.handoff.models import Agent
 from kit.db import Database
@@ -69,7 +69,7 @@ class SignedIn:
 async def signed_in(request: Request) -> SignedIn:
     token = request.cookies.get(SESSION_COOKIE)
     async with _database(request).unit_of_work() as session:
-        agent = await handoff.agent_for_session(session, token=token)
+        agent = await handoff.agents.agent_for_session(session, token=token)
     assert token is not None
     return SignedIn(agent, token)
 
@@ -77,7 +77,7 @@ async def signed_in(request: Request) -> SignedIn:
 async def signed_in_with_csrf(request: Request) -> SignedIn:
     """For every state-changing request: a valid session and its CSRF token in the header."""
     who = await signed_in(request)
-    handoff.check_csrf(session_token=who.token, given=request.headers.get(CSRF_HEADER), secret=_secret(request))
+    handoff.agents.check_csrf(session_token=who.token, given=request.headers.get(CSRF_HEADER), secret=_secret(request))
     return who
 
 
@@ -149,8 +149,8 @@ async def sign_in(body: SignInBody, request: Request, response: Response) -> Ses
     await throttle.check(email=body.email, ip=ip)
     try:
         async with _database(request).unit_of_work() as session:
-            agent, token = await handoff.sign_in(session, email=body.email, password=body.password,
-                                                 ttl_seconds=ttl)
+            agent, token = await handoff.agents.sign_in(session, email=body.email, password=body.password,
+                                                        ttl_seconds=ttl)
             out = _agent_out(agent)
     except WrongCredentials:
         await throttle.failed(email=body.email, ip=ip)
@@ -158,20 +158,20 @@ async def sign_in(body: SignInBody, request: Request, response: Response) -> Ses
     await throttle.succeeded(email=body.email, ip=ip)
     response.set_cookie(SESSION_COOKIE, token, max_age=ttl, httponly=True, samesite="strict", path="/",
                         secure=settings.environment == "production")
-    return SessionOut(agent=out, csrf_token=handoff.csrf_token(session_token=token, secret=_secret(request)))
+    return SessionOut(agent=out, csrf_token=handoff.agents.csrf_token(session_token=token, secret=_secret(request)))
 
 
 @router.get("/api/v1/agent/session", response_model=SessionOut, summary="Who is signed in (and the CSRF token)")
 async def current_session(who: Reader, request: Request) -> SessionOut:
     async with _database(request).unit_of_work() as session:
         out = _agent_out(await _agent(session, who))
-    return SessionOut(agent=out, csrf_token=handoff.csrf_token(session_token=who.token, secret=_secret(request)))
+    return SessionOut(agent=out, csrf_token=handoff.agents.csrf_token(session_token=who.token, secret=_secret(request)))
 
 
 @router.delete("/api/v1/agent/session", status_code=204, summary="Sign out")
 async def sign_out(who: Writer, request: Request, response: Response) -> Response:
     async with _database(request).unit_of_work() as session:
-        await handoff.sign_out(session, token=who.token)
+        await handoff.agents.sign_out(session, token=who.token)
     result = Response(status_code=204)
     result.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return result
@@ -184,34 +184,34 @@ class AvailabilityBody(BaseModel):
 @router.put("/api/v1/agent/availability", response_model=AgentOut, summary="Available for round-robin or not")
 async def set_availability(body: AvailabilityBody, who: Writer, request: Request) -> AgentOut:
     async with _database(request).unit_of_work() as session:
-        agent = await handoff.set_available(session, agent=await _agent(session, who), available=body.available)
+        agent = await handoff.agents.set_available(session, agent=await _agent(session, who), available=body.available)
         out = _agent_out(agent)
     await _changed(request, who.shop_id)
     return out
 
 
-@router.get("/api/v1/agent/agents", response_model=list[handoff.AgentCard], summary="Agents of my shop")
-async def agents(who: Reader, request: Request) -> list[handoff.AgentCard]:
+@router.get("/api/v1/agent/agents", response_model=list[handoff.agents.AgentCard], summary="Agents of my shop")
+async def agents(who: Reader, request: Request) -> list[handoff.agents.AgentCard]:
     async with _database(request).unit_of_work() as session:
-        return await handoff.list_agents(session, shop_id=who.shop_id)
+        return await handoff.agents.list_agents(session, shop_id=who.shop_id)
 
 
 # --------------------------------------------------------------------------------------------- inbox
 
-@router.get("/api/v1/agent/inbox", response_model=list[handoff.InboxItem], summary="One inbox view")
+@router.get("/api/v1/agent/inbox", response_model=list[handoff.inbox.InboxItem], summary="One inbox view")
 async def inbox(who: Reader, request: Request,
                 view: Annotated[Literal["unassigned", "mine", "open", "resolved", "bot"], Query()] = "open",
-                ) -> list[handoff.InboxItem]:
+                ) -> list[handoff.inbox.InboxItem]:
     async with _database(request).unit_of_work() as session:
-        return await handoff.inbox(session, agent=await _agent(session, who), view=view)
+        return await handoff.inbox.inbox(session, agent=await _agent(session, who), view=view)
 
 
-@router.get("/api/v1/agent/conversations/{conversation_id}", response_model=handoff.ConversationView,
+@router.get("/api/v1/agent/conversations/{conversation_id}", response_model=handoff.views.ConversationView,
             summary="History with intents, the bot's draft, notes and the shopper panel")
-async def conversation(conversation_id: PathId, who: Reader, request: Request) -> handoff.ConversationView:
+async def conversation(conversation_id: PathId, who: Reader, request: Request) -> handoff.views.ConversationView:
     async with _database(request).unit_of_work() as session:
-        return await handoff.conversation_view(session, agent=await _agent(session, who),
-                                               conversation_id=conversation_id)
+        return await handoff.views.conversation_view(session, agent=await _agent(session, who),
+                                                     conversation_id=conversation_id)
 
 
 class ThreadOut(BaseModel):
@@ -224,7 +224,7 @@ class ThreadOut(BaseModel):
              summary="Take the conversation (the bot goes silent); 409 when another agent has it")
 async def take(conversation_id: PathId, who: Writer, request: Request) -> ThreadOut:
     async with _database(request).unit_of_work() as session:
-        thread = await handoff.take(session, agent=await _agent(session, who), conversation_id=conversation_id)
+        thread = await handoff.inbox.take(session, agent=await _agent(session, who), conversation_id=conversation_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
     await _changed(request, who.shop_id, conversation_id)
     return out
@@ -238,8 +238,8 @@ class AssignBody(BaseModel):
              summary="Assign (supervisor) or transfer (owner) to another agent")
 async def assign(conversation_id: PathId, body: AssignBody, who: Writer, request: Request) -> ThreadOut:
     async with _database(request).unit_of_work() as session:
-        thread = await handoff.assign(session, by=await _agent(session, who), conversation_id=conversation_id,
-                                      agent_id=body.agent_id)
+        thread = await handoff.inbox.assign(session, by=await _agent(session, who), conversation_id=conversation_id,
+                                            agent_id=body.agent_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
     await _changed(request, who.shop_id, conversation_id)
     return out
@@ -249,7 +249,8 @@ async def assign(conversation_id: PathId, body: AssignBody, who: Writer, request
              summary="Give the conversation back to the bot")
 async def hand_back(conversation_id: PathId, who: Writer, request: Request) -> ThreadOut:
     async with _database(request).unit_of_work() as session:
-        thread = await handoff.hand_back(session, agent=await _agent(session, who), conversation_id=conversation_id)
+        thread = await handoff.inbox.hand_back(session, agent=await _agent(session, who),
+                                               conversation_id=conversation_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
     await _changed(request, who.shop_id, conversation_id)
     return out
@@ -263,19 +264,19 @@ class ResolveBody(BaseModel):
              summary="Resolve (asks the shopper for a 1-5 rating); 409 when already resolved")
 async def resolve(conversation_id: PathId, who: Writer, request: Request, body: ResolveBody | None = None) -> ThreadOut:
     async with _database(request).unit_of_work() as session:
-        thread = await handoff.resolve(session, agent=await _agent(session, who), conversation_id=conversation_id,
-                                       ask_csat=body.ask_csat if body else True)
+        thread = await handoff.inbox.resolve(session, agent=await _agent(session, who), conversation_id=conversation_id,
+                                             ask_csat=body.ask_csat if body else True)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
     await _changed(request, who.shop_id, conversation_id)
     return out
 
 
 class ReplyBody(BaseModel):
-    text: str = Field(max_length=handoff.MAX_REPLY_CHARS + 100)
+    text: str = Field(max_length=handoff.replies.MAX_REPLY_CHARS + 100)
 
 
 class DraftBody(BaseModel):
-    text: str | None = Field(default=None, max_length=handoff.MAX_REPLY_CHARS + 100)
+    text: str | None = Field(default=None, max_length=handoff.replies.MAX_REPLY_CHARS + 100)
 
 
 class SentOut(BaseModel):
@@ -286,8 +287,8 @@ class SentOut(BaseModel):
              summary="Send a reply to the shopper on their own channel (through the outbox)")
 async def reply(conversation_id: PathId, body: ReplyBody, who: Writer, request: Request) -> SentOut:
     async with _database(request).unit_of_work() as session:
-        message_id = await handoff.reply(session, agent=await _agent(session, who), conversation_id=conversation_id,
-                                         text=body.text)
+        message_id = await handoff.replies.reply(session, agent=await _agent(session, who),
+                                                 conversation_id=conversation_id, text=body.text)
     _wake_delivery(request)
     await _changed(request, who.shop_id, conversation_id)
     return SentOut(message_id=message_id)
@@ -297,8 +298,8 @@ async def reply(conversation_id: PathId, body: ReplyBody, who: Writer, request: 
              summary="Send the bot's draft as is (no text) or edited")
 async def send_draft(conversation_id: PathId, body: DraftBody, who: Writer, request: Request) -> SentOut:
     async with _database(request).unit_of_work() as session:
-        message_id = await handoff.send_draft(session, agent=await _agent(session, who),
-                                              conversation_id=conversation_id, text=body.text)
+        message_id = await handoff.drafts.send_draft(session, agent=await _agent(session, who),
+                                                     conversation_id=conversation_id, text=body.text)
     _wake_delivery(request)
     await _changed(request, who.shop_id, conversation_id)
     return SentOut(message_id=message_id)
@@ -313,16 +314,16 @@ def _wake_delivery(request: Request) -> None:
 
 
 class NoteBody(BaseModel):
-    body: str = Field(max_length=handoff.MAX_NOTE_CHARS + 100)
+    body: str = Field(max_length=handoff.notes.MAX_NOTE_CHARS + 100)
 
 
-@router.post("/api/v1/agent/conversations/{conversation_id}/notes", response_model=handoff.NoteView,
+@router.post("/api/v1/agent/conversations/{conversation_id}/notes", response_model=handoff.notes.NoteView,
              status_code=201, summary="A private note (never sent to the shopper)")
-async def add_note(conversation_id: PathId, body: NoteBody, who: Writer, request: Request) -> handoff.NoteView:
+async def add_note(conversation_id: PathId, body: NoteBody, who: Writer, request: Request) -> handoff.notes.NoteView:
     async with _database(request).unit_of_work() as session:
         agent = await _agent(session, who)
-        note = await handoff.add_note(session, agent=agent, conversation_id=conversation_id, body=body.body)
-        out = handoff.NoteView(id=note.id, agent_name=agent.name, body=note.body, created_at=note.created_at)
+        note = await handoff.notes.add_note(session, agent=agent, conversation_id=conversation_id, body=body.body)
+        out = handoff.notes.NoteView(id=note.id, agent_name=agent.name, body=note.body, created_at=note.created_at)
     await _changed(request, who.shop_id, conversation_id)
     return out
 
@@ -331,7 +332,7 @@ async def add_note(conversation_id: PathId, body: NoteBody, who: Writer, request
 
 class CannedIn(BaseModel):
     shortcut: str = Field(max_length=40)
-    body: str = Field(max_length=handoff.MAX_REPLY_CHARS + 100)
+    body: str = Field(max_length=handoff.replies.MAX_REPLY_CHARS + 100)
 
 
 class CannedOut(BaseModel):
@@ -344,15 +345,15 @@ class CannedOut(BaseModel):
 async def canned(who: Reader, request: Request) -> list[CannedOut]:
     async with _database(request).unit_of_work() as session:
         return [CannedOut(id=c.id, shortcut=c.shortcut, body=c.body)
-                for c in await handoff.canned_responses(session, shop_id=who.shop_id)]
+                for c in await handoff.canned.canned_responses(session, shop_id=who.shop_id)]
 
 
 @router.post("/api/v1/agent/canned", response_model=CannedOut, status_code=201,
              summary="Add a canned response (supervisor); variables {name}, {order_number}, {agent_name}")
 async def add_canned(body: CannedIn, who: Writer, request: Request) -> CannedOut:
     async with _database(request).unit_of_work() as session:
-        item = await handoff.create_canned(session, agent=await _agent(session, who), shortcut=body.shortcut,
-                                           body=body.body)
+        item = await handoff.canned.create_canned(session, agent=await _agent(session, who), shortcut=body.shortcut,
+                                                  body=body.body)
         out = CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
     await events_of(request.app).publish(who.shop_id, {"type": "settings"})
     return out
@@ -362,8 +363,8 @@ async def add_canned(body: CannedIn, who: Writer, request: Request) -> CannedOut
             summary="Change a canned response's shortcut or text (supervisor)")
 async def edit_canned(canned_id: PathId, body: CannedIn, who: Writer, request: Request) -> CannedOut:
     async with _database(request).unit_of_work() as session:
-        item = await handoff.update_canned(session, agent=await _agent(session, who), canned_id=canned_id,
-                                           shortcut=body.shortcut, body=body.body)
+        item = await handoff.canned.update_canned(session, agent=await _agent(session, who), canned_id=canned_id,
+                                                  shortcut=body.shortcut, body=body.body)
         out = CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
     await events_of(request.app).publish(who.shop_id, {"type": "settings"})
     return out
@@ -372,7 +373,7 @@ async def edit_canned(canned_id: PathId, body: CannedIn, who: Writer, request: R
 @router.delete("/api/v1/agent/canned/{canned_id}", status_code=204, summary="Delete a canned response (supervisor)")
 async def remove_canned(canned_id: PathId, who: Writer, request: Request) -> Response:
     async with _database(request).unit_of_work() as session:
-        await handoff.delete_canned(session, agent=await _agent(session, who), canned_id=canned_id)
+        await handoff.canned.delete_canned(session, agent=await _agent(session, who), canned_id=canned_id)
     await events_of(request.app).publish(who.shop_id, {"type": "settings"})
     return Response(status_code=204)
 
@@ -395,12 +396,12 @@ class CorrectionOut(BaseModel):
 async def correct_intent(message_id: PathId, body: CorrectionBody, who: Writer, request: Request) -> CorrectionOut:
     database = _database(request)
     async with database.unit_of_work() as session:
-        item = await handoff.correct_intent(session, agent=await _agent(session, who), message_id=message_id,
-                                            intent=body.intent)
+        item = await handoff.learning.correct_intent(session, agent=await _agent(session, who), message_id=message_id,
+                                                     intent=body.intent)
         out = CorrectionOut(message_id=item.message_id, text=item.text, predicted_intent=item.predicted_intent,
                             intent=item.intent)
     async with database.unit_of_work() as session:  # after commit: the file only holds stored corrections
-        await handoff.write_corrections(session, path=corrections_path(_settings(request)))
+        await handoff.learning.write_corrections(session, path=corrections_path(_settings(request)))
     return out
 
 
@@ -410,7 +411,7 @@ def corrections_path(settings: Settings) -> Path:
 
 class FaqDraftBody(BaseModel):
     question: str = Field(max_length=600)
-    answer: str = Field(max_length=handoff.MAX_REPLY_CHARS + 100)
+    answer: str = Field(max_length=handoff.replies.MAX_REPLY_CHARS + 100)
     language: str = Field(default="en", max_length=16)
 
 
@@ -423,32 +424,33 @@ class FaqDraftOut(BaseModel):
              summary="Save an answer as a draft FAQ entry for the merchant to publish")
 async def faq_draft(body: FaqDraftBody, who: Writer, request: Request) -> FaqDraftOut:
     async with _database(request).unit_of_work() as session:
-        draft = await handoff.save_faq_draft(session, agent=await _agent(session, who), question=body.question,
-                                             answer=body.answer, language=body.language)
+        draft = await handoff.learning.save_faq_draft(session, agent=await _agent(session, who), question=body.question,
+                                                      answer=body.answer, language=body.language)
         return FaqDraftOut(faq_entry_id=draft.faq_entry_id, question=draft.question)
 
 
 # ------------------------------------------------------------------------------------- supervisor views
 
-@router.get("/api/v1/agent/csat", response_model=list[handoff.CsatStat], summary="CSAT results per agent")
-async def csat(who: Reader, request: Request) -> list[handoff.CsatStat]:
+@router.get("/api/v1/agent/csat", response_model=list[handoff.csat.CsatStat], summary="CSAT results per agent")
+async def csat(who: Reader, request: Request) -> list[handoff.csat.CsatStat]:
     async with _database(request).unit_of_work() as session:
-        return await handoff.csat_per_agent(session, shop_id=who.shop_id)
+        return await handoff.csat.csat_per_agent(session, shop_id=who.shop_id)
 
 
-@router.get("/api/v1/agent/rules", response_model=handoff.EscalationRules, summary="Escalation rules of my shop")
-async def rules(who: Reader, request: Request) -> handoff.EscalationRules:
+@router.get("/api/v1/agent/rules", response_model=handoff.rules.EscalationRules, summary="Escalation rules of my shop")
+async def rules(who: Reader, request: Request) -> handoff.rules.EscalationRules:
     async with _database(request).unit_of_work() as session:
-        return await handoff.rules_of(session, shop_id=who.shop_id)
+        return await handoff.rules.rules_of(session, shop_id=who.shop_id)
 
 
-@router.put("/api/v1/agent/rules", response_model=handoff.EscalationRules,
+@router.put("/api/v1/agent/rules", response_model=handoff.rules.EscalationRules,
             summary="Change the escalation triggers, mixed replies, auto-assignment and opening hours (supervisor)")
-async def save_rules(body: handoff.EscalationRules, who: Writer, request: Request) -> handoff.EscalationRules:
+async def save_rules(body: handoff.rules.EscalationRules, who: Writer,
+                     request: Request) -> handoff.rules.EscalationRules:
     if who.role != "supervisor":
         raise NotSupervisor("Only a supervisor can change the escalation rules.")
     async with _database(request).unit_of_work() as session:
-        saved = await handoff.save_rules(session, shop_id=who.shop_id, rules=body)
+        saved = await handoff.rules.save_rules(session, shop_id=who.shop_id, rules=body)
     await events_of(request.app).publish(who.shop_id, {"type": "settings"})
     return saved
 

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
-from bot.handoff import service as handoff
+from bot import handoff
 from kit.db import Database
 from kit.errors import ShopTalkError
 from kit.pubsub import RedisPubSub
@@ -107,14 +107,14 @@ class InboxWatcher:
     async def run_once(self) -> None:
         async with self.database.unit_of_work() as session:
             if self.last_message_id is None:
-                self.last_message_id = await handoff.newest_message_id(session)
-            opened = await handoff.sync_escalations(session)
-            fresh = await handoff.messages_after(session, after_id=self.last_message_id)
+                self.last_message_id = await handoff.inbox.newest_message_id(session)
+            opened = await handoff.inbox.sync_escalations(session)
+            fresh = await handoff.inbox.messages_after(session, after_id=self.last_message_id)
             changed: set[int] = set(opened)
             for message in fresh:
                 self.last_message_id = max(self.last_message_id, message.id)
                 changed.add(message.conversation_id)
-            assigned = await handoff.auto_assign(session)
+            assigned = await handoff.inbox.auto_assign(session)
         shop = handoff.DEFAULT_SHOP_ID
         if opened or fresh:
             self.events.push_local(shop, {"type": "inbox"})
@@ -182,8 +182,8 @@ async def agent_events(request: Request) -> StreamingResponse:
     database: Database = request.app.state.database
     token = request.cookies.get(SESSION_COOKIE)
     async with database.unit_of_work() as session:
-        agent = await handoff.agent_for_session(session, token=token)
-        await handoff.check_in(session, agent_id=agent.id)
+        agent = await handoff.agents.agent_for_session(session, token=token)
+        await handoff.agents.check_in(session, agent_id=agent.id)
     shop_id, agent_id = agent.shop_id, agent.id
     events = events_of(request.app)
 
@@ -197,8 +197,8 @@ async def agent_events(request: Request) -> StreamingResponse:
                 except TimeoutError:
                     try:
                         async with database.unit_of_work() as session:
-                            await handoff.agent_for_session(session, token=token)
-                            await handoff.check_in(session, agent_id=agent_id)
+                            await handoff.agents.agent_for_session(session, token=token)
+                            await handoff.agents.check_in(session, agent_id=agent_id)
                     except ShopTalkError as error:
                         yield _frame({"type": "signed_out", "code": error.code})
                         return

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from api.auth import MerchantDep
 from api.deps import SessionDep, SettingsDep
 from api.pages import PAGES_DIR
-from bot.handoff import service as handoff
+from bot import handoff
 from kit.errors import NotFound
 
 router = APIRouter(tags=["merchant"])
@@ -34,17 +34,17 @@ class LearningOut(BaseModel):
     corrections_file: str
     faq_drafts: int
     faq_drafts_published: int
-    csat: list[handoff.CsatStat]
+    csat: list[handoff.csat.CsatStat]
 
 
 @router.get("/api/v1/merchant/learning", response_model=LearningOut,
             summary="Counts of agents' intent corrections and FAQ drafts, and CSAT per agent")
 async def learning(_: MerchantDep, session: SessionDep, settings: SettingsDep) -> LearningOut:
-    counts = await handoff.learning_counts(session, shop_id=handoff.DEFAULT_SHOP_ID)
+    counts = await handoff.learning.learning_counts(session, shop_id=handoff.DEFAULT_SHOP_ID)
     return LearningOut(corrections=counts.corrections, corrections_by_intent=counts.corrections_by_intent,
                        corrections_file=str(Path(settings.data_dir) / "nlu" / "corrections.yml"),
                        faq_drafts=counts.faq_drafts, faq_drafts_published=counts.faq_drafts_published,
-                       csat=await handoff.csat_per_agent(session, shop_id=handoff.DEFAULT_SHOP_ID))
+                       csat=await handoff.csat.csat_per_agent(session, shop_id=handoff.DEFAULT_SHOP_ID))
 
 
 @router.get("/merchant/learning", include_in_schema=False)

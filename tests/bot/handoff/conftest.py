@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import handoff
 from bot.conversations import service as conversations
-from bot.handoff import service as handoff
 from bot.handoff.models import Agent
 from bot.messages import InboundMessage
 from kit.db import Database
@@ -15,10 +15,10 @@ PASSWORD = "correct horse battery"
 async def make_agent(db: Database, email: str, *, role: str = "agent", shop_id: int = 1,
                      capacity: int = 3, online: bool = False) -> int:
     async with db.unit_of_work() as session:
-        agent = await handoff.create_agent(session, email=email, name=email.split("@")[0].title(), role=role,
-                                           password=PASSWORD, shop_id=shop_id, capacity=capacity)
+        agent = await handoff.agents.create_agent(session, email=email, name=email.split("@")[0].title(), role=role,
+                                                  password=PASSWORD, shop_id=shop_id, capacity=capacity)
         if online:
-            await handoff.check_in(session, agent_id=agent.id)
+            await handoff.agents.check_in(session, agent_id=agent.id)
         return agent.id
 
 

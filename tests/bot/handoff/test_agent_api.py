@@ -15,7 +15,7 @@ from api.app import create_app
 from api.auth import create_token
 from api.http.agent.console import SESSION_COOKIE
 from api.http.agent.realtime import AgentEvents, InboxWatcher
-from bot.handoff import service as handoff
+from bot import handoff
 from bot.handoff.models import HandoffThread
 from kit.clock import clock, utcnow
 from kit.db import Database
@@ -238,7 +238,7 @@ async def test_supervisor_edits_the_rules_agents_only_read_them(client: httpx.As
     assert saved.json()["order_value_currency"] == "USD"
     assert saved.json()["opening_hours"]["days"] == [0, 5]
     async with db.unit_of_work() as session:
-        stored = await handoff.rules_of(session)
+        stored = await handoff.rules.rules_of(session)
     assert (stored.on_request, stored.low_confidence_in_a_row, stored.order_value_above) == (False, 3, Decimal(300))
     assert stored.mixed_reply_by_intent == {"return_refund": "draft_for_agent"}
     await sign_in(client, "ana@shop.test")
@@ -268,7 +268,7 @@ async def test_bad_rules_are_refused_with_the_field(client: httpx.AsyncClient, d
     assert problem["code"] == "validation_error"
     assert any(field in error["loc"] for error in problem["errors"])
     async with db.unit_of_work() as session:
-        assert await handoff.rules_of(session) == handoff.EscalationRules()  # nothing half-saved
+        assert await handoff.rules.rules_of(session) == handoff.rules.EscalationRules()  # nothing half-saved
 
 
 async def test_canned_responses_are_the_supervisors_to_edit(client: httpx.AsyncClient, db: Database) -> None:

@@ -5,8 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot import BotDeps
-from bot.handoff import service as handoff
+from bot import BotDeps, handoff
 from bot.handoff.models import HandoffThread
 from bot.policy import PolicyThresholds
 from kit.clock import clock
@@ -36,11 +35,11 @@ async def test_agent_reply_hand_back_then_the_bot_answers_again(say: Say, shop: 
     conversation_id = (await say(kind="callback", payload="handoff:request", sender="h1")).conversation_id
     async with shop.unit_of_work() as session:
         agent = await load_agent(session, ana)
-        await handoff.take(session, agent=agent, conversation_id=conversation_id)
-        await handoff.reply(session, agent=agent, conversation_id=conversation_id, text="Hi, Ana here")
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
+        await handoff.replies.reply(session, agent=agent, conversation_id=conversation_id, text="Hi, Ana here")
     assert (await say("thanks Ana", sender="h1")).replies == []
     async with shop.unit_of_work() as session:
-        await handoff.hand_back(session, agent=await load_agent(session, ana), conversation_id=conversation_id)
+        await handoff.inbox.hand_back(session, agent=await load_agent(session, ana), conversation_id=conversation_id)
     assert (await say("show my cart", sender="h1")).replies != []
 
 
@@ -58,7 +57,8 @@ async def test_strongly_negative_wording_brings_a_person(say: Say) -> None:
 
 async def test_negative_wording_trigger_can_be_turned_off(say: Say, shop: Database) -> None:
     async with shop.unit_of_work() as session:
-        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(on_negative_wording=False))
+        await handoff.rules.save_rules(session, shop_id=1,
+                                       rules=handoff.rules.EscalationRules(on_negative_wording=False))
     result = await say("show my cart, useless bot", sender="n2")
     assert "queue" not in texts(result)
 
@@ -67,20 +67,20 @@ async def test_middle_confidence_answer_waits_as_a_draft_for_an_agent(say: Say, 
                                                                      tiny_parser: TinyParser) -> None:
     unsure = BotDeps(settings=Settings(), nlu=tiny_parser, policy=PolicyThresholds(answer_at=1.01, confirm_at=0.0))
     async with shop.unit_of_work() as session:
-        await handoff.save_rules(session, shop_id=1,
-                                 rules=handoff.EscalationRules(mixed_reply_default="draft_for_agent"))
+        await handoff.rules.save_rules(session, shop_id=1,
+                                       rules=handoff.rules.EscalationRules(mixed_reply_default="draft_for_agent"))
     result = await say("show my cart", sender="d1", deps=unsure)
     assert "queue" in texts(result)
     assert "cart" not in texts(result).lower()
     ana = await make_agent(shop, "ana@shop.test")
     async with shop.unit_of_work() as session:
         agent = await load_agent(session, ana)
-        view = await handoff.conversation_view(session, agent=agent, conversation_id=result.conversation_id)
+        view = await handoff.views.conversation_view(session, agent=agent, conversation_id=result.conversation_id)
         assert view.draft
         assert "cart" in view.draft.lower()
         assert "Did this help" not in view.draft
-        await handoff.take(session, agent=agent, conversation_id=result.conversation_id)
-        await handoff.send_draft(session, agent=agent, conversation_id=result.conversation_id)
+        await handoff.inbox.take(session, agent=agent, conversation_id=result.conversation_id)
+        await handoff.drafts.send_draft(session, agent=agent, conversation_id=result.conversation_id)
 
 
 async def test_rating_after_resolve_is_recorded_and_thanked(say: Say, shop: Database) -> None:
@@ -88,22 +88,22 @@ async def test_rating_after_resolve_is_recorded_and_thanked(say: Say, shop: Data
     conversation_id = (await say(kind="callback", payload="handoff:request", sender="c1")).conversation_id
     async with shop.unit_of_work() as session:
         agent = await load_agent(session, ana)
-        await handoff.take(session, agent=agent, conversation_id=conversation_id)
-        await handoff.resolve(session, agent=agent, conversation_id=conversation_id)
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
+        await handoff.inbox.resolve(session, agent=agent, conversation_id=conversation_id)
     rated = await say(kind="callback", payload="csat:5", sender="c1")
     assert "Thank you for your rating" in texts(rated)
     assert payloads(rated) == []
     assert (await say(kind="callback", payload="csat:1", sender="c1")).replies == []
     async with shop.unit_of_work() as session:
-        stats = await handoff.csat_per_agent(session, shop_id=1)
+        stats = await handoff.csat.csat_per_agent(session, shop_id=1)
     assert [(s.agent_name, s.answered, s.average) for s in stats] == [("Ana", 1, 5.0)]
 
 
 async def test_offline_hours_say_when_the_team_is_back(say: Say, shop: Database,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     async with shop.unit_of_work() as session:
-        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(
-            opening_hours=handoff.OpeningHours(always_open=False, timezone="Europe/Berlin")))
+        await handoff.rules.save_rules(session, shop_id=1, rules=handoff.rules.EscalationRules(
+            opening_hours=handoff.hours.OpeningHours(always_open=False, timezone="Europe/Berlin")))
     sunday_night = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)
     monkeypatch.setattr(clock, "now", lambda: sunday_night)
     result = await say(kind="callback", payload="handoff:request", sender="o1")
@@ -120,7 +120,8 @@ async def test_questions_about_an_expensive_order_go_to_a_person(say: Say, shop:
         order, _ = await orders.create_order(session, data=OrderIn(
             channel="web", external_id="web-big", currency="EUR", email="big@example.com", country="DE",
             lines=[OrderLineIn(sku="KET-1", quantity=5)]))
-        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(order_value_above=Decimal("100")))
+        await handoff.rules.save_rules(session, shop_id=1,
+                                       rules=handoff.rules.EscalationRules(order_value_above=Decimal("100")))
     result = await say(f"where is my order #{order.number}?", sender="v1")
     assert "member of our team" in texts(result)
     # Named by its public reference, the same order is just as expensive.

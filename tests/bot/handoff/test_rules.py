@@ -12,8 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import event
 
-from bot import BotDeps
-from bot.handoff import service as handoff
+from bot import BotDeps, handoff
 from bot.handoff.models import HandoffThread
 from bot.policy import PolicyThresholds, ShopTriggers, decide, shop_triggers
 from bot.templates import render
@@ -56,7 +55,7 @@ def test_policy_follows_the_shops_triggers() -> None:
 
 async def save(db: Database, **changes: Any) -> None:
     async with db.unit_of_work() as session:
-        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(**changes))
+        await handoff.rules.save_rules(session, shop_id=1, rules=handoff.rules.EscalationRules(**changes))
 
 
 async def thread_of(db: Database, conversation_id: int) -> HandoffThread | None:
@@ -190,7 +189,7 @@ async def test_an_order_value_without_a_fresh_rate_goes_to_a_person(say: Say, sh
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     number = await big_order(shop)
     await save(shop, order_value_above=Decimal("1000000"), order_value_currency="VND")  # no VND rate at all
-    with caplog.at_level(logging.WARNING, logger="bot.handoff.service"):
+    with caplog.at_level(logging.WARNING, logger="bot.handoff.rules"):
         result = await say(f"where is my order #{number}?", sender="nr1")
     assert "member of our team" in texts(result)
     assert "no_exchange_rate" in caplog.text
@@ -207,7 +206,7 @@ async def test_an_order_value_without_a_fresh_rate_goes_to_a_person(say: Say, sh
     await save(shop, order_value_above=Decimal("1000000"), order_value_currency="USD")
     monkeypatch.setattr(clock, "now", lambda: later)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bot.handoff.service"):
+    with caplog.at_level(logging.WARNING, logger="bot.handoff.rules"):
         stale = await say(f"where is my order #{number}?", sender="nr2")
     assert "member of our team" in texts(stale)
     assert "stale_exchange_rate" in caplog.text
@@ -215,26 +214,26 @@ async def test_an_order_value_without_a_fresh_rate_goes_to_a_person(say: Say, sh
 
 def test_rules_refuse_what_makes_no_sense() -> None:
     with pytest.raises(ValidationError, match="ISO 4217"):
-        handoff.EscalationRules(order_value_currency="EURO")
+        handoff.rules.EscalationRules(order_value_currency="EURO")
     with pytest.raises(ValidationError, match="not intent names"):
-        handoff.EscalationRules(mixed_reply_by_intent={"Order Status!": "draft_for_agent"})
+        handoff.rules.EscalationRules(mixed_reply_by_intent={"Order Status!": "draft_for_agent"})
     with pytest.raises(ValidationError):
-        handoff.EscalationRules(mixed_reply_by_intent={"order_status": "shout"})
+        handoff.rules.EscalationRules(mixed_reply_by_intent={"order_status": "shout"})
     with pytest.raises(ValidationError, match="opens < closes"):
-        handoff.OpeningHours(always_open=False, opens="18:00", closes="09:00")
+        handoff.hours.OpeningHours(always_open=False, opens="18:00", closes="09:00")
     with pytest.raises(ValidationError, match="at least one opening day"):
-        handoff.OpeningHours(always_open=False, days=[])
+        handoff.hours.OpeningHours(always_open=False, days=[])
     with pytest.raises(ValidationError):
-        handoff.EscalationRules(on_requets=False)  # type: ignore[call-arg]  # a typo is refused, not ignored
+        handoff.rules.EscalationRules(on_requets=False)  # type: ignore[call-arg]  # a typo is refused, not ignored
     with pytest.raises(ValidationError):
-        handoff.EscalationRules(low_confidence_below=1.5)
-    assert handoff.EscalationRules(order_value_currency=" usd ").order_value_currency == "USD"
+        handoff.rules.EscalationRules(low_confidence_below=1.5)
+    assert handoff.rules.EscalationRules(order_value_currency=" usd ").order_value_currency == "USD"
 
 
 async def test_rules_are_cached_and_another_process_change_is_seen_within_a_second(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr(handoff, "monotonic", lambda: now[0])
+    monkeypatch.setattr(handoff.rules, "monotonic", lambda: now[0])
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -251,15 +250,16 @@ async def test_rules_are_cached_and_another_process_change_is_seen_within_a_seco
         other = Database(db.engine.url.render_as_string(hide_password=False))  # another process
         try:
             async with other.unit_of_work() as session:
-                await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(on_request=False))
+                await handoff.rules.save_rules(session, shop_id=1,
+                                               rules=handoff.rules.EscalationRules(on_request=False))
         finally:
             await other.dispose()
         async with db.unit_of_work() as session:
             assert (await shop_triggers(session)).on_request is True  # still the cached copy
-            now[0] += handoff.RULES_RECHECK_SECONDS + 0.01
+            now[0] += handoff.rules.RULES_RECHECK_SECONDS + 0.01
             statements.clear()
             assert (await shop_triggers(session)).on_request is False
-            now[0] += handoff.RULES_RECHECK_SECONDS + 0.01
+            now[0] += handoff.rules.RULES_RECHECK_SECONDS + 0.01
             statements.clear()
             await shop_triggers(session)
             assert len(statements) == 1  # unchanged: one primary-key read of the stamp, no parse
@@ -270,23 +270,23 @@ async def test_rules_are_cached_and_another_process_change_is_seen_within_a_seco
 
 async def test_a_save_in_this_process_is_seen_at_once_and_a_rolled_back_one_never(db: Database) -> None:
     async with db.unit_of_work() as session:
-        assert (await handoff.rules_of(session)).on_complaint is True
+        assert (await handoff.rules.rules_of(session)).on_complaint is True
     await save(db, on_complaint=False)
     async with db.unit_of_work() as session:
-        assert (await handoff.rules_of(session)).on_complaint is False
+        assert (await handoff.rules.rules_of(session)).on_complaint is False
 
     class Undo(Exception):
         pass
 
     async def save_then_fail() -> None:
         async with db.unit_of_work() as session:
-            await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(on_complaint=True))
+            await handoff.rules.save_rules(session, shop_id=1, rules=handoff.rules.EscalationRules(on_complaint=True))
             raise Undo
 
     with pytest.raises(Undo):
         await save_then_fail()
     async with db.unit_of_work() as session:
-        assert (await handoff.rules_of(session)).on_complaint is False
+        assert (await handoff.rules.rules_of(session)).on_complaint is False
 
 
 async def test_without_requests_no_reply_offers_a_person_that_never_comes(say: Say, shop: Database) -> None:
@@ -313,7 +313,7 @@ async def test_stored_rules_that_no_longer_validate_fall_back_to_the_defaults(
     async with db.unit_of_work() as session:
         session.add(ShopHandoffRules(shop_id=1, updated_at=utcnow(), rules={
             "on_request": False, "opening_hours": {"always_open": False, "days": [], "timezone": "Europe/Berlin"}}))
-    with caplog.at_level(logging.ERROR, logger="bot.handoff.service"):
+    with caplog.at_level(logging.ERROR, logger="bot.handoff.rules"):
         async with db.unit_of_work() as session:
-            assert await handoff.rules_of(session) == handoff.EscalationRules()
+            assert await handoff.rules.rules_of(session) == handoff.rules.EscalationRules()
     assert "stored escalation rules are invalid" in caplog.text

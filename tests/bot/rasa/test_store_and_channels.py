@@ -58,12 +58,12 @@ async def test_handoff_action_puts_the_conversation_in_the_agent_inbox(db: Datab
 
 
 async def test_handoff_action_follows_the_shops_switch_for_requests(db: Database, bot_deps: BotDeps) -> None:
+    from bot import handoff
     from bot.conversations.repository import ConversationRepository
-    from bot.handoff import service as handoff
 
     await _activate_sample(db)
     async with db.unit_of_work() as session:
-        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(on_request=False))
+        await handoff.rules.save_rules(session, shop_id=1, rules=handoff.rules.EscalationRules(on_request=False))
     replies = await _send(db, bot_deps, "/human", 1)
     assert replies == ["I can't put you through to a person here, but I can help with products, orders "
                        "and your cart."]

@@ -1,101 +1,45 @@
-"""The handoff rules on the db fixture (SQLite and PostgreSQL): accounts, inbox, assignment, replies, CSAT."""
+"""The console on the db fixture (SQLite and PostgreSQL): inbox, assignment, replies, drafts, notes, canned
+responses, CSAT, escalation triggers, opening hours, delivery state."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
+from bot import handoff
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
-from bot.handoff import service as handoff
 from bot.handoff.errors import (
     AlreadyResolved,
     AlreadyTaken,
-    CsrfRejected,
     NotInHumanMode,
-    NotSignedIn,
     NotYours,
-    SessionExpired,
     ThreadNotFound,
-    WrongCredentials,
 )
 from kit.clock import clock, utcnow
 from kit.db import Database
 from kit.errors import ShopTalkError
 from kit.outbox import OutboxEvent
-from tests.bot.handoff.conftest import PASSWORD, load_agent, make_agent, shopper_says
-
-
-async def test_sign_in_checks_password_and_sessions_expire(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    await make_agent(db, "ana@shop.test")
-    async with db.unit_of_work() as session:
-        with pytest.raises(WrongCredentials):
-            await handoff.sign_in(session, email="ana@shop.test", password="wrong password!", ttl_seconds=60)
-        with pytest.raises(WrongCredentials):
-            await handoff.sign_in(session, email="nobody@shop.test", password=PASSWORD, ttl_seconds=60)
-        agent, token = await handoff.sign_in(session, email="ANA@shop.test", password=PASSWORD, ttl_seconds=60)
-        assert agent.password_hash.startswith("$argon2id$")
-        assert PASSWORD not in agent.password_hash
-    async with db.unit_of_work() as session:
-        assert (await handoff.agent_for_session(session, token=token)).email == "ana@shop.test"
-        with pytest.raises(NotSignedIn):
-            await handoff.agent_for_session(session, token="forged-token")
-    later = utcnow() + timedelta(seconds=61)
-    monkeypatch.setattr(clock, "now", lambda: later)
-    async with db.unit_of_work() as session:
-        with pytest.raises(SessionExpired):
-            await handoff.agent_for_session(session, token=token)
-
-
-async def test_signed_out_session_is_refused(db: Database) -> None:
-    await make_agent(db, "ana@shop.test")
-    async with db.unit_of_work() as session:
-        _, token = await handoff.sign_in(session, email="ana@shop.test", password=PASSWORD, ttl_seconds=600)
-    async with db.unit_of_work() as session:
-        await handoff.sign_out(session, token=token)
-    async with db.unit_of_work() as session:
-        with pytest.raises(NotSignedIn):
-            await handoff.agent_for_session(session, token=token)
-
-
-def test_csrf_token_is_bound_to_the_session() -> None:
-    token = handoff.csrf_token(session_token="session-a", secret="s" * 32)
-    handoff.check_csrf(session_token="session-a", given=token, secret="s" * 32)
-    with pytest.raises(CsrfRejected):
-        handoff.check_csrf(session_token="session-b", given=token, secret="s" * 32)
-    with pytest.raises(CsrfRejected):
-        handoff.check_csrf(session_token="session-a", given=None, secret="s" * 32)
-
-
-async def test_bad_account_input_is_refused(db: Database) -> None:
-    await make_agent(db, "ana@shop.test")
-    async with db.unit_of_work() as session:
-        for kwargs, code in (({"email": "not-an-email"}, "invalid_email"), ({"role": "boss"}, "unknown_role"),
-                             ({"password": "short"}, "weak_password"), ({"email": "ana@shop.test"}, "agent_exists")):
-            args = {"email": "bo@shop.test", "name": "Bo", "role": "agent", "password": PASSWORD} | kwargs
-            with pytest.raises(ShopTalkError) as caught:
-                await handoff.create_agent(session, **args)  # type: ignore[arg-type]
-            assert caught.value.code == code
+from tests.bot.handoff.conftest import load_agent, make_agent, shopper_says
 
 
 async def test_escalated_conversation_appears_unassigned_and_take_silences_the_bot(db: Database) -> None:
     ana = await make_agent(db, "ana@shop.test")
     conversation_id = await shopper_says(db, "I want to talk to a person", human=True)
     async with db.unit_of_work() as session:
-        assert await handoff.sync_escalations(session) == [conversation_id]
-        assert await handoff.sync_escalations(session) == []
+        assert await handoff.inbox.sync_escalations(session) == [conversation_id]
+        assert await handoff.inbox.sync_escalations(session) == []
         agent = await load_agent(session, ana)
-        waiting = await handoff.inbox(session, agent=agent, view="unassigned")
+        waiting = await handoff.inbox.inbox(session, agent=agent, view="unassigned")
         assert [i.conversation_id for i in waiting] == [conversation_id]
         assert waiting[0].last_text == "I want to talk to a person"
-        await handoff.take(session, agent=agent, conversation_id=conversation_id)
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
-        assert await handoff.inbox(session, agent=agent, view="unassigned") == []
-        mine = await handoff.inbox(session, agent=agent, view="mine")
+        assert await handoff.inbox.inbox(session, agent=agent, view="unassigned") == []
+        mine = await handoff.inbox.inbox(session, agent=agent, view="mine")
         assert [(i.conversation_id, i.assignee_name, i.mode) for i in mine] == [(conversation_id, "Ana", "human")]
 
 
@@ -104,10 +48,11 @@ async def test_agent_takes_over_a_conversation_the_bot_is_answering(db: Database
     conversation_id = await shopper_says(db, "where is my parcel")
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
-        assert [i.conversation_id for i in await handoff.inbox(session, agent=agent, view="bot")] == [conversation_id]
+        candidates = await handoff.inbox.inbox(session, agent=agent, view="bot")
+        assert [i.conversation_id for i in candidates] == [conversation_id]
         with pytest.raises(NotInHumanMode):
-            await handoff.reply(session, agent=agent, conversation_id=conversation_id, text="Hello")
-        await handoff.take(session, agent=agent, conversation_id=conversation_id)
+            await handoff.replies.reply(session, agent=agent, conversation_id=conversation_id, text="Hello")
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
         conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
         assert conversation.mode == "human"
 
@@ -116,13 +61,13 @@ async def test_two_agents_racing_for_one_conversation_only_one_wins(db: Database
     ids = [await make_agent(db, f"agent{n}@shop.test") for n in range(6)]
     conversation_id = await shopper_says(db, "a person please", human=True)
     async with db.unit_of_work() as session:
-        await handoff.sync_escalations(session)
+        await handoff.inbox.sync_escalations(session)
 
     async def race(agent_id: int) -> str:
         try:
             async with db.unit_of_work() as session:
                 agent = await load_agent(session, agent_id)
-                await handoff.take(session, agent=agent, conversation_id=conversation_id)
+                await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
             return "won"
         except AlreadyTaken:
             return "lost"
@@ -132,7 +77,7 @@ async def test_two_agents_racing_for_one_conversation_only_one_wins(db: Database
     winner = ids[results.index("won")]
     async with db.unit_of_work() as session:
         agent = await load_agent(session, winner)
-        assert [i.assignee_id for i in await handoff.inbox(session, agent=agent, view="open")] == [winner]
+        assert [i.assignee_id for i in await handoff.inbox.inbox(session, agent=agent, view="open")] == [winner]
 
 
 async def test_take_over_race_on_a_bot_conversation_only_one_wins(db: Database) -> None:
@@ -142,7 +87,8 @@ async def test_take_over_race_on_a_bot_conversation_only_one_wins(db: Database) 
     async def race(agent_id: int) -> str:
         try:
             async with db.unit_of_work() as session:
-                await handoff.take(session, agent=await load_agent(session, agent_id), conversation_id=conversation_id)
+                await handoff.inbox.take(session, agent=await load_agent(session, agent_id),
+                                         conversation_id=conversation_id)
             return "won"
         except AlreadyTaken:
             return "lost"
@@ -156,29 +102,29 @@ async def test_agent_of_another_shop_sees_nothing(db: Database) -> None:
     other = await make_agent(db, "eve@other.test", shop_id=2)
     conversation_id = await shopper_says(db, "help me", human=True)
     async with db.unit_of_work() as session:
-        await handoff.sync_escalations(session)
-        await handoff.take(session, agent=await load_agent(session, ana), conversation_id=conversation_id)
+        await handoff.inbox.sync_escalations(session)
+        await handoff.inbox.take(session, agent=await load_agent(session, ana), conversation_id=conversation_id)
     async with db.unit_of_work() as session:
         eve = await load_agent(session, other)
-        for view in handoff.VIEWS:
-            assert await handoff.inbox(session, agent=eve, view=view) == []
+        for view in handoff.inbox.VIEWS:
+            assert await handoff.inbox.inbox(session, agent=eve, view=view) == []
         with pytest.raises(ThreadNotFound):
-            await handoff.conversation_view(session, agent=eve, conversation_id=conversation_id)
+            await handoff.views.conversation_view(session, agent=eve, conversation_id=conversation_id)
         with pytest.raises(ThreadNotFound):
-            await handoff.take(session, agent=eve, conversation_id=conversation_id)
+            await handoff.inbox.take(session, agent=eve, conversation_id=conversation_id)
         with pytest.raises(ThreadNotFound):
-            await handoff.reply(session, agent=eve, conversation_id=conversation_id, text="hi")
+            await handoff.replies.reply(session, agent=eve, conversation_id=conversation_id, text="hi")
 
 
 async def test_agent_reply_goes_through_the_outbox_to_the_shoppers_channel(db: Database) -> None:
     ana = await make_agent(db, "ana@shop.test")
     conversation_id = await shopper_says(db, "a person", channel="telegram", sender="777", human=True)
     async with db.unit_of_work() as session:
-        await handoff.sync_escalations(session)
+        await handoff.inbox.sync_escalations(session)
         agent = await load_agent(session, ana)
-        await handoff.take(session, agent=agent, conversation_id=conversation_id)
-        message_id = await handoff.reply(session, agent=agent, conversation_id=conversation_id,
-                                         text="Hi, I'm Ana. Let me check.")
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
+        message_id = await handoff.replies.reply(session, agent=agent, conversation_id=conversation_id,
+                                                 text="Hi, I'm Ana. Let me check.")
     async with db.unit_of_work() as session:
         event = await session.scalar(select(OutboxEvent).where(OutboxEvent.idempotency_key == f"msg:{message_id}"))
         assert event is not None
@@ -186,8 +132,8 @@ async def test_agent_reply_goes_through_the_outbox_to_the_shoppers_channel(db: D
         assert event.payload["author"] == "agent"
         assert event.payload["recipient_id"] == "777"
         assert event.payload["text"] == "Hi, I'm Ana. Let me check."
-        view = await handoff.conversation_view(session, agent=await load_agent(session, ana),
-                                               conversation_id=conversation_id)
+        view = await handoff.views.conversation_view(session, agent=await load_agent(session, ana),
+                                                     conversation_id=conversation_id)
         last = view.messages[-1]
         assert (last.author, last.agent_name, last.delivery) == ("agent", "Ana", "sending")
         assert view.messages[0].intent == "human_handoff"
@@ -198,17 +144,17 @@ async def test_only_the_owner_replies(db: Database) -> None:
     ana, bo = await make_agent(db, "ana@shop.test"), await make_agent(db, "bo@shop.test")
     conversation_id = await shopper_says(db, "a person", human=True)
     async with db.unit_of_work() as session:
-        await handoff.sync_escalations(session)
+        await handoff.inbox.sync_escalations(session)
         with pytest.raises(NotYours):
-            await handoff.reply(session, agent=await load_agent(session, bo), conversation_id=conversation_id,
-                                text="hi")
-        await handoff.take(session, agent=await load_agent(session, ana), conversation_id=conversation_id)
+            await handoff.replies.reply(session, agent=await load_agent(session, bo), conversation_id=conversation_id,
+                                        text="hi")
+        await handoff.inbox.take(session, agent=await load_agent(session, ana), conversation_id=conversation_id)
         with pytest.raises(NotYours):
-            await handoff.reply(session, agent=await load_agent(session, bo), conversation_id=conversation_id,
-                                text="hi")
+            await handoff.replies.reply(session, agent=await load_agent(session, bo), conversation_id=conversation_id,
+                                        text="hi")
         with pytest.raises(ShopTalkError) as caught:
-            await handoff.reply(session, agent=await load_agent(session, ana), conversation_id=conversation_id,
-                                text="   ")
+            await handoff.replies.reply(session, agent=await load_agent(session, ana), conversation_id=conversation_id,
+                                        text="   ")
         assert caught.value.code == "empty_reply"
 
 
@@ -216,27 +162,27 @@ async def test_resolve_asks_for_csat_and_resolving_twice_is_a_clear_conflict(db:
     ana = await make_agent(db, "ana@shop.test")
     conversation_id = await shopper_says(db, "a person", human=True)
     async with db.unit_of_work() as session:
-        await handoff.sync_escalations(session)
+        await handoff.inbox.sync_escalations(session)
         agent = await load_agent(session, ana)
-        await handoff.take(session, agent=agent, conversation_id=conversation_id)
-        await handoff.resolve(session, agent=agent, conversation_id=conversation_id)
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
+        await handoff.inbox.resolve(session, agent=agent, conversation_id=conversation_id)
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
         with pytest.raises(AlreadyResolved):
-            await handoff.resolve(session, agent=agent, conversation_id=conversation_id)
+            await handoff.inbox.resolve(session, agent=agent, conversation_id=conversation_id)
         conversation = await session.get(Conversation, conversation_id)
         assert conversation is not None
         assert conversation.mode == "bot"
         question = (await session.scalars(select(ConversationMessage).where(
             ConversationMessage.conversation_id == conversation_id, ConversationMessage.direction == "out"))).one()
         assert [b["payload"] for b in question.content["buttons"]] == [f"csat:{n}" for n in range(1, 6)]
-        assert [i.conversation_id for i in await handoff.inbox(session, agent=agent, view="resolved")] == \
+        assert [i.conversation_id for i in await handoff.inbox.inbox(session, agent=agent, view="resolved")] == \
             [conversation_id]
     await shopper_says(db, "4", payload="csat:4")
     async with db.unit_of_work() as session:
-        assert await handoff.record_csat(session, conversation_id=conversation_id, score=4)
-        assert not await handoff.record_csat(session, conversation_id=conversation_id, score=5)
-        stats = await handoff.csat_per_agent(session, shop_id=1)
+        assert await handoff.csat.record_csat(session, conversation_id=conversation_id, score=4)
+        assert not await handoff.csat.record_csat(session, conversation_id=conversation_id, score=5)
+        stats = await handoff.csat.csat_per_agent(session, shop_id=1)
         assert [(s.agent_name, s.asked, s.answered, s.average) for s in stats] == [("Ana", 1, 1, 4.0)]
 
 
@@ -244,15 +190,15 @@ async def test_hand_back_returns_the_conversation_to_the_bot(db: Database) -> No
     ana = await make_agent(db, "ana@shop.test")
     conversation_id = await shopper_says(db, "a person", human=True)
     async with db.unit_of_work() as session:
-        await handoff.sync_escalations(session)
+        await handoff.inbox.sync_escalations(session)
         agent = await load_agent(session, ana)
-        await handoff.take(session, agent=agent, conversation_id=conversation_id)
-        await handoff.hand_back(session, agent=agent, conversation_id=conversation_id)
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
+        await handoff.inbox.hand_back(session, agent=agent, conversation_id=conversation_id)
         conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
         assert conversation.mode == "bot"
         with pytest.raises(AlreadyResolved):
-            await handoff.hand_back(session, agent=agent, conversation_id=conversation_id)
-        assert await handoff.sync_escalations(session) == []
+            await handoff.inbox.hand_back(session, agent=agent, conversation_id=conversation_id)
+        assert await handoff.inbox.sync_escalations(session) == []
 
 
 async def test_round_robin_respects_online_agents_and_capacity(db: Database) -> None:
@@ -261,15 +207,16 @@ async def test_round_robin_respects_online_agents_and_capacity(db: Database) -> 
     await make_agent(db, "cy@shop.test", capacity=5, online=False)
     ids = [await shopper_says(db, "person", sender=f"s{n}", human=True) for n in range(4)]
     async with db.unit_of_work() as session:
-        await handoff.sync_escalations(session)
-        assigned = await handoff.auto_assign(session)
+        await handoff.inbox.sync_escalations(session)
+        assigned = await handoff.inbox.auto_assign(session)
     owners = [agent for _, agent in assigned]
     assert sorted(owners) == sorted([ana, bo, bo])
     assert [c for c, _ in assigned] == ids[:3]
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
-        assert [i.conversation_id for i in await handoff.inbox(session, agent=agent, view="unassigned")] == [ids[3]]
-        notice = await handoff.queue_notice(session, conversation_id=ids[3])
+        waiting = await handoff.inbox.inbox(session, agent=agent, view="unassigned")
+        assert [i.conversation_id for i in waiting] == [ids[3]]
+        notice = await handoff.inbox.queue_notice(session, conversation_id=ids[3])
         assert notice.open_now
         assert notice.position == 1
         assert notice.expected_wait_minutes is not None
@@ -280,9 +227,9 @@ async def test_auto_assign_can_be_turned_off_per_shop(db: Database) -> None:
     await make_agent(db, "ana@shop.test", online=True)
     await shopper_says(db, "person", human=True)
     async with db.unit_of_work() as session:
-        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(auto_assign=False))
-        await handoff.sync_escalations(session)
-        assert await handoff.auto_assign(session) == []
+        await handoff.rules.save_rules(session, shop_id=1, rules=handoff.rules.EscalationRules(auto_assign=False))
+        await handoff.inbox.sync_escalations(session)
+        assert await handoff.inbox.auto_assign(session) == []
 
 
 async def test_transfer_and_supervisor_assignment(db: Database) -> None:
@@ -290,15 +237,15 @@ async def test_transfer_and_supervisor_assignment(db: Database) -> None:
     boss = await make_agent(db, "boss@shop.test", role="supervisor")
     conversation_id = await shopper_says(db, "person", human=True)
     async with db.unit_of_work() as session:
-        await handoff.sync_escalations(session)
+        await handoff.inbox.sync_escalations(session)
         with pytest.raises(ShopTalkError) as caught:
-            await handoff.assign(session, by=await load_agent(session, bo), conversation_id=conversation_id,
-                                 agent_id=bo)
+            await handoff.inbox.assign(session, by=await load_agent(session, bo), conversation_id=conversation_id,
+                                       agent_id=bo)
         assert caught.value.code == "supervisor_only"
-        await handoff.assign(session, by=await load_agent(session, boss), conversation_id=conversation_id,
-                             agent_id=ana)
-        thread = await handoff.assign(session, by=await load_agent(session, ana), conversation_id=conversation_id,
-                                      agent_id=bo)
+        await handoff.inbox.assign(session, by=await load_agent(session, boss), conversation_id=conversation_id,
+                                   agent_id=ana)
+        thread = await handoff.inbox.assign(session, by=await load_agent(session, ana), conversation_id=conversation_id,
+                                            agent_id=bo)
         assert thread.assignee_id == bo
 
 
@@ -306,17 +253,17 @@ async def test_bot_draft_waits_for_an_agent_who_sends_or_edits_it(db: Database) 
     ana = await make_agent(db, "ana@shop.test")
     conversation_id = await shopper_says(db, "can I return opened headphones?")
     async with db.unit_of_work() as session:
-        await handoff.hold_draft(session, conversation_id=conversation_id, text="Yes, within 30 days.",
-                                 for_message_id=None)
+        await handoff.drafts.hold_draft(session, conversation_id=conversation_id, text="Yes, within 30 days.",
+                                        for_message_id=None)
         agent = await load_agent(session, ana)
-        waiting = await handoff.inbox(session, agent=agent, view="unassigned")
+        waiting = await handoff.inbox.inbox(session, agent=agent, view="unassigned")
         assert waiting[0].has_draft
         assert waiting[0].mode == "human"
-        await handoff.take(session, agent=agent, conversation_id=conversation_id)
-        message_id = await handoff.send_draft(session, agent=agent, conversation_id=conversation_id,
-                                              text="Yes, within 30 days, unused.")
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
+        message_id = await handoff.drafts.send_draft(session, agent=agent, conversation_id=conversation_id,
+                                                     text="Yes, within 30 days, unused.")
         with pytest.raises(ShopTalkError) as caught:
-            await handoff.send_draft(session, agent=agent, conversation_id=conversation_id)
+            await handoff.drafts.send_draft(session, agent=agent, conversation_id=conversation_id)
         assert caught.value.code == "no_draft"
         message = await session.get(ConversationMessage, message_id)
         assert message is not None
@@ -331,49 +278,49 @@ async def test_notes_and_canned_responses(db: Database) -> None:
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
         supervisor = await load_agent(session, sue)
-        await handoff.add_note(session, agent=agent, conversation_id=conversation_id, body="VIP, be kind")
-        canned = await handoff.create_canned(session, agent=supervisor, shortcut="hello",
-                                             body="Hi {name}, about order {order_number}: ")
+        await handoff.notes.add_note(session, agent=agent, conversation_id=conversation_id, body="VIP, be kind")
+        canned = await handoff.canned.create_canned(session, agent=supervisor, shortcut="hello",
+                                                    body="Hi {name}, about order {order_number}: ")
         with pytest.raises(ShopTalkError) as caught:
-            await handoff.create_canned(session, agent=supervisor, shortcut="bad", body="Hi {first_name}")
+            await handoff.canned.create_canned(session, agent=supervisor, shortcut="bad", body="Hi {first_name}")
         assert caught.value.code == "unknown_variable"
-        view = await handoff.conversation_view(session, agent=agent, conversation_id=conversation_id)
+        view = await handoff.views.conversation_view(session, agent=agent, conversation_id=conversation_id)
         assert [n.body for n in view.notes] == ["VIP, be kind"]
         assert all(m.text != "VIP, be kind" for m in view.messages)
-        assert handoff.fill_canned(canned.body, {"name": "Lin", "order_number": None}) == \
+        assert handoff.canned.fill_canned(canned.body, {"name": "Lin", "order_number": None}) == \
             "Hi Lin, about order {order_number}:"
 
 
 def test_escalation_triggers_are_configurable() -> None:
-    rules = handoff.EscalationRules(order_value_above=Decimal("500"))
-    signal = handoff.EscalationSignals
-    assert handoff.should_escalate(rules, signal("talk to a human", "human_handoff", 0.9)) == "asked_for_person"
-    assert handoff.should_escalate(rules, signal("this is broken", "complaint", 0.8)) == "complaint"
-    assert handoff.should_escalate(rules, signal("this shop is a SCAM", "other", 0.8)) == "negative_wording"
-    assert handoff.should_escalate(rules, signal("你们就是骗子", "other", 0.8)) == "negative_wording"
-    assert handoff.should_escalate(rules, signal("order A1", "order_status", 0.9,
-                                                 order_value=Decimal("800.00"))) == "order_value"
-    assert handoff.should_escalate(rules, signal("hmm", "x", 0.2, low_confidence_before=0)) is None
-    assert handoff.should_escalate(rules, signal("hmm", "x", 0.2, low_confidence_before=1)) == "low_confidence"
-    assert handoff.should_escalate(rules, signal("no", "deny", 0.9, unhelpful_before=2)) == "not_helpful"
-    quiet = handoff.EscalationRules(on_request=False, on_complaint=False, on_negative_wording=False,
-                                    low_confidence_in_a_row=0, unhelpful_in_a_row=0)
-    assert handoff.should_escalate(quiet, signal("SCAM!! talk to a human", "human_handoff", 0.1,
-                                                 low_confidence_before=5, unhelpful_before=5)) is None
-    mixed = handoff.EscalationRules(mixed_reply_by_intent={"return_refund": "draft_for_agent"})
-    assert handoff.mixed_reply_for(mixed, "return_refund") == "draft_for_agent"
-    assert handoff.mixed_reply_for(mixed, "shipping_info") == "answer_and_offer"
+    rules = handoff.rules.EscalationRules(order_value_above=Decimal("500"))
+    signal = handoff.rules.EscalationSignals
+    assert handoff.rules.should_escalate(rules, signal("talk to a human", "human_handoff", 0.9)) == "asked_for_person"
+    assert handoff.rules.should_escalate(rules, signal("this is broken", "complaint", 0.8)) == "complaint"
+    assert handoff.rules.should_escalate(rules, signal("this shop is a SCAM", "other", 0.8)) == "negative_wording"
+    assert handoff.rules.should_escalate(rules, signal("你们就是骗子", "other", 0.8)) == "negative_wording"
+    assert handoff.rules.should_escalate(rules, signal("order A1", "order_status", 0.9,
+                                                       order_value=Decimal("800.00"))) == "order_value"
+    assert handoff.rules.should_escalate(rules, signal("hmm", "x", 0.2, low_confidence_before=0)) is None
+    assert handoff.rules.should_escalate(rules, signal("hmm", "x", 0.2, low_confidence_before=1)) == "low_confidence"
+    assert handoff.rules.should_escalate(rules, signal("no", "deny", 0.9, unhelpful_before=2)) == "not_helpful"
+    quiet = handoff.rules.EscalationRules(on_request=False, on_complaint=False, on_negative_wording=False,
+                                          low_confidence_in_a_row=0, unhelpful_in_a_row=0)
+    assert handoff.rules.should_escalate(quiet, signal("SCAM!! talk to a human", "human_handoff", 0.1,
+                                                       low_confidence_before=5, unhelpful_before=5)) is None
+    mixed = handoff.rules.EscalationRules(mixed_reply_by_intent={"return_refund": "draft_for_agent"})
+    assert handoff.rules.mixed_reply_for(mixed, "return_refund") == "draft_for_agent"
+    assert handoff.rules.mixed_reply_for(mixed, "shipping_info") == "answer_and_offer"
 
 
 async def test_offline_hours_tell_when_the_team_is_back(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     conversation_id = await shopper_says(db, "person", human=True)
-    hours = handoff.OpeningHours(always_open=False, timezone="Europe/Berlin", days=[0, 1, 2, 3, 4])
+    hours = handoff.hours.OpeningHours(always_open=False, timezone="Europe/Berlin", days=[0, 1, 2, 3, 4])
     async with db.unit_of_work() as session:
-        await handoff.save_rules(session, shop_id=1, rules=handoff.EscalationRules(opening_hours=hours))
+        await handoff.rules.save_rules(session, shop_id=1, rules=handoff.rules.EscalationRules(opening_hours=hours))
     saturday = utcnow().replace(year=2026, month=11, day=28, hour=21, minute=0)
     monkeypatch.setattr(clock, "now", lambda: saturday)
     async with db.unit_of_work() as session:
-        notice = await handoff.queue_notice(session, conversation_id=conversation_id)
+        notice = await handoff.inbox.queue_notice(session, conversation_id=conversation_id)
     assert not notice.open_now
     assert notice.opens_at is not None
     assert (notice.opens_at.weekday(), notice.opens_at.hour) == (0, 9)
@@ -402,15 +349,15 @@ async def test_reply_to_a_shopper_who_blocked_the_bot_is_marked_failed(db: Datab
         double.blocked_chats.add(4343)
         async with db.unit_of_work() as session:
             agent = await load_agent(session, ana)
-            await handoff.take(session, agent=agent, conversation_id=conversation_id)
-            await handoff.reply(session, agent=agent, conversation_id=conversation_id, text="Still there?")
+            await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
+            await handoff.replies.reply(session, agent=agent, conversation_id=conversation_id, text="Still there?")
         await OutboxWorker(db.sessions, channel_handlers(telegram=telegram, hub=None)).run_once()
     finally:
         await telegram.close()
         await double.stop()
     async with db.unit_of_work() as session:
-        view = await handoff.conversation_view(session, agent=await load_agent(session, ana),
-                                               conversation_id=conversation_id)
+        view = await handoff.views.conversation_view(session, agent=await load_agent(session, ana),
+                                                     conversation_id=conversation_id)
     failed = view.messages[-1]
     assert (failed.text, failed.delivery) == ("Still there?", "failed")
     assert failed.delivery_error == "telegram refused: Forbidden: bot was blocked by the user"

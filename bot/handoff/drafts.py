@@ -1,0 +1,38 @@
+"""Held drafts (the mixed reply `draft_for_agent`): the bot's answer kept for an agent instead of sent, then sent
+by the agent as is or edited."""
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.conversations import service as conversations
+from bot.handoff.delivery import send
+from bot.handoff.errors import NoDraft
+from bot.handoff.inbox import open_handoff, require_owner, thread_of_shop
+from bot.handoff.models import DEFAULT_SHOP_ID, Agent, HandoffThread
+from bot.handoff.replies import MAX_REPLY_CHARS, clean_text
+from kit.clock import utcnow
+
+
+async def hold_draft(session: AsyncSession, *, conversation_id: int, text: str, for_message_id: int | None,
+                     reason: str = "draft_for_agent", shop_id: int = DEFAULT_SHOP_ID) -> HandoffThread:
+    """Mixed reply: keep the bot's answer as a draft for an agent instead of sending it (the bot stays silent)."""
+    thread = await open_handoff(session, conversation_id=conversation_id, reason=reason, shop_id=shop_id)
+    thread.draft_text = text
+    thread.draft_for_message_id = for_message_id
+    thread.updated_at = utcnow()
+    await conversations.set_mode(session, conversation_id=conversation_id, mode="human", queue="draft")
+    await session.flush()
+    return thread
+
+
+async def send_draft(session: AsyncSession, *, agent: Agent, conversation_id: int, text: str | None = None) -> int:
+    """Send the bot's draft with one click, or the agent's edit of it."""
+    thread = require_owner(agent, await thread_of_shop(session, agent, conversation_id), supervisor_may=False)
+    if thread.draft_text is None:
+        raise NoDraft("There is no bot draft waiting in this conversation.")
+    body = clean_text(text if text is not None else thread.draft_text, limit=MAX_REPLY_CHARS, what="reply")
+    source = "draft" if body == thread.draft_text.strip() else "draft_edited"
+    conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+    thread.draft_text = None
+    thread.draft_for_message_id = None
+    return await send(session, conversation=conversation, agent_id=agent.id, source=source, text=body)
