@@ -5,7 +5,7 @@
 
 A fresh PostgreSQL database with a small generated shop (SKUs with stock) and one push sales channel (a generic
 webhook double on 127.0.0.1, reconciled every `--reconcile-every` seconds). The API (`shoptalk serve`) and a worker
-(`python -m api.stock_sync_worker`, 5 s lease) run as subprocesses and reach the database only through a local TCP
+(`python -m api.workers`, 5 s lease) run as subprocesses and reach the database only through a local TCP
 proxy (tests/api/db_proxy.py) that the benchmark can cut. Shoppers send chat messages through the REST channel
 (`Authorization: Bearer` admin token), each with a unique message_id, resent on any failure until acknowledged;
 a stock task reserves, releases and restocks directly in the database. Faults, in order: the channel answers 503
@@ -38,11 +38,11 @@ import httpx
 from _common import ROOT, scratch_postgres
 from sqlalchemy import func, select
 
-import commerce.channels  # noqa: F401  # registers the stock listener: our stock changes queue pushes
-from api.migrate import upgrade
+from api.migrations import upgrade
 from bot.conversations.models import ConversationMessage
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import ProductIn, VariantIn
+from commerce.channels import register_stock_listener
 from commerce.channels import service as channels
 from commerce.channels.repository import PUSH_TOPIC, ChannelRepository
 from commerce.inventory import service as inventory
@@ -238,7 +238,7 @@ async def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         base_url = f"http://127.0.0.1:{port}"
         api = Managed("api", [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)],
                       environment(through, work), work / "api.log")
-        worker = Managed("worker", [sys.executable, "-m", "api.stock_sync_worker", "--lease-seconds", "5"],
+        worker = Managed("worker", [sys.executable, "-m", "api.workers", "--lease-seconds", "5"],
                          environment(through, work), work / "worker.log")
         api.start()
         worker.start()
@@ -370,6 +370,7 @@ async def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    register_stock_listener()  # our stock changes queue pushes
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default=os.environ.get("SHOPTALK_BENCH_POSTGRES_URL",
                                                              "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))

@@ -96,7 +96,7 @@ def free_port() -> int:
 
 async def prepare_database(url: str) -> None:
     from api.demo.loader import load_demo
-    from api.migrate import upgrade
+    from api.migrations import upgrade
     from commerce.cross_border import load_cross_border_defaults
     from kit.db import Database
 

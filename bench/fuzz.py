@@ -22,7 +22,7 @@ from _common import scratch_postgres
 from api.app import create_app
 from api.auth import ROLES
 from api.demo.loader import load_demo
-from api.migrate import upgrade
+from api.migrations import upgrade
 from kit.db import Database
 from kit.settings import Settings
 from tests.api import fuzzing

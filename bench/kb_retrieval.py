@@ -557,7 +557,7 @@ async def publish_to_answer(url: str | None, rounds: int, embedder: Embedder) ->
 
 async def _publish_to_answer(url: str, rounds: int, embedder: Embedder) -> dict[str, Any]:
     import knowledge_base as kb
-    from api.migrate import upgrade
+    from api.migrations import upgrade
     from kit.db import Database
     from knowledge_base.live import LiveFaqIndex
     from knowledge_base.schemas import FaqEntryIn

@@ -15,7 +15,8 @@ from typing import Any
 
 from _common import percentile, scratch_postgres
 
-from api.migrate import upgrade
+from api.migrations import upgrade
+from commerce.channels import register_stock_listener
 from commerce.inventory import service as inventory
 from commerce.inventory.errors import InsufficientStock
 from kit.db import Database
@@ -69,6 +70,7 @@ async def run_backend(url: str, *, clients: int, seconds: float) -> dict[str, An
 
 
 async def main() -> None:
+    register_stock_listener()  # as in the API: every stock change asks whether a channel wants a push
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)

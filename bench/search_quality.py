@@ -224,7 +224,7 @@ async def _end_to_end(size: int, docs: list[search_index.IndexedProduct], mix: M
 
     from sqlalchemy import insert, update
 
-    from api.migrate import upgrade
+    from api.migrations import upgrade
     from commerce.catalog.models import Category, Product, Variant
     from commerce.inventory.models import Location, StockLevel
     from commerce.search import service

@@ -5,7 +5,7 @@
 
 Three channels on 127.0.0.1 doubles (generic webhook shared pool, Shopify Admin API with 2 held back, generic
 webhook with a 50% share); order streams import channel orders (idempotent, reserving stock) for `duration`
-seconds while real worker processes (`python -m api.stock_sync_worker`) push; then one worker is killed -9 and
+seconds while real worker processes (`python -m api.workers`) push; then one worker is killed -9 and
 the same load runs again. Push lag is measured from a stock change's commit to the first moment the channel double
 holds that value (or a newer one). Prints one JSON object.
 """
@@ -29,9 +29,10 @@ from typing import Any
 from _common import ROOT, percentile, scratch_postgres
 from sqlalchemy import func, select
 
-from api.migrate import upgrade
+from api.migrations import upgrade
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import ProductIn, VariantIn
+from commerce.channels import register_stock_listener
 from commerce.channels import service as channels
 from commerce.channels.allocation import channel_quantity
 from commerce.channels.schemas import ChannelOrderIn, ChannelOrderLineIn
@@ -196,7 +197,7 @@ def summary(phase: Phase, doubles: dict[str, _Served], settle_end: float) -> dic
 def start_worker(url: str, lease: float, concurrency: int, batch: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SHOPTALK_DATABASE__URL": url, "HF_HUB_OFFLINE": "1"}
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "api.stock_sync_worker", "--lease-seconds", str(lease),
+        return subprocess.Popen([sys.executable, "-m", "api.workers", "--lease-seconds", str(lease),
                                  "--concurrency", str(concurrency), "--batch-size", str(batch)],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -246,6 +247,7 @@ async def oversold(database: Database, skus: list[str], stock: int, phases: list
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     sys.setswitchinterval(0.0005)  # the doubles' threads answer promptly next to 20 order streams
+    register_stock_listener()  # our stock changes queue pushes
     async with scratch_postgres(args.postgres, "bench_stock_sync") as url:
         return await _run(args, url)
 

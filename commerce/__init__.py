@@ -5,6 +5,3 @@ Other packages call the service modules (`commerce.catalog.service`, `commerce.i
 `commerce.orders.service`, `commerce.shoppers.service`, `commerce.channels.service`,
 `commerce.cross_border`, `commerce.search`, `commerce.recommend`), never the tables.
 """
-# Every process that changes stock must queue channel pushes; importing the channels package registers
-# its stock listener, so it is done here, whatever part of commerce a process imports first.
-import commerce.channels  # noqa: F401

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from api.migrate import upgrade
+from api.migrations import upgrade
 from kit.db import Database
 
 PG_URL = os.environ.get("SHOPTALK_TEST_POSTGRES_URL")

@@ -1,10 +1,16 @@
-"""The app's API in process for tests: one way to open it."""
+"""The app's API for tests: in process (`app_client`, `clients_from_addresses`), or served by uvicorn on a thread
+(`served_in_thread`) for browsers, sockets and network cuts."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 
@@ -38,3 +44,27 @@ async def clients_from_addresses(app: FastAPI) -> AsyncIterator[ClientFrom]:
         finally:
             for client in opened:
                 await client.aclose()
+
+
+@contextmanager
+def served_in_thread(app: Any, *, name: str = "served-app", start_timeout: float = 60,
+                     **config: Any) -> Iterator[str]:
+    """`app` served by uvicorn (lifespan on, `config` passed to uvicorn.Config) on a thread, on a free loopback
+    port; yields its base URL ("http://127.0.0.1:<port>") once started, and stops it on exit."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

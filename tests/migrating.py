@@ -4,7 +4,7 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy.engine import Connection
 
-from api.migrate import alembic_config
+from api.migrations import alembic_config
 from kit.db import Database
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.cli_agent import DEMO_PASSWORD, load_demo_agents
+from api.demo.agents import DEMO_PASSWORD, load_demo_agents
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import CategoryIn, ProductIn, VariantIn
 from commerce.channels import service as channels

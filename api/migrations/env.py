@@ -7,7 +7,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from api.models_registry import load_all_models, table_packages
+from api.migrations.registry import load_all_models, table_packages
 from kit.db import Base, make_engine
 
 config = context.config

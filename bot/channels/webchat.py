@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from bot.channels import command_payload
 from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
+from kit.pubsub import RedisPubSub
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class WebchatHub:
     def __init__(self, redis_url: str | None = None) -> None:
         self.redis_url = redis_url
         self._sockets: dict[str, set[SendFrame]] = {}
-        self._redis: Any = None
+        self.pubsub = RedisPubSub(redis_url, name="web chat") if redis_url else None
 
     def attach(self, session_id: str, send: SendFrame) -> None:
         self._sockets.setdefault(session_id, set()).add(send)
@@ -154,46 +154,26 @@ class WebchatHub:
                 self.detach(session_id, send)
         return delivered
 
-    def _client(self) -> Any:
-        if self._redis is None:
-            import redis.asyncio as redis_asyncio
-
-            self._redis = redis_asyncio.from_url(self.redis_url or "", decode_responses=True)
-        return self._redis
-
     async def publish(self, session_id: str, frame: Frame) -> None:
         """Push to the session's sockets wherever they are connected."""
-        if self.redis_url:
-            await self._client().publish(REDIS_PREFIX + session_id, json.dumps(frame))
+        if self.pubsub is not None:
+            await self.pubsub.publish(REDIS_PREFIX + session_id, json.dumps(frame))
         else:
             await self.push_local(session_id, frame)
 
     async def run_subscriber(self, ready: asyncio.Event | None = None) -> None:
-        """Relay frames published by any process to this process's sockets (runs until cancelled)."""
-        if not self.redis_url:
+        """Relay frames published by any process to this process's sockets (runs until cancelled; a lost Redis
+        connection is made again, and the widget restores what it missed from history)."""
+        if self.pubsub is None:
             return
-        while True:
-            pubsub = self._client().pubsub()
-            try:
-                await pubsub.psubscribe(REDIS_PREFIX + "*")
-                if ready is not None:
-                    ready.set()
-                async for item in pubsub.listen():
-                    if item.get("type") != "pmessage":
-                        continue
-                    session_id = str(item["channel"])[len(REDIS_PREFIX):]
-                    if session_id in self._sockets:
-                        await self.push_local(session_id, json.loads(item["data"]))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis restarting: reconnect after a pause; history covers the gap
-                log.warning("web chat Redis subscription lost; reconnecting", exc_info=True)
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+
+        async def relay(channel: str, data: str) -> None:
+            session_id = channel[len(REDIS_PREFIX):]
+            if session_id in self._sockets:
+                await self.push_local(session_id, json.loads(data))
+
+        await self.pubsub.listen(relay, patterns=[REDIS_PREFIX + "*"], ready=ready)
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        if self.pubsub is not None:
+            await self.pubsub.close()

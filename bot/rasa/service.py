@@ -67,6 +67,11 @@ async def import_project(session: AsyncSession, *, files: dict[str, str], models
     return ImportReport(assistant_id=row.id, name=row.name, nlu_version=version, summary=row.summary)
 
 
+async def active_row(session: AsyncSession) -> RasaAssistant | None:
+    """The imported assistant answering shoppers (its stored row), or None when ShopTalk's own bot answers."""
+    return await RasaRepository(session).active()
+
+
 async def deactivate(session: AsyncSession) -> None:
     """ShopTalk's own bot answers again."""
     await RasaRepository(session).deactivate_all()

@@ -24,8 +24,8 @@ from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.auth import ROLES, create_token
-from api.cli_agent import DEMO_PASSWORD
-from api.routers.agent import CSRF_HEADER, SESSION_COOKIE
+from api.demo.agents import DEMO_PASSWORD
+from api.http.agent.console import CSRF_HEADER, SESSION_COOKIE
 from bot import BotDeps
 from kit.db import Database
 from nlu.classifier import FALLBACK_INTENT

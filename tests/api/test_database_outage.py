@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from sqlalchemy.exc import DBAPIError, PendingRollbackError, ProgrammingError
 
@@ -21,6 +18,7 @@ from bot import conversation_history
 from kit.db import Database, DatabaseUnavailable, database_unavailable_cause
 from kit.settings import Settings
 from tests.api.db_proxy import CuttableProxy
+from tests.http import served_in_thread
 
 
 @pytest.fixture
@@ -44,19 +42,8 @@ def served(db: Database, proxy: CuttableProxy) -> Iterator[str]:
     """The app served by uvicorn on a thread, its database reached only through the proxy."""
     settings = Settings(environment="test", database={"url": proxy.url_through(db.url)},
                         security={"secret_key": "test-secret-key-0123456789"})
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+    with served_in_thread(create_app(settings), name="outage-app") as base_url:
+        yield base_url.removeprefix("http://")
 
 
 def _unavailable(response: httpx.Response) -> None:

@@ -2,24 +2,21 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.auth import create_token
-from api.migrate import upgrade
+from api.migrations import upgrade
 from commerce.recommend import service as recommendations
 from commerce.recommend.schemas import Recommendation
 from kit.db import Database
 from kit.settings import Settings
 from tests.api.conftest import client, settings, token_for  # noqa: F401
-from tests.bot.channels.served_shop import free_port
+from tests.http import served_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -100,20 +97,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, Database]]:
     asyncio.run(database.dispose())
     app = create_app(Settings(environment="test", database={"url": url},
                               security={"secret_key": "test-secret-key-0123456789"}))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="insights", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive(), "the API stopped"
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", token, Database(url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with served_in_thread(app, name="insights") as base_url:
+        yield base_url, token, Database(url)
 
 
 @pytest.mark.slow

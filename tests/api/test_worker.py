@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from api.worker import collect
+from api.workers.process import collect
 from commerce.inventory import service as inventory
 from kit import clock as clock_module
 from kit.db import Database

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from api.migrate import upgrade
+from api.migrations import upgrade
 from commerce.orders import service as orders
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.refs import ALPHABET, new_public_ref, parse_public_ref, public_ref_in

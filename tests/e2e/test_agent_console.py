@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from aiogram.client.telegram import TelegramAPIServer
 
 from api.app import create_app
@@ -21,11 +19,12 @@ from bot import BotDeps, handoff
 from kit.db import Database
 from kit.settings import Settings
 from tests.bot.channels.conftest import BOT_TOKEN
-from tests.bot.channels.served_shop import ServedShop, free_port, prepare_demo_database
+from tests.bot.channels.served_shop import ServedShop, prepare_demo_database
 from tests.bot.channels.telegram_double import TelegramDouble
 from tests.bot.conftest import TinyParser
 from tests.bot.handoff.conftest import PASSWORD
 from tests.conftest import run_in_thread
+from tests.http import served_in_thread
 
 pytestmark = pytest.mark.slow
 
@@ -74,22 +73,9 @@ def shop(tmp_path: Path, telegram_double: TelegramDouble, parser: TinyParser) ->
                         security={"secret_key": "test-secret-key-0123456789", "telegram_bot_token": BOT_TOKEN})
     app = create_app(settings)
     app.state.telegram_api_server = TelegramAPIServer.from_base(telegram_double.base_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           ws="websockets"))
-    thread = threading.Thread(target=server.run, name="agent-console-shop", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the shop did not start")
-        time.sleep(0.1)
-    app.state.channels.runtime._deps = BotDeps(settings=settings, nlu=parser)
-    try:
-        yield ServedShop(base_url=f"http://127.0.0.1:{port}", database_url=url, settings=settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with served_in_thread(app, name="agent-console-shop", start_timeout=120, ws="websockets") as base_url:
+        app.state.channels.runtime._deps = BotDeps(settings=settings, nlu=parser)
+        yield ServedShop(base_url=base_url, database_url=url, settings=settings)
 
 
 async def prepare_agents(shop: ServedShop) -> None:

@@ -41,7 +41,7 @@ def test_the_filter_rewrites_a_record_built_from_arguments() -> None:
 def test_uvicorns_access_log_hides_a_web_chat_session_token(capsys: pytest.CaptureFixture[str]) -> None:
     import logging.config
 
-    from api.cli import uvicorn_log_config
+    from api.cli.process import uvicorn_log_config
 
     logging.config.dictConfig(uvicorn_log_config())
     try:

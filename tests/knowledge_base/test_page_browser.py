@@ -5,26 +5,23 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.auth import create_token
-from api.migrate import upgrade
+from api.migrations import upgrade
 from kit.clock import utcnow
 from kit.db import Database
 from kit.settings import Settings
 from knowledge_base import repository
 from knowledge_base.models import FaqEntry
-from tests.bot.channels.served_shop import free_port
 from tests.conftest import run_in_thread
+from tests.http import served_in_thread
 
 pytestmark = pytest.mark.slow
 
@@ -71,20 +68,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     token = run_in_thread(_prepare(url))
     app = create_app(Settings(environment="test", database={"url": url},
                               security={"secret_key": "test-secret-key-0123456789"}))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="faq-page", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 300
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the app did not start")
-        time.sleep(0.1)
-    try:
-        yield Served(base_url=f"http://127.0.0.1:{port}", database_url=url, token=token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with served_in_thread(app, name="faq-page", start_timeout=300) as base_url:
+        yield Served(base_url=base_url, database_url=url, token=token)
 
 
 @pytest.fixture

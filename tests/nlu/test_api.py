@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.auth import create_token
 from api.errors import install_error_handlers
-from api.routers import nlu as nlu_router
+from api.http.merchant import nlu as nlu_router
 from kit.db import Database
 from kit.settings import Settings
 from nlu.service import NluService

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli_nlu import app
+from api.cli.nlu import app
 from nlu.service import NluService
 
 pytestmark = pytest.mark.slow  # loads the real encoders (MiniLM + USE)

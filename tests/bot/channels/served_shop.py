@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,15 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from api.app import create_app
 from api.demo.loader import load_demo
-from api.migrate import upgrade
+from api.migrations import upgrade
 from commerce.cross_border import load_cross_border_defaults
 from kit.db import Database
 from kit.settings import Settings
 from tests.conftest import run_in_thread
+from tests.http import served_in_thread
 
 
 def free_port() -> int:
@@ -61,21 +59,8 @@ def served_shop(tmp_path: Path, **sections: Any) -> Iterator[ServedShop]:
     run_in_thread(prepare_demo_database(url))
     settings = shop_settings(url, **sections)
     app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", ws="websockets"))
-    thread = threading.Thread(target=server.run, name="served-shop", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 300
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the shop did not start")
-        time.sleep(0.1)
-    try:
-        yield ServedShop(base_url=f"http://127.0.0.1:{port}", database_url=url, settings=settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with served_in_thread(app, name="served-shop", start_timeout=300, ws="websockets") as base_url:
+        yield ServedShop(base_url=base_url, database_url=url, settings=settings)
 
 
 async def wait_until(check: Any, *, timeout: float = 20.0, interval: float = 0.1) -> None:

@@ -12,7 +12,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import BufferedInputFile
 from aiohttp import web
 
-from api.channel_worker import TELEGRAM_TOPIC, channel_handlers
+from api.workers.channels import TELEGRAM_TOPIC, channel_handlers
 from bot.channels.telegram import CAPTION_LIMIT, TelegramChannel, render
 from bot.messages import Button, OutboundMessage, ProductCard
 from kit.db import Database

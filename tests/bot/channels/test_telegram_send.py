@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from api.channel_worker import TELEGRAM_TOPIC, channel_handlers
+from api.workers.channels import TELEGRAM_TOPIC, channel_handlers
 from bot.channels.telegram import TelegramChannel, install_log_redaction, resolve_callback_data
 from bot.messages import Button, OutboundMessage
 from kit.clock import utcnow

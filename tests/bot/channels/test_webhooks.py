@@ -296,7 +296,7 @@ async def test_a_refused_webhook_registration_is_logged_without_the_token_and_th
         db: Database, settings: Settings, telegram_double: TelegramDouble, caplog: pytest.LogCaptureFixture) -> None:
     configured = settings.model_copy(update={"telegram": settings.telegram.model_copy(
         update={"mode": "webhook", "webhook_url": "http://not-https.example/hook"})})
-    with caplog.at_level("ERROR", logger="api.routers.webhooks"):
+    with caplog.at_level("ERROR", logger="api.chat_runtime"):
         await _started_app(db, configured, telegram_double)
     assert telegram_double.webhook is None
     assert any("HTTPS URL must be provided" in r.getMessage() for r in caplog.records)

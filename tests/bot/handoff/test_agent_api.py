@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.auth import create_token
-from api.routers.agent import SESSION_COOKIE
-from api.routers.agent_realtime import AgentEvents, InboxWatcher
+from api.http.agent.console import SESSION_COOKIE
+from api.http.agent.realtime import AgentEvents, InboxWatcher
 from bot import handoff
 from bot.handoff.models import HandoffThread
 from kit.clock import clock, utcnow

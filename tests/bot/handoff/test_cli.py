@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.cli_agent import DEMO_PASSWORD, load_demo_agents
+from api.demo.agents import DEMO_PASSWORD, load_demo_agents
 from bot import handoff
 from kit.db import Database
 from kit.settings import get_settings
@@ -48,7 +48,7 @@ async def test_demo_agents_load_once_and_can_sign_in(db: Database) -> None:
 def test_demo_agents_go_through_the_handoff_service_api() -> None:
     import inspect
 
-    import api.cli_agent
+    import api.demo.agents
 
-    source = inspect.getsource(api.cli_agent)
+    source = inspect.getsource(api.demo.agents)
     assert "Repository" not in source  # the handoff modules' functions, never their queries

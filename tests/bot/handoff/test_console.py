@@ -308,7 +308,7 @@ async def test_offline_hours_tell_when_the_team_is_back(db: Database, monkeypatc
 async def test_reply_to_a_shopper_who_blocked_the_bot_is_marked_failed(db: Database) -> None:
     from aiogram.client.telegram import TelegramAPIServer
 
-    from api.channel_worker import channel_handlers
+    from api.workers.channels import channel_handlers
     from bot.channels.telegram import TelegramChannel
     from bot.messages import InboundMessage
     from kit.outbox import OutboxWorker

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.channels import register_stock_listener
 from commerce.channels import service as channels
 from commerce.channels.repository import PUSH_TOPIC
 from commerce.channels.sync import StockSync
@@ -16,6 +17,12 @@ from tests.commerce.channels.doubles import ShopifyDouble, WebhookDouble
 from tests.factories import make_product, make_shop
 
 SKUS = ["KET-1", "KET-2", "MUG-1"]
+
+
+@pytest.fixture(autouse=True)
+def stock_listener() -> None:
+    """These tests change stock in the test process itself, which is what must queue the pushes."""
+    register_stock_listener()
 
 
 @pytest.fixture

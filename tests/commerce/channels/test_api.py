@@ -138,7 +138,7 @@ async def test_merchant_creates_a_channel_and_changes_its_allocation(
 async def test_a_dead_lettered_push_channel_is_made_good_by_the_scheduled_reconciliation(
         db: Database, client: httpx.AsyncClient, shopify: ShopifyDouble, webhook: WebhookDouble,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from api.stock_sync_worker import periodic_jobs
+    from api.workers.stock_sync import periodic_jobs
     from commerce.inventory import service as inventory
     from kit import clock as clock_module
 

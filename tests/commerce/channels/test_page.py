@@ -3,15 +3,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.auth import create_token
@@ -20,6 +16,7 @@ from kit.db import Database
 from kit.settings import Settings
 from tests.commerce.channels.conftest import make_stocked_shop
 from tests.commerce.channels.doubles import ShopifyDouble, WebhookDouble
+from tests.http import served_in_thread
 
 pytestmark = pytest.mark.slow
 
@@ -47,19 +44,8 @@ async def browser() -> AsyncIterator[Any]:
 def served(db: Database) -> Iterator[str]:
     settings = Settings(environment="test", database={"url": db.engine.url.render_as_string(hide_password=False)},
                         security={"secret_key": "test-secret-key-0123456789"})
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_in_thread(create_app(settings), name="channels-page") as base_url:
+        yield base_url
 
 
 async def test_merchant_sees_channels_and_reconciles_one(

@@ -251,7 +251,7 @@ async def test_channel_config_is_checked_and_secrets_are_masked(db: Database) ->
 
 async def test_worker_schedule_pulls_and_reconciles_once_per_interval(
         db: Database, shopify: ShopifyDouble, webhook: WebhookDouble) -> None:
-    from api.stock_sync_worker import outbox_handlers, periodic_jobs
+    from api.workers.stock_sync import outbox_handlers, periodic_jobs
     from kit.settings import Settings
 
     await make_stocked_shop(db, shopify, webhook)

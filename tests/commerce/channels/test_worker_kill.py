@@ -25,7 +25,7 @@ def _start_worker(db: Database, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SHOPTALK_DATABASE__URL": db.engine.url.render_as_string(hide_password=False),
            "HF_HUB_OFFLINE": "1"}
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "api.stock_sync_worker", "--lease-seconds", "3"],
+        return subprocess.Popen([sys.executable, "-m", "api.workers", "--lease-seconds", "3"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 

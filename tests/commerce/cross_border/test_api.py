@@ -153,3 +153,38 @@ async def test_rates_api_refuses_bad_files(client: httpx.AsyncClient, merchant: 
     assert one.status_code == 201
     listed = (await client.get("/api/v1/cross-border/rates", headers=merchant)).json()
     assert any(r["currency"] == "KWD" and r["rate"].startswith("0.36") for r in listed)
+
+
+SOURCE = {"source_title": "Test source", "source_url": "https://example.test/rules"}
+RULE_TABLES = [  # path, a new row, a change to it
+    ("import-rules", {**SOURCE, "region": "ZZ", "name": "Test rule", "currency": "EUR", "effective_from": "2031-01-01"},
+     {"name": "Renamed rule"}),
+    ("tax-rates", {**SOURCE, "country": "DE", "region": "DE", "tax_name": "Test VAT", "rate": "5",
+                   "effective_from": "2031-01-01"}, {"rate": "7.5"}),
+    ("duty-rates", {**SOURCE, "region": "ZZ", "hs_chapter": "99", "rate": "3", "effective_from": "2031-01-01"},
+     {"rate": "4"}),
+    ("return-policies", {"scope": "ZZ", "window_days": 30, "legal_basis": "Test law"}, {"window_days": 45}),
+]
+
+
+@pytest.mark.parametrize(("table", "row", "change"), RULE_TABLES, ids=[t[0] for t in RULE_TABLES])
+async def test_each_rule_table_is_listed_created_updated_and_deleted_by_a_merchant(
+        client: httpx.AsyncClient, merchant: dict[str, str], table: str, row: dict[str, object],
+        change: dict[str, object]) -> None:
+    path = f"/api/v1/cross-border/{table}"
+    assert (await client.get(path)).status_code == 401
+    created = await client.post(path, json=row, headers=merchant)
+    assert created.status_code == 201, created.text
+    row_id = created.json()["id"]
+    assert row_id in [r["id"] for r in (await client.get(path, headers=merchant)).json()]
+    updated = await client.put(f"{path}/{row_id}", json={**row, **change}, headers=merchant)
+    assert updated.status_code == 200, updated.text
+    assert {k: updated.json()[k] for k in change} == change
+    deleted = await client.delete(f"{path}/{row_id}", headers=merchant)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    for gone in (await client.delete(f"{path}/{row_id}", headers=merchant),
+                 await client.put(f"{path}/{row_id}", json=row, headers=merchant)):
+        assert gone.status_code == 404
+        assert gone.headers["content-type"].startswith("application/problem+json")
+        assert gone.json()["code"] == "cross_border_row_not_found"
+    assert (await client.post(path, json={}, headers=merchant)).status_code == 422  # the table's own schema

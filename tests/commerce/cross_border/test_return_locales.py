@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from api.auth import create_token
-from api.migrate import upgrade
+from api.migrations import upgrade
 from commerce.cross_border import return_policy
 from kit.db import Database
 from tests.migrating import migrate_to

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli_recommend import app
+from api.cli.recommend import app
 from kit.db import Database
 from kit.settings import get_settings
 from tests.commerce.recommend.test_service import _paid_order

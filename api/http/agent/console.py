@@ -1,0 +1,469 @@
+"""The agent console: the page at /agent and its REST API under /api/v1/agent (session cookie + CSRF header).
+
+Sign in with POST /api/v1/agent/session; the response sets an HttpOnly SameSite=Strict cookie and returns
+the session's CSRF token, which every state-changing request must echo in the X-CSRF-Token header.
+"""
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.http.agent.realtime import events_of
+from api.pages import PAGES_DIR
+from api.params import PathId
+from api.throttle import SignInThrottle, client_ip
+from bot import handoff
+from bot.handoff.errors import NotSupervisor, WrongCredentials
+from bot.handoff.models import Agent
+from kit.db import Database
+from kit.errors import NotFound
+from kit.fields import RowId
+from kit.settings import Settings
+
+router = APIRouter(tags=["agent console"])
+
+SESSION_COOKIE = "shoptalk_agent"
+CSRF_HEADER = "X-CSRF-Token"
+PAGES = PAGES_DIR / "agent"
+STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; style-src 'self'; "
+                               "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _secret(request: Request) -> str:
+    return _settings(request).security.secret_key.get_secret_value()
+
+
+class SignedIn:
+    """The agent behind the request's session cookie (loaded fresh in each unit of work by id)."""
+
+    def __init__(self, agent: Agent, token: str) -> None:
+        self.agent_id = agent.id
+        self.shop_id = agent.shop_id
+        self.role = agent.role
+        self.token = token
+
+
+async def signed_in(request: Request) -> SignedIn:
+    token = request.cookies.get(SESSION_COOKIE)
+    async with _database(request).unit_of_work() as session:
+        agent = await handoff.agents.agent_for_session(session, token=token)
+    assert token is not None
+    return SignedIn(agent, token)
+
+
+async def signed_in_with_csrf(request: Request) -> SignedIn:
+    """For every state-changing request: a valid session and its CSRF token in the header."""
+    who = await signed_in(request)
+    handoff.agents.check_csrf(session_token=who.token, given=request.headers.get(CSRF_HEADER), secret=_secret(request))
+    return who
+
+
+Reader = Annotated[SignedIn, Depends(signed_in)]
+Writer = Annotated[SignedIn, Depends(signed_in_with_csrf)]
+
+
+async def _agent(session: AsyncSession, who: SignedIn) -> Agent:
+    agent = await session.get(Agent, who.agent_id)
+    assert agent is not None
+    return agent
+
+
+async def _changed(request: Request, shop_id: int, conversation_id: int | None = None) -> None:
+    events = events_of(request.app)
+    await events.publish(shop_id, {"type": "inbox"})
+    if conversation_id is not None:
+        await events.publish(shop_id, {"type": "conversation", "conversation_id": conversation_id})
+
+
+# ---------------------------------------------------------------------------------------------- page
+
+@router.get("/agent", response_class=HTMLResponse, include_in_schema=False)
+async def console_page() -> FileResponse:
+    return FileResponse(PAGES / "index.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+
+@router.get("/agent/static/{name}", include_in_schema=False)
+async def console_asset(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise NotFound("No such file.")
+    return FileResponse(PAGES / name, media_type=STATIC[name], headers={"X-Content-Type-Options": "nosniff"})
+
+
+# ------------------------------------------------------------------------------------------ sessions
+
+class SignInBody(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=200)
+
+
+class AgentOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    shop_id: int
+    available: bool
+
+
+class SessionOut(BaseModel):
+    agent: AgentOut
+    csrf_token: str
+
+
+def _agent_out(agent: Agent) -> AgentOut:
+    return AgentOut(id=agent.id, email=agent.email, name=agent.name, role=agent.role, shop_id=agent.shop_id,
+                    available=agent.available)
+
+
+@router.post("/api/v1/agent/session", response_model=SessionOut, summary="Sign in to the agent console",
+             responses={401: {"description": "Wrong email or password"},
+                        429: {"description": "Too many failed sign-ins (Retry-After says for how long)"}})
+async def sign_in(body: SignInBody, request: Request, response: Response) -> SessionOut:
+    settings = _settings(request)
+    ttl = settings.security.session_ttl_seconds
+    throttle = SignInThrottle(request.app)
+    ip = client_ip(request)
+    await throttle.check(email=body.email, ip=ip)
+    try:
+        async with _database(request).unit_of_work() as session:
+            agent, token = await handoff.agents.sign_in(session, email=body.email, password=body.password,
+                                                        ttl_seconds=ttl)
+            out = _agent_out(agent)
+    except WrongCredentials:
+        await throttle.failed(email=body.email, ip=ip)
+        raise
+    await throttle.succeeded(email=body.email, ip=ip)
+    response.set_cookie(SESSION_COOKIE, token, max_age=ttl, httponly=True, samesite="strict", path="/",
+                        secure=settings.environment == "production")
+    return SessionOut(agent=out, csrf_token=handoff.agents.csrf_token(session_token=token, secret=_secret(request)))
+
+
+@router.get("/api/v1/agent/session", response_model=SessionOut, summary="Who is signed in (and the CSRF token)")
+async def current_session(who: Reader, request: Request) -> SessionOut:
+    async with _database(request).unit_of_work() as session:
+        out = _agent_out(await _agent(session, who))
+    return SessionOut(agent=out, csrf_token=handoff.agents.csrf_token(session_token=who.token, secret=_secret(request)))
+
+
+@router.delete("/api/v1/agent/session", status_code=204, summary="Sign out")
+async def sign_out(who: Writer, request: Request, response: Response) -> Response:
+    async with _database(request).unit_of_work() as session:
+        await handoff.agents.sign_out(session, token=who.token)
+    result = Response(status_code=204)
+    result.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return result
+
+
+class AvailabilityBody(BaseModel):
+    available: bool
+
+
+@router.put("/api/v1/agent/availability", response_model=AgentOut, summary="Available for round-robin or not")
+async def set_availability(body: AvailabilityBody, who: Writer, request: Request) -> AgentOut:
+    async with _database(request).unit_of_work() as session:
+        agent = await handoff.agents.set_available(session, agent=await _agent(session, who), available=body.available)
+        out = _agent_out(agent)
+    await _changed(request, who.shop_id)
+    return out
+
+
+@router.get("/api/v1/agent/agents", response_model=list[handoff.agents.AgentCard], summary="Agents of my shop")
+async def agents(who: Reader, request: Request) -> list[handoff.agents.AgentCard]:
+    async with _database(request).unit_of_work() as session:
+        return await handoff.agents.list_agents(session, shop_id=who.shop_id)
+
+
+# --------------------------------------------------------------------------------------------- inbox
+
+@router.get("/api/v1/agent/inbox", response_model=list[handoff.inbox.InboxItem], summary="One inbox view")
+async def inbox(who: Reader, request: Request,
+                view: Annotated[Literal["unassigned", "mine", "open", "resolved", "bot"], Query()] = "open",
+                ) -> list[handoff.inbox.InboxItem]:
+    async with _database(request).unit_of_work() as session:
+        return await handoff.inbox.inbox(session, agent=await _agent(session, who), view=view)
+
+
+@router.get("/api/v1/agent/conversations/{conversation_id}", response_model=handoff.views.ConversationView,
+            summary="History with intents, the bot's draft, notes and the shopper panel")
+async def conversation(conversation_id: PathId, who: Reader, request: Request) -> handoff.views.ConversationView:
+    async with _database(request).unit_of_work() as session:
+        return await handoff.views.conversation_view(session, agent=await _agent(session, who),
+                                                     conversation_id=conversation_id)
+
+
+class ThreadOut(BaseModel):
+    conversation_id: int
+    status: str
+    assignee_id: int | None
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/take", response_model=ThreadOut,
+             summary="Take the conversation (the bot goes silent); 409 when another agent has it")
+async def take(conversation_id: PathId, who: Writer, request: Request) -> ThreadOut:
+    async with _database(request).unit_of_work() as session:
+        thread = await handoff.inbox.take(session, agent=await _agent(session, who), conversation_id=conversation_id)
+        out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
+    await _changed(request, who.shop_id, conversation_id)
+    return out
+
+
+class AssignBody(BaseModel):
+    agent_id: RowId
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/assign", response_model=ThreadOut,
+             summary="Assign (supervisor) or transfer (owner) to another agent")
+async def assign(conversation_id: PathId, body: AssignBody, who: Writer, request: Request) -> ThreadOut:
+    async with _database(request).unit_of_work() as session:
+        thread = await handoff.inbox.assign(session, by=await _agent(session, who), conversation_id=conversation_id,
+                                            agent_id=body.agent_id)
+        out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
+    await _changed(request, who.shop_id, conversation_id)
+    return out
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/hand-back", response_model=ThreadOut,
+             summary="Give the conversation back to the bot")
+async def hand_back(conversation_id: PathId, who: Writer, request: Request) -> ThreadOut:
+    async with _database(request).unit_of_work() as session:
+        thread = await handoff.inbox.hand_back(session, agent=await _agent(session, who),
+                                               conversation_id=conversation_id)
+        out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
+    await _changed(request, who.shop_id, conversation_id)
+    return out
+
+
+class ResolveBody(BaseModel):
+    ask_csat: bool = True
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/resolve", response_model=ThreadOut,
+             summary="Resolve (asks the shopper for a 1-5 rating); 409 when already resolved")
+async def resolve(conversation_id: PathId, who: Writer, request: Request, body: ResolveBody | None = None) -> ThreadOut:
+    async with _database(request).unit_of_work() as session:
+        thread = await handoff.inbox.resolve(session, agent=await _agent(session, who), conversation_id=conversation_id,
+                                             ask_csat=body.ask_csat if body else True)
+        out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
+    await _changed(request, who.shop_id, conversation_id)
+    return out
+
+
+class ReplyBody(BaseModel):
+    text: str = Field(max_length=handoff.replies.MAX_REPLY_CHARS + 100)
+
+
+class DraftBody(BaseModel):
+    text: str | None = Field(default=None, max_length=handoff.replies.MAX_REPLY_CHARS + 100)
+
+
+class SentOut(BaseModel):
+    message_id: int
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/replies", response_model=SentOut, status_code=201,
+             summary="Send a reply to the shopper on their own channel (through the outbox)")
+async def reply(conversation_id: PathId, body: ReplyBody, who: Writer, request: Request) -> SentOut:
+    async with _database(request).unit_of_work() as session:
+        message_id = await handoff.replies.reply(session, agent=await _agent(session, who),
+                                                 conversation_id=conversation_id, text=body.text)
+    _wake_delivery(request)
+    await _changed(request, who.shop_id, conversation_id)
+    return SentOut(message_id=message_id)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/draft/send", response_model=SentOut, status_code=201,
+             summary="Send the bot's draft as is (no text) or edited")
+async def send_draft(conversation_id: PathId, body: DraftBody, who: Writer, request: Request) -> SentOut:
+    async with _database(request).unit_of_work() as session:
+        message_id = await handoff.drafts.send_draft(session, agent=await _agent(session, who),
+                                                     conversation_id=conversation_id, text=body.text)
+    _wake_delivery(request)
+    await _changed(request, who.shop_id, conversation_id)
+    return SentOut(message_id=message_id)
+
+
+def _wake_delivery(request: Request) -> None:
+    # The channels' delivery loop in this process sends at once instead of at its next poll.
+    runtime = getattr(getattr(request.app.state, "channels", None), "runtime", None)
+    wakeup = getattr(runtime, "outbox_wakeup", None)
+    if wakeup is not None:
+        wakeup.set()
+
+
+class NoteBody(BaseModel):
+    body: str = Field(max_length=handoff.notes.MAX_NOTE_CHARS + 100)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/notes", response_model=handoff.notes.NoteView,
+             status_code=201, summary="A private note (never sent to the shopper)")
+async def add_note(conversation_id: PathId, body: NoteBody, who: Writer, request: Request) -> handoff.notes.NoteView:
+    async with _database(request).unit_of_work() as session:
+        agent = await _agent(session, who)
+        note = await handoff.notes.add_note(session, agent=agent, conversation_id=conversation_id, body=body.body)
+        out = handoff.notes.NoteView(id=note.id, agent_name=agent.name, body=note.body, created_at=note.created_at)
+    await _changed(request, who.shop_id, conversation_id)
+    return out
+
+
+# ----------------------------------------------------------------------------------- canned responses
+
+class CannedIn(BaseModel):
+    shortcut: str = Field(max_length=40)
+    body: str = Field(max_length=handoff.replies.MAX_REPLY_CHARS + 100)
+
+
+class CannedOut(BaseModel):
+    id: int
+    shortcut: str
+    body: str
+
+
+@router.get("/api/v1/agent/canned", response_model=list[CannedOut], summary="Canned responses of my shop")
+async def canned(who: Reader, request: Request) -> list[CannedOut]:
+    async with _database(request).unit_of_work() as session:
+        return [CannedOut(id=c.id, shortcut=c.shortcut, body=c.body)
+                for c in await handoff.canned.canned_responses(session, shop_id=who.shop_id)]
+
+
+@router.post("/api/v1/agent/canned", response_model=CannedOut, status_code=201,
+             summary="Add a canned response (supervisor); variables {name}, {order_number}, {agent_name}")
+async def add_canned(body: CannedIn, who: Writer, request: Request) -> CannedOut:
+    async with _database(request).unit_of_work() as session:
+        item = await handoff.canned.create_canned(session, agent=await _agent(session, who), shortcut=body.shortcut,
+                                                  body=body.body)
+        out = CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
+    await events_of(request.app).publish(who.shop_id, {"type": "settings"})
+    return out
+
+
+@router.put("/api/v1/agent/canned/{canned_id}", response_model=CannedOut,
+            summary="Change a canned response's shortcut or text (supervisor)")
+async def edit_canned(canned_id: PathId, body: CannedIn, who: Writer, request: Request) -> CannedOut:
+    async with _database(request).unit_of_work() as session:
+        item = await handoff.canned.update_canned(session, agent=await _agent(session, who), canned_id=canned_id,
+                                                  shortcut=body.shortcut, body=body.body)
+        out = CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
+    await events_of(request.app).publish(who.shop_id, {"type": "settings"})
+    return out
+
+
+@router.delete("/api/v1/agent/canned/{canned_id}", status_code=204, summary="Delete a canned response (supervisor)")
+async def remove_canned(canned_id: PathId, who: Writer, request: Request) -> Response:
+    async with _database(request).unit_of_work() as session:
+        await handoff.canned.delete_canned(session, agent=await _agent(session, who), canned_id=canned_id)
+    await events_of(request.app).publish(who.shop_id, {"type": "settings"})
+    return Response(status_code=204)
+
+
+# ------------------------------------------------------------------------------------------ learning
+
+class CorrectionBody(BaseModel):
+    intent: str = Field(max_length=80)
+
+
+class CorrectionOut(BaseModel):
+    message_id: int
+    text: str
+    predicted_intent: str | None
+    intent: str
+
+
+@router.post("/api/v1/agent/messages/{message_id}/intent", response_model=CorrectionOut,
+             summary="Correct the intent of a shopper message (training example for the next `nlu train`)")
+async def correct_intent(message_id: PathId, body: CorrectionBody, who: Writer, request: Request) -> CorrectionOut:
+    database = _database(request)
+    async with database.unit_of_work() as session:
+        item = await handoff.learning.correct_intent(session, agent=await _agent(session, who), message_id=message_id,
+                                                     intent=body.intent)
+        out = CorrectionOut(message_id=item.message_id, text=item.text, predicted_intent=item.predicted_intent,
+                            intent=item.intent)
+    async with database.unit_of_work() as session:  # after commit: the file only holds stored corrections
+        await handoff.learning.write_corrections(session, path=corrections_path(_settings(request)))
+    return out
+
+
+def corrections_path(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "nlu" / "corrections.yml"
+
+
+class FaqDraftBody(BaseModel):
+    question: str = Field(max_length=600)
+    answer: str = Field(max_length=handoff.replies.MAX_REPLY_CHARS + 100)
+    language: str = Field(default="en", max_length=16)
+
+
+class FaqDraftOut(BaseModel):
+    faq_entry_id: int
+    question: str
+
+
+@router.post("/api/v1/agent/faq-drafts", response_model=FaqDraftOut, status_code=201,
+             summary="Save an answer as a draft FAQ entry for the merchant to publish")
+async def faq_draft(body: FaqDraftBody, who: Writer, request: Request) -> FaqDraftOut:
+    async with _database(request).unit_of_work() as session:
+        draft = await handoff.learning.save_faq_draft(session, agent=await _agent(session, who), question=body.question,
+                                                      answer=body.answer, language=body.language)
+        return FaqDraftOut(faq_entry_id=draft.faq_entry_id, question=draft.question)
+
+
+# ------------------------------------------------------------------------------------- supervisor views
+
+@router.get("/api/v1/agent/csat", response_model=list[handoff.csat.CsatStat], summary="CSAT results per agent")
+async def csat(who: Reader, request: Request) -> list[handoff.csat.CsatStat]:
+    async with _database(request).unit_of_work() as session:
+        return await handoff.csat.csat_per_agent(session, shop_id=who.shop_id)
+
+
+@router.get("/api/v1/agent/rules", response_model=handoff.rules.EscalationRules, summary="Escalation rules of my shop")
+async def rules(who: Reader, request: Request) -> handoff.rules.EscalationRules:
+    async with _database(request).unit_of_work() as session:
+        return await handoff.rules.rules_of(session, shop_id=who.shop_id)
+
+
+@router.put("/api/v1/agent/rules", response_model=handoff.rules.EscalationRules,
+            summary="Change the escalation triggers, mixed replies, auto-assignment and opening hours (supervisor)")
+async def save_rules(body: handoff.rules.EscalationRules, who: Writer,
+                     request: Request) -> handoff.rules.EscalationRules:
+    if who.role != "supervisor":
+        raise NotSupervisor("Only a supervisor can change the escalation rules.")
+    async with _database(request).unit_of_work() as session:
+        saved = await handoff.rules.save_rules(session, shop_id=who.shop_id, rules=body)
+    await events_of(request.app).publish(who.shop_id, {"type": "settings"})
+    return saved
+
+
+@router.get("/api/v1/agent/intents", response_model=list[str],
+            summary="Intent names the shop's NLU knows (suggestions for per-intent rules and corrections)")
+async def intents(who: Reader) -> list[str]:
+    return list(await asyncio.to_thread(_known_intents))  # read once per process, off the event loop
+
+
+@cache
+def _known_intents() -> tuple[str, ...]:
+    from nlu.service import DEFAULT_DATA_DIR
+    from nlu.training_data import load_training_data
+
+    return tuple(load_training_data([DEFAULT_DATA_DIR]).intents)

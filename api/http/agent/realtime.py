@@ -1,0 +1,212 @@
+"""Real time for the agent console: Server-Sent Events at /api/v1/agent/events.
+
+Events are small JSON hints ({"type": "inbox"}, {"type": "conversation", "conversation_id"}, or
+{"type": "settings"} when a supervisor changed the escalation rules or canned responses); the console
+refetches what changed. Agent actions are published through Redis pub/sub when settings.redis.url is set
+(every API process relays them to its own consoles) and in-process otherwise. Shopper messages are found by
+each process's own watcher (while a console is connected to it), which polls the database for new messages
+every 250 ms, opens inbox threads for conversations handed to a person and round-robins waiting
+conversations, so consoles on every process see them within a second.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import StreamingResponse
+
+from bot import handoff
+from kit.db import Database
+from kit.errors import ShopTalkError
+from kit.pubsub import RedisPubSub
+from kit.settings import Settings
+from kit.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["agent console"])
+
+REDIS_CHANNEL = "shoptalk:agent-events"
+WATCH_SECONDS = 0.25
+HEARTBEAT_SECONDS = 15.0
+Event = dict[str, Any]
+
+
+class AgentEvents:
+    """Console subscribers of this process by shop, plus the Redis fan-out across processes when configured."""
+
+    def __init__(self, redis_url: str | None = None) -> None:
+        self.redis_url = redis_url
+        self._queues: dict[int, set[asyncio.Queue[Event]]] = {}
+        self.pubsub = RedisPubSub(redis_url, name="agent events") if redis_url else None
+
+    def subscribe(self, shop_id: int) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+        self._queues.setdefault(shop_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, shop_id: int, queue: asyncio.Queue[Event]) -> None:
+        queues = self._queues.get(shop_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._queues[shop_id]
+
+    def subscribers(self, shop_id: int) -> int:
+        return len(self._queues.get(shop_id, ()))
+
+    def subscribers_anywhere(self) -> bool:
+        return any(self._queues.values())
+
+    def push_local(self, shop_id: int, event: Event) -> None:
+        for queue in list(self._queues.get(shop_id, ())):
+            with contextlib.suppress(asyncio.QueueFull):  # a stalled console refetches on reconnect
+                queue.put_nowait(event)
+
+    async def publish(self, shop_id: int, event: Event) -> None:
+        """Tell every console of the shop, on whichever process it is connected."""
+        if self.pubsub is not None:
+            try:
+                await self.pubsub.publish(REDIS_CHANNEL, json.dumps({"shop_id": shop_id, "event": event}))
+                return
+            except Exception:  # Redis down: at least this process's consoles hear it; the watcher covers the rest
+                log.warning("agent events: Redis publish failed; delivering locally", exc_info=True)
+        self.push_local(shop_id, event)
+
+    async def run_subscriber(self, ready: asyncio.Event | None = None) -> None:
+        """Relay events published by any process to this process's consoles (runs until cancelled; a lost Redis
+        connection is made again, and consoles refetch on the next event)."""
+        if self.pubsub is None:
+            if ready is not None:
+                ready.set()
+            return
+
+        async def relay(channel: str, data: str) -> None:
+            message = json.loads(data)
+            self.push_local(int(message["shop_id"]), message["event"])
+
+        await self.pubsub.listen(relay, channels=[REDIS_CHANNEL], ready=ready)
+
+    async def close(self) -> None:
+        if self.pubsub is not None:
+            await self.pubsub.close()
+
+
+class InboxWatcher:
+    """Polls the database for what the engine did (new messages, handoffs) and tells this process's consoles."""
+
+    def __init__(self, database: Database, events: AgentEvents) -> None:
+        self.database = database
+        self.events = events
+        self.last_message_id: int | None = None
+
+    async def run_once(self) -> None:
+        async with self.database.unit_of_work() as session:
+            if self.last_message_id is None:
+                self.last_message_id = await handoff.inbox.newest_message_id(session)
+            opened = await handoff.inbox.sync_escalations(session)
+            fresh = await handoff.inbox.messages_after(session, after_id=self.last_message_id)
+            changed: set[int] = set(opened)
+            for message in fresh:
+                self.last_message_id = max(self.last_message_id, message.id)
+                changed.add(message.conversation_id)
+            assigned = await handoff.inbox.auto_assign(session)
+        shop = handoff.DEFAULT_SHOP_ID
+        if opened or fresh:
+            self.events.push_local(shop, {"type": "inbox"})
+        for conversation_id in sorted(changed):
+            self.events.push_local(shop, {"type": "conversation", "conversation_id": conversation_id})
+        for conversation_id, agent_id in assigned:
+            # Other processes' watchers do not see an assignment, so it travels like an agent action.
+            await self.events.publish(shop, {"type": "conversation", "conversation_id": conversation_id,
+                                             "assignee_id": agent_id})
+        if assigned:
+            await self.events.publish(shop, {"type": "inbox"})
+
+    async def run(self) -> None:
+        while True:
+            if not self.events.subscribers_anywhere():
+                # No console on this process: nothing to show, and no online agent to assign to from here.
+                self.last_message_id = None
+                await asyncio.sleep(WATCH_SECONDS)
+                continue
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not end the console's real time
+                log.exception("agent inbox watcher failed; retrying")
+            await asyncio.sleep(WATCH_SECONDS)
+
+
+def events_of(app: FastAPI) -> AgentEvents:
+    events: AgentEvents | None = getattr(app.state, "agent_events", None)
+    if events is None:
+        settings: Settings = app.state.settings
+        events = AgentEvents(settings.redis.url)
+        app.state.agent_events = events
+    return events
+
+
+async def start(app: FastAPI) -> None:
+    events = events_of(app)
+    ready = asyncio.Event()
+    tasks = [asyncio.create_task(events.run_subscriber(ready), name="agent-events-redis"),
+             asyncio.create_task(InboxWatcher(app.state.database, events).run(), name="agent-inbox-watcher")]
+    app.state.agent_realtime_tasks = tasks
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ready.wait(), timeout=2.0)
+
+
+async def stop(app: FastAPI) -> None:
+    for task in getattr(app.state, "agent_realtime_tasks", []):
+        await cancel_and_wait(task)
+    events: AgentEvents | None = getattr(app.state, "agent_events", None)
+    if events is not None:
+        await events.close()
+
+
+def _frame(event: Event) -> str:
+    return f"data: {json.dumps(event)}\n\n"
+
+
+@router.get("/api/v1/agent/events", summary="Server-Sent Events for the agent console (session cookie)",
+            response_class=StreamingResponse)
+async def agent_events(request: Request) -> StreamingResponse:
+    from api.http.agent.console import SESSION_COOKIE
+
+    database: Database = request.app.state.database
+    token = request.cookies.get(SESSION_COOKIE)
+    async with database.unit_of_work() as session:
+        agent = await handoff.agents.agent_for_session(session, token=token)
+        await handoff.agents.check_in(session, agent_id=agent.id)
+    shop_id, agent_id = agent.shop_id, agent.id
+    events = events_of(request.app)
+
+    async def stream() -> AsyncIterator[str]:
+        queue = events.subscribe(shop_id)
+        try:
+            yield _frame({"type": "hello", "agent_id": agent_id})
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    try:
+                        async with database.unit_of_work() as session:
+                            await handoff.agents.agent_for_session(session, token=token)
+                            await handoff.agents.check_in(session, agent_id=agent_id)
+                    except ShopTalkError as error:
+                        yield _frame({"type": "signed_out", "code": error.code})
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                yield _frame(event)
+        finally:
+            events.unsubscribe(shop_id, queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,1 @@
+"""Open to anyone: health checks and the shopper-facing cross-border answers (quotes, shipping, returns)."""

@@ -1,0 +1,1 @@
+"""The chat channels shoppers write through: Telegram and REST webhooks, the web chat page and socket."""
