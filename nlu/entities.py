@@ -1,4 +1,7 @@
-"""Entity extraction with Rasa-style character offsets: patterns, lookup tables, synonyms."""
+"""Entity extraction with Rasa-style character offsets: patterns, lookup tables, synonyms.
+
+Over 500 lines: the patterns, the lookup tables and the extractor share one rule for word edges and overlaps
+(`_ends`, `_resolve_overlaps`), which a split would export from one module to the other."""
 
 from __future__ import annotations
 
