@@ -30,18 +30,9 @@ import numpy as np
 from _common import ROOT, percentile
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from commerce.recommend.algorithms import (
-    BuyAgain,
-    Context,
-    FrequentlyBoughtWith,
-    History,
-    Interactions,
-    ItemToItem,
-    Model,
-    Popularity,
-    Ranker,
-    top_items,
-)
+from commerce.recommend.interactions import Context, History, Interactions, Model
+from commerce.recommend.ranker import Ranker, top_items
+from commerce.recommend.recommenders import BuyAgain, FrequentlyBoughtWith, ItemToItem, Popularity
 
 DEFAULT_DATA = ROOT.parent / "shared" / "benchmarks" / "online_retail"
 CACHE = ROOT / "var" / "cache"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import io
 import os
 import pickle
 import threading
@@ -18,21 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.catalog.models import Product, Variant
 from commerce.catalog.service import all_products, find_variants, is_sellable_to, localized
 from commerce.inventory.availability import available_for_country
-from commerce.recommend.algorithms import (
-    BuyAgain,
-    ContentBased,
-    Context,
-    FloatArray,
-    FrequentlyBoughtWith,
-    History,
-    Interactions,
-    ItemToItem,
-    Popularity,
-    Ranker,
-    top_items,
-)
 from commerce.recommend.errors import ImpressionNotFound, UnknownOutcome
+from commerce.recommend.interactions import Context, FloatArray, History, Interactions
 from commerce.recommend.models import OUTCOME_KINDS, RecommendationImpression, RecommendationOutcome
+from commerce.recommend.ranker import Ranker, top_items
+from commerce.recommend.recommenders import BuyAgain, ContentBased, FrequentlyBoughtWith, ItemToItem, Popularity
 from commerce.recommend.repository import PurchaseLine, RecommendRepository
 from commerce.recommend.schemas import ModelPerformance, Recommendation, TrainingReport
 from commerce.search.service import embedding_text
@@ -159,6 +151,24 @@ async def _learn(session: AsyncSession, *, settings: Settings, encoder: Encoder 
     return model
 
 
+# Model files saved before issue 22 name the module the recommenders then lived in.
+_OLD_MODULE = "commerce.recommend.algorithms"
+_NEW_MODULES = ("commerce.recommend.interactions", "commerce.recommend.recommenders", "commerce.recommend.ranker")
+
+
+class _ModelUnpickler(pickle.Unpickler):
+    """Reads a model file, also one that names `commerce.recommend.algorithms` (before the split)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == _OLD_MODULE:
+            module = next((new for new in _NEW_MODULES if hasattr(importlib.import_module(new), name)), module)
+        return super().find_class(module, name)
+
+
+def _load_model(data: bytes) -> Any:
+    return _ModelUnpickler(io.BytesIO(data)).load()
+
+
 class _ModelCache:
     """The loaded model per artifact path, re-read when the file changes; in-memory ones expire."""
 
@@ -177,7 +187,7 @@ class _ModelCache:
                 cached = self._loaded.get(path)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            model = pickle.loads(path.read_bytes())  # written by `train` into our own data_dir
+            model = _load_model(path.read_bytes())  # written by `train` into our own data_dir
             if not isinstance(model, TrainedModel):
                 return None
             with self._lock:

@@ -1,6 +1,7 @@
 """Recommendations from a real shop database: filters, diversity, reasons, empty states, training, tracking."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from commerce.recommend import service as recommendations
 from commerce.recommend.errors import ImpressionNotFound, UnknownOutcome
+from commerce.recommend.ranker import Ranker
 from commerce.recommend.schemas import Recommendation
 from commerce.shoppers.service import shopper_for_identity
 from kit.db import Database
@@ -138,6 +140,18 @@ async def test_train_saves_the_model_and_recommend_uses_it(shop: Database, setti
     assert Path(report.path).parent == settings.data_dir / "models" / "recommend"
     picks = await _recommend(shop, settings, country="DE", cart_skus=["KET-1"], limit=2)
     assert picks[0].sku in {"CUP-RED", "CUP-BLUE"}
+
+
+def test_a_model_file_saved_before_the_split_of_algorithms_py_still_loads() -> None:
+    ranker = recommendations.build_ranker()
+    saved = pickle.dumps(ranker, protocol=0)  # text opcodes name each class's module
+    for module in (b"commerce.recommend.ranker", b"commerce.recommend.recommenders"):
+        assert module in saved
+        saved = saved.replace(module, b"commerce.recommend.algorithms")
+    loaded = recommendations._load_model(saved)
+    assert isinstance(loaded, Ranker)
+    assert type(loaded.item_to_item) is type(ranker.item_to_item)
+    assert loaded.item_to_item.method == ranker.item_to_item.method
 
 
 async def test_click_through_and_conversion_per_model(shop: Database, settings: Settings) -> None:

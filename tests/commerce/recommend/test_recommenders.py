@@ -4,21 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from commerce.recommend.algorithms import (
-    FEATURES,
-    Blender,
-    BuyAgain,
-    ContentBased,
-    Context,
-    FrequentlyBoughtWith,
-    History,
-    Interactions,
-    ItemToItem,
-    Popularity,
-    Ranker,
-    carve_last_baskets,
-    top_items,
-)
+from commerce.recommend.interactions import Context, History, Interactions, carve_last_baskets
+from commerce.recommend.ranker import FEATURES, Blender, Ranker, top_items
+from commerce.recommend.recommenders import BuyAgain, ContentBased, FrequentlyBoughtWith, ItemToItem, Popularity
 
 KETTLE, TEAPOT, CUPS, TOASTER, BREAD_BIN, NEW_MUG = range(6)
 
@@ -175,7 +163,7 @@ def test_empty_and_one_product_shops_give_sensible_results(n_items: int) -> None
 def test_ease_from_a_cholesky_factor_matches_the_plain_inverse() -> None:
     import scipy.sparse as sp
 
-    from commerce.recommend.algorithms import _ease
+    from commerce.recommend.similarity import _ease
 
     rng = np.random.default_rng(3)
     customers = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(np.float64))
@@ -186,7 +174,7 @@ def test_ease_from_a_cholesky_factor_matches_the_plain_inverse() -> None:
 
 
 def test_negative_sampling_keeps_every_positive_and_caps_the_negatives() -> None:
-    from commerce.recommend.algorithms import _sample_negatives
+    from commerce.recommend.ranker import _sample_negatives
 
     rng = np.random.default_rng(0)
     bought = np.zeros(100, dtype=bool)
