@@ -31,7 +31,8 @@ class MessageView(BaseModel):
     buttons: list[dict[str, Any]] = Field(default_factory=list)
     intent: str | None = None
     confidence: float | None = None
-    policy: str | None = None
+    policy: str | None = None  # what the bot did: answer, confirm, clarify, handoff, draft_for_agent, ...
+    reason: str | None = None  # why, for a hand-off, a draft or a declined request (bot.policy.Decision.reason)
     corrected_intent: str | None = None
     agent_name: str | None = None
     delivery: str | None = None  # sending | delivered | failed (agent and system messages)
@@ -114,7 +115,7 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
             buttons=list((m.content or {}).get("buttons") or []),
             intent=intent.get("name") if intent else None,
             confidence=float(intent["confidence"]) if intent and intent.get("confidence") is not None else None,
-            policy=nlu.get("policy"), corrected_intent=corrections.get(m.id),
+            policy=nlu.get("policy"), reason=nlu.get("reason"), corrected_intent=corrections.get(m.id),
             agent_name=authors[m.id][1] if m.id in authors else None,
             delivery=delivery_state(event.status) if event is not None else None,
             delivery_error=safe_error(event.last_error) if event is not None and event.status == DEAD else None,

@@ -388,7 +388,7 @@
       meta.append(el("span", { className: "intent" }, m.intent + " " + (m.confidence === null ? "" : m.confidence.toFixed(2))));
     }
     if (m.corrected_intent) meta.append(el("span", { className: "corrected" }, "corrected: " + m.corrected_intent));
-    if (m.policy) meta.append(el("span", {}, m.policy));
+    if (m.policy) meta.append(el("span", { className: "policy" }, m.policy + (m.reason ? " (" + m.reason + ")" : "")));
     if (m.delivery) {
       meta.append(el("span", { className: "delivery " + m.delivery },
         m.delivery === "failed" ? "not delivered: " + (m.delivery_error || "") : m.delivery));

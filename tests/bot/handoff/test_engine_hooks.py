@@ -50,9 +50,19 @@ async def test_two_unhelpful_answers_bring_a_person(say: Say) -> None:
     assert "passing you to a member of our team" in texts(second)
 
 
-async def test_strongly_negative_wording_brings_a_person(say: Say) -> None:
+async def test_strongly_negative_wording_brings_a_person(say: Say, shop: Database) -> None:
     result = await say("this shop is a total SCAM, useless", sender="n1")
     assert "member of our team" in texts(result)
+    # The console shows what the policy decided for each message and why.
+    cart = await say("show my cart, useless bot", sender="n3")
+    assert "member of our team" in texts(cart)
+    ana = await make_agent(shop, "ana@shop.test")
+    async with shop.unit_of_work() as session:
+        agent = await load_agent(session, ana)
+        views = [await handoff.views.conversation_view(session, agent=agent, conversation_id=r.conversation_id)
+                 for r in (result, cart)]
+    decided = [(m.policy, m.reason) for view in views for m in view.messages if m.direction == "in"]
+    assert decided == [("handoff", "complaint"), ("handoff", "negative_wording")]
 
 
 async def test_negative_wording_trigger_can_be_turned_off(say: Say, shop: Database) -> None:
