@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.deps import get_database, get_settings_dep
 from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
 from api.params import PathId
@@ -22,7 +23,6 @@ from api.throttle import SignInThrottle, client_ip
 from bot import handoff
 from bot.handoff.errors import NotSupervisor, WrongCredentials
 from bot.handoff.models import Agent
-from kit.db import Database
 from kit.errors import NotFound
 from kit.fields import RowId
 from kit.settings import Settings
@@ -42,18 +42,8 @@ SECURITY_HEADERS = {
 }
 
 
-def _database(request: Request) -> Database:
-    database: Database = request.app.state.database
-    return database
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _secret(request: Request) -> str:
-    return _settings(request).security.secret_key.get_secret_value()
+    return get_settings_dep(request).security.secret_key.get_secret_value()
 
 
 class SignedIn:
@@ -68,7 +58,7 @@ class SignedIn:
 
 async def signed_in(request: Request) -> SignedIn:
     token = request.cookies.get(SESSION_COOKIE)
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         agent = await handoff.agents.agent_for_session(session, token=token)
     assert token is not None
     return SignedIn(agent, token)
@@ -142,13 +132,13 @@ def _agent_out(agent: Agent) -> AgentOut:
              responses={401: {"description": "Wrong email or password"},
                         429: {"description": "Too many failed sign-ins (Retry-After says for how long)"}})
 async def sign_in(body: SignInBody, request: Request, response: Response) -> SessionOut:
-    settings = _settings(request)
+    settings = get_settings_dep(request)
     ttl = settings.security.session_ttl_seconds
     throttle = SignInThrottle(request.app)
     ip = client_ip(request)
     await throttle.check(email=body.email, ip=ip)
     try:
-        async with _database(request).unit_of_work() as session:
+        async with get_database(request).unit_of_work() as session:
             agent, token = await handoff.agents.sign_in(session, email=body.email, password=body.password,
                                                         ttl_seconds=ttl)
             out = _agent_out(agent)
@@ -163,14 +153,14 @@ async def sign_in(body: SignInBody, request: Request, response: Response) -> Ses
 
 @router.get("/api/v1/agent/session", response_model=SessionOut, summary="Who is signed in (and the CSRF token)")
 async def current_session(who: Reader, request: Request) -> SessionOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         out = _agent_out(await _agent(session, who))
     return SessionOut(agent=out, csrf_token=handoff.agents.csrf_token(session_token=who.token, secret=_secret(request)))
 
 
 @router.delete("/api/v1/agent/session", status_code=204, summary="Sign out")
 async def sign_out(who: Writer, request: Request, response: Response) -> Response:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         await handoff.agents.sign_out(session, token=who.token)
     result = Response(status_code=204)
     result.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
@@ -183,7 +173,7 @@ class AvailabilityBody(BaseModel):
 
 @router.put("/api/v1/agent/availability", response_model=AgentOut, summary="Available for round-robin or not")
 async def set_availability(body: AvailabilityBody, who: Writer, request: Request) -> AgentOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         agent = await handoff.agents.set_available(session, agent=await _agent(session, who), available=body.available)
         out = _agent_out(agent)
     await _changed(request, who.shop_id)
@@ -192,7 +182,7 @@ async def set_availability(body: AvailabilityBody, who: Writer, request: Request
 
 @router.get("/api/v1/agent/agents", response_model=list[handoff.agents.AgentCard], summary="Agents of my shop")
 async def agents(who: Reader, request: Request) -> list[handoff.agents.AgentCard]:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         return await handoff.agents.list_agents(session, shop_id=who.shop_id)
 
 
@@ -202,14 +192,14 @@ async def agents(who: Reader, request: Request) -> list[handoff.agents.AgentCard
 async def inbox(who: Reader, request: Request,
                 view: Annotated[Literal["unassigned", "mine", "open", "resolved", "bot"], Query()] = "open",
                 ) -> list[handoff.inbox.InboxItem]:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         return await handoff.inbox.inbox(session, agent=await _agent(session, who), view=view)
 
 
 @router.get("/api/v1/agent/conversations/{conversation_id}", response_model=handoff.views.ConversationView,
             summary="History with intents, the bot's draft, notes and the shopper panel")
 async def conversation(conversation_id: PathId, who: Reader, request: Request) -> handoff.views.ConversationView:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         return await handoff.views.conversation_view(session, agent=await _agent(session, who),
                                                      conversation_id=conversation_id)
 
@@ -223,7 +213,7 @@ class ThreadOut(BaseModel):
 @router.post("/api/v1/agent/conversations/{conversation_id}/take", response_model=ThreadOut,
              summary="Take the conversation (the bot goes silent); 409 when another agent has it")
 async def take(conversation_id: PathId, who: Writer, request: Request) -> ThreadOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         thread = await handoff.inbox.take(session, agent=await _agent(session, who), conversation_id=conversation_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
     await _changed(request, who.shop_id, conversation_id)
@@ -237,7 +227,7 @@ class AssignBody(BaseModel):
 @router.post("/api/v1/agent/conversations/{conversation_id}/assign", response_model=ThreadOut,
              summary="Assign (supervisor) or transfer (owner) to another agent")
 async def assign(conversation_id: PathId, body: AssignBody, who: Writer, request: Request) -> ThreadOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         thread = await handoff.inbox.assign(session, by=await _agent(session, who), conversation_id=conversation_id,
                                             agent_id=body.agent_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
@@ -248,7 +238,7 @@ async def assign(conversation_id: PathId, body: AssignBody, who: Writer, request
 @router.post("/api/v1/agent/conversations/{conversation_id}/hand-back", response_model=ThreadOut,
              summary="Give the conversation back to the bot")
 async def hand_back(conversation_id: PathId, who: Writer, request: Request) -> ThreadOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         thread = await handoff.inbox.hand_back(session, agent=await _agent(session, who),
                                                conversation_id=conversation_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
@@ -263,7 +253,7 @@ class ResolveBody(BaseModel):
 @router.post("/api/v1/agent/conversations/{conversation_id}/resolve", response_model=ThreadOut,
              summary="Resolve (asks the shopper for a 1-5 rating); 409 when already resolved")
 async def resolve(conversation_id: PathId, who: Writer, request: Request, body: ResolveBody | None = None) -> ThreadOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         thread = await handoff.inbox.resolve(session, agent=await _agent(session, who), conversation_id=conversation_id,
                                              ask_csat=body.ask_csat if body else True)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
@@ -286,7 +276,7 @@ class SentOut(BaseModel):
 @router.post("/api/v1/agent/conversations/{conversation_id}/replies", response_model=SentOut, status_code=201,
              summary="Send a reply to the shopper on their own channel (through the outbox)")
 async def reply(conversation_id: PathId, body: ReplyBody, who: Writer, request: Request) -> SentOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         message_id = await handoff.replies.reply(session, agent=await _agent(session, who),
                                                  conversation_id=conversation_id, text=body.text)
     _wake_delivery(request)
@@ -297,7 +287,7 @@ async def reply(conversation_id: PathId, body: ReplyBody, who: Writer, request: 
 @router.post("/api/v1/agent/conversations/{conversation_id}/draft/send", response_model=SentOut, status_code=201,
              summary="Send the bot's draft as is (no text) or edited")
 async def send_draft(conversation_id: PathId, body: DraftBody, who: Writer, request: Request) -> SentOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         message_id = await handoff.drafts.send_draft(session, agent=await _agent(session, who),
                                                      conversation_id=conversation_id, text=body.text)
     _wake_delivery(request)
@@ -320,7 +310,7 @@ class NoteBody(BaseModel):
 @router.post("/api/v1/agent/conversations/{conversation_id}/notes", response_model=handoff.notes.NoteView,
              status_code=201, summary="A private note (never sent to the shopper)")
 async def add_note(conversation_id: PathId, body: NoteBody, who: Writer, request: Request) -> handoff.notes.NoteView:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         agent = await _agent(session, who)
         note = await handoff.notes.add_note(session, agent=agent, conversation_id=conversation_id, body=body.body)
         out = handoff.notes.NoteView(id=note.id, agent_name=agent.name, body=note.body, created_at=note.created_at)
@@ -343,7 +333,7 @@ class CannedOut(BaseModel):
 
 @router.get("/api/v1/agent/canned", response_model=list[CannedOut], summary="Canned responses of my shop")
 async def canned(who: Reader, request: Request) -> list[CannedOut]:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         return [CannedOut(id=c.id, shortcut=c.shortcut, body=c.body)
                 for c in await handoff.canned.canned_responses(session, shop_id=who.shop_id)]
 
@@ -351,7 +341,7 @@ async def canned(who: Reader, request: Request) -> list[CannedOut]:
 @router.post("/api/v1/agent/canned", response_model=CannedOut, status_code=201,
              summary="Add a canned response (supervisor); variables {name}, {order_number}, {agent_name}")
 async def add_canned(body: CannedIn, who: Writer, request: Request) -> CannedOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         item = await handoff.canned.create_canned(session, agent=await _agent(session, who), shortcut=body.shortcut,
                                                   body=body.body)
         out = CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
@@ -362,7 +352,7 @@ async def add_canned(body: CannedIn, who: Writer, request: Request) -> CannedOut
 @router.put("/api/v1/agent/canned/{canned_id}", response_model=CannedOut,
             summary="Change a canned response's shortcut or text (supervisor)")
 async def edit_canned(canned_id: PathId, body: CannedIn, who: Writer, request: Request) -> CannedOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         item = await handoff.canned.update_canned(session, agent=await _agent(session, who), canned_id=canned_id,
                                                   shortcut=body.shortcut, body=body.body)
         out = CannedOut(id=item.id, shortcut=item.shortcut, body=item.body)
@@ -372,7 +362,7 @@ async def edit_canned(canned_id: PathId, body: CannedIn, who: Writer, request: R
 
 @router.delete("/api/v1/agent/canned/{canned_id}", status_code=204, summary="Delete a canned response (supervisor)")
 async def remove_canned(canned_id: PathId, who: Writer, request: Request) -> Response:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         await handoff.canned.delete_canned(session, agent=await _agent(session, who), canned_id=canned_id)
     await events_of(request.app).publish(who.shop_id, {"type": "settings"})
     return Response(status_code=204)
@@ -394,14 +384,14 @@ class CorrectionOut(BaseModel):
 @router.post("/api/v1/agent/messages/{message_id}/intent", response_model=CorrectionOut,
              summary="Correct the intent of a shopper message (training example for the next `nlu train`)")
 async def correct_intent(message_id: PathId, body: CorrectionBody, who: Writer, request: Request) -> CorrectionOut:
-    database = _database(request)
+    database = get_database(request)
     async with database.unit_of_work() as session:
         item = await handoff.learning.correct_intent(session, agent=await _agent(session, who), message_id=message_id,
                                                      intent=body.intent)
         out = CorrectionOut(message_id=item.message_id, text=item.text, predicted_intent=item.predicted_intent,
                             intent=item.intent)
     async with database.unit_of_work() as session:  # after commit: the file only holds stored corrections
-        await handoff.learning.write_corrections(session, path=corrections_path(_settings(request)))
+        await handoff.learning.write_corrections(session, path=corrections_path(get_settings_dep(request)))
     return out
 
 
@@ -423,7 +413,7 @@ class FaqDraftOut(BaseModel):
 @router.post("/api/v1/agent/faq-drafts", response_model=FaqDraftOut, status_code=201,
              summary="Save an answer as a draft FAQ entry for the merchant to publish")
 async def faq_draft(body: FaqDraftBody, who: Writer, request: Request) -> FaqDraftOut:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         draft = await handoff.learning.save_faq_draft(session, agent=await _agent(session, who), question=body.question,
                                                       answer=body.answer, language=body.language)
         return FaqDraftOut(faq_entry_id=draft.faq_entry_id, question=draft.question)
@@ -433,13 +423,13 @@ async def faq_draft(body: FaqDraftBody, who: Writer, request: Request) -> FaqDra
 
 @router.get("/api/v1/agent/csat", response_model=list[handoff.csat.CsatStat], summary="CSAT results per agent")
 async def csat(who: Reader, request: Request) -> list[handoff.csat.CsatStat]:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         return await handoff.csat.csat_per_agent(session, shop_id=who.shop_id)
 
 
 @router.get("/api/v1/agent/rules", response_model=handoff.rules.EscalationRules, summary="Escalation rules of my shop")
 async def rules(who: Reader, request: Request) -> handoff.rules.EscalationRules:
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         return await handoff.rules.rules_of(session, shop_id=who.shop_id)
 
 
@@ -449,7 +439,7 @@ async def save_rules(body: handoff.rules.EscalationRules, who: Writer,
                      request: Request) -> handoff.rules.EscalationRules:
     if who.role != "supervisor":
         raise NotSupervisor("Only a supervisor can change the escalation rules.")
-    async with _database(request).unit_of_work() as session:
+    async with get_database(request).unit_of_work() as session:
         saved = await handoff.rules.save_rules(session, shop_id=who.shop_id, rules=body)
     await events_of(request.app).publish(who.shop_id, {"type": "settings"})
     return saved

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from api.deps import get_database
 from bot import handoff
 from kit.db import Database
 from kit.errors import ShopTalkError
@@ -179,7 +180,7 @@ def _frame(event: Event) -> str:
 async def agent_events(request: Request) -> StreamingResponse:
     from api.http.agent.console import SESSION_COOKIE
 
-    database: Database = request.app.state.database
+    database = get_database(request)
     token = request.cookies.get(SESSION_COOKIE)
     async with database.unit_of_work() as session:
         agent = await handoff.agents.agent_for_session(session, token=token)
