@@ -15,6 +15,7 @@ import hmac
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,7 @@ class GraphDouble:
     last_inbound: dict[str, float] = field(default_factory=dict)
     failures: list[tuple[int, int]] = field(default_factory=list)  # (code, http status) for the next calls
     base_url: str = ""
+    on_sent: Callable[[Sent], None] | None = None  # called with every accepted message (the benchmark's clock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
@@ -117,6 +119,8 @@ class GraphDouble:
             return self._error(error)
         wamid = f"wamid.HBgL{next(self._ids):08d}"
         self.sent.append(Sent(wamid, str(body["to"]), body))
+        if self.on_sent is not None:
+            self.on_sent(self.sent[-1])
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"],
                                                                                  "wa_id": body["to"]}],
                                   "messages": [{"id": wamid}]})

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ class WeChatDouble:
     failures: list[int] = field(default_factory=list)
     window_closed: set[str] = field(default_factory=set)
     base_url: str = ""
+    on_sent: Callable[[str, str], None] | None = None  # (openid, text) of every customer-service message
     _valid: dict[str, float] = field(default_factory=dict)
     _expired: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(6054768590064713728))
@@ -104,6 +106,8 @@ class WeChatDouble:
         if len(content.encode("utf-8")) > CS_TEXT_BYTES:
             return web.json_response({"errcode": 45002, "errmsg": "content size out of limit"})
         self.sent.append((to, content))
+        if self.on_sent is not None:
+            self.on_sent(to, content)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def wait_for_sent(self, openid: str, count: int, timeout: float = 10.0) -> list[str]:
