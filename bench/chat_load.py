@@ -200,6 +200,7 @@ class ChannelLoad:
         self.arrivals: dict[str, asyncio.Event] = {}
         self.counters = {"passive_replies": 0, "late_replies": 0}
         self.double: Any = None
+        self.last_error = ""
 
     async def start(self) -> dict[str, str]:
         from tests.bot.channels.graph_double import GraphDouble
@@ -237,6 +238,7 @@ class ChannelLoad:
             answer = await http.post("/webhooks/whatsapp", content=raw, headers={
                 "content-type": "application/json", "X-Hub-Signature-256": self.double.sign(raw)})
             if answer.status_code != 200:
+                self.last_error = f"HTTP {answer.status_code} {answer.text[:80]}"
                 return False, False
             try:
                 await asyncio.wait_for(arrived.wait(), 30)
@@ -248,6 +250,7 @@ class ChannelLoad:
         answer = await http.post("/webhooks/wechat", params=params, content=body,
                                  headers={"content-type": "text/xml"})
         if answer.status_code != 200:
+            self.last_error = f"HTTP {answer.status_code} {answer.text[:80]}"
             return False, False
         passive = bool(self.double.read_reply(answer.text).get("Content"))
         self.counters["passive_replies" if passive else "late_replies"] += 1
@@ -268,14 +271,16 @@ async def channel_shopper(load: ChannelLoad, http: httpx.AsyncClient, index: int
         try:
             ok, replied = await load.turn(http, sender if load.channel == "whatsapp" else f"o{sender}",
                                           rng.choice(messages))
-        except httpx.HTTPError:
+        except httpx.HTTPError as error:
             ok, replied = False, False
+            load.last_error = type(error).__name__
         finished = time.monotonic()
         sent += 1
         if warmup_until <= finished <= deadline:
             counters["messages"] += 1
             if not ok:
                 counters["errors"] += 1
+                counters[f"error:{load.last_error}"] = counters.get(f"error:{load.last_error}", 0) + 1
             elif not replied:
                 counters["no_reply"] += 1
             else:
@@ -371,6 +376,7 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
             "api_processes": workers,
             "offered_rate": args.rate or "as fast as replies come",
             "messages": counters["messages"], "errors": counters["errors"],
+            "error_kinds": {k[6:]: v for k, v in counters.items() if k.startswith("error:")},
             "without_reply": counters["no_reply"],
             "messages_per_s": round(counters["messages"] / measured, 1),
             "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),

@@ -304,12 +304,18 @@ class WhatsAppChannel:
                 for token, payload in tokens.items():
                     await repository.save_callback_token(session, token=token, payload=payload)
         done = progress.get(event.idempotency_key, 0)
-        for index, body in enumerate(bodies[done:], start=done):
-            wamid = await self._post(body)
-            progress[event.idempotency_key] = index + 1
-            async with self.database.unit_of_work() as session:
-                await repository.record_receipt(session, channel=CHANNEL, external_id=wamid, status="accepted",
-                                                message_id=message.message_id, recipient_id=message.recipient_id)
+        accepted: list[str] = []
+        try:
+            for index, body in enumerate(bodies[done:], start=done):
+                accepted.append(await self._post(body))
+                progress[event.idempotency_key] = index + 1
+        finally:  # the parts WhatsApp took, in one write, also when a later part failed
+            if accepted:
+                async with self.database.unit_of_work() as session:
+                    for wamid in accepted:
+                        await repository.record_receipt(session, channel=CHANNEL, external_id=wamid,
+                                                        status="accepted", message_id=message.message_id,
+                                                        recipient_id=message.recipient_id)
         progress.pop(event.idempotency_key, None)
 
     async def _post(self, body: dict[str, Any]) -> str:
@@ -325,21 +331,17 @@ class WhatsAppChannel:
             raise DeliveryError("whatsapp answered without a message id") from exc
 
 
-async def record_statuses(database: Database, statuses: list[StatusReport]) -> None:
-    if not statuses:
-        return
-    async with database.unit_of_work() as session:
+async def record_statuses(session: AsyncSession, statuses: list[StatusReport]) -> None:
+    if statuses:
         for report in statuses:
             await repository.record_receipt(session, channel=CHANNEL, external_id=report.external_id,
                                             status=report.status, recipient_id=report.recipient_id,
                                             error=report.error)
 
 
-async def note_inbound(database: Database, messages: list[InboundMessage]) -> None:
+async def note_inbound(session: AsyncSession, messages: list[InboundMessage]) -> None:
     """The shoppers' window opens (again) with each message they send."""
-    if not messages:
-        return
-    async with database.unit_of_work() as session:
+    if messages:
         for inbound in messages:
             await repository.touch_contact(session, channel=CHANNEL, sender_id=inbound.sender_id,
                                            at=inbound.received_at or utcnow())

@@ -68,8 +68,10 @@ async def whatsapp_webhook(request: Request) -> dict[str, bool]:
         raise InvalidInput("The body is not a WhatsApp Business Account webhook.", code="invalid_update",
                            status=400) from exc
     runtime = channels_of(request).runtime
-    await whatsapp.record_statuses(channel.database, batch.statuses)
-    await whatsapp.note_inbound(channel.database, batch.messages)
+    if batch.statuses or batch.messages:
+        async with runtime.unit_of_work() as session:
+            await whatsapp.record_statuses(session, batch.statuses)
+            await whatsapp.note_inbound(session, batch.messages)
     for inbound in batch.messages:
         await runtime.handle(await whatsapp.resolve_payload(channel.database, inbound))
     return {"ok": True}
