@@ -83,6 +83,12 @@ async def _answer_late(runtime: ChannelRuntime, task: asyncio.Task[HandleResult]
         runtime.outbox_wakeup.set()
 
 
+def _answer_later(runtime: ChannelRuntime, task: asyncio.Task[HandleResult]) -> None:
+    late = asyncio.create_task(_answer_late(runtime, task), name="wechat-late-answer")
+    _late.add(late)
+    late.add_done_callback(_late.discard)
+
+
 @router.post("/webhooks/wechat", summary="WeChat messages (signature, or msg_signature in safe mode)",
              responses={400: {"description": "Not WeChat XML"}, 401: {"description": "No signature"},
                         403: {"description": "Wrong signature or a message for another account"}})
@@ -115,11 +121,13 @@ async def wechat_webhook(request: Request) -> Response:
     runtime = channels_of(request).runtime
     task = asyncio.ensure_future(runtime.handle(inbound, delivered_inline=True))
     budget = channel.settings.passive_reply_seconds - (time.monotonic() - started)
-    done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))
+    try:
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))
+    except asyncio.CancelledError:  # WeChat hung up: the answer still goes, later
+        _answer_later(runtime, task)
+        raise
     if not done:
-        late = asyncio.create_task(_answer_late(runtime, task), name="wechat-late-answer")
-        _late.add(late)
-        late.add_done_callback(_late.discard)
+        _answer_later(runtime, task)
         return PlainTextResponse("success")
     result = task.result()
     return await _passive(channel, runtime, inbound, result, params)
