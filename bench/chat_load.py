@@ -26,8 +26,9 @@ X-Hub-Signature-256, the latency being from the webhook's POST until the first r
 (replies go through the outbox); WeChat messages in safe mode (AES + msg_signature), the latency being the HTTP
 round trip that returns the passive reply (`passive_replies`; `success_answers`: no passive reply, the bot being
 silent while a person has the conversation or answering later, `customer_service_messages` counting what went
-by the customer-service API: a reply's further parts and late answers). Those channels' shoppers use httpx (more load-generator CPU than REST's
-raw keep-alive client; `cpu_ms_per_message.load_generator` shows it). Compare with `--channel rest` on the same box.
+by the customer-service API: a reply's further parts and late answers). Those channels' shoppers use httpx
+(more load-generator CPU than REST's raw keep-alive client; `cpu_ms_per_message.load_generator` shows it).
+Compare with `--channel rest` on the same box.
 Prints one JSON object.
 """
 from __future__ import annotations
