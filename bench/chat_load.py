@@ -248,7 +248,9 @@ class ChannelLoad:
                 self.last_error = f"HTTP {answer.status_code} {answer.text[:80]}"
                 return False, False
             try:
-                await asyncio.wait_for(arrived.wait(), 30)
+                # The webhook answers once the turn is stored and its replies queued: a reply not sent within
+                # 3 s after that is none (a person has the conversation and the bot is silent).
+                await asyncio.wait_for(arrived.wait(), 3)
             except TimeoutError:
                 return True, False
             await asyncio.sleep(0.02)  # the rest of this reply's parts arrive before the next message
@@ -281,6 +283,8 @@ async def channel_shopper(load: ChannelLoad, http: httpx.AsyncClient, index: int
         except httpx.HTTPError as error:
             ok, replied = False, False
             load.last_error = type(error).__name__
+        if ok and not replied and load.channel == "whatsapp":
+            sent = 7  # a silent conversation (handed to a person) would stall this shopper: start a new one
         finished = time.monotonic()
         sent += 1
         if warmup_until <= finished <= deadline:
