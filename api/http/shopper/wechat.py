@@ -90,7 +90,10 @@ def _answer_later(runtime: ChannelRuntime, task: asyncio.Task[HandleResult]) -> 
 
 
 @router.post("/webhooks/wechat", summary="WeChat messages (signature, or msg_signature in safe mode)",
-             responses={400: {"description": "Not WeChat XML"}, 401: {"description": "No signature"},
+             response_class=Response,
+             responses={200: {"description": "The passive reply (XML), or 'success' when the answer comes later",
+                              "content": {"application/xml": {}, "text/plain": {}}},
+                        400: {"description": "Not WeChat XML"}, 401: {"description": "No signature"},
                         403: {"description": "Wrong signature or a message for another account"}})
 async def wechat_webhook(request: Request) -> Response:
     started = time.monotonic()
