@@ -20,10 +20,11 @@ from bot.conversations.models import ConversationMessage
 from bot.messages import Button, OutboundMessage, ProductCard
 from kit.clock import utcnow
 from kit.db import Database
-from kit.outbox import DEAD, DELIVERED, DeliveryError, OutboxEvent, OutboxWorker
+from kit.outbox import DEAD, DELIVERED, DeliveryError, OutboxEvent, OutboxWorker, enqueue
 from kit.settings import Settings, WhatsAppSettings
 from tests.api.fuzzing import use_cheap_bot
 from tests.bot.channels.graph_double import GraphDouble
+from tests.bot.handoff.conftest import PASSWORD, make_agent, shopper_says
 from tests.http import app_client
 
 ACCESS_TOKEN = "EAAGm0PX4ZCpsBAFakeAccessToken0123456789"
@@ -195,8 +196,6 @@ async def test_statuses_are_recorded_per_message_and_never_go_back(client: httpx
 
 
 async def _queue(db: Database, message: OutboundMessage, key: str) -> None:
-    from kit.outbox import enqueue
-
     async with db.unit_of_work() as session:
         await enqueue(session, topic="send.whatsapp", payload=message.model_dump(mode="json"), idempotency_key=key)
 
@@ -292,3 +291,28 @@ async def test_rich_replies_fit_whatsapp_and_long_payloads_come_back(db: Databas
     pressed = whatsapp.inbound_from({"from": SHOPPER, "id": "wamid.P", "type": "interactive", "interactive": {
         "type": "list_reply", "list_reply": {"id": token, "title": "Express"}}}, {})
     assert (await whatsapp.resolve_payload(db, pressed)).payload == long_payload
+
+
+async def test_the_console_sees_the_window_and_sends_a_registered_template(client: httpx.AsyncClient, db: Database,
+                                                                          graph: GraphDouble) -> None:
+    await make_agent(db, "ana@shop.test")
+    conversation_id = await shopper_says(db, "where is my parcel?", channel="whatsapp", sender=SHOPPER, human=True)
+    signed_in = await client.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": PASSWORD})
+    csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+    window = (await client.get(f"/api/v1/agent/conversations/{conversation_id}/whatsapp-window")).json()
+    assert window == {"conversation_id": conversation_id, "open": False, "closes_at": None,
+                      "templates": ["order_update"]}  # the shopper's message never came through the webhook
+    path = f"/api/v1/agent/conversations/{conversation_id}/whatsapp-template"
+    unknown = await client.post(path, json={"name": "spam_blast"}, headers=csrf)
+    assert unknown.status_code == 422
+    assert unknown.json()["code"] == "whatsapp_template_unknown"
+    assert (await client.post(path, json={"name": "order_update"})).status_code == 403  # no CSRF token
+    sent = await client.post(path, json={"name": "order_update", "parameters": ["A-1001"]}, headers=csrf)
+    assert sent.status_code == 201, sent.text
+    [template] = await graph.wait_for_sent(SHOPPER, 1)
+    assert template.body["type"] == "template"
+    assert template.body["template"]["name"] == "order_update"
+    webchat_id = await shopper_says(db, "hi", channel="webchat", sender="web-1")
+    other = await client.get(f"/api/v1/agent/conversations/{webchat_id}/whatsapp-window")
+    assert other.status_code == 404
+    assert other.json()["code"] == "not_whatsapp"
