@@ -103,9 +103,19 @@ async def start_chat_channels(app: FastAPI) -> ChatChannels:
         channels.tasks.append(asyncio.create_task(telegram.start_polling(), name="telegram-polling"))
     if telegram is not None and mode == "webhook" and settings.telegram.webhook_url:
         await _register_webhook(telegram, settings)
+    if wechat is not None and settings.wechat.publish_menu and settings.environment != "test":
+        channels.tasks.append(asyncio.create_task(_publish_wechat_menu(wechat), name="wechat-menu"))
     if settings.environment != "test":  # tests build the engine on first use; a served app is warm at once
         await runtime.deps()
     return channels
+
+
+async def _publish_wechat_menu(wechat: WeChatChannel) -> None:
+    try:
+        await wechat.publish_menu()
+        log.info("wechat menu published")
+    except Exception as error:  # noqa: BLE001 - the shop keeps serving; shoppers can still type
+        log.error("wechat menu not published: %s", error)
 
 
 async def _register_webhook(telegram: TelegramChannel, settings: Settings) -> None:

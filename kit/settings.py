@@ -90,6 +90,7 @@ class WeChatSettings(BaseModel):
     api_base: str = "https://api.weixin.qq.com"
     passive_reply_seconds: float = Field(default=4.0, gt=0, le=4.8)
     default_locale: str = "zh"
+    publish_menu: bool = True  # set the account's custom menu (search, orders, cart) when the app starts
 
 
 class LocaleSettings(BaseModel):

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import ElementTree
 
 from bot.channels import command_payload
-from bot.channels.capabilities import Capabilities, as_text, plan
+from bot.channels.capabilities import Capabilities, as_text, clip, plan
+from bot.i18n import t
 from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 from kit.db import Database
@@ -47,6 +48,9 @@ BLOCK = 32  # WXBizMsgCrypt pads PKCS#7 to 32 bytes
 # Customer-service API answers: the token is stale -> refresh once and retry.
 TOKEN_ERRORS = {40001, 40014, 42001}
 RETRY_ERRORS = {-1: None, 45009: 60.0, 45011: 1.0}  # busy; daily API quota; API rate per minute
+# The account's custom menu: the shop's main menu, each item a click whose EventKey is the button's payload.
+MENU = (("button.search", "menu:search"), ("button.order_status", "menu:order"), ("button.cart", "cart:view"))
+MENU_NAME_BYTES = Capabilities(max_text=16, unit="utf8")  # a top-level item's name: at most 16 bytes
 
 
 class SignatureInvalid(Exception):
@@ -239,14 +243,24 @@ class WeChatChannel:
                                  time.monotonic() + max(60, int(data.get("expires_in", 7200)) - 300))
             return self._token.value
 
+    async def publish_menu(self) -> None:
+        """Set the account's custom menu to the shop's main menu in the channel's default language."""
+        locale = self.settings.default_locale
+        buttons = [{"type": "click", "name": clip(t(locale, key), 16, MENU_NAME_BYTES), "key": payload}
+                   for key, payload in MENU]
+        await self._call("/cgi-bin/menu/create", {"button": buttons})
+
     async def send_text(self, to: str, content: str) -> None:
-        body = {"touser": to, "msgtype": "text", "text": {"content": content}}
+        await self._call("/cgi-bin/message/custom/send",
+                         {"touser": to, "msgtype": "text", "text": {"content": content}})
+
+    async def _call(self, path: str, body: dict[str, Any]) -> None:
+        """POST to WeChat's API with the access token (refreshed once when WeChat calls it stale)."""
         stale: str | None = None
         for _ in range(2):
             token = await self.access_token(stale=stale)
             try:
-                response = await self.http.post(f"{self.base}/cgi-bin/message/custom/send",
-                                                params={"access_token": token}, json=body)
+                response = await self.http.post(f"{self.base}{path}", params={"access_token": token}, json=body)
                 data = response.json()
             except (httpx.TransportError, ValueError) as exc:
                 raise DeliveryError(f"wechat unreachable: {type(exc).__name__}") from exc

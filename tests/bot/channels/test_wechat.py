@@ -262,3 +262,21 @@ async def test_access_token_is_cached_and_refreshed(db: Database, platform: WeCh
         assert platform.to("o-other") == wechat.texts_of(message)[1:]  # the passive reply carried the first
     finally:
         await channel.close()
+
+
+async def test_the_menu_is_published_and_its_clicks_are_payloads(client: httpx.AsyncClient, db: Database,
+                                                                 platform: WeChatDouble) -> None:
+    channel = WeChatChannel(settings=wechat_settings(platform), database=db)
+    try:
+        await channel.publish_menu()
+    finally:
+        await channel.close()
+    assert platform.menu == [{"type": "click", "name": "搜索商品", "key": "menu:search"},
+                             {"type": "click", "name": "查询订单", "key": "menu:order"},
+                             {"type": "click", "name": "查看购物车", "key": "cart:view"}]
+    click = platform.message_xml(OPENID, "event", Event="CLICK", EventKey="cart:view")
+    reply = platform.read_reply((await send(client, platform, click, encrypted=True)).text)
+    assert "购物车" in reply["Content"]
+    [row] = await inbound_rows(db)
+    assert row.kind == "callback"
+    assert row.payload == "cart:view"

@@ -36,6 +36,7 @@ class WeChatDouble:
     failures: list[int] = field(default_factory=list)
     window_closed: set[str] = field(default_factory=set)
     base_url: str = ""
+    menu: list[dict[str, Any]] = field(default_factory=list)
     on_sent: Callable[[str, str], None] | None = None  # (openid, text) of every customer-service message
     _valid: dict[str, float] = field(default_factory=dict)
     _expired: set[str] = field(default_factory=set)
@@ -51,6 +52,7 @@ class WeChatDouble:
         app = web.Application()
         app.router.add_post("/cgi-bin/stable_token", self._stable_token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
+        app.router.add_post("/cgi-bin/menu/create", self._menu_create)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -108,6 +110,21 @@ class WeChatDouble:
         self.sent.append((to, content))
         if self.on_sent is not None:
             self.on_sent(to, content)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _menu_create(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token", "") not in self._valid:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        buttons = (await request.json()).get("button") or []
+        # WeChat's rules: 1-3 top-level items, names up to 16 bytes, click keys up to 128 bytes.
+        if not 1 <= len(buttons) <= 3:
+            return web.json_response({"errcode": 40016, "errmsg": "invalid button size"})
+        for button in buttons:
+            if not 0 < len(str(button.get("name", "")).encode()) <= 16:
+                return web.json_response({"errcode": 40018, "errmsg": "invalid button name size"})
+            if button.get("type") != "click" or not 0 < len(str(button.get("key", "")).encode()) <= 128:
+                return web.json_response({"errcode": 40019, "errmsg": "invalid button key size"})
+        self.menu = buttons
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def wait_for_sent(self, openid: str, count: int, timeout: float = 10.0) -> list[str]:
