@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from api.app import create_app
+from api.workers.channels import outbox_handlers
 from bot.channels import repository, whatsapp
 from bot.channels.models import ChannelReceipt
 from bot.channels.receipts import delivery_statuses
@@ -316,3 +317,18 @@ async def test_the_console_sees_the_window_and_sends_a_registered_template(clien
     other = await client.get(f"/api/v1/agent/conversations/{webchat_id}/whatsapp-window")
     assert other.status_code == 404
     assert other.json()["code"] == "not_whatsapp"
+
+
+async def test_the_worker_process_sends_for_the_configured_channels(db: Database, graph: GraphDouble) -> None:
+    plain = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
+    assert {"send.whatsapp", "send.wechat"}.isdisjoint(outbox_handlers(plain, db))
+    configured = plain.model_copy(update={"whatsapp": whatsapp_settings(graph)})
+    handlers = outbox_handlers(configured, db)
+    assert "send.whatsapp" in handlers
+    graph.last_inbound[SHOPPER] = utcnow().timestamp()
+    async with db.unit_of_work() as session:
+        await repository.touch_contact(session, channel="whatsapp", sender_id=SHOPPER, at=utcnow())
+    message = OutboundMessage(channel="whatsapp", recipient_id=SHOPPER, text="from the worker")
+    await handlers["send.whatsapp"](OutboxEvent(topic="send.whatsapp", payload=message.model_dump(mode="json"),
+                                                idempotency_key="msg:worker"))
+    assert [s.text for s in graph.sent] == ["from the worker"]
