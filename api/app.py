@@ -29,6 +29,8 @@ from api.http.merchant import (
 from api.http.middleware import BodySizeLimit, RefuseNul
 from api.http.public import health, quotes
 from api.http.shopper import webchat, webhooks
+from api.http.shopper import wechat as wechat_channel
+from api.http.shopper import whatsapp as whatsapp_channel
 from api.throttle import close_limiter
 from commerce.channels import register_stock_listener
 from commerce.channels.sync import StockSync
@@ -40,6 +42,7 @@ from kit.settings import Settings, get_settings
 # ~2 % of a turn).
 ROUTERS: list[APIRouter] = [
     webhooks.router, webchat.router,
+    whatsapp_channel.router, wechat_channel.router,
     health.router,
     catalog.router,
     stock.router,

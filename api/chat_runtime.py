@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 
-from api.workers.channels import channel_handlers, telegram_api_server, telegram_mode
+from api.workers.channels import (
+    channel_handlers,
+    telegram_api_server,
+    telegram_mode,
+    wechat_channel,
+    whatsapp_channel,
+)
 from bot.channels.runtime import ChannelRuntime
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebchatHub, WebchatSessions
+from bot.channels.wechat import WeChatChannel
+from bot.channels.whatsapp import WhatsAppChannel
 from kit.db import Database
 from kit.outbox import Handler, OutboxWorker
 from kit.settings import Settings
@@ -62,6 +70,8 @@ class ChatChannels:
     delivery: DeliveryLoop
     sessions: WebchatSessions
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    whatsapp: WhatsAppChannel | None = None
+    wechat: WeChatChannel | None = None
 
 
 def channels_of(connection: HTTPConnection) -> ChatChannels:
@@ -80,11 +90,12 @@ async def start_chat_channels(app: FastAPI) -> ChatChannels:
     if token is not None:
         api = getattr(app.state, "telegram_api_server", None) or telegram_api_server(settings)
         telegram = TelegramChannel(token=token.get_secret_value(), database=database, handle=runtime.handle, api=api)
-    delivery, delivery_task = start_delivery_loop(database, channel_handlers(telegram=telegram, hub=hub),
-                                                  runtime.outbox_wakeup)
+    whatsapp, wechat = whatsapp_channel(settings, database), wechat_channel(settings, database)
+    handlers = channel_handlers(telegram=telegram, hub=hub, whatsapp=whatsapp, wechat=wechat)
+    delivery, delivery_task = start_delivery_loop(database, handlers, runtime.outbox_wakeup)
     channels = ChatChannels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery,
                             sessions=WebchatSessions(settings.security.secret_key.get_secret_value()),
-                            tasks=[delivery_task])
+                            tasks=[delivery_task], whatsapp=whatsapp, wechat=wechat)
     if settings.redis.url:
         channels.tasks.append(asyncio.create_task(hub.run_subscriber(), name="webchat-redis"))
     mode = telegram_mode(settings) if telegram is not None else "off"
@@ -92,9 +103,19 @@ async def start_chat_channels(app: FastAPI) -> ChatChannels:
         channels.tasks.append(asyncio.create_task(telegram.start_polling(), name="telegram-polling"))
     if telegram is not None and mode == "webhook" and settings.telegram.webhook_url:
         await _register_webhook(telegram, settings)
+    if wechat is not None and settings.wechat.publish_menu and settings.environment != "test":
+        channels.tasks.append(asyncio.create_task(_publish_wechat_menu(wechat), name="wechat-menu"))
     if settings.environment != "test":  # tests build the engine on first use; a served app is warm at once
         await runtime.deps()
     return channels
+
+
+async def _publish_wechat_menu(wechat: WeChatChannel) -> None:
+    try:
+        await wechat.publish_menu()
+        log.info("wechat menu published")
+    except Exception as error:  # noqa: BLE001 - the shop keeps serving; shoppers can still type
+        log.error("wechat menu not published: %s", error)
 
 
 async def _register_webhook(telegram: TelegramChannel, settings: Settings) -> None:
@@ -121,4 +142,7 @@ async def stop_chat_channels(channels: ChatChannels) -> None:
         await cancel_and_wait(task)
     if channels.telegram is not None:
         await channels.telegram.close()
+    for sender in (channels.whatsapp, channels.wechat):
+        if sender is not None:
+            await sender.close()
     await channels.hub.close()

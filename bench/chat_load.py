@@ -20,6 +20,15 @@ encoder workers (`nlu_encoders`), PostgreSQL's server processes, this load gener
 machine ("other": on a quiet box, near zero); `cores_busy` is the same split as cores kept busy (the serving
 process runs one event loop: near 1.0 it is the bottleneck). Requests are signed (X-ShopTalk-Signature,
 HMAC-SHA256 with a secret made for the run): the REST channel's check costs the server a hash, no database read.
+`--channel whatsapp|wechat` sends the same load through those channels and their wire-format doubles (the
+tests' Graph API and WeChat platform doubles, run in this process on 127.0.0.1): WhatsApp webhooks signed with
+X-Hub-Signature-256, the latency being from the webhook's POST until the first reply reaches the Graph API double
+(replies go through the outbox); WeChat messages in safe mode (AES + msg_signature), the latency being the HTTP
+round trip that returns the passive reply (`passive_replies`; `success_answers`: no passive reply, the bot being
+silent while a person has the conversation or answering later, `customer_service_messages` counting what went
+by the customer-service API: a reply's further parts and late answers). Those channels' shoppers use httpx
+(more load-generator CPU than REST's raw keep-alive client; `cpu_ms_per_message.load_generator` shows it).
+Compare with `--channel rest` on the same box.
 Prints one JSON object.
 """
 from __future__ import annotations
@@ -52,6 +61,12 @@ from bot.channels.rest import sign
 from nlu._encoder_pool import WORKER_PROCESS_NAME
 
 REST_SECRET = secrets.token_hex(32)  # the served shop's REST channel secret for this run
+WHATSAPP_SECRET = secrets.token_hex(16)
+WHATSAPP_TOKEN = "EAAbench" + secrets.token_hex(16)
+WECHAT_APP_ID = "wx2c2769f8efd9abc2"
+WECHAT_SECRET = secrets.token_hex(16)
+WECHAT_TOKEN = secrets.token_hex(8)
+WECHAT_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
 def signed(body: bytes) -> dict[str, str]:
@@ -110,8 +125,10 @@ async def prepare_database(url: str) -> None:
         await database.dispose()
 
 
-def start_server(database_url: str, port: int, log_path: Path, workers: int = 1) -> subprocess.Popen[bytes]:
+def start_server(database_url: str, port: int, log_path: Path, workers: int = 1,
+                 channel_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
+    env.update(channel_env or {})
     env.update({"SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_ENVIRONMENT": "development",
                 "SHOPTALK_DATABASE__POOL_SIZE": "20", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
                 "SHOPTALK_SECURITY__REST_CHANNEL_SECRET": REST_SECRET,
@@ -177,6 +194,110 @@ async def shopper(http: KeepAliveClient, index: int, messages: list[str], *, war
             latencies.append(elapsed)
 
 
+class ChannelLoad:
+    """The WhatsApp or WeChat double this run talks through, and how one shopper's turn goes over it."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.arrivals: dict[str, asyncio.Event] = {}
+        # "success" answers: no passive reply (the bot stayed silent: a person has the conversation; or its
+        # answer missed the window and went by the customer-service API, counted in customer_service_messages).
+        self.counters = {"passive_replies": 0, "success_answers": 0, "customer_service_messages": 0}
+        self.double: Any = None
+        self.last_error = ""
+
+    async def start(self) -> dict[str, str]:
+        from tests.bot.channels.graph_double import GraphDouble
+        from tests.bot.channels.wechat_double import WeChatDouble
+
+        if self.channel == "whatsapp":
+            self.double = await GraphDouble(access_token=WHATSAPP_TOKEN, app_secret=WHATSAPP_SECRET).start()
+            self.double.on_sent = lambda sent: self._arrived(sent.to)
+            return {"SHOPTALK_WHATSAPP__PHONE_NUMBER_ID": self.double.phone_number_id,
+                    "SHOPTALK_WHATSAPP__ACCESS_TOKEN": WHATSAPP_TOKEN, "SHOPTALK_WHATSAPP__APP_SECRET": WHATSAPP_SECRET,
+                    "SHOPTALK_WHATSAPP__VERIFY_TOKEN": secrets.token_hex(8),
+                    "SHOPTALK_WHATSAPP__API_BASE": self.double.base_url}
+        self.double = await WeChatDouble(app_id=WECHAT_APP_ID, app_secret=WECHAT_SECRET, token=WECHAT_TOKEN,
+                                         encoding_aes_key=WECHAT_AES_KEY).start()
+        self.double.on_sent = lambda _to, _text: self._count("customer_service_messages")
+        return {"SHOPTALK_WECHAT__APP_ID": WECHAT_APP_ID, "SHOPTALK_WECHAT__APP_SECRET": WECHAT_SECRET,
+                "SHOPTALK_WECHAT__TOKEN": WECHAT_TOKEN, "SHOPTALK_WECHAT__ENCODING_AES_KEY": WECHAT_AES_KEY,
+                "SHOPTALK_WECHAT__API_BASE": self.double.base_url}
+
+    def _count(self, key: str) -> None:
+        self.counters[key] += 1
+
+    def _arrived(self, to: str) -> None:
+        event = self.arrivals.get(to)
+        if event is not None:
+            event.set()
+
+    async def stop(self) -> None:
+        if self.double is not None:
+            await self.double.stop()
+
+    async def turn(self, http: httpx.AsyncClient, sender: str, text: str) -> tuple[bool, bool]:
+        """One message and its first reply: (the channel accepted it, a reply came)."""
+        if self.channel == "whatsapp":
+            arrived = self.arrivals.setdefault(sender, asyncio.Event())
+            arrived.clear()
+            raw = json.dumps(self.double.text(sender, text)).encode()
+            answer = await http.post("/webhooks/whatsapp", content=raw, headers={
+                "content-type": "application/json", "X-Hub-Signature-256": self.double.sign(raw)})
+            if answer.status_code != 200:
+                self.last_error = f"HTTP {answer.status_code} {answer.text[:80]}"
+                return False, False
+            try:
+                # The webhook answers once the turn is stored and its replies queued: a reply not sent within
+                # 3 s after that is none (a person has the conversation and the bot is silent).
+                await asyncio.wait_for(arrived.wait(), 3)
+            except TimeoutError:
+                return True, False
+            await asyncio.sleep(0.02)  # the rest of this reply's parts arrive before the next message
+            return True, True
+        params, body = self.double.message_request(self.double.message_xml(sender, Content=text), encrypted=True)
+        answer = await http.post("/webhooks/wechat", params=params, content=body,
+                                 headers={"content-type": "text/xml"})
+        if answer.status_code != 200:
+            self.last_error = f"HTTP {answer.status_code} {answer.text[:80]}"
+            return False, False
+        passive = bool(self.double.read_reply(answer.text).get("Content"))
+        self._count("passive_replies" if passive else "success_answers")
+        return True, passive
+
+
+async def channel_shopper(load: ChannelLoad, http: httpx.AsyncClient, index: int, messages: list[str], *,
+                          warmup_until: float, deadline: float, latencies: list[float],
+                          counters: dict[str, int]) -> None:
+    """A WhatsApp or WeChat shopper: send, wait for the first reply, send the next (no pause)."""
+    rng = random.Random(index)
+    sent = 0
+    sender = f"49{index:04d}{random.Random(index).randrange(10**7):07d}"
+    while time.monotonic() < deadline:
+        if sent and sent % 8 == 0:  # a new conversation every 8 messages, as the REST shoppers do
+            sender = str(int(sender) + 10**9)
+        started = time.monotonic()
+        try:
+            ok, replied = await load.turn(http, sender if load.channel == "whatsapp" else f"o{sender}",
+                                          rng.choice(messages))
+        except httpx.HTTPError as error:
+            ok, replied = False, False
+            load.last_error = type(error).__name__
+        if ok and not replied and load.channel == "whatsapp":
+            sent = 7  # a silent conversation (handed to a person) would stall this shopper: start a new one
+        finished = time.monotonic()
+        sent += 1
+        if warmup_until <= finished <= deadline:
+            counters["messages"] += 1
+            if not ok:
+                counters["errors"] += 1
+                counters[f"error:{load.last_error}"] = counters.get(f"error:{load.last_error}", 0) + 1
+            elif not replied:
+                counters["no_reply"] += 1
+            else:
+                latencies.append(finished - started)
+
+
 async def warm_up(base_url: str, messages: list[str]) -> list[float]:
     """One shopper, one message at a time, through every kind of turn: builds lazy indexes, gives a baseline."""
     latencies = []
@@ -222,7 +343,9 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
     await prepare_database(database_url)
     port = free_port()
     workers = args.workers if name == "postgres" else 1
-    process = start_server(database_url, port, workdir / f"server-{name}.log", workers)
+    load = ChannelLoad(args.channel) if args.channel != "rest" else None
+    channel_env = await load.start() if load is not None else None
+    process = start_server(database_url, port, workdir / f"server-{name}.log", workers, channel_env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()
@@ -238,19 +361,33 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
         begin = time.monotonic()
         warmup_until = begin + args.warmup
         deadline = warmup_until + args.duration
-        load = [asyncio.ensure_future(shopper(http, i, messages, warmup_until=warmup_until, deadline=deadline,
-                                              latencies=latencies, counters=counters, think_s=think_s))
-                for i, http in enumerate(clients)]
+        channel_http = httpx.AsyncClient(base_url=base_url, timeout=60,
+                                         limits=httpx.Limits(max_connections=args.concurrency))
+        if load is None:
+            shoppers = [asyncio.ensure_future(shopper(http, i, messages, warmup_until=warmup_until,
+                                                      deadline=deadline, latencies=latencies, counters=counters,
+                                                      think_s=think_s)) for i, http in enumerate(clients)]
+        else:
+            shoppers = [asyncio.ensure_future(channel_shopper(load, channel_http, i, messages,
+                                                              warmup_until=warmup_until, deadline=deadline,
+                                                              latencies=latencies, counters=counters))
+                        for i in range(args.concurrency)]
         await asyncio.sleep(max(0.0, warmup_until - time.monotonic()))
         cpu = CpuSplit(process.pid)
-        await asyncio.gather(*load)
+        await asyncio.gather(*shoppers)
         spent = cpu.spent()
         measured = deadline - warmup_until
         await asyncio.gather(*(http.close() for http in clients))
-        return {
+        await channel_http.aclose()
+        extra: dict[str, Any] = {}
+        if load is not None and args.channel == "wechat":
+            extra = {**load.counters, "passive_reply_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+                     "passive_within_5s_at_p99": percentile(latencies, 0.99) < 5.0}
+        return {**extra,
             "api_processes": workers,
             "offered_rate": args.rate or "as fast as replies come",
             "messages": counters["messages"], "errors": counters["errors"],
+            "error_kinds": {k[6:]: v for k, v in counters.items() if k.startswith("error:")},
             "without_reply": counters["no_reply"],
             "messages_per_s": round(counters["messages"] / measured, 1),
             "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
@@ -267,6 +404,8 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
                              and percentile(latencies, 0.99) * 1000 <= TARGET["p99_ms"]),
         }
     finally:
+        if load is not None:
+            await load.stop()
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
@@ -277,6 +416,8 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--channel", choices=["rest", "whatsapp", "wechat"], default="rest",
+                        help="the chat channel the shoppers talk through (whatsapp, wechat: via their doubles)")
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per backend")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
     parser.add_argument("--concurrency", type=int, default=50, help="shoppers talking at once")
@@ -292,7 +433,7 @@ async def main() -> None:
 
     messages, utterances = message_mix(args.benchmarks)
     result: dict[str, Any] = {
-        "benchmark": "chat_load", "channel": "rest", "concurrency": args.concurrency,
+        "benchmark": "chat_load", "channel": args.channel, "concurrency": args.concurrency,
         "duration_s": args.duration, "warmup_s": args.warmup,
         "message_mix": {"shopping_turns": len(SHOPPING_TURNS), "bitext_utterances": utterances,
                         "bitext_intents": sorted(BITEXT_INTENTS), "seed": 7},

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-ChannelName = Literal["telegram", "webchat", "rest"]
+ChannelName = Literal["telegram", "webchat", "rest", "whatsapp", "wechat"]
 InboundKind = Literal["text", "callback", "unsupported", "edited", "command"]
 
 
@@ -70,3 +70,4 @@ class OutboundMessage(BaseModel):
     conversation_id: int | None = None
     message_id: int | None = Field(default=None, description="Our stored message id (idempotency for sending).")
     author: Literal["bot", "agent", "system"] = "bot"
+    locale: str | None = Field(default=None, description="The conversation's language (for channel labels).")

@@ -57,6 +57,42 @@ class RestChannelSettings(BaseModel):
     signature_tolerance_seconds: int = Field(default=300, ge=1)
 
 
+class WhatsAppSettings(BaseModel):
+    """The WhatsApp Business Platform (Cloud API) channel; on when `phone_number_id` and `access_token` are set.
+
+    app_secret: signs the webhook's POSTs (X-Hub-Signature-256); verify_token: echoed in the GET verification.
+    templates: the approved message templates the shop may send outside the 24-hour window, name -> language
+    code (env JSON: SHOPTALK_WHATSAPP__TEMPLATES='{"order_update": "en_US"}').
+    api_base: Graph API's address (the tests' double in tests). window_hours: the customer-service window."""
+
+    phone_number_id: str | None = None
+    access_token: SecretStr | None = None
+    app_secret: SecretStr | None = None
+    verify_token: SecretStr | None = None
+    api_base: str = "https://graph.facebook.com"
+    api_version: str = "v21.0"
+    templates: dict[str, str] = Field(default_factory=dict)
+    window_hours: int = Field(default=24, ge=1)
+
+
+class WeChatSettings(BaseModel):
+    """A WeChat Official Account (服务号); on when `app_id`, `app_secret` and `token` are set.
+
+    token: the URL-verification and message-signature token; encoding_aes_key: the 43-character key of the
+    safe mode (messages AES-encrypted), unset for plain mode. passive_reply_seconds: how long a message may
+    wait for the bot's answer inside WeChat's 5-second window; later replies go by the customer-service API.
+    api_base: WeChat's API host (the tests' double in tests). default_locale: replies before the shopper writes."""
+
+    app_id: str | None = None
+    app_secret: SecretStr | None = None
+    token: SecretStr | None = None
+    encoding_aes_key: SecretStr | None = None
+    api_base: str = "https://api.weixin.qq.com"
+    passive_reply_seconds: float = Field(default=4.0, gt=0, le=4.8)
+    default_locale: str = "zh"
+    publish_menu: bool = True  # set the account's custom menu (search, orders, cart) when the app starts
+
+
 class LocaleSettings(BaseModel):
     default_locale: str = "en"
     default_currency: str = "EUR"
@@ -116,6 +152,8 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     rest_channel: RestChannelSettings = Field(default_factory=RestChannelSettings)
+    whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -12,6 +12,8 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebchatHub, reply_frame
+from bot.channels.wechat import WeChatChannel
+from bot.channels.whatsapp import WhatsAppChannel
 from bot.messages import InboundMessage, OutboundMessage
 from kit.db import Database
 from kit.outbox import Handler, OutboxEvent
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 TELEGRAM_TOPIC = "send.telegram"
 WEBCHAT_TOPIC = "send.webchat"
 REST_TOPIC = "send.rest"
+WHATSAPP_TOPIC = "send.whatsapp"
+WECHAT_TOPIC = "send.wechat"
 
 
 def telegram_api_server(settings: Settings) -> TelegramAPIServer | None:
@@ -62,8 +66,33 @@ async def send_rest(event: OutboxEvent) -> None:
     log.debug("rest reply %s kept in history only (Rasa REST has no push)", event.idempotency_key)
 
 
-def channel_handlers(*, telegram: TelegramChannel | None, hub: WebchatHub | None) -> dict[str, Handler]:
+def progress_handler(channel: WhatsAppChannel | WeChatChannel) -> Handler:
+    progress: dict[str, int] = {}
+
+    async def send(event: OutboxEvent) -> None:
+        await channel.send(event, progress=progress)
+
+    return send
+
+
+def whatsapp_channel(settings: Settings, database: Database) -> WhatsAppChannel | None:
+    configured = settings.whatsapp.phone_number_id and settings.whatsapp.access_token
+    return WhatsAppChannel(settings=settings.whatsapp, database=database) if configured else None
+
+
+def wechat_channel(settings: Settings, database: Database) -> WeChatChannel | None:
+    configured = settings.wechat.app_id and settings.wechat.app_secret and settings.wechat.token
+    return WeChatChannel(settings=settings.wechat, database=database) if configured else None
+
+
+def channel_handlers(*, telegram: TelegramChannel | None, hub: WebchatHub | None,
+                     whatsapp: WhatsAppChannel | None = None, wechat: WeChatChannel | None = None,
+                     ) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {REST_TOPIC: send_rest}
+    if whatsapp is not None:
+        handlers[WHATSAPP_TOPIC] = progress_handler(whatsapp)
+    if wechat is not None:
+        handlers[WECHAT_TOPIC] = progress_handler(wechat)
     if telegram is not None:
         handlers[TELEGRAM_TOPIC] = telegram_handler(telegram)
     if hub is not None:
@@ -77,4 +106,5 @@ def outbox_handlers(settings: Settings, database: Database) -> dict[str, Handler
     telegram = (TelegramChannel(token=token.get_secret_value(), database=database, handle=_not_receiving,
                                 api=telegram_api_server(settings)) if token else None)
     hub = WebchatHub(settings.redis.url) if settings.redis.url else None
-    return channel_handlers(telegram=telegram, hub=hub)
+    return channel_handlers(telegram=telegram, hub=hub, whatsapp=whatsapp_channel(settings, database),
+                            wechat=wechat_channel(settings, database))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kit.db import Base, UTCDateTime
@@ -16,3 +16,29 @@ class TelegramCallbackToken(Base):
     token: Mapped[str] = mapped_column(String(24), primary_key=True)
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelReceipt(Base):
+    """What a channel reported about one message it accepted from us (WhatsApp: sent, delivered, read, failed)."""
+
+    __tablename__ = "bot_channel_receipts"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(200))  # the channel's id of the sent message (wamid)
+    message_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)  # our bot_messages id
+    recipient_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelContact(Base):
+    """When a shopper last wrote on a channel: WhatsApp's 24-hour customer-service window opens from it."""
+
+    __tablename__ = "bot_channel_contacts"
+
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,11 +9,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bot.channels import command_payload
+from bot.channels.capabilities import Capabilities
 from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 
 MAX_ID_CHARS = 200
 SIGNATURE_HEADER = "X-ShopTalk-Signature"
+# Rasa clients get buttons and cards (custom.cards) as data and draw them themselves (nothing degraded).
+CAPABILITIES = Capabilities(max_text=100_000, max_buttons=100, button_title=200, images=True, max_caption=100_000,
+                            buttons_on_images=True, text_links="url", cards=True)
 
 
 class SignatureError(Exception):

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import BotDeps, HandleResult, build_bot_deps, conversation_history, handle_inbound, understand
 from bot.messages import ChannelName, InboundMessage
@@ -44,6 +48,12 @@ class ChannelRuntime:
         if not delivered_inline and result.replies:
             self.outbox_wakeup.set()
         return result
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """A channel's own small write (a receipt, a contact's last message) in the same queue as the turns."""
+        async with self._units_of_work, self.database.unit_of_work() as session:
+            yield session
 
     async def history(self, *, channel: ChannelName, sender_id: str, limit: int = 50) -> list[Any]:
         async with self._units_of_work, self.database.unit_of_work() as session:

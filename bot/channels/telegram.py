@@ -43,6 +43,7 @@ from aiogram.types import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels import COMMAND_PAYLOADS, repository
+from bot.channels.capabilities import Capabilities
 from bot.commands import parse_command
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
 from kit.clock import utcnow
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+# What Telegram shows (the channel contract, bot.channels.capabilities); its renderer below is its own (HTML).
+CAPABILITIES = Capabilities(max_text=TEXT_LIMIT, unit="utf16", max_buttons=100, button_title=64, images=True,
+                            max_caption=CAPTION_LIMIT, buttons_on_images=True, text_links="url")
 PHOTO_URL = re.compile(r"^https?://[^\s]{1,2040}$")
 REFUSED_PHOTOS_KEPT = 1_000  # image URLs Telegram refused lately: sent as text without asking again
 CALLBACK_DATA_LIMIT = 64

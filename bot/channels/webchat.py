@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.channels import command_payload
+from bot.channels.capabilities import Capabilities
 from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 from kit.pubsub import RedisPubSub
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 SESSION_TOKEN = re.compile(r"^([0-9a-f]{32})\.([A-Za-z0-9_-]{43})$")  # <128-bit id, hex>.<HMAC-SHA256, base64url>
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REDIS_PREFIX = "shoptalk:webchat:"
+# The widget draws product cards and any number of buttons itself (the channel contract: nothing degraded).
+CAPABILITIES = Capabilities(max_text=100_000, max_buttons=100, button_title=200, images=True, max_caption=100_000,
+                            buttons_on_images=True, text_links="url", cards=True)
 
 Frame = dict[str, Any]
 SendFrame = Callable[[Frame], Awaitable[None]]

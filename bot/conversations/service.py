@@ -157,7 +157,8 @@ async def record_outbound_many(session: AsyncSession, *, conversation: Conversat
                                      "custom": reply.custom},
              "in_reply_to": in_reply_to, "created_at": now} for reply in replies]
     ids = await ConversationRepository(session).insert_outbound(rows)
-    return [reply.model_copy(update={"conversation_id": conversation.id, "message_id": message_id})
+    return [reply.model_copy(update={"conversation_id": conversation.id, "message_id": message_id,
+                                     "locale": reply.locale or conversation.locale})
             for reply, message_id in zip(replies, ids, strict=True)]
 
 
@@ -168,7 +169,7 @@ def outbound_of(conversation: Conversation, message: ConversationMessage) -> Out
                            buttons=[Button.model_validate(b) for b in content.get("buttons") or []],
                            cards=[ProductCard.model_validate(c) for c in content.get("cards") or []],
                            custom=content.get("custom"), conversation_id=conversation.id, message_id=message.id,
-                           author=message.author)
+                           author=message.author, locale=conversation.locale)
 
 
 async def stored_replies(session: AsyncSession, *, conversation: Conversation,

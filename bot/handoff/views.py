@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.channels import receipts as channel_receipts
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.handoff.agents import AgentRepository
@@ -37,6 +38,8 @@ class MessageView(BaseModel):
     agent_name: str | None = None
     delivery: str | None = None  # sending | delivered | failed (agent and system messages)
     delivery_error: str | None = None
+    # What the shopper's app reported (WhatsApp: sent, delivered, read, failed), any author's message.
+    delivery_status: str | None = None
     created_at: datetime
 
 
@@ -103,6 +106,7 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
     outgoing = [m.id for m in rows if m.direction == "out"]
     authors = await repo.replies_by_agent(outgoing)
     events = await DeliveryRepository(session).deliveries([f"msg:{i}" for i in outgoing if i in authors])
+    receipts = await channel_receipts.delivery_statuses(session, outgoing)
     corrections = {c.message_id: c.intent for c in await LearningRepository(session).corrections(agent.shop_id)
                    if c.message_id in {m.id for m in rows}}
     messages = []
@@ -119,7 +123,7 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
             agent_name=authors[m.id][1] if m.id in authors else None,
             delivery=delivery_state(event.status) if event is not None else None,
             delivery_error=safe_error(event.last_error) if event is not None and event.status == DEAD else None,
-            created_at=m.created_at))
+            delivery_status=receipts.get(m.id), created_at=m.created_at))
     names = {a.id: a.name for a in await AgentRepository(session).agents_of_shop(agent.shop_id)}
     panel = await shopper_panel(session, conversation=conversation)
     order_number = panel.orders[0].number if panel.orders else None

@@ -11,7 +11,7 @@ from kit.clock import utcnow
 from kit.db import insert_if_new
 from kit.errors import InvalidInput, NotFound
 
-IDENTITY_KINDS = ("telegram", "webchat", "rest", "email", "marketplace")
+IDENTITY_KINDS = ("telegram", "webchat", "rest", "email", "marketplace", "whatsapp", "wechat")
 _IDENTITIES = cast(Table, ShopperIdentity.__table__)
 
 

@@ -1,0 +1,290 @@
+"""WeChat Official Account (服务号): signed XML in, passive replies or customer-service messages out.
+
+Inbound: URL verification and message signatures (SHA-1 of the sorted token, timestamp, nonce), and in safe
+mode the AES-256-CBC envelope of WeChat's WXBizMsgCrypt (EncodingAESKey; msg_signature over the ciphertext too;
+the decrypted message must name our AppID). XML is parsed with defusedxml. Text, menu-link presses (bizmsgmenuid),
+menu clicks and subscriptions become InboundMessages; pictures, voice and the rest are "unsupported" with the
+raw message kept.
+
+Outbound: the bot's first text goes back as the passive reply within WeChat's 5-second window; what is left, and
+what comes later (an agent's reply), goes by the customer-service message API (send.wechat outbox topic) with an
+access token from stable_token, cached and refreshed. WeChat shows no buttons: the channel contract turns them
+into menu links in the text (pressing one sends its title back with its payload as bizmsgmenuid) and URL buttons
+into links; texts are split at 2048 bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import httpx
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from defusedxml import ElementTree
+
+from bot.channels import command_payload
+from bot.channels.capabilities import Capabilities, as_text, clip, plan
+from bot.i18n import t
+from bot.messages import InboundMessage, OutboundMessage
+from kit.clock import utcnow
+from kit.db import Database
+from kit.outbox import DeliveryError, OutboxEvent
+from kit.settings import WeChatSettings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "wechat"
+CAPABILITIES = Capabilities(max_text=2048, unit="utf8", long_text="split", text_links="menu")
+SENT_PARTS_KEY = "wechat_sent_parts"  # custom[...]: how many parts the passive reply already carried
+BLOCK = 32  # WXBizMsgCrypt pads PKCS#7 to 32 bytes
+# Customer-service API answers: the token is stale -> refresh once and retry.
+TOKEN_ERRORS = {40001, 40014, 42001}
+RETRY_ERRORS = {-1: None, 45009: 60.0, 45011: 1.0}  # busy; daily API quota; API rate per minute
+# The account's custom menu: the shop's main menu, each item a click whose EventKey is the button's payload.
+MENU = (("button.search", "menu:search"), ("button.order_status", "menu:order"), ("button.cart", "cart:view"))
+MENU_NAME_BYTES = Capabilities(max_text=16, unit="utf8")  # a top-level item's name: at most 16 bytes
+
+
+class SignatureInvalid(Exception):
+    pass
+
+
+class MessageInvalid(Exception):
+    pass
+
+
+def sha1_signature(*parts: str) -> str:
+    """WeChat's signature: SHA-1 of the parts sorted and joined."""
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()  # noqa: S324 - WeChat's scheme
+
+
+def check_signature(token: str, params: dict[str, str], *extra: str, key: str = "signature") -> None:
+    given = params.get(key)
+    if not given:
+        raise SignatureInvalid(f"{key} is missing")
+    expected = sha1_signature(token, params.get("timestamp", ""), params.get("nonce", ""), *extra)
+    if not hmac.compare_digest(expected.encode(), given.strip().lower().encode()):
+        raise SignatureInvalid(f"{key} does not match")
+
+
+# ---- safe mode (AES) ------------------------------------------------------------------------------------
+
+class MessageCrypto:
+    """WXBizMsgCrypt: AES-256-CBC with the EncodingAESKey (IV = its first 16 bytes), PKCS#7 to 32 bytes, over
+    16 random bytes + the message length (4 bytes, big endian) + the message + the receiver's AppID."""
+
+    def __init__(self, encoding_aes_key: str, app_id: str) -> None:
+        if len(encoding_aes_key) != 43:
+            raise ValueError("EncodingAESKey must be 43 characters")
+        self.key = base64.b64decode(encoding_aes_key + "=")
+        self.app_id = app_id
+
+    def _cipher(self) -> Cipher[modes.CBC]:
+        return Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
+
+    def encrypt(self, message: str, *, random16: bytes | None = None) -> str:
+        body = message.encode("utf-8")
+        plain = (random16 or secrets.token_bytes(16)) + struct.pack(">I", len(body)) + body + self.app_id.encode()
+        pad = BLOCK - len(plain) % BLOCK
+        plain += bytes([pad]) * pad
+        encryptor = self._cipher().encryptor()
+        return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode("ascii")
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            raw = base64.b64decode(ciphertext, validate=True)
+        except ValueError as exc:
+            raise MessageInvalid("ciphertext is not base64") from exc
+        if not raw or len(raw) % 16:
+            raise MessageInvalid("ciphertext length is not a multiple of the AES block")
+        decryptor = self._cipher().decryptor()
+        plain = decryptor.update(raw) + decryptor.finalize()
+        pad = plain[-1]
+        if not 1 <= pad <= BLOCK:
+            raise MessageInvalid("bad padding")
+        plain = plain[:-pad]
+        if len(plain) < 20:
+            raise MessageInvalid("message too short")
+        (length,) = struct.unpack(">I", plain[16:20])
+        body, receiver = plain[20:20 + length], plain[20 + length:]
+        if len(body) != length or not hmac.compare_digest(receiver, self.app_id.encode()):
+            raise MessageInvalid("the message is not addressed to this account")
+        return body.decode("utf-8")
+
+
+# ---- XML ------------------------------------------------------------------------------------------------
+
+def parse_xml(body: bytes | str) -> dict[str, str]:
+    """The fields of a WeChat `<xml>` message (first level; defusedxml refuses entities and DTDs)."""
+    try:
+        root: Element = ElementTree.fromstring(body)
+    except Exception as exc:  # noqa: BLE001 - ParseError, EntitiesForbidden, DTDForbidden: all bad input
+        raise MessageInvalid(f"not WeChat XML: {type(exc).__name__}") from exc
+    if root.tag != "xml":
+        raise MessageInvalid("the root element is not <xml>")
+    return {child.tag: (child.text or "").strip() for child in root}
+
+
+def cdata(text: str) -> str:
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def text_reply_xml(*, to: str, sender: str, content: str, now: int | None = None) -> str:
+    return (f"<xml><ToUserName>{cdata(to)}</ToUserName><FromUserName>{cdata(sender)}</FromUserName>"
+            f"<CreateTime>{now or int(time.time())}</CreateTime><MsgType>{cdata('text')}</MsgType>"
+            f"<Content>{cdata(content)}</Content></xml>")
+
+
+def encrypted_reply_xml(crypto: MessageCrypto, token: str, plain_xml: str, *, nonce: str | None = None,
+                        timestamp: str | None = None) -> str:
+    encrypted = crypto.encrypt(plain_xml)
+    timestamp = timestamp or str(int(time.time()))
+    nonce = nonce or secrets.token_hex(8)
+    signature = sha1_signature(token, timestamp, nonce, encrypted)
+    return (f"<xml><Encrypt>{cdata(encrypted)}</Encrypt><MsgSignature>{cdata(signature)}</MsgSignature>"
+            f"<TimeStamp>{timestamp}</TimeStamp><Nonce>{cdata(nonce)}</Nonce></xml>")
+
+
+def inbound_from(fields: dict[str, str], *, locale: str) -> InboundMessage:
+    """One WeChat message (its XML fields) as an InboundMessage; the raw fields are kept in its metadata."""
+    sender = fields.get("FromUserName", "")
+    kind = fields.get("MsgType", "")
+    # Events carry no MsgId: the sender and the second it happened identify one.
+    message_id = fields.get("MsgId") or f"{kind}:{fields.get('Event', '')}:{fields.get('CreateTime', '')}"
+    base: dict[str, Any] = {"channel": CHANNEL, "sender_id": sender, "message_id": message_id,
+                            "locale_hint": locale, "received_at": utcnow()}
+    metadata: dict[str, Any] = {"wechat_type": kind, "wechat": fields}
+    if kind == "text":
+        text = fields.get("Content", "")
+        pressed = fields.get("bizmsgmenuid")
+        if pressed:  # a menu link of ours: its id is the button's payload
+            return InboundMessage(**base, kind="callback", text=text, payload=pressed, metadata=metadata)
+        payload = command_payload(text)
+        return InboundMessage(**base, kind="callback" if payload else "text", text=text, payload=payload,
+                              metadata=metadata)
+    if kind == "event":
+        event = fields.get("Event", "").lower()
+        if event == "subscribe":
+            return InboundMessage(**base, kind="command", text="/start", metadata=metadata)
+        if event == "click" and fields.get("EventKey"):  # a custom menu item: its key is a payload
+            return InboundMessage(**base, kind="callback", payload=fields["EventKey"], metadata=metadata)
+    if kind == "location" and fields.get("Label"):
+        metadata["location"] = {"latitude": fields.get("Location_X"), "longitude": fields.get("Location_Y"),
+                                "label": fields.get("Label")}
+        return InboundMessage(**base, kind="text", text=fields["Label"], metadata=metadata)
+    if kind in ("image", "voice", "video", "shortvideo"):
+        metadata["media"] = {"type": kind, **{k: fields[k] for k in ("MediaId", "PicUrl", "Format", "Recognition")
+                                              if fields.get(k)}}
+        if kind == "voice" and fields.get("Recognition"):  # WeChat's speech recognition: words to answer
+            return InboundMessage(**base, kind="text", text=fields["Recognition"], metadata=metadata)
+    return InboundMessage(**base, kind="unsupported", metadata=metadata)
+
+
+def texts_of(message: OutboundMessage) -> list[str]:
+    """The WeChat texts one reply becomes (buttons as menu links, cards as text, split at 2048 bytes)."""
+    return [text for text in as_text(plan(message, CAPABILITIES), CAPABILITIES) if text.strip()]
+
+
+# ---- the customer-service API ---------------------------------------------------------------------------
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class WeChatChannel:
+    """Access token (stable_token, cached until 5 minutes before it expires) and the send.wechat handler."""
+
+    def __init__(self, *, settings: WeChatSettings, database: Database,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        assert settings.app_id
+        assert settings.app_secret
+        assert settings.token
+        self.settings = settings
+        self.database = database
+        self.base = settings.api_base.rstrip("/")
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), transport=transport)
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+        key = settings.encoding_aes_key
+        self.crypto = MessageCrypto(key.get_secret_value(), settings.app_id) if key is not None else None
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def access_token(self, *, stale: str | None = None) -> str:
+        """A valid access token; `stale`: the one WeChat just refused (fetched again unless already replaced)."""
+        async with self._token_lock:
+            token = self._token
+            if token is not None and token.value != stale and time.monotonic() < token.expires_at:
+                return token.value
+            assert self.settings.app_secret is not None
+            body = {"grant_type": "client_credential", "appid": self.settings.app_id,
+                    "secret": self.settings.app_secret.get_secret_value(), "force_refresh": stale is not None}
+            try:
+                response = await self.http.post(f"{self.base}/cgi-bin/stable_token", json=body)
+                data = response.json()
+            except (httpx.TransportError, ValueError) as exc:
+                raise DeliveryError(f"wechat token endpoint unreachable: {type(exc).__name__}") from exc
+            if not data.get("access_token"):
+                code = data.get("errcode")
+                raise DeliveryError(f"wechat refused the access token request: {code} {data.get('errmsg')}",
+                                    permanent=code in (40013, 40125, 40164))  # bad appid / secret / IP not allowed
+            self._token = _Token(str(data["access_token"]),
+                                 time.monotonic() + max(60, int(data.get("expires_in", 7200)) - 300))
+            return self._token.value
+
+    async def publish_menu(self) -> None:
+        """Set the account's custom menu to the shop's main menu in the channel's default language."""
+        locale = self.settings.default_locale
+        buttons = [{"type": "click", "name": clip(t(locale, key), 16, MENU_NAME_BYTES), "key": payload}
+                   for key, payload in MENU]
+        await self._call("/cgi-bin/menu/create", {"button": buttons})
+
+    async def send_text(self, to: str, content: str) -> None:
+        await self._call("/cgi-bin/message/custom/send",
+                         {"touser": to, "msgtype": "text", "text": {"content": content}})
+
+    async def _call(self, path: str, body: dict[str, Any]) -> None:
+        """POST to WeChat's API with the access token (refreshed once when WeChat calls it stale)."""
+        stale: str | None = None
+        for _ in range(2):
+            token = await self.access_token(stale=stale)
+            try:
+                response = await self.http.post(f"{self.base}{path}", params={"access_token": token}, json=body)
+                data = response.json()
+            except (httpx.TransportError, ValueError) as exc:
+                raise DeliveryError(f"wechat unreachable: {type(exc).__name__}") from exc
+            code = int(data.get("errcode", 0) or 0)
+            if code == 0:
+                return
+            if code in TOKEN_ERRORS and stale is None:
+                stale = token
+                continue
+            text = f"wechat error {code}: {data.get('errmsg', '')}"
+            if code in RETRY_ERRORS:
+                raise DeliveryError(text, retry_after=RETRY_ERRORS[code])
+            if code == 45015:
+                raise DeliveryError(f"{text}; the shopper has not written in 48 hours", permanent=True)
+            raise DeliveryError(text, permanent=True)
+        raise DeliveryError("wechat refused a fresh access token")
+
+    async def send(self, event: OutboxEvent, *, progress: dict[str, int]) -> None:
+        """Send one stored reply by the customer-service API; parts the passive reply or an earlier attempt of
+        this process carried are not sent again."""
+        message = OutboundMessage.model_validate(event.payload)
+        texts = texts_of(message)
+        done = max(progress.get(event.idempotency_key, 0), int((message.custom or {}).get(SENT_PARTS_KEY, 0)))
+        for index, text in enumerate(texts[done:], start=done):
+            await self.send_text(message.recipient_id, text)
+            progress[event.idempotency_key] = index + 1
+        progress.pop(event.idempotency_key, None)

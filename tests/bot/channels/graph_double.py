@@ -1,0 +1,240 @@
+"""A WhatsApp Cloud API (Graph API) double on 127.0.0.1 speaking the real wire format.
+
+`POST /{version}/{phone_number_id}/messages` checks the bearer token and validates bodies by the Cloud API's
+rules (text <= 4096, reply buttons <= 3 with titles <= 20 and ids <= 256, lists <= 10 rows with titles <= 24,
+descriptions <= 72, ids <= 200, a button label <= 20, interactive bodies <= 1024, captions <= 1024, templates only
+when approved), enforces the 24-hour window from the shopper's last message (error 131047), answers with a
+`wamid.` id or Graph's error JSON, and can be told to fail the next calls with a given code. It also writes
+the webhooks Meta would send (messages, statuses) and signs them with the app secret.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TEXT_LIMIT = 4096
+INTERACTIVE_BODY = 1024
+
+
+@dataclass
+class Sent:
+    wamid: str
+    to: str
+    body: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        if self.body["type"] == "interactive":
+            return f"interactive.{self.body['interactive']['type']}"
+        return str(self.body["type"])
+
+    @property
+    def text(self) -> str:
+        body = self.body
+        if body["type"] == "text":
+            return str(body["text"]["body"])
+        if body["type"] == "interactive":
+            return str(body["interactive"]["body"]["text"])
+        if body["type"] == "image":
+            return str(body["image"].get("caption", ""))
+        return json.dumps(body.get("template"))
+
+    def ids(self) -> list[str]:
+        interactive = self.body.get("interactive") or {}
+        action = interactive.get("action") or {}
+        if interactive.get("type") == "button":
+            return [b["reply"]["id"] for b in action["buttons"]]
+        if interactive.get("type") == "list":
+            return [r["id"] for s in action["sections"] for r in s["rows"]]
+        return []
+
+
+class GraphError(Exception):
+    def __init__(self, code: int, message: str, status: int = 400, details: str = "") -> None:
+        super().__init__(message)
+        self.code, self.status, self.details = code, status, details
+
+
+@dataclass
+class GraphDouble:
+    access_token: str
+    app_secret: str
+    phone_number_id: str = "106540352242922"
+    version: str = "v21.0"
+    templates: set[str] = field(default_factory=lambda: {"order_update"})
+    sent: list[Sent] = field(default_factory=list)
+    refused: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    last_inbound: dict[str, float] = field(default_factory=dict)
+    failures: list[tuple[int, int]] = field(default_factory=list)  # (code, http status) for the next calls
+    base_url: str = ""
+    on_sent: Callable[[Sent], None] | None = None  # called with every accepted message (the benchmark's clock)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> GraphDouble:
+        app = web.Application()
+        app.router.add_post("/{version}/{phone}/messages", self._messages)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def fail_next(self, code: int, status: int = 400, times: int = 1) -> None:
+        self.failures.extend([(code, status)] * times)
+
+    # ---- the Cloud API ----
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            return self._error(GraphError(190, "Invalid OAuth access token - Cannot parse access token", 401))
+        if request.match_info["phone"] != self.phone_number_id or request.match_info["version"] != self.version:
+            return self._error(GraphError(100, "Unsupported post request. Object does not exist", 400))
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._error(GraphError(100, "Invalid parameter", 400, "the body is not JSON"))
+        try:
+            if self.failures:
+                code, status = self.failures.pop(0)
+                raise GraphError(code, f"error {code}", status, "injected by the test")
+            self._validate(body)
+        except GraphError as error:
+            self.refused.append((error.code, body))
+            return self._error(error)
+        wamid = f"wamid.HBgL{next(self._ids):08d}"
+        self.sent.append(Sent(wamid, str(body["to"]), body))
+        if self.on_sent is not None:
+            self.on_sent(self.sent[-1])
+        return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"],
+                                                                                 "wa_id": body["to"]}],
+                                  "messages": [{"id": wamid}]})
+
+    @staticmethod
+    def _error(error: GraphError) -> web.Response:
+        return web.json_response({"error": {
+            "message": str(error), "type": "OAuthException", "code": error.code,
+            "error_data": {"messaging_product": "whatsapp", "details": error.details or str(error)},
+            "fbtrace_id": "AbCdEf"}}, status=error.status)
+
+    def _validate(self, body: dict[str, Any]) -> None:
+        def need(condition: bool, details: str) -> None:
+            if not condition:
+                raise GraphError(100, "(#100) Invalid parameter", 400, details)
+
+        need(body.get("messaging_product") == "whatsapp", "messaging_product must be whatsapp")
+        to = str(body.get("to") or "")
+        need(to.isdigit(), "to must be a phone number")
+        kind = body.get("type")
+        if kind != "template":
+            last = self.last_inbound.get(to)
+            if last is None or time.time() - last > 24 * 3600:
+                raise GraphError(131047, "Re-engagement message", 400,
+                                 "Message failed to send because more than 24 hours have passed since the "
+                                 "customer last replied to this number.")
+        if kind == "text":
+            text = body["text"]["body"]
+            need(0 < len(text) <= TEXT_LIMIT, f"text.body must be 1..{TEXT_LIMIT} characters")
+        elif kind == "image":
+            image = body["image"]
+            need(bool(image.get("link") or image.get("id")), "image needs link or id")
+            need(len(image.get("caption", "")) <= 1024, "caption too long")
+        elif kind == "template":
+            name = body["template"]["name"]
+            if name not in self.templates:
+                raise GraphError(132001, "Template name does not exist in the translation", 404, name)
+        elif kind == "interactive":
+            self._validate_interactive(body["interactive"], need)
+        else:
+            need(False, f"unsupported type {kind}")
+
+    @staticmethod
+    def _validate_interactive(interactive: dict[str, Any], need: Any) -> None:
+        text = interactive.get("body", {}).get("text", "")
+        need(0 < len(text) <= INTERACTIVE_BODY, f"interactive body must be 1..{INTERACTIVE_BODY} characters")
+        action = interactive["action"]
+        if interactive["type"] == "button":
+            buttons = action["buttons"]
+            need(1 <= len(buttons) <= 3, "1..3 buttons")
+            ids = [b["reply"]["id"] for b in buttons]
+            need(len(set(ids)) == len(ids), "button ids must be unique")
+            for button in buttons:
+                need(0 < len(button["reply"]["title"]) <= 20, "button title 1..20 characters")
+                need(0 < len(button["reply"]["id"]) <= 256, "button id 1..256 characters")
+            header = interactive.get("header")
+            if header is not None:
+                need(header["type"] == "image" and bool(header["image"].get("link")), "image header needs a link")
+        elif interactive["type"] == "list":
+            need(0 < len(action["button"]) <= 20, "list button label 1..20 characters")
+            rows = [r for s in action["sections"] for r in s["rows"]]
+            need(1 <= len(rows) <= 10, "1..10 rows in all")
+            ids = [r["id"] for r in rows]
+            need(len(set(ids)) == len(ids), "row ids must be unique")
+            for row in rows:
+                need(0 < len(row["title"]) <= 24, "row title 1..24 characters")
+                need(len(row.get("description", "")) <= 72, "row description <= 72 characters")
+                need(0 < len(row["id"]) <= 200, "row id 1..200 characters")
+        else:
+            need(False, f"unsupported interactive type {interactive['type']}")
+
+    # ---- webhooks Meta would send ----
+
+    def webhook(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+            "value": {"messaging_product": "whatsapp",
+                      "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.phone_number_id},
+                      **value}, "field": "messages"}]}]}
+
+    def message(self, wa_id: str, kind: str, content: dict[str, Any], *, wamid: str | None = None,
+                name: str = "Kerry Fisher") -> dict[str, Any]:
+        """A shopper's message webhook; the shopper's window opens (as on WhatsApp)."""
+        self.last_inbound[wa_id] = time.time()
+        message = {"from": wa_id, "id": wamid or f"wamid.IN{next(self._ids):08d}", "timestamp": str(int(time.time())),
+                   "type": kind, **({kind: content} if content else {})}
+        return self.webhook({"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [message]})
+
+    def text(self, wa_id: str, body: str, **kwargs: Any) -> dict[str, Any]:
+        return self.message(wa_id, "text", {"body": body}, **kwargs)
+
+    def press(self, wa_id: str, sent: Sent, reply_id: str) -> dict[str, Any]:
+        kind = "button_reply" if sent.kind == "interactive.button" else "list_reply"
+        hook = self.message(wa_id, "interactive", {"type": kind, kind: {"id": reply_id, "title": "pressed"}})
+        hook["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = {"from": "15550783881",
+                                                                             "id": sent.wamid}
+        return hook
+
+    def status(self, sent: Sent, status: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        report: dict[str, Any] = {"id": sent.wamid, "status": status, "timestamp": str(int(time.time())),
+                                  "recipient_id": sent.to}
+        if errors:
+            report["errors"] = errors
+        return self.webhook({"statuses": [report]})
+
+    def sign(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def to(self, wa_id: str) -> list[Sent]:
+        return [s for s in self.sent if s.to == wa_id]
+
+    async def wait_for_sent(self, wa_id: str, count: int, timeout: float = 10.0) -> list[Sent]:
+        deadline = time.monotonic() + timeout
+        while len(self.to(wa_id)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} messages to {wa_id}, got {[s.body for s in self.to(wa_id)]}")
+            await asyncio.sleep(0.05)
+        return self.to(wa_id)

@@ -1,0 +1,282 @@
+"""WeChat Official Account: signatures and safe mode (with WeChat's published test vectors), passive replies and
+the customer-service API, against the loopback WeChat double."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from api.app import create_app
+from bot import BotDeps
+from bot.channels import wechat
+from bot.channels.wechat import MessageCrypto, MessageInvalid, WeChatChannel
+from bot.conversations.models import ConversationMessage
+from bot.messages import Button, OutboundMessage
+from kit.db import Database
+from kit.outbox import DeliveryError, OutboxEvent
+from kit.settings import Settings, WeChatSettings
+from nlu.service import ParseResult
+from tests.api.fuzzing import FallbackParser, use_cheap_bot
+from tests.bot.channels.wechat_double import WeChatDouble
+from tests.http import app_client
+
+# WXBizMsgCrypt's published sample (developer.work.weixin.qq.com/document/path/90968; the same scheme as the
+# Official Account's safe mode, with the receiver's id in the AppID's place).
+VECTOR_TOKEN = "QDG6eK"
+VECTOR_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+VECTOR_RECEIVER = "wx5823bf96d3bd56c7"
+VECTOR_MESSAGE = (
+    "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvu"
+    "JTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+Ltw"
+    "Gc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t"
+    "9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAV"
+    "e0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==")
+VECTOR_ECHO = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ=="
+
+APP_ID = "wx2c2769f8efd9abc2"
+APP_SECRET = "wechat-app-secret-0123456789"
+TOKEN = "wechat-token-0123"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # the Official Account sample's key
+OPENID = "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
+
+
+def test_published_vectors_signature_and_decryption() -> None:
+    crypto = MessageCrypto(VECTOR_KEY, VECTOR_RECEIVER)
+    assert wechat.sha1_signature(VECTOR_TOKEN, "1409659813", "1372623149", VECTOR_MESSAGE) == \
+        "477715d11cdb4164915debcba66cb864d751f3e6"
+    fields = wechat.parse_xml(crypto.decrypt(VECTOR_MESSAGE))
+    assert fields["Content"] == "hello"
+    assert fields["MsgId"] == "4561255354251345929"
+    assert wechat.sha1_signature(VECTOR_TOKEN, "1409659589", "263014780", VECTOR_ECHO) == \
+        "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3"
+    assert crypto.decrypt(VECTOR_ECHO) == "1616140317555161061"
+    with pytest.raises(MessageInvalid):
+        MessageCrypto(VECTOR_KEY, "wx0000000000000000").decrypt(VECTOR_MESSAGE)  # addressed to another account
+    with pytest.raises(wechat.SignatureInvalid):
+        wechat.check_signature(VECTOR_TOKEN, {"timestamp": "1409659813", "nonce": "1372623149",
+                                              "msg_signature": "0" * 40}, VECTOR_MESSAGE, key="msg_signature")
+
+
+def test_encryption_round_trip_keeps_chinese_and_bytes_length() -> None:
+    crypto = MessageCrypto(AES_KEY, APP_ID)
+    text = "<xml><Content><![CDATA[测试一下中文的情况，消息长度是按字节来算的]]></Content></xml>"
+    ciphertext = crypto.encrypt(text)
+    assert crypto.decrypt(ciphertext) == text
+    assert crypto.encrypt(text) != ciphertext  # 16 random bytes lead every message
+
+
+def test_xml_with_entities_or_a_dtd_is_refused() -> None:
+    bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><xml><Content>&b;</Content></xml>'
+    with pytest.raises(MessageInvalid):
+        wechat.parse_xml(bomb)
+    with pytest.raises(MessageInvalid):
+        wechat.parse_xml("<xml><Content>unclosed</xml>")
+
+
+def test_buttons_become_menu_links_and_long_texts_split_by_bytes() -> None:
+    message = OutboundMessage(channel="wechat", recipient_id=OPENID, text="为您找到" + "电水壶。" * 400,
+                              buttons=[Button(title="加入购物车", payload="cart:add:KET-1"),
+                                       Button(title="付款", url="https://pay.example/c/1")])
+    texts = wechat.texts_of(message)
+    assert len(texts) > 1
+    assert all(len(t.encode("utf-8")) <= 2048 for t in texts)
+    assert "".join(texts).count("电水壶") == 400
+    assert ('<a href="weixin://bizmsgmenu?msgmenucontent=%E5%8A%A0%E5%85%A5%E8%B4%AD%E7%89%A9%E8%BD%A6'
+            '&msgmenuid=cart%3Aadd%3AKET-1">加入购物车</a>') in texts[-1]
+    assert "付款: https://pay.example/c/1" in texts[-1]
+
+
+@pytest.fixture
+async def platform() -> AsyncIterator[WeChatDouble]:
+    double = await WeChatDouble(app_id=APP_ID, app_secret=APP_SECRET, token=TOKEN, encoding_aes_key=AES_KEY).start()
+    try:
+        yield double
+    finally:
+        await double.stop()
+
+
+def wechat_settings(platform: WeChatDouble, **overrides: Any) -> WeChatSettings:
+    return WeChatSettings(app_id=APP_ID, app_secret=APP_SECRET, token=TOKEN, encoding_aes_key=AES_KEY,
+                          api_base=platform.base_url, **overrides)
+
+
+async def _client(db: Database, platform: WeChatDouble, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
+                        wechat=wechat_settings(platform, **overrides))
+    app = create_app(settings, database=db)
+    async with app_client(app) as http:
+        use_cheap_bot(app)
+        http.app = app  # type: ignore[attr-defined]
+        yield http
+
+
+@pytest.fixture
+async def client(db: Database, platform: WeChatDouble) -> AsyncIterator[httpx.AsyncClient]:
+    async for http in _client(db, platform):
+        yield http
+
+
+async def send(client: httpx.AsyncClient, platform: WeChatDouble, xml: str, *, encrypted: bool = False,
+               tamper: dict[str, str] | None = None) -> httpx.Response:
+    params, body = platform.message_request(xml, encrypted=encrypted)
+    params.update(tamper or {})
+    return await client.post("/webhooks/wechat", params=params, content=body,
+                             headers={"content-type": "text/xml"})
+
+
+async def inbound_rows(db: Database) -> list[ConversationMessage]:
+    async with db.sessions() as session:
+        return list((await session.scalars(select(ConversationMessage).where(
+            ConversationMessage.channel == "wechat", ConversationMessage.direction == "in")
+            .order_by(ConversationMessage.id))).all())
+
+
+async def test_url_verification(client: httpx.AsyncClient) -> None:
+    timestamp, nonce = "1409304348", "xxxxxx"
+    signature = wechat.sha1_signature(TOKEN, timestamp, nonce)
+    params = {"signature": signature, "timestamp": timestamp, "nonce": nonce, "echostr": "4536780213465"}
+    answer = await client.get("/webhooks/wechat", params=params)
+    assert answer.status_code == 200
+    assert answer.text == "4536780213465"
+    assert (await client.get("/webhooks/wechat", params={**params, "signature": "0" * 40})).status_code == 403
+    missing = await client.get("/webhooks/wechat", params={k: v for k, v in params.items() if k != "signature"})
+    assert missing.status_code == 401
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+async def test_a_message_gets_a_passive_reply_in_chinese(client: httpx.AsyncClient, db: Database,
+                                                         platform: WeChatDouble, encrypted: bool) -> None:
+    started = time.monotonic()
+    response = await send(client, platform, platform.message_xml(OPENID, Content="/cart"), encrypted=encrypted)
+    assert time.monotonic() - started < 5
+    assert response.status_code == 200, response.text
+    reply = platform.read_reply(response.text)
+    assert reply["ToUserName"] == OPENID
+    assert reply["FromUserName"] == platform.account
+    assert reply["MsgType"] == "text"
+    assert "购物车" in reply["Content"]  # Chinese by default
+    [row] = await inbound_rows(db)
+    assert row.text == "/cart"
+
+
+@pytest.mark.parametrize("tamper", [{"msg_signature": "0" * 40}, {"signature": "0" * 40}])
+async def test_a_forged_message_is_refused_and_nothing_stored(client: httpx.AsyncClient, db: Database,
+                                                              platform: WeChatDouble, tamper: dict[str, str]) -> None:
+    encrypted = "msg_signature" in tamper
+    response = await send(client, platform, platform.message_xml(OPENID, Content="hi"), encrypted=encrypted,
+                          tamper=tamper)
+    assert response.status_code == 403
+    assert response.json()["code"] == "wechat_signature_invalid"
+    assert await inbound_rows(db) == []
+
+
+async def test_bad_xml_is_a_clean_400(client: httpx.AsyncClient, db: Database, platform: WeChatDouble) -> None:
+    for body in ("<xml><Content>", "<!DOCTYPE x [<!ENTITY a 'b'>]><xml><Content>&a;</Content></xml>", "[1, 2]"):
+        params, _ = platform.message_request("<xml/>")
+        response = await client.post("/webhooks/wechat", params=params, content=body.encode())
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_update"
+    assert await inbound_rows(db) == []
+
+
+async def test_a_retried_message_is_answered_once(client: httpx.AsyncClient, db: Database,
+                                                  platform: WeChatDouble) -> None:
+    xml = platform.message_xml(OPENID, Content="/cart", msg_id=6054768590064713999)
+    first = platform.read_reply((await send(client, platform, xml)).text)
+    assert first["Content"]
+    again = await send(client, platform, xml)  # WeChat's retry of the same MsgId
+    assert again.text == "success"
+    assert len(await inbound_rows(db)) == 1
+
+
+async def test_a_sticker_like_message_gets_a_polite_reply_and_keeps_the_raw_event(
+        client: httpx.AsyncClient, db: Database, platform: WeChatDouble) -> None:
+    xml = platform.message_xml(OPENID, "image", PicUrl="http://mmbiz.qpic.cn/x.jpg", MediaId="media-123")
+    reply = platform.read_reply((await send(client, platform, xml)).text)
+    assert "文字" in reply["Content"]
+    [row] = await inbound_rows(db)
+    assert row.kind == "unsupported"
+    assert row.content is not None
+    assert row.content["metadata"]["media"]["MediaId"] == "media-123"
+
+
+async def test_a_menu_link_press_comes_back_as_its_payload(client: httpx.AsyncClient, db: Database,
+                                                          platform: WeChatDouble) -> None:
+    xml = platform.message_xml(OPENID, Content="查看购物车", bizmsgmenuid="cart:view")
+    response = await send(client, platform, xml)
+    assert response.status_code == 200
+    [row] = await inbound_rows(db)
+    assert row.kind == "callback"
+    assert row.payload == "cart:view"
+
+
+class SlowParser(FallbackParser):
+    async def parse(self, text: str) -> ParseResult:
+        await asyncio.sleep(0.6)
+        return await super().parse(text)
+
+
+async def test_an_answer_later_than_the_window_goes_by_the_customer_service_api(db: Database,
+                                                                               platform: WeChatDouble) -> None:
+    async for client in _client(db, platform, passive_reply_seconds=0.2):
+        app = client.app  # type: ignore[attr-defined]
+        app.state.channels.runtime._deps = BotDeps(settings=app.state.settings, nlu=SlowParser())
+        started = time.monotonic()
+        response = await send(client, platform, platform.message_xml(OPENID, Content="随便说点什么"), encrypted=True)
+        assert time.monotonic() - started < 0.5
+        assert response.text == "success"  # WeChat shows nothing and does not retry
+        sent = await platform.wait_for_sent(OPENID, 1)
+        assert sent[0]
+        assert platform.token_requests == 1
+
+
+async def test_access_token_is_cached_and_refreshed(db: Database, platform: WeChatDouble) -> None:
+    channel = WeChatChannel(settings=wechat_settings(platform), database=db)
+    try:
+        await channel.send_text(OPENID, "一")
+        await channel.send_text(OPENID, "二")
+        assert platform.token_requests == 1
+        platform.expire_tokens()
+        await channel.send_text(OPENID, "三")  # 42001 -> a fresh token, the message goes
+        assert platform.token_requests == 2
+        assert platform.to(OPENID) == ["一", "二", "三"]
+        platform.fail_next(-1)
+        with pytest.raises(DeliveryError) as busy:
+            await channel.send_text(OPENID, "四")
+        assert not busy.value.permanent
+        platform.window_closed.add(OPENID)
+        with pytest.raises(DeliveryError) as closed:
+            await channel.send_text(OPENID, "五")
+        assert closed.value.permanent
+        assert "48 hours" in str(closed.value)
+        assert APP_SECRET not in str(closed.value)
+        message = OutboundMessage(channel="wechat", recipient_id="o-other", text="好" * 1500, message_id=3,
+                                  custom={wechat.SENT_PARTS_KEY: 1})
+        event = OutboxEvent(topic="send.wechat", payload=message.model_dump(mode="json"), idempotency_key="msg:3")
+        await channel.send(event, progress={})
+        assert platform.to("o-other") == wechat.texts_of(message)[1:]  # the passive reply carried the first
+    finally:
+        await channel.close()
+
+
+async def test_the_menu_is_published_and_its_clicks_are_payloads(client: httpx.AsyncClient, db: Database,
+                                                                 platform: WeChatDouble) -> None:
+    channel = WeChatChannel(settings=wechat_settings(platform), database=db)
+    try:
+        await channel.publish_menu()
+    finally:
+        await channel.close()
+    assert platform.menu == [{"type": "click", "name": "搜索商品", "key": "menu:search"},
+                             {"type": "click", "name": "查询订单", "key": "menu:order"},
+                             {"type": "click", "name": "查看购物车", "key": "cart:view"}]
+    click = platform.message_xml(OPENID, "event", Event="CLICK", EventKey="cart:view")
+    reply = platform.read_reply((await send(client, platform, click, encrypted=True)).text)
+    assert "购物车" in reply["Content"]
+    [row] = await inbound_rows(db)
+    assert row.kind == "callback"
+    assert row.payload == "cart:view"

@@ -1,0 +1,108 @@
+"""A WhatsApp conversation in the agent console (real Chromium, served demo shop, Graph API double): it appears in
+the inbox like any other, the agent answers it on WhatsApp, the shopper's app's statuses reach the console's
+data, and the 24-hour window is there for the console to show."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from bot import BotDeps
+from kit.settings import Settings, WhatsAppSettings
+from tests.bot.channels.graph_double import GraphDouble
+from tests.bot.channels.served_shop import ServedShop, prepare_demo_database
+from tests.bot.conftest import TinyParser
+from tests.conftest import run_in_thread
+from tests.e2e.test_agent_console import browser, open_conversation, prepare_agents, shot, sign_in  # noqa: F401
+from tests.http import served_in_thread
+
+pytestmark = pytest.mark.slow
+
+ACCESS_TOKEN = "EAAGm0PX4ZCpsBAFakeAccessTokenE2E0123"
+APP_SECRET = "whatsapp-e2e-app-secret-0123456789"
+SHOPPER = "4915198765432"
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[GraphDouble]:
+    double = await GraphDouble(access_token=ACCESS_TOKEN, app_secret=APP_SECRET).start()
+    try:
+        yield double
+    finally:
+        await double.stop()
+
+
+@pytest.fixture(scope="module")
+def parser() -> TinyParser:
+    return TinyParser()
+
+
+@pytest.fixture
+def shop(tmp_path: Path, graph: GraphDouble, parser: TinyParser) -> Iterator[ServedShop]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
+    run_in_thread(prepare_demo_database(url))
+    whatsapp = WhatsAppSettings(phone_number_id=graph.phone_number_id, access_token=ACCESS_TOKEN,
+                                app_secret=APP_SECRET, verify_token="verify-e2e", api_base=graph.base_url,
+                                templates={"order_update": "en_US"})
+    settings = Settings(environment="test", database={"url": url}, whatsapp=whatsapp,
+                        security={"secret_key": "test-secret-key-0123456789"})
+    app = create_app(settings)
+    with served_in_thread(app, name="whatsapp-console-shop", start_timeout=120) as base_url:
+        app.state.channels.runtime._deps = BotDeps(settings=settings, nlu=parser)
+        yield ServedShop(base_url=base_url, database_url=url, settings=settings)
+
+
+async def webhook(shop: ServedShop, graph: GraphDouble, hook: dict[str, Any]) -> None:
+    raw = json.dumps(hook).encode()
+    async with httpx.AsyncClient(base_url=shop.base_url, timeout=60) as http:
+        answer = await http.post("/webhooks/whatsapp", content=raw, headers={
+            "content-type": "application/json", "X-Hub-Signature-256": graph.sign(raw)})
+    assert answer.status_code == 200, answer.text
+
+
+async def console_json(page: Any, path: str) -> Any:
+    return await page.evaluate("async (path) => (await fetch(path, {credentials: 'same-origin'})).json()", path)
+
+
+async def test_a_whatsapp_conversation_in_the_agent_console(browser: Any, shop: ServedShop,  # noqa: F811
+                                                          graph: GraphDouble) -> None:
+    await prepare_agents(shop)
+    await webhook(shop, graph, graph.text(SHOPPER, "I need to talk to a human"))
+    await graph.wait_for_sent(SHOPPER, 1, timeout=60)
+    image = {"mime_type": "image/jpeg", "sha256": "0a1b2c", "id": "1479537139650973", "caption": "this one is broken"}
+    await webhook(shop, graph, graph.message(SHOPPER, "image", image))
+
+    agent = await sign_in(browser, shop, "ana@shop.test")
+    await open_conversation(agent, "unassigned", "this one is broken")  # the last message shows
+    await agent.locator("#messages li.in", has_text="this one is broken").wait_for(timeout=10_000)
+    await agent.click("#take")
+    await agent.fill("#reply-text", "Hello from Ana on WhatsApp.")
+    await agent.click("#reply-send")
+    deadline = time.monotonic() + 15
+    while not any(s.text == "Hello from Ana on WhatsApp." for s in graph.to(SHOPPER)):
+        assert time.monotonic() < deadline, [s.text for s in graph.to(SHOPPER)]
+        await asyncio.sleep(0.1)
+    answered = graph.to(SHOPPER)
+    await agent.locator("#messages li.author-agent .delivery.delivered").first.wait_for(timeout=10_000)
+    await shot(agent, "whatsapp-conversation")
+    await agent.set_viewport_size({"width": 390, "height": 844})
+    await shot(agent, "whatsapp-conversation-390")
+
+    reply = next(s for s in answered if s.text == "Hello from Ana on WhatsApp.")
+    await webhook(shop, graph, graph.status(reply, "read"))
+    conversation_id = await agent.evaluate(
+        "async () => (await (await fetch('/api/v1/agent/inbox?view=mine')).json())[0].conversation_id")
+    view = await console_json(agent, f"/api/v1/agent/conversations/{conversation_id}")
+    assert view["channel"] == "whatsapp"
+    mine = [m for m in view["messages"] if m["text"] == "Hello from Ana on WhatsApp."]
+    assert mine[0]["delivery_status"] == "read"
+    window = await console_json(agent, f"/api/v1/agent/conversations/{conversation_id}/whatsapp-window")
+    assert window["open"] is True
+    assert window["templates"] == ["order_update"]
