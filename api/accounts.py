@@ -241,12 +241,14 @@ async def record(session: AsyncSession, *, actor: str, area: str, action: str, s
     await session.flush()
 
 
-async def audit_events(session: AsyncSession, *, area: str | None = None, limit: int = 50,
-                       offset: int = 0) -> tuple[int, Sequence[AuditEvent]]:
+async def audit_events(session: AsyncSession, *, area: str | None = None, subject: str | None = None,
+                       limit: int = 50, offset: int = 0) -> tuple[int, Sequence[AuditEvent]]:
     query = select(AuditEvent)
     counted = select(func.count()).select_from(AuditEvent)
     if area:
         query, counted = query.where(AuditEvent.area == area), counted.where(AuditEvent.area == area)
+    if subject:
+        query, counted = query.where(AuditEvent.subject == subject), counted.where(AuditEvent.subject == subject)
     total = int(await session.scalar(counted) or 0)
     rows = (await session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit).offset(offset))).all()
     return total, rows

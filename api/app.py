@@ -10,8 +10,12 @@ from fastapi import APIRouter, FastAPI
 import knowledge_base as kb
 from api.chat_runtime import start_chat_channels, stop_chat_channels
 from api.errors import install_error_handlers
+from api.http import accounts
 from api.http.agent import console, realtime
 from api.http.merchant import (
+    backoffice,
+    backoffice_faq,
+    backoffice_shop,
     catalog,
     channels,
     cross_border,
@@ -54,6 +58,7 @@ ROUTERS: list[APIRouter] = [
     nlu.router,
     insights.router,
     tokens.router,
+    accounts.router, backoffice.router, backoffice_shop.router, backoffice_faq.router,
 ]
 
 
