@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import accounts
 from api.deps import get_database
-from api.models import AuditEvent
 from api.http.merchant.backoffice import PAGE_SIZE, Editor, PageRoute, Staff, Viewer, field_error, redirect, render
+from api.models import AuditEvent
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import ProductIn
 from commerce.inventory import service as inventory
