@@ -95,8 +95,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(RefuseNul)  # inside BodySizeLimit: it reads the body whole, which that bounds
-    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
+    # RefuseNul is inside BodySizeLimit: it reads the body whole, which that bounds.
+    app.add_middleware(RefuseNul, upload_paths=frozenset(backoffice_shop.UPLOAD_LIMITS))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes,
+                       upload_paths={path: max(limit, settings.limits.max_body_bytes)
+                                     for path, limit in backoffice_shop.UPLOAD_LIMITS.items()})
     return app
 
 

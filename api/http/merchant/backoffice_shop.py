@@ -29,6 +29,9 @@ from kit.outbox import OutboxEvent
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 LANGUAGES = ("en", "zh")
 STOCK_PUSH_TOPIC = "channel.stock_push"
+# The product form's body may hold an image: the image limit plus room for the text fields, so an image over the
+# limit reaches the route and is refused there, naming the limit (a much larger body gets the middleware's 413).
+UPLOAD_LIMITS = {"/backoffice/catalog/new": accounts.MAX_IMAGE_BYTES + 256 * 1024}
 
 
 # --------------------------------------------------------------------------------------------- catalog
@@ -108,6 +111,10 @@ async def create_product(request: Request, who: Editor, image: UploadFile | None
     raw = await request.form()
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
     try:
+        for name, value in form.items():
+            if "\x00" in value:  # multipart bodies skip the middleware's NUL check (files hold NUL bytes)
+                raise InvalidInput("This field contains the NUL character, which is not accepted.",
+                                   code="invalid_characters", field=name)
         currency = form.get("currency", "").strip().upper()
         base_price = accounts.parse_price(form.get("base_price", ""), currency, field="base_price")
         variants = _variants(form.get("variants", ""), currency)
