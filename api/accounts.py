@@ -229,7 +229,7 @@ async def team(session: AsyncSession, *, shop_id: int) -> Sequence[Agent]:
 
 # ------------------------------------------------------------------------------------------- audit log
 
-AUDIT_AREAS = ("catalog", "price", "stock", "faq", "rules", "tokens", "team")
+AUDIT_AREAS = ("catalog", "price", "stock", "orders", "faq", "rules", "tokens", "team")
 
 
 async def record(session: AsyncSession, *, actor: str, area: str, action: str, subject: str,

@@ -8,6 +8,7 @@ import re
 import struct
 import zlib
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -19,6 +20,8 @@ from api.app import create_app
 from api.models import ApiToken, AuditEvent, Invitation
 from bot import handoff
 from commerce.channels import service as channels
+from commerce.orders import service as orders
+from commerce.orders.schemas import OrderIn, OrderLineIn
 from kit.clock import utcnow
 from kit.db import Database
 from kit.settings import Settings
@@ -399,3 +402,41 @@ async def test_faq_draft_review_and_publish_changes_the_shoppers_answer(client: 
     async with db.sessions() as session:
         now = await kb.answer(index, question="How long does delivery take?", language="en", session=session)
     assert now.matches[0].answer == "Delivery takes 1-2 days."
+
+
+async def test_orders_list_filters_and_the_order_moves_along_its_lifecycle(client: httpx.AsyncClient,
+                                                                          db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 5}})
+        order, _ = await orders.create_order(session, data=OrderIn(
+            channel="web", external_id="w-1", currency="EUR", country="DE", email="anna@example.com",
+            lines=[OrderLineIn(sku="KET-1", quantity=2)], shipping=Decimal("4.90"), duties=Decimal("0"),
+            taxes=Decimal("18.96")))
+        order_id, number = order.id, order.number
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    listed = await client.get("/backoffice/orders?status=pending_payment")
+    assert f"#{number}" in listed.text
+    assert f"#{number}" not in (await client.get("/backoffice/orders?status=paid")).text
+    detail = await client.get(f"/backoffice/orders/{order_id}")
+    assert "Taxes 18.96" in detail.text
+    assert "KET-1" in detail.text
+    paid = await client.post(f"/backoffice/orders/{order_id}/status", data={"csrf_token": csrf, "to_status": "paid"})
+    assert paid.status_code == 303
+    packed = await client.post(f"/backoffice/orders/{order_id}/status", data={"csrf_token": csrf,
+                                                                              "to_status": "packed"})
+    assert packed.status_code == 303
+    untracked = await client.post(f"/backoffice/orders/{order_id}/status", data={"csrf_token": csrf,
+                                                                                 "to_status": "shipped"})
+    assert untracked.status_code == 422
+    assert 'id="err-tracking_number"' in untracked.text
+    shipped = await client.post(f"/backoffice/orders/{order_id}/status", data={
+        "csrf_token": csrf, "to_status": "shipped", "carrier": "DHL", "tracking_number": "JD0001"})
+    assert shipped.status_code == 303
+    backwards = await client.post(f"/backoffice/orders/{order_id}/status", data={"csrf_token": csrf,
+                                                                                 "to_status": "paid"})
+    assert backwards.status_code == 409
+    assert "cannot become paid" in backwards.text
+    async with db.sessions() as session:
+        assert (await orders.get_order(session, order_id=order_id)).status == "shipped"

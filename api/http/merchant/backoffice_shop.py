@@ -22,7 +22,7 @@ from commerce.catalog.schemas import ProductIn
 from commerce.inventory import service as inventory
 from commerce.inventory.schemas import StockLevelOut
 from commerce.orders import service as orders
-from commerce.orders.schemas import STATUSES
+from commerce.orders.schemas import STATUSES, TRANSITIONS
 from kit.errors import InvalidInput, ShopTalkError
 from kit.outbox import OutboxEvent
 
@@ -245,9 +245,47 @@ async def order_list(request: Request, who: Viewer, status: str | None = None, a
                   who=who)
 
 
+# Refunds move money: they are the payments part's (issue 23), not a bare status change from here.
+MANUAL_STATUSES = ("paid", "packed", "shipped", "delivered", "cancelled", "return_requested")
+
+
+async def _order_page(request: Request, who: Staff, order_id: int, *, status: int = 200,
+                      error: dict[str, Any] | None = None, form: dict[str, str] | None = None) -> HTMLResponse:
+    async with get_database(request).sessions() as session:
+        order = await orders.get_order(session, order_id=order_id)
+    moves = [s for s in MANUAL_STATUSES if s in TRANSITIONS[order.status]]
+    return render(request, "order.html", {"order": order, "moves": moves, "error": error, "form": form or {},
+                                          "notice": request.query_params.get("notice")}, status=status, who=who)
+
+
 @router.get("/backoffice/orders/{order_id}")
 async def order_detail(request: Request, who: Viewer, order_id: int) -> HTMLResponse:
     who.require("orders")
-    async with get_database(request).sessions() as session:
-        order = await orders.get_order(session, order_id=order_id)
-    return render(request, "order.html", {"order": order}, who=who)
+    return await _order_page(request, who, order_id)
+
+
+@router.post("/backoffice/orders/{order_id}/status")
+async def order_status(request: Request, who: Editor, order_id: int, to_status: Annotated[str, Form(max_length=20)],
+                       note: Annotated[str, Form(max_length=500)] = "",
+                       carrier: Annotated[str, Form(max_length=60)] = "",
+                       tracking_number: Annotated[str, Form(max_length=80)] = "") -> Response:
+    """Move the order along its lifecycle (the same service and rules as POST /api/v1/orders/{id}/transitions)."""
+    who.require("orders")
+    try:
+        if to_status not in MANUAL_STATUSES:
+            raise InvalidInput("Choose one of the offered steps.", code="invalid_status", field="to_status")
+        async with get_database(request).unit_of_work() as session:
+            order = await orders.transition_order(session, order_id=order_id, to_status=to_status,
+                                                  note=note.strip() or None, carrier=carrier.strip() or None,
+                                                  tracking_number=tracking_number.strip() or None)
+            await accounts.record(session, actor=who.actor, area="orders", action=f"order {to_status}",
+                                  subject=f"order #{order.number}", details={"note": note.strip()})
+    except ShopTalkError as error:
+        if error.status in (401, 403, 404):
+            raise
+        if "field" not in error.extra:
+            error.extra["field"] = "tracking_number" if error.code == "tracking_required" else "to_status"
+        return await _order_page(request, who, order_id, status=error.status, error=field_error(error),
+                                 form={"to_status": to_status, "note": note, "carrier": carrier,
+                                       "tracking_number": tracking_number})
+    return redirect(f"/backoffice/orders/{order_id}", notice=f"Order #{order.number} is {to_status} now.")
