@@ -440,3 +440,27 @@ async def test_orders_list_filters_and_the_order_moves_along_its_lifecycle(clien
     assert "cannot become paid" in backwards.text
     async with db.sessions() as session:
         assert (await orders.get_order(session, order_id=order_id)).status == "shipped"
+
+
+async def test_faq_export_and_all_or_nothing_import(client: httpx.AsyncClient, db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await kb.create_entry(session, author="seed", data=FaqEntryIn(
+            language="en", questions=["Do you ship to Japan?"], answer="Yes, in 5-8 days.", status="draft"))
+    await make_account(db, "olga@shop.test", "owner")
+    csrf = await signed_in(client, "olga@shop.test")
+    exported = await client.get("/backoffice/faq/export/faq.csv")
+    assert exported.status_code == 200
+    assert "Do you ship to Japan?" in exported.text
+    bad = exported.text + "broken-row,xx,draft,Question?,Answer.,,,\n"
+    refused = await client.post("/backoffice/faq/import", data={"csrf_token": csrf},
+                                files={"file": ("faq.csv", bad.encode(), "text/csv")})
+    assert refused.status_code == 303
+    assert "Nothing%20imported" in refused.headers["location"]
+    changed = exported.text.replace("Yes, in 5-8 days.", "Yes, in 4-6 days.")
+    imported = await client.post("/backoffice/faq/import", data={"csrf_token": csrf},
+                                 files={"file": ("faq.csv", changed.encode(), "text/csv")})
+    assert imported.status_code == 303
+    assert "1%20updated" in imported.headers["location"]
+    async with db.sessions() as session:
+        _, entries = await kb.list_entries(session, text="japan")
+    assert [e.answer for e in entries] == ["Yes, in 4-6 days."]

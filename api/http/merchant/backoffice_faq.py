@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,12 +25,14 @@ from api.http.merchant.backoffice import (
     redirect,
     render,
 )
-from kit.errors import InvalidInput, ShopTalkError, Unavailable
+from kit.errors import InvalidInput, NotFound, ShopTalkError, Unavailable
 from knowledge_base.schemas import FaqEntryIn, TranslationIn
 from knowledge_base.text import LANGUAGES
+from knowledge_base.transfer import parse_csv, parse_json, to_csv, to_json
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+MAX_IMPORT_BYTES = 900_000  # under the app's body limit
 
 
 def _lines(text: str) -> list[str]:
@@ -225,3 +227,51 @@ async def translate(request: Request, who: Editor, entry_id: int, language: Anno
         return await _editor(request, who, entry_id, status=error.status, error=_faq_field(error),
                              translation={"language": language, "questions": questions, "answer": answer})
     return redirect(f"/backoffice/faq/{new_id}", notice="Translation saved as a draft; publish it or ask for review.")
+
+
+@router.get("/backoffice/faq/export/{name}")
+async def export(request: Request, who: Viewer, name: str) -> Response:
+    """The FAQ as `faq.csv` or `faq.json` (the import's format)."""
+    who.require("faq")
+    if name not in ("faq.csv", "faq.json"):
+        raise NotFound("Export as faq.csv or faq.json.")
+    async with get_database(request).sessions() as session:
+        records = await kb.export_entries(session)
+    if name == "faq.csv":
+        return Response(to_csv(records), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="faq.csv"'})
+    return Response(to_json(records), media_type="application/json",
+                    headers={"Content-Disposition": 'attachment; filename="faq.json"'})
+
+
+@router.post("/backoffice/faq/import")
+async def import_file(request: Request, who: Editor, file: UploadFile) -> Response:
+    """All or nothing, as the API's import: a bad row rejects the file and each bad row is listed. Imported
+    entries go live as their `status` column says, so importing is a reviewer's action."""
+    who.require("faq_review")
+    try:
+        raw = await file.read(MAX_IMPORT_BYTES + 1)
+        if len(raw) > MAX_IMPORT_BYTES:
+            raise InvalidInput(f"The file is over {MAX_IMPORT_BYTES // 1_000_000} MB; split it.",
+                               code="import_too_large", field="file")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("The file must be UTF-8 text.", code="not_utf8", field="file") from None
+        row_errors: list[dict[str, Any]] = []
+        if (file.filename or "").lower().endswith(".json"):
+            records = parse_json(text)
+        else:
+            records, row_errors = parse_csv(text)
+        async with get_database(request).unit_of_work() as session:
+            report = await kb.import_entries(session, records=records, row_errors=row_errors, author=who.actor)
+            await accounts.record(session, actor=who.actor, area="faq", action="imported",
+                                  subject=file.filename or "file", details=report.model_dump())
+    except ShopTalkError as error:
+        if error.status in (401, 403):
+            raise
+        rows = error.extra.get("errors") or []
+        listed = "; ".join(f"row {e['row']}: {e['detail']}" for e in rows[:20])
+        return redirect("/backoffice/faq", notice=f"Nothing imported. {error.detail} {listed}".strip())
+    return redirect("/backoffice/faq", notice=f"Imported: {report.created} new, {report.updated} updated, "
+                                               f"{report.unchanged} unchanged.")
