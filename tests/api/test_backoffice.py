@@ -464,3 +464,27 @@ async def test_faq_export_and_all_or_nothing_import(client: httpx.AsyncClient, d
     async with db.sessions() as session:
         _, entries = await kb.list_entries(session, text="japan")
     assert [e.answer for e in entries] == ["Yes, in 4-6 days."]
+
+
+async def test_edit_a_products_translations_and_price(client: httpx.AsyncClient, db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        product = await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 5}}, price="49.90")
+        product_id = product.id
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    form = {"csrf_token": csrf, "product_id": str(product_id), "title_en": "Kettle", "title_zh": "电热水壶",
+            "description_en": "A test product.", "description_zh": "", "base_price": "49.905"}
+    refused = await client.post("/backoffice/catalog/edit", data=form)
+    assert refused.status_code == 422
+    assert 'id="err-base_price"' in refused.text
+    assert 'value="电热水壶"' in refused.text  # the typed translation is kept
+    saved = await client.post("/backoffice/catalog/edit", data={**form, "base_price": "44.50"})
+    assert saved.status_code == 303
+    shown = (await client.get(f"/api/v1/products/{product_id}")).json()
+    assert shown["title"] == {"en": "Kettle", "zh": "电热水壶"}
+    assert Decimal(shown["base_price"]) == Decimal("44.50")
+    async with db.sessions() as session:
+        _, events = await accounts.audit_events(session, area="price")
+    assert [(e.action, e.details["before"], e.details["after"]) for e in events] == [
+        ("price changed", "49.90 EUR", "44.50 EUR")]

@@ -21,6 +21,7 @@ from commerce.catalog import service as catalog
 from commerce.catalog.schemas import ProductIn
 from commerce.inventory import service as inventory
 from commerce.inventory.schemas import StockLevelOut
+from commerce.money import quantize
 from commerce.orders import service as orders
 from commerce.orders.schemas import STATUSES, TRANSITIONS
 from kit.errors import InvalidInput, ShopTalkError
@@ -31,7 +32,8 @@ LANGUAGES = ("en", "zh")
 STOCK_PUSH_TOPIC = "channel.stock_push"
 # The product form's body may hold an image: the image limit plus room for the text fields, so an image over the
 # limit reaches the route and is refused there, naming the limit (a much larger body gets the middleware's 413).
-UPLOAD_LIMITS = {"/backoffice/catalog/new": accounts.MAX_IMAGE_BYTES + 256 * 1024}
+UPLOAD_LIMITS = dict.fromkeys(("/backoffice/catalog/new", "/backoffice/catalog/edit"),
+                              accounts.MAX_IMAGE_BYTES + 256 * 1024)
 
 
 # --------------------------------------------------------------------------------------------- catalog
@@ -154,16 +156,72 @@ async def create_product(request: Request, who: Editor, image: UploadFile | None
     return redirect(f"/backoffice/catalog/{product_id}", notice="Product created.")
 
 
-@router.get("/backoffice/catalog/{product_id}")
-async def product(request: Request, who: Viewer, product_id: int) -> HTMLResponse:
-    who.require("catalog")
+async def _product_page(request: Request, who: Staff, product_id: int, *, status: int = 200,
+                        error: dict[str, Any] | None = None, form: dict[str, str] | None = None) -> HTMLResponse:
     async with get_database(request).sessions() as session:
         item = await catalog.get_product(session, product_id=product_id)
         skus = [v.sku for v in item.variants]
         out = catalog.product_out(item, await inventory.available_stock(session, skus=skus))
         levels = await inventory.stock_levels(session, skus=skus)
-    return render(request, "product.html", {"product": out, "levels": levels, "languages": LANGUAGES,
-                                            "notice": request.query_params.get("notice")}, who=who)
+    if form is None:
+        form = {f"{field}_{lang}": getattr(out, field).get(lang, "") for field in ("title", "description")
+                for lang in LANGUAGES}
+        form["base_price"] = f"{out.base_price.normalize():f}"
+    return render(request, "product.html", {"product": out, "levels": levels, "languages": LANGUAGES, "form": form,
+                                            "error": error, "max_mb": accounts.MAX_IMAGE_BYTES // 1_048_576,
+                                            "notice": request.query_params.get("notice")}, status=status, who=who)
+
+
+@router.get("/backoffice/catalog/{product_id}")
+async def product(request: Request, who: Viewer, product_id: int) -> HTMLResponse:
+    who.require("catalog")
+    return await _product_page(request, who, product_id)
+
+
+@router.post("/backoffice/catalog/edit")
+async def edit_product(request: Request, who: Editor, image: UploadFile | None = None) -> Response:
+    """Save the texts side by side (en, zh), the base price (checked against the currency) and a new image."""
+    who.require("catalog")
+    raw = await request.form()
+    form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
+    product_id = int(form.get("product_id", "0")) if form.get("product_id", "").isdigit() else 0
+    try:
+        for name, value in form.items():
+            if "\x00" in value:
+                raise InvalidInput("This field contains the NUL character, which is not accepted.",
+                                   code="invalid_characters", field=name)
+        upload = await image.read(accounts.MAX_IMAGE_BYTES + 1) if image is not None and image.filename else b""
+        async with get_database(request).unit_of_work() as session:
+            current = await catalog.get_product(session, product_id=product_id)
+            price = accounts.parse_price(form.get("base_price", ""), current.currency, field="base_price")
+            if price != current.base_price:
+                who.require("prices")
+            title = {lang: form.get(f"title_{lang}", "") for lang in LANGUAGES}
+            if not title["en"].strip():
+                raise InvalidInput("A product needs an English title.", code="missing_title", field="title_en")
+            description = {lang: form.get(f"description_{lang}", "") for lang in LANGUAGES}
+            before = {"title": dict(current.title), "description": dict(current.description),
+                      "price": f"{quantize(current.base_price, current.currency)} {current.currency}"}
+            image_url = None
+            if upload:
+                image_url = accounts.image_url(await accounts.store_image(session, data=upload, by=who.actor))
+            updated = await catalog.update_product(session, product_id=product_id, title=title,
+                                                   description=description, base_price=price, image_url=image_url)
+            changed = [k for k in ("title", "description") if before[k] != getattr(updated, k)]
+            if changed or image_url:
+                await accounts.record(session, actor=who.actor, area="catalog", action="product edited",
+                                      subject=f"{updated.slug} (#{updated.id})",
+                                      details={"changed": changed + (["image"] if image_url else [])})
+            after_price = f"{quantize(updated.base_price, updated.currency)} {updated.currency}"
+            if before["price"] != after_price:
+                await accounts.record(session, actor=who.actor, area="price", action="price changed",
+                                      subject=updated.slug, details={"before": before["price"], "after": after_price})
+    except ShopTalkError as error:
+        if error.status in (401, 403, 404):
+            raise
+        return await _product_page(request, who, product_id, status=error.status, error=field_error(error),
+                                   form=form)
+    return redirect(f"/backoffice/catalog/{product_id}", notice="Saved.")
 
 
 # ----------------------------------------------------------------------------------------------- stock
