@@ -289,7 +289,7 @@ async def test_product_with_chinese_title_and_image_and_refused_input(client: ht
     page = await client.get(created.headers["location"])
     assert "茶壶" in page.text
     assert "烧水。" in page.text
-    assert "41.50" in page.text
+    assert "€41.50" in page.text
     image_url = re.search(r'src="(/media/\d+\.png)"', page.text)
     assert image_url
     served = await client.get(image_url.group(1))
@@ -420,7 +420,7 @@ async def test_orders_list_filters_and_the_order_moves_along_its_lifecycle(clien
     assert f"#{number}" in listed.text
     assert f"#{number}" not in (await client.get("/backoffice/orders?status=paid")).text
     detail = await client.get(f"/backoffice/orders/{order_id}")
-    assert "Taxes 18.96" in detail.text
+    assert "Taxes €18.96" in detail.text
     assert "KET-1" in detail.text
     paid = await client.post(f"/backoffice/orders/{order_id}/status", data={"csrf_token": csrf, "to_status": "paid"})
     assert paid.status_code == 303

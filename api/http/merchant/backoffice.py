@@ -31,6 +31,7 @@ from api.http.agent.console import SESSION_COOKIE
 from api.pages import PAGES_DIR
 from bot import handoff
 from bot.handoff.errors import NotSignedIn, SessionExpired
+from commerce.money import format_money
 from commerce.orders import service as orders
 from kit.clock import as_utc
 from kit.errors import InvalidInput, NotFound, ShopTalkError
@@ -429,5 +430,11 @@ def ago(value: datetime | None) -> str:
     return f"{int(seconds // 86400)} days ago"
 
 
+def money(amount: Decimal | None, currency: str) -> str:
+    """An amount for people: rounded to the currency's minor unit at this edge, with its symbol."""
+    return format_money(amount, currency, "en") if amount is not None else ""
+
+
 templates.env.filters["when"] = fmt_time
 templates.env.filters["ago"] = ago
+templates.env.filters["money"] = money

@@ -166,7 +166,7 @@ async def _product_page(request: Request, who: Staff, product_id: int, *, status
     if form is None:
         form = {f"{field}_{lang}": getattr(out, field).get(lang, "") for field in ("title", "description")
                 for lang in LANGUAGES}
-        form["base_price"] = f"{out.base_price.normalize():f}"
+        form["base_price"] = f"{quantize(out.base_price, out.currency)}"
     return render(request, "product.html", {"product": out, "levels": levels, "languages": LANGUAGES, "form": form,
                                             "error": error, "max_mb": accounts.MAX_IMAGE_BYTES // 1_048_576,
                                             "notice": request.query_params.get("notice")}, status=status, who=who)
