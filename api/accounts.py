@@ -71,6 +71,11 @@ def actor_of(agent: Agent) -> str:
     return f"{agent.name} <{agent.email}>"
 
 
+def token_actor(token_id: int, name: str) -> str:
+    """How the audit log names a change made with an API token (a machine, or a script someone runs)."""
+    return f"API token {token_id} ({name})"
+
+
 # ------------------------------------------------------------------------------------------------ TOTP
 
 def new_totp_secret() -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 import knowledge_base as kb
 from api import accounts
 from api.app import create_app
+from api.auth import create_token
 from api.models import ApiToken, AuditEvent, Invitation
 from bot import handoff
 from commerce.channels import service as channels
@@ -488,3 +489,25 @@ async def test_edit_a_products_translations_and_price(client: httpx.AsyncClient,
         _, events = await accounts.audit_events(session, area="price")
     assert [(e.action, e.details["before"], e.details["after"]) for e in events] == [
         ("price changed", "49.90 EUR", "44.50 EUR")]
+
+
+async def test_changes_made_through_the_api_are_in_the_audit_log(client: httpx.AsyncClient, db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        token = await create_token(session, name="erp sync", role="merchant")
+    bearer = {"Authorization": f"Bearer {token}"}
+    created = await client.post("/api/v1/products", headers=bearer, json={
+        "slug": "mug", "category": "home-kitchen", "title": {"en": "Mug", "zh": "杯子"}, "base_price": "9.90",
+        "currency": "EUR", "variants": [{"sku": "MUG-1"}]})
+    assert created.status_code == 201, created.text
+    adjusted = await client.post("/api/v1/stock/adjustments", headers=bearer,
+                                 json={"sku": "MUG-1", "location": "RTM", "delta": 4})
+    assert adjusted.status_code == 200, adjusted.text
+    await make_account(db, "olga@shop.test", "owner")
+    await signed_in(client, "olga@shop.test")
+    audit = (await client.get("/backoffice/audit")).text
+    assert "API token" in audit
+    assert "(erp sync)" in audit
+    assert "product created" in audit
+    assert "0 → 4" not in audit  # details are listed as key: value
+    assert "after: 4" in audit
