@@ -33,9 +33,9 @@ ROLES = agents.ROLES
 ROLE_NAMES = {"owner": "Owner", "staff": "Merchant staff", "supervisor": "Supervisor", "agent": "Agent"}
 # What each role may do in the back office (the console checks supervisor on its own).
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "owner": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "faq", "faq_review", "team", "tokens",
-                        "audit", "console"}),
-    "staff": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "faq"}),
+    "owner": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq", "faq_review", "team",
+                        "tokens", "audit", "console"}),
+    "staff": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq"}),
     "supervisor": frozenset({"dashboard", "faq", "faq_review", "console"}),
     "agent": frozenset({"dashboard", "console"}),
 }
@@ -234,7 +234,7 @@ async def team(session: AsyncSession, *, shop_id: int) -> Sequence[Agent]:
 
 # ------------------------------------------------------------------------------------------- audit log
 
-AUDIT_AREAS = ("catalog", "price", "stock", "orders", "faq", "rules", "tokens", "team")
+AUDIT_AREAS = ("catalog", "price", "stock", "orders", "search", "faq", "rules", "tokens", "team")
 
 
 async def record(session: AsyncSession, *, actor: str, area: str, action: str, subject: str,

@@ -15,6 +15,7 @@ from api.http.agent import console, realtime
 from api.http.merchant import (
     backoffice,
     backoffice_faq,
+    backoffice_search,
     backoffice_shop,
     catalog,
     channels,
@@ -59,6 +60,7 @@ ROUTERS: list[APIRouter] = [
     insights.router,
     tokens.router,
     accounts.router, backoffice.router, backoffice_shop.router, backoffice_faq.router,
+    backoffice_search.router,
 ]
 
 

@@ -511,3 +511,37 @@ async def test_changes_made_through_the_api_are_in_the_audit_log(client: httpx.A
     assert "product created" in audit
     assert "0 → 4" not in audit  # details are listed as key: value
     assert "after: 4" in audit
+
+
+async def test_pins_and_synonyms_are_picked_by_search(client: httpx.AsyncClient, db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        await make_product(session, slug="electric-kettle", skus={"KET-1": {"RTM": 5}}, title="Electric Kettle")
+        await make_product(session, slug="glass-teapot", skus={"POT-1": {"RTM": 5}}, title="Glass Teapot")
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    page = await client.get("/backoffice/search", params={"q": "kettle", "find": "teapot"})
+    assert page.status_code == 200
+    assert "Electric Kettle" in page.text
+    assert "Products found for “teapot”" in page.text
+    pinned = await client.post("/backoffice/search/rules", data={
+        "csrf_token": csrf, "kind": "pin", "product": "glass-teapot", "q": "kettle", "position": "1"})
+    assert pinned.status_code == 303
+    first = (await client.get("/api/v1/search/products", params={"q": "kettle"},
+                              headers=await _merchant(db))).json()["hits"][0]
+    assert first["product"] == "glass-teapot"
+    no_query = await client.post("/backoffice/search/rules", data={
+        "csrf_token": csrf, "kind": "pin", "product": "glass-teapot", "q": "", "position": "1"})
+    assert no_query.status_code == 422
+    assert 'id="err-q"' in no_query.text
+    lonely = await client.post("/backoffice/search/synonyms", data={"csrf_token": csrf, "terms": "kettle"})
+    assert lonely.status_code == 422
+    assert 'id="err-terms"' in lonely.text
+    added = await client.post("/backoffice/search/synonyms", data={"csrf_token": csrf, "terms": "kettle, 水壶, boiler"})
+    assert added.status_code == 303
+    assert "boiler" in (await client.get("/backoffice/search")).text
+
+
+async def _merchant(db: Database) -> dict[str, str]:
+    async with db.unit_of_work() as session:
+        return {"Authorization": f"Bearer {await create_token(session, name='check', role='merchant')}"}

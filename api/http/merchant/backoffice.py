@@ -49,7 +49,8 @@ HEADERS = {
 # (permission, url, label) in the navigation, shown only to roles that have the permission.
 NAV = [("dashboard", "/backoffice", "Dashboard"), ("catalog", "/backoffice/catalog", "Catalog"),
        ("stock", "/backoffice/stock", "Stock"), ("orders", "/backoffice/orders", "Orders"),
-       ("faq", "/backoffice/faq", "FAQ"), ("team", "/backoffice/team", "Team"),
+       ("search", "/backoffice/search", "Search"), ("faq", "/backoffice/faq", "FAQ"),
+       ("team", "/backoffice/team", "Team"),
        ("tokens", "/backoffice/tokens", "API tokens"), ("audit", "/backoffice/audit", "Audit log"),
        ("console", "/agent", "Agent console")]
 PAGE_SIZE = 25
