@@ -545,3 +545,19 @@ async def test_pins_and_synonyms_are_picked_by_search(client: httpx.AsyncClient,
 async def _merchant(db: Database) -> dict[str, str]:
     async with db.unit_of_work() as session:
         return {"Authorization": f"Bearer {await create_token(session, name='check', role='merchant')}"}
+
+
+async def test_the_consoles_json_sign_in_asks_for_the_second_factor_too(client: httpx.AsyncClient,
+                                                                       db: Database) -> None:
+    account = await make_account(db, "sam@shop.test", "supervisor")
+    async with db.unit_of_work() as session:
+        secret = await accounts.start_totp(session, account_id=account)
+        await accounts.confirm_totp(session, account_id=account, code=accounts.totp(secret, utcnow()))
+    asked = await client.post("/api/v1/agent/session", json={"email": "sam@shop.test", "password": PASSWORD})
+    assert asked.status_code == 401
+    assert asked.json()["code"] == "totp_required"
+    wrong = await client.post("/api/v1/agent/session", json={"email": "sam@shop.test", "password": PASSWORD,
+                                                             "code": "123456"})
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"] == "Wrong email, password or code."
+    assert "shoptalk_agent" not in wrong.headers.get("set-cookie", "")

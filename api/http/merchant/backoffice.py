@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -171,28 +171,29 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/backoffice/sign-in")
-async def sign_in_form(request: Request, next: str | None = None) -> HTMLResponse:  # noqa: A002
-    return render(request, "sign_in.html", {"next": _safe_next(next), "email": "", "need_code": False})
+async def sign_in_form(request: Request, target: Annotated[str | None, Query(alias="next", max_length=500)] = None
+                       ) -> HTMLResponse:
+    return render(request, "sign_in.html", {"next": _safe_next(target), "email": "", "need_code": False})
 
 
 @router.post("/backoffice/sign-in")
 async def sign_in_submit(request: Request, email: Annotated[str, Form(max_length=254)],
                          password: Annotated[str, Form(max_length=200)],
                          code: Annotated[str | None, Form(max_length=12)] = None,
-                         next: Annotated[str | None, Form(max_length=500)] = None) -> Response:  # noqa: A002
+                         target: Annotated[str | None, Form(alias="next", max_length=500)] = None) -> Response:
     try:
         _, token = await sign_in(request, email=email, password=password, code=code or None)
     except accounts.SecondFactorRequired as error:
-        return render(request, "sign_in.html", {"next": _safe_next(next), "email": email, "need_code": True,
+        return render(request, "sign_in.html", {"next": _safe_next(target), "email": email, "need_code": True,
                                                 "error": error.detail}, status=401)
     except ShopTalkError as error:
-        refused = render(request, "sign_in.html", {"next": _safe_next(next), "email": email,
+        refused = render(request, "sign_in.html", {"next": _safe_next(target), "email": email,
                                                    "need_code": bool(code), "error": error.detail},
                          status=error.status)
         if "retry_after" in error.extra:
             refused.headers["Retry-After"] = str(int(error.extra["retry_after"]))
         return refused
-    response = redirect(_safe_next(next))
+    response = redirect(_safe_next(target))
     set_session_cookie(request, response, token)
     return response
 
