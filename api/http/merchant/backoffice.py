@@ -33,6 +33,7 @@ from bot import handoff
 from bot.handoff.errors import NotSignedIn, SessionExpired
 from commerce.money import format_money
 from commerce.orders import service as orders
+from commerce.search import service as search
 from kit.clock import as_utc
 from kit.errors import InvalidInput, NotFound, ShopTalkError
 
@@ -219,6 +220,10 @@ async def _dashboard_figures(session: AsyncSession, who: Staff) -> dict[str, Any
         for order in to_ship:
             waiting[order.currency] = waiting.get(order.currency, Decimal(0)) + order.total
         figures["to_ship_value"] = sorted(waiting.items())
+    if who.may("search"):
+        report = await search.search_report(session, days=1, limit=DASHBOARD_CAP)
+        figures["zero_results"] = sum(row.searches for row in report.zero_results)
+        figures["zero_queries"] = [row.query for row in report.zero_results[:5]]
     if who.may("faq"):
         figures["awaiting_review"] = len(await kb.awaiting_review(session, limit=DASHBOARD_CAP))
         figures["missing_translations"] = len(await kb.missing_translations(session))
