@@ -106,7 +106,11 @@ class PageRoute(APIRoute):
                 target = request.url.path if request.method == "GET" else "/backoffice"
                 return RedirectResponse(f"/backoffice/sign-in?next={quote(target)}", status_code=303)
             except ShopTalkError as error:
-                response = render(request, "error.html", {"error": error}, status=error.status)
+                try:  # the navigation too, when the session is fine (a 403 or 404 page of a signed-in person)
+                    who: Staff | None = await current_staff(request)
+                except (SignInRequired, ShopTalkError):
+                    who = None
+                response = render(request, "error.html", {"error": error}, status=error.status, who=who)
                 if "retry_after" in error.extra:
                     response.headers["Retry-After"] = str(int(error.extra["retry_after"]))
                 return response
