@@ -10,8 +10,13 @@ from fastapi import APIRouter, FastAPI
 import knowledge_base as kb
 from api.chat_runtime import start_chat_channels, stop_chat_channels
 from api.errors import install_error_handlers
+from api.http import accounts
 from api.http.agent import console, realtime
 from api.http.merchant import (
+    backoffice,
+    backoffice_faq,
+    backoffice_search,
+    backoffice_shop,
     catalog,
     channels,
     cross_border,
@@ -57,6 +62,8 @@ ROUTERS: list[APIRouter] = [
     nlu.router,
     insights.router,
     tokens.router,
+    accounts.router, backoffice.router, backoffice_shop.router, backoffice_faq.router,
+    backoffice_search.router,
 ]
 
 
@@ -93,8 +100,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(RefuseNul)  # inside BodySizeLimit: it reads the body whole, which that bounds
-    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
+    # RefuseNul is inside BodySizeLimit: it reads the body whole, which that bounds.
+    app.add_middleware(RefuseNul, upload_paths=frozenset(backoffice_shop.UPLOAD_LIMITS))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes,
+                       upload_paths={path: max(limit, settings.limits.max_body_bytes)
+                                     for path, limit in backoffice_shop.UPLOAD_LIMITS.items()})
     return app
 
 

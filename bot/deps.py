@@ -34,6 +34,7 @@ class FaqMatch:
     answer: str
     score: float
     entry_id: int | None = None
+    language: str | None = None  # the answer's language (another one when the asked language has no translation)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ Service API for the bot and the API (others never touch the tables or repositori
 * ``open_index(database)`` -> the process's ``LiveFaqIndex`` (loads, then follows edits every 200 ms)
 * ``answer(index, question=, language=, country=, channel=, embedding=, session=)`` -> ``Retrieval``
   with ``decision`` ("answer", "suggest" = show as "did you mean", "none") and ``matches``
+* drafts and review (``knowledge_base.drafts``): ``draft_state``, ``save_draft``, ``request_review``,
+  ``publish_draft``, ``discard_draft``, ``awaiting_review``, ``missing_translations``, ``version_diff``
 * entry services: ``create_entry``, ``update_entry``, ``set_status``, ``translate_entry``,
   ``restore_version``, ``delete_entry``, ``list_entries``, ``entry_history``, ``import_entries``,
   ``export_entries``, ``load_demo_faq``
@@ -16,6 +18,18 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import Database
+from knowledge_base.drafts import (
+    DraftState,
+    awaiting_review,
+    discard_draft,
+    draft_state,
+    drafts_for,
+    missing_translations,
+    publish_draft,
+    request_review,
+    save_draft,
+    version_diff,
+)
 from knowledge_base.index import HybridIndex, IndexedEntry, Match, Retrieval, Weights
 from knowledge_base.live import LiveFaqIndex
 from knowledge_base.service import (
@@ -66,6 +80,8 @@ async def answer(index: LiveFaqIndex, *, question: str, language: str, country: 
 
 
 __all__ = [
+    "DraftState", "awaiting_review", "discard_draft", "draft_state", "drafts_for", "missing_translations",
+    "publish_draft", "request_review", "save_draft", "version_diff",
     "HybridIndex", "IndexedEntry", "LiveFaqIndex", "Match", "Retrieval", "Weights", "answer", "close_index",
     "create_entry", "delete_entry", "entry_history", "export_entries", "get_entry", "import_entries",
     "list_entries", "load_demo_faq", "open_index", "restore_version", "set_status", "translate_entry",

@@ -79,3 +79,21 @@ class FaqChange(Base):
     id: Mapped[int] = mapped_column(ChangeId, primary_key=True, autoincrement=True)
     entry_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FaqDraft(Base):
+    """Unpublished changes to an entry (one per entry): the live entry keeps answering until the draft is
+    published. `base_version` is the entry version the draft was started from (a newer live version means a
+    conflict); `review_requested_*` marks it waiting for a reviewer."""
+
+    __tablename__ = "kb_drafts"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("kb_entries.id"), primary_key=True)
+    questions: Mapped[list[str]] = mapped_column(JSON)
+    answer: Mapped[str] = mapped_column(Text)
+    base_version: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)  # bumped on every save: two tabs saving one draft conflict
+    author: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    review_requested_by: Mapped[str | None] = mapped_column(String(120), default=None)
+    review_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

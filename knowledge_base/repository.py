@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Text, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from knowledge_base.models import FaqChange, FaqEntry, FaqEntryVersion, FaqQuestionKey
+from knowledge_base.models import FaqChange, FaqDraft, FaqEntry, FaqEntryVersion, FaqQuestionKey
 
 # The live index's reads on chat turns, built once (SQLAlchemy reuses their cache key and compiled form).
 _CHANGES_AFTER = select(FaqChange.id, FaqChange.entry_id).where(FaqChange.id > bindparam("after")) \
@@ -142,3 +142,44 @@ async def store_vectors(session: AsyncSession, rows: Iterable[tuple[int, int, by
                                        .values(vectors=vectors, vectors_version=version))
         stored += int(getattr(result, "rowcount", 0) or 0)
     return stored
+
+
+# ---------- drafts ----------
+async def draft(session: AsyncSession, entry_id: int) -> FaqDraft | None:
+    return await session.get(FaqDraft, entry_id, populate_existing=True)
+
+
+async def drafts_of(session: AsyncSession, entry_ids: Iterable[int]) -> Sequence[FaqDraft]:
+    ids = list(set(entry_ids))
+    if not ids:
+        return []
+    return (await session.scalars(select(FaqDraft).where(FaqDraft.entry_id.in_(ids)))).all()
+
+
+async def drafts_awaiting_review(session: AsyncSession, limit: int) -> Sequence[FaqDraft]:
+    return (await session.scalars(select(FaqDraft).where(FaqDraft.review_requested_at.is_not(None))
+                                  .order_by(FaqDraft.review_requested_at).limit(limit))).all()
+
+
+async def bump_draft(session: AsyncSession, entry_id: int, expected_revision: int, values: dict[str, object]) -> bool:
+    """Save a draft only if nobody saved it since `expected_revision` (one conditional UPDATE: two tabs that
+    read the same revision cannot both win)."""
+    result = await session.execute(
+        update(FaqDraft).where(FaqDraft.entry_id == entry_id, FaqDraft.revision == expected_revision)
+        .values(revision=expected_revision + 1, **values).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def delete_draft(session: AsyncSession, entry_id: int) -> None:
+    await session.execute(delete(FaqDraft).where(FaqDraft.entry_id == entry_id))
+
+
+async def groups_missing_language(session: AsyncSession, languages: Sequence[str]) -> dict[str, list[str]]:
+    """group_key -> the languages it has no live entry in."""
+    rows = (await session.execute(select(FaqEntry.group_key, FaqEntry.language)
+                                  .where(FaqEntry.deleted_at.is_(None)))).all()
+    have: dict[str, set[str]] = {}
+    for group_key, language in rows:
+        have.setdefault(group_key, set()).add(language)
+    return {g: [lang for lang in languages if lang not in langs] for g, langs in have.items()
+            if any(lang not in langs for lang in languages)}

@@ -10,17 +10,19 @@ from kit.db import Database
 from kit.errors import ShopTalkError
 from kit.settings import get_settings
 
-app = typer.Typer(help="Human agents of the console at /agent.", no_args_is_help=True)
+app = typer.Typer(help="Accounts of the agent console (/agent) and the back office (/backoffice).",
+                  no_args_is_help=True)
 
 
 @app.command("create")
 def create(email: str = typer.Option(..., help="Sign-in email"),
            name: str = typer.Option(..., help="Shown to colleagues"),
-           role: str = typer.Option("agent", help="agent or supervisor"),
+           role: str = typer.Option("agent", help="owner, staff, supervisor or agent (the first owner invites the rest "
+                                                  "from /backoffice/team)"),
            capacity: int = typer.Option(3, help="Open conversations before round-robin skips this agent"),
            password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
                                         help="At least 10 characters (asked for when not given)")) -> None:
-    """Create a console account (the password is stored as an argon2id hash)."""
+    """Create an account (the password is stored as an argon2id hash)."""
     settings = get_settings()
 
     async def run() -> int:
@@ -38,4 +40,5 @@ def create(email: str = typer.Option(..., help="Sign-in email"),
     except ShopTalkError as error:
         typer.echo(f"error: {error.detail} ({error.code})", err=True)
         raise typer.Exit(1) from error
-    typer.echo(f"agent {agent_id} created: {email} ({role}); sign in at /agent")
+    where = "/backoffice" if role in ("owner", "staff") else "/agent"
+    typer.echo(f"account {agent_id} created: {email} ({role}); sign in at {where}")

@@ -1,4 +1,5 @@
-"""The demo shop's console accounts: an agent and a supervisor with a published password, and two canned responses."""
+"""The demo shop's accounts: an owner (the back office at /backoffice), an agent and a supervisor (the console),
+with a published password, and two canned responses."""
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -6,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import handoff
 
 DEMO_AGENTS = (("agent@demo.shoptalk.dev", "Demo Agent", "agent"),
-               ("supervisor@demo.shoptalk.dev", "Demo Supervisor", "supervisor"))
+               ("supervisor@demo.shoptalk.dev", "Demo Supervisor", "supervisor"),
+               ("owner@demo.shoptalk.dev", "Demo Owner", "owner"))
 DEMO_PASSWORD = "shoptalk-demo-agent"  # the demo's published password; never used outside the demo
 
 

@@ -11,19 +11,22 @@ from api.errors import PROBLEM_JSON
 
 
 class BodySizeLimit:
-    """Refuses bodies over the limit with 413 problem+json, whether or not Content-Length is sent."""
+    """Refuses bodies over the limit with 413 problem+json, whether or not Content-Length is sent. `upload_paths`
+    maps the few upload routes (exact paths) to their own, larger limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_paths: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_paths = upload_paths or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_paths.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
             return
         seen = 0
 
@@ -32,19 +35,19 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await self._refuse(scope, send)
+            await self._refuse(scope, send, limit)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         body = json.dumps({"type": "https://shoptalk.dev/problems/payload_too_large",
                            "title": "Payload too large", "status": 413, "code": "payload_too_large",
-                           "detail": f"The request body is larger than {self.max_bytes} bytes.",
+                           "detail": f"The request body is larger than {limit} bytes.",
                            "instance": scope.get("path", "")}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", PROBLEM_JSON.encode()),
@@ -80,10 +83,12 @@ def _body_has_nul(body: bytes) -> bool:
 
 class RefuseNul:
     """Refuses NUL (U+0000) anywhere in the path, the query or the body with 422 problem+json `invalid_characters`:
-    PostgreSQL cannot store it in text, so it would otherwise fail deep inside a route as a 500."""
+    PostgreSQL cannot store it in text, so it would otherwise fail deep inside a route as a 500. A multipart body
+    sent to one of `upload_paths` is let through (files hold NUL bytes): that route checks its text fields."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, upload_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,9 +104,10 @@ class RefuseNul:
             messages.append(message)
             more = message["type"] == "http.request" and bool(message.get("more_body"))
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        form = dict(scope.get("headers") or []).get(b"content-type", b"").startswith(
-            b"application/x-www-form-urlencoded")
-        if _body_has_nul(body) or (form and b"\x00" in unquote_to_bytes(body)):
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+        form = content_type.startswith(b"application/x-www-form-urlencoded")
+        multipart = content_type.startswith(b"multipart/form-data") and scope.get("path") in self.upload_paths
+        if not multipart and (_body_has_nul(body) or (form and b"\x00" in unquote_to_bytes(body))):
             await _refuse_nul(scope, send, "the request body")
             return
         replay = iter(messages)

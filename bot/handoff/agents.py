@@ -1,4 +1,6 @@
-"""Agent accounts, console sign-in and sessions, CSRF, availability and who is online."""
+"""Accounts (shop owner, merchant staff, supervisors, agents), sign-in and sessions, CSRF, availability and who is
+online. One session serves the agent console and the back office; what each role may do there is decided by
+`api.accounts.PERMISSIONS` (the console itself only tells supervisors from the rest)."""
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +21,8 @@ from bot.handoff.models import DEFAULT_SHOP_ID, Agent, AgentSession, HandoffThre
 from kit.clock import as_utc, utcnow
 from kit.text import is_email_address
 
-ROLES = ("agent", "supervisor")
+ROLES = ("owner", "staff", "supervisor", "agent")
+CONSOLE_ROLES = ("supervisor", "agent")  # who takes conversations by round-robin
 ONLINE_SECONDS = 45  # an agent whose console has not checked in for this long is offline
 # OWASP's argon2id minimum; a login costs ~20 ms on this hardware.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
@@ -58,7 +61,7 @@ class AgentRepository:
     async def online_agents(self, shop_id: int, seen_since: datetime) -> Sequence[Agent]:
         return (await self.session.scalars(
             select(Agent).where(Agent.shop_id == shop_id, Agent.available.is_(True), Agent.disabled_at.is_(None),
-                                Agent.last_seen_at >= seen_since)
+                                Agent.role.in_(CONSOLE_ROLES), Agent.last_seen_at >= seen_since)
             .order_by(Agent.last_assigned_at.is_not(None), Agent.last_assigned_at, Agent.id))).all()
 
     async def open_load(self, shop_id: int) -> dict[int, int]:
@@ -80,15 +83,15 @@ async def create_agent(session: AsyncSession, *, email: str, name: str, role: st
     """Create a console account; the password is stored as an argon2id hash only."""
     email = email.strip()
     if not is_email_address(email):
-        raise BadAgentInput(f"{email!r} is not an email address.", code="invalid_email")
+        raise BadAgentInput(f"{email!r} is not an email address.", code="invalid_email", field="email")
     if role not in ROLES:
-        raise BadAgentInput(f"role must be one of {', '.join(ROLES)}.", code="unknown_role")
+        raise BadAgentInput(f"role must be one of {', '.join(ROLES)}.", code="unknown_role", field="role")
     if len(password) < 10:
-        raise BadAgentInput("The password needs at least 10 characters.", code="weak_password")
+        raise BadAgentInput("The password needs at least 10 characters.", code="weak_password", field="password")
     if not name.strip():
-        raise BadAgentInput("The agent needs a name.", code="missing_name")
+        raise BadAgentInput("The agent needs a name.", code="missing_name", field="name")
     if not 1 <= capacity <= 100:
-        raise BadAgentInput("capacity must be between 1 and 100.", code="invalid_capacity")
+        raise BadAgentInput("capacity must be between 1 and 100.", code="invalid_capacity", field="capacity")
     repo = AgentRepository(session)
     if await repo.agent_by_email(email) is not None:
         raise AgentExists(f"An agent with {email} exists.")
@@ -107,8 +110,8 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def sign_in(session: AsyncSession, *, email: str, password: str, ttl_seconds: int) -> tuple[Agent, str]:
-    """Check the password and open a console session; returns the agent and the session token (shown once)."""
+async def check_password(session: AsyncSession, *, email: str, password: str) -> Agent:
+    """The account whose email and password these are; WrongCredentials (one message) otherwise."""
     agent = await AgentRepository(session).agent_by_email(email.strip())
     try:
         # The same argon2 work whether or not the email exists, so timing does not reveal accounts.
@@ -119,12 +122,23 @@ async def sign_in(session: AsyncSession, *, email: str, password: str, ttl_secon
         raise WrongCredentials("Wrong email or password.")
     if _hasher.check_needs_rehash(agent.password_hash):
         agent.password_hash = hash_password(password)
+    return agent
+
+
+async def open_session(session: AsyncSession, *, agent: Agent, ttl_seconds: int) -> str:
+    """A new session for an account whose credentials were checked; returns the token (shown once)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session.add(AgentSession(token_hash=_token_hash(token), agent_id=agent.id, created_at=now,
                              expires_at=now + timedelta(seconds=ttl_seconds)))
     await session.flush()
-    return agent, token
+    return token
+
+
+async def sign_in(session: AsyncSession, *, email: str, password: str, ttl_seconds: int) -> tuple[Agent, str]:
+    """Check the password and open a session (no second factor: `api.accounts.sign_in` adds it)."""
+    agent = await check_password(session, email=email, password=password)
+    return agent, await open_session(session, agent=agent, ttl_seconds=ttl_seconds)
 
 
 async def sign_out(session: AsyncSession, *, token: str) -> None:
@@ -174,6 +188,11 @@ async def set_available(session: AsyncSession, *, agent: Agent, available: bool)
 async def agent_by_email(session: AsyncSession, *, email: str) -> Agent | None:
     """The account with this sign-in email (any case), or None."""
     return await AgentRepository(session).agent_by_email(email.strip())
+
+
+async def accounts_of_shop(session: AsyncSession, *, shop_id: int) -> Sequence[Agent]:
+    """Every account of the shop, disabled ones too (the back office's team page)."""
+    return (await session.scalars(select(Agent).where(Agent.shop_id == shop_id).order_by(Agent.id))).all()
 
 
 async def list_agents(session: AsyncSession, *, shop_id: int) -> list[AgentCard]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from babel import Locale, UnknownLocaleError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import knowledge_base
@@ -29,7 +30,8 @@ class KnowledgeBaseFaq:
                                                 channel=channel, embedding=embedding, session=session,
                                                 k=SUGGESTIONS)
         return FaqResult(decision=retrieval.decision,
-                         matches=[FaqMatch(question=m.question, answer=m.answer, score=m.score, entry_id=m.entry_id)
+                         matches=[FaqMatch(question=m.question, answer=m.answer, score=m.score, entry_id=m.entry_id,
+                                           language=m.language)
                                   for m in retrieval.matches])
 
 
@@ -46,18 +48,30 @@ async def lookup(turn: Turn) -> FaqResult | None:
                                language=turn.locale, country=turn.conversation.country, channel=turn.inbound.channel)
 
 
+def answer_text(turn: Turn, match: FaqMatch) -> str:
+    """The answer, with a note first when it is in another language than the shopper's (no translation yet)."""
+    if match.language is None or match.language == turn.locale:
+        return match.answer
+    try:
+        name = Locale.parse(turn.locale).languages.get(match.language, match.language)
+    except (ValueError, UnknownLocaleError):
+        name = match.language
+    return f"{turn.t('faq_other_language', language=name)}\n\n{match.answer}"
+
+
 async def answer(turn: Turn, *, result: FaqResult | None = None) -> bool:
     """Reply from the knowledge base; False when it has nothing (the caller decides what to say then)."""
     result = result or await lookup(turn)
     if result is None or result.decision == "none" or not result.matches:
         return False
     if result.decision == "answer":
-        turn.say_text(result.matches[0].answer, custom={"faq_entry_id": result.matches[0].entry_id})
+        turn.say_text(answer_text(turn, result.matches[0]), custom={"faq_entry_id": result.matches[0].entry_id})
         return True
     buttons = [turn.button_text(m.question, f"faq:entry:{m.entry_id}" if m.entry_id is not None else m.question)
                for m in result.matches[:SUGGESTIONS]]
     turn.conversation.pending = {"intent": "faq", "slot": "suggestion",
-                                 "data": {"answers": {str(m.entry_id): m.answer for m in result.matches[:SUGGESTIONS]}}}
+                                 "data": {"answers": {str(m.entry_id): answer_text(turn, m)
+                                                         for m in result.matches[:SUGGESTIONS]}}}
     turn.say("faq_did_you_mean", buttons=buttons)
     return True
 

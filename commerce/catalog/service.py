@@ -172,6 +172,29 @@ async def list_products(session: AsyncSession, *, limit: int = 50, cursor: str |
     return rows[:limit], next_cursor
 
 
+async def update_product(session: AsyncSession, *, product_id: int, title: dict[str, str] | None = None,
+                         description: dict[str, str] | None = None, base_price: Decimal | None = None,
+                         image_url: str | None = None) -> Product:
+    """Change a product's texts (per language), base price or image; what is None stays. Search picks the change
+    up by itself (it watches writes to the products table)."""
+    product = await get_product(session, product_id=product_id)
+    if title is not None:
+        if not title.get("en", "").strip():
+            raise InvalidInput("A product needs at least an English title.", code="missing_title")
+        product.title = {lang: text.strip() for lang, text in title.items() if text.strip()}
+    if description is not None:
+        product.description = {lang: text.strip() for lang, text in description.items() if text.strip()}
+    if base_price is not None:
+        if base_price <= 0:
+            raise InvalidInput("The price must be more than zero.", code="invalid_price")
+        product.base_price = base_price
+    if image_url is not None:
+        product.image_url = image_url
+    product.updated_at = utcnow()
+    await session.flush()
+    return product
+
+
 __all__ = ["ProductPage", "UnknownSku", "all_products", "categories", "create_category", "create_product",
            "get_product", "get_products", "get_variant", "get_variants", "is_sellable_to", "list_products", "localized",
-           "product_out", "sellable_to", "variant_price"]
+           "product_out", "sellable_to", "update_product", "variant_price"]

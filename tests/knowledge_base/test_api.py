@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -126,14 +125,8 @@ async def test_malformed_json_import_is_refused(client: httpx.AsyncClient) -> No
     assert response.json()["code"] == "malformed_json"
 
 
-async def test_the_page_is_static_and_never_renders_html_from_data(client: httpx.AsyncClient) -> None:
+async def test_the_old_page_sends_merchants_to_the_back_office(client: httpx.AsyncClient) -> None:
     page = await client.get("/merchant/faq", headers={"Authorization": ""})
-    assert page.status_code == 200
-    assert "script-src 'self'" in page.headers["content-security-policy"]
-    assert "<script>" not in page.text  # only the external, same-origin app.js
-    script = await client.get("/merchant/faq/app.js")
-    assert script.status_code == 200
-    assert "innerHTML" not in script.text
-    assert "insertAdjacentHTML" not in script.text
-    assert (await client.get("/merchant/faq/secrets.txt")).status_code == 404
-    assert (Path(__file__).resolve().parents[2] / "api/pages/faq/app.js").read_text(encoding="utf-8") == script.text
+    assert page.status_code == 308
+    assert page.headers["location"] == "/backoffice/faq"
+    assert (await client.get("/merchant/faq/app.js")).status_code == 404

@@ -19,9 +19,8 @@ from api.deps import get_database, get_settings_dep
 from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
 from api.params import PathId
-from api.throttle import SignInThrottle, client_ip
 from bot import handoff
-from bot.handoff.errors import NotSupervisor, WrongCredentials
+from bot.handoff.errors import NotSupervisor
 from bot.handoff.models import Agent
 from kit.errors import NotFound
 from kit.fields import RowId
@@ -104,11 +103,6 @@ async def console_asset(name: str) -> FileResponse:
 
 # ------------------------------------------------------------------------------------------ sessions
 
-class SignInBody(BaseModel):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=200)
-
-
 class AgentOut(BaseModel):
     id: int
     email: str
@@ -118,53 +112,13 @@ class AgentOut(BaseModel):
     available: bool
 
 
-class SessionOut(BaseModel):
-    agent: AgentOut
-    csrf_token: str
-
-
 def _agent_out(agent: Agent) -> AgentOut:
     return AgentOut(id=agent.id, email=agent.email, name=agent.name, role=agent.role, shop_id=agent.shop_id,
                     available=agent.available)
 
 
-@router.post("/api/v1/agent/session", response_model=SessionOut, summary="Sign in to the agent console",
-             responses={401: {"description": "Wrong email or password"},
-                        429: {"description": "Too many failed sign-ins (Retry-After says for how long)"}})
-async def sign_in(body: SignInBody, request: Request, response: Response) -> SessionOut:
-    settings = get_settings_dep(request)
-    ttl = settings.security.session_ttl_seconds
-    throttle = SignInThrottle(request.app)
-    ip = client_ip(request)
-    await throttle.check(email=body.email, ip=ip)
-    try:
-        async with get_database(request).unit_of_work() as session:
-            agent, token = await handoff.agents.sign_in(session, email=body.email, password=body.password,
-                                                        ttl_seconds=ttl)
-            out = _agent_out(agent)
-    except WrongCredentials:
-        await throttle.failed(email=body.email, ip=ip)
-        raise
-    await throttle.succeeded(email=body.email, ip=ip)
-    response.set_cookie(SESSION_COOKIE, token, max_age=ttl, httponly=True, samesite="strict", path="/",
-                        secure=settings.environment == "production")
-    return SessionOut(agent=out, csrf_token=handoff.agents.csrf_token(session_token=token, secret=_secret(request)))
-
-
-@router.get("/api/v1/agent/session", response_model=SessionOut, summary="Who is signed in (and the CSRF token)")
-async def current_session(who: Reader, request: Request) -> SessionOut:
-    async with get_database(request).unit_of_work() as session:
-        out = _agent_out(await _agent(session, who))
-    return SessionOut(agent=out, csrf_token=handoff.agents.csrf_token(session_token=who.token, secret=_secret(request)))
-
-
-@router.delete("/api/v1/agent/session", status_code=204, summary="Sign out")
-async def sign_out(who: Writer, request: Request, response: Response) -> Response:
-    async with get_database(request).unit_of_work() as session:
-        await handoff.agents.sign_out(session, token=who.token)
-    result = Response(status_code=204)
-    result.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
-    return result
+# Sign-in, the current session and sign-out are api/http/accounts.py (one session for the console and the back
+# office).
 
 
 class AvailabilityBody(BaseModel):

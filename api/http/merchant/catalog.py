@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from api import accounts
 from api.auth import MerchantDep
 from api.deps import SessionDep
 from api.params import PathId
@@ -31,8 +32,13 @@ async def get_product(product_id: PathId, session: SessionDep) -> ProductOut:
 
 
 @router.post("/products", response_model=ProductOut, status_code=status.HTTP_201_CREATED)
-async def create_product(data: ProductIn, session: SessionDep, _: MerchantDep) -> ProductOut:
+async def create_product(data: ProductIn, session: SessionDep, principal: MerchantDep) -> ProductOut:
     product = await catalog.create_product(session, data=data)
+    actor = accounts.token_actor(principal.token_id, principal.name)
+    await accounts.record(session, actor=actor, area="catalog", action="product created",
+                          subject=f"{product.slug} (#{product.id})", details={"languages": sorted(data.title)})
+    await accounts.record(session, actor=actor, area="price", action="price set", subject=product.slug,
+                          details={"base_price": f"{data.base_price} {product.currency}"})
     return catalog.product_out(product, {})
 
 
@@ -42,5 +48,8 @@ async def list_categories(session: SessionDep) -> list[CategoryOut]:
 
 
 @router.post("/categories", response_model=CategoryOut, status_code=status.HTTP_201_CREATED)
-async def create_category(data: CategoryIn, session: SessionDep, _: MerchantDep) -> CategoryOut:
-    return CategoryOut.model_validate(await catalog.create_category(session, data=data))
+async def create_category(data: CategoryIn, session: SessionDep, principal: MerchantDep) -> CategoryOut:
+    category = await catalog.create_category(session, data=data)
+    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="catalog",
+                          action="category created", subject=category.slug)
+    return CategoryOut.model_validate(category)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 
 import knowledge_base as kb
+from api import accounts
 from api.auth import MerchantDep, Principal
 from api.deps import SessionDep
 from api.params import Offset, PathId
@@ -35,6 +36,12 @@ def _author(principal: Principal) -> str:
     return f"{principal.name} (token {principal.token_id})"
 
 
+async def _audit(session: SessionDep, principal: Principal, action: str, entry_id: int,
+                 details: dict[str, object] | None = None) -> None:
+    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="faq",
+                          action=action, subject=f"FAQ #{entry_id}", details=dict(details or {}))
+
+
 async def _out(session: SessionDep, entries: list[FaqEntry]) -> list[FaqEntryOut]:
     groups = await kb.translations_of(session, entries=entries)
     return [FaqEntryOut.model_validate(e).model_copy(update={"translations": [
@@ -57,6 +64,7 @@ async def list_entries(session: SessionDep, _: MerchantDep, language: str | None
 @router.post("/entries", response_model=FaqEntryOut, status_code=status.HTTP_201_CREATED)
 async def create_entry(data: FaqEntryIn, session: SessionDep, principal: MerchantDep) -> FaqEntryOut:
     entry = await kb.create_entry(session, data=data, author=_author(principal))
+    await _audit(session, principal, "entry created", entry.id, {"status": entry.status})
     return (await _out(session, [entry]))[0]
 
 
@@ -69,6 +77,7 @@ async def get_entry(entry_id: PathId, session: SessionDep, _: MerchantDep) -> Fa
 async def update_entry(entry_id: PathId, patch: FaqEntryPatch, session: SessionDep,
                        principal: MerchantDep) -> FaqEntryOut:
     entry = await kb.update_entry(session, entry_id=entry_id, patch=patch, author=_author(principal))
+    await _audit(session, principal, "edited", entry_id, {"version": entry.version, "status": entry.status})
     return (await _out(session, [entry]))[0]
 
 
@@ -77,6 +86,7 @@ async def delete_entry(entry_id: PathId, session: SessionDep, principal: Merchan
     try:
         async with session.begin_nested():
             await kb.delete_entry(session, entry_id=entry_id, author=_author(principal))
+            await _audit(session, principal, "deleted", entry_id)
     except IntegrityError:
         # A concurrent DELETE of the same entry won (its version row took ours): it is gone, 404 like any later one.
         await kb.get_entry(session, entry_id=entry_id)
@@ -89,6 +99,7 @@ async def publish_entry(entry_id: PathId, session: SessionDep, principal: Mercha
                         change: StatusChange | None = None) -> FaqEntryOut:
     entry = await kb.set_status(session, entry_id=entry_id, status="published", author=_author(principal),
                                 expected_version=change.expected_version if change else None)
+    await _audit(session, principal, "published", entry_id, {"version": entry.version})
     return (await _out(session, [entry]))[0]
 
 
@@ -97,6 +108,7 @@ async def unpublish_entry(entry_id: PathId, session: SessionDep, principal: Merc
                           change: StatusChange | None = None) -> FaqEntryOut:
     entry = await kb.set_status(session, entry_id=entry_id, status="draft", author=_author(principal),
                                 expected_version=change.expected_version if change else None)
+    await _audit(session, principal, "unpublished", entry_id, {"version": entry.version})
     return (await _out(session, [entry]))[0]
 
 
@@ -104,6 +116,7 @@ async def unpublish_entry(entry_id: PathId, session: SessionDep, principal: Merc
 async def translate_entry(entry_id: PathId, data: TranslationIn, session: SessionDep,
                           principal: MerchantDep) -> FaqEntryOut:
     entry = await kb.translate_entry(session, entry_id=entry_id, data=data, author=_author(principal))
+    await _audit(session, principal, "translation added", entry.id, {"of": entry_id, "language": entry.language})
     return (await _out(session, [entry]))[0]
 
 
@@ -116,6 +129,7 @@ async def entry_history(entry_id: PathId, session: SessionDep, _: MerchantDep) -
 async def restore_version(entry_id: PathId, version: PathId, session: SessionDep,
                           principal: MerchantDep) -> FaqEntryOut:
     entry = await kb.restore_version(session, entry_id=entry_id, version=version, author=_author(principal))
+    await _audit(session, principal, "restored", entry_id, {"from_version": version, "version": entry.version})
     return (await _out(session, [entry]))[0]
 
 
@@ -144,7 +158,10 @@ async def import_entries(request: Request, session: SessionDep, principal: Merch
         records, row_errors = parse_csv(text)
     else:
         records, row_errors = parse_json(text), []
-    return await kb.import_entries(session, records=records, row_errors=row_errors, author=_author(principal))
+    report = await kb.import_entries(session, records=records, row_errors=row_errors, author=_author(principal))
+    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="faq",
+                          action="imported", subject=f"{format_} file", details=report.model_dump())
+    return report
 
 
 @router.get("/export")

@@ -1,10 +1,13 @@
-"""The merchant FAQ web page: static HTML + JS that calls the FAQ REST API with the merchant token."""
+"""/merchant/faq, the old token-in-a-box FAQ page, is retired: the back office's FAQ (drafts, review, versions,
+import and export) replaces it. The address answers a permanent redirect there."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-
-from api.pages import add_page_routes
+from fastapi.responses import RedirectResponse
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-add_page_routes(router, url="/merchant/faq", folder="faq",
-                assets={"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"})
+
+
+@router.get("/merchant/faq")
+async def retired_faq_page() -> RedirectResponse:
+    return RedirectResponse("/backoffice/faq", status_code=308)

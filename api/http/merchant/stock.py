@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from api import accounts
 from api.auth import MerchantDep
 from api.deps import SessionDep
 from api.params import PathId
@@ -23,14 +24,23 @@ async def stock_for(session: SessionDep, sku: Annotated[list[str], Query(min_len
 
 
 @router.post("/adjustments", response_model=StockLevelOut)
-async def adjust(data: StockAdjustIn, session: SessionDep, _: MerchantDep) -> StockLevelOut:
-    await inventory.adjust_stock(session, sku=data.sku, location=data.location, delta=data.delta)
+async def adjust(data: StockAdjustIn, session: SessionDep, principal: MerchantDep) -> StockLevelOut:
+    level = await inventory.adjust_stock(session, sku=data.sku, location=data.location, delta=data.delta)
+    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="stock",
+                          action="stock add" if data.delta > 0 else "stock remove", subject=data.sku,
+                          details={"location": data.location, "before": level.on_hand - data.delta,
+                                   "after": level.on_hand, "reason": "API"})
     return next(lvl for lvl in await inventory.stock_levels(session, skus=[data.sku]) if lvl.location == data.location)
 
 
 @router.put("/levels", response_model=StockLevelOut)
-async def set_level(data: StockSetIn, session: SessionDep, _: MerchantDep) -> StockLevelOut:
+async def set_level(data: StockSetIn, session: SessionDep, principal: MerchantDep) -> StockLevelOut:
+    before = {lvl.location: lvl.on_hand for lvl in await inventory.stock_levels(session, skus=[data.sku])}
     await inventory.set_stock(session, sku=data.sku, location=data.location, on_hand=data.on_hand)
+    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="stock",
+                          action="stock take", subject=data.sku,
+                          details={"location": data.location, "before": before.get(data.location, 0),
+                                   "after": data.on_hand, "reason": "API"})
     return next(lvl for lvl in await inventory.stock_levels(session, skus=[data.sku]) if lvl.location == data.location)
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from api import accounts
 from api.auth import ROLES, AdminDep, issue_token, list_tokens, may_grant, parse_duration, revoke_token, token_status
 from api.deps import SessionDep
 from api.models import ApiToken
@@ -54,11 +55,15 @@ async def create(body: TokenIn, principal: AdminDep, session: SessionDep, respon
         raise Forbidden("A token cannot be given a role above its creator's.", code="role_above_own")
     expires_in = parse_duration(body.expires_in) if body.expires_in else None
     row, token = await issue_token(session, name=body.name, role=body.role, expires_in=expires_in)
+    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="tokens",
+                          action="created", subject=f"token {row.id} ({row.name})", details={"role": row.role})
     response.headers["Cache-Control"] = "no-store"
     return TokenCreated(**_out(row).model_dump(), token=token)
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token at once (404 when unknown)")
 async def revoke(token_id: int, principal: AdminDep, session: SessionDep) -> Response:
-    await revoke_token(session, token_id=token_id)
+    row = await revoke_token(session, token_id=token_id)
+    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="tokens",
+                          action="revoked", subject=f"token {row.id} ({row.name})")
     return Response(status_code=204)

@@ -36,7 +36,7 @@ def test_agent_create_then_sign_in(db: Database) -> None:
 
 async def test_demo_agents_load_once_and_can_sign_in(db: Database) -> None:
     async with db.unit_of_work() as session:
-        assert len(await load_demo_agents(session)) == 2
+        assert len(await load_demo_agents(session)) == 3  # agent, supervisor, owner
     async with db.unit_of_work() as session:
         assert await load_demo_agents(session) == []
         agent, _ = await handoff.agents.sign_in(session, email="agent@demo.shoptalk.dev", password=DEMO_PASSWORD,

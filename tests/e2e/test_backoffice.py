@@ -1,0 +1,235 @@
+"""The back office in real Chromium against the served demo shop (desktop and 390 px wide): the owner signs in and
+invites a staff member; the staff member joins, creates a product with a Chinese title and an image, adjusts its
+stock and sees the channel push queued, edits an FAQ answer and asks for review (the unsaved-changes guard
+stops an edit being lost), is refused an owner page; the owner publishes, and the shopper's next answer changes.
+Screenshots go to test-artifacts/backoffice-*.png."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.auth import create_token
+from bot import BotDeps, handoff
+from bot.skills.faq import KnowledgeBaseFaq
+from commerce.channels import service as channels
+from kit.db import Database
+from kit.settings import Settings
+from tests.bot.channels.served_shop import ServedShop, prepare_demo_database
+from tests.bot.conftest import TinyParser
+from tests.conftest import run_in_thread
+from tests.http import served_in_thread
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("SHOPTALK_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update"]
+PASSWORD = "correct horse battery"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def png(width: int = 24, height: int = 24) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x20\x80\xc0" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _prepare(url: str) -> str:
+    """The owner's account, a push channel (its webhook never answers: pushes stay queued), a REST channel token."""
+    await prepare_demo_database(url)
+    database = Database(url)
+    try:
+        async with database.unit_of_work() as session:
+            await handoff.agents.create_agent(session, email="olga@shop.test", name="Olga", role="owner",
+                                              password=PASSWORD)
+            await channels.create_channel(session, code="site", name="Web shop feed", kind="web", sync_mode="push",
+                                          connector="webhook",
+                                          config={"base_url": "http://127.0.0.1:9/hook", "secret": "s" * 32})
+            return await create_token(session, name="rest", role="channel")
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[tuple[ServedShop, str]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
+    rest_token = run_in_thread(_prepare(url))
+    settings = Settings(environment="test", database={"url": url},
+                        security={"secret_key": "test-secret-key-0123456789"})
+    app = create_app(settings)
+    with served_in_thread(app, name="backoffice-shop", start_timeout=120) as base_url:
+        # The engine's small trained parser (as the engine tests use) and the process's live FAQ index.
+        app.state.channels.runtime._deps = BotDeps(settings=settings, nlu=TinyParser(),
+                                                   knowledge=KnowledgeBaseFaq(app.state.faq_index))
+        yield ServedShop(base_url=base_url, database_url=url, settings=settings), rest_token
+
+
+async def _shopper_asks(base_url: str, token: str, text: str, sender: str) -> str:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        response = await http.post("/webhooks/rest/webhook", json={"sender": sender, "message": text},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    return "\n".join(str(reply.get("text", "")) for reply in response.json())
+
+
+async def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"backoffice-{name}.png"), full_page=True)
+
+
+async def test_run_the_shop_from_the_back_office(browser: Any, shop: tuple[ServedShop, str], tmp_path: Path) -> None:
+    served, rest_token = shop
+    base = served.base_url
+    before = await _shopper_asks(base, rest_token, "Do you offer gift wrapping?", "shopper-1")
+    assert "gift wrapping (EUR 3)" in before
+
+    owner_context = await browser.new_context(viewport=DESKTOP)
+    owner = await owner_context.new_page()
+    await owner.goto(f"{base}/backoffice")
+    assert "/backoffice/sign-in" in owner.url
+    await owner.fill("input[name=email]", "olga@shop.test")
+    await owner.fill("input[name=password]", "not the password")
+    await owner.click("button[type=submit]")
+    assert await owner.locator(".error").inner_text() == "Wrong email or password."
+    await owner.fill("input[name=password]", PASSWORD)
+    await owner.click("button[type=submit]")
+    await owner.wait_for_url(f"{base}/backoffice")
+    await _shot(owner, "dashboard-desktop")
+
+    # Invite a staff member.
+    await owner.click("nav >> text=Team")
+    await owner.fill("input[name=email]", "sid@shop.test")
+    await owner.select_option("select[name=role]", "staff")
+    await owner.click("button:has-text('Invite')")
+    link = await owner.locator("input[aria-label='Invitation link']").input_value()
+    assert "/invite/" in link
+    await _shot(owner, "team-invited-desktop")
+
+    staff_context = await browser.new_context(viewport=DESKTOP)
+    staff = await staff_context.new_page()
+    await staff.goto(link)
+    await staff.fill("input[name=name]", "Sid")
+    await staff.fill("input[name=password]", PASSWORD)
+    await staff.click("button[type=submit]")
+    await staff.wait_for_url(re.compile(r".*/backoffice\?notice=.*"))
+    assert "Team" not in await staff.locator("nav").inner_text()
+
+    # A product with a Chinese title and an image; a bad price first.
+    image = tmp_path / "kettle.png"
+    image.write_bytes(png())
+    await staff.goto(f"{base}/backoffice/catalog/new")
+    await staff.fill("input[name=title_en]", "Stone tea kettle")
+    await staff.fill("input[name=title_zh]", "石茶壶")
+    await staff.fill("textarea[name=description_zh]", "适合煮茶。")
+    await staff.fill("input[name=slug]", "stone-tea-kettle")
+    await staff.fill("input[name=base_price]", "59.999")
+    await staff.fill("input[name=currency]", "EUR")
+    await staff.fill("textarea[name=variants]", "STONE-KET-1 | colour=grey")
+    await staff.set_input_files("input[name=image]", str(image))
+    await staff.click("text=Create product")
+    assert "EUR prices have at most 2 decimal places" in await staff.locator("#err-base_price").inner_text()
+    assert await staff.locator("input[name=title_zh]").input_value() == "石茶壶"
+    await _shot(staff, "product-refused-price-desktop")
+    await staff.fill("input[name=base_price]", "59.90")
+    await staff.set_input_files("input[name=image]", str(image))
+    await staff.click("text=Create product")
+    await staff.wait_for_url(re.compile(r".*/backoffice/catalog/\d+.*"))
+    assert "石茶壶" in await staff.content()
+    width = await staff.eval_on_selector("img.thumb", "img => img.naturalWidth")
+    assert width == 24
+    await _shot(staff, "product-desktop")
+
+    # Stock: add units at Rotterdam, see the history and the push queued for the channel.
+    await staff.click("text=STONE-KET-1")
+    await staff.select_option("select[name=location]", "RTM")
+    await staff.fill("input[name=quantity]", "8")
+    await staff.fill("input[name=reason]", "first delivery")
+    await staff.click("form[action='/backoffice/stock/adjust'] button[type=submit]")
+    await staff.wait_for_url(re.compile(r".*notice=.*"))
+    page_text = await staff.locator("main").inner_text()
+    assert "0 → 8" in page_text
+    assert "site · pending" in page_text
+    await _shot(staff, "stock-desktop")
+
+    # A staff member trying an owner page: 403 page.
+    forbidden = await staff.goto(f"{base}/backoffice/team")
+    assert forbidden is not None
+    assert forbidden.status == 403
+    await _shot(staff, "forbidden-desktop")
+
+    # FAQ: edit the gift-wrap answer as a draft; the guard stops the edit being lost; ask for review.
+    await staff.goto(f"{base}/backoffice/faq?language=en&q=gift+wrapping")
+    await staff.click("text=Do you offer gift wrapping?")
+    editor_url = staff.url
+    answer = "Yes: gift wrapping now costs EUR 2, with a handwritten card."
+    await staff.fill("#editor textarea[name=answer]", answer)
+    dialogs: list[str] = []
+
+    async def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    staff.on("dialog", dismiss)
+    await staff.click("form[action='/backoffice/sign-out'] button")  # leaving with unsaved edits: asked first
+    assert dialogs
+    assert "unsaved changes" in dialogs[0]
+    assert staff.url == editor_url
+    assert await staff.locator("#editor textarea[name=answer]").input_value() == answer
+    staff.remove_listener("dialog", dismiss)
+    await staff.click("text=Save and ask for review")
+    await staff.wait_for_url(re.compile(r".*notice=.*"))
+    assert "awaiting review" in await staff.locator("h1").inner_text()
+    phone = await staff_context.new_page()
+    await phone.set_viewport_size(PHONE)
+    await phone.goto(editor_url)
+    await _shot(phone, "faq-editor-phone")
+    await phone.goto(f"{base}/backoffice/catalog")
+    await _shot(phone, "catalog-phone")
+    still = await _shopper_asks(base, rest_token, "Do you offer gift wrapping?", "shopper-2")
+    assert "gift wrapping (EUR 3)" in still  # a draft is not live
+
+    # The owner reviews and publishes.
+    await owner.goto(f"{base}/backoffice/faq?state=review")
+    await owner.click("text=Do you offer gift wrapping?")
+    await owner.click("button[value=publish]")
+    await owner.wait_for_url(re.compile(r".*notice=.*"))
+    assert "published by Olga" in await owner.locator("main").inner_text()
+    await _shot(owner, "faq-published-desktop")
+    after = await _shopper_asks(base, rest_token, "Do you offer gift wrapping?", "shopper-3")
+    assert "EUR 2, with a handwritten card" in after
+
+    await owner.goto(f"{base}/backoffice/audit")
+    audit = await owner.locator("main").inner_text()
+    for action in ("product created", "stock add", "review requested", "published", "invited"):
+        assert action in audit
+    await _shot(owner, "audit-desktop")
+    await owner_context.close()
+    await staff_context.close()
