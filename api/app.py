@@ -26,6 +26,7 @@ from api.http.merchant import (
     stock,
     tokens,
 )
+from api.http.merchant import webchat as webchat_sites
 from api.http.middleware import BodySizeLimit, RefuseNul
 from api.http.public import health, quotes
 from api.http.shopper import webchat, webhooks
@@ -54,6 +55,7 @@ ROUTERS: list[APIRouter] = [
     nlu.router,
     insights.router,
     tokens.router,
+    webchat_sites.router,
 ]
 
 
