@@ -94,13 +94,6 @@ async def webchat_page() -> HTMLResponse:
     return _page("index.html")
 
 
-@router.get("/webchat/{name}", include_in_schema=False)
-async def webchat_asset(name: str) -> FileResponse:
-    if name not in STATIC:
-        raise ShopTalkError("No such file.", code="not_found", status=404)
-    return FileResponse(PAGES / name, media_type=STATIC[name], headers={"X-Content-Type-Options": "nosniff"})
-
-
 @router.get("/widget.js", include_in_schema=False)
 async def widget_loader() -> FileResponse:
     """The one script a storefront adds: `<script src="https://<shop host>/widget.js" data-shop="..." async>`."""
@@ -152,6 +145,14 @@ async def webchat_frame(request: Request, shop: str = "") -> HTMLResponse:
                             headers={**SECURITY_HEADERS, "Content-Type": "text/plain; charset=utf-8"})
     ancestors = " ".join(site.allowed_origins) or "'none'"
     return _page("frame.html", ancestors=ancestors, shop=site.shop)
+
+
+# After /webchat/config and /webchat/frame, which it would otherwise match.
+@router.get("/webchat/{name}", include_in_schema=False)
+async def webchat_asset(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise ShopTalkError("No such file.", code="not_found", status=404)
+    return FileResponse(PAGES / name, media_type=STATIC[name], headers={"X-Content-Type-Options": "nosniff"})
 
 
 async def _history_entry(item: Any, names: dict[int, str]) -> Frame:
@@ -254,7 +255,7 @@ async def _identify(sock: Socket, data: dict[str, Any]) -> None:
         return
     session_id, token = channels.sessions.for_customer(shop=site.shop, customer_id=frame.customer_id)
     sock.move_to(session_id)
-    await sock.send({"type": "session", "token": token})
+    await sock.send({"type": "session", "token": token, "customer_id": frame.customer_id})
     await sock.send({"type": "identity", "status": "verified", "customer_id": frame.customer_id})
     await sock.send(await history_frame(channels, session_id))
 
