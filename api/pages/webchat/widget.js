@@ -9,7 +9,7 @@
   var LANGUAGES = data.languages || { en: "English" };
   var framed = document.body.getAttribute("data-mode") === "frame";
   var shop = data.shop || "";
-  var prefix = framed ? "shoptalk.webchat." + shop + "." : "shoptalk.webchat.";
+  var prefix = framed ? "" : "shoptalk.webchat.";
   var SESSION_KEY = prefix + "session-token";  // minted and signed by the server
   var CUSTOMER_KEY = prefix + "customer";  // the verified customer the kept token belongs to, if any
   var PENDING_KEY = prefix + "pending";
@@ -21,22 +21,32 @@
     window.crypto.getRandomValues(bytes);
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
+  // In a frame, browsers keep (or block) third-party storage per top-level site; the storefront's loader keeps
+  // the frame's values in the storefront's own storage instead and hands them over in its "init" message.
+  var kept = {};
   function load(key, fallback) {
+    if (framed) { return Object.prototype.hasOwnProperty.call(kept, key) && kept[key] !== null ? kept[key] : fallback; }
     try { var v = window.localStorage.getItem(key); return v === null ? fallback : JSON.parse(v); }
     catch (e) { return fallback; }
   }
-  function save(key, value) { try { window.localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode */ } }
-  function drop(key) { try { window.localStorage.removeItem(key); } catch (e) { /* private mode */ } }
-  try { window.localStorage.removeItem("shoptalk.webchat.session"); } catch (e) { /* the old self-chosen id */ }
+  function save(key, value) {
+    if (framed) { kept[key] = value; tell({ type: "store", key: key, value: value }); return; }
+    try { window.localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode */ }
+  }
+  function drop(key) { save(key, null); if (!framed) { try { window.localStorage.removeItem(key); } catch (e) { /* private mode */ } } }
+  if (!framed) { try { window.localStorage.removeItem("shoptalk.webchat.session"); } catch (e) { /* the old self-chosen id */ } }
 
-  var sessionToken = load(SESSION_KEY, null);  // "<id>.<signature>"; none yet: the server sends one
-  if (typeof sessionToken !== "string" || !/^[0-9a-f]{32}\.[A-Za-z0-9_-]{43}$/.test(sessionToken)) { sessionToken = null; }
-  var customer = load(CUSTOMER_KEY, null);
-  var pending = load(PENDING_KEY, []);  // frames sent but not yet acknowledged, in order
-  if (!Array.isArray(pending)) { pending = []; }
-  var storedLocale = load(LOCALE_KEY, null);
-  var locale = STRINGS[storedLocale] ? storedLocale
-    : ((navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en");
+  var sessionToken = null, customer = null, pending = [], storedLocale = null;
+  var locale = (navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  function restore() {
+    sessionToken = load(SESSION_KEY, null);  // "<id>.<signature>"; none yet: the server sends one
+    if (typeof sessionToken !== "string" || !/^[0-9a-f]{32}\.[A-Za-z0-9_-]{43}$/.test(sessionToken)) { sessionToken = null; }
+    customer = load(CUSTOMER_KEY, null);
+    pending = load(PENDING_KEY, []);  // frames sent but not yet acknowledged, in order
+    if (!Array.isArray(pending)) { pending = []; }
+    storedLocale = load(LOCALE_KEY, null);
+    if (STRINGS[storedLocale]) { locale = storedLocale; }
+  }
   var rendered = {};  // message key -> its <li>, so nothing shows twice
   var lastTheirs = null;  // author and agent name of the last shop message drawn (join / hand-back lines)
   var socket = null;
@@ -406,7 +416,10 @@
     if (!framed || event.source !== window.parent || !event.data || event.data.shoptalk !== 1) { return; }
     var m = event.data;
     if (m.type === "init") {
-      if (m.locale && !storedLocale) { setLocale(m.locale, false); }
+      if (started) { return; }
+      kept = m.stored && typeof m.stored === "object" ? m.stored : {};
+      restore();
+      if (storedLocale) { applyLocale(); } else { if (m.locale && STRINGS[m.locale]) { setLocale(m.locale, false); } showPrechat(); }
       identify(m.identity || null);
       start();
     } else if (m.type === "identify") { identify(m.identity || null); }
@@ -423,10 +436,10 @@
   // The session's id (the part before the signature), once the server has given one.
   Object.defineProperty(window.shoptalkChat, "sessionId", {
     get: function () { return sessionToken ? sessionToken.split(".")[0] : null; } });
+  if (!framed) { restore(); }
   applyLocale();
-  if (framed && !storedLocale) { showPrechat(); }
   if (framed && window.parent !== window) {
     tell({ type: "ready" });
-    window.setTimeout(start, 3000);  // no init from the page (a loader that failed): connect anonymously anyway
+    window.setTimeout(function () { if (!started) { showPrechat(); start(); } }, 3000);  // no init: anonymous
   } else { start(); }
 })();

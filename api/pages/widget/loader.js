@@ -24,6 +24,22 @@
     if (ready && frame) { frame.contentWindow.postMessage(Object.assign({ shoptalk: 1 }, message), base); }
     else { queue.push(message); }
   }
+  // The frame's session token, language and unsent messages, kept first-party (third-party storage is often blocked).
+  var STORE = "shoptalk." + shop + ".";
+  function keep(key, value) {
+    try { if (value === null || value === undefined) { localStorage.removeItem(STORE + key); } else { localStorage.setItem(STORE + key, JSON.stringify(value)); } }
+    catch (e) { /* private mode: the chat lasts this page */ }
+  }
+  function stored() {
+    var out = {};
+    try {
+      for (var i = 0; i < localStorage.length; i++) {
+        var key = localStorage.key(i);
+        if (key && key.indexOf(STORE) === 0) { out[key.slice(STORE.length)] = JSON.parse(localStorage.getItem(key)); }
+      }
+    } catch (e) { /* private mode */ }
+    return out;
+  }
   function emit(name, value) { (handlers[name] || []).forEach(function (fn) { try { fn(value); } catch (e) { console.error(e); } }); }
   function label(count) {
     var text = strings.open || "Open chat";
@@ -40,7 +56,7 @@
     __loaded: true,
     open: function () {
       if (!panel) { queue.push({ type: "__open" }); return; }
-      opened = true; panel.hidden = false;
+      opened = true; panel.hidden = false; setUnread(0);
       launcher.setAttribute("aria-expanded", "true");
       launcher.setAttribute("aria-label", strings.close || "Close chat");
       post({ type: "open" }); frame.focus(); emit("open");
@@ -119,12 +135,14 @@
     if (m.shoptalk !== 1) { return; }
     if (m.type === "ready") {
       ready = true;
-      frame.contentWindow.postMessage({ shoptalk: 1, type: "init", identity: identity, locale: locale }, base);
+      frame.contentWindow.postMessage({ shoptalk: 1, type: "init", identity: identity, locale: locale,
+                                        stored: stored() }, base);
       var waiting = queue; queue = [];
       waiting.forEach(post);
       if (opened) { post({ type: "open" }); }
     } else if (m.type === "unread") { if (!opened) { setUnread(m.count || 0); } }
     else if (m.type === "message") { emit("message", m.message); }
+    else if (m.type === "store" && typeof m.key === "string") { keep(m.key, m.value); }
     else if (m.type === "close") { api.close(); }
     else if (m.type === "identity") { emit("identity", m); }
     else if (m.type === "locale" && m.strings) {
