@@ -319,6 +319,7 @@ async def test_handoff_to_an_agent_and_back_with_safe_markdown(browser: Browser,
     await page.context.close()
 
 
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: npm ci --prefix tests/e2e")
 @pytest.mark.parametrize(("width", "language"), [(1280, "en"), (390, "zh")])
 async def test_accessible_in_english_and_chinese(browser: Browser, stack: dict[str, Any], width: int,
                                                  language: str) -> None:
