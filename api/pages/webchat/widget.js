@@ -166,7 +166,8 @@
     box.className = "card-img placeholder";
     box.setAttribute("role", "img");
     box.setAttribute("aria-label", t("no_image"));
-    box.textContent = String(title || "?").trim().charAt(0).toUpperCase() || "?";
+    // The initial is drawn by CSS (not text): the card reads the same whether or not the picture loaded.
+    box.setAttribute("data-initial", String(title || "?").trim().charAt(0).toUpperCase() || "?");
     card.insertBefore(box, card.firstChild);
   }
   function renderCards(cards, into) {
