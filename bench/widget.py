@@ -132,7 +132,10 @@ async def in_browser(chromium: str, store: str, messages: int) -> dict[str, Any]
             page = await context.new_page()
             await page.goto(store)
             await page.click("#shoptalk-widget .launcher")
-            frame = next(f for f in page.frames if "/webchat/frame" in f.url)
+            frame = None
+            while frame is None:  # the iframe is added with the launcher; its document may still be loading
+                frame = next((f for f in page.frames if "/webchat/frame" in f.url), None)
+                await page.wait_for_timeout(50)
             await frame.wait_for_selector("#status[data-state='online']", timeout=30_000)
             if await frame.locator("#prechat:not([hidden]) button[data-locale='en']").count():
                 await frame.click("#prechat button[data-locale='en']")

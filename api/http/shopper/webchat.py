@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from api.chat_runtime import ChatChannels, channels_of
 from api.errors import PROBLEM_JSON
@@ -135,14 +135,13 @@ async def widget_config(request: Request, shop: str = "") -> Response:
 
 
 @router.get("/webchat/frame", response_class=HTMLResponse, include_in_schema=False, name="webchat_frame")
-async def webchat_frame(request: Request, shop: str = "") -> HTMLResponse:
+async def webchat_frame(request: Request, shop: str = "") -> Response:
     """The messenger inside the storefront's iframe; only the shop's allowed origins may frame it."""
     try:
         async with request.app.state.database.sessions() as session:
             site = await sites.get_site(session, shop=shop)
     except ShopTalkError as exc:
-        return HTMLResponse(f"Unknown web chat shop: {exc.detail}".replace("<", "&lt;"), status_code=404,
-                            headers={**SECURITY_HEADERS, "Content-Type": "text/plain; charset=utf-8"})
+        return PlainTextResponse(f"Unknown web chat shop: {exc.detail}", status_code=404, headers=SECURITY_HEADERS)
     ancestors = " ".join(site.allowed_origins) or "'none'"
     return _page("frame.html", ancestors=ancestors, shop=site.shop)
 

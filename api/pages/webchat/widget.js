@@ -71,7 +71,14 @@
     Object.keys(values || {}).forEach(function (name) { text = text.split("{" + name + "}").join(String(values[name])); });
     return text;
   }
-  function tell(message) { if (framed && window.parent !== window) { window.parent.postMessage(Object.assign({ shoptalk: 1 }, message), "*"); } }
+  // Until the storefront's init names its origin only "ready" goes out; afterwards nothing (the session token
+  // included) is posted to any other origin than that page's.
+  var parentOrigin = null;
+  function tell(message) {
+    if (!framed || window.parent === window) { return; }
+    if (parentOrigin === null && message.type !== "ready") { return; }
+    window.parent.postMessage(Object.assign({ shoptalk: 1 }, message), parentOrigin || "*");
+  }
 
   Object.keys(LANGUAGES).forEach(function (code) {
     var option = document.createElement("option");
@@ -418,6 +425,7 @@
     var m = event.data;
     if (m.type === "init") {
       if (started) { return; }
+      parentOrigin = event.origin;
       kept = m.stored && typeof m.stored === "object" ? m.stored : {};
       restore();
       if (storedLocale) { applyLocale(); } else { if (m.locale && STRINGS[m.locale]) { setLocale(m.locale, false); } showPrechat(); }
