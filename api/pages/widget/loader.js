@@ -1,7 +1,7 @@
 /* ShopTalk web chat loader: <script src="https://<shop host>/widget.js" data-shop="..." async></script>
    Adds a launcher bubble (with an unread badge) that opens the messenger in an iframe served by ShopTalk.
    API: ShopTalk.open(), .close(), .identify({customerId, signature}) (null: logged out), .on('message', fn),
-   .setLocale('zh'). Calls made before the chat is ready are kept and run once it is. */
+   .setLocale('zh'); data-sound="on" chimes on a new message while closed. Calls made before the chat is ready are kept and run once it is. */
 (function () {
   "use strict";
   if (window.ShopTalk && window.ShopTalk.__loaded) { return; }
@@ -39,6 +39,18 @@
       }
     } catch (e) { /* private mode */ }
     return out;
+  }
+  // Optional sound for a new message while the chat is closed: data-sound="on" or ShopTalkSettings.sound.
+  var sound = settings.sound === true || script.getAttribute("data-sound") === "on";
+  function chime() {
+    if (!sound || !window.AudioContext) { return; }
+    try {
+      var audio = new window.AudioContext(), tone = audio.createOscillator(), level = audio.createGain();
+      tone.frequency.value = 880; level.gain.value = 0.05;
+      tone.connect(level); level.connect(audio.destination);
+      tone.start(); tone.stop(audio.currentTime + 0.12);
+      tone.onended = function () { audio.close(); };
+    } catch (e) { /* no audio before the shopper interacted with the page: silent */ }
   }
   function emit(name, value) { (handlers[name] || []).forEach(function (fn) { try { fn(value); } catch (e) { console.error(e); } }); }
   function label(count) {
@@ -140,7 +152,9 @@
       var waiting = queue; queue = [];
       waiting.forEach(post);
       if (opened) { post({ type: "open" }); }
-    } else if (m.type === "unread") { if (!opened) { setUnread(m.count || 0); } }
+    } else if (m.type === "unread") {
+      if (!opened) { if ((m.count || 0) > (Number(badge.textContent) || 0)) { chime(); } setUnread(m.count || 0); }
+    }
     else if (m.type === "message") { emit("message", m.message); }
     else if (m.type === "store" && typeof m.key === "string") { keep(m.key, m.value); }
     else if (m.type === "close") { api.close(); }
