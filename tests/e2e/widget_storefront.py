@@ -39,7 +39,7 @@ main{{padding:16px;max-width:900px}}
 {settings}</head><body><header><strong>Demo Store</strong> <a href="/other" style="color:#fff">Other page</a></header>
 <main><h1>Kettles and more</h1><div class="grid"><div class="tile">Kettle</div><div class="tile">Power bank</div>
 <div class="tile">Earbuds</div><div class="tile">Lamp</div></div>
-<button id="api-open" type="button">Open chat from the page</button></main>
+<button id="api-open" type="button" onclick="window.ShopTalk.open()">Open chat from the page</button></main>
 <script src="{shoptalk}/widget.js" data-shop="{SHOP}" async></script>
 </body></html>"""
 
