@@ -227,6 +227,15 @@ async def test_verified_customer_gets_their_orders_and_a_forged_signature_gets_n
     await expect(frame.locator("#log .msg.theirs .bubble", has_text=ref).last).to_be_visible(timeout=30_000)
     texts = " ".join(await frame.locator("#log .msg.theirs .bubble").all_inner_texts())
     assert "e-mail" not in texts.lower()  # no proof question for a verified customer
+    # Reloaded as the same customer: the kept conversation, verified again.
+    await page.reload()
+    frame = await open_chat(page)
+    await expect(frame.locator("#log .msg.theirs .bubble", has_text=ref).last).to_be_visible(timeout=30_000)
+    # The same browser, now claiming cust-42 with a bad signature: the kept conversation is dropped, not shown.
+    await page.goto(f"{stack['store']}/account?customer=cust-42&sig={'1' * 64}")
+    frame = await open_chat(page)
+    await expect(frame.locator("#identity")).to_be_hidden(timeout=30_000)
+    await expect(frame.locator("#log .msg")).to_have_count(0, timeout=30_000)
     await page.context.close()
 
     # Someone else claims cust-42 with a forged signature: refused, a fresh anonymous chat, nothing of Mia's.

@@ -253,10 +253,12 @@ async def _identify(sock: Socket, data: dict[str, Any]) -> None:
                          "detail": "The customer's signature does not verify; the chat stays anonymous."})
         return
     session_id, token = channels.sessions.for_customer(shop=site.shop, customer_id=frame.customer_id)
+    moved = session_id != sock.session_id
     sock.move_to(session_id)
     await sock.send({"type": "session", "token": token, "customer_id": frame.customer_id})
     await sock.send({"type": "identity", "status": "verified", "customer_id": frame.customer_id})
-    await sock.send(await history_frame(channels, session_id))
+    if moved:  # already there (a reconnect with the customer's kept token): the history was sent on connect
+        await sock.send(await history_frame(channels, session_id))
 
 
 async def _handle_frame(sock: Socket, raw: str) -> None:

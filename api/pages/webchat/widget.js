@@ -347,7 +347,11 @@
       }
     } else if (frame.type === "identity") {
       identityEl && (identityEl.hidden = frame.status !== "verified");
-      if (frame.status === "refused" && window.console) { window.console.warn("ShopTalk web chat: " + frame.detail); }
+      if (frame.status === "refused") {
+        if (window.console) { window.console.warn("ShopTalk web chat: " + frame.detail); }
+        // Refused while holding a customer's conversation: never show it, start afresh and anonymous.
+        if (customer) { identity = null; forgetSession(); log.textContent = ""; rendered = {}; reconnect(); }
+      }
       tell({ type: "identity", status: frame.status, code: frame.code || null });
     } else if (frame.type === "error") {
       if (frame.id) { acknowledge(frame.id, true); }
@@ -362,7 +366,8 @@
     socket = ws;
     ws.onopen = function () {
       retryDelay = 500; setStatus("online");
-      if (identity && customer !== identity.customerId) {
+      // Verified again on every connection: a kept customer token is used only while the page's signature holds.
+      if (identity) {
         transmit({ type: "identify", shop: shop, customer_id: identity.customerId, signature: identity.signature });
       }
     };
