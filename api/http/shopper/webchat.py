@@ -197,8 +197,19 @@ class Socket:
 async def webchat_socket(websocket: WebSocket) -> None:
     channels = channels_of(websocket)
     settings: Settings = websocket.app.state.settings
-    session_id = channels.sessions.session_of(websocket.query_params.get("session", ""))
+    params = websocket.query_params
+    session_id = channels.sessions.session_of(params.get("session", ""))
     minted: str | None = None
+    identity: Frame | None = None
+    if params.get("customer_id"):
+        # A storefront's customer, verified before anything is sent: their own session, or (refused) a fresh
+        # anonymous one, never the session the token names (it may be a customer's kept on a shared browser).
+        customer_session, identity = await _verify(channels, shop=params.get("shop", ""),
+                                                   customer_id=params["customer_id"][:128],
+                                                   signature=params.get("signature", "")[:128])
+        session_id = None
+        if customer_session is not None:
+            session_id, minted = customer_session
     if session_id is None:  # no token, or one this server did not sign: a new session, never the named one
         session_id, minted = channels.sessions.mint()
     await websocket.accept()
@@ -215,7 +226,11 @@ async def webchat_socket(websocket: WebSocket) -> None:
     channels.hub.attach(session_id, send)
     try:
         if minted is not None:
-            await send({"type": "session", "token": minted})
+            verified = identity is not None and identity["status"] == "verified"
+            await send({"type": "session", "token": minted,
+                        **({"customer_id": identity["customer_id"]} if verified and identity else {})})
+        if identity is not None:
+            await send(identity)
         await send(await history_frame(channels, session_id))
         while True:
             raw = await websocket.receive_text()
@@ -224,6 +239,26 @@ async def webchat_socket(websocket: WebSocket) -> None:
         pass
     finally:
         channels.hub.detach(sock.session_id, send)
+
+
+async def _verify(channels: ChatChannels, *, shop: str, customer_id: str,
+                  signature: str) -> tuple[tuple[str, str] | None, Frame]:
+    """(the verified customer's session id and token, or None; the identity frame that says so)."""
+    try:
+        async with channels.runtime.database.sessions() as session:
+            site = await sites.get_site(session, shop=shop)
+    except ShopTalkError:
+        site = None
+    if site is None or not site.identity_secret:
+        return None, {"type": "identity", "status": "refused", "code": "identity_not_enabled",
+                      "detail": "This shop has no identity verification secret; the chat stays anonymous."}
+    if not sites.identity_verified(site, customer_id=customer_id, signature=signature):
+        # Never the customer's conversation: nothing of theirs is shown, the shopper stays anonymous.
+        log.info("web chat identity refused for shop %s: bad or missing signature", site.shop)
+        return None, {"type": "identity", "status": "refused", "code": "identity_signature_invalid",
+                      "detail": "The customer's signature does not verify; the chat stays anonymous."}
+    own = channels.sessions.for_customer(shop=site.shop, customer_id=customer_id)
+    return own, {"type": "identity", "status": "verified", "customer_id": customer_id}
 
 
 async def _identify(sock: Socket, data: dict[str, Any]) -> None:
@@ -237,22 +272,12 @@ async def _identify(sock: Socket, data: dict[str, Any]) -> None:
         await sock.send({"type": "identity", "status": "anonymous"})
         await sock.send(await history_frame(channels, session_id))
         return
-    try:
-        async with channels.runtime.database.sessions() as session:
-            site = await sites.get_site(session, shop=frame.shop)
-    except ShopTalkError:
-        site = None
-    if site is None or not site.identity_secret:
-        await sock.send({"type": "identity", "status": "refused", "code": "identity_not_enabled",
-                         "detail": "This shop has no identity verification secret; the chat stays anonymous."})
+    customer_session, identity = await _verify(channels, shop=frame.shop, customer_id=frame.customer_id,
+                                               signature=frame.signature or "")
+    if customer_session is None:
+        await sock.send(identity)
         return
-    if not sites.identity_verified(site, customer_id=frame.customer_id, signature=frame.signature or ""):
-        # Never the customer's conversation: nothing of theirs is shown, the shopper stays anonymous.
-        log.info("web chat identity refused for shop %s: bad or missing signature", site.shop)
-        await sock.send({"type": "identity", "status": "refused", "code": "identity_signature_invalid",
-                         "detail": "The customer's signature does not verify; the chat stays anonymous."})
-        return
-    session_id, token = channels.sessions.for_customer(shop=site.shop, customer_id=frame.customer_id)
+    session_id, token = customer_session
     moved = session_id != sock.session_id
     sock.move_to(session_id)
     await sock.send({"type": "session", "token": token, "customer_id": frame.customer_id})

@@ -349,8 +349,7 @@
       identityEl && (identityEl.hidden = frame.status !== "verified");
       if (frame.status === "refused") {
         if (window.console) { window.console.warn("ShopTalk web chat: " + frame.detail); }
-        // Refused while holding a customer's conversation: never show it, start afresh and anonymous.
-        if (customer) { identity = null; forgetSession(); log.textContent = ""; rendered = {}; reconnect(); }
+        identity = null;  // anonymous from now on: reconnects do not ask again
       }
       tell({ type: "identity", status: frame.status, code: frame.code || null });
     } else if (frame.type === "error") {
@@ -362,14 +361,16 @@
     setStatus(socket ? "reconnecting" : "connecting");
     var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     var query = sessionToken ? "?session=" + encodeURIComponent(sessionToken) : "";
+    if (identity) {
+      // The customer is verified before the server sends anything: a refused one gets a fresh anonymous chat.
+      query += (query ? "&" : "?") + "shop=" + encodeURIComponent(shop) + "&customer_id=" +
+        encodeURIComponent(identity.customerId) + "&signature=" + encodeURIComponent(identity.signature);
+    }
     var ws = new WebSocket(scheme + "//" + window.location.host + "/ws/chat" + query);
     socket = ws;
     ws.onopen = function () {
       retryDelay = 500; setStatus("online");
-      // Verified again on every connection: a kept customer token is used only while the page's signature holds.
-      if (identity) {
-        transmit({ type: "identify", shop: shop, customer_id: identity.customerId, signature: identity.signature });
-      }
+
     };
     ws.onmessage = function (event) {
       var frame;

@@ -159,3 +159,38 @@ async def test_typing_frames_surround_the_bots_work_and_identify_needs_a_shop_wi
         await socket.close()
     with pytest.raises(websockets.ConnectionClosed):
         await socket.recv()
+
+
+async def test_identity_on_connect_is_verified_before_anything_is_sent(db: Database, bot_deps: BotDeps) -> None:
+    async with db.unit_of_work() as session:
+        await sites.save_site(session, shop=SHOP, allowed_origins=["https://shop.example"])
+        secret = await sites.rotate_identity_secret(session, shop=SHOP)
+    signature = sites.identity_signature(secret, "cust-7")
+    async with _served(db, bot_deps) as url:
+        socket = await websockets.connect(f"{url}?shop={SHOP}&customer_id=cust-7&signature={signature}")
+        minted = await _frame(socket)
+        assert minted["type"] == "session"
+        assert minted["customer_id"] == "cust-7"
+        assert await _frame(socket) == {"type": "identity", "status": "verified", "customer_id": "cust-7"}
+        assert (await _frame(socket))["type"] == "history"
+        await _say(socket, "/cart kept for cust-7", "k1")
+        await socket.close()
+        customer_token = minted["token"]
+
+        # The customer's own token kept in a shared browser, with a bad signature: a fresh session, nothing shown.
+        socket = await websockets.connect(
+            f"{url}?session={customer_token}&shop={SHOP}&customer_id=cust-7&signature={'2' * 64}")
+        fresh = await _frame(socket)
+        assert fresh["type"] == "session"
+        assert "customer_id" not in fresh
+        assert fresh["token"] != customer_token
+        assert (await _frame(socket))["status"] == "refused"
+        history = await _frame(socket)
+        assert history["messages"] == []
+        await socket.close()
+
+        # With the right signature again: the same conversation.
+        socket = await websockets.connect(f"{url}?shop={SHOP}&customer_id=cust-7&signature={signature}")
+        frames = await _until(socket, "history")
+        assert "/cart kept for cust-7" in _texts(frames[-1])
+        await socket.close()
