@@ -6,6 +6,7 @@ serious or critical violation (desktop and 390 px, English and Chinese). Screens
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,9 @@ async def test_snippet_launcher_cards_pages_reload_restart_and_unread(browser: B
     stack["shop"].restart()
     await expect(frame.locator("#status")).to_have_attribute("data-state", "online", timeout=60_000)
     await say(frame, "/cart")
-    await expect(frame.locator("#log .msg.theirs .bubble", has_text="Your cart")).to_have_count(1, timeout=30_000)
+    await expect(frame.locator("#log .msg.theirs .bubble", has_text=re.compile(r"^Your cart:"))).to_have_count(
+        1, timeout=30_000)
+    await expect(frame.locator("#log .msg.mine .bubble", has_text=re.compile(r"^/cart$"))).to_have_count(1)
     await expect(frame.locator("#log .msg .bubble", has_text="Added 1")).to_have_count(1)
 
     # Closed chat: a reply raises the unread badge; the JS API opens it again and clears it.
