@@ -31,6 +31,7 @@ from api.http.merchant import (
     stock,
     tokens,
 )
+from api.http.merchant import webchat as webchat_sites
 from api.http.middleware import BodySizeLimit, RefuseNul
 from api.http.public import health, quotes
 from api.http.shopper import webchat, webhooks
@@ -64,6 +65,7 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     accounts.router, backoffice.router, backoffice_shop.router, backoffice_faq.router,
     backoffice_search.router,
+    webchat_sites.router,
 ]
 
 

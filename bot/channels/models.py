@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kit.db import Base, UTCDateTime
@@ -42,3 +42,13 @@ class ChannelContact(Base):
     channel: Mapped[str] = mapped_column(String(20), primary_key=True)
     sender_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime)
+class WebchatSite(Base):
+    """A storefront that embeds the web chat: the origins allowed to frame it and the secret its server signs
+    logged-in customers' ids with (identity verification)."""
+
+    __tablename__ = "bot_webchat_sites"
+
+    shop: Mapped[str] = mapped_column(String(64), primary_key=True)  # the snippet's data-shop
+    allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+    identity_secret: Mapped[str | None] = mapped_column(String(128), default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

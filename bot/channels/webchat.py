@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -28,6 +28,7 @@ from bot.channels import command_payload
 from bot.channels.capabilities import Capabilities
 from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
+from kit.db import Database
 from kit.pubsub import RedisPubSub
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,13 @@ class WebchatSessions:
         session_id = secrets.token_hex(16)
         return session_id, f"{session_id}.{self._signature(session_id)}"
 
+    def for_customer(self, *, shop: str, customer_id: str) -> tuple[str, str]:
+        """A verified customer's own session (same id on every device, derived with our key so nobody can
+        guess it from the customer id): its id and token."""
+        digest = hmac.new(self._key, f"customer\x00{shop}\x00{customer_id}".encode(), hashlib.sha256).hexdigest()
+        session_id = digest[:32]
+        return session_id, f"{session_id}.{self._signature(session_id)}"
+
     def session_of(self, token: str) -> str | None:
         """The session id of a token this server signed; None for anything else (a bare id, a forged or
         foreign signature, the old widget's self-chosen ids)."""
@@ -88,13 +96,35 @@ class WebchatSessions:
         return session_id if hmac.compare_digest(signature, self._signature(session_id)) else None
 
 
-def parse_client_frame(raw: str) -> ClientFrame:
+class IdentifyFrame(BaseModel):
+    """The storefront's logged-in customer, signed by its server: {"type": "identify", "shop", "customer_id",
+    "signature"}; a null customer_id is a log-out (back to a fresh anonymous session)."""
+
+    type: Literal["identify"]
+    shop: str = Field(min_length=1, max_length=64)
+    customer_id: str | None = Field(default=None, max_length=128)
+    signature: str | None = Field(default=None, max_length=128)
+
+
+def parse_identify_frame(data: dict[str, Any]) -> IdentifyFrame:
+    try:
+        return IdentifyFrame.model_validate(data)
+    except ValidationError as exc:
+        raise BadFrame("invalid_frame", "An identify frame needs shop, customer_id and signature.") from exc
+
+
+def load_frame(raw: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except ValueError as exc:
         raise BadFrame("malformed_json", "The frame is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise BadFrame("invalid_frame", "A frame is a JSON object.")
+    return data
+
+
+def parse_client_frame(raw: str | dict[str, Any]) -> ClientFrame:
+    data = load_frame(raw) if isinstance(raw, str) else raw
     try:
         frame = ClientFrame.model_validate(data)
     except ValidationError as exc:
@@ -120,6 +150,18 @@ def to_inbound(session_id: str, frame: ClientFrame) -> InboundMessage:
     return InboundMessage(channel="webchat", sender_id=session_id, message_id=message_id,
                           kind="callback" if command else "text", text=text, payload=command,
                           locale_hint=frame.locale, metadata=metadata, received_at=utcnow())
+
+
+async def agent_names(database: Database, message_ids: Sequence[Any]) -> dict[int, str]:
+    """The name of the agent who wrote each of these stored replies (the shopper sees who is talking)."""
+    ids = [i for i in message_ids if isinstance(i, int)]
+    if not ids:
+        return {}
+    from bot.handoff.views import ViewRepository  # the handoff package imports the channels; not at import time
+
+    async with database.sessions() as session:
+        rows = await ViewRepository(session).replies_by_agent(ids)
+    return {message_id: name for message_id, (_, name) in rows.items()}
 
 
 def reply_frame(message: OutboundMessage) -> Frame:
