@@ -312,6 +312,16 @@ async def sync_escalations(session: AsyncSession) -> list[int]:
     return opened
 
 
+async def reasons_of(session: AsyncSession, *, conversation_ids: Sequence[int]) -> list[tuple[int, str | None]]:
+    """(conversation, why it was handed to a person) for threads just opened."""
+    repo = InboxRepository(session)
+    found = []
+    for conversation_id in conversation_ids:
+        thread = await repo.thread(conversation_id)
+        found.append((conversation_id, thread.reason if thread else None))
+    return found
+
+
 async def newest_message_id(session: AsyncSession) -> int:
     """The id of the newest stored message of any conversation (0 when none): where a watcher starts."""
     return await InboxRepository(session).newest_message_id()

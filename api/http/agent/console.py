@@ -23,6 +23,7 @@ from api.throttle import SignInThrottle, client_ip
 from bot import handoff
 from bot.handoff.errors import NotSupervisor, WrongCredentials
 from bot.handoff.models import Agent
+from bot.messages import ProductCard
 from kit.errors import NotFound
 from kit.fields import RowId
 from kit.settings import Settings
@@ -340,6 +341,31 @@ def _wake_delivery(request: Request) -> None:
     wakeup = getattr(runtime, "outbox_wakeup", None)
     if wakeup is not None:
         wakeup.set()
+
+
+@router.get("/api/v1/agent/catalog", response_model=list[ProductCard],
+            summary="Search the catalog from the reply box: the cards the shopper of this conversation would get")
+async def catalog_search(who: Reader, request: Request, q: Annotated[str, Query(max_length=200)],
+                         conversation_id: Annotated[int, Query(ge=1)]) -> list[ProductCard]:
+    async with get_database(request).unit_of_work() as session:
+        return await handoff.catalog.search_cards(session, agent=await _agent(session, who),
+                                                  conversation_id=conversation_id, query=q)
+
+
+class CardsBody(BaseModel):
+    skus: list[str] = Field(min_length=1, max_length=handoff.catalog.MAX_CARDS)
+    text: str | None = Field(default=None, max_length=handoff.replies.MAX_REPLY_CHARS + 100)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/cards", response_model=SentOut, status_code=201,
+             summary="Send product cards to the shopper (with your words or a default line in their language)")
+async def send_cards(conversation_id: PathId, body: CardsBody, who: Writer, request: Request) -> SentOut:
+    async with get_database(request).unit_of_work() as session:
+        message_id = await handoff.catalog.send_cards(session, agent=await _agent(session, who),
+                                                      conversation_id=conversation_id, skus=body.skus, text=body.text)
+    _wake_delivery(request)
+    await _changed(request, who.shop_id, conversation_id)
+    return SentOut(message_id=message_id)
 
 
 class NoteBody(BaseModel):

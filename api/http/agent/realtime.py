@@ -1,8 +1,12 @@
 """Real time for the agent console: Server-Sent Events at /api/v1/agent/events.
 
-Events are small JSON hints ({"type": "inbox"}, {"type": "conversation", "conversation_id"}, or
-{"type": "settings"} when a supervisor changed the escalation rules or canned responses); the console
-refetches what changed. Agent actions are published through Redis pub/sub when settings.redis.url is set
+Events are small JSON hints ({"type": "inbox"}, {"type": "conversation", "conversation_id"},
+{"type": "escalation", "conversation_id", "reason"} for a conversation newly waiting for a person,
+{"type": "shopper_message", "conversation_id", "message_id", "preview"}, or {"type": "settings"} when a
+supervisor changed the escalation rules or canned responses); the console refetches what changed and notifies
+the agent. On shutdown every stream gets {"type": "reconnect"} and ends, so the server stops at once (uvicorn
+waits for open responses) and consoles reconnect, to another process or to this one once it is back.
+Agent actions are published through Redis pub/sub when settings.redis.url is set
 (every API process relays them to its own consoles) and in-process otherwise. Shopper messages are found by
 each process's own watcher (while a console is connected to it), which polls the database for new messages
 every 250 ms, opens inbox threads for conversations handed to a person and round-robins waiting
@@ -14,7 +18,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -34,7 +39,10 @@ router = APIRouter(tags=["agent console"])
 REDIS_CHANNEL = "shoptalk:agent-events"
 WATCH_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
+PREVIEW_CHARS = 80
 Event = dict[str, Any]
+RECONNECT: Event = {"type": "reconnect"}
+_HUBS: weakref.WeakSet[AgentEvents] = weakref.WeakSet()
 
 
 class AgentEvents:
@@ -44,6 +52,16 @@ class AgentEvents:
         self.redis_url = redis_url
         self._queues: dict[int, set[asyncio.Queue[Event]]] = {}
         self.pubsub = RedisPubSub(redis_url, name="agent events") if redis_url else None
+        self.closing = False
+        _HUBS.add(self)
+
+    def tell_to_reconnect(self) -> None:
+        """The server is stopping: every console stream ends after telling its console to reconnect."""
+        self.closing = True
+        for queues in list(self._queues.values()):
+            for queue in list(queues):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(RECONNECT)
 
     def subscribe(self, shop_id: int) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
@@ -110,6 +128,7 @@ class InboxWatcher:
             if self.last_message_id is None:
                 self.last_message_id = await handoff.inbox.newest_message_id(session)
             opened = await handoff.inbox.sync_escalations(session)
+            opened_reasons = await handoff.inbox.reasons_of(session, conversation_ids=opened)
             fresh = await handoff.inbox.messages_after(session, after_id=self.last_message_id)
             changed: set[int] = set(opened)
             for message in fresh:
@@ -121,6 +140,15 @@ class InboxWatcher:
             self.events.push_local(shop, {"type": "inbox"})
         for conversation_id in sorted(changed):
             self.events.push_local(shop, {"type": "conversation", "conversation_id": conversation_id})
+        for message in fresh:
+            if message.direction == "in":  # every process's watcher sees it: each tells its own consoles
+                self.events.push_local(shop, {"type": "shopper_message", "conversation_id": message.conversation_id,
+                                              "message_id": message.id,
+                                              "preview": (message.text or message.payload or "")[:PREVIEW_CHARS]})
+        for conversation_id, reason in opened_reasons:
+            # Only the process that opened the thread knows it is new: it tells every process's consoles.
+            await self.events.publish(shop, {"type": "escalation", "conversation_id": conversation_id,
+                                             "reason": reason})
         for conversation_id, agent_id in assigned:
             # Other processes' watchers do not see an assignment, so it travels like an agent action.
             await self.events.publish(shop, {"type": "conversation", "conversation_id": conversation_id,
@@ -159,8 +187,30 @@ async def start(app: FastAPI) -> None:
     tasks = [asyncio.create_task(events.run_subscriber(ready), name="agent-events-redis"),
              asyncio.create_task(InboxWatcher(app.state.database, events).run(), name="agent-inbox-watcher")]
     app.state.agent_realtime_tasks = tasks
+    install_shutdown_notice()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ready.wait(), timeout=2.0)
+
+
+def _announce_shutdown_before(shutdown: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Any]:
+    async def shutdown_with_notice(self: Any, *args: Any, **kwargs: Any) -> None:
+        for hub in list(_HUBS):
+            hub.tell_to_reconnect()
+        await shutdown(self, *args, **kwargs)
+
+    shutdown_with_notice.shoptalk_announces = True  # type: ignore[attr-defined]
+    return shutdown_with_notice
+
+
+def install_shutdown_notice() -> None:
+    """uvicorn waits for every open response before it shuts the app down, and an event stream never ends by
+    itself: so its shutdown first tells our streams to end (once per process; the same hook sse-starlette uses)."""
+    try:
+        import uvicorn
+    except ImportError:  # served by another ASGI server: its own shutdown timeout applies
+        return
+    if not getattr(uvicorn.Server.shutdown, "shoptalk_announces", False):
+        uvicorn.Server.shutdown = _announce_shutdown_before(uvicorn.Server.shutdown)  # type: ignore[method-assign]
 
 
 async def stop(app: FastAPI) -> None:
@@ -191,6 +241,9 @@ async def agent_events(request: Request) -> StreamingResponse:
     async def stream() -> AsyncIterator[str]:
         queue = events.subscribe(shop_id)
         try:
+            if events.closing:
+                yield _frame(RECONNECT)
+                return
             yield _frame({"type": "hello", "agent_id": agent_id})
             while True:
                 try:
@@ -206,6 +259,8 @@ async def agent_events(request: Request) -> StreamingResponse:
                     yield ": keep-alive\n\n"
                     continue
                 yield _frame(event)
+                if event is RECONNECT or event.get("type") == "reconnect":
+                    return
         finally:
             events.unsubscribe(shop_id, queue)
 
