@@ -251,6 +251,14 @@ class InboxRepository:
             read.updated_at = utcnow()
             await self.session.flush()
 
+    async def newest_event_id(self) -> int:
+        return int(await self.session.scalar(select(func.max(ThreadEvent.id))) or 0)
+
+    async def events_after(self, after_id: int, *, kind: str, limit: int = 200) -> Sequence[ThreadEvent]:
+        return (await self.session.scalars(select(ThreadEvent)
+                                           .where(ThreadEvent.id > after_id, ThreadEvent.kind == kind)
+                                           .order_by(ThreadEvent.id).limit(limit))).all()
+
     async def newest_message_id(self) -> int:
         return int(await self.session.scalar(select(func.max(ConversationMessage.id))) or 0)
 
@@ -312,14 +320,15 @@ async def sync_escalations(session: AsyncSession) -> list[int]:
     return opened
 
 
-async def reasons_of(session: AsyncSession, *, conversation_ids: Sequence[int]) -> list[tuple[int, str | None]]:
-    """(conversation, why it was handed to a person) for threads just opened."""
-    repo = InboxRepository(session)
-    found = []
-    for conversation_id in conversation_ids:
-        thread = await repo.thread(conversation_id)
-        found.append((conversation_id, thread.reason if thread else None))
-    return found
+async def newest_event_id(session: AsyncSession) -> int:
+    """The id of the newest inbox event (0 when none): where a watcher starts."""
+    return await InboxRepository(session).newest_event_id()
+
+
+async def escalations_after(session: AsyncSession, *, after_id: int) -> list[tuple[int, int, str | None]]:
+    """(event id, conversation, why) of conversations handed to a person after event `after_id`, oldest first."""
+    return [(e.id, e.conversation_id, e.detail) for e in await InboxRepository(session).events_after(
+        after_id, kind="escalated")]
 
 
 async def newest_message_id(session: AsyncSession) -> int:

@@ -122,13 +122,18 @@ class InboxWatcher:
         self.database = database
         self.events = events
         self.last_message_id: int | None = None
+        self.last_event_id: int | None = None
 
     async def run_once(self) -> None:
         async with self.database.unit_of_work() as session:
             if self.last_message_id is None:
                 self.last_message_id = await handoff.inbox.newest_message_id(session)
             opened = await handoff.inbox.sync_escalations(session)
-            opened_reasons = await handoff.inbox.reasons_of(session, conversation_ids=opened)
+            if self.last_event_id is None:
+                self.last_event_id = await handoff.inbox.newest_event_id(session)
+            escalated = await handoff.inbox.escalations_after(session, after_id=self.last_event_id)
+            if escalated:
+                self.last_event_id = escalated[-1][0]
             fresh = await handoff.inbox.messages_after(session, after_id=self.last_message_id)
             changed: set[int] = set(opened)
             for message in fresh:
@@ -145,10 +150,10 @@ class InboxWatcher:
                 self.events.push_local(shop, {"type": "shopper_message", "conversation_id": message.conversation_id,
                                               "message_id": message.id,
                                               "preview": (message.text or message.payload or "")[:PREVIEW_CHARS]})
-        for conversation_id, reason in opened_reasons:
-            # Only the process that opened the thread knows it is new: it tells every process's consoles.
-            await self.events.publish(shop, {"type": "escalation", "conversation_id": conversation_id,
-                                             "reason": reason})
+        for _, conversation_id, reason in escalated:
+            # From the inbox's event log, whoever opened the thread (the engine, a watcher, another process).
+            self.events.push_local(shop, {"type": "escalation", "conversation_id": conversation_id,
+                                          "reason": reason})
         for conversation_id, agent_id in assigned:
             # Other processes' watchers do not see an assignment, so it travels like an agent action.
             await self.events.publish(shop, {"type": "conversation", "conversation_id": conversation_id,
@@ -161,6 +166,7 @@ class InboxWatcher:
             if not self.events.subscribers_anywhere():
                 # No console on this process: nothing to show, and no online agent to assign to from here.
                 self.last_message_id = None
+                self.last_event_id = None
                 await asyncio.sleep(WATCH_SECONDS)
                 continue
             try:

@@ -202,6 +202,7 @@
 
   function notify(title, body, conversationId) {
     document.body.dataset.lastAlert = title + ": " + body;
+    document.body.dataset.alerts = (document.body.dataset.alerts || "") + title + "\n";
     beep();
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     if (document.visibilityState === "visible" && conversationId === state.current) return;
