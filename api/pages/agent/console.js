@@ -227,7 +227,8 @@
     if (name === "live" || name === "connecting") { banner.hidden = true; return; }
     banner.hidden = false;
     banner.className = name;
-    banner.textContent = message || (name === "offline" ? UNREACHABLE : "Connection lost; reconnecting.");
+    banner.textContent = message || (name === "offline" ? UNREACHABLE
+      : "Connection lost; reconnecting. What you typed is kept.");
   }
 
   function startEvents() {
