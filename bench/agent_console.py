@@ -138,6 +138,8 @@ class Shopper:
         self.session = ""
         self.replies: dict[str, float] = {}
         self.reply_ids: defaultdict[int, int] = defaultdict(int)
+        self.acked: set[str] = set()
+        self.ack = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -150,6 +152,9 @@ class Shopper:
     async def _listen(self) -> None:
         async for raw in self.socket:
             frame = json.loads(raw)
+            if frame.get("type") == "ack":
+                self.acked.add(frame["id"])
+                self.ack.set()
             if frame.get("type") != "reply":
                 continue
             message = frame.get("message") or {}
@@ -157,8 +162,17 @@ class Shopper:
                 self.reply_ids[int(message.get("message_id") or 0)] += 1
                 self.replies.setdefault((message.get("text") or "").split(" ")[-1], time.monotonic())
 
-    async def say(self, text: str) -> None:
-        await self.socket.send(json.dumps({"type": "message", "id": uuid.uuid4().hex, "text": text}))
+    async def say(self, text: str) -> str:
+        frame_id = uuid.uuid4().hex
+        await self.socket.send(json.dumps({"type": "message", "id": frame_id, "text": text}))
+        return frame_id
+
+    async def say_and_wait(self, text: str, timeout: float) -> None:
+        frame_id = await self.say(text)
+        deadline = time.monotonic() + timeout
+        while frame_id not in self.acked:
+            self.ack.clear()
+            await asyncio.wait_for(self.ack.wait(), timeout=max(0.01, deadline - time.monotonic()))
 
     async def close(self) -> None:
         if self.task is not None:
@@ -216,10 +230,18 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
             raise RuntimeError(f"shoppers without a conversation: {missing}")
         owner: dict[int, Console] = {}
         for shopper in shoppers:
-            console = consoles[shopper.index % len(consoles)]
+            # Half the conversations are owned by an agent on the shopper's process, half on the other one.
+            console = consoles[(shopper.index // 2) % len(consoles)]
             taken = await console.post(f"/conversations/{ids[shopper.session]}/take")
             taken.raise_for_status()
             owner[shopper.index] = console
+
+        # Warm-up (unmeasured): the first message each process parses loads its NLU encoder.
+        for process in (0, 1):
+            first = next(s for s in shoppers if s.process == process)
+            await first.say_and_wait("hello, is anyone there?", timeout=600)
+        await asyncio.gather(*(s.say_and_wait("one more question", timeout=120) for s in shoppers))
+        await asyncio.sleep(1.0)
 
         # Shopper -> consoles.
         sent: dict[str, tuple[float, int]] = {}
