@@ -115,29 +115,64 @@ class AgentEvents:
             await self.pubsub.close()
 
 
+LOOKBACK_IDS = 200
+
+
+class _Cursor:
+    """Where a watcher is in an id sequence. On PostgreSQL ids are handed out at insert but seen at commit, so a
+    lower id can appear after a higher one: each read looks LOOKBACK_IDS back and skips the ids already seen."""
+
+    def __init__(self) -> None:
+        self.high: int | None = None
+        self.seen: set[int] = set()
+
+    def start(self, newest: int) -> None:
+        self.high = newest
+        self.seen = set(range(max(0, newest - LOOKBACK_IDS), newest + 1))  # what was there before we looked
+
+    @property
+    def read_from(self) -> int:
+        assert self.high is not None
+        return max(0, self.high - LOOKBACK_IDS)
+
+    def fresh(self, ids: list[int]) -> list[int]:
+        new = [i for i in ids if i not in self.seen]
+        self.seen.update(new)
+        if ids:
+            self.high = max(self.high or 0, *ids)
+        floor = self.read_from
+        self.seen = {i for i in self.seen if i >= floor}
+        return new
+
+
 class InboxWatcher:
     """Polls the database for what the engine did (new messages, handoffs) and tells this process's consoles."""
 
     def __init__(self, database: Database, events: AgentEvents) -> None:
         self.database = database
         self.events = events
-        self.last_message_id: int | None = None
-        self.last_event_id: int | None = None
+        self.messages = _Cursor()
+        self.escalations = _Cursor()
+
+    def reset(self) -> None:
+        self.messages = _Cursor()
+        self.escalations = _Cursor()
 
     async def run_once(self) -> None:
         async with self.database.unit_of_work() as session:
-            if self.last_message_id is None:
-                self.last_message_id = await handoff.inbox.newest_message_id(session)
+            if self.messages.high is None:
+                self.messages.start(await handoff.inbox.newest_message_id(session))
+            if self.escalations.high is None:
+                self.escalations.start(await handoff.inbox.newest_event_id(session))
             opened = await handoff.inbox.sync_escalations(session)
-            if self.last_event_id is None:
-                self.last_event_id = await handoff.inbox.newest_event_id(session)
-            escalated = await handoff.inbox.escalations_after(session, after_id=self.last_event_id)
-            if escalated:
-                self.last_event_id = escalated[-1][0]
-            fresh = await handoff.inbox.messages_after(session, after_id=self.last_message_id)
+            recent = await handoff.inbox.escalations_after(session, after_id=self.escalations.read_from)
+            new_events = set(self.escalations.fresh([event_id for event_id, _, _ in recent]))
+            escalated = [e for e in recent if e[0] in new_events]
+            read = await handoff.inbox.messages_after(session, after_id=self.messages.read_from)
+            new_messages = set(self.messages.fresh([m.id for m in read]))
+            fresh = [m for m in read if m.id in new_messages]
             changed: set[int] = set(opened)
             for message in fresh:
-                self.last_message_id = max(self.last_message_id, message.id)
                 changed.add(message.conversation_id)
             assigned = await handoff.inbox.auto_assign(session)
         shop = handoff.DEFAULT_SHOP_ID
@@ -165,8 +200,7 @@ class InboxWatcher:
         while True:
             if not self.events.subscribers_anywhere():
                 # No console on this process: nothing to show, and no online agent to assign to from here.
-                self.last_message_id = None
-                self.last_event_id = None
+                self.reset()
                 await asyncio.sleep(WATCH_SECONDS)
                 continue
             try:

@@ -117,3 +117,14 @@ async def test_streams_are_told_to_reconnect_when_the_server_stops() -> None:
     events.tell_to_reconnect()
     assert await asyncio.wait_for(queue.get(), timeout=1) == {"type": "reconnect"}
     assert events.closing
+
+
+def test_watcher_cursor_sees_a_lower_id_committed_after_a_higher_one() -> None:
+    from api.http.agent.realtime import _Cursor
+
+    cursor = _Cursor()
+    cursor.start(10)
+    assert cursor.fresh([5, 9, 10]) == []  # there before the watcher looked
+    assert cursor.fresh([12]) == [12]  # 11 is inserted but not committed yet
+    assert cursor.fresh([11, 12]) == [11]  # committed later: seen once, late, not lost
+    assert cursor.fresh([11, 12, 13]) == [13]
