@@ -94,7 +94,9 @@ class Console:
         self.http = httpx.AsyncClient(base_url=base, timeout=30)
         self.csrf = ""
         self.seen: dict[str, float] = {}  # token -> arrival
+        self.seen_wall: dict[int, float] = {}  # message id -> arrival (wall clock, to compare with created_at)
         self.seen_ids: defaultdict[int, int] = defaultdict(int)
+        self.token_ids: dict[str, int] = {}
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -115,8 +117,10 @@ class Console:
                     self.ready.set()
                 elif event["type"] == "shopper_message":
                     self.seen_ids[int(event["message_id"])] += 1
+                    self.seen_wall.setdefault(int(event["message_id"]), time.time())
                     token = (event.get("preview") or "").split(" ")[-1]
                     self.seen.setdefault(token, time.monotonic())
+                    self.token_ids.setdefault(token, int(event["message_id"]))
 
     async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return await self.http.post("/api/v1/agent" + path, json=body, headers={"X-CSRF-Token": self.csrf})
@@ -200,6 +204,22 @@ async def conversation_ids(database_url: str, sessions: list[str]) -> dict[str, 
         await database.dispose()
 
 
+async def stored_at(database_url: str, message_ids: list[int]) -> dict[int, float]:
+    from sqlalchemy import select
+
+    from bot.conversations.models import ConversationMessage
+    from kit.db import Database
+
+    database = Database(database_url)
+    try:
+        async with database.unit_of_work() as session:
+            rows = (await session.execute(select(ConversationMessage.id, ConversationMessage.created_at)
+                                          .where(ConversationMessage.id.in_(message_ids)))).all()
+            return {int(i): at.timestamp() for i, at in rows}
+    finally:
+        await database.dispose()
+
+
 def summary(values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values]
     return {"count": len(ms), "p50_ms": round(percentile(ms, 0.5), 1), "p99_ms": round(percentile(ms, 0.99), 1),
@@ -266,6 +286,12 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 else:
                     (same if console.process == process else other).append(arrived - at)
         doubled_in = sum(n - 1 for c in consoles for n in c.seen_ids.values() if n > 1)
+        # The console's part alone: from the row's created_at (stamped in the turn, before its NLU work commits)
+        # to the event on the stream, for the messages of the measured window.
+        measured_ids = {i for c in consoles for token, i in c.token_ids.items() if token in sent}
+        created = await stored_at(database_url, sorted(measured_ids))
+        stored_to_console = [c.seen_wall[i] - created[i] for c in consoles for i in c.seen_wall
+                             if i in measured_ids and i in created]
 
         # Agent -> shopper.
         posted: dict[str, tuple[float, Shopper]] = {}
@@ -300,7 +326,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
             "shopper_to_console": {**summary(same + other), "same_process": summary(same),
                                    "other_process": summary(other),
                                    "within_1s": round(sum(v <= 1.0 for v in same + other) / max(1, len(same + other)),
-                                                      4)},
+                                                      4),
+                                   "stored_to_console": summary(stored_to_console)},
             "agent_to_shopper": {**summary(replies), "other_process": summary(cross)},
             "messages_sent": len(sent), "replies_sent": len(posted),
             "lost": {"shopper_to_console": lost_in, "agent_to_shopper": lost_out},
