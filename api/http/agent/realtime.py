@@ -53,6 +53,9 @@ class AgentEvents:
         self._queues: dict[int, set[asyncio.Queue[Event]]] = {}
         self.pubsub = RedisPubSub(redis_url, name="agent events") if redis_url else None
         self.closing = False
+        # Set while this process's watcher follows the database: a stream says hello only then, and the console
+        # refetches on hello, so nothing falls between its first load and the first event.
+        self.watching = asyncio.Event()
         _HUBS.add(self)
 
     def tell_to_reconnect(self) -> None:
@@ -157,6 +160,7 @@ class InboxWatcher:
     def reset(self) -> None:
         self.messages = _Cursor()
         self.escalations = _Cursor()
+        self.events.watching.clear()
 
     async def run_once(self) -> None:
         async with self.database.unit_of_work() as session:
@@ -164,6 +168,7 @@ class InboxWatcher:
                 self.messages.start(await handoff.inbox.newest_message_id(session))
             if self.escalations.high is None:
                 self.escalations.start(await handoff.inbox.newest_event_id(session))
+                self.events.watching.set()
             opened = await handoff.inbox.sync_escalations(session)
             recent = await handoff.inbox.escalations_after(session, after_id=self.escalations.read_from)
             new_events = set(self.escalations.fresh([event_id for event_id, _, _ in recent]))
@@ -284,6 +289,8 @@ async def agent_events(request: Request) -> StreamingResponse:
             if events.closing:
                 yield _frame(RECONNECT)
                 return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(events.watching.wait(), timeout=2.0)
             yield _frame({"type": "hello", "agent_id": agent_id})
             while True:
                 try:

@@ -246,10 +246,9 @@
     source.onmessage = (message) => {
       const event = JSON.parse(message.data);
       if (event.type === "hello") {
-        const wasDown = state.retry > 0 || state.connection !== "connecting";
         state.retry = 0;
         setConnection("live");
-        if (wasDown) act(refreshAll);  // what happened while we were away
+        act(refreshAll);  // what happened before the stream was live (or while we were away)
         return;
       }
       if (event.type === "reconnect") {  // the server is shutting down: another process (or this one) will answer
