@@ -29,7 +29,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     _require_database(get_settings().database.url)
     configure_logging()
     uvicorn.run("api.app:app_factory", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True, log_config=uvicorn_log_config())
+                log_level="info", proxy_headers=True, log_config=uvicorn_log_config(),
+                # Open console streams are told to reconnect and end; this bounds whatever else is still open.
+                timeout_graceful_shutdown=5)
 
 
 def uvicorn_log_config() -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,11 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.handoff._rows import rowcount
 from bot.handoff.errors import BadAgentInput, CannedNotFound, NotSupervisor
 from bot.handoff.models import Agent, CannedResponse
-from bot.handoff.replies import MAX_REPLY_CHARS, clean_text
+from bot.handoff.replies import CANNED_VARIABLE, CANNED_VARIABLES, MAX_REPLY_CHARS, clean_text
 from kit.clock import utcnow
-
-CANNED_VARIABLES = ("name", "order_number", "agent_name")
-CANNED_VARIABLE = re.compile(r"\{([a-z_]+)\}")
 
 
 class CannedRepository:
@@ -109,6 +107,32 @@ async def canned_responses(session: AsyncSession, *, shop_id: int) -> list[Canne
     return list(await CannedRepository(session).canned(shop_id))
 
 
-def fill_canned(body: str, values: dict[str, str | None]) -> str:
-    """Replace {name}, {order_number}, {agent_name}; a variable without a value is left for the agent to fill."""
-    return CANNED_VARIABLE.sub(lambda m: values.get(m.group(1)) or m.group(0), body)
+class FilledCanned(BaseModel):
+    canned_id: int
+    shortcut: str
+    text: str  # variables with a value filled in; the others left as {name} for the agent to fill
+    missing: list[str]  # variables this conversation has no value for (the reply is refused while they remain)
+
+
+def fill_canned(body: str, values: dict[str, str | None]) -> tuple[str, list[str]]:
+    """Replace {name}, {order_number}, {agent_name}, ...; returns the text and the variables left unfilled
+    (unknown here or empty), which the agent must fill before sending."""
+    missing: list[str] = []
+
+    def value(match: re.Match[str]) -> str:
+        found = (values.get(match.group(1)) or "").strip()
+        if not found:
+            missing.append(match.group(1))
+            return match.group(0)
+        return found
+
+    text = CANNED_VARIABLE.sub(value, body)
+    return text, sorted(set(missing))
+
+
+async def canned_for_conversation(session: AsyncSession, *, agent: Agent, conversation_id: int,
+                                  canned_id: int, values: dict[str, str | None]) -> FilledCanned:
+    """A canned response filled from the conversation (`values`: `views.canned_values`), as the agent previews it."""
+    canned = await _canned_of_shop(session, agent, canned_id)
+    text, missing = fill_canned(canned.body, values)
+    return FilledCanned(canned_id=canned.id, shortcut=canned.shortcut, text=text, missing=missing)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.handoff.models import AgentReply
-from bot.messages import Button, OutboundMessage
+from bot.messages import Button, OutboundMessage, ProductCard
 from kit.clock import utcnow
 from kit.outbox import DEAD, DELIVERED, SUPERSEDED, OutboxEvent, enqueue
 
@@ -34,11 +34,12 @@ class DeliveryRepository:
 
 
 async def send(session: AsyncSession, *, conversation: Conversation, agent_id: int, source: str, text: str,
-               author: Literal["agent", "system"] = "agent", buttons: list[Button] | None = None) -> int:
+               author: Literal["agent", "system"] = "agent", buttons: list[Button] | None = None,
+               cards: list[ProductCard] | None = None, custom: dict[str, Any] | None = None) -> int:
     """Store the message as the conversation's reply and queue it on `send.<channel>`; returns its id."""
     last_in = await DeliveryRepository(session).last_inbound(conversation.id)
     reply = OutboundMessage(channel=conversation.channel, recipient_id=conversation.sender_id,
-                            text=text, buttons=buttons or [], author=author)
+                            text=text, buttons=buttons or [], cards=cards or [], custom=custom, author=author)
     saved = await conversations.record_outbound(session, conversation=conversation, reply=reply,
                                                 in_reply_to=last_in.id if last_in else None)
     assert saved.message_id is not None

@@ -89,10 +89,13 @@ async def finish(turn: Turn, stored: ConversationMessage, decision: Decision, tr
 async def _hold_as_draft(turn: Turn, stored: ConversationMessage) -> None:
     """The answer waits as a draft for an agent; the shopper hears their place in the queue."""
     session = turn.session
-    draft = "\n\n".join(r.text for r in turn.replies if r.text and r.text != turn.t("did_this_help"))
+    held = [r for r in turn.replies if (r.text and r.text != turn.t("did_this_help")) or r.cards]
+    draft = "\n\n".join(r.text for r in held if r.text)
     if stored.id is None:
         await session.flush()  # the draft refers to the message: write it now
-    await handoff.hold_draft(session, conversation_id=turn.conversation.id, text=draft, for_message_id=stored.id)
+    # Kept with its cards and buttons, so an approved draft reaches the shopper as the bot would have sent it.
+    await handoff.hold_draft(session, conversation_id=turn.conversation.id, text=draft, for_message_id=stored.id,
+                             replies=held)
     turn.replies = []
     turn.handed_off = True
     notice = await handoff.queue_notice(session, conversation_id=turn.conversation.id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,11 +27,11 @@ from bot.handoff.errors import (
     NotYours,
     ThreadNotFound,
 )
-from bot.handoff.models import DEFAULT_SHOP_ID, Agent, HandoffThread
+from bot.handoff.models import DEFAULT_SHOP_ID, Agent, ConversationRead, HandoffThread, ThreadEvent
 from bot.handoff.rules import rules_of
 from kit.clock import as_utc, utcnow
 
-VIEWS = ("unassigned", "mine", "open", "resolved", "bot")
+VIEWS = ("queue", "unassigned", "mine", "open", "resolved", "bot")  # queue = mine + unassigned (the default)
 DEFAULT_HANDLE_SECONDS = 300.0
 
 
@@ -50,6 +50,16 @@ class InboxItem(BaseModel):
     last_author: str | None = None
     opened_at: datetime | None
     updated_at: datetime
+    shopper_email: str | None = None
+    unread: int = 0  # shopper messages after this agent's read marker
+    # Since when the shopper waits for an answer: their oldest message after the last agent/bot reply (or None).
+    waiting_since: datetime | None = None
+
+
+class ViewCount(BaseModel):
+    view: str
+    conversations: int
+    unread: int
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,8 @@ class InboxRepository:
             .order_by(Conversation.id).limit(limit))).all()
 
     async def threads(self, *, shop_id: int, status: str | None, assignee_id: int | None = None,
-                      unassigned: bool = False, limit: int = 200) -> Sequence[tuple[HandoffThread, Conversation]]:
+                      unassigned: bool = False, mine_or_unassigned: int | None = None,
+                      limit: int = 200) -> Sequence[tuple[HandoffThread, Conversation]]:
         query = (select(HandoffThread, Conversation)
                  .join(Conversation, Conversation.id == HandoffThread.conversation_id)
                  .where(HandoffThread.shop_id == shop_id))
@@ -147,6 +158,9 @@ class InboxRepository:
             query = query.where(HandoffThread.assignee_id == assignee_id)
         if unassigned:
             query = query.where(HandoffThread.assignee_id.is_(None))
+        if mine_or_unassigned is not None:
+            query = query.where(or_(HandoffThread.assignee_id.is_(None),
+                                    HandoffThread.assignee_id == mine_or_unassigned))
         order = HandoffThread.resolved_at.desc() if status == "resolved" else HandoffThread.opened_at
         rows = (await self.session.execute(query.order_by(order, HandoffThread.conversation_id).limit(limit))).all()
         return [(row[0], row[1]) for row in rows]
@@ -183,6 +197,67 @@ class InboxRepository:
     async def messages_after(self, after_id: int, limit: int = 500) -> Sequence[ConversationMessage]:
         return (await self.session.scalars(select(ConversationMessage).where(ConversationMessage.id > after_id)
                                            .order_by(ConversationMessage.id).limit(limit))).all()
+
+    async def add_event(self, *, conversation_id: int, kind: str, agent_id: int | None,
+                        target_agent_id: int | None = None, detail: str | None = None) -> None:
+        self.session.add(ThreadEvent(conversation_id=conversation_id, kind=kind, agent_id=agent_id,
+                                     target_agent_id=target_agent_id, detail=detail, created_at=utcnow()))
+
+    async def unread_counts(self, agent_id: int, conversation_ids: Sequence[int]) -> dict[int, int]:
+        """Shopper messages after the agent's read marker, per conversation."""
+        if not conversation_ids:
+            return {}
+        read = (select(ConversationRead.conversation_id, ConversationRead.last_read_message_id)
+                .where(ConversationRead.agent_id == agent_id).subquery())
+        rows = (await self.session.execute(
+            select(ConversationMessage.conversation_id, func.count(ConversationMessage.id))
+            .outerjoin(read, read.c.conversation_id == ConversationMessage.conversation_id)
+            .where(ConversationMessage.conversation_id.in_(conversation_ids), ConversationMessage.direction == "in",
+                   ConversationMessage.id > func.coalesce(read.c.last_read_message_id, 0))
+            .group_by(ConversationMessage.conversation_id))).all()
+        return {int(row[0]): int(row[1]) for row in rows}
+
+    async def waiting_since(self, conversation_ids: Sequence[int]) -> dict[int, datetime]:
+        """The shopper's oldest message after the last reply a person or the bot gave (system notices don't
+        count), per conversation that waits."""
+        if not conversation_ids:
+            return {}
+        last_out = (select(ConversationMessage.conversation_id, func.max(ConversationMessage.id).label("last_out"))
+                    .where(ConversationMessage.conversation_id.in_(conversation_ids),
+                           ConversationMessage.direction == "out", ConversationMessage.author == "agent")
+                    .group_by(ConversationMessage.conversation_id).subquery())
+        rows = (await self.session.execute(
+            select(ConversationMessage.conversation_id, func.min(ConversationMessage.created_at))
+            .outerjoin(last_out, last_out.c.conversation_id == ConversationMessage.conversation_id)
+            .where(ConversationMessage.conversation_id.in_(conversation_ids), ConversationMessage.direction == "in",
+                   ConversationMessage.id > func.coalesce(last_out.c.last_out, 0))
+            .group_by(ConversationMessage.conversation_id))).all()
+        return {int(row[0]): as_utc(row[1]) for row in rows}
+
+    async def mark_read(self, *, agent_id: int, conversation_id: int, message_id: int) -> None:
+        read = await self.session.get(ConversationRead, (agent_id, conversation_id))
+        if read is None:
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(ConversationRead(agent_id=agent_id, conversation_id=conversation_id,
+                                                      last_read_message_id=message_id, updated_at=utcnow()))
+                    await self.session.flush()
+                return
+            except IntegrityError:  # the same agent's other tab marked it at the same moment
+                read = await self.session.get(ConversationRead, (agent_id, conversation_id))
+                assert read is not None
+        if message_id > read.last_read_message_id:
+            read.last_read_message_id = message_id
+            read.updated_at = utcnow()
+            await self.session.flush()
+
+    async def newest_event_id(self) -> int:
+        return int(await self.session.scalar(select(func.max(ThreadEvent.id))) or 0)
+
+    async def events_after(self, after_id: int, *, kind: str, limit: int = 200) -> Sequence[ThreadEvent]:
+        return (await self.session.scalars(select(ThreadEvent)
+                                           .where(ThreadEvent.id > after_id, ThreadEvent.kind == kind)
+                                           .order_by(ThreadEvent.id).limit(limit))).all()
 
     async def newest_message_id(self) -> int:
         return int(await self.session.scalar(select(func.max(ConversationMessage.id))) or 0)
@@ -222,9 +297,12 @@ async def open_handoff(session: AsyncSession, *, conversation_id: int, reason: s
         except IntegrityError:
             thread = await repo.thread(conversation_id)  # another process opened it first
             assert thread is not None
+            return thread
+        await repo.add_event(conversation_id=conversation_id, kind="escalated", agent_id=None, detail=reason)
         return thread
     if thread.status != "open":
-        await repo.reopen(conversation_id=conversation_id, reason=reason, now=now)
+        if await repo.reopen(conversation_id=conversation_id, reason=reason, now=now):
+            await repo.add_event(conversation_id=conversation_id, kind="escalated", agent_id=None, detail=reason)
         await session.refresh(thread)
     return thread
 
@@ -242,6 +320,17 @@ async def sync_escalations(session: AsyncSession) -> list[int]:
     return opened
 
 
+async def newest_event_id(session: AsyncSession) -> int:
+    """The id of the newest inbox event (0 when none): where a watcher starts."""
+    return await InboxRepository(session).newest_event_id()
+
+
+async def escalations_after(session: AsyncSession, *, after_id: int) -> list[tuple[int, int, str | None]]:
+    """(event id, conversation, why) of conversations handed to a person after event `after_id`, oldest first."""
+    return [(e.id, e.conversation_id, e.detail) for e in await InboxRepository(session).events_after(
+        after_id, kind="escalated")]
+
+
 async def newest_message_id(session: AsyncSession) -> int:
     """The id of the newest stored message of any conversation (0 when none): where a watcher starts."""
     return await InboxRepository(session).newest_message_id()
@@ -253,7 +342,8 @@ async def messages_after(session: AsyncSession, *, after_id: int, limit: int = 5
 
 
 async def inbox(session: AsyncSession, *, agent: Agent, view: str) -> list[InboxItem]:
-    """One view of the agent's shop: unassigned, mine, open (all open), resolved, or bot (take-over candidates)."""
+    """One view of the agent's shop: queue (mine + unassigned, the default), unassigned, mine, open (all open),
+    resolved, or bot (take-over candidates); each with the agent's unread count and the shopper's waiting time."""
     if view not in VIEWS:
         raise BadAgentInput(f"view must be one of {', '.join(VIEWS)}.", code="unknown_view")
     repo = InboxRepository(session)
@@ -263,19 +353,69 @@ async def inbox(session: AsyncSession, *, agent: Agent, view: str) -> list[Inbox
             return []
         rows = await repo.bot_conversations()
         last = await repo.last_shopper_messages([c.id for c in rows])
+        people = await _people(session, rows)
         return [InboxItem(conversation_id=c.id, channel=c.channel, sender_id=c.sender_id, mode=c.mode, status="bot",
                           reason=None, assignee_id=None, last_text=_preview(last.get(c.id)),
                           last_author=last[c.id].author if c.id in last else None, opened_at=None,
-                          updated_at=c.updated_at) for c in rows]
+                          updated_at=c.updated_at, shopper_name=people.get(c.id, (None, None))[0],
+                          shopper_email=people.get(c.id, (None, None))[1]) for c in rows]
     status = "resolved" if view == "resolved" else "open"
     pairs = await repo.threads(shop_id=agent.shop_id, status=status,
-                               assignee_id=agent.id if view == "mine" else None, unassigned=view == "unassigned")
-    last = await repo.last_shopper_messages([c.id for _, c in pairs])
-    return [InboxItem(conversation_id=c.id, channel=c.channel, sender_id=c.sender_id, mode=c.mode, status=t.status,
-                      reason=t.reason, assignee_id=t.assignee_id, assignee_name=names.get(t.assignee_id or 0),
-                      has_draft=t.draft_text is not None, last_text=_preview(last.get(c.id)),
-                      last_author=last[c.id].author if c.id in last else None, opened_at=t.opened_at,
-                      updated_at=max(as_utc(t.updated_at), as_utc(c.updated_at))) for t, c in pairs]
+                               assignee_id=agent.id if view == "mine" else None, unassigned=view == "unassigned",
+                               mine_or_unassigned=agent.id if view == "queue" else None)
+    ids = [c.id for _, c in pairs]
+    last = await repo.last_shopper_messages(ids)
+    unread = await repo.unread_counts(agent.id, ids)
+    waiting = await repo.waiting_since(ids) if status == "open" else {}
+    people = await _people(session, [c for _, c in pairs])
+    items = []
+    for t, c in pairs:
+        since = waiting.get(c.id)
+        items.append(InboxItem(
+            conversation_id=c.id, channel=c.channel, sender_id=c.sender_id, mode=c.mode, status=t.status,
+            reason=t.reason, assignee_id=t.assignee_id, assignee_name=names.get(t.assignee_id or 0),
+            has_draft=t.draft_text is not None, last_text=_preview(last.get(c.id)),
+            last_author=last[c.id].author if c.id in last else None, opened_at=t.opened_at,
+            updated_at=max(as_utc(t.updated_at), as_utc(c.updated_at)),
+            shopper_name=people.get(c.id, (None, None))[0], shopper_email=people.get(c.id, (None, None))[1],
+            unread=unread.get(c.id, 0),
+            waiting_since=max(since, as_utc(t.opened_at)) if since is not None else None))
+    return items
+
+
+async def view_counts(session: AsyncSession, *, agent: Agent) -> list[ViewCount]:
+    """Per inbox view: how many conversations and how many unread shopper messages for this agent."""
+    counts = []
+    for view in ("queue", "mine", "unassigned", "open"):
+        items = await inbox(session, agent=agent, view=view)
+        counts.append(ViewCount(view=view, conversations=len(items), unread=sum(i.unread for i in items)))
+    return counts
+
+
+async def mark_read(session: AsyncSession, *, agent: Agent, conversation_id: int, message_id: int) -> None:
+    """The agent has seen the conversation up to `message_id` (never moves backwards)."""
+    await thread_of_shop(session, agent, conversation_id)
+    await InboxRepository(session).mark_read(agent_id=agent.id, conversation_id=conversation_id,
+                                             message_id=message_id)
+
+
+async def _people(session: AsyncSession, rows: Sequence[Conversation]) -> dict[int, tuple[str | None, str | None]]:
+    """The shopper's name and e-mail per conversation (what an agent recognises, not a channel id)."""
+    from commerce.shoppers import service as shoppers
+    from kit.errors import NotFound
+
+    found: dict[int, tuple[str | None, str | None]] = {}
+    for conversation in rows:
+        name, email = None, conversation.email
+        if conversation.shopper_id is not None:
+            try:
+                shopper = await shoppers.get_shopper(session, shopper_id=conversation.shopper_id)
+            except NotFound:
+                shopper = None
+            if shopper is not None:
+                name, email = shopper.name, shopper.email or email
+        found[conversation.id] = (name, email)
+    return found
 
 
 def _preview(message: ConversationMessage | None) -> str | None:
@@ -329,6 +469,7 @@ async def take(session: AsyncSession, *, agent: Agent, conversation_id: int) -> 
                                assignee_id=thread.assignee_id)
         return thread
     await repo.mark_assigned(agent.id, now)
+    await repo.add_event(conversation_id=conversation_id, kind="taken", agent_id=agent.id)
     await conversations.set_mode(session, conversation_id=conversation_id, mode="human", queue="agent")
     await session.refresh(thread)
     return thread
@@ -351,6 +492,8 @@ async def assign(session: AsyncSession, *, by: Agent, conversation_id: int, agen
                            to_agent_id=agent_id, now=now):
         raise AlreadyTaken("The conversation changed hands meanwhile; reload it.")
     await repo.mark_assigned(agent_id, now)
+    await repo.add_event(conversation_id=conversation_id, kind="transferred" if thread.assignee_id == by.id else
+                         "assigned", agent_id=by.id, target_agent_id=agent_id)
     await conversations.set_mode(session, conversation_id=conversation_id, mode="human", queue="agent")
     await session.refresh(thread)
     return thread
@@ -377,6 +520,8 @@ async def auto_assign(session: AsyncSession, *, shop_id: int = DEFAULT_SHOP_ID) 
         agent = free[0]  # longest since their last assignment
         if await repo.claim(conversation_id=thread.conversation_id, shop_id=shop_id, agent_id=agent.id, now=now):
             await repo.mark_assigned(agent.id, now)
+            await repo.add_event(conversation_id=thread.conversation_id, kind="assigned", agent_id=None,
+                                 target_agent_id=agent.id, detail="round_robin")
             await conversations.set_mode(session, conversation_id=thread.conversation_id, mode="human",
                                          queue="agent")
             load[agent.id] = load.get(agent.id, 0) + 1
@@ -392,6 +537,7 @@ async def hand_back(session: AsyncSession, *, agent: Agent, conversation_id: int
     if not await InboxRepository(session).close(conversation_id=conversation_id, shop_id=agent.shop_id,
                                                 status="returned", agent_id=agent.id, now=utcnow()):
         raise AlreadyResolved("The conversation is already resolved.")
+    await InboxRepository(session).add_event(conversation_id=conversation_id, kind="handed_back", agent_id=agent.id)
     await conversations.set_mode(session, conversation_id=conversation_id, mode="bot")
     await session.refresh(thread)
     return thread
@@ -406,6 +552,7 @@ async def resolve(session: AsyncSession, *, agent: Agent, conversation_id: int, 
     if not await repo.close(conversation_id=conversation_id, shop_id=agent.shop_id, status="resolved",
                             agent_id=agent.id, now=now):
         raise AlreadyResolved("The conversation is already resolved.")
+    await repo.add_event(conversation_id=conversation_id, kind="resolved", agent_id=agent.id)
     conversation = await conversations.set_mode(session, conversation_id=conversation_id, mode="bot")
     if ask_csat:
         await ask_rating(session, conversation=conversation, shop_id=agent.shop_id, rated_agent_id=owner or agent.id,

@@ -59,6 +59,8 @@ class HandoffThread(Base):
     reason: Mapped[str | None] = mapped_column(String(40), default=None)  # what escalated it
     draft_text: Mapped[str | None] = mapped_column(Text, default=None)  # the bot's reply waiting for an agent
     draft_for_message_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The held replies as the shopper would have seen them: [{text, buttons, cards, custom}, ...]
+    draft_content: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -156,3 +158,31 @@ class ShopHandoffRules(Base):
     shop_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rules: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConversationRead(Base):
+    """How far an agent has read a conversation (unread = shopper messages after it)."""
+
+    __tablename__ = "handoff_reads"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("handoff_agents.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    last_read_message_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ThreadEvent(Base):
+    """Who did what to a conversation in the inbox: escalated, taken, assigned, transferred, handed back, resolved."""
+
+    __tablename__ = "handoff_events"
+    __table_args__ = (Index("ix_handoff_events_conversation_id_id", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_agents.id", ondelete="SET NULL"), default=None)
+    target_agent_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_agents.id", ondelete="SET NULL"),
+                                                        default=None)
+    detail: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,6 +1,8 @@
 """An agent's reply to the shopper, and the length and emptiness check every text an agent writes goes through."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversations import service as conversations
@@ -10,6 +12,10 @@ from bot.handoff.inbox import require_owner, thread_of_shop
 from bot.handoff.models import Agent
 
 MAX_REPLY_CHARS = 4000
+# Canned-response variables; the console fills them from the conversation before anything is sent.
+CANNED_VARIABLES = ("name", "first_name", "email", "order_number", "order_total", "order_status", "agent_name",
+                    "agent_first_name")
+CANNED_VARIABLE = re.compile(r"\{([a-z_]+)\}")
 
 
 def clean_text(text: str, *, limit: int, what: str) -> str:
@@ -22,9 +28,19 @@ def clean_text(text: str, *, limit: int, what: str) -> str:
     return cleaned
 
 
+def check_filled(text: str) -> None:
+    """BadAgentInput `unfilled_variable` naming each {variable} still in the text: it never reaches a shopper raw."""
+    left = sorted(set(CANNED_VARIABLE.findall(text)))
+    if left:
+        names = ", ".join("{" + name + "}" for name in left)
+        raise BadAgentInput(f"Fill in {names} before sending: the shopper would see it as written.",
+                            code="unfilled_variable", variables=left)
+
+
 async def reply(session: AsyncSession, *, agent: Agent, conversation_id: int, text: str) -> int:
     """Send the agent's message to the shopper through the outbox; returns the stored message id."""
     body = clean_text(text, limit=MAX_REPLY_CHARS, what="reply")
+    check_filled(body)
     thread = require_owner(agent, await thread_of_shop(session, agent, conversation_id), supervisor_may=False)
     conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
     if conversation.mode != "human":

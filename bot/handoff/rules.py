@@ -11,7 +11,7 @@ from decimal import Decimal
 from time import monotonic
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +47,16 @@ class EscalationRules(BaseModel):
     mixed_reply_by_intent: dict[str, MixedReply] = Field(default_factory=dict)
     auto_assign: bool = True
     opening_hours: OpeningHours = Field(default_factory=OpeningHours)
+    # The console's waiting-time colours: amber from `sla_warn_minutes` of a shopper waiting, red from
+    # `sla_breach_minutes` (the team's promise).
+    sla_warn_minutes: int = Field(default=2, ge=1, le=1440)
+    sla_breach_minutes: int = Field(default=5, ge=1, le=1440)
+
+    @model_validator(mode="after")
+    def _sla_order(self) -> EscalationRules:
+        if self.sla_breach_minutes < self.sla_warn_minutes:
+            raise ValueError("sla_breach_minutes must be at least sla_warn_minutes")
+        return self
 
     @field_validator("order_value_currency")
     @classmethod

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import i18n
 from bot.channels import receipts as channel_receipts
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
@@ -17,9 +18,12 @@ from bot.handoff.agents import AgentRepository
 from bot.handoff.delivery import DeliveryRepository, delivery_state, safe_error
 from bot.handoff.inbox import thread_of_shop
 from bot.handoff.learning import LearningRepository
-from bot.handoff.models import Agent, AgentReply
+from bot.handoff.models import Agent, AgentReply, ThreadEvent
 from bot.handoff.notes import NoteRepository, NoteView
+from commerce.money import format_money
 from kit.outbox import DEAD
+
+UNPAID_STATUSES = frozenset({"pending_payment", "cancelled"})
 
 
 class MessageView(BaseModel):
@@ -30,6 +34,10 @@ class MessageView(BaseModel):
     text: str | None
     payload: str | None = None
     buttons: list[dict[str, Any]] = Field(default_factory=list)
+    # What else the shopper saw, from the stored payload: product cards and the skill's custom data (an order's
+    # number, total and currency; a landed-cost quote; ...).
+    cards: list[dict[str, Any]] = Field(default_factory=list)
+    custom: dict[str, Any] | None = None
     intent: str | None = None
     confidence: float | None = None
     policy: str | None = None  # what the bot did: answer, confirm, clarify, handoff, draft_for_agent, ...
@@ -46,15 +54,31 @@ class MessageView(BaseModel):
 class OrderView(BaseModel):
     number: str
     status: str
+    paid: bool  # the payment state: False while pending_payment (or cancelled before paying)
     total: str
     currency: str
+    total_text: str  # formatted by the agent's locale (babel): "$161.85", "US$161.85", "161,85 $US"
+    created_at: datetime
+
+
+class TimelineEvent(BaseModel):
+    """Who did what: escalated (detail = why), taken, assigned, transferred, handed_back, resolved."""
+
+    id: int
+    kind: str
+    agent_name: str | None
+    target_agent_name: str | None
+    detail: str | None
     created_at: datetime
 
 
 class ShopperPanel(BaseModel):
     shopper_id: int | None
+    display_name: str  # the name, else the e-mail, else "<Channel> shopper <short id>": never a bare hex id
     name: str | None
     email: str | None
+    channel: str
+    country_name: str | None = None
     country: str | None
     currency: str | None
     locale: str | None
@@ -72,8 +96,12 @@ class ConversationView(BaseModel):
     assignee_id: int | None
     assignee_name: str | None
     draft: str | None
+    draft_cards: list[dict[str, Any]] = Field(default_factory=list)  # sent with the draft when approved
+    draft_buttons: list[dict[str, Any]] = Field(default_factory=list)
     messages: list[MessageView]
     notes: list[NoteView]
+    events: list[TimelineEvent] = Field(default_factory=list)
+    last_message_id: int = 0
     shopper: ShopperPanel
     canned_values: dict[str, str | None]
 
@@ -96,9 +124,16 @@ class ViewRepository:
                                            .where(AgentReply.message_id.in_(message_ids)))).all()
         return {row[0].message_id: (row[0], row[1]) for row in rows}
 
+    async def events(self, conversation_id: int, limit: int = 200) -> list[ThreadEvent]:
+        rows = (await self.session.scalars(select(ThreadEvent).where(ThreadEvent.conversation_id == conversation_id)
+                                           .order_by(ThreadEvent.id.desc()).limit(limit))).all()
+        return list(reversed(rows))
 
-async def conversation_view(session: AsyncSession, *, agent: Agent, conversation_id: int) -> ConversationView:
-    """Everything the console shows for one conversation: history with intents, the draft, notes, the shopper."""
+
+async def conversation_view(session: AsyncSession, *, agent: Agent, conversation_id: int,
+                            locale: str = "en") -> ConversationView:
+    """Everything the console shows for one conversation: history with intents and what each message showed
+    (cards, buttons, order summaries), the draft, notes, who did what, and the shopper (money in `locale`)."""
     thread = await thread_of_shop(session, agent, conversation_id)
     conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
     repo = ViewRepository(session)
@@ -117,6 +152,7 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
         messages.append(MessageView(
             id=m.id, direction=m.direction, author=m.author, kind=m.kind, text=m.text, payload=m.payload,
             buttons=list((m.content or {}).get("buttons") or []),
+            cards=list((m.content or {}).get("cards") or []), custom=(m.content or {}).get("custom") or None,
             intent=intent.get("name") if intent else None,
             confidence=float(intent["confidence"]) if intent and intent.get("confidence") is not None else None,
             policy=nlu.get("policy"), reason=nlu.get("reason"), corrected_intent=corrections.get(m.id),
@@ -125,21 +161,63 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
             delivery_error=safe_error(event.last_error) if event is not None and event.status == DEAD else None,
             delivery_status=receipts.get(m.id), created_at=m.created_at))
     names = {a.id: a.name for a in await AgentRepository(session).agents_of_shop(agent.shop_id)}
-    panel = await shopper_panel(session, conversation=conversation)
-    order_number = panel.orders[0].number if panel.orders else None
+    panel = await shopper_panel(session, conversation=conversation, agent_locale=locale)
+    timeline = [TimelineEvent(id=e.id, kind=e.kind, agent_name=names.get(e.agent_id or 0),
+                              target_agent_name=names.get(e.target_agent_id or 0), detail=e.detail,
+                              created_at=e.created_at) for e in await repo.events(conversation_id)]
+    draft_cards: list[dict[str, Any]] = []
+    draft_buttons: list[dict[str, Any]] = []
+    for held in (thread.draft_content or []) if thread and thread.draft_text is not None else []:
+        draft_cards.extend(held.get("cards") or [])
+        draft_buttons.extend(held.get("buttons") or [])
     return ConversationView(
         conversation_id=conversation.id, channel=conversation.channel, sender_id=conversation.sender_id,
         mode=conversation.mode, status=thread.status if thread else "bot", reason=thread.reason if thread else None,
         assignee_id=thread.assignee_id if thread else None,
         assignee_name=names.get(thread.assignee_id) if thread and thread.assignee_id else None,
-        draft=thread.draft_text if thread else None, messages=messages,
+        draft=thread.draft_text if thread else None, draft_cards=draft_cards, draft_buttons=draft_buttons,
+        messages=messages, events=timeline, last_message_id=rows[-1].id if rows else 0,
         notes=[NoteView(id=n.id, agent_name=name, body=n.body, created_at=n.created_at)
                for n, name in await NoteRepository(session).notes(conversation_id)],
-        shopper=panel, canned_values={"name": panel.name, "order_number": order_number, "agent_name": agent.name})
+        shopper=panel, canned_values=canned_values(panel, agent))
 
 
-async def shopper_panel(session: AsyncSession, *, conversation: Conversation) -> ShopperPanel:
-    """Identity, country, currency, cart and recent orders, through the commerce services."""
+def canned_values(panel: ShopperPanel, agent: Agent) -> dict[str, str | None]:
+    """What canned variables are filled with in this conversation (None: unknown here, the agent must fill it)."""
+    latest = panel.orders[0] if panel.orders else None
+    first_name = panel.name.split()[0] if panel.name and panel.name.split() else None
+    return {"name": panel.name, "first_name": first_name, "email": panel.email,
+            "order_number": latest.number if latest else None, "order_total": latest.total_text if latest else None,
+            "order_status": latest.status if latest else None, "agent_name": agent.name,
+            "agent_first_name": agent.name.split()[0] if agent.name.split() else agent.name}
+
+
+def agent_locale(value: str | None) -> str:
+    """The agent's language tag (from the browser) as a babel locale; anything unknown is English."""
+    from babel import Locale, UnknownLocaleError
+
+    if not value or len(value) > 35:
+        return "en"
+    candidate = value.replace("-", "_")
+    try:
+        Locale.parse(candidate)
+    except (UnknownLocaleError, ValueError, TypeError):
+        return "en"
+    return candidate
+
+
+def display_name(*, name: str | None, email: str | None, channel: str, sender_id: str) -> str:
+    if name:
+        return name
+    if email:
+        return email
+    return f"{channel.title()} shopper {sender_id[-6:]}"
+
+
+async def shopper_panel(session: AsyncSession, *, conversation: Conversation,
+                        agent_locale: str = "en") -> ShopperPanel:
+    """Identity, country, currency, cart and recent orders, through the commerce services (money and the country's
+    name written the agent's way, `agent_locale`)."""
     from commerce.orders import service as orders
     from commerce.shoppers import service as shoppers
     from kit.errors import NotFound
@@ -157,8 +235,22 @@ async def shopper_panel(session: AsyncSession, *, conversation: Conversation) ->
             country, currency = country or shopper.country, currency or shopper.currency
             locale = locale or shopper.locale
         for order in await orders.orders_for_shopper(session, shopper_id=conversation.shopper_id, limit=5):
-            order_views.append(OrderView(number=order.number, status=order.status, total=str(order.total),
-                                         currency=order.currency, created_at=order.created_at))
-    return ShopperPanel(shopper_id=conversation.shopper_id, name=name, email=email or conversation.email,
+            order_views.append(OrderView(number=order.number, status=order.status,
+                                         paid=order.status not in UNPAID_STATUSES, total=str(order.total),
+                                         currency=order.currency, created_at=order.created_at,
+                                         total_text=format_money(order.total, order.currency, agent_locale)))
+    email = email or conversation.email
+    return ShopperPanel(shopper_id=conversation.shopper_id, name=name, email=email, channel=conversation.channel,
+                        display_name=display_name(name=name, email=email, channel=conversation.channel,
+                                                  sender_id=conversation.sender_id),
+                        country_name=i18n.country_name(agent_locale, country) if country else None,
                         country=country, currency=currency, locale=locale, cart=list(conversation.cart or []),
                         orders=order_views)
+
+
+async def conversation_values(session: AsyncSession, *, agent: Agent, conversation_id: int,
+                              locale: str = "en") -> dict[str, str | None]:
+    """The canned-response variables of one conversation (for the filled preview)."""
+    await thread_of_shop(session, agent, conversation_id)
+    conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+    return canned_values(await shopper_panel(session, conversation=conversation, agent_locale=locale), agent)

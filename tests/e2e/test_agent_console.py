@@ -99,7 +99,7 @@ async def sign_in(browser: Any, shop: ServedShop, email: str) -> Any:
     await page.fill("#login-password", PASSWORD)
     await page.click("#login-submit")
     await page.wait_for_selector("#console:not([hidden])")
-    await page.wait_for_selector("#live.on", timeout=10_000)
+    await page.wait_for_selector("#live[data-state='live']", timeout=10_000)
     return page
 
 

@@ -22,6 +22,7 @@ from api.params import PathId
 from bot import handoff
 from bot.handoff.errors import NotSupervisor
 from bot.handoff.models import Agent
+from bot.messages import ProductCard
 from kit.errors import NotFound
 from kit.fields import RowId
 from kit.settings import Settings
@@ -144,18 +145,57 @@ async def agents(who: Reader, request: Request) -> list[handoff.agents.AgentCard
 
 @router.get("/api/v1/agent/inbox", response_model=list[handoff.inbox.InboxItem], summary="One inbox view")
 async def inbox(who: Reader, request: Request,
-                view: Annotated[Literal["unassigned", "mine", "open", "resolved", "bot"], Query()] = "open",
+                view: Annotated[Literal["queue", "unassigned", "mine", "open", "resolved", "bot"], Query()] = "queue",
                 ) -> list[handoff.inbox.InboxItem]:
     async with get_database(request).unit_of_work() as session:
         return await handoff.inbox.inbox(session, agent=await _agent(session, who), view=view)
 
 
+@router.get("/api/v1/agent/inbox/counts", response_model=list[handoff.inbox.ViewCount],
+            summary="Conversations and unread shopper messages per inbox view (for the badges)")
+async def inbox_counts(who: Reader, request: Request) -> list[handoff.inbox.ViewCount]:
+    async with get_database(request).unit_of_work() as session:
+        return await handoff.inbox.view_counts(session, agent=await _agent(session, who))
+
+
+class ReadBody(BaseModel):
+    message_id: int = Field(ge=0)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/read", status_code=204,
+             summary="I have seen this conversation up to message_id (unread counts drop)")
+async def mark_read(conversation_id: PathId, body: ReadBody, who: Writer, request: Request) -> Response:
+    async with get_database(request).unit_of_work() as session:
+        await handoff.inbox.mark_read(session, agent=await _agent(session, who), conversation_id=conversation_id,
+                                      message_id=body.message_id)
+    return Response(status_code=204)
+
+
+AgentLocale = Annotated[str | None, Query(max_length=35, description="The agent's language tag, e.g. en-GB, zh-CN "
+                                                                      "(money and country names); default en")]
+
+
+@router.get("/api/v1/agent/conversations/{conversation_id}/canned/{canned_id}",
+            response_model=handoff.canned.FilledCanned,
+            summary="A canned response filled from this conversation, with the variables it has no value for")
+async def filled_canned(conversation_id: PathId, canned_id: PathId, who: Reader, request: Request,
+                        locale: AgentLocale = None) -> handoff.canned.FilledCanned:
+    async with get_database(request).unit_of_work() as session:
+        agent = await _agent(session, who)
+        values = await handoff.views.conversation_values(session, agent=agent, conversation_id=conversation_id,
+                                                         locale=handoff.views.agent_locale(locale))
+        return await handoff.canned.canned_for_conversation(session, agent=agent, conversation_id=conversation_id,
+                                                            canned_id=canned_id, values=values)
+
+
 @router.get("/api/v1/agent/conversations/{conversation_id}", response_model=handoff.views.ConversationView,
             summary="History with intents, the bot's draft, notes and the shopper panel")
-async def conversation(conversation_id: PathId, who: Reader, request: Request) -> handoff.views.ConversationView:
+async def conversation(conversation_id: PathId, who: Reader, request: Request,
+                       locale: AgentLocale = None) -> handoff.views.ConversationView:
     async with get_database(request).unit_of_work() as session:
         return await handoff.views.conversation_view(session, agent=await _agent(session, who),
-                                                     conversation_id=conversation_id)
+                                                     conversation_id=conversation_id,
+                                                     locale=handoff.views.agent_locale(locale))
 
 
 class ThreadOut(BaseModel):
@@ -255,6 +295,31 @@ def _wake_delivery(request: Request) -> None:
     wakeup = getattr(runtime, "outbox_wakeup", None)
     if wakeup is not None:
         wakeup.set()
+
+
+@router.get("/api/v1/agent/catalog", response_model=list[ProductCard],
+            summary="Search the catalog from the reply box: the cards the shopper of this conversation would get")
+async def catalog_search(who: Reader, request: Request, q: Annotated[str, Query(max_length=200)],
+                         conversation_id: Annotated[int, Query(ge=1)]) -> list[ProductCard]:
+    async with get_database(request).unit_of_work() as session:
+        return await handoff.catalog.search_cards(session, agent=await _agent(session, who),
+                                                  conversation_id=conversation_id, query=q)
+
+
+class CardsBody(BaseModel):
+    skus: list[str] = Field(min_length=1, max_length=handoff.catalog.MAX_CARDS)
+    text: str | None = Field(default=None, max_length=handoff.replies.MAX_REPLY_CHARS + 100)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/cards", response_model=SentOut, status_code=201,
+             summary="Send product cards to the shopper (with your words or a default line in their language)")
+async def send_cards(conversation_id: PathId, body: CardsBody, who: Writer, request: Request) -> SentOut:
+    async with get_database(request).unit_of_work() as session:
+        message_id = await handoff.catalog.send_cards(session, agent=await _agent(session, who),
+                                                      conversation_id=conversation_id, skus=body.skus, text=body.text)
+    _wake_delivery(request)
+    await _changed(request, who.shop_id, conversation_id)
+    return SentOut(message_id=message_id)
 
 
 class NoteBody(BaseModel):

@@ -1,8 +1,12 @@
 """Real time for the agent console: Server-Sent Events at /api/v1/agent/events.
 
-Events are small JSON hints ({"type": "inbox"}, {"type": "conversation", "conversation_id"}, or
-{"type": "settings"} when a supervisor changed the escalation rules or canned responses); the console
-refetches what changed. Agent actions are published through Redis pub/sub when settings.redis.url is set
+Events are small JSON hints ({"type": "inbox"}, {"type": "conversation", "conversation_id"},
+{"type": "escalation", "conversation_id", "reason"} for a conversation newly waiting for a person,
+{"type": "shopper_message", "conversation_id", "message_id", "preview"}, or {"type": "settings"} when a
+supervisor changed the escalation rules or canned responses); the console refetches what changed and notifies
+the agent. On shutdown every stream gets {"type": "reconnect"} and ends, so the server stops at once (uvicorn
+waits for open responses) and consoles reconnect, to another process or to this one once it is back.
+Agent actions are published through Redis pub/sub when settings.redis.url is set
 (every API process relays them to its own consoles) and in-process otherwise. Shopper messages are found by
 each process's own watcher (while a console is connected to it), which polls the database for new messages
 every 250 ms, opens inbox threads for conversations handed to a person and round-robins waiting
@@ -14,7 +18,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -34,7 +39,10 @@ router = APIRouter(tags=["agent console"])
 REDIS_CHANNEL = "shoptalk:agent-events"
 WATCH_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
+PREVIEW_CHARS = 80
 Event = dict[str, Any]
+RECONNECT: Event = {"type": "reconnect"}
+_HUBS: weakref.WeakSet[AgentEvents] = weakref.WeakSet()
 
 
 class AgentEvents:
@@ -44,6 +52,19 @@ class AgentEvents:
         self.redis_url = redis_url
         self._queues: dict[int, set[asyncio.Queue[Event]]] = {}
         self.pubsub = RedisPubSub(redis_url, name="agent events") if redis_url else None
+        self.closing = False
+        # Set while this process's watcher follows the database: a stream says hello only then, and the console
+        # refetches on hello, so nothing falls between its first load and the first event.
+        self.watching = asyncio.Event()
+        _HUBS.add(self)
+
+    def tell_to_reconnect(self) -> None:
+        """The server is stopping: every console stream ends after telling its console to reconnect."""
+        self.closing = True
+        for queues in list(self._queues.values()):
+            for queue in list(queues):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(RECONNECT)
 
     def subscribe(self, shop_id: int) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
@@ -97,23 +118,66 @@ class AgentEvents:
             await self.pubsub.close()
 
 
+LOOKBACK_IDS = 200
+
+
+class _Cursor:
+    """Where a watcher is in an id sequence. On PostgreSQL ids are handed out at insert but seen at commit, so a
+    lower id can appear after a higher one: each read looks LOOKBACK_IDS back and skips the ids already seen."""
+
+    def __init__(self) -> None:
+        self.high: int | None = None
+        self.seen: set[int] = set()
+
+    def start(self, newest: int) -> None:
+        self.high = newest
+        self.seen = set(range(max(0, newest - LOOKBACK_IDS), newest + 1))  # what was there before we looked
+
+    @property
+    def read_from(self) -> int:
+        assert self.high is not None
+        return max(0, self.high - LOOKBACK_IDS)
+
+    def fresh(self, ids: list[int]) -> list[int]:
+        new = [i for i in ids if i not in self.seen]
+        self.seen.update(new)
+        if ids:
+            self.high = max(self.high or 0, *ids)
+        floor = self.read_from
+        self.seen = {i for i in self.seen if i >= floor}
+        return new
+
+
 class InboxWatcher:
     """Polls the database for what the engine did (new messages, handoffs) and tells this process's consoles."""
 
     def __init__(self, database: Database, events: AgentEvents) -> None:
         self.database = database
         self.events = events
-        self.last_message_id: int | None = None
+        self.messages = _Cursor()
+        self.escalations = _Cursor()
+
+    def reset(self) -> None:
+        self.messages = _Cursor()
+        self.escalations = _Cursor()
+        self.events.watching.clear()
 
     async def run_once(self) -> None:
         async with self.database.unit_of_work() as session:
-            if self.last_message_id is None:
-                self.last_message_id = await handoff.inbox.newest_message_id(session)
+            if self.messages.high is None:
+                self.messages.start(await handoff.inbox.newest_message_id(session))
+            if self.escalations.high is None:
+                self.escalations.start(await handoff.inbox.newest_event_id(session))
+                self.events.watching.set()
             opened = await handoff.inbox.sync_escalations(session)
-            fresh = await handoff.inbox.messages_after(session, after_id=self.last_message_id)
+            recent = await handoff.inbox.escalations_after(session, after_id=self.escalations.read_from)
+            new_events = set(self.escalations.fresh([event_id for event_id, _, _ in recent]))
+            escalated = [e for e in recent if e[0] in new_events]
+            read = await handoff.inbox.messages_after(session, after_id=self.messages.read_from)
+            new_messages = set(self.messages.fresh([m.id for m in read]))
+            fresh = [m for m in read if m.id in new_messages]
             changed: set[int] = set(opened)
             for message in fresh:
-                self.last_message_id = max(self.last_message_id, message.id)
                 changed.add(message.conversation_id)
             assigned = await handoff.inbox.auto_assign(session)
         shop = handoff.DEFAULT_SHOP_ID
@@ -121,6 +185,15 @@ class InboxWatcher:
             self.events.push_local(shop, {"type": "inbox"})
         for conversation_id in sorted(changed):
             self.events.push_local(shop, {"type": "conversation", "conversation_id": conversation_id})
+        for message in fresh:
+            if message.direction == "in":  # every process's watcher sees it: each tells its own consoles
+                self.events.push_local(shop, {"type": "shopper_message", "conversation_id": message.conversation_id,
+                                              "message_id": message.id,
+                                              "preview": (message.text or message.payload or "")[:PREVIEW_CHARS]})
+        for _, conversation_id, reason in escalated:
+            # From the inbox's event log, whoever opened the thread (the engine, a watcher, another process).
+            self.events.push_local(shop, {"type": "escalation", "conversation_id": conversation_id,
+                                          "reason": reason})
         for conversation_id, agent_id in assigned:
             # Other processes' watchers do not see an assignment, so it travels like an agent action.
             await self.events.publish(shop, {"type": "conversation", "conversation_id": conversation_id,
@@ -132,7 +205,7 @@ class InboxWatcher:
         while True:
             if not self.events.subscribers_anywhere():
                 # No console on this process: nothing to show, and no online agent to assign to from here.
-                self.last_message_id = None
+                self.reset()
                 await asyncio.sleep(WATCH_SECONDS)
                 continue
             try:
@@ -159,8 +232,30 @@ async def start(app: FastAPI) -> None:
     tasks = [asyncio.create_task(events.run_subscriber(ready), name="agent-events-redis"),
              asyncio.create_task(InboxWatcher(app.state.database, events).run(), name="agent-inbox-watcher")]
     app.state.agent_realtime_tasks = tasks
+    install_shutdown_notice()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ready.wait(), timeout=2.0)
+
+
+def _announce_shutdown_before(shutdown: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Any]:
+    async def shutdown_with_notice(self: Any, *args: Any, **kwargs: Any) -> None:
+        for hub in list(_HUBS):
+            hub.tell_to_reconnect()
+        await shutdown(self, *args, **kwargs)
+
+    shutdown_with_notice.shoptalk_announces = True  # type: ignore[attr-defined]
+    return shutdown_with_notice
+
+
+def install_shutdown_notice() -> None:
+    """uvicorn waits for every open response before it shuts the app down, and an event stream never ends by
+    itself: so its shutdown first tells our streams to end (once per process; the same hook sse-starlette uses)."""
+    try:
+        import uvicorn
+    except ImportError:  # served by another ASGI server: its own shutdown timeout applies
+        return
+    if not getattr(uvicorn.Server.shutdown, "shoptalk_announces", False):
+        uvicorn.Server.shutdown = _announce_shutdown_before(uvicorn.Server.shutdown)  # type: ignore[method-assign]
 
 
 async def stop(app: FastAPI) -> None:
@@ -191,6 +286,11 @@ async def agent_events(request: Request) -> StreamingResponse:
     async def stream() -> AsyncIterator[str]:
         queue = events.subscribe(shop_id)
         try:
+            if events.closing:
+                yield _frame(RECONNECT)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(events.watching.wait(), timeout=2.0)
             yield _frame({"type": "hello", "agent_id": agent_id})
             while True:
                 try:
@@ -206,6 +306,8 @@ async def agent_events(request: Request) -> StreamingResponse:
                     yield ": keep-alive\n\n"
                     continue
                 yield _frame(event)
+                if event is RECONNECT or event.get("type") == "reconnect":
+                    return
         finally:
             events.unsubscribe(shop_id, queue)
 

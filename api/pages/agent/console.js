@@ -3,9 +3,13 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const API = "/api/v1/agent";
-  const state = { me: null, csrf: null, view: "unassigned", current: null, conversation: null, agents: [],
-                  canned: [], cannedEditing: null, events: null, poll: null, rules: null, intents: [] };
+  const LANG = navigator.language || "en";
+  const state = { me: null, csrf: null, view: "queue", current: null, conversation: null, agents: [],
+                  canned: [], cannedEditing: null, events: null, poll: null, rules: null, intents: [],
+                  items: [], queueIds: new Set(), counts: {}, connection: "connecting", retry: 0,
+                  retryTimer: null, reconnectAt: 0, cannedMissing: [] };
   const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+  const TITLE = document.title;
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -29,16 +33,35 @@
     flash.timer = setTimeout(() => { box.hidden = true; }, 6000);
   }
 
+  const UNREACHABLE = "The server cannot be reached. What you typed is kept; the console reconnects by itself.";
+
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
-    const response = await fetch(API + path, { method, headers, credentials: "same-origin",
-                                                body: body === undefined ? undefined : JSON.stringify(body) });
+    let response;
+    try {
+      response = await fetch(API + path, { method, headers, credentials: "same-origin",
+                                           body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (networkError) {
+      // Not "Failed to fetch": say what happened and that nothing typed is lost.
+      setConnection("offline");
+      scheduleReconnect();
+      const error = new Error(UNREACHABLE);
+      error.code = "unreachable";
+      throw error;
+    }
     if (response.status === 204) return null;
+    if (response.status === 502 || response.status === 503 || response.status === 504) {
+      setConnection("offline");
+      scheduleReconnect();
+      const error = new Error(UNREACHABLE);
+      error.code = "unreachable";
+      throw error;
+    }
     const data = await response.json().catch(() => ({}));
     if (response.status === 401 && path !== "/session") { showLogin(data.detail); throw new Error(data.code); }
-    if (!response.ok) { const error = new Error(describe(data)); error.code = data.code; throw error; }
+    if (!response.ok) { const error = new Error(describe(data)); error.code = data.code; error.problem = data; throw error; }
     return data;
   }
 
@@ -52,6 +75,59 @@
   async function act(fn) {
     try { await fn(); } catch (error) { if (error.message) flash(error.message); }
   }
+
+  // ---- time: relative and absolute, in the agent's language and time zone ----
+  const relative = new Intl.RelativeTimeFormat(LANG, { numeric: "auto" });
+  const absolute = new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeStyle: "short" });
+  const timeOnly = new Intl.DateTimeFormat(LANG, { timeStyle: "short" });
+  function ago(iso) {
+    const seconds = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
+    const abs = Math.abs(seconds);
+    if (abs < 60) return relative.format(Math.round(seconds), "second");
+    if (abs < 3600) return relative.format(Math.round(seconds / 60), "minute");
+    if (abs < 86400) return relative.format(Math.round(seconds / 3600), "hour");
+    return relative.format(Math.round(seconds / 86400), "day");
+  }
+  function stamp(iso) {
+    const when = new Date(iso);
+    const sameDay = when.toDateString() === new Date().toDateString();
+    return el("time", { datetime: iso, title: absolute.format(when), dataset: { relative: iso } },
+              (sameDay ? timeOnly.format(when) : absolute.format(when)) + " · " + ago(iso));
+  }
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    return (h ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(r).padStart(2, "0");
+  }
+  function slaClass(seconds) {
+    const warn = (state.rules ? state.rules.sla_warn_minutes : 2) * 60;
+    const breach = (state.rules ? state.rules.sla_breach_minutes : 5) * 60;
+    return seconds >= breach ? "sla-breach" : seconds >= warn ? "sla-warn" : "sla-ok";
+  }
+  function tickClocks() {
+    document.querySelectorAll("[data-waiting-since]").forEach((node) => {
+      const since = node.dataset.waitingSince;
+      const target = node.classList.contains("wait") ? node : node.querySelector(".wait");
+      const row = node.classList.contains("wait") ? null : node;
+      [target, row].forEach((n) => n && n.classList.remove("sla-ok", "sla-warn", "sla-breach"));
+      if (!since) { if (target) target.textContent = ""; return; }
+      const seconds = (Date.now() - new Date(since).getTime()) / 1000;
+      if (target) { target.textContent = "waiting " + clock(seconds); target.classList.add(slaClass(seconds)); }
+      if (row) row.classList.add(slaClass(seconds));
+    });
+    document.querySelectorAll("time[data-relative]").forEach((node) => {
+      const when = new Date(node.dataset.relative);
+      const sameDay = when.toDateString() === new Date().toDateString();
+      node.textContent = (sameDay ? timeOnly.format(when) : absolute.format(when)) + " · " + ago(node.dataset.relative);
+    });
+  }
+  setInterval(tickClocks, 1000);
+
+  // ---- panes: one at a time on a phone (list -> conversation -> details), list + conversation on a tablet ----
+  function showPane(pane) { document.querySelector("main").dataset.pane = pane; }
+  $("back").addEventListener("click", () => { showPane("list"); });
+  $("show-details").addEventListener("click", () => showPane("details"));
+  $("side-back").addEventListener("click", () => showPane("conversation"));
 
   // ---- sign in / out ----
   function showLogin(message) {
@@ -71,6 +147,7 @@
     $("settings").hidden = true;
     $("console").querySelector("main").hidden = false;
     await Promise.all([loadInbox(), loadAgents(), loadCanned(), loadTeam(), loadRules(), loadIntents()]);
+    setupNotifications();
     startEvents();
   }
 
@@ -94,26 +171,145 @@
     state.me = await api("PUT", "/availability", { available: $("available").checked });
   }));
 
-  // ---- real time ----
+  // ---- never miss: notifications (asked once), sound, title badge ----
+  function setupNotifications() {
+    $("sound").checked = localStorage.getItem("shoptalk.sound") === "on";
+    const supported = "Notification" in window;
+    $("notify").hidden = !supported || Notification.permission !== "default" ||
+      localStorage.getItem("shoptalk.notify-asked") === "yes";
+  }
+  $("sound").addEventListener("change", () => localStorage.setItem("shoptalk.sound", $("sound").checked ? "on" : "off"));
+  $("notify").addEventListener("click", () => {
+    localStorage.setItem("shoptalk.notify-asked", "yes");  // asked once: the browser remembers the answer
+    $("notify").hidden = true;
+    Notification.requestPermission().catch(() => undefined);
+  });
+
+  function beep() {
+    if (!$("sound").checked) return;
+    try {
+      const audio = new (window.AudioContext || window.webkitAudioContext)();
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = 880;
+      gain.gain.value = 0.08;
+      tone.connect(gain).connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.18);
+      tone.onended = () => audio.close();
+    } catch (error) { /* no audio device: the badge and notification still tell */ }
+  }
+
+  function notify(title, body, conversationId) {
+    document.body.dataset.lastAlert = title + ": " + body;
+    document.body.dataset.alerts = (document.body.dataset.alerts || "") + title + "\n";
+    beep();
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    if (document.visibilityState === "visible" && conversationId === state.current) return;
+    const shown = new Notification(title, { body, tag: "shoptalk-" + conversationId });
+    shown.onclick = () => { window.focus(); openConversation(conversationId); shown.close(); };
+  }
+
+  function updateTitle() {
+    const queue = state.counts.queue;
+    const unread = queue ? queue.unread : 0;
+    document.title = (unread ? "(" + unread + ") " : "") + TITLE;
+  }
+
+  // ---- real time: a real connection state, reconnect with back-off, a clear message when the server is gone ----
+  const LIVE_TEXT = { connecting: "Connecting", live: "Live", reconnecting: "Reconnecting", offline: "Offline" };
+
+  function setConnection(name, message) {
+    state.connection = name;
+    $("live").dataset.state = name;
+    $("live-text").textContent = LIVE_TEXT[name];
+    const banner = $("conn-banner");
+    if (name === "live" || name === "connecting") { banner.hidden = true; return; }
+    banner.hidden = false;
+    banner.className = name;
+    banner.textContent = message || (name === "offline" ? UNREACHABLE
+      : "Connection lost; reconnecting. What you typed is kept.");
+  }
+
   function startEvents() {
     stopEvents();
     const source = new EventSource(API + "/events");
     state.events = source;
-    source.onopen = () => $("live").classList.add("on");
-    source.onerror = () => $("live").classList.remove("on");
+    if (state.connection !== "offline" && state.connection !== "reconnecting") setConnection("connecting");
+    source.onerror = () => {
+      // The browser's own retry hides a dead server behind a green dot; close and retry with back-off instead.
+      source.close();
+      if (state.events === source) state.events = null;
+      setConnection(state.retry >= 2 ? "offline" : "reconnecting");
+      scheduleReconnect();
+    };
     source.onmessage = (message) => {
       const event = JSON.parse(message.data);
+      if (event.type === "hello") {
+        state.retry = 0;
+        setConnection("live");
+        act(refreshAll);  // what happened before the stream was live (or while we were away)
+        return;
+      }
+      if (event.type === "reconnect") {  // the server is shutting down: another process (or this one) will answer
+        source.close();
+        if (state.events === source) state.events = null;
+        setConnection("reconnecting", "The server is restarting; reconnecting. What you typed is kept.");
+        scheduleReconnect(500);
+        return;
+      }
       if (event.type === "signed_out") { showLogin("Your session has ended; sign in again."); return; }
-      if (event.type === "inbox" || event.type === "conversation") scheduleInbox();
-      // A read-only view follows at once; a supervisor's open form is not overwritten under their hands.
-      if (event.type === "settings") { act(loadCanned); if ($("settings").hidden || !supervisor()) act(loadRules); }
-      if (event.type === "conversation" && event.conversation_id === state.current) scheduleConversation();
+      handleEvent(event);
     };
+  }
+
+  function scheduleReconnect(first) {
+    if (state.retryTimer || !state.csrf) return;
+    const delay = first !== undefined && state.retry === 0 ? first
+      : Math.min(30000, 1000 * 2 ** state.retry) * (0.75 + Math.random() * 0.5);
+    state.retry += 1;
+    state.reconnectAt = Date.now() + delay;
+    const countdown = setInterval(() => {
+      if (state.connection === "live") { clearInterval(countdown); return; }
+      const left = Math.max(0, Math.ceil((state.reconnectAt - Date.now()) / 1000));
+      const base = state.connection === "offline" ? "The server is not answering." : "Connection lost.";
+      $("conn-banner").textContent = base + " Reconnecting in " + left + " s (attempt " + state.retry +
+        "). What you typed is kept.";
+    }, 250);
+    state.retryTimer = setTimeout(() => {
+      clearInterval(countdown);
+      state.retryTimer = null;
+      startEvents();
+    }, delay);
   }
 
   function stopEvents() {
     if (state.events) { state.events.close(); state.events = null; }
-    $("live").classList.remove("on");
+    clearTimeout(state.retryTimer);
+    state.retryTimer = null;
+    setConnection("connecting");
+  }
+
+  async function refreshAll() {
+    await Promise.all([loadInbox(), loadTeam()]);
+    if (state.current !== null) await loadConversation();
+  }
+
+  function handleEvent(event) {
+    if (event.type === "inbox" || event.type === "conversation" || event.type === "escalation" ||
+        event.type === "shopper_message") scheduleInbox();
+    // A read-only view follows at once; a supervisor's open form is not overwritten under their hands.
+    if (event.type === "settings") { act(loadCanned); if ($("settings").hidden || !supervisor()) act(loadRules); }
+    if (event.conversation_id !== undefined && event.conversation_id === state.current &&
+        event.type !== "inbox") scheduleConversation();
+    if (event.type === "escalation") {
+      notify("New conversation waiting", event.reason ? "Reason: " + event.reason : "A shopper asked for a person",
+             event.conversation_id);
+    } else if (event.type === "shopper_message" && state.queueIds.has(event.conversation_id)) {
+      notify("The shopper wrote", event.preview || "New message", event.conversation_id);
+    } else if (event.type === "conversation" && state.me && event.assignee_id === state.me.id) {
+      notify("Assigned to you", "A conversation was assigned to you", event.conversation_id);
+    }
   }
 
   let inboxTimer = null;
@@ -131,19 +327,57 @@
   });
 
   async function loadInbox() {
-    const items = await api("GET", "/inbox?view=" + state.view);
-    document.querySelectorAll("#views button").forEach((b) => b.classList.toggle("active", b.dataset.view === state.view));
+    const [items, counts, queue] = await Promise.all([
+      api("GET", "/inbox?view=" + state.view), api("GET", "/inbox/counts"),
+      state.view === "queue" ? null : api("GET", "/inbox?view=queue")]);
+    state.items = items;
+    state.queueIds = new Set((queue || items).map((i) => i.conversation_id));
+    state.counts = Object.fromEntries(counts.map((c) => [c.view, c]));
+    document.querySelectorAll("#views button").forEach((b) => {
+      b.classList.toggle("active", b.dataset.view === state.view);
+      b.setAttribute("aria-selected", String(b.dataset.view === state.view));
+      const count = state.counts[b.dataset.view];
+      const badge = b.querySelector(".count");
+      if (badge) {
+        badge.textContent = count ? String(count.unread || count.conversations || "") : "";
+        badge.classList.toggle("zero", !count || !count.unread);
+        badge.title = count ? count.unread + " unread in " + count.conversations + " conversations" : "";
+      }
+    });
+    updateTitle();
     $("inbox").replaceChildren(...items.map((item) => el("li", {
-      dataset: { conversationId: String(item.conversation_id) },
-      className: item.conversation_id === state.current ? "current" : "",
-      onclick: () => { state.current = item.conversation_id; act(loadConversation); act(loadInbox); },
-    }, el("div", { className: "who" }, item.shopper_name || item.sender_id,
+      dataset: { conversationId: String(item.conversation_id), waitingSince: item.waiting_since || "" },
+      className: [item.conversation_id === state.current ? "current" : "", item.unread ? "unread" : ""].join(" "),
+      onclick: () => openConversation(item.conversation_id),
+    }, el("div", { className: "who" }, item.shopper_name || item.shopper_email || shortId(item),
+          item.unread ? el("span", { className: "count unread-count", title: "unread" }, String(item.unread)) : null,
           el("span", { className: "tag" }, item.channel),
           item.assignee_name ? el("span", { className: "tag assignee" }, item.assignee_name) : null,
           item.has_draft ? el("span", { className: "tag" }, "draft") : null,
           item.reason ? el("span", { className: "tag" }, item.reason) : null),
-       el("div", { className: "preview" }, item.last_text || ""))));
+       el("div", { className: "preview" }, item.last_text || ""),
+       el("div", { className: "meta" }, el("span", { className: "wait" }), " ", stamp(item.updated_at)))));
     $("inbox-empty").hidden = items.length > 0;
+    tickClocks();
+  }
+
+  function shortId(item) {
+    return item.channel.charAt(0).toUpperCase() + item.channel.slice(1) + " shopper " + item.sender_id.slice(-6);
+  }
+
+  function openConversation(conversationId) {
+    if (state.current !== conversationId) saveTyped();
+    state.current = conversationId;
+    showPane("conversation");
+    act(loadConversation);
+    act(loadInbox);
+  }
+
+  function moveSelection(step) {
+    if (!state.items.length) return;
+    const index = state.items.findIndex((i) => i.conversation_id === state.current);
+    const next = state.items[(index + step + state.items.length) % state.items.length];
+    openConversation(next.conversation_id);
   }
 
   async function loadAgents() {
@@ -166,8 +400,8 @@
 
   async function loadCanned() {
     state.canned = await api("GET", "/canned");
-    $("canned").replaceChildren(el("option", { value: "" }, "Canned response..."),
-      ...state.canned.map((c) => el("option", { value: String(c.id) }, "/" + c.shortcut)));
+    $("canned-shortcuts").replaceChildren(...state.canned.map((c) =>
+      el("option", { value: "/" + c.shortcut }, c.body.slice(0, 60))));
     renderCannedList();
   }
 
@@ -229,6 +463,8 @@
     $("rule-mixed-default").value = rules.mixed_reply_default;
     $("mixed-rows").replaceChildren(...Object.entries(rules.mixed_reply_by_intent).map(([i, c]) => mixedRow(i, c)));
     $("rule-auto-assign").checked = rules.auto_assign;
+    $("rule-sla-warn").value = String(rules.sla_warn_minutes);
+    $("rule-sla-breach").value = String(rules.sla_breach_minutes);
     const hours = rules.opening_hours;
     $("rule-always-open").checked = hours.always_open;
     $("rule-timezone").value = hours.timezone;
@@ -264,6 +500,8 @@
       mixed_reply_default: $("rule-mixed-default").value,
       mixed_reply_by_intent: mixed,
       auto_assign: $("rule-auto-assign").checked,
+      sla_warn_minutes: numberOrNull("rule-sla-warn"),
+      sla_breach_minutes: numberOrNull("rule-sla-breach"),
       opening_hours: {
         always_open: $("rule-always-open").checked,
         timezone: $("rule-timezone").value.trim(),
@@ -344,24 +582,43 @@
     });
   });
 
+
   // ---- conversation ----
+  function typedKey(id) { return "shoptalk.typed." + id; }
+  function saveTyped() {
+    if (state.current === null) return;
+    const text = $("reply-text").value;
+    if (text) localStorage.setItem(typedKey(state.current), text);
+    else localStorage.removeItem(typedKey(state.current));
+  }
+  $("reply-text").addEventListener("input", saveTyped);
+
   async function loadConversation() {
     if (state.current === null) return;
-    const view = await api("GET", "/conversations/" + state.current);
+    const id = state.current;
+    const view = await api("GET", "/conversations/" + id + "?locale=" + encodeURIComponent(LANG));
+    if (id !== state.current) return;
+    const switched = !state.conversation || state.conversation.conversation_id !== id;
     state.conversation = view;
-    renderConversation(view);
+    renderConversation(view, switched);
     clearTimeout(state.poll);
     // Delivery status changes in the worker; look again while a reply is still on its way.
     if (view.messages.some((m) => m.delivery === "sending")) state.poll = setTimeout(() => act(loadConversation), 1500);
+    if (document.visibilityState === "visible" && view.last_message_id) {
+      await api("POST", "/conversations/" + id + "/read", { message_id: view.last_message_id });
+      scheduleInbox();
+    }
   }
 
-  function renderConversation(view) {
+  function renderConversation(view, switched) {
     $("conversation").hidden = false;
     $("side").hidden = false;
-    $("conversation-title").textContent = (view.shopper.name || view.sender_id) + " on " + view.channel;
+    $("conversation-title").textContent = view.shopper.display_name + " · " + view.channel;
     const owner = view.assignee_name ? "with " + view.assignee_name : "unassigned";
     $("conversation-state").textContent = view.status === "bot" ? "bot is answering" :
       view.status + (view.status === "open" ? ", " + owner : "") + " - " + (view.mode === "human" ? "bot silent" : "bot answering");
+    const item = state.items.find((i) => i.conversation_id === view.conversation_id);
+    $("conversation-wait").dataset.waitingSince = view.status === "open" && item && item.waiting_since ? item.waiting_since : "";
     const mine = view.assignee_id === state.me.id && view.status === "open";
     $("take").hidden = mine;
     $("hand-back").hidden = !mine;
@@ -371,19 +628,68 @@
     $("reply-form").hidden = !mine;
     $("draft-box").hidden = !(mine && view.draft);
     if (mine && view.draft && document.activeElement !== $("draft-text")) $("draft-text").value = view.draft;
+    $("draft-cards").replaceChildren(...(view.draft_cards || []).map((c) => card(c)));
+    if (switched) {
+      $("reply-text").value = localStorage.getItem(typedKey(view.conversation_id)) || "";
+      hideCannedPreview();
+      $("catalog-results").hidden = true;
+    }
     const intents = new Set();
-    $("messages").replaceChildren(...view.messages.map((m, index) => {
+    const entries = [];
+    view.messages.forEach((m, index) => {
       if (m.intent) intents.add(m.intent);
-      return renderMessage(m, view.messages.slice(0, index));
-    }));
+      entries.push([m.created_at, 0, m.id, () => renderMessage(m, view.messages.slice(0, index))]);
+    });
+    view.notes.forEach((n) => entries.push([n.created_at, 1, n.id, () => renderNote(n)]));
+    (view.events || []).forEach((e) => entries.push([e.created_at, 2, e.id, () => renderEvent(e)]));
+    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1] || a[2] - b[2]));
+    const box = $("messages");
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    box.replaceChildren(...entries.map((entry) => entry[3]()));
     $("intents").replaceChildren(...[...intents].map((name) => el("option", { value: name })));
-    $("messages").scrollTop = $("messages").scrollHeight;
+    if (switched || atBottom) box.scrollTop = box.scrollHeight;
     renderShopper(view);
+    tickClocks();
+  }
+
+  function safeUrl(url) {
+    try { const parsed = new URL(url, location.href); return /^https?:$/.test(parsed.protocol) ? parsed.href : null; }
+    catch (error) { return null; }
+  }
+
+  function card(c, extra) {
+    return el("div", { className: "card", dataset: { sku: c.sku } },
+      el("div", { className: "title" }, c.title),
+      c.subtitle ? el("div", { className: "subtitle" }, c.subtitle) : null,
+      c.price_text ? el("div", { className: "price" }, c.price_text) : null,
+      el("div", { className: "sku" }, c.sku),
+      (c.buttons || []).length ? el("div", { className: "chips" }, c.buttons.map(chip)) : null,
+      extra || null);
+  }
+
+  function chip(b) {
+    const url = b.url ? safeUrl(b.url) : null;
+    if (url) return el("a", { className: "chip link", href: url, target: "_blank", rel: "noopener noreferrer" }, b.title + " ↗");
+    return el("span", { className: "chip", title: b.payload || "" }, b.title);
+  }
+
+  function orderSummary(custom) {
+    if (!custom || !custom.order_number) return null;
+    const parts = ["Order " + custom.order_number];
+    if (custom.status) parts.push(custom.status);
+    if (custom.total && custom.currency) {
+      let total = custom.total + " " + custom.currency;
+      try { total = new Intl.NumberFormat(LANG, { style: "currency", currency: custom.currency }).format(Number(custom.total)); }
+      catch (error) { /* unknown currency code: the raw amount */ }
+      parts.push(total);
+    }
+    if (custom.tracking_number) parts.push((custom.carrier || "") + " " + custom.tracking_number);
+    return el("div", { className: "order-summary" }, parts.join(" · "));
   }
 
   function renderMessage(m, before) {
     const meta = el("div", { className: "meta" });
-    meta.append(el("span", { className: "author" }, m.agent_name || m.author));
+    meta.append(el("span", { className: "author" }, m.agent_name || m.author), stamp(m.created_at));
     if (m.intent) {
       meta.append(el("span", { className: "intent" }, m.intent + " " + (m.confidence === null ? "" : m.confidence.toFixed(2))));
     }
@@ -393,9 +699,13 @@
       meta.append(el("span", { className: "delivery " + m.delivery },
         m.delivery === "failed" ? "not delivered: " + (m.delivery_error || "") : m.delivery));
     }
+    const pressed = m.direction === "in" && m.payload && !m.text ? "pressed: " + m.payload : null;
     const item = el("li", { className: (m.direction === "in" ? "in" : "out") + " author-" + m.author,
                            dataset: { messageId: String(m.id), author: m.author } },
-                    el("div", { className: "text" }, m.text || m.payload || ""), meta);
+                    el("div", { className: "text" }, m.text || pressed || m.payload || ""),
+                    (m.cards || []).length ? el("div", { className: "cards" }, m.cards.map((c) => card(c))) : null,
+                    (m.buttons || []).length ? el("div", { className: "chips buttons" }, m.buttons.map(chip)) : null,
+                    orderSummary(m.custom), meta);
     if (m.direction === "in" && m.text) {
       meta.append(el("button", { type: "button", className: "correct", onclick: () => correctForm(item, m) }, "Correct intent"));
     }
@@ -405,6 +715,26 @@
                                  onclick: () => faqForm(item, question ? question.text : "", m.text) }, "Save as FAQ"));
     }
     return item;
+  }
+
+  function renderNote(n) {
+    return el("li", { className: "note", dataset: { noteId: String(n.id) } },
+      el("div", { className: "text" }, el("span", { className: "private" }, "Private note"), n.body),
+      el("div", { className: "meta" }, el("span", { className: "author" }, n.agent_name), stamp(n.created_at)));
+  }
+
+  const EVENT_TEXT = {
+    escalated: (e) => "Handed to a person" + (e.detail ? " (" + e.detail + ")" : ""),
+    taken: (e) => (e.agent_name || "An agent") + " took the conversation",
+    assigned: (e) => (e.agent_name ? e.agent_name + " assigned it to " : "Assigned to ") + (e.target_agent_name || "an agent") +
+      (e.detail === "round_robin" ? " (round-robin)" : ""),
+    transferred: (e) => (e.agent_name || "An agent") + " transferred it to " + (e.target_agent_name || "an agent"),
+    handed_back: (e) => (e.agent_name || "An agent") + " handed it back to the bot",
+    resolved: (e) => (e.agent_name || "An agent") + " resolved it",
+  };
+  function renderEvent(e) {
+    const text = (EVENT_TEXT[e.kind] || ((x) => x.kind))(e);
+    return el("li", { className: "event", dataset: { eventKind: e.kind } }, text, " · ", stamp(e.created_at));
   }
 
   function correctForm(item, message) {
@@ -440,12 +770,17 @@
 
   function renderShopper(view) {
     const s = view.shopper;
-    const rows = [["Name", s.name], ["Email", s.email], ["Channel id", view.sender_id], ["Country", s.country],
-                  ["Currency", s.currency], ["Language", s.locale]];
+    $("shopper-name").textContent = s.display_name;
+    const country = s.country ? (s.country_name ? s.country_name + " (" + s.country + ")" : s.country) : null;
+    const rows = [["Name", s.name], ["Email", s.email], ["Language", s.locale], ["Country", country],
+                  ["Currency", s.currency], ["Came from", view.channel], ["Channel id", view.sender_id]];
     $("shopper").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "-")]));
-    $("orders").replaceChildren(...s.orders.map((o) => el("li", {}, "#" + o.number + " " + o.status + " " + o.total + " " + o.currency)));
+    $("orders").replaceChildren(...s.orders.map((o) => el("li", { dataset: { order: o.number } },
+      "#" + o.number + " " + o.total_text + " · " + o.status + " · ",
+      el("span", { className: o.paid ? "paid" : "unpaid" }, o.paid ? "paid" : "not paid"))));
     $("cart").replaceChildren(...s.cart.map((line) => el("li", {}, line.sku + " x " + line.quantity)));
-    $("notes").replaceChildren(...view.notes.map((n) => el("li", {}, el("strong", {}, n.agent_name + ": "), n.body)));
+    if (!s.orders.length) $("orders").append(el("li", {}, "No orders"));
+    if (!s.cart.length) $("cart").append(el("li", {}, "Empty"));
   }
 
   function conversationAction(path, after) {
@@ -466,29 +801,89 @@
     await Promise.all([loadConversation(), loadInbox()]);
   }));
 
-  $("reply-form").addEventListener("submit", (event) => {
-    event.preventDefault();
+  function sendReply() {
     act(async () => {
       const text = $("reply-text").value;
-      await api("POST", "/conversations/" + state.current + "/replies", { text });
+      const left = [...new Set([...text.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]))];
+      if (left.length) { showMissing(left); return; }
+      try {
+        await api("POST", "/conversations/" + state.current + "/replies", { text });
+      } catch (error) {
+        if (error.code === "unfilled_variable" && error.problem) showMissing(error.problem.variables || []);
+        throw error;
+      }
       $("reply-text").value = "";
+      saveTyped();
+      hideCannedPreview();
       await loadConversation();
     });
+  }
+  $("reply-form").addEventListener("submit", (event) => { event.preventDefault(); sendReply(); });
+  $("reply-text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); sendReply(); }
   });
 
   $("draft-send").addEventListener("click", () => act(async () => {
-    await api("POST", "/conversations/" + state.current + "/draft/send", { text: $("draft-text").value });
+    const edited = $("draft-text").value.trim() !== (state.conversation.draft || "").trim();
+    await api("POST", "/conversations/" + state.current + "/draft/send", edited ? { text: $("draft-text").value } : {});
     await loadConversation();
   }));
 
-  $("canned").addEventListener("change", () => {
-    const canned = state.canned.find((c) => String(c.id) === $("canned").value);
-    if (canned && state.conversation) {
-      const values = state.conversation.canned_values;
-      $("reply-text").value += canned.body.replace(/\{([a-z_]+)\}/g, (all, name) => values[name] || all);
-    }
-    $("canned").value = "";
-    $("reply-text").focus();
+  // ---- canned responses: filled from the conversation, missing variables named, never sent raw ----
+  function showMissing(names) {
+    state.cannedMissing = names;
+    $("canned-preview").hidden = names.length === 0;
+    $("canned-missing").textContent = names.length
+      ? "Fill in " + names.map((n) => "{" + n + "}").join(", ") + " before sending: this conversation has no value for " +
+        (names.length === 1 ? "it" : "them") + "."
+      : "";
+  }
+  function hideCannedPreview() { showMissing([]); }
+
+  async function useCanned(shortcut) {
+    const canned = state.canned.find((c) => "/" + c.shortcut === shortcut || c.shortcut === shortcut);
+    if (!canned || state.current === null) return false;
+    const filled = await api("GET", "/conversations/" + state.current + "/canned/" + canned.id +
+                             "?locale=" + encodeURIComponent(LANG));
+    const box = $("reply-text");
+    box.value = box.value ? box.value.replace(/\s*$/, " ") + filled.text : filled.text;
+    saveTyped();
+    showMissing(filled.missing);
+    $("canned-search").value = "";
+    box.focus();
+    const first = box.value.search(/\{[a-z_]+\}/);
+    if (first >= 0) box.setSelectionRange(first, box.value.indexOf("}", first) + 1);  // select what to fill
+    return true;
+  }
+  $("canned-search").addEventListener("change", () => act(() => useCanned($("canned-search").value.trim())));
+  $("canned-search").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); act(() => useCanned($("canned-search").value.trim())); }
+  });
+  $("reply-text").addEventListener("input", () => {
+    const left = [...new Set([...$("reply-text").value.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]))];
+    if (state.cannedMissing.length || left.length) showMissing(left);
+  });
+
+  // ---- the catalog from the reply box: search and send product cards ----
+  let catalogTimer = null;
+  $("catalog-search").addEventListener("input", () => {
+    clearTimeout(catalogTimer);
+    const query = $("catalog-search").value.trim();
+    if (!query) { $("catalog-results").hidden = true; return; }
+    catalogTimer = setTimeout(() => act(async () => {
+      const found = await api("GET", "/catalog?q=" + encodeURIComponent(query) + "&conversation_id=" + state.current);
+      $("catalog-results").hidden = false;
+      $("catalog-results").replaceChildren(...(found.length ? found.map((c) => card(c, el("button", {
+        type: "button", className: "send-card", onclick: () => act(async () => {
+          await api("POST", "/conversations/" + state.current + "/cards",
+                    { skus: [c.sku], text: $("reply-text").value.trim() || null });
+          $("reply-text").value = "";
+          saveTyped();
+          $("catalog-results").hidden = true;
+          $("catalog-search").value = "";
+          await loadConversation();
+        }) }, "Send card"))) : [el("p", {}, "No products match.")]));
+    }), 250);
   });
 
   $("note-form").addEventListener("submit", (event) => {
@@ -500,8 +895,36 @@
     });
   });
 
+  // ---- keyboard shortcuts: r reply, j/k next/previous, a assign to me, e resolve, / canned, ? help ----
+  function typing(target) {
+    return target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT" ||
+                      target.isContentEditable);
+  }
+  $("shortcuts-open").addEventListener("click", () => { $("shortcuts").hidden = !$("shortcuts").hidden; });
+  $("shortcuts-close").addEventListener("click", () => { $("shortcuts").hidden = true; });
+  document.addEventListener("keydown", (event) => {
+    if ($("console").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "Escape") { $("shortcuts").hidden = true; if (typing(event.target)) event.target.blur(); return; }
+    if (typing(event.target)) return;
+    const open = state.current !== null && !$("conversation").hidden;
+    const run = {
+      r: () => { if (open && !$("reply-form").hidden) $("reply-text").focus(); },
+      j: () => moveSelection(1),
+      k: () => moveSelection(-1),
+      a: () => { if (open && !$("take").hidden) $("take").click(); },
+      e: () => { if (open && !$("resolve").hidden) $("resolve").click(); },
+      "/": () => { if (open && !$("reply-form").hidden) $("canned-search").focus(); },
+      "?": () => { $("shortcuts").hidden = !$("shortcuts").hidden; },
+    }[event.key];
+    if (run) { event.preventDefault(); run(); }
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && state.current !== null) act(loadConversation);
+  });
+
   // ---- boot: an existing session (cookie) signs straight in ----
   fetch(API + "/session", { credentials: "same-origin" })
     .then(async (response) => (response.ok ? start(await response.json()) : showLogin()))
-    .catch(() => showLogin());
+    .catch(() => showLogin(UNREACHABLE));
 })();

@@ -281,13 +281,13 @@ async def test_notes_and_canned_responses(db: Database) -> None:
         canned = await handoff.canned.create_canned(session, agent=supervisor, shortcut="hello",
                                                     body="Hi {name}, about order {order_number}: ")
         with pytest.raises(ShopTalkError) as caught:
-            await handoff.canned.create_canned(session, agent=supervisor, shortcut="bad", body="Hi {first_name}")
+            await handoff.canned.create_canned(session, agent=supervisor, shortcut="bad", body="Hi {nickname}")
         assert caught.value.code == "unknown_variable"
         view = await handoff.views.conversation_view(session, agent=agent, conversation_id=conversation_id)
         assert [n.body for n in view.notes] == ["VIP, be kind"]
         assert all(m.text != "VIP, be kind" for m in view.messages)
         assert handoff.canned.fill_canned(canned.body, {"name": "Lin", "order_number": None}) == \
-            "Hi Lin, about order {order_number}:"
+            ("Hi Lin, about order {order_number}:", ["order_number"])
 
 
 async def test_offline_hours_tell_when_the_team_is_back(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

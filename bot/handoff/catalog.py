@@ -1,0 +1,78 @@
+"""The catalog from the agent's reply box: search products and send them as product cards, written in the
+shopper's language and shown by their channel the way the bot's own cards are."""
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import i18n
+from bot.conversations import service as conversations
+from bot.conversations.models import Conversation
+from bot.handoff.delivery import send
+from bot.handoff.errors import BadAgentInput, NotInHumanMode
+from bot.handoff.inbox import require_owner, thread_of_shop
+from bot.handoff.models import Agent
+from bot.handoff.replies import MAX_REPLY_CHARS, check_filled, clean_text
+from bot.messages import Button, ProductCard
+from commerce.catalog import service as catalog
+from commerce.catalog.models import Product, Variant
+from commerce.money import format_money
+from commerce.search import service as search
+
+MAX_CARDS = 10
+
+
+def _card(product: Product, variant: Variant, locale: str) -> ProductCard:
+    options = ", ".join(str(v) for v in variant.attributes.values())
+    return ProductCard(
+        sku=variant.sku, product_id=product.id, title=catalog.localized(product.title, locale),
+        subtitle=" / ".join(p for p in (product.brand, options) if p) or None,
+        price_text=format_money(catalog.variant_price(variant, product), product.currency, locale),
+        image_url=product.image_url,
+        buttons=[Button(title=i18n.t(locale, "button.details"), payload=f"product:details:{product.id}"),
+                 Button(title=i18n.t(locale, "button.add_to_cart"), payload=f"cart:add:{variant.sku}")])
+
+
+def _locale(conversation: Conversation) -> str:
+    return i18n.supported_locale(conversation.locale) or i18n.DEFAULT_LOCALE
+
+
+async def search_cards(session: AsyncSession, *, agent: Agent, conversation_id: int, query: str,
+                       limit: int = 6) -> list[ProductCard]:
+    """Products matching `query` that can be sold to the shopper's country, as the cards the shopper would get."""
+    await thread_of_shop(session, agent, conversation_id)
+    conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+    text = query.strip()
+    if not text:
+        return []
+    result = await search.search_products(session, query=text[:200], country=conversation.country,
+                                          limit=max(1, min(limit, MAX_CARDS)))
+    products = await search.hit_products(session, product_ids=[h.product_id for h in result.hits])
+    locale = _locale(conversation)
+    cards = []
+    for hit in result.hits:
+        product = products.get(hit.product_id)
+        variant = next((v for v in product.variants if v.sku == hit.sku), None) if product else None
+        if product is not None and variant is not None:
+            cards.append(_card(product, variant, locale))
+    return cards
+
+
+async def send_cards(session: AsyncSession, *, agent: Agent, conversation_id: int, skus: list[str],
+                     text: str | None = None) -> int:
+    """Send product cards (with the agent's words, or "You might like these:" in the shopper's language) to the
+    shopper through the outbox; returns the stored message id."""
+    wanted = list(dict.fromkeys(s.strip() for s in skus if s.strip()))
+    if not wanted or len(wanted) > MAX_CARDS:
+        raise BadAgentInput(f"Send 1 to {MAX_CARDS} products.", code="invalid_cards")
+    require_owner(agent, await thread_of_shop(session, agent, conversation_id), supervisor_may=False)
+    conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+    if conversation.mode != "human":
+        raise NotInHumanMode("The bot is answering this conversation; take it over first.")
+    locale = _locale(conversation)
+    body = i18n.t(locale, "recommendations") if text is None or not text.strip() else \
+        clean_text(text, limit=MAX_REPLY_CHARS, what="reply")
+    check_filled(body)
+    variants = await catalog.get_variants(session, skus=wanted)  # UnknownSku names the ones that do not exist
+    products = await catalog.get_products(session, product_ids=[v.product_id for v in variants.values()])
+    cards = [_card(products[variants[s].product_id], variants[s], locale) for s in wanted]
+    return await send(session, conversation=conversation, agent_id=agent.id, source="own", text=body, cards=cards)
