@@ -527,6 +527,18 @@ async def similar_products(session: AsyncSession, *, product_id: int, country: s
     return result.hits
 
 
+async def named_products(session: AsyncSession, *, query: str, limit: int = 3) -> list[int]:
+    """The active products a phrase names ("the kettle", "这款耳机"), best first, by their words alone: in stock or
+    not, sellable anywhere (a question about a product is answered even when it is sold out)."""
+    await warm.refresh(session, None)
+    extra = synonym_terms(query, (await _current_controls(session)).synonyms)
+    if not (search_tokens(query, query=True) or extra):
+        return []
+    ranked, _ = await asyncio.to_thread(warm.index.rank_window, query, embedding=None, mode="lexical",
+                                        limit=limit, extra_terms=extra)
+    return [r.product_id for r in ranked if r.lexical > 0]
+
+
 async def hit_products(session: AsyncSession, *, product_ids: list[int]) -> dict[int, Product]:
     """The rows of a page of hits (with variants and category), not the catalog."""
     return {p.id: p for p in await SearchRepository(session).products(product_ids)}
