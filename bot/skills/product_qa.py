@@ -22,6 +22,7 @@ from kit.text import jieba_words
 
 _LATIN = re.compile(r"[a-z0-9][a-z0-9+\-']*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+REFERS_TO_VIEW = re.compile(r"\b(this|it|that|these|those|them)\b|这|那|它", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 
 # What a question asks about, by the words it uses (en, zh), and the words that answer it in a listing.
@@ -168,7 +169,7 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str,
                                                       Citation("stock", "in stock" if stocked else "sold out")),
                                      offered=True, asked_value=matching[0].attributes[name])
         kind = "size" if value in sizes else "colour"
-        values = tuple(sorted({o.attributes[kind] for o in sheet.options if kind in o.attributes}))
+        values = tuple(dict.fromkeys(o.attributes[kind] for o in sheet.options if kind in o.attributes))
         if values:
             return ProductAnswer(True, "option", (Citation(f"variants.{kind}", ", ".join(values)),), offered=False,
                                  asked_value=value, values=values)
@@ -233,12 +234,14 @@ async def sheet_of(turn: Turn, product: Product) -> ProductSheet:
 async def product_in_question(turn: Turn) -> Product | None:
     """The product named in the message, else the one in view (the last shown), else the last in the cart."""
     named = [str(v) for v in (turn.parsed.entity_values("product") if turn.parsed is not None else [])]
+    shown_last = [int(i) for i in turn.conversation.last_products or []]
     candidates: list[int] = []
-    if named:
+    if shown_last and REFERS_TO_VIEW.search(turn.text):
+        candidates = shown_last[:1]  # "is this waterproof?": the product in view, even if "waterproof" is a tag
+    elif named:
         candidates = await named_products(turn.session, query=" ".join(named), limit=3)
-        shown = [int(i) for i in turn.conversation.last_products or []]
         # "the kettle" right after seeing a kettle means that kettle.
-        in_view = [i for i in shown if i in candidates]
+        in_view = [i for i in shown_last if i in candidates]
         candidates = in_view[:1] or candidates[:1]
     if not candidates and turn.conversation.last_products:
         candidates = [int(turn.conversation.last_products[0])]
