@@ -49,7 +49,10 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ("dimensions", r"dimension|how big|how large|how long is|measure|尺寸|多大|多长|多宽",
          r"\d\s?(cm|mm|m)\b|\d+\s?x\s?\d+|厘米|毫米|尺寸|\d米"),
         ("caffeine", r"caffeine|咖啡因", r"caffeine|咖啡因"),
-        ("kids", r"\bkids?\b|child|children|toddler|小孩|儿童|孩子", r"\bkids?\b|child|\bages?\b|\d\+|儿童|孩子|岁"),
+        ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|小孩|儿童|孩子|婴|宝宝",
+         r"\bkids?\b|child|bab(y|ies)|\bages?\b|\d\+|儿童|孩子|岁|婴|宝宝"),
+        ("flight", r"plane|flight|\bfly\b|airline|carry[- ]on|hand luggage|飞机|登机|航空|坐飞机",
+         r"airline|cabin|flight|plane|aircraft|\bair\b|航空|飞机|登机|民航"),
         ("skin", r"sensitive|skin type|oily|dry skin|敏感|油皮|干皮|肤质",
          r"sensitive|oily|dry skin|all skin|敏感|油|肤"),
         ("handmade", r"hand[- ]?made|by hand|手工", r"hand[- ]?made|by hand|hand[- ]|手工|手作"),
@@ -71,6 +74,7 @@ _QUESTION_WORDS = frozenset("""
 is are am was were do does did can could will would should shall has have had a an the it its this that these those
 they them one ones of in on for to with and or be how what which who why when where much many any some there you your
 me my i we us our please tell about more product item get got come comes good ok okay really very still also just
+from use used using work works support supports need needs take put fit fits does doe
 """.split())
 _CJK_FILLERS = frozenset({"这款", "这个", "这件", "这条", "这双", "那个", "它", "吗", "呢", "吧", "的", "是", "有",
                           "没有", "不", "能", "可以", "会", "多少", "什么", "怎么", "怎样", "一下", "请问", "请",
@@ -145,9 +149,9 @@ def _find(sheet: ProductSheet, evidence: re.Pattern[str], language: str) -> list
     return found
 
 
-def _asked_words(question: str, sheet: ProductSheet) -> list[str]:
-    """What the question asks about once question words and the product's own name are taken out."""
-    named = " ".join([*sheet.title.values(), *sheet.tags, sheet.brand or ""]).lower()
+def _asked_words(question: str, naming: tuple[str, ...]) -> list[str]:
+    """What the question asks about once question words and the words naming the product ("the kettle") are out."""
+    named = " ".join(naming).lower()
     latin = [w for w in _LATIN.findall(question.lower())
              if w not in _QUESTION_WORDS and len(w) > 2 and not re.search(rf"\b{re.escape(w.rstrip('s'))}", named)]
     cjk = [w for w in jieba_words("".join(_CJK.findall(question)))
@@ -155,10 +159,11 @@ def _asked_words(question: str, sheet: ProductSheet) -> list[str]:
     return list(dict.fromkeys([*latin, *cjk]))
 
 
-def read_catalog(sheet: ProductSheet, question: str, *, language: str,
-                 sizes: tuple[str, ...] = (), colours: tuple[str, ...] = ()) -> ProductAnswer:
+def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tuple[str, ...] = (),
+                 colours: tuple[str, ...] = (), naming: tuple[str, ...] = ()) -> ProductAnswer:
     """The catalog's answer to a question about one product, with the fields it comes from; `known=False` when
-    the listing does not say. `sizes`/`colours`: the option values the message names (its entities)."""
+    the listing does not say. `sizes`/`colours`: the option values the message names (its entities); `naming`:
+    the words that name the product in it (not what is asked about)."""
     asked_values = [*sizes, *colours]
     for value in asked_values:  # "does it come in XL?" / "有黑色吗"
         for name in dict.fromkeys(k for o in sheet.options for k in o.attributes):
@@ -196,7 +201,7 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str,
         return ProductAnswer(True, "price", (Citation("price", sheet.price_text),))
     if WEIGHT_ASKED.search(question):
         return ProductAnswer(True, "weight", (Citation("weight", f"{sheet.weight_grams} g"),))
-    words = _asked_words(question, sheet)
+    words = _asked_words(question, naming)
     if not words or ABOUT_ASKED.search(question):
         texts = _texts_in_order(sheet.description, language)
         if texts:
@@ -231,9 +236,23 @@ async def sheet_of(turn: Turn, product: Product) -> ProductSheet:
                         weight_grams=int(product.weight_grams or 0), price_text=price)
 
 
+def naming_words(turn: Turn) -> list[str]:
+    """The words of the message that name a product (its product entities, as written and as canonical values),
+    not what is asked about: "waterproof" and "battery" are catalog tags too, but in "is it waterproof?" they are
+    the question."""
+    if turn.parsed is None:
+        return []
+    words: list[str] = []
+    for entity in turn.parsed.entities:
+        span = entity.to_rasa()
+        if entity.entity == "product" and not any(asked.search(str(entity.value)) for asked, _ in ASPECTS.values()):
+            words += [str(entity.value), turn.text[span["start"]:span["end"]]]
+    return list(dict.fromkeys(words))
+
+
 async def product_in_question(turn: Turn) -> Product | None:
     """The product named in the message, else the one in view (the last shown), else the last in the cart."""
-    named = [str(v) for v in (turn.parsed.entity_values("product") if turn.parsed is not None else [])]
+    named = naming_words(turn)
     shown_last = [int(i) for i in turn.conversation.last_products or []]
     candidates: list[int] = []
     if shown_last and REFERS_TO_VIEW.search(turn.text):
@@ -275,7 +294,8 @@ async def answer_question(turn: Turn) -> None:
     sheet = await sheet_of(turn, product)
     sizes = tuple(str(v) for v in (turn.parsed.entity_values("size") if turn.parsed is not None else []))
     colours = tuple(str(v) for v in (turn.parsed.entity_values("colour") if turn.parsed is not None else []))
-    found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours)
+    naming = tuple(naming_words(turn))
+    found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours, naming=naming)
     title = turn.title(product)
     custom = {"product_answer": {"product": product.slug, "known": found.known, "aspect": found.aspect,
                                  "fields": [c.field for c in found.citations]}}
