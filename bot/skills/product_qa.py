@@ -19,6 +19,7 @@ from commerce.catalog.service import find_variants, get_product, variant_price
 from commerce.inventory.availability import available_for_country
 from commerce.search.service import named_products
 from kit.text import jieba_words
+from nlu.service import CATALOG_EXTRACTOR
 
 _LATIN = re.compile(r"[a-z0-9][a-z0-9+\-']*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
@@ -236,15 +237,18 @@ async def sheet_of(turn: Turn, product: Product) -> ProductSheet:
                         weight_grams=int(product.weight_grams or 0), price_text=price)
 
 
-def naming_words(turn: Turn) -> list[str]:
+def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
     """The words of the message that name a product (its product entities, as written and as canonical values),
     not what is asked about: "waterproof" and "battery" are catalog tags too, but in "is it waterproof?" they are
-    the question."""
+    the question. `loose=False`: only names the entity extractor knows (tags, training data), not any stretch of
+    catalog words (`nlu.catalog_terms`: "带上" shares a bigram with some title)."""
     if turn.parsed is None:
         return []
     words: list[str] = []
     for entity in turn.parsed.entities:
         span = entity.to_rasa()
+        if not loose and span.get("extractor") == CATALOG_EXTRACTOR:
+            continue
         if entity.entity == "product" and not any(asked.search(str(entity.value)) for asked, _ in ASPECTS.values()):
             words += [str(entity.value), turn.text[span["start"]:span["end"]]]
     return list(dict.fromkeys(words))
@@ -252,8 +256,9 @@ def naming_words(turn: Turn) -> list[str]:
 
 async def product_in_question(turn: Turn) -> Product | None:
     """The product named in the message, else the one in view (the last shown), else the last in the cart."""
-    named = naming_words(turn)
     shown_last = [int(i) for i in turn.conversation.last_products or []]
+    # With a product in view, only a name the extractor knows points elsewhere.
+    named = naming_words(turn, loose=not shown_last)
     candidates: list[int] = []
     if shown_last and REFERS_TO_VIEW.search(turn.text):
         candidates = shown_last[:1]  # "is this waterproof?": the product in view, even if "waterproof" is a tag
