@@ -108,3 +108,16 @@ async def test_shipping_with_no_destination_asks_with_buttons(say: Say, deps: Bo
 async def test_returns_with_no_destination_say_which_country_was_assumed(say: Say, deps: BotDeps) -> None:
     result = await say("how do returns work?", sender="c2", deps=deps)
     assert "I assumed delivery to Germany" in texts(result)
+
+
+async def test_search_shows_the_kind_asked_for_then_labelled_alternatives(say: Say, deps: BotDeps) -> None:
+    result = await say("running shoes", sender="s1", deps=deps)
+    matches, alternatives = result.replies[0], result.replies[1]
+    assert all("Running" in c.title for c in matches.cards)
+    assert len(matches.cards) == 2
+    assert "That's all we have" in alternatives.text
+    assert 0 < len(alternatives.cards) <= 3
+    assert not any("Running" in c.title for c in alternatives.cards)
+    kettle = await say("有电水壶吗", sender="s2", deps=deps)
+    assert [c.sku[:6] for c in kettle.replies[0].cards] == ["KET-GN"]  # the kettle alone, then labelled others
+    assert "并非完全符合" in kettle.replies[1].text
