@@ -169,7 +169,7 @@ def quality(args: argparse.Namespace, embedder: Embedder) -> tuple[dict[str, Any
         rows.update(zip([q["id"] for q in heldout], embed(embedder, [q["query"] for q in heldout]), strict=True))
     result: dict[str, Any] = {}
     for mode in MODES:
-        per: dict[str, list[tuple[float, float, bool]]] = {}
+        per: dict[str, list[tuple[float, float, bool, bool, float]]] = {}
         for lang in ("en", "zh"):
             for q in sets[lang]:
                 ranked = _ranked(rankers[q.get("catalog_language")], q, rows[q["id"]], mode, slugs)
