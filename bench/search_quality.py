@@ -35,11 +35,16 @@ import numpy.typing as npt
 from _common import ROOT, cached_embeddings, percentile
 
 from commerce.search import index as search_index
+from commerce.search.service import STRONG_MATCH
 from kit.text import Bm25
 from nlu.embedder import Embedder, get_embedder
 
 Matrix = npt.NDArray[np.float32]
-MODES = ("lexical", "dense", "hybrid")
+MODES = ("lexical", "dense", "hybrid", "hybrid_kind")
+# hybrid_kind: hybrid, then the hits that are the kind of thing asked for first and the rest as labelled
+# alternatives (commerce.search.service.matches_first, what the bot shows); the ranker returns the matches, the
+# separator 0 (product numbers start at 1), then the alternatives.
+SEPARATOR = 0
 
 
 def embed(embedder: Embedder, texts: list[str]) -> Matrix:
@@ -117,9 +122,32 @@ def index_ranker(docs: list[search_index.IndexedProduct], vectors: Matrix) -> Ra
     built.upsert(docs, vectors)
 
     def rank(query: str, embedding: Matrix, mode: str) -> list[int]:
-        return [h.product_id for h in built.rank(query, embedding=embedding, mode=mode, limit=50)]
+        if mode != "hybrid_kind":
+            return [h.product_id for h in built.rank(query, embedding=embedding, mode=mode, limit=50)]
+        ranked = built.rank(query, embedding=embedding, mode="hybrid", limit=50)
+        best = max((h.lexical for h in ranked), default=0.0)
+        if best <= 0:
+            return [h.product_id for h in ranked]
+        strong = [h.product_id for h in ranked if h.lexical >= STRONG_MATCH * best]
+        return [*strong, SEPARATOR, *(h.product_id for h in ranked if h.lexical < STRONG_MATCH * best)]
 
     return rank
+
+
+def _ranked(ranker: Ranker, q: dict[str, Any], row: Matrix, mode: str, slugs: dict[int, str]) -> list[str]:
+    """Slugs best first; "" marks where the matches end and the labelled alternatives begin (hybrid_kind)."""
+    return [slugs[i] if i != SEPARATOR else "" for i in ranker(q["query"], row, mode)]
+
+
+def _row(ranked: list[str], relevance: dict[str, int]) -> tuple[float, float, bool, bool, float]:
+    """NDCG@10, Recall@20, no result, first result graded 2 ("the right kind"), and the share of the first 10
+    results shown as matches (before the alternatives' label, when there is one) that are relevant at all."""
+    matches = ranked[:ranked.index("")] if "" in ranked else ranked
+    listed = [slug for slug in ranked if slug]
+    shown = matches[:10]
+    return (ndcg_at(listed, relevance), recall_at(listed, relevance), not listed,
+            bool(listed) and relevance.get(listed[0], 0) == 2,
+            sum(relevance.get(slug, 0) > 0 for slug in shown) / len(shown) if shown else 0.0)
 
 
 def quality(args: argparse.Namespace, embedder: Embedder) -> tuple[dict[str, Any], Matrix, list[Any]]:
@@ -141,28 +169,29 @@ def quality(args: argparse.Namespace, embedder: Embedder) -> tuple[dict[str, Any
         rows.update(zip([q["id"] for q in heldout], embed(embedder, [q["query"] for q in heldout]), strict=True))
     result: dict[str, Any] = {}
     for mode in MODES:
-        per: dict[str, list[tuple[float, float, bool]]] = {}
+        per: dict[str, list[tuple[float, float, bool, bool, float]]] = {}
         for lang in ("en", "zh"):
             for q in sets[lang]:
-                ranked = [slugs[i] for i in rankers[q.get("catalog_language")](q["query"], rows[q["id"]], mode)]
-                row = (ndcg_at(ranked, q["relevance"]), recall_at(ranked, q["relevance"]), not ranked)
+                ranked = _ranked(rankers[q.get("catalog_language")], q, rows[q["id"]], mode, slugs)
+                row = _row(ranked, q["relevance"])
                 for bucket in (lang, f"{lang}/{q['kind']}", "all", *(["cross_lingual"] if q["kind"] == "cross_lingual"
                                                                      else [])):
                     per.setdefault(bucket, []).append(row)
                 if q["kind"] == "cross_lingual":
                     # The same query against the full bilingual catalog, for reference.
-                    full = [slugs[i] for i in rankers[None](q["query"], rows[q["id"]], mode)]
-                    per.setdefault("cross_lingual/bilingual_catalog", []).append(
-                        (ndcg_at(full, q["relevance"]), recall_at(full, q["relevance"]), not full))
+                    full = _ranked(rankers[None], q, rows[q["id"]], mode, slugs)
+                    per.setdefault("cross_lingual/bilingual_catalog", []).append(_row(full, q["relevance"]))
         for q in heldout:  # never used to tune: reported apart from the tuning set
             lang = "zh" if q["id"].startswith("ho-zh") else "en"
-            ranked = [slugs[i] for i in rankers[q.get("catalog_language")](q["query"], rows[q["id"]], mode)]
-            row = (ndcg_at(ranked, q["relevance"]), recall_at(ranked, q["relevance"]), not ranked)
+            ranked = _ranked(rankers[q.get("catalog_language")], q, rows[q["id"]], mode, slugs)
+            row = _row(ranked, q["relevance"])
             for bucket in ("heldout", f"heldout/{lang}", f"heldout/{q['kind']}"):
                 per.setdefault(bucket, []).append(row)
         result[mode] = {bucket: {"n": len(v), "ndcg_at_10": round(statistics.fmean(r[0] for r in v), 4),
                                  "recall_at_20": round(statistics.fmean(r[1] for r in v), 4),
-                                 "zero_result_rate": round(sum(r[2] for r in v) / len(v), 4)}
+                                 "zero_result_rate": round(sum(r[2] for r in v) / len(v), 4),
+                                 "first_result_right_kind": round(statistics.fmean(r[3] for r in v), 4),
+                                 "shown_as_match_relevant": round(statistics.fmean(r[4] for r in v), 4)}
                         for bucket, v in sorted(per.items())}
     return result, query_vectors, all_queries
 

@@ -139,7 +139,8 @@ async def build_bot_deps(settings: Settings, database: Database) -> BotDeps:
 
 
 async def teach_catalog_words(nlu: Any, session: AsyncSession) -> None:
-    """Let the entity extractor recognise this shop's category names and product tags."""
+    """Let the entity extractor recognise this shop's category names and product tags, and the NLU read a message
+    made of the catalog's words (titles, brands, tags, categories) as a product search."""
     set_lookup = getattr(nlu, "set_lookup", None)
     if set_lookup is None:
         return
@@ -147,6 +148,9 @@ async def teach_catalog_words(nlu: Any, session: AsyncSession) -> None:
     set_lookup("category", {name: c.slug for c in categories for name in [c.slug, *c.name.values()] if name})
     products = await catalog.all_products(session)
     set_lookup("product", {tag: tag for p in products for tag in p.tags if 2 < len(tag) <= 40})
+    set_vocabulary = getattr(nlu, "set_catalog_vocabulary", None)
+    if set_vocabulary is not None:  # the catalog's words are evidence of a product search (nlu.catalog_terms)
+        await asyncio.to_thread(set_vocabulary, await catalog.catalog_vocabulary(session))
 
 
 async def _knowledge_source(database: Database) -> FaqSource:

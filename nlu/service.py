@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from nlu.catalog_terms import PRODUCT_INTENT, CatalogEvidence, CatalogVocabulary, rereads_as_products
 from nlu.classifier import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ClassifierConfig
 from nlu.embedder import MAX_MODEL_CHARS, Embedder, get_embedder
 from nlu.entities import Entity, EntityExtractor
@@ -22,6 +23,7 @@ from nlu.training_data import TrainingData, load_training_data
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 RANKING_SIZE = 10
+CATALOG_EXTRACTOR = "CatalogVocabulary"
 # Above this many characters entity extraction leaves the event loop.
 _INLINE_ENTITY_CHARS = 1_000
 
@@ -51,6 +53,7 @@ class ParseResult:
     ambiguous: bool = False
     out_of_scope: bool = False
     model_version: str = ""
+    reread_from: str | None = None  # the classifier's intent when the catalog's words changed the reading
 
     def entity_values(self, entity: str) -> list[Any]:
         return [e.value for e in self.entities if e.entity == entity]
@@ -64,6 +67,8 @@ class ParseResult:
             "entities": [entity.to_rasa() for entity in self.entities],
             "language": self.language,
         }
+        if self.reread_from is not None:
+            out["reread_from"] = self.reread_from
         if include_embedding:
             out["embedding"] = [round(float(x), 6) for x in self.embedding]
         return out
@@ -100,6 +105,7 @@ class NluService:
         self._embedder = embedder
         self._model: NluModel | None = None
         self._extractor = EntityExtractor()
+        self._vocabulary: CatalogVocabulary | None = None
         self._swap_lock = threading.Lock()
         self._ensure_lock = threading.Lock()
 
@@ -171,6 +177,15 @@ class NluService:
     def add_synonyms(self, synonyms: Mapping[str, str]) -> None:
         self._extractor.add_synonyms(synonyms)
 
+    def set_catalog_vocabulary(self, terms: Iterable[str]) -> None:
+        """The shop's own words (titles, categories, brands, tags, synonyms): a message made of them is about
+        products, whatever the classifier read (`nlu.catalog_terms`)."""
+        self._vocabulary = CatalogVocabulary(terms)
+
+    @property
+    def catalog_vocabulary(self) -> CatalogVocabulary | None:
+        return self._vocabulary
+
     # ---------- parsing ----------
     async def parse(self, text: str) -> ParseResult:
         """Intent, ranking, entities, language and embedding of one message."""
@@ -227,11 +242,35 @@ class NluService:
         else:
             intent, confidence, out_of_scope = top.name, top.confidence, False
         entities = tuple(self._extractor.extract(text, language=language))
-        return ParseResult(
+        result = ParseResult(
             text=text, intent=intent, confidence=confidence, intent_ranking=tuple(ranking), entities=entities,
             language=language, embedding=embedding, ambiguous=ambiguous, out_of_scope=out_of_scope,
             model_version=model.version,
         )
+        vocabulary = self._vocabulary
+        return result if vocabulary is None else with_catalog_evidence(result, vocabulary.evidence(text),
+                                                                        labels=classifier.labels)
+
+
+def with_catalog_evidence(result: ParseResult, evidence: CatalogEvidence, *,
+                          labels: Iterable[str]) -> ParseResult:
+    """The parse with the catalog's words as evidence: each catalog word not already an entity becomes a
+    `product` entity, and a message made of them that the classifier read as small talk or noise is a search."""
+    if not evidence.names_products:
+        return result
+    taken = [(e.start, e.end) for e in result.entities]
+    found = [Entity(entity="product", value=m.term.lower(), start=m.start, end=m.end, text=m.term,
+                    confidence=round(evidence.coverage, 4), extractor=CATALOG_EXTRACTOR)
+             for m in evidence.matches if not any(s < m.end and m.start < e for s, e in taken)]
+    entities = tuple(sorted((*result.entities, *found), key=lambda e: e.start))
+    if not rereads_as_products(result.intent, evidence, labels=labels):
+        return replace(result, entities=entities)
+    # Confidence grows with the share of the message that is catalog words (all of it: 1.0; half: 0.75).
+    confidence = 0.5 + 0.5 * evidence.coverage
+    ranking = [IntentScore(PRODUCT_INTENT, confidence),
+               *(s for s in result.intent_ranking if s.name not in (PRODUCT_INTENT, FALLBACK_INTENT))]
+    return replace(result, intent=PRODUCT_INTENT, confidence=confidence, intent_ranking=tuple(ranking[:RANKING_SIZE]),
+                   entities=entities, ambiguous=False, out_of_scope=False, reread_from=result.intent)
 
 
 _service: NluService | None = None

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import re
+import time
+from collections import Counter
 from decimal import Decimal
 
 from bot import i18n
 from bot.skills import faq
-from bot.skills.base import Answer, Question, Skill, Turn
+from bot.skills.base import Answer, Press, Question, Skill, Turn
 from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.service import get_product
 from commerce.inventory.service import available_stock
+from commerce.orders.service import list_orders
 from commerce.search.service import search_products
 from kit.errors import NotFound, ShopTalkError
 
@@ -18,6 +21,30 @@ MENTIONS_CART = re.compile(r"\b(cart|basket|order)\b|购物车|订单", re.IGNOR
 REFERS_TO_THIS = re.compile(r"\b(this|it|these|that|them|those)\b|这个|这款|这件|它|这些|那个", re.IGNORECASE)
 TYPICAL_PARCEL_GRAMS = 500
 TYPICAL_VALUE = Decimal(50)
+COMMON_DESTINATIONS = 6  # country buttons offered when the bot asks where to deliver
+_ORDERS_READ = 500  # orders counted for the shop's common destinations
+_DESTINATIONS_TTL = 600.0  # seconds the common destinations are trusted
+_destinations: tuple[float, tuple[str, ...]] = (float("-inf"), ())
+
+
+async def common_destinations(turn: Turn) -> list[str]:
+    """The countries this shop delivers to most (its orders), the shop's default country first; cached per process
+    for a few minutes: a question in flight must not count the orders table on every turn."""
+    global _destinations
+    read_at, countries = _destinations
+    if time.monotonic() - read_at > _DESTINATIONS_TTL:
+        counts = Counter(o.country for o in await list_orders(turn.session, limit=_ORDERS_READ) if o.country)
+        countries = tuple(code.upper() for code, _ in counts.most_common(COMMON_DESTINATIONS))
+        _destinations = (time.monotonic(), countries)
+    default = turn.deps.settings.locale.default_country.upper()
+    return list(dict.fromkeys([default, *countries]))[:COMMON_DESTINATIONS]
+
+
+async def ask_country(turn: Turn, intent: str) -> None:
+    """Ask where to deliver, with a button per common destination (never assume one silently)."""
+    buttons = [turn.button_text(turn.country_name(code), f"country:set:{code}")
+               for code in await common_destinations(turn)]
+    turn.ask(intent=intent, slot="country", key="ask_quote_country_buttons", buttons=buttons)
 
 
 def _take_destination(turn: Turn) -> str | None:
@@ -61,7 +88,11 @@ async def answer(turn: Turn, intent: str) -> bool:
     had_country = turn.entity("country") is not None
     country = _take_destination(turn)
     if intent == "return_refund":
-        return await returns(turn, country or turn.country)
+        if not await returns(turn, country or turn.country):
+            return False
+        if country is None:  # the shop's default was assumed: say so, and how to change it
+            turn.say("assumed_country", country=turn.country_name(turn.country))
+        return True
     # A customs question right after seeing a product is about that product, even without "this".
     lines, title = await _lines_in_context(turn, implicit=intent == "customs_duties")
     if intent == "currency_payment" and not lines:
@@ -71,13 +102,13 @@ async def answer(turn: Turn, intent: str) -> bool:
         return False
     if intent == "shipping_info" and not lines:
         if country is None:
-            turn.ask(intent=intent, slot="country", key="ask_quote_country")
+            await ask_country(turn, intent)
             return True
         return await shipping_times(turn, country)
     if not lines:
         return False
     if country is None and not had_country:
-        turn.ask(intent=intent, slot="country", key="ask_quote_country")
+        await ask_country(turn, intent)
         return True
     await quote(turn, lines, title, country or turn.country)
     return True
@@ -175,6 +206,22 @@ skill = Skill("cross_border")
 async def for_intent(turn: Turn, intent: str) -> None:
     if not await answer(turn, intent) and not await faq.answer(turn):
         turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+
+
+@skill.payload("country:set:")
+async def country_button(turn: Turn, press: Press) -> None:
+    """A destination button: deliver there, then answer the question that asked for it."""
+    code = press.arg.strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", code):
+        turn.say("bad_country")
+        return
+    turn.conversation.country = code
+    pending = turn.conversation.pending or {}
+    intent = str(pending.get("intent") or "")
+    turn.conversation.pending = None
+    if intent in INTENTS and await answer(turn, intent):
+        return
+    turn.say("country_set", country=turn.country_name(code))
 
 
 @skill.answer(*INTENTS, slot="country")

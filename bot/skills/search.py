@@ -5,6 +5,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bot.messages import ProductCard
 from bot.skills.base import Answer, Press, Question, Skill, Turn
 from bot.skills.recommend import count_outcome
 from bot.understanding import usable_embedding
@@ -14,6 +15,7 @@ from commerce.inventory.service import available_stock
 from commerce.search.service import SearchFilters, mark_search_used, query_words, search_products
 
 MAX_HITS = 50
+ALTERNATIVES = 3  # close alternatives shown after the last match, labelled as such (never padding)
 _UPPER = re.compile(r"\b(under|below|less than|cheaper than|max|up to|at most|within)\b|以下|以内|不超过|低于|之内",
                     re.IGNORECASE)
 _LOWER = re.compile(r"\b(over|above|more than|at least|min|from)\b|以上|超过|高于", re.IGNORECASE)
@@ -81,8 +83,10 @@ async def search(turn: Turn) -> None:
                                    filters=_filters(filters), country=turn.country, limit=MAX_HITS,
                                    encoder=turn.deps.encoder, convert=turn.convert, channel=turn.inbound.channel,
                                    language=turn.locale)
+    matches = [h for h in result.hits if not h.alternative]
+    shown = [*matches, *[h for h in result.hits if h.alternative][:ALTERNATIVES]]
     turn.conversation.last_search = {"query": query, "filters": filters, "search_id": result.search_id,
-                                     "hits": [[h.product_id, h.sku] for h in result.hits]}
+                                     "hits": [[h.product_id, h.sku] for h in shown], "matched": len(matches)}
     if not result.hits:
         turn.conversation.last_products = []
         turn.say("search_none", for_query=_for_query(turn, query), country=turn.country_name(turn.country))
@@ -109,23 +113,32 @@ async def show_page(turn: Turn, *, page: int, stock_checked: bool = False) -> No
     if page < 1 or start >= len(hits):
         turn.say("search_no_more" if hits else "search_ask")
         return
-    shown = [(int(product_id), str(sku)) for product_id, sku in hits[start:start + size]]
+    matched = int(last.get("matched", len(hits)))
+    shown = [(int(product_id), str(sku), start + i >= matched)
+             for i, (product_id, sku) in enumerate(hits[start:start + size])]
     if not stock_checked:
-        stock = await available_stock(turn.session, skus=[sku for _, sku in shown])
+        stock = await available_stock(turn.session, skus=[sku for _, sku, _ in shown])
         # Hits sold out since the search ran are left out.
-        shown = [(product_id, sku) for product_id, sku in shown if stock.get(sku, 0) > 0]
-    variants = await find_variants(turn.session, skus=[sku for _, sku in shown])
-    cards = []
-    for product_id, sku in shown:
+        shown = [hit for hit in shown if stock.get(hit[1], 0) > 0]
+    variants = await find_variants(turn.session, skus=[sku for _, sku, _ in shown])
+    cards: list[ProductCard] = []
+    alternatives: list[ProductCard] = []
+    for product_id, sku, alternative in shown:
         variant = variants.get(sku)
         if variant is not None and variant.product_id == product_id:  # else deleted since the search ran
-            cards.append(await turn.card(variant.product, variant))
-    turn.conversation.last_products = [c.product_id for c in cards]
+            (alternatives if alternative else cards).append(await turn.card(variant.product, variant))
+    turn.conversation.last_products = [c.product_id for c in [*cards, *alternatives]]
     buttons = []
     if start + size < len(hits):
         buttons.append(turn.button("search_results_more", f"search:page:{page + 1}"))
-    turn.say("search_results", cards=cards, buttons=buttons, for_query=_for_query(turn, str(last.get("query") or "")),
-             first=start + 1, last=min(start + size, len(hits)), total=len(hits))
+    for_query = _for_query(turn, str(last.get("query") or ""))
+    if cards or not alternatives:
+        turn.say("search_results", cards=cards, buttons=[] if alternatives else buttons, for_query=for_query,
+                 first=start + 1, last=min(start + size, matched), total=matched)
+    if alternatives:
+        # What is not the kind of thing asked for is said to be so: "that's all we have", then labelled alternatives.
+        turn.say("search_alternatives" if matched else "search_only_alternatives", cards=alternatives,
+                 buttons=buttons, for_query=for_query)
 
 
 async def note_search_used(turn: Turn) -> None:

@@ -135,6 +135,22 @@ async def categories(session: AsyncSession) -> list[Category]:
     return list(await CatalogRepository(session).categories())
 
 
+async def catalog_vocabulary(session: AsyncSession) -> list[str]:
+    """The words this shop sells by, in every language it has: active products' titles, brands and tags, and
+    category names and slugs (the NLU reads a message made of them as being about products)."""
+    repository = CatalogRepository(session)
+    words: dict[str, None] = {}
+    for category in await repository.categories():
+        for name in [category.slug.replace("-", " "), *category.name.values()]:
+            words.setdefault(name, None)
+    for product in await repository.all_products():
+        if not product.active:
+            continue
+        for text in [*product.title.values(), *([product.brand] if product.brand else []), *product.tags]:
+            words.setdefault(text, None)
+    return [word for word in words if word and word.strip()]
+
+
 def _decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0

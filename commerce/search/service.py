@@ -45,6 +45,9 @@ MAX_QUERY_CHARS = 200
 BOOST = 0.25
 BURY = 1.0
 RULE_KINDS = ("boost", "bury", "pin")
+# A hit whose words score at least this share of the best hit's BM25 is a match ("running shoes": both running
+# shoes); below, it only shares a word or a meaning ("shoes": slippers, loafers) and is an alternative.
+STRONG_MATCH = 0.5
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class ProductHit:
     score: float
     lexical: float
     dense: float
+    # Found by meaning or a few shared words only, not the kind of thing asked for: shown after the matches,
+    # labelled as a close alternative (`STRONG_MATCH`).
+    alternative: bool = False
 
 
 @dataclass
@@ -379,16 +385,28 @@ def _apply_rules(hits: list[ProductHit], extra: dict[int, ProductHit], controls:
     listed = {h.product_id for h in hits}
     hits = hits + [h for i, h in extra.items() if i not in listed and i in adjust and adjust[i] > 0]
     if adjust:
+        # A boosted product counts as a match: the merchant wants it shown for this query.
         hits = [ProductHit(product_id=h.product_id, sku=h.sku, score=round(h.score + adjust.get(h.product_id, 0.0), 6),
-                           lexical=h.lexical, dense=h.dense) for h in hits]
-        hits.sort(key=lambda h: (-h.score, h.product_id))
+                           lexical=h.lexical, dense=h.dense,
+                           alternative=h.alternative and adjust.get(h.product_id, 0.0) <= 0) for h in hits]
+        hits.sort(key=lambda h: (h.alternative, -h.score, h.product_id))
     for position, product_id in sorted(pins):
         found = next((h for h in hits if h.product_id == product_id), None) or extra.get(product_id)
         if found is None:
             continue  # pinned product out of stock, not sellable there or filtered out
         hits = [h for h in hits if h.product_id != product_id]
-        hits.insert(max(0, position - 1), found)
+        hits.insert(max(0, position - 1), replace(found, alternative=False))
     return hits
+
+
+def matches_first(hits: list[ProductHit]) -> list[ProductHit]:
+    """The hits that are the kind of thing asked for first (their words score at least `STRONG_MATCH` of the best
+    hit's), then the others marked as alternatives; unchanged when no hit matched by words (nothing to judge by)."""
+    best = max((h.lexical for h in hits), default=0.0)
+    if best <= 0:
+        return hits
+    marked = [h if h.lexical >= STRONG_MATCH * best else replace(h, alternative=True) for h in hits]
+    return [h for h in marked if not h.alternative] + [h for h in marked if h.alternative]
 
 
 def _rule_targets(controls: Controls, query: str) -> tuple[set[int], set[int], int]:
@@ -484,6 +502,7 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
         window *= 4
     total = len(hits) + (matching - looked)
     if query.strip():
+        hits = matches_first(hits)
         extra_hits: dict[int, ProductHit] = {}
         missing = (boosted | pinned) - {h.product_id for h in hits}
         if missing:
@@ -525,6 +544,18 @@ async def similar_products(session: AsyncSession, *, product_id: int, country: s
                                    filters=SearchFilters(exclude_product_ids=frozenset({product_id})),
                                    encoder=encoder)
     return result.hits
+
+
+async def named_products(session: AsyncSession, *, query: str, limit: int = 3) -> list[int]:
+    """The active products a phrase names ("the kettle", "这款耳机"), best first, by their words alone: in stock or
+    not, sellable anywhere (a question about a product is answered even when it is sold out)."""
+    await warm.refresh(session, None)
+    extra = synonym_terms(query, (await _current_controls(session)).synonyms)
+    if not (search_tokens(query, query=True) or extra):
+        return []
+    ranked, _ = await asyncio.to_thread(warm.index.rank_window, query, embedding=None, mode="lexical",
+                                        limit=limit, extra_terms=extra)
+    return [r.product_id for r in ranked if r.lexical > 0]
 
 
 async def hit_products(session: AsyncSession, *, product_ids: list[int]) -> dict[int, Product]:

@@ -20,10 +20,11 @@ from commerce.cross_border import load_cross_border_defaults
 from commerce.inventory import service as inventory
 from kit.db import Database
 from kit.settings import Settings
+from nlu.catalog_terms import CatalogVocabulary
 from nlu.classifier import FALLBACK_INTENT
 from nlu.entities import EntityExtractor
 from nlu.language import detect_language
-from nlu.service import DEFAULT_DATA_DIR, IntentScore, ParseResult
+from nlu.service import DEFAULT_DATA_DIR, IntentScore, ParseResult, with_catalog_evidence
 from nlu.training_data import load_training_data
 from tests.factories import make_shop
 
@@ -48,6 +49,10 @@ class TinyParser:
         self.model = LinearSVC(C=1.0).fit(self.vectorizer.fit_transform(texts), labels)
         self.extractor = EntityExtractor(data)
         self.threshold = 0.3
+        self.vocabulary: CatalogVocabulary | None = None
+
+    def set_catalog_vocabulary(self, terms: list[str]) -> None:
+        self.vocabulary = CatalogVocabulary(terms)
 
     async def parse(self, text: str) -> ParseResult:
         scores = self.model.decision_function(self.vectorizer.transform([text]))[0] * 5
@@ -59,9 +64,12 @@ class TinyParser:
         if confidence < self.threshold:
             intent = FALLBACK_INTENT
         language = detect_language(text)
-        return ParseResult(text=text, intent=intent, confidence=confidence, intent_ranking=ranking,
-                           entities=tuple(self.extractor.extract(text, language=language)), language=language,
-                           embedding=np.zeros(0, np.float32), out_of_scope=intent == FALLBACK_INTENT)
+        result = ParseResult(text=text, intent=intent, confidence=confidence, intent_ranking=ranking,
+                             entities=tuple(self.extractor.extract(text, language=language)), language=language,
+                             embedding=np.zeros(0, np.float32), out_of_scope=intent == FALLBACK_INTENT)
+        if self.vocabulary is None:
+            return result
+        return with_catalog_evidence(result, self.vocabulary.evidence(text), labels=self.model.classes_)
 
 
 @pytest.fixture(scope="session")

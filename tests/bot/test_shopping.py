@@ -287,3 +287,14 @@ async def test_delivery_services_are_named_in_the_shoppers_language(say: Say, sh
     summary = await _summary(say, "zh-ship", ("结账", "德国", "confirm@example.com", "10115"))
     assert "运费（标准（可追踪包裹），2-5 个工作日）" in texts(summary)
     assert any(b.title.startswith("特快（保价快递），1-2 天：") for r in summary.replies for b in r.buttons)
+
+
+async def test_a_delivery_question_with_no_destination_offers_country_buttons(say: Say) -> None:
+    asked = await say("how much is shipping?", sender="cb1")
+    assert "Which country" in texts(asked)
+    assert payloads(asked)[0] == "country:set:DE"  # the shop's default first, not assumed
+    answered = await say(kind="callback", payload="country:set:FR", sender="cb1")
+    assert "France" in texts(answered)
+    assert "Germany" not in texts(answered)
+    refused = await say(kind="callback", payload="country:set:France", sender="cb2")
+    assert "country" in texts(refused).lower()

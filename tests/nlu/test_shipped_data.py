@@ -18,7 +18,7 @@ INTENTS = {
     "greet", "goodbye", "thanks", "affirm", "deny", "help", "product_search", "recommend",
     "add_to_cart", "view_cart", "checkout", "order_status", "cancel_order", "return_refund",
     "shipping_info", "customs_duties", "currency_payment", "human_handoff", "complaint", "faq",
-    "out_of_scope",
+    "out_of_scope", "product_question",
 }
 ENTITIES = {
     "order_number", "email", "phone", "money", "quantity", "size", "colour", "country", "currency",

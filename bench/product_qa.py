@@ -1,0 +1,118 @@
+"""Product questions answered from the catalog (issue 25): accuracy and refusal correctness, en and zh.
+
+Each labelled question of bench/data/product_qa.json goes through the whole bot as a shopper would send it: the
+real NLU (trained from the shipped data, the demo catalog's words taught), the engine, the product_qa skill, over
+a migrated SQLite database holding the demo shop. A question with `view` first opens that product's details (the
+product in view); one without names its product. Scored from the reply's `custom.product_answer` and its text:
+
+- answer: routed to the product question skill, about the right product, `known`, citing `field` (when labelled)
+  and its text containing `contains` (when labelled);
+- refuse: routed there, about the right product, `known` false (the bot says it does not know, offers a person).
+
+Prints one JSON object: accuracy overall and per language, refusal correctness (must-refuse questions refused),
+invented (must-refuse questions answered: should be 0), false refusals (answerable questions refused), routing
+(questions that reached the skill) and the failures.
+
+    python bench/product_qa.py [--data bench/data/product_qa.json]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402,F401  (the project on the path, models offline)
+
+DATA = Path(__file__).resolve().parent / "data" / "product_qa.json"
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from api.demo.loader import load_demo
+    from api.migrations import upgrade
+    from bot import BotDeps, InboundMessage, handle_inbound
+    from bot.deps import _encoder_of, teach_catalog_words
+    from commerce.catalog.service import all_products
+    from commerce.cross_border import load_cross_border_defaults
+    from kit.db import Database
+    from kit.settings import Settings
+    from nlu.service import NluService
+
+    items = json.loads(Path(args.data).read_text("utf-8"))["items"]
+    workdir = Path(tempfile.mkdtemp(prefix="product_qa_"))
+    database = Database(f"sqlite+aiosqlite:///{workdir / 'shop.db'}")
+    await upgrade(database.engine)
+    nlu = NluService(models_dir=workdir / "models")
+    started = time.perf_counter()
+    await asyncio.to_thread(nlu.ensure_model)
+    train_s = time.perf_counter() - started
+    async with database.unit_of_work() as session:
+        await load_demo(session)
+        await load_cross_border_defaults(session)
+        await teach_catalog_words(nlu, session)
+        product_id = {p.slug: p.id for p in await all_products(session)}
+    deps = BotDeps(settings=Settings(data_dir=workdir), nlu=nlu, encoder=_encoder_of(nlu))
+
+    async def send(sender: str, n: int, text: str | None = None, payload: str | None = None) -> Any:
+        inbound = InboundMessage(channel="rest", sender_id=sender, message_id=f"{sender}-{n}",
+                                 kind="callback" if payload else "text", text=text, payload=payload)
+        async with database.unit_of_work() as session:
+            return await handle_inbound(session, inbound, deps=deps)
+
+    per_language: dict[str, list[bool]] = defaultdict(list)
+    refuse_ok: list[bool] = []
+    answer_ok: list[bool] = []
+    invented = false_refusals = routed = 0
+    failures = []
+    for index, item in enumerate(items):
+        sender = f"qa-{index}"
+        if item.get("view"):
+            await send(sender, 0, payload=f"product:details:{product_id[item['view']]}")
+        result = await send(sender, 1, text=item["question"])
+        text = "\n".join(r.text for r in result.replies)
+        found = next((r.custom["product_answer"] for r in result.replies
+                      if r.custom and "product_answer" in r.custom), None)
+        if found is not None:
+            routed += 1
+        right_product = found is not None and found["product"] == item["product"]
+        if item["expect"] == "refuse":
+            ok = right_product and found is not None and found["known"] is False
+            refuse_ok.append(ok)
+            invented += int(found is not None and found["known"] is True)
+        else:
+            ok = (right_product and found is not None and found["known"] is True
+                  and (item.get("field") is None or item["field"] in found["fields"])
+                  and (item.get("contains") is None or item["contains"] in text))
+            answer_ok.append(ok)
+            false_refusals += int(found is not None and found["known"] is False)
+        per_language[item["language"]].append(ok)
+        if not ok:
+            failures.append({"question": item["question"], "expect": item["expect"], "got": found,
+                             "reply": text[:160]})
+    await database.dispose()
+    every = [ok for oks in per_language.values() for ok in oks]
+    return {
+        "benchmark": "product_qa", "questions": len(items), "train_seconds": round(train_s, 1),
+        "accuracy": round(sum(every) / len(every), 4),
+        "accuracy_by_language": {lang: round(sum(oks) / len(oks), 4) for lang, oks in sorted(per_language.items())},
+        "answerable_correct": round(sum(answer_ok) / len(answer_ok), 4) if answer_ok else None,
+        "refusal_correctness": round(sum(refuse_ok) / len(refuse_ok), 4) if refuse_ok else None,
+        "must_refuse": len(refuse_ok), "invented": invented, "false_refusals": false_refusals,
+        "routed_to_product_qa": round(routed / len(items), 4), "failures": failures,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DATA))
+    print(json.dumps(asyncio.run(run(parser.parse_args())), ensure_ascii=False))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""Questions about one product ("is the kettle loud?", "does it come in XL?", "这款耳机防水吗"), answered only from
+what the catalog says: its variants' options, stock, price, weight, tags, title and description, each answer
+citing the field it comes from. When the catalog does not say, the bot says it does not know and offers a person;
+it never guesses.
+
+The product is the one named in the message, else the one in view (the last product shown), else the last one in
+the cart. `read_catalog` (pure: a `ProductSheet` and the question in, a `ProductAnswer` out) is what
+`bench/product_qa.py` measures.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bot.skills.base import Skill, Turn
+from commerce.catalog.errors import ProductNotFound
+from commerce.catalog.models import Product
+from commerce.catalog.service import find_variants, get_product, variant_price
+from commerce.inventory.availability import available_for_country
+from commerce.search.service import named_products
+from kit.text import jieba_words
+from nlu.service import CATALOG_EXTRACTOR
+
+_LATIN = re.compile(r"[a-z0-9][a-z0-9+\-']*")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+REFERS_TO_VIEW = re.compile(r"\b(this|it|that|these|those|them)\b|这|那|它", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
+
+# What a question asks about, by the words it uses (en, zh), and the words that answer it in a listing.
+# An aspect's evidence is a regular expression over the product's own text; no evidence found = "I don't know".
+ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
+    name: (re.compile(asked, re.IGNORECASE), re.compile(evidence, re.IGNORECASE)) for name, asked, evidence in (
+        ("waterproof", r"waterproof|water[- ]?proof|water[- ]resistant|\brain\b|splash|防水|防雨|泼水",
+         r"waterproof|water[- ]?resistant|splash|\bipx?\d|\brain\b|防水|防泼|防雨|泼溅"),
+        ("noise", r"\bloud|nois[ey]|\bquiet|silent|\bdb\b|噪音|声音|吵|安静|静音",
+         r"\bloud|nois[ey]|\bquiet|silent|\d\s?db\b|decibel|噪音|静音|安静|分贝"),
+        ("battery", r"battery|batteries|charge lasts|last[s]? on a charge|battery life|电池|续航",
+         r"battery|batteries|\bmah\b|\d+\s?hours?\b|电池|续航|毫安"),
+        ("material", r"made of|made from|material|fabric|\bcotton\b|\bwool\b|leather|材质|面料|材料|什么做的|纯棉",
+         r"cotton|wool|linen|silk|leather|steel|bamboo|ceramic|porcelain|clay|stoneware|glass|plastic|wood|"
+         r"canvas|merino|polyester|nylon|rubber|\beva\b|down\b|棉|羊毛|麻|丝|皮革|真皮|钢|竹|陶|瓷|玻璃|木|帆布"),
+        ("dishwasher", r"dishwasher|洗碗机", r"dishwasher|洗碗机"),
+        ("microwave", r"microwave|微波炉", r"microwave|微波炉"),
+        ("washing", r"machine[- ]wash|washing machine|\bwash|机洗|洗衣机|水洗", r"wash|洗"),
+        ("voltage", r"voltage|\bvolts?\b|\bplug|110\s?v|220\s?v|电压|插头|美国能用|英国能用",
+         r"\d\s?v\b|volt|\bplug|电压|插头"),
+        ("temperature", r"temperature|\btemp\b|°|温度|调温|保温", r"temperature|°c|°|温度|保温|水温"),
+        ("capacity", r"capacity|\bml\b|litre|liter|how much (does it|can it) hold|容量|毫升",
+         r"\d\s?ml\b|\d\s?l\b|litre|liter|容量|毫升|\d升"),
+        ("dimensions", r"dimension|how big|how large|how long is|measure|尺寸|多大|多长|多宽",
+         r"\d\s?(cm|mm|m)\b|\d+\s?x\s?\d+|厘米|毫米|尺寸|\d米"),
+        ("caffeine", r"caffeine|咖啡因", r"caffeine|咖啡因"),
+        ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|小孩|儿童|孩子|婴|宝宝",
+         r"\bkids?\b|child|bab(y|ies)|\bages?\b|\d\+|儿童|孩子|岁|婴|宝宝"),
+        ("flight", r"plane|flight|\bfly\b|airline|carry[- ]on|hand luggage|飞机|登机|航空|坐飞机",
+         r"airline|cabin|flight|plane|aircraft|\bair\b|航空|飞机|登机|民航"),
+        ("skin", r"sensitive|skin type|oily|dry skin|敏感|油皮|干皮|肤质",
+         r"sensitive|oily|dry skin|all skin|敏感|油|肤"),
+        ("handmade", r"hand[- ]?made|by hand|手工", r"hand[- ]?made|by hand|hand[- ]|手工|手作"),
+        ("organic", r"organic|有机", r"organic|有机"),
+        ("wireless", r"wireless|bluetooth|无线|蓝牙", r"wireless|bluetooth|无线|蓝牙"),
+        ("induction", r"induction|电磁炉", r"induction|电磁炉|所有炉"),
+        ("pieces", r"how many pieces|pieces|片|块", r"\d+\s?pieces|\d+\s?片|\d+\s?块"),
+        ("colourfast", r"fade|colou?r ?fast|掉色|褪色", r"fade|colou?r ?fast|掉色|褪色"),
+    )
+}
+STOCK_ASKED = re.compile(r"in stock|available|still have|sold out|有货|还有|现货|缺货|库存", re.IGNORECASE)
+PRICE_ASKED = re.compile(r"how much (is|are|does it cost)|\bprice|\bcost|多少钱|价格|什么价|价钱", re.IGNORECASE)
+WEIGHT_ASKED = re.compile(r"weigh|how heavy|\bheavy\b|多重|重量|重不重|有多重", re.IGNORECASE)
+OPTIONS_ASKED = re.compile(r"what (sizes|colou?rs|options)|which (sizes|colou?rs)|other colou?rs|come in|"
+                           r"哪些颜色|什么颜色|几种颜色|哪些尺码|什么尺码|有什么码|哪些码", re.IGNORECASE)
+ABOUT_ASKED = re.compile(r"tell me (more )?about|more about|describe|介绍|详细", re.IGNORECASE)
+# Question words and fillers: what is left of a question without them is what it asks about.
+_QUESTION_WORDS = frozenset("""
+is are am was were do does did can could will would should shall has have had a an the it its this that these those
+they them one ones of in on for to with and or be how what which who why when where much many any some there you your
+me my i we us our please tell about more product item get got come comes good ok okay really very still also just
+from use used using work works support supports need needs take put fit fits does doe
+""".split())
+_CJK_FILLERS = frozenset({"这款", "这个", "这件", "这条", "这双", "那个", "它", "吗", "呢", "吧", "的", "是", "有",
+                          "没有", "不", "能", "可以", "会", "多少", "什么", "怎么", "怎样", "一下", "请问", "请",
+                          "我", "你们", "这", "那", "个", "款", "件", "大不大", "么"})
+
+
+@dataclass(frozen=True)
+class Option:
+    sku: str
+    attributes: dict[str, str]
+    in_stock: bool
+
+
+@dataclass(frozen=True)
+class ProductSheet:
+    """What the catalog says about one product, as the answers read it."""
+
+    slug: str
+    title: dict[str, str]
+    description: dict[str, str]
+    tags: tuple[str, ...]
+    brand: str | None
+    options: tuple[Option, ...]
+    weight_grams: int
+    price_text: str = ""
+
+
+@dataclass(frozen=True)
+class Citation:
+    field: str  # description, title, tags, variants.<attribute>, stock, price, weight
+    quote: str  # the catalog's own words
+
+
+@dataclass(frozen=True)
+class ProductAnswer:
+    known: bool
+    aspect: str  # what was asked: an aspect name, option, stock, price, weight, about, other
+    citations: tuple[Citation, ...] = ()
+    # For an option asked by value ("in XL"): whether the product comes in it, and in stock.
+    offered: bool | None = None
+    asked_value: str | None = None
+    values: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+
+
+def _texts_in_order(texts: dict[str, str], language: str) -> list[tuple[str, str]]:
+    """The shopper's language first, then English, then the rest."""
+    order = [language, "en", *sorted(texts)]
+    return [(lang, texts[lang]) for lang in dict.fromkeys(order) if texts.get(lang)]
+
+
+def _find(sheet: ProductSheet, evidence: re.Pattern[str], language: str) -> list[Citation]:
+    """The fields whose text matches `evidence`: options, tags, title, then description sentences."""
+    found: list[Citation] = []
+    for name in dict.fromkeys(k for o in sheet.options for k in o.attributes):
+        values = sorted({o.attributes[name] for o in sheet.options if name in o.attributes})
+        hits = [v for v in values if evidence.search(v) or evidence.search(name)]
+        if hits:
+            found.append(Citation(f"variants.{name}", ", ".join(hits)))
+    tags = [t for t in sheet.tags if evidence.search(t)]
+    if tags:
+        found.append(Citation("tags", ", ".join(tags)))
+    for field_name, texts in (("title", sheet.title), ("description", sheet.description)):
+        for _, text in _texts_in_order(texts, language):
+            sentences = [s for s in _sentences(text) if evidence.search(s)]
+            if sentences:
+                found.append(Citation(field_name, " ".join(sentences[:2])))
+                break
+    return found
+
+
+def _asked_words(question: str, naming: tuple[str, ...]) -> list[str]:
+    """What the question asks about once question words and the words naming the product ("the kettle") are out."""
+    named = " ".join(naming).lower()
+    latin = [w for w in _LATIN.findall(question.lower())
+             if w not in _QUESTION_WORDS and len(w) > 2 and not re.search(rf"\b{re.escape(w.rstrip('s'))}", named)]
+    cjk = [w for w in jieba_words("".join(_CJK.findall(question)))
+           if len(w) > 1 and w not in _CJK_FILLERS and w not in named and not set(w) <= set("".join(_CJK_FILLERS))]
+    return list(dict.fromkeys([*latin, *cjk]))
+
+
+def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tuple[str, ...] = (),
+                 colours: tuple[str, ...] = (), naming: tuple[str, ...] = ()) -> ProductAnswer:
+    """The catalog's answer to a question about one product, with the fields it comes from; `known=False` when
+    the listing does not say. `sizes`/`colours`: the option values the message names (its entities); `naming`:
+    the words that name the product in it (not what is asked about)."""
+    asked_values = [*sizes, *colours]
+    for value in asked_values:  # "does it come in XL?" / "有黑色吗"
+        for name in dict.fromkeys(k for o in sheet.options for k in o.attributes):
+            matching = [o for o in sheet.options if _same_option(o.attributes.get(name, ""), value)]
+            if matching:
+                stocked = any(o.in_stock for o in matching)
+                return ProductAnswer(True, "option", (Citation(f"variants.{name}", matching[0].attributes[name]),
+                                                      Citation("stock", "in stock" if stocked else "sold out")),
+                                     offered=True, asked_value=matching[0].attributes[name])
+        kind = "size" if value in sizes else "colour"
+        values = tuple(dict.fromkeys(o.attributes[kind] for o in sheet.options if kind in o.attributes))
+        if values:
+            return ProductAnswer(True, "option", (Citation(f"variants.{kind}", ", ".join(values)),), offered=False,
+                                 asked_value=value, values=values)
+        # The listing has no such option: a one-size or one-colour product says nothing about it either way.
+        return ProductAnswer(False, "option", asked_value=value)
+    for name, (asked, evidence) in ASPECTS.items():
+        if asked.search(question):
+            cited = _find(sheet, evidence, language)
+            return ProductAnswer(bool(cited), name, tuple(cited[:2]))
+    if OPTIONS_ASKED.search(question):
+        citations = tuple(Citation(f"variants.{name}", ", ".join(sorted({o.attributes[name] for o in sheet.options
+                                                                          if name in o.attributes})))
+                          for name in dict.fromkeys(k for o in sheet.options for k in o.attributes))
+        if citations:
+            return ProductAnswer(True, "options", citations)
+        return ProductAnswer(True, "options", (Citation("variants", sheet.title.get(language) or
+                                                        sheet.title.get("en", "")),), values=())
+    if STOCK_ASKED.search(question):
+        stocked_options = [o for o in sheet.options if o.in_stock]
+        quote = (", ".join(" ".join(o.attributes.values()) or o.sku for o in stocked_options) if stocked_options
+                 else "sold out")
+        return ProductAnswer(True, "stock", (Citation("stock", quote),), offered=bool(stocked_options))
+    if PRICE_ASKED.search(question) and sheet.price_text:
+        return ProductAnswer(True, "price", (Citation("price", sheet.price_text),))
+    if WEIGHT_ASKED.search(question):
+        return ProductAnswer(True, "weight", (Citation("weight", f"{sheet.weight_grams} g"),))
+    words = _asked_words(question, naming)
+    if not words or ABOUT_ASKED.search(question):
+        texts = _texts_in_order(sheet.description, language)
+        if texts:
+            return ProductAnswer(True, "about", (Citation("description", " ".join(_sentences(texts[0][1])[:2])),))
+        return ProductAnswer(False, "about")
+    evidence = re.compile("|".join(re.escape(w) if _CJK.search(w) else rf"\b{re.escape(w.rstrip('s'))}"
+                                   for w in words), re.IGNORECASE)
+    cited = _find(sheet, evidence, language)
+    return ProductAnswer(bool(cited), "other", tuple(cited[:2]))
+
+
+def _same_option(value: str, asked: str) -> bool:
+    value, asked = value.strip().lower(), asked.strip().lower()
+    if not value or not asked:
+        return False
+    # "EU 42" asked, "42" listed; "black" asked, "matte black" listed; sizes compare whole.
+    return value == asked or value == asked.removeprefix("eu ").strip() or (
+        not asked.isdigit() and len(asked) > 2 and re.search(rf"\b{re.escape(asked)}\b", value) is not None)
+
+
+# ---------------------------------------------------------------- the skill
+
+async def sheet_of(turn: Turn, product: Product) -> ProductSheet:
+    """The catalog's facts about `product` as the shopper sees them (stock at the warehouse that ships to them)."""
+    stock = await available_for_country(turn.session, skus=[v.sku for v in product.variants],
+                                        country=turn.conversation.country)
+    options = tuple(Option(v.sku, dict(v.attributes), stock.get(v.sku, 0) > 0) for v in product.variants if v.active)
+    first = next((v for v in product.variants if v.active), None)
+    price = await turn.price_text(variant_price(first, product), product.currency) if first is not None else ""
+    return ProductSheet(slug=product.slug, title=dict(product.title), description=dict(product.description),
+                        tags=tuple(product.tags), brand=product.brand, options=options,
+                        weight_grams=int(product.weight_grams or 0), price_text=price)
+
+
+def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
+    """The words of the message that name a product (its product entities, as written and as canonical values),
+    not what is asked about: "waterproof" and "battery" are catalog tags too, but in "is it waterproof?" they are
+    the question. `loose=False`: only names the entity extractor knows (tags, training data), not any stretch of
+    catalog words (`nlu.catalog_terms`: "带上" shares a bigram with some title)."""
+    if turn.parsed is None:
+        return []
+    words: list[str] = []
+    for entity in turn.parsed.entities:
+        span = entity.to_rasa()
+        if not loose and span.get("extractor") == CATALOG_EXTRACTOR:
+            continue
+        if entity.entity == "product" and not any(asked.search(str(entity.value)) for asked, _ in ASPECTS.values()):
+            words += [str(entity.value), turn.text[span["start"]:span["end"]]]
+    return list(dict.fromkeys(words))
+
+
+async def product_in_question(turn: Turn) -> Product | None:
+    """The product named in the message, else the one in view (the last shown), else the last in the cart."""
+    shown_last = [int(i) for i in turn.conversation.last_products or []]
+    # With a product in view, only a name the extractor knows points elsewhere.
+    named = naming_words(turn, loose=not shown_last)
+    candidates: list[int] = []
+    if shown_last and REFERS_TO_VIEW.search(turn.text):
+        candidates = shown_last[:1]  # "is this waterproof?": the product in view, even if "waterproof" is a tag
+    elif named:
+        candidates = await named_products(turn.session, query=" ".join(named), limit=3)
+        # "the kettle" right after seeing a kettle means that kettle.
+        in_view = [i for i in shown_last if i in candidates]
+        candidates = in_view[:1] or candidates[:1]
+    if not candidates and turn.conversation.last_products:
+        candidates = [int(turn.conversation.last_products[0])]
+    if not candidates and turn.conversation.cart:
+        sku = str(turn.conversation.cart[-1]["sku"])
+        variant = (await find_variants(turn.session, skus=[sku])).get(sku)
+        candidates = [variant.product_id] if variant is not None else []
+    for product_id in candidates:
+        try:
+            product = await get_product(turn.session, product_id=product_id)
+        except ProductNotFound:
+            continue
+        if product.active:
+            return product
+    return None
+
+
+def _field_name(turn: Turn, citation: Citation) -> str:
+    head, _, attribute = citation.field.partition(".")
+    if head == "variants" and attribute:
+        return turn.t("qa.field.variants", attribute=attribute)
+    return turn.t(f"qa.field.{head}")
+
+
+async def answer_question(turn: Turn) -> None:
+    """Answer the message as a question about one product, from the catalog only."""
+    product = await product_in_question(turn)
+    if product is None:
+        turn.say("qa.which_product", buttons=[turn.button("button.search", "menu:search")])
+        return
+    sheet = await sheet_of(turn, product)
+    sizes = tuple(str(v) for v in (turn.parsed.entity_values("size") if turn.parsed is not None else []))
+    colours = tuple(str(v) for v in (turn.parsed.entity_values("colour") if turn.parsed is not None else []))
+    naming = tuple(naming_words(turn))
+    found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours, naming=naming)
+    title = turn.title(product)
+    custom = {"product_answer": {"product": product.slug, "known": found.known, "aspect": found.aspect,
+                                 "fields": [c.field for c in found.citations]}}
+    turn.conversation.last_products = [product.id]
+    details = turn.button("button.details", f"product:details:{product.id}")
+    if not found.known:
+        turn.say("qa.unknown", title=title, custom=custom,
+                 buttons=[turn.button("button.human", "handoff:request"), details])
+        return
+    if found.aspect == "option" and found.offered:
+        key = "qa.option_yes" if found.citations[-1].quote == "in stock" else "qa.option_sold_out"
+        turn.say(key, title=title, value=found.asked_value, field=_field_name(turn, found.citations[0]),
+                 custom=custom, buttons=[details])
+        return
+    if found.aspect == "option":
+        turn.say("qa.option_no", title=title, value=found.asked_value, values=", ".join(found.values),
+                 field=_field_name(turn, found.citations[0]), custom=custom, buttons=[details])
+        return
+    lines = [turn.t("qa.cited", field=_field_name(turn, c), quote=c.quote if c.field != "stock" or c.quote != "sold out"
+                    else turn.t("qa.sold_out")) for c in found.citations]
+    turn.say("qa.answer", title=title, facts="\n".join(lines), custom=custom, buttons=[details])
+
+
+skill = Skill("product_qa")
+
+
+@skill.intent("product_question")
+async def for_intent(turn: Turn, intent: str) -> None:
+    await answer_question(turn)
+
+
+__all__ = ["ASPECTS", "Citation", "Option", "ProductAnswer", "ProductSheet", "answer_question", "read_catalog",
+           "skill"]

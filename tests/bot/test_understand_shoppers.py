@@ -1,0 +1,123 @@
+"""Issue 25 on the demo shop with the real NLU: a noun means products, product questions are answered from the
+catalog (or refused), and a delivery question with no known destination asks for the country. Slow."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.demo.loader import load_demo
+from bot import BotDeps
+from bot.deps import _encoder_of, teach_catalog_words
+from commerce.cross_border import load_cross_border_defaults
+from kit.db import Database
+from kit.settings import Settings
+from nlu.service import NluService
+from tests.bot.conftest import Say, payloads, texts
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def shop_nlu(models_dir: Path) -> NluService:
+    service = NluService(models_dir=models_dir)
+    service.ensure_model()
+    return service
+
+
+@pytest.fixture
+async def shop(db: Database) -> Database:
+    async with db.unit_of_work() as session:
+        await load_demo(session)
+        await load_cross_border_defaults(session)
+    return db
+
+
+@pytest.fixture
+async def deps(shop: Database, shop_nlu: NluService) -> BotDeps:
+    async with shop.unit_of_work() as session:
+        await teach_catalog_words(shop_nlu, session)
+    return BotDeps(settings=Settings(), nlu=shop_nlu, encoder=_encoder_of(shop_nlu))
+
+
+def skus(result: object) -> list[str]:
+    return [c.sku for r in result.replies for c in r.cards]  # type: ignore[attr-defined]
+
+
+def answer_of(result: object) -> dict[str, object]:
+    return next(r.custom["product_answer"] for r in result.replies  # type: ignore[attr-defined]
+                if r.custom and "product_answer" in r.custom)
+
+
+async def test_a_product_word_searches_whatever_the_classifier_read(say: Say, deps: BotDeps) -> None:
+    tea = await say("tea", sender="n1", deps=deps)
+    assert skus(tea), texts(tea)  # not "Bye for now"
+    assert "Bye" not in texts(tea)
+    brand = await say("Brewhaus", sender="n2", deps=deps)
+    assert any(s.startswith(("KET-GN", "FLASK", "POUR")) for s in skus(brand)), skus(brand)
+    kettle = await say("有电水壶吗", sender="n3", deps=deps)
+    assert skus(kettle)[0].startswith("KET-GN")
+    hello = await say("hello", sender="n4", deps=deps)
+    assert not skus(hello)  # a greeting is still a greeting
+    bye = await say("bye", sender="n4", deps=deps)
+    assert not skus(bye)
+
+
+async def test_product_questions_are_answered_from_the_catalog_or_refused(say: Say, deps: BotDeps) -> None:
+    loud = await say("is the kettle loud?", sender="q1", deps=deps)
+    assert answer_of(loud) == {"product": "gooseneck-electric-kettle", "known": False, "aspect": "noise",
+                               "fields": []}
+    assert "handoff:request" in payloads(loud)  # "I don't know" plus a person
+    assert "doesn't say" in texts(loud)
+    volts = await say("what voltage does the kettle use?", sender="q1", deps=deps)
+    assert answer_of(volts)["known"] is True
+    assert "220-240 V" in texts(volts)
+    assert "description" in texts(volts)  # the field it comes from
+
+    waterproof = await say("这款耳机防水吗", sender="q2", deps=deps)
+    assert answer_of(waterproof)["product"] == "anc-wireless-earbuds"
+    assert "IPX4" in texts(waterproof)
+    assert "商品描述" in texts(waterproof)
+
+
+async def test_an_option_question_reads_the_variants_of_the_product_in_view(say: Say, deps: BotDeps) -> None:
+    found = await say("show me hoodies", sender="q3", deps=deps)
+    hoodie = next(r.cards[0].product_id for r in found.replies if r.cards)
+    await say(kind="callback", payload=f"product:details:{hoodie}", sender="q3", deps=deps)
+    xl = await say("does it come in XL?", sender="q3", deps=deps)
+    assert answer_of(xl)["fields"] == ["variants.size", "stock"]
+    assert "Yes" in texts(xl)
+    assert "XL" in texts(xl)
+    xxl = await say("does it come in XXL?", sender="q3", deps=deps)
+    assert texts(xxl).startswith("No")
+    assert "S, M, L, XL" in texts(xxl)
+
+
+async def test_shipping_with_no_destination_asks_with_buttons(say: Say, deps: BotDeps) -> None:
+    asked = await say("运费多少", sender="c1", deps=deps)
+    buttons = payloads(asked)
+    assert "country:set:DE" in buttons
+    assert len(buttons) > 1
+    assert "哪个国家" in texts(asked)  # asked, not assumed
+    other = next(b for r in asked.replies for b in r.buttons if b.payload != "country:set:DE")
+    answered = await say(kind="callback", payload=other.payload, sender="c1", deps=deps)
+    assert f"寄到{other.title}需要" in texts(answered), texts(answered)
+    assert "德国" not in texts(answered)
+
+
+async def test_returns_with_no_destination_say_which_country_was_assumed(say: Say, deps: BotDeps) -> None:
+    result = await say("how do returns work?", sender="c2", deps=deps)
+    assert "I assumed delivery to Germany" in texts(result)
+
+
+async def test_search_shows_the_kind_asked_for_then_labelled_alternatives(say: Say, deps: BotDeps) -> None:
+    result = await say("running shoes", sender="s1", deps=deps)
+    matches, alternatives = result.replies[0], result.replies[1]
+    assert all("Running" in c.title for c in matches.cards)
+    assert len(matches.cards) == 2
+    assert "That's all we have" in alternatives.text
+    assert 0 < len(alternatives.cards) <= 3
+    assert not any("Running" in c.title for c in alternatives.cards)
+    kettle = await say("有电水壶吗", sender="s2", deps=deps)
+    assert [c.sku[:6] for c in kettle.replies[0].cards] == ["KET-GN"]  # the kettle alone, then labelled others
+    assert "并非完全符合" in kettle.replies[1].text

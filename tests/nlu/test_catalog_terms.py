@@ -1,0 +1,67 @@
+"""The catalog's words as NLU evidence (nlu.catalog_terms) and how they change a parse."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlu.catalog_terms import CatalogVocabulary, rereads_as_products
+from nlu.service import CATALOG_EXTRACTOR, IntentScore, ParseResult, with_catalog_evidence
+
+TERMS = ["Gooseneck Electric Kettle with Temperature Control, 0.9 L", "温控手冲细口电热水壶 0.9升", "Brewhaus",
+         "kettle", "tea", "green tea", "Teaware & Ceramics", "茶具与陶瓷", "龙井 绿茶", "茶与咖啡", "Great Wall Puzzle"]
+LABELS = ["greet", "goodbye", "thanks", "faq", "product_search", "order_status", "nlu_fallback"]
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> CatalogVocabulary:
+    return CatalogVocabulary(TERMS)
+
+
+def parse(text: str, intent: str, confidence: float = 0.9) -> ParseResult:
+    return ParseResult(text=text, intent=intent, confidence=confidence,
+                       intent_ranking=(IntentScore(intent, confidence), IntentScore("product_search", 0.05)),
+                       entities=(), language="zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en",
+                       embedding=np.zeros(0, np.float32))
+
+
+@pytest.mark.parametrize(("text", "coverage"), [
+    ("tea", 1.0), ("kettles", 1.0), ("Brewhaus", 1.0), ("do you have green tea?", 1.0), ("hi, tea please", 0.5),
+    ("有电水壶吗", 2 / 3), ("茶", 1.0), ("温控水壶", 1.0),
+])
+def test_catalog_words_and_their_share_of_the_message(vocabulary: CatalogVocabulary, text: str,
+                                                      coverage: float) -> None:
+    evidence = vocabulary.evidence(text)
+    assert evidence.names_products
+    assert evidence.coverage == pytest.approx(coverage)
+
+
+@pytest.mark.parametrize("text", ["hi", "bye", "thanks", "great, thanks", "你好", "谢谢", "再见", "where is my order",
+                                  "运费多少", ""])
+def test_small_talk_names_no_product(vocabulary: CatalogVocabulary, text: str) -> None:
+    assert not vocabulary.evidence(text).names_products  # "great" is in a title but never a product word
+
+
+def test_a_bare_noun_read_as_goodbye_becomes_a_search(vocabulary: CatalogVocabulary) -> None:
+    reread = with_catalog_evidence(parse("tea", "goodbye"), vocabulary.evidence("tea"), labels=LABELS)
+    assert (reread.intent, reread.confidence, reread.reread_from) == ("product_search", 1.0, "goodbye")
+    assert reread.intent_ranking[0].name == "product_search"
+    assert [(e.entity, e.value, e.start, e.end, e.extractor) for e in reread.entities] == [
+        ("product", "tea", 0, 3, CATALOG_EXTRACTOR)]
+    assert reread.to_rasa()["reread_from"] == "goodbye"
+
+
+def test_other_readings_keep_their_intent_and_gain_the_product_entity(vocabulary: CatalogVocabulary) -> None:
+    text = "where is my kettle order"
+    kept = with_catalog_evidence(parse(text, "order_status"), vocabulary.evidence(text), labels=LABELS)
+    assert kept.intent == "order_status"
+    assert kept.reread_from is None
+    assert [e.value for e in kept.entities] == ["kettle"]
+    # The knowledge base's reading gives way only when the whole message is catalog words.
+    faq = "do you gift wrap the kettle"
+    assert not rereads_as_products("faq", vocabulary.evidence(faq), labels=LABELS)
+    assert rereads_as_products("faq", vocabulary.evidence("green tea"), labels=LABELS)
+
+
+def test_a_model_without_product_search_is_left_alone(vocabulary: CatalogVocabulary) -> None:
+    assert not rereads_as_products("goodbye", vocabulary.evidence("tea"), labels=["greet", "goodbye"])
+    assert not rereads_as_products("goodbye", vocabulary.evidence("tea"), labels=[])
