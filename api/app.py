@@ -28,7 +28,7 @@ from api.http.merchant import (
 )
 from api.http.middleware import BodySizeLimit, RefuseNul
 from api.http.public import health, quotes
-from api.http.shopper import webchat, webhooks
+from api.http.shopper import payments, webchat, webhooks
 from api.throttle import close_limiter
 from commerce.channels import register_stock_listener
 from commerce.channels.sync import StockSync
@@ -54,6 +54,7 @@ ROUTERS: list[APIRouter] = [
     nlu.router,
     insights.router,
     tokens.router,
+    payments.router, orders.methods_router,
 ]
 
 

@@ -99,6 +99,18 @@ class RateLimitSettings(BaseModel):
         return self
 
 
+class PaymentSettings(BaseModel):
+    """Payments (issue 23): Stripe keys, where the shop's pay page is, and how long an unpaid order holds stock."""
+
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None  # None: api.stripe.com; tests point it at localstripe
+    stripe_publishable_key: str | None = None
+    public_url: str = "http://localhost:8000"  # the shop's address for pay links sent in the chat
+    order_expiry_minutes: int = Field(default=60, ge=1, le=60 * 24 * 14)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """One settings object for the whole process; env prefix SHOPTALK_, nested with __."""
 
@@ -116,6 +128,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     rest_channel: RestChannelSettings = Field(default_factory=RestChannelSettings)
+    payments: PaymentSettings = Field(default_factory=PaymentSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
