@@ -116,7 +116,7 @@ def provider_for(name: str, settings: PaymentSettings) -> PaymentProvider:
     if name == "stripe":
         if settings.stripe_secret_key is None:
             raise NoPaymentMethod("Stripe is not configured (SHOPTALK_PAYMENTS__STRIPE_SECRET_KEY).", provider=name)
-        return StripeProvider(secret_key=settings.stripe_secret_key.get_secret_value(), 
+        return StripeProvider(secret_key=settings.stripe_secret_key.get_secret_value(),
                               pay_page_url=settings.public_url,
                               api_base=settings.stripe_api_base, timeout_seconds=settings.timeout_seconds)
     if name == "telegram":

@@ -21,11 +21,14 @@ class PaymentRepository:
 
     async def for_order(self, order_id: int) -> Sequence[Payment]:
         return (await self.session.scalars(
-            select(Payment).where(Payment.order_id == order_id).order_by(Payment.id))).all()
+            select(Payment).where(Payment.order_id == order_id).order_by(Payment.id)
+            .execution_options(populate_existing=True))).all()
 
-    async def by_reference(self, provider: str, reference: str) -> Payment | None:
-        return await self.session.scalar(
-            select(Payment).where(Payment.provider == provider, Payment.reference == reference))
+    async def by_reference(self, provider: str, reference: str, *, fresh: bool = False) -> Payment | None:
+        query = select(Payment).where(Payment.provider == provider, Payment.reference == reference)
+        if fresh:  # re-read after taking the order's lock: another transaction may have changed it meanwhile
+            query = query.execution_options(populate_existing=True)
+        return await self.session.scalar(query)
 
     async def event_seen(self, provider: str, event_id: str) -> bool:
         found = await self.session.scalar(

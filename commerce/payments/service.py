@@ -128,6 +128,8 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
         return "ignored"
     order = await repo.lock_order(payment.order_id)  # racing events for one order queue here
     assert order is not None
+    payment = await repo.by_reference(provider, reference, fresh=True)
+    assert payment is not None
     expected_minor = to_minor(quantize(payment.amount, payment.currency), minor_units(payment.currency))
     if not succeeded:
         outcome = "failed" if payment.status == "pending" else "duplicate"
@@ -160,6 +162,7 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
     elif outcome == "paid":
         payment.status, payment.charge_id, payment.updated_at = "succeeded", charge_id, now
         order.amount_paid = payment.amount
+        await session.flush()  # transition_order reloads the order
         await transition_order(session, order_id=order.id, to_status="paid",
                                note=f"{provider} {reference}")
     await session.flush()

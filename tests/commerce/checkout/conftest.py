@@ -2,7 +2,17 @@
 the day the rates are from."""
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +42,7 @@ async def make_checkout_shop(db: Database) -> None:
             await channels.create_channel(session, code=code, name=code.title(), kind=code)
         await catalog.create_product(session, data=ProductIn(
             slug="hoodie", category="clothing", title={"en": "Hoodie", "zh": "连帽衫"}, description={},
-            base_price=__import__("decimal").Decimal("50.00"), currency="EUR", weight_grams=600,
+            base_price=Decimal("50.00"), currency="EUR", weight_grams=600,
             variants=[VariantIn(sku="HOOD-RED-M", attributes={"colour": "Red", "size": "M"}),
                       VariantIn(sku="HOOD-BLU-L", attributes={"colour": "Blue", "size": "L"})]))
         for sku in ("TEE-1", "JKT-1", "TEA-1", "BAG-150", "SPK-1", "HOOD-RED-M", "HOOD-BLU-L"):
@@ -43,3 +53,42 @@ async def make_checkout_shop(db: Database) -> None:
 async def shop(db: Database) -> Database:
     await make_checkout_shop(db)
     return db
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[str]:
+    """localstripe (a stateful fake of Stripe's API) on a free port; its base URL."""
+    port = _free_port()
+    process = subprocess.Popen([str(Path(sys.executable).with_name("localstripe")), "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("localstripe did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+WEBHOOK_SECRET = "whsec_test_0123456789"
+
+
+def signed(event: dict[str, object], secret: str = WEBHOOK_SECRET, at: int | None = None) -> tuple[bytes, str]:
+    """The body and Stripe-Signature header Stripe would send: t=<unix>,v1=HMAC-SHA256(secret, "t.body")."""
+    body = json.dumps(event).encode()
+    stamp = at if at is not None else int(time.time())
+    mac = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return body, f"t={stamp},v1={mac}"

@@ -72,5 +72,6 @@ async def test_returning_shopper_gets_the_last_address(db: Database) -> None:
             await checkout.save_address(session, owner="telegram:42", data=us(postcode="x"))
     async with db.sessions() as session:
         last = await checkout.last_address(session, owner="telegram:42")
-        assert last is not None and last.postcode == "94040"
+        assert last is not None
+        assert last.postcode == "94040"
         assert await checkout.last_address(session, owner="telegram:43") is None

@@ -86,7 +86,8 @@ async def test_place_order_stores_exactly_the_summary(shop: Database) -> None:
                                                                   summary.due_on_delivery)
     assert order.incoterm == "DAP"
     assert Decimal(order.exchange_rates[0]["rate"]) == Decimal("1.25")
-    assert order.address is not None and order.address["postcode"] == "94043"
+    assert order.address is not None
+    assert order.address["postcode"] == "94043"
     assert order.expires_at is not None
     async with shop.sessions() as session:
         assert (await inventory.available_stock(session, skus=["JKT-1"]))["JKT-1"] == 4
