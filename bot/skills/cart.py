@@ -179,7 +179,8 @@ async def view(turn: Turn) -> None:
         subtotal += amount
         options = option_label(variant.attributes)
         texts.append(turn.t("cart_line", quantity=line["quantity"], title=turn.title(variant.product),
-                            sku=options or line["sku"], amount=turn.money(amount, shown)))
+                            sku=f"{options}, {line['sku']}" if options else line["sku"],
+                            amount=turn.money(amount, shown)))
         quantity = int(line["quantity"])
         # Buttons name the item as the shopper reads it ("Hoodie Red / M"), never a bare SKU.
         label = f"{turn.title(variant.product)} {options}".strip()

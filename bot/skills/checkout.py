@@ -236,7 +236,8 @@ def _service_name(turn: Turn, service: str, name: str) -> str:
 def summary_texts(turn: Turn, summary: CheckoutSummary) -> dict[str, str]:
     """The summary's lines in the shopper's language: items, each charge on its own line, pay now, on delivery."""
     currency = summary.currency
-    items = "\n".join(turn.t("cart_line", quantity=i.quantity, title=i.title, sku=i.options or i.sku,
+    items = "\n".join(turn.t("cart_line", quantity=i.quantity, title=i.title,
+                             sku=f"{i.options}, {i.sku}" if i.options else i.sku,
                              amount=turn.money(i.line_total, currency)) for i in summary.items)
     charges: list[str] = []
     on_delivery: list[str] = []

@@ -40,7 +40,7 @@ async def test_search_add_to_cart_and_checkout_in_english(say: Say, shop: Databa
     assert "What is the postcode? (for example" in texts(refused)
     summary = await say("10115")
     assert "Please check your order" in texts(summary)
-    assert "- 1 x Electric Kettle 1.7 L (black): €49.90\nGoods: €49.90\n" \
+    assert "- 1 x Electric Kettle 1.7 L (black, KET-1): €49.90\nGoods: €49.90\n" \
            "Shipping (Standard (tracked parcel), 2-5 working days): €" in texts(summary)
     assert "Duties and import taxes are included: nothing to pay on delivery." in texts(summary)
     assert "Deliver to: Anna Schmidt, Unter den Linden 1, 10115 BERLIN, DE, +49301234567" in texts(summary)
