@@ -62,7 +62,7 @@ async def test_pay_by_link_once_and_hear_about_it(say: Say, shop: Database) -> N
     again = await say(kind="callback", payload=f"pay:stripe:{number}", sender="payer")  # a double click
     assert texts(again) == texts(link)
     async with shop.sessions() as session:
-        opened = [p for p in (await payments.payment_state(session, order_id=order.id))[1]]
+        opened = list((await payments.payment_state(session, order_id=order.id))[1])
     assert len(opened) == 1  # one payment intent at Stripe, one charge
     stranger = await say(kind="callback", payload=f"pay:stripe:{number}", sender="stranger")
     assert "https://" not in texts(stranger)  # the link goes to the order's owner only

@@ -1,6 +1,7 @@
 """The Rasa-compatible REST channel against the served demo shop, the way a Rasa client uses it."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -12,8 +13,8 @@ import httpx
 import pytest
 
 from bot.channels.rest import sign
-from tests.bot.checkout_flow import ADDRESSES
 from tests.bot.channels.served_shop import ServedShop, served_shop
+from tests.bot.checkout_flow import ADDRESSES
 
 pytestmark = pytest.mark.slow
 REST_SECRET = "rest-e2e-secret-0123456789"
@@ -85,6 +86,7 @@ async def test_purchase_and_order_status_over_rest(shop: ServedShop, language: s
         await shopper.send(lines["email"][0], expect=lines["email"][1])
         for answer in ADDRESSES["DE"][:-1]:
             await shopper.send(answer, expect="")
+            await asyncio.sleep(0.2)  # a person types slower than the per-sender limit (10 messages a second)
         await shopper.send(ADDRESSES["DE"][-1], expect=lines["summary"])
         placed = await shopper.send(lines["confirm"], expect=lines["placed"])
         number = re.search(r"#([A-Za-z0-9-]+)", " ".join(r["text"] for r in placed))
