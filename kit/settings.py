@@ -106,6 +106,7 @@ class PaymentSettings(BaseModel):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None  # None: api.stripe.com; tests point it at localstripe
     stripe_publishable_key: str | None = None
+    telegram_provider_token: SecretStr | None = None  # Telegram Payments provider token (None: Telegram Stars)
     public_url: str = "http://localhost:8000"  # the shop's address for pay links sent in the chat
     order_expiry_minutes: int = Field(default=60, ge=1, le=60 * 24 * 14)
     timeout_seconds: float = Field(default=10.0, gt=0)

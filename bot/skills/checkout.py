@@ -346,7 +346,9 @@ async def _summary_currency(turn: Turn, address: Address) -> str | None:
 
 async def offer_payment(turn: Turn, order: Order, *, key: str = "pay.choose") -> None:
     """The order's amounts and a button per payment method the merchant offers for its country and channel."""
-    methods = await payments.methods_for(turn.session, country=order.country or "*", channel=turn.inbound.channel)
+    methods = [m for m in await payments.methods_for(turn.session, country=order.country or "*",
+                                                     channel=turn.inbound.channel)
+               if m.provider != "telegram" or turn.inbound.channel == "telegram"]  # invoices exist in Telegram only
     buttons = [turn.button(f"button.pay.{m.provider}", f"pay:{m.provider}:{order.number}") for m in methods]
     due = (turn.t("summary.due_on_delivery", amount=turn.money(order.due_on_delivery, order.currency), items="")
            if order.due_on_delivery > 0 else "")
@@ -380,7 +382,7 @@ async def pay(turn: Turn, provider_name: str, number: str) -> None:
     methods = {m.provider: m for m in await payments.methods_for(turn.session, country=order.country or "*",
                                                                channel=turn.inbound.channel)}
     method = methods.get(provider_name)
-    if method is None:
+    if method is None or provider_name == "telegram" and turn.inbound.channel != "telegram":
         await offer_payment(turn, order)
         return
     retry = [turn.button("button.retry", f"pay:{provider_name}:{order.number}")]

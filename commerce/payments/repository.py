@@ -6,7 +6,8 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.orders.models import Order
+from commerce.inventory.models import Reservation
+from commerce.orders.models import Order, OrderLine
 from commerce.payments.models import Payment, PaymentEvent, PaymentMethod, PaymentRefund
 
 
@@ -61,3 +62,10 @@ class PaymentRepository:
         return (await self.session.scalars(
             select(Order.id).where(Order.status == "pending_payment", Order.expires_at.is_not(None),
                                    Order.expires_at <= now).order_by(Order.expires_at).limit(limit))).all()
+
+    async def reservations_active(self, order_id: int) -> bool:
+        """Every line of the order still holds its reserved units."""
+        statuses = (await self.session.scalars(
+            select(Reservation.status).join(OrderLine, OrderLine.reservation_id == Reservation.id)
+            .where(OrderLine.order_id == order_id))).all()
+        return bool(statuses) and all(status == "active" for status in statuses)

@@ -252,3 +252,25 @@ async def expire_orders(session: AsyncSession, *, now: datetime | None = None, l
     return expired
 
 
+
+
+async def check_before_charge(session: AsyncSession, *, provider: str, reference: str, amount_minor: int,
+                              currency: str) -> str | None:
+    """Re-check an order just before the provider charges it (Telegram's pre_checkout_query): None when it may be
+    charged, else why not (unknown_payment, not_pending, expired, stock_released, amount_changed)."""
+    repo = PaymentRepository(session)
+    payment = await repo.by_reference(provider, reference, fresh=True)
+    if payment is None:
+        return "unknown_payment"
+    order = await session.get(Order, payment.order_id, populate_existing=True)
+    assert order is not None
+    if order.status != "pending_payment" or payment.status != "pending":
+        return "not_pending"
+    if order.expires_at is not None and order.expires_at <= utcnow():
+        return "expired"
+    if not await repo.reservations_active(order.id):
+        return "stock_released"
+    expected = to_minor(quantize(order.total, order.currency), minor_units(order.currency))
+    if amount_minor != expected or currency.upper() != order.currency or payment.amount != order.total:
+        return "amount_changed"
+    return None
