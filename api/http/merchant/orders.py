@@ -82,7 +82,7 @@ async def refund(order_id: PathId, data: RefundIn, session: SessionDep, settings
                  _: MerchantDep) -> PaymentStateOut:
     """Refund all (no amount) or part of the payment through the provider that took it; the same
     idempotency_key returns the first refund."""
-    _, paid, _ = await payments.payment_state(session, order_id=order_id)
+    paid = (await payments.payment_state(session, order_id=order_id))[1]
     succeeded = [p for p in paid if p.status == "succeeded"]
     provider = provider_for(succeeded[-1].provider if succeeded else "stripe", settings.payments)
     await payments.refund(session, order_id=order_id, provider=provider, amount=data.amount,

@@ -348,7 +348,8 @@ class TelegramDouble:
             return _error(400, "Bad Request: invoice payload and title are required")
         invoice = {"chat_id": int(params["chat_id"]), "title": params["title"],
                    "description": params.get("description"), "payload": params["payload"], "currency": currency,
-                   "total_amount": sum(int(p["amount"]) for p in prices), "provider_token": params.get("provider_token")}
+                   "total_amount": sum(int(p["amount"]) for p in prices),
+                   "provider_token": params.get("provider_token")}
         message = SentMessage(next(self._message_ids), invoice["chat_id"], str(params["title"]),
                               str(params["title"]), None, None)
         async with self._sent_event:
