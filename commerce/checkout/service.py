@@ -12,7 +12,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import cross_border
@@ -20,6 +19,7 @@ from commerce.catalog.service import get_variants, is_sellable_to, localized, va
 from commerce.checkout.address import validate_address
 from commerce.checkout.errors import EmptyCart, SummaryChanged
 from commerce.checkout.models import DeliveryAddress
+from commerce.checkout.repository import CheckoutRepository
 from commerce.checkout.schemas import (
     Address,
     AddressIn,
@@ -217,9 +217,5 @@ async def save_address(session: AsyncSession, *, owner: str, data: AddressIn,
 
 async def last_address(session: AsyncSession, *, owner: str, shopper_id: int | None = None) -> Address | None:
     """The newest address this chat (or this shopper on any channel) gave; None for a first-time shopper."""
-    condition = DeliveryAddress.owner == owner
-    if shopper_id is not None:
-        condition = condition | (DeliveryAddress.shopper_id == shopper_id)
-    row = await session.scalar(select(DeliveryAddress).where(condition)
-                               .order_by(DeliveryAddress.created_at.desc(), DeliveryAddress.id.desc()).limit(1))
+    row = await CheckoutRepository(session).last_address(owner=owner, shopper_id=shopper_id)
     return Address.model_validate(row.fields) if row is not None else None
