@@ -259,3 +259,19 @@ async def test_offline_reference_and_methods_per_country(shop: Database) -> None
     assert [(m.provider, m.method_types) for m in china] == [("stripe", ["card", "alipay", "wechat_pay"])]
     assert [m.provider for m in germany] == ["stripe", "bank_transfer"]
     assert json.loads(json.dumps(germany[1].instructions)).startswith("IBAN")
+
+
+async def test_pay_page_carries_the_open_payment_only(shop: Database, settings: Settings, provider: StripeProvider,
+                                                      localstripe: str) -> None:
+    settings.payments.stripe_publishable_key = "pk_test_local"
+    async with app_client(create_app(settings, database=shop)) as http:
+        order = await place(shop)
+        assert (await http.get(f"/pay/{order.public_ref}")).status_code == 404  # nothing opened yet
+        async with shop.unit_of_work() as session:
+            payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+        page = await http.get(f"/pay/{order.public_ref}")
+        assert page.status_code == 200
+        assert f'"{payment.reference}_secret_' in page.text  # the Payment Element's client secret
+        assert '"pk_test_local"' in page.text
+        assert page.headers["cache-control"] == "no-store"
+        assert (await http.get("/pay/ST-00000-00000")).status_code == 404
