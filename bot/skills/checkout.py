@@ -10,6 +10,7 @@ from typing import Any
 
 from bot import i18n
 from bot.conversations.service import remember_verified_order, verified_order
+from bot.skills import order_status
 from bot.skills.base import Answer, Press, Question, Skill, Turn
 from bot.skills.recommend import count_outcome
 from commerce import cross_border
@@ -421,6 +422,10 @@ skill = Skill("checkout")
 
 @skill.intent("checkout")
 async def for_intent(turn: Turn, intent: str) -> None:
+    named = order_status.order_number_in(turn)
+    if named:  # "how do I pay for order 10031?": that order (its owner gets its status and "Pay now")
+        await order_status.with_number(turn, named)
+        return
     await start(turn)
 
 

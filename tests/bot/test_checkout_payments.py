@@ -127,3 +127,17 @@ async def test_us_duties_are_due_on_delivery_not_charged(say: Say, shop: Databas
         + order.taxes - order.due_on_delivery
     assert order.incoterm == "DAP"
     assert ADDRESSES["US"][0] == order.recipient
+
+
+async def test_how_do_i_pay_for_my_order_sends_the_same_link_to_its_owner(say: Say, shop: Database) -> None:
+    await offer(shop)
+    number = await place(say, "asker")
+    first = await say(kind="callback", payload=f"pay:stripe:{number}", sender="asker")
+    asked = await say(f"how do I pay for order {number}?", sender="asker")
+    assert f"pay:choose:{number}" in payloads(asked)
+    chosen = await say(kind="callback", payload=f"pay:choose:{number}", sender="asker")
+    again = await say(kind="callback", payload=payloads(chosen)[0], sender="asker")
+    assert texts(again) == texts(first)  # the same link: still one payment
+    other = await say(f"how do I pay for order {number}?", sender="someone-else")
+    assert f"pay:choose:{number}" not in payloads(other)
+    assert "https://" not in texts(other)
