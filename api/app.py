@@ -34,7 +34,7 @@ from api.http.merchant import (
 from api.http.merchant import webchat as webchat_sites
 from api.http.middleware import BodySizeLimit, RefuseNul
 from api.http.public import health, quotes
-from api.http.shopper import webchat, webhooks
+from api.http.shopper import payments, webchat, webhooks
 from api.http.shopper import wechat as wechat_channel
 from api.http.shopper import whatsapp as whatsapp_channel
 from api.throttle import close_limiter
@@ -66,6 +66,7 @@ ROUTERS: list[APIRouter] = [
     accounts.router, backoffice.router, backoffice_shop.router, backoffice_faq.router,
     backoffice_search.router,
     webchat_sites.router,
+    payments.router, orders.methods_router,
 ]
 
 

@@ -89,7 +89,9 @@ async def start_chat_channels(app: FastAPI) -> ChatChannels:
     telegram = None
     if token is not None:
         api = getattr(app.state, "telegram_api_server", None) or telegram_api_server(settings)
-        telegram = TelegramChannel(token=token.get_secret_value(), database=database, handle=runtime.handle, api=api)
+        provider_token = settings.payments.telegram_provider_token
+        telegram = TelegramChannel(token=token.get_secret_value(), database=database, handle=runtime.handle, api=api,
+                                   payment_provider_token=provider_token.get_secret_value() if provider_token else None)
     whatsapp, wechat = whatsapp_channel(settings, database), wechat_channel(settings, database)
     handlers = channel_handlers(telegram=telegram, hub=hub, whatsapp=whatsapp, wechat=wechat)
     delivery, delivery_task = start_delivery_loop(database, handlers, runtime.outbox_wakeup)

@@ -222,6 +222,8 @@ async def _shopper(session: AsyncSession, conversation: Conversation, inbound: I
 def _locale(conversation: Conversation, inbound: InboundMessage, parsed: ParsedMessage | None,
             deps: BotDeps) -> str:
     """The NLU's detected language when the text has words; else what we knew; else the channel's hint."""
+    if conversation.locale and (conversation.pending or {}).get("slot") == "address":
+        return conversation.locale  # a name or a street ("Unter den Linden 1") says nothing about the language
     detected = supported_locale(parsed.language) if parsed is not None and has_letters(parsed.text) else None
     if detected == "zh" and conversation.locale == "ja":
         detected = "ja"  # kanji alone (韓国, 米国) is Japanese too: it does not move a Japanese conversation to Chinese

@@ -135,6 +135,19 @@ class RateLimitSettings(BaseModel):
         return self
 
 
+class PaymentSettings(BaseModel):
+    """Payments (issue 23): Stripe keys, where the shop's pay page is, and how long an unpaid order holds stock."""
+
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None  # None: api.stripe.com; tests point it at localstripe
+    stripe_publishable_key: str | None = None
+    telegram_provider_token: SecretStr | None = None  # Telegram Payments provider token (None: Telegram Stars)
+    public_url: str = "http://localhost:8000"  # the shop's address for pay links sent in the chat
+    order_expiry_minutes: int = Field(default=60, ge=1, le=60 * 24 * 14)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """One settings object for the whole process; env prefix SHOPTALK_, nested with __."""
 
@@ -154,6 +167,7 @@ class Settings(BaseSettings):
     rest_channel: RestChannelSettings = Field(default_factory=RestChannelSettings)
     whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)
+    payments: PaymentSettings = Field(default_factory=PaymentSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

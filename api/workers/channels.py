@@ -100,11 +100,17 @@ def channel_handlers(*, telegram: TelegramChannel | None, hub: WebchatHub | None
     return handlers
 
 
+def _provider_token(settings: Settings) -> str | None:
+    token = settings.payments.telegram_provider_token
+    return token.get_secret_value() if token else None
+
+
 def outbox_handlers(settings: Settings, database: Database) -> dict[str, Handler]:
     """For the worker process. Web chat only with Redis: without it, only the API process can reach sockets."""
     token = settings.security.telegram_bot_token
     telegram = (TelegramChannel(token=token.get_secret_value(), database=database, handle=_not_receiving,
-                                api=telegram_api_server(settings)) if token else None)
+                                api=telegram_api_server(settings),
+                                payment_provider_token=_provider_token(settings)) if token else None)
     hub = WebchatHub(settings.redis.url) if settings.redis.url else None
     return channel_handlers(telegram=telegram, hub=hub, whatsapp=whatsapp_channel(settings, database),
                             wechat=wechat_channel(settings, database))

@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 
-from api.workers import channels, recommend, reservations, stock_sync
+from api.workers import channels, payments, recommend, reservations, stock_sync
 from api.workers.jobs import PeriodicJob, run_every
 from commerce.channels import register_stock_listener
 from kit.db import Database
@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 
 def collect(settings: Settings, database: Database) -> tuple[dict[str, Handler], list[PeriodicJob]]:
     """Every part's outbox handlers (by topic) and periodic jobs."""
-    handlers = {**channels.outbox_handlers(settings, database), **stock_sync.outbox_handlers(settings, database)}
+    handlers = {**channels.outbox_handlers(settings, database), **stock_sync.outbox_handlers(settings, database),
+                **payments.outbox_handlers(settings, database)}
     jobs = [*reservations.periodic_jobs(settings, database), *stock_sync.periodic_jobs(settings, database),
-            *recommend.periodic_jobs(settings, database)]
+            *recommend.periodic_jobs(settings, database), *payments.periodic_jobs(settings, database)]
     return handlers, jobs
 
 

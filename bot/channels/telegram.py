@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
@@ -35,17 +35,22 @@ from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    LabeledPrice,
     LinkPreviewOptions,
     Message,
+    PreCheckoutQuery,
     TelegramObject,
     Update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import i18n
 from bot.channels import COMMAND_PAYLOADS, repository
 from bot.channels.capabilities import Capabilities
 from bot.commands import parse_command
+from bot.i18n import DEFAULT_LOCALE, supported_locale
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard
+from commerce.payments import service as payments
 from kit.clock import utcnow
 from kit.db import Database
 from kit.logging import RedactingFilter, redact
@@ -63,6 +68,7 @@ REFUSED_PHOTOS_KEPT = 1_000  # image URLs Telegram refused lately: sent as text 
 CALLBACK_DATA_LIMIT = 64
 TOKEN_PREFIX = "~"  # callback_data starting with this is a server-side token, never a raw payload
 COMMANDS = ("start", "help", "cart", "orders")
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "pre_checkout_query"]
 AIOGRAM_LOGGERS = ("aiogram", "aiogram.dispatcher", "aiogram.event", "aiogram.middlewares", "aiogram.webhook",
                    "aiogram.scene", "aiohttp.client", "aiohttp.access", "aiohttp.internal")
 
@@ -291,13 +297,14 @@ class TelegramChannel:
     """One bot: an aiogram Dispatcher feeding the engine, and the sender used by the outbox handler."""
 
     def __init__(self, *, token: str, database: Database, handle: InboundHandler,
-                 api: TelegramAPIServer | None = None) -> None:
+                 api: TelegramAPIServer | None = None, payment_provider_token: str | None = None) -> None:
         install_log_redaction()
         self.database = database
         self.handle = handle
         self.bot = Bot(token=token, session=AiohttpSession(api=api or PRODUCTION),
                        default=DefaultBotProperties(parse_mode=ParseMode.HTML))
         self.seen = SeenUpdates()
+        self.payment_provider_token = payment_provider_token  # Telegram Payments (None: Telegram Stars only)
         self.refused_photos: OrderedDict[str, None] = OrderedDict()
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(self._dedupe)
@@ -317,6 +324,32 @@ class TelegramChannel:
 
     def _router(self) -> Router:
         router = Router(name="shoptalk")
+
+        @router.pre_checkout_query()
+        async def on_pre_checkout(query: PreCheckoutQuery) -> None:
+            # Telegram waits for this answer (10 s) before charging: stock and price are checked again first.
+            async with self.database.unit_of_work() as session:
+                refused = await payments.check_before_charge(
+                    session, provider="telegram", reference=query.invoice_payload, amount_minor=query.total_amount,
+                    currency=query.currency)
+            if refused is None:
+                await query.answer(ok=True)
+            else:
+                log.info("pre-checkout refused for %s: %s", query.invoice_payload, refused)
+                language = supported_locale(query.from_user.language_code) or DEFAULT_LOCALE
+                await query.answer(ok=False, error_message=i18n.t(language, "pay.refused"))
+
+        @router.message(F.successful_payment)
+        async def on_paid(message: Message) -> None:
+            paid = message.successful_payment
+            assert paid is not None
+            async with self.database.unit_of_work() as session:
+                outcome = await payments.record_payment(
+                    session, provider="telegram", event_id=paid.telegram_payment_charge_id,
+                    reference=paid.invoice_payload, amount_minor=paid.total_amount, currency=paid.currency,
+                    succeeded=True, charge_id=paid.provider_payment_charge_id or paid.telegram_payment_charge_id,
+                    kind="successful_payment")
+            log.info("telegram payment %s: %s", paid.invoice_payload, outcome)
 
         @router.message()
         async def on_message(message: Message, event_update: Update) -> None:
@@ -345,14 +378,14 @@ class TelegramChannel:
     async def register_webhook(self, *, url: str, secret: str) -> None:
         """setWebhook: Telegram posts updates to `url` with `secret` in X-Telegram-Bot-Api-Secret-Token."""
         await self.bot.set_webhook(url=url, secret_token=secret, drop_pending_updates=False,
-                                   allowed_updates=["message", "edited_message", "callback_query"])
+                                   allowed_updates=ALLOWED_UPDATES)
 
     async def start_polling(self) -> None:
         await self.bot.delete_webhook(drop_pending_updates=False)
         # One update at a time, in order: a shopper's second message must not overtake the first.
         await self.dispatcher.start_polling(self.bot, handle_signals=False, close_bot_session=False,
                                             handle_as_tasks=False, polling_timeout=10,
-                                            allowed_updates=["message", "edited_message", "callback_query"])
+                                            allowed_updates=ALLOWED_UPDATES)
 
     async def stop_polling(self) -> None:
         if self.dispatcher._running_lock.locked():  # stop_polling raises when not polling
@@ -380,7 +413,18 @@ class TelegramChannel:
         for index, part in enumerate(parts[done:], start=done):
             await self._send_part(chat_id, part)
             progress[event.idempotency_key] = index + 1
+        invoice = (message.custom or {}).get("invoice")
+        if invoice and progress.get(event.idempotency_key, 0) == len(parts):
+            await self._send_invoice(chat_id, dict(invoice))
         progress.pop(event.idempotency_key, None)
+
+    async def _send_invoice(self, chat_id: int, invoice: dict[str, Any]) -> None:
+        """sendInvoice in the order's currency, amount in its smallest unit (Telegram's `exp`, ISO 4217's)."""
+        await self._delivering(self.bot.send_invoice(
+            chat_id=chat_id, title=str(invoice["title"])[:32], description=str(invoice["description"])[:255],
+            payload=str(invoice["payload"]), currency=str(invoice["currency"]),
+            provider_token=self.payment_provider_token or "",
+            prices=[LabeledPrice(label=str(invoice["title"])[:32], amount=int(invoice["amount_minor"]))]))
 
     async def _send_part(self, chat_id: int, part: RenderedPart) -> None:
         if part.photo_url and part.photo_url not in self.refused_photos:

@@ -1,36 +1,20 @@
-"""Cart (stored on the conversation) and checkout: the order summary to confirm, then reserve stock and create the
-order in pending_payment.
-
-Over 500 lines on purpose: checkout's summary, its digest and placing the order share the cart's pricing helpers."""
+"""Cart (stored on the conversation): add, change, remove, view. Checkout is `bot.skills.checkout`."""
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot import i18n
-from bot.conversations.service import remember_verified_order
-from bot.skills.base import Answer, Press, Question, Skill, Turn
+from bot.skills.base import Press, Skill, Turn
 from bot.skills.recommend import count_outcome
 from bot.skills.search import note_search_used
-from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.models import Product, Variant
 from commerce.catalog.service import get_product, get_variant, is_sellable_to, variant_price
-from commerce.channels import service as sales_channels
-from commerce.cross_border.schemas import DeliveryEstimate
-from commerce.inventory.errors import InsufficientStock
+from commerce.checkout.service import option_label
 from commerce.inventory.service import available_stock
-from commerce.money import quantize
-from commerce.orders.schemas import OrderIn, OrderLineIn
-from commerce.orders.service import create_order
 from commerce.search.service import SearchFilters, search_products
-from kit.clock import utcnow
-from kit.errors import NotFound, ShopTalkError
-from kit.text import is_email_address
+from kit.errors import NotFound
 
 MAX_QUANTITY = 99
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
@@ -193,293 +177,26 @@ async def view(turn: Turn) -> None:
                                                        variant.product.currency)
         currency = shown
         subtotal += amount
+        options = option_label(variant.attributes)
         texts.append(turn.t("cart_line", quantity=line["quantity"], title=turn.title(variant.product),
-                            sku=line["sku"], amount=turn.money(amount, shown)))
+                            sku=f"{options}, {line['sku']}" if options else line["sku"],
+                            amount=turn.money(amount, shown)))
         quantity = int(line["quantity"])
-        buttons.append(turn.button("button.more", f"cart:set:{line['sku']}:{quantity + 1}", sku=line["sku"]))
-        buttons.append(turn.button("button.less", f"cart:set:{line['sku']}:{quantity - 1}", sku=line["sku"]))
-        buttons.append(turn.button("button.remove", f"cart:remove:{line['sku']}", sku=line["sku"]))
+        # Buttons name the item as the shopper reads it ("Hoodie Red / M"), never a bare SKU.
+        label = f"{turn.title(variant.product)} {options}".strip()
+        buttons.append(turn.button("button.more", f"cart:set:{line['sku']}:{quantity + 1}", sku=label))
+        buttons.append(turn.button("button.less", f"cart:set:{line['sku']}:{quantity - 1}", sku=label))
+        buttons.append(turn.button("button.remove", f"cart:remove:{line['sku']}", sku=label))
     buttons.append(turn.button("button.checkout", "checkout:start"))
     turn.say("cart_view", lines="\n".join(texts), subtotal=turn.money(subtotal, currency), buttons=buttons)
-
-
-# ---------------------------------------------------------------- checkout
-
-async def checkout(turn: Turn) -> None:
-    """Ask for what is missing (country, e-mail, postcode), then show the order summary to confirm."""
-    conversation = turn.conversation
-    if not conversation.cart:
-        turn.say("checkout_empty", buttons=[turn.button("button.search", "menu:search")])
-        return
-    if turn.entity("country"):
-        conversation.country = str(turn.entity("country")).upper()
-    if turn.entity("email") and is_email_address(str(turn.entity("email"))):
-        conversation.email = str(turn.entity("email"))
-    if not conversation.country:
-        turn.ask(intent="checkout", slot="country", key="ask_country")
-        return
-    if not conversation.email:
-        turn.ask(intent="checkout", slot="email", key="ask_email")
-        return
-    if not conversation.postcode:
-        turn.ask(intent="checkout", slot="postcode", key="ask_postcode")
-        return
-    prepared = await _prepare(turn)
-    if prepared is not None:
-        _show_summary(turn, prepared)
-
-
-async def confirm(turn: Turn, digest: str | None) -> None:
-    """"Place order" (its button carries the summary's digest) or a clear yes to the summary (digest None: the
-    one asked about). Places the order only when the summary is still what the shopper saw; otherwise shows
-    the new one."""
-    pending = turn.conversation.pending or {}
-    asked = (pending.get("data") or {}).get("digest") if pending.get("slot") == "confirm" else None
-    seen = digest or asked
-    if not turn.conversation.cart:
-        turn.conversation.pending = None
-        turn.say("checkout_empty", buttons=[turn.button("button.search", "menu:search")])
-        return
-    if not (turn.conversation.country and turn.conversation.email and turn.conversation.postcode):
-        await checkout(turn)
-        return
-    prepared = await _prepare(turn)
-    if prepared is None:
-        turn.conversation.pending = None
-        return
-    if seen != prepared.digest:
-        turn.say("checkout_changed")
-        _show_summary(turn, prepared)
-        return
-    turn.conversation.pending = None
-    await _place(turn, prepared)
-
-
-async def choose_service(turn: Turn, service: str) -> None:
-    """The shopper picked a delivery service on the summary ("checkout:ship:<code>"): show the summary with it.
-    A code the destination does not offer (or a forged one) gets the destination's default service."""
-    if SERVICE_CODE.match(service):
-        turn.conversation.shipping_service = service
-    await checkout(turn)
-
-
-async def fill_checkout_slot(turn: Turn, slot: str) -> bool:
-    """Read the answer to a checkout question; False (and the question asked again) when it isn't one."""
-    text = turn.text.strip()
-    conversation = turn.conversation
-    if slot == "country":
-        country = turn.entity("country")
-        if not country:
-            turn.ask(intent="checkout", slot="country", key="bad_country")
-            return False
-        conversation.country = str(country).upper()
-    elif slot == "email":
-        email = turn.entity("email") or text
-        if not is_email_address(str(email)):
-            turn.ask(intent="checkout", slot="email", key="bad_email")
-            return False
-        conversation.email = str(email)
-    elif slot == "postcode":
-        if not POSTCODE.match(text):
-            turn.ask(intent="checkout", slot="postcode", key="bad_postcode")
-            return False
-        conversation.postcode = text.upper()
-    elif slot == "confirm":
-        return await _confirm_by_text(turn)
-    conversation.pending = None
-    await checkout(turn)
-    return True
-
-
-async def _sales_channel(turn: Turn) -> str:
-    candidates = SALES_CHANNEL_OF.get(turn.inbound.channel, ("web",))
-    for code in candidates:
-        try:
-            await sales_channels.get_channel(turn.session, code=code)
-            return code
-        except NotFound:
-            continue
-    return candidates[0]
-
-
-async def _convertible(turn: Turn, variants: list[tuple[Variant, Product, int]], currency: str) -> bool:
-    for _, product, _ in variants:
-        if await turn.rate(product.currency, currency) is None:
-            return False
-    return True
-
-
-@dataclass(frozen=True)
-class PreparedOrder:
-    """What "Place order" would create now; `digest` changes with anything the summary shows."""
-
-    currency: str
-    lines: list[tuple[str, str, int, Decimal]]  # sku, title, quantity, unit price in `currency`
-    shipping: Decimal
-    duties: Decimal
-    taxes: Decimal
-    digest: str
-    delivery: DeliveryEstimate | None = None  # the chosen service; None: no landed-cost quote
-    options: tuple[cross_border.ShippingOption, ...] = ()  # every service to the destination, priced
-
-    @property
-    def goods(self) -> Decimal:
-        return sum((price * quantity for _, _, quantity, price in self.lines), Decimal(0))
-
-    @property
-    def total(self) -> Decimal:
-        return self.goods + self.shipping + self.duties + self.taxes
-
-
-async def _prepare(turn: Turn) -> PreparedOrder | None:
-    """Price the cart for the delivery country in the shopper's currency (landed cost); None after saying why
-    it can't be ordered."""
-    conversation = turn.conversation
-    assert conversation.country is not None
-    country = conversation.country
-    currency = turn.currency
-    variants: list[tuple[Variant, Product, int]] = []
-    for line in cart_lines(turn):
-        try:
-            variant = await get_variant(turn.session, sku=line["sku"])
-        except UnknownSku:
-            turn.say("product_gone")
-            return None
-        if not is_sellable_to(variant.product, country):
-            turn.say("checkout_not_sellable", title=turn.title(variant.product), country=turn.country_name(country))
-            return None
-        variants.append((variant, variant.product, int(line["quantity"])))
-    if not await _convertible(turn, variants, currency):
-        currency = variants[0][1].currency  # no fresh rate: charge in the catalogue's currency
-        if not await _convertible(turn, variants, currency):
-            turn.say("apology", code="no_exchange_rate")
-            return None
-    order_lines = []
-    for variant, product, quantity in variants:
-        converted = await turn.convert(variant_price(variant, product), product.currency, currency)
-        assert converted is not None
-        order_lines.append((variant.sku, turn.title(product), quantity, quantize(converted, currency)))
-    shipping = duties = taxes = Decimal(0)
-    quote_lines = [{"sku": s, "quantity": q} for s, _, q, _ in order_lines]
-    try:  # read-only look-ups: no savepoint (a refusal is raised in Python and changes nothing)
-        try:
-            quote = await cross_border.quote(turn.session, destination=country, currency=currency,
-                                             lines=quote_lines, service=conversation.shipping_service)
-        except cross_border.ServiceNotOffered:
-            conversation.shipping_service = None  # not offered to this destination (any more): its default
-            quote = await cross_border.quote(turn.session, destination=country, currency=currency, lines=quote_lines)
-    except (cross_border.NotSellableToDestination, cross_border.DestinationNotServed):
-        turn.say("not_shipped", country=turn.country_name(country))
-        return None
-    except ShopTalkError:
-        quote = None  # no landed-cost rules for this destination: the order carries goods only
-    options: list[cross_border.ShippingOption] = []
-    if quote is not None:
-        try:
-            options = await cross_border.shipping_options(
-                turn.session, destination=country, currency=currency,
-                weight_grams=sum(item.weight_grams * item.quantity for item in quote.items),
-                value=sum((item.line_total for item in quote.items), Decimal(0)))
-        except ShopTalkError:
-            options = []  # the summary still shows the chosen service; the shopper just cannot switch
-    for charge in quote.charges if quote is not None else []:
-        if charge.kind in ("shipping", "insurance", "fees"):
-            shipping += charge.amount
-        elif charge.kind == "duty":
-            duties += charge.amount
-        elif charge.kind == "import_tax":
-            taxes += charge.amount
-    delivery = quote.delivery if quote is not None else None
-    shown = {"to": [country, conversation.postcode, conversation.email], "currency": currency,
-             "lines": [[s, q, str(p)] for s, _, q, p in order_lines],
-             "charges": [str(shipping), str(duties), str(taxes)], "service": delivery.service if delivery else None}
-    digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:DIGEST_CHARS]
-    return PreparedOrder(currency=currency, lines=order_lines, shipping=shipping, duties=duties, taxes=taxes,
-                         digest=digest, delivery=delivery, options=tuple(options))
-
-
-def _service_name(turn: Turn, service: str, name: str) -> str:
-    """The shop's name for a delivery service; in another language, the shipped services' translation."""
-    key = f"service.{service}"
-    return turn.t(key) if turn.locale != i18n.DEFAULT_LOCALE and i18n.has_text(turn.locale, key) else name
-
-
-def _show_summary(turn: Turn, prepared: PreparedOrder) -> None:
-    conversation, currency = turn.conversation, prepared.currency
-    lines = "\n".join(turn.t("cart_line", quantity=q, title=title, sku=sku, amount=turn.money(p * q, currency))
-                      for sku, title, q, p in prepared.lines)
-    assert conversation.country is not None
-    delivery = prepared.delivery
-    # The other delivery services, each with its shipping price: pressing one shows the summary with it.
-    switch = [turn.button("button.ship_with", f"checkout:ship:{option.service}",
-                          service=_service_name(turn, option.service, option.name), days_min=option.min_days,
-                          days_max=option.max_days, price=turn.money(option.price, option.currency))
-              for option in prepared.options if delivery is None or option.service != delivery.service]
-    turn.ask(intent="checkout", slot="confirm", key="checkout_summary", data={"digest": prepared.digest},
-             buttons=[turn.button("button.place_order", f"checkout:place:{prepared.digest}"), *switch,
-                      turn.button("button.change_cart", "cart:view")],
-             service=_service_name(turn, delivery.service, delivery.service_name) if delivery else "-",
-             days_min=delivery.min_days if delivery else "-", days_max=delivery.max_days if delivery else "-",
-             lines=lines, goods=turn.money(prepared.goods, currency), shipping=turn.money(prepared.shipping, currency),
-             duties=turn.money(prepared.duties, currency), taxes=turn.money(prepared.taxes, currency),
-             total=turn.money(prepared.total, currency), country=turn.country_name(conversation.country),
-             postcode=conversation.postcode, email=conversation.email)
-
-
-async def _confirm_by_text(turn: Turn) -> bool:
-    """A typed answer to the summary: a clear yes (or "place the order") confirms; anything else asks again."""
-    parsed = turn.parsed
-    clear = parsed is not None and parsed.intent in ("affirm", "checkout") and \
-        parsed.confidence >= turn.deps.policy.answer_at
-    if clear:
-        await confirm(turn, None)
-        return True
-    pending = turn.conversation.pending or {}
-    digest = str((pending.get("data") or {}).get("digest", ""))
-    turn.ask(intent="checkout", slot="confirm", key="checkout_confirm_ask", data={"digest": digest},
-             buttons=[turn.button("button.place_order", f"checkout:place:{digest}"),
-                      turn.button("button.change_cart", "cart:view")])
-    return False
-
-
-async def _place(turn: Turn, prepared: PreparedOrder) -> None:
-    """Reserve the stock and create the order in pending_payment, exactly as summarised."""
-    conversation = turn.conversation
-    assert conversation.country is not None
-    lines = cart_lines(turn)
-    channel = await _sales_channel(turn)
-    data = OrderIn(channel=channel, external_id=f"chat:{conversation.id}:{turn.inbound.message_id}"[:120],
-                   currency=prepared.currency, shopper_id=turn.shopper_id, email=conversation.email,
-                   postcode=conversation.postcode, country=conversation.country, shipping=prepared.shipping,
-                   shipping_service=prepared.delivery.service if prepared.delivery else None,
-                   duties=prepared.duties, taxes=prepared.taxes,
-                   lines=[OrderLineIn(sku=s, quantity=q, unit_price=p) for s, _, q, p in prepared.lines])
-    try:
-        order, _ = await create_order(turn.session, data=data)
-    except InsufficientStock as error:
-        available = int(error.extra.get("available", 0))
-        turn.say("checkout_no_stock", n=available, sku=error.extra.get("sku", ""), available=available,
-                 buttons=[turn.button("button.view_cart", "cart:view")])
-        return
-    for line in lines:
-        if line.get("impression") is not None:
-            await count_outcome(turn, int(line["impression"]), "purchase", order_id=order.id)
-    conversation.cart = []
-    number = order.number
-    remember_verified_order(conversation, number, now=utcnow())  # the shopper who placed it may ask about it
-    turn.say("order_created", number=number, ref=order.public_ref, goods=turn.money(order.subtotal, order.currency),
-             shipping=turn.money(order.shipping, order.currency), duties=turn.money(order.duties, order.currency),
-             taxes=turn.money(order.taxes, order.currency), total=turn.money(order.total, order.currency),
-             custom={"order_number": number, "order_ref": order.public_ref, "total": str(order.total),
-                     "currency": order.currency})
 
 
 skill = Skill("cart")
 
 
-@skill.intent("add_to_cart", "view_cart", "checkout")
+@skill.intent("add_to_cart", "view_cart")
 async def for_intent(turn: Turn, intent: str) -> None:
-    await {"add_to_cart": add_from_text, "view_cart": view, "checkout": checkout}[intent](turn)
+    await {"add_to_cart": add_from_text, "view_cart": view}[intent](turn)
 
 
 @skill.command("cart")
@@ -509,29 +226,3 @@ async def remove_button(turn: Turn, press: Press) -> None:
 async def set_button(turn: Turn, press: Press) -> None:
     sku, _, quantity = press.arg.rpartition(":")
     await set_quantity(turn, sku, int(quantity))
-
-
-@skill.payload("checkout:start")
-async def checkout_button(turn: Turn, press: Press) -> None:
-    await checkout(turn)
-
-
-@skill.payload("checkout:place:")
-async def place_button(turn: Turn, press: Press) -> None:
-    await confirm(turn, press.arg)
-
-
-@skill.payload("checkout:ship:")
-async def service_button(turn: Turn, press: Press) -> None:
-    await choose_service(turn, press.arg)
-
-
-@skill.answer("checkout")
-def read_checkout_answer(turn: Turn, question: Question) -> Answer | None:
-    answer = turn.text.strip()
-    looks_like = {"country": turn.entity("country") is not None,
-                  "email": turn.entity("email") is not None or "@" in answer,
-                  "postcode": bool(POSTCODE.match(answer)) and any(c.isdigit() for c in answer)}
-    if looks_like.get(question.slot) or not question.confident_other:
-        return lambda: fill_checkout_slot(turn, question.slot)
-    return None

@@ -6,15 +6,21 @@ can name the next number) or by its unguessable public reference (proof: the e-m
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import i18n
-from bot.conversations.service import remember_verified_order, verified_order
+from bot.conversations.service import get_conversation, record_outbound, remember_verified_order, verified_order
+from bot.messages import OutboundMessage
 from bot.skills.base import Answer, Press, Question, Skill, Turn
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.refs import parse_public_ref, public_ref_in
-from commerce.orders.service import get_order_by_number, get_order_by_public_ref, orders_for_shopper
+from commerce.orders.service import get_order, get_order_by_number, get_order_by_public_ref, orders_for_shopper
 from kit.clock import utcnow
+from kit.errors import NotFound
+from kit.outbox import enqueue
 
 ORDER_NUMBER = re.compile(r"#?\s*(\d{3,12})")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
@@ -160,8 +166,11 @@ def show(turn: Turn, order: Order) -> None:
     tracking = ""
     if order.carrier or order.tracking_number:
         tracking = turn.t("order_tracking", carrier=order.carrier or "-", tracking=order.tracking_number or "-")
+    # An unpaid order offers its payment again ("how do I pay for order N?"): only its verified owner gets here.
+    pay = ([turn.button("button.pay_now", f"pay:choose:{order.number}")] if order.status == "pending_payment"
+           else [])
     turn.say("order_status", number=order.number, ref=order.public_ref, status=turn.t(f"status.{order.status}"),
-             history=history, tracking=tracking,
+             history=history, tracking=tracking, buttons=pay,
              custom={"order_number": order.number, "order_ref": order.public_ref, "status": order.status,
                      "carrier": order.carrier, "tracking_number": order.tracking_number})
 
@@ -211,3 +220,30 @@ def read_proof(turn: Turn, question: Question) -> Answer | None:
     async def ask_again() -> None:
         ask_proof_again(turn, number)
     return ask_again
+
+
+async def notify_status_change(session: AsyncSession, *, payload: dict[str, Any]) -> bool:
+    """Tell the shopper who placed an order in a chat of its new status, in their language, on that chat's channel
+    (queued on `send.<channel>`; the key makes a redelivered event send once). False when the order was not placed
+    in a chat or the conversation is gone."""
+    external_id = str(payload.get("external_id", ""))
+    match = re.match(r"^chat:(\d+):", external_id)
+    if match is None:
+        return False
+    try:
+        conversation = await get_conversation(session, conversation_id=int(match.group(1)))
+        order = await get_order(session, order_id=int(payload["order_id"]))
+    except NotFound:
+        return False
+    status = str(payload.get("status", ""))
+    key = f"notify.{status}"
+    locale = conversation.locale or i18n.DEFAULT_LOCALE
+    if status == "pending_payment" or not i18n.has_text(locale, key):
+        return False
+    text = i18n.t(locale, key, number=order.number, carrier=order.carrier or "", tracking=order.tracking_number or "")
+    reply = OutboundMessage(channel=conversation.channel, recipient_id=conversation.sender_id, text=text,
+                            custom={"order_number": order.number, "status": status}, author="system")
+    saved = await record_outbound(session, conversation=conversation, reply=reply, in_reply_to=None)
+    await enqueue(session, topic=f"send.{conversation.channel}", payload=saved.model_dump(mode="json"),
+                  idempotency_key=f"order-notify:{order.id}:{payload.get('from_status')}:{status}")
+    return True

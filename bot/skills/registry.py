@@ -6,11 +6,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.skills import cart, cross_border, faq, order_status, person, product_qa, recommend, search, small_talk
+from bot.skills import (
+    cart,
+    checkout,
+    cross_border,
+    faq,
+    order_status,
+    person,
+    product_qa,
+    recommend,
+    search,
+    small_talk,
+)
 from bot.skills.base import AnswerReader, ButtonHandler, CommandHandler, IntentHandler, Press, Skill
 
 SKILLS: tuple[Skill, ...] = (small_talk.skill, search.skill, recommend.skill, cart.skill, order_status.skill,
-                             cross_border.skill, person.skill, faq.skill, product_qa.skill)
+                             cross_border.skill, person.skill, faq.skill, product_qa.skill, checkout.skill)
 TRACKED = ":rec:"  # a recommendation's button carries its impression: "<payload>:rec:<impression id>"
 
 

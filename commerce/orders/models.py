@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from commerce.orders.refs import new_public_ref
@@ -31,7 +32,24 @@ class Order(Base):
     shipping_service: Mapped[str | None] = mapped_column(String(40), default=None)
     duties: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
     taxes: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
+    insurance: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
+    fees: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
+    # What the carrier collects on delivery (DAP duties/taxes/fees): stored apart, never part of `total`.
+    due_on_delivery: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
+    incoterm: Mapped[str | None] = mapped_column(String(3), default=None)  # DDP / DAP; None: no landed-cost quote
+    # `total` is what the shopper is charged (pay now), in `currency`, at the currency's minor unit.
     total: Mapped[Decimal] = mapped_column(money_column_type())
+    # The exchange rates used for the prices: [{"from", "to", "rate", "as_of", "markup_percent"}].
+    exchange_rates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    recipient: Mapped[str | None] = mapped_column(String(120), default=None)
+    phone: Mapped[str | None] = mapped_column(String(40), default=None)
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # validated, normalised
+    summary_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+    amount_paid: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
+    amount_refunded: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
+    # Set when a person must look (a payment whose amount or currency differs from the order); None: fine.
+    attention: Mapped[str | None] = mapped_column(String(300), default=None)
     status: Mapped[str] = mapped_column(String(20), index=True)
     carrier: Mapped[str | None] = mapped_column(String(60), default=None)
     tracking_number: Mapped[str | None] = mapped_column(String(80), default=None)

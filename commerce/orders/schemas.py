@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -9,16 +10,19 @@ from commerce.catalog.schemas import CountryCode, CurrencyCode, Sku
 from kit.fields import Money, PlainDecimal, RowId
 from kit.text import EMAIL_ADDRESS_PATTERN
 
-STATUSES = ("pending_payment", "paid", "packed", "shipped", "delivered", "cancelled", "return_requested",
-            "refunded")
+STATUSES = ("pending_payment", "paid", "packed", "fulfilled", "shipped", "delivered", "cancelled", "expired",
+            "return_requested", "refunded")
+# fulfilled = handed to the carrier with a tracking number (shipped is its older name; both stay valid).
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending_payment": frozenset({"paid", "cancelled"}),
-    "paid": frozenset({"packed", "cancelled", "refunded"}),
-    "packed": frozenset({"shipped", "cancelled"}),
+    "pending_payment": frozenset({"paid", "cancelled", "expired"}),
+    "paid": frozenset({"packed", "fulfilled", "cancelled", "refunded"}),
+    "packed": frozenset({"shipped", "fulfilled", "cancelled"}),
+    "fulfilled": frozenset({"delivered", "return_requested"}),
     "shipped": frozenset({"delivered", "return_requested"}),
-    "delivered": frozenset({"return_requested"}),
+    "delivered": frozenset({"return_requested", "refunded"}),
     "return_requested": frozenset({"refunded", "delivered"}),
     "cancelled": frozenset(),
+    "expired": frozenset(),
     "refunded": frozenset(),
 }
 
@@ -42,6 +46,17 @@ class OrderIn(BaseModel):
     shipping_service: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
     duties: Money = Field(default=Decimal(0), ge=0)
     taxes: Money = Field(default=Decimal(0), ge=0)
+    insurance: Money = Field(default=Decimal(0), ge=0)
+    fees: Money = Field(default=Decimal(0), ge=0)
+    # The part of duties + taxes + fees the carrier collects on delivery (DAP): not charged, not in `total`.
+    due_on_delivery: Money = Field(default=Decimal(0), ge=0)
+    incoterm: Literal["DDP", "DAP"] | None = None
+    exchange_rates: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
+    recipient: str | None = Field(default=None, max_length=120)
+    phone: str | None = Field(default=None, max_length=40)
+    address: dict[str, Any] | None = None
+    summary_digest: str | None = Field(default=None, max_length=64)
+    expires_at: datetime | None = None
 
 
 class TransitionIn(BaseModel):
@@ -83,6 +98,15 @@ class OrderOut(BaseModel):
     shipping_service: str | None = None
     duties: PlainDecimal
     taxes: PlainDecimal
+    insurance: PlainDecimal = Decimal(0)
+    fees: PlainDecimal = Decimal(0)
+    due_on_delivery: PlainDecimal = Field(default=Decimal(0), description="Collected by the carrier (DAP)")
+    incoterm: str | None = None
+    exchange_rates: list[dict[str, Any]] = Field(default_factory=list)
+    amount_paid: PlainDecimal = Decimal(0)
+    amount_refunded: PlainDecimal = Decimal(0)
+    attention: str | None = Field(default=None, description="Why a person must look (e.g. a payment mismatch)")
+    expires_at: datetime | None = None
     total: PlainDecimal
     status: str
     carrier: str | None

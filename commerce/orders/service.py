@@ -24,9 +24,13 @@ from commerce.orders.schemas import STATUSES, TRANSITIONS, OrderIn
 from kit.clock import utcnow
 from kit.errors import InvalidInput
 from kit.ids import new_uuid
+from kit.outbox import enqueue
+
+# Outbox topic of every status change: the bot tells the shopper on the channel where the order was placed.
+STATUS_CHANGED_TOPIC = "order.status_changed"
 
 NUMBER_BASE = 10000
-SHIPPED_OR_LATER = frozenset({"shipped", "delivered", "return_requested", "refunded"})
+SHIPPED_OR_LATER = frozenset({"shipped", "fulfilled", "delivered", "return_requested", "refunded"})
 
 
 async def create_order(session: AsyncSession, *, data: OrderIn, number: str | None = None,
@@ -54,7 +58,10 @@ async def create_order(session: AsyncSession, *, data: OrderIn, number: str | No
                           channel_id=channel.id, external_id=data.external_id, shopper_id=data.shopper_id,
                           email=data.email, postcode=data.postcode, country=data.country, currency=currency,
                           subtotal=Decimal(0), shipping=data.shipping, shipping_service=data.shipping_service,
-                          duties=data.duties, taxes=data.taxes,
+                          duties=data.duties, taxes=data.taxes, insurance=data.insurance, fees=data.fees,
+                          due_on_delivery=data.due_on_delivery, incoterm=data.incoterm,
+                          exchange_rates=data.exchange_rates, recipient=data.recipient, phone=data.phone,
+                          address=data.address, summary_digest=data.summary_digest, expires_at=data.expires_at,
                           total=Decimal(0), status="pending_payment", created_at=now, updated_at=now)
             session.add(order)
             await session.flush()
@@ -79,7 +86,10 @@ async def create_order(session: AsyncSession, *, data: OrderIn, number: str | No
                                       quantity=line.quantity, unit_price=unit_price, line_total=line_total,
                                       reservation_id=reservation_id))
             order.subtotal = subtotal
-            order.total = subtotal + data.shipping + data.duties + data.taxes
+            charged = subtotal + data.shipping + data.insurance + data.fees + data.duties + data.taxes
+            if data.due_on_delivery > data.duties + data.taxes + data.fees:
+                raise InvalidInput("due_on_delivery can only be duties, taxes and fees.", code="bad_due_on_delivery")
+            order.total = charged - data.due_on_delivery
             session.add(OrderStatusChange(order_id=order.id, from_status=None, to_status="pending_payment",
                                           note=None, changed_at=now))
             await session.flush()
@@ -148,15 +158,17 @@ async def transition_order(session: AsyncSession, *, order_id: int, to_status: s
         allowed = ", ".join(sorted(TRANSITIONS[order.status])) or "none"
         raise IllegalTransition(f"An order that is {order.status} cannot become {to_status} (allowed: {allowed}).",
                                 current_status=order.status)
-    if to_status == "shipped" and not ((carrier or order.carrier) and (tracking_number or order.tracking_number)):
+    tracked = (carrier or order.carrier) and (tracking_number or order.tracking_number)
+    if to_status in ("shipped", "fulfilled") and not tracked:
         raise InvalidInput("Shipping needs a carrier and a tracking number.", code="tracking_required")
     if to_status == "paid":
         for line in order.lines:
             if line.reservation_id is not None:
                 await commit_reservation(session, reservation_id=line.reservation_id)
-    elif to_status == "cancelled":
+    elif to_status in ("cancelled", "expired"):
         await _restock(session, order)
     now = utcnow()
+    history_from = order.status
     session.add(OrderStatusChange(order_id=order.id, from_status=order.status, to_status=to_status, note=note,
                                   changed_at=now))
     order.status = to_status
@@ -165,5 +177,9 @@ async def transition_order(session: AsyncSession, *, order_id: int, to_status: s
         order.carrier = carrier
     if tracking_number:
         order.tracking_number = tracking_number
+    await enqueue(session, topic=STATUS_CHANGED_TOPIC,
+                  payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
+                           "from_status": history_from, "status": to_status},
+                  idempotency_key=f"order:{order.id}:{len(order.history)}:{to_status}", flush=False)
     await session.flush()
     return await get_order(session, order_id=order.id)

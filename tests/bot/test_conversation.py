@@ -27,6 +27,7 @@ from kit.db import Database
 from kit.errors import Unavailable
 from kit.outbox import OutboxEvent
 from kit.settings import Settings
+from tests.bot.checkout_flow import ADDRESSES
 from tests.bot.conftest import Say, TinyParser, payloads, texts
 
 NOT_MATCHED = "I couldn't find an order with those details"
@@ -412,7 +413,7 @@ async def test_recommendations_are_in_stock_and_their_outcomes_counted(say: Say,
     add = next(b.payload for b in cards[0].buttons if b.payload and b.payload.startswith("cart:add:"))
     assert ":rec:" in add
     assert "Added 1 x" in texts(await say(kind="callback", payload=add, sender="rec"))
-    for answer in ("checkout", "Germany", "rec@example.com", "10115", "yes"):
+    for answer in ("checkout", "Germany", "rec@example.com", *ADDRESSES["DE"], "yes"):
         placed = await say(answer, sender="rec")
     assert "Order #" in texts(placed)
     async with shop.unit_of_work() as session:

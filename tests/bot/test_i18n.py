@@ -15,6 +15,7 @@ from bot.conversations.models import Conversation
 from bot.handoff.inbox import QueueNotice
 from kit.db import Database
 from nlu.entities import COUNTRY_NAME_LANGUAGES
+from tests.bot.checkout_flow import give_address
 from tests.bot.conftest import Say, texts
 from tests.bot.test_conversation import place_anna_order_with_ref
 
@@ -134,7 +135,7 @@ async def test_a_spanish_shopper_is_answered_in_spanish(say: Say, shop: Database
     two = await say(kind="callback", payload="cart:add:KET-1:2", sender="es-buttons")
     assert "He añadido 2 unidades de Electric Kettle 1.7 L a tu carrito." in texts(two)
     cart = await say(kind="callback", payload="cart:view", sender="es-buttons")
-    assert texts(cart) == "Tu carrito:\n- 3 x Electric Kettle 1.7 L (KET-1): 149,70\xa0€\nSubtotal: 149,70\xa0€"
+    assert texts(cart) == "Tu carrito:\n- 3 x Electric Kettle 1.7 L (black, KET-1): 149,70\xa0€\nSubtotal: 149,70\xa0€"
 
 
 async def test_a_spanish_shopper_reads_order_dates_in_spanish(say: Say, shop: Database) -> None:
@@ -161,17 +162,18 @@ async def test_a_japanese_shopper_is_answered_in_japanese(say: Say, shop: Databa
     two = await say(kind="callback", payload="cart:add:KET-1:2", sender="ja-buttons")
     assert "Electric Kettle 1.7 Lを2点カートに追加しました。" in texts(two)
     cart = await say(kind="callback", payload="cart:view", sender="ja-buttons")
-    assert texts(cart) == "カートの中身：\n- 3 x Electric Kettle 1.7 L（KET-1）：€149.70\n小計：€149.70"
+    assert texts(cart) == "カートの中身：\n- 3 x Electric Kettle 1.7 L（black, KET-1）：€149.70\n小計：€149.70"
 
     # Delivered to Japan the prices turn into yen, written babel's way for ja (the full-width sign, no decimals).
     await say(kind="callback", payload="checkout:start", sender="ja-buttons")
     await say("日本", sender="ja-buttons")
     await say("hanako@example.com", sender="ja-buttons")
-    summary = texts(await say("100-0001", sender="ja-buttons"))
-    assert summary.startswith("ご注文を確定する前に、内容をご確認ください：\n- 3 x Electric Kettle 1.7 L（KET-1）：￥")
+    summary = texts(await give_address(say, "JP", sender="ja-buttons"))
+    assert summary.startswith("ご注文前に内容をご確認ください：\n- 3 x Electric Kettle 1.7 L（black, KET-1）：￥")
     assert "送料（通常配送（追跡可能な小包）、" in summary
-    assert re.search(r"^合計：￥\d{1,3}(,\d{3})*$", summary, re.M), summary
-    assert "お届け先：日本、郵便番号 100-0001／確認メールの送信先：hanako@example.com" in summary
+    assert re.search(r"^今お支払い：￥\d{1,3}(,\d{3})*$", summary, re.M), summary
+    assert "お届け先：Hanako Yamada, 1-1 Chiyoda, 100-0001, 東京都, JP, +81312345678" in summary
+    assert "確認メール：hanako@example.com" in summary
 
 
 async def test_a_japanese_shopper_reads_order_dates_in_japanese(say: Say, shop: Database) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from commerce.orders import service as orders
 from commerce.recommend import service as recommendations
 from kit.db import Database
+from tests.bot.checkout_flow import ADDRESSES
 from tests.bot.conftest import Say, texts
 
 
@@ -18,11 +19,11 @@ def button(card: object, prefix: str) -> str:
 
 async def buy(say: Say, shop: Database, sender: str, payload: str, email: str, *, pay: bool = False) -> None:
     assert "Added 1 x" in texts(await say(kind="callback", payload=payload, sender=sender))
-    for answer in ("checkout", "Germany", email, "10115", "yes"):
+    for answer in ("checkout", "Germany", email, *ADDRESSES["DE"], "yes"):
         placed = await say(answer, sender=sender)
     assert "Order #" in texts(placed)
     if pay:  # only orders that were paid for count as purchases to learn from
-        number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
+        number = next(r.custom["order_number"] for r in placed.replies if r.custom and "order_number" in r.custom)
         async with shop.unit_of_work() as session:
             order = await orders.get_order_by_number(session, number=number)
             await orders.transition_order(session, order_id=order.id, to_status="paid")

@@ -12,6 +12,7 @@ from commerce.inventory import service as inventory
 from commerce.orders import service as orders
 from kit.db import Database
 from kit.outbox import OutboxEvent
+from tests.bot.checkout_flow import ADDRESSES, give_address
 from tests.bot.conftest import Say, payloads, texts
 
 
@@ -27,24 +28,35 @@ async def test_search_add_to_cart_and_checkout_in_english(say: Say, shop: Databa
     asked = await say("checkout")
     assert "Which country" in texts(asked)
     assert "e-mail" in texts(await say("Germany"))
-    assert "postcode" in texts(await say("anna@example.com"))
+    assert "recipient's full name" in texts(await say("anna@example.com"))
+    assert "street address in Germany" in texts(await say("Anna Schmidt"))
+    assert "city" in texts(await say("Unter den Linden 1"))
+    assert "postcode? (for example" in texts(await say("Berlin"))
+    wrong = await say("1011")  # German postcodes have five digits: the error names the format
+    assert "The postcode isn't valid for Germany. Expected:" not in texts(wrong)  # asked after the phone
+    assert "phone number" in texts(wrong)
+    refused = await say("030 1234567")
+    assert "The postcode isn't valid for Germany. Expected: " in texts(refused)
+    assert "What is the postcode? (for example" in texts(refused)
     summary = await say("10115")
     assert "Please check your order" in texts(summary)
-    assert "- 1 x Electric Kettle 1.7 L (KET-1): €49.90\nGoods: €49.90\n" \
+    assert "- 1 x Electric Kettle 1.7 L (black, KET-1): €49.90\nGoods: €49.90\n" \
            "Shipping (Standard (tracked parcel), 2-5 working days): €" in texts(summary)
-    assert "Delivery to Germany, postcode 10115; confirmation to anna@example.com." in texts(summary)
+    assert "Duties and import taxes are included: nothing to pay on delivery." in texts(summary)
+    assert "Deliver to: Anna Schmidt, Unter den Linden 1, 10115 BERLIN, DE, +49301234567" in texts(summary)
+    assert "Confirmation to anna@example.com." in texts(summary)
     titles = [b.title for b in summary.replies[-1].buttons]
     assert titles[0] == "Place order"
     assert titles[-1] == "Change cart"
     assert titles[1].startswith("Express (insured courier), 1-2 days: €")  # Germany's other delivery service
-    assert payloads(summary)[1:] == ["checkout:ship:express", "cart:view"]
+    assert payloads(summary)[1:] == ["checkout:ship:express", "checkout:address:new", "cart:view"]
     assert len(payloads(summary)[0].encode()) <= 64
     async with shop.unit_of_work() as session:  # nothing reserved before the shopper confirms
         assert (await inventory.available_stock(session, skus=["KET-1"]))["KET-1"] == 10
     placed = await say("yes")
     assert "Order #" in texts(placed)
     assert "awaiting payment" in texts(placed)
-    number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
+    number = next(r.custom["order_number"] for r in placed.replies if r.custom and "order_number" in r.custom)
 
     async with shop.unit_of_work() as session:
         order = await orders.get_order_by_number(session, number=number)
@@ -54,7 +66,10 @@ async def test_search_add_to_cart_and_checkout_in_english(say: Say, shop: Databa
         assert order.email == "anna@example.com"
         assert [(line.sku, line.quantity, line.reservation_id is not None) for line in order.lines] == [
             ("KET-1", 1, True)]
-        assert order.total == order.subtotal + order.shipping + order.duties + order.taxes
+        assert order.total == order.subtotal + order.shipping + order.insurance + order.duties + order.taxes
+        assert order.due_on_delivery == 0
+        assert order.address is not None
+        assert order.recipient == "Anna Schmidt"
         assert order.shipping > 0
         assert (await inventory.available_stock(session, skus=["KET-1"]))["KET-1"] == 9
     cart = await say("show my cart")
@@ -71,17 +86,18 @@ async def test_search_add_to_cart_and_checkout_in_chinese(say: Say, shop: Databa
     assert "已将 1 件 电热水壶 1.7升 加入购物车" in texts(added)  # a button press keeps the language
     assert "哪个国家" in texts(await say("结账", sender="zh-1"))
     assert "邮箱" in texts(await say("德国", sender="zh-1"))
-    assert "邮政编码" in texts(await say("li.wei@example.com", sender="zh-1"))
-    summary = await say("10115", sender="zh-1")
+    assert "收件人" in texts(await say("li.wei@example.com", sender="zh-1"))
+    summary = await give_address(say, "DE", sender="zh-1")
     assert "下单前请核对您的订单" in texts(summary)
-    assert "寄往德国，邮政编码 10115" in texts(summary)
+    assert "收货地址：Anna Schmidt, Unter den Linden 1, 10115 BERLIN" in texts(summary)
+    assert "关税和进口税已包含在内" in texts(summary)
     titles = [b.title for b in summary.replies[-1].buttons]
     assert titles[0] == "下单"
     assert titles[-1] == "修改购物车"
     assert titles[1].startswith("特快（保价快递），1-2 天：€")
     placed = await say("确认", sender="zh-1")
     assert "已提交" in texts(placed)
-    number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
+    number = next(r.custom["order_number"] for r in placed.replies if r.custom and "order_number" in r.custom)
     async with shop.unit_of_work() as session:
         order = await orders.get_order_by_number(session, number=number)
         assert order.status == "pending_payment"
@@ -95,10 +111,10 @@ async def test_checkout_in_the_shoppers_currency(say: Say, shop: Database) -> No
     await say("checkout", sender="us-1")
     await say("United States", sender="us-1")
     await say("sam@example.com", sender="us-1")
-    summary = await say("94110", sender="us-1")
-    assert "Total: $" in texts(summary)
+    summary = await give_address(say, "US", sender="us-1")
+    assert "Pay now: $" in texts(summary)
     placed = await say("yes", sender="us-1")
-    number = placed.replies[-1].custom["order_number"]  # type: ignore[index]
+    number = next(r.custom["order_number"] for r in placed.replies if r.custom and "order_number" in r.custom)
     async with shop.unit_of_work() as session:
         order = await orders.get_order_by_number(session, number=number)
     assert order.currency == "USD"
@@ -161,7 +177,7 @@ async def test_untranslated_return_policy_is_quoted_in_english(say: Say, shop: D
 
 
 async def _summary(say: Say, sender: str, answers: tuple[str, ...] = ("checkout", "Germany", "confirm@example.com",
-                                                                     "10115")) -> HandleResult:
+                                                                     *ADDRESSES["DE"])) -> HandleResult:
     """A kettle in the cart, then checkout's questions answered: the order summary."""
     await say(kind="callback", payload="cart:add:KET-1", sender=sender)
     for answer in answers[:-1]:
@@ -179,7 +195,7 @@ async def _reserved(shop: Database, sku: str) -> int:
 
 
 async def test_cart_changed_after_the_summary_shows_the_new_one(say: Say, shop: Database) -> None:
-    assert "Total: €" in await _to_summary(say, "stale-cart")
+    assert "Pay now: €" in await _to_summary(say, "stale-cart")
     await say(kind="callback", payload="cart:add:POT-1", sender="stale-cart")
     stale = await say("yes", sender="stale-cart")
     assert "changed since that summary, so I haven't placed the order" in texts(stale)
@@ -212,8 +228,7 @@ async def test_anything_but_a_clear_yes_does_not_place_the_order(say: Say, shop:
 
 
 async def test_place_order_button_places_the_order_it_summarised(say: Say, shop: Database) -> None:
-    await _to_summary(say, "button")
-    summary = await say("10115", sender="button")
+    summary = await _summary(say, "button")
     place = payloads(summary)[0]
     assert place.startswith("checkout:place:")
     forged = await say(kind="callback", payload="checkout:place:0123456789abcdef", sender="button")
@@ -284,7 +299,7 @@ async def test_the_shopper_picks_the_delivery_service_and_the_order_records_it(s
 
 
 async def test_delivery_services_are_named_in_the_shoppers_language(say: Say, shop: Database) -> None:
-    summary = await _summary(say, "zh-ship", ("结账", "德国", "confirm@example.com", "10115"))
+    summary = await _summary(say, "zh-ship", ("结账", "德国", "confirm@example.com", *ADDRESSES["DE"]))
     assert "运费（标准（可追踪包裹），2-5 个工作日）" in texts(summary)
     assert any(b.title.startswith("特快（保价快递），1-2 天：") for r in summary.replies for b in r.buttons)
 

@@ -107,8 +107,15 @@ async def test_purchase_and_order_status_in_english(shop: Shop, caplog: pytest.L
     orders_before = await _orders(shop.database)
     await anna.presses("Checkout", on=added, expect="Which country")
     await anna.says("Germany", expect="e-mail")
-    await anna.says("anna@example.com", expect="postcode")
+    await anna.says("anna@example.com", expect="recipient's full name")
+    await anna.says("Anna Schmidt", expect="street address")
+    await anna.says("Unter den Linden 1", expect="city")
+    await anna.says("Berlin", expect="postcode")
+    await anna.says("101", expect="phone number")
+    refused = await anna.says("030 1234567", expect="The postcode isn't valid for Germany. Expected:")
+    assert "10115" not in refused.text or "Expected" in refused.text
     summary = await anna.says("10115", expect="Please check your order")
+    assert "nothing to pay on delivery" in summary.text
     assert summary.button("Place order")["callback_data"].startswith("checkout:place:")
     assert len(summary.button("Place order")["callback_data"].encode()) <= 64
     assert summary.button("Change cart")["callback_data"] == "cart:view"
@@ -133,9 +140,13 @@ async def test_purchase_and_order_status_in_chinese(shop: Shop) -> None:
     added = await li.presses("加入购物车", on=card, expect="加入购物车")
     await li.presses("去结算", on=added, expect="哪个国家")
     await li.says("德国", expect="邮箱")
-    await li.says("li.wei@example.com", expect="邮政编码")
-    summary = await li.says("10115", expect="下单前请核对您的订单")
-    assert "合计：€" in summary.text
+    await li.says("li.wei@example.com", expect="收件人")
+    await li.says("李伟", expect="街道地址")
+    await li.says("Unter den Linden 1", expect="城市")
+    await li.says("Berlin", expect="邮政编码")
+    await li.says("10115", expect="电话号码")
+    summary = await li.says("030 1234567", expect="下单前请核对您的订单")
+    assert "现在支付：€" in summary.text
     placed = await li.says("确认", expect="已提交")
     number = _placed_number(placed)
     assert (await _order(shop.database, number))[0] == "pending_payment"

@@ -5,12 +5,23 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from api.auth import MerchantDep
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.params import AfterId, PathId
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderOut, TransitionIn
+from commerce.payments import service as payments
+from commerce.payments.providers import provider_for
+from commerce.payments.schemas import (
+    PaymentMethodIn,
+    PaymentMethodOut,
+    PaymentOut,
+    PaymentStateOut,
+    RefundIn,
+    RefundOut,
+)
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+methods_router = APIRouter(prefix="/api/v1/payment-methods", tags=["payments"])
 
 
 @router.post("", response_model=OrderOut, status_code=status.HTTP_201_CREATED,
@@ -49,3 +60,43 @@ async def transition(order_id: PathId, data: TransitionIn, session: SessionDep, 
     order = await orders.transition_order(session, order_id=order_id, to_status=data.status, note=data.note,
                                           carrier=data.carrier, tracking_number=data.tracking_number)
     return OrderOut.model_validate(order)
+
+
+async def _state(session: SessionDep, order_id: int) -> PaymentStateOut:
+    order, paid, refunds = await payments.payment_state(session, order_id=order_id)
+    return PaymentStateOut(order_id=order.id, number=order.number, status=order.status, currency=order.currency,
+                           total=order.total, due_on_delivery=order.due_on_delivery, amount_paid=order.amount_paid,
+                           amount_refunded=order.amount_refunded, attention=order.attention,
+                           payments=[PaymentOut.model_validate(p) for p in paid],
+                           refunds=[RefundOut.model_validate(r) for r in refunds])
+
+
+@router.get("/{order_id}/payments", response_model=PaymentStateOut)
+async def payment_state(order_id: PathId, session: SessionDep, _: MerchantDep) -> PaymentStateOut:
+    """What was charged, paid and refunded, each payment attempt, and why a person must look (attention)."""
+    return await _state(session, order_id)
+
+
+@router.post("/{order_id}/refunds", response_model=PaymentStateOut, status_code=status.HTTP_201_CREATED)
+async def refund(order_id: PathId, data: RefundIn, session: SessionDep, settings: SettingsDep,
+                 _: MerchantDep) -> PaymentStateOut:
+    """Refund all (no amount) or part of the payment through the provider that took it; the same
+    idempotency_key returns the first refund."""
+    paid = (await payments.payment_state(session, order_id=order_id))[1]
+    succeeded = [p for p in paid if p.status == "succeeded"]
+    provider = provider_for(succeeded[-1].provider if succeeded else "stripe", settings.payments)
+    await payments.refund(session, order_id=order_id, provider=provider, amount=data.amount,
+                          idempotency_key=data.idempotency_key, reason=data.reason)
+    return await _state(session, order_id)
+
+
+@methods_router.get("", response_model=list[PaymentMethodOut])
+async def list_payment_methods(session: SessionDep, _: MerchantDep) -> list[PaymentMethodOut]:
+    return [PaymentMethodOut.model_validate(m) for m in await payments.list_methods(session)]
+
+
+@methods_router.put("", response_model=PaymentMethodOut)
+async def set_payment_method(data: PaymentMethodIn, session: SessionDep, _: MerchantDep) -> PaymentMethodOut:
+    """Offer a provider for a destination country and channel ('*' = any); e.g. Stripe with alipay and
+    wechat_pay for CN on telegram."""
+    return PaymentMethodOut.model_validate(await payments.set_method(session, data=data))

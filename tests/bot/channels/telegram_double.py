@@ -111,6 +111,9 @@ class TelegramDouble:
     webhook: dict[str, Any] | None = None
     # What sendPhoto downloaded, per URL (bytes), as Telegram's servers would have.
     fetched_photos: dict[str, int] = field(default_factory=dict)
+    # Telegram Payments: invoices sent (sendInvoice params) and the bot's answers to pre-checkout queries.
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    pre_checkout_answers: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(10_000)
@@ -168,7 +171,9 @@ class TelegramDouble:
         handler = {"getme": self._get_me, "getupdates": self._get_updates, "sendmessage": self._send_message,
                    "sendphoto": self._send_photo,
                    "answercallbackquery": self._answer_callback, "editmessagetext": self._edit_message_text,
-                   "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook}.get(method)
+                   "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook,
+                   "sendinvoice": self._send_invoice,
+                   "answerprecheckoutquery": self._answer_pre_checkout}.get(method)
         if handler is None:
             return _error(404, "Not Found")
         return await handler(params)
@@ -330,6 +335,54 @@ class TelegramDouble:
         if message.reply_markup:
             result["reply_markup"] = message.reply_markup
         return result
+
+    async def _send_invoice(self, params: dict[str, Any]) -> web.Response:
+        prices = params.get("prices")
+        prices = json.loads(prices) if isinstance(prices, str) else prices
+        currency = str(params.get("currency") or "")
+        # As Telegram: a 3-letter currency, positive integer amounts (the currency's smallest unit), a payload.
+        if not re.fullmatch(r"[A-Z]{3}", currency) or not prices or \
+                any(not isinstance(p.get("amount"), int) or p["amount"] <= 0 for p in prices):
+            return _error(400, "Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID")
+        if not params.get("payload") or not params.get("title"):
+            return _error(400, "Bad Request: invoice payload and title are required")
+        invoice = {"chat_id": int(params["chat_id"]), "title": params["title"],
+                   "description": params.get("description"), "payload": params["payload"], "currency": currency,
+                   "total_amount": sum(int(p["amount"]) for p in prices),
+                   "provider_token": params.get("provider_token")}
+        message = SentMessage(next(self._message_ids), invoice["chat_id"], str(params["title"]),
+                              str(params["title"]), None, None)
+        async with self._sent_event:
+            self.invoices.append(invoice)
+            self.sent.append(message)
+            self._sent_event.notify_all()
+        result = self._message_json(message)
+        result["invoice"] = {"title": invoice["title"], "description": invoice["description"],
+                             "start_parameter": "", "currency": currency, "total_amount": invoice["total_amount"]}
+        return _ok(result)
+
+    async def _answer_pre_checkout(self, params: dict[str, Any]) -> web.Response:
+        ok = params.get("ok") in (True, "true", "True", 1, "1")
+        if not ok and not params.get("error_message"):
+            return _error(400, "Bad Request: error_message is required when ok is false")
+        self.pre_checkout_answers.append({**params, "ok": ok})
+        return _ok(True)
+
+    def pre_checkout_update(self, chat_id: int, invoice: dict[str, Any], *, language: str = "en",
+                            total_amount: int | None = None) -> dict[str, Any]:
+        """The update Telegram sends when the shopper presses Pay on `invoice`."""
+        query = {"id": str(next(self._callback_ids)), "from": self._user(chat_id, language),
+                 "currency": invoice["currency"], "invoice_payload": invoice["payload"],
+                 "total_amount": invoice["total_amount"] if total_amount is None else total_amount}
+        return {"update_id": next(self._update_ids), "pre_checkout_query": query}
+
+    def successful_payment_update(self, chat_id: int, invoice: dict[str, Any], *, charge_id: str,
+                                  language: str = "en") -> dict[str, Any]:
+        """The service message Telegram sends once the payment went through."""
+        paid = {"currency": invoice["currency"], "total_amount": invoice["total_amount"],
+                "invoice_payload": invoice["payload"], "telegram_payment_charge_id": charge_id,
+                "provider_payment_charge_id": f"prov_{charge_id}"}
+        return self.message_update(chat_id, language=language, successful_payment=paid)
 
     async def _answer_callback(self, params: dict[str, Any]) -> web.Response:
         self.answered_callbacks.append(params)

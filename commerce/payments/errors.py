@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from kit.errors import Conflict, InvalidInput, NotFound, ShopTalkError
+
+
+class InvalidSignature(InvalidInput):
+    code = "invalid_webhook_signature"
+    status = 400
+    title = "The webhook's signature does not verify"
+
+
+class PaymentNotPossible(Conflict):
+    """The order is not (or no longer) waiting for payment: paid, expired, cancelled."""
+
+    code = "payment_not_possible"
+    title = "This order cannot be paid now"
+
+
+class ProviderUnavailable(ShopTalkError):
+    code = "payment_provider_unavailable"
+    status = 503
+    title = "The payment provider did not answer"
+
+
+class ProviderRefused(ShopTalkError):
+    code = "payment_provider_refused"
+    status = 502
+    title = "The payment provider refused the request"
+
+
+class RefundNotPossible(Conflict):
+    code = "refund_not_possible"
+    title = "This refund cannot be made"
+
+
+class NoPaymentMethod(NotFound):
+    code = "no_payment_method"
+    title = "No payment method is offered for this destination and channel"

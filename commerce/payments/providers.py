@@ -1,0 +1,126 @@
+"""Payment providers behind one interface: Stripe (official library), Telegram Payments, offline (bank transfer,
+cash on delivery). Each is built at the edge from settings and handed to `commerce.payments.service`."""
+from __future__ import annotations
+
+from typing import Any, Protocol, cast
+
+import stripe
+
+from commerce.payments.errors import InvalidSignature, NoPaymentMethod, ProviderRefused, ProviderUnavailable
+from commerce.payments.schemas import OFFLINE, Charge, ProviderPayment
+from kit.settings import PaymentSettings
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def create(self, *, charge: Charge, method_types: list[str], idempotency_key: str) -> ProviderPayment:
+        """Open a payment for `charge`; ProviderUnavailable when the provider does not answer."""
+        ...
+
+    async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str | None:
+        """Give back `amount_minor`; the provider's refund id (None for an offline refund made by a person)."""
+        ...
+
+
+class StripeProvider:
+    """PaymentIntents with the payment method types the merchant enabled (card, alipay, wechat_pay); the shopper
+    pays on the shop's pay page (Stripe's Payment Element) linked from the chat."""
+
+    name = "stripe"
+
+    def __init__(self, *, secret_key: str, pay_page_url: str, api_base: str | None = None,
+                 timeout_seconds: float = 10.0) -> None:
+        options: dict[str, Any] = {"http_client": stripe.HTTPXClient(timeout=timeout_seconds),
+                                   "max_network_retries": 1}
+        if api_base:
+            options["base_addresses"] = {"api": api_base}
+        self._client = stripe.StripeClient(secret_key, **options)
+        self._pay_page_url = pay_page_url.rstrip("/")
+
+    async def create(self, *, charge: Charge, method_types: list[str], idempotency_key: str) -> ProviderPayment:
+        params: dict[str, Any] = {
+            "amount": charge.amount_minor, "currency": charge.currency.lower(),
+            "payment_method_types": method_types or ["card"],
+            "metadata": {"order_id": str(charge.order_id), "order_number": charge.number,
+                         "order_ref": charge.public_ref}}
+        intent = await self._call(self._client.v1.payment_intents.create_async(
+            params=cast(Any, params), options={"idempotency_key": idempotency_key}))
+        return ProviderPayment(reference=str(intent.id), url=f"{self._pay_page_url}/pay/{charge.public_ref}")
+
+    async def client_secret(self, reference: str) -> str:
+        """The secret the pay page's Payment Element needs (never stored, never logged)."""
+        intent = await self._call(self._client.v1.payment_intents.retrieve_async(reference))
+        return str(intent.client_secret)
+
+    async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str | None:
+        refund = await self._call(self._client.v1.refunds.create_async(
+            params={"payment_intent": reference, "amount": amount_minor},
+            options={"idempotency_key": idempotency_key}))
+        return str(refund.id)
+
+    @staticmethod
+    async def _call(request: Any) -> Any:
+        try:
+            return await request
+        except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+            raise ProviderUnavailable("Stripe did not answer; try again in a moment.",
+                                      provider="stripe") from error
+        except stripe.StripeError as error:
+            # The message is Stripe's (no key in it); the request id lets a person find it in the dashboard.
+            raise ProviderRefused(f"Stripe refused: {error.user_message or error.code or 'error'}",
+                                  provider="stripe", stripe_code=error.code) from error
+
+
+def verify_stripe_event(*, payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
+    """The event, once `Stripe-Signature` verifies against `secret` (stripe.Webhook.construct_event: HMAC-SHA256
+    of "t.payload", within Stripe's 5-minute tolerance); InvalidSignature otherwise."""
+    if not signature:
+        raise InvalidSignature("The request has no Stripe-Signature header.")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret)
+    except (stripe.SignatureVerificationError, ValueError) as error:
+        raise InvalidSignature("The Stripe-Signature header does not verify.") from error
+    data: dict[str, Any] = event.to_dict()
+    return data
+
+
+class TelegramProvider:
+    """Telegram Payments: the bot sends an invoice whose payload names the payment; Telegram's
+    successful_payment message confirms it. Refunds go through the payment provider's dashboard."""
+
+    name = "telegram"
+
+    async def create(self, *, charge: Charge, method_types: list[str], idempotency_key: str) -> ProviderPayment:
+        return ProviderPayment(reference=f"tg:{charge.order_id}:{idempotency_key[-12:]}", url=None)
+
+    async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str | None:
+        return None  # made by a person in the provider's dashboard; recorded here
+
+
+class OfflineProvider:
+    """Bank transfer or cash on delivery: the reference the shopper quotes is the order's public reference."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def create(self, *, charge: Charge, method_types: list[str], idempotency_key: str) -> ProviderPayment:
+        return ProviderPayment(reference=charge.public_ref, url=None)
+
+    async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str | None:
+        return None
+
+
+def provider_for(name: str, settings: PaymentSettings) -> PaymentProvider:
+    """The provider called `name`, built from the payment settings; NoPaymentMethod when it is not configured."""
+    if name == "stripe":
+        if settings.stripe_secret_key is None:
+            raise NoPaymentMethod("Stripe is not configured (SHOPTALK_PAYMENTS__STRIPE_SECRET_KEY).", provider=name)
+        return StripeProvider(secret_key=settings.stripe_secret_key.get_secret_value(),
+                              pay_page_url=settings.public_url,
+                              api_base=settings.stripe_api_base, timeout_seconds=settings.timeout_seconds)
+    if name == "telegram":
+        return TelegramProvider()
+    if name in OFFLINE:
+        return OfflineProvider(name)
+    raise NoPaymentMethod(f"Unknown payment provider {name!r}.", provider=name)

@@ -1,0 +1,277 @@
+"""Paying an order through Stripe (localstripe, signed webhooks into the app), offline, refunds and expiry."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from api.app import create_app
+from api.auth import create_token
+from commerce.checkout import service as checkout
+from commerce.checkout.schemas import CartLineIn
+from commerce.inventory import service as inventory
+from commerce.orders import service as orders
+from commerce.orders.models import Order
+from commerce.payments import service as payments
+from commerce.payments.errors import PaymentNotPossible, ProviderUnavailable
+from commerce.payments.providers import OfflineProvider, StripeProvider
+from commerce.payments.schemas import PaymentMethodIn
+from kit.clock import clock
+from kit.db import Database
+from kit.settings import Settings
+from tests.commerce.checkout.conftest import NOW, WEBHOOK_SECRET, signed
+from tests.http import app_client
+
+
+async def place(db: Database, *, sku: str = "TEA-1", quantity: int = 2, country: str = "JP", currency: str = "JPY",
+                external_id: str = "chat:1", expires: int | None = 30) -> Order:
+    lines = [CartLineIn(sku=sku, quantity=quantity)]
+    async with db.sessions() as session:
+        summary = await checkout.summarize(session, lines=lines, country=country, currency=currency)
+    async with db.unit_of_work() as session:
+        order, _ = await checkout.place_order(session, digest=summary.digest, lines=lines, country=country,
+                                              currency=currency, channel="telegram", external_id=external_id,
+                                              expires_in_minutes=expires)
+    return order
+
+
+@pytest.fixture
+def settings(localstripe: str) -> Settings:
+    return Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
+                    payments={"stripe_secret_key": "sk_test_local", "stripe_webhook_secret": WEBHOOK_SECRET,
+                              "stripe_api_base": localstripe, "public_url": "https://shop.example"})
+
+
+@pytest.fixture
+def provider(settings: Settings) -> StripeProvider:
+    assert settings.payments.stripe_api_base is not None
+    return StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example",
+                          api_base=settings.payments.stripe_api_base)
+
+
+@pytest.fixture
+async def client(shop: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(settings, database=shop)) as http:
+        yield http
+
+
+def stripe_client(base: str) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_test_local", base_addresses={"api": base}, http_client=stripe.HTTPXClient())
+
+
+async def pay_at_stripe(base: str, reference: str) -> dict[str, Any]:
+    """What the shopper does on the pay page: a card confirms the payment intent. Its state afterwards."""
+    client = stripe_client(base)
+    card = await client.v1.payment_methods.create_async(params={
+        "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}})
+    await client.v1.payment_intents.update_async(reference, params={"payment_method": card.id})
+    await client.v1.payment_intents.confirm_async(reference)
+    intent: dict[str, Any] = (await client.v1.payment_intents.retrieve_async(reference)).to_dict()
+    return intent
+
+
+def event(intent: dict[str, Any], event_id: str, kind: str = "payment_intent.succeeded") -> dict[str, Any]:
+    return {"id": event_id, "object": "event", "type": kind, "api_version": "2024-06-20", "created": 1,
+            "data": {"object": intent}}
+
+
+async def post_event(client: httpx.AsyncClient, body: bytes, signature: str | None) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["Stripe-Signature"] = signature
+    return await client.post("/webhooks/stripe", content=body, headers=headers)
+
+
+async def reload(db: Database, order_id: int) -> Order:
+    async with db.sessions() as session:
+        return await orders.get_order(session, order_id=order_id)
+
+
+async def test_pay_in_yen_through_stripe_once(shop: Database, client: httpx.AsyncClient, provider: StripeProvider,
+                                              localstripe: str) -> None:
+    order = await place(shop)
+    assert order.currency == "JPY"
+    assert order.total == order.total.to_integral_value()
+    async with shop.unit_of_work() as session:
+        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+    async with shop.unit_of_work() as session:  # a double click on "Pay": the same payment, one charge
+        again = await payments.start_payment(session, order_id=order.id, provider=provider)
+    assert again.id == payment.id
+    assert payment.url == f"https://shop.example/pay/{order.public_ref}"
+    intent = await pay_at_stripe(localstripe, payment.reference)
+    assert (intent["amount"], intent["currency"]) == (int(order.total), "jpy")  # JPY has no minor unit
+    body, signature = signed(event(intent, "evt_1"))
+    answer = await post_event(client, body, signature)
+    assert answer.status_code == 200
+    assert answer.json() == {"outcome": "paid"}
+    replay = await post_event(client, body, signature)  # Stripe retries: nothing more happens
+    assert replay.json() == {"outcome": "duplicate"}
+    body2, signature2 = signed(event(intent, "evt_2"))  # another event for the same payment
+    assert (await post_event(client, body2, signature2)).json() == {"outcome": "duplicate"}
+    paid = await reload(shop, order.id)
+    assert paid.status == "paid"
+    assert paid.amount_paid == order.total
+    assert [h.to_status for h in paid.history] == ["pending_payment", "paid"]
+    async with shop.sessions() as session:
+        levels = await inventory.stock_levels(session, skus=["TEA-1"])
+    assert (levels[0].on_hand, levels[0].reserved) == (3, 0)  # paying committed the reservation
+    async with shop.unit_of_work() as session:
+        with pytest.raises(PaymentNotPossible):
+            await payments.start_payment(session, order_id=order.id, provider=provider)
+
+
+async def test_racing_events_pay_once(shop: Database, client: httpx.AsyncClient, provider: StripeProvider,
+                                      localstripe: str) -> None:
+    order = await place(shop)
+    async with shop.unit_of_work() as session:
+        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+    intent = await pay_at_stripe(localstripe, payment.reference)
+    answers = await asyncio.gather(*(post_event(client, *signed(event(intent, f"evt_race_{i}"))) for i in range(6)))
+    outcomes = sorted(a.json()["outcome"] for a in answers)
+    assert outcomes == ["duplicate"] * 5 + ["paid"]
+    assert [h.to_status for h in (await reload(shop, order.id)).history] == ["pending_payment", "paid"]
+
+
+async def test_forged_and_unsigned_webhooks_change_nothing(shop: Database, client: httpx.AsyncClient,
+                                                           provider: StripeProvider, localstripe: str) -> None:
+    order = await place(shop)
+    async with shop.unit_of_work() as session:
+        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+    intent = await pay_at_stripe(localstripe, payment.reference)
+    body, _ = signed(event(intent, "evt_forged"), secret="whsec_attacker")
+    forged = await post_event(client, body, signed(event(intent, "evt_forged"), secret="whsec_attacker")[1])
+    unsigned = await post_event(client, body, None)
+    old = await post_event(client, *signed(event(intent, "evt_old"), at=1_600_000_000))  # outside the tolerance
+    tampered_body = body.replace(b"evt_forged", b"evt_other")
+    tampered = await post_event(client, tampered_body, signed(event(intent, "evt_forged"))[1])
+    for answer in (forged, unsigned, old, tampered):
+        assert answer.status_code == 400
+        assert answer.json()["code"] == "invalid_webhook_signature"
+    assert (await reload(shop, order.id)).status == "pending_payment"
+
+
+async def test_amount_or_currency_mismatch_is_flagged_not_paid(shop: Database, client: httpx.AsyncClient,
+                                                               provider: StripeProvider, localstripe: str) -> None:
+    order = await place(shop)
+    async with shop.unit_of_work() as session:
+        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+    intent = await pay_at_stripe(localstripe, payment.reference)
+    short = {**intent, "amount": intent["amount"] - 1, "amount_received": intent["amount"] - 1}
+    answer = await post_event(client, *signed(event(short, "evt_short")))
+    assert answer.json() == {"outcome": "mismatch"}
+    flagged = await reload(shop, order.id)
+    assert flagged.status == "pending_payment"
+    assert flagged.attention is not None
+    assert str(int(order.total)) in flagged.attention
+    other = await place(shop, external_id="chat:2")
+    async with shop.unit_of_work() as session:
+        payment2 = await payments.start_payment(session, order_id=other.id, provider=provider)
+    intent2 = await pay_at_stripe(localstripe, payment2.reference)
+    in_usd = {**intent2, "currency": "usd"}
+    assert (await post_event(client, *signed(event(in_usd, "evt_usd")))).json() == {"outcome": "mismatch"}
+    assert (await reload(shop, other.id)).status == "pending_payment"
+
+
+async def test_partial_then_full_refund_through_stripe(shop: Database, client: httpx.AsyncClient,
+                                                       provider: StripeProvider, localstripe: str) -> None:
+    order = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR")
+    async with shop.unit_of_work() as session:
+        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+        token = await create_token(session, name="merchant", role="merchant")
+    intent = await pay_at_stripe(localstripe, payment.reference)
+    await post_event(client, *signed(event(intent, "evt_paid")))
+    auth = {"Authorization": f"Bearer {token}"}
+    part = await client.post(f"/api/v1/orders/{order.id}/refunds", headers=auth,
+                             json={"amount": "10.00", "idempotency_key": "r-1", "reason": "late"})
+    assert part.status_code == 201, part.text
+    again = await client.post(f"/api/v1/orders/{order.id}/refunds", headers=auth,
+                              json={"amount": "10.00", "idempotency_key": "r-1"})
+    assert Decimal(again.json()["amount_refunded"]) == Decimal("10.00")  # same key: one refund
+    too_much = await client.post(f"/api/v1/orders/{order.id}/refunds", headers=auth,
+                                 json={"amount": str(order.total), "idempotency_key": "r-2"})
+    assert too_much.status_code == 409
+    rest = await client.post(f"/api/v1/orders/{order.id}/refunds", headers=auth, json={"idempotency_key": "r-3"})
+    state = rest.json()
+    assert state["status"] == "refunded"
+    assert Decimal(state["amount_refunded"]) == order.total
+    assert [r["provider_ref"][:3] for r in state["refunds"]] == ["re_", "re_"]
+    latest = intent["latest_charge"]
+    charge = await stripe_client(localstripe).v1.charges.retrieve_async(
+        latest["id"] if isinstance(latest, dict) else str(latest))
+    assert charge.amount_refunded == int(order.total * 100)
+
+
+async def test_unpaid_order_expires_and_a_late_payment_is_flagged(shop: Database, client: httpx.AsyncClient,
+                                                                  provider: StripeProvider, localstripe: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    order = await place(shop, expires=30)
+    async with shop.unit_of_work() as session:
+        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+        assert await payments.expire_orders(session) == 0
+    monkeypatch.setattr(clock, "now", lambda: NOW + timedelta(minutes=31))
+    async with shop.unit_of_work() as session:
+        assert await payments.expire_orders(session) == 1
+    async with shop.sessions() as session:
+        assert (await inventory.available_stock(session, skus=["TEA-1"]))["TEA-1"] == 5
+    intent = await pay_at_stripe(localstripe, payment.reference)
+    assert (await post_event(client, *signed(event(intent, "evt_late")))).json() == {"outcome": "late"}
+    late = await reload(shop, order.id)
+    assert late.status == "expired"
+    assert late.attention is not None
+    assert "refund" in late.attention
+
+
+async def test_provider_down_leaves_the_order_pending(shop: Database) -> None:
+    order = await place(shop)
+    down = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example",
+                          api_base="http://127.0.0.1:9", timeout_seconds=2)
+    async with shop.unit_of_work() as session:
+        with pytest.raises(ProviderUnavailable):
+            await payments.start_payment(session, order_id=order.id, provider=down)
+    async with shop.sessions() as session:
+        assert await payments.open_payment(session, order_id=order.id) is None
+    assert (await reload(shop, order.id)).status == "pending_payment"
+
+
+async def test_offline_reference_and_methods_per_country(shop: Database) -> None:
+    order = await place(shop)
+    async with shop.unit_of_work() as session:
+        await payments.set_method(session, data=PaymentMethodIn(country="*", channel="*", provider="stripe",
+                                                                method_types=["card"], position=1))
+        await payments.set_method(session, data=PaymentMethodIn(country="CN", channel="*", provider="stripe",
+                                                                method_types=["card", "alipay", "wechat_pay"]))
+        await payments.set_method(session, data=PaymentMethodIn(country="DE", channel="*", provider="bank_transfer",
+                                                                instructions="IBAN DE89 3704 0044 0532 0130 00",
+                                                                position=2))
+        payment = await payments.start_payment(session, order_id=order.id, provider=OfflineProvider("bank_transfer"))
+    assert payment.reference == order.public_ref
+    assert payment.url is None
+    async with shop.sessions() as session:
+        china = await payments.methods_for(session, country="cn", channel="telegram")
+        germany = await payments.methods_for(session, country="DE", channel="webchat")
+    assert [(m.provider, m.method_types) for m in china] == [("stripe", ["card", "alipay", "wechat_pay"])]
+    assert [m.provider for m in germany] == ["stripe", "bank_transfer"]
+    assert json.loads(json.dumps(germany[1].instructions)).startswith("IBAN")
+
+
+async def test_pay_page_carries_the_open_payment_only(shop: Database, settings: Settings, provider: StripeProvider,
+                                                      localstripe: str) -> None:
+    settings.payments.stripe_publishable_key = "pk_test_local"
+    async with app_client(create_app(settings, database=shop)) as http:
+        order = await place(shop)
+        assert (await http.get(f"/pay/{order.public_ref}")).status_code == 404  # nothing opened yet
+        async with shop.unit_of_work() as session:
+            payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+        page = await http.get(f"/pay/{order.public_ref}")
+        assert page.status_code == 200
+        assert f'"{payment.reference}_secret_' in page.text  # the Payment Element's client secret
+        assert '"pk_test_local"' in page.text
+        assert page.headers["cache-control"] == "no-store"
+        assert (await http.get("/pay/ST-00000-00000")).status_code == 404
