@@ -153,6 +153,7 @@ def load_project(files: dict[str, str]) -> RasaProject:
     _validate(project, problems)
     if not problems:
         project.policies.learn(project.flows, problems)
+        project.warnings.extend(project.policies.warnings)
     if problems:
         raise RasaProjectInvalid(problems.items)
     return project
