@@ -19,11 +19,11 @@ def _echo(payload: dict[str, Any]) -> None:
     typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
 
 
-def _report_invalid(error: RasaProjectInvalid) -> typer.Exit:
+def _report_invalid(error: RasaProjectInvalid, *, doing: str = "nothing was imported") -> typer.Exit:
     for problem in error.problems:
         where = f"{problem['file']}:{problem['line']}" if problem.get("line") else str(problem["file"])
         typer.echo(f"{where}: {problem['problem']}", err=True)
-    typer.echo(f"{len(error.problems)} problem(s); nothing was imported", err=True)
+    typer.echo(f"{len(error.problems)} problem(s); {doing}", err=True)
     return typer.Exit(2)
 
 
@@ -62,8 +62,11 @@ def run_test_stories_command(
     path: Annotated[Path, typer.Argument(help="The Rasa project folder")],
     nlu: Annotated[bool, typer.Option(help="Also cross-validate the NLU and print per-intent figures")] = True,
     folds: Annotated[int, typer.Option(help="Cross-validation folds for the NLU report")] = 3,
+    live: Annotated[bool, typer.Option(help="Run each story through the whole engine (actions and the action "
+                                            "server run) instead of predicting each step as `rasa test` does")]
+    = False,
 ) -> None:
-    """Run the project's test stories (tests/*.yml) through the engine; non-zero exit when any fails."""
+    """Run the project's test stories (tests/*.yml) as `rasa test` does; non-zero exit when any fails."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from bot.rasa.assistant import Assistant
     from bot.rasa.project import load_project, read_project_folder
@@ -74,7 +77,13 @@ def run_test_stories_command(
     try:
         project = load_project(read_project_folder(path))
     except RasaProjectInvalid as error:
-        raise _report_invalid(error) from error
+        raise _report_invalid(error, doing="the project does not load, so no story was run") from error
+    if nlu and len(project.nlu.intents) >= 2:
+        smallest = _smallest_intent(project)
+        if folds < 2 or folds > smallest:
+            typer.echo(f"--folds {folds}: cross-validation needs 2 to {smallest} folds (the smallest intent has "
+                       f"{smallest} examples); nothing was run", err=True)
+            raise typer.Exit(2)
     for warning in project.warnings:
         typer.echo(f"warning: {warning}", err=True)
     embedder = get_embedder()
@@ -84,7 +93,7 @@ def run_test_stories_command(
         if len(project.nlu.intents) >= 2:
             parser.train(data=project.nlu)
         assistant = Assistant(project, parser=parser)
-        report = asyncio.run(run_test_stories(assistant))
+        report = asyncio.run(run_test_stories(assistant, live=live))
     for line in report.lines():
         typer.echo(line)
     if nlu and len(project.nlu.intents) >= 2:
@@ -96,6 +105,13 @@ def run_test_stories_command(
             typer.echo(f"{intent:<32}{row['precision']:>10}{row['recall']:>10}{row['f1']:>10}{row['support']:>9}")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _smallest_intent(project: Any) -> int:
+    counts: dict[str, int] = {}
+    for example in project.nlu.examples:
+        counts[example.intent] = counts.get(example.intent, 0) + 1
+    return min(counts.values())
 
 
 @app.command("export")
