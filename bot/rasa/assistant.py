@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 MAX_ACTIONS_PER_MESSAGE = 10  # Rasa's max_number_of_predictions
 FALLBACK_INTENT = "nlu_fallback"
 TWO_STAGE = "action_two_stage_fallback"
+# Rasa's default intents and the default actions RulePolicy predicts for them right after the user said them.
+DEFAULT_INTENT_ACTIONS = {"restart": "action_restart", "back": "action_back",
+                          "session_start": "action_session_start"}
+DEFAULT_INTENTS = frozenset({*DEFAULT_INTENT_ACTIONS, "out_of_scope", FALLBACK_INTENT})
 _SHORTCUT = re.compile(r"^/(?P<intent>[^{@\s]+)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?\s*$", re.S)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -81,7 +85,8 @@ class Assistant:
         """Rasa's parse data for a message; `/intent{"entity": "value"}` skips the NLU as in Rasa."""
         data: dict[str, Any]
         shortcut = _SHORTCUT.match(text.strip())
-        if shortcut and shortcut.group("intent").split("/")[0] in self.domain.intents:
+        if shortcut and (shortcut.group("intent").split("/")[0] in self.domain.intents
+                         or shortcut.group("intent") in DEFAULT_INTENTS):
             entities: list[dict[str, Any]] = []
             if shortcut.group("entities"):
                 try:
@@ -138,13 +143,13 @@ class Assistant:
                 continue  # ShopTalk's built-in extractors know entities this assistant never asked for
             start = entity.get("start")
             end = entity.get("end")
-            if isinstance(start, int) and isinstance(end, int):
-                surface = text[start:end].lower()
+            if isinstance(start, int) and isinstance(end, int) and not str(entity.get("extractor") or "").startswith(
+                    "Duckling"):
+                # DIET's value is the text as written; EntitySynonymMapper maps synonyms (case-insensitively).
+                surface = text[start:end]
                 values = vocabulary.get(str(entity["entity"]), {})
-                if surface in values:
-                    entity["value"] = values[surface]
-                elif surface in self.project.nlu.synonyms:
-                    entity["value"] = self.project.nlu.synonyms[surface]
+                entity["value"] = values.get(surface.lower(), self.project.nlu.synonyms.get(surface.lower(),
+                                                                                            surface))
             if isinstance(start, int) and entity.get("entity") in cues:
                 before = text[:start].lower().split()
                 cue = cues[str(entity["entity"])].get(before[-1] if before else "")
@@ -217,27 +222,36 @@ class Assistant:
         tracker.events.append(action_event(LISTEN, policy="max_predictions"))
 
     def predict(self, tracker: Tracker) -> tuple[str, str]:
-        """The next action: a follow-up, the active loop, a rule, a remembered story, or the fallback."""
+        """The next action in RulePolicy's order: a follow-up, a default intent's action (/restart, /back,
+        /session_start), the active loop's happy path, a rule (a general rule's action_listen inside a loop
+        returns to the loop: the form re-asks after a digression), a remembered story, the fallback."""
         followup = tracker.followup_action
         if followup:
             return followup, "FollowupAction"
         prev = tracker.latest_action_name
         loop = tracker.active_loop
-        if loop and prev == LISTEN and not tracker.loop_rejected:
-            return loop, "RulePolicy"
-        if loop and prev == loop:
-            return LISTEN, "RulePolicy"
+        if prev == LISTEN and tracker.latest_intent in DEFAULT_INTENT_ACTIONS:
+            return DEFAULT_INTENT_ACTIONS[str(tracker.latest_intent)], "RulePolicy"
+        rejected = tracker.loop_rejected
+        if loop and loop != TWO_STAGE and not rejected:
+            return (LISTEN if prev == loop else loop), "RulePolicy"
+        if loop == TWO_STAGE and prev == LISTEN:
+            return TWO_STAGE, "RulePolicy"
         states = tracker.past_states()
         rule = self.project.policies.rule_action(states)
         if rule is not None:
-            return rule[0], "RulePolicy"
+            action, snippet = rule
+            if loop and loop != TWO_STAGE and action == LISTEN and prev not in (LISTEN, loop) and \
+                    not snippet.states[-1].get("active_loop"):
+                return loop, "RulePolicy"
+            return action, "RulePolicy"
         remembered = self.project.policies.memo_action(states)
         if remembered is not None:
             return remembered, "MemoizationPolicy"
         if prev == LISTEN:
-            if loop == TWO_STAGE:
-                return TWO_STAGE, "RulePolicy"
             return self.project.policies.core_fallback_action, "RulePolicy"
+        if loop and loop != TWO_STAGE and prev != loop:
+            return loop, "RulePolicy"  # back to the form after whatever interrupted it
         return LISTEN, "RulePolicy"
 
     # ---------------------------------------------------------------- slots
@@ -580,14 +594,12 @@ def _intent_allowed(mapping: dict[str, Any], intent: str | None) -> bool:
 
 
 def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:
-    """Surface form -> value of every entity in the project's data (annotations, synonyms, lookups)."""
+    """Surface form -> value of every annotation whose value differs from its text (Rasa makes those synonyms)."""
     vocabulary: dict[str, dict[str, str]] = {}
-    for name, values in project.nlu.lookups.items():
-        for value in values:
-            vocabulary.setdefault(name, {})[value.lower()] = project.nlu.synonyms.get(value.lower(), value)
     for example in project.nlu.examples:
         for annotation in example.entities:
-            vocabulary.setdefault(annotation.entity, {})[annotation.text.lower()] = annotation.value
+            if str(annotation.value) != annotation.text:
+                vocabulary.setdefault(annotation.entity, {})[annotation.text.lower()] = annotation.value
     return vocabulary
 
 

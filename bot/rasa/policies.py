@@ -11,6 +11,7 @@ from bot.rasa.stories import ActionStep, BotTextStep, Flow, LoopStep, OrStep, Sl
 from bot.rasa.tracker import LISTEN, State
 
 _ANY = object()
+_UNSET = None  # a rule's `slot: null` / `active_loop: null`: the conversation must not have it set
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ def _slot_features(domain: Domain, step: SlotStep) -> State:
         slot = domain.slots.get(name)
         if slot is None or not slot.influence_conversation:
             continue
+        if value is None:
+            out[f"slot:{name}"] = _UNSET
+            continue
         out[f"slot:{name}"] = True if value is ... and slot.type not in ("bool", "categorical") else (
             slot.feature(value) if value is not ... else _ANY)
     return out
@@ -76,6 +80,8 @@ def simulate(flow_steps: list[Step], domain: Domain, *, partial: bool,
             lasting["active_loop"] = step.name
         elif isinstance(step, SlotStep):
             lasting.update(_slot_features(domain, step))
+            if not partial:  # a tracker's state leaves unset slots out
+                lasting = {k: v for k, v in lasting.items() if not (k.startswith("slot:") and v is None)}
         first = False
     return pairs
 

@@ -238,7 +238,7 @@ def _step_names(steps: list[Step]) -> list[Step]:
 def _validate(project: RasaProject, problems: Problems) -> None:
     domain = project.domain
     actions = domain.action_names
-    intents = set(domain.intents) | {"nlu_fallback", "out_of_scope"}
+    intents = set(domain.intents) | {"nlu_fallback", "out_of_scope", "restart", "back", "session_start"}
     slots = set(domain.slots)
     for slot in domain.slots.values():
         for mapping in slot.mappings:
