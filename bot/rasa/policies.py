@@ -136,7 +136,8 @@ class DialoguePolicies:
             for steps in _expand(flow.steps):
                 pairs = simulate(steps, self.domain, partial=True, start=start)
                 if flow.wait_for_user_input and steps and not isinstance(steps[-1], UserStep) and pairs:
-                    pairs.append(({**_lasting_of(self.domain, pairs, start, steps), "prev_action": pairs[-1][1]}, LISTEN))
+                    lasting = _lasting_of(self.domain, pairs, start, steps)
+                    pairs.append(({**lasting, "prev_action": pairs[-1][1]}, LISTEN))
                 opens_with_action = bool(steps) and not isinstance(steps[0], UserStep | OrStep)
                 skip = 1 if opens_with_action and not flow.conversation_start else 0
                 for index, (_, action) in enumerate(pairs):
@@ -162,7 +163,7 @@ class DialoguePolicies:
                 for size in range(1, min(self.max_history, len(history)) + 1):
                     key = tuple(_freeze(s) for s in history[-size:])
                     known = self.memory.get(key)
-                    if known is not None and known[0] not in (action, "") and len(history) > 1 and \
+                    if known is not None and known[0] not in (action, "") and "prev_action" in history[0] and \
                             size == min(self.max_history, len(history)):
                         # Rasa's `rasa data validate` reports story structure conflicts as warnings and
                         # trains anyway (memoization forgets the ambiguous history).

@@ -10,7 +10,17 @@ from typing import Any
 from bot.rasa.domain import Domain, Problems, merge_domain
 from bot.rasa.errors import RasaProjectInvalid
 from bot.rasa.policies import DialoguePolicies
-from bot.rasa.stories import ActionStep, Flow, LoopStep, OrStep, SlotStep, Step, UserStep, parse_flows
+from bot.rasa.stories import (
+    ActionStep,
+    Flow,
+    LoopStep,
+    OrStep,
+    SlotStep,
+    Step,
+    UserStep,
+    parse_flows,
+    stitch_checkpoints,
+)
 from bot.rasa.yaml_source import YamlSyntaxError, line_of, load_yaml
 from nlu.errors import TrainingDataError
 from nlu.training_data import TrainingData, parse_training_data
@@ -145,11 +155,15 @@ def load_project(files: dict[str, str]) -> RasaProject:
             problems.add(name, line_of(raw, key), f"unknown key '{key}' (expected nlu, rules, stories)")
     for flow in tests:
         flow.kind = "test"
+    checkpoint_warnings: list[str] = []
+    flows = stitch_checkpoints(flows, problems, checkpoint_warnings)
+    tests = stitch_checkpoints(tests, problems, checkpoint_warnings)
     config = parsed.get("config.yml", parsed.get("config.yaml")) or {}
     project = RasaProject(files=files, domain=domain, nlu=nlu, flows=flows, tests=tests,
                           policies=DialoguePolicies(domain=domain), nlu_settings=NluSettings())
     _read_config(config, "config.yml", project, problems)
     _read_endpoints(parsed.get("endpoints.yml"), project, problems)
+    project.warnings.extend(checkpoint_warnings)
     _validate(project, problems)
     if not problems:
         project.policies.learn(project.flows, problems)
