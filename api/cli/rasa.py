@@ -43,7 +43,8 @@ def import_command(path: Annotated[Path, typer.Argument(help="The Rasa project f
         database = Database(settings.database.url)
         try:
             async with database.unit_of_work() as session:
-                report = await import_project(session, files=files, models_dir=models_dir_of(settings.data_dir))
+                report = await import_project(session, files=files, models_dir=models_dir_of(settings.data_dir),
+                                              source_dir=path)
                 return {"assistant_id": report.assistant_id, "name": report.name, "nlu_version": report.nlu_version,
                         **report.summary}
         finally:

@@ -11,13 +11,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot import i18n
 from bot.rasa.action_server import ActionServerClient
 from bot.rasa.domain import REQUESTED_SLOT
 from bot.rasa.errors import ActionRejected, ActionServerFailed
-from bot.rasa.project import RasaProject
+from bot.rasa.project import RasaProject, action_endpoint_of
 from bot.rasa.tracker import LISTEN, SESSION_START, Tracker, action_event, event, slot_event
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ DEFAULT_INTENT_ACTIONS = {"restart": "action_restart", "back": "action_back",
                           "session_start": "action_session_start"}
 DEFAULT_INTENTS = frozenset({*DEFAULT_INTENT_ACTIONS, "out_of_scope", FALLBACK_INTENT})
 _SHORTCUT = re.compile(r"^/(?P<intent>[^{@\s]+)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?\s*$", re.S)
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"{([^\n{}]+?)}")
 
 
 class Parser(Protocol):
@@ -67,13 +68,15 @@ class Assistant:
 
     def __init__(self, project: RasaProject, *, parser: Parser | None = None,
                  action_client: ActionServerClient | None = None,
-                 shoptalk_actions: dict[str, ShopTalkAction] | None = None, seed: int = 0) -> None:
+                 shoptalk_actions: dict[str, ShopTalkAction] | None = None, seed: int = 0,
+                 endpoints_file: Path | None = None) -> None:
         self.project = project
         self.domain = project.domain
         self.parser = parser
-        if action_client is None and project.action_endpoint:
-            action_client = ActionServerClient(project.action_endpoint, timeout=project.action_timeout)
-        self.action_client = action_client
+        self.action_client = action_client  # fixed (tests, embedding); else read at run time, see _client()
+        self.endpoints_file = endpoints_file
+        self._endpoint_seen: tuple[Any, ...] | None = None
+        self._endpoint_client: ActionServerClient | None = None
         self.shoptalk_actions = shoptalk_actions or {}
         self.seed = seed
         self._domain_json = self.domain.to_rasa()
@@ -211,6 +214,10 @@ class Assistant:
     async def predict_and_run(self, tracker: Tracker, context: ActionContext) -> None:
         for _ in range(MAX_ACTIONS_PER_MESSAGE):
             action, policy = self.predict(tracker)
+            if action == LISTEN and tracker.latest_action_name == LISTEN:
+                # Nothing learnt says what follows this message: Rasa's RulePolicy then predicts its core
+                # fallback (no silent turn).
+                action, policy = self.project.policies.core_fallback_action, "RulePolicy"
             if action == LISTEN:
                 tracker.events.append(action_event(LISTEN, policy=policy))
                 return
@@ -354,15 +361,39 @@ class Assistant:
         self._apply(tracker, events, responses, name)
         return not any(e.get("event") in ("restart", "session_started", "pause") for e in events)
 
+    def _client(self) -> ActionServerClient | None:
+        """The action server client as endpoints.yml says now: the project folder's endpoints.yml when the
+        project was imported from a folder (edits take effect at the next action, no re-import), else the
+        imported copy; `${VAR}` is read from the environment each time, as Rasa reads it at start."""
+        if self.action_client is not None:
+            return self.action_client
+        text = self.project.files.get("endpoints.yml", "")
+        mtime: float | None = None
+        if self.endpoints_file is not None:
+            try:
+                mtime = self.endpoints_file.stat().st_mtime
+                if self._endpoint_seen is None or self._endpoint_seen[0] != mtime:
+                    text = self.endpoints_file.read_text(encoding="utf-8")
+                elif self._endpoint_seen is not None:
+                    text = str(self._endpoint_seen[1])
+            except OSError:
+                mtime = None
+        endpoint = action_endpoint_of(text)
+        if (mtime, text, endpoint) != self._endpoint_seen:
+            self._endpoint_seen = (mtime, text, endpoint)
+            self._endpoint_client = ActionServerClient(endpoint[0], timeout=endpoint[1]) if endpoint else None
+        return self._endpoint_client
+
     async def _call_custom(self, name: str, tracker: Tracker,
                            context: ActionContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """A ShopTalk skill or the project's action server; a failure becomes a polite reply."""
         try:
             if name in self.shoptalk_actions:
                 return await self.shoptalk_actions[name](context), []
-            if self.action_client is None:
+            client = self._client()
+            if client is None:
                 raise ActionServerFailed(f"action '{name}' needs an action server and endpoints.yml has none")
-            return await self.action_client.run(action=name, sender_id=tracker.sender_id, tracker=tracker.to_rasa(),
+            return await client.run(action=name, sender_id=tracker.sender_id, tracker=tracker.to_rasa(),
                                                 domain=self._domain_json)
         except ActionRejected:
             raise
@@ -547,11 +578,22 @@ def bot_message(bot: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _fill_text(template: str, values: dict[str, Any]) -> str:
+    """Rasa's interpolation: `{name}` takes the slot's (or the action's kwarg's) value as Python prints it
+    (an unset slot prints None); a name that is neither leaves the whole text unfilled; `{{x}}` gives `{x}`."""
+    try:
+        text = _PLACEHOLDER.sub(lambda m: "{0[" + m.group(1) + "]}", template).format(values)
+        if "0[" in text:
+            return template.format({})
+        return text
+    except (KeyError, IndexError, ValueError):
+        log.info("response placeholder without a slot or value; the response is sent unfilled")
+        return template
+
+
 def _fill(value: Any, values: dict[str, Any]) -> Any:
     if isinstance(value, str):
-        filled = _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if values.get(m.group(1)) is not None
-                                  else m.group(0), value)
-        return filled.replace("{{", "{").replace("}}", "}")
+        return _fill_text(value, values)
     if isinstance(value, list):
         return [_fill(v, values) for v in value]
     if isinstance(value, dict):

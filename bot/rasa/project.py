@@ -242,6 +242,25 @@ def _read_endpoints(raw: Any, project: RasaProject, problems: Problems) -> None:
             project.action_timeout = float(endpoint["timeout"])
 
 
+def action_endpoint_of(endpoints_text: str) -> tuple[str, float] | None:
+    """endpoints.yml's action_endpoint (url with `${VAR}` from the environment now, timeout), or None."""
+    try:
+        raw = load_yaml(endpoints_text) if endpoints_text.strip() else None
+    except YamlSyntaxError:
+        return None
+    endpoint = raw.get("action_endpoint") if isinstance(raw, dict) else None
+    if not isinstance(endpoint, dict) or not endpoint.get("url"):
+        return None
+    url = _ENV.sub(lambda m: os.environ.get(m.group(1), ""), str(endpoint["url"]))
+    if not url.startswith(("http://", "https://")):
+        return None
+    try:
+        timeout = float(endpoint.get("timeout", 10.0))
+    except (TypeError, ValueError):
+        timeout = 10.0
+    return url, timeout
+
+
 def _step_names(steps: list[Step]) -> list[Step]:
     out: list[Step] = []
     for step in steps:

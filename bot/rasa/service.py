@@ -53,14 +53,17 @@ def train_project_nlu(project: RasaProject, *, models_dir: Path, embedder: Embed
 
 
 async def import_project(session: AsyncSession, *, files: dict[str, str], models_dir: Path,
-                         embedder: Embedder | None = None) -> ImportReport:
+                         embedder: Embedder | None = None, source_dir: Path | None = None) -> ImportReport:
     """Validate the project, train its NLU and make it the active assistant.
 
     A project that does not load raises RasaProjectInvalid (file, line, problem) and changes nothing: the
     assistant serving before keeps serving."""
     project = load_project(files)
     version = await asyncio.to_thread(train_project_nlu, project, models_dir=models_dir, embedder=embedder)
-    row = RasaAssistant(name=project.assistant_id or "assistant", files=dict(files), summary=project.summary(),
+    summary = project.summary()
+    if source_dir is not None:
+        summary["source_dir"] = str(Path(source_dir).resolve())  # its endpoints.yml is read at run time
+    row = RasaAssistant(name=project.assistant_id or "assistant", files=dict(files), summary=summary,
                         nlu_version=version, created_at=utcnow())
     await RasaRepository(session).add_active(row)
     _forget_active_key(session)
@@ -92,7 +95,9 @@ def _build(row: RasaAssistant, models_dir: Path, embedder: Embedder | None) -> A
         except (NluModelMissing, NluModelInvalid):
             log.warning("NLU model %s of assistant %s is missing; retraining", row.nlu_version, row.id)
             parser.train(data=project.nlu)
-    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS)
+    source = (row.summary or {}).get("source_dir")
+    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS,
+                     endpoints_file=Path(source) / "endpoints.yml" if source else None)
 
 
 # Which assistant is active, per database (keyed weakly by the engine's pool), trusted for ACTIVE_KEY_SECONDS:

@@ -202,3 +202,46 @@ stories:
 
 def _tracker(assistant: Assistant) -> Tracker:
     return Tracker("t", assistant.domain)
+
+
+def test_responses_are_filled_as_rasa_fills_them() -> None:
+    from bot.rasa.assistant import _fill
+
+    values = {"topping1": None, "size": "large", "count": 2, "tags": ["a", "b"]}
+    assert _fill("A {size} cake", values) == "A large cake"
+    assert _fill("{count} x {tags}", values) == "2 x ['a', 'b']"
+    assert _fill("with {topping1}", values) == "with None"  # an unset slot prints None, as in Rasa
+    assert _fill("with {nowhere} and {size}", values) == "with {nowhere} and {size}"  # unknown: left unfilled
+    assert _fill("literal {{size}}", values) == "literal {size}"
+    assert _fill({"buttons": [{"title": "{size}"}]}, values) == {"buttons": [{"title": "large"}]}
+
+
+async def test_the_action_endpoint_is_read_when_an_action_runs(project_copy: Path) -> None:
+    from bot.rasa.assistant import ActionContext
+
+    endpoints = project_copy / "endpoints.yml"
+    endpoints.write_text('action_endpoint:\n  url: "http://127.0.0.1:9/webhook"\n', encoding="utf-8")
+    assistant = Assistant(load_project(read_project_folder(project_copy)), endpoints_file=endpoints)
+    first = assistant._client()
+    assert first is not None
+    assert first.url == "http://127.0.0.1:9/webhook"
+    endpoints.write_text('action_endpoint:\n  url: "http://127.0.0.1:10/webhook"\n  timeout: 3\n', encoding="utf-8")
+    import os
+    os.utime(endpoints, (1, 1))  # a different mtime even within the same clock tick
+    second = assistant._client()
+    assert second is not None
+    assert (second.url, second.timeout) == ("http://127.0.0.1:10/webhook", 3.0)
+    # the server is down: the turn says so once and the conversation goes on
+    tracker = Tracker("down", assistant.domain)
+    ok = await assistant.run_action("action_submit_order", tracker, ActionContext(tracker=tracker))
+    bots = [e for e in tracker.events if e.get("event") == "bot"]
+    assert ok
+    assert len(bots) == 1
+
+
+async def test_a_message_nothing_follows_gets_the_fallback_not_silence(assistant: Assistant) -> None:
+    chat = Chat(assistant)
+    replies = await chat.say("/affirm")  # no rule or story follows "affirm" at the start
+    assert replies == ["Sorry, I didn't get that. Can you rephrase?"]
+    assert [e.get("name") for e in chat.tracker.events if e.get("event") == "action"][-2:] == \
+        ["action_default_fallback", "action_listen"]
