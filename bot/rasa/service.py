@@ -162,6 +162,17 @@ async def respond(session: AsyncSession, *, assistant: Assistant, conversation_i
     return replies
 
 
+async def conversation_of_sender(session: AsyncSession, *, sender_id: str) -> int:
+    """The conversation a Rasa sender id names (Rasa's `/conversations/{sender_id}/tracker`); a number that is
+    nobody's sender id is taken as ShopTalk's conversation id, as before."""
+    found = await RasaRepository(session).conversation_of_sender(sender_id)
+    if found is not None:
+        return found
+    if sender_id.isdigit() and int(sender_id) <= 2_147_483_647:
+        return int(sender_id)
+    raise RasaAssistantMissing(f"no conversation with sender id {sender_id!r}")
+
+
 async def export_tracker(session: AsyncSession, *, conversation_id: int, models_dir: Path) -> dict[str, Any]:
     """Rasa's tracker JSON of a conversation (events from the tracker store)."""
     from bot.conversations.service import get_conversation

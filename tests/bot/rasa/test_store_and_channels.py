@@ -119,6 +119,22 @@ async def test_rest_channel_and_tracker_export(db: Database, api: httpx.AsyncCli
     missing = await api.get("/conversations/999999/tracker", headers=agent)
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+    # Rasa names a conversation by its sender id, as Rasa's HTTP API does
+    by_sender = (await api.get("/conversations/bob/tracker", headers=agent)).json()
+    assert by_sender["sender_id"] == "bob"
+    assert by_sender["events"] == tracker["events"]
+    assert (await api.get("/conversations/nobody/tracker", headers=agent)).status_code == 404
+    assert (await api.get("/conversations/2147483648/tracker", headers=agent)).status_code == 404
+    # /model/parse answers with the active project's model: its intents, only its entities
+    parsed = (await api.post("/model/parse", json={"text": '/order_cake{"flavour": "lemon"}'},
+                             headers=agent)).json()
+    from bot.rasa.project import load_project, read_project_folder
+    from tests.bot.rasa.conftest import SAMPLE
+
+    sample = load_project(read_project_folder(SAMPLE))
+    assert parsed["intent"]["name"] == "order_cake"  # ShopTalk's shop model has no such intent
+    assert parsed["entities"][0]["entity"] == "flavour"
+    assert {e["entity"] for e in parsed["entities"]} <= set(sample.domain.entities)
 
 
 async def test_import_api_refuses_a_bad_project_and_the_old_one_keeps_serving(db: Database,
