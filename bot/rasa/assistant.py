@@ -20,6 +20,7 @@ from bot.rasa.domain import REQUESTED_SLOT
 from bot.rasa.errors import ActionRejected, ActionServerFailed
 from bot.rasa.project import RasaProject, action_endpoint_of
 from bot.rasa.tracker import LISTEN, SESSION_START, Tracker, action_event, event, slot_event
+from nlu.duckling import DucklingExtractor
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,11 @@ class Assistant:
         self.shoptalk_actions = shoptalk_actions or {}
         self.seed = seed
         self._domain_json = self.domain.to_rasa()
+        duckling = project.nlu_settings.duckling
+        self.duckling = DucklingExtractor(
+            url=duckling["url"], dimensions=duckling["dimensions"],
+            locale=duckling["locale"] or ("zh_CN" if project.language.startswith("zh") else "en_US"),
+            timezone=duckling["timezone"]) if duckling is not None else None
         self._role_cues = _role_cues(project)
         self._vocabulary = _vocabulary(project)
 
@@ -112,6 +118,11 @@ class Assistant:
             data = dict(result.to_rasa() if hasattr(result, "to_rasa") else result)
             data = self._with_fallback(data)
             data["entities"] = self._with_roles(text, data.get("entities") or [])
+        if self.duckling is not None and not shortcut:
+            found = await self.duckling.extract(text)
+            dims = {e["entity"] for e in found} | set(self.duckling.dimensions or [])
+            # Duckling's dimensions come from Duckling, as in Rasa (ShopTalk's own number etc. never shadow them)
+            data["entities"] = [e for e in data.get("entities") or [] if e.get("entity") not in dims] + found
         return self._with_retrieval(data)
 
     def _with_fallback(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +257,8 @@ class Assistant:
             return TWO_STAGE, "RulePolicy"
         states = tracker.past_states()
         rule = self.project.policies.rule_action(states)
+        if rule is not None and rejected and rule[0] == loop:
+            rule = None  # the form just refused this message: running it again would refuse again
         if rule is not None:
             action, snippet = rule
             if loop and loop != TWO_STAGE and action == LISTEN and prev not in (LISTEN, loop) and \
@@ -253,7 +266,7 @@ class Assistant:
                 return loop, "RulePolicy"
             return action, "RulePolicy"
         remembered = self.project.policies.memo_action(states)
-        if remembered is not None:
+        if remembered is not None and not (rejected and remembered == loop):
             return remembered, "MemoizationPolicy"
         if prev == LISTEN:
             return self.project.policies.core_fallback_action, "RulePolicy"

@@ -45,6 +45,7 @@ class NluSettings:
     fallback_threshold: float | None = None
     ambiguity_threshold: float | None = None
     retrieval_intents: list[str] = field(default_factory=list)
+    duckling: dict[str, Any] | None = None  # url, dimensions, locale, timezone of DucklingEntityExtractor
 
 
 @dataclass
@@ -200,6 +201,14 @@ def _read_config(config: Any, file: str, project: RasaProject, problems: Problem
                 project.nlu_settings.retrieval_intents.append(str(retrieval))
             project.report.append({"component": name, "status": "used", "line": line,
                                    "detail": "retrieval intents answered from utter_<intent>/<sub> responses"})
+        elif name == "DucklingEntityExtractor":
+            dimensions = component.get("dimensions")
+            project.nlu_settings.duckling = {
+                "url": component.get("url"), "dimensions": [str(d) for d in dimensions] if dimensions else None,
+                "locale": component.get("locale") or None, "timezone": component.get("timezone")}
+            project.report.append({"component": name, "status": "used", "line": line,
+                                   "detail": "the configured Duckling URL when it answers, else the same "
+                                             "dimensions extracted by ShopTalk (nlu/duckling.py)"})
         elif name in REPLACED_COMPONENTS:
             project.report.append({"component": name, "status": "replaced", "line": line,
                                    "detail": "ShopTalk's NLU (sentence embeddings + character n-grams, "
