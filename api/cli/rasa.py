@@ -116,10 +116,37 @@ def _smallest_intent(project: Any) -> int:
 
 
 @app.command("export")
-def export_command(path: Annotated[Path, typer.Argument(help="Folder to write the Rasa project into")]) -> None:
-    """Write ShopTalk's own bot (its NLU data and a generated domain) as a Rasa 3.x project."""
-    from bot.rasa.export import export_shoptalk_bot
-    from nlu.service import DEFAULT_DATA_DIR
+def export_command(
+    path: Annotated[Path, typer.Argument(help="Folder to write the Rasa project into")],
+    shoptalk: Annotated[bool, typer.Option("--shoptalk", help="Export ShopTalk's own bot (its NLU data and a "
+                                                              "generated domain) instead of the imported "
+                                                              "assistant")] = False,
+) -> None:
+    """Write the imported Rasa assistant back as its Rasa project (or, with --shoptalk, ShopTalk's own bot)."""
+    if shoptalk:
+        from bot.rasa.export import export_shoptalk_bot
+        from nlu.service import DEFAULT_DATA_DIR
 
-    counts = export_shoptalk_bot(path, nlu_dir=DEFAULT_DATA_DIR)
-    _echo({"path": str(path), **counts})
+        counts = export_shoptalk_bot(path, nlu_dir=DEFAULT_DATA_DIR)
+        _echo({"path": str(path), **counts})
+        return
+    from bot.rasa.errors import RasaAssistantMissing
+    from bot.rasa.service import export_active
+    from kit.db import Database
+    from kit.settings import get_settings
+
+    settings = get_settings()
+
+    async def run() -> dict[str, Any]:
+        database = Database(settings.database.url)
+        try:
+            async with database.unit_of_work() as session:
+                return await export_active(session, target=path)
+        finally:
+            await database.dispose()
+
+    try:
+        _echo({"path": str(path), **asyncio.run(run())})
+    except RasaAssistantMissing as error:
+        typer.echo(str(error.detail), err=True)
+        raise typer.Exit(2) from error

@@ -70,6 +70,16 @@ async def import_project(session: AsyncSession, *, files: dict[str, str], models
     return ImportReport(assistant_id=row.id, name=row.name, nlu_version=version, summary=row.summary)
 
 
+async def export_active(session: AsyncSession, *, target: Path) -> dict[str, Any]:
+    """Write the active imported assistant back as its Rasa project; RasaAssistantMissing when none is active."""
+    from bot.rasa.export import write_project
+
+    row = await RasaRepository(session).active()
+    if row is None:
+        raise RasaAssistantMissing("no imported Rasa assistant is active; `--shoptalk` exports ShopTalk's own bot")
+    return {"assistant_id": row.id, "name": row.name, **write_project(target, dict(row.files))}
+
+
 async def active_row(session: AsyncSession) -> RasaAssistant | None:
     """The imported assistant answering shoppers (its stored row), or None when ShopTalk's own bot answers."""
     return await RasaRepository(session).active()

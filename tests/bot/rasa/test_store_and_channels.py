@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -159,3 +160,22 @@ async def test_import_api_refuses_a_bad_project_and_the_old_one_keeps_serving(db
     assert reply.json()[0]["text"] == "Great, carry on!"
     assert (await api.delete("/api/v1/rasa/assistant", headers=merchant)).status_code == 204
     assert (await api.get("/api/v1/rasa/assistant", headers=merchant)).status_code == 404
+
+
+async def test_export_writes_the_imported_assistant_back_as_its_project(db: Database, tmp_path: Path) -> None:
+    from bot.rasa.errors import RasaAssistantMissing
+    from bot.rasa.project import load_project
+    from bot.rasa.service import deactivate, export_active
+
+    await _activate_sample(db)
+    async with db.unit_of_work() as session:
+        counts = await export_active(session, target=tmp_path / "exported")
+    assert counts["files"] == len(read_project_folder(SAMPLE))
+    assert read_project_folder(tmp_path / "exported") == read_project_folder(SAMPLE)
+    exported = load_project(read_project_folder(tmp_path / "exported"))
+    assert exported.summary() == load_project(read_project_folder(SAMPLE)).summary()
+    async with db.unit_of_work() as session:
+        await deactivate(session)
+    async with db.unit_of_work() as session:
+        with pytest.raises(RasaAssistantMissing):
+            await export_active(session, target=tmp_path / "none")
