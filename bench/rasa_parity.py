@@ -206,6 +206,22 @@ async def rasa_turns(url: str, sender: str, messages: list[str], client: httpx.A
     return turns
 
 
+async def rasa_parses(url: str, messages: list[str], client: httpx.AsyncClient) -> list[str]:
+    """Each message as real Rasa's NLU read it, written as Rasa's `/intent@confidence{entities}` shortcut."""
+    out = []
+    for message in messages:
+        if message.startswith("/"):
+            out.append(message)
+            continue
+        parsed = (await client.post(f"{url}/model/parse", json={"text": message})).json()
+        intent = (parsed.get("intent") or {}).get("name") or "nlu_fallback"
+        entities: dict[str, Any] = {}
+        for entity in parsed.get("entities") or []:
+            entities.setdefault(str(entity["entity"]), entity.get("value"))
+        out.append(f"/{intent}" + (json.dumps(entities) if entities else ""))
+    return out
+
+
 async def shoptalk_turns(assistant: Any, sender: str, messages: list[str]) -> list[tuple[list[str], list[str]]]:
     from bot.rasa.tracker import Tracker
 
@@ -282,8 +298,9 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
             shoptalk_tests = await run_test_stories(assistant)
             rasa_tests = rasa_test_stories(rasa, folder, model, work / f"{project_dir.name}-rasa-test")
             talks = conversations(project, generated=args.generated, seed=args.seed)
-            total = agree = 0
+            total = agree = same_nlu_agree = 0
             differing: list[dict[str, Any]] = []
+            same_nlu_differing: list[dict[str, Any]] = []
             by_kind: dict[str, list[int]] = {}
             rasa_time = shop_time = 0.0
             messages = 0
@@ -296,6 +313,15 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
                     clock = time.monotonic()
                     ours = await shoptalk_turns(assistant, sender, talk["messages"])
                     shop_time += time.monotonic() - clock
+                    # the dialogue alone: ShopTalk given what Rasa's NLU read, turn by turn
+                    read = await rasa_parses(rasa_url, talk["messages"], client)
+                    ours_same_nlu = await shoptalk_turns(assistant, sender + "-nlu", read)
+                    for turn, (r_turn, s_turn) in enumerate(zip(theirs, ours_same_nlu, strict=True)):
+                        same_nlu_agree += r_turn[0] == s_turn[0]
+                        if r_turn[0] != s_turn[0]:
+                            same_nlu_differing.append({"conversation": talk["name"], "turn": turn,
+                                                       "message": talk["messages"][turn], "rasa_read": read[turn],
+                                                       "rasa": r_turn[0], "shoptalk": s_turn[0]})
                     messages += len(talk["messages"])
                     for turn, (message, (r_actions, r_texts), (s_actions, s_texts)) in enumerate(
                             zip(talk["messages"], theirs, ours, strict=True)):
@@ -329,6 +355,9 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
         "turns": total,
         "action_agreement": round(agree / total, 4) if total else None,
         "agreement_by_kind": {k: round(v[0] / v[1], 4) for k, v in sorted(by_kind.items())},
+        "dialogue_agreement_with_rasas_nlu": round(same_nlu_agree / total, 4) if total else None,
+        "dialogue_differing_turns": same_nlu_differing[: args.show],
+        "dialogue_differing_turns_total": len(same_nlu_differing),
         "messages_per_second": {"rasa_rest": round(messages / rasa_time, 1) if rasa_time else None,
                                 "shoptalk_engine": round(messages / shop_time, 1) if shop_time else None},
         "differing_turns": differing[: args.show],
