@@ -191,15 +191,16 @@ async def rasa_turns(url: str, sender: str, messages: list[str], client: httpx.A
         -> list[tuple[list[str], list[str]]]:
     """(actions, texts) of each turn through real Rasa's REST channel and its tracker."""
     turns: list[tuple[list[str], list[str]]] = []
-    seen = 0
     for message in messages:
         reply = await client.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message})
         reply.raise_for_status()
         tracker = (await client.get(f"{url}/conversations/{sender}/tracker",
                                     params={"include_events": "ALL"})).json()
         events = tracker.get("events") or []
-        new = events[seen:]
-        seen = len(events)
+        # this message's turn: what follows its user event (the tracker's event list is not append-only across
+        # a restart, so positions from the previous turn cannot be used)
+        last_user = max((i for i, e in enumerate(events) if e.get("event") == "user"), default=-1)
+        new = events[last_user + 1:]
         actions = [str(e.get("name")) for e in new if e.get("event") == "action" and e.get("name")
                    not in SKIPPED_ACTIONS]
         turns.append((actions, [str(r.get("text", "")) for r in reply.json()]))
