@@ -19,11 +19,11 @@ def _echo(payload: dict[str, Any]) -> None:
     typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
 
 
-def _report_invalid(error: RasaProjectInvalid) -> typer.Exit:
+def _report_invalid(error: RasaProjectInvalid, *, doing: str = "nothing was imported") -> typer.Exit:
     for problem in error.problems:
         where = f"{problem['file']}:{problem['line']}" if problem.get("line") else str(problem["file"])
         typer.echo(f"{where}: {problem['problem']}", err=True)
-    typer.echo(f"{len(error.problems)} problem(s); nothing was imported", err=True)
+    typer.echo(f"{len(error.problems)} problem(s); {doing}", err=True)
     return typer.Exit(2)
 
 
@@ -43,7 +43,8 @@ def import_command(path: Annotated[Path, typer.Argument(help="The Rasa project f
         database = Database(settings.database.url)
         try:
             async with database.unit_of_work() as session:
-                report = await import_project(session, files=files, models_dir=models_dir_of(settings.data_dir))
+                report = await import_project(session, files=files, models_dir=models_dir_of(settings.data_dir),
+                                              source_dir=path)
                 return {"assistant_id": report.assistant_id, "name": report.name, "nlu_version": report.nlu_version,
                         **report.summary}
         finally:
@@ -62,8 +63,11 @@ def run_test_stories_command(
     path: Annotated[Path, typer.Argument(help="The Rasa project folder")],
     nlu: Annotated[bool, typer.Option(help="Also cross-validate the NLU and print per-intent figures")] = True,
     folds: Annotated[int, typer.Option(help="Cross-validation folds for the NLU report")] = 3,
+    live: Annotated[bool, typer.Option(help="Run each story through the whole engine (actions and the action "
+                                            "server run) instead of predicting each step as `rasa test` does")]
+    = False,
 ) -> None:
-    """Run the project's test stories (tests/*.yml) through the engine; non-zero exit when any fails."""
+    """Run the project's test stories (tests/*.yml) as `rasa test` does; non-zero exit when any fails."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from bot.rasa.assistant import Assistant
     from bot.rasa.project import load_project, read_project_folder
@@ -74,7 +78,13 @@ def run_test_stories_command(
     try:
         project = load_project(read_project_folder(path))
     except RasaProjectInvalid as error:
-        raise _report_invalid(error) from error
+        raise _report_invalid(error, doing="the project does not load, so no story was run") from error
+    if nlu and len(project.nlu.intents) >= 2:
+        smallest = _smallest_intent(project)
+        if folds < 2 or folds > smallest:
+            typer.echo(f"--folds {folds}: cross-validation needs 2 to {smallest} folds (the smallest intent has "
+                       f"{smallest} examples); nothing was run", err=True)
+            raise typer.Exit(2)
     for warning in project.warnings:
         typer.echo(f"warning: {warning}", err=True)
     embedder = get_embedder()
@@ -84,7 +94,7 @@ def run_test_stories_command(
         if len(project.nlu.intents) >= 2:
             parser.train(data=project.nlu)
         assistant = Assistant(project, parser=parser)
-        report = asyncio.run(run_test_stories(assistant))
+        report = asyncio.run(run_test_stories(assistant, live=live))
     for line in report.lines():
         typer.echo(line)
     if nlu and len(project.nlu.intents) >= 2:
@@ -98,11 +108,45 @@ def run_test_stories_command(
         raise typer.Exit(1)
 
 
-@app.command("export")
-def export_command(path: Annotated[Path, typer.Argument(help="Folder to write the Rasa project into")]) -> None:
-    """Write ShopTalk's own bot (its NLU data and a generated domain) as a Rasa 3.x project."""
-    from bot.rasa.export import export_shoptalk_bot
-    from nlu.service import DEFAULT_DATA_DIR
+def _smallest_intent(project: Any) -> int:
+    counts: dict[str, int] = {}
+    for example in project.nlu.examples:
+        counts[example.intent] = counts.get(example.intent, 0) + 1
+    return min(counts.values())
 
-    counts = export_shoptalk_bot(path, nlu_dir=DEFAULT_DATA_DIR)
-    _echo({"path": str(path), **counts})
+
+@app.command("export")
+def export_command(
+    path: Annotated[Path, typer.Argument(help="Folder to write the Rasa project into")],
+    shoptalk: Annotated[bool, typer.Option("--shoptalk", help="Export ShopTalk's own bot (its NLU data and a "
+                                                              "generated domain) instead of the imported "
+                                                              "assistant")] = False,
+) -> None:
+    """Write the imported Rasa assistant back as its Rasa project (or, with --shoptalk, ShopTalk's own bot)."""
+    if shoptalk:
+        from bot.rasa.export import export_shoptalk_bot
+        from nlu.service import DEFAULT_DATA_DIR
+
+        counts = export_shoptalk_bot(path, nlu_dir=DEFAULT_DATA_DIR)
+        _echo({"path": str(path), **counts})
+        return
+    from bot.rasa.errors import RasaAssistantMissing
+    from bot.rasa.service import export_active
+    from kit.db import Database
+    from kit.settings import get_settings
+
+    settings = get_settings()
+
+    async def run() -> dict[str, Any]:
+        database = Database(settings.database.url)
+        try:
+            async with database.unit_of_work() as session:
+                return await export_active(session, target=path)
+        finally:
+            await database.dispose()
+
+    try:
+        _echo({"path": str(path), **asyncio.run(run())})
+    except RasaAssistantMissing as error:
+        typer.echo(str(error.detail), err=True)
+        raise typer.Exit(2) from error

@@ -11,22 +11,28 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot import i18n
 from bot.rasa.action_server import ActionServerClient
 from bot.rasa.domain import REQUESTED_SLOT
 from bot.rasa.errors import ActionRejected, ActionServerFailed
-from bot.rasa.project import RasaProject
+from bot.rasa.project import RasaProject, action_endpoint_of
 from bot.rasa.tracker import LISTEN, SESSION_START, Tracker, action_event, event, slot_event
+from nlu.duckling import DucklingExtractor
 
 log = logging.getLogger(__name__)
 
 MAX_ACTIONS_PER_MESSAGE = 10  # Rasa's max_number_of_predictions
 FALLBACK_INTENT = "nlu_fallback"
 TWO_STAGE = "action_two_stage_fallback"
+# Rasa's default intents and the default actions RulePolicy predicts for them right after the user said them.
+DEFAULT_INTENT_ACTIONS = {"restart": "action_restart", "back": "action_back",
+                          "session_start": "action_session_start"}
+DEFAULT_INTENTS = frozenset({*DEFAULT_INTENT_ACTIONS, "out_of_scope", FALLBACK_INTENT})
 _SHORTCUT = re.compile(r"^/(?P<intent>[^{@\s]+)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?\s*$", re.S)
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"{([^\n{}]+?)}")
 
 
 class Parser(Protocol):
@@ -63,16 +69,23 @@ class Assistant:
 
     def __init__(self, project: RasaProject, *, parser: Parser | None = None,
                  action_client: ActionServerClient | None = None,
-                 shoptalk_actions: dict[str, ShopTalkAction] | None = None, seed: int = 0) -> None:
+                 shoptalk_actions: dict[str, ShopTalkAction] | None = None, seed: int = 0,
+                 endpoints_file: Path | None = None) -> None:
         self.project = project
         self.domain = project.domain
         self.parser = parser
-        if action_client is None and project.action_endpoint:
-            action_client = ActionServerClient(project.action_endpoint, timeout=project.action_timeout)
-        self.action_client = action_client
+        self.action_client = action_client  # fixed (tests, embedding); else read at run time, see _client()
+        self.endpoints_file = endpoints_file
+        self._endpoint_seen: tuple[Any, ...] | None = None
+        self._endpoint_client: ActionServerClient | None = None
         self.shoptalk_actions = shoptalk_actions or {}
         self.seed = seed
         self._domain_json = self.domain.to_rasa()
+        duckling = project.nlu_settings.duckling
+        self.duckling = DucklingExtractor(
+            url=duckling["url"], dimensions=duckling["dimensions"],
+            locale=duckling["locale"] or ("zh_CN" if project.language.startswith("zh") else "en_US"),
+            timezone=duckling["timezone"]) if duckling is not None else None
         self._role_cues = _role_cues(project)
         self._vocabulary = _vocabulary(project)
 
@@ -81,7 +94,8 @@ class Assistant:
         """Rasa's parse data for a message; `/intent{"entity": "value"}` skips the NLU as in Rasa."""
         data: dict[str, Any]
         shortcut = _SHORTCUT.match(text.strip())
-        if shortcut and shortcut.group("intent").split("/")[0] in self.domain.intents:
+        if shortcut and (shortcut.group("intent").split("/")[0] in self.domain.intents
+                         or shortcut.group("intent") in DEFAULT_INTENTS):
             entities: list[dict[str, Any]] = []
             if shortcut.group("entities"):
                 try:
@@ -104,6 +118,11 @@ class Assistant:
             data = dict(result.to_rasa() if hasattr(result, "to_rasa") else result)
             data = self._with_fallback(data)
             data["entities"] = self._with_roles(text, data.get("entities") or [])
+        if self.duckling is not None and not shortcut:
+            found = await self.duckling.extract(text)
+            dims = {e["entity"] for e in found} | set(self.duckling.dimensions or [])
+            # Duckling's dimensions come from Duckling, as in Rasa (ShopTalk's own number etc. never shadow them)
+            data["entities"] = [e for e in data.get("entities") or [] if e.get("entity") not in dims] + found
         return self._with_retrieval(data)
 
     def _with_fallback(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -138,13 +157,13 @@ class Assistant:
                 continue  # ShopTalk's built-in extractors know entities this assistant never asked for
             start = entity.get("start")
             end = entity.get("end")
-            if isinstance(start, int) and isinstance(end, int):
-                surface = text[start:end].lower()
+            if isinstance(start, int) and isinstance(end, int) and not str(entity.get("extractor") or "").startswith(
+                    "Duckling"):
+                # DIET's value is the text as written; EntitySynonymMapper maps synonyms (case-insensitively).
+                surface = text[start:end]
                 values = vocabulary.get(str(entity["entity"]), {})
-                if surface in values:
-                    entity["value"] = values[surface]
-                elif surface in self.project.nlu.synonyms:
-                    entity["value"] = self.project.nlu.synonyms[surface]
+                entity["value"] = values.get(surface.lower(), self.project.nlu.synonyms.get(surface.lower(),
+                                                                                            surface))
             if isinstance(start, int) and entity.get("entity") in cues:
                 before = text[:start].lower().split()
                 cue = cues[str(entity["entity"])].get(before[-1] if before else "")
@@ -206,6 +225,10 @@ class Assistant:
     async def predict_and_run(self, tracker: Tracker, context: ActionContext) -> None:
         for _ in range(MAX_ACTIONS_PER_MESSAGE):
             action, policy = self.predict(tracker)
+            if action == LISTEN and tracker.latest_action_name == LISTEN:
+                # Nothing learnt says what follows this message: Rasa's RulePolicy then predicts its core
+                # fallback (no silent turn).
+                action, policy = self.project.policies.core_fallback_action, "RulePolicy"
             if action == LISTEN:
                 tracker.events.append(action_event(LISTEN, policy=policy))
                 return
@@ -217,27 +240,38 @@ class Assistant:
         tracker.events.append(action_event(LISTEN, policy="max_predictions"))
 
     def predict(self, tracker: Tracker) -> tuple[str, str]:
-        """The next action: a follow-up, the active loop, a rule, a remembered story, or the fallback."""
+        """The next action in RulePolicy's order: a follow-up, a default intent's action (/restart, /back,
+        /session_start), the active loop's happy path, a rule (a general rule's action_listen inside a loop
+        returns to the loop: the form re-asks after a digression), a remembered story, the fallback."""
         followup = tracker.followup_action
         if followup:
             return followup, "FollowupAction"
         prev = tracker.latest_action_name
         loop = tracker.active_loop
-        if loop and prev == LISTEN and not tracker.loop_rejected:
-            return loop, "RulePolicy"
-        if loop and prev == loop:
-            return LISTEN, "RulePolicy"
+        if prev == LISTEN and tracker.latest_intent in DEFAULT_INTENT_ACTIONS:
+            return DEFAULT_INTENT_ACTIONS[str(tracker.latest_intent)], "RulePolicy"
+        rejected = tracker.loop_rejected
+        if loop and loop != TWO_STAGE and not rejected:
+            return (LISTEN if prev == loop else loop), "RulePolicy"
+        if loop == TWO_STAGE and prev == LISTEN:
+            return TWO_STAGE, "RulePolicy"
         states = tracker.past_states()
         rule = self.project.policies.rule_action(states)
+        if rule is not None and rejected and rule[0] == loop:
+            rule = None  # the form just refused this message: running it again would refuse again
         if rule is not None:
-            return rule[0], "RulePolicy"
+            action, snippet = rule
+            if loop and loop != TWO_STAGE and action == LISTEN and prev not in (LISTEN, loop) and \
+                    not snippet.states[-1].get("active_loop"):
+                return loop, "RulePolicy"
+            return action, "RulePolicy"
         remembered = self.project.policies.memo_action(states)
-        if remembered is not None:
+        if remembered is not None and not (rejected and remembered == loop):
             return remembered, "MemoizationPolicy"
         if prev == LISTEN:
-            if loop == TWO_STAGE:
-                return TWO_STAGE, "RulePolicy"
             return self.project.policies.core_fallback_action, "RulePolicy"
+        if loop and loop != TWO_STAGE and prev != loop:
+            return loop, "RulePolicy"  # back to the form after whatever interrupted it
         return LISTEN, "RulePolicy"
 
     # ---------------------------------------------------------------- slots
@@ -340,15 +374,39 @@ class Assistant:
         self._apply(tracker, events, responses, name)
         return not any(e.get("event") in ("restart", "session_started", "pause") for e in events)
 
+    def _client(self) -> ActionServerClient | None:
+        """The action server client as endpoints.yml says now: the project folder's endpoints.yml when the
+        project was imported from a folder (edits take effect at the next action, no re-import), else the
+        imported copy; `${VAR}` is read from the environment each time, as Rasa reads it at start."""
+        if self.action_client is not None:
+            return self.action_client
+        text = self.project.files.get("endpoints.yml", "")
+        mtime: float | None = None
+        if self.endpoints_file is not None:
+            try:
+                mtime = self.endpoints_file.stat().st_mtime
+                if self._endpoint_seen is None or self._endpoint_seen[0] != mtime:
+                    text = self.endpoints_file.read_text(encoding="utf-8")
+                elif self._endpoint_seen is not None:
+                    text = str(self._endpoint_seen[1])
+            except OSError:
+                mtime = None
+        endpoint = action_endpoint_of(text)
+        if (mtime, text, endpoint) != self._endpoint_seen:
+            self._endpoint_seen = (mtime, text, endpoint)
+            self._endpoint_client = ActionServerClient(endpoint[0], timeout=endpoint[1]) if endpoint else None
+        return self._endpoint_client
+
     async def _call_custom(self, name: str, tracker: Tracker,
                            context: ActionContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """A ShopTalk skill or the project's action server; a failure becomes a polite reply."""
         try:
             if name in self.shoptalk_actions:
                 return await self.shoptalk_actions[name](context), []
-            if self.action_client is None:
+            client = self._client()
+            if client is None:
                 raise ActionServerFailed(f"action '{name}' needs an action server and endpoints.yml has none")
-            return await self.action_client.run(action=name, sender_id=tracker.sender_id, tracker=tracker.to_rasa(),
+            return await client.run(action=name, sender_id=tracker.sender_id, tracker=tracker.to_rasa(),
                                                 domain=self._domain_json)
         except ActionRejected:
             raise
@@ -533,11 +591,22 @@ def bot_message(bot: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _fill_text(template: str, values: dict[str, Any]) -> str:
+    """Rasa's interpolation: `{name}` takes the slot's (or the action's kwarg's) value as Python prints it
+    (an unset slot prints None); a name that is neither leaves the whole text unfilled; `{{x}}` gives `{x}`."""
+    try:
+        text = _PLACEHOLDER.sub(lambda m: "{0[" + m.group(1) + "]}", template).format(values)
+        if "0[" in text:
+            return template.format({})
+        return text
+    except (KeyError, IndexError, ValueError):
+        log.info("response placeholder without a slot or value; the response is sent unfilled")
+        return template
+
+
 def _fill(value: Any, values: dict[str, Any]) -> Any:
     if isinstance(value, str):
-        filled = _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if values.get(m.group(1)) is not None
-                                  else m.group(0), value)
-        return filled.replace("{{", "{").replace("}}", "}")
+        return _fill_text(value, values)
     if isinstance(value, list):
         return [_fill(v, values) for v in value]
     if isinstance(value, dict):
@@ -580,14 +649,12 @@ def _intent_allowed(mapping: dict[str, Any], intent: str | None) -> bool:
 
 
 def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:
-    """Surface form -> value of every entity in the project's data (annotations, synonyms, lookups)."""
+    """Surface form -> value of every annotation whose value differs from its text (Rasa makes those synonyms)."""
     vocabulary: dict[str, dict[str, str]] = {}
-    for name, values in project.nlu.lookups.items():
-        for value in values:
-            vocabulary.setdefault(name, {})[value.lower()] = project.nlu.synonyms.get(value.lower(), value)
     for example in project.nlu.examples:
         for annotation in example.entities:
-            vocabulary.setdefault(annotation.entity, {})[annotation.text.lower()] = annotation.value
+            if str(annotation.value) != annotation.text:
+                vocabulary.setdefault(annotation.entity, {})[annotation.text.lower()] = annotation.value
     return vocabulary
 
 

@@ -26,6 +26,21 @@ policies:
 """
 
 
+def write_project(target: Path, files: dict[str, str]) -> dict[str, int]:
+    """An imported assistant's files written back as the Rasa project they came from (byte for byte, so real
+    Rasa trains it and its test stories run in both); counts of what was written."""
+    root = target.resolve()
+    written = 0
+    for relative, text in sorted(files.items()):
+        path = (root / relative).resolve()
+        if root not in path.parents:
+            raise ValueError(f"{relative!r} would be written outside {root}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written += 1
+    return {"files": written}
+
+
 def export_shoptalk_bot(target: Path, *, nlu_dir: Path) -> dict[str, int]:
     """Write a Rasa project folder at `target` from ShopTalk's NLU data; counts of what was written."""
     data = load_training_data([nlu_dir])

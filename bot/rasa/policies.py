@@ -11,6 +11,7 @@ from bot.rasa.stories import ActionStep, BotTextStep, Flow, LoopStep, OrStep, Sl
 from bot.rasa.tracker import LISTEN, State
 
 _ANY = object()
+_UNSET = None  # a rule's `slot: null` / `active_loop: null`: the conversation must not have it set
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ def _slot_features(domain: Domain, step: SlotStep) -> State:
         slot = domain.slots.get(name)
         if slot is None or not slot.influence_conversation:
             continue
+        if value is None:
+            out[f"slot:{name}"] = _UNSET
+            continue
         out[f"slot:{name}"] = True if value is ... and slot.type not in ("bool", "categorical") else (
             slot.feature(value) if value is not ... else _ANY)
     return out
@@ -56,15 +60,16 @@ def _slot_features(domain: Domain, step: SlotStep) -> State:
 
 def simulate(flow_steps: list[Step], domain: Domain, *, partial: bool,
              start: State | None = None) -> list[tuple[State, str]]:
-    """(state, action) pairs of a step list. Partial (rules): only what the rule says; full (stories): the
-    whole state as a tracker has it."""
+    """(state, action) pairs of a step list, action_listen before each user message but the first. Partial
+    (rules): only what the rule says (its condition lasts while the rule runs); full (stories): the whole
+    state as a tracker has it."""
     pairs: list[tuple[State, str]] = []
-    lasting: State = {} if partial else {"active_loop": None}
-    current: State = {**(start or {})}
+    lasting: State = {**(start or {})} if partial else {"active_loop": None, **(start or {})}
+    current: State = {}
     first = True
     for step in flow_steps:
         if isinstance(step, UserStep):
-            if not first and not partial:
+            if not first:
                 pairs.append(({**lasting, **current}, LISTEN))
             current = _user_features(step)
         elif isinstance(step, ActionStep | BotTextStep):
@@ -75,6 +80,8 @@ def simulate(flow_steps: list[Step], domain: Domain, *, partial: bool,
             lasting["active_loop"] = step.name
         elif isinstance(step, SlotStep):
             lasting.update(_slot_features(domain, step))
+            if not partial:  # a tracker's state leaves unset slots out
+                lasting = {k: v for k, v in lasting.items() if not (k.startswith("slot:") and v is None)}
         first = False
     return pairs
 
@@ -103,6 +110,7 @@ class DialoguePolicies:
     # one-state histories that open a story: only these may match without the action before them
     openings: set[tuple[Any, ...]] = field(default_factory=set)
     core_fallback_action: str = "action_default_fallback"
+    warnings: list[str] = field(default_factory=list)
 
     def learn(self, flows: list[Flow], problems: Problems) -> None:
         for flow in flows:
@@ -114,6 +122,9 @@ class DialoguePolicies:
         self._check_rules(problems)
 
     def _learn_rule(self, flow: Flow) -> None:
+        """Rasa's rule snippets: a rule that is not `conversation_start` begins with `...`, so the states up
+        to and including the first one (and with it the first action when the rule opens with an action)
+        are no part of what the rule matches; the condition stays in force in every later state."""
         where = f"{flow.file}:{flow.line}"
         for condition in _expand(flow.condition) or [[]]:
             start: State = {}
@@ -124,13 +135,16 @@ class DialoguePolicies:
                     start.update(_slot_features(self.domain, step))
             for steps in _expand(flow.steps):
                 pairs = simulate(steps, self.domain, partial=True, start=start)
-                if flow.wait_for_user_input and steps and not isinstance(steps[-1], UserStep):
-                    last_state: State = {"prev_action": pairs[-1][1]} if pairs else {}
-                    pairs.append((last_state, LISTEN))
+                if flow.wait_for_user_input and steps and not isinstance(steps[-1], UserStep) and pairs:
+                    lasting = _lasting_of(self.domain, pairs, start, steps)
+                    pairs.append(({**lasting, "prev_action": pairs[-1][1]}, LISTEN))
+                opens_with_action = bool(steps) and not isinstance(steps[0], UserStep | OrStep)
+                skip = 1 if opens_with_action and not flow.conversation_start else 0
                 for index, (_, action) in enumerate(pairs):
-                    states = tuple(state for state, _ in pairs[: index + 1])
-                    states = ({**start, **states[0]}, *states[1:])
-                    if index == 0 and not states[0]:
+                    if index < skip:
+                        continue  # predicted from the `...` state: unpredictable, as in Rasa
+                    states = tuple(state for state, _ in pairs[skip: index + 1])
+                    if not any(states):
                         continue  # "do X whatever happened" is not a rule
                     self.snippets.append(Snippet(states=states, action=action, rule=flow.name, where=where,
                                                  conversation_start=flow.conversation_start))
@@ -138,10 +152,10 @@ class DialoguePolicies:
     def _learn_story(self, flow: Flow, problems: Problems) -> None:
         for steps in _expand(flow.steps):
             pairs = simulate(steps, self.domain, partial=False)
-            if steps and not isinstance(steps[-1], UserStep):
-                pairs.append(({"prev_action": pairs[-1][1], **_lasting_of(pairs)}, LISTEN) if pairs else ({}, LISTEN))
+            if steps and not isinstance(steps[-1], UserStep) and pairs:
+                pairs.append(({**_lasting_of(self.domain, pairs, {}, steps), "prev_action": pairs[-1][1]}, LISTEN))
             history: list[State] = []
-            for state, action in pairs:
+            for index, (state, action) in enumerate(pairs):
                 history.append(state)
                 if len(history) == 1:
                     self.openings.add((_freeze(state),))
@@ -149,10 +163,14 @@ class DialoguePolicies:
                 for size in range(1, min(self.max_history, len(history)) + 1):
                     key = tuple(_freeze(s) for s in history[-size:])
                     known = self.memory.get(key)
-                    if known is not None and known[0] != action and size == min(self.max_history, len(history)):
-                        problems.add(flow.file, flow.line,
-                                     f"story '{flow.name}' does '{action}' where {known[1]} does '{known[0]}' "
-                                     "after the same conversation")
+                    if known is not None and known[0] not in (action, "") and "prev_action" in history[0] and \
+                            size == min(self.max_history, len(history)):
+                        # Rasa's `rasa data validate` reports story structure conflicts as warnings and
+                        # trains anyway (memoization forgets the ambiguous history).
+                        self.warnings.append(
+                            f"{flow.file}:{flow.line}: story structure conflict: '{action}' predicted in "
+                            f"'{flow.name}' while '{known[0]}' predicted in {known[1]} after the same "
+                            f"{size} states")
                     loose = tuple(_freeze(_without_slots(s)) for s in history[-size:])
                     if self.loose_memory.get(loose, action) != action:
                         self.loose_memory[loose] = ""
@@ -162,11 +180,17 @@ class DialoguePolicies:
                         self.memory[key] = (action, f"story '{flow.name}' ({flow.file}:{flow.line})")
                     elif known[0] != action:
                         self.memory[key] = ("", "ambiguous")  # shorter histories that disagree predict nothing
+                if index == 0 and not isinstance(steps[0], UserStep | OrStep):
+                    continue  # a story's first action is unpredictable (Rasa's contradiction check)
                 rule = self.rule_action([*history])
-                if rule is not None and rule[0] != action and action != LISTEN and rule[0] != LISTEN:
-                    problems.add(flow.file, flow.line,
-                                 f"story '{flow.name}' does '{action}' but rule '{rule[1].rule}' "
-                                 f"({rule[1].where}) does '{rule[0]}' in the same situation")
+                if rule is None or rule[0] == action or LISTEN in (action, rule[0]):
+                    continue
+                if state.get("active_loop") and rule[0] == state.get("active_loop"):
+                    continue  # Rasa emulates the loop's rejection here: a story may interrupt a form
+                problems.add(flow.file, flow.line,
+                             f"- the prediction of the action '{action}' in story '{flow.name}' is contradicting "
+                             f"with rule(s) '{rule[1].rule}' which predicted action '{rule[0]}' "
+                             f"(rule at {rule[1].where})")
 
     def _check_rules(self, problems: Problems) -> None:
         for a, b in itertools.combinations(self.snippets, 2):
@@ -216,6 +240,14 @@ def _weight(snippet: Snippet) -> int:
     return sum(len(state) for state in snippet.states)
 
 
-def _lasting_of(pairs: list[tuple[State, str]]) -> State:
-    last = pairs[-1][0]
-    return {k: v for k, v in last.items() if k.startswith("slot:") or k == "active_loop"}
+def _lasting_of(domain: Domain, pairs: list[tuple[State, str]], start: State, steps: list[Step]) -> State:
+    """Condition, slots and loop in force after the last step (slot_was_set / active_loop after the last
+    action count)."""
+    lasting = {**start, **{k: v for k, v in pairs[-1][0].items() if k.startswith("slot:") or k == "active_loop"}}
+    index = max((i for i, s in enumerate(steps) if isinstance(s, ActionStep | BotTextStep)), default=-1)
+    for step in steps[index + 1:]:
+        if isinstance(step, LoopStep):
+            lasting["active_loop"] = step.name
+        elif isinstance(step, SlotStep):
+            lasting.update(_slot_features(domain, step))
+    return lasting

@@ -10,7 +10,17 @@ from typing import Any
 from bot.rasa.domain import Domain, Problems, merge_domain
 from bot.rasa.errors import RasaProjectInvalid
 from bot.rasa.policies import DialoguePolicies
-from bot.rasa.stories import ActionStep, Flow, LoopStep, OrStep, SlotStep, Step, UserStep, parse_flows
+from bot.rasa.stories import (
+    ActionStep,
+    Flow,
+    LoopStep,
+    OrStep,
+    SlotStep,
+    Step,
+    UserStep,
+    parse_flows,
+    stitch_checkpoints,
+)
 from bot.rasa.yaml_source import YamlSyntaxError, line_of, load_yaml
 from nlu.errors import TrainingDataError
 from nlu.training_data import TrainingData, parse_training_data
@@ -35,6 +45,7 @@ class NluSettings:
     fallback_threshold: float | None = None
     ambiguity_threshold: float | None = None
     retrieval_intents: list[str] = field(default_factory=list)
+    duckling: dict[str, Any] | None = None  # url, dimensions, locale, timezone of DucklingEntityExtractor
 
 
 @dataclass
@@ -145,14 +156,19 @@ def load_project(files: dict[str, str]) -> RasaProject:
             problems.add(name, line_of(raw, key), f"unknown key '{key}' (expected nlu, rules, stories)")
     for flow in tests:
         flow.kind = "test"
+    checkpoint_warnings: list[str] = []
+    flows = stitch_checkpoints(flows, problems, checkpoint_warnings)
+    tests = stitch_checkpoints(tests, problems, checkpoint_warnings)
     config = parsed.get("config.yml", parsed.get("config.yaml")) or {}
     project = RasaProject(files=files, domain=domain, nlu=nlu, flows=flows, tests=tests,
                           policies=DialoguePolicies(domain=domain), nlu_settings=NluSettings())
     _read_config(config, "config.yml", project, problems)
     _read_endpoints(parsed.get("endpoints.yml"), project, problems)
+    project.warnings.extend(checkpoint_warnings)
     _validate(project, problems)
     if not problems:
         project.policies.learn(project.flows, problems)
+        project.warnings.extend(project.policies.warnings)
     if problems:
         raise RasaProjectInvalid(problems.items)
     return project
@@ -185,6 +201,14 @@ def _read_config(config: Any, file: str, project: RasaProject, problems: Problem
                 project.nlu_settings.retrieval_intents.append(str(retrieval))
             project.report.append({"component": name, "status": "used", "line": line,
                                    "detail": "retrieval intents answered from utter_<intent>/<sub> responses"})
+        elif name == "DucklingEntityExtractor":
+            dimensions = component.get("dimensions")
+            project.nlu_settings.duckling = {
+                "url": component.get("url"), "dimensions": [str(d) for d in dimensions] if dimensions else None,
+                "locale": component.get("locale") or None, "timezone": component.get("timezone")}
+            project.report.append({"component": name, "status": "used", "line": line,
+                                   "detail": "the configured Duckling URL when it answers, else the same "
+                                             "dimensions extracted by ShopTalk (nlu/duckling.py)"})
         elif name in REPLACED_COMPONENTS:
             project.report.append({"component": name, "status": "replaced", "line": line,
                                    "detail": "ShopTalk's NLU (sentence embeddings + character n-grams, "
@@ -227,6 +251,25 @@ def _read_endpoints(raw: Any, project: RasaProject, problems: Problems) -> None:
             project.action_timeout = float(endpoint["timeout"])
 
 
+def action_endpoint_of(endpoints_text: str) -> tuple[str, float] | None:
+    """endpoints.yml's action_endpoint (url with `${VAR}` from the environment now, timeout), or None."""
+    try:
+        raw = load_yaml(endpoints_text) if endpoints_text.strip() else None
+    except YamlSyntaxError:
+        return None
+    endpoint = raw.get("action_endpoint") if isinstance(raw, dict) else None
+    if not isinstance(endpoint, dict) or not endpoint.get("url"):
+        return None
+    url = _ENV.sub(lambda m: os.environ.get(m.group(1), ""), str(endpoint["url"]))
+    if not url.startswith(("http://", "https://")):
+        return None
+    try:
+        timeout = float(endpoint.get("timeout", 10.0))
+    except (TypeError, ValueError):
+        timeout = 10.0
+    return url, timeout
+
+
 def _step_names(steps: list[Step]) -> list[Step]:
     out: list[Step] = []
     for step in steps:
@@ -237,7 +280,7 @@ def _step_names(steps: list[Step]) -> list[Step]:
 def _validate(project: RasaProject, problems: Problems) -> None:
     domain = project.domain
     actions = domain.action_names
-    intents = set(domain.intents) | {"nlu_fallback", "out_of_scope"}
+    intents = set(domain.intents) | {"nlu_fallback", "out_of_scope", "restart", "back", "session_start"}
     slots = set(domain.slots)
     for slot in domain.slots.values():
         for mapping in slot.mappings:

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.conversations.models import Conversation
 from bot.rasa.models import RasaAssistant, RasaTrackerEvent
 from kit.clock import utcnow
 
@@ -39,6 +40,15 @@ class RasaRepository:
 
     async def deactivate_all(self) -> None:
         await self.session.execute(update(RasaAssistant).where(RasaAssistant.active.is_(True)).values(active=False))
+
+    async def conversation_of_sender(self, sender_id: str) -> int | None:
+        """The conversation of a Rasa sender id (any channel; the one with Rasa events, newest, first)."""
+        has_events = select(RasaTrackerEvent.id).where(RasaTrackerEvent.conversation_id == Conversation.id) \
+            .exists()
+        row = (await self.session.execute(
+            select(Conversation.id).where(Conversation.sender_id == sender_id)
+            .order_by(has_events.desc(), Conversation.id.desc()).limit(1))).first()
+        return int(row[0]) if row is not None else None
 
     async def events(self, conversation_id: int) -> Sequence[RasaTrackerEvent]:
         return (await self.session.scalars(select(RasaTrackerEvent)

@@ -53,18 +53,31 @@ def train_project_nlu(project: RasaProject, *, models_dir: Path, embedder: Embed
 
 
 async def import_project(session: AsyncSession, *, files: dict[str, str], models_dir: Path,
-                         embedder: Embedder | None = None) -> ImportReport:
+                         embedder: Embedder | None = None, source_dir: Path | None = None) -> ImportReport:
     """Validate the project, train its NLU and make it the active assistant.
 
     A project that does not load raises RasaProjectInvalid (file, line, problem) and changes nothing: the
     assistant serving before keeps serving."""
     project = load_project(files)
     version = await asyncio.to_thread(train_project_nlu, project, models_dir=models_dir, embedder=embedder)
-    row = RasaAssistant(name=project.assistant_id or "assistant", files=dict(files), summary=project.summary(),
+    summary = project.summary()
+    if source_dir is not None:
+        summary["source_dir"] = str(Path(source_dir).resolve())  # its endpoints.yml is read at run time
+    row = RasaAssistant(name=project.assistant_id or "assistant", files=dict(files), summary=summary,
                         nlu_version=version, created_at=utcnow())
     await RasaRepository(session).add_active(row)
     _forget_active_key(session)
     return ImportReport(assistant_id=row.id, name=row.name, nlu_version=version, summary=row.summary)
+
+
+async def export_active(session: AsyncSession, *, target: Path) -> dict[str, Any]:
+    """Write the active imported assistant back as its Rasa project; RasaAssistantMissing when none is active."""
+    from bot.rasa.export import write_project
+
+    row = await RasaRepository(session).active()
+    if row is None:
+        raise RasaAssistantMissing("no imported Rasa assistant is active; `--shoptalk` exports ShopTalk's own bot")
+    return {"assistant_id": row.id, "name": row.name, **write_project(target, dict(row.files))}
 
 
 async def active_row(session: AsyncSession) -> RasaAssistant | None:
@@ -92,7 +105,9 @@ def _build(row: RasaAssistant, models_dir: Path, embedder: Embedder | None) -> A
         except (NluModelMissing, NluModelInvalid):
             log.warning("NLU model %s of assistant %s is missing; retraining", row.nlu_version, row.id)
             parser.train(data=project.nlu)
-    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS)
+    source = (row.summary or {}).get("source_dir")
+    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS,
+                     endpoints_file=Path(source) / "endpoints.yml" if source else None)
 
 
 # Which assistant is active, per database (keyed weakly by the engine's pool), trusted for ACTIVE_KEY_SECONDS:
@@ -155,6 +170,17 @@ async def respond(session: AsyncSession, *, assistant: Assistant, conversation_i
                                              metadata=metadata, context=context)
     await RasaRepository(session).append(conversation_id, start, tracker.events[start:])
     return replies
+
+
+async def conversation_of_sender(session: AsyncSession, *, sender_id: str) -> int:
+    """The conversation a Rasa sender id names (Rasa's `/conversations/{sender_id}/tracker`); a number that is
+    nobody's sender id is taken as ShopTalk's conversation id, as before."""
+    found = await RasaRepository(session).conversation_of_sender(sender_id)
+    if found is not None:
+        return found
+    if sender_id.isdigit() and int(sender_id) <= 2_147_483_647:
+        return int(sender_id)
+    raise RasaAssistantMissing(f"no conversation with sender id {sender_id!r}")
 
 
 async def export_tracker(session: AsyncSession, *, conversation_id: int, models_dir: Path) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """Rules, stories and test stories in Rasa 3.x YAML, as lists of steps with their file lines."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.rasa.domain import Problems
 from bot.rasa.yaml_source import item_line, line_of
+from nlu.errors import TrainingDataError
+from nlu.training_data import parse_annotated_text
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,14 @@ class OrStep:
     line: int = 0
 
 
-Step = UserStep | ActionStep | BotTextStep | LoopStep | SlotStep | OrStep
+@dataclass(frozen=True)
+class CheckpointStep:
+    name: str
+    line: int = 0
+
+
+Step = UserStep | ActionStep | BotTextStep | LoopStep | SlotStep | OrStep | CheckpointStep
+MAX_STITCHED = 500  # stories made by joining checkpoints, at most (Rasa augments similarly, bounded)
 
 
 @dataclass
@@ -62,10 +70,6 @@ class Flow:
     condition: list[Step] = field(default_factory=list)
     conversation_start: bool = False
     wait_for_user_input: bool = True
-
-
-_USER_TEXT_ENTITY = re.compile(r"\[(?P<text>[^\]]+)\]\((?P<entity>[^):]+)(?::(?P<value>[^)]+))?\)"
-                               r"|\[(?P<jtext>[^\]]+)\]\{(?P<json>[^}]+)\}")
 
 
 def _entities(raw: Any, file: str, line: int, problems: Problems) -> tuple[tuple[str, Any, str | None, str | None],
@@ -94,15 +98,14 @@ def _user_step(item: dict[str, Any], file: str, line: int, problems: Problems) -
     text = item.get("user")
     entities = _entities(item.get("entities"), file, line, problems)
     if text is not None:
-        text = str(text).strip()
-        annotated = []
-        plain = text
-        for match in _USER_TEXT_ENTITY.finditer(text):
-            if match.group("entity"):
-                annotated.append((match.group("entity"), match.group("value") or match.group("text"), None, None))
-        if annotated:
-            plain = _USER_TEXT_ENTITY.sub(lambda m: m.group("text") or m.group("jtext"), text)
-            entities = entities or tuple(annotated)
+        # Rasa's annotation grammar, JSON form (roles, groups, values) included: [Oslo]{"entity": "city"}
+        try:
+            plain, annotations = parse_annotated_text(str(text).strip(), source=file, line=line)
+        except TrainingDataError as error:
+            problems.add(file, line, error.problem)
+            plain, annotations = str(text).strip(), []
+        if annotations:
+            entities = entities or tuple((a.entity, a.value, a.role, a.group) for a in annotations)
         text = plain
     return UserStep(intent=str(intent) if intent is not None else None, entities=entities, text=text, line=line)
 
@@ -157,7 +160,7 @@ def parse_steps(raw: Any, *, file: str, problems: Problems, what: str) -> list[S
                     problems.add(file, line, f"{what}: 'or' options must be intents or slot_was_set")
             steps.append(OrStep(options=tuple(options), line=line))
         elif "checkpoint" in item:
-            problems.add(file, line, f"{what}: checkpoints are not supported; write the story out in full")
+            steps.append(CheckpointStep(name=str(item["checkpoint"]), line=line))
         else:
             problems.add(file, line, f"{what}: unknown step keys {', '.join(map(str, item))}")
     return steps
@@ -192,3 +195,61 @@ def parse_flows(raw: dict[str, Any], *, file: str, problems: Problems) -> list[F
                     problems.add(file, line, f"{what} has no steps")
             flows.append(flow)
     return flows
+
+
+def _ends(flow: Flow) -> tuple[list[str], list[Step], list[str]]:
+    """A flow's opening checkpoints, its steps between them, its closing checkpoints."""
+    steps = list(flow.steps)
+    opening: list[str] = []
+    closing: list[str] = []
+    while steps and isinstance(first := steps[0], CheckpointStep):
+        opening.append(first.name)
+        steps.pop(0)
+    while steps and isinstance(last := steps[-1], CheckpointStep):
+        closing.insert(0, last.name)
+        steps.pop()
+    return opening, steps, closing
+
+
+def stitch_checkpoints(flows: list[Flow], problems: Problems, warnings: list[str]) -> list[Flow]:
+    """Stories joined at their checkpoints as Rasa joins them: a story ending in `checkpoint: X` goes on with
+    every story starting with `checkpoint: X` (several opening checkpoints: any of them). Rules and stories
+    without checkpoints are returned as they are."""
+    if not any(isinstance(step, CheckpointStep) for flow in flows for step in flow.steps):
+        return flows
+    parts = {id(flow): _ends(flow) for flow in flows}
+    for flow in flows:
+        opening, middle, closing = parts[id(flow)]
+        inner = next((s for s in middle if isinstance(s, CheckpointStep)), None)
+        if inner is not None:
+            problems.add(flow.file, inner.line, f"{flow.kind} '{flow.name}': a checkpoint must be the first or "
+                                                "the last step")
+        if flow.kind == "rule" and (opening or closing):
+            problems.add(flow.file, flow.line, f"rule '{flow.name}': rules cannot use checkpoints")
+    starts: dict[str, list[Flow]] = {}
+    for flow in flows:
+        for name in parts[id(flow)][0]:
+            starts.setdefault(name, []).append(flow)
+    ends = {name for flow in flows for name in parts[id(flow)][2]}
+    for name in sorted(set(starts) - ends):
+        warnings.append(f"checkpoint '{name}' is used at the start of a story but no story ends with it")
+    for name in sorted(ends - set(starts)):
+        warnings.append(f"checkpoint '{name}' ends a story but no story starts with it")
+    out: list[Flow] = []
+
+    def walk(root: Flow, flow: Flow, steps: list[Step], names: list[str], depth: int) -> None:
+        closing = parts[id(flow)][2]
+        following = [f for name in closing for f in starts.get(name, [])]
+        if not following or depth > 8 or len(out) >= MAX_STITCHED:
+            out.append(Flow(kind=root.kind, name=" > ".join(names), steps=steps, file=root.file, line=root.line))
+            return
+        for nxt in following:
+            walk(root, nxt, [*steps, *parts[id(nxt)][1]], [*names, nxt.name], depth + 1)
+
+    for flow in flows:
+        opening, middle, _ = parts[id(flow)]
+        if flow.kind == "rule" or not any(isinstance(s, CheckpointStep) for s in flow.steps):
+            out.append(flow)
+        elif not opening:
+            walk(flow, flow, middle, [flow.name], 0)
+    return out

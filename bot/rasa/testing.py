@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from bot.rasa.assistant import Assistant
+from bot.rasa.assistant import ActionContext, Assistant
 from bot.rasa.stories import ActionStep, BotTextStep, Flow, LoopStep, SlotStep, Step, UserStep
-from bot.rasa.tracker import LISTEN, SESSION_START, Tracker
+from bot.rasa.tracker import LISTEN, SESSION_START, Tracker, action_event, event, slot_event
 from nlu.embedder import Embedder
 from nlu.training_data import TrainingData
 
@@ -25,6 +25,8 @@ class StoryResult:
 @dataclass
 class TestReport:
     stories: list[StoryResult] = field(default_factory=list)
+    actions_total: int = 0
+    actions_correct: int = 0
 
     @property
     def failed(self) -> int:
@@ -41,6 +43,8 @@ class TestReport:
             if story.divergence:
                 out.append(f"      {story.divergence}")
         out.append(f"{len(self.stories)} stories: {self.passed} passed, {self.failed} failed")
+        if self.actions_total:
+            out.append(f"{self.actions_total} actions: {self.actions_correct} predicted as the stories say")
         return out
 
 
@@ -133,12 +137,88 @@ def _check_turn(expected: list[Step], new: list[dict[str, Any]], tracker: Tracke
     return None
 
 
-async def run_test_stories(assistant: Assistant, flows: list[Flow] | None = None) -> TestReport:
-    """Every test story of the project (tests/*.yml) through the engine; the first divergence of each."""
+async def run_test_stories(assistant: Assistant, flows: list[Flow] | None = None, *,
+                           live: bool = False) -> TestReport:
+    """Every test story of the project (tests/*.yml); the first divergence of each.
+
+    By default as `rasa test` evaluates them: each user message is read by the NLU and compared with the story,
+    each action (action_listen included) is predicted and compared, and then the story's own events are what
+    the conversation continues from (no action runs). `live=True` runs the messages through the whole engine,
+    actions and action server included, and compares what happened."""
     report = TestReport()
     for index, flow in enumerate(flows if flows is not None else assistant.project.tests):
-        report.stories.append(await run_story(assistant, flow, sender=f"test-{index}"))
+        if live:
+            report.stories.append(await run_story(assistant, flow, sender=f"test-{index}"))
+        else:
+            result, total, correct = await evaluate_story(assistant, flow, sender=f"test-{index}")
+            report.stories.append(result)
+            report.actions_total += total
+            report.actions_correct += correct
     return report
+
+
+def _gold_parse(step: UserStep) -> dict[str, Any]:
+    entities = []
+    for name, value, role, group in step.entities:
+        entity: dict[str, Any] = {"entity": name, "value": None if value is ... else value}
+        if role:
+            entity["role"] = role
+        if group:
+            entity["group"] = group
+        entities.append(entity)
+    intent = step.intent or ""
+    return {"intent": {"name": intent.split("/")[0], "confidence": 1.0}, "entities": entities,
+            "intent_ranking": [{"name": intent.split("/")[0], "confidence": 1.0}]}
+
+
+def _predict_as_rasa_test(assistant: Assistant, tracker: Tracker, expected: str) -> str:
+    predicted, _ = assistant.predict(tracker)
+    loop = tracker.active_loop
+    if predicted != expected and loop is not None and predicted == loop:
+        # Rasa's test emulates the form's rejection: the story says something else runs instead.
+        tracker.events.append(event("action_execution_rejected", name=loop))
+        predicted, _ = assistant.predict(tracker)
+    return predicted
+
+
+async def evaluate_story(assistant: Assistant, flow: Flow, *, sender: str) -> tuple[StoryResult, int, int]:
+    """One test story as `rasa test` evaluates it; (result, actions compared, actions right)."""
+    tracker = Tracker(sender, assistant.domain)
+    await assistant.run_action(SESSION_START, tracker, ActionContext(tracker=tracker, channel="test"))
+    where = f"{flow.file}:{flow.line}"
+    problem: str | None = None
+    total = correct = 0
+    for step in flow.steps:
+        if isinstance(step, UserStep):
+            if tracker.latest_action_name != LISTEN:
+                total += 1
+                predicted = _predict_as_rasa_test(assistant, tracker, LISTEN)
+                if predicted == LISTEN:
+                    correct += 1
+                elif problem is None:
+                    problem = f"line {step.line}: predicted '{predicted}' where the story waits for the user"
+                tracker.events.append(action_event(LISTEN))
+            if step.text:
+                parsed = await assistant.parse(step.text)
+                probe = Tracker(sender, assistant.domain, [event("user", text=step.text, parse_data=parsed)])
+                wrong = _check_user(step, probe)
+                if wrong is not None and problem is None:
+                    problem = wrong
+            tracker.events.append(event("user", text=step.text or f"/{step.intent}", parse_data=_gold_parse(step),
+                                        input_channel="test"))
+        elif isinstance(step, ActionStep):
+            total += 1
+            predicted = _predict_as_rasa_test(assistant, tracker, step.name)
+            if predicted == step.name:
+                correct += 1
+            elif problem is None:
+                problem = f"line {step.line}: expected action '{step.name}', predicted '{predicted}'"
+            tracker.events.append(action_event(step.name))
+        elif isinstance(step, SlotStep):
+            tracker.events.extend(slot_event(name, True if value is ... else value) for name, value in step.slots)
+        elif isinstance(step, LoopStep):
+            tracker.events.append(event("active_loop", name=step.name))
+    return StoryResult(flow.name, where, problem is None, problem), total, correct
 
 
 def nlu_cross_validation(data: TrainingData, *, embedder: Embedder, folds: int = 3,
@@ -152,7 +232,10 @@ def nlu_cross_validation(data: TrainingData, *, embedder: Embedder, folds: int =
     examples = data.examples
     labels = np.array([e.intent for e in examples])
     counts = {label: int((labels == label).sum()) for label in set(labels)}
-    folds = max(2, min(folds, min(counts.values()))) if counts else 2
+    smallest = min(counts.values()) if counts else 0
+    if folds < 2 or folds > smallest:
+        raise ValueError(f"{folds} folds: cross-validation needs 2 to {smallest} folds (the smallest intent has "
+                         f"{smallest} examples)")
     texts = [e.text for e in examples]
     vectors = embedder.encode(texts)
     predicted = np.empty(len(examples), dtype=object)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import AgentDep, MerchantDep
+from api.deps import SessionDep
 from kit.errors import InvalidInput
 from kit.settings import Settings
 from nlu.errors import NluModelInvalid, NluModelMissing
@@ -74,13 +75,19 @@ def _nlu(request: Request) -> NluService:
 
 @router.post("/model/parse")
 async def parse_message(
-    body: ParseIn, request: Request, _: AgentDep,
+    body: ParseIn, request: Request, _: AgentDep, session: SessionDep,
     include_embedding: Annotated[bool, Query(description="Also return the 896-d message embedding")] = False,
 ) -> dict[str, Any]:
-    """Intent, ranking, entities (Rasa offsets) and language of one message, in Rasa's response shape."""
+    """Intent, ranking, entities (Rasa offsets) and language of one message, in Rasa's response shape. With an
+    imported Rasa assistant active, its own model parses (its intents, only its entities), as Rasa would."""
     limit = request.app.state.settings.limits.max_message_chars
     if len(body.text) > max(limit, 10_000):
         raise InvalidInput(f"text is longer than {max(limit, 10_000)} characters", code="nlu_text_too_long")
+    from bot.rasa.service import active_assistant, models_dir_of
+
+    assistant = await active_assistant(session, models_dir=models_dir_of(request.app.state.settings.data_dir))
+    if assistant is not None and not include_embedding:
+        return await assistant.parse(body.text)
     result = await _nlu(request).parse(body.text)
     return result.to_rasa(include_embedding=include_embedding)
 

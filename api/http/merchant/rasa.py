@@ -1,14 +1,14 @@
 """Imported Rasa assistants: the merchant imports a project; Rasa tooling reads a conversation's tracker."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi import Path as FastPath
 from pydantic import BaseModel, Field
 
 from api.auth import AgentDep, MerchantDep
 from api.deps import SessionDep, SettingsDep
-from api.params import PathId
 from bot.rasa import service
 from bot.rasa.errors import RasaAssistantMissing, RasaProjectInvalid
 from bot.rasa.project import MAX_PROJECT_BYTES
@@ -57,9 +57,11 @@ async def deactivate_rasa_assistant(session: SessionDep, _: MerchantDep) -> None
     await service.deactivate(session)
 
 
-@router.get("/conversations/{conversation_id}/tracker")
-async def conversation_tracker(conversation_id: PathId, session: SessionDep, settings: SettingsDep,
-                               _: AgentDep) -> dict[str, Any]:
-    """Rasa's tracker JSON of a conversation (events from ShopTalk's tracker store), as Rasa's HTTP API gives it."""
+@router.get("/conversations/{sender_id}/tracker")
+async def conversation_tracker(sender_id: Annotated[str, FastPath(min_length=1, max_length=200)],
+                               session: SessionDep, settings: SettingsDep, _: AgentDep) -> dict[str, Any]:
+    """Rasa's tracker JSON of a conversation by its Rasa sender id (events from ShopTalk's tracker store), as
+    Rasa's HTTP API gives it; a number that is nobody's sender id is read as ShopTalk's conversation id."""
+    conversation_id = await service.conversation_of_sender(session, sender_id=sender_id)
     return await service.export_tracker(session, conversation_id=conversation_id,
                                         models_dir=service.models_dir_of(settings.data_dir))

@@ -33,7 +33,9 @@ async def test_sample_test_stories_pass_with_the_real_nlu(served_project: RasaPr
     parser = NluService(models_dir=tmp_path, data_paths=[], default_language="en")
     parser.train(data=served_project.nlu)
     assistant = Assistant(served_project, parser=parser)
-    report = await run_test_stories(assistant)
+    # live: the sample's order story needs action_submit_order's FollowupAction, which only a run action gives
+    # (`rasa test` predicts without running actions, so real Rasa fails that step too)
+    report = await run_test_stories(assistant, live=True)
     assert report.failed == 0, "\n".join(report.lines())
     assert report.passed == 6
     # roles come from the words around the entity, as the training data used them

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -119,6 +120,22 @@ async def test_rest_channel_and_tracker_export(db: Database, api: httpx.AsyncCli
     missing = await api.get("/conversations/999999/tracker", headers=agent)
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+    # Rasa names a conversation by its sender id, as Rasa's HTTP API does
+    by_sender = (await api.get("/conversations/bob/tracker", headers=agent)).json()
+    assert by_sender["sender_id"] == "bob"
+    assert by_sender["events"] == tracker["events"]
+    assert (await api.get("/conversations/nobody/tracker", headers=agent)).status_code == 404
+    assert (await api.get("/conversations/2147483648/tracker", headers=agent)).status_code == 404
+    # /model/parse answers with the active project's model: its intents, only its entities
+    parsed = (await api.post("/model/parse", json={"text": '/order_cake{"flavour": "lemon"}'},
+                             headers=agent)).json()
+    from bot.rasa.project import load_project, read_project_folder
+    from tests.bot.rasa.conftest import SAMPLE
+
+    sample = load_project(read_project_folder(SAMPLE))
+    assert parsed["intent"]["name"] == "order_cake"  # ShopTalk's shop model has no such intent
+    assert parsed["entities"][0]["entity"] == "flavour"
+    assert {e["entity"] for e in parsed["entities"]} <= set(sample.domain.entities)
 
 
 async def test_import_api_refuses_a_bad_project_and_the_old_one_keeps_serving(db: Database,
@@ -143,3 +160,22 @@ async def test_import_api_refuses_a_bad_project_and_the_old_one_keeps_serving(db
     assert reply.json()[0]["text"] == "Great, carry on!"
     assert (await api.delete("/api/v1/rasa/assistant", headers=merchant)).status_code == 204
     assert (await api.get("/api/v1/rasa/assistant", headers=merchant)).status_code == 404
+
+
+async def test_export_writes_the_imported_assistant_back_as_its_project(db: Database, tmp_path: Path) -> None:
+    from bot.rasa.errors import RasaAssistantMissing
+    from bot.rasa.project import load_project
+    from bot.rasa.service import deactivate, export_active
+
+    await _activate_sample(db)
+    async with db.unit_of_work() as session:
+        counts = await export_active(session, target=tmp_path / "exported")
+    assert counts["files"] == len(read_project_folder(SAMPLE))
+    assert read_project_folder(tmp_path / "exported") == read_project_folder(SAMPLE)
+    exported = load_project(read_project_folder(tmp_path / "exported"))
+    assert exported.summary() == load_project(read_project_folder(SAMPLE)).summary()
+    async with db.unit_of_work() as session:
+        await deactivate(session)
+    async with db.unit_of_work() as session:
+        with pytest.raises(RasaAssistantMissing):
+            await export_active(session, target=tmp_path / "none")

@@ -1,0 +1,106 @@
+"""DucklingEntityExtractor: a Duckling server's answer when it answers, else the same dimensions found locally."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+
+from bot.rasa.assistant import Assistant
+from bot.rasa.project import load_project, read_project_folder
+from nlu.duckling import DucklingExtractor, extract_locally
+
+REF = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
+
+
+def _found(text: str, language: str = "en") -> list[tuple[str, str, object]]:
+    return [(m["dim"], m["body"], m["value"].get("value")) for m in extract_locally(text, language=language,
+                                                                                   reference=REF)]
+
+
+def test_english_dimensions_in_ducklings_shape() -> None:
+    assert _found("I want three hundred and twenty five") == [("number", "three hundred and twenty five", 325.0)]
+    assert _found("pay $50 tomorrow at 3pm") == [("amount-of-money", "$50", 50.0),
+                                                 ("time", "tomorrow at 3pm", "2026-12-08T15:00:00.000+00:00")]
+    assert _found("the 3rd one") [0] == ("ordinal", "3rd", 3)
+    assert _found("wait 2 hours") == [("duration", "2 hours", 2)]
+    assert _found("mail a.b@x.com or call +1 415 555 0132") == [("email", "a.b@x.com", "a.b@x.com"),
+                                                                 ("phone-number", "+1 415 555 0132", "+14155550132")]
+    money = extract_locally("pay 100 euros", reference=REF)[0]
+    assert money["value"] == {"value": 100.0, "unit": "EUR", "type": "value"}
+    assert (money["start"], money["end"]) == (4, 13)
+
+
+def test_chinese_dimensions() -> None:
+    assert _found("我要三个，第二个", "zh") == [("number", "三", 3.0), ("ordinal", "第二", 2)]
+    assert _found("转账100元", "zh") == [("amount-of-money", "100元", 100.0)]
+    assert _found("等5分钟", "zh") == [("duration", "5分钟", 5)]
+
+
+@pytest.fixture
+def duckling_server() -> Iterator[tuple[str, list[dict[str, list[str]]]]]:
+    """A stand-in speaking Duckling's wire protocol (form-encoded POST /parse, JSON list back)."""
+    asked: list[dict[str, list[str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            asked.append(parse_qs(body))
+            answer = [{"body": "seven", "start": 4, "end": 9, "dim": "number", "latent": False,
+                       "value": {"value": 7, "type": "value"}}]
+            payload = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", asked
+    server.shutdown()
+
+
+async def test_a_duckling_server_that_answers_is_used(duckling_server: tuple[str, list[dict[str, list[str]]]]) \
+        -> None:
+    url, asked = duckling_server
+    entities = await DucklingExtractor(url=url, dimensions=["number"]).extract("buy seven")
+    assert entities == [{"start": 4, "end": 9, "text": "seven", "value": 7, "confidence": 1.0,
+                         "additional_info": {"value": 7, "type": "value"}, "entity": "number",
+                         "extractor": "DucklingEntityExtractor"}]
+    assert asked[0]["text"] == ["buy seven"]
+    assert asked[0]["locale"] == ["en_US"]
+
+
+async def test_no_duckling_server_extracts_locally() -> None:
+    entities = await DucklingExtractor(url="http://127.0.0.1:9", dimensions=["number"]).extract("buy 7 cakes")
+    assert [(e["entity"], e["value"], e["extractor"]) for e in entities] == [("number", 7.0,
+                                                                               "DucklingEntityExtractor")]
+
+
+async def test_an_imported_project_with_duckling_gets_its_numbers(project_copy: Path) -> None:
+    config = project_copy / "config.yml"
+    text = config.read_text(encoding="utf-8")
+    assert '    url: http://localhost:8000\n    dimensions: ["time"]' in text
+    config.write_text(text.replace('    url: http://localhost:8000\n    dimensions: ["time"]',
+                                   "    url: http://127.0.0.1:9\n    dimensions: [number]"), encoding="utf-8")
+    project = load_project(read_project_folder(project_copy))
+    assert any(r["component"] == "DucklingEntityExtractor" and r["status"] == "used" for r in project.report)
+
+    class NoEntities:
+        async def parse(self, text: str) -> dict[str, object]:
+            return {"text": text, "intent": {"name": "inform", "confidence": 0.99},
+                    "intent_ranking": [{"name": "inform", "confidence": 0.99}],
+                    "entities": [{"entity": "quantity", "value": "2", "start": 0, "end": 1}]}
+
+    parsed = await Assistant(project, parser=NoEntities()).parse("2 cakes please")
+    assert [(e["entity"], e["value"]) for e in parsed["entities"]] == [("number", 2.0)]  # ShopTalk's quantity gone
