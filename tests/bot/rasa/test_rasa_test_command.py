@@ -65,7 +65,8 @@ def test_rasa_test_command_reports_each_story_and_fails_on_a_divergence(action_s
     stories.write_text(stories.read_text(encoding="utf-8").replace("  - action: utter_happy\n",
                                                                    "  - action: utter_goodbye\n", 1),
                        encoding="utf-8")
-    result = _shoptalk("test", str(broken), "--no-nlu", "--live", env=env)  # live: the VIP story needs a run action's FollowupAction
+    # live: the sample's VIP story needs action_submit_order's FollowupAction, which only a run action gives
+    result = _shoptalk("test", str(broken), "--no-nlu", "--live", env=env)
     assert result.returncode == 1, result.stderr
     assert "FAIL  welcome and happy mood" in result.stdout
     assert "expected action 'utter_goodbye', predicted 'utter_happy'" in result.stdout
