@@ -7,14 +7,18 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from api.app import create_app
 from bot import BotDeps
+from bot.channels.models import ChannelContact
+from kit.db import Database
 from kit.settings import Settings, WhatsAppSettings
 from tests.bot.channels.graph_double import GraphDouble
 from tests.bot.channels.served_shop import ServedShop, prepare_demo_database
@@ -67,6 +71,17 @@ async def webhook(shop: ServedShop, graph: GraphDouble, hook: dict[str, Any]) ->
     assert answer.status_code == 200, answer.text
 
 
+async def age_window(database_url: str, *, hours: int) -> None:
+    """Move the shopper's last WhatsApp message `hours` into the past (the window opens from it)."""
+    database = Database(database_url)
+    try:
+        async with database.unit_of_work() as session:
+            await session.execute(update(ChannelContact).values(
+                last_inbound_at=datetime.now(UTC) - timedelta(hours=hours)))
+    finally:
+        await database.dispose()
+
+
 async def console_json(page: Any, path: str) -> Any:
     return await page.evaluate("async (path) => (await fetch(path, {credentials: 'same-origin'})).json()", path)
 
@@ -106,3 +121,21 @@ async def test_a_whatsapp_conversation_in_the_agent_console(browser: Any, shop: 
     window = await console_json(agent, f"/api/v1/agent/conversations/{conversation_id}/whatsapp-window")
     assert window["open"] is True
     assert window["templates"] == ["order_update"]
+    assert not await agent.locator("#wa-window").is_visible()  # open: nothing to say
+
+    # A day later the window has closed: the console says so and offers the registered template.
+    await age_window(shop.database_url, hours=25)
+    await agent.set_viewport_size({"width": 1280, "height": 900})
+    await agent.click("#views button[data-view='mine']")
+    await agent.locator("#inbox li").first.click()
+    banner = agent.locator("#wa-window")
+    await banner.wait_for(state="visible", timeout=10_000)
+    assert "24-hour reply window is closed" in await banner.inner_text()
+    assert await agent.locator("#wa-template option").all_inner_texts() == ["order_update"]
+    await shot(agent, "whatsapp-window-closed")
+    sent_before = len(graph.to(SHOPPER))
+    await agent.click("#wa-template-send")
+    deadline = time.monotonic() + 15
+    while not any(s.kind == "template" for s in graph.to(SHOPPER)[sent_before:]):
+        assert time.monotonic() < deadline, [s.kind for s in graph.to(SHOPPER)]
+        await asyncio.sleep(0.1)

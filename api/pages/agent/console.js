@@ -601,6 +601,7 @@
     const switched = !state.conversation || state.conversation.conversation_id !== id;
     state.conversation = view;
     renderConversation(view, switched);
+    await loadReplyWindow(view);
     clearTimeout(state.poll);
     // Delivery status changes in the worker; look again while a reply is still on its way.
     if (view.messages.some((m) => m.delivery === "sending")) state.poll = setTimeout(() => act(loadConversation), 1500);
@@ -609,6 +610,29 @@
       scheduleInbox();
     }
   }
+
+  // WhatsApp's 24-hour customer-service window: outside it only a registered template can be sent.
+  async function loadReplyWindow(view) {
+    const box = $("wa-window");
+    if (view.channel !== "whatsapp") { box.hidden = true; return; }
+    const windowState = await api("GET", "/conversations/" + view.conversation_id + "/whatsapp-window");
+    if (state.current !== view.conversation_id) return;
+    if (windowState.open) { box.hidden = true; return; }
+    const since = windowState.closes_at ? "closed since " + new Date(windowState.closes_at).toLocaleString(LANG)
+                                        : "not open: the shopper has not written on WhatsApp";
+    $("wa-window-text").textContent = "WhatsApp's 24-hour reply window is " + since +
+      ". A free text reply will not be delivered; send a registered template instead." +
+      (windowState.templates.length ? "" : " No template is registered.");
+    $("wa-template").replaceChildren(...windowState.templates.map((name) => el("option", { value: name }, name)));
+    $("wa-template").hidden = $("wa-template-send").hidden = !windowState.templates.length;
+    box.hidden = false;
+  }
+
+  $("wa-template-send").addEventListener("click", () => act(async () => {
+    if (state.current === null || !$("wa-template").value) return;
+    await api("POST", "/conversations/" + state.current + "/whatsapp-template", { name: $("wa-template").value });
+    await loadConversation();
+  }));
 
   function renderConversation(view, switched) {
     $("conversation").hidden = false;
@@ -698,6 +722,12 @@
     if (m.delivery) {
       meta.append(el("span", { className: "delivery " + m.delivery },
         m.delivery === "failed" ? "not delivered: " + (m.delivery_error || "") : m.delivery));
+    }
+    if (m.delivery_status) {
+      // What the shopper's app reported (WhatsApp: sent, delivered, read, failed).
+      meta.append(el("span", { className: "receipt " + m.delivery_status, title: "reported by the shopper's app" },
+        m.delivery_status === "read" ? "✓✓ read" : m.delivery_status === "delivered" ? "✓✓ delivered" :
+        m.delivery_status === "sent" ? "✓ sent" : m.delivery_status));
     }
     const pressed = m.direction === "in" && m.payload && !m.text ? "pressed: " + m.payload : null;
     const item = el("li", { className: (m.direction === "in" ? "in" : "out") + " author-" + m.author,
