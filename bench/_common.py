@@ -65,3 +65,40 @@ def cached_embeddings(encode: Callable[[list[str]], Any], texts: list[str], pref
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, rows)
     return rows
+
+
+def start_api_server(port: int, log_path: Path, env: dict[str, str], workers: int = 1) -> Any:
+    """`uvicorn api.app:app_factory` on 127.0.0.1:`port` in its own session (a process group the caller can kill),
+    its output in `log_path`; `env` adds to this process's environment (offline models and the project's path are
+    always set). Returns the `subprocess.Popen`."""
+    import subprocess
+
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env}
+    command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    if workers != 1:
+        command += ["--workers", str(workers)]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+async def wait_until_serving(base_url: str, process: Any, path: str, timeout: float = 600.0) -> None:
+    """Wait until GET `path` answers 200; fails at once when the server process has exited."""
+    import asyncio
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}")
+            try:
+                if (await http.get(path)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"the server did not answer {path} within {timeout:.0f} s")

@@ -26,17 +26,16 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import websockets
-from _common import ROOT, percentile, scratch_postgres
+from _common import percentile, scratch_postgres, start_api_server, wait_until_serving
 from chat_load import free_port, prepare_database
 
 PASSWORD = "bench-console-password-1"
@@ -44,28 +43,14 @@ SETTLE_SECONDS = 5.0
 
 
 def start_api(database_url: str, redis_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update({"SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_REDIS__URL": redis_url,
-                "SHOPTALK_ENVIRONMENT": "development", "SHOPTALK_DATABASE__POOL_SIZE": "10",
-                "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "SHOPTALK_RATE_LIMITS__ENABLED": "false"})
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return cast("subprocess.Popen[bytes]", start_api_server(port, log_path, {
+        "SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_REDIS__URL": redis_url,
+        "SHOPTALK_ENVIRONMENT": "development", "SHOPTALK_DATABASE__POOL_SIZE": "10",
+        "SHOPTALK_RATE_LIMITS__ENABLED": "false"}))
 
 
 async def wait_up(base: str, process: subprocess.Popen[bytes], timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the API exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get("/agent")).status_code == 200:
-                    return
-            await asyncio.sleep(0.5)
-    raise RuntimeError("the API did not start")
+    await wait_until_serving(base, process, "/agent", timeout)
 
 
 async def make_agents(database_url: str, count: int) -> list[str]:

@@ -49,11 +49,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import uvloop
-from _common import ROOT, percentile, scratch_postgres
+from _common import ROOT, percentile, scratch_postgres, start_api_server, wait_until_serving
 from keepalive_http import HttpError, KeepAliveClient
 from proc_cpu import descendants, machine_busy_seconds, processes
 
@@ -127,33 +127,15 @@ async def prepare_database(url: str) -> None:
 
 def start_server(database_url: str, port: int, log_path: Path, workers: int = 1,
                  channel_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(channel_env or {})
-    env.update({"SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_ENVIRONMENT": "development",
-                "SHOPTALK_DATABASE__POOL_SIZE": "20", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
-                "SHOPTALK_SECURITY__REST_CHANNEL_SECRET": REST_SECRET,
-                # a capacity benchmark: the per-client throttle (100 messages/s sustained) would cap it first
-                "SHOPTALK_RATE_LIMITS__ENABLED": "false"})
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {**(channel_env or {}), "SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_ENVIRONMENT": "development",
+           "SHOPTALK_DATABASE__POOL_SIZE": "20", "SHOPTALK_SECURITY__REST_CHANNEL_SECRET": REST_SECRET,
+           # a capacity benchmark: the per-client throttle (100 messages/s sustained) would cap it first
+           "SHOPTALK_RATE_LIMITS__ENABLED": "false"}
+    return cast("subprocess.Popen[bytes]", start_api_server(port, log_path, env, workers))
 
 
 async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}")
-            try:
-                if (await http.get("/webhooks/rest/")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError("the server did not become ready")
+    await wait_until_serving(base_url, process, "/webhooks/rest/", timeout)
 
 
 async def shopper(http: KeepAliveClient, index: int, messages: list[str], *, warmup_until: float,

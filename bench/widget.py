@@ -24,17 +24,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
-from typing import Any
+from typing import Any, cast
 
-import httpx
 import websockets
-from _common import ROOT, percentile
+from _common import ROOT, percentile, start_api_server, wait_until_serving
 from chat_load import free_port, prepare_database
 
 from bot.channels import webchat_sites as sites
@@ -78,29 +76,13 @@ def serve_storefront(shoptalk: str) -> tuple[ThreadingHTTPServer, int]:
 
 
 def start_server(database_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update({"SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_ENVIRONMENT": "development",
-                "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "SHOPTALK_RATE_LIMITS__ENABLED": "false"})
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return cast("subprocess.Popen[bytes]", start_api_server(port, log_path, {
+        "SHOPTALK_DATABASE__URL": database_url, "SHOPTALK_ENVIRONMENT": "development",
+        "SHOPTALK_RATE_LIMITS__ENABLED": "false"}))
 
 
 async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}")
-            try:
-                if (await http.get("/widget.js")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError("the server did not become ready")
+    await wait_until_serving(base_url, process, "/widget.js", timeout)
 
 
 async def set_up_site(database_url: str, origin: str) -> None:
