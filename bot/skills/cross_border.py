@@ -27,6 +27,12 @@ _DESTINATIONS_TTL = 600.0  # seconds the common destinations are trusted
 _destinations: tuple[float, tuple[str, ...]] = (float("-inf"), ())
 
 
+def forget_common_destinations() -> None:
+    """Drop the cached destinations (the next question counts the orders again): a new shop database, a test."""
+    global _destinations
+    _destinations = (float("-inf"), ())
+
+
 async def common_destinations(turn: Turn) -> list[str]:
     """The countries this shop delivers to most (its orders), the shop's default country first; cached per process
     for a few minutes: a question in flight must not count the orders table on every turn."""

@@ -24,7 +24,7 @@ from bot.handoff.errors import NotSupervisor
 from bot.handoff.models import Agent
 from bot.messages import ProductCard
 from kit.errors import NotFound
-from kit.fields import RowId
+from kit.fields import MAX_ID, RowId
 from kit.settings import Settings
 
 router = APIRouter(tags=["agent console"])
@@ -300,7 +300,7 @@ def _wake_delivery(request: Request) -> None:
 @router.get("/api/v1/agent/catalog", response_model=list[ProductCard],
             summary="Search the catalog from the reply box: the cards the shopper of this conversation would get")
 async def catalog_search(who: Reader, request: Request, q: Annotated[str, Query(max_length=200)],
-                         conversation_id: Annotated[int, Query(ge=1)]) -> list[ProductCard]:
+                         conversation_id: Annotated[int, Query(ge=1, le=MAX_ID)]) -> list[ProductCard]:
     async with get_database(request).unit_of_work() as session:
         return await handoff.catalog.search_cards(session, agent=await _agent(session, who),
                                                   conversation_id=conversation_id, query=q)
