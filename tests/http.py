@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from aiohttp import web
 from fastapi import FastAPI
 
 
@@ -68,3 +69,16 @@ def served_in_thread(app: Any, *, name: str = "served-app", start_timeout: float
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+async def start_aiohttp(app: web.Application, host: str = "127.0.0.1", port: int = 0
+                        ) -> tuple[web.AppRunner, int]:
+    """Serve an aiohttp `web.Application` (a platform double) on host:port (0: a free port); returns the runner
+    (`await runner.cleanup()` stops it) and the port it listens on."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    assert server is not None
+    return runner, int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]

@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.http import start_aiohttp
+
 TEXT_LIMIT = 4096
 INTERACTIVE_BODY = 1024
 
@@ -83,11 +85,7 @@ class GraphDouble:
     async def start(self) -> GraphDouble:
         app = web.Application()
         app.router.add_post("/{version}/{phone}/messages", self._messages)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await start_aiohttp(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 

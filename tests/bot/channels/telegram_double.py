@@ -22,6 +22,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from tests.http import start_aiohttp
+
 ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span",
                 "tg-spoiler", "blockquote", "tg-emoji"}
 TEXT_LIMIT = 4096
@@ -133,13 +135,7 @@ class TelegramDouble:
     async def start(self) -> TelegramDouble:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await start_aiohttp(app, self.host, self.port)
         return self
 
     async def stop(self) -> None:

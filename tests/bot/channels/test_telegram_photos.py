@@ -19,6 +19,7 @@ from kit.db import Database
 from kit.outbox import DELIVERED, OutboxEvent, OutboxWorker, enqueue
 from tests.bot.channels.conftest import BOT_TOKEN
 from tests.bot.channels.telegram_double import TelegramDouble, utf16_len
+from tests.http import start_aiohttp
 
 CHAT = 5151
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 64
@@ -36,14 +37,9 @@ async def images() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/kettle.png", png)
     app.router.add_get("/page.html", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
+    runner, port = await start_aiohttp(app)
     try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"  # type: ignore[attr-defined]
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
 

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.wechat import MessageCrypto, cdata, parse_xml, sha1_signature
+from tests.http import start_aiohttp
 
 CS_TEXT_BYTES = 2048
 
@@ -53,11 +54,7 @@ class WeChatDouble:
         app.router.add_post("/cgi-bin/stable_token", self._stable_token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await start_aiohttp(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 
