@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import get_database, get_settings_dep
 from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
-from api.params import PathId
+from api.params import PathId, QueryId
 from bot import handoff
 from bot.handoff.errors import NotSupervisor
 from bot.handoff.models import Agent
@@ -159,7 +159,7 @@ async def inbox_counts(who: Reader, request: Request) -> list[handoff.inbox.View
 
 
 class ReadBody(BaseModel):
-    message_id: int = Field(ge=0)
+    message_id: int = Field(ge=0, le=MAX_ID)  # beyond MAX_ID: no such message (and an INTEGER overflow)
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/read", status_code=204,
@@ -300,7 +300,7 @@ def _wake_delivery(request: Request) -> None:
 @router.get("/api/v1/agent/catalog", response_model=list[ProductCard],
             summary="Search the catalog from the reply box: the cards the shopper of this conversation would get")
 async def catalog_search(who: Reader, request: Request, q: Annotated[str, Query(max_length=200)],
-                         conversation_id: Annotated[int, Query(ge=1, le=MAX_ID)]) -> list[ProductCard]:
+                         conversation_id: QueryId) -> list[ProductCard]:
     async with get_database(request).unit_of_work() as session:
         return await handoff.catalog.search_cards(session, agent=await _agent(session, who),
                                                   conversation_id=conversation_id, query=q)
