@@ -601,7 +601,6 @@
     const switched = !state.conversation || state.conversation.conversation_id !== id;
     state.conversation = view;
     renderConversation(view, switched);
-    await loadReplyWindow(view);
     clearTimeout(state.poll);
     // Delivery status changes in the worker; look again while a reply is still on its way.
     if (view.messages.some((m) => m.delivery === "sending")) state.poll = setTimeout(() => act(loadConversation), 1500);
@@ -609,6 +608,7 @@
       await api("POST", "/conversations/" + id + "/read", { message_id: view.last_message_id });
       scheduleInbox();
     }
+    await loadReplyWindow(view);  // last: its failure must not stop the poll or the read marker
   }
 
   // WhatsApp's 24-hour customer-service window: outside it only a registered template can be sent.
