@@ -163,7 +163,7 @@ async def _history_entry(item: Any, names: dict[int, str]) -> Frame:
                     "mine": mine, "text": data.get("text") or data.get("payload") or ""}
     if not mine:
         entry.update(message_id=stored_id, author=data.get("author", "bot"), buttons=data.get("buttons") or [],
-                     cards=data.get("cards") or [])
+                     cards=data.get("cards") or [], custom=data.get("custom"))
         if isinstance(stored_id, int) and stored_id in names:
             entry["agent_name"] = names[stored_id]
     return entry

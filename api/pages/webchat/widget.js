@@ -48,7 +48,7 @@
     if (STRINGS[storedLocale]) { locale = storedLocale; }
   }
   var rendered = {};  // message key -> its <li>, so nothing shows twice
-  var lastTheirs = null;  // author and agent name of the last shop message drawn (join / hand-back lines)
+  var lastTheirs = null;  // author and agent name of the last shop message drawn (who the typing line names)
   var socket = null;
   var retryDelay = 500;
   var identity = null;  // {customerId, signature} given by the storefront
@@ -222,23 +222,24 @@
   function initials(name) {
     return String(name || "?").split(/\s+/).filter(Boolean).slice(0, 2).map(function (w) { return w.charAt(0).toUpperCase(); }).join("") || "?";
   }
-  function authorLines(key, message) {
-    // A line when a person joins, and when they hand the chat back to the bot (seen from who writes next).
-    var author = String(message.author || "bot");
-    if (author === "system") { return; }
-    var name = message.agent_name || t("agent");
-    if (author === "agent" && (!lastTheirs || lastTheirs.author !== "agent" || lastTheirs.name !== name)) {
-      line("join:" + key, t("agent_joined", { name: name }));
-    } else if (author === "bot" && lastTheirs && lastTheirs.author === "agent") {
-      line("back:" + key, t("handed_back", { name: lastTheirs.name }));
-    }
-    lastTheirs = { author: author, name: name };
+  function noticeOf(message) {
+    // A person joined / handed back: a system message the server sends at that moment (bot/handoff/notices.py).
+    var custom = message && message.custom;
+    return custom && (custom.notice === "joined" || custom.notice === "returned") ? custom : null;
+  }
+  function noticeLine(key, notice) {
+    var name = String(notice.agent_name || t("agent"));
+    line(key, notice.notice === "joined" ? t("agent_joined", { name: name }) : t("handed_back", { name: name }));
+    lastTheirs = notice.notice === "joined" ? { author: "agent", name: name } : { author: "bot", name: t("assistant") };
   }
 
   function render(key, mine, message, extraClass) {
     if (rendered[key]) { return rendered[key]; }
+    var notice = mine ? null : noticeOf(message);
+    if (notice) { noticeLine(key, notice); return rendered[key]; }
     var author = mine ? "shopper" : String(message.author || "bot");
-    if (!mine) { authorLines(key, message); retireButtons(); }
+    if (!mine && author !== "system") { lastTheirs = { author: author, name: author === "agent" ? message.agent_name || t("agent") : t("assistant") }; }
+    if (!mine) { retireButtons(); }
     var item = document.createElement("li");
     item.className = "msg " + (mine ? "mine" : "theirs") + (author === "system" ? " system" : "") + (extraClass ? " " + extraClass : "");
     item.setAttribute("data-key", key);
