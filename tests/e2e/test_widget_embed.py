@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, parser: TinyParser) -> Itera
     try:
         with storefront(shop.base_url) as port:
             store = f"http://localhost:{port}"
-            secret = run_in_thread(set_up_site(url, [store]))
+            secret = run_in_thread(set_up_site(url, [store], settings))
             yield {"shop": shop, "store": store, "refused": f"http://127.0.0.1:{port}", "secret": secret,
                    "url": url}
     finally:
