@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import jinja2
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from markupsafe import Markup
 from pydantic import BaseModel, Field, ValidationError
 
 from api.chat_runtime import ChatChannels, channels_of
@@ -84,11 +86,16 @@ def ui_strings(locale: str) -> dict[str, str]:
     return strings
 
 
-def _page(name: str, *, ancestors: str = "'none'", shop: str = "") -> HTMLResponse:
+# One template for the page at "/" and the framed messenger (the frame adds a close button and the signed-in line).
+TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PAGES)), autoescape=True)
+
+
+def _page(*, framed: bool, ancestors: str = "'none'", shop: str = "") -> HTMLResponse:
     """A widget page with every language's UI strings inlined as JSON data (not script: the CSP runs none)."""
     strings = {language: ui_strings(language) for language in i18n.LANGUAGES}
     data = json.dumps({"strings": strings, "languages": LANGUAGE_NAMES, "shop": shop}, ensure_ascii=False)
-    html = (PAGES / name).read_text(encoding="utf-8").replace("{{DATA}}", data.replace("<", "\\u003c"))
+    # JSON in a data block is not HTML-unescaped by the browser: kept verbatim, with "<" escaped so it cannot close it.
+    html = TEMPLATES.get_template("chat.html").render(framed=framed, data=Markup(data.replace("<", "\\u003c")))
     headers = {**SECURITY_HEADERS, "Content-Security-Policy": CSP.format(ancestors=ancestors),
                "Cache-Control": "no-cache"}
     return HTMLResponse(html, headers=headers)
@@ -96,7 +103,7 @@ def _page(name: str, *, ancestors: str = "'none'", shop: str = "") -> HTMLRespon
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def webchat_page() -> HTMLResponse:
-    return _page("index.html")
+    return _page(framed=False)
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -148,7 +155,7 @@ async def webchat_frame(request: Request, shop: str = "") -> Response:
     except ShopTalkError as exc:
         return PlainTextResponse(f"Unknown web chat shop: {exc.detail}", status_code=404, headers=SECURITY_HEADERS)
     ancestors = " ".join(site.allowed_origins) or "'none'"
-    return _page("frame.html", ancestors=ancestors, shop=site.shop)
+    return _page(framed=True, ancestors=ancestors, shop=site.shop)
 
 
 # After /webchat/config and /webchat/frame, which it would otherwise match.
