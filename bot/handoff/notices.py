@@ -21,6 +21,6 @@ async def tell_shopper(session: AsyncSession, *, conversation: Conversation, not
                        agent_name: str) -> int:
     """Store and queue the notice; returns its message id. The web chat reads `custom.notice` to draw a line."""
     key = "handoff_notice_joined" if notice == "joined" else "handoff_notice_returned"
-    return await send(session, conversation=conversation, agent_id=agent_id, source=f"notice_{notice}",
+    return await send(session, conversation=conversation, agent_id=agent_id, source="notice",
                       author="system", text=i18n.t(conversation.locale, key, name=agent_name),
                       custom={"notice": notice, "agent_name": agent_name})
