@@ -8,14 +8,17 @@ import asyncio
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
 
+from api.app import create_app
 from api.migrations import upgrade
 from bot import BotDeps
 from bot.channels import webchat_sites as sites
@@ -27,9 +30,12 @@ from commerce.shoppers import service as shoppers
 from kit.db import Database
 from kit.logging import RedactingFilter
 from kit.settings import Settings, get_settings
+from tests.bot.channels.conftest import BOT_TOKEN
+from tests.bot.channels.telegram_double import TelegramDouble
 from tests.bot.channels.test_webchat_sessions import SECRET_KEY, _frame, _served
 from tests.bot.conftest import make_bot_shop
-from tests.bot.handoff.conftest import PASSWORD, make_agent
+from tests.bot.handoff.conftest import PASSWORD, make_agent, shopper_says
+from tests.http import app_client
 from tests.migrating import migrate_to
 
 SHOP = "demo-store"
@@ -226,3 +232,24 @@ async def test_an_agents_typing_reaches_the_shopper_on_another_process(db: Datab
             assert (await console.post(path + "/typing", json={"on": "maybe"}, headers=csrf)).status_code == 422
         await shopper.close()
     assert agent_id
+
+
+async def test_an_agents_typing_shows_on_telegram(db: Database, tmp_path: Path) -> None:
+    double = await TelegramDouble(token=BOT_TOKEN).start()
+    try:
+        settings = Settings(environment="test", data_dir=tmp_path, telegram={"mode": "off"},
+                            security={"secret_key": SECRET_KEY, "telegram_bot_token": BOT_TOKEN})
+        app = create_app(settings, database=db)
+        app.state.telegram_api_server = TelegramAPIServer.from_base(double.base_url)
+        await make_agent(db, "ana@shop.test")
+        conversation_id = await shopper_says(db, "a person", channel="telegram", sender="5151", human=True)
+        async with app_client(app) as http:
+            signed = await http.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": PASSWORD})
+            csrf = {"X-CSRF-Token": signed.json()["csrf_token"]}
+            path = f"/api/v1/agent/conversations/{conversation_id}"
+            assert (await http.post(path + "/take", headers=csrf)).status_code == 200
+            assert (await http.post(path + "/typing", json={"on": True}, headers=csrf)).status_code == 204
+            assert (await http.post(path + "/typing", json={"on": False}, headers=csrf)).status_code == 204
+        assert double.chat_actions == [(5151, "typing")]  # Telegram has no "stop": only the start is sent
+    finally:
+        await double.stop()
