@@ -167,7 +167,7 @@ async def main() -> None:
 
     pages = ROOT / "api" / "pages"
     snippet = (pages / "widget" / "loader.js").read_bytes()
-    frame_files = [pages / "webchat" / name for name in ("frame.html", "widget.js", "widget.css")]
+    frame_files = [pages / "webchat" / name for name in ("chat.html", "widget.js", "widget.css")]
     result: dict[str, Any] = {"benchmark": "widget", "snippet_bytes": len(snippet),
                               "snippet_gzip_bytes": gzip_size(snippet),
                               "frame_gzip_bytes": sum(gzip_size(path.read_bytes()) for path in frame_files)}

@@ -12,6 +12,7 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(password[=:]\s*)\S+"),
     re.compile(r"(?i)(x-shoptalk-signature:\s*)\S+"),  # the REST channel's HMAC signature header
     re.compile(r"([?&]session=)[^&\s\"']+"),  # web chat session tokens in socket URLs (uvicorn's access log)
+    re.compile(r"([?&](?:signature|email|customer_id)=)[^&\s\"']+"),  # a signed identity in an older widget's URL
     re.compile(r"(://[^:/@\s]*:)[^@\s/]+(?=@)"),  # the password in a database or Redis URL
 ]
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -31,6 +34,9 @@ class SecuritySettings(BaseModel):
     rest_channel_secret: SecretStr | None = None
     # An order proven owned in a chat (e-mail or postcode) must be proven again after this long.
     verified_order_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Encrypts secrets kept in the database (web chat identity secrets): 32 random bytes, base64url. Required in
+    # production; development and test derive one from secret_key when it is unset.
+    data_encryption_key: SecretStr | None = None
 
 
 class TelegramSettings(BaseModel):
@@ -194,6 +200,39 @@ class Settings(BaseSettings):
         if secret is not None and self.environment != "development" and len(secret.get_secret_value()) < 16:
             raise ValueError("SHOPTALK_SECURITY__REST_CHANNEL_SECRET is shorter than 16 characters")
         return self
+
+    @model_validator(mode="after")
+    def _require_data_encryption_key(self) -> Settings:
+        # A clear error at start, not at the first identity check.
+        data_encryption_key(self)
+        return self
+
+
+def data_encryption_key(settings: Settings) -> bytes:
+    """The 32-byte key for secrets at rest: the configured one, or (development and test only) one derived from
+    secret_key, so a demo needs no extra setting. Production without it refuses to start (Settings' validator)."""
+    configured = settings.security.data_encryption_key
+    if configured is not None:
+        return _decode_data_key(configured.get_secret_value())
+    if settings.environment == "production":
+        raise ValueError(DATA_KEY_MISSING)
+    secret = settings.security.secret_key.get_secret_value()
+    return hashlib.sha256(b"shoptalk dev data key\x00" + secret.encode()).digest()
+
+
+def _decode_data_key(value: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(value.strip() + "=" * (-len(value.strip()) % 4))
+    except (ValueError, binascii.Error) as exc:
+        raise ValueError("SHOPTALK_SECURITY__DATA_ENCRYPTION_KEY is not base64url") from exc
+    if len(key) != 32:
+        raise ValueError("SHOPTALK_SECURITY__DATA_ENCRYPTION_KEY must be 32 bytes (base64url, 43-44 characters)")
+    return key
+
+
+DATA_KEY_MISSING = ("SHOPTALK_SECURITY__DATA_ENCRYPTION_KEY is required in production (it encrypts the web chat "
+                    "identity secrets at rest); make one with: python -c \"import base64, secrets; "
+                    "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())\"")
 
 
 @lru_cache(maxsize=1)

@@ -98,11 +98,12 @@ class WebchatSessions:
 
 class IdentifyFrame(BaseModel):
     """The storefront's logged-in customer, signed by its server: {"type": "identify", "shop", "customer_id",
-    "signature"}; a null customer_id is a log-out (back to a fresh anonymous session)."""
+    "email"?, "signature"}; a null customer_id is a log-out (back to a fresh anonymous session)."""
 
     type: Literal["identify"]
     shop: str = Field(min_length=1, max_length=64)
     customer_id: str | None = Field(default=None, max_length=128)
+    email: str | None = Field(default=None, max_length=254)
     signature: str | None = Field(default=None, max_length=128)
 
 

@@ -4,7 +4,8 @@
 (cached per process), negative wording, order value; `inbox` threads, inbox views, take / assign / round-robin,
 hand back, resolve, queue notice; `delivery` agent messages through the outbox and their delivery state;
 `replies` agent replies; `drafts` the bot's held drafts; `notes` private notes; `canned` canned responses;
-`catalog` product cards from the reply box;
+`catalog` product cards from the reply box; `notices` join / hand-back notices to the shopper; `live_typing` where an
+agent's typing signal goes;
 `csat` ratings; `views` one conversation in the console; `learning` intent corrections (Rasa YAML) and FAQ drafts.
 Shared: `models`, `errors` (reply texts are in the catalogs, `bot.i18n`). `engine_hooks` is where the engine
 asks the handoff; the names it calls are exported here. The engine's own triggers read the rules through
@@ -22,6 +23,7 @@ from bot.handoff import (
     hours,
     inbox,
     learning,
+    live_typing,
     notes,
     replies,
     rules,
@@ -38,5 +40,5 @@ from bot.handoff.rules import (
 )
 
 __all__ = ["DEFAULT_SHOP_ID", "EscalationRules", "QueueNotice", "agents", "canned", "catalog", "csat", "csat_score_of",
-           "delivery", "drafts", "hold_draft", "hours", "inbox", "learning", "notes", "open_handoff", "order_value_in",
-           "queue_notice", "record_csat", "replies", "rules", "rules_of", "views"]
+           "delivery", "drafts", "hold_draft", "hours", "inbox", "learning", "live_typing", "notes", "open_handoff",
+           "order_value_in", "queue_notice", "record_csat", "replies", "rules", "rules_of", "views"]

@@ -28,6 +28,7 @@ from bot.handoff.errors import (
     ThreadNotFound,
 )
 from bot.handoff.models import DEFAULT_SHOP_ID, Agent, ConversationRead, HandoffThread, ThreadEvent
+from bot.handoff.notices import tell_shopper
 from bot.handoff.rules import rules_of
 from kit.clock import as_utc, utcnow
 
@@ -470,7 +471,8 @@ async def take(session: AsyncSession, *, agent: Agent, conversation_id: int) -> 
         return thread
     await repo.mark_assigned(agent.id, now)
     await repo.add_event(conversation_id=conversation_id, kind="taken", agent_id=agent.id)
-    await conversations.set_mode(session, conversation_id=conversation_id, mode="human", queue="agent")
+    conversation = await conversations.set_mode(session, conversation_id=conversation_id, mode="human", queue="agent")
+    await tell_shopper(session, conversation=conversation, notice="joined", agent_id=agent.id, agent_name=agent.name)
     await session.refresh(thread)
     return thread
 
@@ -494,7 +496,8 @@ async def assign(session: AsyncSession, *, by: Agent, conversation_id: int, agen
     await repo.mark_assigned(agent_id, now)
     await repo.add_event(conversation_id=conversation_id, kind="transferred" if thread.assignee_id == by.id else
                          "assigned", agent_id=by.id, target_agent_id=agent_id)
-    await conversations.set_mode(session, conversation_id=conversation_id, mode="human", queue="agent")
+    conversation = await conversations.set_mode(session, conversation_id=conversation_id, mode="human", queue="agent")
+    await tell_shopper(session, conversation=conversation, notice="joined", agent_id=target.id, agent_name=target.name)
     await session.refresh(thread)
     return thread
 
@@ -522,8 +525,10 @@ async def auto_assign(session: AsyncSession, *, shop_id: int = DEFAULT_SHOP_ID) 
             await repo.mark_assigned(agent.id, now)
             await repo.add_event(conversation_id=thread.conversation_id, kind="assigned", agent_id=None,
                                  target_agent_id=agent.id, detail="round_robin")
-            await conversations.set_mode(session, conversation_id=thread.conversation_id, mode="human",
-                                         queue="agent")
+            conversation = await conversations.set_mode(session, conversation_id=thread.conversation_id,
+                                                        mode="human", queue="agent")
+            await tell_shopper(session, conversation=conversation, notice="joined", agent_id=agent.id,
+                               agent_name=agent.name)
             load[agent.id] = load.get(agent.id, 0) + 1
             done.append((thread.conversation_id, agent.id))
         agents.remove(agent)
@@ -538,7 +543,8 @@ async def hand_back(session: AsyncSession, *, agent: Agent, conversation_id: int
                                                 status="returned", agent_id=agent.id, now=utcnow()):
         raise AlreadyResolved("The conversation is already resolved.")
     await InboxRepository(session).add_event(conversation_id=conversation_id, kind="handed_back", agent_id=agent.id)
-    await conversations.set_mode(session, conversation_id=conversation_id, mode="bot")
+    conversation = await conversations.set_mode(session, conversation_id=conversation_id, mode="bot")
+    await tell_shopper(session, conversation=conversation, notice="returned", agent_id=agent.id, agent_name=agent.name)
     await session.refresh(thread)
     return thread
 
@@ -554,6 +560,7 @@ async def resolve(session: AsyncSession, *, agent: Agent, conversation_id: int, 
         raise AlreadyResolved("The conversation is already resolved.")
     await repo.add_event(conversation_id=conversation_id, kind="resolved", agent_id=agent.id)
     conversation = await conversations.set_mode(session, conversation_id=conversation_id, mode="bot")
+    await tell_shopper(session, conversation=conversation, notice="returned", agent_id=agent.id, agent_name=agent.name)
     if ask_csat:
         await ask_rating(session, conversation=conversation, shop_id=agent.shop_id, rated_agent_id=owner or agent.id,
                          sent_by=agent.id, now=now)

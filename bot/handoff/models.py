@@ -77,7 +77,7 @@ class AgentReply(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"),
                                                  index=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("handoff_agents.id", ondelete="CASCADE"))
-    source: Mapped[str] = mapped_column(String(12))  # own | draft | draft_edited | csat
+    source: Mapped[str] = mapped_column(String(12))  # own | draft | draft_edited | csat | notice
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

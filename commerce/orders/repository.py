@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Integer, Select, bindparam, select
+from sqlalchemy import Integer, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -37,6 +37,12 @@ class OrderRepository:
 
     async def by_public_ref(self, public_ref: str) -> Order | None:
         return await self.session.scalar(_BY_PUBLIC_REF, {"public_ref": public_ref})
+
+    async def link_guest_orders(self, *, email: str, shopper_id: int) -> int:
+        result = await self.session.execute(
+            update(Order).where(func.lower(Order.email) == email, Order.shopper_id.is_(None))
+            .values(shopper_id=shopper_id).execution_options(synchronize_session=False))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def by_external(self, channel_id: int, external_id: str) -> Order | None:
         return await self.session.scalar(

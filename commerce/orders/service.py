@@ -130,6 +130,12 @@ async def orders_for_shopper(session: AsyncSession, *, shopper_id: int, limit: i
     return list(await OrderRepository(session).for_shopper(shopper_id, limit))
 
 
+async def link_guest_orders(session: AsyncSession, *, email: str, shopper_id: int) -> int:
+    """Orders placed with this e-mail (any case) that belong to no shopper yet become this shopper's (a storefront
+    vouched for the e-mail, e.g. a signed web chat identity); returns how many."""
+    return await OrderRepository(session).link_guest_orders(email=email.strip().lower(), shopper_id=shopper_id)
+
+
 async def list_orders(session: AsyncSession, *, status: str | None = None, after_id: int = 0,
                       limit: int = 50) -> list[Order]:
     if status is not None and status not in STATUSES:

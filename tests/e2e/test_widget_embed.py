@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, parser: TinyParser) -> Itera
     try:
         with storefront(shop.base_url) as port:
             store = f"http://localhost:{port}"
-            secret = run_in_thread(set_up_site(url, [store]))
+            secret = run_in_thread(set_up_site(url, [store], settings))
             yield {"shop": shop, "store": store, "refused": f"http://127.0.0.1:{port}", "secret": secret,
                    "url": url}
     finally:
@@ -355,3 +355,71 @@ async def test_accessible_in_english_and_chinese(browser: Browser, stack: dict[s
     await expect(page.locator("#shoptalk-widget .panel")).to_be_hidden()
     assert await page.evaluate("() => document.activeElement && document.activeElement.id") == "shoptalk-widget"
     await page.context.close()
+
+
+async def test_handoff_through_the_real_agent_console(browser: Browser, stack: dict[str, Any]) -> None:
+    """The shopper on the storefront asks for a person; an agent signed in to /agent (a second page) takes the chat,
+    types (the shopper sees it), replies (name and avatar), hands back (the shopper is told), and the bot answers."""
+
+    async def make_agent(session: Any) -> None:
+        await handoff.agents.create_agent(session, email="bea@shop.test", name="Bea Costa", role="agent",
+                                          password=PASSWORD)
+        await handoff.rules.save_rules(session, shop_id=1, rules=handoff.rules.EscalationRules(auto_assign=False))
+
+    await agent_session(stack["url"], make_agent)
+    shopper = await open_store(browser, stack["store"] + "/")
+    frame = await open_chat(shopper)
+    await say(frame, "I want to talk to a real person")
+    await expect(frame.locator("#log .msg.theirs").first).to_be_visible(timeout=30_000)
+
+    console = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    await console.goto(stack["shop"].base_url + "/agent")
+    await console.fill("#login-email", "bea@shop.test")
+    await console.fill("#login-password", PASSWORD)
+    await console.click("#login-submit")
+    await console.wait_for_selector("#live[data-state='live']", timeout=30_000)
+    await console.click("#views button[data-view='unassigned']")
+    waiting = console.locator("#inbox li", has_text="talk to a real person").first
+    await waiting.wait_for(timeout=30_000)
+    await waiting.click()
+    await console.wait_for_selector("#conversation:not([hidden])")
+
+    async def both_sizes(name: str) -> None:
+        await shot(shopper, f"console-{name}-desktop")
+        await shopper.set_viewport_size({"width": 390, "height": 844})
+        await shot(shopper, f"console-{name}-390")
+        await shopper.set_viewport_size({"width": 1280, "height": 800})
+
+    await console.click("#take")
+    await expect(frame.locator("#log .msg.line", has_text="Bea Costa joined the chat")).to_have_count(1,
+                                                                                                     timeout=30_000)
+    await console.wait_for_selector("#reply-form:not([hidden])")
+    await console.locator("#reply-text").press_sequentially("Hi, I'm Bea", delay=40)
+    typing = frame.locator("#typing")
+    await expect(typing).to_have_text("Bea Costa is typing…", timeout=15_000)
+    await expect(typing).to_have_attribute("aria-live", "polite")
+    await both_sizes("typing")
+    await console.locator("#reply-text").press_sequentially(". Let me check your parcel.", delay=10)
+    await console.click("#reply-send")
+    agent_message = frame.locator("#log .msg[data-author='agent']", has_text="Let me check your parcel")
+    await expect(agent_message).to_be_visible(timeout=30_000)
+    await expect(agent_message.locator(".name")).to_have_text("Bea Costa")
+    await expect(agent_message.locator(".avatar")).to_have_text("BC")
+    await expect(typing).to_have_text("", timeout=10_000)
+    await both_sizes("reply")
+    await shot(console, "console-agent-side")
+
+    await console.click("#hand-back")
+    back = frame.locator("#log .msg.line", has_text="Bea Costa handed the chat back")
+    await expect(back).to_have_count(1, timeout=30_000)
+    await say(frame, "/help")
+    after = frame.locator("#log .msg.line:has-text('Bea Costa handed the chat back') ~ .msg[data-author='bot']")
+    await expect(after.first).to_be_visible(timeout=30_000)
+    # One join and one hand-back line, however often the page redraws from history.
+    await shopper.reload()
+    frame = await open_chat(shopper)
+    await expect(frame.locator("#log .msg.line", has_text="joined the chat")).to_have_count(1, timeout=30_000)
+    await expect(frame.locator("#log .msg.line", has_text="handed the chat back")).to_have_count(1)
+    await both_sizes("handed-back")
+    await console.context.close()
+    await shopper.context.close()

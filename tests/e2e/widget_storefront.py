@@ -117,12 +117,12 @@ class RestartableShop:
         self.start()
 
 
-async def set_up_site(database_url: str, origins: list[str]) -> str:
+async def set_up_site(database_url: str, origins: list[str], settings: Settings) -> str:
     """The merchant's site for the snippet: allowed origins, and a fresh identity secret (returned)."""
     database = Database(database_url)
     try:
         async with database.unit_of_work() as session:
             await sites.save_site(session, shop=SHOP, allowed_origins=origins)
-            return await sites.rotate_identity_secret(session, shop=SHOP)
+            return await sites.rotate_identity_secret(session, shop=SHOP, box=sites.SecretBox.of(settings))
     finally:
         await database.dispose()

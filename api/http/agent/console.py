@@ -210,6 +210,7 @@ async def take(conversation_id: PathId, who: Writer, request: Request) -> Thread
     async with get_database(request).unit_of_work() as session:
         thread = await handoff.inbox.take(session, agent=await _agent(session, who), conversation_id=conversation_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
+    _wake_delivery(request)  # the shopper's join / hand-back notice goes out at once
     await _changed(request, who.shop_id, conversation_id)
     return out
 
@@ -225,6 +226,7 @@ async def assign(conversation_id: PathId, body: AssignBody, who: Writer, request
         thread = await handoff.inbox.assign(session, by=await _agent(session, who), conversation_id=conversation_id,
                                             agent_id=body.agent_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
+    _wake_delivery(request)  # the shopper's join / hand-back notice goes out at once
     await _changed(request, who.shop_id, conversation_id)
     return out
 
@@ -236,6 +238,7 @@ async def hand_back(conversation_id: PathId, who: Writer, request: Request) -> T
         thread = await handoff.inbox.hand_back(session, agent=await _agent(session, who),
                                                conversation_id=conversation_id)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
+    _wake_delivery(request)  # the shopper's join / hand-back notice goes out at once
     await _changed(request, who.shop_id, conversation_id)
     return out
 
@@ -251,6 +254,7 @@ async def resolve(conversation_id: PathId, who: Writer, request: Request, body: 
         thread = await handoff.inbox.resolve(session, agent=await _agent(session, who), conversation_id=conversation_id,
                                              ask_csat=body.ask_csat if body else True)
         out = ThreadOut(conversation_id=conversation_id, status=thread.status, assignee_id=thread.assignee_id)
+    _wake_delivery(request)  # the shopper's join / hand-back notice goes out at once
     await _changed(request, who.shop_id, conversation_id)
     return out
 

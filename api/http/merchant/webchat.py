@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.auth import MerchantDep
-from api.deps import SessionDep
+from api.deps import SessionDep, get_settings_dep
 from bot.channels import webchat_sites as sites
 
 router = APIRouter(prefix="/api/v1/webchat/sites", tags=["web chat"])
@@ -29,7 +29,9 @@ class SiteOut(BaseModel):
 class SecretOut(BaseModel):
     shop: str
     identity_secret: str = Field(description="Shown this once. The storefront's server sends "
-                                             "hex(HMAC-SHA256(secret, customer_id)) as the customer's signature")
+                                             "hex(HMAC-SHA256(secret, customer_id)) as the customer's signature, "
+                                             "or of customer_id + '\\n' + email when it passes the e-mail too "
+                                             "(docs/webchat-identity.md)")
 
 
 def _out(shown: sites.SiteView, request: Request) -> SiteOut:
@@ -57,9 +59,10 @@ async def save_site(shop: str, data: SiteIn, request: Request, session: SessionD
 
 
 @router.post("/{shop}/identity-secret", response_model=SecretOut, status_code=status.HTTP_201_CREATED)
-async def rotate_identity_secret(shop: str, session: SessionDep, _: MerchantDep) -> SecretOut:
-    """A new identity secret (the old one stops verifying at once)."""
-    return SecretOut(shop=shop, identity_secret=await sites.rotate_identity_secret(session, shop=shop))
+async def rotate_identity_secret(shop: str, request: Request, session: SessionDep, _: MerchantDep) -> SecretOut:
+    """A new identity secret (the old one stops verifying at once); stored encrypted, shown in this answer only."""
+    box = sites.SecretBox.of(get_settings_dep(request))
+    return SecretOut(shop=shop, identity_secret=await sites.rotate_identity_secret(session, shop=shop, box=box))
 
 
 @router.delete("/{shop}/identity-secret", status_code=status.HTTP_204_NO_CONTENT)

@@ -17,13 +17,18 @@ agent's name), {"type": "identity", "status": "verified"|"refused"|"anonymous", 
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
+import jinja2
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from markupsafe import Markup
+from pydantic import BaseModel, Field, ValidationError
 
 from api.chat_runtime import ChatChannels, channels_of
 from api.errors import PROBLEM_JSON
@@ -60,6 +65,8 @@ SECURITY_HEADERS = {
 }
 HISTORY_LIMIT = 50
 CLOSE_TRY_AGAIN = 1013
+CLOSE_POLICY = 1008  # an Origin not allowed, or no auth frame where one was announced
+AUTH_TIMEOUT_SECONDS = 10
 # The widget's own words, from the catalogs; placeholders stay for the widget to fill.
 UI_STRINGS: dict[str, tuple[str, ...]] = {
     "title": (), "open": (), "close": (), "unread": ("count",), "send": (), "message": (), "placeholder": (),
@@ -79,11 +86,16 @@ def ui_strings(locale: str) -> dict[str, str]:
     return strings
 
 
-def _page(name: str, *, ancestors: str = "'none'", shop: str = "") -> HTMLResponse:
+# One template for the page at "/" and the framed messenger (the frame adds a close button and the signed-in line).
+TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PAGES)), autoescape=True)
+
+
+def _page(*, framed: bool, ancestors: str = "'none'", shop: str = "") -> HTMLResponse:
     """A widget page with every language's UI strings inlined as JSON data (not script: the CSP runs none)."""
     strings = {language: ui_strings(language) for language in i18n.LANGUAGES}
     data = json.dumps({"strings": strings, "languages": LANGUAGE_NAMES, "shop": shop}, ensure_ascii=False)
-    html = (PAGES / name).read_text(encoding="utf-8").replace("{{DATA}}", data.replace("<", "\\u003c"))
+    # JSON in a data block is not HTML-unescaped by the browser: kept verbatim, with "<" escaped so it cannot close it.
+    html = TEMPLATES.get_template("chat.html").render(framed=framed, data=Markup(data.replace("<", "\\u003c")))
     headers = {**SECURITY_HEADERS, "Content-Security-Policy": CSP.format(ancestors=ancestors),
                "Cache-Control": "no-cache"}
     return HTMLResponse(html, headers=headers)
@@ -91,7 +103,7 @@ def _page(name: str, *, ancestors: str = "'none'", shop: str = "") -> HTMLRespon
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def webchat_page() -> HTMLResponse:
-    return _page("index.html")
+    return _page(framed=False)
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -143,7 +155,7 @@ async def webchat_frame(request: Request, shop: str = "") -> Response:
     except ShopTalkError as exc:
         return PlainTextResponse(f"Unknown web chat shop: {exc.detail}", status_code=404, headers=SECURITY_HEADERS)
     ancestors = " ".join(site.allowed_origins) or "'none'"
-    return _page("frame.html", ancestors=ancestors, shop=site.shop)
+    return _page(framed=True, ancestors=ancestors, shop=site.shop)
 
 
 # After /webchat/config and /webchat/frame, which it would otherwise match.
@@ -163,7 +175,7 @@ async def _history_entry(item: Any, names: dict[int, str]) -> Frame:
                     "mine": mine, "text": data.get("text") or data.get("payload") or ""}
     if not mine:
         entry.update(message_id=stored_id, author=data.get("author", "bot"), buttons=data.get("buttons") or [],
-                     cards=data.get("cards") or [])
+                     cards=data.get("cards") or [], custom=data.get("custom"))
         if isinstance(stored_id, int) and stored_id in names:
             entry["agent_name"] = names[stored_id]
     return entry
@@ -193,26 +205,90 @@ class Socket:
         self.channels.hub.attach(session_id, self.send)
 
 
+def _own_origin(websocket: WebSocket) -> bool:
+    """Whether the socket's Origin is this ShopTalk server itself (the page at "/" and the framed chat)."""
+    origin = websocket.headers.get("origin") or ""
+    host = websocket.headers.get("host") or ""
+    try:
+        return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+    except ValueError:
+        return False
+
+
+async def _origin_refusal(websocket: WebSocket, channels: ChatChannels, shop: str) -> str | None:
+    """Why this socket's Origin may not open the chat, or None. A browser always sends Origin: our own pages and a
+    shop's listed storefront origins are allowed, any other page is refused (cross-site socket hijacking). A
+    client with no Origin is not a browser page (a native app, a server, a test); it is let in, since it could
+    send any Origin it liked and the session token, not the Origin, is what speaks for a shopper."""
+    origin = websocket.headers.get("origin")
+    if origin is None or _own_origin(websocket):
+        return None
+    if shop:
+        try:
+            async with channels.runtime.database.sessions() as session:
+                site = await sites.get_site(session, shop=shop)
+        except ShopTalkError:
+            site = None
+        if site is not None and sites.origin_allowed(site, origin):
+            return None
+    return f"origin {origin[:60]} is not allowed for shop {shop[:40] or '(none)'}"
+
+
+class Credentials(BaseModel):
+    """What speaks for the shopper: their kept session token and, for a storefront's logged-in customer, the signed
+    identity. Sent as the socket's first frame {"type": "auth", ...} (so it never lands in an access log) when the
+    URL says ?auth=frame; older clients put the same fields in the URL."""
+
+    type: Literal["auth"] = "auth"
+    session: str = Field(default="", max_length=128)
+    shop: str = Field(default="", max_length=64)
+    customer_id: str = Field(default="", max_length=128)
+    email: str | None = Field(default=None, max_length=254)
+    signature: str = Field(default="", max_length=128)
+
+
+async def _credentials(websocket: WebSocket) -> Credentials | None:
+    params = websocket.query_params
+    if params.get("auth") != "frame":
+        return Credentials(session=params.get("session", "")[:128], shop=params.get("shop", "")[:64],
+                           customer_id=params.get("customer_id", "")[:128], email=params.get("email") or None,
+                           signature=params.get("signature", "")[:128])
+    try:
+        raw = await asyncio.wait_for(websocket.receive_text(), timeout=AUTH_TIMEOUT_SECONDS)
+        given = Credentials.model_validate(load_frame(raw[:4096]))
+    except (TimeoutError, BadFrame, ValidationError):
+        await websocket.close(code=CLOSE_POLICY, reason="the first frame must be {\"type\": \"auth\", ...}")
+        return None
+    return given.model_copy(update={"shop": given.shop or params.get("shop", "")[:64]})
+
+
 @router.websocket("/ws/chat")
 async def webchat_socket(websocket: WebSocket) -> None:
     channels = channels_of(websocket)
     settings: Settings = websocket.app.state.settings
-    params = websocket.query_params
-    session_id = channels.sessions.session_of(params.get("session", ""))
+    refusal = await _origin_refusal(websocket, channels, websocket.query_params.get("shop", "")[:64])
+    await websocket.accept()
+    if refusal is not None:
+        # Accepted only to say why: a page of another origin sees the close code and reason, never a frame.
+        log.info("web chat socket refused: %s", refusal)
+        await websocket.close(code=CLOSE_POLICY, reason=refusal[:120])
+        return
+    given = await _credentials(websocket)
+    if given is None:
+        return
+    session_id = channels.sessions.session_of(given.session)
     minted: str | None = None
     identity: Frame | None = None
-    if params.get("customer_id"):
+    if given.customer_id:
         # A storefront's customer, verified before anything is sent: their own session, or (refused) a fresh
         # anonymous one, never the session the token names (it may be a customer's kept on a shared browser).
-        customer_session, identity = await _verify(channels, shop=params.get("shop", ""),
-                                                   customer_id=params["customer_id"][:128],
-                                                   signature=params.get("signature", "")[:128])
+        customer_session, identity = await _verify(channels, settings, shop=given.shop, customer_id=given.customer_id,
+                                                   email=given.email, signature=given.signature)
         session_id = None
         if customer_session is not None:
             session_id, minted = customer_session
     if session_id is None:  # no token, or one this server did not sign: a new session, never the named one
         session_id, minted = channels.sessions.mint()
-    await websocket.accept()
 
     async def send(frame: Frame) -> None:
         message = frame.get("message") if frame.get("type") == "reply" else None
@@ -241,9 +317,10 @@ async def webchat_socket(websocket: WebSocket) -> None:
         channels.hub.detach(sock.session_id, send)
 
 
-async def _verify(channels: ChatChannels, *, shop: str, customer_id: str,
+async def _verify(channels: ChatChannels, settings: Settings, *, shop: str, customer_id: str, email: str | None,
                   signature: str) -> tuple[tuple[str, str] | None, Frame]:
-    """(the verified customer's session id and token, or None; the identity frame that says so)."""
+    """(the verified customer's session id and token, or None; the identity frame that says so). A signed e-mail
+    links the storefront's orders placed with it to the customer."""
     try:
         async with channels.runtime.database.sessions() as session:
             site = await sites.get_site(session, shop=shop)
@@ -252,12 +329,16 @@ async def _verify(channels: ChatChannels, *, shop: str, customer_id: str,
     if site is None or not site.identity_secret:
         return None, {"type": "identity", "status": "refused", "code": "identity_not_enabled",
                       "detail": "This shop has no identity verification secret; the chat stays anonymous."}
-    if not sites.identity_verified(site, customer_id=customer_id, signature=signature):
+    if not sites.identity_verified(site, box=sites.SecretBox.of(settings), customer_id=customer_id, email=email,
+                                   signature=signature):
         # Never the customer's conversation: nothing of theirs is shown, the shopper stays anonymous.
         log.info("web chat identity refused for shop %s: bad or missing signature", site.shop)
         return None, {"type": "identity", "status": "refused", "code": "identity_signature_invalid",
                       "detail": "The customer's signature does not verify; the chat stays anonymous."}
     own = channels.sessions.for_customer(shop=site.shop, customer_id=customer_id)
+    if email:
+        async with channels.runtime.database.unit_of_work() as session:
+            await sites.link_verified_email(session, session_id=own[0], email=email)
     return own, {"type": "identity", "status": "verified", "customer_id": customer_id}
 
 
@@ -272,8 +353,8 @@ async def _identify(sock: Socket, data: dict[str, Any]) -> None:
         await sock.send({"type": "identity", "status": "anonymous"})
         await sock.send(await history_frame(channels, session_id))
         return
-    customer_session, identity = await _verify(channels, shop=frame.shop, customer_id=frame.customer_id,
-                                               signature=frame.signature or "")
+    customer_session, identity = await _verify(channels, sock.settings, shop=frame.shop, customer_id=frame.customer_id,
+                                               email=frame.email, signature=frame.signature or "")
     if customer_session is None:
         await sock.send(identity)
         return

@@ -853,6 +853,20 @@
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); sendReply(); }
   });
 
+  // ---- the shopper sees "<agent> is typing…" (issue 26): at most one "on" per 2 s while the box has text; "off" when
+  // it is cleared, after 4 s without typing, or on leaving the conversation (a sent reply clears it on the shopper's side)
+  function signalTyping() {
+    const t = signalTyping.s || (signalTyping.s = { id: null, at: 0, idle: 0 });
+    const id = state.current, hasText = $("reply-text").value.trim() !== "";
+    const send = (cid, on) => api("POST", "/conversations/" + cid + "/typing", { on }).catch(() => {});
+    clearTimeout(t.idle);
+    if (t.id !== null && (t.id !== id || !hasText)) { send(t.id, false); t.id = null; t.at = 0; }
+    if (!hasText || id === null) return;
+    if (Date.now() - t.at >= 2000) { send(id, true); t.id = id; t.at = Date.now(); }
+    t.idle = setTimeout(() => { if (t.id !== null) { send(t.id, false); t.id = null; t.at = 0; } }, 4000);
+  }
+  $("reply-text").addEventListener("input", signalTyping);
+
   $("draft-send").addEventListener("click", () => act(async () => {
     const edited = $("draft-text").value.trim() !== (state.conversation.draft || "").trim();
     await api("POST", "/conversations/" + state.current + "/draft/send", edited ? { text: $("draft-text").value } : {});

@@ -48,7 +48,7 @@
     if (STRINGS[storedLocale]) { locale = storedLocale; }
   }
   var rendered = {};  // message key -> its <li>, so nothing shows twice
-  var lastTheirs = null;  // author and agent name of the last shop message drawn (join / hand-back lines)
+  var lastTheirs = null;  // author and agent name of the last shop message drawn (who the typing line names)
   var socket = null;
   var retryDelay = 500;
   var identity = null;  // {customerId, signature} given by the storefront
@@ -222,23 +222,24 @@
   function initials(name) {
     return String(name || "?").split(/\s+/).filter(Boolean).slice(0, 2).map(function (w) { return w.charAt(0).toUpperCase(); }).join("") || "?";
   }
-  function authorLines(key, message) {
-    // A line when a person joins, and when they hand the chat back to the bot (seen from who writes next).
-    var author = String(message.author || "bot");
-    if (author === "system") { return; }
-    var name = message.agent_name || t("agent");
-    if (author === "agent" && (!lastTheirs || lastTheirs.author !== "agent" || lastTheirs.name !== name)) {
-      line("join:" + key, t("agent_joined", { name: name }));
-    } else if (author === "bot" && lastTheirs && lastTheirs.author === "agent") {
-      line("back:" + key, t("handed_back", { name: lastTheirs.name }));
-    }
-    lastTheirs = { author: author, name: name };
+  function noticeOf(message) {
+    // A person joined / handed back: a system message the server sends at that moment (bot/handoff/notices.py).
+    var custom = message && message.custom;
+    return custom && (custom.notice === "joined" || custom.notice === "returned") ? custom : null;
+  }
+  function noticeLine(key, notice) {
+    var name = String(notice.agent_name || t("agent"));
+    line(key, notice.notice === "joined" ? t("agent_joined", { name: name }) : t("handed_back", { name: name }));
+    lastTheirs = notice.notice === "joined" ? { author: "agent", name: name } : { author: "bot", name: t("assistant") };
   }
 
   function render(key, mine, message, extraClass) {
     if (rendered[key]) { return rendered[key]; }
+    var notice = mine ? null : noticeOf(message);
+    if (notice) { noticeLine(key, notice); return rendered[key]; }
     var author = mine ? "shopper" : String(message.author || "bot");
-    if (!mine) { authorLines(key, message); retireButtons(); }
+    if (!mine && author !== "system") { lastTheirs = { author: author, name: author === "agent" ? message.agent_name || t("agent") : t("assistant") }; }
+    if (!mine) { retireButtons(); }
     var item = document.createElement("li");
     item.className = "msg " + (mine ? "mine" : "theirs") + (author === "system" ? " system" : "") + (extraClass ? " " + extraClass : "");
     item.setAttribute("data-key", key);
@@ -295,12 +296,18 @@
       }
     }
   }
-  function setTyping(on) {
-    window.clearTimeout(typingTimer);
+  var typingUntil = null;
+  function setTyping(on, name, ttl) {
+    window.clearTimeout(typingTimer); window.clearTimeout(typingUntil);
     if (!on) { typingEl.textContent = ""; typingEl.classList.remove("on"); return; }
+    var text = t("typing", { name: name || (lastTheirs && lastTheirs.author === "agent" ? lastTheirs.name : t("assistant")) });
+    // A stop that never comes (the agent closed their console): the line goes by itself.
+    if (ttl) { typingUntil = window.setTimeout(function () { setTyping(false); }, ttl * 1000); }
+    // Refreshed while the agent keeps typing: the same words are not written again, so nothing is re-announced.
+    if (typingEl.classList.contains("on") && typingEl.textContent === text) { return; }
     // A short wait first: a quick answer needs no indicator flashing before it.
     typingTimer = window.setTimeout(function () {
-      typingEl.textContent = t("typing", { name: lastTheirs && lastTheirs.author === "agent" ? lastTheirs.name : t("assistant") });
+      typingEl.textContent = text;
       typingEl.classList.add("on");
     }, 250);
   }
@@ -335,7 +342,8 @@
       // A duplicate was stored before; the history frame that follows shows it once.
       if (frame.duplicate && rendered["in:" + frame.id]) { rendered["in:" + frame.id].remove(); delete rendered["in:" + frame.id]; }
     } else if (frame.type === "typing") {
-      setTyping(!!frame.on);
+      setTyping(!!frame.on, frame.author === "agent" ? String(frame.name || t("agent")) : null,
+                typeof frame.ttl === "number" ? frame.ttl : 0);
     } else if (frame.type === "reply" && frame.message) {
       setTyping(false);
       var key = "out:" + frame.message.message_id;
@@ -360,37 +368,46 @@
   function connect() {
     setStatus(socket ? "reconnecting" : "connecting");
     var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    var query = sessionToken ? "?session=" + encodeURIComponent(sessionToken) : "";
-    if (identity) {
-      // The customer is verified before the server sends anything: a refused one gets a fresh anonymous chat.
-      query += (query ? "&" : "?") + "shop=" + encodeURIComponent(shop) + "&customer_id=" +
-        encodeURIComponent(identity.customerId) + "&signature=" + encodeURIComponent(identity.signature);
-    }
-    var ws = new WebSocket(scheme + "//" + window.location.host + "/ws/chat" + query);
+    // The token and the signed identity go in the first frame, never in the URL (which access logs keep).
+    var ws = new WebSocket(scheme + "//" + window.location.host + "/ws/chat?auth=frame" +
+                           (shop ? "&shop=" + encodeURIComponent(shop) : ""));
     socket = ws;
     ws.onopen = function () {
+      var auth = { type: "auth", session: sessionToken || "", shop: shop };
+      if (identity) {
+        // The customer is verified before the server sends anything: a refused one gets a fresh anonymous chat.
+        auth.customer_id = identity.customerId; auth.signature = identity.signature;
+        if (identity.email) { auth.email = identity.email; }
+      }
+      ws.send(JSON.stringify(auth));
       retryDelay = 500; setStatus("online");
-
     };
     ws.onmessage = function (event) {
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       onFrame(frame);
     };
-    ws.onclose = function () {
+    ws.onclose = function (event) {
       if (socket !== ws) { return; }
+      if (event.code === 1008) {  // refused by policy (an origin not allowed): retrying cannot help; say why
+        setStatus("failed");
+        if (window.console) { window.console.error("ShopTalk web chat: " + (event.reason || "refused")); }
+        return;
+      }
       setStatus("reconnecting"); setTyping(false);
       window.setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 5000);
     };
   }
   function identify(given) {
-    var next = given && given.customerId ? { customerId: String(given.customerId), signature: String(given.signature || "") } : null;
+    var next = given && given.customerId ? { customerId: String(given.customerId), signature: String(given.signature || ""),
+                                            email: given.email ? String(given.email) : null } : null;
     // A kept conversation of another (or no longer) signed-in customer is never shown: start afresh.
     if (customer && (!next || next.customerId !== customer)) { forgetSession(); reconnect(); }
     identity = next;
     if (identity && customer !== identity.customerId && socket && socket.readyState === WebSocket.OPEN) {
-      transmit({ type: "identify", shop: shop, customer_id: identity.customerId, signature: identity.signature });
+      transmit({ type: "identify", shop: shop, customer_id: identity.customerId, email: identity.email,
+                 signature: identity.signature });
     }
   }
   function reconnect() { if (socket) { var old = socket; socket = null; old.onclose = null; old.close(); connect(); } }

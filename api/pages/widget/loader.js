@@ -1,6 +1,6 @@
 /* ShopTalk web chat loader: <script src="https://<shop host>/widget.js" data-shop="..." async></script>
    Adds a launcher bubble (with an unread badge) that opens the messenger in an iframe served by ShopTalk.
-   API: ShopTalk.open(), .close(), .identify({customerId, signature}) (null: logged out), .on('message', fn),
+   API: ShopTalk.open(), .close(), .identify({customerId, email?, signature}) (null: logged out), .on('message', fn),
    .setLocale('zh'); data-sound="on" chimes on a new message while closed. Calls made before the chat is ready are kept and run once it is. */
 (function () {
   "use strict";
@@ -11,7 +11,7 @@
   var shop = script.getAttribute("data-shop") || "";
   var settings = window.ShopTalkSettings || {};
   var locale = settings.locale || script.getAttribute("data-locale") || (document.documentElement.lang || navigator.language || "en").slice(0, 2);
-  var identity = settings.customerId ? { customerId: settings.customerId, signature: settings.signature } :
+  var identity = settings.customerId ? { customerId: settings.customerId, email: settings.email, signature: settings.signature } :
     (script.getAttribute("data-customer-id") ? { customerId: script.getAttribute("data-customer-id"),
                                                   signature: script.getAttribute("data-customer-signature") } : null);
   var handlers = { message: [], unread: [], identity: [], open: [], close: [] };

@@ -106,6 +106,7 @@ class TelegramDouble:
     updates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[SentMessage] = field(default_factory=list)
     answered_callbacks: list[dict[str, Any]] = field(default_factory=list)
+    chat_actions: list[tuple[int, str]] = field(default_factory=list)  # sendChatAction (chat id, action)
     calls: list[str] = field(default_factory=list)
     blocked_chats: set[int] = field(default_factory=set)
     # One entry per coming sendMessage call: a retry_after to answer 429 with, or 0 to let it through.
@@ -169,7 +170,8 @@ class TelegramDouble:
                    "answercallbackquery": self._answer_callback, "editmessagetext": self._edit_message_text,
                    "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook,
                    "sendinvoice": self._send_invoice,
-                   "answerprecheckoutquery": self._answer_pre_checkout}.get(method)
+                   "answerprecheckoutquery": self._answer_pre_checkout,
+                   "sendchataction": self._send_chat_action}.get(method)
         if handler is None:
             return _error(404, "Not Found")
         return await handler(params)
@@ -379,6 +381,12 @@ class TelegramDouble:
                 "invoice_payload": invoice["payload"], "telegram_payment_charge_id": charge_id,
                 "provider_payment_charge_id": f"prov_{charge_id}"}
         return self.message_update(chat_id, language=language, successful_payment=paid)
+
+    async def _send_chat_action(self, params: dict[str, Any]) -> web.Response:
+        if int(params["chat_id"]) in self.blocked_chats:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        self.chat_actions.append((int(params["chat_id"]), str(params["action"])))
+        return _ok(True)
 
     async def _answer_callback(self, params: dict[str, Any]) -> web.Response:
         self.answered_callbacks.append(params)

@@ -13,9 +13,11 @@ from bot.channels import webchat_sites as sites
 from bot.channels.webchat import WebchatSessions
 from kit.db import Database
 from kit.errors import InvalidInput
+from kit.settings import Settings
 from tests.bot.channels.test_webchat_sessions import SECRET_KEY, _frame, _open, _say, _served, _texts
 
 SHOP = "demo-store"
+BOX = sites.SecretBox.of(Settings(environment="test", security={"secret_key": SECRET_KEY}))
 
 
 @pytest.mark.parametrize(("given", "origin"), [
@@ -42,7 +44,7 @@ async def test_sites_keep_their_origins_and_secret(db: Database) -> None:
                                                                            "https://shop.example", "http://localhost:3000"])
         assert site.allowed_origins == ["https://shop.example", "http://localhost:3000"]
         assert not sites.view(site).identity_verification
-        secret = await sites.rotate_identity_secret(session, shop=SHOP)
+        secret = await sites.rotate_identity_secret(session, shop=SHOP, box=BOX)
     async with db.sessions() as session:
         site = await sites.get_site(session, shop=SHOP)
         assert sites.view(site).identity_verification
@@ -50,20 +52,20 @@ async def test_sites_keep_their_origins_and_secret(db: Database) -> None:
         assert not sites.origin_allowed(site, "https://evil.example")
         assert not sites.origin_allowed(site, None)
         good = sites.identity_signature(secret, "cust-42")
-        assert sites.identity_verified(site, customer_id="cust-42", signature=good)
-        assert sites.identity_verified(site, customer_id="cust-42", signature=good.upper())
-        assert not sites.identity_verified(site, customer_id="cust-43", signature=good)
-        assert not sites.identity_verified(site, customer_id="cust-42", signature="0" * 64)
-        assert not sites.identity_verified(site, customer_id="cust-42", signature=good[:-1])
-        assert not sites.identity_verified(site, customer_id="cust-42",
+        assert sites.identity_verified(site, box=BOX, customer_id="cust-42", signature=good)
+        assert sites.identity_verified(site, box=BOX, customer_id="cust-42", signature=good.upper())
+        assert not sites.identity_verified(site, box=BOX, customer_id="cust-43", signature=good)
+        assert not sites.identity_verified(site, box=BOX, customer_id="cust-42", signature="0" * 64)
+        assert not sites.identity_verified(site, box=BOX, customer_id="cust-42", signature=good[:-1])
+        assert not sites.identity_verified(site, box=BOX, customer_id="cust-42",
                                            signature=sites.identity_signature("another secret", "cust-42"))
         with pytest.raises(sites.SiteNotFound):
             await sites.get_site(session, shop="no-such-shop")
     async with db.unit_of_work() as session:
-        newer = await sites.rotate_identity_secret(session, shop=SHOP)
+        newer = await sites.rotate_identity_secret(session, shop=SHOP, box=BOX)
         site = await sites.get_site(session, shop=SHOP)
         assert newer != secret
-        assert not sites.identity_verified(site, customer_id="cust-42", signature=good)  # the old secret is gone
+        assert not sites.identity_verified(site, box=BOX, customer_id="cust-42", signature=good)  # the old one is gone
         with pytest.raises(InvalidInput):
             await sites.save_site(session, shop="Bad Name!", allowed_origins=[])
 
@@ -88,7 +90,7 @@ async def _until(socket: Any, kind: str) -> list[dict[str, Any]]:
 async def test_identify_moves_a_verified_customer_to_their_own_conversation(db: Database, bot_deps: BotDeps) -> None:
     async with db.unit_of_work() as session:
         await sites.save_site(session, shop=SHOP, allowed_origins=["https://shop.example"])
-        secret = await sites.rotate_identity_secret(session, shop=SHOP)
+        secret = await sites.rotate_identity_secret(session, shop=SHOP, box=BOX)
     signature = sites.identity_signature(secret, "cust-42")
     async with _served(db, bot_deps) as url:
         laptop, anonymous_token, _ = await _open(url)
@@ -164,7 +166,7 @@ async def test_typing_frames_surround_the_bots_work_and_identify_needs_a_shop_wi
 async def test_identity_on_connect_is_verified_before_anything_is_sent(db: Database, bot_deps: BotDeps) -> None:
     async with db.unit_of_work() as session:
         await sites.save_site(session, shop=SHOP, allowed_origins=["https://shop.example"])
-        secret = await sites.rotate_identity_secret(session, shop=SHOP)
+        secret = await sites.rotate_identity_secret(session, shop=SHOP, box=BOX)
     signature = sites.identity_signature(secret, "cust-7")
     async with _served(db, bot_deps) as url:
         socket = await websockets.connect(f"{url}?shop={SHOP}&customer_id=cust-7&signature={signature}")

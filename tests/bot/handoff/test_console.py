@@ -172,8 +172,10 @@ async def test_resolve_asks_for_csat_and_resolving_twice_is_a_clear_conflict(db:
         conversation = await session.get(Conversation, conversation_id)
         assert conversation is not None
         assert conversation.mode == "bot"
-        question = (await session.scalars(select(ConversationMessage).where(
-            ConversationMessage.conversation_id == conversation_id, ConversationMessage.direction == "out"))).one()
+        joined, returned, question = (await session.scalars(select(ConversationMessage).where(
+            ConversationMessage.conversation_id == conversation_id, ConversationMessage.direction == "out")
+            .order_by(ConversationMessage.id))).all()
+        assert (joined.text, returned.text) == ("Ana joined the chat", "You're chatting with the assistant again")
         assert [b["payload"] for b in question.content["buttons"]] == [f"csat:{n}" for n in range(1, 6)]
         assert [i.conversation_id for i in await handoff.inbox.inbox(session, agent=agent, view="resolved")] == \
             [conversation_id]
