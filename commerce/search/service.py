@@ -165,7 +165,13 @@ def _variant_fits(variant: VariantFacts, filters: SearchFilters) -> bool:
         return False
     if filters.colour and filters.colour.lower() not in _attribute(variant, "colour"):
         return False
-    return not (filters.size and filters.size.lower() != _attribute(variant, "size"))
+    return not (filters.size and size_key(filters.size) != size_key(_attribute(variant, "size")))
+
+
+def size_key(size: str) -> str:
+    """A size as compared: "EU 42", "size 42", "42码" and "42" are one size; "size s" and "S" too."""
+    key = re.sub(r"^(?:size|eu)\s*|\s*(?:码|號|号)$", "", size.strip().lower())
+    return re.sub(r"^(?:size|eu)\s*", "", key)
 
 
 async def _price_matches(variant: VariantFacts, product: ProductFacts, filters: SearchFilters,
