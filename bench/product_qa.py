@@ -9,11 +9,13 @@ product in view); one without names its product. Scored from the reply's `custom
   and its text containing `contains` (when labelled);
 - refuse: routed there, about the right product, `known` false (the bot says it does not know, offers a person).
 
-Prints one JSON object: accuracy overall and per language, refusal correctness (must-refuse questions refused),
-invented (must-refuse questions answered: should be 0), false refusals (answerable questions refused), routing
-(questions that reached the skill) and the failures.
+Prints one JSON object with a section per question set: `tuning` (bench/data/product_qa.json, written beside the
+skill and used to shape it) and `heldout` (bench/data/product_qa_heldout.json, written from the listings before
+any of it was sent to the bot and never used to change the skill). Each: accuracy overall and per language,
+refusal correctness (must-refuse questions refused), invented (must-refuse questions answered: should be 0), false
+refusals (answerable questions refused), routing (questions that reached the skill) and the failures.
 
-    python bench/product_qa.py [--data bench/data/product_qa.json]
+    python bench/product_qa.py [--data bench/data/product_qa.json] [--heldout bench/data/product_qa_heldout.json]
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402,F401  (the project on the path, models offline)
 
 DATA = Path(__file__).resolve().parent / "data" / "product_qa.json"
+HELDOUT = Path(__file__).resolve().parent / "data" / "product_qa_heldout.json"
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,7 +47,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from kit.settings import Settings
     from nlu.service import NluService
 
-    items = json.loads(Path(args.data).read_text("utf-8"))["items"]
+    sets = {name: json.loads(Path(path).read_text("utf-8"))["items"]
+            for name, path in (("tuning", args.data), ("heldout", args.heldout)) if path}
     workdir = Path(tempfile.mkdtemp(prefix="product_qa_"))
     database = Database(f"sqlite+aiosqlite:///{workdir / 'shop.db'}")
     await upgrade(database.engine)
@@ -65,13 +69,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with database.unit_of_work() as session:
             return await handle_inbound(session, inbound, deps=deps)
 
+    report: dict[str, Any] = {"benchmark": "product_qa", "train_seconds": round(train_s, 1)}
+    for name, items in sets.items():
+        report[name] = await score(items, send, product_id, prefix=name)
+    await database.dispose()
+    return report
+
+
+async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, int], *, prefix: str) -> dict[str, Any]:
     per_language: dict[str, list[bool]] = defaultdict(list)
     refuse_ok: list[bool] = []
     answer_ok: list[bool] = []
     invented = false_refusals = routed = 0
     failures = []
     for index, item in enumerate(items):
-        sender = f"qa-{index}"
+        sender = f"{prefix}-{index}"
         if item.get("view"):
             await send(sender, 0, payload=f"product:details:{product_id[item['view']]}")
         result = await send(sender, 1, text=item["question"])
@@ -95,11 +107,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if not ok:
             failures.append({"question": item["question"], "expect": item["expect"], "got": found,
                              "reply": text[:160]})
-    await database.dispose()
     every = [ok for oks in per_language.values() for ok in oks]
     return {
-        "benchmark": "product_qa", "questions": len(items), "train_seconds": round(train_s, 1),
-        "accuracy": round(sum(every) / len(every), 4),
+        "questions": len(items), "accuracy": round(sum(every) / len(every), 4),
         "accuracy_by_language": {lang: round(sum(oks) / len(oks), 4) for lang, oks in sorted(per_language.items())},
         "answerable_correct": round(sum(answer_ok) / len(answer_ok), 4) if answer_ok else None,
         "refusal_correctness": round(sum(refuse_ok) / len(refuse_ok), 4) if refuse_ok else None,
@@ -110,7 +120,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--data", default=str(DATA), help="the tuning set ('' = skip)")
+    parser.add_argument("--heldout", default=str(HELDOUT), help="the held-out set, reported apart ('' = skip)")
     print(json.dumps(asyncio.run(run(parser.parse_args())), ensure_ascii=False))  # noqa: T201
 
 

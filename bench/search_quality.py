@@ -23,10 +23,12 @@ import json
 import math
 import random
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +346,190 @@ def end_to_end(args: argparse.Namespace, embedder: Embedder, query_vectors: Matr
     return out
 
 
+# ---------- generated catalogs (bench/search_catalog.py) with the graded query set ----------
+
+def _ideal(query: dict[str, Any], truths: list[Any], groups: dict[str, dict[str, list[int]]],
+           allowed: set[int] | None) -> list[int]:
+    """The best 10 grades the catalog holds for the query (only the candidates that can reach 2 or 3 are graded;
+    grade 1 is a whole category, always more than 10)."""
+    from search_catalog import KINDS, grade
+
+    spec = query["spec"]
+    if spec.get("kind"):
+        pool = groups["kind"].get(spec["kind"], [])
+    elif spec.get("category"):
+        pool = groups["category"].get(spec["category"], [])
+    else:
+        pool = groups["brand"].get(spec.get("brand", ""), [])
+    grades = sorted((grade(query, truths[i - 1]) for i in pool if allowed is None or i in allowed), reverse=True)
+    if spec.get("kind") and len(grades) < 10:
+        category = KINDS[spec["kind"]][0]
+        grades += [1] * sum(1 for i in groups["category"].get(category, []) if truths[i - 1].kind != spec["kind"]
+                            and (allowed is None or i in allowed))
+    return grades[:10]
+
+
+def _ndcg(grades: list[int], ideal: list[int]) -> float:
+    gain = sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(grades[:10]))
+    best = sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(ideal[:10]))
+    return gain / best if best else 0.0
+
+
+async def _generated_run(size: int, catalog: dict[str, Any], truths: list[Any], queries: list[dict[str, Any]],
+                         query_rows: Matrix, vector_of: dict[str, Matrix], workdir: Path) -> dict[str, Any]:
+    """Load the generated catalog into a migrated SQLite file, then every query the way the bot's search skill
+    runs it: the NLU's entity extractor, the skill's filters (`bot.skills.search.query_and_filters`), the
+    message's embedding, `search_products` (country DE, EUR, first page of 10)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from api.migrations import upgrade
+    from bot.skills.search import _filters, query_and_filters
+    from commerce.catalog.models import Category, Product, Variant
+    from commerce.inventory.models import Location, StockLevel
+    from commerce.search import service
+    from kit.db import Database
+    from nlu.entities import EntityExtractor
+    from nlu.language import detect_language
+    from nlu.service import DEFAULT_DATA_DIR
+    from nlu.training_data import load_training_data
+
+    path = workdir / f"generated_{size}.db"
+    path.unlink(missing_ok=True)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    await upgrade(database.engine)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    category_id = {c["slug"]: n for n, c in enumerate(catalog["categories"], start=1)}
+    started = time.perf_counter()
+    products = catalog["products"]
+    async with database.unit_of_work() as session:
+        await session.execute(insert(Category), [{"id": category_id[c["slug"]], "slug": c["slug"], "name": c["name"]}
+                                                 for c in catalog["categories"]])
+        await session.execute(insert(Location), [{"id": 1, "code": "RTM", "name": "Rotterdam", "country": "NL"}])
+        variant_id = 0
+        for start in range(0, size, 5000):
+            chunk = list(enumerate(products[start:start + 5000], start=start + 1))
+            await session.execute(insert(Product), [{
+                "id": i, "slug": p["slug"], "category_id": category_id[p["category"]], "title": p["title"],
+                "description": p["description"], "brand": p["brand"], "tags": p["tags"],
+                "base_price": Decimal(p["base_price"]), "currency": "EUR", "weight_grams": 500,
+                "sellable_countries": [], "active": True, "created_at": now, "updated_at": now} for i, p in chunk])
+            rows = []
+            for i, p in chunk:
+                for v in p["variants"]:
+                    variant_id += 1
+                    rows.append({"id": variant_id, "product_id": i, "sku": v["sku"], "attributes": v["attributes"],
+                                 "active": True})
+            await session.execute(insert(Variant), rows)
+            await session.execute(insert(StockLevel), [{
+                "sku": v["sku"], "location_id": 1, "on_hand": v["stock"], "reserved": 0, "version": 0,
+                "updated_at": now} for _, p in chunk for v in p["variants"]])
+    load_s = time.perf_counter() - started
+
+    def encoder(texts: Any) -> Matrix:
+        return np.stack([vector_of[t] for t in texts]).astype(np.float32)
+
+    extractor = EntityExtractor(load_training_data([DEFAULT_DATA_DIR]))
+    extractor.set_lookup("category", {name: c["slug"] for c in catalog["categories"]
+                                      for name in [c["slug"], *c["name"].values()]})
+    service.warm = service.WarmCatalog()  # a fresh process, ranking with --weights
+    service.warm.index = search_index.ProductIndex(WEIGHTS)
+    started = time.perf_counter()
+    async with database.sessions() as session:
+        await service.warm_product_vectors(session, encoder=encoder)
+    index_s = time.perf_counter() - started
+    groups: dict[str, dict[str, list[int]]] = {"kind": {}, "category": {}, "brand": {}}
+    for i, t in enumerate(truths, start=1):
+        groups["kind"].setdefault(t.kind, []).append(i)
+        groups["category"].setdefault(t.category, []).append(i)
+        groups["brand"].setdefault(t.brand, []).append(i)
+    from search_catalog import grade
+
+    rows_out: list[dict[str, Any]] = []
+    timings: list[float] = []
+    for q, row in zip(queries, query_rows, strict=True):
+        language = detect_language(q["query"])
+        entities = [e.to_rasa() for e in extractor.extract(q["query"], language=language)]
+        text, data = query_and_filters(q["query"], entities, currency="EUR")
+        filters = _filters(data)
+        allowed: set[int] | None = None
+        if q.get("catalog_language"):
+            allowed = {i for i, t in enumerate(truths, start=1) if q["language"] not in t.languages}
+            filters = replace(filters, exclude_product_ids=frozenset(set(range(1, size + 1)) - allowed))
+        begun = time.perf_counter()
+        async with database.sessions() as session:
+            result = await service.search_products(session, query=text, embedding=row, filters=filters,
+                                                   country="DE", limit=10, encoder=encoder)
+        if not q.get("catalog_language"):
+            timings.append((time.perf_counter() - begun) * 1000)
+        grades = [grade(q, truths[h.product_id - 1]) for h in result.hits]
+        matches = [g for h, g in zip(result.hits, grades, strict=True) if not h.alternative]
+        rows_out.append({"q": q, "ndcg": _ndcg(grades, _ideal(q, truths, groups, allowed)),
+                         "zero": not grades, "first_right_kind": bool(grades) and grades[0] >= 2,
+                         "first_exact": bool(grades) and grades[0] == 3,
+                         "match_relevant": (sum(g >= 2 for g in matches) / len(matches)) if matches else None,
+                         "filters": {k: v for k, v in data.items() if v}, "top": grades[:5]})
+    await database.dispose()
+    path.unlink(missing_ok=True)
+
+    def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        relevant = [r["match_relevant"] for r in rows if r["match_relevant"] is not None]
+        return {"n": len(rows), "ndcg_at_10": round(statistics.fmean(r["ndcg"] for r in rows), 4),
+                "first_result_right_kind": round(statistics.fmean(r["first_right_kind"] for r in rows), 4),
+                "first_result_exact": round(statistics.fmean(r["first_exact"] for r in rows), 4),
+                "zero_result_rate": round(sum(r["zero"] for r in rows) / len(rows), 4),
+                "shown_as_match_relevant": round(statistics.fmean(relevant), 4) if relevant else None}
+
+    out: dict[str, Any] = {"load_catalog_s": round(load_s, 1), "index_s": round(index_s, 1),
+                           "variants": sum(len(p["variants"]) for p in products)}
+    for split in ("test", "tune"):
+        part = [r for r in rows_out if r["q"]["split"] == split]
+        buckets: dict[str, list[dict[str, Any]]] = {"all": part}
+        for r in part:
+            q = r["q"]
+            if q["type"] == "cross_lingual":
+                buckets.setdefault(f"cross_lingual/{q['language']}->{q['catalog_language']}", []).append(r)
+            else:
+                buckets.setdefault(f"language/{q['language']}", []).append(r)
+            buckets.setdefault(f"type/{q['type']}", []).append(r)
+        out[split] = {name: summary(rows) for name, rows in sorted(buckets.items())}
+    out["latency_ms"] = {"what": "search_products, one at a time, own read session each, limit 10, warm index",
+                         "queries": len(timings), "p50": round(percentile(timings, 0.5), 2),
+                         "p99": round(percentile(timings, 0.99), 2)}
+    # Only the tuning part's misses are printed: the test part is reported, never inspected query by query.
+    out["tune_misses"] = [{"query": r["q"]["query"], "top_grades": r["top"], "filters": r["filters"]}
+                          for r in rows_out if r["q"]["split"] == "tune" and not r["first_right_kind"]][:20]
+    return out
+
+
+def generated(args: argparse.Namespace, embedder: Embedder) -> dict[str, Any]:
+    import asyncio
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from search_catalog import generate
+
+    queries = json.loads(Path(args.generated_queries).read_text(encoding="utf-8"))["queries"]
+    sizes = [int(s) for s in args.generated_sizes.split(",") if s]
+    catalog, truths = generate(max(sizes))
+    texts = [". ".join([*p["title"].values(), ", ".join(p["tags"])]) for p in catalog["products"]]
+    unique = sorted(set(texts))
+    started = time.perf_counter()
+    rows = embed(embedder, unique)
+    vector_of = dict(zip(unique, rows, strict=True))
+    out: dict[str, Any] = {"queries": args.generated_queries, "unique_product_texts": len(unique),
+                           "embed_s": round(time.perf_counter() - started, 1),
+                           "database": "SQLite file (the search index is in memory; PostgreSQL is not measured here)"}
+    query_rows = embed(embedder, [q["query"] for q in queries])
+    with tempfile.TemporaryDirectory() as workdir:
+        for size in sizes:
+            part = {"categories": catalog["categories"], "products": catalog["products"][:size]}
+            out[str(size)] = asyncio.run(_generated_run(size, part, truths[:size], queries, query_rows, vector_of,
+                                                        Path(workdir)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", default=str(ROOT / "api" / "demo" / "catalog.json"))
@@ -358,6 +544,10 @@ def main() -> None:
                         help="catalog sizes for the end-to-end search_products latency ('' = skip)")
     parser.add_argument("--e2e-queries", type=int, default=200)
     parser.add_argument("--skip-quality", action="store_true", help="latency only")
+    parser.add_argument("--generated-sizes", default="10000,100000",
+                        help="generated catalogs (bench/search_catalog.py) for the graded query set ('' = skip)")
+    parser.add_argument("--generated-queries",
+                        default=str(ROOT / "bench" / "data" / "search_queries_generated.json"))
     parser.add_argument("--weights", default="{}", help='JSON overrides of index.Weights, e.g. {"dense": 0.5}')
     args = parser.parse_args()
     global WEIGHTS
@@ -371,6 +561,8 @@ def main() -> None:
         report["latency"] = latency(args, embedder, query_vectors, queries)
     if args.e2e_sizes and args.ranking == "index":
         report["latency_end_to_end"] = end_to_end(args, embedder, query_vectors, queries)
+    if args.generated_sizes and args.ranking == "index":
+        report["generated"] = generated(args, embedder)
     print(json.dumps(report, ensure_ascii=False))
 
 

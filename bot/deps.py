@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,9 @@ from commerce.search.service import warm_product_vectors
 from kit.clock import utcnow
 from kit.db import Database
 from kit.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.catalog_words import CatalogWords
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,8 @@ class BotDeps:
     # Embeds product texts for semantic search (same space as the NLU's message embedding).
     encoder: Encoder | None = None
     page_size: int = 5
+    # Keeps the NLU's catalog words in step with the catalog (None: taught once, by the caller).
+    catalog_words: CatalogWords | None = None
 
 
 def _encoder_of(nlu: Any) -> Encoder | None:
@@ -125,29 +130,30 @@ def _encoder_of(nlu: Any) -> Encoder | None:
 
 async def build_bot_deps(settings: Settings, database: Database) -> BotDeps:
     """Load the NLU model (training it from the shipped data the first time) and the FAQ index, once."""
+    from bot.catalog_words import CatalogWords
     from nlu.service import get_nlu_service
 
     nlu = get_nlu_service()
     await asyncio.to_thread(nlu.ensure_model)
     encoder = _encoder_of(nlu)
-    async with database.unit_of_work() as session:
-        await teach_catalog_words(nlu, session)
-        if encoder is not None:
+    catalog_words = CatalogWords(database)
+    await catalog_words.refresh(nlu)
+    if encoder is not None:
+        async with database.unit_of_work() as session:
             await warm_product_vectors(session, encoder=encoder)
     knowledge = await _knowledge_source(database)
-    return BotDeps(settings=settings, nlu=nlu, knowledge=knowledge, encoder=encoder)
+    return BotDeps(settings=settings, nlu=nlu, knowledge=knowledge, encoder=encoder, catalog_words=catalog_words)
 
 
 async def teach_catalog_words(nlu: Any, session: AsyncSession) -> None:
     """Let the entity extractor recognise this shop's category names and product tags, and the NLU read a message
     made of the catalog's words (titles, brands, tags, categories) as a product search."""
     set_lookup = getattr(nlu, "set_lookup", None)
-    if set_lookup is None:
-        return
-    categories = await catalog.categories(session)
-    set_lookup("category", {name: c.slug for c in categories for name in [c.slug, *c.name.values()] if name})
-    products = await catalog.all_products(session)
-    set_lookup("product", {tag: tag for p in products for tag in p.tags if 2 < len(tag) <= 40})
+    if set_lookup is not None:
+        categories = await catalog.categories(session)
+        set_lookup("category", {name: c.slug for c in categories for name in [c.slug, *c.name.values()] if name})
+        products = await catalog.all_products(session)
+        set_lookup("product", {tag: tag for p in products for tag in p.tags if 2 < len(tag) <= 40})
     set_vocabulary = getattr(nlu, "set_catalog_vocabulary", None)
     if set_vocabulary is not None:  # the catalog's words are evidence of a product search (nlu.catalog_terms)
         await asyncio.to_thread(set_vocabulary, await catalog.catalog_vocabulary(session))

@@ -61,7 +61,11 @@ async def understand(inbound: InboundMessage, *, deps: BotDeps) -> ParsedMessage
     """Parse the message's text, if the engine will need it. Call it before opening the transaction:
     the NLU is the slow part of a turn and must not hold a database connection or SQLite's write lock."""
     text = text_to_parse(inbound, deps=deps)
-    return await deps.nlu.parse(text) if text is not None else None
+    if text is None:
+        return None
+    if deps.catalog_words is not None:  # a product added since the last message is a product word now
+        await deps.catalog_words.refresh(deps.nlu)
+    return await deps.nlu.parse(text)
 
 
 async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps: BotDeps,

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import re
-import time
-from collections import Counter
 from decimal import Decimal
 
 from bot import i18n
@@ -13,7 +11,7 @@ from commerce import cross_border
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.service import get_product
 from commerce.inventory.service import available_stock
-from commerce.orders.service import list_orders
+from commerce.orders.service import recent_destinations
 from commerce.search.service import search_products
 from kit.errors import NotFound, ShopTalkError
 
@@ -22,28 +20,19 @@ REFERS_TO_THIS = re.compile(r"\b(this|it|these|that|them|those)\b|这个|这款|
 TYPICAL_PARCEL_GRAMS = 500
 TYPICAL_VALUE = Decimal(50)
 COMMON_DESTINATIONS = 6  # country buttons offered when the bot asks where to deliver
-_ORDERS_READ = 500  # orders counted for the shop's common destinations
-_DESTINATIONS_TTL = 600.0  # seconds the common destinations are trusted
-_destinations: tuple[float, tuple[str, ...]] = (float("-inf"), ())
-
-
-def forget_common_destinations() -> None:
-    """Drop the cached destinations (the next question counts the orders again): a new shop database, a test."""
-    global _destinations
-    _destinations = (float("-inf"), ())
+_ORDERS_READ = 500  # latest orders counted for the shop's common destinations
 
 
 async def common_destinations(turn: Turn) -> list[str]:
-    """The countries this shop delivers to most (its orders), the shop's default country first; cached per process
-    for a few minutes: a question in flight must not count the orders table on every turn."""
-    global _destinations
-    read_at, countries = _destinations
-    if time.monotonic() - read_at > _DESTINATIONS_TTL:
-        counts = Counter(o.country for o in await list_orders(turn.session, limit=_ORDERS_READ) if o.country)
-        countries = tuple(code.upper() for code, _ in counts.most_common(COMMON_DESTINATIONS))
-        _destinations = (time.monotonic(), countries)
+    """The countries this shop delivers to most (its latest orders), the shop's default country first; with few or
+    no orders, filled up with countries its shipping zones serve (one of each zone in turn). Read from the shop's
+    own database on each question (one grouped statement over the latest orders, one over the zones), so two shops
+    or databases in one process never share an answer."""
     default = turn.deps.settings.locale.default_country.upper()
-    return list(dict.fromkeys([default, *countries]))[:COMMON_DESTINATIONS]
+    countries = [default, *await recent_destinations(turn.session, orders=_ORDERS_READ, limit=COMMON_DESTINATIONS)]
+    if len(dict.fromkeys(countries)) < COMMON_DESTINATIONS:
+        countries += await cross_border.served_destinations(turn.session, limit=COMMON_DESTINATIONS + 1)
+    return list(dict.fromkeys(countries))[:COMMON_DESTINATIONS]
 
 
 async def ask_country(turn: Turn, intent: str) -> None:

@@ -179,7 +179,13 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
         if values:
             return ProductAnswer(True, "option", (Citation(f"variants.{kind}", ", ".join(values)),), offered=False,
                                  asked_value=value, values=values)
-        # The listing has no such option: a one-size or one-colour product says nothing about it either way.
+        if kind == "size":
+            # No size among its options: the catalog says it comes in one size ("does it come in XL?").
+            listed = "; ".join(f"{name}: {', '.join(dict.fromkeys(o.attributes[name] for o in sheet.options))}"
+                               for name in dict.fromkeys(k for o in sheet.options for k in o.attributes))
+            return ProductAnswer(True, "one_size", (Citation("variants", listed or "—"),), offered=False,
+                                 asked_value=value)
+        # No colour among its options: the title or description may still name one, so the listing does not say.
         return ProductAnswer(False, "option", asked_value=value)
     for name, (asked, evidence) in ASPECTS.items():
         if asked.search(question):
@@ -314,6 +320,9 @@ async def answer_question(turn: Turn) -> None:
         key = "qa.option_yes" if found.citations[-1].quote == "in stock" else "qa.option_sold_out"
         turn.say(key, title=title, value=found.asked_value, field=_field_name(turn, found.citations[0]),
                  custom=custom, buttons=[details])
+        return
+    if found.aspect == "one_size":
+        turn.say("qa.one_size", title=title, value=found.asked_value, custom=custom, buttons=[details])
         return
     if found.aspect == "option":
         turn.say("qa.option_no", title=title, value=found.asked_value, values=", ".join(found.values),

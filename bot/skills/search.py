@@ -46,8 +46,17 @@ def price_bounds(text: str, money: list[dict[str, Any]]) -> tuple[Decimal | None
 
 
 def _query_and_filters(turn: Turn) -> tuple[str, dict[str, Any]]:
-    text = turn.text
     entities = [e.to_rasa() for e in turn.parsed.entities] if turn.parsed is not None else []
+    return query_and_filters(turn.text, entities, currency=turn.currency)
+
+
+def query_and_filters(text: str, entities: list[dict[str, Any]], *, currency: str | None) -> tuple[str, dict[str, Any]]:
+    """The words to rank by (the filter entities cut out) and the filters of a message; `currency`: the shopper's,
+    for a price named without one (bench/search_quality.py calls this too)."""
+
+    def entity(name: str) -> Any | None:
+        return next((e["value"] for e in entities if e["entity"] == name), None)
+
     spans = sorted((e["start"], e["end"]) for e in entities if e["entity"] in _FILTER_ENTITIES)
     query, cursor = [], 0
     for start, end in spans:
@@ -56,11 +65,11 @@ def _query_and_filters(turn: Turn) -> tuple[str, dict[str, Any]]:
             cursor = end
     query.append(text[cursor:])
     query = [_LOWER.sub(" ", _UPPER.sub(" ", part)) for part in query]
-    low, high, currency = price_bounds(text, [e for e in entities if e["entity"] == "money"])
+    low, high, named = price_bounds(text, [e for e in entities if e["entity"] == "money"])
     filters: dict[str, Any] = {
-        "category": turn.entity("category"), "colour": turn.entity("colour"), "size": turn.entity("size"),
+        "category": entity("category"), "colour": entity("colour"), "size": entity("size"),
         "price_min": str(low) if low is not None else None, "price_max": str(high) if high is not None else None,
-        "currency": currency or (turn.currency if low is not None or high is not None else None),
+        "currency": named or (currency if low is not None or high is not None else None),
     }
     return " ".join(" ".join(query).split()), filters
 

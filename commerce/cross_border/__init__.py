@@ -37,12 +37,12 @@ from commerce.cross_border.schemas import (
     ReturnPolicyView,
     ShippingOption,
 )
-from commerce.cross_border.shipping import shipping_options
+from commerce.cross_border.shipping import served_destinations, shipping_options
 
 __all__ = [
     "Conversion", "DestinationNotServed", "InvalidRatesFile", "InvalidWeight", "NoExchangeRate", "NoImportRule",
     "NotSellableToDestination", "ProductUnavailable", "Quote", "QuoteCharge", "QuoteLineIn", "Refund",
     "ReturnPolicyView", "ServiceNotOffered", "ShippingOption", "StaleExchangeRate", "TooHeavy", "UnknownCountry",
     "convert", "country_name", "import_demo_rates", "import_rates", "load_cross_border_defaults", "price_in",
-    "quote", "refund_amount", "require_country", "return_policy", "shipping_options",
+    "quote", "refund_amount", "require_country", "return_policy", "served_destinations", "shipping_options",
 ]

@@ -30,6 +30,21 @@ async def zone_for(session: AsyncSession, *, country: str) -> ShippingZone:
     raise DestinationNotServed(f"We can't ship to {name}.", country=code, country_name=name)
 
 
+async def served_destinations(session: AsyncSession, *, limit: int) -> list[str]:
+    """Up to `limit` countries the shop ships to, taken in turn from each served zone (its first country, then the
+    next zone's...): a spread of the shop's zones, for a question where the shopper picks a destination."""
+    lists = [list(zone.countries) for zone in await CrossBorderRepository(session).zones()
+             if zone.served and zone.services and zone.countries]
+    out: list[str] = []
+    for round_ in range(max((len(c) for c in lists), default=0)):
+        for countries in lists:
+            if round_ < len(countries) and countries[round_].upper() not in out:
+                out.append(countries[round_].upper())
+            if len(out) == limit:
+                return out
+    return out
+
+
 def pick_service(zone: ShippingZone, service: str | None) -> ShippingService:
     wanted = (service or "standard").strip().lower()
     for candidate in zone.services:

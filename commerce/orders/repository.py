@@ -58,5 +58,14 @@ class OrderRepository:
             query = query.where(Order.status == status)
         return (await self.session.scalars(query)).all()
 
+    async def recent_countries(self, *, orders: int, limit: int) -> list[str]:
+        """The delivery countries of the latest `orders` orders, most frequent first (one statement)."""
+        latest = (select(Order.country).where(Order.country.is_not(None)).order_by(Order.id.desc()).limit(orders)
+                  .subquery())
+        times = func.count()
+        rows = await self.session.execute(select(latest.c.country, times).group_by(latest.c.country)
+                                          .order_by(times.desc(), latest.c.country).limit(limit))
+        return [str(country).upper() for country, _ in rows.all()]
+
     async def channel_by_code(self, code: str) -> SalesChannel | None:
         return await self.session.scalar(select(SalesChannel).where(SalesChannel.code == code))

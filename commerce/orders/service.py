@@ -143,6 +143,11 @@ async def list_orders(session: AsyncSession, *, status: str | None = None, after
     return list(await OrderRepository(session).page(status=status, after_id=after_id, limit=limit))
 
 
+async def recent_destinations(session: AsyncSession, *, orders: int = 500, limit: int = 6) -> list[str]:
+    """The countries the shop's latest `orders` orders went to, most frequent first, at most `limit`."""
+    return await OrderRepository(session).recent_countries(orders=orders, limit=limit)
+
+
 async def _restock(session: AsyncSession, order: Order) -> None:
     for line in order.lines:
         if line.reservation_id is not None:

@@ -104,6 +104,10 @@ class Weights:
     min_dense: float = 0.25
     # Corrected (typo) and compound-split terms count this much of an exact term.
     fuzzy: float = 0.8
+    # A query word found in what the product IS (title, tags, brand, category, options) scores this much more, on
+    # top of its BM25 over all its text: "sneakers" ranks sneakers above socks "cushioned for sneakers" (the loose
+    # neighbour then falls under STRONG_MATCH and is shown as an alternative). Chosen on the tuning parts only.
+    identity: float = 1.0
 
 
 class ProductIndex:
@@ -121,6 +125,7 @@ class ProductIndex:
         self._ids: list[int] = []
         self._versions: list[str] = []
         self._bm25 = Bm25(k1=1.2, b=0.75, dtype=np.float64)  # documents are rows
+        self._identity = Bm25(k1=1.2, b=0.75, dtype=np.float64)  # titles, tags, brand, category, options only
         self._deletes: dict[str, set[str]] = {}
         self._multilingual: Vector = np.zeros((0, 0), np.float32)
         self._free: list[int] = []
@@ -150,6 +155,11 @@ class ProductIndex:
                          *product.attributes, *product.descriptions])
         return search_tokens(text)
 
+    @staticmethod
+    def identity_terms(product: IndexedProduct) -> list[str]:
+        return search_tokens(" ".join([*product.titles, *product.tags, product.brand, *product.category,
+                                       *product.attributes]))
+
     def _add_term(self, term: str) -> None:
         if term.isascii() and len(term) >= 4 and not term.isdigit():
             for deleted in _deletes(term):
@@ -158,11 +168,11 @@ class ProductIndex:
 
     def upsert(self, products: Sequence[IndexedProduct], vectors: Vector | None = None) -> None:
         """Add or replace products; `vectors` rows (same order) are their embeddings, if any."""
-        prepared = [(p, self.document_terms(p)) for p in products]
+        prepared = [(p, self.document_terms(p), self.identity_terms(p)) for p in products]
         with self._lock:
             self._cached_arrays = None
             self.remove([p.product_id for p in products])
-            for i, (product, terms) in enumerate(prepared):
+            for i, (product, terms, identity) in enumerate(prepared):
                 row = self._free.pop() if self._free else len(self._ids)
                 if row == len(self._ids):
                     self._ids.append(product.product_id)
@@ -172,6 +182,7 @@ class ProductIndex:
                 self._row_of[product.product_id] = row
                 for term in self._bm25.add(row, terms):
                     self._add_term(term)
+                self._identity.add(row, identity)
                 if vectors is not None:
                     self._set_vector(row, _multilingual(np.asarray(vectors[i], np.float32)))
 
@@ -194,6 +205,7 @@ class ProductIndex:
                 if row is None:
                     continue
                 self._bm25.remove(row)
+                self._identity.remove(row)
                 if self._multilingual.shape[0] > row:
                     self._multilingual[row] = 0
                 self._free.append(row)
@@ -254,6 +266,14 @@ class ProductIndex:
                         word_hit[where] = True
                 keep = word_hit | (2 * char_hits >= len(chars))
                 rows, scores = rows[keep], scores[keep]
+            if self.weights.identity and len(rows):
+                # Only rows already found count (identity terms are a part of each document's terms).
+                found, extra = sum_scores([self._identity.term_scores(term, weight[term] * times)
+                                           for term, times in wanted.items()])
+                where = np.searchsorted(rows, found)
+                inside = (where < len(rows)) & (rows[np.minimum(where, len(rows) - 1)] == found)
+                scores = scores.copy()
+                scores[where[inside]] += self.weights.identity * extra[inside]
             return rows, scores
 
     def dense(self, embedding: Vector) -> Vector:

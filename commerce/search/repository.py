@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from commerce.catalog.models import Product
+from commerce.catalog.models import Category, Product
 from commerce.search.models import SearchLogEntry, SearchRule, SearchSettingsVersion, SearchSynonym
 
 
@@ -36,6 +36,11 @@ class SearchRepository:
             select(func.count(Product.id), func.max(Product.id), func.max(Product.updated_at), controls)
             .where(Product.active.is_(True)))).one()
         return int(count or 0), int(top or 0), latest, int(version or 0)
+
+    async def category_names(self) -> tuple[tuple[int, str, str], ...]:
+        """Every category's id, slug and names (a small table): part of the catalog's words."""
+        rows = await self.session.execute(select(Category.id, Category.slug, Category.name).order_by(Category.id))
+        return tuple((int(i), str(slug), repr(sorted((name or {}).items()))) for i, slug, name in rows.all())
 
     async def active_versions(self) -> dict[int, str]:
         """Every active product's id and updated_at (two columns, no JSON): what the index must hold."""

@@ -165,7 +165,13 @@ def _variant_fits(variant: VariantFacts, filters: SearchFilters) -> bool:
         return False
     if filters.colour and filters.colour.lower() not in _attribute(variant, "colour"):
         return False
-    return not (filters.size and filters.size.lower() != _attribute(variant, "size"))
+    return not (filters.size and size_key(filters.size) != size_key(_attribute(variant, "size")))
+
+
+def size_key(size: str) -> str:
+    """A size as compared: "EU 42", "size 42", "42码" and "42" are one size; "size s" and "S" too."""
+    key = re.sub(r"^(?:size|eu)\s*|\s*(?:码|號|号)$", "", size.strip().lower())
+    return re.sub(r"^(?:size|eu)\s*", "", key)
 
 
 async def _price_matches(variant: VariantFacts, product: ProductFacts, filters: SearchFilters,
@@ -297,11 +303,12 @@ class WarmCatalog:
 # One per process: searches keep it warm (only changed products are read from the database).
 warm = WarmCatalog()
 
-# A statement that writes the products, variants or controls' version table (ORM flush, Core or raw SQL), by its
-# first words.
+# A statement that writes the products, variants, categories or controls' version table (ORM flush, Core or raw SQL),
+# by its first words.
 _WATCHED_WRITE = re.compile(
-    r'^\s*(?:insert\s+(?:or\s+\w+\s+)?into|update|delete\s+from)\s+"?(?:products|variants|search_settings_version)"?'
-    r'[\s(]|^\s*truncate\b[^;]*\b"?(?:products|variants|search_settings_version)"?\b', re.IGNORECASE)
+    r'^\s*(?:insert\s+(?:or\s+\w+\s+)?into|update|delete\s+from)\s+"?(?:products|variants|categories|'
+    r'search_settings_version)"?[\s(]|^\s*truncate\b[^;]*\b"?(?:products|variants|categories|search_settings_version)"?\b',
+    re.IGNORECASE)
 _WROTE_CATALOG = "search.wrote_catalog"
 
 
@@ -323,6 +330,20 @@ def _catalog_committed(conn: Connection) -> None:
 def _catalog_rolled_back(conn: Connection) -> None:
     conn.info.pop(_WROTE_CATALOG, None)
 product_index = warm.index
+
+
+def catalog_generation() -> int:
+    """Moves on every write to products, variants, categories or the search controls that this process makes (at
+    the statement and again at commit): a cache of catalog words compares it to know it must look again now."""
+    return warm.generation
+
+
+async def catalog_version(session: AsyncSession) -> tuple[object, ...]:
+    """A cheap fingerprint of what the shop sells by, in two statements: it moves when a product is added, changed
+    or retired, a category is added or renamed, or a merchant synonym or rule changes (in any process)."""
+    repository = SearchRepository(session)
+    return (str(getattr(session.bind, "url", "")), *await repository.catalog_signature(),
+            await repository.category_names())
 
 
 @dataclass(frozen=True)
@@ -686,6 +707,6 @@ async def delete_rule(session: AsyncSession, *, rule_id: int) -> None:
 
 
 __all__ = ["PriceConverter", "ProductHit", "ReportRow", "SearchFilters", "SearchReport", "SearchResult", "add_rule",
-           "add_synonyms", "delete_rule", "delete_synonyms", "hit_products", "list_rules",
-           "list_synonyms", "mark_search_used", "query_words", "record_search", "search_products", "search_report",
-           "similar_products", "warm_product_vectors"]
+           "add_synonyms", "catalog_generation", "catalog_version", "delete_rule", "delete_synonyms", "hit_products",
+           "list_rules", "list_synonyms", "mark_search_used", "query_words", "record_search", "search_products",
+           "search_report", "similar_products", "warm_product_vectors"]

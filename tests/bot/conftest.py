@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -156,13 +156,3 @@ def payloads(result: HandleResult) -> list[str]:
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("nlu-models")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_common_destinations() -> Iterator[None]:
-    """The cross-border skill caches the shop's common destinations per process; each test has its own shop."""
-    from bot.skills.cross_border import forget_common_destinations
-
-    forget_common_destinations()
-    yield
-    forget_common_destinations()

@@ -93,6 +93,19 @@ async def test_an_option_question_reads_the_variants_of_the_product_in_view(say:
     assert "S, M, L, XL" in texts(xxl)
 
 
+async def test_a_size_asked_of_a_product_without_sizes_is_one_size(say: Say, deps: BotDeps) -> None:
+    found = await say("show me kettles", sender="q4", deps=deps)
+    kettle = next(c.product_id for r in found.replies for c in r.cards if c.sku.startswith("KET-GN"))
+    await say(kind="callback", payload=f"product:details:{kettle}", sender="q4", deps=deps)
+    xl = await say("does it come in XL?", sender="q4", deps=deps)
+    assert answer_of(xl) == {"product": "gooseneck-electric-kettle", "known": True, "aspect": "one_size",
+                             "fields": ["variants"]}
+    assert "one size" in texts(xl)
+    assert "don't know" not in texts(xl)
+    zh = await say("有XL码吗", sender="q4", deps=deps, locale_hint="zh")
+    assert "均码" in texts(zh), texts(zh)
+
+
 async def test_shipping_with_no_destination_asks_with_buttons(say: Say, deps: BotDeps) -> None:
     asked = await say("运费多少", sender="c1", deps=deps)
     buttons = payloads(asked)

@@ -110,3 +110,21 @@ async def test_rest_refuses_bad_input_cleanly(shop: ServedShop) -> None:
         long = await http.post("/webhooks/rest/webhook", content=raw, headers=headers)
         assert long.status_code == 200
         assert any("long message" in r["text"] for r in long.json())
+
+
+async def test_shipping_cost_on_a_fresh_conversation_asks_for_the_country_with_buttons(shop: ServedShop) -> None:
+    """"运费多少" names no destination: the bot asks (buttons of the shop's destinations) instead of assuming one."""
+    async with httpx.AsyncClient(base_url=shop.base_url, timeout=60) as http:
+        shopper = RasaClient(http, f"rest-ship-{uuid.uuid4().hex[:8]}")
+        asked = await shopper.send("运费多少", expect="哪个国家")
+        buttons = [b for r in asked for b in r.get("buttons") or []]
+        codes = [str(b["payload"]).removeprefix("country:set:") for b in buttons]
+        assert all(str(b["payload"]).startswith("country:set:") for b in buttons), buttons
+        assert codes[0] == "DE", codes  # the shop's default offered first, not assumed
+        assert len(codes) > 1, codes
+        assert "德国" in buttons[0]["title"]
+        texts = " ".join(r["text"] for r in asked)
+        assert not re.search(r"\d", texts), texts  # no price or delivery days before the shopper chose
+        other = buttons[1]
+        answered = await shopper.send(str(other["payload"]), expect=f"寄到{other['title']}")
+        assert "德国" not in " ".join(r["text"] for r in answered)

@@ -53,9 +53,19 @@ def test_an_option_is_read_from_the_variants_with_its_stock() -> None:
     assert read_catalog(sold, "XL?", language="en", sizes=("XL",)).citations[1].quote == "sold out"
 
 
-def test_a_size_asked_of_a_product_without_sizes_is_not_known() -> None:
-    answer = read_catalog(sheet("gooseneck-electric-kettle"), "does it come in XL?", language="en", sizes=("XL",))
-    assert not answer.known  # a kettle's listing says nothing about clothing sizes either way
+def test_a_size_asked_of_a_product_without_sizes_is_one_size_from_its_variants() -> None:
+    kettle = read_catalog(sheet("gooseneck-electric-kettle"), "does it come in XL?", language="en", sizes=("XL",))
+    assert (kettle.known, kettle.aspect, kettle.offered, kettle.asked_value) == (True, "one_size", False, "XL")
+    # The citation is what its options are instead (colours), not an invented size.
+    assert [(c.field, c.quote) for c in kettle.citations] == [("variants", "colour: matte black, matte white, copper")]
+    knife = read_catalog(sheet("damascus-chef-knife-20cm"), "do you have it in M?", language="en", sizes=("M",))
+    assert (knife.known, knife.aspect, knife.citations[0].quote) == (True, "one_size", "—")
+
+
+def test_a_colour_the_options_do_not_list_is_still_not_known() -> None:
+    # No colour options: the title or description might name its colour, so the variants alone do not answer.
+    answer = read_catalog(sheet("yixing-clay-teapot"), "does it come in red?", language="en", colours=("red",))
+    assert (answer.known, answer.citations) == (False, ())
 
 
 @pytest.mark.parametrize(("slug", "question", "field"), [

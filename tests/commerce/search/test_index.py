@@ -75,3 +75,22 @@ def test_a_single_product_catalog() -> None:
     index.upsert([product(9, "Bamboo Steamer", "竹蒸笼")])
     assert ids(index, "steamer") == [9]
     assert ids(index, "kettle") == []
+
+
+def test_what_a_product_is_outranks_a_description_that_mentions_it() -> None:
+    from dataclasses import replace
+
+    from commerce.search.index import Weights
+    from commerce.search.service import STRONG_MATCH
+
+    socks = replace(product(1, "Wool Socks", tags=("socks",)),
+                    descriptions=["Cushioned socks for sneakers and sneakers fans: sneakers, sneakers."])
+    sneakers = replace(product(2, "Canvas Sneakers", tags=("sneakers",)),
+                       descriptions=["A canvas shoe with a rubber sole for every day, in black and white."])
+    for weights, first in ((Weights(identity=0.0), 1), (Weights(), 2)):
+        index = ProductIndex(weights)
+        index.upsert([socks, sneakers])
+        ranked = index.rank("sneakers", mode="lexical")
+        assert ranked[0].product_id == first
+    # With the title counted, the socks score under half of the sneakers: shown as an alternative, not a match.
+    assert ranked[1].lexical < STRONG_MATCH * ranked[0].lexical

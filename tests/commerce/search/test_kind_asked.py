@@ -34,3 +34,28 @@ async def test_running_shoes_are_the_matches_and_other_shoes_alternatives(db: Da
     assert sorted(matches) == ["lightweight-running-shoes", "trail-running-shoes"]
     assert others  # slippers, loafers...: found, but said to be alternatives
     assert [h.alternative for h in result.hits] == [False] * len(matches) + [True] * len(others)
+
+
+async def test_a_size_filter_as_shoppers_name_it_finds_the_variant(db: Database) -> None:
+    # The entity extractor says "EU 42" or "size S"; the catalog lists "42" and "S" (was: no result at all).
+    async with db.unit_of_work() as session:
+        await load_catalog(session, demo_data())
+    async with db.unit_of_work() as session:
+        slugs = {p.id: p.slug for p in await all_products(session)}
+        for size in ("EU 42", "size 42", "42码", "42"):
+            result = await search.search_products(session, query="running shoes", limit=5,
+                                                  filters=search.SearchFilters(size=size))
+            found = {slugs[h.product_id] for h in result.hits}
+            assert "lightweight-running-shoes" in found, size
+            assert all(h.sku.endswith("42") or "-42" in h.sku for h in result.hits), [h.sku for h in result.hits]
+        hoodies = await search.search_products(session, query="hoodie", limit=5,
+                                               filters=search.SearchFilters(size="size XL"))
+        assert [slugs[h.product_id] for h in hoodies.hits][:1] == ["heavyweight-cotton-hoodie"]
+        assert await search.search_products(session, query="hoodie", limit=5,
+                                            filters=search.SearchFilters(size="EU 99")) == search.SearchResult()
+
+
+def test_sizes_compare_as_one_size_however_written() -> None:
+    assert {search.size_key(s) for s in ("EU 42", "size 42", "42码", "42", " eu42 ")} == {"42"}
+    assert search.size_key("size S") == search.size_key("s")
+    assert search.size_key("42-43") != search.size_key("42")
