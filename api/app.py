@@ -67,6 +67,7 @@ ROUTERS: list[APIRouter] = [
     backoffice_search.router,
     webchat_sites.router,
     payments.router, orders.methods_router,
+    orders.settings_router,
 ]
 
 

@@ -132,12 +132,14 @@ async def _load(database: Database, base: str, args: argparse.Namespace) -> dict
                 return
             started = time.perf_counter()
             # A double click on Pay: two concurrent presses, one payment.
-            async def press() -> str:
+            async def press() -> int:
                 async with database.unit_of_work() as session:
-                    return (await payments.start_payment(session, order_id=order.id, provider=provider)).reference
-            references = set(await asyncio.gather(press(), press()))
-            assert len(references) == 1, references
-            reference = references.pop()
+                    return (await payments.start_payment(session, order_id=order.id, provider=provider)).id
+            opened = set(await asyncio.gather(press(), press()))
+            assert len(opened) == 1, opened
+            # The pay page opens it at Stripe, outside any transaction.
+            reference = (await payments.complete_payment(database, payment_id=opened.pop(),
+                                                         provider=provider)).reference
             card = await client.v1.payment_methods.create_async(params={
                 "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030,
                                          "cvc": "123"}})
