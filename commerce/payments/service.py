@@ -26,7 +26,7 @@ from commerce.payments.errors import PaymentNotPossible, ProviderUnavailable, Re
 from commerce.payments.models import Payment, PaymentEvent, PaymentMethod, PaymentRefund, PaymentSetting
 from commerce.payments.providers import PaymentProvider, verify_stripe_event
 from commerce.payments.repository import PaymentRepository
-from commerce.payments.schemas import Charge, PaymentMethodIn, RefundLineIn
+from commerce.payments.schemas import OFFLINE, Charge, PaymentMethodIn, RefundLineIn
 from kit.clock import utcnow
 from kit.db import Database
 from kit.errors import InvalidInput, ShopTalkError
@@ -232,6 +232,32 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
                                note=f"{provider} {reference}")
     await session.flush()
     return outcome
+
+
+async def mark_offline_received(session: AsyncSession, *, order_id: int, provider: PaymentProvider,
+                                reference: str, actor: str) -> str:
+    """A person saw the bank transfer (or the carrier's cash) arrive: the order's offline payment is recorded as
+    paid once, with the reference they saw (bank statement line, receipt number). The outcome as record_payment's:
+    a second press is a duplicate, an order no longer pending is flagged (late), never paid twice."""
+    if provider.name not in OFFLINE:
+        raise PaymentNotPossible(f"{provider.name} is not an offline payment.", field="provider")
+    reference = reference.strip()
+    if not reference:
+        raise InvalidInput("Give the reference on the bank statement or receipt.", code="missing_reference",
+                           field="reference")
+    repo = PaymentRepository(session)
+    order = await repo.lock_order(order_id)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    payment = next((p for p in reversed(await repo.for_order(order.id)) if p.provider == provider.name), None)
+    if payment is None:
+        payment = await start_payment(session, order_id=order.id, provider=provider)
+    # The person confirms the payment's own amount; record_payment still checks it against the order's total.
+    return await record_payment(session, provider=provider.name, event_id=f"manual:{payment.id}",
+                                kind=f"received by {actor}"[:80], reference=payment.reference,
+                                amount_minor=to_minor(quantize(payment.amount, payment.currency),
+                                                      minor_units(payment.currency)),
+                                currency=payment.currency, succeeded=True, charge_id=reference[:200])
 
 
 async def handle_stripe_webhook(session: AsyncSession, *, payload: bytes, signature: str | None,
