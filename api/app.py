@@ -15,6 +15,7 @@ from api.http.agent import console, realtime
 from api.http.merchant import (
     backoffice,
     backoffice_faq,
+    backoffice_orders,
     backoffice_search,
     backoffice_shop,
     catalog,
@@ -68,6 +69,7 @@ ROUTERS: list[APIRouter] = [
     webchat_sites.router,
     payments.router, orders.methods_router,
     orders.settings_router,
+    backoffice_orders.router,
 ]
 
 

@@ -313,7 +313,7 @@ async def _policy_breaches(session: AsyncSession, order: Order, line_skus: Seque
 async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvider, idempotency_key: str,
                  amount: Decimal | None = None, lines: Sequence[RefundLineIn] | None = None,
                  reason: str | None = None, restock: bool = True, override_reason: str | None = None,
-                 may_override: bool = False, actor: str | None = None) -> PaymentRefund:
+                 may_override: bool = False, actor: str | None = None) -> tuple[PaymentRefund, bool]:
     """Refund through the provider that took the payment: `lines` (order line, quantity) priced by the
     destination's return policy (goods, their taxes and duties, minus a restocking fee...), or `amount`, or
     (neither) all that is left. Never more than was paid and not yet refunded; a line never more than was bought.
@@ -321,7 +321,8 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
     Once the goods left the shop, the destination's return policy applies: outside its window or for a
     non-returnable category the refund is refused (RefundOutsidePolicy) unless `may_override` (a supervisor or the
     owner) gives `override_reason`, which is recorded. `restock` puts the refunded lines' units back on hand. The
-    order becomes refunded when nothing is left. The same idempotency key returns the first refund."""
+    order becomes refunded when nothing is left. (refund, created): the same idempotency key returns the first
+    refund, created False."""
     repo = PaymentRepository(session)
     order = await repo.lock_order(order_id)
     if order is None:
@@ -334,7 +335,7 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
         raise RefundNotPossible(f"Order {order.number} was paid with {payment.provider}.", provider=payment.provider)
     earlier = await repo.refund_by_key(payment.id, idempotency_key)
     if earlier is not None:
-        return earlier
+        return earlier, False
     left = payment.amount - payment.amount_refunded
     order_lines = {line.id: line for line in await repo.order_lines(order.id)}
     returned = await repo.returned_quantities([p.id for p in paid])
@@ -400,7 +401,7 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
                       payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
                                "from_status": order.status, "status": "refund", "refund_id": row.id,
                                "amount": str(wanted), "currency": payment.currency})
-    return row
+    return row, True
 
 
 async def _line_refund(session: AsyncSession, order: Order, goods: Decimal) -> Decimal:

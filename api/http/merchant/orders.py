@@ -92,14 +92,17 @@ async def refund(order_id: PathId, data: RefundIn, session: SessionDep, settings
     succeeded = [p for p in paid if p.status == "succeeded"]
     provider = provider_for(succeeded[-1].provider if succeeded else "stripe", settings.payments)
     actor = accounts.token_actor(who.token_id, who.name)
-    row = await payments.refund(session, order_id=order_id, provider=provider, amount=data.amount, lines=data.lines,
-                                idempotency_key=data.idempotency_key, reason=data.reason, restock=data.restock,
-                                override_reason=data.override_reason, may_override=True, actor=actor)
+    row, created = await payments.refund(session, order_id=order_id, provider=provider, amount=data.amount,
+                                         lines=data.lines, idempotency_key=data.idempotency_key, reason=data.reason,
+                                         restock=data.restock, override_reason=data.override_reason,
+                                         may_override=True, actor=actor)
     order = await orders.get_order(session, order_id=order_id)
-    await accounts.record(session, actor=actor, area="orders", action="order refund",
-                          subject=f"order #{order.number}",
-                          details={"amount": str(row.amount), "currency": row.currency, "reason": data.reason or "",
-                                   "override": row.override_reason or "", "lines": row.lines})
+    if created:  # the same idempotency key again: the first refund, audited once
+        await accounts.record(session, actor=actor, area="orders", action="order refund",
+                              subject=f"order #{order.number}",
+                              details={"amount": str(row.amount), "currency": row.currency,
+                                       "reason": data.reason or "", "override": row.override_reason or "",
+                                       "lines": row.lines})
     return await _state(session, order_id)
 
 

@@ -80,7 +80,7 @@ async def test_a_line_refund_follows_the_policy_restocks_and_is_capped(shop: Dat
     tee = next(line for line in order.lines if line.sku == "TEE-1")
     assert await on_hand(shop, "TEE-1") == 3  # 5 - 2 sold
     async with shop.unit_of_work() as session:
-        row = await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="r1",
+        row, _ = await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="r1",
                                     lines=[RefundLineIn(line_id=tee.id, quantity=1)], reason="too small")
     async with shop.sessions() as session:
         policy = await cross_border.return_policy(session, country="DE")
@@ -92,9 +92,9 @@ async def test_a_line_refund_follows_the_policy_restocks_and_is_capped(shop: Dat
     assert row.restocked
     assert await on_hand(shop, "TEE-1") == 4  # the returned unit is back on hand
     async with shop.unit_of_work() as session:  # the same key: the first refund, nothing more
-        again = await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="r1",
+        again, created = await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="r1",
                                       lines=[RefundLineIn(line_id=tee.id, quantity=1)])
-    assert again.id == row.id
+    assert (again.id, created) == (row.id, False)
     async with shop.unit_of_work() as session:
         with pytest.raises(RefundNotPossible) as more_than_bought:
             await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="r2",
@@ -143,7 +143,7 @@ async def test_outside_the_window_or_non_returnable_needs_an_override(shop: Data
             await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="late",
                                   lines=[RefundLineIn(line_id=tee.id, quantity=1)], may_override=True)
     async with shop.unit_of_work() as session:
-        row = await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="late",
+        row, _ = await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="late",
                                     lines=[RefundLineIn(line_id=tee.id, quantity=1)], may_override=True,
                                     override_reason="parcel lost by the carrier", actor="Sue <sue@shop.example>")
     assert (row.override_reason, row.actor) == ("parcel lost by the carrier", "Sue <sue@shop.example>")
@@ -155,7 +155,7 @@ async def test_before_shipping_a_refund_is_a_cancellation_outside_the_policy(sho
     await de_policy(shop, window_days=0)
     order = await paid_order(shop, lines=[("TEA-1", 1)], delivered=False)  # paid, still in the warehouse
     async with shop.unit_of_work() as session:
-        row = await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="all")
+        row, _ = await payments.refund(session, order_id=order.id, provider=BANK, idempotency_key="all")
     assert row.amount == order.total  # everything, no restocking fee: the goods never left
     assert row.restocked
     assert await on_hand(shop, "TEA-1") == 5
