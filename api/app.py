@@ -12,6 +12,7 @@ from api.chat_runtime import start_chat_channels, stop_chat_channels
 from api.errors import install_error_handlers
 from api.http import accounts
 from api.http.agent import console, realtime
+from api.http.agent import refunds as agent_refunds
 from api.http.merchant import (
     backoffice,
     backoffice_faq,
@@ -70,6 +71,7 @@ ROUTERS: list[APIRouter] = [
     payments.router, orders.methods_router,
     orders.settings_router,
     backoffice_orders.router,
+    agent_refunds.router,
 ]
 
 

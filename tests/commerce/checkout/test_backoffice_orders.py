@@ -159,3 +159,58 @@ async def test_staff_refunds_within_the_policy_but_cannot_override(client: httpx
         denied = await other.post(f"/backoffice/orders/{order.id}/refund",
                                   data={**base, "csrf_token": agent_csrf})
     assert denied.status_code == 403
+
+
+async def test_the_console_shows_payments_and_a_supervisor_refunds(client: httpx.AsyncClient,
+                                                                   shop: Database) -> None:
+    from bot import handoff
+    from bot.conversations.service import get_or_create_conversation
+    from commerce.shoppers import service as shoppers
+
+    async with shop.unit_of_work() as session:
+        shopper = await shoppers.shopper_for_identity(session, kind="telegram", external_id="4242")
+        conversation = await get_or_create_conversation(session, channel="telegram", sender_id="4242")
+        conversation.shopper_id = shopper.id
+        cart = [CartLineIn(sku="TEE-1", quantity=1)]
+        summary = await checkout.summarize(session, lines=cart, country="DE", currency="EUR")
+        order, _ = await checkout.place_order(session, digest=summary.digest, lines=cart, country="DE",
+                                              currency="EUR", channel="telegram",
+                                              external_id=f"chat:{conversation.id}:1", shopper_id=shopper.id)
+        await payments.start_payment(session, order_id=order.id, provider=BANK)
+        await payments.mark_offline_received(session, order_id=order.id, provider=BANK, reference="r", actor="t")
+    async with shop.sessions() as session:
+        conversation = await get_or_create_conversation(session, channel="telegram", sender_id="4242")
+        panel = await handoff.views.shopper_panel(session, conversation=conversation)
+    view = panel.orders[0]
+    total = f"€{order.total:.2f}"
+    assert (view.order_id, view.paid, view.paid_text, view.refunded_text) == (order.id, True, total, "")
+    assert view.refundable_text == total
+    await make_account(shop, "ann@shop.test", "agent")
+    await make_account(shop, "sue@shop.test", "supervisor")
+
+    async def console(email: str) -> dict[str, str]:
+        signed = await client.post("/api/v1/agent/session", json={"email": email, "password": "correct horse battery"})
+        assert signed.status_code == 200, signed.text
+        return {"X-CSRF-Token": signed.json()["csrf_token"]}
+
+    body = {"amount": "10.00", "reason": "late delivery", "idempotency_key": "console-1"}
+    agent = await client.post(f"/api/v1/agent/orders/{order.id}/refunds", json=body, headers=await console(
+        "ann@shop.test"))
+    assert agent.status_code == 403
+    headers = await console("sue@shop.test")
+    assert (await client.post(f"/api/v1/agent/orders/{order.id}/refunds", json=body)).status_code == 403  # no CSRF
+    done = await client.post(f"/api/v1/agent/orders/{order.id}/refunds", json=body, headers=headers)
+    assert done.status_code == 201, done.text
+    assert (done.json()["amount"], done.json()["created"]) == ("10.00", True)
+    again = await client.post(f"/api/v1/agent/orders/{order.id}/refunds", json=body, headers=headers)
+    assert (again.json()["refund_id"], again.json()["created"]) == (done.json()["refund_id"], False)
+    too_much = await client.post(f"/api/v1/agent/orders/{order.id}/refunds", headers=headers,
+                                 json={"amount": str(order.total), "idempotency_key": "console-2"})
+    assert too_much.status_code == 409
+    left = order.total - 10
+    assert f"At most {left:.2f}" in too_much.json()["detail"]
+    async with shop.sessions() as session:
+        panel = await handoff.views.shopper_panel(session, conversation=conversation)
+    view = panel.orders[0]
+    assert (view.refunded_text, view.refunds, view.refundable_text) == ("€10.00", ["€10.00 · late delivery"],
+                                                                        f"€{left:.2f}")
