@@ -39,6 +39,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "supervisor": frozenset({"dashboard", "faq", "faq_review", "console"}),
     "agent": frozenset({"dashboard", "console"}),
 }
+# Refunds move money (issue 23): staff refund within the destination's return policy; only a supervisor or the owner
+# may override it (with a reason, audited). Supervisors refund from the agent console.
+PERMISSIONS["owner"] = PERMISSIONS["owner"] | {"refunds", "refund_override"}
+PERMISSIONS["staff"] = PERMISSIONS["staff"] | {"refunds"}
+PERMISSIONS["supervisor"] = PERMISSIONS["supervisor"] | {"refunds", "refund_override"}
 INVITATION_TTL = timedelta(days=7)
 TOTP_STEP = 30
 TOTP_DIGITS = 6

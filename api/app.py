@@ -12,9 +12,11 @@ from api.chat_runtime import start_chat_channels, stop_chat_channels
 from api.errors import install_error_handlers
 from api.http import accounts
 from api.http.agent import console, realtime, typing_relay
+from api.http.agent import refunds as agent_refunds
 from api.http.merchant import (
     backoffice,
     backoffice_faq,
+    backoffice_orders,
     backoffice_search,
     backoffice_shop,
     catalog,
@@ -68,6 +70,9 @@ ROUTERS: list[APIRouter] = [
     webchat_sites.router,
     payments.router, orders.methods_router,
     typing_relay.router,
+    orders.settings_router,
+    backoffice_orders.router,
+    agent_refunds.router,
 ]
 
 

@@ -1,4 +1,6 @@
-"""Checkout and payment under load on PostgreSQL: shoppers check out concurrently (commerce checkout service), pay
+"""Checkout and payment under load on PostgreSQL. `--through chat` (default): see bench/checkout_chat.py (Telegram
+double, served app, worker killed mid-way). `--through services`: shoppers check out concurrently (commerce checkout
+service), pay
 through Stripe's API (localstripe, started here) and Stripe-signed webhooks are delivered twice each plus a second
 event per payment, racing; a share of shoppers never pay and the expiry job releases their stock.
 
@@ -85,6 +87,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(0.1)
     try:
         async with scratch_postgres(args.postgres, "bench_checkout") as url:
+            if args.through == "chat":
+                from checkout_chat import run_chat
+
+                return await run_chat(args, base, url)
             database = Database(url, pool_size=args.concurrency + 5)
             await upgrade(database.engine)
             await _shop(database, args.stock)
@@ -132,12 +138,14 @@ async def _load(database: Database, base: str, args: argparse.Namespace) -> dict
                 return
             started = time.perf_counter()
             # A double click on Pay: two concurrent presses, one payment.
-            async def press() -> str:
+            async def press() -> int:
                 async with database.unit_of_work() as session:
-                    return (await payments.start_payment(session, order_id=order.id, provider=provider)).reference
-            references = set(await asyncio.gather(press(), press()))
-            assert len(references) == 1, references
-            reference = references.pop()
+                    return (await payments.start_payment(session, order_id=order.id, provider=provider)).id
+            opened = set(await asyncio.gather(press(), press()))
+            assert len(opened) == 1, opened
+            # The pay page opens it at Stripe, outside any transaction.
+            reference = (await payments.complete_payment(database, payment_id=opened.pop(),
+                                                         provider=provider)).reference
             card = await client.v1.payment_methods.create_async(params={
                 "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030,
                                          "cvc": "123"}})
@@ -205,6 +213,12 @@ def main() -> None:
     parser.add_argument("--stock", type=int, default=150)
     parser.add_argument("--unpaid", type=float, default=0.2)
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--through", choices=("chat", "services"), default="chat",
+                        help="chat: Telegram double + served app + worker process (bench/checkout_chat.py); "
+                             "services: the checkout and payment services called directly")
+    parser.add_argument("--kill-after", type=float, default=0.4, help="chat: SIGKILL the worker after this share")
+    parser.add_argument("--lease-seconds", type=float, default=5.0, help="chat: the worker's outbox lease")
+    parser.add_argument("--timeout", type=float, default=180.0, help="chat: seconds to wait for one reply")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,6 +22,7 @@ from bot.handoff.learning import LearningRepository
 from bot.handoff.models import Agent, AgentReply, ThreadEvent
 from bot.handoff.notes import NoteRepository, NoteView
 from commerce.money import format_money
+from commerce.orders.models import Order
 from kit.outbox import DEAD
 
 UNPAID_STATUSES = frozenset({"pending_payment", "cancelled"})
@@ -59,6 +61,13 @@ class OrderView(BaseModel):
     currency: str
     total_text: str  # formatted by the agent's locale (babel): "$161.85", "US$161.85", "161,85 $US"
     created_at: datetime
+    # Payments (issue 23): what was paid and refunded, the refunds ("€12.00 · too small"), what is left to refund
+    # ("" when nothing can be refunded), and the id the console's refund action posts to.
+    order_id: int = 0
+    paid_text: str = ""
+    refunded_text: str = ""
+    refunds: list[str] = Field(default_factory=list)
+    refundable_text: str = ""
 
 
 class TimelineEvent(BaseModel):
@@ -214,6 +223,22 @@ def display_name(*, name: str | None, email: str | None, channel: str, sender_id
     return f"{channel.title()} shopper {sender_id[-6:]}"
 
 
+async def _order_view(session: AsyncSession, order: Order, agent_locale: str) -> OrderView:
+    from commerce.payments import service as payments
+
+    def money(amount: Decimal) -> str:
+        return format_money(amount, order.currency, agent_locale)
+
+    _, paid, refunds = await payments.payment_state(session, order_id=order.id)
+    left = sum((p.amount - p.amount_refunded for p in paid if p.status == "succeeded"), Decimal(0))
+    return OrderView(number=order.number, status=order.status, paid=order.status not in UNPAID_STATUSES,
+                     total=str(order.total), currency=order.currency, created_at=order.created_at,
+                     total_text=money(order.total), order_id=order.id, paid_text=money(order.amount_paid),
+                     refunded_text=money(order.amount_refunded) if order.amount_refunded else "",
+                     refunds=[money(r.amount) + (f" · {r.reason}" if r.reason else "") for r in refunds],
+                     refundable_text=money(left) if left > 0 and order.status in payments.REFUNDABLE else "")
+
+
 async def shopper_panel(session: AsyncSession, *, conversation: Conversation,
                         agent_locale: str = "en") -> ShopperPanel:
     """Identity, country, currency, cart and recent orders, through the commerce services (money and the country's
@@ -235,10 +260,7 @@ async def shopper_panel(session: AsyncSession, *, conversation: Conversation,
             country, currency = country or shopper.country, currency or shopper.currency
             locale = locale or shopper.locale
         for order in await orders.orders_for_shopper(session, shopper_id=conversation.shopper_id, limit=5):
-            order_views.append(OrderView(number=order.number, status=order.status,
-                                         paid=order.status not in UNPAID_STATUSES, total=str(order.total),
-                                         currency=order.currency, created_at=order.created_at,
-                                         total_text=format_money(order.total, order.currency, agent_locale)))
+            order_views.append(await _order_view(session, order, agent_locale))
     email = email or conversation.email
     return ShopperPanel(shopper_id=conversation.shopper_id, name=name, email=email, channel=conversation.channel,
                         display_name=display_name(name=name, email=email, channel=conversation.channel,

@@ -314,7 +314,8 @@ async def confirm(turn: Turn, digest: str | None) -> None:
             currency=currency,
             channel=await _sales_channel(turn), external_id=f"chat:{conversation.id}:{attempt}"[:120],
             service=conversation.shipping_service, address=address, email=conversation.email,
-            shopper_id=turn.shopper_id, expires_in_minutes=turn.deps.settings.payments.order_expiry_minutes,
+            shopper_id=turn.shopper_id, expires_in_minutes=await payments.order_expiry_minutes(
+                turn.session, default=turn.deps.settings.payments.order_expiry_minutes),
             locale=turn.locale)
     except SummaryChanged:
         summary = await _summarize(turn, address)

@@ -6,6 +6,7 @@ can name the next number) or by its unguessable public reference (proof: the e-m
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from bot import i18n
 from bot.conversations.service import get_conversation, record_outbound, remember_verified_order, verified_order
 from bot.messages import OutboundMessage
 from bot.skills.base import Answer, Press, Question, Skill, Turn
+from commerce.money import format_money
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.refs import parse_public_ref, public_ref_in
@@ -240,10 +242,14 @@ async def notify_status_change(session: AsyncSession, *, payload: dict[str, Any]
     locale = conversation.locale or i18n.DEFAULT_LOCALE
     if status == "pending_payment" or not i18n.has_text(locale, key):
         return False
-    text = i18n.t(locale, key, number=order.number, carrier=order.carrier or "", tracking=order.tracking_number or "")
+    amount = payload.get("amount")  # a refund that leaves the status as it was (issue 23)
+    money = format_money(Decimal(str(amount)), str(payload.get("currency")), locale) if amount else ""
+    text = i18n.t(locale, key, number=order.number, carrier=order.carrier or "", tracking=order.tracking_number or "",
+                  amount=money)
     reply = OutboundMessage(channel=conversation.channel, recipient_id=conversation.sender_id, text=text,
                             custom={"order_number": order.number, "status": status}, author="system")
     saved = await record_outbound(session, conversation=conversation, reply=reply, in_reply_to=None)
     await enqueue(session, topic=f"send.{conversation.channel}", payload=saved.model_dump(mode="json"),
-                  idempotency_key=f"order-notify:{order.id}:{payload.get('from_status')}:{status}")
+                  idempotency_key=f"order-notify:{order.id}:{payload.get('from_status')}:{status}"
+                                  + (f":{payload['refund_id']}" if payload.get("refund_id") else ""))
     return True

@@ -158,3 +158,6 @@ class ReturnPolicy(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     # conditions and notes (above: English, the fallback) in other languages: {"zh": {"conditions": [...], "notes": ""}}
     translations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # Catalogue categories that cannot be returned to this destination (hygiene, perishables...); a refund for them
+    # needs a supervisor's or the owner's override.
+    non_returnable_categories: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")

@@ -50,7 +50,8 @@ async def return_policy(session: AsyncSession, *, country: str, locale: str | No
         country=code, scope=policy.scope, locale=text_locale, window_days=policy.window_days,
         conditions=conditions, notes=notes, legal_basis=policy.legal_basis, source_url=policy.source_url,
         refunds_outbound_shipping=policy.refunds_outbound_shipping, duties_refundable=policy.duties_refundable,
-        return_shipping_paid_by=policy.return_shipping_paid_by, restocking_fee_percent=policy.restocking_fee_percent)
+        return_shipping_paid_by=policy.return_shipping_paid_by, restocking_fee_percent=policy.restocking_fee_percent,
+        non_returnable_categories=list(policy.non_returnable_categories or []))
 
 
 def refund_amount(order: Order, *, policy: ReturnPolicyView, returned_goods: Decimal | None = None,

@@ -168,6 +168,8 @@ class ReturnPolicyIn(BaseModel):
     restocking_fee_percent: Money = Field(default=Decimal(0), ge=0, le=100)
     notes: str = ""
     translations: dict[LocaleCode, ReturnPolicyText] = Field(default_factory=dict)
+    non_returnable_categories: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=100)
 
     @field_validator("translations")
     @classmethod
@@ -310,6 +312,7 @@ class ReturnPolicyView(BaseModel):
     duties_refundable: bool
     return_shipping_paid_by: str
     restocking_fee_percent: PlainDecimal
+    non_returnable_categories: list[str] = Field(default_factory=list)
 
 
 class Refund(BaseModel):

@@ -193,3 +193,24 @@ async def return_to_stock(session: AsyncSession, *, reservation_id: int) -> None
         reservation.status = "returned"
         await session.flush()
         await _stock_changed(session, [reservation.sku])
+
+
+async def return_units(session: AsyncSession, *, reservation_id: int, quantity: int) -> None:
+    """Put `quantity` units of a sold (committed) reservation back on hand: part of an order line came back.
+
+    The reservation keeps only what is still sold, so cancelling the order later returns the rest, never twice."""
+    reservation = await session.get(Reservation, reservation_id)
+    if reservation is None:
+        raise ReservationNotFound(f"No reservation {reservation_id}.")
+    if reservation.status != "committed" or not 0 < quantity <= reservation.quantity:
+        raise ReservationClosed(f"Reservation {reservation_id} has no {quantity} sold units to return.",
+                                reservation_status=reservation.status)
+    if not await InventoryRepository(session).try_adjust(reservation.sku, reservation.location_id, quantity,
+                                                         utcnow()):
+        raise StockBelowReserved(f"Could not restock {reservation.sku}.")
+    if quantity == reservation.quantity:
+        reservation.status = "returned"  # quantity stays (> 0 by constraint): the record of what came back
+    else:
+        reservation.quantity -= quantity
+    await session.flush()
+    await _stock_changed(session, [reservation.sku])

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kit.errors import Conflict, InvalidInput, NotFound, ShopTalkError
+from kit.errors import Conflict, Forbidden, InvalidInput, NotFound, ShopTalkError
 
 
 class InvalidSignature(InvalidInput):
@@ -36,3 +36,15 @@ class RefundNotPossible(Conflict):
 class NoPaymentMethod(NotFound):
     code = "no_payment_method"
     title = "No payment method is offered for this destination and channel"
+
+
+class RefundOutsidePolicy(Conflict):
+    """`extra`: breaches ({"window": {window_days, delivered_at}, "non_returnable": {categories}}), may_override."""
+
+    code = "refund_outside_policy"
+    title = "This refund is outside the destination's return policy"
+
+
+class OverrideNotAllowed(Forbidden):
+    code = "refund_override_not_allowed"
+    title = "Only a supervisor or the owner can refund outside the return policy"

@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kit.db import Base, UTCDateTime, money_column_type
@@ -40,11 +40,15 @@ class Payment(Base):
     charge_id: Mapped[str | None] = mapped_column(String(200), default=None)  # payment intent / telegram charge
     amount: Mapped[Decimal] = mapped_column(money_column_type())
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(20))  # pending / succeeded / failed / expired / mismatch
+    # creating (row saved, provider not yet answered) / pending / succeeded / failed / expired / mismatch
+    status: Mapped[str] = mapped_column(String(20))
     url: Mapped[str | None] = mapped_column(Text, default=None)
     amount_refunded: Mapped[Decimal] = mapped_column(money_column_type(), default=Decimal(0))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Sent with every call that opens this payment at the provider, so a retry or a crash never charges twice.
+    idempotency_key: Mapped[str | None] = mapped_column(String(120), default=None)
+    method_types: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class PaymentEvent(Base):
@@ -75,3 +79,18 @@ class PaymentRefund(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(200), default=None)
     reason: Mapped[str | None] = mapped_column(String(300), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # [{"line_id", "sku", "quantity", "amount"}]: what came back per order line ([] for an amount-only refund).
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    restocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when a supervisor or the owner refunded outside the return policy: why, and who (also in the audit log).
+    override_reason: Mapped[str | None] = mapped_column(String(300), default=None)
+    actor: Mapped[str | None] = mapped_column(String(300), default=None)
+
+
+class PaymentSetting(Base):
+    """The merchant's payment settings (order_expiry_minutes); a key that is not here takes the settings' default."""
+
+    __tablename__ = "payment_settings"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

@@ -13,6 +13,13 @@ from kit.settings import PaymentSettings
 
 class PaymentProvider(Protocol):
     name: str
+    # True when opening a payment is a network call (Stripe): it is made after the payment row is committed, with
+    # no lock held (commerce.payments.service.complete_payment); False: opened in the caller's transaction.
+    remote: bool
+
+    def link(self, charge: Charge) -> str | None:
+        """Where the shopper pays, known before the provider is called (None: in the chat, or offline)."""
+        ...
 
     async def create(self, *, charge: Charge, method_types: list[str], idempotency_key: str) -> ProviderPayment:
         """Open a payment for `charge`; ProviderUnavailable when the provider does not answer."""
@@ -28,11 +35,13 @@ class StripeProvider:
     pays on the shop's pay page (Stripe's Payment Element) linked from the chat."""
 
     name = "stripe"
+    remote = True
 
     def __init__(self, *, secret_key: str, pay_page_url: str, api_base: str | None = None,
                  timeout_seconds: float = 10.0) -> None:
+        # No retries inside the library: complete_payment retries with the payment's own idempotency key.
         options: dict[str, Any] = {"http_client": stripe.HTTPXClient(timeout=timeout_seconds),
-                                   "max_network_retries": 1}
+                                   "max_network_retries": 0}
         if api_base:
             options["base_addresses"] = {"api": api_base}
         self._client = stripe.StripeClient(secret_key, **options)
@@ -43,10 +52,13 @@ class StripeProvider:
             "amount": charge.amount_minor, "currency": charge.currency.lower(),
             "payment_method_types": method_types or ["card"],
             "metadata": {"order_id": str(charge.order_id), "order_number": charge.number,
-                         "order_ref": charge.public_ref}}
+                         "order_ref": charge.public_ref, "payment_id": str(charge.payment_id or "")}}
         intent = await self._call(self._client.v1.payment_intents.create_async(
             params=cast(Any, params), options={"idempotency_key": idempotency_key}))
-        return ProviderPayment(reference=str(intent.id), url=f"{self._pay_page_url}/pay/{charge.public_ref}")
+        return ProviderPayment(reference=str(intent.id), url=self.link(charge))
+
+    def link(self, charge: Charge) -> str | None:
+        return f"{self._pay_page_url}/pay/{charge.public_ref}"
 
     async def client_secret(self, reference: str) -> str:
         """The secret the pay page's Payment Element needs (never stored, never logged)."""
@@ -66,6 +78,12 @@ class StripeProvider:
         except (stripe.APIConnectionError, stripe.RateLimitError) as error:
             raise ProviderUnavailable("Stripe did not answer; try again in a moment.",
                                       provider="stripe") from error
+        except stripe.APIError as error:
+            if (error.http_status or 500) >= 500:  # Stripe's side failed: safe to retry with the same key
+                raise ProviderUnavailable("Stripe had an error; try again in a moment.", provider="stripe",
+                                          http_status=error.http_status) from error
+            raise ProviderRefused(f"Stripe refused: {error.user_message or error.code or 'error'}",
+                                  provider="stripe", stripe_code=error.code) from error
         except stripe.StripeError as error:
             # The message is Stripe's (no key in it); the request id lets a person find it in the dashboard.
             raise ProviderRefused(f"Stripe refused: {error.user_message or error.code or 'error'}",
@@ -90,6 +108,10 @@ class TelegramProvider:
     successful_payment message confirms it. Refunds go through the payment provider's dashboard."""
 
     name = "telegram"
+    remote = False
+
+    def link(self, charge: Charge) -> str | None:
+        return None
 
     async def create(self, *, charge: Charge, method_types: list[str], idempotency_key: str) -> ProviderPayment:
         return ProviderPayment(reference=f"tg:{charge.order_id}:{idempotency_key[-12:]}", url=None)
@@ -101,8 +123,13 @@ class TelegramProvider:
 class OfflineProvider:
     """Bank transfer or cash on delivery: the reference the shopper quotes is the order's public reference."""
 
+    remote = False
+
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def link(self, charge: Charge) -> str | None:
+        return None
 
     async def create(self, *, charge: Charge, method_types: list[str], idempotency_key: str) -> ProviderPayment:
         return ProviderPayment(reference=charge.public_ref, url=None)

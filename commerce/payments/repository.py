@@ -7,8 +7,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.inventory.models import Reservation
-from commerce.orders.models import Order, OrderLine
-from commerce.payments.models import Payment, PaymentEvent, PaymentMethod, PaymentRefund
+from commerce.orders.models import Order, OrderLine, OrderStatusChange
+from commerce.payments.models import Payment, PaymentEvent, PaymentMethod, PaymentRefund, PaymentSetting
 
 
 class PaymentRepository:
@@ -58,10 +58,34 @@ class PaymentRepository:
         return await self.session.scalar(select(PaymentMethod).where(
             PaymentMethod.country == country, PaymentMethod.channel == channel, PaymentMethod.provider == provider))
 
-    async def expired_order_ids(self, now: datetime, limit: int) -> Sequence[int]:
+    async def expired_order_ids(self, now: datetime, limit: int, *, created_before: datetime) -> Sequence[int]:
+        past_own = Order.expires_at.is_not(None) & (Order.expires_at <= now)
+        past_shop = Order.expires_at.is_(None) & (Order.created_at <= created_before)
         return (await self.session.scalars(
-            select(Order.id).where(Order.status == "pending_payment", Order.expires_at.is_not(None),
-                                   Order.expires_at <= now).order_by(Order.expires_at).limit(limit))).all()
+            select(Order.id).where(Order.status == "pending_payment", past_own | past_shop)
+            .order_by(Order.id).limit(limit))).all()
+
+    async def order_lines(self, order_id: int) -> Sequence[OrderLine]:
+        return (await self.session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)
+                                           .order_by(OrderLine.id))).all()
+
+    async def returned_quantities(self, payment_ids: Sequence[int]) -> dict[int, int]:
+        """Units already refunded per order line (from the refunds' lines)."""
+        returned: dict[int, int] = {}
+        for refund in await self.refunds_for(payment_ids):
+            for line in refund.lines or []:
+                returned[int(line["line_id"])] = returned.get(int(line["line_id"]), 0) + int(line["quantity"])
+        return returned
+
+    async def delivered_at(self, order_id: int) -> datetime | None:
+        """When the order was (last) marked delivered; None when it never was."""
+        return await self.session.scalar(
+            select(OrderStatusChange.changed_at).where(OrderStatusChange.order_id == order_id,
+                                                       OrderStatusChange.to_status == "delivered")
+            .order_by(OrderStatusChange.id.desc()).limit(1))
+
+    async def setting(self, key: str) -> PaymentSetting | None:
+        return await self.session.get(PaymentSetting, key)
 
     async def reservations_active(self, order_id: int) -> bool:
         """Every line of the order still holds its reserved units."""

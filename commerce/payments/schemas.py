@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,7 @@ class Charge:
     amount: Decimal
     currency: str
     amount_minor: int
+    payment_id: int | None = None  # our payment row, in the provider's metadata (found even if never recorded)
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,29 @@ class PaymentMethodOut(PaymentMethodIn):
     id: int
 
 
+class RefundLineIn(BaseModel):
+    line_id: int = Field(gt=0, lt=2**31)
+    quantity: int = Field(gt=0, le=10_000)
+
+
 class RefundIn(BaseModel):
-    amount: PlainDecimal | None = Field(default=None, gt=0, description="None: the whole remaining amount")
+    amount: PlainDecimal | None = Field(default=None, gt=0,
+                                        description="None: the lines' refund by the return policy, or all that is left")
+    lines: list[RefundLineIn] = Field(default_factory=list, max_length=200,
+                                      description="Order lines (and how many units) that come back")
     reason: str | None = Field(default=None, max_length=300)
     idempotency_key: str = Field(min_length=1, max_length=120)
+    restock: bool = Field(default=True, description="Put the refunded lines' units back on hand")
+    override_reason: str | None = Field(default=None, max_length=300,
+                                        description="Why the return policy is overridden (supervisor or owner)")
+
+
+class PaymentSettingsIn(BaseModel):
+    order_expiry_minutes: int = Field(ge=1, le=60 * 24 * 14, description="How long an unpaid order holds its stock")
+
+
+class PaymentSettingsOut(PaymentSettingsIn):
+    pass
 
 
 class RefundOut(BaseModel):
@@ -58,6 +79,10 @@ class RefundOut(BaseModel):
     provider_ref: str | None
     reason: str | None
     created_at: datetime
+    lines: list[dict[str, Any]]
+    restocked: bool
+    override_reason: str | None
+    actor: str | None
 
 
 class PaymentOut(BaseModel):

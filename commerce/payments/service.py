@@ -3,25 +3,36 @@ once (replays and out-of-order events change nothing), amounts checked to the mi
 for a person, never marked paid), refunds through the provider, unpaid orders expire and give their stock back."""
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce import cross_border
+from commerce.catalog.service import find_variants, get_variants
 from commerce.checkout.schemas import to_minor
+from commerce.inventory.service import return_units
 from commerce.money import minor_units, quantize
 from commerce.orders.errors import OrderNotFound
 from commerce.orders.models import Order
+from commerce.orders.schemas import TRANSITIONS
 from commerce.orders.service import transition_order
-from commerce.payments.errors import PaymentNotPossible, RefundNotPossible
-from commerce.payments.models import Payment, PaymentEvent, PaymentMethod, PaymentRefund
+from commerce.payments.errors import PaymentNotPossible, ProviderUnavailable, RefundNotPossible, RefundOutsidePolicy
+from commerce.payments.models import Payment, PaymentEvent, PaymentMethod, PaymentRefund, PaymentSetting
 from commerce.payments.providers import PaymentProvider, verify_stripe_event
 from commerce.payments.repository import PaymentRepository
-from commerce.payments.schemas import Charge, PaymentMethodIn
+from commerce.payments.schemas import OFFLINE, Charge, PaymentMethodIn, RefundLineIn
 from kit.clock import utcnow
+from kit.db import Database
+from kit.errors import InvalidInput, ShopTalkError
+from kit.outbox import enqueue
 
+REFUNDED_TOPIC = "order.refunded"
 REFUNDABLE = frozenset({"paid", "packed", "fulfilled", "shipped", "delivered", "return_requested"})
 
 
@@ -59,10 +70,12 @@ def charge_of(order: Order) -> Charge:
 
 async def start_payment(session: AsyncSession, *, order_id: int, provider: PaymentProvider,
                         method_types: list[str] | None = None) -> Payment:
-    """The open payment of this order with `provider`, created at the provider the first time.
+    """The open payment of this order with `provider`; pressing "Pay" twice returns the same one (one charge).
 
-    Pressing "Pay" twice returns the same payment (one charge). PaymentNotPossible when the order is not waiting
-    for payment; ProviderUnavailable / ProviderRefused from the provider leave the order pending, nothing saved."""
+    Short: the order's row lock is held only to save the payment row. A local provider (Telegram, offline) opens
+    it here; a remote one (Stripe) leaves it `creating` with its idempotency key and link, and the provider is
+    called by `complete_payment` after this transaction commits, with no lock held. PaymentNotPossible when the
+    order is not waiting for payment."""
     repo = PaymentRepository(session)
     order = await repo.lock_order(order_id)
     if order is None:
@@ -71,27 +84,72 @@ async def start_payment(session: AsyncSession, *, order_id: int, provider: Payme
         raise PaymentNotPossible(f"Order {order.number} is {order.status}.", order_status=order.status)
     payments = await repo.for_order(order.id)
     for payment in payments:
-        if payment.provider == provider.name and payment.status == "pending":
+        if payment.provider == provider.name and payment.status in ("pending", "creating"):
             return payment
-    charge = charge_of(order)
-    # Same key after a crash between the provider's answer and our commit: the provider returns the same payment.
-    created = await provider.create(charge=charge, method_types=list(method_types or []),
-                                    idempotency_key=f"order-{order.id}-payment-{len(payments) + 1}")
-    existing = await repo.by_reference(provider.name, created.reference)
-    if existing is not None:
-        return existing
+    key = f"order-{order.id}-payment-{len(payments) + 1}"
     now = utcnow()
-    payment = Payment(order_id=order.id, provider=provider.name, reference=created.reference, amount=charge.amount,
-                      currency=charge.currency, status="pending", url=created.url, amount_refunded=Decimal(0),
-                      created_at=now, updated_at=now)
+    charge = charge_of(order)
+    payment = Payment(order_id=order.id, provider=provider.name, reference=key, amount=charge.amount,
+                      currency=charge.currency, status="creating", url=provider.link(charge),
+                      amount_refunded=Decimal(0), created_at=now, updated_at=now, idempotency_key=key,
+                      method_types=list(method_types or []))
     session.add(payment)
     await session.flush()
+    if not provider.remote:  # nothing leaves the process: open it in this transaction
+        created = await provider.create(charge=replace(charge, payment_id=payment.id),
+                                        method_types=payment.method_types, idempotency_key=key)
+        payment.reference, payment.url, payment.status = created.reference, created.url, "pending"
+        await session.flush()
     return payment
 
 
+RETRY_DELAYS = (0.25, 1.0)  # seconds before the 2nd and 3rd call; Stripe's idempotency key makes a retry safe
+
+
+async def complete_payment(database: Database, *, payment_id: int, provider: PaymentProvider,
+                           retry_delays: Sequence[float] = RETRY_DELAYS) -> Payment:
+    """Open a `creating` payment at its provider outside any transaction, then record the answer in a short one.
+
+    Network errors and provider 5xx are retried (bounded, same idempotency key: never two charges). A crash
+    between the provider's answer and our record is repaired by the next call (same key, same provider payment;
+    the webhook also finds the payment by the id in its metadata). ProviderUnavailable / ProviderRefused leave
+    the payment `creating` and the order pending: nothing is lost, the shopper retries."""
+    async with database.sessions() as session:
+        payment = await session.get(Payment, payment_id)
+        if payment is None:
+            raise PaymentNotPossible(f"No payment {payment_id}.")
+        if payment.status != "creating":
+            return payment
+        order = await session.get(Order, payment.order_id)
+        assert order is not None
+        if order.status != "pending_payment":
+            raise PaymentNotPossible(f"Order {order.number} is {order.status}.", order_status=order.status)
+        charge = replace(charge_of(order), payment_id=payment.id)
+        key, method_types = payment.idempotency_key or f"payment-{payment.id}", list(payment.method_types)
+    for attempt in range(len(retry_delays) + 1):
+        try:
+            created = await provider.create(charge=charge, method_types=method_types, idempotency_key=key)
+            break
+        except ProviderUnavailable:
+            if attempt == len(retry_delays):
+                raise
+            await asyncio.sleep(retry_delays[attempt])
+    async with database.unit_of_work() as session:
+        await PaymentRepository(session).lock_order(charge.order_id)
+        recorded: Payment | None = await session.get(Payment, payment_id, populate_existing=True)
+        assert recorded is not None
+        if recorded.status == "creating":  # a concurrent call may have recorded the same provider payment first
+            recorded.reference, recorded.url, recorded.updated_at = created.reference, created.url, utcnow()
+            recorded.status = "pending"
+            await session.flush()
+    return recorded
+
+
 async def open_payment(session: AsyncSession, *, order_id: int) -> Payment | None:
-    """The pending payment of an order (to send its link again), newest first; None when there is none."""
-    pending = [p for p in await PaymentRepository(session).for_order(order_id) if p.status == "pending"]
+    """The open payment of an order (pending, or creating: not yet opened at the provider), newest first; None
+    when there is none."""
+    pending = [p for p in await PaymentRepository(session).for_order(order_id)
+               if p.status in ("pending", "creating")]
     return pending[-1] if pending else None
 
 
@@ -116,12 +174,19 @@ async def _seen_once(session: AsyncSession, *, provider: str, event_id: str, kin
 
 async def record_payment(session: AsyncSession, *, provider: str, event_id: str, reference: str,
                          amount_minor: int, currency: str, succeeded: bool, charge_id: str | None = None,
-                         kind: str = "payment") -> str:
+                         kind: str = "payment", payment_id: int | None = None) -> str:
     """Apply a provider's word on a payment once. Returns the outcome: paid, duplicate (replay or already paid),
     mismatch (amount/currency differ: flagged for a person), late (the order expired or was cancelled: flagged),
     failed, ignored (unknown payment)."""
     repo = PaymentRepository(session)
     payment = await repo.by_reference(provider, reference)
+    if payment is None and payment_id is not None:
+        # Opened at the provider, but the process stopped before recording its reference: adopt it now.
+        found = await session.get(Payment, payment_id)
+        if found is not None and found.provider == provider and found.status == "creating":
+            found.reference, found.status = reference, "pending"
+            await session.flush()
+            payment = found
     if payment is None:
         await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=None,
                          outcome="ignored", detail={"reference": reference})
@@ -169,6 +234,32 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
     return outcome
 
 
+async def mark_offline_received(session: AsyncSession, *, order_id: int, provider: PaymentProvider,
+                                reference: str, actor: str) -> str:
+    """A person saw the bank transfer (or the carrier's cash) arrive: the order's offline payment is recorded as
+    paid once, with the reference they saw (bank statement line, receipt number). The outcome as record_payment's:
+    a second press is a duplicate, an order no longer pending is flagged (late), never paid twice."""
+    if provider.name not in OFFLINE:
+        raise PaymentNotPossible(f"{provider.name} is not an offline payment.", field="provider")
+    reference = reference.strip()
+    if not reference:
+        raise InvalidInput("Give the reference on the bank statement or receipt.", code="missing_reference",
+                           field="reference")
+    repo = PaymentRepository(session)
+    order = await repo.lock_order(order_id)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    payment = next((p for p in reversed(await repo.for_order(order.id)) if p.provider == provider.name), None)
+    if payment is None:
+        payment = await start_payment(session, order_id=order.id, provider=provider)
+    # The person confirms the payment's own amount; record_payment still checks it against the order's total.
+    return await record_payment(session, provider=provider.name, event_id=f"manual:{payment.id}",
+                                kind=f"received by {actor}"[:80], reference=payment.reference,
+                                amount_minor=to_minor(quantize(payment.amount, payment.currency),
+                                                      minor_units(payment.currency)),
+                                currency=payment.currency, succeeded=True, charge_id=reference[:200])
+
+
 async def handle_stripe_webhook(session: AsyncSession, *, payload: bytes, signature: str | None,
                                 secret: str) -> str:
     """Verify a Stripe webhook (InvalidSignature: nothing changes) and apply it once; the outcome."""
@@ -184,16 +275,54 @@ async def handle_stripe_webhook(session: AsyncSession, *, payload: bytes, signat
     amount = intent.get("amount_received") if succeeded and intent.get("amount_received") else intent.get("amount")
     latest = intent.get("latest_charge")
     charge_id = latest.get("id") if isinstance(latest, dict) else latest
+    named = str((intent.get("metadata") or {}).get("payment_id") or "")
     return await record_payment(session, provider="stripe", event_id=str(event["id"]), kind=kind,
                                 reference=str(intent.get("id")), amount_minor=int(amount or 0),
                                 currency=str(intent.get("currency", "")), succeeded=succeeded,
-                                charge_id=str(charge_id) if charge_id else None)
+                                charge_id=str(charge_id) if charge_id else None,
+                                payment_id=int(named) if named.isdigit() and len(named) < 10 else None)
 
 
-async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvider, amount: Decimal | None,
-                 idempotency_key: str, reason: str | None = None) -> PaymentRefund:
-    """Refund part (`amount`) or all (None) of what was paid, through the provider that took it; the order becomes
-    refunded when nothing is left. The same idempotency key returns the first refund."""
+# Goods are with the shopper (or on their way): a refund is a return and follows the destination's return policy.
+RETURNS = frozenset({"fulfilled", "shipped", "delivered", "return_requested"})
+
+
+async def _policy_breaches(session: AsyncSession, order: Order, line_skus: Sequence[str]) -> dict[str, Any]:
+    """Which rules of the destination's return policy a return of `line_skus` from `order` breaks ({} : none):
+    window (days since delivery) and non_returnable (categories)."""
+    if order.status not in RETURNS or not order.country:
+        return {}
+    try:
+        policy = await cross_border.return_policy(session, country=order.country)
+    except ShopTalkError:
+        return {}  # no policy for this destination: nothing to follow
+    breaches: dict[str, Any] = {}
+    delivered = await PaymentRepository(session).delivered_at(order.id)
+    if delivered is not None and utcnow() > delivered + timedelta(days=policy.window_days):
+        breaches["window"] = {"window_days": policy.window_days, "delivered_at": delivered.isoformat()}
+    banned = set(policy.non_returnable_categories)
+    if banned and line_skus:
+        still_sold = await find_variants(session, skus=list(line_skus))  # a deleted SKU has no category left
+        variants = await get_variants(session, skus=list(still_sold))  # with product and category loaded
+        hit = sorted({v.product.category.slug for v in variants.values()} & banned)
+        if hit:
+            breaches["non_returnable"] = {"categories": hit}
+    return breaches
+
+
+async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvider, idempotency_key: str,
+                 amount: Decimal | None = None, lines: Sequence[RefundLineIn] | None = None,
+                 reason: str | None = None, restock: bool = True, override_reason: str | None = None,
+                 may_override: bool = False, actor: str | None = None) -> tuple[PaymentRefund, bool]:
+    """Refund through the provider that took the payment: `lines` (order line, quantity) priced by the
+    destination's return policy (goods, their taxes and duties, minus a restocking fee...), or `amount`, or
+    (neither) all that is left. Never more than was paid and not yet refunded; a line never more than was bought.
+
+    Once the goods left the shop, the destination's return policy applies: outside its window or for a
+    non-returnable category the refund is refused (RefundOutsidePolicy) unless `may_override` (a supervisor or the
+    owner) gives `override_reason`, which is recorded. `restock` puts the refunded lines' units back on hand. The
+    order becomes refunded when nothing is left. (refund, created): the same idempotency key returns the first
+    refund, created False."""
     repo = PaymentRepository(session)
     order = await repo.lock_order(order_id)
     if order is None:
@@ -206,25 +335,84 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
         raise RefundNotPossible(f"Order {order.number} was paid with {payment.provider}.", provider=payment.provider)
     earlier = await repo.refund_by_key(payment.id, idempotency_key)
     if earlier is not None:
-        return earlier
+        return earlier, False
     left = payment.amount - payment.amount_refunded
-    wanted = quantize(amount if amount is not None else left, payment.currency)
+    order_lines = {line.id: line for line in await repo.order_lines(order.id)}
+    returned = await repo.returned_quantities([p.id for p in paid])
+    chosen: list[dict[str, Any]] = []
+    for wanted_line in lines or []:
+        line = order_lines.get(wanted_line.line_id)
+        if line is None:
+            raise RefundNotPossible(f"Order {order.number} has no line {wanted_line.line_id}.",
+                                    code="unknown_order_line", field="lines", line_id=wanted_line.line_id)
+        still = line.quantity - returned.get(line.id, 0) - sum(c["quantity"] for c in chosen if c["line_id"] == line.id)
+        if wanted_line.quantity > still:
+            raise RefundNotPossible(f"Only {still} of {line.sku} can still be refunded.", code="refund_quantity",
+                                    field="lines", line_id=line.id, refundable_quantity=still)
+        chosen.append({"line_id": line.id, "sku": line.sku, "quantity": wanted_line.quantity,
+                       "amount": str(quantize(line.unit_price * wanted_line.quantity, order.currency))})
+    if not lines and amount is None and restock:  # everything that is left comes back
+        chosen = [{"line_id": line.id, "sku": line.sku, "quantity": line.quantity - returned.get(line.id, 0),
+                   "amount": str(quantize(line.unit_price * (line.quantity - returned.get(line.id, 0)),
+                                          order.currency))}
+                  for line in order_lines.values() if line.quantity > returned.get(line.id, 0)]
+    breaches = await _policy_breaches(session, order, [c["sku"] for c in chosen] or
+                                      [line.sku for line in order_lines.values()])
+    override = (override_reason or "").strip() or None
+    if breaches and not (may_override and override):
+        rules = " and ".join(("outside the return window of "
+                              f"{breaches['window']['window_days']} days") if rule == "window" else
+                             f"a non-returnable category ({', '.join(breaches[rule]['categories'])})"
+                             for rule in breaches)
+        raise RefundOutsidePolicy(
+            f"Order {order.number}: the refund is {rules} of the destination's return policy. "
+            + ("Give a reason to override it." if may_override else "A supervisor or the owner can override it."),
+            breaches=breaches, may_override=may_override)
+    if lines and amount is None:
+        policy_refund = await _line_refund(session, order, sum((Decimal(c["amount"]) for c in chosen), Decimal(0)))
+        wanted = min(policy_refund, left)
+    else:
+        wanted = quantize(amount if amount is not None else left, payment.currency)
     if wanted <= 0 or wanted > left:
-        raise RefundNotPossible(f"At most {left} {payment.currency} can be refunded.", refundable=str(left))
+        raise RefundNotPossible(f"At most {left} {payment.currency} can be refunded.", refundable=str(left),
+                                field="amount")
     provider_ref = await provider.refund(reference=payment.reference, currency=payment.currency,
                                          amount_minor=to_minor(wanted, minor_units(payment.currency)),
                                          idempotency_key=f"refund-{payment.id}-{idempotency_key}")
     now = utcnow()
     row = PaymentRefund(payment_id=payment.id, idempotency_key=idempotency_key, amount=wanted,
-                        currency=payment.currency, provider_ref=provider_ref, reason=reason, created_at=now)
+                        currency=payment.currency, provider_ref=provider_ref, reason=reason, created_at=now,
+                        lines=chosen, restocked=bool(restock and chosen),
+                        override_reason=override if breaches else None, actor=actor)
     session.add(row)
     payment.amount_refunded += wanted
     payment.updated_at = now
     order.amount_refunded += wanted
     await session.flush()
-    if payment.amount_refunded == payment.amount and order.status in ("paid", "delivered", "return_requested"):
+    if restock:
+        for entry in chosen:
+            reservation_id = order_lines[entry["line_id"]].reservation_id
+            if reservation_id is not None and order.status not in ("cancelled", "expired"):
+                await return_units(session, reservation_id=reservation_id, quantity=int(entry["quantity"]))
+    if payment.amount_refunded == payment.amount and "refunded" in TRANSITIONS[order.status]:
         await transition_order(session, order_id=order.id, to_status="refunded", note=reason)
-    return row
+    else:  # the status stays: the shopper is told of the refund itself
+        await enqueue(session, topic=REFUNDED_TOPIC, idempotency_key=f"order-refund:{row.id}",
+                      payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
+                               "from_status": order.status, "status": "refund", "refund_id": row.id,
+                               "amount": str(wanted), "currency": payment.currency})
+    return row, True
+
+
+async def _line_refund(session: AsyncSession, order: Order, goods: Decimal) -> Decimal:
+    """What returning `goods` (value) refunds under the destination's policy; the goods alone without one."""
+    if order.country:
+        try:
+            policy = await cross_border.return_policy(session, country=order.country)
+        except ShopTalkError:
+            return quantize(goods, order.currency)
+        return cross_border.refund_amount(order, policy=policy, returned_goods=goods).total
+    return quantize(goods, order.currency)
 
 
 async def payment_state(session: AsyncSession, *, order_id: int) -> tuple[Order, list[Payment], list[PaymentRefund]]:
@@ -236,22 +424,52 @@ async def payment_state(session: AsyncSession, *, order_id: int) -> tuple[Order,
     return order, payments, list(await repo.refunds_for([p.id for p in payments]))
 
 
-async def expire_orders(session: AsyncSession, *, now: datetime | None = None, limit: int = 200) -> int:
-    """Unpaid orders past their expiry become expired and release their reservation; how many."""
+ORDER_EXPIRY_KEY = "order_expiry_minutes"
+ORDER_EXPIRY_RANGE = (1, 60 * 24 * 14)
+
+
+async def order_expiry_minutes(session: AsyncSession, *, default: int) -> int:
+    """How long an unpaid order holds its stock: the merchant's setting, `default` (from settings) when unset."""
+    row = await PaymentRepository(session).setting(ORDER_EXPIRY_KEY)
+    return int(row.value) if row is not None and row.value.isdigit() else default
+
+
+async def set_order_expiry_minutes(session: AsyncSession, *, minutes: int) -> int:
+    """Change the merchant's order expiry (1 minute to 14 days); orders placed from now on use it, and the expiry
+    job uses it for pending orders placed without an expiry of their own."""
+    low, high = ORDER_EXPIRY_RANGE
+    if not low <= minutes <= high:
+        raise InvalidInput(f"Order expiry must be between {low} and {high} minutes.", code="invalid_order_expiry",
+                           field="order_expiry_minutes")
+    repo = PaymentRepository(session)
+    row = await repo.setting(ORDER_EXPIRY_KEY)
+    if row is None:
+        session.add(PaymentSetting(key=ORDER_EXPIRY_KEY, value=str(minutes)))
+    else:
+        row.value = str(minutes)
+    await session.flush()
+    return minutes
+
+
+async def expire_orders(session: AsyncSession, *, now: datetime | None = None, limit: int = 200,
+                        default_expiry_minutes: int = 60) -> int:
+    """Unpaid orders past their expiry (their own, or placed longer ago than the merchant's order expiry when
+    they have none) become expired and release their reservation; how many."""
+    now = now or utcnow()
+    minutes = await order_expiry_minutes(session, default=default_expiry_minutes)
+    repo = PaymentRepository(session)
     expired = 0
-    for order_id in await PaymentRepository(session).expired_order_ids(now or utcnow(), limit):
-        order = await PaymentRepository(session).lock_order(order_id)
+    for order_id in await repo.expired_order_ids(now, limit, created_before=now - timedelta(minutes=minutes)):
+        order = await repo.lock_order(order_id)
         if order is None or order.status != "pending_payment":
             continue  # paid (or cancelled) meanwhile
         await transition_order(session, order_id=order_id, to_status="expired", note="not paid in time")
-        for payment in await PaymentRepository(session).for_order(order_id):
-            if payment.status == "pending":
+        for payment in await repo.for_order(order_id):
+            if payment.status in ("pending", "creating"):
                 payment.status = "expired"
         expired += 1
     await session.flush()
     return expired
-
-
 
 
 async def check_before_charge(session: AsyncSession, *, provider: str, reference: str, amount_minor: int,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import accounts
 from api.deps import get_database
 from api.http.merchant.backoffice import PAGE_SIZE, Editor, PageRoute, Staff, Viewer, field_error, redirect, render
+from api.http.merchant.backoffice_orders import payment_context
 from api.models import AuditEvent
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import ProductIn
@@ -311,9 +312,11 @@ async def _order_page(request: Request, who: Staff, order_id: int, *, status: in
                       error: dict[str, Any] | None = None, form: dict[str, str] | None = None) -> HTMLResponse:
     async with get_database(request).sessions() as session:
         order = await orders.get_order(session, order_id=order_id)
+        money = await payment_context(session, order)
     moves = [s for s in MANUAL_STATUSES if s in TRANSITIONS[order.status]]
     return render(request, "order.html", {"order": order, "moves": moves, "error": error, "form": form or {},
-                                          "notice": request.query_params.get("notice")}, status=status, who=who)
+                                          "notice": request.query_params.get("notice"), **money},
+                  status=status, who=who)
 
 
 @router.get("/backoffice/orders/{order_id}")

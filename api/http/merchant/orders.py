@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from api import accounts
 from api.auth import MerchantDep
 from api.deps import SessionDep, SettingsDep
 from api.params import AfterId, PathId
@@ -15,6 +16,8 @@ from commerce.payments.schemas import (
     PaymentMethodIn,
     PaymentMethodOut,
     PaymentOut,
+    PaymentSettingsIn,
+    PaymentSettingsOut,
     PaymentStateOut,
     RefundIn,
     RefundOut,
@@ -77,16 +80,29 @@ async def payment_state(order_id: PathId, session: SessionDep, _: MerchantDep) -
     return await _state(session, order_id)
 
 
-@router.post("/{order_id}/refunds", response_model=PaymentStateOut, status_code=status.HTTP_201_CREATED)
+@router.post("/{order_id}/refunds", response_model=PaymentStateOut, status_code=status.HTTP_201_CREATED,
+             responses={409: {"description": "Outside the return policy (refund_outside_policy), more than is left "
+                                             "(refund_not_possible) or than was bought (refund_quantity)."}})
 async def refund(order_id: PathId, data: RefundIn, session: SessionDep, settings: SettingsDep,
-                 _: MerchantDep) -> PaymentStateOut:
-    """Refund all (no amount) or part of the payment through the provider that took it; the same
-    idempotency_key returns the first refund."""
+                 who: MerchantDep) -> PaymentStateOut:
+    """Refund through the provider that took the payment: order lines (priced by the destination's return policy),
+    an amount, or (neither) all that is left. After the goods left the shop the destination's return policy
+    applies; `override_reason` overrides it (recorded). The same idempotency_key returns the first refund."""
     paid = (await payments.payment_state(session, order_id=order_id))[1]
     succeeded = [p for p in paid if p.status == "succeeded"]
     provider = provider_for(succeeded[-1].provider if succeeded else "stripe", settings.payments)
-    await payments.refund(session, order_id=order_id, provider=provider, amount=data.amount,
-                          idempotency_key=data.idempotency_key, reason=data.reason)
+    actor = accounts.token_actor(who.token_id, who.name)
+    row, created = await payments.refund(session, order_id=order_id, provider=provider, amount=data.amount,
+                                         lines=data.lines, idempotency_key=data.idempotency_key, reason=data.reason,
+                                         restock=data.restock, override_reason=data.override_reason,
+                                         may_override=True, actor=actor)
+    order = await orders.get_order(session, order_id=order_id)
+    if created:  # the same idempotency key again: the first refund, audited once
+        await accounts.record(session, actor=actor, area="orders", action="order refund",
+                              subject=f"order #{order.number}",
+                              details={"amount": str(row.amount), "currency": row.currency,
+                                       "reason": data.reason or "", "override": row.override_reason or "",
+                                       "lines": row.lines})
     return await _state(session, order_id)
 
 
@@ -100,3 +116,23 @@ async def set_payment_method(data: PaymentMethodIn, session: SessionDep, _: Merc
     """Offer a provider for a destination country and channel ('*' = any); e.g. Stripe with alipay and
     wechat_pay for CN on telegram."""
     return PaymentMethodOut.model_validate(await payments.set_method(session, data=data))
+
+
+settings_router = APIRouter(prefix="/api/v1/payment-settings", tags=["payments"])
+
+
+@settings_router.get("", response_model=PaymentSettingsOut)
+async def get_payment_settings(session: SessionDep, settings: SettingsDep, _: MerchantDep) -> PaymentSettingsOut:
+    """The shop's payment settings: how long an unpaid order holds its stock (the server default until set)."""
+    minutes = await payments.order_expiry_minutes(session, default=settings.payments.order_expiry_minutes)
+    return PaymentSettingsOut(order_expiry_minutes=minutes)
+
+
+@settings_router.put("", response_model=PaymentSettingsOut)
+async def set_payment_settings(data: PaymentSettingsIn, session: SessionDep, who: MerchantDep) -> PaymentSettingsOut:
+    """Change the order expiry: orders placed from now on hold their stock that long; pending orders placed
+    without an expiry of their own follow it too."""
+    minutes = await payments.set_order_expiry_minutes(session, minutes=data.order_expiry_minutes)
+    await accounts.record(session, actor=accounts.token_actor(who.token_id, who.name), area="orders",
+                          action="order expiry", subject="payment settings", details={"minutes": minutes})
+    return PaymentSettingsOut(order_expiry_minutes=minutes)

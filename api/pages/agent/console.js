@@ -798,6 +798,29 @@
     item.append(form);
   }
 
+  // Payments (issue 23): paid and refunded amounts, the refunds, and a refund action (the server checks the role).
+  function orderMoney(o) {
+    const parts = [];
+    if (o.paid_text && o.paid) parts.push(" · paid " + o.paid_text);
+    if (o.refunded_text) parts.push(" · refunded " + o.refunded_text);
+    const refunds = (o.refunds || []).map((text) => el("li", { className: "refund" }, text));
+    const nodes = [parts.join("")];
+    if (refunds.length) nodes.push(el("ul", { className: "refunds" }, ...refunds));
+    if (o.refundable_text && state.me && state.me.role !== "agent") {
+      nodes.push(el("button", { type: "button", className: "refund-order", onclick: () => act(async () => {
+        const amount = window.prompt("Refund how much of #" + o.number + "? Empty: all that is left (" +
+                                     o.refundable_text + ").", "");
+        if (amount === null) return;
+        const reason = window.prompt("Why? (the shopper is told about the refund)", "") || null;
+        await api("POST", "/orders/" + o.order_id + "/refunds", { amount: amount.trim() || null, reason,
+          idempotency_key: "console-" + o.order_id + "-" + Date.now() });
+        flash("Refunded order #" + o.number + ".");
+        await loadConversation();
+      }) }, "Refund"));
+    }
+    return nodes;
+  }
+
   function renderShopper(view) {
     const s = view.shopper;
     $("shopper-name").textContent = s.display_name;
@@ -807,7 +830,7 @@
     $("shopper").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "-")]));
     $("orders").replaceChildren(...s.orders.map((o) => el("li", { dataset: { order: o.number } },
       "#" + o.number + " " + o.total_text + " · " + o.status + " · ",
-      el("span", { className: o.paid ? "paid" : "unpaid" }, o.paid ? "paid" : "not paid"))));
+      el("span", { className: o.paid ? "paid" : "unpaid" }, o.paid ? "paid" : "not paid"), ...orderMoney(o))));
     $("cart").replaceChildren(...s.cart.map((line) => el("li", {}, line.sku + " x " + line.quantity)));
     if (!s.orders.length) $("orders").append(el("li", {}, "No orders"));
     if (!s.cart.length) $("cart").append(el("li", {}, "Empty"));

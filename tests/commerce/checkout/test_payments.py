@@ -21,6 +21,7 @@ from commerce.orders import service as orders
 from commerce.orders.models import Order
 from commerce.payments import service as payments
 from commerce.payments.errors import PaymentNotPossible, ProviderUnavailable
+from commerce.payments.models import Payment
 from commerce.payments.providers import OfflineProvider, StripeProvider
 from commerce.payments.schemas import PaymentMethodIn
 from kit.clock import clock
@@ -89,6 +90,14 @@ async def post_event(client: httpx.AsyncClient, body: bytes, signature: str | No
     return await client.post("/webhooks/stripe", content=body, headers=headers)
 
 
+async def open_at_stripe(db: Database, order_id: int, provider: StripeProvider) -> Payment:
+    """"Pay" in the chat (the payment row, committed), then the pay page opening it at Stripe (no lock held)."""
+    async with db.unit_of_work() as session:
+        payment = await payments.start_payment(session, order_id=order_id, provider=provider)
+    assert payment.status == "creating"
+    return await payments.complete_payment(db, payment_id=payment.id, provider=provider)
+
+
 async def reload(db: Database, order_id: int) -> Order:
     async with db.sessions() as session:
         return await orders.get_order(session, order_id=order_id)
@@ -99,11 +108,12 @@ async def test_pay_in_yen_through_stripe_once(shop: Database, client: httpx.Asyn
     order = await place(shop)
     assert order.currency == "JPY"
     assert order.total == order.total.to_integral_value()
-    async with shop.unit_of_work() as session:
-        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+    payment = await open_at_stripe(shop, order.id, provider)
     async with shop.unit_of_work() as session:  # a double click on "Pay": the same payment, one charge
         again = await payments.start_payment(session, order_id=order.id, provider=provider)
     assert again.id == payment.id
+    assert (await payments.complete_payment(shop, payment_id=payment.id, provider=provider)).reference \
+        == payment.reference
     assert payment.url == f"https://shop.example/pay/{order.public_ref}"
     intent = await pay_at_stripe(localstripe, payment.reference)
     assert (intent["amount"], intent["currency"]) == (int(order.total), "jpy")  # JPY has no minor unit
@@ -130,8 +140,7 @@ async def test_pay_in_yen_through_stripe_once(shop: Database, client: httpx.Asyn
 async def test_racing_events_pay_once(shop: Database, client: httpx.AsyncClient, provider: StripeProvider,
                                       localstripe: str) -> None:
     order = await place(shop)
-    async with shop.unit_of_work() as session:
-        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+    payment = await open_at_stripe(shop, order.id, provider)
     intent = await pay_at_stripe(localstripe, payment.reference)
     answers = await asyncio.gather(*(post_event(client, *signed(event(intent, f"evt_race_{i}"))) for i in range(6)))
     outcomes = sorted(a.json()["outcome"] for a in answers)
@@ -142,8 +151,7 @@ async def test_racing_events_pay_once(shop: Database, client: httpx.AsyncClient,
 async def test_forged_and_unsigned_webhooks_change_nothing(shop: Database, client: httpx.AsyncClient,
                                                            provider: StripeProvider, localstripe: str) -> None:
     order = await place(shop)
-    async with shop.unit_of_work() as session:
-        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+    payment = await open_at_stripe(shop, order.id, provider)
     intent = await pay_at_stripe(localstripe, payment.reference)
     body, _ = signed(event(intent, "evt_forged"), secret="whsec_attacker")
     forged = await post_event(client, body, signed(event(intent, "evt_forged"), secret="whsec_attacker")[1])
@@ -160,8 +168,7 @@ async def test_forged_and_unsigned_webhooks_change_nothing(shop: Database, clien
 async def test_amount_or_currency_mismatch_is_flagged_not_paid(shop: Database, client: httpx.AsyncClient,
                                                                provider: StripeProvider, localstripe: str) -> None:
     order = await place(shop)
-    async with shop.unit_of_work() as session:
-        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
+    payment = await open_at_stripe(shop, order.id, provider)
     intent = await pay_at_stripe(localstripe, payment.reference)
     short = {**intent, "amount": intent["amount"] - 1, "amount_received": intent["amount"] - 1}
     answer = await post_event(client, *signed(event(short, "evt_short")))
@@ -171,8 +178,7 @@ async def test_amount_or_currency_mismatch_is_flagged_not_paid(shop: Database, c
     assert flagged.attention is not None
     assert str(int(order.total)) in flagged.attention
     other = await place(shop, external_id="chat:2")
-    async with shop.unit_of_work() as session:
-        payment2 = await payments.start_payment(session, order_id=other.id, provider=provider)
+    payment2 = await open_at_stripe(shop, other.id, provider)
     intent2 = await pay_at_stripe(localstripe, payment2.reference)
     in_usd = {**intent2, "currency": "usd"}
     assert (await post_event(client, *signed(event(in_usd, "evt_usd")))).json() == {"outcome": "mismatch"}
@@ -182,8 +188,8 @@ async def test_amount_or_currency_mismatch_is_flagged_not_paid(shop: Database, c
 async def test_partial_then_full_refund_through_stripe(shop: Database, client: httpx.AsyncClient,
                                                        provider: StripeProvider, localstripe: str) -> None:
     order = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR")
+    payment = await open_at_stripe(shop, order.id, provider)
     async with shop.unit_of_work() as session:
-        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
         token = await create_token(session, name="merchant", role="merchant")
     intent = await pay_at_stripe(localstripe, payment.reference)
     await post_event(client, *signed(event(intent, "evt_paid")))
@@ -212,8 +218,8 @@ async def test_unpaid_order_expires_and_a_late_payment_is_flagged(shop: Database
                                                                   provider: StripeProvider, localstripe: str,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     order = await place(shop, expires=30)
+    payment = await open_at_stripe(shop, order.id, provider)
     async with shop.unit_of_work() as session:
-        payment = await payments.start_payment(session, order_id=order.id, provider=provider)
         assert await payments.expire_orders(session) == 0
     monkeypatch.setattr(clock, "now", lambda: NOW + timedelta(minutes=31))
     async with shop.unit_of_work() as session:
@@ -233,10 +239,13 @@ async def test_provider_down_leaves_the_order_pending(shop: Database) -> None:
     down = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example",
                           api_base="http://127.0.0.1:9", timeout_seconds=2)
     async with shop.unit_of_work() as session:
-        with pytest.raises(ProviderUnavailable):
-            await payments.start_payment(session, order_id=order.id, provider=down)
+        opened = await payments.start_payment(session, order_id=order.id, provider=down)  # no network call here
+    with pytest.raises(ProviderUnavailable):
+        await payments.complete_payment(shop, payment_id=opened.id, provider=down, retry_delays=(0.01, 0.01))
     async with shop.sessions() as session:
-        assert await payments.open_payment(session, order_id=order.id) is None
+        waiting = await payments.open_payment(session, order_id=order.id)
+    assert waiting is not None
+    assert (waiting.id, waiting.status) == (opened.id, "creating")  # kept, with its idempotency key, to retry
     assert (await reload(shop, order.id)).status == "pending_payment"
 
 
@@ -268,9 +277,13 @@ async def test_pay_page_carries_the_open_payment_only(shop: Database, settings: 
         order = await place(shop)
         assert (await http.get(f"/pay/{order.public_ref}")).status_code == 404  # nothing opened yet
         async with shop.unit_of_work() as session:
-            payment = await payments.start_payment(session, order_id=order.id, provider=provider)
-        page = await http.get(f"/pay/{order.public_ref}")
+            opened = await payments.start_payment(session, order_id=order.id, provider=provider)
+        page = await http.get(f"/pay/{order.public_ref}")  # opens the payment at Stripe, outside a transaction
         assert page.status_code == 200
+        async with shop.sessions() as session:
+            payment = await payments.open_payment(session, order_id=order.id)
+        assert payment is not None
+        assert (payment.id, payment.status) == (opened.id, "pending")
         assert f'"{payment.reference}_secret_' in page.text  # the Payment Element's client secret
         assert '"pk_test_local"' in page.text
         assert page.headers["cache-control"] == "no-store"
