@@ -8,10 +8,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from kit.db import Base, UTCDateTime
 
 
-class TelegramCallbackToken(Base):
-    """A button payload too long for Telegram's 64-byte callback_data, kept server-side under a short token."""
+class PayloadToken(Base):
+    """A button payload too long for the channel's button id (Telegram's 64-byte callback_data, WhatsApp's
+    256/200-character reply and row ids), kept server-side under a short token. Shared by the channels: the token
+    is a hash of the payload, so one payload has one token whichever channel showed it."""
 
-    __tablename__ = "bot_telegram_callback_tokens"
+    __tablename__ = "bot_channel_payload_tokens"
 
     token: Mapped[str] = mapped_column(String(24), primary_key=True)
     payload: Mapped[str] = mapped_column(Text)

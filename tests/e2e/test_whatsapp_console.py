@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from bot import BotDeps
 from bot.channels.models import ChannelContact
 from kit.db import Database
 from kit.settings import Settings, WhatsAppSettings
-from tests.bot.channels.graph_double import GraphDouble
+from tests.bot.channels.graph_double import ACCESS_TOKEN, APP_SECRET, GraphDouble
 from tests.bot.channels.served_shop import ServedShop, prepare_demo_database
 from tests.bot.conftest import TinyParser
 from tests.conftest import run_in_thread
@@ -29,18 +29,7 @@ from tests.http import served_in_thread
 
 pytestmark = pytest.mark.slow
 
-ACCESS_TOKEN = "EAAGm0PX4ZCpsBAFakeAccessTokenE2E0123"
-APP_SECRET = "whatsapp-e2e-app-secret-0123456789"
 SHOPPER = "4915198765432"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphDouble]:
-    double = await GraphDouble(access_token=ACCESS_TOKEN, app_secret=APP_SECRET).start()
-    try:
-        yield double
-    finally:
-        await double.stop()
 
 
 @pytest.fixture(scope="module")

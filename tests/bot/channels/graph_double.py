@@ -15,14 +15,17 @@ import hmac
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from tests.http import start_aiohttp
 
+ACCESS_TOKEN = "EAAGm0PX4ZCpsBAFakeAccessToken0123456789"
+APP_SECRET = "whatsapp-app-secret-0123456789"
 TEXT_LIMIT = 4096
 INTERACTIVE_BODY = 1024
 
@@ -92,6 +95,13 @@ class GraphDouble:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> GraphDouble:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     def fail_next(self, code: int, status: int = 400, times: int = 1) -> None:
         self.failures.extend([(code, status)] * times)
@@ -236,3 +246,10 @@ class GraphDouble:
                 raise AssertionError(f"expected {count} messages to {wa_id}, got {[s.body for s in self.to(wa_id)]}")
             await asyncio.sleep(0.05)
         return self.to(wa_id)
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[GraphDouble]:
+    """The one Graph API double fixture (import it into a test module: `from ...graph_double import graph`)."""
+    async with GraphDouble(access_token=ACCESS_TOKEN, app_secret=APP_SECRET) as double:
+        yield double

@@ -24,23 +24,12 @@ from kit.db import Database
 from kit.outbox import DEAD, DELIVERED, DeliveryError, OutboxEvent, OutboxWorker, enqueue
 from kit.settings import Settings, WhatsAppSettings
 from tests.api.fuzzing import use_cheap_bot
-from tests.bot.channels.graph_double import GraphDouble
+from tests.bot.channels.graph_double import ACCESS_TOKEN, APP_SECRET, GraphDouble
 from tests.bot.handoff.conftest import PASSWORD, make_agent, shopper_says
 from tests.http import app_client
 
-ACCESS_TOKEN = "EAAGm0PX4ZCpsBAFakeAccessToken0123456789"
-APP_SECRET = "whatsapp-app-secret-0123456789"
 VERIFY_TOKEN = "verify-token-0123456789"
 SHOPPER = "4915112345678"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphDouble]:
-    double = await GraphDouble(access_token=ACCESS_TOKEN, app_secret=APP_SECRET).start()
-    try:
-        yield double
-    finally:
-        await double.stop()
 
 
 def whatsapp_settings(graph: GraphDouble) -> WhatsAppSettings:
