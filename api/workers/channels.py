@@ -82,7 +82,8 @@ def whatsapp_channel(settings: Settings, database: Database) -> WhatsAppChannel 
 
 def wechat_channel(settings: Settings, database: Database) -> WeChatChannel | None:
     configured = settings.wechat.app_id and settings.wechat.app_secret and settings.wechat.token
-    return WeChatChannel(settings=settings.wechat, database=database) if configured else None
+    return (WeChatChannel(settings=settings.wechat, database=database, redis_url=settings.redis.url)
+            if configured else None)
 
 
 def channel_handlers(*, telegram: TelegramChannel | None, hub: WebchatHub | None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -37,6 +38,8 @@ from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 from kit.db import Database
 from kit.outbox import DeliveryError, OutboxEvent
+from kit.pubsub import RedisPubSub
+from kit.ratelimit import digest
 from kit.settings import WeChatSettings
 
 log = logging.getLogger(__name__)
@@ -193,6 +196,91 @@ def texts_of(message: OutboundMessage) -> list[str]:
     return [text for text in as_text(plan(message, CAPABILITIES), CAPABILITIES) if text.strip()]
 
 
+# ---- WeChat's retries: the same answer again -------------------------------------------------------------
+
+RETRY_WINDOW_SECONDS = 30.0  # WeChat retries a message 3 times, 5 s apart; keep each answer a while longer
+PENDING = "\x00pending"
+LATER = "success"  # the answer goes (went) by the customer-service API: a retry gets "success"
+
+
+class PassiveReplies:
+    """Per message (sender + MsgId): the passive reply made for it, so WeChat's retry of a message whose answer
+    was lost or late gets the same answer (not "success", which would lose it), or "success" when the answer went
+    by the customer-service API. In Redis when configured (a retry may reach another process), else in memory."""
+
+    def __init__(self, *, redis_url: str | None = None, ttl_seconds: float = RETRY_WINDOW_SECONDS) -> None:
+        self.ttl = ttl_seconds
+        self._redis = RedisPubSub(redis_url, name="wechat passive replies") if redis_url else None
+        self._memory: dict[str, tuple[str, float]] = {}
+        self._changed = asyncio.Condition()
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return "shoptalk:wechat:passive:" + digest(key)
+
+    def _live(self, key: str) -> str | None:
+        now = time.monotonic()
+        for stale in [k for k, (_, until) in self._memory.items() if until <= now]:
+            del self._memory[stale]
+        found = self._memory.get(key)
+        return None if found is None else found[0]
+
+    async def begin(self, key: str) -> bool:
+        """True for the first delivery of this message; False for WeChat's retry of one already seen."""
+        if self._redis is not None:
+            return bool(await self._redis.connect().set(self._key(key), PENDING, nx=True, px=int(self.ttl * 1000)))
+        if self._live(key) is not None:
+            return False
+        self._memory[key] = (PENDING, time.monotonic() + self.ttl)
+        return True
+
+    async def finish(self, key: str, answer: str) -> None:
+        """The answer given to the first delivery: the passive reply's plain XML, or LATER."""
+        if self._redis is not None:
+            await self._redis.connect().set(self._key(key), answer, px=int(self.ttl * 1000))
+            return
+        self._memory[key] = (answer, time.monotonic() + self.ttl)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def forget(self, key: str) -> None:
+        """The first delivery failed before an answer: a retry is handled afresh."""
+        if self._redis is not None:
+            await self._redis.connect().delete(self._key(key))
+            return
+        self._memory.pop(key, None)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _get(self, key: str) -> str | None:
+        if self._redis is not None:
+            value = await self._redis.connect().get(self._key(key))
+            return None if value is None else str(value)
+        return self._live(key)
+
+    async def answer_of(self, key: str, *, timeout: float) -> str | None:
+        """The first delivery's answer, waiting up to `timeout` while it is still being made (None: not made in
+        time, or forgotten: the retry must be handled as new)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self._get(key)
+            if value != PENDING:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return PENDING
+            if self._redis is not None:
+                await asyncio.sleep(min(0.05, remaining))
+                continue
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.close()
+
+
 # ---- the customer-service API ---------------------------------------------------------------------------
 
 @dataclass
@@ -205,7 +293,7 @@ class WeChatChannel:
     """Access token (stable_token, cached until 5 minutes before it expires) and the send.wechat handler."""
 
     def __init__(self, *, settings: WeChatSettings, database: Database,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, redis_url: str | None = None) -> None:
         assert settings.app_id
         assert settings.app_secret
         assert settings.token
@@ -217,9 +305,11 @@ class WeChatChannel:
         self._token_lock = asyncio.Lock()
         key = settings.encoding_aes_key
         self.crypto = MessageCrypto(key.get_secret_value(), settings.app_id) if key is not None else None
+        self.passive = PassiveReplies(redis_url=redis_url)
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.passive.close()
 
     async def access_token(self, *, stale: str | None = None) -> str:
         """A valid access token; `stale`: the one WeChat just refused (fetched again unless already replaced)."""

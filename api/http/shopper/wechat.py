@@ -122,30 +122,54 @@ async def wechat_webhook(request: Request) -> Response:
         raise InvalidInput("The message has no FromUserName or MsgType.", code="invalid_update", status=400)
     inbound = wechat.inbound_from(fields, locale=channel.settings.default_locale)
     runtime = channels_of(request).runtime
-    task = asyncio.ensure_future(runtime.handle(inbound, delivered_inline=True))
+    key = f"{fields.get('ToUserName', '')}:{inbound.sender_id}:{inbound.message_id}"
     budget = channel.settings.passive_reply_seconds - (time.monotonic() - started)
+    if not await channel.passive.begin(key):  # WeChat's retry: the first delivery's answer, never a second one
+        answer = await channel.passive.answer_of(key, timeout=max(0.0, budget))
+        if answer is not None and answer not in (wechat.PENDING, wechat.LATER):
+            return _wrap(channel, answer, params)
+        if answer is not None:
+            return PlainTextResponse("success")
     try:
-        done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))
-    except asyncio.CancelledError:  # WeChat hung up: the answer still goes, later
-        _answer_later(runtime, task)
+        task = asyncio.ensure_future(runtime.handle(inbound, delivered_inline=True))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))
+        except asyncio.CancelledError:  # WeChat hung up: the answer still goes, later
+            _answer_later(runtime, task)
+            await channel.passive.finish(key, wechat.LATER)
+            raise
+        if not done:
+            _answer_later(runtime, task)
+            await channel.passive.finish(key, wechat.LATER)
+            return PlainTextResponse("success")
+        result = task.result()
+    except asyncio.CancelledError:
         raise
-    if not done:
-        _answer_later(runtime, task)
+    except BaseException:
+        await channel.passive.forget(key)
+        raise
+    reply = await _passive(runtime, inbound, result)
+    if reply is None:
+        if not result.duplicate:
+            await channel.passive.finish(key, wechat.LATER)
         return PlainTextResponse("success")
-    result = task.result()
-    return await _passive(channel, runtime, inbound, result, params)
+    await channel.passive.finish(key, reply)
+    return _wrap(channel, reply, params)
 
 
-async def _passive(channel: WeChatChannel, runtime: ChannelRuntime, inbound: InboundMessage, result: HandleResult,
-                   params: dict[str, str]) -> Response:
+async def _passive(runtime: ChannelRuntime, inbound: InboundMessage, result: HandleResult) -> str | None:
+    """The passive reply's plain XML (the rest of the answer queued for the customer-service API), or None."""
     if result.duplicate or not result.replies:
-        return PlainTextResponse("success")  # a retry of a message being (or already) answered: no second answer
+        return None  # a message answered before (its answer is in the cache, or gone): no second answer
     texts = wechat.texts_of(result.replies[0])
     await _queue(runtime.database, result.replies, 1)
     if len(result.replies) > 1 or len(texts) > 1:
         runtime.outbox_wakeup.set()
     own = inbound.metadata.get("wechat", {}).get("ToUserName", "")
-    reply = wechat.text_reply_xml(to=inbound.sender_id, sender=own, content=texts[0] if texts else "…")
+    return wechat.text_reply_xml(to=inbound.sender_id, sender=own, content=texts[0] if texts else "…")
+
+
+def _wrap(channel: WeChatChannel, reply: str, params: dict[str, str]) -> Response:
     if channel.crypto is not None and params.get("encrypt_type") == "aes":
         assert channel.settings.token is not None
         reply = wechat.encrypted_reply_xml(channel.crypto, channel.settings.token.get_secret_value(), reply,

@@ -3,6 +3,7 @@ the customer-service API, against the loopback WeChat double."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -189,9 +190,36 @@ async def test_a_retried_message_is_answered_once(client: httpx.AsyncClient, db:
     xml = platform.message_xml(OPENID, Content="/cart", msg_id=6054768590064713999)
     first = platform.read_reply((await send(client, platform, xml)).text)
     assert first["Content"]
-    again = await send(client, platform, xml)  # WeChat's retry of the same MsgId
-    assert again.text == "success"
+    again = platform.read_reply((await send(client, platform, xml)).text)  # WeChat's retry of the same MsgId
+    assert again["Content"] == first["Content"]  # the same answer again (the first may never have arrived)
     assert len(await inbound_rows(db)) == 1
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+async def test_a_lost_passive_reply_is_given_again_to_wechats_retry(client: httpx.AsyncClient, db: Database,
+                                                                    platform: WeChatDouble, encrypted: bool) -> None:
+    xml = platform.message_xml(OPENID, Content="/cart")
+    answer, tries = await platform.deliver(client, xml, encrypted=encrypted, lose=2)  # two answers lost on the way
+    assert tries == 3
+    reply = platform.read_reply(answer)  # checked as WeChat checks it: signature and AppID in safe mode
+    assert "购物车" in reply["Content"]
+    assert len(await inbound_rows(db)) == 1  # answered once: the retries did not run the bot again
+    await asyncio.sleep(0.3)
+    assert platform.to(OPENID) == []  # and nothing doubled by the customer-service API
+
+
+async def test_a_retry_of_an_answer_sent_later_by_the_customer_service_api_gets_success(
+        db: Database, platform: WeChatDouble) -> None:
+    async for client in _client(db, platform, passive_reply_seconds=0.2):
+        app = client.app  # type: ignore[attr-defined]
+        app.state.channels.runtime._deps = BotDeps(settings=app.state.settings, nlu=SlowParser())
+        xml = platform.message_xml(OPENID, Content="随便说点什么")
+        assert (await send(client, platform, xml, encrypted=True)).text == "success"
+        assert (await send(client, platform, xml, encrypted=True)).text == "success"  # WeChat's retry
+        sent = await platform.wait_for_sent(OPENID, 1)
+        await asyncio.sleep(0.8)
+        assert platform.to(OPENID) == sent  # the answer went once, by the customer-service API
+        assert len(await inbound_rows(db)) == 1
 
 
 async def test_a_sticker_like_message_gets_a_polite_reply_and_keeps_the_raw_event(
@@ -280,3 +308,29 @@ async def test_the_menu_is_published_and_its_clicks_are_payloads(client: httpx.A
     [row] = await inbound_rows(db)
     assert row.kind == "callback"
     assert row.payload == "cart:view"
+
+
+REDIS_URL = os.environ.get("SHOPTALK_TEST_REDIS_URL")
+
+
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.skipif(
+    REDIS_URL is None, reason="set SHOPTALK_TEST_REDIS_URL"))])
+async def test_passive_answers_wait_for_the_first_delivery_and_are_shared_through_redis(shared: bool) -> None:
+    first = wechat.PassiveReplies(redis_url=REDIS_URL if shared else None, ttl_seconds=2)
+    other = wechat.PassiveReplies(redis_url=REDIS_URL, ttl_seconds=2) if shared else first  # another process
+    key = f"gh_x:{OPENID}:{time.time_ns()}"
+    try:
+        assert await first.begin(key)
+        assert not await other.begin(key)  # the retry
+        assert await other.answer_of(key, timeout=0.1) == wechat.PENDING  # still being made
+        waiting = asyncio.create_task(other.answer_of(key, timeout=3))
+        await asyncio.sleep(0.1)
+        await first.finish(key, "<xml>the answer</xml>")
+        assert await waiting == "<xml>the answer</xml>"
+        await first.forget(key)
+        assert await other.answer_of(key, timeout=0) is None
+        assert await other.begin(key)  # forgotten: handled afresh
+    finally:
+        await first.close()
+        if other is not first:
+            await other.close()
