@@ -12,6 +12,7 @@ from api.chat_runtime import start_chat_channels, stop_chat_channels
 from api.errors import install_error_handlers
 from api.http import accounts
 from api.http.agent import console, realtime
+from api.http.agent import media as agent_media
 from api.http.merchant import (
     backoffice,
     backoffice_faq,
@@ -67,6 +68,7 @@ ROUTERS: list[APIRouter] = [
     backoffice_search.router,
     webchat_sites.router,
     payments.router, orders.methods_router,
+    agent_media.router,
 ]
 
 

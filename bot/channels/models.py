@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kit.db import Base, UTCDateTime
@@ -54,3 +54,29 @@ class WebchatSite(Base):
     allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
     identity_secret: Mapped[str | None] = mapped_column(String(128), default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelMedia(Base):
+    """A file a shopper sent on a channel (WhatsApp media, a WeChat picture), fetched from the platform in the
+    background and kept here as a blob: every API process serves it with no shared disk, and it goes with the
+    database's backups. `media_key` is the platform's media id; `status` pending -> stored, or failed (why in
+    `error`: too large, checksum mismatch, the platform refused)."""
+
+    __tablename__ = "bot_channel_media"
+    __table_args__ = (UniqueConstraint("channel", "media_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    media_key: Mapped[str] = mapped_column(String(200))
+    sender_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # image, document, audio, video, voice, ...
+    status: Mapped[str] = mapped_column(String(16))
+    mime_type: Mapped[str | None] = mapped_column(String(128), default=None)
+    filename: Mapped[str | None] = mapped_column(String(255), default=None)
+    declared_sha256: Mapped[str | None] = mapped_column(String(128), default=None)  # as the webhook gave it
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)  # hex, of the bytes stored
+    size: Mapped[int | None] = mapped_column(Integer, default=None)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -19,6 +19,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import struct
@@ -31,7 +32,7 @@ import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import ElementTree
 
-from bot.channels import command_payload
+from bot.channels import command_payload, media
 from bot.channels.capabilities import Capabilities, as_text, clip, plan
 from bot.i18n import t
 from bot.messages import InboundMessage, OutboundMessage
@@ -191,6 +192,16 @@ def inbound_from(fields: dict[str, str], *, locale: str) -> InboundMessage:
     return InboundMessage(**base, kind="unsupported", metadata=metadata)
 
 
+def media_ref(inbound: InboundMessage) -> media.MediaRef | None:
+    """A shopper's picture or voice message to fetch for the agent (WeChat's other media are not fetchable)."""
+    found = inbound.metadata.get(media.MEDIA_KEY)
+    if not isinstance(found, dict) or not found.get("MediaId") or found.get("type") not in ("image", "voice"):
+        return None
+    kind = str(found["type"])
+    return media.MediaRef(channel=CHANNEL, media_key=str(found["MediaId"]), sender_id=inbound.sender_id, kind=kind,
+                          mime_type="image/jpeg" if kind == "image" else None)
+
+
 def texts_of(message: OutboundMessage) -> list[str]:
     """The WeChat texts one reply becomes (buttons as menu links, cards as text, split at 2048 bytes)."""
     return [text for text in as_text(plan(message, CAPABILITIES), CAPABILITIES) if text.strip()]
@@ -343,6 +354,68 @@ class WeChatChannel:
     async def send_text(self, to: str, content: str) -> None:
         await self._call("/cgi-bin/message/custom/send",
                          {"touser": to, "msgtype": "text", "text": {"content": content}})
+
+    # ---- the shopper's pictures: GET /cgi-bin/media/get (temporary media, 3 days) ----------------------
+
+    async def fetch_media(self, event: OutboxEvent) -> None:
+        """The media.wechat handler: fetch a shopper's picture (or voice) into the media store."""
+        media_key = str(event.payload["media_key"])
+        async with self.database.sessions() as session:
+            row = await media.pending(session, channel=CHANNEL, media_key=media_key)
+            if row is None or row.status != media.PENDING:
+                return
+        try:
+            data, mime = await self._media_get(media_key)
+        except DeliveryError as error:
+            if error.permanent or event.attempts >= event.max_attempts:
+                async with self.database.unit_of_work() as session:
+                    await media.fail(session, channel=CHANNEL, media_key=media_key, error=str(error))
+            raise
+        refused = None
+        async with self.database.unit_of_work() as session:
+            try:
+                await media.store(session, channel=CHANNEL, media_key=media_key, data=data, mime_type=mime,
+                                  max_bytes=self.settings.media_max_bytes)
+            except media.MediaRefused as exc:
+                refused = str(exc)
+        if refused is not None:
+            log.warning("wechat media %s not kept: %s", media_key, refused)
+
+    async def _media_get(self, media_key: str) -> tuple[bytes, str | None]:
+        limit = self.settings.media_max_bytes
+        stale: str | None = None
+        for _ in range(2):
+            token = await self.access_token(stale=stale)
+            try:
+                async with self.http.stream("GET", f"{self.base}/cgi-bin/media/get",
+                                            params={"access_token": token, "media_id": media_key}) as response:
+                    mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise DeliveryError(f"the shopper's file is over the limit of {limit} bytes",
+                                                permanent=True)
+                        chunks.append(chunk)
+            except httpx.TransportError as exc:
+                raise DeliveryError(f"wechat unreachable: {type(exc).__name__}") from exc
+            data = b"".join(chunks)
+            if mime not in ("application/json", "text/plain"):
+                return data, mime or None
+            try:  # WeChat answers errors as JSON
+                code = int(json.loads(data).get("errcode", 0) or 0)
+                message = json.loads(data).get("errmsg", "")
+            except (ValueError, AttributeError):
+                return data, mime
+            if code in TOKEN_ERRORS and stale is None:
+                stale = token
+                continue
+            text = f"wechat media/get error {code}: {message}"
+            if code in RETRY_ERRORS:
+                raise DeliveryError(text, retry_after=RETRY_ERRORS[code])
+            raise DeliveryError(text, permanent=True)  # 40007: unknown or expired media id
+        raise DeliveryError("wechat refused a fresh access token")
 
     async def _call(self, path: str, body: dict[str, Any]) -> None:
         """POST to WeChat's API with the access token (refreshed once when WeChat calls it stale)."""

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels import command_payload, repository
+from bot.channels import command_payload, media, repository
 from bot.channels.capabilities import Capabilities, ImagePart, ListPart, Part, plan
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation
@@ -318,6 +318,67 @@ class WhatsAppChannel:
                                                         recipient_id=message.recipient_id)
         progress.pop(event.idempotency_key, None)
 
+    # ---- the shopper's media: GET /{media-id} -> a short-lived URL, then GET it with the token ----------
+
+    async def fetch_media(self, event: OutboxEvent) -> None:
+        """The media.whatsapp handler: fetch a shopper's file into the media store (size and sha256 checked; an
+        expired download URL is asked for again; Graph errors retry or dead-letter like sends)."""
+        media_key = str(event.payload["media_key"])
+        async with self.database.sessions() as session:
+            row = await media.pending(session, channel=CHANNEL, media_key=media_key)
+            if row is None or row.status != media.PENDING:
+                return
+        try:
+            info, data = await self._download_media(media_key)
+        except DeliveryError as error:
+            if error.permanent or event.attempts >= event.max_attempts:
+                async with self.database.unit_of_work() as session:
+                    await media.fail(session, channel=CHANNEL, media_key=media_key, error=str(error))
+            raise
+        refused = None
+        async with self.database.unit_of_work() as session:
+            try:
+                await media.store(session, channel=CHANNEL, media_key=media_key, data=data,
+                                  mime_type=info.get("mime_type"), max_bytes=self.settings.media_max_bytes,
+                                  sha256_claims=[info.get("sha256")])
+            except media.MediaRefused as exc:  # recorded on the row for the agent; retrying cannot help
+                refused = str(exc)
+        if refused is not None:
+            log.warning("whatsapp media %s not kept: %s", media_key, refused)
+
+    async def _download_media(self, media_key: str) -> tuple[dict[str, Any], bytes]:
+        limit = self.settings.media_max_bytes
+        for _ in range(2):  # Graph's download URLs expire after minutes: an expired one is asked for again
+            try:
+                response = await self.http.get(f"{self.settings.api_base.rstrip('/')}/{self.settings.api_version}/"
+                                               f"{media_key}")
+            except httpx.TransportError as exc:
+                raise DeliveryError(f"whatsapp unreachable: {type(exc).__name__}") from exc
+            if response.status_code >= 400:
+                raise _graph_error(response)
+            info = response.json()
+            if int(info.get("file_size") or 0) > limit:
+                raise DeliveryError(f"the shopper's file is {info.get('file_size')} bytes; the limit is {limit}",
+                                    permanent=True)
+            try:
+                async with self.http.stream("GET", str(info["url"])) as download:
+                    if download.status_code in (401, 403, 404, 410):
+                        continue
+                    if download.status_code >= 400:
+                        raise DeliveryError(f"whatsapp media download: HTTP {download.status_code}")
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in download.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise DeliveryError(f"the shopper's file is over the limit of {limit} bytes",
+                                                permanent=True)
+                        chunks.append(chunk)
+            except (httpx.TransportError, KeyError) as exc:
+                raise DeliveryError(f"whatsapp media download failed: {type(exc).__name__}") from exc
+            return info, b"".join(chunks)
+        raise DeliveryError("whatsapp media URL expired twice in a row")
+
     async def _post(self, body: dict[str, Any]) -> str:
         try:
             response = await self.http.post(self.url, json=body)
@@ -339,12 +400,20 @@ async def record_statuses(session: AsyncSession, statuses: list[StatusReport]) -
                                             error=report.error)
 
 
-async def note_inbound(session: AsyncSession, messages: list[InboundMessage]) -> None:
-    """The shoppers' window opens (again) with each message they send."""
-    if messages:
-        for inbound in messages:
-            await repository.touch_contact(session, channel=CHANNEL, sender_id=inbound.sender_id,
-                                           at=inbound.received_at or utcnow())
+async def note_inbound(session: AsyncSession, messages: list[InboundMessage]) -> bool:
+    """The shoppers' window opens (again) with each message they send; their files are queued for fetching
+    (True when one was)."""
+    queued = False
+    for inbound in messages:
+        await repository.touch_contact(session, channel=CHANNEL, sender_id=inbound.sender_id,
+                                       at=inbound.received_at or utcnow())
+        found = inbound.metadata.get(media.MEDIA_KEY)
+        if isinstance(found, dict) and found.get("id"):
+            queued |= await media.register(session, media.MediaRef(
+                channel=CHANNEL, media_key=str(found["id"]), sender_id=inbound.sender_id,
+                kind=str(found.get("type") or "file"), mime_type=found.get("mime_type"),
+                filename=found.get("filename"), declared_sha256=found.get("sha256")))
+    return queued
 
 
 async def queue_template(session: AsyncSession, *, conversation: Conversation, name: str,

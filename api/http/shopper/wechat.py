@@ -15,7 +15,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from api.chat_runtime import channels_of
 from bot import HandleResult
-from bot.channels import wechat
+from bot.channels import media, wechat
 from bot.channels.runtime import ChannelRuntime
 from bot.channels.wechat import MessageInvalid, SignatureInvalid, WeChatChannel
 from bot.messages import InboundMessage, OutboundMessage
@@ -131,6 +131,12 @@ async def wechat_webhook(request: Request) -> Response:
         if answer is not None:
             return PlainTextResponse("success")
     try:
+        ref = wechat.media_ref(inbound)
+        if ref is not None:  # the shopper's picture is fetched for the agent in the background (media.wechat)
+            async with runtime.unit_of_work() as session:
+                queued = await media.register(session, ref)
+            if queued:
+                runtime.outbox_wakeup.set()
         task = asyncio.ensure_future(runtime.handle(inbound, delivered_inline=True))
         try:
             done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))

@@ -71,7 +71,9 @@ async def whatsapp_webhook(request: Request) -> dict[str, bool]:
     if batch.statuses or batch.messages:
         async with runtime.unit_of_work() as session:
             await whatsapp.record_statuses(session, batch.statuses)
-            await whatsapp.note_inbound(session, batch.messages)
+            media_queued = await whatsapp.note_inbound(session, batch.messages)
+        if media_queued:  # the shopper's files are fetched in the background (media.whatsapp)
+            runtime.outbox_wakeup.set()
     for inbound in batch.messages:
         await runtime.handle(await whatsapp.resolve_payload(channel.database, inbound))
     return {"ok": True}

@@ -10,6 +10,7 @@ the webhooks Meta would send (messages, statuses) and signs them with the app se
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -82,12 +83,19 @@ class GraphDouble:
     failures: list[tuple[int, int]] = field(default_factory=list)  # (code, http status) for the next calls
     base_url: str = ""
     on_sent: Callable[[Sent], None] | None = None  # called with every accepted message (the benchmark's clock)
+    # Media the shoppers "uploaded": id -> (bytes, mime type); download URLs live `media_url_seconds` (Graph: 5 min).
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    media_url_seconds: float = 300.0
+    expired_urls: int = 0  # the next answers to GET /{media-id} give a URL that has already expired
+    media_requests: list[str] = field(default_factory=list)  # "info:<id>" / "download:<id>" / "expired:<id>"
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
     async def start(self) -> GraphDouble:
         app = web.Application()
         app.router.add_post("/{version}/{phone}/messages", self._messages)
+        app.router.add_get("/whatsapp_business/attachments/", self._media_download)  # lookaside.fbsbx.com's path
+        app.router.add_get("/{version}/{media_id}", self._media_info)
         self._runner, port = await start_aiohttp(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
@@ -199,6 +207,63 @@ class GraphDouble:
                 need(0 < len(row["id"]) <= 200, "row id 1..200 characters")
         else:
             need(False, f"unsupported interactive type {interactive['type']}")
+
+    # ---- media: GET /{media-id} (the URL, mime, sha256, size), then GET the URL with the same token ----
+
+    def add_media(self, data: bytes, mime_type: str, media_id: str | None = None) -> str:
+        media_id = media_id or str(1479537139650000 + next(self._ids))
+        self.media[media_id] = (data, mime_type)
+        return media_id
+
+    def _signed(self, media_id: str, expires: int) -> str:
+        return hmac.new(self.app_secret.encode(), f"{media_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:24]
+
+    async def _media_info(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            return self._error(GraphError(190, "Invalid OAuth access token - Cannot parse access token", 401))
+        media_id = request.match_info["media_id"]
+        if request.match_info["version"] != self.version or media_id not in self.media:
+            return self._error(GraphError(100, f"Unsupported get request. Object with ID '{media_id}' does not "
+                                               "exist", 400))
+        self.media_requests.append(f"info:{media_id}")
+        if self.failures:
+            code, status = self.failures.pop(0)
+            return self._error(GraphError(code, f"error {code}", status, "injected by the test"))
+        data, mime = self.media[media_id]
+        expires = int(time.time() + self.media_url_seconds)
+        if self.expired_urls > 0:
+            self.expired_urls -= 1
+            expires = int(time.time()) - 1
+        url = (f"{self.base_url}/whatsapp_business/attachments/?mid={media_id}&ext={expires}"
+               f"&hash={self._signed(media_id, expires)}")
+        return web.json_response({"messaging_product": "whatsapp", "url": url, "mime_type": mime,
+                                  "sha256": hashlib.sha256(data).hexdigest(), "file_size": len(data), "id": media_id})
+
+    async def _media_download(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            return web.Response(status=401, text="Unauthorized")
+        media_id, expires = request.query.get("mid", ""), request.query.get("ext", "0")
+        if media_id not in self.media or not hmac.compare_digest(request.query.get("hash", ""),
+                                                                 self._signed(media_id, int(expires))):
+            return web.Response(status=404, text="Not Found")
+        if int(expires) < time.time():
+            self.media_requests.append(f"expired:{media_id}")
+            return web.Response(status=404, text="URL signature expired")
+        self.media_requests.append(f"download:{media_id}")
+        data, mime = self.media[media_id]
+        return web.Response(body=data, content_type=mime)
+
+    def media_message(self, wa_id: str, kind: str, data: bytes, mime_type: str, *, caption: str | None = None,
+                      filename: str | None = None, media_id: str | None = None) -> dict[str, Any]:
+        """A shopper's image/document/audio/video webhook (sha256 base64, as the webhooks give it)."""
+        media_id = self.add_media(data, mime_type, media_id)
+        content: dict[str, Any] = {"mime_type": mime_type, "id": media_id,
+                                   "sha256": base64.b64encode(hashlib.sha256(data).digest()).decode()}
+        if caption:
+            content["caption"] = caption
+        if filename:
+            content["filename"] = filename
+        return self.message(wa_id, kind, content)
 
     # ---- webhooks Meta would send ----
 
