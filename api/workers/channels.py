@@ -79,7 +79,8 @@ def progress_handler(channel: WhatsAppChannel | WeChatChannel) -> Handler:
 
 def whatsapp_channel(settings: Settings, database: Database) -> WhatsAppChannel | None:
     configured = settings.whatsapp.phone_number_id and settings.whatsapp.access_token
-    return WhatsAppChannel(settings=settings.whatsapp, database=database) if configured else None
+    return (WhatsAppChannel(settings=settings.whatsapp, database=database, redis_url=settings.redis.url)
+            if configured else None)
 
 
 def wechat_channel(settings: Settings, database: Database) -> WeChatChannel | None:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels import command_payload, media, repository
 from bot.channels.capabilities import Capabilities, ImagePart, ListPart, Part, plan
+from bot.channels.pacing import Bucket, Entry, PaceExceeded, Pacer
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation
 from bot.messages import Button, InboundMessage, OutboundMessage
@@ -52,6 +53,10 @@ RETRY_AFTER = {130429: 2.0,  # throughput of the business number reached
                4: 60.0, 80007: 60.0,  # app / business account rate limits
                1: None, 2: None, 131000: None, 131016: None, 133004: None}  # outages: the usual backoff
 WINDOW_CLOSED = 131047
+PAUSES_NUMBER = {130429, 80007, 4}  # Graph says the number (or the account) sends too fast: everyone waits
+PAUSES_PAIR = {131056}  # too fast to this one shopper
+MAX_PACE_WAIT = 5.0
+PACE_MARGIN = 0.9  # a longer wait for a token gives the event back to the outbox with that delay
 
 
 # ---- webhook verification -------------------------------------------------------------------------------
@@ -249,6 +254,14 @@ def window_of(last_inbound: datetime | None, settings: WhatsAppSettings, *, now:
 
 # ---- sending --------------------------------------------------------------------------------------------
 
+def _error_code(response: httpx.Response) -> int | None:
+    try:
+        code = (response.json().get("error") or {}).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
+
+
 def _graph_error(response: httpx.Response) -> DeliveryError:
     try:
         error = response.json().get("error") or {}
@@ -270,17 +283,25 @@ class WhatsAppChannel:
     """The sender behind the send.whatsapp outbox topic (one httpx client per process)."""
 
     def __init__(self, *, settings: WhatsAppSettings, database: Database,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, redis_url: str | None = None) -> None:
         assert settings.phone_number_id
         assert settings.access_token
         self.settings = settings
         self.database = database
+        self.pacer = Pacer(redis_url=redis_url)
+        # 10 % under Graph's rates and half its bursts: requests leave paced but arrive with jitter (a new
+        # connection's first request is late, the next on a warm one early), which the other half absorbs.
+        self.number_bucket = Bucket(settings.messages_per_second * PACE_MARGIN,
+                                    max(1.0, settings.messages_per_second / 2))
+        self.pair_bucket = Bucket(settings.pair_messages_per_second * PACE_MARGIN,
+                                  max(1.0, float(settings.pair_burst // 2)))
         self.url = f"{settings.api_base.rstrip('/')}/{settings.api_version}/{settings.phone_number_id}/messages"
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0), transport=transport, headers={
             "Authorization": f"Bearer {settings.access_token.get_secret_value()}"})
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.pacer.close()
 
     async def window(self, sender_id: str) -> Window:
         async with self.database.sessions() as session:
@@ -379,13 +400,31 @@ class WhatsAppChannel:
             return info, b"".join(chunks)
         raise DeliveryError("whatsapp media URL expired twice in a row")
 
+    def _buckets(self, to: str) -> list[Entry]:
+        number = str(self.settings.phone_number_id)
+        return [("whatsapp-pair", (number, to), self.pair_bucket), ("whatsapp-number", (number,), self.number_bucket)]
+
+    async def _pace(self, to: str) -> None:
+        """Wait for this number's and this pair's tokens (or give the event back when the wait is long)."""
+        try:
+            await self.pacer.acquire(self._buckets(to), max_wait=MAX_PACE_WAIT)
+        except PaceExceeded as exc:
+            raise DeliveryError(f"whatsapp pacing: no capacity for {exc.wait:.1f} s", retry_after=exc.wait) from exc
+
     async def _post(self, body: dict[str, Any]) -> str:
+        to = str(body.get("to") or "")
+        await self._pace(to)
         try:
             response = await self.http.post(self.url, json=body)
         except httpx.TransportError as exc:
             raise DeliveryError(f"whatsapp unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 400:
-            raise _graph_error(response)
+            error = _graph_error(response)
+            code = _error_code(response)
+            if code in PAUSES_NUMBER or code in PAUSES_PAIR:  # every sender of this process and the others waits
+                pair, number = self._buckets(to)
+                await self.pacer.pause([pair if code in PAUSES_PAIR else number], error.retry_after or 1.0)
+            raise error
         try:
             return str(response.json()["messages"][0]["id"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:

@@ -20,7 +20,7 @@ from bot import BotDeps
 from bot.channels.models import ChannelContact
 from kit.db import Database
 from kit.settings import Settings, WhatsAppSettings
-from tests.bot.channels.graph_double import ACCESS_TOKEN, APP_SECRET, GraphDouble
+from tests.bot.channels.graph_double import ACCESS_TOKEN, APP_SECRET, GraphDouble, sample_png
 from tests.bot.channels.served_shop import ServedShop, prepare_demo_database
 from tests.bot.conftest import TinyParser
 from tests.conftest import run_in_thread
@@ -80,12 +80,36 @@ async def test_a_whatsapp_conversation_in_the_agent_console(browser: Any, shop: 
     await prepare_agents(shop)
     await webhook(shop, graph, graph.text(SHOPPER, "I need to talk to a human"))
     await graph.wait_for_sent(SHOPPER, 1, timeout=60)
-    image = {"mime_type": "image/jpeg", "sha256": "0a1b2c", "id": "1479537139650973", "caption": "this one is broken"}
-    await webhook(shop, graph, graph.message(SHOPPER, "image", image))
+    photo = sample_png()
+    await webhook(shop, graph, graph.media_message(SHOPPER, "image", photo, "image/png", caption="this one is broken"))
 
     agent = await sign_in(browser, shop, "ana@shop.test")
     await open_conversation(agent, "unassigned", "this one is broken")  # the last message shows
     await agent.locator("#messages li.in", has_text="this one is broken").wait_for(timeout=10_000)
+    # The shopper's photo: fetched from Graph in the background, shown as a thumbnail that opens the full image.
+    thumbnail = agent.locator("#messages li.in a.shopper-file.image img")
+    for _ in range(100):
+        if await thumbnail.count():
+            break
+        await agent.locator("#inbox li", has_text="this one is broken").first.click()  # reload the conversation
+        await asyncio.sleep(0.2)
+    await thumbnail.wait_for(timeout=10_000)
+    await agent.wait_for_function(
+        "() => { const i = document.querySelector('#messages a.shopper-file.image img');"
+        " return i && i.complete && i.naturalWidth === 96; }", timeout=10_000)
+    href = await agent.locator("#messages a.shopper-file.image").get_attribute("href")
+    assert await agent.locator("#messages a.shopper-file.image").get_attribute("target") == "_blank"
+    async with agent.context.expect_page() as opened:
+        await thumbnail.click()
+    full = await opened.value
+    await full.wait_for_load_state()
+    assert full.url.endswith(href)
+    assert await full.evaluate("() => document.contentType") == "image/png"
+    await full.close()
+    stranger = await browser.new_context()  # no agent session: nothing
+    response = await (await stranger.new_page()).goto(shop.base_url + href)
+    assert response.status == 401
+    await stranger.close()
     await agent.click("#take")
     await agent.fill("#reply-text", "Hello from Ana on WhatsApp.")
     await agent.click("#reply-send")

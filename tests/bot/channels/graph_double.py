@@ -86,6 +86,11 @@ class GraphDouble:
     # Media the shoppers "uploaded": id -> (bytes, mime type); download URLs live `media_url_seconds` (Graph: 5 min).
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     media_url_seconds: float = 300.0
+    # Graph's limits, enforced when set: messages per second for the number (130429 "Rate limit hit") and
+    # (rate per second, burst) to one shopper (131056 "pair rate limit hit").
+    throughput: float | None = None
+    pair_rate: tuple[float, float] | None = None
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     expired_urls: int = 0  # the next answers to GET /{media-id} give a URL that has already expired
     media_requests: list[str] = field(default_factory=list)  # "info:<id>" / "download:<id>" / "expired:<id>"
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -130,6 +135,7 @@ class GraphDouble:
                 code, status = self.failures.pop(0)
                 raise GraphError(code, f"error {code}", status, "injected by the test")
             self._validate(body)
+            self._rate_limits(str(body.get("to") or ""))
         except GraphError as error:
             self.refused.append((error.code, body))
             return self._error(error)
@@ -140,6 +146,25 @@ class GraphDouble:
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"],
                                                                                  "wa_id": body["to"]}],
                                   "messages": [{"id": wamid}]})
+
+    def _spend(self, key: str, rate: float, burst: float) -> bool:
+        now = time.monotonic()
+        tokens, then = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - then) * rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1, now)
+        return True
+
+    def _rate_limits(self, to: str) -> None:
+        if self.pair_rate is not None and not self._spend(f"pair:{to}", *self.pair_rate):
+            raise GraphError(131056, "(Business Account, Consumer Account) pair rate limit hit", 400,
+                             "Message failed to send because there were too many messages sent from this phone "
+                             "number to the same phone number in a short period of time.")
+        if self.throughput is not None and not self._spend("number", self.throughput, max(1.0, self.throughput)):
+            raise GraphError(130429, "Rate limit hit", 400, "Message failed to send because there were too many "
+                             "messages sent from this phone number in a short period of time.")
 
     @staticmethod
     def _error(error: GraphError) -> web.Response:
@@ -318,3 +343,18 @@ async def graph() -> AsyncIterator[GraphDouble]:
     """The one Graph API double fixture (import it into a test module: `from ...graph_double import graph`)."""
     async with GraphDouble(access_token=ACCESS_TOKEN, app_secret=APP_SECRET) as double:
         yield double
+
+
+def sample_png(width: int = 96, height: int = 64) -> bytes:
+    """A real PNG (a coloured gradient) for media tests: browsers decode it."""
+    import struct
+    import zlib
+
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 160)) for x in range(width))
+                    for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")

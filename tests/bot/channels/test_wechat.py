@@ -334,3 +334,33 @@ async def test_passive_answers_wait_for_the_first_delivery_and_are_shared_throug
         await first.close()
         if other is not first:
             await other.close()
+
+
+async def test_a_shoppers_picture_reaches_the_agent_as_an_image(client: httpx.AsyncClient, db: Database,
+                                                               platform: WeChatDouble) -> None:
+    from bot.channels.models import ChannelMedia
+    from tests.bot.handoff.conftest import PASSWORD, make_agent
+
+    await make_agent(db, "li@shop.test")
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4 + b"\xff\xd9"
+    media_id = platform.add_media(jpeg)
+    xml = platform.message_xml(OPENID, "image", PicUrl="http://mmbiz.qpic.cn/mmbiz_jpg/x/0", MediaId=media_id)
+    reply = platform.read_reply((await send(client, platform, xml, encrypted=True)).text)
+    assert reply["Content"]  # the polite answer: the bot reads text; the picture goes to the agent
+    deadline = time.monotonic() + 10
+    while True:
+        async with db.sessions() as session:
+            row = await session.scalar(select(ChannelMedia))
+        if (row is not None and row.status != "pending") or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None
+    assert (row.status, row.mime_type, row.size) == ("stored", "image/jpeg", len(jpeg))
+    [message] = await inbound_rows(db)
+    path = f"/api/v1/agent/conversations/{message.conversation_id}/messages/{message.id}/media"
+    assert (await client.get(path)).status_code == 401
+    await client.post("/api/v1/agent/session", json={"email": "li@shop.test", "password": PASSWORD})
+    shown = await client.get(path)
+    assert (shown.status_code, shown.headers["content-type"], shown.content) == (200, "image/jpeg", jpeg)
+    view = (await client.get(f"/api/v1/agent/conversations/{message.conversation_id}")).json()
+    assert [m["media"]["url"] for m in view["messages"] if m.get("media")] == [path]

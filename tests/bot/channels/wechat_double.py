@@ -42,6 +42,9 @@ class WeChatDouble:
     on_sent: Callable[[str, str], None] | None = None  # (openid, text) of every customer-service message
     _valid: dict[str, float] = field(default_factory=dict)
     _expired: set[str] = field(default_factory=set)
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media_id -> (bytes, content type)
+    uploads: list[str] = field(default_factory=list)  # media_ids made by /cgi-bin/media/upload
+    rich: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (openid, image / news message body)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(6054768590064713728))
     _runner: web.AppRunner | None = None
 
@@ -55,6 +58,8 @@ class WeChatDouble:
         app.router.add_post("/cgi-bin/stable_token", self._stable_token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
+        app.router.add_get("/cgi-bin/media/get", self._media_get)
+        app.router.add_post("/cgi-bin/media/upload", self._media_upload)
         self._runner, port = await start_aiohttp(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
@@ -100,6 +105,19 @@ class WeChatDouble:
         if to in self.window_closed:
             return web.json_response({"errcode": 45015, "errmsg": "response out of time limit or subscription is "
                                                                   "canceled"})
+        if body.get("msgtype") == "image":
+            media_id = str((body.get("image") or {}).get("media_id") or "")
+            if media_id not in self.media:
+                return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+            self.rich.append((to, body))
+            return web.json_response({"errcode": 0, "errmsg": "ok"})
+        if body.get("msgtype") == "news":
+            articles = (body.get("news") or {}).get("articles") or []
+            # The customer-service API takes one article (since 2018), with a title and a url.
+            if len(articles) != 1 or not articles[0].get("title") or not articles[0].get("url"):
+                return web.json_response({"errcode": 45008, "errmsg": "article size out of limit"})
+            self.rich.append((to, body))
+            return web.json_response({"errcode": 0, "errmsg": "ok"})
         content = str((body.get("text") or {}).get("content") or "")
         if body.get("msgtype") != "text" or not content:
             return web.json_response({"errcode": 44002, "errmsg": "empty post data"})
@@ -124,6 +142,38 @@ class WeChatDouble:
                 return web.json_response({"errcode": 40019, "errmsg": "invalid button key size"})
         self.menu = buttons
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    def add_media(self, data: bytes, content_type: str = "image/jpeg") -> str:
+        media_id = secrets.token_urlsafe(48)[:64]
+        self.media[media_id] = (data, content_type)
+        return media_id
+
+    async def _media_get(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token", "") not in self._valid:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        found = self.media.get(request.query.get("media_id", ""))
+        if found is None:
+            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+        data, content_type = found
+        return web.Response(body=data, content_type=content_type,
+                            headers={"Content-disposition": 'attachment; filename="media.jpg"'})
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token", "") not in self._valid:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        kind = request.query.get("type", "")
+        if kind != "image":
+            return web.json_response({"errcode": 40004, "errmsg": "invalid media type"})
+        form = await request.post()
+        upload = form.get("media")
+        if not isinstance(upload, web.FileField):
+            return web.json_response({"errcode": 41005, "errmsg": "media data missing"})
+        data = upload.file.read()
+        if not data or len(data) > 10 * 1024 * 1024:
+            return web.json_response({"errcode": 40009, "errmsg": "invalid image size"})
+        media_id = self.add_media(data, upload.content_type or "image/jpeg")
+        self.uploads.append(media_id)
+        return web.json_response({"type": "image", "media_id": media_id, "created_at": int(time.time())})
 
     async def wait_for_sent(self, openid: str, count: int, timeout: float = 10.0) -> list[str]:
         deadline = time.monotonic() + timeout
