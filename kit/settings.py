@@ -98,6 +98,8 @@ class WeChatSettings(BaseModel):
     default_locale: str = "zh"
     publish_menu: bool = True  # set the account's custom menu (search, orders, cart) when the app starts
     media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # a shopper's larger picture is not fetched
+    # A product's page for WeChat's article (图文) cards, "{product_id}" filled in; unset: cards are pictures + text.
+    product_url: str | None = None
 
 
 class LocaleSettings(BaseModel):

@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels import command_payload, media, repository
-from bot.channels.capabilities import Capabilities, ImagePart, ListPart, Part, plan
+from bot.channels.capabilities import ArticlePart, Capabilities, ImagePart, ListPart, Part, plan
 from bot.channels.pacing import Bucket, Entry, PaceExceeded, Pacer
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation
@@ -208,6 +208,9 @@ def graph_message(part: Part, to: str, tokens: dict[str, str]) -> dict[str, Any]
                 "type": "button", "header": {"type": "image", "image": {"link": part.url}},
                 "body": {"text": part.caption or "…"}, "action": {"buttons": _reply_buttons(part.buttons, tokens)}}}
         return {**base, "type": "image", "image": {"link": part.url, "caption": part.caption}}
+    if isinstance(part, ArticlePart):  # not declared on WhatsApp (no articles); a link preview if one came
+        body = "\n".join(x for x in (part.title, part.description, part.url) if x)
+        return {**base, "type": "text", "text": {"preview_url": True, "body": body}}
     if part.buttons:
         return {**base, "type": "interactive", "interactive": {
             "type": "button", "body": {"text": part.text or "…"},

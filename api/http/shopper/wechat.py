@@ -22,6 +22,7 @@ from bot.messages import InboundMessage, OutboundMessage
 from kit.db import Database
 from kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from kit.outbox import NewEvent, enqueue_many
+from kit.settings import WeChatSettings
 
 router = APIRouter(tags=["channels"])
 log = logging.getLogger(__name__)
@@ -56,12 +57,13 @@ async def wechat_verify(request: Request) -> PlainTextResponse:
     return PlainTextResponse(params.get("echostr", ""))
 
 
-async def _queue(database: Database, replies: list[OutboundMessage], sent_parts: int) -> None:
+async def _queue(database: Database, settings: WeChatSettings, replies: list[OutboundMessage],
+                 sent_parts: int) -> None:
     """Queue the replies (less the parts the passive reply carried) on send.wechat."""
     events = []
     for index, reply in enumerate(replies):
         skip = sent_parts if index == 0 else 0
-        if skip >= len(wechat.texts_of(reply)):
+        if skip >= len(wechat.wire_of(reply, settings)):
             continue
         payload = reply.model_dump(mode="json")
         payload["custom"] = {**(reply.custom or {}), wechat.SENT_PARTS_KEY: skip}
@@ -79,7 +81,7 @@ async def _answer_late(runtime: ChannelRuntime, task: asyncio.Task[HandleResult]
         log.exception("wechat: the late answer failed")
         return
     if not result.duplicate:
-        await _queue(runtime.database, result.replies, 0)
+        await _queue(runtime.database, runtime.settings.wechat, result.replies, 0)
         runtime.outbox_wakeup.set()
 
 
@@ -154,7 +156,7 @@ async def wechat_webhook(request: Request) -> Response:
     except BaseException:
         await channel.passive.forget(key)
         raise
-    reply = await _passive(runtime, inbound, result)
+    reply = await _passive(channel, runtime, inbound, result)
     if reply is None:
         if not result.duplicate:
             await channel.passive.finish(key, wechat.LATER)
@@ -163,16 +165,20 @@ async def wechat_webhook(request: Request) -> Response:
     return _wrap(channel, reply, params)
 
 
-async def _passive(runtime: ChannelRuntime, inbound: InboundMessage, result: HandleResult) -> str | None:
+async def _passive(channel: WeChatChannel, runtime: ChannelRuntime, inbound: InboundMessage,
+                   result: HandleResult) -> str | None:
     """The passive reply's plain XML (the rest of the answer queued for the customer-service API), or None."""
     if result.duplicate or not result.replies:
         return None  # a message answered before (its answer is in the cache, or gone): no second answer
-    texts = wechat.texts_of(result.replies[0])
-    await _queue(runtime.database, result.replies, 1)
-    if len(result.replies) > 1 or len(texts) > 1:
-        runtime.outbox_wakeup.set()
+    wires = wechat.wire_of(result.replies[0], channel.settings)
     own = inbound.metadata.get("wechat", {}).get("ToUserName", "")
-    return wechat.text_reply_xml(to=inbound.sender_id, sender=own, content=texts[0] if texts else "…")
+    first = wechat.passive_xml(wires[0], to=inbound.sender_id, sender=own) if wires else None
+    await _queue(runtime.database, channel.settings, result.replies, 1 if first is not None else 0)
+    if len(result.replies) > 1 or len(wires) > 1 or first is None:
+        runtime.outbox_wakeup.set()
+    if first is None and not wires:
+        return wechat.text_reply_xml(to=inbound.sender_id, sender=own, content="…")
+    return first
 
 
 def _wrap(channel: WeChatChannel, reply: str, params: dict[str, str]) -> Response:

@@ -364,3 +364,62 @@ async def test_a_shoppers_picture_reaches_the_agent_as_an_image(client: httpx.As
     assert (shown.status_code, shown.headers["content-type"], shown.content) == (200, "image/jpeg", jpeg)
     view = (await client.get(f"/api/v1/agent/conversations/{message.conversation_id}")).json()
     assert [m["media"]["url"] for m in view["messages"] if m.get("media")] == [path]
+
+
+async def test_cards_become_uploaded_images_or_articles_by_the_channel_contract(db: Database,
+                                                                               platform: WeChatDouble) -> None:
+    from bot.messages import ProductCard
+    from tests.bot.channels.graph_double import sample_png
+
+    platform.pictures["kettle.png"] = sample_png()
+    card = ProductCard(sku="KET-1", product_id=7, title="电水壶 1.7L", subtitle="不锈钢", price_text="¥199.00",
+                       image_url=f"{platform.base_url}/shop-pictures/kettle.png",
+                       buttons=[Button(title="加入购物车", payload="cart:add:KET-1")])
+    message = OutboundMessage(channel="wechat", recipient_id=OPENID, text="为您找到:", cards=[card])
+    pictures = WeChatChannel(settings=wechat_settings(platform), database=db)
+    try:
+        for n in range(2):
+            event = OutboxEvent(topic="send.wechat", payload=message.model_dump(mode="json"),
+                                idempotency_key=f"msg:{n}")
+            await pictures.send(event, progress={})
+    finally:
+        await pictures.close()
+    assert len(platform.uploads) == 1  # uploaded once: the media_id is cached
+    assert [body["image"]["media_id"] for _, body in platform.rich] == platform.uploads * 2
+    texts = platform.to(OPENID)
+    assert texts[0] == "为您找到:"
+    assert "电水壶 1.7L" in texts[1]  # the caption follows the picture
+    assert "¥199.00" in texts[1]
+    assert "weixin://bizmsgmenu" in texts[2]  # then the card's button as a menu link
+
+    platform.rich.clear()
+    articles = WeChatChannel(settings=wechat_settings(platform, product_url="https://shop.example/p/{product_id}"),
+                             database=db)
+    try:
+        await articles.send(OutboxEvent(topic="send.wechat", payload=message.model_dump(mode="json"),
+                                        idempotency_key="msg:9"), progress={})
+    finally:
+        await articles.close()
+    [(to, news)] = platform.rich
+    assert news["msgtype"] == "news"
+    [article] = news["news"]["articles"]
+    assert article == {"title": "电水壶 1.7L", "description": "不锈钢\n¥199.00", "url": "https://shop.example/p/7",
+                       "picurl": f"{platform.base_url}/shop-pictures/kettle.png"}
+
+
+async def test_an_article_can_be_the_passive_reply(db: Database, platform: WeChatDouble) -> None:
+    from bot.messages import ProductCard
+
+    card = ProductCard(sku="KET-1", product_id=7, title="电水壶", price_text="¥199.00")
+    reply = OutboundMessage(channel="wechat", recipient_id=OPENID, text="", cards=[card])
+    settings = wechat_settings(platform, product_url="https://shop.example/p/{product_id}")
+    wires = wechat.wire_of(reply, settings)
+    assert [w.kind for w in wires] == ["text", "news"] or [w.kind for w in wires] == ["news"]
+    news = next(w for w in wires if w.kind == "news")
+    xml = wechat.passive_xml(news, to=OPENID, sender="gh_x")
+    assert xml is not None
+    fields = platform.read_reply(xml)
+    assert fields["MsgType"] == "news"
+    assert fields["ArticleCount"] == "1"
+    assert "<Url><![CDATA[https://shop.example/p/7]]></Url>" in xml
+    assert wechat.passive_xml(wechat.Wire("image", url="https://x/y.png"), to=OPENID, sender="gh_x") is None

@@ -44,6 +44,7 @@ class WeChatDouble:
     _expired: set[str] = field(default_factory=set)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media_id -> (bytes, content type)
     uploads: list[str] = field(default_factory=list)  # media_ids made by /cgi-bin/media/upload
+    pictures: dict[str, bytes] = field(default_factory=dict)  # served at /shop-pictures/{name}
     rich: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (openid, image / news message body)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(6054768590064713728))
     _runner: web.AppRunner | None = None
@@ -59,6 +60,7 @@ class WeChatDouble:
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
         app.router.add_get("/cgi-bin/media/get", self._media_get)
+        app.router.add_get("/shop-pictures/{name}", self._picture)  # stands in for the shop's image host
         app.router.add_post("/cgi-bin/media/upload", self._media_upload)
         self._runner, port = await start_aiohttp(app)
         self.base_url = f"http://127.0.0.1:{port}"
@@ -142,6 +144,12 @@ class WeChatDouble:
                 return web.json_response({"errcode": 40019, "errmsg": "invalid button key size"})
         self.menu = buttons
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _picture(self, request: web.Request) -> web.Response:
+        found = self.pictures.get(request.match_info["name"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found, content_type="image/png")
 
     def add_media(self, data: bytes, content_type: str = "image/jpeg") -> str:
         media_id = secrets.token_urlsafe(48)[:64]
