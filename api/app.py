@@ -15,6 +15,7 @@ from api.http.agent import console, realtime
 from api.http.agent import media as agent_media
 from api.http.merchant import (
     backoffice,
+    backoffice_channels,
     backoffice_faq,
     backoffice_search,
     backoffice_shop,
@@ -69,6 +70,7 @@ ROUTERS: list[APIRouter] = [
     webchat_sites.router,
     payments.router, orders.methods_router,
     agent_media.router,
+    backoffice_channels.router, backoffice_channels.api_router,
 ]
 
 

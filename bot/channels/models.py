@@ -80,3 +80,15 @@ class ChannelMedia(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WhatsAppTemplate(Base):
+    """A message template the merchant registered (approved by Meta): the only thing that may go to a shopper
+    outside WhatsApp's 24-hour window. `parameter_count`: the body's {{1}}..{{n}} placeholders."""
+
+    __tablename__ = "bot_whatsapp_templates"
+
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16))
+    parameter_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.channels import command_payload, media, repository
 from bot.channels.capabilities import ArticlePart, Capabilities, ImagePart, ListPart, Part, plan
 from bot.channels.pacing import Bucket, Entry, PaceExceeded, Pacer
+from bot.channels.templates import Template
+from bot.channels.templates import registered as registered_templates
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation
 from bot.messages import Button, InboundMessage, OutboundMessage
@@ -219,23 +221,27 @@ def graph_message(part: Part, to: str, tokens: dict[str, str]) -> dict[str, Any]
     return {**base, "type": "text", "text": {"preview_url": "https://" in part.text, "body": part.text}}
 
 
-def template_message(template: dict[str, Any], to: str, settings: WhatsAppSettings) -> dict[str, Any]:
+def template_message(template: dict[str, Any], to: str, registered: dict[str, Template]) -> dict[str, Any]:
     name = str(template.get("name") or "")
-    if name not in settings.templates:
+    found = registered.get(name)
+    if found is None:
         raise DeliveryError(f"whatsapp template {name!r} is not registered with the shop", permanent=True)
-    body: dict[str, Any] = {"name": name, "language": {"code": template.get("language") or settings.templates[name]}}
     parameters = template.get("parameters") or []
+    if not found.seeded and len(parameters) != found.parameter_count:
+        raise DeliveryError(f"whatsapp template {name!r} takes {found.parameter_count} parameters, "
+                            f"{len(parameters)} given", permanent=True)
+    body: dict[str, Any] = {"name": name, "language": {"code": template.get("language") or found.language}}
     if parameters:
         body["components"] = [{"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in parameters]}]
     return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "template",
             "template": body}
 
 
-def render(message: OutboundMessage, settings: WhatsAppSettings, tokens: dict[str, str]) -> list[dict[str, Any]]:
+def render(message: OutboundMessage, registered: dict[str, Template], tokens: dict[str, str]) -> list[dict[str, Any]]:
     """The Graph API messages one reply becomes (a template reply is that template alone)."""
     template = (message.custom or {}).get(TEMPLATE_KEY)
     if isinstance(template, dict):
-        return [template_message(template, message.recipient_id, settings)]
+        return [template_message(template, message.recipient_id, registered)]
     return [graph_message(part, message.recipient_id, tokens) for part in plan(message, CAPABILITIES)]
 
 
@@ -248,11 +254,12 @@ class Window:
     templates: list[str]
 
 
-def window_of(last_inbound: datetime | None, settings: WhatsAppSettings, *, now: datetime | None = None) -> Window:
+def window_of(last_inbound: datetime | None, settings: WhatsAppSettings, *, now: datetime | None = None,
+              templates: list[str] | None = None) -> Window:
     """Whether free-form messages may go to the shopper: within `window_hours` of their last message."""
     closes = last_inbound + timedelta(hours=settings.window_hours) if last_inbound is not None else None
     is_open = closes is not None and (now or utcnow()) < closes
-    return Window(is_open, closes, sorted(settings.templates))
+    return Window(is_open, closes, sorted(settings.templates) if templates is None else templates)
 
 
 # ---- sending --------------------------------------------------------------------------------------------
@@ -306,10 +313,16 @@ class WhatsAppChannel:
         await self.http.aclose()
         await self.pacer.close()
 
+    async def templates(self) -> dict[str, Template]:
+        """The templates the merchant registered (and the setting's seed)."""
+        async with self.database.sessions() as session:
+            return await registered_templates(session, seed=self.settings.templates)
+
     async def window(self, sender_id: str) -> Window:
         async with self.database.sessions() as session:
             last = await repository.last_inbound_at(session, channel=CHANNEL, sender_id=sender_id)
-        return window_of(last, self.settings)
+            names = list(await registered_templates(session, seed=self.settings.templates))
+        return window_of(last, self.settings, templates=names)
 
     async def send(self, event: OutboxEvent, *, progress: dict[str, int]) -> None:
         """Send one stored reply; parts an earlier attempt of this process sent are not sent again."""
@@ -317,12 +330,12 @@ class WhatsAppChannel:
         if not message.recipient_id.isdigit():
             raise DeliveryError(f"not a WhatsApp number: {message.recipient_id!r}", permanent=True)
         is_template = isinstance((message.custom or {}).get(TEMPLATE_KEY), dict)
+        registered = await self.templates()
         if not is_template and not (await self.window(message.recipient_id)).open:
             raise DeliveryError("whatsapp 24-hour window closed: only a registered template may be sent "
-                                f"(templates: {', '.join(sorted(self.settings.templates)) or 'none registered'})",
-                                permanent=True)
+                                f"(templates: {', '.join(registered) or 'none registered'})", permanent=True)
         tokens: dict[str, str] = {}
-        bodies = render(message, self.settings, tokens)
+        bodies = render(message, registered, tokens)
         if tokens:
             async with self.database.unit_of_work() as session:
                 for token, payload in tokens.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,10 @@ from api.app import create_app
 from bot import BotDeps
 from bot.channels.models import ChannelContact
 from kit.db import Database
-from kit.settings import Settings, WhatsAppSettings
+from kit.settings import Settings, WeChatSettings, WhatsAppSettings
 from tests.bot.channels.graph_double import ACCESS_TOKEN, APP_SECRET, GraphDouble, sample_png
 from tests.bot.channels.served_shop import ServedShop, prepare_demo_database
+from tests.bot.channels.wechat_double import WeChatDouble
 from tests.bot.conftest import TinyParser
 from tests.conftest import run_in_thread
 from tests.e2e.test_agent_console import browser, open_conversation, prepare_agents, shot, sign_in  # noqa: F401
@@ -38,13 +39,25 @@ def parser() -> TinyParser:
 
 
 @pytest.fixture
-def shop(tmp_path: Path, graph: GraphDouble, parser: TinyParser) -> Iterator[ServedShop]:
+async def platform() -> AsyncIterator[WeChatDouble]:
+    double = await WeChatDouble(app_id="wx2c2769f8efd9abc2", app_secret="wechat-e2e-secret", token="wechat-e2e-token",
+                                encoding_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").start()
+    try:
+        yield double
+    finally:
+        await double.stop()
+
+
+@pytest.fixture
+def shop(tmp_path: Path, graph: GraphDouble, platform: WeChatDouble, parser: TinyParser) -> Iterator[ServedShop]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
     run_in_thread(prepare_demo_database(url))
     whatsapp = WhatsAppSettings(phone_number_id=graph.phone_number_id, access_token=ACCESS_TOKEN,
                                 app_secret=APP_SECRET, verify_token="verify-e2e", api_base=graph.base_url,
                                 templates={"order_update": "en_US"})
-    settings = Settings(environment="test", database={"url": url}, whatsapp=whatsapp,
+    wechat = WeChatSettings(app_id=platform.app_id, app_secret=platform.app_secret, token=platform.token,
+                            encoding_aes_key=platform.encoding_aes_key, api_base=platform.base_url, publish_menu=False)
+    settings = Settings(environment="test", database={"url": url}, whatsapp=whatsapp, wechat=wechat,
                         security={"secret_key": "test-secret-key-0123456789"})
     app = create_app(settings)
     with served_in_thread(app, name="whatsapp-console-shop", start_timeout=120) as base_url:
@@ -152,3 +165,39 @@ async def test_a_whatsapp_conversation_in_the_agent_console(browser: Any, shop: 
     while not any(s.kind == "template" for s in graph.to(SHOPPER)[sent_before:]):
         assert time.monotonic() < deadline, [s.kind for s in graph.to(SHOPPER)]
         await asyncio.sleep(0.1)
+
+
+async def test_a_wechat_conversation_in_the_agent_console(browser: Any, shop: ServedShop,  # noqa: F811
+                                                        platform: WeChatDouble) -> None:
+    await prepare_agents(shop)
+    openid = "oyORnuP8q7ou2gfYjqLzSIWZf0e2e"
+    async with httpx.AsyncClient(base_url=shop.base_url, timeout=60) as http:
+        answer, _ = await platform.deliver(http, platform.message_xml(openid, Content="我要人工客服 I need a human"),
+                                           encrypted=True)
+        assert answer  # the passive reply (or "success")
+        photo = sample_png()
+        media_id = platform.add_media(photo, "image/png")
+        await platform.deliver(http, platform.message_xml(openid, "image", PicUrl="http://mmbiz.qpic.cn/x/0",
+                                                          MediaId=media_id), encrypted=True)
+
+    agent = await sign_in(browser, shop, "ana@shop.test")
+    await open_conversation(agent, "unassigned", "我要人工客服")
+    await agent.locator("#messages li.in", has_text="我要人工客服").wait_for(timeout=10_000)
+    thumbnail = agent.locator("#messages li.in a.shopper-file.image img")
+    for _ in range(100):
+        if await thumbnail.count():
+            break
+        await agent.locator("#inbox li", has_text="我要人工客服").first.click()
+        await asyncio.sleep(0.2)
+    await agent.wait_for_function(
+        "() => { const i = document.querySelector('#messages a.shopper-file.image img');"
+        " return i && i.complete && i.naturalWidth === 96; }", timeout=10_000)
+    await agent.click("#take")
+    await agent.fill("#reply-text", "您好，我是 Ana。")
+    await agent.click("#reply-send")
+    await platform.wait_for_sent(openid, 1, timeout=15)
+    assert "您好，我是 Ana。" in platform.to(openid)
+    await agent.locator("#messages li.author-agent .delivery.delivered").first.wait_for(timeout=10_000)
+    await shot(agent, "wechat-conversation")
+    await agent.set_viewport_size({"width": 390, "height": 844})
+    await shot(agent, "wechat-conversation-390")
