@@ -9,6 +9,8 @@ Outbound (the send.whatsapp outbox handler): replies are planned by the channel 
 buttons, lists of up to 10 rows, images with captions, texts split at 4096 characters) and posted to Graph API.
 Outside the 24-hour customer-service window only the shop's registered templates may go; anything else is
 dead-lettered with that reason. Graph API error codes become retries (rate limits, outages) or dead letters.
+Sends are paced per number and per shopper (bot.channels.pacing). Shoppers' files are fetched in the background
+(media.whatsapp outbox topic) into the media store (bot.channels.media).
 """
 from __future__ import annotations
 

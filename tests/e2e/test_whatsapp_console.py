@@ -172,22 +172,22 @@ async def test_a_wechat_conversation_in_the_agent_console(browser: Any, shop: Se
     await prepare_agents(shop)
     openid = "oyORnuP8q7ou2gfYjqLzSIWZf0e2e"
     async with httpx.AsyncClient(base_url=shop.base_url, timeout=60) as http:
-        answer, _ = await platform.deliver(http, platform.message_xml(openid, Content="我要人工客服 I need a human"),
-                                           encrypted=True)
-        assert answer  # the passive reply (or "success")
         photo = sample_png()
         media_id = platform.add_media(photo, "image/png")
         await platform.deliver(http, platform.message_xml(openid, "image", PicUrl="http://mmbiz.qpic.cn/x/0",
                                                           MediaId=media_id), encrypted=True)
+        answer, _ = await platform.deliver(http, platform.message_xml(openid, Content="I need to talk to a human"),
+                                           encrypted=True)
+        assert answer  # the passive reply (or "success")
 
     agent = await sign_in(browser, shop, "ana@shop.test")
-    await open_conversation(agent, "unassigned", "我要人工客服")
-    await agent.locator("#messages li.in", has_text="我要人工客服").wait_for(timeout=10_000)
+    await open_conversation(agent, "unassigned", "I need to talk to a human")  # the last message shows
+    await agent.locator("#messages li.in", has_text="I need to talk to a human").wait_for(timeout=10_000)
     thumbnail = agent.locator("#messages li.in a.shopper-file.image img")
     for _ in range(100):
         if await thumbnail.count():
             break
-        await agent.locator("#inbox li", has_text="我要人工客服").first.click()
+        await agent.locator("#inbox li", has_text="I need to talk to a human").first.click()
         await asyncio.sleep(0.2)
     await agent.wait_for_function(
         "() => { const i = document.querySelector('#messages a.shopper-file.image img');"
