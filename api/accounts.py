@@ -34,7 +34,7 @@ ROLE_NAMES = {"owner": "Owner", "staff": "Merchant staff", "supervisor": "Superv
 # What each role may do in the back office (the console checks supervisor on its own).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq", "faq_review", "team",
-                        "tokens", "audit", "console"}),
+                        "tokens", "audit", "console", "channels"}),
     "staff": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq"}),
     "supervisor": frozenset({"dashboard", "faq", "faq_review", "console"}),
     "agent": frozenset({"dashboard", "console"}),
@@ -239,7 +239,7 @@ async def team(session: AsyncSession, *, shop_id: int) -> Sequence[Agent]:
 
 # ------------------------------------------------------------------------------------------- audit log
 
-AUDIT_AREAS = ("catalog", "price", "stock", "orders", "search", "faq", "rules", "tokens", "team")
+AUDIT_AREAS = ("catalog", "price", "stock", "orders", "search", "faq", "rules", "tokens", "team", "channels")
 
 
 async def record(session: AsyncSession, *, actor: str, area: str, action: str, subject: str,

@@ -12,9 +12,11 @@ from api.chat_runtime import start_chat_channels, stop_chat_channels
 from api.errors import install_error_handlers
 from api.http import accounts
 from api.http.agent import console, realtime, typing_relay
+from api.http.agent import media as agent_media
 from api.http.agent import refunds as agent_refunds
 from api.http.merchant import (
     backoffice,
+    backoffice_channels,
     backoffice_faq,
     backoffice_orders,
     backoffice_search,
@@ -73,6 +75,8 @@ ROUTERS: list[APIRouter] = [
     orders.settings_router,
     backoffice_orders.router,
     agent_refunds.router,
+    agent_media.router,
+    backoffice_channels.router, backoffice_channels.api_router,
 ]
 
 

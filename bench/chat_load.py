@@ -28,7 +28,8 @@ round trip that returns the passive reply (`passive_replies`; `success_answers`:
 silent while a person has the conversation or answering later, `customer_service_messages` counting what went
 by the customer-service API: a reply's further parts and late answers). Those channels' shoppers use httpx
 (more load-generator CPU than REST's raw keep-alive client; `cpu_ms_per_message.load_generator` shows it).
-Compare with `--channel rest` on the same box.
+Compare with `--channel rest` on the same box. `--graph-limit N`: the Graph double enforces N messages/s for
+the number (130429 over it) and ShopTalk's pacing is set to N; `graph_refused` counts Graph's refusals by code.
 Prints one JSON object.
 """
 from __future__ import annotations
@@ -179,8 +180,9 @@ async def shopper(http: KeepAliveClient, index: int, messages: list[str], *, war
 class ChannelLoad:
     """The WhatsApp or WeChat double this run talks through, and how one shopper's turn goes over it."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, graph_limit: float = 0.0) -> None:
         self.channel = channel
+        self.graph_limit = graph_limit  # > 0: the Graph double enforces this many messages/s for the number
         self.arrivals: dict[str, asyncio.Event] = {}
         # "success" answers: no passive reply (the bot stayed silent: a person has the conversation; or its
         # answer missed the window and went by the customer-service API, counted in customer_service_messages).
@@ -195,7 +197,11 @@ class ChannelLoad:
         if self.channel == "whatsapp":
             self.double = await GraphDouble(access_token=WHATSAPP_TOKEN, app_secret=WHATSAPP_SECRET).start()
             self.double.on_sent = lambda sent: self._arrived(sent.to)
-            return {"SHOPTALK_WHATSAPP__PHONE_NUMBER_ID": self.double.phone_number_id,
+            pace: dict[str, str] = {}
+            if self.graph_limit > 0:  # Graph refuses over it (130429); ShopTalk is told the number's rate
+                self.double.throughput = self.graph_limit
+                pace = {"SHOPTALK_WHATSAPP__MESSAGES_PER_SECOND": str(self.graph_limit)}
+            return {**pace, "SHOPTALK_WHATSAPP__PHONE_NUMBER_ID": self.double.phone_number_id,
                     "SHOPTALK_WHATSAPP__ACCESS_TOKEN": WHATSAPP_TOKEN, "SHOPTALK_WHATSAPP__APP_SECRET": WHATSAPP_SECRET,
                     "SHOPTALK_WHATSAPP__VERIFY_TOKEN": secrets.token_hex(8),
                     "SHOPTALK_WHATSAPP__API_BASE": self.double.base_url}
@@ -325,7 +331,7 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
     await prepare_database(database_url)
     port = free_port()
     workers = args.workers if name == "postgres" else 1
-    load = ChannelLoad(args.channel) if args.channel != "rest" else None
+    load = ChannelLoad(args.channel, getattr(args, "graph_limit", 0.0)) if args.channel != "rest" else None
     channel_env = await load.start() if load is not None else None
     process = start_server(database_url, port, workdir / f"server-{name}.log", workers, channel_env)
     base_url = f"http://127.0.0.1:{port}"
@@ -362,6 +368,12 @@ async def run_backend(name: str, database_url: str, args: argparse.Namespace, me
         await asyncio.gather(*(http.close() for http in clients))
         await channel_http.aclose()
         extra: dict[str, Any] = {}
+        if load is not None and args.channel == "whatsapp":
+            refused: dict[str, int] = {}
+            for code, _ in load.double.refused:
+                refused[str(code)] = refused.get(str(code), 0) + 1
+            extra = {"graph_limit_per_s": load.graph_limit or None, "graph_refused": refused,
+                     "graph_messages_sent": len(load.double.sent)}
         if load is not None and args.channel == "wechat":
             extra = {**load.counters, "passive_reply_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
                      "passive_within_5s_at_p99": percentile(latencies, 0.99) < 5.0}
@@ -400,6 +412,9 @@ async def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--channel", choices=["rest", "whatsapp", "wechat"], default="rest",
                         help="the chat channel the shoppers talk through (whatsapp, wechat: via their doubles)")
+    parser.add_argument("--graph-limit", type=float, default=0.0,
+                        help="whatsapp: the Graph double refuses over this many messages/s (130429) and ShopTalk "
+                             "is configured with it; graph_refused counts the refusals by code")
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per backend")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
     parser.add_argument("--concurrency", type=int, default=50, help="shoppers talking at once")

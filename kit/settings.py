@@ -79,6 +79,12 @@ class WhatsAppSettings(BaseModel):
     api_version: str = "v21.0"
     templates: dict[str, str] = Field(default_factory=dict)
     window_hours: int = Field(default=24, ge=1)
+    media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)  # a shopper's larger file is not fetched
+    # Client-side pacing before Graph API (Cloud API throughput: 80 messages/s per number; the pair rate limit:
+    # about 1 message per 6 s to one shopper after a burst of 45). Shared through Redis when `redis.url` is set.
+    messages_per_second: float = Field(default=80.0, gt=0)
+    pair_messages_per_second: float = Field(default=1 / 6, gt=0)
+    pair_burst: int = Field(default=45, ge=1)
 
 
 class WeChatSettings(BaseModel):
@@ -97,6 +103,9 @@ class WeChatSettings(BaseModel):
     passive_reply_seconds: float = Field(default=4.0, gt=0, le=4.8)
     default_locale: str = "zh"
     publish_menu: bool = True  # set the account's custom menu (search, orders, cart) when the app starts
+    media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # a shopper's larger picture is not fetched
+    # A product's page for WeChat's article (图文) cards, "{product_id}" filled in; unset: cards are pictures + text.
+    product_url: str | None = None
 
 
 class LocaleSettings(BaseModel):

@@ -26,6 +26,8 @@ WEBCHAT_TOPIC = "send.webchat"
 REST_TOPIC = "send.rest"
 WHATSAPP_TOPIC = "send.whatsapp"
 WECHAT_TOPIC = "send.wechat"
+WHATSAPP_MEDIA_TOPIC = "media.whatsapp"  # bot.channels.media.topic(channel): a shopper's file to fetch
+WECHAT_MEDIA_TOPIC = "media.wechat"
 
 
 def telegram_api_server(settings: Settings) -> TelegramAPIServer | None:
@@ -77,12 +79,14 @@ def progress_handler(channel: WhatsAppChannel | WeChatChannel) -> Handler:
 
 def whatsapp_channel(settings: Settings, database: Database) -> WhatsAppChannel | None:
     configured = settings.whatsapp.phone_number_id and settings.whatsapp.access_token
-    return WhatsAppChannel(settings=settings.whatsapp, database=database) if configured else None
+    return (WhatsAppChannel(settings=settings.whatsapp, database=database, redis_url=settings.redis.url)
+            if configured else None)
 
 
 def wechat_channel(settings: Settings, database: Database) -> WeChatChannel | None:
     configured = settings.wechat.app_id and settings.wechat.app_secret and settings.wechat.token
-    return WeChatChannel(settings=settings.wechat, database=database) if configured else None
+    return (WeChatChannel(settings=settings.wechat, database=database, redis_url=settings.redis.url)
+            if configured else None)
 
 
 def channel_handlers(*, telegram: TelegramChannel | None, hub: WebchatHub | None,
@@ -91,8 +95,10 @@ def channel_handlers(*, telegram: TelegramChannel | None, hub: WebchatHub | None
     handlers: dict[str, Handler] = {REST_TOPIC: send_rest}
     if whatsapp is not None:
         handlers[WHATSAPP_TOPIC] = progress_handler(whatsapp)
+        handlers[WHATSAPP_MEDIA_TOPIC] = whatsapp.fetch_media
     if wechat is not None:
         handlers[WECHAT_TOPIC] = progress_handler(wechat)
+        handlers[WECHAT_MEDIA_TOPIC] = wechat.fetch_media
     if telegram is not None:
         handlers[TELEGRAM_TOPIC] = telegram_handler(telegram)
     if hub is not None:

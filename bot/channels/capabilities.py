@@ -8,6 +8,7 @@ is: a new channel is a `Capabilities` value, its renderer and its tests.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
@@ -39,6 +40,7 @@ class Capabilities:
     buttons_on_images: bool = False  # an image message may carry the card's buttons
     text_links: Literal["none", "url", "menu"] = "none"  # links inside text: plain URLs, or menu links too
     cards: bool = False  # the client draws product cards itself (rendered whole, nothing degraded)
+    articles: bool = False  # a card with a page to open becomes an article (title, description, picture, link)
 
     def measure(self, text: str) -> int:
         if self.unit == "utf16":
@@ -75,7 +77,18 @@ class ImagePart:
     buttons: tuple[Button, ...] = ()
 
 
-Part = TextPart | ListPart | ImagePart
+@dataclass(frozen=True)
+class ArticlePart:
+    """A product card as a link preview the shopper taps to open its page (WeChat's 图文 news message)."""
+
+    title: str
+    description: str
+    url: str
+    image_url: str = ""
+
+
+Part = TextPart | ListPart | ImagePart | ArticlePart
+CardUrl = Callable[[ProductCard], str | None]
 
 
 @dataclass
@@ -83,6 +96,7 @@ class _Plan:
     caps: Capabilities
     locale: str | None
     parts: list[Part] = field(default_factory=list)
+    card_url: CardUrl | None = None
 
 
 def clip(text: str, limit: int, caps: Capabilities) -> str:
@@ -202,6 +216,14 @@ def card_text(card: ProductCard) -> str:
 def _add_card(plan: _Plan, card: ProductCard) -> None:
     caps = plan.caps
     url = (card.image_url or "").strip()
+    page = (plan.card_url(card) or "").strip() if caps.articles and plan.card_url is not None else ""
+    if HTTP_URL.match(page):
+        description = "\n".join(x for x in (card.subtitle, card.price_text) if x)
+        plan.parts.append(ArticlePart(clip(card.title, 64, caps), clip(description, 120, caps), page,
+                                      url if HTTP_URL.match(url) else ""))
+        if card.buttons:  # the card's buttons follow as what the channel can show of them
+            _add_text(plan, card.title, list(card.buttons))
+        return
     if caps.images and HTTP_URL.match(url):
         fits = (caps.buttons_on_images and len(card.buttons) <= caps.max_buttons
                 and all(not b.url and len(b.title) <= caps.button_title for b in card.buttons))
@@ -225,10 +247,11 @@ def _caption(card: ProductCard, caps: Capabilities) -> str:
     return "\n".join(x for x in (title, subtitle, price) if x)
 
 
-def plan(message: OutboundMessage, caps: Capabilities) -> list[Part]:
+def plan(message: OutboundMessage, caps: Capabilities, *, card_url: CardUrl | None = None) -> list[Part]:
     """The parts one reply becomes on a channel that can show `caps`: its text (split or shortened, its buttons
-    as buttons, a list or lines of text), then each product card (an image with a caption, or text)."""
-    planned = _Plan(caps, message.locale)
+    as buttons, a list or lines of text), then each product card (an article when the channel shows articles and
+    `card_url` gives the card a page, else an image with a caption, or text)."""
+    planned = _Plan(caps, message.locale, card_url=card_url)
     _add_text(planned, message.text, list(message.buttons))
     for card in message.cards:
         _add_card(planned, card)
@@ -244,6 +267,8 @@ def as_text(parts: list[Part], caps: Capabilities) -> list[str]:
             texts.extend(fit_text("\n".join(lines), caps))
         elif isinstance(part, ImagePart):
             texts.extend(fit_text("\n".join([part.caption, part.url]), caps))
+        elif isinstance(part, ArticlePart):
+            texts.extend(fit_text("\n".join(x for x in (part.title, part.description, part.url) if x), caps))
         else:
             body = "\n".join([part.text, *_button_lines(list(part.buttons), caps)]) if part.buttons else part.text
             texts.extend(fit_text(body, caps))

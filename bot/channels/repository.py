@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.models import ChannelContact, ChannelReceipt, TelegramCallbackToken
+from bot.channels.models import ChannelContact, ChannelReceipt, PayloadToken
 from kit.clock import utcnow
 
 # A later report never moves a message back (a late "sent" after "read"); a failure is final.
@@ -16,16 +16,16 @@ STATUS_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
 async def callback_payload(session: AsyncSession, *, token: str) -> str | None:
-    row = await session.get(TelegramCallbackToken, token)
+    row = await session.get(PayloadToken, token)
     return None if row is None else row.payload
 
 
 async def save_callback_token(session: AsyncSession, *, token: str, payload: str) -> None:
-    if await session.get(TelegramCallbackToken, token) is not None:
+    if await session.get(PayloadToken, token) is not None:
         return
     try:
         async with session.begin_nested():
-            session.add(TelegramCallbackToken(token=token, payload=payload, created_at=utcnow()))
+            session.add(PayloadToken(token=token, payload=payload, created_at=utcnow()))
     except IntegrityError:  # a concurrent sender stored the same token (same payload): fine
         pass
 

@@ -10,39 +10,61 @@ Outbound: the bot's first text goes back as the passive reply within WeChat's 5-
 what comes later (an agent's reply), goes by the customer-service message API (send.wechat outbox topic) with an
 access token from stable_token, cached and refreshed. WeChat shows no buttons: the channel contract turns them
 into menu links in the text (pressing one sends its title back with its payload as bizmsgmenuid) and URL buttons
-into links; texts are split at 2048 bytes.
+into links; texts are split at 2048 bytes. Product pictures go as image messages (uploaded by media/upload, the
+media_id cached) with the caption after; with a `product_url`, cards go as articles (图文, also as the passive reply).
+
+Why one module over 500 lines: it is WeChat's wire protocol end to end (signatures, AES envelope, XML, passive
+replies and their retries, the customer-service and media APIs), each part small and used only here.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
 import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import ElementTree
 
-from bot.channels import command_payload
-from bot.channels.capabilities import Capabilities, as_text, clip, plan
+from bot.channels import command_payload, media
+from bot.channels.capabilities import (
+    ArticlePart,
+    Capabilities,
+    CardUrl,
+    ImagePart,
+    TextPart,
+    as_text,
+    clip,
+    plan,
+)
 from bot.i18n import t
 from bot.messages import InboundMessage, OutboundMessage
 from kit.clock import utcnow
 from kit.db import Database
 from kit.outbox import DeliveryError, OutboxEvent
+from kit.pubsub import RedisPubSub
+from kit.ratelimit import digest
 from kit.settings import WeChatSettings
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
-CAPABILITIES = Capabilities(max_text=2048, unit="utf8", long_text="split", text_links="menu")
+# Pictures go as image messages (uploaded, media_id cached), their caption as the text after; cards with a page
+# as articles (图文, one per message); buttons as menu links.
+CAPABILITIES = Capabilities(max_text=2048, unit="utf8", long_text="split", text_links="menu", images=True,
+                            max_caption=2048, articles=True)
+IMAGE_MEDIA_SECONDS = 2.5 * 24 * 3600  # temporary media live 3 days: a cached media_id is used 2.5
+IMAGE_UPLOAD_BYTES = 10 * 1024 * 1024
 SENT_PARTS_KEY = "wechat_sent_parts"  # custom[...]: how many parts the passive reply already carried
 BLOCK = 32  # WXBizMsgCrypt pads PKCS#7 to 32 bytes
 # Customer-service API answers: the token is stale -> refresh once and retry.
@@ -188,9 +210,154 @@ def inbound_from(fields: dict[str, str], *, locale: str) -> InboundMessage:
     return InboundMessage(**base, kind="unsupported", metadata=metadata)
 
 
+def media_ref(inbound: InboundMessage) -> media.MediaRef | None:
+    """A shopper's picture or voice message to fetch for the agent (WeChat's other media are not fetchable)."""
+    found = inbound.metadata.get(media.MEDIA_KEY)
+    if not isinstance(found, dict) or not found.get("MediaId") or found.get("type") not in ("image", "voice"):
+        return None
+    kind = str(found["type"])
+    return media.MediaRef(channel=CHANNEL, media_key=str(found["MediaId"]), sender_id=inbound.sender_id, kind=kind,
+                          mime_type="image/jpeg" if kind == "image" else None)
+
+
 def texts_of(message: OutboundMessage) -> list[str]:
     """The WeChat texts one reply becomes (buttons as menu links, cards as text, split at 2048 bytes)."""
     return [text for text in as_text(plan(message, CAPABILITIES), CAPABILITIES) if text.strip()]
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One WeChat message: a text, an image (by its URL, uploaded when sent) or a news article."""
+
+    kind: Literal["text", "image", "news"]
+    text: str = ""
+    url: str = ""
+    article: ArticlePart | None = None
+
+
+def card_url_of(settings: WeChatSettings) -> CardUrl | None:
+    template = settings.product_url
+    if not template:
+        return None
+    return lambda card: template.replace("{product_id}", str(card.product_id))
+
+
+def wire_of(message: OutboundMessage, settings: WeChatSettings) -> list[Wire]:
+    """The WeChat messages one reply becomes, by the channel contract: texts (menu links, split at 2048 bytes),
+    images followed by their caption, product cards as articles when the shop has product pages."""
+    wires: list[Wire] = []
+    for part in plan(message, CAPABILITIES, card_url=card_url_of(settings)):
+        if isinstance(part, ImagePart):
+            wires.append(Wire("image", url=part.url))
+            wires += [Wire("text", text=t) for t in as_text([TextPart(part.caption, part.buttons)], CAPABILITIES)
+                      if t.strip()]
+        elif isinstance(part, ArticlePart):
+            wires.append(Wire("news", article=part))
+        else:
+            wires += [Wire("text", text=t) for t in as_text([part], CAPABILITIES) if t.strip()]
+    return wires
+
+
+def news_reply_xml(*, to: str, sender: str, article: ArticlePart, now: int | None = None) -> str:
+    return (f"<xml><ToUserName>{cdata(to)}</ToUserName><FromUserName>{cdata(sender)}</FromUserName>"
+            f"<CreateTime>{now or int(time.time())}</CreateTime><MsgType>{cdata('news')}</MsgType>"
+            f"<ArticleCount>1</ArticleCount><Articles><item><Title>{cdata(article.title)}</Title>"
+            f"<Description>{cdata(article.description)}</Description><PicUrl>{cdata(article.image_url)}</PicUrl>"
+            f"<Url>{cdata(article.url)}</Url></item></Articles></xml>")
+
+
+def passive_xml(wire: Wire, *, to: str, sender: str) -> str | None:
+    """A first message that can be the passive reply (a text or an article; an image needs an upload first)."""
+    if wire.kind == "text":
+        return text_reply_xml(to=to, sender=sender, content=wire.text)
+    if wire.kind == "news" and wire.article is not None:
+        return news_reply_xml(to=to, sender=sender, article=wire.article)
+    return None
+
+
+# ---- WeChat's retries: the same answer again -------------------------------------------------------------
+
+RETRY_WINDOW_SECONDS = 30.0  # WeChat retries a message 3 times, 5 s apart; keep each answer a while longer
+PENDING = "\x00pending"
+LATER = "success"  # the answer goes (went) by the customer-service API: a retry gets "success"
+
+
+class PassiveReplies:
+    """Per message (sender + MsgId): the passive reply made for it, so WeChat's retry of a message whose answer
+    was lost or late gets the same answer (not "success", which would lose it), or "success" when the answer went
+    by the customer-service API. In Redis when configured (a retry may reach another process), else in memory."""
+
+    def __init__(self, *, redis_url: str | None = None, ttl_seconds: float = RETRY_WINDOW_SECONDS) -> None:
+        self.ttl = ttl_seconds
+        self._redis = RedisPubSub(redis_url, name="wechat passive replies") if redis_url else None
+        self._memory: dict[str, tuple[str, float]] = {}
+        self._changed = asyncio.Condition()
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return "shoptalk:wechat:passive:" + digest(key)
+
+    def _live(self, key: str) -> str | None:
+        now = time.monotonic()
+        for stale in [k for k, (_, until) in self._memory.items() if until <= now]:
+            del self._memory[stale]
+        found = self._memory.get(key)
+        return None if found is None else found[0]
+
+    async def begin(self, key: str) -> bool:
+        """True for the first delivery of this message; False for WeChat's retry of one already seen."""
+        if self._redis is not None:
+            return bool(await self._redis.connect().set(self._key(key), PENDING, nx=True, px=int(self.ttl * 1000)))
+        if self._live(key) is not None:
+            return False
+        self._memory[key] = (PENDING, time.monotonic() + self.ttl)
+        return True
+
+    async def finish(self, key: str, answer: str) -> None:
+        """The answer given to the first delivery: the passive reply's plain XML, or LATER."""
+        if self._redis is not None:
+            await self._redis.connect().set(self._key(key), answer, px=int(self.ttl * 1000))
+            return
+        self._memory[key] = (answer, time.monotonic() + self.ttl)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def forget(self, key: str) -> None:
+        """The first delivery failed before an answer: a retry is handled afresh."""
+        if self._redis is not None:
+            await self._redis.connect().delete(self._key(key))
+            return
+        self._memory.pop(key, None)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _get(self, key: str) -> str | None:
+        if self._redis is not None:
+            value = await self._redis.connect().get(self._key(key))
+            return None if value is None else str(value)
+        return self._live(key)
+
+    async def answer_of(self, key: str, *, timeout: float) -> str | None:
+        """The first delivery's answer, waiting up to `timeout` while it is still being made (None: not made in
+        time, or forgotten: the retry must be handled as new)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self._get(key)
+            if value != PENDING:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return PENDING
+            if self._redis is not None:
+                await asyncio.sleep(min(0.05, remaining))
+                continue
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.close()
 
 
 # ---- the customer-service API ---------------------------------------------------------------------------
@@ -205,7 +372,7 @@ class WeChatChannel:
     """Access token (stable_token, cached until 5 minutes before it expires) and the send.wechat handler."""
 
     def __init__(self, *, settings: WeChatSettings, database: Database,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, redis_url: str | None = None) -> None:
         assert settings.app_id
         assert settings.app_secret
         assert settings.token
@@ -217,9 +384,12 @@ class WeChatChannel:
         self._token_lock = asyncio.Lock()
         key = settings.encoding_aes_key
         self.crypto = MessageCrypto(key.get_secret_value(), settings.app_id) if key is not None else None
+        self.passive = PassiveReplies(redis_url=redis_url)
+        self._images: dict[str, tuple[str, float]] = {}  # picture URL -> (media_id, until)
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.passive.close()
 
     async def access_token(self, *, stale: str | None = None) -> str:
         """A valid access token; `stale`: the one WeChat just refused (fetched again unless already replaced)."""
@@ -254,6 +424,68 @@ class WeChatChannel:
         await self._call("/cgi-bin/message/custom/send",
                          {"touser": to, "msgtype": "text", "text": {"content": content}})
 
+    # ---- the shopper's pictures: GET /cgi-bin/media/get (temporary media, 3 days) ----------------------
+
+    async def fetch_media(self, event: OutboxEvent) -> None:
+        """The media.wechat handler: fetch a shopper's picture (or voice) into the media store."""
+        media_key = str(event.payload["media_key"])
+        async with self.database.sessions() as session:
+            row = await media.pending(session, channel=CHANNEL, media_key=media_key)
+            if row is None or row.status != media.PENDING:
+                return
+        try:
+            data, mime = await self._media_get(media_key)
+        except DeliveryError as error:
+            if error.permanent or event.attempts >= event.max_attempts:
+                async with self.database.unit_of_work() as session:
+                    await media.fail(session, channel=CHANNEL, media_key=media_key, error=str(error))
+            raise
+        refused = None
+        async with self.database.unit_of_work() as session:
+            try:
+                await media.store(session, channel=CHANNEL, media_key=media_key, data=data, mime_type=mime,
+                                  max_bytes=self.settings.media_max_bytes)
+            except media.MediaRefused as exc:
+                refused = str(exc)
+        if refused is not None:
+            log.warning("wechat media %s not kept: %s", media_key, refused)
+
+    async def _media_get(self, media_key: str) -> tuple[bytes, str | None]:
+        limit = self.settings.media_max_bytes
+        stale: str | None = None
+        for _ in range(2):
+            token = await self.access_token(stale=stale)
+            try:
+                async with self.http.stream("GET", f"{self.base}/cgi-bin/media/get",
+                                            params={"access_token": token, "media_id": media_key}) as response:
+                    mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise DeliveryError(f"the shopper's file is over the limit of {limit} bytes",
+                                                permanent=True)
+                        chunks.append(chunk)
+            except httpx.TransportError as exc:
+                raise DeliveryError(f"wechat unreachable: {type(exc).__name__}") from exc
+            data = b"".join(chunks)
+            if mime not in ("application/json", "text/plain"):
+                return data, mime or None
+            try:  # WeChat answers errors as JSON
+                code = int(json.loads(data).get("errcode", 0) or 0)
+                message = json.loads(data).get("errmsg", "")
+            except (ValueError, AttributeError):
+                return data, mime
+            if code in TOKEN_ERRORS and stale is None:
+                stale = token
+                continue
+            text = f"wechat media/get error {code}: {message}"
+            if code in RETRY_ERRORS:
+                raise DeliveryError(text, retry_after=RETRY_ERRORS[code])
+            raise DeliveryError(text, permanent=True)  # 40007: unknown or expired media id
+        raise DeliveryError("wechat refused a fresh access token")
+
     async def _call(self, path: str, body: dict[str, Any]) -> None:
         """POST to WeChat's API with the access token (refreshed once when WeChat calls it stale)."""
         stale: str | None = None
@@ -282,9 +514,61 @@ class WeChatChannel:
         """Send one stored reply by the customer-service API; parts the passive reply or an earlier attempt of
         this process carried are not sent again."""
         message = OutboundMessage.model_validate(event.payload)
-        texts = texts_of(message)
+        wires = wire_of(message, self.settings)
         done = max(progress.get(event.idempotency_key, 0), int((message.custom or {}).get(SENT_PARTS_KEY, 0)))
-        for index, text in enumerate(texts[done:], start=done):
-            await self.send_text(message.recipient_id, text)
+        for index, wire in enumerate(wires[done:], start=done):
+            if wire.kind == "image":
+                media_id = await self.image_media_id(wire.url)
+                await self._call("/cgi-bin/message/custom/send",
+                                 {"touser": message.recipient_id, "msgtype": "image", "image": {"media_id": media_id}})
+            elif wire.kind == "news" and wire.article is not None:
+                article = wire.article
+                await self._call("/cgi-bin/message/custom/send", {
+                    "touser": message.recipient_id, "msgtype": "news", "news": {"articles": [{
+                        "title": article.title, "description": article.description, "url": article.url,
+                        "picurl": article.image_url}]}})
+            else:
+                await self.send_text(message.recipient_id, wire.text)
             progress[event.idempotency_key] = index + 1
         progress.pop(event.idempotency_key, None)
+
+    async def image_media_id(self, url: str) -> str:
+        """The media_id of the picture at `url`, uploaded once (temporary media) and cached for 2.5 days."""
+        cached = self._images.get(url)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            async with self.http.stream("GET", url) as picture:
+                if picture.status_code >= 400:
+                    raise DeliveryError(f"product picture {url}: HTTP {picture.status_code}",
+                                        permanent=picture.status_code in (403, 404, 410))
+                kind = picture.headers.get("content-type", "image/jpeg").split(";")[0].strip()
+                data = b""
+                async for chunk in picture.aiter_bytes():
+                    data += chunk
+                    if len(data) > IMAGE_UPLOAD_BYTES:
+                        raise DeliveryError(f"product picture {url} is over WeChat's 10 MB", permanent=True)
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"product picture {url} unreachable: {type(exc).__name__}") from exc
+        stale: str | None = None
+        for _ in range(2):
+            token = await self.access_token(stale=stale)
+            try:
+                response = await self.http.post(f"{self.base}/cgi-bin/media/upload",
+                                                 params={"access_token": token, "type": "image"},
+                                                 files={"media": ("picture." + kind.split("/")[-1], data, kind)})
+                answer = response.json()
+            except (httpx.TransportError, ValueError) as exc:
+                raise DeliveryError(f"wechat unreachable: {type(exc).__name__}") from exc
+            if answer.get("media_id"):
+                self._images[url] = (str(answer["media_id"]), time.monotonic() + IMAGE_MEDIA_SECONDS)
+                return str(answer["media_id"])
+            code = int(answer.get("errcode", 0) or 0)
+            if code in TOKEN_ERRORS and stale is None:
+                stale = token
+                continue
+            text = f"wechat media/upload error {code}: {answer.get('errmsg', '')}"
+            if code in RETRY_ERRORS:
+                raise DeliveryError(text, retry_after=RETRY_ERRORS[code])
+            raise DeliveryError(text, permanent=True)
+        raise DeliveryError("wechat refused a fresh access token")

@@ -9,6 +9,8 @@ Outbound (the send.whatsapp outbox handler): replies are planned by the channel 
 buttons, lists of up to 10 rows, images with captions, texts split at 4096 characters) and posted to Graph API.
 Outside the 24-hour customer-service window only the shop's registered templates may go; anything else is
 dead-lettered with that reason. Graph API error codes become retries (rate limits, outages) or dead letters.
+Sends are paced per number and per shopper (bot.channels.pacing). Shoppers' files are fetched in the background
+(media.whatsapp outbox topic) into the media store (bot.channels.media).
 """
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels import command_payload, repository
-from bot.channels.capabilities import Capabilities, ImagePart, ListPart, Part, plan
+from bot.channels import command_payload, media, repository
+from bot.channels.capabilities import ArticlePart, Capabilities, ImagePart, ListPart, Part, plan
+from bot.channels.pacing import Bucket, Entry, PaceExceeded, Pacer
+from bot.channels.templates import Template
+from bot.channels.templates import registered as registered_templates
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation
 from bot.messages import Button, InboundMessage, OutboundMessage
@@ -52,6 +57,10 @@ RETRY_AFTER = {130429: 2.0,  # throughput of the business number reached
                4: 60.0, 80007: 60.0,  # app / business account rate limits
                1: None, 2: None, 131000: None, 131016: None, 133004: None}  # outages: the usual backoff
 WINDOW_CLOSED = 131047
+PAUSES_NUMBER = {130429, 80007, 4}  # Graph says the number (or the account) sends too fast: everyone waits
+PAUSES_PAIR = {131056}  # too fast to this one shopper
+MAX_PACE_WAIT = 5.0
+PACE_MARGIN = 0.9  # a longer wait for a token gives the event back to the outbox with that delay
 
 
 # ---- webhook verification -------------------------------------------------------------------------------
@@ -203,6 +212,9 @@ def graph_message(part: Part, to: str, tokens: dict[str, str]) -> dict[str, Any]
                 "type": "button", "header": {"type": "image", "image": {"link": part.url}},
                 "body": {"text": part.caption or "…"}, "action": {"buttons": _reply_buttons(part.buttons, tokens)}}}
         return {**base, "type": "image", "image": {"link": part.url, "caption": part.caption}}
+    if isinstance(part, ArticlePart):  # not declared on WhatsApp (no articles); a link preview if one came
+        body = "\n".join(x for x in (part.title, part.description, part.url) if x)
+        return {**base, "type": "text", "text": {"preview_url": True, "body": body}}
     if part.buttons:
         return {**base, "type": "interactive", "interactive": {
             "type": "button", "body": {"text": part.text or "…"},
@@ -211,23 +223,27 @@ def graph_message(part: Part, to: str, tokens: dict[str, str]) -> dict[str, Any]
     return {**base, "type": "text", "text": {"preview_url": "https://" in part.text, "body": part.text}}
 
 
-def template_message(template: dict[str, Any], to: str, settings: WhatsAppSettings) -> dict[str, Any]:
+def template_message(template: dict[str, Any], to: str, registered: dict[str, Template]) -> dict[str, Any]:
     name = str(template.get("name") or "")
-    if name not in settings.templates:
+    found = registered.get(name)
+    if found is None:
         raise DeliveryError(f"whatsapp template {name!r} is not registered with the shop", permanent=True)
-    body: dict[str, Any] = {"name": name, "language": {"code": template.get("language") or settings.templates[name]}}
     parameters = template.get("parameters") or []
+    if not found.seeded and len(parameters) != found.parameter_count:
+        raise DeliveryError(f"whatsapp template {name!r} takes {found.parameter_count} parameters, "
+                            f"{len(parameters)} given", permanent=True)
+    body: dict[str, Any] = {"name": name, "language": {"code": template.get("language") or found.language}}
     if parameters:
         body["components"] = [{"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in parameters]}]
     return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "template",
             "template": body}
 
 
-def render(message: OutboundMessage, settings: WhatsAppSettings, tokens: dict[str, str]) -> list[dict[str, Any]]:
+def render(message: OutboundMessage, registered: dict[str, Template], tokens: dict[str, str]) -> list[dict[str, Any]]:
     """The Graph API messages one reply becomes (a template reply is that template alone)."""
     template = (message.custom or {}).get(TEMPLATE_KEY)
     if isinstance(template, dict):
-        return [template_message(template, message.recipient_id, settings)]
+        return [template_message(template, message.recipient_id, registered)]
     return [graph_message(part, message.recipient_id, tokens) for part in plan(message, CAPABILITIES)]
 
 
@@ -240,14 +256,23 @@ class Window:
     templates: list[str]
 
 
-def window_of(last_inbound: datetime | None, settings: WhatsAppSettings, *, now: datetime | None = None) -> Window:
+def window_of(last_inbound: datetime | None, settings: WhatsAppSettings, *, now: datetime | None = None,
+              templates: list[str] | None = None) -> Window:
     """Whether free-form messages may go to the shopper: within `window_hours` of their last message."""
     closes = last_inbound + timedelta(hours=settings.window_hours) if last_inbound is not None else None
     is_open = closes is not None and (now or utcnow()) < closes
-    return Window(is_open, closes, sorted(settings.templates))
+    return Window(is_open, closes, sorted(settings.templates) if templates is None else templates)
 
 
 # ---- sending --------------------------------------------------------------------------------------------
+
+def _error_code(response: httpx.Response) -> int | None:
+    try:
+        code = (response.json().get("error") or {}).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
+
 
 def _graph_error(response: httpx.Response) -> DeliveryError:
     try:
@@ -270,22 +295,36 @@ class WhatsAppChannel:
     """The sender behind the send.whatsapp outbox topic (one httpx client per process)."""
 
     def __init__(self, *, settings: WhatsAppSettings, database: Database,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, redis_url: str | None = None) -> None:
         assert settings.phone_number_id
         assert settings.access_token
         self.settings = settings
         self.database = database
+        self.pacer = Pacer(redis_url=redis_url)
+        # 10 % under Graph's rates and half its bursts: requests leave paced but arrive with jitter (a new
+        # connection's first request is late, the next on a warm one early), which the other half absorbs.
+        self.number_bucket = Bucket(settings.messages_per_second * PACE_MARGIN,
+                                    max(1.0, settings.messages_per_second / 2))
+        self.pair_bucket = Bucket(settings.pair_messages_per_second * PACE_MARGIN,
+                                  max(1.0, float(settings.pair_burst // 2)))
         self.url = f"{settings.api_base.rstrip('/')}/{settings.api_version}/{settings.phone_number_id}/messages"
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0), transport=transport, headers={
             "Authorization": f"Bearer {settings.access_token.get_secret_value()}"})
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.pacer.close()
+
+    async def templates(self) -> dict[str, Template]:
+        """The templates the merchant registered (and the setting's seed)."""
+        async with self.database.sessions() as session:
+            return await registered_templates(session, seed=self.settings.templates)
 
     async def window(self, sender_id: str) -> Window:
         async with self.database.sessions() as session:
             last = await repository.last_inbound_at(session, channel=CHANNEL, sender_id=sender_id)
-        return window_of(last, self.settings)
+            names = list(await registered_templates(session, seed=self.settings.templates))
+        return window_of(last, self.settings, templates=names)
 
     async def send(self, event: OutboxEvent, *, progress: dict[str, int]) -> None:
         """Send one stored reply; parts an earlier attempt of this process sent are not sent again."""
@@ -293,12 +332,12 @@ class WhatsAppChannel:
         if not message.recipient_id.isdigit():
             raise DeliveryError(f"not a WhatsApp number: {message.recipient_id!r}", permanent=True)
         is_template = isinstance((message.custom or {}).get(TEMPLATE_KEY), dict)
+        registered = await self.templates()
         if not is_template and not (await self.window(message.recipient_id)).open:
             raise DeliveryError("whatsapp 24-hour window closed: only a registered template may be sent "
-                                f"(templates: {', '.join(sorted(self.settings.templates)) or 'none registered'})",
-                                permanent=True)
+                                f"(templates: {', '.join(registered) or 'none registered'})", permanent=True)
         tokens: dict[str, str] = {}
-        bodies = render(message, self.settings, tokens)
+        bodies = render(message, registered, tokens)
         if tokens:
             async with self.database.unit_of_work() as session:
                 for token, payload in tokens.items():
@@ -318,13 +357,92 @@ class WhatsAppChannel:
                                                         recipient_id=message.recipient_id)
         progress.pop(event.idempotency_key, None)
 
+    # ---- the shopper's media: GET /{media-id} -> a short-lived URL, then GET it with the token ----------
+
+    async def fetch_media(self, event: OutboxEvent) -> None:
+        """The media.whatsapp handler: fetch a shopper's file into the media store (size and sha256 checked; an
+        expired download URL is asked for again; Graph errors retry or dead-letter like sends)."""
+        media_key = str(event.payload["media_key"])
+        async with self.database.sessions() as session:
+            row = await media.pending(session, channel=CHANNEL, media_key=media_key)
+            if row is None or row.status != media.PENDING:
+                return
+        try:
+            info, data = await self._download_media(media_key)
+        except DeliveryError as error:
+            if error.permanent or event.attempts >= event.max_attempts:
+                async with self.database.unit_of_work() as session:
+                    await media.fail(session, channel=CHANNEL, media_key=media_key, error=str(error))
+            raise
+        refused = None
+        async with self.database.unit_of_work() as session:
+            try:
+                await media.store(session, channel=CHANNEL, media_key=media_key, data=data,
+                                  mime_type=info.get("mime_type"), max_bytes=self.settings.media_max_bytes,
+                                  sha256_claims=[info.get("sha256")])
+            except media.MediaRefused as exc:  # recorded on the row for the agent; retrying cannot help
+                refused = str(exc)
+        if refused is not None:
+            log.warning("whatsapp media %s not kept: %s", media_key, refused)
+
+    async def _download_media(self, media_key: str) -> tuple[dict[str, Any], bytes]:
+        limit = self.settings.media_max_bytes
+        for _ in range(2):  # Graph's download URLs expire after minutes: an expired one is asked for again
+            try:
+                response = await self.http.get(f"{self.settings.api_base.rstrip('/')}/{self.settings.api_version}/"
+                                               f"{media_key}")
+            except httpx.TransportError as exc:
+                raise DeliveryError(f"whatsapp unreachable: {type(exc).__name__}") from exc
+            if response.status_code >= 400:
+                raise _graph_error(response)
+            info = response.json()
+            if int(info.get("file_size") or 0) > limit:
+                raise DeliveryError(f"the shopper's file is {info.get('file_size')} bytes; the limit is {limit}",
+                                    permanent=True)
+            try:
+                async with self.http.stream("GET", str(info["url"])) as download:
+                    if download.status_code in (401, 403, 404, 410):
+                        continue
+                    if download.status_code >= 400:
+                        raise DeliveryError(f"whatsapp media download: HTTP {download.status_code}")
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in download.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise DeliveryError(f"the shopper's file is over the limit of {limit} bytes",
+                                                permanent=True)
+                        chunks.append(chunk)
+            except (httpx.TransportError, KeyError) as exc:
+                raise DeliveryError(f"whatsapp media download failed: {type(exc).__name__}") from exc
+            return info, b"".join(chunks)
+        raise DeliveryError("whatsapp media URL expired twice in a row")
+
+    def _buckets(self, to: str) -> list[Entry]:
+        number = str(self.settings.phone_number_id)
+        return [("whatsapp-pair", (number, to), self.pair_bucket), ("whatsapp-number", (number,), self.number_bucket)]
+
+    async def _pace(self, to: str) -> None:
+        """Wait for this number's and this pair's tokens (or give the event back when the wait is long)."""
+        try:
+            await self.pacer.acquire(self._buckets(to), max_wait=MAX_PACE_WAIT)
+        except PaceExceeded as exc:
+            raise DeliveryError(f"whatsapp pacing: no capacity for {exc.wait:.1f} s", retry_after=exc.wait) from exc
+
     async def _post(self, body: dict[str, Any]) -> str:
+        to = str(body.get("to") or "")
+        await self._pace(to)
         try:
             response = await self.http.post(self.url, json=body)
         except httpx.TransportError as exc:
             raise DeliveryError(f"whatsapp unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 400:
-            raise _graph_error(response)
+            error = _graph_error(response)
+            code = _error_code(response)
+            if code in PAUSES_NUMBER or code in PAUSES_PAIR:  # every sender of this process and the others waits
+                pair, number = self._buckets(to)
+                await self.pacer.pause([pair if code in PAUSES_PAIR else number], error.retry_after or 1.0)
+            raise error
         try:
             return str(response.json()["messages"][0]["id"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -339,12 +457,20 @@ async def record_statuses(session: AsyncSession, statuses: list[StatusReport]) -
                                             error=report.error)
 
 
-async def note_inbound(session: AsyncSession, messages: list[InboundMessage]) -> None:
-    """The shoppers' window opens (again) with each message they send."""
-    if messages:
-        for inbound in messages:
-            await repository.touch_contact(session, channel=CHANNEL, sender_id=inbound.sender_id,
-                                           at=inbound.received_at or utcnow())
+async def note_inbound(session: AsyncSession, messages: list[InboundMessage]) -> bool:
+    """The shoppers' window opens (again) with each message they send; their files are queued for fetching
+    (True when one was)."""
+    queued = False
+    for inbound in messages:
+        await repository.touch_contact(session, channel=CHANNEL, sender_id=inbound.sender_id,
+                                       at=inbound.received_at or utcnow())
+        found = inbound.metadata.get(media.MEDIA_KEY)
+        if isinstance(found, dict) and found.get("id"):
+            queued |= await media.register(session, media.MediaRef(
+                channel=CHANNEL, media_key=str(found["id"]), sender_id=inbound.sender_id,
+                kind=str(found.get("type") or "file"), mime_type=found.get("mime_type"),
+                filename=found.get("filename"), declared_sha256=found.get("sha256")))
+    return queued
 
 
 async def queue_template(session: AsyncSession, *, conversation: Conversation, name: str,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import i18n
+from bot.channels import media as channel_media
 from bot.channels import receipts as channel_receipts
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
@@ -51,6 +52,8 @@ class MessageView(BaseModel):
     # What the shopper's app reported (WhatsApp: sent, delivered, read, failed), any author's message.
     delivery_status: str | None = None
     created_at: datetime
+    # A file the shopper sent (bot.channels.media): kind, status, mime_type, filename, size, inline, url.
+    media: dict[str, Any] | None = None
 
 
 class OrderView(BaseModel):
@@ -151,6 +154,8 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
     authors = await repo.replies_by_agent(outgoing)
     events = await DeliveryRepository(session).deliveries([f"msg:{i}" for i in outgoing if i in authors])
     receipts = await channel_receipts.delivery_statuses(session, outgoing)
+    files = await channel_media.media_views(session, conversation_id=conversation_id, channel=conversation.channel,
+                                            messages=[(m.id, m.content) for m in rows if m.direction == "in"])
     corrections = {c.message_id: c.intent for c in await LearningRepository(session).corrections(agent.shop_id)
                    if c.message_id in {m.id for m in rows}}
     messages = []
@@ -168,7 +173,7 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
             agent_name=authors[m.id][1] if m.id in authors else None,
             delivery=delivery_state(event.status) if event is not None else None,
             delivery_error=safe_error(event.last_error) if event is not None and event.status == DEAD else None,
-            delivery_status=receipts.get(m.id), created_at=m.created_at))
+            delivery_status=receipts.get(m.id), created_at=m.created_at, media=files.get(m.id)))
     names = {a.id: a.name for a in await AgentRepository(session).agents_of_shop(agent.shop_id)}
     panel = await shopper_panel(session, conversation=conversation, agent_locale=locale)
     timeline = [TimelineEvent(id=e.id, kind=e.kind, agent_name=names.get(e.agent_id or 0),

@@ -19,9 +19,10 @@ from api.app import create_app
 from bot import BotDeps
 from bot.channels.models import ChannelContact
 from kit.db import Database
-from kit.settings import Settings, WhatsAppSettings
-from tests.bot.channels.graph_double import GraphDouble
+from kit.settings import Settings, WeChatSettings, WhatsAppSettings
+from tests.bot.channels.graph_double import ACCESS_TOKEN, APP_SECRET, GraphDouble, sample_png
 from tests.bot.channels.served_shop import ServedShop, prepare_demo_database
+from tests.bot.channels.wechat_double import WeChatDouble
 from tests.bot.conftest import TinyParser
 from tests.conftest import run_in_thread
 from tests.e2e.test_agent_console import browser, open_conversation, prepare_agents, shot, sign_in  # noqa: F401
@@ -29,18 +30,7 @@ from tests.http import served_in_thread
 
 pytestmark = pytest.mark.slow
 
-ACCESS_TOKEN = "EAAGm0PX4ZCpsBAFakeAccessTokenE2E0123"
-APP_SECRET = "whatsapp-e2e-app-secret-0123456789"
 SHOPPER = "4915198765432"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphDouble]:
-    double = await GraphDouble(access_token=ACCESS_TOKEN, app_secret=APP_SECRET).start()
-    try:
-        yield double
-    finally:
-        await double.stop()
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +39,25 @@ def parser() -> TinyParser:
 
 
 @pytest.fixture
-def shop(tmp_path: Path, graph: GraphDouble, parser: TinyParser) -> Iterator[ServedShop]:
+async def platform() -> AsyncIterator[WeChatDouble]:
+    double = await WeChatDouble(app_id="wx2c2769f8efd9abc2", app_secret="wechat-e2e-secret", token="wechat-e2e-token",
+                                encoding_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").start()
+    try:
+        yield double
+    finally:
+        await double.stop()
+
+
+@pytest.fixture
+def shop(tmp_path: Path, graph: GraphDouble, platform: WeChatDouble, parser: TinyParser) -> Iterator[ServedShop]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
     run_in_thread(prepare_demo_database(url))
     whatsapp = WhatsAppSettings(phone_number_id=graph.phone_number_id, access_token=ACCESS_TOKEN,
                                 app_secret=APP_SECRET, verify_token="verify-e2e", api_base=graph.base_url,
                                 templates={"order_update": "en_US"})
-    settings = Settings(environment="test", database={"url": url}, whatsapp=whatsapp,
+    wechat = WeChatSettings(app_id=platform.app_id, app_secret=platform.app_secret, token=platform.token,
+                            encoding_aes_key=platform.encoding_aes_key, api_base=platform.base_url, publish_menu=False)
+    settings = Settings(environment="test", database={"url": url}, whatsapp=whatsapp, wechat=wechat,
                         security={"secret_key": "test-secret-key-0123456789"})
     app = create_app(settings)
     with served_in_thread(app, name="whatsapp-console-shop", start_timeout=120) as base_url:
@@ -91,12 +93,36 @@ async def test_a_whatsapp_conversation_in_the_agent_console(browser: Any, shop: 
     await prepare_agents(shop)
     await webhook(shop, graph, graph.text(SHOPPER, "I need to talk to a human"))
     await graph.wait_for_sent(SHOPPER, 1, timeout=60)
-    image = {"mime_type": "image/jpeg", "sha256": "0a1b2c", "id": "1479537139650973", "caption": "this one is broken"}
-    await webhook(shop, graph, graph.message(SHOPPER, "image", image))
+    photo = sample_png()
+    await webhook(shop, graph, graph.media_message(SHOPPER, "image", photo, "image/png", caption="this one is broken"))
 
     agent = await sign_in(browser, shop, "ana@shop.test")
     await open_conversation(agent, "unassigned", "this one is broken")  # the last message shows
     await agent.locator("#messages li.in", has_text="this one is broken").wait_for(timeout=10_000)
+    # The shopper's photo: fetched from Graph in the background, shown as a thumbnail that opens the full image.
+    thumbnail = agent.locator("#messages li.in a.shopper-file.image img")
+    for _ in range(100):
+        if await thumbnail.count():
+            break
+        await agent.locator("#inbox li", has_text="this one is broken").first.click()  # reload the conversation
+        await asyncio.sleep(0.2)
+    await thumbnail.wait_for(timeout=10_000)
+    await agent.wait_for_function(
+        "() => { const i = document.querySelector('#messages a.shopper-file.image img');"
+        " return i && i.complete && i.naturalWidth === 96; }", timeout=10_000)
+    href = await agent.locator("#messages a.shopper-file.image").get_attribute("href")
+    assert await agent.locator("#messages a.shopper-file.image").get_attribute("target") == "_blank"
+    async with agent.context.expect_page() as opened:
+        await thumbnail.click()
+    full = await opened.value
+    await full.wait_for_load_state()
+    assert full.url.endswith(href)
+    assert await full.evaluate("() => document.contentType") == "image/png"
+    await full.close()
+    stranger = await browser.new_context()  # no agent session: nothing
+    response = await (await stranger.new_page()).goto(shop.base_url + href)
+    assert response.status == 401
+    await stranger.close()
     await agent.click("#take")
     await agent.fill("#reply-text", "Hello from Ana on WhatsApp.")
     await agent.click("#reply-send")
@@ -139,3 +165,41 @@ async def test_a_whatsapp_conversation_in_the_agent_console(browser: Any, shop: 
     while not any(s.kind == "template" for s in graph.to(SHOPPER)[sent_before:]):
         assert time.monotonic() < deadline, [s.kind for s in graph.to(SHOPPER)]
         await asyncio.sleep(0.1)
+
+
+async def test_a_wechat_conversation_in_the_agent_console(browser: Any, shop: ServedShop,  # noqa: F811
+                                                        platform: WeChatDouble) -> None:
+    await prepare_agents(shop)
+    openid = "oyORnuP8q7ou2gfYjqLzSIWZf0e2e"
+    async with httpx.AsyncClient(base_url=shop.base_url, timeout=60) as http:
+        photo = sample_png()
+        media_id = platform.add_media(photo, "image/png")
+        await platform.deliver(http, platform.message_xml(openid, "image", PicUrl="http://mmbiz.qpic.cn/x/0",
+                                                          MediaId=media_id), encrypted=True)
+        answer, _ = await platform.deliver(http, platform.message_xml(openid, Content="I need to talk to a human"),
+                                           encrypted=True)
+        assert answer  # the passive reply (or "success")
+
+    agent = await sign_in(browser, shop, "ana@shop.test")
+    await open_conversation(agent, "unassigned", "I need to talk to a human")  # the last message shows
+    await agent.locator("#messages li.in", has_text="I need to talk to a human").wait_for(timeout=10_000)
+    thumbnail = agent.locator("#messages li.in a.shopper-file.image img")
+    for _ in range(100):
+        if await thumbnail.count():
+            break
+        await agent.locator("#inbox li", has_text="I need to talk to a human").first.click()
+        await asyncio.sleep(0.2)
+    await agent.wait_for_function(
+        "() => { const i = document.querySelector('#messages a.shopper-file.image img');"
+        " return i && i.complete && i.naturalWidth === 96; }", timeout=10_000)
+    await agent.click("#take")
+    await agent.fill("#reply-text", "您好，我是 Ana。")
+    await agent.click("#reply-send")
+    deadline = time.monotonic() + 15
+    while "您好，我是 Ana。" not in platform.to(openid):  # by the customer-service API (after the bot's own)
+        assert time.monotonic() < deadline, platform.to(openid)
+        await asyncio.sleep(0.1)
+    await agent.locator("#messages li.author-agent .delivery.delivered").first.wait_for(timeout=10_000)
+    await shot(agent, "wechat-conversation")
+    await agent.set_viewport_size({"width": 390, "height": 844})
+    await shot(agent, "wechat-conversation-390")

@@ -53,7 +53,8 @@ NAV = [("dashboard", "/backoffice", "Dashboard"), ("catalog", "/backoffice/catal
        ("search", "/backoffice/search", "Search"), ("faq", "/backoffice/faq", "FAQ"),
        ("team", "/backoffice/team", "Team"),
        ("tokens", "/backoffice/tokens", "API tokens"), ("audit", "/backoffice/audit", "Audit log"),
-       ("console", "/agent", "Agent console")]
+       ("console", "/agent", "Agent console"),
+       ("channels", "/backoffice/whatsapp-templates", "WhatsApp templates")]
 PAGE_SIZE = 25
 DASHBOARD_CAP = 200  # counts on the dashboard stop here (shown as 200+)
 

@@ -15,13 +15,14 @@ from fastapi.responses import PlainTextResponse, Response
 
 from api.chat_runtime import channels_of
 from bot import HandleResult
-from bot.channels import wechat
+from bot.channels import media, wechat
 from bot.channels.runtime import ChannelRuntime
 from bot.channels.wechat import MessageInvalid, SignatureInvalid, WeChatChannel
 from bot.messages import InboundMessage, OutboundMessage
 from kit.db import Database
 from kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from kit.outbox import NewEvent, enqueue_many
+from kit.settings import WeChatSettings
 
 router = APIRouter(tags=["channels"])
 log = logging.getLogger(__name__)
@@ -56,12 +57,13 @@ async def wechat_verify(request: Request) -> PlainTextResponse:
     return PlainTextResponse(params.get("echostr", ""))
 
 
-async def _queue(database: Database, replies: list[OutboundMessage], sent_parts: int) -> None:
+async def _queue(database: Database, settings: WeChatSettings, replies: list[OutboundMessage],
+                 sent_parts: int) -> None:
     """Queue the replies (less the parts the passive reply carried) on send.wechat."""
     events = []
     for index, reply in enumerate(replies):
         skip = sent_parts if index == 0 else 0
-        if skip >= len(wechat.texts_of(reply)):
+        if skip >= len(wechat.wire_of(reply, settings)):
             continue
         payload = reply.model_dump(mode="json")
         payload["custom"] = {**(reply.custom or {}), wechat.SENT_PARTS_KEY: skip}
@@ -79,7 +81,7 @@ async def _answer_late(runtime: ChannelRuntime, task: asyncio.Task[HandleResult]
         log.exception("wechat: the late answer failed")
         return
     if not result.duplicate:
-        await _queue(runtime.database, result.replies, 0)
+        await _queue(runtime.database, runtime.settings.wechat, result.replies, 0)
         runtime.outbox_wakeup.set()
 
 
@@ -122,30 +124,64 @@ async def wechat_webhook(request: Request) -> Response:
         raise InvalidInput("The message has no FromUserName or MsgType.", code="invalid_update", status=400)
     inbound = wechat.inbound_from(fields, locale=channel.settings.default_locale)
     runtime = channels_of(request).runtime
-    task = asyncio.ensure_future(runtime.handle(inbound, delivered_inline=True))
+    key = f"{fields.get('ToUserName', '')}:{inbound.sender_id}:{inbound.message_id}"
     budget = channel.settings.passive_reply_seconds - (time.monotonic() - started)
+    if not await channel.passive.begin(key):  # WeChat's retry: the first delivery's answer, never a second one
+        answer = await channel.passive.answer_of(key, timeout=max(0.0, budget))
+        if answer is not None and answer not in (wechat.PENDING, wechat.LATER):
+            return _wrap(channel, answer, params)
+        if answer is not None:
+            return PlainTextResponse("success")
     try:
-        done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))
-    except asyncio.CancelledError:  # WeChat hung up: the answer still goes, later
-        _answer_later(runtime, task)
+        ref = wechat.media_ref(inbound)
+        if ref is not None:  # the shopper's picture is fetched for the agent in the background (media.wechat)
+            async with runtime.unit_of_work() as session:
+                queued = await media.register(session, ref)
+            if queued:
+                runtime.outbox_wakeup.set()
+        task = asyncio.ensure_future(runtime.handle(inbound, delivered_inline=True))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))
+        except asyncio.CancelledError:  # WeChat hung up: the answer still goes, later
+            _answer_later(runtime, task)
+            await channel.passive.finish(key, wechat.LATER)
+            raise
+        if not done:
+            _answer_later(runtime, task)
+            await channel.passive.finish(key, wechat.LATER)
+            return PlainTextResponse("success")
+        result = task.result()
+    except asyncio.CancelledError:
         raise
-    if not done:
-        _answer_later(runtime, task)
+    except BaseException:
+        await channel.passive.forget(key)
+        raise
+    reply = await _passive(channel, runtime, inbound, result)
+    if reply is None:
+        if not result.duplicate:
+            await channel.passive.finish(key, wechat.LATER)
         return PlainTextResponse("success")
-    result = task.result()
-    return await _passive(channel, runtime, inbound, result, params)
+    await channel.passive.finish(key, reply)
+    return _wrap(channel, reply, params)
 
 
-async def _passive(channel: WeChatChannel, runtime: ChannelRuntime, inbound: InboundMessage, result: HandleResult,
-                   params: dict[str, str]) -> Response:
+async def _passive(channel: WeChatChannel, runtime: ChannelRuntime, inbound: InboundMessage,
+                   result: HandleResult) -> str | None:
+    """The passive reply's plain XML (the rest of the answer queued for the customer-service API), or None."""
     if result.duplicate or not result.replies:
-        return PlainTextResponse("success")  # a retry of a message being (or already) answered: no second answer
-    texts = wechat.texts_of(result.replies[0])
-    await _queue(runtime.database, result.replies, 1)
-    if len(result.replies) > 1 or len(texts) > 1:
-        runtime.outbox_wakeup.set()
+        return None  # a message answered before (its answer is in the cache, or gone): no second answer
+    wires = wechat.wire_of(result.replies[0], channel.settings)
     own = inbound.metadata.get("wechat", {}).get("ToUserName", "")
-    reply = wechat.text_reply_xml(to=inbound.sender_id, sender=own, content=texts[0] if texts else "…")
+    first = wechat.passive_xml(wires[0], to=inbound.sender_id, sender=own) if wires else None
+    await _queue(runtime.database, channel.settings, result.replies, 1 if first is not None else 0)
+    if len(result.replies) > 1 or len(wires) > 1 or first is None:
+        runtime.outbox_wakeup.set()
+    if first is None and not wires:
+        return wechat.text_reply_xml(to=inbound.sender_id, sender=own, content="…")
+    return first
+
+
+def _wrap(channel: WeChatChannel, reply: str, params: dict[str, str]) -> Response:
     if channel.crypto is not None and params.get("encrypt_type") == "aes":
         assert channel.settings.token is not None
         reply = wechat.encrypted_reply_xml(channel.crypto, channel.settings.token.get_secret_value(), reply,

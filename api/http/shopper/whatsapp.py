@@ -71,7 +71,9 @@ async def whatsapp_webhook(request: Request) -> dict[str, bool]:
     if batch.statuses or batch.messages:
         async with runtime.unit_of_work() as session:
             await whatsapp.record_statuses(session, batch.statuses)
-            await whatsapp.note_inbound(session, batch.messages)
+            media_queued = await whatsapp.note_inbound(session, batch.messages)
+        if media_queued:  # the shopper's files are fetched in the background (media.whatsapp)
+            runtime.outbox_wakeup.set()
     for inbound in batch.messages:
         await runtime.handle(await whatsapp.resolve_payload(channel.database, inbound))
     return {"ok": True}
@@ -121,8 +123,12 @@ class TemplateSent(BaseModel):
 async def whatsapp_template(conversation_id: PathId, body: TemplateBody, who: Writer, request: Request
                             ) -> TemplateSent:
     channel = _channel(request)
-    if body.name not in channel.settings.templates:
+    template = (await channel.templates()).get(body.name)
+    if template is None:
         raise InvalidInput(f"No registered template {body.name!r}.", code="whatsapp_template_unknown")
+    if not template.seeded and len(body.parameters) != template.parameter_count:
+        raise InvalidInput(f"The template {body.name!r} takes {template.parameter_count} parameters.",
+                           code="whatsapp_template_parameters", field="parameters")
     async with get_database(request).unit_of_work() as session:
         conversation = await _whatsapp_conversation(session, who, conversation_id)
         message_id = await whatsapp.queue_template(session, conversation=conversation, name=body.name,

@@ -732,7 +732,7 @@
     const pressed = m.direction === "in" && m.payload && !m.text ? "pressed: " + m.payload : null;
     const item = el("li", { className: (m.direction === "in" ? "in" : "out") + " author-" + m.author,
                            dataset: { messageId: String(m.id), author: m.author } },
-                    el("div", { className: "text" }, m.text || pressed || m.payload || ""),
+                    el("div", { className: "text" }, m.text || pressed || m.payload || ""), shopperFile(m),
                     (m.cards || []).length ? el("div", { className: "cards" }, m.cards.map((c) => card(c))) : null,
                     (m.buttons || []).length ? el("div", { className: "chips buttons" }, m.buttons.map(chip)) : null,
                     orderSummary(m.custom), meta);
@@ -745,6 +745,26 @@
                                  onclick: () => faqForm(item, question ? question.text : "", m.text) }, "Save as FAQ"));
     }
     return item;
+  }
+
+  // A file the shopper sent (WhatsApp, WeChat; issue 29): a safe image as a thumbnail that opens the full image,
+  // anything else as a download; while the server still fetches it, or when it was refused, a line says so.
+  function shopperFile(m) {
+    const f = m.media;
+    if (!f) return null;
+    if (f.status !== "stored") {
+      return el("div", { className: "shopper-file " + f.status },
+        f.status === "failed" ? "The shopper's " + f.kind + " was not kept: " + (f.error || "") :
+          "Fetching the shopper's " + f.kind + "…");
+    }
+    if (f.inline) {
+      return el("a", { className: "shopper-file image", href: f.url, target: "_blank", rel: "noopener",
+                       title: "Open the full image" },
+        el("img", { src: f.url, alt: "Image sent by the shopper", loading: "lazy" }));
+    }
+    const size = f.size ? " (" + Math.max(1, Math.round(f.size / 1024)) + " KB)" : "";
+    return el("a", { className: "shopper-file download", href: f.url, download: f.filename || "" },
+      "Download " + (f.filename || f.kind) + size);
   }
 
   function renderNote(n) {

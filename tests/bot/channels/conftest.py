@@ -8,6 +8,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from bot.channels.telegram import TelegramChannel
 from bot.messages import InboundMessage
 from kit.db import Database
+from tests.bot.channels.graph_double import graph  # noqa: F401 - the one Graph API double fixture
 from tests.bot.channels.telegram_double import TelegramDouble
 
 # Looks like a real token (digits:35 characters) so the log redaction has something to catch.

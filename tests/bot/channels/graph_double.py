@@ -10,19 +10,23 @@ the webhooks Meta would send (messages, statuses) and signs them with the app se
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from tests.http import start_aiohttp
 
+ACCESS_TOKEN = "EAAGm0PX4ZCpsBAFakeAccessToken0123456789"
+APP_SECRET = "whatsapp-app-secret-0123456789"
 TEXT_LIMIT = 4096
 INTERACTIVE_BODY = 1024
 
@@ -79,12 +83,24 @@ class GraphDouble:
     failures: list[tuple[int, int]] = field(default_factory=list)  # (code, http status) for the next calls
     base_url: str = ""
     on_sent: Callable[[Sent], None] | None = None  # called with every accepted message (the benchmark's clock)
+    # Media the shoppers "uploaded": id -> (bytes, mime type); download URLs live `media_url_seconds` (Graph: 5 min).
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    media_url_seconds: float = 300.0
+    # Graph's limits, enforced when set: messages per second for the number (130429 "Rate limit hit") and
+    # (rate per second, burst) to one shopper (131056 "pair rate limit hit").
+    throughput: float | None = None
+    pair_rate: tuple[float, float] | None = None
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    expired_urls: int = 0  # the next answers to GET /{media-id} give a URL that has already expired
+    media_requests: list[str] = field(default_factory=list)  # "info:<id>" / "download:<id>" / "expired:<id>"
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
     async def start(self) -> GraphDouble:
         app = web.Application()
         app.router.add_post("/{version}/{phone}/messages", self._messages)
+        app.router.add_get("/whatsapp_business/attachments/", self._media_download)  # lookaside.fbsbx.com's path
+        app.router.add_get("/{version}/{media_id}", self._media_info)
         self._runner, port = await start_aiohttp(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
@@ -92,6 +108,13 @@ class GraphDouble:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> GraphDouble:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     def fail_next(self, code: int, status: int = 400, times: int = 1) -> None:
         self.failures.extend([(code, status)] * times)
@@ -112,6 +135,7 @@ class GraphDouble:
                 code, status = self.failures.pop(0)
                 raise GraphError(code, f"error {code}", status, "injected by the test")
             self._validate(body)
+            self._rate_limits(str(body.get("to") or ""))
         except GraphError as error:
             self.refused.append((error.code, body))
             return self._error(error)
@@ -122,6 +146,25 @@ class GraphDouble:
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"],
                                                                                  "wa_id": body["to"]}],
                                   "messages": [{"id": wamid}]})
+
+    def _spend(self, key: str, rate: float, burst: float) -> bool:
+        now = time.monotonic()
+        tokens, then = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - then) * rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1, now)
+        return True
+
+    def _rate_limits(self, to: str) -> None:
+        if self.pair_rate is not None and not self._spend(f"pair:{to}", *self.pair_rate):
+            raise GraphError(131056, "(Business Account, Consumer Account) pair rate limit hit", 400,
+                             "Message failed to send because there were too many messages sent from this phone "
+                             "number to the same phone number in a short period of time.")
+        if self.throughput is not None and not self._spend("number", self.throughput, max(1.0, self.throughput)):
+            raise GraphError(130429, "Rate limit hit", 400, "Message failed to send because there were too many "
+                             "messages sent from this phone number in a short period of time.")
 
     @staticmethod
     def _error(error: GraphError) -> web.Response:
@@ -190,6 +233,63 @@ class GraphDouble:
         else:
             need(False, f"unsupported interactive type {interactive['type']}")
 
+    # ---- media: GET /{media-id} (the URL, mime, sha256, size), then GET the URL with the same token ----
+
+    def add_media(self, data: bytes, mime_type: str, media_id: str | None = None) -> str:
+        media_id = media_id or str(1479537139650000 + next(self._ids))
+        self.media[media_id] = (data, mime_type)
+        return media_id
+
+    def _signed(self, media_id: str, expires: int) -> str:
+        return hmac.new(self.app_secret.encode(), f"{media_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:24]
+
+    async def _media_info(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            return self._error(GraphError(190, "Invalid OAuth access token - Cannot parse access token", 401))
+        media_id = request.match_info["media_id"]
+        if request.match_info["version"] != self.version or media_id not in self.media:
+            return self._error(GraphError(100, f"Unsupported get request. Object with ID '{media_id}' does not "
+                                               "exist", 400))
+        self.media_requests.append(f"info:{media_id}")
+        if self.failures:
+            code, status = self.failures.pop(0)
+            return self._error(GraphError(code, f"error {code}", status, "injected by the test"))
+        data, mime = self.media[media_id]
+        expires = int(time.time() + self.media_url_seconds)
+        if self.expired_urls > 0:
+            self.expired_urls -= 1
+            expires = int(time.time()) - 1
+        url = (f"{self.base_url}/whatsapp_business/attachments/?mid={media_id}&ext={expires}"
+               f"&hash={self._signed(media_id, expires)}")
+        return web.json_response({"messaging_product": "whatsapp", "url": url, "mime_type": mime,
+                                  "sha256": hashlib.sha256(data).hexdigest(), "file_size": len(data), "id": media_id})
+
+    async def _media_download(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            return web.Response(status=401, text="Unauthorized")
+        media_id, expires = request.query.get("mid", ""), request.query.get("ext", "0")
+        if media_id not in self.media or not hmac.compare_digest(request.query.get("hash", ""),
+                                                                 self._signed(media_id, int(expires))):
+            return web.Response(status=404, text="Not Found")
+        if int(expires) < time.time():
+            self.media_requests.append(f"expired:{media_id}")
+            return web.Response(status=404, text="URL signature expired")
+        self.media_requests.append(f"download:{media_id}")
+        data, mime = self.media[media_id]
+        return web.Response(body=data, content_type=mime)
+
+    def media_message(self, wa_id: str, kind: str, data: bytes, mime_type: str, *, caption: str | None = None,
+                      filename: str | None = None, media_id: str | None = None) -> dict[str, Any]:
+        """A shopper's image/document/audio/video webhook (sha256 base64, as the webhooks give it)."""
+        media_id = self.add_media(data, mime_type, media_id)
+        content: dict[str, Any] = {"mime_type": mime_type, "id": media_id,
+                                   "sha256": base64.b64encode(hashlib.sha256(data).digest()).decode()}
+        if caption:
+            content["caption"] = caption
+        if filename:
+            content["filename"] = filename
+        return self.message(wa_id, kind, content)
+
     # ---- webhooks Meta would send ----
 
     def webhook(self, value: dict[str, Any]) -> dict[str, Any]:
@@ -236,3 +336,25 @@ class GraphDouble:
                 raise AssertionError(f"expected {count} messages to {wa_id}, got {[s.body for s in self.to(wa_id)]}")
             await asyncio.sleep(0.05)
         return self.to(wa_id)
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[GraphDouble]:
+    """The one Graph API double fixture (import it into a test module: `from ...graph_double import graph`)."""
+    async with GraphDouble(access_token=ACCESS_TOKEN, app_secret=APP_SECRET) as double:
+        yield double
+
+
+def sample_png(width: int = 96, height: int = 64) -> bytes:
+    """A real PNG (a coloured gradient) for media tests: browsers decode it."""
+    import struct
+    import zlib
+
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 160)) for x in range(width))
+                    for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")

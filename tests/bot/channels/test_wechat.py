@@ -3,6 +3,7 @@ the customer-service API, against the loopback WeChat double."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -189,9 +190,36 @@ async def test_a_retried_message_is_answered_once(client: httpx.AsyncClient, db:
     xml = platform.message_xml(OPENID, Content="/cart", msg_id=6054768590064713999)
     first = platform.read_reply((await send(client, platform, xml)).text)
     assert first["Content"]
-    again = await send(client, platform, xml)  # WeChat's retry of the same MsgId
-    assert again.text == "success"
+    again = platform.read_reply((await send(client, platform, xml)).text)  # WeChat's retry of the same MsgId
+    assert again["Content"] == first["Content"]  # the same answer again (the first may never have arrived)
     assert len(await inbound_rows(db)) == 1
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+async def test_a_lost_passive_reply_is_given_again_to_wechats_retry(client: httpx.AsyncClient, db: Database,
+                                                                    platform: WeChatDouble, encrypted: bool) -> None:
+    xml = platform.message_xml(OPENID, Content="/cart")
+    answer, tries = await platform.deliver(client, xml, encrypted=encrypted, lose=2)  # two answers lost on the way
+    assert tries == 3
+    reply = platform.read_reply(answer)  # checked as WeChat checks it: signature and AppID in safe mode
+    assert "购物车" in reply["Content"]
+    assert len(await inbound_rows(db)) == 1  # answered once: the retries did not run the bot again
+    await asyncio.sleep(0.3)
+    assert platform.to(OPENID) == []  # and nothing doubled by the customer-service API
+
+
+async def test_a_retry_of_an_answer_sent_later_by_the_customer_service_api_gets_success(
+        db: Database, platform: WeChatDouble) -> None:
+    async for client in _client(db, platform, passive_reply_seconds=0.2):
+        app = client.app  # type: ignore[attr-defined]
+        app.state.channels.runtime._deps = BotDeps(settings=app.state.settings, nlu=SlowParser())
+        xml = platform.message_xml(OPENID, Content="随便说点什么")
+        assert (await send(client, platform, xml, encrypted=True)).text == "success"
+        assert (await send(client, platform, xml, encrypted=True)).text == "success"  # WeChat's retry
+        sent = await platform.wait_for_sent(OPENID, 1)
+        await asyncio.sleep(0.8)
+        assert platform.to(OPENID) == sent  # the answer went once, by the customer-service API
+        assert len(await inbound_rows(db)) == 1
 
 
 async def test_a_sticker_like_message_gets_a_polite_reply_and_keeps_the_raw_event(
@@ -280,3 +308,118 @@ async def test_the_menu_is_published_and_its_clicks_are_payloads(client: httpx.A
     [row] = await inbound_rows(db)
     assert row.kind == "callback"
     assert row.payload == "cart:view"
+
+
+REDIS_URL = os.environ.get("SHOPTALK_TEST_REDIS_URL")
+
+
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.skipif(
+    REDIS_URL is None, reason="set SHOPTALK_TEST_REDIS_URL"))])
+async def test_passive_answers_wait_for_the_first_delivery_and_are_shared_through_redis(shared: bool) -> None:
+    first = wechat.PassiveReplies(redis_url=REDIS_URL if shared else None, ttl_seconds=2)
+    other = wechat.PassiveReplies(redis_url=REDIS_URL, ttl_seconds=2) if shared else first  # another process
+    key = f"gh_x:{OPENID}:{time.time_ns()}"
+    try:
+        assert await first.begin(key)
+        assert not await other.begin(key)  # the retry
+        assert await other.answer_of(key, timeout=0.1) == wechat.PENDING  # still being made
+        waiting = asyncio.create_task(other.answer_of(key, timeout=3))
+        await asyncio.sleep(0.1)
+        await first.finish(key, "<xml>the answer</xml>")
+        assert await waiting == "<xml>the answer</xml>"
+        await first.forget(key)
+        assert await other.answer_of(key, timeout=0) is None
+        assert await other.begin(key)  # forgotten: handled afresh
+    finally:
+        await first.close()
+        if other is not first:
+            await other.close()
+
+
+async def test_a_shoppers_picture_reaches_the_agent_as_an_image(client: httpx.AsyncClient, db: Database,
+                                                               platform: WeChatDouble) -> None:
+    from bot.channels.models import ChannelMedia
+    from tests.bot.handoff.conftest import PASSWORD, make_agent
+
+    await make_agent(db, "li@shop.test")
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4 + b"\xff\xd9"
+    media_id = platform.add_media(jpeg)
+    xml = platform.message_xml(OPENID, "image", PicUrl="http://mmbiz.qpic.cn/mmbiz_jpg/x/0", MediaId=media_id)
+    reply = platform.read_reply((await send(client, platform, xml, encrypted=True)).text)
+    assert reply["Content"]  # the polite answer: the bot reads text; the picture goes to the agent
+    deadline = time.monotonic() + 10
+    while True:
+        async with db.sessions() as session:
+            row = await session.scalar(select(ChannelMedia))
+        if (row is not None and row.status != "pending") or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None
+    assert (row.status, row.mime_type, row.size) == ("stored", "image/jpeg", len(jpeg))
+    [message] = await inbound_rows(db)
+    path = f"/api/v1/agent/conversations/{message.conversation_id}/messages/{message.id}/media"
+    assert (await client.get(path)).status_code == 401
+    await client.post("/api/v1/agent/session", json={"email": "li@shop.test", "password": PASSWORD})
+    shown = await client.get(path)
+    assert (shown.status_code, shown.headers["content-type"], shown.content) == (200, "image/jpeg", jpeg)
+    view = (await client.get(f"/api/v1/agent/conversations/{message.conversation_id}")).json()
+    assert [m["media"]["url"] for m in view["messages"] if m.get("media")] == [path]
+
+
+async def test_cards_become_uploaded_images_or_articles_by_the_channel_contract(db: Database,
+                                                                               platform: WeChatDouble) -> None:
+    from bot.messages import ProductCard
+    from tests.bot.channels.graph_double import sample_png
+
+    platform.pictures["kettle.png"] = sample_png()
+    card = ProductCard(sku="KET-1", product_id=7, title="电水壶 1.7L", subtitle="不锈钢", price_text="¥199.00",
+                       image_url=f"{platform.base_url}/shop-pictures/kettle.png",
+                       buttons=[Button(title="加入购物车", payload="cart:add:KET-1")])
+    message = OutboundMessage(channel="wechat", recipient_id=OPENID, text="为您找到:", cards=[card])
+    pictures = WeChatChannel(settings=wechat_settings(platform), database=db)
+    try:
+        for n in range(2):
+            event = OutboxEvent(topic="send.wechat", payload=message.model_dump(mode="json"),
+                                idempotency_key=f"msg:{n}")
+            await pictures.send(event, progress={})
+    finally:
+        await pictures.close()
+    assert len(platform.uploads) == 1  # uploaded once: the media_id is cached
+    assert [body["image"]["media_id"] for _, body in platform.rich] == platform.uploads * 2
+    texts = platform.to(OPENID)
+    assert texts[0] == "为您找到:"
+    assert "电水壶 1.7L" in texts[1]  # the caption follows the picture
+    assert "¥199.00" in texts[1]
+    assert "weixin://bizmsgmenu" in texts[2]  # then the card's button as a menu link
+
+    platform.rich.clear()
+    articles = WeChatChannel(settings=wechat_settings(platform, product_url="https://shop.example/p/{product_id}"),
+                             database=db)
+    try:
+        await articles.send(OutboxEvent(topic="send.wechat", payload=message.model_dump(mode="json"),
+                                        idempotency_key="msg:9"), progress={})
+    finally:
+        await articles.close()
+    [(to, news)] = platform.rich
+    assert news["msgtype"] == "news"
+    [article] = news["news"]["articles"]
+    assert article == {"title": "电水壶 1.7L", "description": "不锈钢\n¥199.00", "url": "https://shop.example/p/7",
+                       "picurl": f"{platform.base_url}/shop-pictures/kettle.png"}
+
+
+async def test_an_article_can_be_the_passive_reply(db: Database, platform: WeChatDouble) -> None:
+    from bot.messages import ProductCard
+
+    card = ProductCard(sku="KET-1", product_id=7, title="电水壶", price_text="¥199.00")
+    reply = OutboundMessage(channel="wechat", recipient_id=OPENID, text="", cards=[card])
+    settings = wechat_settings(platform, product_url="https://shop.example/p/{product_id}")
+    wires = wechat.wire_of(reply, settings)
+    assert [w.kind for w in wires] == ["text", "news"] or [w.kind for w in wires] == ["news"]
+    news = next(w for w in wires if w.kind == "news")
+    xml = wechat.passive_xml(news, to=OPENID, sender="gh_x")
+    assert xml is not None
+    fields = platform.read_reply(xml)
+    assert fields["MsgType"] == "news"
+    assert fields["ArticleCount"] == "1"
+    assert "<Url><![CDATA[https://shop.example/p/7]]></Url>" in xml
+    assert wechat.passive_xml(wechat.Wire("image", url="https://x/y.png"), to=OPENID, sender="gh_x") is None

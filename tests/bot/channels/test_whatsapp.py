@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from api.app import create_app
 from api.workers.channels import outbox_handlers
 from bot.channels import repository, whatsapp
 from bot.channels.models import ChannelReceipt
+from bot.channels.pacing import Pacer
 from bot.channels.receipts import delivery_statuses
 from bot.channels.whatsapp import WhatsAppChannel
 from bot.conversations.models import ConversationMessage
@@ -24,23 +26,12 @@ from kit.db import Database
 from kit.outbox import DEAD, DELIVERED, DeliveryError, OutboxEvent, OutboxWorker, enqueue
 from kit.settings import Settings, WhatsAppSettings
 from tests.api.fuzzing import use_cheap_bot
-from tests.bot.channels.graph_double import GraphDouble
+from tests.bot.channels.graph_double import ACCESS_TOKEN, APP_SECRET, GraphDouble
 from tests.bot.handoff.conftest import PASSWORD, make_agent, shopper_says
 from tests.http import app_client
 
-ACCESS_TOKEN = "EAAGm0PX4ZCpsBAFakeAccessToken0123456789"
-APP_SECRET = "whatsapp-app-secret-0123456789"
 VERIFY_TOKEN = "verify-token-0123456789"
 SHOPPER = "4915112345678"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphDouble]:
-    double = await GraphDouble(access_token=ACCESS_TOKEN, app_secret=APP_SECRET).start()
-    try:
-        yield double
-    finally:
-        await double.stop()
 
 
 def whatsapp_settings(graph: GraphDouble) -> WhatsAppSettings:
@@ -257,6 +248,7 @@ async def test_graph_error_codes_retry_or_dead_letter(db: Database, graph: Graph
         assert raised.value.retry_after == retry_after, code
         assert raised.value.permanent is permanent, code
         assert str(code) in str(raised.value)
+        sender.pacer = Pacer()  # forget the pause Graph's answer set (test_pacing covers it)
     await sender.send(event, progress={})  # the peer is well again
     assert [s.text for s in graph.sent] == ["hi"]
     assert ACCESS_TOKEN not in str(raised.value)
@@ -332,3 +324,81 @@ async def test_the_worker_process_sends_for_the_configured_channels(db: Database
     await handlers["send.whatsapp"](OutboxEvent(topic="send.whatsapp", payload=message.model_dump(mode="json"),
                                                 idempotency_key="msg:worker"))
     assert [s.text for s in graph.sent] == ["from the worker"]
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+async def wait_for_media(db: Database, count: int, timeout: float = 10.0) -> list[Any]:
+    from bot.channels.models import ChannelMedia
+
+    deadline = time.monotonic() + timeout
+    while True:
+        async with db.sessions() as session:
+            rows = list((await session.scalars(select(ChannelMedia).where(ChannelMedia.status != "pending")
+                                               .order_by(ChannelMedia.id))).all())
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
+
+
+async def test_a_shoppers_image_is_fetched_checked_and_shown_only_to_agents(client: httpx.AsyncClient, db: Database,
+                                                                           graph: GraphDouble) -> None:
+    await make_agent(db, "ana@shop.test")
+    graph.expired_urls = 1  # the first download URL has expired by the time it is used: asked for again
+    await post(client, graph, graph.media_message(SHOPPER, "image", PNG, "image/png", caption="is this in stock?"))
+    [row] = await wait_for_media(db, 1)
+    assert (row.status, row.mime_type, row.size) == ("stored", "image/png", len(PNG))
+    media_id = row.media_key
+    assert graph.media_requests == [f"info:{media_id}", f"expired:{media_id}", f"info:{media_id}",
+                                    f"download:{media_id}"]
+    [message] = await inbound_rows(db)
+    path = f"/api/v1/agent/conversations/{message.conversation_id}/messages/{message.id}/media"
+    assert (await client.get(path)).status_code == 401  # no agent session: nothing
+    await client.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": PASSWORD})
+    shown = await client.get(path)
+    assert shown.status_code == 200
+    assert shown.content == PNG
+    assert shown.headers["content-type"] == "image/png"
+    assert shown.headers["content-disposition"].startswith("inline;")
+    assert shown.headers["x-content-type-options"] == "nosniff"
+    view = (await client.get(f"/api/v1/agent/conversations/{message.conversation_id}")).json()
+    [seen] = [m for m in view["messages"] if m["id"] == message.id]
+    assert seen["text"] == "is this in stock?"
+    assert seen["media"]["url"] == path
+    assert (seen["media"]["kind"], seen["media"]["status"], seen["media"]["inline"]) == ("image", "stored", True)
+    wrong = f"/api/v1/agent/conversations/{message.conversation_id + 1}/messages/{message.id}/media"
+    assert (await client.get(wrong)).status_code == 404
+
+
+async def test_documents_download_svg_never_renders_and_bad_files_are_refused(client: httpx.AsyncClient,
+                                                                             db: Database,
+                                                                             graph: GraphDouble) -> None:
+    await make_agent(db, "ana@shop.test")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
+    await post(client, graph, graph.media_message(SHOPPER, "document", svg, "image/svg+xml", filename="photo.svg"))
+    await post(client, graph, graph.media_message(SHOPPER, "document", b"%PDF-1.4 invoice", "application/pdf",
+                                                  filename="Rechnung März.pdf"))
+    bad = graph.message(SHOPPER, "image", {"mime_type": "image/png", "id": graph.add_media(PNG, "image/png"),
+                                           "sha256": "0" * 64})  # the webhook announced other bytes
+    await post(client, graph, bad)
+    limit = whatsapp_settings(graph).media_max_bytes
+    await post(client, graph, graph.media_message(SHOPPER, "video", b"v" * (limit + 1), "video/mp4"))
+    rows = await wait_for_media(db, 4)
+    assert [r.status for r in rows] == ["stored", "stored", "failed", "failed"]
+    assert "sha256" in (rows[2].error or "")
+    assert "limit" in (rows[3].error or "")
+    await client.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": PASSWORD})
+    svg_message, pdf_message, bad_message, _ = await inbound_rows(db)
+    base = f"/api/v1/agent/conversations/{svg_message.conversation_id}/messages"
+    drawn = await client.get(f"{base}/{svg_message.id}/media")
+    assert drawn.status_code == 200
+    assert drawn.headers["content-type"] == "application/octet-stream"  # never image/svg+xml: it would run
+    assert drawn.headers["content-disposition"].startswith("attachment;")
+    assert drawn.headers["x-content-type-options"] == "nosniff"
+    pdf = await client.get(f"{base}/{pdf_message.id}/media")
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == (
+        "attachment; filename=\"Rechnung_M_rz.pdf\"; filename*=UTF-8''Rechnung%20M%C3%A4rz.pdf")
+    assert (await client.get(f"{base}/{bad_message.id}/media")).status_code == 404

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from bot.channels.wechat import MessageCrypto, cdata, parse_xml, sha1_signature
@@ -41,6 +42,10 @@ class WeChatDouble:
     on_sent: Callable[[str, str], None] | None = None  # (openid, text) of every customer-service message
     _valid: dict[str, float] = field(default_factory=dict)
     _expired: set[str] = field(default_factory=set)
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media_id -> (bytes, content type)
+    uploads: list[str] = field(default_factory=list)  # media_ids made by /cgi-bin/media/upload
+    pictures: dict[str, bytes] = field(default_factory=dict)  # served at /shop-pictures/{name}
+    rich: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (openid, image / news message body)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(6054768590064713728))
     _runner: web.AppRunner | None = None
 
@@ -54,6 +59,9 @@ class WeChatDouble:
         app.router.add_post("/cgi-bin/stable_token", self._stable_token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
+        app.router.add_get("/cgi-bin/media/get", self._media_get)
+        app.router.add_get("/shop-pictures/{name}", self._picture)  # stands in for the shop's image host
+        app.router.add_post("/cgi-bin/media/upload", self._media_upload)
         self._runner, port = await start_aiohttp(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
@@ -99,6 +107,19 @@ class WeChatDouble:
         if to in self.window_closed:
             return web.json_response({"errcode": 45015, "errmsg": "response out of time limit or subscription is "
                                                                   "canceled"})
+        if body.get("msgtype") == "image":
+            media_id = str((body.get("image") or {}).get("media_id") or "")
+            if media_id not in self.media:
+                return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+            self.rich.append((to, body))
+            return web.json_response({"errcode": 0, "errmsg": "ok"})
+        if body.get("msgtype") == "news":
+            articles = (body.get("news") or {}).get("articles") or []
+            # The customer-service API takes one article (since 2018), with a title and a url.
+            if len(articles) != 1 or not articles[0].get("title") or not articles[0].get("url"):
+                return web.json_response({"errcode": 45008, "errmsg": "article size out of limit"})
+            self.rich.append((to, body))
+            return web.json_response({"errcode": 0, "errmsg": "ok"})
         content = str((body.get("text") or {}).get("content") or "")
         if body.get("msgtype") != "text" or not content:
             return web.json_response({"errcode": 44002, "errmsg": "empty post data"})
@@ -123,6 +144,44 @@ class WeChatDouble:
                 return web.json_response({"errcode": 40019, "errmsg": "invalid button key size"})
         self.menu = buttons
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _picture(self, request: web.Request) -> web.Response:
+        found = self.pictures.get(request.match_info["name"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found, content_type="image/png")
+
+    def add_media(self, data: bytes, content_type: str = "image/jpeg") -> str:
+        media_id = secrets.token_urlsafe(48)[:64]
+        self.media[media_id] = (data, content_type)
+        return media_id
+
+    async def _media_get(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token", "") not in self._valid:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        found = self.media.get(request.query.get("media_id", ""))
+        if found is None:
+            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+        data, content_type = found
+        return web.Response(body=data, content_type=content_type,
+                            headers={"Content-disposition": 'attachment; filename="media.jpg"'})
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token", "") not in self._valid:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        kind = request.query.get("type", "")
+        if kind != "image":
+            return web.json_response({"errcode": 40004, "errmsg": "invalid media type"})
+        form = await request.post()
+        upload = form.get("media")
+        if not isinstance(upload, web.FileField):
+            return web.json_response({"errcode": 41005, "errmsg": "media data missing"})
+        data = upload.file.read()
+        if not data or len(data) > 10 * 1024 * 1024:
+            return web.json_response({"errcode": 40009, "errmsg": "invalid image size"})
+        media_id = self.add_media(data, upload.content_type or "image/jpeg")
+        self.uploads.append(media_id)
+        return web.json_response({"type": "image", "media_id": media_id, "created_at": int(time.time())})
 
     async def wait_for_sent(self, openid: str, count: int, timeout: float = 10.0) -> list[str]:
         deadline = time.monotonic() + timeout
@@ -155,6 +214,23 @@ class WeChatDouble:
         params.update(encrypt_type="aes", msg_signature=sha1_signature(self.token, timestamp, nonce, envelope))
         body = f"<xml><ToUserName>{cdata(self.account)}</ToUserName><Encrypt>{cdata(envelope)}</Encrypt></xml>"
         return params, body.encode()
+
+    async def deliver(self, http: httpx.AsyncClient, xml: str, *, encrypted: bool = False, lose: int = 0,
+                      path: str = "/webhooks/wechat", timeout: float = 5.0) -> tuple[str, int]:
+        """Post a message as WeChat's servers do: an answer that takes over `timeout` s (or, for the first `lose`
+        tries, one lost on the way back) makes WeChat post the same message again (fresh timestamp and nonce), up
+        to 3 times in all. Returns the answer that reached WeChat ("" when none did) and the tries made."""
+        for attempt in range(1, 4):
+            params, body = self.message_request(xml, encrypted=encrypted)
+            try:
+                response = await http.post(path, params=params, content=body, headers={"content-type": "text/xml"},
+                                           timeout=timeout)
+            except httpx.TimeoutException:
+                continue
+            if attempt <= lose:
+                continue  # the answer was made but never reached WeChat
+            return response.text, attempt
+        return "", 3
 
     def read_reply(self, body: str) -> dict[str, Any]:
         """A passive reply's fields, checked as WeChat does (safe mode: signature and AppID)."""
