@@ -34,9 +34,10 @@ ROLE_NAMES = {"owner": "Owner", "staff": "Merchant staff", "supervisor": "Superv
 # What each role may do in the back office (the console checks supervisor on its own).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq", "faq_review", "team",
-                        "tokens", "audit", "console"}),
-    "staff": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq"}),
-    "supervisor": frozenset({"dashboard", "faq", "faq_review", "console"}),
+                        "tokens", "audit", "console", "shipping", "taxes", "rates", "channels", "rules", "insights"}),
+    "staff": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq", "shipping", "rates",
+                        "channels", "insights"}),
+    "supervisor": frozenset({"dashboard", "faq", "faq_review", "console", "rules", "insights"}),
     "agent": frozenset({"dashboard", "console"}),
 }
 INVITATION_TTL = timedelta(days=7)
@@ -234,7 +235,8 @@ async def team(session: AsyncSession, *, shop_id: int) -> Sequence[Agent]:
 
 # ------------------------------------------------------------------------------------------- audit log
 
-AUDIT_AREAS = ("catalog", "price", "stock", "orders", "search", "faq", "rules", "tokens", "team")
+AUDIT_AREAS = ("catalog", "price", "stock", "orders", "search", "faq", "rules", "tokens", "team", "shipping", "taxes",
+               "rates", "channels")
 
 
 async def record(session: AsyncSession, *, actor: str, area: str, action: str, subject: str,

@@ -14,6 +14,7 @@ from api.http import accounts
 from api.http.agent import console, realtime
 from api.http.merchant import (
     backoffice,
+    backoffice_border,
     backoffice_faq,
     backoffice_search,
     backoffice_shop,
@@ -65,9 +66,13 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     accounts.router, backoffice.router, backoffice_shop.router, backoffice_faq.router,
     backoffice_search.router,
+    backoffice_border.router,
     webchat_sites.router,
     payments.router, orders.methods_router,
 ]
+
+# Form paths that take a file upload (bigger bodies; NUL bytes allowed in the file).
+UPLOAD_LIMITS = {**backoffice_shop.UPLOAD_LIMITS, **backoffice_border.UPLOAD_LIMITS}
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -104,10 +109,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     for router in ROUTERS:
         app.include_router(router)
     # RefuseNul is inside BodySizeLimit: it reads the body whole, which that bounds.
-    app.add_middleware(RefuseNul, upload_paths=frozenset(backoffice_shop.UPLOAD_LIMITS))
+    app.add_middleware(RefuseNul, upload_paths=frozenset(UPLOAD_LIMITS))
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes,
                        upload_paths={path: max(limit, settings.limits.max_body_bytes)
-                                     for path, limit in backoffice_shop.UPLOAD_LIMITS.items()})
+                                     for path, limit in UPLOAD_LIMITS.items()})
     return app
 
 

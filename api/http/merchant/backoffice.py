@@ -48,12 +48,24 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 # (permission, url, label) in the navigation, shown only to roles that have the permission.
-NAV = [("dashboard", "/backoffice", "Dashboard"), ("catalog", "/backoffice/catalog", "Catalog"),
-       ("stock", "/backoffice/stock", "Stock"), ("orders", "/backoffice/orders", "Orders"),
-       ("search", "/backoffice/search", "Search"), ("faq", "/backoffice/faq", "FAQ"),
-       ("team", "/backoffice/team", "Team"),
-       ("tokens", "/backoffice/tokens", "API tokens"), ("audit", "/backoffice/audit", "Audit log"),
-       ("console", "/agent", "Agent console")]
+NAV = [
+    ("dashboard", "/backoffice", "Dashboard"),
+    ("catalog", "/backoffice/catalog", "Catalog"),
+    ("stock", "/backoffice/stock", "Stock"),
+    ("orders", "/backoffice/orders", "Orders"),
+    ("shipping", "/backoffice/shipping", "Shipping"),
+    ("taxes", "/backoffice/taxes", "Taxes and duties"),
+    ("rates", "/backoffice/rates", "Exchange rates"),
+    ("channels", "/backoffice/channels", "Sales channels"),
+    ("search", "/backoffice/search", "Search"),
+    ("faq", "/backoffice/faq", "FAQ"),
+    ("insights", "/backoffice/insights", "Insights"),
+    ("rules", "/backoffice/rules", "Agents and rules"),
+    ("team", "/backoffice/team", "Team"),
+    ("tokens", "/backoffice/tokens", "API tokens"),
+    ("audit", "/backoffice/audit", "Audit log"),
+    ("console", "/agent", "Agent console"),
+]
 PAGE_SIZE = 25
 DASHBOARD_CAP = 200  # counts on the dashboard stop here (shown as 200+)
 

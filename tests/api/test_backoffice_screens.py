@@ -1,0 +1,186 @@
+"""The back office screens for running the shop abroad and its sales channels, over HTTP as a browser uses them
+(forms, cookies, CSRF): shipping zones, taxes and duties with their sources, exchange rates, sales channels, agents
+and rules, insights, the multi-SKU stock take, variants on an existing product and the search ranking preview.
+Each form is refused with the field named where the API refuses; a role without the permission gets a 403 page and
+nothing changes; every change is in the audit log."""
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.models import AuditEvent
+from commerce.cross_border import admin, load_cross_border_defaults
+from commerce.cross_border.models import ImportTaxRate, ShippingZone
+from kit.clock import utcnow
+from kit.db import Database
+from kit.settings import Settings
+from tests.api.test_backoffice import make_account, signed_in
+from tests.factories import make_shop
+from tests.http import app_client
+
+
+@pytest.fixture
+async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(settings, database=db)) as http:
+        yield http
+
+
+async def audit_count(db: Database, area: str) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(AuditEvent)
+                                        .where(AuditEvent.area == area)) or 0)
+
+
+@pytest.fixture
+async def shop(db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        await load_cross_border_defaults(session, demo_rates=True)
+
+
+# ------------------------------------------------------------------------------------------ shipping zones
+
+async def test_edit_a_shipping_zone_and_its_services(client: httpx.AsyncClient, db: Database, shop: None) -> None:
+    await make_account(db, "olga@shop.test", "owner")
+    csrf = await signed_in(client, "olga@shop.test")
+    async with db.sessions() as session:
+        zone = next(z for z in await admin.list_zones(session) if "DE" in z.countries)
+    listing = await client.get("/backoffice/shipping?country=DE")
+    assert listing.status_code == 200
+    assert f'href="/backoffice/shipping/{zone.id}"' in listing.text
+    page = await client.get(f"/backoffice/shipping/{zone.id}")
+    form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
+    form.update({"csrf_token": csrf, "zone_id": str(zone.id), "name": "Europe (edited)", "served": "on"})
+    form["svc-0-base_price"] = "7.5"
+    form["svc-0-insurance_percent"] = "1.5"
+    form["warehouse"] = "RTM"
+    saved = await client.post("/backoffice/shipping/save", data=form)
+    assert saved.status_code == 303, saved.text[:2000]
+    async with db.sessions() as session:
+        edited = await admin.get_zone(session, zone_id=zone.id)
+    assert edited.name == "Europe (edited)"
+    assert edited.warehouse == "RTM"
+    assert str(edited.services[0].base_price.normalize()) == "7.5"
+    assert await audit_count(db, "shipping") == 1
+    # The API's rules, naming the field: a negative price, max below min days, a country of another zone.
+    bad = dict(form, **{"svc-0-base_price": "-1"})
+    refused = await client.post("/backoffice/shipping/save", data=bad)
+    assert refused.status_code == 422
+    assert 'id="err-svc-0-base_price"' in refused.text
+    assert 'value="-1"' in refused.text  # what was typed is kept
+    days = dict(form, **{"svc-0-min_days": "9", "svc-0-max_days": "2"})
+    assert (await client.post("/backoffice/shipping/save", data=days)).status_code == 422
+    async with db.sessions() as session:
+        other = next(z for z in await admin.list_zones(session) if z.id != zone.id and z.countries)
+    clash = dict(form, countries=form["countries"] + ", " + other.countries[0])
+    conflict = await client.post("/backoffice/shipping/save", data=clash)
+    assert conflict.status_code == 409
+    assert 'id="err-countries"' in conflict.text
+    assert await audit_count(db, "shipping") == 1  # refused saves wrote nothing
+
+
+async def test_a_new_zone_and_staff_may_not_edit_taxes(client: httpx.AsyncClient, db: Database, shop: None) -> None:
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    created = await client.post("/backoffice/shipping/save", data={
+        "csrf_token": csrf, "code": "moon", "name": "Moon base", "countries": "", "served": "on", "svc-count": "1",
+        "svc-0-service": "standard", "svc-0-name": "Rocket", "svc-0-currency": "EUR", "svc-0-base_price": "99",
+        "svc-0-min_days": "30", "svc-0-max_days": "60"})
+    assert created.status_code == 303
+    async with db.sessions() as session:
+        before = int(await session.scalar(select(func.count()).select_from(ImportTaxRate)) or 0)
+        assert await session.scalar(select(ShippingZone.name).where(ShippingZone.code == "moon")) == "Moon base"
+    assert (await client.get("/backoffice/taxes")).status_code == 403
+    refused = await client.post("/backoffice/taxes/tax-rates/save", data={
+        "csrf_token": csrf, "country": "DE", "region": "EU", "tax_name": "VAT", "rate": "1",
+        "effective_from": "2026-01-01", "source_title": "me", "source_url": ""})
+    assert refused.status_code == 403
+    assert "may not do this" in refused.text
+    async with db.sessions() as session:
+        assert int(await session.scalar(select(func.count()).select_from(ImportTaxRate)) or 0) == before
+    assert await audit_count(db, "taxes") == 0
+
+
+# ------------------------------------------------------------------------------------------ taxes and duties
+
+async def test_taxes_show_their_sources_and_edit_through_the_apis_rules(client: httpx.AsyncClient, db: Database,
+                                                                        shop: None) -> None:
+    await make_account(db, "olga@shop.test", "owner")
+    csrf = await signed_in(client, "olga@shop.test")
+    listing = await client.get("/backoffice/taxes?kind=tax-rates&where=DE")
+    assert listing.status_code == 200
+    async with db.sessions() as session:
+        row = next(r for r in await admin.list_rows(session, model=ImportTaxRate) if r.country == "DE")
+    assert row.source_title in listing.text
+    assert f'href="{row.source_url}"' in listing.text
+    page = await client.get(f"/backoffice/taxes/tax-rates/{row.id}")
+    assert row.source_title in page.text
+    form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
+    form.update({"csrf_token": csrf, "row_id": str(row.id), "rate": "19.5"})
+    saved = await client.post("/backoffice/taxes/tax-rates/save", data=form)
+    assert saved.status_code == 303, saved.text[:3000]
+    async with db.sessions() as session:
+        assert str((await admin.get_row(session, model=ImportTaxRate, row_id=row.id)).rate.normalize()) == "19.5"
+    [event] = await _events(db, "taxes")
+    assert event.details["rate"] == {"before": "19", "after": "19.5"}
+    for field, value in (("rate", "101"), ("country", "ZZZ"), ("effective_to", "2000-01-01"), ("source_title", "")):
+        bad = await client.post("/backoffice/taxes/tax-rates/save", data=dict(form, **{field: value}))
+        assert bad.status_code == 422, (field, bad.status_code)
+        assert f'id="err-{field}"' in bad.text, field
+    assert len(await _events(db, "taxes")) == 1
+    duty = await client.get("/backoffice/taxes?kind=duty-rates")
+    assert duty.status_code == 200
+    rules = await client.get("/backoffice/taxes?kind=import-rules")
+    assert "Source" in rules.text
+
+
+async def _events(db: Database, area: str) -> list[AuditEvent]:
+    async with db.sessions() as session:
+        return list((await session.scalars(select(AuditEvent).where(AuditEvent.area == area)
+                                           .order_by(AuditEvent.id))).all())
+
+
+# --------------------------------------------------------------------------------------------- exchange rates
+
+async def test_rates_show_age_and_source_warn_when_stale_and_refresh(client: httpx.AsyncClient, db: Database,
+                                                                     shop: None) -> None:
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    old = (utcnow() - timedelta(days=9)).date().isoformat()
+    async with db.unit_of_work() as session:
+        from commerce.cross_border import import_rates
+        await import_rates(session, content=f"date,base,currency,rate\n{old},EUR,KWD,0.33\n", source="csv-test")
+    page = await client.get("/backoffice/rates")
+    assert page.status_code == 200
+    assert 'id="stale-warning"' in page.text
+    assert "9 days" in page.text
+    assert "csv-test" in page.text
+    assert "demo-ecb" in page.text
+    today = utcnow().date().isoformat()
+    refreshed = await client.post("/backoffice/rates/import", data={"csrf_token": csrf},
+                                  files={"file": ("rates.csv", f"date,base,currency,rate\n{today},EUR,KWD,0.34\n",
+                                                  "text/csv")})
+    assert refreshed.status_code == 303
+    page = await client.get("/backoffice/rates")
+    assert 'id="stale-warning"' not in page.text
+    assert "backoffice" in page.text
+    broken = await client.post("/backoffice/rates/import", data={"csrf_token": csrf},
+                               files={"file": ("rates.csv", b"date,base,currency,rate\nyesterday,EUR,KWD,x\n",
+                                               "text/csv")})
+    assert broken.status_code == 422
+    assert 'id="err-file"' in broken.text
+    one = await client.post("/backoffice/rates/set", data={"csrf_token": csrf, "base": "EUR", "currency": "XYZ",
+                                                            "rate": "2", "as_of": today})
+    assert one.status_code == 422
+    assert 'id="err-currency"' in one.text
+    zero = await client.post("/backoffice/rates/set", data={"csrf_token": csrf, "base": "EUR", "currency": "USD",
+                                                             "rate": "0", "as_of": today})
+    assert zero.status_code == 422
+    assert 'id="err-rate"' in zero.text
+    assert len(await _events(db, "rates")) == 1
