@@ -15,6 +15,7 @@ from api.http.agent import console, realtime
 from api.http.merchant import (
     backoffice,
     backoffice_border,
+    backoffice_channels,
     backoffice_faq,
     backoffice_search,
     backoffice_shop,
@@ -67,6 +68,7 @@ ROUTERS: list[APIRouter] = [
     accounts.router, backoffice.router, backoffice_shop.router, backoffice_faq.router,
     backoffice_search.router,
     backoffice_border.router,
+    backoffice_channels.router,
     webchat_sites.router,
     payments.router, orders.methods_router,
 ]

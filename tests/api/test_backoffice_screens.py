@@ -15,12 +15,17 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.models import AuditEvent
+from commerce.channels import service as channels
 from commerce.cross_border import admin, load_cross_border_defaults
 from commerce.cross_border.models import ImportTaxRate, ShippingZone
 from kit.clock import utcnow
 from kit.db import Database
 from kit.settings import Settings
 from tests.api.test_backoffice import make_account, signed_in
+from tests.commerce.channels.conftest import make_stocked_shop
+from tests.commerce.channels.conftest import shopify as shopify  # noqa: F401 (fixture)
+from tests.commerce.channels.conftest import webhook as webhook  # noqa: F401 (fixture)
+from tests.commerce.channels.doubles import ShopifyDouble, WebhookDouble
 from tests.factories import make_shop
 from tests.http import app_client
 
@@ -184,3 +189,59 @@ async def test_rates_show_age_and_source_warn_when_stale_and_refresh(client: htt
     assert zero.status_code == 422
     assert 'id="err-rate"' in zero.text
     assert len(await _events(db, "rates")) == 1
+
+
+# --------------------------------------------------------------------------------------------- sales channels
+
+async def test_channels_show_sync_status_reconcile_disconnect_and_connect(
+        client: httpx.AsyncClient, db: Database, shopify: ShopifyDouble, webhook: WebhookDouble) -> None:
+    await make_stocked_shop(db, shopify, webhook)
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    old = await client.get("/merchant/channels")
+    assert (old.status_code, old.headers["location"]) == (308, "/backoffice/channels")
+    page = await client.get("/backoffice/channels")
+    assert page.status_code == 200
+    assert "Enter a merchant token" not in page.text
+    assert 'id="channel-site"' in page.text
+    assert 'id="channel-mkt"' in page.text
+    assert "push and pull" in page.text  # mkt's mode
+    assert "connector: webhook" in page.text
+    webhook.list_sku("KET-1", 99)  # the channel drifted from our 10
+    done = await client.post("/backoffice/channels/site/reconcile", data={"csrf_token": csrf})
+    assert done.status_code == 303
+    assert "drifted" in done.headers["location"]
+    assert webhook.quantity("KET-1") == 10, done.headers["location"]
+    page = await client.get("/backoffice/channels")
+    assert "Last reconciled" in page.text
+    # Connecting refuses an incomplete config, naming the field, and never echoes a secret.
+    missing = await client.post("/backoffice/channels/site/connect", data={
+        "csrf_token": csrf, "connector": "shopify", "sync_mode": "push", "base_url": webhook.base_url,
+        "secret": "top-secret-value"})
+    assert missing.status_code == 422
+    assert 'id="err-access_token"' in missing.text
+    assert "top-secret-value" not in missing.text
+    off = await client.post("/backoffice/channels/site/disconnect", data={"csrf_token": csrf})
+    assert off.status_code == 303
+    async with db.sessions() as session:
+        site = await channels.get_channel(session, code="site")
+        assert (site.connector, site.sync_mode, "secret" in site.config) == ("none", "direct", False)
+    no_secret = await client.post("/backoffice/channels/site/connect", data={
+        "csrf_token": csrf, "connector": "webhook", "sync_mode": "push", "base_url": webhook.base_url})
+    assert no_secret.status_code == 422
+    assert 'id="err-secret"' in no_secret.text
+    again = await client.post("/backoffice/channels/site/connect", data={
+        "csrf_token": csrf, "connector": "webhook", "sync_mode": "push", "base_url": webhook.base_url,
+        "secret": webhook.secret})
+    assert again.status_code == 303
+    bad_share = await client.post("/backoffice/channels/mkt/allocation", data={
+        "csrf_token": csrf, "allocation": "share", "allocation_value": "150", "safety_stock": "0"})
+    assert bad_share.status_code == 422
+    assert 'id="err-allocation_value"' in bad_share.text
+    new = await client.post("/backoffice/channels/new", data={
+        "csrf_token": csrf, "code": "Bad Code", "name": "x", "kind": "web", "connector": "webhook",
+        "sync_mode": "push", "base_url": webhook.base_url, "secret": "s" * 20})
+    assert new.status_code == 422
+    assert 'id="err-code"' in new.text
+    actions = [e.action for e in await _events(db, "channels")]
+    assert actions == ["reconciled", "channel disconnected", "channel connected"]
