@@ -19,6 +19,7 @@ from api.http.merchant import (
     backoffice_faq,
     backoffice_search,
     backoffice_shop,
+    backoffice_team,
     catalog,
     channels,
     cross_border,
@@ -69,6 +70,7 @@ ROUTERS: list[APIRouter] = [
     backoffice_search.router,
     backoffice_border.router,
     backoffice_channels.router,
+    backoffice_team.router,
     webchat_sites.router,
     payments.router, orders.methods_router,
 ]

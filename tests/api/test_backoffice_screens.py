@@ -14,10 +14,18 @@ import pytest
 from sqlalchemy import func, select
 
 from api.app import create_app
+from api.http.merchant.backoffice_team import rules_form
 from api.models import AuditEvent
+from bot import handoff
+from bot.conversations.models import Conversation, ConversationMessage
+from bot.handoff.models import HandoffThread
+from bot.handoff.rules import EscalationRules
 from commerce.channels import service as channels
 from commerce.cross_border import admin, load_cross_border_defaults
 from commerce.cross_border.models import ImportTaxRate, ShippingZone
+from commerce.orders import service as orders
+from commerce.orders.schemas import OrderIn, OrderLineIn
+from commerce.search import service as search
 from kit.clock import utcnow
 from kit.db import Database
 from kit.settings import Settings
@@ -26,7 +34,7 @@ from tests.commerce.channels.conftest import make_stocked_shop
 from tests.commerce.channels.conftest import shopify as shopify  # noqa: F401 (fixture)
 from tests.commerce.channels.conftest import webhook as webhook  # noqa: F401 (fixture)
 from tests.commerce.channels.doubles import ShopifyDouble, WebhookDouble
-from tests.factories import make_shop
+from tests.factories import make_product, make_shop
 from tests.http import app_client
 
 
@@ -245,3 +253,120 @@ async def test_channels_show_sync_status_reconcile_disconnect_and_connect(
     assert 'id="err-code"' in new.text
     actions = [e.action for e in await _events(db, "channels")]
     assert actions == ["reconciled", "channel disconnected", "channel connected"]
+
+
+# ------------------------------------------------------------------------------------------ agents and rules
+
+async def test_rules_are_saved_through_the_consoles_model_and_audited(client: httpx.AsyncClient,
+                                                                       db: Database) -> None:
+    await make_account(db, "sam@shop.test", "supervisor")
+    await make_account(db, "ada@shop.test", "agent")
+    csrf = await signed_in(client, "sam@shop.test")
+    page = await client.get("/backoffice/rules")
+    assert page.status_code == 200
+    assert "ada@shop.test" in page.text
+    form = rules_form(EscalationRules())
+    form.update({"csrf_token": csrf, "sla_warn_minutes": "3", "sla_breach_minutes": "10", "auto_assign": "",
+                 "mixed_reply_by_intent": "order_status = draft_for_agent"})
+    saved = await client.post("/backoffice/rules", data=form)
+    assert saved.status_code == 303
+    async with db.sessions() as session:
+        rules = await handoff.rules.rules_of(session)
+    assert (rules.sla_warn_minutes, rules.sla_breach_minutes, rules.auto_assign) == (3, 10, False)
+    assert rules.mixed_reply_by_intent == {"order_status": "draft_for_agent"}
+    [event] = await _events(db, "rules")
+    assert event.details["sla_breach_minutes"] == {"before": 5, "after": 10}
+    assert event.actor.startswith("Sam")
+    assert "5 → 10" in (await client.get("/backoffice/rules")).text
+    # The console's own rules refuse: breach before warn, an unknown time zone, a currency that is not one.
+    for changes, field in (({"sla_warn_minutes": "9", "sla_breach_minutes": "4"}, "sla_breach_minutes"),
+                           ({"hours_timezone": "Mars/Olympus"}, "hours_timezone"),
+                           ({"order_value_currency": "XXQ"}, "order_value_currency"),
+                           ({"sla_warn_minutes": "0"}, "sla_warn_minutes")):
+        bad = await client.post("/backoffice/rules", data=dict(form, **changes))
+        assert bad.status_code == 422, changes
+        assert f'id="err-{field}"' in bad.text, (changes, field)
+    assert len(await _events(db, "rules")) == 1
+    # The console reads the same rules.
+    assert (await client.get("/api/v1/agent/rules")).json()["sla_breach_minutes"] == 10
+
+
+async def test_staff_and_agents_may_not_change_the_rules(client: httpx.AsyncClient, db: Database) -> None:
+    await make_account(db, "ada@shop.test", "agent")
+    csrf = await signed_in(client, "ada@shop.test")
+    assert (await client.get("/backoffice/rules")).status_code == 403
+    form = dict(rules_form(EscalationRules()), csrf_token=csrf, sla_breach_minutes="60")
+    refused = await client.post("/backoffice/rules", data=form)
+    assert refused.status_code == 403
+    async with db.sessions() as session:
+        assert (await handoff.rules.rules_of(session)).sla_breach_minutes == 5
+    assert await _events(db, "rules") == []
+
+
+# ------------------------------------------------------------------------------------ insights and dashboard
+
+async def _conversation(db: Database, sender: str, turns: list[tuple[str, str, dict[str, object] | None]],
+                        *, handed_off: bool = False) -> None:
+    """A conversation with (shopper text, intent, the bot reply's content) turns, stored as the engine stores them."""
+    now = utcnow()
+    async with db.unit_of_work() as session:
+        conversation = Conversation(channel="webchat", sender_id=sender, created_at=now, updated_at=now)
+        session.add(conversation)
+        await session.flush()
+        for text, intent, content in turns:
+            asked = ConversationMessage(conversation_id=conversation.id, direction="in", channel="webchat",
+                                        author="shopper", text=text, created_at=now,
+                                        nlu={"text": text, "intent": {"name": intent, "confidence": 0.9}})
+            session.add(asked)
+            await session.flush()
+            session.add(ConversationMessage(conversation_id=conversation.id, direction="out", channel="webchat",
+                                            author="bot", text="…", content=content, in_reply_to=asked.id,
+                                            created_at=now))
+        if handed_off:
+            session.add(HandoffThread(conversation_id=conversation.id, status="open", opened_at=now, updated_at=now))
+
+
+async def test_insights_and_the_dashboard_show_todays_figures_and_the_gaps(client: httpx.AsyncClient,
+                                                                         db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 5}})
+        order, _ = await orders.create_order(session, data=OrderIn(channel="web", external_id="w-1", currency="EUR",
+                                                                lines=[OrderLineIn(sku="KET-1", quantity=2)]))
+        await orders.transition_order(session, order_id=order.id, to_status="paid")
+        await search.record_search(session, query="hoverboard", language="en", channel="webchat", result_count=0)
+    answered = {"custom": {"faq_entry_id": 4}, "buttons": []}
+    await _conversation(db, "s1", [("Do you ship to Mars?", "faq", {"buttons": []}),
+                                   ("How long is the warranty?", "faq", answered)])
+    await _conversation(db, "s2", [("do you ship to   mars?", "faq", None), ("blorp zzz", "nlu_fallback", None)],
+                        handed_off=True)
+    await _conversation(db, "s3", [("Which one is cheaper?", "faq",
+                                     {"buttons": [{"title": "Prices", "payload": "faq:entry:7"}]})])
+    await make_account(db, "olga@shop.test", "owner")
+    await signed_in(client, "olga@shop.test")
+    page = await client.get("/backoffice/insights?days=1")
+    assert page.status_code == 200
+    figures = page.text[page.text.index('id="conversation-figures"'):page.text.index('id="faq-gaps"')]
+    assert re.search(r"Conversations</small><b>3</b>", figures)
+    assert re.search(r"Handed to a person</small><b>1</b>", figures)
+    assert re.search(r"Handled by the bot alone</small><b>2</b>", figures)
+    gaps = page.text[page.text.index('id="faq-gaps"'):page.text.index('id="unanswered"')]
+    assert "2× “Do you ship to Mars?”" in gaps or "2× “do you ship to   mars?”" in gaps
+    assert "warranty" not in gaps  # answered from the FAQ
+    assert "cheaper" not in gaps  # the FAQ suggested entries
+    assert "blorp zzz" in page.text[page.text.index('id="unanswered"'):]
+    assert "hoverboard" in page.text
+    assert "€99.80" in page.text
+    dashboard = (await client.get("/backoffice")).text
+    today = dashboard[dashboard.index('id="today"'):]
+    assert re.search(r"Conversations</small><b>3</b>", today)
+    assert re.search(r"Orders</small><b>1</b>", today)
+    assert "€99.80" in today
+    assert "Questions the FAQ missed</small><b>1</b>" in today
+    await make_account(db, "ada@shop.test", "agent")
+    client.cookies.clear()
+    await signed_in(client, "ada@shop.test")
+    agent_view = (await client.get("/backoffice")).text
+    assert "Conversations</small><b>3</b>" in agent_view
+    assert "€99.80" not in agent_view  # an agent has no orders permission
+    assert (await client.get("/backoffice/insights")).status_code == 403

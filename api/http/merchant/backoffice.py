@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,9 +30,11 @@ from api.http.accounts import clear_session_cookie, secret_of, set_session_cooki
 from api.http.agent.console import SESSION_COOKIE
 from api.pages import PAGES_DIR
 from bot import handoff
+from bot import insights as conversation_insights
 from bot.handoff.errors import NotSignedIn, SessionExpired
 from commerce.money import format_money
 from commerce.orders import service as orders
+from commerce.orders.figures import order_figures
 from commerce.search import service as search
 from kit.clock import as_utc
 from kit.errors import InvalidInput, NotFound, ShopTalkError
@@ -226,9 +228,17 @@ async def sign_out(request: Request, who: Editor) -> Response:
 
 # ------------------------------------------------------------------------------------------ dashboard
 
+def start_of_today() -> datetime:
+    """Midnight UTC today: where the dashboard's "today" and the insights' periods begin."""
+    return datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
+
+
 async def _dashboard_figures(session: AsyncSession, who: Staff) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
+    today = start_of_today()
+    figures: dict[str, Any] = {"today": await conversation_insights.conversation_figures(session, since=today,
+                                                                                         shop_id=who.shop_id)}
     if who.may("orders"):
+        figures["orders_today"] = await order_figures(session, since=today)
         to_ship = await orders.list_orders(session, status="paid", limit=DASHBOARD_CAP)
         unpaid = await orders.list_orders(session, status="pending_payment", limit=DASHBOARD_CAP)
         figures["to_ship"], figures["unpaid"] = len(to_ship), len(unpaid)
@@ -242,6 +252,7 @@ async def _dashboard_figures(session: AsyncSession, who: Staff) -> dict[str, Any
         figures["zero_queries"] = [row.query for row in report.zero_results[:5]]
     if who.may("faq"):
         figures["awaiting_review"] = len(await kb.awaiting_review(session, limit=DASHBOARD_CAP))
+        figures["faq_gaps"] = (await conversation_insights.question_gaps(session, since=today, limit=5)).faq_gaps
         figures["missing_translations"] = len(await kb.missing_translations(session))
     return figures
 

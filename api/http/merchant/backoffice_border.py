@@ -61,11 +61,13 @@ def form_dict(raw: Mapping[str, Any]) -> dict[str, str]:
     return form
 
 
-def invalid(error: ValidationError, *, field_of: typing.Callable[[list[str]], str]) -> InvalidInput:
-    """The schema's first complaint as a form error naming the field (`field_of` maps pydantic's location)."""
+def invalid(error: ValidationError, *, field_of: typing.Callable[[list[str]], str],
+            whole: str = "form") -> InvalidInput:
+    """The schema's first complaint as a form error naming the field (`field_of` maps pydantic's location; `whole`
+    is the field named by a check of the whole model)."""
     first = error.errors()[0]
     loc = [str(p) for p in first.get("loc", ())]
-    field = field_of(loc) if loc else "form"
+    field = field_of(loc) if loc else whole
     message = first.get("msg", "invalid").removeprefix("Value error, ")
     return InvalidInput(f"{field.replace('_', ' ')}: {message}", code="invalid_form", field=field)
 
