@@ -19,6 +19,7 @@ from api.http.merchant import (
     backoffice_faq,
     backoffice_search,
     backoffice_shop,
+    backoffice_stock,
     backoffice_team,
     catalog,
     channels,
@@ -71,12 +72,13 @@ ROUTERS: list[APIRouter] = [
     backoffice_border.router,
     backoffice_channels.router,
     backoffice_team.router,
+    backoffice_stock.router,
     webchat_sites.router,
     payments.router, orders.methods_router,
 ]
 
 # Form paths that take a file upload (bigger bodies; NUL bytes allowed in the file).
-UPLOAD_LIMITS = {**backoffice_shop.UPLOAD_LIMITS, **backoffice_border.UPLOAD_LIMITS}
+UPLOAD_LIMITS = {**backoffice_shop.UPLOAD_LIMITS, **backoffice_border.UPLOAD_LIMITS, **backoffice_stock.UPLOAD_LIMITS}
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:

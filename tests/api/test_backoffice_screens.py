@@ -5,6 +5,7 @@ Each form is refused with the field named where the API refuses; a role without 
 nothing changes; every change is in the audit log."""
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -23,11 +24,13 @@ from bot.handoff.rules import EscalationRules
 from commerce.channels import service as channels
 from commerce.cross_border import admin, load_cross_border_defaults
 from commerce.cross_border.models import ImportTaxRate, ShippingZone
+from commerce.inventory import service as inventory
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from commerce.search import service as search
 from kit.clock import utcnow
 from kit.db import Database
+from kit.outbox import OutboxEvent
 from kit.settings import Settings
 from tests.api.test_backoffice import make_account, signed_in
 from tests.commerce.channels.conftest import make_stocked_shop
@@ -370,3 +373,79 @@ async def test_insights_and_the_dashboard_show_todays_figures_and_the_gaps(clien
     assert "Conversations</small><b>3</b>" in agent_view
     assert "€99.80" not in agent_view  # an agent has no orders permission
     assert (await client.get("/backoffice/insights")).status_code == 403
+
+
+# --------------------------------------------------------------------------------------- multi-SKU stock take
+
+def hidden(page: httpx.Response, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page.text)
+    assert found, name
+    return html.unescape(found.group(1))
+
+
+async def test_a_multi_sku_stock_take_previews_then_applies_in_one_transaction(
+        client: httpx.AsyncClient, db: Database, shopify: ShopifyDouble, webhook: WebhookDouble) -> None:
+    await make_stocked_shop(db, shopify, webhook)  # KET-1 10, KET-2 5, MUG-1 3 at RTM; site and mkt take pushes
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    async with db.unit_of_work() as session:
+        await session.execute(OutboxEvent.__table__.delete())  # the pushes of the set-up itself
+    csv_file = "sku,counted\nKET-1,12\nKET-2,5\nMUG-1,0\n"
+    preview = await client.post("/backoffice/stock/take/preview", data={"csrf_token": csrf, "location": "RTM"},
+                                files={"file": ("count.csv", csv_file.encode(), "text/csv")})
+    assert preview.status_code == 200
+    table = preview.text[preview.text.index('id="preview"'):]
+    assert "+2" in table
+    assert "-3" in table
+    assert "Apply 2 changes" in table
+    async with db.sessions() as session:  # nothing saved by the preview
+        assert {lvl.sku: lvl.on_hand for lvl in await inventory.stock_levels(session, skus=["KET-1", "MUG-1"])} \
+            == {"KET-1": 10, "MUG-1": 3}
+    apply = {"csrf_token": csrf, "location": "RTM", "lines": hidden(preview, "lines"),
+             "expected": hidden(preview, "expected"), "reason": "year end"}
+    # A sale between the preview and the apply: the whole count is refused, nothing applied.
+    async with db.unit_of_work() as session:
+        await inventory.adjust_stock(session, sku="MUG-1", location="RTM", delta=-1)
+    moved = await client.post("/backoffice/stock/take/apply", data=apply)
+    assert moved.status_code == 409
+    assert "MUG-1" in moved.text
+    assert 'id="preview"' in moved.text  # a fresh preview to apply instead
+    async with db.sessions() as session:
+        assert {lvl.sku: lvl.on_hand for lvl in await inventory.stock_levels(session, skus=["KET-1"])} == {"KET-1": 10}
+    apply["expected"] = hidden(moved, "expected")
+    done = await client.post("/backoffice/stock/take/apply", data=apply)
+    assert done.status_code == 200
+    assert 'id="applied"' in done.text
+    async with db.sessions() as session:
+        levels = {lvl.sku: lvl.on_hand for lvl in await inventory.stock_levels(session, skus=["KET-1", "KET-2",
+                                                                                               "MUG-1"])}
+        queued = {(e.payload["channel"], e.payload["sku"]) for e in (await session.scalars(
+            select(OutboxEvent).where(OutboxEvent.topic == "channel.stock_push"))).all()}
+    assert levels == {"KET-1": 12, "KET-2": 5, "MUG-1": 0}
+    assert {("site", "KET-1"), ("mkt", "KET-1"), ("site", "MUG-1"), ("mkt", "MUG-1")} <= queued
+    assert ("site", "KET-2") not in queued  # counted the same: not touched
+    assert "site · KET-1 · pending" in done.text
+    events = [(e.subject, e.details["before"], e.details["after"], e.details["reason"]) for e in
+              await _events(db, "stock") if e.action == "stock take"]
+    assert sorted(events) == [("KET-1", 10, 12, "year end"), ("MUG-1", 2, 0, "year end")]
+    # Bad lines are named: an unknown SKU, a negative count, a SKU twice, words.
+    for lines, words in (("KET-1, 3\nNOPE-9, 1", "NOPE-9"), ("KET-1, -1", "Line 1"), ("KET-1, 1\nKET-1, 2", "twice"),
+                         ("KET-1, lots", "Line 1"), ("KET-1", "Line 1")):
+        bad = await client.post("/backoffice/stock/take/preview", data={"csrf_token": csrf, "location": "RTM",
+                                                                         "lines": lines})
+        assert bad.status_code == 422, lines
+        assert 'id="err-lines"' in bad.text
+        assert words in bad.text
+
+
+async def test_an_agent_may_not_take_stock(client: httpx.AsyncClient, db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 5}})
+    await make_account(db, "ada@shop.test", "agent")
+    csrf = await signed_in(client, "ada@shop.test")
+    refused = await client.post("/backoffice/stock/take/apply", data={
+        "csrf_token": csrf, "location": "RTM", "lines": "KET-1,50", "expected": "KET-1=5"})
+    assert refused.status_code == 403
+    async with db.sessions() as session:
+        assert (await inventory.stock_levels(session, skus=["KET-1"]))[0].on_hand == 5
