@@ -21,6 +21,7 @@ from bot import handoff
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.handoff.models import HandoffThread
 from bot.handoff.rules import EscalationRules
+from commerce.catalog import service as catalog
 from commerce.channels import service as channels
 from commerce.cross_border import admin, load_cross_border_defaults
 from commerce.cross_border.models import ImportTaxRate, ShippingZone
@@ -449,3 +450,109 @@ async def test_an_agent_may_not_take_stock(client: httpx.AsyncClient, db: Databa
     assert refused.status_code == 403
     async with db.sessions() as session:
         assert (await inventory.stock_levels(session, skus=["KET-1"]))[0].on_hand == 5
+
+
+# ------------------------------------------------------------------------------------ variants and rank preview
+
+async def test_variants_of_an_existing_product_are_added_edited_and_removed(client: httpx.AsyncClient,
+                                                                           db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        product = await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 5}, "KET-2": {}})
+        await make_product(session, slug="mug", skus={"MUG-1": {}})
+        pid = product.id
+        ket1 = next(v.id for v in product.variants if v.sku == "KET-1")
+        ket2 = next(v.id for v in product.variants if v.sku == "KET-2")
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    page = await client.get(f"/backoffice/catalog/{pid}")
+    assert 'id="variant-' in page.text
+    added = await client.post(f"/backoffice/catalog/{pid}/variants", data={
+        "csrf_token": csrf, "sku": "KET-3", "options": "colour=red, size=L", "price": "54.90"})
+    assert added.status_code == 303
+    edited = await client.post(f"/backoffice/catalog/{pid}/variants/{ket2}", data={
+        "csrf_token": csrf, "options": "colour=blue", "price": "39.5"})
+    assert edited.status_code == 303
+    async with db.sessions() as session:
+        current = {v.sku: v for v in (await catalog.get_product(session, product_id=pid)).variants}
+    assert current["KET-3"].attributes == {"colour": "red", "size": "L"}
+    assert str(current["KET-3"].price.normalize()) == "54.9"
+    assert (current["KET-2"].attributes, str(current["KET-2"].price.normalize())) == ({"colour": "blue"}, "39.5")
+    # Refused, naming the field: a SKU another product has, too many decimals for EUR, options twice, bad options.
+    taken = await client.post(f"/backoffice/catalog/{pid}/variants", data={"csrf_token": csrf, "sku": "MUG-1"})
+    assert taken.status_code == 409
+    assert 'id="err-new-sku"' in taken.text
+    assert "MUG-1" in taken.text
+    cents = await client.post(f"/backoffice/catalog/{pid}/variants/{ket2}", data={
+        "csrf_token": csrf, "options": "colour=blue", "price": "39.999"})
+    assert cents.status_code == 422
+    assert f'id="err-v{ket2}-price"' in cents.text
+    assert "at most 2 decimal places" in cents.text
+    assert 'value="39.999"' in cents.text
+    same = await client.post(f"/backoffice/catalog/{pid}/variants/{ket2}", data={
+        "csrf_token": csrf, "options": "colour=red, size=L", "price": ""})
+    assert same.status_code == 409
+    assert f'id="err-v{ket2}-options"' in same.text
+    assert "KET-3" in same.text
+    garbled = await client.post(f"/backoffice/catalog/{pid}/variants", data={
+        "csrf_token": csrf, "sku": "KET-9", "options": "colour", "price": ""})
+    assert garbled.status_code == 422
+    assert 'id="err-new-options"' in garbled.text
+    # A variant with stock cannot go; one without can.
+    held = await client.post(f"/backoffice/catalog/{pid}/variants/{ket1}/remove", data={"csrf_token": csrf})
+    assert held.status_code == 409
+    assert "RTM: 5 on hand" in held.text
+    gone = await client.post(f"/backoffice/catalog/{pid}/variants/{ket2}/remove", data={"csrf_token": csrf})
+    assert gone.status_code == 303
+    async with db.sessions() as session:
+        assert sorted(v.sku for v in (await catalog.get_product(session, product_id=pid)).variants) == ["KET-1",
+                                                                                                       "KET-3"]
+    actions = sorted((e.area, e.action) for e in await _events(db, "catalog") + await _events(db, "price"))
+    assert actions == [("catalog", "variant added"), ("catalog", "variant edited"), ("catalog", "variant removed"),
+                       ("price", "variant price changed")]
+    # JPY has no decimals.
+    async with db.unit_of_work() as session:
+        yen = await make_product(session, slug="yen-mug", skus={"YEN-1": {}}, price="1200", currency="JPY")
+    refused = await client.post(f"/backoffice/catalog/{yen.id}/variants", data={
+        "csrf_token": csrf, "sku": "YEN-2", "options": "size=S", "price": "1200.5"})
+    assert refused.status_code == 422
+    assert "JPY prices have at most 0 decimal places" in refused.text
+
+
+async def test_the_rank_preview_is_the_shoppers_search_with_pins_and_reasons(client: httpx.AsyncClient,
+                                                                            db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        glass = await make_product(session, slug="glass-kettle", title="Glass kettle", skus={"GK-1": {"RTM": 4}})
+        steel = await make_product(session, slug="steel-kettle", title="Steel kettle", skus={"SK-1": {"RTM": 4}})
+        await make_product(session, slug="empty-kettle", title="Empty kettle", skus={"EK-1": {}})
+        await make_product(session, slug="teapot", title="Teapot", skus={"TP-1": {"RTM": 2}})
+        glass_id, steel_id = glass.id, steel.id
+    await make_account(db, "sid@shop.test", "staff")
+    csrf = await signed_in(client, "sid@shop.test")
+    page = await client.get(f"/backoffice/catalog/{steel_id}", params={"rank": "kettle"})
+    assert page.status_code == 200
+    preview = page.text[page.text.index('id="rank-preview"'):]
+    assert "Glass kettle" in preview
+    assert "Empty kettle" not in preview  # out of stock: the shopper would not see it
+    assert "Teapot" not in preview
+    assert "words match" in preview
+    pinned = await client.post("/backoffice/search/rules", data={"csrf_token": csrf, "kind": "pin",
+                                                                  "product": "teapot", "q": "kettle",
+                                                                  "position": "1"})
+    assert pinned.status_code == 303
+    page = await client.get(f"/backoffice/catalog/{steel_id}", params={"rank": "kettle"})
+    preview = page.text[page.text.index('id="rank-preview"'):]
+    rows = re.findall(r"<tr[^>]*><td>(\d+)</td><td>([^<]+)<", preview)
+    assert rows[0] == ("1", "Teapot ")
+    assert "pinned at place 1 for “kettle”" in preview
+    assert re.search(r"This product is <b>#\d</b>", preview)
+    await client.post("/backoffice/search/rules", data={"csrf_token": csrf, "kind": "bury", "product": "glass-kettle",
+                                                         "q": "kettle", "position": "1"})
+    page = await client.get(f"/backoffice/catalog/{glass_id}", params={"rank": "kettle"})
+    preview = page.text[page.text.index('id="rank-preview"'):]
+    assert "buried for “kettle”" in preview
+    rows = re.findall(r"<tr[^>]*><td>(\d+)</td><td>([^<]+)<", preview)
+    assert [name for _, name in rows] == ["Teapot ", "Steel kettle ", "Glass kettle "]
+    nowhere = await client.get(f"/backoffice/catalog/{glass_id}", params={"rank": "hoverboard"})
+    assert "not in the first" in nowhere.text

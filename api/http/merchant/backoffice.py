@@ -32,7 +32,7 @@ from api.pages import PAGES_DIR
 from bot import handoff
 from bot import insights as conversation_insights
 from bot.handoff.errors import NotSignedIn, SessionExpired
-from commerce.money import format_money
+from commerce.money import format_money, quantize
 from commerce.orders import service as orders
 from commerce.orders.figures import order_figures
 from commerce.search import service as search
@@ -469,6 +469,12 @@ def money(amount: Decimal | None, currency: str) -> str:
     return format_money(amount, currency, "en") if amount is not None else ""
 
 
+def amount(value: Decimal, currency: str) -> str:
+    """An amount as a form field holds it: the currency's decimals, no symbol (so saving it unchanged passes)."""
+    return str(quantize(value, currency))
+
+
 templates.env.filters["when"] = fmt_time
+templates.env.filters["amount"] = amount
 templates.env.filters["ago"] = ago
 templates.env.filters["money"] = money
