@@ -383,8 +383,9 @@ class RateRow:
     stale: bool
 
 
-async def _rates_page(request: Request, who: Staff, *, offset: int = 0, error: dict[str, Any] | None = None,
-                      form: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
+async def _rates_page(request: Request, who: Staff, *, offset: int = 0, currency: str = "",
+                      error: dict[str, Any] | None = None, form: dict[str, str] | None = None,
+                      status: int = 200) -> HTMLResponse:
     today = utcnow().date()
     async with get_database(request).sessions() as session:
         stored = await admin.list_rates(session, limit=5000)
@@ -396,18 +397,19 @@ async def _rates_page(request: Request, who: Staff, *, offset: int = 0, error: d
             age = (today - r.as_of).days
             latest[(r.base, r.currency)] = RateRow(r.base, r.currency, r.rate, r.as_of, r.source, r.imported_at, age,
                                                    age > max_age)
-    rows: Sequence[RateRow] = sorted(latest.values(), key=lambda r: (not r.stale, r.base, r.currency))
+    rows: Sequence[RateRow] = sorted((r for r in latest.values() if not currency or currency in (r.base, r.currency)),
+                                     key=lambda r: (not r.stale, r.base, r.currency))
     offset = max(0, offset)
     return render(request, "rates.html", {
         "rates": rows[offset:offset + PAGE_SIZE], "pages": pages(len(rows), offset), "max_age": max_age,
-        "stale": sum(1 for r in rows if r.stale), "settings": config, "error": error, "form": form or {},
-        "today": today, "notice": request.query_params.get("notice")}, status=status, who=who)
+        "currency": currency, "stale": sum(1 for r in latest.values() if r.stale), "settings": config, "error": error,
+        "form": form or {}, "today": today, "notice": request.query_params.get("notice")}, status=status, who=who)
 
 
 @router.get("/backoffice/rates")
-async def rates(request: Request, who: Viewer, offset: int = 0) -> HTMLResponse:
+async def rates(request: Request, who: Viewer, offset: int = 0, currency: str = "") -> HTMLResponse:
     who.require("rates")
-    return await _rates_page(request, who, offset=offset)
+    return await _rates_page(request, who, offset=offset, currency=currency.strip().upper()[:3])
 
 
 @router.post("/backoffice/rates/import")
