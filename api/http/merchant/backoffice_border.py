@@ -51,6 +51,15 @@ MAX_RATES_FILE = 2 * 1024 * 1024
 UPLOAD_LIMITS = {"/backoffice/rates/import": MAX_RATES_FILE + 64 * 1024}
 
 
+def plain(value: object) -> str:
+    """A stored value as a form field shows it: no trailing zeros on amounts (6.5, not 6.500000), '' for None."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
 def form_dict(raw: Mapping[str, Any]) -> dict[str, str]:
     """The text fields of a submitted form (files and the CSRF token left out); a NUL character is refused."""
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
@@ -82,8 +91,7 @@ def _zone_form(zone: Any | None) -> dict[str, str]:
             "served": "on" if zone.served else "", "notes": zone.notes, "svc-count": str(len(zone.services) + 1)}
     for i, service in enumerate(zone.services):
         for name in SERVICE_FIELDS:
-            value = getattr(service, name)
-            form[f"svc-{i}-{name}"] = "" if value is None else str(value)
+            form[f"svc-{i}-{name}"] = plain(getattr(service, name))
     return form
 
 
@@ -268,10 +276,8 @@ def _rule_form(row: ImportRule | ImportTaxRate | DutyRate | None, schema: type[B
             form[name] = ""
         elif isinstance(value, bool):
             form[name] = "on" if value else ""
-        elif isinstance(value, Decimal):
-            form[name] = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
         else:
-            form[name] = str(value)
+            form[name] = plain(value)
     return form
 
 
