@@ -8,6 +8,7 @@ Every POST is a form carrying the session's CSRF token; every page checks the ro
 """
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -20,6 +21,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import knowledge_base as kb
@@ -168,6 +170,36 @@ def redirect(url: str, *, notice: str | None = None) -> RedirectResponse:
 def field_error(error: ShopTalkError) -> dict[str, Any]:
     """What a form shows for a refused save: the message and the field it names."""
     return {"message": error.detail, "field": error.extra.get("field"), "code": error.code}
+
+
+def plain(value: object) -> str:
+    """A stored value as a form field shows it: no trailing zeros on amounts (6.5, not 6.500000), '' for None."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
+def form_dict(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The text fields of a submitted form (files and the CSRF token left out); a NUL character is refused."""
+    form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
+    for name, value in form.items():
+        if "\x00" in value:
+            raise InvalidInput("This field contains the NUL character, which is not accepted.",
+                               code="invalid_characters", field=name)
+    return form
+
+
+def invalid(error: ValidationError, *, field_of: typing.Callable[[list[str]], str],
+            whole: str = "form") -> InvalidInput:
+    """The schema's first complaint as a form error naming the field (`field_of` maps pydantic's location; `whole`
+    is the field named by a check of the whole model)."""
+    first = error.errors()[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    field = field_of(loc) if loc else whole
+    message = first.get("msg", "invalid").removeprefix("Value error, ")
+    return InvalidInput(f"{field.replace('_', ' ')}: {message}", code="invalid_form", field=field)
 
 
 def pages(total: int, offset: int) -> dict[str, int | None]:

@@ -26,7 +26,10 @@ from api.http.merchant.backoffice import (
     Staff,
     Viewer,
     field_error,
+    form_dict,
+    invalid,
     pages,
+    plain,
     redirect,
     render,
 )
@@ -49,36 +52,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 SERVICE_FIELDS = tuple(ShippingServiceIn.model_fields)
 MAX_RATES_FILE = 2 * 1024 * 1024
 UPLOAD_LIMITS = {"/backoffice/rates/import": MAX_RATES_FILE + 64 * 1024}
-
-
-def plain(value: object) -> str:
-    """A stored value as a form field shows it: no trailing zeros on amounts (6.5, not 6.500000), '' for None."""
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return str(value)
-
-
-def form_dict(raw: Mapping[str, Any]) -> dict[str, str]:
-    """The text fields of a submitted form (files and the CSRF token left out); a NUL character is refused."""
-    form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
-    for name, value in form.items():
-        if "\x00" in value:
-            raise InvalidInput("This field contains the NUL character, which is not accepted.",
-                               code="invalid_characters", field=name)
-    return form
-
-
-def invalid(error: ValidationError, *, field_of: typing.Callable[[list[str]], str],
-            whole: str = "form") -> InvalidInput:
-    """The schema's first complaint as a form error naming the field (`field_of` maps pydantic's location; `whole`
-    is the field named by a check of the whole model)."""
-    first = error.errors()[0]
-    loc = [str(p) for p in first.get("loc", ())]
-    field = field_of(loc) if loc else whole
-    message = first.get("msg", "invalid").removeprefix("Value error, ")
-    return InvalidInput(f"{field.replace('_', ' ')}: {message}", code="invalid_form", field=field)
 
 
 # ------------------------------------------------------------------------------------------ shipping zones

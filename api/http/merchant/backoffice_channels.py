@@ -12,8 +12,17 @@ from pydantic import ValidationError
 
 from api import accounts
 from api.deps import get_database
-from api.http.merchant.backoffice import Editor, PageRoute, Staff, Viewer, field_error, redirect, render
-from api.http.merchant.backoffice_border import form_dict, invalid
+from api.http.merchant.backoffice import (
+    Editor,
+    PageRoute,
+    Staff,
+    Viewer,
+    field_error,
+    form_dict,
+    invalid,
+    redirect,
+    render,
+)
 from commerce.channels import service as channels
 from commerce.channels import sync
 from commerce.channels.connections import connect_channel, disconnect_channel

@@ -15,8 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import accounts
 from api.deps import get_database
-from api.http.merchant.backoffice import PAGE_SIZE, Editor, PageRoute, Staff, Viewer, field_error, redirect, render
-from api.http.merchant.backoffice_border import form_dict, invalid
+from api.http.merchant.backoffice import (
+    PAGE_SIZE,
+    Editor,
+    PageRoute,
+    Staff,
+    Viewer,
+    field_error,
+    form_dict,
+    invalid,
+    redirect,
+    render,
+)
 from api.http.merchant.backoffice_search import ranking
 from api.models import AuditEvent
 from commerce.catalog import service as catalog
@@ -122,10 +132,7 @@ async def create_product(request: Request, who: Editor, image: UploadFile | None
     raw = await request.form()
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
     try:
-        for name, value in form.items():
-            if "\x00" in value:  # multipart bodies skip the middleware's NUL check (files hold NUL bytes)
-                raise InvalidInput("This field contains the NUL character, which is not accepted.",
-                                   code="invalid_characters", field=name)
+        form_dict(raw)  # multipart bodies skip the middleware's NUL check (files hold NUL bytes): refused here
         currency = form.get("currency", "").strip().upper()
         base_price = accounts.parse_price(form.get("base_price", ""), currency, field="base_price")
         variants = _variants(form.get("variants", ""), currency)
@@ -203,10 +210,7 @@ async def edit_product(request: Request, who: Editor, image: UploadFile | None =
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
     product_id = int(form.get("product_id", "0")) if form.get("product_id", "").isdigit() else 0
     try:
-        for name, value in form.items():
-            if "\x00" in value:
-                raise InvalidInput("This field contains the NUL character, which is not accepted.",
-                                   code="invalid_characters", field=name)
+        form_dict(raw)
         upload = await image.read(accounts.MAX_IMAGE_BYTES + 1) if image is not None and image.filename else b""
         async with get_database(request).unit_of_work() as session:
             current = await catalog.get_product(session, product_id=product_id)

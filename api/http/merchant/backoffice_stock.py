@@ -17,8 +17,7 @@ from sqlalchemy import or_, select
 
 from api import accounts
 from api.deps import get_database
-from api.http.merchant.backoffice import Editor, PageRoute, Staff, Viewer, field_error, render
-from api.http.merchant.backoffice_border import form_dict
+from api.http.merchant.backoffice import Editor, PageRoute, Staff, Viewer, field_error, form_dict, render
 from api.http.merchant.backoffice_shop import STOCK_PUSH_TOPIC
 from commerce.catalog import service as catalog
 from commerce.inventory import service as inventory

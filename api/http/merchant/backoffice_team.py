@@ -27,11 +27,12 @@ from api.http.merchant.backoffice import (
     Staff,
     Viewer,
     field_error,
+    form_dict,
+    invalid,
     redirect,
     render,
     start_of_today,
 )
-from api.http.merchant.backoffice_border import form_dict, invalid
 from bot import handoff
 from bot import insights as conversation_insights
 from bot.handoff.rules import EscalationRules
