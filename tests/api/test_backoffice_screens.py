@@ -179,6 +179,7 @@ async def test_rates_show_age_and_source_warn_when_stale_and_refresh(client: htt
     assert "9 days" in page.text
     assert "csv-test" in page.text
     assert "demo-ecb" in page.text
+    assert "E+" not in page.text  # rates as people write them (19290, not 1.929E+4)
     today = utcnow().date().isoformat()
     refreshed = await client.post("/backoffice/rates/import", data={"csrf_token": csrf},
                                   files={"file": ("rates.csv", f"date,base,currency,rate\n{today},EUR,KWD,0.34\n",

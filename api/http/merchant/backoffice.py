@@ -508,5 +508,6 @@ def amount(value: Decimal, currency: str) -> str:
 
 templates.env.filters["when"] = fmt_time
 templates.env.filters["amount"] = amount
+templates.env.filters["plain"] = plain
 templates.env.filters["ago"] = ago
 templates.env.filters["money"] = money
