@@ -34,9 +34,11 @@ ROLE_NAMES = {"owner": "Owner", "staff": "Merchant staff", "supervisor": "Superv
 # What each role may do in the back office (the console checks supervisor on its own).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq", "faq_review", "team",
-                        "tokens", "audit", "console", "channels"}),
-    "staff": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq"}),
-    "supervisor": frozenset({"dashboard", "faq", "faq_review", "console"}),
+                        "tokens", "audit", "console", "shipping", "taxes", "rates", "channels", "rules", "insights",
+                        "templates"}),
+    "staff": frozenset({"dashboard", "catalog", "prices", "stock", "orders", "search", "faq", "shipping", "rates",
+                        "channels", "insights"}),
+    "supervisor": frozenset({"dashboard", "faq", "faq_review", "console", "rules", "insights"}),
     "agent": frozenset({"dashboard", "console"}),
 }
 # Refunds move money (issue 23): staff refund within the destination's return policy; only a supervisor or the owner
@@ -239,7 +241,8 @@ async def team(session: AsyncSession, *, shop_id: int) -> Sequence[Agent]:
 
 # ------------------------------------------------------------------------------------------- audit log
 
-AUDIT_AREAS = ("catalog", "price", "stock", "orders", "search", "faq", "rules", "tokens", "team", "channels")
+AUDIT_AREAS = ("catalog", "price", "stock", "orders", "search", "faq", "rules", "tokens", "team", "shipping", "taxes",
+               "rates", "channels")
 
 
 async def record(session: AsyncSession, *, actor: str, area: str, action: str, subject: str,

@@ -16,11 +16,15 @@ from api.http.agent import media as agent_media
 from api.http.agent import refunds as agent_refunds
 from api.http.merchant import (
     backoffice,
+    backoffice_border,
     backoffice_channels,
     backoffice_faq,
     backoffice_orders,
     backoffice_search,
     backoffice_shop,
+    backoffice_stock,
+    backoffice_team,
+    backoffice_whatsapp,
     catalog,
     channels,
     cross_border,
@@ -69,6 +73,10 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     accounts.router, backoffice.router, backoffice_shop.router, backoffice_faq.router,
     backoffice_search.router,
+    backoffice_border.router,
+    backoffice_channels.router,
+    backoffice_team.router,
+    backoffice_stock.router,
     webchat_sites.router,
     payments.router, orders.methods_router,
     typing_relay.router,
@@ -76,8 +84,11 @@ ROUTERS: list[APIRouter] = [
     backoffice_orders.router,
     agent_refunds.router,
     agent_media.router,
-    backoffice_channels.router, backoffice_channels.api_router,
+    backoffice_whatsapp.router, backoffice_whatsapp.api_router,
 ]
+
+# Form paths that take a file upload (bigger bodies; NUL bytes allowed in the file).
+UPLOAD_LIMITS = {**backoffice_shop.UPLOAD_LIMITS, **backoffice_border.UPLOAD_LIMITS, **backoffice_stock.UPLOAD_LIMITS}
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -114,10 +125,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     for router in ROUTERS:
         app.include_router(router)
     # RefuseNul is inside BodySizeLimit: it reads the body whole, which that bounds.
-    app.add_middleware(RefuseNul, upload_paths=frozenset(backoffice_shop.UPLOAD_LIMITS))
+    app.add_middleware(RefuseNul, upload_paths=frozenset(UPLOAD_LIMITS))
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes,
                        upload_paths={path: max(limit, settings.limits.max_body_bytes)
-                                     for path, limit in backoffice_shop.UPLOAD_LIMITS.items()})
+                                     for path, limit in UPLOAD_LIMITS.items()})
     return app
 
 

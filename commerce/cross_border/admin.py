@@ -130,6 +130,11 @@ async def _countries_elsewhere(session: AsyncSession, countries: list[str], zone
                               code="country_in_other_zone")
 
 
+async def get_zone(session: AsyncSession, *, zone_id: int) -> ShippingZone:
+    """A zone with its services, or RowNotFound."""
+    return await _zone(session, zone_id)
+
+
 async def create_zone(session: AsyncSession, *, data: ShippingZoneIn) -> ShippingZone:
     """Add a shipping zone with its services; a country belongs to one zone only."""
     values = _zone_values(data)

@@ -1,26 +1,14 @@
-"""/merchant/insights: click-through and conversion per model and channel (JSON and the page in Chromium)."""
+"""/api/v1/insights/recommendations: click-through and conversion per model and channel (the back office's insights
+page shows them; the old token page /merchant/insights redirects there)."""
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 
-from api.app import create_app
-from api.auth import create_token
-from api.migrations import upgrade
 from commerce.recommend import service as recommendations
 from commerce.recommend.schemas import Recommendation
 from kit.db import Database
-from kit.settings import Settings
 from tests.api.conftest import client, settings, token_for  # noqa: F401
-from tests.http import served_in_thread
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
 NASTY = "<img src=x onerror=alert(1)>"
 
 
@@ -72,67 +60,8 @@ async def test_json_per_model_and_channel(client: httpx.AsyncClient, db: Databas
     assert bad.status_code == 422
 
 
-async def test_page_is_static_with_a_strict_policy(client: httpx.AsyncClient) -> None:  # noqa: F811
-    page = await client.get("/merchant/insights")
-    assert page.status_code == 200
-    assert "script-src 'self'" in page.headers["content-security-policy"]
-    script = (await client.get("/merchant/insights/insights.js")).text
-    assert "textContent" in script
-    assert "innerHTML" not in script
-    assert (await client.get("/merchant/insights/other.js")).status_code == 404
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, str, Database]]:
-    """The API (no NLU) on a free port over a migrated SQLite file; yields (base url, merchant token, db)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'insights.db'}"
-    database = Database(url)
-
-    async def prepare() -> str:
-        await upgrade(database.engine)
-        async with database.unit_of_work() as session:
-            return await create_token(session, name="merchant", role="merchant")
-
-    token = asyncio.run(prepare())
-    asyncio.run(database.dispose())
-    app = create_app(Settings(environment="test", database={"url": url},
-                              security={"secret_key": "test-secret-key-0123456789"}))
-    with served_in_thread(app, name="insights") as base_url:
-        yield base_url, token, Database(url)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium")
-async def test_page_in_chromium_shows_empty_state_then_figures_as_text(served: tuple[str, str, Database]) -> None:
-    from playwright.async_api import async_playwright, expect
-
-    base, token, database = served
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page()
-            alerts: list[str] = []
-            page.on("dialog", lambda dialog: alerts.append(dialog.message))
-            await page.goto(base + "/merchant/insights")
-            await expect(page.locator("#status")).to_have_text("Enter a merchant API token.")
-            await page.fill("#token", "wrong")
-            await page.click("#token-form button[type=submit]")
-            await expect(page.locator("#status")).to_have_class("error")
-            await page.fill("#token", token)
-            await page.click("#token-form button[type=submit]")
-            await expect(page.locator("#empty")).to_be_visible()
-            await expect(page.locator("#results")).to_be_hidden()
-
-            await record(database)
-            await page.click("#range-form button[type=submit]")
-            await expect(page.locator("#results")).to_be_visible()
-            await expect(page.locator("#summary")).to_contain_text("7 recommendations shown, 3 clicked, 1 bought")
-            first = page.locator("#per-model tbody tr").first
-            await expect(first).to_contain_text("Buy again")
-            await expect(first).to_contain_text("50.0 %")
-            await expect(page.locator("#per-channel tbody")).to_contain_text(NASTY[:20])
-            assert await page.locator("#per-channel img").count() == 0  # text, never markup
-            assert alerts == []
-        finally:
-            await browser.close()
-            await database.dispose()
+async def test_the_old_token_page_redirects_to_the_back_office(client: httpx.AsyncClient) -> None:  # noqa: F811
+    for path in ("/merchant/insights", "/merchant/insights/insights.js", "/merchant/learning"):
+        page = await client.get(path)
+        assert page.status_code == 308, path
+        assert page.headers["location"] == "/backoffice/insights"

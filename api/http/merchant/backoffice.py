@@ -8,9 +8,10 @@ Every POST is a form carrying the session's CSRF token; every page checks the ro
 """
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import knowledge_base as kb
@@ -30,9 +32,11 @@ from api.http.accounts import clear_session_cookie, secret_of, set_session_cooki
 from api.http.agent.console import SESSION_COOKIE
 from api.pages import PAGES_DIR
 from bot import handoff
+from bot import insights as conversation_insights
 from bot.handoff.errors import NotSignedIn, SessionExpired
-from commerce.money import format_money
+from commerce.money import format_money, quantize
 from commerce.orders import service as orders
+from commerce.orders.figures import order_figures
 from commerce.search import service as search
 from kit.clock import as_utc
 from kit.errors import InvalidInput, NotFound, ShopTalkError
@@ -48,13 +52,25 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 # (permission, url, label) in the navigation, shown only to roles that have the permission.
-NAV = [("dashboard", "/backoffice", "Dashboard"), ("catalog", "/backoffice/catalog", "Catalog"),
-       ("stock", "/backoffice/stock", "Stock"), ("orders", "/backoffice/orders", "Orders"),
-       ("search", "/backoffice/search", "Search"), ("faq", "/backoffice/faq", "FAQ"),
-       ("team", "/backoffice/team", "Team"),
-       ("tokens", "/backoffice/tokens", "API tokens"), ("audit", "/backoffice/audit", "Audit log"),
-       ("console", "/agent", "Agent console"),
-       ("channels", "/backoffice/whatsapp-templates", "WhatsApp templates")]
+NAV = [
+    ("dashboard", "/backoffice", "Dashboard"),
+    ("catalog", "/backoffice/catalog", "Catalog"),
+    ("stock", "/backoffice/stock", "Stock"),
+    ("orders", "/backoffice/orders", "Orders"),
+    ("shipping", "/backoffice/shipping", "Shipping"),
+    ("taxes", "/backoffice/taxes", "Taxes and duties"),
+    ("rates", "/backoffice/rates", "Exchange rates"),
+    ("channels", "/backoffice/channels", "Sales channels"),
+    ("search", "/backoffice/search", "Search"),
+    ("faq", "/backoffice/faq", "FAQ"),
+    ("insights", "/backoffice/insights", "Insights"),
+    ("rules", "/backoffice/rules", "Agents and rules"),
+    ("team", "/backoffice/team", "Team"),
+    ("tokens", "/backoffice/tokens", "API tokens"),
+    ("audit", "/backoffice/audit", "Audit log"),
+    ("console", "/agent", "Agent console"),
+    ("templates", "/backoffice/whatsapp-templates", "WhatsApp templates"),
+]
 PAGE_SIZE = 25
 DASHBOARD_CAP = 200  # counts on the dashboard stop here (shown as 200+)
 
@@ -157,6 +173,36 @@ def field_error(error: ShopTalkError) -> dict[str, Any]:
     return {"message": error.detail, "field": error.extra.get("field"), "code": error.code}
 
 
+def plain(value: object) -> str:
+    """A stored value as a form field shows it: no trailing zeros on amounts (6.5, not 6.500000), '' for None."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
+def form_dict(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The text fields of a submitted form (files and the CSRF token left out); a NUL character is refused."""
+    form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
+    for name, value in form.items():
+        if "\x00" in value:
+            raise InvalidInput("This field contains the NUL character, which is not accepted.",
+                               code="invalid_characters", field=name)
+    return form
+
+
+def invalid(error: ValidationError, *, field_of: typing.Callable[[list[str]], str],
+            whole: str = "form") -> InvalidInput:
+    """The schema's first complaint as a form error naming the field (`field_of` maps pydantic's location; `whole`
+    is the field named by a check of the whole model)."""
+    first = error.errors()[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    field = field_of(loc) if loc else whole
+    message = first.get("msg", "invalid").removeprefix("Value error, ")
+    return InvalidInput(f"{field.replace('_', ' ')}: {message}", code="invalid_form", field=field)
+
+
 def pages(total: int, offset: int) -> dict[str, int | None]:
     return {"total": total, "offset": offset, "prev": max(0, offset - PAGE_SIZE) if offset > 0 else None,
             "next": offset + PAGE_SIZE if offset + PAGE_SIZE < total else None}
@@ -215,9 +261,17 @@ async def sign_out(request: Request, who: Editor) -> Response:
 
 # ------------------------------------------------------------------------------------------ dashboard
 
+def start_of_today() -> datetime:
+    """Midnight UTC today: where the dashboard's "today" and the insights' periods begin."""
+    return datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
+
+
 async def _dashboard_figures(session: AsyncSession, who: Staff) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
+    today = start_of_today()
+    figures: dict[str, Any] = {"today": await conversation_insights.conversation_figures(session, since=today,
+                                                                                         shop_id=who.shop_id)}
     if who.may("orders"):
+        figures["orders_today"] = await order_figures(session, since=today)
         to_ship = await orders.list_orders(session, status="paid", limit=DASHBOARD_CAP)
         unpaid = await orders.list_orders(session, status="pending_payment", limit=DASHBOARD_CAP)
         figures["to_ship"], figures["unpaid"] = len(to_ship), len(unpaid)
@@ -231,6 +285,7 @@ async def _dashboard_figures(session: AsyncSession, who: Staff) -> dict[str, Any
         figures["zero_queries"] = [row.query for row in report.zero_results[:5]]
     if who.may("faq"):
         figures["awaiting_review"] = len(await kb.awaiting_review(session, limit=DASHBOARD_CAP))
+        figures["faq_gaps"] = (await conversation_insights.question_gaps(session, since=today, limit=5)).faq_gaps
         figures["missing_translations"] = len(await kb.missing_translations(session))
     return figures
 
@@ -447,6 +502,13 @@ def money(amount: Decimal | None, currency: str) -> str:
     return format_money(amount, currency, "en") if amount is not None else ""
 
 
+def amount(value: Decimal, currency: str) -> str:
+    """An amount as a form field holds it: the currency's decimals, no symbol (so saving it unchanged passes)."""
+    return str(quantize(value, currency))
+
+
 templates.env.filters["when"] = fmt_time
+templates.env.filters["amount"] = amount
+templates.env.filters["plain"] = plain
 templates.env.filters["ago"] = ago
 templates.env.filters["money"] = money

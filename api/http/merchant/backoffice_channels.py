@@ -1,118 +1,195 @@
-"""WhatsApp message templates: the back office screen and the merchant API to register them (name, language,
-parameter count; bot.channels.templates). The agent console offers these when a shopper's 24-hour window is
-closed. Owners only (permission `channels`); every change is in the audit log."""
+"""Back office sales channels: each channel's sync status (push/pull mode, connector, last sync, pending and dead
+pushes, the drift alert of the last reconciliation) and its controls: connect a new channel, connect or disconnect
+an existing one, change its allocation, reconcile or pull now, retry dead pushes. The same commerce services as
+/api/v1/channels; every change is in the audit log. This replaces the old token page /merchant/channels."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import ValidationError
 
 from api import accounts
-from api.auth import MerchantDep
-from api.deps import SessionDep, get_database
-from api.http.merchant.backoffice import Editor, PageRoute, Staff, Viewer, field_error, redirect, render
-from bot.channels import templates
+from api.deps import get_database
+from api.http.merchant.backoffice import (
+    Editor,
+    PageRoute,
+    Staff,
+    Viewer,
+    field_error,
+    form_dict,
+    invalid,
+    redirect,
+    render,
+)
+from commerce.channels import service as channels
+from commerce.channels import sync
+from commerce.channels.connections import connect_channel, disconnect_channel
+from commerce.channels.errors import NoConnector
+from commerce.channels.schemas import AllocationIn, ChannelIn
+from commerce.channels.service import CONNECTOR_NAMES, SYNC_MODES
 from kit.errors import ShopTalkError
-from kit.settings import Settings
+from kit.outbox import DeliveryError
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-api_router = APIRouter(tags=["merchant"])
-PAGE = "/backoffice/whatsapp-templates"
+ALLOCATIONS = ("shared", "buffer", "share")
+CONFIG_FIELDS = ("base_url", "secret", "access_token", "location_id")  # what the connectors read (docs/channels.md)
 
 
-def _seed(request: Request) -> dict[str, str]:
-    settings: Settings = request.app.state.settings
-    return settings.whatsapp.templates
+def _config(form: dict[str, str]) -> dict[str, Any]:
+    return {key: form.get(key, "").strip() for key in CONFIG_FIELDS if form.get(key, "").strip()}
 
 
-async def _page(request: Request, who: Staff, *, status_code: int = 200, error: dict[str, object] | None = None,
-                typed: dict[str, str] | None = None) -> HTMLResponse:
+def _field_of(error: ShopTalkError) -> str:
+    return str(error.extra.get("field") or error.extra.get("key") or {
+        "channel_exists": "code", "invalid_sync_mode": "sync_mode", "invalid_connector": "connector",
+        "invalid_allocation": "allocation_value"}.get(error.code, "form"))
+
+
+async def _page(request: Request, who: Staff, *, status: int = 200, error: dict[str, Any] | None = None,
+                form: dict[str, str] | None = None, target: str | None = None) -> HTMLResponse:
     async with get_database(request).sessions() as session:
-        found = await templates.registered(session, seed=_seed(request))
-    return render(request, "whatsapp_templates.html", {
-        "templates": list(found.values()), "error": error, "typed": typed or {},
-        "notice": request.query_params.get("notice")}, status=status_code, who=who)
+        rows = [await sync.channel_status(session, channel=c) for c in await channels.list_channels(session)]
+        dead = {r.code: await sync.dead_letters(session, code=r.code, limit=5) for r in rows if r.dead}
+    return render(request, "channels.html", {
+        "channels": rows, "dead": dead, "modes": SYNC_MODES, "connectors": CONNECTOR_NAMES,
+        "allocations": ALLOCATIONS, "error": error, "form": form or {}, "target": target,
+        "notice": request.query_params.get("notice")}, status=status, who=who)
 
 
-@router.get(PAGE)
-async def template_list(request: Request, who: Viewer) -> HTMLResponse:
+@router.get("/backoffice/channels")
+async def channel_list(request: Request, who: Viewer) -> HTMLResponse:
     who.require("channels")
     return await _page(request, who)
 
 
-@router.post(PAGE)
-async def template_save(request: Request, who: Editor, name: Annotated[str, Form(max_length=512)],
-                        language: Annotated[str, Form(max_length=16)],
-                        parameter_count: Annotated[str, Form(max_length=4)] = "0") -> Response:
+async def _audit(request: Request, who: Staff, action: str, code: str, details: dict[str, Any] | None = None) -> None:
+    async with get_database(request).unit_of_work() as session:
+        await accounts.record(session, actor=who.actor, area="channels", action=action, subject=code,
+                              details=details)
+
+
+@router.post("/backoffice/channels/new")
+async def new_channel(request: Request, who: Editor) -> Response:
+    """A new channel, checked by the API's ChannelIn and `create_channel` (a connector's config must be whole)."""
     who.require("channels")
-    typed = {"name": name, "language": language, "parameter_count": parameter_count}
+    form = form_dict(await request.form())
     try:
-        count = int(parameter_count) if parameter_count.strip().isdigit() else -1
+        try:
+            data = ChannelIn.model_validate({
+                "code": form.get("code", "").strip(), "name": form.get("name", "").strip(),
+                "kind": form.get("kind", "").strip(), "sync_mode": form.get("sync_mode", "direct"),
+                "connector": form.get("connector", "none"), "config": _config(form)})
+        except ValidationError as error:
+            raise invalid(error, field_of=lambda loc: loc[0]) from None
         async with get_database(request).unit_of_work() as session:
-            saved = await templates.save_template(session, name=name, language=language, parameter_count=count)
-            await accounts.record(session, actor=who.actor, area="channels", action="template saved",
-                                  subject=saved.name, details={"language": saved.language,
-                                                               "parameter_count": saved.parameter_count})
+            channel = await channels.create_channel(session, code=data.code, name=data.name, kind=data.kind,
+                                                    sync_mode=data.sync_mode, connector=data.connector,
+                                                    config=data.config)
+            await accounts.record(session, actor=who.actor, area="channels", action="channel added",
+                                  subject=channel.code, details={"connector": channel.connector,
+                                                                 "sync_mode": channel.sync_mode})
     except ShopTalkError as error:
         if error.status in (401, 403):
             raise
-        return await _page(request, who, status_code=error.status, error=field_error(error), typed=typed)
-    return redirect(PAGE, notice=f"Template {saved.name} saved.")
+        error.extra["field"] = _field_of(error)
+        form.pop("secret", None)
+        form.pop("access_token", None)
+        return await _page(request, who, status=error.status, error=field_error(error), form=form, target="new")
+    return redirect("/backoffice/channels", notice=f"Channel {data.code} added.")
 
 
-@router.post(PAGE + "/{name}/delete")
-async def template_delete(request: Request, who: Editor, name: str) -> Response:
+@router.post("/backoffice/channels/{code}/connect")
+async def connect(request: Request, who: Editor, code: str) -> Response:
+    who.require("channels")
+    form = form_dict(await request.form())
+    try:
+        async with get_database(request).unit_of_work() as session:
+            channel = await connect_channel(session, code=code, connector=form.get("connector", ""),
+                                            sync_mode=form.get("sync_mode", ""), config=_config(form))
+            await accounts.record(session, actor=who.actor, area="channels", action="channel connected",
+                                  subject=code, details={"connector": channel.connector,
+                                                         "sync_mode": channel.sync_mode})
+    except ShopTalkError as error:
+        if error.status in (401, 403, 404):
+            raise
+        error.extra["field"] = _field_of(error)
+        form.pop("secret", None)
+        form.pop("access_token", None)
+        return await _page(request, who, status=error.status, error=field_error(error), form=form, target=code)
+    return redirect("/backoffice/channels", notice=f"{code} is connected ({channel.connector}, {channel.sync_mode}).")
+
+
+@router.post("/backoffice/channels/{code}/disconnect")
+async def disconnect(request: Request, who: Editor, code: str) -> Response:
     who.require("channels")
     async with get_database(request).unit_of_work() as session:
-        await templates.remove_template(session, name=name)
-        await accounts.record(session, actor=who.actor, area="channels", action="template removed",
-                              subject=name)
-    return redirect(PAGE, notice=f"Template {name} removed.")
+        before = (await channels.get_channel(session, code=code)).connector
+        await disconnect_channel(session, code=code)
+        await accounts.record(session, actor=who.actor, area="channels", action="channel disconnected",
+                              subject=code, details={"connector": before})
+    return redirect("/backoffice/channels", notice=f"{code} is disconnected: nothing is pushed or pulled.")
 
 
-# ---- the merchant API ----------------------------------------------------------------------------------
-
-class TemplateIn(BaseModel):
-    language: str = Field(min_length=2, max_length=16, examples=["en_US"])
-    parameter_count: int = Field(default=0, ge=0, le=templates.MAX_PARAMETERS)
-
-
-class TemplateOut(BaseModel):
-    name: str
-    language: str
-    parameter_count: int
-    registered: bool = Field(description="False: only in the SHOPTALK_WHATSAPP__TEMPLATES setting (the seed).")
-
-
-def _out(template: templates.Template) -> TemplateOut:
-    return TemplateOut(name=template.name, language=template.language, parameter_count=template.parameter_count,
-                       registered=not template.seeded)
-
-
-@api_router.get("/api/v1/merchant/whatsapp-templates", response_model=list[TemplateOut],
-                summary="The WhatsApp templates the console may send outside the 24-hour window")
-async def api_templates(principal: MerchantDep, session: SessionDep, request: Request) -> list[TemplateOut]:
-    return [_out(t) for t in (await templates.registered(session, seed=_seed(request))).values()]
-
-
-@api_router.put("/api/v1/merchant/whatsapp-templates/{name}", response_model=TemplateOut,
-                summary="Register (or change) a WhatsApp template approved by Meta")
-async def api_save_template(name: str, body: TemplateIn, principal: MerchantDep, session: SessionDep
-                            ) -> TemplateOut:
-    saved = await templates.save_template(session, name=name, language=body.language,
-                                          parameter_count=body.parameter_count)
-    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name),
-                          area="channels", action="template saved", subject=saved.name,
-                          details={"language": saved.language, "parameter_count": saved.parameter_count})
-    return _out(saved)
+@router.post("/backoffice/channels/{code}/allocation")
+async def allocation(request: Request, who: Editor, code: str, allocation: Annotated[str, Form(max_length=10)],
+                     allocation_value: Annotated[str, Form(max_length=12)] = "0",
+                     safety_stock: Annotated[str, Form(max_length=12)] = "0") -> Response:
+    who.require("channels")
+    form = {"allocation": allocation, "allocation_value": allocation_value, "safety_stock": safety_stock}
+    try:
+        try:
+            data = AllocationIn.model_validate({k: v.strip() or "0" if k != "allocation" else v
+                                                for k, v in form.items()})
+        except ValidationError as error:
+            raise invalid(error, field_of=lambda loc: loc[0]) from None
+        async with get_database(request).unit_of_work() as session:
+            await channels.set_allocation(session, code=code, allocation=data.allocation,
+                                          allocation_value=data.allocation_value, safety_stock=data.safety_stock)
+            await accounts.record(session, actor=who.actor, area="channels", action="allocation changed",
+                                  subject=code, details=data.model_dump())
+    except ShopTalkError as error:
+        if error.status in (401, 403, 404):
+            raise
+        error.extra["field"] = _field_of(error)
+        return await _page(request, who, status=error.status, error=field_error(error), form=form, target=code)
+    return redirect("/backoffice/channels", notice=f"{code}: allocation saved.")
 
 
-@api_router.delete("/api/v1/merchant/whatsapp-templates/{name}", status_code=status.HTTP_204_NO_CONTENT,
-                   summary="Unregister a WhatsApp template")
-async def api_remove_template(name: str, principal: MerchantDep, session: SessionDep) -> Response:
-    await templates.remove_template(session, name=name)
-    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name),
-                          area="channels", action="template removed", subject=name)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/backoffice/channels/{code}/reconcile")
+async def reconcile(request: Request, who: Editor, code: str) -> Response:
+    """Compare the channel's stock with ours now and repair what drifted (StockSync.reconcile, as the API)."""
+    who.require("channels")
+    try:
+        result = await request.app.state.stock_sync.reconcile(code=code, repair=True)
+    except (NoConnector, DeliveryError) as exc:
+        return redirect("/backoffice/channels", notice=f"{code}: not reconciled: {exc}")
+    await _audit(request, who, "reconciled", code, {"checked": result.checked, "drifted": result.drifted,
+                                                    "repaired": result.repaired, "error": result.error})
+    if result.error:
+        return redirect("/backoffice/channels", notice=f"{code}: the channel could not be read: {result.error}")
+    return redirect("/backoffice/channels", notice=f"{code}: {result.checked} SKUs checked, {result.drifted} drifted, "
+                                                   f"{result.repaired} repaired.")
+
+
+@router.post("/backoffice/channels/{code}/pull")
+async def pull(request: Request, who: Editor, code: str) -> Response:
+    who.require("channels")
+    try:
+        result = await request.app.state.stock_sync.pull_orders(code=code)
+    except (NoConnector, DeliveryError) as exc:
+        return redirect("/backoffice/channels", notice=f"{code}: orders not pulled: {exc}")
+    await _audit(request, who, "orders pulled", code, {"imported": result.imported, "rejected": result.rejected})
+    return redirect("/backoffice/channels", notice=f"{code}: {result.imported} orders imported, "
+                                                   f"{result.rejected} rejected.")
+
+
+@router.post("/backoffice/channels/{code}/retry")
+async def retry(request: Request, who: Editor, code: str) -> Response:
+    who.require("channels")
+    async with get_database(request).unit_of_work() as session:
+        count = await sync.retry_dead_letters(session, code=code)
+        await accounts.record(session, actor=who.actor, area="channels", action="dead pushes retried",
+                              subject=code, details={"queued": count})
+    return redirect("/backoffice/channels", notice=f"{code}: {count} dead pushes queued again.")

@@ -20,13 +20,41 @@ from kit.errors import InvalidInput, ShopTalkError
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
-async def _hits(session: AsyncSession, query: str) -> list[dict[str, Any]]:
+async def ranking(session: AsyncSession, query: str, *, country: str | None = None,
+                  limit: int = 10) -> list[dict[str, Any]]:
+    """How a query ranks for a shopper: the shopper's own search (`search.search_products`: words, synonyms, stock,
+    where the product sells, then the merchant's pins, boosts and buries), each hit with the reasons for its place.
+    The chat also weighs meaning (the message's embedding) when its model is loaded; this ranks by words."""
     if not query.strip():
         return []
-    result = await search.search_products(session, query=query, limit=10)
+    result = await search.search_products(session, query=query, country=country, limit=limit)
     products = await search.hit_products(session, product_ids=[h.product_id for h in result.hits])
-    return [{"slug": p.slug, "title": p.title, "score": hit.score, "sku": hit.sku}
-            for hit in result.hits if (p := products.get(hit.product_id)) is not None]
+    normal = search.normalise_query(query)
+    rules = [r for r in await search.list_rules(session) if r.query is None or r.query == normal]
+    rows = []
+    for place, hit in enumerate(result.hits, start=1):
+        product = products.get(hit.product_id)
+        if product is None:
+            continue  # retired since the search ran
+        reasons = []
+        for rule in (r for r in rules if r.product_id == hit.product_id):
+            scope = "every query" if rule.query is None else f"“{rule.query}”"
+            reasons.append({"pin": f"pinned at place {rule.position} for {scope}",
+                            "boost": f"boosted for {scope} (+{search.BOOST})",
+                            "bury": f"buried for {scope} (−{search.BURY})"}.get(rule.kind, rule.kind))
+        if hit.lexical > 0:
+            reasons.append(f"its words match the query (word score {hit.lexical:.2f})")
+        if hit.dense > 0:
+            reasons.append(f"close in meaning ({hit.dense:.2f})")
+        if hit.alternative:
+            reasons.append("shown as a close alternative: not the kind of thing asked for")
+        rows.append({"place": place, "product_id": hit.product_id, "slug": product.slug, "title": product.title,
+                     "score": hit.score, "sku": hit.sku, "reasons": reasons or ["listed"]})
+    return rows
+
+
+async def _hits(session: AsyncSession, query: str) -> list[dict[str, Any]]:
+    return await ranking(session, query)
 
 
 async def _page(request: Request, who: Staff, *, q: str, find: str, status: int = 200,

@@ -4,7 +4,7 @@ pushes it queued) and orders (filtered list, detail with the landed-cost breakdo
 services as the REST API, so a form refuses what the API refuses, naming the field."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, UploadFile
@@ -15,14 +15,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import accounts
 from api.deps import get_database
-from api.http.merchant.backoffice import PAGE_SIZE, Editor, PageRoute, Staff, Viewer, field_error, redirect, render
+from api.http.merchant.backoffice import (
+    PAGE_SIZE,
+    Editor,
+    PageRoute,
+    Staff,
+    Viewer,
+    field_error,
+    form_dict,
+    invalid,
+    redirect,
+    render,
+)
 from api.http.merchant.backoffice_orders import payment_context
+from api.http.merchant.backoffice_search import ranking
 from api.models import AuditEvent
 from commerce.catalog import service as catalog
-from commerce.catalog.schemas import ProductIn
+from commerce.catalog import variants
+from commerce.catalog.schemas import ProductIn, VariantIn
 from commerce.inventory import service as inventory
 from commerce.inventory.schemas import StockLevelOut
-from commerce.money import quantize
+from commerce.money import minor_units, quantize
 from commerce.orders import service as orders
 from commerce.orders.schemas import STATUSES, TRANSITIONS
 from kit.errors import InvalidInput, ShopTalkError
@@ -69,6 +82,18 @@ async def new_product(request: Request, who: Viewer) -> HTMLResponse:
     return await _new_form(request, who, form={"currency": "EUR", "weight_grams": "500"})
 
 
+def parse_options(text: str, *, field: str, where: str = "") -> dict[str, str]:
+    """Option values as typed: `size=M, colour=red` (a Chinese comma works too)."""
+    attributes: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in text.replace("，", ",").split(","))):
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InvalidInput(f"{where}options are name=value, separated by commas ({pair!r}).",
+                               code="invalid_variant", field=field)
+        attributes[name.strip()] = value.strip()
+    return attributes
+
+
 def _variants(text: str, currency: str) -> list[dict[str, Any]]:
     """Variant lines as typed: `SKU | size=M, colour=red | 19.90` (options and price optional)."""
     variants = []
@@ -77,13 +102,7 @@ def _variants(text: str, currency: str) -> list[dict[str, Any]]:
         if len(parts) > 3:
             raise InvalidInput(f"Line {number}: write SKU | options | price.", code="invalid_variant",
                                field="variants")
-        attributes: dict[str, str] = {}
-        for pair in filter(None, (p.strip() for p in (parts[1] if len(parts) > 1 else "").split(","))):
-            name, sep, value = pair.partition("=")
-            if not sep or not name.strip() or not value.strip():
-                raise InvalidInput(f"Line {number}: options are name=value, separated by commas ({pair!r}).",
-                                   code="invalid_variant", field="variants")
-            attributes[name.strip()] = value.strip()
+        attributes = parse_options(parts[1] if len(parts) > 1 else "", field="variants", where=f"Line {number}: ")
         price = None
         if len(parts) > 2 and parts[2]:
             try:
@@ -114,10 +133,7 @@ async def create_product(request: Request, who: Editor, image: UploadFile | None
     raw = await request.form()
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
     try:
-        for name, value in form.items():
-            if "\x00" in value:  # multipart bodies skip the middleware's NUL check (files hold NUL bytes)
-                raise InvalidInput("This field contains the NUL character, which is not accepted.",
-                                   code="invalid_characters", field=name)
+        form_dict(raw)  # multipart bodies skip the middleware's NUL check (files hold NUL bytes): refused here
         currency = form.get("currency", "").strip().upper()
         base_price = accounts.parse_price(form.get("base_price", ""), currency, field="base_price")
         variants = _variants(form.get("variants", ""), currency)
@@ -158,19 +174,27 @@ async def create_product(request: Request, who: Editor, image: UploadFile | None
 
 
 async def _product_page(request: Request, who: Staff, product_id: int, *, status: int = 200,
-                        error: dict[str, Any] | None = None, form: dict[str, str] | None = None) -> HTMLResponse:
+                        error: dict[str, Any] | None = None, form: dict[str, str] | None = None,
+                        variant_error: dict[str, Any] | None = None,
+                        variant_form: dict[str, str] | None = None) -> HTMLResponse:
+    rank = request.query_params.get("rank", "")[:200]
+    country = request.query_params.get("country", "").strip().upper()[:2] or None
     async with get_database(request).sessions() as session:
         item = await catalog.get_product(session, product_id=product_id)
         skus = [v.sku for v in item.variants]
         out = catalog.product_out(item, await inventory.available_stock(session, skus=skus))
         levels = await inventory.stock_levels(session, skus=skus)
+        ranked = await ranking(session, rank, country=country, limit=20) if rank.strip() else []
     if form is None:
         form = {f"{field}_{lang}": getattr(out, field).get(lang, "") for field in ("title", "description")
                 for lang in LANGUAGES}
         form["base_price"] = f"{quantize(out.base_price, out.currency)}"
-    return render(request, "product.html", {"product": out, "levels": levels, "languages": LANGUAGES, "form": form,
-                                            "error": error, "max_mb": accounts.MAX_IMAGE_BYTES // 1_048_576,
-                                            "notice": request.query_params.get("notice")}, status=status, who=who)
+    return render(request, "product.html", {
+        "product": out, "levels": levels, "languages": LANGUAGES, "form": form, "error": error,
+        "max_mb": accounts.MAX_IMAGE_BYTES // 1_048_576, "notice": request.query_params.get("notice"),
+        "verror": variant_error, "vform": variant_form or {}, "rank": rank, "country": country or "",
+        "ranked": ranked, "place": next((r["place"] for r in ranked if r["product_id"] == out.id), None),
+        "decimals": minor_units(out.currency)}, status=status, who=who)
 
 
 @router.get("/backoffice/catalog/{product_id}")
@@ -187,10 +211,7 @@ async def edit_product(request: Request, who: Editor, image: UploadFile | None =
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf_token"}
     product_id = int(form.get("product_id", "0")) if form.get("product_id", "").isdigit() else 0
     try:
-        for name, value in form.items():
-            if "\x00" in value:
-                raise InvalidInput("This field contains the NUL character, which is not accepted.",
-                                   code="invalid_characters", field=name)
+        form_dict(raw)
         upload = await image.read(accounts.MAX_IMAGE_BYTES + 1) if image is not None and image.filename else b""
         async with get_database(request).unit_of_work() as session:
             current = await catalog.get_product(session, product_id=product_id)
@@ -223,6 +244,104 @@ async def edit_product(request: Request, who: Editor, image: UploadFile | None =
         return await _product_page(request, who, product_id, status=error.status, error=field_error(error),
                                    form=form)
     return redirect(f"/backoffice/catalog/{product_id}", notice="Saved.")
+
+
+def _options_text(attributes: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in attributes.items())
+
+
+async def _variant_change(request: Request, who: Staff, product_id: int, *, target: str,
+                          change: Callable[[AsyncSession, Any], Awaitable[str]]) -> Response:
+    """Run one variant change (it returns the notice) in a unit of work; a refused one re-renders the product page
+    with the variant form's error and what was typed."""
+    form = form_dict(await request.form())
+    try:
+        async with get_database(request).unit_of_work() as session:
+            current = await catalog.get_product(session, product_id=product_id)
+            notice = await change(session, (current, form))
+    except ShopTalkError as error:
+        if error.status in (401, 403, 404):
+            raise
+        prefix = f"{target}-"
+        error.extra["field"] = prefix + {"duplicate_sku": "sku", "duplicate_options": "options",
+                                         "invalid_variant": "options"}.get(error.code,
+                                                                           str(error.extra.get("field") or "price"))
+        return await _product_page(request, who, product_id, status=error.status, variant_error=field_error(error),
+                                   variant_form={**form, "target": target})
+    return redirect(f"/backoffice/catalog/{product_id}", notice=notice)
+
+
+@router.post("/backoffice/catalog/{product_id}/variants")
+async def add_variant(request: Request, who: Editor, product_id: int) -> Response:
+    """A new variant: its SKU (unique in the catalog), option values and price (the currency's decimals), checked by
+    the API's VariantIn."""
+    who.require("catalog")
+
+    async def change(session: AsyncSession, given: Any) -> str:
+        product, form = given
+        price_text = form.get("price", "").strip()
+        if price_text:
+            who.require("prices")
+        price = accounts.parse_price(price_text, product.currency, field="price") if price_text else None
+        attributes = parse_options(form.get("options", ""), field="options")
+        try:
+            data = VariantIn.model_validate({"sku": form.get("sku", ""), "attributes": attributes, "price": price})
+        except ValidationError as error:
+            raise invalid(error, field_of=lambda loc: {"attributes": "options"}.get(loc[0], loc[0])) from None
+        variant = await variants.add_variant(session, product_id=product.id, data=data)
+        await accounts.record(session, actor=who.actor, area="catalog", action="variant added",
+                              subject=f"{product.slug} (#{product.id})",
+                              details={"sku": variant.sku, "options": _options_text(attributes),
+                                       "price": f"{price} {product.currency}" if price else "base price"})
+        return f"Variant {variant.sku} added."
+
+    return await _variant_change(request, who, product_id, target="new", change=change)
+
+
+@router.post("/backoffice/catalog/{product_id}/variants/{variant_id}")
+async def edit_variant(request: Request, who: Editor, product_id: int, variant_id: int) -> Response:
+    """Change a variant's option values and its own price (empty: the product's base price)."""
+    who.require("catalog")
+
+    async def change(session: AsyncSession, given: Any) -> str:
+        product, form = given
+        variant = next((v for v in product.variants if v.id == variant_id), None)
+        if variant is None:
+            raise variants.VariantNotFound(f"Product {product.slug} has no variant {variant_id}.")
+        price_text = form.get("price", "").strip()
+        price = accounts.parse_price(price_text, product.currency, field="price") if price_text else None
+        if price != variant.price:
+            who.require("prices")
+        attributes = parse_options(form.get("options", ""), field="options")
+        before = {"options": _options_text(variant.attributes), "price": str(variant.price or "base price")}
+        updated = await variants.update_variant(session, product_id=product.id, variant_id=variant_id,
+                                                attributes=attributes, price=price)
+        after = {"options": _options_text(updated.attributes), "price": str(updated.price or "base price")}
+        if before["options"] != after["options"]:
+            await accounts.record(session, actor=who.actor, area="catalog", action="variant edited",
+                                  subject=updated.sku, details={"before": before["options"],
+                                                               "after": after["options"]})
+        if before["price"] != after["price"]:
+            await accounts.record(session, actor=who.actor, area="price", action="variant price changed",
+                                  subject=updated.sku, details={"before": before["price"], "after": after["price"],
+                                                               "currency": product.currency})
+        return f"Variant {updated.sku} saved."
+
+    return await _variant_change(request, who, product_id, target=f"v{variant_id}", change=change)
+
+
+@router.post("/backoffice/catalog/{product_id}/variants/{variant_id}/remove")
+async def remove_variant(request: Request, who: Editor, product_id: int, variant_id: int) -> Response:
+    who.require("catalog")
+
+    async def change(session: AsyncSession, given: Any) -> str:
+        product, _ = given
+        sku = await variants.remove_variant(session, product_id=product.id, variant_id=variant_id)
+        await accounts.record(session, actor=who.actor, area="catalog", action="variant removed",
+                              subject=f"{product.slug} (#{product.id})", details={"sku": sku})
+        return f"Variant {sku} removed."
+
+    return await _variant_change(request, who, product_id, target=f"v{variant_id}", change=change)
 
 
 # ----------------------------------------------------------------------------------------------- stock

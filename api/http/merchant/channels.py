@@ -1,16 +1,16 @@
-"""Sales channels: the merchant's sync view and controls, the inbound order webhook, the /merchant/channels page."""
+"""Sales channels: the merchant's sync view and controls, the inbound order webhook (people use the back office's
+/backoffice/channels)."""
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, status
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from api.auth import MerchantDep
 from api.deps import DatabaseDep, SessionDep
 from api.errors import PROBLEM_JSON
-from api.pages import PAGES_DIR
 from commerce.channels import service as channels
 from commerce.channels import sync
 from commerce.channels.connectors import SIGNATURE_HEADER, signature_matches
@@ -31,7 +31,6 @@ from kit.errors import InvalidInput
 from kit.outbox import DeliveryError
 
 router = APIRouter(tags=["channels"])
-PAGES = PAGES_DIR / "channels"
 PREFIX = "/api/v1/channels"
 
 
@@ -130,16 +129,3 @@ async def receive_order(code: str, request: Request, database: DatabaseDep,
     out = ChannelOrderOut(external_id=order.external_id, order_number=result.order.number,
                           status=result.order.status, created=result.created)
     return JSONResponse(out.model_dump(), status_code=201 if result.created else 200)
-
-
-@router.get("/merchant/channels", include_in_schema=False)
-async def channels_page() -> FileResponse:
-    return FileResponse(PAGES / "index.html", media_type="text/html")
-
-
-@router.get("/merchant/channels/{asset}", include_in_schema=False)
-async def channels_asset(asset: str) -> FileResponse:
-    types = {"channels.js": "text/javascript", "channels.css": "text/css"}
-    if asset not in types:
-        raise InvalidInput("No such page asset.", code="not_found", status=404)
-    return FileResponse(PAGES / asset, media_type=types[asset])

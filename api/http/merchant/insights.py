@@ -1,7 +1,7 @@
 """Merchant insights: how recommendations sell - click-through and conversion per model and per channel.
 
-JSON at /api/v1/insights/recommendations (merchant token) and the page /merchant/insights (static HTML + JS
-that writes every value with textContent, under a CSP without inline script).
+JSON at /api/v1/insights/recommendations (merchant token); people read them on the back office's insights page
+(/backoffice/insights).
 """
 from __future__ import annotations
 
@@ -13,14 +13,11 @@ from pydantic import BaseModel
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
-from api.pages import add_page_routes
 from commerce.recommend import service as recommendations
 from commerce.recommend.schemas import ModelPerformance
 from kit.clock import utcnow
 
 router = APIRouter(tags=["insights"])
-add_page_routes(router, url="/merchant/insights", folder="insights",
-                assets={"insights.js": "text/javascript; charset=utf-8", "insights.css": "text/css; charset=utf-8"})
 
 
 class RecommendationInsights(BaseModel):

@@ -1,6 +1,6 @@
 """Merchant search controls: synonyms, boosts, buries, pins, the zero-result/abandoned report, a test search.
 
-REST under /api/v1/search (merchant token) and the page /merchant/search (static HTML + JS).
+REST under /api/v1/search (merchant token); the page is the back office's search settings (/backoffice/search).
 """
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from pydantic import BaseModel, Field
 
 from api.auth import MerchantDep
 from api.deps import SessionDep
-from api.pages import add_page_routes
 from api.params import PathId
 from commerce.catalog.service import all_products
 from commerce.search import service as search
 
 router = APIRouter(tags=["search"])
-add_page_routes(router, url="/merchant/search", folder="search",
-                assets={"search.js": "text/javascript; charset=utf-8", "search.css": "text/css; charset=utf-8"})
 
 
 class SynonymsIn(BaseModel):

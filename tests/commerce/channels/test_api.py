@@ -105,12 +105,9 @@ async def test_merchant_sees_lag_pending_dead_letters_and_drift(
     no_connector = await client.post("/api/v1/channels/chatbot/reconcile", headers=merchant)
     assert no_connector.status_code == 422
     assert no_connector.json()["code"] == "channel_has_no_connector"
-    page = await client.get("/merchant/channels")
-    assert page.status_code == 200
-    assert "Merchant token" in page.text
-    script = await client.get("/merchant/channels/channels.js")
-    assert "sessionStorage" in script.text
-    assert "innerHTML" not in script.text
+    page = await client.get("/merchant/channels")  # the old token page: the back office's channels screen now
+    assert page.status_code == 308
+    assert page.headers["location"] == "/backoffice/channels"
 
 
 async def test_merchant_creates_a_channel_and_changes_its_allocation(

@@ -49,11 +49,8 @@ async def test_merchant_controls_over_rest(client: httpx.AsyncClient, db: Databa
         assert answer.status_code == 200
 
 
-async def test_page_is_static_with_a_strict_policy(client: httpx.AsyncClient) -> None:  # noqa: F811
-    page = await client.get("/merchant/search")
-    assert page.status_code == 200
-    assert "script-src 'self'" in page.headers["content-security-policy"]
-    script = (await client.get("/merchant/search/search.js")).text
-    assert "sessionStorage" in script
-    assert "innerHTML" not in script
-    assert (await client.get("/merchant/search/other.js")).status_code == 404
+async def test_the_old_token_page_redirects_to_the_back_office(client: httpx.AsyncClient) -> None:  # noqa: F811
+    for path in ("/merchant/search", "/merchant/search/search.js"):
+        page = await client.get(path)
+        assert page.status_code == 308
+        assert page.headers["location"] == "/backoffice/search"
