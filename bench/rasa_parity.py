@@ -40,6 +40,8 @@ import yaml
 RASA_VERSION = "3.6.21"
 PYTHON310 = sorted(Path("/root/.pyenv/versions").glob("3.10.*/bin/python"))
 SKIPPED_ACTIONS = {"action_listen", "action_session_start"}
+DUCKLING_DOUBLE_PORT = 18765
+DUCKLING_DOUBLE_URL = f"http://127.0.0.1:{DUCKLING_DOUBLE_PORT}"
 
 
 def free_port() -> int:
@@ -75,6 +77,12 @@ def oracle_copy(project: Path, work: Path, epochs: int | None,
         if str(component.get("name", "")).startswith("Spacy"):
             changes.append(f"dropped {component['name']} (spaCy model not installable offline)")
             continue
+        if component.get("name") == "DucklingEntityExtractor":
+            # No Duckling server here: both sides get the same answers from ShopTalk's local extractor, served
+            # over Duckling's HTTP API to real Rasa (`duckling_double`); ShopTalk falls back to it in-process.
+            changes.append(f"DucklingEntityExtractor url {component.get('url')} -> {DUCKLING_DOUBLE_URL} "
+                           "(nlu/duckling.py behind Duckling's /parse)")
+            component["url"] = DUCKLING_DOUBLE_URL
         if epochs and "epochs" in component and int(component["epochs"]) > epochs:
             changes.append(f"{component['name']} epochs {component['epochs']} -> {epochs}")
             component["epochs"] = epochs
@@ -106,6 +114,40 @@ def train_rasa(rasa: Path, folder: Path, reuse: Path | None = None) -> tuple[Pat
     subprocess.run([str(rasa), "train", "--out", str(model.parent), "--fixed-model-name", model.name[:-7]],
                    cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return model, time.monotonic() - started
+
+
+def duckling_double() -> Any:
+    """Duckling's HTTP API (`POST /parse`, form fields text, locale, dims, reftime) answered by ShopTalk's local
+    extractor, so real Rasa's DucklingEntityExtractor and ShopTalk see the same entities (a thread; .shutdown())."""
+    import datetime as dt
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs
+
+    from nlu.duckling import extract_locally
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                                                 .decode("utf-8")).items()}
+            dims = json.loads(form["dims"]) if form.get("dims") else None
+            locale = form.get("locale") or "en_US"
+            reference = dt.datetime.fromtimestamp(int(form["reftime"]) / 1000, dt.UTC) if form.get("reftime") \
+                else None
+            body = json.dumps(extract_locally(form.get("text", ""), dimensions=dims, language=locale.split("_")[0],
+                                              reference=reference)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", DUCKLING_DOUBLE_PORT), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def wait_up(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
@@ -270,6 +312,9 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
     folder, changes = oracle_copy(project_dir, work, args.epochs, args.policy_epochs)
     reuse = dict(item.split("=", 1) for item in args.reuse_model).get(project_dir.name)
     model, rasa_seconds = train_rasa(rasa, folder, Path(reuse) if reuse else None)
+    if args.train_only:
+        return {"project": project_dir.name, "oracle_config_changes": changes, "model": str(model),
+                "rasa_train_seconds": round(rasa_seconds, 1) if rasa_seconds is not None else "cached"}
     python = rasa.parent / "python"
     action_port, rasa_port = free_port(), free_port()
     (folder / "endpoints.yml").write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n',
@@ -376,11 +421,16 @@ def main() -> None:
     parser.add_argument("--policy-epochs", type=int, default=None, help="cap TED epochs (default: --epochs)")
     parser.add_argument("--reuse-model", action="append", default=[],
                         help="<project folder name>=<model.tar.gz> real Rasa trained on the same copy")
+    parser.add_argument("--train-only", action="store_true", help="only train (and cache) real Rasa's models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=40, help="differing turns printed per project")
     args = parser.parse_args()
     rasa = ensure_rasa(Path(args.rasa_venv))
-    results = [asyncio.run(run_project(args, Path(p), rasa)) for p in args.project]
+    duckling = duckling_double()
+    try:
+        results = [asyncio.run(run_project(args, Path(p), rasa)) for p in args.project]
+    finally:
+        duckling.shutdown()
     json.dump({"rasa_version": RASA_VERSION, "projects": results}, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
 
