@@ -17,6 +17,7 @@ from bot.rasa.domain import Domain
 from bot.rasa.errors import RasaAssistantMissing, RasaProjectInvalid
 from bot.rasa.models import RasaAssistant
 from bot.rasa.project import RasaProject, load_project
+from bot.rasa.remote import RasaServer
 from bot.rasa.repository import RasaRepository
 from bot.rasa.skills import SHOPTALK_ACTIONS
 from bot.rasa.tracker import Tracker
@@ -68,6 +69,35 @@ async def import_project(session: AsyncSession, *, files: dict[str, str], models
     await RasaRepository(session).add_active(row)
     _forget_active_key(session)
     return ImportReport(assistant_id=row.id, name=row.name, nlu_version=version, summary=row.summary)
+
+
+async def connect_server(session: AsyncSession, *, server: RasaServer, files: dict[str, str] | None = None,
+                         name: str | None = None) -> ImportReport:
+    """Make an assistant that forwards every turn to an existing Rasa server (`bot.rasa.remote`) the active one.
+    `files`: the project that server runs, kept for reference and export (optional; validated when given)."""
+    summary: dict[str, Any] = load_project(files).summary() if files else {}
+    summary["rasa_server"] = server.as_dict()
+    row = RasaAssistant(name=name or "rasa-server", files=dict(files or {}), summary=summary, nlu_version=None,
+                        created_at=utcnow())
+    await RasaRepository(session).add_active(row)
+    _forget_active_key(session)
+    return ImportReport(assistant_id=row.id, name=row.name, nlu_version=None, summary=row.summary)
+
+
+_servers: dict[tuple[int, str], RasaServer | None] = {}
+
+
+async def active_server(session: AsyncSession) -> RasaServer | None:
+    """The Rasa server the active assistant forwards turns to, or None (ShopTalk runs the assistant itself)."""
+    key = await _active_key(session)
+    if key is None:
+        return None
+    if key not in _servers:
+        row = await RasaRepository(session).by_id(key[0])
+        raw = (row.summary or {}).get("rasa_server") if row is not None else None
+        _servers.clear()  # only the active assistant's setting is ever asked for
+        _servers[key] = RasaServer.from_dict(raw) if isinstance(raw, dict) else None
+    return _servers[key]
 
 
 async def export_active(session: AsyncSession, *, target: Path) -> dict[str, Any]:
@@ -144,6 +174,8 @@ async def active_assistant(session: AsyncSession, *, models_dir: Path,
         return cached
     row = await repo.by_id(key[0])
     assert row is not None
+    if not row.files:
+        return None  # a Rasa server answers (`active_server`); there is no project here to run
     built = await asyncio.to_thread(_build, row, models_dir, embedder)
     with _cache_lock:
         for stale in [known for known in _cache if known != key]:
