@@ -19,6 +19,7 @@ from bot.rasa.action_server import ActionServerClient
 from bot.rasa.domain import REQUESTED_SLOT, Form
 from bot.rasa.errors import ActionRejected, ActionServerFailed
 from bot.rasa.project import RasaProject, action_endpoint_of
+from bot.rasa.roles import RoleModel
 from bot.rasa.tracker import LISTEN, SESSION_START, Tracker, action_event, event, slot_event
 from nlu.duckling import DucklingExtractor
 
@@ -87,7 +88,7 @@ class Assistant:
             url=duckling["url"], dimensions=duckling["dimensions"],
             locale=duckling["locale"] or ("zh_CN" if project.language.startswith("zh") else "en_US"),
             timezone=duckling["timezone"]) if duckling is not None else None
-        self._role_cues = _role_cues(project)
+        self._roles = RoleModel(project.nlu.examples)
         self._vocabulary = _vocabulary(project)
 
     # ---------------------------------------------------------------- NLU
@@ -146,9 +147,8 @@ class Assistant:
         return data
 
     def _with_roles(self, text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Only the domain's entities, valued as the project's data values them, with roles and groups the way
-        the training data used them (by the word before the entity)."""
-        cues = self._role_cues
+        """Only the domain's entities, valued as the project's data values them, with roles and groups as DIET
+        reports them (learnt from the annotations: `roles.RoleModel`)."""
         vocabulary = self._vocabulary
         known = set(self.domain.entities)
         out = []
@@ -165,17 +165,8 @@ class Assistant:
                 values = vocabulary.get(str(entity["entity"]), {})
                 entity["value"] = values.get(surface.lower(), self.project.nlu.synonyms.get(surface.lower(),
                                                                                             surface))
-            if isinstance(start, int) and entity.get("entity") in cues:
-                before = text[:start].lower().split()
-                cue = cues[str(entity["entity"])].get(before[-1] if before else "")
-                if cue is not None:
-                    role, group = cue
-                    if role:
-                        entity["role"] = role
-                    if group:
-                        entity["group"] = group
             out.append(entity)
-        return out
+        return self._roles.label(text, out) if self._roles else out
 
     def _with_retrieval(self, data: dict[str, Any]) -> dict[str, Any]:
         name = str((data.get("intent") or {}).get("name") or "")
@@ -698,12 +689,3 @@ def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:
     return vocabulary
 
 
-def _role_cues(project: RasaProject) -> dict[str, dict[str, tuple[str | None, str | None]]]:
-    cues: dict[str, dict[str, tuple[str | None, str | None]]] = {}
-    for example in project.nlu.examples:
-        for annotation in example.entities:
-            if annotation.role or annotation.group:
-                before = example.text[:annotation.start].lower().split()
-                cues.setdefault(annotation.entity, {})[before[-1] if before else ""] = (annotation.role,
-                                                                                       annotation.group)
-    return cues
