@@ -201,7 +201,8 @@ def conversations(project: Any, *, generated: int, seed: int = 0) -> list[dict[s
     sources = [f for f in project.flows if any(isinstance(s, UserStep | OrStep) for s in f.steps)]
     digressions = [i for i in ("bot_challenge", "help", "greet", "thankyou", "out_of_scope", "chitchat")
                    if i in examples]
-    kinds = ["phrasing", "digression", "correction", "restart", "out_of_scope"]
+    kinds = ["phrasing", "digression", "correction", "restart", "out_of_scope", "back", "fallback"]
+    answers = [f"/{i}" for i in ("affirm", "deny") if i in examples]
     nonsense = ["what is the capital of peru", "blorp fizzle", "can you sing me a song about tractors",
                 "asdf qwerty", "¿dónde está la biblioteca?", "the moon is made of cheese"]
     for index in range(generated):
@@ -231,6 +232,10 @@ def conversations(project: Any, *, generated: int, seed: int = 0) -> list[dict[s
             messages = [*messages[:cut], "/restart", *messages]
         elif kind == "out_of_scope":
             messages.insert(cut, rng.choice(nonsense))
+        elif kind == "back":  # Rasa's default intent: action_back undoes the last user turn
+            messages.insert(cut, "/back")
+        elif kind == "fallback":  # low confidence, then an answer to a two-stage fallback's question
+            messages[cut:cut] = [rng.choice(nonsense), rng.choice(answers or ["/out_of_scope"]), rng.choice(nonsense)]
         out.append({"name": f"{kind}: {flow.name}", "kind": kind, "messages": messages})
     return out
 
@@ -328,11 +333,12 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
                                           encoding="utf-8")
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        actions = subprocess.Popen([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
-                                    str(action_port)], cwd=folder, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        processes.append(actions)
-        wait_up(f"http://127.0.0.1:{action_port}/health", actions, 120)
+        if (folder / "actions").exists():
+            actions = subprocess.Popen([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
+                                        str(action_port)], cwd=folder, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            processes.append(actions)
+            wait_up(f"http://127.0.0.1:{action_port}/health", actions, 120)
         server = subprocess.Popen([str(rasa), "run", "--enable-api", "-m", str(model), "--port", str(rasa_port),
                                    "--endpoints", "endpoints.yml"], cwd=folder, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
