@@ -67,8 +67,49 @@ async def import_project(session: AsyncSession, *, files: dict[str, str], models
     row = RasaAssistant(name=project.assistant_id or "assistant", files=dict(files), summary=summary,
                         nlu_version=version, created_at=utcnow())
     await RasaRepository(session).add_active(row)
+    if source_dir is None:
+        # An uploaded project's endpoints.yml lives in the data directory and is read at run time like a folder's:
+        # replacing it (`replace_endpoints`, or editing the file) takes effect at the next action, no re-import.
+        target = endpoints_path_of(models_dir, row.id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(files.get("endpoints.yml", ""), encoding="utf-8")
+        row.summary = {**summary, "endpoints_file": str(target)}
     _forget_active_key(session)
     return ImportReport(assistant_id=row.id, name=row.name, nlu_version=version, summary=row.summary)
+
+
+def endpoints_path_of(models_dir: Path, assistant_id: int) -> Path:
+    return Path(models_dir) / f"assistant-{assistant_id}" / "endpoints.yml"
+
+
+async def replace_endpoints(session: AsyncSession, *, text: str, models_dir: Path) -> dict[str, Any]:
+    """Replace the active assistant's endpoints.yml (the file it reads when an action runs; the stored copy too).
+    A folder-imported assistant's file is the folder's own: edit it there."""
+    from bot.rasa.project import action_endpoint_of
+    from bot.rasa.yaml_source import YamlSyntaxError, load_yaml
+
+    row = await RasaRepository(session).active()
+    if row is None or not row.files:
+        raise RasaAssistantMissing("no imported Rasa assistant is active")
+    if (row.summary or {}).get("source_dir"):
+        raise RasaProjectInvalid([{"file": "endpoints.yml", "line": None, "problem":
+                                   "this assistant was imported from a folder: edit its endpoints.yml there "
+                                   f"({row.summary['source_dir']}); it is read at run time"}])
+    try:
+        raw = load_yaml(text) if text.strip() else {}
+    except YamlSyntaxError as error:
+        raise RasaProjectInvalid([{"file": "endpoints.yml", "line": error.line, "problem": error.problem}]) \
+            from error
+    if not isinstance(raw, dict):
+        raise RasaProjectInvalid([{"file": "endpoints.yml", "line": 1, "problem": "endpoints.yml must be a mapping"}])
+    target = endpoints_path_of(models_dir, row.id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    row.files = {**row.files, "endpoints.yml": text}
+    row.summary = {**(row.summary or {}), "endpoints_file": str(target)}
+    await session.flush()
+    endpoint = action_endpoint_of(text)
+    return {"assistant_id": row.id, "endpoints_file": str(target), "action_endpoint": endpoint[0] if endpoint else None}
 
 
 async def connect_server(session: AsyncSession, *, server: RasaServer, files: dict[str, str] | None = None,
@@ -136,8 +177,9 @@ def _build(row: RasaAssistant, models_dir: Path, embedder: Embedder | None) -> A
             log.warning("NLU model %s of assistant %s is missing; retraining", row.nlu_version, row.id)
             parser.train(data=project.nlu)
     source = (row.summary or {}).get("source_dir")
-    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS,
-                     endpoints_file=Path(source) / "endpoints.yml" if source else None)
+    stored = (row.summary or {}).get("endpoints_file")
+    endpoints_file = Path(source) / "endpoints.yml" if source else Path(stored) if stored else None
+    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS, endpoints_file=endpoints_file)
 
 
 # Which assistant is active, per database (keyed weakly by the engine's pool), trusted for ACTIVE_KEY_SECONDS:
