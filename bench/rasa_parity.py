@@ -344,7 +344,7 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
                                   stderr=subprocess.DEVNULL)
         processes.append(server)
         rasa_url = f"http://127.0.0.1:{rasa_port}"
-        wait_up(f"{rasa_url}/status", server, 600)
+        wait_up(f"{rasa_url}/status", server, 1800)  # loading TensorFlow on a busy 2-core box is slow
 
         project = load_project(read_project_folder(project_dir))  # unchanged, as a user imports it
         started = time.monotonic()
