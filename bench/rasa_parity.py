@@ -285,7 +285,11 @@ async def shoptalk_turns(assistant: Any, sender: str, messages: list[str]) -> li
     for message in messages:
         start = len(tracker.events)
         replies = await assistant.handle_message(tracker, message, channel="rest")
-        actions = [str(e.get("name")) for e in tracker.events[start:] if e.get("event") == "action"
+        new = tracker.events[start:]
+        # counted as on Rasa's side: what follows the turn's last user event (a two-stage fallback's
+        # clarification re-logs the message, and real Rasa's tracker is read from there)
+        last_user = max((i for i, e in enumerate(new) if e.get("event") == "user"), default=-1)
+        actions = [str(e.get("name")) for e in new[last_user + 1:] if e.get("event") == "action"
                    and e.get("name") not in SKIPPED_ACTIONS]
         turns.append((actions, [str(r.get("text", "")) for r in replies]))
     return turns

@@ -524,23 +524,31 @@ class Assistant:
 
     # ---------------------------------------------------------------- two-stage fallback
     def _two_stage_fallback(self, tracker: Tracker, policy: str | None) -> bool:
+        """Rasa 3.6's TwoStageFallbackAction: activated, it asks whether the best guess was meant. Then, after each
+        message: an understood intent (anything but nlu_fallback / out_of_scope) ends it as if said in the first
+        place; two low-confidence messages in a row, or out_of_scope -> nlu_fallback -> out_of_scope (the second
+        guess refused too), give up with action_default_fallback; otherwise nlu_fallback asks the affirmation
+        again and out_of_scope (the "No" button) asks to rephrase."""
         intent = tracker.latest_intent
         active = tracker.active_loop == TWO_STAGE
         tracker.events.append(action_event(TWO_STAGE, policy=policy))
+        give_up = _last_intents(tracker, 2) == [FALLBACK_INTENT, FALLBACK_INTENT] or \
+            _last_intents(tracker, 3) == ["out_of_scope", FALLBACK_INTENT, "out_of_scope"]
+        clarified = intent not in (FALLBACK_INTENT, "out_of_scope")
         if not active:
             tracker.events.append(event("active_loop", name=TWO_STAGE))
+        if not active and not give_up:
             self._ask_two_stage(tracker, "action_default_ask_affirmation")
             return False
-        if intent in (FALLBACK_INTENT, "out_of_scope", "deny"):
-            asked = sum(1 for e in tracker.events_since_last_user() if e.get("event") == "bot")
-            rephrased_before = any((e.get("metadata") or {}).get("utter_action") == "utter_ask_rephrase"
-                                   for e in tracker.events[-30:] if e.get("event") == "bot")
-            if rephrased_before and not asked:
-                tracker.events.append(event("active_loop", name=None))
-                message = self.render("utter_default", tracker) or _own("rasa.fallback")
-                tracker.events.append(bot_event(message, utter_action="utter_default"))
-                return False
-            self._ask_two_stage(tracker, "action_default_ask_rephrase")
+        if give_up:
+            message = self.render("utter_default", tracker) or _own("rasa.fallback")
+            tracker.events.append(bot_event(message, utter_action="utter_default"))
+            # the message is reverted and the loop is over (real Rasa's tracker then shows no active loop)
+            tracker.events.extend([event("rewind"), event("active_loop", name=None)])
+            return False
+        if not clarified:
+            self._ask_two_stage(tracker, "action_default_ask_affirmation" if intent == FALLBACK_INTENT
+                                else "action_default_ask_rephrase")
             return False
         # Confirmed or rephrased into something understood: forget the fallback exchange, as Rasa does, and
         # carry on as if the shopper had said this in the first place.
@@ -655,6 +663,26 @@ def _conditions_hold(mapping: dict[str, Any], loop: str | None, requested: Any) 
             continue
         return True
     return False
+
+
+def _last_intents(tracker: Tracker, count: int) -> list[str | None]:
+    """Rasa's _last_n_intent_names: of the last `count` user messages or reverts (since the last restart), the
+    intents of the messages (a revert takes a place but names nothing)."""
+    out: list[str | None] = []
+    seen = 0
+    for item in reversed(tracker.events):
+        kind = item.get("event")
+        if kind == "restart":
+            break
+        if kind not in ("user", "rewind"):
+            continue
+        seen += 1
+        if kind == "user":
+            intent = ((item.get("parse_data") or {}).get("intent") or {}).get("name")
+            out.append(str(intent) if intent else None)
+        if seen == count:
+            break
+    return out
 
 
 def _as_list(value: Any) -> list[Any]:
