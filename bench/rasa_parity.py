@@ -337,18 +337,21 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
                                           encoding="utf-8")
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        if (folder / "actions").exists():
+        if args.rasa_url:  # a real Rasa already serving this project's model (and its actions, if any)
+            rasa_url = args.rasa_url
+        elif (folder / "actions").exists():
             actions = subprocess.Popen([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
                                         str(action_port)], cwd=folder, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
             processes.append(actions)
             wait_up(f"http://127.0.0.1:{action_port}/health", actions, 120)
-        server = subprocess.Popen([str(rasa), "run", "--enable-api", "-m", str(model), "--port", str(rasa_port),
-                                   "--endpoints", "endpoints.yml"], cwd=folder, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        processes.append(server)
-        rasa_url = f"http://127.0.0.1:{rasa_port}"
-        wait_up(f"{rasa_url}/status", server, 1800)  # loading TensorFlow on a busy 2-core box is slow
+        if not args.rasa_url:
+            server = subprocess.Popen([str(rasa), "run", "--enable-api", "-m", str(model), "--port",
+                                       str(rasa_port), "--endpoints", "endpoints.yml"], cwd=folder,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            processes.append(server)
+            rasa_url = f"http://127.0.0.1:{rasa_port}"
+            wait_up(f"{rasa_url}/status", server, 1800)  # loading TensorFlow on a busy 2-core box is slow
 
         project = load_project(read_project_folder(project_dir))  # unchanged, as a user imports it
         started = time.monotonic()
@@ -359,7 +362,8 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
             assistant = Assistant(project, parser=parser, action_client=ActionServerClient(
                 f"http://127.0.0.1:{action_port}/webhook", timeout=10))
             shoptalk_tests = await run_test_stories(assistant)
-            rasa_tests = rasa_test_stories(rasa, folder, model, work / f"{project_dir.name}-rasa-test")
+            rasa_tests = {"skipped": "--no-rasa-test"} if args.no_rasa_test else \
+                rasa_test_stories(rasa, folder, model, work / f"{project_dir.name}-rasa-test")
             talks = conversations(project, generated=args.generated, seed=args.seed)
             total = agree = same_nlu_agree = 0
             differing: list[dict[str, Any]] = []
@@ -438,6 +442,9 @@ def main() -> None:
     parser.add_argument("--policy-epochs", type=int, default=None, help="cap TED epochs (default: --epochs)")
     parser.add_argument("--reuse-model", action="append", default=[],
                         help="<project folder name>=<model.tar.gz> real Rasa trained on the same copy")
+    parser.add_argument("--rasa-url", default=None,
+                        help="use a real Rasa already running this project's model (`rasa run --enable-api`)")
+    parser.add_argument("--no-rasa-test", action="store_true", help="skip `rasa test core` (it loads the model again)")
     parser.add_argument("--train-only", action="store_true", help="only train (and cache) real Rasa's models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=40, help="differing turns printed per project")
