@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,8 +39,11 @@ def trained_model(rasa: Path, project: Path) -> Path:
     model = MODELS / f"{project.name}-{digest.hexdigest()[:12]}.tar.gz"
     if not model.exists():
         MODELS.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(rasa), "train", "--out", str(MODELS), "--fixed-model-name", model.name[:-7]],
-                       cwd=project, check=True, capture_output=True, timeout=3600)
+        with tempfile.TemporaryDirectory(prefix="rasa-train-") as scratch:  # Rasa leaves .rasa/ in its cwd
+            copy = Path(scratch) / project.name
+            shutil.copytree(project, copy)
+            subprocess.run([str(rasa), "train", "--out", str(MODELS), "--fixed-model-name", model.name[:-7]],
+                           cwd=copy, check=True, capture_output=True, timeout=3600)
     return model
 
 
