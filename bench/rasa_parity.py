@@ -360,7 +360,7 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
             parser.train(data=project.nlu)
             shoptalk_seconds = time.monotonic() - started
             assistant = Assistant(project, parser=parser, action_client=ActionServerClient(
-                f"http://127.0.0.1:{action_port}/webhook", timeout=10))
+                args.action_url or f"http://127.0.0.1:{action_port}/webhook", timeout=10))
             shoptalk_tests = await run_test_stories(assistant)
             rasa_tests = {"skipped": "--no-rasa-test"} if args.no_rasa_test else \
                 rasa_test_stories(rasa, folder, model, work / f"{project_dir.name}-rasa-test")
@@ -444,6 +444,7 @@ def main() -> None:
                         help="<project folder name>=<model.tar.gz> real Rasa trained on the same copy")
     parser.add_argument("--rasa-url", default=None,
                         help="use a real Rasa already running this project's model (`rasa run --enable-api`)")
+    parser.add_argument("--action-url", default=None, help="with --rasa-url: the action server it uses")
     parser.add_argument("--no-rasa-test", action="store_true", help="skip `rasa test core` (it loads the model again)")
     parser.add_argument("--train-only", action="store_true", help="only train (and cache) real Rasa's models")
     parser.add_argument("--seed", type=int, default=0)
