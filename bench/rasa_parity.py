@@ -40,6 +40,8 @@ import yaml
 RASA_VERSION = "3.6.21"
 PYTHON310 = sorted(Path("/root/.pyenv/versions").glob("3.10.*/bin/python"))
 SKIPPED_ACTIONS = {"action_listen", "action_session_start"}
+DUCKLING_DOUBLE_PORT = 18765
+DUCKLING_DOUBLE_URL = f"http://127.0.0.1:{DUCKLING_DOUBLE_PORT}"
 
 
 def free_port() -> int:
@@ -75,6 +77,12 @@ def oracle_copy(project: Path, work: Path, epochs: int | None,
         if str(component.get("name", "")).startswith("Spacy"):
             changes.append(f"dropped {component['name']} (spaCy model not installable offline)")
             continue
+        if component.get("name") == "DucklingEntityExtractor":
+            # No Duckling server here: both sides get the same answers from ShopTalk's local extractor, served
+            # over Duckling's HTTP API to real Rasa (`duckling_double`); ShopTalk falls back to it in-process.
+            changes.append(f"DucklingEntityExtractor url {component.get('url')} -> {DUCKLING_DOUBLE_URL} "
+                           "(nlu/duckling.py behind Duckling's /parse)")
+            component["url"] = DUCKLING_DOUBLE_URL
         if epochs and "epochs" in component and int(component["epochs"]) > epochs:
             changes.append(f"{component['name']} epochs {component['epochs']} -> {epochs}")
             component["epochs"] = epochs
@@ -106,6 +114,47 @@ def train_rasa(rasa: Path, folder: Path, reuse: Path | None = None) -> tuple[Pat
     subprocess.run([str(rasa), "train", "--out", str(model.parent), "--fixed-model-name", model.name[:-7]],
                    cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return model, time.monotonic() - started
+
+
+def duckling_double() -> Any:
+    """Duckling's HTTP API (`POST /parse`, form fields text, locale, dims, reftime) answered by ShopTalk's local
+    extractor, so real Rasa's DucklingEntityExtractor and ShopTalk see the same entities (a thread; .shutdown())."""
+    import datetime as dt
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs
+
+    from nlu.duckling import extract_locally
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                                                 .decode("utf-8")).items()}
+            dims = json.loads(form["dims"]) if form.get("dims") else None
+            locale = form.get("locale") or "en_US"
+            reference = dt.datetime.fromtimestamp(int(form["reftime"]) / 1000, dt.UTC) if form.get("reftime") \
+                else None
+            body = json.dumps(extract_locally(form.get("text", ""), dimensions=dims, language=locale.split("_")[0],
+                                              reference=reference)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", DUCKLING_DOUBLE_PORT), Handler)
+    except OSError:
+        # another parity run (e.g. a --train-only one still training) serves the same double there
+        answer = httpx.post(f"{DUCKLING_DOUBLE_URL}/parse", data={"text": "two", "locale": "en_US"}, timeout=10)
+        if not isinstance(answer.json(), list):
+            raise
+        return None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def wait_up(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
@@ -152,7 +201,8 @@ def conversations(project: Any, *, generated: int, seed: int = 0) -> list[dict[s
     sources = [f for f in project.flows if any(isinstance(s, UserStep | OrStep) for s in f.steps)]
     digressions = [i for i in ("bot_challenge", "help", "greet", "thankyou", "out_of_scope", "chitchat")
                    if i in examples]
-    kinds = ["phrasing", "digression", "correction", "restart", "out_of_scope"]
+    kinds = ["phrasing", "digression", "correction", "restart", "out_of_scope", "back", "fallback"]
+    answers = [f"/{i}" for i in ("affirm", "deny") if i in examples]
     nonsense = ["what is the capital of peru", "blorp fizzle", "can you sing me a song about tractors",
                 "asdf qwerty", "¿dónde está la biblioteca?", "the moon is made of cheese"]
     for index in range(generated):
@@ -182,6 +232,10 @@ def conversations(project: Any, *, generated: int, seed: int = 0) -> list[dict[s
             messages = [*messages[:cut], "/restart", *messages]
         elif kind == "out_of_scope":
             messages.insert(cut, rng.choice(nonsense))
+        elif kind == "back":  # Rasa's default intent: action_back undoes the last user turn
+            messages.insert(cut, "/back")
+        elif kind == "fallback":  # low confidence, then an answer to a two-stage fallback's question
+            messages[cut:cut] = [rng.choice(nonsense), rng.choice(answers or ["/out_of_scope"]), rng.choice(nonsense)]
         out.append({"name": f"{kind}: {flow.name}", "kind": kind, "messages": messages})
     return out
 
@@ -231,7 +285,11 @@ async def shoptalk_turns(assistant: Any, sender: str, messages: list[str]) -> li
     for message in messages:
         start = len(tracker.events)
         replies = await assistant.handle_message(tracker, message, channel="rest")
-        actions = [str(e.get("name")) for e in tracker.events[start:] if e.get("event") == "action"
+        new = tracker.events[start:]
+        # counted as on Rasa's side: what follows the turn's last user event (a two-stage fallback's
+        # clarification re-logs the message, and real Rasa's tracker is read from there)
+        last_user = max((i for i, e in enumerate(new) if e.get("event") == "user"), default=-1)
+        actions = [str(e.get("name")) for e in new[last_user + 1:] if e.get("event") == "action"
                    and e.get("name") not in SKIPPED_ACTIONS]
         turns.append((actions, [str(r.get("text", "")) for r in replies]))
     return turns
@@ -270,23 +328,30 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
     folder, changes = oracle_copy(project_dir, work, args.epochs, args.policy_epochs)
     reuse = dict(item.split("=", 1) for item in args.reuse_model).get(project_dir.name)
     model, rasa_seconds = train_rasa(rasa, folder, Path(reuse) if reuse else None)
+    if args.train_only:
+        return {"project": project_dir.name, "oracle_config_changes": changes, "model": str(model),
+                "rasa_train_seconds": round(rasa_seconds, 1) if rasa_seconds is not None else "cached"}
     python = rasa.parent / "python"
     action_port, rasa_port = free_port(), free_port()
     (folder / "endpoints.yml").write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n',
                                           encoding="utf-8")
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        actions = subprocess.Popen([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
-                                    str(action_port)], cwd=folder, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        processes.append(actions)
-        wait_up(f"http://127.0.0.1:{action_port}/health", actions, 120)
-        server = subprocess.Popen([str(rasa), "run", "--enable-api", "-m", str(model), "--port", str(rasa_port),
-                                   "--endpoints", "endpoints.yml"], cwd=folder, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        processes.append(server)
-        rasa_url = f"http://127.0.0.1:{rasa_port}"
-        wait_up(f"{rasa_url}/status", server, 600)
+        if args.rasa_url:  # a real Rasa already serving this project's model (and its actions, if any)
+            rasa_url = args.rasa_url
+        elif (folder / "actions").exists():
+            actions = subprocess.Popen([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
+                                        str(action_port)], cwd=folder, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            processes.append(actions)
+            wait_up(f"http://127.0.0.1:{action_port}/health", actions, 120)
+        if not args.rasa_url:
+            server = subprocess.Popen([str(rasa), "run", "--enable-api", "-m", str(model), "--port",
+                                       str(rasa_port), "--endpoints", "endpoints.yml"], cwd=folder,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            processes.append(server)
+            rasa_url = f"http://127.0.0.1:{rasa_port}"
+            wait_up(f"{rasa_url}/status", server, 1800)  # loading TensorFlow on a busy 2-core box is slow
 
         project = load_project(read_project_folder(project_dir))  # unchanged, as a user imports it
         started = time.monotonic()
@@ -295,9 +360,10 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
             parser.train(data=project.nlu)
             shoptalk_seconds = time.monotonic() - started
             assistant = Assistant(project, parser=parser, action_client=ActionServerClient(
-                f"http://127.0.0.1:{action_port}/webhook", timeout=10))
+                args.action_url or f"http://127.0.0.1:{action_port}/webhook", timeout=10))
             shoptalk_tests = await run_test_stories(assistant)
-            rasa_tests = rasa_test_stories(rasa, folder, model, work / f"{project_dir.name}-rasa-test")
+            rasa_tests = {"skipped": "--no-rasa-test"} if args.no_rasa_test else \
+                rasa_test_stories(rasa, folder, model, work / f"{project_dir.name}-rasa-test")
             talks = conversations(project, generated=args.generated, seed=args.seed)
             total = agree = same_nlu_agree = 0
             differing: list[dict[str, Any]] = []
@@ -376,11 +442,21 @@ def main() -> None:
     parser.add_argument("--policy-epochs", type=int, default=None, help="cap TED epochs (default: --epochs)")
     parser.add_argument("--reuse-model", action="append", default=[],
                         help="<project folder name>=<model.tar.gz> real Rasa trained on the same copy")
+    parser.add_argument("--rasa-url", default=None,
+                        help="use a real Rasa already running this project's model (`rasa run --enable-api`)")
+    parser.add_argument("--action-url", default=None, help="with --rasa-url: the action server it uses")
+    parser.add_argument("--no-rasa-test", action="store_true", help="skip `rasa test core` (it loads the model again)")
+    parser.add_argument("--train-only", action="store_true", help="only train (and cache) real Rasa's models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=40, help="differing turns printed per project")
     args = parser.parse_args()
     rasa = ensure_rasa(Path(args.rasa_venv))
-    results = [asyncio.run(run_project(args, Path(p), rasa)) for p in args.project]
+    duckling = None if args.train_only else duckling_double()
+    try:
+        results = [asyncio.run(run_project(args, Path(p), rasa)) for p in args.project]
+    finally:
+        if duckling is not None:
+            duckling.shutdown()
     json.dump({"rasa_version": RASA_VERSION, "projects": results}, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
 

@@ -209,6 +209,147 @@ def _times(text: str, language: str, reference: dt.datetime) -> list[Span]:
     return spans
 
 
+_ZH_NUM = r"\d{1,4}|[零〇一二两三四五六七八九十百]{1,4}"
+_ZH_DAYS = {"今天": 0, "今日": 0, "今晚": 0, "明天": 1, "明日": 1, "明早": 1, "明晚": 1, "后天": 2, "大后天": 3,
+            "昨天": -1, "昨日": -1, "前天": -2}
+_ZH_WEEKDAYS = {"一": 0, "1": 0, "二": 1, "2": 1, "三": 2, "3": 2, "四": 3, "4": 3, "五": 4, "5": 4, "六": 5, "6": 5,
+                "日": 6, "天": 6, "7": 6}
+# Hours added to a clock reading in this part of the day (下午三点 = 15:00); None: as said.
+_ZH_PERIODS = {"凌晨": 0, "早上": 0, "早晨": 0, "上午": 0, "中午": 12, "下午": 12, "傍晚": 12, "晚上": 12, "今晚": 12,
+               "明晚": 12, "夜里": 12, "明早": 0}
+_ZH_SHIFT_UNITS = {"分钟": "minute", "分": "minute", "小时": "hour", "个小时": "hour", "钟头": "hour", "个钟头": "hour",
+                   "天": "day", "日": "day", "周": "week", "个星期": "week", "星期": "week", "礼拜": "week",
+                   "个礼拜": "week", "个月": "month", "年": "year"}
+_ZH_LOWER_GRAIN = {"minute": "second", "hour": "minute", "day": "hour", "week": "day", "month": "day", "year": "month"}
+_ZH_TIME = re.compile(
+    rf"(?P<shift>(?P<n>{_ZH_NUM}|半)(?P<unit>个小时|小时|个钟头|钟头|分钟|天|个星期|星期|个礼拜|礼拜|周|个月|年)"
+    r"(?:以后|之后|后))"
+    r"|(?:(?P<day>大后天|今天|今日|明天|明日|后天|昨天|昨日|前天)"
+    r"|(?P<week>这个?|本|下下?个?|上个?)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天1-7])"
+    rf"|(?:(?P<month>{_ZH_NUM})月(?P<mday>{_ZH_NUM})[日号]))?"
+    r"(?P<period>凌晨|早上|早晨|上午|中午|下午|傍晚|晚上|夜里|今晚|明晚|明早)?"
+    rf"(?:(?P<hour>{_ZH_NUM})[点點时](?:(?P<half>半)|(?P<quarter>一刻|三刻)|(?P<minute>{_ZH_NUM})分?)?"
+    r"|(?P<hh>\d{1,2})[:：](?P<mm>\d{2}))?")
+
+
+def _zh_int(raw: str) -> int | None:
+    if raw.isdigit():
+        return int(raw)
+    value = _cn_value(raw)
+    return int(value) if value is not None and value.is_integer() else None
+
+
+def _zh_times(text: str, reference: dt.datetime) -> list[Span]:
+    """Chinese time expressions as Duckling's zh rules read them: 明天下午三点 (hour grain), 下周一 (day),
+    3天后 (the reference moved 3 days, one grain finer: hour), 3月5号, 晚上8点半 (minute)."""
+    spans = []
+    for match in _ZH_TIME.finditer(text):
+        if not match.group(0):
+            continue
+        grain: str
+        if match.group("shift"):
+            raw = match.group("n")
+            unit = _ZH_SHIFT_UNITS[match.group("unit")]
+            amount = 0.5 if raw == "半" else _zh_int(raw)
+            if amount is None:
+                continue
+            if unit in ("month", "year"):
+                months = int(amount * (12 if unit == "year" else 1))
+                total = reference.month - 1 + months
+                moment = reference.replace(year=reference.year + total // 12, month=total % 12 + 1,
+                                           day=min(reference.day, 28))
+            else:
+                moment = reference + dt.timedelta(seconds=amount * _SECONDS[unit])
+            grain = _ZH_LOWER_GRAIN[unit]
+        else:
+            day = match.group("day") or match.group("wd") or match.group("mday")
+            period = match.group("period")
+            hour_raw = match.group("hour") or match.group("hh")
+            if not (day or period or hour_raw):
+                continue
+            if not day and not period and match.group("hour") and not (match.group("half") or match.group("minute")):
+                # a bare "三点" is a time only with 点; "三时" alone is too ambiguous
+                if not match.group(0).endswith(("点", "點")):
+                    continue
+            date = reference.date()
+            if match.group("day"):
+                date += dt.timedelta(days=_ZH_DAYS[match.group("day")])
+            elif match.group("wd"):
+                weekday = _ZH_WEEKDAYS[match.group("wd")]
+                which = match.group("week") or ""
+                monday = date - dt.timedelta(days=date.weekday())
+                if which.startswith("下下"):
+                    date = monday + dt.timedelta(days=14 + weekday)
+                elif which.startswith("下"):
+                    date = monday + dt.timedelta(days=7 + weekday)
+                elif which.startswith("上"):
+                    date = monday + dt.timedelta(days=-7 + weekday)
+                elif which:
+                    date = monday + dt.timedelta(days=weekday)
+                else:  # a bare weekday: the next one to come
+                    date += dt.timedelta(days=(weekday - date.weekday()) % 7 or 7)
+            elif match.group("mday"):
+                month, mday = _zh_int(match.group("month")), _zh_int(match.group("mday"))
+                if month is None or mday is None or not (1 <= month <= 12):
+                    continue
+                try:
+                    date = dt.date(reference.year, month, mday)
+                    if date < reference.date():
+                        date = dt.date(reference.year + 1, month, mday)
+                except ValueError:
+                    continue
+            elif match.group("period") in ("今晚",):
+                pass
+            elif match.group("period") in ("明晚", "明早"):
+                date += dt.timedelta(days=1)
+            hour: int | None = None
+            minute = 0
+            grain = "day"
+            if hour_raw:
+                hour = _zh_int(hour_raw)
+                if hour is None or hour > 24:
+                    continue
+                grain = "hour"
+                if match.group("mm"):
+                    minute, grain = int(match.group("mm")), "minute"
+                elif match.group("half"):
+                    minute, grain = 30, "minute"
+                elif match.group("quarter"):
+                    minute, grain = (15 if match.group("quarter") == "一刻" else 45), "minute"
+                elif match.group("minute"):
+                    parsed = _zh_int(match.group("minute"))
+                    if parsed is None or parsed > 59:
+                        continue
+                    minute, grain = parsed, "minute"
+                if period and hour < 12 and _ZH_PERIODS[period] == 12 and not (period == "中午" and hour >= 11):
+                    hour += 12
+                hour %= 24
+            elif period:
+                hour = {"凌晨": 0, "早上": 4, "早晨": 4, "明早": 4, "上午": 0, "中午": 12, "下午": 12, "傍晚": 18,
+                        "晚上": 18, "今晚": 18, "明晚": 18, "夜里": 18}[period]
+                grain = "hour"
+            moment = dt.datetime.combine(date, dt.time(hour or 0, minute), tzinfo=reference.tzinfo)
+            if not day and hour_raw and moment < reference:
+                moment += dt.timedelta(days=1)  # a clock time said alone is the next one
+        moment = _truncate(moment, grain)
+        stamp = moment.isoformat(timespec="milliseconds")
+        spans.append(Span(match.start(), match.end(), "time", {"value": stamp, "grain": grain, "type": "value",
+                                                               "values": [{"value": stamp, "grain": grain,
+                                                                           "type": "value"}]}))
+    return spans
+
+
+def _truncate(moment: dt.datetime, grain: str) -> dt.datetime:
+    if grain == "second":
+        return moment.replace(microsecond=0)
+    if grain == "minute":
+        return moment.replace(second=0, microsecond=0)
+    if grain == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment.replace(day=1) if grain == "month" else moment
+
+
 def _without_overlaps(spans: list[Span]) -> list[Span]:
     """Duckling keeps the longest reading of each stretch of text; inside it, richer dimensions win."""
     rank = {"amount-of-money": 0, "duration": 1, "time": 2, "phone-number": 3, "email": 4, "ordinal": 5,
@@ -245,6 +386,11 @@ def extract_locally(text: str, *, dimensions: Iterable[str] | None = None, langu
         for span in [*spans, *_money(text, numbers), *_durations(text, numbers)]:
             if span.dim != "number":
                 masked[span.start:span.end] = " " * (span.end - span.start)
+        zh_times = _zh_times(text, reference)
+        for span in zh_times:  # a Chinese time is no number (三点) nor a duration (3天后)
+            masked[span.start:span.end] = " " * (span.end - span.start)
+        spans = [s for s in spans if not any(t.start <= s.start and s.end <= t.end for t in zh_times)]
+        spans.extend(zh_times)
         spans.extend(_times("".join(masked), "zh" if language.startswith("zh") else "en", reference))
     out = []
     for span in _without_overlaps(spans):

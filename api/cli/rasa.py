@@ -12,7 +12,7 @@ import typer
 
 from bot.rasa.errors import RasaProjectInvalid
 
-app = typer.Typer(help="Rasa projects: import | test | export.", no_args_is_help=True)
+app = typer.Typer(help="Rasa projects: import | test | export | connect.", no_args_is_help=True)
 
 
 def _echo(payload: dict[str, Any]) -> None:
@@ -150,3 +150,46 @@ def export_command(
     except RasaAssistantMissing as error:
         typer.echo(str(error.detail), err=True)
         raise typer.Exit(2) from error
+
+
+@app.command("connect")
+def connect_command(
+    url: Annotated[str, typer.Argument(help="The Rasa server, e.g. http://rasa:5005")],
+    mode: Annotated[str, typer.Option(help="predict: /conversations/{id}/messages + predict + execute "
+                                           "(needs `rasa run --enable-api`; ShopTalk's actions run in ShopTalk); "
+                                           "rest: Rasa's REST channel webhook")] = "predict",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer")] = 10.0,
+    token_env: Annotated[str | None, typer.Option(help="Environment variable holding Rasa's --auth-token")] = None,
+    project: Annotated[Path | None, typer.Option(help="The Rasa project the server runs (kept for export)")] = None,
+) -> None:
+    """Keep your Rasa server: every turn goes to it, ShopTalk keeps channels, handoff, console and its actions."""
+    from bot.rasa.errors import RasaServerSettingInvalid
+    from bot.rasa.project import read_project_folder
+    from bot.rasa.remote import RasaServer
+    from bot.rasa.service import connect_server
+    from kit.db import Database
+    from kit.settings import get_settings
+
+    try:
+        server = RasaServer(url=url, mode=mode, timeout=timeout, token_env=token_env)
+        files = read_project_folder(project) if project is not None else None
+    except RasaServerSettingInvalid as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from error
+    except RasaProjectInvalid as error:
+        raise _report_invalid(error, doing="nothing was connected") from error
+    settings = get_settings()
+
+    async def run() -> dict[str, Any]:
+        database = Database(settings.database.url)
+        try:
+            async with database.unit_of_work() as session:
+                report = await connect_server(session, server=server, files=files)
+                return {"assistant_id": report.assistant_id, "name": report.name, **report.summary}
+        finally:
+            await database.dispose()
+
+    try:
+        _echo(asyncio.run(run()))
+    except RasaProjectInvalid as error:
+        raise _report_invalid(error, doing="nothing was connected") from error

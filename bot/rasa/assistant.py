@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 from bot import i18n
 from bot.rasa.action_server import ActionServerClient
-from bot.rasa.domain import REQUESTED_SLOT
+from bot.rasa.domain import REQUESTED_SLOT, Form
 from bot.rasa.errors import ActionRejected, ActionServerFailed
 from bot.rasa.project import RasaProject, action_endpoint_of
+from bot.rasa.roles import RoleModel
 from bot.rasa.tracker import LISTEN, SESSION_START, Tracker, action_event, event, slot_event
 from nlu.duckling import DucklingExtractor
 
@@ -79,6 +80,7 @@ class Assistant:
         self._endpoint_seen: tuple[Any, ...] | None = None
         self._endpoint_client: ActionServerClient | None = None
         self.shoptalk_actions = shoptalk_actions or {}
+        self._unique_mappings: dict[str, set[str]] = {}
         self.seed = seed
         self._domain_json = self.domain.to_rasa()
         duckling = project.nlu_settings.duckling
@@ -86,7 +88,7 @@ class Assistant:
             url=duckling["url"], dimensions=duckling["dimensions"],
             locale=duckling["locale"] or ("zh_CN" if project.language.startswith("zh") else "en_US"),
             timezone=duckling["timezone"]) if duckling is not None else None
-        self._role_cues = _role_cues(project)
+        self._roles = RoleModel(project.nlu.examples)
         self._vocabulary = _vocabulary(project)
 
     # ---------------------------------------------------------------- NLU
@@ -145,9 +147,8 @@ class Assistant:
         return data
 
     def _with_roles(self, text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Only the domain's entities, valued as the project's data values them, with roles and groups the way
-        the training data used them (by the word before the entity)."""
-        cues = self._role_cues
+        """Only the domain's entities, valued as the project's data values them, with roles and groups as DIET
+        reports them (learnt from the annotations: `roles.RoleModel`)."""
         vocabulary = self._vocabulary
         known = set(self.domain.entities)
         out = []
@@ -164,17 +165,8 @@ class Assistant:
                 values = vocabulary.get(str(entity["entity"]), {})
                 entity["value"] = values.get(surface.lower(), self.project.nlu.synonyms.get(surface.lower(),
                                                                                             surface))
-            if isinstance(start, int) and entity.get("entity") in cues:
-                before = text[:start].lower().split()
-                cue = cues[str(entity["entity"])].get(before[-1] if before else "")
-                if cue is not None:
-                    role, group = cue
-                    if role:
-                        entity["role"] = role
-                    if group:
-                        entity["group"] = group
             out.append(entity)
-        return out
+        return self._roles.label(text, out) if self._roles else out
 
     def _with_retrieval(self, data: dict[str, Any]) -> dict[str, Any]:
         name = str((data.get("intent") or {}).get("name") or "")
@@ -276,48 +268,70 @@ class Assistant:
 
     # ---------------------------------------------------------------- slots
     async def _extract_slots(self, tracker: Tracker, context: ActionContext) -> None:
-        """Rasa's action_extract_slots: fill slots from their mappings after each user message."""
+        """Rasa 3.6's action_extract_slots: after each user message, each slot's first mapping that yields a value
+        sets it (a SlotSet even when the value is unchanged: a form counts it as extracted). Mappings apply
+        whatever slot is requested unless their `conditions` say otherwise; inside an active form a `from_entity`
+        mapping of another of its slots applies only when no other slot of the form maps the same entity;
+        `from_trigger_intent` applies while a form (of its conditions) is active; an entity fills a mapping only
+        with the same role and group (none = none); a non-list slot takes the last value."""
         loop = tracker.active_loop
         form = self.domain.forms.get(loop or "")
         requested = tracker.get_slot(REQUESTED_SLOT)
+        rejected = tracker.loop_rejected
         intent = tracker.latest_intent
         entities = tracker.latest_entities()
         text = str(tracker.latest_message.get("text") or "")
         custom_actions: list[str] = []
         for slot in self.domain.slots.values():
-            in_form = form is not None and slot.name in form.required_slots
-            if in_form and form is not None and intent in form.ignored_intents:
+            if slot.name == REQUESTED_SLOT:
                 continue
             for mapping in slot.mappings:
-                if not _conditions_hold(mapping, loop, requested):
-                    continue
-                if not _intent_allowed(mapping, intent):
-                    continue
                 kind = mapping["type"]
-                value: Any = None
-                found = False
+                ignored = _loop_ignored_intents(mapping, form) if form is not None else []
+                if not _intent_allowed(mapping, intent, also_unwanted=ignored):
+                    continue
+                if kind != "from_trigger_intent" and mapping.get("conditions") and (
+                        (rejected and requested == slot.name) or not _conditions_hold(mapping, loop, requested)):
+                    continue
+                if kind == "from_entity" and form is not None and requested != slot.name and \
+                        slot.name in form.required_slots and not self._unique_entity_mapping(form, mapping):
+                    continue
+                values: list[Any] = []
                 if kind == "from_entity":
-                    values = [e.get("value") for e in entities if e.get("entity") == mapping["entity"]
-                              and (mapping.get("role") is None or e.get("role") == mapping.get("role"))
-                              and (mapping.get("group") is None or e.get("group") == mapping.get("group"))]
-                    if values:
-                        value, found = (values if slot.type == "list" else values[0]), True
-                elif kind in ("from_text", "from_intent"):
-                    if in_form and requested != slot.name:
-                        continue
-                    if kind == "from_text" and not text.startswith("/"):
-                        value, found = text, True
-                    elif kind == "from_intent":
-                        value, found = mapping.get("value"), True
+                    values = [e.get("value") for e in entities if e.get("entity") == mapping.get("entity")
+                              and e.get("role") == mapping.get("role") and e.get("group") == mapping.get("group")]
+                elif kind == "from_intent":
+                    values = [mapping.get("value")]
+                elif kind == "from_trigger_intent":
+                    loops = [c.get("active_loop") for c in mapping.get("conditions") or [] if isinstance(c, dict)]
+                    if loop is not None and (not loops or loop in loops):
+                        values = [mapping.get("value")]
+                elif kind == "from_text":
+                    values = [text]
                 elif kind == "custom" and mapping.get("action") and mapping["action"] not in custom_actions:
                     custom_actions.append(str(mapping["action"]))
-                if found:
-                    if tracker.get_slot(slot.name) != value:
+                if values:
+                    value: Any = values if slot.type == "list" else values[-1]
+                    if value is not None or tracker.get_slot(slot.name) is not None:
                         tracker.events.append(slot_event(slot.name, value))
-                    break
+                        break
         for action in custom_actions:
             events, responses = await self._call_custom(action, tracker, context)
             self._apply(tracker, events, responses, action)
+
+    def _unique_entity_mapping(self, form: Form, mapping: dict[str, Any]) -> bool:
+        """Rasa's FormAction.entity_mapping_is_unique: no other mapping of the form's slots is the same
+        `from_entity` mapping (so the entity can only mean this slot)."""
+        if form.name not in self._unique_mappings:
+            seen: dict[str, int] = {}
+            for slot_name in form.required_slots:
+                slot = self.domain.slots.get(slot_name)
+                for other in slot.mappings if slot is not None else []:
+                    if other.get("type") == "from_entity":
+                        key = json.dumps(other, sort_keys=True, default=str)
+                        seen[key] = seen.get(key, 0) + 1
+            self._unique_mappings[form.name] = {key for key, count in seen.items() if count == 1}
+        return json.dumps(mapping, sort_keys=True, default=str) in self._unique_mappings[form.name]
 
     # ---------------------------------------------------------------- actions
     async def run_action(self, name: str, tracker: Tracker, context: ActionContext, *,
@@ -510,23 +524,31 @@ class Assistant:
 
     # ---------------------------------------------------------------- two-stage fallback
     def _two_stage_fallback(self, tracker: Tracker, policy: str | None) -> bool:
+        """Rasa 3.6's TwoStageFallbackAction: activated, it asks whether the best guess was meant. Then, after each
+        message: an understood intent (anything but nlu_fallback / out_of_scope) ends it as if said in the first
+        place; two low-confidence messages in a row, or out_of_scope -> nlu_fallback -> out_of_scope (the second
+        guess refused too), give up with action_default_fallback; otherwise nlu_fallback asks the affirmation
+        again and out_of_scope (the "No" button) asks to rephrase."""
         intent = tracker.latest_intent
         active = tracker.active_loop == TWO_STAGE
         tracker.events.append(action_event(TWO_STAGE, policy=policy))
+        give_up = _last_intents(tracker, 2) == [FALLBACK_INTENT, FALLBACK_INTENT] or \
+            _last_intents(tracker, 3) == ["out_of_scope", FALLBACK_INTENT, "out_of_scope"]
+        clarified = intent not in (FALLBACK_INTENT, "out_of_scope")
         if not active:
             tracker.events.append(event("active_loop", name=TWO_STAGE))
+        if not active and not give_up:
             self._ask_two_stage(tracker, "action_default_ask_affirmation")
             return False
-        if intent in (FALLBACK_INTENT, "out_of_scope", "deny"):
-            asked = sum(1 for e in tracker.events_since_last_user() if e.get("event") == "bot")
-            rephrased_before = any((e.get("metadata") or {}).get("utter_action") == "utter_ask_rephrase"
-                                   for e in tracker.events[-30:] if e.get("event") == "bot")
-            if rephrased_before and not asked:
-                tracker.events.append(event("active_loop", name=None))
-                message = self.render("utter_default", tracker) or _own("rasa.fallback")
-                tracker.events.append(bot_event(message, utter_action="utter_default"))
-                return False
-            self._ask_two_stage(tracker, "action_default_ask_rephrase")
+        if give_up:
+            message = self.render("utter_default", tracker) or _own("rasa.fallback")
+            tracker.events.append(bot_event(message, utter_action="utter_default"))
+            # the message is reverted and the loop is over (real Rasa's tracker then shows no active loop)
+            tracker.events.extend([event("rewind"), event("active_loop", name=None)])
+            return False
+        if not clarified:
+            self._ask_two_stage(tracker, "action_default_ask_affirmation" if intent == FALLBACK_INTENT
+                                else "action_default_ask_rephrase")
             return False
         # Confirmed or rephrased into something understood: forget the fallback exchange, as Rasa does, and
         # carry on as if the shopper had said this in the first place.
@@ -630,20 +652,57 @@ def _conditions_hold(mapping: dict[str, Any], loop: str | None, requested: Any) 
     for condition in conditions:
         if not isinstance(condition, dict):
             continue
-        if condition.get("active_loop") != loop:
+        wanted_loop = condition.get("active_loop")
+        if wanted_loop is None:
+            if loop is None:
+                return True
             continue
-        if "requested_slot" in condition and condition.get("requested_slot") != requested:
+        if wanted_loop != loop:
+            continue
+        if condition.get("requested_slot") and condition.get("requested_slot") != requested:
             continue
         return True
     return False
 
 
-def _intent_allowed(mapping: dict[str, Any], intent: str | None) -> bool:
-    wanted = mapping.get("intent")
-    unwanted = mapping.get("not_intent")
-    if wanted is not None and intent not in (wanted if isinstance(wanted, list) else [wanted]):
-        return False
-    return not (unwanted is not None and intent in (unwanted if isinstance(unwanted, list) else [unwanted]))
+def _last_intents(tracker: Tracker, count: int) -> list[str | None]:
+    """Rasa's _last_n_intent_names: of the last `count` user messages or reverts (since the last restart), the
+    intents of the messages (a revert takes a place but names nothing)."""
+    out: list[str | None] = []
+    seen = 0
+    for item in reversed(tracker.events):
+        kind = item.get("event")
+        if kind == "restart":
+            break
+        if kind not in ("user", "rewind"):
+            continue
+        seen += 1
+        if kind == "user":
+            intent = ((item.get("parse_data") or {}).get("intent") or {}).get("name")
+            out.append(str(intent) if intent else None)
+        if seen == count:
+            break
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _intent_allowed(mapping: dict[str, Any], intent: str | None, *, also_unwanted: list[str] | None = None) -> bool:
+    """Rasa's SlotMapping.intent_is_desired: one of `intent`, or (with none listed) not one of `not_intent`
+    (plus the active form's ignored intents)."""
+    wanted = _as_list(mapping.get("intent"))
+    unwanted = [*_as_list(mapping.get("not_intent")), *(also_unwanted or [])]
+    return (not wanted and intent not in unwanted) or intent in wanted
+
+
+def _loop_ignored_intents(mapping: dict[str, Any], form: Form) -> list[str]:
+    """The active form's ignored intents, when the mapping's conditions (if any) name that form."""
+    conditions = mapping.get("conditions")
+    if conditions and not any(isinstance(c, dict) and c.get("active_loop") == form.name for c in conditions):
+        return []
+    return list(form.ignored_intents)
 
 
 
@@ -658,12 +717,3 @@ def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:
     return vocabulary
 
 
-def _role_cues(project: RasaProject) -> dict[str, dict[str, tuple[str | None, str | None]]]:
-    cues: dict[str, dict[str, tuple[str | None, str | None]]] = {}
-    for example in project.nlu.examples:
-        for annotation in example.entities:
-            if annotation.role or annotation.group:
-                before = example.text[:annotation.start].lower().split()
-                cues.setdefault(annotation.entity, {})[before[-1] if before else ""] = (annotation.role,
-                                                                                       annotation.group)
-    return cues

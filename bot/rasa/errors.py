@@ -39,3 +39,16 @@ class ActionRejected(ShopTalkError):
     code = "rasa_action_rejected"
     status = 409
     title = "The action was rejected"
+
+
+class RasaServerFailed(ShopTalkError):
+    """The Rasa server the assistant forwards to is down, slow or answered something that is not Rasa's JSON."""
+
+    code = "rasa_server_failed"
+    status = 502
+    title = "The Rasa server failed"
+
+
+class RasaServerSettingInvalid(InvalidInput):
+    code = "rasa_server_setting_invalid"
+    title = "The Rasa server setting is invalid"

@@ -17,6 +17,7 @@ from bot.rasa.domain import Domain
 from bot.rasa.errors import RasaAssistantMissing, RasaProjectInvalid
 from bot.rasa.models import RasaAssistant
 from bot.rasa.project import RasaProject, load_project
+from bot.rasa.remote import RasaServer
 from bot.rasa.repository import RasaRepository
 from bot.rasa.skills import SHOPTALK_ACTIONS
 from bot.rasa.tracker import Tracker
@@ -66,8 +67,78 @@ async def import_project(session: AsyncSession, *, files: dict[str, str], models
     row = RasaAssistant(name=project.assistant_id or "assistant", files=dict(files), summary=summary,
                         nlu_version=version, created_at=utcnow())
     await RasaRepository(session).add_active(row)
+    if source_dir is None:
+        # An uploaded project's endpoints.yml lives in the data directory and is read at run time like a folder's:
+        # replacing it (`replace_endpoints`, or editing the file) takes effect at the next action, no re-import.
+        target = endpoints_path_of(models_dir, row.id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(files.get("endpoints.yml", ""), encoding="utf-8")
+        row.summary = {**summary, "endpoints_file": str(target)}
     _forget_active_key(session)
     return ImportReport(assistant_id=row.id, name=row.name, nlu_version=version, summary=row.summary)
+
+
+def endpoints_path_of(models_dir: Path, assistant_id: int) -> Path:
+    return Path(models_dir) / f"assistant-{assistant_id}" / "endpoints.yml"
+
+
+async def replace_endpoints(session: AsyncSession, *, text: str, models_dir: Path) -> dict[str, Any]:
+    """Replace the active assistant's endpoints.yml (the file it reads when an action runs; the stored copy too).
+    A folder-imported assistant's file is the folder's own: edit it there."""
+    from bot.rasa.project import action_endpoint_of
+    from bot.rasa.yaml_source import YamlSyntaxError, load_yaml
+
+    row = await RasaRepository(session).active()
+    if row is None or not row.files:
+        raise RasaAssistantMissing("no imported Rasa assistant is active")
+    if (row.summary or {}).get("source_dir"):
+        raise RasaProjectInvalid([{"file": "endpoints.yml", "line": None, "problem":
+                                   "this assistant was imported from a folder: edit its endpoints.yml there "
+                                   f"({row.summary['source_dir']}); it is read at run time"}])
+    try:
+        raw = load_yaml(text) if text.strip() else {}
+    except YamlSyntaxError as error:
+        raise RasaProjectInvalid([{"file": "endpoints.yml", "line": error.line, "problem": error.problem}]) \
+            from error
+    if not isinstance(raw, dict):
+        raise RasaProjectInvalid([{"file": "endpoints.yml", "line": 1, "problem": "endpoints.yml must be a mapping"}])
+    target = endpoints_path_of(models_dir, row.id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    row.files = {**row.files, "endpoints.yml": text}
+    row.summary = {**(row.summary or {}), "endpoints_file": str(target)}
+    await session.flush()
+    endpoint = action_endpoint_of(text)
+    return {"assistant_id": row.id, "endpoints_file": str(target), "action_endpoint": endpoint[0] if endpoint else None}
+
+
+async def connect_server(session: AsyncSession, *, server: RasaServer, files: dict[str, str] | None = None,
+                         name: str | None = None) -> ImportReport:
+    """Make an assistant that forwards every turn to an existing Rasa server (`bot.rasa.remote`) the active one.
+    `files`: the project that server runs, kept for reference and export (optional; validated when given)."""
+    summary: dict[str, Any] = load_project(files).summary() if files else {}
+    summary["rasa_server"] = server.as_dict()
+    row = RasaAssistant(name=name or "rasa-server", files=dict(files or {}), summary=summary, nlu_version=None,
+                        created_at=utcnow())
+    await RasaRepository(session).add_active(row)
+    _forget_active_key(session)
+    return ImportReport(assistant_id=row.id, name=row.name, nlu_version=None, summary=row.summary)
+
+
+_servers: dict[tuple[int, str], RasaServer | None] = {}
+
+
+async def active_server(session: AsyncSession) -> RasaServer | None:
+    """The Rasa server the active assistant forwards turns to, or None (ShopTalk runs the assistant itself)."""
+    key = await _active_key(session)
+    if key is None:
+        return None
+    if key not in _servers:
+        row = await RasaRepository(session).by_id(key[0])
+        raw = (row.summary or {}).get("rasa_server") if row is not None else None
+        _servers.clear()  # only the active assistant's setting is ever asked for
+        _servers[key] = RasaServer.from_dict(raw) if isinstance(raw, dict) else None
+    return _servers[key]
 
 
 async def export_active(session: AsyncSession, *, target: Path) -> dict[str, Any]:
@@ -106,8 +177,9 @@ def _build(row: RasaAssistant, models_dir: Path, embedder: Embedder | None) -> A
             log.warning("NLU model %s of assistant %s is missing; retraining", row.nlu_version, row.id)
             parser.train(data=project.nlu)
     source = (row.summary or {}).get("source_dir")
-    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS,
-                     endpoints_file=Path(source) / "endpoints.yml" if source else None)
+    stored = (row.summary or {}).get("endpoints_file")
+    endpoints_file = Path(source) / "endpoints.yml" if source else Path(stored) if stored else None
+    return Assistant(project, parser=parser, shoptalk_actions=SHOPTALK_ACTIONS, endpoints_file=endpoints_file)
 
 
 # Which assistant is active, per database (keyed weakly by the engine's pool), trusted for ACTIVE_KEY_SECONDS:
@@ -144,6 +216,8 @@ async def active_assistant(session: AsyncSession, *, models_dir: Path,
         return cached
     row = await repo.by_id(key[0])
     assert row is not None
+    if not row.files:
+        return None  # a Rasa server answers (`active_server`); there is no project here to run
     built = await asyncio.to_thread(_build, row, models_dir, embedder)
     with _cache_lock:
         for stale in [known for known in _cache if known != key]:

@@ -51,6 +51,20 @@ async def active_rasa_assistant(session: SessionDep, _: MerchantDep) -> Assistan
     return AssistantOut(assistant_id=row.id, name=row.name, nlu_version=row.nlu_version, summary=row.summary)
 
 
+class EndpointsIn(BaseModel):
+    text: str = Field(max_length=100_000, description="The new endpoints.yml, e.g. 'action_endpoint:\\n  url: "
+                                                     "http://actions:5055/webhook'")
+
+
+@router.put("/api/v1/rasa/assistant/endpoints")
+async def replace_rasa_endpoints(body: EndpointsIn, session: SessionDep, settings: SettingsDep,
+                                 _: MerchantDep) -> dict[str, Any]:
+    """Replace an uploaded assistant's endpoints.yml: the action server is read from it when the next action
+    runs (no re-import, as for a project imported from a folder, whose own file is edited instead)."""
+    return await service.replace_endpoints(session, text=body.text,
+                                           models_dir=service.models_dir_of(settings.data_dir))
+
+
 @router.delete("/api/v1/rasa/assistant", status_code=204)
 async def deactivate_rasa_assistant(session: SessionDep, _: MerchantDep) -> None:
     """ShopTalk's own bot answers again (the imported projects stay stored)."""

@@ -42,6 +42,31 @@ def test_chinese_dimensions() -> None:
     assert _found("等5分钟", "zh") == [("duration", "5分钟", 5)]
 
 
+def _times(text: str) -> list[tuple[str, str, str]]:
+    return [(m["body"], m["value"]["value"], m["value"]["grain"]) for m in extract_locally(text, language="zh",
+                                                                                           reference=REF)
+            if m["dim"] == "time"]
+
+
+def test_chinese_time_expressions_are_times_with_duckling_grain_not_numbers() -> None:
+    # REF is Monday 2026-12-07 10:00 UTC.
+    assert _times("明天下午三点") == [("明天下午三点", "2026-12-08T15:00:00.000+00:00", "hour")]
+    assert _times("下周一可以吗") == [("下周一", "2026-12-14T00:00:00.000+00:00", "day")]
+    # "in N days": the reference moved, one grain finer than the unit (Duckling's inDuration)
+    assert _times("3天后") == [("3天后", "2026-12-10T10:00:00.000+00:00", "hour")]
+    assert _times("三天后送到") == [("三天后", "2026-12-10T10:00:00.000+00:00", "hour")]
+    assert _times("2小时后") == [("2小时后", "2026-12-07T12:00:00.000+00:00", "minute")]
+    assert _times("今天晚上8点半") == [("今天晚上8点半", "2026-12-07T20:30:00.000+00:00", "minute")]
+    assert _times("后天上午10点") == [("后天上午10点", "2026-12-09T10:00:00.000+00:00", "hour")]
+    assert _times("周五") == [("周五", "2026-12-11T00:00:00.000+00:00", "day")]
+    assert _times("3月5号") == [("3月5号", "2027-03-05T00:00:00.000+00:00", "day")]  # the next 5 March
+    for text in ("明天下午三点", "下周一", "3天后"):
+        assert [m["dim"] for m in extract_locally(text, language="zh", reference=REF)] == ["time"], text
+    # numbers, money and durations stay what they were
+    assert _found("我要三个", "zh") == [("number", "三", 3.0)]
+    assert _found("等三天", "zh") == [("duration", "三天", 3)]
+
+
 @pytest.fixture
 def duckling_server() -> Iterator[tuple[str, list[dict[str, list[str]]]]]:
     """A stand-in speaking Duckling's wire protocol (form-encoded POST /parse, JSON list back)."""

@@ -42,10 +42,37 @@ async def test_affirmed_guess_is_answered(two_stage: Assistant) -> None:
     assert chat.tracker.active_loop is None
 
 
-async def test_denied_then_still_unclear_ends_in_the_default_fallback(two_stage: Assistant) -> None:
+async def test_refused_twice_ends_in_the_default_fallback_as_rasa_does(two_stage: Assistant) -> None:
     chat = Chat(two_stage)
     await chat.say("feelin fine-ish")
-    assert await chat.say("no") == ["Can you rephrase that?"]
-    assert await chat.say("feelin fine-ish") == ["Sorry, I didn't get that. Can you rephrase?"]
+    assert await chat.say("/out_of_scope") == ["Can you rephrase that?"]  # the "No" button
+    # still unclear: Rasa asks about its best guess again (nlu_fallback after a rephrase request) ...
+    assert await chat.say("feelin fine-ish") == ["Did you mean 'mood_great'?"]
+    assert chat.tracker.active_loop == "action_two_stage_fallback"
+    # ... and gives up when that is refused too (out_of_scope, nlu_fallback, out_of_scope)
+    assert await chat.say("/out_of_scope") == ["Sorry, I didn't get that. Can you rephrase?"]
     assert chat.tracker.active_loop is None
     assert await chat.say("/greet") == ["Hey! How are you?"]
+
+
+async def test_two_unclear_messages_in_a_row_give_up(two_stage: Assistant) -> None:
+    chat = Chat(two_stage)
+    await chat.say("feelin fine-ish")
+    assert await chat.say("feelin fine-ish") == ["Sorry, I didn't get that. Can you rephrase?"]
+    assert chat.tracker.active_loop is None
+
+
+async def test_a_typed_no_is_understood_and_ends_the_fallback(two_stage: Assistant) -> None:
+    chat = Chat(two_stage)
+    await chat.say("feelin fine-ish")
+    # "no" is read as deny (0.99): an understood intent, so the fallback ends as if "no" had been said first;
+    # nothing answers a bare deny here, so the core fallback does (real Rasa 3.6.21: action_default_fallback)
+    start = len(chat.tracker.events)
+    replies = await chat.say("no")
+    assert replies == ["Sorry, I didn't get that. Can you rephrase?"]
+    turn = chat.tracker.events[start:]
+    last_user = max(i for i, e in enumerate(turn) if e["event"] == "user")
+    assert turn[last_user]["parse_data"]["intent"]["name"] == "deny"
+    assert [e["name"] for e in turn[last_user:] if e["event"] == "action"] == ["action_default_fallback",
+                                                                               "action_listen"]
+    assert chat.tracker.active_loop is None
