@@ -195,7 +195,8 @@ def _out_of_fold_scores(vectors: npt.NDArray[np.float32], texts: list[str], labe
         if not val:
             return val, [], np.zeros((0, len(names)))
         probe = IntentClassifier(config=config, margin=margin)
-        probe.fit(vectors[train], [texts[i] for i in train], [labels[i] for i in train])
+        # Validation rows are in the training languages: the multilingual heads would not score them.
+        probe.fit(vectors[train], [texts[i] for i in train], [labels[i] for i in train], multilingual=False)
         return val, probe.labels, probe.decision_scores(vectors[val], [texts[i] for i in val])
 
     # Two folds at a time: the fits spend most of their time in BLAS/liblinear, outside the GIL.
