@@ -243,7 +243,8 @@ def train_model(
         vectors = cache.encode(texts, embedder)
     else:
         vectors = embedder.encode(texts)
-    config = config or ClassifierConfig()
+    # Settings picked on the whole set, so the validation folds (4/5 of it) are fitted as the final model is.
+    config = (config or ClassifierConfig()).resolved_for(len(texts), len(counts))
     folds = max(2, int(round(1.0 / validation_share)))
     assignment = _stratified_folds(labels, folds=folds, seed=seed)
     metrics: dict[str, Any] = {"examples": len(texts), "intents": len(counts), "validation_folds": folds}
