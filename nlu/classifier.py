@@ -71,7 +71,7 @@ class ClassifierConfig:
     # `multilingual_lr_weight` x that regression + the mean logits of `multilingual_mlp_seeds` MLPs on the
     # same columns (0 seeds: the regression alone, weight 1).
     multilingual_c: float = 3.0
-    multilingual_lr_weight: float = 1.0
+    multilingual_lr_weight: float = 0.0
     multilingual_mlp_seeds: int = 0
     # A message language with at least this many training examples per intent (on average) is scored by
     # the full heads; with fewer, the score slides linearly towards the multilingual heads (none: those alone).
@@ -300,6 +300,11 @@ class IntentClassifier:
     # The multilingual heads: (coef.T, intercept) of the regression on the USE columns, and their MLPs.
     _multi_linear: tuple[FloatArray, FloatArray] | None = None
     _multi_mlps: list[MlpWeights] = field(default_factory=list)
+    # Calibration of the multilingual heads on their own out-of-fold scores: their scores are multiplied by
+    # `multilingual_scale` (so that / temperature gives their own temperature) and a message scored by them
+    # alone is rejected below `multilingual_threshold` (None: the shared threshold).
+    multilingual_scale: float = 1.0
+    multilingual_threshold: float | None = None
 
     # ---------- training ----------
     def fit(self, embeddings: npt.NDArray[np.float32], texts: Sequence[str], labels: Sequence[str], *,
@@ -415,9 +420,9 @@ class IntentClassifier:
         coef_t, intercept = self._multi_linear
         linear: FloatArray = rows @ coef_t + intercept
         if not self._multi_mlps:
-            return linear
+            return self.multilingual_scale * linear
         mlps = sum(mlp_logits(w, rows) for w in self._multi_mlps) / len(self._multi_mlps)
-        out: FloatArray = self.config.multilingual_lr_weight * linear + mlps
+        out: FloatArray = self.multilingual_scale * (self.config.multilingual_lr_weight * linear + mlps)
         return out
 
     def full_head_weights(self, languages: Sequence[str]) -> FloatArray:
@@ -525,8 +530,14 @@ class IntentClassifier:
         return chosen
 
     def threshold_for(self, language: str) -> float:
-        """The rejection threshold of messages in `language`."""
-        return self.thresholds.get(language, self.threshold)
+        """The rejection threshold of messages in `language`: its own when chosen, else the shared one, moved
+        towards the multilingual heads' threshold as far as their weight in the language's mix."""
+        if language in self.thresholds:
+            return self.thresholds[language]
+        if self.multilingual_threshold is None or self._multi_linear is None:
+            return self.threshold
+        weight = float(self.full_head_weights([language])[0])
+        return weight * self.threshold + (1.0 - weight) * self.multilingual_threshold
 
     # ---------- persistence ----------
     def state(self) -> dict[str, Any]:
@@ -536,7 +547,8 @@ class IntentClassifier:
             "model": self._model, "tfidf": self._tfidf,
             "lexical": self._lexical, "mlps": list(self._mlps),
             "language_counts": dict(self.language_counts), "multi_linear": self._multi_linear,
-            "multi_mlps": list(self._multi_mlps),
+            "multi_mlps": list(self._multi_mlps), "multilingual_scale": self.multilingual_scale,
+            "multilingual_threshold": self.multilingual_threshold,
         }
 
     @classmethod
@@ -553,4 +565,7 @@ class IntentClassifier:
         classifier.language_counts = {str(k): int(v) for k, v in state.get("language_counts", {}).items()}
         classifier._multi_linear = state.get("multi_linear")
         classifier._multi_mlps = list(state.get("multi_mlps", []))
+        classifier.multilingual_scale = float(state.get("multilingual_scale", 1.0))
+        threshold = state.get("multilingual_threshold")
+        classifier.multilingual_threshold = None if threshold is None else float(threshold)
         return classifier

@@ -33,7 +33,7 @@ def test_the_notice_is_written_in_the_shoppers_language_when_a_catalog_has_it() 
 async def test_a_chinese_shopper_is_told_once_then_answered_in_english(english_assistant: Assistant) -> None:
     assert english_assistant.project.language == "en"
     chat = Chat(english_assistant, "zh-shopper")
-    first = await chat.say("你好")
+    first = await chat.say("嗨，你好")
     assert first[0].startswith(NOTICE_ZH + "\n\n")
     # the English-only project understood the Chinese greeting (the conversation-start rule answers it)
     assert first[0].removeprefix(NOTICE_ZH + "\n\n") == "Welcome to the cake shop! How are you today?"
