@@ -59,7 +59,7 @@ class ClassifierConfig:
     ensemble_c: float = 30.0
     ensemble_lexical_c: float = 2.0
     ensemble_lr_weight: float = 0.1
-    ensemble_tfidf_weight: float = 0.5
+    ensemble_tfidf_weight: float = 1.0
     ensemble_mlp_hidden: int = 1024
     ensemble_mlp_seeds: int = 1
     ensemble_multilingual_mlp_seeds: int = 0
