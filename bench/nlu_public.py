@@ -141,9 +141,10 @@ def bench_banking77(root: Path, config: ClassifierConfig) -> dict[str, Any]:
     # No validation split in banking77: the n-gram weight is the one chosen on clinc150/massive dev data.
     return {
         "protocol": "train on train.csv, accuracy on test.csv; features MiniLM+USE embeddings + char n-gram SVM",
-        "accuracy": _accuracy(_predict(classifier, parts, config.tfidf_weight), test_labels),
+        # the fitted (resolved) config's weight: a set this size gets the served ensemble's settings
+        "accuracy": _accuracy(_predict(classifier, parts, classifier.config.tfidf_weight), test_labels),
         "accuracy_embeddings_only": _accuracy(_predict(classifier, parts, 0.0), test_labels),
-        "lexical_weight": config.tfidf_weight,
+        "lexical_weight": classifier.config.tfidf_weight, "mlps": len(classifier.state()["mlps"]),
         "fit_seconds": round(seconds, 1),
         "target": 93.7,
     }
