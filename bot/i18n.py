@@ -114,3 +114,25 @@ def format_weekday_time(locale: str, when: datetime) -> str:
 def format_day(locale: str, when: date) -> str:
     """A calendar date the locale's way ('Dec 7, 2026', '2026年12月7日', '7 dic 2026')."""
     return str(format_date(when, format="medium", locale=babel_locale(locale)))
+
+
+def language_name(locale: str, code: str) -> str:
+    """The name of language `code` written in reply language `locale` ('en' in zh: '英语')."""
+    base = code.strip().lower().replace("_", "-").split("-", 1)[0]
+    try:
+        name = Locale.parse(base).get_display_name(babel_locale(locale))
+    except (ValueError, TypeError):
+        return code
+    return str(name) if name else code
+
+
+def other_language_notice(shopper_language: str | None, assistant_language: str) -> str | None:
+    """The line telling a shopper that the assistant answers in `assistant_language`, written in the shopper's
+    language when a catalog for it exists (English otherwise); None when the languages match or the shopper's
+    language is unknown."""
+    assistant = (assistant_language or DEFAULT_LOCALE).strip().lower().replace("_", "-").split("-", 1)[0]
+    shopper = (shopper_language or "").strip().lower().replace("_", "-").split("-", 1)[0]
+    if not shopper or shopper == assistant:
+        return None
+    locale = supported_locale(shopper) or DEFAULT_LOCALE
+    return t(locale, "reply.other_language", language=language_name(locale, assistant))

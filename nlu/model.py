@@ -182,33 +182,49 @@ def _stratified_folds(labels: list[str], *, folds: int, seed: int) -> npt.NDArra
 
 def _out_of_fold_scores(vectors: npt.NDArray[np.float32], texts: list[str], labels: list[str],
                         assignment: npt.NDArray[np.int64], *, folds: int, config: ClassifierConfig,
-                        margin: float) -> tuple[IntentClassifier, npt.NDArray[np.float64], list[int]]:
-    """Scores of every foldable example from a model that never saw it (columns: sorted labels)."""
+                        margin: float) -> tuple[IntentClassifier, npt.NDArray[np.float64],
+                                                npt.NDArray[np.float64] | None, list[int]]:
+    """Scores of every foldable example from a model that never saw it (columns: sorted labels): the full
+    heads' and, when the config has them, the multilingual heads' alone (None otherwise)."""
     names = sorted(set(labels))
     column = {name: i for i, name in enumerate(names)}
     scores = np.zeros((len(labels), len(names)), dtype=np.float64)
+    multi_scores = np.zeros_like(scores) if config.multilingual_c > 0 and vectors.shape[1] == Embedder.dim else None
     held = [i for i in range(len(labels)) if assignment[i] >= 0]
+    empty = np.zeros((0, len(names)))
 
-    def run(fold: int) -> tuple[list[int], list[str], npt.NDArray[np.float64]]:
+    def run(fold: int) -> tuple[list[int], list[str], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         train = [i for i in range(len(labels)) if assignment[i] != fold]
         val = [i for i in range(len(labels)) if assignment[i] == fold]
         if not val:
-            return val, [], np.zeros((0, len(names)))
+            return val, [], empty, None
         probe = IntentClassifier(config=config, margin=margin)
-        probe.fit(vectors[train], [texts[i] for i in train], [labels[i] for i in train])
-        return val, probe.labels, probe.decision_scores(vectors[val], [texts[i] for i in val])
+        probe.fit(vectors[train], [texts[i] for i in train], [labels[i] for i in train],
+                  multilingual=multi_scores is not None)
+        val_texts = [texts[i] for i in val]
+        return val, probe.labels, probe.full_scores(vectors[val], val_texts), probe.multilingual_scores(vectors[val])
 
     # Two folds at a time: the fits spend most of their time in BLAS/liblinear, outside the GIL.
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="nlu-fold") as pool:
-        for val, fold_labels, fold_scores in pool.map(run, range(folds)):
+        for val, fold_labels, fold_scores, fold_multi in pool.map(run, range(folds)):
             if not val:
                 continue
-            # A label missing from this fold's training part keeps a score far below the others.
-            scores[np.ix_(val, range(len(names)))] = fold_scores.min() - 10.0
-            for j, name in enumerate(fold_labels):
-                scores[val, column[name]] = fold_scores[:, j]
+            for target, part in ((scores, fold_scores), (multi_scores, fold_multi)):
+                if target is None or part is None:
+                    continue
+                # A label missing from this fold's training part keeps a score far below the others.
+                target[np.ix_(val, range(len(names)))] = part.min() - 10.0
+                for j, name in enumerate(fold_labels):
+                    target[val, column[name]] = part[:, j]
     reference = IntentClassifier(config=config, margin=margin, labels=names)
-    return reference, scores[held], held
+    return reference, scores[held], None if multi_scores is None else multi_scores[held], held
+
+
+def _no_oos_threshold(probe: IntentClassifier, probs: npt.NDArray[np.float64], val_labels: list[str]) -> float:
+    """No out-of-scope examples: reject only what is less sure than nearly all right answers."""
+    predicted = [probe.labels[i] for i in probs.argmax(axis=1)]
+    right = probs.max(axis=1)[[p == t for p, t in zip(predicted, val_labels, strict=True)]]
+    return float(np.quantile(right, 0.02)) if len(right) else 0.0
 
 
 def new_version(fingerprint: str) -> str:
@@ -242,16 +258,18 @@ def train_model(
         vectors = cache.encode(texts, embedder)
     else:
         vectors = embedder.encode(texts)
-    config = config or ClassifierConfig()
+    # Settings picked on the whole set, so the validation folds (4/5 of it) are fitted as the final model is.
+    config = (config or ClassifierConfig()).resolved_for(len(texts), len(counts))
     folds = max(2, int(round(1.0 / validation_share)))
     assignment = _stratified_folds(labels, folds=folds, seed=seed)
     metrics: dict[str, Any] = {"examples": len(texts), "intents": len(counts), "validation_folds": folds}
     temperature, threshold = 1.0, 0.0
+    multilingual_scale, multilingual_threshold = 1.0, None
     thresholds: dict[str, float] = {}
     if (assignment >= 0).any():
         # Every example is validation data once: k models each trained without one fold.
-        probe, scores, held = _out_of_fold_scores(vectors, texts, labels, assignment, folds=folds, config=config,
-                                                  margin=margin)
+        probe, scores, multi_scores, held = _out_of_fold_scores(vectors, texts, labels, assignment, folds=folds,
+                                                                config=config, margin=margin)
         val_texts = [texts[i] for i in held]
         val_labels = [labels[i] for i in held]
         temperature = probe.calibrate_temperature(scores, val_labels)
@@ -263,10 +281,23 @@ def train_model(
             # Chinese out-of-scope messages through, so each language with enough rows gets its own.
             thresholds = probe.choose_language_thresholds(probs, val_labels, val_languages, oos_labels=OOS_LABELS)
         else:
-            # No out-of-scope examples: reject only what is less sure than nearly all right answers.
-            predicted = [probe.labels[i] for i in probs.argmax(axis=1)]
-            right = probs.max(axis=1)[[p == t for p, t in zip(predicted, val_labels, strict=True)]]
-            threshold = float(np.quantile(right, 0.02)) if len(right) else 0.0
+            threshold = _no_oos_threshold(probe, probs, val_labels)
+        if multi_scores is not None:
+            # The multilingual heads, calibrated the same way on their own out-of-fold scores: the temperature
+            # and threshold of a message in a language the training data lacks.
+            multi_temperature = IntentClassifier(labels=probe.labels).calibrate_temperature(multi_scores, val_labels)
+            multilingual_scale = temperature / multi_temperature
+            multi_probs = _softmax(multi_scores / multi_temperature)
+            if any(label in OOS_LABELS for label in val_labels):
+                multilingual_threshold = IntentClassifier(labels=probe.labels).choose_threshold(
+                    multi_probs, val_labels, oos_labels=OOS_LABELS)
+            else:
+                multilingual_threshold = _no_oos_threshold(probe, multi_probs, val_labels)
+            metrics["multilingual_heads"] = {"temperature": round(multi_temperature, 4),
+                                             "threshold": round(multilingual_threshold, 4),
+                                             "validation_accuracy": round(float(np.mean(
+                                                 [probe.labels[i] == t for i, t in
+                                                  zip(multi_probs.argmax(axis=1), val_labels, strict=True)])), 4)}
         probe.threshold, probe.thresholds = threshold, thresholds
         metrics["validation"] = _validation_metrics(probe, probs, val_texts, val_labels, val_languages)
     classifier = IntentClassifier(config=config, margin=margin)
@@ -274,6 +305,8 @@ def train_model(
     classifier.temperature = temperature
     classifier.threshold = threshold
     classifier.thresholds = dict(thresholds)
+    classifier.multilingual_scale = multilingual_scale
+    classifier.multilingual_threshold = multilingual_threshold
     fingerprint = data.fingerprint()
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     return NluModel(version=new_version(fingerprint), classifier=classifier, entity_data=data, metrics=metrics,

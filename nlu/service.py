@@ -214,17 +214,18 @@ class NluService:
     def classify(self, model: NluModel, texts: Sequence[str],
                  embeddings: npt.NDArray[np.float32]) -> list[ParseResult]:
         """Parse results for texts whose embeddings are already known (used by evaluation)."""
-        probs = model.classifier.predict_proba(embeddings, [t[:MAX_MODEL_CHARS] for t in texts])
-        return [self._result(model, text, embeddings[i], probs[i]) for i, text in enumerate(texts)]
+        languages = [detect_language(text, default=self.default_language) for text in texts]
+        probs = model.classifier.predict_proba(embeddings, [t[:MAX_MODEL_CHARS] for t in texts], languages)
+        return [self._result(model, text, embeddings[i], probs[i], languages[i]) for i, text in enumerate(texts)]
 
     def _finish(self, model: NluModel, text: str, embedding: npt.NDArray[np.float32]) -> ParseResult:
-        probs = model.classifier.predict_proba(embedding[None, :], [text[:MAX_MODEL_CHARS]])[0]
-        return self._result(model, text, embedding, probs)
+        language = detect_language(text, default=self.default_language)
+        probs = model.classifier.predict_proba(embedding[None, :], [text[:MAX_MODEL_CHARS]], [language])[0]
+        return self._result(model, text, embedding, probs, language)
 
     def _result(self, model: NluModel, text: str, embedding: npt.NDArray[np.float32],
-                probs: npt.NDArray[np.float64]) -> ParseResult:
+                probs: npt.NDArray[np.float64], language: str) -> ParseResult:
         classifier = model.classifier
-        language = detect_language(text, default=self.default_language)
         order = np.argsort(-probs)[:RANKING_SIZE]
         ranking = [IntentScore(classifier.labels[i], float(probs[i])) for i in order]
         top = ranking[0]

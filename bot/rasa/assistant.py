@@ -599,6 +599,12 @@ class Assistant:
         values = dict(slots.items())
         values.update(extra or {})
         message = {k: _fill(v, values) for k, v in chosen.items() if k not in ("condition", "channel")}
+        # A shopper writing in a language the project has no responses in is told so once (in their language
+        # when ShopTalk has a catalog for it), then answered in the project's language.
+        notice = i18n.other_language_notice((tracker.latest_message.get("parse_data") or {}).get("language"),
+                                            self.project.language)
+        if notice and not any(e.get("event") == "bot" and notice in str(e.get("text") or "") for e in tracker.events):
+            message["text"] = f"{notice}\n\n{message['text']}" if message.get("text") else notice
         return message
 
 
