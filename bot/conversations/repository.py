@@ -65,6 +65,12 @@ class ConversationRepository:
             _BY_SENDER[False, self._locks(lock)], {"channel": channel, "sender_id": sender_id})
         return found
 
+    async def mode_by_sender(self, channel: str, sender_id: str) -> str | None:
+        """The conversation's mode ("bot" or "human"), unlocked; None before the first message."""
+        mode: str | None = await self.session.scalar(
+            select(Conversation.mode).where(Conversation.channel == channel, Conversation.sender_id == sender_id))
+        return mode
+
     async def by_sender_with_seen(self, channel: str, sender_id: str,
                                   external_id: str) -> tuple[Conversation | None, int | None]:
         """The conversation, locked as `by_sender(lock=True)` locks it, and the id of its message stored under
@@ -96,6 +102,9 @@ class ConversationRepository:
             return []
         result = await self.session.execute(_INSERT_OUTBOUND, rows)
         return [int(new_id) for new_id in result.scalars()]
+
+    async def message_by_id(self, message_id: int) -> ConversationMessage | None:
+        return await self.session.get(ConversationMessage, message_id)
 
     async def by_id(self, conversation_id: int) -> Conversation | None:
         return await self.session.get(Conversation, conversation_id)
