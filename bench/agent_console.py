@@ -37,6 +37,7 @@ import httpx
 import websockets
 from _common import percentile, scratch_postgres, start_api_server, wait_until_serving
 from chat_load import free_port, prepare_database
+from proc_cpu import descendants, machine_busy_seconds, processes
 
 PASSWORD = "bench-console-password-1"
 SETTLE_SECONDS = 5.0
@@ -205,6 +206,13 @@ async def stored_at(database_url: str, message_ids: list[int]) -> dict[int, floa
         await database.dispose()
 
 
+def api_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds so far of the API processes and their children (NLU encoder workers)."""
+    table = processes()
+    pids = set(roots).union(*(descendants(table, root) for root in roots))
+    return sum(table[pid].seconds for pid in pids if pid in table)
+
+
 def summary(values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values]
     return {"count": len(ms), "p50_ms": round(percentile(ms, 0.5), 1), "p99_ms": round(percentile(ms, 0.99), 1),
@@ -250,6 +258,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
         # Shopper -> consoles.
         sent: dict[str, tuple[float, int]] = {}
+        roots = [api.pid for api in processes]
+        cpu_before, machine_before, wall_before = api_cpu_seconds(roots), machine_busy_seconds(), time.monotonic()
 
         async def chat(shopper: Shopper) -> None:
             for n in range(args.messages):
@@ -260,6 +270,10 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
         await asyncio.gather(*(chat(s) for s in shoppers))
         await asyncio.sleep(SETTLE_SECONDS)
+        # The API processes' CPU for the phase (the shoppers' messages, the consoles' refetches, the later parses),
+        # and what the whole box was busy with meanwhile (other work on the machine shows up as the difference).
+        cpu_phase, wall_phase = api_cpu_seconds(roots) - cpu_before, time.monotonic() - wall_before
+        machine_phase = machine_busy_seconds() - machine_before
         same: list[float] = []
         other: list[float] = []
         lost_in = 0
@@ -315,6 +329,9 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                                    "stored_to_console": summary(stored_to_console)},
             "agent_to_shopper": {**summary(replies), "other_process": summary(cross)},
             "messages_sent": len(sent), "replies_sent": len(posted),
+            "cpu": {"api_ms_per_message": round(cpu_phase * 1000 / max(1, len(sent)), 1),
+                    "api_cores_busy": round(cpu_phase / wall_phase, 2),
+                    "machine_cores_busy": round(machine_phase / wall_phase, 2), "cores": os.cpu_count()},
             "lost": {"shopper_to_console": lost_in, "agent_to_shopper": lost_out},
             "doubled": {"shopper_to_console": doubled_in, "agent_to_shopper": doubled_out},
             "logs": str(logs),
