@@ -236,11 +236,16 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         shoppers = [Shopper(i, ports[i % 2], i % 2) for i in range(args.shoppers)]
         await asyncio.gather(*(s.connect() for s in shoppers))
         await asyncio.gather(*(s.say("/human") for s in shoppers))
-        await asyncio.sleep(3.0)
-        ids = await conversation_ids(database_url, [s.session for s in shoppers])
-        missing = [s.index for s in shoppers if s.session not in ids]
-        if missing:
-            raise RuntimeError(f"shoppers without a conversation: {missing}")
+        # Every shopper's conversation stored (on a loaded box the first turns take a while: wait, up to 5 minutes).
+        setup_deadline = time.monotonic() + 300
+        while True:
+            await asyncio.sleep(1.0)
+            ids = await conversation_ids(database_url, [s.session for s in shoppers])
+            missing = [s.index for s in shoppers if s.session not in ids]
+            if not missing:
+                break
+            if time.monotonic() > setup_deadline:
+                raise RuntimeError(f"shoppers without a conversation: {missing}")
         owner: dict[int, Console] = {}
         for shopper in shoppers:
             # Half the conversations are owned by an agent on the shopper's process, half on the other one.

@@ -15,7 +15,7 @@ from bot import i18n
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.handoff._rows import rowcount
-from bot.handoff.agents import ONLINE_SECONDS, AgentRepository
+from bot.handoff.agents import ONLINE_SECONDS, AgentRepository, supervises
 from bot.handoff.csat import ask_rating
 from bot.handoff.errors import (
     AgentNotFound,
@@ -445,7 +445,7 @@ def require_owner(agent: Agent, thread: HandoffThread | None, *, supervisor_may:
         raise NotInHumanMode("The bot is answering this conversation; take it over first.")
     if thread.status != "open":
         raise AlreadyResolved("The conversation is already resolved.")
-    if thread.assignee_id != agent.id and not (supervisor_may and agent.role == "supervisor"):
+    if thread.assignee_id != agent.id and not (supervisor_may and supervises(agent.role)):
         if thread.assignee_id is None:
             raise NotYours("Take the conversation before answering it.", code="take_it_first")
         raise NotYours("This conversation belongs to another agent.")
@@ -485,7 +485,7 @@ async def assign(session: AsyncSession, *, by: Agent, conversation_id: int, agen
     target = await AgentRepository(session).agent(agent_id)
     if target is None or target.shop_id != by.shop_id or target.disabled_at is not None:
         raise AgentNotFound(f"No agent {agent_id} in this shop.")
-    if by.role != "supervisor" and thread.assignee_id != by.id:
+    if not supervises(by.role) and thread.assignee_id != by.id:
         raise NotSupervisor("Only a supervisor can assign a conversation that is not yours.")
     now = utcnow()
     if not await repo.move(conversation_id=conversation_id, shop_id=by.shop_id, from_agent_id=thread.assignee_id,

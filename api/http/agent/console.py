@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import cache
+from html import escape
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,15 +16,16 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import accounts
 from api.deps import get_database, get_settings_dep
 from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
 from api.params import PathId, QueryId
-from bot import handoff
+from bot import handoff, i18n
 from bot.handoff.errors import NotSupervisor
 from bot.handoff.models import Agent
 from bot.messages import ProductCard
-from kit.errors import NotFound
+from kit.errors import NotFound, ShopTalkError
 from kit.fields import MAX_ID, RowId
 from kit.settings import Settings
 
@@ -56,7 +58,8 @@ class SignedIn:
         self.token = token
 
 
-async def signed_in(request: Request) -> SignedIn:
+async def signed_in_account(request: Request) -> SignedIn:
+    """Any account's session (the session itself: who am I, sign out)."""
     token = request.cookies.get(SESSION_COOKIE)
     async with get_database(request).unit_of_work() as session:
         agent = await handoff.agents.agent_for_session(session, token=token)
@@ -64,15 +67,30 @@ async def signed_in(request: Request) -> SignedIn:
     return SignedIn(agent, token)
 
 
-async def signed_in_with_csrf(request: Request) -> SignedIn:
-    """For every state-changing request: a valid session and its CSRF token in the header."""
-    who = await signed_in(request)
+async def account_with_csrf(request: Request) -> SignedIn:
+    who = await signed_in_account(request)
     handoff.agents.check_csrf(session_token=who.token, given=request.headers.get(CSRF_HEADER), secret=_secret(request))
+    return who
+
+
+async def signed_in(request: Request) -> SignedIn:
+    """A console session: a role with the console in `api.accounts.PERMISSIONS` (staff get 403, nothing done)."""
+    who = await signed_in_account(request)
+    accounts.require(who.role, "console")
+    return who
+
+
+async def signed_in_with_csrf(request: Request) -> SignedIn:
+    """For every state-changing request: a valid console session and its CSRF token in the header."""
+    who = await account_with_csrf(request)
+    accounts.require(who.role, "console")
     return who
 
 
 Reader = Annotated[SignedIn, Depends(signed_in)]
 Writer = Annotated[SignedIn, Depends(signed_in_with_csrf)]
+AccountReader = Annotated[SignedIn, Depends(signed_in_account)]
+AccountWriter = Annotated[SignedIn, Depends(account_with_csrf)]
 
 
 async def _agent(session: AsyncSession, who: SignedIn) -> Agent:
@@ -91,8 +109,33 @@ async def _changed(request: Request, shop_id: int, conversation_id: int | None =
 # ---------------------------------------------------------------------------------------------- page
 
 @router.get("/agent", response_class=HTMLResponse, include_in_schema=False)
-async def console_page() -> FileResponse:
+async def console_page(request: Request) -> Response:
+    """The console (its sign-in form when nobody is signed in); a 403 page for an account whose role has no console
+    (staff), in the language the browser asks for."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        try:
+            async with get_database(request).unit_of_work() as session:
+                agent = await handoff.agents.agent_for_session(session, token=token)
+            accounts.require(agent.role, "console")
+        except accounts.NotAllowed:
+            locale = console_locale(request)
+            html = (PAGES / "forbidden.html").read_text(encoding="utf-8")
+            for key in ("forbidden_title", "forbidden_text", "forbidden_back_office", "sign_out"):
+                html = html.replace("{{" + key + "}}", escape(i18n.t(locale, f"console.{key}")))
+            return HTMLResponse(html.replace("{{lang}}", locale), status_code=403, headers=SECURITY_HEADERS)
+        except ShopTalkError:  # an expired session: the sign-in form
+            pass
     return FileResponse(PAGES / "index.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+
+def console_locale(request: Request) -> str:
+    """The console's language: the browser's first supported language (Accept-Language), else English."""
+    for part in request.headers.get("accept-language", "").split(","):
+        found = i18n.supported_locale(part.split(";")[0].strip())
+        if found:
+            return found
+    return i18n.DEFAULT_LOCALE
 
 
 @router.get("/agent/static/{name}", include_in_schema=False)
@@ -456,7 +499,7 @@ async def rules(who: Reader, request: Request) -> handoff.rules.EscalationRules:
             summary="Change the escalation triggers, mixed replies, auto-assignment and opening hours (supervisor)")
 async def save_rules(body: handoff.rules.EscalationRules, who: Writer,
                      request: Request) -> handoff.rules.EscalationRules:
-    if who.role != "supervisor":
+    if not handoff.agents.supervises(who.role):
         raise NotSupervisor("Only a supervisor can change the escalation rules.")
     async with get_database(request).unit_of_work() as session:
         saved = await handoff.rules.save_rules(session, shop_id=who.shop_id, rules=body)

@@ -28,6 +28,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from api import accounts
 from api.deps import get_database
 from bot import handoff
 from bot.channels.runtime import StoredInbound
@@ -327,6 +328,7 @@ async def agent_events(request: Request) -> StreamingResponse:
     token = request.cookies.get(SESSION_COOKIE)
     async with database.unit_of_work() as session:
         agent = await handoff.agents.agent_for_session(session, token=token)
+        accounts.require(agent.role, "console")  # staff: 403 before the stream opens
         await handoff.agents.check_in(session, agent_id=agent.id)
     shop_id, agent_id = agent.shop_id, agent.id
     events = events_of(request.app)
