@@ -86,6 +86,14 @@ class ShopperPanel(BaseModel):
     orders: list[OrderView]
 
 
+class ReplyWindow(BaseModel):
+    """WhatsApp's customer-service window: free text only while open; else a registered template."""
+
+    open: bool
+    closes_at: datetime | None
+    templates: list[str]
+
+
 class ConversationView(BaseModel):
     conversation_id: int
     channel: str
@@ -104,6 +112,7 @@ class ConversationView(BaseModel):
     last_message_id: int = 0
     shopper: ShopperPanel
     canned_values: dict[str, str | None]
+    reply_window: ReplyWindow | None = None  # WhatsApp conversations: in the view, not one more request per reload
 
 
 class ViewRepository:

@@ -22,6 +22,8 @@ from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
 from api.params import PathId, QueryId
 from bot import handoff, i18n
+from bot.channels import repository as channel_contacts
+from bot.channels import whatsapp
 from bot.handoff.errors import NotSupervisor
 from bot.handoff.models import Agent
 from bot.messages import ProductCard
@@ -236,9 +238,15 @@ async def filled_canned(conversation_id: PathId, canned_id: PathId, who: Reader,
 async def conversation(conversation_id: PathId, who: Reader, request: Request,
                        locale: AgentLocale = None) -> handoff.views.ConversationView:
     async with get_database(request).unit_of_work() as session:
-        return await handoff.views.conversation_view(session, agent=await _agent(session, who),
+        view = await handoff.views.conversation_view(session, agent=await _agent(session, who),
                                                      conversation_id=conversation_id,
                                                      locale=handoff.views.agent_locale(locale))
+        if view.channel == whatsapp.CHANNEL:
+            last = await channel_contacts.last_inbound_at(session, channel=view.channel, sender_id=view.sender_id)
+            window = whatsapp.window_of(last, get_settings_dep(request).whatsapp)
+            view.reply_window = handoff.views.ReplyWindow(open=window.open, closes_at=window.closes_at,
+                                                          templates=window.templates)
+        return view
 
 
 class ThreadOut(BaseModel):
@@ -346,7 +354,8 @@ async def catalog_search(who: Reader, request: Request, q: Annotated[str, Query(
                          conversation_id: QueryId) -> list[ProductCard]:
     async with get_database(request).unit_of_work() as session:
         return await handoff.catalog.search_cards(session, agent=await _agent(session, who),
-                                                  conversation_id=conversation_id, query=q)
+                                                  conversation_id=conversation_id, query=q,
+                                                  default_currency=get_settings_dep(request).locale.default_currency)
 
 
 class CardsBody(BaseModel):
@@ -359,7 +368,8 @@ class CardsBody(BaseModel):
 async def send_cards(conversation_id: PathId, body: CardsBody, who: Writer, request: Request) -> SentOut:
     async with get_database(request).unit_of_work() as session:
         message_id = await handoff.catalog.send_cards(session, agent=await _agent(session, who),
-                                                      conversation_id=conversation_id, skus=body.skus, text=body.text)
+                                                      conversation_id=conversation_id, skus=body.skus, text=body.text,
+                                                      default_currency=get_settings_dep(request).locale.default_currency)
     _wake_delivery(request)
     await _changed(request, who.shop_id, conversation_id)
     return SentOut(message_id=message_id)

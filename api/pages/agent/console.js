@@ -615,9 +615,8 @@
   async function loadReplyWindow(view) {
     const box = $("wa-window");
     if (view.channel !== "whatsapp") { box.hidden = true; return; }
-    const windowState = await api("GET", "/conversations/" + view.conversation_id + "/whatsapp-window");
-    if (state.current !== view.conversation_id) return;
-    if (windowState.open) { box.hidden = true; return; }
+    const windowState = view.reply_window;  // part of the conversation's view: no request of its own
+    if (!windowState || windowState.open) { box.hidden = true; return; }
     const since = windowState.closes_at ? "closed since " + new Date(windowState.closes_at).toLocaleString(LANG)
                                         : "not open: the shopper has not written on WhatsApp";
     $("wa-window-text").textContent = "WhatsApp's 24-hour reply window is " + since +
