@@ -85,6 +85,7 @@ class Console:
         self.token_ids: dict[str, int] = {}
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.kinds: defaultdict[str, int] = defaultdict(int)  # events received, by type
 
     async def sign_in(self, email: str) -> None:
         response = await self.http.post("/api/v1/agent/session", json={"email": email, "password": PASSWORD})
@@ -99,6 +100,7 @@ class Console:
                 if not line.startswith("data: "):
                     continue
                 event = json.loads(line[6:])
+                self.kinds[event["type"]] += 1
                 if event["type"] == "hello":
                     self.ready.set()
                 elif event["type"] == "shopper_message":
@@ -282,10 +284,11 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         same: list[float] = []
         other: list[float] = []
         lost_in = 0
+        settled = time.monotonic()
         for token, (at, process) in sent.items():
             for console in consoles:
                 arrived = console.seen.get(token)
-                if arrived is None:
+                if arrived is None or arrived > settled:
                     lost_in += 1
                 else:
                     (same if console.process == process else other).append(arrived - at)
@@ -323,6 +326,9 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
             replies.append(arrived - at)
             if owner[shopper.index].process != shopper.process:
                 cross.append(arrived - at)
+        # Late rather than lost: what reached a console after the settle time (while the replies were measured).
+        late_in = sum(1 for token in sent for c in consoles if c.seen.get(token, 0) > settled)
+        never_in = sum(1 for token in sent for c in consoles if token not in c.seen)
         doubled_out = sum(n - 1 for s in shoppers for n in s.reply_ids.values() if n > 1)
         return {
             "benchmark": "agent_console", "backend": "postgresql+redis", "api_processes": 2,
@@ -337,7 +343,10 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
             "cpu": {"api_ms_per_message": round(cpu_phase * 1000 / max(1, len(sent)), 1),
                     "api_cores_busy": round(cpu_phase / wall_phase, 2),
                     "machine_cores_busy": round(machine_phase / wall_phase, 2), "cores": os.cpu_count()},
-            "lost": {"shopper_to_console": lost_in, "agent_to_shopper": lost_out},
+            "lost": {"shopper_to_console": lost_in, "agent_to_shopper": lost_out,
+                     "shopper_to_console_late": late_in, "shopper_to_console_never": never_in},
+            "console_events": {kind: sum(c.kinds[kind] for c in consoles)
+                               for kind in sorted({k for c in consoles for k in c.kinds})},
             "doubled": {"shopper_to_console": doubled_in, "agent_to_shopper": doubled_out},
             "logs": str(logs),
         }

@@ -803,6 +803,10 @@
     const country = s.country ? (s.country_name ? s.country_name + " (" + s.country + ")" : s.country) : null;
     const rows = [["Name", s.name], ["Email", s.email], ["Language", s.locale], ["Country", country],
                   ["Currency", s.currency], ["Came from", view.channel], ["Channel id", view.sender_id]];
+    const came = s.came_from || {};  // landing page, referrer and UTM (web chat); the deep-link parameter (Telegram)
+    const campaign = ["utm_source", "utm_medium", "utm_campaign"].map((k) => came[k]).filter(Boolean).join(" / ");
+    rows.push(["Landing page", came.landing_page], ["Referrer", came.referrer], ["Campaign", campaign || null]);
+    if (came.start_parameter) rows.push(["Start parameter", came.start_parameter]);
     $("shopper").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "-")]));
     $("orders").replaceChildren(...s.orders.map((o) => el("li", { dataset: { order: o.number } },
       "#" + o.number + " " + o.total_text + " · " + o.status + " · ",

@@ -366,6 +366,8 @@
       query += (query ? "&" : "?") + "shop=" + encodeURIComponent(shop) + "&customer_id=" +
         encodeURIComponent(identity.customerId) + "&signature=" + encodeURIComponent(identity.signature);
     }
+    var came = new URLSearchParams(window.location.search);  // the storefront page and referrer the loader passed
+    if (came.get("page")) { query += (query ? "&" : "?") + "page=" + encodeURIComponent(came.get("page")) + "&ref=" + encodeURIComponent(came.get("ref") || ""); }
     var ws = new WebSocket(scheme + "//" + window.location.host + "/ws/chat" + query);
     socket = ws;
     ws.onopen = function () {
