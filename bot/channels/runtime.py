@@ -59,6 +59,9 @@ class ChannelRuntime:
         # Told after each inbound commits (the agent console's push); a failing listener never fails the turn.
         self.listeners: list[InboundListener] = []
         self._later: set[asyncio.Task[None]] = set()
+        # One later parse at a time: held messages' NLU records never crowd the shoppers' own turns out of the
+        # units of work (or the encoder) while many people are chatting with agents.
+        self._later_slot = asyncio.Semaphore(1)
 
     async def deps(self) -> BotDeps:
         if self._deps is None:
@@ -105,10 +108,12 @@ class ChannelRuntime:
     async def _parse_held(self, inbound: InboundMessage, stored: StoredInbound) -> None:
         """The NLU record of a message held for a person, for the console's "read as" and intent corrections."""
         try:
-            deps = await self.deps()
-            parsed = await understand(inbound, deps=deps)
-            async with self._units_of_work, self.database.unit_of_work() as session:
-                recorded = await parse_held(session, inbound, deps=deps, message_id=stored.message_id, parsed=parsed)
+            async with self._later_slot:
+                deps = await self.deps()
+                parsed = await understand(inbound, deps=deps)
+                async with self._units_of_work, self.database.unit_of_work() as session:
+                    recorded = await parse_held(session, inbound, deps=deps, message_id=stored.message_id,
+                                                parsed=parsed)
         except asyncio.CancelledError:
             raise
         except Exception:  # the message and the agent's view stand without it
