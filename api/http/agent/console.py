@@ -6,6 +6,8 @@ the session's CSRF token, which every state-changing request must echo in the X-
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from functools import cache
 from html import escape
 from pathlib import Path
@@ -128,7 +130,23 @@ async def console_page(request: Request) -> Response:
             return HTMLResponse(html.replace("{{lang}}", locale), status_code=403, headers=SECURITY_HEADERS)
         except ShopTalkError:  # an expired session: the sign-in form
             pass
-    return FileResponse(PAGES / "index.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+    return HTMLResponse(console_html(console_locale(request)), headers={**SECURITY_HEADERS, "Vary": "Accept-Language"})
+
+
+@cache
+def console_html(locale: str) -> str:
+    """The console page in `locale`: its labels from the catalogs (`console.*`), and the words the script shows
+    inlined as JSON data (not script: the CSP runs none)."""
+    html = (PAGES / "index.html").read_text(encoding="utf-8")
+    strings = console_strings(locale)
+    data = json.dumps(strings, ensure_ascii=False).replace("<", "\\u003c")
+    html = html.replace("{{STRINGS}}", data).replace("{{lang}}", locale)
+    return re.sub(r"\{\{(\w+)\}\}", lambda found: escape(strings[found.group(1)]), html)
+
+
+def console_strings(locale: str) -> dict[str, str]:
+    """Every `console.*` text of the catalogs in `locale` (English where that catalog lacks one)."""
+    return {key.removeprefix("console."): i18n.t(locale, key) for key in i18n.keys_with_prefix("console.")}
 
 
 def console_locale(request: Request) -> str:

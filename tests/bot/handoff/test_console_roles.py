@@ -111,3 +111,16 @@ async def test_an_agent_works_only_their_own(client: httpx.AsyncClient, db: Data
     async with db.unit_of_work() as session:
         assert await session.scalar(select(func.count()).select_from(CannedResponse)) == 0
         assert await session.scalar(select(HandoffThread.assignee_id)) == bo
+
+
+async def test_console_labels_follow_the_browser_language(client: httpx.AsyncClient) -> None:
+    chinese = await client.get("/agent", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"})
+    assert chinese.status_code == 200
+    assert '<html lang="zh">' in chinese.text
+    assert "分配给我" in chinese.text  # "Assign to me"
+    assert "Assign to me" not in chinese.text
+    assert '"no_orders": "暂无订单"' in chinese.text  # the script's own words, as JSON data
+    english = await client.get("/agent", headers={"Accept-Language": "fr-FR,en;q=0.5"})
+    assert "Assign to me" in english.text
+    assert '<html lang="en">' in english.text
+    assert chinese.headers["vary"] == "Accept-Language"
