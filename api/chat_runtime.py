@@ -142,7 +142,6 @@ async def stop_chat_channels(channels: ChatChannels) -> None:
             await channels.telegram.stop_polling()
     for task in reversed(channels.tasks):
         await cancel_and_wait(task)
-    await channels.runtime.close()
     if channels.telegram is not None:
         await channels.telegram.close()
     for sender in (channels.whatsapp, channels.wechat):

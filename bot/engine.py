@@ -79,8 +79,8 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     is parsed here, still before the first statement. `delivered_inline`: the channel hands the replies over
     in its own response (REST, a connected web chat), so they get no outbox event (nothing is left to send;
     the stored messages are the record of what was said). `parse_first=False` (the caller saw a person has the
-    conversation): a message held for the person is stored unparsed (`parse_held` records its NLU later), and should
-    the bot have it after all, the turn parses it under the conversation's lock.
+    conversation): a message held for the person is stored unparsed, and should the bot have it after all, the turn
+    parses it under the conversation's lock.
     """
     if parsed is None and parse_first:
         parsed = await understand(inbound, deps=deps)
@@ -145,19 +145,6 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
         await enqueue_many(session, [NewEvent(topic=f"send.{inbound.channel}", payload=saved.model_dump(mode="json"),
                                               idempotency_key=f"msg:{saved.message_id}") for saved in replies])
     return HandleResult(conversation_id=conversation.id, replies=replies, message_id=stored.id)
-
-
-async def parse_held(session: AsyncSession, inbound: InboundMessage, *, deps: BotDeps, message_id: int,
-                     parsed: ParsedMessage | None = None) -> bool:
-    """Record the NLU result of a message held for a person (stored unparsed, so the agent saw it at once): the
-    console shows what the bot read it as. `parsed`: parsed outside the transaction. False when nothing to parse."""
-    if parsed is None:
-        text = text_to_parse(inbound, deps=deps)
-        if text is None:
-            return False
-        parsed = await deps.nlu.parse(text)
-    await conversations.set_inbound_nlu(session, message_id=message_id, nlu=_nlu_record(parsed, policy="human"))
-    return True
 
 
 async def _undo(session: AsyncSession, conversation: Conversation, stored: ConversationMessage) -> None:

@@ -17,8 +17,6 @@ from bot import (
     conversation_history,
     handle_inbound,
     held_by_person,
-    parse_held,
-    text_to_parse,
     understand,
 )
 from bot.messages import ChannelName, InboundMessage
@@ -30,13 +28,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StoredInbound:
-    """A shopper's message just committed (`parsed`: the later NLU record of a message held for a person)."""
+    """A shopper's message just committed."""
 
     conversation_id: int
     message_id: int
     text: str
     held_for_person: bool
-    parsed: bool = False
 
 
 InboundListener = Callable[[StoredInbound], Awaitable[None]]
@@ -58,10 +55,6 @@ class ChannelRuntime:
         self._units_of_work = asyncio.Semaphore(slots)
         # Told after each inbound commits (the agent console's push); a failing listener never fails the turn.
         self.listeners: list[InboundListener] = []
-        self._later: set[asyncio.Task[None]] = set()
-        # One later parse at a time: held messages' NLU records never crowd the shoppers' own turns out of the
-        # units of work (or the encoder) while many people are chatting with agents.
-        self._later_slot = asyncio.Semaphore(1)
 
     async def deps(self) -> BotDeps:
         if self._deps is None:
@@ -74,9 +67,9 @@ class ChannelRuntime:
         """One unit of work per inbound event; `delivered_inline` when the caller hands the replies over itself."""
         deps = await self.deps()
         # While a person has the conversation the bot does not answer: the message is stored and shown to the agent
-        # first, and parsed after (off the agent's critical path). Otherwise the NLU runs first, outside the
-        # transaction: concurrent messages share its micro-batches and no connection (no SQLite write lock) is held
-        # while the encoder works.
+        # at once, unparsed (measured: parsing it later cost more CPU than it was worth under load). Otherwise the
+        # NLU runs first, outside the transaction: concurrent messages share its micro-batches and no connection
+        # (no SQLite write lock) is held while the encoder works.
         held = await self._held_by_person(inbound)
         parsed = None if held else await understand(inbound, deps=deps)
         async with self._units_of_work, self.database.unit_of_work() as session:
@@ -88,10 +81,6 @@ class ChannelRuntime:
             stored = StoredInbound(conversation_id=result.conversation_id, message_id=result.message_id,
                                    text=inbound.text or inbound.payload or "", held_for_person=result.held_for_person)
             await self._tell(stored)
-            if result.held_for_person and parsed is None and text_to_parse(inbound, deps=deps) is not None:
-                task = asyncio.create_task(self._parse_held(inbound, stored), name="parse-held-message")
-                self._later.add(task)
-                task.add_done_callback(self._later.discard)
         return result
 
     async def _held_by_person(self, inbound: InboundMessage) -> bool:
@@ -104,35 +93,6 @@ class ChannelRuntime:
                 await listener(stored)
             except Exception:  # the message is stored; consoles also find it by their own watcher
                 log.warning("inbound listener failed", exc_info=True)
-
-    async def _parse_held(self, inbound: InboundMessage, stored: StoredInbound) -> None:
-        """The NLU record of a message held for a person, for the console's "read as" and intent corrections."""
-        try:
-            async with self._later_slot:
-                deps = await self.deps()
-                parsed = await understand(inbound, deps=deps)
-                async with self._units_of_work, self.database.unit_of_work() as session:
-                    recorded = await parse_held(session, inbound, deps=deps, message_id=stored.message_id,
-                                                parsed=parsed)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the message and the agent's view stand without it
-            log.warning("held message %s could not be parsed", stored.message_id, exc_info=True)
-            return
-        if recorded:
-            await self._tell(StoredInbound(conversation_id=stored.conversation_id, message_id=stored.message_id,
-                                           text=stored.text, held_for_person=True, parsed=True))
-
-    async def close(self) -> None:
-        """Stop the parses still running (their messages are stored and shown; only the "read as" is missing)."""
-        for task in list(self._later):
-            task.cancel()
-        await self.drain()
-
-    async def drain(self) -> None:
-        """Wait for the parses still running for held messages (tests, shutdown)."""
-        while self._later:
-            await asyncio.gather(*list(self._later), return_exceptions=True)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:

@@ -103,9 +103,6 @@ class ConversationRepository:
         result = await self.session.execute(_INSERT_OUTBOUND, rows)
         return [int(new_id) for new_id in result.scalars()]
 
-    async def message_by_id(self, message_id: int) -> ConversationMessage | None:
-        return await self.session.get(ConversationMessage, message_id)
-
     async def by_id(self, conversation_id: int) -> Conversation | None:
         return await self.session.get(Conversation, conversation_id)
 

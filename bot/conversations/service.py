@@ -43,14 +43,6 @@ async def held_by_person(session: AsyncSession, *, channel: str, sender_id: str)
     return await ConversationRepository(session).mode_by_sender(channel, sender_id) == "human"
 
 
-async def set_inbound_nlu(session: AsyncSession, *, message_id: int, nlu: dict[str, Any]) -> None:
-    """Record the NLU result of a message stored before it was parsed (a person had the conversation)."""
-    message = await ConversationRepository(session).message_by_id(message_id)
-    if message is not None and message.nlu is None:
-        message.nlu = nlu
-        await session.flush()
-
-
 async def get_or_create_conversation(session: AsyncSession, *, channel: str, sender_id: str,
                                      lock: bool = False) -> Conversation:
     """The conversation of this channel identity, created on first contact.

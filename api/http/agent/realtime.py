@@ -250,13 +250,10 @@ def shopper_message_event(*, conversation_id: int, message_id: int, text: str) -
 
 def announce_inbound(events: AgentEvents) -> Callable[[StoredInbound], Coroutine[Any, Any, None]]:
     """The channel runtime's listener: a shopper's message goes to every console (all processes, through Redis)
-    as soon as it is committed; the later NLU record of a held message refreshes the open conversation."""
+    as soon as it is committed."""
 
     async def announce(stored: StoredInbound) -> None:
         shop = handoff.DEFAULT_SHOP_ID
-        if stored.parsed:
-            await events.publish(shop, {"type": "conversation", "conversation_id": stored.conversation_id})
-            return
         await events.publish(shop, shopper_message_event(conversation_id=stored.conversation_id,
                                                          message_id=stored.message_id, text=stored.text))
 
