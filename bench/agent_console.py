@@ -37,6 +37,7 @@ import httpx
 import websockets
 from _common import percentile, scratch_postgres, start_api_server, wait_until_serving
 from chat_load import free_port, prepare_database
+from proc_cpu import descendants, machine_busy_seconds, processes
 
 PASSWORD = "bench-console-password-1"
 SETTLE_SECONDS = 5.0
@@ -84,6 +85,7 @@ class Console:
         self.token_ids: dict[str, int] = {}
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.kinds: defaultdict[str, int] = defaultdict(int)  # events received, by type
 
     async def sign_in(self, email: str) -> None:
         response = await self.http.post("/api/v1/agent/session", json={"email": email, "password": PASSWORD})
@@ -98,6 +100,7 @@ class Console:
                 if not line.startswith("data: "):
                     continue
                 event = json.loads(line[6:])
+                self.kinds[event["type"]] += 1
                 if event["type"] == "hello":
                     self.ready.set()
                 elif event["type"] == "shopper_message":
@@ -205,6 +208,13 @@ async def stored_at(database_url: str, message_ids: list[int]) -> dict[int, floa
         await database.dispose()
 
 
+def api_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds so far of the API processes and their children (NLU encoder workers)."""
+    table = processes()
+    pids = set(roots).union(*(descendants(table, root) for root in roots))
+    return sum(table[pid].seconds for pid in pids if pid in table)
+
+
 def summary(values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values]
     return {"count": len(ms), "p50_ms": round(percentile(ms, 0.5), 1), "p99_ms": round(percentile(ms, 0.99), 1),
@@ -228,11 +238,16 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         shoppers = [Shopper(i, ports[i % 2], i % 2) for i in range(args.shoppers)]
         await asyncio.gather(*(s.connect() for s in shoppers))
         await asyncio.gather(*(s.say("/human") for s in shoppers))
-        await asyncio.sleep(3.0)
-        ids = await conversation_ids(database_url, [s.session for s in shoppers])
-        missing = [s.index for s in shoppers if s.session not in ids]
-        if missing:
-            raise RuntimeError(f"shoppers without a conversation: {missing}")
+        # Every shopper's conversation stored (on a loaded box the first turns take a while: wait, up to 5 minutes).
+        setup_deadline = time.monotonic() + 300
+        while True:
+            await asyncio.sleep(1.0)
+            ids = await conversation_ids(database_url, [s.session for s in shoppers])
+            missing = [s.index for s in shoppers if s.session not in ids]
+            if not missing:
+                break
+            if time.monotonic() > setup_deadline:
+                raise RuntimeError(f"shoppers without a conversation: {missing}")
         owner: dict[int, Console] = {}
         for shopper in shoppers:
             # Half the conversations are owned by an agent on the shopper's process, half on the other one.
@@ -250,6 +265,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
         # Shopper -> consoles.
         sent: dict[str, tuple[float, int]] = {}
+        roots = [api.pid for api in processes]
+        cpu_before, machine_before, wall_before = api_cpu_seconds(roots), machine_busy_seconds(), time.monotonic()
 
         async def chat(shopper: Shopper) -> None:
             for n in range(args.messages):
@@ -260,13 +277,18 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
         await asyncio.gather(*(chat(s) for s in shoppers))
         await asyncio.sleep(SETTLE_SECONDS)
+        # The API processes' CPU for the phase (the shoppers' messages, the consoles' refetches, the later parses),
+        # and what the whole box was busy with meanwhile (other work on the machine shows up as the difference).
+        cpu_phase, wall_phase = api_cpu_seconds(roots) - cpu_before, time.monotonic() - wall_before
+        machine_phase = machine_busy_seconds() - machine_before
         same: list[float] = []
         other: list[float] = []
         lost_in = 0
+        settled = time.monotonic()
         for token, (at, process) in sent.items():
             for console in consoles:
                 arrived = console.seen.get(token)
-                if arrived is None:
+                if arrived is None or arrived > settled:
                     lost_in += 1
                 else:
                     (same if console.process == process else other).append(arrived - at)
@@ -304,6 +326,9 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
             replies.append(arrived - at)
             if owner[shopper.index].process != shopper.process:
                 cross.append(arrived - at)
+        # Late rather than lost: what reached a console after the settle time (while the replies were measured).
+        late_in = sum(1 for token in sent for c in consoles if c.seen.get(token, 0) > settled)
+        never_in = sum(1 for token in sent for c in consoles if token not in c.seen)
         doubled_out = sum(n - 1 for s in shoppers for n in s.reply_ids.values() if n > 1)
         return {
             "benchmark": "agent_console", "backend": "postgresql+redis", "api_processes": 2,
@@ -315,7 +340,13 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                                    "stored_to_console": summary(stored_to_console)},
             "agent_to_shopper": {**summary(replies), "other_process": summary(cross)},
             "messages_sent": len(sent), "replies_sent": len(posted),
-            "lost": {"shopper_to_console": lost_in, "agent_to_shopper": lost_out},
+            "cpu": {"api_ms_per_message": round(cpu_phase * 1000 / max(1, len(sent)), 1),
+                    "api_cores_busy": round(cpu_phase / wall_phase, 2),
+                    "machine_cores_busy": round(machine_phase / wall_phase, 2), "cores": os.cpu_count()},
+            "lost": {"shopper_to_console": lost_in, "agent_to_shopper": lost_out,
+                     "shopper_to_console_late": late_in, "shopper_to_console_never": never_in},
+            "console_events": {kind: sum(c.kinds[kind] for c in consoles)
+                               for kind in sorted({k for c in consoles for k in c.kinds})},
             "doubled": {"shopper_to_console": doubled_in, "agent_to_shopper": doubled_out},
             "logs": str(logs),
         }

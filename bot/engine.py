@@ -41,6 +41,8 @@ class HandleResult:
     conversation_id: int
     replies: list[OutboundMessage] = field(default_factory=list)
     duplicate: bool = False
+    message_id: int | None = None  # the inbound as stored (None for a repeat)
+    held_for_person: bool = False  # a person has the conversation: stored as is, the bot did not answer
 
 
 def text_to_parse(inbound: InboundMessage, *, deps: BotDeps) -> str | None:
@@ -69,7 +71,8 @@ async def understand(inbound: InboundMessage, *, deps: BotDeps) -> ParsedMessage
 
 
 async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps: BotDeps,
-                         parsed: ParsedMessage | None = None, delivered_inline: bool = False) -> HandleResult:
+                         parsed: ParsedMessage | None = None, delivered_inline: bool = False,
+                         parse_first: bool = True) -> HandleResult:
     """Store the message with its NLU result, answer it, store the replies and queue them for sending.
 
     Runs in the caller's transaction (the channel commits). A message_id this conversation sent before is not
@@ -79,9 +82,11 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     `understand(inbound)` when the caller ran the NLU before opening the transaction; otherwise the text
     is parsed here, still before the first statement. `delivered_inline`: the channel hands the replies over
     in its own response (REST, a connected web chat), so they get no outbox event (nothing is left to send;
-    the stored messages are the record of what was said).
+    the stored messages are the record of what was said). `parse_first=False` (the caller saw a person has the
+    conversation): a message held for the person is stored unparsed, and should the bot have it after all, the turn
+    parses it under the conversation's lock.
     """
-    if parsed is None:
+    if parsed is None and parse_first:
         parsed = await understand(inbound, deps=deps)
     # A transaction this call begins is its own to undo (the channel's unit of work): the skills then run
     # without a savepoint, and the rare failed turn is rolled back whole and stored again with an apology.
@@ -143,7 +148,7 @@ async def handle_inbound(session: AsyncSession, inbound: InboundMessage, *, deps
     if not delivered_inline:  # handed over in the channel's own response: the stored reply is the record
         await enqueue_many(session, [NewEvent(topic=f"send.{inbound.channel}", payload=saved.model_dump(mode="json"),
                                               idempotency_key=f"msg:{saved.message_id}") for saved in replies])
-    return HandleResult(conversation_id=conversation.id, replies=replies)
+    return HandleResult(conversation_id=conversation.id, replies=replies, message_id=stored.id)
 
 
 async def _undo(session: AsyncSession, conversation: Conversation, stored: ConversationMessage) -> None:
@@ -187,7 +192,7 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
         if parsed is not None:  # the agent sees what the shopper asked for
             stored.nlu = _nlu_record(parsed, policy="human")
         await session.flush()
-        return HandleResult(conversation_id=conversation.id)
+        return HandleResult(conversation_id=conversation.id, message_id=stored.id, held_for_person=True)
     return conversation, stored, shopper_id
 
 

@@ -87,6 +87,11 @@ def t(locale: str | None, key: str, /, *, n: int | None = None, **values: Any) -
     return text.format(**values)
 
 
+def keys_with_prefix(prefix: str) -> list[str]:
+    """The English catalog's keys starting with `prefix` (a page's own words, e.g. "console."), sorted."""
+    return sorted(key for key in _translations()[DEFAULT_LOCALE][1] if key.startswith(prefix))
+
+
 def has_text(locale: str, key: str) -> bool:
     """Whether `locale`'s own catalog has `key` (no fallback to English)."""
     entry = _translations().get(locale)

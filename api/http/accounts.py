@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 
 from api import accounts
 from api.deps import get_database, get_settings_dep
-from api.http.agent.console import SESSION_COOKIE, Reader, Writer
+from api.http.agent.console import SESSION_COOKIE
+from api.http.agent.console import AccountReader as Reader
+from api.http.agent.console import AccountWriter as Writer
 from api.throttle import SignInThrottle, client_ip
 from bot import handoff
 from bot.handoff.errors import WrongCredentials

@@ -2,16 +2,41 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import BotDeps, HandleResult, build_bot_deps, conversation_history, handle_inbound, understand
+from bot import (
+    BotDeps,
+    HandleResult,
+    build_bot_deps,
+    conversation_history,
+    handle_inbound,
+    held_by_person,
+    understand,
+)
 from bot.messages import ChannelName, InboundMessage
 from kit.db import Database
 from kit.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredInbound:
+    """A shopper's message just committed."""
+
+    conversation_id: int
+    message_id: int
+    text: str
+    held_for_person: bool
+
+
+InboundListener = Callable[[StoredInbound], Awaitable[None]]
 
 
 class ChannelRuntime:
@@ -28,6 +53,8 @@ class ChannelRuntime:
         # On PostgreSQL the bound keeps inbound work within the connection pool.
         slots = 1 if database.engine.dialect.name == "sqlite" else max(1, settings.database.pool_size)
         self._units_of_work = asyncio.Semaphore(slots)
+        # Told after each inbound commits (the agent console's push); a failing listener never fails the turn.
+        self.listeners: list[InboundListener] = []
 
     async def deps(self) -> BotDeps:
         if self._deps is None:
@@ -39,15 +66,33 @@ class ChannelRuntime:
     async def handle(self, inbound: InboundMessage, *, delivered_inline: bool = False) -> HandleResult:
         """One unit of work per inbound event; `delivered_inline` when the caller hands the replies over itself."""
         deps = await self.deps()
-        # The NLU runs first, outside the transaction: concurrent messages share its micro-batches and
-        # no connection (no SQLite write lock) is held while the encoder works.
-        parsed = await understand(inbound, deps=deps)
+        # While a person has the conversation the bot does not answer: the message is stored and shown to the agent
+        # at once, unparsed (measured: parsing it later cost more CPU than it was worth under load). Otherwise the
+        # NLU runs first, outside the transaction: concurrent messages share its micro-batches and no connection
+        # (no SQLite write lock) is held while the encoder works.
+        held = await self._held_by_person(inbound)
+        parsed = None if held else await understand(inbound, deps=deps)
         async with self._units_of_work, self.database.unit_of_work() as session:
             result = await handle_inbound(session, inbound, deps=deps, parsed=parsed,
-                                          delivered_inline=delivered_inline)
+                                          delivered_inline=delivered_inline, parse_first=not held)
         if not delivered_inline and result.replies:
             self.outbox_wakeup.set()
+        if result.message_id is not None and not result.duplicate:
+            stored = StoredInbound(conversation_id=result.conversation_id, message_id=result.message_id,
+                                   text=inbound.text or inbound.payload or "", held_for_person=result.held_for_person)
+            await self._tell(stored)
         return result
+
+    async def _held_by_person(self, inbound: InboundMessage) -> bool:
+        async with self.database.sessions() as session:  # a read: waits for no writer
+            return await held_by_person(session, channel=inbound.channel, sender_id=inbound.sender_id)
+
+    async def _tell(self, stored: StoredInbound) -> None:
+        for listener in list(self.listeners):
+            try:
+                await listener(stored)
+            except Exception:  # the message is stored; consoles also find it by their own watcher
+                log.warning("inbound listener failed", exc_info=True)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:

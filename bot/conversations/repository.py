@@ -65,6 +65,12 @@ class ConversationRepository:
             _BY_SENDER[False, self._locks(lock)], {"channel": channel, "sender_id": sender_id})
         return found
 
+    async def mode_by_sender(self, channel: str, sender_id: str) -> str | None:
+        """The conversation's mode ("bot" or "human"), unlocked; None before the first message."""
+        mode: str | None = await self.session.scalar(
+            select(Conversation.mode).where(Conversation.channel == channel, Conversation.sender_id == sender_id))
+        return mode
+
     async def by_sender_with_seen(self, channel: str, sender_id: str,
                                   external_id: str) -> tuple[Conversation | None, int | None]:
         """The conversation, locked as `by_sender(lock=True)` locks it, and the id of its message stored under

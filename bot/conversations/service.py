@@ -38,6 +38,11 @@ class StoredMessage(BaseModel):
     created_at: datetime
 
 
+async def held_by_person(session: AsyncSession, *, channel: str, sender_id: str) -> bool:
+    """True while a person handles the sender's conversation (a cheap unlocked read, before the turn's lock)."""
+    return await ConversationRepository(session).mode_by_sender(channel, sender_id) == "human"
+
+
 async def get_or_create_conversation(session: AsyncSession, *, channel: str, sender_id: str,
                                      lock: bool = False) -> Conversation:
     """The conversation of this channel identity, created on first contact.

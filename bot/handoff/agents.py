@@ -23,6 +23,12 @@ from kit.text import is_email_address
 
 ROLES = ("owner", "staff", "supervisor", "agent")
 CONSOLE_ROLES = ("supervisor", "agent")  # who takes conversations by round-robin
+# Who supervises in the console (rules, canned responses, assigning others' conversations): the shop's owner too.
+SUPERVISOR_ROLES = frozenset({"owner", "supervisor"})
+
+
+def supervises(role: str) -> bool:
+    return role in SUPERVISOR_ROLES
 ONLINE_SECONDS = 45  # an agent whose console has not checked in for this long is offline
 # OWASP's argon2id minimum; a login costs ~20 ms on this hardware.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff._rows import rowcount
+from bot.handoff.agents import supervises
 from bot.handoff.errors import BadAgentInput, CannedNotFound, NotSupervisor
 from bot.handoff.models import Agent, CannedResponse
 from bot.handoff.replies import CANNED_VARIABLE, CANNED_VARIABLES, MAX_REPLY_CHARS, clean_text
@@ -38,7 +39,7 @@ class CannedRepository:
 
 
 def _require_supervisor(agent: Agent, what: str) -> None:
-    if agent.role != "supervisor":
+    if not supervises(agent.role):
         raise NotSupervisor(f"Only a supervisor can {what}.")
 
 

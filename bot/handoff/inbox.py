@@ -15,7 +15,7 @@ from bot import i18n
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.handoff._rows import rowcount
-from bot.handoff.agents import ONLINE_SECONDS, AgentRepository
+from bot.handoff.agents import ONLINE_SECONDS, AgentRepository, supervises
 from bot.handoff.csat import ask_rating
 from bot.handoff.errors import (
     AgentNotFound,
@@ -218,6 +218,25 @@ class InboxRepository:
             .group_by(ConversationMessage.conversation_id))).all()
         return {int(row[0]): int(row[1]) for row in rows}
 
+    async def open_threads_with_unread(self, *, shop_id: int, agent_id: int,
+                                       limit: int = 200) -> list[tuple[int | None, int]]:
+        """(assignee, the agent's unread shopper messages) of each open thread of the shop, in one query (the same
+        200 oldest threads a view lists)."""
+        threads = (select(HandoffThread.conversation_id, HandoffThread.assignee_id)
+                   .where(HandoffThread.shop_id == shop_id, HandoffThread.status == "open")
+                   .order_by(HandoffThread.opened_at, HandoffThread.conversation_id).limit(limit).subquery())
+        read = (select(ConversationRead.conversation_id, ConversationRead.last_read_message_id)
+                .where(ConversationRead.agent_id == agent_id).subquery())
+        unread = (select(func.count(ConversationMessage.id))
+                  .where(ConversationMessage.conversation_id == threads.c.conversation_id,
+                         ConversationMessage.direction == "in",
+                         ConversationMessage.id > func.coalesce(read.c.last_read_message_id, 0))
+                  .correlate(threads, read).scalar_subquery())
+        rows = (await self.session.execute(
+            select(threads.c.assignee_id, unread)
+            .outerjoin(read, read.c.conversation_id == threads.c.conversation_id))).all()
+        return [(None if row[0] is None else int(row[0]), int(row[1])) for row in rows]
+
     async def waiting_since(self, conversation_ids: Sequence[int]) -> dict[int, datetime]:
         """The shopper's oldest message after the last reply a person or the bot gave (system notices don't
         count), per conversation that waits."""
@@ -386,11 +405,23 @@ async def inbox(session: AsyncSession, *, agent: Agent, view: str) -> list[Inbox
 
 async def view_counts(session: AsyncSession, *, agent: Agent) -> list[ViewCount]:
     """Per inbox view: how many conversations and how many unread shopper messages for this agent."""
+    open_threads = await InboxRepository(session).open_threads_with_unread(shop_id=agent.shop_id, agent_id=agent.id)
     counts = []
     for view in ("queue", "mine", "unassigned", "open"):
-        items = await inbox(session, agent=agent, view=view)
-        counts.append(ViewCount(view=view, conversations=len(items), unread=sum(i.unread for i in items)))
+        rows = [unread for assignee, unread in open_threads if _in_view(view, assignee, agent.id)]
+        counts.append(ViewCount(view=view, conversations=len(rows), unread=sum(rows)))
     return counts
+
+
+def _in_view(view: str, assignee: int | None, me: int) -> bool:
+    """Which open threads an inbox view lists (as `InboxRepository.threads` selects them)."""
+    if view == "queue":
+        return assignee is None or assignee == me
+    if view == "mine":
+        return assignee == me
+    if view == "unassigned":
+        return assignee is None
+    return True
 
 
 async def mark_read(session: AsyncSession, *, agent: Agent, conversation_id: int, message_id: int) -> None:
@@ -403,18 +434,14 @@ async def mark_read(session: AsyncSession, *, agent: Agent, conversation_id: int
 async def _people(session: AsyncSession, rows: Sequence[Conversation]) -> dict[int, tuple[str | None, str | None]]:
     """The shopper's name and e-mail per conversation (what an agent recognises, not a channel id)."""
     from commerce.shoppers import service as shoppers
-    from kit.errors import NotFound
 
+    known = await shoppers.shoppers_by_id(session, shopper_ids=[c.shopper_id for c in rows if c.shopper_id is not None])
     found: dict[int, tuple[str | None, str | None]] = {}
     for conversation in rows:
         name, email = None, conversation.email
-        if conversation.shopper_id is not None:
-            try:
-                shopper = await shoppers.get_shopper(session, shopper_id=conversation.shopper_id)
-            except NotFound:
-                shopper = None
-            if shopper is not None:
-                name, email = shopper.name, shopper.email or email
+        shopper = known.get(conversation.shopper_id) if conversation.shopper_id is not None else None
+        if shopper is not None:
+            name, email = shopper.name, shopper.email or email
         found[conversation.id] = (name, email)
     return found
 
@@ -446,7 +473,7 @@ def require_owner(agent: Agent, thread: HandoffThread | None, *, supervisor_may:
         raise NotInHumanMode("The bot is answering this conversation; take it over first.")
     if thread.status != "open":
         raise AlreadyResolved("The conversation is already resolved.")
-    if thread.assignee_id != agent.id and not (supervisor_may and agent.role == "supervisor"):
+    if thread.assignee_id != agent.id and not (supervisor_may and supervises(agent.role)):
         if thread.assignee_id is None:
             raise NotYours("Take the conversation before answering it.", code="take_it_first")
         raise NotYours("This conversation belongs to another agent.")
@@ -487,7 +514,7 @@ async def assign(session: AsyncSession, *, by: Agent, conversation_id: int, agen
     target = await AgentRepository(session).agent(agent_id)
     if target is None or target.shop_id != by.shop_id or target.disabled_at is not None:
         raise AgentNotFound(f"No agent {agent_id} in this shop.")
-    if by.role != "supervisor" and thread.assignee_id != by.id:
+    if not supervises(by.role) and thread.assignee_id != by.id:
         raise NotSupervisor("Only a supervisor can assign a conversation that is not yours.")
     now = utcnow()
     if not await repo.move(conversation_id=conversation_id, shop_id=by.shop_id, from_agent_id=thread.assignee_id,

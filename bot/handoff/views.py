@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import i18n
 from bot.channels import media as channel_media
 from bot.channels import receipts as channel_receipts
+from bot.channels.source import telegram_start
 from bot.conversations import service as conversations
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.handoff.agents import AgentRepository
@@ -96,6 +97,16 @@ class ShopperPanel(BaseModel):
     locale: str | None
     cart: list[dict[str, Any]]
     orders: list[OrderView]
+    # Where they came from: landing_page, referrer, utm_source/medium/campaign (web chat), start_parameter (Telegram).
+    came_from: dict[str, str] | None = None
+
+
+class ReplyWindow(BaseModel):
+    """WhatsApp's customer-service window: free text only while open; else a registered template."""
+
+    open: bool
+    closes_at: datetime | None
+    templates: list[str]
 
 
 class ConversationView(BaseModel):
@@ -116,6 +127,7 @@ class ConversationView(BaseModel):
     last_message_id: int = 0
     shopper: ShopperPanel
     canned_values: dict[str, str | None]
+    reply_window: ReplyWindow | None = None  # WhatsApp conversations: in the view, not one more request per reload
 
 
 class ViewRepository:
@@ -176,6 +188,7 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
             delivery_status=receipts.get(m.id), created_at=m.created_at, media=files.get(m.id)))
     names = {a.id: a.name for a in await AgentRepository(session).agents_of_shop(agent.shop_id)}
     panel = await shopper_panel(session, conversation=conversation, agent_locale=locale)
+    panel.came_from = came_from(rows)
     timeline = [TimelineEvent(id=e.id, kind=e.kind, agent_name=names.get(e.agent_id or 0),
                               target_agent_name=names.get(e.target_agent_id or 0), detail=e.detail,
                               created_at=e.created_at) for e in await repo.events(conversation_id)]
@@ -194,6 +207,20 @@ async def conversation_view(session: AsyncSession, *, agent: Agent, conversation
         notes=[NoteView(id=n.id, agent_name=name, body=n.body, created_at=n.created_at)
                for n, name in await NoteRepository(session).notes(conversation_id)],
         shopper=panel, canned_values=canned_values(panel, agent))
+
+
+def came_from(rows: Sequence[ConversationMessage]) -> dict[str, str] | None:
+    """What the conversation's earliest shopper message says about where they came from."""
+    for m in rows:
+        if m.direction != "in":
+            continue
+        source = ((m.content or {}).get("metadata") or {}).get("source")
+        if isinstance(source, dict) and source:
+            return {str(k): str(v) for k, v in source.items()}
+        start = telegram_start(m.text) or telegram_start(m.payload)
+        if start is not None:
+            return start
+    return None
 
 
 def canned_values(panel: ShopperPanel, agent: Agent) -> dict[str, str | None]:

@@ -23,6 +23,35 @@ from commerce.money import format_money
 from kit.errors import ShopTalkError
 
 
+def shopper_currency(conversation: Conversation, *, default: str) -> str:
+    """The currency prices are shown in: the conversation's, else its country's, else the shop's default."""
+    if conversation.currency:
+        return conversation.currency
+    if conversation.country:
+        currencies = get_territory_currencies(conversation.country)
+        if currencies:
+            return str(currencies[0])
+    return default
+
+
+async def cached_rate(session: AsyncSession, rates: dict[tuple[str, str], Decimal | None], source: str,
+                        target: str) -> Decimal | None:
+    """The rate (with the shop's markup) from `source` to `target`, None when no fresh rate is known; `rates` keeps
+    what was looked up (one lookup per currency pair for a page of cards)."""
+    if source == target:
+        return Decimal(1)
+    if (source, target) not in rates:
+        try:
+            # A savepoint: a failed lookup must not poison the caller's transaction on PostgreSQL.
+            async with session.begin_nested():
+                conversion = await cross_border.convert(session, amount=Decimal(1), from_currency=source,
+                                                        to_currency=target)
+            rates[source, target] = conversion.amount
+        except (ShopTalkError, DBAPIError):
+            rates[source, target] = None
+    return rates[source, target]
+
+
 @dataclass
 class Turn:
     session: AsyncSession
@@ -94,13 +123,7 @@ class Turn:
 
     @property
     def currency(self) -> str:
-        if self.conversation.currency:
-            return self.conversation.currency
-        if self.conversation.country:
-            currencies = get_territory_currencies(self.conversation.country)
-            if currencies:
-                return str(currencies[0])
-        return self.deps.settings.locale.default_currency
+        return shopper_currency(self.conversation, default=self.deps.settings.locale.default_currency)
 
     def country_name(self, code: str) -> str:
         return i18n.country_name(self.locale, code)
@@ -111,18 +134,7 @@ class Turn:
     async def rate(self, source: str, target: str) -> Decimal | None:
         """The rate (with the shop's markup) from `source` to `target`, None when no fresh rate is known;
         looked up once per currency pair in this turn, so a page of cards costs one lookup, not one per card."""
-        if source == target:
-            return Decimal(1)
-        if (source, target) not in self.rates:
-            try:
-                # A savepoint: a failed lookup must not poison the shopper's transaction on PostgreSQL.
-                async with self.session.begin_nested():
-                    conversion = await cross_border.convert(self.session, amount=Decimal(1), from_currency=source,
-                                                            to_currency=target)
-                self.rates[source, target] = conversion.amount
-            except (ShopTalkError, DBAPIError):
-                self.rates[source, target] = None
-        return self.rates[source, target]
+        return await cached_rate(self.session, self.rates, source, target)
 
     async def convert(self, amount: Decimal, source: str, target: str) -> Decimal | None:
         """`amount` exchanged at this turn's rate, None when no fresh rate is known."""

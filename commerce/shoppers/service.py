@@ -1,6 +1,7 @@
 """Shoppers and their identities on each channel, so an order is only ever shown to its owner."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 from sqlalchemy import Select, Table, select
@@ -68,6 +69,14 @@ async def get_shopper(session: AsyncSession, *, shopper_id: int) -> Shopper:
     if shopper is None:
         raise ShopperNotFound(f"No shopper {shopper_id}.")
     return shopper
+
+
+async def shoppers_by_id(session: AsyncSession, *, shopper_ids: Sequence[int]) -> dict[int, Shopper]:
+    """Several shoppers in one query (those that exist), by id."""
+    if not shopper_ids:
+        return {}
+    rows = (await session.scalars(select(Shopper).where(Shopper.id.in_(set(shopper_ids))))).all()
+    return {row.id: row for row in rows}
 
 
 async def identities(session: AsyncSession, *, shopper_id: int) -> list[ShopperIdentity]:

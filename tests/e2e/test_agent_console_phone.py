@@ -294,3 +294,45 @@ async def test_server_restart_under_an_open_console(browser: Any, tmp_path: Path
         await ana.locator("#inbox li", has_text="my parcel never came").click()
         await ana.wait_for_selector("#reply-form:not([hidden])")
         assert await ana.input_value("#reply-text") == "Half-written answer about the parcel"
+
+
+@pytest.mark.parametrize(("viewport", "name"), [(DESKTOP, "desktop"), (PHONE, "phone")])
+async def test_console_in_chinese_and_staff_refused(browser: Any, shop: ServedShop, viewport: dict[str, int],
+                                                    name: str) -> None:
+    await prepare(shop)
+    context = await browser.new_context(viewport=viewport, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = await context.new_page()
+    await page.goto(f"{shop.base_url}/agent")
+    assert await page.locator("#login-submit").inner_text() == "登录"
+    await page.fill("#login-email", "ana@shop.test")
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-submit")
+    await page.wait_for_selector("#console:not([hidden])")
+    await page.wait_for_selector("#live[data-state='live']", timeout=10_000)
+    assert await page.locator("#live-text").inner_text() == "在线"  # the script's words too
+    assert "我的 + 未分配" in await page.locator("#views").inner_text()
+    assert await page.get_attribute("html", "lang") == "zh"
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"agent-console-zh-{name}.png"))
+    await context.close()
+
+    database = Database(shop.database_url)
+    try:
+        async with database.unit_of_work() as session:
+            await handoff.agents.create_agent(session, email=f"stan-{name}@shop.test", name="Stan", role="staff",
+                                              password=PASSWORD)
+    finally:
+        await database.dispose()
+    context = await browser.new_context(viewport=viewport, locale="en-GB")
+    page = await context.new_page()
+    await page.goto(f"{shop.base_url}/agent")
+    await page.fill("#login-email", f"stan-{name}@shop.test")
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-submit")
+    await page.wait_for_timeout(500)
+    response = await page.goto(f"{shop.base_url}/agent")
+    assert response is not None
+    assert response.status == 403
+    assert "No access to the agent console" in await page.inner_text("body")
+    await page.screenshot(path=str(ARTIFACTS / f"agent-console-staff-403-{name}.png"))
+    await context.close()

@@ -6,7 +6,10 @@ the session's CSRF token, which every state-changing request must echo in the X-
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from functools import cache
+from html import escape
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,15 +18,18 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import accounts
 from api.deps import get_database, get_settings_dep
 from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
 from api.params import PathId, QueryId
-from bot import handoff
+from bot import handoff, i18n
+from bot.channels import repository as channel_contacts
+from bot.channels import whatsapp
 from bot.handoff.errors import NotSupervisor
 from bot.handoff.models import Agent
 from bot.messages import ProductCard
-from kit.errors import NotFound
+from kit.errors import NotFound, ShopTalkError
 from kit.fields import MAX_ID, RowId
 from kit.settings import Settings
 
@@ -56,7 +62,8 @@ class SignedIn:
         self.token = token
 
 
-async def signed_in(request: Request) -> SignedIn:
+async def signed_in_account(request: Request) -> SignedIn:
+    """Any account's session (the session itself: who am I, sign out)."""
     token = request.cookies.get(SESSION_COOKIE)
     async with get_database(request).unit_of_work() as session:
         agent = await handoff.agents.agent_for_session(session, token=token)
@@ -64,15 +71,30 @@ async def signed_in(request: Request) -> SignedIn:
     return SignedIn(agent, token)
 
 
-async def signed_in_with_csrf(request: Request) -> SignedIn:
-    """For every state-changing request: a valid session and its CSRF token in the header."""
-    who = await signed_in(request)
+async def account_with_csrf(request: Request) -> SignedIn:
+    who = await signed_in_account(request)
     handoff.agents.check_csrf(session_token=who.token, given=request.headers.get(CSRF_HEADER), secret=_secret(request))
+    return who
+
+
+async def signed_in(request: Request) -> SignedIn:
+    """A console session: a role with the console in `api.accounts.PERMISSIONS` (staff get 403, nothing done)."""
+    who = await signed_in_account(request)
+    accounts.require(who.role, "console")
+    return who
+
+
+async def signed_in_with_csrf(request: Request) -> SignedIn:
+    """For every state-changing request: a valid console session and its CSRF token in the header."""
+    who = await account_with_csrf(request)
+    accounts.require(who.role, "console")
     return who
 
 
 Reader = Annotated[SignedIn, Depends(signed_in)]
 Writer = Annotated[SignedIn, Depends(signed_in_with_csrf)]
+AccountReader = Annotated[SignedIn, Depends(signed_in_account)]
+AccountWriter = Annotated[SignedIn, Depends(account_with_csrf)]
 
 
 async def _agent(session: AsyncSession, who: SignedIn) -> Agent:
@@ -91,8 +113,49 @@ async def _changed(request: Request, shop_id: int, conversation_id: int | None =
 # ---------------------------------------------------------------------------------------------- page
 
 @router.get("/agent", response_class=HTMLResponse, include_in_schema=False)
-async def console_page() -> FileResponse:
-    return FileResponse(PAGES / "index.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+async def console_page(request: Request) -> Response:
+    """The console (its sign-in form when nobody is signed in); a 403 page for an account whose role has no console
+    (staff), in the language the browser asks for."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        try:
+            async with get_database(request).unit_of_work() as session:
+                agent = await handoff.agents.agent_for_session(session, token=token)
+            accounts.require(agent.role, "console")
+        except accounts.NotAllowed:
+            locale = console_locale(request)
+            html = (PAGES / "forbidden.html").read_text(encoding="utf-8")
+            for key in ("forbidden_title", "forbidden_text", "forbidden_back_office", "sign_out"):
+                html = html.replace("{{" + key + "}}", escape(i18n.t(locale, f"console.{key}")))
+            return HTMLResponse(html.replace("{{lang}}", locale), status_code=403, headers=SECURITY_HEADERS)
+        except ShopTalkError:  # an expired session: the sign-in form
+            pass
+    return HTMLResponse(console_html(console_locale(request)), headers={**SECURITY_HEADERS, "Vary": "Accept-Language"})
+
+
+@cache
+def console_html(locale: str) -> str:
+    """The console page in `locale`: its labels from the catalogs (`console.*`), and the words the script shows
+    inlined as JSON data (not script: the CSP runs none)."""
+    html = (PAGES / "index.html").read_text(encoding="utf-8")
+    strings = console_strings(locale)
+    data = json.dumps(strings, ensure_ascii=False).replace("<", "\\u003c")
+    html = html.replace("{{STRINGS}}", data).replace("{{lang}}", locale)
+    return re.sub(r"\{\{(\w+)\}\}", lambda found: escape(strings[found.group(1)]), html)
+
+
+def console_strings(locale: str) -> dict[str, str]:
+    """Every `console.*` text of the catalogs in `locale` (English where that catalog lacks one)."""
+    return {key.removeprefix("console."): i18n.t(locale, key) for key in i18n.keys_with_prefix("console.")}
+
+
+def console_locale(request: Request) -> str:
+    """The console's language: the browser's first supported language (Accept-Language), else English."""
+    for part in request.headers.get("accept-language", "").split(","):
+        found = i18n.supported_locale(part.split(";")[0].strip())
+        if found:
+            return found
+    return i18n.DEFAULT_LOCALE
 
 
 @router.get("/agent/static/{name}", include_in_schema=False)
@@ -193,9 +256,15 @@ async def filled_canned(conversation_id: PathId, canned_id: PathId, who: Reader,
 async def conversation(conversation_id: PathId, who: Reader, request: Request,
                        locale: AgentLocale = None) -> handoff.views.ConversationView:
     async with get_database(request).unit_of_work() as session:
-        return await handoff.views.conversation_view(session, agent=await _agent(session, who),
+        view = await handoff.views.conversation_view(session, agent=await _agent(session, who),
                                                      conversation_id=conversation_id,
                                                      locale=handoff.views.agent_locale(locale))
+        if view.channel == whatsapp.CHANNEL:
+            last = await channel_contacts.last_inbound_at(session, channel=view.channel, sender_id=view.sender_id)
+            window = whatsapp.window_of(last, get_settings_dep(request).whatsapp)
+            view.reply_window = handoff.views.ReplyWindow(open=window.open, closes_at=window.closes_at,
+                                                          templates=window.templates)
+        return view
 
 
 class ThreadOut(BaseModel):
@@ -307,7 +376,8 @@ async def catalog_search(who: Reader, request: Request, q: Annotated[str, Query(
                          conversation_id: QueryId) -> list[ProductCard]:
     async with get_database(request).unit_of_work() as session:
         return await handoff.catalog.search_cards(session, agent=await _agent(session, who),
-                                                  conversation_id=conversation_id, query=q)
+                                                  conversation_id=conversation_id, query=q,
+                                                  default_currency=get_settings_dep(request).locale.default_currency)
 
 
 class CardsBody(BaseModel):
@@ -320,7 +390,8 @@ class CardsBody(BaseModel):
 async def send_cards(conversation_id: PathId, body: CardsBody, who: Writer, request: Request) -> SentOut:
     async with get_database(request).unit_of_work() as session:
         message_id = await handoff.catalog.send_cards(session, agent=await _agent(session, who),
-                                                      conversation_id=conversation_id, skus=body.skus, text=body.text)
+                                                      conversation_id=conversation_id, skus=body.skus, text=body.text,
+                                                      default_currency=get_settings_dep(request).locale.default_currency)
     _wake_delivery(request)
     await _changed(request, who.shop_id, conversation_id)
     return SentOut(message_id=message_id)
@@ -460,7 +531,7 @@ async def rules(who: Reader, request: Request) -> handoff.rules.EscalationRules:
             summary="Change the escalation triggers, mixed replies, auto-assignment and opening hours (supervisor)")
 async def save_rules(body: handoff.rules.EscalationRules, who: Writer,
                      request: Request) -> handoff.rules.EscalationRules:
-    if who.role != "supervisor":
+    if not handoff.agents.supervises(who.role):
         raise NotSupervisor("Only a supervisor can change the escalation rules.")
     async with get_database(request).unit_of_work() as session:
         saved = await handoff.rules.save_rules(session, shop_id=who.shop_id, rules=body)

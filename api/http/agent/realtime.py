@@ -7,10 +7,12 @@ supervisor changed the escalation rules or canned responses); the console refetc
 the agent. On shutdown every stream gets {"type": "reconnect"} and ends, so the server stops at once (uvicorn
 waits for open responses) and consoles reconnect, to another process or to this one once it is back.
 Agent actions are published through Redis pub/sub when settings.redis.url is set
-(every API process relays them to its own consoles) and in-process otherwise. Shopper messages are found by
-each process's own watcher (while a console is connected to it), which polls the database for new messages
-every 250 ms, opens inbox threads for conversations handed to a person and round-robins waiting
-conversations, so consoles on every process see them within a second.
+(every API process relays them to its own consoles) and in-process otherwise. A shopper's message is pushed the
+same way the moment the channel runtime has committed it (`announce_inbound`), before the NLU reads it when a
+person has the conversation. Each process's own watcher (while a console is connected to it) also polls the
+database every 250 ms, for what no process announced (the bot's replies, hand-offs, another writer) and as the
+safety net when Redis is down; it opens inbox threads for conversations handed to a person and round-robins waiting
+conversations. A message announced and also found by the watcher reaches each console once (`_announced`).
 """
 from __future__ import annotations
 
@@ -19,14 +21,17 @@ import contextlib
 import json
 import logging
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from api import accounts
 from api.deps import get_database
 from bot import handoff
+from bot.channels.runtime import StoredInbound
 from kit.db import Database
 from kit.errors import ShopTalkError
 from kit.pubsub import RedisPubSub
@@ -42,6 +47,7 @@ HEARTBEAT_SECONDS = 15.0
 PREVIEW_CHARS = 80
 Event = dict[str, Any]
 RECONNECT: Event = {"type": "reconnect"}
+ANNOUNCED_KEPT = 5000  # shopper message ids remembered per process, so the watcher does not tell them twice
 _HUBS: weakref.WeakSet[AgentEvents] = weakref.WeakSet()
 
 
@@ -56,7 +62,24 @@ class AgentEvents:
         # Set while this process's watcher follows the database: a stream says hello only then, and the console
         # refetches on hello, so nothing falls between its first load and the first event.
         self.watching = asyncio.Event()
+        self._announced: OrderedDict[int, None] = OrderedDict()
         _HUBS.add(self)
+
+    def announced(self, message_id: int) -> bool:
+        return message_id in self._announced
+
+    def _first_time(self, event: Event) -> bool:
+        """False for a shopper message already told to this process's consoles (pushed, then found by the watcher,
+        or the other way round)."""
+        if event.get("type") != "shopper_message":
+            return True
+        message_id = int(event["message_id"])
+        if message_id in self._announced:
+            return False
+        self._announced[message_id] = None
+        while len(self._announced) > ANNOUNCED_KEPT:
+            self._announced.popitem(last=False)
+        return True
 
     def tell_to_reconnect(self) -> None:
         """The server is stopping: every console stream ends after telling its console to reconnect."""
@@ -85,6 +108,8 @@ class AgentEvents:
         return any(self._queues.values())
 
     def push_local(self, shop_id: int, event: Event) -> None:
+        if not self._first_time(event):
+            return
         for queue in list(self._queues.get(shop_id, ())):
             with contextlib.suppress(asyncio.QueueFull):  # a stalled console refetches on reconnect
                 queue.put_nowait(event)
@@ -175,7 +200,8 @@ class InboxWatcher:
             escalated = [e for e in recent if e[0] in new_events]
             read = await handoff.inbox.messages_after(session, after_id=self.messages.read_from)
             new_messages = set(self.messages.fresh([m.id for m in read]))
-            fresh = [m for m in read if m.id in new_messages]
+            # Messages a runtime announced when it stored them have been told (and their conversation refetched).
+            fresh = [m for m in read if m.id in new_messages and not self.events.announced(m.id)]
             changed: set[int] = set(opened)
             for message in fresh:
                 changed.add(message.conversation_id)
@@ -187,9 +213,9 @@ class InboxWatcher:
             self.events.push_local(shop, {"type": "conversation", "conversation_id": conversation_id})
         for message in fresh:
             if message.direction == "in":  # every process's watcher sees it: each tells its own consoles
-                self.events.push_local(shop, {"type": "shopper_message", "conversation_id": message.conversation_id,
-                                              "message_id": message.id,
-                                              "preview": (message.text or message.payload or "")[:PREVIEW_CHARS]})
+                self.events.push_local(shop, shopper_message_event(
+                    conversation_id=message.conversation_id, message_id=message.id,
+                    text=message.text or message.payload or ""))
         for _, conversation_id, reason in escalated:
             # From the inbox's event log, whoever opened the thread (the engine, a watcher, another process).
             self.events.push_local(shop, {"type": "escalation", "conversation_id": conversation_id,
@@ -217,6 +243,23 @@ class InboxWatcher:
             await asyncio.sleep(WATCH_SECONDS)
 
 
+def shopper_message_event(*, conversation_id: int, message_id: int, text: str) -> Event:
+    return {"type": "shopper_message", "conversation_id": conversation_id, "message_id": message_id,
+            "preview": text[:PREVIEW_CHARS]}
+
+
+def announce_inbound(events: AgentEvents) -> Callable[[StoredInbound], Coroutine[Any, Any, None]]:
+    """The channel runtime's listener: a shopper's message goes to every console (all processes, through Redis)
+    as soon as it is committed."""
+
+    async def announce(stored: StoredInbound) -> None:
+        shop = handoff.DEFAULT_SHOP_ID
+        await events.publish(shop, shopper_message_event(conversation_id=stored.conversation_id,
+                                                         message_id=stored.message_id, text=stored.text))
+
+    return announce
+
+
 def events_of(app: FastAPI) -> AgentEvents:
     events: AgentEvents | None = getattr(app.state, "agent_events", None)
     if events is None:
@@ -232,6 +275,9 @@ async def start(app: FastAPI) -> None:
     tasks = [asyncio.create_task(events.run_subscriber(ready), name="agent-events-redis"),
              asyncio.create_task(InboxWatcher(app.state.database, events).run(), name="agent-inbox-watcher")]
     app.state.agent_realtime_tasks = tasks
+    channels = getattr(app.state, "channels", None)
+    if channels is not None:
+        channels.runtime.listeners.append(announce_inbound(events))
     install_shutdown_notice()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ready.wait(), timeout=2.0)
@@ -279,6 +325,7 @@ async def agent_events(request: Request) -> StreamingResponse:
     token = request.cookies.get(SESSION_COOKIE)
     async with database.unit_of_work() as session:
         agent = await handoff.agents.agent_for_session(session, token=token)
+        accounts.require(agent.role, "console")  # staff: 403 before the stream opens
         await handoff.agents.check_in(session, agent_id=agent.id)
     shop_id, agent_id = agent.shop_id, agent.id
     events = events_of(request.app)

@@ -36,6 +36,7 @@ from api.pages import PAGES_DIR
 from api.throttle import client_ip, webchat_frame_allowed
 from bot import i18n
 from bot.channels import webchat_sites as sites
+from bot.channels.source import visit_source
 from bot.channels.webchat import (
     BadFrame,
     Frame,
@@ -198,6 +199,7 @@ class Socket:
     settings: Settings
     session_id: str
     send: SendFrame
+    source: dict[str, str] | None = None  # where the shopper came from; kept with the first message it sends
 
     def move_to(self, session_id: str) -> None:
         self.channels.hub.detach(self.session_id, self.send)
@@ -298,7 +300,8 @@ async def webchat_socket(websocket: WebSocket) -> None:
                 frame = {**frame, "message": {**message, "agent_name": names[message["message_id"]]}}
         await websocket.send_json(frame)
 
-    sock = Socket(websocket, channels, settings, session_id, send)
+    sock = Socket(websocket, channels, settings, session_id, send,
+                  source=visit_source(params.get("page"), params.get("ref")))
     channels.hub.attach(session_id, send)
     try:
         if minted is not None:
@@ -389,6 +392,8 @@ async def _handle_frame(sock: Socket, raw: str) -> None:
                     "detail": "Too many messages; please wait a moment.", "retry_after": wait.seconds})
         return
     inbound = to_inbound(session_id, frame)
+    if sock.source is not None:  # the landing page, referrer and UTM parameters, once per connection
+        inbound.metadata["source"], sock.source = sock.source, None
     await send({"type": "typing", "on": True})
     try:
         result = await channels.runtime.handle(inbound, delivered_inline=True)

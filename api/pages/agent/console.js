@@ -4,6 +4,9 @@
   const $ = (id) => document.getElementById(id);
   const API = "/api/v1/agent";
   const LANG = navigator.language || "en";
+  // The console's words in the page's language (the server's catalogs, `console.*`), inlined as JSON data.
+  const STRINGS = JSON.parse(($("console-strings") || {}).textContent || "{}");
+  const T = (key, english) => STRINGS[key] || english;
   const state = { me: null, csrf: null, view: "queue", current: null, conversation: null, agents: [],
                   canned: [], cannedEditing: null, events: null, poll: null, rules: null, intents: [],
                   items: [], queueIds: new Set(), counts: {}, connection: "connecting", retry: 0,
@@ -33,7 +36,7 @@
     flash.timer = setTimeout(() => { box.hidden = true; }, 6000);
   }
 
-  const UNREACHABLE = "The server cannot be reached. What you typed is kept; the console reconnects by itself.";
+  const UNREACHABLE = T("unreachable", "The server cannot be reached. What you typed is kept; the console reconnects by itself.");
 
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
@@ -164,7 +167,7 @@
   $("sign-out").addEventListener("click", () => act(async () => {
     await api("DELETE", "/session");
     state.csrf = null;
-    showLogin("Signed out.");
+    showLogin(T("signed_out", "Signed out."));
   }));
 
   $("available").addEventListener("change", () => act(async () => {
@@ -217,7 +220,8 @@
   }
 
   // ---- real time: a real connection state, reconnect with back-off, a clear message when the server is gone ----
-  const LIVE_TEXT = { connecting: "Connecting", live: "Live", reconnecting: "Reconnecting", offline: "Offline" };
+  const LIVE_TEXT = { connecting: T("connecting", "Connecting"), live: T("live", "Live"),
+                     reconnecting: T("reconnecting", "Reconnecting"), offline: T("offline", "Offline") };
 
   function setConnection(name, message) {
     state.connection = name;
@@ -258,7 +262,7 @@
         scheduleReconnect(500);
         return;
       }
-      if (event.type === "signed_out") { showLogin("Your session has ended; sign in again."); return; }
+      if (event.type === "signed_out") { showLogin(T("session_ended", "Your session has ended; sign in again.")); return; }
       handleEvent(event);
     };
   }
@@ -303,12 +307,12 @@
     if (event.conversation_id !== undefined && event.conversation_id === state.current &&
         event.type !== "inbox") scheduleConversation();
     if (event.type === "escalation") {
-      notify("New conversation waiting", event.reason ? "Reason: " + event.reason : "A shopper asked for a person",
+      notify(T("new_waiting", "New conversation waiting"), event.reason ? "Reason: " + event.reason : "A shopper asked for a person",
              event.conversation_id);
     } else if (event.type === "shopper_message" && state.queueIds.has(event.conversation_id)) {
-      notify("The shopper wrote", event.preview || "New message", event.conversation_id);
+      notify(T("shopper_wrote", "The shopper wrote"), event.preview || "New message", event.conversation_id);
     } else if (event.type === "conversation" && state.me && event.assignee_id === state.me.id) {
-      notify("Assigned to you", "A conversation was assigned to you", event.conversation_id);
+      notify(T("assigned_to_you", "Assigned to you"), "A conversation was assigned to you", event.conversation_id);
     }
   }
 
@@ -382,7 +386,7 @@
 
   async function loadAgents() {
     state.agents = await api("GET", "/agents");
-    $("transfer-to").replaceChildren(el("option", { value: "" }, "Transfer to..."),
+    $("transfer-to").replaceChildren(el("option", { value: "" }, T("transfer_to", "Transfer to...")),
       ...state.agents.filter((a) => a.id !== state.me.id).map((a) =>
         el("option", { value: String(a.id) }, a.name + (a.online ? "" : " (offline)"))));
   }
@@ -447,7 +451,7 @@
 
   function renderRules(rules) {
     const edit = supervisor();
-    $("settings-mode").textContent = edit ? "" : "Read only: only a supervisor can change these.";
+    $("settings-mode").textContent = edit ? "" : T("read_only_rules", "Read only: only a supervisor can change these.");
     $("rules-fields").disabled = !edit;
     $("rules-save").hidden = !edit;
     $("mixed-add").hidden = !edit;
@@ -528,7 +532,7 @@
         return;
       }
       renderRules(state.rules);
-      $("rules-error").textContent = "Saved.";
+      $("rules-error").textContent = T("saved", "Saved.");
     });
   });
 
@@ -615,9 +619,8 @@
   async function loadReplyWindow(view) {
     const box = $("wa-window");
     if (view.channel !== "whatsapp") { box.hidden = true; return; }
-    const windowState = await api("GET", "/conversations/" + view.conversation_id + "/whatsapp-window");
-    if (state.current !== view.conversation_id) return;
-    if (windowState.open) { box.hidden = true; return; }
+    const windowState = view.reply_window;  // part of the conversation's view: no request of its own
+    if (!windowState || windowState.open) { box.hidden = true; return; }
     const since = windowState.closes_at ? "closed since " + new Date(windowState.closes_at).toLocaleString(LANG)
                                         : "not open: the shopper has not written on WhatsApp";
     $("wa-window-text").textContent = "WhatsApp's 24-hour reply window is " + since +
@@ -769,7 +772,7 @@
 
   function renderNote(n) {
     return el("li", { className: "note", dataset: { noteId: String(n.id) } },
-      el("div", { className: "text" }, el("span", { className: "private" }, "Private note"), n.body),
+      el("div", { className: "text" }, el("span", { className: "private" }, T("private_note_label", "Private note")), n.body),
       el("div", { className: "meta" }, el("span", { className: "author" }, n.agent_name), stamp(n.created_at)));
   }
 
@@ -845,15 +848,21 @@
     const s = view.shopper;
     $("shopper-name").textContent = s.display_name;
     const country = s.country ? (s.country_name ? s.country_name + " (" + s.country + ")" : s.country) : null;
-    const rows = [["Name", s.name], ["Email", s.email], ["Language", s.locale], ["Country", country],
-                  ["Currency", s.currency], ["Came from", view.channel], ["Channel id", view.sender_id]];
+    const rows = [[T("name", "Name"), s.name], [T("email", "Email"), s.email], [T("language", "Language"), s.locale],
+                  [T("country", "Country"), country], [T("currency", "Currency"), s.currency],
+                  [T("came_from", "Came from"), view.channel], [T("channel_id", "Channel id"), view.sender_id]];
+    const came = s.came_from || {};  // landing page, referrer and UTM (web chat); the deep-link parameter (Telegram)
+    const campaign = ["utm_source", "utm_medium", "utm_campaign"].map((k) => came[k]).filter(Boolean).join(" / ");
+    rows.push([T("landing_page", "Landing page"), came.landing_page], [T("referrer", "Referrer"), came.referrer],
+              [T("campaign", "Campaign"), campaign || null]);
+    if (came.start_parameter) rows.push([T("start_parameter", "Start parameter"), came.start_parameter]);
     $("shopper").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "-")]));
     $("orders").replaceChildren(...s.orders.map((o) => el("li", { dataset: { order: o.number } },
       "#" + o.number + " " + o.total_text + " · " + o.status + " · ",
-      el("span", { className: o.paid ? "paid" : "unpaid" }, o.paid ? "paid" : "not paid"), ...orderMoney(o))));
+      el("span", { className: o.paid ? "paid" : "unpaid" }, o.paid ? T("paid", "paid") : T("not_paid", "not paid")), ...orderMoney(o))));
     $("cart").replaceChildren(...s.cart.map((line) => el("li", {}, line.sku + " x " + line.quantity)));
-    if (!s.orders.length) $("orders").append(el("li", {}, "No orders"));
-    if (!s.cart.length) $("cart").append(el("li", {}, "Empty"));
+    if (!s.orders.length) $("orders").append(el("li", {}, T("no_orders", "No orders")));
+    if (!s.cart.length) $("cart").append(el("li", {}, T("empty", "Empty")));
   }
 
   function conversationAction(path, after) {
@@ -969,7 +978,7 @@
           $("catalog-results").hidden = true;
           $("catalog-search").value = "";
           await loadConversation();
-        }) }, "Send card"))) : [el("p", {}, "No products match.")]));
+        }) }, T("send_card", "Send card")))) : [el("p", {}, T("no_products", "No products match."))]));
     }), 250);
   });
 

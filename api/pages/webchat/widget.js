@@ -369,8 +369,10 @@
     setStatus(socket ? "reconnecting" : "connecting");
     var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     // The token and the signed identity go in the first frame, never in the URL (which access logs keep).
-    var ws = new WebSocket(scheme + "//" + window.location.host + "/ws/chat?auth=frame" +
-                           (shop ? "&shop=" + encodeURIComponent(shop) : ""));
+    var query = "?auth=frame" + (shop ? "&shop=" + encodeURIComponent(shop) : "");
+    var came = new URLSearchParams(window.location.search);  // the storefront page and referrer the loader passed
+    if (came.get("page")) { query += "&page=" + encodeURIComponent(came.get("page")) + "&ref=" + encodeURIComponent(came.get("ref") || ""); }
+    var ws = new WebSocket(scheme + "//" + window.location.host + "/ws/chat" + query);
     socket = ws;
     ws.onopen = function () {
       var auth = { type: "auth", session: sessionToken || "", shop: shop };

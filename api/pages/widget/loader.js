@@ -113,7 +113,8 @@
     panel = document.createElement("div"); panel.className = "panel"; panel.hidden = true;
     frame = document.createElement("iframe");
     frame.title = strings.title || "Chat";
-    frame.src = config.frame_url;
+    // Where the shopper came from (this page and its referrer), for the agent console's shopper panel.
+    frame.src = config.frame_url + "&page=" + encodeURIComponent(window.location.href) + "&ref=" + encodeURIComponent(document.referrer);
     frame.setAttribute("allow", "clipboard-write");
     panel.appendChild(frame);
     launcher = document.createElement("button");

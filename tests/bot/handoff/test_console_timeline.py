@@ -179,21 +179,23 @@ async def test_agent_sends_product_cards_from_the_catalog(db: Database) -> None:
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
         found = await handoff.catalog.search_cards(session, agent=agent, conversation_id=conversation_id,
-                                                   query="kettle")
+                                                   query="kettle", default_currency="EUR")
         assert found
         assert all("kettle" in c.title.lower() for c in found)
         with pytest.raises(ShopTalkError):  # not theirs yet
-            await handoff.catalog.send_cards(session, agent=agent, conversation_id=conversation_id, skus=["KET-1"])
+            await handoff.catalog.send_cards(session, agent=agent, conversation_id=conversation_id, skus=["KET-1"],
+                                             default_currency="EUR")
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
         await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
         with pytest.raises(ShopTalkError) as unknown:
-            await handoff.catalog.send_cards(session, agent=agent, conversation_id=conversation_id, skus=["NOPE-1"])
+            await handoff.catalog.send_cards(session, agent=agent, conversation_id=conversation_id, skus=["NOPE-1"],
+                                             default_currency="EUR")
         assert "NOPE-1" in str(unknown.value.detail)
     async with db.unit_of_work() as session:
         agent = await load_agent(session, ana)
         message_id = await handoff.catalog.send_cards(session, agent=agent, conversation_id=conversation_id,
-                                                      skus=["KET-1"])
+                                                      skus=["KET-1"], default_currency="EUR")
     async with db.unit_of_work() as session:
         sent = await session.get(ConversationMessage, message_id)
         assert sent is not None
@@ -211,3 +213,36 @@ def test_sla_minutes_are_validated() -> None:
     rules = handoff.rules.EscalationRules()
     assert rules.sla_warn_minutes <= rules.sla_breach_minutes
     assert timedelta(minutes=rules.sla_breach_minutes) > timedelta(0)
+
+
+async def test_agent_cards_show_prices_in_the_shoppers_currency(db: Database) -> None:
+    from commerce.cross_border import admin as cross_border_admin
+    from kit.clock import utcnow
+
+    async with db.unit_of_work() as session:
+        await make_bot_shop(session)
+        await cross_border_admin.set_rate(session, base="EUR", currency="USD", rate=Decimal("1.10"),
+                                          as_of=utcnow().date())
+    ana = await make_agent(db, "ana@shop.test")
+    conversation_id = await shopper_says(db, "do you have kettles", human=True)
+    async with db.unit_of_work() as session:
+        conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+        conversation.currency = "USD"  # the shopper's currency (the bot's search cards use the same)
+        agent = await load_agent(session, ana)
+        await handoff.inbox.take(session, agent=agent, conversation_id=conversation_id)
+        found = await handoff.catalog.search_cards(session, agent=agent, conversation_id=conversation_id,
+                                                   query="kettle", default_currency="EUR")
+        kettle = next(c for c in found if c.sku == "KET-1")
+        assert kettle.price_text == "$54.89"  # 49.90 EUR at 1.10
+        message_id = await handoff.catalog.send_cards(session, agent=agent, conversation_id=conversation_id,
+                                                      skus=["KET-1"], default_currency="EUR")
+    async with db.unit_of_work() as session:
+        sent = await session.get(ConversationMessage, message_id)
+        assert sent is not None
+        assert (sent.content or {})["cards"][0]["price_text"] == "$54.89"
+        conversation = await conversations.get_conversation(session, conversation_id=conversation_id)
+        conversation.currency = "CLP"  # no rate known: the product's own currency, never a wrong number
+        found = await handoff.catalog.search_cards(session, agent=await load_agent(session, ana),
+                                                   conversation_id=conversation_id, query="kettle",
+                                                   default_currency="EUR")
+        assert next(c for c in found if c.sku == "KET-1").price_text == "€49.90"
