@@ -301,7 +301,7 @@ async def webchat_socket(websocket: WebSocket) -> None:
         await websocket.send_json(frame)
 
     sock = Socket(websocket, channels, settings, session_id, send,
-                  source=visit_source(params.get("page"), params.get("ref")))
+                  source=visit_source(websocket.query_params.get("page"), websocket.query_params.get("ref")))
     channels.hub.attach(session_id, send)
     try:
         if minted is not None:
