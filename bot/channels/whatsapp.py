@@ -264,6 +264,13 @@ def window_of(last_inbound: datetime | None, settings: WhatsAppSettings, *, now:
     return Window(is_open, closes, sorted(settings.templates) if templates is None else templates)
 
 
+
+async def reply_window(session: AsyncSession, *, sender_id: str, settings: WhatsAppSettings) -> Window:
+    """The shopper's 24-hour window as the agent console shows it, with the templates the merchant registered."""
+    last = await repository.last_inbound_at(session, channel=CHANNEL, sender_id=sender_id)
+    names = list(await registered_templates(session, seed=settings.templates))
+    return window_of(last, settings, templates=names)
+
 # ---- sending --------------------------------------------------------------------------------------------
 
 def _error_code(response: httpx.Response) -> int | None:

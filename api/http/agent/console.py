@@ -24,7 +24,6 @@ from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
 from api.params import PathId, QueryId
 from bot import handoff, i18n
-from bot.channels import repository as channel_contacts
 from bot.channels import whatsapp
 from bot.handoff.errors import NotSupervisor
 from bot.handoff.models import Agent
@@ -260,8 +259,8 @@ async def conversation(conversation_id: PathId, who: Reader, request: Request,
                                                      conversation_id=conversation_id,
                                                      locale=handoff.views.agent_locale(locale))
         if view.channel == whatsapp.CHANNEL:
-            last = await channel_contacts.last_inbound_at(session, channel=view.channel, sender_id=view.sender_id)
-            window = whatsapp.window_of(last, get_settings_dep(request).whatsapp)
+            window = await whatsapp.reply_window(session, sender_id=view.sender_id,
+                                                 settings=get_settings_dep(request).whatsapp)
             view.reply_window = handoff.views.ReplyWindow(open=window.open, closes_at=window.closes_at,
                                                           templates=window.templates)
         return view
