@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.models import ChannelMedia
 from kit.clock import utcnow
-from kit.outbox import enqueue
+from kit.db import Database
+from kit.outbox import DeliveryError, OutboxEvent, enqueue
 
 PENDING = "pending"
 STORED = "stored"
@@ -33,6 +35,7 @@ FAILED = "failed"
 # Shown inline in the console; anything else (SVG, HTML, PDF, ...) is only ever a download.
 INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+log = logging.getLogger(__name__)
 MEDIA_KEY = "media"  # InboundMessage.metadata[MEDIA_KEY] = {"type", "id" | "MediaId", "mime_type", ...}
 
 
@@ -109,6 +112,38 @@ async def store(session: AsyncSession, *, channel: str, media_key: str, data: by
     row.status, row.error, row.stored_at = STORED, None, utcnow()
     await session.flush()
     return row
+
+
+# What a channel's downloader returns: the bytes, their MIME type as the platform says, and checksums it announced.
+Download = tuple[bytes, str | None, Sequence[str | None]]
+
+
+async def fetch_into_store(database: Database, event: OutboxEvent, *, channel: str, max_bytes: int,
+                           download: Callable[[str], Awaitable[Download]]) -> None:
+    """A `media.<channel>` outbox handler's body: download the pending file and keep it. A permanent download error
+    (or the last attempt) marks the row failed and re-raises for the outbox; a file that breaks the size limit or a
+    checksum is recorded as failed and not retried."""
+    media_key = str(event.payload["media_key"])
+    async with database.sessions() as session:
+        row = await pending(session, channel=channel, media_key=media_key)
+        if row is None or row.status != PENDING:
+            return
+    try:
+        data, mime_type, claims = await download(media_key)
+    except DeliveryError as error:
+        if error.permanent or event.attempts >= event.max_attempts:
+            async with database.unit_of_work() as session:
+                await fail(session, channel=channel, media_key=media_key, error=str(error))
+        raise
+    refused = None
+    async with database.unit_of_work() as session:
+        try:
+            await store(session, channel=channel, media_key=media_key, data=data, mime_type=mime_type,
+                        max_bytes=max_bytes, sha256_claims=claims)
+        except MediaRefused as exc:  # recorded on the row for the agent; retrying cannot help
+            refused = str(exc)
+    if refused is not None:
+        log.warning("%s media %s not kept: %s", channel, media_key, refused)
 
 
 async def fail(session: AsyncSession, *, channel: str, media_key: str, error: str) -> None:

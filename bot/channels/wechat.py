@@ -428,27 +428,12 @@ class WeChatChannel:
 
     async def fetch_media(self, event: OutboxEvent) -> None:
         """The media.wechat handler: fetch a shopper's picture (or voice) into the media store."""
-        media_key = str(event.payload["media_key"])
-        async with self.database.sessions() as session:
-            row = await media.pending(session, channel=CHANNEL, media_key=media_key)
-            if row is None or row.status != media.PENDING:
-                return
-        try:
-            data, mime = await self._media_get(media_key)
-        except DeliveryError as error:
-            if error.permanent or event.attempts >= event.max_attempts:
-                async with self.database.unit_of_work() as session:
-                    await media.fail(session, channel=CHANNEL, media_key=media_key, error=str(error))
-            raise
-        refused = None
-        async with self.database.unit_of_work() as session:
-            try:
-                await media.store(session, channel=CHANNEL, media_key=media_key, data=data, mime_type=mime,
-                                  max_bytes=self.settings.media_max_bytes)
-            except media.MediaRefused as exc:
-                refused = str(exc)
-        if refused is not None:
-            log.warning("wechat media %s not kept: %s", media_key, refused)
+        await media.fetch_into_store(self.database, event, channel=CHANNEL, max_bytes=self.settings.media_max_bytes,
+                                     download=self._media_download)
+
+    async def _media_download(self, media_key: str) -> media.Download:
+        data, mime = await self._media_get(media_key)
+        return data, mime, ()
 
     async def _media_get(self, media_key: str) -> tuple[bytes, str | None]:
         limit = self.settings.media_max_bytes

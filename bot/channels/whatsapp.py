@@ -369,28 +369,12 @@ class WhatsAppChannel:
     async def fetch_media(self, event: OutboxEvent) -> None:
         """The media.whatsapp handler: fetch a shopper's file into the media store (size and sha256 checked; an
         expired download URL is asked for again; Graph errors retry or dead-letter like sends)."""
-        media_key = str(event.payload["media_key"])
-        async with self.database.sessions() as session:
-            row = await media.pending(session, channel=CHANNEL, media_key=media_key)
-            if row is None or row.status != media.PENDING:
-                return
-        try:
-            info, data = await self._download_media(media_key)
-        except DeliveryError as error:
-            if error.permanent or event.attempts >= event.max_attempts:
-                async with self.database.unit_of_work() as session:
-                    await media.fail(session, channel=CHANNEL, media_key=media_key, error=str(error))
-            raise
-        refused = None
-        async with self.database.unit_of_work() as session:
-            try:
-                await media.store(session, channel=CHANNEL, media_key=media_key, data=data,
-                                  mime_type=info.get("mime_type"), max_bytes=self.settings.media_max_bytes,
-                                  sha256_claims=[info.get("sha256")])
-            except media.MediaRefused as exc:  # recorded on the row for the agent; retrying cannot help
-                refused = str(exc)
-        if refused is not None:
-            log.warning("whatsapp media %s not kept: %s", media_key, refused)
+        await media.fetch_into_store(self.database, event, channel=CHANNEL, max_bytes=self.settings.media_max_bytes,
+                                     download=self._media_download)
+
+    async def _media_download(self, media_key: str) -> media.Download:
+        info, data = await self._download_media(media_key)
+        return data, info.get("mime_type"), [info.get("sha256")]
 
     async def _download_media(self, media_key: str) -> tuple[dict[str, Any], bytes]:
         limit = self.settings.media_max_bytes
