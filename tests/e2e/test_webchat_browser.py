@@ -149,3 +149,29 @@ async def test_markup_in_messages_is_shown_as_text(page: Page) -> None:
     await page.wait_for_timeout(300)
     assert await page.evaluate("() => window.__pwned === undefined")
     assert await page.locator("#log img[src='x'], #log script").count() == 0
+
+
+async def test_the_sound_is_optional_off_by_default_and_remembered(page: Page) -> None:
+    """A tone for a shop message only when the shopper turned sound on, and only while they are not looking."""
+    sound = page.locator("#sound")
+    await expect(sound).to_have_attribute("aria-pressed", "false")
+    await page.evaluate("() => Object.defineProperty(document, 'hidden', {configurable: true, get: () => true})")
+    await say(page, "hello")
+    await expect(replies(page)).not_to_have_count(0, timeout=60_000)
+    assert await page.evaluate("() => window.shoptalkChat.tonesPlayed()") == 0  # off: no tone, however hidden
+
+    await sound.click()
+    await expect(sound).to_have_attribute("aria-pressed", "true")
+    await page.reload()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=30_000)
+    await expect(page.locator("#sound")).to_have_attribute("aria-pressed", "true")  # the choice is remembered
+    count = await replies(page).count()
+    await say(page, "thanks")  # the tab is visible and the chat open: the shopper sees it, no tone
+    await expect(replies(page)).not_to_have_count(count, timeout=60_000)
+    assert await page.evaluate("() => window.shoptalkChat.tonesPlayed()") == 0
+
+    await page.evaluate("() => Object.defineProperty(document, 'hidden', {configurable: true, get: () => true})")
+    count = await replies(page).count()
+    await say(page, "do you sell tea?")
+    await expect(replies(page)).not_to_have_count(count, timeout=60_000)
+    assert await page.evaluate("() => window.shoptalkChat.tonesPlayed()") >= 1

@@ -73,7 +73,7 @@ UI_STRINGS: dict[str, tuple[str, ...]] = {
     "title": (), "open": (), "close": (), "unread": ("count",), "send": (), "message": (), "placeholder": (),
     "language": (), "choose_language": (), "connecting": (), "online": (), "reconnecting": (), "failed": (),
     "typing": ("name",), "assistant": (), "agent": (), "you": (), "agent_joined": ("name",),
-    "handed_back": ("name",), "messages": (), "signed_in": (), "no_image": (),
+    "handed_back": ("name",), "messages": (), "signed_in": (), "no_image": (), "sound": (),
 }
 LANGUAGE_NAMES = {"en": "English", "zh": "中文", "es": "Español", "ja": "日本語"}
 

@@ -14,6 +14,7 @@
   var CUSTOMER_KEY = prefix + "customer";  // the verified customer the kept token belongs to, if any
   var PENDING_KEY = prefix + "pending";
   var LOCALE_KEY = prefix + "locale";
+  var SOUND_KEY = prefix + "sound";  // the shopper's choice: a short tone for new messages (off unless they turn it on)
   var MAX_PENDING = 50;
 
   function randomId() {
@@ -45,6 +46,7 @@
     pending = load(PENDING_KEY, []);  // frames sent but not yet acknowledged, in order
     if (!Array.isArray(pending)) { pending = []; }
     storedLocale = load(LOCALE_KEY, null);
+    setSound(load(SOUND_KEY, false) === true, false);
     if (STRINGS[storedLocale]) { locale = storedLocale; }
   }
   var rendered = {};  // message key -> its <li>, so nothing shows twice
@@ -65,6 +67,37 @@
   var prechat = document.getElementById("prechat");
   var identityEl = document.getElementById("identity");
   var closeButton = document.getElementById("close");
+  var soundButton = document.getElementById("sound");
+
+  // Optional sound: off by default; when on, a short tone (Web Audio, no file to fetch) for a message from the shop
+  // that arrives while the chat is closed or the tab is hidden. The tone needs the shopper's own click first (browsers
+  // allow audio only after a gesture), which the toggle itself is.
+  var soundOn = false, audio = null, tones = 0;
+  function setSound(on, remember) {
+    soundOn = on;
+    if (soundButton) { soundButton.setAttribute("aria-pressed", on ? "true" : "false"); }
+    if (remember) { save(SOUND_KEY, on); }
+  }
+  function chime() {
+    if (!soundOn || (isOpen && !document.hidden)) { return; }
+    tones += 1;
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var osc = audio.createOscillator(), gain = audio.createGain(), now = audio.currentTime;
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.0001, now);
+      gain.gain.exponentialRampToValueAtTime(0.2, now + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, now + 0.25);
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(now); osc.stop(now + 0.3);
+    } catch (e) { /* no audio in this browser: the unread badge still counts */ }
+  }
+  if (soundButton) {
+    soundButton.addEventListener("click", function () {
+      setSound(!soundOn, true);
+      if (soundOn && !audio) { try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { /* none */ } }
+    });
+  }
 
   function t(key, values) {
     var text = (STRINGS[locale] || STRINGS.en || {})[key] || (STRINGS.en || {})[key] || "";
@@ -350,6 +383,7 @@
       if (!rendered[key]) {
         render(key, false, frame.message);
         countUnread();
+        chime();
         tell({ type: "message", message: { text: frame.message.text, author: frame.message.author || "bot",
                                            agent_name: frame.message.agent_name || null } });
       }
@@ -465,6 +499,7 @@
   });
 
   window.shoptalkChat = { pendingCount: function () { return pending.length; },
+                          tonesPlayed: function () { return tones; },
                           reconnect: function () { if (socket) { socket.close(); } },
                           identify: identify };
   // The session's id (the part before the signature), once the server has given one.
