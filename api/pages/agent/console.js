@@ -607,7 +607,10 @@
     renderConversation(view, switched);
     clearTimeout(state.poll);
     // Delivery status changes in the worker; look again while a reply is still on its way.
-    if (view.messages.some((m) => m.delivery === "sending")) state.poll = setTimeout(() => act(loadConversation), 1500);
+    // A shopper's file still being fetched shows "Fetching…"; look again until it is stored or refused.
+    if (view.messages.some((m) => m.delivery === "sending" || (m.media && m.media.status === "pending"))) {
+      state.poll = setTimeout(() => act(loadConversation), 1500);
+    }
     if (document.visibilityState === "visible" && view.last_message_id) {
       await api("POST", "/conversations/" + id + "/read", { message_id: view.last_message_id });
       scheduleInbox();
