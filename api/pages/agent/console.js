@@ -738,7 +738,8 @@
     const pressed = m.direction === "in" && m.payload && !m.text ? "pressed: " + m.payload : null;
     const item = el("li", { className: (m.direction === "in" ? "in" : "out") + " author-" + m.author,
                            dataset: { messageId: String(m.id), author: m.author } },
-                    el("div", { className: "text" }, m.text || pressed || m.payload || ""), shopperFile(m),
+                    (m.text || pressed || m.payload) ? el("div", { className: "text" }, m.text || pressed || m.payload) : null,
+                    shopperFile(m),
                     (m.cards || []).length ? el("div", { className: "cards" }, m.cards.map((c) => card(c))) : null,
                     (m.buttons || []).length ? el("div", { className: "chips buttons" }, m.buttons.map(chip)) : null,
                     orderSummary(m.custom), meta);
