@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.models import AccountTotp, AuditEvent, Invitation, UploadedImage
-from bot.handoff import agents
+from bot.handoff import agents, rules
 from bot.handoff.errors import WrongCredentials
 from bot.handoff.models import Agent
 from commerce.money import known_currencies, minor_units
@@ -252,6 +252,21 @@ async def record(session: AsyncSession, *, actor: str, area: str, action: str, s
     session.add(AuditEvent(at=utcnow(), actor=actor[:200], area=area, action=action[:40], subject=subject[:200],
                            details=details or {}))
     await session.flush()
+
+
+async def save_rules_audited(session: AsyncSession, *, shop_id: int, new: rules.EscalationRules,
+                             actor: str) -> tuple[rules.EscalationRules, dict[str, Any]]:
+    """Save the shop's hand-off rules and audit what changed (before and after per field), wherever they are edited:
+    the back office's rules page and the agent console's PUT /api/v1/agent/rules. Returns the saved rules and what
+    changed."""
+    before = (await rules.rules_of(session, shop_id=shop_id)).model_dump(mode="json")
+    saved = await rules.save_rules(session, shop_id=shop_id, rules=new)
+    changed = {k: {"before": before[k], "after": v} for k, v in saved.model_dump(mode="json").items()
+               if before.get(k) != v}
+    if changed:
+        await record(session, actor=actor, area="rules", action="hand-off rules changed", subject=f"shop {shop_id}",
+                     details=changed)
+    return saved, changed
 
 
 async def audit_events(session: AsyncSession, *, area: str | None = None, subject: str | None = None,

@@ -533,7 +533,9 @@ async def save_rules(body: handoff.rules.EscalationRules, who: Writer,
     if not handoff.agents.supervises(who.role):
         raise NotSupervisor("Only a supervisor can change the escalation rules.")
     async with get_database(request).unit_of_work() as session:
-        saved = await handoff.rules.save_rules(session, shop_id=who.shop_id, rules=body)
+        agent = await _agent(session, who)
+        saved, _ = await accounts.save_rules_audited(session, shop_id=who.shop_id, new=body,
+                                                  actor=f"{agent.name} <{agent.email}>")
     await events_of(request.app).publish(who.shop_id, {"type": "settings"})
     return saved
 

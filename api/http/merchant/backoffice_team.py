@@ -127,12 +127,7 @@ async def save_rules(request: Request, who: Editor) -> Response:
     try:
         rules = rules_from_form(form)
         async with get_database(request).unit_of_work() as session:
-            before = (await handoff.rules.rules_of(session, shop_id=who.shop_id)).model_dump(mode="json")
-            saved = (await handoff.rules.save_rules(session, shop_id=who.shop_id, rules=rules)).model_dump(mode="json")
-            changed = {k: {"before": before[k], "after": v} for k, v in saved.items() if before.get(k) != v}
-            if changed:
-                await accounts.record(session, actor=who.actor, area="rules", action="hand-off rules changed",
-                                      subject=f"shop {who.shop_id}", details=changed)
+            _, changed = await accounts.save_rules_audited(session, shop_id=who.shop_id, new=rules, actor=who.actor)
     except ShopTalkError as error:
         if error.status in (401, 403):
             raise

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from api import accounts
 from api.app import create_app
 from api.auth import create_token
 from api.http.agent.console import SESSION_COOKIE
@@ -241,6 +242,13 @@ async def test_supervisor_edits_the_rules_agents_only_read_them(client: httpx.As
         stored = await handoff.rules.rules_of(session)
     assert (stored.on_request, stored.low_confidence_in_a_row, stored.order_value_above) == (False, 3, Decimal(300))
     assert stored.mixed_reply_by_intent == {"return_refund": "draft_for_agent"}
+    async with db.sessions() as session:  # the console's change is in the audit log, like the back office's
+        _, events = await accounts.audit_events(session, area="rules")
+    [event] = events
+    assert event.actor.endswith("<sue@shop.test>")
+    assert event.action == "hand-off rules changed"
+    assert event.details["on_request"] == {"before": True, "after": False}
+    assert set(event.details) >= {"low_confidence_in_a_row", "order_value_above", "opening_hours"}
     await sign_in(client, "ana@shop.test")
     assert (await client.get("/api/v1/agent/rules")).json()["on_request"] is False  # agents see the change
 
