@@ -10,6 +10,7 @@ their own read session); only when it moved are the words read again and taught 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -17,7 +18,9 @@ from typing import Any
 
 from bot.deps import teach_catalog_words
 from commerce.search.service import catalog_generation, catalog_version
-from kit.db import Database
+from kit.db import Database, database_unavailable_cause
+
+log = logging.getLogger(__name__)
 
 # Seconds another process's catalog change may take to reach this process's NLU (one fingerprint read at most this
 # often while nothing changes here).
@@ -49,12 +52,20 @@ class CatalogWords:
             if self._fresh():
                 return False  # another message looked meanwhile
             generation, checked_at = self.generation(), self.clock()
-            async with self.database.sessions() as session:
-                version = await catalog_version(session)
-                changed = version != self.version
-                if changed:
-                    await teach_catalog_words(nlu, session)
-                    self.version = version
-                    self.reloads += 1
+            try:
+                async with self.database.sessions() as session:
+                    version = await catalog_version(session)
+                    changed = version != self.version
+                    if changed:
+                        await teach_catalog_words(nlu, session)
+                        self.version = version
+                        self.reloads += 1
+            except Exception as exc:
+                # The database is down: keep the words known so far; the turn itself then meets the outage in its
+                # unit of work and answers 503 database_unavailable (the shopper's client resends), not a 500.
+                if database_unavailable_cause(exc, from_database=True) is None:
+                    raise
+                log.warning("catalog words not refreshed: %s", database_unavailable_cause(exc, from_database=True))
+                return False
             self.seen_generation, self.checked_at = generation, checked_at
             return changed
