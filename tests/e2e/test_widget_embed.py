@@ -250,7 +250,7 @@ async def test_verified_customer_gets_their_orders_and_a_forged_signature_gets_n
     await expect(frame.locator("#identity")).to_be_hidden()
     await expect(frame.locator("#log .msg")).to_have_count(0)
     await say(frame, "where is my order?")
-    await expect(frame.locator("#log .msg.theirs").first).to_be_visible(timeout=30_000)
+    await expect(frame.locator("#log .msg.theirs").first).to_be_visible(timeout=60_000)
     assert await frame.locator("#log .buttons button", has_text=ref).count() == 0
     assert any("signature does not verify" in m for m in refused), refused
     await forged.context.close()
