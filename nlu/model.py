@@ -71,8 +71,15 @@ class NluModel:
             (staging / "meta.json").write_text(json.dumps(self.meta(), ensure_ascii=False, indent=1),
                                                encoding="utf-8")
             if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
+                shutil.rmtree(target, ignore_errors=True)
+            try:
+                os.replace(staging, target)
+            except OSError:
+                # Another process (two API processes starting on one models folder) saved the same version
+                # between our rmtree and our rename: a folder cannot replace a non-empty one. Theirs is the same
+                # training's artifact; keep it and drop ours.
+                if not (target / "meta.json").exists():
+                    raise
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -156,9 +163,17 @@ class EmbeddingCache:
             fresh = embedder.encode([text for _, text in missing])
             known.update({key: fresh[i] for i, (key, _) in enumerate(missing)})
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            staging = self.path.with_suffix(".tmp.npz")
-            np.savez(staging, keys=np.array(list(known)), rows=np.stack(list(known.values())).astype(np.float32))
-            os.replace(staging, self.path)
+            # A staging file of our own: two processes training at once (two API processes starting on one
+            # folder) each write theirs, and the last rename wins with a whole file.
+            handle, name = tempfile.mkstemp(prefix=".embedding-cache-", suffix=".npz", dir=self.path.parent)
+            staging = Path(name)
+            try:
+                with os.fdopen(handle, "wb") as stream:
+                    np.savez(stream, keys=np.array(list(known)),
+                             rows=np.stack(list(known.values())).astype(np.float32))
+                os.replace(staging, self.path)
+            finally:
+                staging.unlink(missing_ok=True)
         return np.stack([known[key] for key in keys]).astype(np.float32)
 
 
