@@ -83,6 +83,8 @@ class RefundOut(BaseModel):
     restocked: bool
     override_reason: str | None
     actor: str | None
+    status: str = Field(default="done", description="done, or owed: a person must still send it (cancelled order "
+                                                     "paid by Telegram Payments or offline)")
 
 
 class PaymentOut(BaseModel):

@@ -58,8 +58,23 @@ async def get_order(order_id: PathId, session: SessionDep, _: MerchantDep) -> Or
 
 
 @router.post("/{order_id}/transitions", response_model=OrderOut)
-async def transition(order_id: PathId, data: TransitionIn, session: SessionDep, _: MerchantDep) -> OrderOut:
-    """Move the order along its lifecycle (e.g. mark it paid, shipped with carrier and tracking)."""
+async def transition(order_id: PathId, data: TransitionIn, session: SessionDep, settings: SettingsDep,
+                     who: MerchantDep) -> OrderOut:
+    """Move the order along its lifecycle (e.g. mark it paid, shipped with carrier and tracking). Cancelling a
+    paid order not yet shipped refunds what is left of its payment through the provider that took it (503
+    payment_provider_unavailable: nothing changed, try again; Telegram or offline payments: the refund is owed and
+    the order flagged for a person); a second cancel changes nothing."""
+    if data.status == "cancelled":
+        actor = accounts.token_actor(who.token_id, who.name)
+        order, row, now = await payments.cancel_order(
+            session, order_id=order_id, note=data.note, actor=actor,
+            providers=lambda name: provider_for(name, settings.payments))
+        if row is not None and now:  # a second cancel: audited once
+            await accounts.record(session, actor=actor, area="orders", action="order cancel refund",
+                                  subject=f"order #{order.number}",
+                                  details={"amount": str(row.amount), "currency": row.currency,
+                                           "status": row.status})
+        return OrderOut.model_validate(order)
     order = await orders.transition_order(session, order_id=order_id, to_status=data.status, note=data.note,
                                           carrier=data.carrier, tracking_number=data.tracking_number)
     return OrderOut.model_validate(order)

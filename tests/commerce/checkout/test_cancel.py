@@ -1,0 +1,182 @@
+"""Cancelling a paid order not yet shipped gives the money back, not only the stock (issue 23): Stripe refunds
+through localstripe, once however often "Cancel" is pressed; Stripe down leaves nothing half-done; Telegram and
+offline payments leave a refund owed and the order flagged for a person; a shipped order cannot be cancelled;
+the shopper is told once, with the amount, in their language."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.auth import create_token
+from api.models import AuditEvent
+from bot import i18n
+from commerce.orders import service as orders
+from commerce.orders.errors import IllegalTransition
+from commerce.orders.models import Order
+from commerce.payments import service as payments
+from commerce.payments.errors import ProviderUnavailable
+from commerce.payments.models import PaymentRefund
+from commerce.payments.providers import PaymentProvider, StripeProvider, TelegramProvider, provider_for
+from kit.db import Database
+from kit.outbox import OutboxEvent
+from kit.settings import Settings
+from tests.api.test_backoffice import make_account, signed_in
+from tests.commerce.checkout.conftest import WEBHOOK_SECRET, signed
+from tests.commerce.checkout.test_backoffice_orders import wire_order
+from tests.commerce.checkout.test_payments import event, open_at_stripe, pay_at_stripe, place, post_event, \
+    stripe_client
+from tests.commerce.checkout.test_refunds import on_hand, paid_order
+from tests.http import app_client
+
+
+@pytest.fixture
+def settings(localstripe: str) -> Settings:
+    return Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
+                    payments={"stripe_secret_key": "sk_test_local", "stripe_webhook_secret": WEBHOOK_SECRET,
+                              "stripe_api_base": localstripe, "public_url": "https://shop.example"})
+
+
+@pytest.fixture
+async def client(shop: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(settings, database=shop)) as http:
+        yield http
+
+
+async def paid_at_stripe(db: Database, client: httpx.AsyncClient, localstripe: str,
+                         external_id: str) -> tuple[Order, dict[str, Any]]:
+    provider = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example", api_base=localstripe)
+    order = await place(db, sku="TEE-1", quantity=2, country="DE", currency="EUR", external_id=external_id)
+    payment = await open_at_stripe(db, order.id, provider)
+    intent = await pay_at_stripe(localstripe, payment.reference)
+    answer = await post_event(client, *signed(event(intent, f"evt_{external_id}")))
+    assert answer.json() == {"outcome": "paid"}
+    async with db.sessions() as session:
+        return await orders.get_order(session, order_id=order.id), intent
+
+
+async def cancelled_events(db: Database, order_id: int) -> list[OutboxEvent]:
+    async with db.sessions() as session:
+        rows = (await session.scalars(select(OutboxEvent).where(OutboxEvent.topic.in_(
+            [orders.STATUS_CHANGED_TOPIC, payments.REFUNDED_TOPIC])).order_by(OutboxEvent.id))).all()
+    return [e for e in rows if e.payload["order_id"] == order_id and e.payload["status"] in ("cancelled", "refund")]
+
+
+async def test_cancelling_a_stripe_paid_order_refunds_it_once(shop: Database, client: httpx.AsyncClient,
+                                                             localstripe: str) -> None:
+    order, intent = await paid_at_stripe(shop, client, localstripe, "chat:31:a")
+    assert await on_hand(shop, "TEE-1") == 3
+    async with shop.unit_of_work() as session:
+        token = await create_token(session, name="merchant", role="merchant")
+    auth = {"Authorization": f"Bearer {token}"}
+    first = await client.post(f"/api/v1/orders/{order.id}/transitions", headers=auth,
+                              json={"status": "cancelled", "note": "out of stock at the warehouse"})
+    assert first.status_code == 200, first.text
+    again = await client.post(f"/api/v1/orders/{order.id}/transitions", headers=auth, json={"status": "cancelled"})
+    assert again.status_code == 200, again.text  # a double click: the same cancelled order, nothing more
+    assert first.json()["status"] == again.json()["status"] == "cancelled"
+    state = (await client.get(f"/api/v1/orders/{order.id}/payments", headers=auth)).json()
+    assert [(Decimal(r["amount"]), r["status"], r["provider_ref"][:3]) for r in state["refunds"]] == \
+        [(order.total, "done", "re_")]
+    assert Decimal(state["amount_refunded"]) == order.total and state["attention"] is None
+    latest = intent["latest_charge"]
+    charge = await stripe_client(localstripe).v1.charges.retrieve_async(
+        latest["id"] if isinstance(latest, dict) else str(latest))
+    assert charge.amount_refunded == int(order.total * 100)  # Stripe gave it back, once
+    assert await on_hand(shop, "TEE-1") == 5  # and the units are back
+    told = await cancelled_events(shop, order.id)
+    assert [(e.payload["status"], e.payload.get("notice"), Decimal(e.payload.get("amount", "0"))) for e in told] \
+        == [("cancelled", "cancelled_refund", order.total)]  # one message: cancelled and refunded
+    async with shop.sessions() as session:
+        audited = await session.scalar(select(func.count()).select_from(AuditEvent)
+                                       .where(AuditEvent.action == "order cancel refund"))
+    assert audited == 1
+
+
+async def test_stripe_down_leaves_the_paid_order_as_it_was(shop: Database, client: httpx.AsyncClient,
+                                                           localstripe: str, settings: Settings) -> None:
+    order, _ = await paid_at_stripe(shop, client, localstripe, "chat:32:a")
+    down = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example",
+                          api_base="http://127.0.0.1:9", timeout_seconds=2)
+    with pytest.raises(ProviderUnavailable):
+        async with shop.unit_of_work() as session:
+            await payments.cancel_order(session, order_id=order.id, providers=lambda name: down)
+    async with shop.sessions() as session:
+        kept, _, refunds = await payments.payment_state(session, order_id=order.id)
+    assert (kept.status, kept.amount_refunded, refunds) == ("paid", 0, [])  # nothing half-done
+    assert await on_hand(shop, "TEE-1") == 3
+    assert await cancelled_events(shop, order.id) == []
+    async with shop.unit_of_work() as session:  # Stripe is back: "try again" works, once
+        cancelled, row, now = await payments.cancel_order(
+            session, order_id=order.id, providers=lambda name: provider_for(name, settings.payments))
+    assert (cancelled.status, now) == ("cancelled", True)
+    assert row is not None and row.amount == order.total and row.status == "done"
+    assert await on_hand(shop, "TEE-1") == 5
+
+
+async def test_a_telegram_payment_is_owed_and_flagged_and_the_shopper_told(shop: Database) -> None:
+    telegram: PaymentProvider = TelegramProvider()
+    order = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:33:a")
+    async with shop.unit_of_work() as session:
+        payment = await payments.start_payment(session, order_id=order.id, provider=telegram)
+        assert await payments.record_payment(session, provider="telegram", event_id="tg-charge-1",
+                                             reference=payment.reference, amount_minor=int(order.total * 100),
+                                             currency="EUR", succeeded=True, charge_id="tg-charge-1") == "paid"
+    async with shop.unit_of_work() as session:
+        cancelled, row, _ = await payments.cancel_order(session, order_id=order.id, providers=lambda name: telegram,
+                                                        note="shopper asked", actor="Owner")
+    assert row is not None and (row.status, row.amount, row.provider_ref) == ("owed", order.total, None)
+    assert cancelled.status == "cancelled"
+    assert cancelled.attention is not None and "Refund owed" in cancelled.attention
+    assert payment.reference in cancelled.attention  # the person finds the payment to refund by hand
+    told = await cancelled_events(shop, order.id)
+    assert [e.payload.get("notice") for e in told] == ["cancelled_refund_owed"]
+    for locale in i18n.LANGUAGES:  # every catalog says it
+        assert i18n.has_text(locale, "notify.cancelled_refund_owed")
+        assert i18n.has_text(locale, "notify.cancelled_refund")
+
+
+async def test_unpaid_and_shipped_orders(shop: Database) -> None:
+    unpaid = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:34:a")
+    async with shop.unit_of_work() as session:
+        cancelled, row, _ = await payments.cancel_order(session, order_id=unpaid.id,
+                                                        providers=lambda name: TelegramProvider())
+    assert (cancelled.status, row) == ("cancelled", None)
+    assert [e.payload.get("notice") for e in await cancelled_events(shop, unpaid.id)] == [None]  # plain message
+    shipped = await paid_order(shop, lines=[("JKT-1", 1)], external_id="chat:34:b")  # fulfilled and delivered
+    with pytest.raises(IllegalTransition) as refused:
+        async with shop.unit_of_work() as session:
+            await payments.cancel_order(session, order_id=shipped.id, providers=lambda name: TelegramProvider())
+    assert "Refund it as a return instead" in refused.value.detail
+    async with shop.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(PaymentRefund)) == 0
+
+
+async def test_back_office_cancel_of_a_paid_transfer_owes_the_refund(shop: Database) -> None:
+    settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
+    order = await wire_order(shop)
+    async with app_client(create_app(settings, database=shop)) as client:
+        await make_account(shop, "olga@shop.test", "owner")
+        csrf = await signed_in(client, "olga@shop.test")
+        received = await client.post(f"/backoffice/orders/{order.id}/offline-received",
+                                     data={"csrf_token": csrf, "reference": "SEPA 0042"})
+        assert received.status_code == 303, received.text
+        for _ in range(2):  # a double submit
+            cancel = await client.post(f"/backoffice/orders/{order.id}/status",
+                                       data={"csrf_token": csrf, "to_status": "cancelled", "note": "customer"})
+            assert cancel.status_code in (303, 409), cancel.text
+        page = await client.get(f"/backoffice/orders/{order.id}")
+    assert "owed: send it by hand" in page.text
+    assert "Refund owed" in page.text
+    async with shop.sessions() as session:
+        final, _, refunds = await payments.payment_state(session, order_id=order.id)
+        audited = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "order cancelled"))).all()
+    assert final.status == "cancelled"
+    assert [(r.amount, r.status) for r in refunds] == [(order.total, "owed")]
+    assert len(audited) == 1 and audited[0].details["refund_status"] == "owed"
+    assert await on_hand(shop, "TEE-1") == 5 and await on_hand(shop, "JKT-1") == 5
