@@ -112,7 +112,9 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
 
     Network errors and provider 5xx are retried (bounded, same idempotency key: never two charges). A crash
     between the provider's answer and our record is repaired by the next call (same key, same provider payment;
-    the webhook also finds the payment by the id in its metadata). ProviderUnavailable / ProviderRefused leave
+    the webhook also finds the payment by the id in its metadata). After an ambiguous failure the provider is asked
+    for the payment it may have made (`find`, by our payment id) before creating again: one payment at the provider
+    even when it ignores idempotency keys. ProviderUnavailable / ProviderRefused leave
     the payment `creating` and the order pending: nothing is lost, the shopper retries."""
     async with database.sessions() as session:
         payment = await session.get(Payment, payment_id)
@@ -126,11 +128,16 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
             raise PaymentNotPossible(f"Order {order.number} is {order.status}.", order_status=order.status)
         charge = replace(charge_of(order), payment_id=payment.id)
         key, method_types = payment.idempotency_key or f"payment-{payment.id}", list(payment.method_types)
+    ambiguous = False
     for attempt in range(len(retry_delays) + 1):
         try:
-            created = await provider.create(charge=charge, method_types=method_types, idempotency_key=key)
+            # After a failure whose answer was lost (timeout, dropped connection, 5xx) the provider may have made
+            # the payment anyway: look for it first, so a retry never leaves a second, unpaid one behind.
+            found = await provider.find(charge=charge) if ambiguous else None
+            created = found or await provider.create(charge=charge, method_types=method_types, idempotency_key=key)
             break
         except ProviderUnavailable:
+            ambiguous = True
             if attempt == len(retry_delays):
                 raise
             await asyncio.sleep(retry_delays[attempt])

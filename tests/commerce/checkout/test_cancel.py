@@ -29,8 +29,7 @@ from kit.settings import Settings
 from tests.api.test_backoffice import make_account, signed_in
 from tests.commerce.checkout.conftest import WEBHOOK_SECRET, signed
 from tests.commerce.checkout.test_backoffice_orders import wire_order
-from tests.commerce.checkout.test_payments import event, open_at_stripe, pay_at_stripe, place, post_event, \
-    stripe_client
+from tests.commerce.checkout.test_payments import event, open_at_stripe, pay_at_stripe, place, post_event, stripe_client
 from tests.commerce.checkout.test_refunds import on_hand, paid_order
 from tests.http import app_client
 
@@ -83,7 +82,8 @@ async def test_cancelling_a_stripe_paid_order_refunds_it_once(shop: Database, cl
     state = (await client.get(f"/api/v1/orders/{order.id}/payments", headers=auth)).json()
     assert [(Decimal(r["amount"]), r["status"], r["provider_ref"][:3]) for r in state["refunds"]] == \
         [(order.total, "done", "re_")]
-    assert Decimal(state["amount_refunded"]) == order.total and state["attention"] is None
+    assert Decimal(state["amount_refunded"]) == order.total
+    assert state["attention"] is None
     latest = intent["latest_charge"]
     charge = await stripe_client(localstripe).v1.charges.retrieve_async(
         latest["id"] if isinstance(latest, dict) else str(latest))
@@ -115,7 +115,9 @@ async def test_stripe_down_leaves_the_paid_order_as_it_was(shop: Database, clien
         cancelled, row, now = await payments.cancel_order(
             session, order_id=order.id, providers=lambda name: provider_for(name, settings.payments))
     assert (cancelled.status, now) == ("cancelled", True)
-    assert row is not None and row.amount == order.total and row.status == "done"
+    assert row is not None
+    assert row.amount == order.total
+    assert row.status == "done"
     assert await on_hand(shop, "TEE-1") == 5
 
 
@@ -130,9 +132,11 @@ async def test_a_telegram_payment_is_owed_and_flagged_and_the_shopper_told(shop:
     async with shop.unit_of_work() as session:
         cancelled, row, _ = await payments.cancel_order(session, order_id=order.id, providers=lambda name: telegram,
                                                         note="shopper asked", actor="Owner")
-    assert row is not None and (row.status, row.amount, row.provider_ref) == ("owed", order.total, None)
+    assert row is not None
+    assert (row.status, row.amount, row.provider_ref) == ("owed", order.total, None)
     assert cancelled.status == "cancelled"
-    assert cancelled.attention is not None and "Refund owed" in cancelled.attention
+    assert cancelled.attention is not None
+    assert "Refund owed" in cancelled.attention
     assert payment.reference in cancelled.attention  # the person finds the payment to refund by hand
     told = await cancelled_events(shop, order.id)
     assert [e.payload.get("notice") for e in told] == ["cancelled_refund_owed"]
@@ -178,5 +182,7 @@ async def test_back_office_cancel_of_a_paid_transfer_owes_the_refund(shop: Datab
         audited = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "order cancelled"))).all()
     assert final.status == "cancelled"
     assert [(r.amount, r.status) for r in refunds] == [(order.total, "owed")]
-    assert len(audited) == 1 and audited[0].details["refund_status"] == "owed"
-    assert await on_hand(shop, "TEE-1") == 5 and await on_hand(shop, "JKT-1") == 5
+    assert len(audited) == 1
+    assert audited[0].details["refund_status"] == "owed"
+    assert await on_hand(shop, "TEE-1") == 5
+    assert await on_hand(shop, "JKT-1") == 5
