@@ -97,8 +97,17 @@ class StripeProvider:
         return str(intent.client_secret)
 
     async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str | None:
+        """A refund whose answer was lost (the caller rolled back and retries later, maybe after Stripe forgot the
+        key, or on a fake that ignores keys) is found by the key in its metadata and returned, not made twice."""
+        earlier = await self._call(self._client.v1.refunds.list_async(
+            params={"payment_intent": reference, "limit": 100}))
+        for made in earlier.data:
+            if made.metadata and made.metadata.to_dict().get("idempotency_key") == idempotency_key and \
+                    made.status != "failed":
+                return str(made.id)
         refund = await self._call(self._client.v1.refunds.create_async(
-            params={"payment_intent": reference, "amount": amount_minor},
+            params={"payment_intent": reference, "amount": amount_minor,
+                    "metadata": {"idempotency_key": idempotency_key}},
             options={"idempotency_key": idempotency_key}))
         return str(refund.id)
 

@@ -186,3 +186,58 @@ async def test_back_office_cancel_of_a_paid_transfer_owes_the_refund(shop: Datab
     assert audited[0].details["refund_status"] == "owed"
     assert await on_hand(shop, "TEE-1") == 5
     assert await on_hand(shop, "JKT-1") == 5
+
+
+@pytest.fixture
+async def lossy_refunds(localstripe: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """localstripe behind a proxy that loses the answer to the first "create refund": Stripe refunds, the caller
+    times out and rolls back."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    from tests.http import start_aiohttp
+
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path}")
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with aiohttp.ClientSession() as upstream, upstream.request(
+                request.method, f"{localstripe}{request.path_qs}", data=body, headers=headers) as answer:
+            payload, status, kind = await answer.read(), answer.status, answer.content_type
+        if request.method == "POST" and request.path == "/v1/refunds" and seen.count("POST /v1/refunds") == 1:
+            await asyncio.sleep(5)  # refunded at Stripe, the answer never arrives in time
+        return web.Response(body=payload, status=status, content_type=kind)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner, port = await start_aiohttp(app)
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_refund_whose_answer_was_lost_is_not_made_twice(shop: Database, client: httpx.AsyncClient,
+                                                                localstripe: str,
+                                                                lossy_refunds: tuple[str, list[str]]) -> None:
+    order, intent = await paid_at_stripe(shop, client, localstripe, "chat:35:a")
+    base, seen = lossy_refunds
+    lossy = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example", api_base=base,
+                           timeout_seconds=1.0)
+    with pytest.raises(ProviderUnavailable):
+        async with shop.unit_of_work() as session:
+            await payments.cancel_order(session, order_id=order.id, providers=lambda name: lossy)
+    async with shop.sessions() as session:  # our side: nothing happened
+        assert (await orders.get_order(session, order_id=order.id)).status == "paid"
+    async with shop.unit_of_work() as session:  # the merchant tries again
+        cancelled, row, _ = await payments.cancel_order(session, order_id=order.id, providers=lambda name: lossy)
+    assert cancelled.status == "cancelled"
+    assert row is not None
+    assert seen.count("POST /v1/refunds") == 1  # found by its key, not made again
+    refunds = await stripe_client(localstripe).v1.refunds.list_async(params={"payment_intent": intent["id"]})
+    assert [r.id for r in refunds.data] == [row.provider_ref]
+    assert sum(r.amount for r in refunds.data) == int(order.total * 100)
