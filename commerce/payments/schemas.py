@@ -71,6 +71,11 @@ class PaymentSettingsOut(PaymentSettingsIn):
     pass
 
 
+class RefundSentIn(BaseModel):
+    reference: str = Field(min_length=1, max_length=200,
+                           description="Where the refund sent by hand can be found: bank statement line, refund id")
+
+
 class RefundOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int

@@ -456,7 +456,7 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
                               cancelling=True)
         if row.status == "owed":
             order.attention = (f"Refund owed: {row.amount} {row.currency} for {payment.provider} payment "
-                               f"{payment.reference}; send it by hand, then clear this.")[:300]
+                               f"{payment.reference}; send it by hand and mark it sent.")[:300]
     notice = None
     if row is not None:
         notice = {"notice": "cancelled_refund_owed" if row.status == "owed" else "cancelled_refund",
@@ -464,6 +464,36 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
     await session.flush()
     cancelled = await transition_order(session, order_id=order.id, to_status="cancelled", note=note, notice=notice)
     return cancelled, row, True
+
+
+async def mark_refund_sent(session: AsyncSession, *, order_id: int, refund_id: int, reference: str,
+                           actor: str) -> tuple[PaymentRefund, bool]:
+    """A person sent an owed refund (cancel_order of a Telegram or offline payment) by hand: it becomes done with the
+    reference they give (bank statement line, the provider dashboard's refund id), the order's "Refund owed" flag
+    is cleared and the shopper is told (notify.refund). (refund, changed): a second press changes nothing."""
+    reference = reference.strip()
+    if not reference:
+        raise InvalidInput("Give the reference of the refund you sent (bank statement line, refund id).",
+                           code="missing_reference", field="reference")
+    repo = PaymentRepository(session)
+    order = await repo.lock_order(order_id)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    row = await session.get(PaymentRefund, refund_id, populate_existing=True)
+    payment = await session.get(Payment, row.payment_id) if row is not None else None
+    if row is None or payment is None or payment.order_id != order.id:
+        raise RefundNotPossible(f"Order {order.number} has no refund {refund_id}.", field="refund")
+    if row.status != "owed":
+        return row, False
+    row.status, row.provider_ref = "done", reference[:200]
+    if order.attention and order.attention.startswith("Refund owed"):
+        order.attention = None
+    await enqueue(session, topic=REFUNDED_TOPIC, idempotency_key=f"order-refund:{row.id}",
+                  payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
+                           "from_status": order.status, "status": "refund", "refund_id": row.id,
+                           "amount": str(row.amount), "currency": row.currency, "sent_by": actor})
+    await session.flush()
+    return row, True
 
 
 async def _line_refund(session: AsyncSession, order: Order, goods: Decimal) -> Decimal:

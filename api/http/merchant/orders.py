@@ -21,6 +21,7 @@ from commerce.payments.schemas import (
     PaymentStateOut,
     RefundIn,
     RefundOut,
+    RefundSentIn,
 )
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
@@ -118,6 +119,24 @@ async def refund(order_id: PathId, data: RefundIn, session: SessionDep, settings
                               details={"amount": str(row.amount), "currency": row.currency,
                                        "reason": data.reason or "", "override": row.override_reason or "",
                                        "lines": row.lines})
+    return await _state(session, order_id)
+
+
+@router.post("/{order_id}/refunds/{refund_id}/sent", response_model=PaymentStateOut,
+             responses={409: {"description": "The order has no such refund."}})
+async def refund_sent(order_id: PathId, refund_id: PathId, data: RefundSentIn, session: SessionDep,
+                      who: MerchantDep) -> PaymentStateOut:
+    """An owed refund (a cancelled order paid by Telegram Payments or offline) was sent by hand: it becomes done
+    with `reference`, the order's "Refund owed" flag is cleared, the shopper told. Again: nothing changes."""
+    actor = accounts.token_actor(who.token_id, who.name)
+    row, changed = await payments.mark_refund_sent(session, order_id=order_id, refund_id=refund_id,
+                                                   reference=data.reference, actor=actor)
+    if changed:
+        order = await orders.get_order(session, order_id=order_id)
+        await accounts.record(session, actor=actor, area="orders", action="refund sent",
+                              subject=f"order #{order.number}",
+                              details={"amount": str(row.amount), "currency": row.currency,
+                                       "reference": data.reference.strip()})
     return await _state(session, order_id)
 
 

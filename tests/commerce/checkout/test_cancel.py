@@ -121,7 +121,8 @@ async def test_stripe_down_leaves_the_paid_order_as_it_was(shop: Database, clien
     assert await on_hand(shop, "TEE-1") == 5
 
 
-async def test_a_telegram_payment_is_owed_and_flagged_and_the_shopper_told(shop: Database) -> None:
+async def test_a_telegram_payment_is_owed_and_flagged_and_the_shopper_told(shop: Database,
+                                                                          client: httpx.AsyncClient) -> None:
     telegram: PaymentProvider = TelegramProvider()
     order = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:33:a")
     async with shop.unit_of_work() as session:
@@ -140,6 +141,18 @@ async def test_a_telegram_payment_is_owed_and_flagged_and_the_shopper_told(shop:
     assert payment.reference in cancelled.attention  # the person finds the payment to refund by hand
     told = await cancelled_events(shop, order.id)
     assert [e.payload.get("notice") for e in told] == ["cancelled_refund_owed"]
+    async with shop.unit_of_work() as session:
+        token = await create_token(session, name="merchant", role="merchant")
+    auth = {"Authorization": f"Bearer {token}"}
+    wrong = await client.post(f"/api/v1/orders/{order.id}/refunds/{row.id + 99}/sent", headers=auth,
+                              json={"reference": "x"})
+    assert wrong.status_code == 409
+    sent = await client.post(f"/api/v1/orders/{order.id}/refunds/{row.id}/sent", headers=auth,
+                             json={"reference": "refunded in the provider's dashboard: tg-re-77"})
+    assert sent.status_code == 200, sent.text
+    assert [(r["status"], r["provider_ref"]) for r in sent.json()["refunds"]] == \
+        [("done", "refunded in the provider's dashboard: tg-re-77")]
+    assert sent.json()["attention"] is None
     for locale in i18n.LANGUAGES:  # every catalog says it
         assert i18n.has_text(locale, "notify.cancelled_refund_owed")
         assert i18n.has_text(locale, "notify.cancelled_refund")
@@ -175,15 +188,34 @@ async def test_back_office_cancel_of_a_paid_transfer_owes_the_refund(shop: Datab
                                        data={"csrf_token": csrf, "to_status": "cancelled", "note": "customer"})
             assert cancel.status_code in (303, 409), cancel.text
         page = await client.get(f"/backoffice/orders/{order.id}")
-    assert "owed: send it by hand" in page.text
-    assert "Refund owed" in page.text
+        assert "owed: send it by hand" in page.text
+        assert "Refund owed" in page.text
+        async with shop.sessions() as session:
+            owed = (await payments.payment_state(session, order_id=order.id))[2][0]
+        blank = await client.post(f"/backoffice/orders/{order.id}/refunds/{owed.id}/sent",
+                                  data={"csrf_token": csrf, "reference": " "})
+        assert blank.status_code == 422
+        assert "Give the reference of the refund you sent" in blank.text
+        for _ in range(2):  # sent by hand, marked twice
+            sent = await client.post(f"/backoffice/orders/{order.id}/refunds/{owed.id}/sent",
+                                     data={"csrf_token": csrf, "reference": "SEPA back 0043"})
+            assert sent.status_code == 303, sent.text
+        after = await client.get(f"/backoffice/orders/{order.id}")
+    assert "owed: send it by hand" not in after.text
+    assert "Refund owed" not in after.text  # the flag is gone
     async with shop.sessions() as session:
         final, _, refunds = await payments.payment_state(session, order_id=order.id)
         audited = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "order cancelled"))).all()
+        marked = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "refund sent"))).all()
     assert final.status == "cancelled"
-    assert [(r.amount, r.status) for r in refunds] == [(order.total, "owed")]
+    assert final.attention is None
+    assert [(r.amount, r.status, r.provider_ref) for r in refunds] == [(order.total, "done", "SEPA back 0043")]
     assert len(audited) == 1
     assert audited[0].details["refund_status"] == "owed"
+    assert len(marked) == 1  # marked twice, audited once
+    told = await cancelled_events(shop, order.id)
+    assert [(e.payload["status"], e.payload.get("notice")) for e in told] == \
+        [("cancelled", "cancelled_refund_owed"), ("refund", None)]  # owed, then sent
     assert await on_hand(shop, "TEE-1") == 5
     assert await on_hand(shop, "JKT-1") == 5
 
