@@ -457,6 +457,9 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
         if row.status == "owed":
             order.attention = (f"Refund owed: {row.amount} {row.currency} for {payment.provider} payment "
                                f"{payment.reference}; send it by hand and mark it sent.")[:300]
+    for open_payment_row in await repo.for_order(order.id):
+        if open_payment_row.status in ("pending", "creating"):  # no longer payable (a late payment is flagged)
+            open_payment_row.status, open_payment_row.updated_at = "expired", utcnow()
     notice = None
     if row is not None:
         notice = {"notice": "cancelled_refund_owed" if row.status == "owed" else "cancelled_refund",

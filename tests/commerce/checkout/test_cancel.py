@@ -161,9 +161,16 @@ async def test_a_telegram_payment_is_owed_and_flagged_and_the_shopper_told(shop:
 async def test_unpaid_and_shipped_orders(shop: Database) -> None:
     unpaid = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:34:a")
     async with shop.unit_of_work() as session:
+        invoice = await payments.start_payment(session, order_id=unpaid.id, provider=TelegramProvider())
+    async with shop.unit_of_work() as session:
         cancelled, row, _ = await payments.cancel_order(session, order_id=unpaid.id,
                                                         providers=lambda name: TelegramProvider())
     assert (cancelled.status, row) == ("cancelled", None)
+    async with shop.sessions() as session:  # the invoice sent before can no longer be paid
+        assert await payments.check_before_charge(session, provider="telegram", reference=invoice.reference,
+                                                  amount_minor=int(unpaid.total * 100), currency="EUR") == \
+            "not_pending"
+        assert [p.status for p in (await payments.payment_state(session, order_id=unpaid.id))[1]] == ["expired"]
     assert [e.payload.get("notice") for e in await cancelled_events(shop, unpaid.id)] == [None]  # plain message
     shipped = await paid_order(shop, lines=[("JKT-1", 1)], external_id="chat:34:b")  # fulfilled and delivered
     with pytest.raises(IllegalTransition) as refused:
