@@ -359,8 +359,13 @@ async def test_a_create_whose_answer_was_lost_reuses_the_intent_stripe_made(
                                               retry_delays=(0.01, 0.01))
     assert seen[:2] == ["POST /v1/payment_intents", "GET /v1/payment_intents"]  # lost, then looked for
     assert seen.count("POST /v1/payment_intents") == 1  # found: not created again
-    listed = await stripe_client(localstripe).v1.payment_intents.list_async(params={"limit": 100})
-    ours = [intent for intent in listed.auto_paging_iter()
-            if intent.metadata.to_dict().get("order_ref") == placed.public_ref]
+    stripe_api, ours, after = stripe_client(localstripe), [], None  # every intent at (the shared) localstripe
+    while True:
+        page = await stripe_api.v1.payment_intents.list_async(
+            params={"limit": 100, **({"starting_after": after} if after else {})})
+        ours += [intent for intent in page.data if intent.metadata.to_dict().get("order_ref") == placed.public_ref]
+        if not page.has_more or not page.data:
+            break
+        after = page.data[-1].id
     assert [intent.id for intent in ours] == [payment.reference]  # one intent at Stripe, and it is the one we keep
     assert payment.status == "pending"
