@@ -1,15 +1,16 @@
-"""Checkout and payment under load on PostgreSQL. `--through chat` (default): see bench/checkout_chat.py (Telegram
-double, served app, worker killed mid-way). `--through services`: shoppers check out concurrently (commerce checkout
-service), pay
-through Stripe's API (localstripe, started here) and Stripe-signed webhooks are delivered twice each plus a second
-event per payment, racing; a share of shoppers never pay and the expiry job releases their stock.
+"""Checkout and payment under load on PostgreSQL. `--through chat` (default): see bench/checkout_chat.py (served
+app, worker killed mid-way; shoppers on the Telegram double, the web chat socket and the REST channel, mixed by
+`--channels telegram,web,rest`). `--through services`: shoppers check out concurrently (commerce checkout service),
+pay through Stripe's API (localstripe, started here) and Stripe-signed webhooks are delivered twice each plus a
+second event per payment, racing; a share of shoppers never pay and the expiry job releases their stock.
 
-    python bench/checkout.py [--shoppers 200] [--concurrency 20] [--stock 150] [--unpaid 0.2]
+    python bench/checkout.py [--through chat|services] [--channels telegram,web,rest] [--shoppers 200]
+                             [--concurrency 20] [--stock 150] [--unpaid 0.2] [--kill-after 0.4]
                              [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
-Prints one JSON object: orders/s (placed), p50/p99 seconds from "Pay" (start_payment) to the order paid, orders
-paid twice (must be 0), units oversold (0), reservations leaked after expiry (0), amount mismatches (0). Drives the
-service layer, not the chat (no NLU, no Telegram double): what it measures is checkout + payment + webhooks.
+Prints one JSON object: orders/s (placed), p50/p99 seconds from "Pay" to the order paid (services) or to the
+"Payment received" message (chat), and the same integrity counts in both modes (bench/checkout_integrity.py):
+orders paid twice (must be 0), units oversold (0), reservations leaked after expiry (0), amount mismatches (0).
 """
 from __future__ import annotations
 
@@ -29,17 +30,14 @@ from typing import Any
 
 import stripe
 from _common import percentile, scratch_postgres
-from sqlalchemy import func, select
+from checkout_integrity import integrity
 
 from api.migrations import upgrade
 from commerce.checkout import service as checkout
 from commerce.checkout.errors import SummaryChanged
 from commerce.checkout.schemas import Address, CartLineIn
 from commerce.inventory.errors import InsufficientStock
-from commerce.inventory.models import Reservation, StockLevel
-from commerce.orders.models import Order, OrderStatusChange
 from commerce.payments import service as payments
-from commerce.payments.models import PaymentEvent
 from commerce.payments.providers import StripeProvider
 from kit.clock import utcnow
 from kit.db import Database
@@ -175,33 +173,17 @@ async def _load(database: Database, base: str, args: argparse.Namespace) -> dict
     finally:
         clock.now = real_now  # type: ignore[method-assign]
 
-    async with database.sessions() as session:
-        paid_twice = await session.scalar(select(func.count()).select_from(
-            select(OrderStatusChange.order_id).where(OrderStatusChange.to_status == "paid")
-            .group_by(OrderStatusChange.order_id).having(func.count() > 1).subquery()))
-        overpaid = await session.scalar(select(func.count()).where(Order.amount_paid > Order.total))
-        level = await session.scalar(select(StockLevel).where(StockLevel.sku == "TEE-1"))
-        leaked = await session.scalar(select(func.count()).select_from(Reservation).join(
-            Order, Reservation.reference == func.concat("order:web:", Order.external_id))
-            .where(Order.status == "expired", Reservation.status == "active"))
-        mismatches = await session.scalar(select(func.count()).where(PaymentEvent.outcome == "mismatch"))
-        paid = await session.scalar(select(func.count()).where(Order.status == "paid"))
-        sold = await session.scalar(select(func.coalesce(func.sum(Reservation.quantity), 0))
-                                    .where(Reservation.status == "committed"))
-    assert level is not None
+    checks = await integrity(database, stock=args.stock)
     await database.dispose()
     return {
         "benchmark": "checkout", "backend": "postgresql", "shoppers": args.shoppers,
         "concurrency": args.concurrency, "stock": args.stock,
-        "orders_placed": counts["placed"], "sold_out": counts["sold_out"], "orders_paid": paid,
+        "orders_placed": counts["placed"], "sold_out": counts["sold_out"], "orders_paid": checks["orders_paid"],
         "orders_expired": expired, "orders_per_second": round(counts["placed"] / elapsed, 2),
         "pay_to_paid_p50_s": round(percentile(latencies, 0.5), 4),
         "pay_to_paid_p99_s": round(percentile(latencies, 0.99), 4),
         "webhook_outcomes": outcomes,
-        "orders_paid_twice": int(paid_twice or 0) + int(overpaid or 0),
-        "units_oversold": max(0, int(sold or 0) - args.stock) + (1 if level.on_hand < 0 else 0),
-        "reservations_leaked_after_expiry": int(leaked or 0),
-        "amount_mismatches": int(mismatches or 0),
+        **{name: value for name, value in checks.items() if name != "orders_paid"},
         "elapsed_s": round(elapsed, 2),
     }
 
@@ -216,10 +198,18 @@ def main() -> None:
     parser.add_argument("--through", choices=("chat", "services"), default="chat",
                         help="chat: Telegram double + served app + worker process (bench/checkout_chat.py); "
                              "services: the checkout and payment services called directly")
+    parser.add_argument("--channels", default="telegram",
+                        help="chat: the shoppers' channels, taken in turn (telegram, web = the web chat socket, "
+                             "rest = the Rasa REST channel), e.g. telegram,web,rest")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/2",
+                        help="chat: Redis for the web chat's cross-process delivery (worker -> socket)")
     parser.add_argument("--kill-after", type=float, default=0.4, help="chat: SIGKILL the worker after this share")
     parser.add_argument("--lease-seconds", type=float, default=5.0, help="chat: the worker's outbox lease")
     parser.add_argument("--timeout", type=float, default=180.0, help="chat: seconds to wait for one reply")
     args = parser.parse_args()
+    args.channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    if not args.channels or set(args.channels) - {"telegram", "web", "rest"}:
+        parser.error("--channels: a comma-separated list of telegram, web, rest")
     print(json.dumps(asyncio.run(run(args))))
 
 

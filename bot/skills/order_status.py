@@ -238,7 +238,7 @@ async def notify_status_change(session: AsyncSession, *, payload: dict[str, Any]
     except NotFound:
         return False
     status = str(payload.get("status", ""))
-    key = f"notify.{status}"
+    key = f"notify.{payload.get('notice') or status}"
     locale = conversation.locale or i18n.DEFAULT_LOCALE
     if status == "pending_payment" or not i18n.has_text(locale, key):
         return False

@@ -155,10 +155,14 @@ async def _restock(session: AsyncSession, order: Order) -> None:
 
 
 async def transition_order(session: AsyncSession, *, order_id: int, to_status: str, note: str | None = None,
-                           carrier: str | None = None, tracking_number: str | None = None) -> Order:
+                           carrier: str | None = None, tracking_number: str | None = None,
+                           notice: dict[str, str] | None = None) -> Order:
     """Move an order to a new status if the lifecycle allows it; stock follows.
 
     paid commits the reservations; cancelled gives the units back (released, or restocked if already paid).
+    `notice` goes with the status change to the shopper's message (e.g. {"notice": "cancelled_refund", "amount",
+    "currency"}: the cancellation says what was refunded). A paid order is cancelled by
+    commerce.payments.service.cancel_order, which refunds it first.
     """
     if to_status not in STATUSES:
         raise UnknownStatus(f"{to_status!r} is not an order status; expected one of {', '.join(STATUSES)}.")
@@ -190,7 +194,7 @@ async def transition_order(session: AsyncSession, *, order_id: int, to_status: s
         order.tracking_number = tracking_number
     await enqueue(session, topic=STATUS_CHANGED_TOPIC,
                   payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
-                           "from_status": history_from, "status": to_status},
+                           "from_status": history_from, "status": to_status, **(notice or {})},
                   idempotency_key=f"order:{order.id}:{len(order.history)}:{to_status}", flush=False)
     await session.flush()
     return await get_order(session, order_id=order.id)

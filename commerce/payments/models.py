@@ -85,6 +85,9 @@ class PaymentRefund(Base):
     # Set when a supervisor or the owner refunded outside the return policy: why, and who (also in the audit log).
     override_reason: Mapped[str | None] = mapped_column(String(300), default=None)
     actor: Mapped[str | None] = mapped_column(String(300), default=None)
+    # done: given back (through the provider, or recorded by the person who made it); owed: a cancelled order's
+    # refund the provider cannot make by API (Telegram Payments, bank transfer, cash): a person must send it.
+    status: Mapped[str] = mapped_column(String(20), default="done", server_default="done")
 
 
 class PaymentSetting(Base):

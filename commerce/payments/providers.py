@@ -29,6 +29,11 @@ class PaymentProvider(Protocol):
         """Give back `amount_minor`; the provider's refund id (None for an offline refund made by a person)."""
         ...
 
+    async def find(self, *, charge: Charge) -> ProviderPayment | None:
+        """The payment already opened at the provider for `charge.payment_id` (a create whose answer was lost);
+        None when there is none. Called before creating again after an ambiguous failure."""
+        ...
+
 
 class StripeProvider:
     """PaymentIntents with the payment method types the merchant enabled (card, alipay, wechat_pay); the shopper
@@ -60,14 +65,49 @@ class StripeProvider:
     def link(self, charge: Charge) -> str | None:
         return f"{self._pay_page_url}/pay/{charge.public_ref}"
 
+    # How many of the newest payment intents `find` looks through (Stripe lists newest first, strongly consistent;
+    # its search API lags by up to a minute, too late for a retry).
+    FIND_LIMIT = 1000
+
+    async def find(self, *, charge: Charge) -> ProviderPayment | None:
+        """The intent a lost create made for our payment row (metadata payment_id and the order's unguessable public
+        reference: ids alone repeat across databases sharing a Stripe account), so a retry reuses
+        it instead of leaving a second, unpaid intent: the idempotency key alone cannot be relied on (a fake
+        ignores it; Stripe forgets keys after 24 h). Only intents that were not cancelled are reused."""
+        if charge.payment_id is None:
+            return None
+        page = await self._call(self._client.v1.payment_intents.list_async(params={"limit": 100}))
+        seen = 0
+        while True:
+            for intent in page.data:
+                metadata = intent.metadata.to_dict() if intent.metadata else {}
+                if metadata.get("payment_id") == str(charge.payment_id) and \
+                        metadata.get("order_ref") == charge.public_ref and intent.status != "canceled" and \
+                        int(intent.amount) == charge.amount_minor and str(intent.currency).upper() == charge.currency:
+                    return ProviderPayment(reference=str(intent.id), url=self.link(charge))
+            seen += len(page.data)
+            if not page.has_more or not page.data or seen >= self.FIND_LIMIT:
+                return None
+            page = await self._call(self._client.v1.payment_intents.list_async(
+                params={"limit": 100, "starting_after": page.data[-1].id}))
+
     async def client_secret(self, reference: str) -> str:
         """The secret the pay page's Payment Element needs (never stored, never logged)."""
         intent = await self._call(self._client.v1.payment_intents.retrieve_async(reference))
         return str(intent.client_secret)
 
     async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str | None:
+        """A refund whose answer was lost (the caller rolled back and retries later, maybe after Stripe forgot the
+        key, or on a fake that ignores keys) is found by the key in its metadata and returned, not made twice."""
+        earlier = await self._call(self._client.v1.refunds.list_async(
+            params={"payment_intent": reference, "limit": 100}))
+        for made in earlier.data:
+            if made.metadata and made.metadata.to_dict().get("idempotency_key") == idempotency_key and \
+                    made.status != "failed":
+                return str(made.id)
         refund = await self._call(self._client.v1.refunds.create_async(
-            params={"payment_intent": reference, "amount": amount_minor},
+            params={"payment_intent": reference, "amount": amount_minor,
+                    "metadata": {"idempotency_key": idempotency_key}},
             options={"idempotency_key": idempotency_key}))
         return str(refund.id)
 
@@ -119,6 +159,9 @@ class TelegramProvider:
     async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str | None:
         return None  # made by a person in the provider's dashboard; recorded here
 
+    async def find(self, *, charge: Charge) -> ProviderPayment | None:
+        return None  # opened in our own transaction: nothing can be lost
+
 
 class OfflineProvider:
     """Bank transfer or cash on delivery: the reference the shopper quotes is the order's public reference."""
@@ -135,6 +178,9 @@ class OfflineProvider:
         return ProviderPayment(reference=charge.public_ref, url=None)
 
     async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str | None:
+        return None
+
+    async def find(self, *, charge: Charge) -> ProviderPayment | None:
         return None
 
 

@@ -71,6 +71,11 @@ class PaymentSettingsOut(PaymentSettingsIn):
     pass
 
 
+class RefundSentIn(BaseModel):
+    reference: str = Field(min_length=1, max_length=200,
+                           description="Where the refund sent by hand can be found: bank statement line, refund id")
+
+
 class RefundOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
@@ -83,6 +88,8 @@ class RefundOut(BaseModel):
     restocked: bool
     override_reason: str | None
     actor: str | None
+    status: str = Field(default="done", description="done, or owed: a person must still send it (cancelled order "
+                                                     "paid by Telegram Payments or offline)")
 
 
 class PaymentOut(BaseModel):

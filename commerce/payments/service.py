@@ -4,7 +4,7 @@ for a person, never marked paid), refunds through the provider, unpaid orders ex
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,10 +18,10 @@ from commerce.catalog.service import find_variants, get_variants
 from commerce.checkout.schemas import to_minor
 from commerce.inventory.service import return_units
 from commerce.money import minor_units, quantize
-from commerce.orders.errors import OrderNotFound
+from commerce.orders.errors import IllegalTransition, OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.schemas import TRANSITIONS
-from commerce.orders.service import transition_order
+from commerce.orders.service import get_order, transition_order
 from commerce.payments.errors import PaymentNotPossible, ProviderUnavailable, RefundNotPossible, RefundOutsidePolicy
 from commerce.payments.models import Payment, PaymentEvent, PaymentMethod, PaymentRefund, PaymentSetting
 from commerce.payments.providers import PaymentProvider, verify_stripe_event
@@ -112,7 +112,9 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
 
     Network errors and provider 5xx are retried (bounded, same idempotency key: never two charges). A crash
     between the provider's answer and our record is repaired by the next call (same key, same provider payment;
-    the webhook also finds the payment by the id in its metadata). ProviderUnavailable / ProviderRefused leave
+    the webhook also finds the payment by the id in its metadata). After an ambiguous failure the provider is asked
+    for the payment it may have made (`find`, by our payment id) before creating again: one payment at the provider
+    even when it ignores idempotency keys. ProviderUnavailable / ProviderRefused leave
     the payment `creating` and the order pending: nothing is lost, the shopper retries."""
     async with database.sessions() as session:
         payment = await session.get(Payment, payment_id)
@@ -126,11 +128,16 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
             raise PaymentNotPossible(f"Order {order.number} is {order.status}.", order_status=order.status)
         charge = replace(charge_of(order), payment_id=payment.id)
         key, method_types = payment.idempotency_key or f"payment-{payment.id}", list(payment.method_types)
+    ambiguous = False
     for attempt in range(len(retry_delays) + 1):
         try:
-            created = await provider.create(charge=charge, method_types=method_types, idempotency_key=key)
+            # After a failure whose answer was lost (timeout, dropped connection, 5xx) the provider may have made
+            # the payment anyway: look for it first, so a retry never leaves a second, unpaid one behind.
+            found = await provider.find(charge=charge) if ambiguous else None
+            created = found or await provider.create(charge=charge, method_types=method_types, idempotency_key=key)
             break
         except ProviderUnavailable:
+            ambiguous = True
             if attempt == len(retry_delays):
                 raise
             await asyncio.sleep(retry_delays[attempt])
@@ -313,7 +320,8 @@ async def _policy_breaches(session: AsyncSession, order: Order, line_skus: Seque
 async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvider, idempotency_key: str,
                  amount: Decimal | None = None, lines: Sequence[RefundLineIn] | None = None,
                  reason: str | None = None, restock: bool = True, override_reason: str | None = None,
-                 may_override: bool = False, actor: str | None = None) -> tuple[PaymentRefund, bool]:
+                 may_override: bool = False, actor: str | None = None,
+                 cancelling: bool = False) -> tuple[PaymentRefund, bool]:
     """Refund through the provider that took the payment: `lines` (order line, quantity) priced by the
     destination's return policy (goods, their taxes and duties, minus a restocking fee...), or `amount`, or
     (neither) all that is left. Never more than was paid and not yet refunded; a line never more than was bought.
@@ -322,7 +330,8 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
     non-returnable category the refund is refused (RefundOutsidePolicy) unless `may_override` (a supervisor or the
     owner) gives `override_reason`, which is recorded. `restock` puts the refunded lines' units back on hand. The
     order becomes refunded when nothing is left. (refund, created): the same idempotency key returns the first
-    refund, created False."""
+    refund, created False. `cancelling` (cancel_order): the order neither becomes refunded nor is the refund told
+    on its own (the cancellation says it), and a refund the provider cannot make (no provider id) is owed."""
     repo = PaymentRepository(session)
     order = await repo.lock_order(order_id)
     if order is None:
@@ -383,7 +392,8 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
     row = PaymentRefund(payment_id=payment.id, idempotency_key=idempotency_key, amount=wanted,
                         currency=payment.currency, provider_ref=provider_ref, reason=reason, created_at=now,
                         lines=chosen, restocked=bool(restock and chosen),
-                        override_reason=override if breaches else None, actor=actor)
+                        override_reason=override if breaches else None, actor=actor,
+                        status="owed" if cancelling and provider_ref is None else "done")
     session.add(row)
     payment.amount_refunded += wanted
     payment.updated_at = now
@@ -394,13 +404,98 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
             reservation_id = order_lines[entry["line_id"]].reservation_id
             if reservation_id is not None and order.status not in ("cancelled", "expired"):
                 await return_units(session, reservation_id=reservation_id, quantity=int(entry["quantity"]))
-    if payment.amount_refunded == payment.amount and "refunded" in TRANSITIONS[order.status]:
+    if cancelling:
+        pass  # cancel_order moves the order and tells the shopper of both at once
+    elif payment.amount_refunded == payment.amount and "refunded" in TRANSITIONS[order.status]:
         await transition_order(session, order_id=order.id, to_status="refunded", note=reason)
     else:  # the status stays: the shopper is told of the refund itself
         await enqueue(session, topic=REFUNDED_TOPIC, idempotency_key=f"order-refund:{row.id}",
                       payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
                                "from_status": order.status, "status": "refund", "refund_id": row.id,
                                "amount": str(wanted), "currency": payment.currency})
+    return row, True
+
+
+# Goods still in the shop: cancelling is allowed (TRANSITIONS); after that the refund is a return (refund()).
+CANCEL_KEY = "cancel-{order_id}"
+
+
+async def cancel_order(session: AsyncSession, *, order_id: int, providers: Callable[[str], PaymentProvider],
+                       note: str | None = None, actor: str | None = None
+                       ) -> tuple[Order, PaymentRefund | None, bool]:
+    """Cancel an order not yet shipped: its units go back to stock and what is left of its payment is refunded
+    through the provider that took it, in the same transaction; (order, refund or None when nothing was paid,
+    cancelled now: False when it already was).
+
+    Stripe: refunded now, with an idempotency key per order (`refund-<payment>-cancel-<order>`), so a retry after
+    an ambiguous failure is the same refund. The provider down: ProviderUnavailable and nothing changed (the order
+    stays as it was; the caller says "try again"). Telegram Payments and offline payments: the refund is recorded
+    as owed and the order flagged (`attention`) for a person to send it. A second cancel (double click) returns the
+    cancelled order and its refund, nothing more. The shopper is told once, in their language, on their channel
+    (the status change carries the refund). A shipped order cannot be cancelled (IllegalTransition): its refund is
+    a return under the destination's return policy (refund())."""
+    repo = PaymentRepository(session)
+    order = await repo.lock_order(order_id)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    key = CANCEL_KEY.format(order_id=order.id)
+    paid = [p for p in await repo.for_order(order.id) if p.status == "succeeded"]
+    if order.status == "cancelled":  # a double click: what the first cancel did
+        earlier = await repo.refund_by_key(paid[-1].id, key) if paid else None
+        return await get_order(session, order_id=order.id), earlier, False
+    if "cancelled" not in TRANSITIONS[order.status]:
+        hint = " Refund it as a return instead." if order.status in RETURNS | {"delivered"} else ""
+        raise IllegalTransition(f"Order {order.number} is {order.status} and cannot be cancelled.{hint}",
+                                current_status=order.status)
+    row: PaymentRefund | None = None
+    left = paid[-1].amount - paid[-1].amount_refunded if paid else Decimal(0)
+    if left > 0:
+        payment = paid[-1]
+        row, _ = await refund(session, order_id=order.id, provider=providers(payment.provider),
+                              idempotency_key=key, reason=note or "order cancelled", restock=False, actor=actor,
+                              cancelling=True)
+        if row.status == "owed":
+            order.attention = (f"Refund owed: {row.amount} {row.currency} for {payment.provider} payment "
+                               f"{payment.reference}; send it by hand and mark it sent.")[:300]
+    for open_payment_row in await repo.for_order(order.id):
+        if open_payment_row.status in ("pending", "creating"):  # no longer payable (a late payment is flagged)
+            open_payment_row.status, open_payment_row.updated_at = "expired", utcnow()
+    notice = None
+    if row is not None:
+        notice = {"notice": "cancelled_refund_owed" if row.status == "owed" else "cancelled_refund",
+                  "amount": str(row.amount), "currency": row.currency, "refund_id": str(row.id)}
+    await session.flush()
+    cancelled = await transition_order(session, order_id=order.id, to_status="cancelled", note=note, notice=notice)
+    return cancelled, row, True
+
+
+async def mark_refund_sent(session: AsyncSession, *, order_id: int, refund_id: int, reference: str,
+                           actor: str) -> tuple[PaymentRefund, bool]:
+    """A person sent an owed refund (cancel_order of a Telegram or offline payment) by hand: it becomes done with the
+    reference they give (bank statement line, the provider dashboard's refund id), the order's "Refund owed" flag
+    is cleared and the shopper is told (notify.refund). (refund, changed): a second press changes nothing."""
+    reference = reference.strip()
+    if not reference:
+        raise InvalidInput("Give the reference of the refund you sent (bank statement line, refund id).",
+                           code="missing_reference", field="reference")
+    repo = PaymentRepository(session)
+    order = await repo.lock_order(order_id)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    row = await session.get(PaymentRefund, refund_id, populate_existing=True)
+    payment = await session.get(Payment, row.payment_id) if row is not None else None
+    if row is None or payment is None or payment.order_id != order.id:
+        raise RefundNotPossible(f"Order {order.number} has no refund {refund_id}.", field="refund")
+    if row.status != "owed":
+        return row, False
+    row.status, row.provider_ref = "done", reference[:200]
+    if order.attention and order.attention.startswith("Refund owed"):
+        order.attention = None
+    await enqueue(session, topic=REFUNDED_TOPIC, idempotency_key=f"order-refund:{row.id}",
+                  payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
+                           "from_status": order.status, "status": "refund", "refund_id": row.id,
+                           "amount": str(row.amount), "currency": row.currency, "sent_by": actor})
+    await session.flush()
     return row, True
 
 

@@ -141,3 +141,44 @@ async def test_how_do_i_pay_for_my_order_sends_the_same_link_to_its_owner(say: S
     other = await say(f"how do I pay for order {number}?", sender="someone-else")
     assert f"pay:choose:{number}" not in payloads(other)
     assert "https://" not in texts(other)
+
+
+async def test_a_cancelled_paid_order_tells_the_shopper_what_comes_back_in_their_language(say: Say,
+                                                                                       shop: Database) -> None:
+    from bot.conversations.models import Conversation
+    from bot.skills.order_status import notify_status_change
+    from commerce.money import format_money
+    from commerce.payments.providers import OfflineProvider
+
+    await offer(shop)
+    number = await place(say, "canceller")
+    await say(kind="callback", payload=f"pay:bank_transfer:{number}", sender="canceller")
+    bank = OfflineProvider("bank_transfer")
+    async with shop.unit_of_work() as session:
+        order = await orders.get_order_by_number(session, number=number)
+        assert await payments.mark_offline_received(session, order_id=order.id, provider=bank,
+                                                    reference="SEPA 1", actor="Owner") == "paid"
+    async with shop.unit_of_work() as session:
+        await payments.cancel_order(session, order_id=order.id, providers=lambda name: bank)
+    async with shop.unit_of_work() as session:
+        event = (await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "order.status_changed")
+                                       .order_by(OutboxEvent.id.desc()))).first()
+        assert event is not None
+        assert event.payload["status"] == "cancelled"
+        assert await notify_status_change(session, payload=dict(event.payload))
+        sent = (await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "send.telegram")
+                                      .order_by(OutboxEvent.id.desc()))).first()
+        assert sent is not None
+        owed = format_money(order.total, "EUR")
+        assert sent.payload["text"] == (f"Order #{number} was cancelled. We owe you {owed}: "
+                                        "a member of our team will send it back and tell you when it's done.")
+        conversation = await session.scalar(select(Conversation).where(Conversation.sender_id == "canceller"))
+        assert conversation is not None
+        conversation.locale = "zh"
+        await session.flush()
+        # The same change told to a Chinese-speaking shopper (a redelivery with another key, to see the text).
+        assert await notify_status_change(session, payload={**event.payload, "from_status": "paid-zh"})
+        told = (await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "send.telegram")
+                                      .order_by(OutboxEvent.id.desc()))).first()
+    assert told is not None
+    assert told.payload["text"].startswith(f"订单 #{number} 已取消。我们需退还您 ")

@@ -112,6 +112,33 @@ async def order_refund(request: Request, who: Editor, order_id: int,
                     notice=f"Refunded {row.amount} {row.currency} on order #{order.number}.")
 
 
+@router.post("/backoffice/orders/{order_id}/refunds/{refund_id}/sent")
+async def order_refund_sent(request: Request, who: Editor, order_id: int, refund_id: int,
+                            reference: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """An owed refund (a cancelled order paid by Telegram or offline) was sent by hand: done, with its reference."""
+    from api.http.merchant.backoffice_shop import _order_page
+
+    who.require("refunds")
+    try:
+        async with get_database(request).unit_of_work() as session:
+            row, changed = await payments.mark_refund_sent(session, order_id=order_id, refund_id=refund_id,
+                                                           reference=reference, actor=who.actor)
+            order = await orders.get_order(session, order_id=order_id)
+            if changed:  # a double submit: audited once
+                await accounts.record(session, actor=who.actor, area="orders", action="refund sent",
+                                      subject=f"order #{order.number}",
+                                      details={"amount": str(row.amount), "currency": row.currency,
+                                               "reference": reference.strip()})
+    except ShopTalkError as error:
+        if error.status in (401, 403, 404):
+            raise
+        error.extra["field"] = "refund_sent"
+        return await _order_page(request, who, order_id, status=error.status, error=field_error(error),
+                                 form={"reference": reference})
+    return redirect(f"/backoffice/orders/{order_id}",
+                    notice=f"Refund of {row.amount} {row.currency} on order #{order.number} marked sent.")
+
+
 @router.post("/backoffice/orders/{order_id}/offline-received")
 async def order_offline_received(request: Request, who: Editor, order_id: int,
                                  reference: Annotated[str, Form(max_length=200)] = "") -> Response:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import accounts
-from api.deps import get_database
+from api.deps import get_database, get_settings_dep
 from api.http.merchant.backoffice import (
     PAGE_SIZE,
     Editor,
@@ -38,6 +38,8 @@ from commerce.inventory.schemas import StockLevelOut
 from commerce.money import minor_units, quantize
 from commerce.orders import service as orders
 from commerce.orders.schemas import STATUSES, TRANSITIONS
+from commerce.payments import service as payments
+from commerce.payments.providers import provider_for
 from kit.errors import InvalidInput, ShopTalkError
 from kit.outbox import OutboxEvent
 
@@ -455,11 +457,22 @@ async def order_status(request: Request, who: Editor, order_id: int, to_status: 
         if to_status not in MANUAL_STATUSES:
             raise InvalidInput("Choose one of the offered steps.", code="invalid_status", field="to_status")
         async with get_database(request).unit_of_work() as session:
-            order = await orders.transition_order(session, order_id=order_id, to_status=to_status,
-                                                  note=note.strip() or None, carrier=carrier.strip() or None,
-                                                  tracking_number=tracking_number.strip() or None)
-            await accounts.record(session, actor=who.actor, area="orders", action=f"order {to_status}",
-                                  subject=f"order #{order.number}", details={"note": note.strip()})
+            details: dict[str, str] = {"note": note.strip()}
+            if to_status == "cancelled":  # a paid order is refunded through its provider (or the refund is owed)
+                settings = get_settings_dep(request)
+                order, refunded, now = await payments.cancel_order(
+                    session, order_id=order_id, note=note.strip() or None, actor=who.actor,
+                    providers=lambda name: provider_for(name, settings.payments))
+                if refunded is not None:
+                    details.update(refund=f"{refunded.amount} {refunded.currency}", refund_status=refunded.status)
+            else:
+                now = True
+                order = await orders.transition_order(session, order_id=order_id, to_status=to_status,
+                                                      note=note.strip() or None, carrier=carrier.strip() or None,
+                                                      tracking_number=tracking_number.strip() or None)
+            if now:  # a second cancel (double submit) changed nothing: audited once
+                await accounts.record(session, actor=who.actor, area="orders", action=f"order {to_status}",
+                                      subject=f"order #{order.number}", details=details)
     except ShopTalkError as error:
         if error.status in (401, 403, 404):
             raise

@@ -21,6 +21,7 @@ from commerce.payments.schemas import (
     PaymentStateOut,
     RefundIn,
     RefundOut,
+    RefundSentIn,
 )
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
@@ -58,8 +59,23 @@ async def get_order(order_id: PathId, session: SessionDep, _: MerchantDep) -> Or
 
 
 @router.post("/{order_id}/transitions", response_model=OrderOut)
-async def transition(order_id: PathId, data: TransitionIn, session: SessionDep, _: MerchantDep) -> OrderOut:
-    """Move the order along its lifecycle (e.g. mark it paid, shipped with carrier and tracking)."""
+async def transition(order_id: PathId, data: TransitionIn, session: SessionDep, settings: SettingsDep,
+                     who: MerchantDep) -> OrderOut:
+    """Move the order along its lifecycle (e.g. mark it paid, shipped with carrier and tracking). Cancelling a
+    paid order not yet shipped refunds what is left of its payment through the provider that took it (503
+    payment_provider_unavailable: nothing changed, try again; Telegram or offline payments: the refund is owed and
+    the order flagged for a person); a second cancel changes nothing."""
+    if data.status == "cancelled":
+        actor = accounts.token_actor(who.token_id, who.name)
+        order, row, now = await payments.cancel_order(
+            session, order_id=order_id, note=data.note, actor=actor,
+            providers=lambda name: provider_for(name, settings.payments))
+        if row is not None and now:  # a second cancel: audited once
+            await accounts.record(session, actor=actor, area="orders", action="order cancel refund",
+                                  subject=f"order #{order.number}",
+                                  details={"amount": str(row.amount), "currency": row.currency,
+                                           "status": row.status})
+        return OrderOut.model_validate(order)
     order = await orders.transition_order(session, order_id=order_id, to_status=data.status, note=data.note,
                                           carrier=data.carrier, tracking_number=data.tracking_number)
     return OrderOut.model_validate(order)
@@ -103,6 +119,24 @@ async def refund(order_id: PathId, data: RefundIn, session: SessionDep, settings
                               details={"amount": str(row.amount), "currency": row.currency,
                                        "reason": data.reason or "", "override": row.override_reason or "",
                                        "lines": row.lines})
+    return await _state(session, order_id)
+
+
+@router.post("/{order_id}/refunds/{refund_id}/sent", response_model=PaymentStateOut,
+             responses={409: {"description": "The order has no such refund."}})
+async def refund_sent(order_id: PathId, refund_id: PathId, data: RefundSentIn, session: SessionDep,
+                      who: MerchantDep) -> PaymentStateOut:
+    """An owed refund (a cancelled order paid by Telegram Payments or offline) was sent by hand: it becomes done
+    with `reference`, the order's "Refund owed" flag is cleared, the shopper told. Again: nothing changes."""
+    actor = accounts.token_actor(who.token_id, who.name)
+    row, changed = await payments.mark_refund_sent(session, order_id=order_id, refund_id=refund_id,
+                                                   reference=data.reference, actor=actor)
+    if changed:
+        order = await orders.get_order(session, order_id=order_id)
+        await accounts.record(session, actor=actor, area="orders", action="refund sent",
+                              subject=f"order #{order.number}",
+                              details={"amount": str(row.amount), "currency": row.currency,
+                                       "reference": data.reference.strip()})
     return await _state(session, order_id)
 
 

@@ -232,8 +232,14 @@ async def flaky_stripe() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
                                   "currency": str(form["currency"]), "status": "requires_payment_method",
                                   "client_secret": "pi_flaky_secret_x", "metadata": {}})
 
+    async def listed(request: web.Request) -> web.Response:
+        looked.append(request.path)  # the retry first looks for an intent the failed call made: none here
+        return web.json_response({"object": "list", "url": "/v1/payment_intents", "has_more": False, "data": []})
+
+    looked: list[str] = []
     app = web.Application()
     app.router.add_post("/v1/payment_intents", intents)
+    app.router.add_get("/v1/payment_intents", listed)
     runner, port = await start_aiohttp(app)
     try:
         yield f"http://127.0.0.1:{port}", seen
@@ -302,3 +308,64 @@ def settings(localstripe: str) -> Settings:
     return Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
                     payments={"stripe_secret_key": "sk_test_local", "stripe_webhook_secret": WEBHOOK_SECRET,
                               "stripe_api_base": localstripe, "public_url": "https://shop.example"})
+
+
+@pytest.fixture
+async def lossy_stripe(localstripe: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """localstripe behind a proxy that loses the answer to the first "create payment intent": the intent is made,
+    the caller times out. Every request's method and path is recorded."""
+    import asyncio
+
+    import aiohttp
+
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path}")
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with aiohttp.ClientSession() as upstream, upstream.request(
+                request.method, f"{localstripe}{request.path_qs}", data=body, headers=headers) as answer:
+            payload = await answer.read()
+            status, kind = answer.status, answer.content_type
+        if seen.count("POST /v1/payment_intents") == 1 and request.method == "POST":
+            await asyncio.sleep(5)  # made at Stripe, the answer never arrives in time
+        return web.Response(body=payload, status=status, content_type=kind)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner, port = await start_aiohttp(app)
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_create_whose_answer_was_lost_reuses_the_intent_stripe_made(
+        shop: Database, lossy_stripe: tuple[str, list[str]], localstripe: str) -> None:
+    from tests.commerce.checkout.test_payments import stripe_client
+
+    base, seen = lossy_stripe
+    provider = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example", api_base=base,
+                              timeout_seconds=1.0)
+    cart = [CartLineIn(sku="TEE-1", quantity=1)]
+    async with shop.unit_of_work() as session:
+        summary = await checkout.summarize(session, lines=cart, country="DE", currency="EUR")
+        placed, _ = await checkout.place_order(session, digest=summary.digest, lines=cart, country="DE",
+                                               currency="EUR", channel="telegram", external_id="chat:12:a",
+                                               expires_in_minutes=30)
+        opened = await payments.start_payment(session, order_id=placed.id, provider=provider)
+    payment = await payments.complete_payment(shop, payment_id=opened.id, provider=provider,
+                                              retry_delays=(0.01, 0.01))
+    assert seen[:2] == ["POST /v1/payment_intents", "GET /v1/payment_intents"]  # lost, then looked for
+    assert seen.count("POST /v1/payment_intents") == 1  # found: not created again
+    stripe_api, ours, after = stripe_client(localstripe), [], None  # every intent at (the shared) localstripe
+    while True:
+        page = await stripe_api.v1.payment_intents.list_async(
+            params={"limit": 100, **({"starting_after": after} if after else {})})
+        ours += [intent for intent in page.data if intent.metadata.to_dict().get("order_ref") == placed.public_ref]
+        if not page.has_more or not page.data:
+            break
+        after = page.data[-1].id
+    assert [intent.id for intent in ours] == [payment.reference]  # one intent at Stripe, and it is the one we keep
+    assert payment.status == "pending"
