@@ -206,6 +206,11 @@ class LiveFaqIndex:
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Stopped mid-query: closing the session raised in place of the CancelledError (seen as
+                    # PendingRollbackError at shutdown). That is the stop, not a failed poll.
+                    raise asyncio.CancelledError from None
                 log.exception("FAQ index poll failed")
 
     async def search(self, question: str, *, language: str, country: str | None = None,
