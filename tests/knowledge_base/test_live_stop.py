@@ -15,7 +15,7 @@ async def test_a_stop_during_a_poll_is_a_stop_not_a_failed_poll(caplog: pytest.L
     index = LiveFaqIndex(cast(Database, None), embedder=cast(Any, object()), poll_interval=0.01)
     entered = asyncio.Event()
 
-    async def sync() -> int:
+    async def sync(session: object = None) -> int:
         entered.set()
         try:
             await asyncio.sleep(30)
