@@ -396,6 +396,39 @@ async def send_cards(conversation_id: PathId, body: CardsBody, who: Writer, requ
     return SentOut(message_id=message_id)
 
 
+class CartLinkBody(BaseModel):
+    lines: list[handoff.cart_links.CartLinkLineIn] = Field(min_length=1, max_length=handoff.cart_links.MAX_LINES)
+
+
+class CartLinkSentOut(BaseModel):
+    message_id: int
+    draft: handoff.cart_links.CartLinkDraft
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/cart-link/preview",
+             response_model=handoff.cart_links.CartLinkDraft,
+             summary="Price a draft cart for the shopper: lines and total in their currency, each problem named")
+async def preview_cart_link(conversation_id: PathId, body: CartLinkBody, who: Writer,
+                            request: Request) -> handoff.cart_links.CartLinkDraft:
+    async with get_database(request).unit_of_work() as session:
+        return await handoff.cart_links.preview(session, agent=await _agent(session, who),
+                                                conversation_id=conversation_id, lines=body.lines,
+                                                default_currency=get_settings_dep(request).locale.default_currency)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/cart-link", response_model=CartLinkSentOut,
+             status_code=201, summary="Send the shopper a signed cart link (their cart filled once they open it)")
+async def send_cart_link(conversation_id: PathId, body: CartLinkBody, who: Writer,
+                         request: Request) -> CartLinkSentOut:
+    async with get_database(request).unit_of_work() as session:
+        message_id, draft = await handoff.cart_links.send_link(
+            session, agent=await _agent(session, who), conversation_id=conversation_id, lines=body.lines,
+            default_currency=get_settings_dep(request).locale.default_currency, secret=_secret(request))
+    _wake_delivery(request)
+    await _changed(request, who.shop_id, conversation_id)
+    return CartLinkSentOut(message_id=message_id, draft=draft)
+
+
 class NoteBody(BaseModel):
     body: str = Field(max_length=handoff.notes.MAX_NOTE_CHARS + 100)
 
