@@ -144,8 +144,9 @@ def console_html(locale: str) -> str:
 
 
 def console_strings(locale: str) -> dict[str, str]:
-    """Every `console.*` text of the catalogs in `locale` (English where that catalog lacks one)."""
-    return {key.removeprefix("console."): i18n.t(locale, key) for key in i18n.keys_with_prefix("console.")}
+    """Every `console.*` text of the catalogs in `locale` (English where that catalog lacks one), placeholders
+    unfilled (the script fills them)."""
+    return {key.removeprefix("console."): i18n.template(locale, key) for key in i18n.keys_with_prefix("console.")}
 
 
 def console_locale(request: Request) -> str:
