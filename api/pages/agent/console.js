@@ -1044,7 +1044,7 @@
     catalogTimer = setTimeout(() => act(async () => {
       const found = await api("GET", "/catalog?q=" + encodeURIComponent(query) + "&conversation_id=" + state.current);
       $("catalog-results").hidden = false;
-      $("catalog-results").replaceChildren(...(found.length ? found.map((c) => card(c, el("button", {
+      $("catalog-results").replaceChildren(...(found.length ? found.map((c) => card(c, el("div", { className: "card-actions" }, el("button", {
         type: "button", className: "send-card", onclick: () => act(async () => {
           await api("POST", "/conversations/" + state.current + "/cards",
                     { skus: [c.sku], text: $("reply-text").value.trim() || null });
@@ -1053,7 +1053,7 @@
           $("catalog-results").hidden = true;
           $("catalog-search").value = "";
           await loadConversation();
-        }) }, T("send_card")), cartDraftAdder(c))) : [el("p", {}, T("no_products"))]));
+        }) }, T("send_card")), cartDraftAdder(c)))) : [el("p", {}, T("no_products"))]));
     }), 250);
   });
 
