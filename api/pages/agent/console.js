@@ -910,8 +910,8 @@
           return;
         }
         const tooMuch = error.code === "refund_not_possible" && error.problem && error.problem.refundable !== undefined;
-        $("refund-error").textContent = T(tooMuch ? "refund_too_much" : "refund_failed") +
-          " (" + error.message + ")";
+        // Too much: the dialog already says what is left, in the agent's money format; anything else says why.
+        $("refund-error").textContent = tooMuch ? T("refund_too_much") : T("refund_failed") + " (" + error.message + ")";
         return;
       }
       $("refund-dialog").close();
