@@ -112,6 +112,7 @@ async def test_the_header_fits_a_390_px_phone_in_chinese_and_english(browser: An
             assert "took the conversation" not in events
             assert "Handed to a person" not in events
             assert "由 Ana Lopez 处理" in await agent.inner_text("#conversation-state")
+            assert "顾客" in await agent.inner_text("#conversation-title")  # no "Webchat shopper ..." either
             await shot(agent, "phone-zh-conversation")
             await agent.click("#hand-back")
             await agent.wait_for_selector("#take:not([hidden])")

@@ -369,6 +369,11 @@
     tickClocks();
   }
 
+  // The shopper as a person: their name, else their e-mail, else "<Channel> shopper <last 6>" in the page's language.
+  function shopperName(shopper, channel, senderId) {
+    return shopper.name || shopper.email || shortId({ channel, sender_id: senderId });
+  }
+
   function shortId(item) {
     return T("shopper_short", { channel: item.channel.charAt(0).toUpperCase() + item.channel.slice(1),
                                id: item.sender_id.slice(-6) });
@@ -648,7 +653,7 @@
   function renderConversation(view, switched) {
     $("conversation").hidden = false;
     $("side").hidden = false;
-    $("conversation-title").textContent = view.shopper.display_name + " · " + view.channel;
+    $("conversation-title").textContent = shopperName(view.shopper, view.channel, view.sender_id) + " · " + view.channel;
     const owner = view.assignee_name ? T("state_with", { name: view.assignee_name }) : T("state_unassigned");
     $("conversation-state").textContent = view.status === "bot" ? T("state_bot_answering") :
       TC("status_", view.status) + (view.status === "open" ? ", " + owner : "") + " - " +
@@ -922,7 +927,7 @@
 
   function renderShopper(view) {
     const s = view.shopper;
-    $("shopper-name").textContent = s.display_name;
+    $("shopper-name").textContent = shopperName(s, view.channel, view.sender_id);
     const country = s.country ? (s.country_name ? s.country_name + " (" + s.country + ")" : s.country) : null;
     const rows = [[T("name"), s.name], [T("email"), s.email], [T("language"), s.locale],
                   [T("country"), country], [T("currency"), s.currency],
