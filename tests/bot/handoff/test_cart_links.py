@@ -5,6 +5,7 @@ replay, a forged or another conversation's link, an expired link and stock gone 
 Also: handoff_replies.source holds more than 12 characters (it failed on PostgreSQL only)."""
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -169,3 +170,18 @@ async def test_a_reply_source_longer_than_twelve_characters_is_stored(db: Databa
         stored = await session.get(AgentReply, message_id)
     assert stored is not None
     assert stored.source == "x" * 32
+
+
+async def test_two_presses_at_once_fill_the_cart_once(client: httpx.AsyncClient, shop: Database, say: Say,
+                                                      deps: BotDeps) -> None:
+    await make_agent(shop, "ana@shop.test")
+    conversation_id, headers = await _taken(client, shop)
+    sent = await _send(client, conversation_id, headers, [{"sku": "KET-1", "quantity": 3}])
+    _, payload = await _button_of(shop, sent.json()["message_id"])
+    results = await asyncio.gather(*(say(kind="callback", payload=payload, sender=SHOPPER, deps=deps,
+                                         message_id=f"race-{n}") for n in range(2)))
+    said = sorted(" ".join(reply.text for reply in result.replies) for result in results)
+    assert sum("already opened" in text for text in said) == 1, said
+    assert sum("Which country" in text for text in said) == 1, said
+    assert [(line["sku"], line["quantity"]) for line in (await _conversation(shop, conversation_id)).cart] == [
+        ("KET-1", 3)]
