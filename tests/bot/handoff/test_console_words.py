@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from html.parser import HTMLParser
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from bot.handoff.cart_links import CartLinkLine
 from commerce.orders.schemas import STATUSES
 
 SCRIPT = (PAGES_DIR / "agent" / "console.js").read_text(encoding="utf-8")
+PAGE = (PAGES_DIR / "agent" / "index.html").read_text(encoding="utf-8")
 LANGUAGES = ("en", "zh", "es", "ja")
 # Literals the script needs that no person reads: class names, selectors, storage keys, key names, API names.
 TECHNICAL = {"use strict", "Notification", "Enter", "Escape", "count unread-count", "tag assignee", "chip link",
@@ -63,6 +65,34 @@ def looks_english(text: str) -> bool:
     return bool(re.search(r"[A-Za-z]{2,}[ ,.:;!?…]+[A-Za-z]{2,}", text) or re.fullmatch(r"[A-Z][a-z]+[.!?]?", text))
 
 
+class _Words(HTMLParser):
+    """The page's own words: text and the title, aria-label, placeholder and alt of its elements, outside scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.words: list[str] = []
+        self.in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.in_script = tag == "script"
+        self.words += [v for k, v in attrs if k in ("title", "aria-label", "placeholder", "alt") and v]
+
+    def handle_endtag(self, tag: str) -> None:
+        self.in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if not self.in_script and data.strip():
+            self.words.append(data.strip())
+
+
+def english_on_the_page(html: str) -> list[str]:
+    words = _Words()
+    words.feed(html)
+    left = [re.sub(r"\{\{\w+\}\}", "", text) for text in words.words]
+    return [text for text in left if re.search(r"[A-Za-z]{2,}", text.replace("ShopTalk", "").replace("Ctrl+Enter", "")
+                                                                     .replace("Esc", ""))]
+
+
 def keys_used(source: str) -> set[str]:
     keys = set(re.findall(r"\bT\(\s*\"([a-z0-9_]+)\"", source))
     for first, second in re.findall(r"\bT\([^()\"]*\?\s*\"([a-z0-9_]+)\"\s*:\s*\"([a-z0-9_]+)\"", source):
@@ -73,6 +103,13 @@ def keys_used(source: str) -> set[str]:
 def test_the_script_has_no_user_facing_english_literal() -> None:
     english = [(line, text) for line, text in string_literals(SCRIPT) if looks_english(text)]
     assert english == [], "use T(\"key\") and a console.* catalog entry for: " + repr(english)
+
+
+def test_the_page_has_no_english_word_outside_the_catalog() -> None:
+    assert english_on_the_page(PAGE) == []
+    assert english_on_the_page('<label>Time zone <input title="Pick one"></label>') == ["Time zone", "Pick one"]
+    used = set(re.findall(r"\{\{(\w+)\}\}", PAGE)) - {"STRINGS", "lang"}
+    assert sorted(k for k in used if not i18n.has_text("zh", f"console.{k}")) == []
 
 
 def test_the_checker_finds_an_english_literal() -> None:
@@ -95,7 +132,9 @@ def test_every_key_the_script_asks_for_is_in_the_catalog(language: str) -> None:
     missing_codes = sorted(f"{p}{c}" for p, codes in CODES.items() for c in codes
                            if not i18n.has_text(language, f"console.{p}{c}"))
     assert missing_codes == []
-    assert set(CartLinkLine.model_fields["problem"].description.split(" | ")) == set(CODES["cart_link_problem_"])
+    problems = CartLinkLine.model_fields["problem"].description
+    assert problems is not None
+    assert set(problems.split(" | ")) == set(CODES["cart_link_problem_"])
 
 
 def test_texts_with_placeholders_reach_the_page_unfilled() -> None:
