@@ -5,8 +5,11 @@ English (nothing cut off or scrolled away); the script's event lines in the page
 Screenshots go to test-artifacts/agent-console-*.png."""
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -14,6 +17,7 @@ from bot import handoff
 from bot.conversations.models import Conversation
 from kit.db import Database
 from tests.bot.channels.served_shop import ServedShop
+from tests.bot.channels.telegram_double import TelegramDouble
 from tests.bot.handoff.conftest import PASSWORD
 from tests.e2e import test_agent_console as console_e2e
 from tests.e2e.test_agent_console_phone import DESKTOP, PHONE, shot, until
@@ -170,3 +174,47 @@ async def test_a_cart_link_from_the_reply_box_fills_the_web_chat_shoppers_cart_o
     await shopper.locator("#log li.msg.theirs", has_text="already opened").wait_for(timeout=30_000)
     assert await cart_of(shop) == [(sku, 2)]
     await shot(agent, "desktop-cart-link-sent")
+
+
+async def test_a_cart_link_on_telegram_through_the_bot_api_double(shop: ServedShop,
+                                                                  telegram_double: TelegramDouble) -> None:
+    """The same link on Telegram: an inline button whose callback data fits 64 bytes; pressed twice, once filled."""
+    await prepare(shop)
+    chat = 100002
+    await telegram_double.user_sends(chat, "I need to talk to a human, please")
+    await telegram_double.wait_for_sent(chat, 1, timeout=60)
+    async with httpx.AsyncClient(base_url=shop.base_url) as http:
+        signed = await http.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": PASSWORD})
+        assert signed.status_code == 200, signed.text
+        headers = {"X-CSRF-Token": signed.json()["csrf_token"]}
+        deadline = time.monotonic() + 20
+        while not (items := (await http.get("/api/v1/agent/inbox?view=unassigned")).json()):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+        conversation_id = items[0]["conversation_id"]
+        assert (await http.post(f"/api/v1/agent/conversations/{conversation_id}/take", headers=headers)).is_success
+        cards = (await http.get("/api/v1/agent/catalog", params={"q": "earbuds",
+                                                                  "conversation_id": conversation_id})).json()
+        sku = cards[0]["sku"]
+        before = len(telegram_double.to(chat))
+        sent = await http.post(f"/api/v1/agent/conversations/{conversation_id}/cart-link", headers=headers,
+                               json={"lines": [{"sku": sku, "quantity": 1}]})
+        assert sent.status_code == 201, sent.text
+    message = await telegram_double.wait_for_button(chat, "Open my cart", after=before, timeout=20)
+    assert "1 ×" in message.text
+    data = str(message.buttons[0]["callback_data"])
+    assert len(data.encode()) <= 64
+    before = len(telegram_double.to(chat))
+    await telegram_double.user_presses(chat, message, data)
+    await telegram_double.wait_for_text(chat, "Which country", after=before, timeout=30)
+    before = len(telegram_double.to(chat))
+    await telegram_double.user_presses(chat, message, data)
+    await telegram_double.wait_for_text(chat, "already opened", after=before, timeout=30)
+    database = Database(shop.database_url)
+    try:
+        async with database.sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            assert conversation is not None
+            assert [(line["sku"], line["quantity"]) for line in conversation.cart] == [(sku, 1)]
+    finally:
+        await database.dispose()
