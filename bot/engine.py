@@ -187,7 +187,7 @@ async def _receive(session: AsyncSession, inbound: InboundMessage, parsed: Parse
                                                 external_id=inbound.message_id)
         assert seen is not None
         return await _duplicate(session, conversation, seen)
-    if conversation.mode == "human":
+    if conversation.mode == "human" and not await engine_hooks.bot_serves(session, conversation, inbound):
         conversation.updated_at = utcnow()
         if parsed is not None:  # the agent sees what the shopper asked for
             stored.nlu = _nlu_record(parsed, policy="human")

@@ -87,6 +87,14 @@ def t(locale: str | None, key: str, /, *, n: int | None = None, **values: Any) -
     return text.format(**values)
 
 
+def template(locale: str | None, key: str) -> str:
+    """The text `key` in `locale` (English when missing there) with its {placeholders} left as they are: for a page
+    whose script fills them (the agent console)."""
+    loaded = _translations()
+    translations = (loaded.get(locale or DEFAULT_LOCALE) or loaded[supported_locale(locale) or DEFAULT_LOCALE])[0]
+    return translations.gettext(key)
+
+
 def keys_with_prefix(prefix: str) -> list[str]:
     """The English catalog's keys starting with `prefix` (a page's own words, e.g. "console."), sorted."""
     return sorted(key for key in _translations()[DEFAULT_LOCALE][1] if key.startswith(prefix))

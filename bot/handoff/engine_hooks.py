@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot import handoff
 from bot.commands import parse_command
-from bot.conversations.models import ConversationMessage
+from bot.conversations.models import Conversation, ConversationMessage
+from bot.handoff import cart_links
+from bot.messages import InboundMessage
 from bot.policy import Decision, ShopTriggers, Signals
 from bot.skills.base import Turn
 from bot.skills.order_status import find_named_order, order_number_in
@@ -22,6 +26,23 @@ PERSON_COMMANDS = frozenset({"human", "agent"})
 OFFER_ACCEPTED = "offer_accepted"
 # Said first when the policy answered instead of handing off (the shop switched that trigger off).
 DECLINED_NOTICE = {"request_declined": "handoff_unavailable", "complaint_declined": "complaint_no_person"}
+CHECKOUT_PAYLOADS = ("cart:", "checkout:", "pay:")  # the buttons of the cart and checkout a cart link starts
+
+
+async def bot_serves(session: AsyncSession, conversation: Conversation, inbound: InboundMessage) -> bool:
+    """True when the bot answers this message although a person has the conversation: a cart link the agent sent
+    (`cart_links`), and, once one was opened, the cart and checkout buttons and the answers to the checkout's
+    questions (country, e-mail, address), so the shopper checks out the way the shop's chat always does. Every
+    other message is the person's; the agent sees these too (they are stored and shown in the timeline)."""
+    value = ((inbound.payload if inbound.kind == "callback" else None) or inbound.text or "").strip()
+    if value.startswith(cart_links.PAYLOAD):
+        return True
+    asked = (conversation.pending or {}).get("intent") == "checkout"
+    if not (value.startswith(CHECKOUT_PAYLOADS) or asked):
+        return False
+    return await cart_links.recently_redeemed(session, conversation_id=conversation.id)
+
+
 # A declined request, a complaint the bot keeps: these replies lose their "talk to a person" wording.
 WITHOUT_PERSON = {"feedback_sorry": "feedback_sorry_no_person", "faq_none": "faq_none_no_person"}
 

@@ -77,7 +77,8 @@ class AgentReply(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"),
                                                  index=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("handoff_agents.id", ondelete="CASCADE"))
-    source: Mapped[str] = mapped_column(String(12))  # own | draft | draft_edited | csat | notice
+    # own | draft | draft_edited | csat | notice | cart_link (32: a longer source must fail on neither backend)
+    source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -186,3 +187,18 @@ class ThreadEvent(Base):
                                                         default=None)
     detail: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CartLink(Base):
+    """A cart an agent built in the reply box and sent to the shopper: the lines, who sent it, until when it can be
+    opened, and when it was (once: `redeemed_at` is set by one conditional UPDATE)."""
+
+    __tablename__ = "handoff_cart_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("bot_conversations.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_agents.id", ondelete="SET NULL"), default=None)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{"sku", "quantity"}]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.skills import (
     cart,
+    cart_link,
     checkout,
     cross_border,
     faq,
@@ -21,7 +22,8 @@ from bot.skills import (
 from bot.skills.base import AnswerReader, ButtonHandler, CommandHandler, IntentHandler, Press, Skill
 
 SKILLS: tuple[Skill, ...] = (small_talk.skill, search.skill, recommend.skill, cart.skill, order_status.skill,
-                             cross_border.skill, person.skill, faq.skill, product_qa.skill, checkout.skill)
+                             cross_border.skill, person.skill, faq.skill, product_qa.skill, checkout.skill,
+                             cart_link.skill)
 TRACKED = ":rec:"  # a recommendation's button carries its impression: "<payload>:rec:<impression id>"
 
 

@@ -144,8 +144,9 @@ def console_html(locale: str) -> str:
 
 
 def console_strings(locale: str) -> dict[str, str]:
-    """Every `console.*` text of the catalogs in `locale` (English where that catalog lacks one)."""
-    return {key.removeprefix("console."): i18n.t(locale, key) for key in i18n.keys_with_prefix("console.")}
+    """Every `console.*` text of the catalogs in `locale` (English where that catalog lacks one), placeholders
+    unfilled (the script fills them)."""
+    return {key.removeprefix("console."): i18n.template(locale, key) for key in i18n.keys_with_prefix("console.")}
 
 
 def console_locale(request: Request) -> str:
@@ -394,6 +395,39 @@ async def send_cards(conversation_id: PathId, body: CardsBody, who: Writer, requ
     _wake_delivery(request)
     await _changed(request, who.shop_id, conversation_id)
     return SentOut(message_id=message_id)
+
+
+class CartLinkBody(BaseModel):
+    lines: list[handoff.cart_links.CartLinkLineIn] = Field(min_length=1, max_length=handoff.cart_links.MAX_LINES)
+
+
+class CartLinkSentOut(BaseModel):
+    message_id: int
+    draft: handoff.cart_links.CartLinkDraft
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/cart-link/preview",
+             response_model=handoff.cart_links.CartLinkDraft,
+             summary="Price a draft cart for the shopper: lines and total in their currency, each problem named")
+async def preview_cart_link(conversation_id: PathId, body: CartLinkBody, who: Writer,
+                            request: Request) -> handoff.cart_links.CartLinkDraft:
+    async with get_database(request).unit_of_work() as session:
+        return await handoff.cart_links.preview(session, agent=await _agent(session, who),
+                                                conversation_id=conversation_id, lines=body.lines,
+                                                default_currency=get_settings_dep(request).locale.default_currency)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/cart-link", response_model=CartLinkSentOut,
+             status_code=201, summary="Send the shopper a signed cart link (their cart filled once they open it)")
+async def send_cart_link(conversation_id: PathId, body: CartLinkBody, who: Writer,
+                         request: Request) -> CartLinkSentOut:
+    async with get_database(request).unit_of_work() as session:
+        message_id, draft = await handoff.cart_links.send_link(
+            session, agent=await _agent(session, who), conversation_id=conversation_id, lines=body.lines,
+            default_currency=get_settings_dep(request).locale.default_currency, secret=_secret(request))
+    _wake_delivery(request)
+    await _changed(request, who.shop_id, conversation_id)
+    return CartLinkSentOut(message_id=message_id, draft=draft)
 
 
 class NoteBody(BaseModel):

@@ -6,12 +6,17 @@
   const LANG = navigator.language || "en";
   // The console's words in the page's language (the server's catalogs, `console.*`), inlined as JSON data.
   const STRINGS = JSON.parse(($("console-strings") || {}).textContent || "{}");
-  const T = (key, english) => STRINGS[key] || english;
+  // Every word the console shows comes from the catalogs: T(key, { name: value }) fills the text's {placeholders};
+  // TC(prefix, code) names a server code (a status, a role) in the page's language, the code itself when unknown.
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (whole, name) =>
+    (values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole));
+  const T = (key, values) => fill(STRINGS[key] === undefined ? key : STRINGS[key], values);
+  const TC = (prefix, code) => (STRINGS[prefix + code] === undefined ? String(code) : STRINGS[prefix + code]);
   const state = { me: null, csrf: null, view: "queue", current: null, conversation: null, agents: [],
                   canned: [], cannedEditing: null, events: null, poll: null, rules: null, intents: [],
                   items: [], queueIds: new Set(), counts: {}, connection: "connecting", retry: 0,
-                  retryTimer: null, reconnectAt: 0, cannedMissing: [] };
-  const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+                  retryTimer: null, reconnectAt: 0, cannedMissing: [], cartDraft: [] };
+  const DAYS = T("days").split(" ");
   const TITLE = document.title;
 
   function el(tag, props, ...children) {
@@ -36,7 +41,7 @@
     flash.timer = setTimeout(() => { box.hidden = true; }, 6000);
   }
 
-  const UNREACHABLE = T("unreachable", "The server cannot be reached. What you typed is kept; the console reconnects by itself.");
+  const UNREACHABLE = T("unreachable");
 
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
@@ -72,7 +77,7 @@
     // A validation problem lists each wrong field; say which ones, not just "invalid request".
     const fields = (problem.errors || []).map((e) =>
       e.loc.filter((part) => part !== "body").join(".") + ": " + e.msg.replace(/^Value error, /, ""));
-    return fields.length ? fields.join("\n") : (problem.detail || "Request failed");
+    return fields.length ? fields.join("\n") : (problem.detail || T("request_failed"));
   }
 
   async function act(fn) {
@@ -115,7 +120,7 @@
       [target, row].forEach((n) => n && n.classList.remove("sla-ok", "sla-warn", "sla-breach"));
       if (!since) { if (target) target.textContent = ""; return; }
       const seconds = (Date.now() - new Date(since).getTime()) / 1000;
-      if (target) { target.textContent = "waiting " + clock(seconds); target.classList.add(slaClass(seconds)); }
+      if (target) { target.textContent = T("waiting_for", { time: clock(seconds) }); target.classList.add(slaClass(seconds)); }
       if (row) row.classList.add(slaClass(seconds));
     });
     document.querySelectorAll("time[data-relative]").forEach((node) => {
@@ -145,7 +150,7 @@
     state.csrf = session.csrf_token;
     $("login").hidden = true;
     $("console").hidden = false;
-    $("me").textContent = state.me.name + " (" + state.me.role + ")";
+    $("me").textContent = state.me.name + " (" + TC("role_", state.me.role) + ")";
     $("available").checked = state.me.available;
     $("settings").hidden = true;
     $("console").querySelector("main").hidden = false;
@@ -167,7 +172,7 @@
   $("sign-out").addEventListener("click", () => act(async () => {
     await api("DELETE", "/session");
     state.csrf = null;
-    showLogin(T("signed_out", "Signed out."));
+    showLogin(T("signed_out"));
   }));
 
   $("available").addEventListener("change", () => act(async () => {
@@ -220,8 +225,8 @@
   }
 
   // ---- real time: a real connection state, reconnect with back-off, a clear message when the server is gone ----
-  const LIVE_TEXT = { connecting: T("connecting", "Connecting"), live: T("live", "Live"),
-                     reconnecting: T("reconnecting", "Reconnecting"), offline: T("offline", "Offline") };
+  const LIVE_TEXT = { connecting: T("connecting"), live: T("live"),
+                     reconnecting: T("reconnecting"), offline: T("offline") };
 
   function setConnection(name, message) {
     state.connection = name;
@@ -232,7 +237,7 @@
     banner.hidden = false;
     banner.className = name;
     banner.textContent = message || (name === "offline" ? UNREACHABLE
-      : "Connection lost; reconnecting. What you typed is kept.");
+      : T("connection_lost_kept"));
   }
 
   function startEvents() {
@@ -258,11 +263,11 @@
       if (event.type === "reconnect") {  // the server is shutting down: another process (or this one) will answer
         source.close();
         if (state.events === source) state.events = null;
-        setConnection("reconnecting", "The server is restarting; reconnecting. What you typed is kept.");
+        setConnection("reconnecting", T("server_restarting"));
         scheduleReconnect(500);
         return;
       }
-      if (event.type === "signed_out") { showLogin(T("session_ended", "Your session has ended; sign in again.")); return; }
+      if (event.type === "signed_out") { showLogin(T("session_ended")); return; }
       handleEvent(event);
     };
   }
@@ -276,9 +281,8 @@
     const countdown = setInterval(() => {
       if (state.connection === "live") { clearInterval(countdown); return; }
       const left = Math.max(0, Math.ceil((state.reconnectAt - Date.now()) / 1000));
-      const base = state.connection === "offline" ? "The server is not answering." : "Connection lost.";
-      $("conn-banner").textContent = base + " Reconnecting in " + left + " s (attempt " + state.retry +
-        "). What you typed is kept.";
+      const base = state.connection === "offline" ? T("server_not_answering") : T("connection_lost");
+      $("conn-banner").textContent = T("reconnecting_in", { base, seconds: left, attempt: state.retry });
     }, 250);
     state.retryTimer = setTimeout(() => {
       clearInterval(countdown);
@@ -307,12 +311,12 @@
     if (event.conversation_id !== undefined && event.conversation_id === state.current &&
         event.type !== "inbox") scheduleConversation();
     if (event.type === "escalation") {
-      notify(T("new_waiting", "New conversation waiting"), event.reason ? "Reason: " + event.reason : "A shopper asked for a person",
+      notify(T("new_waiting"), event.reason ? T("notify_reason", { reason: event.reason }) : T("notify_asked_person"),
              event.conversation_id);
     } else if (event.type === "shopper_message" && state.queueIds.has(event.conversation_id)) {
-      notify(T("shopper_wrote", "The shopper wrote"), event.preview || "New message", event.conversation_id);
+      notify(T("shopper_wrote"), event.preview || T("notify_new_message"), event.conversation_id);
     } else if (event.type === "conversation" && state.me && event.assignee_id === state.me.id) {
-      notify(T("assigned_to_you", "Assigned to you"), "A conversation was assigned to you", event.conversation_id);
+      notify(T("assigned_to_you"), T("notify_assigned"), event.conversation_id);
     }
   }
 
@@ -345,7 +349,7 @@
       if (badge) {
         badge.textContent = count ? String(count.unread || count.conversations || "") : "";
         badge.classList.toggle("zero", !count || !count.unread);
-        badge.title = count ? count.unread + " unread in " + count.conversations + " conversations" : "";
+        badge.title = count ? T("unread_in", { unread: count.unread, conversations: count.conversations }) : "";
       }
     });
     updateTitle();
@@ -354,10 +358,10 @@
       className: [item.conversation_id === state.current ? "current" : "", item.unread ? "unread" : ""].join(" "),
       onclick: () => openConversation(item.conversation_id),
     }, el("div", { className: "who" }, item.shopper_name || item.shopper_email || shortId(item),
-          item.unread ? el("span", { className: "count unread-count", title: "unread" }, String(item.unread)) : null,
+          item.unread ? el("span", { className: "count unread-count", title: T("unread") }, String(item.unread)) : null,
           el("span", { className: "tag" }, item.channel),
           item.assignee_name ? el("span", { className: "tag assignee" }, item.assignee_name) : null,
-          item.has_draft ? el("span", { className: "tag" }, "draft") : null,
+          item.has_draft ? el("span", { className: "tag" }, T("tag_draft")) : null,
           item.reason ? el("span", { className: "tag" }, item.reason) : null),
        el("div", { className: "preview" }, item.last_text || ""),
        el("div", { className: "meta" }, el("span", { className: "wait" }), " ", stamp(item.updated_at)))));
@@ -365,8 +369,14 @@
     tickClocks();
   }
 
+  // The shopper as a person: their name, else their e-mail, else "<Channel> shopper <last 6>" in the page's language.
+  function shopperName(shopper, channel, senderId) {
+    return shopper.name || shopper.email || shortId({ channel, sender_id: senderId });
+  }
+
   function shortId(item) {
-    return item.channel.charAt(0).toUpperCase() + item.channel.slice(1) + " shopper " + item.sender_id.slice(-6);
+    return T("shopper_short", { channel: item.channel.charAt(0).toUpperCase() + item.channel.slice(1),
+                               id: item.sender_id.slice(-6) });
   }
 
   function openConversation(conversationId) {
@@ -386,9 +396,9 @@
 
   async function loadAgents() {
     state.agents = await api("GET", "/agents");
-    $("transfer-to").replaceChildren(el("option", { value: "" }, T("transfer_to", "Transfer to...")),
+    $("transfer-to").replaceChildren(el("option", { value: "" }, T("transfer_to")),
       ...state.agents.filter((a) => a.id !== state.me.id).map((a) =>
-        el("option", { value: String(a.id) }, a.name + (a.online ? "" : " (offline)"))));
+        el("option", { value: String(a.id) }, a.online ? a.name : T("agent_offline", { name: a.name }))));
   }
 
   async function loadTeam() {
@@ -396,9 +406,10 @@
     const ratings = new Map(csat.map((c) => [c.agent_id, c]));
     $("team").replaceChildren(...agents.map((a) => {
       const r = ratings.get(a.id);
-      const score = r && r.average !== null ? "CSAT " + r.average.toFixed(1) + " (" + r.answered + ")" : "no CSAT yet";
+      const score = r && r.average !== null ? T("csat_score", { average: r.average.toFixed(1), answered: r.answered })
+        : T("no_csat");
       return el("li", { dataset: { agentId: String(a.id) } },
-        a.name + (a.online ? " - online" : " - offline") + ", " + a.open + "/" + a.capacity + " open, " + score);
+        T(a.online ? "team_line_online" : "team_line_offline", { name: a.name, open: a.open, capacity: a.capacity, score }));
     }));
   }
 
@@ -437,21 +448,21 @@
   }
 
   function mixedRow(intent, choice) {
-    const select = el("select", { className: "mixed-choice", "aria-label": "Choice" },
-      el("option", { value: "answer_and_offer" }, "Answer and offer a person"),
-      el("option", { value: "draft_for_agent" }, "Draft for an agent"));
+    const select = el("select", { className: "mixed-choice", "aria-label": T("choice") },
+      el("option", { value: "answer_and_offer" }, T("mixed_answer_and_offer")),
+      el("option", { value: "draft_for_agent" }, T("mixed_draft_for_agent")));
     select.value = choice;
     const input = el("input", { className: "mixed-intent", list: "intent-names", value: intent,
-                                "aria-label": "Intent", size: "24" });
+                                "aria-label": T("intent"), size: "24" });
     const row = el("tr", {}, el("td", {}, input), el("td", {}, select));
     row.append(el("td", {}, el("button", { type: "button", className: "mixed-remove",
-                                          onclick: () => row.remove() }, "Remove")));
+                                          onclick: () => row.remove() }, T("remove"))));
     return row;
   }
 
   function renderRules(rules) {
     const edit = supervisor();
-    $("settings-mode").textContent = edit ? "" : T("read_only_rules", "Read only: only a supervisor can change these.");
+    $("settings-mode").textContent = edit ? "" : T("read_only_rules");
     $("rules-fields").disabled = !edit;
     $("rules-save").hidden = !edit;
     $("mixed-add").hidden = !edit;
@@ -532,7 +543,7 @@
         return;
       }
       renderRules(state.rules);
-      $("rules-error").textContent = T("saved", "Saved.");
+      $("rules-error").textContent = T("saved");
     });
   });
 
@@ -548,11 +559,11 @@
       const item = el("li", { dataset: { cannedId: String(c.id) } },
         el("span", { className: "shortcut" }, "/" + c.shortcut), el("span", { className: "body" }, c.body));
       if (edit) {
-        item.append(" ", el("button", { type: "button", className: "canned-edit", onclick: () => cannedEditForm(item, c) }, "Edit"),
+        item.append(" ", el("button", { type: "button", className: "canned-edit", onclick: () => cannedEditForm(item, c) }, T("edit")),
           " ", el("button", { type: "button", className: "canned-delete", onclick: () => act(async () => {
             await api("DELETE", "/canned/" + c.id);
             await loadCanned();
-          }) }, "Delete"));
+          }) }, T("delete")));
       }
       return item;
     }));
@@ -560,8 +571,8 @@
 
   function cannedEditForm(item, canned) {
     const shortcut = el("input", { value: canned.shortcut, className: "canned-edit-shortcut", maxlength: "40",
-                                   "aria-label": "Shortcut" });
-    const body = el("textarea", { className: "canned-edit-body", rows: "2", "aria-label": "Text" });
+                                   "aria-label": T("shortcut") });
+    const body = el("textarea", { className: "canned-edit-body", rows: "2", "aria-label": T("text") });
     body.value = canned.body;
     state.cannedEditing = canned.id;
     item.replaceChildren(el("form", { onsubmit: (event) => {
@@ -571,8 +582,8 @@
         state.cannedEditing = null;
         await loadCanned();
       });
-    } }, shortcut, body, el("button", { type: "submit", className: "canned-save" }, "Save"),
-       el("button", { type: "button", onclick: () => { state.cannedEditing = null; renderCannedList(); } }, "Cancel")));
+    } }, shortcut, body, el("button", { type: "submit", className: "canned-save" }, T("save")),
+       el("button", { type: "button", onclick: () => { state.cannedEditing = null; renderCannedList(); } }, T("cancel"))));
     body.focus();
   }
 
@@ -624,11 +635,10 @@
     if (view.channel !== "whatsapp") { box.hidden = true; return; }
     const windowState = view.reply_window;  // part of the conversation's view: no request of its own
     if (!windowState || windowState.open) { box.hidden = true; return; }
-    const since = windowState.closes_at ? "closed since " + new Date(windowState.closes_at).toLocaleString(LANG)
-                                        : "not open: the shopper has not written on WhatsApp";
-    $("wa-window-text").textContent = "WhatsApp's 24-hour reply window is " + since +
-      ". A free text reply will not be delivered; send a registered template instead." +
-      (windowState.templates.length ? "" : " No template is registered.");
+    const closed = windowState.closes_at
+      ? T("wa_window_closed", { time: new Date(windowState.closes_at).toLocaleString(LANG) }) : T("wa_window_never");
+    $("wa-window-text").textContent = closed + " " + T("wa_window_template") +
+      (windowState.templates.length ? "" : " " + T("wa_no_template"));
     $("wa-template").replaceChildren(...windowState.templates.map((name) => el("option", { value: name }, name)));
     $("wa-template").hidden = $("wa-template-send").hidden = !windowState.templates.length;
     box.hidden = false;
@@ -643,10 +653,11 @@
   function renderConversation(view, switched) {
     $("conversation").hidden = false;
     $("side").hidden = false;
-    $("conversation-title").textContent = view.shopper.display_name + " · " + view.channel;
-    const owner = view.assignee_name ? "with " + view.assignee_name : "unassigned";
-    $("conversation-state").textContent = view.status === "bot" ? "bot is answering" :
-      view.status + (view.status === "open" ? ", " + owner : "") + " - " + (view.mode === "human" ? "bot silent" : "bot answering");
+    $("conversation-title").textContent = shopperName(view.shopper, view.channel, view.sender_id) + " · " + view.channel;
+    const owner = view.assignee_name ? T("state_with", { name: view.assignee_name }) : T("state_unassigned");
+    $("conversation-state").textContent = view.status === "bot" ? T("state_bot_answering") :
+      TC("status_", view.status) + (view.status === "open" ? ", " + owner : "") + " - " +
+      T(view.mode === "human" ? "state_bot_silent" : "state_bot_on");
     const item = state.items.find((i) => i.conversation_id === view.conversation_id);
     $("conversation-wait").dataset.waitingSince = view.status === "open" && item && item.waiting_since ? item.waiting_since : "";
     const mine = view.assignee_id === state.me.id && view.status === "open";
@@ -663,6 +674,8 @@
       $("reply-text").value = localStorage.getItem(typedKey(view.conversation_id)) || "";
       hideCannedPreview();
       $("catalog-results").hidden = true;
+      state.cartDraft = [];
+      $("cart-draft").hidden = true;
     }
     const intents = new Set();
     const entries = [];
@@ -705,8 +718,8 @@
 
   function orderSummary(custom) {
     if (!custom || !custom.order_number) return null;
-    const parts = ["Order " + custom.order_number];
-    if (custom.status) parts.push(custom.status);
+    const parts = [T("order_number", { number: custom.order_number })];
+    if (custom.status) parts.push(TC("order_status_", custom.status));
     if (custom.total && custom.currency) {
       let total = custom.total + " " + custom.currency;
       try { total = new Intl.NumberFormat(LANG, { style: "currency", currency: custom.currency }).format(Number(custom.total)); }
@@ -719,23 +732,23 @@
 
   function renderMessage(m, before) {
     const meta = el("div", { className: "meta" });
-    meta.append(el("span", { className: "author" }, m.agent_name || m.author), stamp(m.created_at));
+    meta.append(el("span", { className: "author" }, m.agent_name || TC("author_", m.author)), stamp(m.created_at));
     if (m.intent) {
       meta.append(el("span", { className: "intent" }, m.intent + " " + (m.confidence === null ? "" : m.confidence.toFixed(2))));
     }
-    if (m.corrected_intent) meta.append(el("span", { className: "corrected" }, "corrected: " + m.corrected_intent));
+    if (m.corrected_intent) meta.append(el("span", { className: "corrected" }, T("corrected", { intent: m.corrected_intent })));
     if (m.policy) meta.append(el("span", { className: "policy" }, m.policy + (m.reason ? " (" + m.reason + ")" : "")));
     if (m.delivery) {
       meta.append(el("span", { className: "delivery " + m.delivery },
-        m.delivery === "failed" ? "not delivered: " + (m.delivery_error || "") : m.delivery));
+        m.delivery === "failed" ? T("not_delivered", { error: m.delivery_error || "" }) : TC("delivery_", m.delivery)));
     }
     if (m.delivery_status) {
       // What the shopper's app reported (WhatsApp: sent, delivered, read, failed).
-      meta.append(el("span", { className: "receipt " + m.delivery_status, title: "reported by the shopper's app" },
-        m.delivery_status === "read" ? "✓✓ read" : m.delivery_status === "delivered" ? "✓✓ delivered" :
-        m.delivery_status === "sent" ? "✓ sent" : m.delivery_status));
+      const ticks = { read: "✓✓ ", delivered: "✓✓ ", sent: "✓ " }[m.delivery_status] || "";
+      meta.append(el("span", { className: "receipt " + m.delivery_status, title: T("receipt_title") },
+        ticks + TC("receipt_", m.delivery_status)));
     }
-    const pressed = m.direction === "in" && m.payload && !m.text ? "pressed: " + m.payload : null;
+    const pressed = m.direction === "in" && m.payload && !m.text ? T("pressed", { payload: m.payload }) : null;
     const item = el("li", { className: (m.direction === "in" ? "in" : "out") + " author-" + m.author,
                            dataset: { messageId: String(m.id), author: m.author } },
                     (m.text || pressed || m.payload) ? el("div", { className: "text" }, m.text || pressed || m.payload) : null,
@@ -744,12 +757,12 @@
                     (m.buttons || []).length ? el("div", { className: "chips buttons" }, m.buttons.map(chip)) : null,
                     orderSummary(m.custom), meta);
     if (m.direction === "in" && m.text) {
-      meta.append(el("button", { type: "button", className: "correct", onclick: () => correctForm(item, m) }, "Correct intent"));
+      meta.append(el("button", { type: "button", className: "correct", onclick: () => correctForm(item, m) }, T("correct_intent")));
     }
     if (m.author === "agent" && m.text) {
       const question = [...before].reverse().find((b) => b.direction === "in" && b.text);
       meta.append(el("button", { type: "button", className: "save-faq",
-                                 onclick: () => faqForm(item, question ? question.text : "", m.text) }, "Save as FAQ"));
+                                 onclick: () => faqForm(item, question ? question.text : "", m.text) }, T("save_as_faq")));
     }
     return item;
   }
@@ -761,33 +774,36 @@
     if (!f) return null;
     if (f.status !== "stored") {
       return el("div", { className: "shopper-file " + f.status },
-        f.status === "failed" ? "The shopper's " + f.kind + " was not kept: " + (f.error || "") :
-          "Fetching the shopper's " + f.kind + "…");
+        f.status === "failed" ? T("file_not_kept", { kind: TC("media_", f.kind), error: f.error || "" }) :
+          T("file_fetching", { kind: TC("media_", f.kind) }));
     }
     if (f.inline) {
       return el("a", { className: "shopper-file image", href: f.url, target: "_blank", rel: "noopener",
-                       title: "Open the full image" },
-        el("img", { src: f.url, alt: "Image sent by the shopper", loading: "lazy" }));
+                       title: T("open_full_image") },
+        el("img", { src: f.url, alt: T("image_alt"), loading: "lazy" }));
     }
-    const size = f.size ? " (" + Math.max(1, Math.round(f.size / 1024)) + " KB)" : "";
+    const size = f.size ? " " + T("size_kb", { kb: Math.max(1, Math.round(f.size / 1024)) }) : "";
     return el("a", { className: "shopper-file download", href: f.url, download: f.filename || "" },
-      "Download " + (f.filename || f.kind) + size);
+      T("download_file", { name: f.filename || TC("media_", f.kind) }) + size);
   }
 
   function renderNote(n) {
     return el("li", { className: "note", dataset: { noteId: String(n.id) } },
-      el("div", { className: "text" }, el("span", { className: "private" }, T("private_note_label", "Private note")), n.body),
+      el("div", { className: "text" }, el("span", { className: "private" }, T("private_note_label")), n.body),
       el("div", { className: "meta" }, el("span", { className: "author" }, n.agent_name), stamp(n.created_at)));
   }
 
+  // Who did what, in the page's language: "<agent> took the conversation", "... assigned it to ...".
+  const who = (e) => e.agent_name || T("an_agent");
+  const whom = (e) => e.target_agent_name || T("an_agent_target");
   const EVENT_TEXT = {
-    escalated: (e) => "Handed to a person" + (e.detail ? " (" + e.detail + ")" : ""),
-    taken: (e) => (e.agent_name || "An agent") + " took the conversation",
-    assigned: (e) => (e.agent_name ? e.agent_name + " assigned it to " : "Assigned to ") + (e.target_agent_name || "an agent") +
-      (e.detail === "round_robin" ? " (round-robin)" : ""),
-    transferred: (e) => (e.agent_name || "An agent") + " transferred it to " + (e.target_agent_name || "an agent"),
-    handed_back: (e) => (e.agent_name || "An agent") + " handed it back to the bot",
-    resolved: (e) => (e.agent_name || "An agent") + " resolved it",
+    escalated: (e) => (e.detail ? T("event_escalated_because", { detail: e.detail }) : T("event_escalated")),
+    taken: (e) => T("event_taken", { agent: who(e) }),
+    assigned: (e) => T(e.agent_name ? "event_assigned_by" : "event_assigned", { agent: who(e), target: whom(e) }) +
+      (e.detail === "round_robin" ? " " + T("event_round_robin") : ""),
+    transferred: (e) => T("event_transferred", { agent: who(e), target: whom(e) }),
+    handed_back: (e) => T("event_handed_back", { agent: who(e) }),
+    resolved: (e) => T("event_resolved", { agent: who(e) }),
   };
   function renderEvent(e) {
     const text = (EVENT_TEXT[e.kind] || ((x) => x.kind))(e);
@@ -796,22 +812,22 @@
 
   function correctForm(item, message) {
     const input = el("input", { list: "intents", value: message.corrected_intent || message.intent || "",
-                                className: "intent-input", "aria-label": "Right intent" });
+                                className: "intent-input", "aria-label": T("right_intent") });
     const form = el("form", { className: "correct-form", onsubmit: (event) => {
       event.preventDefault();
       act(async () => {
         await api("POST", "/messages/" + message.id + "/intent", { intent: input.value.trim() });
-        flash("Saved as a training example.");
+        flash(T("saved_training"));
         await loadConversation();
       });
-    } }, input, el("button", { type: "submit" }, "Save intent"));
+    } }, input, el("button", { type: "submit" }, T("save_intent")));
     item.append(form);
     input.focus();
   }
 
   function faqForm(item, question, answer) {
-    const q = el("input", { value: question, className: "faq-question", "aria-label": "Question" });
-    const a = el("textarea", { className: "faq-answer", rows: "2", "aria-label": "Answer" });
+    const q = el("input", { value: question, className: "faq-question", "aria-label": T("question") });
+    const a = el("textarea", { className: "faq-answer", rows: "2", "aria-label": T("answer") });
     a.value = answer;
     const form = el("form", { className: "faq-form", onsubmit: (event) => {
       event.preventDefault();
@@ -819,54 +835,115 @@
         await api("POST", "/faq-drafts", { question: q.value, answer: a.value,
                                            language: state.conversation.shopper.locale || "en" });
         form.remove();
-        flash("Saved as a FAQ draft for the merchant.");
+        flash(T("saved_faq"));
       });
-    } }, q, a, el("button", { type: "submit" }, "Save FAQ draft"));
+    } }, q, a, el("button", { type: "submit" }, T("save_faq_draft")));
     item.append(form);
   }
 
   // Payments (issue 23): paid and refunded amounts, the refunds, and a refund action (the server checks the role).
   function orderMoney(o) {
     const parts = [];
-    if (o.paid_text && o.paid) parts.push(" · paid " + o.paid_text);
-    if (o.refunded_text) parts.push(" · refunded " + o.refunded_text);
+    if (o.paid_text && o.paid) parts.push(" · " + T("paid_amount", { amount: o.paid_text }));
+    if (o.refunded_text) parts.push(" · " + T("refunded_amount", { amount: o.refunded_text }));
     const refunds = (o.refunds || []).map((text) => el("li", { className: "refund" }, text));
     const nodes = [parts.join("")];
     if (refunds.length) nodes.push(el("ul", { className: "refunds" }, ...refunds));
     if (o.refundable_text && state.me && state.me.role !== "agent") {
-      nodes.push(el("button", { type: "button", className: "refund-order", onclick: () => act(async () => {
-        const amount = window.prompt("Refund how much of #" + o.number + "? Empty: all that is left (" +
-                                     o.refundable_text + ").", "");
-        if (amount === null) return;
-        const reason = window.prompt("Why? (the shopper is told about the refund)", "") || null;
-        await api("POST", "/orders/" + o.order_id + "/refunds", { amount: amount.trim() || null, reason,
-          idempotency_key: "console-" + o.order_id + "-" + Date.now() });
-        flash("Refunded order #" + o.number + ".");
-        await loadConversation();
-      }) }, "Refund"));
+      nodes.push(el("button", { type: "button", className: "refund-order", onclick: () => openRefund(o) }, T("refund")));
     }
     return nodes;
   }
 
+  // The refund dialog (issue 23): an amount or all that is left, a reason the shopper is told; a refusal by the return
+  // policy (409 refund_outside_policy) is said plainly, and a supervisor or the owner may override it with a reason.
+  const OVERRIDE_ROLES = new Set(["supervisor", "owner"]);
+  function refundKey(o) { return "console-" + o.order_id + "-" + Date.now() + "-" + Math.random().toString(36).slice(2, 8); }
+  function openRefund(o) {
+    state.refunding = { order: o, key: refundKey(o) };
+    $("refund-title").textContent = T("refund_title", { number: o.number });
+    $("refund-left").textContent = T("refund_left", { amount: o.refundable_text });
+    $("refund-amount").value = "";
+    $("refund-amount").disabled = false;
+    $("refund-all").checked = false;
+    $("refund-reason").value = "";
+    $("refund-override").hidden = true;
+    $("refund-override-reason").value = "";
+    $("refund-error").textContent = "";
+    $("refund-submit").disabled = false;
+    $("refund-dialog").showModal();
+    $("refund-amount").focus();
+  }
+  $("refund-all").addEventListener("change", () => {
+    $("refund-amount").disabled = $("refund-all").checked;
+    if ($("refund-all").checked) $("refund-amount").value = "";
+  });
+  $("refund-cancel").addEventListener("click", () => $("refund-dialog").close());
+  $("refund-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const refunding = state.refunding;
+    if (!refunding || $("refund-submit").disabled) return;
+    const all = $("refund-all").checked;
+    const amount = $("refund-amount").value.trim().replace(",", ".");
+    if (!all && !/^\d+(\.\d+)?$/.test(amount)) {
+      $("refund-error").textContent = T("refund_amount_needed");
+      $("refund-amount").focus();
+      return;
+    }
+    const overriding = !$("refund-override").hidden;
+    const overrideReason = $("refund-override-reason").value.trim();
+    if (overriding && !overrideReason) {
+      $("refund-error").textContent = T("refund_override_needed");
+      $("refund-override-reason").focus();
+      return;
+    }
+    $("refund-submit").disabled = true;  // a double click refunds once (and the key makes the server agree)
+    act(async () => {
+      try {
+        await api("POST", "/orders/" + refunding.order.order_id + "/refunds", {
+          amount: all ? null : amount, reason: $("refund-reason").value.trim() || null,
+          override_reason: overriding ? overrideReason : null, idempotency_key: refunding.key });
+      } catch (error) {
+        refunding.key = refundKey(refunding.order);  // nothing was refunded: the next try is a new request
+        $("refund-submit").disabled = false;
+        if (error.code === "refund_outside_policy") {
+          const may = state.me && OVERRIDE_ROLES.has(state.me.role);
+          $("refund-error").textContent = T(may ? "refund_outside_policy_override" : "refund_outside_policy") +
+            " (" + error.message + ")";
+          $("refund-override").hidden = !may;
+          if (may) $("refund-override-reason").focus();
+          return;
+        }
+        const tooMuch = error.code === "refund_not_possible" && error.problem && error.problem.refundable !== undefined;
+        // Too much: the dialog already says what is left, in the agent's money format; anything else says why.
+        $("refund-error").textContent = tooMuch ? T("refund_too_much") : T("refund_failed") + " (" + error.message + ")";
+        return;
+      }
+      $("refund-dialog").close();
+      flash(T("refunded_order", { number: refunding.order.number }));
+      await loadConversation();
+    });
+  });
+
   function renderShopper(view) {
     const s = view.shopper;
-    $("shopper-name").textContent = s.display_name;
+    $("shopper-name").textContent = shopperName(s, view.channel, view.sender_id);
     const country = s.country ? (s.country_name ? s.country_name + " (" + s.country + ")" : s.country) : null;
-    const rows = [[T("name", "Name"), s.name], [T("email", "Email"), s.email], [T("language", "Language"), s.locale],
-                  [T("country", "Country"), country], [T("currency", "Currency"), s.currency],
-                  [T("came_from", "Came from"), view.channel], [T("channel_id", "Channel id"), view.sender_id]];
+    const rows = [[T("name"), s.name], [T("email"), s.email], [T("language"), s.locale],
+                  [T("country"), country], [T("currency"), s.currency],
+                  [T("came_from"), view.channel], [T("channel_id"), view.sender_id]];
     const came = s.came_from || {};  // landing page, referrer and UTM (web chat); the deep-link parameter (Telegram)
     const campaign = ["utm_source", "utm_medium", "utm_campaign"].map((k) => came[k]).filter(Boolean).join(" / ");
-    rows.push([T("landing_page", "Landing page"), came.landing_page], [T("referrer", "Referrer"), came.referrer],
-              [T("campaign", "Campaign"), campaign || null]);
-    if (came.start_parameter) rows.push([T("start_parameter", "Start parameter"), came.start_parameter]);
+    rows.push([T("landing_page"), came.landing_page], [T("referrer"), came.referrer],
+              [T("campaign"), campaign || null]);
+    if (came.start_parameter) rows.push([T("start_parameter"), came.start_parameter]);
     $("shopper").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "-")]));
     $("orders").replaceChildren(...s.orders.map((o) => el("li", { dataset: { order: o.number } },
-      "#" + o.number + " " + o.total_text + " · " + o.status + " · ",
-      el("span", { className: o.paid ? "paid" : "unpaid" }, o.paid ? T("paid", "paid") : T("not_paid", "not paid")), ...orderMoney(o))));
+      "#" + o.number + " " + o.total_text + " · " + TC("order_status_", o.status) + " · ",
+      el("span", { className: o.paid ? "paid" : "unpaid" }, o.paid ? T("paid") : T("not_paid")), ...orderMoney(o))));
     $("cart").replaceChildren(...s.cart.map((line) => el("li", {}, line.sku + " x " + line.quantity)));
-    if (!s.orders.length) $("orders").append(el("li", {}, T("no_orders", "No orders")));
-    if (!s.cart.length) $("cart").append(el("li", {}, T("empty", "Empty")));
+    if (!s.orders.length) $("orders").append(el("li", {}, T("no_orders")));
+    if (!s.cart.length) $("cart").append(el("li", {}, T("empty")));
   }
 
   function conversationAction(path, after) {
@@ -882,7 +959,7 @@
   $("resolve").addEventListener("click", conversationAction("/resolve"));
   $("transfer").addEventListener("click", () => act(async () => {
     const to = $("transfer-to").value;
-    if (!to) { flash("Pick an agent to transfer to."); return; }
+    if (!to) { flash(T("pick_agent")); return; }
     await api("POST", "/conversations/" + state.current + "/assign", { agent_id: Number(to) });
     await Promise.all([loadConversation(), loadInbox()]);
   }));
@@ -934,8 +1011,7 @@
     state.cannedMissing = names;
     $("canned-preview").hidden = names.length === 0;
     $("canned-missing").textContent = names.length
-      ? "Fill in " + names.map((n) => "{" + n + "}").join(", ") + " before sending: this conversation has no value for " +
-        (names.length === 1 ? "it" : "them") + "."
+      ? T(names.length === 1 ? "fill_in_one" : "fill_in_many", { names: names.map((n) => "{" + n + "}").join(", ") })
       : "";
   }
   function hideCannedPreview() { showMissing([]); }
@@ -973,7 +1049,7 @@
     catalogTimer = setTimeout(() => act(async () => {
       const found = await api("GET", "/catalog?q=" + encodeURIComponent(query) + "&conversation_id=" + state.current);
       $("catalog-results").hidden = false;
-      $("catalog-results").replaceChildren(...(found.length ? found.map((c) => card(c, el("button", {
+      $("catalog-results").replaceChildren(...(found.length ? found.map((c) => card(c, el("div", { className: "card-actions" }, el("button", {
         type: "button", className: "send-card", onclick: () => act(async () => {
           await api("POST", "/conversations/" + state.current + "/cards",
                     { skus: [c.sku], text: $("reply-text").value.trim() || null });
@@ -982,9 +1058,64 @@
           $("catalog-results").hidden = true;
           $("catalog-search").value = "";
           await loadConversation();
-        }) }, T("send_card", "Send card")))) : [el("p", {}, T("no_products", "No products match."))]));
+        }) }, T("send_card")), cartDraftAdder(c)))) : [el("p", {}, T("no_products"))]));
     }), 250);
   });
+
+  // ---- a cart link from the reply box: variants and quantities into a draft, priced for the shopper, then sent ----
+  function cartDraftAdder(c) {
+    const quantity = el("input", { type: "number", min: "1", max: "99", value: "1", className: "cart-qty",
+                                   "aria-label": T("cart_link_quantity") + " " + c.title });
+    return el("div", { className: "cart-add" }, quantity, el("button", { type: "button", className: "add-to-cart-link",
+      onclick: () => act(async () => {
+        const n = Math.max(1, Math.min(99, Number(quantity.value) || 1));
+        const line = state.cartDraft.find((l) => l.sku === c.sku);
+        if (line) line.quantity = Math.min(99, line.quantity + n); else state.cartDraft.push({ sku: c.sku, quantity: n });
+        await renderCartDraft();
+      }) }, T("cart_link_add")));
+  }
+
+  async function renderCartDraft() {
+    const box = $("cart-draft");
+    box.hidden = state.cartDraft.length === 0;
+    if (box.hidden) return;
+    const conversationId = state.current;
+    const draft = await api("POST", "/conversations/" + conversationId + "/cart-link/preview", { lines: state.cartDraft });
+    if (conversationId !== state.current) return;
+    $("cart-draft-lines").replaceChildren(...draft.lines.map((line) => {
+      const quantity = el("input", { type: "number", min: "1", max: "99", value: String(line.quantity), className: "cart-qty",
+                                     "aria-label": T("cart_link_quantity") + " " + line.title });
+      quantity.addEventListener("change", () => act(async () => {
+        const wanted = state.cartDraft.find((l) => l.sku === line.sku);
+        if (wanted) wanted.quantity = Math.max(1, Math.min(99, Number(quantity.value) || 1));
+        await renderCartDraft();
+      }));
+      const label = line.options ? line.title + " (" + line.options + ")" : line.title;
+      return el("li", { dataset: { sku: line.sku }, className: line.problem ? "problem" : "" },
+        quantity, " × ", el("span", { className: "title" }, label), " ",
+        el("span", { className: "amount" }, line.line_total_text),
+        line.problem ? el("span", { className: "why", role: "alert" }, TC("cart_link_problem_", line.problem)) : null,
+        el("button", { type: "button", className: "remove", "aria-label": T("cart_link_remove") + " " + label,
+                       onclick: () => act(async () => {
+                         state.cartDraft = state.cartDraft.filter((l) => l.sku !== line.sku);
+                         await renderCartDraft();
+                       }) }, "×"));
+    }));
+    $("cart-draft-total").textContent = T("cart_link_total") + ": " + draft.total_text;
+    $("cart-link-send").disabled = !draft.sendable;
+  }
+
+  $("cart-link-send").addEventListener("click", () => act(async () => {
+    if (!state.cartDraft.length) return;
+    await api("POST", "/conversations/" + state.current + "/cart-link", { lines: state.cartDraft });
+    state.cartDraft = [];
+    $("cart-draft").hidden = true;
+    $("catalog-results").hidden = true;
+    $("catalog-search").value = "";
+    flash(T("cart_link_sent"));
+    await loadConversation();
+  }));
+  $("cart-draft-clear").addEventListener("click", () => { state.cartDraft = []; $("cart-draft").hidden = true; });
 
   $("note-form").addEventListener("submit", (event) => {
     event.preventDefault();

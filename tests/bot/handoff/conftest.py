@@ -1,15 +1,49 @@
-"""Helpers for the handoff tests: agents and shopper conversations made through the real services."""
+"""Helpers for the handoff tests: agents and shopper conversations made through the real services, and the console
+API's app client with an agent's sign-in (one definition for every console test)."""
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.app import create_app
 from bot import handoff
 from bot.conversations import service as conversations
 from bot.handoff.models import Agent
 from bot.messages import InboundMessage
 from kit.db import Database
+from kit.settings import Settings
+from tests.http import app_client
 
 PASSWORD = "correct horse battery"
+# The Redis of the cross-process tests: SHOPTALK_TEST_REDIS_URL (each run its own db), never a fixed one.
+REDIS_URL = os.environ.get("SHOPTALK_TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(REDIS_URL is None, reason="set SHOPTALK_TEST_REDIS_URL")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(environment="test", data_dir=tmp_path, security={"secret_key": "test-secret-key-0123456789"})
+
+
+@pytest.fixture
+async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(settings, database=db)) as http:
+        yield http
+
+
+async def sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    """Sign `email` in to the console (HttpOnly, SameSite=Strict cookie); the CSRF header to send with writes."""
+    response = await client.post("/api/v1/agent/session", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    return {"X-CSRF-Token": response.json()["csrf_token"]}
 
 
 async def make_agent(db: Database, email: str, *, role: str = "agent", shop_id: int = 1,

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,28 +20,7 @@ from kit.clock import clock, utcnow
 from kit.db import Database
 from kit.settings import Settings
 from nlu.training_data import parse_training_data
-from tests.bot.handoff.conftest import PASSWORD, make_agent, shopper_says
-from tests.http import app_client
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(environment="test", data_dir=tmp_path, security={"secret_key": "test-secret-key-0123456789"})
-
-
-@pytest.fixture
-async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(create_app(settings, database=db)) as http:
-        yield http
-
-
-async def sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    response = await client.post("/api/v1/agent/session", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    cookie = response.headers["set-cookie"].lower()
-    assert "httponly" in cookie
-    assert "samesite=strict" in cookie
-    return {"X-CSRF-Token": response.json()["csrf_token"]}
+from tests.bot.handoff.conftest import PASSWORD, REDIS_URL, make_agent, needs_redis, shopper_says, sign_in
 
 
 async def test_console_page_and_sign_in(client: httpx.AsyncClient, db: Database) -> None:
@@ -164,8 +141,10 @@ async def test_correction_is_written_as_rasa_yaml_and_counted(client: httpx.Asyn
     assert counts["corrections_by_intent"] == {"order_status": 1}
 
 
+@needs_redis
 async def test_watcher_opens_threads_and_events_cross_processes_through_redis(db: Database) -> None:
-    redis_url = "redis://127.0.0.1:6379/0"
+    assert REDIS_URL is not None
+    redis_url = REDIS_URL
     process_a, process_b = AgentEvents(redis_url), AgentEvents(redis_url)
     ready = asyncio.Event()
     relay = asyncio.create_task(process_b.run_subscriber(ready))

@@ -2,37 +2,14 @@
 supervises (rules, canned responses, assigning others' conversations), an agent only works their own."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from api.app import create_app
 from bot import handoff
 from bot.handoff.models import CannedResponse, HandoffThread
 from kit.db import Database
-from kit.settings import Settings
-from tests.bot.handoff.conftest import PASSWORD, make_agent, shopper_says
-from tests.http import app_client
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(environment="test", data_dir=tmp_path, security={"secret_key": "test-secret-key-0123456789"})
-
-
-@pytest.fixture
-async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(create_app(settings, database=db)) as http:
-        yield http
-
-
-async def sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    response = await client.post("/api/v1/agent/session", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"X-CSRF-Token": response.json()["csrf_token"]}
+from tests.bot.handoff.conftest import make_agent, shopper_says, sign_in
 
 
 async def test_staff_get_a_403_page_and_no_console_api(client: httpx.AsyncClient, db: Database) -> None:
