@@ -571,7 +571,8 @@ async def _demo_graded_run(queries: list[dict[str, Any]], workdir: Path) -> dict
         grades = [relevance.get(slug, 0) for slug in ranked]
         matches = [relevance.get(slug_of[h.product_id], 0) for h in result.hits if not h.alternative]
         rows.append({"q": q, "ndcg": ndcg_at(ranked, relevance), "zero": not ranked,
-                     "first_right_kind": bool(grades) and grades[0] >= 2, "first_exact": bool(grades) and grades[0] == 3,
+                     "first_right_kind": bool(grades) and grades[0] >= 2,
+                     "first_exact": bool(grades) and grades[0] == 3,
                      "matches_relevant": (sum(g > 0 for g in matches) / len(matches)) if matches else None,
                      "top": ranked[:3]})
     await database.dispose()
