@@ -25,6 +25,9 @@ from nlu.service import CATALOG_EXTRACTOR
 _LATIN = re.compile(r"[a-z0-9][a-z0-9+\-']*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 REFERS_TO_VIEW = re.compile(r"\b(this|it|that|these|those|they|them)\b|这|那|它", re.IGNORECASE)
+# Looking for products rather than asking about one ("do you have...", "有没有...").
+LOOKING_FOR = re.compile(r"\b(do you (have|sell|carry|stock)|have you got|any\b|show me|looking for|i want|i need)|"
+                         r"有没有|有卖|有什么|想买|要买|找", re.IGNORECASE)
 # A message phrased as a question (en, zh): a question mark, a final particle, an A-not-A pair, a question word, or
 # an English question's first word.
 QUESTION_SHAPED = re.compile(r"[?？]|[吗呢么嘛][\s。！!]*$|(.)不\1|有没有|是不是|能不能|可不可以|会不会|多少|几|什么|"
@@ -298,10 +301,14 @@ def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
                 and not any(asked.search(str(e.value)) for asked, _ in ASPECTS.values()) for e in parsed.entities)
     if parsed.intent == "product_search" and (named or not in_view):
         return False  # "do you have running shoes?": a search, even with something in view
-    about = (any(asked.search(text) for asked, _ in ASPECTS.values())
-             or any(pattern.search(text) for pattern in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
-             or bool(parsed.entity_values("size")) or bool(parsed.entity_values("colour")))
-    return (about and (in_view or named)) or (in_view and bool(REFERS_TO_VIEW.search(text)))
+    aspect = any(asked.search(text) for asked, _ in ASPECTS.values())
+    if not in_view:
+        # Named, not in view: only a property question ("is the wok dishwasher safe?"); "do you have a red hoodie
+        # in large?" is a search.
+        return named and aspect and not LOOKING_FOR.search(text)
+    return (aspect or any(pattern.search(text) for pattern in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
+            or bool(parsed.entity_values("size")) or bool(parsed.entity_values("colour"))
+            or bool(REFERS_TO_VIEW.search(text)))
 
 
 def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
