@@ -35,6 +35,9 @@ INSTEAD_OF_HANDOFF = {"human_handoff": "help", "complaint": "faq"}
 DECLINED = {"human_handoff": "request_declined", "complaint": "complaint_declined"}  # the reason then
 # A product named in an unclear message, or in an unsure guess of these, is most likely a search.
 UNSURE_INTENTS = frozenset({FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, "faq"})
+# What a question about a product's facts overrides (`Signals.asks_about_a_product`): an unsure guess, a search
+# naming no product, or small talk ("尺码准不准" read as "ok").
+NOT_A_PRODUCT_QUESTION = UNSURE_INTENTS | {"product_search", "greet", "goodbye", "thanks", "affirm", "deny"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class Signals:
     """What the engine knows about the message besides its parse (gathered only when the rules use it)."""
 
     names_a_product: bool = False  # the parse found a product name (then an unclear message is a search)
+    # A question about a product's facts (`bot.skills.product_qa.asks_about_a_product`): an unsure guess or a
+    # search naming no product is then a product question.
+    asks_about_a_product: bool = False
     negative_wording: bool = False  # strongly negative wording (`bot.handoff.rules.strongly_negative`)
     unhelpful_in_a_row: int = 0  # "did this help? no" answers in a row, this message included
     order_value: Decimal | None = None  # the named order's value in the rules' currency
@@ -132,7 +138,8 @@ def decide(parsed: ParsedMessage, *, thresholds: PolicyThresholds, misunderstood
     Without `triggers` the process defaults apply (every trigger on, `misunderstandings_before_handoff`);
     without `signals` the triggers over the whole message are not checked."""
     decision = _route(parsed, thresholds, misunderstood_before, triggers,
-                      names_a_product=signals is not None and signals.names_a_product)
+                      names_a_product=signals is not None and signals.names_a_product,
+                      about_a_product=signals is not None and signals.asks_about_a_product)
     if decision.action == "handoff" or triggers is None or signals is None:
         return decision
     return escalate(decision, intent=parsed.intent, triggers=triggers, signals=signals)
@@ -159,13 +166,18 @@ def escalate(decision: Decision, *, intent: str, triggers: ShopTriggers, signals
 
 
 def _route(parsed: ParsedMessage, thresholds: PolicyThresholds, misunderstood_before: int,
-           triggers: ShopTriggers | None, *, names_a_product: bool) -> Decision:
+           triggers: ShopTriggers | None, *, names_a_product: bool, about_a_product: bool = False) -> Decision:
     intent, confidence = parsed.intent, float(parsed.confidence)
     unclear_below, in_a_row = unclear_line(thresholds, triggers)
     if intent in HANDOFF_INTENTS and confidence >= unclear_below:
         if triggers is not None and not triggers.hands_off(intent):
             return Decision("answer", INSTEAD_OF_HANDOFF[intent], confidence, reason=DECLINED[intent])
         return Decision("handoff", intent, confidence, reason=intent)
+    if about_a_product and (intent in NOT_A_PRODUCT_QUESTION or confidence < unclear_below):
+        # "保修多久" with a product in view, "is the wok dishwasher safe?": the product's listing answers (or says
+        # it does not say), whatever the unsure classifier guessed.
+        return Decision("answer" if confidence >= thresholds.answer_at else "confirm", "product_question",
+                        confidence)
     if intent == OUT_OF_SCOPE_INTENT and confidence >= unclear_below:
         return Decision("answer", intent, confidence)
     if intent == FALLBACK_INTENT or confidence < unclear_below:

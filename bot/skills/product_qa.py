@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from bot.skills.base import Skill, Turn
+from bot.understanding import ParsedMessage
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.models import Product
 from commerce.catalog.service import find_variants, get_product, variant_price
@@ -23,7 +24,15 @@ from nlu.service import CATALOG_EXTRACTOR
 
 _LATIN = re.compile(r"[a-z0-9][a-z0-9+\-']*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
-REFERS_TO_VIEW = re.compile(r"\b(this|it|that|these|those|them)\b|这|那|它", re.IGNORECASE)
+REFERS_TO_VIEW = re.compile(r"\b(this|it|that|these|those|they|them)\b|这|那|它", re.IGNORECASE)
+# Looking for products rather than asking about one ("do you have...", "有没有...").
+LOOKING_FOR = re.compile(r"\b(do you (have|sell|carry|stock)|have you got|any\b|show me|looking for|i want|i need)|"
+                         r"有没有|有卖|有什么|想买|要买|找", re.IGNORECASE)
+# A message phrased as a question (en, zh): a question mark, a final particle, an A-not-A pair, a question word, or
+# an English question's first word.
+QUESTION_SHAPED = re.compile(r"[?？]|[吗呢么嘛][\s。！!]*$|(.)不\1|有没有|是不是|能不能|可不可以|会不会|多少|几|什么|"
+                             r"怎么|是否|多久|多大|多重|^\s*(is|are|does|do|did|can|could|will|would|should|has|have|"
+                             r"how|what|which)\b", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 
 # What a question asks about, by the words it uses (en, zh), and the words that answer it in a listing.
@@ -31,27 +40,44 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     name: (re.compile(asked, re.IGNORECASE), re.compile(evidence, re.IGNORECASE)) for name, asked, evidence in (
         ("waterproof", r"waterproof|water[- ]?proof|water[- ]resistant|\brain\b|splash|防水|防雨|泼水",
-         r"waterproof|water[- ]?resistant|splash|\bipx?\d|\brain\b|防水|防泼|防雨|泼溅"),
+         r"waterproof|water[- ]?resistant|water[- ]?repellent|splash|drizzle|\bipx?\d|\brain\b|防水|防泼|防雨|泼溅"),
         ("noise", r"\bloud|nois[ey]|\bquiet|silent|\bdb\b|噪音|声音|吵|安静|静音",
          r"\bloud|nois[ey]|\bquiet|silent|\d\s?db\b|decibel|噪音|静音|安静|分贝"),
         ("battery", r"battery|batteries|charge lasts|last[s]? on a charge|battery life|电池|续航",
          r"battery|batteries|\bmah\b|\d+\s?hours?\b|电池|续航|毫安"),
-        ("material", r"made of|made from|material|fabric|\bcotton\b|\bwool\b|leather|材质|面料|材料|什么做的|纯棉",
-         r"cotton|wool|linen|silk|leather|steel|bamboo|ceramic|porcelain|clay|stoneware|glass|plastic|wood|"
-         r"canvas|merino|polyester|nylon|rubber|\beva\b|down\b|棉|羊毛|麻|丝|皮革|真皮|钢|竹|陶|瓷|玻璃|木|帆布"),
+        ("material", r"made of|made from|material|fabric|\bcotton\b|\bwool\b|leather|plastic|wood(en)?\b|\bmetal\b|"
+         r"\bsteel\b|ceramic|porcelain|\bglass\b|材质|面料|材料|什么做的|纯棉|塑料|木头|木质|金属|陶瓷|玻璃的|实木|"
+         r"真皮|皮的|牛皮",
+         r"cotton|wool|linen|silk|leather|steel|bamboo|ceramic|porcelain|clay|stoneware|glass|plastic|wood|beech|"
+         r"melamine|aluminium|polycarbonate|silicone|\bjade\b(?![\s-]green)|\btpu\b|"
+         r"canvas|merino|polyester|nylon|rubber|\beva\b|down\b|棉|羊毛|麻|丝|皮革|真皮|牛皮|钢|竹|陶|瓷|玻璃|木|帆布|"
+         r"密胺|铝|聚碳酸酯|硅胶|玉|尼龙|塑料"),
         ("dishwasher", r"dishwasher|洗碗机", r"dishwasher|洗碗机"),
-        ("microwave", r"microwave|微波炉", r"microwave|微波炉"),
+        ("microwave", r"microwave|微波", r"microwave|微波"),
+        ("oven", r"\boven\b|烤箱", r"\boven\b|烤箱"),
         ("washing", r"machine[- ]wash|washing machine|\bwash|机洗|洗衣机|水洗", r"wash|洗"),
         ("voltage", r"voltage|\bvolts?\b|\bplug|110\s?v|220\s?v|电压|插头|美国能用|英国能用",
          r"\d\s?v\b|volt|\bplug|电压|插头"),
-        ("temperature", r"temperature|\btemp\b|°|温度|调温|保温", r"temperature|°c|°|温度|保温|水温"),
+        ("temperature", r"temperature|\btemp\b|°|温度|调温|保温|多少度|几度|水温",
+         r"temperature|°c|°|温度|保温|水温"),
         ("capacity", r"capacity|\bml\b|litre|liter|how much (does it|can it) hold|容量|毫升",
          r"\d\s?ml\b|\d\s?l\b|litre|liter|容量|毫升|\d升"),
         ("dimensions", r"dimension|how big|how large|how long is|measure|尺寸|多大|多长|多宽",
          r"\d\s?(cm|mm|m)\b|\d+\s?x\s?\d+|厘米|毫米|尺寸|\d米"),
         ("caffeine", r"caffeine|咖啡因", r"caffeine|咖啡因"),
-        ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|小孩|儿童|孩子|婴|宝宝",
+        ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|what age|\bages?\b|how old|小孩|儿童|孩子|婴|宝宝|"
+         r"几岁|多大的孩子|年龄",
          r"\bkids?\b|child|bab(y|ies)|\bages?\b|\d\+|儿童|孩子|岁|婴|宝宝"),
+        ("fit", r"\bruns? (small|large|big)|true to size|size (up|down)|sizing|\bfits? (small|large|big|tight|snug)|"
+         r"偏小|偏大|尺码准|码数准|尺码标准|正码|选大一码|选小一码|偏紧|偏松",
+         r"true to size|\bruns? (small|large|big)|size (up|down)|one (size )?down|one size up|usual size|\bfit\b|"
+         r"\bfits? (slightly |a bit )?(small|large|big|snug|tight)|snug|偏小|偏大|大一码|小一码|平时尺码|尺码标准|版型|"
+         r"廓形|略紧|偏紧"),
+        ("itch", r"\bitch|scratchy|prickl|扎不扎|扎皮肤|扎人|会扎|刺痒|痒",
+         r"\bitch|scratch|prickl|扎皮肤|扎人|不扎|刺痒|痒"),
+        ("warranty", r"warrant|guarantee|保修|质保|保固", r"warrant|guarantee|保修|质保|保固"),
+        ("vegan", r"\bvegan|plant[- ]based|纯素|素食", r"\bvegan|plant[- ]based|纯素|素食"),
+        ("sun", r"\bspf\b|sun ?protection|\buv\b|sunscreen|防晒|紫外线", r"\bspf|\buv[ab]?\b|sun|防晒|紫外线"),
         ("flight", r"plane|flight|\bfly\b|airline|carry[- ]on|hand luggage|飞机|登机|航空|坐飞机",
          r"airline|cabin|flight|plane|aircraft|\bair\b|航空|飞机|登机|民航"),
         ("skin", r"sensitive|skin type|oily|dry skin|敏感|油皮|干皮|肤质",
@@ -60,7 +86,11 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ("organic", r"organic|有机", r"organic|有机"),
         ("wireless", r"wireless|bluetooth|无线|蓝牙", r"wireless|bluetooth|无线|蓝牙"),
         ("induction", r"induction|电磁炉", r"induction|电磁炉|所有炉"),
-        ("pieces", r"how many pieces|pieces|片|块", r"\d+\s?pieces|\d+\s?片|\d+\s?块"),
+        ("pieces", r"how many|pieces|多少片|几片|多少块|几块|多少张|几张|多少枚|几枚|多少颗|几颗|多少只|几只",
+         r"[\d,]+[- ]?(piece|tile|card|cup|pair|stone|tin|plate|bowl|balm|cube|mask)s?\b|"
+         r"\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty-two)\s+([\w-]+\s+){0,3}?"
+         r"(pieces|tiles|cards|cups|pairs|stones|tins|plates|bowls|balms|cubes|masks)\b|"
+         r"\d+\s?(片|张|枚|颗|只|双|罐|块)|[一二两三四五六七八九十]+(片|张|枚|颗|只|双|罐|杯)"),
         ("colourfast", r"fade|colou?r ?fast|掉色|褪色", r"fade|colou?r ?fast|掉色|褪色"),
     )
 }
@@ -138,16 +168,29 @@ def _find(sheet: ProductSheet, evidence: re.Pattern[str], language: str) -> list
         hits = [v for v in values if evidence.search(v) or evidence.search(name)]
         if hits:
             found.append(Citation(f"variants.{name}", ", ".join(hits)))
-    tags = [t for t in sheet.tags if evidence.search(t)]
-    if tags:
-        found.append(Citation("tags", ", ".join(tags)))
-    for field_name, texts in (("title", sheet.title), ("description", sheet.description)):
+    # The description's sentences say most, in the shopper's language; then the title, then the (English) tags.
+    for field_name, texts in (("description", sheet.description), ("title", sheet.title)):
         for _, text in _texts_in_order(texts, language):
             sentences = [s for s in _sentences(text) if evidence.search(s)]
             if sentences:
                 found.append(Citation(field_name, " ".join(sentences[:2])))
                 break
+    tags = [t for t in sheet.tags if evidence.search(t)]
+    if tags:
+        found.append(Citation("tags", ", ".join(tags)))
     return found
+
+
+def names_the_product(sheet: ProductSheet, word: str) -> bool:
+    """Whether `word` (a product word of the message) names this product: it is in its title, tags or brand. A
+    catalog word that names something else ("防晒" asked of a lip balm) is what the question asks about."""
+    word = word.strip().lower()
+    if not word:
+        return False
+    own = " ".join([*sheet.title.values(), *sheet.tags, sheet.brand or "", sheet.slug.replace("-", " ")]).lower()
+    if _CJK.search(word):
+        return word in own
+    return any(re.search(rf"\b{re.escape(part.rstrip('s'))}", own) for part in word.split() if len(part) > 2)
 
 
 def _asked_words(question: str, naming: tuple[str, ...]) -> list[str]:
@@ -165,6 +208,8 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
     """The catalog's answer to a question about one product, with the fields it comes from; `known=False` when
     the listing does not say. `sizes`/`colours`: the option values the message names (its entities); `naming`:
     the words that name the product in it (not what is asked about)."""
+    if ASPECTS["fit"][0].search(question):
+        sizes = ()  # "do they run small?" asks how the sizes fit, not for size S
     asked_values = [*sizes, *colours]
     for value in asked_values:  # "does it come in XL?" / "有黑色吗"
         for name in dict.fromkeys(k for o in sheet.options for k in o.attributes):
@@ -243,6 +288,29 @@ async def sheet_of(turn: Turn, product: Product) -> ProductSheet:
                         weight_grams=int(product.weight_grams or 0), price_text=price)
 
 
+def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
+    """Whether the message is a question about a product's facts that the product question skill should answer,
+    whatever an unsure classifier said (faq, fallback, out of scope, or a search naming no product): phrased as a
+    question, it asks about something a listing can say (an aspect, options, a size or colour, stock, price,
+    weight) or refers to the product in view ("is it ...", "这个..."), and the product is in view or named by a
+    product name the extractor knows (not any stretch of catalog words)."""
+    text = parsed.text
+    if not QUESTION_SHAPED.search(text):
+        return False
+    named = any(e.entity == "product" and e.to_rasa().get("extractor") != CATALOG_EXTRACTOR
+                and not any(asked.search(str(e.value)) for asked, _ in ASPECTS.values()) for e in parsed.entities)
+    if parsed.intent == "product_search" and (named or not in_view):
+        return False  # "do you have running shoes?": a search, even with something in view
+    aspect = any(asked.search(text) for asked, _ in ASPECTS.values())
+    if not in_view:
+        # Named, not in view: only a property question ("is the wok dishwasher safe?"); "do you have a red hoodie
+        # in large?" is a search.
+        return named and aspect and not LOOKING_FOR.search(text)
+    return (aspect or any(pattern.search(text) for pattern in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
+            or bool(parsed.entity_values("size")) or bool(parsed.entity_values("colour"))
+            or bool(REFERS_TO_VIEW.search(text)))
+
+
 def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
     """The words of the message that name a product (its product entities, as written and as canonical values),
     not what is asked about: "waterproof" and "battery" are catalog tags too, but in "is it waterproof?" they are
@@ -305,7 +373,7 @@ async def answer_question(turn: Turn) -> None:
     sheet = await sheet_of(turn, product)
     sizes = tuple(str(v) for v in (turn.parsed.entity_values("size") if turn.parsed is not None else []))
     colours = tuple(str(v) for v in (turn.parsed.entity_values("colour") if turn.parsed is not None else []))
-    naming = tuple(naming_words(turn))
+    naming = tuple(w for w in naming_words(turn) if names_the_product(sheet, w))
     found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours, naming=naming)
     title = turn.title(product)
     custom = {"product_answer": {"product": product.slug, "known": found.known, "aspect": found.aspect,
@@ -341,5 +409,5 @@ async def for_intent(turn: Turn, intent: str) -> None:
     await answer_question(turn)
 
 
-__all__ = ["ASPECTS", "Citation", "Option", "ProductAnswer", "ProductSheet", "answer_question", "read_catalog",
-           "skill"]
+__all__ = ["ASPECTS", "Citation", "Option", "ProductAnswer", "ProductSheet", "answer_question",
+           "asks_about_a_product", "names_the_product", "read_catalog", "skill"]

@@ -108,6 +108,72 @@ class Weights:
     # top of its BM25 over all its text: "sneakers" ranks sneakers above socks "cushioned for sneakers" (the loose
     # neighbour then falls under STRONG_MATCH and is shown as an alternative). Chosen on the tuning parts only.
     identity: float = 1.0
+    # A query word's translation learnt from the catalog's own bilingual titles (`TitleTranslations`: "拖鞋" ->
+    # "slipper") counts this much of the word: an English-only product is found by a Chinese query by its words,
+    # not only by its vector. Set a priori (not tuned); 0 = off.
+    translation: float = 0.5
+
+
+def _title_terms(titles: Sequence[str]) -> tuple[set[str], set[str]]:
+    """The Latin and the Chinese terms of a product's titles (words of 3+ letters; CJK words and bigrams)."""
+    terms = search_tokens(" ".join(titles), query=True)
+    latin = {t for t in terms if t.isascii() and len(t) >= 3 and not t.isdigit()}
+    cjk = {t for t in terms if len(t) >= 2 and CJK_RUN.fullmatch(t)}
+    return latin, cjk
+
+
+class TitleTranslations:
+    """Word translations between English and Chinese learnt from the products whose titles have both: a Chinese
+    term and an English term are translations when they mostly occur in the same bilingual titles (Dice
+    coefficient of their title counts at least `MIN_DICE`, together in at least `MIN_TOGETHER` titles). Counts are
+    kept per product, so an upsert or a removal updates them without a rebuild."""
+
+    MIN_DICE = 0.6
+    MIN_TOGETHER = 3
+    BEST = 2  # translations kept per term
+
+    def __init__(self) -> None:
+        self._of: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+        self._count: Counter[str] = Counter()
+        self._together: dict[str, Counter[str]] = {}
+
+    def _change(self, latin: frozenset[str], cjk: frozenset[str], step: int) -> None:
+        for term in (*latin, *cjk):
+            self._count[term] += step
+            if self._count[term] <= 0:
+                del self._count[term]
+        for z in cjk:
+            for e in latin:
+                for a, b in ((z, e), (e, z)):
+                    row = self._together.setdefault(a, Counter())
+                    row[b] += step
+                    if row[b] <= 0:
+                        del row[b]
+                        if not row:
+                            del self._together[a]
+
+    def add(self, product_id: int, terms: tuple[set[str], set[str]]) -> None:
+        """Count a product's title terms (`_title_terms`, computed by the caller outside any lock)."""
+        self.remove(product_id)
+        latin, cjk = terms
+        if latin and cjk:
+            self._of[product_id] = (frozenset(latin), frozenset(cjk))
+            self._change(self._of[product_id][0], self._of[product_id][1], 1)
+
+    def remove(self, product_id: int) -> None:
+        known = self._of.pop(product_id, None)
+        if known is not None:
+            self._change(known[0], known[1], -1)
+
+    def of(self, term: str) -> list[str]:
+        """The term's translations, best first (none for a term that is not in a bilingual title)."""
+        row = self._together.get(term)
+        if not row:
+            return []
+        count = self._count[term]
+        scored = sorted(((2 * together / (count + self._count[other]), other) for other, together in row.items()
+                         if together >= self.MIN_TOGETHER), reverse=True)
+        return [other for dice, other in scored[:self.BEST] if dice >= self.MIN_DICE]
 
 
 class ProductIndex:
@@ -130,6 +196,7 @@ class ProductIndex:
         self._multilingual: Vector = np.zeros((0, 0), np.float32)
         self._free: list[int] = []
         self._cached_arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None = None
+        self.translations = TitleTranslations()
 
     def _arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Product id per row and the rows in use, rebuilt only after a change (not per query)."""
@@ -168,11 +235,11 @@ class ProductIndex:
 
     def upsert(self, products: Sequence[IndexedProduct], vectors: Vector | None = None) -> None:
         """Add or replace products; `vectors` rows (same order) are their embeddings, if any."""
-        prepared = [(p, self.document_terms(p), self.identity_terms(p)) for p in products]
+        prepared = [(p, self.document_terms(p), self.identity_terms(p), _title_terms(p.titles)) for p in products]
         with self._lock:
             self._cached_arrays = None
             self.remove([p.product_id for p in products])
-            for i, (product, terms, identity) in enumerate(prepared):
+            for i, (product, terms, identity, title_terms) in enumerate(prepared):
                 row = self._free.pop() if self._free else len(self._ids)
                 if row == len(self._ids):
                     self._ids.append(product.product_id)
@@ -183,6 +250,7 @@ class ProductIndex:
                 for term in self._bm25.add(row, terms):
                     self._add_term(term)
                 self._identity.add(row, identity)
+                self.translations.add(product.product_id, title_terms)
                 if vectors is not None:
                     self._set_vector(row, _multilingual(np.asarray(vectors[i], np.float32)))
 
@@ -206,6 +274,7 @@ class ProductIndex:
                     continue
                 self._bm25.remove(row)
                 self._identity.remove(row)
+                self.translations.remove(product_id)
                 if self._multilingual.shape[0] > row:
                     self._multilingual[row] = 0
                 self._free.append(row)
@@ -246,10 +315,17 @@ class ProductIndex:
         with self._lock:
             wanted: Counter[str] = Counter()
             weight: dict[str, float] = {}
-            for term in [*search_tokens(query, query=True), *extra_terms]:
+            terms = [*search_tokens(query, query=True), *extra_terms]
+            for term in terms:
                 for known, w in self.expand(term):
                     wanted[known] += 1
                     weight[known] = max(weight.get(known, 0.0), w)
+            if self.weights.translation:
+                # Each translation once, at the translation weight; a word the query has itself keeps its own.
+                for translated in dict.fromkeys(t for term in terms for t in self.translations.of(term)):
+                    if translated not in wanted and translated in self._bm25.postings:
+                        wanted[translated] = 1
+                        weight[translated] = self.weights.translation
             parts = {term: self._bm25.term_scores(term, weight[term] * times) for term, times in wanted.items()}
             rows, scores = sum_scores(list(parts.values()))
             # Single Chinese characters only count where they cover half the query's characters (or a word

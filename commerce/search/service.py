@@ -152,6 +152,11 @@ def facts_of(product: Product) -> ProductFacts:
                                     price=variant_price(v, product), active=v.active) for v in product.variants))
 
 
+# The variant attributes that name a colour: a mug's "glaze: ocean blue" is blue as much as a bag's "colour: black"
+# (a keyboard's "switch: linear red" is not red).
+COLOUR_ATTRIBUTES = ("colour", "color", "glaze", "finish", "shade")
+
+
 def _attribute(variant: VariantFacts, name: str) -> str:
     for key in (name, "color" if name == "colour" else name):
         if key in variant.attributes:
@@ -159,11 +164,15 @@ def _attribute(variant: VariantFacts, name: str) -> str:
     return ""
 
 
+def _colours(variant: VariantFacts) -> str:
+    return " / ".join(str(variant.attributes[key]).lower() for key in COLOUR_ATTRIBUTES if key in variant.attributes)
+
+
 def _variant_fits(variant: VariantFacts, filters: SearchFilters) -> bool:
     """Active, and the colour and size asked for (the checks that need no stock and no rate)."""
     if not variant.active:
         return False
-    if filters.colour and filters.colour.lower() not in _attribute(variant, "colour"):
+    if filters.colour and filters.colour.lower() not in _colours(variant):
         return False
     return not (filters.size and size_key(filters.size) != size_key(_attribute(variant, "size")))
 

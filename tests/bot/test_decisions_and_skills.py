@@ -42,6 +42,15 @@ def test_one_decision_says_what_and_why() -> None:
     # A product named in an unclear message is a search; not when the shopper asks for a person.
     assert _decide("nlu_fallback", 0.1, names_a_product=True).intent == "product_search"
     assert _decide("human_handoff", 0.2, names_a_product=True).intent == "human_handoff"
+    # A question about a product's facts is a product question whatever an unsure or small-talk guess said, before
+    # an unclear message's product words make it a search; a shop action the classifier is sure of stays itself.
+    assert _decide("faq", 0.9, asks_about_a_product=True) == Decision("answer", "product_question", 0.9)
+    assert _decide("affirm", 0.5, asks_about_a_product=True) == Decision("confirm", "product_question", 0.5)
+    assert _decide("nlu_fallback", 0.1, names_a_product=True, asks_about_a_product=True).intent == "product_question"
+    assert _decide("product_search", 0.7, asks_about_a_product=True).intent == "product_question"
+    assert _decide("shipping_info", 0.9, asks_about_a_product=True).intent == "shipping_info"
+    assert _decide("human_handoff", 0.9, asks_about_a_product=True).action == "handoff"
+    assert _decide("faq", 0.9) == Decision("answer", "faq", 0.9)
     declined = decide(Parsed("complaint", 0.9), thresholds=PolicyThresholds(),  # type: ignore[arg-type]
                       triggers=ShopTriggers(on_complaint=False), signals=Signals())
     assert declined == Decision("answer", "faq", 0.9, "complaint_declined")

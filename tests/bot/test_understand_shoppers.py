@@ -93,6 +93,28 @@ async def test_an_option_question_reads_the_variants_of_the_product_in_view(say:
     assert "S, M, L, XL" in texts(xxl)
 
 
+async def test_a_question_about_the_product_in_view_reaches_it_whatever_the_classifier_guessed(
+        say: Say, deps: BotDeps) -> None:
+    found = await say("show me tshirts", sender="q5", deps=deps)
+    tee = next(c.product_id for r in found.replies for c in r.cards if c.sku.startswith("TEE"))
+    await say(kind="callback", payload=f"product:details:{tee}", sender="q5", deps=deps)
+    # A warranty question reads as a FAQ, a bare size as a search: with the tee in view both are about it.
+    warranty = await say("有质保吗", sender="q5", deps=deps, locale_hint="zh")
+    assert answer_of(warranty) == {"product": "organic-cotton-tee-3-pack", "known": False, "aspect": "warranty",
+                                   "fields": []}
+    assert "handoff:request" in payloads(warranty)
+    small = await say("有S码吗", sender="q5", deps=deps, locale_hint="zh")
+    assert answer_of(small)["fields"] == ["variants.size", "stock"]
+    # Named with no product in view, a question about a fact goes to the product too.
+    teapot = await say("is the teapot dishwasher safe?", sender="q6", deps=deps)
+    assert answer_of(teapot) == {"product": "yixing-clay-teapot", "known": False, "aspect": "dishwasher",
+                                 "fields": []}
+    # A search naming another product is still a search with something in view; so is one word.
+    shoes = await say("do you have running shoes?", sender="q5", deps=deps)
+    assert not any(r.custom and "product_answer" in r.custom for r in shoes.replies)
+    assert any(c.sku.startswith(("RUN", "TRL")) for r in shoes.replies for c in r.cards), texts(shoes)
+
+
 async def test_a_size_asked_of_a_product_without_sizes_is_one_size(say: Say, deps: BotDeps) -> None:
     found = await say("show me kettles", sender="q4", deps=deps)
     kettle = next(c.product_id for r in found.replies for c in r.cards if c.sku.startswith("KET-GN"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.skills.product_qa import Option, ProductSheet, read_catalog
+from bot.skills.product_qa import Option, ProductSheet, names_the_product, read_catalog
 
 CATALOG = json.loads((Path(__file__).resolve().parents[3] / "api" / "demo" / "catalog.json").read_text("utf-8"))
 
@@ -69,7 +69,7 @@ def test_a_colour_the_options_do_not_list_is_still_not_known() -> None:
 
 
 @pytest.mark.parametrize(("slug", "question", "field"), [
-    ("waterproof-bluetooth-speaker", "is the speaker waterproof?", "tags"),
+    ("waterproof-bluetooth-speaker", "is the speaker waterproof?", "description"),  # says more than the tag
     ("yixing-clay-teapot", "is it handmade?", "description"),
     ("gooseneck-electric-kettle", "tell me more about this product", "description"),
     ("gooseneck-electric-kettle", "how much does it weigh?", "weight"),
@@ -78,3 +78,55 @@ def test_answers_cite_their_field(slug: str, question: str, field: str) -> None:
     answer = read_catalog(sheet(slug), question, language="en")
     assert answer.known
     assert answer.citations[0].field == field
+
+
+@pytest.mark.parametrize(("slug", "question", "language", "aspect", "quoted"), [
+    ("lightweight-running-shoes", "do they run small?", "en", "fit", "true to size"),
+    ("classic-canvas-sneakers", "尺码准不准", "zh", "fit", "偏小"),
+    ("stoneware-dinner-plates-4", "can these go in the oven?", "en", "oven", "250"),
+    ("merino-crew-sweater", "穿着会痒吗", "zh", "itch", "不扎皮肤"),
+    ("wooden-tangram-puzzle", "适合几岁的孩子", "zh", "kids", "4岁"),
+    ("mahjong-set-with-case", "麻将有多少张", "zh", "pieces", "144"),
+    ("stainless-steel-chopsticks-set", "how many pairs are in the box?", "en", "pieces", "Five pairs"),
+    ("fuding-white-peony-tea", "泡这个茶要多少度的水", "zh", "temperature", "85°C"),
+    ("mahjong-set-with-case", "are the tiles made of plastic?", "en", "material", "melamine"),
+    ("handmade-stoneware-mug", "可以微波加热吗", "zh", "microwave", "微波炉"),
+    ("nylon-belt-bag", "is it waterproof?", "en", "waterproof", "water-repellent"),
+])
+def test_the_aspects_a_shopper_asks_about_are_read_in_their_language(slug: str, question: str, language: str,
+                                                                     aspect: str, quoted: str) -> None:
+    answer = read_catalog(sheet(slug), question, language=language)
+    assert (answer.known, answer.aspect) == (True, aspect)
+    assert answer.citations[0].field == "description"
+    assert quoted in answer.citations[0].quote
+
+
+@pytest.mark.parametrize(("slug", "question", "aspect"), [
+    ("mulberry-silk-scarf-90", "is it scratchy?", "itch"),  # "扎头发" (tie in the hair) is no evidence
+    ("mulberry-silk-scarf-90", "扎不扎脖子", "itch"),
+    ("hyaluronic-sheet-masks-10", "有防晒效果吗", "sun"),
+    ("giant-panda-plush-30cm", "有质保吗", "warranty"),
+    ("fermented-rice-water-toner", "is the toner vegan?", "vegan"),
+    ("traditional-cloth-shoes", "会不会偏大", "fit"),
+    ("ramen-bowl-set", "可以放烤箱烤吗", "oven"),
+])
+def test_an_aspect_the_listing_does_not_state_is_refused(slug: str, question: str, aspect: str) -> None:
+    answer = read_catalog(sheet(slug), question, language="zh" if not question.isascii() else "en")
+    assert (answer.known, answer.aspect, answer.citations) == (False, aspect, ())
+
+
+def test_a_fit_question_is_not_read_as_a_size() -> None:
+    loafers = read_catalog(sheet("leather-penny-loafers"), "do they fit small?", language="en", sizes=("S",))
+    assert (loafers.known, loafers.aspect) == (True, "fit")
+    assert "snug" in loafers.citations[0].quote
+
+
+def test_a_catalog_word_names_the_product_only_when_it_is_that_products_word() -> None:
+    balm = sheet("lip-balm-trio")
+    assert names_the_product(balm, "唇膏")
+    assert names_the_product(balm, "lip balms")
+    assert not names_the_product(balm, "防晒")  # a sunscreen's word: what the question asks about
+    assert not names_the_product(balm, "")
+    # Asked of the lip balm with "防晒" taken as naming nothing here, the listing does not say: not its description.
+    answer = read_catalog(balm, "含防晒吗", language="zh", naming=())
+    assert (answer.known, answer.citations) == (False, ())

@@ -94,3 +94,39 @@ def test_what_a_product_is_outranks_a_description_that_mentions_it() -> None:
         assert ranked[0].product_id == first
     # With the title counted, the socks score under half of the sneakers: shown as an alternative, not a match.
     assert ranked[1].lexical < STRONG_MATCH * ranked[0].lexical
+
+
+def bilingual_shop() -> ProductIndex:
+    index = ProductIndex()
+    index.upsert([
+        product(1, "Felted Wool Slippers", "羊毛毡拖鞋"), product(2, "Cloud Slippers", "云朵拖鞋"),
+        product(3, "Leather Slippers", "真皮拖鞋"), product(4, "Leather Wallet", "真皮钱包"),
+        product(5, "Canvas Wallet", "帆布钱包"), product(6, "Slim Wallet", "超薄钱包"),
+        product(7, "Suede House Slippers"),  # English only
+        product(8, "钥匙包"),  # Chinese only
+    ])
+    return index
+
+
+def test_a_chinese_word_finds_english_only_products_by_the_catalogs_own_bilingual_titles() -> None:
+    index = bilingual_shop()
+    assert index.translations.of("拖鞋") == ["slipper"]
+    assert index.translations.of("slipper") == ["拖鞋"]
+    assert index.translations.of("leather") == []  # together with 真皮 in 2 bilingual titles only: too few
+    assert 7 in ids(index, "拖鞋")
+    assert 7 not in ids(index, "钱包")
+    # A translation counts less than the word itself: the products that say it rank first.
+    assert ids(index, "拖鞋")[-1] == 7
+    index.weights = index.weights.__class__(translation=0.0)
+    assert 7 not in ids(index, "拖鞋")
+
+
+def test_translations_follow_updates_and_removals() -> None:
+    index = bilingual_shop()
+    index.remove([1, 2])
+    assert index.translations.of("拖鞋") == []  # together in one title only now
+    assert 7 not in ids(index, "拖鞋")
+    index.upsert([product(1, "Felted Wool Slippers", "羊毛毡拖鞋"), product(2, "Cloud Slippers", "云朵拖鞋")])
+    assert index.translations.of("拖鞋") == ["slipper"]
+    index.upsert([product(1, "Felted Wool Socks", "羊毛袜")])  # no longer a slipper
+    assert index.translations.of("拖鞋") == []

@@ -59,3 +59,17 @@ def test_sizes_compare_as_one_size_however_written() -> None:
     assert {search.size_key(s) for s in ("EU 42", "size 42", "42码", "42", " eu42 ")} == {"42"}
     assert search.size_key("size S") == search.size_key("s")
     assert search.size_key("42-43") != search.size_key("42")
+
+
+async def test_a_colour_asked_for_is_read_from_a_glaze_too_not_from_a_switch(db: Database) -> None:
+    async with db.unit_of_work() as session:
+        await load_catalog(session, demo_data())
+    async with db.unit_of_work() as session:
+        slug = {p.id: p.slug for p in await all_products(session)}
+        blue = await search.search_products(session, query="mug", filters=search.SearchFilters(colour="blue"),
+                                            limit=10)
+        assert slug[blue.hits[0].product_id] == "handmade-stoneware-mug"  # "glaze: ocean blue"
+        assert blue.hits[0].sku.startswith("MUG-SW")
+        red = await search.search_products(session, query="keyboard", filters=search.SearchFilters(colour="red"),
+                                           limit=10)
+        assert "mechanical-keyboard-75" not in {slug[h.product_id] for h in red.hits}  # "switch: linear red"
