@@ -22,10 +22,8 @@ import json
 import random
 import socket
 import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import stripe
@@ -41,6 +39,7 @@ from commerce.payments import service as payments
 from commerce.payments.providers import StripeProvider
 from kit.clock import utcnow
 from kit.db import Database
+from tests.localstripe_server import command as localstripe_command
 
 SECRET = "whsec_bench"
 ADDRESS = Address(country="DE", recipient="Bench Shopper", street=["Unter den Linden 1"], city="BERLIN",
@@ -75,7 +74,7 @@ async def _shop(database: Database, stock: int) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = _free_port()
-    server = subprocess.Popen([str(Path(sys.executable).with_name("localstripe")), "--port", str(port)],
+    server = subprocess.Popen(localstripe_command(port),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):

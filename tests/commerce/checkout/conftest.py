@@ -7,12 +7,10 @@ import hmac
 import json
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -23,6 +21,7 @@ from commerce.inventory import service as inventory
 from kit.clock import clock
 from kit.db import Database
 from tests.commerce.cross_border.conftest import ON, make_cross_border_shop
+from tests.localstripe_server import command as localstripe_command
 
 NOW = datetime(ON.year, ON.month, ON.day, 12, 0, tzinfo=UTC)
 
@@ -65,7 +64,7 @@ def _free_port() -> int:
 def localstripe() -> Iterator[str]:
     """localstripe (a stateful fake of Stripe's API) on a free port; its base URL."""
     port = _free_port()
-    process = subprocess.Popen([str(Path(sys.executable).with_name("localstripe")), "--port", str(port)],
+    process = subprocess.Popen(localstripe_command(port),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
