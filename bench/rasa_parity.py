@@ -36,9 +36,8 @@ from typing import Any
 import _common  # noqa: F401  (the project on the import path, models offline)
 import httpx
 import yaml
+from rasa_oracle import RASA_VERSION, ensure_rasa, run_logged, serve_command, start_logged, stop, wait_up
 
-RASA_VERSION = "3.6.21"
-PYTHON310 = sorted(Path("/root/.pyenv/versions").glob("3.10.*/bin/python"))
 SKIPPED_ACTIONS = {"action_listen", "action_session_start"}
 DUCKLING_DOUBLE_PORT = 18765
 DUCKLING_DOUBLE_URL = f"http://127.0.0.1:{DUCKLING_DOUBLE_PORT}"
@@ -48,18 +47,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def ensure_rasa(venv: Path) -> Path:
-    """The venv's `rasa` executable, installing rasa==3.6.21 into a Python 3.10 venv the first time."""
-    rasa = venv / "bin" / "rasa"
-    if rasa.exists():
-        return rasa
-    if not PYTHON310:
-        raise SystemExit("no Python 3.10 under /root/.pyenv/versions: real Rasa 3.6 cannot be installed")
-    subprocess.run([str(PYTHON310[-1]), "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"rasa=={RASA_VERSION}"], check=True)
-    return rasa
 
 
 def oracle_copy(project: Path, work: Path, epochs: int | None,
@@ -111,8 +98,8 @@ def train_rasa(rasa: Path, folder: Path, reuse: Path | None = None) -> tuple[Pat
     if model.exists():
         return model, None
     started = time.monotonic()
-    subprocess.run([str(rasa), "train", "--out", str(model.parent), "--fixed-model-name", model.name[:-7]],
-                   cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_logged([str(rasa), "train", "--out", str(model.parent), "--fixed-model-name", model.name[:-7]],
+               cwd=folder, log=folder.parent / f"{folder.name}-train.log")
     return model, time.monotonic() - started
 
 
@@ -155,19 +142,6 @@ def duckling_double() -> Any:
         return None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def wait_up(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited at start")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(1)
-    raise RuntimeError(f"{url} did not answer within {seconds:g} s")
 
 
 # ---------------------------------------------------------------- conversations
@@ -300,8 +274,8 @@ def rasa_test_stories(rasa: Path, folder: Path, model: Path, out: Path) -> dict[
     tests = folder / "tests"
     if not tests.is_dir():
         return {"stories": 0}
-    subprocess.run([str(rasa), "test", "core", "--stories", str(tests), "--model", str(model), "--out", str(out),
-                    "--no-plot"], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    run_logged([str(rasa), "test", "core", "--stories", str(tests), "--model", str(model), "--out", str(out),
+                "--no-plot"], cwd=folder, log=out.parent / f"{folder.name}-rasa-test.log", check=False)
     report = out / "story_report.json"
     failed = out / "failed_test_stories.yml"
     failed_names: list[str] = []
@@ -340,18 +314,17 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
         if args.rasa_url:  # a real Rasa already serving this project's model (and its actions, if any)
             rasa_url = args.rasa_url
         elif (folder / "actions").exists():
-            actions = subprocess.Popen([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
-                                        str(action_port)], cwd=folder, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+            actions_log = work / f"{project_dir.name}-actions.log"
+            actions = start_logged([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
+                                    str(action_port)], cwd=folder, log=actions_log)
             processes.append(actions)
-            wait_up(f"http://127.0.0.1:{action_port}/health", actions, 120)
+            wait_up(f"http://127.0.0.1:{action_port}/health", actions, 300, log=actions_log)
         if not args.rasa_url:
-            server = subprocess.Popen([str(rasa), "run", "--enable-api", "-m", str(model), "--port",
-                                       str(rasa_port), "--endpoints", "endpoints.yml"], cwd=folder,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            server_log = work / f"{project_dir.name}-rasa-run.log"
+            server = start_logged(serve_command(rasa, model, rasa_port, folder), cwd=folder, log=server_log)
             processes.append(server)
             rasa_url = f"http://127.0.0.1:{rasa_port}"
-            wait_up(f"{rasa_url}/status", server, 1800)  # loading TensorFlow on a busy 2-core box is slow
+            wait_up(f"{rasa_url}/status", server, 1800, log=server_log)  # TensorFlow loads slowly on a busy box
 
         project = load_project(read_project_folder(project_dir))  # unchanged, as a user imports it
         started = time.monotonic()
@@ -403,12 +376,7 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
                                               "rasa": r_actions, "shoptalk": s_actions,
                                               "rasa_said": r_texts, "shoptalk_said": s_texts})
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(reversed(processes))
     return {
         "project": project_dir.name,
         "oracle_config_changes": changes,

@@ -3,12 +3,12 @@
 - `shoptalk rasa export` writes a project real Rasa trains and whose test stories pass (fail) alike in both."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bench.rasa_oracle import run_logged
 from bot import BotDeps, InboundMessage, handle_inbound
 from bot.conversations.repository import ConversationRepository
 from bot.rasa.models import RasaAssistant
@@ -69,8 +69,8 @@ async def test_turns_go_to_a_real_rasa_server(rasa: Path, db: Database, bot_deps
 
 def _rasa_test(rasa: Path, folder: Path, model: Path, out: Path) -> list[str]:
     """The test stories real Rasa fails (`rasa test core`)."""
-    subprocess.run([str(rasa), "test", "core", "--stories", "tests", "--model", str(model), "--out", str(out),
-                    "--no-plot"], cwd=folder, check=True, capture_output=True, timeout=3600)
+    run_logged([str(rasa), "test", "core", "--stories", "tests", "--model", str(model), "--out", str(out),
+                "--no-plot"], cwd=folder, log=out.parent / "rasa-test.log", timeout=3600)
     failed = out / "failed_test_stories.yml"
     loaded = yaml.safe_load(failed.read_text(encoding="utf-8")) if failed.exists() else None
     return sorted(str(s["story"]) for s in (loaded or {}).get("stories") or [])
