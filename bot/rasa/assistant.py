@@ -90,6 +90,7 @@ class Assistant:
             timezone=duckling["timezone"]) if duckling is not None else None
         self._roles = RoleModel(project.nlu.examples)
         self._vocabulary = _vocabulary(project)
+        self._annotated = _annotated(project)
 
     # ---------------------------------------------------------------- NLU
     async def parse(self, text: str) -> dict[str, Any]:
@@ -123,8 +124,11 @@ class Assistant:
         if self.duckling is not None and not shortcut:
             found = await self.duckling.extract(text)
             dims = {e["entity"] for e in found} | set(self.duckling.dimensions or [])
-            # Duckling's dimensions come from Duckling, as in Rasa (ShopTalk's own number etc. never shadow them)
-            data["entities"] = [e for e in data.get("entities") or [] if e.get("entity") not in dims] + found
+            # Duckling's dimensions come from Duckling, as in Rasa (ShopTalk's own number etc. never shadow them);
+            # what the project annotated with such a name (`[balance]{"entity": "amount-of-money"}`) DIET learns
+            # and reports beside Duckling's
+            data["entities"] = [e for e in data.get("entities") or [] if e.get("entity") not in dims
+                                or self._is_annotated(text, e)] + found
         return self._with_retrieval(data)
 
     def _with_fallback(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +171,11 @@ class Assistant:
                                                                                             surface))
             out.append(entity)
         return self._roles.label(text, out) if self._roles else out
+
+    def _is_annotated(self, text: str, entity: dict[str, Any]) -> bool:
+        start, end = entity.get("start"), entity.get("end")
+        return isinstance(start, int) and isinstance(end, int) and \
+            text[start:end].lower() in self._annotated.get(str(entity.get("entity")), set())
 
     def _with_retrieval(self, data: dict[str, Any]) -> dict[str, Any]:
         name = str((data.get("intent") or {}).get("name") or "")
@@ -711,6 +720,15 @@ def _loop_ignored_intents(mapping: dict[str, Any], form: Form) -> list[str]:
     return list(form.ignored_intents)
 
 
+
+
+def _annotated(project: RasaProject) -> dict[str, set[str]]:
+    """Every annotated text (lower case) of each entity in the project's NLU data."""
+    out: dict[str, set[str]] = {}
+    for example in project.nlu.examples:
+        for annotation in example.entities:
+            out.setdefault(annotation.entity, set()).add(annotation.text.lower())
+    return out
 
 
 def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:
