@@ -4,17 +4,14 @@ with their output in a log file, and the one wait-until-up loop.
 
 Importable both as `rasa_oracle` (a bench script's sibling) and as `bench.rasa_oracle` (from the tests).
 
-`rasa run` is always given a credentials file naming the REST channel (`serve_command`). Without one (a project
-with no credentials.yml, such as helpdesk-assistant or the samples) Rasa 3.6 starts its interactive `cmdline`
-channel: a task on the server's event loop that reads the terminal. Started from a script whose stdin is a pipe or
-a terminal it does not own, that read never returns and blocks the loop: the port is open, the model is loaded,
-and no request is ever answered (the parity bench waited 30 min for /status); with stdin at end of file it stops
-the server instead. It also leaves the REST webhook the bench talks to unregistered.
+`rasa run` is always given a credentials file naming the REST channel (`serve_command`), so the channel the bench
+talks to never depends on whether the project ships a credentials.yml (financial-demo's also names Rasa X's `rasa`
+channel; helpdesk-assistant has none, and Rasa then falls back to REST with `--enable-api`).
 
-A server's output goes to a file, never to a pipe: a child whose stdout is a pipe nobody reads blocks in its first
-write once the pipe's 64 KiB buffer is full (TensorFlow and Rasa log a lot while a model loads), and a child that
-could read the caller's stdin is given /dev/null. Each server runs in its own session, so stopping it stops what
-it started too.
+A server's output goes to a file, never to a pipe (a child whose stdout is a pipe nobody reads blocks in a write
+once the pipe's 64 KiB buffer is full; TensorFlow and Rasa log a lot while a model loads), stdin is /dev/null, and
+a server that does not come up is reported with the last lines of its log. Each server runs in its own session, so
+stopping it stops what it started too.
 """
 from __future__ import annotations
 

@@ -245,3 +245,13 @@ async def test_a_message_nothing_follows_gets_the_fallback_not_silence(assistant
     assert replies == ["Sorry, I didn't get that. Can you rephrase?"]
     assert [e.get("name") for e in chat.tracker.events if e.get("event") == "action"][-2:] == \
         ["action_default_fallback", "action_listen"]
+
+
+async def test_a_reverted_first_message_leaves_the_conversation_at_its_start(assistant: Assistant) -> None:
+    # real Rasa 3.6 (parity bench, rasa_project): "no way" -> action_default_fallback, whose UserUtteranceReverted
+    # takes back the message and the action_listen before it; "good morning" then meets the conversation_start rule
+    chat = Chat(assistant)
+    await chat.say("/deny")
+    assert chat.tracker.latest_action_name == "action_listen"
+    assert await chat.say("/greet") == ["Welcome to the cake shop! How are you today?"]
+    assert await chat.say("/greet") == ["Hey! How are you?"]
