@@ -196,8 +196,31 @@ stories:
     report = await run_test_stories(Assistant(project))
     assert [s.passed for s in report.stories] == [True, False], report.lines()
     assert "expected action 'utter_greet', predicted 'utter_goodbye'" in str(report.stories[1].divergence)
-    assert report.actions_total == 7  # action_listen before each later user message counts, as in Rasa
-    assert report.actions_correct == 6
+    # action_listen before each later user message and at each story's end counts, as in Rasa
+    assert report.actions_total == 9
+    assert report.actions_correct == 8
+
+
+async def test_rasa_test_counts_a_bot_text_step_as_an_action_to_predict(project_copy: Path) -> None:
+    # real Rasa 3.6 fails the sample's "thanks from a VIP" at its `bot:` step (predicted: action_listen); the
+    # rule and memoization policies never predict a text no training story has
+    (project_copy / "tests" / "test_stories.yml").write_text("""version: "3.1"
+stories:
+- story: thanks from a VIP
+  steps:
+  - intent: i_am_vip
+  - slot_was_set:
+    - vip: true
+  - action: utter_vip_noted
+  - intent: thankyou
+  - action: utter_you_are_welcome
+  - bot: You're welcome, dear VIP!
+""", encoding="utf-8")
+    project = load_project(read_project_folder(project_copy))
+    report = await run_test_stories(Assistant(project))
+    vip = next(s for s in report.stories if s.name == "thanks from a VIP")
+    assert not vip.passed
+    assert "expected the bot to say \"You're welcome, dear VIP!\", predicted 'action_listen'" in str(vip.divergence)
 
 
 def _tracker(assistant: Assistant) -> Tracker:
