@@ -270,12 +270,13 @@ async def shoptalk_turns(assistant: Any, sender: str, messages: list[str]) -> li
 
 
 def rasa_test_stories(rasa: Path, folder: Path, model: Path, out: Path) -> dict[str, Any]:
-    """`rasa test core` on the project's test stories: stories and actions passed, as Rasa counts them."""
+    """`rasa test core --e2e` on the project's test stories (what `rasa test` runs on them: the user texts through the
+    NLU too, as `shoptalk rasa test` does): stories and actions passed, as Rasa counts them."""
     tests = folder / "tests"
     if not tests.is_dir():
         return {"stories": 0}
-    run_logged([str(rasa), "test", "core", "--stories", str(tests), "--model", str(model), "--out", str(out),
-                "--no-plot"], cwd=folder, log=out.parent / f"{folder.name}-rasa-test.log", check=False)
+    run_logged([str(rasa), "test", "core", "--e2e", "--stories", str(tests), "--model", str(model), "--out",
+                str(out), "--no-plot"], cwd=folder, log=out.parent / f"{folder.name}-rasa-test.log", check=False)
     report = out / "story_report.json"
     failed = out / "failed_test_stories.yml"
     failed_names: list[str] = []

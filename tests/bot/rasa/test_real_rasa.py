@@ -68,9 +68,9 @@ async def test_turns_go_to_a_real_rasa_server(rasa: Path, db: Database, bot_deps
 
 
 def _rasa_test(rasa: Path, folder: Path, model: Path, out: Path) -> list[str]:
-    """The test stories real Rasa fails (`rasa test core`)."""
-    run_logged([str(rasa), "test", "core", "--stories", "tests", "--model", str(model), "--out", str(out),
-                "--no-plot"], cwd=folder, log=out.parent / "rasa-test.log", timeout=3600)
+    """The test stories real Rasa fails (`rasa test core --e2e`: the user texts through its NLU, as ShopTalk's test)."""
+    run_logged([str(rasa), "test", "core", "--e2e", "--stories", "tests", "--model", str(model), "--out",
+                str(out), "--no-plot"], cwd=folder, log=out.parent / "rasa-test.log", timeout=3600)
     failed = out / "failed_test_stories.yml"
     loaded = yaml.safe_load(failed.read_text(encoding="utf-8")) if failed.exists() else None
     return sorted(str(s["story"]) for s in (loaded or {}).get("stories") or [])
