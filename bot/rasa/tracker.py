@@ -116,10 +116,11 @@ class Tracker:
             elif kind == "action_execution_rejected":
                 rejected = True
             elif kind == "user":
-                latest = item
-                rejected = False
+                latest = item  # a rejected loop stays rejected until it runs again (Rasa's set_latest_action)
             elif kind == "action":
                 prev_action = item.get("name")
+                if prev_action == loop:
+                    rejected = False
                 if followup == prev_action:
                     followup = None
             elif kind == "followup":

@@ -278,3 +278,20 @@ async def test_a_reverted_first_message_leaves_the_conversation_at_its_start(ass
     assert chat.tracker.latest_action_name == "action_listen"
     assert await chat.say("/greet") == ["Welcome to the cake shop! How are you today?"]
     assert await chat.say("/greet") == ["Hey! How are you?"]
+
+
+def test_a_rejected_form_stays_rejected_until_it_runs_again(assistant: Assistant) -> None:
+    # Rasa's tracker: ActionExecutionRejected holds through the next user message (financial-demo's "switch
+    # forms" stories: the form is rejected, action_switch_forms_ask asks, and the answer /affirm goes to the
+    # stories, not back to the form); only the loop's own next run clears it
+    from bot.rasa.tracker import action_event, event
+
+    tracker = _tracker(assistant)
+    tracker.events.extend([action_event("action_listen"), event("user", text="/order_cake", parse_data={}),
+                           action_event("cake_form"), event("active_loop", name="cake_form"),
+                           action_event("action_listen"), event("user", text="/greet", parse_data={}),
+                           event("action_execution_rejected", name="cake_form"), action_event("utter_greet"),
+                           action_event("action_listen"), event("user", text="/affirm", parse_data={})])
+    assert tracker.loop_rejected
+    tracker.events.append(action_event("cake_form"))
+    assert not tracker.loop_rejected
