@@ -25,6 +25,7 @@ import hashlib
 import json
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -345,6 +346,7 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
             by_kind: dict[str, list[int]] = {}
             rasa_time = shop_time = 0.0
             messages = 0
+            dump = Path(args.dump).open("a", encoding="utf-8") if args.dump else None
             async with httpx.AsyncClient(timeout=60) as client:
                 for index, talk in enumerate(talks):
                     sender = f"parity-{index}-{int(time.time())}"
@@ -364,6 +366,11 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
                                                        "message": talk["messages"][turn], "rasa_read": read[turn],
                                                        "rasa": r_turn[0], "shoptalk": s_turn[0]})
                     messages += len(talk["messages"])
+                    if dump is not None:  # real Rasa's side of every turn, to score ShopTalk again offline
+                        dump.write(json.dumps({"project": project_dir.name, "name": talk["name"],
+                                               "kind": talk["kind"], "messages": talk["messages"], "read": read,
+                                               "rasa": [t[0] for t in theirs]}, ensure_ascii=False) + "\n")
+                        dump.flush()
                     for turn, (message, (r_actions, r_texts), (s_actions, s_texts)) in enumerate(
                             zip(talk["messages"], theirs, ours, strict=True)):
                         total += 1
@@ -418,7 +425,11 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true", help="only train (and cache) real Rasa's models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=40, help="differing turns printed per project")
+    parser.add_argument("--dump", default=None,
+                        help="append each conversation with real Rasa's reading and actions per turn (JSON lines)")
     args = parser.parse_args()
+    # a SIGTERM unwinds (its `finally` stops real Rasa and the action server, which run in their own sessions)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rasa = ensure_rasa(Path(args.rasa_venv))
     duckling = None if args.train_only else duckling_double()
     try:
