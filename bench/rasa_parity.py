@@ -408,6 +408,65 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
     }
 
 
+async def rescore(args: argparse.Namespace, project_dir: Path, rasa: Path) -> dict[str, Any]:
+    """ShopTalk (as it is now) against real Rasa's recorded turns (`--dump` of an earlier run), with no Rasa
+    running: whole-turn agreement (ShopTalk's NLU) and given Rasa's NLU, per kind, the differing turns."""
+    from bot.rasa.action_server import ActionServerClient
+    from bot.rasa.assistant import Assistant
+    from bot.rasa.project import load_project, read_project_folder
+    from nlu.service import NluService
+
+    recorded = [json.loads(line) for line in Path(args.rescore).read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["project"] == project_dir.name]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    folder = work / f"{project_dir.name}-rescore"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(project_dir, folder)
+    processes: list[subprocess.Popen[bytes]] = []
+    action_url = None
+    try:
+        if (folder / "actions").exists():
+            port, log = free_port(), work / f"{project_dir.name}-rescore-actions.log"
+            actions = start_logged([str(rasa.parent / "python"), "-m", "rasa_sdk", "--actions", "actions",
+                                    "--port", str(port)], cwd=folder, log=log)
+            processes.append(actions)
+            wait_up(f"http://127.0.0.1:{port}/health", actions, 300, log=log)
+            action_url = f"http://127.0.0.1:{port}/webhook"
+        project = load_project(read_project_folder(project_dir))
+        with tempfile.TemporaryDirectory(prefix="parity-nlu-") as models:
+            parser = NluService(models_dir=Path(models), data_paths=[], default_language=project.language)
+            parser.train(data=project.nlu)
+            assistant = Assistant(project, parser=parser, action_client=ActionServerClient(action_url, timeout=10)
+                                  if action_url else None)
+            total = agree = same_nlu_agree = 0
+            by_kind: dict[str, list[int]] = {}
+            differing: list[dict[str, Any]] = []
+            for index, talk in enumerate(recorded):
+                ours = await shoptalk_turns(assistant, f"rescore-{index}", talk["messages"])
+                ours_same_nlu = await shoptalk_turns(assistant, f"rescore-{index}-nlu", talk["read"])
+                for turn, rasa_actions in enumerate(talk["rasa"]):
+                    total += 1
+                    agree += ours[turn][0] == rasa_actions
+                    same = ours_same_nlu[turn][0] == rasa_actions
+                    same_nlu_agree += same
+                    counts = by_kind.setdefault(talk["kind"], [0, 0])
+                    counts[0] += same
+                    counts[1] += 1
+                    if not same:
+                        differing.append({"conversation": talk["name"], "turn": turn,
+                                          "message": talk["messages"][turn], "rasa_read": talk["read"][turn],
+                                          "rasa": rasa_actions, "shoptalk": ours_same_nlu[turn][0]})
+    finally:
+        stop(reversed(processes))
+    return {"project": project_dir.name, "rescored_from": args.rescore, "conversations": len(recorded),
+            "turns": total, "action_agreement": round(agree / total, 4) if total else None,
+            "dialogue_agreement_with_rasas_nlu": round(same_nlu_agree / total, 4) if total else None,
+            "dialogue_agreement_by_kind": {k: round(v[0] / v[1], 4) for k, v in sorted(by_kind.items())},
+            "dialogue_differing_turns_total": len(differing), "dialogue_differing_turns": differing[: args.show]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", action="append", required=True, help="a Rasa project folder (repeatable)")
@@ -425,6 +484,8 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true", help="only train (and cache) real Rasa's models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=40, help="differing turns printed per project")
+    parser.add_argument("--rescore", default=None,
+                        help="score ShopTalk against a --dump file of an earlier run instead (real Rasa not run)")
     parser.add_argument("--dump", default=None,
                         help="append each conversation with real Rasa's reading and actions per turn (JSON lines)")
     args = parser.parse_args()
@@ -433,7 +494,8 @@ def main() -> None:
     rasa = ensure_rasa(Path(args.rasa_venv))
     duckling = None if args.train_only else duckling_double()
     try:
-        results = [asyncio.run(run_project(args, Path(p), rasa)) for p in args.project]
+        results = [asyncio.run((rescore if args.rescore else run_project)(args, Path(p), rasa))
+                   for p in args.project]
     finally:
         if duckling is not None:
             duckling.shutdown()
