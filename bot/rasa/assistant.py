@@ -496,6 +496,7 @@ class Assistant:
         if activating:
             tracker.events.append(event("active_loop", name=name))
         validator = f"validate_{name}"
+        validation: list[dict[str, Any]] = []
         if candidates and validator in self.domain.actions:
             probe = Tracker(tracker.sender_id, self.domain,
                             [*tracker.events, *(slot_event(k, v) for k, v in candidates.items())])
@@ -504,6 +505,7 @@ class Assistant:
             except ActionRejected:
                 events, responses = [slot_event(k, v) for k, v in candidates.items()], []
             self._apply(tracker, events, responses, validator)
+            validation = events
             if any(e.get("event") == "bot" and (e.get("metadata") or {}).get("utter_action") == "utter_action_failed"
                    for e in events):
                 return False
@@ -513,6 +515,13 @@ class Assistant:
                     tracker.events.append(slot_event(slot_name, value))
         if tracker.active_loop != name:
             return True  # the validation action ended the form itself
+        last_request = next((e for e in reversed(validation) if e.get("event") == "slot"
+                             and e.get("name") == REQUESTED_SLOT), None)
+        if last_request is not None and last_request.get("value") is None and \
+                not any(e.get("event") == "action_execution_rejected" for e in validation):
+            # the validation action stopped the form early with requested_slot None (Rasa's FormAction.is_done)
+            tracker.events.extend([event("active_loop", name=None), slot_event(REQUESTED_SLOT, None)])
+            return True
         missing = next((s for s in form.required_slots if tracker.get_slot(s) is None), None)
         if missing is None:
             tracker.events.extend([event("active_loop", name=None), slot_event(REQUESTED_SLOT, None)])
