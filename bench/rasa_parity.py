@@ -25,6 +25,7 @@ import hashlib
 import json
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,9 +37,8 @@ from typing import Any
 import _common  # noqa: F401  (the project on the import path, models offline)
 import httpx
 import yaml
+from rasa_oracle import RASA_VERSION, ensure_rasa, run_logged, serve_command, start_logged, stop, wait_up
 
-RASA_VERSION = "3.6.21"
-PYTHON310 = sorted(Path("/root/.pyenv/versions").glob("3.10.*/bin/python"))
 SKIPPED_ACTIONS = {"action_listen", "action_session_start"}
 DUCKLING_DOUBLE_PORT = 18765
 DUCKLING_DOUBLE_URL = f"http://127.0.0.1:{DUCKLING_DOUBLE_PORT}"
@@ -48,18 +48,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def ensure_rasa(venv: Path) -> Path:
-    """The venv's `rasa` executable, installing rasa==3.6.21 into a Python 3.10 venv the first time."""
-    rasa = venv / "bin" / "rasa"
-    if rasa.exists():
-        return rasa
-    if not PYTHON310:
-        raise SystemExit("no Python 3.10 under /root/.pyenv/versions: real Rasa 3.6 cannot be installed")
-    subprocess.run([str(PYTHON310[-1]), "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"rasa=={RASA_VERSION}"], check=True)
-    return rasa
 
 
 def oracle_copy(project: Path, work: Path, epochs: int | None,
@@ -111,8 +99,8 @@ def train_rasa(rasa: Path, folder: Path, reuse: Path | None = None) -> tuple[Pat
     if model.exists():
         return model, None
     started = time.monotonic()
-    subprocess.run([str(rasa), "train", "--out", str(model.parent), "--fixed-model-name", model.name[:-7]],
-                   cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_logged([str(rasa), "train", "--out", str(model.parent), "--fixed-model-name", model.name[:-7]],
+               cwd=folder, log=folder.parent / f"{folder.name}-train.log")
     return model, time.monotonic() - started
 
 
@@ -155,19 +143,6 @@ def duckling_double() -> Any:
         return None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def wait_up(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited at start")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(1)
-    raise RuntimeError(f"{url} did not answer within {seconds:g} s")
 
 
 # ---------------------------------------------------------------- conversations
@@ -296,12 +271,13 @@ async def shoptalk_turns(assistant: Any, sender: str, messages: list[str]) -> li
 
 
 def rasa_test_stories(rasa: Path, folder: Path, model: Path, out: Path) -> dict[str, Any]:
-    """`rasa test core` on the project's test stories: stories and actions passed, as Rasa counts them."""
+    """`rasa test core --e2e` on the project's test stories (what `rasa test` runs on them: the user texts through the
+    NLU too, as `shoptalk rasa test` does): stories and actions passed, as Rasa counts them."""
     tests = folder / "tests"
     if not tests.is_dir():
         return {"stories": 0}
-    subprocess.run([str(rasa), "test", "core", "--stories", str(tests), "--model", str(model), "--out", str(out),
-                    "--no-plot"], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    run_logged([str(rasa), "test", "core", "--e2e", "--stories", str(tests), "--model", str(model), "--out",
+                str(out), "--no-plot"], cwd=folder, log=out.parent / f"{folder.name}-rasa-test.log", check=False)
     report = out / "story_report.json"
     failed = out / "failed_test_stories.yml"
     failed_names: list[str] = []
@@ -340,18 +316,17 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
         if args.rasa_url:  # a real Rasa already serving this project's model (and its actions, if any)
             rasa_url = args.rasa_url
         elif (folder / "actions").exists():
-            actions = subprocess.Popen([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
-                                        str(action_port)], cwd=folder, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+            actions_log = work / f"{project_dir.name}-actions.log"
+            actions = start_logged([str(python), "-m", "rasa_sdk", "--actions", "actions", "--port",
+                                    str(action_port)], cwd=folder, log=actions_log)
             processes.append(actions)
-            wait_up(f"http://127.0.0.1:{action_port}/health", actions, 120)
+            wait_up(f"http://127.0.0.1:{action_port}/health", actions, 300, log=actions_log)
         if not args.rasa_url:
-            server = subprocess.Popen([str(rasa), "run", "--enable-api", "-m", str(model), "--port",
-                                       str(rasa_port), "--endpoints", "endpoints.yml"], cwd=folder,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            server_log = work / f"{project_dir.name}-rasa-run.log"
+            server = start_logged(serve_command(rasa, model, rasa_port, folder), cwd=folder, log=server_log)
             processes.append(server)
             rasa_url = f"http://127.0.0.1:{rasa_port}"
-            wait_up(f"{rasa_url}/status", server, 1800)  # loading TensorFlow on a busy 2-core box is slow
+            wait_up(f"{rasa_url}/status", server, 1800, log=server_log)  # TensorFlow loads slowly on a busy box
 
         project = load_project(read_project_folder(project_dir))  # unchanged, as a user imports it
         started = time.monotonic()
@@ -371,6 +346,7 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
             by_kind: dict[str, list[int]] = {}
             rasa_time = shop_time = 0.0
             messages = 0
+            dump = Path(args.dump).open("a", encoding="utf-8") if args.dump else None
             async with httpx.AsyncClient(timeout=60) as client:
                 for index, talk in enumerate(talks):
                     sender = f"parity-{index}-{int(time.time())}"
@@ -390,6 +366,11 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
                                                        "message": talk["messages"][turn], "rasa_read": read[turn],
                                                        "rasa": r_turn[0], "shoptalk": s_turn[0]})
                     messages += len(talk["messages"])
+                    if dump is not None:  # real Rasa's side of every turn, to score ShopTalk again offline
+                        dump.write(json.dumps({"project": project_dir.name, "name": talk["name"],
+                                               "kind": talk["kind"], "messages": talk["messages"], "read": read,
+                                               "rasa": [t[0] for t in theirs]}, ensure_ascii=False) + "\n")
+                        dump.flush()
                     for turn, (message, (r_actions, r_texts), (s_actions, s_texts)) in enumerate(
                             zip(talk["messages"], theirs, ours, strict=True)):
                         total += 1
@@ -403,12 +384,7 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
                                               "rasa": r_actions, "shoptalk": s_actions,
                                               "rasa_said": r_texts, "shoptalk_said": s_texts})
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(reversed(processes))
     return {
         "project": project_dir.name,
         "oracle_config_changes": changes,
@@ -432,6 +408,65 @@ async def run_project(args: argparse.Namespace, project_dir: Path, rasa: Path) -
     }
 
 
+async def rescore(args: argparse.Namespace, project_dir: Path, rasa: Path) -> dict[str, Any]:
+    """ShopTalk (as it is now) against real Rasa's recorded turns (`--dump` of an earlier run), with no Rasa
+    running: whole-turn agreement (ShopTalk's NLU) and given Rasa's NLU, per kind, the differing turns."""
+    from bot.rasa.action_server import ActionServerClient
+    from bot.rasa.assistant import Assistant
+    from bot.rasa.project import load_project, read_project_folder
+    from nlu.service import NluService
+
+    recorded = [json.loads(line) for line in Path(args.rescore).read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["project"] == project_dir.name]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    folder = work / f"{project_dir.name}-rescore"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(project_dir, folder)
+    processes: list[subprocess.Popen[bytes]] = []
+    action_url = None
+    try:
+        if (folder / "actions").exists():
+            port, log = free_port(), work / f"{project_dir.name}-rescore-actions.log"
+            actions = start_logged([str(rasa.parent / "python"), "-m", "rasa_sdk", "--actions", "actions",
+                                    "--port", str(port)], cwd=folder, log=log)
+            processes.append(actions)
+            wait_up(f"http://127.0.0.1:{port}/health", actions, 300, log=log)
+            action_url = f"http://127.0.0.1:{port}/webhook"
+        project = load_project(read_project_folder(project_dir))
+        with tempfile.TemporaryDirectory(prefix="parity-nlu-") as models:
+            parser = NluService(models_dir=Path(models), data_paths=[], default_language=project.language)
+            parser.train(data=project.nlu)
+            assistant = Assistant(project, parser=parser, action_client=ActionServerClient(action_url, timeout=10)
+                                  if action_url else None)
+            total = agree = same_nlu_agree = 0
+            by_kind: dict[str, list[int]] = {}
+            differing: list[dict[str, Any]] = []
+            for index, talk in enumerate(recorded):
+                ours = await shoptalk_turns(assistant, f"rescore-{index}", talk["messages"])
+                ours_same_nlu = await shoptalk_turns(assistant, f"rescore-{index}-nlu", talk["read"])
+                for turn, rasa_actions in enumerate(talk["rasa"]):
+                    total += 1
+                    agree += ours[turn][0] == rasa_actions
+                    same = ours_same_nlu[turn][0] == rasa_actions
+                    same_nlu_agree += same
+                    counts = by_kind.setdefault(talk["kind"], [0, 0])
+                    counts[0] += same
+                    counts[1] += 1
+                    if not same:
+                        differing.append({"conversation": talk["name"], "turn": turn,
+                                          "message": talk["messages"][turn], "rasa_read": talk["read"][turn],
+                                          "rasa": rasa_actions, "shoptalk": ours_same_nlu[turn][0]})
+    finally:
+        stop(reversed(processes))
+    return {"project": project_dir.name, "rescored_from": args.rescore, "conversations": len(recorded),
+            "turns": total, "action_agreement": round(agree / total, 4) if total else None,
+            "dialogue_agreement_with_rasas_nlu": round(same_nlu_agree / total, 4) if total else None,
+            "dialogue_agreement_by_kind": {k: round(v[0] / v[1], 4) for k, v in sorted(by_kind.items())},
+            "dialogue_differing_turns_total": len(differing), "dialogue_differing_turns": differing[: args.show]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", action="append", required=True, help="a Rasa project folder (repeatable)")
@@ -449,11 +484,18 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true", help="only train (and cache) real Rasa's models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=40, help="differing turns printed per project")
+    parser.add_argument("--rescore", default=None,
+                        help="score ShopTalk against a --dump file of an earlier run instead (real Rasa not run)")
+    parser.add_argument("--dump", default=None,
+                        help="append each conversation with real Rasa's reading and actions per turn (JSON lines)")
     args = parser.parse_args()
+    # a SIGTERM unwinds (its `finally` stops real Rasa and the action server, which run in their own sessions)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rasa = ensure_rasa(Path(args.rasa_venv))
     duckling = None if args.train_only else duckling_double()
     try:
-        results = [asyncio.run(run_project(args, Path(p), rasa)) for p in args.project]
+        results = [asyncio.run((rescore if args.rescore else run_project)(args, Path(p), rasa))
+                   for p in args.project]
     finally:
         if duckling is not None:
             duckling.shutdown()

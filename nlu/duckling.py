@@ -35,6 +35,9 @@ _TIME_HINT = re.compile(r"\d[:.]\d|\b(?:today|tonight|tomorrow|yesterday|now|noo
                         r"evening|night|week|month|year|next|last|ago|in \d|at \d|\d\s*(?:am|pm)|a\.m|p\.m|"
                         r"mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|"
                         r"今|明|昨|后天|前天|点|号|日|周|星期|月|年|上午|下午|晚上|早上|分钟后|小时后", re.I)
+_MONTH_ONLY = re.compile(r"(?:(?:in|during|for|of)\s+)?(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
+                         r"[a-z]*\.?(?:,?\s+\d{4})?|(?:last|next|this|the\s+last|the\s+next)\s+month)", re.I)
+_DAY_AFTER_MONTH = re.compile(r"\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\b", re.I)
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千万亿点]+")
 _ORDINAL = re.compile(r"\b(?P<n>\d+)(?:st|nd|rd|th)\b|\b(?P<w>" + "|".join(_EN_ORDINALS) + r")\b"
                       r"|第(?P<c>[零〇一二两三四五六七八九十百千\d]+)", re.I)
@@ -203,6 +206,18 @@ def _times(text: str, language: str, reference: dt.datetime) -> list[Span]:
         cursor = start + len(surface)
         grain = "day" if moment.hour == moment.minute == moment.second == 0 else "second" \
             if moment.second else "minute" if moment.minute else "hour"
+        if _MONTH_ONLY.fullmatch(surface.strip()):
+            day = _DAY_AFTER_MONTH.match(text, cursor)
+            if day and not surface.lower().endswith("month") and 1 <= int(day.group(1)) <= 31:
+                # "march 3rd": dateparser's search stops at the month; Duckling reads the day too
+                try:
+                    moment = moment.replace(day=int(day.group(1)), hour=0, minute=0, second=0, microsecond=0)
+                    cursor, grain = day.end(), "day"
+                except ValueError:
+                    pass
+            else:
+                # a month as a whole ("January 2019", "in march", "last month"): its first day, grain month
+                moment, grain = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0), "month"
         stamp = moment.replace(tzinfo=reference.tzinfo).isoformat(timespec="milliseconds")
         spans.append(Span(start, cursor, "time", {"value": stamp, "grain": grain, "type": "value",
                                                   "values": [{"value": stamp, "grain": grain, "type": "value"}]}))
@@ -384,7 +399,7 @@ def extract_locally(text: str, *, dimensions: Iterable[str] | None = None, langu
         # Money, numbers with units, emails and phones blanked (same length) so no time swallows them.
         masked = list(text)
         for span in [*spans, *_money(text, numbers), *_durations(text, numbers)]:
-            if span.dim != "number":
+            if span.dim not in ("number", "ordinal"):  # "march 3rd" is a day
                 masked[span.start:span.end] = " " * (span.end - span.start)
         zh_times = _zh_times(text, reference)
         for span in zh_times:  # a Chinese time is no number (三点) nor a duration (3天后)

@@ -90,6 +90,7 @@ class Assistant:
             timezone=duckling["timezone"]) if duckling is not None else None
         self._roles = RoleModel(project.nlu.examples)
         self._vocabulary = _vocabulary(project)
+        self._annotated = _annotated(project)
 
     # ---------------------------------------------------------------- NLU
     async def parse(self, text: str) -> dict[str, Any]:
@@ -123,8 +124,11 @@ class Assistant:
         if self.duckling is not None and not shortcut:
             found = await self.duckling.extract(text)
             dims = {e["entity"] for e in found} | set(self.duckling.dimensions or [])
-            # Duckling's dimensions come from Duckling, as in Rasa (ShopTalk's own number etc. never shadow them)
-            data["entities"] = [e for e in data.get("entities") or [] if e.get("entity") not in dims] + found
+            # Duckling's dimensions come from Duckling, as in Rasa (ShopTalk's own number etc. never shadow them);
+            # what the project annotated with such a name (`[balance]{"entity": "amount-of-money"}`) DIET learns
+            # and reports beside Duckling's
+            data["entities"] = [e for e in data.get("entities") or [] if e.get("entity") not in dims
+                                or self._is_annotated(text, e)] + found
         return self._with_retrieval(data)
 
     def _with_fallback(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +171,11 @@ class Assistant:
                                                                                             surface))
             out.append(entity)
         return self._roles.label(text, out) if self._roles else out
+
+    def _is_annotated(self, text: str, entity: dict[str, Any]) -> bool:
+        start, end = entity.get("start"), entity.get("end")
+        return isinstance(start, int) and isinstance(end, int) and \
+            text[start:end].lower() in self._annotated.get(str(entity.get("entity")), set())
 
     def _with_retrieval(self, data: dict[str, Any]) -> dict[str, Any]:
         name = str((data.get("intent") or {}).get("name") or "")
@@ -487,6 +496,7 @@ class Assistant:
         if activating:
             tracker.events.append(event("active_loop", name=name))
         validator = f"validate_{name}"
+        validation: list[dict[str, Any]] = []
         if candidates and validator in self.domain.actions:
             probe = Tracker(tracker.sender_id, self.domain,
                             [*tracker.events, *(slot_event(k, v) for k, v in candidates.items())])
@@ -495,6 +505,7 @@ class Assistant:
             except ActionRejected:
                 events, responses = [slot_event(k, v) for k, v in candidates.items()], []
             self._apply(tracker, events, responses, validator)
+            validation = events
             if any(e.get("event") == "bot" and (e.get("metadata") or {}).get("utter_action") == "utter_action_failed"
                    for e in events):
                 return False
@@ -504,6 +515,13 @@ class Assistant:
                     tracker.events.append(slot_event(slot_name, value))
         if tracker.active_loop != name:
             return True  # the validation action ended the form itself
+        last_request = next((e for e in reversed(validation) if e.get("event") == "slot"
+                             and e.get("name") == REQUESTED_SLOT), None)
+        if last_request is not None and last_request.get("value") is None and \
+                not any(e.get("event") == "action_execution_rejected" for e in validation):
+            # the validation action stopped the form early with requested_slot None (Rasa's FormAction.is_done)
+            tracker.events.extend([event("active_loop", name=None), slot_event(REQUESTED_SLOT, None)])
+            return True
         missing = next((s for s in form.required_slots if tracker.get_slot(s) is None), None)
         if missing is None:
             tracker.events.extend([event("active_loop", name=None), slot_event(REQUESTED_SLOT, None)])
@@ -711,6 +729,15 @@ def _loop_ignored_intents(mapping: dict[str, Any], form: Form) -> list[str]:
     return list(form.ignored_intents)
 
 
+
+
+def _annotated(project: RasaProject) -> dict[str, set[str]]:
+    """Every annotated text (lower case) of each entity in the project's NLU data."""
+    out: dict[str, set[str]] = {}
+    for example in project.nlu.examples:
+        for annotation in example.entities:
+            out.setdefault(annotation.entity, set()).add(annotation.text.lower())
+    return out
 
 
 def _vocabulary(project: RasaProject) -> dict[str, dict[str, str]]:

@@ -188,16 +188,21 @@ async def evaluate_story(assistant: Assistant, flow: Flow, *, sender: str) -> tu
     where = f"{flow.file}:{flow.line}"
     problem: str | None = None
     total = correct = 0
-    for step in flow.steps:
-        if isinstance(step, UserStep):
-            if tracker.latest_action_name != LISTEN:
+    for step in [*flow.steps, None]:
+        if step is None or isinstance(step, UserStep):
+            # the story waits for the user here, and at its end (Rasa checks that action_listen too)
+            if tracker.latest_action_name not in (LISTEN, None):
                 total += 1
                 predicted = _predict_as_rasa_test(assistant, tracker, LISTEN)
                 if predicted == LISTEN:
                     correct += 1
                 elif problem is None:
-                    problem = f"line {step.line}: predicted '{predicted}' where the story waits for the user"
+                    problem = f"line {step.line}: predicted '{predicted}' where the story waits for the user" \
+                        if step is not None else f"at the end: predicted '{predicted}' where the story waits for " \
+                                                 "the user"
                 tracker.events.append(action_event(LISTEN))
+            if step is None:
+                break
             if step.text:
                 parsed = await assistant.parse(step.text)
                 probe = Tracker(sender, assistant.domain, [event("user", text=step.text, parse_data=parsed)])
@@ -214,6 +219,17 @@ async def evaluate_story(assistant: Assistant, flow: Flow, *, sender: str) -> tu
             elif problem is None:
                 problem = f"line {step.line}: expected action '{step.name}', predicted '{predicted}'"
             tracker.events.append(action_event(step.name))
+        elif isinstance(step, BotTextStep):
+            # an end-to-end `bot:` step is an action whose text the policies must predict (Rasa's test counts it
+            # as one; only a policy trained on such steps predicts it)
+            total += 1
+            expected = f"bot:{step.text}"
+            predicted = _predict_as_rasa_test(assistant, tracker, expected)
+            if predicted == expected:
+                correct += 1
+            elif problem is None:
+                problem = f"line {step.line}: expected the bot to say {step.text!r}, predicted '{predicted}'"
+            tracker.events.append(action_event(expected))
         elif isinstance(step, SlotStep):
             tracker.events.extend(slot_event(name, True if value is ... else value) for name, value in step.slots)
         elif isinstance(step, LoopStep):

@@ -29,26 +29,64 @@ def slot_event(name: str, value: Any) -> dict[str, Any]:
     return event("slot", name=name, value=value)
 
 
-def applied_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events still in force after restarts, rewinds (UserUtteranceReverted) and undos (ActionReverted)."""
+def applied_events(events: list[dict[str, Any]], *, collapse_loops: bool = False) -> list[dict[str, Any]]:
+    """The events still in force after restarts, rewinds (UserUtteranceReverted) and undos (ActionReverted), as
+    Rasa's `DialogueStateTracker.applied_events`: a rewind takes back the user's message, what followed it and the
+    action before it (the action_listen that waited for it); an undo takes back the last action.
+    `collapse_loops` (the states the policies see): a loop's later runs on its happy path are folded into its first
+    run (the user turns between them go), as Rasa folds them, so a form reads as one step as in the stories."""
+    loop_names = {e.get("name") for e in events if e.get("event") in ("active_loop", "form") and e.get("name")} \
+        if collapse_loops else set()
     applied: list[dict[str, Any]] = []
     for item in events:
         kind = item.get("event")
         if kind in _RESETTING:
             applied = []
-        elif kind == "rewind":
-            while applied and applied[-1].get("event") != "user":
-                applied.pop()
-            if applied:
-                applied.pop()
         elif kind == "undo":
-            while applied and not (applied[-1].get("event") == "action" and applied[-1].get("name") != LISTEN):
-                applied.pop()
-            if applied:
-                applied.pop()
+            _undo_till(applied, "action")
+        elif kind == "rewind":
+            _undo_till(applied, "user")
+            _undo_till(applied, "action")
+        elif kind == "action" and item.get("name") in loop_names and \
+                not _first_loop_run_or_unhappy_path(str(item.get("name")), applied):
+            _undo_till_previous_loop_run(str(item.get("name")), applied)
         else:
             applied.append(item)
     return applied
+
+
+def _undo_till(applied: list[dict[str, Any]], kind: str) -> None:
+    while applied:
+        if applied.pop().get("event") == kind:
+            return
+
+
+def _first_loop_run_or_unhappy_path(loop: str, applied: list[dict[str, Any]]) -> bool:
+    next_action: str | None = None
+    for item in reversed(applied):
+        kind = item.get("event")
+        if kind in ("active_loop", "form") and item.get("name") is None:
+            return True
+        if kind == "action_execution_rejected" and item.get("name") == loop:
+            return True
+        if kind == "user" and next_action is not None and next_action != loop:
+            return True
+        if kind == "action":
+            if item.get("name") == loop:
+                return False
+            next_action = str(item.get("name"))
+    return True
+
+
+def _undo_till_previous_loop_run(loop: str, applied: list[dict[str, Any]]) -> None:
+    offset = 0
+    for item in reversed(applied[:]):
+        if item.get("event") == "action" and item.get("name") == loop:
+            break
+        if item.get("event") in ("action", "user"):
+            del applied[len(applied) - 1 - offset]
+        else:
+            offset += 1
 
 
 @dataclass
@@ -78,10 +116,11 @@ class Tracker:
             elif kind == "action_execution_rejected":
                 rejected = True
             elif kind == "user":
-                latest = item
-                rejected = False
+                latest = item  # a rejected loop stays rejected until it runs again (Rasa's set_latest_action)
             elif kind == "action":
                 prev_action = item.get("name")
+                if prev_action == loop:
+                    rejected = False
                 if followup == prev_action:
                     followup = None
             elif kind == "followup":
@@ -174,7 +213,7 @@ class Tracker:
         latest: dict[str, Any] = {}
         prev: str | None = None
         states: list[State] = []
-        for item in applied_events(self.events):
+        for item in applied_events(self.events, collapse_loops=True):
             kind = item.get("event")
             if kind == "slot":
                 slots[str(item.get("name"))] = item.get("value")

@@ -1,6 +1,7 @@
 """YAML read into plain dicts and lists that remember the line each mapping, list and item started on."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -25,6 +26,14 @@ class YamlSyntaxError(Exception):
 
 class _Loader(yaml.SafeLoader):
     pass
+
+
+# YAML 1.2 as Rasa reads it (ruamel, version 1.2): only true/false are booleans; yes/no/on/off stay text
+# (financial-demo's `value: no` of a from_intent mapping is the string "no" its validation action compares with)
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+                                   for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:

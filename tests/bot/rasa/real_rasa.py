@@ -9,13 +9,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from bench.rasa_oracle import run_logged, serve_command, start_logged, stop, wait_up
 from tests.bot.rasa.action_server import REPO, free_port
 
 RASA_VENV = os.environ.get("SHOPTALK_RASA_VENV", "")
@@ -46,22 +44,9 @@ def trained_model(rasa: Path, project: Path) -> Path:
         with tempfile.TemporaryDirectory(prefix="rasa-train-") as scratch:  # Rasa leaves .rasa/ in its cwd
             copy = Path(scratch) / project.name
             shutil.copytree(project, copy)
-            subprocess.run([str(rasa), "train", "--out", str(MODELS), "--fixed-model-name", model.name[:-7]],
-                           cwd=copy, check=True, capture_output=True, timeout=3600)
+            run_logged([str(rasa), "train", "--out", str(MODELS), "--fixed-model-name", model.name[:-7]],
+                       cwd=copy, log=MODELS / f"{model.name[:-7]}-train.log", timeout=3600)
     return model
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited at start")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(1)
-    raise RuntimeError(f"{url} did not answer within {seconds:g} s")
 
 
 @contextmanager
@@ -74,25 +59,17 @@ def running_rasa(rasa: Path, project: Path, model: Path, tmp: Path) -> Iterator[
         endpoints = ""
         if (folder / "actions").exists():
             action_port = free_port()
-            actions = subprocess.Popen([str(rasa.parent / "python"), "-m", "rasa_sdk", "--actions", "actions",
-                                        "--port", str(action_port)], cwd=folder, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+            actions = start_logged([str(rasa.parent / "python"), "-m", "rasa_sdk", "--actions", "actions",
+                                    "--port", str(action_port)], cwd=folder, log=tmp / "actions.log")
             processes.append(actions)
-            _wait(f"http://127.0.0.1:{action_port}/health", actions, 180)
+            wait_up(f"http://127.0.0.1:{action_port}/health", actions, 180, log=tmp / "actions.log")
             endpoints = f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
         (folder / "endpoints.yml").write_text(endpoints, encoding="utf-8")
         port = free_port()
-        server = subprocess.Popen([str(rasa), "run", "--enable-api", "-m", str(model), "--port", str(port),
-                                   "--endpoints", "endpoints.yml"], cwd=folder, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        server = start_logged(serve_command(rasa, model, port, folder), cwd=folder, log=tmp / "rasa-run.log")
         processes.append(server)
         url = f"http://127.0.0.1:{port}"
-        _wait(f"{url}/status", server, 900)
+        wait_up(f"{url}/status", server, 1800, log=tmp / "rasa-run.log")
         yield url, server
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(reversed(processes))

@@ -129,3 +129,46 @@ async def test_an_imported_project_with_duckling_gets_its_numbers(project_copy: 
 
     parsed = await Assistant(project, parser=NoEntities()).parse("2 cakes please")
     assert [(e["entity"], e["value"]) for e in parsed["entities"]] == [("number", 2.0)]  # ShopTalk's quantity gone
+
+
+def test_a_month_is_a_month_as_duckling_reads_it() -> None:
+    # Duckling: the month's first day, grain month ("January 2019", "in march" = the next March, "last month")
+    found = extract_locally("how much did I earn in January 2019", dimensions=["time"], reference=REF)
+    assert [(m["body"], m["value"]["value"], m["value"]["grain"]) for m in found] == [
+        ("in January 2019", "2019-01-01T00:00:00.000+00:00", "month")]
+    assert [(m["value"]["value"], m["value"]["grain"]) for m in extract_locally(
+        "what did I spend last month", dimensions=["time"], reference=REF)] == [
+        ("2026-11-01T00:00:00.000+00:00", "month")]
+    assert _found("pay $50 on march 3rd")[1] == ("time", "on march 3rd", "2027-03-03T00:00:00.000+00:00")
+
+
+async def test_an_annotated_entity_named_like_a_duckling_dimension_is_kept(project_copy: Path) -> None:
+    # financial-demo annotates `[balance]{"entity": "amount-of-money", "value": "current balance"}` and lists
+    # amount-of-money among Duckling's dimensions: DIET reports the annotated one beside Duckling's
+    nlu = project_copy / "data" / "nlu.yml"
+    text = (project_copy / "config.yml").read_text(encoding="utf-8")
+    (project_copy / "config.yml").write_text(text.replace(
+        '    url: http://localhost:8000\n    dimensions: ["time"]',
+        "    url: http://127.0.0.1:9\n    dimensions: [number, amount-of-money]"), encoding="utf-8")
+    domain = project_copy / "domain.yml"
+    domain.write_text(domain.read_text(encoding="utf-8").replace("entities:\n", "entities:\n  - amount-of-money\n", 1),
+                      encoding="utf-8")
+    with nlu.open("a", encoding="utf-8") as handle:
+        handle.write('\n- intent: inform\n  examples: |\n    - what is my account [balance]{"entity": '
+                     '"amount-of-money", "value": "current balance"}\n')
+    project = load_project(read_project_folder(project_copy))
+
+    class Annotated:
+        async def parse(self, text: str) -> dict[str, object]:
+            start = text.index("balance")
+            return {"text": text, "intent": {"name": "inform", "confidence": 0.99},
+                    "intent_ranking": [{"name": "inform", "confidence": 0.99}],
+                    "entities": [{"entity": "amount-of-money", "value": "balance", "start": start,
+                                  "end": start + 7, "extractor": "LookupEntityExtractor"},
+                                 {"entity": "amount-of-money", "value": 50, "start": 0, "end": 3,
+                                  "extractor": "RegexEntityExtractor"}]}
+
+    parsed = await Assistant(project, parser=Annotated()).parse("$50 of my balance")
+    assert sorted((e["entity"], str(e["value"]), e["extractor"]) for e in parsed["entities"]) == [
+        ("amount-of-money", "50.0", "DucklingEntityExtractor"),  # ShopTalk's own money pattern gives way
+        ("amount-of-money", "current balance", "LookupEntityExtractor")]

@@ -138,3 +138,12 @@ def test_cli_import_lists_every_problem_and_imports_nothing(project_copy: Path) 
     assert "data/stories.yml:7: story 'happy path': unknown action 'utter_hapy'" in result.output
     assert "domain.yml:41: slot 'cake_flavour' is mapped to entity 'taste'" in result.output
     assert "nothing was imported" in result.output
+
+
+def test_yes_and_no_are_text_as_in_rasas_yaml_1_2() -> None:
+    # financial-demo's from_intent mappings say `value: no`; Rasa (ruamel, YAML 1.2) reads the string "no",
+    # which its validation action compares with (PyYAML's 1.1 reading, False, kept its forms from ending)
+    from bot.rasa.yaml_source import load_yaml
+
+    assert load_yaml("a: no\nb: yes\nc: on\nd: true\ne: False\n") == {"a": "no", "b": "yes", "c": "on", "d": True,
+                                                                   "e": False}

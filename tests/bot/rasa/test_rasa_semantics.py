@@ -196,8 +196,31 @@ stories:
     report = await run_test_stories(Assistant(project))
     assert [s.passed for s in report.stories] == [True, False], report.lines()
     assert "expected action 'utter_greet', predicted 'utter_goodbye'" in str(report.stories[1].divergence)
-    assert report.actions_total == 7  # action_listen before each later user message counts, as in Rasa
-    assert report.actions_correct == 6
+    # action_listen before each later user message and at each story's end counts, as in Rasa
+    assert report.actions_total == 9
+    assert report.actions_correct == 8
+
+
+async def test_rasa_test_counts_a_bot_text_step_as_an_action_to_predict(project_copy: Path) -> None:
+    # real Rasa 3.6 fails the sample's "thanks from a VIP" at its `bot:` step (predicted: action_listen); the
+    # rule and memoization policies never predict a text no training story has
+    (project_copy / "tests" / "test_stories.yml").write_text("""version: "3.1"
+stories:
+- story: thanks from a VIP
+  steps:
+  - intent: i_am_vip
+  - slot_was_set:
+    - vip: true
+  - action: utter_vip_noted
+  - intent: thankyou
+  - action: utter_you_are_welcome
+  - bot: You're welcome, dear VIP!
+""", encoding="utf-8")
+    project = load_project(read_project_folder(project_copy))
+    report = await run_test_stories(Assistant(project))
+    vip = next(s for s in report.stories if s.name == "thanks from a VIP")
+    assert not vip.passed
+    assert "expected the bot to say \"You're welcome, dear VIP!\", predicted 'action_listen'" in str(vip.divergence)
 
 
 def _tracker(assistant: Assistant) -> Tracker:
@@ -245,3 +268,30 @@ async def test_a_message_nothing_follows_gets_the_fallback_not_silence(assistant
     assert replies == ["Sorry, I didn't get that. Can you rephrase?"]
     assert [e.get("name") for e in chat.tracker.events if e.get("event") == "action"][-2:] == \
         ["action_default_fallback", "action_listen"]
+
+
+async def test_a_reverted_first_message_leaves_the_conversation_at_its_start(assistant: Assistant) -> None:
+    # real Rasa 3.6 (parity bench, rasa_project): "no way" -> action_default_fallback, whose UserUtteranceReverted
+    # takes back the message and the action_listen before it; "good morning" then meets the conversation_start rule
+    chat = Chat(assistant)
+    await chat.say("/deny")
+    assert chat.tracker.latest_action_name == "action_listen"
+    assert await chat.say("/greet") == ["Welcome to the cake shop! How are you today?"]
+    assert await chat.say("/greet") == ["Hey! How are you?"]
+
+
+def test_a_rejected_form_stays_rejected_until_it_runs_again(assistant: Assistant) -> None:
+    # Rasa's tracker: ActionExecutionRejected holds through the next user message (financial-demo's "switch
+    # forms" stories: the form is rejected, action_switch_forms_ask asks, and the answer /affirm goes to the
+    # stories, not back to the form); only the loop's own next run clears it
+    from bot.rasa.tracker import action_event, event
+
+    tracker = _tracker(assistant)
+    tracker.events.extend([action_event("action_listen"), event("user", text="/order_cake", parse_data={}),
+                           action_event("cake_form"), event("active_loop", name="cake_form"),
+                           action_event("action_listen"), event("user", text="/greet", parse_data={}),
+                           event("action_execution_rejected", name="cake_form"), action_event("utter_greet"),
+                           action_event("action_listen"), event("user", text="/affirm", parse_data={})])
+    assert tracker.loop_rejected
+    tracker.events.append(action_event("cake_form"))
+    assert not tracker.loop_rejected

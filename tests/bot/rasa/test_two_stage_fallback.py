@@ -52,6 +52,9 @@ async def test_refused_twice_ends_in_the_default_fallback_as_rasa_does(two_stage
     # ... and gives up when that is refused too (out_of_scope, nlu_fallback, out_of_scope)
     assert await chat.say("/out_of_scope") == ["Sorry, I didn't get that. Can you rephrase?"]
     assert chat.tracker.active_loop is None
+    # the loop's later runs fold into its first one and the give-up takes back that first message (and the
+    # action_listen before it), as Rasa's applied_events does: the conversation is at its start again
+    assert await chat.say("/greet") == ["Welcome to the cake shop! How are you today?"]
     assert await chat.say("/greet") == ["Hey! How are you?"]
 
 
