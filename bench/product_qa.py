@@ -10,12 +10,15 @@ product in view); one without names its product. Scored from the reply's `custom
 - refuse: routed there, about the right product, `known` false (the bot says it does not know, offers a person).
 
 Prints one JSON object with a section per question set: `tuning` (bench/data/product_qa.json, written beside the
-skill and used to shape it) and `heldout` (bench/data/product_qa_heldout.json, written from the listings before
-any of it was sent to the bot and never used to change the skill). Each: accuracy overall and per language,
+skill and used to shape it), `heldout` (bench/data/product_qa_heldout.json, written from the listings before
+any of it was sent to the bot; later read to fix failures, so no longer blind) and `blind`
+(bench/data/product_qa_blind.json, written by a second author from the catalog alone before reading the skill,
+run once for the honest figure before any change). Each: accuracy overall and per language,
 refusal correctness (must-refuse questions refused), invented (must-refuse questions answered: should be 0), false
 refusals (answerable questions refused), routing (questions that reached the skill) and the failures.
 
     python bench/product_qa.py [--data bench/data/product_qa.json] [--heldout bench/data/product_qa_heldout.json]
+        [--blind bench/data/product_qa_blind.json]
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ import _common  # noqa: E402,F401  (the project on the path, models offline)
 
 DATA = Path(__file__).resolve().parent / "data" / "product_qa.json"
 HELDOUT = Path(__file__).resolve().parent / "data" / "product_qa_heldout.json"
+BLIND = Path(__file__).resolve().parent / "data" / "product_qa_blind.json"
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,7 +52,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from nlu.service import NluService
 
     sets = {name: json.loads(Path(path).read_text("utf-8"))["items"]
-            for name, path in (("tuning", args.data), ("heldout", args.heldout)) if path}
+            for name, path in (("tuning", args.data), ("heldout", args.heldout), ("blind", args.blind)) if path}
     workdir = Path(tempfile.mkdtemp(prefix="product_qa_"))
     database = Database(f"sqlite+aiosqlite:///{workdir / 'shop.db'}")
     await upgrade(database.engine)
@@ -122,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA), help="the tuning set ('' = skip)")
     parser.add_argument("--heldout", default=str(HELDOUT), help="the held-out set, reported apart ('' = skip)")
+    parser.add_argument("--blind", default=str(BLIND), help="the blind set, reported apart ('' = skip)")
     print(json.dumps(asyncio.run(run(parser.parse_args())), ensure_ascii=False))  # noqa: T201
 
 

@@ -20,17 +20,19 @@ from commerce.catalog.service import find_variants, get_product, variant_price
 from commerce.inventory.availability import available_for_country
 from commerce.search.service import named_products
 from kit.text import jieba_words
+from nlu.entities import COLOURS
 from nlu.service import CATALOG_EXTRACTOR
 
 _LATIN = re.compile(r"[a-z0-9][a-z0-9+\-']*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 REFERS_TO_VIEW = re.compile(r"\b(this|it|that|these|those|they|them)\b|这|那|它", re.IGNORECASE)
 # Looking for products rather than asking about one ("do you have...", "有没有...").
-LOOKING_FOR = re.compile(r"\b(do you (have|sell|carry|stock)|have you got|any\b|show me|looking for|i want|i need)|"
-                         r"有没有|有卖|有什么|想买|要买|找", re.IGNORECASE)
+LOOKING_FOR = re.compile(r"\b(do you (have|sell|carry|stock)|have you got|got any|any\b|show me|looking for|i want|"
+                         r"i need|(is|are) there)\b|有没有|有卖|有什么|想买|要买|找|推荐|哪款|^\s*有", re.IGNORECASE)
 # A message phrased as a question (en, zh): a question mark, a final particle, an A-not-A pair, a question word, or
 # an English question's first word.
-QUESTION_SHAPED = re.compile(r"[?？]|[吗呢么嘛][\s。！!]*$|(.)不\1|有没有|是不是|能不能|可不可以|会不会|多少|几|什么|"
+QUESTION_SHAPED = re.compile(r"[?？]|[吗呢么嘛不][\s。！!]*$|(.)不\1|还是|有没有|是不是|能不能|可不可以|会不会|多少|几|"
+                             r"什么|"
                              r"怎么|是否|多久|多大|多重|^\s*(is|are|does|do|did|can|could|will|would|should|has|have|"
                              r"how|what|which)\b", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
@@ -39,8 +41,10 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 # An aspect's evidence is a regular expression over the product's own text; no evidence found = "I don't know".
 ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     name: (re.compile(asked, re.IGNORECASE), re.compile(evidence, re.IGNORECASE)) for name, asked, evidence in (
-        ("waterproof", r"waterproof|water[- ]?proof|water[- ]resistant|\brain\b|splash|防水|防雨|泼水",
-         r"waterproof|water[- ]?resistant|water[- ]?repellent|splash|drizzle|\bipx?\d|\brain\b|防水|防泼|防雨|泼溅"),
+        ("waterproof", r"waterproof|water[- ]?proof|water[- ]resistant|\brain\b|splash|\bpool\b|\bswim|shower|submerg|"
+         r"underwater|in the water|\bfloat|防水|防雨|泼水|泡水|进水|水里|水中|下水|游泳|淋浴|能浮|会浮|漂浮",
+         r"waterproof|water[- ]?resistant|water[- ]?repellent|splash|drizzle|\bipx?\d|\brain\b|\bfloats?\b|"
+         r"防水|防泼|防雨|泼溅|浮在水"),
         ("noise", r"\bloud|nois[ey]|\bquiet|silent|\bdb\b|噪音|声音|吵|安静|静音",
          r"\bloud|nois[ey]|\bquiet|silent|\d\s?db\b|decibel|噪音|静音|安静|分贝"),
         ("battery", r"battery|batteries|charge lasts|last[s]? on a charge|battery life|电池|续航",
@@ -55,18 +59,32 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ("dishwasher", r"dishwasher|洗碗机", r"dishwasher|洗碗机"),
         ("microwave", r"microwave|微波", r"microwave|微波"),
         ("oven", r"\boven\b|烤箱", r"\boven\b|烤箱"),
+        ("shrink", r"shrink|shrunk|缩水", r"shrink|shrunk|缩水"),
         ("washing", r"machine[- ]wash|washing machine|\bwash|机洗|洗衣机|水洗", r"wash|洗"),
-        ("voltage", r"voltage|\bvolts?\b|\bplug|110\s?v|220\s?v|电压|插头|美国能用|英国能用",
+        ("voltage", r"voltage|\bvolts?\b|\bplug|110\s?v|220\s?v|work(s|ing)? in (the )?(us|usa|uk|america|japan|canada|"
+         r"australia)\b|电压|插头|美国能用|英国能用|日本能用|国外能用|出国能用",
          r"\d\s?v\b|volt|\bplug|电压|插头"),
         ("temperature", r"temperature|\btemp\b|°|温度|调温|保温|多少度|几度|水温",
          r"temperature|°c|°|温度|保温|水温"),
         ("capacity", r"capacity|\bml\b|litre|liter|how much (does it|can it) hold|容量|毫升",
          r"\d\s?ml\b|\d\s?l\b|litre|liter|容量|毫升|\d升"),
+        ("duration", r"how long (does|do|should|will|can|to|until|before|for)\b|for how long|多久|多长时间|几分钟|"
+         r"几小时|几个小时",
+         r"\d+\s?(hours?|hrs?|minutes?|mins?|days?|weeks?|months?)\b|\b(one|two|three|four|five|six|eight|ten|twelve|"
+         r"fifteen|twenty|thirty|an?)\s+(hours?|minutes?|days?|weeks?|months?)\b|小时|分钟|\d+\s?(天|周|个月)|数周|"
+         r"[一二两三四五六七八九十]+(天|周|个月)"),
         ("dimensions", r"dimension|how big|how large|how long is|measure|尺寸|多大|多长|多宽",
          r"\d\s?(cm|mm|m)\b|\d+\s?x\s?\d+|厘米|毫米|尺寸|\d米"),
+        ("times", r"how many ([a-z]+ )?(times|charges|infusions|brews|steeps|uses|washes)|how often can|几次|多少次|"
+         r"几泡|多少泡",
+         r"\btimes\b|infusions?|\d+\s?次|[一二两三四五六七八九十]+次|[一二两三四五六七八九十]+泡|泡以上"),
+        ("compatibility", r"\b(works?|working)\s+(with|on)\b|compatib|\bconnects? to\b|\bpair with\b|兼容|适配|能连|"
+         r"连得上", r"$^"),  # the evidence is what the question names (`_OBJECT_ASPECTS`)
+        ("fits_inside", r"\bwill (my|a|an|the)\b.{1,30}\bfit\b|\bfit (in|into|inside)\b|\bhold (a|my)\b|装得下|放得下|"
+         r"装下|放进|能放下", r"$^"),
         ("caffeine", r"caffeine|咖啡因", r"caffeine|咖啡因"),
-        ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|what age|\bages?\b|how old|小孩|儿童|孩子|婴|宝宝|"
-         r"几岁|多大的孩子|年龄",
+        ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|what age|\bages?\b|how old|\d+\s?(-\s?)?(years?|yrs?)"
+         r"[- ]old|\byo\b|小孩|儿童|孩子|婴|宝宝|几岁|岁|多大的孩子|年龄",
          r"\bkids?\b|child|bab(y|ies)|\bages?\b|\d\+|儿童|孩子|岁|婴|宝宝"),
         ("fit", r"\bruns? (small|large|big)|true to size|size (up|down)|sizing|\bfits? (small|large|big|tight|snug)|"
          r"偏小|偏大|尺码准|码数准|尺码标准|正码|选大一码|选小一码|偏紧|偏松",
@@ -94,6 +112,25 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ("colourfast", r"fade|colou?r ?fast|掉色|褪色", r"fade|colou?r ?fast|掉色|褪色"),
     )
 }
+# A quantity the question states ("my 17 inch laptop", "5ghz wifi", "110V"): the listing's figures in the same unit
+# answer it (the shopper compares them); a unit the listing never states is not known.
+UNITS: dict[str, tuple[str, str]] = {
+    name: (asked, rf"\d(?:[\d.,]*)\s?(?:-\s?)?(?:{evidence})") for name, asked, evidence in (
+        ("frequency", r"ghz|mhz", r"ghz|mhz"),
+        ("inch", r"inch(?:es)?|\"|英寸|寸", r"inch(?:es)?(?![a-z])|\"|英寸|寸"),
+        ("volt", r"v(?![a-z])|volts?(?![a-z])|伏", r"v(?![a-z])|volts?(?![a-z])|伏"),
+        ("watt", r"w(?![a-z])|watts?(?![a-z])|瓦", r"w(?![a-z])|watts?(?![a-z])|瓦"),
+        ("charge", r"mah(?![a-z])|wh(?![a-z])|毫安", r"mah(?![a-z])|wh(?![a-z])|毫安"),
+        ("length", *[r"(?:cm|mm|m|metres?|meters?)(?![a-z])|厘米|毫米|米"] * 2),
+        ("volume", *[r"(?:ml|l|litres?|liters?)(?![a-z])|毫升|升"] * 2),
+    )
+}
+_QUANTITY = re.compile(r"\d+(?:\.\d+)?\s?(?:-\s?)?(" + "|".join(a for a, _ in UNITS.values()) + ")", re.IGNORECASE)
+# Aspects whose answer must name what the question names ("work with a mac?", "will my laptop fit?"): the
+# listing answers only when a sentence names all of it; "works with Alexa" does not answer "works with HomeKit?".
+_OBJECT_ASPECTS = {"compatibility": r"works?|working|compatib\w*|connects?|pair|fit|hold|兼容|适配|能连|连得上|装得下|"
+                                    r"放得下|装下|放进|能放下",
+                   "fits_inside": r"fit|hold|装得下|放得下|装下|放进|能放下"}
 STOCK_ASKED = re.compile(r"in stock|available|still have|sold out|有货|还有|现货|缺货|库存", re.IGNORECASE)
 PRICE_ASKED = re.compile(r"how much (is|are|does it cost)|\bprice|\bcost|多少钱|价格|什么价|价钱", re.IGNORECASE)
 WEIGHT_ASKED = re.compile(r"weigh|how heavy|\bheavy\b|多重|重量|重不重|有多重", re.IGNORECASE)
@@ -232,8 +269,19 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
                                  asked_value=value)
         # No colour among its options: the title or description may still name one, so the listing does not say.
         return ProductAnswer(False, "option", asked_value=value)
+    quantity = _QUANTITY.search(question)
+    # "will my 17 inch laptop fit?": the listing's figures in inches
+    if quantity is not None and not STOCK_ASKED.search(question) and not PRICE_ASKED.search(question):
+        unit = next(name for name, (asked, _) in UNITS.items()
+                    if re.fullmatch(asked, quantity.group(1), re.IGNORECASE))
+        cited = _find(sheet, re.compile(UNITS[unit][1], re.IGNORECASE), language)
+        cited = [c for c in cited if c.field != "title"] or cited
+        if cited:
+            return ProductAnswer(True, f"quantity.{unit}", tuple(cited[:2]))
     for name, (asked, evidence) in ASPECTS.items():
         if asked.search(question):
+            if name in _OBJECT_ASPECTS:
+                return _names_the_object(sheet, question, name, language=language, naming=naming)
             cited = _find(sheet, evidence, language)
             return ProductAnswer(bool(cited), name, tuple(cited[:2]))
     if OPTIONS_ASKED.search(question):
@@ -259,10 +307,42 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
         if texts:
             return ProductAnswer(True, "about", (Citation("description", " ".join(_sentences(texts[0][1])[:2])),))
         return ProductAnswer(False, "about")
-    evidence = re.compile("|".join(re.escape(w) if _CJK.search(w) else rf"\b{re.escape(w.rstrip('s'))}"
+    # A word's stem, also negated or prefixed in the listing: "glazed" is answered by "unglazed", "shrink" by
+    # "pre-shrunk" (an aspect), "scented" by "unscented".
+    evidence = re.compile("|".join(re.escape(w) if _CJK.search(w) else rf"\b(?:un|non-?|pre-?)?{re.escape(_stem(w))}"
                                    for w in words), re.IGNORECASE)
     cited = _find(sheet, evidence, language)
     return ProductAnswer(bool(cited), "other", tuple(cited[:2]))
+
+
+def _names_the_object(sheet: ProductSheet, question: str, aspect: str, *, language: str,
+                      naming: tuple[str, ...]) -> ProductAnswer:
+    """A compatibility or fit question answered only by a sentence naming every thing the question names ("a mac",
+    "apple homekit", "wifi"); figures were compared by unit before. Hyphens do not count ("wifi" = "Wi-Fi")."""
+    verbs = re.compile(rf"^(?:{_OBJECT_ASPECTS[aspect]})$", re.IGNORECASE)
+    # Words naming the product by its title are not what it must work with; a tag ("alexa") may be.
+    own = " ".join([*sheet.title.values(), sheet.slug.replace("-", " ")]).lower()
+    naming = tuple(w for w in naming if w.lower() in own)
+    objects = [w.replace("-", "") for w in _asked_words(question, naming)
+               if not verbs.match(w) and not _QUANTITY.fullmatch(w) and not w.isdigit() and not re.match(r"^\d", w)]
+    if not objects:
+        return ProductAnswer(False, aspect)
+    patterns = [re.compile(re.escape(w) if _CJK.search(w) else rf"\b{re.escape(w.rstrip('s'))}(?:s|es)?\b",
+                           re.IGNORECASE) for w in objects]
+    for field_name, texts in (("description", sheet.description), ("title", sheet.title)):
+        for _, text in _texts_in_order(texts, language):
+            sentences = [s for s in _sentences(text) if all(p.search(s.replace("-", "")) for p in patterns)]
+            if sentences:
+                return ProductAnswer(True, aspect, (Citation(field_name, " ".join(sentences[:2])),))
+    return ProductAnswer(False, aspect)
+
+
+def _stem(word: str) -> str:
+    """An English word less a plural or past/progressive ending, when a stem of four letters or more is left."""
+    for ending in ("ing", "ed", "es", "s"):
+        if word.endswith(ending) and len(word) - len(ending) >= 4:
+            return word[: -len(ending)]
+    return word
 
 
 def _same_option(value: str, asked: str) -> bool:
@@ -292,23 +372,44 @@ def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
     """Whether the message is a question about a product's facts that the product question skill should answer,
     whatever an unsure classifier said (faq, fallback, out of scope, or a search naming no product): phrased as a
     question, it asks about something a listing can say (an aspect, options, a size or colour, stock, price,
-    weight) or refers to the product in view ("is it ...", "这个..."), and the product is in view or named by a
-    product name the extractor knows (not any stretch of catalog words)."""
+    weight) or refers to the product in view ("is it ...", "这个..."), and the product is in view or named: by a
+    product name the extractor knows, or by a longer stretch of catalog words once the asked words are out of it
+    ("帆布包防水不": 帆布包), with what is asked outside the name."""
     text = parsed.text
     if not QUESTION_SHAPED.search(text):
         return False
-    named = any(e.entity == "product" and e.to_rasa().get("extractor") != CATALOG_EXTRACTOR
-                and not any(asked.search(str(e.value)) for asked, _ in ASPECTS.values()) for e in parsed.entities)
-    if parsed.intent == "product_search" and (named or not in_view):
-        return False  # "do you have running shoes?": a search, even with something in view
-    aspect = any(asked.search(text) for asked, _ in ASPECTS.values())
+    names: list[tuple[str, bool]] = []  # (the name less asked words, known to the extractor)
+    for e in parsed.entities:
+        if e.entity == "product":
+            value = str(e.value)
+            name = name_without_aspects(value) if any(a.search(value) for a, _ in ASPECTS.values()) else value
+            if name:
+                names.append((name, e.to_rasa().get("extractor") != CATALOG_EXTRACTOR))
+    rest = text
+    for name, _ in names:
+        rest = rest.replace(name, " ")
+    asked_outside = any(asked.search(rest) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(rest))
+    named = any(known for _, known in names) or any(
+        len(name) >= (3 if _CJK.search(name) else 4) for name, _ in names)
     if not in_view:
-        # Named, not in view: only a property question ("is the wok dishwasher safe?"); "do you have a red hoodie
-        # in large?" is a search.
-        return named and aspect and not LOOKING_FOR.search(text)
+        # Named, not in view: only a property question ("is the wok dishwasher safe?", "茉莉龙珠能泡几次", even if
+        # the classifier said search); "do you have a red hoodie in large?", "有防水的背包吗" are searches.
+        return named and asked_outside and not LOOKING_FOR.search(text)
+    if parsed.intent == "product_search" and any(known for _, known in names):
+        return False  # "do you have running shoes?": a search, even with something in view
+    aspect = any(asked.search(text) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(text))
     return (aspect or any(pattern.search(text) for pattern in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
             or bool(parsed.entity_values("size")) or bool(parsed.entity_values("colour"))
             or bool(REFERS_TO_VIEW.search(text)))
+
+
+def name_without_aspects(value: str) -> str:
+    """A product name as the extractor found it, less the words a question asks with: catalog vocabulary runs on
+    through "收纳袋防水" (防水 is in some title too), and the name is "收纳袋". Empty when nothing names a product."""
+    for asked, _ in ASPECTS.values():
+        value = asked.sub(" ", value)
+    value = re.sub(r"\s+", " ", value).strip(" 的")
+    return value if len(value) >= (2 if _CJK.search(value) else 3) else ""
 
 
 def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
@@ -323,8 +424,12 @@ def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
         span = entity.to_rasa()
         if not loose and span.get("extractor") == CATALOG_EXTRACTOR:
             continue
-        if entity.entity == "product" and not any(asked.search(str(entity.value)) for asked, _ in ASPECTS.values()):
+        if entity.entity != "product":
+            continue
+        if not any(asked.search(str(entity.value)) for asked, _ in ASPECTS.values()):
             words += [str(entity.value), turn.text[span["start"]:span["end"]]]
+        elif name := name_without_aspects(str(entity.value)):
+            words.append(name)
     return list(dict.fromkeys(words))
 
 
@@ -357,6 +462,16 @@ async def product_in_question(turn: Turn) -> Product | None:
     return None
 
 
+def shown_value(value: str, language: str) -> str:
+    """An option value in the shopper's language when the colour vocabulary has it ("black" -> "黑色"); the
+    catalog's own word otherwise."""
+    if language == "en":
+        return value
+    names = [word for word, canonical in COLOURS.items() if canonical == value.lower() and word != canonical
+             and (_CJK.search(word) is not None) == (language in ("zh", "ja"))]
+    return names[0] if names and language == "zh" else value
+
+
 def _field_name(turn: Turn, citation: Citation) -> str:
     head, _, attribute = citation.field.partition(".")
     if head == "variants" and attribute:
@@ -386,14 +501,16 @@ async def answer_question(turn: Turn) -> None:
         return
     if found.aspect == "option" and found.offered:
         key = "qa.option_yes" if found.citations[-1].quote == "in stock" else "qa.option_sold_out"
-        turn.say(key, title=title, value=found.asked_value, field=_field_name(turn, found.citations[0]),
+        turn.say(key, title=title, value=shown_value(found.asked_value or "", turn.locale),
+                 field=_field_name(turn, found.citations[0]),
                  custom=custom, buttons=[details])
         return
     if found.aspect == "one_size":
         turn.say("qa.one_size", title=title, value=found.asked_value, custom=custom, buttons=[details])
         return
     if found.aspect == "option":
-        turn.say("qa.option_no", title=title, value=found.asked_value, values=", ".join(found.values),
+        turn.say("qa.option_no", title=title, value=shown_value(found.asked_value or "", turn.locale),
+                 values=", ".join(shown_value(v, turn.locale) for v in found.values),
                  field=_field_name(turn, found.citations[0]), custom=custom, buttons=[details])
         return
     lines = [turn.t("qa.cited", field=_field_name(turn, c), quote=c.quote if c.field != "stock" or c.quote != "sold out"

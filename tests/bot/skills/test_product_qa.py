@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.skills.product_qa import Option, ProductSheet, names_the_product, read_catalog
+from bot.skills.product_qa import (
+    Option,
+    ProductSheet,
+    asks_about_a_product,
+    name_without_aspects,
+    names_the_product,
+    read_catalog,
+    shown_value,
+)
+from nlu.service import CATALOG_EXTRACTOR
 
 CATALOG = json.loads((Path(__file__).resolve().parents[3] / "api" / "demo" / "catalog.json").read_text("utf-8"))
 
@@ -130,3 +141,113 @@ def test_a_catalog_word_names_the_product_only_when_it_is_that_products_word() -
     # Asked of the lip balm with "防晒" taken as naming nothing here, the listing does not say: not its description.
     answer = read_catalog(balm, "含防晒吗", language="zh", naming=())
     assert (answer.known, answer.citations) == (False, ())
+
+
+# ---------------------------------------------------------------- categories found by the blind set (issue 25)
+
+@pytest.mark.parametrize(("slug", "question", "language", "aspect", "quoted"), [
+    # A figure with a unit is answered by the listing's figures in that unit; the shopper compares them.
+    ("heavy-canvas-tote-bag", "would a 15 inch macbook go in there?", "en", "quantity.inch", "14-inch"),
+    ("braided-usb-c-cable", "can it charge a 65W laptop", "en", "quantity.watt", "100 W"),
+    ("rolltop-waterproof-backpack", "15寸的电脑放得下吗", "zh", "quantity.inch", "16英寸"),
+    # Compatibility: a sentence naming what it must work with; "alexa" is one of its tags, still the object.
+    ("wifi-smart-plug", "does it work with google home", "en", "compatibility", "Google Home"),
+    ("wifi-smart-plug", "兼容Alexa吗", "zh", "compatibility", "Alexa"),
+    # How long, how many times, water contact, shrinking, a negated form of the asked word.
+    ("gooseneck-electric-kettle", "how long does it keep the water hot", "en", "duration", "an hour"),
+    ("mechanical-keyboard-75", "充一次电能用多长时间", "zh", "duration", "数周"),
+    ("anxi-tieguanyin-oolong", "how many times can i brew it", "en", "times", "six or more"),
+    ("eva-slide-sandals", "can i wear them in the shower", "en", "waterproof", "Waterproof"),
+    ("eva-slide-sandals", "能穿着下水吗", "zh", "waterproof", "防水"),
+    ("heavyweight-cotton-hoodie", "洗了会缩水吗", "zh", "shrink", "预缩水"),
+    ("daily-sunscreen-spf50", "is it greasy", "en", "other", "non-greasy"),
+])
+def test_blind_categories_are_answered_from_the_sentence_that_says_it(slug: str, question: str, language: str,
+                                                                      aspect: str, quoted: str) -> None:
+    answer = read_catalog(sheet(slug), question, language=language, naming=("alexa",))
+    assert (answer.known, answer.aspect) == (True, aspect)
+    assert answer.citations[0].field == "description"
+    assert quoted in answer.citations[0].quote
+
+
+@pytest.mark.parametrize(("slug", "question", "language", "aspect"), [
+    # "Works with Alexa, Google Home and Matter" does not answer SmartThings, HomeKit or an iPad.
+    ("wifi-smart-plug", "is it compatible with samsung smartthings?", "en", "compatibility"),
+    ("mechanical-keyboard-75", "does it work with an ipad", "en", "compatibility"),
+    ("magnetic-wireless-charger", "兼容安卓手机吗", "zh", "compatibility"),
+    ("organic-cotton-tee-3-pack", "do they shrink?", "en", "shrink"),  # "keeps its shape" is not about shrinking
+    ("ripe-pu-erh-tea-cake-357", "how long should i steep it?", "en", "duration"),
+    ("fuding-white-peony-tea", "能泡几次", "zh", "times"),
+    ("heavy-canvas-tote-bag", "ok to take to the pool?", "en", "waterproof"),
+])
+def test_blind_categories_are_refused_when_the_listing_does_not_say(slug: str, question: str, language: str,
+                                                                    aspect: str) -> None:
+    answer = read_catalog(sheet(slug), question, language=language)
+    assert (answer.known, answer.aspect, answer.citations) == (False, aspect, ())
+
+
+def test_a_unit_the_listing_never_states_falls_back_to_what_is_asked() -> None:
+    # No millimetres in the speaker's listing: not answered with another figure, and "driver" is not there either.
+    answer = read_catalog(sheet("waterproof-bluetooth-speaker"), "does it have a 40 mm driver?", language="en")
+    assert (answer.known, answer.citations) == (False, ())
+    # A stock question with a figure is still a stock question.
+    cable = read_catalog(sheet("braided-usb-c-cable"), "is the 2 m one in stock?", language="en")
+    assert cable.aspect == "stock"
+
+
+def test_option_values_are_shown_in_the_shoppers_language_when_the_vocabulary_has_them() -> None:
+    assert shown_value("black", "zh") == "黑色"
+    assert shown_value("brown", "zh") == "棕色"
+    assert shown_value("black", "en") == "black"
+    assert shown_value("racing green", "zh") == "racing green"  # the catalog's own words, not a guess
+
+
+def test_a_catalog_name_run_on_into_the_asked_word_is_cut_back_to_the_name() -> None:
+    assert name_without_aspects("收纳袋防水") == "收纳袋"
+    assert name_without_aspects("防水") == ""
+    assert name_without_aspects("waterproof backpack") == "backpack"
+
+
+@dataclass(frozen=True)
+class _Entity:
+    entity: str
+    value: str
+    extractor: str
+
+    def to_rasa(self) -> dict[str, Any]:
+        return {"entity": self.entity, "value": self.value, "extractor": self.extractor}
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    text: str
+    intent: str
+    entities: tuple[_Entity, ...] = ()
+    confidence: float = 0.8
+    language: str = "en"
+
+    def entity_values(self, entity: str) -> list[Any]:
+        return [e.value for e in self.entities if e.entity == entity]
+
+
+@pytest.mark.parametrize(("text", "intent", "entities", "in_view", "expected"), [
+    # Named by catalog words that run on into the asked word, read as a search: a question about that product.
+    ("双肩包防水不", "product_search", (("双肩包防水", CATALOG_EXTRACTOR),), False, True),
+    ("how many times can i brew the tieguanyin", "product_search", (("tieguanyin", "LookupEntityExtractor"),),
+     False, True),
+    # Looking for products, not asking about one.
+    ("有防水的双肩包吗", "product_search", (("防水的双肩包", CATALOG_EXTRACTOR),), False, False),
+    ("is there a waterproof backpack?", "product_search", (("backpack", "LookupEntityExtractor"),), False, False),
+    ("do you have waterproof jackets?", "product_search", (("jackets", "LookupEntityExtractor"),), True, False),
+    # An alternative question about the product in view, read as a FAQ.
+    ("鞋码是偏大还是偏小", "faq", (), True, True),
+    # A figure or a compatibility question about the product in view, whatever the classifier guessed.
+    ("would a 15 inch macbook go in there", "out_of_scope", (), True, True),
+    ("works with google home?", "nlu_fallback", (), True, True),
+    # Two catalog characters are not a name: "带上" shares a bigram with some title.
+    ("可以带上飞机吗", "faq", (("带上", CATALOG_EXTRACTOR),), False, False),
+])
+def test_which_messages_are_questions_about_a_product(text: str, intent: str, entities: tuple[tuple[str, str], ...],
+                                                      in_view: bool, expected: bool) -> None:
+    parsed = _Parsed(text, intent, tuple(_Entity("product", value, extractor) for value, extractor in entities))
+    assert asks_about_a_product(parsed, in_view=in_view) is expected  # type: ignore[arg-type]
