@@ -77,10 +77,14 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def open_store(browser: Browser, url: str, *, width: int = 1280, height: int = 800,
-                     inject: bool = False) -> Page:
+                     inject: bool = False, console: list[str] | None = None) -> Page:
     # `inject`: the CSP refuses every script but ours; axe-core is added by the test through that bypass only.
+    # `console`: collects the page's and its frames' console messages from before the first byte is loaded (the
+    # chat's socket may speak while the page is still loading).
     context = await browser.new_context(viewport={"width": width, "height": height}, bypass_csp=inject)
     page = await context.new_page()
+    if console is not None:
+        page.on("console", lambda message: console.append(message.text))
     await page.goto(url)
     await expect(launcher(page)).to_be_visible(timeout=30_000)
     return page
@@ -242,9 +246,9 @@ async def test_verified_customer_gets_their_orders_and_a_forged_signature_gets_n
     await page.context.close()
 
     # Someone else claims cust-42 with a forged signature: refused, a fresh anonymous chat, nothing of Mia's.
-    forged = await open_store(browser, f"{stack['store']}/account?customer=cust-42&sig={'0' * 64}")
     refused: list[str] = []
-    forged.on("console", lambda message: refused.append(message.text))
+    forged = await open_store(browser, f"{stack['store']}/account?customer=cust-42&sig={'0' * 64}",
+                              console=refused)
     frame = await open_chat(forged)
     await forged.wait_for_timeout(1500)
     await expect(frame.locator("#identity")).to_be_hidden()

@@ -2,13 +2,15 @@
 the day the rates are from."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -20,6 +22,7 @@ from commerce.channels import service as channels
 from commerce.inventory import service as inventory
 from kit.clock import clock
 from kit.db import Database
+from kit.settings import Settings
 from tests.commerce.cross_border.conftest import ON, make_cross_border_shop
 from tests.localstripe_server import command as localstripe_command
 
@@ -91,3 +94,42 @@ def signed(event: dict[str, object], secret: str = WEBHOOK_SECRET, at: int | Non
     stamp = at if at is not None else int(time.time())
     mac = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
     return body, f"t={stamp},v1={mac}"
+
+
+@contextlib.asynccontextmanager
+async def stripe_losing_first(localstripe: str, request_line: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """localstripe behind a proxy that loses the answer to the first `request_line` ("POST /v1/refunds"): Stripe
+    does it, the caller times out. Yields the proxy's base URL and every request's "METHOD /path" seen so far."""
+    import aiohttp
+    from aiohttp import web
+
+    from tests.http import start_aiohttp
+
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        line = f"{request.method} {request.path}"
+        seen.append(line)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with aiohttp.ClientSession() as upstream, upstream.request(
+                request.method, f"{localstripe}{request.path_qs}", data=body, headers=headers) as answer:
+            payload, status, kind = await answer.read(), answer.status, answer.content_type
+        if line == request_line and seen.count(request_line) == 1:
+            await asyncio.sleep(5)  # done at Stripe, the answer never arrives in time
+        return web.Response(body=payload, status=status, content_type=kind)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner, port = await start_aiohttp(app)
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+def stripe_settings(localstripe: str) -> Settings:
+    """The app's settings for a shop that takes Stripe payments through the tests' localstripe."""
+    return Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
+                    payments={"stripe_secret_key": "sk_test_local", "stripe_webhook_secret": WEBHOOK_SECRET,
+                              "stripe_api_base": localstripe, "public_url": "https://shop.example"})

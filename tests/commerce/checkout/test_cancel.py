@@ -27,7 +27,7 @@ from kit.db import Database
 from kit.outbox import OutboxEvent
 from kit.settings import Settings
 from tests.api.test_backoffice import make_account, signed_in
-from tests.commerce.checkout.conftest import WEBHOOK_SECRET, signed
+from tests.commerce.checkout.conftest import signed, stripe_losing_first, stripe_settings
 from tests.commerce.checkout.test_backoffice_orders import wire_order
 from tests.commerce.checkout.test_payments import event, open_at_stripe, pay_at_stripe, place, post_event, stripe_client
 from tests.commerce.checkout.test_refunds import on_hand, paid_order
@@ -36,9 +36,7 @@ from tests.http import app_client
 
 @pytest.fixture
 def settings(localstripe: str) -> Settings:
-    return Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
-                    payments={"stripe_secret_key": "sk_test_local", "stripe_webhook_secret": WEBHOOK_SECRET,
-                              "stripe_api_base": localstripe, "public_url": "https://shop.example"})
+    return stripe_settings(localstripe)
 
 
 @pytest.fixture
@@ -108,7 +106,7 @@ async def test_stripe_down_leaves_the_paid_order_as_it_was(shop: Database, clien
             await payments.cancel_order(session, order_id=order.id, providers=lambda name: down)
     async with shop.sessions() as session:
         kept, _, refunds = await payments.payment_state(session, order_id=order.id)
-    assert (kept.status, kept.amount_refunded, refunds) == ("paid", 0, [])  # nothing half-done
+    assert (kept.status, kept.amount_refunded, refunds) == ("paid", Decimal(0), [])  # nothing half-done
     assert await on_hand(shop, "TEE-1") == 3
     assert await cancelled_events(shop, order.id) == []
     async with shop.unit_of_work() as session:  # Stripe is back: "try again" works, once
@@ -229,35 +227,9 @@ async def test_back_office_cancel_of_a_paid_transfer_owes_the_refund(shop: Datab
 
 @pytest.fixture
 async def lossy_refunds(localstripe: str) -> AsyncIterator[tuple[str, list[str]]]:
-    """localstripe behind a proxy that loses the answer to the first "create refund": Stripe refunds, the caller
-    times out and rolls back."""
-    import asyncio
-
-    import aiohttp
-    from aiohttp import web
-
-    from tests.http import start_aiohttp
-
-    seen: list[str] = []
-
-    async def forward(request: web.Request) -> web.Response:
-        seen.append(f"{request.method} {request.path}")
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with aiohttp.ClientSession() as upstream, upstream.request(
-                request.method, f"{localstripe}{request.path_qs}", data=body, headers=headers) as answer:
-            payload, status, kind = await answer.read(), answer.status, answer.content_type
-        if request.method == "POST" and request.path == "/v1/refunds" and seen.count("POST /v1/refunds") == 1:
-            await asyncio.sleep(5)  # refunded at Stripe, the answer never arrives in time
-        return web.Response(body=payload, status=status, content_type=kind)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner, port = await start_aiohttp(app)
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    """The answer to the first "create refund" is lost: Stripe refunds, the caller times out and rolls back."""
+    async with stripe_losing_first(localstripe, "POST /v1/refunds") as proxy:
+        yield proxy
 
 
 async def test_a_refund_whose_answer_was_lost_is_not_made_twice(shop: Database, client: httpx.AsyncClient,

@@ -27,7 +27,7 @@ from commerce.payments.schemas import PaymentMethodIn
 from kit.clock import clock
 from kit.db import Database
 from kit.settings import Settings
-from tests.commerce.checkout.conftest import NOW, WEBHOOK_SECRET, signed
+from tests.commerce.checkout.conftest import NOW, signed, stripe_settings
 from tests.http import app_client
 
 
@@ -45,9 +45,7 @@ async def place(db: Database, *, sku: str = "TEA-1", quantity: int = 2, country:
 
 @pytest.fixture
 def settings(localstripe: str) -> Settings:
-    return Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
-                    payments={"stripe_secret_key": "sk_test_local", "stripe_webhook_secret": WEBHOOK_SECRET,
-                              "stripe_api_base": localstripe, "public_url": "https://shop.example"})
+    return stripe_settings(localstripe)
 
 
 @pytest.fixture

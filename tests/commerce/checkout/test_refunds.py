@@ -34,7 +34,7 @@ from kit.db import Database
 from kit.errors import InvalidInput
 from kit.outbox import OutboxEvent
 from kit.settings import Settings
-from tests.commerce.checkout.conftest import NOW, WEBHOOK_SECRET, signed
+from tests.commerce.checkout.conftest import NOW, WEBHOOK_SECRET, signed, stripe_losing_first, stripe_settings
 from tests.http import app_client, start_aiohttp
 
 BANK = OfflineProvider("bank_transfer")
@@ -305,40 +305,14 @@ async def test_a_payment_opened_at_stripe_but_never_recorded_is_still_paid(
 
 @pytest.fixture
 def settings(localstripe: str) -> Settings:
-    return Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"},
-                    payments={"stripe_secret_key": "sk_test_local", "stripe_webhook_secret": WEBHOOK_SECRET,
-                              "stripe_api_base": localstripe, "public_url": "https://shop.example"})
+    return stripe_settings(localstripe)
 
 
 @pytest.fixture
 async def lossy_stripe(localstripe: str) -> AsyncIterator[tuple[str, list[str]]]:
-    """localstripe behind a proxy that loses the answer to the first "create payment intent": the intent is made,
-    the caller times out. Every request's method and path is recorded."""
-    import asyncio
-
-    import aiohttp
-
-    seen: list[str] = []
-
-    async def forward(request: web.Request) -> web.Response:
-        seen.append(f"{request.method} {request.path}")
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with aiohttp.ClientSession() as upstream, upstream.request(
-                request.method, f"{localstripe}{request.path_qs}", data=body, headers=headers) as answer:
-            payload = await answer.read()
-            status, kind = answer.status, answer.content_type
-        if seen.count("POST /v1/payment_intents") == 1 and request.method == "POST":
-            await asyncio.sleep(5)  # made at Stripe, the answer never arrives in time
-        return web.Response(body=payload, status=status, content_type=kind)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner, port = await start_aiohttp(app)
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    """The answer to the first "create payment intent" is lost: the intent is made, the caller times out."""
+    async with stripe_losing_first(localstripe, "POST /v1/payment_intents") as proxy:
+        yield proxy
 
 
 async def test_a_create_whose_answer_was_lost_reuses_the_intent_stripe_made(
