@@ -63,3 +63,42 @@ async def test_the_validation_action_runs_at_activation_and_its_requested_slot_i
     assert chat.tracker.get_slot("dedication") == "Happy birthday"
     assert chat.tracker.get_slot("requested_slot") == "cake_flavour"
     assert replies[-1] == "Which flavour would you like?"
+
+
+async def test_a_form_activated_inside_another_fills_its_slots_from_the_activating_message(project_copy: Path) -> None:
+    # Rasa 3.6.21's FormAction.activate runs action_extract_slots again with the new form active (not rejected) and
+    # requested_slot still the old form's: a mapping conditioned on (new form, that slot) takes the message that
+    # switched (financial-demo: the /affirm to "switch forms?" answers the new form's AA_CONTINUE_FORM)
+    domain = project_copy / "domain.yml"
+    text = domain.read_text(encoding="utf-8").replace("  - validate_cake_form\n", "")
+    text = text.replace("slots:\n", """slots:
+  rush:
+    type: bool
+    influence_conversation: false
+    mappings:
+    - type: from_intent
+      intent: affirm
+      value: true
+      conditions:
+      - active_loop: rush_form
+        requested_slot: cake_flavour
+""", 1).replace("forms:\n", "forms:\n  rush_form:\n    required_slots:\n    - rush\n", 1)
+    text = text.replace("responses:\n", "responses:\n  utter_ask_rush:\n  - text: \"In a rush?\"\n", 1)
+    domain.write_text(text, encoding="utf-8")
+    (project_copy / "data" / "rules.yml").write_text(
+        (project_copy / "data" / "rules.yml").read_text(encoding="utf-8") + """
+- rule: Rush order inside the cake form
+  condition:
+  - active_loop: cake_form
+  steps:
+  - intent: affirm
+  - action: rush_form
+  - active_loop: rush_form
+""", encoding="utf-8")
+    chat = Chat(Assistant(load_project(read_project_folder(project_copy))))
+    await chat.say("/order_cake")
+    assert chat.tracker.get_slot("requested_slot") == "cake_flavour"
+    replies = await chat.say("/affirm")
+    assert chat.tracker.get_slot("rush") is True
+    assert "In a rush?" not in replies
+    assert chat.tracker.active_loop != "rush_form"
