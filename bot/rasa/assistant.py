@@ -476,8 +476,12 @@ class Assistant:
         activating = tracker.active_loop != name
         after_user = tracker.latest_action_name == LISTEN
         candidates: dict[str, Any] = {}
+        requested = tracker.get_slot(REQUESTED_SLOT) if not activating else None
+        # Rasa's _get_slot_extractions: the form's required slots plus the slot it asked for (a validation
+        # action may ask for one the form does not list)
+        wanted = {*form.required_slots, *([str(requested)] if requested else [])}
         for item in tracker.events_since_last_user() if after_user else []:
-            if item.get("event") == "slot" and item.get("name") in form.required_slots:
+            if item.get("event") == "slot" and item.get("name") in wanted:
                 candidates[str(item["name"])] = item.get("value")
         if activating:
             intent = tracker.latest_intent
@@ -487,28 +491,53 @@ class Assistant:
                             _conditions_hold(mapping, name, None):
                         candidates[slot_name] = mapping.get("value")
                         break
-        elif after_user:
-            requested = tracker.get_slot(REQUESTED_SLOT)
-            if tracker.latest_intent in form.ignored_intents or (requested not in candidates and not candidates):
+        validator = f"validate_{name}"
+        has_validator = validator in self.domain.actions
+        if after_user and not activating:
+            if tracker.latest_intent in form.ignored_intents or (not has_validator and not candidates):
                 tracker.events.append(event("action_execution_rejected", name=name, policy=policy))
                 return True
+        start = len(tracker.events)
         tracker.events.append(action_event(name, policy=policy))
         if activating:
             tracker.events.append(event("active_loop", name=name))
-        validator = f"validate_{name}"
+            # Rasa 3.6's FormAction.activate: action_extract_slots runs again, now with this form active (not
+            # rejected; requested_slot still the one asked before, e.g. by the form switched from), and every
+            # required slot then set is validated as prefilled
+            await self._extract_slots(tracker, context)
+            for slot_name in form.required_slots:
+                value = tracker.get_slot(slot_name)
+                if value is not None and slot_name not in candidates:
+                    candidates[slot_name] = value
         validation: list[dict[str, Any]] = []
-        if candidates and validator in self.domain.actions:
+        if has_validator:
+            # Rasa 3.6's FormAction calls validate_<form> on every run, with nothing to validate too (at activation,
+            # and back in the form after a digression): its own logic (slots it sets, requested_slot) counts
             probe = Tracker(tracker.sender_id, self.domain,
                             [*tracker.events, *(slot_event(k, v) for k, v in candidates.items())])
             try:
                 events, responses = await self._call_custom(validator, probe, context)
             except ActionRejected:
                 events, responses = [slot_event(k, v) for k, v in candidates.items()], []
+            failed = any(e.get("event") == "bot" and (e.get("metadata") or {}).get("utter_action") ==
+                         "utter_action_failed" for e in events)
+            if failed and not candidates:
+                events, responses = [], []  # nothing to validate: a validation action out of reach changes nothing
+            named = {e.get("name") for e in events if e.get("event") == "slot"}
+            events = [*events, *(slot_event(k, v) for k, v in candidates.items() if k not in named)]
+            user_rejected = any(e.get("event") == "action_execution_rejected" for e in events)
+            validated = any(e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in events)
+            if after_user and not activating and requested and not validated and not user_rejected:
+                # FormAction.validate: the slot asked for, nothing extracted or validated -> the form rejects
+                del tracker.events[start:]
+                tracker.events.append(event("action_execution_rejected", name=name, policy=policy))
+                return True
             self._apply(tracker, events, responses, validator)
             validation = events
-            if any(e.get("event") == "bot" and (e.get("metadata") or {}).get("utter_action") == "utter_action_failed"
-                   for e in events):
+            if failed and candidates:
                 return False
+            if user_rejected:
+                return True  # the validation action rejected the form itself: no slot is asked for
         else:
             for slot_name, value in candidates.items():
                 if tracker.get_slot(slot_name) != value:
@@ -522,7 +551,8 @@ class Assistant:
             # the validation action stopped the form early with requested_slot None (Rasa's FormAction.is_done)
             tracker.events.extend([event("active_loop", name=None), slot_event(REQUESTED_SLOT, None)])
             return True
-        missing = next((s for s in form.required_slots if tracker.get_slot(s) is None), None)
+        asked = last_request.get("value") if last_request is not None else None
+        missing = str(asked) if asked else next((s for s in form.required_slots if tracker.get_slot(s) is None), None)
         if missing is None:
             tracker.events.extend([event("active_loop", name=None), slot_event(REQUESTED_SLOT, None)])
             return True
