@@ -409,11 +409,16 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
     elif payment.amount_refunded == payment.amount and "refunded" in TRANSITIONS[order.status]:
         await transition_order(session, order_id=order.id, to_status="refunded", note=reason)
     else:  # the status stays: the shopper is told of the refund itself
-        await enqueue(session, topic=REFUNDED_TOPIC, idempotency_key=f"order-refund:{row.id}",
-                      payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
-                               "from_status": order.status, "status": "refund", "refund_id": row.id,
-                               "amount": str(wanted), "currency": payment.currency})
+        await _tell_refund(session, order, row)
     return row, True
+
+
+async def _tell_refund(session: AsyncSession, order: Order, row: PaymentRefund, **extra: str) -> None:
+    """The shopper's "refunded" message for `row` (outbox, once per refund)."""
+    await enqueue(session, topic=REFUNDED_TOPIC, idempotency_key=f"order-refund:{row.id}",
+                  payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
+                           "from_status": order.status, "status": "refund", "refund_id": row.id,
+                           "amount": str(row.amount), "currency": row.currency, **extra})
 
 
 # Goods still in the shop: cancelling is allowed (TRANSITIONS); after that the refund is a return (refund()).
@@ -439,7 +444,8 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
     if order is None:
         raise OrderNotFound(f"No order {order_id}.")
     key = CANCEL_KEY.format(order_id=order.id)
-    paid = [p for p in await repo.for_order(order.id) if p.status == "succeeded"]
+    payments = await repo.for_order(order.id)
+    paid = [p for p in payments if p.status == "succeeded"]
     if order.status == "cancelled":  # a double click: what the first cancel did
         earlier = await repo.refund_by_key(paid[-1].id, key) if paid else None
         return await get_order(session, order_id=order.id), earlier, False
@@ -457,7 +463,7 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
         if row.status == "owed":
             order.attention = (f"Refund owed: {row.amount} {row.currency} for {payment.provider} payment "
                                f"{payment.reference}; send it by hand and mark it sent.")[:300]
-    for open_payment_row in await repo.for_order(order.id):
+    for open_payment_row in payments:
         if open_payment_row.status in ("pending", "creating"):  # no longer payable (a late payment is flagged)
             open_payment_row.status, open_payment_row.updated_at = "expired", utcnow()
     notice = None
@@ -491,10 +497,7 @@ async def mark_refund_sent(session: AsyncSession, *, order_id: int, refund_id: i
     row.status, row.provider_ref = "done", reference[:200]
     if order.attention and order.attention.startswith("Refund owed"):
         order.attention = None
-    await enqueue(session, topic=REFUNDED_TOPIC, idempotency_key=f"order-refund:{row.id}",
-                  payload={"order_id": order.id, "number": order.number, "external_id": order.external_id,
-                           "from_status": order.status, "status": "refund", "refund_id": row.id,
-                           "amount": str(row.amount), "currency": row.currency, "sent_by": actor})
+    await _tell_refund(session, order, row, sent_by=actor)
     await session.flush()
     return row, True
 
