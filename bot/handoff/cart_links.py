@@ -28,7 +28,7 @@ from bot.handoff.models import Agent, CartLink
 from bot.messages import Button
 from bot.skills.base import cached_rate, shopper_currency
 from commerce.catalog import service as catalog
-from commerce.catalog.errors import UnknownSku
+from commerce.catalog.models import Variant
 from commerce.checkout.service import option_label
 from commerce.inventory.service import available_stock
 from commerce.money import format_money, quantize
@@ -109,22 +109,32 @@ def _locale(conversation: Conversation) -> str:
     return i18n.supported_locale(conversation.locale) or i18n.DEFAULT_LOCALE
 
 
+def problem_of(variant: Variant | None, *, country: str | None, available: int, quantity: int) -> str | None:
+    """Why a line of a cart link cannot be bought now (unknown_sku | not_sold | not_sellable_there | no_stock), or
+    None: the agent's draft and the shopper's press check the same way."""
+    if variant is None:
+        return "unknown_sku"
+    if not (variant.product.active and variant.active):
+        return "not_sold"
+    if not catalog.is_sellable_to(variant.product, country):
+        return "not_sellable_there"
+    if available < quantity:
+        return "no_stock"
+    return None
+
+
 async def _price(session: AsyncSession, conversation: Conversation, lines: list[tuple[str, int]], *,
                  default_currency: str) -> CartLinkDraft:
     locale = _locale(conversation)
     currency = shopper_currency(conversation, default=default_currency)
-    try:
-        variants = await catalog.get_variants(session, skus=[sku for sku, _ in lines])
-    except UnknownSku as error:
-        missing = set(error.extra.get("skus") or [])
-        variants = await catalog.get_variants(session, skus=[sku for sku, _ in lines if sku not in missing]) \
-            if len(missing) < len(lines) else {}
+    variants = await catalog.find_variants(session, skus=[sku for sku, _ in lines])
     stock = await available_stock(session, skus=list(variants))
     rates: dict[tuple[str, str], Decimal | None] = {}
     priced: list[CartLinkLine] = []
     shown_currency = currency
     for sku, quantity in lines:
         variant = variants.get(sku)
+        problem = problem_of(variant, country=conversation.country, available=stock.get(sku, 0), quantity=quantity)
         if variant is None:
             priced.append(CartLinkLine(sku=sku, title=sku, options="", quantity=quantity, unit_price=Decimal(0),
                                        line_total=Decimal(0), line_total_text="", available=0,
@@ -137,13 +147,6 @@ async def _price(session: AsyncSession, conversation: Conversation, lines: list[
             amount, shown = quantize(amount * rate, currency), currency
         else:
             shown_currency = shown  # no fresh rate: the product's own currency, as the bot's cart does
-        problem = None
-        if not (product.active and variant.active):
-            problem = "not_sold"
-        elif not catalog.is_sellable_to(product, conversation.country):
-            problem = "not_sellable_there"
-        elif stock.get(sku, 0) < quantity:
-            problem = "no_stock"
         priced.append(CartLinkLine(sku=sku, title=catalog.localized(product.title, locale),
                                    options=option_label(variant.attributes), quantity=quantity, unit_price=amount,
                                    line_total=amount * quantity,

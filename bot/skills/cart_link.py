@@ -6,8 +6,7 @@ from __future__ import annotations
 from bot.handoff import cart_links
 from bot.skills import cart, checkout
 from bot.skills.base import Press, Skill, Turn
-from commerce.catalog.errors import UnknownSku
-from commerce.catalog.service import get_variant, is_sellable_to
+from commerce.catalog.service import find_variants
 from commerce.inventory.service import available_stock
 
 skill = Skill("cart_link")
@@ -22,23 +21,20 @@ async def open_link(turn: Turn, press: Press) -> None:
         turn.say(f"cart_link.{refused.reason}", buttons=[turn.button("button.view_cart", "cart:view")])
         return
     lines = cart.cart_lines(turn)
-    stock = await available_stock(turn.session, skus=[sku for sku, _ in link.lines])
+    variants = await find_variants(turn.session, skus=[sku for sku, _ in link.lines])
+    stock = await available_stock(turn.session, skus=list(variants))
     put, left_out = 0, []
     for sku, quantity in link.lines:
-        try:
-            variant = await get_variant(turn.session, sku=sku)
-        except UnknownSku:
-            left_out.append(turn.t("cart_link.gone", sku=sku))
-            continue
-        product = variant.product
-        if not (product.active and variant.active):
-            left_out.append(turn.t("cart_link.gone", sku=turn.title(product)))
-        elif not is_sellable_to(product, turn.country):
-            left_out.append(turn.t("cart_link.not_there", title=turn.title(product),
+        variant = variants.get(sku)
+        available = stock.get(sku, 0)
+        problem = cart_links.problem_of(variant, country=turn.country, available=available, quantity=quantity)
+        if variant is None or problem == "not_sold":
+            left_out.append(turn.t("cart_link.gone", sku=turn.title(variant.product) if variant else sku))
+        elif problem == "not_sellable_there":
+            left_out.append(turn.t("cart_link.not_there", title=turn.title(variant.product),
                                    country=turn.country_name(turn.country)))
-        elif stock.get(sku, 0) < quantity:
-            left_out.append(turn.t("cart_link.short", title=turn.title(product),
-                                   available=stock.get(sku, 0)))
+        elif problem == "no_stock":
+            left_out.append(turn.t("cart_link.short", title=turn.title(variant.product), available=available))
         else:
             # Exactly the link's quantity of each line; what else the cart held stays.
             line = next((x for x in lines if x["sku"] == sku), None)
