@@ -63,9 +63,10 @@ class CatalogWords:
             except Exception as exc:
                 # The database is down: keep the words known so far; the turn itself then meets the outage in its
                 # unit of work and answers 503 database_unavailable (the shopper's client resends), not a 500.
-                if database_unavailable_cause(exc, from_database=True) is None:
+                cause = database_unavailable_cause(exc, from_database=True)
+                if cause is None:
                     raise
-                log.warning("catalog words not refreshed: %s", database_unavailable_cause(exc, from_database=True))
+                log.warning("catalog words not refreshed: %s", cause)
                 return False
             self.seen_generation, self.checked_at = generation, checked_at
             return changed

@@ -157,13 +157,6 @@ def facts_of(product: Product) -> ProductFacts:
 COLOUR_ATTRIBUTES = ("colour", "color", "glaze", "finish", "shade")
 
 
-def _attribute(variant: VariantFacts, name: str) -> str:
-    for key in (name, "color" if name == "colour" else name):
-        if key in variant.attributes:
-            return str(variant.attributes[key]).lower()
-    return ""
-
-
 def _colours(variant: VariantFacts) -> str:
     return " / ".join(str(variant.attributes[key]).lower() for key in COLOUR_ATTRIBUTES if key in variant.attributes)
 
@@ -174,7 +167,7 @@ def _variant_fits(variant: VariantFacts, filters: SearchFilters) -> bool:
         return False
     if filters.colour and filters.colour.lower() not in _colours(variant):
         return False
-    return not (filters.size and size_key(filters.size) != size_key(_attribute(variant, "size")))
+    return not (filters.size and size_key(filters.size) != size_key(str(variant.attributes.get("size", ""))))
 
 
 def size_key(size: str) -> str:
