@@ -4,6 +4,7 @@ for a person, never marked paid), refunds through the provider, unpaid orders ex
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ from kit.clock import utcnow
 from kit.db import Database
 from kit.errors import InvalidInput, ShopTalkError
 from kit.outbox import enqueue
+
+log = logging.getLogger(__name__)
 
 REFUNDED_TOPIC = "order.refunded"
 REFUNDABLE = frozenset({"paid", "packed", "fulfilled", "shipped", "delivered", "return_requested"})
@@ -181,19 +184,30 @@ async def _seen_once(session: AsyncSession, *, provider: str, event_id: str, kin
 
 async def record_payment(session: AsyncSession, *, provider: str, event_id: str, reference: str,
                          amount_minor: int, currency: str, succeeded: bool, charge_id: str | None = None,
-                         kind: str = "payment", payment_id: int | None = None) -> str:
+                         kind: str = "payment", payment_id: int | None = None, order_ref: str | None = None) -> str:
     """Apply a provider's word on a payment once. Returns the outcome: paid, duplicate (replay or already paid),
     mismatch (amount/currency differ: flagged for a person), late (the order expired or was cancelled: flagged),
-    failed, ignored (unknown payment)."""
+    failed, ignored (unknown payment), wrong_order (the event names our payment but another order: recorded and
+    logged, nothing applied).
+
+    `payment_id` and `order_ref` (the provider's metadata) adopt a payment opened at the provider whose reference
+    was never recorded, only when both name it, as `StripeProvider.find` matches: payment ids alone repeat across
+    databases sharing a provider account."""
     repo = PaymentRepository(session)
     payment = await repo.by_reference(provider, reference)
     if payment is None and payment_id is not None:
         # Opened at the provider, but the process stopped before recording its reference: adopt it now.
         found = await session.get(Payment, payment_id)
         if found is not None and found.provider == provider and found.status == "creating":
+            if not await _names_order(session, found, order_ref, required=True):
+                return await _wrong_order(session, provider=provider, event_id=event_id, kind=kind, payment=found,
+                                          reference=reference, amount_minor=amount_minor, currency=currency)
             found.reference, found.status = reference, "pending"
             await session.flush()
             payment = found
+    elif payment is not None and order_ref and not await _names_order(session, payment, order_ref, required=False):
+        return await _wrong_order(session, provider=provider, event_id=event_id, kind=kind, payment=payment,
+                                  reference=reference, amount_minor=amount_minor, currency=currency)
     if payment is None:
         await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=None,
                          outcome="ignored", detail={"reference": reference})
@@ -239,6 +253,29 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
                                note=f"{provider} {reference}")
     await session.flush()
     return outcome
+
+
+async def _names_order(session: AsyncSession, payment: Payment, order_ref: str | None, *, required: bool) -> bool:
+    """Whether the provider's `order_ref` is the public reference of `payment`'s order (`required`: a missing one
+    does not match)."""
+    if not order_ref:
+        return not required
+    order = await session.get(Order, payment.order_id)
+    return order is not None and order.public_ref == order_ref
+
+
+async def _wrong_order(session: AsyncSession, *, provider: str, event_id: str, kind: str, payment: Payment,
+                       reference: str, amount_minor: int, currency: str) -> str:
+    """An event naming our payment for another order: recorded (a replay is a duplicate) and logged, never applied.
+    The log names the event, the provider's payment and ours, never the order references (they open pay pages)."""
+    if not await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=payment.order_id,
+                            outcome="wrong_order",
+                            detail={"reference": reference, "payment_id": payment.id, "amount_minor": amount_minor,
+                                    "currency": currency.upper()}):
+        return "duplicate"
+    log.warning("%s event %s for %s names payment %s but another order: not applied", provider, event_id,
+                reference, payment.id)
+    return "wrong_order"
 
 
 async def mark_offline_received(session: AsyncSession, *, order_id: int, provider: PaymentProvider,
@@ -287,7 +324,8 @@ async def handle_stripe_webhook(session: AsyncSession, *, payload: bytes, signat
                                 reference=str(intent.get("id")), amount_minor=int(amount or 0),
                                 currency=str(intent.get("currency", "")), succeeded=succeeded,
                                 charge_id=str(charge_id) if charge_id else None,
-                                payment_id=int(named) if named.isdigit() and len(named) < 10 else None)
+                                payment_id=int(named) if named.isdigit() and len(named) < 10 else None,
+                                order_ref=str((intent.get("metadata") or {}).get("order_ref") or "") or None)
 
 
 # Goods are with the shopper (or on their way): a refund is a return and follows the destination's return policy.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from sqlalchemy import select
 
 from api.app import create_app
 from api.auth import create_token
@@ -21,7 +23,7 @@ from commerce.orders import service as orders
 from commerce.orders.models import Order
 from commerce.payments import service as payments
 from commerce.payments.errors import PaymentNotPossible, ProviderUnavailable
-from commerce.payments.models import Payment
+from commerce.payments.models import Payment, PaymentEvent
 from commerce.payments.providers import OfflineProvider, StripeProvider
 from commerce.payments.schemas import PaymentMethodIn
 from kit.clock import clock
@@ -286,3 +288,45 @@ async def test_pay_page_carries_the_open_payment_only(shop: Database, settings: 
         assert '"pk_test_local"' in page.text
         assert page.headers["cache-control"] == "no-store"
         assert (await http.get("/pay/ST-00000-00000")).status_code == 404
+
+
+async def test_a_webhook_naming_our_payment_for_another_order_is_not_applied(
+        shop: Database, client: httpx.AsyncClient, provider: StripeProvider, localstripe: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    order = await place(shop)
+    other = await place(shop, external_id="chat:2")
+    async with shop.unit_of_work() as session:  # "Pay" pressed; the intent was never recorded on our side
+        opened = await payments.start_payment(session, order_id=order.id, provider=provider)
+    # An intent whose metadata names our payment row but another order (a second database sharing the Stripe
+    # account reuses payment ids): its event must not adopt and pay our payment.
+    foreign = replace(payments.charge_of(order), payment_id=opened.id, public_ref=other.public_ref)
+    created = await provider.create(charge=foreign, method_types=["card"], idempotency_key="foreign-1")
+    intent = await pay_at_stripe(localstripe, created.reference)
+    assert intent["metadata"]["payment_id"] == str(opened.id)
+    caplog.set_level("WARNING", logger="commerce.payments.service")
+    answer = await post_event(client, *signed(event(intent, "evt_foreign")))
+    assert answer.status_code == 200  # a 4xx would make Stripe retry for days: the event can never apply here
+    assert answer.json() == {"outcome": "wrong_order"}
+    replay = await post_event(client, *signed(event(intent, "evt_foreign")))
+    assert replay.json() == {"outcome": "duplicate"}
+    async with shop.sessions() as session:
+        payment = await session.get(Payment, opened.id)
+        assert payment is not None
+        assert (payment.status, payment.reference) == ("creating", opened.reference)
+        recorded = await session.scalar(select(PaymentEvent).where(PaymentEvent.event_id == "evt_foreign"))
+        assert recorded is not None
+        assert (recorded.outcome, recorded.order_id) == ("wrong_order", order.id)
+        assert recorded.detail["reference"] == created.reference
+    assert (await reload(shop, order.id)).status == "pending_payment"
+    assert (await reload(shop, other.id)).status == "pending_payment"
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "evt_foreign" in logged
+    assert created.reference in logged
+    assert str(intent["client_secret"]) not in logged
+    assert other.public_ref not in logged
+    assert order.public_ref not in logged
+    # Nothing lost: our own payment still opens at Stripe and is paid by its own event.
+    mine = await payments.complete_payment(shop, payment_id=opened.id, provider=provider)
+    assert mine.reference != created.reference
+    paid_intent = await pay_at_stripe(localstripe, mine.reference)
+    assert (await post_event(client, *signed(event(paid_intent, "evt_mine")))).json() == {"outcome": "paid"}
