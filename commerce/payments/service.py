@@ -36,6 +36,9 @@ from kit.outbox import enqueue
 log = logging.getLogger(__name__)
 
 REFUNDED_TOPIC = "order.refunded"
+# An open payment of an order that can no longer be paid, to close at its provider after the commit (outbox: a
+# provider that does not answer is retried, and the order is never left half-cancelled).
+CANCEL_INTENT_TOPIC = "payment.cancel_at_provider"
 REFUNDABLE = frozenset({"paid", "packed", "fulfilled", "shipped", "delivered", "return_requested"})
 
 
@@ -501,9 +504,7 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
         if row.status == "owed":
             order.attention = (f"Refund owed: {row.amount} {row.currency} for {payment.provider} payment "
                                f"{payment.reference}; send it by hand and mark it sent.")[:300]
-    for open_payment_row in payments:
-        if open_payment_row.status in ("pending", "creating"):  # no longer payable (a late payment is flagged)
-            open_payment_row.status, open_payment_row.updated_at = "expired", utcnow()
+    await _close_open_payments(session, payments)
     notice = None
     if row is not None:
         notice = {"notice": "cancelled_refund_owed" if row.status == "owed" else "cancelled_refund",
@@ -511,6 +512,43 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
     await session.flush()
     cancelled = await transition_order(session, order_id=order.id, to_status="cancelled", note=note, notice=notice)
     return cancelled, row, True
+
+
+async def _close_open_payments(session: AsyncSession, payments: Sequence[Payment]) -> None:
+    """The order's open payments can no longer be paid (a late payment is flagged): expired here, and those opened
+    (or maybe opened) at a remote provider closed there by the outbox after the commit (close_at_provider)."""
+    now = utcnow()
+    for payment in payments:
+        if payment.status not in ("pending", "creating"):
+            continue
+        opened = payment.status == "pending"
+        payment.status, payment.updated_at = "expired", now
+        if payment.provider == "stripe":
+            await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}",
+                          payload={"payment_id": payment.id, "provider": payment.provider, "opened": opened})
+
+
+async def close_at_provider(database: Database, *, payment_id: int, opened: bool, provider: PaymentProvider) -> str:
+    """Close at its provider a payment whose order was cancelled or expired (CANCEL_INTENT_TOPIC), with no
+    transaction held; the provider's answer (PaymentProvider.cancel), or "none" when a payment that was still being
+    opened never was. Idempotent: a redelivery finds it cancelled. ProviderUnavailable: the outbox retries."""
+    async with database.sessions() as session:
+        payment = await session.get(Payment, payment_id)
+        if payment is None:
+            return "none"
+        order = await session.get(Order, payment.order_id)
+        assert order is not None
+        reference, charge = payment.reference, replace(charge_of(order), payment_id=payment.id)
+    if not opened:  # its create's answer was lost (or never sent): the intent Stripe may have made for it
+        found = await provider.find(charge=charge)
+        if found is None:
+            return "none"
+        reference = found.reference
+    outcome = await provider.cancel(reference=reference)
+    if outcome == "paid":
+        log.warning("%s payment %s was paid before its order was closed: not cancelled (the order is flagged)",
+                    provider.name, payment_id)
+    return outcome
 
 
 async def mark_refund_sent(session: AsyncSession, *, order_id: int, refund_id: int, reference: str,
@@ -600,9 +638,7 @@ async def expire_orders(session: AsyncSession, *, now: datetime | None = None, l
         if order is None or order.status != "pending_payment":
             continue  # paid (or cancelled) meanwhile
         await transition_order(session, order_id=order_id, to_status="expired", note="not paid in time")
-        for payment in await repo.for_order(order_id):
-            if payment.status in ("pending", "creating"):
-                payment.status = "expired"
+        await _close_open_payments(session, await repo.for_order(order_id))
         expired += 1
     await session.flush()
     return expired
