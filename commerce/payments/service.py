@@ -18,7 +18,7 @@ from commerce import cross_border
 from commerce.catalog.service import find_variants, get_variants
 from commerce.checkout.schemas import to_minor
 from commerce.inventory.service import return_units
-from commerce.money import minor_units, quantize
+from commerce.money import format_money, minor_units, quantize
 from commerce.orders.errors import IllegalTransition, OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.schemas import TRANSITIONS
@@ -241,8 +241,8 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
         payment.status, payment.updated_at = "failed", now
     elif outcome == "mismatch":
         payment.status, payment.charge_id, payment.updated_at = "mismatch", charge_id, now
-        order.attention = (f"{provider} reported {amount_minor} {currency.upper()} (minor units) for a payment of "
-                           f"{expected_minor} {payment.currency}; not marked paid.")[:300]
+        order.attention = (f"{provider} reported {_minor_money(amount_minor, currency)} for a payment of "
+                           f"{format_money(payment.amount, payment.currency)}; not marked paid.")[:300]
     elif outcome == "late":
         payment.status, payment.charge_id, payment.updated_at = "succeeded", charge_id, now
         order.amount_paid += payment.amount
@@ -279,6 +279,14 @@ async def _wrong_order(session: AsyncSession, *, provider: str, event_id: str, k
     log.warning("%s event %s for %s names payment %s but another order: not applied", provider, event_id,
                 reference, payment.id)
     return "wrong_order"
+
+
+def _minor_money(amount_minor: int, currency: str) -> str:
+    """A provider's amount in minor units as people read it; the raw figure when its currency is not one we know."""
+    try:
+        return format_money(Decimal(amount_minor).scaleb(-minor_units(currency)), currency)
+    except ShopTalkError:
+        return f"{amount_minor} {currency.upper()} (minor units)"
 
 
 async def mark_offline_received(session: AsyncSession, *, order_id: int, provider: PaymentProvider,
@@ -424,7 +432,8 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
     else:
         wanted = quantize(amount if amount is not None else left, payment.currency)
     if wanted <= 0 or wanted > left:
-        raise RefundNotPossible(f"At most {left} {payment.currency} can be refunded.", refundable=str(left),
+        raise RefundNotPossible(f"At most {format_money(left, payment.currency)} can be refunded.",
+                                refundable=str(quantize(left, payment.currency)), currency=payment.currency,
                                 field="amount")
     provider_ref = await provider.refund(reference=payment.reference, currency=payment.currency,
                                          amount_minor=to_minor(wanted, minor_units(payment.currency)),
@@ -502,7 +511,7 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
                               idempotency_key=key, reason=note or "order cancelled", restock=False, actor=actor,
                               cancelling=True)
         if row.status == "owed":
-            order.attention = (f"Refund owed: {row.amount} {row.currency} for {payment.provider} payment "
+            order.attention = (f"Refund owed: {format_money(row.amount, row.currency)} for {payment.provider} payment "
                                f"{payment.reference}; send it by hand and mark it sent.")[:300]
     await _close_open_payments(session, payments)
     notice = None

@@ -209,7 +209,9 @@ async def test_the_console_shows_payments_and_a_supervisor_refunds(client: httpx
                                  json={"amount": str(order.total), "idempotency_key": "console-2"})
     assert too_much.status_code == 409
     left = order.total - 10
-    assert f"At most {left:.2f}" in too_much.json()["detail"]
+    # Money as people read it (the currency's minor units and symbol), never the column's "80.200000 EUR".
+    assert too_much.json()["detail"] == f"At most €{left:,.2f} can be refunded."
+    assert (too_much.json()["refundable"], too_much.json()["currency"]) == (f"{left:.2f}", "EUR")
     async with shop.sessions() as session:
         panel = await handoff.views.shopper_panel(session, conversation=conversation)
     view = panel.orders[0]

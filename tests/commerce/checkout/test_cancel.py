@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -137,7 +138,7 @@ async def test_a_telegram_payment_is_owed_and_flagged_and_the_shopper_told(shop:
     assert (row.status, row.amount, row.provider_ref) == ("owed", order.total, None)
     assert cancelled.status == "cancelled"
     assert cancelled.attention is not None
-    assert "Refund owed" in cancelled.attention
+    assert cancelled.attention.startswith(f"Refund owed: €{order.total:,.2f} for telegram payment")
     assert payment.reference in cancelled.attention  # the person finds the payment to refund by hand
     told = await cancelled_events(shop, order.id)
     assert [e.payload.get("notice") for e in told] == ["cancelled_refund_owed"]
@@ -207,6 +208,8 @@ async def test_back_office_cancel_of_a_paid_transfer_owes_the_refund(shop: Datab
             sent = await client.post(f"/backoffice/orders/{order.id}/refunds/{owed.id}/sent",
                                      data={"csrf_token": csrf, "reference": "SEPA back 0043"})
             assert sent.status_code == 303, sent.text
+            assert unquote(sent.headers["location"]).endswith(
+                f"notice=Refund of ${order.total:,.2f} on order #{order.number} marked sent.")  # a USD order
         after = await client.get(f"/backoffice/orders/{order.id}")
     assert "owed: send it by hand" not in after.text
     assert "Refund owed" not in after.text  # the flag is gone

@@ -176,13 +176,18 @@ async def test_amount_or_currency_mismatch_is_flagged_not_paid(shop: Database, c
     flagged = await reload(shop, order.id)
     assert flagged.status == "pending_payment"
     assert flagged.attention is not None
-    assert str(int(order.total)) in flagged.attention
+    assert flagged.attention == (f"stripe reported ¥{int(order.total) - 1:,} for a payment of ¥{int(order.total):,}; "
+                                 "not marked paid.")
     other = await place(shop, external_id="chat:2")
     payment2 = await open_at_stripe(shop, other.id, provider)
     intent2 = await pay_at_stripe(localstripe, payment2.reference)
     in_usd = {**intent2, "currency": "usd"}
     assert (await post_event(client, *signed(event(in_usd, "evt_usd")))).json() == {"outcome": "mismatch"}
-    assert (await reload(shop, other.id)).status == "pending_payment"
+    flagged2 = await reload(shop, other.id)
+    assert flagged2.status == "pending_payment"
+    # USD has two decimals: the intent's minor units read as dollars and cents.
+    assert flagged2.attention == (f"stripe reported ${int(other.total) / 100:,.2f} for a payment of "
+                                  f"¥{int(other.total):,}; not marked paid.")
 
 
 async def test_partial_then_full_refund_through_stripe(shop: Database, client: httpx.AsyncClient,
