@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy kit commerce nlu knowledge_base bot api bench
+	$(BIN)/mypy kit commerce nlu knowledge_base bot api bench tests
 
 clean:
 	rm -rf $(VENV) var/*.db

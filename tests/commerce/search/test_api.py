@@ -67,13 +67,13 @@ async def test_a_category_renamed_over_rest_is_searched_by_its_new_name(
         await make_shop(session)
         await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 3}})
     merchant = await token_for(db, "merchant")
-    search_for = {"headers": merchant, "params": {"q": "barware"}}
-    assert (await client.get("/api/v1/search/products", **search_for)).json()["hits"] == []
+    barware = {"q": "barware"}
+    assert (await client.get("/api/v1/search/products", headers=merchant, params=barware)).json()["hits"] == []
     renamed = await client.patch("/api/v1/categories/home-kitchen", headers=merchant,
                                  json={"name": {"en": "Barware", "zh": "酒吧用品"}})
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["name"] == {"en": "Barware", "zh": "酒吧用品"}
-    hits = (await client.get("/api/v1/search/products", **search_for)).json()["hits"]
+    hits = (await client.get("/api/v1/search/products", headers=merchant, params=barware)).json()["hits"]
     assert [h["product"] for h in hits] == ["kettle"]
     missing = await client.patch("/api/v1/categories/nope", headers=merchant, json={"name": {"en": "X"}})
     assert (missing.status_code, missing.json()["code"]) == (404, "category_not_found")
