@@ -533,8 +533,10 @@ async def _close_open_payments(session: AsyncSession, payments: Sequence[Payment
         opened = payment.status == "pending"
         payment.status, payment.updated_at = "expired", now
         if payment.provider == "stripe":
+            # ~2 h of retries (backoff capped at 5 min) before a person sees it dead in the outbox
             await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}",
-                          payload={"payment_id": payment.id, "provider": payment.provider, "opened": opened})
+                          payload={"payment_id": payment.id, "provider": payment.provider, "opened": opened},
+                          max_attempts=30)
 
 
 async def close_at_provider(database: Database, *, payment_id: int, opened: bool, provider: PaymentProvider) -> str:

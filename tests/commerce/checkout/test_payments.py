@@ -28,6 +28,7 @@ from commerce.payments.providers import OfflineProvider, StripeProvider
 from commerce.payments.schemas import PaymentMethodIn
 from kit.clock import clock
 from kit.db import Database
+from kit.outbox import OutboxEvent
 from kit.settings import Settings
 from tests.commerce.checkout.conftest import NOW, signed, stripe_settings
 from tests.http import app_client
@@ -231,6 +232,10 @@ async def test_unpaid_order_expires_and_a_late_payment_is_flagged(shop: Database
         assert await payments.expire_orders(session) == 1
     async with shop.sessions() as session:
         assert (await inventory.available_stock(session, skus=["TEA-1"]))["TEA-1"] == 5
+    async with shop.sessions() as session:  # the intent is to be cancelled at Stripe (the worker was not run here)
+        closing = (await session.scalars(select(OutboxEvent).where(
+            OutboxEvent.topic == payments.CANCEL_INTENT_TOPIC))).all()
+    assert [(e.payload["payment_id"], e.payload["opened"]) for e in closing] == [(payment.id, True)]
     intent = await pay_at_stripe(localstripe, payment.reference)
     assert (await post_event(client, *signed(event(intent, "evt_late")))).json() == {"outcome": "late"}
     late = await reload(shop, order.id)
@@ -334,4 +339,8 @@ async def test_a_webhook_naming_our_payment_for_another_order_is_not_applied(
     mine = await payments.complete_payment(shop, payment_id=opened.id, provider=provider)
     assert mine.reference != created.reference
     paid_intent = await pay_at_stripe(localstripe, mine.reference)
+    # Our intent, but an event whose metadata names another order (edited in a dashboard, say): not applied either.
+    relabelled = {**paid_intent, "metadata": {**paid_intent["metadata"], "order_ref": other.public_ref}}
+    assert (await post_event(client, *signed(event(relabelled, "evt_relabelled")))).json() == {"outcome": "wrong_order"}
+    assert (await reload(shop, order.id)).status == "pending_payment"
     assert (await post_event(client, *signed(event(paid_intent, "evt_mine")))).json() == {"outcome": "paid"}
