@@ -23,11 +23,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE on both backends (SQLite adds and drops a column without constraints natively): a batch copy
+# would drop `categories`, which products reference, and SQLite's foreign keys refuse that.
 def upgrade() -> None:
-    with op.batch_alter_table('categories') as batch:
-        batch.add_column(sa.Column('updated_at', kit.db.UTCDateTime(), nullable=True))
+    op.add_column('categories', sa.Column('updated_at', kit.db.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('categories') as batch:
-        batch.drop_column('updated_at')
+    op.drop_column('categories', 'updated_at')
