@@ -11,7 +11,7 @@
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (whole, name) =>
     (values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole));
   const T = (key, values) => fill(STRINGS[key] === undefined ? key : STRINGS[key], values);
-  const TC = (prefix, code) => (STRINGS[prefix + code] === undefined ? String(code) : STRINGS[prefix + code]);
+  const TC = (prefix, code, values) => fill(STRINGS[prefix + code] === undefined ? String(code) : STRINGS[prefix + code], values);
   const state = { me: null, csrf: null, view: "queue", current: null, conversation: null, agents: [],
                   canned: [], cannedEditing: null, events: null, poll: null, rules: null, intents: [],
                   items: [], queueIds: new Set(), counts: {}, connection: "connecting", retry: 0,
@@ -938,7 +938,7 @@
     $("orders").replaceChildren(...s.orders.map((o) => el("li", { dataset: { order: o.number } },
       "#" + o.number + " " + o.total_text + " · " + T("order_facet", { state: TC("order_state_", o.order_state) }) + " · ",
       el("span", { className: o.paid ? "paid" : "unpaid" }, T("payment_facet", {
-        state: T("payment_state_" + o.payment_state, { paid: o.paid_text, refunded: o.refunded_text }) })),
+        state: TC("payment_state_", o.payment_state, { paid: o.paid_text, refunded: o.refunded_text }) })),
       " · " + T("fulfilment_facet", { state: TC("fulfilment_", o.fulfilment) }), ...orderMoney(o))));
     $("cart").replaceChildren(...s.cart.map((line) => el("li", {}, line.sku + " x " + line.quantity)));
     if (!s.orders.length) $("orders").append(el("li", {}, T("no_orders")));
