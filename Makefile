@@ -36,7 +36,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy kit commerce nlu knowledge_base bot api bench tests
+	$(BIN)/mypy kit commerce nlu knowledge_base bot api bench
+	$(BIN)/mypy tests
 
 clean:
 	rm -rf $(VENV) var/*.db
