@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy kit commerce nlu knowledge_base bot api bench
+	$(BIN)/mypy tests
 
 clean:
 	rm -rf $(VENV) var/*.db

@@ -1,13 +1,15 @@
-"""Worker contribution of payments: unpaid orders past their expiry give their stock back, and every order status
-change is told to the shopper on the chat where the order was placed."""
+"""Worker contribution of payments: unpaid orders past their expiry give their stock back, every order status
+change is told to the shopper on the chat where the order was placed, and the open payments of cancelled or expired
+orders are closed at their provider (a Stripe intent cancelled)."""
 from __future__ import annotations
 
 from api.workers.jobs import PeriodicJob
 from bot.skills.order_status import notify_status_change
 from commerce.orders.service import STATUS_CHANGED_TOPIC
-from commerce.payments.service import REFUNDED_TOPIC, expire_orders
+from commerce.payments.providers import provider_for
+from commerce.payments.service import CANCEL_INTENT_TOPIC, REFUNDED_TOPIC, close_at_provider, expire_orders
 from kit.db import Database
-from kit.outbox import Handler, OutboxEvent
+from kit.outbox import DeliveryError, Handler, OutboxEvent
 from kit.settings import Settings
 
 
@@ -25,4 +27,11 @@ def outbox_handlers(settings: Settings, database: Database) -> dict[str, Handler
         async with database.unit_of_work() as session:
             await notify_status_change(session, payload=dict(event.payload))
 
-    return {STATUS_CHANGED_TOPIC: notify, REFUNDED_TOPIC: notify}
+    async def close(event: OutboxEvent) -> None:
+        provider = provider_for(str(event.payload["provider"]), settings.payments)
+        outcome = await close_at_provider(database, payment_id=int(event.payload["payment_id"]),
+                                          opened=bool(event.payload.get("opened", True)), provider=provider)
+        if outcome == "processing":  # neither paid nor cancellable yet: ask again in a minute
+            raise DeliveryError("the payment is still processing at the provider", retry_after=60.0)
+
+    return {STATUS_CHANGED_TOPIC: notify, REFUNDED_TOPIC: notify, CANCEL_INTENT_TOPIC: close}

@@ -28,6 +28,32 @@ from commerce.orders.models import Order
 from kit.outbox import DEAD
 
 UNPAID_STATUSES = frozenset({"pending_payment", "cancelled"})
+_SHIPPED = frozenset({"fulfilled", "shipped"})
+
+
+def order_facets(order: Order) -> tuple[str, str, str]:
+    """The order's state, its payment and its fulfilment, each said once (an order's status names only one of
+    them: "paid" is a payment, "shipped" a fulfilment): codes the console words by the agent's catalog
+    (`console.order_state_*`, `console.payment_state_*`, `console.fulfilment_*`)."""
+    state = {"delivered": "completed", "cancelled": "cancelled", "expired": "expired",
+             "refunded": "closed"}.get(order.status, "open")
+    if order.status == "pending_payment":
+        payment = "awaiting"
+    elif order.amount_paid <= 0:
+        payment = "not_paid"
+    elif order.amount_refunded >= order.amount_paid:
+        payment = "refunded"
+    elif order.amount_refunded > 0:
+        payment = "partly_refunded"
+    else:
+        payment = "paid"
+    if order.status in _SHIPPED or (order.status == "refunded" and order.tracking_number):
+        fulfilment = "shipped"
+    elif order.status in ("packed", "delivered", "return_requested"):
+        fulfilment = order.status
+    else:
+        fulfilment = "not_shipped"
+    return state, payment, fulfilment
 
 
 class MessageView(BaseModel):
@@ -60,7 +86,7 @@ class MessageView(BaseModel):
 class OrderView(BaseModel):
     number: str
     status: str
-    paid: bool  # the payment state: False while pending_payment (or cancelled before paying)
+    paid: bool  # money was taken (and not all given back): False while pending_payment, cancelled or expired unpaid
     total: str
     currency: str
     total_text: str  # formatted by the agent's locale (babel): "$161.85", "US$161.85", "161,85 $US"
@@ -72,6 +98,10 @@ class OrderView(BaseModel):
     refunded_text: str = ""
     refunds: list[str] = Field(default_factory=list)
     refundable_text: str = ""
+    # The order line's three facets, each shown once (order_facets): order_state, payment_state, fulfilment.
+    order_state: str = "open"
+    payment_state: str = "awaiting"
+    fulfilment: str = "not_shipped"
 
 
 class TimelineEvent(BaseModel):
@@ -263,7 +293,9 @@ async def _order_view(session: AsyncSession, order: Order, agent_locale: str) ->
 
     _, paid, refunds = await payments.payment_state(session, order_id=order.id)
     left = sum((p.amount - p.amount_refunded for p in paid if p.status == "succeeded"), Decimal(0))
-    return OrderView(number=order.number, status=order.status, paid=order.status not in UNPAID_STATUSES,
+    order_state, payment_state, fulfilment = order_facets(order)
+    return OrderView(order_state=order_state, payment_state=payment_state, fulfilment=fulfilment,
+                     number=order.number, status=order.status, paid=payment_state in ("paid", "partly_refunded"),
                      total=str(order.total), currency=order.currency, created_at=order.created_at,
                      total_text=money(order.total), order_id=order.id, paid_text=money(order.amount_paid),
                      refunded_text=money(order.amount_refunded) if order.amount_refunded else "",

@@ -17,6 +17,8 @@ class Category(Base):
     name: Mapped[dict[str, str]] = mapped_column(JSON)  # locale -> name
     hs_chapter: Mapped[str | None] = mapped_column(String(2), default=None)  # customs tariff chapter
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), default=None)
+    # Moves when the category is renamed: search's live index re-reads its products (their words include its names).
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class Product(Base):

@@ -26,6 +26,10 @@ class CategoryIn(BaseModel):
     hs_chapter: str | None = Field(default=None, pattern=r"^\d{2}$")
 
 
+class CategoryRenameIn(BaseModel):
+    name: dict[str, str] = Field(min_length=1, description="locale -> name; replaces every old name")
+
+
 class CategoryOut(CategoryIn):
     model_config = ConfigDict(from_attributes=True)
     id: int

@@ -48,8 +48,29 @@ async def create_category(session: AsyncSession, *, data: CategoryIn) -> Categor
     repo = CatalogRepository(session)
     if await repo.category_by_slug(data.slug) is not None:
         raise DuplicateSlug(f"A category with slug {data.slug!r} exists.")
-    category = Category(slug=data.slug, name=data.name, hs_chapter=data.hs_chapter)
+    category = Category(slug=data.slug, name=data.name, hs_chapter=data.hs_chapter, updated_at=utcnow())
     session.add(category)
+    await session.flush()
+    return category
+
+
+async def get_category(session: AsyncSession, *, slug: str) -> Category:
+    """The category `slug`; CategoryNotFound."""
+    category = await CatalogRepository(session).category_by_slug(slug)
+    if category is None:
+        raise CategoryNotFound(f"No category {slug!r}.")
+    return category
+
+
+async def rename_category(session: AsyncSession, *, slug: str, name: dict[str, str]) -> Category:
+    """Give the category `slug` new names (locale -> name, replacing the old ones); its `updated_at` moves, so
+    search re-indexes its products in every process. CategoryNotFound, or InvalidInput for an empty name."""
+    cleaned = {locale.strip(): text.strip() for locale, text in name.items()}
+    if not cleaned or any(not locale or not text for locale, text in cleaned.items()):
+        raise InvalidInput("Give the category a name in at least one language, none of them empty.",
+                           code="invalid_category_name", field="name")
+    category = await get_category(session, slug=slug)
+    category.name, category.updated_at = cleaned, utcnow()
     await session.flush()
     return category
 

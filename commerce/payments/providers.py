@@ -34,6 +34,12 @@ class PaymentProvider(Protocol):
         None when there is none. Called before creating again after an ambiguous failure."""
         ...
 
+    async def cancel(self, *, reference: str) -> str:
+        """Close an open payment so it can no longer be paid (its order was cancelled or expired): "cancelled" (now
+        or before), "paid" (too late: the money was taken, the provider's payment event flags the order) or
+        "processing" (ask again later); ProviderUnavailable when the provider does not answer."""
+        ...
+
 
 class StripeProvider:
     """PaymentIntents with the payment method types the merchant enabled (card, alipay, wechat_pay); the shopper
@@ -91,6 +97,23 @@ class StripeProvider:
             page = await self._call(self._client.v1.payment_intents.list_async(
                 params={"limit": 100, "starting_after": page.data[-1].id}))
 
+    async def cancel(self, *, reference: str) -> str:
+        """Cancel the intent unless it already is (a redelivery) or was paid meanwhile (Stripe refuses to cancel a
+        succeeded intent; its payment_intent.succeeded event makes the payment `late` and flags the order)."""
+        intent = await self._call(self._client.v1.payment_intents.retrieve_async(reference))
+        state = _cancel_state(str(intent.status))
+        if state is not None:
+            return state
+        try:
+            await self._call(self._client.v1.payment_intents.cancel_async(reference))
+        except ProviderRefused:  # it moved between our read and the cancel: say what it is now
+            intent = await self._call(self._client.v1.payment_intents.retrieve_async(reference))
+            state = _cancel_state(str(intent.status))
+            if state is None:
+                raise
+            return state
+        return "cancelled"
+
     async def client_secret(self, reference: str) -> str:
         """The secret the pay page's Payment Element needs (never stored, never logged)."""
         intent = await self._call(self._client.v1.payment_intents.retrieve_async(reference))
@@ -130,6 +153,11 @@ class StripeProvider:
                                   provider="stripe", stripe_code=error.code) from error
 
 
+def _cancel_state(status: str) -> str | None:
+    """What an intent in `status` means to a cancel that need not (or cannot) be made; None: cancel it."""
+    return {"canceled": "cancelled", "succeeded": "paid", "processing": "processing"}.get(status)
+
+
 def verify_stripe_event(*, payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
     """The event, once `Stripe-Signature` verifies against `secret` (stripe.Webhook.construct_event: HMAC-SHA256
     of "t.payload", within Stripe's 5-minute tolerance); InvalidSignature otherwise."""
@@ -162,6 +190,9 @@ class TelegramProvider:
     async def find(self, *, charge: Charge) -> ProviderPayment | None:
         return None  # opened in our own transaction: nothing can be lost
 
+    async def cancel(self, *, reference: str) -> str:
+        return "cancelled"  # an invoice cannot be withdrawn; pre_checkout refuses it (check_before_charge)
+
 
 class OfflineProvider:
     """Bank transfer or cash on delivery: the reference the shopper quotes is the order's public reference."""
@@ -182,6 +213,9 @@ class OfflineProvider:
 
     async def find(self, *, charge: Charge) -> ProviderPayment | None:
         return None
+
+    async def cancel(self, *, reference: str) -> str:
+        return "cancelled"  # nothing open anywhere: a transfer arriving later is recorded as late by a person
 
 
 def provider_for(name: str, settings: PaymentSettings) -> PaymentProvider:

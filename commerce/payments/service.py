@@ -4,6 +4,7 @@ for a person, never marked paid), refunds through the provider, unpaid orders ex
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from commerce import cross_border
 from commerce.catalog.service import find_variants, get_variants
 from commerce.checkout.schemas import to_minor
 from commerce.inventory.service import return_units
-from commerce.money import minor_units, quantize
+from commerce.money import format_money, minor_units, quantize
 from commerce.orders.errors import IllegalTransition, OrderNotFound
 from commerce.orders.models import Order
 from commerce.orders.schemas import TRANSITIONS
@@ -32,7 +33,12 @@ from kit.db import Database
 from kit.errors import InvalidInput, ShopTalkError
 from kit.outbox import enqueue
 
+log = logging.getLogger(__name__)
+
 REFUNDED_TOPIC = "order.refunded"
+# An open payment of an order that can no longer be paid, to close at its provider after the commit (outbox: a
+# provider that does not answer is retried, and the order is never left half-cancelled).
+CANCEL_INTENT_TOPIC = "payment.cancel_at_provider"
 REFUNDABLE = frozenset({"paid", "packed", "fulfilled", "shipped", "delivered", "return_requested"})
 
 
@@ -181,19 +187,30 @@ async def _seen_once(session: AsyncSession, *, provider: str, event_id: str, kin
 
 async def record_payment(session: AsyncSession, *, provider: str, event_id: str, reference: str,
                          amount_minor: int, currency: str, succeeded: bool, charge_id: str | None = None,
-                         kind: str = "payment", payment_id: int | None = None) -> str:
+                         kind: str = "payment", payment_id: int | None = None, order_ref: str | None = None) -> str:
     """Apply a provider's word on a payment once. Returns the outcome: paid, duplicate (replay or already paid),
     mismatch (amount/currency differ: flagged for a person), late (the order expired or was cancelled: flagged),
-    failed, ignored (unknown payment)."""
+    failed, ignored (unknown payment), wrong_order (the event names our payment but another order: recorded and
+    logged, nothing applied).
+
+    `payment_id` and `order_ref` (the provider's metadata) adopt a payment opened at the provider whose reference
+    was never recorded, only when both name it, as `StripeProvider.find` matches: payment ids alone repeat across
+    databases sharing a provider account."""
     repo = PaymentRepository(session)
     payment = await repo.by_reference(provider, reference)
     if payment is None and payment_id is not None:
         # Opened at the provider, but the process stopped before recording its reference: adopt it now.
         found = await session.get(Payment, payment_id)
         if found is not None and found.provider == provider and found.status == "creating":
+            if not await _names_order(session, found, order_ref, required=True):
+                return await _wrong_order(session, provider=provider, event_id=event_id, kind=kind, payment=found,
+                                          reference=reference, amount_minor=amount_minor, currency=currency)
             found.reference, found.status = reference, "pending"
             await session.flush()
             payment = found
+    elif payment is not None and order_ref and not await _names_order(session, payment, order_ref, required=False):
+        return await _wrong_order(session, provider=provider, event_id=event_id, kind=kind, payment=payment,
+                                  reference=reference, amount_minor=amount_minor, currency=currency)
     if payment is None:
         await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=None,
                          outcome="ignored", detail={"reference": reference})
@@ -224,8 +241,8 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
         payment.status, payment.updated_at = "failed", now
     elif outcome == "mismatch":
         payment.status, payment.charge_id, payment.updated_at = "mismatch", charge_id, now
-        order.attention = (f"{provider} reported {amount_minor} {currency.upper()} (minor units) for a payment of "
-                           f"{expected_minor} {payment.currency}; not marked paid.")[:300]
+        order.attention = (f"{provider} reported {_minor_money(amount_minor, currency)} for a payment of "
+                           f"{format_money(payment.amount, payment.currency)}; not marked paid.")[:300]
     elif outcome == "late":
         payment.status, payment.charge_id, payment.updated_at = "succeeded", charge_id, now
         order.amount_paid += payment.amount
@@ -239,6 +256,37 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
                                note=f"{provider} {reference}")
     await session.flush()
     return outcome
+
+
+async def _names_order(session: AsyncSession, payment: Payment, order_ref: str | None, *, required: bool) -> bool:
+    """Whether the provider's `order_ref` is the public reference of `payment`'s order (`required`: a missing one
+    does not match)."""
+    if not order_ref:
+        return not required
+    order = await session.get(Order, payment.order_id)
+    return order is not None and order.public_ref == order_ref
+
+
+async def _wrong_order(session: AsyncSession, *, provider: str, event_id: str, kind: str, payment: Payment,
+                       reference: str, amount_minor: int, currency: str) -> str:
+    """An event naming our payment for another order: recorded (a replay is a duplicate) and logged, never applied.
+    The log names the event, the provider's payment and ours, never the order references (they open pay pages)."""
+    if not await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=payment.order_id,
+                            outcome="wrong_order",
+                            detail={"reference": reference, "payment_id": payment.id, "amount_minor": amount_minor,
+                                    "currency": currency.upper()}):
+        return "duplicate"
+    log.warning("%s event %s for %s names payment %s but another order: not applied", provider, event_id,
+                reference, payment.id)
+    return "wrong_order"
+
+
+def _minor_money(amount_minor: int, currency: str) -> str:
+    """A provider's amount in minor units as people read it; the raw figure when its currency is not one we know."""
+    try:
+        return format_money(Decimal(amount_minor).scaleb(-minor_units(currency)), currency)
+    except ShopTalkError:
+        return f"{amount_minor} {currency.upper()} (minor units)"
 
 
 async def mark_offline_received(session: AsyncSession, *, order_id: int, provider: PaymentProvider,
@@ -287,7 +335,8 @@ async def handle_stripe_webhook(session: AsyncSession, *, payload: bytes, signat
                                 reference=str(intent.get("id")), amount_minor=int(amount or 0),
                                 currency=str(intent.get("currency", "")), succeeded=succeeded,
                                 charge_id=str(charge_id) if charge_id else None,
-                                payment_id=int(named) if named.isdigit() and len(named) < 10 else None)
+                                payment_id=int(named) if named.isdigit() and len(named) < 10 else None,
+                                order_ref=str((intent.get("metadata") or {}).get("order_ref") or "") or None)
 
 
 # Goods are with the shopper (or on their way): a refund is a return and follows the destination's return policy.
@@ -383,7 +432,8 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
     else:
         wanted = quantize(amount if amount is not None else left, payment.currency)
     if wanted <= 0 or wanted > left:
-        raise RefundNotPossible(f"At most {left} {payment.currency} can be refunded.", refundable=str(left),
+        raise RefundNotPossible(f"At most {format_money(left, payment.currency)} can be refunded.",
+                                refundable=str(quantize(left, payment.currency)), currency=payment.currency,
                                 field="amount")
     provider_ref = await provider.refund(reference=payment.reference, currency=payment.currency,
                                          amount_minor=to_minor(wanted, minor_units(payment.currency)),
@@ -461,11 +511,9 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
                               idempotency_key=key, reason=note or "order cancelled", restock=False, actor=actor,
                               cancelling=True)
         if row.status == "owed":
-            order.attention = (f"Refund owed: {row.amount} {row.currency} for {payment.provider} payment "
+            order.attention = (f"Refund owed: {format_money(row.amount, row.currency)} for {payment.provider} payment "
                                f"{payment.reference}; send it by hand and mark it sent.")[:300]
-    for open_payment_row in payments:
-        if open_payment_row.status in ("pending", "creating"):  # no longer payable (a late payment is flagged)
-            open_payment_row.status, open_payment_row.updated_at = "expired", utcnow()
+    await _close_open_payments(session, payments)
     notice = None
     if row is not None:
         notice = {"notice": "cancelled_refund_owed" if row.status == "owed" else "cancelled_refund",
@@ -473,6 +521,45 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
     await session.flush()
     cancelled = await transition_order(session, order_id=order.id, to_status="cancelled", note=note, notice=notice)
     return cancelled, row, True
+
+
+async def _close_open_payments(session: AsyncSession, payments: Sequence[Payment]) -> None:
+    """The order's open payments can no longer be paid (a late payment is flagged): expired here, and those opened
+    (or maybe opened) at a remote provider closed there by the outbox after the commit (close_at_provider)."""
+    now = utcnow()
+    for payment in payments:
+        if payment.status not in ("pending", "creating"):
+            continue
+        opened = payment.status == "pending"
+        payment.status, payment.updated_at = "expired", now
+        if payment.provider == "stripe":
+            # ~2 h of retries (backoff capped at 5 min) before a person sees it dead in the outbox
+            await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}",
+                          payload={"payment_id": payment.id, "provider": payment.provider, "opened": opened},
+                          max_attempts=30)
+
+
+async def close_at_provider(database: Database, *, payment_id: int, opened: bool, provider: PaymentProvider) -> str:
+    """Close at its provider a payment whose order was cancelled or expired (CANCEL_INTENT_TOPIC), with no
+    transaction held; the provider's answer (PaymentProvider.cancel), or "none" when a payment that was still being
+    opened never was. Idempotent: a redelivery finds it cancelled. ProviderUnavailable: the outbox retries."""
+    async with database.sessions() as session:
+        payment = await session.get(Payment, payment_id)
+        if payment is None:
+            return "none"
+        order = await session.get(Order, payment.order_id)
+        assert order is not None
+        reference, charge = payment.reference, replace(charge_of(order), payment_id=payment.id)
+    if not opened:  # its create's answer was lost (or never sent): the intent Stripe may have made for it
+        found = await provider.find(charge=charge)
+        if found is None:
+            return "none"
+        reference = found.reference
+    outcome = await provider.cancel(reference=reference)
+    if outcome == "paid":
+        log.warning("%s payment %s was paid before its order was closed: not cancelled (the order is flagged)",
+                    provider.name, payment_id)
+    return outcome
 
 
 async def mark_refund_sent(session: AsyncSession, *, order_id: int, refund_id: int, reference: str,
@@ -562,9 +649,7 @@ async def expire_orders(session: AsyncSession, *, now: datetime | None = None, l
         if order is None or order.status != "pending_payment":
             continue  # paid (or cancelled) meanwhile
         await transition_order(session, order_id=order_id, to_status="expired", note="not paid in time")
-        for payment in await repo.for_order(order_id):
-            if payment.status in ("pending", "creating"):
-                payment.status = "expired"
+        await _close_open_payments(session, await repo.for_order(order_id))
         expired += 1
     await session.flush()
     return expired

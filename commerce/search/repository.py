@@ -6,12 +6,20 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from commerce.catalog.models import Category, Product
 from commerce.search.models import SearchLogEntry, SearchRule, SearchSettingsVersion, SearchSynonym
+
+
+def index_version(product_updated: datetime, category_updated: datetime | None) -> str:
+    """A product's version in the index: its own updated_at, or its category's when that was renamed later (the
+    category's names are among the product's words)."""
+    if category_updated is not None and category_updated > product_updated:
+        return category_updated.isoformat()
+    return product_updated.isoformat()
 
 
 class SearchRepository:
@@ -28,13 +36,17 @@ class SearchRepository:
         await self.session.flush()
 
     async def catalog_signature(self) -> tuple[int, int, datetime | None, int]:
-        """(active products, highest id, latest updated_at, merchant controls version) in one statement: the
-        first three move whenever a product is added, changed or retired, the last on every control change."""
+        """(active products, highest id, latest updated_at of a product or a category, merchant controls version)
+        in one statement: the first three move whenever a product is added, changed or retired or a category
+        renamed, the last on every control change."""
         controls = (select(SearchSettingsVersion.version).where(SearchSettingsVersion.id == 1)
                     .scalar_subquery())
-        count, top, latest, version = (await self.session.execute(
-            select(func.count(Product.id), func.max(Product.id), func.max(Product.updated_at), controls)
+        renamed = select(func.max(Category.updated_at)).scalar_subquery()
+        count, top, latest, version, category_latest = (await self.session.execute(
+            select(func.count(Product.id), func.max(Product.id), func.max(Product.updated_at), controls, renamed)
             .where(Product.active.is_(True)))).one()
+        if category_latest is not None and (latest is None or category_latest > latest):
+            latest = category_latest
         return int(count or 0), int(top or 0), latest, int(version or 0)
 
     async def category_names(self) -> tuple[tuple[int, str, str], ...]:
@@ -43,15 +55,19 @@ class SearchRepository:
         return tuple((int(i), str(slug), repr(sorted((name or {}).items()))) for i, slug, name in rows.all())
 
     async def active_versions(self) -> dict[int, str]:
-        """Every active product's id and updated_at (two columns, no JSON): what the index must hold."""
-        rows = await self.session.execute(select(Product.id, Product.updated_at).where(Product.active.is_(True)))
-        return {int(i): when.isoformat() for i, when in rows.all()}
+        """Every active product's id and index version (no JSON): what the index must hold."""
+        rows = await self.session.execute(
+            select(Product.id, Product.updated_at, Category.updated_at)
+            .join(Category, Category.id == Product.category_id).where(Product.active.is_(True)))
+        return {int(i): index_version(when, renamed) for i, when, renamed in rows.all()}
 
     async def versions_since(self, since: datetime) -> dict[int, str]:
-        """Active products changed after `since` (id and updated_at)."""
-        rows = await self.session.execute(select(Product.id, Product.updated_at)
-                                          .where(Product.active.is_(True), Product.updated_at > since))
-        return {int(i): when.isoformat() for i, when in rows.all()}
+        """Active products changed, or whose category was renamed, after `since` (id and index version)."""
+        rows = await self.session.execute(
+            select(Product.id, Product.updated_at, Category.updated_at)
+            .join(Category, Category.id == Product.category_id)
+            .where(Product.active.is_(True), or_(Product.updated_at > since, Category.updated_at > since)))
+        return {int(i): index_version(when, renamed) for i, when, renamed in rows.all()}
 
     async def products(self, ids: Sequence[int]) -> list[Product]:
         """Active products by id with variants and category, in chunks (bound-parameter limits)."""

@@ -33,7 +33,7 @@ from commerce.search.index import (
     search_tokens,
 )
 from commerce.search.models import SearchLogEntry, SearchRule, SearchSynonym
-from commerce.search.repository import SearchRepository
+from commerce.search.repository import SearchRepository, index_version
 from kit.clock import utcnow
 from kit.errors import InvalidInput, NotFound
 
@@ -192,9 +192,14 @@ async def _price_matches(variant: VariantFacts, product: ProductFacts, filters: 
     return not (filters.price_max is not None and price > filters.price_max)
 
 
+def version_of(product: Product) -> str:
+    """The product's version in the index and its vector cache (its category loaded)."""
+    return index_version(product.updated_at, product.category.updated_at)
+
+
 def indexed(product: Product) -> IndexedProduct:
     return IndexedProduct(
-        product_id=product.id, version=product.updated_at.isoformat(), titles=list(product.title.values()),
+        product_id=product.id, version=version_of(product), titles=list(product.title.values()),
         tags=list(product.tags), brand=product.brand or "",
         category=[product.category.slug.replace("-", " "), *product.category.name.values()],
         attributes=[str(value) for v in product.variants for value in v.attributes.values()],
@@ -291,7 +296,7 @@ class WarmCatalog:
             documents = [replace(d, version=f"{d.version}|{mark}") for d in map(indexed, products)]
             vectors = None
             if encoder is not None:
-                vectors = product_vectors.vectors([(p.id, p.updated_at.isoformat()) for p in products],
+                vectors = product_vectors.vectors([(p.id, version_of(p)) for p in products],
                                                   [embedding_text(p) for p in products], encoder)
             self.index.upsert(documents, vectors)
             for product in products:
@@ -560,7 +565,7 @@ async def similar_products(session: AsyncSession, *, product_id: int, country: s
     source = found[0]
     embedding = None
     if encoder is not None:
-        embedding = (await asyncio.to_thread(product_vectors.vectors, [(source.id, source.updated_at.isoformat())],
+        embedding = (await asyncio.to_thread(product_vectors.vectors, [(source.id, version_of(source))],
                                              [embedding_text(source)], encoder))[0]
     query = " ".join([*source.title.values(), *source.tags, source.category.slug.replace("-", " ")])
     result = await search_products(session, query=query, embedding=embedding, country=country, limit=limit,

@@ -47,7 +47,7 @@ async def place(say: Say, sender: str, country: str = "DE", name: str = "Germany
     await give_address(say, country, sender=sender)
     placed = await say("yes", sender=sender)
     assert "is placed" in texts(placed)
-    return next(r.custom["order_number"] for r in placed.replies if r.custom and "order_number" in r.custom)
+    return str(next(r.custom["order_number"] for r in placed.replies if r.custom and "order_number" in r.custom))
 
 
 async def test_pay_by_link_once_and_hear_about_it(say: Say, shop: Database) -> None:

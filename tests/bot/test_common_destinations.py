@@ -3,6 +3,7 @@ destinations, read from the shop's own database (its latest orders, then the cou
 process-wide cache needs resetting between shops or tests."""
 from __future__ import annotations
 
+from bot import HandleResult
 from commerce.cross_border import served_destinations
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
@@ -11,7 +12,7 @@ from kit.db import Database
 from tests.bot.conftest import Say, payloads, texts
 
 
-def countries(result: object) -> list[str]:
+def countries(result: HandleResult) -> list[str]:
     return [p.removeprefix("country:set:") for p in payloads(result) if p.startswith("country:set:")]
 
 

@@ -88,7 +88,7 @@ def test_locale_names_from_channels() -> None:
 def test_a_key_missing_from_a_catalog_falls_back_to_english(monkeypatch: pytest.MonkeyPatch) -> None:
     read = i18n.read_catalog
 
-    def without_thanks(language: str):  # type: ignore[no-untyped-def]
+    def without_thanks(language: str):
         catalog = read(language)
         if language == "es":
             catalog.delete("thanks")

@@ -14,7 +14,7 @@ def cards_of(result: object) -> list[object]:
 
 
 def button(card: object, prefix: str) -> str:
-    return next(b.payload for b in card.buttons if b.payload and b.payload.startswith(prefix))  # type: ignore[attr-defined]
+    return str(next(b.payload for b in card.buttons if b.payload and b.payload.startswith(prefix)))  # type: ignore[attr-defined]
 
 
 async def buy(say: Say, shop: Database, sender: str, payload: str, email: str, *, pay: bool = False) -> None:

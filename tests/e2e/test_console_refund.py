@@ -34,7 +34,7 @@ __all__ = ["browser", "localstripe", "served"]
 
 
 async def _paid_order_in_a_conversation(base: str, url: str, settings: Settings, stripe: str, *,
-                                        sender: str = "70070") -> tuple[int, str, str]:
+                                        sender: str = "70070", name: str | None = None) -> tuple[int, str, str]:
     """A Telegram shopper's order (DE, EUR) paid at localstripe; the conversation waits for a person. (order id,
     number, the payment intent)."""
     database = Database(url)
@@ -46,7 +46,8 @@ async def _paid_order_in_a_conversation(base: str, url: str, settings: Settings,
         async with database.unit_of_work() as session:
             conversation = await get_or_create_conversation(session, channel="telegram", sender_id=sender)
             shopper = await shopper_for_identity(session, kind="telegram", external_id=sender,
-                                                 name="Rita Refund" if sender == "70070" else "Pete Policy")
+                                                 name=name or ("Rita Refund" if sender == "70070" else
+                                                               "Pete Policy"))
             conversation.shopper_id = shopper.id
             summary = await checkout.summarize(session, lines=cart, country="DE", currency="EUR")
             order, _ = await checkout.place_order(session, digest=summary.digest, lines=cart, country="DE",
@@ -79,8 +80,8 @@ async def _order(url: str, order_id: int) -> Any:
         await database.dispose()
 
 
-async def _console(browser: Any, base: str) -> Any:
-    page = await (await browser.new_context(viewport=DESKTOP, locale="en-GB")).new_page()
+async def _console(browser: Any, base: str, locale: str = "en-GB") -> Any:
+    page = await (await browser.new_context(viewport=DESKTOP, locale=locale)).new_page()
     await page.goto(f"{base}/agent")
     await page.fill("#login-email", "olga@shop.test")
     await page.fill("#login-password", PASSWORD)
@@ -107,7 +108,11 @@ async def test_the_console_refund_dialog_partial_then_the_rest(browser: Any, ser
     await item.click()
     order_line = page.locator(f"#orders li[data-order='{number}']")
     await order_line.locator(".refund-order").wait_for(timeout=10_000)
-    assert f"€{total:,.2f}" in await order_line.inner_text()
+    line = await order_line.inner_text()
+    assert f"€{total:,.2f}" in line
+    # The order, its payment and its fulfilment, each said once (not "paid · paid · paid").
+    assert f"Order: open · Payment: paid €{total:,.2f} · Fulfilment: not shipped" in line
+    assert line.count("paid") == 1
 
     # Part of it: the dialog asks for an amount and a reason (no window.prompt).
     await order_line.locator(".refund-order").click()
@@ -123,7 +128,7 @@ async def test_the_console_refund_dialog_partial_then_the_rest(browser: Any, ser
     await page.click("#refund-submit")
     await dialog.wait_for(state="hidden", timeout=15_000)
     await order_line.locator(".refunds", has_text="arrived late").wait_for(timeout=10_000)
-    assert "refunded €5.00" in await order_line.inner_text()
+    assert f"Payment: paid €{total:,.2f}, refunded €5.00 · Fulfilment: not shipped" in await order_line.inner_text()
     assert (await _order(url, order_id)).amount_refunded == Decimal("5.00")
 
     # More than is left: refused in the dialog, nothing refunded.
@@ -141,7 +146,8 @@ async def test_the_console_refund_dialog_partial_then_the_rest(browser: Any, ser
     assert await page.is_disabled("#refund-amount")
     await page.click("#refund-submit")
     await dialog.wait_for(state="hidden", timeout=15_000)
-    await page.locator(f"#orders li[data-order='{number}']", has_text=f"refunded €{total:,.2f}").wait_for(
+    await page.locator(f"#orders li[data-order='{number}']",
+                       has_text=f"Order: closed · Payment: refunded €{total:,.2f} · Fulfilment: not shipped").wait_for(
         timeout=10_000)
     assert await order_line.locator(".refund-order").count() == 0  # nothing left to refund
     await _shot(page, "done")
@@ -191,3 +197,21 @@ async def test_the_return_policy_refusal_and_the_owners_override_with_a_reason(
     await page.locator("#refund-dialog").wait_for(state="hidden", timeout=15_000)
     await order_line.locator(".refunds", has_text="goodwill").wait_for(timeout=10_000)
     assert (await _order(url, order_id)).amount_refunded == Decimal("5.00")
+
+
+async def test_the_order_line_in_the_agents_language(browser: Any, served: tuple[str, Settings, str],
+                                                    localstripe: str) -> None:
+    base, settings, url = served
+    _, number, _ = await _paid_order_in_a_conversation(base, url, settings, localstripe, sender="70072",
+                                                       name="Zhang Wei")
+    page = await _console(browser, base, locale="zh-CN")
+    item = page.locator("#inbox li", has_text="Zhang Wei").first
+    await item.wait_for(timeout=15_000)
+    await item.click()
+    order_line = page.locator(f"#orders li[data-order='{number}']")
+    await order_line.wait_for(timeout=10_000)
+    line = await order_line.inner_text()
+    assert "订单：进行中 · 付款：已付 €" in line
+    assert "配送：未发货" in line
+    assert "paid" not in line
+    assert line.count("已付") == 1

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from tests.bot.channels.served_shop import ServedShop, served_shop
 
@@ -55,7 +55,7 @@ async def say(page: Page, text: str) -> None:
     await page.press("#text", "Enter")
 
 
-def replies(page: Page) -> object:
+def replies(page: Page) -> Locator:
     return page.locator("#log .msg.theirs .bubble")
 
 

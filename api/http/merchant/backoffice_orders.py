@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import accounts
 from api.deps import get_database, get_settings_dep
-from api.http.merchant.backoffice import Editor, PageRoute, field_error, redirect
+from api.http.merchant.backoffice import Editor, PageRoute, field_error, money, redirect
 from commerce.orders import service as orders
 from commerce.orders.models import Order
 from commerce.payments import service as payments
@@ -109,7 +109,7 @@ async def order_refund(request: Request, who: Editor, order_id: int,
         return await _order_page(request, who, order_id, status=error.status, error=field_error(error),
                                  form=values)
     return redirect(f"/backoffice/orders/{order_id}",
-                    notice=f"Refunded {row.amount} {row.currency} on order #{order.number}.")
+                    notice=f"Refunded {money(row.amount, row.currency)} on order #{order.number}.")
 
 
 @router.post("/backoffice/orders/{order_id}/refunds/{refund_id}/sent")
@@ -136,7 +136,7 @@ async def order_refund_sent(request: Request, who: Editor, order_id: int, refund
         return await _order_page(request, who, order_id, status=error.status, error=field_error(error),
                                  form={"reference": reference})
     return redirect(f"/backoffice/orders/{order_id}",
-                    notice=f"Refund of {row.amount} {row.currency} on order #{order.number} marked sent.")
+                    notice=f"Refund of {money(row.amount, row.currency)} on order #{order.number} marked sent.")
 
 
 @router.post("/backoffice/orders/{order_id}/offline-received")

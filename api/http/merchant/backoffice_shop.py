@@ -24,6 +24,7 @@ from api.http.merchant.backoffice import (
     field_error,
     form_dict,
     invalid,
+    money,
     redirect,
     render,
 )
@@ -464,7 +465,7 @@ async def order_status(request: Request, who: Editor, order_id: int, to_status: 
                     session, order_id=order_id, note=note.strip() or None, actor=who.actor,
                     providers=lambda name: provider_for(name, settings.payments))
                 if refunded is not None:
-                    details.update(refund=f"{refunded.amount} {refunded.currency}", refund_status=refunded.status)
+                    details.update(refund=money(refunded.amount, refunded.currency), refund_status=refunded.status)
             else:
                 now = True
                 order = await orders.transition_order(session, order_id=order_id, to_status=to_status,

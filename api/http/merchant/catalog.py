@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from api import accounts
 from api.auth import MerchantDep
 from api.deps import SessionDep
 from api.params import PathId
 from commerce.catalog import service as catalog
-from commerce.catalog.schemas import CategoryIn, CategoryOut, ProductIn, ProductOut, ProductPage
+from commerce.catalog.schemas import CategoryIn, CategoryOut, CategoryRenameIn, ProductIn, ProductOut, ProductPage
 from commerce.inventory import service as inventory
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -52,4 +52,18 @@ async def create_category(data: CategoryIn, session: SessionDep, principal: Merc
     category = await catalog.create_category(session, data=data)
     await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="catalog",
                           action="category created", subject=category.slug)
+    return CategoryOut.model_validate(category)
+
+
+@router.patch("/categories/{slug}", response_model=CategoryOut)
+async def rename_category(slug: Annotated[str, Path(max_length=80)], data: CategoryRenameIn, session: SessionDep,
+                          principal: MerchantDep) -> CategoryOut:
+    """New names for a category (every language given replaces the old set); search finds its products by them at
+    once."""
+    before = await catalog.get_category(session, slug=slug)
+    old_names = dict(before.name)
+    category = await catalog.rename_category(session, slug=slug, name=data.name)
+    await accounts.record(session, actor=accounts.token_actor(principal.token_id, principal.name), area="catalog",
+                          action="category renamed", subject=category.slug,
+                          details={"before": old_names, "after": dict(category.name)})
     return CategoryOut.model_validate(category)

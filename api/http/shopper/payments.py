@@ -32,7 +32,8 @@ def _script_value(value: str) -> str:
              responses={400: {"description": "Missing or wrong Stripe-Signature: nothing changed."}})
 async def stripe_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, str]:
     """Apply a Stripe event once: payment_intent.succeeded marks the order paid (if the amount and currency match
-    it; otherwise the order is flagged for a person), a replay or a late event changes nothing."""
+    it; otherwise the order is flagged for a person), a replay or a late event changes nothing. An event naming our
+    payment for another order is answered 200 `wrong_order` (retrying cannot change it), recorded and logged."""
     secret = settings.payments.stripe_webhook_secret
     if secret is None:
         raise NotFound("Stripe webhooks are not enabled on this shop.", code="stripe_webhook_disabled")

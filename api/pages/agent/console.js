@@ -11,7 +11,7 @@
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (whole, name) =>
     (values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole));
   const T = (key, values) => fill(STRINGS[key] === undefined ? key : STRINGS[key], values);
-  const TC = (prefix, code) => (STRINGS[prefix + code] === undefined ? String(code) : STRINGS[prefix + code]);
+  const TC = (prefix, code, values) => fill(STRINGS[prefix + code] === undefined ? String(code) : STRINGS[prefix + code], values);
   const state = { me: null, csrf: null, view: "queue", current: null, conversation: null, agents: [],
                   canned: [], cannedEditing: null, events: null, poll: null, rules: null, intents: [],
                   items: [], queueIds: new Set(), counts: {}, connection: "connecting", retry: 0,
@@ -843,11 +843,8 @@
 
   // Payments (issue 23): paid and refunded amounts, the refunds, and a refund action (the server checks the role).
   function orderMoney(o) {
-    const parts = [];
-    if (o.paid_text && o.paid) parts.push(" · " + T("paid_amount", { amount: o.paid_text }));
-    if (o.refunded_text) parts.push(" · " + T("refunded_amount", { amount: o.refunded_text }));
     const refunds = (o.refunds || []).map((text) => el("li", { className: "refund" }, text));
-    const nodes = [parts.join("")];
+    const nodes = [];
     if (refunds.length) nodes.push(el("ul", { className: "refunds" }, ...refunds));
     if (o.refundable_text && state.me && state.me.role !== "agent") {
       nodes.push(el("button", { type: "button", className: "refund-order", onclick: () => openRefund(o) }, T("refund")));
@@ -939,8 +936,10 @@
     if (came.start_parameter) rows.push([T("start_parameter"), came.start_parameter]);
     $("shopper").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "-")]));
     $("orders").replaceChildren(...s.orders.map((o) => el("li", { dataset: { order: o.number } },
-      "#" + o.number + " " + o.total_text + " · " + TC("order_status_", o.status) + " · ",
-      el("span", { className: o.paid ? "paid" : "unpaid" }, o.paid ? T("paid") : T("not_paid")), ...orderMoney(o))));
+      "#" + o.number + " " + o.total_text + " · " + T("order_facet", { state: TC("order_state_", o.order_state) }) + " · ",
+      el("span", { className: o.paid ? "paid" : "unpaid" }, T("payment_facet", {
+        state: TC("payment_state_", o.payment_state, { paid: o.paid_text, refunded: o.refunded_text }) })),
+      " · " + T("fulfilment_facet", { state: TC("fulfilment_", o.fulfilment) }), ...orderMoney(o))));
     $("cart").replaceChildren(...s.cart.map((line) => el("li", {}, line.sku + " x " + line.quantity)));
     if (!s.orders.length) $("orders").append(el("li", {}, T("no_orders")));
     if (!s.cart.length) $("cart").append(el("li", {}, T("empty")));

@@ -58,7 +58,7 @@ async def _deliver(db: Database, channel: TelegramChannel, *cards: ProductCard, 
                               idempotency_key=key)
     assert await OutboxWorker(db.sessions, channel_handlers(telegram=channel, hub=None)).run_once() == 1
     async with db.unit_of_work() as session:
-        stored = await session.get(OutboxEvent, event.id)
+        stored: OutboxEvent | None = await session.get(OutboxEvent, event.id)
         assert stored is not None
         return stored
 

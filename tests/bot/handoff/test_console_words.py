@@ -29,6 +29,10 @@ CODES = {"status_": ("open", "resolved"), "role_": ("agent", "supervisor", "owne
          "receipt_": ("sent", "delivered", "read", "failed"),
          "media_": ("image", "video", "audio", "voice", "document", "sticker"),
          "order_status_": STATUSES,
+         # The order line's facets (bot.handoff.views.order_facets).
+         "order_state_": ("open", "completed", "cancelled", "expired", "closed"),
+         "payment_state_": ("awaiting", "paid", "partly_refunded", "refunded", "not_paid"),
+         "fulfilment_": ("not_shipped", "packed", "shipped", "delivered", "return_requested"),
          "cart_link_problem_": ("unknown_sku", "not_sold", "not_sellable_there", "no_stock")}
 
 

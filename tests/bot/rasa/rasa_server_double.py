@@ -41,7 +41,7 @@ def _intent(text: str) -> str:
 
 
 def _state(sender: str, events: list[dict[str, Any]]) -> dict[str, Any]:
-    latest = next((e["parse_data"] for e in reversed(events) if e.get("event") == "user"), {})
+    latest: dict[str, Any] = next((e["parse_data"] for e in reversed(events) if e.get("event") == "user"), {})
     return {"sender_id": sender, "slots": {}, "latest_message": latest, "events": events,
             "latest_action_name": next((e["name"] for e in reversed(events) if e.get("event") == "action"), None)}
 
@@ -58,7 +58,8 @@ def _app(double: RasaDouble) -> web.Application:
             return web.Response(text="<html>upstream error</html>", content_type="text/html")
         if double.behaviour == "error":
             return web.json_response({"status": "failure", "reason": "ConversationError"}, status=500)
-        return await handler(request)
+        answer: web.StreamResponse = await handler(request)
+        return answer
 
     async def rest(request: web.Request) -> web.Response:
         body = await request.json()
@@ -85,9 +86,10 @@ def _app(double: RasaDouble) -> web.Application:
         name = "action_listen"
         if last.get("event") == "user":
             name = POLICY.get(last["parse_data"]["intent"]["name"], "action_default_fallback")
-        scores = sorted([{"action": name, "score": 0.97}, {"action": "utter_greet" if name != "utter_greet" else
-                                                           "action_listen", "score": 0.03}],
-                        key=lambda s: -float(s["score"]))
+        scores: list[dict[str, Any]] = sorted(
+            [{"action": name, "score": 0.97},
+             {"action": "utter_greet" if name != "utter_greet" else "action_listen", "score": 0.03}],
+            key=lambda s: -float(s["score"]))
         return web.json_response({"scores": scores, "policy": "RulePolicy", "confidence": 0.97,
                                   "tracker": _state(sender, events)})
 

@@ -66,8 +66,10 @@ async def test_predict_mode_runs_rasas_actions_there_and_shoptalks_here(db: Data
             inbound = [m for m in await ConversationRepository(session).last_messages(conversation.id, 10)
                        if m.direction == "in"]
             inbound.sort(key=lambda m: m.id)
-            assert inbound[-1].nlu["intent"]["name"] == "order_status"
-            assert inbound[-1].nlu["policy"] == "rasa_server"
+            parsed = inbound[-1].nlu
+            assert parsed is not None
+            assert parsed["intent"]["name"] == "order_status"
+            assert parsed["policy"] == "rasa_server"
 
 
 async def test_predict_mode_handoff_is_shoptalks(db: Database, bot_deps: BotDeps) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from api.app import create_app
 from api.auth import create_token
+from api.workers.jobs import PeriodicJob
 from kit.db import Database
 from kit.settings import Settings
 from tests.commerce.channels.conftest import drain, make_stocked_shop, worker_for
@@ -24,6 +25,13 @@ async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(environment="test", security={"secret_key": "test-secret-key-0123456789"})
     async with app_client(create_app(settings, database=db)) as http:
         yield http
+
+
+async def reconciled(job: PeriodicJob) -> object:
+    """How many channels the pull-and-reconcile round reconciled."""
+    outcome = await job.run()
+    assert isinstance(outcome, dict)
+    return outcome["reconciled"]
 
 
 async def _merchant(db: Database) -> dict[str, str]:
@@ -163,13 +171,13 @@ async def test_a_dead_lettered_push_channel_is_made_good_by_the_scheduled_reconc
     assert "503" in site["alert"]["dead_last_error"]
     assert site["alert"]["dead_since"] is not None
     # The channel is still down at the next reconciliation: the alert stays and names the failure.
-    assert (await job.run())["reconciled"] == 2
+    assert await reconciled(job) == 2
     site = (await client.get("/api/v1/channels/site", headers=merchant)).json()
     assert site["alert"]["dead_pushes"] == 1
     assert "503" in site["alert"]["reconciliation_error"]
     webhook.fail_next(0)  # the web shop answers again
     shift += timedelta(seconds=900)  # one reconcile interval later
-    assert (await job.run())["reconciled"] == 2
+    assert await reconciled(job) == 2
     assert webhook.quantity("KET-1") == 7
     site = (await client.get("/api/v1/channels/site", headers=merchant)).json()
     assert site["alert"] is None

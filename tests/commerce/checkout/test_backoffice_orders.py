@@ -184,6 +184,7 @@ async def test_the_console_shows_payments_and_a_supervisor_refunds(client: httpx
     view = panel.orders[0]
     total = f"€{order.total:.2f}"
     assert (view.order_id, view.paid, view.paid_text, view.refunded_text) == (order.id, True, total, "")
+    assert (view.order_state, view.payment_state, view.fulfilment) == ("open", "paid", "not_shipped")
     assert view.refundable_text == total
     await make_account(shop, "ann@shop.test", "agent")
     await make_account(shop, "sue@shop.test", "supervisor")
@@ -208,9 +209,39 @@ async def test_the_console_shows_payments_and_a_supervisor_refunds(client: httpx
                                  json={"amount": str(order.total), "idempotency_key": "console-2"})
     assert too_much.status_code == 409
     left = order.total - 10
-    assert f"At most {left:.2f}" in too_much.json()["detail"]
+    # Money as people read it (the currency's minor units and symbol), never the column's "80.200000 EUR".
+    assert too_much.json()["detail"] == f"At most €{left:,.2f} can be refunded."
+    assert (too_much.json()["refundable"], too_much.json()["currency"]) == (f"{left:.2f}", "EUR")
     async with shop.sessions() as session:
         panel = await handoff.views.shopper_panel(session, conversation=conversation)
     view = panel.orders[0]
     assert (view.refunded_text, view.refunds, view.refundable_text) == ("€10.00", ["€10.00 · late delivery"],
                                                                         f"€{left:.2f}")
+    assert (view.order_state, view.payment_state, view.fulfilment) == ("open", "partly_refunded", "not_shipped")
+
+
+@pytest.mark.parametrize(("status", "paid", "refunded", "tracking", "facets"), [
+    ("pending_payment", "0", "0", None, ("open", "awaiting", "not_shipped")),
+    ("paid", "50", "0", None, ("open", "paid", "not_shipped")),
+    ("packed", "50", "0", None, ("open", "paid", "packed")),
+    ("fulfilled", "50", "0", "JD1", ("open", "paid", "shipped")),
+    ("delivered", "50", "20", "JD1", ("completed", "partly_refunded", "delivered")),
+    ("return_requested", "50", "0", "JD1", ("open", "paid", "return_requested")),
+    ("refunded", "50", "50", "JD1", ("closed", "refunded", "shipped")),
+    ("refunded", "50", "50", None, ("closed", "refunded", "not_shipped")),
+    ("cancelled", "0", "0", None, ("cancelled", "not_paid", "not_shipped")),
+    ("cancelled", "50", "50", None, ("cancelled", "refunded", "not_shipped")),
+    ("expired", "0", "0", None, ("expired", "not_paid", "not_shipped")),
+])
+def test_the_console_says_the_order_its_payment_and_its_fulfilment_once(
+        status: str, paid: str, refunded: str, tracking: str | None, facets: tuple[str, str, str]) -> None:
+    from bot import handoff, i18n
+
+    order = Order(status=status, amount_paid=Decimal(paid), amount_refunded=Decimal(refunded),
+                  tracking_number=tracking)
+    assert handoff.views.order_facets(order) == facets
+    state, payment, fulfilment = facets
+    for locale in i18n.LANGUAGES:  # each word in every catalog of the agent's language
+        for key in (f"order_state_{state}", f"payment_state_{payment}", f"fulfilment_{fulfilment}", "order_facet",
+                    "payment_facet", "fulfilment_facet"):
+            assert i18n.has_text(locale, f"console.{key}"), (locale, key)

@@ -5,16 +5,19 @@ the shopper is told once, with the amount, in their language."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.app import create_app
 from api.auth import create_token
 from api.models import AuditEvent
+from api.workers.payments import outbox_handlers
 from bot import i18n
 from commerce.orders import service as orders
 from commerce.orders.errors import IllegalTransition
@@ -24,10 +27,10 @@ from commerce.payments.errors import ProviderUnavailable
 from commerce.payments.models import PaymentRefund
 from commerce.payments.providers import PaymentProvider, StripeProvider, TelegramProvider, provider_for
 from kit.db import Database
-from kit.outbox import OutboxEvent
+from kit.outbox import Handler, OutboxEvent, OutboxWorker
 from kit.settings import Settings
 from tests.api.test_backoffice import make_account, signed_in
-from tests.commerce.checkout.conftest import signed, stripe_losing_first, stripe_settings
+from tests.commerce.checkout.conftest import NOW, signed, stripe_losing_first, stripe_settings
 from tests.commerce.checkout.test_backoffice_orders import wire_order
 from tests.commerce.checkout.test_payments import event, open_at_stripe, pay_at_stripe, place, post_event, stripe_client
 from tests.commerce.checkout.test_refunds import on_hand, paid_order
@@ -135,7 +138,7 @@ async def test_a_telegram_payment_is_owed_and_flagged_and_the_shopper_told(shop:
     assert (row.status, row.amount, row.provider_ref) == ("owed", order.total, None)
     assert cancelled.status == "cancelled"
     assert cancelled.attention is not None
-    assert "Refund owed" in cancelled.attention
+    assert cancelled.attention.startswith(f"Refund owed: €{order.total:,.2f} for telegram payment")
     assert payment.reference in cancelled.attention  # the person finds the payment to refund by hand
     told = await cancelled_events(shop, order.id)
     assert [e.payload.get("notice") for e in told] == ["cancelled_refund_owed"]
@@ -205,6 +208,8 @@ async def test_back_office_cancel_of_a_paid_transfer_owes_the_refund(shop: Datab
             sent = await client.post(f"/backoffice/orders/{order.id}/refunds/{owed.id}/sent",
                                      data={"csrf_token": csrf, "reference": "SEPA back 0043"})
             assert sent.status_code == 303, sent.text
+            assert unquote(sent.headers["location"]).endswith(
+                f"notice=Refund of ${order.total:,.2f} on order #{order.number} marked sent.")  # a USD order
         after = await client.get(f"/backoffice/orders/{order.id}")
     assert "owed: send it by hand" not in after.text
     assert "Refund owed" not in after.text  # the flag is gone
@@ -252,3 +257,80 @@ async def test_a_refund_whose_answer_was_lost_is_not_made_twice(shop: Database, 
     refunds = await stripe_client(localstripe).v1.refunds.list_async(params={"payment_intent": intent["id"]})
     assert [r.id for r in refunds.data] == [row.provider_ref]
     assert sum(r.amount for r in refunds.data) == int(order.total * 100)
+
+
+async def intent_status(localstripe: str, reference: str) -> str:
+    return str((await stripe_client(localstripe).v1.payment_intents.retrieve_async(reference)).status)
+
+
+async def test_cancelling_an_unpaid_order_cancels_its_stripe_intent_once(shop: Database, client: httpx.AsyncClient,
+                                                                        localstripe: str,
+                                                                        settings: Settings) -> None:
+    provider = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example", api_base=localstripe)
+    order = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:36:a")
+    opened = await open_at_stripe(shop, order.id, provider)  # the pay page opened it: an intent at Stripe
+    lost = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:36:b")
+    async with shop.unit_of_work() as session:
+        creating = await payments.start_payment(session, order_id=lost.id, provider=provider)
+    # Stripe made this one but its answer never reached us: our row still says creating.
+    made = await provider.create(charge=replace(payments.charge_of(lost), payment_id=creating.id),
+                                 method_types=["card"], idempotency_key=str(creating.idempotency_key))
+    for placed in (order, lost):
+        async with shop.unit_of_work() as session:
+            cancelled, _, _ = await payments.cancel_order(session, order_id=placed.id,
+                                                          providers=lambda name: provider)
+        assert cancelled.status == "cancelled"
+    queued = await cancel_events(shop)
+    assert sorted(e.payload["payment_id"] for e in queued) == [opened.id, creating.id]
+    # Stripe down when the worker gets to it: the order stays cancelled, the intent's cancel is retried.
+    down = stripe_settings("http://127.0.0.1:9").model_copy(deep=True)
+    down.payments.timeout_seconds = 2
+    assert await OutboxWorker(shop.sessions, cancel_handler(down, shop)).run_once() == 2
+    waiting = await cancel_events(shop)
+    assert {(e.status, e.attempts) for e in waiting} == {("pending", 1)}
+    assert all("ProviderUnavailable" in str(e.last_error) for e in waiting)
+    assert [await intent_status(localstripe, ref) for ref in (opened.reference, made.reference)] == \
+        ["requires_payment_method"] * 2
+    async with shop.sessions() as session:
+        assert {(await orders.get_order(session, order_id=o.id)).status for o in (order, lost)} == {"cancelled"}
+    async with shop.unit_of_work() as session:  # due again
+        await session.execute(update(OutboxEvent).where(OutboxEvent.topic == payments.CANCEL_INTENT_TOPIC)
+                              .values(next_attempt_at=NOW))
+    assert await OutboxWorker(shop.sessions, cancel_handler(settings, shop)).run_once() == 2
+    assert {e.status for e in await cancel_events(shop)} == {"delivered"}
+    assert [await intent_status(localstripe, ref) for ref in (opened.reference, made.reference)] == \
+        ["canceled"] * 2  # the shopper can no longer pay either link
+    handle = cancel_handler(settings, shop)[payments.CANCEL_INTENT_TOPIC]
+    for again in await cancel_events(shop):  # delivered twice (a lease expired): nothing more, no error
+        await handle(again)
+    assert await intent_status(localstripe, opened.reference) == "canceled"
+
+
+async def test_a_payment_made_before_the_intent_was_cancelled_is_flagged_late(
+        shop: Database, client: httpx.AsyncClient, localstripe: str, settings: Settings) -> None:
+    provider = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example", api_base=localstripe)
+    order = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:37:a")
+    opened = await open_at_stripe(shop, order.id, provider)
+    async with shop.unit_of_work() as session:
+        await payments.cancel_order(session, order_id=order.id, providers=lambda name: provider)
+    intent = await pay_at_stripe(localstripe, opened.reference)  # paid before the worker cancelled the intent
+    assert await OutboxWorker(shop.sessions, cancel_handler(settings, shop)).run_once() == 1
+    assert [e.status for e in await cancel_events(shop)] == ["delivered"]  # not retried for ever
+    assert await intent_status(localstripe, opened.reference) == "succeeded"
+    assert (await post_event(client, *signed(event(intent, "evt_paid_after_cancel")))).json() == {"outcome": "late"}
+    async with shop.sessions() as session:
+        late = await orders.get_order(session, order_id=order.id)
+    assert late.status == "cancelled"
+    assert late.attention is not None
+    assert "refund" in late.attention
+
+
+def cancel_handler(settings: Settings, db: Database) -> dict[str, Handler]:
+    """The worker's handler for intent cancellations (and no other topic, so the test's worker sends nothing else)."""
+    return {payments.CANCEL_INTENT_TOPIC: outbox_handlers(settings, db)[payments.CANCEL_INTENT_TOPIC]}
+
+
+async def cancel_events(db: Database) -> list[OutboxEvent]:
+    async with db.sessions() as session:
+        return list((await session.scalars(select(OutboxEvent).where(
+            OutboxEvent.topic == payments.CANCEL_INTENT_TOPIC).order_by(OutboxEvent.id))).all())

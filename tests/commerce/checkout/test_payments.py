@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from sqlalchemy import select
 
 from api.app import create_app
 from api.auth import create_token
@@ -21,11 +23,12 @@ from commerce.orders import service as orders
 from commerce.orders.models import Order
 from commerce.payments import service as payments
 from commerce.payments.errors import PaymentNotPossible, ProviderUnavailable
-from commerce.payments.models import Payment
+from commerce.payments.models import Payment, PaymentEvent
 from commerce.payments.providers import OfflineProvider, StripeProvider
 from commerce.payments.schemas import PaymentMethodIn
 from kit.clock import clock
 from kit.db import Database
+from kit.outbox import OutboxEvent
 from kit.settings import Settings
 from tests.commerce.checkout.conftest import NOW, signed, stripe_settings
 from tests.http import app_client
@@ -174,13 +177,18 @@ async def test_amount_or_currency_mismatch_is_flagged_not_paid(shop: Database, c
     flagged = await reload(shop, order.id)
     assert flagged.status == "pending_payment"
     assert flagged.attention is not None
-    assert str(int(order.total)) in flagged.attention
+    assert flagged.attention == (f"stripe reported ¥{int(order.total) - 1:,} for a payment of ¥{int(order.total):,}; "
+                                 "not marked paid.")
     other = await place(shop, external_id="chat:2")
     payment2 = await open_at_stripe(shop, other.id, provider)
     intent2 = await pay_at_stripe(localstripe, payment2.reference)
     in_usd = {**intent2, "currency": "usd"}
     assert (await post_event(client, *signed(event(in_usd, "evt_usd")))).json() == {"outcome": "mismatch"}
-    assert (await reload(shop, other.id)).status == "pending_payment"
+    flagged2 = await reload(shop, other.id)
+    assert flagged2.status == "pending_payment"
+    # USD has two decimals: the intent's minor units read as dollars and cents.
+    assert flagged2.attention == (f"stripe reported ${int(other.total) / 100:,.2f} for a payment of "
+                                  f"¥{int(other.total):,}; not marked paid.")
 
 
 async def test_partial_then_full_refund_through_stripe(shop: Database, client: httpx.AsyncClient,
@@ -224,6 +232,10 @@ async def test_unpaid_order_expires_and_a_late_payment_is_flagged(shop: Database
         assert await payments.expire_orders(session) == 1
     async with shop.sessions() as session:
         assert (await inventory.available_stock(session, skus=["TEA-1"]))["TEA-1"] == 5
+    async with shop.sessions() as session:  # the intent is to be cancelled at Stripe (the worker was not run here)
+        closing = (await session.scalars(select(OutboxEvent).where(
+            OutboxEvent.topic == payments.CANCEL_INTENT_TOPIC))).all()
+    assert [(e.payload["payment_id"], e.payload["opened"]) for e in closing] == [(payment.id, True)]
     intent = await pay_at_stripe(localstripe, payment.reference)
     assert (await post_event(client, *signed(event(intent, "evt_late")))).json() == {"outcome": "late"}
     late = await reload(shop, order.id)
@@ -286,3 +298,49 @@ async def test_pay_page_carries_the_open_payment_only(shop: Database, settings: 
         assert '"pk_test_local"' in page.text
         assert page.headers["cache-control"] == "no-store"
         assert (await http.get("/pay/ST-00000-00000")).status_code == 404
+
+
+async def test_a_webhook_naming_our_payment_for_another_order_is_not_applied(
+        shop: Database, client: httpx.AsyncClient, provider: StripeProvider, localstripe: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    order = await place(shop)
+    other = await place(shop, external_id="chat:2")
+    async with shop.unit_of_work() as session:  # "Pay" pressed; the intent was never recorded on our side
+        opened = await payments.start_payment(session, order_id=order.id, provider=provider)
+    # An intent whose metadata names our payment row but another order (a second database sharing the Stripe
+    # account reuses payment ids): its event must not adopt and pay our payment.
+    foreign = replace(payments.charge_of(order), payment_id=opened.id, public_ref=other.public_ref)
+    created = await provider.create(charge=foreign, method_types=["card"], idempotency_key="foreign-1")
+    intent = await pay_at_stripe(localstripe, created.reference)
+    assert intent["metadata"]["payment_id"] == str(opened.id)
+    caplog.set_level("WARNING", logger="commerce.payments.service")
+    answer = await post_event(client, *signed(event(intent, "evt_foreign")))
+    assert answer.status_code == 200  # a 4xx would make Stripe retry for days: the event can never apply here
+    assert answer.json() == {"outcome": "wrong_order"}
+    replay = await post_event(client, *signed(event(intent, "evt_foreign")))
+    assert replay.json() == {"outcome": "duplicate"}
+    async with shop.sessions() as session:
+        payment = await session.get(Payment, opened.id)
+        assert payment is not None
+        assert (payment.status, payment.reference) == ("creating", opened.reference)
+        recorded = await session.scalar(select(PaymentEvent).where(PaymentEvent.event_id == "evt_foreign"))
+        assert recorded is not None
+        assert (recorded.outcome, recorded.order_id) == ("wrong_order", order.id)
+        assert recorded.detail["reference"] == created.reference
+    assert (await reload(shop, order.id)).status == "pending_payment"
+    assert (await reload(shop, other.id)).status == "pending_payment"
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "evt_foreign" in logged
+    assert created.reference in logged
+    assert str(intent["client_secret"]) not in logged
+    assert other.public_ref not in logged
+    assert order.public_ref not in logged
+    # Nothing lost: our own payment still opens at Stripe and is paid by its own event.
+    mine = await payments.complete_payment(shop, payment_id=opened.id, provider=provider)
+    assert mine.reference != created.reference
+    paid_intent = await pay_at_stripe(localstripe, mine.reference)
+    # Our intent, but an event whose metadata names another order (edited in a dashboard, say): not applied either.
+    relabelled = {**paid_intent, "metadata": {**paid_intent["metadata"], "order_ref": other.public_ref}}
+    assert (await post_event(client, *signed(event(relabelled, "evt_relabelled")))).json() == {"outcome": "wrong_order"}
+    assert (await reload(shop, order.id)).status == "pending_payment"
+    assert (await post_event(client, *signed(event(paid_intent, "evt_mine")))).json() == {"outcome": "paid"}

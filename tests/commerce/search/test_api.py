@@ -54,3 +54,34 @@ async def test_the_old_token_page_redirects_to_the_back_office(client: httpx.Asy
         page = await client.get(path)
         assert page.status_code == 308
         assert page.headers["location"] == "/backoffice/search"
+
+
+async def test_a_category_renamed_over_rest_is_searched_by_its_new_name(
+        client: httpx.AsyncClient, db: Database) -> None:  # noqa: F811
+    from sqlalchemy import select
+
+    from api.models import AuditEvent
+    from tests.factories import make_product, make_shop
+
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 3}})
+    merchant = await token_for(db, "merchant")
+    barware = {"q": "barware"}
+    assert (await client.get("/api/v1/search/products", headers=merchant, params=barware)).json()["hits"] == []
+    renamed = await client.patch("/api/v1/categories/home-kitchen", headers=merchant,
+                                 json={"name": {"en": "Barware", "zh": "酒吧用品"}})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == {"en": "Barware", "zh": "酒吧用品"}
+    hits = (await client.get("/api/v1/search/products", headers=merchant, params=barware)).json()["hits"]
+    assert [h["product"] for h in hits] == ["kettle"]
+    missing = await client.patch("/api/v1/categories/nope", headers=merchant, json={"name": {"en": "X"}})
+    assert (missing.status_code, missing.json()["code"]) == (404, "category_not_found")
+    empty = await client.patch("/api/v1/categories/home-kitchen", headers=merchant, json={"name": {"en": " "}})
+    assert (empty.status_code, empty.json()["code"]) == (422, "invalid_category_name")
+    agent = await token_for(db, "agent")
+    assert (await client.patch("/api/v1/categories/home-kitchen", headers=agent,
+                               json={"name": {"en": "X"}})).status_code == 403
+    async with db.sessions() as session:
+        audited = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "category renamed"))).all()
+    assert [(a.subject, a.details["after"]) for a in audited] == [("home-kitchen", {"en": "Barware", "zh": "酒吧用品"})]

@@ -225,3 +225,41 @@ async def test_a_filtered_search_reads_stock_only_for_the_variants_of_that_colou
     for sku in [*asked, *(h.sku for h in result.hits)]:
         assert attributes[sku]["colour"] == "black", sku
         assert attributes[sku]["size"] == "L", sku
+
+
+async def test_a_renamed_category_is_searched_by_its_new_name(db: Database, clock: FakeClock) -> None:
+    from tests.factories import make_product, make_shop
+
+    async with db.unit_of_work() as session:
+        await make_shop(session)  # category home-kitchen, "Home & kitchen" / 家居厨房
+        kettle = await make_product(session, slug="kettle", skus={"KET-1": {"RTM": 3}})
+        mug = await make_product(session, slug="mug", skus={"MUG-1": {"RTM": 3}})
+    assert (await ids(db, "barware"))[0] == []  # the index is warm, without that word
+    assert (await ids(db, "家居"))[0] != []
+    async with db.unit_of_work() as session:
+        renamed = await catalog.rename_category(session, slug="home-kitchen",
+                                                name={"en": "Barware", "zh": "酒吧用品"})
+    assert renamed.updated_at is not None
+    assert sorted((await ids(db, "barware"))[0]) == sorted([kettle.id, mug.id])  # seen at once in this process
+    assert sorted((await ids(db, "酒吧用品"))[0]) == sorted([kettle.id, mug.id])
+    assert (await ids(db, "家居"))[0] == []  # the old name is gone from the index
+    # Another process renames it: seen within the signature's time to live, like its product writes.
+    later = utcnow() + timedelta(seconds=5)
+    stamp = later.strftime("%Y-%m-%d %H:%M:%S.%f") + ("" if db.engine.dialect.name == "sqlite" else "+00:00")
+    await _behind_our_back(db, "UPDATE categories SET name = '{\"en\": \"Glassware\"}', "
+                               f"updated_at = '{stamp}' WHERE slug = 'home-kitchen'")
+    clock.now += search.SIGNATURE_TTL
+    assert sorted((await ids(db, "glassware"))[0]) == sorted([kettle.id, mug.id])
+    assert (await ids(db, "barware"))[0] == []
+
+
+async def test_renaming_a_category_checks_its_names(db: Database) -> None:
+    from kit.errors import ShopTalkError
+    from tests.factories import make_shop
+
+    async with db.unit_of_work() as session:
+        await make_shop(session)
+        with pytest.raises(ShopTalkError):
+            await catalog.rename_category(session, slug="no-such-category", name={"en": "Anything"})
+        with pytest.raises(ShopTalkError):
+            await catalog.rename_category(session, slug="home-kitchen", name={"en": "  "})
