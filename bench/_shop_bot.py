@@ -1,7 +1,8 @@
 """The demo shop's whole bot, driven as shoppers drive it (shared by bench/product_qa.py and bench/shopper_words.py).
 
 `demo_shop_bot()` migrates a scratch SQLite database, loads the demo shop and the cross-border defaults, trains the
-real NLU from the shipped data with the catalog's words taught, and yields a `ShopBot` whose `send` hands one message
+real NLU from the shipped data with the catalog's words taught, opens the demo FAQ's index, and yields a
+`ShopBot` whose `send` hands one message
 or button press to `bot.handle_inbound` in its own unit of work, as a channel does. Import `_common` first.
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ async def demo_shop_bot(prefix: str) -> AsyncIterator[ShopBot]:
     from api.migrations import upgrade
     from bot import BotDeps
     from bot.deps import _encoder_of, teach_catalog_words
+    from bot.skills.faq import knowledge_base_source
     from commerce.catalog.service import all_products, categories
     from commerce.cross_border import load_cross_border_defaults
     from kit.db import Database
@@ -60,7 +62,9 @@ async def demo_shop_bot(prefix: str) -> AsyncIterator[ShopBot]:
             await teach_catalog_words(nlu, session)
             products = await all_products(session)
             category_slug = {category.id: category.slug for category in await categories(session)}
-        deps = BotDeps(settings=Settings(data_dir=workdir), nlu=nlu, encoder=_encoder_of(nlu))
+        # The shop's FAQ answers as in the served app (`api.chat_runtime`): the cross-border and clarify paths ask it.
+        deps = BotDeps(settings=Settings(data_dir=workdir), nlu=nlu, encoder=_encoder_of(nlu),
+                       knowledge=await knowledge_base_source(database))
         yield ShopBot(database=database, deps=deps, train_seconds=round(train_s, 1),
                       product_id={p.slug: p.id for p in products},
                       product_of_id={p.id: (p.slug, category_slug[p.category_id])

@@ -12,7 +12,8 @@ stored NLU record (intent, policy) and the conversation after the turn (question
 - greet / goodbye / thanks: that small-talk intent answered (its name contains greet / bye / thank), no cards;
 - ask_country: no cards, and the bot asks for the country (a question in flight about the country, or buttons
   naming countries);
-- order_status / cart / faq: answered by that skill (faq also: an unclear message the FAQ answered);
+- order_status / cart: answered by that skill; faq: the FAQ answered or offered its closest questions (whichever
+  skill asked it), or an unclear message the FAQ answered;
 - handoff: the conversation is handed to a person (policy `handoff` or mode `human`).
 
 Prints one JSON object: accuracy overall, per language and per label, the share of search messages whose first
@@ -66,6 +67,8 @@ async def observe(shop: Any, sender: str, text: str) -> dict[str, Any]:
     return {
         "intent": (record.get("intent") or {}).get("name"), "policy": record.get("policy"),
         "product_answer": any(r.custom and "product_answer" in r.custom for r in result.replies),
+        "faq": (any(r.custom and "faq_entry_id" in r.custom for r in result.replies)
+                or (pending or {}).get("intent") == "faq"),
         "cards": len(cards), "first": first[0] if first else None, "first_category": first[1] if first else None,
         "pending": pending, "mode": mode,
         "buttons": [b.payload for r in result.replies for b in r.buttons if b.payload],
@@ -95,8 +98,9 @@ def judge(item: dict[str, Any], seen: dict[str, Any], skill_of: dict[str, str], 
         asks = "country" in str(pending.get("slot") or "") or sum(
             bool(COUNTRY_SEGMENT.search(payload)) for payload in seen["buttons"]) >= 2
         return seen["cards"] == 0 and asks
-    if label == "faq":
-        return skill == "faq" or (seen["policy"] == "clarify" and not seen["text"].startswith(not_understood))
+    if label == "faq":  # the FAQ answered (or offered its closest questions), whichever skill asked it
+        return skill == "faq" or seen["faq"] or (seen["policy"] == "clarify"
+                                                 and not seen["text"].startswith(not_understood))
     pending_skill = skill_of.get(str((seen["pending"] or {}).get("intent") or ""), "")
     return label in (skill, pending_skill)
 
