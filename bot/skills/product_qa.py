@@ -261,6 +261,7 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
     question = _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], question)
     # "how much is the carbon steel wok", "hw long do the noise cancelling earbuds last": the title's words name
     # the product, the rest is the question; only when the rest has no cue is the whole message read.
+    whole = question  # what a compatibility question names, and the words of an "other" question, come from it
     probe = _without_title_words(question, sheet, naming)
     if _has_cue(probe):
         question = probe
@@ -304,7 +305,7 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
     for name, (asked, evidence) in ASPECTS.items():
         if asked.search(question):
             if name in _OBJECT_ASPECTS:
-                return _names_the_object(sheet, question, name, language=language, naming=naming)
+                return _names_the_object(sheet, whole, name, language=language, naming=naming)
             cited = _find(sheet, evidence, language)
             return ProductAnswer(bool(cited), name, tuple(cited[:2]))
     if OPTIONS_ASKED.search(question):
@@ -324,8 +325,8 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
         # The description's own figure ("weighs 2.9 kg") first; the shipping weight (with packaging) after it.
         stated = [c for c in _find(sheet, WEIGHT_STATED, language) if c.field == "description"]
         return ProductAnswer(True, "weight", (*stated[:1], Citation("weight", f"{sheet.weight_grams} g")))
-    words = _asked_words(question, naming)
-    if not words or ABOUT_ASKED.search(question):
+    words = _asked_words(whole, naming)
+    if not words or ABOUT_ASKED.search(whole):
         texts = _texts_in_order(sheet.description, language)
         if texts:
             return ProductAnswer(True, "about", (Citation("description", " ".join(_sentences(texts[0][1])[:2])),))
@@ -384,7 +385,7 @@ def _option_combination(sheet: ProductSheet, sizes: tuple[str, ...], colours: tu
     matches: list[set[str]] = []
     shown: list[str] = []
     names: list[str] = []
-    for value, kind in [*((v, "size") for v in sizes), *((v, "colour") for v in colours)]:
+    for value, kind in [*((v, "colour") for v in colours), *((v, "size") for v in sizes)]:
         hit = {o.sku for o in sheet.options if any(_same_option(v, value) for v in o.attributes.values())}
         if not hit:
             values = tuple(dict.fromkeys(o.attributes[kind] for o in sheet.options if kind in o.attributes))
@@ -642,7 +643,9 @@ async def answer_question(turn: Turn) -> None:
     sheet = await sheet_of(turn, product)
     sizes = tuple(str(v) for v in (turn.parsed.entity_values("size") if turn.parsed is not None else []))
     colours = _asked_colours(turn, product)
-    naming = tuple(w for w in naming_words(turn) if names_the_product(sheet, w))
+    # A name with an asked word in it ("face wash") is still this product's name when its title or tags say it.
+    whole = [str(e.value) for e in (turn.parsed.entities if turn.parsed is not None else ()) if e.entity == "product"]
+    naming = tuple(w for w in dict.fromkeys([*naming_words(turn), *whole]) if names_the_product(sheet, w))
     found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours, naming=naming)
     title = turn.title(product)
     custom = {"product_answer": {"product": product.slug, "known": found.known, "aspect": found.aspect,
