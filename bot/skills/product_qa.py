@@ -357,7 +357,7 @@ def _without_title_words(question: str, sheet: ProductSheet, naming: tuple[str, 
     for word in jieba_words("".join(_CJK.findall(question))):
         if len(word) > 1 and word in titles:
             kept = kept.replace(word, " ")
-    return kept
+    return re.sub(r"\s+", " ", kept).strip()  # "how many  charges" read as "how many charges"
 
 
 def _compact(value: str) -> str:
@@ -577,16 +577,20 @@ async def product_in_question(turn: Turn) -> Product | None:
     return None
 
 
+def _cjk_bigrams(text: str) -> set[str]:
+    return {a + b for a, b in zip(text, text[1:], strict=False) if _CJK.match(a) and _CJK.match(b)}
+
+
 async def _best_titled(turn: Turn, candidates: list[int]) -> list[int]:
-    """The named candidates, the one whose title shares most words with the message first ("the trail running
-    shoes" names the trail shoes, not the first running shoes; "氮化镓充电器" the GaN charger), search order
-    otherwise."""
+    """The named candidates, the one whose title shares clearly more words with the message first ("the trail running
+    shoes" names the trail shoes, not the first running shoes; "氮化镓充电器" the GaN charger: CJK bigrams, as single
+    characters are shared by unrelated titles), search order otherwise."""
     if len(candidates) < 2:
         return candidates
     products = await get_products(turn.session, product_ids=candidates)
     text = turn.text.lower()
     latin = {w for w in _LATIN.findall(text) if len(w) > 2}
-    chars = set(_CJK.findall(text))
+    chars = _cjk_bigrams(text)
 
     def shared(product_id: int) -> int:
         product = products.get(product_id)
@@ -594,9 +598,14 @@ async def _best_titled(turn: Turn, candidates: list[int]) -> list[int]:
             return 0
         title = " ".join(product.title.values()).lower()
         words = {w for w in _LATIN.findall(title) if len(w) > 2}
-        return len(latin & words) + len(chars & set(_CJK.findall(title)))
+        return len(latin & words) + len(chars & _cjk_bigrams(title))
 
-    return sorted(candidates, key=lambda i: -shared(i))  # stable: ties keep the search's order
+    best = max(candidates, key=shared)  # the first of the best
+    # Only a clearly better title moves ahead of the search's first (two shared words or bigrams more): one shared
+    # bigram is chance ("充电宝能带上飞机吗" shares 充电 with the desk lamp's "充电口", none with the power bank's).
+    if shared(best) >= shared(candidates[0]) + 2:
+        return [best, *(i for i in candidates if i != best)]
+    return candidates
 
 
 def shown_value(value: str, language: str) -> str:

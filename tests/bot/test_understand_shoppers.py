@@ -183,7 +183,17 @@ async def test_a_question_about_the_product_in_view_beats_a_recommend_or_person_
     assert "无需滤纸" in texts(paper)
 
 
-async def test_a_product_with_no_stock_anywhere_is_out_of_stock_when_asked_by_name(say: Say, deps: BotDeps) -> None:
+async def test_a_product_with_no_stock_anywhere_is_out_of_stock_when_asked(say: Say, deps: BotDeps,
+                                                                           shop: Database) -> None:
+    # Its card says it is out of stock (not "no longer available"), offers similar products and stays in view.
+    ids = await product_ids(shop)
+    shown = await say(kind="callback", payload=f"product:details:{ids['bamboo-charcoal-cleanser']}", sender="z0",
+                      deps=deps)
+    assert "out of stock" in texts(shown)
+    assert f"more_like:{ids['bamboo-charcoal-cleanser']}" in payloads(shown)
+    in_view = await say("is it in stock?", sender="z0", deps=deps)
+    assert answer_of(in_view)["product"] == "bamboo-charcoal-cleanser"
+    assert "out of stock" in texts(in_view)
     en = await say("is the charcoal face wash available", sender="z1", deps=deps)
     assert answer_of(en) == {"product": "bamboo-charcoal-cleanser", "known": True, "aspect": "stock",
                              "fields": ["stock"]}
