@@ -1,9 +1,9 @@
 """The demo shop's whole bot, driven as shoppers drive it (shared by bench/product_qa.py and bench/shopper_words.py).
 
 `demo_shop_bot()` migrates a scratch SQLite database, loads the demo shop and the cross-border defaults, trains the
-real NLU from the shipped data with the catalog's words taught, opens the demo FAQ's index, and yields a
-`ShopBot` whose `send` hands one message
-or button press to `bot.handle_inbound` in its own unit of work, as a channel does. Import `_common` first.
+real NLU from the shipped data with the catalog's words taught, opens the demo FAQ's index, and yields a `ShopBot`
+whose `send` hands one message or button press to `bot.handle_inbound` in its own unit of work, as a channel does.
+Import `_common` first.
 """
 from __future__ import annotations
 

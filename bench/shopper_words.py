@@ -79,7 +79,7 @@ async def observe(shop: Any, sender: str, text: str) -> dict[str, Any]:
 def judge(item: dict[str, Any], seen: dict[str, Any], skill_of: dict[str, str], not_understood: str) -> bool:
     label = item["label"]
     skill = skill_of.get(seen["intent"] or "", "") if seen["policy"] in ("answer", "confirm", "slot") else ""
-    handed_off = seen["policy"] == "handoff" or seen["mode"] == "human"
+    handed_off: bool = seen["policy"] == "handoff" or seen["mode"] == "human"
     if label == "handoff":
         return handed_off
     if handed_off:

@@ -6,6 +6,9 @@ it never guesses.
 The product is the one named in the message, else the one in view (the last product shown), else the last one in
 the cart. `read_catalog` (pure: a `ProductSheet` and the question in, a `ProductAnswer` out) is what
 `bench/product_qa.py` measures.
+
+One module past 500 lines on purpose: the tables that read a question (aspects, units, shorthand, options) serve
+both the policy's signal (`asks_about_a_product`) and the answer, and they change together.
 """
 from __future__ import annotations
 
