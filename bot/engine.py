@@ -310,7 +310,8 @@ async def _respond(turn: Turn, stored: ConversationMessage, triggers: ShopTrigge
                       names_a_product=bool(parsed.entity_values("product")),
                       only_names_a_product=only_names_a_product(parsed),
                       asks_about_a_product=asks_about_a_product(parsed, in_view=in_view),
-                      question_in_view=question_about_view(parsed, in_view=in_view))
+                      # Only a product shown: a cart line does not make "what is your phone number?" about it.
+                      question_in_view=question_about_view(parsed, in_view=bool(turn.conversation.last_products)))
     decision = decide(parsed, thresholds=thresholds, misunderstood_before=misunderstood, triggers=triggers,
                       signals=signals)
     stored.nlu = _nlu_record(parsed, policy=decision.action, truncated=truncated,
