@@ -19,6 +19,9 @@ refusals (answerable questions refused), routing (questions that reached the ski
 
     python bench/product_qa.py [--data bench/data/product_qa.json] [--heldout bench/data/product_qa_heldout.json]
         [--blind bench/data/product_qa_blind.json]
+
+`--blind` takes any set in the same format, e.g. `--data '' --heldout '' --blind bench/data/product_qa_blind2.json`
+(the second blind set, written in session 4 before reading the skill).
 """
 from __future__ import annotations
 
@@ -26,8 +29,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -41,42 +42,14 @@ BLIND = Path(__file__).resolve().parent / "data" / "product_qa_blind.json"
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from api.demo.loader import load_demo
-    from api.migrations import upgrade
-    from bot import BotDeps, InboundMessage, handle_inbound
-    from bot.deps import _encoder_of, teach_catalog_words
-    from commerce.catalog.service import all_products
-    from commerce.cross_border import load_cross_border_defaults
-    from kit.db import Database
-    from kit.settings import Settings
-    from nlu.service import NluService
+    from _shop_bot import demo_shop_bot
 
     sets = {name: json.loads(Path(path).read_text("utf-8"))["items"]
             for name, path in (("tuning", args.data), ("heldout", args.heldout), ("blind", args.blind)) if path}
-    workdir = Path(tempfile.mkdtemp(prefix="product_qa_"))
-    database = Database(f"sqlite+aiosqlite:///{workdir / 'shop.db'}")
-    await upgrade(database.engine)
-    nlu = NluService(models_dir=workdir / "models")
-    started = time.perf_counter()
-    await asyncio.to_thread(nlu.ensure_model)
-    train_s = time.perf_counter() - started
-    async with database.unit_of_work() as session:
-        await load_demo(session)
-        await load_cross_border_defaults(session)
-        await teach_catalog_words(nlu, session)
-        product_id = {p.slug: p.id for p in await all_products(session)}
-    deps = BotDeps(settings=Settings(data_dir=workdir), nlu=nlu, encoder=_encoder_of(nlu))
-
-    async def send(sender: str, n: int, text: str | None = None, payload: str | None = None) -> Any:
-        inbound = InboundMessage(channel="rest", sender_id=sender, message_id=f"{sender}-{n}",
-                                 kind="callback" if payload else "text", text=text, payload=payload)
-        async with database.unit_of_work() as session:
-            return await handle_inbound(session, inbound, deps=deps)
-
-    report: dict[str, Any] = {"benchmark": "product_qa", "train_seconds": round(train_s, 1)}
-    for name, items in sets.items():
-        report[name] = await score(items, send, product_id, prefix=name)
-    await database.dispose()
+    async with demo_shop_bot("product_qa") as shop:
+        report: dict[str, Any] = {"benchmark": "product_qa", "train_seconds": shop.train_seconds}
+        for name, items in sets.items():
+            report[name] = await score(items, shop.send, shop.product_id, prefix=name)
     return report
 
 

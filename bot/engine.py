@@ -18,12 +18,20 @@ from bot.deps import BotDeps
 from bot.handoff import engine_hooks
 from bot.i18n import DEFAULT_LOCALE, supported_locale
 from bot.messages import InboundMessage, OutboundMessage
-from bot.policy import Decision, ShopTriggers, counts_misunderstood, decide, escalate, shop_triggers
+from bot.policy import (
+    Decision,
+    ShopTriggers,
+    counts_misunderstood,
+    decide,
+    escalate,
+    only_names_a_product,
+    shop_triggers,
+)
 from bot.rasa import engine_hook as rasa_hook
 from bot.skills import faq
 from bot.skills.base import Answer, Question, Turn
 from bot.skills.person import ASKED, hand_off
-from bot.skills.product_qa import asks_about_a_product
+from bot.skills.product_qa import asks_about_a_product, question_about_view
 from bot.skills.registry import REGISTRY
 from bot.understanding import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ParsedMessage, has_letters
 from commerce.shoppers.service import IDENTITY_KINDS, shopper_for_identity
@@ -297,10 +305,13 @@ async def _respond(turn: Turn, stored: ConversationMessage, triggers: ShopTrigge
     thresholds = turn.deps.policy
     misunderstood = (await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored)
                      if counts_misunderstood(parsed, thresholds=thresholds, triggers=triggers) else 0)
+    in_view = bool(turn.conversation.last_products or turn.conversation.cart)
     signals = replace(await engine_hooks.signals(turn, stored, intent=parsed.intent, triggers=triggers),
                       names_a_product=bool(parsed.entity_values("product")),
-                      asks_about_a_product=asks_about_a_product(
-                          parsed, in_view=bool(turn.conversation.last_products or turn.conversation.cart)))
+                      only_names_a_product=only_names_a_product(parsed),
+                      asks_about_a_product=asks_about_a_product(parsed, in_view=in_view),
+                      # Only a product shown: a cart line does not make "what is your phone number?" about it.
+                      question_in_view=question_about_view(parsed, in_view=bool(turn.conversation.last_products)))
     decision = decide(parsed, thresholds=thresholds, misunderstood_before=misunderstood, triggers=triggers,
                       signals=signals)
     stored.nlu = _nlu_record(parsed, policy=decision.action, truncated=truncated,

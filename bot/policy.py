@@ -38,6 +38,15 @@ UNSURE_INTENTS = frozenset({FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, "faq"})
 # What a question about a product's facts overrides (`Signals.asks_about_a_product`): an unsure guess, a search
 # naming no product, or small talk ("尺码准不准" read as "ok").
 NOT_A_PRODUCT_QUESTION = UNSURE_INTENTS | {"product_search", "greet", "goodbye", "thanks", "affirm", "deny"}
+# What a question about the product in view also overrides: a recommendation guess ("ok for a 5 year old?" asks
+# about the kite in view; asking for other products is not such a question) and a middling request for a person
+# ("do they have a mic for calls" read as human_handoff at 0.58): the skill offers a person when the listing
+# does not say.
+OVERRIDDEN_BY_VIEW = frozenset({"recommend"})
+PRODUCT_INTENTS = frozenset({"product_search", "product_question", "recommend"})
+OVERRIDDEN_BY_VIEW_BELOW_ANSWER = frozenset({"human_handoff"})
+# The entities that make up a product's name in a message ("black hoodie", "power bank").
+PRODUCT_WORDS = frozenset({"product", "colour", "size"})
 
 
 @dataclass(frozen=True)
@@ -96,9 +105,13 @@ class Signals:
     """What the engine knows about the message besides its parse (gathered only when the rules use it)."""
 
     names_a_product: bool = False  # the parse found a product name (then an unclear message is a search)
+    only_names_a_product: bool = False  # the message is nothing but a product's name (`only_names_a_product`)
     # A question about a product's facts (`bot.skills.product_qa.asks_about_a_product`): an unsure guess or a
     # search naming no product is then a product question.
     asks_about_a_product: bool = False
+    # A question while a product is in view (`bot.skills.product_qa.question_about_view`): an unclear one is
+    # then about that product.
+    question_in_view: bool = False
     negative_wording: bool = False  # strongly negative wording (`bot.handoff.rules.strongly_negative`)
     unhelpful_in_a_row: int = 0  # "did this help? no" answers in a row, this message included
     order_value: Decimal | None = None  # the named order's value in the rules' currency
@@ -139,7 +152,9 @@ def decide(parsed: ParsedMessage, *, thresholds: PolicyThresholds, misunderstood
     without `signals` the triggers over the whole message are not checked."""
     decision = _route(parsed, thresholds, misunderstood_before, triggers,
                       names_a_product=signals is not None and signals.names_a_product,
-                      about_a_product=signals is not None and signals.asks_about_a_product)
+                      only_a_product=signals is not None and signals.only_names_a_product,
+                      about_a_product=signals is not None and signals.asks_about_a_product,
+                      question_in_view=signals is not None and signals.question_in_view)
     if decision.action == "handoff" or triggers is None or signals is None:
         return decision
     return escalate(decision, intent=parsed.intent, triggers=triggers, signals=signals)
@@ -165,19 +180,49 @@ def escalate(decision: Decision, *, intent: str, triggers: ShopTriggers, signals
     return decision
 
 
+def only_names_a_product(parsed: ParsedMessage) -> bool:
+    """Whether the message is nothing but a product's name ("power bank", "Voltnest", "black hoodie"): its product,
+    colour and size entities cover at least 80 % of its letters and digits, and one of them is a product."""
+    letters = [i for i, c in enumerate(parsed.text) if c.isalnum()]
+    spans = [e.to_rasa() for e in parsed.entities if e.entity in PRODUCT_WORDS]
+    if not letters or not any(e.entity == "product" for e in parsed.entities):
+        return False
+    covered = sum(1 for i in letters if any(s["start"] <= i < s["end"] for s in spans))
+    return covered >= 0.8 * len(letters)
+
+
+def _product_question_wins(intent: str, confidence: float, thresholds: PolicyThresholds, unclear_below: float, *,
+                           about_a_product: bool, question_in_view: bool) -> bool:
+    """Whether a question about a product's facts (or an unclear question with a product in view) is answered by
+    the product's listing instead of what the classifier guessed."""
+    if about_a_product and (intent in NOT_A_PRODUCT_QUESTION or intent in OVERRIDDEN_BY_VIEW
+                            or (intent in OVERRIDDEN_BY_VIEW_BELOW_ANSWER and confidence < thresholds.answer_at)
+                            or confidence < unclear_below):
+        return True
+    return question_in_view and intent not in HANDOFF_INTENTS and (
+        intent == FALLBACK_INTENT or confidence < unclear_below
+        or (intent in UNSURE_INTENTS and confidence < thresholds.answer_at))
+
+
 def _route(parsed: ParsedMessage, thresholds: PolicyThresholds, misunderstood_before: int,
-           triggers: ShopTriggers | None, *, names_a_product: bool, about_a_product: bool = False) -> Decision:
+           triggers: ShopTriggers | None, *, names_a_product: bool, only_a_product: bool = False,
+           about_a_product: bool = False, question_in_view: bool = False) -> Decision:
     intent, confidence = parsed.intent, float(parsed.confidence)
     unclear_below, in_a_row = unclear_line(thresholds, triggers)
-    if intent in HANDOFF_INTENTS and confidence >= unclear_below:
-        if triggers is not None and not triggers.hands_off(intent):
-            return Decision("answer", INSTEAD_OF_HANDOFF[intent], confidence, reason=DECLINED[intent])
-        return Decision("handoff", intent, confidence, reason=intent)
-    if about_a_product and (intent in NOT_A_PRODUCT_QUESTION or confidence < unclear_below):
+    if _product_question_wins(intent, confidence, thresholds, unclear_below, about_a_product=about_a_product,
+                              question_in_view=question_in_view):
         # "保修多久" with a product in view, "is the wok dishwasher safe?": the product's listing answers (or says
         # it does not say), whatever the unsure classifier guessed.
         return Decision("answer" if confidence >= thresholds.answer_at else "confirm", "product_question",
                         confidence)
+    if only_a_product and intent not in HANDOFF_INTENTS and intent not in PRODUCT_INTENTS:
+        # "power bank" read as a payment question, "tea" as goodbye: a message that is only a product's name is a
+        # search, whatever the classifier says.
+        return Decision("answer", "product_search", confidence)
+    if intent in HANDOFF_INTENTS and confidence >= unclear_below:
+        if triggers is not None and not triggers.hands_off(intent):
+            return Decision("answer", INSTEAD_OF_HANDOFF[intent], confidence, reason=DECLINED[intent])
+        return Decision("handoff", intent, confidence, reason=intent)
     if intent == OUT_OF_SCOPE_INTENT and confidence >= unclear_below:
         return Decision("answer", intent, confidence)
     if intent == FALLBACK_INTENT or confidence < unclear_below:

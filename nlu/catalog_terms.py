@@ -38,6 +38,26 @@ FAQ_INTENTS = frozenset({"faq"})
 PRODUCT_INTENT = "product_search"
 SOCIAL_COVERAGE = 0.5
 FAQ_COVERAGE = 1.0
+# A misspelt catalog word ("kettel", "sunscrean") counts in a short message only (at most this many content words,
+# each of at least TYPO_MIN_LETTERS letters): one letter added, dropped, changed or two swapped.
+TYPO_MAX_WORDS = 2
+TYPO_MIN_LETTERS = 5
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def one_typo_apart(a: str, b: str) -> bool:
+    """Whether two different words are one edit apart (insertion, deletion, substitution, adjacent swap)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return shorter in _deletions(longer)
 
 
 def _stem(word: str) -> str:
@@ -98,6 +118,20 @@ class CatalogVocabulary:
             if len(run) > 1:
                 self._cjk_chars.update(w for w in jieba_words(run) if len(w) == 1 and w not in CJK_STOP)
         self._longest = min(longest, 6)
+        # Single catalog words by their one-letter deletions, to find a misspelling's word (symspell's idea).
+        self._near: dict[str, set[str]] = {}
+        for phrase in self._phrases:
+            if len(phrase) == 1 and len(phrase[0]) >= TYPO_MIN_LETTERS and phrase[0].isalpha():
+                for key in {phrase[0], *_deletions(phrase[0])}:
+                    self._near.setdefault(key, set()).add(phrase[0])
+
+    def correction(self, word: str) -> str | None:
+        """The one catalog word a misspelt `word` is one typo away from; None when none or several are."""
+        if len(word) < TYPO_MIN_LETTERS or not word.isalpha() or word in STOP_WORDS or word in SOCIAL_WORDS:
+            return None
+        found = {w for key in {word, *_deletions(word)} for w in self._near.get(key, ())
+                 if one_typo_apart(word, w)}
+        return found.pop() if len(found) == 1 else None
 
     def __len__(self) -> int:
         return len(self._phrases) + len(self._bigrams) + len(self._cjk_chars)
@@ -109,6 +143,7 @@ class CatalogVocabulary:
         matches: list[CatalogMatch] = []
         content = covered = 0
         tokens = _latin_tokens(text)
+        short = sum(1 for w, _, _ in tokens if w not in STOP_WORDS) <= TYPO_MAX_WORDS
         i = 0
         while i < len(tokens):
             for n in range(min(self._longest, len(tokens) - i), 0, -1):
@@ -124,6 +159,10 @@ class CatalogVocabulary:
             else:
                 if tokens[i][0] not in STOP_WORDS:
                     content += 1
+                    if short and self.correction(tokens[i][0]) is not None:  # "kettel": the kettle
+                        start, end = tokens[i][1], tokens[i][2]
+                        matches.append(CatalogMatch(text[start:end], start, end))
+                        covered += 1
                 i += 1
         for run in _CJK_RUN.finditer(text):
             chars = run.group()

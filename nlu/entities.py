@@ -56,6 +56,7 @@ COLOURS: dict[str, str] = {
         "black", "white", "red", "blue", "navy", "green", "yellow", "orange", "purple", "pink", "brown",
         "grey", "beige", "gold", "silver", "khaki", "olive", "maroon", "burgundy", "teal", "turquoise",
         "cream", "ivory", "charcoal", "tan", "lilac", "lavender", "mint", "coral", "rose gold", "multicolour",
+        "indigo", "sage", "camel", "terracotta", "champagne", "copper", "graphite",
     )},
     "gray": "grey", "navy blue": "navy", "light blue": "light blue", "dark blue": "dark blue",
     "dark green": "dark green", "multicolor": "multicolour", "multi-colour": "multicolour",
@@ -64,6 +65,8 @@ COLOURS: dict[str, str] = {
     "粉色": "pink", "粉红色": "pink", "粉红": "pink", "棕色": "brown", "咖啡色": "brown", "褐色": "brown",
     "灰色": "grey", "米色": "beige", "金色": "gold", "银色": "silver", "卡其色": "khaki", "酒红色": "burgundy",
     "米白色": "cream", "浅蓝色": "light blue", "深蓝色": "dark blue", "墨绿色": "dark green",
+    "靛蓝色": "indigo", "靛蓝": "indigo", "靛青色": "indigo", "驼色": "camel", "香槟色": "champagne",
+    "铜色": "copper", "古铜色": "copper", "石墨色": "graphite", "陶土色": "terracotta",
 }
 
 SIZE_WORDS: dict[str, str] = {

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 
 from bot import i18n
 from bot.skills import faq
@@ -35,11 +36,13 @@ async def common_destinations(turn: Turn) -> list[str]:
     return list(dict.fromkeys(countries))[:COMMON_DESTINATIONS]
 
 
-async def ask_country(turn: Turn, intent: str) -> None:
-    """Ask where to deliver, with a button per common destination (never assume one silently)."""
+async def ask_country(turn: Turn, intent: str, *, question: str | None = None) -> None:
+    """Ask where to deliver, with a button per common destination (never assume one silently); `question`: the
+    message to answer from the FAQ once the country is known."""
     buttons = [turn.button_text(turn.country_name(code), f"country:set:{code}")
                for code in await common_destinations(turn)]
-    turn.ask(intent=intent, slot="country", key="ask_quote_country_buttons", buttons=buttons)
+    turn.ask(intent=intent, slot="country", key="ask_quote_country_buttons", buttons=buttons,
+             data={"question": question} if question else None)
 
 
 def _take_destination(turn: Turn) -> str | None:
@@ -101,6 +104,11 @@ async def answer(turn: Turn, intent: str) -> bool:
             return True
         return await shipping_times(turn, country)
     if not lines:
+        if intent == "customs_duties" and country is None:
+            # "do i pay customs": who pays depends on the destination (the FAQ answers per country), so ask first
+            # rather than answer for a country the shopper never named.
+            await ask_country(turn, intent, question=turn.text)
+            return True
         return False
     if country is None and not had_country:
         await ask_country(turn, intent)
@@ -109,12 +117,25 @@ async def answer(turn: Turn, intent: str) -> bool:
     return True
 
 
-async def continue_with_country(turn: Turn, intent: str) -> bool:
+async def continue_with_country(turn: Turn, intent: str, data: dict[str, Any] | None = None) -> bool:
     if not turn.entity("country"):
-        turn.ask(intent=intent, slot="country", key="bad_country")
+        turn.ask(intent=intent, slot="country", key="bad_country", data=data)
         return True
     turn.conversation.pending = None
-    return await answer(turn, intent)
+    return await _answer_with_country(turn, intent, data or {})
+
+
+async def _answer_with_country(turn: Turn, intent: str, data: dict[str, Any]) -> bool:
+    """The question that waited for the country, answered now: by the skill, else the FAQ for the message asked
+    before (`data["question"]`); False when neither has an answer."""
+    if await answer(turn, intent):
+        return True
+    question = str(data.get("question") or "")
+    if not question:
+        return False
+    if not await faq.answer(turn, question=question):
+        turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+    return True
 
 
 async def quote(turn: Turn, lines: list[dict[str, int | str]], title: str | None, country: str) -> None:
@@ -214,7 +235,7 @@ async def country_button(turn: Turn, press: Press) -> None:
     pending = turn.conversation.pending or {}
     intent = str(pending.get("intent") or "")
     turn.conversation.pending = None
-    if intent in INTENTS and await answer(turn, intent):
+    if intent in INTENTS and await _answer_with_country(turn, intent, pending.get("data") or {}):
         return
     turn.say("country_set", country=turn.country_name(code))
 
@@ -222,5 +243,5 @@ async def country_button(turn: Turn, press: Press) -> None:
 @skill.answer(*INTENTS, slot="country")
 def read_country(turn: Turn, question: Question) -> Answer | None:
     if turn.entity("country") or not question.confident_other:
-        return lambda: continue_with_country(turn, question.intent)
+        return lambda: continue_with_country(turn, question.intent, question.data)
     return None

@@ -40,11 +40,15 @@ async def knowledge_base_source(database: Database) -> FaqSource:
     return KnowledgeBaseFaq(await knowledge_base.open_index(database))
 
 
-async def lookup(turn: Turn) -> FaqResult | None:
+async def lookup(turn: Turn, *, question: str | None = None) -> FaqResult | None:
+    """The FAQ's answer to the message, or to `question` (an earlier message, asked again once the bot knows the
+    shopper's country: embedded afresh)."""
     source = turn.deps.knowledge
-    if source is None or not turn.text.strip():
+    text = turn.text if question is None else question
+    if source is None or not text.strip():
         return None
-    return await source.answer(turn.session, text=turn.text, embedding=usable_embedding(turn.parsed),
+    return await source.answer(turn.session, text=text,
+                               embedding=usable_embedding(turn.parsed) if question is None else None,
                                language=turn.locale, country=turn.conversation.country, channel=turn.inbound.channel)
 
 
@@ -59,9 +63,10 @@ def answer_text(turn: Turn, match: FaqMatch) -> str:
     return f"{turn.t('faq_other_language', language=name)}\n\n{match.answer}"
 
 
-async def answer(turn: Turn, *, result: FaqResult | None = None) -> bool:
-    """Reply from the knowledge base; False when it has nothing (the caller decides what to say then)."""
-    result = result or await lookup(turn)
+async def answer(turn: Turn, *, result: FaqResult | None = None, question: str | None = None) -> bool:
+    """Reply from the knowledge base (to the message, or to `question`); False when it has nothing (the caller
+    decides what to say then)."""
+    result = result or await lookup(turn, question=question)
     if result is None or result.decision == "none" or not result.matches:
         return False
     if result.decision == "answer":

@@ -6,17 +6,21 @@ it never guesses.
 The product is the one named in the message, else the one in view (the last product shown), else the last one in
 the cart. `read_catalog` (pure: a `ProductSheet` and the question in, a `ProductAnswer` out) is what
 `bench/product_qa.py` measures.
+
+One module past 500 lines on purpose: the tables that read a question (aspects, units, shorthand, options) serve
+both the policy's signal (`asks_about_a_product`) and the answer, and they change together.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from bot.skills.base import Skill, Turn
 from bot.understanding import ParsedMessage
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.models import Product
-from commerce.catalog.service import find_variants, get_product, variant_price
+from commerce.catalog.service import find_variants, get_product, get_products, variant_price
 from commerce.inventory.availability import available_for_country
 from commerce.search.service import named_products
 from kit.text import jieba_words
@@ -42,7 +46,8 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     name: (re.compile(asked, re.IGNORECASE), re.compile(evidence, re.IGNORECASE)) for name, asked, evidence in (
         ("waterproof", r"waterproof|water[- ]?proof|water[- ]resistant|\brain\b|splash|\bpool\b|\bswim|shower|submerg|"
-         r"underwater|in the water|\bfloat|防水|防雨|泼水|泡水|进水|水里|水中|下水|游泳|淋浴|能浮|会浮|漂浮",
+         r"underwater|in the water|\bfloat|\bsweat|防水|防雨|泼水|泡水|进水|水里|水中|下水|游泳|淋浴|能浮|会浮|漂浮|"
+         r"出汗|汗水",
          r"waterproof|water[- ]?resistant|water[- ]?repellent|splash|drizzle|\bipx?\d|\brain\b|\bfloats?\b|"
          r"防水|防泼|防雨|泼溅|浮在水"),
         ("noise", r"\bloud|nois[ey]|\bquiet|silent|\bdb\b|噪音|声音|吵|安静|静音",
@@ -50,8 +55,8 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ("battery", r"battery|batteries|charge lasts|last[s]? on a charge|battery life|电池|续航",
          r"battery|batteries|\bmah\b|\d+\s?hours?\b|电池|续航|毫安"),
         ("material", r"made of|made from|material|fabric|\bcotton\b|\bwool\b|leather|plastic|wood(en)?\b|\bmetal\b|"
-         r"\bsteel\b|ceramic|porcelain|\bglass\b|材质|面料|材料|什么做的|纯棉|塑料|木头|木质|金属|陶瓷|玻璃的|实木|"
-         r"真皮|皮的|牛皮",
+         r"\bsteel\b|ceramic|porcelain|\bglass\b|\b(real|genuine)\s+(silk|leather|jade|wool|wood|linen|cotton)\b|"
+         r"材质|面料|材料|什么做的|纯棉|塑料|木头|木质|金属|陶瓷|玻璃的|实木|真皮|皮的|牛皮|真的?[玉丝]|真丝吗",
          r"cotton|wool|linen|silk|leather|steel|bamboo|ceramic|porcelain|clay|stoneware|glass|plastic|wood|beech|"
          r"melamine|aluminium|polycarbonate|silicone|\bjade\b(?![\s-]green)|\btpu\b|"
          r"canvas|merino|polyester|nylon|rubber|\beva\b|down\b|棉|羊毛|麻|丝|皮革|真皮|牛皮|钢|竹|陶|瓷|玻璃|木|帆布|"
@@ -66,7 +71,7 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"\d\s?v\b|volt|\bplug|电压|插头"),
         ("temperature", r"temperature|\btemp\b|°|温度|调温|保温|多少度|几度|水温",
          r"temperature|°c|°|温度|保温|水温"),
-        ("capacity", r"capacity|\bml\b|litre|liter|how much (does it|can it) hold|容量|毫升",
+        ("capacity", r"capacity|\bml\b|litre|liter|how much (does it|can it) hold|容量|毫升|装多少|能装多少|装得了多少",
          r"\d\s?ml\b|\d\s?l\b|litre|liter|容量|毫升|\d升"),
         ("duration", r"how long (does|do|should|will|can|to|until|before|for)\b|for how long|多久|多长时间|几分钟|"
          r"几小时|几个小时",
@@ -82,12 +87,12 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"连得上", r"$^"),  # the evidence is what the question names (`_OBJECT_ASPECTS`)
         ("fits_inside", r"\bwill (my|a|an|the)\b.{1,30}\bfit\b|\bfit (in|into|inside)\b|\bhold (a|my)\b|装得下|放得下|"
          r"装下|放进|能放下", r"$^"),
-        ("caffeine", r"caffeine|咖啡因", r"caffeine|咖啡因"),
+        ("caffeine", r"caffeine|decaf|咖啡因|低因|无因", r"caffeine|decaf|咖啡因|低因"),
         ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|what age|\bages?\b|how old|\d+\s?(-\s?)?(years?|yrs?)"
          r"[- ]old|\byo\b|小孩|儿童|孩子|婴|宝宝|几岁|岁|多大的孩子|年龄",
          r"\bkids?\b|child|bab(y|ies)|\bages?\b|\d\+|儿童|孩子|岁|婴|宝宝"),
         ("fit", r"\bruns? (small|large|big)|true to size|size (up|down)|sizing|\bfits? (small|large|big|tight|snug)|"
-         r"偏小|偏大|尺码准|码数准|尺码标准|正码|选大一码|选小一码|偏紧|偏松",
+         r"偏小|偏大|尺码准|码数准|尺码标准|正码|选大一码|选小一码|偏紧|偏松|紧不紧|会不会紧|会紧|挤脚|夹脚",
          r"true to size|\bruns? (small|large|big)|size (up|down)|one (size )?down|one size up|usual size|\bfit\b|"
          r"\bfits? (slightly |a bit )?(small|large|big|snug|tight)|snug|偏小|偏大|大一码|小一码|平时尺码|尺码标准|版型|"
          r"廓形|略紧|偏紧"),
@@ -131,7 +136,17 @@ _QUANTITY = re.compile(r"\d+(?:\.\d+)?\s?(?:-\s?)?(" + "|".join(a for a, _ in UN
 _OBJECT_ASPECTS = {"compatibility": r"works?|working|compatib\w*|connects?|pair|fit|hold|兼容|适配|能连|连得上|装得下|"
                                     r"放得下|装下|放进|能放下",
                    "fits_inside": r"fit|hold|装得下|放得下|装下|放进|能放下"}
-STOCK_ASKED = re.compile(r"in stock|available|still have|sold out|有货|还有|现货|缺货|库存", re.IGNORECASE)
+STOCK_ASKED = re.compile(r"in stock|available|still have|sold out|back in|can i (still )?(buy|order)|有货|还有|现货|"
+                         r"缺货|库存|能买|可以买|买得到|能下单|卖完|断货", re.IGNORECASE)
+# Shoppers' shorthand, read as the words they stand for before a question's cues are looked for ("hw long", "r they").
+_SHORTHAND = {"hw": "how", "hws": "how is", "u": "you", "r": "are", "ur": "your", "wat": "what", "wot": "what",
+              "pls": "please", "plz": "please", "doe": "does", "dose": "does", "thru": "through"}
+_SHORTHAND_WORD = re.compile(r"\b(" + "|".join(map(re.escape, _SHORTHAND)) + r")\b", re.IGNORECASE)
+# Asking for something else than the product in view ("what do you recommend for a 5 year old?").
+RECOMMENDING = re.compile(r"\b(recommend|suggest|alternatives?|something (else|for)|gift for)\b|推荐|有什么好|送什么|"
+                          r"别的|其他的", re.IGNORECASE)
+# A weight the description states ("weighs 2.9 kg", "under 300 g"), before the shipping weight.
+WEIGHT_STATED = re.compile(r"\d\s?(kg|g)\b|\bweigh|公斤|千克|\d\s?克|重\d", re.IGNORECASE)
 PRICE_ASKED = re.compile(r"how much (is|are|does it cost)|\bprice|\bcost|多少钱|价格|什么价|价钱", re.IGNORECASE)
 WEIGHT_ASKED = re.compile(r"weigh|how heavy|\bheavy\b|多重|重量|重不重|有多重", re.IGNORECASE)
 OPTIONS_ASKED = re.compile(r"what (sizes|colou?rs|options)|which (sizes|colou?rs)|other colou?rs|come in|"
@@ -154,6 +169,7 @@ class Option:
     sku: str
     attributes: dict[str, str]
     in_stock: bool
+    price_text: str = ""  # its price as the shopper sees it (variants can cost more than the product's base price)
 
 
 @dataclass(frozen=True)
@@ -245,9 +261,20 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
     """The catalog's answer to a question about one product, with the fields it comes from; `known=False` when
     the listing does not say. `sizes`/`colours`: the option values the message names (its entities); `naming`:
     the words that name the product in it (not what is asked about)."""
+    question = _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], question)
+    # "how much is the carbon steel wok", "hw long do the noise cancelling earbuds last": the title's words name
+    # the product, the rest is the question; only when the rest has no cue is the whole message read.
+    whole = question  # what a compatibility question names, and the words of an "other" question, come from it
+    probe = _without_title_words(question, sheet, naming)
+    if _has_cue(probe):
+        question = probe
     if ASPECTS["fit"][0].search(question):
         sizes = ()  # "do they run small?" asks how the sizes fit, not for size S
     asked_values = [*sizes, *colours]
+    if PRICE_ASKED.search(question) and sheet.price_text:
+        return _price_answer(sheet, question, asked_values)
+    if len(asked_values) > 1 and (both := _option_combination(sheet, sizes, colours)) is not None:
+        return both  # "靛蓝色有XL吗": that colour in that size, not either one
     for value in asked_values:  # "does it come in XL?" / "有黑色吗"
         for name in dict.fromkeys(k for o in sheet.options for k in o.attributes):
             matching = [o for o in sheet.options if _same_option(o.attributes.get(name, ""), value)]
@@ -281,7 +308,7 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
     for name, (asked, evidence) in ASPECTS.items():
         if asked.search(question):
             if name in _OBJECT_ASPECTS:
-                return _names_the_object(sheet, question, name, language=language, naming=naming)
+                return _names_the_object(sheet, whole, name, language=language, naming=naming)
             cited = _find(sheet, evidence, language)
             return ProductAnswer(bool(cited), name, tuple(cited[:2]))
     if OPTIONS_ASKED.search(question):
@@ -297,12 +324,12 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
         quote = (", ".join(" ".join(o.attributes.values()) or o.sku for o in stocked_options) if stocked_options
                  else "sold out")
         return ProductAnswer(True, "stock", (Citation("stock", quote),), offered=bool(stocked_options))
-    if PRICE_ASKED.search(question) and sheet.price_text:
-        return ProductAnswer(True, "price", (Citation("price", sheet.price_text),))
     if WEIGHT_ASKED.search(question):
-        return ProductAnswer(True, "weight", (Citation("weight", f"{sheet.weight_grams} g"),))
-    words = _asked_words(question, naming)
-    if not words or ABOUT_ASKED.search(question):
+        # The description's own figure ("weighs 2.9 kg") first; the shipping weight (with packaging) after it.
+        stated = [c for c in _find(sheet, WEIGHT_STATED, language) if c.field == "description"]
+        return ProductAnswer(True, "weight", (*stated[:1], Citation("weight", f"{sheet.weight_grams} g")))
+    words = _asked_words(whole, naming)
+    if not words or ABOUT_ASKED.search(whole):
         texts = _texts_in_order(sheet.description, language)
         if texts:
             return ProductAnswer(True, "about", (Citation("description", " ".join(_sentences(texts[0][1])[:2])),))
@@ -313,6 +340,78 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
                                    for w in words), re.IGNORECASE)
     cited = _find(sheet, evidence, language)
     return ProductAnswer(bool(cited), "other", tuple(cited[:2]))
+
+
+def _has_cue(question: str) -> bool:
+    """Whether the question says what it asks about: an aspect, a quantity, options, stock, price or weight."""
+    return (any(asked.search(question) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(question))
+            or any(p.search(question) for p in (OPTIONS_ASKED, STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED)))
+
+
+def _without_title_words(question: str, sheet: ProductSheet, naming: tuple[str, ...]) -> str:
+    """The question less the words naming the product ("face wash") and those of its title (any language): what
+    names it, not what is asked."""
+    for name in sorted(naming, key=len, reverse=True):
+        if len(name) > 1:
+            question = re.sub(re.escape(name), " ", question, flags=re.IGNORECASE)
+    titles = " ".join(sheet.title.values()).lower()
+    words = {w for w in _LATIN.findall(titles) if len(w) > 2}
+    kept = _LATIN.sub(lambda m: " " if m.group(0).lower() in words else m.group(0), question.lower())
+    for word in jieba_words("".join(_CJK.findall(question))):
+        if len(word) > 1 and word in titles:
+            kept = kept.replace(word, " ")
+    return re.sub(r"\s+", " ", kept).strip()  # "how many  charges" read as "how many charges"
+
+
+def _compact(value: str) -> str:
+    return re.sub(r"[\s-]+", "", value.lower())
+
+
+def _price_answer(sheet: ProductSheet, question: str, asked_values: list[str]) -> ProductAnswer:
+    """The price, of the option the question names ("the 2m one", "the large one") when options cost differently,
+    else every option's price when they differ, else the product's."""
+    priced = [o for o in sheet.options if o.price_text]
+    if len({o.price_text for o in priced}) <= 1:
+        return ProductAnswer(True, "price", (Citation("price", sheet.price_text),))
+    text = _compact(question)
+    named = [o for o in priced if any(_compact(v) in text or any(_same_option(v, a) for a in asked_values)
+                                      for v in o.attributes.values() if len(_compact(v)) > 1)]
+    shown = named or priced
+    quote = "; ".join(dict.fromkeys(f"{' '.join(o.attributes.values())}: {o.price_text}" for o in shown))
+    return ProductAnswer(True, "price", (Citation("price", quote),))
+
+
+def _option_combination(sheet: ProductSheet, sizes: tuple[str, ...], colours: tuple[str, ...]) -> ProductAnswer | None:
+    """Several option values asked together ("indigo in XL"): the options having all of them; a value the product
+    does not come in is answered first ("blue XL?" of an indigo/black jacket: no blue). None when a value's kind is
+    not among the options (then each value is answered alone)."""
+    matches: list[set[str]] = []
+    shown: list[str] = []
+    names: list[str] = []
+    for value, kind in [*((v, "colour") for v in colours), *((v, "size") for v in sizes)]:
+        hit = {o.sku for o in sheet.options if any(_same_option(v, value) for v in o.attributes.values())}
+        if not hit:
+            values = tuple(dict.fromkeys(o.attributes[kind] for o in sheet.options if kind in o.attributes))
+            if not values:
+                return None
+            return ProductAnswer(True, "option", (Citation(f"variants.{kind}", ", ".join(values)),), offered=False,
+                                 asked_value=value, values=values)
+        matches.append(hit)
+        name, shown_value = next((k, v) for o in sheet.options if o.sku in hit for k, v in o.attributes.items()
+                                 if _same_option(v, value))
+        names.append(name)
+        shown.append(shown_value)
+    both = set.intersection(*matches)
+    asked = " ".join(dict.fromkeys(shown))
+    field_name = "variants." + "/".join(dict.fromkeys(names))
+    if not both:
+        values = tuple(dict.fromkeys(" ".join(o.attributes.values()) for o in sheet.options if o.sku in matches[0]))
+        return ProductAnswer(True, "option", (Citation(field_name, ", ".join(values)),), offered=False,
+                             asked_value=asked, values=values)
+    stocked = any(o.in_stock for o in sheet.options if o.sku in both)
+    return ProductAnswer(True, "option", (Citation(field_name, asked),
+                                          Citation("stock", "in stock" if stocked else "sold out")),
+                         offered=True, asked_value=asked)
 
 
 def _names_the_object(sheet: ProductSheet, question: str, aspect: str, *, language: str,
@@ -360,9 +459,15 @@ async def sheet_of(turn: Turn, product: Product) -> ProductSheet:
     """The catalog's facts about `product` as the shopper sees them (stock at the warehouse that ships to them)."""
     stock = await available_for_country(turn.session, skus=[v.sku for v in product.variants],
                                         country=turn.conversation.country)
-    options = tuple(Option(v.sku, dict(v.attributes), stock.get(v.sku, 0) > 0) for v in product.variants if v.active)
-    first = next((v for v in product.variants if v.active), None)
-    price = await turn.price_text(variant_price(first, product), product.currency) if first is not None else ""
+    active = [v for v in product.variants if v.active]
+    prices: dict[Decimal, str] = {}
+    for variant in active:  # one conversion per distinct price (the rate is cached in the turn)
+        amount = variant_price(variant, product)
+        if amount not in prices:
+            prices[amount] = await turn.price_text(amount, product.currency)
+    options = tuple(Option(v.sku, dict(v.attributes), stock.get(v.sku, 0) > 0,
+                           prices[variant_price(v, product)]) for v in active)
+    price = options[0].price_text if options else ""
     return ProductSheet(slug=product.slug, title=dict(product.title), description=dict(product.description),
                         tags=tuple(product.tags), brand=product.brand, options=options,
                         weight_grams=int(product.weight_grams or 0), price_text=price)
@@ -386,21 +491,34 @@ def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
             if name:
                 names.append((name, e.to_rasa().get("extractor") != CATALOG_EXTRACTOR))
     rest = text
-    for name, _ in names:
-        rest = rest.replace(name, " ")
-    asked_outside = any(asked.search(rest) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(rest))
+    for name, _ in names:  # a one-character "name" ("装" of "装多少") is a stray catalog word, not the product
+        if len(name) >= (2 if _CJK.search(name) else 3):
+            rest = rest.replace(name, " ")
+    asked_outside = (any(asked.search(rest) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(rest))
+                     or bool(parsed.entity_values("size")))  # "老北京布鞋有35码吗": a size of that product
     named = any(known for _, known in names) or any(
         len(name) >= (3 if _CJK.search(name) else 4) for name, _ in names)
     if not in_view:
         # Named, not in view: only a property question ("is the wok dishwasher safe?", "茉莉龙珠能泡几次", even if
         # the classifier said search); "do you have a red hoodie in large?", "有防水的背包吗" are searches.
         return named and asked_outside and not LOOKING_FOR.search(text)
-    if parsed.intent == "product_search" and any(known for _, known in names):
+    if parsed.intent == "product_search" and any(known for _, known in names) and LOOKING_FOR.search(text):
         return False  # "do you have running shoes?": a search, even with something in view
+    if RECOMMENDING.search(text):
+        return False  # "what do you recommend for a 5 year old?": other products
     aspect = any(asked.search(text) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(text))
     return (aspect or any(pattern.search(text) for pattern in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
             or bool(parsed.entity_values("size")) or bool(parsed.entity_values("colour"))
             or bool(REFERS_TO_VIEW.search(text)))
+
+
+def question_about_view(parsed: ParsedMessage, *, in_view: bool) -> bool:
+    """Whether the message is a question while a product is in view, not a search or a request for other products
+    ("还要另外买滤纸吗" looking at a dripper): when the classifier cannot read it, it is most likely about that
+    product, whose listing answers it or says it does not say."""
+    text = parsed.text
+    return (in_view and QUESTION_SHAPED.search(text) is not None and LOOKING_FOR.search(text) is None
+            and RECOMMENDING.search(text) is None)
 
 
 def name_without_aspects(value: str) -> str:
@@ -445,7 +563,7 @@ async def product_in_question(turn: Turn) -> Product | None:
         candidates = await named_products(turn.session, query=" ".join(named), limit=3)
         # "the kettle" right after seeing a kettle means that kettle.
         in_view = [i for i in shown_last if i in candidates]
-        candidates = in_view[:1] or candidates[:1]
+        candidates = in_view[:1] or (await _best_titled(turn, candidates))[:1]
     if not candidates and turn.conversation.last_products:
         candidates = [int(turn.conversation.last_products[0])]
     if not candidates and turn.conversation.cart:
@@ -462,6 +580,37 @@ async def product_in_question(turn: Turn) -> Product | None:
     return None
 
 
+def _cjk_bigrams(text: str) -> set[str]:
+    return {a + b for a, b in zip(text, text[1:], strict=False) if _CJK.match(a) and _CJK.match(b)}
+
+
+async def _best_titled(turn: Turn, candidates: list[int]) -> list[int]:
+    """The named candidates, the one whose title shares clearly more words with the message first ("the trail running
+    shoes" names the trail shoes, not the first running shoes; "氮化镓充电器" the GaN charger: CJK bigrams, as single
+    characters are shared by unrelated titles), search order otherwise."""
+    if len(candidates) < 2:
+        return candidates
+    products = await get_products(turn.session, product_ids=candidates)
+    text = turn.text.lower()
+    latin = {w for w in _LATIN.findall(text) if len(w) > 2}
+    chars = _cjk_bigrams(text)
+
+    def shared(product_id: int) -> int:
+        product = products.get(product_id)
+        if product is None:
+            return 0
+        title = " ".join(product.title.values()).lower()
+        words = {w for w in _LATIN.findall(title) if len(w) > 2}
+        return len(latin & words) + len(chars & _cjk_bigrams(title))
+
+    best = max(candidates, key=shared)  # the first of the best
+    # Only a clearly better title moves ahead of the search's first (two shared words or bigrams more): one shared
+    # bigram is chance ("充电宝能带上飞机吗" shares 充电 with the desk lamp's "充电口", none with the power bank's).
+    if shared(best) >= shared(candidates[0]) + 2:
+        return [best, *(i for i in candidates if i != best)]
+    return candidates
+
+
 def shown_value(value: str, language: str) -> str:
     """An option value in the shopper's language when the colour vocabulary has it ("black" -> "黑色"); the
     catalog's own word otherwise."""
@@ -470,6 +619,24 @@ def shown_value(value: str, language: str) -> str:
     names = [word for word, canonical in COLOURS.items() if canonical == value.lower() and word != canonical
              and (_CJK.search(word) is not None) == (language in ("zh", "ja"))]
     return names[0] if names and language == "zh" else value
+
+
+def _asked_colours(turn: Turn, product: Product) -> tuple[str, ...]:
+    """The colours the message asks about, less a colour word that is part of the product's name ("charcoal" in
+    "the charcoal face wash": the Bamboo Charcoal Cleanser comes in no charcoal option)."""
+    if turn.parsed is None:
+        return ()
+    title = " ".join(product.title.values()).lower()
+    asked = []
+    for entity in turn.parsed.entities:
+        if entity.entity != "colour":
+            continue
+        span = entity.to_rasa()
+        written = turn.text[span["start"]:span["end"]].strip().lower()
+        if written and re.search(rf"(?<![a-z]){re.escape(written)}(?![a-z])", title):
+            continue
+        asked.append(str(entity.value))
+    return tuple(dict.fromkeys(asked))
 
 
 def _field_name(turn: Turn, citation: Citation) -> str:
@@ -487,8 +654,10 @@ async def answer_question(turn: Turn) -> None:
         return
     sheet = await sheet_of(turn, product)
     sizes = tuple(str(v) for v in (turn.parsed.entity_values("size") if turn.parsed is not None else []))
-    colours = tuple(str(v) for v in (turn.parsed.entity_values("colour") if turn.parsed is not None else []))
-    naming = tuple(w for w in naming_words(turn) if names_the_product(sheet, w))
+    colours = _asked_colours(turn, product)
+    # A name with an asked word in it ("face wash") is still this product's name when its title or tags say it.
+    whole = [str(e.value) for e in (turn.parsed.entities if turn.parsed is not None else ()) if e.entity == "product"]
+    naming = tuple(w for w in dict.fromkeys([*naming_words(turn), *whole]) if names_the_product(sheet, w))
     found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours, naming=naming)
     title = turn.title(product)
     custom = {"product_answer": {"product": product.slug, "known": found.known, "aspect": found.aspect,
@@ -504,6 +673,16 @@ async def answer_question(turn: Turn) -> None:
         turn.say(key, title=title, value=shown_value(found.asked_value or "", turn.locale),
                  field=_field_name(turn, found.citations[0]),
                  custom=custom, buttons=[details])
+        return
+    if found.aspect == "stock":  # a sentence, not a cited field: "is it available?" wants a yes or a no
+        options = [" ".join(shown_value(v, turn.locale) for v in o.attributes.values()) for o in sheet.options
+                   if o.in_stock and o.attributes]
+        if not found.offered:
+            turn.say("qa.stock_none", title=title, custom=custom, buttons=[details])
+        elif options:
+            turn.say("qa.stock_some", title=title, options=", ".join(options), custom=custom, buttons=[details])
+        else:
+            turn.say("qa.stock_yes", title=title, custom=custom, buttons=[details])
         return
     if found.aspect == "one_size":
         turn.say("qa.one_size", title=title, value=found.asked_value, custom=custom, buttons=[details])
@@ -527,4 +706,4 @@ async def for_intent(turn: Turn, intent: str) -> None:
 
 
 __all__ = ["ASPECTS", "Citation", "Option", "ProductAnswer", "ProductSheet", "answer_question",
-           "asks_about_a_product", "names_the_product", "read_catalog", "skill"]
+           "asks_about_a_product", "names_the_product", "question_about_view", "read_catalog", "skill"]

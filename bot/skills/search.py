@@ -167,8 +167,15 @@ async def details(turn: Turn, product_id: int) -> None:
         return
     stock = await available_stock(turn.session, skus=[v.sku for v in product.variants])
     in_stock = [v for v in product.variants if v.active and stock.get(v.sku, 0) > 0]
-    if not product.active or not in_stock:
+    if not product.active:
         turn.say("product_gone")
+        return
+    if not in_stock:
+        # Sold out everywhere, still listed: say so, keep it in view ("is it back in stock?" is about it) and offer
+        # similar products, rather than "no longer available".
+        turn.conversation.last_products = [product.id]
+        turn.say("product_out_of_stock", title=turn.title(product),
+                 buttons=[turn.button("button.more_like_this", f"more_like:{product.id}")])
         return
     await note_search_used(turn)
     options = ", ".join(" ".join(v.attributes.values()) or v.sku for v in in_stock)

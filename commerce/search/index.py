@@ -74,16 +74,21 @@ def _deletes(word: str) -> set[str]:
 
 
 def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Edits between two words, two adjacent letters swapped counting as one ("kettel" is one from "kettle"; the
+    optimal string alignment distance)."""
     if abs(len(a) - len(b)) > limit:
         return limit + 1
+    before: list[int] = []
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, start=1):
         current = [i]
         for j, cb in enumerate(b, start=1):
             cost = 0 if ca == cb else 1
             value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                value = min(value, before[j - 2] + 1)
             current.append(value)
-        previous = current
+        before, previous = previous, current
     return previous[-1]
 
 

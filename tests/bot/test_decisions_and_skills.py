@@ -107,3 +107,31 @@ def test_two_skills_cannot_claim_the_same_intent() -> None:
 
     with pytest.raises(ValueError, match="other and cart both claim intent 'view_cart'"):
         Registry((*SKILLS, other), otherwise=REGISTRY.otherwise)
+
+
+def test_a_question_about_the_product_in_view_wins_over_a_guess_of_something_else() -> None:
+    # "ok for a 5 year old?" looking at a kite, read as recommend at 0.79: the kite's listing answers.
+    assert _decide("recommend", 0.79, asks_about_a_product=True).intent == "product_question"
+    assert _decide("recommend", 0.79).intent == "recommend"  # asking for products stays a recommendation
+    # "do they have a mic for calls" read as a request for a person at 0.58: the listing answers (and offers one);
+    # a sure request still hands off.
+    assert _decide("human_handoff", 0.58, asks_about_a_product=True).intent == "product_question"
+    assert _decide("human_handoff", 0.9, asks_about_a_product=True).action == "handoff"
+    assert _decide("complaint", 0.5, asks_about_a_product=True).action == "handoff"
+    # An unclear question with a product in view ("还要另外买滤纸吗" at a dripper) is about that product; a sure
+    # FAQ question, a request for a person and a shop action are not.
+    assert _decide("nlu_fallback", 0.35, question_in_view=True) == Decision("confirm", "product_question", 0.35)
+    assert _decide("faq", 0.44, question_in_view=True).intent == "product_question"
+    assert _decide("faq", 0.8, question_in_view=True).intent == "faq"
+    assert _decide("order_status", 0.5, question_in_view=True).intent == "order_status"
+    assert _decide("human_handoff", 0.3, question_in_view=True).intent == "human_handoff"
+    assert _decide("nlu_fallback", 0.35).action == "clarify"
+
+
+def test_a_message_that_is_only_a_product_name_searches() -> None:
+    # "power bank" read as currency_payment at 0.52; "tea" as goodbye: products are the default meaning of a noun.
+    assert _decide("currency_payment", 0.52, only_names_a_product=True) == Decision("answer", "product_search", 0.52)
+    assert _decide("goodbye", 0.9, only_names_a_product=True).intent == "product_search"
+    assert _decide("recommend", 0.9, only_names_a_product=True).intent == "recommend"
+    assert _decide("human_handoff", 0.9, only_names_a_product=True).action == "handoff"
+    assert _decide("currency_payment", 0.52).intent == "currency_payment"

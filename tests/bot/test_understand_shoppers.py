@@ -2,6 +2,7 @@
 catalog (or refused), and a delivery question with no known destination asks for the country. Slow."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from api.demo.loader import load_demo
 from bot import BotDeps
 from bot.deps import _encoder_of, teach_catalog_words
+from bot.skills.faq import knowledge_base_source
+from commerce.catalog.service import all_products
 from commerce.cross_border import load_cross_border_defaults
 from kit.db import Database
 from kit.settings import Settings
@@ -156,3 +159,65 @@ async def test_search_shows_the_kind_asked_for_then_labelled_alternatives(say: S
     kettle = await say("有电水壶吗", sender="s2", deps=deps)
     assert [c.sku[:6] for c in kettle.replies[0].cards] == ["KET-GN"]  # the kettle alone, then labelled others
     assert "并非完全符合" in kettle.replies[1].text
+
+
+async def product_ids(shop: Database) -> dict[str, int]:
+    async with shop.sessions() as session:
+        return {p.slug: p.id for p in await all_products(session)}
+
+
+async def test_a_question_about_the_product_in_view_beats_a_recommend_or_person_guess(
+        say: Say, deps: BotDeps, shop: Database) -> None:
+    ids = await product_ids(shop)
+    await say(kind="callback", payload=f"product:details:{ids['silk-dragon-kite']}", sender="v1", deps=deps)
+    kids = await say("ok for a 5 year old?", sender="v1", deps=deps)  # read as recommend
+    assert answer_of(kids) == {"product": "silk-dragon-kite", "known": False, "aspect": "kids", "fields": []}
+    assert not skus(kids)
+    await say(kind="callback", payload=f"product:details:{ids['anc-wireless-earbuds']}", sender="v2", deps=deps)
+    mic = await say("do they have a mic for calls", sender="v2", deps=deps)  # read as a request for a person
+    assert answer_of(mic)["known"] is False
+    assert "handoff:request" in payloads(mic)  # offered, not handed off
+    await say(kind="callback", payload=f"product:details:{ids['pour-over-coffee-set']}", sender="v3", deps=deps)
+    paper = await say("还要另外买滤纸吗", sender="v3", deps=deps)  # unclear to the classifier
+    assert answer_of(paper)["known"] is True
+    assert "无需滤纸" in texts(paper)
+
+
+async def test_a_product_with_no_stock_anywhere_is_out_of_stock_when_asked(say: Say, deps: BotDeps,
+                                                                           shop: Database) -> None:
+    # Its card says it is out of stock (not "no longer available"), offers similar products and stays in view.
+    ids = await product_ids(shop)
+    shown = await say(kind="callback", payload=f"product:details:{ids['bamboo-charcoal-cleanser']}", sender="z0",
+                      deps=deps)
+    assert "out of stock" in texts(shown)
+    assert f"more_like:{ids['bamboo-charcoal-cleanser']}" in payloads(shown)
+    in_view = await say("is it in stock?", sender="z0", deps=deps)
+    assert answer_of(in_view)["product"] == "bamboo-charcoal-cleanser"
+    assert "out of stock" in texts(in_view)
+    en = await say("is the charcoal face wash available", sender="z1", deps=deps)
+    assert answer_of(en) == {"product": "bamboo-charcoal-cleanser", "known": True, "aspect": "stock",
+                             "fields": ["stock"]}
+    assert "out of stock" in texts(en)
+    zh = await say("竹炭洗面奶现在能买吗", sender="z2", deps=deps)
+    assert "缺货" in texts(zh)
+
+
+async def test_a_product_name_alone_searches_and_prices_are_the_options(say: Say, deps: BotDeps,
+                                                                      shop: Database) -> None:
+    bank = await say("power bank", sender="w1", deps=deps)  # read as a payment question
+    assert skus(bank)[0].startswith("PB-20K"), texts(bank)
+    ids = await product_ids(shop)
+    await say(kind="callback", payload=f"product:details:{ids['braided-usb-c-cable']}", sender="w2", deps=deps)
+    two = await say("how much is the 2m one", sender="w2", deps=deps)
+    assert "12.90" in texts(two)
+    assert "9.90" not in texts(two)
+
+
+async def test_customs_with_no_destination_asks_then_answers_for_that_country(say: Say, deps: BotDeps,
+                                                                           shop: Database) -> None:
+    with_faq = replace(deps, knowledge=await knowledge_base_source(shop))
+    asked = await say("do i pay customs", sender="k1", deps=with_faq)
+    assert "country:set:US" in payloads(asked) or "country:set:DE" in payloads(asked)
+    assert "United States" not in texts(asked)  # not answered for a country the shopper never named
+    answered = await say(kind="callback", payload="country:set:US", sender="k1", deps=with_faq)
+    assert "DAP" in texts(answered), texts(answered)

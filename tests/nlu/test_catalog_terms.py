@@ -65,3 +65,15 @@ def test_other_readings_keep_their_intent_and_gain_the_product_entity(vocabulary
 def test_a_model_without_product_search_is_left_alone(vocabulary: CatalogVocabulary) -> None:
     assert not rereads_as_products("goodbye", vocabulary.evidence("tea"), labels=["greet", "goodbye"])
     assert not rereads_as_products("goodbye", vocabulary.evidence("tea"), labels=[])
+
+
+def test_a_misspelt_catalog_word_counts_in_a_short_message(vocabulary: CatalogVocabulary) -> None:
+    for text in ("kettel", "ketle", "brewhuas", "gooseneck kettel"):
+        assert vocabulary.evidence(text).names_products, text
+    assert vocabulary.evidence("kettel").matches[0].term == "kettel"  # the words as written
+    assert vocabulary.correction("kettel") == "kettle"
+    # Not in a longer message, not a social word, not a short word, not two candidates.
+    assert not vocabulary.evidence("i would like a new kettel for my mum").names_products
+    assert not vocabulary.evidence("helo").names_products
+    assert vocabulary.correction("tee") is None
+    assert CatalogVocabulary(["pants", "paints"]).correction("pints") is None  # one typo from both: unsure

@@ -14,6 +14,7 @@ from bot.skills.product_qa import (
     asks_about_a_product,
     name_without_aspects,
     names_the_product,
+    question_about_view,
     read_catalog,
     shown_value,
 )
@@ -246,8 +247,94 @@ class _Parsed:
     ("works with google home?", "nlu_fallback", (), True, True),
     # Two catalog characters are not a name: "带上" shares a bigram with some title.
     ("可以带上飞机吗", "faq", (("带上", CATALOG_EXTRACTOR),), False, False),
+    # A stray one-character catalog word does not hide what is asked ("装多少").
+    ("三层饭盒每层装多少", "product_search", (("三层饭盒", CATALOG_EXTRACTOR), ("装", CATALOG_EXTRACTOR)), False,
+     True),
+    # With a product in view: a question naming another product word is about it unless it looks for products;
+    # asking for a recommendation is not a question about it.
+    ("有跑鞋吗", "product_search", (("跑鞋", "LookupEntityExtractor"),), True, False),
+    ("what do you recommend for a 5 year old?", "recommend", (), True, False),
+    ("ok for a 5 year old?", "recommend", (), True, True),
 ])
 def test_which_messages_are_questions_about_a_product(text: str, intent: str, entities: tuple[tuple[str, str], ...],
                                                       in_view: bool, expected: bool) -> None:
     parsed = _Parsed(text, intent, tuple(_Entity("product", value, extractor) for value, extractor in entities))
     assert asks_about_a_product(parsed, in_view=in_view) is expected  # type: ignore[arg-type]
+
+
+def test_the_words_naming_the_product_are_not_what_is_asked() -> None:
+    # "noise cancelling" and "carbon steel" are the products' names; the question is how long / how much.
+    earbuds = read_catalog(sheet("anc-wireless-earbuds"), "hw long do the noise cancelling earbuds last",
+                           language="en", naming=("noise cancelling earbuds",))
+    assert (earbuds.known, earbuds.aspect) == (True, "duration")
+    assert "28 hours" in earbuds.citations[0].quote
+    wok = read_catalog(sheet("carbon-steel-wok-34cm"), "how much is the carbon steel wok", language="en")
+    assert (wok.aspect, wok.citations[0].field) == ("price", "price")
+    # Only when nothing else is asked is the whole message read: the trail shoes' title says waterproof.
+    trail = read_catalog(sheet("trail-running-shoes"), "are the trail running shoes waterproof", language="en")
+    assert (trail.known, trail.aspect) == (True, "waterproof")
+
+
+def test_the_price_of_the_option_asked_about() -> None:
+    cable = sheet("braided-usb-c-cable")
+    cable = ProductSheet(**{**cable.__dict__, "options": tuple(
+        Option(o.sku, o.attributes, True, "€12.90" if o.sku.endswith("2M") else "€9.90") for o in cable.options)})
+    two = read_catalog(cable, "how much is the 2m one", language="en")
+    assert [(c.field, c.quote) for c in two.citations] == [("price", "2 m: €12.90")]
+    both = read_catalog(cable, "price?", language="en")
+    assert both.citations[0].quote == "1 m: €9.90; 2 m: €12.90"  # options cost differently: every price
+    same = read_catalog(sheet("leather-card-wallet"), "how much is it", language="en")
+    assert same.citations[0].quote == "€59.90"
+
+
+def test_a_colour_and_a_size_asked_together_are_one_option() -> None:
+    jacket = sheet("mandarin-collar-jacket", sold_out=frozenset({"MCJ-IND-XL"}))
+    indigo_xl = read_catalog(jacket, "靛蓝色有XL吗", language="zh", sizes=("XL",), colours=("indigo",))
+    assert (indigo_xl.known, indigo_xl.offered, indigo_xl.asked_value) == (True, True, "indigo XL")
+    assert indigo_xl.citations[-1].quote == "sold out"  # not "XL: in stock" (the black XL is)
+    black_xl = read_catalog(jacket, "black in XL?", language="en", sizes=("XL",), colours=("black",))
+    assert black_xl.citations[-1].quote == "in stock"
+    blue_xl = read_catalog(jacket, "blue in XL?", language="en", sizes=("XL",), colours=("blue",))
+    assert (blue_xl.offered, blue_xl.asked_value, blue_xl.values) == (False, "blue", ("indigo", "black"))
+
+
+def test_stock_and_weight_words() -> None:
+    cleanser = sheet("bamboo-charcoal-cleanser", sold_out=frozenset({"CLN-BMB-120"}))
+    for question in ("is the charcoal face wash available", "竹炭洗面奶现在能买吗"):
+        stock = read_catalog(cleanser, question, language="en", naming=("face wash", "竹炭"))
+        assert (stock.known, stock.aspect, stock.offered) == (True, "stock", False), question
+    suitcase = read_catalog(sheet("hardshell-carry-on-suitcase"), "箱子本身多重", language="zh")
+    assert [c.field for c in suitcase.citations] == ["description", "weight"]  # its own figure first
+    assert "2.9公斤" in suitcase.citations[0].quote
+    plates = read_catalog(sheet("stoneware-dinner-plates-4"), "how heavy are they", language="en")
+    assert [c.field for c in plates.citations] == ["weight"]  # no weight in the description: shipping weight
+
+
+@pytest.mark.parametrize(("slug", "question", "aspect", "quote"), [
+    ("anc-wireless-earbuds", "跑步出汗会坏吗", "waterproof", "IPX4"),
+    ("jade-roller-gua-sha-set", "是真的玉吗", "material", "岫玉"),
+    ("leather-penny-loafers", "刚穿会不会紧", "fit", "略紧"),
+    ("stainless-lunch-box-3-tier", "每层装多少", "capacity", "600毫升"),
+])
+def test_more_ways_shoppers_ask(slug: str, question: str, aspect: str, quote: str) -> None:
+    found = read_catalog(sheet(slug), question, language="zh")
+    assert (found.known, found.aspect) == (True, aspect)
+    assert any(quote in c.quote for c in found.citations)
+    decaf = read_catalog(sheet("yunnan-arabica-coffee-beans"), "is it decaf", language="en")
+    assert (decaf.known, decaf.aspect) == (False, "caffeine")
+
+
+def test_an_unclear_question_with_a_product_in_view_is_about_it() -> None:
+    charge = _Parsed("能给笔记本充电吗", "faq", (_Entity("product", "laptop", "LookupEntityExtractor"),))
+    assert question_about_view(charge, in_view=True)  # type: ignore[arg-type]
+    assert not question_about_view(charge, in_view=False)  # type: ignore[arg-type]
+    for text in ("有跑鞋吗", "what do you recommend for a 5 year old?", "running shoes"):
+        assert not question_about_view(_Parsed(text, "nlu_fallback"), in_view=True), text  # type: ignore[arg-type]
+
+
+def test_a_size_of_a_named_product_is_a_question_about_it() -> None:
+    shoes = _Parsed("老北京布鞋有35码吗", "product_search", (_Entity("product", "老北京布鞋", CATALOG_EXTRACTOR),
+                                                       _Entity("size", "35", "RegexEntityExtractor")))
+    assert asks_about_a_product(shoes, in_view=False)  # type: ignore[arg-type]
+    looking = _Parsed("有35码的布鞋吗", "product_search", shoes.entities)
+    assert not asks_about_a_product(looking, in_view=False)  # type: ignore[arg-type]

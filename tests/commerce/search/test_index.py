@@ -33,6 +33,8 @@ def test_misspelt_and_run_together_words_still_find_the_product() -> None:
     assert ids(index, "electirc kettle")[:1] == [4]
     assert ids(index, "powerbank")[:1] == [1]
     assert ids(index, "tshirt")[:1] == [3]
+    # Two letters swapped are one typo, as one letter changed is.
+    assert ids(index, "kettel")[:1] == [4]
 
 
 def test_chinese_queries_match_segmented_words() -> None:
