@@ -9,7 +9,12 @@ that loop is not predicted (Rasa's ensemble zeroes the rejected action).
 This is an imitation, not TED: a multinomial logistic regression over one-hot features of each state, indexed by
 how far back the state is. It learns the same associations the stories teach ("affirm after an answer -> utter_ok",
 "deny after the switch-back question -> utter_ask_whatelse", "a form's intent while another form is active -> the
-switch question"), where TED generalises them; turns no story resembles stay with the core fallback."""
+switch question"), where TED generalises them; turns no story resembles stay with the core fallback. Where a linear
+model over-generalises and TED (checked against real Rasa 3.6.21's recorded turns) does not, it is held back: a
+current state with an intent, entity, loop or previous action no story has there is not predicted; right after a
+user message only an action that at least two stories run right after that intent is (what one story does after
+its own question is no rule for a bare "no"; an action the stories only run after another action, such as
+financial-demo's action_switch_back_ask after a form, is never the answer to a message)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -40,6 +45,10 @@ def state_features(state: State, position: int) -> list[str]:
     return out
 
 
+LISTEN_ACTION = "action_listen"
+MIN_SUPPORT = 2  # what one story alone does after an intent is no generalisation (TED stays under the threshold)
+
+
 def history_features(states: Sequence[State], history: int) -> list[str]:
     tail = list(states[-history:])
     features: list[str] = [f"{len(tail) - 1}:start"] if len(states) <= history else []
@@ -60,6 +69,9 @@ class LearnedPolicy:
     actions: list[str] = field(default_factory=list)
     vocabulary: dict[str, int] = field(default_factory=dict)
     model: Any = None
+    # what the stories do right after each intent: TED, unlike a linear model, does not answer an intent with an
+    # action the stories only ever run after another action (financial-demo: action_switch_back_ask after a form)
+    followers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def fit(self, runs: Sequence[Sequence[tuple[State, str]]]) -> None:
         """Learn from each story's (state, action) pairs; with `augment`, as Rasa's TrainingDataGenerator glues
@@ -79,8 +91,11 @@ class LearnedPolicy:
 
         for run in runs:
             states = [state for state, _ in run]
-            for index, (_, action) in enumerate(run):
+            for index, (state, action) in enumerate(run):
                 add(states[: index + 1], action)
+                if state.get("prev_action") == LISTEN_ACTION:  # counted once per story, not per gluing
+                    seen = self.followers.setdefault(str(state.get("intent")), {})
+                    seen[action] = seen.get(action, 0) + 1
         if self.augment:
             openers = [run for run in runs if run and run[0][0].get("prev_action") == "action_listen"]
             for before in runs:
@@ -102,7 +117,7 @@ class LearnedPolicy:
 
     def probabilities(self, states: Sequence[State]) -> dict[str, float]:
         if self.model is None:
-            return {a: 1.0 for a in self.actions}
+            return dict.fromkeys(self.actions, 1.0)
         row = numpy.zeros((1, len(self.vocabulary)))
         row[0, [self.vocabulary[f] for f in history_features(states, self.history) if f in self.vocabulary]] = 1.0
         probabilities = self.model.predict_proba(row)[0]
@@ -117,12 +132,11 @@ class LearnedPolicy:
                                if not f.startswith("0:slot:")):
             return None
         skip = set(excluded)
+        last = states[-1] if states else {}
+        if last.get("prev_action") == LISTEN_ACTION:
+            allowed = {a for a, n in self.followers.get(str(last.get("intent")), {}).items() if n >= MIN_SUPPORT}
+            skip |= {a for a in self.actions if a not in allowed}
         ranked = sorted(((p, a) for a, p in self.probabilities(states).items() if a not in skip), reverse=True)
         if not ranked or ranked[0][0] <= self.threshold:
             return None
         return ranked[0][1], ranked[0][0]
-
-
-def describe(policy: LearnedPolicy) -> dict[str, Any]:
-    return {"actions": len(policy.actions), "features": len(policy.vocabulary), "history": policy.history,
-            "threshold": policy.threshold}

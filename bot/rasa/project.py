@@ -248,6 +248,8 @@ def _read_config(config: Any, file: str, project: RasaProject, problems: Problem
         status = "used" if name in USED_POLICIES else "replaced" if name in REPLACED_POLICIES else "unavailable"
         detail = {"used": "as in Rasa", "replaced": "memoization with shortening histories predicts instead",
                   "unavailable": "not available in ShopTalk"}[status]
+        if name == "TEDPolicy":
+            detail = "a logistic regression over the stories' states predicts where rules and memoization do not"
         project.report.append({"component": name, "status": status, "line": line, "detail": detail})
 
 

@@ -2,7 +2,8 @@
 suggest the action, as real Rasa 3.6.21's TED does (financial-demo: a bare "yes" after a rule's answer -> utter_ok,
 learnt from the "say ok when user affirms after ..." stories); it wins only above RulePolicy's
 core_fallback_threshold, never for an intent, entity or previous action no story has there, never for the loop that
-just refused the message, and not at all without TEDPolicy in the config."""
+just refused the message, not for an action that only one story runs after that intent, and not at all without
+TEDPolicy in the config."""
 from __future__ import annotations
 
 from bot.rasa.assistant import Assistant
@@ -129,7 +130,19 @@ def test_the_learnt_model_ranks_and_excludes() -> None:
                  ({"prev_action": "utter_ask_whatelse"}, LISTEN)]])
     state = {**after, "intent": "affirm"}
     found = policy.predict([state])
-    assert found is not None and found[0] == "utter_ok" and found[1] > 0.4
+    assert found is not None
+    assert found[0] == "utter_ok"
+    assert found[1] > 0.4
     # the rejected action is zeroed; what is left is below the threshold here
     assert policy.predict([state], excluded=["utter_ok"]) is None
     assert policy.predict([{**after, "intent": "never_in_a_story"}]) is None
+
+
+async def test_what_one_story_alone_does_after_an_intent_is_not_generalised() -> None:
+    # deny -> utter_ask_whatelse is in one story only (real Rasa 3.6.21 on tests/data/rasa_project: a bare /deny
+    # at the start, which one story answers after its own question, gets the core fallback)
+    chat = Chat(Assistant(_project()))
+    await chat.say("/thank")
+    start = len(chat.tracker.events)
+    assert await chat.say("/deny") == ["Sorry, I didn't get that."]
+    assert _actions(chat, start) == ["action_default_fallback"]
