@@ -233,18 +233,6 @@ def _read_config(config: Any, file: str, project: RasaProject, problems: Problem
         if name == "TEDPolicy":
             history = policy.get("max_history")
             project.policies.learned = LearnedPolicy(history=int(history) if history else DEFAULT_HISTORY)
-            import os  # TEMP sweep
-            if os.environ.get("TED_OFF"):
-                project.policies.learned = None
-            else:
-                if os.environ.get("TED_C"):
-                    project.policies.learned.c = float(os.environ["TED_C"])
-                if os.environ.get("TED_H"):
-                    project.policies.learned.history = int(os.environ["TED_H"])
-                if os.environ.get("TED_LOOSE"):
-                    project.policies.learned.strict = False
-                if os.environ.get("TED_NOAUG"):
-                    project.policies.learned.augment = False
         status = "used" if name in USED_POLICIES else "replaced" if name in REPLACED_POLICIES else "unavailable"
         detail = {"used": "as in Rasa", "replaced": "memoization with shortening histories predicts instead",
                   "unavailable": "not available in ShopTalk"}[status]
