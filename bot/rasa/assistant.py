@@ -269,7 +269,12 @@ class Assistant:
         remembered = self.project.policies.memo_action(states)
         if remembered is not None and not (rejected and remembered == loop):
             return remembered, "MemoizationPolicy"
+        # TEDPolicy's stand-in beats RulePolicy's core fallback only above core_fallback_threshold; the loop that
+        # just refused the message is not predicted again (Rasa's ensemble zeroes the rejected action)
         if prev == LISTEN:
+            learned = self.project.policies.learned_action(states, excluded=(loop,) if rejected and loop else ())
+            if learned is not None:
+                return learned, "TEDPolicy"
             return self.project.policies.core_fallback_action, "RulePolicy"
         if loop and loop != TWO_STAGE and prev != loop:
             return loop, "RulePolicy"  # back to the form after whatever interrupted it

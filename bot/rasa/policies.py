@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.rasa.domain import Domain, Problems
+from bot.rasa.learned import LearnedPolicy
 from bot.rasa.stories import ActionStep, BotTextStep, Flow, LoopStep, OrStep, SlotStep, Step, UserStep
 from bot.rasa.tracker import LISTEN, State
 
@@ -110,6 +111,11 @@ class DialoguePolicies:
     # one-state histories that open a story: only these may match without the action before them
     openings: set[tuple[Any, ...]] = field(default_factory=set)
     core_fallback_action: str = "action_default_fallback"
+    core_fallback_threshold: float = 0.3
+    # TEDPolicy's stand-in (bot.rasa.learned), when the project's config has TEDPolicy; fitted at first use
+    learned: LearnedPolicy | None = None
+    story_runs: list[list[tuple[State, str]]] = field(default_factory=list)  # each story's (state, action)s
+    _fitted: bool = False
     warnings: list[str] = field(default_factory=list)
 
     def learn(self, flows: list[Flow], problems: Problems) -> None:
@@ -154,6 +160,7 @@ class DialoguePolicies:
             pairs = simulate(steps, self.domain, partial=False)
             if steps and not isinstance(steps[-1], UserStep) and pairs:
                 pairs.append(({**_lasting_of(self.domain, pairs, {}, steps), "prev_action": pairs[-1][1]}, LISTEN))
+            self.story_runs.append(pairs)
             history: list[State] = []
             for index, (state, action) in enumerate(pairs):
                 history.append(state)
@@ -230,6 +237,19 @@ class DialoguePolicies:
             if loose is not None and (size > 1 or key in self.openings):
                 return loose or None
         return None
+
+
+    def learned_action(self, states: list[State], *, excluded: tuple[str, ...] = ()) -> str | None:
+        """TEDPolicy's stand-in: the action the stories suggest here, when confident enough to beat the core
+        fallback (None without TEDPolicy in the config)."""
+        if self.learned is None:
+            return None
+        if not self._fitted:
+            self.learned.threshold = self.core_fallback_threshold
+            self.learned.fit(self.story_runs)
+            self._fitted = True
+        found = self.learned.predict(states, excluded=excluded)
+        return found[0] if found is not None else None
 
 
 def _without_slots(state: State) -> State:

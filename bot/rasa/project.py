@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.rasa.domain import Domain, Problems, merge_domain
 from bot.rasa.errors import RasaProjectInvalid
+from bot.rasa.learned import DEFAULT_HISTORY, LearnedPolicy
 from bot.rasa.policies import DialoguePolicies
 from bot.rasa.stories import (
     ActionStep,
@@ -228,9 +229,15 @@ def _read_config(config: Any, file: str, project: RasaProject, problems: Problem
         if name == "RulePolicy":
             project.policies.core_fallback_action = str(policy.get("core_fallback_action_name",
                                                                    "action_default_fallback"))
+            project.policies.core_fallback_threshold = float(policy.get("core_fallback_threshold", 0.3))
+        if name == "TEDPolicy":
+            history = policy.get("max_history")
+            project.policies.learned = LearnedPolicy(history=int(history) if history else DEFAULT_HISTORY)
         status = "used" if name in USED_POLICIES else "replaced" if name in REPLACED_POLICIES else "unavailable"
         detail = {"used": "as in Rasa", "replaced": "memoization with shortening histories predicts instead",
                   "unavailable": "not available in ShopTalk"}[status]
+        if name == "TEDPolicy":
+            detail = "a logistic regression over the stories' states predicts where rules and memoization do not"
         project.report.append({"component": name, "status": status, "line": line, "detail": detail})
 
 
