@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy
 
-from bot.rasa.tracker import State
+from bot.rasa.tracker import LISTEN, State
 
 DEFAULT_HISTORY = 3  # TEDPolicy without max_history sees the whole dialogue; the last states carry its decisions
 
@@ -45,7 +45,6 @@ def state_features(state: State, position: int) -> list[str]:
     return out
 
 
-LISTEN_ACTION = "action_listen"
 MIN_SUPPORT = 2  # what one story alone does after an intent is no generalisation (TED stays under the threshold)
 
 
@@ -64,8 +63,6 @@ class LearnedPolicy:
     history: int = DEFAULT_HISTORY
     threshold: float = 0.3
     c: float = 10.0
-    augment: bool = True
-    strict: bool = True
     actions: list[str] = field(default_factory=list)
     vocabulary: dict[str, int] = field(default_factory=dict)
     model: Any = None
@@ -74,8 +71,8 @@ class LearnedPolicy:
     followers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def fit(self, runs: Sequence[Sequence[tuple[State, str]]]) -> None:
-        """Learn from each story's (state, action) pairs; with `augment`, as Rasa's TrainingDataGenerator glues
-        stories together, every story that opens with a user message is also learnt after each other story's end
+        """Learn from each story's (state, action) pairs; as Rasa's TrainingDataGenerator glues stories together
+        (augmentation), every story that opens with a user message is also learnt after each other story's end
         (only its first `history` predictions see the difference)."""
         from sklearn.linear_model import LogisticRegression
 
@@ -93,19 +90,18 @@ class LearnedPolicy:
             states = [state for state, _ in run]
             for index, (state, action) in enumerate(run):
                 add(states[: index + 1], action)
-                if state.get("prev_action") == LISTEN_ACTION:  # counted once per story, not per gluing
+                if state.get("prev_action") == LISTEN:  # counted once per story, not per gluing
                     seen = self.followers.setdefault(str(state.get("intent")), {})
                     seen[action] = seen.get(action, 0) + 1
-        if self.augment:
-            openers = [run for run in runs if run and run[0][0].get("prev_action") == "action_listen"]
-            for before in runs:
-                prefix = [state for state, _ in before]
-                for run in openers:
-                    if run is before:
-                        continue
-                    states = [state for state, _ in run]
-                    for index, (_, action) in enumerate(run[: self.history]):
-                        add([*prefix, *states[: index + 1]], action)
+        openers = [run for run in runs if run and run[0][0].get("prev_action") == LISTEN]
+        for before in runs:
+            prefix = [state for state, _ in before]
+            for run in openers:
+                if run is before:
+                    continue
+                states = [state for state, _ in run]
+                for index, (_, action) in enumerate(run[: self.history]):
+                    add([*prefix, *states[: index + 1]], action)
         if len(self.actions) < 2:
             return
         matrix = numpy.zeros((len(counts), len(self.vocabulary)))
@@ -128,12 +124,11 @@ class LearnedPolicy:
         """The most likely action but `excluded` and its confidence, when it beats the core fallback's. A current
         state with an intent, entity, previous action or loop no story has there is not predicted (TED's features
         of those were never trained: its guesses there stay below the core fallback)."""
-        if self.strict and any(f not in self.vocabulary for f in state_features(states[-1], 0)
-                               if not f.startswith("0:slot:")):
+        if any(f not in self.vocabulary for f in state_features(states[-1], 0) if not f.startswith("0:slot:")):
             return None
         skip = set(excluded)
         last = states[-1] if states else {}
-        if last.get("prev_action") == LISTEN_ACTION:
+        if last.get("prev_action") == LISTEN:
             allowed = {a for a, n in self.followers.get(str(last.get("intent")), {}).items() if n >= MIN_SUPPORT}
             skip |= {a for a in self.actions if a not in allowed}
         ranked = sorted(((p, a) for a, p in self.probabilities(states).items() if a not in skip), reverse=True)
