@@ -134,7 +134,7 @@ async def _answer_with_country(turn: Turn, intent: str, data: dict[str, Any]) ->
     if not question:
         return False
     if not await faq.answer(turn, question=question):
-        turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+        faq.say_none(turn)
     return True
 
 
@@ -221,7 +221,7 @@ skill = Skill("cross_border")
 @skill.intent(*INTENTS)
 async def for_intent(turn: Turn, intent: str) -> None:
     if not await answer(turn, intent) and not await faq.answer(turn):
-        turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+        faq.say_none(turn)
 
 
 @skill.payload("country:set:")

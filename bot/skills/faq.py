@@ -93,6 +93,11 @@ def show_suggested(turn: Turn, entry_id: str) -> bool:
     return True
 
 
+def say_none(turn: Turn) -> None:
+    """The knowledge base has no answer: say so, with a person to ask."""
+    turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+
+
 skill = Skill("faq")
 
 
@@ -100,7 +105,7 @@ skill = Skill("faq")
 async def otherwise(turn: Turn, intent: str) -> None:
     """Any intent no skill claims: the knowledge base, else "I don't know" with a person to ask."""
     if not await answer(turn):
-        turn.say("faq_none", buttons=[turn.button("button.human", "handoff:request")])
+        say_none(turn)
 
 
 @skill.intent("out_of_scope")
