@@ -9,6 +9,11 @@ product in view); one without names its product. Scored from the reply's `custom
   and its text containing `contains` (when labelled);
 - refuse: routed there, about the right product, `known` false (the bot says it does not know, offers a person).
 
+Beside `invented` (must-refuse questions answered), `wrong_facts` counts answers to answerable questions that
+state a fact the label or the catalog contradicts (bench/_wrong_facts.py): a quoted passage from another product's
+listing (or from none), an option value not among the product's variants, in stock where the label says out of
+stock or the other way round, another price than the labelled one. Each is listed under `wrong`, with its reasons.
+
 Prints one JSON object with a section per question set: `tuning` (bench/data/product_qa.json, written beside the
 skill and used to shape it), `heldout` (bench/data/product_qa_heldout.json, written from the listings before
 any of it was sent to the bot; later read to fix failures, so no longer blind) and `blind`
@@ -35,6 +40,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402,F401  (the project on the path, models offline)
+from _wrong_facts import wrong_facts  # noqa: E402
+
+CATALOG = Path(__file__).resolve().parents[1] / "api" / "demo" / "catalog.json"
 
 DATA = Path(__file__).resolve().parent / "data" / "product_qa.json"
 HELDOUT = Path(__file__).resolve().parent / "data" / "product_qa_heldout.json"
@@ -54,6 +62,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, int], *, prefix: str) -> dict[str, Any]:
+    demo = json.loads(CATALOG.read_text("utf-8"))
+    catalog = {p["slug"]: p for p in demo["products"]}
+    category_names = {c["slug"]: c["name"] for c in demo["categories"]}
+    wrong = []
     per_language: dict[str, list[bool]] = defaultdict(list)
     refuse_ok: list[bool] = []
     answer_ok: list[bool] = []
@@ -80,6 +92,8 @@ async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, in
                   and (item.get("contains") is None or item["contains"] in text))
             answer_ok.append(ok)
             false_refusals += int(found is not None and found["known"] is False)
+            if reasons := wrong_facts(item, found, text, catalog, category_names):
+                wrong.append({"question": item["question"], "reasons": reasons, "reply": text[:160]})
         per_language[item["language"]].append(ok)
         if not ok:
             failures.append({"question": item["question"], "expect": item["expect"], "got": found,
@@ -90,8 +104,9 @@ async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, in
         "accuracy_by_language": {lang: round(sum(oks) / len(oks), 4) for lang, oks in sorted(per_language.items())},
         "answerable_correct": round(sum(answer_ok) / len(answer_ok), 4) if answer_ok else None,
         "refusal_correctness": round(sum(refuse_ok) / len(refuse_ok), 4) if refuse_ok else None,
-        "must_refuse": len(refuse_ok), "invented": invented, "false_refusals": false_refusals,
-        "routed_to_product_qa": round(routed / len(items), 4), "failures": failures,
+        "must_refuse": len(refuse_ok), "invented": invented, "wrong_facts": len(wrong),
+        "false_refusals": false_refusals,
+        "routed_to_product_qa": round(routed / len(items), 4), "failures": failures, "wrong": wrong,
     }
 
 
