@@ -33,7 +33,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,8 @@ async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, in
     catalog = {p["slug"]: p for p in demo["products"]}
     category_names = {c["slug"]: c["name"] for c in demo["categories"]}
     wrong = []
+    wall_ms: list[float] = []
+    cpu_ms: list[float] = []
     per_language: dict[str, list[bool]] = defaultdict(list)
     refuse_ok: list[bool] = []
     answer_ok: list[bool] = []
@@ -75,7 +79,10 @@ async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, in
         sender = f"{prefix}-{index}"
         if item.get("view"):
             await send(sender, 0, payload=f"product:details:{product_id[item['view']]}")
+        wall, cpu = time.perf_counter(), time.process_time()
         result = await send(sender, 1, text=item["question"])
+        wall_ms.append((time.perf_counter() - wall) * 1000)
+        cpu_ms.append((time.process_time() - cpu) * 1000)
         text = "\n".join(r.text for r in result.replies)
         found = next((r.custom["product_answer"] for r in result.replies
                       if r.custom and "product_answer" in r.custom), None)
@@ -106,8 +113,16 @@ async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, in
         "refusal_correctness": round(sum(refuse_ok) / len(refuse_ok), 4) if refuse_ok else None,
         "must_refuse": len(refuse_ok), "invented": invented, "wrong_facts": len(wrong),
         "false_refusals": false_refusals,
-        "routed_to_product_qa": round(routed / len(items), 4), "failures": failures, "wrong": wrong,
+        "routed_to_product_qa": round(routed / len(items), 4),
+        # The question's whole turn (parse, policy, skill, database) in this process: wall and CPU ms.
+        "turn_ms": _percentiles(wall_ms), "turn_cpu_ms": _percentiles(cpu_ms), "failures": failures, "wrong": wrong,
     }
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"p50": round(statistics.median(ordered), 1),
+            "p99": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1)}
 
 
 def main() -> None:

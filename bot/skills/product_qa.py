@@ -564,12 +564,20 @@ def subject_entity(parsed: ParsedMessage) -> object | None:
     """The product entity made only of words a question asks with ("sunscreen" matches the sun aspect) that is the
     question's subject: the first such entity, with another aspect asked after it ("is the sunscreen waterproof",
     "防晒霜防水吗": subject, then what is asked of it). None when there is none."""
-    for e in sorted((e for e in parsed.entities if e.entity == "product"), key=lambda e: int(e.to_rasa()["start"])):
+    spans = []
+    for e in parsed.entities:
+        span = e.to_rasa()
+        start, end = span.get("start"), span.get("end")
+        if not (isinstance(start, int) and isinstance(end, int)):  # an entity without offsets: where its value is
+            start = parsed.text.find(str(e.value))
+            end = start + len(str(e.value))
+        if e.entity == "product" and start >= 0:
+            spans.append((start, end, e))
+    for _, end, e in sorted(spans, key=lambda s: s[0]):
         value = str(e.value)
         if not any(a.search(value) for a, _ in ASPECTS.values()) or name_without_aspects(value):
             continue
-        after = parsed.text[int(e.to_rasa()["end"]):]
-        return e if any(asked.search(after) for asked, _ in ASPECTS.values()) else None
+        return e if any(asked.search(parsed.text[end:]) for asked, _ in ASPECTS.values()) else None
     return None
 
 
