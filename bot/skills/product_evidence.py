@@ -26,6 +26,7 @@ _LATIN = re.compile(r"[a-z0-9][a-z0-9+\-']*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])")
 _USE_FROM = 384  # the USE part of an NLU row (nlu.embedder.MINILM_DIM): en and zh share its space
+_USE_DIM = 512
 
 # Calibrated on bench/data/product_qa.json alone (docs/experiments.md, "General evidence"): a passage answers when
 # it holds at least SHARED_AT of the asked words (weighted) and meaning + LEXICAL_WEIGHT x shared >= ANSWER_AT (the
@@ -155,35 +156,44 @@ class PassageVectors:
 
 def _use_rows(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     matrix = np.atleast_2d(np.asarray(rows, dtype=np.float32))
-    part = matrix[:, _USE_FROM:] if matrix.shape[1] > _USE_FROM else matrix
+    # An NLU row (MiniLM then USE) gives its USE part; a USE row (`encode_multilingual`) is taken whole.
+    part = matrix[:, _USE_FROM:] if matrix.shape[1] == _USE_FROM + _USE_DIM else matrix
     norms = np.linalg.norm(part, axis=1, keepdims=True)
     norms[norms == 0.0] = 1.0
     out: npt.NDArray[np.float32] = (part / norms).astype(np.float32, copy=False)
     return out
 
 
-_vectors: dict[int, PassageVectors] = {}
+_vectors: dict[Encoder, PassageVectors] = {}
 
 
 def vectors_for(encoder: Encoder) -> PassageVectors:
-    """One passage cache per encoder (the served NLU's, shared by every turn)."""
-    found = _vectors.get(id(encoder))
-    if found is None or found._encoder is not encoder:
-        found = _vectors[id(encoder)] = PassageVectors(encoder)
+    """One passage cache per encoder (the served NLU's, shared by every turn; a bound method is the same encoder
+    each time it is looked up, as it compares equal)."""
+    found = _vectors.get(encoder)
+    if found is None:
+        if len(_vectors) >= 4:  # a process has one encoder; tests make more
+            _vectors.clear()
+        found = _vectors[encoder] = PassageVectors(encoder)
     return found
 
 
-def scored(found: Sequence[Passage], *, probe: str, words: Sequence[str],
-           encoder: Encoder | None) -> list[Evidence]:
+def scored(found: Sequence[Passage], *, probe: str, words: Sequence[str], encoder: Encoder | None,
+           question_row: npt.NDArray[np.float32] | None = None) -> list[Evidence]:
     """Every passage scored against what is asked (`probe`: the question less the words naming the product;
     `words`: its content words), best first; a question asking for a figure is scored only against passages with
-    a figure in them."""
+    a figure in them. `question_row`: the message's own NLU row when the probe is the whole message (its USE part
+    is the question's meaning: no second pass for it)."""
     if _WANTS_FIGURE.search(probe):
         found = [p for p in found if _FIGURE.search(p.text)]
     if not found or not probe.strip():
         return []
     terms = asked_terms(words)
-    if encoder is not None:
+    if encoder is not None and question_row is not None and np.any(question_row):
+        question = _use_rows(question_row)[0]
+        rows = list(vectors_for(encoder).of([p.text for p in found]))
+        meanings = [float(np.dot(question, row)) if row.shape == question.shape else 0.0 for row in rows]
+    elif encoder is not None:
         question, *rows = vectors_for(encoder).of([p.text for p in found], fresh=[probe])
         meanings = [float(np.dot(question, row)) if row.shape == question.shape else 0.0 for row in rows]
     else:

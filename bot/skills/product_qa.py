@@ -16,9 +16,12 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
+import numpy.typing as npt
+
 from bot.skills.base import Skill, Turn
 from bot.skills.product_evidence import Encoder, Evidence, answering, passages, scored, wants_yes_or_no
-from bot.understanding import ParsedMessage
+from bot.understanding import ParsedMessage, usable_embedding
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.models import Product
 from commerce.catalog.service import categories, find_variants, get_product, get_products, variant_price
@@ -274,11 +277,12 @@ def _asked_words(question: str, naming: tuple[str, ...]) -> list[str]:
 
 def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tuple[str, ...] = (),
                  colours: tuple[str, ...] = (), naming: tuple[str, ...] = (),
-                 encoder: Encoder | None = None) -> ProductAnswer:
+                 encoder: Encoder | None = None, question_row: npt.NDArray[np.float32] | None = None) -> ProductAnswer:
     """The catalog's answer to a question about one product, with the fields it comes from; `known=False` when
     the listing does not say. `sizes`/`colours`: the option values the message names (its entities); `naming`:
     the words that name the product in it (not what is asked about); `encoder`: the served NLU's, for the general
-    evidence's meaning (without it, only shared words count)."""
+    evidence's passages (without it, only shared words count); `question_row`: the message's NLU row, whose USE
+    part is the question's meaning (else the encoder reads the question too)."""
     question = _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], question)
     # "how much is the carbon steel wok", "hw long do the noise cancelling earbuds last": the title's words name
     # the product, the rest is the question; only when the rest has no cue is the whole message read.
@@ -332,7 +336,7 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
                 return ProductAnswer(True, name, tuple(cited[:2]))
             # The aspect's own words are not in the listing: another phrasing of it may be.
             return _evidence_answer(sheet, whole, language=language, naming=naming, encoder=encoder,
-                                    unknown=name)
+                                    question_row=question_row, unknown=name)
     if OPTIONS_ASKED.search(question):
         citations = tuple(Citation(f"variants.{name}", ", ".join(sorted({o.attributes[name] for o in sheet.options
                                                                           if name in o.attributes})))
@@ -356,11 +360,13 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
         if texts:
             return ProductAnswer(True, "about", (Citation("description", " ".join(_sentences(texts[0][1])[:2])),))
         return ProductAnswer(False, "about")
-    return _evidence_answer(sheet, whole, language=language, naming=naming, encoder=encoder, unknown="other")
+    return _evidence_answer(sheet, whole, language=language, naming=naming, encoder=encoder,
+                            question_row=question_row, unknown="other")
 
 
 def general_evidence(sheet: ProductSheet, question: str, *, language: str, naming: tuple[str, ...] = (),
-                     encoder: Encoder | None = None) -> list[Evidence]:
+                     encoder: Encoder | None = None,
+                     question_row: npt.NDArray[np.float32] | None = None) -> list[Evidence]:
     """Every passage of the listing scored against what the question asks (its words less those naming the
     product; the whole question's when nothing else is left), best first (`bot.skills.product_evidence`)."""
     question = _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], question)
@@ -372,12 +378,15 @@ def general_evidence(sheet: ProductSheet, question: str, *, language: str, namin
                for name in dict.fromkeys(k for o in sheet.options for k in o.attributes)}
     found = passages(title=sheet.title, description=sheet.description, tags=sheet.tags, options=options,
                      category=sheet.category, language=language)
-    return scored(found, probe=probe, words=words, encoder=encoder)
+    # The meaning is the whole question's (calibrated so): the message's own row when the caller has it.
+    return scored(found, probe=question, words=words, encoder=encoder, question_row=question_row)
 
 
 def _evidence_answer(sheet: ProductSheet, question: str, *, language: str, naming: tuple[str, ...],
-                     encoder: Encoder | None, unknown: str) -> ProductAnswer:
-    ranked = general_evidence(sheet, question, language=language, naming=naming, encoder=encoder)
+                     encoder: Encoder | None, question_row: npt.NDArray[np.float32] | None,
+                     unknown: str) -> ProductAnswer:
+    ranked = general_evidence(sheet, question, language=language, naming=naming, encoder=encoder,
+                              question_row=question_row)
     cited = answering(ranked)
     if not cited:
         return ProductAnswer(False, unknown)
@@ -716,6 +725,13 @@ def _field_name(turn: Turn, citation: Citation) -> str:
     return turn.t(f"qa.field.{head}")
 
 
+def _passage_encoder(turn: Turn) -> Encoder | None:
+    """The served NLU's USE pass alone when it has one (passages need no MiniLM part), else the bot's encoder."""
+    embedder = getattr(turn.deps.nlu, "embedder", None)
+    multilingual = getattr(embedder, "encode_multilingual", None)
+    return multilingual if callable(multilingual) else turn.deps.encoder
+
+
 async def answer_question(turn: Turn) -> None:
     """Answer the message as a question about one product, from the catalog only."""
     product = await product_in_question(turn)
@@ -729,7 +745,7 @@ async def answer_question(turn: Turn) -> None:
     whole = [str(e.value) for e in (turn.parsed.entities if turn.parsed is not None else ()) if e.entity == "product"]
     naming = tuple(w for w in dict.fromkeys([*naming_words(turn), *whole]) if names_the_product(sheet, w))
     found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours, naming=naming,
-                         encoder=turn.deps.encoder)
+                         encoder=_passage_encoder(turn), question_row=usable_embedding(turn.parsed))
     title = turn.title(product)
     custom = {"product_answer": {"product": product.slug, "known": found.known, "aspect": found.aspect,
                                  "fields": [c.field for c in found.citations],

@@ -100,3 +100,13 @@ def test_passage_vectors_are_encoded_once_and_kept_by_text() -> None:
     assert calls[-1] == ["c"]
     vectors.of(["a"])  # "a" was the oldest when "c" came in (keep=2): encoded again
     assert calls[-1] == ["a"]
+
+
+def test_the_message_row_gives_the_question_meaning_and_use_rows_are_taken_whole(encoder: Embedder) -> None:
+    question = "可以冷泡吗"
+    row = encoder.encode([question])[0]  # the NLU's row: MiniLM then USE
+    with_row = read_catalog(sheet("fuding-white-peony-tea"), question, language="zh",
+                            encoder=encoder.encode_multilingual, question_row=row)
+    without = read_catalog(sheet("fuding-white-peony-tea"), question, language="zh", encoder=encoder.encode)
+    assert with_row.known
+    assert with_row.citations == without.citations
