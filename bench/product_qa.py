@@ -9,6 +9,11 @@ product in view); one without names its product. Scored from the reply's `custom
   and its text containing `contains` (when labelled);
 - refuse: routed there, about the right product, `known` false (the bot says it does not know, offers a person).
 
+Beside `invented` (must-refuse questions answered), `wrong_facts` counts answers to answerable questions that
+state a fact the label or the catalog contradicts (bench/_wrong_facts.py): a quoted passage from another product's
+listing (or from none), an option value not among the product's variants, in stock where the label says out of
+stock or the other way round, another price than the labelled one. Each is listed under `wrong`, with its reasons.
+
 Prints one JSON object with a section per question set: `tuning` (bench/data/product_qa.json, written beside the
 skill and used to shape it), `heldout` (bench/data/product_qa_heldout.json, written from the listings before
 any of it was sent to the bot; later read to fix failures, so no longer blind) and `blind`
@@ -28,13 +33,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402,F401  (the project on the path, models offline)
+from _wrong_facts import wrong_facts  # noqa: E402
+
+CATALOG = Path(__file__).resolve().parents[1] / "api" / "demo" / "catalog.json"
 
 DATA = Path(__file__).resolve().parent / "data" / "product_qa.json"
 HELDOUT = Path(__file__).resolve().parent / "data" / "product_qa_heldout.json"
@@ -54,6 +64,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, int], *, prefix: str) -> dict[str, Any]:
+    demo = json.loads(CATALOG.read_text("utf-8"))
+    catalog = {p["slug"]: p for p in demo["products"]}
+    category_names = {c["slug"]: c["name"] for c in demo["categories"]}
+    wrong = []
+    wall_ms: list[float] = []
+    cpu_ms: list[float] = []
     per_language: dict[str, list[bool]] = defaultdict(list)
     refuse_ok: list[bool] = []
     answer_ok: list[bool] = []
@@ -63,7 +79,10 @@ async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, in
         sender = f"{prefix}-{index}"
         if item.get("view"):
             await send(sender, 0, payload=f"product:details:{product_id[item['view']]}")
+        wall, cpu = time.perf_counter(), time.process_time()
         result = await send(sender, 1, text=item["question"])
+        wall_ms.append((time.perf_counter() - wall) * 1000)
+        cpu_ms.append((time.process_time() - cpu) * 1000)
         text = "\n".join(r.text for r in result.replies)
         found = next((r.custom["product_answer"] for r in result.replies
                       if r.custom and "product_answer" in r.custom), None)
@@ -80,6 +99,8 @@ async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, in
                   and (item.get("contains") is None or item["contains"] in text))
             answer_ok.append(ok)
             false_refusals += int(found is not None and found["known"] is False)
+            if reasons := wrong_facts(item, found, text, catalog, category_names):
+                wrong.append({"question": item["question"], "reasons": reasons, "reply": text[:160]})
         per_language[item["language"]].append(ok)
         if not ok:
             failures.append({"question": item["question"], "expect": item["expect"], "got": found,
@@ -90,9 +111,18 @@ async def score(items: list[dict[str, Any]], send: Any, product_id: dict[str, in
         "accuracy_by_language": {lang: round(sum(oks) / len(oks), 4) for lang, oks in sorted(per_language.items())},
         "answerable_correct": round(sum(answer_ok) / len(answer_ok), 4) if answer_ok else None,
         "refusal_correctness": round(sum(refuse_ok) / len(refuse_ok), 4) if refuse_ok else None,
-        "must_refuse": len(refuse_ok), "invented": invented, "false_refusals": false_refusals,
-        "routed_to_product_qa": round(routed / len(items), 4), "failures": failures,
+        "must_refuse": len(refuse_ok), "invented": invented, "wrong_facts": len(wrong),
+        "false_refusals": false_refusals,
+        "routed_to_product_qa": round(routed / len(items), 4),
+        # The question's whole turn (parse, policy, skill, database) in this process: wall and CPU ms.
+        "turn_ms": _percentiles(wall_ms), "turn_cpu_ms": _percentiles(cpu_ms), "failures": failures, "wrong": wrong,
     }
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"p50": round(statistics.median(ordered), 1),
+            "p99": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1)}
 
 
 def main() -> None:

@@ -42,7 +42,9 @@ NOT_A_PRODUCT_QUESTION = UNSURE_INTENTS | {"product_search", "greet", "goodbye",
 # about the kite in view; asking for other products is not such a question) and a middling request for a person
 # ("do they have a mic for calls" read as human_handoff at 0.58): the skill offers a person when the listing
 # does not say.
-OVERRIDDEN_BY_VIEW = frozenset({"recommend"})
+# A payment guess too: "能给switch充电不" (can it charge a Switch?) read as currency_payment at 0.52; a question that
+# names paying, shipping or customs is never a product question (`product_qa.PAYING_OR_SHIPPING`).
+OVERRIDDEN_BY_VIEW = frozenset({"recommend", "currency_payment"})
 PRODUCT_INTENTS = frozenset({"product_search", "product_question", "recommend"})
 OVERRIDDEN_BY_VIEW_BELOW_ANSWER = frozenset({"human_handoff"})
 # The entities that make up a product's name in a message ("black hoodie", "power bank").

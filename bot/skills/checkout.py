@@ -10,7 +10,7 @@ from typing import Any
 
 from bot import i18n
 from bot.conversations.service import remember_verified_order, verified_order
-from bot.skills import order_status
+from bot.skills import faq, order_status
 from bot.skills.base import Answer, Press, Question, Skill, Turn
 from bot.skills.recommend import count_outcome
 from commerce import cross_border
@@ -36,6 +36,8 @@ SERVICE_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")  # "checkout:ship:<service>" (a
 SALES_CHANNEL_OF = {"telegram": ("telegram",), "webchat": ("webchat", "web"), "rest": ("web", "webchat")}
 NO_POSTCODE = "-"  # conversation.postcode when the chosen address's country has no postcodes
 FIELD_CHARS = 120
+# Asking how checkout or paying works ("how do I pay", "怎么付款"), not asking to do it now.
+HOW_TO = re.compile(r"^\s*(how (do|can|should|would|does) (i|we|you|one|it)|how to)\b|怎么|如何|怎样", re.IGNORECASE)
 
 
 def _owner(turn: Turn) -> str:
@@ -50,6 +52,9 @@ async def start(turn: Turn) -> None:
     """Ask for what is missing (country, e-mail, delivery address), then show the order summary to confirm."""
     conversation = turn.conversation
     if not conversation.cart:
+        # "how do I pay" with nothing in the cart asks how paying works: the shop's FAQ says it (payment methods).
+        if HOW_TO.search(turn.text) and await faq.answer(turn):
+            return
         turn.say("checkout_empty", buttons=[turn.button("button.search", "menu:search")])
         return
     if turn.entity("country"):

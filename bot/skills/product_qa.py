@@ -16,11 +16,15 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
+import numpy.typing as npt
+
 from bot.skills.base import Skill, Turn
-from bot.understanding import ParsedMessage
+from bot.skills.product_evidence import Encoder, Evidence, answering, passages, scored, wants_yes_or_no
+from bot.understanding import ParsedMessage, usable_embedding
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.models import Product
-from commerce.catalog.service import find_variants, get_product, get_products, variant_price
+from commerce.catalog.service import categories, find_variants, get_product, get_products, variant_price
 from commerce.inventory.availability import available_for_country
 from commerce.search.service import named_products
 from kit.text import jieba_words
@@ -151,6 +155,17 @@ PRICE_ASKED = re.compile(r"how much (is|are|does it cost)|\bprice|\bcost|多少�
 WEIGHT_ASKED = re.compile(r"weigh|how heavy|\bheavy\b|多重|重量|重不重|有多重", re.IGNORECASE)
 OPTIONS_ASKED = re.compile(r"what (sizes|colou?rs|options)|which (sizes|colou?rs)|other colou?rs|come in|"
                            r"哪些颜色|什么颜色|几种颜色|哪些尺码|什么尺码|有什么码|哪些码", re.IGNORECASE)
+# The shop's terms (paying, shipping, customs, returns), which a listing does not state: asked with a product in view
+# ("can I pay for it with PayPal?"), still not a question about the product.
+PAYING_OR_SHIPPING = re.compile(r"\b(pay|paid|paying|payment|paypal|credit card|debit card|invoice|ship|ships|shipping|"
+                                r"deliver\w*|postage|customs|dut(y|ies)|tax\w*|vat|currency|currencies|refund\w*|"
+                                r"return\w*|alipay|wechat|dollars?|euros?|yuan|rmb|pounds?|yen|usd|eur|gbp|cny|jpy)\b|"
+                                r"付款|支付|付钱|信用卡|运费|邮费|配送|发货|快递|寄到|关税|税费|汇率|退货|退款|退换|微信|美元|"
+                                r"欧元|人民币|英镑|日元|币",
+                                re.IGNORECASE)
+# A Chinese question that drops its subject ("能给switch充电不", "适合敏感肌吗"): the subject is the product in view.
+SUBJECT_DROPPED = re.compile(r"^\s*(能不能|能|可不可以|可以|会不会|会|适不适合|适合|支不支持|支持|需不需要|需要|"
+                             r"要不要)")
 ABOUT_ASKED = re.compile(r"tell me (more )?about|more about|describe|介绍|详细", re.IGNORECASE)
 # Question words and fillers: what is left of a question without them is what it asks about.
 _QUESTION_WORDS = frozenset("""
@@ -184,6 +199,7 @@ class ProductSheet:
     options: tuple[Option, ...]
     weight_grams: int
     price_text: str = ""
+    category: dict[str, str] = field(default_factory=dict)  # its category's name per language
 
 
 @dataclass(frozen=True)
@@ -201,6 +217,9 @@ class ProductAnswer:
     offered: bool | None = None
     asked_value: str | None = None
     values: tuple[str, ...] = field(default_factory=tuple)
+    # General evidence (`aspect` "evidence"): True/False when the cited passage states the asked thing (or its
+    # negation) plainly and the question wants a yes or a no; None: quoted for the shopper to judge.
+    plain: bool | None = None
 
 
 def _sentences(text: str) -> list[str]:
@@ -257,10 +276,13 @@ def _asked_words(question: str, naming: tuple[str, ...]) -> list[str]:
 
 
 def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tuple[str, ...] = (),
-                 colours: tuple[str, ...] = (), naming: tuple[str, ...] = ()) -> ProductAnswer:
+                 colours: tuple[str, ...] = (), naming: tuple[str, ...] = (),
+                 encoder: Encoder | None = None, question_row: npt.NDArray[np.float32] | None = None) -> ProductAnswer:
     """The catalog's answer to a question about one product, with the fields it comes from; `known=False` when
     the listing does not say. `sizes`/`colours`: the option values the message names (its entities); `naming`:
-    the words that name the product in it (not what is asked about)."""
+    the words that name the product in it (not what is asked about); `encoder`: the served NLU's, for the general
+    evidence's passages (without it, only shared words count); `question_row`: the message's NLU row, whose USE
+    part is the question's meaning (else the encoder reads the question too)."""
     question = _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], question)
     # "how much is the carbon steel wok", "hw long do the noise cancelling earbuds last": the title's words name
     # the product, the rest is the question; only when the rest has no cue is the whole message read.
@@ -310,7 +332,11 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
             if name in _OBJECT_ASPECTS:
                 return _names_the_object(sheet, whole, name, language=language, naming=naming)
             cited = _find(sheet, evidence, language)
-            return ProductAnswer(bool(cited), name, tuple(cited[:2]))
+            if cited:
+                return ProductAnswer(True, name, tuple(cited[:2]))
+            # The aspect's own words are not in the listing: another phrasing of it may be.
+            return _evidence_answer(sheet, whole, language=language, naming=naming, encoder=encoder,
+                                    question_row=question_row, unknown=name)
     if OPTIONS_ASKED.search(question):
         citations = tuple(Citation(f"variants.{name}", ", ".join(sorted({o.attributes[name] for o in sheet.options
                                                                           if name in o.attributes})))
@@ -334,12 +360,39 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
         if texts:
             return ProductAnswer(True, "about", (Citation("description", " ".join(_sentences(texts[0][1])[:2])),))
         return ProductAnswer(False, "about")
-    # A word's stem, also negated or prefixed in the listing: "glazed" is answered by "unglazed", "shrink" by
-    # "pre-shrunk" (an aspect), "scented" by "unscented".
-    evidence = re.compile("|".join(re.escape(w) if _CJK.search(w) else rf"\b(?:un|non-?|pre-?)?{re.escape(_stem(w))}"
-                                   for w in words), re.IGNORECASE)
-    cited = _find(sheet, evidence, language)
-    return ProductAnswer(bool(cited), "other", tuple(cited[:2]))
+    return _evidence_answer(sheet, whole, language=language, naming=naming, encoder=encoder,
+                            question_row=question_row, unknown="other")
+
+
+def general_evidence(sheet: ProductSheet, question: str, *, language: str, naming: tuple[str, ...] = (),
+                     encoder: Encoder | None = None,
+                     question_row: npt.NDArray[np.float32] | None = None) -> list[Evidence]:
+    """Every passage of the listing scored against what the question asks (its words less those naming the
+    product; the whole question's when nothing else is left), best first (`bot.skills.product_evidence`)."""
+    question = _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], question)
+    probe = _without_title_words(question, sheet, naming)
+    words = _asked_words(probe, naming)
+    if not words:
+        probe, words = question, _asked_words(question, naming)
+    options = {name: list(dict.fromkeys(o.attributes[name] for o in sheet.options if name in o.attributes))
+               for name in dict.fromkeys(k for o in sheet.options for k in o.attributes)}
+    found = passages(title=sheet.title, description=sheet.description, tags=sheet.tags, options=options,
+                     category=sheet.category, language=language)
+    # The meaning is the whole question's (calibrated so): the message's own row when the caller has it.
+    return scored(found, probe=question, words=words, encoder=encoder, question_row=question_row)
+
+
+def _evidence_answer(sheet: ProductSheet, question: str, *, language: str, naming: tuple[str, ...],
+                     encoder: Encoder | None, question_row: npt.NDArray[np.float32] | None,
+                     unknown: str) -> ProductAnswer:
+    ranked = general_evidence(sheet, question, language=language, naming=naming, encoder=encoder,
+                              question_row=question_row)
+    cited = answering(ranked)
+    if not cited:
+        return ProductAnswer(False, unknown)
+    plain = cited[0].plain if wants_yes_or_no(question) else None
+    return ProductAnswer(True, "evidence", tuple(Citation(e.passage.field, e.passage.text) for e in cited),
+                         plain=plain)
 
 
 def _has_cue(question: str) -> bool:
@@ -468,9 +521,10 @@ async def sheet_of(turn: Turn, product: Product) -> ProductSheet:
     options = tuple(Option(v.sku, dict(v.attributes), stock.get(v.sku, 0) > 0,
                            prices[variant_price(v, product)]) for v in active)
     price = options[0].price_text if options else ""
+    category = next((dict(c.name) for c in await categories(turn.session) if c.id == product.category_id), {})
     return ProductSheet(slug=product.slug, title=dict(product.title), description=dict(product.description),
                         tags=tuple(product.tags), brand=product.brand, options=options,
-                        weight_grams=int(product.weight_grams or 0), price_text=price)
+                        weight_grams=int(product.weight_grams or 0), price_text=price, category=category)
 
 
 def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
@@ -481,13 +535,16 @@ def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
     product name the extractor knows, or by a longer stretch of catalog words once the asked words are out of it
     ("帆布包防水不": 帆布包), with what is asked outside the name."""
     text = parsed.text
-    if not QUESTION_SHAPED.search(text):
-        return False
+    if not QUESTION_SHAPED.search(text) or PAYING_OR_SHIPPING.search(text):
+        return False  # "can I pay for it with PayPal?", "does it ship to Japan?": the shop's terms, not the listing
     names: list[tuple[str, bool]] = []  # (the name less asked words, known to the extractor)
+    subject = subject_entity(parsed)
     for e in parsed.entities:
         if e.entity == "product":
             value = str(e.value)
             name = name_without_aspects(value) if any(a.search(value) for a, _ in ASPECTS.values()) else value
+            if not name and e is subject:
+                name = value
             if name:
                 names.append((name, e.to_rasa().get("extractor") != CATALOG_EXTRACTOR))
     rest = text
@@ -509,7 +566,28 @@ def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
     aspect = any(asked.search(text) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(text))
     return (aspect or any(pattern.search(text) for pattern in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
             or bool(parsed.entity_values("size")) or bool(parsed.entity_values("colour"))
-            or bool(REFERS_TO_VIEW.search(text)))
+            or bool(REFERS_TO_VIEW.search(text)) or bool(SUBJECT_DROPPED.search(text)))
+
+
+def subject_entity(parsed: ParsedMessage) -> object | None:
+    """The product entity made only of words a question asks with ("sunscreen" matches the sun aspect) that is the
+    question's subject: the first such entity, with another aspect asked after it ("is the sunscreen waterproof",
+    "防晒霜防水吗": subject, then what is asked of it). None when there is none."""
+    spans = []
+    for e in parsed.entities:
+        span = e.to_rasa()
+        start, end = span.get("start"), span.get("end")
+        if not (isinstance(start, int) and isinstance(end, int)):  # an entity without offsets: where its value is
+            start = parsed.text.find(str(e.value))
+            end = start + len(str(e.value))
+        if e.entity == "product" and start >= 0:
+            spans.append((start, end, e))
+    for _, end, e in sorted(spans, key=lambda s: s[0]):
+        value = str(e.value)
+        if not any(a.search(value) for a, _ in ASPECTS.values()) or name_without_aspects(value):
+            continue
+        return e if any(asked.search(parsed.text[end:]) for asked, _ in ASPECTS.values()) else None
+    return None
 
 
 def question_about_view(parsed: ParsedMessage, *, in_view: bool) -> bool:
@@ -538,13 +616,14 @@ def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
     if turn.parsed is None:
         return []
     words: list[str] = []
+    subject = subject_entity(turn.parsed)
     for entity in turn.parsed.entities:
         span = entity.to_rasa()
         if not loose and span.get("extractor") == CATALOG_EXTRACTOR:
             continue
         if entity.entity != "product":
             continue
-        if not any(asked.search(str(entity.value)) for asked, _ in ASPECTS.values()):
+        if not any(asked.search(str(entity.value)) for asked, _ in ASPECTS.values()) or entity is subject:
             words += [str(entity.value), turn.text[span["start"]:span["end"]]]
         elif name := name_without_aspects(str(entity.value)):
             words.append(name)
@@ -646,6 +725,13 @@ def _field_name(turn: Turn, citation: Citation) -> str:
     return turn.t(f"qa.field.{head}")
 
 
+def _passage_encoder(turn: Turn) -> Encoder | None:
+    """The served NLU's USE pass alone when it has one (passages need no MiniLM part), else the bot's encoder."""
+    embedder = getattr(turn.deps.nlu, "embedder", None)
+    multilingual = getattr(embedder, "encode_multilingual", None)
+    return multilingual if callable(multilingual) else turn.deps.encoder
+
+
 async def answer_question(turn: Turn) -> None:
     """Answer the message as a question about one product, from the catalog only."""
     product = await product_in_question(turn)
@@ -658,10 +744,13 @@ async def answer_question(turn: Turn) -> None:
     # A name with an asked word in it ("face wash") is still this product's name when its title or tags say it.
     whole = [str(e.value) for e in (turn.parsed.entities if turn.parsed is not None else ()) if e.entity == "product"]
     naming = tuple(w for w in dict.fromkeys([*naming_words(turn), *whole]) if names_the_product(sheet, w))
-    found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours, naming=naming)
+    found = read_catalog(sheet, turn.text, language=turn.locale, sizes=sizes, colours=colours, naming=naming,
+                         encoder=_passage_encoder(turn), question_row=usable_embedding(turn.parsed))
     title = turn.title(product)
     custom = {"product_answer": {"product": product.slug, "known": found.known, "aspect": found.aspect,
-                                 "fields": [c.field for c in found.citations]}}
+                                 "fields": [c.field for c in found.citations],
+                                 "quotes": [c.quote for c in found.citations],
+                                 "offered": found.offered, "value": found.asked_value}}
     turn.conversation.last_products = [product.id]
     details = turn.button("button.details", f"product:details:{product.id}")
     if not found.known:
@@ -683,6 +772,15 @@ async def answer_question(turn: Turn) -> None:
             turn.say("qa.stock_some", title=title, options=", ".join(options), custom=custom, buttons=[details])
         else:
             turn.say("qa.stock_yes", title=title, custom=custom, buttons=[details])
+        return
+    if found.aspect == "evidence":
+        first, *more = found.citations
+        key = {True: "qa.evidence_yes", False: "qa.evidence_no", None: "qa.evidence"}[found.plain]
+        text = turn.t(key, title=title, field=_field_name(turn, first), quote=first.quote)
+        text += "".join("\n" + turn.t("qa.cited", field=_field_name(turn, c), quote=c.quote) for c in more)
+        # Quoted for the shopper to judge: a person can still be asked.
+        buttons = [details] if found.plain is not None else [turn.button("button.human", "handoff:request"), details]
+        turn.say_text(text, custom=custom, buttons=buttons)
         return
     if found.aspect == "one_size":
         turn.say("qa.one_size", title=title, value=found.asked_value, custom=custom, buttons=[details])

@@ -2,6 +2,7 @@
 catalog (or refused), and a delivery question with no known destination asks for the country. Slow."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,8 +49,10 @@ def skus(result: object) -> list[str]:
 
 
 def answer_of(result: object) -> dict[str, object]:
-    return next(r.custom["product_answer"] for r in result.replies  # type: ignore[attr-defined]
-                if r.custom and "product_answer" in r.custom)
+    """What the reply answered: product, known, aspect and the fields cited (the quotes and option are left out)."""
+    found = next(r.custom["product_answer"] for r in result.replies  # type: ignore[attr-defined]
+                 if r.custom and "product_answer" in r.custom)
+    return {key: found[key] for key in ("product", "known", "aspect", "fields")}
 
 
 async def test_a_product_word_searches_whatever_the_classifier_read(say: Say, deps: BotDeps) -> None:
@@ -221,3 +224,45 @@ async def test_customs_with_no_destination_asks_then_answers_for_that_country(sa
     assert "United States" not in texts(asked)  # not answered for a country the shopper never named
     answered = await say(kind="callback", payload="country:set:US", sender="k1", deps=with_faq)
     assert "DAP" in texts(answered), texts(answered)
+
+
+async def test_how_to_pay_with_an_empty_cart_is_answered_with_the_payment_methods(say: Say, deps: BotDeps,
+                                                                                shop: Database) -> None:
+    with_faq = replace(deps, knowledge=await knowledge_base_source(shop))
+    for sender, question in (("pay1", "怎么付款"), ("pay2", "how do I pay")):
+        helped = await say(question, sender=sender, deps=with_faq)
+        # The shop's payment help (the answer, or its payment questions to pick), not "your cart is empty".
+        shown = texts(helped) + " ".join(b.title for r in helped.replies for b in r.buttons)
+        assert re.search(r"PayPal|payment|付款|支付", shown), shown
+        assert "empty" not in shown
+        assert "空" not in shown
+    # Asking to check out now (not how) with an empty cart still says there is nothing to check out.
+    now = await say("I want to check out", sender="pay3", deps=with_faq)
+    assert "empty" in texts(now)
+
+
+async def test_what_the_product_in_view_can_do_is_a_product_question_not_payment(say: Say, deps: BotDeps,
+                                                                                shop: Database) -> None:
+    async with shop.unit_of_work() as session:
+        ids = {p.slug: p.id for p in await all_products(session)}
+    with_faq = replace(deps, knowledge=await knowledge_base_source(shop))
+    for sender, question in (("sw1", "能给switch充电不"), ("sw2", "can it charge my switch")):
+        await say(kind="callback", payload=f"product:details:{ids['power-bank-20000-pd']}", sender=sender,
+                  deps=with_faq)
+        asked = await say(question, sender=sender, deps=with_faq)
+        assert answer_of(asked)["product"] == "power-bank-20000-pd", texts(asked)
+        assert "country:set:DE" not in payloads(asked)  # not the payment/delivery country question
+    # Paying for the product in view is still the shop's payment answer.
+    await say(kind="callback", payload=f"product:details:{ids['power-bank-20000-pd']}", sender="sw3", deps=with_faq)
+    alipay = await say("可以用支付宝付款吗", sender="sw3", deps=with_faq)
+    assert "支付宝" in texts(alipay)
+    assert not any(r.custom and "product_answer" in r.custom for r in alipay.replies)
+
+
+async def test_a_product_named_by_an_asked_word_is_the_subject_of_the_question(say: Say, deps: BotDeps) -> None:
+    for sender, question in (("ss1", "is the sunscreen waterproof"), ("ss2", "防晒霜防水吗")):
+        asked = await say(question, sender=sender, deps=deps)
+        found = answer_of(asked)
+        assert found["product"] == "daily-sunscreen-spf50", texts(asked)
+        assert found["known"] is True  # "Water resistant for 40 minutes."
+        assert "40" in texts(asked)

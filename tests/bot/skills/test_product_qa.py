@@ -161,7 +161,7 @@ def test_a_catalog_word_names_the_product_only_when_it_is_that_products_word() -
     ("eva-slide-sandals", "can i wear them in the shower", "en", "waterproof", "Waterproof"),
     ("eva-slide-sandals", "能穿着下水吗", "zh", "waterproof", "防水"),
     ("heavyweight-cotton-hoodie", "洗了会缩水吗", "zh", "shrink", "预缩水"),
-    ("daily-sunscreen-spf50", "is it greasy", "en", "other", "non-greasy"),
+    ("daily-sunscreen-spf50", "is it greasy", "en", "evidence", "non-greasy"),
 ])
 def test_blind_categories_are_answered_from_the_sentence_that_says_it(slug: str, question: str, language: str,
                                                                       aspect: str, quoted: str) -> None:
