@@ -147,15 +147,37 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
             if attempt == len(retry_delays):
                 raise
             await asyncio.sleep(retry_delays[attempt])
+    closed_meanwhile: tuple[str, str] | None = None
     async with database.unit_of_work() as session:
-        await PaymentRepository(session).lock_order(charge.order_id)
+        order = await PaymentRepository(session).lock_order(charge.order_id)
+        assert order is not None
         recorded: Payment | None = await session.get(Payment, payment_id, populate_existing=True)
         assert recorded is not None
         if recorded.status == "creating":  # a concurrent call may have recorded the same provider payment first
             recorded.reference, recorded.url, recorded.updated_at = created.reference, created.url, utcnow()
             recorded.status = "pending"
             await session.flush()
+        elif recorded.status == "expired" and order.status != "pending_payment":
+            # The order was cancelled (or expired) while the provider was making this payment; the close queued then
+            # may have looked before it existed. Close this one too, so no open payment outlives its order.
+            closed_meanwhile = order.number, order.status
+            await _close_made_meanwhile(session, recorded, created.reference)
+    if closed_meanwhile is not None:
+        number, status = closed_meanwhile
+        raise PaymentNotPossible(f"Order {number} is {status}.", order_status=status)
     return recorded
+
+
+async def _close_made_meanwhile(session: AsyncSession, payment: Payment, reference: str) -> None:
+    """`reference` was made at the provider for `payment` after its order was closed: recorded on the payment when
+    it has no provider reference yet (a late payment on it is then `late`, flagged), and closed there by the outbox
+    (its own idempotency key: the close queued with the cancel may already be delivered)."""
+    if payment.reference == payment.idempotency_key:  # never opened before: this is its provider payment
+        payment.reference, payment.updated_at = reference, utcnow()
+    await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}:{reference}",
+                  payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
+                           "reference": reference}, max_attempts=30)
+    await session.flush()
 
 
 async def open_payment(session: AsyncSession, *, order_id: int) -> Payment | None:
@@ -190,8 +212,8 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
                          kind: str = "payment", payment_id: int | None = None, order_ref: str | None = None) -> str:
     """Apply a provider's word on a payment once. Returns the outcome: paid, duplicate (replay or already paid),
     mismatch (amount/currency differ: flagged for a person), late (the order expired or was cancelled: flagged),
-    failed, ignored (unknown payment), wrong_order (the event names our payment but another order: recorded and
-    logged, nothing applied).
+    failed, ignored (no payment of ours: recorded and logged), wrong_order (the event names our payment but another
+    order: recorded and logged, nothing applied).
 
     `payment_id` and `order_ref` (the provider's metadata) adopt a payment opened at the provider whose reference
     was never recorded, only when both name it, as `StripeProvider.find` matches: payment ids alone repeat across
@@ -212,8 +234,13 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
         return await _wrong_order(session, provider=provider, event_id=event_id, kind=kind, payment=payment,
                                   reference=reference, amount_minor=amount_minor, currency=currency)
     if payment is None:
-        await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=None,
-                         outcome="ignored", detail={"reference": reference})
+        # Signed by the provider, so a real payment somewhere (another shop on the account, a dashboard test): a
+        # person may need to look. Recorded (a replay is a duplicate); logged by ids only, like wrong_order.
+        if not await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=None,
+                                outcome="ignored", detail={"reference": reference, "payment_id": payment_id}):
+            return "duplicate"
+        log.warning("%s event %s for %s matches no payment of ours (named payment %s): ignored", provider, event_id,
+                    reference, payment_id)
         return "ignored"
     order = await repo.lock_order(payment.order_id)  # racing events for one order queue here
     assert order is not None
@@ -539,17 +566,20 @@ async def _close_open_payments(session: AsyncSession, payments: Sequence[Payment
                           max_attempts=30)
 
 
-async def close_at_provider(database: Database, *, payment_id: int, opened: bool, provider: PaymentProvider) -> str:
+async def close_at_provider(database: Database, *, payment_id: int, opened: bool, provider: PaymentProvider,
+                            reference: str | None = None) -> str:
     """Close at its provider a payment whose order was cancelled or expired (CANCEL_INTENT_TOPIC), with no
     transaction held; the provider's answer (PaymentProvider.cancel), or "none" when a payment that was still being
-    opened never was. Idempotent: a redelivery finds it cancelled. ProviderUnavailable: the outbox retries."""
+    opened never was. `reference`: that provider payment (one made after the order was closed), else the payment's
+    own. Idempotent: a redelivery finds it cancelled. ProviderUnavailable: the outbox retries."""
     async with database.sessions() as session:
         payment = await session.get(Payment, payment_id)
         if payment is None:
             return "none"
         order = await session.get(Order, payment.order_id)
         assert order is not None
-        reference, charge = payment.reference, replace(charge_of(order), payment_id=payment.id)
+        charge = replace(charge_of(order), payment_id=payment.id)
+        reference = reference or payment.reference
     if not opened:  # its create's answer was lost (or never sent): the intent Stripe may have made for it
         found = await provider.find(charge=charge)
         if found is None:
