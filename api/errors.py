@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot import i18n
 from kit.db import RETRY_AFTER_SECONDS, DatabaseUnavailable, database_unavailable_cause
 from kit.errors import ShopTalkError
 
@@ -52,6 +53,16 @@ def _is_unique_violation(exc: Exception, reason: str) -> bool:
     return sqlstate == "23505" or "UNIQUE constraint failed" in reason or "duplicate key value" in reason
 
 
+def reader_locale(request: Request) -> str:
+    """The language of whoever reads the answer: the first of the request's Accept-Language we have a catalog for
+    (the agent console's page and its API calls send the same header), else English."""
+    for part in request.headers.get("accept-language", "").split(","):
+        found = i18n.supported_locale(part.split(";")[0].strip())
+        if found:
+            return found
+    return i18n.DEFAULT_LOCALE
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, integrity_conflict)
 
@@ -60,9 +71,12 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {}
         if exc.status == 429 and "retry_after" in exc.extra:
             headers["Retry-After"] = str(int(exc.extra["retry_after"]))
-        response = JSONResponse(exc.to_problem(request.url.path), status_code=exc.status,
-                                media_type=PROBLEM_JSON, headers=headers)
-        return response
+        problem = exc.to_problem(request.url.path)
+        if exc.message is not None:  # words with a catalog key: in the reader's language (the code stays)
+            locale = reader_locale(request)
+            problem["detail"] = i18n.render(locale, exc.message)
+            headers.update({"Content-Language": locale, "Vary": "Accept-Language"})
+        return JSONResponse(problem, status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,6 +21,9 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from commerce.money import format_money
+from kit.errors import Message, Money, ShopTalkError
+
 LANGUAGES = ("en", "zh", "es", "ja")  # the reply languages; each has a catalog in bot/locales
 DEFAULT_LOCALE = "en"
 DOMAIN = "shoptalk"
@@ -85,6 +88,27 @@ def t(locale: str | None, key: str, /, *, n: int | None = None, **values: Any) -
         raise TypeError(f"{key!r} has plural forms: say which with n=")
     text = translations.gettext(key) if n is None else translations.ngettext(key, key, n)
     return text.format(**values)
+
+
+def render(locale: str | None, message: Message) -> str:
+    """A domain error's (or any) Message in `locale`: its Money values written the locale's way, nested Messages
+    rendered in the same language."""
+    language = supported_locale(locale) or DEFAULT_LOCALE
+    values = {name: _value(language, value) for name, value in message.values.items()}
+    return t(language, message.key, **values)
+
+
+def _value(language: str, value: Any) -> Any:
+    if isinstance(value, Money):
+        return format_money(value.amount, value.currency, language)
+    if isinstance(value, Message):
+        return render(language, value)
+    return value
+
+
+def error_text(locale: str | None, error: ShopTalkError) -> str:
+    """What a reader of `locale` is told of `error`: its Message in their language, else its (English) detail."""
+    return render(locale, error.message) if error.message is not None else error.detail
 
 
 def template(locale: str | None, key: str) -> str:

@@ -1,19 +1,41 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Money:
+    """An amount inside a Message: written the reader's way (symbol, separators, minor unit) where it is rendered."""
+
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """Words for a person as a catalog key and its values (str, int, Money or another Message), so the edge that
+    shows them (API, back office, console, chat) renders them in its reader's language (bot.i18n.render)."""
+
+    key: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
 class ShopTalkError(Exception):
-    """Base of every domain error: a stable code, an HTTP status and a human title."""
+    """Base of every domain error: a stable code, an HTTP status and a human title; `detail` in English (logs, CLI)
+    and, when `message` is given, the same words as a catalog key for readers of other languages."""
 
     code: str = "error"
     status: int = 500
     title: str = "Internal error"
 
     def __init__(self, detail: str | None = None, *, code: str | None = None, status: int | None = None,
-                 **extra: Any) -> None:
+                 message: Message | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
+        self.message = message
         if code is not None:
             self.code = code
         if status is not None:

@@ -30,7 +30,8 @@ def outbox_handlers(settings: Settings, database: Database) -> dict[str, Handler
     async def close(event: OutboxEvent) -> None:
         provider = provider_for(str(event.payload["provider"]), settings.payments)
         outcome = await close_at_provider(database, payment_id=int(event.payload["payment_id"]),
-                                          opened=bool(event.payload.get("opened", True)), provider=provider)
+                                          opened=bool(event.payload.get("opened", True)), provider=provider,
+                                          reference=str(event.payload.get("reference") or "") or None)
         if outcome == "processing":  # neither paid nor cancellable yet: ask again in a minute
             raise DeliveryError("the payment is still processing at the provider", retry_after=60.0)
 

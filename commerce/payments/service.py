@@ -30,7 +30,7 @@ from commerce.payments.repository import PaymentRepository
 from commerce.payments.schemas import OFFLINE, Charge, PaymentMethodIn, RefundLineIn
 from kit.clock import utcnow
 from kit.db import Database
-from kit.errors import InvalidInput, ShopTalkError
+from kit.errors import InvalidInput, Message, Money, ShopTalkError
 from kit.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -147,15 +147,37 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
             if attempt == len(retry_delays):
                 raise
             await asyncio.sleep(retry_delays[attempt])
+    closed_meanwhile: tuple[str, str] | None = None
     async with database.unit_of_work() as session:
-        await PaymentRepository(session).lock_order(charge.order_id)
+        order = await PaymentRepository(session).lock_order(charge.order_id)
+        assert order is not None
         recorded: Payment | None = await session.get(Payment, payment_id, populate_existing=True)
         assert recorded is not None
         if recorded.status == "creating":  # a concurrent call may have recorded the same provider payment first
             recorded.reference, recorded.url, recorded.updated_at = created.reference, created.url, utcnow()
             recorded.status = "pending"
             await session.flush()
+        elif recorded.status == "expired" and order.status != "pending_payment":
+            # The order was cancelled (or expired) while the provider was making this payment; the close queued then
+            # may have looked before it existed. Close this one too, so no open payment outlives its order.
+            closed_meanwhile = order.number, order.status
+            await _close_made_meanwhile(session, recorded, created.reference)
+    if closed_meanwhile is not None:
+        number, status = closed_meanwhile
+        raise PaymentNotPossible(f"Order {number} is {status}.", order_status=status)
     return recorded
+
+
+async def _close_made_meanwhile(session: AsyncSession, payment: Payment, reference: str) -> None:
+    """`reference` was made at the provider for `payment` after its order was closed: recorded on the payment when
+    it has no provider reference yet (a late payment on it is then `late`, flagged), and closed there by the outbox
+    (its own idempotency key: the close queued with the cancel may already be delivered)."""
+    if payment.reference == payment.idempotency_key:  # never opened before: this is its provider payment
+        payment.reference, payment.updated_at = reference, utcnow()
+    await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}:{reference}",
+                  payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
+                           "reference": reference}, max_attempts=30)
+    await session.flush()
 
 
 async def open_payment(session: AsyncSession, *, order_id: int) -> Payment | None:
@@ -190,8 +212,8 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
                          kind: str = "payment", payment_id: int | None = None, order_ref: str | None = None) -> str:
     """Apply a provider's word on a payment once. Returns the outcome: paid, duplicate (replay or already paid),
     mismatch (amount/currency differ: flagged for a person), late (the order expired or was cancelled: flagged),
-    failed, ignored (unknown payment), wrong_order (the event names our payment but another order: recorded and
-    logged, nothing applied).
+    failed, ignored (no payment of ours: recorded and logged), wrong_order (the event names our payment but another
+    order: recorded and logged, nothing applied).
 
     `payment_id` and `order_ref` (the provider's metadata) adopt a payment opened at the provider whose reference
     was never recorded, only when both name it, as `StripeProvider.find` matches: payment ids alone repeat across
@@ -212,8 +234,13 @@ async def record_payment(session: AsyncSession, *, provider: str, event_id: str,
         return await _wrong_order(session, provider=provider, event_id=event_id, kind=kind, payment=payment,
                                   reference=reference, amount_minor=amount_minor, currency=currency)
     if payment is None:
-        await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=None,
-                         outcome="ignored", detail={"reference": reference})
+        # Signed by the provider, so a real payment somewhere (another shop on the account, a dashboard test): a
+        # person may need to look. Recorded (a replay is a duplicate); logged by ids only, like wrong_order.
+        if not await _seen_once(session, provider=provider, event_id=event_id, kind=kind, order_id=None,
+                                outcome="ignored", detail={"reference": reference, "payment_id": payment_id}):
+            return "duplicate"
+        log.warning("%s event %s for %s matches no payment of ours (named payment %s): ignored", provider, event_id,
+                    reference, payment_id)
         return "ignored"
     order = await repo.lock_order(payment.order_id)  # racing events for one order queue here
     assert order is not None
@@ -387,10 +414,14 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
         raise OrderNotFound(f"No order {order_id}.")
     paid = [p for p in await repo.for_order(order.id) if p.status == "succeeded"]
     if not paid or order.status not in REFUNDABLE | {"cancelled", "expired"}:
-        raise RefundNotPossible(f"Order {order.number} has no payment to refund ({order.status}).")
+        raise RefundNotPossible(f"Order {order.number} has no payment to refund ({order.status}).",
+                                message=Message("error.refund_no_payment", {
+                                    "number": order.number, "status": Message(f"status.{order.status}")}))
     payment = paid[-1]
     if payment.provider != provider.name:
-        raise RefundNotPossible(f"Order {order.number} was paid with {payment.provider}.", provider=payment.provider)
+        raise RefundNotPossible(f"Order {order.number} was paid with {payment.provider}.", provider=payment.provider,
+                                message=Message("error.refund_other_provider",
+                                                {"number": order.number, "provider": payment.provider}))
     earlier = await repo.refund_by_key(payment.id, idempotency_key)
     if earlier is not None:
         return earlier, False
@@ -402,11 +433,14 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
         line = order_lines.get(wanted_line.line_id)
         if line is None:
             raise RefundNotPossible(f"Order {order.number} has no line {wanted_line.line_id}.",
-                                    code="unknown_order_line", field="lines", line_id=wanted_line.line_id)
+                                    code="unknown_order_line", field="lines", line_id=wanted_line.line_id,
+                                    message=Message("error.refund_unknown_line",
+                                                    {"number": order.number, "line_id": wanted_line.line_id}))
         still = line.quantity - returned.get(line.id, 0) - sum(c["quantity"] for c in chosen if c["line_id"] == line.id)
         if wanted_line.quantity > still:
             raise RefundNotPossible(f"Only {still} of {line.sku} can still be refunded.", code="refund_quantity",
-                                    field="lines", line_id=line.id, refundable_quantity=still)
+                                    field="lines", line_id=line.id, refundable_quantity=still,
+                                    message=Message("error.refund_quantity", {"quantity": still, "sku": line.sku}))
         chosen.append({"line_id": line.id, "sku": line.sku, "quantity": wanted_line.quantity,
                        "amount": str(quantize(line.unit_price * wanted_line.quantity, order.currency))})
     if not lines and amount is None and restock:  # everything that is left comes back
@@ -418,14 +452,8 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
                                       [line.sku for line in order_lines.values()])
     override = (override_reason or "").strip() or None
     if breaches and not (may_override and override):
-        rules = " and ".join(("outside the return window of "
-                              f"{breaches['window']['window_days']} days") if rule == "window" else
-                             f"a non-returnable category ({', '.join(breaches[rule]['categories'])})"
-                             for rule in breaches)
-        raise RefundOutsidePolicy(
-            f"Order {order.number}: the refund is {rules} of the destination's return policy. "
-            + ("Give a reason to override it." if may_override else "A supervisor or the owner can override it."),
-            breaches=breaches, may_override=may_override)
+        detail, message = _outside_policy(order.number, breaches, may_override=may_override)
+        raise RefundOutsidePolicy(detail, breaches=breaches, may_override=may_override, message=message)
     if lines and amount is None:
         policy_refund = await _line_refund(session, order, sum((Decimal(c["amount"]) for c in chosen), Decimal(0)))
         wanted = min(policy_refund, left)
@@ -434,7 +462,8 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
     if wanted <= 0 or wanted > left:
         raise RefundNotPossible(f"At most {format_money(left, payment.currency)} can be refunded.",
                                 refundable=str(quantize(left, payment.currency)), currency=payment.currency,
-                                field="amount")
+                                field="amount",
+                                message=Message("error.refund_at_most", {"amount": Money(left, payment.currency)}))
     provider_ref = await provider.refund(reference=payment.reference, currency=payment.currency,
                                          amount_minor=to_minor(wanted, minor_units(payment.currency)),
                                          idempotency_key=f"refund-{payment.id}-{idempotency_key}")
@@ -461,6 +490,27 @@ async def refund(session: AsyncSession, *, order_id: int, provider: PaymentProvi
     else:  # the status stays: the shopper is told of the refund itself
         await _tell_refund(session, order, row)
     return row, True
+
+
+def _outside_policy(number: str, breaches: dict[str, Any], *, may_override: bool) -> tuple[str, Message]:
+    """Why a refund breaks the destination's return policy and who may override it: English (logs, the CLI) and as
+    catalog words for the reader."""
+    parts: list[tuple[str, Message]] = []
+    if "window" in breaches:
+        days = breaches["window"]["window_days"]
+        parts.append((f"outside the return window of {days} days", Message("error.refund_rule_window", {"days": days})))
+    if "non_returnable" in breaches:
+        categories = ", ".join(breaches["non_returnable"]["categories"])
+        parts.append((f"a non-returnable category ({categories})",
+                      Message("error.refund_rule_non_returnable", {"categories": categories})))
+    rules = parts[0][1] if len(parts) == 1 else \
+        Message("error.refund_rule_both", {"window": parts[0][1], "non_returnable": parts[1][1]})
+    hint = ("Give a reason to override it.", "error.refund_override_give_reason") if may_override else \
+        ("A supervisor or the owner can override it.", "error.refund_override_ask")
+    detail = (f"Order {number}: the refund is {' and '.join(text for text, _ in parts)} of the destination's return "
+              f"policy. {hint[0]}")
+    return detail, Message("error.refund_outside_policy", {"number": number, "rules": rules,
+                                                           "hint": Message(hint[1])})
 
 
 async def _tell_refund(session: AsyncSession, order: Order, row: PaymentRefund, **extra: str) -> None:
@@ -539,17 +589,20 @@ async def _close_open_payments(session: AsyncSession, payments: Sequence[Payment
                           max_attempts=30)
 
 
-async def close_at_provider(database: Database, *, payment_id: int, opened: bool, provider: PaymentProvider) -> str:
+async def close_at_provider(database: Database, *, payment_id: int, opened: bool, provider: PaymentProvider,
+                            reference: str | None = None) -> str:
     """Close at its provider a payment whose order was cancelled or expired (CANCEL_INTENT_TOPIC), with no
     transaction held; the provider's answer (PaymentProvider.cancel), or "none" when a payment that was still being
-    opened never was. Idempotent: a redelivery finds it cancelled. ProviderUnavailable: the outbox retries."""
+    opened never was. `reference`: that provider payment (one made after the order was closed), else the payment's
+    own. Idempotent: a redelivery finds it cancelled. ProviderUnavailable: the outbox retries."""
     async with database.sessions() as session:
         payment = await session.get(Payment, payment_id)
         if payment is None:
             return "none"
         order = await session.get(Order, payment.order_id)
         assert order is not None
-        reference, charge = payment.reference, replace(charge_of(order), payment_id=payment.id)
+        charge = replace(charge_of(order), payment_id=payment.id)
+        reference = reference or payment.reference
     if not opened:  # its create's answer was lost (or never sent): the intent Stripe may have made for it
         found = await provider.find(charge=charge)
         if found is None:
@@ -570,7 +623,7 @@ async def mark_refund_sent(session: AsyncSession, *, order_id: int, refund_id: i
     reference = reference.strip()
     if not reference:
         raise InvalidInput("Give the reference of the refund you sent (bank statement line, refund id).",
-                           code="missing_reference", field="reference")
+                           code="missing_reference", field="reference", message=Message("error.refund_sent_reference"))
     repo = PaymentRepository(session)
     order = await repo.lock_order(order_id)
     if order is None:
@@ -578,7 +631,9 @@ async def mark_refund_sent(session: AsyncSession, *, order_id: int, refund_id: i
     row = await session.get(PaymentRefund, refund_id, populate_existing=True)
     payment = await session.get(Payment, row.payment_id) if row is not None else None
     if row is None or payment is None or payment.order_id != order.id:
-        raise RefundNotPossible(f"Order {order.number} has no refund {refund_id}.", field="refund")
+        raise RefundNotPossible(f"Order {order.number} has no refund {refund_id}.", field="refund",
+                                message=Message("error.refund_unknown",
+                                                {"number": order.number, "refund_id": refund_id}))
     if row.status != "owed":
         return row, False
     row.status, row.provider_ref = "done", reference[:200]

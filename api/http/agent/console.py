@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import accounts
 from api.deps import get_database, get_settings_dep
+from api.errors import reader_locale
 from api.http.agent.realtime import events_of
 from api.pages import PAGES_DIR
 from api.params import PathId, QueryId
@@ -150,12 +151,9 @@ def console_strings(locale: str) -> dict[str, str]:
 
 
 def console_locale(request: Request) -> str:
-    """The console's language: the browser's first supported language (Accept-Language), else English."""
-    for part in request.headers.get("accept-language", "").split(","):
-        found = i18n.supported_locale(part.split(";")[0].strip())
-        if found:
-            return found
-    return i18n.DEFAULT_LOCALE
+    """The console's language: the browser's first supported language (Accept-Language), else English; the same
+    rule translates the errors its API calls answer with (api.errors.reader_locale)."""
+    return reader_locale(request)
 
 
 @router.get("/agent/static/{name}", include_in_schema=False)

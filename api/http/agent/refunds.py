@@ -14,6 +14,7 @@ from commerce.payments import service as payments
 from commerce.payments.errors import OverrideNotAllowed
 from commerce.payments.providers import provider_for
 from commerce.payments.schemas import RefundIn
+from kit.errors import Message
 from kit.fields import PlainDecimal
 
 router = APIRouter(tags=["agent console"])
@@ -39,6 +40,7 @@ async def console_refund(order_id: PathId, data: RefundIn, request: Request, who
     accounts.require(who.role, "refunds")
     if data.override_reason and not accounts.may(who.role, "refund_override"):
         raise OverrideNotAllowed("Only a supervisor or the owner can refund outside the return policy.",
+                                 message=Message("error.refund_override_not_allowed"),
                                  field="override_reason")
     settings = get_settings_dep(request)
     async with get_database(request).unit_of_work() as session:

@@ -31,7 +31,7 @@ from api.deps import get_database
 from api.http.accounts import clear_session_cookie, secret_of, set_session_cookie, sign_in
 from api.http.agent.console import SESSION_COOKIE
 from api.pages import PAGES_DIR
-from bot import handoff
+from bot import handoff, i18n
 from bot import insights as conversation_insights
 from bot.handoff.errors import NotSignedIn, SessionExpired
 from commerce.money import format_money, quantize
@@ -168,9 +168,10 @@ def redirect(url: str, *, notice: str | None = None) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def field_error(error: ShopTalkError) -> dict[str, Any]:
-    """What a form shows for a refused save: the message and the field it names."""
-    return {"message": error.detail, "field": error.extra.get("field"), "code": error.code}
+def field_error(error: ShopTalkError, locale: str | None = None) -> dict[str, Any]:
+    """What a form shows for a refused save: the message (in `locale`, the reader's, when the error carries catalog
+    words; api.errors.reader_locale) and the field it names."""
+    return {"message": i18n.error_text(locale, error), "field": error.extra.get("field"), "code": error.code}
 
 
 def plain(value: object) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import accounts
 from api.deps import get_database, get_settings_dep
+from api.errors import reader_locale
 from api.http.merchant.backoffice import Editor, PageRoute, field_error, money, redirect
 from commerce.orders import service as orders
 from commerce.orders.models import Order
@@ -22,7 +23,7 @@ from commerce.payments import service as payments
 from commerce.payments.errors import OverrideNotAllowed
 from commerce.payments.providers import provider_for
 from commerce.payments.schemas import OFFLINE, RefundLineIn
-from kit.errors import InvalidInput, ShopTalkError
+from kit.errors import InvalidInput, Message, ShopTalkError
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -75,6 +76,7 @@ async def order_refund(request: Request, who: Editor, order_id: int,
     try:
         if override_reason.strip() and not who.may("refund_override"):
             raise OverrideNotAllowed("Only a supervisor or the owner can refund outside the return policy.",
+                                     message=Message("error.refund_override_not_allowed"),
                                      field="override_reason")
         lines: list[RefundLineIn] = []
         for name, raw in form.multi_items():
@@ -106,7 +108,8 @@ async def order_refund(request: Request, who: Editor, order_id: int,
             raise
         if "field" not in error.extra:
             error.extra["field"] = "amount" if error.code == "refund_not_possible" else "refund"
-        return await _order_page(request, who, order_id, status=error.status, error=field_error(error),
+        return await _order_page(request, who, order_id, status=error.status,
+                                 error=field_error(error, reader_locale(request)),
                                  form=values)
     return redirect(f"/backoffice/orders/{order_id}",
                     notice=f"Refunded {money(row.amount, row.currency)} on order #{order.number}.")
@@ -133,7 +136,8 @@ async def order_refund_sent(request: Request, who: Editor, order_id: int, refund
         if error.status in (401, 403, 404):
             raise
         error.extra["field"] = "refund_sent"
-        return await _order_page(request, who, order_id, status=error.status, error=field_error(error),
+        return await _order_page(request, who, order_id, status=error.status,
+                                 error=field_error(error, reader_locale(request)),
                                  form={"reference": reference})
     return redirect(f"/backoffice/orders/{order_id}",
                     notice=f"Refund of {money(row.amount, row.currency)} on order #{order.number} marked sent.")
@@ -165,7 +169,8 @@ async def order_offline_received(request: Request, who: Editor, order_id: int,
         if error.status in (401, 403, 404):
             raise
         error.extra.setdefault("field", "reference")
-        return await _order_page(request, who, order_id, status=error.status, error=field_error(error),
+        return await _order_page(request, who, order_id, status=error.status,
+                                 error=field_error(error, reader_locale(request)),
                                  form={"reference": reference})
     notice = {"paid": f"Order #{order.number} is paid.", "duplicate": "That payment was already recorded."}
     return redirect(f"/backoffice/orders/{order_id}",

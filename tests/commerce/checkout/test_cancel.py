@@ -4,10 +4,11 @@ offline payments leave a refund owed and the order flagged for a person; a shipp
 the shopper is told once, with the amount, in their language."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import httpx
@@ -23,8 +24,8 @@ from commerce.orders import service as orders
 from commerce.orders.errors import IllegalTransition
 from commerce.orders.models import Order
 from commerce.payments import service as payments
-from commerce.payments.errors import ProviderUnavailable
-from commerce.payments.models import PaymentRefund
+from commerce.payments.errors import PaymentNotPossible, ProviderUnavailable
+from commerce.payments.models import Payment, PaymentRefund
 from commerce.payments.providers import PaymentProvider, StripeProvider, TelegramProvider, provider_for
 from kit.db import Database
 from kit.outbox import Handler, OutboxEvent, OutboxWorker
@@ -334,3 +335,51 @@ async def cancel_events(db: Database) -> list[OutboxEvent]:
     async with db.sessions() as session:
         return list((await session.scalars(select(OutboxEvent).where(
             OutboxEvent.topic == payments.CANCEL_INTENT_TOPIC).order_by(OutboxEvent.id))).all())
+
+
+class HeldCreate:
+    """A Stripe provider whose `create` waits at a gate before reaching Stripe: the test decides what happens while
+    the pay page is still calling Stripe (no sleeps, no timing)."""
+
+    def __init__(self, inner: StripeProvider) -> None:
+        self.inner, self.name, self.remote = inner, inner.name, inner.remote
+        self.calling, self.go = asyncio.Event(), asyncio.Event()
+
+    async def create(self, *, charge: Any, method_types: list[str], idempotency_key: str) -> Any:
+        self.calling.set()
+        await self.go.wait()
+        return await self.inner.create(charge=charge, method_types=method_types, idempotency_key=idempotency_key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_an_intent_made_while_its_order_was_cancelled_does_not_stay_open(
+        shop: Database, client: httpx.AsyncClient, localstripe: str, settings: Settings) -> None:
+    stripe = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example", api_base=localstripe)
+    held = HeldCreate(stripe)
+    order = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:38:a")
+    async with shop.unit_of_work() as session:  # "Pay" in the chat: the row, committed, not yet at Stripe
+        creating = await payments.start_payment(session, order_id=order.id, provider=stripe)
+    # The pay page opens it: complete_payment checked the order and is now calling Stripe.
+    opening = asyncio.create_task(payments.complete_payment(shop, payment_id=creating.id,
+                                                            provider=cast(PaymentProvider, held)))
+    await held.calling.wait()
+    async with shop.unit_of_work() as session:  # meanwhile a person cancels the order
+        await payments.cancel_order(session, order_id=order.id, providers=lambda name: stripe)
+    # The worker closes the payment at Stripe before Stripe made the intent: nothing to find, nothing cancelled.
+    assert await OutboxWorker(shop.sessions, cancel_handler(settings, shop)).run_once() == 1
+    held.go.set()  # now Stripe makes the intent and answers
+    with pytest.raises(PaymentNotPossible):
+        await opening  # the pay page says the order can no longer be paid
+    made = [i for i in (await stripe_client(localstripe).v1.payment_intents.list_async(params={"limit": 100})).data
+            if i.metadata and i.metadata.to_dict().get("order_ref") == order.public_ref]
+    assert len(made) == 1
+    assert await OutboxWorker(shop.sessions, cancel_handler(settings, shop)).run_once() == 1
+    assert await intent_status(localstripe, made[0].id) == "canceled"  # the link can no longer be paid
+    async with shop.sessions() as session:
+        payment = await session.get(Payment, creating.id)
+        assert payment is not None
+        assert (payment.status, payment.reference) == ("expired", made[0].id)  # a webhook for it finds it
+        assert (await orders.get_order(session, order_id=order.id)).status == "cancelled"
+    assert await OutboxWorker(shop.sessions, cancel_handler(settings, shop)).run_once() == 0  # nothing left over

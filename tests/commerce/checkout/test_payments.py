@@ -344,3 +344,36 @@ async def test_a_webhook_naming_our_payment_for_another_order_is_not_applied(
     assert (await post_event(client, *signed(event(relabelled, "evt_relabelled")))).json() == {"outcome": "wrong_order"}
     assert (await reload(shop, order.id)).status == "pending_payment"
     assert (await post_event(client, *signed(event(paid_intent, "evt_mine")))).json() == {"outcome": "paid"}
+
+
+async def test_a_signed_event_for_no_payment_of_ours_is_logged_and_recorded_once(
+        shop: Database, client: httpx.AsyncClient, provider: StripeProvider, localstripe: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    order = await place(shop)
+    # An intent made at the same Stripe account by someone else (another shop, a dashboard test payment): its
+    # metadata names a payment id and an order reference we do not have.
+    stranger = replace(payments.charge_of(order), payment_id=987654, public_ref="ST-99999-99999")
+    created = await provider.create(charge=stranger, method_types=["card"], idempotency_key="stranger-1")
+    intent = await pay_at_stripe(localstripe, created.reference)
+    caplog.set_level("WARNING", logger="commerce.payments.service")
+    body, signature = signed(event(intent, "evt_stranger"))
+    answer = await post_event(client, body, signature)
+    assert answer.status_code == 200  # a 4xx would make Stripe retry for days: it can never apply here
+    assert answer.json() == {"outcome": "ignored"}
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    logged = warnings[0].getMessage()
+    assert "evt_stranger" in logged
+    assert created.reference in logged
+    assert "987654" in logged
+    assert str(intent["client_secret"]) not in logged
+    assert "ST-99999-99999" not in logged
+    assert order.public_ref not in logged
+    assert signature.split("v1=")[1] not in logged
+    replay = await post_event(client, body, signature)  # Stripe retries: counted as a duplicate, not logged again
+    assert replay.json() == {"outcome": "duplicate"}
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    async with shop.sessions() as session:
+        recorded = (await session.scalars(select(PaymentEvent).where(PaymentEvent.event_id == "evt_stranger"))).all()
+    assert [(r.outcome, r.order_id, r.detail["reference"]) for r in recorded] == [("ignored", None, created.reference)]
+    assert (await reload(shop, order.id)).status == "pending_payment"
