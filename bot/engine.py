@@ -24,6 +24,7 @@ from bot.policy import (
     counts_misunderstood,
     decide,
     escalate,
+    names_a_person,
     only_names_a_product,
     shop_triggers,
 )
@@ -313,7 +314,7 @@ async def _respond(turn: Turn, stored: ConversationMessage, triggers: ShopTrigge
                       asks_about_a_product=asks_about_a_product(parsed, in_view=in_view),
                       # Only a product shown: a cart line does not make "what is your phone number?" about it.
                       question_in_view=question_about_view(parsed, in_view=bool(turn.conversation.last_products)),
-                      asks_before_buying=asks_before_buying(parsed))
+                      asks_before_buying=asks_before_buying(parsed), names_a_person=names_a_person(parsed.text))
     decision = decide(parsed, thresholds=thresholds, misunderstood_before=misunderstood, triggers=triggers,
                       signals=signals)
     stored.nlu = _nlu_record(parsed, policy=decision.action, truncated=truncated,

@@ -124,6 +124,7 @@ class Signals:
     # A question about a product's facts without an order to change the cart ("can i get it in black?", not "can you
     # add it to my cart?"): a cart-changing guess is answered as a product question.
     asks_before_buying: bool = False
+    names_a_person: bool = False  # the message asks for a person in words (`names_a_person`)
     negative_wording: bool = False  # strongly negative wording (`bot.handoff.rules.strongly_negative`)
     unhelpful_in_a_row: int = 0  # "did this help? no" answers in a row, this message included
     order_value: Decimal | None = None  # the named order's value in the rules' currency
@@ -167,7 +168,8 @@ def decide(parsed: ParsedMessage, *, thresholds: PolicyThresholds, misunderstood
                       only_a_product=signals is not None and signals.only_names_a_product,
                       about_a_product=signals is not None and signals.asks_about_a_product,
                       question_in_view=signals is not None and signals.question_in_view,
-                      before_buying=signals is not None and signals.asks_before_buying)
+                      before_buying=signals is not None and signals.asks_before_buying,
+                      person_named=signals is not None and signals.names_a_person)
     if decision.action == "handoff" or triggers is None or signals is None:
         return decision
     return escalate(decision, intent=parsed.intent, triggers=triggers, signals=signals)
@@ -193,6 +195,11 @@ def escalate(decision: Decision, *, intent: str, triggers: ShopTriggers, signals
     return decision
 
 
+def names_a_person(text: str) -> bool:
+    """Whether the message asks for a person in so many words ("can i talk to someone", "转人工")."""
+    return ASKS_FOR_A_PERSON.search(text) is not None
+
+
 def only_names_a_product(parsed: ParsedMessage) -> bool:
     """Whether the message is nothing but a product's name ("power bank", "Voltnest", "black hoodie"): its product,
     colour and size entities cover at least 80 % of its letters and digits, and one of them is a product."""
@@ -206,11 +213,11 @@ def only_names_a_product(parsed: ParsedMessage) -> bool:
 
 def _product_question_wins(parsed: ParsedMessage, thresholds: PolicyThresholds, unclear_below: float, *,
                            about_a_product: bool, question_in_view: bool, names_a_product: bool = False,
-                           before_buying: bool = False) -> bool:
+                           before_buying: bool = False, person_named: bool = False) -> bool:
     """Whether a question about a product's facts (or an unclear question with a product in view) is answered by
     the product's listing instead of what the classifier guessed."""
     intent, confidence = parsed.intent, float(parsed.confidence)
-    no_person = ASKS_FOR_A_PERSON.search(parsed.text) is None
+    no_person = not person_named
     if before_buying and intent in CART_CHANGING and (about_a_product or question_in_view):
         return True  # a question never changes the cart
     if about_a_product and (intent in NOT_A_PRODUCT_QUESTION or intent in OVERRIDDEN_BY_VIEW
@@ -231,12 +238,13 @@ def _product_question_wins(parsed: ParsedMessage, thresholds: PolicyThresholds, 
 
 def _route(parsed: ParsedMessage, thresholds: PolicyThresholds, misunderstood_before: int,
            triggers: ShopTriggers | None, *, names_a_product: bool, only_a_product: bool = False,
-           about_a_product: bool = False, question_in_view: bool = False, before_buying: bool = False) -> Decision:
+           about_a_product: bool = False, question_in_view: bool = False, before_buying: bool = False,
+           person_named: bool = False) -> Decision:
     intent, confidence = parsed.intent, float(parsed.confidence)
     unclear_below, in_a_row = unclear_line(thresholds, triggers)
     if _product_question_wins(parsed, thresholds, unclear_below, about_a_product=about_a_product,
                               question_in_view=question_in_view, names_a_product=names_a_product,
-                              before_buying=before_buying):
+                              before_buying=before_buying, person_named=person_named):
         # "保修多久" with a product in view, "is the wok dishwasher safe?": the product's listing answers (or says
         # it does not say), whatever the unsure classifier guessed.
         return Decision("answer" if confidence >= thresholds.answer_at else "confirm", "product_question",

@@ -492,8 +492,9 @@ def option_matches(value: str, asked: str) -> bool:
 
 # A shoe size the message states without the word "size" ("do these go up to a 46?", "in 44-45"): two digits, or a
 # range of them, not a quantity with a unit.
-_BARE_SIZE = re.compile(r"(?<![\d.])(\d{2}(?:\.5)?(?:\s?[-–/]\s?\d{2}(?:\.5)?)?)(?![\d.]|\s?[a-z%]|\s?[\u4e00-\u9fff])",
-                        re.IGNORECASE)
+_BARE_SIZE = re.compile(r"(?<![\d.])(\d{2}(?:\.5)?(?:\s?[-–/]\s?\d{2}(?:\.5)?)?)(?![\d.%]|\s?(?:kg|g|ml|l|cm|mm|m|w|"
+                        r"v|mah|wh|h|hrs?|hours?|mins?|minutes?|days?|pcs|pieces?|x|inch(?:es)?|cups?|packs?)\b|"
+                        r"\s?(?![码号])[\u4e00-\u9fff])", re.IGNORECASE)
 
 
 def asked_sizes(text: str, entity_sizes: list[str], sizes_of_product: list[str]) -> tuple[str, ...]:
