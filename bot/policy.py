@@ -228,7 +228,7 @@ def _product_question_wins(parsed: ParsedMessage, thresholds: PolicyThresholds, 
     if question_in_view and (intent in OVERRIDDEN_BY_VIEW
                              or (intent in OVERRIDDEN_BY_VIEW_BELOW_ANSWER and no_person)
                              or (intent == "product_search" and not names_a_product)):
-        # "good for playing on a bumpy train?", "适合送礼吗" (read as recommend), "chest pocket?" (a search naming
+        # "good for playing on a bumpy train?", "适合送礼吗" (read as recommend), "zip pockets?" (a search naming
         # nothing the shop sells), "is there a mic" (read as a request for a person): about the product in view.
         return True
     return question_in_view and intent not in HANDOFF_INTENTS and (

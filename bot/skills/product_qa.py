@@ -35,7 +35,7 @@ LOOKING_FOR = re.compile(r"\b(do you (have|sell|carry|stock)|have you got|got an
                          r"i need|(is|are) there)\b|有没有|有卖|有什么|想买|要买|找|推荐|哪款|^\s*有", re.IGNORECASE)
 # A message phrased as a question (en, zh): a question mark, a final particle, an A-not-A pair, a question word, or
 # an English question's first word.
-# An English question may open any clause ("ok so my skin is sensitive. would this one be ok"), and "how much" can
+# An English question may open any clause ("my dog chews everything. would this one survive"), and "how much" can
 # close one ("longjing 250g how much").
 QUESTION_SHAPED = re.compile(r"[?？]|[么不][\s。！!]*$|[吗呢嘛没](?=[\s。！!，,]|$)|(.)不\1|还是|有没有|是不是|"
                              r"能不能|可不可以|"
@@ -149,7 +149,7 @@ _SHORTHAND_WORD = re.compile(r"\b(" + "|".join(map(re.escape, _SHORTHAND)) + r")
 
 
 def is_question(text: str) -> bool:
-    """Whether the message is phrased as a question, shorthand read first ("r these real leather")."""
+    """Whether the message is phrased as a question, shorthand read first ("r they genuine leather")."""
     return QUESTION_SHAPED.search(_SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], text)) is not None
 
 
@@ -490,7 +490,7 @@ def option_matches(value: str, asked: str) -> bool:
     return _same_option(value, asked)
 
 
-# A shoe size the message states without the word "size" ("do these go up to a 46?", "in 44-45"): two digits, or a
+# A shoe size the message states without the word "size" ("got a 47?", "in 44-45"): two digits, or a
 # range of them, not a quantity with a unit.
 _BARE_SIZE = re.compile(r"(?<![\d.])(\d{2}(?:\.5)?(?:\s?[-–/]\s?\d{2}(?:\.5)?)?)(?![\d.%]|\s?(?:kg|g|ml|l|cm|mm|m|w|"
                         r"v|mah|wh|h|hrs?|hours?|mins?|minutes?|days?|pcs|pieces?|x|inch(?:es)?|cups?|packs?)\b|"

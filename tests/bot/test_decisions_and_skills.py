@@ -128,7 +128,7 @@ def test_a_question_about_the_product_in_view_wins_over_a_guess_of_something_els
     assert _decide("order_status", 0.5, question_in_view=True).intent == "order_status"
     assert _decide("human_handoff", 0.3, question_in_view=True, names_a_person=True).intent == "human_handoff"
     assert _decide("nlu_fallback", 0.35).action == "clarify"
-    # "good for playing on a bumpy train?", "适合送礼吗" read as recommend, at any confidence; "chest pocket?" read as
+    # "good for playing on a bumpy train?", "适合送礼吗" read as recommend, at any confidence; "zip pockets?" read as
     # a search naming nothing the shop sells: about the product in view. A search naming a product stays one.
     assert _decide("recommend", 0.9, question_in_view=True).intent == "product_question"
     assert _decide("product_search", 0.51, question_in_view=True).intent == "product_question"

@@ -358,8 +358,8 @@ def test_a_size_of_a_named_product_is_a_question_about_it() -> None:
 
 
 def test_questions_are_read_in_any_clause_and_in_shorthand() -> None:
-    for text in ("r these real leather or pu", "longjing 250g how much", "大红袍还有货没", "跑鞋偏码吗 平时穿42的",
-                 "ok so my skin is super sensitive. would this one be ok"):
+    for text in ("r they genuine leather", "longjing 250g how much", "大红袍还有货没", "这双鞋偏大吗 我穿43的",
+                 "my dog chews everything. would this one survive"):
         assert is_question(text), text
     for text in ("running shoes", "add the kettle", "cool, can't wait", "我要这个"):
         assert not is_question(text), text
@@ -389,7 +389,7 @@ def test_a_question_that_names_a_product_is_about_it(text: str, intent: str, ent
 
 def test_only_the_first_clause_makes_a_question_in_view_a_search() -> None:
     for text in ("is the keybaord a uk layout? i need the £ key", "can i take phone calls on it, like is there a mic",
-                 "good for playing on a bumpy train?", "适合送礼吗", "chest pocket?"):
+                 "good for playing on a bumpy train?", "适合送礼吗", "zip pockets?"):
         assert question_about_view(_Parsed(text, "nlu_fallback"), in_view=True), text  # type: ignore[arg-type]
     for text in ("i need a charger, do you have one?", "anything similar but cheaper?", "有没有类似的"):
         assert not question_about_view(_Parsed(text, "nlu_fallback"), in_view=True), text  # type: ignore[arg-type]
@@ -416,9 +416,9 @@ def test_a_colour_matches_the_option_of_that_exact_name_before_its_family() -> N
 
 def test_bare_and_ranged_sizes_are_read_against_the_products_own_sizes() -> None:
     loafers = sheet("leather-penny-loafers")
-    sizes = asked_sizes("do these go up to a 46? big feet", [], [o.attributes["size"] for o in loafers.options])
-    assert sizes == ("46",)
-    found = read_catalog(loafers, "do these go up to a 46? big feet", language="en", sizes=sizes)
+    sizes = asked_sizes("got a 47? wide feet", [], [o.attributes["size"] for o in loafers.options])
+    assert sizes == ("47",)
+    found = read_catalog(loafers, "got a 47? wide feet", language="en", sizes=sizes)
     assert (found.known, found.offered) == (True, False)
     assert "45" in found.values
     tees = sheet("organic-cotton-tee-3-pack")  # S..XL: a number in the message is not a size
