@@ -24,12 +24,14 @@ from bot.policy import (
     counts_misunderstood,
     decide,
     escalate,
+    names_a_person,
     only_names_a_product,
     shop_triggers,
 )
 from bot.rasa import engine_hook as rasa_hook
 from bot.skills import faq
 from bot.skills.base import Answer, Question, Turn
+from bot.skills.cart import asks_before_buying
 from bot.skills.person import ASKED, hand_off
 from bot.skills.product_qa import asks_about_a_product, question_about_view
 from bot.skills.registry import REGISTRY
@@ -311,7 +313,8 @@ async def _respond(turn: Turn, stored: ConversationMessage, triggers: ShopTrigge
                       only_names_a_product=only_names_a_product(parsed),
                       asks_about_a_product=asks_about_a_product(parsed, in_view=in_view),
                       # Only a product shown: a cart line does not make "what is your phone number?" about it.
-                      question_in_view=question_about_view(parsed, in_view=bool(turn.conversation.last_products)))
+                      question_in_view=question_about_view(parsed, in_view=bool(turn.conversation.last_products)),
+                      asks_before_buying=asks_before_buying(parsed), names_a_person=names_a_person(parsed.text))
     decision = decide(parsed, thresholds=thresholds, misunderstood_before=misunderstood, triggers=triggers,
                       signals=signals)
     stored.nlu = _nlu_record(parsed, policy=decision.action, truncated=truncated,

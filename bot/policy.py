@@ -10,6 +10,7 @@ before deciding, and only when the rules use them.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -47,6 +48,14 @@ NOT_A_PRODUCT_QUESTION = UNSURE_INTENTS | {"product_search", "greet", "goodbye",
 OVERRIDDEN_BY_VIEW = frozenset({"recommend", "currency_payment"})
 PRODUCT_INTENTS = frozenset({"product_search", "product_question", "recommend"})
 OVERRIDDEN_BY_VIEW_BELOW_ANSWER = frozenset({"human_handoff"})
+# ... and at any confidence when the message names no person ("can i take phone calls on it, like is there a mic"
+# read as human_handoff at 0.87): asking for a person says so.
+ASKS_FOR_A_PERSON = re.compile(r"\b(human|person|people|someone|somebody|anyone|agent|staff|representative|operator|"
+                               r"manager|bot|robot|talk to|speak to|speak with|talk with)\b|"
+                               r"人工|客服|真人|转人|机器人|经理|有人吗", re.IGNORECASE)
+# Intents that change the cart: a question about the product ("will it fit my cup holder", "can i get the lavender
+# ones in 44-45") is answered instead (`Signals.asks_before_buying`); the answer offers "Add to cart".
+CART_CHANGING = frozenset({"add_to_cart"})
 # The entities that make up a product's name in a message ("black hoodie", "power bank").
 PRODUCT_WORDS = frozenset({"product", "colour", "size"})
 
@@ -114,6 +123,10 @@ class Signals:
     # A question while a product is in view (`bot.skills.product_qa.question_about_view`): an unclear one is
     # then about that product.
     question_in_view: bool = False
+    # A question about a product's facts without an order to change the cart ("can i get it in black?", not "can you
+    # add it to my cart?"): a cart-changing guess is answered as a product question.
+    asks_before_buying: bool = False
+    names_a_person: bool = False  # the message asks for a person in words (`names_a_person`)
     negative_wording: bool = False  # strongly negative wording (`bot.handoff.rules.strongly_negative`)
     unhelpful_in_a_row: int = 0  # "did this help? no" answers in a row, this message included
     order_value: Decimal | None = None  # the named order's value in the rules' currency
@@ -156,7 +169,9 @@ def decide(parsed: ParsedMessage, *, thresholds: PolicyThresholds, misunderstood
                       names_a_product=signals is not None and signals.names_a_product,
                       only_a_product=signals is not None and signals.only_names_a_product,
                       about_a_product=signals is not None and signals.asks_about_a_product,
-                      question_in_view=signals is not None and signals.question_in_view)
+                      question_in_view=signals is not None and signals.question_in_view,
+                      before_buying=signals is not None and signals.asks_before_buying,
+                      person_named=signals is not None and signals.names_a_person)
     if decision.action == "handoff" or triggers is None or signals is None:
         return decision
     return escalate(decision, intent=parsed.intent, triggers=triggers, signals=signals)
@@ -182,6 +197,11 @@ def escalate(decision: Decision, *, intent: str, triggers: ShopTriggers, signals
     return decision
 
 
+def names_a_person(text: str) -> bool:
+    """Whether the message asks for a person in so many words ("can i talk to someone", "转人工")."""
+    return ASKS_FOR_A_PERSON.search(text) is not None
+
+
 def only_names_a_product(parsed: ParsedMessage) -> bool:
     """Whether the message is nothing but a product's name ("power bank", "Voltnest", "black hoodie"): its product,
     colour and size entities cover at least 80 % of its letters and digits, and one of them is a product."""
@@ -193,13 +213,25 @@ def only_names_a_product(parsed: ParsedMessage) -> bool:
     return covered >= 0.8 * len(letters)
 
 
-def _product_question_wins(intent: str, confidence: float, thresholds: PolicyThresholds, unclear_below: float, *,
-                           about_a_product: bool, question_in_view: bool) -> bool:
+def _product_question_wins(parsed: ParsedMessage, thresholds: PolicyThresholds, unclear_below: float, *,
+                           about_a_product: bool, question_in_view: bool, names_a_product: bool = False,
+                           before_buying: bool = False, person_named: bool = False) -> bool:
     """Whether a question about a product's facts (or an unclear question with a product in view) is answered by
     the product's listing instead of what the classifier guessed."""
+    intent, confidence = parsed.intent, float(parsed.confidence)
+    no_person = not person_named
+    if before_buying and intent in CART_CHANGING and (about_a_product or question_in_view):
+        return True  # a question never changes the cart
     if about_a_product and (intent in NOT_A_PRODUCT_QUESTION or intent in OVERRIDDEN_BY_VIEW
-                            or (intent in OVERRIDDEN_BY_VIEW_BELOW_ANSWER and confidence < thresholds.answer_at)
+                            or (intent in OVERRIDDEN_BY_VIEW_BELOW_ANSWER
+                                and (confidence < thresholds.answer_at or no_person))
                             or confidence < unclear_below):
+        return True
+    if question_in_view and (intent in OVERRIDDEN_BY_VIEW
+                             or (intent in OVERRIDDEN_BY_VIEW_BELOW_ANSWER and no_person)
+                             or (intent == "product_search" and not names_a_product)):
+        # "good for playing on a bumpy train?", "适合送礼吗" (read as recommend), "zip pockets?" (a search naming
+        # nothing the shop sells), "is there a mic" (read as a request for a person): about the product in view.
         return True
     return question_in_view and intent not in HANDOFF_INTENTS and (
         intent == FALLBACK_INTENT or confidence < unclear_below
@@ -208,11 +240,13 @@ def _product_question_wins(intent: str, confidence: float, thresholds: PolicyThr
 
 def _route(parsed: ParsedMessage, thresholds: PolicyThresholds, misunderstood_before: int,
            triggers: ShopTriggers | None, *, names_a_product: bool, only_a_product: bool = False,
-           about_a_product: bool = False, question_in_view: bool = False) -> Decision:
+           about_a_product: bool = False, question_in_view: bool = False, before_buying: bool = False,
+           person_named: bool = False) -> Decision:
     intent, confidence = parsed.intent, float(parsed.confidence)
     unclear_below, in_a_row = unclear_line(thresholds, triggers)
-    if _product_question_wins(intent, confidence, thresholds, unclear_below, about_a_product=about_a_product,
-                              question_in_view=question_in_view):
+    if _product_question_wins(parsed, thresholds, unclear_below, about_a_product=about_a_product,
+                              question_in_view=question_in_view, names_a_product=names_a_product,
+                              before_buying=before_buying, person_named=person_named):
         # "保修多久" with a product in view, "is the wok dishwasher safe?": the product's listing answers (or says
         # it does not say), whatever the unsure classifier guessed.
         return Decision("answer" if confidence >= thresholds.answer_at else "confirm", "product_question",

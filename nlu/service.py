@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from nlu.training_data import TrainingData, load_training_data
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 RANKING_SIZE = 10
 CATALOG_EXTRACTOR = "CatalogVocabulary"
+_CJK_TEXT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 # Above this many characters entity extraction leaves the event loop.
 _INLINE_ENTITY_CHARS = 1_000
 
@@ -259,11 +261,19 @@ def with_catalog_evidence(result: ParseResult, evidence: CatalogEvidence, *,
     `product` entity, and a message made of them that the classifier read as small talk or noise is a search."""
     if not evidence.names_products:
         return result
-    taken = [(e.start, e.end) for e in result.entities]
+    text = result.text
+    # A colour inside a longer run of catalog words is part of a product's name, not a colour: 大红 in 大红袍 (a tea),
+    # which would otherwise be a red filter and leave "袍" to search for. "大红色" stays a colour.
+    kept = tuple(e for e in result.entities
+                 if not (e.entity == "colour" and _CJK_TEXT.search(text[e.start:e.end]) is not None
+                         and text[e.end:e.end + 1] != "色"
+                         and any(m.start <= e.start and e.end <= m.end and m.end - m.start > e.end - e.start
+                                 for m in evidence.matches)))
+    taken = [(e.start, e.end) for e in kept]
     found = [Entity(entity="product", value=m.term.lower(), start=m.start, end=m.end, text=m.term,
                     confidence=round(evidence.coverage, 4), extractor=CATALOG_EXTRACTOR)
              for m in evidence.matches if not any(s < m.end and m.start < e for s, e in taken)]
-    entities = tuple(sorted((*result.entities, *found), key=lambda e: e.start))
+    entities = tuple(sorted((*kept, *found), key=lambda e: e.start))
     if not rereads_as_products(result.intent, evidence, labels=labels):
         return replace(result, entities=entities)
     # Confidence grows with the share of the message that is catalog words (all of it: 1.0; half: 0.75).

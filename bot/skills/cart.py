@@ -6,8 +6,10 @@ from decimal import Decimal
 from typing import Any
 
 from bot.skills.base import Press, Skill, Turn
+from bot.skills.product_qa import asked_colour, asks_a_fact, is_question, option_matches
 from bot.skills.recommend import count_outcome
 from bot.skills.search import note_search_used
+from bot.understanding import ParsedMessage
 from commerce.catalog.errors import UnknownSku
 from commerce.catalog.models import Product, Variant
 from commerce.catalog.service import get_product, get_variant, is_sellable_to, variant_price
@@ -22,6 +24,22 @@ POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 DIGEST_CHARS = 16  # "checkout:place:<digest>" stays well within Telegram's 64 bytes of callback data
 SERVICE_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")  # "checkout:ship:<service>" (a shipping zone's service code)
 SALES_CHANNEL_OF = {"telegram": ("telegram",), "webchat": ("webchat", "web"), "rest": ("web", "webchat")}
+
+
+# An order to change the cart in so many words ("can you add two to my cart?", "加入购物车"). A question without one
+# ("can i get the pack as 3 black tees instead", "will it fit my cup holder") asks; it never changes the cart.
+CART_ORDER = re.compile(r"\b(add|adding|cart|basket|checkout)\b|购物车|加购|下单", re.IGNORECASE)
+
+
+def asks_rather_than_orders(text: str) -> bool:
+    """Whether a message read as "add to cart" is a question rather than an order ("can i get it in black?")."""
+    return is_question(text) and CART_ORDER.search(text) is None
+
+
+def asks_before_buying(parsed: ParsedMessage) -> bool:
+    """A question about a product's facts that is not an order to change the cart: the policy answers it as a
+    product question instead of adding to the cart."""
+    return asks_rather_than_orders(parsed.text) and asks_a_fact(parsed)
 
 
 def cart_lines(turn: Turn) -> list[dict[str, Any]]:
@@ -74,22 +92,52 @@ async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | N
     return True
 
 
+async def offer(turn: Turn, sku: str, quantity: int = 1) -> bool:
+    """Say that `quantity` of `sku` can be had and offer the button that adds it; the cart is not changed."""
+    try:
+        variant = await get_variant(turn.session, sku=sku)
+    except UnknownSku:
+        turn.say("product_gone")
+        return False
+    product = variant.product
+    if not (product.active and variant.active):
+        turn.say("product_gone")
+        return False
+    if not is_sellable_to(product, turn.country):
+        turn.say("not_sellable_there", country=turn.country_name(turn.country))
+        return False
+    available = (await available_stock(turn.session, skus=[sku]))[sku]
+    if available < quantity:
+        turn.say("cart_no_stock", n=available, available=available, title=turn.title(product))
+        return False
+    label = option_label(dict(variant.attributes))
+    turn.say("cart_offer", n=quantity, quantity=quantity, title=turn.title(product) + (f" ({label})" if label else ""),
+             buttons=[turn.button("button.add_to_cart", f"cart:add:{sku}:{quantity}"),
+                      turn.button("button.details", f"product:details:{product.id}")])
+    return True
+
+
 async def add_from_text(turn: Turn) -> None:
     """ "add two of the kettle to my cart": a product named in the message, else the one just shown."""
     quantity = _quantity(turn)
     named = turn.entity("product")
-    colour, size = turn.entity("colour"), turn.entity("size")
+    # The colour as asked ("lavender", not its family "purple"), compared with options as the answers compare them.
+    entities = turn.parsed.entities if turn.parsed is not None else ()
+    colours = [asked_colour(turn.text, e) for e in entities if e.entity == "colour"]
+    colour, size = (colours[0] if colours else None), turn.entity("size")
+    # A question changes nothing: it gets the option and an "Add to cart" button to press.
+    put = offer if asks_rather_than_orders(turn.text) else add
     if named:
         result = await search_products(turn.session, query=str(named), country=turn.country, limit=1,
                                        filters=SearchFilters(colour=colour, size=size))
         if result.hits:
-            await add(turn, result.hits[0].sku, quantity)
+            await put(turn, result.hits[0].sku, quantity)
             return
     shown = list(turn.conversation.last_products or [])
     if len(shown) == 1:
         picked = await _pick_variant(turn, shown[0], colour=colour, size=size)
         if picked is not None:
-            await add(turn, picked[1].sku, quantity)
+            await put(turn, picked[1].sku, quantity)
             return
     if shown:
         cards = []
@@ -112,10 +160,10 @@ async def _pick_variant(turn: Turn, product_id: int, *, colour: str | None,
     stock = await available_stock(turn.session, skus=[v.sku for v in product.variants])
     shown = set((turn.conversation.last_search or {}).get("shown") or [])
     for variant in sorted(product.variants, key=lambda v: v.sku not in shown):
-        attributes = {k: str(v).lower() for k, v in variant.attributes.items()}
-        if colour and colour.lower() not in attributes.get("colour", colour.lower()):
+        attributes = {k: str(v) for k, v in variant.attributes.items()}
+        if colour and "colour" in attributes and not option_matches(attributes["colour"], colour):
             continue
-        if size and size.lower() != attributes.get("size", size.lower()):
+        if size and "size" in attributes and not option_matches(attributes["size"], size):
             continue
         if variant.active and stock.get(variant.sku, 0) > 0:
             return product, variant

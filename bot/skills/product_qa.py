@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from bot.skills.base import Skill, Turn
 from bot.skills.product_evidence import Encoder, Evidence, answering, passages, scored, wants_yes_or_no
-from bot.understanding import ParsedMessage, usable_embedding
+from bot.understanding import ParsedEntity, ParsedMessage, usable_embedding
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.models import Product
 from commerce.catalog.service import categories, find_variants, get_product, get_products, variant_price
@@ -39,10 +39,13 @@ LOOKING_FOR = re.compile(r"\b(do you (have|sell|carry|stock)|have you got|got an
                          r"i need|(is|are) there)\b|有没有|有卖|有什么|想买|要买|找|推荐|哪款|^\s*有", re.IGNORECASE)
 # A message phrased as a question (en, zh): a question mark, a final particle, an A-not-A pair, a question word, or
 # an English question's first word.
-QUESTION_SHAPED = re.compile(r"[?？]|[吗呢么嘛不][\s。！!]*$|(.)不\1|还是|有没有|是不是|能不能|可不可以|会不会|多少|几|"
-                             r"什么|"
-                             r"怎么|是否|多久|多大|多重|^\s*(is|are|does|do|did|can|could|will|would|should|has|have|"
-                             r"how|what|which)\b", re.IGNORECASE)
+# An English question may open any clause ("my dog chews everything. would this one survive"), and "how much" can
+# close one ("longjing 250g how much").
+QUESTION_SHAPED = re.compile(r"[?？]|[么不][\s。！!]*$|[吗呢嘛没](?=[\s。！!，,]|$)|(.)不\1|还是|有没有|是不是|"
+                             r"能不能|可不可以|"
+                             r"会不会|多少|几|什么|怎么|是否|多久|多大|多重|"
+                             r"(?:^|[.,;!:]\s*)(is|are|does|do|did|can|could|will|would|should|has|have|how|what|"
+                             r"which)\b(?!')|\bhow (much|many|long|tall|big|heavy)\s*$", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 
 # What a question asks about, by the words it uses (en, zh), and the words that answer it in a listing.
@@ -89,7 +92,8 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"\btimes\b|infusions?|\d+\s?次|[一二两三四五六七八九十]+次|[一二两三四五六七八九十]+泡|泡以上"),
         ("compatibility", r"\b(works?|working)\s+(with|on)\b|compatib|\bconnects? to\b|\bpair with\b|兼容|适配|能连|"
          r"连得上", r"$^"),  # the evidence is what the question names (`_OBJECT_ASPECTS`)
-        ("fits_inside", r"\bwill (my|a|an|the)\b.{1,30}\bfit\b|\bfit (in|into|inside)\b|\bhold (a|my)\b|装得下|放得下|"
+        ("fits_inside", r"\bwill (my|a|an|the|it|they|this|these)\b.{0,30}\bfit\b|"
+         r"\bfit (in|into|inside)\b|\bhold (a|my)\b|装得下|放得下|"
          r"装下|放进|能放下", r"$^"),
         ("caffeine", r"caffeine|decaf|咖啡因|低因|无因", r"caffeine|decaf|咖啡因|低因"),
         ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|what age|\bages?\b|how old|\d+\s?(-\s?)?(years?|yrs?)"
@@ -146,12 +150,26 @@ STOCK_ASKED = re.compile(r"in stock|available|still have|sold out|back in|can i 
 _SHORTHAND = {"hw": "how", "hws": "how is", "u": "you", "r": "are", "ur": "your", "wat": "what", "wot": "what",
               "pls": "please", "plz": "please", "doe": "does", "dose": "does", "thru": "through"}
 _SHORTHAND_WORD = re.compile(r"\b(" + "|".join(map(re.escape, _SHORTHAND)) + r")\b", re.IGNORECASE)
+
+
+def is_question(text: str) -> bool:
+    """Whether the message is phrased as a question, shorthand read first ("r they genuine leather")."""
+    return QUESTION_SHAPED.search(_SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], text)) is not None
+
+
+def _first_clause(text: str) -> str:
+    """The message up to its first clause break: "is the keyboard a uk layout? i need the £ key" asks about the
+    keyboard; the need that follows is why, not a search."""
+    return next((c for c in re.split(r"[?？,，.。;；!！]", text) if c.strip()), text)
+
+
 # Asking for something else than the product in view ("what do you recommend for a 5 year old?").
-RECOMMENDING = re.compile(r"\b(recommend|suggest|alternatives?|something (else|for)|gift for)\b|推荐|有什么好|送什么|"
-                          r"别的|其他的", re.IGNORECASE)
+RECOMMENDING = re.compile(r"\b(recommend|suggest|alternatives?|something (else|for|similar)|gift for|similar|"
+                          r"cheaper)\b|推荐|有什么好|送什么|别的|其他的|类似|更便宜", re.IGNORECASE)
 # A weight the description states ("weighs 2.9 kg", "under 300 g"), before the shipping weight.
 WEIGHT_STATED = re.compile(r"\d\s?(kg|g)\b|\bweigh|公斤|千克|\d\s?克|重\d", re.IGNORECASE)
-PRICE_ASKED = re.compile(r"how much (is|are|does it cost)|\bprice|\bcost|多少钱|价格|什么价|价钱", re.IGNORECASE)
+PRICE_ASKED = re.compile(r"how much (is|are|does it cost)|how much\s*[?？]?\s*$|"
+                         r"\bprice|\bcost|多少钱|价格|什么价|价钱", re.IGNORECASE)
 WEIGHT_ASKED = re.compile(r"weigh|how heavy|\bheavy\b|多重|重量|重不重|有多重", re.IGNORECASE)
 OPTIONS_ASKED = re.compile(r"what (sizes|colou?rs|options)|which (sizes|colou?rs)|other colou?rs|come in|"
                            r"哪些颜色|什么颜色|几种颜色|哪些尺码|什么尺码|有什么码|哪些码", re.IGNORECASE)
@@ -497,13 +515,61 @@ def _stem(word: str) -> str:
     return word
 
 
+_SIZE_RANGE = re.compile(r"^(\d{2}(?:\.5)?)\s?[-–/]\s?(\d{2}(?:\.5)?)$")
+
+
 def _same_option(value: str, asked: str) -> bool:
     value, asked = value.strip().lower(), asked.strip().lower()
     if not value or not asked:
         return False
+    bare = asked.removeprefix("eu ").strip()
+    if value == asked:
+        return True
+    asked = bare
+    if (ranged := _SIZE_RANGE.match(value)) and re.fullmatch(r"\d{2}(?:\.5)?", asked):
+        return float(ranged[1]) <= float(asked) <= float(ranged[2])  # "44" asked, "44-45" listed
+    if (wanted := _SIZE_RANGE.match(asked)) and (ranged or re.fullmatch(r"\d{2}(?:\.5)?", value)):
+        # "44-45" asked, "44-45" or "44" listed: the same range, or a size inside it
+        low, high = (float(ranged[1]), float(ranged[2])) if ranged else (float(value),) * 2
+        return float(wanted[1]) <= low and high <= float(wanted[2])
     # "EU 42" asked, "42" listed; "black" asked, "matte black" listed; sizes compare whole.
-    return value == asked or value == asked.removeprefix("eu ").strip() or (
+    return value == asked or (
         not asked.isdigit() and len(asked) > 2 and re.search(rf"\b{re.escape(asked)}\b", value) is not None)
+
+
+def option_matches(value: str, asked: str) -> bool:
+    """Whether an option value ("forest green", "44-45", "EU 42") is the one asked ("green", "44", "42"): the one
+    comparison the answer and the cart share."""
+    return _same_option(value, asked)
+
+
+# A shoe size the message states without the word "size" ("got a 47?", "in 44-45"): two digits, or a
+# range of them, not a quantity with a unit.
+_BARE_SIZE = re.compile(r"(?<![\d.])(\d{2}(?:\.5)?(?:\s?[-–/]\s?\d{2}(?:\.5)?)?)(?![\d.%]|\s?(?:kg|g|ml|l|cm|mm|m|w|"
+                        r"v|mah|wh|h|hrs?|hours?|mins?|minutes?|days?|pcs|pieces?|x|inch(?:es)?|cups?|packs?)\b|"
+                        r"\s?(?![码号])[\u4e00-\u9fff])", re.IGNORECASE)
+
+
+def asked_sizes(text: str, entity_sizes: list[str], sizes_of_product: list[str]) -> tuple[str, ...]:
+    """The sizes the message asks about: the size entities, and bare numbers or ranges when the product's own sizes
+    are numbers or ranges of them (a loafer's "39".."45", a sandal's "44-45"; a t-shirt's S..XL take none)."""
+    numeric = [v for v in sizes_of_product if re.fullmatch(r"\d{2}(?:\.5)?", v.strip()) or _SIZE_RANGE.match(v.strip())]
+    found = [*entity_sizes]
+    if numeric:
+        for match in _BARE_SIZE.finditer(text):
+            value = re.sub(r"\s", "", match.group(1)).replace("–", "-").replace("/", "-")
+            if not any(_same_option(value, s) or _same_option(s, value) for s in found):
+                found.append(value)
+    return tuple(dict.fromkeys(found))
+
+
+def asked_colour(text: str, entity: ParsedEntity) -> str:
+    """A colour as the shopper asked it: their own word when it names a colour by itself ("lavender", which the
+    synonyms file puts under purple: a "lavender" option is what they want), else the family word ("紫色": purple).
+    Compared with option values by `_same_option`, in the answer and in the cart alike."""
+    span = entity.to_rasa()
+    written = text[int(span["start"]):int(span["end"])].strip().lower()
+    return written if COLOURS.get(written) == written else str(entity.value)
 
 
 # ---------------------------------------------------------------- the skill
@@ -527,15 +593,31 @@ async def sheet_of(turn: Turn, product: Product) -> ProductSheet:
                         weight_grams=int(product.weight_grams or 0), price_text=price, category=category)
 
 
+def asks_a_fact(parsed: ParsedMessage) -> bool:
+    """Whether the message asks something a listing can say: an aspect, a quantity, options, a size or colour,
+    stock, price or weight ("can i get the lavender ones in 44-45", "will it fit my cup holder")."""
+    text = parsed.text
+    return (any(asked.search(text) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(text))
+            or any(pattern.search(text) for pattern in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
+            or bool(parsed.entity_values("size")) or bool(parsed.entity_values("colour")))
+
+
+# A yes/no question about a thing ("can the panda plushie go in the washing machine", "红参眼霜有香味吗"): with a
+# product named, it asks about that product, not for a list ("which tea is best for sleep?", "有茶吗" are searches).
+_YES_NO = re.compile(r"^\s*(is|are|does|do|did|can|could|will|would|should|has|have)\b|"
+                     r"[吗么没](?=[\s。！!？?，,]|$)|(.)不\2|\bhow (much|many|tall|big|long|heavy)\b", re.IGNORECASE)
+
+
 def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
     """Whether the message is a question about a product's facts that the product question skill should answer,
     whatever an unsure classifier said (faq, fallback, out of scope, or a search naming no product): phrased as a
     question, it asks about something a listing can say (an aspect, options, a size or colour, stock, price,
     weight) or refers to the product in view ("is it ...", "这个..."), and the product is in view or named: by a
     product name the extractor knows, or by a longer stretch of catalog words once the asked words are out of it
-    ("帆布包防水不": 帆布包), with what is asked outside the name."""
+    ("帆布包防水不": 帆布包), with what is asked outside the name. A named product asked a yes/no question about
+    ("can the panda plushie go in the washer", "红参眼霜有香味吗") counts even when no aspect is recognised."""
     text = parsed.text
-    if not QUESTION_SHAPED.search(text) or PAYING_OR_SHIPPING.search(text):
+    if not is_question(text) or PAYING_OR_SHIPPING.search(text):
         return False  # "can I pay for it with PayPal?", "does it ship to Japan?": the shop's terms, not the listing
     names: list[tuple[str, bool]] = []  # (the name less asked words, known to the extractor)
     subject = subject_entity(parsed)
@@ -556,17 +638,17 @@ def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
     named = any(known for _, known in names) or any(
         len(name) >= (3 if _CJK.search(name) else 4) for name, _ in names)
     if not in_view:
-        # Named, not in view: only a property question ("is the wok dishwasher safe?", "茉莉龙珠能泡几次", even if
-        # the classifier said search); "do you have a red hoodie in large?", "有防水的背包吗" are searches.
-        return named and asked_outside and not LOOKING_FOR.search(text)
+        # Named, not in view: a property question ("is the wok dishwasher safe?", "茉莉龙珠能泡几次", even if
+        # the classifier said search) or a yes/no question or price/stock question about it ("longjing 250g how
+        # much", "大红袍还有货没"); "do you have a red hoodie in large?", "有防水的背包吗" are searches.
+        cue = asked_outside or any(p.search(rest) for p in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
+        return (named and (cue or _YES_NO.search(rest) is not None) and not LOOKING_FOR.search(text)
+                and not RECOMMENDING.search(text))
     if parsed.intent == "product_search" and any(known for _, known in names) and LOOKING_FOR.search(text):
         return False  # "do you have running shoes?": a search, even with something in view
     if RECOMMENDING.search(text):
         return False  # "what do you recommend for a 5 year old?": other products
-    aspect = any(asked.search(text) for asked, _ in ASPECTS.values()) or bool(_QUANTITY.search(text))
-    return (aspect or any(pattern.search(text) for pattern in (STOCK_ASKED, PRICE_ASKED, WEIGHT_ASKED, OPTIONS_ASKED))
-            or bool(parsed.entity_values("size")) or bool(parsed.entity_values("colour"))
-            or bool(REFERS_TO_VIEW.search(text)) or bool(SUBJECT_DROPPED.search(text)))
+    return asks_a_fact(parsed) or bool(REFERS_TO_VIEW.search(text)) or bool(SUBJECT_DROPPED.search(text))
 
 
 def subject_entity(parsed: ParsedMessage) -> object | None:
@@ -593,9 +675,10 @@ def subject_entity(parsed: ParsedMessage) -> object | None:
 def question_about_view(parsed: ParsedMessage, *, in_view: bool) -> bool:
     """Whether the message is a question while a product is in view, not a search or a request for other products
     ("还要另外买滤纸吗" looking at a dripper): when the classifier cannot read it, it is most likely about that
-    product, whose listing answers it or says it does not say."""
+    product, whose listing answers it or says it does not say. Only its first clause can make it a search ("is the
+    keyboard a uk layout? i need the £ key" asks about the keyboard)."""
     text = parsed.text
-    return (in_view and QUESTION_SHAPED.search(text) is not None and LOOKING_FOR.search(text) is None
+    return (in_view and is_question(text) and LOOKING_FOR.search(_first_clause(text)) is None
             and RECOMMENDING.search(text) is None)
 
 
@@ -615,11 +698,16 @@ def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
     catalog words (`nlu.catalog_terms`: "带上" shares a bigram with some title)."""
     if turn.parsed is None:
         return []
+    # A name the extractor knows outweighs stray catalog words ("go" in "can the panda plushie go in the wash"),
+    # and a single catalog character or two letters ("年", "go") name nothing alone.
+    known = any(e.entity == "product" and e.to_rasa().get("extractor") != CATALOG_EXTRACTOR
+                for e in turn.parsed.entities)
     words: list[str] = []
     subject = subject_entity(turn.parsed)
     for entity in turn.parsed.entities:
         span = entity.to_rasa()
-        if not loose and span.get("extractor") == CATALOG_EXTRACTOR:
+        if span.get("extractor") == CATALOG_EXTRACTOR and (
+                not loose or known or len(str(entity.value)) < (2 if _CJK.search(str(entity.value)) else 3)):
             continue
         if entity.entity != "product":
             continue
@@ -714,7 +802,7 @@ def _asked_colours(turn: Turn, product: Product) -> tuple[str, ...]:
         written = turn.text[span["start"]:span["end"]].strip().lower()
         if written and re.search(rf"(?<![a-z]){re.escape(written)}(?![a-z])", title):
             continue
-        asked.append(str(entity.value))
+        asked.append(asked_colour(turn.text, entity))
     return tuple(dict.fromkeys(asked))
 
 
@@ -739,7 +827,8 @@ async def answer_question(turn: Turn) -> None:
         turn.say("qa.which_product", buttons=[turn.button("button.search", "menu:search")])
         return
     sheet = await sheet_of(turn, product)
-    sizes = tuple(str(v) for v in (turn.parsed.entity_values("size") if turn.parsed is not None else []))
+    sizes = asked_sizes(turn.text, [str(v) for v in (turn.parsed.entity_values("size") if turn.parsed else [])],
+                        [o.attributes["size"] for o in sheet.options if "size" in o.attributes])
     colours = _asked_colours(turn, product)
     # A name with an asked word in it ("face wash") is still this product's name when its title or tags say it.
     whole = [str(e.value) for e in (turn.parsed.entities if turn.parsed is not None else ()) if e.entity == "product"]
@@ -804,4 +893,5 @@ async def for_intent(turn: Turn, intent: str) -> None:
 
 
 __all__ = ["ASPECTS", "Citation", "Option", "ProductAnswer", "ProductSheet", "answer_question",
-           "asks_about_a_product", "names_the_product", "question_about_view", "read_catalog", "skill"]
+           "asked_colour", "asked_sizes", "asks_a_fact", "asks_about_a_product", "is_question", "names_the_product",
+           "option_matches", "question_about_view", "read_catalog", "skill"]

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from bot import BotDeps, FaqResult, conversation_history, set_mode
+from bot import BotDeps, FaqResult, HandleResult, conversation_history, set_mode
 from bot.conversations.models import Conversation, ConversationMessage
 from bot.conversations.service import (
     get_conversation,
@@ -473,3 +474,33 @@ async def test_commands(say: Say) -> None:
     assert "Hi" in texts(await say("/start", kind="command", sender="cmd"))
     assert "I can: search products" in texts(await say("/help", kind="command", sender="cmd"))
     assert "passing you" in texts(await say("/agent", kind="command", sender="cmd"))
+
+
+
+async def test_a_question_never_changes_the_cart(say: Say, shop: Database, bot_deps: BotDeps,
+                                                 tiny_parser: TinyParser) -> None:
+    # The served classifier read "will it fit the cup holder in my car" (the flask in view) as add_to_cart at 0.74
+    # and the bot added it. A question is answered; a purchase wish phrased as a question gets the option and an
+    # "Add to cart" button; the cart changes only on that button or on words that say to add.
+    async def read_as_add_to_cart(text: str, n: int) -> HandleResult:
+        parsed = replace(await tiny_parser.parse(text), intent="add_to_cart", confidence=0.74)
+        inbound = InboundMessage(channel="telegram", sender_id="q1", message_id=f"q1-{n}", kind="text", text=text)
+        async with shop.unit_of_work() as session:
+            return await handle_inbound(session, inbound, deps=bot_deps, parsed=parsed)
+
+    await say("do you have a red hoodie in large?", sender="q1")
+    fit = await read_as_add_to_cart("will it fit in my gym bag", 1)
+    assert "Cotton Hoodie" in texts(fit)
+    assert "Added" not in texts(fit)
+    wish = await read_as_add_to_cart("can i get 2 of these?", 2)
+    assert "Added" not in texts(wish)
+    assert "I haven't put anything in your cart" in texts(wish)
+    assert "cart:add:HOOD-RED-L:2" in payloads(wish)
+    red = await read_as_add_to_cart("can i get one in red?", 3)
+    assert "Added" not in texts(red)
+    assert "comes in red" in texts(red)
+    assert "Your cart is empty" in texts(await say("show my cart", sender="q1"))
+    pressed = await say(kind="callback", payload="cart:add:HOOD-RED-L:1", sender="q1")
+    assert "Added 1 x Cotton Hoodie" in texts(pressed)
+    added = await read_as_add_to_cart("can you add one more to my cart?", 4)
+    assert "Added 1 x Cotton Hoodie" in texts(added)

@@ -49,7 +49,7 @@ def test_one_decision_says_what_and_why() -> None:
     assert _decide("nlu_fallback", 0.1, names_a_product=True, asks_about_a_product=True).intent == "product_question"
     assert _decide("product_search", 0.7, asks_about_a_product=True).intent == "product_question"
     assert _decide("shipping_info", 0.9, asks_about_a_product=True).intent == "shipping_info"
-    assert _decide("human_handoff", 0.9, asks_about_a_product=True).action == "handoff"
+    assert _decide("human_handoff", 0.9, asks_about_a_product=True, names_a_person=True).action == "handoff"
     assert _decide("faq", 0.9) == Decision("answer", "faq", 0.9)
     declined = decide(Parsed("complaint", 0.9), thresholds=PolicyThresholds(),  # type: ignore[arg-type]
                       triggers=ShopTriggers(on_complaint=False), signals=Signals())
@@ -113,10 +113,12 @@ def test_a_question_about_the_product_in_view_wins_over_a_guess_of_something_els
     # "ok for a 5 year old?" looking at a kite, read as recommend at 0.79: the kite's listing answers.
     assert _decide("recommend", 0.79, asks_about_a_product=True).intent == "product_question"
     assert _decide("recommend", 0.79).intent == "recommend"  # asking for products stays a recommendation
-    # "do they have a mic for calls" read as a request for a person at 0.58: the listing answers (and offers one);
-    # a sure request still hands off.
+    # "do they have a mic for calls" read as a request for a person at 0.58, "can i take phone calls on it, like is
+    # there a mic" at 0.87: the listing answers (and offers one); a request that names a person still hands off.
     assert _decide("human_handoff", 0.58, asks_about_a_product=True).intent == "product_question"
-    assert _decide("human_handoff", 0.9, asks_about_a_product=True).action == "handoff"
+    assert _decide("human_handoff", 0.87, asks_about_a_product=True).intent == "product_question"
+    assert _decide("human_handoff", 0.87, question_in_view=True).intent == "product_question"
+    assert _decide("human_handoff", 0.9, asks_about_a_product=True, names_a_person=True).action == "handoff"
     assert _decide("complaint", 0.5, asks_about_a_product=True).action == "handoff"
     # An unclear question with a product in view ("还要另外买滤纸吗" at a dripper) is about that product; a sure
     # FAQ question, a request for a person and a shop action are not.
@@ -124,8 +126,25 @@ def test_a_question_about_the_product_in_view_wins_over_a_guess_of_something_els
     assert _decide("faq", 0.44, question_in_view=True).intent == "product_question"
     assert _decide("faq", 0.8, question_in_view=True).intent == "faq"
     assert _decide("order_status", 0.5, question_in_view=True).intent == "order_status"
-    assert _decide("human_handoff", 0.3, question_in_view=True).intent == "human_handoff"
+    assert _decide("human_handoff", 0.3, question_in_view=True, names_a_person=True).intent == "human_handoff"
     assert _decide("nlu_fallback", 0.35).action == "clarify"
+    # "good for playing on a bumpy train?", "适合送礼吗" read as recommend, at any confidence; "zip pockets?" read as
+    # a search naming nothing the shop sells: about the product in view. A search naming a product stays one.
+    assert _decide("recommend", 0.9, question_in_view=True).intent == "product_question"
+    assert _decide("product_search", 0.51, question_in_view=True).intent == "product_question"
+    assert _decide("product_search", 0.51, question_in_view=True, names_a_product=True).intent == "product_search"
+
+
+def test_a_question_never_changes_the_cart() -> None:
+    # "will it fit the cup holder in my car" read as add_to_cart at 0.74 with the flask in view: answered from the
+    # listing. An order ("add it to my cart") and a purchase wish without a fact asked stay with the cart skill
+    # (which offers an "Add to cart" button for a question instead of adding).
+    assert _decide("add_to_cart", 0.74, asks_before_buying=True, question_in_view=True) == Decision(
+        "answer", "product_question", 0.74)
+    assert _decide("add_to_cart", 0.48, asks_before_buying=True, asks_about_a_product=True).intent == \
+        "product_question"
+    assert _decide("add_to_cart", 0.9, question_in_view=True).intent == "add_to_cart"
+    assert _decide("add_to_cart", 0.9, asks_before_buying=True).intent == "add_to_cart"  # nothing to ask about
 
 
 def test_a_message_that_is_only_a_product_name_searches() -> None:

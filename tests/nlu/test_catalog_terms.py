@@ -1,10 +1,13 @@
 """The catalog's words as NLU evidence (nlu.catalog_terms) and how they change a parse."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from nlu.catalog_terms import CatalogVocabulary, rereads_as_products
+from nlu.entities import Entity
 from nlu.service import CATALOG_EXTRACTOR, IntentScore, ParseResult, with_catalog_evidence
 
 TERMS = ["Gooseneck Electric Kettle with Temperature Control, 0.9 L", "温控手冲细口电热水壶 0.9升", "Brewhaus",
@@ -77,3 +80,21 @@ def test_a_misspelt_catalog_word_counts_in_a_short_message(vocabulary: CatalogVo
     assert not vocabulary.evidence("helo").names_products
     assert vocabulary.correction("tee") is None
     assert CatalogVocabulary(["pants", "paints"]).correction("pints") is None  # one typo from both: unsure
+
+
+def test_a_colour_inside_a_longer_catalog_name_is_part_of_the_name() -> None:
+    # 大红袍 is a tea: its 大红 ("bright red") must not become a colour filter that leaves "袍" to search for.
+    vocabulary = CatalogVocabulary([*TERMS, "武夷山大红袍岩茶 100克"])
+
+    def with_colour(text: str) -> ParseResult:
+        start = text.index("大红")
+        colour = Entity(entity="colour", value="red", start=start, end=start + 2, text="大红", confidence=1.0,
+                        extractor="LookupEntityExtractor")
+        return with_catalog_evidence(replace(parse(text, "product_search"), entities=(colour,)),
+                                     vocabulary.evidence(text), labels=LABELS)
+
+    tea = with_colour("大红袍还有货没")
+    assert [(e.entity, e.value) for e in tea.entities] == [("product", "大红袍")]
+    # A colour word followed by 色 stays a colour, even next to catalog words.
+    hoodie = with_colour("大红色的茶具")
+    assert ("colour", "red") in [(e.entity, e.value) for e in hoodie.entities]

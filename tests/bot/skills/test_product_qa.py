@@ -11,9 +11,13 @@ import pytest
 from bot.skills.product_qa import (
     Option,
     ProductSheet,
+    asked_colour,
+    asked_sizes,
     asks_about_a_product,
+    is_question,
     name_without_aspects,
     names_the_product,
+    option_matches,
     question_about_view,
     read_catalog,
     shown_value,
@@ -220,6 +224,19 @@ class _Entity:
 
 
 @dataclass(frozen=True)
+class _SpanEntity:
+    entity: str
+    value: str
+    extractor: str
+    start: int
+    end: int
+
+    def to_rasa(self) -> dict[str, Any]:
+        return {"entity": self.entity, "value": self.value, "extractor": self.extractor, "start": self.start,
+                "end": self.end}
+
+
+@dataclass(frozen=True)
 class _Parsed:
     text: str
     intent: str
@@ -338,3 +355,78 @@ def test_a_size_of_a_named_product_is_a_question_about_it() -> None:
     assert asks_about_a_product(shoes, in_view=False)  # type: ignore[arg-type]
     looking = _Parsed("有35码的布鞋吗", "product_search", shoes.entities)
     assert not asks_about_a_product(looking, in_view=False)  # type: ignore[arg-type]
+
+
+def test_questions_are_read_in_any_clause_and_in_shorthand() -> None:
+    for text in ("r they genuine leather", "longjing 250g how much", "大红袍还有货没", "这双鞋偏大吗 我穿43的",
+                 "my dog chews everything. would this one survive"):
+        assert is_question(text), text
+    for text in ("running shoes", "add the kettle", "cool, can't wait", "我要这个"):
+        assert not is_question(text), text
+
+
+@pytest.mark.parametrize(("text", "intent", "entities", "in_view", "expected"), [
+    # A named product asked a yes/no, price or stock question, no aspect recognised: about that product.
+    ("how tall is the pagoda lego thing once its built", "out_of_scope",
+     (("pagoda", "LookupEntityExtractor"), ("lego", "LookupEntityExtractor")), False, True),
+    ("那个红参眼霜有香味吗？我闻不了香精", "product_search", (("红参眼霜", CATALOG_EXTRACTOR),), False, True),
+    ("云南咖啡豆多少钱一包", "product_search", (("云南咖啡豆", CATALOG_EXTRACTOR),), False, True),
+    ("longjing 250g how much", "product_search", (("longjing", "LookupEntityExtractor"),), False, True),
+    ("can the panda plushie go in the washing machine", "nlu_fallback",
+     (("panda", "LookupEntityExtractor"), ("go", CATALOG_EXTRACTOR)), True, True),
+    # Still searches: a question for a list, looking for products, or asking for a suggestion.
+    ("which tea is best for sleep?", "product_search", (("tea", "LookupEntityExtractor"),), False, False),
+    ("有红参眼霜吗", "product_search", (("红参眼霜", CATALOG_EXTRACTOR),), False, False),
+    ("can you recommend a tea like longjing?", "recommend", (("longjing", "LookupEntityExtractor"),), False, False),
+    # Two catalog characters are still not a name, asked yes/no or not.
+    ("可以带上飞机吗", "faq", (("带上", CATALOG_EXTRACTOR),), False, False),
+])
+def test_a_question_that_names_a_product_is_about_it(text: str, intent: str, entities: tuple[tuple[str, str], ...],
+                                                     in_view: bool, expected: bool) -> None:
+    parsed = _Parsed(text, intent, tuple(_Entity("product", value, extractor) for value, extractor in entities))
+    assert asks_about_a_product(parsed, in_view=in_view) is expected  # type: ignore[arg-type]
+
+
+def test_only_the_first_clause_makes_a_question_in_view_a_search() -> None:
+    for text in ("is the keybaord a uk layout? i need the £ key", "can i take phone calls on it, like is there a mic",
+                 "good for playing on a bumpy train?", "适合送礼吗", "zip pockets?"):
+        assert question_about_view(_Parsed(text, "nlu_fallback"), in_view=True), text  # type: ignore[arg-type]
+    for text in ("i need a charger, do you have one?", "anything similar but cheaper?", "有没有类似的"):
+        assert not question_about_view(_Parsed(text, "nlu_fallback"), in_view=True), text  # type: ignore[arg-type]
+
+
+def test_a_colour_matches_the_option_of_that_exact_name_before_its_family() -> None:
+    # "lavender" is filed under purple by the synonyms: the sandals' lavender option is what was asked.
+    parsed_text = "can i get the lavender ones in 44-45"
+    lavender = _Entity("colour", "purple", "LookupEntityExtractor")
+    span = {"start": parsed_text.index("lavender"), "end": parsed_text.index("lavender") + len("lavender")}
+    entity = _SpanEntity(lavender.entity, lavender.value, lavender.extractor, **span)
+    assert asked_colour(parsed_text, entity) == "lavender"
+    zh = "有紫色的吗"
+    assert asked_colour(zh, _SpanEntity("colour", "purple", "x", start=2, end=4)) == "purple"
+    sandals = sheet("eva-slide-sandals", sold_out=frozenset({"SLIDE-EVA-LAV-44-45"}))
+    sizes = asked_sizes(parsed_text, [], [o.attributes["size"] for o in sandals.options])
+    assert sizes == ("44-45",)
+    found = read_catalog(sandals, parsed_text, language="en", sizes=sizes, colours=("lavender",))
+    assert (found.known, found.offered) == (True, True)
+    assert found.asked_value == "lavender 44-45"
+    before = read_catalog(sandals, parsed_text, language="en", colours=("purple",))
+    assert before.offered is False  # what the family word alone gave: "doesn't come in purple"
+
+
+def test_bare_and_ranged_sizes_are_read_against_the_products_own_sizes() -> None:
+    loafers = sheet("leather-penny-loafers")
+    sizes = asked_sizes("got a 47? wide feet", [], [o.attributes["size"] for o in loafers.options])
+    assert sizes == ("47",)
+    found = read_catalog(loafers, "got a 47? wide feet", language="en", sizes=sizes)
+    assert (found.known, found.offered) == (True, False)
+    assert "45" in found.values
+    tees = sheet("organic-cotton-tee-3-pack")  # S..XL: a number in the message is not a size
+    assert asked_sizes("can i get the pack as 3 black tees, 10 of them", [],
+                       [o.attributes["size"] for o in tees.options]) == ()
+    assert asked_sizes("250g 12 pieces, 30 cm", [], ["39", "40"]) == ()
+    assert asked_sizes("a 46 in black please, or 45码", [], ["45", "46"]) == ("46", "45")
+    for value, asked in (("44-45", "44"), ("44-45", "EU 45"), ("44", "44-45"), ("forest green", "green")):
+        assert option_matches(value, asked), (value, asked)
+    assert not option_matches("44-45", "46")
+    assert not option_matches("42", "4")
