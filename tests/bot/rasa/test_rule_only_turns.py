@@ -75,7 +75,7 @@ policies:
 
 
 def _project() -> RasaProject:
-    return load_project({"config.yml": CONFIG, "domain.yml": DOMAIN,  # type: ignore[arg-type]
+    return load_project({"config.yml": CONFIG, "domain.yml": DOMAIN,
                          "data/stories.yml": STORIES, "data/rules.yml": RULES})
 
 
