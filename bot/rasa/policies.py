@@ -113,6 +113,9 @@ class DialoguePolicies:
     loose_memory: dict[tuple[Any, ...], str] = field(default_factory=dict)
     # one-state histories that open a story: only these may match without the action before them
     openings: set[tuple[Any, ...]] = field(default_factory=set)
+    # AugmentedMemoizationPolicy: when nothing is remembered, the conversation is cut at each action in turn (what
+    # was set before a cut, slots and the active loop, is forgotten) and looked up again
+    augmented: bool = False
     core_fallback_action: str = "action_default_fallback"
     core_fallback_threshold: float = 0.3
     # TEDPolicy's stand-in (bot.rasa.learned), when the project's config has TEDPolicy; fitted at first use
@@ -308,6 +311,16 @@ class DialoguePolicies:
                 return loose or None
         return None
 
+
+    def recall_truncated(self, truncated: list[list[State]]) -> str | None:
+        """Rasa's AugmentedMemoizationPolicy `_recall_using_truncation`: the states of the conversation cut at each
+        action, oldest cut first; the first remembered history wins (a one-state history only where a story opens)."""
+        for states in truncated:
+            key = tuple(_freeze(s) for s in states[-self.max_history:])
+            found = self.memory.get(key)
+            if found is not None and found[0] and (len(key) > 1 or key in self.openings):
+                return found[0]
+        return None
 
     def learned_action(self, states: list[State], *, excluded: tuple[str, ...] = ()) -> str | None:
         """TEDPolicy's stand-in: the action the stories suggest here, when confident enough to beat the core

@@ -258,6 +258,24 @@ class Tracker:
             out.append(kept)
         return out
 
+    def truncations(self, max_history: int) -> list[Tracker]:
+        """Rasa's AugmentedMemoizationPolicy: the conversation trimmed to its last `max_history` actions (cut at an
+        action_listen), then cut at its first action, its second, ...; each cut starts afresh (slots and the active
+        loop set before it are forgotten, as a tracker rebuilt from those events has them)."""
+        applied = applied_events(self.events, collapse_loops=True)
+        actions = 0
+        start = 0
+        for index in range(len(applied) - 1, -1, -1):
+            item = applied[index]
+            if item.get("event") == "action":
+                actions += 1
+                if actions > max_history and item.get("name") == LISTEN:
+                    start = index
+                    break
+        applied = applied[start:]
+        cuts = [i for i, item in enumerate(applied) if item.get("event") == "action"]
+        return [Tracker(self.sender_id, self.domain, applied[cut:]) for cut in cuts]
+
     def _prior_states(self) -> list[tuple[State, dict[str, Any] | None, State]]:
         """Each state with the action event that followed it (None for the current state), as Rasa's
         `generate_all_prior_trackers`, and the user's latest message as features (intent, entities) whatever the

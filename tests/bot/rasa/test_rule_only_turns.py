@@ -164,3 +164,83 @@ def test_hidden_flags_follow_rasas_states_for_tracker_history() -> None:
     # message (check_balance: Rasa's state after utter_balance carries it)
     assert [(s.get("prev_action"), s.get("intent")) for s in ml] == [
         (LISTEN, "check_balance"), ("utter_balance", None), (LISTEN, "check_balance"), ("utter_ok", None)]
+
+
+FORM_DOMAIN = """version: "3.1"
+intents: [open_order, thank, inform]
+entities: [email]
+slots:
+  email:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: email
+forms:
+  order_form:
+    required_slots: [email]
+responses:
+  utter_ask_email: [{text: "Your email?"}]
+  utter_welcome: [{text: "You're welcome."}]
+  utter_done: [{text: "Done."}]
+  utter_default: [{text: "Sorry, I didn't get that."}]
+"""
+
+FORM_STORIES = """version: "3.1"
+stories:
+- story: thanks
+  steps:
+  - intent: thank
+  - action: utter_welcome
+- story: an order
+  steps:
+  - intent: open_order
+  - action: order_form
+  - active_loop: order_form
+  - active_loop: null
+  - action: utter_done
+"""
+
+
+def _form_project(memoization: str) -> RasaProject:
+    config = (f"version: \"3.1\"\nlanguage: en\npipeline: []\npolicies:\n  - name: {memoization}\n    max_history: 4\n"
+              "  - name: RulePolicy\n    core_fallback_threshold: 0.3\n"
+              "    core_fallback_action_name: action_default_fallback\n")
+    return load_project({"config.yml": config, "domain.yml": FORM_DOMAIN, "data/stories.yml": FORM_STORIES})
+
+
+async def test_augmented_memoization_forgets_what_was_set_before_its_cut() -> None:
+    """Rasa's AugmentedMemoizationPolicy rebuilds the conversation from each action on (`tracker.init_copy()` +
+    the later events: the active loop and slots set before the cut are gone), so "thank" inside a form the user
+    ignores is the "thanks" story's opening; plain MemoizationPolicy sees the form and remembers nothing."""
+    chat = Chat(Assistant(_form_project("AugmentedMemoizationPolicy")))
+    assert await chat.say("/open_order") == ["Your email?"]
+    start = len(chat.tracker.events)
+    assert (await chat.say("/thank"))[0] == "You're welcome."
+    assert _actions(chat, start)[0] == ("utter_welcome", "MemoizationPolicy", False)
+    plain = Chat(Assistant(_form_project("MemoizationPolicy")))
+    await plain.say("/open_order")
+    start = len(plain.tracker.events)
+    await plain.say("/thank")
+    assert _actions(plain, start)[0] == ("action_default_fallback", "RulePolicy", False)
+
+
+def test_truncations_cut_at_each_action_within_max_history() -> None:
+    from bot.rasa.tracker import Tracker, action_event, event
+
+    project = _form_project("AugmentedMemoizationPolicy")
+    tracker = Tracker("t", project.domain)
+    parse = {"intent": {"name": "open_order", "confidence": 1.0}, "entities": []}
+    thank = {"intent": {"name": "thank", "confidence": 1.0}, "entities": []}
+    tracker.events = [action_event(LISTEN), event("user", parse_data=parse), action_event("order_form"),
+                      event("active_loop", name="order_form"), action_event(LISTEN), event("user", parse_data=thank)]
+    cuts = tracker.truncations(4)
+    assert [c.events[0]["name"] for c in cuts] == [LISTEN, "order_form", LISTEN]
+    last = cuts[-1].ml_states()
+    assert last == [{"prev_action": LISTEN, "intent": "thank", "active_loop": None}]
+    # Rasa's _trim_tracker_by_max_history: from the end, the first action_listen that is more than max_history
+    # actions back starts the trimmed conversation (here every event is within reach)
+    assert [c.events[0]["name"] for c in tracker.truncations(1)] == [LISTEN, "order_form", LISTEN]
+    tracker.events += [action_event("utter_welcome"), action_event(LISTEN), event("user", parse_data=thank)]
+    cuts = tracker.truncations(1)
+    assert [c.events[0]["name"] for c in cuts] == [LISTEN, "utter_welcome", LISTEN]
+    assert cuts[0].events[1]["event"] == "user"
