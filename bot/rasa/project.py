@@ -239,6 +239,9 @@ def _read_config(config: Any, file: str, project: RasaProject, problems: Problem
                   "unavailable": "not available in ShopTalk"}[status]
         if name == "TEDPolicy":
             detail = "a logistic regression over the stories' states predicts where rules and memoization do not"
+        if name == "AugmentedMemoizationPolicy":
+            detail = "memoization with shortening histories, then Rasa's truncation at each action (what was set " \
+                     "before the cut forgotten)"
         project.report.append({"component": name, "status": status, "line": line, "detail": detail})
 
 
