@@ -275,10 +275,14 @@ class Assistant:
                 return loop, "RulePolicy", policies.hides(snippet)
             return action, "RulePolicy", policies.hides(snippet)
         ml_states = tracker.ml_states(policies.rule_only_slots, policies.rule_only_loops)
-        remembered = policies.memo_action(ml_states)
-        if remembered is None and policies.augmented:
-            remembered = policies.recall_truncated([cut.ml_states(policies.rule_only_slots, policies.rule_only_loops)
-                                                    for cut in tracker.truncations(policies.max_history)])
+        remembered = None
+        if policies.augmented:
+            # Rasa's AugmentedMemoizationPolicy: the whole history first, then the conversation cut at each action
+            remembered = policies.recall_truncated([ml_states, *(
+                cut.ml_states(policies.rule_only_slots, policies.rule_only_loops)
+                for cut in tracker.truncations(policies.max_history))])
+        if remembered is None:
+            remembered = policies.memo_action(ml_states)
         if remembered is not None and not (rejected and remembered == loop):
             return remembered, "MemoizationPolicy", False
         # TEDPolicy's stand-in beats RulePolicy's core fallback only above core_fallback_threshold; the loop that
