@@ -18,6 +18,7 @@ from bot import i18n
 from bot.rasa.action_server import ActionServerClient
 from bot.rasa.domain import REQUESTED_SLOT, Form
 from bot.rasa.errors import ActionRejected, ActionServerFailed
+from bot.rasa.policies import DEFAULT_INTENT_ACTIONS
 from bot.rasa.project import RasaProject, action_endpoint_of
 from bot.rasa.roles import RoleModel
 from bot.rasa.tracker import LISTEN, SESSION_START, Tracker, action_event, event, slot_event
@@ -28,9 +29,6 @@ log = logging.getLogger(__name__)
 MAX_ACTIONS_PER_MESSAGE = 10  # Rasa's max_number_of_predictions
 FALLBACK_INTENT = "nlu_fallback"
 TWO_STAGE = "action_two_stage_fallback"
-# Rasa's default intents and the default actions RulePolicy predicts for them right after the user said them.
-DEFAULT_INTENT_ACTIONS = {"restart": "action_restart", "back": "action_back",
-                          "session_start": "action_session_start"}
 DEFAULT_INTENTS = frozenset({*DEFAULT_INTENT_ACTIONS, "out_of_scope", FALLBACK_INTENT})
 _SHORTCUT = re.compile(r"^/(?P<intent>[^{@\s]+)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?\s*$", re.S)
 _PLACEHOLDER = re.compile(r"{([^\n{}]+?)}")
@@ -225,60 +223,78 @@ class Assistant:
 
     async def predict_and_run(self, tracker: Tracker, context: ActionContext) -> None:
         for _ in range(MAX_ACTIONS_PER_MESSAGE):
-            action, policy = self.predict(tracker)
+            action, policy, hide = self.predict_hidden(tracker)
             if action == LISTEN and tracker.latest_action_name == LISTEN:
                 # Nothing learnt says what follows this message: Rasa's RulePolicy then predicts its core
                 # fallback (no silent turn).
-                action, policy = self.project.policies.core_fallback_action, "RulePolicy"
+                action, policy, hide = self.project.policies.core_fallback_action, "RulePolicy", False
             if action == LISTEN:
-                tracker.events.append(action_event(LISTEN, policy=policy))
+                tracker.events.append(action_event(LISTEN, policy=policy, hide_rule_turn=hide))
                 return
-            if not await self.run_action(action, tracker, context, policy=policy):
+            if not await self.run_action(action, tracker, context, policy=policy, hide_rule_turn=hide):
                 last = tracker.events[-1] if tracker.events else {}
                 if not (last.get("event") == "action" and last.get("name") == LISTEN):
-                    tracker.events.append(action_event(LISTEN, policy=policy))
+                    tracker.events.append(action_event(LISTEN, policy=policy, hide_rule_turn=hide))
                 return
         tracker.events.append(action_event(LISTEN, policy="max_predictions"))
 
     def predict(self, tracker: Tracker) -> tuple[str, str]:
+        action, policy, _ = self.predict_hidden(tracker)
+        return action, policy
+
+    def predict_hidden(self, tracker: Tracker) -> tuple[str, str, bool]:
         """The next action in RulePolicy's order: a follow-up, a default intent's action (/restart, /back,
         /session_start), the active loop's happy path, a rule (a general rule's action_listen inside a loop
-        returns to the loop: the form re-asks after a digression), a remembered story, the fallback."""
+        returns to the loop: the form re-asks after a digression), a remembered story, the fallback. The flag is
+        Rasa's `hide_rule_turn`: RulePolicy predicted it from a rule, default or loop path no story has, so the
+        ML policies will not see this turn (`Tracker.ml_states`)."""
+        policies = self.project.policies
         followup = tracker.followup_action
         if followup:
-            return followup, "FollowupAction"
+            return followup, "FollowupAction", False
         prev = tracker.latest_action_name
         loop = tracker.active_loop
         if prev == LISTEN and tracker.latest_intent in DEFAULT_INTENT_ACTIONS:
-            return DEFAULT_INTENT_ACTIONS[str(tracker.latest_intent)], "RulePolicy"
+            intent = str(tracker.latest_intent)
+            return DEFAULT_INTENT_ACTIONS[intent], "RulePolicy", intent not in policies.used_default_intents
         rejected = tracker.loop_rejected
         if loop and loop != TWO_STAGE and not rejected:
-            return (LISTEN if prev == loop else loop), "RulePolicy"
+            if prev == loop:
+                return LISTEN, "RulePolicy", loop not in policies.used_loop_listens
+            return loop, "RulePolicy", loop not in policies.used_loops
         if loop == TWO_STAGE and prev == LISTEN:
-            return TWO_STAGE, "RulePolicy"
+            return TWO_STAGE, "RulePolicy", False
         states = tracker.past_states()
-        rule = self.project.policies.rule_action(states)
+        rule = policies.rule_action(states)
         if rule is not None and rejected and rule[0] == loop:
             rule = None  # the form just refused this message: running it again would refuse again
         if rule is not None:
             action, snippet = rule
             if loop and loop != TWO_STAGE and action == LISTEN and prev not in (LISTEN, loop) and \
                     not snippet.states[-1].get("active_loop"):
-                return loop, "RulePolicy"
-            return action, "RulePolicy"
-        remembered = self.project.policies.memo_action(states)
+                return loop, "RulePolicy", policies.hides(snippet)
+            return action, "RulePolicy", policies.hides(snippet)
+        ml_states = tracker.ml_states(policies.rule_only_slots, policies.rule_only_loops)
+        remembered = None
+        if policies.augmented:
+            # Rasa's AugmentedMemoizationPolicy: the whole history first, then the conversation cut at each action
+            remembered = policies.recall_truncated([ml_states, *(
+                cut.ml_states(policies.rule_only_slots, policies.rule_only_loops)
+                for cut in tracker.truncations(policies.max_history))])
+        if remembered is None:
+            remembered = policies.memo_action(ml_states)
         if remembered is not None and not (rejected and remembered == loop):
-            return remembered, "MemoizationPolicy"
+            return remembered, "MemoizationPolicy", False
         # TEDPolicy's stand-in beats RulePolicy's core fallback only above core_fallback_threshold; the loop that
         # just refused the message is not predicted again (Rasa's ensemble zeroes the rejected action)
         if prev == LISTEN:
-            learned = self.project.policies.learned_action(states, excluded=(loop,) if rejected and loop else ())
+            learned = policies.learned_action(ml_states, excluded=(loop,) if rejected and loop else ())
             if learned is not None:
-                return learned, "TEDPolicy"
-            return self.project.policies.core_fallback_action, "RulePolicy"
+                return learned, "TEDPolicy", False
+            return policies.core_fallback_action, "RulePolicy", False
         if loop and loop != TWO_STAGE and prev != loop:
-            return loop, "RulePolicy"  # back to the form after whatever interrupted it
-        return LISTEN, "RulePolicy"
+            return loop, "RulePolicy", False  # back to the form after whatever interrupted it
+        return LISTEN, "RulePolicy", False
 
     # ---------------------------------------------------------------- slots
     async def _extract_slots(self, tracker: Tracker, context: ActionContext) -> None:
@@ -349,7 +365,7 @@ class Assistant:
 
     # ---------------------------------------------------------------- actions
     async def run_action(self, name: str, tracker: Tracker, context: ActionContext, *,
-                         policy: str | None = None) -> bool:
+                         policy: str | None = None, hide_rule_turn: bool = False) -> bool:
         """Run one action; False when the bot should now wait for the user."""
         if name == SESSION_START:
             initial = {name: slot.initial_value for name, slot in self.domain.slots.items()}
@@ -363,10 +379,10 @@ class Assistant:
             tracker.events.append(action_event(LISTEN, policy=policy))
             return False
         if name in self.domain.forms:
-            return await self._run_form(name, tracker, context, policy=policy)
+            return await self._run_form(name, tracker, context, policy=policy, hide_rule_turn=hide_rule_turn)
         if name == TWO_STAGE:
             return self._two_stage_fallback(tracker, policy)
-        tracker.events.append(action_event(name, policy=policy))
+        tracker.events.append(action_event(name, policy=policy, hide_rule_turn=hide_rule_turn))
         if name.startswith("utter_"):
             message = self.render(name, tracker, channel=context.channel)
             if message is not None:
@@ -476,7 +492,8 @@ class Assistant:
         return None
 
     # ---------------------------------------------------------------- forms
-    async def _run_form(self, name: str, tracker: Tracker, context: ActionContext, *, policy: str | None) -> bool:
+    async def _run_form(self, name: str, tracker: Tracker, context: ActionContext, *, policy: str | None,
+                        hide_rule_turn: bool = False) -> bool:
         form = self.domain.forms[name]
         activating = tracker.active_loop != name
         after_user = tracker.latest_action_name == LISTEN
@@ -503,7 +520,7 @@ class Assistant:
                 tracker.events.append(event("action_execution_rejected", name=name, policy=policy))
                 return True
         start = len(tracker.events)
-        tracker.events.append(action_event(name, policy=policy))
+        tracker.events.append(action_event(name, policy=policy, hide_rule_turn=hide_rule_turn))
         if activating:
             tracker.events.append(event("active_loop", name=name))
             # Rasa 3.6's FormAction.activate: action_extract_slots runs again, now with this form active (not

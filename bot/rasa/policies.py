@@ -12,6 +12,9 @@ from bot.rasa.stories import ActionStep, BotTextStep, Flow, LoopStep, OrStep, Sl
 from bot.rasa.tracker import LISTEN, State
 
 _ANY = object()
+# Rasa's default intents and the default actions RulePolicy predicts for them right after the user said them.
+DEFAULT_INTENT_ACTIONS = {"restart": "action_restart", "back": "action_back",
+                          "session_start": "action_session_start"}
 _UNSET = None  # a rule's `slot: null` / `active_loop: null`: the conversation must not have it set
 
 
@@ -110,6 +113,9 @@ class DialoguePolicies:
     loose_memory: dict[tuple[Any, ...], str] = field(default_factory=dict)
     # one-state histories that open a story: only these may match without the action before them
     openings: set[tuple[Any, ...]] = field(default_factory=set)
+    # AugmentedMemoizationPolicy: when nothing is remembered, the conversation is cut at each action in turn (what
+    # was set before a cut, slots and the active loop, is forgotten) and looked up again
+    augmented: bool = False
     core_fallback_action: str = "action_default_fallback"
     core_fallback_threshold: float = 0.3
     # TEDPolicy's stand-in (bot.rasa.learned), when the project's config has TEDPolicy; fitted at first use
@@ -117,6 +123,16 @@ class DialoguePolicies:
     story_runs: list[list[tuple[State, str]]] = field(default_factory=list)  # each story's (state, action)s
     _fitted: bool = False
     warnings: list[str] = field(default_factory=list)
+    # Rasa's rule-only data (RulePolicy `_find_rule_only_slots_loops`): slots and loops rules use and no story does;
+    # the ML policies (memoization, TED) never see them
+    rule_only_slots: frozenset[str] = frozenset()
+    rule_only_loops: frozenset[str] = frozenset()
+    # what of RulePolicy's predictions the stories also make (Rasa's `_analyze_rules` -> RULES_NOT_IN_STORIES is
+    # the rest): rule snippets, a loop's happy path (the loop; listen after it), default intents' actions
+    used_snippets: set[tuple[Any, ...]] = field(default_factory=set)
+    used_loops: set[str] = field(default_factory=set)
+    used_loop_listens: set[str] = field(default_factory=set)
+    used_default_intents: set[str] = field(default_factory=set)
 
     def learn(self, flows: list[Flow], problems: Problems) -> None:
         for flow in flows:
@@ -126,6 +142,63 @@ class DialoguePolicies:
             if flow.kind == "story":
                 self._learn_story(flow, problems)
         self._check_rules(problems)
+        self._find_rule_only_data()
+
+    def _find_rule_only_data(self) -> None:
+        """Rasa 3.6's RulePolicy training: the slots and loops of rule states that no story state has, and which
+        of its predictions a story also makes (its prediction matched the story's action)."""
+        rule_slots = {k[5:] for snippet in self.snippets for state in snippet.states for k in state
+                      if k.startswith("slot:")}
+        rule_loops = {str(state["active_loop"]) for snippet in self.snippets for state in snippet.states
+                      if state.get("active_loop")}
+        # a story's tracker has each slot's initial value too (Rasa featurises it when it is not "unset")
+        story_slots = {name for name, slot in self.domain.slots.items()
+                       if slot.influence_conversation and slot.initial_value is not None}
+        story_loops: set[str] = set()
+        for run in self.story_runs:
+            for state, _ in run:
+                story_slots.update(k[5:] for k, v in state.items() if k.startswith("slot:") and v is not None)
+                if state.get("active_loop"):
+                    story_loops.add(str(state["active_loop"]))
+        self.rule_only_slots = frozenset(rule_slots - story_slots)
+        self.rule_only_loops = frozenset(rule_loops - story_loops)
+        for run in self.story_runs:
+            history: list[State] = []
+            rejected = False
+            for state, action in run:
+                if history and history[-1].get("active_loop") != state.get("active_loop"):
+                    rejected = False  # another loop (or none): nothing rejected yet
+                history.append(state)
+                prev, loop = state.get("prev_action"), state.get("active_loop")
+                intent = str(state.get("intent"))
+                was_rejected = rejected
+                if action == loop:
+                    rejected = False  # the loop runs again (after this prediction)
+                if prev == LISTEN and intent in DEFAULT_INTENT_ACTIONS:
+                    if action == DEFAULT_INTENT_ACTIONS[intent]:
+                        self.used_default_intents.add(intent)
+                    continue
+                if loop and not was_rejected and prev == loop:
+                    if action == LISTEN:
+                        self.used_loop_listens.add(str(loop))
+                    continue
+                if loop and not was_rejected and prev != loop:
+                    if action == loop:
+                        self.used_loops.add(str(loop))
+                        continue
+                    rejected = True  # Rasa's training emulates the loop's rejection and asks the rules
+                rule = self.rule_action(history)
+                if rule is None:
+                    continue
+                predicted = rule[0]
+                if loop and predicted == LISTEN and not rule[1].states[-1].get("active_loop"):
+                    predicted = str(loop)  # a general rule's listen inside a loop returns to the loop
+                if predicted == action:
+                    self.used_snippets.add(snippet_key(rule[1]))
+
+    def hides(self, snippet: Snippet) -> bool:
+        """Rasa's `hide_rule_turn` for a rule's prediction: no story makes it."""
+        return snippet_key(snippet) not in self.used_snippets
 
     def _learn_rule(self, flow: Flow) -> None:
         """Rasa's rule snippets: a rule that is not `conversation_start` begins with `...`, so the states up
@@ -239,6 +312,16 @@ class DialoguePolicies:
         return None
 
 
+    def recall_truncated(self, truncated: list[list[State]]) -> str | None:
+        """Rasa's AugmentedMemoizationPolicy `_recall_using_truncation`: the states of the conversation cut at each
+        action, oldest cut first; the first remembered history wins (a one-state history only where a story opens)."""
+        for states in truncated:
+            key = tuple(_freeze(s) for s in states[-self.max_history:])
+            found = self.memory.get(key)
+            if found is not None and found[0] and (len(key) > 1 or key in self.openings):
+                return found[0]
+        return None
+
     def learned_action(self, states: list[State], *, excluded: tuple[str, ...] = ()) -> str | None:
         """TEDPolicy's stand-in: the action the stories suggest here, when confident enough to beat the core
         fallback (None without TEDPolicy in the config)."""
@@ -250,6 +333,11 @@ class DialoguePolicies:
             self._fitted = True
         found = self.learned.predict(states, excluded=excluded)
         return found[0] if found is not None else None
+
+
+def snippet_key(snippet: Snippet) -> tuple[Any, ...]:
+    """Rasa's rule key: the snippet's states (rules with the same states are one rule to Rasa)."""
+    return (snippet.conversation_start, tuple(_freeze(state) for state in snippet.states))
 
 
 def _without_slots(state: State) -> State:

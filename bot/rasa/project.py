@@ -226,6 +226,7 @@ def _read_config(config: Any, file: str, project: RasaProject, problems: Problem
         line = line_of(policy)
         if name in ("MemoizationPolicy", "AugmentedMemoizationPolicy"):
             project.policies.max_history = int(policy.get("max_history", 5))
+            project.policies.augmented = name == "AugmentedMemoizationPolicy"
         if name == "RulePolicy":
             project.policies.core_fallback_action = str(policy.get("core_fallback_action_name",
                                                                    "action_default_fallback"))
@@ -238,6 +239,9 @@ def _read_config(config: Any, file: str, project: RasaProject, problems: Problem
                   "unavailable": "not available in ShopTalk"}[status]
         if name == "TEDPolicy":
             detail = "a logistic regression over the stories' states predicts where rules and memoization do not"
+        if name == "AugmentedMemoizationPolicy":
+            detail = "memoization with shortening histories, then Rasa's truncation at each action (what was set " \
+                     "before the cut forgotten)"
         project.report.append({"component": name, "status": status, "line": line, "detail": detail})
 
 

@@ -21,8 +21,12 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
     return {"event": kind, "timestamp": time.time(), **fields}
 
 
-def action_event(name: str, *, policy: str | None = None, confidence: float = 1.0) -> dict[str, Any]:
-    return event("action", name=name, policy=policy, confidence=confidence, action_text=None, hide_rule_turn=False)
+def action_event(name: str, *, policy: str | None = None, confidence: float = 1.0,
+                 hide_rule_turn: bool = False) -> dict[str, Any]:
+    """Rasa's ActionExecuted; `hide_rule_turn`: a rule no story uses predicted it (Rasa's ML policies do not see
+    that turn, `ml_states`)."""
+    return event("action", name=name, policy=policy, confidence=confidence, action_text=None,
+                 hide_rule_turn=hide_rule_turn)
 
 
 def slot_event(name: str, value: Any) -> dict[str, Any]:
@@ -179,24 +183,32 @@ class Tracker:
         return applied
 
     # ---------- the dialogue states the policies see ----------
+    def _user(self, latest: dict[str, Any]) -> State:
+        """The user message's features: its intent and the entities the domain lets the intent use."""
+        state: State = {}
+        if not latest:
+            return state
+        parse = latest.get("parse_data") or {}
+        intent = (parse.get("intent") or {}).get("name")
+        if intent:
+            state["intent"] = str(intent)
+        used = self.domain.intent_properties.get(str(intent), {})
+        names = {str(e.get("entity")) for e in parse.get("entities") or [] if e.get("entity")}
+        if used.get("use_entities") is not None and isinstance(used.get("use_entities"), list):
+            names &= set(used["use_entities"])
+        if used.get("use_entities") is False or used.get("use_entities") == []:
+            names = set()
+        names -= set(used.get("ignore_entities") or [])
+        if names:
+            state["entities"] = frozenset(names)
+        return state
+
     def _state(self, slots: dict[str, Any], loop: str | None, latest: dict[str, Any], prev: str | None) -> State:
         state: State = {}
         if prev is not None:
             state["prev_action"] = prev
-        if prev == LISTEN and latest:
-            parse = latest.get("parse_data") or {}
-            intent = (parse.get("intent") or {}).get("name")
-            if intent:
-                state["intent"] = str(intent)
-            used = self.domain.intent_properties.get(str(intent), {})
-            names = {str(e.get("entity")) for e in parse.get("entities") or [] if e.get("entity")}
-            if used.get("use_entities") is not None and isinstance(used.get("use_entities"), list):
-                names &= set(used["use_entities"])
-            if used.get("use_entities") is False or used.get("use_entities") == []:
-                names = set()
-            names -= set(used.get("ignore_entities") or [])
-            if names:
-                state["entities"] = frozenset(names)
+        if prev == LISTEN:
+            state.update(self._user(latest))
         state["active_loop"] = loop
         for name, slot in self.domain.slots.items():
             if name == REQUESTED_SLOT:
@@ -208,11 +220,71 @@ class Tracker:
 
     def past_states(self) -> list[State]:
         """The state before each action of the conversation, and the current one last."""
+        return [state for state, _, _ in self._prior_states()]
+
+    def ml_states(self, rule_only_slots: frozenset[str] | set[str] = frozenset(),
+                  rule_only_loops: frozenset[str] | set[str] = frozenset()) -> list[State]:
+        """The states Rasa's ML policies (MemoizationPolicy, TEDPolicy: `SupportedData.ML_DATA`) predict from, as
+        Rasa 3.6's `Domain.states_for_tracker_history(ignore_rule_only_turns=True, rule_only_data=...)`: a turn
+        whose action a rule no story uses predicted (`hide_rule_turn`) is left out, and so are the turns after
+        it up to the next action that is no follow-up and not the active loop's own next step; the state after
+        a hidden run has the previous action of the last state seen (the user's message of a non-listen state
+        comes from the last state seen too); slots and loops only rules use are dropped from every state."""
+        out: list[State] = []
+        last_user: State = {}  # the user part of the last state kept (Rasa's states carry it after bot actions too)
+        last_ml_prev: str | None = None
+        hidden = False
+        for state, action, user in self._prior_states():
+            if not hidden:
+                last_ml_prev = state.get("prev_action")
+            follows = action is not None and (
+                action.get("policy") == "FollowupAction"
+                or (state.get("prev_action") is not None and state.get("prev_action") == state.get("active_loop")))
+            if not follows:
+                hidden = bool(action.get("hide_rule_turn")) if action is not None else False
+            if hidden:
+                continue
+            kept = {k: v for k, v in state.items() if k not in ("intent", "entities")
+                    and not (k.startswith("slot:") and k[5:] in rule_only_slots)}
+            if kept.get("active_loop") in rule_only_loops:
+                kept["active_loop"] = None
+            if out and state.get("prev_action") != LISTEN:
+                user = dict(last_user)  # Rasa's _substitute_rule_only_user_input
+            if last_ml_prev is not None:
+                kept["prev_action"] = last_ml_prev
+            if kept.get("prev_action") == LISTEN:  # user features only after a listen, as everywhere here
+                kept.update(user)
+            last_user = user
+            out.append(kept)
+        return out
+
+    def truncations(self, max_history: int) -> list[Tracker]:
+        """Rasa's AugmentedMemoizationPolicy: the conversation trimmed to its last `max_history` actions (cut at an
+        action_listen), then cut at its first action, its second, ...; each cut starts afresh (slots and the active
+        loop set before it are forgotten, as a tracker rebuilt from those events has them)."""
+        applied = applied_events(self.events, collapse_loops=True)
+        actions = 0
+        start = 0
+        for index in range(len(applied) - 1, -1, -1):
+            item = applied[index]
+            if item.get("event") == "action":
+                actions += 1
+                if actions > max_history and item.get("name") == LISTEN:
+                    start = index
+                    break
+        applied = applied[start:]
+        cuts = [i for i, item in enumerate(applied) if item.get("event") == "action"]
+        return [Tracker(self.sender_id, self.domain, applied[cut:]) for cut in cuts]
+
+    def _prior_states(self) -> list[tuple[State, dict[str, Any] | None, State]]:
+        """Each state with the action event that followed it (None for the current state), as Rasa's
+        `generate_all_prior_trackers`, and the user's latest message as features (intent, entities) whatever the
+        previous action."""
         slots = {name: slot.initial_value for name, slot in self.domain.slots.items()}
         loop: str | None = None
         latest: dict[str, Any] = {}
         prev: str | None = None
-        states: list[State] = []
+        states: list[tuple[State, dict[str, Any] | None, State]] = []
         for item in applied_events(self.events, collapse_loops=True):
             kind = item.get("event")
             if kind == "slot":
@@ -228,9 +300,9 @@ class Tracker:
                 if name == SESSION_START:
                     continue
                 if prev is not None or name != LISTEN:
-                    states.append(self._state(slots, loop, latest, prev))
+                    states.append((self._state(slots, loop, latest, prev), item, self._user(latest)))
                 prev = name
-        states.append(self._state(slots, loop, latest, prev))
+        states.append((self._state(slots, loop, latest, prev), None, self._user(latest)))
         return states
 
     # ---------- Rasa's tracker JSON ----------
