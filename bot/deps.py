@@ -167,8 +167,7 @@ async def teach_catalog_words(nlu: Any, session: AsyncSession) -> None:
                                if 2 < len(name) <= 40 or (len(name) == 2 and _CJK.search(name))})
     set_vocabulary = getattr(nlu, "set_catalog_vocabulary", None)
     if set_vocabulary is not None:  # the catalog's words are evidence of a product search (nlu.catalog_terms)
-        words = await catalog.catalog_vocabulary(session)
-        await asyncio.to_thread(set_vocabulary, list(dict.fromkeys([*words, *synonyms])))
+        await asyncio.to_thread(set_vocabulary, await catalog.catalog_vocabulary(session), names=synonyms)
 
 
 async def _knowledge_source(database: Database) -> FaqSource:

@@ -77,3 +77,10 @@ def test_a_misspelt_catalog_word_counts_in_a_short_message(vocabulary: CatalogVo
     assert not vocabulary.evidence("helo").names_products
     assert vocabulary.correction("tee") is None
     assert CatalogVocabulary(["pants", "paints"]).correction("pints") is None  # one typo from both: unsure
+
+
+def test_a_merchant_synonym_names_the_product_whole_not_by_its_lone_characters() -> None:
+    vocabulary = CatalogVocabulary(["20000毫安时 USB-C 快充移动电源"], names=["充电宝", "移动电源"])
+    assert [m.term for m in vocabulary.evidence("我想买充电宝").matches] == ["充电宝"]
+    assert vocabulary.evidence("可以用支付宝吗").matches == ()  # jieba's 宝 of 充电宝 is no catalog word
+    assert CatalogVocabulary(["充电宝"]).evidence("可以用支付宝吗").matches != ()  # as a title word it is
