@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from bot.conversations import service as conversations
 from bot.policy import PolicyThresholds
 from bot.understanding import MessageParser
 from commerce.catalog import service as catalog
+from commerce.search import service as search
 from commerce.search.index import Encoder
 from commerce.search.service import warm_product_vectors
 from kit.clock import utcnow
@@ -145,18 +147,27 @@ async def build_bot_deps(settings: Settings, database: Database) -> BotDeps:
     return BotDeps(settings=settings, nlu=nlu, knowledge=knowledge, encoder=encoder, catalog_words=catalog_words)
 
 
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
 async def teach_catalog_words(nlu: Any, session: AsyncSession) -> None:
-    """Let the entity extractor recognise this shop's category names and product tags, and the NLU read a message
-    made of the catalog's words (titles, brands, tags, categories) as a product search."""
+    """Let the entity extractor recognise this shop's category names, product tags and synonyms, and the NLU read a
+    message made of the catalog's words (titles, brands, tags, categories, the merchant's synonym groups) as a
+    product search."""
+    # The merchant's synonym groups name products too ("充电宝" for a power bank titled 移动电源).
+    synonyms = [term for group in await search.list_synonyms(session) for term in group.terms]
     set_lookup = getattr(nlu, "set_lookup", None)
     if set_lookup is not None:
         categories = await catalog.categories(session)
         set_lookup("category", {name: c.slug for c in categories for name in [c.slug, *c.name.values()] if name})
         products = await catalog.all_products(session)
-        set_lookup("product", {tag: tag for p in products for tag in p.tags if 2 < len(tag) <= 40})
+        names = [*(tag for p in products for tag in p.tags), *synonyms]
+        # Two Chinese characters name a thing (丝巾); two Latin letters rarely do.
+        set_lookup("product", {name: name for name in names
+                               if 2 < len(name) <= 40 or (len(name) == 2 and _CJK.search(name))})
     set_vocabulary = getattr(nlu, "set_catalog_vocabulary", None)
     if set_vocabulary is not None:  # the catalog's words are evidence of a product search (nlu.catalog_terms)
-        await asyncio.to_thread(set_vocabulary, await catalog.catalog_vocabulary(session))
+        await asyncio.to_thread(set_vocabulary, await catalog.catalog_vocabulary(session), names=synonyms)
 
 
 async def _knowledge_source(database: Database) -> FaqSource:

@@ -96,13 +96,17 @@ class CatalogVocabulary:
     """Latin terms as stemmed word sequences; CJK terms as their bigrams (and single characters that are words
     of their own in the catalog, e.g. 茶 in a category name)."""
 
-    def __init__(self, terms: Iterable[str]) -> None:
+    def __init__(self, terms: Iterable[str], *, names: Iterable[str] = ()) -> None:
+        """`names`: whole names (merchant synonyms such as 充电宝) whose pieces name nothing alone: jieba's lone
+        characters of them (宝) are not catalog words (支付宝 is not a product)."""
         self._phrases: set[tuple[str, ...]] = set()
         self._bigrams: set[str] = set()
         self._cjk_chars: set[str] = set()
         longest = 1
         cjk_runs: set[str] = set()
-        for term in terms:
+        names = list(names)
+        whole = {run for name in names for run in _CJK_RUN.findall(name)}
+        for term in [*terms, *names]:
             words = tuple(w for w, _, _ in _latin_tokens(term))
             if words and not (len(words) == 1 and (words[0] in STOP_WORDS or words[0] in SOCIAL_WORDS
                                                     or len(words[0]) < 2 or words[0].isdigit())):
@@ -114,7 +118,7 @@ class CatalogVocabulary:
                 if len(run) == 1 and run not in CJK_STOP:
                     self._cjk_chars.add(run)
         # A character that is a word of its own in the catalog's text (茶 in "龙井 茶") names products alone.
-        for run in cjk_runs:
+        for run in cjk_runs - whole:
             if len(run) > 1:
                 self._cjk_chars.update(w for w in jieba_words(run) if len(w) == 1 and w not in CJK_STOP)
         self._longest = min(longest, 6)

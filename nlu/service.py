@@ -179,10 +179,10 @@ class NluService:
     def add_synonyms(self, synonyms: Mapping[str, str]) -> None:
         self._extractor.add_synonyms(synonyms)
 
-    def set_catalog_vocabulary(self, terms: Iterable[str]) -> None:
-        """The shop's own words (titles, categories, brands, tags, synonyms): a message made of them is about
-        products, whatever the classifier read (`nlu.catalog_terms`)."""
-        self._vocabulary = CatalogVocabulary(terms)
+    def set_catalog_vocabulary(self, terms: Iterable[str], *, names: Iterable[str] = ()) -> None:
+        """The shop's own words (titles, categories, brands, tags; `names`: the merchant's synonyms, whole names):
+        a message made of them is about products, whatever the classifier read (`nlu.catalog_terms`)."""
+        self._vocabulary = CatalogVocabulary(terms, names=names)
 
     @property
     def catalog_vocabulary(self) -> CatalogVocabulary | None:

@@ -17,6 +17,7 @@ from commerce.cross_border import load_cross_border_defaults
 from commerce.inventory import service as inventory
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
+from commerce.search import service as search
 from commerce.shoppers import service as shoppers
 from kit.clock import utcnow
 from knowledge_base import load_demo_faq
@@ -50,6 +51,10 @@ async def load_catalog(session: AsyncSession, data: dict[str, Any]) -> None:
         for v in product["variants"]:
             for location_code, quantity in (v.get("stock") or {}).items():
                 await inventory.set_stock(session, sku=v["sku"], location=location_code, on_hand=int(quantity))
+    # The everyday names shoppers use that the titles lack (充电宝 for 移动电源): merchant synonym groups, edited in
+    # the back office's search page like any shop's.
+    for terms in data.get("synonyms") or []:
+        await search.add_synonyms(session, terms=list(terms))
 
 
 async def load_people_and_orders(session: AsyncSession, data: dict[str, Any]) -> None:

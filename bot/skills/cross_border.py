@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot import i18n
+from bot.messages import Button
 from bot.skills import faq
 from bot.skills.base import Answer, Press, Question, Skill, Turn
 from commerce import cross_border
@@ -36,11 +37,15 @@ async def common_destinations(turn: Turn) -> list[str]:
     return list(dict.fromkeys(countries))[:COMMON_DESTINATIONS]
 
 
+async def destination_buttons(turn: Turn, *, payload: str = "country:set:") -> list[Button]:
+    """A button per common destination, named in the shopper's language, pressing `payload` + the country code."""
+    return [turn.button_text(turn.country_name(code), f"{payload}{code}") for code in await common_destinations(turn)]
+
+
 async def ask_country(turn: Turn, intent: str, *, question: str | None = None) -> None:
     """Ask where to deliver, with a button per common destination (never assume one silently); `question`: the
     message to answer from the FAQ once the country is known."""
-    buttons = [turn.button_text(turn.country_name(code), f"country:set:{code}")
-               for code in await common_destinations(turn)]
+    buttons = await destination_buttons(turn)
     turn.ask(intent=intent, slot="country", key="ask_quote_country_buttons", buttons=buttons,
              data={"question": question} if question else None)
 

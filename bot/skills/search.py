@@ -1,12 +1,14 @@
 """Product search: free text plus filters from entities, results as paged product cards."""
 from __future__ import annotations
 
+import asyncio
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.messages import ProductCard
 from bot.skills.base import Answer, Press, Question, Skill, Turn
+from bot.skills.cross_border import destination_buttons
 from bot.skills.recommend import count_outcome
 from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
@@ -87,20 +89,44 @@ async def search(turn: Turn) -> None:
     if not query and not any(filters.values()):
         turn.ask(intent="product_search", slot="query", key="search_ask")
         return
+    country = turn.entity("country")
+    if country:  # "kettles that ship to Japan": the shopper said where
+        turn.conversation.country = str(country).upper()
+    await run_search(turn, query=query, filters=filters, embedding=usable_embedding(turn.parsed))
 
-    result = await search_products(turn.session, query=query, embedding=usable_embedding(turn.parsed),
+
+async def run_search(turn: Turn, *, query: str, filters: dict[str, Any], embedding: Any | None) -> None:
+    """One search (one stock read) for the conversation's country and page 1 of its results. With no country known,
+    the shop's default is assumed and said, matches in stock only for other destinations are counted rather than
+    hidden, and the common destinations are offered as buttons that search again for them."""
+    assumed = turn.conversation.country is None
+    result = await search_products(turn.session, query=query, embedding=embedding,
                                    filters=_filters(filters), country=turn.country, limit=MAX_HITS,
                                    encoder=turn.deps.encoder, convert=turn.convert, channel=turn.inbound.channel,
-                                   language=turn.locale)
+                                   language=turn.locale, elsewhere=assumed)
     matches = [h for h in result.hits if not h.alternative]
     shown = [*matches, *[h for h in result.hits if h.alternative][:ALTERNATIVES]]
     turn.conversation.last_search = {"query": query, "filters": filters, "search_id": result.search_id,
                                      "hits": [[h.product_id, h.sku] for h in shown], "matched": len(matches)}
+    country_name = turn.country_name(turn.country)
     if not result.hits:
         turn.conversation.last_products = []
-        turn.say("search_none", for_query=_for_query(turn, query), country=turn.country_name(turn.country))
+        if result.elsewhere:
+            # In stock, just not for the country we guessed: "none" would turn away a shopper we can serve.
+            buttons = await destination_buttons(turn, payload="search:country:")
+            turn.say("search_none_assumed_country", n=len(result.elsewhere), count=len(result.elsewhere),
+                     for_query=_for_query(turn, query), country=country_name, buttons=buttons)
+            return
+        turn.say("search_none", for_query=_for_query(turn, query), country=country_name)
         return
     await show_page(turn, page=1, stock_checked=True)
+    if assumed:
+        buttons = await destination_buttons(turn, payload="search:country:")
+        if result.elsewhere:
+            turn.say("search_assumed_country_elsewhere", n=len(result.elsewhere), count=len(result.elsewhere),
+                     country=country_name, buttons=buttons)
+        else:
+            turn.say("search_assumed_country", country=country_name, buttons=buttons)
 
 
 def _for_query(turn: Turn, query: str) -> str:
@@ -207,6 +233,24 @@ async def ask_query(turn: Turn, press: Press) -> None:
 @skill.payload("search:page:")
 async def page_button(turn: Turn, press: Press) -> None:
     await show_page(turn, page=int(press.arg))
+
+
+@skill.payload("search:country:")
+async def country_button(turn: Turn, press: Press) -> None:
+    """A destination offered under a search whose country was assumed: deliver there and search again."""
+    code = press.arg.strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", code):
+        turn.say("bad_country")
+        return
+    turn.conversation.country = code
+    last = turn.conversation.last_search or {}
+    turn.say("country_set", country=turn.country_name(code))
+    if "query" in last:
+        query = str(last.get("query") or "")
+        encoder = turn.deps.encoder
+        # The message's embedding is gone with its turn: the words searched for are encoded again (one text).
+        embedding = (await asyncio.to_thread(encoder, [query]))[0] if encoder is not None and query else None
+        await run_search(turn, query=query, filters=dict(last.get("filters") or {}), embedding=embedding)
 
 
 @skill.payload("product:details:")

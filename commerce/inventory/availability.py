@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import case, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -60,3 +60,22 @@ async def available_for_country(session: AsyncSession, *, skus: Sequence[str],
         query = query.join(Location, Location.id == StockLevel.location_id).where(Location.code == warehouse)
     found = {sku: int(total or 0) for sku, total in await session.execute(query)}
     return {sku: max(0, found.get(sku, 0)) for sku in wanted}
+
+
+async def stock_by_reach(session: AsyncSession, *, skus: Sequence[str],
+                         country: str | None) -> dict[str, tuple[int, int]]:
+    """Per SKU, (units that can be sold to a shopper in `country`, units that can be sold anywhere), read in one
+    statement: search uses the second to say "in stock elsewhere" rather than "none" when the country was only
+    assumed. Without a shipping warehouse for `country` both figures count every location."""
+    wanted = list(dict.fromkeys(skus))
+    if not wanted:
+        return {}
+    warehouse = await shipping_warehouse(session, country=country)
+    units = StockLevel.on_hand - StockLevel.reserved
+    here = func.sum(case((Location.code == warehouse, units), else_=0)) if warehouse is not None else func.sum(units)
+    query = (select(StockLevel.sku, here, func.sum(units))
+             .join(Location, Location.id == StockLevel.location_id)
+             .where(StockLevel.sku.in_(wanted)).group_by(StockLevel.sku))
+    found = {sku: (max(0, int(near or 0)), max(0, int(anywhere or 0)))
+             for sku, near, anywhere in await session.execute(query)}
+    return {sku: found.get(sku, (0, 0)) for sku in wanted}

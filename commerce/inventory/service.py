@@ -105,6 +105,7 @@ async def reserve_stock(session: AsyncSession, *, sku: str, quantity: int, locat
     now = utcnow()
     if location is not None:
         candidates = [(await _location(repo, location)).id]
+        location_ids = candidates  # "only N available" counts the location asked for, not every one
     else:
         levels = [lvl for lvl, _ in await repo.levels_for([sku])
                   if location_ids is None or lvl.location_id in location_ids]

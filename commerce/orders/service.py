@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.service import get_variants, localized, variant_price
+from commerce.inventory.availability import shipping_warehouse
 from commerce.inventory.service import commit_reservation, reserve_stock, return_to_stock
 from commerce.money import require_currency
 from commerce.orders.errors import (
@@ -77,7 +78,10 @@ async def create_order(session: AsyncSession, *, data: OrderIn, number: str | No
                 unit_price = line.unit_price if line.unit_price is not None else variant_price(variant, product)
                 reservation_id = None
                 if reserve:
+                    # Units are held where they can be sent from: the warehouse that ships to the order's
+                    # destination (as search counts them), any location when no zone names one.
                     reservation = await reserve_stock(session, sku=line.sku, quantity=line.quantity,
+                                                      location=await shipping_warehouse(session, country=data.country),
                                                       reference=f"order:{data.channel}:{data.external_id}")
                     reservation_id = reservation.id
                 line_total = unit_price * line.quantity

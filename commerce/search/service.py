@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product
 from commerce.catalog.service import all_products, sellable_to, variant_price
-from commerce.inventory.availability import available_for_country
+from commerce.inventory.availability import available_for_country, stock_by_reach
 from commerce.search.index import (
     CJK_STOPWORDS,
     STOPWORDS,
@@ -78,6 +78,9 @@ class SearchResult:
     hits: list[ProductHit] = field(default_factory=list)
     total: int = 0
     search_id: int | None = None  # the search log row, when the search was recorded
+    # With `elsewhere=True`: matches of the kind asked for that pass every filter but cannot go to `country` (not
+    # in stock at its warehouse, or not sold there) while in stock at another location, best first.
+    elsewhere: list[ProductHit] = field(default_factory=list)
 
 
 def normalise_query(text: str) -> str:
@@ -462,7 +465,7 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
                           filters: SearchFilters | None = None, country: str | None = None, limit: int = 5,
                           offset: int = 0, encoder: Encoder | None = None,
                           convert: PriceConverter | None = None, channel: str | None = None,
-                          language: str | None = None) -> SearchResult:
+                          language: str | None = None, elsewhere: bool = False) -> SearchResult:
     """Products matching the text and filters, best first, sellable to `country` and in stock.
 
     Ranking fuses BM25 (jieba words and bigrams, typo-tolerant, merchant synonyms) over the product's text
@@ -474,6 +477,7 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
     The catalog is not read per search: the warm index answers, filters use the facts kept beside it, and
     stock is read only for the ranked products looked at, best first, until the page is full. `total` is
     exact when every match was looked at, otherwise the checked hits plus the matches not yet checked.
+    `elsewhere`: also collect `SearchResult.elsewhere` (for a `country` only assumed), from the same stock read.
     """
     if limit < 1 or limit > MAX_LIMIT or offset < 0:
         raise InvalidInput(f"limit must be 1..{MAX_LIMIT} and offset not negative.", code="invalid_page")
@@ -492,7 +496,9 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
         shortlisted: list[tuple[RankedProduct, ProductFacts, list[VariantFacts]]] = []
         for r in ranked:
             facts = warm.facts.get(r.product_id)
-            if facts is None or not facts.sellable_to(country) or r.product_id in filters.exclude_product_ids:
+            if facts is None or r.product_id in filters.exclude_product_ids:
+                continue
+            if not facts.sellable_to(country) and not (elsewhere and facts.sellable_countries):
                 continue
             if filters.category and not facts.in_category(filters.category):
                 continue
@@ -501,22 +507,39 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
                 shortlisted.append((r, facts, fitting))
         if not shortlisted:
             return []
-        # Only the warehouse that ships to the shopper's country counts (issue 6).
-        stock = await available_for_country(session, skus=[v.sku for _, _, fitting in shortlisted for v in fitting],
-                                            country=country)
+        # Only the warehouse that ships to the shopper's country counts (issue 6); with `elsewhere`, the same
+        # statement also sums every location.
+        skus = [v.sku for _, _, fitting in shortlisted for v in fitting]
+        if elsewhere:
+            reach = await stock_by_reach(session, skus=skus, country=country)
+        else:
+            reach = {sku: (units, 0) for sku, units in (await available_for_country(session, skus=skus,
+                                                                                    country=country)).items()}
         out = []
         for r, facts, fitting in shortlisted:
+            sellable = facts.sellable_to(country)
+            best: ProductHit | None = None
             for variant in fitting:
-                if stock.get(variant.sku, 0) > 0 and await _price_matches(variant, facts, filters, convert):
-                    out.append(ProductHit(product_id=r.product_id, sku=variant.sku, score=r.score,
-                                          lexical=r.lexical, dense=r.dense))
-                    break
+                near, anywhere = reach.get(variant.sku, (0, 0))
+                if (near > 0 and sellable) or anywhere > 0:
+                    if not await _price_matches(variant, facts, filters, convert):
+                        continue
+                    hit = ProductHit(product_id=r.product_id, sku=variant.sku, score=r.score, lexical=r.lexical,
+                                     dense=r.dense)
+                    if near > 0 and sellable:
+                        out.append(hit)
+                        best = None
+                        break
+                    best = best or hit
+            if best is not None:
+                away.append(best)
         return out
 
     rank_embedding = embedding if encoder is not None else None
     boosted, pinned, buried = _rule_targets(controls, query) if query.strip() else (set(), set(), 0)
     needed = offset + limit + buried
     hits: list[ProductHit] = []
+    away: list[ProductHit] = []  # in stock only where it cannot go to `country` (collected with `elsewhere`)
     looked = 0
     window = max(WINDOW, 2 * needed)
     while True:
@@ -530,6 +553,10 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
         window *= 4
     total = len(hits) + (matching - looked)
     if query.strip():
+        # Elsewhere counts only the kind of thing asked for, judged against the best hit wherever it is stocked.
+        strongest = max((h.lexical for h in [*hits, *away]), default=0.0)
+        listed = {h.product_id for h in hits}
+        away = [h for h in away if h.lexical >= STRONG_MATCH * strongest and h.product_id not in listed]
         hits = matches_first(hits)
         extra_hits: dict[int, ProductHit] = {}
         missing = (boosted | pinned) - {h.product_id for h in hits}
@@ -544,7 +571,7 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
         before = len(hits)
         hits = _apply_rules(hits, extra_hits, controls, query)
         total += len(hits) - before
-    result = SearchResult(hits=hits[offset:offset + limit], total=total)
+    result = SearchResult(hits=hits[offset:offset + limit], total=total, elsewhere=away)
     return await _finish(session, result, query=query, channel=channel, language=language)
 
 

@@ -51,8 +51,8 @@ class TinyParser:
         self.threshold = 0.3
         self.vocabulary: CatalogVocabulary | None = None
 
-    def set_catalog_vocabulary(self, terms: list[str]) -> None:
-        self.vocabulary = CatalogVocabulary(terms)
+    def set_catalog_vocabulary(self, terms: list[str], *, names: list[str] | None = None) -> None:
+        self.vocabulary = CatalogVocabulary(terms, names=names or [])
 
     async def parse(self, text: str) -> ParseResult:
         scores = self.model.decision_function(self.vectorizer.transform([text]))[0] * 5

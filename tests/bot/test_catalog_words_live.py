@@ -93,3 +93,24 @@ async def test_a_renamed_category_is_seen_too(shop: Database, bot_deps: BotDeps,
     parsed = await understand(inbound("knitwear", 6), deps=deps)
     assert parsed is not None
     assert any(e.entity == "product" and e.value == "knitwear" for e in parsed.entities)  # a catalog word now
+
+
+async def test_a_merchant_synonym_names_the_product_for_the_nlu_and_search(
+        shop: Database, say: Say, bot_deps: BotDeps, tiny_parser: TinyParser) -> None:
+    from commerce.search import service as search
+
+    words = CatalogWords(shop)
+    deps = deps_with(bot_deps, tiny_parser, words)
+    colloquial = "萨摩瓦尔"  # a name the samovar's title (黄铜茶炊) and tags lack
+    await add_samovar(shop)
+    before = await understand(inbound(colloquial, 6), deps=deps)
+    assert before is not None
+    assert not any(e.entity == "product" for e in before.entities)
+    async with shop.unit_of_work() as session:
+        await search.add_synonyms(session, terms=[colloquial, "samovar"])
+    after = await understand(inbound(colloquial, 7), deps=deps)
+    assert after is not None
+    assert after.intent == "product_search", after.intent
+    assert any(e.entity == "product" and e.value == colloquial for e in after.entities)
+    found = await say(colloquial, sender="7003", deps=deps)
+    assert [c.sku for r in found.replies for c in r.cards][:1] == ["SAM-1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot import HandleResult
 from commerce.cross_border import served_destinations
+from commerce.inventory import service as inventory
 from commerce.orders import service as orders
 from commerce.orders.schemas import OrderIn, OrderLineIn
 from commerce.orders.service import recent_destinations
@@ -30,6 +31,7 @@ async def test_with_no_orders_the_buttons_are_the_default_then_one_country_per_s
 
 async def test_the_latest_orders_countries_come_first_most_frequent_first(shop: Database, say: Say) -> None:
     async with shop.unit_of_work() as session:
+        await inventory.set_stock(session, sku="KET-1", location="SZX", on_hand=5)  # Shenzhen sends to US and JP
         for n, country in enumerate(["FR", "US", "FR", "JP", "FR", "US"]):
             await orders.create_order(session, data=OrderIn(
                 channel="web", external_id=f"dest-{n}", currency="EUR", country=country,

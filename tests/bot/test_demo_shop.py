@@ -5,6 +5,7 @@ import pytest
 
 from api.demo.loader import load_demo
 from commerce.cross_border import load_cross_border_defaults
+from commerce.search import service as search
 from kit.db import Database
 from tests.bot.conftest import Say, texts
 
@@ -52,3 +53,15 @@ async def test_demo_product_not_sellable_to_the_destination(say_demo: Say) -> No
     assert "PB-20K-BLK" not in [c.sku for r in found.replies for c in r.cards]
     refused = texts(await say_demo(kind="callback", payload="cart:add:PB-20K-BLK", sender="d-au"))
     assert "can't be delivered to Australia" in refused
+
+
+
+@pytest.mark.parametrize(("words", "slug_start"), [("充电宝", "PB-20K"), ("行李箱", "CASE-55-"), ("丝巾", "SCRF-SLK-")])
+async def test_demo_everyday_chinese_names_find_the_product(demo: Database, say_demo: Say, words: str,
+                                                            slug_start: str) -> None:
+    # The titles say 移动电源, 登机箱 and 方巾; the demo's merchant synonym groups carry the words shoppers use.
+    async with demo.sessions() as session:
+        found = await search.search_products(session, query=words, country="DE", limit=3)
+    assert found.hits[0].sku.startswith(slug_start), [h.sku for h in found.hits]
+    asked = await say_demo(f"我想买{words}", sender=f"d-colloquial-{slug_start}")
+    assert asked.replies[0].cards[0].sku.startswith(slug_start), [c.sku for r in asked.replies for c in r.cards]

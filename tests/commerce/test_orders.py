@@ -100,3 +100,38 @@ async def test_failed_line_leaves_nothing_half_written(shop: Database) -> None:
     assert await _available(shop, "KET-1") == 5
     async with shop.sessions() as session:
         assert await orders.list_orders(session) == []
+
+
+async def test_an_order_holds_stock_only_where_it_can_be_sent_from(shop: Database) -> None:
+    from commerce.cross_border.admin import create_zone
+    from commerce.cross_border.schemas import ShippingServiceIn, ShippingZoneIn
+
+    standard = ShippingServiceIn(service="standard", name="Standard", currency="EUR", base_price=Decimal("5"),
+                                 min_days=2, max_days=5)
+    async with shop.unit_of_work() as session:
+        await create_zone(session, data=ShippingZoneIn(code="eu", name="EU", countries=["DE"], warehouse="RTM",
+                                                       services=[standard]))
+        await create_zone(session, data=ShippingZoneIn(code="apac", name="Asia-Pacific", countries=["AU"],
+                                                       warehouse="SZX", services=[standard]))
+        await inventory.set_stock(session, sku="POT-1", location="RTM", on_hand=1)
+    # Three teapots in Shenzhen, one in Rotterdam: a German order for two cannot be sent, so it is refused and
+    # nothing is held (before, Shenzhen's units were reserved for a parcel Rotterdam must send).
+    with pytest.raises(InsufficientStock) as refused:
+        async with shop.unit_of_work() as session:
+            await orders.create_order(session, data=order_in("zone-1", ("POT-1", 2)))
+    assert refused.value.extra["available"] == 1  # what Rotterdam has, not every warehouse's four
+    assert await _available(shop, "POT-1") == 4
+    async with shop.unit_of_work() as session:
+        german, _ = await orders.create_order(session, data=order_in("zone-2", ("POT-1", 1)))
+        australian, _ = await orders.create_order(session, data=order_in("zone-3", ("POT-1", 2)).model_copy(
+            update={"country": "AU"}))
+    async with shop.sessions() as session:
+        levels = {level.location: level.reserved for level in await inventory.stock_levels(session, skus=["POT-1"])}
+    assert levels == {"RTM": 1, "SZX": 2}
+    assert german.lines[0].reservation_id != australian.lines[0].reservation_id
+    with pytest.raises(InsufficientStock):  # Rotterdam is empty now; Shenzhen's last unit does not ship to DE
+        async with shop.unit_of_work() as session:
+            await orders.create_order(session, data=order_in("zone-4", ("POT-1", 1)))
+    async with shop.unit_of_work() as session:  # no destination yet (a draft): any location, as before
+        await orders.create_order(session, data=order_in("zone-5", ("POT-1", 1)).model_copy(update={"country": None}))
+    assert await _available(shop, "POT-1") == 0

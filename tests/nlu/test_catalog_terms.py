@@ -98,3 +98,10 @@ def test_a_colour_inside_a_longer_catalog_name_is_part_of_the_name() -> None:
     # A colour word followed by 色 stays a colour, even next to catalog words.
     hoodie = with_colour("大红色的茶具")
     assert ("colour", "red") in [(e.entity, e.value) for e in hoodie.entities]
+
+
+def test_a_merchant_synonym_names_the_product_whole_not_by_its_lone_characters() -> None:
+    vocabulary = CatalogVocabulary(["20000毫安时 USB-C 快充移动电源"], names=["充电宝", "移动电源"])
+    assert [m.term for m in vocabulary.evidence("我想买充电宝").matches] == ["充电宝"]
+    assert vocabulary.evidence("可以用支付宝吗").matches == ()  # jieba's 宝 of 充电宝 is no catalog word
+    assert CatalogVocabulary(["充电宝"]).evidence("可以用支付宝吗").matches != ()  # as a title word it is

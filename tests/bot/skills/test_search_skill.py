@@ -10,7 +10,7 @@ from commerce.catalog import service as catalog
 from commerce.inventory import service as inventory
 from commerce.money import format_money
 from kit.db import Database
-from tests.bot.conftest import Say, payloads
+from tests.bot.conftest import Say, payloads, texts
 
 
 async def _statements_of(shop: Database, say: Say, text: str, **kwargs: object) -> tuple[list[str], object]:
@@ -63,3 +63,40 @@ async def test_a_later_page_leaves_out_hits_sold_out_since_the_search(say: Say, 
         await inventory.set_stock(session, sku=other, location="RTM", on_hand=0)
     sold_out = await say(kind="callback", payload="search:page:2", sender="pages-1", deps=one_per_page)
     assert [c.sku for r in sold_out.replies for c in r.cards] == []
+
+
+async def test_a_search_with_no_country_says_the_one_assumed_and_offers_destinations(say: Say) -> None:
+    found = await say("I am looking for a kettle", sender="assumed-1")
+    assert [c.sku for r in found.replies for c in r.cards] == ["KET-1"]
+    assert "Stock above is for delivery to Germany" in texts(found)
+    offered = [p for p in payloads(found) if p.startswith("search:country:")]
+    assert offered[0] == "search:country:DE"
+    assert len(offered) > 1
+    again = await say(kind="callback", payload="search:country:DE", sender="assumed-1")
+    assert "delivering to Germany" in texts(again)
+    assert [c.sku for r in again.replies for c in r.cards] == ["KET-1"]  # the last search, run again
+    assert "Stock above" not in texts(again)  # the shopper chose: nothing is assumed any more
+    later = await say("I am looking for a kettle", sender="assumed-1")
+    assert not any(p.startswith("search:country:") for p in payloads(later))
+
+
+async def test_products_stocked_only_for_other_destinations_are_not_called_none(say: Say) -> None:
+    # The teapot's only units are in Shenzhen, which does not ship to Germany (the shop's default).
+    asked = await say("glass teapot", sender="assumed-2")
+    assert "Nothing" in texts(asked)
+    assert "1 match is in stock for other destinations" in texts(asked)
+    assert "Germany" in texts(asked)
+    assert not [c for r in asked.replies for c in r.cards]
+    assert "search:country:AU" in payloads(asked)
+    shipped = await say(kind="callback", payload="search:country:AU", sender="assumed-2")  # Shenzhen ships there
+    assert [c.sku for r in shipped.replies for c in r.cards] == ["POT-1"]
+    named = await say("glass teapot to Germany", sender="assumed-3")  # a country named is not assumed
+    assert "in stock for delivery to Germany" in texts(named)
+    assert "other destinations" not in texts(named)
+    assert not any(p.startswith("search:country:") for p in payloads(named))
+
+
+async def test_a_search_country_button_refuses_what_is_not_a_country_code(say: Say) -> None:
+    refused = await say(kind="callback", payload="search:country:Germany", sender="assumed-4")
+    assert "country" in texts(refused).lower()
+    assert not [c for r in refused.replies for c in r.cards]

@@ -19,6 +19,7 @@ import pytest
 from commerce.catalog import service as catalog
 from commerce.catalog.schemas import ProductIn, VariantIn
 from commerce.channels import service as channels
+from commerce.cross_border.admin import list_zones
 from commerce.inventory import service as inventory
 from kit.clock import clock
 from kit.db import Database
@@ -49,6 +50,12 @@ async def make_checkout_shop(db: Database) -> None:
                       VariantIn(sku="HOOD-BLU-L", attributes={"colour": "Blue", "size": "L"})]))
         for sku in ("TEE-1", "JKT-1", "TEA-1", "BAG-150", "SPK-1", "HOOD-RED-M", "HOOD-BLU-L"):
             await inventory.set_stock(session, sku=sku, location="RTM", on_hand=5)
+        # Every parcel leaves Rotterdam, where all the stock is: an order reserves only where its destination's
+        # zone ships from (the default zones send Asia-Pacific and the Americas from Shenzhen).
+        for zone in await list_zones(session):
+            if zone.warehouse:
+                zone.warehouse = "RTM"
+        await session.flush()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from commerce.cross_border.admin import create_zone
 from commerce.cross_border.schemas import ShippingServiceIn, ShippingZoneIn
-from commerce.inventory.availability import available_for_country, shipping_warehouse
+from commerce.inventory.availability import available_for_country, shipping_warehouse, stock_by_reach
 from commerce.search import service as search
 from kit.db import Database
 from tests.factories import make_product, make_shop
@@ -72,3 +72,28 @@ async def test_search_and_the_catalog_share_one_country_rule(db: Database) -> No
         assert is_sellable_to(pot, country) is sold
         assert ("POT-1" in await _found(db, "clay", country)) is sold
         assert "CUP-1" in await _found(db, "clay", country)  # no list: sold everywhere
+
+
+async def test_stock_by_reach_gives_the_destinations_units_and_every_locations_in_one_read(db: Database) -> None:
+    await _shop(db)
+    async with db.sessions() as session:
+        assert await stock_by_reach(session, skus=["MUG-1", "JUG-1", "NOPE"], country="DE") == {
+            "MUG-1": (0, 3), "JUG-1": (2, 2), "NOPE": (0, 0)}
+        assert await stock_by_reach(session, skus=["MUG-1", "JUG-1"], country="CN") == {
+            "MUG-1": (3, 3), "JUG-1": (0, 2)}
+        # No warehouse for the country: every location counts for it too.
+        assert await stock_by_reach(session, skus=["MUG-1"], country="BR") == {"MUG-1": (3, 3)}
+        assert await stock_by_reach(session, skus=[], country="DE") == {}
+
+
+async def test_a_search_for_an_assumed_country_names_the_matches_stocked_only_elsewhere(db: Database) -> None:
+    await _shop(db)
+    async with db.sessions() as session:
+        result = await search.search_products(session, query="clay mug", country="DE", limit=10, elsewhere=True)
+        assert [h.sku for h in result.hits] == ["JUG-1"]  # shares "clay": an alternative to a mug
+        assert [h.sku for h in result.elsewhere] == ["MUG-1"]
+        kept = await search.search_products(session, query="clay mug", country="CN", limit=10, elsewhere=True)
+        assert [h.sku for h in kept.hits] == ["MUG-1"]
+        assert kept.elsewhere == []  # the jug is only a loose neighbour of "clay mug": not counted
+        plain = await search.search_products(session, query="clay mug", country="DE", limit=10)
+        assert plain.elsewhere == []  # only asked for when the country was assumed
