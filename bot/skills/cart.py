@@ -54,29 +54,38 @@ def _quantity(turn: Turn) -> int:
         return 1
 
 
+async def _obtainable(turn: Turn, sku: str, quantity: int) -> Variant | None:
+    """The variant of `sku` when `quantity` of it can be had by this shopper (it exists, is sold, can go to their
+    country, is in stock); otherwise None, having said why."""
+    try:
+        variant = await get_variant(turn.session, sku=sku)
+    except UnknownSku:
+        turn.say("product_gone")
+        return None
+    product = variant.product
+    if not (product.active and variant.active):
+        turn.say("product_gone")
+        return None
+    if not is_sellable_to(product, turn.country):
+        turn.say("not_sellable_there", country=turn.country_name(turn.country))
+        return None
+    available = (await available_stock(turn.session, skus=[sku]))[sku]
+    if available < quantity:
+        turn.say("cart_no_stock", n=available, available=available, title=turn.title(product))
+        return None
+    return variant
+
+
 async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | None = None) -> bool:
     """Put `quantity` of `sku` in the cart if that many are in stock and it can go to the shopper's country."""
     if not 1 <= quantity <= MAX_QUANTITY:  # a crafted button payload (cart:add:SKU:-1) must not lower the cart
         turn.say("cart_bad_quantity", most=MAX_QUANTITY, buttons=[turn.button("button.view_cart", "cart:view")])
         return False
-    try:
-        variant = await get_variant(turn.session, sku=sku)
-    except UnknownSku:
-        turn.say("product_gone")
-        return False
-    product = variant.product
-    if not (product.active and variant.active):
-        turn.say("product_gone")
-        return False
-    if not is_sellable_to(product, turn.country):
-        turn.say("not_sellable_there", country=turn.country_name(turn.country))
-        return False
     lines = cart_lines(turn)
     line = next((x for x in lines if x["sku"] == sku), None)
     wanted = min(MAX_QUANTITY, (line["quantity"] if line else 0) + quantity)
-    available = (await available_stock(turn.session, skus=[sku]))[sku]
-    if available < wanted:
-        turn.say("cart_no_stock", n=available, available=available, title=turn.title(product))
+    variant = await _obtainable(turn, sku, wanted)
+    if variant is None:
         return False
     if line is None:
         line = {"sku": sku, "quantity": wanted}
@@ -87,29 +96,17 @@ async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | N
         line["impression"] = impression_id  # a purchase later counts for the recommendation
     turn.conversation.cart = lines
     await note_search_used(turn)
-    turn.say("cart_added", n=quantity, quantity=quantity, title=turn.title(product),
+    turn.say("cart_added", n=quantity, quantity=quantity, title=turn.title(variant.product),
              buttons=[turn.button("button.view_cart", "cart:view"), turn.button("button.checkout", "checkout:start")])
     return True
 
 
 async def offer(turn: Turn, sku: str, quantity: int = 1) -> bool:
     """Say that `quantity` of `sku` can be had and offer the button that adds it; the cart is not changed."""
-    try:
-        variant = await get_variant(turn.session, sku=sku)
-    except UnknownSku:
-        turn.say("product_gone")
+    variant = await _obtainable(turn, sku, quantity)
+    if variant is None:
         return False
     product = variant.product
-    if not (product.active and variant.active):
-        turn.say("product_gone")
-        return False
-    if not is_sellable_to(product, turn.country):
-        turn.say("not_sellable_there", country=turn.country_name(turn.country))
-        return False
-    available = (await available_stock(turn.session, skus=[sku]))[sku]
-    if available < quantity:
-        turn.say("cart_no_stock", n=available, available=available, title=turn.title(product))
-        return False
     label = option_label(dict(variant.attributes))
     turn.say("cart_offer", n=quantity, quantity=quantity, title=turn.title(product) + (f" ({label})" if label else ""),
              buttons=[turn.button("button.add_to_cart", f"cart:add:{sku}:{quantity}"),

@@ -229,14 +229,23 @@ async def for_intent(turn: Turn, intent: str) -> None:
         faq.say_none(turn)
 
 
-@skill.payload("country:set:")
-async def country_button(turn: Turn, press: Press) -> None:
-    """A destination button: deliver there, then answer the question that asked for it."""
+def set_pressed_country(turn: Turn, press: Press) -> str | None:
+    """The country code a destination button carries, now the conversation's country; None (said) when the
+    payload is no two-letter code (a crafted press)."""
     code = press.arg.strip().upper()
     if not re.fullmatch(r"[A-Z]{2}", code):
         turn.say("bad_country")
-        return
+        return None
     turn.conversation.country = code
+    return code
+
+
+@skill.payload("country:set:")
+async def country_button(turn: Turn, press: Press) -> None:
+    """A destination button: deliver there, then answer the question that asked for it."""
+    code = set_pressed_country(turn, press)
+    if code is None:
+        return
     pending = turn.conversation.pending or {}
     intent = str(pending.get("intent") or "")
     turn.conversation.pending = None

@@ -676,10 +676,11 @@ def question_about_view(parsed: ParsedMessage, *, in_view: bool) -> bool:
     """Whether the message is a question while a product is in view, not a search or a request for other products
     ("还要另外买滤纸吗" looking at a dripper): when the classifier cannot read it, it is most likely about that
     product, whose listing answers it or says it does not say. Only its first clause can make it a search ("is the
-    keyboard a uk layout? i need the £ key" asks about the keyboard)."""
+    keyboard a uk layout? i need the £ key" asks about the keyboard). A question about paying, shipping, customs or
+    returns is the shop's terms, never the listing's ("可以用支付宝付款吗" with a power bank in view)."""
     text = parsed.text
     return (in_view and is_question(text) and LOOKING_FOR.search(_first_clause(text)) is None
-            and RECOMMENDING.search(text) is None)
+            and RECOMMENDING.search(text) is None and PAYING_OR_SHIPPING.search(text) is None)
 
 
 def name_without_aspects(value: str) -> str:
@@ -718,6 +719,32 @@ def naming_words(turn: Turn, *, loose: bool = True) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+# A Chinese noun's bare suffix: 杯子 is 杯 (a cup), found in 茶杯 (teacup).
+_NOUN_SUFFIX = re.compile(r"(?<=[\u4e00-\u9fff])[子儿]$")
+
+
+async def _fits_in_view(turn: Turn, product_id: int, named: list[str]) -> bool:
+    """Whether a word naming a product also fits the product in view by its own title ("杯子", which the extractor
+    also reads as "mug", looking at a teacup set: those cups, not the mug; "the panda plushie" looking at a Go set:
+    no)."""
+    try:
+        product = await get_product(turn.session, product_id=product_id)
+    except ProductNotFound:
+        return False
+    title = " ".join(str(t) for t in dict(product.title).values()).lower()
+    words = _LATIN.findall(title)
+
+    def fits(word: str) -> bool:
+        word = _NOUN_SUFFIX.sub("", word.strip().lower())
+        if not word:
+            return False
+        if _CJK.search(word):
+            return word in title
+        return all(any(_stem(w) == _stem(t) for t in words) for w in _LATIN.findall(word))
+
+    return any(fits(word) for word in named)
+
+
 async def product_in_question(turn: Turn) -> Product | None:
     """The product named in the message, else the one in view (the last shown), else the last in the cart."""
     shown_last = [int(i) for i in turn.conversation.last_products or []]
@@ -728,8 +755,12 @@ async def product_in_question(turn: Turn) -> Product | None:
         candidates = shown_last[:1]  # "is this waterproof?": the product in view, even if "waterproof" is a tag
     elif named:
         candidates = await named_products(turn.session, query=" ".join(named), limit=3)
-        # "the kettle" right after seeing a kettle means that kettle.
+        # "the kettle" right after seeing a kettle means that kettle, and so does a name that fits it among others
+        # ("杯子" looking at a teacup set is those cups, not the mug the word fits best); a name that does not fit it
+        # ("the panda plushie" looking at a Go set) points elsewhere.
         in_view = [i for i in shown_last if i in candidates]
+        if shown_last and not in_view and await _fits_in_view(turn, shown_last[0], named):
+            in_view = shown_last[:1]
         candidates = in_view[:1] or (await _best_titled(turn, candidates))[:1]
     if not candidates and turn.conversation.last_products:
         candidates = [int(turn.conversation.last_products[0])]

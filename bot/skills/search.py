@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.messages import ProductCard
 from bot.skills.base import Answer, Press, Question, Skill, Turn
-from bot.skills.cross_border import destination_buttons
+from bot.skills.cross_border import destination_buttons, set_pressed_country
 from bot.skills.recommend import count_outcome
 from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
@@ -238,11 +238,9 @@ async def page_button(turn: Turn, press: Press) -> None:
 @skill.payload("search:country:")
 async def country_button(turn: Turn, press: Press) -> None:
     """A destination offered under a search whose country was assumed: deliver there and search again."""
-    code = press.arg.strip().upper()
-    if not re.fullmatch(r"[A-Z]{2}", code):
-        turn.say("bad_country")
+    code = set_pressed_country(turn, press)
+    if code is None:
         return
-    turn.conversation.country = code
     last = turn.conversation.last_search or {}
     turn.say("country_set", country=turn.country_name(code))
     if "query" in last:

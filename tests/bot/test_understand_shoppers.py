@@ -266,3 +266,19 @@ async def test_a_product_named_by_an_asked_word_is_the_subject_of_the_question(s
         assert found["product"] == "daily-sunscreen-spf50", texts(asked)
         assert found["known"] is True  # "Water resistant for 40 minutes."
         assert "40" in texts(asked)
+
+
+async def test_a_name_that_fits_the_product_in_view_means_it_and_another_name_points_elsewhere(
+        say: Say, deps: BotDeps, shop: Database) -> None:
+    async with shop.unit_of_work() as session:
+        ids = {p.slug: p.id for p in await all_products(session)}
+    # 杯子 (cups) looking at a teacup set: those cups, although the extractor also reads 杯子 as "mug"; the mug's
+    # listing says it is dishwasher safe, the teacup set's does not: answering from the mug would be a wrong fact.
+    await say(kind="callback", payload=f"product:details:{ids['celadon-teacup-set']}", sender="cup1")
+    cups = await say("杯子能放洗碗机吗", sender="cup1")
+    assert answer_of(cups)["product"] == "celadon-teacup-set", texts(cups)
+    assert answer_of(cups)["known"] is False, texts(cups)
+    # A name the product in view does not carry is another product.
+    await say(kind="callback", payload=f"product:details:{ids['celadon-teacup-set']}", sender="cup2")
+    mug = await say("can the stoneware mug go in the dishwasher", sender="cup2")
+    assert answer_of(mug)["product"] == "handmade-stoneware-mug", texts(mug)
