@@ -161,11 +161,24 @@ async def test_snippet_launcher_cards_pages_reload_restart_and_unread(browser: B
     await expect(frame.locator("#log .msg .bubble", has_text="Added 1")).to_have_count(1, timeout=30_000)
 
     # The server restarts mid-conversation: the widget reconnects to the same session and carries on.
+    # The status is watched from before the restart: "online" must be the new connection's, not the old one's
+    # still shown because the browser had not yet noticed the close (a loaded CI box).
+    status = frame.locator("#status")
+    await status.evaluate("""el => { el.dataset.drops = "0"; new MutationObserver(() => {
+        if (el.getAttribute("data-state") !== "online") { el.dataset.drops = String(Number(el.dataset.drops) + 1); }
+    }).observe(el, {attributes: true, attributeFilter: ["data-state"]}); }""")
     stack["shop"].restart()
-    await expect(frame.locator("#status")).to_have_attribute("data-state", "online", timeout=60_000)
+    await expect(status).not_to_have_attribute("data-drops", "0", timeout=60_000)
+    await expect(status).to_have_attribute("data-state", "online", timeout=60_000)
     await say(frame, "/cart")
-    await expect(frame.locator("#log .msg.theirs .bubble", has_text=re.compile(r"^Your cart:"))).to_have_count(
-        1, timeout=30_000)
+    cart_reply = frame.locator("#log .msg.theirs .bubble", has_text=re.compile(r"^Your cart:"))
+    try:  # the new process's first turn builds its engine (as the first message did): as long as that one had
+        await expect(cart_reply).to_have_count(1, timeout=60_000)
+    except AssertionError as exc:  # say what the shopper saw: pending, failed or missing
+        seen = await frame.locator("#log .msg").evaluate_all(
+            "items => items.map(i => i.className + ': ' + i.innerText.replace(/\\s+/g, ' '))")
+        state = await status.get_attribute("data-state")
+        raise AssertionError(f"no cart reply after the restart; status {state}; chat: {seen}") from exc
     await expect(frame.locator("#log .msg.mine .bubble", has_text=re.compile(r"^/cart$"))).to_have_count(1)
     await expect(frame.locator("#log .msg .bubble", has_text="Added 1")).to_have_count(1)
 
