@@ -13,15 +13,12 @@ from bot.skills.product_qa import (
     ProductSheet,
     asked_colour,
     asked_sizes,
-    asks_about_a_product,
-    is_question,
-    name_without_aspects,
     names_the_product,
     option_matches,
-    question_about_view,
     read_catalog,
     shown_value,
 )
+from bot.skills.product_routing import asks_about_a_product, is_question, name_without_aspects, question_about_view
 from nlu.service import CATALOG_EXTRACTOR
 
 CATALOG = json.loads((Path(__file__).resolve().parents[3] / "api" / "demo" / "catalog.json").read_text("utf-8"))
