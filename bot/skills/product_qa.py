@@ -28,8 +28,6 @@ from bot.skills.product_routing import (
     OPTIONS_ASKED,
     PRICE_ASKED,
     QUANTITY,
-    SHORTHAND,
-    SHORTHAND_WORD,
     STOCK_ASKED,
     UNITS,
     WEIGHT_ASKED,
@@ -37,6 +35,7 @@ from bot.skills.product_routing import (
     naming_words,
     own_names,
     product_in_question,
+    read_shorthand,
 )
 from bot.understanding import ParsedEntity, usable_embedding
 from commerce.catalog.models import Product
@@ -148,6 +147,15 @@ def names_the_product(sheet: ProductSheet, word: str) -> bool:
     return names_product(own_names(sheet.title, sheet.tags, sheet.brand, sheet.slug), word)
 
 
+# A unit asked for by name, without a figure ("最大多少瓦", "how many watts", "what voltage", "功率多大").
+_UNIT_NAMES = {"watt": r"watts?|wattage|瓦|功率", "volt": r"volts?|voltage|伏|电压", "charge": r"mah|毫安",
+               "inch": r"inch(?:es)?|英寸", "length": r"cm|centimet(?:re|er)s?|厘米|毫米",
+               "volume": r"ml|millilit(?:re|er)s?|litres?|liters?|毫升"}
+_UNIT_ASKED = {unit: re.compile(rf"\b(how many|what|which)\s+({names})\b|(多少|几|多大的?)\s*({names})|"
+                                rf"({names})\s*(是)?(多少|多大|几)", re.IGNORECASE)
+               for unit, names in _UNIT_NAMES.items()}
+
+
 def _asked_words(question: str, naming: tuple[str, ...]) -> list[str]:
     """What the question asks about once question words and the words naming the product ("the kettle") are out."""
     named = " ".join(naming).lower()
@@ -166,7 +174,7 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
     the words that name the product in it (not what is asked about); `encoder`: the served NLU's, for the general
     evidence's passages (without it, only shared words count); `question_row`: the message's NLU row, whose USE
     part is the question's meaning (else the encoder reads the question too)."""
-    question = SHORTHAND_WORD.sub(lambda m: SHORTHAND[m.group(1).lower()], question)
+    question = read_shorthand(question)
     # "how much is the carbon steel wok", "hw long do the noise cancelling earbuds last": the title's words name
     # the product, the rest is the question; only when the rest has no cue is the whole message read.
     whole = question  # what a compatibility question names, and the words of an "other" question, come from it
@@ -210,6 +218,12 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
         cited = [c for c in cited if c.field != "title"] or cited
         if cited:
             return ProductAnswer(True, f"quantity.{unit}", tuple(cited[:2]))
+    named_unit = next((unit for unit, asked in _UNIT_ASKED.items() if asked.search(question)), None)
+    if named_unit is not None and not PRICE_ASKED.search(question):
+        # "最大多少瓦", "how many watts is it": the figures in that unit, the title's too ("65 W ... Charger").
+        cited = _find(sheet, re.compile(UNITS[named_unit][1], re.IGNORECASE), language)
+        if cited:
+            return ProductAnswer(True, f"quantity.{named_unit}", tuple(cited[:2]))
     for name, (asked, evidence) in ASPECTS.items():
         if asked.search(question):
             if name in _OBJECT_ASPECTS:
@@ -252,7 +266,7 @@ def general_evidence(sheet: ProductSheet, question: str, *, language: str, namin
                      question_row: npt.NDArray[np.float32] | None = None) -> list[Evidence]:
     """Every passage of the listing scored against what the question asks (its words less those naming the
     product; the whole question's when nothing else is left), best first (`bot.skills.product_evidence`)."""
-    question = SHORTHAND_WORD.sub(lambda m: SHORTHAND[m.group(1).lower()], question)
+    question = read_shorthand(question)
     probe = _without_title_words(question, sheet, naming)
     words = _asked_words(probe, naming)
     if not words:

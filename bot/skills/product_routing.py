@@ -136,9 +136,36 @@ SHORTHAND = {"hw": "how", "hws": "how is", "u": "you", "r": "are", "ur": "your",
 SHORTHAND_WORD = re.compile(r"\b(" + "|".join(map(re.escape, SHORTHAND)) + r")\b", re.IGNORECASE)
 
 
+# The words an English question opens with, as a typo of them is read ("wil it fit", "dose it", "cna i"): a letter
+# left out or two letters swapped, in a word of three letters or more that is no word itself ("cold", "hat", "ill":
+# "ill take it" is "I'll take it").
+_OPENERS = ("will", "would", "could", "should", "does", "have", "what", "which", "can", "are", "how", "is")
+_REAL_WORDS = frozenset({"cold", "hat", "wold", "ill", "ave", "des", "dos", "oes", "rae", "aer", "acn"})
+
+
+def _typos_of(word: str) -> set[str]:
+    dropped = {word[:i] + word[i + 1:] for i in range(len(word))}
+    swapped = {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
+    return (dropped | swapped) - {word}
+
+
+_TYPOS = {typo: word for word in _OPENERS for typo in _typos_of(word) if len(typo) >= 3 and typo not in _OPENERS
+          and typo not in _REAL_WORDS}
+_TYPO_OPENER = re.compile(r"(?:^|(?<=[.,;!:?]\s)|(?<=[.,;!:?]))\s*\b(" + "|".join(map(re.escape, _TYPOS)) + r")\b",
+                          re.IGNORECASE)
+
+
+def read_shorthand(text: str) -> str:
+    """The message with shoppers' shorthand ("hw long", "r they") and a typo of a question's first word ("wil it")
+    read as the words they stand for."""
+    text = SHORTHAND_WORD.sub(lambda m: SHORTHAND[m.group(1).lower()], text)
+    return _TYPO_OPENER.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + _TYPOS[m.group(1).lower()], text)
+
+
 def is_question(text: str) -> bool:
-    """Whether the message is phrased as a question, shorthand read first ("r they genuine leather")."""
-    return QUESTION_SHAPED.search(SHORTHAND_WORD.sub(lambda m: SHORTHAND[m.group(1).lower()], text)) is not None
+    """Whether the message is phrased as a question, shorthand and typos of question words read first ("r they
+    genuine leather", "wil my feet stay dry")."""
+    return QUESTION_SHAPED.search(read_shorthand(text)) is not None
 
 
 def first_clause(text: str) -> str:
@@ -403,4 +430,4 @@ async def _best_titled(turn: Turn, candidates: list[int]) -> list[int]:
 __all__ = ["ASPECTS", "CJK", "LATIN", "LOOKING_FOR", "PAYING_OR_SHIPPING", "QUESTION_SHAPED", "RECOMMENDING",
            "REFERS_TO_VIEW", "SUBJECT_DROPPED", "YES_NO", "asks_a_fact", "asks_about_a_product", "first_clause",
            "is_question", "name_without_aspects", "names_product", "naming_words", "own_names", "product_in_question",
-           "question_about_view", "stem", "subject_entity"]
+           "question_about_view", "read_shorthand", "stem", "subject_entity"]
