@@ -147,10 +147,10 @@ def names_the_product(sheet: ProductSheet, word: str) -> bool:
     return names_product(own_names(sheet.title, sheet.tags, sheet.brand, sheet.slug), word)
 
 
-# A unit asked for by name, without a figure ("最大多少瓦", "how many watts", "what voltage", "功率多大").
-_UNIT_NAMES = {"watt": r"watts?|wattage|瓦|功率", "volt": r"volts?|voltage|伏|电压", "charge": r"mah|毫安",
-               "inch": r"inch(?:es)?|英寸", "length": r"cm|centimet(?:re|er)s?|厘米|毫米",
-               "volume": r"ml|millilit(?:re|er)s?|litres?|liters?|毫升"}
+# A unit asked for by name, without a figure ("最大多少瓦", "how many watts", "功率多大"); volts and millilitres are
+# the voltage and capacity aspects.
+_UNIT_NAMES = {"watt": r"watts?|wattage|瓦|功率", "charge": r"mah|毫安", "inch": r"inch(?:es)?|英寸",
+               "length": r"cm|centimet(?:re|er)s?|厘米|毫米"}
 _UNIT_ASKED = {unit: re.compile(rf"\b(how many|what|which)\s+({names})\b|(多少|几|多大的?)\s*({names})|"
                                 rf"({names})\s*(是)?(多少|多大|几)", re.IGNORECASE)
                for unit, names in _UNIT_NAMES.items()}
