@@ -21,6 +21,7 @@ from bot.messages import InboundMessage, OutboundMessage
 from bot.policy import (
     Decision,
     ShopTriggers,
+    Signals,
     counts_misunderstood,
     decide,
     escalate,
@@ -31,9 +32,10 @@ from bot.policy import (
 from bot.rasa import engine_hook as rasa_hook
 from bot.skills import faq
 from bot.skills.base import Answer, Question, Turn
-from bot.skills.cart import asks_before_buying
+from bot.skills.cart import asks_before_buying, asks_rather_than_orders
 from bot.skills.person import ASKED, hand_off
-from bot.skills.product_qa import asks_about_a_product, question_about_view
+from bot.skills.product_question_model import learned_product_question
+from bot.skills.product_routing import asks_about_a_product, question_about_view
 from bot.skills.registry import REGISTRY
 from bot.understanding import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ParsedMessage, has_letters
 from commerce.shoppers.service import IDENTITY_KINDS, shopper_for_identity
@@ -307,14 +309,8 @@ async def _respond(turn: Turn, stored: ConversationMessage, triggers: ShopTrigge
     thresholds = turn.deps.policy
     misunderstood = (await _misunderstood_in_a_row(turn.session, turn.conversation.id, stored)
                      if counts_misunderstood(parsed, thresholds=thresholds, triggers=triggers) else 0)
-    in_view = bool(turn.conversation.last_products or turn.conversation.cart)
-    signals = replace(await engine_hooks.signals(turn, stored, intent=parsed.intent, triggers=triggers),
-                      names_a_product=bool(parsed.entity_values("product")),
-                      only_names_a_product=only_names_a_product(parsed),
-                      asks_about_a_product=asks_about_a_product(parsed, in_view=in_view),
-                      # Only a product shown: a cart line does not make "what is your phone number?" about it.
-                      question_in_view=question_about_view(parsed, in_view=bool(turn.conversation.last_products)),
-                      asks_before_buying=asks_before_buying(parsed), names_a_person=names_a_person(parsed.text))
+    signals = message_signals(parsed, shown=bool(turn.conversation.last_products), in_cart=bool(turn.conversation.cart),
+                              base=await engine_hooks.signals(turn, stored, intent=parsed.intent, triggers=triggers))
     decision = decide(parsed, thresholds=thresholds, misunderstood_before=misunderstood, triggers=triggers,
                       signals=signals)
     stored.nlu = _nlu_record(parsed, policy=decision.action, truncated=truncated,
@@ -332,6 +328,21 @@ async def _respond(turn: Turn, stored: ConversationMessage, triggers: ShopTrigge
         if decision.action == "confirm" and not turn.handed_off and turn.conversation.pending == asked_before:
             _ask_feedback(turn)
     return decision
+
+
+def message_signals(parsed: ParsedMessage, *, shown: bool, in_cart: bool, base: Signals | None = None) -> Signals:
+    """What the message itself tells the policy about products (`Signals` fields), given whether a product is shown
+    and whether the cart holds one: the hand rules, and the learned product-question model beside them (either
+    makes it a question about a product; a question it reads so never changes the cart)."""
+    in_view = shown or in_cart
+    learned = learned_product_question(parsed, in_view=in_view)
+    return replace(base or Signals(), names_a_product=bool(parsed.entity_values("product")),
+                   only_names_a_product=only_names_a_product(parsed),
+                   asks_about_a_product=asks_about_a_product(parsed, in_view=in_view) or learned,
+                   # Only a product shown: a cart line does not make "what is your phone number?" about it.
+                   question_in_view=question_about_view(parsed, in_view=shown),
+                   asks_before_buying=asks_before_buying(parsed) or (learned and asks_rather_than_orders(parsed.text)),
+                   names_a_person=names_a_person(parsed.text))
 
 
 async def _rasa(turn: Turn, stored: ConversationMessage, triggers: ShopTriggers) -> Decision | None:

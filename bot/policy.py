@@ -44,7 +44,7 @@ NOT_A_PRODUCT_QUESTION = UNSURE_INTENTS | {"product_search", "greet", "goodbye",
 # ("do they have a mic for calls" read as human_handoff at 0.58): the skill offers a person when the listing
 # does not say.
 # A payment guess too: "能给switch充电不" (can it charge a Switch?) read as currency_payment at 0.52; a question that
-# names paying, shipping or customs is never a product question (`product_qa.PAYING_OR_SHIPPING`).
+# names paying, shipping or customs is never a product question (`product_routing.PAYING_OR_SHIPPING`).
 OVERRIDDEN_BY_VIEW = frozenset({"recommend", "currency_payment"})
 PRODUCT_INTENTS = frozenset({"product_search", "product_question", "recommend"})
 OVERRIDDEN_BY_VIEW_BELOW_ANSWER = frozenset({"human_handoff"})
@@ -117,10 +117,10 @@ class Signals:
 
     names_a_product: bool = False  # the parse found a product name (then an unclear message is a search)
     only_names_a_product: bool = False  # the message is nothing but a product's name (`only_names_a_product`)
-    # A question about a product's facts (`bot.skills.product_qa.asks_about_a_product`): an unsure guess or a
+    # A question about a product's facts (`bot.skills.product_routing.asks_about_a_product`): an unsure guess or a
     # search naming no product is then a product question.
     asks_about_a_product: bool = False
-    # A question while a product is in view (`bot.skills.product_qa.question_about_view`): an unclear one is
+    # A question while a product is in view (`bot.skills.product_routing.question_about_view`): an unclear one is
     # then about that product.
     question_in_view: bool = False
     # A question about a product's facts without an order to change the cart ("can i get it in black?", not "can you

@@ -6,7 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 from bot.skills.base import Press, Skill, Turn
-from bot.skills.product_qa import asked_colour, asks_a_fact, is_question, option_matches
+from bot.skills.product_qa import asked_colour, option_matches
+from bot.skills.product_routing import asks_a_fact, is_question
 from bot.skills.recommend import count_outcome
 from bot.skills.search import note_search_used
 from bot.understanding import ParsedMessage

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +13,12 @@ from bot.skills.product_qa import (
     ProductSheet,
     asked_colour,
     asked_sizes,
-    asks_about_a_product,
-    is_question,
-    name_without_aspects,
     names_the_product,
     option_matches,
-    question_about_view,
     read_catalog,
     shown_value,
 )
+from bot.skills.product_routing import asks_about_a_product, is_question, name_without_aspects, question_about_view
 from nlu.service import CATALOG_EXTRACTOR
 
 CATALOG = json.loads((Path(__file__).resolve().parents[3] / "api" / "demo" / "catalog.json").read_text("utf-8"))
@@ -430,3 +427,22 @@ def test_bare_and_ranged_sizes_are_read_against_the_products_own_sizes() -> None
         assert option_matches(value, asked), (value, asked)
     assert not option_matches("44-45", "46")
     assert not option_matches("42", "4")
+
+
+def test_a_unit_asked_by_name_is_answered_with_the_listings_figures_in_it() -> None:
+    charger = sheet("gan-charger-65w")
+    for question, language in (("最大多少瓦", "zh"), ("macbook能用这个充吗，最大多少瓦", "zh"),
+                               ("how many watts is it", "en"), ("功率多大", "zh")):
+        answer = read_catalog(charger, question, language=language)
+        assert (answer.known, answer.aspect) == (True, "quantity.watt"), question
+        assert any("65" in c.quote for c in answer.citations), question
+    # A spec only the title states ("65 W GaN USB-C Charger") still answers.
+    titled = replace(charger, description={"en": "Charges a laptop and a phone at once.",
+                                           "zh": "同时给笔记本和手机充电。"})
+    for question, language in (("is it 65W?", "en"), ("最大多少瓦", "zh")):
+        answer = read_catalog(titled, question, language=language)
+        assert answer.known, question
+        assert [c.field for c in answer.citations] == ["title"], question
+        assert "65" in answer.citations[0].quote
+    # No figure in that unit anywhere: not known.
+    assert not read_catalog(sheet("heavyweight-cotton-hoodie"), "how many watts is it", language="en").known
