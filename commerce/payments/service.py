@@ -162,6 +162,10 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
             # may have looked before it existed. Close this one too, so no open payment outlives its order.
             closed_meanwhile = order.number, order.status
             await _close_made_meanwhile(session, recorded, created.reference)
+        elif created.reference != recorded.reference:
+            # Another load of the pay page recorded its provider payment first, and the provider made a second one
+            # (it ignored the shared idempotency key): this load shows the first, and the second is closed.
+            await _close_duplicate(session, recorded, created.reference)
     if closed_meanwhile is not None:
         number, status = closed_meanwhile
         raise PaymentNotPossible(f"Order {number} is {status}.", order_status=status)
@@ -174,6 +178,17 @@ async def _close_made_meanwhile(session: AsyncSession, payment: Payment, referen
     (its own idempotency key: the close queued with the cancel may already be delivered)."""
     if payment.reference == payment.idempotency_key:  # never opened before: this is its provider payment
         payment.reference, payment.updated_at = reference, utcnow()
+    await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}:{reference}",
+                  payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
+                           "reference": reference}, max_attempts=30)
+    await session.flush()
+
+
+async def _close_duplicate(session: AsyncSession, payment: Payment, reference: str) -> None:
+    """Queue the close of `reference`, a second provider payment made for `payment` by a racing call (the outbox
+    retries it; its own idempotency key, so a redelivered answer queues it once)."""
+    log.warning("%s payment %s: a second provider payment was made for it by a racing call; closing it",
+                payment.provider, payment.id)
     await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}:{reference}",
                   payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
                            "reference": reference}, max_attempts=30)
