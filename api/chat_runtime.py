@@ -77,6 +77,8 @@ class ChatChannels:
     # the app, not left running past its lifespan.
     late: set[asyncio.Task[Any]] = field(default_factory=set)
     late_grace_seconds: float = 0.0  # how long they may still finish when the app stops
+    # Set once frames published by other processes reach this one's sockets (at once without Redis).
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def channels_of(connection: HTTPConnection) -> ChatChannels:
@@ -105,7 +107,9 @@ async def start_chat_channels(app: FastAPI) -> ChatChannels:
                             tasks=[delivery_task], whatsapp=whatsapp, wechat=wechat,
                             late_grace_seconds=settings.wechat.late_answer_grace_seconds)
     if settings.redis.url:
-        channels.tasks.append(asyncio.create_task(hub.run_subscriber(), name="webchat-redis"))
+        channels.tasks.append(asyncio.create_task(hub.run_subscriber(channels.subscribed), name="webchat-redis"))
+    else:
+        channels.subscribed.set()
     mode = telegram_mode(settings) if telegram is not None else "off"
     if telegram is not None and mode == "polling":
         channels.tasks.append(asyncio.create_task(telegram.start_polling(), name="telegram-polling"))
