@@ -87,7 +87,7 @@ async def start_payment(session: AsyncSession, *, order_id: int, provider: Payme
     if order is None:
         raise OrderNotFound(f"No order {order_id}.")
     if order.status != "pending_payment":
-        raise PaymentNotPossible(f"Order {order.number} is {order.status}.", order_status=order.status)
+        raise not_payable(order.number, order.status)
     payments = await repo.for_order(order.id)
     for payment in payments:
         if payment.provider == provider.name and payment.status in ("pending", "creating"):
@@ -131,7 +131,7 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
         order = await session.get(Order, payment.order_id)
         assert order is not None
         if order.status != "pending_payment":
-            raise PaymentNotPossible(f"Order {order.number} is {order.status}.", order_status=order.status)
+            raise not_payable(order.number, order.status)
         charge = replace(charge_of(order), payment_id=payment.id)
         key, method_types = payment.idempotency_key or f"payment-{payment.id}", list(payment.method_types)
     ambiguous = False
@@ -168,7 +168,7 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
             await _close_duplicate(session, recorded, created.reference)
     if closed_meanwhile is not None:
         number, status = closed_meanwhile
-        raise PaymentNotPossible(f"Order {number} is {status}.", order_status=status)
+        raise not_payable(number, status)
     return recorded
 
 
@@ -182,6 +182,18 @@ async def _close_made_meanwhile(session: AsyncSession, payment: Payment, referen
                   payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
                            "reference": reference}, max_attempts=30)
     await session.flush()
+
+
+def status_words(status: str) -> Message:
+    """An order's status as a person reads it (the agent console's words), inside a Message."""
+    return Message(f"console.order_status_{status}")
+
+
+def not_payable(number: str, status: str) -> PaymentNotPossible:
+    """The order is no longer waiting for payment: said in the reader's language (error.order_not_payable)."""
+    return PaymentNotPossible(f"Order {number} is {status}.", order_status=status,
+                              message=Message("error.order_not_payable", {"number": number,
+                                                                          "status": status_words(status)}))
 
 
 async def _close_duplicate(session: AsyncSession, payment: Payment, reference: str) -> None:
@@ -341,7 +353,7 @@ async def mark_offline_received(session: AsyncSession, *, order_id: int, provide
     reference = reference.strip()
     if not reference:
         raise InvalidInput("Give the reference on the bank statement or receipt.", code="missing_reference",
-                           field="reference")
+                           field="reference", message=Message("error.offline_reference"))
     repo = PaymentRepository(session)
     order = await repo.lock_order(order_id)
     if order is None:
@@ -565,9 +577,13 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
         earlier = await repo.refund_by_key(paid[-1].id, key) if paid else None
         return await get_order(session, order_id=order.id), earlier, False
     if "cancelled" not in TRANSITIONS[order.status]:
-        hint = " Refund it as a return instead." if order.status in RETURNS | {"delivered"} else ""
+        as_return = order.status in RETURNS | {"delivered"}
+        hint = " Refund it as a return instead." if as_return else ""
         raise IllegalTransition(f"Order {order.number} is {order.status} and cannot be cancelled.{hint}",
-                                current_status=order.status)
+                                current_status=order.status,
+                                message=Message("error.cancel_not_allowed_return" if as_return else
+                                                "error.cancel_not_allowed",
+                                                {"number": order.number, "status": status_words(order.status)}))
     row: PaymentRefund | None = None
     left = paid[-1].amount - paid[-1].amount_refunded if paid else Decimal(0)
     if left > 0:
