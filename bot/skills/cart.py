@@ -56,10 +56,11 @@ def _quantity(turn: Turn) -> int:
         return 1
 
 
-async def _obtainable(turn: Turn, sku: str, quantity: int, *, action: str) -> Variant | None:
+async def _obtainable(turn: Turn, sku: str, quantity: int, *, action: str, again: int | None = None) -> Variant | None:
     """The variant of `sku` when `quantity` of it can be had by this shopper (it exists, is sold, can go to their
     country, is in stock where it ships from); otherwise None, having said why. `action` (add, offer, set) is what a
-    destination button under a refusal does again once the shopper says where it should go."""
+    destination button under a refusal does again once the shopper says where it should go, with `again` units (the
+    quantity pressed, when `quantity` counts what the cart already holds)."""
     try:
         variant = await get_variant(turn.session, sku=sku)
     except UnknownSku:
@@ -72,12 +73,13 @@ async def _obtainable(turn: Turn, sku: str, quantity: int, *, action: str) -> Va
     if not is_sellable_to(product, turn.country):
         turn.say("not_sellable_there", country=turn.country_name(turn.country))
         return None
-    if await _in_reach(turn, product, sku, quantity, action=action):
+    if await _in_reach(turn, product, sku, quantity, action=action, again=again):
         return variant
     return None
 
 
-async def _in_reach(turn: Turn, product: Product, sku: str, quantity: int, *, action: str) -> bool:
+async def _in_reach(turn: Turn, product: Product, sku: str, quantity: int, *, action: str,
+                    again: int | None = None) -> bool:
     """Whether `quantity` of `sku` is in stock where it ships to the shopper from, as an order reserves it (the
     destination's warehouse, `stock_by_reach`); if not, say so. Units held only for other destinations are named,
     and when the destination was only assumed the shopper picks theirs and `action` runs again for it."""
@@ -92,7 +94,8 @@ async def _in_reach(turn: Turn, product: Product, sku: str, quantity: int, *, ac
         # The destinations the stock can reach (a statement each, only on this refusal); all of them if none can.
         reached = [code for code in others
                    if (await stock_by_reach(turn.session, skus=[sku], country=code))[sku][0] >= quantity]
-        buttons = [turn.button_text(turn.country_name(code), f"{COUNTRY_PAYLOAD}{code}:{action}:{sku}:{quantity}")
+        pressed = again or quantity
+        buttons = [turn.button_text(turn.country_name(code), f"{COUNTRY_PAYLOAD}{code}:{action}:{sku}:{pressed}")
                    for code in reached or others]
         turn.say("cart_no_stock_assumed_country", n=near, available=near, title=title, country=country,
                  buttons=buttons)
@@ -117,7 +120,7 @@ async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | N
     lines = cart_lines(turn)
     line = next((x for x in lines if x["sku"] == sku), None)
     wanted = min(MAX_QUANTITY, (line["quantity"] if line else 0) + quantity)
-    variant = await _obtainable(turn, sku, wanted, action="add")
+    variant = await _obtainable(turn, sku, wanted, action="add", again=quantity)
     if variant is None:
         return False
     if line is None:

@@ -105,3 +105,17 @@ async def test_a_later_search_page_counts_only_what_ships_there(say: Say, shop: 
         await inventory.set_stock(session, sku=other, location="SZX", on_hand=4)
     later = await say(kind="callback", payload="search:page:2", sender="reach-10", deps=one_per_page)
     assert [c.sku for r in later.replies for c in r.cards] == []
+
+
+async def test_a_destination_button_under_a_refused_add_adds_what_was_pressed_not_the_whole_line(
+        say: Say, shop: Database) -> None:
+    async with shop.unit_of_work() as session:  # one kettle in Rotterdam (ships to Germany), five in Shenzhen
+        await inventory.set_stock(session, sku="KET-1", location="RTM", on_hand=1)
+        await inventory.set_stock(session, sku="KET-1", location="SZX", on_hand=5)
+    assert "Added 1 x" in texts(await say(kind="callback", payload="cart:add:KET-1", sender="reach-11"))
+    refused = await say(kind="callback", payload="cart:add:KET-1", sender="reach-11")  # a second: 2 for Germany
+    assert "Added" not in texts(refused)
+    assert "cart:to:AU:add:KET-1:1" in payloads(refused)
+    pressed = await say(kind="callback", payload="cart:to:AU:add:KET-1:1", sender="reach-11")
+    assert "Added 1 x Electric Kettle" in texts(pressed)
+    assert "2 x Electric Kettle" in texts(await say(kind="callback", payload="cart:view", sender="reach-11"))
