@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
@@ -72,6 +73,12 @@ class ChatChannels:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     whatsapp: WhatsAppChannel | None = None
     wechat: WeChatChannel | None = None
+    # Answers still being made after a channel answered its request (WeChat's passive reply window): stopped with
+    # the app, not left running past its lifespan.
+    late: set[asyncio.Task[Any]] = field(default_factory=set)
+    late_grace_seconds: float = 0.0  # how long they may still finish when the app stops
+    # Set once frames published by other processes reach this one's sockets (at once without Redis).
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def channels_of(connection: HTTPConnection) -> ChatChannels:
@@ -97,9 +104,12 @@ async def start_chat_channels(app: FastAPI) -> ChatChannels:
     delivery, delivery_task = start_delivery_loop(database, handlers, runtime.outbox_wakeup)
     channels = ChatChannels(runtime=runtime, hub=hub, telegram=telegram, delivery=delivery,
                             sessions=WebchatSessions(settings.security.secret_key.get_secret_value()),
-                            tasks=[delivery_task], whatsapp=whatsapp, wechat=wechat)
+                            tasks=[delivery_task], whatsapp=whatsapp, wechat=wechat,
+                            late_grace_seconds=settings.wechat.late_answer_grace_seconds)
     if settings.redis.url:
-        channels.tasks.append(asyncio.create_task(hub.run_subscriber(), name="webchat-redis"))
+        channels.tasks.append(asyncio.create_task(hub.run_subscriber(channels.subscribed), name="webchat-redis"))
+    else:
+        channels.subscribed.set()
     mode = telegram_mode(settings) if telegram is not None else "off"
     if telegram is not None and mode == "polling":
         channels.tasks.append(asyncio.create_task(telegram.start_polling(), name="telegram-polling"))
@@ -140,6 +150,13 @@ async def stop_chat_channels(channels: ChatChannels) -> None:
     if channels.telegram is not None:
         with contextlib.suppress(Exception):
             await channels.telegram.stop_polling()
+    if channels.late and channels.late_grace_seconds > 0:  # finished in time: stored, replies queued in the outbox
+        await asyncio.wait(set(channels.late), timeout=channels.late_grace_seconds)
+    if channels.late:
+        log.warning("cancelling %d answer task(s) still running %.0f s after the app began to stop",
+                    len(channels.late), channels.late_grace_seconds)
+    for task in list(channels.late):
+        await cancel_and_wait(task)
     for task in reversed(channels.tasks):
         await cancel_and_wait(task)
     if channels.telegram is not None:

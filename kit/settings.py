@@ -101,6 +101,9 @@ class WeChatSettings(BaseModel):
     encoding_aes_key: SecretStr | None = None
     api_base: str = "https://api.weixin.qq.com"
     passive_reply_seconds: float = Field(default=4.0, gt=0, le=4.8)
+    # When the app stops: how long answers still being made after the passive window may finish (they are stored
+    # and their replies queued in the outbox) before they are cancelled.
+    late_answer_grace_seconds: float = Field(default=10.0, ge=0, le=60)
     default_locale: str = "zh"
     publish_menu: bool = True  # set the account's custom menu (search, orders, cart) when the app starts
     media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # a shopper's larger picture is not fetched

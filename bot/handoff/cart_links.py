@@ -30,7 +30,7 @@ from bot.skills.base import cached_rate, shopper_currency
 from commerce.catalog import service as catalog
 from commerce.catalog.models import Variant
 from commerce.checkout.service import option_label
-from commerce.inventory.service import available_stock
+from commerce.inventory.availability import available_for_country
 from commerce.money import format_money, quantize
 from kit.clock import utcnow
 
@@ -128,7 +128,8 @@ async def _price(session: AsyncSession, conversation: Conversation, lines: list[
     locale = _locale(conversation)
     currency = shopper_currency(conversation, default=default_currency)
     variants = await catalog.find_variants(session, skus=[sku for sku, _ in lines])
-    stock = await available_stock(session, skus=list(variants))
+    # Stock where it ships to the shopper from, as the bot's cart and the order count it.
+    stock = await available_for_country(session, skus=list(variants), country=conversation.country)
     rates: dict[tuple[str, str], Decimal | None] = {}
     priced: list[CartLinkLine] = []
     shown_currency = currency

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.skills.base import Press, Skill, Turn
+from bot.skills.cross_border import common_destinations, destination_buttons, set_pressed_country
 from bot.skills.product_qa import asked_colour, option_matches
 from bot.skills.product_routing import asks_a_fact, is_question
 from bot.skills.recommend import count_outcome
@@ -15,12 +16,13 @@ from commerce.catalog.errors import UnknownSku
 from commerce.catalog.models import Product, Variant
 from commerce.catalog.service import get_product, get_variant, is_sellable_to, variant_price
 from commerce.checkout.service import option_label
-from commerce.inventory.service import available_stock
+from commerce.inventory.availability import stock_by_reach
 from commerce.search.service import SearchFilters, search_products
 from kit.errors import NotFound
 
 MAX_QUANTITY = 99
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
+COUNTRY_PAYLOAD = "cart:to:"  # cart:to:<country>:<add|offer|set>:<sku>:<quantity>, under a refusal for an assumed one
 # Which sales channel an order placed in a chat belongs to.
 DIGEST_CHARS = 16  # "checkout:place:<digest>" stays well within Telegram's 64 bytes of callback data
 SERVICE_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")  # "checkout:ship:<service>" (a shipping zone's service code)
@@ -55,9 +57,11 @@ def _quantity(turn: Turn) -> int:
         return 1
 
 
-async def _obtainable(turn: Turn, sku: str, quantity: int) -> Variant | None:
+async def _obtainable(turn: Turn, sku: str, quantity: int, *, action: str, again: int | None = None) -> Variant | None:
     """The variant of `sku` when `quantity` of it can be had by this shopper (it exists, is sold, can go to their
-    country, is in stock); otherwise None, having said why."""
+    country, is in stock where it ships from); otherwise None, having said why. `action` (add, offer, set) is what a
+    destination button under a refusal does again once the shopper says where it should go, with `again` units (the
+    quantity pressed, when `quantity` counts what the cart already holds)."""
     try:
         variant = await get_variant(turn.session, sku=sku)
     except UnknownSku:
@@ -70,11 +74,43 @@ async def _obtainable(turn: Turn, sku: str, quantity: int) -> Variant | None:
     if not is_sellable_to(product, turn.country):
         turn.say("not_sellable_there", country=turn.country_name(turn.country))
         return None
-    available = (await available_stock(turn.session, skus=[sku]))[sku]
-    if available < quantity:
-        turn.say("cart_no_stock", n=available, available=available, title=turn.title(product))
-        return None
-    return variant
+    if await _in_reach(turn, product, sku, quantity, action=action, again=again):
+        return variant
+    return None
+
+
+async def _in_reach(turn: Turn, product: Product, sku: str, quantity: int, *, action: str,
+                    again: int | None = None) -> bool:
+    """Whether `quantity` of `sku` is in stock where it ships to the shopper from, as an order reserves it (the
+    destination's warehouse, `stock_by_reach`); if not, say so. Units held only for other destinations are named,
+    and when the destination was only assumed the shopper picks theirs and `action` runs again for it."""
+    near, anywhere = (await stock_by_reach(turn.session, skus=[sku], country=turn.country))[sku]
+    if near >= quantity:
+        return True
+    title, country = turn.title(product), turn.country_name(turn.country)
+    if anywhere <= near:
+        turn.say("cart_no_stock", n=near, available=near, title=title)
+    elif turn.conversation.country is None:
+        others = [code for code in await common_destinations(turn) if code != turn.country]
+        # The destinations the stock can reach (a statement each, only on this refusal); all of them if none can.
+        reached = [code for code in others
+                   if (await stock_by_reach(turn.session, skus=[sku], country=code))[sku][0] >= quantity]
+        pressed = again or quantity
+        buttons = [turn.button_text(turn.country_name(code), f"{COUNTRY_PAYLOAD}{code}:{action}:{sku}:{pressed}")
+                   for code in reached or others]
+        turn.say("cart_no_stock_assumed_country", n=near, available=near, title=title, country=country,
+                 buttons=buttons)
+    else:
+        turn.say("cart_no_stock_there", n=near, available=near, title=title, country=country)
+    return False
+
+
+async def _say_assumed_country(turn: Turn) -> None:
+    """After an add or offer judged for the shop's default country (the shopper never named theirs): say which,
+    with a button per common destination, as a search does."""
+    if turn.conversation.country is None:
+        turn.say("cart_assumed_country", country=turn.country_name(turn.country),
+                 buttons=await destination_buttons(turn))
 
 
 async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | None = None) -> bool:
@@ -85,7 +121,7 @@ async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | N
     lines = cart_lines(turn)
     line = next((x for x in lines if x["sku"] == sku), None)
     wanted = min(MAX_QUANTITY, (line["quantity"] if line else 0) + quantity)
-    variant = await _obtainable(turn, sku, wanted)
+    variant = await _obtainable(turn, sku, wanted, action="add", again=quantity)
     if variant is None:
         return False
     if line is None:
@@ -99,12 +135,13 @@ async def add(turn: Turn, sku: str, quantity: int = 1, *, impression_id: int | N
     await note_search_used(turn)
     turn.say("cart_added", n=quantity, quantity=quantity, title=turn.title(variant.product),
              buttons=[turn.button("button.view_cart", "cart:view"), turn.button("button.checkout", "checkout:start")])
+    await _say_assumed_country(turn)
     return True
 
 
 async def offer(turn: Turn, sku: str, quantity: int = 1) -> bool:
     """Say that `quantity` of `sku` can be had and offer the button that adds it; the cart is not changed."""
-    variant = await _obtainable(turn, sku, quantity)
+    variant = await _obtainable(turn, sku, quantity, action="offer")
     if variant is None:
         return False
     product = variant.product
@@ -112,6 +149,7 @@ async def offer(turn: Turn, sku: str, quantity: int = 1) -> bool:
     turn.say("cart_offer", n=quantity, quantity=quantity, title=turn.title(product) + (f" ({label})" if label else ""),
              buttons=[turn.button("button.add_to_cart", f"cart:add:{sku}:{quantity}"),
                       turn.button("button.details", f"product:details:{product.id}")])
+    await _say_assumed_country(turn)
     return True
 
 
@@ -155,15 +193,16 @@ async def _pick_variant(turn: Turn, product_id: int, *, colour: str | None,
         product = await get_product(turn.session, product_id=product_id)
     except NotFound:
         return None
-    stock = await available_stock(turn.session, skus=[v.sku for v in product.variants])
+    reach = await stock_by_reach(turn.session, skus=[v.sku for v in product.variants], country=turn.country)
     shown = set((turn.conversation.last_search or {}).get("shown") or [])
-    for variant in sorted(product.variants, key=lambda v: v.sku not in shown):
+    # An option that ships to the shopper first; else one held elsewhere, which the cart's check then explains.
+    for variant in sorted(product.variants, key=lambda v: (reach[v.sku][0] <= 0, v.sku not in shown)):
         attributes = {k: str(v) for k, v in variant.attributes.items()}
         if colour and "colour" in attributes and not option_matches(attributes["colour"], colour):
             continue
         if size and "size" in attributes and not option_matches(attributes["size"], size):
             continue
-        if variant.active and stock.get(variant.sku, 0) > 0:
+        if variant.active and reach[variant.sku][1] > 0:
             return product, variant
     return None
 
@@ -197,9 +236,7 @@ async def set_quantity(turn: Turn, sku: str, quantity: int) -> None:
         return
     variant = await get_variant(turn.session, sku=sku)
     quantity = min(MAX_QUANTITY, quantity)
-    available = (await available_stock(turn.session, skus=[sku]))[sku]
-    if available < quantity:
-        turn.say("cart_no_stock", n=available, available=available, title=turn.title(variant.product))
+    if not await _in_reach(turn, variant.product, sku, quantity, action="set"):
         return
     line["quantity"] = quantity
     turn.conversation.cart = lines
@@ -261,6 +298,24 @@ async def add_button(turn: Turn, press: Press) -> None:
     if await add(turn, sku, int(quantity) if quantity else 1, impression_id=press.impression_id) and \
             press.impression_id is not None:
         await count_outcome(turn, press.impression_id, "add_to_cart")
+
+
+@skill.payload(COUNTRY_PAYLOAD)
+async def country_button(turn: Turn, press: Press) -> None:
+    """A destination offered under a refusal judged for an assumed country: deliver there, then try again."""
+    code, _, rest = press.arg.partition(":")
+    action, _, rest = rest.partition(":")
+    sku, _, quantity = rest.rpartition(":")
+    if action not in ("add", "offer", "set") or not sku or not quantity.isdigit():  # a crafted press
+        turn.say("unknown_button")
+        return
+    if set_pressed_country(turn, Press(arg=code, impression_id=None)) is None:
+        return
+    turn.say("country_set", country=turn.country_name(turn.conversation.country or code))
+    if action == "set":
+        await set_quantity(turn, sku, int(quantity))
+    else:
+        await (add if action == "add" else offer)(turn, sku, int(quantity))
 
 
 @skill.payload("cart:remove:")

@@ -7,7 +7,7 @@ from bot.handoff import cart_links
 from bot.skills import cart, checkout
 from bot.skills.base import Press, Skill, Turn
 from commerce.catalog.service import find_variants
-from commerce.inventory.service import available_stock
+from commerce.inventory.availability import available_for_country
 
 skill = Skill("cart_link")
 
@@ -22,7 +22,7 @@ async def open_link(turn: Turn, press: Press) -> None:
         return
     lines = cart.cart_lines(turn)
     variants = await find_variants(turn.session, skus=[sku for sku, _ in link.lines])
-    stock = await available_stock(turn.session, skus=list(variants))
+    stock = await available_for_country(turn.session, skus=list(variants), country=turn.country)  # as the cart
     put, left_out = 0, []
     for sku, quantity in link.lines:
         variant = variants.get(sku)

@@ -13,6 +13,7 @@ from bot.skills.recommend import count_outcome
 from bot.understanding import usable_embedding
 from commerce.catalog.errors import ProductNotFound
 from commerce.catalog.service import find_variants, get_product, localized, variant_price
+from commerce.inventory.availability import stock_by_reach
 from commerce.inventory.service import available_stock
 from commerce.search.service import SearchFilters, mark_search_used, query_words, search_products
 
@@ -152,9 +153,9 @@ async def show_page(turn: Turn, *, page: int, stock_checked: bool = False) -> No
     shown = [(int(product_id), str(sku), start + i >= matched)
              for i, (product_id, sku) in enumerate(hits[start:start + size])]
     if not stock_checked:
-        stock = await available_stock(turn.session, skus=[sku for _, sku, _ in shown])
-        # Hits sold out since the search ran are left out.
-        shown = [hit for hit in shown if stock.get(hit[1], 0) > 0]
+        reach = await stock_by_reach(turn.session, skus=[sku for _, sku, _ in shown], country=turn.country)
+        # Hits sold out since the search ran (where they ship to the shopper from, as the search counted) are left out.
+        shown = [hit for hit in shown if reach[hit[1]][0] > 0]
     variants = await find_variants(turn.session, skus=[sku for _, sku, _ in shown])
     cards: list[ProductCard] = []
     alternatives: list[ProductCard] = []

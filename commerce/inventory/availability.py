@@ -1,6 +1,7 @@
 """Stock a shopper can actually get: only the warehouse that ships to the shopper's country counts.
 
-Search and recommendations both ask "is this SKU in stock for this shopper?". Units in a warehouse whose
+Search, recommendations, the cart and orders all ask "is this SKU in stock for this shopper?"; `stock_by_reach`
+is the one statement that answers, and orders reserve at the same `shipping_warehouse`. Units in a warehouse whose
 shipping zone does not cover the shopper's country cannot be sent to them, so they do not count.
 """
 from __future__ import annotations
@@ -49,17 +50,8 @@ async def available_for_country(session: AsyncSession, *, skus: Sequence[str],
                                 country: str | None) -> dict[str, int]:
     """Units that can still be sold per SKU (on hand minus reserved) to a shopper in `country`: only
     the warehouse that ships there counts (every location when `shipping_warehouse` is None).
-    Unknown or unstocked SKUs get 0; one query for all SKUs."""
-    wanted = list(dict.fromkeys(skus))
-    if not wanted:
-        return {}
-    warehouse = await shipping_warehouse(session, country=country)
-    query = (select(StockLevel.sku, func.sum(StockLevel.on_hand - StockLevel.reserved))
-             .where(StockLevel.sku.in_(wanted)).group_by(StockLevel.sku))
-    if warehouse is not None:
-        query = query.join(Location, Location.id == StockLevel.location_id).where(Location.code == warehouse)
-    found = {sku: int(total or 0) for sku, total in await session.execute(query)}
-    return {sku: max(0, found.get(sku, 0)) for sku in wanted}
+    Unknown or unstocked SKUs get 0; the first figure of `stock_by_reach`, the one reader of this rule."""
+    return {sku: near for sku, (near, _) in (await stock_by_reach(session, skus=skus, country=country)).items()}
 
 
 async def stock_by_reach(session: AsyncSession, *, skus: Sequence[str],

@@ -23,7 +23,7 @@ from commerce.orders.refs import new_public_ref, parse_public_ref
 from commerce.orders.repository import OrderRepository
 from commerce.orders.schemas import STATUSES, TRANSITIONS, OrderIn
 from kit.clock import utcnow
-from kit.errors import InvalidInput
+from kit.errors import InvalidInput, Message
 from kit.ids import new_uuid
 from kit.outbox import enqueue
 
@@ -179,7 +179,8 @@ async def transition_order(session: AsyncSession, *, order_id: int, to_status: s
                                 current_status=order.status)
     tracked = (carrier or order.carrier) and (tracking_number or order.tracking_number)
     if to_status in ("shipped", "fulfilled") and not tracked:
-        raise InvalidInput("Shipping needs a carrier and a tracking number.", code="tracking_required")
+        raise InvalidInput("Shipping needs a carrier and a tracking number.", code="tracking_required",
+                           message=Message("error.tracking_required"))
     if to_status == "paid":
         for line in order.lines:
             if line.reservation_id is not None:

@@ -87,7 +87,7 @@ async def start_payment(session: AsyncSession, *, order_id: int, provider: Payme
     if order is None:
         raise OrderNotFound(f"No order {order_id}.")
     if order.status != "pending_payment":
-        raise PaymentNotPossible(f"Order {order.number} is {order.status}.", order_status=order.status)
+        raise not_payable(order.number, order.status)
     payments = await repo.for_order(order.id)
     for payment in payments:
         if payment.provider == provider.name and payment.status in ("pending", "creating"):
@@ -131,7 +131,7 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
         order = await session.get(Order, payment.order_id)
         assert order is not None
         if order.status != "pending_payment":
-            raise PaymentNotPossible(f"Order {order.number} is {order.status}.", order_status=order.status)
+            raise not_payable(order.number, order.status)
         charge = replace(charge_of(order), payment_id=payment.id)
         key, method_types = payment.idempotency_key or f"payment-{payment.id}", list(payment.method_types)
     ambiguous = False
@@ -162,9 +162,13 @@ async def complete_payment(database: Database, *, payment_id: int, provider: Pay
             # may have looked before it existed. Close this one too, so no open payment outlives its order.
             closed_meanwhile = order.number, order.status
             await _close_made_meanwhile(session, recorded, created.reference)
+        elif created.reference != recorded.reference:
+            # Another load of the pay page recorded its provider payment first, and the provider made a second one
+            # (it ignored the shared idempotency key): this load shows the first, and the second is closed.
+            await _close_duplicate(session, recorded, created.reference)
     if closed_meanwhile is not None:
         number, status = closed_meanwhile
-        raise PaymentNotPossible(f"Order {number} is {status}.", order_status=status)
+        raise not_payable(number, status)
     return recorded
 
 
@@ -174,6 +178,29 @@ async def _close_made_meanwhile(session: AsyncSession, payment: Payment, referen
     (its own idempotency key: the close queued with the cancel may already be delivered)."""
     if payment.reference == payment.idempotency_key:  # never opened before: this is its provider payment
         payment.reference, payment.updated_at = reference, utcnow()
+    await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}:{reference}",
+                  payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
+                           "reference": reference}, max_attempts=30)
+    await session.flush()
+
+
+def status_words(status: str) -> Message:
+    """An order's status as a person reads it (the agent console's words), inside a Message."""
+    return Message(f"console.order_status_{status}")
+
+
+def not_payable(number: str, status: str) -> PaymentNotPossible:
+    """The order is no longer waiting for payment: said in the reader's language (error.order_not_payable)."""
+    return PaymentNotPossible(f"Order {number} is {status}.", order_status=status,
+                              message=Message("error.order_not_payable", {"number": number,
+                                                                          "status": status_words(status)}))
+
+
+async def _close_duplicate(session: AsyncSession, payment: Payment, reference: str) -> None:
+    """Queue the close of `reference`, a second provider payment made for `payment` by a racing call (the outbox
+    retries it; its own idempotency key, so a redelivered answer queues it once)."""
+    log.warning("%s payment %s: a second provider payment was made for it by a racing call; closing it",
+                payment.provider, payment.id)
     await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}:{reference}",
                   payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
                            "reference": reference}, max_attempts=30)
@@ -326,7 +353,7 @@ async def mark_offline_received(session: AsyncSession, *, order_id: int, provide
     reference = reference.strip()
     if not reference:
         raise InvalidInput("Give the reference on the bank statement or receipt.", code="missing_reference",
-                           field="reference")
+                           field="reference", message=Message("error.offline_reference"))
     repo = PaymentRepository(session)
     order = await repo.lock_order(order_id)
     if order is None:
@@ -550,9 +577,13 @@ async def cancel_order(session: AsyncSession, *, order_id: int, providers: Calla
         earlier = await repo.refund_by_key(paid[-1].id, key) if paid else None
         return await get_order(session, order_id=order.id), earlier, False
     if "cancelled" not in TRANSITIONS[order.status]:
-        hint = " Refund it as a return instead." if order.status in RETURNS | {"delivered"} else ""
+        as_return = order.status in RETURNS | {"delivered"}
+        hint = " Refund it as a return instead." if as_return else ""
         raise IllegalTransition(f"Order {order.number} is {order.status} and cannot be cancelled.{hint}",
-                                current_status=order.status)
+                                current_status=order.status,
+                                message=Message("error.cancel_not_allowed_return" if as_return else
+                                                "error.cancel_not_allowed",
+                                                {"number": order.number, "status": status_words(order.status)}))
     row: PaymentRefund | None = None
     left = paid[-1].amount - paid[-1].amount_refunded if paid else Decimal(0)
     if left > 0:

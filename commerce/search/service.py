@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product
 from commerce.catalog.service import all_products, sellable_to, variant_price
-from commerce.inventory.availability import available_for_country, stock_by_reach
+from commerce.inventory.availability import stock_by_reach
 from commerce.search.index import (
     CJK_STOPWORDS,
     STOPWORDS,
@@ -507,14 +507,12 @@ async def search_products(session: AsyncSession, *, query: str, embedding: Vecto
                 shortlisted.append((r, facts, fitting))
         if not shortlisted:
             return []
-        # Only the warehouse that ships to the shopper's country counts (issue 6); with `elsewhere`, the same
-        # statement also sums every location.
+        # Only the warehouse that ships to the shopper's country counts (issue 6); the same statement sums every
+        # location, which only `elsewhere` uses.
         skus = [v.sku for _, _, fitting in shortlisted for v in fitting]
-        if elsewhere:
-            reach = await stock_by_reach(session, skus=skus, country=country)
-        else:
-            reach = {sku: (units, 0) for sku, units in (await available_for_country(session, skus=skus,
-                                                                                    country=country)).items()}
+        reach = await stock_by_reach(session, skus=skus, country=country)
+        if not elsewhere:
+            reach = {sku: (near, 0) for sku, (near, _) in reach.items()}
         out = []
         for r, facts, fitting in shortlisted:
             sellable = facts.sellable_to(country)

@@ -93,13 +93,22 @@ async def test_due_events_are_delivered_concurrently_up_to_the_bound(db: Databas
 
     running = 0
     peak = 0
+    full = asyncio.Event()  # four in flight at once: held until then, so no load can make them run one by one
 
     async def slow(event: OutboxEvent) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.05)
-        running -= 1
+        if running == 4:
+            full.set()
+        try:
+            try:  # a generous deadline only so that a worker never reaching four fails (peak < 4), not hangs
+                await asyncio.wait_for(full.wait(), timeout=60)
+            except TimeoutError:
+                full.set()
+            await asyncio.sleep(0)  # let any fifth start before these finish, were the bound not kept
+        finally:
+            running -= 1
 
     async with db.unit_of_work() as session:
         await enqueue_many(session, [NewEvent(topic="send.whatsapp", payload={"recipient_id": f"49{n}"},

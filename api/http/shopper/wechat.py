@@ -13,7 +13,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from api.chat_runtime import channels_of
+from api.chat_runtime import ChatChannels, channels_of
 from bot import HandleResult
 from bot.channels import media, wechat
 from bot.channels.runtime import ChannelRuntime
@@ -27,7 +27,6 @@ from kit.settings import WeChatSettings
 router = APIRouter(tags=["channels"])
 log = logging.getLogger(__name__)
 XML = "application/xml"
-_late: set[asyncio.Task[None]] = set()  # answers still being made after the passive reply window
 
 
 def _channel(request: Request) -> WeChatChannel:
@@ -85,10 +84,12 @@ async def _answer_late(runtime: ChannelRuntime, task: asyncio.Task[HandleResult]
         runtime.outbox_wakeup.set()
 
 
-def _answer_later(runtime: ChannelRuntime, task: asyncio.Task[HandleResult]) -> None:
-    late = asyncio.create_task(_answer_late(runtime, task), name="wechat-late-answer")
-    _late.add(late)
-    late.add_done_callback(_late.discard)
+def _answer_later(channels: ChatChannels, task: asyncio.Task[HandleResult]) -> None:
+    """Send the answer when it is ready; the app's lifespan stops both tasks if it ends first (stop_chat_channels)."""
+    late = asyncio.create_task(_answer_late(channels.runtime, task), name="wechat-late-answer")
+    for each in (task, late):
+        channels.late.add(each)
+        each.add_done_callback(channels.late.discard)
 
 
 @router.post("/webhooks/wechat", summary="WeChat messages (signature, or msg_signature in safe mode)",
@@ -143,11 +144,11 @@ async def wechat_webhook(request: Request) -> Response:
         try:
             done, _ = await asyncio.wait({task}, timeout=max(0.0, budget))
         except asyncio.CancelledError:  # WeChat hung up: the answer still goes, later
-            _answer_later(runtime, task)
+            _answer_later(channels_of(request), task)
             await channel.passive.finish(key, wechat.LATER)
             raise
         if not done:
-            _answer_later(runtime, task)
+            _answer_later(channels_of(request), task)
             await channel.passive.finish(key, wechat.LATER)
             return PlainTextResponse("success")
         result = task.result()

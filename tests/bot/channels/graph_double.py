@@ -329,7 +329,7 @@ class GraphDouble:
     def to(self, wa_id: str) -> list[Sent]:
         return [s for s in self.sent if s.to == wa_id]
 
-    async def wait_for_sent(self, wa_id: str, count: int, timeout: float = 10.0) -> list[Sent]:
+    async def wait_for_sent(self, wa_id: str, count: int, timeout: float = 60.0) -> list[Sent]:
         deadline = time.monotonic() + timeout
         while len(self.to(wa_id)) < count:
             if time.monotonic() > deadline:

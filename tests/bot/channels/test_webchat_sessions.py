@@ -35,6 +35,8 @@ async def _served(db: Database, bot_deps: BotDeps, **settings: Any) -> AsyncIter
         assert not serving.done(), "the app did not start"
         await asyncio.sleep(0.05)
     app.state.channels.runtime._deps = bot_deps  # the small trained NLU instead of the real one
+    # Frames from other processes reach this one's sockets (Redis subscribed): a deadline, not a speed.
+    await asyncio.wait_for(app.state.channels.subscribed.wait(), timeout=60)
     try:
         yield f"ws://127.0.0.1:{server.config.port}/ws/chat"
     finally:

@@ -198,7 +198,6 @@ async def test_an_agents_typing_reaches_the_shopper_on_another_process(db: Datab
     agent_id = await make_agent(db, "ana@shop.test")
     redis = {"redis": {"url": REDIS_URL}}
     async with _served(db, bot_deps, **redis) as shopper_url, _served(db, bot_deps, **redis) as console_url:
-        await asyncio.sleep(0.5)  # both processes' subscribers are up
         shopper = await websockets.connect(shopper_url)
         session_id = (await _frame(shopper))["token"].partition(".")[0]
         await _frame(shopper)  # history
@@ -208,7 +207,8 @@ async def test_an_agents_typing_reaches_the_shopper_on_another_process(db: Datab
                                                                           sender_id=session_id)
             conversation_id = conversation.id
         base = console_url.replace("ws://", "http://").removesuffix("/ws/chat")
-        async with httpx.AsyncClient(base_url=base) as console:
+        # Signing in hashes a password: on a loaded machine that can outlast httpx's 5 s default (a speed limit).
+        async with httpx.AsyncClient(base_url=base, timeout=60) as console:
             signed = await console.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": PASSWORD})
             csrf = {"X-CSRF-Token": signed.json()["csrf_token"]}
             path = f"/api/v1/agent/conversations/{conversation_id}"

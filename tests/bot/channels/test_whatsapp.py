@@ -122,7 +122,9 @@ async def test_a_message_is_answered_through_graph_and_a_replay_only_once(client
 async def test_buttons_and_lists_round_trip(client: httpx.AsyncClient, db: Database, graph: GraphDouble) -> None:
     await post(client, graph, graph.text(SHOPPER, "hello"))
     await graph.wait_for_sent(SHOPPER, 1)
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 60  # a deadline for a failing run, not a speed: the menu follows the greeting
+    while not any(s.ids() for s in graph.to(SHOPPER)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     interactive = [s for s in graph.to(SHOPPER) if s.ids()]
     assert interactive, [s.body for s in graph.to(SHOPPER)]  # the bot's menu: buttons or a list
     assert graph.refused == []  # every message within WhatsApp's limits
@@ -168,7 +170,7 @@ async def test_statuses_are_recorded_per_message_and_never_go_back(client: httpx
                                                                    graph: GraphDouble) -> None:
     await post(client, graph, graph.text(SHOPPER, "/cart"))
     [sent] = (await graph.wait_for_sent(SHOPPER, 1))[:1]
-    await asyncio.sleep(0.3)
+    await wait_for_noted_send(db, sent.wamid)  # the sender notes the message Graph accepted just after the call
     for status in ("delivered", "read", "sent"):  # a late "sent" arrives after "read"
         assert (await post(client, graph, graph.status(sent, status))).status_code == 200
     async with db.sessions() as session:
@@ -330,7 +332,18 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
        b"\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
-async def wait_for_media(db: Database, count: int, timeout: float = 10.0) -> list[Any]:
+async def wait_for_noted_send(db: Database, wamid: str, timeout: float = 60.0) -> None:
+    """Until the sender has recorded the message Graph accepted (its receipt names our message)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with db.sessions() as session:
+            receipt = await session.scalar(select(ChannelReceipt).where(ChannelReceipt.external_id == wamid))
+        if (receipt is not None and receipt.message_id is not None) or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_media(db: Database, count: int, timeout: float = 60.0) -> list[Any]:
     from bot.channels.models import ChannelMedia
 
     deadline = time.monotonic() + timeout

@@ -183,7 +183,7 @@ class WeChatDouble:
         self.uploads.append(media_id)
         return web.json_response({"type": "image", "media_id": media_id, "created_at": int(time.time())})
 
-    async def wait_for_sent(self, openid: str, count: int, timeout: float = 10.0) -> list[str]:
+    async def wait_for_sent(self, openid: str, count: int, timeout: float = 60.0) -> list[str]:
         deadline = time.monotonic() + timeout
         while len(self.to(openid)) < count:
             if time.monotonic() > deadline:

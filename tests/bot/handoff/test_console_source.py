@@ -52,7 +52,7 @@ async def test_web_chat_landing_page_and_utm_reach_the_console(db: Database, bot
                     pass
         await make_agent(db, "ana@shop.test")
         base = url.replace("ws://", "http://").removesuffix("/ws/chat")
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:  # not httpx's 5 s: signing in hashes
             signed = await http.post("/api/v1/agent/session", json={"email": "ana@shop.test", "password": PASSWORD})
             assert signed.status_code == 200
             items = (await http.get("/api/v1/agent/inbox?view=open")).json()

@@ -383,3 +383,35 @@ async def test_an_intent_made_while_its_order_was_cancelled_does_not_stay_open(
         assert (payment.status, payment.reference) == ("expired", made[0].id)  # a webhook for it finds it
         assert (await orders.get_order(session, order_id=order.id)).status == "cancelled"
     assert await OutboxWorker(shop.sessions, cancel_handler(settings, shop)).run_once() == 0  # nothing left over
+
+
+async def test_two_pay_page_loads_racing_leave_one_open_intent(
+        shop: Database, localstripe: str, settings: Settings) -> None:
+    # localstripe ignores idempotency keys: both loads reach Stripe for the same payment and each gets an intent.
+    stripe = StripeProvider(secret_key="sk_test_local", pay_page_url="https://shop.example", api_base=localstripe)
+    first, second = HeldCreate(stripe), HeldCreate(stripe)
+    order = await place(shop, sku="TEE-1", quantity=1, country="DE", currency="EUR", external_id="chat:39:a")
+    async with shop.unit_of_work() as session:
+        creating = await payments.start_payment(session, order_id=order.id, provider=stripe)
+    loads = [asyncio.create_task(payments.complete_payment(shop, payment_id=creating.id,
+                                                           provider=cast(PaymentProvider, held)))
+             for held in (first, second)]
+    await first.calling.wait()
+    await second.calling.wait()  # both loads saw the payment `creating` and are calling Stripe
+    first.go.set()
+    opened = await loads[0]
+    second.go.set()
+    again = await loads[1]
+    assert (again.id, again.status, again.reference) == (opened.id, "pending", opened.reference)  # one intent shown
+    made = [i for i in (await stripe_client(localstripe).v1.payment_intents.list_async(params={"limit": 100})).data
+            if i.metadata and i.metadata.to_dict().get("order_ref") == order.public_ref]
+    assert len(made) == 2
+    assert await OutboxWorker(shop.sessions, cancel_handler(settings, shop)).run_once() == 1
+    assert await intent_status(localstripe, opened.reference) != "canceled"  # the one both pages show stays payable
+    [extra] = [i.id for i in made if i.id != opened.reference]
+    assert await intent_status(localstripe, extra) == "canceled"
+    async with shop.sessions() as session:
+        payment = await session.get(Payment, creating.id)
+        assert payment is not None
+        assert (payment.status, payment.reference) == ("pending", opened.reference)
+        assert (await orders.get_order(session, order_id=order.id)).status == "pending_payment"
