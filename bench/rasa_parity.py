@@ -436,19 +436,22 @@ async def rescore(args: argparse.Namespace, project_dir: Path, rasa: Path) -> di
             action_url = f"http://127.0.0.1:{port}/webhook"
         project = load_project(read_project_folder(project_dir))
         with tempfile.TemporaryDirectory(prefix="parity-nlu-") as models:
-            parser = NluService(models_dir=Path(models), data_paths=[], default_language=project.language)
-            parser.train(data=project.nlu)
+            parser = None
+            if not args.dialogue_only:  # --dialogue-only: only the dump's `read` column (Rasa's NLU) is replayed
+                parser = NluService(models_dir=Path(models), data_paths=[], default_language=project.language)
+                parser.train(data=project.nlu)
             assistant = Assistant(project, parser=parser, action_client=ActionServerClient(action_url, timeout=10)
                                   if action_url else None)
             total = agree = same_nlu_agree = 0
             by_kind: dict[str, list[int]] = {}
             differing: list[dict[str, Any]] = []
             for index, talk in enumerate(recorded):
-                ours = await shoptalk_turns(assistant, f"rescore-{index}", talk["messages"])
+                ours = [] if args.dialogue_only else await shoptalk_turns(assistant, f"rescore-{index}",
+                                                                            talk["messages"])
                 ours_same_nlu = await shoptalk_turns(assistant, f"rescore-{index}-nlu", talk["read"])
                 for turn, rasa_actions in enumerate(talk["rasa"]):
                     total += 1
-                    agree += ours[turn][0] == rasa_actions
+                    agree += bool(ours) and ours[turn][0] == rasa_actions
                     same = ours_same_nlu[turn][0] == rasa_actions
                     same_nlu_agree += same
                     counts = by_kind.setdefault(talk["kind"], [0, 0])
@@ -461,7 +464,7 @@ async def rescore(args: argparse.Namespace, project_dir: Path, rasa: Path) -> di
     finally:
         stop(reversed(processes))
     return {"project": project_dir.name, "rescored_from": args.rescore, "conversations": len(recorded),
-            "turns": total, "action_agreement": round(agree / total, 4) if total else None,
+            "turns": total, "action_agreement": round(agree / total, 4) if total and not args.dialogue_only else None,
             "dialogue_agreement_with_rasas_nlu": round(same_nlu_agree / total, 4) if total else None,
             "dialogue_agreement_by_kind": {k: round(v[0] / v[1], 4) for k, v in sorted(by_kind.items())},
             "dialogue_differing_turns_total": len(differing), "dialogue_differing_turns": differing[: args.show]}
@@ -486,6 +489,8 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=40, help="differing turns printed per project")
     parser.add_argument("--rescore", default=None,
                         help="score ShopTalk against a --dump file of an earlier run instead (real Rasa not run)")
+    parser.add_argument("--dialogue-only", action="store_true",
+                        help="with --rescore: replay only Rasa's reading of each message (ShopTalk's NLU not trained)")
     parser.add_argument("--dump", default=None,
                         help="append each conversation with real Rasa's reading and actions per turn (JSON lines)")
     args = parser.parse_args()

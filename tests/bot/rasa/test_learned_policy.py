@@ -9,7 +9,7 @@ from __future__ import annotations
 from bot.rasa.assistant import Assistant
 from bot.rasa.learned import LearnedPolicy
 from bot.rasa.project import RasaProject, load_project
-from bot.rasa.tracker import LISTEN
+from bot.rasa.tracker import LISTEN, State
 from tests.bot.rasa.conftest import Chat
 
 DOMAIN = """version: "3.1"
@@ -146,3 +146,38 @@ async def test_what_one_story_alone_does_after_an_intent_is_not_generalised() ->
     start = len(chat.tracker.events)
     assert await chat.say("/deny") == ["Sorry, I didn't get that."]
     assert _actions(chat, start) == ["action_default_fallback"]
+
+
+def test_a_bare_answer_at_the_start_is_not_taken_for_a_form_opening() -> None:
+    # stories that open with a user message all open a form; the "yes -> ok" stories start after an answer.
+    # Real Rasa 3.6.21's TED (financial-demo) answers a bare /affirm at the start (or after a hidden rule-only turn)
+    # with utter_ok; a "conversation start" feature made the stand-in guess a form there.
+    policy = LearnedPolicy(history=3, threshold=0.4)
+    listen = {"prev_action": LISTEN, "active_loop": None}
+    runs: list[list[tuple[State, str]]] = [
+        [({**listen, "intent": intent}, form), ({"prev_action": form, "active_loop": form}, LISTEN)]
+            for intent, form in (("pay", "pay_form"), ("search", "search_form"), ("search", "search_form"),
+                                 ("transfer", "transfer_form"))]
+    runs += [[({"active_loop": None}, answer), ({"prev_action": answer, "active_loop": None}, LISTEN),
+              ({**listen, "intent": "affirm"}, "utter_ok"), ({"prev_action": "utter_ok", "active_loop": None}, LISTEN)]
+             for answer in ("show_balance", "show_help")]
+    policy.fit(runs)
+    found = policy.predict([{**listen, "intent": "affirm"}])
+    assert found is not None
+    assert found[0] == "utter_ok"
+
+
+def test_the_latest_intent_outweighs_an_earlier_action() -> None:
+    # helpdesk-assistant, real Rasa 3.6.21: /trigger_handoff after an out-of-scope digression -> action_handoff,
+    # although the stories' digressions (utter_out_of_scope) are always followed by the form
+    policy = LearnedPolicy(history=3, threshold=0.4)
+    listen = {"prev_action": LISTEN, "active_loop": None}
+    handoff = [({**listen, "intent": "human"}, "utter_options"), ({"prev_action": "utter_options", "active_loop": None},
+               LISTEN), ({**listen, "intent": "trigger"}, "action_handoff")]
+    digression = [({**listen, "intent": "out_of_scope"}, "utter_out_of_scope"),
+                  ({"prev_action": "utter_out_of_scope", "active_loop": None}, "the_form")]
+    policy.fit([handoff, handoff, digression, digression, digression])
+    after = {"prev_action": "utter_out_of_scope", "active_loop": None}
+    found = policy.predict([{**listen, "intent": "out_of_scope"}, after, {**listen, "intent": "trigger"}])
+    assert found is not None
+    assert found[0] == "action_handoff"
