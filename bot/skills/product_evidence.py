@@ -179,11 +179,14 @@ def vectors_for(encoder: Encoder) -> PassageVectors:
 
 
 def scored(found: Sequence[Passage], *, probe: str, words: Sequence[str], encoder: Encoder | None,
-           question_row: npt.NDArray[np.float32] | None = None) -> list[Evidence]:
+           question_row: npt.NDArray[np.float32] | None = None,
+           alternatives: Sequence[Sequence[str]] = ()) -> list[Evidence]:
     """Every passage scored against what is asked (`probe`: the question less the words naming the product;
     `words`: its content words), best first; a question asking for a figure is scored only against passages with
     a figure in them. `question_row`: the message's own NLU row when the probe is the whole message (its USE part
-    is the question's meaning: no second pass for it)."""
+    is the question's meaning: no second pass for it). `alternatives`: the words of each alternative of an either-or
+    question ("elastic or a button?"): a passage shares the words of the alternative it states best, and is quoted,
+    never read as a yes or a no."""
     if _WANTS_FIGURE.search(probe):
         found = [p for p in found if _FIGURE.search(p.text)]
     if not found or not probe.strip():
@@ -199,10 +202,16 @@ def scored(found: Sequence[Passage], *, probe: str, words: Sequence[str], encode
     else:
         meanings = [0.0] * len(found)
     out = []
+    options = [asked_terms(a) for a in alternatives]
     for passage, meaning in zip(found, meanings, strict=True):
-        shared = shared_share(terms, passage.text, whole_words=passage.field != "description")
-        out.append(Evidence(passage, meaning + LEXICAL_WEIGHT * shared, meaning, shared,
-                            plain_answer(terms, passage.text)))
+        whole_words = passage.field != "description"
+        if options:
+            shared = max(shared_share(o, passage.text, whole_words=whole_words) for o in options)
+            plain = None
+        else:
+            shared = shared_share(terms, passage.text, whole_words=whole_words)
+            plain = plain_answer(terms, passage.text)
+        out.append(Evidence(passage, meaning + LEXICAL_WEIGHT * shared, meaning, shared, plain))
     return sorted(out, key=lambda e: e.score, reverse=True)
 
 

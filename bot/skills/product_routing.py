@@ -55,8 +55,8 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"材质|面料|材料|什么做的|纯棉|塑料|木头|木质|金属|陶瓷|玻璃的|实木|真皮|皮的|牛皮|真的?[玉丝]|真丝吗",
          r"cotton|wool|linen|silk|leather|steel|bamboo|ceramic|porcelain|clay|stoneware|glass|plastic|wood|beech|"
          r"melamine|aluminium|polycarbonate|silicone|\bjade\b(?![\s-]green)|\btpu\b|"
-         r"canvas|merino|polyester|nylon|rubber|\beva\b|down\b|棉|羊毛|麻|丝|皮革|真皮|牛皮|钢|竹|陶|瓷|玻璃|木|帆布|"
-         r"密胺|铝|聚碳酸酯|硅胶|玉|尼龙|塑料"),
+         r"canvas|merino|cloth|polyester|nylon|rubber|\beva\b|down\b|棉|羊毛|麻|丝|皮革|真皮|牛皮|钢|竹|陶|瓷|玻璃|木|帆布|"
+         r"密胺|铝|聚碳酸酯|硅胶|玉|尼龙|塑料|(?<![分发宣公散遍])布"),
         ("dishwasher", r"dishwasher|洗碗机", r"dishwasher|洗碗机"),
         ("microwave", r"microwave|微波", r"microwave|微波"),
         ("oven", r"\boven\b|烤箱", r"\boven\b|烤箱"),
@@ -69,12 +69,14 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"temperature|°c|°|温度|保温|水温"),
         ("capacity", r"capacity|\bml\b|litre|liter|how much (does it|can it) hold|容量|毫升|装多少|能装多少|装得了多少",
          r"\d\s?ml\b|\d\s?l\b|litre|liter|容量|毫升|\d升"),
-        ("duration", r"how long (does|do|should|will|can|to|until|before|for)\b|for how long|多久|多长时间|几分钟|"
-         r"几小时|几个小时",
+        ("duration", r"how long (does|do|should|will|can|to|until|before|for)\b|for how long|"
+         r"how many (hours?|hrs?|minutes?|mins?)\b|多久|多长时间|几分钟|几小时|几个小时|多少(个)?小时|多少分钟",
          r"\d+\s?(hours?|hrs?|minutes?|mins?|days?|weeks?|months?)\b|\b(one|two|three|four|five|six|eight|ten|twelve|"
          r"fifteen|twenty|thirty|an?)\s+(hours?|minutes?|days?|weeks?|months?)\b|小时|分钟|\d+\s?(天|周|个月)|数周|"
          r"[一二两三四五六七八九十]+(天|周|个月)"),
-        ("dimensions", r"dimension|how big|how large|how long is|measure|尺寸|多大|多长|多宽",
+        ("dimensions", r"dimension|how big|how large|how long is|measure|"
+         r"\bsize\b.{0,20}\bwhen (finished|assembled|built|complete[d]?|done)\b|finished size|尺寸|多大|多长|多宽|"
+         r"成品多大|拼好(后|以后)?多大",
          r"\d\s?(cm|mm|m)\b|\d+\s?x\s?\d+|厘米|毫米|尺寸|\d米"),
         ("times", r"how many ([a-z]+ )?(times|charges|infusions|brews|steeps|uses|washes)|how often can|几次|多少次|"
          r"几泡|多少泡",
@@ -86,7 +88,7 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"装下|放进|能放下", r"$^"),
         ("caffeine", r"caffeine|decaf|咖啡因|低因|无因", r"caffeine|decaf|咖啡因|低因"),
         ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|what age|\bages?\b|how old|\d+\s?(-\s?)?(years?|yrs?)"
-         r"[- ]old|\byo\b|小孩|儿童|孩子|婴|宝宝|几岁|岁|多大的孩子|年龄",
+         r"[- ]old|\d+\s?(-\s?)?(months?|mos?)[- ]old|\d*\s?yo\b|小孩|儿童|孩子|婴|宝宝|几岁|岁|多大的孩子|年龄",
          r"\bkids?\b|child|bab(y|ies)|\bages?\b|\d\+|儿童|孩子|岁|婴|宝宝"),
         ("fit", r"\bruns? (small|large|big)|true to size|size (up|down)|sizing|\bfits? (small|large|big|tight|snug)|"
          r"偏小|偏大|尺码准|码数准|尺码标准|正码|选大一码|选小一码|偏紧|偏松|紧不紧|会不会紧|会紧|挤脚|夹脚",
@@ -106,6 +108,10 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ("organic", r"organic|有机", r"organic|有机"),
         ("wireless", r"wireless|bluetooth|无线|蓝牙", r"wireless|bluetooth|无线|蓝牙"),
         ("induction", r"induction|电磁炉", r"induction|电磁炉|所有炉"),
+        ("contents", r"what (exactly )?(do|will) (i|you|we) get\b|what('s| is| comes) in (the|this|a) (set|box|"
+         r"pack|package|kit|bundle)\b|what('s| is) included|(套装|盒子|包装|一套)里?(有|包含|包括)(什么|啥|哪些)|"
+         r"包含(什么|哪些)|都有(什么|啥)东西",
+         r"\bwith\b|includ|comes? with|\bplus\b|\bset of\b|配|含|包括|附"),
         ("pieces", r"how many|pieces|多少片|几片|多少块|几块|多少张|几张|多少枚|几枚|多少颗|几颗|多少只|几只",
          r"[\d,]+[- ]?(piece|tile|card|cup|pair|stone|tin|plate|bowl|balm|cube|mask)s?\b|"
          r"\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty-two)\s+([\w-]+\s+){0,3}?"
@@ -156,9 +162,9 @@ _TYPO_OPENER = re.compile(r"(?:^|(?<=[.,;!:?]\s)|(?<=[.,;!:?]))\s*\b(" + "|".joi
 
 
 def read_shorthand(text: str) -> str:
-    """The message with shoppers' shorthand ("hw long", "r they") and a typo of a question's first word ("wil it")
-    read as the words they stand for."""
-    text = SHORTHAND_WORD.sub(lambda m: SHORTHAND[m.group(1).lower()], text)
+    """The message with shoppers' shorthand ("hw long", "r they", 啥 for 什么) and a typo of a question's first word
+    ("wil it") read as the words they stand for."""
+    text = SHORTHAND_WORD.sub(lambda m: SHORTHAND[m.group(1).lower()], text).replace("啥", "什么")  # colloquial zh
     return _TYPO_OPENER.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + _TYPOS[m.group(1).lower()], text)
 
 
