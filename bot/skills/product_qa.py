@@ -248,7 +248,7 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
             # No options, yet the description may name its colours ("a sheer tint: rose, peach and berry").
             stated = [c for c in _find(sheet, _COLOURS_STATED, language) if c.field == "description"]
             if stated:
-                return ProductAnswer(True, "options", stated[:1])
+                return ProductAnswer(True, "options", tuple(stated[:1]))
         return ProductAnswer(True, "options", (Citation("variants", sheet.title.get(language) or
                                                         sheet.title.get("en", "")),), values=())
     if STOCK_ASKED.search(question):
