@@ -196,6 +196,11 @@ PAYING_OR_SHIPPING = re.compile(r"\b(pay|paid|paying|payment|paypal|credit card|
                                 r"付款|支付|付钱|信用卡|运费|邮费|配送|发货|快递|寄到|关税|税费|汇率|退货|退款|退换|微信|美元|"
                                 r"欧元|人民币|英镑|日元|币",
                                 re.IGNORECASE)
+# An order or a delivery named in words ("where is my order", "多久能到"): an order or shipping guess is then the
+# shop's, even with a product in view (`names_an_order_or_delivery`).
+ORDER_OR_DELIVERY = re.compile(r"\b(orders?|ordered|parcel|package|tracking|track|arriv\w*|get here|ship\w*|"
+                               r"deliver\w*|postage|dispatch\w*)\b|订单|单号|包裹|物流|快递|到货|到了|能到|"
+                               r"几天到|多久到|寄到|送到|发货|运费|邮费|配送", re.IGNORECASE)
 # A Chinese question that drops its subject ("能给switch充电不", "适合敏感肌吗"): the subject is the product in view.
 SUBJECT_DROPPED = re.compile(r"^\s*(能不能|能|可不可以|可以|会不会|会|适不适合|适合|支不支持|支持|需不需要|需要|"
                              r"要不要)")
@@ -319,6 +324,13 @@ def question_about_view(parsed: ParsedMessage, *, in_view: bool) -> bool:
     text = parsed.text
     return (in_view and is_question(text) and LOOKING_FOR.search(first_clause(text)) is None
             and RECOMMENDING.search(text) is None and PAYING_OR_SHIPPING.search(text) is None)
+
+
+def names_an_order_or_delivery(text: str, *, order_number: bool, country: bool) -> bool:
+    """Whether the message names what an order-status or shipping question is about: an order number, a country
+    (a destination), or an order or a delivery in words. Without any, such a guess about a question asked with a
+    product in view ("是304还是316钢的" as order_status, "送不送蒸笼纸" as shipping) is about the product."""
+    return order_number or country or ORDER_OR_DELIVERY.search(text) is not None
 
 
 def name_without_aspects(value: str) -> str:
