@@ -77,7 +77,7 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ("dimensions", r"dimension|how big|how large|how long is|measure|"
          r"\bsize\b.{0,20}\bwhen (finished|assembled|built|complete[d]?|done)\b|finished size|尺寸|多大|多长|多宽|"
          r"成品多大|拼好(后|以后)?多大",
-         r"\d\s?(cm|mm|m)\b|\d+\s?x\s?\d+|厘米|毫米|尺寸|\d米"),
+         r"\d\s?(cm|mm|m)\b|\d+\s?[x×]\s?\d+|[\d一二两三四五六七八九十半]\s?(厘米|毫米|米)"),
         ("times", r"how many ([a-z]+ )?(times|charges|infusions|brews|steeps|uses|washes)|how often can|几次|多少次|"
          r"几泡|多少泡",
          r"\btimes\b|infusions?|\d+\s?次|[一二两三四五六七八九十]+次|[一二两三四五六七八九十]+泡|泡以上"),
@@ -248,7 +248,7 @@ def asks_a_fact(parsed: ParsedMessage) -> bool:
 # A yes/no question about a thing ("can the panda plushie go in the washing machine", "红参眼霜有香味吗"): with a
 # product named, it asks about that product, not for a list ("which tea is best for sleep?", "有茶吗" are searches).
 YES_NO = re.compile(r"^\s*(is|are|does|do|did|can|could|will|would|should|has|have)\b|"
-                     r"[吗么没](?=[\s。！!？?，,]|$)|(.)不\2|\bhow (much|many|tall|big|long|heavy)\b", re.IGNORECASE)
+                     r"[吗么没不](?=[\s。！!？?，,]|$)|(.)不\2|\bhow (much|many|tall|big|long|heavy)\b", re.IGNORECASE)
 
 
 def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:

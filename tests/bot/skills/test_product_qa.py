@@ -371,7 +371,10 @@ def test_questions_are_read_in_any_clause_and_in_shorthand() -> None:
     ("longjing 250g how much", "product_search", (("longjing", "LookupEntityExtractor"),), False, True),
     ("can the panda plushie go in the washing machine", "nlu_fallback",
      (("panda", "LookupEntityExtractor"), ("go", CATALOG_EXTRACTOR)), True, True),
+    # Found on blind set 4: a final 不 asks yes or no ("能冷泡不"), as 吗 does.
+    ("白牡丹能冷泡不", "product_search", (("白牡丹", CATALOG_EXTRACTOR),), False, True),
     # Still searches: a question for a list, looking for products, or asking for a suggestion.
+    ("有白牡丹不", "product_search", (("白牡丹", CATALOG_EXTRACTOR),), False, False),
     ("which tea is best for sleep?", "product_search", (("tea", "LookupEntityExtractor"),), False, False),
     ("有红参眼霜吗", "product_search", (("红参眼霜", CATALOG_EXTRACTOR),), False, False),
     ("can you recommend a tea like longjing?", "recommend", (("longjing", "LookupEntityExtractor"),), False, False),
@@ -507,3 +510,11 @@ def test_an_either_or_question_is_answered_by_the_passage_stating_one_alternativ
     assert answer.plain is None  # either-or: quoted, never a yes or a no
     # Neither alternative stated: not known.
     assert not read_catalog(sheet("wide-leg-linen-trousers"), "是拉链还是系扣子", language="zh").known
+
+
+def test_a_measurement_is_answered_only_by_a_figure() -> None:
+    # Found on blind set 4: "three sizes" (三种尺寸) names sizes, it measures nothing.
+    cubes = sheet("packing-cubes-set-6")
+    for question, language in (("what are the measurements of each cube", "en"), ("每个尺寸多大", "zh")):
+        assert not read_catalog(cubes, question, language=language).known, question
+    assert read_catalog(sheet("qingming-riverside-jigsaw-1000"), "拼好后尺寸多大", language="zh").known
