@@ -46,7 +46,7 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"出汗|汗水",
          r"waterproof|water[- ]?resistant|water[- ]?repellent|splash|drizzle|\bipx?\d|\brain\b|\bfloats?\b|"
          r"防水|防泼|防雨|泼溅|浮在水"),
-        ("noise", r"\bloud|nois[ey]|\bquiet|silent|\bdb\b|噪音|声音|吵|安静|静音",
+        ("noise", r"\bloud|nois[ey]|\bquiet|silent|\bdb\b|decibels?|噪音|声音|吵|安静|静音|分贝",
          r"\bloud|nois[ey]|\bquiet|silent|\d\s?db\b|decibel|噪音|静音|安静|分贝"),
         ("battery", r"battery|batteries|charge lasts|last[s]? on a charge|battery life|电池|续航",
          r"battery|batteries|\bmah\b|\d+\s?hours?\b|电池|续航|毫安"),

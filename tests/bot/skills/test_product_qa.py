@@ -518,3 +518,13 @@ def test_a_measurement_is_answered_only_by_a_figure() -> None:
     for question, language in (("what are the measurements of each cube", "en"), ("每个尺寸多大", "zh")):
         assert not read_catalog(cubes, question, language=language).known, question
     assert read_catalog(sheet("qingming-riverside-jigsaw-1000"), "拼好后尺寸多大", language="zh").known
+
+
+def test_decibels_asked_by_name_are_the_noise_aspect() -> None:
+    # Found on blind set 4 ("降躁能降多少分贝", a typo of 噪 read out of scope): the unit names what is asked.
+    for question, language in (("降躁能降多少分贝", "zh"), ("how many decibels does it cut", "en")):
+        answer = read_catalog(sheet("anc-wireless-earbuds"), question, language=language)
+        assert (answer.known, answer.aspect) == (True, "noise"), question
+        assert "35" in answer.citations[0].quote
+        parsed = _Parsed(question, "out_of_scope")
+        assert asks_about_a_product(parsed, in_view=True), question  # type: ignore[arg-type]
