@@ -42,7 +42,7 @@ _NEGATION_EN = re.compile(r"\b(not|no|never|without|isn't|aren't|doesn't|don't|c
 _NEGATION_ZH = re.compile(r"不|没|无|非|勿|禁止|请勿")
 # A question that wants a yes or a no (en first word; zh final particle or A-not-A).
 _YES_NO = re.compile(r"^\s*(is|are|does|do|can|could|will|would|has|have|should)\b|[吗么][\s？?。]*$|(.)不\1|"
-                     r"是不是|能不能|会不会|可不可以|[不没][\s？?。]*$", re.IGNORECASE)
+                     r"是不是|能不能|会不会|可不可以|[不没][\s？?。]*$|(?<![讨征步砍采])伐[\s？?。]*$", re.IGNORECASE)
 
 
 # A question asking for a figure ("how long is the strap", "保质期多久"): only a passage with a figure answers it.

@@ -528,3 +528,10 @@ def test_decibels_asked_by_name_are_the_noise_aspect() -> None:
         assert "35" in answer.citations[0].quote
         parsed = _Parsed(question, "out_of_scope")
         assert asks_about_a_product(parsed, in_view=True), question  # type: ignore[arg-type]
+
+
+def test_a_final_fa_asks_as_ma_does() -> None:
+    # Found on blind set 4 ("洗完会缩水伐", Wu dialect): 伐 closes a yes/no question as 吗 does.
+    assert is_question("洗完会缩水伐")
+    assert question_about_view(_Parsed("洗完会缩水伐", "nlu_fallback"), in_view=True)  # type: ignore[arg-type]
+    assert not is_question("讨伐")
