@@ -23,11 +23,12 @@ REFERS_TO_VIEW = re.compile(r"\b(this|it|that|these|those|they|them)\b|这|那|�
 # Looking for products rather than asking about one ("do you have...", "有没有...").
 LOOKING_FOR = re.compile(r"\b(do you (have|sell|carry|stock)|have you got|got any|any\b|show me|looking for|i want|"
                          r"i need|(is|are) there)\b|有没有|有卖|有什么|想买|要买|找|推荐|哪款|^\s*有", re.IGNORECASE)
-# A message phrased as a question (en, zh): a question mark, a final particle (吗, 不, dialect 伐), an A-not-A pair, a question word, or
-# an English question's first word.
+# A message phrased as a question (en, zh): a question mark, a final particle (吗, 不, dialect 伐), an A-not-A pair,
+# a question word, or an English question's first word.
 # An English question may open any clause ("my dog chews everything. would this one survive"), and "how much" can
 # close one ("longjing 250g how much").
-QUESTION_SHAPED = re.compile(r"[?？]|[么不][\s。！!]*$|(?<![讨征步砍采])伐[\s。！!]*$|[吗呢嘛没](?=[\s。！!，,]|$)|(.)不\1|还是|有没有|是不是|"
+QUESTION_SHAPED = re.compile(r"[?？]|[么不][\s。！!]*$|(?<![讨征步砍采])伐[\s。！!]*$|"
+                             r"[吗呢嘛没](?=[\s。！!，,]|$)|(.)不\1|还是|有没有|是不是|"
                              r"能不能|可不可以|"
                              r"会不会|多少|几|什么|怎么|是否|多久|多大|多重|"
                              r"(?:^|[.,;!:]\s*)(is|are|does|do|did|can|could|will|would|should|has|have|how|what|"
@@ -248,7 +249,8 @@ def asks_a_fact(parsed: ParsedMessage) -> bool:
 # A yes/no question about a thing ("can the panda plushie go in the washing machine", "红参眼霜有香味吗"): with a
 # product named, it asks about that product, not for a list ("which tea is best for sleep?", "有茶吗" are searches).
 YES_NO = re.compile(r"^\s*(is|are|does|do|did|can|could|will|would|should|has|have)\b|"
-                     r"[吗么没不](?=[\s。！!？?，,]|$)|(?<![讨征步砍采])伐[\s。！!？?]*$|(.)不\2|\bhow (much|many|tall|big|long|heavy)\b", re.IGNORECASE)
+                     r"[吗么没不](?=[\s。！!？?，,]|$)|(?<![讨征步砍采])伐[\s。！!？?]*$|(.)不\2|"
+                     r"\bhow (much|many|tall|big|long|heavy)\b", re.IGNORECASE)
 
 
 def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
