@@ -35,7 +35,7 @@ from bot.skills.base import Answer, Question, Turn
 from bot.skills.cart import asks_before_buying, asks_rather_than_orders
 from bot.skills.person import ASKED, hand_off
 from bot.skills.product_question_model import learned_product_question
-from bot.skills.product_routing import asks_about_a_product, question_about_view
+from bot.skills.product_routing import asks_about_a_product, names_an_order_or_delivery, question_about_view
 from bot.skills.registry import REGISTRY
 from bot.understanding import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT, ParsedMessage, has_letters
 from commerce.shoppers.service import IDENTITY_KINDS, shopper_for_identity
@@ -342,7 +342,10 @@ def message_signals(parsed: ParsedMessage, *, shown: bool, in_cart: bool, base: 
                    # Only a product shown: a cart line does not make "what is your phone number?" about it.
                    question_in_view=question_about_view(parsed, in_view=shown),
                    asks_before_buying=asks_before_buying(parsed) or (learned and asks_rather_than_orders(parsed.text)),
-                   names_a_person=names_a_person(parsed.text))
+                   names_a_person=names_a_person(parsed.text),
+                   names_an_order_or_delivery=names_an_order_or_delivery(
+                       parsed.text, order_number=bool(parsed.entity_values("order_number")),
+                       country=bool(parsed.entity_values("country"))))
 
 
 async def _rasa(turn: Turn, stored: ConversationMessage, triggers: ShopTriggers) -> Decision | None:

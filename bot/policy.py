@@ -48,6 +48,9 @@ NOT_A_PRODUCT_QUESTION = UNSURE_INTENTS | {"product_search", "greet", "goodbye",
 OVERRIDDEN_BY_VIEW = frozenset({"recommend", "currency_payment"})
 PRODUCT_INTENTS = frozenset({"product_search", "product_question", "recommend"})
 OVERRIDDEN_BY_VIEW_BELOW_ANSWER = frozenset({"human_handoff"})
+# ... and an order or shipping guess when the message names no order and no destination or delivery ("是304还是316钢的"
+# read as order_status, "送不送蒸笼纸" as shipping_info): nothing of the shop's to answer, the product's listing may.
+OVERRIDDEN_BY_VIEW_UNLESS_NAMED = frozenset({"order_status", "shipping_info"})
 # ... and at any confidence when the message names no person ("can i take phone calls on it, like is there a mic"
 # read as human_handoff at 0.87): asking for a person says so.
 ASKS_FOR_A_PERSON = re.compile(r"\b(human|person|people|someone|somebody|anyone|agent|staff|representative|operator|"
@@ -127,6 +130,9 @@ class Signals:
     # add it to my cart?"): a cart-changing guess is answered as a product question.
     asks_before_buying: bool = False
     names_a_person: bool = False  # the message asks for a person in words (`names_a_person`)
+    # An order number, a destination, or an order or delivery in words (`product_routing.names_an_order_or_delivery`);
+    # unknown is taken as named (an order or shipping guess then stands).
+    names_an_order_or_delivery: bool = True
     negative_wording: bool = False  # strongly negative wording (`bot.handoff.rules.strongly_negative`)
     unhelpful_in_a_row: int = 0  # "did this help? no" answers in a row, this message included
     order_value: Decimal | None = None  # the named order's value in the rules' currency
@@ -171,7 +177,8 @@ def decide(parsed: ParsedMessage, *, thresholds: PolicyThresholds, misunderstood
                       about_a_product=signals is not None and signals.asks_about_a_product,
                       question_in_view=signals is not None and signals.question_in_view,
                       before_buying=signals is not None and signals.asks_before_buying,
-                      person_named=signals is not None and signals.names_a_person)
+                      person_named=signals is not None and signals.names_a_person,
+                      order_or_delivery_named=signals is None or signals.names_an_order_or_delivery)
     if decision.action == "handoff" or triggers is None or signals is None:
         return decision
     return escalate(decision, intent=parsed.intent, triggers=triggers, signals=signals)
@@ -215,7 +222,8 @@ def only_names_a_product(parsed: ParsedMessage) -> bool:
 
 def _product_question_wins(parsed: ParsedMessage, thresholds: PolicyThresholds, unclear_below: float, *,
                            about_a_product: bool, question_in_view: bool, names_a_product: bool = False,
-                           before_buying: bool = False, person_named: bool = False) -> bool:
+                           before_buying: bool = False, person_named: bool = False,
+                           order_or_delivery_named: bool = True) -> bool:
     """Whether a question about a product's facts (or an unclear question with a product in view) is answered by
     the product's listing instead of what the classifier guessed."""
     intent, confidence = parsed.intent, float(parsed.confidence)
@@ -229,7 +237,8 @@ def _product_question_wins(parsed: ParsedMessage, thresholds: PolicyThresholds, 
         return True
     if question_in_view and (intent in OVERRIDDEN_BY_VIEW
                              or (intent in OVERRIDDEN_BY_VIEW_BELOW_ANSWER and no_person)
-                             or (intent == "product_search" and not names_a_product)):
+                             or (intent == "product_search" and not names_a_product)
+                             or (intent in OVERRIDDEN_BY_VIEW_UNLESS_NAMED and not order_or_delivery_named)):
         # "good for playing on a bumpy train?", "适合送礼吗" (read as recommend), "zip pockets?" (a search naming
         # nothing the shop sells), "is there a mic" (read as a request for a person): about the product in view.
         return True
@@ -241,12 +250,13 @@ def _product_question_wins(parsed: ParsedMessage, thresholds: PolicyThresholds, 
 def _route(parsed: ParsedMessage, thresholds: PolicyThresholds, misunderstood_before: int,
            triggers: ShopTriggers | None, *, names_a_product: bool, only_a_product: bool = False,
            about_a_product: bool = False, question_in_view: bool = False, before_buying: bool = False,
-           person_named: bool = False) -> Decision:
+           person_named: bool = False, order_or_delivery_named: bool = True) -> Decision:
     intent, confidence = parsed.intent, float(parsed.confidence)
     unclear_below, in_a_row = unclear_line(thresholds, triggers)
     if _product_question_wins(parsed, thresholds, unclear_below, about_a_product=about_a_product,
                               question_in_view=question_in_view, names_a_product=names_a_product,
-                              before_buying=before_buying, person_named=person_named):
+                              before_buying=before_buying, person_named=person_named,
+                              order_or_delivery_named=order_or_delivery_named):
         # "保修多久" with a product in view, "is the wok dishwasher safe?": the product's listing answers (or says
         # it does not say), whatever the unsure classifier guessed.
         return Decision("answer" if confidence >= thresholds.answer_at else "confirm", "product_question",

@@ -42,7 +42,7 @@ _NEGATION_EN = re.compile(r"\b(not|no|never|without|isn't|aren't|doesn't|don't|c
 _NEGATION_ZH = re.compile(r"不|没|无|非|勿|禁止|请勿")
 # A question that wants a yes or a no (en first word; zh final particle or A-not-A).
 _YES_NO = re.compile(r"^\s*(is|are|does|do|can|could|will|would|has|have|should)\b|[吗么][\s？?。]*$|(.)不\1|"
-                     r"是不是|能不能|会不会|可不可以|[不没][\s？?。]*$", re.IGNORECASE)
+                     r"是不是|能不能|会不会|可不可以|[不没][\s？?。]*$|(?<![讨征步砍采])伐[\s？?。]*$", re.IGNORECASE)
 
 
 # A question asking for a figure ("how long is the strap", "保质期多久"): only a passage with a figure answers it.
@@ -179,11 +179,14 @@ def vectors_for(encoder: Encoder) -> PassageVectors:
 
 
 def scored(found: Sequence[Passage], *, probe: str, words: Sequence[str], encoder: Encoder | None,
-           question_row: npt.NDArray[np.float32] | None = None) -> list[Evidence]:
+           question_row: npt.NDArray[np.float32] | None = None,
+           alternatives: Sequence[Sequence[str]] = ()) -> list[Evidence]:
     """Every passage scored against what is asked (`probe`: the question less the words naming the product;
     `words`: its content words), best first; a question asking for a figure is scored only against passages with
     a figure in them. `question_row`: the message's own NLU row when the probe is the whole message (its USE part
-    is the question's meaning: no second pass for it)."""
+    is the question's meaning: no second pass for it). `alternatives`: the words of each alternative of an either-or
+    question ("elastic or a button?"): a passage shares the words of the alternative it states best, and is quoted,
+    never read as a yes or a no."""
     if _WANTS_FIGURE.search(probe):
         found = [p for p in found if _FIGURE.search(p.text)]
     if not found or not probe.strip():
@@ -199,10 +202,16 @@ def scored(found: Sequence[Passage], *, probe: str, words: Sequence[str], encode
     else:
         meanings = [0.0] * len(found)
     out = []
+    options = [asked_terms(a) for a in alternatives]
     for passage, meaning in zip(found, meanings, strict=True):
-        shared = shared_share(terms, passage.text, whole_words=passage.field != "description")
-        out.append(Evidence(passage, meaning + LEXICAL_WEIGHT * shared, meaning, shared,
-                            plain_answer(terms, passage.text)))
+        whole_words = passage.field != "description"
+        if options:
+            shared = max(shared_share(o, passage.text, whole_words=whole_words) for o in options)
+            plain = None
+        else:
+            shared = shared_share(terms, passage.text, whole_words=whole_words)
+            plain = plain_answer(terms, passage.text)
+        out.append(Evidence(passage, meaning + LEXICAL_WEIGHT * shared, meaning, shared, plain))
     return sorted(out, key=lambda e: e.score, reverse=True)
 
 

@@ -52,6 +52,10 @@ _OBJECT_ASPECTS = {"compatibility": r"works?|working|compatib\w*|connects?|pair|
                    "fits_inside": r"fit|hold|装得下|放得下|装下|放进|能放下"}
 # A weight the description states ("weighs 2.9 kg", "under 300 g"), before the shipping weight.
 WEIGHT_STATED = re.compile(r"\d\s?(kg|g)\b|\bweigh|公斤|千克|\d\s?克|重\d", re.IGNORECASE)
+# Colours asked for, and a description sentence naming colours, for a product without colour options.
+_COLOURS_ASKED = re.compile(r"colou?rs?|shades?|颜色|色号", re.IGNORECASE)
+_COLOURS_STATED = re.compile(r"colou?rs?|\btint|shades?|色", re.IGNORECASE)
+_EITHER_OR = re.compile(r"\bor\b|还是|或者|或是", re.IGNORECASE)
 ABOUT_ASKED = re.compile(r"tell me (more )?about|more about|describe|介绍|详细", re.IGNORECASE)
 # Question words and fillers: what is left of a question without them is what it asks about.
 _QUESTION_WORDS = frozenset("""
@@ -240,6 +244,11 @@ def read_catalog(sheet: ProductSheet, question: str, *, language: str, sizes: tu
                           for name in dict.fromkeys(k for o in sheet.options for k in o.attributes))
         if citations:
             return ProductAnswer(True, "options", citations)
+        if _COLOURS_ASKED.search(question):
+            # No options, yet the description may name its colours ("a sheer tint: rose, peach and berry").
+            stated = [c for c in _find(sheet, _COLOURS_STATED, language) if c.field == "description"]
+            if stated:
+                return ProductAnswer(True, "options", tuple(stated[:1]))
         return ProductAnswer(True, "options", (Citation("variants", sheet.title.get(language) or
                                                         sheet.title.get("en", "")),), values=())
     if STOCK_ASKED.search(question):
@@ -275,8 +284,12 @@ def general_evidence(sheet: ProductSheet, question: str, *, language: str, namin
                for name in dict.fromkeys(k for o in sheet.options for k in o.attributes)}
     found = passages(title=sheet.title, description=sheet.description, tags=sheet.tags, options=options,
                      category=sheet.category, language=language)
+    # "is it elastic or does it button": each alternative's words on their own (a listing states one of them).
+    parts = [_asked_words(part, naming) for part in _EITHER_OR.split(probe)]
+    alternatives = parts if len(parts) > 1 and all(parts) else []
     # The meaning is the whole question's (calibrated so): the message's own row when the caller has it.
-    return scored(found, probe=question, words=words, encoder=encoder, question_row=question_row)
+    return scored(found, probe=question, words=words, encoder=encoder, question_row=question_row,
+                  alternatives=alternatives)
 
 
 def _evidence_answer(sheet: ProductSheet, question: str, *, language: str, naming: tuple[str, ...],

@@ -23,11 +23,12 @@ REFERS_TO_VIEW = re.compile(r"\b(this|it|that|these|those|they|them)\b|这|那|�
 # Looking for products rather than asking about one ("do you have...", "有没有...").
 LOOKING_FOR = re.compile(r"\b(do you (have|sell|carry|stock)|have you got|got any|any\b|show me|looking for|i want|"
                          r"i need|(is|are) there)\b|有没有|有卖|有什么|想买|要买|找|推荐|哪款|^\s*有", re.IGNORECASE)
-# A message phrased as a question (en, zh): a question mark, a final particle, an A-not-A pair, a question word, or
-# an English question's first word.
+# A message phrased as a question (en, zh): a question mark, a final particle (吗, 不, dialect 伐), an A-not-A pair,
+# a question word, or an English question's first word.
 # An English question may open any clause ("my dog chews everything. would this one survive"), and "how much" can
 # close one ("longjing 250g how much").
-QUESTION_SHAPED = re.compile(r"[?？]|[么不][\s。！!]*$|[吗呢嘛没](?=[\s。！!，,]|$)|(.)不\1|还是|有没有|是不是|"
+QUESTION_SHAPED = re.compile(r"[?？]|[么不][\s。！!]*$|(?<![讨征步砍采])伐[\s。！!]*$|"
+                             r"[吗呢嘛没](?=[\s。！!，,]|$)|(.)不\1|还是|有没有|是不是|"
                              r"能不能|可不可以|"
                              r"会不会|多少|几|什么|怎么|是否|多久|多大|多重|"
                              r"(?:^|[.,;!:]\s*)(is|are|does|do|did|can|could|will|would|should|has|have|how|what|"
@@ -46,7 +47,7 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"出汗|汗水",
          r"waterproof|water[- ]?resistant|water[- ]?repellent|splash|drizzle|\bipx?\d|\brain\b|\bfloats?\b|"
          r"防水|防泼|防雨|泼溅|浮在水"),
-        ("noise", r"\bloud|nois[ey]|\bquiet|silent|\bdb\b|噪音|声音|吵|安静|静音",
+        ("noise", r"\bloud|nois[ey]|\bquiet|silent|\bdb\b|decibels?|噪音|声音|吵|安静|静音|分贝",
          r"\bloud|nois[ey]|\bquiet|silent|\d\s?db\b|decibel|噪音|静音|安静|分贝"),
         ("battery", r"battery|batteries|charge lasts|last[s]? on a charge|battery life|电池|续航",
          r"battery|batteries|\bmah\b|\d+\s?hours?\b|电池|续航|毫安"),
@@ -55,8 +56,8 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"材质|面料|材料|什么做的|纯棉|塑料|木头|木质|金属|陶瓷|玻璃的|实木|真皮|皮的|牛皮|真的?[玉丝]|真丝吗",
          r"cotton|wool|linen|silk|leather|steel|bamboo|ceramic|porcelain|clay|stoneware|glass|plastic|wood|beech|"
          r"melamine|aluminium|polycarbonate|silicone|\bjade\b(?![\s-]green)|\btpu\b|"
-         r"canvas|merino|polyester|nylon|rubber|\beva\b|down\b|棉|羊毛|麻|丝|皮革|真皮|牛皮|钢|竹|陶|瓷|玻璃|木|帆布|"
-         r"密胺|铝|聚碳酸酯|硅胶|玉|尼龙|塑料"),
+         r"canvas|merino|cloth|polyester|nylon|rubber|\beva\b|down\b|棉|羊毛|麻|丝|皮革|真皮|牛皮|钢|竹|陶|瓷|玻璃|木|帆布|"
+         r"密胺|铝|聚碳酸酯|硅胶|玉|尼龙|塑料|(?<![分发宣公散遍])布"),
         ("dishwasher", r"dishwasher|洗碗机", r"dishwasher|洗碗机"),
         ("microwave", r"microwave|微波", r"microwave|微波"),
         ("oven", r"\boven\b|烤箱", r"\boven\b|烤箱"),
@@ -69,13 +70,15 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"temperature|°c|°|温度|保温|水温"),
         ("capacity", r"capacity|\bml\b|litre|liter|how much (does it|can it) hold|容量|毫升|装多少|能装多少|装得了多少",
          r"\d\s?ml\b|\d\s?l\b|litre|liter|容量|毫升|\d升"),
-        ("duration", r"how long (does|do|should|will|can|to|until|before|for)\b|for how long|多久|多长时间|几分钟|"
-         r"几小时|几个小时",
+        ("duration", r"how long (does|do|should|will|can|to|until|before|for)\b|for how long|"
+         r"how many (hours?|hrs?|minutes?|mins?)\b|多久|多长时间|几分钟|几小时|几个小时|多少(个)?小时|多少分钟",
          r"\d+\s?(hours?|hrs?|minutes?|mins?|days?|weeks?|months?)\b|\b(one|two|three|four|five|six|eight|ten|twelve|"
          r"fifteen|twenty|thirty|an?)\s+(hours?|minutes?|days?|weeks?|months?)\b|小时|分钟|\d+\s?(天|周|个月)|数周|"
          r"[一二两三四五六七八九十]+(天|周|个月)"),
-        ("dimensions", r"dimension|how big|how large|how long is|measure|尺寸|多大|多长|多宽",
-         r"\d\s?(cm|mm|m)\b|\d+\s?x\s?\d+|厘米|毫米|尺寸|\d米"),
+        ("dimensions", r"dimension|how big|how large|how long is|measure|"
+         r"\bsize\b.{0,20}\bwhen (finished|assembled|built|complete[d]?|done)\b|finished size|尺寸|多大|多长|多宽|"
+         r"成品多大|拼好(后|以后)?多大",
+         r"\d\s?(cm|mm|m)\b|\d+\s?[x×]\s?\d+|[\d一二两三四五六七八九十半]\s?(厘米|毫米|米)"),
         ("times", r"how many ([a-z]+ )?(times|charges|infusions|brews|steeps|uses|washes)|how often can|几次|多少次|"
          r"几泡|多少泡",
          r"\btimes\b|infusions?|\d+\s?次|[一二两三四五六七八九十]+次|[一二两三四五六七八九十]+泡|泡以上"),
@@ -86,7 +89,7 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
          r"装下|放进|能放下", r"$^"),
         ("caffeine", r"caffeine|decaf|咖啡因|低因|无因", r"caffeine|decaf|咖啡因|低因"),
         ("kids", r"\bkids?\b|child|children|toddler|bab(y|ies)|what age|\bages?\b|how old|\d+\s?(-\s?)?(years?|yrs?)"
-         r"[- ]old|\byo\b|小孩|儿童|孩子|婴|宝宝|几岁|岁|多大的孩子|年龄",
+         r"[- ]old|\d+\s?(-\s?)?(months?|mos?)[- ]old|\d*\s?yo\b|小孩|儿童|孩子|婴|宝宝|几岁|岁|多大的孩子|年龄",
          r"\bkids?\b|child|bab(y|ies)|\bages?\b|\d\+|儿童|孩子|岁|婴|宝宝"),
         ("fit", r"\bruns? (small|large|big)|true to size|size (up|down)|sizing|\bfits? (small|large|big|tight|snug)|"
          r"偏小|偏大|尺码准|码数准|尺码标准|正码|选大一码|选小一码|偏紧|偏松|紧不紧|会不会紧|会紧|挤脚|夹脚",
@@ -106,6 +109,10 @@ ASPECTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ("organic", r"organic|有机", r"organic|有机"),
         ("wireless", r"wireless|bluetooth|无线|蓝牙", r"wireless|bluetooth|无线|蓝牙"),
         ("induction", r"induction|电磁炉", r"induction|电磁炉|所有炉"),
+        ("contents", r"what (exactly )?(do|will) (i|you|we) get\b|what('s| is| comes) in (the|this|a) (set|box|"
+         r"pack|package|kit|bundle)\b|what('s| is) included|(套装|盒子|包装|一套)里?(有|包含|包括)(什么|啥|哪些)|"
+         r"包含(什么|哪些)|都有(什么|啥)东西",
+         r"\bwith\b|includ|comes? with|\bplus\b|\bset of\b|配|含|包括|附"),
         ("pieces", r"how many|pieces|多少片|几片|多少块|几块|多少张|几张|多少枚|几枚|多少颗|几颗|多少只|几只",
          r"[\d,]+[- ]?(piece|tile|card|cup|pair|stone|tin|plate|bowl|balm|cube|mask)s?\b|"
          r"\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty-two)\s+([\w-]+\s+){0,3}?"
@@ -156,9 +163,9 @@ _TYPO_OPENER = re.compile(r"(?:^|(?<=[.,;!:?]\s)|(?<=[.,;!:?]))\s*\b(" + "|".joi
 
 
 def read_shorthand(text: str) -> str:
-    """The message with shoppers' shorthand ("hw long", "r they") and a typo of a question's first word ("wil it")
-    read as the words they stand for."""
-    text = SHORTHAND_WORD.sub(lambda m: SHORTHAND[m.group(1).lower()], text)
+    """The message with shoppers' shorthand ("hw long", "r they", 啥 for 什么) and a typo of a question's first word
+    ("wil it") read as the words they stand for."""
+    text = SHORTHAND_WORD.sub(lambda m: SHORTHAND[m.group(1).lower()], text).replace("啥", "什么")  # colloquial zh
     return _TYPO_OPENER.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + _TYPOS[m.group(1).lower()], text)
 
 
@@ -190,6 +197,11 @@ PAYING_OR_SHIPPING = re.compile(r"\b(pay|paid|paying|payment|paypal|credit card|
                                 r"付款|支付|付钱|信用卡|运费|邮费|配送|发货|快递|寄到|关税|税费|汇率|退货|退款|退换|微信|美元|"
                                 r"欧元|人民币|英镑|日元|币",
                                 re.IGNORECASE)
+# An order or a delivery named in words ("where is my order", "多久能到"): an order or shipping guess is then the
+# shop's, even with a product in view (`names_an_order_or_delivery`).
+ORDER_OR_DELIVERY = re.compile(r"\b(orders?|ordered|parcel|package|tracking|track|arriv\w*|get here|ship\w*|"
+                               r"deliver\w*|postage|dispatch\w*)\b|订单|单号|包裹|物流|快递|到货|到了|能到|"
+                               r"几天到|多久到|寄到|送到|发货|运费|邮费|配送", re.IGNORECASE)
 # A Chinese question that drops its subject ("能给switch充电不", "适合敏感肌吗"): the subject is the product in view.
 SUBJECT_DROPPED = re.compile(r"^\s*(能不能|能|可不可以|可以|会不会|会|适不适合|适合|支不支持|支持|需不需要|需要|"
                              r"要不要)")
@@ -237,7 +249,8 @@ def asks_a_fact(parsed: ParsedMessage) -> bool:
 # A yes/no question about a thing ("can the panda plushie go in the washing machine", "红参眼霜有香味吗"): with a
 # product named, it asks about that product, not for a list ("which tea is best for sleep?", "有茶吗" are searches).
 YES_NO = re.compile(r"^\s*(is|are|does|do|did|can|could|will|would|should|has|have)\b|"
-                     r"[吗么没](?=[\s。！!？?，,]|$)|(.)不\2|\bhow (much|many|tall|big|long|heavy)\b", re.IGNORECASE)
+                     r"[吗么没不](?=[\s。！!？?，,]|$)|(?<![讨征步砍采])伐[\s。！!？?]*$|(.)不\2|"
+                     r"\bhow (much|many|tall|big|long|heavy)\b", re.IGNORECASE)
 
 
 def asks_about_a_product(parsed: ParsedMessage, *, in_view: bool) -> bool:
@@ -313,6 +326,13 @@ def question_about_view(parsed: ParsedMessage, *, in_view: bool) -> bool:
     text = parsed.text
     return (in_view and is_question(text) and LOOKING_FOR.search(first_clause(text)) is None
             and RECOMMENDING.search(text) is None and PAYING_OR_SHIPPING.search(text) is None)
+
+
+def names_an_order_or_delivery(text: str, *, order_number: bool, country: bool) -> bool:
+    """Whether the message names what an order-status or shipping question is about: an order number, a country
+    (a destination), or an order or a delivery in words. Without any, such a guess about a question asked with a
+    product in view ("是304还是316钢的" as order_status, "送不送蒸笼纸" as shipping) is about the product."""
+    return order_number or country or ORDER_OR_DELIVERY.search(text) is not None
 
 
 def name_without_aspects(value: str) -> str:

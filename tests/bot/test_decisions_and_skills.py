@@ -123,6 +123,15 @@ def test_a_question_about_the_product_in_view_wins_over_a_guess_of_something_els
     # An unclear question with a product in view ("还要另外买滤纸吗" at a dripper) is about that product; a sure
     # FAQ question, a request for a person and a shop action are not.
     assert _decide("nlu_fallback", 0.35, question_in_view=True) == Decision("confirm", "product_question", 0.35)
+    # Found on blind set 4: "是304还是316钢的" read as order_status, "送不送蒸笼纸" as shipping_info, with a product in
+    # view: a guess whose object the message does not name (no order number or order, no destination or delivery) is
+    # about the product in view; one that names it stays the shop's.
+    unnamed = {"names_an_order_or_delivery": False}
+    assert _decide("order_status", 0.8, question_in_view=True, **unnamed).intent == "product_question"
+    assert _decide("shipping_info", 0.8, question_in_view=True, **unnamed).intent == "product_question"
+    assert _decide("order_status", 0.8, question_in_view=True).intent == "order_status"
+    assert _decide("shipping_info", 0.8, question_in_view=True).intent == "shipping_info"
+    assert _decide("order_status", 0.8, **unnamed).intent == "order_status"  # nothing in view: the guess stands
     assert _decide("faq", 0.44, question_in_view=True).intent == "product_question"
     assert _decide("faq", 0.8, question_in_view=True).intent == "faq"
     assert _decide("order_status", 0.5, question_in_view=True).intent == "order_status"

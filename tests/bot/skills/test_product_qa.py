@@ -371,7 +371,10 @@ def test_questions_are_read_in_any_clause_and_in_shorthand() -> None:
     ("longjing 250g how much", "product_search", (("longjing", "LookupEntityExtractor"),), False, True),
     ("can the panda plushie go in the washing machine", "nlu_fallback",
      (("panda", "LookupEntityExtractor"), ("go", CATALOG_EXTRACTOR)), True, True),
+    # Found on blind set 4: a final 不 asks yes or no ("能冷泡不"), as 吗 does.
+    ("白牡丹能冷泡不", "product_search", (("白牡丹", CATALOG_EXTRACTOR),), False, True),
     # Still searches: a question for a list, looking for products, or asking for a suggestion.
+    ("有白牡丹不", "product_search", (("白牡丹", CATALOG_EXTRACTOR),), False, False),
     ("which tea is best for sleep?", "product_search", (("tea", "LookupEntityExtractor"),), False, False),
     ("有红参眼霜吗", "product_search", (("红参眼霜", CATALOG_EXTRACTOR),), False, False),
     ("can you recommend a tea like longjing?", "recommend", (("longjing", "LookupEntityExtractor"),), False, False),
@@ -446,3 +449,89 @@ def test_a_unit_asked_by_name_is_answered_with_the_listings_figures_in_it() -> N
         assert "65" in answer.citations[0].quote
     # No figure in that unit anywhere: not known.
     assert not read_catalog(sheet("heavyweight-cotton-hoodie"), "how many watts is it", language="en").known
+
+
+# Found on the fourth blind set (bench/data/product_qa_blind4.json), fixed in general terms.
+
+def test_hours_asked_as_a_count_are_a_duration() -> None:
+    answer = read_catalog(sheet("anc-wireless-earbuds"), "how many hrs do the buds go before they need to go back in "
+                          "the case", language="en")
+    assert (answer.known, answer.aspect) == (True, "duration")
+    assert "7 hours" in answer.citations[0].quote
+    assert read_catalog(sheet("anc-wireless-earbuds"), "续航多少小时", language="zh").known
+
+
+def test_an_age_in_months_or_as_yo_asks_who_it_is_for() -> None:
+    for slug, question, said in (("giant-panda-plush-30cm", "is this alright for an 8 month old", "babies"),
+                                 ("pagoda-building-block-set", "would my 7yo manage this by himself", "12"),
+                                 ("pagoda-building-block-set", "ok for a 9 yo?", "12")):
+        answer = read_catalog(sheet(slug), question, language="en")
+        assert (answer.known, answer.aspect) == (True, "kids"), question
+        assert said in answer.citations[0].quote, question
+    # A listing that names no age does not answer it.
+    assert not read_catalog(sheet("gooseneck-electric-kettle"), "is this alright for an 8 month old",
+                            language="en").known
+
+
+def test_colloquial_sha_is_shenme() -> None:
+    sole = read_catalog(sheet("traditional-cloth-shoes"), "鞋底啥做的", language="zh")
+    assert (sole.known, sole.aspect) == (True, "material")
+    assert "千层底" in " ".join(c.quote for c in sole.citations)
+
+
+def test_colours_a_listing_states_without_colour_options_are_cited() -> None:
+    for question, language, said in (("三支都啥颜色", "zh", "蜜桃"), ("what colours are they", "en", "peach")):
+        answer = read_catalog(sheet("lip-balm-trio"), question, language=language)
+        assert answer.known, question
+        assert said in answer.citations[0].quote, question
+        assert answer.citations[0].field == "description"
+
+
+def test_what_a_set_holds_is_its_contents() -> None:
+    answer = read_catalog(sheet("matcha-bowl-chawan"), "what exactly do i get in the set", language="en")
+    assert (answer.known, answer.aspect) == (True, "contents")
+    assert "holder" in answer.citations[0].quote
+    zh = read_catalog(sheet("matcha-bowl-chawan"), "套装里包含什么", language="zh")
+    assert zh.known
+    assert "茶筅架" in zh.citations[0].quote
+
+
+def test_a_finished_size_is_a_dimension() -> None:
+    answer = read_catalog(sheet("qingming-riverside-jigsaw-1000"),
+                          "what size is it when finished? need to buy a frame", language="en")
+    assert (answer.known, answer.aspect) == (True, "dimensions")
+    assert "98 x 38 cm" in answer.citations[0].quote
+
+
+def test_an_either_or_question_is_answered_by_the_passage_stating_one_alternative() -> None:
+    answer = read_catalog(sheet("wide-leg-linen-trousers"), "腰是松紧的还是要系扣子", language="zh")
+    assert answer.known
+    assert "松紧" in answer.citations[0].quote
+    assert answer.plain is None  # either-or: quoted, never a yes or a no
+    # Neither alternative stated: not known.
+    assert not read_catalog(sheet("wide-leg-linen-trousers"), "是拉链还是系扣子", language="zh").known
+
+
+def test_a_measurement_is_answered_only_by_a_figure() -> None:
+    # Found on blind set 4: "three sizes" (三种尺寸) names sizes, it measures nothing.
+    cubes = sheet("packing-cubes-set-6")
+    for question, language in (("what are the measurements of each cube", "en"), ("每个尺寸多大", "zh")):
+        assert not read_catalog(cubes, question, language=language).known, question
+    assert read_catalog(sheet("qingming-riverside-jigsaw-1000"), "拼好后尺寸多大", language="zh").known
+
+
+def test_decibels_asked_by_name_are_the_noise_aspect() -> None:
+    # Found on blind set 4 ("降躁能降多少分贝", a typo of 噪 read out of scope): the unit names what is asked.
+    for question, language in (("降躁能降多少分贝", "zh"), ("how many decibels does it cut", "en")):
+        answer = read_catalog(sheet("anc-wireless-earbuds"), question, language=language)
+        assert (answer.known, answer.aspect) == (True, "noise"), question
+        assert "35" in answer.citations[0].quote
+        parsed = _Parsed(question, "out_of_scope")
+        assert asks_about_a_product(parsed, in_view=True), question  # type: ignore[arg-type]
+
+
+def test_a_final_fa_asks_as_ma_does() -> None:
+    # Found on blind set 4 ("洗完会缩水伐", Wu dialect): 伐 closes a yes/no question as 吗 does.
+    assert is_question("洗完会缩水伐")
+    assert question_about_view(_Parsed("洗完会缩水伐", "nlu_fallback"), in_view=True)  # type: ignore[arg-type]
+    assert not is_question("讨伐")

@@ -17,7 +17,13 @@ from bot.skills.product_question_model import (
     learned_product_question,
     load_model,
 )
-from bot.skills.product_routing import is_question, names_product, own_names, read_shorthand
+from bot.skills.product_routing import (
+    is_question,
+    names_an_order_or_delivery,
+    names_product,
+    own_names,
+    read_shorthand,
+)
 from nlu.embedder import MINILM_DIM, USE_DIM
 
 CATALOG = json.loads((Path(__file__).resolve().parents[3] / "api" / "demo" / "catalog.json").read_text("utf-8"))
@@ -109,3 +115,14 @@ def test_english_says_out_of_stock() -> None:
     # Every blind set's writer expected "out of stock"; the zh wording is unchanged.
     assert "out of stock" in t("en", "qa.option_sold_out", title="Hoodie", value="S", field="size")
     assert t("en", "qa.sold_out") == "out of stock"
+
+
+def test_an_order_or_a_delivery_named_in_words_or_entities() -> None:
+    # Found on blind set 4: what keeps an order or shipping guess the shop's with a product in view.
+    for text in ("where is my order", "track my parcel", "我的订单到哪了", "多久能到", "几天到货", "ship to japan?",
+                 "when will it arrive"):
+        assert names_an_order_or_delivery(text, order_number=False, country=False), text
+    for text in ("是304还是316钢的", "送不送蒸笼纸", "does it come with a case"):
+        assert not names_an_order_or_delivery(text, order_number=False, country=False), text
+    assert names_an_order_or_delivery("送不送蒸笼纸", order_number=False, country=True)
+    assert names_an_order_or_delivery("10023?", order_number=True, country=False)
