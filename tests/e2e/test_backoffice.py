@@ -204,6 +204,11 @@ async def test_run_the_shop_from_the_back_office(browser: Any, shop: tuple[Serve
 
     staff.on("dialog", dismiss)
     await staff.click("form[action='/backoffice/sign-out'] button")  # leaving with unsaved edits: asked first
+    # The listener runs after the click returns on a loaded box: wait for it (a deadline, not a speed check).
+    for _ in range(300):
+        if dialogs:
+            break
+        await staff.wait_for_timeout(100)
     assert dialogs
     assert "unsaved changes" in dialogs[0]
     assert staff.url == editor_url
