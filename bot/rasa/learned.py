@@ -14,9 +14,12 @@ model over-generalises and TED (checked against real Rasa 3.6.21's recorded turn
 current state with an intent, entity, loop or previous action no story has there is not predicted; right after a
 user message only an action that at least two stories run right after that intent is (what one story does after
 its own question is no rule for a bare "no"; an action the stories only run after another action, such as
-financial-demo's action_switch_back_ask after a form, is never the answer to a message). Older states weigh less
-(RECENCY) and there is no "conversation start" feature (see `history_features`): both measured against real Rasa
-3.6.21's recorded turns (docs/experiments.md, session 6)."""
+financial-demo's action_switch_back_ask after a form, is never the answer to a message) - except inside a form that
+refused the message, where TED reads the refusing loop and how it was reached: there an action is allowed when the
+stories run it after the same earlier states (the form opened by its intent and interrupted -> the switch question,
+whatever the interrupting intent), and a form reached in a way no story interrupts is left to the core fallback.
+Older states weigh less (RECENCY) and there is no "conversation start" feature (see `history_features`): both
+measured against real Rasa 3.6.21's recorded turns (docs/experiments.md, sessions 6 and 6 rasa2)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
