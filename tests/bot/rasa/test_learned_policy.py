@@ -266,3 +266,61 @@ async def test_a_form_just_opened_that_refuses_a_bare_yes_asks_whether_to_leave_
     assert _actions(chat, start) == ["utter_switch"]
     assert chat.tracker.events[-1].get("name") == LISTEN
     assert chat.tracker.active_loop == "pay_form"
+
+
+RULE_FORM_DOMAIN = """version: "3.1"
+intents: [order_cake, mood_great, mood_unhappy, affirm]
+entities: [flavour]
+slots:
+  flavour:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: flavour
+forms:
+  cake_form:
+    required_slots: [flavour]
+responses:
+  utter_ask_flavour: [{text: "Which flavour?"}]
+  utter_happy: [{text: "Great!"}]
+  utter_cheer_up: [{text: "Cheer up."}]
+  utter_did_that_help: [{text: "Did that help?"}]
+  utter_default: [{text: "Sorry, I didn't get that."}]
+"""
+
+RULE_FORM_STORIES = """version: "3.1"
+stories:
+- story: happy path
+  steps:
+  - intent: mood_great
+  - action: utter_happy
+""" + "".join(f"""- story: sad path {n}
+  steps:
+  - intent: mood_unhappy
+  - action: utter_cheer_up
+  - action: utter_did_that_help
+  - intent: affirm
+  - action: utter_happy
+""" for n in (1,))
+
+RULE_FORM_RULES = """version: "3.1"
+rules:
+- rule: open the cake form
+  steps:
+  - intent: order_cake
+  - action: cake_form
+  - active_loop: cake_form
+"""
+
+
+async def test_a_form_only_rules_run_is_no_refusing_form_to_the_stand_in() -> None:
+    # tests/data/rasa_project, real Rasa 3.6.21: /affirm refused by cake_form (a loop only rules run, which TED
+    # never sees) -> the core fallback, not what a story opens with
+    project = load_project({"config.yml": _config(), "domain.yml": RULE_FORM_DOMAIN,
+                            "data/stories.yml": RULE_FORM_STORIES, "data/rules.yml": RULE_FORM_RULES})
+    assert project.policies.rule_only_loops == {"cake_form"}
+    chat = Chat(Assistant(project))
+    assert await chat.say("/order_cake") == ["Which flavour?"]
+    start = len(chat.tracker.events)
+    assert await chat.say("/affirm") == ["Sorry, I didn't get that."]
+    assert _actions(chat, start) == ["action_default_fallback"]
