@@ -287,11 +287,20 @@ class Assistant:
             return remembered, "MemoizationPolicy", False
         # TEDPolicy's stand-in beats RulePolicy's core fallback only above core_fallback_threshold; the loop that
         # just refused the message is not predicted again (Rasa's ensemble zeroes the rejected action)
+        # a loop only rules run is invisible to the ML policies (Rasa's rule-only loops): TED sees no form refusing
+        seen_refusing = bool(rejected and loop and loop not in policies.rule_only_loops)
         if prev == LISTEN:
-            learned = policies.learned_action(ml_states, excluded=(loop,) if rejected and loop else ())
+            learned = policies.learned_action(ml_states, excluded=(loop,) if rejected and loop else (),
+                                              rejected=seen_refusing)
             if learned is not None:
                 return learned, "TEDPolicy", False
             return policies.core_fallback_action, "RulePolicy", False
+        if loop and loop != TWO_STAGE and seen_refusing and tracker.latest_action_policy == "TEDPolicy":
+            # the form that refused the message stays refused until it runs again (Rasa: no happy path then):
+            # after what the stand-in answered there, the stand-in says what follows
+            learned = policies.learned_action(ml_states)
+            if learned is not None:
+                return learned, "TEDPolicy", False
         if loop and loop != TWO_STAGE and prev != loop:
             return loop, "RulePolicy", False  # back to the form after whatever interrupted it
         return LISTEN, "RulePolicy", False

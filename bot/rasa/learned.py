@@ -14,9 +14,12 @@ model over-generalises and TED (checked against real Rasa 3.6.21's recorded turn
 current state with an intent, entity, loop or previous action no story has there is not predicted; right after a
 user message only an action that at least two stories run right after that intent is (what one story does after
 its own question is no rule for a bare "no"; an action the stories only run after another action, such as
-financial-demo's action_switch_back_ask after a form, is never the answer to a message). Older states weigh less
-(RECENCY) and there is no "conversation start" feature (see `history_features`): both measured against real Rasa
-3.6.21's recorded turns (docs/experiments.md, session 6)."""
+financial-demo's action_switch_back_ask after a form, is never the answer to a message) - except inside a form that
+refused the message, where TED reads the refusing loop and how it was reached: there an action is allowed when the
+stories run it after the same earlier states (the form opened by its intent and interrupted -> the switch question,
+whatever the interrupting intent), and a form reached in a way no story interrupts is left to the core fallback.
+Older states weigh less (RECENCY) and there is no "conversation start" feature (see `history_features`): both
+measured against real Rasa 3.6.21's recorded turns (docs/experiments.md, sessions 6 and 6 rasa2)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -69,6 +72,11 @@ def history_features(states: Sequence[State], history: int) -> list[str]:
     return features
 
 
+def _context(states: Sequence[State], history: int) -> frozenset[str]:
+    """The features of the states before the current one (within `history`)."""
+    return frozenset(f for f in history_features(states, history) if not f.startswith("0:"))
+
+
 def _weights(vocabulary: dict[str, int]) -> Any:
     """Each feature's value when present: RECENCY ** (how many states back)."""
     scale = numpy.ones(len(vocabulary))
@@ -90,6 +98,9 @@ class LearnedPolicy:
     # what the stories do right after each intent: TED, unlike a linear model, does not answer an intent with an
     # action the stories only ever run after another action (financial-demo: action_switch_back_ask after a form)
     followers: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the actions the stories run after each context (the states before the current one): inside a form that
+    # refused the message, what they run when that same form, reached the same way, is interrupted
+    contexts: dict[frozenset[str], set[str]] = field(default_factory=dict)
 
     def fit(self, runs: Sequence[Sequence[tuple[State, str]]]) -> None:
         """Learn from each story's (state, action) pairs; as Rasa's TrainingDataGenerator glues stories together
@@ -106,6 +117,7 @@ class LearnedPolicy:
                                      for f in history_features(states, self.history)}))
             key = (features, self.actions.index(action))
             counts[key] = counts.get(key, 0) + 1
+            self.contexts.setdefault(_context(states, self.history), set()).add(action)
 
         for run in runs:
             states = [state for state, _ in run]
@@ -143,7 +155,8 @@ class LearnedPolicy:
         return {self.actions[int(label)]: float(p) for label, p in zip(self.model.classes_, probabilities,
                                                                            strict=True)}
 
-    def predict(self, states: Sequence[State], *, excluded: Iterable[str] = ()) -> tuple[str, float] | None:
+    def predict(self, states: Sequence[State], *, excluded: Iterable[str] = (),
+                rejected: bool = False) -> tuple[str, float] | None:
         """The most likely action but `excluded` and its confidence, when it beats the core fallback's. A current
         state with an intent, entity, previous action or loop no story has there is not predicted (TED's features
         of those were never trained: its guesses there stay below the core fallback)."""
@@ -152,7 +165,11 @@ class LearnedPolicy:
         skip = set(excluded)
         last = states[-1] if states else {}
         if last.get("prev_action") == LISTEN:
-            allowed = {a for a, n in self.followers.get(str(last.get("intent")), {}).items() if n >= MIN_SUPPORT}
+            if rejected:  # TED reads the refusing loop and how it was reached, not only the intent
+                allowed = self.contexts.get(_context(states, self.history), set())
+            else:
+                allowed = {a for a, n in self.followers.get(str(last.get("intent")), {}).items()
+                           if n >= MIN_SUPPORT}
             skip |= {a for a in self.actions if a not in allowed}
         ranked = sorted(((p, a) for a, p in self.probabilities(states).items() if a not in skip), reverse=True)
         if not ranked or ranked[0][0] <= self.threshold:

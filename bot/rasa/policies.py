@@ -322,7 +322,8 @@ class DialoguePolicies:
                 return found[0]
         return None
 
-    def learned_action(self, states: list[State], *, excluded: tuple[str, ...] = ()) -> str | None:
+    def learned_action(self, states: list[State], *, excluded: tuple[str, ...] = (),
+                       rejected: bool = False) -> str | None:
         """TEDPolicy's stand-in: the action the stories suggest here, when confident enough to beat the core
         fallback (None without TEDPolicy in the config)."""
         if self.learned is None:
@@ -331,7 +332,7 @@ class DialoguePolicies:
             self.learned.threshold = self.core_fallback_threshold
             self.learned.fit(self.story_runs)
             self._fitted = True
-        found = self.learned.predict(states, excluded=excluded)
+        found = self.learned.predict(states, excluded=excluded, rejected=rejected)
         return found[0] if found is not None else None
 
 

@@ -162,6 +162,12 @@ class Tracker:
         return str(name) if name else None
 
     @property
+    def latest_action_policy(self) -> str | None:
+        """The policy that predicted the latest action (None before any)."""
+        last = next((e for e in reversed(self.events) if e.get("event") == "action"), None)
+        return str(last["policy"]) if last is not None and last.get("policy") else None
+
+    @property
     def followup_action(self) -> str | None:
         name = self._replay()["followup"]
         return str(name) if name else None

@@ -181,3 +181,146 @@ def test_the_latest_intent_outweighs_an_earlier_action() -> None:
     found = policy.predict([{**listen, "intent": "out_of_scope"}, after, {**listen, "intent": "trigger"}])
     assert found is not None
     assert found[0] == "action_handoff"
+
+
+def test_a_message_a_form_refuses_gets_what_the_stories_do_inside_the_form() -> None:
+    # financial-demo, real Rasa 3.6.21: /affirm or /deny that a form just opened by its intent refuses ->
+    # action_switch_forms_ask, what the stories run after any other intent interrupting that form, though no
+    # story runs it right after affirm or deny (TED reads the rejected loop, not only the intent)
+    policy = LearnedPolicy(history=3, threshold=0.4)
+    listen = {"prev_action": LISTEN, "active_loop": None}
+    asking = {"prev_action": "pay_form", "active_loop": "pay_form"}
+    runs: list[list[tuple[State, str]]] = [
+        [({**listen, "intent": "pay"}, "pay_form"), (asking, LISTEN),
+         ({**listen, "active_loop": "pay_form", "intent": other}, "switch_ask"),
+         ({"prev_action": "switch_ask", "active_loop": "pay_form"}, LISTEN)]
+        for other in ("search", "transfer", "search")]
+    runs += [[({"active_loop": None}, answer), ({"prev_action": answer, "active_loop": None}, LISTEN),
+              ({**listen, "intent": "affirm"}, "utter_ok"), ({"prev_action": "utter_ok", "active_loop": None}, LISTEN)]
+             for answer in ("show_balance", "show_help")]
+    policy.fit(runs)
+    refused: list[State] = [{**listen, "intent": "pay"}, asking,
+                            {**listen, "active_loop": "pay_form", "intent": "affirm"}]
+    found = policy.predict(refused, excluded=["pay_form"], rejected=True)
+    assert found is not None
+    assert found[0] == "switch_ask"
+    # outside a refusing form, what no story runs right after the intent is still not the answer to it
+    assert policy.predict(refused, excluded=["pay_form"]) is None
+    # a form reached in a way no story interrupts (financial-demo: switched to; real Rasa: mostly the core
+    # fallback there) is not answered from the intent alone
+    switched: list[State] = [{"prev_action": "switch_affirm", "active_loop": "search_form"}, asking, refused[-1]]
+    assert policy.predict(switched, excluded=["pay_form"], rejected=True) is None
+
+
+SWITCH_DOMAIN = """version: "3.1"
+intents: [pay, search, transfer, affirm, deny, check_balance, ask_help]
+entities: [amount]
+slots:
+  amount:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: amount
+forms:
+  pay_form:
+    required_slots: [amount]
+responses:
+  utter_ask_amount: [{text: "How much?"}]
+  utter_switch: [{text: "Leave the payment?"}]
+  utter_balance: [{text: "You have 10 EUR."}]
+  utter_help: [{text: "I can pay."}]
+  utter_ok: [{text: "OK."}]
+  utter_default: [{text: "Sorry, I didn't get that."}]
+"""
+
+SWITCH_STORIES = """version: "3.1"
+stories:
+""" + "".join(f"""- story: payment interrupted by {other}
+  steps:
+  - intent: pay
+  - action: pay_form
+  - active_loop: pay_form
+  - intent: {other}
+  - action: utter_switch
+  - intent: deny
+  - action: pay_form
+""" for other in ("search", "transfer", "check_balance")) + "".join(f"""- story: ok after {answer}
+  steps:
+  - intent: {intent}
+  - action: {answer}
+  - intent: affirm
+  - action: utter_ok
+""" for intent, answer in (("check_balance", "utter_balance"), ("ask_help", "utter_help")))
+
+
+async def test_a_form_just_opened_that_refuses_a_bare_yes_asks_whether_to_leave_it() -> None:
+    # financial-demo, real Rasa 3.6.21: /affirm or /deny that a form opened by its own intent refuses ->
+    # action_switch_forms_ask and listen (what the stories run when that form, reached the same way, is
+    # interrupted), not the core fallback, and not the form again (it stays refused until it runs)
+    project = load_project({"config.yml": _config(), "domain.yml": SWITCH_DOMAIN,
+                            "data/stories.yml": SWITCH_STORIES})
+    chat = Chat(Assistant(project))
+    assert await chat.say("/pay") == ["How much?"]
+    start = len(chat.tracker.events)
+    assert await chat.say("/affirm") == ["Leave the payment?"]
+    assert _actions(chat, start) == ["utter_switch"]
+    assert chat.tracker.events[-1].get("name") == LISTEN
+    assert chat.tracker.active_loop == "pay_form"
+
+
+RULE_FORM_DOMAIN = """version: "3.1"
+intents: [order_cake, mood_great, mood_unhappy, affirm]
+entities: [flavour]
+slots:
+  flavour:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: flavour
+forms:
+  cake_form:
+    required_slots: [flavour]
+responses:
+  utter_ask_flavour: [{text: "Which flavour?"}]
+  utter_happy: [{text: "Great!"}]
+  utter_cheer_up: [{text: "Cheer up."}]
+  utter_did_that_help: [{text: "Did that help?"}]
+  utter_default: [{text: "Sorry, I didn't get that."}]
+"""
+
+RULE_FORM_STORIES = """version: "3.1"
+stories:
+- story: happy path
+  steps:
+  - intent: mood_great
+  - action: utter_happy
+""" + "".join(f"""- story: sad path {n}
+  steps:
+  - intent: mood_unhappy
+  - action: utter_cheer_up
+  - action: utter_did_that_help
+  - intent: affirm
+  - action: utter_happy
+""" for n in (1,))
+
+RULE_FORM_RULES = """version: "3.1"
+rules:
+- rule: open the cake form
+  steps:
+  - intent: order_cake
+  - action: cake_form
+  - active_loop: cake_form
+"""
+
+
+async def test_a_form_only_rules_run_is_no_refusing_form_to_the_stand_in() -> None:
+    # tests/data/rasa_project, real Rasa 3.6.21: /affirm refused by cake_form (a loop only rules run, which TED
+    # never sees) -> the core fallback, not what a story opens with
+    project = load_project({"config.yml": _config(), "domain.yml": RULE_FORM_DOMAIN,
+                            "data/stories.yml": RULE_FORM_STORIES, "data/rules.yml": RULE_FORM_RULES})
+    assert project.policies.rule_only_loops == {"cake_form"}
+    chat = Chat(Assistant(project))
+    assert await chat.say("/order_cake") == ["Which flavour?"]
+    start = len(chat.tracker.events)
+    assert await chat.say("/affirm") == ["Sorry, I didn't get that."]
+    assert _actions(chat, start) == ["action_default_fallback"]
