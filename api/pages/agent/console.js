@@ -12,7 +12,7 @@
     (values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole));
   const T = (key, values) => fill(STRINGS[key] === undefined ? key : STRINGS[key], values);
   const TC = (prefix, code, values) => fill(STRINGS[prefix + code] === undefined ? String(code) : STRINGS[prefix + code], values);
-  const state = { me: null, csrf: null, view: "queue", current: null, conversation: null, agents: [],
+  const state = { me: null, csrf: null, view: "queue", current: null, conversation: null, agents: [], inboxShown: "",
                   canned: [], cannedEditing: null, events: null, poll: null, rules: null, intents: [],
                   items: [], queueIds: new Set(), counts: {}, connection: "connecting", retry: 0,
                   retryTimer: null, reconnectAt: 0, cannedMissing: [], cartDraft: [] };
@@ -353,6 +353,18 @@
       }
     });
     updateTitle();
+    // Rebuilt only when what it shows changed: events come in bursts, and a list replaced under the agent's pointer
+    // or keyboard focus loses the click or the focus (seen under load: every refresh detached the item clicked).
+    const shown = JSON.stringify([items, state.current]);
+    if (shown !== state.inboxShown) {
+      state.inboxShown = shown;
+      renderInbox(items);
+    }
+    $("inbox-empty").hidden = items.length > 0;
+    tickClocks();
+  }
+
+  function renderInbox(items) {
     $("inbox").replaceChildren(...items.map((item) => el("li", {
       dataset: { conversationId: String(item.conversation_id), waitingSince: item.waiting_since || "" },
       className: [item.conversation_id === state.current ? "current" : "", item.unread ? "unread" : ""].join(" "),
@@ -365,8 +377,6 @@
           item.reason ? el("span", { className: "tag" }, item.reason) : null),
        el("div", { className: "preview" }, item.last_text || ""),
        el("div", { className: "meta" }, el("span", { className: "wait" }), " ", stamp(item.updated_at)))));
-    $("inbox-empty").hidden = items.length > 0;
-    tickClocks();
   }
 
   // The shopper as a person: their name, else their e-mail, else "<Channel> shopper <last 6>" in the page's language.
