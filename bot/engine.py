@@ -335,10 +335,11 @@ def message_signals(parsed: ParsedMessage, *, shown: bool, in_cart: bool, base: 
     and whether the cart holds one: the hand rules, and the learned product-question model beside them (either
     makes it a question about a product; a question it reads so never changes the cart)."""
     in_view = shown or in_cart
-    learned = learned_product_question(parsed, in_view=in_view)
+    about_a_product = asks_about_a_product(parsed, in_view=in_view)  # the rule, read once: the model reads it too
+    learned = learned_product_question(parsed, in_view=in_view, about_a_product=about_a_product)
     return replace(base or Signals(), names_a_product=bool(parsed.entity_values("product")),
                    only_names_a_product=only_names_a_product(parsed),
-                   asks_about_a_product=asks_about_a_product(parsed, in_view=in_view) or learned,
+                   asks_about_a_product=about_a_product or learned,
                    # Only a product shown: a cart line does not make "what is your phone number?" about it.
                    question_in_view=question_about_view(parsed, in_view=shown),
                    asks_before_buying=asks_before_buying(parsed) or (learned and asks_rather_than_orders(parsed.text)),

@@ -68,9 +68,12 @@ def encoder_part(parsed: ParsedMessage) -> npt.NDArray[np.float64] | None:
     return part / norm if norm > 0.0 else None
 
 
-def signals(parsed: ParsedMessage, *, in_view: bool) -> npt.NDArray[np.float64]:
-    """The rules' readings of the message as 0/1 features, in `SIGNALS` order."""
+def signals(parsed: ParsedMessage, *, in_view: bool, about_a_product: bool | None = None) -> npt.NDArray[np.float64]:
+    """The rules' readings of the message as 0/1 features, in `SIGNALS` order; `about_a_product`: the rule's
+    `asks_about_a_product(parsed, in_view=in_view)` when the caller already has it (read here otherwise)."""
     text = parsed.text
+    if about_a_product is None:
+        about_a_product = asks_about_a_product(parsed, in_view=in_view)
     products = [e for e in parsed.entities if e.entity == "product"]
     question = is_question(text)
     values = (
@@ -80,18 +83,19 @@ def signals(parsed: ParsedMessage, *, in_view: bool) -> npt.NDArray[np.float64]:
         asks_a_fact(parsed), LOOKING_FOR.search(first_clause(text)) is not None,
         RECOMMENDING.search(text) is not None, REFERS_TO_VIEW.search(text) is not None,
         SUBJECT_DROPPED.search(text) is not None, CART_ORDER.search(text) is not None,
-        asks_about_a_product(parsed, in_view=in_view), question_about_view(parsed, in_view=in_view),
+        about_a_product, question_about_view(parsed, in_view=in_view),
         in_view and question, CJK.search(text) is not None,
     )
     return np.asarray(values, dtype=np.float64)
 
 
-def features(parsed: ParsedMessage, *, in_view: bool) -> npt.NDArray[np.float64] | None:
+def features(parsed: ParsedMessage, *, in_view: bool,
+             about_a_product: bool | None = None) -> npt.NDArray[np.float64] | None:
     """The model's input row: the encoder part, then the signals. None without an encoder row."""
     part = encoder_part(parsed)
     if part is None:
         return None
-    return np.concatenate([part, signals(parsed, in_view=in_view)])
+    return np.concatenate([part, signals(parsed, in_view=in_view, about_a_product=about_a_product)])
 
 
 @cache
@@ -107,14 +111,15 @@ def load_model(path: Path = MODEL_FILE) -> ProductQuestionModel | None:
     return ProductQuestionModel(weights=weights, bias=float(data["bias"]), threshold=float(data["threshold"]))
 
 
-def learned_product_question(parsed: ParsedMessage, *, in_view: bool,
-                             model: ProductQuestionModel | None = None) -> bool:
+def learned_product_question(parsed: ParsedMessage, *, in_view: bool, model: ProductQuestionModel | None = None,
+                             about_a_product: bool | None = None) -> bool:
     """Whether the learned model reads the message as a question about a product the catalog should answer (with a
-    product in view or in the cart when `in_view`). Never for a payment or shipping question (safety, a rule)."""
+    product in view or in the cart when `in_view`). Never for a payment or shipping question (safety, a rule).
+    `about_a_product`: the rule's reading, when the caller has already made it (the engine's signals)."""
     model = model if model is not None else load_model()
     if model is None or PAYING_OR_SHIPPING.search(parsed.text):
         return False
-    row = features(parsed, in_view=in_view)
+    row = features(parsed, in_view=in_view, about_a_product=about_a_product)
     return row is not None and model.probability(row) >= model.threshold
 
 
