@@ -178,10 +178,7 @@ async def _close_made_meanwhile(session: AsyncSession, payment: Payment, referen
     (its own idempotency key: the close queued with the cancel may already be delivered)."""
     if payment.reference == payment.idempotency_key:  # never opened before: this is its provider payment
         payment.reference, payment.updated_at = reference, utcnow()
-    await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}:{reference}",
-                  payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
-                           "reference": reference}, max_attempts=30)
-    await session.flush()
+    await _queue_provider_close(session, payment, reference)
 
 
 def status_words(status: str) -> Message:
@@ -201,6 +198,12 @@ async def _close_duplicate(session: AsyncSession, payment: Payment, reference: s
     retries it; its own idempotency key, so a redelivered answer queues it once)."""
     log.warning("%s payment %s: a second provider payment was made for it by a racing call; closing it",
                 payment.provider, payment.id)
+    await _queue_provider_close(session, payment, reference)
+
+
+async def _queue_provider_close(session: AsyncSession, payment: Payment, reference: str) -> None:
+    """Queue the close of provider payment `reference` of `payment` (the outbox retries it; its own idempotency key:
+    a close queued earlier, or a redelivered answer, queues it once)."""
     await enqueue(session, topic=CANCEL_INTENT_TOPIC, idempotency_key=f"payment-cancel:{payment.id}:{reference}",
                   payload={"payment_id": payment.id, "provider": payment.provider, "opened": True,
                            "reference": reference}, max_attempts=30)
